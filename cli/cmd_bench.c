@@ -1,0 +1,121 @@
+/*
+ * cmd_bench.c - `resnet bench`: inference throughput.
+ * Warm-up batches, then timed repeats; reports the median, min and max
+ * time per batch, images/s and GFLOP/s (from the model's MAC count).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "args.h"
+#include "commands.h"
+#include "resnet.h"
+
+static arg_spec SPECS[] = {
+    {"arch", ARG_STRING, "resnet18", "architecture", 0, 0},
+    {"weights", ARG_STRING, "none", "safetensors weights to load; none: default initialisation", 0, 0},
+    {"in-channels", ARG_INT, "3", "input channels (ignored with --weights)", 0, 0},
+    {"num-classes", ARG_INT, "1000", "output classes (ignored with --weights)", 0, 0},
+    {"batch-size", ARG_INT, "32", "images per batch", 0, 0},
+    {"image-size", ARG_INT, "224", "input height and width", 0, 0},
+    {"mode", ARG_STRING, "eval", "eval or train (BatchNorm with batch statistics)", 0, 0},
+    {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
+    {"warmup", ARG_INT, "2", "untimed batches first", 0, 0},
+    {"repeats", ARG_INT, "10", "timed batches", 0, 0},
+    {"json", ARG_FLAG, NULL, "print one JSON object instead of text", 0, 0},
+};
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int cmd_bench(int argc, char **argv) {
+    arg_table t = {"bench", "Time the forward pass on random input.", SPECS,
+                   sizeof SPECS / sizeof SPECS[0]};
+    int r = args_parse(&t, argc, argv);
+    if (r)
+        return r > 0 ? 0 : EXIT_USAGE;
+    int in_ch, classes, batch, size, threads, warmup, repeats;
+    if (!args_int(&t, "in-channels", 1, 4096, &in_ch) || !args_int(&t, "num-classes", 1, 1000000, &classes) ||
+        !args_int(&t, "batch-size", 1, 65536, &batch) || !args_int(&t, "image-size", 1, 16384, &size) ||
+        !args_int(&t, "threads", 0, 1024, &threads) || !args_int(&t, "warmup", 0, 100000, &warmup) ||
+        !args_int(&t, "repeats", 1, 100000, &repeats))
+        return EXIT_USAGE;
+    const char *mode_s = args_str(&t, "mode");
+    if (strcmp(mode_s, "eval") != 0 && strcmp(mode_s, "train") != 0) {
+        cli_error("bench", "--mode must be eval or train, got '%s'", mode_s);
+        return EXIT_USAGE;
+    }
+    rn_mode mode = strcmp(mode_s, "train") == 0 ? RN_MODE_TRAIN : RN_MODE_EVAL;
+    rn_set_threads(threads);
+
+    rn_model *m = NULL;
+    const char *weights = args_str(&t, "weights");
+    rn_status st = strcmp(weights, "none") == 0
+                       ? rn_model_create(args_str(&t, "arch"), in_ch, classes, &m)
+                       : rn_model_load(weights, t.specs[0].set ? args_str(&t, "arch") : NULL, &m);
+    if (st != RN_OK) {
+        cli_error("bench", "%s", rn_last_error());
+        return st == RN_ERR_ARG ? EXIT_USAGE : EXIT_RUNTIME;
+    }
+    in_ch = rn_model_in_channels(m);
+    size_t nx = (size_t)batch * (size_t)in_ch * (size_t)size * (size_t)size;
+    float *x = malloc(nx * sizeof *x);
+    float *y = malloc((size_t)batch * (size_t)rn_model_num_classes(m) * sizeof *y);
+    double *ms = malloc((size_t)repeats * sizeof *ms);
+    int status = EXIT_RUNTIME;
+    if (!x || !y || !ms) {
+        cli_error("bench", "out of memory");
+        goto done;
+    }
+    uint32_t s = 12345;
+    for (size_t i = 0; i < nx; i++) {
+        s = s * 1664525u + 1013904223u;
+        x[i] = (float)(s >> 8) / 16777216.0f * 2.0f - 1.0f;
+    }
+    for (int i = 0; i < warmup + repeats; i++) {
+        double t0 = now_ms();
+        if (rn_model_forward(m, x, batch, size, size, mode, y) != RN_OK) {
+            cli_error("bench", "%s", rn_last_error());
+            goto done;
+        }
+        double dt = now_ms() - t0;
+        if (i >= warmup)
+            ms[i - warmup] = dt;
+        else if (!args_flag(&t, "json"))
+            fprintf(stderr, "warm-up %d/%d: %.1f ms\n", i + 1, warmup, dt);
+    }
+    qsort(ms, (size_t)repeats, sizeof *ms, cmp_double);
+    double med = repeats % 2 ? ms[repeats / 2] : 0.5 * (ms[repeats / 2 - 1] + ms[repeats / 2]);
+    double ips = batch * 1e3 / med;
+    double gflops = rn_model_flops(m, size, size) * batch / (med * 1e6);
+    if (args_flag(&t, "json")) {
+        printf("{\"arch\": \"%s\", \"mode\": \"%s\", \"batch_size\": %d, \"image_size\": %d, "
+               "\"in_channels\": %d, \"num_classes\": %d, \"threads\": %d, \"repeats\": %d, "
+               "\"ms_per_batch_median\": %.3f, \"ms_per_batch_min\": %.3f, \"ms_per_batch_max\": %.3f, "
+               "\"images_per_second\": %.2f, \"gflops_per_second\": %.2f}\n",
+               rn_model_arch(m), mode_s, batch, size, in_ch, rn_model_num_classes(m), rn_get_threads(),
+               repeats, med, ms[0], ms[repeats - 1], ips, gflops);
+    } else {
+        printf("%s %s, batch %d, %dx%d, %d threads, %d repeats\n", rn_model_arch(m), mode_s, batch, size,
+               size, rn_get_threads(), repeats);
+        printf("ms per batch: median %.2f, min %.2f, max %.2f\n", med, ms[0], ms[repeats - 1]);
+        printf("images/s: %.1f\nGFLOP/s: %.1f (%.3f GFLOP per image)\n", ips, gflops,
+               rn_model_flops(m, size, size) / 1e9);
+    }
+    status = 0;
+done:
+    free(x);
+    free(y);
+    free(ms);
+    rn_model_free(m);
+    return status;
+}

@@ -1,0 +1,84 @@
+/* cmd_info.c - `resnet info`: the layer table of an architecture. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "args.h"
+#include "commands.h"
+#include "resnet.h"
+
+static arg_spec SPECS[] = {
+    {"arch", ARG_STRING, NULL, "architecture: d2l_resnet18, resnet18, resnet34, resnet50, resnet101, resnet152", 0, 0},
+    {"in-channels", ARG_INT, "3", "input channels", 0, 0},
+    {"num-classes", ARG_INT, "1000", "output classes", 0, 0},
+    {"image-size", ARG_INT, "224", "input height and width", 0, 0},
+};
+
+static void group_digits(char *buf, size_t cap, int64_t v) {
+    char tmp[32];
+    int n = snprintf(tmp, sizeof tmp, "%lld", (long long)v), o = 0;
+    for (int i = 0; i < n && (size_t)o + 2 < cap; i++) {
+        if (i > 0 && (n - i) % 3 == 0)
+            buf[o++] = ',';
+        buf[o++] = tmp[i];
+    }
+    buf[o] = '\0';
+}
+
+int cmd_info(int argc, char **argv) {
+    arg_table t = {"info", "Print every module of an architecture with its output shape, parameters "
+                   "and multiply-accumulates for one image, and the totals.",
+                   SPECS, sizeof SPECS / sizeof SPECS[0]};
+    int r = args_parse(&t, argc, argv);
+    if (r)
+        return r > 0 ? 0 : EXIT_USAGE;
+    int in_ch, classes, size;
+    if (!args_int(&t, "in-channels", 1, 4096, &in_ch) || !args_int(&t, "num-classes", 1, 1000000, &classes) ||
+        !args_int(&t, "image-size", 1, 16384, &size))
+        return EXIT_USAGE;
+
+    rn_model *m = NULL;
+    if (rn_model_create(args_str(&t, "arch"), in_ch, classes, &m) != RN_OK) {
+        cli_error("info", "%s", rn_last_error());
+        return EXIT_USAGE;
+    }
+    int count = 0;
+    rn_layer_info *rows = NULL;
+    if (rn_model_summary(m, size, size, NULL, 0, &count) != RN_OK ||
+        !(rows = calloc((size_t)count, sizeof *rows)) ||
+        rn_model_summary(m, size, size, rows, count, &count) != RN_OK) {
+        cli_error("info", "%s", rows ? rn_last_error() : "out of memory");
+        free(rows);
+        rn_model_free(m);
+        return EXIT_RUNTIME;
+    }
+
+    printf("%s: in_channels %d, num_classes %d, input (N, %d, %d, %d)\n\n", rn_model_arch(m), in_ch,
+           classes, in_ch, size, size);
+    printf("%-44s %-18s %-18s %14s %16s\n", "Layer (type)", "", "Output shape", "Param #", "Mult-adds");
+    printf("%.*s\n", 114, "==================================================================================================================");
+    int64_t macs = 0;
+    for (int i = 0; i < count; i++) {
+        const rn_layer_info *l = &rows[i];
+        char name[160], shape[48], p[32], mc[32];
+        snprintf(name, sizeof name, "%*s%s", 2 * l->depth, "", l->name);
+        if (l->out_h == 1 && l->out_w == 1 && (l->type[0] == 'L'))
+            snprintf(shape, sizeof shape, "[N, %d]", l->out_c);
+        else
+            snprintf(shape, sizeof shape, "[N, %d, %d, %d]", l->out_c, l->out_h, l->out_w);
+        group_digits(p, sizeof p, l->params);
+        group_digits(mc, sizeof mc, l->macs);
+        printf("%-44s %-18s %-18s %14s %16s\n", name, l->type, shape, l->leaf || l->params ? p : "--",
+               l->leaf || l->macs ? mc : "--");
+        if (l->leaf)
+            macs += l->macs;
+    }
+    char total[32], total_macs[32];
+    group_digits(total, sizeof total, rn_model_param_count(m));
+    group_digits(total_macs, sizeof total_macs, macs);
+    printf("%.*s\n", 114, "==================================================================================================================");
+    printf("Total params: %s (%.2f MB as float32)\n", total, rn_model_param_count(m) * 4.0 / 1e6);
+    printf("Mult-adds per image: %s (%.3f GFLOP forward)\n", total_macs, 2.0 * (double)macs / 1e9);
+    free(rows);
+    rn_model_free(m);
+    return 0;
+}

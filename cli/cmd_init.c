@@ -1,0 +1,45 @@
+/* cmd_init.c - `resnet init`: write a freshly initialised model to safetensors. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "args.h"
+#include "commands.h"
+#include "resnet.h"
+
+static arg_spec SPECS[] = {
+    {"arch", ARG_STRING, NULL, "architecture: d2l_resnet18, resnet18, resnet34, resnet50, resnet101, resnet152", 0, 0},
+    {"in-channels", ARG_INT, "3", "input channels", 0, 0},
+    {"num-classes", ARG_INT, "1000", "output classes", 0, 0},
+    {"init", ARG_STRING, "default", "default (PyTorch's initialisation for the architecture) or xavier", 0, 0},
+    {"seed", ARG_INT, "0", "random seed", 0, 0},
+    {"output", ARG_STRING, NULL, "safetensors file to write", 0, 0},
+};
+
+int cmd_init(int argc, char **argv) {
+    arg_table t = {"init", "Write a freshly initialised model (PyTorch state_dict names) to a safetensors file.",
+                   SPECS, sizeof SPECS / sizeof SPECS[0]};
+    int r = args_parse(&t, argc, argv);
+    if (r)
+        return r > 0 ? 0 : EXIT_USAGE;
+    int in_ch, classes, seed;
+    if (!args_int(&t, "in-channels", 1, 4096, &in_ch) || !args_int(&t, "num-classes", 1, 1000000, &classes) ||
+        !args_int(&t, "seed", 0, 2147483647, &seed))
+        return EXIT_USAGE;
+    rn_model *m = NULL;
+    if (rn_model_create(args_str(&t, "arch"), in_ch, classes, &m) != RN_OK ||
+        rn_model_init(m, args_str(&t, "init"), (uint64_t)seed) != RN_OK) {
+        cli_error("init", "%s", rn_last_error());
+        rn_model_free(m);
+        return EXIT_USAGE;
+    }
+    int status = 0;
+    if (rn_model_save(m, args_str(&t, "output")) != RN_OK) {
+        cli_error("init", "%s", rn_last_error());
+        status = EXIT_RUNTIME;
+    } else {
+        printf("wrote %s: %s, in_channels %d, num_classes %d, %lld parameters\n", args_str(&t, "output"),
+               rn_model_arch(m), in_ch, classes, (long long)rn_model_param_count(m));
+    }
+    rn_model_free(m);
+    return status;
+}

@@ -1,0 +1,53 @@
+/*
+ * main.c - the `resnet` command: dispatch to a subcommand.
+ * The CLI is the only part of resnet.c that prints or chooses exit codes.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "resnet.h"
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command COMMANDS[] = {
+    {"info", cmd_info, "print the layer table (output shapes, parameters, MACs) of an architecture"},
+    {"forward", cmd_forward, "run a forward pass: weights + input .npy -> logits .npy"},
+    {"bench", cmd_bench, "time inference and report images/s and GFLOP/s"},
+    {"init", cmd_init, "write a freshly initialised model to a safetensors file"},
+};
+#define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
+
+static void usage(FILE *f) {
+    fprintf(f, "resnet %s - ResNets in C\n\nusage: resnet COMMAND [flags]\n\ncommands:\n", RN_VERSION);
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(f, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+    fprintf(f, "\narchitectures:");
+    for (int i = 0; i < rn_arch_count(); i++)
+        fprintf(f, " %s", rn_arch_name(i));
+    fprintf(f, "\n\n`resnet COMMAND --help` lists a command's flags with their defaults.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("resnet %s\n", RN_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(argv[1], COMMANDS[i].name) == 0)
+            return COMMANDS[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "resnet: unknown command '%s' (see resnet --help)\n", argv[1]);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,33 @@
+/*
+ * status.h - failing with a message.
+ *
+ * rn_fail() records a printf-style message for rn_last_error() and returns
+ * the status, so a failure is reported and propagated in one statement:
+ *     if (n < 0) return rn_fail(RN_ERR_FORMAT, "%s: negative count at offset %zu", path, off);
+ * RN_TRY(expr) returns early from the enclosing function when expr fails.
+ */
+#ifndef RN_CORE_STATUS_H
+#define RN_CORE_STATUS_H
+
+#include "resnet.h"
+
+#if defined(__GNUC__)
+#define RN_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define RN_PRINTF(a, b)
+#endif
+
+rn_status rn_fail(rn_status status, const char *fmt, ...) RN_PRINTF(2, 3);
+
+/* Prefixes the current message with "context: " and returns status. Used to
+ * add the file name or key to an error raised deeper down. */
+rn_status rn_fail_context(rn_status status, const char *fmt, ...) RN_PRINTF(2, 3);
+
+#define RN_TRY(expr)                         \
+    do {                                     \
+        rn_status rn_try_status_ = (expr);   \
+        if (rn_try_status_ != RN_OK)         \
+            return rn_try_status_;           \
+    } while (0)
+
+#endif

@@ -1,0 +1,108 @@
+/*
+ * model.h - the inside of an rn_model: the architecture as data.
+ *
+ * Every ResNet here is the same skeleton:
+ *
+ *   stem   conv (7x7/2, or 3x3/1 for small images) -> BN -> ReLU -> maxpool 3x3/2
+ *   blocks each: main path of 2 or 3 units (conv -> BN, ReLU between units),
+ *          shortcut = identity or a unit (1x1 conv, with BN in torchvision),
+ *          out = relu(main + shortcut)
+ *   head   global average pool -> linear
+ *
+ * What differs between the D2L ResNet and the torchvision family (block
+ * kind, conv bias, BN on the shortcut, module names) is captured when the
+ * blocks are built (arch.c); forward.c and summary.c walk the same arrays.
+ *
+ * All parameters live in one float block (`params`), BatchNorm statistics
+ * included, described by the `tensors` table with PyTorch's state_dict
+ * names; num_batches_tracked counters live in `counters`.
+ */
+#ifndef RN_MODEL_MODEL_H
+#define RN_MODEL_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "resnet.h"
+
+#define RN_NAME_CAP 64
+
+/* A convolution followed by an optional BatchNorm. */
+typedef struct rn_unit {
+    char conv_name[RN_NAME_CAP];  /* e.g. "layer1.0.conv1" */
+    char bn_name[RN_NAME_CAP];    /* e.g. "layer1.0.bn1"; "" without BN */
+    int cin, cout, k, stride, pad, groups;
+    int has_bias, has_bn;
+    float *w;                     /* (cout, cin/groups, k, k) */
+    float *b;                     /* (cout) or NULL */
+    float *bn_weight, *bn_bias, *bn_mean, *bn_var;  /* (cout) each, when has_bn */
+    int64_t *bn_batches;          /* num_batches_tracked */
+} rn_unit;
+
+typedef enum rn_block_kind {
+    RN_BLOCK_D2L,          /* "Residual": conv1/bn1, conv2/bn2, conv3 shortcut without BN */
+    RN_BLOCK_BASIC,        /* torchvision BasicBlock */
+    RN_BLOCK_BOTTLENECK    /* torchvision Bottleneck */
+} rn_block_kind;
+
+typedef struct rn_block {
+    char name[RN_NAME_CAP];       /* e.g. "layer2.0" or "conv.resnet_block2.0" */
+    int stage;                    /* 0..3 */
+    int n_main;                   /* 2 or 3 */
+    rn_unit main[3];
+    int has_shortcut;             /* else identity */
+    rn_unit shortcut;
+} rn_block;
+
+/* One named tensor of the state_dict. */
+typedef struct rn_tensor_ref {
+    char name[RN_NAME_CAP + 24];
+    int ndim;
+    int64_t shape[4];
+    size_t numel;
+    float *f32;                   /* into model->params, or NULL */
+    int64_t *i64;                 /* into model->counters, or NULL */
+    int trainable;                /* weights and biases: 1; BN statistics: 0 */
+} rn_tensor_ref;
+
+typedef struct rn_arch_desc {
+    const char *name;
+    rn_block_kind kind;
+    int blocks[4];                /* residual blocks per stage */
+} rn_arch_desc;
+
+struct rn_model {
+    const rn_arch_desc *arch;
+    int in_channels, num_classes;
+    int expansion;                /* 4 for Bottleneck, else 1 */
+    char stage_names[4][RN_NAME_CAP];   /* "layer1" / "conv.resnet_block1" */
+    char stem_seq_name[RN_NAME_CAP];    /* "conv.block" for D2L, "" for torchvision */
+    rn_unit stem;
+    rn_block *blocks;
+    int n_blocks;
+    float *fc_w, *fc_b;           /* (num_classes, feat), (num_classes) */
+    int feat;                     /* 512 * expansion */
+
+    float *params;                /* every float tensor, one block */
+    size_t n_params;
+    int64_t *counters;            /* one per BatchNorm */
+    rn_tensor_ref *tensors;
+    int n_tensors;
+
+    unsigned version;             /* bumped whenever parameters change */
+    struct rn_plan *plan;         /* forward buffers, sized for the last call */
+};
+
+/* arch.c */
+const rn_arch_desc *rn_arch_find(const char *name);
+/* Guesses the architecture of a state_dict from its key names; NULL if none fits. */
+const rn_arch_desc *rn_arch_guess(int (*has_key)(const void *ctx, const char *key),
+                                  const void *ctx);
+
+/* init.c: PyTorch's default initialisation (seeded). */
+void rn_model_init_default(rn_model *m, uint64_t seed);
+
+/* forward.c */
+void rn_plan_free(struct rn_plan *plan);
+
+#endif

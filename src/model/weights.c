@@ -1,0 +1,158 @@
+/*
+ * weights.c - a model's state_dict in and out of safetensors files.
+ *
+ * The file must hold exactly the model's tensors under PyTorch's names:
+ * a missing, unexpected, wrong-shape or wrong-dtype tensor is an error that
+ * names the key. Float tensors may be stored as F32, F16, BF16 or F64;
+ * num_batches_tracked as I64.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/status.h"
+#include "io/safetensors.h"
+#include "model/model.h"
+
+static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
+    size_t used = (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < ndim && used < cap; i++)
+        used += (size_t)snprintf(buf + used, cap - used, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (used < cap)
+        snprintf(buf + used, cap - used, "]");
+}
+
+static rn_status copy_tensors(rn_model *m, const st_file *f, const char *path) {
+    m->version++;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const rn_tensor_ref *t = &m->tensors[i];
+        const st_tensor *s = st_find(f, t->name);
+        if (!s)
+            return rn_fail(RN_ERR_MISMATCH, "%s: missing tensor '%s' for %s", path, t->name,
+                           m->arch->name);
+        int same = s->ndim == t->ndim;
+        for (int d = 0; same && d < t->ndim; d++)
+            same = s->shape[d] == t->shape[d];
+        if (!same) {
+            char want[96], got[96];
+            shape_str(want, sizeof want, t->ndim, t->shape);
+            shape_str(got, sizeof got, s->ndim, s->shape);
+            return rn_fail(RN_ERR_MISMATCH, "%s: tensor '%s' has shape %s, %s expects %s", path,
+                           t->name, got, m->arch->name, want);
+        }
+        if (t->i64) {
+            if (!s->i64)
+                return rn_fail(RN_ERR_MISMATCH, "%s: tensor '%s' has dtype %s, expected I64", path,
+                               t->name, st_dtype_name(s->dtype));
+            *t->i64 = s->i64[0];
+        } else {
+            if (!s->f32)
+                return rn_fail(RN_ERR_MISMATCH,
+                               "%s: tensor '%s' has dtype %s, expected a float type (F32, F16, BF16, F64)",
+                               path, t->name, st_dtype_name(s->dtype));
+            memcpy(t->f32, s->f32, t->numel * sizeof(float));
+        }
+    }
+    /* Every name in the file must belong to the model. */
+    for (size_t j = 0; j < f->count; j++) {
+        int known = 0;
+        for (int i = 0; i < m->n_tensors && !known; i++)
+            known = strcmp(m->tensors[i].name, f->tensors[j].name) == 0;
+        if (!known)
+            return rn_fail(RN_ERR_MISMATCH, "%s: unexpected tensor '%s' for %s", path,
+                           f->tensors[j].name, m->arch->name);
+    }
+    return RN_OK;
+}
+
+rn_status rn_model_load_weights(rn_model *m, const char *path) {
+    if (!m || !path)
+        return rn_fail(RN_ERR_ARG, "rn_model_load_weights: NULL argument");
+    st_file f;
+    RN_TRY(st_read(path, &f));
+    rn_status st = copy_tensors(m, &f, path);
+    st_free(&f);
+    return st;
+}
+
+static int st_has_key(const void *ctx, const char *key) {
+    return st_find((const st_file *)ctx, key) != NULL;
+}
+
+/* Reads a dimension of a tensor the architecture is inferred from. */
+static rn_status dim_of(const st_file *f, const char *path, const char *key, int ndim, int dim,
+                        int *out) {
+    const st_tensor *t = st_find(f, key);
+    if (!t)
+        return rn_fail(RN_ERR_MISMATCH, "%s: missing tensor '%s'", path, key);
+    if (t->ndim != ndim || t->shape[dim] < 1 || t->shape[dim] > 1000000)
+        return rn_fail(RN_ERR_MISMATCH, "%s: tensor '%s' has an unexpected shape", path, key);
+    *out = (int)t->shape[dim];
+    return RN_OK;
+}
+
+rn_status rn_model_load(const char *path, const char *arch, rn_model **out) {
+    if (!path || !out)
+        return rn_fail(RN_ERR_ARG, "rn_model_load: NULL argument");
+    *out = NULL;
+    st_file f;
+    RN_TRY(st_read(path, &f));
+
+    rn_status st = RN_OK;
+    const rn_arch_desc *a = NULL;
+    if (!arch)
+        arch = st_meta_get(&f, "arch");
+    if (arch) {
+        a = rn_arch_find(arch);
+        if (!a)
+            st = rn_fail(RN_ERR_ARG, "%s: unknown architecture '%s'", path, arch);
+    } else {
+        a = rn_arch_guess(st_has_key, &f);
+        if (!a)
+            st = rn_fail(RN_ERR_MISMATCH,
+                         "%s: cannot tell the architecture from the tensor names; pass --arch", path);
+    }
+    int in_channels = 0, num_classes = 0;
+    if (st == RN_OK)
+        st = dim_of(&f, path, a->kind == RN_BLOCK_D2L ? "conv.block.0.weight" : "conv1.weight", 4, 1,
+                    &in_channels);
+    if (st == RN_OK)
+        st = dim_of(&f, path, "fc.weight", 2, 0, &num_classes);
+    rn_model *m = NULL;
+    if (st == RN_OK)
+        st = rn_model_create(a->name, in_channels, num_classes, &m);
+    if (st == RN_OK)
+        st = copy_tensors(m, &f, path);
+    st_free(&f);
+    if (st != RN_OK) {
+        rn_model_free(m);
+        return st;
+    }
+    *out = m;
+    return RN_OK;
+}
+
+rn_status rn_model_save(const rn_model *m, const char *path) {
+    if (!m || !path)
+        return rn_fail(RN_ERR_ARG, "rn_model_save: NULL argument");
+    st_entry *e = calloc((size_t)m->n_tensors, sizeof *e);
+    if (!e)
+        return rn_fail(RN_ERR_NOMEM, "out of memory saving %s", path);
+    for (int i = 0; i < m->n_tensors; i++) {
+        const rn_tensor_ref *t = &m->tensors[i];
+        e[i] = (st_entry){.name = t->name, .dtype = t->i64 ? ST_I64 : ST_F32, .ndim = t->ndim,
+                          .shape = t->shape, .data = t->i64 ? (const void *)t->i64 : (const void *)t->f32};
+    }
+    char in_ch[16], classes[16];
+    snprintf(in_ch, sizeof in_ch, "%d", m->in_channels);
+    snprintf(classes, sizeof classes, "%d", m->num_classes);
+    st_meta meta[] = {
+        {"format", "pt"},
+        {"arch", (char *)m->arch->name},
+        {"in_channels", in_ch},
+        {"num_classes", classes},
+    };
+    rn_status st = st_write(path, e, (size_t)m->n_tensors, meta, sizeof meta / sizeof meta[0]);
+    free(e);
+    return st;
+}

@@ -1,0 +1,120 @@
+/*
+ * batchnorm.c - BatchNorm2d forward on channel-major activations x: (C, M).
+ *
+ * PyTorch's numerics: normalise with the biased batch variance, eps inside
+ * the square root. Statistics are accumulated in double, in a fixed order,
+ * so they do not depend on the thread count.
+ */
+#include <math.h>
+
+#include "core/threads.h"
+#include "ops/ops.h"
+
+/* ---- reference ------------------------------------------------------------ */
+
+void batchnorm_stats_ref(const float *x, int C, size_t M, float *mean, float *var) {
+    for (int c = 0; c < C; c++) {
+        const float *row = x + (size_t)c * M;
+        double sum = 0.0;
+        for (size_t m = 0; m < M; m++)
+            sum += row[m];
+        double mu = sum / (double)M;
+        double sq = 0.0;
+        for (size_t m = 0; m < M; m++)
+            sq += ((double)row[m] - mu) * ((double)row[m] - mu);
+        mean[c] = (float)mu;
+        var[c] = (float)(sq / (double)M);
+    }
+}
+
+void batchnorm_apply_ref(const float *x, int C, size_t M, const float *scale,
+                         const float *shift, const float *residual, int relu, float *y) {
+    for (int c = 0; c < C; c++) {
+        for (size_t m = 0; m < M; m++) {
+            size_t i = (size_t)c * M + m;
+            float v = x[i] * scale[c] + shift[c];
+            if (residual)
+                v += residual[i];
+            if (relu && v < 0.0f)
+                v = 0.0f;
+            y[i] = v;
+        }
+    }
+}
+
+void batchnorm_scale_shift(int C, const float *gamma, const float *beta,
+                           const float *mean, const float *var, float eps,
+                           float *scale, float *shift) {
+    for (int c = 0; c < C; c++) {
+        float s = gamma[c] / sqrtf(var[c] + eps);
+        scale[c] = s;
+        shift[c] = beta[c] - mean[c] * s;
+    }
+}
+
+/* ---- fast ------------------------------------------------------------------ */
+
+/* Sum of a row with 8 independent double accumulators (fixed order). */
+static double row_sum(const float *row, size_t M) {
+    double acc[8] = {0};
+    size_t m = 0;
+    for (; m + 8 <= M; m += 8)
+        for (int j = 0; j < 8; j++)
+            acc[j] += row[m + j];
+    for (; m < M; m++)
+        acc[0] += row[m];
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+static double row_sq_dev(const float *row, size_t M, double mu) {
+    double acc[8] = {0};
+    size_t m = 0;
+    for (; m + 8 <= M; m += 8)
+        for (int j = 0; j < 8; j++) {
+            double d = (double)row[m + j] - mu;
+            acc[j] += d * d;
+        }
+    for (; m < M; m++) {
+        double d = (double)row[m] - mu;
+        acc[0] += d * d;
+    }
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+void batchnorm_stats(const float *x, int C, size_t M, float *mean, float *var) {
+#pragma omp parallel for num_threads(rn_threads()) schedule(static)
+    for (int c = 0; c < C; c++) {
+        const float *row = x + (size_t)c * M;
+        double mu = row_sum(row, M) / (double)M;
+        mean[c] = (float)mu;
+        var[c] = (float)(row_sq_dev(row, M, mu) / (double)M);
+    }
+}
+
+void batchnorm_apply(const float *x, int C, size_t M, const float *scale,
+                     const float *shift, const float *residual, int relu, float *y) {
+#pragma omp parallel for num_threads(rn_threads()) schedule(static)
+    for (int c = 0; c < C; c++) {
+        const float *xr = x + (size_t)c * M;
+        const float *rr = residual ? residual + (size_t)c * M : NULL;
+        float *yr = y + (size_t)c * M;
+        float s = scale[c], t = shift[c];
+        if (rr && relu) {
+            for (size_t m = 0; m < M; m++) {
+                float v = xr[m] * s + t + rr[m];
+                yr[m] = v > 0.0f ? v : 0.0f;
+            }
+        } else if (rr) {
+            for (size_t m = 0; m < M; m++)
+                yr[m] = xr[m] * s + t + rr[m];
+        } else if (relu) {
+            for (size_t m = 0; m < M; m++) {
+                float v = xr[m] * s + t;
+                yr[m] = v > 0.0f ? v : 0.0f;
+            }
+        } else {
+            for (size_t m = 0; m < M; m++)
+                yr[m] = xr[m] * s + t;
+        }
+    }
+}

@@ -1,0 +1,46 @@
+/*
+ * conv2d.h - 2-D convolution, forward.
+ *
+ * Layout: activations are channel-major, (C, N, H, W): every channel's
+ * N*H*W values are contiguous. A convolution is then one GEMM
+ *     y[cout, n*ho*wo] = w[cout, cin*kh*kw] x col[cin*kh*kw, n*ho*wo]
+ * with no transposes, and per-channel ops (BatchNorm) work on rows.
+ * Weights keep PyTorch's layout (cout, cin/groups, kh, kw).
+ *
+ * Epilogue, applied in this order after the convolution sum:
+ *     y += bias[co]          (bias may be NULL)
+ *     y += residual[...]     (residual may be NULL; same layout as y)
+ *     y = max(y, 0)          (if relu)
+ */
+#ifndef RN_OPS_CONV2D_H
+#define RN_OPS_CONV2D_H
+
+#include <stddef.h>
+
+typedef struct rn_conv_shape {
+    int n, cin, h, w;                 /* input x: (cin, n, h, w) */
+    int cout, kh, kw;                 /* weight: (cout, cin/groups, kh, kw) */
+    int stride, pad, groups;
+    int ho, wo;                       /* output y: (cout, n, ho, wo) */
+} rn_conv_shape;
+
+/* Fills s->ho, s->wo from the rest; returns 0 if the output would be empty
+ * or the channels do not divide into groups. */
+int conv2d_shape_init(rn_conv_shape *s);
+
+/* The plain-C oracle: a direct loop nest, no workspace. */
+void conv2d_forward_ref(const rn_conv_shape *s, const float *x, const float *w,
+                        const float *bias, const float *residual, int relu,
+                        float *y);
+
+/* Floats of workspace conv2d_forward needs for shape s (may be 0). */
+size_t conv2d_workspace_floats(const rn_conv_shape *s);
+
+/* The fast path (im2col + blocked GEMM, threaded over rn_threads()).
+ * `workspace` holds conv2d_workspace_floats(s) floats, 64-byte aligned.
+ * Deterministic: the result does not depend on the thread count. */
+void conv2d_forward(const rn_conv_shape *s, const float *x, const float *w,
+                    const float *bias, const float *residual, int relu,
+                    float *y, float *workspace);
+
+#endif

@@ -1,0 +1,62 @@
+/*
+ * check.h - the smallest test harness: CHECK counts and reports, and
+ * check_done() prints "NAME: P passed, F failed" and gives the exit status.
+ */
+#ifndef RN_TESTS_CHECK_H
+#define RN_TESTS_CHECK_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+
+static int check_passed, check_failed;
+
+#define CHECK(cond, ...)                                  \
+    do {                                                  \
+        if (cond) {                                       \
+            check_passed++;                               \
+        } else {                                          \
+            check_failed++;                               \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);   \
+            printf(__VA_ARGS__);                          \
+            printf("\n");                                 \
+        }                                                 \
+    } while (0)
+
+static inline int check_done(const char *name) {
+    printf("%s: %d passed, %d failed\n", name, check_passed, check_failed);
+    return check_failed ? 1 : 0;
+}
+
+/* A deterministic generator for test data (xorshift32). */
+static uint32_t check_rng_state = 2463534242u;
+static inline float check_uniform(float lo, float hi) {
+    uint32_t x = check_rng_state;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    check_rng_state = x;
+    return lo + (hi - lo) * (float)(x >> 8) / 16777216.0f;
+}
+static inline int check_int(int lo, int hi) { /* inclusive */
+    return lo + (int)(check_uniform(0.0f, 1.0f) * (float)(hi - lo + 1)) % (hi - lo + 1);
+}
+static inline void check_fill(float *p, size_t n, float lo, float hi) {
+    for (size_t i = 0; i < n; i++)
+        p[i] = check_uniform(lo, hi);
+}
+
+/* max|a - b| / max(max|b|, tiny) */
+static inline double check_rel_err(const float *a, const float *b, size_t n) {
+    double num = 0.0, den = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (d > num || d != d)
+            num = d != d ? INFINITY : d;
+        if (fabs((double)b[i]) > den)
+            den = fabs((double)b[i]);
+    }
+    return num / den;
+}
+
+#endif

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# cli.sh BUILD - the `resnet` command as a user meets it: help, exit codes,
+# one-line errors, info totals, init -> forward, bench JSON.
+set -u
+BUILD=${1:-build}
+R="$BUILD/resnet"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+passed=0
+failed=0
+
+ok() { passed=$((passed + 1)); }
+bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
+
+# expect STATUS DESCRIPTION command...: exit status and, for errors, one stderr line
+expect() {
+    local want=$1 what=$2
+    shift 2
+    "$@" >"$T/out" 2>"$T/err"
+    local got=$?
+    if [ "$got" -ne "$want" ]; then
+        bad "$what: exit $got, expected $want ($(head -c 300 "$T/err"))"
+        return
+    fi
+    if [ "$want" -ne 0 ] && [ "$(wc -l <"$T/err")" -ne 1 ]; then
+        bad "$what: expected a one-line message on stderr, got: $(cat "$T/err")"
+        return
+    fi
+    ok
+}
+
+expect 0 "resnet --help" "$R" --help
+grep -q "forward" "$T/out" && grep -q "resnet152" "$T/out" && ok || bad "--help lists commands and architectures"
+expect 2 "no command" "$R"
+expect 2 "unknown command" "$R" frobnicate
+for cmd in info forward bench init; do
+    expect 0 "$cmd --help" "$R" "$cmd" --help
+    # every flag is listed with its default (or marked required / off)
+    n_flags=$(grep -c '^  --' "$T/out")
+    n_described=$(grep -c -E '\((default: .*|required)\)$' "$T/out")
+    [ "$n_flags" -gt 1 ] && [ "$n_described" -eq $((n_flags - 1)) ] && ok ||
+        bad "$cmd --help: $n_flags flags, $n_described with a default"
+done
+expect 2 "info without --arch" "$R" info
+expect 2 "info with an unknown arch" "$R" info --arch resnet19
+expect 2 "info with a bad integer" "$R" info --arch resnet18 --image-size 12x
+expect 2 "unknown flag" "$R" info --arch resnet18 --frob 1
+
+expect 0 "info resnet18" "$R" info --arch resnet18
+grep -q "Total params: 11,689,512" "$T/out" && ok || bad "resnet18 has 11,689,512 parameters"
+grep -q "layer4.1.bn2" "$T/out" && grep -q "3.628 GFLOP" "$T/out" && ok || bad "info rows and FLOPs"
+expect 0 "info d2l" "$R" info --arch d2l_resnet18 --in-channels 1 --num-classes 10 --image-size 96
+grep -q "conv.resnet_block4.1.conv2" "$T/out" && ok || bad "d2l module names in info"
+
+expect 0 "init" "$R" init --arch d2l_resnet18 --in-channels 1 --num-classes 10 --output "$T/w.safetensors"
+expect 0 "forward" "$R" forward --weights "$T/w.safetensors" --input data/sample/fmnist_batch.npy \
+    --output "$T/y.npy" --print
+[ "$(grep -c '^image ' "$T/out")" -eq 8 ] && ok || bad "forward --print prints 8 images"
+/usr/bin/python3 -c "import numpy as np, sys; y = np.load('$T/y.npy'); sys.exit(0 if y.shape == (8, 10) and np.isfinite(y).all() else 1)" &&
+    ok || bad "forward output is a finite (8, 10) array"
+expect 1 "forward with the wrong arch" "$R" forward --arch resnet18 --weights "$T/w.safetensors" \
+    --input data/sample/fmnist_batch.npy --output "$T/y.npy"
+expect 1 "forward with a missing file" "$R" forward --weights "$T/none.safetensors" \
+    --input data/sample/fmnist_batch.npy --output "$T/y.npy"
+expect 2 "forward with a bad mode" "$R" forward --weights "$T/w.safetensors" \
+    --input data/sample/fmnist_batch.npy --output "$T/y.npy" --mode test
+"$R" init --arch resnet18 --in-channels 3 --num-classes 10 --output "$T/r18.safetensors" >/dev/null
+expect 1 "forward with the wrong channel count" "$R" forward --weights "$T/r18.safetensors" \
+    --input data/sample/fmnist_batch.npy --output "$T/y.npy"
+expect 1 "forward into an unwritable path" "$R" forward --weights "$T/w.safetensors" \
+    --input data/sample/fmnist_batch.npy --output "$T/no/such/dir/y.npy"
+
+expect 0 "bench --json" "$R" bench --arch resnet18 --batch-size 2 --image-size 32 --warmup 0 --repeats 2 --json
+/usr/bin/python3 -c "
+import json, sys
+d = json.load(open('$T/out'))
+sys.exit(0 if d['images_per_second'] > 0 and d['ms_per_batch_median'] > 0 else 1)" && ok || bad "bench --json fields"
+expect 0 "bench text" "$R" bench --arch d2l_resnet18 --in-channels 1 --num-classes 10 --batch-size 2 \
+    --image-size 32 --warmup 1 --repeats 1 --mode train
+grep -q "images/s" "$T/out" && ok || bad "bench prints images/s"
+
+echo "cli: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

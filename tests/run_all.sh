@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# run_all.sh BUILD - every test of resnet.c, in order of cost. Each suite is a
+# program that exits non-zero on any failure; this script runs them all,
+# prints one line per suite, and exits non-zero if any failed.
+set -u
+BUILD=${1:-build}
+PY=/usr/bin/python3
+passed=0
+failed=0
+failures=()
+
+run() { # name command...
+    local name=$1
+    shift
+    local start=$SECONDS
+    echo "=== $name"
+    if "$@"; then
+        passed=$((passed + 1))
+        echo "=== $name: ok ($((SECONDS - start)) s)"
+    else
+        failed=$((failed + 1))
+        failures+=("$name")
+        echo "=== $name: FAILED ($((SECONDS - start)) s)"
+    fi
+}
+
+for t in "$BUILD"/tests/test_*; do
+    [ -x "$t" ] || continue
+    run "$(basename "$t")" "$t"
+done
+run "example" "$BUILD/example" --selftest
+run "cli" tests/cli.sh "$BUILD"
+run "malformed_cli" tests/malformed_cli.sh "$BUILD"
+run "parity" "$PY" tools/parity.py --resnet "$BUILD/resnet"
+
+echo
+if [ $failed -gt 0 ]; then
+    echo "failed suites: ${failures[*]}"
+fi
+echo "suites: $passed passed, $failed failed"
+[ $failed -eq 0 ]

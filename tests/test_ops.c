@@ -1,0 +1,147 @@
+/*
+ * test_ops.c - the fast BatchNorm, ReLU, add, pooling, linear and layout
+ * ops against their plain-C references on random shapes, and thread-count
+ * determinism.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "ops/ops.h"
+#include "resnet.h"
+
+static float *rnd(size_t n) {
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    check_fill(p, n, -2.0f, 2.0f);
+    return p;
+}
+
+static void test_batchnorm(void) {
+    for (int t = 0; t < 30; t++) {
+        int C = check_int(1, 40);
+        size_t M = (size_t)check_int(1, 3000);
+        float *x = rnd((size_t)C * M), *res = rnd((size_t)C * M);
+        for (size_t i = 0; i < (size_t)C * M; i++)
+            x[i] = x[i] * 3.0f + 5.0f; /* a non-zero mean */
+        float *m1 = malloc(C * sizeof(float)), *v1 = malloc(C * sizeof(float));
+        float *m2 = malloc(C * sizeof(float)), *v2 = malloc(C * sizeof(float));
+        batchnorm_stats_ref(x, C, M, m1, v1);
+        batchnorm_stats(x, C, M, m2, v2);
+        CHECK(check_rel_err(m2, m1, C) < 1e-6, "bn mean C=%d M=%zu", C, M);
+        CHECK(check_rel_err(v2, v1, C) < 1e-5, "bn var C=%d M=%zu", C, M);
+        /* the biased variance of the data, computed independently */
+        double sum = 0, sq = 0;
+        for (size_t i = 0; i < M; i++)
+            sum += x[i];
+        for (size_t i = 0; i < M; i++)
+            sq += (x[i] - sum / M) * (x[i] - sum / M);
+        CHECK(fabs(v1[0] - sq / M) <= 1e-4 * (1 + sq / M), "bn biased var");
+
+        float *g = rnd(C), *b = rnd(C), *sc = malloc(C * sizeof(float)), *sh = malloc(C * sizeof(float));
+        batchnorm_scale_shift(C, g, b, m1, v1, 1e-5f, sc, sh);
+        float *y1 = malloc((size_t)C * M * sizeof(float)), *y2 = malloc((size_t)C * M * sizeof(float));
+        int relu = t % 2, use_res = (t / 2) % 2;
+        batchnorm_apply_ref(x, C, M, sc, sh, use_res ? res : NULL, relu, y1);
+        batchnorm_apply(x, C, M, sc, sh, use_res ? res : NULL, relu, y2);
+        CHECK(check_rel_err(y2, y1, (size_t)C * M) < 1e-6, "bn apply C=%d M=%zu relu=%d res=%d", C, M,
+              relu, use_res);
+        /* in place */
+        memcpy(y2, x, (size_t)C * M * sizeof(float));
+        batchnorm_apply(y2, C, M, sc, sh, use_res ? res : NULL, relu, y2);
+        CHECK(check_rel_err(y2, y1, (size_t)C * M) < 1e-6, "bn apply in place");
+        free(x), free(res), free(m1), free(v1), free(m2), free(v2), free(g), free(b), free(sc),
+            free(sh), free(y1), free(y2);
+    }
+}
+
+static void test_eltwise(void) {
+    for (int t = 0; t < 10; t++) {
+        size_t n = (size_t)check_int(1, 100000);
+        float *a = rnd(n), *b = rnd(n), *y1 = malloc(n * 4), *y2 = malloc(n * 4);
+        relu_forward_ref(a, n, y1);
+        relu_forward(a, n, y2);
+        CHECK(memcmp(y1, y2, n * 4) == 0, "relu n=%zu", n);
+        for (int relu = 0; relu < 2; relu++) {
+            add_forward_ref(a, b, n, relu, y1);
+            add_forward(a, b, n, relu, y2);
+            CHECK(memcmp(y1, y2, n * 4) == 0, "add n=%zu relu=%d", n, relu);
+        }
+        free(a), free(b), free(y1), free(y2);
+    }
+}
+
+static void test_pool(void) {
+    for (int t = 0; t < 40; t++) {
+        int P = check_int(1, 20), H = check_int(1, 40), W = check_int(1, 40);
+        int k = check_int(1, 4), stride = check_int(1, 3), pad = check_int(0, k / 2);
+        int HO = maxpool2d_out_size(H, k, stride, pad), WO = maxpool2d_out_size(W, k, stride, pad);
+        if (HO < 1 || WO < 1)
+            continue;
+        float *x = rnd((size_t)P * H * W);
+        float *y1 = malloc((size_t)P * HO * WO * 4), *y2 = malloc((size_t)P * HO * WO * 4);
+        maxpool2d_forward_ref(x, P, H, W, k, stride, pad, y1);
+        maxpool2d_forward(x, P, H, W, k, stride, pad, y2);
+        CHECK(memcmp(y1, y2, (size_t)P * HO * WO * 4) == 0, "maxpool P=%d %dx%d k=%d s=%d p=%d", P, H,
+              W, k, stride, pad);
+        free(x), free(y1), free(y2);
+    }
+    /* padding is -inf, not zero: an all-negative plane keeps its maximum */
+    float neg[4] = {-5, -4, -3, -2}, out[4];
+    maxpool2d_forward(neg, 1, 2, 2, 3, 2, 1, out);
+    CHECK(out[0] == -2.0f, "maxpool pads with -inf, got %g", out[0]);
+    for (int t = 0; t < 20; t++) {
+        size_t P = (size_t)check_int(1, 300), HW = (size_t)check_int(1, 3000);
+        float *x = rnd(P * HW), *y1 = malloc(P * 4), *y2 = malloc(P * 4);
+        avgpool_global_forward_ref(x, P, HW, y1);
+        avgpool_global_forward(x, P, HW, y2);
+        CHECK(check_rel_err(y2, y1, P) < 1e-5, "avgpool P=%zu HW=%zu", P, HW);
+        free(x), free(y1), free(y2);
+    }
+}
+
+static void test_linear(void) {
+    for (int t = 0; t < 20; t++) {
+        int C = check_int(1, 600), N = check_int(1, 40), K = check_int(1, 120);
+        float *x = rnd((size_t)C * N), *w = rnd((size_t)K * C), *b = t % 3 ? rnd(K) : NULL;
+        float *y1 = malloc((size_t)N * K * 4), *y2 = malloc((size_t)N * K * 4), *work = malloc((size_t)N * K * 4);
+        linear_forward_ref(x, C, N, w, b, K, y1);
+        linear_forward(x, C, N, w, b, K, y2, work);
+        CHECK(check_rel_err(y2, y1, (size_t)N * K) < 1e-5, "linear C=%d N=%d K=%d", C, N, K);
+        free(x), free(w), free(b), free(y1), free(y2), free(work);
+    }
+}
+
+static void test_layout(void) {
+    int N = 3, C = 5;
+    size_t HW = 7;
+    float *x = rnd((size_t)N * C * HW), *y = malloc((size_t)N * C * HW * 4), *z = malloc((size_t)N * C * HW * 4);
+    layout_nchw_to_cnhw(x, N, C, HW, y);
+    CHECK(y[((size_t)2 * N + 1) * HW + 3] == x[((size_t)1 * C + 2) * HW + 3], "layout element");
+    layout_cnhw_to_nchw(y, N, C, HW, z);
+    CHECK(memcmp(x, z, (size_t)N * C * HW * 4) == 0, "layout round trip");
+    free(x), free(y), free(z);
+}
+
+/* The fast ops give bitwise the same result on 1 and 2 threads. */
+static void test_threads(void) {
+    int C = 37;
+    size_t M = 5001;
+    float *x = rnd((size_t)C * M), m1[37], v1[37], m2[37], v2[37];
+    rn_set_threads(1);
+    batchnorm_stats(x, C, M, m1, v1);
+    rn_set_threads(2);
+    batchnorm_stats(x, C, M, m2, v2);
+    CHECK(memcmp(m1, m2, sizeof m1) == 0 && memcmp(v1, v2, sizeof v1) == 0, "bn stats deterministic");
+    rn_set_threads(0);
+    free(x);
+}
+
+int main(void) {
+    test_batchnorm();
+    test_eltwise();
+    test_pool();
+    test_linear();
+    test_layout();
+    test_threads();
+    return check_done("test_ops");
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# install_deps.sh - install what resnet.c's build and tests need, if missing.
+#   build: a C compiler and make
+#   tests: Debian's python3-torch, python3-torchvision and python3-numpy for
+#          /usr/bin/python3 (the PyTorch parity tests)
+set -eu
+
+missing=()
+command -v cc >/dev/null 2>&1 || missing+=(gcc)
+command -v make >/dev/null 2>&1 || missing+=(make)
+if ! [ -x /usr/bin/python3 ] || ! /usr/bin/python3 -c 'import numpy' >/dev/null 2>&1; then
+    missing+=(python3 python3-numpy)
+fi
+if ! /usr/bin/python3 -c 'import torch, torchvision' >/dev/null 2>&1; then
+    missing+=(python3-torch python3-torchvision)
+fi
+
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+
+echo "install_deps: installing ${missing[*]}" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        SUDO="sudo"
+    else
+        echo "install_deps: need root (or sudo) to apt-get install ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
