@@ -33,12 +33,19 @@ rn_status rn_fail(rn_status status, const char *fmt, ...) {
 }
 
 rn_status rn_fail_context(rn_status status, const char *fmt, ...) {
-    char prefix[RN_MSG_CAP], old[RN_MSG_CAP];
+    char old[RN_MSG_CAP];
+    memcpy(old, last_error, sizeof old);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    int n = vsnprintf(last_error, sizeof last_error, fmt, ap);
     va_end(ap);
-    memcpy(old, last_error, sizeof old);
-    snprintf(last_error, sizeof last_error, "%s: %s", prefix, old);
+    size_t used = n < 0 ? 0 : (size_t)n < sizeof last_error ? (size_t)n : sizeof last_error - 1;
+    size_t room = sizeof last_error - used;
+    if (room > 2) {
+        memcpy(last_error + used, ": ", 2);
+        size_t len = strnlen(old, room - 3);
+        memcpy(last_error + used + 2, old, len);
+        last_error[used + 2 + len] = '\0';
+    }
     return status;
 }
