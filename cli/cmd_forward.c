@@ -41,8 +41,9 @@ int cmd_forward(int argc, char **argv) {
     float *x = NULL, *y = NULL;
     int ndim = 0, status = EXIT_RUNTIME;
     int64_t shape[RN_NPY_MAX_DIMS];
-    if (rn_model_load(args_str(&t, "weights"), arch, &m) != RN_OK ||
-        rn_npy_read(args_str(&t, "input"), &x, &ndim, shape) != RN_OK) {
+    /* The input first: it is small, and a bad one is reported without loading the weights. */
+    if (rn_npy_read(args_str(&t, "input"), &x, &ndim, shape) != RN_OK ||
+        rn_model_load(args_str(&t, "weights"), arch, &m) != RN_OK) {
         cli_error("forward", "%s", rn_last_error());
         goto done;
     }

@@ -31,6 +31,7 @@ done
 run "example" "$BUILD/example" --selftest
 run "cli" tests/cli.sh "$BUILD"
 run "malformed_cli" tests/malformed_cli.sh "$BUILD"
+run "pytorch_load" tests/pytorch_load.sh "$BUILD"
 run "parity" "$PY" tools/parity.py --resnet "$BUILD/resnet"
 
 echo

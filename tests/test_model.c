@@ -78,19 +78,28 @@ static void ref_forward(const rn_model *m, const float *x_nchw, int n, int h, in
     free(cur), free(feat);
 }
 
-/* Non-trivial BatchNorm statistics, so folding and batch statistics matter. */
+/* Non-trivial BatchNorm statistics, so folding and batch statistics matter.
+ * The last BN of each residual branch is damped (weight ~0.2), as in a
+ * trained network: with full-size branches 50+ blocks of train-mode BN on
+ * tiny feature maps amplify float32 rounding until no two float
+ * implementations agree. */
+static void fill_bn(rn_unit *u, float weight_lo, float weight_hi) {
+    if (!u->has_bn)
+        return;
+    check_fill(u->bn_weight, u->cout, weight_lo, weight_hi);
+    check_fill(u->bn_bias, u->cout, -0.1f, 0.1f);
+    check_fill(u->bn_mean, u->cout, -0.2f, 0.2f);
+    check_fill(u->bn_var, u->cout, 0.5f, 2.0f);
+}
+
 static void randomize_bn(rn_model *m) {
-    for (int i = 0; i < m->n_tensors; i++) {
-        rn_tensor_ref *t = &m->tensors[i];
-        if (!t->f32 || t->trainable)
-            continue;
-        int is_var = strstr(t->name, "running_var") != NULL;
-        check_fill(t->f32, t->numel, is_var ? 0.5f : -0.2f, is_var ? 2.0f : 0.2f);
-    }
-    for (int i = 0; i < m->n_tensors; i++) {
-        rn_tensor_ref *t = &m->tensors[i];
-        if (t->f32 && t->ndim == 1 && strstr(t->name, "bn") && strstr(t->name, ".weight"))
-            check_fill(t->f32, t->numel, 0.5f, 1.5f);
+    fill_bn(&m->stem, 0.5f, 1.5f);
+    for (int b = 0; b < m->n_blocks; b++) {
+        rn_block *blk = &m->blocks[b];
+        for (int j = 0; j < blk->n_main; j++)
+            fill_bn(&blk->main[j], j == blk->n_main - 1 ? 0.1f : 0.5f, j == blk->n_main - 1 ? 0.3f : 1.5f);
+        if (blk->has_shortcut)
+            fill_bn(&blk->shortcut, 0.5f, 1.5f);
     }
     m->version++;
 }
