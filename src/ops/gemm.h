@@ -1,0 +1,80 @@
+/*
+ * gemm.h - single-precision matrix multiply, the engine under convolution,
+ * linear layers and their backward passes.
+ *
+ *     C = op(A) * op(B) + beta * C, then the epilogue
+ *
+ * Matrices are row-major (as cblas RowMajor): op(A) is M x K, op(B) is K x N,
+ * C is M x N; op(X) = X^T when transX is non-zero. beta is 0 or 1: with
+ * beta == 0, C is only written, never read (it may be uninitialised).
+ *
+ * The epilogue runs once per element after the full K sum, in this order:
+ *     y += bias[row]                     (bias may be NULL)
+ *     y += residual[row * ldr + col]     (residual may be NULL)
+ *     y  = max(y, 0)                     (if relu)
+ *
+ * The work is split over blocks of C only; every element is summed over K in
+ * a fixed order, so the result is bitwise identical for any thread count.
+ * B is packed into cache-sized panels on each thread's stack (~60 KB); A is
+ * packed into one rn_alloc'ed buffer (M x K floats) only when N is wide
+ * (> 1536 columns), and read in place otherwise or if that allocation fails.
+ * An AVX-512 micro-kernel is used when the CPU has it, a portable C one
+ * otherwise.
+ *
+ * C must not overlap A, B or the residual (the residual is read after C has
+ * been partly written). No alignment is required of any argument.
+ */
+#ifndef RN_OPS_GEMM_H
+#define RN_OPS_GEMM_H
+
+typedef struct rn_gemm_epilogue {
+    const float *bias;      /* bias[row] (M floats), or NULL */
+    const float *residual;  /* residual[row * ldr + col], or NULL */
+    int ldr;                /* leading dimension of residual */
+    int relu;               /* clamp at zero last */
+} rn_gemm_epilogue;
+
+/* C = op(A) * op(B) + beta * C, then the epilogue (ep may be NULL). */
+void rn_sgemm(int transa, int transb, int M, int N, int K, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc,
+              const rn_gemm_epilogue *ep);
+
+/* The oracle: the same contract as rn_sgemm, a plain triple loop summing in
+ * double. */
+void rn_sgemm_ref(int transa, int transb, int M, int N, int K, const float *A,
+                  int lda, const float *B, int ldb, float beta, float *C, int ldc,
+                  const rn_gemm_epilogue *ep);
+
+/* ---------------------------------------------------------------------------
+ * Implicit GEMM: B is the im2col matrix of a batch of images, packed straight
+ * from the images into the GEMM's panels and never formed in memory.
+ *
+ *     B[k, j] = x[ci, b, oh*stride - pad + ki, ow*stride - pad + kj]  (0 outside)
+ *     k = (ci * kh + ki) * kw + kj          K = c * kh * kw
+ *     j = (b * ho + oh) * wo + ow           N = n * ho * wo
+ * ------------------------------------------------------------------------- */
+
+typedef struct rn_im2col {
+    const float *x;             /* x: (c, n, h, w), each channel n*h*w floats */
+    int c, n, h, w;
+    int kh, kw, stride, pad;
+    int ho, wo;
+} rn_im2col;
+
+/* C (M x N) = A (M x K, row-major, lda) * im2col(x) + beta * C, then the
+ * epilogue, with K and N as above. */
+void rn_sgemm_im2col(int M, const float *A, int lda, const rn_im2col *im, float beta,
+                     float *C, int ldc, const rn_gemm_epilogue *ep);
+
+/* ---------------------------------------------------------------------------
+ * Kernel selection (for tests and benchmarks)
+ * ------------------------------------------------------------------------- */
+
+/* Non-zero: use the portable C micro-kernel and packers even where SIMD ones
+ * exist. Not thread-safe; set it before calling into the library. */
+void rn_gemm_force_portable(int on);
+
+/* The name of the micro-kernel rn_sgemm uses now, e.g. "avx512 8x48". */
+const char *rn_gemm_kernel_name(void);
+
+#endif

@@ -1,0 +1,300 @@
+/*
+ * gemm_avx512.c - the AVX-512 micro-kernels and im2col packer behind rn_sgemm.
+ *
+ * Compiled with -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma; gemm.c calls
+ * in only when the CPU has all of those. The contract (packed layouts, tile
+ * store) is in kernels.h.
+ */
+#include "kernels.h"
+
+#include <immintrin.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---------------------------------------------------------------------------
+ * Micro-kernel: an MR x (16 * NV) tile of C in MR * NV zmm accumulators.
+ * Each k step loads NV vectors of the B panel and broadcasts MR values of
+ * the A panel: MR * NV fused multiply-adds.
+ * ------------------------------------------------------------------------- */
+
+#define MAX_MR 8
+#define MAX_NV 4
+
+/* Lanes 0 .. n-1 of a 16-lane vector (n may be <= 0 or >= 16). */
+static inline __mmask16 lane_mask(int n) {
+    if (n <= 0)
+        return 0;
+    return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+}
+
+static inline __attribute__((always_inline)) void
+micro_kernel(const int MR, const int NV, int kc, const float *a, ptrdiff_t a_rs,
+             ptrdiff_t a_cs, const float *b, const rn_gemm_tile *t) {
+    __m512 acc[MAX_MR][MAX_NV];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+            acc[i][v] = _mm512_setzero_ps();
+
+    /* The C tile is needed only after the k loop: fetch it meanwhile. */
+    for (int i = 0; i < MR && i < t->m; i++)
+        for (int v = 0; v < NV; v++)
+            _mm_prefetch((const char *)(t->c + (ptrdiff_t)i * t->ldc + 16 * v), _MM_HINT_T0);
+
+#pragma GCC unroll 4
+    for (int k = 0; k < kc; k++) {
+        __m512 bv[MAX_NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+            bv[v] = _mm512_load_ps(b + 16 * v);
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; i++) {
+            __m512 ai = _mm512_set1_ps(a[i * a_rs]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++)
+                acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+        }
+        a += a_cs;
+        b += 16 * NV;
+    }
+
+    /* Store: C = acc + beta * C, then bias, residual, relu. */
+    __mmask16 mask[MAX_NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++)
+        mask[v] = lane_mask(t->n - 16 * v);
+    const __m512 beta = _mm512_set1_ps(t->beta);
+    const __m512 zero = _mm512_setzero_ps();
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++) {
+        if (i >= t->m)
+            break;
+        float *c = t->c + (ptrdiff_t)i * t->ldc;
+        const float *res = t->residual ? t->residual + (ptrdiff_t)i * t->ldr : NULL;
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) {
+            __m512 r = acc[i][v];
+            if (t->beta != 0.0f)
+                r = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(mask[v], c + 16 * v), r);
+            if (t->last) {
+                if (t->bias)
+                    r = _mm512_add_ps(r, _mm512_set1_ps(t->bias[i]));
+                if (res)
+                    r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(mask[v], res + 16 * v));
+                if (t->relu)
+                    r = _mm512_max_ps(r, zero);
+            }
+            _mm512_mask_storeu_ps(c + 16 * v, mask[v], r);
+        }
+    }
+}
+
+/* Packed A panels. */
+void rn_sgemm_kernel_avx512_8x16(int kc, const float *a, const float *b,
+                                 const rn_gemm_tile *t) {
+    micro_kernel(8, 1, kc, a, 1, 8, b, t);
+}
+
+void rn_sgemm_kernel_avx512_8x32(int kc, const float *a, const float *b,
+                                 const rn_gemm_tile *t) {
+    micro_kernel(8, 2, kc, a, 1, 8, b, t);
+}
+
+void rn_sgemm_kernel_avx512_8x48(int kc, const float *a, const float *b,
+                                 const rn_gemm_tile *t) {
+    micro_kernel(8, 3, kc, a, 1, 8, b, t);
+}
+
+/* A read in place, with the tile's strides. */
+void rn_sgemm_kernel_avx512_8x16_rawa(int kc, const float *a, const float *b,
+                                      const rn_gemm_tile *t) {
+    micro_kernel(8, 1, kc, a, t->a_rs, t->a_cs, b, t);
+}
+
+void rn_sgemm_kernel_avx512_8x32_rawa(int kc, const float *a, const float *b,
+                                      const rn_gemm_tile *t) {
+    micro_kernel(8, 2, kc, a, t->a_rs, t->a_cs, b, t);
+}
+
+void rn_sgemm_kernel_avx512_8x48_rawa(int kc, const float *a, const float *b,
+                                      const rn_gemm_tile *t) {
+    micro_kernel(8, 3, kc, a, t->a_rs, t->a_cs, b, t);
+}
+
+/* ---------------------------------------------------------------------------
+ * im2col packer.
+ *
+ * A panel row k = (ci, ki, kj) is the panel's runs (kernels.h) read at tap
+ * (ki, kj) of channel ci; each run reads one input row. The loads a tap needs
+ * (an offset and lane masks per run) are worked out once per panel, then
+ * replayed for every channel. Per 16 lanes a run is read:
+ *   stride 1: one contiguous masked load (lanes outside the image are
+ *             masked off and never touched);
+ *   stride 2: two contiguous masked loads and a permute keeping even elements;
+ *   other:    a masked gather.
+ * ------------------------------------------------------------------------- */
+
+enum { PACK_UNIT, PACK_PAIR, PACK_GATHER };
+
+#define TAP_CAP 512         /* tap loads cached per panel */
+#define TAP_MAX 64          /* taps (kh * kw) cached per panel */
+
+typedef struct tap_load {
+    ptrdiff_t off;              /* input element read by lane 0 (before masking) */
+    __mmask16 m[2 * MAX_NV];    /* per 16 lanes: lane masks; PACK_PAIR: source masks */
+} tap_load;
+
+/* The address of p[off], computed without forming an out-of-bounds pointer
+ * in C: masked-off lanes may sit before or past the buffer, and are never
+ * read. */
+static inline const float *addr_at(const float *p, ptrdiff_t off) {
+    return (const float *)((uintptr_t)p + (uintptr_t)(off * (ptrdiff_t)sizeof(float)));
+}
+
+static inline int ceil_div_pos(int a, int b) { return (a + b - 1) / b; }
+
+/* Bits 0..7 of x moved to the even bits 0, 2, .., 14. */
+static inline __mmask16 spread_even(unsigned x) {
+    x &= 0xFF;
+    x = (x | x << 4) & 0x0F0F;
+    x = (x | x << 2) & 0x3333;
+    x = (x | x << 1) & 0x5555;
+    return (__mmask16)x;
+}
+
+/* The loads of tap (ki, kj) for every run; returns how many (runs wholly in
+ * the padding need none). */
+static inline __attribute__((always_inline)) int
+tap_loads(const int MODE, const int NV, const rn_im2col *im, const rn_im2col_run *runs,
+          int nrun, int ki, int kj, tap_load *out) {
+    const int s = MODE == PACK_UNIT ? 1 : MODE == PACK_PAIR ? 2 : im->stride;
+    const int H = im->h, W = im->w;
+    int count = 0;
+    for (int r = 0; r < nrun; r++) {
+        const rn_im2col_run *run = &runs[r];
+        int ih = run->ih0 + ki;
+        if (ih < 0 || ih >= H)
+            continue;
+        /* Column t of the run reads input column iw + t * s. */
+        int iw = run->iw0 + kj;
+        int tlo = iw >= 0 ? 0 : ceil_div_pos(-iw, s);
+        int thi = iw < W ? ceil_div_pos(W - iw, s) : 0;
+        if (thi > run->len)
+            thi = run->len;
+        if (tlo >= thi)
+            continue;
+        int width = thi - tlo;
+        uint64_t bits = (width >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << width) - 1)
+                        << (run->lane + tlo);
+        tap_load *e = &out[count++];
+        e->off = run->base + (ptrdiff_t)ih * W + iw - (ptrdiff_t)run->lane * s;
+#pragma GCC unroll 4
+        for (int q = 0; q < NV; q++) {
+            unsigned m = (unsigned)(bits >> (16 * q)) & 0xFFFF;
+            if (MODE == PACK_PAIR) {
+                e->m[2 * q] = spread_even(m);
+                e->m[2 * q + 1] = spread_even(m >> 8);
+            } else {
+                e->m[q] = (__mmask16)m;
+            }
+        }
+    }
+    return count;
+}
+
+/* One panel row: NV * 16 lanes from the loads of its tap, on channel xc. */
+static inline __attribute__((always_inline)) void
+pack_row(const int NV, const int MODE, const float *xc, const tap_load *e, int ne,
+         int s, float *dst) {
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8,
+                                          6, 4, 2, 0);
+    __m512 v[MAX_NV];
+#pragma GCC unroll 4
+    for (int q = 0; q < NV; q++)
+        v[q] = _mm512_setzero_ps();
+    for (; ne > 0; ne--, e++) {
+#pragma GCC unroll 4
+        for (int q = 0; q < NV; q++) {
+            if (MODE == PACK_UNIT) {
+                if (e->m[q])
+                    v[q] = _mm512_mask_loadu_ps(v[q], e->m[q], addr_at(xc, e->off + 16 * q));
+            } else if (MODE == PACK_PAIR) {
+                if (e->m[2 * q] | e->m[2 * q + 1]) {
+                    const ptrdiff_t at = e->off + 32 * q;
+                    __m512 lo = _mm512_maskz_loadu_ps(e->m[2 * q], addr_at(xc, at));
+                    __m512 hi = _mm512_maskz_loadu_ps(e->m[2 * q + 1], addr_at(xc, at + 16));
+                    v[q] = _mm512_or_ps(v[q], _mm512_permutex2var_ps(lo, even, hi));
+                }
+            } else if (e->m[q]) {
+                const __m512i idx = _mm512_mullo_epi32(
+                    _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                    _mm512_set1_epi32(s));
+                v[q] = _mm512_mask_i32gather_ps(v[q], e->m[q], idx,
+                                                addr_at(xc, e->off + 16 * q * s), 4);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int q = 0; q < NV; q++)
+        _mm512_store_ps(dst + 16 * q, v[q]);
+}
+
+static inline __attribute__((always_inline)) void
+pack_panel(const int NV, const int MODE, const rn_im2col *im, int k0, int kc,
+           const rn_im2col_run *runs, int nrun, float *dst) {
+    const ptrdiff_t plane = (ptrdiff_t)im->n * im->h * im->w;
+    const int khw = im->kh * im->kw;
+    tap_load loads[TAP_CAP];
+    int first[TAP_MAX + 1];
+
+    /* Cache every tap's loads when they fit, else work them out per row. */
+    const int cached = khw <= TAP_MAX && khw * nrun <= TAP_CAP;
+    if (cached) {
+        first[0] = 0;
+        for (int tap = 0; tap < khw; tap++)
+            first[tap + 1] = first[tap] + tap_loads(MODE, NV, im, runs, nrun, tap / im->kw,
+                                                    tap % im->kw, loads + first[tap]);
+    }
+
+    int ci = k0 / khw, tap = k0 % khw;
+    for (int k = 0; k < kc; k++) {
+        const float *xc = im->x + ci * plane;
+        float *row = dst + (ptrdiff_t)k * NV * 16;
+        if (cached) {
+            pack_row(NV, MODE, xc, loads + first[tap], first[tap + 1] - first[tap],
+                     im->stride, row);
+        } else {
+            int ne = tap_loads(MODE, NV, im, runs, nrun, tap / im->kw, tap % im->kw, loads);
+            pack_row(NV, MODE, xc, loads, ne, im->stride, row);
+        }
+        if (++tap == khw) {
+            tap = 0;
+            ci++;
+        }
+    }
+}
+
+void rn_im2col_pack_avx512(const rn_im2col *im, int k0, int kc, long j0, int nr,
+                           float *dst) {
+    // dst: (kc, nr) panel; x: (c, n, h, w)
+    const long n_cols = (long)im->n * im->ho * im->wo;
+    const int count = n_cols - j0 < nr ? (int)(n_cols - j0) : nr;
+    rn_im2col_run runs[64];
+    const int nrun = rn_im2col_runs(im, j0, count, runs);
+    const int mode = im->stride == 1 ? PACK_UNIT : im->stride == 2 ? PACK_PAIR : PACK_GATHER;
+    switch ((nr / 16) * 3 + mode) {
+    case 3: pack_panel(1, PACK_UNIT, im, k0, kc, runs, nrun, dst); break;
+    case 4: pack_panel(1, PACK_PAIR, im, k0, kc, runs, nrun, dst); break;
+    case 5: pack_panel(1, PACK_GATHER, im, k0, kc, runs, nrun, dst); break;
+    case 6: pack_panel(2, PACK_UNIT, im, k0, kc, runs, nrun, dst); break;
+    case 7: pack_panel(2, PACK_PAIR, im, k0, kc, runs, nrun, dst); break;
+    case 8: pack_panel(2, PACK_GATHER, im, k0, kc, runs, nrun, dst); break;
+    case 9: pack_panel(3, PACK_UNIT, im, k0, kc, runs, nrun, dst); break;
+    case 10: pack_panel(3, PACK_PAIR, im, k0, kc, runs, nrun, dst); break;
+    case 11: pack_panel(3, PACK_GATHER, im, k0, kc, runs, nrun, dst); break;
+    case 12: pack_panel(4, PACK_UNIT, im, k0, kc, runs, nrun, dst); break;
+    case 13: pack_panel(4, PACK_PAIR, im, k0, kc, runs, nrun, dst); break;
+    default: pack_panel(4, PACK_GATHER, im, k0, kc, runs, nrun, dst); break;
+    }
+}

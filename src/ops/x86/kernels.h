@@ -1,0 +1,100 @@
+/*
+ * kernels.h - the contract between the GEMM driver (gemm.c) and its
+ * micro-kernels and packers, portable or SIMD.
+ *
+ * Packed layouts (k-major micro-panels, zero-padded at the edges):
+ *     A panel: a[k * MR + i]   rows i < MR of op(A), k < kc
+ *     B panel: b[k * NR + j]   columns j < NR of op(B), k < kc, 64-byte aligned
+ * A micro-kernel multiplies one A panel by one B panel into an MR x NR tile
+ * held in registers, then stores the valid m x n corner of it into C:
+ *     C = acc + beta * C          (beta == 0: C is not read)
+ *     and, if `last`, the epilogue (bias, residual, relu).
+ * The "_rawa" kernels read A in place instead, element (i, k) at
+ * a[i * a_rs + k * a_cs], all MR rows valid. Each element is summed over k in
+ * order, the same way by every kernel of one build, so neither the tile
+ * shape nor where a tile starts changes the result.
+ */
+#ifndef RN_OPS_X86_KERNELS_H
+#define RN_OPS_X86_KERNELS_H
+
+#include "ops/gemm.h"
+
+typedef struct rn_gemm_tile {
+    float *c;               /* top-left of the tile in C */
+    int ldc;
+    int m, n;               /* valid rows and columns, <= MR, NR */
+    int a_rs, a_cs;         /* A's row and column strides (packed: 1, MR) */
+    float beta;             /* 0: overwrite C; otherwise C = acc + beta * C */
+    int last;               /* apply the epilogue below */
+    const float *bias;      /* bias of the tile's first row, or NULL */
+    const float *residual;  /* residual at the tile's top-left, or NULL */
+    int ldr;
+    int relu;
+} rn_gemm_tile;
+
+typedef void (*rn_gemm_kernel_fn)(int kc, const float *a, const float *b,
+                                  const rn_gemm_tile *t);
+
+/* ---------------------------------------------------------------------------
+ * im2col runs: the columns j0 .. j0+count-1 of an im2col matrix split into
+ * runs that lie in one output row (b, oh), so a run reads one input row.
+ * ------------------------------------------------------------------------- */
+
+typedef struct rn_im2col_run {
+    int lane;               /* first panel column of the run */
+    int len;                /* columns in the run */
+    int ih0, iw0;           /* input row and column of tap (0, 0) for the first column */
+    long base;              /* offset of image b inside a channel: b * h * w */
+} rn_im2col_run;
+
+/* Fills runs[] (capacity >= count) and returns how many there are. */
+static inline int rn_im2col_runs(const rn_im2col *im, long j0, int count,
+                                 rn_im2col_run *runs) {
+    long hw_out = (long)im->ho * im->wo;
+    int nrun = 0;
+    for (int lane = 0; lane < count;) {
+        long j = j0 + lane;
+        int b = (int)(j / hw_out);
+        int rem = (int)(j % hw_out);
+        int oh = rem / im->wo, ow = rem % im->wo;
+        int len = im->wo - ow < count - lane ? im->wo - ow : count - lane;
+        runs[nrun].lane = lane;
+        runs[nrun].len = len;
+        runs[nrun].ih0 = oh * im->stride - im->pad;
+        runs[nrun].iw0 = ow * im->stride - im->pad;
+        runs[nrun].base = (long)b * im->h * im->w;
+        nrun++;
+        lane += len;
+    }
+    return nrun;
+}
+
+/* ---------------------------------------------------------------------------
+ * AVX-512 (src/ops/x86/gemm_avx512.c)
+ * ------------------------------------------------------------------------- */
+
+#ifdef RN_HAVE_X86_KERNELS
+/* 8 x 48 tiles; 8 x 32 and 8 x 16 for the last panel of a narrow N. */
+#define RN_AVX512_MR 8
+#define RN_AVX512_NR 48
+
+void rn_sgemm_kernel_avx512_8x16(int kc, const float *a, const float *b,
+                                 const rn_gemm_tile *t);
+void rn_sgemm_kernel_avx512_8x32(int kc, const float *a, const float *b,
+                                 const rn_gemm_tile *t);
+void rn_sgemm_kernel_avx512_8x48(int kc, const float *a, const float *b,
+                                 const rn_gemm_tile *t);
+void rn_sgemm_kernel_avx512_8x16_rawa(int kc, const float *a, const float *b,
+                                      const rn_gemm_tile *t);
+void rn_sgemm_kernel_avx512_8x32_rawa(int kc, const float *a, const float *b,
+                                      const rn_gemm_tile *t);
+void rn_sgemm_kernel_avx512_8x48_rawa(int kc, const float *a, const float *b,
+                                      const rn_gemm_tile *t);
+
+/* Packs columns j0 .. j0+nr-1 (those < N; the rest are zero) and rows
+ * k0 .. k0+kc-1 of im2col(x) into one B panel; nr is a multiple of 16, <= 64. */
+void rn_im2col_pack_avx512(const rn_im2col *im, int k0, int kc, long j0, int nr,
+                           float *dst);
+#endif
+
+#endif

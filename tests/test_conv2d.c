@@ -1,0 +1,232 @@
+/*
+ * test_conv2d.c - conv2d_forward against the conv2d_forward_ref oracle.
+ *
+ * Random shapes over kernel sizes 1/3/5/7, strides 1/2/3, padding 0..3,
+ * groups 1/2/4, batch 1..3, odd and non-square inputs, with and without
+ * bias, residual and relu; then fixed shapes (ResNet-like, wide rows,
+ * several K blocks), the portable kernels, shape validation and bitwise
+ * determinism across thread counts.
+ * Tolerance: max |fast - ref| / max |ref| <= 1e-5 per check.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/mem.h"
+#include "ops/conv2d.h"
+#include "ops/gemm.h"
+#include "resnet.h"
+
+#define TOL 1e-5
+
+static int passed, failed;
+
+/* ---------------------------------------------------------------------------
+ * Helpers
+ * ------------------------------------------------------------------------- */
+
+static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
+
+static uint32_t rng_next(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 32);
+}
+
+static int rng_int(int lo, int hi) { return lo + (int)(rng_next() % (uint32_t)(hi - lo + 1)); }
+
+/* Uniform in [-1, 1). */
+static float rng_float(void) { return (float)(rng_next() >> 8) / 8388608.0f - 1.0f; }
+
+static float *random_buffer(size_t n) {
+    float *p = rn_alloc((n ? n : 1) * sizeof(float));
+    if (!p) {
+        fprintf(stderr, "test_conv2d: out of memory\n");
+        exit(2);
+    }
+    for (size_t i = 0; i < n; i++)
+        p[i] = rng_float();
+    return p;
+}
+
+static void check(int ok, const char *what) {
+    printf("%s %s\n", ok ? "ok  " : "FAIL", what);
+    if (ok)
+        passed++;
+    else
+        failed++;
+}
+
+static double rel_error(const float *a, const float *b, size_t n) {
+    double err = 0.0, scale = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (!(d <= err))
+            err = d; /* NaN sticks */
+        if (fabs(b[i]) > scale)
+            scale = fabs(b[i]);
+    }
+    return err / (scale > 1e-30 ? scale : 1.0);
+}
+
+/* ---------------------------------------------------------------------------
+ * One comparison against the oracle
+ * ------------------------------------------------------------------------- */
+
+/* epi bits: 1 bias, 2 residual, 4 relu. */
+static void check_conv(rn_conv_shape s, int epi, const char *tag) {
+    char what[200];
+    if (!conv2d_shape_init(&s)) {
+        snprintf(what, sizeof what, "%s shape rejected unexpectedly", tag);
+        check(0, what);
+        return;
+    }
+    size_t x_n = (size_t)s.cin * s.n * s.h * s.w;
+    size_t w_n = (size_t)s.cout * (s.cin / s.groups) * s.kh * s.kw;
+    size_t y_n = (size_t)s.cout * s.n * s.ho * s.wo;
+    float *x = random_buffer(x_n), *w = random_buffer(w_n);
+    float *bias = random_buffer(s.cout), *res = random_buffer(y_n);
+    float *y = rn_alloc(y_n * sizeof(float)), *yref = rn_alloc(y_n * sizeof(float));
+    size_t ws_n = conv2d_workspace_floats(&s);
+    float *ws = ws_n ? rn_alloc(ws_n * sizeof(float)) : NULL;
+    for (size_t i = 0; i < y_n; i++)
+        y[i] = NAN; /* the output must be fully written */
+
+    const float *b = (epi & 1) ? bias : NULL, *r = (epi & 2) ? res : NULL;
+    conv2d_forward(&s, x, w, b, r, (epi & 4) != 0, y, ws);
+    conv2d_forward_ref(&s, x, w, b, r, (epi & 4) != 0, yref);
+    double err = rel_error(y, yref, y_n);
+
+    snprintf(what, sizeof what,
+             "%s n=%d cin=%d %dx%d cout=%d k=%dx%d s=%d p=%d g=%d -> %dx%d bias=%d res=%d "
+             "relu=%d err=%.2e",
+             tag, s.n, s.cin, s.h, s.w, s.cout, s.kh, s.kw, s.stride, s.pad, s.groups, s.ho,
+             s.wo, epi & 1, (epi >> 1) & 1, (epi >> 2) & 1, err);
+    check(err <= TOL, what);
+    rn_free(x);
+    rn_free(w);
+    rn_free(bias);
+    rn_free(res);
+    rn_free(y);
+    rn_free(yref);
+    rn_free(ws);
+}
+
+static rn_conv_shape shape(int n, int cin, int h, int w, int cout, int k, int stride,
+                           int pad, int groups) {
+    return (rn_conv_shape){.n = n, .cin = cin, .h = h, .w = w, .cout = cout, .kh = k,
+                           .kw = k, .stride = stride, .pad = pad, .groups = groups};
+}
+
+/* A random shape with a non-empty output. */
+static rn_conv_shape random_shape(void) {
+    static const int ks[] = {1, 3, 5, 7};
+    for (;;) {
+        int groups = 1 << rng_int(0, 2);
+        int k = ks[rng_int(0, 3)];
+        rn_conv_shape s = {.n = rng_int(1, 3), .cin = groups * rng_int(1, 6),
+                           .h = rng_int(1, 9) * 2 + 1, .w = rng_int(1, 12) * 2 + 1,
+                           .cout = groups * rng_int(1, 11), .kh = k, .kw = k,
+                           .stride = rng_int(1, 3), .pad = rng_int(0, 3), .groups = groups};
+        if (rng_int(0, 3) == 0)
+            s.kw = ks[rng_int(0, 3)]; /* a non-square kernel now and then */
+        if (conv2d_shape_init(&s))
+            return s;
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * Shape validation and determinism
+ * ------------------------------------------------------------------------- */
+
+static void check_shape_init(void) {
+    rn_conv_shape s = shape(2, 3, 224, 224, 64, 7, 2, 3, 1);
+    check(conv2d_shape_init(&s) && s.ho == 112 && s.wo == 112, "shape 224 7x7/2 p3 -> 112");
+    s = shape(1, 4, 5, 6, 8, 3, 1, 1, 1);
+    check(conv2d_shape_init(&s) && s.ho == 5 && s.wo == 6, "shape 5x6 3x3 p1 -> 5x6");
+    s = shape(1, 3, 2, 2, 4, 5, 1, 1, 1);
+    check(!conv2d_shape_init(&s), "shape rejects empty output");
+    s = shape(1, 6, 8, 8, 4, 3, 1, 1, 4);
+    check(!conv2d_shape_init(&s), "shape rejects cin not divisible by groups");
+    s = shape(1, 4, 8, 8, 6, 3, 1, 1, 4);
+    check(!conv2d_shape_init(&s), "shape rejects cout not divisible by groups");
+    s = shape(1, 4, 8, 8, 4, 3, 0, 1, 1);
+    check(!conv2d_shape_init(&s), "shape rejects stride 0");
+}
+
+static void check_determinism(rn_conv_shape s) {
+    conv2d_shape_init(&s);
+    size_t x_n = (size_t)s.cin * s.n * s.h * s.w;
+    size_t w_n = (size_t)s.cout * (s.cin / s.groups) * s.kh * s.kw;
+    size_t y_n = (size_t)s.cout * s.n * s.ho * s.wo;
+    float *x = random_buffer(x_n), *w = random_buffer(w_n), *bias = random_buffer(s.cout);
+    float *y1 = rn_alloc(y_n * sizeof(float)), *yt = rn_alloc(y_n * sizeof(float));
+    size_t ws_n = conv2d_workspace_floats(&s);
+    float *ws = ws_n ? rn_alloc(ws_n * sizeof(float)) : NULL;
+
+    rn_set_threads(1);
+    conv2d_forward(&s, x, w, bias, NULL, 1, y1, ws);
+    int same = 1;
+    for (int t = 2; t <= 3; t++) {
+        rn_set_threads(t);
+        conv2d_forward(&s, x, w, bias, NULL, 1, yt, ws);
+        same &= memcmp(y1, yt, y_n * sizeof(float)) == 0;
+    }
+    rn_set_threads(0);
+    char what[128];
+    snprintf(what, sizeof what, "determinism 1..3 threads cin=%d %dx%d cout=%d k=%d s=%d bitwise",
+             s.cin, s.h, s.w, s.cout, s.kh, s.stride);
+    check(same, what);
+    rn_free(x);
+    rn_free(w);
+    rn_free(bias);
+    rn_free(y1);
+    rn_free(yt);
+    rn_free(ws);
+}
+
+/* ---------------------------------------------------------------------------
+ * main
+ * ------------------------------------------------------------------------- */
+
+int main(void) {
+    check_shape_init();
+
+    for (int i = 0; i < 40; i++)
+        check_conv(random_shape(), i % 8, "random");
+
+    /* ResNet-like layers, small batch and channel counts. */
+    check_conv(shape(2, 3, 37, 41, 16, 7, 2, 3, 1), 7, "stem");
+    check_conv(shape(2, 64, 14, 14, 64, 3, 1, 1, 1), 7, "3x3 K=576");
+    check_conv(shape(1, 32, 15, 15, 48, 3, 2, 1, 1), 5, "3x3/2");
+    check_conv(shape(3, 24, 9, 9, 40, 1, 1, 0, 1), 3, "1x1 pointwise");
+    check_conv(shape(2, 24, 9, 11, 40, 1, 2, 0, 1), 1, "1x1/2 downsample");
+    check_conv(shape(1, 600, 3, 4, 20, 1, 1, 0, 2), 6, "1x1 K blocks, groups");
+    check_conv(shape(1, 8, 5, 150, 12, 3, 1, 1, 1), 7, "rows wider than a panel");
+    check_conv(shape(3, 5, 7, 1, 9, 1, 1, 0, 1), 2, "one column");
+    check_conv(shape(1, 2, 1, 1, 3, 1, 1, 0, 1), 7, "1x1 image");
+    check_conv(shape(1, 4, 3, 3, 4, 7, 1, 3, 1), 7, "kernel larger than image");
+    check_conv(shape(2, 16, 8, 8, 8, 3, 3, 2, 4), 7, "stride 3 groups 4");
+    check_conv(shape(1, 12, 9, 9, 12, 3, 1, 1, 12), 7, "depthwise");
+    check_conv(shape(2, 16, 32, 32, 20, 3, 1, 1, 1), 7, "wide N, packed A");
+    check_conv(shape(4, 8, 45, 45, 12, 5, 2, 2, 1), 3, "wide N stride 2");
+    check_conv(shape(8, 6, 40, 40, 10, 3, 3, 1, 2), 5, "wide N stride 3 groups");
+
+    /* The same on the portable kernel and packers. */
+    rn_gemm_force_portable(1);
+    check_conv(shape(2, 3, 37, 41, 16, 7, 2, 3, 1), 7, "portable stem");
+    check_conv(shape(2, 64, 14, 14, 64, 3, 1, 1, 1), 7, "portable 3x3 K=576");
+    check_conv(shape(1, 8, 5, 150, 12, 3, 1, 1, 1), 3, "portable wide rows");
+    for (int i = 0; i < 6; i++)
+        check_conv(random_shape(), i % 8, "portable random");
+    rn_gemm_force_portable(0);
+
+    check_determinism(shape(2, 64, 28, 28, 64, 3, 1, 1, 1));
+    check_determinism(shape(1, 3, 64, 64, 64, 7, 2, 3, 1));
+
+    printf("test_conv2d: %d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
