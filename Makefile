@@ -11,7 +11,7 @@ BUILD   ?= build
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -Wall -Wextra -fPIC -fno-strict-aliasing -D_GNU_SOURCE -Iinclude -Isrc
-LDLIBS  += -lm -lpthread
+LDLIBS  += -lpng -ljpeg -lz -lm -lpthread
 
 # OpenMP when the compiler has it.
 HAVE_OPENMP := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo 1)
@@ -28,7 +28,7 @@ ifneq ($(X86_SRC),)
   CFLAGS += -DRN_HAVE_X86_KERNELS
 endif
 
-LIB_SRC := $(wildcard src/core/*.c src/ops/*.c src/model/*.c src/io/*.c) $(X86_SRC)
+LIB_SRC := $(wildcard src/core/*.c src/ops/*.c src/model/*.c src/io/*.c src/data/*.c src/train/*.c) $(X86_SRC)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_SRC := $(wildcard cli/*.c)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)

@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # install_deps.sh - install what resnet.c's build and tests need, if missing.
 #   build: a C compiler and make
-#   tests: Debian's python3-torch, python3-torchvision and python3-numpy for
+#   libs:  zlib, libpng and libjpeg-turbo development files
+#   tests: Debian's python3-torch, python3-torchvision, python3-pil and python3-numpy for
 #          /usr/bin/python3 (the PyTorch parity tests)
 set -eu
 
 missing=()
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
 command -v make >/dev/null 2>&1 || missing+=(make)
+# libraries: zlib (IDX .gz), libpng, libjpeg-turbo (images)
+for pair in zlib.h:zlib1g-dev png.h:libpng-dev jpeglib.h:libjpeg62-turbo-dev; do
+    [ -f "/usr/include/${pair%%:*}" ] || missing+=("${pair#*:}")
+done
 if ! [ -x /usr/bin/python3 ] || ! /usr/bin/python3 -c 'import numpy' >/dev/null 2>&1; then
     missing+=(python3 python3-numpy)
 fi
-if ! /usr/bin/python3 -c 'import torch, torchvision' >/dev/null 2>&1; then
-    missing+=(python3-torch python3-torchvision)
+if ! /usr/bin/python3 -c 'import torch, torchvision, PIL' >/dev/null 2>&1; then
+    missing+=(python3-torch python3-torchvision python3-pil)
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then

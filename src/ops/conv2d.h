@@ -43,4 +43,26 @@ void conv2d_forward(const rn_conv_shape *s, const float *x, const float *w,
                     const float *bias, const float *residual, int relu,
                     float *y, float *workspace);
 
+/* ---- backward ---------------------------------------------------------------
+ * dy: (cout, n, ho, wo), the gradient of the loss with respect to y.
+ *
+ * Gradient with respect to the input: dx (cin, n, h, w) = beta * dx +
+ * conv_transpose(dy, w). beta is 0 (overwrite; dx may be uninitialised) or
+ * 1 (accumulate, for a block input that feeds two paths). */
+void conv2d_backward_data_ref(const rn_conv_shape *s, const float *dy, const float *w,
+                              float beta, float *dx);
+void conv2d_backward_data(const rn_conv_shape *s, const float *dy, const float *w,
+                          float beta, float *dx, float *workspace);
+
+/* Gradients with respect to the weights and bias, overwritten:
+ * dw (cout, cin/groups, kh, kw) = sum over n, ho, wo of dy x im2col(x);
+ * db (cout) = sum of dy over n, ho, wo (db may be NULL). */
+void conv2d_backward_weight_ref(const rn_conv_shape *s, const float *x, const float *dy,
+                                float *dw, float *db);
+void conv2d_backward_weight(const rn_conv_shape *s, const float *x, const float *dy,
+                            float *dw, float *db, float *workspace);
+
+/* Floats of workspace the two fast backward functions need for shape s. */
+size_t conv2d_backward_workspace_floats(const rn_conv_shape *s);
+
 #endif

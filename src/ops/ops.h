@@ -64,6 +64,57 @@ void linear_forward_ref(const float *x, int C, int N, const float *w, const floa
 void linear_forward(const float *x, int C, int N, const float *w, const float *b,
                     int K, float *y, float *work);
 
+/* ---- Backward ---------------------------------------------------------------
+ * Every `_backward` takes the gradient of the loss with respect to the op's
+ * output (dy) and writes the gradient with respect to its input (dx) and
+ * its parameters. Reductions run in a fixed order (deterministic for any
+ * thread count). */
+
+/* BatchNorm in train mode. x: (C, M) the input that was normalised with the
+ * batch mean[c] and invstd[c] = 1/sqrt(var[c] + eps); dy: (C, M).
+ *   dgamma[c] = sum(dy * xhat), dbeta[c] = sum(dy)          (overwritten)
+ *   dx = gamma * invstd / M * (M * dy - dbeta - xhat * dgamma)
+ * dx may equal dy. */
+void batchnorm_backward_ref(const float *x, const float *dy, int C, size_t M,
+                            const float *gamma, const float *mean, const float *invstd,
+                            float *dx, float *dgamma, float *dbeta);
+void batchnorm_backward(const float *x, const float *dy, int C, size_t M,
+                        const float *gamma, const float *mean, const float *invstd,
+                        float *dx, float *dgamma, float *dbeta);
+
+/* ReLU given its output y: dx = dy where y > 0, else 0. dx may equal dy. */
+void relu_backward_ref(const float *y, const float *dy, size_t n, float *dx);
+void relu_backward(const float *y, const float *dy, size_t n, float *dx);
+
+/* Max pooling: dx (P, H, W) = 0, then each dy goes to the first maximum of
+ * its window in row-major scan order (PyTorch's choice). */
+void maxpool2d_backward_ref(const float *x, const float *dy, int P, int H, int W, int k,
+                            int stride, int pad, float *dx);
+void maxpool2d_backward(const float *x, const float *dy, int P, int H, int W, int k,
+                        int stride, int pad, float *dx);
+
+/* Global average pool: dx[p, i] = dy[p] / HW. */
+void avgpool_global_backward_ref(const float *dy, size_t P, size_t HW, float *dx);
+void avgpool_global_backward(const float *dy, size_t P, size_t HW, float *dx);
+
+/* Linear: x (C, N), w (K, C), dy (N, K).
+ *   dx (C, N) = (dy w)^T, dw (K, C) = dy^T x^T, db (K) = sum_n dy   (overwritten)
+ * dx may be NULL (no input gradient needed). */
+void linear_backward_ref(const float *x, int C, int N, const float *w, int K,
+                         const float *dy, float *dx, float *dw, float *db);
+void linear_backward(const float *x, int C, int N, const float *w, int K,
+                     const float *dy, float *dx, float *dw, float *db);
+
+/* Softmax cross-entropy, mean over the batch, with PyTorch's label
+ * smoothing: target = (1 - s) * onehot + s / K. logits (N, K), labels (N)
+ * in 0..K-1. Returns the loss; dlogits (N, K) (may be NULL) receives its
+ * gradient. `correct` (may be NULL) receives the number of rows whose
+ * arg-max equals the label. */
+float softmax_cross_entropy_ref(const float *logits, const int *labels, int N, int K,
+                                float smoothing, float *dlogits, int *correct);
+float softmax_cross_entropy(const float *logits, const int *labels, int N, int K,
+                            float smoothing, float *dlogits, int *correct);
+
 /* ---- Layout -----------------------------------------------------------------
  * (N, C, HW) <-> (C, N, HW). */
 void layout_nchw_to_cnhw(const float *x, int N, int C, size_t HW, float *y);
