@@ -3,7 +3,7 @@
  * loader that turns them into float batches.
  *
  * Formats: MNIST / Fashion-MNIST IDX files (raw or .gz), CIFAR-10 binary
- * batches, image folders (DIR/CLASS/*.jpg|png, classes sorted by name).
+ * batches, image folders (DIR/CLASS/IMAGE.jpg or .png, classes sorted by name).
  * Bad files (wrong magic, truncated, count mismatch, labels out of range)
  * fail with a message naming the file and offset.
  */
@@ -29,7 +29,25 @@ typedef struct rn_dataset {
  * and test_batch.bin, or the same under DIR/cifar-10-batches-bin).
  * train: 1 for the training split, 0 for the test split. */
 rn_status rn_dataset_load(const char *dir, const char *kind, int train, rn_dataset *out);
+
+/* Frees what rn_dataset_load allocated and zeroes *ds (NULL is fine). */
 void rn_dataset_free(rn_dataset *ds);
+
+/* ---- the format readers behind rn_dataset_load ------------------------------ */
+
+/* IDX files: DIR/{train,t10k}-images-idx3-ubyte[.gz] and -labels-idx1-ubyte[.gz];
+ * gzip is detected by its magic, so raw and .gz files both work. Labels must
+ * be < num_classes; class_names (num_classes entries) are copied. */
+rn_status rn_idx_load(const char *dir, int train, int num_classes,
+                      const char *const *class_names, rn_dataset *out);
+
+/* CIFAR-10 binary batches: records of 1 label byte + 3072 pixel bytes
+ * (3x32x32, channel-major). Class names from batches.meta.txt if present. */
+rn_status rn_cifar10_load(const char *dir, int train, rn_dataset *out);
+
+/* Copies n names into ds->class_names (replacing any, which must then number
+ * ds->num_classes) and sets ds->num_classes = n. */
+rn_status rn_dataset_set_class_names(rn_dataset *ds, const char *const *names, int n);
 
 /* ---- the loader ------------------------------------------------------------- */
 
@@ -48,19 +66,34 @@ typedef struct rn_loader_config {
 typedef struct rn_loader rn_loader;
 
 /* Where the loader stands, for checkpoints: restoring it continues with
- * exactly the batches that would have come next. */
+ * exactly the batches that would have come next. A new loader is at (0, 0);
+ * after the last batch of epoch e it is at (e, images per epoch), and the
+ * end-of-epoch call (*n == 0) moves it to (e + 1, 0). */
 typedef struct rn_loader_state {
-    int64_t epoch;             /* epochs started so far */
+    int64_t epoch;             /* index of the current epoch (= epochs finished) */
     int64_t position;          /* images handed out in the current epoch */
 } rn_loader_state;
 
 /* The loader prepares the next batch on a background thread while the caller
- * computes. Batches are deterministic given the seed, whatever the timing. */
+ * computes. Batches are deterministic given the seed, whatever the timing:
+ * epoch e's order is a function of (seed, e) only, and the crop and flip of
+ * the i-th image of epoch e a function of (seed, e, i) only.
+ * Per image, in torchvision's order: resize the uint8 image to image_size x
+ * image_size (PIL bilinear, see resize.h; a non-square image is squashed),
+ * random crop of the same size from the image zero-padded by crop_padding,
+ * horizontal flip, scale to [0, 1] (u / 255.0f), then (v - mean[c]) / std[c].
+ * ds must outlive the loader; nothing is allocated after creation. */
 rn_status rn_loader_create(const rn_dataset *ds, const rn_loader_config *cfg, rn_loader **out);
+
+/* Stops the background thread and frees the loader (NULL is fine). */
 void rn_loader_free(rn_loader *l);
 
 /* Batches per epoch. */
 int rn_loader_steps(const rn_loader *l);
+
+/* The shape of one output image: channels and height x width (image_size, or
+ * the dataset's own size when image_size is 0). */
+void rn_loader_shape(const rn_loader *l, int *channels, int *height, int *width);
 
 /* Fills x: (batch_size, channels, S, S) float32 and labels (batch_size) with
  * the next batch and stores its size in *n; *n == 0 marks the end of an epoch
@@ -68,6 +101,8 @@ int rn_loader_steps(const rn_loader *l);
 rn_status rn_loader_next(rn_loader *l, float *x, int32_t *labels, int *n);
 
 void rn_loader_get_state(const rn_loader *l, rn_loader_state *st);
+
+/* Moves the loader to st (epoch >= 0, 0 <= position <= images per epoch). */
 rn_status rn_loader_set_state(rn_loader *l, const rn_loader_state *st);
 
 #endif

@@ -1,0 +1,80 @@
+/*
+ * dataset.c - rn_dataset_load: picks the reader for a dataset kind;
+ * rn_dataset_free and the class-name helper the readers share.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/status.h"
+#include "data/dataset.h"
+
+static const char *const fashion_names[10] = {
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+};
+
+static const char *const digit_names[10] = {
+    "0", "1", "2", "3", "4", "5", "6", "7", "8", "9",
+};
+
+/* ---------------------------------------------------------------------------
+ * Loading and freeing
+ * ------------------------------------------------------------------------- */
+
+rn_status rn_dataset_load(const char *dir, const char *kind, int train, rn_dataset *out) {
+    if (!out)
+        return rn_fail(RN_ERR_ARG, "rn_dataset_load: NULL output");
+    memset(out, 0, sizeof *out);
+    if (!dir || !kind)
+        return rn_fail(RN_ERR_ARG, "rn_dataset_load: NULL directory or kind");
+    if (strcmp(kind, "mnist") == 0)
+        return rn_idx_load(dir, train, 10, digit_names, out);
+    if (strcmp(kind, "fashion-mnist") == 0 || strcmp(kind, "fashion_mnist") == 0)
+        return rn_idx_load(dir, train, 10, fashion_names, out);
+    if (strcmp(kind, "cifar10") == 0 || strcmp(kind, "cifar-10") == 0)
+        return rn_cifar10_load(dir, train, out);
+    return rn_fail(RN_ERR_ARG, "unknown dataset kind '%s' (expected mnist, fashion-mnist or cifar10)",
+                   kind);
+}
+
+void rn_dataset_free(rn_dataset *ds) {
+    if (!ds)
+        return;
+    if (ds->class_names) {
+        for (int i = 0; i < ds->num_classes; i++)
+            free(ds->class_names[i]);
+        free(ds->class_names);
+    }
+    free(ds->pixels);
+    free(ds->labels);
+    memset(ds, 0, sizeof *ds);
+}
+
+/* ---------------------------------------------------------------------------
+ * Class names
+ * ------------------------------------------------------------------------- */
+
+rn_status rn_dataset_set_class_names(rn_dataset *ds, const char *const *names, int n) {
+    if (n < 1)
+        return rn_fail(RN_ERR_ARG, "class names: count %d < 1", n);
+    char **list = calloc((size_t)n, sizeof *list);
+    if (!list)
+        return rn_fail(RN_ERR_NOMEM, "out of memory for %d class names", n);
+    for (int i = 0; i < n; i++) {
+        list[i] = strdup(names[i]);
+        if (!list[i]) {
+            for (int j = 0; j < i; j++)
+                free(list[j]);
+            free(list);
+            return rn_fail(RN_ERR_NOMEM, "out of memory for class names");
+        }
+    }
+    if (ds->class_names) {
+        for (int i = 0; i < ds->num_classes; i++)
+            free(ds->class_names[i]);
+        free(ds->class_names);
+    }
+    ds->class_names = list;
+    ds->num_classes = n;
+    return RN_OK;
+}

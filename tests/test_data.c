@@ -1,0 +1,783 @@
+/*
+ * test_data.c - datasets, resizing and the loader: the bundled Fashion-MNIST
+ * subset, hand-made malformed IDX and CIFAR-10 files, resize sanity, and
+ * the loader's determinism, state restore, augmentation and batching.
+ *
+ * Run from the repository root (it reads data/fmnist-small). Exits non-zero
+ * on any failure; the last line reads "test_data: N passed, M failed".
+ *
+ *   test_data --resize-dump DIR   writes random images and their resized
+ *                                 versions as .npy files for
+ *                                 tools/check_resize_pil.py, and exits.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "resnet.h"
+#include "check.h"
+#include "data/dataset.h"
+#include "data/resize.h"
+
+#define SUBSET_DIR "data/fmnist-small"
+
+/* ---------------------------------------------------------------------------
+ * Files
+ * ------------------------------------------------------------------------- */
+
+static char tmpdir[256];
+
+/* tmpdir/name, creating the directories on the way. Returns one of two
+ * static buffers, so two results can be used together. */
+static const char *tmp_path(const char *name) {
+    static char path[2][512];
+    static int which;
+    char *p = path[which ^= 1];
+    snprintf(p, sizeof path[0], "%s/%s", tmpdir, name);
+    for (char *s = p + strlen(tmpdir) + 1; (s = strchr(s, '/')); s++) {
+        *s = '\0';
+        mkdir(p, 0700);
+        *s = '/';
+    }
+    return p;
+}
+
+static int write_bytes(const char *path, const void *buf, size_t len) {
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return 0;
+    int ok = fwrite(buf, 1, len, f) == len;
+    return fclose(f) == 0 && ok;
+}
+
+/* Compresses buf into a malloc'ed gzip stream. */
+static unsigned char *gzip_bytes(const void *buf, size_t len, size_t *out_len) {
+    const char *path = tmp_path("gz.tmp");
+    gzFile g = gzopen(path, "wb9");
+    gzwrite(g, buf, (unsigned)len);
+    gzclose(g);
+    FILE *f = fopen(path, "rb");
+    unsigned char *out = malloc(len + 1024);
+    *out_len = fread(out, 1, len + 1024, f);
+    fclose(f);
+    unlink(path);
+    return out;
+}
+
+static void put_be32(unsigned char *p, uint32_t v) {
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+/* An IDX image file of n images rows x cols, pixel (i, k) = (7i + k) & 255. */
+static unsigned char *make_idx_images(uint32_t magic, uint32_t n, uint32_t rows, uint32_t cols,
+                                      size_t *len) {
+    *len = 16 + (size_t)n * rows * cols;
+    unsigned char *b = malloc(*len);
+    put_be32(b, magic);
+    put_be32(b + 4, n);
+    put_be32(b + 8, rows);
+    put_be32(b + 12, cols);
+    for (size_t i = 16; i < *len; i++)
+        b[i] = (unsigned char)(7 * ((i - 16) / (rows * cols)) + (i - 16) % (rows * cols));
+    return b;
+}
+
+/* An IDX label file of n labels, label i = i % 10. */
+static unsigned char *make_idx_labels(uint32_t magic, uint32_t n, size_t *len) {
+    *len = 8 + (size_t)n;
+    unsigned char *b = malloc(*len);
+    put_be32(b, magic);
+    put_be32(b + 4, n);
+    for (uint32_t i = 0; i < n; i++)
+        b[8 + i] = (unsigned char)(i % 10);
+    return b;
+}
+
+/* The load fails with `want` and a message containing `needle`. */
+static void expect_fail(rn_status st, rn_status want, const char *needle, const char *what) {
+    const char *msg = rn_last_error();
+    CHECK(st == want && strstr(msg, needle), "%s: got %s '%s', expected %s naming '%s'", what,
+          rn_status_name(st), msg, rn_status_name(want), needle);
+}
+
+/* ---------------------------------------------------------------------------
+ * The bundled subset
+ * ------------------------------------------------------------------------- */
+
+static void test_subset(void) {
+    static const int want_count[2] = {1000, 5000};
+    for (int train = 0; train <= 1; train++) {
+        rn_dataset ds;
+        rn_status st = rn_dataset_load(SUBSET_DIR, "fashion-mnist", train, &ds);
+        CHECK(st == RN_OK, "load %s (train %d): %s", SUBSET_DIR, train, rn_last_error());
+        if (st != RN_OK)
+            continue;
+        CHECK(ds.count == want_count[train] && ds.channels == 1 && ds.height == 28 &&
+                  ds.width == 28 && ds.num_classes == 10,
+              "subset shape %d x %dx%dx%d, %d classes", ds.count, ds.channels, ds.height,
+              ds.width, ds.num_classes);
+        int hist[10] = {0}, bad = 0;
+        for (int i = 0; i < ds.count; i++) {
+            if (ds.labels[i] < 0 || ds.labels[i] > 9)
+                bad++;
+            else
+                hist[ds.labels[i]]++;
+        }
+        for (int c = 0; c < 10; c++)
+            bad += hist[c] != want_count[train] / 10;
+        CHECK(bad == 0, "label balance (train %d): %d bad classes", train, bad);
+        CHECK(ds.class_names && strcmp(ds.class_names[0], "T-shirt/top") == 0 &&
+                  strcmp(ds.class_names[9], "Ankle boot") == 0, "fashion class names");
+        long sum = 0;
+        for (size_t i = 0; i < (size_t)ds.count * 784; i++)
+            sum += ds.pixels[i];
+        double mean = (double)sum / ((double)ds.count * 784 * 255);
+        CHECK(mean > 0.2 && mean < 0.4, "mean pixel %.3f (Fashion-MNIST is about 0.29)", mean);
+        rn_dataset_free(&ds);
+        CHECK(ds.pixels == NULL && ds.count == 0, "rn_dataset_free zeroes");
+    }
+    rn_dataset ds;
+    CHECK(rn_dataset_load(SUBSET_DIR, "mnist", 0, &ds) == RN_OK &&
+              strcmp(ds.class_names[3], "3") == 0, "mnist kind names digits");
+    rn_dataset_free(&ds);
+    expect_fail(rn_dataset_load(SUBSET_DIR, "imagenet", 0, &ds), RN_ERR_ARG, "imagenet",
+                "unknown kind");
+    expect_fail(rn_dataset_load(tmp_path("nothing/x"), "mnist", 1, &ds), RN_ERR_IO,
+                "train-images-idx3-ubyte", "missing files");
+}
+
+/* ---------------------------------------------------------------------------
+ * Malformed IDX files
+ * ------------------------------------------------------------------------- */
+
+/* Writes images and labels (gzip-compressed when gz) into tmpdir/dir and
+ * loads the test split. */
+static rn_status load_idx(const char *dir, const unsigned char *img, size_t img_len,
+                          const unsigned char *lab, size_t lab_len, rn_dataset *ds) {
+    char name[128];
+    snprintf(name, sizeof name, "%s/t10k-images-idx3-ubyte", dir);
+    write_bytes(tmp_path(name), img, img_len);
+    snprintf(name, sizeof name, "%s/t10k-labels-idx1-ubyte", dir);
+    write_bytes(tmp_path(name), lab, lab_len);
+    return rn_dataset_load(tmp_path(dir), "mnist", 0, ds);
+}
+
+static void test_idx_good(void) {
+    size_t il, ll, gl;
+    unsigned char *img = make_idx_images(0x803, 20, 4, 5, &il);
+    unsigned char *lab = make_idx_labels(0x801, 20, &ll);
+    rn_dataset ds;
+    rn_status st = load_idx("idx_raw", img, il, lab, ll, &ds);
+    CHECK(st == RN_OK && ds.count == 20 && ds.height == 4 && ds.width == 5 &&
+              ds.labels[13] == 3 && ds.pixels[2 * 20 + 3] == 17,
+          "raw IDX loads: %s", rn_last_error());
+    rn_dataset_free(&ds);
+
+    /* The same data gzip-compressed, under the .gz names. */
+    unsigned char *gz = gzip_bytes(img, il, &gl);
+    write_bytes(tmp_path("idx_gz/t10k-images-idx3-ubyte.gz"), gz, gl);
+    free(gz);
+    gz = gzip_bytes(lab, ll, &gl);
+    write_bytes(tmp_path("idx_gz/t10k-labels-idx1-ubyte.gz"), gz, gl);
+    free(gz);
+    st = rn_dataset_load(tmp_path("idx_gz"), "fashion-mnist", 0, &ds);
+    CHECK(st == RN_OK && ds.count == 20 && memcmp(ds.pixels, img + 16, il - 16) == 0 &&
+              ds.labels[19] == 9, "gzip IDX loads: %s", rn_last_error());
+    rn_dataset_free(&ds);
+    free(img);
+    free(lab);
+}
+
+static void test_idx_malformed(void) {
+    size_t il, ll;
+    unsigned char *img = make_idx_images(0x803, 20, 4, 5, &il);
+    unsigned char *lab = make_idx_labels(0x801, 20, &ll);
+    rn_dataset ds;
+    const char *I = "t10k-images-idx3-ubyte", *L = "t10k-labels-idx1-ubyte";
+
+    /* Magic numbers. */
+    put_be32(img, 0x804);
+    expect_fail(load_idx("m1", img, il, lab, ll, &ds), RN_ERR_FORMAT, I, "image magic");
+    put_be32(img, 0x801);
+    load_idx("m2", img, il, lab, ll, &ds);
+    CHECK(strstr(rn_last_error(), "label file") != NULL, "says a label file: %s",
+          rn_last_error());
+    put_be32(img, 0x803);
+    put_be32(lab, 0x803);
+    expect_fail(load_idx("m3", img, il, lab, ll, &ds), RN_ERR_FORMAT, L, "label magic");
+    put_be32(lab, 0x801);
+
+    /* Truncation at every length, and one byte too many. */
+    int bad = 0;
+    for (size_t n = 0; n < il; n++)
+        bad += load_idx("t1", img, n, lab, ll, &ds) != RN_ERR_FORMAT || !strstr(rn_last_error(), I);
+    CHECK(bad == 0, "image file truncated: %d lengths not refused", bad);
+    load_idx("t1", img, il - 3, lab, ll, &ds);
+    CHECK(strstr(rn_last_error(), "416") && strstr(rn_last_error(), "413"),
+          "truncation names expected and actual size: %s", rn_last_error());
+    bad = 0;
+    for (size_t n = 0; n < ll; n++)
+        bad += load_idx("t2", img, il, lab, n, &ds) != RN_ERR_FORMAT || !strstr(rn_last_error(), L);
+    CHECK(bad == 0, "label file truncated: %d lengths not refused", bad);
+    unsigned char *longer = malloc(il + 1);
+    memcpy(longer, img, il);
+    longer[il] = 0;
+    expect_fail(load_idx("t3", longer, il + 1, lab, ll, &ds), RN_ERR_FORMAT, "trailing",
+                "trailing byte");
+    free(longer);
+
+    /* Count mismatch, label range, absurd dimensions. */
+    expect_fail(load_idx("c1", img, il, lab, ll - 1, &ds), RN_ERR_FORMAT, L, "label count");
+    put_be32(lab + 4, 19);
+    expect_fail(load_idx("c2", img, il, lab, ll - 1, &ds), RN_ERR_FORMAT, "20 images", "mismatch");
+    put_be32(lab + 4, 20);
+    lab[8 + 7] = 10;
+    expect_fail(load_idx("c3", img, il, lab, ll, &ds), RN_ERR_FORMAT, "offset 15", "label 10");
+    lab[8 + 7] = 7;
+    static const uint32_t dims[][3] = {{0, 4, 5}, {20, 0, 5}, {20, 4, 0}, {20, 100000, 5},
+                                       {0xffffffffu, 4, 5}, {0x7fffffffu, 4096, 4096}};
+    for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++) {
+        put_be32(img + 4, dims[i][0]);
+        put_be32(img + 8, dims[i][1]);
+        put_be32(img + 12, dims[i][2]);
+        expect_fail(load_idx("d1", img, il, lab, ll, &ds), RN_ERR_FORMAT, I, "absurd dims");
+    }
+    put_be32(img + 4, 20);
+    put_be32(img + 8, 4);
+    put_be32(img + 12, 5);
+
+    /* gzip: truncated at every length, garbage after the magic, a flipped byte. */
+    size_t gl;
+    unsigned char *gz = gzip_bytes(img, il, &gl);
+    bad = 0;
+    for (size_t n = 0; n < gl; n++) {
+        write_bytes(tmp_path("g1/t10k-images-idx3-ubyte.gz"), gz, n);
+        write_bytes(tmp_path("g1/t10k-labels-idx1-ubyte"), lab, ll);
+        bad += rn_dataset_load(tmp_path("g1"), "mnist", 0, &ds) == RN_OK ||
+               !strstr(rn_last_error(), "t10k-images-idx3-ubyte.gz");
+    }
+    CHECK(bad == 0, "gzip truncated: %d of %zu lengths not refused", bad, gl);
+    unsigned char garbage[64] = {0x1f, 0x8b, 8, 0};
+    for (size_t i = 4; i < sizeof garbage; i++)
+        garbage[i] = (unsigned char)(i * 37 + 11);
+    write_bytes(tmp_path("g1/t10k-images-idx3-ubyte.gz"), garbage, sizeof garbage);
+    expect_fail(rn_dataset_load(tmp_path("g1"), "mnist", 0, &ds), RN_ERR_FORMAT,
+                "t10k-images-idx3-ubyte.gz", "gzip garbage");
+    gz[gl / 2] ^= 0x40;
+    write_bytes(tmp_path("g1/t10k-images-idx3-ubyte.gz"), gz, gl);
+    CHECK(rn_dataset_load(tmp_path("g1"), "mnist", 0, &ds) != RN_OK &&
+              strstr(rn_last_error(), "t10k-images-idx3-ubyte.gz"), "gzip flipped byte: %s",
+          rn_last_error());
+    free(gz);
+    free(img);
+    free(lab);
+}
+
+/* ---------------------------------------------------------------------------
+ * CIFAR-10
+ * ------------------------------------------------------------------------- */
+
+/* n records; record r has label (first + r) % 10 and pixel k = (r + k) & 255. */
+static unsigned char *make_cifar(int n, int first, size_t *len) {
+    *len = (size_t)n * 3073;
+    unsigned char *b = malloc(*len);
+    for (int r = 0; r < n; r++) {
+        b[(size_t)r * 3073] = (unsigned char)((first + r) % 10);
+        for (int k = 0; k < 3072; k++)
+            b[(size_t)r * 3073 + 1 + k] = (unsigned char)(first + r + k);
+    }
+    return b;
+}
+
+static void test_cifar(void) {
+    size_t len;
+    rn_dataset ds;
+    char dir[512];
+    /* The archive's layout: DIR/cifar-10-batches-bin/, no meta file. */
+    for (int i = 1; i <= 5; i++) {
+        unsigned char *b = make_cifar(2, 2 * (i - 1), &len);
+        char name[96];
+        snprintf(name, sizeof name, "cifar/cifar-10-batches-bin/data_batch_%d.bin", i);
+        write_bytes(tmp_path(name), b, len);
+        free(b);
+    }
+    snprintf(dir, sizeof dir, "%s/cifar", tmpdir);
+    rn_status st = rn_dataset_load(dir, "cifar10", 1, &ds);
+    CHECK(st == RN_OK && ds.count == 10 && ds.channels == 3 && ds.height == 32 &&
+              ds.labels[7] == 7 && ds.pixels[7 * 3072 + 1024] == (uint8_t)(7 + 1024) &&
+              strcmp(ds.class_names[1], "automobile") == 0,
+          "CIFAR train split loads: %s", rn_last_error());
+    rn_dataset_free(&ds);
+
+    /* Test split directly in DIR, with class names from batches.meta.txt. */
+    unsigned char *b = make_cifar(5, 3, &len);
+    write_bytes(tmp_path("cifar2/test_batch.bin"), b, len);
+    const char *meta = "a\nb\nc\nd\ne\nf\ng\nh\ni\n  j j \r\n\n";
+    write_bytes(tmp_path("cifar2/batches.meta.txt"), meta, strlen(meta));
+    snprintf(dir, sizeof dir, "%s/cifar2", tmpdir);
+    st = rn_dataset_load(dir, "cifar10", 0, &ds);
+    CHECK(st == RN_OK && ds.count == 5 && ds.labels[0] == 3 &&
+              strcmp(ds.class_names[9], "j j") == 0, "CIFAR test split with meta: %s",
+          rn_last_error());
+    rn_dataset_free(&ds);
+    write_bytes(tmp_path("cifar2/batches.meta.txt"), meta, 18);
+    expect_fail(rn_dataset_load(dir, "cifar10", 0, &ds), RN_ERR_FORMAT, "batches.meta.txt",
+                "nine class names");
+    unlink(tmp_path("cifar2/batches.meta.txt"));
+
+    /* Truncations (sizes not a multiple of 3073). */
+    int bad = 0;
+    for (size_t n = 0; n < len; n += n < 3080 ? 1 : 997) {
+        if (n % 3073 == 0 && n)
+            continue;
+        write_bytes(tmp_path("cifar2/test_batch.bin"), b, n);
+        bad += rn_dataset_load(dir, "cifar10", 0, &ds) != RN_ERR_FORMAT ||
+               !strstr(rn_last_error(), "test_batch.bin");
+    }
+    CHECK(bad == 0, "CIFAR truncated: %d lengths not refused", bad);
+    b[2 * 3073] = 10;
+    write_bytes(tmp_path("cifar2/test_batch.bin"), b, len);
+    expect_fail(rn_dataset_load(dir, "cifar10", 0, &ds), RN_ERR_FORMAT, "offset 6146",
+                "CIFAR label 10");
+    free(b);
+
+    /* A missing training batch; no files at all. */
+    unlink(tmp_path("cifar/cifar-10-batches-bin/data_batch_4.bin"));
+    snprintf(dir, sizeof dir, "%s/cifar", tmpdir);
+    expect_fail(rn_dataset_load(dir, "cifar10", 1, &ds), RN_ERR_IO, "data_batch_4.bin",
+                "missing batch");
+    expect_fail(rn_dataset_load(dir, "cifar10", 0, &ds), RN_ERR_IO, "test_batch.bin",
+                "missing split");
+}
+
+/* ---------------------------------------------------------------------------
+ * Resize sanity (bit parity with PIL: tools/check_resize_pil.py)
+ * ------------------------------------------------------------------------- */
+
+static void test_resize(void) {
+    uint8_t src[6 * 7], dst[13 * 3];
+    for (int i = 0; i < 42; i++)
+        src[i] = 77;
+    CHECK(rn_resize_bilinear_u8(src, 1, 6, 7, dst, 13, 3) == RN_OK, "resize runs");
+    int bad = 0;
+    for (int i = 0; i < 39; i++)
+        bad += dst[i] != 77;
+    CHECK(bad == 0, "a constant image stays constant");
+    for (int i = 0; i < 42; i++)
+        src[i] = (uint8_t)(i * 5);
+    uint8_t same[42];
+    rn_resize_bilinear_u8(src, 1, 6, 7, same, 6, 7);
+    CHECK(memcmp(src, same, 42) == 0, "same size is the identity");
+    CHECK(rn_resize_bilinear_u8(src, 1, 6, 7, dst, 0, 3) == RN_ERR_ARG, "zero size refused");
+}
+
+/* Writes the cases that tools/check_resize_pil.py compares with PIL. */
+static int resize_dump(const char *dir) {
+    static const int fixed[][4] = {{28, 28, 224, 224}, {32, 32, 224, 224}, {28, 28, 96, 96},
+                                   {224, 224, 32, 32}, {375, 500, 224, 224}, {1, 1, 5, 7},
+                                   {9, 8, 1, 1}, {28, 28, 28, 40}, {17, 30, 50, 30},
+                                   {300, 7, 13, 7}, {64, 64, 63, 65}, {2, 255, 3, 254}};
+    int nfixed = (int)(sizeof fixed / sizeof fixed[0]), cases = 160;
+    FILE *list = NULL;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/cases.txt", dir);
+    if (!(list = fopen(path, "w")))
+        return 1;
+    for (int k = 0; k < cases; k++) {
+        int ih, iw, oh, ow, c = 1 + k % 4;
+        if (k < nfixed) {
+            ih = fixed[k][0], iw = fixed[k][1], oh = fixed[k][2], ow = fixed[k][3];
+        } else {
+            int big = k % 5 == 0 ? 200 : 40;
+            ih = check_int(1, big), iw = check_int(1, big);
+            oh = check_int(1, 40), ow = check_int(1, 40);
+        }
+        size_t in_n = (size_t)c * ih * iw, out_n = (size_t)c * oh * ow;
+        uint8_t *in8 = malloc(in_n), *out8 = malloc(out_n);
+        float *inf = malloc(in_n * 4), *outf = malloc(out_n * 4), *tmp = malloc(in_n * 4);
+        int smooth = k % 3 == 0;   /* smooth images exercise rounding near .5 */
+        for (size_t i = 0; i < in_n; i++) {
+            in8[i] = smooth ? (uint8_t)((i % (size_t)iw) * 255 / (size_t)iw)
+                            : (uint8_t)check_int(0, 255);
+            inf[i] = check_uniform(-300.0f, 300.0f);
+        }
+        int ok = rn_resize_bilinear_u8(in8, c, ih, iw, out8, oh, ow) == RN_OK &&
+                 rn_resize_bilinear_f32(inf, c, ih, iw, outf, oh, ow) == RN_OK;
+        int64_t in_shape[3] = {c, ih, iw}, out_shape[3] = {c, oh, ow};
+        for (size_t i = 0; i < in_n; i++)
+            tmp[i] = in8[i];
+        snprintf(path, sizeof path, "%s/u8_in_%d.npy", dir, k);
+        ok = ok && rn_npy_write(path, tmp, 3, in_shape) == RN_OK;
+        float *o8 = malloc(out_n * 4);
+        for (size_t i = 0; i < out_n; i++)
+            o8[i] = out8[i];
+        snprintf(path, sizeof path, "%s/u8_out_%d.npy", dir, k);
+        ok = ok && rn_npy_write(path, o8, 3, out_shape) == RN_OK;
+        snprintf(path, sizeof path, "%s/f32_in_%d.npy", dir, k);
+        ok = ok && rn_npy_write(path, inf, 3, in_shape) == RN_OK;
+        snprintf(path, sizeof path, "%s/f32_out_%d.npy", dir, k);
+        ok = ok && rn_npy_write(path, outf, 3, out_shape) == RN_OK;
+        free(in8), free(out8), free(inf), free(outf), free(tmp), free(o8);
+        if (!ok) {
+            fprintf(stderr, "resize dump case %d: %s\n", k, rn_last_error());
+            fclose(list);
+            return 1;
+        }
+        fprintf(list, "%d\n", k);
+    }
+    fclose(list);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * The loader
+ * ------------------------------------------------------------------------- */
+
+/* count random images (c, h, w); channel 0 starts with the index i as two
+ * bytes (low, high); label i % 10. */
+static rn_dataset make_synth(int count, int c, int h, int w) {
+    rn_dataset ds = {count, c, h, w, 10, NULL, NULL, NULL};
+    size_t per = (size_t)c * h * w;
+    ds.pixels = malloc((size_t)count * per);
+    ds.labels = malloc((size_t)count * sizeof *ds.labels);
+    for (int i = 0; i < count; i++) {
+        for (size_t k = 0; k < per; k++)
+            ds.pixels[i * per + k] = (uint8_t)check_int(0, 255);
+        ds.pixels[i * per] = (uint8_t)(i & 255);
+        ds.pixels[i * per + 1] = (uint8_t)(i >> 8);
+        ds.labels[i] = i % 10;
+    }
+    return ds;
+}
+
+static rn_loader_config base_config(int batch_size) {
+    rn_loader_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.batch_size = batch_size;
+    cfg.seed = 42;
+    return cfg;
+}
+
+/* The index encoded in an unaugmented, unnormalised output image. */
+static int decode_index(const float *img) {
+    return (int)(img[0] * 255.0f + 0.5f) + 256 * (int)(img[1] * 255.0f + 0.5f);
+}
+
+/* calls x rn_loader_next; batch i goes to xs + i * stride, ls + i * bs. */
+static int collect(rn_loader *l, int calls, size_t stride, int bs, float *xs, int32_t *ls,
+                   int *ns, int slow) {
+    for (int i = 0; i < calls; i++) {
+        if (slow)
+            usleep(300);
+        if (rn_loader_next(l, xs + i * stride, ls + (size_t)i * bs, &ns[i]) != RN_OK)
+            return 0;
+    }
+    return 1;
+}
+
+/* Whether calls batches of a and b agree in size and in their n images. */
+static int same_batches(const float *a, const int *na, const float *b, const int *nb, int calls,
+                        size_t stride, size_t per_image) {
+    for (int i = 0; i < calls; i++)
+        if (na[i] != nb[i] || memcmp(a + i * stride, b + i * stride, na[i] * per_image * 4))
+            return 0;
+    return 1;
+}
+
+static void test_loader_batching(void) {
+    rn_dataset ds = make_synth(10, 1, 6, 7);
+    rn_loader_config cfg = base_config(4);
+    float x[4 * 42];
+    int32_t lab[4];
+    for (int drop = 0; drop <= 1; drop++) {
+        cfg.drop_last = drop;
+        rn_loader *l;
+        CHECK(rn_loader_create(&ds, &cfg, &l) == RN_OK, "create: %s", rn_last_error());
+        CHECK(rn_loader_steps(l) == (drop ? 2 : 3), "steps %d (drop_last %d)",
+              rn_loader_steps(l), drop);
+        static const int want[2][5] = {{4, 4, 2, 0, 4}, {4, 4, 0, 4, 4}};
+        int order_ok = 1, seen = 0;
+        for (int i = 0; i < 5; i++) {
+            int n = -1;
+            rn_loader_next(l, x, lab, &n);
+            CHECK(n == want[drop][i], "call %d: batch of %d, expected %d (drop_last %d)", i, n,
+                  want[drop][i], drop);
+            for (int b = 0; b < n && seen < 10; b++, seen++)
+                order_ok &= decode_index(x + b * 42) == seen % (drop ? 8 : 10) &&
+                            lab[b] == seen % (drop ? 8 : 10) % 10;
+        }
+        CHECK(order_ok, "without shuffling the order is the dataset's (drop_last %d)", drop);
+        rn_loader_state st;
+        rn_loader_get_state(l, &st);
+        CHECK(st.epoch == 1 && st.position == (drop ? 8 : 4), "state (%lld, %lld)",
+              (long long)st.epoch, (long long)st.position);
+        int c, h, w;
+        rn_loader_shape(l, &c, &h, &w);
+        CHECK(c == 1 && h == 6 && w == 7, "shape %dx%dx%d", c, h, w);
+        rn_loader_free(l);
+    }
+    rn_dataset_free(&ds);
+}
+
+static void test_loader_shuffle(void) {
+    rn_dataset ds = make_synth(37, 1, 5, 5);
+    rn_loader_config cfg = base_config(8);
+    cfg.shuffle = 1;
+    rn_loader *l;
+    rn_loader_create(&ds, &cfg, &l);
+    float x[8 * 25];
+    int32_t lab[8];
+    int order[3][37], perm_ok = 1;
+    for (int e = 0; e < 3; e++) {
+        int seen[37] = {0}, k = 0, n;
+        while (rn_loader_next(l, x, lab, &n) == RN_OK && n > 0)
+            for (int b = 0; b < n; b++, k++) {
+                int idx = decode_index(x + b * 25);
+                perm_ok &= k < 37 && idx < 37 && !seen[idx] && lab[b] == idx % 10;
+                if (k < 37 && idx < 37)
+                    seen[idx] = 1, order[e][k] = idx;
+            }
+        perm_ok &= k == 37;
+    }
+    CHECK(perm_ok, "every epoch is a permutation of the dataset");
+    int identity = 1;
+    for (int i = 0; i < 37; i++)
+        identity &= order[0][i] == i;
+    CHECK(!identity && memcmp(order[0], order[1], sizeof order[0]) != 0 &&
+              memcmp(order[1], order[2], sizeof order[0]) != 0, "epochs are shuffled differently");
+    rn_loader_free(l);
+    rn_dataset_free(&ds);
+}
+
+static void test_loader_determinism(void) {
+    rn_dataset ds = make_synth(45, 3, 8, 8);
+    rn_loader_config cfg = base_config(10);
+    cfg.shuffle = cfg.flip = cfg.normalize = 1;
+    cfg.crop_padding = 2;
+    for (int c = 0; c < 3; c++)
+        cfg.mean[c] = 0.5f, cfg.std[c] = 0.25f;
+    enum { CALLS = 14 };   /* 5 batches + marker per epoch: crosses two boundaries */
+    size_t stride = 10 * 3 * 64;
+    float *a = calloc(CALLS * stride, 4), *b = calloc(CALLS * stride, 4);
+    int32_t la[CALLS * 10] = {0}, lb[CALLS * 10] = {0};
+    int na[CALLS], nb[CALLS];
+    rn_loader *l1, *l2;
+    rn_loader_create(&ds, &cfg, &l1);
+    rn_loader_create(&ds, &cfg, &l2);
+    CHECK(collect(l1, CALLS, stride, 10, a, la, na, 0) &&
+              collect(l2, CALLS, stride, 10, b, lb, nb, 1), "collect: %s", rn_last_error());
+    CHECK(same_batches(a, na, b, nb, CALLS, stride, 3 * 64) && memcmp(la, lb, sizeof la) == 0,
+          "same seed, same batches (fast and slow consumer)");
+    rn_loader_free(l2);
+
+    /* Restore a saved state into a fresh loader and into the same one. */
+    rn_loader_state st = {0, 20}, got;
+    rn_loader_create(&ds, &cfg, &l2);
+    CHECK(rn_loader_set_state(l2, &st) == RN_OK, "set_state: %s", rn_last_error());
+    collect(l2, CALLS - 2, stride, 10, b, lb, nb, 0);
+    CHECK(same_batches(a + 2 * stride, na + 2, b, nb, CALLS - 2, stride, 3 * 64),
+          "a restored loader continues identically");
+    rn_loader_get_state(l1, &got);
+    st.epoch = 1, st.position = 30;
+    rn_loader_set_state(l1, &st);
+    collect(l1, 5, stride, 10, b, lb, nb, 0);
+    CHECK(same_batches(a + 9 * stride, na + 9, b, nb, 5, stride, 3 * 64),
+          "rewinding the same loader");
+    st.epoch = 0, st.position = 45;
+    rn_loader_set_state(l1, &st);
+    collect(l1, 2, stride, 10, b, lb, nb, 0);
+    CHECK(nb[0] == 0 && memcmp(a + 6 * stride, b + stride, stride * 4) == 0,
+          "a state at the end of an epoch gives the marker, then the next epoch");
+    CHECK(got.epoch == 2 && got.position == 20, "state after 14 calls: (%lld, %lld)",
+          (long long)got.epoch, (long long)got.position);
+    st.position = 46;
+    CHECK(rn_loader_set_state(l1, &st) == RN_ERR_ARG, "position past the epoch refused");
+    rn_loader_free(l1);
+    rn_loader_free(l2);
+
+    cfg.seed = 43;
+    rn_loader_create(&ds, &cfg, &l1);
+    collect(l1, 1, stride, 10, b, lb, nb, 0);
+    CHECK(memcmp(a, b, stride * 4) != 0, "different seeds differ");
+    rn_loader_free(l1);
+    free(a);
+    free(b);
+    rn_dataset_free(&ds);
+}
+
+/* Whether out (c, h, w) is src cropped at (oy, ox) from its zero padding
+ * by pad, then mirrored when flip, scaled to [0, 1]. */
+static int is_transform(const float *out, const uint8_t *src, int c, int h, int w, int pad,
+                        int oy, int ox, int flip) {
+    for (int ch = 0; ch < c; ch++)
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                int sy = y + oy - pad, sx = (flip ? w - 1 - x : x) + ox - pad;
+                int u = sy >= 0 && sy < h && sx >= 0 && sx < w
+                            ? src[((size_t)ch * h + sy) * w + sx] : 0;
+                if (out[((size_t)ch * h + y) * w + x] != (float)u / 255.0f)
+                    return 0;
+            }
+    return 1;
+}
+
+static void test_loader_augment(void) {
+    enum { N = 32, C = 2, H = 6, W = 7, PAD = 2 };
+    rn_dataset ds = make_synth(N, C, H, W);
+    float x[N * C * H * W];
+    int32_t lab[N];
+    for (int pad = 0; pad <= PAD; pad += PAD) {
+        rn_loader_config cfg = base_config(N);
+        cfg.flip = 1;
+        cfg.crop_padding = pad;
+        rn_loader *l;
+        rn_loader_create(&ds, &cfg, &l);
+        int n, unmatched = 0, flips = 0, offsets = 0, in_range = 1;
+        rn_loader_next(l, x, lab, &n);
+        for (int i = 0; i < n; i++) {
+            const float *o = x + (size_t)i * C * H * W;
+            for (int k = 0; k < C * H * W; k++)
+                in_range &= o[k] >= 0.0f && o[k] <= 1.0f;
+            int found = 0;
+            for (int f = 0; f <= 1 && !found; f++)
+                for (int oy = 0; oy <= 2 * pad && !found; oy++)
+                    for (int ox = 0; ox <= 2 * pad && !found; ox++)
+                        if (is_transform(o, ds.pixels + (size_t)i * C * H * W, C, H, W, pad, oy,
+                                         ox, f)) {
+                            found = 1;
+                            flips += f;
+                            offsets += oy != pad || ox != pad;
+                        }
+            unmatched += !found;
+        }
+        CHECK(n == N && unmatched == 0, "pad %d: %d images are no crop/flip of their source",
+              pad, unmatched);
+        CHECK(flips > 4 && flips < N - 4, "pad %d: %d of %d flipped", pad, flips, N);
+        CHECK(pad == 0 || offsets > N / 2, "pad %d: %d of %d shifted", pad, offsets, N);
+        CHECK(in_range, "pad %d: values in [0, 1]", pad);
+        rn_loader_free(l);
+    }
+    rn_dataset_free(&ds);
+}
+
+static void test_loader_normalize_resize(void) {
+    rn_dataset ds = make_synth(5, 3, 28, 28);
+    rn_loader_config cfg = base_config(5);
+    cfg.normalize = 1;
+    const float mean[3] = {0.4914f, 0.4822f, 0.4465f}, sd[3] = {0.247f, 0.243f, 0.261f};
+    memcpy(cfg.mean, mean, sizeof mean);
+    memcpy(cfg.std, sd, sizeof sd);
+    static float x[5 * 3 * 32 * 32];
+    int32_t lab[5];
+    int n, bad = 0;
+    rn_loader *l;
+    rn_loader_create(&ds, &cfg, &l);
+    rn_loader_next(l, x, lab, &n);
+    for (int i = 0; i < 5 * 3 * 784; i++) {
+        int c = i / 784 % 3;
+        bad += x[i] != ((float)ds.pixels[i] / 255.0f - mean[c]) / sd[c];
+    }
+    CHECK(n == 5 && bad == 0, "normalisation is (u / 255 - mean) / std: %d differ", bad);
+    rn_loader_free(l);
+
+    cfg.normalize = 0;
+    cfg.image_size = 32;
+    rn_loader_create(&ds, &cfg, &l);
+    rn_loader_next(l, x, lab, &n);
+    static uint8_t want[5 * 3 * 32 * 32];
+    rn_resize_bilinear_u8(ds.pixels, 5 * 3, 28, 28, want, 32, 32);
+    bad = 0;
+    for (int i = 0; i < 5 * 3 * 1024; i++)
+        bad += x[i] != (float)want[i] / 255.0f;
+    int c, h, w;
+    rn_loader_shape(l, &c, &h, &w);
+    CHECK(bad == 0 && c == 3 && h == 32 && w == 32, "resize to 32 then scale: %d differ", bad);
+    rn_loader_free(l);
+
+    /* Bad configurations. */
+    rn_loader_config badcfg[5];
+    for (int i = 0; i < 5; i++)
+        badcfg[i] = base_config(5);
+    badcfg[0].batch_size = 0;
+    badcfg[1].drop_last = 1, badcfg[1].batch_size = 6;
+    badcfg[2].normalize = 1, badcfg[2].std[0] = 1, badcfg[2].std[1] = 0, badcfg[2].std[2] = 1;
+    badcfg[3].crop_padding = -1;
+    badcfg[4].image_size = -3;
+    for (int i = 0; i < 5; i++) {
+        l = (rn_loader *)&bad;
+        CHECK(rn_loader_create(&ds, &badcfg[i], &l) == RN_ERR_ARG && l == NULL,
+              "bad config %d refused", i);
+    }
+    ds.labels[3] = 10;
+    CHECK(rn_loader_create(&ds, &cfg, &l) == RN_ERR_ARG && strstr(rn_last_error(), "image 3"),
+          "a label out of range is refused: %s", rn_last_error());
+    rn_dataset_free(&ds);
+}
+
+static void test_loader_subset(void) {
+    rn_dataset ds;
+    if (rn_dataset_load(SUBSET_DIR, "fashion-mnist", 0, &ds) != RN_OK)
+        return;   /* reported by test_subset */
+    rn_loader_config cfg = base_config(128);
+    cfg.shuffle = cfg.flip = 1;
+    cfg.crop_padding = 4;
+    rn_loader *l;
+    CHECK(rn_loader_create(&ds, &cfg, &l) == RN_OK, "subset loader: %s", rn_last_error());
+    static float x[128 * 784];
+    int32_t lab[128];
+    int hist[10] = {0}, n, batches = 0, last = 0, total = 0;
+    while (rn_loader_next(l, x, lab, &n) == RN_OK && n > 0) {
+        for (int b = 0; b < n; b++)
+            hist[lab[b]]++;
+        batches++, last = n, total += n;
+    }
+    int balanced = 1;
+    for (int c = 0; c < 10; c++)
+        balanced &= hist[c] == 100;
+    CHECK(batches == 8 && last == 1000 - 7 * 128 && total == 1000 && balanced,
+          "one epoch of the subset: %d batches, last %d, balanced %d", batches, last, balanced);
+    rn_loader_free(l);
+    rn_dataset_free(&ds);
+}
+
+/* ---------------------------------------------------------------------------
+ * Main
+ * ------------------------------------------------------------------------- */
+
+int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "--resize-dump") == 0)
+        return resize_dump(argv[2]);
+    if (argc != 1) {
+        fprintf(stderr, "usage: %s [--resize-dump DIR]\n", argv[0]);
+        return 2;
+    }
+    const char *base = getenv("TMPDIR");
+    snprintf(tmpdir, sizeof tmpdir, "%s/test_data_XXXXXX", base && *base ? base : "/tmp");
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    test_subset();
+    test_idx_good();
+    test_idx_malformed();
+    test_cifar();
+    test_resize();
+    test_loader_batching();
+    test_loader_shuffle();
+    test_loader_determinism();
+    test_loader_augment();
+    test_loader_normalize_resize();
+    test_loader_subset();
+
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "warning: could not remove %s\n", tmpdir);
+    return check_done("test_data");
+}
