@@ -2,7 +2,7 @@
 # install_deps.sh - install what resnet.c's build and tests need, if missing.
 #   build: a C compiler and make
 #   libs:  zlib, libpng and libjpeg-turbo development files
-#   tests: Debian's python3-torch, python3-torchvision, python3-pil and python3-numpy for
+#   tests: Debian's python3-torch, python3-torchvision, python3-pil, python3-skimage and python3-numpy for
 #          /usr/bin/python3 (the PyTorch parity tests)
 set -eu
 
@@ -18,6 +18,10 @@ if ! [ -x /usr/bin/python3 ] || ! /usr/bin/python3 -c 'import numpy' >/dev/null 
 fi
 if ! /usr/bin/python3 -c 'import torch, torchvision, PIL' >/dev/null 2>&1; then
     missing+=(python3-torch python3-torchvision python3-pil)
+fi
+# sample photographs for the preprocessing parity test
+if ! /usr/bin/python3 -c 'import skimage' >/dev/null 2>&1; then
+    missing+=(python3-skimage)
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then
