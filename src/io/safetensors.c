@@ -76,8 +76,7 @@ static float half_to_float(uint16_t h) {
     return bits_to_float(sign | (exp + 112) << 23 | mant << 13);
 }
 
-/* Converts n elements of dtype d at src (little-endian) into dst. */
-static void convert_to_float(st_dtype d, const unsigned char *src, float *dst, size_t n) {
+void st_convert_to_float(st_dtype d, const unsigned char *src, float *dst, size_t n) {
     for (size_t i = 0; i < n; i++) {
         switch (d) {
         case ST_F32: dst[i] = bits_to_float(load_u32(src + 4 * i)); break;
@@ -330,7 +329,7 @@ static rn_status load_tensor(st_tensor *t, const unsigned char *src, const char 
             t->i64[j] = (int64_t)load_u64(src + 8 * j);
     } else {
         t->f32 = values;
-        convert_to_float(t->dtype, src, t->f32, t->numel);
+        st_convert_to_float(t->dtype, src, t->f32, t->numel);
     }
     return RN_OK;
 }
@@ -409,8 +408,7 @@ rn_status st_parse(const unsigned char *buf, size_t len, const char *what, st_fi
     return st;
 }
 
-/* Reads a whole regular file into a malloc'ed buffer. */
-static rn_status read_file(const char *path, unsigned char **buf, size_t *len) {
+rn_status st_read_file(const char *path, unsigned char **buf, size_t *len) {
     *buf = NULL;
     *len = 0;
     FILE *f = fopen(path, "rb");
@@ -449,7 +447,7 @@ rn_status st_read(const char *path, st_file *out) {
         return rn_fail(RN_ERR_ARG, "st_read: path is NULL");
     unsigned char *buf = NULL;
     size_t len = 0;
-    RN_TRY(read_file(path, &buf, &len));
+    RN_TRY(st_read_file(path, &buf, &len));
     rn_status st = st_parse(buf, len, path, out);
     free(buf);
     return st;

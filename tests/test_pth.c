@@ -1,0 +1,480 @@
+/*
+ * test_pth.c - torch.save checkpoints read without Python: zip archive,
+ * restricted unpickler, tensors.
+ *
+ * Runs tools/make_pth_corpus.py (from the repository root) into a temporary
+ * folder, then: every valid file loads and matches the tensors PyTorch
+ * wrote beside it bit for bit; every hostile file is refused with a message
+ * naming the file and the reason; every truncation of two small files
+ * fails cleanly; seeded byte mutations (anywhere, and inside data.pkl with
+ * its CRC repaired so the unpickler sees them) either load or fail cleanly.
+ *
+ * Exits non-zero on any failure; the last line reads
+ * "test_pth: N passed, M failed".
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "io/pickle.h"
+#include "io/pth.h"
+#include "io/safetensors.h"
+#include "io/zip.h"
+#include "resnet.h"
+#include "check.h"
+
+#define CORPUS_SCRIPT "tools/make_pth_corpus.py"
+
+static char tmpdir[256];
+
+static void corpus_path(char *out, size_t cap, const char *sub, const char *name,
+                        const char *ext) {
+    snprintf(out, cap, "%s/%s/%s%s", tmpdir, sub, name, ext);
+}
+
+static unsigned char *read_bytes(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *buf = malloc(n > 0 ? (size_t)n : 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+static int make_corpus(void) {
+    if (access(CORPUS_SCRIPT, R_OK) != 0) {
+        CHECK(0, "%s not found: run from the repository root", CORPUS_SCRIPT);
+        return 0;
+    }
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s '%s'", CORPUS_SCRIPT, tmpdir);
+    int rc = system(cmd);
+    CHECK(rc == 0, "%s failed (status %d)", cmd, rc);
+    return rc == 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * Valid files: bit-identical to what PyTorch wrote
+ * ------------------------------------------------------------------------- */
+
+static const char *const valid_files[] = {
+    "resnet18_c3_state_dict", "resnet50_c1_state_dict", "d2l_resnet18_c1_state_dict",
+    "wrapper_state_dict_sgd", "wrapper_model_key", "wrapper_protocol4", "dataparallel_prefix",
+    "parameters", "empty_dict", "empty_ordered_dict", "dtypes", "views_shared_storages",
+    "small", "zip64_records", "zip_comment", "zip_comment_fake_eocd",
+    "zip64_comment_unaligned", "assembled_views",
+};
+
+static void compare(const char *name, const st_file *got, const st_file *want) {
+    CHECK(got->count == want->count, "%s: %zu tensors, want %zu", name, got->count, want->count);
+    CHECK(got->meta_count == 0, "%s: no metadata", name);
+    for (size_t i = 0; i < want->count && i < got->count; i++) {
+        const st_tensor *w = &want->tensors[i], *g = &got->tensors[i];
+        if (strcmp(g->name, w->name) != 0) {
+            CHECK(0, "%s: tensor %zu is '%s', want '%s' (dict order)", name, i, g->name, w->name);
+            continue;
+        }
+        int same_shape = g->ndim == w->ndim && g->numel == w->numel;
+        for (int d = 0; same_shape && d < w->ndim; d++)
+            same_shape = g->shape[d] == w->shape[d];
+        CHECK(same_shape, "%s: '%s' shape", name, w->name);
+        if (!same_shape)
+            continue;
+        if (w->dtype == ST_I64) {
+            CHECK(g->dtype == ST_I64 && g->i64 && !g->f32, "%s: '%s' is i64", name, w->name);
+            if (g->i64)
+                CHECK(memcmp(g->i64, w->i64, w->numel * sizeof *w->i64) == 0,
+                      "%s: '%s' values", name, w->name);
+        } else {
+            CHECK(g->dtype != ST_I64 && g->f32 && !g->i64, "%s: '%s' is f32", name, w->name);
+            if (g->f32)
+                CHECK(memcmp(g->f32, w->f32, w->numel * sizeof *w->f32) == 0,
+                      "%s: '%s' values differ bitwise", name, w->name);
+        }
+    }
+}
+
+static void test_valid(void) {
+    for (size_t i = 0; i < sizeof valid_files / sizeof valid_files[0]; i++) {
+        char pth[512], st[512];
+        corpus_path(pth, sizeof pth, "valid", valid_files[i], ".pth");
+        corpus_path(st, sizeof st, "valid", valid_files[i], ".safetensors");
+        st_file got, want;
+        rn_status s1 = pth_read(pth, &got);
+        CHECK(s1 == RN_OK, "%s: %s", valid_files[i], rn_last_error());
+        rn_status s2 = st_read(st, &want);
+        CHECK(s2 == RN_OK, "%s: %s", st, rn_last_error());
+        if (s1 == RN_OK && s2 == RN_OK)
+            compare(valid_files[i], &got, &want);
+        st_free(&got);
+        st_free(&want);
+    }
+
+    /* Stored dtypes are reported as they were. */
+    char pth[512];
+    corpus_path(pth, sizeof pth, "valid", "dtypes", ".pth");
+    st_file f;
+    if (pth_read(pth, &f) == RN_OK) {
+        static const struct {
+            const char *name;
+            st_dtype dtype;
+        } want[] = {{"f32", ST_F32}, {"f16", ST_F16}, {"bf16", ST_BF16}, {"f64", ST_F64},
+                    {"i64", ST_I64}, {"i32", ST_I64}, {"u8", ST_I64}, {"bool", ST_I64}};
+        for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+            const st_tensor *t = st_find(&f, want[i].name);
+            CHECK(t && t->dtype == want[i].dtype, "dtypes.pth: '%s' dtype", want[i].name);
+        }
+        const st_tensor *t = st_find(&f, "scalar");
+        CHECK(t && t->ndim == 0 && t->numel == 1 && t->f32 && t->f32[0] == 2.75f, "0-d tensor");
+        t = st_find(&f, "empty");
+        CHECK(t && t->ndim == 2 && t->numel == 0 && t->shape[0] == 0 && t->shape[1] == 3,
+              "empty tensor");
+        st_free(&f);
+    } else {
+        CHECK(0, "dtypes.pth: %s", rn_last_error());
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * Hostile files: refused, with the file and the reason named
+ * ------------------------------------------------------------------------- */
+
+static const struct {
+    const char *name, *keyword;
+} hostile_files[] = {
+    {"whole_model_pickled", "torch.nn.modules.container.Sequential"},
+    {"reduce_os_system", "posix.system"},
+    {"reduce_builtins_eval", "eval"},
+    {"numpy_scalar_in_wrapper", "numpy"},
+    {"torch_size_global", "torch.Size"},
+    {"global_posix_system", "posix.system"},
+    {"global_builtins_eval", "builtins.eval"},
+    {"stack_global_os_system", "os.system"},
+    {"global_without_newline", "newline"},
+    {"storage_called", "persistent id"},
+    {"stack_underflow_setitem", "underflow"},
+    {"stack_underflow_tuple1", "underflow"},
+    {"stack_underflow_below_mark", "underflow"},
+    {"memo_get_unset", "memo index"},
+    {"memo_long_get_unset", "memo index"},
+    {"memo_put_huge_index", "memo index"},
+    {"mark_missing_setitems", "MARK"},
+    {"mark_left_open", "MARK"},
+    {"marks_too_many", "MARKs"},
+    {"nesting_too_deep", "nested deeper"},
+    {"objects_too_many", "objects"},
+    {"string_length_huge", "past the end"},
+    {"string_invalid_utf8", "UTF-8"},
+    {"long1_bigint_in_shape", "non-negative ints"},
+    {"opcode_unsupported_inst", "opcode 0x69"},
+    {"opcode_unsupported_binbytes", "opcode 0x43"},
+    {"reduce_on_int", "REDUCE calls a int"},
+    {"build_on_list", "BUILD on a list"},
+    {"persid_not_tuple", "persistent id"},
+    {"no_stop", "without STOP"},
+    {"bytes_after_stop", "after STOP"},
+    {"stop_two_values", "STOP"},
+    {"root_is_list", "not a dict"},
+    {"nested_dict_no_wrapper", "not a tensor"},
+    {"wrapper_nested_state_dict", "nested dicts"},
+    {"non_str_key", "not a str"},
+    {"nul_in_key", "NUL"},
+    {"duplicate_key", "appears twice"},
+    {"storage_size_mismatch", "does not match its record"},
+    {"view_outside_storage", "reaches element"},
+    {"view_offset_past_storage", "reaches element"},
+    {"view_stride_overflow", "overflows"},
+    {"view_size_overflow", "overflows"},
+    {"view_expanded_too_far", "exceed"},
+    {"views_shared_too_often", "exceed"},
+    {"negative_stride", "non-negative"},
+    {"negative_size", "non-negative"},
+    {"negative_numel", "numel"},
+    {"too_many_dims", "at most 8"},
+    {"storage_record_missing", "no record"},
+    {"storage_type_conflict", "used as both"},
+    {"storage_type_unknown", "torch.ComplexFloatStorage"},
+    {"version_missing", "version"},
+    {"version_garbage", "version"},
+    {"byteorder_big", "little"},
+    {"two_pickles", "two pickles"},
+    {"entry_outside_folder", "outside"},
+    {"no_data_pkl", "data.pkl"},
+    {"legacy_format", "legacy"},
+    {"not_a_zip", "End of Central Directory"},
+    {"empty_file", "too short"},
+    {"entry_compressed", "compressed"},
+    {"entry_duplicate", "duplicate entry"},
+    {"eocd_cd_offset_past_eof", "central directory"},
+    {"eocd_cd_size_past_eocd", "central directory"},
+    {"eocd_count_too_large", "claims 5000 entries"},
+    {"eocd_count_too_small", "after the last central directory entry"},
+    {"eocd_multi_disk", "multi-disk"},
+    {"eocd_comment_length_wrong", "End of Central Directory"},
+    {"eocd_trailing_garbage", "End of Central Directory"},
+    {"central_bad_signature", "bad signature"},
+    {"central_method_deflate", "compressed"},
+    {"central_encrypted_flag", "encrypted"},
+    {"central_sizes_differ", "compressed size"},
+    {"central_offset_past_directory", "not before"},
+    {"central_saturated_without_zip64", "without a ZIP64 extra"},
+    {"central_name_length_past_directory", "run past the directory"},
+    {"local_bad_signature", "local header signature"},
+    {"local_name_differs", "different entry"},
+    {"local_size_differs", "disagrees"},
+    {"local_crc_differs", "disagrees"},
+    {"data_crc_mismatch", "CRC-32 mismatch"},
+    {"entries_overlap", "overlap"},
+    {"entries_same_record", "overlap"},
+    {"zip64_locator_past_eof", "ZIP64 locator"},
+    {"zip64_eocd_bad_signature", "ZIP64 End of Central Directory signature"},
+    {"zip64_cd_offset_huge", "central directory"},
+    {"zip64_count_huge", "at most"},
+    {"zip64_extra_too_short", "extra field"},
+};
+#define N_HOSTILE (sizeof hostile_files / sizeof hostile_files[0])
+
+static void test_hostile(void) {
+    for (size_t i = 0; i < N_HOSTILE; i++) {
+        char path[512];
+        corpus_path(path, sizeof path, "hostile", hostile_files[i].name, ".pth");
+        st_file f;
+        rn_status st = pth_read(path, &f);
+        const char *msg = rn_last_error();
+        CHECK(st != RN_OK && st != RN_ERR_IO, "%s: refused (status %d)", hostile_files[i].name,
+              (int)st);
+        CHECK(f.count == 0 && f.tensors == NULL, "%s: nothing left to free",
+              hostile_files[i].name);
+        CHECK(strstr(msg, path) != NULL, "%s: message names the file: %s",
+              hostile_files[i].name, msg);
+        CHECK(strstr(msg, hostile_files[i].keyword) != NULL, "%s: message mentions '%s': %s",
+              hostile_files[i].name, hostile_files[i].keyword, msg);
+        st_free(&f);
+    }
+
+    /* Every file the script wrote is in the table above. */
+    char path[512];
+    corpus_path(path, sizeof path, "hostile", "MANIFEST", "");
+    FILE *m = fopen(path, "r");
+    CHECK(m != NULL, "open %s", path);
+    size_t lines = 0;
+    char line[256];
+    while (m && fgets(line, sizeof line, m)) {
+        line[strcspn(line, "\n")] = '\0';
+        lines++;
+        int known = 0;
+        for (size_t i = 0; i < N_HOSTILE && !known; i++)
+            known = strcmp(line, hostile_files[i].name) == 0;
+        CHECK(known, "hostile file '%s' is not checked by this test", line);
+    }
+    if (m)
+        fclose(m);
+    CHECK(lines == N_HOSTILE, "MANIFEST lists %zu files, the test checks %zu", lines,
+          (size_t)N_HOSTILE);
+}
+
+/* ---------------------------------------------------------------------------
+ * The API, the unpickler directly
+ * ------------------------------------------------------------------------- */
+
+static void test_api(void) {
+    st_file f;
+    CHECK(pth_read(NULL, &f) == RN_ERR_ARG, "NULL path");
+    CHECK(pth_read("x", NULL) == RN_ERR_ARG, "NULL out");
+    CHECK(pth_parse(NULL, 4, "b", &f) == RN_ERR_ARG, "NULL buffer");
+    char path[512];
+    corpus_path(path, sizeof path, "valid", "missing", ".pth");
+    CHECK(pth_read(path, &f) == RN_ERR_IO && strstr(rn_last_error(), "missing.pth"),
+          "missing file: %s", rn_last_error());
+    CHECK(pth_read(tmpdir, &f) == RN_ERR_IO, "a directory");
+    CHECK(pth_sniff((const unsigned char *)"PK\3\4xx", 6) == 1, "sniff zip");
+    CHECK(pth_sniff((const unsigned char *)"PK\5\6", 4) == 0, "sniff empty zip");
+    CHECK(pth_sniff((const unsigned char *)"PK\3", 3) == 0, "sniff short");
+    CHECK(pth_sniff((const unsigned char *)"\x80\x02", 2) == 0, "sniff pickle");
+    CHECK(pth_sniff(NULL, 0) == 0, "sniff NULL");
+
+    /* Values the state_dict path does not return: ints of every width,
+     * floats, MEMOIZE, STACK_GLOBAL, BUILD on an OrderedDict. */
+    static const unsigned char pkl[] =
+        "\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00"
+        "]\x94(K\xffJ\xfe\xff\xff\xffM\x2c\x01\x8a\x01\xff\x8a\x00\x8a\x08"
+        "\x00\x00\x00\x00\x00\x00\x00\x80G\xc0\x04\x00\x00\x00\x00\x00\x00"
+        "\x8c\x02\xc3\xa9\x88\x89N)h\x00" "e"
+        "\x8c\x0b" "collections" "\x8c\x0b" "OrderedDict" "\x93)R}ba.";
+    pk_doc doc;
+    rn_status st = pk_load(pkl, sizeof pkl - 1, "inline", &doc);
+    CHECK(st == RN_OK, "pk_load: %s", rn_last_error());
+    if (st == RN_OK) {
+        const pk_obj *l = pk_at(&doc, doc.root);
+        CHECK(l->kind == PK_LIST && l->n == 14, "root list of 14, got %s of %u",
+              pk_kind_name((pk_kind)l->kind), l->n);
+        static const int64_t ints[] = {255, -2, 300, -1, 0, INT64_MIN};
+        for (int i = 0; l->n == 14 && i < 6; i++) {
+            const pk_obj *o = pk_at(&doc, l->u.items[i]);
+            CHECK(o->kind == PK_INT && o->u.i == ints[i], "int %d", i);
+        }
+        if (l->n == 14) {
+            const pk_obj *o = pk_at(&doc, l->u.items[6]);
+            CHECK(o->kind == PK_FLOAT && o->u.f == -2.5, "float");
+            o = pk_at(&doc, l->u.items[7]);
+            CHECK(o->kind == PK_STR && o->n == 2 && strcmp(o->u.s, "\xc3\xa9") == 0, "str");
+            CHECK(pk_at(&doc, l->u.items[8])->kind == PK_BOOL &&
+                  pk_at(&doc, l->u.items[8])->u.i == 1, "True");
+            CHECK(pk_at(&doc, l->u.items[9])->kind == PK_BOOL, "False");
+            CHECK(pk_at(&doc, l->u.items[10])->kind == PK_NONE, "None");
+            CHECK(pk_at(&doc, l->u.items[11])->kind == PK_TUPLE, "()");
+            CHECK(l->u.items[12] == doc.root, "memo: the list holds itself");
+            CHECK(pk_at(&doc, l->u.items[13])->kind == PK_DICT, "OrderedDict() after BUILD");
+        }
+        pk_free(&doc);
+    }
+    CHECK(doc.count == 0 && doc.objs == NULL, "pk_free empties");
+}
+
+/* ---------------------------------------------------------------------------
+ * Truncations and mutations
+ * ------------------------------------------------------------------------- */
+
+/* Parses a private copy of buf[0..len) (so that ASan sees any over-read);
+ * the result must be a success or a failure with a message. Returns 1 on
+ * success. */
+static int parse_copy(const unsigned char *buf, size_t len, const char *what) {
+    unsigned char *copy = malloc(len ? len : 1);
+    memcpy(copy, buf, len);
+    st_file f;
+    rn_status st = pth_parse(copy, len, what, &f);
+    if (st == RN_OK) {
+        for (size_t i = 0; i < f.count; i++) {
+            const st_tensor *t = &f.tensors[i];
+            CHECK((t->f32 != NULL) != (t->i64 != NULL), "%s: tensor '%s' has one storage", what,
+                  t->name);
+        }
+    } else {
+        CHECK(rn_last_error()[0] != '\0' && strstr(rn_last_error(), what),
+              "%s: failure with a message naming it", what);
+        CHECK(f.count == 0 && f.tensors == NULL, "%s: failure leaves nothing", what);
+    }
+    st_free(&f);
+    free(copy);
+    return st == RN_OK;
+}
+
+static void test_truncations(void) {
+    static const char *const names[] = {"small", "views_shared_storages", "zip64_records"};
+    for (size_t k = 0; k < 3; k++) {
+        char path[512];
+        corpus_path(path, sizeof path, "valid", names[k], ".pth");
+        size_t len = 0;
+        unsigned char *buf = read_bytes(path, &len);
+        CHECK(buf && len > 100, "read %s", path);
+        if (!buf)
+            continue;
+        size_t ok = 0;
+        for (size_t n = 0; n < len; n++)
+            ok += (size_t)parse_copy(buf, n, "truncated.pth");
+        CHECK(ok == 0, "%s: %zu truncations loaded", names[k], ok);
+        CHECK(parse_copy(buf, len, "whole.pth"), "%s: the whole file loads: %s", names[k],
+              rn_last_error());
+        free(buf);
+    }
+}
+
+static uint32_t rng = 12345u;
+static uint32_t next_rand(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 17;
+    rng ^= rng << 5;
+    return rng;
+}
+
+/* Where the central directory stores the CRC of entry `name`. */
+static size_t central_crc_at(const unsigned char *buf, size_t len, const char *name) {
+    size_t n = strlen(name);
+    for (size_t p = 0; p + 46 + n <= len; p++)
+        if (memcmp(buf + p, "PK\1\2", 4) == 0 && (size_t)(buf[p + 28] | buf[p + 29] << 8) == n &&
+            memcmp(buf + p + 46, name, n) == 0)
+            return p + 16;
+    return 0;
+}
+
+static void test_mutations(void) {
+    static const char *const names[] = {"views_shared_storages", "wrapper_state_dict_sgd",
+                                        "dtypes"};
+    static const unsigned char interesting[] = {0x00, 0xff, 0x80, 0x7f, 0x01, '(', ')', 't',
+                                                'u', 's', 'R', 'Q', 'h', 'q', 'K', 'J', 'X',
+                                                '.', 'c', 0x85, 0x8a, 'e', 'a', 'b', '}'};
+    size_t total = 0, loaded = 0;
+    for (size_t k = 0; k < 3; k++) {
+        char path[512];
+        corpus_path(path, sizeof path, "valid", names[k], ".pth");
+        size_t len = 0;
+        unsigned char *orig = read_bytes(path, &len);
+        zip_archive z;
+        if (!orig || zip_open(orig, len, path, &z) != RN_OK) {
+            CHECK(0, "open %s: %s", path, rn_last_error());
+            free(orig);
+            continue;
+        }
+        const zip_entry *pkl = NULL;
+        for (size_t i = 0; i < z.count; i++)
+            if (strstr(z.entries[i].name, "/data.pkl"))
+                pkl = &z.entries[i];
+        size_t crc_at = pkl ? central_crc_at(orig, len, pkl->name) : 0;
+        CHECK(pkl && crc_at, "%s: data.pkl and its central CRC found", names[k]);
+        unsigned char *buf = malloc(len);
+        for (int iter = 0; pkl && crc_at && iter < 1500; iter++) {
+            memcpy(buf, orig, len);
+            int in_pickle = iter % 3 != 0, flips = 1 + (int)(next_rand() % 4);
+            for (int j = 0; j < flips; j++) {
+                size_t at = in_pickle ? pkl->data_offset + next_rand() % pkl->size
+                                      : next_rand() % len;
+                buf[at] = next_rand() % 2 ? (unsigned char)next_rand()
+                                          : interesting[next_rand() % sizeof interesting];
+            }
+            if (in_pickle) {
+                uint32_t crc = (uint32_t)crc32(0L, buf + pkl->data_offset, (uInt)pkl->size);
+                for (int b = 0; b < 4; b++)
+                    buf[crc_at + b] = (unsigned char)(crc >> (8 * b));
+            }
+            loaded += (size_t)parse_copy(buf, len, "mutated.pth");
+            total++;
+        }
+        free(buf);
+        zip_close(&z);
+        free(orig);
+    }
+    printf("mutations: %zu parsed, %zu loaded, %zu refused\n", total, loaded, total - loaded);
+    CHECK(total == 4500, "4500 mutations ran");
+}
+
+int main(void) {
+    const char *base = getenv("TMPDIR");
+    snprintf(tmpdir, sizeof tmpdir, "%s/test_pth_XXXXXX", base && *base ? base : "/tmp");
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    if (make_corpus()) {
+        test_valid();
+        test_hostile();
+        test_api();
+        test_truncations();
+        test_mutations();
+    }
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "warning: could not remove %s\n", tmpdir);
+    return check_done("test_pth");
+}
