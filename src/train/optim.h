@@ -3,7 +3,9 @@
  *
  * Updates work on one parameter tensor at a time (p, its gradient g, and
  * its state buffers), so the caller decides which tensors are trained and
- * with which learning rate.
+ * with which learning rate. They allocate nothing, are element-wise (so
+ * bitwise deterministic for any thread count) and round every operation to
+ * float32 in the order torch.optim's single-tensor CPU path does.
  */
 #ifndef RN_TRAIN_OPTIM_H
 #define RN_TRAIN_OPTIM_H
@@ -13,50 +15,106 @@
 
 #include "resnet.h"
 
-/* torch.optim.SGD, one step (dampening 0):
- *   g = g + weight_decay * p
+/* torch.optim.SGD, one step (dampening 0, maximize False):
+ *   g = g + weight_decay * p                     (when weight_decay != 0)
  *   buf = g on the first step (first != 0), else buf = momentum * buf + g
- *   g = g + momentum * buf if nesterov, else buf      (when momentum != 0)
+ *   g = g + momentum * buf if nesterov, else buf (when momentum != 0)
  *   p = p - lr * g
- * buf: n floats (unused when momentum == 0). */
+ * buf: n floats (unused, may be NULL, when momentum == 0). g is not
+ * modified. PyTorch casts these scalars to float32 too, so float arguments
+ * lose nothing. */
 void rn_sgd_update(float *p, const float *g, float *buf, size_t n, float lr, float momentum,
                    float weight_decay, int nesterov, int first);
 
-/* torch.optim.AdamW, one step; step counts from 1:
+/* torch.optim.AdamW (amsgrad False), one step; step counts from 1 and m, v
+ * start at zero:
  *   p = p * (1 - lr * weight_decay)
  *   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
- *   p = p - lr * (m / (1 - b1^step)) / (sqrt(v / (1 - b2^step)) + eps) */
-void rn_adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr,
-                     float beta1, float beta2, float eps, float weight_decay, int64_t step);
+ *   p = p - lr / (1 - b1^step) * m / (sqrt(v) / sqrt(1 - b2^step) + eps)
+ * The scalar coefficients (1 - lr wd, 1 - b1, the bias corrections, the step
+ * size) are computed in double from double hyper-parameters, as Python does,
+ * then rounded to float32: pass 0.999, not 0.999f, to match PyTorch. */
+void rn_adamw_update(float *p, const float *g, float *m, float *v, size_t n, double lr,
+                     double beta1, double beta2, double eps, double weight_decay, int64_t step);
 
 /* ---- learning-rate schedules ------------------------------------------------- */
 
+/* rn_schedule_lr(s, t) is the learning rate of 0-based optimizer step t, in
+ * double, equal (to rounding) to param_groups[0]["lr"] during step t of this
+ * PyTorch loop (E = steps_per_epoch, T = total_steps, W = warmup_steps):
+ *
+ *     opt = SGD(params, lr=base_lr)
+ *     main = <the scheduler below>
+ *     warm = LinearLR(opt, start_factor=1/W, end_factor=1, total_iters=W-1)  # W > 0
+ *     for t in range(T):
+ *         opt.step()
+ *         warm.step()                                 # every step
+ *         main.step()     # every step (cosine, onecycle), or after the
+ *                         # last step of each epoch (step, multistep)
+ *
+ * i.e. lr(t) = main(t) * warm(t), where epoch = t / E (integer division),
+ *   constant   main(t) = base_lr
+ *   step       main(t) = base_lr * gamma^(epoch / step_size)           StepLR
+ *   multistep  main(t) = base_lr * gamma^(#milestones <= epoch)        MultiStepLR
+ *   cosine     main(t) = eta_min + (base_lr - eta_min)(1 + cos(pi t / T)) / 2
+ *                        CosineAnnealingLR(T_max=T, eta_min), closed form
+ *   onecycle   OneCycleLR(max_lr=base_lr, total_steps=T, pct_start,
+ *              anneal_strategy="cos", div_factor, final_div_factor,
+ *              three_phase=False, cycle_momentum=False): with a = pct_start*T - 1,
+ *              lr0 = base_lr/div_factor, lr1 = lr0/final_div_factor,
+ *              cosanneal(x, y, f) = y + (x - y)(1 + cos(pi f))/2,
+ *                t <= a: cosanneal(lr0, base_lr, t / a)
+ *                else:   cosanneal(base_lr, lr1, (t - a) / (T - 1 - a))
+ *              (momentum is not cycled: the caller's momentum stays fixed)
+ *   warm(t) = (t + 1) / W for t < W, else 1 (1 when W == 0): the first step
+ *             runs at main(0) / W, step W-1 at the full rate.
+ * For the chainable schedulers (all but onecycle, and cosine with
+ * eta_min != 0) the loop above gives exactly this product; for those two it
+ * is the product of the two schedulers run separately (ChainedScheduler
+ * semantics). Steps at or beyond T use t = T - 1 for onecycle and t = T for
+ * cosine (eta_min), where PyTorch would raise or restart the cycle. */
 typedef enum rn_schedule_kind {
     RN_SCHED_CONSTANT,
-    RN_SCHED_STEP,       /* lr * gamma^(epoch / step_size)                 (StepLR) */
-    RN_SCHED_MULTISTEP,  /* lr * gamma^(milestones passed)                (MultiStepLR) */
-    RN_SCHED_COSINE,     /* eta_min + (lr - eta_min)(1 + cos(pi t / T))/2  (CosineAnnealingLR, per step) */
-    RN_SCHED_ONECYCLE    /* OneCycleLR, per step, cosine annealing */
+    RN_SCHED_STEP,
+    RN_SCHED_MULTISTEP,
+    RN_SCHED_COSINE,
+    RN_SCHED_ONECYCLE
 } rn_schedule_kind;
+
+#define RN_SCHED_MAX_MILESTONES 16
 
 typedef struct rn_schedule {
     rn_schedule_kind kind;
-    double base_lr;
-    int64_t steps_per_epoch, total_steps;
-    int64_t warmup_steps;          /* linear warm-up from lr/warmup... (see optim.c) */
-    int step_size;                 /* epochs, StepLR */
-    int milestones[16], n_milestones;  /* epochs, MultiStepLR */
-    double gamma;
-    double eta_min;                /* cosine */
-    double pct_start, div_factor, final_div_factor;  /* one-cycle */
+    double base_lr;                /* onecycle: max_lr */
+    int64_t steps_per_epoch;       /* step, multistep */
+    int64_t total_steps;           /* cosine, onecycle */
+    int64_t warmup_steps;          /* W above; 0: no warm-up */
+    int step_size;                 /* epochs, step */
+    int milestones[RN_SCHED_MAX_MILESTONES], n_milestones;  /* epochs, multistep */
+    double gamma;                  /* step, multistep; default 0.1 */
+    double eta_min;                /* cosine; default 0 */
+    double pct_start, div_factor, final_div_factor;  /* onecycle; 0.3, 25, 1e4 */
 } rn_schedule;
 
-/* Parses a schedule spec: "constant", "step:STEP_SIZE[:GAMMA]",
- * "multistep:M1,M2,...[:GAMMA]", "cosine[:ETA_MIN]", "onecycle[:PCT_START]".
- * Fills kind and its parameters; the caller sets base_lr, steps and warm-up. */
+/* Parses a schedule spec:
+ *   "constant"
+ *   "step:STEP_SIZE[:GAMMA]"                 e.g. "step:30:0.1"
+ *   "multistep:M1,M2,...[:GAMMA]"            e.g. "multistep:30,60,80:0.1"
+ *   "cosine[:ETA_MIN]"
+ *   "onecycle[:PCT_START[:DIV_FACTOR[:FINAL_DIV_FACTOR]]]"
+ * Zeroes *out, fills kind, its parameters and the defaults above. The caller
+ * then sets base_lr, steps_per_epoch, total_steps and warmup_steps (and
+ * should call rn_schedule_check). Fails with RN_ERR_ARG naming the spec. */
 rn_status rn_schedule_parse(const char *spec, rn_schedule *out);
 
-/* The learning rate for 0-based optimizer step `step`. */
+/* Checks a filled-in schedule: base_lr > 0 and finite, warmup_steps >= 0,
+ * steps_per_epoch > 0 for step/multistep, total_steps > 0 for cosine and
+ * onecycle, the kind's parameters in range. RN_ERR_ARG with a message. */
+rn_status rn_schedule_check(const rn_schedule *s);
+
+/* The learning rate for 0-based optimizer step `step` (see above). A
+ * schedule that fails rn_schedule_check gives base_lr; a negative step is
+ * taken as 0. */
 double rn_schedule_lr(const rn_schedule *s, int64_t step);
 
 #endif
