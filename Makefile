@@ -10,7 +10,7 @@ CC      ?= cc
 BUILD   ?= build
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=c11 -Wall -Wextra -fPIC -fno-strict-aliasing -D_GNU_SOURCE -Iinclude -Isrc
+CFLAGS  += -std=c11 -Wall -Wextra -fPIC -fno-strict-aliasing -fno-math-errno -D_GNU_SOURCE -Iinclude -Isrc
 LDLIBS  += -lpng -ljpeg -lz -lm -lpthread
 
 # OpenMP when the compiler has it.

@@ -7,7 +7,7 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 passed=0
 failed=0
-for arch in d2l_resnet18 resnet18 resnet34 resnet50 resnet101 resnet152; do
+for arch in d2l_resnet18 resnet18 resnet34 resnet50 resnet101 resnet152 wide_resnet50_2 wide_resnet101_2 resnext50_32x4d resnext101_32x8d; do
     f="$T/$arch.safetensors"
     if "$BUILD/resnet" init --arch "$arch" --in-channels 2 --num-classes 7 --seed 3 --output "$f" >/dev/null &&
         /usr/bin/python3 tools/parity.py --check-load "$f"; then

@@ -57,6 +57,13 @@ CASES = [
     ("resnet101", "train", (224, 224), 1, 1000, 2),
     ("resnet152", "eval", (224, 224), 3, 1000, 2),
     ("resnet152", "train", (64, 64), 1, 10, 4),
+    # the wider family (grouped convolutions for ResNeXt)
+    ("wide_resnet50_2", "eval", (224, 224), 3, 1000, 1),
+    ("wide_resnet50_2", "train", (64, 64), 1, 10, 4),
+    ("wide_resnet101_2", "eval", (64, 64), 3, 10, 2),
+    ("resnext50_32x4d", "eval", (224, 224), 3, 1000, 2),
+    ("resnext50_32x4d", "train", (64, 64), 1, 10, 4),
+    ("resnext101_32x8d", "train", (64, 48), 3, 1000, 2),
 ]
 
 QUICK = [

@@ -17,7 +17,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-ARCHS = ("d2l_resnet18", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+ARCHS = ("d2l_resnet18", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+         "wide_resnet50_2", "wide_resnet101_2", "resnext50_32x4d", "resnext101_32x8d")
 
 
 class Residual(nn.Module):

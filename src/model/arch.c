@@ -18,12 +18,16 @@
 /* ---- the architecture table ------------------------------------------------- */
 
 static const rn_arch_desc ARCHS[] = {
-    {"d2l_resnet18", RN_BLOCK_D2L, {2, 2, 2, 2}},
-    {"resnet18", RN_BLOCK_BASIC, {2, 2, 2, 2}},
-    {"resnet34", RN_BLOCK_BASIC, {3, 4, 6, 3}},
-    {"resnet50", RN_BLOCK_BOTTLENECK, {3, 4, 6, 3}},
-    {"resnet101", RN_BLOCK_BOTTLENECK, {3, 4, 23, 3}},
-    {"resnet152", RN_BLOCK_BOTTLENECK, {3, 8, 36, 3}},
+    {"d2l_resnet18", RN_BLOCK_D2L, {2, 2, 2, 2}, 1, 64},
+    {"resnet18", RN_BLOCK_BASIC, {2, 2, 2, 2}, 1, 64},
+    {"resnet34", RN_BLOCK_BASIC, {3, 4, 6, 3}, 1, 64},
+    {"resnet50", RN_BLOCK_BOTTLENECK, {3, 4, 6, 3}, 1, 64},
+    {"resnet101", RN_BLOCK_BOTTLENECK, {3, 4, 23, 3}, 1, 64},
+    {"resnet152", RN_BLOCK_BOTTLENECK, {3, 8, 36, 3}, 1, 64},
+    {"wide_resnet50_2", RN_BLOCK_BOTTLENECK, {3, 4, 6, 3}, 1, 128},
+    {"wide_resnet101_2", RN_BLOCK_BOTTLENECK, {3, 4, 23, 3}, 1, 128},
+    {"resnext50_32x4d", RN_BLOCK_BOTTLENECK, {3, 4, 6, 3}, 32, 4},
+    {"resnext101_32x8d", RN_BLOCK_BOTTLENECK, {3, 4, 23, 3}, 32, 8},
 };
 #define N_ARCHS ((int)(sizeof ARCHS / sizeof ARCHS[0]))
 
@@ -40,9 +44,10 @@ const rn_arch_desc *rn_arch_find(const char *name) {
     return NULL;
 }
 
-const rn_arch_desc *rn_arch_guess(int (*has_key)(const void *ctx, const char *key),
+const rn_arch_desc *rn_arch_guess(int (*shape_of)(const void *ctx, const char *key, int64_t dims[4]),
                                   const void *ctx) {
-    if (has_key(ctx, "conv.block.0.weight"))
+    int64_t d[4];
+    if (shape_of(ctx, "conv.block.0.weight", d) >= 0)
         return rn_arch_find("d2l_resnet18");
     int blocks[4];
     char key[RN_NAME_CAP];
@@ -50,14 +55,23 @@ const rn_arch_desc *rn_arch_guess(int (*has_key)(const void *ctx, const char *ke
         blocks[s] = 0;
         for (;;) {
             snprintf(key, sizeof key, "layer%d.%d.conv1.weight", s + 1, blocks[s]);
-            if (!has_key(ctx, key))
+            if (shape_of(ctx, key, d) < 0)
                 break;
             blocks[s]++;
         }
     }
-    rn_block_kind kind = has_key(ctx, "layer1.0.conv3.weight") ? RN_BLOCK_BOTTLENECK : RN_BLOCK_BASIC;
+    rn_block_kind kind = shape_of(ctx, "layer1.0.conv3.weight", d) >= 0 ? RN_BLOCK_BOTTLENECK : RN_BLOCK_BASIC;
+    /* The first Bottleneck's 3x3 conv tells the width and the groups:
+     * weight (width, width / groups, 3, 3), width = 64 / 64 * width_per_group * groups. */
+    int groups = 1, wpg = 64;
+    if (kind == RN_BLOCK_BOTTLENECK && shape_of(ctx, "layer1.0.conv2.weight", d) == 4 && d[1] > 0 &&
+        d[0] % d[1] == 0) {
+        groups = (int)(d[0] / d[1]);
+        wpg = (int)(d[0] / groups);
+    }
     for (int i = 0; i < N_ARCHS; i++)
-        if (ARCHS[i].kind == kind && memcmp(ARCHS[i].blocks, blocks, sizeof blocks) == 0)
+        if (ARCHS[i].kind == kind && memcmp(ARCHS[i].blocks, blocks, sizeof blocks) == 0 &&
+            ARCHS[i].groups == groups && ARCHS[i].width_per_group == wpg)
             return &ARCHS[i];
     return NULL;
 }
@@ -107,7 +121,7 @@ static int64_t *add_counter(builder *b, const char *name) {
 
 /* Sets up a conv (+ BN) unit and registers its tensors. */
 static void add_unit(builder *b, rn_unit *u, const char *conv_name, const char *bn_name,
-                     int cin, int cout, int k, int stride, int has_bias) {
+                     int cin, int cout, int k, int stride, int has_bias, int groups) {
     memset(u, 0, sizeof *u);
     snprintf(u->conv_name, sizeof u->conv_name, "%s", conv_name);
     snprintf(u->bn_name, sizeof u->bn_name, "%s", bn_name ? bn_name : "");
@@ -116,10 +130,10 @@ static void add_unit(builder *b, rn_unit *u, const char *conv_name, const char *
     u->k = k;
     u->stride = stride;
     u->pad = k / 2;
-    u->groups = 1;
+    u->groups = groups;
     u->has_bias = has_bias;
     u->has_bn = bn_name != NULL;
-    int64_t wshape[4] = {cout, cin, k, k}, vshape[1] = {cout};
+    int64_t wshape[4] = {cout, cin / groups, k, k}, vshape[1] = {cout};
     u->w = add_f32(b, conv_name, "weight", 4, wshape, 1);
     if (has_bias)
         u->b = add_f32(b, conv_name, "bias", 1, vshape, 1);
@@ -142,7 +156,7 @@ static void build(builder *b) {
     m->expansion = expansion;
     snprintf(m->stem_seq_name, sizeof m->stem_seq_name, "%s", d2l ? "conv.block" : "");
     add_unit(b, &m->stem, d2l ? "conv.block.0" : "conv1", d2l ? "conv.block.1" : "bn1",
-             m->in_channels, 64, 7, 2, d2l);
+             m->in_channels, 64, 7, 2, d2l, 1);
     m->stem.pad = 3;
 
     static const int planes[4] = {64, 128, 256, 512};
@@ -159,20 +173,21 @@ static void build(builder *b) {
             blk->stage = s;
 #define NAME(buf, what) snprintf(buf, sizeof buf, "%s." what, blk->name)
             if (a->kind == RN_BLOCK_BOTTLENECK) {
-                int width = planes[s];
+                /* torchvision: width = planes * (width_per_group / 64) * groups */
+                int width = planes[s] * a->width_per_group / 64 * a->groups;
                 blk->n_main = 3;
                 NAME(conv, "conv1"), NAME(bn, "bn1");
-                add_unit(b, &blk->main[0], conv, bn, inplanes, width, 1, 1, 0);
+                add_unit(b, &blk->main[0], conv, bn, inplanes, width, 1, 1, 0, 1);
                 NAME(conv, "conv2"), NAME(bn, "bn2");
-                add_unit(b, &blk->main[1], conv, bn, width, width, 3, stride, 0);
+                add_unit(b, &blk->main[1], conv, bn, width, width, 3, stride, 0, a->groups);
                 NAME(conv, "conv3"), NAME(bn, "bn3");
-                add_unit(b, &blk->main[2], conv, bn, width, out, 1, 1, 0);
+                add_unit(b, &blk->main[2], conv, bn, width, out, 1, 1, 0, 1);
             } else {
                 blk->n_main = 2;
                 NAME(conv, "conv1"), NAME(bn, "bn1");
-                add_unit(b, &blk->main[0], conv, bn, inplanes, out, 3, stride, d2l);
+                add_unit(b, &blk->main[0], conv, bn, inplanes, out, 3, stride, d2l, 1);
                 NAME(conv, "conv2"), NAME(bn, "bn2");
-                add_unit(b, &blk->main[1], conv, bn, out, out, 3, 1, d2l);
+                add_unit(b, &blk->main[1], conv, bn, out, out, 3, 1, d2l, 1);
             }
             /* D2L: a 1x1 conv (with bias, no BN) opens every stage but the first.
              * torchvision: downsample = 1x1 conv + BN whenever the shape changes. */
@@ -180,10 +195,10 @@ static void build(builder *b) {
             if (blk->has_shortcut) {
                 if (d2l) {
                     NAME(conv, "conv3");
-                    add_unit(b, &blk->shortcut, conv, NULL, inplanes, out, 1, stride, 1);
+                    add_unit(b, &blk->shortcut, conv, NULL, inplanes, out, 1, stride, 1, 1);
                 } else {
                     NAME(conv, "downsample.0"), NAME(sc_bn, "downsample.1");
-                    add_unit(b, &blk->shortcut, conv, sc_bn, inplanes, out, 1, stride, 0);
+                    add_unit(b, &blk->shortcut, conv, sc_bn, inplanes, out, 1, stride, 0, 1);
                 }
             }
 #undef NAME
@@ -205,8 +220,9 @@ rn_status rn_model_create(const char *arch, int in_channels, int num_classes, rn
     *out = NULL;
     const rn_arch_desc *a = rn_arch_find(arch);
     if (!a)
-        return rn_fail(RN_ERR_ARG, "unknown architecture '%s' (expected one of d2l_resnet18, "
-                       "resnet18, resnet34, resnet50, resnet101, resnet152)", arch ? arch : "(null)");
+        return rn_fail(RN_ERR_ARG, "unknown architecture '%s' (expected one of d2l_resnet18, resnet18, "
+                       "resnet34, resnet50, resnet101, resnet152, wide_resnet50_2, wide_resnet101_2, "
+                       "resnext50_32x4d, resnext101_32x8d)", arch ? arch : "(null)");
     if (in_channels < 1 || in_channels > 4096)
         return rn_fail(RN_ERR_ARG, "in_channels %d out of range 1..4096", in_channels);
     if (num_classes < 1 || num_classes > 1000000)

@@ -48,7 +48,8 @@ static void init_weight(rn_rng *r, float *w, size_t n, int fan_in, int fan_out,
 
 static void init_unit(rn_rng *r, rn_unit *u, init_scheme scheme, int torchvision) {
     int rf = u->k * u->k;
-    int fan_in = u->cin / u->groups * rf, fan_out = u->cout / u->groups * rf;
+    /* PyTorch: fan_in = weight.size(1) * rf, fan_out = weight.size(0) * rf */
+    int fan_in = u->cin / u->groups * rf, fan_out = u->cout * rf;
     init_weight(r, u->w, (size_t)u->cout * (size_t)(u->cin / u->groups) * (size_t)rf,
                 fan_in, fan_out, scheme, torchvision);
     if (u->b)

@@ -5,12 +5,16 @@
  * a missing, unexpected, wrong-shape or wrong-dtype tensor is an error that
  * names the key. Float tensors may be stored as F32, F16, BF16 or F64;
  * num_batches_tracked as I64.
+ *
+ * A weights file is a safetensors file or a PyTorch checkpoint (torch.save's
+ * zip format), told apart by content, not by name.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/status.h"
+#include "io/pth.h"
 #include "io/safetensors.h"
 #include "model/model.h"
 
@@ -20,6 +24,16 @@ static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
         used += (size_t)snprintf(buf + used, cap - used, "%s%lld", i ? ", " : "", (long long)shape[i]);
     if (used < cap)
         snprintf(buf + used, cap - used, "]");
+}
+
+/* Reads a safetensors file or a PyTorch .pth checkpoint into f. */
+static rn_status weights_read(const char *path, st_file *f) {
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    RN_TRY(st_read_file(path, &buf, &len));
+    rn_status st = pth_sniff(buf, len) ? pth_parse(buf, len, path, f) : st_parse(buf, len, path, f);
+    free(buf);
+    return st;
 }
 
 static rn_status copy_tensors(rn_model *m, const st_file *f, const char *path) {
@@ -69,14 +83,19 @@ rn_status rn_model_load_weights(rn_model *m, const char *path) {
     if (!m || !path)
         return rn_fail(RN_ERR_ARG, "rn_model_load_weights: NULL argument");
     st_file f;
-    RN_TRY(st_read(path, &f));
+    RN_TRY(weights_read(path, &f));
     rn_status st = copy_tensors(m, &f, path);
     st_free(&f);
     return st;
 }
 
-static int st_has_key(const void *ctx, const char *key) {
-    return st_find((const st_file *)ctx, key) != NULL;
+static int st_shape_of(const void *ctx, const char *key, int64_t dims[4]) {
+    const st_tensor *t = st_find((const st_file *)ctx, key);
+    if (!t)
+        return -1;
+    for (int i = 0; i < 4; i++)
+        dims[i] = i < t->ndim ? t->shape[i] : 0;
+    return t->ndim;
 }
 
 /* Reads a dimension of a tensor the architecture is inferred from. */
@@ -96,7 +115,7 @@ rn_status rn_model_load(const char *path, const char *arch, rn_model **out) {
         return rn_fail(RN_ERR_ARG, "rn_model_load: NULL argument");
     *out = NULL;
     st_file f;
-    RN_TRY(st_read(path, &f));
+    RN_TRY(weights_read(path, &f));
 
     rn_status st = RN_OK;
     const rn_arch_desc *a = NULL;
@@ -107,7 +126,7 @@ rn_status rn_model_load(const char *path, const char *arch, rn_model **out) {
         if (!a)
             st = rn_fail(RN_ERR_ARG, "%s: unknown architecture '%s'", path, arch);
     } else {
-        a = rn_arch_guess(st_has_key, &f);
+        a = rn_arch_guess(st_shape_of, &f);
         if (!a)
             st = rn_fail(RN_ERR_MISMATCH,
                          "%s: cannot tell the architecture from the tensor names; pass --arch", path);
@@ -132,12 +151,17 @@ rn_status rn_model_load(const char *path, const char *arch, rn_model **out) {
     return RN_OK;
 }
 
-rn_status rn_model_save(const rn_model *m, const char *path) {
-    if (!m || !path)
-        return rn_fail(RN_ERR_ARG, "rn_model_save: NULL argument");
+rn_status rn_model_save_meta(const rn_model *m, const char *path, const char *const *keys,
+                             const char *const *values, int count) {
+    if (!m || !path || count < 0 || (count > 0 && (!keys || !values)))
+        return rn_fail(RN_ERR_ARG, "rn_model_save: bad argument");
     st_entry *e = calloc((size_t)m->n_tensors, sizeof *e);
-    if (!e)
+    st_meta *meta = calloc((size_t)count + 4, sizeof *meta);
+    if (!e || !meta) {
+        free(e);
+        free(meta);
         return rn_fail(RN_ERR_NOMEM, "out of memory saving %s", path);
+    }
     for (int i = 0; i < m->n_tensors; i++) {
         const rn_tensor_ref *t = &m->tensors[i];
         e[i] = (st_entry){.name = t->name, .dtype = t->i64 ? ST_I64 : ST_F32, .ndim = t->ndim,
@@ -146,13 +170,39 @@ rn_status rn_model_save(const rn_model *m, const char *path) {
     char in_ch[16], classes[16];
     snprintf(in_ch, sizeof in_ch, "%d", m->in_channels);
     snprintf(classes, sizeof classes, "%d", m->num_classes);
-    st_meta meta[] = {
-        {"format", "pt"},
-        {"arch", (char *)m->arch->name},
-        {"in_channels", in_ch},
-        {"num_classes", classes},
-    };
-    rn_status st = st_write(path, e, (size_t)m->n_tensors, meta, sizeof meta / sizeof meta[0]);
+    meta[0] = (st_meta){"format", "pt"};
+    meta[1] = (st_meta){"arch", (char *)m->arch->name};
+    meta[2] = (st_meta){"in_channels", in_ch};
+    meta[3] = (st_meta){"num_classes", classes};
+    int n = 4;
+    for (int i = 0; i < count; i++) {
+        int dup = 0;
+        for (int j = 0; j < n && !dup; j++)
+            dup = strcmp(meta[j].key, keys[i]) == 0;
+        if (!dup)
+            meta[n++] = (st_meta){(char *)keys[i], (char *)values[i]};
+    }
+    rn_status st = st_write(path, e, (size_t)m->n_tensors, meta, (size_t)n);
     free(e);
+    free(meta);
+    return st;
+}
+
+rn_status rn_model_save(const rn_model *m, const char *path) {
+    return rn_model_save_meta(m, path, NULL, NULL, 0);
+}
+
+rn_status rn_weights_meta(const char *path, const char *key, char *value, size_t cap) {
+    if (!path || !key || !value || cap == 0)
+        return rn_fail(RN_ERR_ARG, "rn_weights_meta: bad argument");
+    st_file f;
+    RN_TRY(weights_read(path, &f));
+    const char *v = st_meta_get(&f, key);
+    rn_status st = RN_OK;
+    if (v)
+        snprintf(value, cap, "%s", v);
+    else
+        st = rn_fail(RN_ERR_MISMATCH, "%s: no metadata key '%s'", path, key);
+    st_free(&f);
     return st;
 }
