@@ -89,6 +89,15 @@ rn_status rn_model_load_weights(rn_model *model, const char *path);
  * load_state_dict(strict=True). */
 rn_status rn_model_save(const rn_model *model, const char *path);
 
+/* As rn_model_save, with extra string metadata (e.g. image_size, mean, std)
+ * stored beside the architecture. */
+rn_status rn_model_save_meta(const rn_model *model, const char *path, const char *const *keys,
+                             const char *const *values, int count);
+
+/* Reads one string of a weights file's metadata into value (capacity cap).
+ * Returns RN_ERR_MISMATCH if the key is absent. */
+rn_status rn_weights_meta(const char *path, const char *key, char *value, size_t cap);
+
 void rn_model_free(rn_model *model);
 
 const char *rn_model_arch(const rn_model *model);
@@ -107,6 +116,68 @@ rn_status rn_model_forward(rn_model *model, const float *x, int n, int h, int w,
 /* Floating-point operations (2 x multiply-accumulates) of one image's
  * forward pass at h x w. */
 double rn_model_flops(const rn_model *model, int h, int w);
+
+/* ---------------------------------------------------------------------------
+ * Training
+ * ------------------------------------------------------------------------- */
+
+typedef struct rn_train_config {
+    const char *optimizer;   /* "sgd" (default) or "adamw" */
+    double lr;               /* base learning rate (default 0.05) */
+    double momentum;         /* SGD momentum (default 0) */
+    int nesterov;            /* SGD Nesterov momentum (default 0) */
+    double weight_decay;     /* SGD: added to the gradient; AdamW: decoupled (default 0) */
+    double beta1, beta2, eps;          /* AdamW (defaults 0.9, 0.999, 1e-8) */
+    const char *schedule;    /* "constant" (default), "step:S[:G]", "multistep:A,B[:G]",
+                                "cosine[:ETA_MIN]", "onecycle[:PCT]" (see src/train/optim.h) */
+    int64_t warmup_steps;    /* linear warm-up steps (default 0) */
+    int64_t steps_per_epoch; /* needed by epoch-based schedules */
+    int64_t total_steps;     /* needed by cosine and onecycle */
+    float label_smoothing;   /* cross-entropy label smoothing (default 0) */
+    double lr_backbone;      /* < 0 (default): the same lr; else every tensor but fc.* uses it */
+    int freeze_backbone;     /* train fc.* only; BN statistics stay as they are */
+} rn_train_config;
+
+/* Fills *cfg with the defaults above. */
+void rn_train_config_default(rn_train_config *cfg);
+
+typedef struct rn_trainer rn_trainer;
+
+/* A trainer owns the optimizer state for `model` (which must outlive it). */
+rn_status rn_trainer_create(rn_model *model, const rn_train_config *cfg, rn_trainer **out);
+void rn_trainer_free(rn_trainer *t);
+
+typedef struct rn_step_result {
+    float loss;              /* mean cross-entropy of the batch */
+    int correct;             /* images whose top-1 class equals the label */
+    double lr;               /* learning rate used for this step */
+} rn_step_result;
+
+/* One optimizer step on a batch: forward in train mode (BatchNorm batch
+ * statistics, running statistics updated as PyTorch does), backward, update.
+ * x: (n, C, h, w) float32; labels: (n) in 0..num_classes-1. Allocates only
+ * when the batch shape changes. */
+rn_status rn_trainer_step(rn_trainer *t, const float *x, const int32_t *labels, int n, int h,
+                          int w, rn_step_result *result);
+
+/* Optimizer steps taken so far. */
+int64_t rn_trainer_steps(const rn_trainer *t);
+
+/* Saves / restores the optimizer state (momentum buffers or Adam moments and
+ * the step count) to / from a safetensors file, with extra string metadata
+ * (e.g. the data loader's position) that rn_trainer_load_state returns
+ * through `get_meta(ctx, key, value)` for each key. */
+rn_status rn_trainer_save_state(const rn_trainer *t, const char *path, const char *const *meta_keys,
+                                const char *const *meta_values, int meta_count);
+rn_status rn_trainer_load_state(rn_trainer *t, const char *path,
+                                void (*get_meta)(void *ctx, const char *key, const char *value),
+                                void *ctx);
+
+/* Gradients of the mean cross-entropy loss of one batch, in train mode
+ * (running statistics untouched), written to a safetensors file under the
+ * parameter names. For tests and debugging. */
+rn_status rn_model_save_gradients(rn_model *model, const float *x, const int32_t *labels, int n,
+                                  int h, int w, float label_smoothing, const char *path, float *loss);
 
 /* ---------------------------------------------------------------------------
  * Layer summary (what `resnet info` prints)

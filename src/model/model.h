@@ -69,6 +69,7 @@ typedef struct rn_arch_desc {
     const char *name;
     rn_block_kind kind;
     int blocks[4];                /* residual blocks per stage */
+    int groups, width_per_group;  /* Bottleneck 3x3 conv: ResNeXt groups, wide ResNets' width */
 } rn_arch_desc;
 
 struct rn_model {
@@ -89,14 +90,19 @@ struct rn_model {
     rn_tensor_ref *tensors;
     int n_tensors;
 
+    float *grads;                 /* same layout as params; allocated by rn_train_plan_for */
+
     unsigned version;             /* bumped whenever parameters change */
     struct rn_plan *plan;         /* forward buffers, sized for the last call */
+    struct rn_train_plan *train;  /* training buffers, sized for the last batch shape */
 };
 
 /* arch.c */
 const rn_arch_desc *rn_arch_find(const char *name);
-/* Guesses the architecture of a state_dict from its key names; NULL if none fits. */
-const rn_arch_desc *rn_arch_guess(int (*has_key)(const void *ctx, const char *key),
+/* Guesses the architecture of a state_dict from its key names and shapes;
+ * NULL if none fits. shape_of(ctx, key, dims) returns the number of
+ * dimensions of tensor `key` (filling dims[0..3]) or -1 if it is absent. */
+const rn_arch_desc *rn_arch_guess(int (*shape_of)(const void *ctx, const char *key, int64_t dims[4]),
                                   const void *ctx);
 
 /* init.c: PyTorch's default initialisation (seeded). */
@@ -104,5 +110,23 @@ void rn_model_init_default(rn_model *m, uint64_t seed);
 
 /* forward.c */
 void rn_plan_free(struct rn_plan *plan);
+
+/* backward.c: a training step's forward (saving what backward needs) and
+ * backward. rn_model_train_forward returns the mean cross-entropy loss of
+ * logits against labels and, unless `update_stats` is 0, moves the
+ * BatchNorm running statistics as PyTorch does (momentum 0.1, unbiased
+ * variance, num_batches_tracked + 1). rn_model_train_backward then writes
+ * the gradient of that loss for every trainable tensor into m->grads. */
+rn_status rn_model_train_forward(rn_model *m, const float *x, const int32_t *labels, int n, int h,
+                                 int w, float label_smoothing, int update_stats, float *loss,
+                                 int *correct);
+rn_status rn_model_train_backward(rn_model *m);
+/* The logits of the last rn_model_train_forward, (n, num_classes). */
+const float *rn_model_train_logits(const rn_model *m);
+void rn_train_plan_free(struct rn_train_plan *tp);
+/* The gradient buffer entry of a parameter tensor. */
+static inline float *rn_grad_of(const rn_model *m, const float *param) {
+    return m->grads + (param - m->params);
+}
 
 #endif
