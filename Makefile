@@ -73,13 +73,20 @@ $(BUILD)/example: examples/classify.c $(BUILD)/libresnet.a include/resnet.h
 deps:
 	@tools/install_deps.sh
 
+# The main job: train the D2L ResNet-18 on the bundled Fashion-MNIST subset
+# (5000 training / 1000 test images), evaluate it, save the checkpoint and the curves.
+RUN_DIR ?= $(BUILD)/run
 run: deps all
-	$(BUILD)/resnet info --arch resnet18
-	$(BUILD)/resnet init --arch d2l_resnet18 --in-channels 1 --num-classes 10 --seed 1 \
-	    --output $(BUILD)/d2l_resnet18_init.safetensors
-	$(BUILD)/resnet forward --weights $(BUILD)/d2l_resnet18_init.safetensors \
-	    --input data/sample/fmnist_batch.npy --output $(BUILD)/sample_logits.npy --print
-	@echo "logits of the 8 bundled Fashion-MNIST images written to $(BUILD)/sample_logits.npy"
+	@mkdir -p $(RUN_DIR)
+	$(BUILD)/resnet info --arch d2l_resnet18 --in-channels 1 --num-classes 10 --image-size 28 | tail -3
+	$(BUILD)/resnet train --arch d2l_resnet18 --data data/fmnist-small --epochs 4 --batch-size 128 \
+	    --lr 0.05 --momentum 0.9 --weight-decay 5e-4 --schedule cosine \
+	    --save $(RUN_DIR)/d2l_resnet18_fmnist.safetensors
+	$(BUILD)/resnet eval --weights $(RUN_DIR)/d2l_resnet18_fmnist.safetensors --data data/fmnist-small
+	$(BUILD)/resnet forward --weights $(RUN_DIR)/d2l_resnet18_fmnist.safetensors \
+	    --input data/sample/fmnist_batch.npy --output $(RUN_DIR)/sample_logits.npy --print
+	@echo "labels of the 8 sample images: $$(cat data/sample/fmnist_batch_labels.txt)"
+	@echo "checkpoint, log and curves (SVG, open in a browser) are in $(RUN_DIR)/"
 
 test: deps all
 	@tests/run_all.sh $(BUILD)

@@ -15,10 +15,14 @@ typedef struct command {
 } command;
 
 static const command COMMANDS[] = {
+    {"train", cmd_train, "train a model on a dataset (Fashion-MNIST, MNIST, CIFAR-10)"},
+    {"eval", cmd_eval, "evaluate a checkpoint: loss, top-1/top-5, per-class accuracy, confusion matrix"},
+    {"plot", cmd_plot, "render a training log as SVG curves"},
     {"info", cmd_info, "print the layer table (output shapes, parameters, MACs) of an architecture"},
     {"forward", cmd_forward, "run a forward pass: weights + input .npy -> logits .npy"},
     {"bench", cmd_bench, "time inference and report images/s and GFLOP/s"},
     {"init", cmd_init, "write a freshly initialised model to a safetensors file"},
+    {"grad", cmd_grad, "write every parameter's loss gradient for one batch (for checking)"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 

@@ -34,6 +34,8 @@ run "malformed_cli" tests/malformed_cli.sh "$BUILD"
 run "pytorch_load" tests/pytorch_load.sh "$BUILD"
 run "resize_pil" "$PY" tools/check_resize_pil.py "$BUILD/tests/test_data"
 run "preprocess_pil" "$PY" tools/check_preprocess.py --tool "$BUILD/tests/test_image"
+run "train_parity" "$PY" tools/train_parity.py --resnet "$BUILD/resnet"
+run "train_real" tests/train_real.sh "$BUILD"
 run "parity" "$PY" tools/parity.py --resnet "$BUILD/resnet"
 
 echo

@@ -258,6 +258,8 @@ void rn_model_free(rn_model *m) {
     if (!m)
         return;
     rn_plan_free(m->plan);
+    rn_train_plan_free(m->train);
+    rn_free(m->grads);
     rn_free(m->params);
     rn_free(m->counters);
     free(m->tensors);

@@ -1,5 +1,6 @@
 /*
- * batchnorm.c - BatchNorm2d forward on channel-major activations x: (C, M).
+ * batchnorm.c - BatchNorm2d forward and train-mode backward on channel-major
+ * activations x: (C, M).
  *
  * PyTorch's numerics: normalise with the biased batch variance, eps inside
  * the square root. Statistics are accumulated in double, in a fixed order,
@@ -116,5 +117,70 @@ void batchnorm_apply(const float *x, int C, size_t M, const float *scale,
             for (size_t m = 0; m < M; m++)
                 yr[m] = xr[m] * s + t;
         }
+    }
+}
+
+/* ---- backward (train mode) --------------------------------------------------
+ * With xhat = (x - mean) * invstd, dbeta = sum(dy), dgamma = sum(dy * xhat):
+ *     dx = gamma * invstd * (dy - dbeta / M - xhat * dgamma / M)
+ * which is PyTorch's formula, (M * dy - dbeta - xhat * dgamma) scaled by
+ * gamma * invstd / M. */
+
+void batchnorm_backward_ref(const float *x, const float *dy, int C, size_t M,
+                            const float *gamma, const float *mean, const float *invstd,
+                            float *dx, float *dgamma, float *dbeta) {
+    for (int c = 0; c < C; c++) {
+        const float *xr = x + (size_t)c * M, *dyr = dy + (size_t)c * M;
+        double mu = mean[c], is = invstd[c];
+        double sdy = 0.0, sdyx = 0.0;
+        for (size_t m = 0; m < M; m++) {
+            sdy += dyr[m];
+            sdyx += (double)dyr[m] * ((xr[m] - mu) * is);
+        }
+        double k = (double)gamma[c] * is / (double)M;
+        for (size_t m = 0; m < M; m++) {
+            double xhat = (xr[m] - mu) * is;
+            dx[(size_t)c * M + m] = (float)(k * ((double)M * dyr[m] - sdy - xhat * sdyx));
+        }
+        dgamma[c] = (float)sdyx;
+        dbeta[c] = (float)sdy;
+    }
+}
+
+/* sum(dy) and sum(dy * (x - mu)) of a row, in double; `omp simd` vectorises
+ * it (the lanes' order is fixed by the build, not by the thread count). */
+static void row_grad_sums(const float *x, const float *dy, size_t M, float mu, double *sdy,
+                          double *sdyx) {
+    double a = 0.0, b = 0.0;
+#pragma omp simd reduction(+ : a, b)
+    for (size_t m = 0; m < M; m++) {
+        a += dy[m];
+        b += (double)dy[m] * (double)(x[m] - mu);
+    }
+    *sdy = a;
+    *sdyx = b;
+}
+
+void batchnorm_backward(const float *x, const float *dy, int C, size_t M,
+                        const float *gamma, const float *mean, const float *invstd,
+                        float *dx, float *dgamma, float *dbeta) {
+#pragma omp parallel for num_threads(rn_threads()) schedule(static)
+    for (int c = 0; c < C; c++) {
+        const float *xr = x + (size_t)c * M, *dyr = dy + (size_t)c * M;
+        float *dxr = dx + (size_t)c * M;
+        const float mu = mean[c];
+        double sdy, sdyx;
+        row_grad_sums(xr, dyr, M, mu, &sdy, &sdyx);
+        double is = invstd[c];
+        double dg = sdyx * is; /* sum(dy * xhat) */
+        /* dx = a * dy + b * (x - mu) + d */
+        const float a = (float)(gamma[c] * is);
+        const float b = (float)(-(double)gamma[c] * is * is * dg / (double)M);
+        const float d = (float)(-(double)gamma[c] * is * sdy / (double)M);
+#pragma omp simd
+        for (size_t m = 0; m < M; m++)
+            dxr[m] = a * dyr[m] + b * (xr[m] - mu) + d;
+        dgamma[c] = (float)dg;
+        dbeta[c] = (float)sdy;
     }
 }

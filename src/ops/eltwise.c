@@ -1,4 +1,4 @@
-/* eltwise.c - ReLU and the residual add, forward. */
+/* eltwise.c - ReLU and the residual add, forward; ReLU backward. */
 #include "core/threads.h"
 #include "ops/ops.h"
 
@@ -34,5 +34,20 @@ void add_forward(const float *a, const float *b, size_t n, int relu, float *y) {
 #pragma omp parallel for num_threads(rn_threads()) schedule(static) if (n >= PARALLEL_MIN)
         for (size_t i = 0; i < n; i++)
             y[i] = a[i] + b[i];
+    }
+}
+
+/* ---- backward ------------------------------------------------------------------ */
+
+void relu_backward_ref(const float *y, const float *dy, size_t n, float *dx) {
+    for (size_t i = 0; i < n; i++)
+        dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+void relu_backward(const float *y, const float *dy, size_t n, float *dx) {
+#pragma omp parallel for simd num_threads(rn_threads()) schedule(static) if (n >= PARALLEL_MIN)
+    for (size_t i = 0; i < n; i++) {
+        const float g = dy[i]; /* read unconditionally: the loop vectorises */
+        dx[i] = y[i] > 0.0f ? g : 0.0f;
     }
 }

@@ -426,6 +426,32 @@ void rn_sgemm_im2col(int M, const float *A, int lda, const rn_im2col *im, float 
     gemm_driver(0, M, N, K, A, lda, &bs, beta, C, ldc, ep);
 }
 
+void rn_im2col_block(const rn_im2col *im, int k0, int rows, long j0, int ncols, float *dst,
+                     int ldd) {
+    // panel: (kc, NR_MAX) of im2col, copied out row by row into dst: (rows, ncols)
+    _Alignas(64) float panel[KC_MAX * NR_MAX];
+    const b_source bs = {.im = im, .N = im->n * im->ho * im->wo};
+    const int simd = select_kernel().simd;
+    for (int t0 = 0; t0 < ncols; t0 += NR_MAX) {
+        const int cols = ncols - t0 < NR_MAX ? ncols - t0 : NR_MAX;
+        const int width = ceil_div(cols, 16) * 16;
+        for (int r0 = 0; r0 < rows; r0 += KC_MAX) {
+            const int kc = rows - r0 < KC_MAX ? rows - r0 : KC_MAX;
+            pack_b(&bs, simd, k0 + r0, kc, j0 + t0, width, panel);
+            for (int r = 0; r < kc; r++) {
+                /* fixed-size copies: a variable-length memcpy compiles to rep movs */
+                float *d = dst + (ptrdiff_t)(r0 + r) * ldd + t0;
+                const float *src = panel + (ptrdiff_t)r * width;
+                int j = 0;
+                for (; j + 16 <= cols; j += 16)
+                    memcpy(d + j, src + j, 16 * sizeof(float));
+                for (; j < cols; j++)
+                    d[j] = src[j];
+            }
+        }
+    }
+}
+
 void rn_sgemm_ref(int transa, int transb, int M, int N, int K, const float *A,
                   int lda, const float *B, int ldb, float beta, float *C, int ldc,
                   const rn_gemm_epilogue *ep) {

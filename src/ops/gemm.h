@@ -66,6 +66,14 @@ typedef struct rn_im2col {
 void rn_sgemm_im2col(int M, const float *A, int lda, const rn_im2col *im, float beta,
                      float *C, int ldc, const rn_gemm_epilogue *ep);
 
+/* The im2col matrix written out, one block: dst[k * ldd + t] =
+ * im2col(x)[k0 + k, j0 + t] for k < rows, t < ncols (inside K x N). Packed
+ * with the GEMM's own im2col packers; runs on the calling thread only (the
+ * caller splits the matrix over threads). For the convolution's weight
+ * gradient, whose im2col operand is not a GEMM's B. */
+void rn_im2col_block(const rn_im2col *im, int k0, int rows, long j0, int ncols, float *dst,
+                     int ldd);
+
 /* ---------------------------------------------------------------------------
  * Kernel selection (for tests and benchmarks)
  * ------------------------------------------------------------------------- */

@@ -1,5 +1,5 @@
 /*
- * linear.c - the fully connected head, forward.
+ * linear.c - the fully connected head, forward and backward.
  *
  * x: (C, N) channel-major features (as global pooling leaves them),
  * w: (K, C), b: (K); y: (N, K) logits, batch-major as PyTorch returns them.
@@ -26,4 +26,48 @@ void linear_forward(const float *x, int C, int N, const float *w, const float *b
     for (int n = 0; n < N; n++)
         for (int k = 0; k < K; k++)
             y[(size_t)n * K + k] = work[(size_t)k * N + n];
+}
+
+/* ---- backward ------------------------------------------------------------------
+ * x: (C, N), w: (K, C), dy: (N, K).
+ *     dx (C, N) = w^T dy^T     dw (K, C) = dy^T x^T     db (K) = column sums of dy */
+
+void linear_backward_ref(const float *x, int C, int N, const float *w, int K,
+                         const float *dy, float *dx, float *dw, float *db) {
+    if (dx)
+        for (int c = 0; c < C; c++)
+            for (int n = 0; n < N; n++) {
+                double sum = 0.0;
+                for (int k = 0; k < K; k++)
+                    sum += (double)w[(size_t)k * C + c] * dy[(size_t)n * K + k];
+                dx[(size_t)c * N + n] = (float)sum;
+            }
+    for (int k = 0; k < K; k++) {
+        for (int c = 0; c < C; c++) {
+            double sum = 0.0;
+            for (int n = 0; n < N; n++)
+                sum += (double)dy[(size_t)n * K + k] * x[(size_t)c * N + n];
+            dw[(size_t)k * C + c] = (float)sum;
+        }
+        if (db) {
+            double sum = 0.0;
+            for (int n = 0; n < N; n++)
+                sum += dy[(size_t)n * K + k];
+            db[k] = (float)sum;
+        }
+    }
+}
+
+void linear_backward(const float *x, int C, int N, const float *w, int K,
+                     const float *dy, float *dx, float *dw, float *db) {
+    if (dx)
+        rn_sgemm(1, 1, C, N, K, w, C, dy, K, 0.0f, dx, N, NULL);
+    rn_sgemm(1, 1, K, C, N, dy, K, x, N, 0.0f, dw, C, NULL);
+    if (db)
+        for (int k = 0; k < K; k++) {
+            double sum = 0.0;
+            for (int n = 0; n < N; n++)
+                sum += dy[(size_t)n * K + k];
+            db[k] = (float)sum;
+        }
 }

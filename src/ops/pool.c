@@ -1,9 +1,10 @@
 /*
- * pool.c - max pooling and global average pooling, forward.
+ * pool.c - max pooling and global average pooling, forward and backward.
  *
  * Planes: x: (P, H, W) with P = C*N in the channel-major layout.
  */
 #include <float.h>
+#include <math.h>
 
 #include "core/threads.h"
 #include "ops/ops.h"
@@ -89,5 +90,97 @@ void avgpool_global_forward(const float *x, size_t P, size_t HW, float *y) {
             acc[0] += row[i];
         float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
         y[p] = sum / (float)HW;
+    }
+}
+
+/* ---- backward -------------------------------------------------------------------
+ * Max pooling sends each dy to the first maximum of its window in scan order
+ * (ky, then kx), as PyTorch: the candidate starts at the window's first
+ * in-bounds element with the value -inf, and moves on a strictly greater
+ * value (or a NaN). Windows overlap when stride < k: a plane's outputs are
+ * added in order, and planes are split over the threads. */
+
+static void maxpool_backward_plane(const float *x, const float *dy, int H, int W, int k,
+                                   int stride, int pad, int HO, int WO, float *dx) {
+    // x, dx: (H, W)  dy: (HO, WO)
+    for (size_t i = 0; i < (size_t)H * W; i++)
+        dx[i] = 0.0f;
+    for (int oy = 0; oy < HO; oy++) {
+        int y0 = oy * stride - pad;
+        int ky0 = y0 < 0 ? -y0 : 0;
+        int ky1 = y0 + k > H ? H - y0 : k;
+        for (int ox = 0; ox < WO; ox++) {
+            int x0 = ox * stride - pad;
+            int kx0 = x0 < 0 ? -x0 : 0;
+            int kx1 = x0 + k > W ? W - x0 : k;
+            if (ky0 >= ky1 || kx0 >= kx1)
+                continue; /* a window wholly in the padding */
+            size_t best = (size_t)(y0 + ky0) * W + (x0 + kx0);
+            float m = -INFINITY;
+            for (int ky = ky0; ky < ky1; ky++) {
+                size_t at = (size_t)(y0 + ky) * W + x0;
+                for (int kx = kx0; kx < kx1; kx++) {
+                    float v = x[at + kx];
+                    if (v > m || v != v) {
+                        m = v;
+                        best = at + kx;
+                    }
+                }
+            }
+            dx[best] += dy[(size_t)oy * WO + ox];
+        }
+    }
+}
+
+void maxpool2d_backward_ref(const float *x, const float *dy, int P, int H, int W, int k,
+                            int stride, int pad, float *dx) {
+    int HO = maxpool2d_out_size(H, k, stride, pad), WO = maxpool2d_out_size(W, k, stride, pad);
+    for (size_t i = 0; i < (size_t)P * H * W; i++)
+        dx[i] = 0.0f;
+    for (int p = 0; p < P; p++)
+        for (int oy = 0; oy < HO; oy++)
+            for (int ox = 0; ox < WO; ox++) {
+                long best = -1;
+                float m = -INFINITY;
+                for (int ky = 0; ky < k; ky++)
+                    for (int kx = 0; kx < k; kx++) {
+                        int iy = oy * stride - pad + ky, ix = ox * stride - pad + kx;
+                        if (iy < 0 || iy >= H || ix < 0 || ix >= W)
+                            continue;
+                        long at = ((long)p * H + iy) * W + ix;
+                        if (best < 0)
+                            best = at;
+                        if (x[at] > m || x[at] != x[at]) {
+                            m = x[at];
+                            best = at;
+                        }
+                    }
+                if (best >= 0)
+                    dx[best] += dy[((size_t)p * HO + oy) * WO + ox];
+            }
+}
+
+void maxpool2d_backward(const float *x, const float *dy, int P, int H, int W, int k,
+                        int stride, int pad, float *dx) {
+    int HO = maxpool2d_out_size(H, k, stride, pad), WO = maxpool2d_out_size(W, k, stride, pad);
+#pragma omp parallel for num_threads(rn_threads()) schedule(static)
+    for (int p = 0; p < P; p++)
+        maxpool_backward_plane(x + (size_t)p * H * W, dy + (size_t)p * HO * WO, H, W, k,
+                               stride, pad, HO, WO, dx + (size_t)p * H * W);
+}
+
+void avgpool_global_backward_ref(const float *dy, size_t P, size_t HW, float *dx) {
+    for (size_t p = 0; p < P; p++)
+        for (size_t i = 0; i < HW; i++)
+            dx[p * HW + i] = dy[p] / (float)HW;
+}
+
+void avgpool_global_backward(const float *dy, size_t P, size_t HW, float *dx) {
+#pragma omp parallel for num_threads(rn_threads()) schedule(static) if (P * HW >= 32768)
+    for (size_t p = 0; p < P; p++) {
+        const float v = dy[p] / (float)HW;
+#pragma omp simd
+        for (size_t i = 0; i < HW; i++)
+            dx[p * HW + i] = v;
     }
 }

@@ -1,0 +1,138 @@
+/* cmd_eval.c - `resnet eval`: loss, top-1, top-5, per-class accuracy and the confusion matrix. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "commands.h"
+#include "data/dataset.h"
+#include "resnet.h"
+#include "run_common.h"
+#include "train/evaluate.h"
+
+static arg_spec SPECS[] = {
+    {"weights", ARG_STRING, NULL, "checkpoint or weights file (the architecture comes from it)", 0, 0},
+    {"arch", ARG_STRING, "auto", "architecture; auto: from the file", 0, 0},
+    {"data", ARG_STRING, NULL, "dataset directory", 0, 0},
+    {"dataset", ARG_STRING, "auto", "fashion-mnist, mnist or cifar10; auto: from the checkpoint", 0, 0},
+    {"split", ARG_STRING, "test", "test or train", 0, 0},
+    {"batch-size", ARG_INT, "256", "images per batch", 0, 0},
+    {"image-size", ARG_INT, "-1", "resize to this size; -1: from the checkpoint; 0: the dataset's own", 0, 0},
+    {"normalize", ARG_STRING, "auto", "none, MEAN,..:STD,.., or auto (from the checkpoint)", 0, 0},
+    {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
+    {"json", ARG_FLAG, NULL, "print one JSON object", 0, 0},
+};
+
+/* A metadata value of the weights file, or `fallback`. */
+static void meta_or(const char *path, const char *key, const char *fallback, char *out, size_t cap) {
+    if (rn_weights_meta(path, key, out, cap) != RN_OK)
+        snprintf(out, cap, "%s", fallback);
+}
+
+static void print_report(const rn_eval_result *ev, const rn_dataset *ds, int json) {
+    int K = ds->num_classes;
+    if (json) {
+        printf("{\"count\": %lld, \"loss\": %.6f, \"top1\": %.6f, \"top5\": %.6f, \"per_class\": [",
+               (long long)ev->count, ev->loss, (double)ev->top1 / ev->count, (double)ev->top5 / ev->count);
+        for (int c = 0; c < K; c++) {
+            int64_t total = 0;
+            for (int p = 0; p < ev->num_classes; p++)
+                total += ev->confusion[(size_t)c * ev->num_classes + p];
+            printf("%s%.6f", c ? ", " : "", total ? (double)ev->confusion[(size_t)c * ev->num_classes + c] / total : 0.0);
+        }
+        printf("], \"confusion\": [");
+        for (int c = 0; c < K; c++) {
+            printf("%s[", c ? ", " : "");
+            for (int p = 0; p < K; p++)
+                printf("%s%lld", p ? ", " : "", (long long)ev->confusion[(size_t)c * ev->num_classes + p]);
+            printf("]");
+        }
+        printf("]}\n");
+        return;
+    }
+    printf("images: %lld\nloss:   %.4f\ntop-1:  %.4f\ntop-5:  %.4f\n\nper-class accuracy:\n", (long long)ev->count,
+           ev->loss, (double)ev->top1 / ev->count, (double)ev->top5 / ev->count);
+    for (int c = 0; c < K; c++) {
+        int64_t total = 0;
+        for (int p = 0; p < ev->num_classes; p++)
+            total += ev->confusion[(size_t)c * ev->num_classes + p];
+        printf("  %2d %-14s %.4f  (%lld images)\n", c, ds->class_names ? ds->class_names[c] : "",
+               total ? (double)ev->confusion[(size_t)c * ev->num_classes + c] / total : 0.0, (long long)total);
+    }
+    printf("\nconfusion matrix (rows: label, columns: predicted):\n     ");
+    for (int p = 0; p < K; p++)
+        printf("%6d", p);
+    printf("\n");
+    for (int c = 0; c < K; c++) {
+        printf("  %2d ", c);
+        for (int p = 0; p < K; p++)
+            printf("%6lld", (long long)ev->confusion[(size_t)c * ev->num_classes + p]);
+        printf("\n");
+    }
+}
+
+int cmd_eval(int argc, char **argv) {
+    arg_table t = {"eval", "Evaluate a checkpoint on a dataset split.", SPECS, sizeof SPECS / sizeof SPECS[0]};
+    int pr = args_parse(&t, argc, argv);
+    if (pr)
+        return pr > 0 ? 0 : EXIT_USAGE;
+    int batch, size, threads;
+    if (!args_int(&t, "batch-size", 1, 65536, &batch) || !args_int(&t, "image-size", -1, 4096, &size) ||
+        !args_int(&t, "threads", 0, 1024, &threads))
+        return EXIT_USAGE;
+    const char *split = args_str(&t, "split");
+    if (strcmp(split, "test") != 0 && strcmp(split, "train") != 0) {
+        cli_error("eval", "--split must be test or train, got '%s'", split);
+        return EXIT_USAGE;
+    }
+    rn_set_threads(threads);
+    const char *weights = args_str(&t, "weights");
+    char kind[64], size_text[32], norm[256];
+    if (strcmp(args_str(&t, "dataset"), "auto") == 0)
+        meta_or(weights, "dataset", "fashion-mnist", kind, sizeof kind);
+    else
+        snprintf(kind, sizeof kind, "%s", args_str(&t, "dataset"));
+    if (size < 0) {
+        meta_or(weights, "image_size", "0", size_text, sizeof size_text);
+        size = atoi(size_text);
+    }
+    rn_loader_config cfg = {.batch_size = batch, .image_size = size};
+    const char *norm_flag = args_str(&t, "normalize");
+    if (strcmp(norm_flag, "auto") == 0)
+        meta_or(weights, "normalize", "none", norm, sizeof norm);
+    else
+        snprintf(norm, sizeof norm, "%s", norm_flag);
+    if (strcmp(norm, "none") != 0) {
+        int ch;
+        if (!parse_mean_std(norm, cfg.mean, cfg.std, &ch)) {
+            cli_error("eval", "bad normalisation '%s'", norm);
+            return EXIT_USAGE;
+        }
+        for (int i = ch; i < 4; i++)
+            cfg.mean[i] = cfg.mean[0], cfg.std[i] = cfg.std[0];
+        cfg.normalize = 1;
+    }
+
+    rn_model *m = NULL;
+    rn_dataset ds = {0};
+    rn_eval_result ev = {0};
+    int status = EXIT_RUNTIME;
+    const char *arch = strcmp(args_str(&t, "arch"), "auto") ? args_str(&t, "arch") : NULL;
+    if (rn_model_load(weights, arch, &m) != RN_OK ||
+        rn_dataset_load(args_str(&t, "data"), kind, strcmp(split, "train") == 0, &ds) != RN_OK ||
+        rn_evaluate(m, &ds, &cfg, NULL, NULL, &ev) != RN_OK) {
+        cli_error("eval", "%s", rn_last_error());
+        goto done;
+    }
+    if (ev.count == 0) {
+        cli_error("eval", "the %s split is empty", split);
+        goto done;
+    }
+    print_report(&ev, &ds, args_flag(&t, "json"));
+    status = 0;
+done:
+    rn_eval_result_free(&ev);
+    rn_dataset_free(&ds);
+    rn_model_free(m);
+    return status;
+}

@@ -1,0 +1,69 @@
+/*
+ * cmd_grad.c - `resnet grad`: the gradient of the mean cross-entropy loss of
+ * one batch with respect to every parameter, for checking against PyTorch.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "commands.h"
+#include "resnet.h"
+#include "run_common.h"
+
+static arg_spec SPECS[] = {
+    {"weights", ARG_STRING, NULL, "weights file", 0, 0},
+    {"arch", ARG_STRING, "auto", "architecture; auto: from the file", 0, 0},
+    {"input", ARG_STRING, NULL, ".npy float32 input (N, C, H, W)", 0, 0},
+    {"labels", ARG_STRING, NULL, ".npy float32 labels (N), whole numbers", 0, 0},
+    {"label-smoothing", ARG_STRING, "0", "cross-entropy label smoothing", 0, 0},
+    {"output", ARG_STRING, NULL, "safetensors file for the gradients (parameter names)", 0, 0},
+    {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
+};
+
+int cmd_grad(int argc, char **argv) {
+    arg_table t = {"grad", "Write the loss gradient of every parameter for one batch (train-mode BatchNorm).",
+                   SPECS, sizeof SPECS / sizeof SPECS[0]};
+    int pr = args_parse(&t, argc, argv);
+    if (pr)
+        return pr > 0 ? 0 : EXIT_USAGE;
+    int threads;
+    if (!args_int(&t, "threads", 0, 1024, &threads) || !cli_number_ok(&t, "label-smoothing"))
+        return EXIT_USAGE;
+    rn_set_threads(threads);
+    rn_model *m = NULL;
+    float *x = NULL, *yl = NULL;
+    int32_t *labels = NULL;
+    int nd = 0, nl = 0, status = EXIT_RUNTIME;
+    int64_t xs[RN_NPY_MAX_DIMS], ls[RN_NPY_MAX_DIMS];
+    const char *arch = strcmp(args_str(&t, "arch"), "auto") ? args_str(&t, "arch") : NULL;
+    if (rn_npy_read(args_str(&t, "input"), &x, &nd, xs) != RN_OK ||
+        rn_npy_read(args_str(&t, "labels"), &yl, &nl, ls) != RN_OK ||
+        rn_model_load(args_str(&t, "weights"), arch, &m) != RN_OK) {
+        cli_error("grad", "%s", rn_last_error());
+        goto done;
+    }
+    if (nd != 4 || xs[1] != rn_model_in_channels(m) || nl != 1 || ls[0] != xs[0] || xs[0] > 100000 ||
+        xs[2] > 65536 || xs[3] > 65536) {
+        cli_error("grad", "expected input (N, %d, H, W) and labels (N)", rn_model_in_channels(m));
+        goto done;
+    }
+    labels = malloc((size_t)xs[0] * sizeof *labels);
+    if (!labels)
+        goto done;
+    for (int64_t i = 0; i < xs[0]; i++)
+        labels[i] = (int32_t)yl[i];
+    float loss = 0.0f;
+    if (rn_model_save_gradients(m, x, labels, (int)xs[0], (int)xs[2], (int)xs[3],
+                                (float)atof(args_str(&t, "label-smoothing")), args_str(&t, "output"),
+                                &loss) != RN_OK) {
+        cli_error("grad", "%s", rn_last_error());
+        goto done;
+    }
+    printf("loss %.8f\n", loss);
+    status = 0;
+done:
+    free(x), free(yl), free(labels);
+    rn_model_free(m);
+    return status;
+}

@@ -1,0 +1,37 @@
+/* cmd_plot.c - `resnet plot`: a training log (JSON lines) as SVG curves. */
+#include <stdio.h>
+#include <string.h>
+
+#include "args.h"
+#include "commands.h"
+#include "train/plot.h"
+
+static arg_spec SPECS[] = {
+    {"log", ARG_STRING, NULL, "JSON-lines log written by resnet train", 0, 0},
+    {"output", ARG_STRING, "auto", "SVG file; auto: the log's name with .svg", 0, 0},
+};
+
+int cmd_plot(int argc, char **argv) {
+    arg_table t = {"plot", "Render the loss and accuracy curves of a training log as an SVG file.", SPECS,
+                   sizeof SPECS / sizeof SPECS[0]};
+    int pr = args_parse(&t, argc, argv);
+    if (pr)
+        return pr > 0 ? 0 : EXIT_USAGE;
+    const char *log = args_str(&t, "log");
+    char out[1024];
+    if (strcmp(args_str(&t, "output"), "auto") == 0) {
+        const char *dot = strrchr(log, '.'), *slash = strrchr(log, '/');
+        size_t stem = dot && (!slash || dot > slash) ? (size_t)(dot - log) : strlen(log);
+        if (stem > 4 && strncmp(log + stem - 4, ".log", 4) == 0 && strcmp(dot, ".jsonl") == 0)
+            stem -= 4; /* run.log.jsonl -> run.svg */
+        snprintf(out, sizeof out, "%.*s.svg", (int)stem, log);
+    } else {
+        snprintf(out, sizeof out, "%s", args_str(&t, "output"));
+    }
+    if (rn_plot_svg(log, out) != RN_OK) {
+        cli_error("plot", "%s", rn_last_error());
+        return EXIT_RUNTIME;
+    }
+    printf("wrote %s\n", out);
+    return 0;
+}

@@ -1,0 +1,419 @@
+/*
+ * cmd_train.c - `resnet train`: train a model on a dataset, with a live
+ * progress line, a test-set evaluation after every epoch, a JSON-lines log,
+ * SVG curves, and checkpoints that --resume continues exactly.
+ *
+ * A checkpoint is two files: CKPT (the model's state_dict in safetensors,
+ * loadable by PyTorch as is, with the architecture, input size and
+ * normalisation in its metadata) and CKPT's stem + ".optim.safetensors" (the
+ * optimizer state and where training stood: epoch, step, data order).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "args.h"
+#include "commands.h"
+#include "data/dataset.h"
+#include "resnet.h"
+#include "run_common.h"
+#include "train/evaluate.h"
+#include "train/plot.h"
+
+static arg_spec SPECS[] = {
+    {"arch", ARG_STRING, "d2l_resnet18", "architecture (ignored with --resume or --init FILE)", 0, 0},
+    {"data", ARG_STRING, NULL, "dataset directory", 0, 0},
+    {"dataset", ARG_STRING, "fashion-mnist", "fashion-mnist, mnist or cifar10", 0, 0},
+    {"epochs", ARG_INT, "10", "epochs to train (in all, counting resumed ones)", 0, 0},
+    {"max-steps", ARG_INT, "0", "stop after this many optimizer steps in all (0: no limit); saves a checkpoint", 0, 0},
+    {"batch-size", ARG_INT, "256", "images per batch", 0, 0},
+    {"optimizer", ARG_STRING, "sgd", "sgd or adamw", 0, 0},
+    {"lr", ARG_STRING, "0.05", "learning rate", 0, 0},
+    {"momentum", ARG_STRING, "0", "SGD momentum", 0, 0},
+    {"nesterov", ARG_FLAG, NULL, "Nesterov momentum", 0, 0},
+    {"weight-decay", ARG_STRING, "0", "weight decay (SGD: L2 added to the gradient; AdamW: decoupled)", 0, 0},
+    {"schedule", ARG_STRING, "constant", "constant, step:S[:G], multistep:E1,E2[:G], cosine[:MIN], onecycle[:PCT]", 0, 0},
+    {"warmup", ARG_INT, "0", "linear learning-rate warm-up, in steps", 0, 0},
+    {"label-smoothing", ARG_STRING, "0", "cross-entropy label smoothing in [0, 1]", 0, 0},
+    {"image-size", ARG_INT, "0", "resize images to this size (bilinear); 0: the dataset's own", 0, 0},
+    {"augment", ARG_STRING, "none", "training augmentation: none, flip, crop, crop+flip", 0, 0},
+    {"normalize", ARG_STRING, "none", "none, or per-channel MEAN,...:STD,... applied after scaling to [0,1]", 0, 0},
+    {"init", ARG_STRING, "default", "default, xavier, or a weights file to start from", 0, 0},
+    {"save", ARG_STRING, "none", "checkpoint file written after every epoch (.safetensors)", 0, 0},
+    {"resume", ARG_STRING, "none", "checkpoint to continue from", 0, 0},
+    {"seed", ARG_INT, "0", "random seed (initialisation, shuffling, augmentation)", 0, 0},
+    {"no-shuffle", ARG_FLAG, NULL, "keep the dataset's order", 0, 0},
+    {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
+    {"log", ARG_STRING, "auto", "JSON-lines log; auto: next to --save (none without it)", 0, 0},
+    {"log-every", ARG_INT, "0", "also log every N steps (0: epochs only)", 0, 0},
+    {"quiet", ARG_FLAG, NULL, "no progress line", 0, 0},
+};
+
+/* ---- checkpoint file names ----------------------------------------------------------------- */
+
+/* "dir/run.safetensors" -> "dir/run" + suffix */
+static void sibling(char *out, size_t cap, const char *path, const char *suffix) {
+    const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
+    size_t stem = dot && (!slash || dot > slash) ? (size_t)(dot - path) : strlen(path);
+    snprintf(out, cap, "%.*s%s", (int)stem, path, suffix);
+}
+
+typedef struct resume_info {
+    int64_t epoch, position, seed;
+    int found_epoch, found_position, found_seed;
+} resume_info;
+
+static void on_meta(void *ctx, const char *key, const char *value) {
+    resume_info *r = ctx;
+    if (strcmp(key, "epoch") == 0)
+        r->epoch = atoll(value), r->found_epoch = 1;
+    else if (strcmp(key, "position") == 0)
+        r->position = atoll(value), r->found_position = 1;
+    else if (strcmp(key, "seed") == 0)
+        r->seed = atoll(value), r->found_seed = 1;
+}
+
+/* ---- the run ------------------------------------------------------------------------------------ */
+
+typedef struct run {
+    arg_table *t;
+    rn_model *m;
+    rn_trainer *tr;
+    rn_dataset train, test;
+    rn_loader *loader;
+    rn_loader_config lcfg;
+    char save[1024], optim[1024], log[1024], svg[1024];
+    char norm_text[256];
+    FILE *logf;
+    int quiet, tty;
+    int epochs, max_steps, log_every, seed;
+} run;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int save_checkpoint(run *r, int64_t epoch, int64_t position) {
+    char size[16], ep[32], pos[32], seed[32];
+    snprintf(size, sizeof size, "%d", r->lcfg.image_size ? r->lcfg.image_size : r->train.height);
+    snprintf(ep, sizeof ep, "%lld", (long long)epoch);
+    snprintf(pos, sizeof pos, "%lld", (long long)position);
+    snprintf(seed, sizeof seed, "%d", r->seed);
+    const char *keys[] = {"image_size", "normalize", "dataset", "stem"};
+    const char *vals[] = {size, r->norm_text, args_str(r->t, "dataset"), "imagenet"};
+    const char *okeys[] = {"epoch", "position", "seed"};
+    const char *ovals[] = {ep, pos, seed};
+    if (rn_model_save_meta(r->m, r->save, keys, vals, 4) != RN_OK ||
+        rn_trainer_save_state(r->tr, r->optim, okeys, ovals, 3) != RN_OK) {
+        cli_error("train", "%s", rn_last_error());
+        return 0;
+    }
+    return 1;
+}
+
+static void progress_line(run *r, int epoch, int step, int steps, double loss, double acc, double ips,
+                          double eta) {
+    if (r->quiet)
+        return;
+    if (r->tty)
+        fprintf(stderr, "\repoch %d/%d  step %d/%d  loss %.4f  acc %.4f  %.0f img/s  ETA %.0fs   ", epoch,
+                r->epochs, step, steps, loss, acc, ips, eta);
+    else if (step == steps || step % 50 == 0)
+        fprintf(stderr, "epoch %d/%d  step %d/%d  loss %.4f  acc %.4f  %.0f img/s  ETA %.0fs\n", epoch,
+                r->epochs, step, steps, loss, acc, ips, eta);
+}
+
+static void eval_progress(void *ctx, int64_t done, int64_t total) {
+    run *r = ctx;
+    if (!r->quiet && r->tty)
+        fprintf(stderr, "\r  evaluating %lld/%lld   ", (long long)done, (long long)total);
+}
+
+/* Trains from (start_epoch, start_position) to the end; returns an exit status. */
+static int train_loop(run *r, int64_t start_epoch, int64_t start_position) {
+    int S = r->lcfg.image_size ? r->lcfg.image_size : r->train.height;
+    int B = r->lcfg.batch_size, C = r->train.channels;
+    float *x = malloc((size_t)B * C * S * S * sizeof *x);
+    int32_t *labels = malloc((size_t)B * sizeof *labels);
+    if (!x || !labels) {
+        free(x), free(labels);
+        cli_error("train", "out of memory for a batch of %d images of %dx%d", B, S, S);
+        return EXIT_RUNTIME;
+    }
+    int steps = rn_loader_steps(r->loader);
+    rn_loader_state ls = {start_epoch, start_position};
+    if (rn_loader_set_state(r->loader, &ls) != RN_OK) {
+        cli_error("train", "%s", rn_last_error());
+        free(x), free(labels);
+        return EXIT_RUNTIME;
+    }
+    int status = 0;
+    double run_start = now_s();
+    int64_t run_images = 0;
+    for (int64_t epoch = start_epoch; epoch < r->epochs && status == 0; epoch++) {
+        double t0 = now_s(), loss_sum = 0.0, lr = 0.0;
+        int64_t seen = 0, correct = 0;
+        int step = (int)(start_position / B);
+        start_position = 0;
+        int stopped = 0;
+        for (;;) {
+            int n = 0;
+            if (rn_loader_next(r->loader, x, labels, &n) != RN_OK) {
+                cli_error("train", "%s", rn_last_error());
+                status = EXIT_RUNTIME;
+                break;
+            }
+            if (n == 0)
+                break;
+            rn_step_result res;
+            if (rn_trainer_step(r->tr, x, labels, n, S, S, &res) != RN_OK) {
+                cli_error("train", "%s", rn_last_error());
+                status = EXIT_RUNTIME;
+                break;
+            }
+            if (!isfinite(res.loss)) {
+                cli_error("train", "the loss became %f at step %lld; lower the learning rate", res.loss,
+                          (long long)rn_trainer_steps(r->tr));
+                status = EXIT_RUNTIME;
+                break;
+            }
+            step++;
+            seen += n, run_images += n;
+            correct += res.correct;
+            loss_sum += (double)res.loss * n;
+            lr = res.lr;
+            double el = now_s() - t0, ips = seen / (el > 0 ? el : 1e-9);
+            progress_line(r, (int)epoch + 1, step, steps, loss_sum / seen, (double)correct / seen, ips,
+                          (double)(steps - step) * B / ips);
+            int64_t gstep = rn_trainer_steps(r->tr);
+            if (r->logf && r->log_every > 0 && gstep % r->log_every == 0) {
+                fprintf(r->logf, "{\"step\": %lld, \"epoch\": %lld, \"loss\": %.6f, \"acc\": %.6f, \"lr\": %.8g}\n",
+                        (long long)gstep, (long long)epoch + 1, res.loss, (double)res.correct / n, lr);
+                fflush(r->logf);
+            }
+            if (r->max_steps > 0 && gstep >= r->max_steps) {
+                stopped = 1;
+                break;
+            }
+        }
+        if (status != 0)
+            break;
+        double train_secs = now_s() - t0;
+        if (stopped) {
+            if (!r->quiet && r->tty)
+                fputc('\n', stderr);
+            rn_loader_state now;
+            rn_loader_get_state(r->loader, &now);
+            printf("stopped after %lld steps (--max-steps) in epoch %lld\n",
+                   (long long)rn_trainer_steps(r->tr), (long long)epoch + 1);
+            if (r->save[0] && save_checkpoint(r, now.epoch, now.position))
+                printf("checkpoint: %s (+ %s)\n", r->save, r->optim);
+            break;
+        }
+        rn_eval_result ev;
+        rn_loader_config ecfg = r->lcfg;
+        ecfg.batch_size = B;
+        if (rn_evaluate(r->m, &r->test, &ecfg, eval_progress, r, &ev) != RN_OK) {
+            cli_error("train", "evaluating: %s", rn_last_error());
+            status = EXIT_RUNTIME;
+            break;
+        }
+        if (!r->quiet && r->tty)
+            fprintf(stderr, "\r%*s\r", 100, "");
+        double test_acc = ev.count ? (double)ev.top1 / ev.count : 0.0;
+        printf("epoch %lld/%d  train loss %.4f  train acc %.4f  test loss %.4f  test acc %.4f  "
+               "%.1f s (%.0f img/s)\n",
+               (long long)epoch + 1, r->epochs, loss_sum / (seen ? seen : 1), (double)correct / (seen ? seen : 1),
+               ev.loss, test_acc, train_secs, seen / (train_secs > 0 ? train_secs : 1e-9));
+        fflush(stdout);
+        if (r->logf) {
+            fprintf(r->logf,
+                    "{\"epoch\": %lld, \"train_loss\": %.6f, \"train_acc\": %.6f, \"test_loss\": %.6f, "
+                    "\"test_acc\": %.6f, \"test_top5\": %.6f, \"lr\": %.8g, \"seconds\": %.3f, "
+                    "\"images_per_second\": %.2f, \"steps\": %lld}\n",
+                    (long long)epoch + 1, loss_sum / (seen ? seen : 1), (double)correct / (seen ? seen : 1),
+                    ev.loss, test_acc, ev.count ? (double)ev.top5 / ev.count : 0.0, lr, train_secs,
+                    seen / (train_secs > 0 ? train_secs : 1e-9), (long long)rn_trainer_steps(r->tr));
+            fflush(r->logf);
+            if (r->svg[0] && rn_plot_svg(r->log, r->svg) != RN_OK)
+                cli_error("train", "warning: %s", rn_last_error());
+        }
+        rn_eval_result_free(&ev);
+        if (r->save[0] && !save_checkpoint(r, epoch + 1, 0))
+            status = EXIT_RUNTIME;
+    }
+    double total = now_s() - run_start;
+    if (status == 0 && run_images)
+        printf("trained on %lld images in %.1f s (%.0f img/s)\n", (long long)run_images, total,
+               run_images / (total > 0 ? total : 1e-9));
+    free(x), free(labels);
+    return status;
+}
+
+/* ---- set-up ------------------------------------------------------------------------------------- */
+
+static int setup_model(run *r, const char *resume, resume_info *ri) {
+    arg_table *t = r->t;
+    const char *init = args_str(t, "init");
+    rn_status st;
+    if (resume) {
+        st = rn_model_load(resume, NULL, &r->m);
+    } else if (strcmp(init, "default") == 0 || strcmp(init, "xavier") == 0) {
+        st = rn_model_create(args_str(t, "arch"), r->train.channels, r->train.num_classes, &r->m);
+        if (st == RN_OK)
+            st = rn_model_init(r->m, init, (uint64_t)r->seed);
+    } else {
+        st = rn_model_load(init, NULL, &r->m);
+    }
+    if (st != RN_OK) {
+        cli_error("train", "%s", rn_last_error());
+        return 0;
+    }
+    if (rn_model_in_channels(r->m) != r->train.channels || rn_model_num_classes(r->m) < r->train.num_classes) {
+        cli_error("train", "the model takes %d channels and %d classes, the dataset has %d and %d",
+                  rn_model_in_channels(r->m), rn_model_num_classes(r->m), r->train.channels, r->train.num_classes);
+        return 0;
+    }
+    rn_train_config cfg;
+    rn_train_config_default(&cfg);
+    cfg.optimizer = args_str(t, "optimizer");
+    cfg.lr = atof(args_str(t, "lr"));
+    cfg.momentum = atof(args_str(t, "momentum"));
+    cfg.nesterov = args_flag(t, "nesterov");
+    cfg.weight_decay = atof(args_str(t, "weight-decay"));
+    cfg.schedule = args_str(t, "schedule");
+    cfg.label_smoothing = (float)atof(args_str(t, "label-smoothing"));
+    int warmup;
+    if (!args_int(t, "warmup", 0, 100000000, &warmup))
+        return 0;
+    cfg.warmup_steps = warmup;
+    cfg.steps_per_epoch = rn_loader_steps(r->loader);
+    cfg.total_steps = cfg.steps_per_epoch * r->epochs;
+    if (rn_trainer_create(r->m, &cfg, &r->tr) != RN_OK) {
+        cli_error("train", "%s", rn_last_error());
+        return 0;
+    }
+    if (resume) {
+        char optim[1024];
+        sibling(optim, sizeof optim, resume, ".optim.safetensors");
+        if (rn_trainer_load_state(r->tr, optim, on_meta, ri) != RN_OK) {
+            cli_error("train", "%s", rn_last_error());
+            return 0;
+        }
+        if (!ri->found_epoch || !ri->found_position || !ri->found_seed) {
+            cli_error("train", "%s: no epoch/position/seed in the metadata", optim);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int cmd_train(int argc, char **argv) {
+    arg_table t = {"train", "Train a model on a dataset; evaluates the test split after every epoch.",
+                   SPECS, sizeof SPECS / sizeof SPECS[0]};
+    int pr = args_parse(&t, argc, argv);
+    if (pr)
+        return pr > 0 ? 0 : EXIT_USAGE;
+    run r = {.t = &t};
+    int threads, batch, size;
+    if (!args_int(&t, "epochs", 1, 100000, &r.epochs) || !args_int(&t, "batch-size", 1, 65536, &batch) ||
+        !args_int(&t, "image-size", 0, 4096, &size) || !args_int(&t, "seed", 0, 2147483647, &r.seed) ||
+        !args_int(&t, "threads", 0, 1024, &threads) || !args_int(&t, "max-steps", 0, 2147483647, &r.max_steps) ||
+        !args_int(&t, "log-every", 0, 2147483647, &r.log_every))
+        return EXIT_USAGE;
+    if (!cli_number_ok(&t, "lr") || !cli_number_ok(&t, "momentum") || !cli_number_ok(&t, "weight-decay") ||
+        !cli_number_ok(&t, "label-smoothing"))
+        return EXIT_USAGE;
+    rn_set_threads(threads);
+    r.quiet = args_flag(&t, "quiet");
+    r.tty = isatty(2);
+
+    const char *resume = strcmp(args_str(&t, "resume"), "none") ? args_str(&t, "resume") : NULL;
+    resume_info ri = {0};
+    if (resume) {
+        /* the data order depends on the seed: a resumed run keeps the original one */
+        char seed[32];
+        char optim[1024];
+        sibling(optim, sizeof optim, resume, ".optim.safetensors");
+        if (rn_weights_meta(optim, "seed", seed, sizeof seed) != RN_OK) {
+            cli_error("train", "%s", rn_last_error());
+            return EXIT_RUNTIME;
+        }
+        r.seed = atoi(seed);
+    }
+
+    /* data */
+    memset(&r.lcfg, 0, sizeof r.lcfg);
+    r.lcfg.batch_size = batch;
+    r.lcfg.image_size = size;
+    r.lcfg.shuffle = !args_flag(&t, "no-shuffle");
+    r.lcfg.seed = (uint64_t)r.seed;
+    if (!cli_parse_augment(&t, &r.lcfg) || !cli_parse_normalize(&t, &r.lcfg, r.norm_text, sizeof r.norm_text))
+        return EXIT_USAGE;
+    const char *data = args_str(&t, "data"), *kind = args_str(&t, "dataset");
+    int status = EXIT_RUNTIME;
+    if (rn_dataset_load(data, kind, 1, &r.train) != RN_OK || rn_dataset_load(data, kind, 0, &r.test) != RN_OK) {
+        cli_error("train", "%s", rn_last_error());
+        goto done;
+    }
+    if (r.lcfg.normalize && r.train.channels > 4) {
+        cli_error("train", "--normalize supports up to 4 channels");
+        goto done;
+    }
+    if (rn_loader_create(&r.train, &r.lcfg, &r.loader) != RN_OK) {
+        cli_error("train", "%s", rn_last_error());
+        goto done;
+    }
+
+    if (!setup_model(&r, resume, &ri))
+        goto done;
+
+    /* outputs */
+    const char *save = args_str(&t, "save");
+    if (strcmp(save, "none") != 0) {
+        snprintf(r.save, sizeof r.save, "%s", save);
+        sibling(r.optim, sizeof r.optim, save, ".optim.safetensors");
+    }
+    const char *log = args_str(&t, "log");
+    if (strcmp(log, "auto") == 0 && r.save[0])
+        sibling(r.log, sizeof r.log, r.save, ".log.jsonl");
+    else if (strcmp(log, "auto") != 0 && strcmp(log, "none") != 0)
+        snprintf(r.log, sizeof r.log, "%s", log);
+    if (r.log[0]) {
+        sibling(r.svg, sizeof r.svg, r.log[0] && r.save[0] ? r.save : r.log, ".svg");
+        r.logf = fopen(r.log, resume ? "a" : "w");
+        if (!r.logf) {
+            cli_error("train", "cannot write the log %s", r.log);
+            goto done;
+        }
+    }
+
+    printf("training %s (%lld parameters) on %s: %d training / %d test images of %dx%dx%d, "
+           "batch %d, %d steps per epoch, %d threads\n",
+           rn_model_arch(r.m), (long long)rn_model_param_count(r.m), kind, r.train.count, r.test.count,
+           r.train.channels, size ? size : r.train.height, size ? size : r.train.width, batch,
+           rn_loader_steps(r.loader), rn_get_threads());
+    if (resume)
+        printf("resuming from %s: epoch %lld, %lld images into it, step %lld\n", resume, (long long)ri.epoch + 1,
+               (long long)ri.position, (long long)rn_trainer_steps(r.tr));
+    fflush(stdout);
+    status = train_loop(&r, resume ? ri.epoch : 0, resume ? ri.position : 0);
+    if (status == 0 && r.save[0])
+        printf("checkpoint: %s\noptimizer state: %s\n", r.save, r.optim);
+    if (status == 0 && r.log[0])
+        printf("log: %s\ncurves: %s\n", r.log, r.svg);
+done:
+    if (r.logf)
+        fclose(r.logf);
+    rn_loader_free(r.loader);
+    rn_trainer_free(r.tr);
+    rn_model_free(r.m);
+    rn_dataset_free(&r.train);
+    rn_dataset_free(&r.test);
+    return status;
+}

@@ -1,0 +1,85 @@
+/* run_common.c - flag parsing shared by `train`, `eval` and `predict`. */
+#include "run_common.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_number_ok(const arg_table *t, const char *name) {
+    const char *v = args_str(t, name);
+    char *end = NULL;
+    double x = v ? strtod(v, &end) : NAN;
+    if (!v || !*v || *end || !isfinite(x)) {
+        cli_error(t->command, "--%s must be a number, got '%s'", name, v ? v : "");
+        return 0;
+    }
+    return 1;
+}
+
+int cli_parse_augment(const arg_table *t, rn_loader_config *cfg) {
+    const char *a = args_str(t, "augment");
+    cfg->flip = strcmp(a, "flip") == 0 || strcmp(a, "crop+flip") == 0;
+    int crop = strcmp(a, "crop") == 0 || strcmp(a, "crop+flip") == 0;
+    if (!cfg->flip && !crop && strcmp(a, "none") != 0) {
+        cli_error(t->command, "--augment must be none, flip, crop or crop+flip, got '%s'", a);
+        return 0;
+    }
+    cfg->crop_padding = crop ? 4 : 0;
+    return 1;
+}
+
+/* Parses up to 4 comma-separated numbers; returns how many, or -1. */
+static int parse_list(const char *s, size_t len, float *out) {
+    int n = 0;
+    char buf[128];
+    if (len == 0 || len >= sizeof buf)
+        return -1;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    for (char *p = buf;;) {
+        char *end;
+        double v = strtod(p, &end);
+        if (end == p || n == 4 || !isfinite(v))
+            return -1;
+        out[n++] = (float)v;
+        if (*end == '\0')
+            return n;
+        if (*end != ',')
+            return -1;
+        p = end + 1;
+    }
+}
+
+int parse_mean_std(const char *s, float *mean, float *std, int *channels) {
+    const char *colon = strchr(s, ':');
+    if (!colon)
+        return 0;
+    int a = parse_list(s, (size_t)(colon - s), mean), b = parse_list(colon + 1, strlen(colon + 1), std);
+    if (a < 1 || a != b)
+        return 0;
+    for (int i = 0; i < a; i++)
+        if (!(std[i] > 0.0f))
+            return 0;
+    *channels = a;
+    return 1;
+}
+
+int cli_parse_normalize(const arg_table *t, rn_loader_config *cfg, char *text, size_t cap) {
+    const char *v = args_str(t, "normalize");
+    snprintf(text, cap, "%s", v);
+    if (strcmp(v, "none") == 0) {
+        cfg->normalize = 0;
+        return 1;
+    }
+    int ch = 0;
+    if (!parse_mean_std(v, cfg->mean, cfg->std, &ch)) {
+        cli_error(t->command, "--normalize must be none or MEAN,..:STD,.. (e.g. 0.286:0.353), got '%s'", v);
+        return 0;
+    }
+    /* one value applies to every channel */
+    for (int i = ch; i < 4; i++)
+        cfg->mean[i] = cfg->mean[0], cfg->std[i] = cfg->std[0];
+    cfg->normalize = 1;
+    return 1;
+}

@@ -1,0 +1,23 @@
+/* run_common.h - flag parsing shared by `train`, `eval` and `predict`. */
+#ifndef RN_CLI_RUN_COMMON_H
+#define RN_CLI_RUN_COMMON_H
+
+#include <stddef.h>
+
+#include "args.h"
+#include "data/dataset.h"
+
+/* The flag holds a finite number; prints an error otherwise. */
+int cli_number_ok(const arg_table *t, const char *name);
+
+/* --augment none|flip|crop|crop+flip into cfg (crop: padding 4, or size/8). */
+int cli_parse_augment(const arg_table *t, rn_loader_config *cfg);
+
+/* --normalize none | M1,M2,..:S1,S2,.. into cfg; `text` receives the
+ * canonical form stored in checkpoints ("none" or the same syntax). */
+int cli_parse_normalize(const arg_table *t, rn_loader_config *cfg, char *text, size_t cap);
+
+/* Parses "M1,M2,..:S1,S2,.." (1 to 4 channels); returns 0 if malformed. */
+int parse_mean_std(const char *s, float *mean, float *std, int *channels);
+
+#endif

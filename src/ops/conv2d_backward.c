@@ -1,0 +1,610 @@
+/*
+ * conv2d_backward.c - 2-D convolution, backward (contract in conv2d.h).
+ *
+ * Per group g, with K = cin/G * kh * kw and P = n * ho * wo output pixels,
+ * the forward pass is y_g (cout/G, P) = w_g (cout/G, K) x col_g (K, P),
+ * col_g = im2col(x_g). Its two gradients:
+ *
+ * Data, dx_g = col2im(w_g^T x dy_g), by one of three routes:
+ *   - 1x1, stride 1, unpadded: col2im is the identity, one GEMM on dy.
+ *   - stride 1, square kernel, pad <= k - 1: the transposed convolution is
+ *     a forward convolution of dy padded by k - 1 - pad with the weights
+ *     flipped and transposed, (cin/G, cout/G * kh * kw); it reuses the
+ *     implicit-im2col GEMM, and dx is written once, by the GEMM's store.
+ *   - otherwise (strides, odd kernels): dcol = w_g^T x dy_g over chunks of
+ *     pixels, each scattered back into dx (col2im).
+ *
+ * Weights, dw_g = dy_g x col_g^T, a GEMM whose sum runs over all P pixels,
+ * in chunks of pixels accumulated in pixel order (beta 1). Both operands
+ * run along the pixels, so one of them is transposed per chunk, the smaller:
+ *   - K >= cout/G (3x3 and larger): dw_g^T (K, cout/G) = col x dy_g^T, with
+ *     the chunk of dy transposed, im2col read in place; dw_g^T is transposed
+ *     into dw at the end.
+ *   - K < cout/G (widening 1x1): dw_g = dy_g x col^T, col transposed.
+ * The chunk's im2col rows are written out (memcpy per output row for long
+ * stride-1 rows, else the GEMM's SIMD im2col packers), sized to stay in L2.
+ *
+ * Taps that only ever read padding (3x3 on a 1x1 input) are cropped off
+ * the kernel first when they can be (crop_shape): 9x less work there.
+ *
+ * Every sum runs in an order fixed by the shape alone (the chunk sizes too);
+ * threads split work items, never a sum: results are bitwise identical for
+ * any thread count. Buffers come from the caller's workspace, sized by
+ * conv2d_backward_workspace_floats(). GEMMs are kept to at most 1536
+ * columns where the shape allows, so rn_sgemm reads A in place instead of
+ * allocating a packed copy; the pointwise and flipped data routes span all
+ * n*h*w columns and do let rn_sgemm allocate its packed A (the weights'
+ * size), as conv2d_forward does.
+ *
+ * Aliasing: dx must not overlap dy, w or the workspace; dw and db must not
+ * overlap x, dy or the workspace.
+ */
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "core/threads.h"
+#include "ops/conv2d.h"
+#include "ops/gemm.h"
+
+#define COL_CAP_FLOATS (1 << 18) /* im2col chunks stay in L2: 1 MB */
+#define CHUNK_STEP 48            /* chunks: multiples of the GEMM's panel width */
+#define CHUNK_D_MAX 1536         /* widest GEMM that reads A in place */
+#define N_BLOCK_MAX 1536         /* the same, for the weight GEMM's cout columns */
+#define ALIGN_FLOATS 16          /* workspace pieces start 64-byte aligned */
+#define TILE 16                  /* transpose tile */
+#define SAME_MIN_W 7             /* im2col by shifted planes from this width up */
+#define IM2COL_TILE_ROWS 96      /* im2col tiles handed to a thread */
+#define IM2COL_TILE_COLS 256
+#define ROW_BLOCK 1024           /* bias gradient: values per float partial sum */
+
+/* ---------------------------------------------------------------------------
+ * Reference: direct loop nests, sums in double
+ * ------------------------------------------------------------------------- */
+
+void conv2d_backward_data_ref(const rn_conv_shape *s, const float *dy, const float *w,
+                              float beta, float *dx) {
+    // dy: (cout, n, ho, wo)  w: (cout, cin/G, kh, kw)  dx: (cin, n, h, w)
+    const int cin_g = s->cin / s->groups, cout_g = s->cout / s->groups;
+    for (int ci = 0; ci < s->cin; ci++) {
+        const int g = ci / cin_g, c = ci % cin_g;
+        for (int b = 0; b < s->n; b++)
+            for (int ih = 0; ih < s->h; ih++)
+                for (int iw = 0; iw < s->w; iw++) {
+                    double sum = 0.0;
+                    for (int co = g * cout_g; co < (g + 1) * cout_g; co++)
+                        for (int ki = 0; ki < s->kh; ki++) {
+                            int th = ih + s->pad - ki;
+                            if (th < 0 || th % s->stride || th / s->stride >= s->ho)
+                                continue;
+                            for (int kj = 0; kj < s->kw; kj++) {
+                                int tw = iw + s->pad - kj;
+                                if (tw < 0 || tw % s->stride || tw / s->stride >= s->wo)
+                                    continue;
+                                size_t yi = (((size_t)co * s->n + b) * s->ho + th / s->stride) *
+                                                s->wo + tw / s->stride;
+                                size_t wi = (((size_t)co * cin_g + c) * s->kh + ki) * s->kw + kj;
+                                sum += (double)dy[yi] * w[wi];
+                            }
+                        }
+                    size_t xi = (((size_t)ci * s->n + b) * s->h + ih) * s->w + iw;
+                    float r = (float)sum;
+                    if (beta != 0.0f)
+                        r += beta * dx[xi];
+                    dx[xi] = r;
+                }
+    }
+}
+
+void conv2d_backward_weight_ref(const rn_conv_shape *s, const float *x, const float *dy,
+                                float *dw, float *db) {
+    // x: (cin, n, h, w)  dy: (cout, n, ho, wo)  dw: (cout, cin/G, kh, kw)  db: (cout)
+    const int cin_g = s->cin / s->groups, cout_g = s->cout / s->groups;
+    const size_t out_plane = (size_t)s->n * s->ho * s->wo;
+    for (int co = 0; co < s->cout; co++) {
+        const int ci0 = co / cout_g * cin_g;
+        const float *dyc = dy + (size_t)co * out_plane;
+        for (int c = 0; c < cin_g; c++)
+            for (int ki = 0; ki < s->kh; ki++)
+                for (int kj = 0; kj < s->kw; kj++) {
+                    double sum = 0.0;
+                    for (int b = 0; b < s->n; b++)
+                        for (int oh = 0; oh < s->ho; oh++) {
+                            int ih = oh * s->stride - s->pad + ki;
+                            if (ih < 0 || ih >= s->h)
+                                continue;
+                            for (int ow = 0; ow < s->wo; ow++) {
+                                int iw = ow * s->stride - s->pad + kj;
+                                if (iw < 0 || iw >= s->w)
+                                    continue;
+                                size_t xi =
+                                    (((size_t)(ci0 + c) * s->n + b) * s->h + ih) * s->w + iw;
+                                size_t yi = ((size_t)b * s->ho + oh) * s->wo + ow;
+                                sum += (double)dyc[yi] * x[xi];
+                            }
+                        }
+                    dw[(((size_t)co * cin_g + c) * s->kh + ki) * s->kw + kj] = (float)sum;
+                }
+        if (db) {
+            double sum = 0.0;
+            for (size_t i = 0; i < out_plane; i++)
+                sum += dyc[i];
+            db[co] = (float)sum;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * Plan: routes, chunk sizes and workspace layout, from the shape alone
+ * ------------------------------------------------------------------------- */
+
+enum { DATA_POINTWISE, DATA_FLIPPED, DATA_COL2IM };
+
+typedef struct bwd_plan {
+    int G, cin_g, cout_g, khw;
+    int K;                  /* cin_g * kh * kw: rows of im2col */
+    long pix_in, pix_out;   /* n*h*w and n*ho*wo: one channel's floats */
+    int pointwise;          /* 1x1, stride 1, unpadded: im2col(x) is x */
+    int data_route;
+    int chunk_d;            /* pixels per col2im chunk (DATA_COL2IM) */
+    int chunk_w;            /* pixels per weight chunk */
+    int wt_by_col;          /* weight product transposes col, not dy (K < cout_g) */
+    size_t ws_data;         /* floats the data gradient uses */
+    size_t dwt_floats, tr_floats, col_floats;  /* weight gradient pieces, aligned */
+} bwd_plan;
+
+static size_t align_up(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS; }
+
+/* Pixels per col2im chunk: dcol (K x chunk) within COL_CAP_FLOATS, a
+ * multiple of CHUNK_STEP, at most limit. */
+static int data_chunk(size_t rows, long limit) {
+    size_t c = COL_CAP_FLOATS / rows / CHUNK_STEP * CHUNK_STEP;
+    if (c < CHUNK_STEP)
+        c = CHUNK_STEP;
+    return (long)c < limit ? (int)c : (int)limit;
+}
+
+/* Pixels per weight chunk: the im2col chunk (rows x chunk) within
+ * COL_CAP_FLOATS, but at least cout_g pixels, so that a chunk's product
+ * outweighs its update of dw^T (K x cout_g); a multiple of CHUNK_STEP, at
+ * most limit. */
+static int weight_chunk(size_t rows, int cout_g, long limit) {
+    size_t c = COL_CAP_FLOATS / rows / CHUNK_STEP * CHUNK_STEP;
+    size_t least = ((size_t)cout_g + CHUNK_STEP - 1) / CHUNK_STEP * CHUNK_STEP;
+    if (c < least)
+        c = least;
+    return (long)c < limit ? (int)c : (int)limit;
+}
+
+static bwd_plan make_plan(const rn_conv_shape *s) {
+    bwd_plan p = {0};
+    p.G = s->groups;
+    p.cin_g = s->cin / s->groups;
+    p.cout_g = s->cout / s->groups;
+    p.khw = s->kh * s->kw;
+    p.K = p.cin_g * p.khw;
+    p.pix_in = (long)s->n * s->h * s->w;
+    p.pix_out = (long)s->n * s->ho * s->wo;
+    p.pointwise = s->kh == 1 && s->kw == 1 && s->stride == 1 && s->pad == 0;
+
+    const long flipped_k = (long)p.cout_g * p.khw;
+    if (p.pointwise)
+        p.data_route = DATA_POINTWISE;
+    else if (s->stride == 1 && s->kh == s->kw && s->pad <= s->kh - 1 && flipped_k <= 0x7fffffffL)
+        p.data_route = DATA_FLIPPED;
+    else
+        p.data_route = DATA_COL2IM;
+
+    if (p.data_route == DATA_FLIPPED) {
+        p.ws_data = (size_t)p.cin_g * (size_t)flipped_k;
+    } else if (p.data_route == DATA_COL2IM) {
+        long limit = p.pix_out < CHUNK_D_MAX ? p.pix_out : CHUNK_D_MAX;
+        p.chunk_d = data_chunk((size_t)p.K, limit);
+        p.ws_data = (size_t)p.K * (size_t)p.chunk_d;
+    }
+
+    /* Transpose the smaller operand: dy (cout_g rows) or im2col (K rows). */
+    p.wt_by_col = p.K < p.cout_g;
+    size_t widest = p.K > p.cout_g ? (size_t)p.K : (size_t)p.cout_g;
+    p.chunk_w = weight_chunk(widest, p.cout_g, p.pix_out);
+    const size_t chunk = (size_t)p.chunk_w;
+    p.dwt_floats = p.wt_by_col ? 0 : align_up((size_t)p.K * (size_t)p.cout_g);
+    p.tr_floats = align_up(chunk * (size_t)(p.wt_by_col ? p.K : p.cout_g));
+    p.col_floats = p.pointwise ? 0 : (size_t)p.K * chunk;
+    return p;
+}
+
+/* The live taps along one axis: [*lo, *hi) of the k taps that read an
+ * input position for some output position; 0 if they are not one interval. */
+static int live_taps(int in, int out, int k, int stride, int pad, int *lo, int *hi) {
+    *lo = -1;
+    *hi = -1;
+    for (int t = 0; t < k; t++) {
+        int live = 0;
+        for (int o = 0; o < out && !live; o++) {
+            int i = o * stride - pad + t;
+            live = i >= 0 && i < in;
+        }
+        if (live && *hi >= 0 && *hi != t)
+            return 0; /* a dead tap inside */
+        if (live) {
+            if (*lo < 0)
+                *lo = t;
+            *hi = t + 1;
+        }
+    }
+    return *lo >= 0;
+}
+
+/* A kernel larger than a tiny input (3x3 on 1x1) has taps that only ever
+ * multiply padding. If the live taps form a rectangle whose offsets keep the
+ * two pads equal, the convolution is the same as one with the kernel cropped
+ * to that rectangle and the pad reduced by the offset: *c, with the crop at
+ * tap (*k0, *k0). Returns 0 when nothing can be cropped. */
+static int crop_shape(const rn_conv_shape *s, rn_conv_shape *c, int *k0) {
+    int i0, i1, j0, j1;
+    if (!live_taps(s->h, s->ho, s->kh, s->stride, s->pad, &i0, &i1) ||
+        !live_taps(s->w, s->wo, s->kw, s->stride, s->pad, &j0, &j1))
+        return 0;
+    if (i1 - i0 == s->kh && j1 - j0 == s->kw)
+        return 0;
+    if (i0 != j0)
+        return 0;
+    *c = *s;
+    c->kh = i1 - i0;
+    c->kw = j1 - j0;
+    c->pad = s->pad - i0;
+    *k0 = i0;
+    return conv2d_shape_init(c) && c->ho == s->ho && c->wo == s->wo;
+}
+
+static size_t workspace_uncropped(const rn_conv_shape *s) {
+    bwd_plan p = make_plan(s);
+    size_t ws_weight = p.dwt_floats + p.tr_floats + p.col_floats;
+    return p.ws_data > ws_weight ? p.ws_data : ws_weight;
+}
+
+/* Floats of the cropped weights (or their gradient), aligned. */
+static size_t cropped_floats(const rn_conv_shape *c) {
+    return align_up((size_t)c->cout * (c->cin / c->groups) * c->kh * c->kw);
+}
+
+size_t conv2d_backward_workspace_floats(const rn_conv_shape *s) {
+    rn_conv_shape c;
+    int k0;
+    if (crop_shape(s, &c, &k0))
+        return cropped_floats(&c) + workspace_uncropped(&c);
+    return workspace_uncropped(s);
+}
+
+/* wc (planes, kc_h, kc_w) = the window at tap (k0, k0) of w (planes, kh, kw). */
+static void crop_weights(const float *w, size_t planes, int kh, int kw, int k0, int kc_h,
+                         int kc_w, float *wc) {
+#pragma omp parallel for num_threads(rn_threads()) schedule(static) if (planes > 4096)
+    for (size_t q = 0; q < planes; q++)
+        for (int i = 0; i < kc_h; i++)
+            for (int j = 0; j < kc_w; j++)
+                wc[(q * kc_h + i) * kc_w + j] = w[(q * kh + i + k0) * kw + j + k0];
+}
+
+/* dw (planes, kh, kw) = zero, with dwc (planes, kc_h, kc_w) at tap (k0, k0). */
+static void expand_weights(const float *dwc, size_t planes, int kc_h, int kc_w, int k0, int kh,
+                           int kw, float *dw) {
+    memset(dw, 0, planes * kh * kw * sizeof(float));
+#pragma omp parallel for num_threads(rn_threads()) schedule(static) if (planes > 4096)
+    for (size_t q = 0; q < planes; q++)
+        for (int i = 0; i < kc_h; i++)
+            for (int j = 0; j < kc_w; j++)
+                dw[(q * kh + i + k0) * kw + j + k0] = dwc[(q * kc_h + i) * kc_w + j];
+}
+
+/* ---------------------------------------------------------------------------
+ * Helpers: transpose, im2col and col2im over a range of output pixels
+ * ------------------------------------------------------------------------- */
+
+/* dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols, in TILE x TILE
+ * tiles spread over the threads. */
+static void transpose(const float *src, ptrdiff_t lds, int rows, int cols, float *dst,
+                      ptrdiff_t ldd) {
+    const int tr = (rows + TILE - 1) / TILE, tc = (cols + TILE - 1) / TILE;
+    const int tiles = tr * tc;
+#pragma omp parallel for num_threads(rn_threads()) schedule(static) if (tiles > 64)
+    for (int t = 0; t < tiles; t++) {
+        const int r0 = t / tc * TILE, c0 = t % tc * TILE; /* along src rows */
+        const int r1 = r0 + TILE < rows ? r0 + TILE : rows;
+        const int c1 = c0 + TILE < cols ? c0 + TILE : cols;
+        for (int c = c0; c < c1; c++)
+            for (int r = r0; r < r1; r++)
+                dst[(ptrdiff_t)c * ldd + r] = src[(ptrdiff_t)r * lds + c];
+    }
+}
+
+/* Where a run of output pixels starts: image b, output row oh, column ow. */
+typedef struct pix_pos {
+    int b, oh, ow;
+} pix_pos;
+
+static pix_pos pix_at(const rn_conv_shape *s, long j) {
+    const long hw = (long)s->ho * s->wo;
+    pix_pos q = {(int)(j / hw), (int)(j % hw / s->wo), (int)(j % s->wo)};
+    return q;
+}
+
+/* Columns [lo, hi) of a run of len output columns starting at input column
+ * iw0 (stepping by stride) that land inside 0 .. W-1. */
+static void run_bounds(int iw0, int len, int stride, int W, int *lo, int *hi) {
+    int a = iw0 >= 0 ? 0 : (-iw0 + stride - 1) / stride;
+    int z = iw0 < W ? (W - iw0 + stride - 1) / stride : 0;
+    *lo = a < len ? a : len;
+    *hi = z < len ? z : len;
+    if (*hi < *lo)
+        *hi = *lo;
+}
+
+/* col (K, ld) columns t < ncols = im2col(x_g) columns j0 + t, packed by the
+ * GEMM's im2col packers (SIMD, masked loads) in tiles spread over the
+ * threads. */
+static void im2col_packed(const rn_conv_shape *s, const bwd_plan *p, const float *xg, long j0,
+                          int ncols, float *col, int ld) {
+    const rn_im2col im = {.x = xg, .c = p->cin_g, .n = s->n, .h = s->h, .w = s->w,
+                          .kh = s->kh, .kw = s->kw, .stride = s->stride, .pad = s->pad,
+                          .ho = s->ho, .wo = s->wo};
+    const int tr = (p->K + IM2COL_TILE_ROWS - 1) / IM2COL_TILE_ROWS;
+    const int tc = (ncols + IM2COL_TILE_COLS - 1) / IM2COL_TILE_COLS;
+#pragma omp parallel for num_threads(rn_threads()) schedule(static)
+    for (int t = 0; t < tr * tc; t++) {
+        const int r0 = t / tc * IM2COL_TILE_ROWS, c0 = t % tc * IM2COL_TILE_COLS;
+        const int rows = p->K - r0 < IM2COL_TILE_ROWS ? p->K - r0 : IM2COL_TILE_ROWS;
+        const int cols = ncols - c0 < IM2COL_TILE_COLS ? ncols - c0 : IM2COL_TILE_COLS;
+        rn_im2col_block(&im, r0, rows, j0 + c0, cols, col + (size_t)r0 * ld + c0, ld);
+    }
+}
+
+/* The same for a stride-1 "same" convolution (kh = kw = 2 * pad + 1, so
+ * ho = h, wo = w): a tap's row over one image is the image plane shifted by
+ * off = (ki - pad) * w + (kj - pad), copied with one memcpy per image; then
+ * the columns that wrapped around a row's edge are zeroed, and so are the
+ * rows outside the image. Faster than the packers unless the planes are
+ * tiny (w < SAME_MIN_W), where the per-row fix-ups dominate. Rows split
+ * over the threads. */
+static void im2col_same(const rn_conv_shape *s, const bwd_plan *p, const float *xg, long j0,
+                        int ncols, float *col, int ld) {
+    // xg: (cin_g, n, h, w)  col: (K, ncols)
+    const long hw = (long)s->h * s->w;
+    const int w = s->w;
+#pragma omp parallel for num_threads(rn_threads()) schedule(static)
+    for (int k = 0; k < p->K; k++) {
+        const int c = k / p->khw, di = k % p->khw / s->kw - s->pad, dj = k % s->kw - s->pad;
+        const long off = (long)di * w + dj;
+        /* valid output rows [r0, r1): those whose input row is inside */
+        const long r0 = di < 0 ? -di : 0, r1 = di > 0 ? s->h - di : s->h;
+        /* the wrapped columns of a valid row: [0, -dj) or [w - dj, w) */
+        const long z0 = dj < 0 ? 0 : w - dj, z1 = dj < 0 ? -dj : w;
+        for (long j = j0; j < j0 + ncols;) {
+            /* image b, positions [i0, i1) of its plane, at d[0 ..] */
+            const long b = j / hw, i0 = j % hw;
+            const long i1 = hw - i0 < j0 + ncols - j ? hw : i0 + (j0 + ncols - j);
+            const float *img = xg + (size_t)c * p->pix_in + (size_t)b * hw;
+            float *d = col + (size_t)k * ld + (j - j0);
+            /* copy [a, z): the valid rows, clamped to [i0, i1) and the plane */
+            long a = r0 * w, z = r1 * w;
+            a = a > i0 ? a : i0;
+            a = a > -off ? a : -off;
+            a = a < i1 ? a : i1;
+            z = z < i1 ? z : i1;
+            z = z < hw - off ? z : hw - off;
+            z = z > a ? z : a;
+            memset(d, 0, (size_t)(a - i0) * sizeof(float));
+            memcpy(d + (a - i0), img + a + off, (size_t)(z - a) * sizeof(float));
+            memset(d + (z - i0), 0, (size_t)(i1 - z) * sizeof(float));
+            for (long row = a / w; dj != 0 && row * w < z; row++)
+                for (long i = row * w + z0; i < row * w + z1; i++)
+                    if (i >= a && i < z)
+                        d[i - i0] = 0.0f;
+            j += i1 - i0;
+        }
+    }
+}
+
+static void im2col_chunk(const rn_conv_shape *s, const bwd_plan *p, const float *xg, long j0,
+                         int ncols, float *col, int ld) {
+    if (s->stride == 1 && s->kh == 2 * s->pad + 1 && s->kw == 2 * s->pad + 1 &&
+        s->w >= SAME_MIN_W)
+        im2col_same(s, p, xg, j0, ncols, col, ld);
+    else
+        im2col_packed(s, p, xg, j0, ncols, col, ld);
+}
+
+/* dx_g += col2im(dcol) for the columns j0 .. j0+ncols-1 of dcol (K, ncols).
+ * Channels split over the threads; inside a channel the taps, then the
+ * pixels, are added in order. */
+static void col2im_chunk(const rn_conv_shape *s, const bwd_plan *p, const float *dcol,
+                         long j0, int ncols, float *dxg) {
+    // dcol: (K, ncols)  dxg: (cin_g, n, h, w)
+    const pix_pos start = pix_at(s, j0);
+    const int stride = s->stride;
+#pragma omp parallel for num_threads(rn_threads()) schedule(static)
+    for (int c = 0; c < p->cin_g; c++) {
+        float *dxc = dxg + (size_t)c * p->pix_in;
+        for (int tap = 0; tap < p->khw; tap++) {
+            const int ki = tap / s->kw, kj = tap % s->kw;
+            const float *src = dcol + ((size_t)c * p->khw + tap) * ncols;
+            pix_pos q = start;
+            for (int t = 0; t < ncols;) {
+                int len = s->wo - q.ow < ncols - t ? s->wo - q.ow : ncols - t;
+                int ih = q.oh * stride - s->pad + ki;
+                if (ih >= 0 && ih < s->h) {
+                    int iw0 = q.ow * stride - s->pad + kj, lo, hi;
+                    run_bounds(iw0, len, stride, s->w, &lo, &hi);
+                    float *row = dxc + ((size_t)q.b * s->h + ih) * s->w;
+                    const float *v = src + t;
+                    if (stride == 1) {
+#pragma omp simd
+                        for (int u = lo; u < hi; u++)
+                            row[iw0 + u] += v[u];
+                    } else {
+                        for (int u = lo; u < hi; u++)
+                            row[iw0 + u * stride] += v[u];
+                    }
+                }
+                t += len;
+                q.ow = 0;
+                if (++q.oh == s->ho) {
+                    q.oh = 0;
+                    q.b++;
+                }
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * Fast path: data gradient
+ * ------------------------------------------------------------------------- */
+
+/* wf (cin_g, cout_g * kh * kw): the group's weights transposed and flipped,
+ * wf[c, (co * kh + a) * kw + b] = w_g[co, c, kh-1-a, kw-1-b]. */
+static void flip_weights(const bwd_plan *p, const float *wg, float *wf) {
+    const size_t kf = (size_t)p->cout_g * p->khw;
+#pragma omp parallel for num_threads(rn_threads()) schedule(static) if (kf * p->cin_g > 65536)
+    for (int c = 0; c < p->cin_g; c++)
+        for (int co = 0; co < p->cout_g; co++)
+            for (int tap = 0; tap < p->khw; tap++)
+                wf[c * kf + (size_t)co * p->khw + tap] =
+                    wg[((size_t)co * p->cin_g + c) * p->khw + (p->khw - 1 - tap)];
+}
+
+void conv2d_backward_data(const rn_conv_shape *s, const float *dy, const float *w,
+                          float beta, float *dx, float *workspace) {
+    rn_conv_shape c;
+    int k0;
+    if (crop_shape(s, &c, &k0)) {
+        /* the live taps only: wc (cout, cin_g, c.kh, c.kw) cropped from w */
+        float *wc = workspace;
+        crop_weights(w, (size_t)s->cout * (s->cin / s->groups), s->kh, s->kw, k0, c.kh, c.kw, wc);
+        conv2d_backward_data(&c, dy, wc, beta, dx, workspace + cropped_floats(&c));
+        return;
+    }
+    const bwd_plan p = make_plan(s);
+    for (int g = 0; g < p.G; g++) {
+        // dy_g: (cout_g, n*ho*wo)  w_g: (cout_g, K)  dx_g: (cin_g, n*h*w)
+        const float *dyg = dy + (size_t)g * p.cout_g * p.pix_out;
+        const float *wg = w + (size_t)g * p.cout_g * p.K;
+        float *dxg = dx + (size_t)g * p.cin_g * p.pix_in;
+
+        if (p.data_route == DATA_POINTWISE) {
+            /* dx_g = w_g^T dy_g */
+            rn_sgemm(1, 0, p.cin_g, (int)p.pix_in, p.cout_g, wg, p.cin_g, dyg, (int)p.pix_out,
+                     beta, dxg, (int)p.pix_in, NULL);
+        } else if (p.data_route == DATA_FLIPPED) {
+            /* dx_g = wf x im2col(dy_g padded by k-1-pad) */
+            float *wf = workspace;
+            const int kf = p.cout_g * p.khw;
+            flip_weights(&p, wg, wf);
+            rn_im2col im = {.x = dyg, .c = p.cout_g, .n = s->n, .h = s->ho, .w = s->wo,
+                            .kh = s->kh, .kw = s->kw, .stride = 1, .pad = s->kh - 1 - s->pad,
+                            .ho = s->h, .wo = s->w};
+            rn_sgemm_im2col(p.cin_g, wf, kf, &im, beta, dxg, (int)p.pix_in, NULL);
+        } else {
+            /* dx_g = beta dx_g + col2im(w_g^T dy_g), a chunk of pixels at a time */
+            float *dcol = workspace;
+            if (beta == 0.0f)
+                memset(dxg, 0, (size_t)p.cin_g * p.pix_in * sizeof(float));
+            for (long j0 = 0; j0 < p.pix_out; j0 += p.chunk_d) {
+                int nc = p.pix_out - j0 < p.chunk_d ? (int)(p.pix_out - j0) : p.chunk_d;
+                rn_sgemm(1, 0, p.K, nc, p.cout_g, wg, p.K, dyg + j0, (int)p.pix_out, 0.0f,
+                         dcol, nc, NULL);
+                col2im_chunk(s, &p, dcol, j0, nc, dxg);
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * Fast path: weight gradient
+ * ------------------------------------------------------------------------- */
+
+/* db[c] = sum of row c of dy (C rows of M): 16 float lanes over blocks of
+ * ROW_BLOCK values, each block's lanes added into double; a fixed order. */
+static void row_sums(const float *dy, int C, size_t M, float *db) {
+#pragma omp parallel for num_threads(rn_threads()) schedule(static)
+    for (int c = 0; c < C; c++) {
+        const float *row = dy + (size_t)c * M;
+        double total = 0.0;
+        for (size_t m0 = 0; m0 < M; m0 += ROW_BLOCK) {
+            const size_t m1 = M - m0 < ROW_BLOCK ? M : m0 + ROW_BLOCK;
+            float acc[16] = {0};
+            size_t m = m0;
+            for (; m + 16 <= m1; m += 16)
+#pragma GCC unroll 16
+                for (int j = 0; j < 16; j++)
+                    acc[j] += row[m + j];
+            for (; m < m1; m++)
+                acc[0] += row[m];
+            for (int j = 0; j < 16; j++)
+                total += acc[j];
+        }
+        db[c] = (float)total;
+    }
+}
+
+void conv2d_backward_weight(const rn_conv_shape *s, const float *x, const float *dy,
+                            float *dw, float *db, float *workspace) {
+    rn_conv_shape c;
+    int k0;
+    if (crop_shape(s, &c, &k0)) {
+        /* the live taps' gradient dwc (cout, cin_g, c.kh, c.kw), zeros around it */
+        float *dwc = workspace;
+        conv2d_backward_weight(&c, x, dy, dwc, db, workspace + cropped_floats(&c));
+        expand_weights(dwc, (size_t)s->cout * (s->cin / s->groups), c.kh, c.kw, k0, s->kh, s->kw,
+                       dw);
+        return;
+    }
+    const bwd_plan p = make_plan(s);
+    // dwt: (K, cout_g) or none  tr: (chunk_w, cout_g) or (chunk_w, K)  col: (K, chunk_w)
+    float *dwt = workspace;
+    float *tr = dwt + p.dwt_floats;
+    float *col = tr + p.tr_floats;
+
+    for (int g = 0; g < p.G; g++) {
+        // x_g: (cin_g, n*h*w)  dy_g: (cout_g, n*ho*wo)  dw_g: (cout_g, K)
+        const float *xg = x + (size_t)g * p.cin_g * p.pix_in;
+        const float *dyg = dy + (size_t)g * p.cout_g * p.pix_out;
+        float *dwg = dw + (size_t)g * p.cout_g * p.K;
+
+        for (long j0 = 0; j0 < p.pix_out; j0 += p.chunk_w) {
+            const int nc = p.pix_out - j0 < p.chunk_w ? (int)(p.pix_out - j0) : p.chunk_w;
+            const float beta = j0 == 0 ? 0.0f : 1.0f;
+            /* a: the chunk's im2col rows (K, nc), in place for a pointwise conv */
+            const float *a = col;
+            ptrdiff_t lda = nc;
+            if (p.pointwise) {
+                a = xg + j0;
+                lda = (ptrdiff_t)p.pix_in;
+            } else {
+                im2col_chunk(s, &p, xg, j0, nc, col, nc);
+            }
+            if (p.wt_by_col) {
+                /* dw_g += dy_g x col^T: tr (nc, K) = col^T */
+                transpose(a, lda, p.K, nc, tr, p.K);
+                for (int n0 = 0; n0 < p.K; n0 += N_BLOCK_MAX) {
+                    int nb = p.K - n0 < N_BLOCK_MAX ? p.K - n0 : N_BLOCK_MAX;
+                    rn_sgemm(0, 0, p.cout_g, nb, nc, dyg + j0, (int)p.pix_out, tr + n0, p.K,
+                             beta, dwg + n0, p.K, NULL);
+                }
+            } else {
+                /* dw_g^T += col x dy_g^T: tr (nc, cout_g) = dy_g^T */
+                transpose(dyg + j0, (ptrdiff_t)p.pix_out, p.cout_g, nc, tr, p.cout_g);
+                for (int n0 = 0; n0 < p.cout_g; n0 += N_BLOCK_MAX) {
+                    int nb = p.cout_g - n0 < N_BLOCK_MAX ? p.cout_g - n0 : N_BLOCK_MAX;
+                    rn_sgemm(0, 0, p.K, nb, nc, a, (int)lda, tr + n0, p.cout_g, beta, dwt + n0,
+                             p.cout_g, NULL);
+                }
+            }
+        }
+        if (!p.wt_by_col)
+            transpose(dwt, p.cout_g, p.K, p.cout_g, dwg, p.K);
+    }
+    if (db)
+        row_sums(dy, s->cout, (size_t)p.pix_out, db);
+}

@@ -1,0 +1,86 @@
+/* evaluate.c - loss, top-1, top-5 and the confusion matrix over a dataset. */
+#include "train/evaluate.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/status.h"
+#include "ops/ops.h"
+
+void rn_eval_result_free(rn_eval_result *r) {
+    if (r) {
+        free(r->confusion);
+        r->confusion = NULL;
+    }
+}
+
+/* Rank of the label's logit in row `row` (0 = the largest); ties favour the label. */
+static int label_rank(const float *row, int k, int label) {
+    int rank = 0;
+    for (int j = 0; j < k; j++)
+        rank += row[j] > row[label];
+    return rank;
+}
+
+static int arg_max(const float *row, int k) {
+    int best = 0;
+    for (int j = 1; j < k; j++)
+        if (row[j] > row[best])
+            best = j;
+    return best;
+}
+
+rn_status rn_evaluate(rn_model *m, const rn_dataset *ds, const rn_loader_config *cfg,
+                      rn_eval_progress progress, void *ctx, rn_eval_result *out) {
+    if (!m || !ds || !cfg || !out)
+        return rn_fail(RN_ERR_ARG, "rn_evaluate: NULL argument");
+    memset(out, 0, sizeof *out);
+    int K = rn_model_num_classes(m);
+    if (ds->num_classes > K)
+        return rn_fail(RN_ERR_MISMATCH, "the dataset has %d classes, the model only %d", ds->num_classes, K);
+    if (ds->channels != rn_model_in_channels(m))
+        return rn_fail(RN_ERR_MISMATCH, "the dataset has %d channels, the model expects %d", ds->channels,
+                       rn_model_in_channels(m));
+    rn_loader_config c = *cfg;
+    c.shuffle = 0, c.flip = 0, c.crop_padding = 0, c.drop_last = 0;
+    int S = c.image_size ? c.image_size : ds->height;
+    int W = c.image_size ? c.image_size : ds->width;
+    size_t per_image = (size_t)ds->channels * S * W;
+    float *x = malloc((size_t)c.batch_size * per_image * sizeof *x);
+    float *logits = malloc((size_t)c.batch_size * K * sizeof *logits);
+    int32_t *labels = malloc((size_t)c.batch_size * sizeof *labels);
+    out->confusion = calloc((size_t)K * K, sizeof *out->confusion);
+    out->num_classes = K;
+    rn_loader *l = NULL;
+    rn_status st = (!x || !logits || !labels || !out->confusion)
+                       ? rn_fail(RN_ERR_NOMEM, "out of memory for evaluation")
+                       : rn_loader_create(ds, &c, &l);
+    double loss_sum = 0.0;
+    for (int n = 1; st == RN_OK;) {
+        st = rn_loader_next(l, x, labels, &n);
+        if (st != RN_OK || n == 0)
+            break;
+        st = rn_model_forward(m, x, n, S, W, RN_MODE_EVAL, logits);
+        if (st != RN_OK)
+            break;
+        loss_sum += (double)softmax_cross_entropy(logits, (const int *)labels, n, K, 0.0f, NULL, NULL) * n;
+        for (int i = 0; i < n; i++) {
+            const float *row = logits + (size_t)i * K;
+            int rank = label_rank(row, K, labels[i]);
+            out->top1 += rank == 0;
+            out->top5 += rank < 5;
+            out->confusion[(size_t)labels[i] * K + arg_max(row, K)]++;
+        }
+        out->count += n;
+        if (progress)
+            progress(ctx, out->count, ds->count);
+    }
+    out->loss = out->count ? loss_sum / (double)out->count : 0.0;
+    rn_loader_free(l);
+    free(x);
+    free(logits);
+    free(labels);
+    if (st != RN_OK)
+        rn_eval_result_free(out);
+    return st;
+}

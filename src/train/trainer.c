@@ -1,0 +1,231 @@
+/*
+ * trainer.c - optimizer steps on a model: forward + backward (backward.c),
+ * then SGD or AdamW on every trainable tensor, with the learning rate of
+ * the schedule. The optimizer state lives in one block with the layout of
+ * the parameters (two blocks for AdamW), like the gradients.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/mem.h"
+#include "core/status.h"
+#include "io/safetensors.h"
+#include "model/model.h"
+#include "train/optim.h"
+
+struct rn_trainer {
+    rn_model *m;
+    rn_train_config cfg;
+    char optimizer[16];
+    char schedule_spec[128];
+    int adamw;
+    rn_schedule sched;
+    float *state;             /* SGD: momentum buffers; AdamW: first moments */
+    float *state2;            /* AdamW: second moments */
+    int64_t steps;
+};
+
+void rn_train_config_default(rn_train_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->optimizer = "sgd";
+    cfg->lr = 0.05;
+    cfg->beta1 = 0.9;
+    cfg->beta2 = 0.999;
+    cfg->eps = 1e-8;
+    cfg->schedule = "constant";
+    cfg->lr_backbone = -1.0;
+}
+
+rn_status rn_trainer_create(rn_model *m, const rn_train_config *cfg, rn_trainer **out) {
+    if (!m || !cfg || !out)
+        return rn_fail(RN_ERR_ARG, "rn_trainer_create: NULL argument");
+    *out = NULL;
+    const char *opt = cfg->optimizer ? cfg->optimizer : "sgd";
+    if (strcmp(opt, "sgd") != 0 && strcmp(opt, "adamw") != 0)
+        return rn_fail(RN_ERR_ARG, "unknown optimizer '%s' (expected sgd or adamw)", opt);
+    if (!(cfg->lr >= 0.0) || !(cfg->momentum >= 0.0) || !(cfg->weight_decay >= 0.0))
+        return rn_fail(RN_ERR_ARG, "learning rate, momentum and weight decay must be >= 0");
+    if (!(cfg->label_smoothing >= 0.0f && cfg->label_smoothing <= 1.0f))
+        return rn_fail(RN_ERR_ARG, "label smoothing must be in [0, 1]");
+    if (cfg->nesterov && cfg->momentum <= 0.0)
+        return rn_fail(RN_ERR_ARG, "Nesterov momentum requires a momentum > 0");
+
+    rn_trainer *t = calloc(1, sizeof *t);
+    if (!t)
+        return rn_fail(RN_ERR_NOMEM, "out of memory creating a trainer");
+    t->m = m;
+    t->cfg = *cfg;
+    snprintf(t->optimizer, sizeof t->optimizer, "%s", opt);
+    snprintf(t->schedule_spec, sizeof t->schedule_spec, "%s", cfg->schedule ? cfg->schedule : "constant");
+    t->cfg.optimizer = t->optimizer;
+    t->cfg.schedule = t->schedule_spec;
+    t->adamw = strcmp(opt, "adamw") == 0;
+
+    rn_status st = rn_schedule_parse(t->schedule_spec, &t->sched);
+    if (st == RN_OK) {
+        t->sched.base_lr = cfg->lr;
+        t->sched.steps_per_epoch = cfg->steps_per_epoch > 0 ? cfg->steps_per_epoch : 1;
+        t->sched.total_steps = cfg->total_steps > 0 ? cfg->total_steps : 1;
+        t->sched.warmup_steps = cfg->warmup_steps;
+        t->state = rn_calloc(m->n_params, sizeof(float));
+        if (t->adamw)
+            t->state2 = rn_calloc(m->n_params, sizeof(float));
+        if (!t->state || (t->adamw && !t->state2))
+            st = rn_fail(RN_ERR_NOMEM, "out of memory for the optimizer state");
+    }
+    if (st != RN_OK) {
+        rn_trainer_free(t);
+        return st;
+    }
+    *out = t;
+    return RN_OK;
+}
+
+void rn_trainer_free(rn_trainer *t) {
+    if (!t)
+        return;
+    rn_free(t->state);
+    rn_free(t->state2);
+    free(t);
+}
+
+int64_t rn_trainer_steps(const rn_trainer *t) { return t->steps; }
+
+static int is_head(const rn_tensor_ref *r) { return strncmp(r->name, "fc.", 3) == 0; }
+
+rn_status rn_trainer_step(rn_trainer *t, const float *x, const int32_t *labels, int n, int h, int w,
+                          rn_step_result *result) {
+    if (!t || !x || !labels)
+        return rn_fail(RN_ERR_ARG, "rn_trainer_step: NULL argument");
+    rn_model *m = t->m;
+    float loss = 0.0f;
+    int correct = 0;
+    RN_TRY(rn_model_train_forward(m, x, labels, n, h, w, t->cfg.label_smoothing, 1, &loss, &correct));
+    RN_TRY(rn_model_train_backward(m));
+
+    double lr = rn_schedule_lr(&t->sched, t->steps);
+    double scale = t->cfg.lr > 0.0 ? lr / t->cfg.lr : 0.0;
+    double lr_backbone = t->cfg.lr_backbone >= 0.0 ? t->cfg.lr_backbone * scale : lr;
+    t->steps++;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const rn_tensor_ref *r = &m->tensors[i];
+        if (!r->trainable)
+            continue;
+        int head = is_head(r);
+        if (t->cfg.freeze_backbone && !head)
+            continue;
+        float tensor_lr = (float)(head ? lr : lr_backbone);
+        size_t off = (size_t)(r->f32 - m->params);
+        const float *g = m->grads + off;
+        if (t->adamw)
+            rn_adamw_update(r->f32, g, t->state + off, t->state2 + off, r->numel, head ? lr : lr_backbone,
+                            t->cfg.beta1, t->cfg.beta2, t->cfg.eps, t->cfg.weight_decay, t->steps);
+        else
+            rn_sgd_update(r->f32, g, t->state + off, r->numel, tensor_lr, (float)t->cfg.momentum,
+                          (float)t->cfg.weight_decay, t->cfg.nesterov, t->steps == 1);
+    }
+    m->version++;
+    if (result) {
+        result->loss = loss;
+        result->correct = correct;
+        result->lr = lr;
+    }
+    return RN_OK;
+}
+
+/* ---- optimizer state in and out ------------------------------------------------------------- */
+
+rn_status rn_trainer_save_state(const rn_trainer *t, const char *path, const char *const *keys,
+                                const char *const *values, int count) {
+    if (!t || !path || count < 0)
+        return rn_fail(RN_ERR_ARG, "rn_trainer_save_state: bad argument");
+    const rn_model *m = t->m;
+    int64_t shape[1] = {(int64_t)m->n_params}, one[1] = {1};
+    st_entry e[3];
+    int ne = 0;
+    e[ne++] = (st_entry){t->adamw ? "optimizer.exp_avg" : "optimizer.momentum_buffer", ST_F32, 1, shape, t->state};
+    if (t->adamw)
+        e[ne++] = (st_entry){"optimizer.exp_avg_sq", ST_F32, 1, shape, t->state2};
+    e[ne++] = (st_entry){"optimizer.step", ST_I64, 1, one, &t->steps};
+    st_meta *meta = calloc((size_t)count + 3, sizeof *meta);
+    if (!meta)
+        return rn_fail(RN_ERR_NOMEM, "out of memory saving %s", path);
+    char nparams[32];
+    snprintf(nparams, sizeof nparams, "%zu", m->n_params);
+    meta[0] = (st_meta){"optimizer", (char *)t->optimizer};
+    meta[1] = (st_meta){"arch", (char *)m->arch->name};
+    meta[2] = (st_meta){"n_params", nparams};
+    for (int i = 0; i < count; i++)
+        meta[3 + i] = (st_meta){(char *)keys[i], (char *)values[i]};
+    rn_status st = st_write(path, e, (size_t)ne, meta, (size_t)count + 3);
+    free(meta);
+    return st;
+}
+
+static rn_status load_vector(const st_file *f, const char *path, const char *name, size_t n, float *dst) {
+    const st_tensor *s = st_find(f, name);
+    if (!s)
+        return rn_fail(RN_ERR_MISMATCH, "%s: missing tensor '%s'", path, name);
+    if (!s->f32 || s->ndim != 1 || s->numel != n)
+        return rn_fail(RN_ERR_MISMATCH, "%s: tensor '%s' should be %zu floats", path, name, n);
+    memcpy(dst, s->f32, n * sizeof *dst);
+    return RN_OK;
+}
+
+rn_status rn_trainer_load_state(rn_trainer *t, const char *path,
+                                void (*get_meta)(void *ctx, const char *key, const char *value),
+                                void *ctx) {
+    if (!t || !path)
+        return rn_fail(RN_ERR_ARG, "rn_trainer_load_state: NULL argument");
+    st_file f;
+    RN_TRY(st_read(path, &f));
+    rn_status st = RN_OK;
+    const char *opt = st_meta_get(&f, "optimizer");
+    const char *arch = st_meta_get(&f, "arch");
+    size_t n = t->m->n_params;
+    if (!opt || strcmp(opt, t->optimizer) != 0)
+        st = rn_fail(RN_ERR_MISMATCH, "%s: optimizer state is for '%s', this run uses '%s'", path,
+                     opt ? opt : "(none)", t->optimizer);
+    else if (!arch || strcmp(arch, t->m->arch->name) != 0)
+        st = rn_fail(RN_ERR_MISMATCH, "%s: optimizer state is for '%s', the model is '%s'", path,
+                     arch ? arch : "(none)", t->m->arch->name);
+    if (st == RN_OK)
+        st = load_vector(&f, path, t->adamw ? "optimizer.exp_avg" : "optimizer.momentum_buffer", n, t->state);
+    if (st == RN_OK && t->adamw)
+        st = load_vector(&f, path, "optimizer.exp_avg_sq", n, t->state2);
+    if (st == RN_OK) {
+        const st_tensor *s = st_find(&f, "optimizer.step");
+        if (!s || !s->i64 || s->numel != 1 || s->i64[0] < 0)
+            st = rn_fail(RN_ERR_MISMATCH, "%s: missing or bad 'optimizer.step'", path);
+        else
+            t->steps = s->i64[0];
+    }
+    if (st == RN_OK && get_meta)
+        for (size_t i = 0; i < f.meta_count; i++)
+            get_meta(ctx, f.meta[i].key, f.meta[i].value);
+    st_free(&f);
+    return st;
+}
+
+/* ---- gradients for tests ------------------------------------------------------------------------ */
+
+rn_status rn_model_save_gradients(rn_model *m, const float *x, const int32_t *labels, int n, int h,
+                                  int w, float label_smoothing, const char *path, float *loss) {
+    if (!m || !path)
+        return rn_fail(RN_ERR_ARG, "rn_model_save_gradients: NULL argument");
+    RN_TRY(rn_model_train_forward(m, x, labels, n, h, w, label_smoothing, 0, loss, NULL));
+    RN_TRY(rn_model_train_backward(m));
+    st_entry *e = calloc((size_t)m->n_tensors, sizeof *e);
+    if (!e)
+        return rn_fail(RN_ERR_NOMEM, "out of memory saving %s", path);
+    int k = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const rn_tensor_ref *r = &m->tensors[i];
+        if (r->trainable)
+            e[k++] = (st_entry){r->name, ST_F32, r->ndim, r->shape, rn_grad_of(m, r->f32)};
+    }
+    rn_status st = st_write(path, e, (size_t)k, NULL, 0);
+    free(e);
+    return st;
+}

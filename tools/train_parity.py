@@ -1,0 +1,239 @@
+#!/usr/bin/python3
+"""Training parity: resnet.c's gradients and training steps against PyTorch.
+
+    /usr/bin/python3 tools/train_parity.py --resnet build/resnet [--only grads|steps|resume]
+
+1. grads: every parameter gradient of d2l_resnet18, resnet18 and resnet50 on
+   one small batch (train-mode BatchNorm, mean cross-entropy), from
+   `resnet grad`, against PyTorch in float64 (tools/grad_ref.py). Per tensor:
+   ||g - g_ref|| / ||g_ref|| <= 1e-4. Tensors whose true gradient is zero
+   (a conv bias right before a train-mode BatchNorm) are held to an absolute
+   bound instead: ||g - g_ref|| <= 1e-4 * ||all of g_ref|| / sqrt(#tensors).
+2. steps: `resnet train --no-shuffle --augment none` for 6 SGD steps (momentum
+   0.9, weight decay 5e-4, BN in train mode) from given weights on a small
+   generated dataset, against the same steps in PyTorch (tools/train_ref.py,
+   float64): per-step losses within 1e-4 relative, every parameter and
+   running statistic after the last step within 1e-3 relative (by norm),
+   num_batches_tracked equal. For d2l_resnet18 (Fashion-MNIST IDX) and
+   resnet18 (CIFAR-10 binary).
+3. resume: 10 steps straight versus 4 steps, stop, resume, 6 more (with
+   shuffling and crop+flip augmentation): the checkpoints must be bitwise equal.
+
+Prints one line per check and ends with `train_parity: N passed, M failed`.
+"""
+import argparse
+import gzip
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from rn_models import build_model, metadata, randomize  # noqa: E402
+from st_io import load_safetensors, save_safetensors  # noqa: E402
+
+PY = "/usr/bin/python3"
+results = {"passed": 0, "failed": 0}
+
+
+def report(ok, what):
+    results["passed" if ok else "failed"] += 1
+    print("%s  %s" % ("PASS" if ok else "FAIL", what), flush=True)
+
+
+def run(cmd):
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if p.returncode != 0:
+        print("command failed (%d): %s\n%s%s" % (p.returncode, " ".join(cmd), p.stdout[-2000:], p.stderr[-2000:]))
+    return p.returncode == 0
+
+
+def save_model(path, arch, model, in_ch, classes):
+    save_safetensors(path, model.state_dict(), metadata(arch, in_ch, classes))
+
+
+# ---- 1. gradients -----------------------------------------------------------------------
+
+def check_grads(resnet, tmp):
+    cases = [("d2l_resnet18", 1, 10, 4, 32), ("resnet18", 3, 10, 4, 64), ("resnet50", 3, 10, 4, 64)]
+    for arch, in_ch, classes, n, size in cases:
+        model = randomize(build_model(arch, in_ch, classes), seed=11)
+        w = os.path.join(tmp, arch + "_g.safetensors")
+        save_model(w, arch, model, in_ch, classes)
+        rng = np.random.default_rng(7)
+        x = rng.standard_normal((n, in_ch, size, size)).astype(np.float32)
+        y = rng.integers(0, classes, n).astype(np.float32)
+        xp, yp = os.path.join(tmp, "gx.npy"), os.path.join(tmp, "gy.npy")
+        np.save(xp, x)
+        np.save(yp, y)
+        ours, ref = os.path.join(tmp, "g_ours.safetensors"), os.path.join(tmp, "g_ref.safetensors")
+        if not run([resnet, "grad", "--weights", w, "--input", xp, "--labels", yp, "--output", ours,
+                    "--threads", "2"]) or \
+           not run([PY, os.path.join(HERE, "grad_ref.py"), "--arch", arch, "--weights", w, "--input", xp,
+                    "--labels", yp, "--out", ref, "--f64"]):
+            report(False, "%s gradients: a command failed" % arch)
+            continue
+        g, _ = load_safetensors(ours)
+        gr, _ = load_safetensors(ref)
+        gr.pop("loss", None)
+        missing = sorted(set(gr) ^ set(g))
+        if missing:
+            report(False, "%s gradients: tensor names differ: %s" % (arch, missing[:5]))
+            continue
+        total = float(np.sqrt(sum(float((t.double() ** 2).sum()) for t in gr.values())))
+        floor = 1e-4 * total / np.sqrt(len(gr))
+        worst, worst_name, bad = 0.0, "", []
+        for name, ref_t in gr.items():
+            d = float((g[name].double() - ref_t.double()).norm())
+            r = float(ref_t.double().norm())
+            if r * 1e-4 < floor:
+                ok = d <= floor
+                rel = d / floor * 1e-4
+            else:
+                rel = d / r
+                ok = rel <= 1e-4
+            if rel > worst:
+                worst, worst_name = rel, name
+            if not ok:
+                bad.append(name)
+        report(not bad, "%s gradients of %d tensors (batch %d, %dx%d): worst rel error %.2e (%s)%s" % (
+            arch, len(gr), n, size, size, worst, worst_name, "; failing: %s" % bad[:5] if bad else ""))
+
+
+# ---- datasets on disk ------------------------------------------------------------------------
+
+def write_idx(directory, images, labels):
+    os.makedirs(directory, exist_ok=True)
+    for split in ("train", "t10k"):
+        with gzip.open(os.path.join(directory, "%s-images-idx3-ubyte.gz" % split), "wb") as f:
+            f.write(struct.pack(">IIII", 0x803, len(images), 28, 28) + images.tobytes())
+        with gzip.open(os.path.join(directory, "%s-labels-idx1-ubyte.gz" % split), "wb") as f:
+            f.write(struct.pack(">II", 0x801, len(labels)) + labels.tobytes())
+
+
+def write_cifar(directory, images, labels):
+    os.makedirs(directory, exist_ok=True)
+    rec = np.concatenate([labels[:, None], images.reshape(len(images), -1)], axis=1).astype(np.uint8)
+    for name in ["data_batch_%d.bin" % i for i in range(1, 6)] + ["test_batch.bin"]:
+        rec.tofile(os.path.join(directory, name))
+
+
+# ---- 2. training steps ---------------------------------------------------------------------------
+
+def check_steps(resnet, tmp):
+    steps, batch = 6, 16
+    cases = [("d2l_resnet18", "fashion-mnist", 1, 28), ("resnet18", "cifar10", 3, 32)]
+    for arch, kind, in_ch, size in cases:
+        rng = np.random.default_rng(3)
+        count = steps * batch
+        images = rng.integers(0, 256, (count, in_ch, size, size), dtype=np.uint8)
+        labels = rng.integers(0, 10, count).astype(np.uint8)
+        data = os.path.join(tmp, "data_" + kind)
+        if kind == "cifar10":
+            write_cifar(data, images, labels)
+        else:
+            write_idx(data, images.reshape(count, 28, 28), labels)
+        bdir = os.path.join(tmp, "batches_" + arch)
+        os.makedirs(bdir, exist_ok=True)
+        for s in range(steps):
+            sl = slice(s * batch, (s + 1) * batch)
+            np.save(os.path.join(bdir, "x_%03d.npy" % s), images[sl].astype(np.float32) / 255.0)
+            np.save(os.path.join(bdir, "y_%03d.npy" % s), labels[sl].astype(np.float32))
+        model = randomize(build_model(arch, in_ch, 10), seed=5)
+        w = os.path.join(tmp, arch + "_init.safetensors")
+        save_model(w, arch, model, in_ch, 10)
+        ck = os.path.join(tmp, arch + "_ck.safetensors")
+        log = os.path.join(tmp, arch + "_log.jsonl")
+        # a learning rate that keeps these random nets out of the chaotic regime, where any two
+        # float implementations part ways within a few steps
+        hyper = ["--lr", "0.01", "--momentum", "0.9", "--weight-decay", "5e-4"]
+        ok = run([resnet, "train", "--arch", arch, "--data", data, "--dataset", kind, "--init", w,
+                  "--batch-size", str(batch), "--max-steps", str(steps), "--no-shuffle", "--augment", "none",
+                  "--save", ck, "--log", log, "--log-every", "1", "--threads", "2", "--quiet"] + hyper)
+        losses_ref, state_ref = os.path.join(tmp, "losses.npy"), os.path.join(tmp, "state_ref.safetensors")
+        ok = ok and run([PY, os.path.join(HERE, "train_ref.py"), "--arch", arch, "--weights", w, "--batches", bdir,
+                         "--steps", str(steps), "--out-losses", losses_ref, "--out-state", state_ref,
+                         "--double"] + hyper)
+        if not ok:
+            report(False, "%s training steps: a command failed" % arch)
+            continue
+        ours = [json.loads(l)["loss"] for l in open(log) if '"step"' in l]
+        ref = np.load(losses_ref).astype(np.float64)
+        rel = [abs(a - b) / abs(b) for a, b in zip(ours, ref)]
+        report(len(ours) == steps and max(rel) <= 1e-4,
+               "%s %d SGD steps: losses %s, rel errors %s" % (
+                   arch, steps, " ".join("%.5f" % v for v in ours), " ".join("%.1e" % r for r in rel)))
+        got, _ = load_safetensors(ck)
+        exp, _ = load_safetensors(state_ref)
+        worst, worst_name, bad = 0.0, "", []
+        for name, t in exp.items():
+            if name not in got:
+                bad.append(name + " (missing)")
+                continue
+            if t.dtype == torch.int64:
+                if not torch.equal(got[name], t):
+                    bad.append(name)
+                continue
+            d = float((got[name].double() - t.double()).norm())
+            r = max(float(t.double().norm()), 1e-12)
+            if d / r > worst:
+                worst, worst_name = d / r, name
+            if d / r > 1e-3:
+                bad.append(name)
+        report(not bad, "%s after %d steps: %d tensors (parameters, running statistics, counters), "
+               "worst rel error %.2e (%s)%s" % (arch, steps, len(exp), worst, worst_name,
+                                                 "; failing: %s" % bad[:5] if bad else ""))
+
+
+# ---- 3. resume ------------------------------------------------------------------------------------------
+
+def check_resume(resnet, tmp):
+    rng = np.random.default_rng(9)
+    images = rng.integers(0, 256, (80, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, 80).astype(np.uint8)
+    data = os.path.join(tmp, "data_resume")
+    write_idx(data, images, labels)
+    common = [resnet, "train", "--arch", "d2l_resnet18", "--data", data, "--batch-size", "16", "--epochs", "3",
+              "--momentum", "0.9", "--weight-decay", "1e-4", "--augment", "crop+flip", "--seed", "3",
+              "--schedule", "cosine", "--threads", "2", "--quiet"]
+    a, b = os.path.join(tmp, "straight.safetensors"), os.path.join(tmp, "part.safetensors")
+    ok = run(common + ["--max-steps", "10", "--save", a, "--log", "none"])
+    ok = ok and run(common + ["--max-steps", "4", "--save", b, "--log", "none"])
+    ok = ok and run(common + ["--max-steps", "10", "--resume", b, "--save", b, "--log", "none"])
+    if not ok:
+        report(False, "resume: a command failed")
+        return
+    same = open(a, "rb").read() == open(b, "rb").read()
+    opt_same = open(a.replace(".safetensors", ".optim.safetensors"), "rb").read() == \
+        open(b.replace(".safetensors", ".optim.safetensors"), "rb").read()
+    report(same and opt_same, "resume: 4 steps + resume + 6 steps (crossing an epoch, shuffled, augmented, "
+           "cosine schedule) is bitwise equal to 10 steps straight (weights %s, optimizer state %s)" % (
+               "equal" if same else "DIFFER", "equal" if opt_same else "DIFFER"))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--resnet", default="build/resnet")
+    ap.add_argument("--only", choices=("grads", "steps", "resume"))
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.only in (None, "grads"):
+            check_grads(args.resnet, tmp)
+        if args.only in (None, "steps"):
+            check_steps(args.resnet, tmp)
+        if args.only in (None, "resume"):
+            check_resume(args.resnet, tmp)
+    print("train_parity: %d passed, %d failed" % (results["passed"], results["failed"]))
+    sys.exit(1 if results["failed"] else 0)
+
+
+if __name__ == "__main__":
+    main()
