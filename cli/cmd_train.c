@@ -26,7 +26,7 @@
 static arg_spec SPECS[] = {
     {"arch", ARG_STRING, "d2l_resnet18", "architecture (ignored with --resume or --init FILE)", 0, 0},
     {"data", ARG_STRING, NULL, "dataset directory", 0, 0},
-    {"dataset", ARG_STRING, "fashion-mnist", "fashion-mnist, mnist or cifar10", 0, 0},
+    {"dataset", ARG_STRING, "fashion-mnist", "fashion-mnist, mnist, cifar10, folder (DIR/train/CLASS/*, DIR/val/CLASS/*) or folder-gray", 0, 0},
     {"epochs", ARG_INT, "10", "epochs to train (in all, counting resumed ones)", 0, 0},
     {"max-steps", ARG_INT, "0", "stop after this many optimizer steps in all (0: no limit); saves a checkpoint", 0, 0},
     {"batch-size", ARG_INT, "256", "images per batch", 0, 0},
@@ -38,9 +38,11 @@ static arg_spec SPECS[] = {
     {"schedule", ARG_STRING, "constant", "constant, step:S[:G], multistep:E1,E2[:G], cosine[:MIN], onecycle[:PCT]", 0, 0},
     {"warmup", ARG_INT, "0", "linear learning-rate warm-up, in steps", 0, 0},
     {"label-smoothing", ARG_STRING, "0", "cross-entropy label smoothing in [0, 1]", 0, 0},
-    {"image-size", ARG_INT, "0", "resize images to this size (bilinear); 0: the dataset's own", 0, 0},
-    {"augment", ARG_STRING, "none", "training augmentation: none, flip, crop, crop+flip", 0, 0},
-    {"normalize", ARG_STRING, "none", "none, or per-channel MEAN,...:STD,... applied after scaling to [0,1]", 0, 0},
+    {"image-size", ARG_INT, "0", "resize images to this size (bilinear); 0: the dataset's own (224 for folders)", 0, 0},
+    {"augment", ARG_STRING, "auto", "training augmentation: none, flip, crop, crop+flip (crop: padded random crop, "
+     "or RandomResizedCrop for folders); auto: crop+flip for folders, none otherwise", 0, 0},
+    {"normalize", ARG_STRING, "auto", "none, or per-channel MEAN,...:STD,... applied after scaling to [0,1]; "
+     "auto: ImageNet's for folders, none otherwise", 0, 0},
     {"init", ARG_STRING, "default", "default, xavier, or a weights file to start from", 0, 0},
     {"save", ARG_STRING, "none", "checkpoint file written after every epoch (.safetensors)", 0, 0},
     {"resume", ARG_STRING, "none", "checkpoint to continue from", 0, 0},
@@ -353,13 +355,20 @@ int cmd_train(int argc, char **argv) {
     r.lcfg.image_size = size;
     r.lcfg.shuffle = !args_flag(&t, "no-shuffle");
     r.lcfg.seed = (uint64_t)r.seed;
-    if (!cli_parse_augment(&t, &r.lcfg) || !cli_parse_normalize(&t, &r.lcfg, r.norm_text, sizeof r.norm_text))
-        return EXIT_USAGE;
     const char *data = args_str(&t, "data"), *kind = args_str(&t, "dataset");
+    int folder = strncmp(kind, "folder", 6) == 0;
+    if (!cli_parse_augment(&t, &r.lcfg, folder ? "crop+flip" : "none") ||
+        !cli_parse_normalize(&t, &r.lcfg, r.norm_text, sizeof r.norm_text))
+        return EXIT_USAGE;
     int status = EXIT_RUNTIME;
     if (rn_dataset_load(data, kind, 1, &r.train) != RN_OK || rn_dataset_load(data, kind, 0, &r.test) != RN_OK) {
         cli_error("train", "%s", rn_last_error());
         goto done;
+    }
+    if (strcmp(args_str(&t, "normalize"), "auto") == 0 &&
+        rn_dataset_default_normalize(&r.train, r.lcfg.mean, r.lcfg.std)) {
+        r.lcfg.normalize = 1;
+        cli_format_normalize(&r.lcfg, r.train.channels, r.norm_text, sizeof r.norm_text);
     }
     if (r.lcfg.normalize && r.train.channels > 4) {
         cli_error("train", "--normalize supports up to 4 channels");

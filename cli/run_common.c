@@ -17,8 +17,10 @@ int cli_number_ok(const arg_table *t, const char *name) {
     return 1;
 }
 
-int cli_parse_augment(const arg_table *t, rn_loader_config *cfg) {
+int cli_parse_augment(const arg_table *t, rn_loader_config *cfg, const char *auto_value) {
     const char *a = args_str(t, "augment");
+    if (strcmp(a, "auto") == 0)
+        a = auto_value;
     cfg->flip = strcmp(a, "flip") == 0 || strcmp(a, "crop+flip") == 0;
     int crop = strcmp(a, "crop") == 0 || strcmp(a, "crop+flip") == 0;
     if (!cfg->flip && !crop && strcmp(a, "none") != 0) {
@@ -68,7 +70,8 @@ int parse_mean_std(const char *s, float *mean, float *std, int *channels) {
 int cli_parse_normalize(const arg_table *t, rn_loader_config *cfg, char *text, size_t cap) {
     const char *v = args_str(t, "normalize");
     snprintf(text, cap, "%s", v);
-    if (strcmp(v, "none") == 0) {
+    if (strcmp(v, "none") == 0 || strcmp(v, "auto") == 0) {
+        snprintf(text, cap, "none");
         cfg->normalize = 0;
         return 1;
     }
@@ -82,4 +85,12 @@ int cli_parse_normalize(const arg_table *t, rn_loader_config *cfg, char *text, s
         cfg->mean[i] = cfg->mean[0], cfg->std[i] = cfg->std[0];
     cfg->normalize = 1;
     return 1;
+}
+
+void cli_format_normalize(const rn_loader_config *cfg, int channels, char *text, size_t cap) {
+    size_t used = 0;
+    for (int half = 0; half < 2; half++)
+        for (int c = 0; c < channels && c < 4 && used < cap; c++)
+            used += (size_t)snprintf(text + used, cap - used, "%s%.9g", c ? "," : half ? ":" : "",
+                                     half ? cfg->std[c] : cfg->mean[c]);
 }

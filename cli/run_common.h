@@ -10,11 +10,16 @@
 /* The flag holds a finite number; prints an error otherwise. */
 int cli_number_ok(const arg_table *t, const char *name);
 
-/* --augment none|flip|crop|crop+flip into cfg (crop: padding 4, or size/8). */
-int cli_parse_augment(const arg_table *t, rn_loader_config *cfg);
+/* --augment none|flip|crop|crop+flip|auto into cfg (crop: zero padding 4,
+ * RandomResizedCrop for folders); auto means `auto_value`. */
+int cli_parse_augment(const arg_table *t, rn_loader_config *cfg, const char *auto_value);
 
-/* --normalize none | M1,M2,..:S1,S2,.. into cfg; `text` receives the
- * canonical form stored in checkpoints ("none" or the same syntax). */
+/* The canonical "M1,..:S1,.." text of cfg's normalisation for `channels`. */
+void cli_format_normalize(const rn_loader_config *cfg, int channels, char *text, size_t cap);
+
+/* --normalize none | auto | M1,M2,..:S1,S2,.. into cfg; `text` receives the
+ * canonical form stored in checkpoints ("none" or the same syntax). auto is
+ * left as "none" here: the caller decides once the dataset is known. */
 int cli_parse_normalize(const arg_table *t, rn_loader_config *cfg, char *text, size_t cap);
 
 /* Parses "M1,M2,..:S1,S2,.." (1 to 4 channels); returns 0 if malformed. */

@@ -442,7 +442,7 @@ static int resize_dump(const char *dir) {
 /* count random images (c, h, w); channel 0 starts with the index i as two
  * bytes (low, high); label i % 10. */
 static rn_dataset make_synth(int count, int c, int h, int w) {
-    rn_dataset ds = {count, c, h, w, 10, NULL, NULL, NULL};
+    rn_dataset ds = {.count = count, .channels = c, .height = h, .width = w, .num_classes = 10};
     size_t per = (size_t)c * h * w;
     ds.pixels = malloc((size_t)count * per);
     ds.labels = malloc((size_t)count * sizeof *ds.labels);

@@ -33,8 +33,12 @@ rn_status rn_dataset_load(const char *dir, const char *kind, int train, rn_datas
         return rn_idx_load(dir, train, 10, fashion_names, out);
     if (strcmp(kind, "cifar10") == 0 || strcmp(kind, "cifar-10") == 0)
         return rn_cifar10_load(dir, train, out);
-    return rn_fail(RN_ERR_ARG, "unknown dataset kind '%s' (expected mnist, fashion-mnist or cifar10)",
-                   kind);
+    if (strcmp(kind, "folder") == 0 || strcmp(kind, "folder-gray") == 0) {
+        rn_folder_options opt = {.channels = strcmp(kind, "folder") == 0 ? 3 : 1};
+        return rn_folder_load(dir, train, &opt, out);
+    }
+    return rn_fail(RN_ERR_ARG, "unknown dataset kind '%s' (expected mnist, fashion-mnist, cifar10, "
+                   "folder or folder-gray)", kind);
 }
 
 void rn_dataset_free(rn_dataset *ds) {
@@ -47,7 +51,25 @@ void rn_dataset_free(rn_dataset *ds) {
     }
     free(ds->pixels);
     free(ds->labels);
+    free(ds->paths);           /* one block: the pointers, then the strings */
     memset(ds, 0, sizeof *ds);
+}
+
+int rn_dataset_default_normalize(const rn_dataset *ds, float mean[4], float std[4]) {
+    static const float imagenet_mean[3] = {0.485f, 0.456f, 0.406f};
+    static const float imagenet_std[3] = {0.229f, 0.224f, 0.225f};
+    if (!ds || ds->storage != RN_DATASET_FILES)
+        return 0;
+    if (ds->channels == 1) {
+        mean[0] = 0.449f;
+        std[0] = 0.226f;
+        return 1;
+    }
+    for (int c = 0; c < 3 && c < ds->channels; c++) {
+        mean[c] = imagenet_mean[c];
+        std[c] = imagenet_std[c];
+    }
+    return 1;
 }
 
 /* ---------------------------------------------------------------------------

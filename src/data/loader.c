@@ -1,6 +1,6 @@
 /*
- * loader.c - float batches from an in-memory uint8 dataset, prepared on a
- * background thread.
+ * loader.c - float batches from a dataset, prepared on a background thread:
+ * from in-memory uint8 pixels, or decoded and transformed from image files.
  *
  * Determinism: a batch is named by (epoch, position) and its content is a
  * pure function of that name and the configuration - the order of epoch e
@@ -12,22 +12,33 @@
  * rn_loader_next waits for the batch it needs (asking for it if the worker
  * was preparing something else, as after rn_loader_set_state), copies it
  * out, and asks for the following batch at once, so the worker fills the
- * internal buffer while the caller computes on its copy. Everything the
- * worker touches is allocated and validated at creation, so it cannot fail.
+ * internal buffer while the caller computes on its copy.
+ *
+ * Sources: in-memory images are made one after another from buffers
+ * allocated and validated at creation, so they cannot fail. Image files are
+ * decoded by an OpenMP team the worker starts for each batch, each image
+ * into its own slot of the batch, so the result does not depend on which
+ * thread made which image. A file that fails is reported from the batch's
+ * lowest-numbered failing image, whatever the timing.
  */
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/mem.h"
 #include "core/rng.h"
 #include "core/status.h"
+#include "core/threads.h"
 #include "data/dataset.h"
 #include "data/resize.h"
+#include "data/transform.h"
+#include "io/image.h"
 
 #define LOADER_MAX_BATCH (1 << 20)
 #define LOADER_MAX_PADDING 4096
+#define LOADER_MSG_CAP 1024
 
 typedef enum job_state { JOB_NONE, JOB_PENDING, JOB_DONE } job_state;
 
@@ -38,6 +49,8 @@ struct rn_loader {
     int steps;                  /* batches per epoch */
     int end;                    /* images per epoch (fewer with drop_last) */
     float table[4][256];        /* u8 -> scaled, normalised float per channel */
+    int files;                  /* the dataset is a list of image files */
+    rn_preprocess_config pp;    /* files: the transform */
 
     /* Owned by the worker while a job is pending. */
     rn_resize_plan *plan;       /* NULL when no resize */
@@ -46,6 +59,9 @@ struct rn_loader {
     int64_t perm_epoch;         /* -1: none yet */
     float *x;                   /* (batch_size, c, h, w) */
     int32_t *labels;            /* (batch_size) */
+    int err_b;                  /* files: lowest failing image of the batch, or n */
+    rn_status err_status;
+    char err_msg[LOADER_MSG_CAP];
 
     /* Shared, under mu. */
     pthread_mutex_t mu;
@@ -55,6 +71,8 @@ struct rn_loader {
     job_state job;
     int64_t job_epoch, job_pos;
     int job_n;
+    rn_status job_status;       /* JOB_DONE: RN_OK or the failure in job_msg */
+    char job_msg[LOADER_MSG_CAP];
 
     /* The caller's position. */
     int64_t epoch, position;
@@ -97,16 +115,22 @@ static void make_order(rn_loader *l, int64_t epoch) {
  * One image
  * ------------------------------------------------------------------------- */
 
-/* Writes dataset image `index`, augmented with the draws for (epoch, pos),
- * to out: (c, h, w). */
+/* The generator for the augmentation of the image at (epoch, pos). */
+static rn_rng augment_rng(const rn_loader *l, int64_t epoch, int64_t pos) {
+    rn_rng r;
+    rn_rng_seed(&r, mix64(mix64(mix64(l->cfg.seed ^ TAG_AUGMENT) ^ (uint64_t)epoch) ^
+                          (uint64_t)pos));
+    return r;
+}
+
+/* In memory: writes dataset image `index`, augmented with the draws for
+ * (epoch, pos), to out: (c, h, w). */
 static void make_image(rn_loader *l, int index, int64_t epoch, int64_t pos, float *out) {
     const rn_dataset *ds = l->ds;
     int pad = l->cfg.crop_padding, h = l->h, w = l->w;
 
     /* Always three draws, so turning one augmentation off leaves the others. */
-    rn_rng r;
-    rn_rng_seed(&r, mix64(mix64(mix64(l->cfg.seed ^ TAG_AUGMENT) ^ (uint64_t)epoch) ^
-                          (uint64_t)pos));
+    rn_rng r = augment_rng(l, epoch, pos);
     int oy = (int)(rn_rng_next(&r) % (uint64_t)(2 * pad + 1));
     int ox = (int)(rn_rng_next(&r) % (uint64_t)(2 * pad + 1));
     int flip = rn_rng_uniform(&r) < 0.5f && l->cfg.flip;
@@ -139,23 +163,89 @@ static void make_image(rn_loader *l, int index, int64_t epoch, int64_t pos, floa
     }
 }
 
+/* From a file: decodes dataset image `index` and writes it, transformed
+ * with the draws for (epoch, pos), to out: (c, h, w). Thread-safe. */
+static rn_status make_file_image(const rn_loader *l, int index, int64_t epoch, int64_t pos,
+                                 float *out) {
+    const char *path = l->ds->paths[index];
+    rn_rng r = augment_rng(l, epoch, pos);
+    rn_image img;
+    RN_TRY(rn_image_read_channels(path, l->c, NULL, &img));
+    rn_status st;
+    if (l->cfg.crop_padding > 0) {
+        st = rn_preprocess_train(&img, &l->pp, &r, out);
+    } else {
+        st = rn_preprocess_eval(&img, &l->pp, out);
+        if (st == RN_OK && l->cfg.flip && rn_rng_uniform(&r) < 0.5f) {
+            for (int row = 0; row < l->c * l->h; row++) {
+                float *p = out + (size_t)row * l->w;
+                for (int x = 0, y = l->w - 1; x < y; x++, y--) {
+                    float t = p[x];
+                    p[x] = p[y];
+                    p[y] = t;
+                }
+            }
+        }
+    }
+    rn_image_free(&img);
+    return st == RN_OK ? RN_OK : rn_fail_context(st, "%s", path);
+}
+
 /* ---------------------------------------------------------------------------
  * The worker
  * ------------------------------------------------------------------------- */
 
-/* Fills l->x and l->labels with the batch at (epoch, pos); returns its size. */
-static int make_batch(rn_loader *l, int64_t epoch, int64_t pos) {
+/* Image files: the batch's n images in parallel, each into its own slot. On
+ * failure the lowest failing b is kept in l->err_b with its message (images
+ * after it are skipped, those before it still made, so which one is
+ * reported does not depend on timing). */
+static rn_status make_file_batch(rn_loader *l, int64_t epoch, int64_t pos, int n) {
+    size_t per_image = (size_t)l->c * l->h * l->w;
+    int threads = rn_threads() < n ? rn_threads() : n;
+    l->err_b = n;
+    l->err_status = RN_OK;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+    for (int b = 0; b < n; b++) {
+        int first;
+#pragma omp atomic read
+        first = l->err_b;
+        if (b > first)
+            continue;
+        rn_status st = make_file_image(l, l->perm[pos + b], epoch, pos + b,
+                                       l->x + (size_t)b * per_image);
+        if (st != RN_OK) {
+#pragma omp critical(rn_loader_error)
+            {
+                if (b < l->err_b) {
+                    snprintf(l->err_msg, sizeof l->err_msg, "%s", rn_last_error());
+                    l->err_status = st;
+#pragma omp atomic write
+                    l->err_b = b;
+                }
+            }
+        }
+    }
+    return l->err_status;
+}
+
+/* Fills l->x and l->labels with the batch at (epoch, pos) and its size *n;
+ * on failure the message is in l->err_msg. */
+static rn_status make_batch(rn_loader *l, int64_t epoch, int64_t pos, int *n_out) {
     if (l->perm_epoch != epoch)
         make_order(l, epoch);
     int64_t left = l->end - pos;
     int n = left < l->cfg.batch_size ? (int)left : l->cfg.batch_size;
     size_t per_image = (size_t)l->c * l->h * l->w;
+    *n_out = n;
+    if (l->files)
+        RN_TRY(make_file_batch(l, epoch, pos, n));
     for (int b = 0; b < n; b++) {
         int index = l->perm[pos + b];
-        make_image(l, index, epoch, pos + b, l->x + (size_t)b * per_image);
+        if (!l->files)
+            make_image(l, index, epoch, pos + b, l->x + (size_t)b * per_image);
         l->labels[b] = l->ds->labels[index];
     }
-    return n;
+    return RN_OK;
 }
 
 static void *worker_main(void *arg) {
@@ -168,9 +258,13 @@ static void *worker_main(void *arg) {
             break;
         int64_t epoch = l->job_epoch, pos = l->job_pos;
         pthread_mutex_unlock(&l->mu);
-        int n = make_batch(l, epoch, pos);
+        int n = 0;
+        rn_status st = make_batch(l, epoch, pos, &n);
         pthread_mutex_lock(&l->mu);
         l->job_n = n;
+        l->job_status = st;
+        if (st != RN_OK)
+            memcpy(l->job_msg, l->err_msg, sizeof l->job_msg);
         l->job = JOB_DONE;
         pthread_cond_broadcast(&l->cv);
     }
@@ -196,11 +290,25 @@ static void submit(rn_loader *l, int64_t epoch, int64_t pos) {
  * Creation
  * ------------------------------------------------------------------------- */
 
+/* A RandomResizedCrop range: {0, 0} or 0 < lo <= hi, finite. */
+static int range_ok(const float r[2]) {
+    return (r[0] == 0.0f && r[1] == 0.0f) ||
+           (r[0] > 0.0f && r[0] <= r[1] && isfinite(r[1]));
+}
+
 static rn_status check_config(const rn_dataset *ds, const rn_loader_config *cfg) {
-    if (!ds->pixels || !ds->labels || ds->count < 1 || ds->channels < 1 || ds->height < 1 ||
-        ds->width < 1 || ds->num_classes < 1)
+    int files = ds->storage == RN_DATASET_FILES;
+    if ((files ? !ds->paths : !ds->pixels) || !ds->labels || ds->count < 1 || ds->channels < 1 ||
+        ds->height < 1 || ds->width < 1 || ds->num_classes < 1)
         return rn_fail(RN_ERR_ARG, "loader: empty or incomplete dataset (%d images of %dx%dx%d)",
                        ds->count, ds->channels, ds->height, ds->width);
+    if (files && ds->channels != 1 && ds->channels != 3)
+        return rn_fail(RN_ERR_ARG, "loader: an image folder decodes 1 or 3 channels, not %d",
+                       ds->channels);
+    if (files && (!range_ok(cfg->crop_scale) || !range_ok(cfg->crop_ratio)))
+        return rn_fail(RN_ERR_ARG, "loader: crop scale (%g, %g) or ratio (%g, %g) is not a range "
+                       "0 < lo <= hi (or 0, 0 for the default)", cfg->crop_scale[0],
+                       cfg->crop_scale[1], cfg->crop_ratio[0], cfg->crop_ratio[1]);
     if (cfg->batch_size < 1 || cfg->batch_size > LOADER_MAX_BATCH)
         return rn_fail(RN_ERR_ARG, "loader: batch size %d is not in 1..%d", cfg->batch_size,
                        LOADER_MAX_BATCH);
@@ -243,6 +351,24 @@ static void make_tables(rn_loader *l) {
         }
 }
 
+/* Image files: torchvision's Resize(int(S / 0.875)) + CenterCrop(S), or
+ * RandomResizedCrop(S, scale, ratio) + flip, then Normalize. */
+static void make_preprocess(rn_loader *l) {
+    rn_preprocess_config *pp = &l->pp;
+    rn_preprocess_config_imagenet(pp);
+    pp->crop_size = l->h;
+    pp->resize_size = (int)((double)l->h / 0.875);   /* Python: int(S / 0.875) */
+    pp->hflip = l->cfg.flip != 0;
+    if (l->cfg.crop_scale[1] > 0.0f)
+        memcpy(pp->scale, l->cfg.crop_scale, sizeof pp->scale);
+    if (l->cfg.crop_ratio[1] > 0.0f)
+        memcpy(pp->ratio, l->cfg.crop_ratio, sizeof pp->ratio);
+    for (int c = 0; c < 3; c++) {
+        pp->mean[c] = l->cfg.normalize && c < l->c ? l->cfg.mean[c] : 0.0f;
+        pp->std[c] = l->cfg.normalize && c < l->c ? l->cfg.std[c] : 1.0f;
+    }
+}
+
 rn_status rn_loader_create(const rn_dataset *ds, const rn_loader_config *cfg, rn_loader **out) {
     if (!out)
         return rn_fail(RN_ERR_ARG, "rn_loader_create: NULL output");
@@ -263,11 +389,14 @@ rn_status rn_loader_create(const rn_dataset *ds, const rn_loader_config *cfg, rn
                               : (ds->count + cfg->batch_size - 1) / cfg->batch_size;
     l->end = cfg->drop_last ? l->steps * cfg->batch_size : ds->count;
     l->perm_epoch = -1;
+    l->files = ds->storage == RN_DATASET_FILES;
     make_tables(l);
+    if (l->files)
+        make_preprocess(l);
 
     rn_status st = RN_OK;
     size_t plane = (size_t)l->h * l->w, floats;
-    if (l->h != ds->height || l->w != ds->width) {
+    if (!l->files && (l->h != ds->height || l->w != ds->width)) {
         st = rn_resize_plan_create(ds->height, ds->width, l->h, l->w, &l->plan);
         if (st == RN_OK && !(l->resized = malloc(plane)))
             st = rn_fail(RN_ERR_NOMEM, "loader: out of memory");
@@ -357,6 +486,13 @@ rn_status rn_loader_next(rn_loader *l, float *x, int32_t *labels, int *n) {
         submit(l, l->epoch, l->position);
     }
     wait_idle(l);
+    if (l->job_status != RN_OK) {
+        /* Forget the failed batch: the next call makes it again. */
+        rn_status st = rn_fail(l->job_status, "%s", l->job_msg);
+        l->job = JOB_NONE;
+        pthread_mutex_unlock(&l->mu);
+        return st;
+    }
     int got = l->job_n;
     memcpy(x, l->x, (size_t)got * l->c * l->h * l->w * sizeof(float));
     memcpy(labels, l->labels, (size_t)got * sizeof *labels);
