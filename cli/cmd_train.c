@@ -43,7 +43,11 @@ static arg_spec SPECS[] = {
      "or RandomResizedCrop for folders); auto: crop+flip for folders, none otherwise", 0, 0},
     {"normalize", ARG_STRING, "auto", "none, or per-channel MEAN,...:STD,... applied after scaling to [0,1]; "
      "auto: ImageNet's for folders, none otherwise", 0, 0},
-    {"init", ARG_STRING, "default", "default, xavier, or a weights file to start from", 0, 0},
+    {"init", ARG_STRING, "default", "default, xavier, or a weights file (.safetensors or PyTorch .pth) to start from", 0, 0},
+    {"num-classes", ARG_INT, "0", "classifier outputs; 0: the dataset's (or --init FILE's); with --init FILE of "
+     "another head size, fc is freshly initialised", 0, 0},
+    {"freeze-backbone", ARG_FLAG, NULL, "train only fc; the backbone, BatchNorm statistics included, stays as loaded", 0, 0},
+    {"lr-backbone", ARG_STRING, "same", "learning rate for every tensor but fc.*; same: --lr", 0, 0},
     {"save", ARG_STRING, "none", "checkpoint file written after every epoch (.safetensors)", 0, 0},
     {"resume", ARG_STRING, "none", "checkpoint to continue from", 0, 0},
     {"seed", ARG_INT, "0", "random seed (initialisation, shuffling, augmentation)", 0, 0},
@@ -91,7 +95,7 @@ typedef struct run {
     char norm_text[256];
     FILE *logf;
     int quiet, tty;
-    int epochs, max_steps, log_every, seed;
+    int epochs, max_steps, log_every, seed, num_classes;
 } run;
 
 static double now_s(void) {
@@ -266,9 +270,15 @@ static int setup_model(run *r, const char *resume, resume_info *ri) {
     if (resume) {
         st = rn_model_load(resume, NULL, &r->m);
     } else if (strcmp(init, "default") == 0 || strcmp(init, "xavier") == 0) {
-        st = rn_model_create(args_str(t, "arch"), r->train.channels, r->train.num_classes, &r->m);
+        st = rn_model_create(args_str(t, "arch"), r->train.channels,
+                             r->num_classes > 0 ? r->num_classes : r->train.num_classes, &r->m);
         if (st == RN_OK)
             st = rn_model_init(r->m, init, (uint64_t)r->seed);
+    } else if (r->num_classes > 0) {
+        int replaced = 0;
+        st = rn_model_load_finetune(init, NULL, r->num_classes, (uint64_t)r->seed, &r->m, &replaced);
+        if (st == RN_OK && replaced)
+            printf("fine-tuning: loaded %s except fc, freshly initialised for %d classes\n", init, r->num_classes);
     } else {
         st = rn_model_load(init, NULL, &r->m);
     }
@@ -276,9 +286,10 @@ static int setup_model(run *r, const char *resume, resume_info *ri) {
         cli_error("train", "%s", rn_last_error());
         return 0;
     }
-    if (rn_model_in_channels(r->m) != r->train.channels || rn_model_num_classes(r->m) < r->train.num_classes) {
-        cli_error("train", "the model takes %d channels and %d classes, the dataset has %d and %d",
-                  rn_model_in_channels(r->m), rn_model_num_classes(r->m), r->train.channels, r->train.num_classes);
+    /* fewer classes than the dataset names is allowed (a subset); a label outside stops training */
+    if (rn_model_in_channels(r->m) != r->train.channels) {
+        cli_error("train", "the model takes %d input channels, the dataset has %d", rn_model_in_channels(r->m),
+                  r->train.channels);
         return 0;
     }
     rn_train_config cfg;
@@ -290,6 +301,12 @@ static int setup_model(run *r, const char *resume, resume_info *ri) {
     cfg.weight_decay = atof(args_str(t, "weight-decay"));
     cfg.schedule = args_str(t, "schedule");
     cfg.label_smoothing = (float)atof(args_str(t, "label-smoothing"));
+    cfg.freeze_backbone = args_flag(t, "freeze-backbone");
+    if (strcmp(args_str(t, "lr-backbone"), "same") != 0) {
+        if (!cli_number_ok(t, "lr-backbone"))
+            return 0;
+        cfg.lr_backbone = atof(args_str(t, "lr-backbone"));
+    }
     int warmup;
     if (!args_int(t, "warmup", 0, 100000000, &warmup))
         return 0;
@@ -326,7 +343,8 @@ int cmd_train(int argc, char **argv) {
     if (!args_int(&t, "epochs", 1, 100000, &r.epochs) || !args_int(&t, "batch-size", 1, 65536, &batch) ||
         !args_int(&t, "image-size", 0, 4096, &size) || !args_int(&t, "seed", 0, 2147483647, &r.seed) ||
         !args_int(&t, "threads", 0, 1024, &threads) || !args_int(&t, "max-steps", 0, 2147483647, &r.max_steps) ||
-        !args_int(&t, "log-every", 0, 2147483647, &r.log_every))
+        !args_int(&t, "log-every", 0, 2147483647, &r.log_every) ||
+        !args_int(&t, "num-classes", 0, 1000000, &r.num_classes))
         return EXIT_USAGE;
     if (!cli_number_ok(&t, "lr") || !cli_number_ok(&t, "momentum") || !cli_number_ok(&t, "weight-decay") ||
         !cli_number_ok(&t, "label-smoothing"))

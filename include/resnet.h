@@ -80,7 +80,15 @@ rn_status rn_model_init(rn_model *model, const char *scheme, uint64_t seed);
  * unexpected, wrong-shape or wrong-dtype tensors fail with the key named. */
 rn_status rn_model_load(const char *path, const char *arch, rn_model **out);
 
-/* Loads the tensors of a safetensors file into an existing model. */
+/* For fine-tuning: loads `path` into a new model with `num_classes`
+ * outputs. Every tensor is loaded except, when the file's classifier has
+ * another number of classes, fc.weight and fc.bias, which keep PyTorch's
+ * default initialisation (seeded); *head_replaced (may be NULL) tells
+ * which happened. */
+rn_status rn_model_load_finetune(const char *path, const char *arch, int num_classes, uint64_t seed,
+                                 rn_model **out, int *head_replaced);
+
+/* Loads the tensors of a weights file into an existing model. */
 rn_status rn_model_load_weights(rn_model *model, const char *path);
 
 /* Writes the model's state_dict (PyTorch names, F32, I64 for

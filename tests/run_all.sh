@@ -36,6 +36,7 @@ run "resize_pil" "$PY" tools/check_resize_pil.py "$BUILD/tests/test_data"
 run "preprocess_pil" "$PY" tools/check_preprocess.py --tool "$BUILD/tests/test_image"
 run "train_parity" "$PY" tools/train_parity.py --resnet "$BUILD/resnet"
 run "train_real" tests/train_real.sh "$BUILD"
+run "finetune_parity" "$PY" tools/finetune_parity.py --resnet "$BUILD/resnet"
 run "parity" "$PY" tools/parity.py --resnet "$BUILD/resnet"
 
 echo

@@ -308,3 +308,5 @@ rn_status rn_model_forward(rn_model *m, const float *x, int n, int h, int w, rn_
     run_network(&ps, x, n, h, w, logits);
     return RN_OK;
 }
+
+const float *rn_model_features(const rn_model *m) { return m->plan ? m->plan->feat : NULL; }

@@ -110,6 +110,8 @@ void rn_model_init_default(rn_model *m, uint64_t seed);
 
 /* forward.c */
 void rn_plan_free(struct rn_plan *plan);
+/* The pooled features (feat, n) of the last rn_model_forward, channel-major. */
+const float *rn_model_features(const rn_model *m);
 
 /* backward.c: a training step's forward (saving what backward needs) and
  * backward. rn_model_train_forward returns the mean cross-entropy loss of

@@ -36,10 +36,13 @@ static rn_status weights_read(const char *path, st_file *f) {
     return st;
 }
 
-static rn_status copy_tensors(rn_model *m, const st_file *f, const char *path) {
+/* Copies every model tensor from f; with skip_head, fc.* keep their values. */
+static rn_status copy_tensors(rn_model *m, const st_file *f, const char *path, int skip_head) {
     m->version++;
     for (int i = 0; i < m->n_tensors; i++) {
         const rn_tensor_ref *t = &m->tensors[i];
+        if (skip_head && strncmp(t->name, "fc.", 3) == 0)
+            continue;
         const st_tensor *s = st_find(f, t->name);
         if (!s)
             return rn_fail(RN_ERR_MISMATCH, "%s: missing tensor '%s' for %s", path, t->name,
@@ -84,7 +87,7 @@ rn_status rn_model_load_weights(rn_model *m, const char *path) {
         return rn_fail(RN_ERR_ARG, "rn_model_load_weights: NULL argument");
     st_file f;
     RN_TRY(weights_read(path, &f));
-    rn_status st = copy_tensors(m, &f, path);
+    rn_status st = copy_tensors(m, &f, path, 0);
     st_free(&f);
     return st;
 }
@@ -110,44 +113,73 @@ static rn_status dim_of(const st_file *f, const char *path, const char *key, int
     return RN_OK;
 }
 
-rn_status rn_model_load(const char *path, const char *arch, rn_model **out) {
-    if (!path || !out)
-        return rn_fail(RN_ERR_ARG, "rn_model_load: NULL argument");
+/* Reads a weights file and creates the model it describes (num_classes > 0
+ * overrides the classifier size; *file_classes receives the file's). */
+static rn_status load_file_model(const char *path, const char *arch, int num_classes, st_file *f,
+                                 rn_model **out, int *file_classes) {
     *out = NULL;
-    st_file f;
-    RN_TRY(weights_read(path, &f));
-
+    RN_TRY(weights_read(path, f));
     rn_status st = RN_OK;
     const rn_arch_desc *a = NULL;
     if (!arch)
-        arch = st_meta_get(&f, "arch");
+        arch = st_meta_get(f, "arch");
     if (arch) {
         a = rn_arch_find(arch);
         if (!a)
             st = rn_fail(RN_ERR_ARG, "%s: unknown architecture '%s'", path, arch);
     } else {
-        a = rn_arch_guess(st_shape_of, &f);
+        a = rn_arch_guess(st_shape_of, f);
         if (!a)
             st = rn_fail(RN_ERR_MISMATCH,
                          "%s: cannot tell the architecture from the tensor names; pass --arch", path);
     }
-    int in_channels = 0, num_classes = 0;
+    int in_channels = 0;
     if (st == RN_OK)
-        st = dim_of(&f, path, a->kind == RN_BLOCK_D2L ? "conv.block.0.weight" : "conv1.weight", 4, 1,
+        st = dim_of(f, path, a->kind == RN_BLOCK_D2L ? "conv.block.0.weight" : "conv1.weight", 4, 1,
                     &in_channels);
     if (st == RN_OK)
-        st = dim_of(&f, path, "fc.weight", 2, 0, &num_classes);
-    rn_model *m = NULL;
+        st = dim_of(f, path, "fc.weight", 2, 0, file_classes);
     if (st == RN_OK)
-        st = rn_model_create(a->name, in_channels, num_classes, &m);
-    if (st == RN_OK)
-        st = copy_tensors(m, &f, path);
+        st = rn_model_create(a->name, in_channels, num_classes > 0 ? num_classes : *file_classes, out);
+    if (st != RN_OK)
+        st_free(f);
+    return st;
+}
+
+rn_status rn_model_load(const char *path, const char *arch, rn_model **out) {
+    if (!path || !out)
+        return rn_fail(RN_ERR_ARG, "rn_model_load: NULL argument");
+    st_file f;
+    int classes = 0;
+    RN_TRY(load_file_model(path, arch, 0, &f, out, &classes));
+    rn_status st = copy_tensors(*out, &f, path, 0);
     st_free(&f);
     if (st != RN_OK) {
-        rn_model_free(m);
+        rn_model_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+rn_status rn_model_load_finetune(const char *path, const char *arch, int num_classes, uint64_t seed,
+                                 rn_model **out, int *head_replaced) {
+    if (!path || !out || num_classes < 1)
+        return rn_fail(RN_ERR_ARG, "rn_model_load_finetune: bad argument");
+    st_file f;
+    int classes = 0;
+    RN_TRY(load_file_model(path, arch, num_classes, &f, out, &classes));
+    int replace = classes != num_classes;
+    if (replace)
+        rn_model_init_default(*out, seed); /* the fresh classifier; the rest is overwritten */
+    rn_status st = copy_tensors(*out, &f, path, replace);
+    st_free(&f);
+    if (st != RN_OK) {
+        rn_model_free(*out);
+        *out = NULL;
         return st;
     }
-    *out = m;
+    if (head_replaced)
+        *head_replaced = replace;
     return RN_OK;
 }
 

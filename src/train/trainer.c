@@ -12,6 +12,7 @@
 #include "core/status.h"
 #include "io/safetensors.h"
 #include "model/model.h"
+#include "ops/ops.h"
 #include "train/optim.h"
 
 struct rn_trainer {
@@ -24,6 +25,9 @@ struct rn_trainer {
     float *state;             /* SGD: momentum buffers; AdamW: first moments */
     float *state2;            /* AdamW: second moments */
     int64_t steps;
+    /* --freeze-backbone: the head's own buffers, sized for the batch */
+    float *logits, *dlogits;  /* (n, num_classes) */
+    int head_batch;
 };
 
 void rn_train_config_default(rn_train_config *cfg) {
@@ -87,12 +91,43 @@ void rn_trainer_free(rn_trainer *t) {
         return;
     rn_free(t->state);
     rn_free(t->state2);
+    rn_free(t->logits);
+    rn_free(t->dlogits);
     free(t);
 }
 
 int64_t rn_trainer_steps(const rn_trainer *t) { return t->steps; }
 
 static int is_head(const rn_tensor_ref *r) { return strncmp(r->name, "fc.", 3) == 0; }
+
+/* A frozen backbone runs in eval mode (running statistics, not updated);
+ * only the classifier is differentiated: its gradients go to m->grads. */
+static rn_status head_forward_backward(rn_trainer *t, const float *x, const int32_t *labels, int n, int h,
+                                       int w, float *loss, int *correct) {
+    rn_model *m = t->m;
+    int K = m->num_classes;
+    for (int i = 0; i < n; i++)
+        if (labels[i] < 0 || labels[i] >= K)
+            return rn_fail(RN_ERR_ARG, "training batch: label %d of image %d is outside 0..%d",
+                           (int)labels[i], i, K - 1);
+    if (!m->grads && !(m->grads = rn_calloc(m->n_params, sizeof(float))))
+        return rn_fail(RN_ERR_NOMEM, "out of memory for gradients");
+    if (t->head_batch != n) {
+        rn_free(t->logits);
+        rn_free(t->dlogits);
+        t->logits = rn_alloc((size_t)n * K * sizeof(float));
+        t->dlogits = rn_alloc((size_t)n * K * sizeof(float));
+        t->head_batch = t->logits && t->dlogits ? n : 0;
+        if (!t->head_batch)
+            return rn_fail(RN_ERR_NOMEM, "out of memory for the classifier's buffers");
+    }
+    RN_TRY(rn_model_forward(m, x, n, h, w, RN_MODE_EVAL, t->logits));
+    *loss = softmax_cross_entropy(t->logits, (const int *)labels, n, K, t->cfg.label_smoothing, t->dlogits,
+                                  correct);
+    linear_backward(rn_model_features(m), m->feat, n, m->fc_w, K, t->dlogits, NULL, rn_grad_of(m, m->fc_w),
+                    rn_grad_of(m, m->fc_b));
+    return RN_OK;
+}
 
 rn_status rn_trainer_step(rn_trainer *t, const float *x, const int32_t *labels, int n, int h, int w,
                           rn_step_result *result) {
@@ -101,8 +136,12 @@ rn_status rn_trainer_step(rn_trainer *t, const float *x, const int32_t *labels, 
     rn_model *m = t->m;
     float loss = 0.0f;
     int correct = 0;
-    RN_TRY(rn_model_train_forward(m, x, labels, n, h, w, t->cfg.label_smoothing, 1, &loss, &correct));
-    RN_TRY(rn_model_train_backward(m));
+    if (t->cfg.freeze_backbone)
+        RN_TRY(head_forward_backward(t, x, labels, n, h, w, &loss, &correct));
+    else {
+        RN_TRY(rn_model_train_forward(m, x, labels, n, h, w, t->cfg.label_smoothing, 1, &loss, &correct));
+        RN_TRY(rn_model_train_backward(m));
+    }
 
     double lr = rn_schedule_lr(&t->sched, t->steps);
     double scale = t->cfg.lr > 0.0 ? lr / t->cfg.lr : 0.0;
