@@ -11,10 +11,12 @@
 #include "args.h"
 #include "commands.h"
 #include "resnet.h"
+#include "run_common.h"
 
 static arg_spec SPECS[] = {
     {"arch", ARG_STRING, "resnet18", "architecture", 0, 0},
     {"weights", ARG_STRING, "none", "safetensors weights to load; none: default initialisation", 0, 0},
+    {"stem", ARG_STRING, "imagenet", "imagenet (7x7/2 conv + max-pool) or cifar (3x3/1 conv, no max-pool)", 0, 0},
     {"in-channels", ARG_INT, "3", "input channels (ignored with --weights)", 0, 0},
     {"num-classes", ARG_INT, "1000", "output classes (ignored with --weights)", 0, 0},
     {"batch-size", ARG_INT, "32", "images per batch", 0, 0},
@@ -23,6 +25,7 @@ static arg_spec SPECS[] = {
     {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
     {"warmup", ARG_INT, "2", "untimed batches first", 0, 0},
     {"repeats", ARG_INT, "10", "timed batches", 0, 0},
+    {"train", ARG_FLAG, NULL, "time a training step (forward, backward, SGD update) instead of inference", 0, 0},
     {"json", ARG_FLAG, NULL, "print one JSON object instead of text", 0, 0},
 };
 
@@ -60,7 +63,9 @@ int cmd_bench(int argc, char **argv) {
     rn_model *m = NULL;
     const char *weights = args_str(&t, "weights");
     rn_status st = strcmp(weights, "none") == 0
-                       ? rn_model_create(args_str(&t, "arch"), in_ch, classes, &m)
+                       ? (cli_stem(&t) < 0 ? RN_ERR_ARG
+                                           : rn_model_create_stem(args_str(&t, "arch"), in_ch, classes,
+                                                                  (rn_stem)cli_stem(&t), &m))
                        : rn_model_load(weights, t.specs[0].set ? args_str(&t, "arch") : NULL, &m);
     if (st != RN_OK) {
         cli_error("bench", "%s", rn_last_error());
@@ -68,11 +73,26 @@ int cmd_bench(int argc, char **argv) {
     }
     in_ch = rn_model_in_channels(m);
     size_t nx = (size_t)batch * (size_t)in_ch * (size_t)size * (size_t)size;
+    int train = args_flag(&t, "train");
+    rn_trainer *tr = NULL;
+    int32_t *labels = malloc((size_t)batch * sizeof *labels);
+    if (train) {
+        rn_train_config cfg;
+        rn_train_config_default(&cfg);
+        cfg.lr = 0.01;
+        cfg.momentum = 0.9;
+        if (rn_trainer_create(m, &cfg, &tr) != RN_OK) {
+            cli_error("bench", "%s", rn_last_error());
+            rn_model_free(m);
+            free(labels);
+            return EXIT_RUNTIME;
+        }
+    }
     float *x = malloc(nx * sizeof *x);
     float *y = malloc((size_t)batch * (size_t)rn_model_num_classes(m) * sizeof *y);
     double *ms = malloc((size_t)repeats * sizeof *ms);
     int status = EXIT_RUNTIME;
-    if (!x || !y || !ms) {
+    if (!x || !y || !ms || !labels) {
         cli_error("bench", "out of memory");
         goto done;
     }
@@ -81,9 +101,13 @@ int cmd_bench(int argc, char **argv) {
         s = s * 1664525u + 1013904223u;
         x[i] = (float)(s >> 8) / 16777216.0f * 2.0f - 1.0f;
     }
+    for (int i = 0; i < batch; i++)
+        labels[i] = i % rn_model_num_classes(m);
     for (int i = 0; i < warmup + repeats; i++) {
         double t0 = now_ms();
-        if (rn_model_forward(m, x, batch, size, size, mode, y) != RN_OK) {
+        rn_status st = train ? rn_trainer_step(tr, x, labels, batch, size, size, NULL)
+                             : rn_model_forward(m, x, batch, size, size, mode, y);
+        if (st != RN_OK) {
             cli_error("bench", "%s", rn_last_error());
             goto done;
         }
@@ -96,7 +120,11 @@ int cmd_bench(int argc, char **argv) {
     qsort(ms, (size_t)repeats, sizeof *ms, cmp_double);
     double med = repeats % 2 ? ms[repeats / 2] : 0.5 * (ms[repeats / 2 - 1] + ms[repeats / 2]);
     double ips = batch * 1e3 / med;
-    double gflops = rn_model_flops(m, size, size) * batch / (med * 1e6);
+    /* a training step: forward + backward (data and weight gradients), about 3 forward passes */
+    double flops_per_image = rn_model_flops(m, size, size) * (train ? 3.0 : 1.0);
+    double gflops = flops_per_image * batch / (med * 1e6);
+    if (train)
+        mode_s = "train-step";
     if (args_flag(&t, "json")) {
         printf("{\"arch\": \"%s\", \"mode\": \"%s\", \"batch_size\": %d, \"image_size\": %d, "
                "\"in_channels\": %d, \"num_classes\": %d, \"threads\": %d, \"repeats\": %d, "
@@ -109,13 +137,15 @@ int cmd_bench(int argc, char **argv) {
                size, rn_get_threads(), repeats);
         printf("ms per batch: median %.2f, min %.2f, max %.2f\n", med, ms[0], ms[repeats - 1]);
         printf("images/s: %.1f\nGFLOP/s: %.1f (%.3f GFLOP per image)\n", ips, gflops,
-               rn_model_flops(m, size, size) / 1e9);
+               flops_per_image / 1e9);
     }
     status = 0;
 done:
     free(x);
     free(y);
     free(ms);
+    free(labels);
+    rn_trainer_free(tr);
     rn_model_free(m);
     return status;
 }

@@ -5,9 +5,11 @@
 #include "args.h"
 #include "commands.h"
 #include "resnet.h"
+#include "run_common.h"
 
 static arg_spec SPECS[] = {
     {"arch", ARG_STRING, NULL, "architecture: d2l_resnet18, resnet18, resnet34, resnet50, resnet101, resnet152", 0, 0},
+    {"stem", ARG_STRING, "imagenet", "imagenet (7x7/2 conv + max-pool) or cifar (3x3/1 conv, no max-pool)", 0, 0},
     {"in-channels", ARG_INT, "3", "input channels", 0, 0},
     {"num-classes", ARG_INT, "1000", "output classes", 0, 0},
     {"init", ARG_STRING, "default", "default (PyTorch's initialisation for the architecture) or xavier", 0, 0},
@@ -26,7 +28,8 @@ int cmd_init(int argc, char **argv) {
         !args_int(&t, "seed", 0, 2147483647, &seed))
         return EXIT_USAGE;
     rn_model *m = NULL;
-    if (rn_model_create(args_str(&t, "arch"), in_ch, classes, &m) != RN_OK ||
+    if (cli_stem(&t) < 0 ||
+        rn_model_create_stem(args_str(&t, "arch"), in_ch, classes, (rn_stem)cli_stem(&t), &m) != RN_OK ||
         rn_model_init(m, args_str(&t, "init"), (uint64_t)seed) != RN_OK) {
         cli_error("init", "%s", rn_last_error());
         rn_model_free(m);

@@ -25,6 +25,7 @@
 
 static arg_spec SPECS[] = {
     {"arch", ARG_STRING, "d2l_resnet18", "architecture (ignored with --resume or --init FILE)", 0, 0},
+    {"stem", ARG_STRING, "imagenet", "imagenet (7x7/2 conv + max-pool) or cifar (3x3/1 conv, no max-pool, for small images)", 0, 0},
     {"data", ARG_STRING, NULL, "dataset directory", 0, 0},
     {"dataset", ARG_STRING, "fashion-mnist", "fashion-mnist, mnist, cifar10, folder (DIR/train/CLASS/*, DIR/val/CLASS/*) or folder-gray", 0, 0},
     {"epochs", ARG_INT, "10", "epochs to train (in all, counting resumed ones)", 0, 0},
@@ -111,7 +112,8 @@ static int save_checkpoint(run *r, int64_t epoch, int64_t position) {
     snprintf(pos, sizeof pos, "%lld", (long long)position);
     snprintf(seed, sizeof seed, "%d", r->seed);
     const char *keys[] = {"image_size", "normalize", "dataset", "stem"};
-    const char *vals[] = {size, r->norm_text, args_str(r->t, "dataset"), "imagenet"};
+    const char *vals[] = {size, r->norm_text, args_str(r->t, "dataset"),
+                          rn_model_stem(r->m) == RN_STEM_CIFAR ? "cifar" : "imagenet"};
     const char *okeys[] = {"epoch", "position", "seed"};
     const char *ovals[] = {ep, pos, seed};
     if (rn_model_save_meta(r->m, r->save, keys, vals, 4) != RN_OK ||
@@ -270,8 +272,9 @@ static int setup_model(run *r, const char *resume, resume_info *ri) {
     if (resume) {
         st = rn_model_load(resume, NULL, &r->m);
     } else if (strcmp(init, "default") == 0 || strcmp(init, "xavier") == 0) {
-        st = rn_model_create(args_str(t, "arch"), r->train.channels,
-                             r->num_classes > 0 ? r->num_classes : r->train.num_classes, &r->m);
+        st = rn_model_create_stem(args_str(t, "arch"), r->train.channels,
+                                  r->num_classes > 0 ? r->num_classes : r->train.num_classes,
+                                  (rn_stem)cli_stem(t), &r->m);
         if (st == RN_OK)
             st = rn_model_init(r->m, init, (uint64_t)r->seed);
     } else if (r->num_classes > 0) {
@@ -373,6 +376,8 @@ int cmd_train(int argc, char **argv) {
     r.lcfg.image_size = size;
     r.lcfg.shuffle = !args_flag(&t, "no-shuffle");
     r.lcfg.seed = (uint64_t)r.seed;
+    if (cli_stem(&t) < 0)
+        return EXIT_USAGE;
     const char *data = args_str(&t, "data"), *kind = args_str(&t, "dataset");
     int folder = strncmp(kind, "folder", 6) == 0;
     if (!cli_parse_augment(&t, &r.lcfg, folder ? "crop+flip" : "none") ||

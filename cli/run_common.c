@@ -6,6 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+int cli_stem(const arg_table *t) {
+    const char *s = args_str(t, "stem");
+    if (strcmp(s, "imagenet") == 0)
+        return RN_STEM_IMAGENET;
+    if (strcmp(s, "cifar") == 0)
+        return RN_STEM_CIFAR;
+    cli_error(t->command, "--stem must be imagenet or cifar, got '%s'", s);
+    return -1;
+}
+
 int cli_number_ok(const arg_table *t, const char *name) {
     const char *v = args_str(t, name);
     char *end = NULL;

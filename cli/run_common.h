@@ -7,6 +7,9 @@
 #include "args.h"
 #include "data/dataset.h"
 
+/* --stem: RN_STEM_IMAGENET or RN_STEM_CIFAR; -1 (after an error message) otherwise. */
+int cli_stem(const arg_table *t);
+
 /* The flag holds a finite number; prints an error otherwise. */
 int cli_number_ok(const arg_table *t, const char *name);
 

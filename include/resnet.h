@@ -68,6 +68,15 @@ const char *rn_arch_name(int index);
 rn_status rn_model_create(const char *arch, int in_channels, int num_classes,
                           rn_model **out);
 
+/* The stem: "imagenet" (7x7/2 conv + 3x3/2 max-pool, the default) or
+ * "cifar" (3x3/1 conv, no max-pool: for 32x32 and smaller images). */
+typedef enum rn_stem { RN_STEM_IMAGENET = 0, RN_STEM_CIFAR = 1 } rn_stem;
+
+/* As rn_model_create, with a choice of stem. */
+rn_status rn_model_create_stem(const char *arch, int in_channels, int num_classes, rn_stem stem,
+                               rn_model **out);
+rn_stem rn_model_stem(const rn_model *model);
+
 /* Re-initialises every parameter. scheme "default": PyTorch's defaults for
  * the architecture (torchvision: kaiming_normal fan_out convs; D2L: the
  * nn.Conv2d/nn.Linear defaults); "xavier": xavier_uniform weights. BatchNorm

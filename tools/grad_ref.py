@@ -60,7 +60,9 @@ def load_model(weights, arch=None):
         if conv is None or "fc.weight" not in tensors:
             raise ValueError("%s: cannot infer in_channels/num_classes" % weights)
         cin, k = int(conv.shape[1]), int(tensors["fc.weight"].shape[0])
-    model = build_model(arch, cin, k)
+    conv = next((tensors[n] for n in FIRST_CONV_KEYS if n in tensors), None)
+    stem = "cifar" if conv is not None and conv.shape[2] == 3 else "imagenet"
+    model = build_model(arch, cin, k, stem=stem)
     state = {n: t.float() if t.is_floating_point() else t for n, t in tensors.items()}
     model.load_state_dict(state, strict=True)
     missing = [n for n in model.state_dict() if n not in state]

@@ -64,6 +64,10 @@ CASES = [
     ("resnext50_32x4d", "eval", (224, 224), 3, 1000, 2),
     ("resnext50_32x4d", "train", (64, 64), 1, 10, 4),
     ("resnext101_32x8d", "train", (64, 48), 3, 1000, 2),
+    # the CIFAR stem (3x3 stride-1 conv, no max-pool)
+    ("d2l_resnet18", "train", (28, 28), 1, 10, 4, "cifar"),
+    ("resnet18", "eval", (32, 32), 3, 10, 2, "cifar"),
+    ("resnet50", "train", (32, 32), 3, 100, 4, "cifar"),
 ]
 
 QUICK = [
@@ -76,9 +80,10 @@ QUICK = [
 
 
 def run_case(idx, case, args, tmp):
-    arch, mode, (h, w), cin, k, n = case
+    arch, mode, (h, w), cin, k, n = case[:6]
+    stem = case[6] if len(case) > 6 else "imagenet"
     seed = 1000 + idx
-    model = build_model(arch, cin, k)
+    model = build_model(arch, cin, k, stem=stem)
     randomize(model, seed=seed)
     wpath = os.path.join(tmp, "w%d.safetensors" % idx)
     xpath = os.path.join(tmp, "x%d.npy" % idx)
@@ -132,8 +137,9 @@ def run_case(idx, case, args, tmp):
         with torch.no_grad():
             y32 = m32(x).double().numpy()
         extra = "  torch32 rel=%.2e" % (np.abs(y32 - y_ref).max() / ymax)
-    print("%-12s %-5s %3dx%-3d in=%d classes=%-4d batch=%d  rel=%.2e  max|y_ref|=%.3g  %s"
-          "  (cli %.1fs, ref %.1fs)%s" % (arch, mode, h, w, cin, k, n, rel, ymax,
+    print("%-12s %-5s %3dx%-3d in=%d classes=%-4d batch=%d%s  rel=%.2e  max|y_ref|=%.3g  %s"
+          "  (cli %.1fs, ref %.1fs)%s" % (arch, mode, h, w, cin, k, n, " stem=cifar" if stem == "cifar" else "",
+                                          rel, ymax,
                                           "PASS" if ok else "FAIL", t_cli, t_ref, extra),
           flush=True)
     if msg:

@@ -73,7 +73,17 @@ class D2LResNet18(nn.Module):
         return self.fc(self.flatten(self.pool(self.conv(x))))
 
 
-def build_model(arch, in_channels=3, num_classes=1000):
+def build_model(arch, in_channels=3, num_classes=1000, stem="imagenet"):
+    """stem "cifar": the first conv is 3x3 stride 1 (padding 1) and there is no max-pool."""
+    if stem == "cifar":
+        m = build_model(arch, in_channels, num_classes)
+        if arch == "d2l_resnet18":
+            m.conv.block[0] = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1)
+            m.conv.block[3] = nn.Identity()
+        else:
+            m.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+            m.maxpool = nn.Identity()
+        return m
     if arch == "d2l_resnet18":
         return D2LResNet18(in_channels, num_classes)
     if arch not in ARCHS:

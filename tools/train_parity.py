@@ -62,9 +62,10 @@ def save_model(path, arch, model, in_ch, classes):
 # ---- 1. gradients -----------------------------------------------------------------------
 
 def check_grads(resnet, tmp):
-    cases = [("d2l_resnet18", 1, 10, 4, 32), ("resnet18", 3, 10, 4, 64), ("resnet50", 3, 10, 4, 64)]
-    for arch, in_ch, classes, n, size in cases:
-        model = randomize(build_model(arch, in_ch, classes), seed=11)
+    cases = [("d2l_resnet18", 1, 10, 4, 32, "imagenet"), ("resnet18", 3, 10, 4, 64, "imagenet"),
+             ("resnet50", 3, 10, 4, 64, "imagenet"), ("resnet18", 3, 10, 4, 32, "cifar")]
+    for arch, in_ch, classes, n, size, stem in cases:
+        model = randomize(build_model(arch, in_ch, classes, stem=stem), seed=11)
         w = os.path.join(tmp, arch + "_g.safetensors")
         save_model(w, arch, model, in_ch, classes)
         rng = np.random.default_rng(7)
@@ -103,8 +104,8 @@ def check_grads(resnet, tmp):
                 worst, worst_name = rel, name
             if not ok:
                 bad.append(name)
-        report(not bad, "%s gradients of %d tensors (batch %d, %dx%d): worst rel error %.2e (%s)%s" % (
-            arch, len(gr), n, size, size, worst, worst_name, "; failing: %s" % bad[:5] if bad else ""))
+        report(not bad, "%s gradients of %d tensors (batch %d, %dx%d, %s stem): worst rel error %.2e (%s)%s" % (
+            arch, len(gr), n, size, size, stem, worst, worst_name, "; failing: %s" % bad[:5] if bad else ""))
 
 
 # ---- datasets on disk ------------------------------------------------------------------------

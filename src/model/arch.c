@@ -155,9 +155,10 @@ static void build(builder *b) {
 
     m->expansion = expansion;
     snprintf(m->stem_seq_name, sizeof m->stem_seq_name, "%s", d2l ? "conv.block" : "");
+    int cifar = m->stem_kind == RN_STEM_CIFAR;
     add_unit(b, &m->stem, d2l ? "conv.block.0" : "conv1", d2l ? "conv.block.1" : "bn1",
-             m->in_channels, 64, 7, 2, d2l, 1);
-    m->stem.pad = 3;
+             m->in_channels, 64, cifar ? 3 : 7, cifar ? 1 : 2, d2l, 1);
+    m->stem.pad = cifar ? 1 : 3;
 
     static const int planes[4] = {64, 128, 256, 512};
     int inplanes = 64, bi = 0;
@@ -215,6 +216,13 @@ static void build(builder *b) {
 /* ---- creation ----------------------------------------------------------------------- */
 
 rn_status rn_model_create(const char *arch, int in_channels, int num_classes, rn_model **out) {
+    return rn_model_create_stem(arch, in_channels, num_classes, RN_STEM_IMAGENET, out);
+}
+
+rn_stem rn_model_stem(const rn_model *m) { return m->stem_kind; }
+
+rn_status rn_model_create_stem(const char *arch, int in_channels, int num_classes, rn_stem stem,
+                               rn_model **out) {
     if (!out)
         return rn_fail(RN_ERR_ARG, "rn_model_create: out is NULL");
     *out = NULL;
@@ -227,6 +235,8 @@ rn_status rn_model_create(const char *arch, int in_channels, int num_classes, rn
         return rn_fail(RN_ERR_ARG, "in_channels %d out of range 1..4096", in_channels);
     if (num_classes < 1 || num_classes > 1000000)
         return rn_fail(RN_ERR_ARG, "num_classes %d out of range 1..1000000", num_classes);
+    if (stem != RN_STEM_IMAGENET && stem != RN_STEM_CIFAR)
+        return rn_fail(RN_ERR_ARG, "unknown stem %d", (int)stem);
 
     rn_model *m = calloc(1, sizeof *m);
     if (!m)
@@ -234,6 +244,7 @@ rn_status rn_model_create(const char *arch, int in_channels, int num_classes, rn
     m->arch = a;
     m->in_channels = in_channels;
     m->num_classes = num_classes;
+    m->stem_kind = stem;
 
     builder b = {.m = m};
     build(&b);

@@ -125,11 +125,16 @@ static int layout(rn_model *m, rn_train_plan *tp, carver *c, size_t *act_max, si
 
     int *hp = &h, *wp = &w;
     ADD_SLOT(&m->stem, tp->x, NULL, 1);
-    int ph = maxpool2d_out_size(h, 3, 2, 1), pw = maxpool2d_out_size(w, 3, 2, 1);
-    if (ph < 1 || pw < 1)
-        return 0;
+    int ph = h, pw = w;
+    if (m->stem_kind == RN_STEM_IMAGENET) {
+        ph = maxpool2d_out_size(h, 3, 2, 1), pw = maxpool2d_out_size(w, 3, 2, 1);
+        if (ph < 1 || pw < 1)
+            return 0;
+        tp->pool = carve(c, (size_t)64 * n * ph * pw);
+    } else {
+        tp->pool = tp->slots[0].y; /* the CIFAR stem has no max-pool */
+    }
     tp->ph = ph, tp->pw = pw;
-    tp->pool = carve(c, (size_t)64 * n * ph * pw);
     h = ph, w = pw;
     const float *in = tp->pool;
     for (int b = 0; b < m->n_blocks; b++) {
@@ -256,7 +261,8 @@ rn_status rn_model_train_forward(rn_model *m, const float *x, const int32_t *lab
 
     slot *stem = &tp->slots[0];
     slot_forward(tp, stem, update_stats);
-    maxpool2d_forward(stem->y, 64 * n, stem->s.ho, stem->s.wo, 3, 2, 1, tp->pool);
+    if (m->stem_kind == RN_STEM_IMAGENET)
+        maxpool2d_forward(stem->y, 64 * n, stem->s.ho, stem->s.wo, 3, 2, 1, tp->pool);
     for (int k = 1; k < tp->n_slots; k++)
         slot_forward(tp, &tp->slots[k], update_stats);
 
@@ -355,7 +361,10 @@ rn_status rn_model_train_backward(rn_model *m) {
     /* stem: max-pool, ReLU, BN, conv (no input gradient needed) */
     slot *stem = &tp->slots[0];
     size_t stem_floats = stem->M * stem->u->cout;
-    maxpool2d_backward(stem->y, gout, 64 * n, stem->s.ho, stem->s.wo, 3, 2, 1, gin);
+    if (m->stem_kind == RN_STEM_IMAGENET)
+        maxpool2d_backward(stem->y, gout, 64 * n, stem->s.ho, stem->s.wo, 3, 2, 1, gin);
+    else
+        memcpy(gin, gout, stem_floats * sizeof *gin);
     relu_backward(stem->y, gin, stem_floats, gin);
     slot_backward_conv(m, tp, stem, slot_backward_bn(m, stem, gin, gin), NULL, 0.0f);
     return RN_OK;

@@ -156,18 +156,21 @@ static void run_network(pass *ps, const float *x_nchw, int n, int h, int w, floa
     if (!ps->dry)
         layout_nchw_to_cnhw(x_nchw, n, m->in_channels, (size_t)h * (size_t)w, spare);
 
-    /* stem: conv -> BN -> ReLU -> maxpool 3x3/2 */
-    run_unit(ps, &m->stem, spare, n, &h, &w, t1, NULL, 1, &folded_at);
+    /* stem: conv -> BN -> ReLU -> maxpool 3x3/2 (no max-pool for the CIFAR stem) */
+    int pool = m->stem_kind == RN_STEM_IMAGENET;
+    run_unit(ps, &m->stem, spare, n, &h, &w, pool ? t1 : cur, NULL, 1, &folded_at);
     if (ps->failed)
         return;
-    int ph = maxpool2d_out_size(h, 3, 2, 1), pw = maxpool2d_out_size(w, 3, 2, 1);
-    if (ph < 1 || pw < 1) {
-        ps->failed = 1;
-        return;
+    if (pool) {
+        int ph = maxpool2d_out_size(h, 3, 2, 1), pw = maxpool2d_out_size(w, 3, 2, 1);
+        if (ph < 1 || pw < 1) {
+            ps->failed = 1;
+            return;
+        }
+        if (!ps->dry)
+            maxpool2d_forward(t1, 64 * n, h, w, 3, 2, 1, cur);
+        h = ph, w = pw;
     }
-    if (!ps->dry)
-        maxpool2d_forward(t1, 64 * n, h, w, 3, 2, 1, cur);
-    h = ph, w = pw;
 
     for (int b = 0; b < m->n_blocks; b++) {
         const rn_block *blk = &m->blocks[b];

@@ -75,6 +75,7 @@ typedef struct rn_arch_desc {
 struct rn_model {
     const rn_arch_desc *arch;
     int in_channels, num_classes;
+    rn_stem stem_kind;            /* RN_STEM_CIFAR: 3x3/1 conv and no max-pool */
     int expansion;                /* 4 for Bottleneck, else 1 */
     char stage_names[4][RN_NAME_CAP];   /* "layer1" / "conv.resnet_block1" */
     char stem_seq_name[RN_NAME_CAP];    /* "conv.block" for D2L, "" for torchvision */

@@ -83,12 +83,14 @@ static void walk(const rn_model *m, int h, int w, table *t) {
     add_unit(t, &m->stem, sd, &h, &w, 1, name);
     if (t->failed)
         return;
-    h = maxpool2d_out_size(h, 3, 2, 1), w = maxpool2d_out_size(w, 3, 2, 1);
-    if (h < 1 || w < 1) {
-        t->failed = 1;
-        return;
+    if (m->stem_kind == RN_STEM_IMAGENET) {
+        h = maxpool2d_out_size(h, 3, 2, 1), w = maxpool2d_out_size(w, 3, 2, 1);
+        if (h < 1 || w < 1) {
+            t->failed = 1;
+            return;
+        }
+        add_row(t, d2l ? "conv.block.3" : "maxpool", "MaxPool2d", sd, 64, h, w, 0, 0, 1);
     }
-    add_row(t, d2l ? "conv.block.3" : "maxpool", "MaxPool2d", sd, 64, h, w, 0, 0, 1);
     close_row(t, seq_row, seq_first, 64, h, w);
 
     const char *block_type = d2l ? "Residual" : m->arch->kind == RN_BLOCK_BASIC ? "BasicBlock" : "Bottleneck";

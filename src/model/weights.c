@@ -133,14 +133,17 @@ static rn_status load_file_model(const char *path, const char *arch, int num_cla
             st = rn_fail(RN_ERR_MISMATCH,
                          "%s: cannot tell the architecture from the tensor names; pass --arch", path);
     }
-    int in_channels = 0;
+    int in_channels = 0, kernel = 7;
+    const char *stem_key = a && a->kind == RN_BLOCK_D2L ? "conv.block.0.weight" : "conv1.weight";
     if (st == RN_OK)
-        st = dim_of(f, path, a->kind == RN_BLOCK_D2L ? "conv.block.0.weight" : "conv1.weight", 4, 1,
-                    &in_channels);
+        st = dim_of(f, path, stem_key, 4, 1, &in_channels);
+    if (st == RN_OK)
+        st = dim_of(f, path, stem_key, 4, 2, &kernel);
     if (st == RN_OK)
         st = dim_of(f, path, "fc.weight", 2, 0, file_classes);
     if (st == RN_OK)
-        st = rn_model_create(a->name, in_channels, num_classes > 0 ? num_classes : *file_classes, out);
+        st = rn_model_create_stem(a->name, in_channels, num_classes > 0 ? num_classes : *file_classes,
+                                  kernel == 3 ? RN_STEM_CIFAR : RN_STEM_IMAGENET, out);
     if (st != RN_OK)
         st_free(f);
     return st;
