@@ -161,7 +161,7 @@ static int train_loop(run *r, int64_t start_epoch, int64_t start_position) {
         return EXIT_RUNTIME;
     }
     int status = 0;
-    double run_start = now_s();
+    double train_total = 0.0; /* seconds spent training (not evaluating) */
     int64_t run_images = 0;
     for (int64_t epoch = start_epoch; epoch < r->epochs && status == 0; epoch++) {
         double t0 = now_s(), loss_sum = 0.0, lr = 0.0;
@@ -212,6 +212,7 @@ static int train_loop(run *r, int64_t start_epoch, int64_t start_position) {
         if (status != 0)
             break;
         double train_secs = now_s() - t0;
+        train_total += train_secs;
         if (stopped) {
             if (!r->quiet && r->tty)
                 fputc('\n', stderr);
@@ -255,10 +256,9 @@ static int train_loop(run *r, int64_t start_epoch, int64_t start_position) {
         if (r->save[0] && !save_checkpoint(r, epoch + 1, 0))
             status = EXIT_RUNTIME;
     }
-    double total = now_s() - run_start;
     if (status == 0 && run_images)
-        printf("trained on %lld images in %.1f s (%.0f img/s)\n", (long long)run_images, total,
-               run_images / (total > 0 ? total : 1e-9));
+        printf("trained on %lld images in %.1f s of training (%.0f img/s)\n", (long long)run_images, train_total,
+               run_images / (train_total > 0 ? train_total : 1e-9));
     free(x), free(labels);
     return status;
 }
