@@ -23,10 +23,25 @@ static arg_spec *find(const arg_table *t, const char *name) {
     return NULL;
 }
 
+/* The ARG_POSITIONAL entry, or NULL. */
+static arg_spec *positional_spec(const arg_table *t) {
+    for (int i = 0; i < t->count; i++)
+        if (t->specs[i].kind == ARG_POSITIONAL)
+            return &t->specs[i];
+    return NULL;
+}
+
 void args_print_help(const arg_table *t) {
-    printf("usage: resnet %s [flags]\n%s\n\nflags:\n", t->command, t->summary);
+    const arg_spec *p = positional_spec(t);
+    printf("usage: resnet %s [flags]%s%s\n%s\n\n", t->command, p ? " " : "", p ? p->name : "",
+           t->summary);
+    if (p)
+        printf("arguments:\n  %-26s %s\n\n", p->name, p->help);
+    printf("flags:\n");
     for (int i = 0; i < t->count; i++) {
         const arg_spec *s = &t->specs[i];
+        if (s->kind == ARG_POSITIONAL)
+            continue;
         char left[64];
         snprintf(left, sizeof left, "--%s%s", s->name,
                  s->kind == ARG_FLAG ? "" : s->kind == ARG_INT ? " N" : " VALUE");
@@ -46,11 +61,24 @@ int args_parse(arg_table *t, int argc, char **argv) {
         t->specs[i].value = t->specs[i].def;
         t->specs[i].set = 0;
     }
+    arg_spec *pos = positional_spec(t);
+    int n_pos = 0, only_positional = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        if (pos && (only_positional || a[0] != '-' || a[1] == '\0')) {
+            /* Move it to argv[1 + n_pos], shifting the flags seen so far up by one. */
+            char *arg = argv[i];
+            memmove(&argv[2 + n_pos], &argv[1 + n_pos], (size_t)(i - 1 - n_pos) * sizeof *argv);
+            argv[1 + n_pos++] = arg;
+            continue;
+        }
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             args_print_help(t);
             return 1;
+        }
+        if (pos && strcmp(a, "--") == 0) {
+            only_positional = 1;
+            continue;
         }
         if (strncmp(a, "--", 2) != 0) {
             cli_error(t->command, "unexpected argument '%s' (see resnet %s --help)", a, t->command);
@@ -64,7 +92,7 @@ int args_parse(arg_table *t, int argc, char **argv) {
         memcpy(name, a + 2, len);
         name[len] = '\0';
         arg_spec *s = find(t, name);
-        if (!s) {
+        if (!s || s->kind == ARG_POSITIONAL) {
             cli_error(t->command, "unknown flag '--%s' (see resnet %s --help)", name, t->command);
             return -1;
         }
@@ -84,15 +112,29 @@ int args_parse(arg_table *t, int argc, char **argv) {
         }
         s->set = 1;
     }
+    if (pos) {
+        pos->set = n_pos;
+        pos->value = n_pos ? argv[1] : NULL;
+        if (n_pos == 0 && !pos->def) {
+            cli_error(t->command, "missing %s (see resnet %s --help)", pos->name, t->command);
+            return -1;
+        }
+    }
     for (int i = 0; i < t->count; i++) {
         const arg_spec *s = &t->specs[i];
-        if (s->kind != ARG_FLAG && !s->value) {
+        if (s->kind != ARG_FLAG && s->kind != ARG_POSITIONAL && !s->value) {
             cli_error(t->command, "missing required flag '--%s' (see resnet %s --help)", s->name,
                       t->command);
             return -1;
         }
     }
     return 0;
+}
+
+char **args_positional(const arg_table *t, char **argv, int *count) {
+    const arg_spec *p = positional_spec(t);
+    *count = p ? p->set : 0;
+    return argv + 1;
 }
 
 const char *args_str(const arg_table *t, const char *name) {

@@ -3,19 +3,26 @@
  *
  * Each command declares a table of flags with defaults and help text; the
  * same table parses argv, prints `--help`, and answers typed look-ups.
+ *
+ * A command that takes positional arguments (`resnet predict ... IMAGE...`)
+ * adds one ARG_POSITIONAL entry, named as its usage line shows them:
+ *     {"IMAGE...", ARG_POSITIONAL, NULL, "JPEG or PNG files", 0, 0}
+ * def NULL: at least one is required; def "": none is fine. Arguments that do
+ * not start with "-" (and "-" itself, and everything after "--") are then
+ * positional; without such an entry they are an error.
  */
 #ifndef RN_CLI_ARGS_H
 #define RN_CLI_ARGS_H
 
-typedef enum arg_kind { ARG_STRING, ARG_INT, ARG_FLAG } arg_kind;
+typedef enum arg_kind { ARG_STRING, ARG_INT, ARG_FLAG, ARG_POSITIONAL } arg_kind;
 
 typedef struct arg_spec {
     const char *name;       /* without the leading "--" */
     arg_kind kind;
     const char *def;        /* default, as text; NULL: required (or none for flags) */
     const char *help;
-    const char *value;      /* filled by args_parse */
-    int set;
+    const char *value;      /* filled by args_parse (ARG_POSITIONAL: the first one) */
+    int set;                /* given on the command line (ARG_POSITIONAL: how many) */
 } arg_spec;
 
 typedef struct arg_table {
@@ -27,10 +34,16 @@ typedef struct arg_table {
 
 /* Parses argv[1..argc-1] (argv[0] is the command name). Returns 0 on
  * success, 1 if --help was printed (exit 0), -1 after printing an error
- * (exit 2). Required flags (def == NULL, not ARG_FLAG) are enforced unless
- * `optional_required` names them ("arch" may be taken from a file). */
+ * (exit 2). Required flags (def == NULL, not ARG_FLAG) are enforced.
+ * With an ARG_POSITIONAL entry, argv is reordered as getopt does: the
+ * positional arguments move, in their order, to argv[1..n] (the strings
+ * themselves, and the values the table points to, do not change). */
 int args_parse(arg_table *t, int argc, char **argv);
 void args_print_help(const arg_table *t);
+
+/* The positional arguments after args_parse(t, argc, argv): argv + 1, with
+ * their number in *count (0 without an ARG_POSITIONAL entry). */
+char **args_positional(const arg_table *t, char **argv, int *count);
 
 const char *args_str(const arg_table *t, const char *name);
 int args_flag(const arg_table *t, const char *name);

@@ -18,6 +18,8 @@ static const command COMMANDS[] = {
     {"train", cmd_train, "train a model on a dataset (Fashion-MNIST, MNIST, CIFAR-10)"},
     {"eval", cmd_eval, "evaluate a checkpoint: loss, top-1/top-5, per-class accuracy, confusion matrix"},
     {"plot", cmd_plot, "render a training log as SVG curves"},
+    {"predict", cmd_predict, "classify JPEG/PNG images: top-k classes with probabilities"},
+    {"convert", cmd_convert, "convert a PyTorch .pth checkpoint (or any weights file) to safetensors"},
     {"info", cmd_info, "print the layer table (output shapes, parameters, MACs) of an architecture"},
     {"forward", cmd_forward, "run a forward pass: weights + input .npy -> logits .npy"},
     {"bench", cmd_bench, "time inference and report images/s and GFLOP/s"},

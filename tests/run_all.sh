@@ -37,6 +37,7 @@ run "preprocess_pil" "$PY" tools/check_preprocess.py --tool "$BUILD/tests/test_i
 run "train_parity" "$PY" tools/train_parity.py --resnet "$BUILD/resnet"
 run "train_real" tests/train_real.sh "$BUILD"
 run "finetune_parity" "$PY" tools/finetune_parity.py --resnet "$BUILD/resnet"
+run "predict_parity" "$PY" tools/predict_parity.py --resnet "$BUILD/resnet"
 run "parity" "$PY" tools/parity.py --resnet "$BUILD/resnet"
 
 echo

@@ -26,11 +26,6 @@
 #define CIFAR_MAX_FILES 5
 #define CIFAR_META_MAX 4096
 
-static const char *const cifar_names[CIFAR_CLASSES] = {
-    "airplane", "automobile", "bird", "cat", "deer",
-    "dog", "frog", "horse", "ship", "truck",
-};
-
 /* ---------------------------------------------------------------------------
  * Files
  * ------------------------------------------------------------------------- */
@@ -198,7 +193,8 @@ rn_status rn_cifar10_load(const char *dir, int train, rn_dataset *out) {
     if (st == RN_OK) {
         snprintf(path, sizeof path, "%s/batches.meta.txt", base);
         st = file_exists(path) ? read_meta(path, out)
-                               : rn_dataset_set_class_names(out, cifar_names, CIFAR_CLASSES);
+                               : rn_dataset_set_class_names(out, rn_dataset_builtin_names("cifar10", NULL),
+                                                            CIFAR_CLASSES);
     }
     out->num_classes = CIFAR_CLASSES;
     if (st != RN_OK)

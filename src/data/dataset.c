@@ -7,6 +7,7 @@
 
 #include "core/status.h"
 #include "data/dataset.h"
+#include "data/imagenet_classes.h"
 
 static const char *const fashion_names[10] = {
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -16,6 +17,27 @@ static const char *const fashion_names[10] = {
 static const char *const digit_names[10] = {
     "0", "1", "2", "3", "4", "5", "6", "7", "8", "9",
 };
+
+static const char *const cifar10_names[10] = {
+    "airplane", "automobile", "bird", "cat", "deer",
+    "dog", "frog", "horse", "ship", "truck",
+};
+
+const char *const *rn_dataset_builtin_names(const char *kind, int *count) {
+    const char *const *names = NULL;
+    int n = 0;
+    if (kind && strcmp(kind, "mnist") == 0)
+        names = digit_names, n = 10;
+    else if (kind && (strcmp(kind, "fashion-mnist") == 0 || strcmp(kind, "fashion_mnist") == 0))
+        names = fashion_names, n = 10;
+    else if (kind && (strcmp(kind, "cifar10") == 0 || strcmp(kind, "cifar-10") == 0))
+        names = cifar10_names, n = 10;
+    else if (kind && strcmp(kind, "imagenet") == 0)
+        names = rn_imagenet_classes, n = RN_IMAGENET_CLASSES;
+    if (count)
+        *count = n;
+    return names;
+}
 
 /* ---------------------------------------------------------------------------
  * Loading and freeing

@@ -83,6 +83,12 @@ rn_status rn_folder_load(const char *dir, int train, const rn_folder_options *op
  * mean[0..channels-1], std[...]. Returns 0 (nothing written) for the others. */
 int rn_dataset_default_normalize(const rn_dataset *ds, float mean[4], float std[4]);
 
+/* The class names a built-in kind always has: "mnist" ("0".."9"),
+ * "fashion-mnist" (T-shirt/top, Trouser, ...), "cifar10" (airplane, ...)
+ * and "imagenet" (the 1000 ImageNet-1k names in torchvision's order).
+ * Stores the count in *count (if not NULL); NULL and 0 for other kinds. */
+const char *const *rn_dataset_builtin_names(const char *kind, int *count);
+
 /* Copies n names into ds->class_names (replacing any, which must then number
  * ds->num_classes) and sets ds->num_classes = n. */
 rn_status rn_dataset_set_class_names(rn_dataset *ds, const char *const *names, int n);

@@ -1,0 +1,564 @@
+/*
+ * cmd_predict.c - `resnet predict`: JPEG / PNG images -> top-k classes with
+ * their probabilities (softmax of the logits).
+ *
+ * Preprocessing follows the checkpoint's metadata (keys written by
+ * `resnet train`: dataset, image_size, normalize), each step overridable:
+ *   dataset fashion-mnist / mnist / cifar10: decode (Pillow's "L" for 1-channel
+ *     models), resize straight to S x S (S = image_size, else the dataset's
+ *     own side), ToTensor, Normalize if the metadata says so; as torchvision's
+ *     Resize((S, S)) on a PIL image.
+ *   anything else (torchvision ImageNet weights, image folders): torchvision's
+ *     eval transform Resize(int(C / 0.875)) -> CenterCrop(C) (C = image_size,
+ *     else 224) -> ToTensor -> Normalize (metadata, else ImageNet's).
+ * Class names: --labels FILE, else the metadata key "class_names" (names
+ * separated by newlines), else the dataset's built-in names, else the 1000
+ * ImageNet names for a 1000-class model without a dataset.
+ *
+ * The images of a batch are decoded in parallel, then go through one forward
+ * pass. Every image is probed (its header read) before the model is loaded,
+ * so a missing or unrecognisable file fails at once.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "commands.h"
+#include "core/threads.h"
+#include "data/dataset.h"
+#include "data/resize.h"
+#include "data/transform.h"
+#include "io/image.h"
+#include "io/pth.h"
+#include "io/safetensors.h"
+#include "resnet.h"
+#include "run_common.h"
+
+static arg_spec SPECS[] = {
+    {"weights", ARG_STRING, NULL, "checkpoint or weights file (.safetensors or PyTorch .pth)", 0, 0},
+    {"arch", ARG_STRING, "auto", "architecture; auto: from the file's metadata or tensor names", 0, 0},
+    {"labels", ARG_STRING, "auto", "class names, one per line, as many as the model's classes; auto: the "
+     "checkpoint's dataset (ImageNet's for 1000 classes without one)", 0, 0},
+    {"topk", ARG_INT, "5", "classes shown per image (at most the model's classes)", 0, 0},
+    {"json", ARG_FLAG, NULL, "one JSON object per image per line", 0, 0},
+    {"batch-size", ARG_INT, "16", "images per forward pass", 0, 0},
+    {"resize-size", ARG_INT, "0", "ImageNet-style: the shorter side after Resize; datasets: the square side; "
+     "0: from the checkpoint (int(crop / 0.875) or image_size)", 0, 0},
+    {"crop-size", ARG_INT, "0", "side of the center crop fed to the network; 0: the checkpoint's image_size "
+     "(224 for ImageNet-style, the resize side for datasets)", 0, 0},
+    {"normalize", ARG_STRING, "auto", "none, imagenet, MEAN,..:STD,.., or auto (the checkpoint's, else ImageNet's "
+     "for ImageNet-style preprocessing)", 0, 0},
+    {"gray", ARG_FLAG, NULL, "decode as Pillow's convert(\"L\") (replicated for 3-channel models)", 0, 0},
+    {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
+    {"IMAGE...", ARG_POSITIONAL, NULL, "JPEG or PNG files to classify", 0, 0},
+};
+
+#define META_CAP 256
+
+/* ---------------------------------------------------------------------------
+ * Checkpoint metadata
+ * ------------------------------------------------------------------------- */
+
+typedef struct predict_meta {
+    char dataset[META_CAP];     /* "" if absent */
+    char image_size[META_CAP];
+    char normalize[META_CAP];
+    char *class_names;          /* malloc'ed, or NULL */
+} predict_meta;
+
+static void copy_meta(const st_file *f, const char *key, char *out) {
+    const char *v = st_meta_get(f, key);
+    snprintf(out, META_CAP, "%s", v ? v : "");
+}
+
+/* Reads the metadata keys predict uses; PyTorch checkpoints have none (told
+ * by their first bytes, without reading the rest). */
+static rn_status read_meta(const char *path, predict_meta *m) {
+    memset(m, 0, sizeof *m);
+    unsigned char head[4];
+    FILE *f0 = fopen(path, "rb");
+    if (f0) {
+        size_t got = fread(head, 1, sizeof head, f0);
+        fclose(f0);
+        if (pth_sniff(head, got))
+            return RN_OK;
+    }
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    rn_status st = st_read_file(path, &buf, &len);
+    if (st != RN_OK || pth_sniff(buf, len)) {
+        free(buf);
+        return st;
+    }
+    st_file f;
+    st = st_parse(buf, len, path, &f);
+    free(buf);
+    if (st != RN_OK)
+        return st;
+    copy_meta(&f, "dataset", m->dataset);
+    copy_meta(&f, "image_size", m->image_size);
+    copy_meta(&f, "normalize", m->normalize);
+    const char *names = st_meta_get(&f, "class_names");
+    if (names && !(m->class_names = strdup(names)))
+        st = RN_ERR_NOMEM;
+    st_free(&f);
+    return st;
+}
+
+/* ---------------------------------------------------------------------------
+ * Class names
+ * ------------------------------------------------------------------------- */
+
+typedef struct label_set {
+    char *text;                 /* owned storage the names point into, or NULL */
+    const char **names;         /* (count), or NULL: no names */
+    int count;
+} label_set;
+
+/* Splits text (taken over) into lines; a final newline ends the last line
+ * rather than starting an empty one, and a "\r" before "\n" is dropped. */
+static int split_lines(char *text, label_set *out) {
+    size_t len = strlen(text);
+    if (len && text[len - 1] == '\n')
+        text[--len] = '\0';
+    int n = 1;
+    for (size_t i = 0; i < len; i++)
+        n += text[i] == '\n';
+    out->text = text;
+    out->names = malloc((size_t)n * sizeof *out->names);
+    if (!out->names)
+        return 0;
+    char *p = text;
+    for (int i = 0; i < n; i++) {
+        char *nl = strchr(p, '\n');
+        if (nl)
+            *nl = '\0';
+        size_t l = strlen(p);
+        if (l && p[l - 1] == '\r')
+            p[l - 1] = '\0';
+        out->names[i] = p;
+        p = nl ? nl + 1 : p + l;
+    }
+    out->count = n;
+    return 1;
+}
+
+/* Reads a --labels file; returns 0 after printing an error. */
+static int read_labels_file(const char *path, label_set *out) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        cli_error("predict", "%s: cannot open the labels file", path);
+        return 0;
+    }
+    char *text = NULL;
+    long size = -1;
+    if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0 && size < (1L << 28) &&
+        fseek(f, 0, SEEK_SET) == 0 && (text = malloc((size_t)size + 1)) &&
+        fread(text, 1, (size_t)size, f) == (size_t)size) {
+        fclose(f);
+        text[size] = '\0';
+        if (strlen(text) != (size_t)size) {
+            free(text);
+            cli_error("predict", "%s: the labels file holds a NUL byte", path);
+            return 0;
+        }
+        if (size == 0) {
+            free(text);
+            cli_error("predict", "%s: the labels file is empty", path);
+            return 0;
+        }
+        if (!split_lines(text, out)) {
+            cli_error("predict", "out of memory reading %s", path);
+            return 0;
+        }
+        return 1;
+    }
+    fclose(f);
+    free(text);
+    cli_error("predict", "%s: cannot read the labels file", path);
+    return 0;
+}
+
+/* Chooses the class names (see the top of the file); returns 0 after printing an error. */
+static int choose_labels(const char *flag, predict_meta *meta, int num_classes, label_set *out) {
+    memset(out, 0, sizeof *out);
+    if (strcmp(flag, "auto") != 0) {
+        if (!read_labels_file(flag, out))
+            return 0;
+        if (out->count != num_classes) {
+            cli_error("predict", "%s: %d class names, but the model has %d classes", flag, out->count,
+                      num_classes);
+            return 0;
+        }
+        return 1;
+    }
+    if (meta->class_names) {
+        char *text = meta->class_names;
+        meta->class_names = NULL;
+        if (!split_lines(text, out)) {
+            cli_error("predict", "out of memory");
+            return 0;
+        }
+        if (out->count != num_classes) {
+            cli_error("predict", "the checkpoint's class_names hold %d names, but the model has %d classes",
+                      out->count, num_classes);
+            return 0;
+        }
+        return 1;
+    }
+    int n = 0;
+    const char *const *names = rn_dataset_builtin_names(meta->dataset[0] ? meta->dataset : "imagenet", &n);
+    if (names && n == num_classes) {
+        out->names = (const char **)names;
+        out->count = n;
+    }
+    return 1;
+}
+
+static void labels_free(label_set *l) {
+    if (l->text)
+        free((void *)l->names);
+    free(l->text);
+    memset(l, 0, sizeof *l);
+}
+
+/* ---------------------------------------------------------------------------
+ * Preprocessing
+ * ------------------------------------------------------------------------- */
+
+typedef struct predict_plan {
+    int square;                 /* datasets: resize to resize x resize; else the shorter side */
+    int channels;               /* the model's input channels (1 or 3) */
+    int decode_channels;        /* 1: Pillow's "L"; 3: RGB */
+    int resize, crop;
+    rn_preprocess_config cfg;   /* the crop, mean and std (std 1, mean 0 when not normalising) */
+} predict_plan;
+
+static int is_pixel_dataset(const char *kind) {
+    static const char *const kinds[] = {"fashion-mnist", "fashion_mnist", "mnist", "cifar10", "cifar-10"};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (strcmp(kind, kinds[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Builds the plan from the flags and the metadata; returns 0 after printing an error. */
+static int make_plan(const arg_table *t, const predict_meta *meta, int channels, predict_plan *p) {
+    memset(p, 0, sizeof *p);
+    if (channels != 1 && channels != 3) {
+        cli_error("predict", "the model takes %d input channels; predict handles 1 (gray) or 3 (RGB)",
+                  channels);
+        return 0;
+    }
+    int resize, crop, meta_size = 0;
+    if (!args_int(t, "resize-size", 0, RN_RESIZE_MAX_SIDE, &resize) ||
+        !args_int(t, "crop-size", 0, 16384, &crop))
+        return 0;
+    if (meta->image_size[0]) {
+        char *end = NULL;
+        long v = strtol(meta->image_size, &end, 10);
+        if (*end || v < 0 || v > 16384) {
+            cli_error("predict", "the checkpoint's image_size '%s' is not a size", meta->image_size);
+            return 0;
+        }
+        meta_size = (int)v;
+    }
+    p->channels = channels;
+    p->decode_channels = channels == 1 || args_flag(t, "gray") ? 1 : 3;
+    p->square = is_pixel_dataset(meta->dataset);
+    if (p->square) {
+        int own = strstr(meta->dataset, "cifar") ? 32 : 28;
+        p->resize = resize ? resize : meta_size ? meta_size : crop ? crop : own;
+        p->crop = crop ? crop : p->resize;
+    } else {
+        p->crop = crop ? crop : meta_size ? meta_size : 224;
+        p->resize = resize ? resize : (int)(p->crop / 0.875);
+    }
+    if (p->resize < 1) {
+        cli_error("predict", "--resize-size %d is too small for --crop-size %d", p->resize, p->crop);
+        return 0;
+    }
+
+    /* Normalisation: the flag, else the metadata, else ImageNet's (non-dataset models only). */
+    const char *norm = args_str(t, "normalize");
+    if (strcmp(norm, "auto") == 0)
+        norm = meta->normalize[0] ? meta->normalize : p->square ? "none" : "imagenet";
+    float mean[4] = {0, 0, 0, 0}, std[4] = {1, 1, 1, 1};
+    int nc = channels;
+    if (strcmp(norm, "imagenet") == 0) {
+        rn_preprocess_config imagenet;
+        rn_preprocess_config_imagenet(&imagenet);
+        for (int c = 0; c < 3; c++)
+            mean[c] = imagenet.mean[c], std[c] = imagenet.std[c];
+        if (channels == 1)   /* gray image folders: the averages, as `resnet train` uses */
+            mean[0] = 0.449f, std[0] = 0.226f;
+    } else if (strcmp(norm, "none") != 0) {
+        if (!parse_mean_std(norm, mean, std, &nc) || (nc != 1 && nc != channels)) {
+            cli_error("predict", "bad normalisation '%s' (expected none or MEAN,..:STD,.. with 1 or %d values)",
+                      norm, channels);
+            return 0;
+        }
+        for (int c = nc; c < 3; c++)
+            mean[c] = mean[0], std[c] = std[0];
+    }
+    for (int c = 0; c < 3; c++)
+        p->cfg.mean[c] = mean[c], p->cfg.std[c] = std[c];
+    p->cfg.resize_size = p->square ? 0 : p->resize;
+    p->cfg.crop_size = p->crop;
+    return 1;
+}
+
+/* Decodes and preprocesses one image into out: (channels, crop, crop). */
+static rn_status prepare_image(const char *path, const predict_plan *p, float *out) {
+    rn_image img = {0}, tmp = {0};
+    rn_status st = rn_image_read_channels(path, p->decode_channels, NULL, &img);
+    if (st == RN_OK && p->decode_channels == 1 && p->channels == 3) {
+        /* Gray for an RGB model: the L plane three times (convert("L").convert("RGB")). */
+        size_t plane = (size_t)img.width * (size_t)img.height;
+        tmp = (rn_image){img.width, img.height, 3, malloc(3 * plane)};
+        if (!tmp.pixels) {
+            st = RN_ERR_NOMEM;
+        } else {
+            for (int c = 0; c < 3; c++)
+                memcpy(tmp.pixels + c * plane, img.pixels, plane);
+            rn_image_free(&img);
+            img = tmp;
+            tmp = (rn_image){0};
+        }
+    }
+    if (st == RN_OK && p->square && (img.width != p->resize || img.height != p->resize)) {
+        /* Resize((S, S)): straight to a square, aspect ratio not kept. */
+        size_t plane = (size_t)p->resize * (size_t)p->resize;
+        tmp = (rn_image){p->resize, p->resize, img.channels, malloc((size_t)img.channels * plane)};
+        st = !tmp.pixels ? RN_ERR_NOMEM
+                         : rn_resize_bilinear_u8(img.pixels, img.channels, img.height, img.width,
+                                                 tmp.pixels, p->resize, p->resize);
+        rn_image_free(&img);
+        img = tmp;
+        tmp = (rn_image){0};
+    }
+    if (st == RN_OK)
+        st = rn_preprocess_eval(&img, &p->cfg, out);
+    rn_image_free(&img);
+    rn_image_free(&tmp);
+    return st;
+}
+
+/* ---------------------------------------------------------------------------
+ * Output
+ * ------------------------------------------------------------------------- */
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 if it is not one. */
+static int utf8_len(const unsigned char *s) {
+    if (s[0] < 0x80)
+        return 1;
+    int n = (s[0] & 0xE0) == 0xC0 ? 2 : (s[0] & 0xF0) == 0xE0 ? 3 : (s[0] & 0xF8) == 0xF0 ? 4 : 0;
+    if (n == 0 || (n == 2 && s[0] < 0xC2) || (n == 4 && s[0] > 0xF4))
+        return 0;
+    for (int i = 1; i < n; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    if ((n == 3 && s[0] == 0xE0 && s[1] < 0xA0) || (n == 3 && s[0] == 0xED && s[1] >= 0xA0) ||
+        (n == 4 && s[0] == 0xF0 && s[1] < 0x90) || (n == 4 && s[0] == 0xF4 && s[1] >= 0x90))
+        return 0;   /* overlong, surrogate or past U+10FFFF */
+    return n;
+}
+
+/* A JSON string: quotes, backslashes and control characters escaped; bytes
+ * that are not UTF-8 become U+FFFD. */
+static void json_string(const char *s) {
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        unsigned char c = *p;
+        if (c == '"' || c == '\\') {
+            printf("\\%c", c);
+        } else if (c == '\n') {
+            fputs("\\n", stdout);
+        } else if (c == '\t') {
+            fputs("\\t", stdout);
+        } else if (c == '\r') {
+            fputs("\\r", stdout);
+        } else if (c < 0x20 || c == 0x7F) {
+            printf("\\u%04x", c);
+        } else {
+            int n = utf8_len(p);
+            if (n == 0) {
+                fputs("\\ufffd", stdout);
+                n = 1;
+            } else {
+                fwrite(p, 1, (size_t)n, stdout);
+            }
+            p += n;
+            continue;
+        }
+        p++;
+    }
+    putchar('"');
+}
+
+/* Softmax of logits (k) into prob, in double. */
+static void softmax(const float *logits, int k, double *prob) {
+    double m = logits[0], sum = 0.0;
+    for (int j = 1; j < k; j++)
+        if (logits[j] > m)
+            m = logits[j];
+    for (int j = 0; j < k; j++)
+        sum += prob[j] = exp((double)logits[j] - m);
+    for (int j = 0; j < k; j++)
+        prob[j] /= sum;
+}
+
+/* The topk highest probabilities' indices, highest first (ties: lower index first). */
+static void top_indices(const double *prob, int k, int topk, int *idx) {
+    for (int r = 0; r < topk; r++) {
+        int best = -1;
+        for (int j = 0; j < k; j++) {
+            int taken = 0;
+            for (int q = 0; q < r && !taken; q++)
+                taken = idx[q] == j;
+            if (!taken && (best < 0 || prob[j] > prob[best]))
+                best = j;
+        }
+        idx[r] = best;
+    }
+}
+
+static void print_result(const char *path, const double *prob, const int *idx, int topk,
+                         const label_set *labels, int json) {
+    if (json) {
+        fputs("{\"image\": ", stdout);
+        json_string(path);
+        fputs(", \"top\": [", stdout);
+        for (int r = 0; r < topk; r++) {
+            printf("%s{\"index\": %d, \"label\": ", r ? ", " : "", idx[r]);
+            if (labels->names)
+                json_string(labels->names[idx[r]]);
+            else
+                fputs("null", stdout);
+            printf(", \"prob\": %.9g}", prob[idx[r]]);
+        }
+        fputs("]}\n", stdout);
+        return;
+    }
+    printf("%s\n", path);
+    for (int r = 0; r < topk; r++) {
+        printf("  %2d. %.4f  %5d", r + 1, prob[idx[r]], idx[r]);
+        if (labels->names)
+            printf("  %s", labels->names[idx[r]]);
+        putchar('\n');
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * The command
+ * ------------------------------------------------------------------------- */
+
+#define MSG_CAP 512
+
+/* Classifies the images, batch by batch; returns 0 after printing an error. */
+static int run_batches(rn_model *m, const predict_plan *p, char **images, int count, int batch,
+                       int topk, const label_set *labels, int json) {
+    int k = rn_model_num_classes(m);
+    size_t per_image = (size_t)p->channels * (size_t)p->crop * (size_t)p->crop;
+    float *x = malloc((size_t)batch * per_image * sizeof *x);
+    float *logits = malloc((size_t)batch * (size_t)k * sizeof *logits);
+    double *prob = malloc((size_t)k * sizeof *prob);
+    int *idx = malloc((size_t)topk * sizeof *idx);
+    rn_status *st = malloc((size_t)batch * sizeof *st);
+    char(*msg)[MSG_CAP] = malloc((size_t)batch * sizeof *msg);
+    int ok = 0;
+    if (!x || !logits || !prob || !idx || !st || !msg) {
+        cli_error("predict", "out of memory for a batch of %d images of %dx%d", batch, p->crop, p->crop);
+        goto done;
+    }
+    for (int start = 0; start < count; start += batch) {
+        int n = count - start < batch ? count - start : batch;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(rn_threads())
+        for (int b = 0; b < n; b++) {
+            st[b] = prepare_image(images[start + b], p, x + (size_t)b * per_image);
+            if (st[b] != RN_OK)
+                snprintf(msg[b], MSG_CAP, "%s", st[b] == RN_ERR_NOMEM && !*rn_last_error()
+                                                    ? "out of memory" : rn_last_error());
+        }
+        for (int b = 0; b < n; b++)
+            if (st[b] != RN_OK) {
+                cli_error("predict", "%s", msg[b]);
+                goto done;
+            }
+        if (rn_model_forward(m, x, n, p->crop, p->crop, RN_MODE_EVAL, logits) != RN_OK) {
+            cli_error("predict", "%s", rn_last_error());
+            goto done;
+        }
+        for (int b = 0; b < n; b++) {
+            softmax(logits + (size_t)b * k, k, prob);
+            top_indices(prob, k, topk, idx);
+            if (!json && start + b > 0)
+                putchar('\n');
+            print_result(images[start + b], prob, idx, topk, labels, json);
+        }
+        fflush(stdout);
+    }
+    ok = 1;
+done:
+    free(x);
+    free(logits);
+    free(prob);
+    free(idx);
+    free(st);
+    free(msg);
+    return ok;
+}
+
+int cmd_predict(int argc, char **argv) {
+    arg_table t = {"predict", "Classify JPEG / PNG images: the top-k classes with their probabilities.",
+                   SPECS, sizeof SPECS / sizeof SPECS[0]};
+    int r = args_parse(&t, argc, argv);
+    if (r)
+        return r > 0 ? 0 : EXIT_USAGE;
+    int count, batch, topk, threads;
+    char **images = args_positional(&t, argv, &count);
+    if (!args_int(&t, "batch-size", 1, 4096, &batch) || !args_int(&t, "topk", 1, 1000000, &topk) ||
+        !args_int(&t, "threads", 0, 1024, &threads))
+        return EXIT_USAGE;
+    rn_set_threads(threads);
+    const char *weights = args_str(&t, "weights");
+    const char *arch = strcmp(args_str(&t, "arch"), "auto") ? args_str(&t, "arch") : NULL;
+
+    /* Cheap checks first: every image's header, then the weights. */
+    for (int i = 0; i < count; i++) {
+        const char *format;
+        int w, h;
+        if (rn_image_probe(images[i], &format, &w, &h) != RN_OK) {
+            cli_error("predict", "%s", rn_last_error());
+            return EXIT_RUNTIME;
+        }
+    }
+    predict_meta meta;
+    rn_model *m = NULL;
+    label_set labels = {0};
+    int status = EXIT_RUNTIME;
+    if (read_meta(weights, &meta) != RN_OK || rn_model_load(weights, arch, &m) != RN_OK) {
+        cli_error("predict", "%s", *rn_last_error() ? rn_last_error() : "out of memory");
+        goto done;
+    }
+    predict_plan plan;
+    if (!make_plan(&t, &meta, rn_model_in_channels(m), &plan)) {
+        status = EXIT_USAGE;
+        goto done;
+    }
+    if (!choose_labels(args_str(&t, "labels"), &meta, rn_model_num_classes(m), &labels))
+        goto done;
+    if (topk > rn_model_num_classes(m))
+        topk = rn_model_num_classes(m);
+    if (batch > count)
+        batch = count;
+    if (run_batches(m, &plan, images, count, batch, topk, &labels, args_flag(&t, "json")))
+        status = 0;
+done:
+    free(meta.class_names);
+    labels_free(&labels);
+    rn_model_free(m);
+    return status;
+}
