@@ -111,12 +111,18 @@ static int save_checkpoint(run *r, int64_t epoch, int64_t position) {
     snprintf(ep, sizeof ep, "%lld", (long long)epoch);
     snprintf(pos, sizeof pos, "%lld", (long long)position);
     snprintf(seed, sizeof seed, "%d", r->seed);
-    const char *keys[] = {"image_size", "normalize", "dataset", "stem"};
+    /* the class names, one per line, for `resnet predict` */
+    char names[65536] = "";
+    size_t used = 0;
+    for (int c = 0; r->train.class_names && c < r->train.num_classes && used < sizeof names; c++)
+        used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", c ? "\n" : "", r->train.class_names[c]);
+    const char *keys[] = {"image_size", "normalize", "dataset", "stem", "class_names"};
     const char *vals[] = {size, r->norm_text, args_str(r->t, "dataset"),
-                          rn_model_stem(r->m) == RN_STEM_CIFAR ? "cifar" : "imagenet"};
+                          rn_model_stem(r->m) == RN_STEM_CIFAR ? "cifar" : "imagenet", names};
     const char *okeys[] = {"epoch", "position", "seed"};
     const char *ovals[] = {ep, pos, seed};
-    if (rn_model_save_meta(r->m, r->save, keys, vals, 4) != RN_OK ||
+    int nkeys = r->train.class_names && used < sizeof names ? 5 : 4;
+    if (rn_model_save_meta(r->m, r->save, keys, vals, nkeys) != RN_OK ||
         rn_trainer_save_state(r->tr, r->optim, okeys, ovals, 3) != RN_OK) {
         cli_error("train", "%s", rn_last_error());
         return 0;
