@@ -30,6 +30,7 @@
 #include "data/dataset.h"
 #include "data/resize.h"
 #include "data/transform.h"
+#include "io/file.h"
 #include "io/image.h"
 #include "io/pth.h"
 #include "io/safetensors.h"
@@ -87,7 +88,7 @@ static rn_status read_meta(const char *path, predict_meta *m) {
     }
     unsigned char *buf = NULL;
     size_t len = 0;
-    rn_status st = st_read_file(path, &buf, &len);
+    rn_status st = rn_file_read_all(path, &buf, &len);
     if (st != RN_OK || pth_sniff(buf, len)) {
         free(buf);
         return st;

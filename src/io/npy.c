@@ -18,6 +18,7 @@
 
 #include "core/mem.h"
 #include "core/status.h"
+#include "io/file.h"
 #include "resnet.h"
 
 #define NPY_MAGIC "\x93NUMPY"
@@ -286,21 +287,12 @@ rn_status rn_npy_read(const char *path, float **data, int *ndim,
         return rn_fail(RN_ERR_ARG, "rn_npy_read: NULL argument");
     *data = NULL;
     *ndim = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return rn_fail(RN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    rn_status st = RN_OK;
-    if (fstat(fileno(f), &sb) != 0)
-        st = rn_fail(RN_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
-    else if (!S_ISREG(sb.st_mode))
-        st = rn_fail(RN_ERR_IO, "%s: not a regular file", path);
-    else if (sb.st_size < 0 || (uint64_t)sb.st_size > SIZE_MAX)
-        st = rn_fail(RN_ERR_NOMEM, "%s: file too large", path);
+    FILE *f;
+    size_t size;
+    RN_TRY(rn_file_open(path, &f, &size));
     npy_header h = {0};
     size_t numel = 0;
-    if (st == RN_OK)
-        st = read_header(f, path, (size_t)sb.st_size, &h, &numel);
+    rn_status st = read_header(f, path, size, &h, &numel);
     float *values = NULL;
     if (st == RN_OK && !(values = malloc(numel ? numel * sizeof(float) : sizeof(float))))
         st = rn_fail(RN_ERR_NOMEM, "%s: out of memory for %zu floats", path, numel);

@@ -8,6 +8,7 @@
 
 #include "core/mem.h"
 #include "core/status.h"
+#include "io/file.h"
 #include "io/json.h"
 #include "io/pickle.h"
 #include "io/zip.h"
@@ -417,7 +418,7 @@ rn_status pth_read(const char *path, st_file *out) {
         return rn_fail(RN_ERR_ARG, "pth_read: path is NULL");
     unsigned char *buf = NULL;
     size_t len = 0;
-    RN_TRY(st_read_file(path, &buf, &len));
+    RN_TRY(rn_file_read_all(path, &buf, &len));
     rn_status st = pth_parse(buf, len, path, out);
     free(buf);
     return st;

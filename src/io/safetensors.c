@@ -11,6 +11,7 @@
 
 #include "core/mem.h"
 #include "core/status.h"
+#include "io/file.h"
 #include "io/json.h"
 
 /* The reference implementation's limit on the JSON header. */
@@ -408,37 +409,6 @@ rn_status st_parse(const unsigned char *buf, size_t len, const char *what, st_fi
     return st;
 }
 
-rn_status st_read_file(const char *path, unsigned char **buf, size_t *len) {
-    *buf = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return rn_fail(RN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    rn_status st = RN_OK;
-    if (fstat(fileno(f), &sb) != 0)
-        st = rn_fail(RN_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
-    else if (!S_ISREG(sb.st_mode))
-        st = rn_fail(RN_ERR_IO, "%s: not a regular file", path);
-    else if (sb.st_size < 0 || (uint64_t)sb.st_size > SIZE_MAX)
-        st = rn_fail(RN_ERR_NOMEM, "%s: file too large", path);
-    *len = st == RN_OK ? (size_t)sb.st_size : 0;
-    if (st == RN_OK && !(*buf = malloc(*len ? *len : 1)))
-        st = rn_fail(RN_ERR_NOMEM, "%s: out of memory for %zu bytes", path, *len);
-    if (st == RN_OK) {
-        size_t got = fread(*buf, 1, *len, f);
-        if (got != *len)
-            st = rn_fail(RN_ERR_IO, "%s: read failed at byte %zu: %s", path, got,
-                         ferror(f) ? strerror(errno) : "file shrank while reading");
-    }
-    fclose(f);
-    if (st != RN_OK) {
-        free(*buf);
-        *buf = NULL;
-    }
-    return st;
-}
-
 rn_status st_read(const char *path, st_file *out) {
     if (!out)
         return rn_fail(RN_ERR_ARG, "st_read: out is NULL");
@@ -447,7 +417,7 @@ rn_status st_read(const char *path, st_file *out) {
         return rn_fail(RN_ERR_ARG, "st_read: path is NULL");
     unsigned char *buf = NULL;
     size_t len = 0;
-    RN_TRY(st_read_file(path, &buf, &len));
+    RN_TRY(rn_file_read_all(path, &buf, &len));
     rn_status st = st_parse(buf, len, path, out);
     free(buf);
     return st;

@@ -72,8 +72,4 @@ const char *st_dtype_name(st_dtype d);
  * kept; F64 rounded to nearest). I64 is left untouched. */
 void st_convert_to_float(st_dtype d, const unsigned char *src, float *dst, size_t n);
 
-/* Reads a whole regular file into a malloc'ed *buf (free with free()) of
- * *len bytes. On failure *buf is NULL and the message names the path. */
-rn_status st_read_file(const char *path, unsigned char **buf, size_t *len);
-
 #endif

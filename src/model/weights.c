@@ -15,6 +15,7 @@
 
 #include "core/status.h"
 #include "io/pth.h"
+#include "io/file.h"
 #include "io/safetensors.h"
 #include "model/model.h"
 
@@ -30,7 +31,7 @@ static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
 static rn_status weights_read(const char *path, st_file *f) {
     unsigned char *buf = NULL;
     size_t len = 0;
-    RN_TRY(st_read_file(path, &buf, &len));
+    RN_TRY(rn_file_read_all(path, &buf, &len));
     rn_status st = pth_sniff(buf, len) ? pth_parse(buf, len, path, f) : st_parse(buf, len, path, f);
     free(buf);
     return st;

@@ -1,0 +1,56 @@
+/* file.c - opening and reading whole files. */
+#include "io/file.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/status.h"
+
+rn_status rn_file_open(const char *path, FILE **out, size_t *size) {
+    *out = NULL;
+    *size = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return rn_fail(RN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    rn_status st = RN_OK;
+    if (fstat(fileno(f), &sb) != 0)
+        st = rn_fail(RN_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    else if (!S_ISREG(sb.st_mode))
+        st = rn_fail(RN_ERR_IO, "%s: not a regular file", path);
+    else if (sb.st_size < 0 || (uint64_t)sb.st_size > SIZE_MAX)
+        st = rn_fail(RN_ERR_NOMEM, "%s: file too large", path);
+    if (st != RN_OK) {
+        fclose(f);
+        return st;
+    }
+    *out = f;
+    *size = (size_t)sb.st_size;
+    return RN_OK;
+}
+
+rn_status rn_file_read_all(const char *path, unsigned char **buf, size_t *len) {
+    *buf = NULL;
+    *len = 0;
+    FILE *f;
+    RN_TRY(rn_file_open(path, &f, len));
+    rn_status st = RN_OK;
+    if (!(*buf = malloc(*len ? *len : 1)))
+        st = rn_fail(RN_ERR_NOMEM, "%s: out of memory for %zu bytes", path, *len);
+    if (st == RN_OK) {
+        size_t got = fread(*buf, 1, *len, f);
+        if (got != *len)
+            st = rn_fail(RN_ERR_IO, "%s: read failed at byte %zu: %s", path, got,
+                         ferror(f) ? strerror(errno) : "file shrank while reading");
+    }
+    fclose(f);
+    if (st != RN_OK) {
+        free(*buf);
+        *buf = NULL;
+        *len = 0;
+    }
+    return st;
+}
