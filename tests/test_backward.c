@@ -11,7 +11,8 @@
  *      three data routes, both weight-product orientations, chunking,
  *      cropped kernels, groups, beta 0 / 1, SIMD and portable kernels), and
  *      the per-channel ops: max |fast - ref| / max |ref| <= 1e-5.
- *   3. The fast paths give bitwise identical results on 1 and 2 threads.
+ *   3. The fast paths give bitwise identical results on 1 and 2 threads
+ *      (and 3, for the convolutions: an uneven split of the work).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -548,27 +549,30 @@ static void fast_vs_ref_fixed(void) {
  * 3. Bitwise determinism: 1 against 2 threads
  * ------------------------------------------------------------------------- */
 
+/* 1, 2 and 3 threads (an uneven split of rows and channels). */
 static void determinism_conv(rn_conv_shape s, const char *tag) {
     conv2d_shape_init(&s);
     size_t x_n = (size_t)s.cin * s.n * s.h * s.w;
     size_t w_n = (size_t)s.cout * (s.cin / s.groups) * s.kh * s.kw;
     size_t y_n = (size_t)s.cout * s.n * s.ho * s.wo;
     float *x = frand(x_n, -1, 1), *w = frand(w_n, -1, 1), *dy = frand(y_n, -1, 1);
-    float *dx[2], *dw[2], *db[2];
+    float *dx[3], *dw[3], *db[3];
     float *ws = fbuf(conv2d_backward_workspace_floats(&s));
     float *dx0 = frand(x_n, -1, 1);
-    for (int t = 0; t < 2; t++) {
+    int same = 1;
+    for (int t = 0; t < 3; t++) {
         dx[t] = fbuf(x_n), dw[t] = fbuf(w_n), db[t] = fbuf(s.cout);
         memcpy(dx[t], dx0, x_n * sizeof(float));
         rn_set_threads(t + 1);
         conv2d_backward_data(&s, dy, w, 1.0f, dx[t], ws);
         conv2d_backward_weight(&s, x, dy, dw[t], db[t], ws);
+        if (t)
+            same &= same_bits(dx[0], dx[t], x_n) && same_bits(dw[0], dw[t], w_n) &&
+                    same_bits(db[0], db[t], s.cout);
     }
     rn_set_threads(0);
-    CHECK(same_bits(dx[0], dx[1], x_n) && same_bits(dw[0], dw[1], w_n) &&
-              same_bits(db[0], db[1], s.cout),
-          "determinism conv %s: 1 and 2 threads bitwise", tag);
-    for (int t = 0; t < 2; t++)
+    CHECK(same, "determinism conv %s: 1, 2 and 3 threads bitwise", tag);
+    for (int t = 0; t < 3; t++)
         rn_free(dx[t]), rn_free(dw[t]), rn_free(db[t]);
     rn_free(x), rn_free(w), rn_free(dy), rn_free(ws), rn_free(dx0);
 }
@@ -740,7 +744,12 @@ int main(void) {
     determinism_conv(shape(4, 32, 20, 20, 48, 3, 2, 1, 1), "3x3/2 col2im");
     determinism_conv(shape(4, 64, 16, 16, 48, 1, 1, 0, 2), "1x1 pointwise g2");
     determinism_conv(shape(4, 32, 16, 16, 96, 1, 2, 0, 1), "1x1/2 im2col transposed");
-    determinism_conv(shape(2, 64, 42, 42, 16, 3, 1, 1, 1), "weight chunks");
+    /* several chunks, the last one shorter: threads on different chunks */
+    for (int rep = 0; rep < 3; rep++) {
+        determinism_conv(shape(2, 64, 42, 42, 16, 3, 1, 1, 1), "weight chunks");
+        determinism_conv(shape(2, 8, 64, 64, 8, 3, 2, 1, 1), "col2im chunks");
+        determinism_conv(shape(5, 16, 64, 64, 64, 1, 2, 0, 1), "im2col transposed chunks");
+    }
     determinism_conv(shape(64, 64, 1, 1, 64, 3, 1, 1, 1), "3x3 on 1x1 cropped");
     determinism_ops();
     return check_done("test_backward");

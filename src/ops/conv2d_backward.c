@@ -12,34 +12,37 @@
  *     flipped and transposed, (cin/G, cout/G * kh * kw); it reuses the
  *     implicit-im2col GEMM, and dx is written once, by the GEMM's store.
  *   - otherwise (strides, odd kernels): dcol = w_g^T x dy_g over chunks of
- *     pixels, each scattered back into dx (col2im).
+ *     pixels, each scattered back into dx (col2im); every thread owns a
+ *     share of the input channels, their dcol rows and their scatter.
  *
  * Weights, dw_g = dy_g x col_g^T, a GEMM whose sum runs over all P pixels,
- * in chunks of pixels accumulated in pixel order (beta 1). Both operands
- * run along the pixels, so one of them is transposed per chunk, the smaller:
- *   - K >= cout/G (3x3 and larger): dw_g^T (K, cout/G) = col x dy_g^T, with
- *     the chunk of dy transposed, im2col read in place; dw_g^T is transposed
- *     into dw at the end.
+ * in chunks of pixels accumulated in pixel order (beta 1). The chunk's
+ * im2col rows are written out, sized to stay in L2 (by shifted-plane
+ * memcpy for stride-1 "same" convolutions, else by the GEMM's SIMD im2col
+ * packers). Both operands run along the pixels; the product is oriented so
+ * that the smaller one is transposed:
+ *   - K >= cout/G (3x3 and larger): dw_g^T (K, cout/G) = col x dy_g^T, the
+ *     GEMM packing dy_g^T from dy_g; dw_g^T is transposed into dw at the end.
  *   - K < cout/G (widening 1x1): dw_g = dy_g x col^T, col transposed.
- * The chunk's im2col rows are written out (memcpy per output row for long
- * stride-1 rows, else the GEMM's SIMD im2col packers), sized to stay in L2.
+ * Each thread owns a fixed share of the rows (or columns) of dw and runs
+ * its own single-threaded GEMMs (rn_sgemm_1t) inside one parallel region:
+ * no barrier per chunk, which keeps the speed when cores are oversubscribed.
  *
  * Taps that only ever read padding (3x3 on a 1x1 input) are cropped off
  * the kernel first when they can be (crop_shape): 9x less work there.
  *
  * Every sum runs in an order fixed by the shape alone (the chunk sizes too);
- * threads split work items, never a sum: results are bitwise identical for
- * any thread count. Buffers come from the caller's workspace, sized by
- * conv2d_backward_workspace_floats(). GEMMs are kept to at most 1536
- * columns where the shape allows, so rn_sgemm reads A in place instead of
- * allocating a packed copy; the pointwise and flipped data routes span all
- * n*h*w columns and do let rn_sgemm allocate its packed A (the weights'
- * size), as conv2d_forward does.
+ * threads split whole output elements, never a sum: results are bitwise
+ * identical for any thread count. Buffers come from the caller's workspace,
+ * sized by conv2d_backward_workspace_floats(); no alignment is required.
+ * The chunked GEMMs stay within 1536 columns, where rn_sgemm reads A in
+ * place; the pointwise and flipped data routes span all n*h*w columns and
+ * let rn_sgemm allocate its packed copy of A (the weights' size), as
+ * conv2d_forward does.
  *
  * Aliasing: dx must not overlap dy, w or the workspace; dw and db must not
  * overlap x, dy or the workspace.
  */
-#include <math.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -54,8 +57,8 @@
 #define ALIGN_FLOATS 16          /* workspace pieces start 64-byte aligned */
 #define TILE 16                  /* transpose tile */
 #define SAME_MIN_W 7             /* im2col by shifted planes from this width up */
-#define IM2COL_TILE_ROWS 96      /* im2col tiles handed to a thread */
-#define IM2COL_TILE_COLS 256
+#define MR_STEP 16               /* weight rows are shared out in blocks of this, */
+#define NR_STEP 48               /* weight columns in blocks of this */
 #define ROW_BLOCK 1024           /* bias gradient: values per float partial sum */
 
 /* ---------------------------------------------------------------------------
@@ -150,7 +153,9 @@ typedef struct bwd_plan {
     int chunk_w;            /* pixels per weight chunk */
     int wt_by_col;          /* weight product transposes col, not dy (K < cout_g) */
     size_t ws_data;         /* floats the data gradient uses */
-    size_t dwt_floats, tr_floats, col_floats;  /* weight gradient pieces, aligned */
+    size_t dwt_floats;      /* weight gradient pieces, aligned: dw_g^T (by dy), */
+    size_t colt_floats;     /* a transposed im2col chunk (by col), */
+    size_t col_floats;      /* an im2col chunk */
 } bwd_plan;
 
 static size_t align_up(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS; }
@@ -209,7 +214,7 @@ static bwd_plan make_plan(const rn_conv_shape *s) {
     p.chunk_w = weight_chunk(widest, p.cout_g, p.pix_out);
     const size_t chunk = (size_t)p.chunk_w;
     p.dwt_floats = p.wt_by_col ? 0 : align_up((size_t)p.K * (size_t)p.cout_g);
-    p.tr_floats = align_up(chunk * (size_t)(p.wt_by_col ? p.K : p.cout_g));
+    p.colt_floats = p.wt_by_col ? align_up(chunk * (size_t)p.K) : 0;
     p.col_floats = p.pointwise ? 0 : (size_t)p.K * chunk;
     return p;
 }
@@ -260,7 +265,7 @@ static int crop_shape(const rn_conv_shape *s, rn_conv_shape *c, int *k0) {
 
 static size_t workspace_uncropped(const rn_conv_shape *s) {
     bwd_plan p = make_plan(s);
-    size_t ws_weight = p.dwt_floats + p.tr_floats + p.col_floats;
+    size_t ws_weight = p.dwt_floats + p.colt_floats + p.col_floats;
     return p.ws_data > ws_weight ? p.ws_data : ws_weight;
 }
 
@@ -299,17 +304,36 @@ static void expand_weights(const float *dwc, size_t planes, int kc_h, int kc_w, 
 }
 
 /* ---------------------------------------------------------------------------
- * Helpers: transpose, im2col and col2im over a range of output pixels
+ * Helpers: work sharing, transpose, im2col and col2im over output pixels
+ *
+ * The chunked products run inside one parallel region per call: each
+ * thread owns a fixed share of the rows (or columns) of every chunk and
+ * multiplies it with rn_sgemm_1t, so the chunks need no barrier. Functions
+ * marked "(worksharing)" contain an orphaned `omp for` and are called by
+ * every thread of the region.
  * ------------------------------------------------------------------------- */
 
+/* This thread's share [*lo, *hi) of n items, dealt in blocks of `step`. */
+static void my_share(int n, int step, int *lo, int *hi) {
+#ifdef _OPENMP
+    const int team = omp_get_num_threads();
+#else
+    const int team = 1;
+#endif
+    const int blocks = (n + step - 1) / step;
+    const int per = (blocks + team - 1) / team;
+    const long a = (long)rn_thread_id() * per * step, z = a + (long)per * step;
+    *lo = a < n ? (int)a : n;
+    *hi = z < n ? (int)z : n;
+}
+
 /* dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols, in TILE x TILE
- * tiles spread over the threads. */
-static void transpose(const float *src, ptrdiff_t lds, int rows, int cols, float *dst,
-                      ptrdiff_t ldd) {
+ * tiles (worksharing; ends with a barrier). */
+static void transpose_shared(const float *src, ptrdiff_t lds, int rows, int cols, float *dst,
+                             ptrdiff_t ldd) {
     const int tr = (rows + TILE - 1) / TILE, tc = (cols + TILE - 1) / TILE;
-    const int tiles = tr * tc;
-#pragma omp parallel for num_threads(rn_threads()) schedule(static) if (tiles > 64)
-    for (int t = 0; t < tiles; t++) {
+#pragma omp for schedule(static)
+    for (int t = 0; t < tr * tc; t++) {
         const int r0 = t / tc * TILE, c0 = t % tc * TILE; /* along src rows */
         const int r1 = r0 + TILE < rows ? r0 + TILE : rows;
         const int c1 = c0 + TILE < cols ? c0 + TILE : cols;
@@ -317,6 +341,19 @@ static void transpose(const float *src, ptrdiff_t lds, int rows, int cols, float
             for (int r = r0; r < r1; r++)
                 dst[(ptrdiff_t)c * ldd + r] = src[(ptrdiff_t)r * lds + c];
     }
+}
+
+/* The same on the calling thread only. */
+static void transpose_local(const float *src, ptrdiff_t lds, int rows, int cols, float *dst,
+                            ptrdiff_t ldd) {
+    for (int r0 = 0; r0 < rows; r0 += TILE)
+        for (int c0 = 0; c0 < cols; c0 += TILE) {
+            const int r1 = r0 + TILE < rows ? r0 + TILE : rows;
+            const int c1 = c0 + TILE < cols ? c0 + TILE : cols;
+            for (int c = c0; c < c1; c++)
+                for (int r = r0; r < r1; r++)
+                    dst[(ptrdiff_t)c * ldd + r] = src[(ptrdiff_t)r * lds + c];
+        }
 }
 
 /* Where a run of output pixels starts: image b, output row oh, column ow. */
@@ -341,39 +378,32 @@ static void run_bounds(int iw0, int len, int stride, int W, int *lo, int *hi) {
         *hi = *lo;
 }
 
-/* col (K, ld) columns t < ncols = im2col(x_g) columns j0 + t, packed by the
- * GEMM's im2col packers (SIMD, masked loads) in tiles spread over the
- * threads. */
-static void im2col_packed(const rn_conv_shape *s, const bwd_plan *p, const float *xg, long j0,
-                          int ncols, float *col, int ld) {
-    const rn_im2col im = {.x = xg, .c = p->cin_g, .n = s->n, .h = s->h, .w = s->w,
-                          .kh = s->kh, .kw = s->kw, .stride = s->stride, .pad = s->pad,
-                          .ho = s->ho, .wo = s->wo};
-    const int tr = (p->K + IM2COL_TILE_ROWS - 1) / IM2COL_TILE_ROWS;
-    const int tc = (ncols + IM2COL_TILE_COLS - 1) / IM2COL_TILE_COLS;
-#pragma omp parallel for num_threads(rn_threads()) schedule(static)
-    for (int t = 0; t < tr * tc; t++) {
-        const int r0 = t / tc * IM2COL_TILE_ROWS, c0 = t % tc * IM2COL_TILE_COLS;
-        const int rows = p->K - r0 < IM2COL_TILE_ROWS ? p->K - r0 : IM2COL_TILE_ROWS;
-        const int cols = ncols - c0 < IM2COL_TILE_COLS ? ncols - c0 : IM2COL_TILE_COLS;
-        rn_im2col_block(&im, r0, rows, j0 + c0, cols, col + (size_t)r0 * ld + c0, ld);
-    }
-}
-
-/* The same for a stride-1 "same" convolution (kh = kw = 2 * pad + 1, so
- * ho = h, wo = w): a tap's row over one image is the image plane shifted by
- * off = (ki - pad) * w + (kj - pad), copied with one memcpy per image; then
+/* Rows [k0, k1) of col (K, ld): col[k, t] = im2col(x_g)[k, j0 + t] for
+ * t < ncols, on the calling thread.
+ *
+ * A stride-1 "same" convolution (kh = kw = 2 * pad + 1, so ho = h, wo = w)
+ * is copied by planes: a tap's row over one image is the image plane
+ * shifted by off = (ki - pad) * w + (kj - pad), one memcpy per image; then
  * the columns that wrapped around a row's edge are zeroed, and so are the
- * rows outside the image. Faster than the packers unless the planes are
- * tiny (w < SAME_MIN_W), where the per-row fix-ups dominate. Rows split
- * over the threads. */
-static void im2col_same(const rn_conv_shape *s, const bwd_plan *p, const float *xg, long j0,
-                        int ncols, float *col, int ld) {
+ * rows outside the image. Other shapes, and planes narrower than SAME_MIN_W
+ * (where the per-row fix-ups dominate), go through the GEMM's own im2col
+ * packers (SIMD, masked loads). */
+static void im2col_rows(const rn_conv_shape *s, const bwd_plan *p, const float *xg, long j0,
+                        int ncols, int k0, int k1, float *col, int ld) {
     // xg: (cin_g, n, h, w)  col: (K, ncols)
+    if (k1 <= k0)
+        return;
+    if (!(s->stride == 1 && s->kh == 2 * s->pad + 1 && s->kw == 2 * s->pad + 1 &&
+          s->w >= SAME_MIN_W)) {
+        const rn_im2col im = {.x = xg, .c = p->cin_g, .n = s->n, .h = s->h, .w = s->w,
+                              .kh = s->kh, .kw = s->kw, .stride = s->stride, .pad = s->pad,
+                              .ho = s->ho, .wo = s->wo};
+        rn_im2col_block(&im, k0, k1 - k0, j0, ncols, col + (size_t)k0 * ld, ld);
+        return;
+    }
     const long hw = (long)s->h * s->w;
     const int w = s->w;
-#pragma omp parallel for num_threads(rn_threads()) schedule(static)
-    for (int k = 0; k < p->K; k++) {
+    for (int k = k0; k < k1; k++) {
         const int c = k / p->khw, di = k % p->khw / s->kw - s->pad, dj = k % s->kw - s->pad;
         const long off = (long)di * w + dj;
         /* valid output rows [r0, r1): those whose input row is inside */
@@ -406,29 +436,19 @@ static void im2col_same(const rn_conv_shape *s, const bwd_plan *p, const float *
     }
 }
 
-static void im2col_chunk(const rn_conv_shape *s, const bwd_plan *p, const float *xg, long j0,
-                         int ncols, float *col, int ld) {
-    if (s->stride == 1 && s->kh == 2 * s->pad + 1 && s->kw == 2 * s->pad + 1 &&
-        s->w >= SAME_MIN_W)
-        im2col_same(s, p, xg, j0, ncols, col, ld);
-    else
-        im2col_packed(s, p, xg, j0, ncols, col, ld);
-}
-
-/* dx_g += col2im(dcol) for the columns j0 .. j0+ncols-1 of dcol (K, ncols).
- * Channels split over the threads; inside a channel the taps, then the
- * pixels, are added in order. */
-static void col2im_chunk(const rn_conv_shape *s, const bwd_plan *p, const float *dcol,
-                         long j0, int ncols, float *dxg) {
-    // dcol: (K, ncols)  dxg: (cin_g, n, h, w)
+/* dx_g += col2im(dcol) for channels [c0, c1), from the columns j0 ..
+ * j0+ncols-1 held in dcol (K, ld), on the calling thread: a channel's taps,
+ * then its pixels, are added in order. */
+static void col2im_channels(const rn_conv_shape *s, const bwd_plan *p, const float *dcol,
+                            int ld, long j0, int ncols, int c0, int c1, float *dxg) {
+    // dcol: (K, ld)  dxg: (cin_g, n, h, w)
     const pix_pos start = pix_at(s, j0);
     const int stride = s->stride;
-#pragma omp parallel for num_threads(rn_threads()) schedule(static)
-    for (int c = 0; c < p->cin_g; c++) {
+    for (int c = c0; c < c1; c++) {
         float *dxc = dxg + (size_t)c * p->pix_in;
         for (int tap = 0; tap < p->khw; tap++) {
             const int ki = tap / s->kw, kj = tap % s->kw;
-            const float *src = dcol + ((size_t)c * p->khw + tap) * ncols;
+            const float *src = dcol + ((size_t)c * p->khw + tap) * ld;
             pix_pos q = start;
             for (int t = 0; t < ncols;) {
                 int len = s->wo - q.ow < ncols - t ? s->wo - q.ow : ncols - t;
@@ -474,6 +494,31 @@ static void flip_weights(const bwd_plan *p, const float *wg, float *wf) {
                     wg[((size_t)co * p->cin_g + c) * p->khw + (p->khw - 1 - tap)];
 }
 
+/* dx_g = beta dx_g + col2im(w_g^T dy_g), a chunk of pixels at a time: each
+ * thread computes the dcol rows of its own input channels and scatters them
+ * into those channels only, so no thread waits for another. */
+static void data_col2im(const rn_conv_shape *s, const bwd_plan *p, const float *dyg,
+                        const float *wg, float beta, float *dxg, float *dcol) {
+    // dy_g: (cout_g, n*ho*wo)  w_g: (cout_g, K)  dx_g: (cin_g, n*h*w)  dcol: (K, chunk_d)
+#pragma omp parallel num_threads(rn_threads())
+    {
+        int c0, c1;
+        my_share(p->cin_g, 1, &c0, &c1);
+        const int i0 = c0 * p->khw, rows = (c1 - c0) * p->khw;
+        if (beta == 0.0f && c1 > c0)
+            memset(dxg + (size_t)c0 * p->pix_in, 0,
+                   (size_t)(c1 - c0) * p->pix_in * sizeof(float));
+        for (long j0 = 0; j0 < p->pix_out && rows > 0; j0 += p->chunk_d) {
+            const int nc = p->pix_out - j0 < p->chunk_d ? (int)(p->pix_out - j0) : p->chunk_d;
+            /* dcol rows [i0, i0 + rows) = (w_g^T)[those rows] x dy_g chunk; the
+             * row stride is fixed, as threads may be on different chunks */
+            rn_sgemm_1t(1, 0, rows, nc, p->cout_g, wg + i0, p->K, dyg + j0, (int)p->pix_out,
+                        0.0f, dcol + (size_t)i0 * p->chunk_d, p->chunk_d, NULL);
+            col2im_channels(s, p, dcol, p->chunk_d, j0, nc, c0, c1, dxg);
+        }
+    }
+}
+
 void conv2d_backward_data(const rn_conv_shape *s, const float *dy, const float *w,
                           float beta, float *dx, float *workspace) {
     rn_conv_shape c;
@@ -506,16 +551,7 @@ void conv2d_backward_data(const rn_conv_shape *s, const float *dy, const float *
                             .ho = s->h, .wo = s->w};
             rn_sgemm_im2col(p.cin_g, wf, kf, &im, beta, dxg, (int)p.pix_in, NULL);
         } else {
-            /* dx_g = beta dx_g + col2im(w_g^T dy_g), a chunk of pixels at a time */
-            float *dcol = workspace;
-            if (beta == 0.0f)
-                memset(dxg, 0, (size_t)p.cin_g * p.pix_in * sizeof(float));
-            for (long j0 = 0; j0 < p.pix_out; j0 += p.chunk_d) {
-                int nc = p.pix_out - j0 < p.chunk_d ? (int)(p.pix_out - j0) : p.chunk_d;
-                rn_sgemm(1, 0, p.K, nc, p.cout_g, wg, p.K, dyg + j0, (int)p.pix_out, 0.0f,
-                         dcol, nc, NULL);
-                col2im_chunk(s, &p, dcol, j0, nc, dxg);
-            }
+            data_col2im(s, &p, dyg, wg, beta, dxg, workspace);
         }
     }
 }
@@ -525,9 +561,10 @@ void conv2d_backward_data(const rn_conv_shape *s, const float *dy, const float *
  * ------------------------------------------------------------------------- */
 
 /* db[c] = sum of row c of dy (C rows of M): 16 float lanes over blocks of
- * ROW_BLOCK values, each block's lanes added into double; a fixed order. */
+ * ROW_BLOCK values, each block's lanes added into double; a fixed order
+ * (worksharing). */
 static void row_sums(const float *dy, int C, size_t M, float *db) {
-#pragma omp parallel for num_threads(rn_threads()) schedule(static)
+#pragma omp for schedule(static)
     for (int c = 0; c < C; c++) {
         const float *row = dy + (size_t)c * M;
         double total = 0.0;
@@ -548,6 +585,68 @@ static void row_sums(const float *dy, int C, size_t M, float *db) {
     }
 }
 
+/* K >= cout_g: dw_g^T (K, cout_g) += col x dy_g^T chunk by chunk, each
+ * thread owning a block of dw_g^T's rows, i.e. of col's rows, which it
+ * builds itself; the GEMM packs dy_g^T straight from dy_g (transb), so no
+ * thread waits for another until dw_g = (dw_g^T)^T (worksharing). Shared
+ * buffers with a barrier per chunk measured no faster alone and collapse
+ * when the cores are oversubscribed. */
+static void weight_by_dy(const rn_conv_shape *s, const bwd_plan *p, const float *xg,
+                         const float *dyg, float *dwg, float *dwt, float *col) {
+    // dwt: (K, cout_g)  col: (K, chunk_w)
+    int r0, r1;
+    my_share(p->K, MR_STEP, &r0, &r1);
+    for (long j0 = 0; j0 < p->pix_out && r1 > r0; j0 += p->chunk_w) {
+        const int nc = p->pix_out - j0 < p->chunk_w ? (int)(p->pix_out - j0) : p->chunk_w;
+        const float beta = j0 == 0 ? 0.0f : 1.0f;
+        /* a: rows [r0, r1) of the chunk's im2col, in place for a pointwise conv;
+         * col's row stride is fixed, as threads may be on different chunks */
+        const float *a = col + (size_t)r0 * p->chunk_w;
+        ptrdiff_t lda = p->chunk_w;
+        if (p->pointwise) {
+            a = xg + (size_t)r0 * p->pix_in + j0;
+            lda = (ptrdiff_t)p->pix_in;
+        } else {
+            im2col_rows(s, p, xg, j0, nc, r0, r1, col, p->chunk_w);
+        }
+        for (int n0 = 0; n0 < p->cout_g; n0 += N_BLOCK_MAX) {
+            int nb = p->cout_g - n0 < N_BLOCK_MAX ? p->cout_g - n0 : N_BLOCK_MAX;
+            rn_sgemm_1t(0, 1, r1 - r0, nb, nc, a, (int)lda, dyg + (size_t)n0 * p->pix_out + j0,
+                        (int)p->pix_out, beta, dwt + (size_t)r0 * p->cout_g + n0, p->cout_g,
+                        NULL);
+        }
+    }
+#pragma omp barrier
+    transpose_shared(dwt, p->cout_g, p->K, p->cout_g, dwg, p->K);
+}
+
+/* K < cout_g: dw_g (cout_g, K) += dy_g x col^T chunk by chunk, each thread
+ * owning a block of dw_g's columns, i.e. of col's rows, which it builds and
+ * transposes itself: no thread waits for another. */
+static void weight_by_col(const rn_conv_shape *s, const bwd_plan *p, const float *xg,
+                          const float *dyg, float *dwg, float *colt, float *col) {
+    // colt: (chunk_w, K)  col: (K, chunk_w)
+    int n0, n1;
+    my_share(p->K, NR_STEP, &n0, &n1);
+    for (long j0 = 0; j0 < p->pix_out && n1 > n0; j0 += p->chunk_w) {
+        const int nc = p->pix_out - j0 < p->chunk_w ? (int)(p->pix_out - j0) : p->chunk_w;
+        const float beta = j0 == 0 ? 0.0f : 1.0f;
+        if (p->pointwise) {
+            transpose_local(xg + (size_t)n0 * p->pix_in + j0, (ptrdiff_t)p->pix_in, n1 - n0, nc,
+                            colt + n0, p->K);
+        } else {
+            im2col_rows(s, p, xg, j0, nc, n0, n1, col, p->chunk_w);
+            transpose_local(col + (size_t)n0 * p->chunk_w, p->chunk_w, n1 - n0, nc, colt + n0,
+                            p->K);
+        }
+        for (int b0 = n0; b0 < n1; b0 += N_BLOCK_MAX) {
+            int nb = n1 - b0 < N_BLOCK_MAX ? n1 - b0 : N_BLOCK_MAX;
+            rn_sgemm_1t(0, 0, p->cout_g, nb, nc, dyg + j0, (int)p->pix_out, colt + b0, p->K,
+                        beta, dwg + b0, p->K, NULL);
+        }
+    }
+}
+
 void conv2d_backward_weight(const rn_conv_shape *s, const float *x, const float *dy,
                             float *dw, float *db, float *workspace) {
     rn_conv_shape c;
@@ -561,50 +660,23 @@ void conv2d_backward_weight(const rn_conv_shape *s, const float *x, const float 
         return;
     }
     const bwd_plan p = make_plan(s);
-    // dwt: (K, cout_g) or none  tr: (chunk_w, cout_g) or (chunk_w, K)  col: (K, chunk_w)
+    // dwt: (K, cout_g) or none  colt: (chunk_w, K) or none  col: (K, chunk_w)
     float *dwt = workspace;
-    float *tr = dwt + p.dwt_floats;
-    float *col = tr + p.tr_floats;
-
-    for (int g = 0; g < p.G; g++) {
-        // x_g: (cin_g, n*h*w)  dy_g: (cout_g, n*ho*wo)  dw_g: (cout_g, K)
-        const float *xg = x + (size_t)g * p.cin_g * p.pix_in;
-        const float *dyg = dy + (size_t)g * p.cout_g * p.pix_out;
-        float *dwg = dw + (size_t)g * p.cout_g * p.K;
-
-        for (long j0 = 0; j0 < p.pix_out; j0 += p.chunk_w) {
-            const int nc = p.pix_out - j0 < p.chunk_w ? (int)(p.pix_out - j0) : p.chunk_w;
-            const float beta = j0 == 0 ? 0.0f : 1.0f;
-            /* a: the chunk's im2col rows (K, nc), in place for a pointwise conv */
-            const float *a = col;
-            ptrdiff_t lda = nc;
-            if (p.pointwise) {
-                a = xg + j0;
-                lda = (ptrdiff_t)p.pix_in;
-            } else {
-                im2col_chunk(s, &p, xg, j0, nc, col, nc);
-            }
-            if (p.wt_by_col) {
-                /* dw_g += dy_g x col^T: tr (nc, K) = col^T */
-                transpose(a, lda, p.K, nc, tr, p.K);
-                for (int n0 = 0; n0 < p.K; n0 += N_BLOCK_MAX) {
-                    int nb = p.K - n0 < N_BLOCK_MAX ? p.K - n0 : N_BLOCK_MAX;
-                    rn_sgemm(0, 0, p.cout_g, nb, nc, dyg + j0, (int)p.pix_out, tr + n0, p.K,
-                             beta, dwg + n0, p.K, NULL);
-                }
-            } else {
-                /* dw_g^T += col x dy_g^T: tr (nc, cout_g) = dy_g^T */
-                transpose(dyg + j0, (ptrdiff_t)p.pix_out, p.cout_g, nc, tr, p.cout_g);
-                for (int n0 = 0; n0 < p.cout_g; n0 += N_BLOCK_MAX) {
-                    int nb = p.cout_g - n0 < N_BLOCK_MAX ? p.cout_g - n0 : N_BLOCK_MAX;
-                    rn_sgemm(0, 0, p.K, nb, nc, a, (int)lda, tr + n0, p.cout_g, beta, dwt + n0,
-                             p.cout_g, NULL);
-                }
-            }
+    float *colt = dwt + p.dwt_floats;
+    float *col = colt + p.colt_floats;
+#pragma omp parallel num_threads(rn_threads())
+    {
+        for (int g = 0; g < p.G; g++) {
+            // x_g: (cin_g, n*h*w)  dy_g: (cout_g, n*ho*wo)  dw_g: (cout_g, K)
+            const float *xg = x + (size_t)g * p.cin_g * p.pix_in;
+            const float *dyg = dy + (size_t)g * p.cout_g * p.pix_out;
+            float *dwg = dw + (size_t)g * p.cout_g * p.K;
+            if (p.wt_by_col)
+                weight_by_col(s, &p, xg, dyg, dwg, colt, col);
+            else
+                weight_by_dy(s, &p, xg, dyg, dwg, dwt, col);
         }
-        if (!p.wt_by_col)
-            transpose(dwt, p.cout_g, p.K, p.cout_g, dwg, p.K);
+        if (db)
+            row_sums(dy, s->cout, (size_t)p.pix_out, db);
     }
-    if (db)
-        row_sums(dy, s->cout, (size_t)p.pix_out, db);
 }

@@ -357,7 +357,7 @@ static void epilogue_only(int M, int N, float beta, float *C, int ldc,
 
 static void gemm_driver(int transa, int M, int N, int K, const float *A, int lda,
                         const b_source *bs, float beta, float *C, int ldc,
-                        const rn_gemm_epilogue *ep) {
+                        const rn_gemm_epilogue *ep, int max_threads) {
     if (M <= 0 || N <= 0)
         return;
     if (K <= 0) {
@@ -370,7 +370,7 @@ static void gemm_driver(int transa, int M, int N, int K, const float *A, int lda
     p.nkb = ceil_div(K, KC_MAX);
     p.kc = ceil_div(K, p.nkb);
 
-    int threads = rn_threads();
+    int threads = max_threads;
     if (2.0 * M * N * K < SERIAL_FLOPS)
         threads = 1;
     plan_items(&p, threads);
@@ -415,7 +415,14 @@ void rn_sgemm(int transa, int transb, int M, int N, int K, const float *A, int l
               const float *B, int ldb, float beta, float *C, int ldc,
               const rn_gemm_epilogue *ep) {
     b_source bs = {.B = B, .ldb = ldb, .transb = transb, .N = N};
-    gemm_driver(transa, M, N, K, A, lda, &bs, beta, C, ldc, ep);
+    gemm_driver(transa, M, N, K, A, lda, &bs, beta, C, ldc, ep, rn_threads());
+}
+
+void rn_sgemm_1t(int transa, int transb, int M, int N, int K, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C, int ldc,
+                 const rn_gemm_epilogue *ep) {
+    b_source bs = {.B = B, .ldb = ldb, .transb = transb, .N = N};
+    gemm_driver(transa, M, N, K, A, lda, &bs, beta, C, ldc, ep, 1);
 }
 
 void rn_sgemm_im2col(int M, const float *A, int lda, const rn_im2col *im, float beta,
@@ -423,7 +430,7 @@ void rn_sgemm_im2col(int M, const float *A, int lda, const rn_im2col *im, float 
     const int K = im->c * im->kh * im->kw;
     const int N = im->n * im->ho * im->wo;
     b_source bs = {.im = im, .N = N};
-    gemm_driver(0, M, N, K, A, lda, &bs, beta, C, ldc, ep);
+    gemm_driver(0, M, N, K, A, lda, &bs, beta, C, ldc, ep, rn_threads());
 }
 
 void rn_im2col_block(const rn_im2col *im, int k0, int rows, long j0, int ncols, float *dst,

@@ -39,6 +39,13 @@ void rn_sgemm(int transa, int transb, int M, int N, int K, const float *A, int l
               const float *B, int ldb, float beta, float *C, int ldc,
               const rn_gemm_epilogue *ep);
 
+/* As rn_sgemm, on the calling thread alone: for callers that split a larger
+ * product over their own threads (inside a parallel region). The result is
+ * bitwise the same as rn_sgemm's. */
+void rn_sgemm_1t(int transa, int transb, int M, int N, int K, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C, int ldc,
+                 const rn_gemm_epilogue *ep);
+
 /* The oracle: the same contract as rn_sgemm, a plain triple loop summing in
  * double. */
 void rn_sgemm_ref(int transa, int transb, int M, int N, int K, const float *A,
