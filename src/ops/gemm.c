@@ -355,6 +355,25 @@ static void epilogue_only(int M, int N, float beta, float *C, int ldc,
         }
 }
 
+
+/* The packed copy of A lives in a buffer of the calling thread that only
+ * grows: after the first pass over a network's shapes (the first training
+ * step or batch), GEMMs allocate nothing. */
+static _Thread_local float *apack_mem;
+static _Thread_local size_t apack_cap;
+
+static float *apack_buffer(size_t floats) {
+    if (floats > apack_cap) {
+        float *p = rn_alloc(floats * sizeof(float));
+        if (!p)
+            return NULL; /* the kernels then read A in place */
+        rn_free(apack_mem);
+        apack_mem = p;
+        apack_cap = floats;
+    }
+    return apack_mem;
+}
+
 static void gemm_driver(int transa, int M, int N, int K, const float *A, int lda,
                         const b_source *bs, float beta, float *C, int ldc,
                         const rn_gemm_epilogue *ep, int max_threads) {
@@ -383,7 +402,7 @@ static void gemm_driver(int transa, int M, int N, int K, const float *A, int lda
     size_t apack_floats;
     if (p.n_panels > RAW_A_MAX_PANELS)
         if (rn_size_mul((size_t)p.m_panels * p.kd.mr, (size_t)K, &apack_floats))
-            p.apack = rn_alloc(apack_floats * sizeof(float));
+            p.apack = apack_buffer(apack_floats);
 
 #pragma omp parallel num_threads(threads)
     {
@@ -404,7 +423,6 @@ static void gemm_driver(int transa, int M, int N, int K, const float *A, int lda
         for (int item = 0; item < items; item++)
             run_item(&p, item, bbuf, abuf);
     }
-    rn_free(p.apack);
 }
 
 /* ---------------------------------------------------------------------------
