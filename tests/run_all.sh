@@ -38,6 +38,7 @@ run "train_parity" "$PY" tools/train_parity.py --resnet "$BUILD/resnet"
 run "train_real" tests/train_real.sh "$BUILD"
 run "finetune_parity" "$PY" tools/finetune_parity.py --resnet "$BUILD/resnet"
 run "predict_parity" "$PY" tools/predict_parity.py --resnet "$BUILD/resnet"
+run "pth_roundtrip" "$PY" tools/pth_roundtrip.py --resnet "$BUILD/resnet"
 run "parity" "$PY" tools/parity.py --resnet "$BUILD/resnet"
 
 echo

@@ -3,7 +3,8 @@
 
     /usr/bin/python3 tools/train_parity.py --resnet build/resnet [--only grads|steps|resume]
 
-1. grads: every parameter gradient of d2l_resnet18, resnet18 and resnet50 on
+1. grads: every parameter gradient of d2l_resnet18, resnet18, resnet50 and
+   resnext50_32x4d (grouped convolutions), and of resnet18 with the CIFAR stem, on
    one small batch (train-mode BatchNorm, mean cross-entropy), from
    `resnet grad`, against PyTorch in float64 (tools/grad_ref.py). Per tensor:
    ||g - g_ref|| / ||g_ref|| <= 1e-4. Tensors whose true gradient is zero
@@ -63,7 +64,8 @@ def save_model(path, arch, model, in_ch, classes):
 
 def check_grads(resnet, tmp):
     cases = [("d2l_resnet18", 1, 10, 4, 32, "imagenet"), ("resnet18", 3, 10, 4, 64, "imagenet"),
-             ("resnet50", 3, 10, 4, 64, "imagenet"), ("resnet18", 3, 10, 4, 32, "cifar")]
+             ("resnet50", 3, 10, 4, 64, "imagenet"), ("resnet18", 3, 10, 4, 32, "cifar"),
+             ("resnext50_32x4d", 3, 10, 4, 64, "imagenet")]
     for arch, in_ch, classes, n, size, stem in cases:
         model = randomize(build_model(arch, in_ch, classes, stem=stem), seed=11)
         w = os.path.join(tmp, arch + "_g.safetensors")
