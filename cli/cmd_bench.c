@@ -52,12 +52,11 @@ int cmd_bench(int argc, char **argv) {
         !args_int(&t, "threads", 0, 1024, &threads) || !args_int(&t, "warmup", 0, 100000, &warmup) ||
         !args_int(&t, "repeats", 1, 100000, &repeats))
         return EXIT_USAGE;
-    const char *mode_s = args_str(&t, "mode");
-    if (strcmp(mode_s, "eval") != 0 && strcmp(mode_s, "train") != 0) {
-        cli_error("bench", "--mode must be eval or train, got '%s'", mode_s);
+    int mode_i = cli_mode(&t);
+    if (mode_i < 0)
         return EXIT_USAGE;
-    }
-    rn_mode mode = strcmp(mode_s, "train") == 0 ? RN_MODE_TRAIN : RN_MODE_EVAL;
+    rn_mode mode = (rn_mode)mode_i;
+    const char *mode_s = args_str(&t, "mode");
     rn_set_threads(threads);
 
     rn_model *m = NULL;

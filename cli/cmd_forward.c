@@ -6,6 +6,7 @@
 #include "args.h"
 #include "commands.h"
 #include "resnet.h"
+#include "run_common.h"
 
 static arg_spec SPECS[] = {
     {"arch", ARG_STRING, "auto", "architecture; auto: from the file's metadata or tensor names", 0, 0},
@@ -26,12 +27,10 @@ int cmd_forward(int argc, char **argv) {
     int threads;
     if (!args_int(&t, "threads", 0, 1024, &threads))
         return EXIT_USAGE;
-    const char *mode_s = args_str(&t, "mode");
-    if (strcmp(mode_s, "eval") != 0 && strcmp(mode_s, "train") != 0) {
-        cli_error("forward", "--mode must be eval or train, got '%s'", mode_s);
+    int mode_i = cli_mode(&t);
+    if (mode_i < 0)
         return EXIT_USAGE;
-    }
-    rn_mode mode = strcmp(mode_s, "train") == 0 ? RN_MODE_TRAIN : RN_MODE_EVAL;
+    rn_mode mode = (rn_mode)mode_i;
     const char *arch = args_str(&t, "arch");
     if (strcmp(arch, "auto") == 0)
         arch = NULL;

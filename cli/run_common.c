@@ -6,6 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+int cli_mode(const arg_table *t) {
+    const char *s = args_str(t, "mode");
+    if (strcmp(s, "eval") == 0)
+        return RN_MODE_EVAL;
+    if (strcmp(s, "train") == 0)
+        return RN_MODE_TRAIN;
+    cli_error(t->command, "--mode must be eval or train, got '%s'", s);
+    return -1;
+}
+
 int cli_stem(const arg_table *t) {
     const char *s = args_str(t, "stem");
     if (strcmp(s, "imagenet") == 0)

@@ -7,6 +7,9 @@
 #include "args.h"
 #include "data/dataset.h"
 
+/* --mode: RN_MODE_EVAL or RN_MODE_TRAIN; -1 (after an error message) otherwise. */
+int cli_mode(const arg_table *t);
+
 /* --stem: RN_STEM_IMAGENET or RN_STEM_CIFAR; -1 (after an error message) otherwise. */
 int cli_stem(const arg_table *t);
 

@@ -16,16 +16,21 @@ int maxpool2d_out_size(int in, int k, int stride, int pad) {
 
 /* ---- max pooling ------------------------------------------------------------ */
 
+/* The part of a k-wide window starting at o0 = out * stride - pad that lies
+ * inside 0..n-1, as kernel offsets [*k0, *k1). */
+static inline void window_clip(int o0, int k, int n, int *k0, int *k1) {
+    *k0 = o0 < 0 ? -o0 : 0;
+    *k1 = o0 + k > n ? n - o0 : k;
+}
+
 static void maxpool_plane(const float *x, int H, int W, int k, int stride, int pad,
                           int HO, int WO, float *y) {
     for (int oy = 0; oy < HO; oy++) {
-        int y0 = oy * stride - pad;
-        int ky0 = y0 < 0 ? -y0 : 0;
-        int ky1 = y0 + k > H ? H - y0 : k;
+        int y0 = oy * stride - pad, ky0, ky1;
+        window_clip(y0, k, H, &ky0, &ky1);
         for (int ox = 0; ox < WO; ox++) {
-            int x0 = ox * stride - pad;
-            int kx0 = x0 < 0 ? -x0 : 0;
-            int kx1 = x0 + k > W ? W - x0 : k;
+            int x0 = ox * stride - pad, kx0, kx1;
+            window_clip(x0, k, W, &kx0, &kx1);
             float m = -FLT_MAX;
             for (int ky = ky0; ky < ky1; ky++) {
                 const float *row = x + (size_t)(y0 + ky) * W + x0;
@@ -106,13 +111,11 @@ static void maxpool_backward_plane(const float *x, const float *dy, int H, int W
     for (size_t i = 0; i < (size_t)H * W; i++)
         dx[i] = 0.0f;
     for (int oy = 0; oy < HO; oy++) {
-        int y0 = oy * stride - pad;
-        int ky0 = y0 < 0 ? -y0 : 0;
-        int ky1 = y0 + k > H ? H - y0 : k;
+        int y0 = oy * stride - pad, ky0, ky1;
+        window_clip(y0, k, H, &ky0, &ky1);
         for (int ox = 0; ox < WO; ox++) {
-            int x0 = ox * stride - pad;
-            int kx0 = x0 < 0 ? -x0 : 0;
-            int kx1 = x0 + k > W ? W - x0 : k;
+            int x0 = ox * stride - pad, kx0, kx1;
+            window_clip(x0, k, W, &kx0, &kx1);
             if (ky0 >= ky1 || kx0 >= kx1)
                 continue; /* a window wholly in the padding */
             size_t best = (size_t)(y0 + ky0) * W + (x0 + kx0);
