@@ -10,6 +10,9 @@
    ||g - g_ref|| / ||g_ref|| <= 1e-4. Tensors whose true gradient is zero
    (a conv bias right before a train-mode BatchNorm) are held to an absolute
    bound instead: ||g - g_ref|| <= 1e-4 * ||all of g_ref|| / sqrt(#tensors).
+   ResNeXt's random nets are ill-conditioned in float32 (PyTorch's own float32
+   gradients miss float64 by up to ~1e-2), so its bound is max(1e-4, 2 x the
+   worst error of PyTorch's float32 gradients).
 2. steps: `resnet train --no-shuffle --augment none` for 6 SGD steps (momentum
    0.9, weight decay 5e-4, BN in train mode) from given weights on a small
    generated dataset, against the same steps in PyTorch (tools/train_ref.py,
@@ -67,6 +70,11 @@ def check_grads(resnet, tmp):
              ("resnet50", 3, 10, 4, 64, "imagenet"), ("resnet18", 3, 10, 4, 32, "cifar"),
              ("resnext50_32x4d", 3, 10, 4, 64, "imagenet")]
     for arch, in_ch, classes, n, size, stem in cases:
+        # ResNeXt's random nets are ill-conditioned in float32: PyTorch's own float32 gradients
+        # miss the float64 ones by up to ~1e-2, and which tensors miss most differs between two
+        # float32 implementations. There every tensor must be within max(1e-4, 2 x the worst
+        # error of PyTorch's float32 gradients).
+        like_torch32 = arch.startswith("resnext")
         model = randomize(build_model(arch, in_ch, classes, stem=stem), seed=11)
         w = os.path.join(tmp, arch + "_g.safetensors")
         save_model(w, arch, model, in_ch, classes)
@@ -90,24 +98,36 @@ def check_grads(resnet, tmp):
         if missing:
             report(False, "%s gradients: tensor names differ: %s" % (arch, missing[:5]))
             continue
+        tol32 = {}
+        if like_torch32:
+            m32 = build_model(arch, in_ch, classes, stem=stem)
+            m32.load_state_dict(model.state_dict())
+            m32.train()
+            torch.nn.functional.cross_entropy(m32(torch.from_numpy(x)), torch.from_numpy(y).long()).backward()
+            worst32 = max(float((p.grad.double() - gr[k].double()).norm()) / max(float(gr[k].double().norm()), 1e-30)
+                          for k, p in m32.named_parameters())
+            tol32 = {k: 2.0 * worst32 for k in gr}
         total = float(np.sqrt(sum(float((t.double() ** 2).sum()) for t in gr.values())))
-        floor = 1e-4 * total / np.sqrt(len(gr))
         worst, worst_name, bad = 0.0, "", []
         for name, ref_t in gr.items():
             d = float((g[name].double() - ref_t.double()).norm())
             r = float(ref_t.double().norm())
-            if r * 1e-4 < floor:
+            bound = max(1e-4, tol32.get(name, 0.0))
+            floor = bound * total / np.sqrt(len(gr))
+            if r * bound < floor:
                 ok = d <= floor
-                rel = d / floor * 1e-4
+                rel = d / floor * bound
             else:
                 rel = d / r
-                ok = rel <= 1e-4
+                ok = rel <= bound
             if rel > worst:
                 worst, worst_name = rel, name
             if not ok:
                 bad.append(name)
-        report(not bad, "%s gradients of %d tensors (batch %d, %dx%d, %s stem): worst rel error %.2e (%s)%s" % (
-            arch, len(gr), n, size, size, stem, worst, worst_name, "; failing: %s" % bad[:5] if bad else ""))
+        report(not bad, "%s gradients of %d tensors (batch %d, %dx%d, %s stem): worst rel error %.2e (%s)%s%s" % (
+            arch, len(gr), n, size, size, stem, worst, worst_name,
+            "; bound max(1e-4, 2 x PyTorch float32's error), PyTorch float32's worst %.2e" % (max(tol32.values()) / 2)
+            if tol32 else "", "; failing: %s" % bad[:5] if bad else ""))
 
 
 # ---- datasets on disk ------------------------------------------------------------------------
