@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 static int check_passed, check_failed;
 
@@ -44,6 +45,35 @@ static inline int check_int(int lo, int hi) { /* inclusive */
 static inline void check_fill(float *p, size_t n, float lo, float hi) {
     for (size_t i = 0; i < n; i++)
         p[i] = check_uniform(lo, hi);
+}
+
+/* ---- files ---- */
+
+/* Writes len bytes to path; returns 1 on success. */
+static inline int check_write_file(const char *path, const void *buf, size_t len) {
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return 0;
+    int ok = fwrite(buf, 1, len, f) == len;
+    return fclose(f) == 0 && ok;
+}
+
+/* Reads a whole file (malloc'ed, free with free()); NULL if it cannot. */
+static inline unsigned char *check_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *buf = malloc(n > 0 ? (size_t)n : 1);
+    if (buf && fread(buf, 1, (size_t)(n > 0 ? n : 0), f) != (size_t)(n > 0 ? n : 0)) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    *len = n > 0 ? (size_t)n : 0;
+    return buf;
 }
 
 /* max|a - b| / max(max|b|, tiny) */

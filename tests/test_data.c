@@ -45,14 +45,6 @@ static const char *tmp_path(const char *name) {
     return p;
 }
 
-static int write_bytes(const char *path, const void *buf, size_t len) {
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return 0;
-    int ok = fwrite(buf, 1, len, f) == len;
-    return fclose(f) == 0 && ok;
-}
-
 /* Compresses buf into a malloc'ed gzip stream. */
 static unsigned char *gzip_bytes(const void *buf, size_t len, size_t *out_len) {
     const char *path = tmp_path("gz.tmp");
@@ -162,9 +154,9 @@ static rn_status load_idx(const char *dir, const unsigned char *img, size_t img_
                           const unsigned char *lab, size_t lab_len, rn_dataset *ds) {
     char name[128];
     snprintf(name, sizeof name, "%s/t10k-images-idx3-ubyte", dir);
-    write_bytes(tmp_path(name), img, img_len);
+    check_write_file(tmp_path(name), img, img_len);
     snprintf(name, sizeof name, "%s/t10k-labels-idx1-ubyte", dir);
-    write_bytes(tmp_path(name), lab, lab_len);
+    check_write_file(tmp_path(name), lab, lab_len);
     return rn_dataset_load(tmp_path(dir), "mnist", 0, ds);
 }
 
@@ -181,10 +173,10 @@ static void test_idx_good(void) {
 
     /* The same data gzip-compressed, under the .gz names. */
     unsigned char *gz = gzip_bytes(img, il, &gl);
-    write_bytes(tmp_path("idx_gz/t10k-images-idx3-ubyte.gz"), gz, gl);
+    check_write_file(tmp_path("idx_gz/t10k-images-idx3-ubyte.gz"), gz, gl);
     free(gz);
     gz = gzip_bytes(lab, ll, &gl);
-    write_bytes(tmp_path("idx_gz/t10k-labels-idx1-ubyte.gz"), gz, gl);
+    check_write_file(tmp_path("idx_gz/t10k-labels-idx1-ubyte.gz"), gz, gl);
     free(gz);
     st = rn_dataset_load(tmp_path("idx_gz"), "fashion-mnist", 0, &ds);
     CHECK(st == RN_OK && ds.count == 20 && memcmp(ds.pixels, img + 16, il - 16) == 0 &&
@@ -257,8 +249,8 @@ static void test_idx_malformed(void) {
     unsigned char *gz = gzip_bytes(img, il, &gl);
     bad = 0;
     for (size_t n = 0; n < gl; n++) {
-        write_bytes(tmp_path("g1/t10k-images-idx3-ubyte.gz"), gz, n);
-        write_bytes(tmp_path("g1/t10k-labels-idx1-ubyte"), lab, ll);
+        check_write_file(tmp_path("g1/t10k-images-idx3-ubyte.gz"), gz, n);
+        check_write_file(tmp_path("g1/t10k-labels-idx1-ubyte"), lab, ll);
         bad += rn_dataset_load(tmp_path("g1"), "mnist", 0, &ds) == RN_OK ||
                !strstr(rn_last_error(), "t10k-images-idx3-ubyte.gz");
     }
@@ -266,11 +258,11 @@ static void test_idx_malformed(void) {
     unsigned char garbage[64] = {0x1f, 0x8b, 8, 0};
     for (size_t i = 4; i < sizeof garbage; i++)
         garbage[i] = (unsigned char)(i * 37 + 11);
-    write_bytes(tmp_path("g1/t10k-images-idx3-ubyte.gz"), garbage, sizeof garbage);
+    check_write_file(tmp_path("g1/t10k-images-idx3-ubyte.gz"), garbage, sizeof garbage);
     expect_fail(rn_dataset_load(tmp_path("g1"), "mnist", 0, &ds), RN_ERR_FORMAT,
                 "t10k-images-idx3-ubyte.gz", "gzip garbage");
     gz[gl / 2] ^= 0x40;
-    write_bytes(tmp_path("g1/t10k-images-idx3-ubyte.gz"), gz, gl);
+    check_write_file(tmp_path("g1/t10k-images-idx3-ubyte.gz"), gz, gl);
     CHECK(rn_dataset_load(tmp_path("g1"), "mnist", 0, &ds) != RN_OK &&
               strstr(rn_last_error(), "t10k-images-idx3-ubyte.gz"), "gzip flipped byte: %s",
           rn_last_error());
@@ -304,7 +296,7 @@ static void test_cifar(void) {
         unsigned char *b = make_cifar(2, 2 * (i - 1), &len);
         char name[96];
         snprintf(name, sizeof name, "cifar/cifar-10-batches-bin/data_batch_%d.bin", i);
-        write_bytes(tmp_path(name), b, len);
+        check_write_file(tmp_path(name), b, len);
         free(b);
     }
     snprintf(dir, sizeof dir, "%s/cifar", tmpdir);
@@ -317,16 +309,16 @@ static void test_cifar(void) {
 
     /* Test split directly in DIR, with class names from batches.meta.txt. */
     unsigned char *b = make_cifar(5, 3, &len);
-    write_bytes(tmp_path("cifar2/test_batch.bin"), b, len);
+    check_write_file(tmp_path("cifar2/test_batch.bin"), b, len);
     const char *meta = "a\nb\nc\nd\ne\nf\ng\nh\ni\n  j j \r\n\n";
-    write_bytes(tmp_path("cifar2/batches.meta.txt"), meta, strlen(meta));
+    check_write_file(tmp_path("cifar2/batches.meta.txt"), meta, strlen(meta));
     snprintf(dir, sizeof dir, "%s/cifar2", tmpdir);
     st = rn_dataset_load(dir, "cifar10", 0, &ds);
     CHECK(st == RN_OK && ds.count == 5 && ds.labels[0] == 3 &&
               strcmp(ds.class_names[9], "j j") == 0, "CIFAR test split with meta: %s",
           rn_last_error());
     rn_dataset_free(&ds);
-    write_bytes(tmp_path("cifar2/batches.meta.txt"), meta, 18);
+    check_write_file(tmp_path("cifar2/batches.meta.txt"), meta, 18);
     expect_fail(rn_dataset_load(dir, "cifar10", 0, &ds), RN_ERR_FORMAT, "batches.meta.txt",
                 "nine class names");
     unlink(tmp_path("cifar2/batches.meta.txt"));
@@ -336,13 +328,13 @@ static void test_cifar(void) {
     for (size_t n = 0; n < len; n += n < 3080 ? 1 : 997) {
         if (n % 3073 == 0 && n)
             continue;
-        write_bytes(tmp_path("cifar2/test_batch.bin"), b, n);
+        check_write_file(tmp_path("cifar2/test_batch.bin"), b, n);
         bad += rn_dataset_load(dir, "cifar10", 0, &ds) != RN_ERR_FORMAT ||
                !strstr(rn_last_error(), "test_batch.bin");
     }
     CHECK(bad == 0, "CIFAR truncated: %d lengths not refused", bad);
     b[2 * 3073] = 10;
-    write_bytes(tmp_path("cifar2/test_batch.bin"), b, len);
+    check_write_file(tmp_path("cifar2/test_batch.bin"), b, len);
     expect_fail(rn_dataset_load(dir, "cifar10", 0, &ds), RN_ERR_FORMAT, "offset 6146",
                 "CIFAR label 10");
     free(b);

@@ -25,31 +25,6 @@ static void tmp_path(char *out, size_t cap, const char *name) {
     snprintf(out, cap, "%s/%s", tmpdir, name);
 }
 
-static int write_bytes(const char *path, const void *buf, size_t len) {
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return 0;
-    int ok = fwrite(buf, 1, len, f) == len;
-    return fclose(f) == 0 && ok;
-}
-
-static unsigned char *read_bytes(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *buf = malloc(n > 0 ? (size_t)n : 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
 /* Magic, version major.minor, header length (2 bytes for 1.x, else 4),
  * header text, then data_len bytes. */
 static unsigned char *make_npy(int major, int minor, const char *header, size_t data_len,
@@ -74,7 +49,7 @@ static rn_status read_buffer(const unsigned char *buf, size_t len, const char *n
                              float **data, int *ndim, int64_t shape[RN_NPY_MAX_DIMS]) {
     char path[512];
     tmp_path(path, sizeof path, name);
-    if (!write_bytes(path, buf, len))
+    if (!check_write_file(path, buf, len))
         return (rn_status)-1;
     return rn_npy_read(path, data, ndim, shape);
 }
@@ -104,7 +79,7 @@ static void test_round_trip(void) {
         size_t len = 0, numel = 1;
         for (int d = 0; d < ndims[c]; d++)
             numel *= (size_t)shapes[c][d];
-        unsigned char *raw = read_bytes(path, &len);
+        unsigned char *raw = check_read_file(path, &len);
         if (raw && len >= 10) {
             size_t hlen = raw[8] | (size_t)raw[9] << 8;
             char want[128];
@@ -365,7 +340,7 @@ static unsigned char *valid_file(size_t *len) {
     tmp_path(path, sizeof path, "valid.npy");
     if (rn_npy_write(path, v, 2, shape) != RN_OK)
         return NULL;
-    return read_bytes(path, len);
+    return check_read_file(path, len);
 }
 
 static void test_truncations(void) {

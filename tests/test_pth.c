@@ -35,23 +35,6 @@ static void corpus_path(char *out, size_t cap, const char *sub, const char *name
     snprintf(out, cap, "%s/%s/%s%s", tmpdir, sub, name, ext);
 }
 
-static unsigned char *read_bytes(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *buf = malloc(n > 0 ? (size_t)n : 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
 static int make_corpus(void) {
     if (access(CORPUS_SCRIPT, R_OK) != 0) {
         CHECK(0, "%s not found: run from the repository root", CORPUS_SCRIPT);
@@ -376,7 +359,7 @@ static void test_truncations(void) {
         char path[512];
         corpus_path(path, sizeof path, "valid", names[k], ".pth");
         size_t len = 0;
-        unsigned char *buf = read_bytes(path, &len);
+        unsigned char *buf = check_read_file(path, &len);
         CHECK(buf && len > 100, "read %s", path);
         if (!buf)
             continue;
@@ -419,7 +402,7 @@ static void test_mutations(void) {
         char path[512];
         corpus_path(path, sizeof path, "valid", names[k], ".pth");
         size_t len = 0;
-        unsigned char *orig = read_bytes(path, &len);
+        unsigned char *orig = check_read_file(path, &len);
         zip_archive z;
         if (!orig || zip_open(orig, len, path, &z) != RN_OK) {
             CHECK(0, "open %s: %s", path, rn_last_error());

@@ -27,31 +27,6 @@ static void tmp_path(char *out, size_t cap, const char *name) {
     snprintf(out, cap, "%s/%s", tmpdir, name);
 }
 
-static int write_bytes(const char *path, const void *buf, size_t len) {
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return 0;
-    int ok = fwrite(buf, 1, len, f) == len;
-    return fclose(f) == 0 && ok;
-}
-
-static unsigned char *read_bytes(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *buf = malloc(n > 0 ? (size_t)n : 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
 /* An 8-byte length, the header text, then data_len bytes 0, 1, 2, ... */
 static unsigned char *make_st(const char *header, size_t data_len, size_t *len) {
     size_t h = strlen(header);
@@ -100,7 +75,7 @@ static void test_round_trip(void) {
     CHECK(st == RN_OK, "st_write: %s", rn_last_error());
 
     size_t len = 0;
-    unsigned char *raw = read_bytes(path, &len);
+    unsigned char *raw = check_read_file(path, &len);
     CHECK(raw && len > 8, "read back raw file");
     if (raw && len > 8) {
         uint64_t h = 0;
@@ -585,7 +560,7 @@ static unsigned char *valid_file(size_t *len) {
     tmp_path(path, sizeof path, "valid.safetensors");
     if (st_write(path, e, 3, meta, 1) != RN_OK)
         return NULL;
-    return read_bytes(path, len);
+    return check_read_file(path, len);
 }
 
 static void test_truncations(void) {
@@ -603,7 +578,7 @@ static void test_truncations(void) {
         snprintf(label, sizeof label, "truncated to %zu of %zu", n, len);
         check_bad(buf, n, RN_OK, "bad.safetensors", label);
         /* and through st_read, from a file of that length */
-        write_bytes(path, buf, n);
+        check_write_file(path, buf, n);
         rn_status st = st_read(path, &f);
         CHECK(st != RN_OK && strstr(rn_last_error(), "trunc.safetensors"), "%s (file): %s",
               label, rn_last_error());
