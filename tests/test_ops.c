@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "ops/conv2d.h"
 #include "ops/ops.h"
 #include "resnet.h"
 
@@ -136,7 +137,36 @@ static void test_threads(void) {
     free(x);
 }
 
+/* ReLU keeps NaN, as PyTorch does, in every place it is applied. */
+static void test_relu_nan(void) {
+    float x[40], y[40], one[2] = {1.0f, 1.0f}, zero[2] = {0.0f, 0.0f};
+    for (int i = 0; i < 40; i++)
+        x[i] = i % 3 == 0 ? NAN : i % 3 == 1 ? -1.0f : 2.0f;
+    relu_forward(x, 40, y);
+    CHECK(isnan(y[0]) && y[1] == 0.0f && y[2] == 2.0f, "relu_forward keeps NaN");
+    relu_forward_ref(x, 40, y);
+    CHECK(isnan(y[0]) && y[1] == 0.0f, "relu_forward_ref keeps NaN");
+    add_forward(x, x, 40, 1, y);
+    CHECK(isnan(y[3]) && y[4] == 0.0f && y[5] == 4.0f, "add_forward(relu) keeps NaN");
+    batchnorm_apply(x, 2, 20, one, zero, NULL, 1, y);
+    CHECK(isnan(y[0]) && y[1] == 0.0f && y[2] == 2.0f, "batchnorm_apply(relu) keeps NaN");
+    /* the GEMM epilogue: a 1x1 conv of 16 channels (the SIMD path), one NaN input pixel */
+    enum { C = 16, P = 64 };
+    static float cx[C * P], cw[C * C], cy[C * P], cr[C * P];
+    for (int i = 0; i < C * P; i++)
+        cx[i] = (float)(i % 7) - 3.0f;
+    for (int i = 0; i < C * C; i++)
+        cw[i] = i % (C + 1) == 0 ? 1.0f : 0.0f; /* identity */
+    cx[5] = NAN;
+    rn_conv_shape s = {.n = 1, .cin = C, .h = 8, .w = 8, .cout = C, .kh = 1, .kw = 1, .stride = 1, .pad = 0, .groups = 1};
+    conv2d_shape_init(&s);
+    conv2d_forward(&s, cx, cw, NULL, NULL, 1, cy, NULL);
+    conv2d_forward_ref(&s, cx, cw, NULL, NULL, 1, cr);
+    CHECK(isnan(cy[5]) && isnan(cr[5]) && cy[0] == 0.0f && cy[4] == 1.0f, "conv relu epilogue keeps NaN: %g %g", cy[5], cr[5]);
+}
+
 int main(void) {
+    test_relu_nan();
     test_batchnorm();
     test_eltwise();
     test_pool();

@@ -36,7 +36,7 @@ void batchnorm_apply_ref(const float *x, int C, size_t M, const float *scale,
             float v = x[i] * scale[c] + shift[c];
             if (residual)
                 v += residual[i];
-            if (relu && v < 0.0f)
+            if (relu && v < 0.0f) /* NaN stays NaN, as in PyTorch */
                 v = 0.0f;
             y[i] = v;
         }
@@ -103,7 +103,7 @@ void batchnorm_apply(const float *x, int C, size_t M, const float *scale,
         if (rr && relu) {
             for (size_t m = 0; m < M; m++) {
                 float v = xr[m] * s + t + rr[m];
-                yr[m] = v > 0.0f ? v : 0.0f;
+                yr[m] = v < 0.0f ? 0.0f : v;
             }
         } else if (rr) {
             for (size_t m = 0; m < M; m++)
@@ -111,7 +111,7 @@ void batchnorm_apply(const float *x, int C, size_t M, const float *scale,
         } else if (relu) {
             for (size_t m = 0; m < M; m++) {
                 float v = xr[m] * s + t;
-                yr[m] = v > 0.0f ? v : 0.0f;
+                yr[m] = v < 0.0f ? 0.0f : v;
             }
         } else {
             for (size_t m = 0; m < M; m++)

@@ -75,7 +75,7 @@ void conv2d_forward_ref(const rn_conv_shape *s, const float *x, const float *w,
                         r += bias[co];
                     if (residual)
                         r += residual[yi];
-                    if (relu && !(r > 0.0f))
+                    if (relu && r < 0.0f)
                         r = 0.0f;
                     y[yi] = r;
                 }

@@ -7,13 +7,13 @@
 
 void relu_forward_ref(const float *x, size_t n, float *y) {
     for (size_t i = 0; i < n; i++)
-        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        y[i] = x[i] < 0.0f ? 0.0f : x[i];
 }
 
 void relu_forward(const float *x, size_t n, float *y) {
 #pragma omp parallel for num_threads(rn_threads()) schedule(static) if (n >= PARALLEL_MIN)
     for (size_t i = 0; i < n; i++)
-        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        y[i] = x[i] < 0.0f ? 0.0f : x[i];
 }
 
 void add_forward_ref(const float *a, const float *b, size_t n, int relu, float *y) {
@@ -28,7 +28,7 @@ void add_forward(const float *a, const float *b, size_t n, int relu, float *y) {
 #pragma omp parallel for num_threads(rn_threads()) schedule(static) if (n >= PARALLEL_MIN)
         for (size_t i = 0; i < n; i++) {
             float v = a[i] + b[i];
-            y[i] = v > 0.0f ? v : 0.0f;
+            y[i] = v < 0.0f ? 0.0f : v;
         }
     } else {
 #pragma omp parallel for num_threads(rn_threads()) schedule(static) if (n >= PARALLEL_MIN)

@@ -110,7 +110,7 @@ static void kernel_portable(int kc, const float *a, const float *b,
                     r += t->bias[i];
                 if (res)
                     r += res[j];
-                if (t->relu && !(r > 0.0f))
+                if (t->relu && r < 0.0f) /* NaN stays NaN, as in PyTorch */
                     r = 0.0f;
             }
             c[j] = r;
@@ -349,7 +349,7 @@ static void epilogue_only(int M, int N, float beta, float *C, int ldc,
                 r += ep->bias[i];
             if (ep && ep->residual)
                 r += ep->residual[(ptrdiff_t)i * ep->ldr + j];
-            if (ep && ep->relu && !(r > 0.0f))
+            if (ep && ep->relu && r < 0.0f) /* NaN stays NaN, as in PyTorch */
                 r = 0.0f;
             *c = r;
         }
@@ -496,7 +496,7 @@ void rn_sgemm_ref(int transa, int transb, int M, int N, int K, const float *A,
                 r += ep->bias[i];
             if (ep && ep->residual)
                 r += ep->residual[(ptrdiff_t)i * ep->ldr + j];
-            if (ep && ep->relu && !(r > 0.0f))
+            if (ep && ep->relu && r < 0.0f) /* NaN stays NaN, as in PyTorch */
                 r = 0.0f;
             *c = r;
         }

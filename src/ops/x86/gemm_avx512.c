@@ -83,7 +83,7 @@ micro_kernel(const int MR, const int NV, int kc, const float *a, ptrdiff_t a_rs,
                 if (res)
                     r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(mask[v], res + 16 * v));
                 if (t->relu)
-                    r = _mm512_max_ps(r, zero);
+                    r = _mm512_max_ps(zero, r); /* NaN (2nd operand) passes, as in PyTorch */
             }
             _mm512_mask_storeu_ps(c + 16 * v, mask[v], r);
         }
