@@ -76,6 +76,26 @@ static inline unsigned char *check_read_file(const char *path, size_t *len) {
     return buf;
 }
 
+/* Makes a fresh directory $TMPDIR/NAME_XXXXXX (or under /tmp) in out;
+ * returns 0 after printing why if it cannot. */
+static inline int check_tmpdir(const char *name, char *out, size_t cap) {
+    const char *base = getenv("TMPDIR");
+    snprintf(out, cap, "%s/%s_XXXXXX", base && *base ? base : "/tmp", name);
+    if (!mkdtemp(out)) {
+        perror("mkdtemp");
+        return 0;
+    }
+    return 1;
+}
+
+/* Removes a directory made by check_tmpdir, with everything in it. */
+static inline void check_tmpdir_remove(const char *dir) {
+    char cmd[1100];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "warning: could not remove %s\n", dir);
+}
+
 /* max|a - b| / max(max|b|, tiny) */
 static inline double check_rel_err(const float *a, const float *b, size_t n) {
     double num = 0.0, den = 1e-30;

@@ -749,12 +749,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s [--resize-dump DIR]\n", argv[0]);
         return 2;
     }
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/test_data_XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
+    if (!check_tmpdir("test_data", tmpdir, sizeof tmpdir))
         return 1;
-    }
     test_subset();
     test_idx_good();
     test_idx_malformed();
@@ -767,9 +763,6 @@ int main(int argc, char **argv) {
     test_loader_normalize_resize();
     test_loader_subset();
 
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "warning: could not remove %s\n", tmpdir);
+    check_tmpdir_remove(tmpdir);
     return check_done("test_data");
 }

@@ -420,12 +420,8 @@ static void test_broken(void) {
  * ------------------------------------------------------------------------- */
 
 int main(void) {
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/test_folder_XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
+    if (!check_tmpdir("test_folder", tmpdir, sizeof tmpdir))
         return 1;
-    }
     char cmd[700];
     snprintf(cmd, sizeof cmd, "/usr/bin/python3 -W ignore " SCRIPT " '%s'", tmpdir);
     int made = access(SCRIPT, R_OK) == 0 && system(cmd) == 0;

@@ -832,12 +832,8 @@ int main(int argc, char **argv) {
                         "[--resize N] [--crop N]]\n");
         return 2;
     }
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/test_image_XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
+    if (!check_tmpdir("test_image", tmpdir, sizeof tmpdir))
         return 1;
-    }
     test_corpus(); /* first: the bomb's peak-RSS check wants a quiet process */
     test_png_built();
     test_jpeg_built();
@@ -846,9 +842,6 @@ int main(int argc, char **argv) {
     test_center_crop();
     test_eval_ranges();
     test_train();
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "warning: could not remove %s\n", tmpdir);
+    check_tmpdir_remove(tmpdir);
     return check_done("test_image");
 }

@@ -301,12 +301,8 @@ static void test_schedule_api(void) {
  * ------------------------------------------------------------------------- */
 
 int main(void) {
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/test_optim_XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
+    if (!check_tmpdir("test_optim", tmpdir, sizeof tmpdir))
         return 1;
-    }
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "%s tools/optim_ref.py '%s'", PY, tmpdir);
     int rc = system(cmd);

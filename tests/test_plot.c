@@ -112,12 +112,8 @@ static void render_fails(const char *name, const char *log, rn_status want,
 }
 
 int main(void) {
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/test_plot_XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
+    if (!check_tmpdir("test_plot", tmpdir, sizeof tmpdir))
         return 1;
-    }
 
     /* a typical log: step records interleaved with epoch records */
     char log[8192] = "";
@@ -193,9 +189,6 @@ int main(void) {
           rn_last_error());
     CHECK(rn_plot_svg(NULL, "x") == RN_ERR_ARG, "NULL path");
 
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "warning: could not remove %s\n", tmpdir);
+    check_tmpdir_remove(tmpdir);
     return check_done("test_plot");
 }

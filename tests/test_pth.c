@@ -442,12 +442,8 @@ static void test_mutations(void) {
 }
 
 int main(void) {
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/test_pth_XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
+    if (!check_tmpdir("test_pth", tmpdir, sizeof tmpdir))
         return 1;
-    }
     if (make_corpus()) {
         test_valid();
         test_hostile();
@@ -455,9 +451,6 @@ int main(void) {
         test_truncations();
         test_mutations();
     }
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "warning: could not remove %s\n", tmpdir);
+    check_tmpdir_remove(tmpdir);
     return check_done("test_pth");
 }

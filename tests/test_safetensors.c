@@ -652,12 +652,8 @@ static void test_mutations(void) {
 }
 
 int main(void) {
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/test_safetensors_XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
+    if (!check_tmpdir("test_safetensors", tmpdir, sizeof tmpdir))
         return 1;
-    }
     test_round_trip();
     test_dtypes();
     test_api_errors();
@@ -665,9 +661,6 @@ int main(void) {
     test_truncations();
     test_mutations();
 
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "warning: could not remove %s\n", tmpdir);
+    check_tmpdir_remove(tmpdir);
     return check_done("test_safetensors");
 }
