@@ -369,6 +369,17 @@ static void make_preprocess(rn_loader *l) {
     }
 }
 
+/* The loader's buffers and the loader itself (no thread left running). */
+static void free_loader_memory(rn_loader *l) {
+    rn_resize_plan_free(l->plan);
+    free(l->resized);
+    rn_free(l->x);
+    free(l->labels);
+    free(l->perm);
+    free(l);
+}
+
+
 rn_status rn_loader_create(const rn_dataset *ds, const rn_loader_config *cfg, rn_loader **out) {
     if (!out)
         return rn_fail(RN_ERR_ARG, "rn_loader_create: NULL output");
@@ -422,12 +433,7 @@ rn_status rn_loader_create(const rn_dataset *ds, const rn_loader_config *cfg, rn
             pthread_mutex_destroy(&l->mu);
             pthread_cond_destroy(&l->cv);
         }
-        rn_resize_plan_free(l->plan);
-        free(l->resized);
-        rn_free(l->x);
-        free(l->labels);
-        free(l->perm);
-        free(l);
+        free_loader_memory(l);
         return st;
     }
     pthread_mutex_lock(&l->mu);
@@ -447,12 +453,7 @@ void rn_loader_free(rn_loader *l) {
     pthread_join(l->thread, NULL);
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv);
-    rn_resize_plan_free(l->plan);
-    free(l->resized);
-    rn_free(l->x);
-    free(l->labels);
-    free(l->perm);
-    free(l);
+    free_loader_memory(l);
 }
 
 /* ---------------------------------------------------------------------------
