@@ -39,6 +39,14 @@ static inline float check_uniform(float lo, float hi) {
     check_rng_state = x;
     return lo + (hi - lo) * (float)(x >> 8) / 16777216.0f;
 }
+/* xorshift64 with its state in the caller (tests that keep their own stream). */
+static inline uint32_t check_xorshift64(uint64_t *s) {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return (uint32_t)(*s >> 32);
+}
+
 static inline int check_int(int lo, int hi) { /* inclusive */
     return lo + (int)(check_uniform(0.0f, 1.0f) * (float)(hi - lo + 1)) % (hi - lo + 1);
 }

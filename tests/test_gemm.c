@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "core/mem.h"
 #include "ops/gemm.h"
 #include "resnet.h"
@@ -26,12 +27,7 @@ static int passed, failed;
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 
-static uint32_t rng_next(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (uint32_t)(rng_state >> 32);
-}
+static uint32_t rng_next(void) { return check_xorshift64(&rng_state); }
 
 /* Uniform in [-1, 1). */
 static float rng_float(void) { return (float)(rng_next() >> 8) / 8388608.0f - 1.0f; }

@@ -596,12 +596,7 @@ static void test_truncations(void) {
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
-static uint32_t rng(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (uint32_t)(rng_state >> 32);
-}
+static uint32_t rng(void) { return check_xorshift64(&rng_state); }
 
 #define MUTATIONS 4000
 
