@@ -20,10 +20,12 @@ ifeq ($(HAVE_OPENMP),1)
   LDFLAGS += -fopenmp
 endif
 
-# x86 SIMD kernels are compiled for their instruction set and chosen at run time.
+# x86 SIMD kernels: each file is compiled for its own instruction set (named
+# by its suffix) and called only when the CPU has it (src/core/cpu.c).
 ARCH := $(shell uname -m)
 X86_SRC := $(if $(filter x86_64,$(ARCH)),$(wildcard src/ops/x86/*.c),)
-X86_FLAGS := -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma -mavx2
+AVX512_FLAGS := -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma -mavx2
+AVX2_FLAGS := -mavx2 -mfma
 ifneq ($(X86_SRC),)
   CFLAGS += -DRN_HAVE_X86_KERNELS
 endif
@@ -34,7 +36,7 @@ CLI_SRC := $(wildcard cli/*.c)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-HDRS := $(wildcard include/*.h src/*/*.h src/ops/x86/*.h cli/*.h tests/*.h)
+HDRS := $(wildcard include/*.h src/*/*.h cli/*.h tests/*.h)
 
 .PHONY: all lib cli tests run test deps clean bench-ort
 
@@ -44,9 +46,13 @@ lib: $(BUILD)/libresnet.a $(BUILD)/libresnet.so
 cli: $(BUILD)/resnet
 tests: $(TEST_BIN)
 
-$(BUILD)/obj/src/ops/x86/%.o: src/ops/x86/%.c $(HDRS)
+$(BUILD)/obj/src/ops/x86/%_avx512.o: src/ops/x86/%_avx512.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(X86_FLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(AVX512_FLAGS) -c $< -o $@
+
+$(BUILD)/obj/src/ops/x86/%_avx2.o: src/ops/x86/%_avx2.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AVX2_FLAGS) -c $< -o $@
 
 $(BUILD)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)

@@ -4,8 +4,8 @@
  * Random shapes over kernel sizes 1/3/5/7, strides 1/2/3, padding 0..3,
  * groups 1/2/4, batch 1..3, odd and non-square inputs, with and without
  * bias, residual and relu; then fixed shapes (ResNet-like, wide rows,
- * several K blocks), the portable kernels, shape validation and bitwise
- * determinism across thread counts.
+ * several K blocks), on every kernel path the host supports; shape
+ * validation and bitwise determinism across thread counts.
  * Tolerance: max |fast - ref| / max |ref| <= 1e-5 per check.
  */
 #include <math.h>
@@ -14,11 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
 #include "core/mem.h"
 #include "ops/conv2d.h"
 #include "ops/gemm.h"
+#include "ops/kernels.h"
 #include "resnet.h"
+#include "check.h"
 
 #define TOL 1e-5
 
@@ -73,6 +74,8 @@ static double rel_error(const float *a, const float *b, size_t n) {
  * ------------------------------------------------------------------------- */
 
 /* epi bits: 1 bias, 2 residual, 4 relu. */
+static const rn_kernels *kd; /* the kernel path under test */
+
 static void check_conv(rn_conv_shape s, int epi, const char *tag) {
     char what[200];
     if (!conv2d_shape_init(&s)) {
@@ -92,14 +95,14 @@ static void check_conv(rn_conv_shape s, int epi, const char *tag) {
         y[i] = NAN; /* the output must be fully written */
 
     const float *b = (epi & 1) ? bias : NULL, *r = (epi & 2) ? res : NULL;
-    conv2d_forward(&s, x, w, b, r, (epi & 4) != 0, y, ws);
+    conv2d_forward(kd, &s, x, w, b, r, (epi & 4) != 0, y, ws);
     conv2d_forward_ref(&s, x, w, b, r, (epi & 4) != 0, yref);
     double err = rel_error(y, yref, y_n);
 
     snprintf(what, sizeof what,
-             "%s n=%d cin=%d %dx%d cout=%d k=%dx%d s=%d p=%d g=%d -> %dx%d bias=%d res=%d "
+             "%s %s n=%d cin=%d %dx%d cout=%d k=%dx%d s=%d p=%d g=%d -> %dx%d bias=%d res=%d "
              "relu=%d err=%.2e",
-             tag, s.n, s.cin, s.h, s.w, s.cout, s.kh, s.kw, s.stride, s.pad, s.groups, s.ho,
+             kd->name, tag, s.n, s.cin, s.h, s.w, s.cout, s.kh, s.kw, s.stride, s.pad, s.groups, s.ho,
              s.wo, epi & 1, (epi >> 1) & 1, (epi >> 2) & 1, err);
     check(err <= TOL, what);
     rn_free(x);
@@ -164,17 +167,17 @@ static void check_determinism(rn_conv_shape s) {
     float *ws = ws_n ? rn_alloc(ws_n * sizeof(float)) : NULL;
 
     rn_set_threads(1);
-    conv2d_forward(&s, x, w, bias, NULL, 1, y1, ws);
+    conv2d_forward(kd, &s, x, w, bias, NULL, 1, y1, ws);
     int same = 1;
     for (int t = 2; t <= 3; t++) {
         rn_set_threads(t);
-        conv2d_forward(&s, x, w, bias, NULL, 1, yt, ws);
+        conv2d_forward(kd, &s, x, w, bias, NULL, 1, yt, ws);
         same &= memcmp(y1, yt, y_n * sizeof(float)) == 0;
     }
     rn_set_threads(0);
     char what[128];
-    snprintf(what, sizeof what, "determinism 1..3 threads cin=%d %dx%d cout=%d k=%d s=%d bitwise",
-             s.cin, s.h, s.w, s.cout, s.kh, s.stride);
+    snprintf(what, sizeof what, "%s determinism 1..3 threads cin=%d %dx%d cout=%d k=%d s=%d bitwise",
+             kd->name, s.cin, s.h, s.w, s.cout, s.kh, s.stride);
     check(same, what);
     rn_free(x);
     rn_free(w);
@@ -188,10 +191,9 @@ static void check_determinism(rn_conv_shape s) {
  * main
  * ------------------------------------------------------------------------- */
 
-int main(void) {
-    check_shape_init();
-
-    for (int i = 0; i < 40; i++)
+/* Random shapes (fewer on the portable path), then the fixed ones. */
+static void run_cases(int randoms) {
+    for (int i = 0; i < randoms; i++)
         check_conv(random_shape(), i % 8, "random");
 
     /* ResNet-like layers, small batch and channel counts. */
@@ -210,18 +212,19 @@ int main(void) {
     check_conv(shape(2, 16, 32, 32, 20, 3, 1, 1, 1), 7, "wide N, packed A");
     check_conv(shape(4, 8, 45, 45, 12, 5, 2, 2, 1), 3, "wide N stride 2");
     check_conv(shape(8, 6, 40, 40, 10, 3, 3, 1, 2), 5, "wide N stride 3 groups");
+}
 
-    /* The same on the portable kernel and packers. */
-    rn_gemm_force_portable(1);
-    check_conv(shape(2, 3, 37, 41, 16, 7, 2, 3, 1), 7, "portable stem");
-    check_conv(shape(2, 64, 14, 14, 64, 3, 1, 1, 1), 7, "portable 3x3 K=576");
-    check_conv(shape(1, 8, 5, 150, 12, 3, 1, 1, 1), 3, "portable wide rows");
-    for (int i = 0; i < 6; i++)
-        check_conv(random_shape(), i % 8, "portable random");
-    rn_gemm_force_portable(0);
+int main(void) {
+    check_shape_init();
 
-    check_determinism(shape(2, 64, 28, 28, 64, 3, 1, 1, 1));
-    check_determinism(shape(1, 3, 64, 64, 64, 7, 2, 3, 1));
+    const rn_kernels *ks[RN_ISA_COUNT];
+    const int nk = check_kernel_paths("test_conv2d", ks);
+    for (int i = 0; i < nk; i++) {
+        kd = ks[i];
+        run_cases(kd->isa == RN_ISA_PORTABLE ? 6 : 40);
+        check_determinism(shape(2, 64, 28, 28, 64, 3, 1, 1, 1));
+        check_determinism(shape(1, 3, 64, 64, 64, 7, 2, 3, 1));
+    }
 
     printf("test_conv2d: %d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

@@ -116,7 +116,7 @@ static int layout(rn_model *m, rn_train_plan *tp, carver *c, size_t *act_max, si
         sl->res = (residual);                                                               \
         sl->relu = (use_relu);                                                              \
         size_t out_ = sl->M * sl->u->cout;                                                  \
-        size_t a_ = conv2d_workspace_floats(&sl->s), b_ = conv2d_backward_workspace_floats(&sl->s); \
+        size_t a_ = conv2d_workspace_floats(&sl->s), b_ = conv2d_backward_workspace_floats(NULL, &sl->s); \
         act = out_ > act ? out_ : act;                                                      \
         ws = a_ > ws ? a_ : ws;                                                             \
         ws = b_ > ws ? b_ : ws;                                                             \
@@ -222,10 +222,10 @@ static void slot_forward(rn_train_plan *tp, slot *sl, int update_stats) {
     rn_unit *u = sl->u;
     if (!u->has_bn) {
         /* D2L's 1x1 shortcut: conv with bias, nothing after it. */
-        conv2d_forward(&sl->s, sl->x, u->w, u->b, sl->res, sl->relu, sl->z, tp->ws);
+        conv2d_forward(NULL, &sl->s, sl->x, u->w, u->b, sl->res, sl->relu, sl->z, tp->ws);
         return;
     }
-    conv2d_forward(&sl->s, sl->x, u->w, u->b, NULL, 0, sl->z, tp->ws);
+    conv2d_forward(NULL, &sl->s, sl->x, u->w, u->b, NULL, 0, sl->z, tp->ws);
     float *var = sl->invstd; /* holds the variance until turned into invstd below */
     batchnorm_stats(sl->z, u->cout, sl->M, sl->mean, var);
     if (update_stats) {
@@ -268,7 +268,7 @@ rn_status rn_model_train_forward(rn_model *m, const float *x, const int32_t *lab
 
     const slot *last = &tp->slots[tp->n_slots - 1];
     avgpool_global_forward(last->y, (size_t)m->feat * n, (size_t)tp->fh * tp->fw, tp->feat);
-    linear_forward(tp->feat, m->feat, n, m->fc_w, m->fc_b, m->num_classes, tp->logits, tp->dlogits);
+    linear_forward(NULL, tp->feat, m->feat, n, m->fc_w, m->fc_b, m->num_classes, tp->logits, tp->dlogits);
     float l = softmax_cross_entropy(tp->logits, (const int *)tp->labels, n, m->num_classes,
                                     label_smoothing, tp->dlogits, correct);
     if (loss)
@@ -301,10 +301,10 @@ static const float *slot_backward_bn(rn_model *m, const slot *sl, const float *d
 static void slot_backward_conv(rn_model *m, rn_train_plan *tp, const slot *sl, const float *dz,
                                float *dx, float beta) {
     rn_unit *u = sl->u;
-    conv2d_backward_weight(&sl->s, sl->x, dz, rn_grad_of(m, u->w), u->b ? rn_grad_of(m, u->b) : NULL,
+    conv2d_backward_weight(NULL, &sl->s, sl->x, dz, rn_grad_of(m, u->w), u->b ? rn_grad_of(m, u->b) : NULL,
                            tp->ws);
     if (dx)
-        conv2d_backward_data(&sl->s, dz, u->w, beta, dx, tp->ws);
+        conv2d_backward_data(NULL, &sl->s, dz, u->w, beta, dx, tp->ws);
 }
 
 rn_status rn_model_train_backward(rn_model *m) {
@@ -315,7 +315,7 @@ rn_status rn_model_train_backward(rn_model *m) {
     float *gout = tp->g[0], *t1 = tp->g[1], *t2 = tp->g[2], *gin = tp->g[3];
 
     /* head: linear, then global average pooling */
-    linear_backward(tp->feat, m->feat, n, m->fc_w, m->num_classes, tp->dlogits, tp->dfeat,
+    linear_backward(NULL, tp->feat, m->feat, n, m->fc_w, m->num_classes, tp->dlogits, tp->dfeat,
                     rn_grad_of(m, m->fc_w), rn_grad_of(m, m->fc_b));
     avgpool_global_backward(tp->dfeat, (size_t)m->feat * n, (size_t)tp->fh * tp->fw, gout);
 

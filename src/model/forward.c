@@ -127,10 +127,10 @@ static void run_unit(pass *ps, const rn_unit *u, const float *x, int n, int *h, 
             fw = p->folded + at;
             fb = p->folded + at + wf;
         }
-        conv2d_forward(&s, x, fw, fb, residual, relu, y, p->ws);
+        conv2d_forward(NULL, &s, x, fw, fb, residual, relu, y, p->ws);
         return;
     }
-    conv2d_forward(&s, x, u->w, u->b, NULL, 0, y, p->ws);
+    conv2d_forward(NULL, &s, x, u->w, u->b, NULL, 0, y, p->ws);
     batchnorm_stats(y, u->cout, M, p->mean, p->var);
     batchnorm_scale_shift(u->cout, u->bn_weight, u->bn_bias, p->mean, p->var, RN_BN_EPS,
                           p->scale, p->shift);
@@ -206,7 +206,7 @@ static void run_network(pass *ps, const float *x_nchw, int n, int h, int w, floa
     if (ps->dry)
         return;
     avgpool_global_forward(cur, (size_t)m->feat * (size_t)n, (size_t)h * (size_t)w, p->feat);
-    linear_forward(p->feat, m->feat, n, m->fc_w, m->fc_b, m->num_classes, logits, p->fc_work);
+    linear_forward(NULL, p->feat, m->feat, n, m->fc_w, m->fc_b, m->num_classes, logits, p->fc_work);
 }
 
 /* ---- planning ---------------------------------------------------------------------------------- */

@@ -91,7 +91,7 @@ size_t conv2d_workspace_floats(const rn_conv_shape *s) {
     return 0;
 }
 
-void conv2d_forward(const rn_conv_shape *s, const float *x, const float *w,
+void conv2d_forward(const rn_kernels *k, const rn_conv_shape *s, const float *x, const float *w,
                     const float *bias, const float *residual, int relu,
                     float *y, float *workspace) {
     (void)workspace;
@@ -114,12 +114,12 @@ void conv2d_forward(const rn_conv_shape *s, const float *x, const float *w,
             .relu = relu,
         };
         if (pointwise) {
-            rn_sgemm(0, 0, cout_g, N, cin_g, wg, K, xg, N, 0.0f, yg, N, &ep);
+            rn_sgemm(k, 0, 0, cout_g, N, cin_g, wg, K, xg, N, 0.0f, yg, N, &ep);
         } else {
             rn_im2col im = {.x = xg, .c = cin_g, .n = s->n, .h = s->h, .w = s->w,
                             .kh = s->kh, .kw = s->kw, .stride = s->stride, .pad = s->pad,
                             .ho = s->ho, .wo = s->wo};
-            rn_sgemm_im2col(cout_g, wg, K, &im, 0.0f, yg, N, &ep);
+            rn_sgemm_im2col(k, cout_g, wg, K, &im, 0.0f, yg, N, &ep);
         }
     }
 }

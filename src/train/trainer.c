@@ -124,7 +124,7 @@ static rn_status head_forward_backward(rn_trainer *t, const float *x, const int3
     RN_TRY(rn_model_forward(m, x, n, h, w, RN_MODE_EVAL, t->logits));
     *loss = softmax_cross_entropy(t->logits, (const int *)labels, n, K, t->cfg.label_smoothing, t->dlogits,
                                   correct);
-    linear_backward(rn_model_features(m), m->feat, n, m->fc_w, K, t->dlogits, NULL, rn_grad_of(m, m->fc_w),
+    linear_backward(NULL, rn_model_features(m), m->feat, n, m->fc_w, K, t->dlogits, NULL, rn_grad_of(m, m->fc_w),
                     rn_grad_of(m, m->fc_b));
     return RN_OK;
 }
