@@ -86,7 +86,7 @@ micro_kernel(const int MR, const int NV, int kc, const float *a, ptrdiff_t a_rs,
                     r = _mm256_add_ps(r, full ? _mm256_loadu_ps(res + 8 * v)
                                               : _mm256_maskload_ps(res + 8 * v, mask[v]));
                 if (t->relu)
-                    r = _mm256_max_ps(r, zero); /* NaN (1st operand) passes, as in PyTorch */
+                    r = _mm256_max_ps(zero, r); /* NaN (2nd operand) passes, as in PyTorch */
             }
             if (full)
                 _mm256_storeu_ps(c + 8 * v, r);
