@@ -20,6 +20,7 @@ static arg_spec SPECS[] = {
     {"image-size", ARG_INT, "-1", "resize to this size; -1: from the checkpoint; 0: the dataset's own", 0, 0},
     {"normalize", ARG_STRING, "auto", "none, MEAN,..:STD,.., or auto (from the checkpoint)", 0, 0},
     {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
+    CLI_CONV_ALGO_SPEC,
     {"json", ARG_FLAG, NULL, "print one JSON object", 0, 0},
 };
 
@@ -118,9 +119,11 @@ int cmd_eval(int argc, char **argv) {
     rn_eval_result ev = {0};
     int status = EXIT_RUNTIME;
     const char *arch = strcmp(args_str(&t, "arch"), "auto") ? args_str(&t, "arch") : NULL;
+    rn_session_config scfg;
+    cli_session_config(&t, &scfg);
     if (rn_model_load(weights, arch, &m) != RN_OK ||
         rn_dataset_load(args_str(&t, "data"), kind, strcmp(split, "train") == 0, &ds) != RN_OK ||
-        rn_evaluate(m, &ds, &cfg, NULL, NULL, &ev) != RN_OK) {
+        rn_evaluate_config(m, &scfg, &ds, &cfg, NULL, NULL, &ev) != RN_OK) {
         cli_error("eval", "%s", rn_last_error());
         goto done;
     }

@@ -15,6 +15,7 @@ static arg_spec SPECS[] = {
     {"output", ARG_STRING, NULL, ".npy file to write the (N, num_classes) float32 logits to", 0, 0},
     {"mode", ARG_STRING, "eval", "eval: BatchNorm uses running statistics; train: batch statistics", 0, 0},
     {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
+    CLI_CONV_ALGO_SPEC,
     {"print", ARG_FLAG, NULL, "also print each image's top class and logit", 0, 0},
 };
 
@@ -37,6 +38,7 @@ int cmd_forward(int argc, char **argv) {
     rn_set_threads(threads);
 
     rn_model *m = NULL;
+    rn_session *sess = NULL;
     float *x = NULL, *y = NULL;
     int ndim = 0, status = EXIT_RUNTIME;
     int64_t shape[RN_NPY_MAX_DIMS];
@@ -59,7 +61,15 @@ int cmd_forward(int argc, char **argv) {
         goto done;
     }
     int64_t out_shape[2] = {n, k};
-    if (rn_model_forward(m, x, n, h, w, mode, y) != RN_OK ||
+    rn_session_config scfg;
+    cli_session_config(&t, &scfg);
+    rn_status st = rn_session_create(m, &scfg, &sess);
+    if (st == RN_ERR_ARG) {
+        cli_error("forward", "%s", rn_last_error());
+        status = EXIT_USAGE;
+        goto done;
+    }
+    if (st != RN_OK || rn_session_forward(sess, x, n, h, w, mode, y) != RN_OK ||
         rn_npy_write(args_str(&t, "output"), y, 2, out_shape) != RN_OK) {
         cli_error("forward", "%s", rn_last_error());
         goto done;
@@ -77,6 +87,7 @@ int cmd_forward(int argc, char **argv) {
 done:
     free(x);
     free(y);
+    rn_session_free(sess);
     rn_model_free(m);
     return status;
 }

@@ -53,6 +53,7 @@ static arg_spec SPECS[] = {
      "for ImageNet-style preprocessing)", 0, 0},
     {"gray", ARG_FLAG, NULL, "decode as Pillow's convert(\"L\") (replicated for 3-channel models)", 0, 0},
     {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
+    CLI_CONV_ALGO_SPEC,
     {"IMAGE...", ARG_POSITIONAL, NULL, "JPEG or PNG files to classify", 0, 0},
 };
 
@@ -459,8 +460,8 @@ static void print_result(const char *path, const double *prob, const int *idx, i
 #define MSG_CAP 512
 
 /* Classifies the images, batch by batch; returns 0 after printing an error. */
-static int run_batches(rn_model *m, const predict_plan *p, char **images, int count, int batch,
-                       int topk, const label_set *labels, int json) {
+static int run_batches(rn_model *m, rn_session *sess, const predict_plan *p, char **images,
+                       int count, int batch, int topk, const label_set *labels, int json) {
     int k = rn_model_num_classes(m);
     size_t per_image = (size_t)p->channels * (size_t)p->crop * (size_t)p->crop;
     float *x = malloc((size_t)batch * per_image * sizeof *x);
@@ -488,7 +489,7 @@ static int run_batches(rn_model *m, const predict_plan *p, char **images, int co
                 cli_error("predict", "%s", msg[b]);
                 goto done;
             }
-        if (rn_model_forward(m, x, n, p->crop, p->crop, RN_MODE_EVAL, logits) != RN_OK) {
+        if (rn_session_forward(sess, x, n, p->crop, p->crop, RN_MODE_EVAL, logits) != RN_OK) {
             cli_error("predict", "%s", rn_last_error());
             goto done;
         }
@@ -538,6 +539,7 @@ int cmd_predict(int argc, char **argv) {
     }
     predict_meta meta;
     rn_model *m = NULL;
+    rn_session *sess = NULL;
     label_set labels = {0};
     int status = EXIT_RUNTIME;
     if (read_meta(weights, &meta) != RN_OK || rn_model_load(weights, arch, &m) != RN_OK) {
@@ -555,11 +557,19 @@ int cmd_predict(int argc, char **argv) {
         topk = rn_model_num_classes(m);
     if (batch > count)
         batch = count;
-    if (run_batches(m, &plan, images, count, batch, topk, &labels, args_flag(&t, "json")))
+    rn_session_config scfg;
+    cli_session_config(&t, &scfg);
+    if (rn_session_create(m, &scfg, &sess) != RN_OK) {
+        cli_error("predict", "%s", rn_last_error());
+        status = EXIT_USAGE;
+        goto done;
+    }
+    if (run_batches(m, sess, &plan, images, count, batch, topk, &labels, args_flag(&t, "json")))
         status = 0;
 done:
     free(meta.class_names);
     labels_free(&labels);
+    rn_session_free(sess);
     rn_model_free(m);
     return status;
 }

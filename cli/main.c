@@ -35,7 +35,9 @@ static void usage(FILE *f) {
     fprintf(f, "\narchitectures:");
     for (int i = 0; i < rn_arch_count(); i++)
         fprintf(f, " %s", rn_arch_name(i));
-    fprintf(f, "\n\n`resnet COMMAND --help` lists a command's flags with their defaults.\n");
+    fprintf(f, "\n\n`resnet COMMAND --help` lists a command's flags with their defaults.\n"
+               "Environment: RN_ISA=avx512|avx2|portable forces the kernels' instruction set "
+               "(default: the best this CPU has); OMP_NUM_THREADS the default thread count.\n");
 }
 
 int main(int argc, char **argv) {
@@ -50,6 +52,11 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "--version") == 0) {
         printf("resnet %s\n", RN_VERSION);
         return 0;
+    }
+    /* RN_ISA naming kernels this CPU lacks is an error for every command */
+    if (rn_isa_check() != RN_OK) {
+        fprintf(stderr, "resnet: %s\n", rn_last_error());
+        return EXIT_USAGE;
     }
     for (size_t i = 0; i < N_COMMANDS; i++)
         if (strcmp(argv[1], COMMANDS[i].name) == 0)

@@ -114,3 +114,8 @@ void cli_format_normalize(const rn_loader_config *cfg, int channels, char *text,
             used += (size_t)snprintf(text + used, cap - used, "%s%.9g", c ? "," : half ? ":" : "",
                                      half ? cfg->std[c] : cfg->mean[c]);
 }
+
+void cli_session_config(const arg_table *t, rn_session_config *cfg) {
+    rn_session_config_default(cfg);
+    cfg->conv_algo = args_str(t, "conv-algo");
+}

@@ -6,6 +6,17 @@
 
 #include "args.h"
 #include "data/dataset.h"
+#include "resnet.h"
+
+/* The --conv-algo flag of the inference commands, and the session
+ * configuration it gives (the flag's text stays owned by the table). */
+#define CLI_CONV_ALGO_SPEC                                                                    \
+    {"conv-algo", ARG_STRING, "auto",                                                         \
+     "convolution algorithm: auto (chosen per layer), or im2col, pointwise, winograd "      \
+     "(forced wherever it applies; auto elsewhere). RN_ISA=avx512|avx2|portable picks "      \
+     "the kernels",                                                                           \
+     0, 0}
+void cli_session_config(const arg_table *t, rn_session_config *cfg);
 
 /* --mode: RN_MODE_EVAL or RN_MODE_TRAIN; -1 (after an error message) otherwise. */
 int cli_mode(const arg_table *t);

@@ -162,3 +162,22 @@ rn_status rn_isa_default(rn_isa *out) {
     *out = default_isa;
     return RN_OK;
 }
+
+/* ---- the public view --------------------------------------------------------------------- */
+
+const char *rn_cpu_model(void) { return rn_cpu_name(); }
+
+int rn_isa_supported(const char *name) {
+    rn_isa isa;
+    for (int i = 0; name && i < RN_ISA_COUNT; i++)
+        if (strcmp(name, ISA_NAMES[i]) == 0) {
+            isa = (rn_isa)i;
+            return rn_isa_usable(isa);
+        }
+    return 0;
+}
+
+rn_status rn_isa_check(void) {
+    rn_isa isa;
+    return rn_isa_default(&isa);
+}

@@ -39,7 +39,7 @@ static rn_status weights_read(const char *path, st_file *f) {
 
 /* Copies every model tensor from f; with skip_head, fc.* keep their values. */
 static rn_status copy_tensors(rn_model *m, const st_file *f, const char *path, int skip_head) {
-    m->version++;
+    rn_model_params_changed(m);
     for (int i = 0; i < m->n_tensors; i++) {
         const rn_tensor_ref *t = &m->tensors[i];
         if (skip_head && strncmp(t->name, "fc.", 3) == 0)

@@ -35,12 +35,14 @@ void conv2d_forward_ref(const rn_conv_shape *s, const float *x, const float *w,
                         const float *bias, const float *residual, int relu,
                         float *y);
 
-/* Floats of workspace conv2d_forward needs for shape s (may be 0). */
-size_t conv2d_workspace_floats(const rn_conv_shape *s);
+/* Floats of workspace conv2d_forward needs for shape s on kernels k. */
+size_t conv2d_workspace_floats(const rn_kernels *k, const rn_conv_shape *s);
 
-/* The fast path (im2col + blocked GEMM, threaded over rn_threads()).
- * `workspace` holds conv2d_workspace_floats(s) floats, 64-byte aligned.
- * Deterministic: the result does not depend on the thread count. */
+/* The fast path on weights as they are (im2col + blocked GEMM, threaded over
+ * rn_threads()); the algorithms of conv_algo.h run on prepared weights.
+ * `workspace` holds conv2d_workspace_floats(k, s) floats, 64-byte aligned,
+ * or is NULL (the weights are then read in place). Deterministic: the result
+ * does not depend on the thread count. */
 void conv2d_forward(const rn_kernels *k, const rn_conv_shape *s, const float *x, const float *w,
                     const float *bias, const float *residual, int relu,
                     float *y, float *workspace);

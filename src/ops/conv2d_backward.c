@@ -35,10 +35,10 @@
  * threads split whole output elements, never a sum: results are bitwise
  * identical for any thread count. Buffers come from the caller's workspace,
  * sized by conv2d_backward_workspace_floats(); no alignment is required.
- * The chunked GEMMs stay within 1536 columns, where rn_sgemm reads A in
- * place; the pointwise and flipped data routes span all n*h*w columns and
- * let rn_sgemm allocate its packed copy of A (the weights' size), as
- * conv2d_forward does.
+ * The chunked GEMMs stay within RN_RAW_A_MAX_COLS columns, where the GEMM
+ * reads A in place; the pointwise and flipped data routes span all n*h*w
+ * columns and give the GEMM room in the workspace to pack A (the weights'
+ * size).
  *
  * Aliasing: dx must not overlap dy, w or the workspace; dw and db must not
  * overlap x, dy or the workspace.
@@ -203,8 +203,11 @@ static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s) {
     else
         p.data_route = DATA_COL2IM;
 
-    if (p.data_route == DATA_FLIPPED) {
-        p.ws_data = (size_t)p.cin_g * (size_t)flipped_k;
+    if (p.data_route == DATA_POINTWISE) {
+        p.ws_data = rn_gemm_packed_a_floats(p.k, p.cin_g, p.cout_g);
+    } else if (p.data_route == DATA_FLIPPED) {
+        p.ws_data = align_up((size_t)p.cin_g * (size_t)flipped_k) +
+                    rn_gemm_packed_a_floats(p.k, p.cin_g, (int)flipped_k);
     } else if (p.data_route == DATA_COL2IM) {
         long limit = p.pix_out < CHUNK_D_MAX ? p.pix_out : CHUNK_D_MAX;
         p.chunk_d = data_chunk((size_t)p.K, (size_t)p.k->nr, limit);
@@ -542,8 +545,8 @@ void conv2d_backward_data(const rn_kernels *k, const rn_conv_shape *s, const flo
 
         if (p.data_route == DATA_POINTWISE) {
             /* dx_g = w_g^T dy_g */
-            rn_sgemm(p.k, 1, 0, p.cin_g, (int)p.pix_in, p.cout_g, wg, p.cin_g, dyg, (int)p.pix_out,
-                     beta, dxg, (int)p.pix_in, NULL);
+            rn_sgemm_ws(p.k, 1, 0, p.cin_g, (int)p.pix_in, p.cout_g, wg, p.cin_g, dyg,
+                        (int)p.pix_out, beta, dxg, (int)p.pix_in, NULL, workspace);
         } else if (p.data_route == DATA_FLIPPED) {
             /* dx_g = wf x im2col(dy_g padded by k-1-pad) */
             float *wf = workspace;
@@ -552,7 +555,8 @@ void conv2d_backward_data(const rn_kernels *k, const rn_conv_shape *s, const flo
             rn_im2col im = {.x = dyg, .c = p.cout_g, .n = s->n, .h = s->ho, .w = s->wo,
                             .kh = s->kh, .kw = s->kw, .stride = 1, .pad = s->kh - 1 - s->pad,
                             .ho = s->h, .wo = s->w};
-            rn_sgemm_im2col(p.k, p.cin_g, wf, kf, &im, beta, dxg, (int)p.pix_in, NULL);
+            rn_sgemm_im2col(p.k, p.cin_g, wf, kf, &im, beta, dxg, (int)p.pix_in, NULL,
+                            wf + align_up((size_t)p.cin_g * kf));
         } else {
             data_col2im(s, &p, dyg, wg, beta, dxg, workspace);
         }

@@ -136,7 +136,7 @@ typedef struct gemm_plan {
     int m_panels, n_panels;
     int mcp, ncp;           /* panels per work item */
     int m_items, n_items;
-    float *apack;           /* all of A packed (K blocks of Mp x kc), or NULL */
+    const float *apack;     /* all of A packed (K blocks of Mp x kc), or NULL */
 } gemm_plan;
 
 static int ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
@@ -252,26 +252,58 @@ static void epilogue_only(int M, int N, float beta, float *C, int ldc,
 }
 
 
-/* The packed copy of A lives in a buffer of the calling thread that only
- * grows: after the first pass over a network's shapes (the first training
- * step or batch), GEMMs allocate nothing. */
-static _Thread_local float *apack_mem;
-static _Thread_local size_t apack_cap;
-
-static float *apack_buffer(size_t floats) {
-    if (floats > apack_cap) {
-        float *p = rn_alloc(floats * sizeof(float));
-        if (!p)
-            return NULL; /* the kernels then read A in place */
-        rn_free(apack_mem);
-        apack_mem = p;
-        apack_cap = floats;
-    }
-    return apack_mem;
+/* K blocks of a product with inner dimension K: *nkb blocks of *kc (the
+ * last may be shorter). A function of K and the descriptor alone, so packed
+ * copies of A made ahead of time fit the driver. */
+static void k_blocks(const rn_kernels *kd, int K, int *nkb, int *kc) {
+    *nkb = ceil_div(K, kd->kc);
+    *kc = ceil_div(K, *nkb);
 }
 
-static void gemm_driver(const rn_kernels *kd, int transa, int M, int N, int K, const float *A,
-                        int lda, const b_source *bs, float beta, float *C, int ldc,
+/* All of op(A) packed: per K block, every MR-row panel (kc x mr), in the
+ * layout run_item reads (worksharing over the panels when inside a
+ * parallel region). */
+static void pack_a_all(const rn_kernels *kd, int transa, int M, int K, const float *A, int lda,
+                       float *dst) {
+    const int mr = kd->mr, m_panels = ceil_div(M, mr);
+    int nkb, kcb;
+    k_blocks(kd, K, &nkb, &kcb);
+#pragma omp for schedule(static)
+    for (long t = 0; t < (long)nkb * m_panels; t++) {
+        const int kb = (int)(t / m_panels), ip = (int)(t % m_panels);
+        const int k0 = kb * kcb;
+        const int kc = K - k0 < kcb ? K - k0 : kcb;
+        pack_a(transa, A, lda, M, ip * mr, k0, kc, mr,
+               dst + (ptrdiff_t)k0 * m_panels * mr + (ptrdiff_t)ip * kc * mr);
+    }
+}
+
+size_t rn_gemm_packed_a_floats(const rn_kernels *kd, int M, int K) {
+    kd = rn_kernels_or_default(kd);
+    return (size_t)ceil_div(M, kd->mr) * (size_t)kd->mr * (size_t)(K > 0 ? K : 0);
+}
+
+void rn_gemm_pack_a(const rn_kernels *kd, int transa, int M, int K, const float *A, int lda,
+                    float *dst) {
+    kd = rn_kernels_or_default(kd);
+    if (M <= 0 || K <= 0)
+        return;
+#pragma omp parallel num_threads(rn_threads()) if ((double)M * K > 65536.0)
+    pack_a_all(kd, transa, M, K, A, lda, dst);
+}
+
+/* How A reaches the driver: in place, packed ahead by the caller, or packed
+ * now into the caller's workspace (when N is wide enough to repay it). */
+typedef struct a_source {
+    int transa;
+    const float *A;         /* in place: op(A) is M x K */
+    int lda;
+    const float *packed;    /* or packed by rn_gemm_pack_a */
+    float *pack_ws;         /* or NULL: room for rn_gemm_packed_a_floats floats */
+} a_source;
+
+static void gemm_driver(const rn_kernels *kd, int M, int N, int K, const a_source *as,
+                        const b_source *bs, float beta, float *C, int ldc,
                         const rn_gemm_epilogue *ep, int max_threads) {
     if (M <= 0 || N <= 0)
         return;
@@ -279,11 +311,10 @@ static void gemm_driver(const rn_kernels *kd, int transa, int M, int N, int K, c
         epilogue_only(M, N, beta, C, ldc, ep);
         return;
     }
-    gemm_plan p = {.kd = rn_kernels_or_default(kd), .transa = transa, .M = M, .N = N, .K = K,
-                   .lda = lda, .A = A, .bs = bs, .beta = beta, .C = C, .ldc = ldc,
+    gemm_plan p = {.kd = rn_kernels_or_default(kd), .transa = as->transa, .M = M, .N = N, .K = K,
+                   .lda = as->lda, .A = as->A, .bs = bs, .beta = beta, .C = C, .ldc = ldc,
                    .ep = ep};
-    p.nkb = ceil_div(K, p.kd->kc);
-    p.kc = ceil_div(K, p.nkb);
+    k_blocks(p.kd, K, &p.nkb, &p.kc);
 
     int threads = max_threads;
     if (2.0 * M * N * K < SERIAL_FLOPS)
@@ -293,28 +324,20 @@ static void gemm_driver(const rn_kernels *kd, int transa, int M, int N, int K, c
     if (threads > items)
         threads = items;
 
-    /* A packed once and shared when it is reused over many columns; else (or
-     * without the memory) read in place, only a ragged last panel packed. */
-    size_t apack_floats;
-    if (p.N > RN_RAW_A_MAX_COLS)
-        if (rn_size_mul((size_t)p.m_panels * p.kd->mr, (size_t)K, &apack_floats))
-            p.apack = apack_buffer(apack_floats);
+    /* A packed once and shared when it is reused over many columns; else
+     * read in place, only a ragged last panel packed. */
+    float *pack_now = NULL;
+    if (as->packed)
+        p.apack = (float *)as->packed;
+    else if (as->pack_ws && p.N > RN_RAW_A_MAX_COLS)
+        p.apack = pack_now = as->pack_ws;
 
 #pragma omp parallel num_threads(threads)
     {
         _Alignas(64) float bbuf[RN_KC_MAX * RN_PANEL_MAX];
         _Alignas(64) float abuf[RN_KC_MAX * RN_MR_MAX];
-        if (p.apack) {
-            const int mr = p.kd->mr;
-#pragma omp for schedule(static)
-            for (long t = 0; t < (long)p.nkb * p.m_panels; t++) {
-                const int kb = (int)(t / p.m_panels), ip = (int)(t % p.m_panels);
-                const int k0 = kb * p.kc;
-                const int kc = K - k0 < p.kc ? K - k0 : p.kc;
-                pack_a(transa, A, lda, M, ip * mr, k0, kc, mr,
-                       p.apack + (ptrdiff_t)k0 * p.m_panels * mr + (ptrdiff_t)ip * kc * mr);
-            }
-        }
+        if (pack_now)
+            pack_a_all(p.kd, p.transa, M, K, p.A, p.lda, pack_now); /* ends with a barrier */
 #pragma omp for schedule(dynamic, 1)
         for (int item = 0; item < items; item++)
             run_item(&p, item, bbuf, abuf);
@@ -328,23 +351,48 @@ static void gemm_driver(const rn_kernels *kd, int transa, int M, int N, int K, c
 void rn_sgemm(const rn_kernels *kd, int transa, int transb, int M, int N, int K, const float *A,
               int lda, const float *B, int ldb, float beta, float *C, int ldc,
               const rn_gemm_epilogue *ep) {
+    a_source as = {.transa = transa, .A = A, .lda = lda};
     b_source bs = {.B = B, .ldb = ldb, .transb = transb, .N = N};
-    gemm_driver(kd, transa, M, N, K, A, lda, &bs, beta, C, ldc, ep, rn_threads());
+    gemm_driver(kd, M, N, K, &as, &bs, beta, C, ldc, ep, rn_threads());
+}
+
+void rn_sgemm_ws(const rn_kernels *kd, int transa, int transb, int M, int N, int K,
+                 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
+                 const rn_gemm_epilogue *ep, float *pack_ws) {
+    a_source as = {.transa = transa, .A = A, .lda = lda, .pack_ws = pack_ws};
+    b_source bs = {.B = B, .ldb = ldb, .transb = transb, .N = N};
+    gemm_driver(kd, M, N, K, &as, &bs, beta, C, ldc, ep, rn_threads());
 }
 
 void rn_sgemm_1t(const rn_kernels *kd, int transa, int transb, int M, int N, int K,
                  const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
                  const rn_gemm_epilogue *ep) {
+    a_source as = {.transa = transa, .A = A, .lda = lda};
     b_source bs = {.B = B, .ldb = ldb, .transb = transb, .N = N};
-    gemm_driver(kd, transa, M, N, K, A, lda, &bs, beta, C, ldc, ep, 1);
+    gemm_driver(kd, M, N, K, &as, &bs, beta, C, ldc, ep, 1);
+}
+
+void rn_sgemm_packed(const rn_kernels *kd, int M, int N, int K, const float *apacked, int transb,
+                     const float *B, int ldb, float beta, float *C, int ldc,
+                     const rn_gemm_epilogue *ep) {
+    a_source as = {.packed = apacked};
+    b_source bs = {.B = B, .ldb = ldb, .transb = transb, .N = N};
+    gemm_driver(kd, M, N, K, &as, &bs, beta, C, ldc, ep, rn_threads());
 }
 
 void rn_sgemm_im2col(const rn_kernels *kd, int M, const float *A, int lda, const rn_im2col *im,
-                     float beta, float *C, int ldc, const rn_gemm_epilogue *ep) {
-    const int K = im->c * im->kh * im->kw;
-    const int N = im->n * im->ho * im->wo;
-    b_source bs = {.im = im, .N = N};
-    gemm_driver(kd, 0, M, N, K, A, lda, &bs, beta, C, ldc, ep, rn_threads());
+                     float beta, float *C, int ldc, const rn_gemm_epilogue *ep, float *pack_ws) {
+    a_source as = {.A = A, .lda = lda, .pack_ws = pack_ws};
+    b_source bs = {.im = im, .N = im->n * im->ho * im->wo};
+    gemm_driver(kd, M, bs.N, im->c * im->kh * im->kw, &as, &bs, beta, C, ldc, ep, rn_threads());
+}
+
+void rn_sgemm_im2col_packed(const rn_kernels *kd, int M, const float *apacked,
+                            const rn_im2col *im, float beta, float *C, int ldc,
+                            const rn_gemm_epilogue *ep) {
+    a_source as = {.packed = apacked};
+    b_source bs = {.im = im, .N = im->n * im->ho * im->wo};
+    gemm_driver(kd, M, bs.N, im->c * im->kh * im->kw, &as, &bs, beta, C, ldc, ep, rn_threads());
 }
 
 void rn_im2col_block(const rn_kernels *kd, const rn_im2col *im, int k0, int rows, long j0,

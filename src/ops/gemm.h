@@ -15,9 +15,11 @@
  *
  * The work is split over blocks of C only; every element is summed over K in
  * a fixed order, so the result is bitwise identical for any thread count.
- * B is packed into cache-sized panels on each thread's stack (~60 KB); A is
- * packed into one rn_alloc'ed buffer (M x K floats) only when N is wide, and
- * read in place otherwise or if that allocation fails.
+ * B is packed into cache-sized panels on each thread's stack (~80 KB). A is
+ * read in place, or packed: ahead of time by the caller (rn_gemm_pack_a,
+ * e.g. a convolution's weights, once per weight version), or by the call
+ * itself into a workspace the caller passes, when N is wide enough to repay
+ * it. Nothing is allocated.
  *
  * Every entry point takes the kernel descriptor to use (ops/kernels.h: the
  * micro-kernels and packers of one instruction set); NULL means the process
@@ -28,6 +30,8 @@
  */
 #ifndef RN_OPS_GEMM_H
 #define RN_OPS_GEMM_H
+
+#include <stddef.h>
 
 typedef struct rn_kernels rn_kernels;
 
@@ -42,6 +46,23 @@ typedef struct rn_gemm_epilogue {
 void rn_sgemm(const rn_kernels *k, int transa, int transb, int M, int N, int K,
               const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
               const rn_gemm_epilogue *ep);
+
+/* As rn_sgemm; when N is wide, op(A) is first packed into pack_ws (room for
+ * rn_gemm_packed_a_floats(k, M, K) floats, 64-byte aligned; may be NULL). */
+void rn_sgemm_ws(const rn_kernels *k, int transa, int transb, int M, int N, int K,
+                 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
+                 const rn_gemm_epilogue *ep, float *pack_ws);
+
+/* Floats of op(A) (M x K) packed for the kernels k, and the packing itself
+ * (threaded). The packed layout depends on k, M and K only. */
+size_t rn_gemm_packed_a_floats(const rn_kernels *k, int M, int K);
+void rn_gemm_pack_a(const rn_kernels *k, int transa, int M, int K, const float *A, int lda,
+                    float *dst);
+
+/* As rn_sgemm, with A packed by rn_gemm_pack_a for the same kernels. */
+void rn_sgemm_packed(const rn_kernels *k, int M, int N, int K, const float *apacked, int transb,
+                     const float *B, int ldb, float beta, float *C, int ldc,
+                     const rn_gemm_epilogue *ep);
 
 /* As rn_sgemm, on the calling thread alone: for callers that split a larger
  * product over their own threads (inside a parallel region). The result is
@@ -73,9 +94,14 @@ typedef struct rn_im2col {
 } rn_im2col;
 
 /* C (M x N) = A (M x K, row-major, lda) * im2col(x) + beta * C, then the
- * epilogue, with K and N as above. */
+ * epilogue, with K and N as above; pack_ws as for rn_sgemm_ws. */
 void rn_sgemm_im2col(const rn_kernels *k, int M, const float *A, int lda, const rn_im2col *im,
-                     float beta, float *C, int ldc, const rn_gemm_epilogue *ep);
+                     float beta, float *C, int ldc, const rn_gemm_epilogue *ep, float *pack_ws);
+
+/* The same with A packed by rn_gemm_pack_a. */
+void rn_sgemm_im2col_packed(const rn_kernels *k, int M, const float *apacked,
+                            const rn_im2col *im, float beta, float *C, int ldc,
+                            const rn_gemm_epilogue *ep);
 
 /* The im2col matrix written out, one block: dst[k * ldd + t] =
  * im2col(x)[k0 + k, j0 + t] for k < rows, t < ncols (inside K x N). Packed

@@ -155,8 +155,3 @@ const rn_kernels *rn_kernels_default(void) {
     pthread_once(&default_once, pick_default);
     return default_kernels;
 }
-
-rn_status rn_kernels_check(void) {
-    rn_isa isa;
-    return rn_isa_default(&isa);
-}

@@ -72,10 +72,9 @@ typedef struct rn_kernels {
 const rn_kernels *rn_kernels_for(rn_isa isa);
 
 /* The process default (core/cpu.h rn_isa_default). If RN_ISA names an ISA
- * the CPU lacks, this is the portable descriptor; rn_kernels_check()
- * reports the error, and the library's entry points call it first. */
+ * the CPU lacks, this is the portable descriptor; rn_isa_default() reports
+ * the error, and sessions and trainers fail to be created. */
 const rn_kernels *rn_kernels_default(void);
-rn_status rn_kernels_check(void);
 
 /* The kernels to use: k itself, or the default when k is NULL. */
 static inline const rn_kernels *rn_kernels_or_default(const rn_kernels *k) {

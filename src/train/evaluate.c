@@ -32,6 +32,12 @@ static int arg_max(const float *row, int k) {
 
 rn_status rn_evaluate(rn_model *m, const rn_dataset *ds, const rn_loader_config *cfg,
                       rn_eval_progress progress, void *ctx, rn_eval_result *out) {
+    return rn_evaluate_config(m, NULL, ds, cfg, progress, ctx, out);
+}
+
+rn_status rn_evaluate_config(rn_model *m, const rn_session_config *scfg, const rn_dataset *ds,
+                             const rn_loader_config *cfg, rn_eval_progress progress, void *ctx,
+                             rn_eval_result *out) {
     if (!m || !ds || !cfg || !out)
         return rn_fail(RN_ERR_ARG, "rn_evaluate: NULL argument");
     memset(out, 0, sizeof *out);
@@ -52,15 +58,18 @@ rn_status rn_evaluate(rn_model *m, const rn_dataset *ds, const rn_loader_config 
     out->confusion = calloc((size_t)K * K, sizeof *out->confusion);
     out->num_classes = K;
     rn_loader *l = NULL;
+    rn_session *sess = NULL;
     rn_status st = (!x || !logits || !labels || !out->confusion)
                        ? rn_fail(RN_ERR_NOMEM, "out of memory for evaluation")
-                       : rn_loader_create(ds, &c, &l);
+                       : rn_session_create(m, scfg, &sess);
+    if (st == RN_OK)
+        st = rn_loader_create(ds, &c, &l);
     double loss_sum = 0.0;
     for (int n = 1; st == RN_OK;) {
         st = rn_loader_next(l, x, labels, &n);
         if (st != RN_OK || n == 0)
             break;
-        st = rn_model_forward(m, x, n, S, W, RN_MODE_EVAL, logits);
+        st = rn_session_forward(sess, x, n, S, W, RN_MODE_EVAL, logits);
         if (st != RN_OK)
             break;
         loss_sum += (double)softmax_cross_entropy(logits, (const int *)labels, n, K, 0.0f, NULL, NULL) * n;
@@ -77,6 +86,7 @@ rn_status rn_evaluate(rn_model *m, const rn_dataset *ds, const rn_loader_config 
     }
     out->loss = out->count ? loss_sum / (double)out->count : 0.0;
     rn_loader_free(l);
+    rn_session_free(sess);
     free(x);
     free(logits);
     free(labels);

@@ -21,9 +21,15 @@ typedef struct rn_eval_result {
 typedef void (*rn_eval_progress)(void *ctx, int64_t done, int64_t total);
 
 /* Runs the whole dataset through the model in eval mode with the loader
- * configuration cfg (its shuffle and augmentation are switched off). */
+ * configuration cfg (its shuffle and augmentation are switched off), in a
+ * session of the default configuration. */
 rn_status rn_evaluate(rn_model *m, const rn_dataset *ds, const rn_loader_config *cfg,
                       rn_eval_progress progress, void *ctx, rn_eval_result *out);
+
+/* The same in a session configured by scfg (NULL: the defaults). */
+rn_status rn_evaluate_config(rn_model *m, const rn_session_config *scfg, const rn_dataset *ds,
+                             const rn_loader_config *cfg, rn_eval_progress progress, void *ctx,
+                             rn_eval_result *out);
 void rn_eval_result_free(rn_eval_result *r);
 
 #endif
