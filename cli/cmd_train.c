@@ -8,6 +8,7 @@
  * normalisation in its metadata) and CKPT's stem + ".optim.safetensors" (the
  * optimizer state and where training stood: epoch, step, data order).
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,12 +50,12 @@ static arg_spec SPECS[] = {
      "another head size, fc is freshly initialised", 0, 0},
     {"freeze-backbone", ARG_FLAG, NULL, "train only fc; the backbone, BatchNorm statistics included, stays as loaded", 0, 0},
     {"lr-backbone", ARG_STRING, "same", "learning rate for every tensor but fc.*; same: --lr", 0, 0},
-    {"save", ARG_STRING, "none", "checkpoint file written after every epoch (.safetensors)", 0, 0},
+    {"save", ARG_STRING, "none", "checkpoint file written after every epoch (.safetensors); missing folders are created", 0, 0},
     {"resume", ARG_STRING, "none", "checkpoint to continue from", 0, 0},
     {"seed", ARG_INT, "0", "random seed (initialisation, shuffling, augmentation)", 0, 0},
     {"no-shuffle", ARG_FLAG, NULL, "keep the dataset's order", 0, 0},
     {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
-    {"log", ARG_STRING, "auto", "JSON-lines log; auto: next to --save (none without it)", 0, 0},
+    {"log", ARG_STRING, "auto", "JSON-lines log (missing folders are created); auto: next to --save (none without it)", 0, 0},
     {"log-every", ARG_INT, "0", "also log every N steps (0: epochs only)", 0, 0},
     {"quiet", ARG_FLAG, NULL, "no progress line", 0, 0},
 };
@@ -422,11 +423,16 @@ int cmd_train(int argc, char **argv) {
         sibling(r.log, sizeof r.log, r.save, ".log.jsonl");
     else if (strcmp(log, "auto") != 0 && strcmp(log, "none") != 0)
         snprintf(r.log, sizeof r.log, "%s", log);
+    if ((r.save[0] && cli_make_output_dirs("train", r.save) != RN_OK) ||
+        (r.log[0] && cli_make_output_dirs("train", r.log) != RN_OK)) {
+        cli_error("train", "%s", rn_last_error());
+        goto done;
+    }
     if (r.log[0]) {
         sibling(r.svg, sizeof r.svg, r.log[0] && r.save[0] ? r.save : r.log, ".svg");
         r.logf = fopen(r.log, resume ? "a" : "w");
         if (!r.logf) {
-            cli_error("train", "cannot write the log %s", r.log);
+            cli_error("train", "cannot write the log %s: %s", r.log, strerror(errno));
             goto done;
         }
     }

@@ -1,10 +1,12 @@
-/* run_common.c - flag parsing shared by `train`, `eval` and `predict`. */
+/* run_common.c - flag parsing shared by `train`, `eval` and `predict`; output folders. */
 #include "run_common.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "io/file.h"
 
 int cli_mode(const arg_table *t) {
     const char *s = args_str(t, "mode");
@@ -113,4 +115,12 @@ void cli_format_normalize(const rn_loader_config *cfg, int channels, char *text,
         for (int c = 0; c < channels && c < 4 && used < cap; c++)
             used += (size_t)snprintf(text + used, cap - used, "%s%.9g", c ? "," : half ? ":" : "",
                                      half ? cfg->std[c] : cfg->mean[c]);
+}
+
+rn_status cli_make_output_dirs(const char *command, const char *path) {
+    char created[1024];
+    rn_status st = rn_make_parent_dirs(path, created, sizeof created);
+    if (st == RN_OK && created[0])
+        fprintf(stderr, "resnet %s: created the folder %s for %s\n", command, created, path);
+    return st;
 }
