@@ -68,7 +68,7 @@ expect 2 "forward with a bad mode" "$R" forward --weights "$T/w.safetensors" \
 expect 1 "forward with the wrong channel count" "$R" forward --weights "$T/r18.safetensors" \
     --input data/sample/fmnist_batch.npy --output "$T/y.npy"
 expect 1 "forward into an unwritable path" "$R" forward --weights "$T/w.safetensors" \
-    --input data/sample/fmnist_batch.npy --output "$T/no/such/dir/y.npy"
+    --input data/sample/fmnist_batch.npy --output "$T/w.safetensors/y.npy"
 
 expect 0 "bench --json" "$R" bench --arch resnet18 --batch-size 2 --image-size 32 --warmup 0 --repeats 2 --json
 /usr/bin/python3 -c "
