@@ -6,28 +6,7 @@ BUILD=${1:-build}
 R="$BUILD/resnet"
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-passed=0
-failed=0
-
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
-
-# expect STATUS DESCRIPTION command...: exit status and, for errors, one stderr line
-expect() {
-    local want=$1 what=$2
-    shift 2
-    "$@" >"$T/out" 2>"$T/err"
-    local got=$?
-    if [ "$got" -ne "$want" ]; then
-        bad "$what: exit $got, expected $want ($(head -c 300 "$T/err"))"
-        return
-    fi
-    if [ "$want" -ne 0 ] && [ "$(wc -l <"$T/err")" -ne 1 ]; then
-        bad "$what: expected a one-line message on stderr, got: $(cat "$T/err")"
-        return
-    fi
-    ok
-}
+. "$(dirname "$0")/cli_lib.sh"
 
 expect 0 "resnet --help" "$R" --help
 grep -q "forward" "$T/out" && grep -q "resnet152" "$T/out" && ok || bad "--help lists commands and architectures"

@@ -16,28 +16,7 @@ PY=/usr/bin/python3
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-passed=0
-failed=0
-
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
-
-# expect STATUS DESCRIPTION command...: the exit status; for errors, one stderr line
-expect() {
-    local want=$1 what=$2
-    shift 2
-    "$@" >"$T/out" 2>"$T/err"
-    local got=$?
-    if [ "$got" -ne "$want" ]; then
-        bad "$what: exit $got, expected $want ($(head -c 400 "$T/err"))"
-        return 1
-    fi
-    if [ "$want" -ne 0 ] && [ "$(wc -l <"$T/err")" -ne 1 ]; then
-        bad "$what: expected a one-line message on stderr, got: $(cat "$T/err")"
-        return 1
-    fi
-    ok
-}
+. "$(dirname "$0")/cli_lib.sh"
 
 # has FILE TEXT DESCRIPTION: FILE contains TEXT (fixed string)
 has() { grep -qF -- "$2" "$1" && ok || bad "$3: no '$2' in: $(head -c 600 "$1")"; }

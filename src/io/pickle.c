@@ -257,11 +257,8 @@ static rn_status push_int(vm *m, int64_t v) {
     return RN_OK;
 }
 
-static rn_status push_str(vm *m, size_t n) {
-    const unsigned char *p = NULL;
-    RN_TRY(read_bytes(m, n, &p));
-    if (!json_utf8_valid((const char *)p, n))
-        return fail(m, "string is not valid UTF-8", NULL);
+/* A PK_STR or PK_BIGINT holding a NUL-terminated copy of the n bytes at p. */
+static rn_status push_bytes(vm *m, pk_kind kind, const unsigned char *p, size_t n) {
     if (n > UINT32_MAX - 1)
         return fail(m, "string too long", NULL);
     char *s = malloc(n + 1);
@@ -270,7 +267,7 @@ static rn_status push_str(vm *m, size_t n) {
     memcpy(s, p, n);
     s[n] = '\0';
     uint32_t o;
-    rn_status st = push_new(m, PK_STR, &o);
+    rn_status st = push_new(m, kind, &o);
     if (st != RN_OK) {
         free(s);
         return st;
@@ -280,21 +277,12 @@ static rn_status push_str(vm *m, size_t n) {
     return RN_OK;
 }
 
-/* A PK_BIGINT holding the n little-endian two's complement bytes at p. */
-static rn_status push_bigint(vm *m, const unsigned char *p, size_t n) {
-    char *bytes = malloc(n);
-    if (!bytes)
-        return nomem(m);
-    memcpy(bytes, p, n);
-    uint32_t o;
-    rn_status st = push_new(m, PK_BIGINT, &o);
-    if (st != RN_OK) {
-        free(bytes);
-        return st;
-    }
-    obj(m, o)->u.s = bytes;
-    obj(m, o)->n = (uint32_t)n;
-    return RN_OK;
+static rn_status push_str(vm *m, size_t n) {
+    const unsigned char *p = NULL;
+    RN_TRY(read_bytes(m, n, &p));
+    if (!json_utf8_valid((const char *)p, n))
+        return fail(m, "string is not valid UTF-8", NULL);
+    return push_bytes(m, PK_STR, p, n);
 }
 
 /* LONG1: n little-endian two's complement bytes. Beyond int64 it becomes
@@ -306,7 +294,7 @@ static rn_status push_long1(vm *m) {
     RN_TRY(read_bytes(m, n, &p));
     for (size_t i = 8; i < n; i++)
         if (p[i] != (p[7] & 0x80 ? 0xff : 0x00))
-            return push_bigint(m, p, n);
+            return push_bytes(m, PK_BIGINT, p, n);
     n = n > 8 ? 8 : n;
     uint64_t u = 0;
     for (size_t i = 0; i < n; i++)

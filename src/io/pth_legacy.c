@@ -71,12 +71,20 @@ static rn_status check_magic(pth_ctx *c, const unsigned char *buf, size_t len, s
                    c->what, why, RN_WEIGHT_FORMATS);
 }
 
+/* Unpickles the pickle at *pos into d; *pos moves past it, *at keeps
+ * where it began, and what[cap] names it ("<file>: the <name>"). */
+static rn_status next_pickle(const pth_ctx *c, const unsigned char *buf, size_t len, size_t *pos,
+                             const char *name, char *what, size_t cap, pk_doc *d, size_t *at) {
+    snprintf(what, cap, "%s: the %s", c->what, name);
+    *at = *pos;
+    return pk_load_at(buf, len, *at, what, d, pos);
+}
+
 static rn_status check_protocol(pth_ctx *c, const unsigned char *buf, size_t len, size_t *pos) {
     char what[600];
-    snprintf(what, sizeof what, "%s: the protocol version pickle", c->what);
-    size_t at = *pos;
+    size_t at;
     pk_doc d;
-    RN_TRY(pk_load_at(buf, len, at, what, &d, pos));
+    RN_TRY(next_pickle(c, buf, len, pos, "protocol version pickle", what, sizeof what, &d, &at));
     const pk_obj *v = pk_at(&d, d.root);
     rn_status st = RN_OK;
     if (v->kind != PK_INT)
@@ -92,10 +100,9 @@ static rn_status check_protocol(pth_ctx *c, const unsigned char *buf, size_t len
 /* sys_info: a dict; little_endian, when present, must be True. */
 static rn_status check_sys_info(pth_ctx *c, const unsigned char *buf, size_t len, size_t *pos) {
     char what[600];
-    snprintf(what, sizeof what, "%s: the sys_info pickle", c->what);
-    size_t at = *pos;
+    size_t at;
     pk_doc d;
-    RN_TRY(pk_load_at(buf, len, at, what, &d, pos));
+    RN_TRY(next_pickle(c, buf, len, pos, "sys_info pickle", what, sizeof what, &d, &at));
     const pk_obj *info = pk_at(&d, d.root);
     const pk_obj *little = pk_dict_get(&d, info, "little_endian");
     rn_status st = RN_OK;
@@ -246,18 +253,15 @@ static rn_status read_storages(pth_ctx *c, const unsigned char *buf, size_t len,
  * ------------------------------------------------------------------------- */
 
 rn_status pth_legacy_open(pth_ctx *c, const unsigned char *buf, size_t len) {
-    size_t pos = 0;
+    size_t pos = 0, at;
     RN_TRY(check_magic(c, buf, len, &pos));
     RN_TRY(check_protocol(c, buf, len, &pos));
     RN_TRY(check_sys_info(c, buf, len, &pos));
     char what[600];
-    snprintf(what, sizeof what, "%s: the object pickle", c->what);
-    RN_TRY(pk_load_at(buf, len, pos, what, &c->doc, &pos));
-
-    snprintf(what, sizeof what, "%s: the storage key list", c->what);
-    size_t keys_at = pos;
+    RN_TRY(next_pickle(c, buf, len, &pos, "object pickle", what, sizeof what, &c->doc, &at));
+    size_t keys_at;
     pk_doc keys;
-    RN_TRY(pk_load_at(buf, len, pos, what, &keys, &pos));
+    RN_TRY(next_pickle(c, buf, len, &pos, "storage key list", what, sizeof what, &keys, &keys_at));
     declared *decl = NULL;
     size_t n_decl = 0;
     rn_status st = collect_declared(c, &decl, &n_decl);
