@@ -361,9 +361,12 @@ int cmd_train(int argc, char **argv) {
         /* the checkpoint's plan, for every flag not given; its seed, which the data order follows */
         char optim[1024];
         sibling(optim, sizeof optim, resume, ".optim.safetensors");
-        if (plan_read(&r.plan, optim) != RN_OK || !r.plan.seed) {
-            cli_error("train", "%s", r.plan.seed || *rn_last_error() ? rn_last_error()
-                                                                     : "no seed in the metadata");
+        if (plan_read(&r.plan, optim) != RN_OK) {
+            cli_error("train", "%s", rn_last_error());
+            goto done;
+        }
+        if (!r.plan.seed) {
+            cli_error("train", "%s: no seed in the metadata", optim);
             goto done;
         }
         plan_apply(&r.plan, &t);
