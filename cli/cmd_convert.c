@@ -5,10 +5,11 @@
 #include "args.h"
 #include "commands.h"
 #include "resnet.h"
+#include "run_common.h"
 
 static arg_spec SPECS[] = {
     {"input", ARG_STRING, NULL, "weights to read: a torch.save checkpoint (.pth) or safetensors", 0, 0},
-    {"output", ARG_STRING, NULL, "safetensors file to write (PyTorch state_dict names)", 0, 0},
+    {"output", ARG_STRING, NULL, "safetensors file to write (PyTorch state_dict names); missing folders are created", 0, 0},
     {"arch", ARG_STRING, "auto", "architecture; auto: from the metadata or the tensor names and shapes", 0, 0},
 };
 
@@ -27,7 +28,9 @@ int cmd_convert(int argc, char **argv) {
         return pr > 0 ? 0 : EXIT_USAGE;
     const char *arch = strcmp(args_str(&t, "arch"), "auto") ? args_str(&t, "arch") : NULL;
     rn_model *m = NULL;
-    if (rn_model_load(args_str(&t, "input"), arch, &m) != RN_OK || rn_model_save(m, args_str(&t, "output")) != RN_OK) {
+    if (rn_model_load(args_str(&t, "input"), arch, &m) != RN_OK ||
+        cli_make_output_dirs("convert", args_str(&t, "output")) != RN_OK ||
+        rn_model_save(m, args_str(&t, "output")) != RN_OK) {
         cli_error("convert", "%s", rn_last_error());
         rn_model_free(m);
         return EXIT_RUNTIME;

@@ -12,7 +12,7 @@ static arg_spec SPECS[] = {
     {"arch", ARG_STRING, "auto", "architecture; auto: from the file's metadata or tensor names", 0, 0},
     {"weights", ARG_STRING, NULL, "safetensors file with PyTorch state_dict names", 0, 0},
     {"input", ARG_STRING, NULL, ".npy float32 input of shape (N, C, H, W)", 0, 0},
-    {"output", ARG_STRING, NULL, ".npy file to write the (N, num_classes) float32 logits to", 0, 0},
+    {"output", ARG_STRING, NULL, ".npy file to write the (N, num_classes) float32 logits to; missing folders are created", 0, 0},
     {"mode", ARG_STRING, "eval", "eval: BatchNorm uses running statistics; train: batch statistics", 0, 0},
     {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
     CLI_CONV_ALGO_SPEC,
@@ -70,6 +70,7 @@ int cmd_forward(int argc, char **argv) {
         goto done;
     }
     if (st != RN_OK || rn_session_forward(sess, x, n, h, w, mode, y) != RN_OK ||
+        cli_make_output_dirs("forward", args_str(&t, "output")) != RN_OK ||
         rn_npy_write(args_str(&t, "output"), y, 2, out_shape) != RN_OK) {
         cli_error("forward", "%s", rn_last_error());
         goto done;

@@ -1,14 +1,16 @@
 /* cmd_plot.c - `resnet plot`: a training log (JSON lines) as SVG curves. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "args.h"
 #include "commands.h"
+#include "run_common.h"
 #include "train/plot.h"
 
 static arg_spec SPECS[] = {
     {"log", ARG_STRING, NULL, "JSON-lines log written by resnet train", 0, 0},
-    {"output", ARG_STRING, "auto", "SVG file; auto: the log's name with .svg", 0, 0},
+    {"output", ARG_STRING, "auto", "SVG file (missing folders are created); auto: the log's name with .svg", 0, 0},
 };
 
 int cmd_plot(int argc, char **argv) {
@@ -28,7 +30,13 @@ int cmd_plot(int argc, char **argv) {
     } else {
         snprintf(out, sizeof out, "%s", args_str(&t, "output"));
     }
-    if (rn_plot_svg(log, out) != RN_OK) {
+    FILE *probe = fopen(log, "rb"); /* a missing log fails before any folder is made */
+    if (!probe) {
+        cli_error("plot", "%s: cannot open: %s", log, strerror(errno));
+        return EXIT_RUNTIME;
+    }
+    fclose(probe);
+    if (cli_make_output_dirs("plot", out) != RN_OK || rn_plot_svg(log, out) != RN_OK) {
         cli_error("plot", "%s", rn_last_error());
         return EXIT_RUNTIME;
     }

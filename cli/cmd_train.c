@@ -8,6 +8,7 @@
  * normalisation in its metadata) and CKPT's stem + ".optim.safetensors" (the
  * optimizer state and where training stood: epoch, step, data order).
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "data/dataset.h"
 #include "resnet.h"
 #include "run_common.h"
+#include "train_plan.h"
 #include "train/evaluate.h"
 #include "train/plot.h"
 
@@ -49,12 +51,13 @@ static arg_spec SPECS[] = {
      "another head size, fc is freshly initialised", 0, 0},
     {"freeze-backbone", ARG_FLAG, NULL, "train only fc; the backbone, BatchNorm statistics included, stays as loaded", 0, 0},
     {"lr-backbone", ARG_STRING, "same", "learning rate for every tensor but fc.*; same: --lr", 0, 0},
-    {"save", ARG_STRING, "none", "checkpoint file written after every epoch (.safetensors)", 0, 0},
-    {"resume", ARG_STRING, "none", "checkpoint to continue from", 0, 0},
+    {"save", ARG_STRING, "none", "checkpoint file written after every epoch (.safetensors); missing folders are created", 0, 0},
+    {"resume", ARG_STRING, "none", "checkpoint to continue from; the flags not given (epochs, batch size, "
+     "optimizer, learning rate, schedule, ...) keep the checkpoint's values, and what the given ones change is shown", 0, 0},
     {"seed", ARG_INT, "0", "random seed (initialisation, shuffling, augmentation)", 0, 0},
     {"no-shuffle", ARG_FLAG, NULL, "keep the dataset's order", 0, 0},
     {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
-    {"log", ARG_STRING, "auto", "JSON-lines log; auto: next to --save (none without it)", 0, 0},
+    {"log", ARG_STRING, "auto", "JSON-lines log (missing folders are created); auto: next to --save (none without it)", 0, 0},
     {"log-every", ARG_INT, "0", "also log every N steps (0: epochs only)", 0, 0},
     {"quiet", ARG_FLAG, NULL, "no progress line", 0, 0},
 };
@@ -97,6 +100,7 @@ typedef struct run {
     FILE *logf;
     int quiet, tty;
     int epochs, max_steps, log_every, seed, num_classes;
+    train_plan plan;        /* recorded in every checkpoint; read back on --resume */
 } run;
 
 static double now_s(void) {
@@ -119,11 +123,13 @@ static int save_checkpoint(run *r, int64_t epoch, int64_t position) {
     const char *keys[] = {"image_size", "normalize", "dataset", "stem", "class_names"};
     const char *vals[] = {size, r->norm_text, args_str(r->t, "dataset"),
                           rn_model_stem(r->m) == RN_STEM_CIFAR ? "cifar" : "imagenet", names};
-    const char *okeys[] = {"epoch", "position", "seed"};
-    const char *ovals[] = {ep, pos, seed};
+    const char *okeys[3 + PLAN_MAX_META] = {"epoch", "position", "seed"};
+    const char *ovals[3 + PLAN_MAX_META] = {ep, pos, seed};
+    memcpy(okeys + 3, r->plan.keys, (size_t)r->plan.count * sizeof *okeys);
+    memcpy(ovals + 3, r->plan.values, (size_t)r->plan.count * sizeof *ovals);
     int nkeys = r->train.class_names && used < sizeof names ? 5 : 4;
     if (rn_model_save_meta(r->m, r->save, keys, vals, nkeys) != RN_OK ||
-        rn_trainer_save_state(r->tr, r->optim, okeys, ovals, 3) != RN_OK) {
+        rn_trainer_save_state(r->tr, r->optim, okeys, ovals, 3 + r->plan.count) != RN_OK) {
         cli_error("train", "%s", rn_last_error());
         return 0;
     }
@@ -348,33 +354,38 @@ int cmd_train(int argc, char **argv) {
     if (pr)
         return pr > 0 ? 0 : EXIT_USAGE;
     run r = {.t = &t};
+    const char *resume = strcmp(args_str(&t, "resume"), "none") ? args_str(&t, "resume") : NULL;
+    resume_info ri = {0};
+    int status = EXIT_RUNTIME;
+    if (resume) {
+        /* the checkpoint's plan, for every flag not given; its seed, which the data order follows */
+        char optim[1024];
+        sibling(optim, sizeof optim, resume, ".optim.safetensors");
+        if (plan_read(&r.plan, optim) != RN_OK) {
+            cli_error("train", "%s", rn_last_error());
+            goto done;
+        }
+        if (!r.plan.seed) {
+            cli_error("train", "%s: no seed in the metadata", optim);
+            goto done;
+        }
+        plan_apply(&r.plan, &t);
+        r.seed = atoi(r.plan.seed);
+    }
+    status = EXIT_USAGE;
     int threads, batch, size;
     if (!args_int(&t, "epochs", 1, 100000, &r.epochs) || !args_int(&t, "batch-size", 1, 65536, &batch) ||
         !args_int(&t, "image-size", 0, 4096, &size) || !args_int(&t, "seed", 0, 2147483647, &r.seed) ||
         !args_int(&t, "threads", 0, 1024, &threads) || !args_int(&t, "max-steps", 0, 2147483647, &r.max_steps) ||
         !args_int(&t, "log-every", 0, 2147483647, &r.log_every) ||
         !args_int(&t, "num-classes", 0, 1000000, &r.num_classes))
-        return EXIT_USAGE;
+        goto done;
     if (!cli_number_ok(&t, "lr") || !cli_number_ok(&t, "momentum") || !cli_number_ok(&t, "weight-decay") ||
         !cli_number_ok(&t, "label-smoothing"))
-        return EXIT_USAGE;
+        goto done;
     rn_set_threads(threads);
     r.quiet = args_flag(&t, "quiet");
     r.tty = isatty(2);
-
-    const char *resume = strcmp(args_str(&t, "resume"), "none") ? args_str(&t, "resume") : NULL;
-    resume_info ri = {0};
-    if (resume) {
-        /* the data order depends on the seed: a resumed run keeps the original one */
-        char seed[32];
-        char optim[1024];
-        sibling(optim, sizeof optim, resume, ".optim.safetensors");
-        if (rn_weights_meta(optim, "seed", seed, sizeof seed) != RN_OK) {
-            cli_error("train", "%s", rn_last_error());
-            return EXIT_RUNTIME;
-        }
-        r.seed = atoi(seed);
-    }
 
     /* data */
     memset(&r.lcfg, 0, sizeof r.lcfg);
@@ -383,13 +394,13 @@ int cmd_train(int argc, char **argv) {
     r.lcfg.shuffle = !args_flag(&t, "no-shuffle");
     r.lcfg.seed = (uint64_t)r.seed;
     if (cli_stem(&t) < 0)
-        return EXIT_USAGE;
+        goto done;
     const char *data = args_str(&t, "data"), *kind = args_str(&t, "dataset");
     int folder = strncmp(kind, "folder", 6) == 0;
     if (!cli_parse_augment(&t, &r.lcfg, folder ? "crop+flip" : "none") ||
         !cli_parse_normalize(&t, &r.lcfg, r.norm_text, sizeof r.norm_text))
-        return EXIT_USAGE;
-    int status = EXIT_RUNTIME;
+        goto done;
+    status = EXIT_RUNTIME;
     if (rn_dataset_load(data, kind, 1, &r.train) != RN_OK || rn_dataset_load(data, kind, 0, &r.test) != RN_OK) {
         cli_error("train", "%s", rn_last_error());
         goto done;
@@ -407,6 +418,7 @@ int cmd_train(int argc, char **argv) {
         cli_error("train", "%s", rn_last_error());
         goto done;
     }
+    plan_record(&r.plan, &t, rn_loader_steps(r.loader));
 
     if (!setup_model(&r, resume, &ri))
         goto done;
@@ -422,11 +434,16 @@ int cmd_train(int argc, char **argv) {
         sibling(r.log, sizeof r.log, r.save, ".log.jsonl");
     else if (strcmp(log, "auto") != 0 && strcmp(log, "none") != 0)
         snprintf(r.log, sizeof r.log, "%s", log);
+    if ((r.save[0] && cli_make_output_dirs("train", r.save) != RN_OK) ||
+        (r.log[0] && cli_make_output_dirs("train", r.log) != RN_OK)) {
+        cli_error("train", "%s", rn_last_error());
+        goto done;
+    }
     if (r.log[0]) {
         sibling(r.svg, sizeof r.svg, r.log[0] && r.save[0] ? r.save : r.log, ".svg");
         r.logf = fopen(r.log, resume ? "a" : "w");
         if (!r.logf) {
-            cli_error("train", "cannot write the log %s", r.log);
+            cli_error("train", "cannot write the log %s: %s", r.log, strerror(errno));
             goto done;
         }
     }
@@ -436,9 +453,13 @@ int cmd_train(int argc, char **argv) {
            rn_model_arch(r.m), (long long)rn_model_param_count(r.m), kind, r.train.count, r.test.count,
            r.train.channels, size ? size : r.train.height, size ? size : r.train.width, batch,
            rn_loader_steps(r.loader), rn_get_threads());
-    if (resume)
+    if (resume) {
+        char optim[1024];
+        sibling(optim, sizeof optim, resume, ".optim.safetensors");
         printf("resuming from %s: epoch %lld, %lld images into it, step %lld\n", resume, (long long)ri.epoch + 1,
                (long long)ri.position, (long long)rn_trainer_steps(r.tr));
+        plan_report(&r.plan, &t, optim, rn_trainer_steps(r.tr), ri.epoch);
+    }
     fflush(stdout);
     status = train_loop(&r, resume ? ri.epoch : 0, resume ? ri.position : 0);
     if (status == 0 && r.save[0])
@@ -453,5 +474,6 @@ done:
     rn_model_free(r.m);
     rn_dataset_free(&r.train);
     rn_dataset_free(&r.test);
+    plan_free(&r.plan);
     return status;
 }

@@ -1,10 +1,12 @@
-/* run_common.c - flag parsing shared by `train`, `eval` and `predict`. */
+/* run_common.c - flag parsing shared by `train`, `eval` and `predict`; output folders. */
 #include "run_common.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "io/file.h"
 
 int cli_mode(const arg_table *t) {
     const char *s = args_str(t, "mode");
@@ -118,4 +120,12 @@ void cli_format_normalize(const rn_loader_config *cfg, int channels, char *text,
 void cli_session_config(const arg_table *t, rn_session_config *cfg) {
     rn_session_config_default(cfg);
     cfg->conv_algo = args_str(t, "conv-algo");
+}
+
+rn_status cli_make_output_dirs(const char *command, const char *path) {
+    char created[1024];
+    rn_status st = rn_make_parent_dirs(path, created, sizeof created);
+    if (st == RN_OK && created[0])
+        fprintf(stderr, "resnet %s: created the folder %s for %s\n", command, created, path);
+    return st;
 }

@@ -1,4 +1,5 @@
-/* run_common.h - flag parsing shared by `train`, `eval` and `predict`. */
+/* run_common.h - flag parsing shared by `train`, `eval` and `predict`, and the
+ * folders of output files shared by every command that writes one. */
 #ifndef RN_CLI_RUN_COMMON_H
 #define RN_CLI_RUN_COMMON_H
 
@@ -41,5 +42,11 @@ int cli_parse_normalize(const arg_table *t, rn_loader_config *cfg, char *text, s
 
 /* Parses "M1,M2,..:S1,S2,.." (1 to 4 channels); returns 0 if malformed. */
 int parse_mean_std(const char *s, float *mean, float *std, int *channels);
+
+/* Creates the folders missing above an output file (--save, --log,
+ * --output), saying so on stderr the one time it creates them ("resnet CMD:
+ * created the folder runs/exp1 for runs/exp1/model.safetensors"). On
+ * failure nothing is printed: the status and rn_last_error() say why. */
+rn_status cli_make_output_dirs(const char *command, const char *path);
 
 #endif

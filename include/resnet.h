@@ -83,11 +83,21 @@ rn_stem rn_model_stem(const rn_model *model);
  * becomes the identity (weight 1, bias 0, mean 0, var 1). Seeded. */
 rn_status rn_model_init(rn_model *model, const char *scheme, uint64_t seed);
 
-/* Loads a model from a safetensors file with PyTorch state_dict names.
- * `arch` may be NULL when the file's metadata names the architecture;
- * in_channels and num_classes are taken from the tensor shapes. Missing,
- * unexpected, wrong-shape or wrong-dtype tensors fail with the key named. */
+/* Loads a model from a weights file with PyTorch state_dict names: a
+ * safetensors file, or a PyTorch checkpoint written by torch.save (zip or
+ * legacy format), told apart by content; any other file is refused with a
+ * message saying what it looks like. `arch` may be NULL when the file's
+ * metadata names the architecture or its tensors tell it; in_channels and
+ * num_classes are taken from the tensor shapes. Missing, unexpected,
+ * wrong-shape or wrong-dtype tensors fail with the key named. */
 rn_status rn_model_load(const char *path, const char *arch, rn_model **out);
+
+/* As rn_model_load, also handing each string of the file's metadata to
+ * get_meta(ctx, key, value) (in file order, before it returns; get_meta
+ * may be NULL). The file is read once. PyTorch checkpoints have none. */
+rn_status rn_model_load_meta(const char *path, const char *arch,
+                             void (*get_meta)(void *ctx, const char *key, const char *value),
+                             void *ctx, rn_model **out);
 
 /* For fine-tuning: loads `path` into a new model with `num_classes`
  * outputs. Every tensor is loaded except, when the file's classifier has
@@ -114,6 +124,12 @@ rn_status rn_model_save_meta(const rn_model *model, const char *path, const char
 /* Reads one string of a weights file's metadata into value (capacity cap).
  * Returns RN_ERR_MISMATCH if the key is absent. */
 rn_status rn_weights_meta(const char *path, const char *key, char *value, size_t cap);
+
+/* Hands every string of a weights file's metadata to get_meta(ctx, key,
+ * value), in file order, reading the file once. */
+rn_status rn_weights_meta_each(const char *path,
+                               void (*get_meta)(void *ctx, const char *key, const char *value),
+                               void *ctx);
 
 void rn_model_free(rn_model *model);
 

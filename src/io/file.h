@@ -1,5 +1,6 @@
 /*
- * file.h - opening and reading whole files, with errors that name the file.
+ * file.h - opening and reading whole files, and creating the folders of
+ * files to write, with errors that name the file.
  */
 #ifndef RN_IO_FILE_H
 #define RN_IO_FILE_H
@@ -15,5 +16,12 @@ rn_status rn_file_open(const char *path, FILE **f, size_t *size);
 
 /* Reads a whole regular file into a malloc'ed buffer (free with free()). */
 rn_status rn_file_read_all(const char *path, unsigned char **buf, size_t *len);
+
+/* Creates the folders missing above `path` (as mkdir -p on its dirname;
+ * path itself is not touched). When some were created, `created` (cap
+ * bytes, may be NULL) receives the folder path lies in, else "". Fails with
+ * RN_ERR_IO naming path and the folder at fault (one that exists but is
+ * not a folder, or that mkdir refuses). Never prints. */
+rn_status rn_make_parent_dirs(const char *path, char *created, size_t cap);
 
 #endif

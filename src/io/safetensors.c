@@ -13,6 +13,7 @@
 #include "core/status.h"
 #include "io/file.h"
 #include "io/json.h"
+#include "io/sniff.h"
 
 /* The reference implementation's limit on the JSON header. */
 #define ST_MAX_HEADER (100u * 1000u * 1000u)
@@ -390,6 +391,9 @@ rn_status st_parse(const unsigned char *buf, size_t len, const char *what, st_fi
         return rn_fail(RN_ERR_FORMAT, "%s: file is %zu bytes, too short for the 8-byte header "
                        "length", what, len);
     uint64_t hlen = load_u64(buf);
+    rn_format looks = rn_sniff(buf, len);
+    if ((hlen == 0 || hlen > len - 8) && looks != RN_FMT_SAFETENSORS && looks != RN_FMT_UNKNOWN)
+        return rn_sniff_refuse(buf, len, what, "a safetensors file");
     if (hlen == 0)
         return rn_fail(RN_ERR_FORMAT, "%s: header length at byte 0 is 0", what);
     if (hlen > len - 8)
