@@ -28,7 +28,7 @@ ifneq ($(X86_SRC),)
   CFLAGS += -DRN_HAVE_X86_KERNELS
 endif
 
-LIB_SRC := $(wildcard src/core/*.c src/ops/*.c src/model/*.c src/io/*.c src/data/*.c src/train/*.c) $(X86_SRC)
+LIB_SRC := $(wildcard src/core/*.c src/ops/*.c src/model/*.c src/io/*.c src/data/*.c src/train/*.c src/report/*.c) $(X86_SRC)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_SRC := $(wildcard cli/*.c)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)

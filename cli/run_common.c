@@ -114,3 +114,44 @@ void cli_format_normalize(const rn_loader_config *cfg, int channels, char *text,
             used += (size_t)snprintf(text + used, cap - used, "%s%.9g", c ? "," : half ? ":" : "",
                                      half ? cfg->std[c] : cfg->mean[c]);
 }
+
+/* A metadata value of the weights file, or `fallback`. */
+static void meta_or(const char *path, const char *key, const char *fallback, char *out, size_t cap) {
+    if (rn_weights_meta(path, key, out, cap) != RN_OK)
+        snprintf(out, cap, "%s", fallback);
+}
+
+int cli_eval_config(const arg_table *t, const char *weights, char *kind, size_t kind_cap,
+                    rn_loader_config *cfg) {
+    int batch, size;
+    if (!args_int(t, "batch-size", 1, 65536, &batch) || !args_int(t, "image-size", -1, 4096, &size))
+        return 0;
+    char size_text[32], norm[256];
+    if (strcmp(args_str(t, "dataset"), "auto") == 0)
+        meta_or(weights, "dataset", "fashion-mnist", kind, kind_cap);
+    else
+        snprintf(kind, kind_cap, "%s", args_str(t, "dataset"));
+    if (size < 0) {
+        meta_or(weights, "image_size", "0", size_text, sizeof size_text);
+        size = atoi(size_text);
+    }
+    memset(cfg, 0, sizeof *cfg);
+    cfg->batch_size = batch;
+    cfg->image_size = size;
+    const char *norm_flag = args_str(t, "normalize");
+    if (strcmp(norm_flag, "auto") == 0)
+        meta_or(weights, "normalize", "none", norm, sizeof norm);
+    else
+        snprintf(norm, sizeof norm, "%s", norm_flag);
+    if (strcmp(norm, "none") != 0) {
+        int ch;
+        if (!parse_mean_std(norm, cfg->mean, cfg->std, &ch)) {
+            cli_error(t->command, "bad normalisation '%s'", norm);
+            return 0;
+        }
+        for (int i = ch; i < 4; i++)
+            cfg->mean[i] = cfg->mean[0], cfg->std[i] = cfg->std[0];
+        cfg->normalize = 1;
+    }
+    return 1;
+}

@@ -28,6 +28,13 @@ void cli_format_normalize(const rn_loader_config *cfg, int channels, char *text,
  * left as "none" here: the caller decides once the dataset is known. */
 int cli_parse_normalize(const arg_table *t, rn_loader_config *cfg, char *text, size_t cap);
 
+/* The dataset kind and loader configuration to evaluate checkpoint `weights`
+ * with, from --dataset, --batch-size, --image-size and --normalize, whose
+ * "auto" (and image size -1) take the checkpoint's metadata (dataset,
+ * image_size, normalize). Returns 0 after an error message. */
+int cli_eval_config(const arg_table *t, const char *weights, char *kind, size_t kind_cap,
+                    rn_loader_config *cfg);
+
 /* Parses "M1,M2,..:S1,S2,.." (1 to 4 channels); returns 0 if malformed. */
 int parse_mean_std(const char *s, float *mean, float *std, int *channels);
 

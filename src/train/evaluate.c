@@ -32,6 +32,12 @@ static int arg_max(const float *row, int k) {
 
 rn_status rn_evaluate(rn_model *m, const rn_dataset *ds, const rn_loader_config *cfg,
                       rn_eval_progress progress, void *ctx, rn_eval_result *out) {
+    return rn_evaluate_each(m, ds, cfg, progress, ctx, NULL, NULL, out);
+}
+
+rn_status rn_evaluate_each(rn_model *m, const rn_dataset *ds, const rn_loader_config *cfg,
+                           rn_eval_progress progress, void *ctx, rn_eval_each each,
+                           void *each_ctx, rn_eval_result *out) {
     if (!m || !ds || !cfg || !out)
         return rn_fail(RN_ERR_ARG, "rn_evaluate: NULL argument");
     memset(out, 0, sizeof *out);
@@ -70,6 +76,12 @@ rn_status rn_evaluate(rn_model *m, const rn_dataset *ds, const rn_loader_config 
             out->top1 += rank == 0;
             out->top5 += rank < 5;
             out->confusion[(size_t)labels[i] * K + arg_max(row, K)]++;
+        }
+        if (each) {
+            rn_eval_batch b = {out->count, n, ds->channels, S, W, K, x, labels, logits};
+            st = each(each_ctx, &b);
+            if (st != RN_OK)
+                break;
         }
         out->count += n;
         if (progress)
