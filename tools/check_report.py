@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """check_report.py - checks a report folder written by `resnet report`.
 
-    check_report.py REPORT_DIR [--screenshot OUT.png] [--chromium PATH] [--no-browser]
+    check_report.py REPORT_DIR [--screenshot OUT.png] [--expect FIG,...] [--no-png]
+                    [--png-scale S] [--chromium PATH] [--no-browser]
 
 1. Files: report.html and every figure; each SVG parses as XML (an <svg>
    root with a viewBox and a <title>), each PNG decodes with Pillow at twice
@@ -21,6 +22,7 @@ import argparse
 import base64
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -342,7 +344,8 @@ def main():
     ap.add_argument("--screenshot", help="keep the full-page screenshot here")
     ap.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
     ap.add_argument("--no-browser", action="store_true", help="check the files only")
-    ap.add_argument("--png-scale", type=float, default=2.0)
+    ap.add_argument("--png-scale", type=float, default=2.0, help="PNG pixels per SVG unit")
+    ap.add_argument("--no-png", action="store_true", help="the report was written without PNGs")
     ap.add_argument("--expect", default=",".join(FIGURES), help="figures that must be there")
     args = ap.parse_args()
 
@@ -355,10 +358,13 @@ def main():
                 fail(f"{svg} is missing")
             continue
         wh = check_svg(svg)
-        if os.path.exists(png):
-            check_png(png, round(wh[0] * args.png_scale) if wh else 0,
-                      round(wh[1] * args.png_scale) if wh else 0)
-        elif args.png_scale > 0:
+        if args.no_png:
+            if os.path.exists(png):
+                fail(f"{png} exists, though the report was written without PNGs")
+        elif os.path.exists(png):
+            check_png(png, math.ceil(wh[0] * args.png_scale) if wh else 0,
+                      math.ceil(wh[1] * args.png_scale) if wh else 0)
+        else:
             fail(f"{png} is missing")
     ok(f"figures checked: {', '.join(expected)}")
     check_html(args.folder)

@@ -53,8 +53,8 @@ static const char STYLE[] =
     ".files a{color:var(--accent)}\n"
     ".note-box{background:#fff8e6;border:1px solid #f3d38a;border-radius:8px;padding:10px 14px;"
     "font-size:14px}\n"
-    "ol.mistakes{margin:6px 0 0;padding-left:22px;columns:2 360px;column-gap:32px}\n"
-    "ol.mistakes li{margin:3px 0;break-inside:avoid}\n"
+    "ol.mistakes{margin:6px 0 0;padding:0;list-style-position:inside;display:grid;"
+    "grid-template-columns:repeat(auto-fill,minmax(380px,1fr));gap:4px 32px}\n"
     ".arrow{color:var(--bad);font-weight:700;padding:0 4px}\n"
     ".count{color:var(--muted);font-size:13px}\n"
     ".scroll{overflow-x:auto}\n"
@@ -410,7 +410,8 @@ static void grids(const report_page *p, json_buf *b) {
     PUT(b, "</section>\n");
     if (e->n_right) {
         section_open(b, "correct", "Classified correctly",
-                     e->right_per_class ? "The most confident correct prediction of each class."
+                     e->right_per_class ? "The correct predictions the model was surest of, for "
+                                          "each class: what it has learnt a class looks like."
                                         : "A sample of the correctly classified images.");
         figure(p, b, FIG_CORRECT);
         PUT(b, "</section>\n");

@@ -49,64 +49,40 @@ static rn_status make_dir(const char *dir) {
  * ------------------------------------------------------------------------- */
 
 typedef struct name_table {
-    char **owned;            /* (K) strings this table allocated, or NULL entries */
+    char **checkpoint;       /* the checkpoint's names (one block), or NULL */
+    char **numbered;         /* (K) "class N" for classes without a name, or NULL entries */
     const char **name;       /* (K) */
     int count;
 } name_table;
 
 static void names_free(name_table *t) {
-    for (int i = 0; t->owned && i < t->count; i++)
-        free(t->owned[i]);
-    free(t->owned);
+    for (int i = 0; t->numbered && i < t->count; i++)
+        free(t->numbered[i]);
+    free(t->numbered);
+    free(t->checkpoint);
     free(t->name);
-}
-
-/* Splits the checkpoint's "class_names" (one per line) into t->owned when
- * it holds exactly K names. */
-static void names_from_checkpoint(const char *weights, name_table *t) {
-    size_t cap = 1 << 20;
-    char *text = weights ? malloc(cap) : NULL;
-    if (!text || rn_weights_meta(weights, "class_names", text, cap) != RN_OK) {
-        free(text);
-        return;
-    }
-    int lines = 1;
-    for (const char *p = text; *p; p++)
-        lines += *p == '\n';
-    if (lines == t->count) {
-        char *line = text;
-        for (int i = 0; i < t->count; i++) {
-            char *nl = strchr(line, '\n');
-            if (nl)
-                *nl = '\0';
-            t->owned[i] = strdup(line);
-            line = nl ? nl + 1 : line + strlen(line);
-        }
-    }
-    free(text);
 }
 
 static rn_status make_names(const rn_dataset *ds, const char *weights, int K, name_table *t) {
     t->count = K;
-    t->owned = calloc((size_t)K, sizeof *t->owned);
+    t->numbered = calloc((size_t)K, sizeof *t->numbered);
     t->name = calloc((size_t)K, sizeof *t->name);
-    if (!t->owned || !t->name)
+    if (!t->numbered || !t->name)
         return rn_fail(RN_ERR_NOMEM, "out of memory for %d class names", K);
-    if (!ds->class_names || ds->num_classes < K)
-        names_from_checkpoint(weights, t);
+    if ((!ds->class_names || ds->num_classes < K) && weights)
+        RN_TRY(rn_checkpoint_class_names(weights, K, &t->checkpoint));
     for (int i = 0; i < K; i++) {
         if (ds->class_names && i < ds->num_classes) {
             t->name[i] = ds->class_names[i];
-            continue;
-        }
-        if (!t->owned[i]) {
+        } else if (t->checkpoint) {
+            t->name[i] = t->checkpoint[i];
+        } else {
             char buf[32];
             snprintf(buf, sizeof buf, "class %d", i);
-            t->owned[i] = strdup(buf);
+            if (!(t->numbered[i] = strdup(buf)))
+                return rn_fail(RN_ERR_NOMEM, "out of memory for class names");
+            t->name[i] = t->numbered[i];
         }
-        if (!t->owned[i])
-            return rn_fail(RN_ERR_NOMEM, "out of memory for class names");
-        t->name[i] = t->owned[i];
     }
     return RN_OK;
 }
@@ -129,8 +105,8 @@ static void figure_size(const report_page *p, report_figure f, double *w, double
     case FIG_CURVES: rn_plot_curves_size(p->log, w, h); break;
     case FIG_CONFUSION: fig_confusion_size(p->eval, p->names, w, h); break;
     case FIG_CLASSES: fig_classes_size(p->eval, p->names, w, h); break;
-    case FIG_WRONG: fig_grid_size(p->eval, p->eval->n_wrong, w, h); break;
-    default: fig_grid_size(p->eval, p->eval->n_right, w, h); break;
+    case FIG_WRONG: fig_grid_size(p->eval, 1, w, h); break;
+    default: fig_grid_size(p->eval, 0, w, h); break;
     }
 }
 
@@ -149,7 +125,7 @@ static void draw_figure(rn_canvas *c, const report_page *p, report_figure f) {
     case FIG_WRONG:
         snprintf(title, sizeof title, "The %d most confidently wrong of %lld mistakes", e->n_wrong,
                  (long long)(e->ev.count - e->ev.top1));
-        fig_grid(c, e, p->names, e->wrong, e->n_wrong, 1, title);
+        fig_grid(c, e, p->names, 1, title);
         break;
     default:
         if (e->right_per_class == 1)
@@ -160,7 +136,7 @@ static void draw_figure(rn_canvas *c, const report_page *p, report_figure f) {
         else
             snprintf(title, sizeof title, "Right: a sample of %d of %lld", e->n_right,
                      (long long)e->ev.top1);
-        fig_grid(c, e, p->names, e->right, e->n_right, 0, title);
+        fig_grid(c, e, p->names, 0, title);
         break;
     }
 }

@@ -60,10 +60,11 @@ void fig_confusion(rn_canvas *c, const report_eval *e, const report_names *n);
 void fig_classes_size(const report_eval *e, const report_names *n, double *w, double *h);
 void fig_classes(rn_canvas *c, const report_eval *e, const report_names *n);
 
-/* picks: p[0..count); wrong: captions with both names, red frames. */
-void fig_grid_size(const report_eval *e, int count, double *w, double *h);
-void fig_grid(rn_canvas *c, const report_eval *e, const report_names *n, const report_pick *p,
-              int count, int wrong, const char *title);
+/* The grid of e->wrong (wrong: captions with both names, red frames) or of
+ * e->right (green frames). */
+void fig_grid_size(const report_eval *e, int wrong, double *w, double *h);
+void fig_grid(rn_canvas *c, const report_eval *e, const report_names *n, int wrong,
+              const char *title);
 
 /* Per-class counts from the confusion matrix. */
 typedef struct class_stats {
