@@ -398,6 +398,58 @@ static void test_thumbnail_shrink(rn_model *m) {
     rn_dataset_free(&ds);
 }
 
+/* More classes than a grid has cells: a seeded sample of the right ones,
+ * and the confusion figure's 30 classes with the most mistakes. */
+static void test_many_classes(void) {
+    enum { MK = 40, MN = 80, MG = 6 };
+    rn_model *m = NULL;
+    rn_dataset ds = {.count = MN, .channels = 1, .height = S, .width = S, .num_classes = MK};
+    ds.pixels = malloc(MN * S * S);
+    ds.labels = malloc(MN * sizeof *ds.labels);
+    for (int i = 0; i < MN * S * S; i++)
+        ds.pixels[i] = (uint8_t)check_int(0, 255);
+    for (int i = 0; i < MN; i++)
+        ds.labels[i] = (i * 7) % MK;
+    rn_loader_config cfg = {.batch_size = 32};
+    report_eval e;
+    rn_status st = rn_model_create("d2l_resnet18", 1, MK, &m);
+    if (st == RN_OK)
+        st = report_collect(m, &ds, &cfg, MG, NULL, NULL, &e);
+    CHECK(st == RN_OK, "collect with %d classes: %s", MK, rn_last_error());
+    if (st == RN_OK) {
+        int64_t right = e.ev.top1;
+        int ok = e.right_per_class == 0 && e.n_right == (right < MG ? right : MG);
+        for (int i = 0; ok && i < e.n_right; i++)
+            ok = e.right[i].pred == e.right[i].label && ds.labels[e.right[i].index] == e.right[i].label;
+        CHECK(ok, "a sample of %d of the %lld right images", e.n_right, (long long)right);
+        int idx[MK], n = fig_confusion_classes(&e, idx);
+        int64_t miss[MK] = {0};
+        for (int r = 0; r < MK; r++)
+            for (int c = 0; c < MK; c++)
+                if (r != c)
+                    miss[r] += e.ev.confusion[r * MK + c], miss[c] += e.ev.confusion[r * MK + c];
+        int64_t least_in = INT64_MAX, most_out = -1;
+        int in[MK] = {0};
+        ok = n == 30;
+        for (int i = 0; ok && i < n; i++) {
+            ok = i == 0 || idx[i] > idx[i - 1];
+            in[idx[i]] = 1;
+            least_in = miss[idx[i]] < least_in ? miss[idx[i]] : least_in;
+        }
+        for (int k = 0; k < MK; k++)
+            if (!in[k])
+                most_out = miss[k] > most_out ? miss[k] : most_out;
+        CHECK(ok && least_in >= most_out, "the 30 classes with the most mistakes, in class order");
+        report_eval_free(&e);
+    }
+    rn_report_config rc = {.output_dir = path_of("many"), .loader = cfg, .grid = MG};
+    rn_report_summary sum;
+    CHECK(m && rn_report_write(m, &ds, &rc, NULL, NULL, &sum) == RN_OK && sum.figures >= 3,
+          "a report with %d classes and no PNG: %s", MK, rn_last_error());
+    rn_model_free(m);
+    rn_dataset_free(&ds);
+}
+
 int main(void) {
     if (!check_tmpdir("test_report", tmpdir, sizeof tmpdir))
         return 1;
@@ -415,6 +467,7 @@ int main(void) {
         test_collect_and_report(m);
         test_thumbnail_shrink(m);
     }
+    test_many_classes();
     rn_model_free(m);
     check_tmpdir_remove(tmpdir);
     return check_done("test_report");

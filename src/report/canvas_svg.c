@@ -21,6 +21,13 @@ static void color(rn_canvas *c, rn_color v) {
         json_buf_printf(&c->body, "#%06x", (unsigned)(v & 0xffffff));
 }
 
+/* Appends ` name="#rrggbb"` (or "none"). */
+static void color_attr(rn_canvas *c, const char *name, rn_color v) {
+    json_buf_printf(&c->body, " %s=\"", name);
+    color(c, v);
+    RN_PUT(&c->body, "\"");
+}
+
 /* Appends ` name="value"` for a number. */
 static void attr(rn_canvas *c, const char *name, double v) {
     json_buf_printf(&c->body, " %s=\"", name);
@@ -35,22 +42,17 @@ void svg_rect(rn_canvas *c, double x, double y, double w, double h, rn_color fil
     attr(c, "y", y);
     attr(c, "width", w);
     attr(c, "height", h);
-    RN_PUT(&c->body, " fill=\"");
-    color(c, fill);
-    RN_PUT(&c->body, "\"");
+    color_attr(c, "fill", fill);
     if (stroke != RN_NONE) {
-        RN_PUT(&c->body, " stroke=\"");
-        color(c, stroke);
-        RN_PUT(&c->body, "\"");
+        color_attr(c, "stroke", stroke);
         attr(c, "stroke-width", sw);
     }
     RN_PUT(&c->body, "/>\n");
 }
 
 void svg_polyline(rn_canvas *c, const double *xy, int n, rn_color stroke, double width, int dashed) {
-    RN_PUT(&c->body, "<polyline fill=\"none\" stroke=\"");
-    color(c, stroke);
-    RN_PUT(&c->body, "\"");
+    RN_PUT(&c->body, "<polyline fill=\"none\"");
+    color_attr(c, "stroke", stroke);
     attr(c, "stroke-width", width);
     json_buf_printf(&c->body, " stroke-linejoin=\"round\"%s points=\"",
                     dashed ? " stroke-dasharray=\"6,4\"" : " stroke-linecap=\"round\"");
@@ -70,9 +72,7 @@ void svg_line(rn_canvas *c, const double xy[4], rn_color stroke, double width, i
     attr(c, "y1", xy[1]);
     attr(c, "x2", xy[2]);
     attr(c, "y2", xy[3]);
-    RN_PUT(&c->body, " stroke=\"");
-    color(c, stroke);
-    RN_PUT(&c->body, "\"");
+    color_attr(c, "stroke", stroke);
     attr(c, "stroke-width", width);
     if (dashed)
         RN_PUT(&c->body, " stroke-dasharray=\"6,4\"");
@@ -84,9 +84,8 @@ void svg_circle(rn_canvas *c, double cx, double cy, double r, rn_color fill) {
     attr(c, "cx", cx);
     attr(c, "cy", cy);
     attr(c, "r", r);
-    RN_PUT(&c->body, " fill=\"");
-    color(c, fill);
-    RN_PUT(&c->body, "\"/>\n");
+    color_attr(c, "fill", fill);
+    RN_PUT(&c->body, "/>\n");
 }
 
 void svg_text(rn_canvas *c, double x, double y, const rn_font *f, const char *text) {
@@ -99,11 +98,8 @@ void svg_text(rn_canvas *c, double x, double y, const rn_font *f, const char *te
         RN_PUT(&c->body, " font-weight=\"bold\"");
     if (f->align != RN_ALIGN_START)
         json_buf_printf(&c->body, " text-anchor=\"%s\"", ANCHOR[f->align]);
-    if (f->color != 0) {
-        RN_PUT(&c->body, " fill=\"");
-        color(c, f->color);
-        RN_PUT(&c->body, "\"");
-    }
+    if (f->color != 0)
+        color_attr(c, "fill", f->color);
     if (f->vertical) {
         RN_PUT(&c->body, " transform=\"rotate(-90 ");
         num(c, x);

@@ -229,10 +229,16 @@ static void tiles(const report_page *p, json_buf *b) {
     PUT(b, " of ");
     put_count(b, ev->count);
     PUT(b, " images right</div></div>\n");
-    tile(b, "", "Top-5 accuracy");
-    put_percent(b, ev->count ? (double)ev->top5 / ev->count : 0);
-    json_buf_printf(b, "</div><div class=\"note\">label among the 5 likeliest of %d</div></div>\n",
-                    ev->num_classes);
+    if (ev->num_classes > 5) {
+        tile(b, "", "Top-5 accuracy");
+        put_percent(b, ev->count ? (double)ev->top5 / ev->count : 0);
+        json_buf_printf(b, "</div><div class=\"note\">label among the 5 likeliest of %d</div></div>\n",
+                        ev->num_classes);
+    } else {
+        tile(b, "", "Classes");
+        json_buf_printf(b, "%d</div><div class=\"note\">top-5 says nothing with 5 or fewer</div></div>\n",
+                        ev->num_classes);
+    }
     tile(b, "", "Test loss");
     json_buf_printf(b, "%.4f</div><div class=\"note\">mean cross-entropy</div></div>\n", ev->loss);
     tile(b, "", "Training");
@@ -454,6 +460,10 @@ static void epochs(const report_page *p, json_buf *b) {
  * The run's facts
  * ------------------------------------------------------------------------- */
 
+static void not_recorded(json_buf *b) {
+    PUT(b, "<span class=\"missing\">not recorded</span>");
+}
+
 static void fact_open(json_buf *b, const char *label) {
     json_buf_printf(b, "<dt>%s</dt><dd>", label);
 }
@@ -463,7 +473,7 @@ static void fact_text(json_buf *b, const char *label, const char *value) {
     if (value)
         esc(b, value);
     else
-        PUT(b, "<span class=\"missing\">not recorded</span>");
+        not_recorded(b);
     PUT(b, "</dd>\n");
 }
 
@@ -552,7 +562,7 @@ static void facts(const report_page *p, json_buf *b) {
         put_duration(b, t.seconds);
         json_buf_printf(b, " of training in all, evaluation excluded");
     } else {
-        PUT(b, "<span class=\"missing\">not recorded</span>");
+        not_recorded(b);
     }
     PUT(b, "</dd>\n");
     fact_open(b, "Throughput");
@@ -560,7 +570,7 @@ static void facts(const report_page *p, json_buf *b) {
         json_buf_printf(b, "%.1f training images/s (mean over %d epoch%s)", t.ips_sum / t.ips_n,
                         t.ips_n, t.ips_n == 1 ? "" : "s");
     else
-        PUT(b, "<span class=\"missing\">not recorded</span>");
+        not_recorded(b);
     PUT(b, "</dd>\n");
     fact_text(b, "CPU", run_str(p, "cpu"));
     fact_open(b, "Threads");
@@ -569,14 +579,14 @@ static void facts(const report_page *p, json_buf *b) {
         if (run_num(p, "cores", &v))
             json_buf_printf(b, " (of %.0f cores)", v);
     } else {
-        PUT(b, "<span class=\"missing\">not recorded</span>");
+        not_recorded(b);
     }
     PUT(b, "</dd>\n");
     fact_open(b, "Seed");
     if (run_num(p, "seed", &v))
         json_buf_printf(b, "%.0f", v);
     else
-        PUT(b, "<span class=\"missing\">not recorded</span>");
+        not_recorded(b);
     PUT(b, "</dd>\n");
     fact_open(b, "resnet.c");
     const char *version = run_str(p, "version");

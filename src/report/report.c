@@ -5,6 +5,7 @@
  * Every file goes through write_file, one place to make writes atomic.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,7 +165,9 @@ static rn_status render_figure(report_page *p, report_figure f, int *written) {
     json_buf_free(&file);
     if (st != RN_OK || !cfg->png)
         return st;
-    st = rn_canvas_create_raster(w, h, cfg->png_scale, &c);
+    double scale = cfg->png_scale;   /* a very large figure is drawn smaller, not refused */
+    scale = fmin(scale, fmin(8192 / w, 8192 / h));
+    st = rn_canvas_create_raster(w, h, scale, &c);
     if (st == RN_OK) {
         draw_figure(c, p, f);
         st = rn_canvas_png(c, &file);

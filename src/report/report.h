@@ -41,7 +41,8 @@ typedef struct rn_report_config {
     rn_loader_config loader;    /* how the split is fed to the model */
     int grid;                   /* images per grid, 1..200 (0: 24) */
     int png;                    /* also write the figures as PNG */
-    double png_scale;           /* PNG pixels per SVG unit, 0.5..4 (0: 2) */
+    double png_scale;           /* PNG pixels per SVG unit, 0.5..4 (0: 2); less for a
+                                 * figure that would exceed 8192 pixels a side */
 } rn_report_config;
 
 typedef struct rn_report_summary {
