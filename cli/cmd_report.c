@@ -67,7 +67,7 @@ int cli_report(const cli_report_args *a) {
     if (show)
         fprintf(stderr, "\r%*s\r", 60, "");
     if (st != RN_OK) {
-        cli_error(a->command, "report: %s", rn_last_error());
+        cli_error(a->command, "could not write the report: %s", rn_last_error());
         return 0;
     }
     if (sum.warning[0])

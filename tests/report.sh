@@ -66,6 +66,22 @@ fi
 grep -q "T-shirt/top" "$T/run/m_report/report.html" && grep -q "Ankle boot" "$T/run/m_report/report.html" &&
     ok "the page names the classes" || bad "class names missing from the page"
 
+# the checker itself fails on a broken page: a missing image, a console error, an outside request
+cp -r "$T/run/m_report" "$T/broken"
+"$PY" - "$T/broken/report.html" <<'EOF'
+import sys
+page = open(sys.argv[1]).read().replace("</main>", '<img src="gone.png"><script>console.error("boom")</script>'
+                                                   '<img src="http://10.255.255.1/x.png"></main>')
+open(sys.argv[1], "w").write(page)
+EOF
+"$PY" tools/check_report.py "$T/broken" >"$T/broken.out" 2>&1
+if [ $? -ne 0 ] && grep -q "chromium: failed request: net::ERR_FILE_NOT_FOUND" "$T/broken.out" &&
+    grep -q 'chromium: console error: .*boom' "$T/broken.out" && grep -q "chromium: request leaves the machine" "$T/broken.out"; then
+    ok "the checker catches a missing image, a console error and an outside request"
+else
+    bad "the checker let a broken page pass: $(cat "$T/broken.out")"
+fi
+
 # the run record: what the report's facts come from
 "$PY" - "$T/run/m.log.jsonl" "$T/run/m_report/report.html" <<'EOF' && ok "the log's run record has the run's facts, and the page shows them" || bad "run record or facts missing"
 import json, sys

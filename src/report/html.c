@@ -266,6 +266,10 @@ static void tiles(const report_page *p, json_buf *b) {
 
 /* A figure: the inline SVG no wider than drawn, and links to its files. */
 static void figure(const report_page *p, json_buf *b, report_figure f) {
+    if (!p->svg[f].len) {
+        PUT(b, "<p class=\"note-box\">No images were evaluated, so there is nothing to show.</p>\n");
+        return;
+    }
     const char *svg = p->svg[f].data;
     const char *vb = svg ? strstr(svg, "viewBox=\"0 0 ") : NULL;
     double width = vb ? strtod(vb + 13, NULL) : 1000;
