@@ -20,7 +20,8 @@
 #define MARGIN 16.0
 #define TOP 50.0
 #define CAPTION_H 40.0
-#define MIN_CELL_W 128.0
+#define MIN_CELL_W 128.0       /* room for "pred: Ankle boot (99.6%)" */
+#define MIN_CELL_W_CLASS 104.0 /* by class: a name and "prob. 99.9%"; ten fit a page */
 
 static const rn_color INK = 0x222222;
 static const rn_color RED = 0xc62828;
@@ -45,7 +46,7 @@ static layout make_layout(const report_eval *e, int wrong) {
     double scale = side <= 50 ? floor(100.0 / side) : 100.0 / side;
     L.img_w = e->thumb_w * scale;
     L.img_h = e->thumb_h * scale;
-    L.cell_w = fmax(L.img_w, MIN_CELL_W) + 12;
+    L.cell_w = fmax(L.img_w, L.by_class ? MIN_CELL_W_CLASS : MIN_CELL_W) + (L.by_class ? 8 : 12);
     L.cell_h = L.img_h + CAPTION_H + 14;
     if (L.by_class) {
         L.cols = e->ev.num_classes;
@@ -65,10 +66,13 @@ void fig_grid_size(const report_eval *e, int wrong, double *w, double *h) {
     *h = L.h;
 }
 
-/* "97%", "99.9%", "0.4%": whole percent from 10% up to 99%, one decimal otherwise. */
+/* "97%", "99.9%", "0.4%": whole percent from 10% up to 99%, one decimal
+ * otherwise, "100%" only for a probability of exactly 1 (as float). */
 static void percent(char *out, size_t cap, double p) {
     double v = 100 * p;
-    if (v >= 10 && v < 99.5)
+    if (v >= 100)
+        snprintf(out, cap, "100%%");
+    else if (v >= 10 && v < 99.5)
         snprintf(out, cap, "%.0f%%", v);
     else
         snprintf(out, cap, "%.1f%%", v > 99.95 && v < 100 ? 99.9 : v);
@@ -144,7 +148,7 @@ void fig_grid(rn_canvas *c, const report_eval *e, const report_names *n, int wro
             rn_text_fit(&line1, n->name[p->label], room, name, sizeof name);
             rn_draw_text(c, mid, ty, &line1, name);
             percent(pct, sizeof pct, p->p_pred);
-            rn_draw_textf(c, mid, ty + 16, &line2, "probability %s", pct);
+            rn_draw_textf(c, mid, ty + 16, &line2, "prob. %s", pct);
         }
         rn_draw_group_end(c);
     }
