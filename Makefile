@@ -30,7 +30,7 @@ ifneq ($(X86_SRC),)
   CFLAGS += -DRN_HAVE_X86_KERNELS
 endif
 
-LIB_SRC := $(wildcard src/core/*.c src/ops/*.c src/model/*.c src/engine/*.c src/io/*.c src/data/*.c src/train/*.c) $(X86_SRC)
+LIB_SRC := $(wildcard src/core/*.c src/ops/*.c src/model/*.c src/engine/*.c src/io/*.c src/data/*.c src/train/*.c src/report/*.c) $(X86_SRC)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_SRC := $(wildcard cli/*.c)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
@@ -80,7 +80,8 @@ deps:
 	@tools/install_deps.sh
 
 # The main job: train the D2L ResNet-18 on the bundled Fashion-MNIST subset
-# (5000 training / 1000 test images), evaluate it, save the checkpoint and the curves.
+# (5000 training / 1000 test images), evaluate it, save the checkpoint, the curves
+# and the training report (an HTML page), and classify the 8 sample images by name.
 RUN_DIR ?= $(BUILD)/run
 run: deps all
 	@mkdir -p $(RUN_DIR)
@@ -90,9 +91,10 @@ run: deps all
 	    --save $(RUN_DIR)/d2l_resnet18_fmnist.safetensors
 	$(BUILD)/resnet eval --weights $(RUN_DIR)/d2l_resnet18_fmnist.safetensors --data data/fmnist-small
 	$(BUILD)/resnet forward --weights $(RUN_DIR)/d2l_resnet18_fmnist.safetensors \
-	    --input data/sample/fmnist_batch.npy --output $(RUN_DIR)/sample_logits.npy --print
-	@echo "labels of the 8 sample images: $$(cat data/sample/fmnist_batch_labels.txt)"
-	@echo "checkpoint, log and curves (SVG, open in a browser) are in $(RUN_DIR)/"
+	    --input data/sample/fmnist_batch.npy --output $(RUN_DIR)/sample_logits.npy --print \
+	    --true-labels data/sample/fmnist_batch_labels.txt
+	@echo "checkpoint, log and curves are in $(RUN_DIR)/"
+	@echo "training report (open in a browser): $(RUN_DIR)/d2l_resnet18_fmnist_report/report.html"
 
 test: deps all
 	@tests/run_all.sh $(BUILD)

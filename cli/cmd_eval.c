@@ -24,34 +24,6 @@ static arg_spec SPECS[] = {
     {"json", ARG_FLAG, NULL, "print one JSON object", 0, 0},
 };
 
-/* The metadata eval uses, with the values assumed when a file has none. */
-typedef struct eval_meta {
-    char dataset[64], image_size[32], normalize[256];
-} eval_meta;
-
-static void on_meta(void *ctx, const char *key, const char *value) {
-    eval_meta *e = ctx;
-    if (strcmp(key, "dataset") == 0)
-        snprintf(e->dataset, sizeof e->dataset, "%s", value);
-    else if (strcmp(key, "image_size") == 0)
-        snprintf(e->image_size, sizeof e->image_size, "%s", value);
-    else if (strcmp(key, "normalize") == 0)
-        snprintf(e->normalize, sizeof e->normalize, "%s", value);
-}
-
-/* "none" or MEAN,..:STD,.. into cfg; 0 if malformed. */
-static int set_normalize(const char *norm, rn_loader_config *cfg) {
-    if (strcmp(norm, "none") == 0)
-        return 1;
-    int ch;
-    if (!parse_mean_std(norm, cfg->mean, cfg->std, &ch))
-        return 0;
-    for (int i = ch; i < 4; i++)
-        cfg->mean[i] = cfg->mean[0], cfg->std[i] = cfg->std[0];
-    cfg->normalize = 1;
-    return 1;
-}
-
 static void print_report(const rn_eval_result *ev, const rn_dataset *ds, int json) {
     int K = ds->num_classes;
     if (json) {
@@ -99,9 +71,8 @@ int cmd_eval(int argc, char **argv) {
     int pr = args_parse(&t, argc, argv);
     if (pr)
         return pr > 0 ? 0 : EXIT_USAGE;
-    int batch, size, threads;
-    if (!args_int(&t, "batch-size", 1, 65536, &batch) || !args_int(&t, "image-size", -1, 4096, &size) ||
-        !args_int(&t, "threads", 0, 1024, &threads))
+    int threads;
+    if (!args_int(&t, "threads", 0, 1024, &threads))
         return EXIT_USAGE;
     const char *split = args_str(&t, "split");
     if (strcmp(split, "test") != 0 && strcmp(split, "train") != 0) {
@@ -110,34 +81,29 @@ int cmd_eval(int argc, char **argv) {
     }
     rn_set_threads(threads);
     const char *weights = args_str(&t, "weights");
-    rn_loader_config cfg = {.batch_size = batch};
-    const char *norm_flag = args_str(&t, "normalize");
-    if (strcmp(norm_flag, "auto") != 0 && !set_normalize(norm_flag, &cfg)) {
-        cli_error("eval", "bad normalisation '%s'", norm_flag);
-        return EXIT_USAGE;
-    }
 
     /* the checkpoint, read once: its weights and the metadata the flags default to */
-    eval_meta meta = {"fashion-mnist", "0", "none"};
+    cli_ckpt_meta meta;
+    cli_ckpt_meta_init(&meta);
     rn_model *m = NULL;
     rn_dataset ds = {0};
     rn_eval_result ev = {0};
     int status = EXIT_RUNTIME;
     const char *arch = strcmp(args_str(&t, "arch"), "auto") ? args_str(&t, "arch") : NULL;
-    if (rn_model_load_meta(weights, arch, on_meta, &meta, &m) != RN_OK) {
+    if (rn_model_load_meta(weights, arch, cli_ckpt_meta_take, &meta, &m) != RN_OK) {
         cli_error("eval", "%s", rn_last_error());
         goto done;
     }
-    const char *kind = strcmp(args_str(&t, "dataset"), "auto") ? args_str(&t, "dataset") : meta.dataset;
-    cfg.image_size = size >= 0 ? size : atoi(meta.image_size);
-    if (strcmp(norm_flag, "auto") == 0 && !set_normalize(meta.normalize, &cfg)) {
-        cli_error("eval", "%s: bad normalisation '%s' in the metadata", weights, meta.normalize);
+    char kind[64];
+    rn_loader_config cfg;
+    if (!cli_eval_config(&t, weights, &meta, kind, sizeof kind, &cfg)) {
+        status = EXIT_USAGE;
         goto done;
     }
     rn_session_config scfg;
     cli_session_config(&t, &scfg);
     if (rn_dataset_load(args_str(&t, "data"), kind, strcmp(split, "train") == 0, &ds) != RN_OK ||
-        rn_evaluate_config(m, &scfg, &ds, &cfg, NULL, NULL, &ev) != RN_OK) {
+        rn_evaluate_config(m, &scfg, &ds, &cfg, NULL, NULL, NULL, NULL, &ev) != RN_OK) {
         cli_error("eval", "%s", rn_last_error());
         goto done;
     }

@@ -17,11 +17,13 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "cmd_report.h"
 #include "commands.h"
 #include "data/dataset.h"
 #include "resnet.h"
 #include "run_common.h"
 #include "train_plan.h"
+#include "run_record.h"
 #include "train/evaluate.h"
 #include "train/plot.h"
 
@@ -60,6 +62,7 @@ static arg_spec SPECS[] = {
     {"log", ARG_STRING, "auto", "JSON-lines log (missing folders are created); auto: next to --save (none without it)", 0, 0},
     {"log-every", ARG_INT, "0", "also log every N steps (0: epochs only)", 0, 0},
     {"quiet", ARG_FLAG, NULL, "no progress line", 0, 0},
+    {"no-report", ARG_FLAG, NULL, "do not write the training report (HTML page and figures) next to --save at the end", 0, 0},
 };
 
 /* ---- checkpoint file names ----------------------------------------------------------------- */
@@ -446,6 +449,10 @@ int cmd_train(int argc, char **argv) {
             cli_error("train", "cannot write the log %s: %s", r.log, strerror(errno));
             goto done;
         }
+        run_facts facts = {r.m, &r.train, &r.test, kind, data, r.norm_text, resume,
+                           size ? size : r.train.height, batch, rn_loader_steps(r.loader), r.epochs, r.seed};
+        if (!cli_write_run_record(r.logf, &t, argc, argv, &facts))
+            cli_error("train", "warning: could not write the run record to %s", r.log);
     }
 
     printf("training %s (%lld parameters) on %s: %d training / %d test images of %dx%dx%d, "
@@ -466,6 +473,16 @@ int cmd_train(int argc, char **argv) {
         printf("checkpoint: %s\noptimizer state: %s\n", r.save, r.optim);
     if (status == 0 && r.log[0])
         printf("log: %s\ncurves: %s\n", r.log, r.svg);
+    if (status == 0 && r.save[0] && !args_flag(&t, "no-report")) {
+        char dir[1100];
+        cli_report_dir(r.save, dir, sizeof dir);
+        cli_report_args a = {.command = "train", .model = r.m, .ds = &r.test, .loader = &r.lcfg,
+                             .weights = r.save, .log = r.log[0] ? r.log : NULL, .output_dir = dir,
+                             .data_dir = data, .dataset_kind = kind, .split = folder ? "val" : "test",
+                             .png = 1, .quiet = r.quiet};
+        fflush(stdout);
+        cli_report(&a);   /* a report that fails leaves the trained checkpoint good: a warning */
+    }
 done:
     if (r.logf)
         fclose(r.logf);

@@ -12,6 +12,7 @@ int cmd_plot(int argc, char **argv);
 int cmd_grad(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 /* Exit statuses: 0 success, 1 failure at run time, 2 bad usage. */
 #define EXIT_RUNTIME 1

@@ -17,6 +17,7 @@ typedef struct command {
 static const command COMMANDS[] = {
     {"train", cmd_train, "train a model on a dataset (Fashion-MNIST, MNIST, CIFAR-10)"},
     {"eval", cmd_eval, "evaluate a checkpoint: loss, top-1/top-5, per-class accuracy, confusion matrix"},
+    {"report", cmd_report, "write a checkpoint's training report: HTML page, figures as SVG/PNG"},
     {"plot", cmd_plot, "render a training log as SVG curves"},
     {"predict", cmd_predict, "classify JPEG/PNG images: top-k classes with probabilities"},
     {"convert", cmd_convert, "convert a PyTorch .pth checkpoint (or any weights file) to safetensors"},

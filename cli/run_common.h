@@ -40,6 +40,22 @@ void cli_format_normalize(const rn_loader_config *cfg, int channels, char *text,
  * left as "none" here: the caller decides once the dataset is known. */
 int cli_parse_normalize(const arg_table *t, rn_loader_config *cfg, char *text, size_t cap);
 
+/* The metadata of a checkpoint that evaluation defaults to, read while
+ * its weights load: rn_model_load_meta(path, arch, cli_ckpt_meta_take, &meta,
+ * &m) after cli_ckpt_meta_init(&meta) (fashion-mnist, 0, none when absent). */
+typedef struct cli_ckpt_meta {
+    char dataset[64], image_size[32], normalize[256];
+} cli_ckpt_meta;
+void cli_ckpt_meta_init(cli_ckpt_meta *meta);
+void cli_ckpt_meta_take(void *ctx, const char *key, const char *value);
+
+/* The dataset kind and loader configuration to evaluate checkpoint `weights`
+ * with, from --dataset, --batch-size, --image-size and --normalize, whose
+ * "auto" (and image size -1) take the checkpoint's metadata. Returns 0 after
+ * an error message. */
+int cli_eval_config(const arg_table *t, const char *weights, const cli_ckpt_meta *meta, char *kind,
+                    size_t kind_cap, rn_loader_config *cfg);
+
 /* Parses "M1,M2,..:S1,S2,.." (1 to 4 channels); returns 0 if malformed. */
 int parse_mean_std(const char *s, float *mean, float *std, int *channels);
 

@@ -129,8 +129,8 @@ expect 0 "4 steps of 4 epochs" "$R" "${common[@]}" --epochs 4 --lr 0.1 --schedul
     --max-steps 4 --save r/four.safetensors
 has resume_epochs.txt "--epochs: 2 -> 4" "the changed flag is shown"
 has resume_epochs.txt "total steps: 12 -> 24" "the total steps are shown"
-before=$("$PY" -c "import json; print('%.6g' % [json.loads(l) for l in open('r/straight.log.jsonl')][3]['lr'])")
-after=$("$PY" -c "import json; print('%.6g' % [json.loads(l) for l in open('r/four.log.jsonl')][3]['lr'])")
+before=$("$PY" -c "import json; print('%.6g' % [d for d in map(json.loads, open('r/straight.log.jsonl')) if 'step' in d][3]['lr'])")
+after=$("$PY" -c "import json; print('%.6g' % [d for d in map(json.loads, open('r/four.log.jsonl')) if 'step' in d][3]['lr'])")
 has resume_epochs.txt "learning rate of the next step (3): $before -> $after" "the learning rates are the trainer's"
 # a checkpoint from before plans were recorded
 "$PY" -c "

@@ -1,4 +1,4 @@
-/* file.c - opening and reading whole files, creating the folders of files to write. */
+/* file.c - opening, reading and writing whole files, creating the folders of files to write. */
 #include "io/file.h"
 
 #include <errno.h>
@@ -100,4 +100,17 @@ rn_status rn_make_parent_dirs(const char *path, char *created, size_t cap) {
         snprintf(created, cap, "%s", dir);
     free(dir);
     return st;
+}
+
+rn_status rn_file_write_all(const char *path, const void *data, size_t len) {
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return rn_fail(RN_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    size_t put = len ? fwrite(data, 1, len, f) : 0;
+    int err = put != len ? errno : 0;
+    if (fclose(f) != 0 && !err)
+        err = errno ? errno : EIO;
+    if (put != len || err)
+        return rn_fail(RN_ERR_IO, "%s: write failed: %s", path, strerror(err ? err : EIO));
+    return RN_OK;
 }

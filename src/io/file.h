@@ -1,6 +1,6 @@
 /*
- * file.h - opening and reading whole files, and creating the folders of
- * files to write, with errors that name the file.
+ * file.h - opening, reading and writing whole files, and creating the
+ * folders of files to write, with errors that name the file.
  */
 #ifndef RN_IO_FILE_H
 #define RN_IO_FILE_H
@@ -23,5 +23,9 @@ rn_status rn_file_read_all(const char *path, unsigned char **buf, size_t *len);
  * RN_ERR_IO naming path and the folder at fault (one that exists but is
  * not a folder, or that mkdir refuses). Never prints. */
 rn_status rn_make_parent_dirs(const char *path, char *created, size_t cap);
+
+/* Writes data[0..len) to path, replacing the file. Fails with RN_ERR_IO
+ * naming the file. */
+rn_status rn_file_write_all(const char *path, const void *data, size_t len);
 
 #endif

@@ -32,12 +32,18 @@ static int arg_max(const float *row, int k) {
 
 rn_status rn_evaluate(rn_model *m, const rn_dataset *ds, const rn_loader_config *cfg,
                       rn_eval_progress progress, void *ctx, rn_eval_result *out) {
-    return rn_evaluate_config(m, NULL, ds, cfg, progress, ctx, out);
+    return rn_evaluate_config(m, NULL, ds, cfg, progress, ctx, NULL, NULL, out);
+}
+
+rn_status rn_evaluate_each(rn_model *m, const rn_dataset *ds, const rn_loader_config *cfg,
+                           rn_eval_progress progress, void *ctx, rn_eval_each each,
+                           void *each_ctx, rn_eval_result *out) {
+    return rn_evaluate_config(m, NULL, ds, cfg, progress, ctx, each, each_ctx, out);
 }
 
 rn_status rn_evaluate_config(rn_model *m, const rn_session_config *scfg, const rn_dataset *ds,
                              const rn_loader_config *cfg, rn_eval_progress progress, void *ctx,
-                             rn_eval_result *out) {
+                             rn_eval_each each, void *each_ctx, rn_eval_result *out) {
     if (!m || !ds || !cfg || !out)
         return rn_fail(RN_ERR_ARG, "rn_evaluate: NULL argument");
     memset(out, 0, sizeof *out);
@@ -79,6 +85,12 @@ rn_status rn_evaluate_config(rn_model *m, const rn_session_config *scfg, const r
             out->top1 += rank == 0;
             out->top5 += rank < 5;
             out->confusion[(size_t)labels[i] * K + arg_max(row, K)]++;
+        }
+        if (each) {
+            rn_eval_batch b = {out->count, n, ds->channels, S, W, K, x, labels, logits};
+            st = each(each_ctx, &b);
+            if (st != RN_OK)
+                break;
         }
         out->count += n;
         if (progress)
