@@ -31,7 +31,32 @@ static arg_spec *positional_spec(const arg_table *t) {
     return NULL;
 }
 
+static void (*help_hook)(const arg_table *t, void *ctx);
+static void *help_hook_ctx;
+
+void args_set_help_hook(void (*fn)(const arg_table *t, void *ctx), void *ctx) {
+    help_hook = fn;
+    help_hook_ctx = ctx;
+}
+
+const char *args_value_name(const arg_spec *s) {
+    return s->kind == ARG_FLAG ? "" : s->kind == ARG_INT ? "N" : "VALUE";
+}
+
+void args_default_text(const arg_spec *s, char *buf, size_t cap) {
+    if (s->kind == ARG_FLAG)
+        snprintf(buf, cap, "default: off");
+    else if (s->def)
+        snprintf(buf, cap, "default: %s", s->def);
+    else
+        snprintf(buf, cap, "required");
+}
+
 void args_print_help(const arg_table *t) {
+    if (help_hook) {
+        help_hook(t, help_hook_ctx);
+        return;
+    }
     const arg_spec *p = positional_spec(t);
     printf("usage: resnet %s [flags]%s%s\n%s\n\n", t->command, p ? " " : "", p ? p->name : "",
            t->summary);
@@ -42,18 +67,13 @@ void args_print_help(const arg_table *t) {
         const arg_spec *s = &t->specs[i];
         if (s->kind == ARG_POSITIONAL)
             continue;
-        char left[64];
-        snprintf(left, sizeof left, "--%s%s", s->name,
-                 s->kind == ARG_FLAG ? "" : s->kind == ARG_INT ? " N" : " VALUE");
-        printf("  %-26s %s", left, s->help);
-        if (s->kind == ARG_FLAG)
-            printf(" (default: off)\n");
-        else if (s->def)
-            printf(" (default: %s)\n", s->def);
-        else
-            printf(" (required)\n");
+        char left[64], dflt[128];
+        snprintf(left, sizeof left, "--%s%s%s", s->name, s->kind == ARG_FLAG ? "" : " ",
+                 args_value_name(s));
+        args_default_text(s, dflt, sizeof dflt);
+        printf("  %-26s %s (%s)\n", left, s->help, dflt);
     }
-    printf("  %-26s %s\n", "--help", "show this help");
+    printf("  %-26s %s\n", "--help", ARGS_HELP_TEXT);
 }
 
 int args_parse(arg_table *t, int argc, char **argv) {

@@ -14,6 +14,8 @@
 #ifndef RN_CLI_ARGS_H
 #define RN_CLI_ARGS_H
 
+#include <stddef.h>
+
 typedef enum arg_kind { ARG_STRING, ARG_INT, ARG_FLAG, ARG_POSITIONAL } arg_kind;
 
 typedef struct arg_spec {
@@ -40,6 +42,19 @@ typedef struct arg_table {
  * themselves, and the values the table points to, do not change). */
 int args_parse(arg_table *t, int argc, char **argv);
 void args_print_help(const arg_table *t);
+
+/* What --help says of itself. */
+#define ARGS_HELP_TEXT "show this help"
+
+/* The placeholder of a flag's value in help: "N", "VALUE", or "" for ARG_FLAG. */
+const char *args_value_name(const arg_spec *s);
+/* "default: X", "default: off" (ARG_FLAG) or "required", into buf. */
+void args_default_text(const arg_spec *s, char *buf, size_t cap);
+
+/* The documentation generators (docs.c) read every command's table through
+ * this hook: while it is set, --help hands the table to fn(t, ctx) instead
+ * of printing it. fn NULL removes it. */
+void args_set_help_hook(void (*fn)(const arg_table *t, void *ctx), void *ctx);
 
 /* The positional arguments after args_parse(t, argc, argv): argv + 1, with
  * their number in *count (0 without an ARG_POSITIONAL entry). */

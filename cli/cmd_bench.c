@@ -18,7 +18,7 @@
 
 static arg_spec SPECS[] = {
     {"arch", ARG_STRING, "resnet18", "architecture", 0, 0},
-    {"weights", ARG_STRING, "none", "safetensors weights to load; none: default initialisation", 0, 0},
+    {"weights", ARG_STRING, "none", "weights to load (safetensors, PyTorch .pth or ONNX); none: default initialisation", 0, 0},
     {"stem", ARG_STRING, "imagenet", "imagenet (7x7/2 conv + max-pool) or cifar (3x3/1 conv, no max-pool)", 0, 0},
     {"in-channels", ARG_INT, "3", "input channels (ignored with --weights)", 0, 0},
     {"num-classes", ARG_INT, "1000", "output classes (ignored with --weights)", 0, 0},

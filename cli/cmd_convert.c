@@ -8,7 +8,7 @@
 #include "run_common.h"
 
 static arg_spec SPECS[] = {
-    {"input", ARG_STRING, NULL, "weights to read: a torch.save checkpoint (.pth) or safetensors", 0, 0},
+    {"input", ARG_STRING, NULL, "weights to read: a torch.save checkpoint (.pth), safetensors or an ONNX ResNet", 0, 0},
     {"output", ARG_STRING, NULL, "safetensors file to write (PyTorch state_dict names); missing folders are created", 0, 0},
     {"arch", ARG_STRING, "auto", "architecture; auto: from the metadata or the tensor names and shapes", 0, 0},
 };

@@ -11,7 +11,7 @@
 #include "train/evaluate.h"
 
 static arg_spec SPECS[] = {
-    {"weights", ARG_STRING, NULL, "checkpoint or weights file (the architecture comes from it)", 0, 0},
+    {"weights", ARG_STRING, NULL, "checkpoint or weights file: safetensors, PyTorch .pth or ONNX (the architecture comes from it)", 0, 0},
     {"arch", ARG_STRING, "auto", "architecture; auto: from the file", 0, 0},
     {"data", ARG_STRING, NULL, "dataset directory", 0, 0},
     {"dataset", ARG_STRING, "auto", "fashion-mnist, mnist, cifar10, folder or folder-gray; auto: from the checkpoint", 0, 0},

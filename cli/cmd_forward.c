@@ -11,7 +11,7 @@
 
 static arg_spec SPECS[] = {
     {"arch", ARG_STRING, "auto", "architecture; auto: from the file's metadata or tensor names", 0, 0},
-    {"weights", ARG_STRING, NULL, "safetensors file with PyTorch state_dict names", 0, 0},
+    {"weights", ARG_STRING, NULL, "weights: safetensors or PyTorch .pth with PyTorch state_dict names, or an ONNX ResNet", 0, 0},
     {"input", ARG_STRING, NULL, ".npy float32 input of shape (N, C, H, W)", 0, 0},
     {"output", ARG_STRING, NULL, ".npy file to write the (N, num_classes) float32 logits to; missing folders are created", 0, 0},
     {"mode", ARG_STRING, "eval", "eval: BatchNorm uses running statistics; train: batch statistics", 0, 0},

@@ -12,7 +12,7 @@
 #include "run_common.h"
 
 static arg_spec SPECS[] = {
-    {"weights", ARG_STRING, NULL, "weights file", 0, 0},
+    {"weights", ARG_STRING, NULL, "weights file (safetensors, PyTorch .pth or ONNX)", 0, 0},
     {"arch", ARG_STRING, "auto", "architecture; auto: from the file", 0, 0},
     {"input", ARG_STRING, NULL, ".npy float32 input (N, C, H, W)", 0, 0},
     {"labels", ARG_STRING, NULL, ".npy float32 labels (N), whole numbers", 0, 0},

@@ -8,7 +8,7 @@
 #include "run_common.h"
 
 static arg_spec SPECS[] = {
-    {"arch", ARG_STRING, NULL, "architecture: d2l_resnet18, resnet18, resnet34, resnet50, resnet101, resnet152", 0, 0},
+    {"arch", ARG_STRING, NULL, "architecture: d2l_resnet18, resnet18, resnet34, resnet50, resnet101, resnet152, wide_resnet50_2, wide_resnet101_2, resnext50_32x4d or resnext101_32x8d", 0, 0},
     {"stem", ARG_STRING, "imagenet", "imagenet (7x7/2 conv + max-pool) or cifar (3x3/1 conv, no max-pool)", 0, 0},
     {"in-channels", ARG_INT, "3", "input channels", 0, 0},
     {"num-classes", ARG_INT, "1000", "output classes", 0, 0},

@@ -35,7 +35,7 @@
 #include "run_common.h"
 
 static arg_spec SPECS[] = {
-    {"weights", ARG_STRING, NULL, "checkpoint or weights file (.safetensors or PyTorch .pth)", 0, 0},
+    {"weights", ARG_STRING, NULL, "checkpoint or weights file (.safetensors, PyTorch .pth or ONNX)", 0, 0},
     {"arch", ARG_STRING, "auto", "architecture; auto: from the file's metadata or tensor names", 0, 0},
     {"labels", ARG_STRING, "auto", "class names, one per line, as many as the model's classes; auto: the "
      "checkpoint's dataset (ImageNet's for 1000 classes without one)", 0, 0},

@@ -48,7 +48,7 @@ static arg_spec SPECS[] = {
      "or RandomResizedCrop for folders); auto: crop+flip for folders, none otherwise", 0, 0},
     {"normalize", ARG_STRING, "auto", "none, or per-channel MEAN,...:STD,... applied after scaling to [0,1]; "
      "auto: ImageNet's for folders, none otherwise", 0, 0},
-    {"init", ARG_STRING, "default", "default, xavier, or a weights file (.safetensors or PyTorch .pth) to start from", 0, 0},
+    {"init", ARG_STRING, "default", "default, xavier, or a weights file (.safetensors, PyTorch .pth or ONNX) to start from", 0, 0},
     {"num-classes", ARG_INT, "0", "classifier outputs; 0: the dataset's (or --init FILE's); with --init FILE of "
      "another head size, fc is freshly initialised", 0, 0},
     {"freeze-backbone", ARG_FLAG, NULL, "train only fc; the backbone, BatchNorm statistics included, stays as loaded", 0, 0},

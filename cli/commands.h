@@ -13,6 +13,25 @@ int cmd_grad(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_completion(int argc, char **argv);
+int cmd_manpage(int argc, char **argv);
+
+/* The subcommands, in the order `resnet --help` lists them (main.c). */
+typedef struct cli_command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} cli_command;
+extern const cli_command CLI_COMMANDS[];
+extern const int CLI_N_COMMANDS;
+
+/* The environment variables every command reads, for --help and the manual. */
+typedef struct cli_env_var {
+    const char *name, *text;
+} cli_env_var;
+extern const cli_env_var CLI_ENVIRONMENT[];
+extern const int CLI_N_ENVIRONMENT;
 
 /* Exit statuses: 0 success, 1 failure at run time, 2 bad usage. */
 #define EXIT_RUNTIME 1

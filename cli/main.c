@@ -8,37 +8,41 @@
 #include "commands.h"
 #include "resnet.h"
 
-typedef struct command {
-    const char *name;
-    int (*run)(int argc, char **argv);
-    const char *summary;
-} command;
-
-static const command COMMANDS[] = {
+const cli_command CLI_COMMANDS[] = {
     {"train", cmd_train, "train a model on a dataset (Fashion-MNIST, MNIST, CIFAR-10)"},
     {"eval", cmd_eval, "evaluate a checkpoint: loss, top-1/top-5, per-class accuracy, confusion matrix"},
     {"report", cmd_report, "write a checkpoint's training report: HTML page, figures as SVG/PNG"},
     {"plot", cmd_plot, "render a training log as SVG curves"},
     {"predict", cmd_predict, "classify JPEG/PNG images: top-k classes with probabilities"},
     {"convert", cmd_convert, "convert a PyTorch .pth checkpoint (or any weights file) to safetensors"},
+    {"export", cmd_export, "export weights as an ONNX model (with class names and preprocessing)"},
     {"info", cmd_info, "print the layer table (output shapes, parameters, MACs) of an architecture"},
     {"forward", cmd_forward, "run a forward pass: weights + input .npy -> logits .npy"},
     {"bench", cmd_bench, "time inference and report images/s and GFLOP/s"},
     {"init", cmd_init, "write a freshly initialised model to a safetensors file"},
     {"grad", cmd_grad, "write every parameter's loss gradient for one batch (for checking)"},
+    {"completion", cmd_completion, "print the bash completion script (generated from the flag tables)"},
+    {"manpage", cmd_manpage, "print the manual page resnet.1 (roff, generated from the flag tables)"},
 };
-#define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
+const int CLI_N_COMMANDS = (int)(sizeof CLI_COMMANDS / sizeof CLI_COMMANDS[0]);
+
+const cli_env_var CLI_ENVIRONMENT[] = {
+    {"RN_ISA", "avx512, avx2 or portable: forces the kernels' instruction set (default: the best "
+               "this CPU has; one it lacks is an error)"},
+    {"OMP_NUM_THREADS", "the default number of threads (default: all cores); --threads overrides it"},
+};
+const int CLI_N_ENVIRONMENT = (int)(sizeof CLI_ENVIRONMENT / sizeof CLI_ENVIRONMENT[0]);
 
 static void usage(FILE *f) {
     fprintf(f, "resnet %s - ResNets in C\n\nusage: resnet COMMAND [flags]\n\ncommands:\n", RN_VERSION);
-    for (size_t i = 0; i < N_COMMANDS; i++)
-        fprintf(f, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+    for (int i = 0; i < CLI_N_COMMANDS; i++)
+        fprintf(f, "  %-10s %s\n", CLI_COMMANDS[i].name, CLI_COMMANDS[i].summary);
     fprintf(f, "\narchitectures:");
     for (int i = 0; i < rn_arch_count(); i++)
         fprintf(f, " %s", rn_arch_name(i));
-    fprintf(f, "\n\n`resnet COMMAND --help` lists a command's flags with their defaults.\n"
-               "Environment: RN_ISA=avx512|avx2|portable forces the kernels' instruction set "
-               "(default: the best this CPU has); OMP_NUM_THREADS the default thread count.\n");
+    fprintf(f, "\n\n`resnet COMMAND --help` lists a command's flags with their defaults.\n\nenvironment:\n");
+    for (int i = 0; i < CLI_N_ENVIRONMENT; i++)
+        fprintf(f, "  %-16s %s\n", CLI_ENVIRONMENT[i].name, CLI_ENVIRONMENT[i].text);
 }
 
 int main(int argc, char **argv) {
@@ -59,9 +63,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "resnet: %s\n", rn_last_error());
         return EXIT_USAGE;
     }
-    for (size_t i = 0; i < N_COMMANDS; i++)
-        if (strcmp(argv[1], COMMANDS[i].name) == 0)
-            return COMMANDS[i].run(argc - 1, argv + 1);
+    for (int i = 0; i < CLI_N_COMMANDS; i++)
+        if (strcmp(argv[1], CLI_COMMANDS[i].name) == 0)
+            return CLI_COMMANDS[i].run(argc - 1, argv + 1);
     fprintf(stderr, "resnet: unknown command '%s' (see resnet --help)\n", argv[1]);
     return EXIT_USAGE;
 }

@@ -6,9 +6,19 @@
  *     success; anything else means failure, and rn_last_error() then returns
  *     a one-line message naming the file, key or offset at fault. The library
  *     never prints, exits or aborts.
- *   - Handles (rn_model) are opaque. A handle is used by one thread at a time;
- *     the library itself may use several threads inside a call (rn_set_threads).
+ *   - Handles (rn_model, rn_session, rn_trainer, ...) are opaque. A handle is
+ *     used by one thread at a time, except that a model nobody changes may
+ *     serve several sessions on several threads at once (see sessions). The
+ *     library itself may use several threads inside a call (rn_set_threads).
  *   - Images are float32 in (N, C, H, W) order, C-contiguous, as in PyTorch.
+ *   - Input sizes: a batch of 1 to 1000000 images of any height and width
+ *     from 1 to 65536 (every layer of these networks keeps at least one
+ *     pixel, as in PyTorch), as far as memory allows; larger requests fail
+ *     with RN_ERR_ARG, allocations that do not fit with RN_ERR_NOMEM.
+ *
+ * Build against the installed library with
+ *     cc app.c $(pkg-config --cflags --libs resnet)
+ * (add --static to pkg-config's flags to link libresnet.a).
  */
 #ifndef RESNET_H
 #define RESNET_H
@@ -21,6 +31,17 @@ extern "C" {
 #endif
 
 #define RN_VERSION "0.1.0"
+#define RN_VERSION_MAJOR 0
+#define RN_VERSION_MINOR 1
+#define RN_VERSION_PATCH 0
+
+/* RN_API marks the functions libresnet.so exports; the library is built
+ * with -fvisibility=hidden, so everything else in it stays internal. */
+#if defined(__GNUC__) || defined(__clang__)
+#define RN_API __attribute__((visibility("default")))
+#else
+#define RN_API
+#endif
 
 typedef enum rn_status {
     RN_OK = 0,
@@ -35,16 +56,16 @@ typedef enum rn_status {
 /* The message describing the most recent failure on the calling thread
  * ("" if none). The pointer stays valid until the next failing call on
  * this thread. */
-const char *rn_last_error(void);
+RN_API const char *rn_last_error(void);
 
 /* A short name for a status code ("ok", "invalid argument", ...). */
-const char *rn_status_name(rn_status status);
+RN_API const char *rn_status_name(rn_status status);
 
 /* Number of threads the library's kernels use (default: all cores, or
  * OMP_NUM_THREADS). n <= 0 restores the default. Results are bitwise
  * deterministic for a given thread count. */
-void rn_set_threads(int n);
-int rn_get_threads(void);
+RN_API void rn_set_threads(int n);
+RN_API int rn_get_threads(void);
 
 /* ---------------------------------------------------------------------------
  * Models
@@ -57,100 +78,120 @@ typedef enum rn_mode {
     RN_MODE_TRAIN = 1   /* BatchNorm uses the batch statistics (biased variance) */
 } rn_mode;
 
-/* The architectures, by name: "d2l_resnet18", "resnet18", "resnet34",
- * "resnet50", "resnet101", "resnet152". rn_arch_count()/rn_arch_name(i)
- * enumerate them. */
-int rn_arch_count(void);
-const char *rn_arch_name(int index);
+/* The ten architectures, by name: "d2l_resnet18" (the "Dive into Deep
+ * Learning" ResNet-18: convs with bias, a 1x1 conv without BatchNorm as the
+ * projection shortcut), and torchvision's "resnet18", "resnet34",
+ * "resnet50", "resnet101", "resnet152", "wide_resnet50_2",
+ * "wide_resnet101_2", "resnext50_32x4d", "resnext101_32x8d", with
+ * torchvision's state_dict names. rn_arch_count()/rn_arch_name(i)
+ * (0 <= i < count; NULL outside) enumerate them in this order. */
+RN_API int rn_arch_count(void);
+RN_API const char *rn_arch_name(int index);
 
-/* Creates a model of architecture `arch` with `in_channels` input channels
- * and `num_classes` outputs, initialised as rn_model_init(m, "default", 0). */
-rn_status rn_model_create(const char *arch, int in_channels, int num_classes,
-                          rn_model **out);
+/* Creates a model of architecture `arch` with `in_channels` (1..4096) input
+ * channels and `num_classes` (1..1000000) outputs, initialised as
+ * rn_model_init(m, "default", 0). */
+RN_API rn_status rn_model_create(const char *arch, int in_channels, int num_classes,
+                                 rn_model **out);
 
 /* The stem: "imagenet" (7x7/2 conv + 3x3/2 max-pool, the default) or
  * "cifar" (3x3/1 conv, no max-pool: for 32x32 and smaller images). */
 typedef enum rn_stem { RN_STEM_IMAGENET = 0, RN_STEM_CIFAR = 1 } rn_stem;
 
 /* As rn_model_create, with a choice of stem. */
-rn_status rn_model_create_stem(const char *arch, int in_channels, int num_classes, rn_stem stem,
-                               rn_model **out);
-rn_stem rn_model_stem(const rn_model *model);
+RN_API rn_status rn_model_create_stem(const char *arch, int in_channels, int num_classes,
+                                      rn_stem stem, rn_model **out);
+RN_API rn_stem rn_model_stem(const rn_model *model);
 
 /* Re-initialises every parameter. scheme "default": PyTorch's defaults for
  * the architecture (torchvision: kaiming_normal fan_out convs; D2L: the
  * nn.Conv2d/nn.Linear defaults); "xavier": xavier_uniform weights. BatchNorm
  * becomes the identity (weight 1, bias 0, mean 0, var 1). Seeded. */
-rn_status rn_model_init(rn_model *model, const char *scheme, uint64_t seed);
+RN_API rn_status rn_model_init(rn_model *model, const char *scheme, uint64_t seed);
 
-/* Loads a model from a weights file with PyTorch state_dict names: a
- * safetensors file, or a PyTorch checkpoint written by torch.save (zip or
- * legacy format), told apart by content; any other file is refused with a
- * message saying what it looks like. `arch` may be NULL when the file's
- * metadata names the architecture or its tensors tell it; in_channels and
- * num_classes are taken from the tensor shapes. Missing, unexpected,
- * wrong-shape or wrong-dtype tensors fail with the key named. */
-rn_status rn_model_load(const char *path, const char *arch, rn_model **out);
+/* Loads a model from a weights file: a safetensors file or a PyTorch
+ * checkpoint written by torch.save (zip or legacy format) with PyTorch
+ * state_dict names, or an ONNX model of one of the architectures; told
+ * apart by content; any other file is refused with a message saying what
+ * it looks like. `arch` may be NULL when the file's metadata names the
+ * architecture or its tensors tell it; in_channels and num_classes are
+ * taken from the tensor shapes. Missing, unexpected, wrong-shape or
+ * wrong-dtype tensors fail with the key named.
+ *
+ * ONNX models (as torch.onnx.export writes a torchvision ResNet, or
+ * rn_model_export_onnx) are matched to an architecture by the graph's
+ * structure, not by names: each node of the network's schedule must find
+ * its ONNX node (Conv with its attributes and weight shape, then
+ * BatchNormalization, Add and Relu as the unit has them; MaxPool;
+ * GlobalAveragePool; Flatten and Gemm), Identity nodes over initializers
+ * are followed, and no ONNX node may be left over. A Conv whose
+ * BatchNormalization was folded into it (torch.onnx.export's default in
+ * eval mode) loads with an identity BatchNorm (weight 1, bias = the conv's
+ * bias, mean 0, var 1 - eps). With `arch` given, only that architecture is
+ * tried. A graph that fits none fails with RN_ERR_MISMATCH naming the first
+ * ONNX node that does not fit (for the architecture that fit furthest).
+ * The file's metadata_props are its metadata. */
+RN_API rn_status rn_model_load(const char *path, const char *arch, rn_model **out);
 
 /* As rn_model_load, also handing each string of the file's metadata to
  * get_meta(ctx, key, value) (in file order, before it returns; get_meta
  * may be NULL). The file is read once. PyTorch checkpoints have none. */
-rn_status rn_model_load_meta(const char *path, const char *arch,
-                             void (*get_meta)(void *ctx, const char *key, const char *value),
-                             void *ctx, rn_model **out);
+RN_API rn_status rn_model_load_meta(const char *path, const char *arch,
+                                    void (*get_meta)(void *ctx, const char *key, const char *value),
+                                    void *ctx, rn_model **out);
 
 /* For fine-tuning: loads `path` into a new model with `num_classes`
  * outputs. Every tensor is loaded except, when the file's classifier has
  * another number of classes, fc.weight and fc.bias, which keep PyTorch's
  * default initialisation (seeded); *head_replaced (may be NULL) tells
  * which happened. */
-rn_status rn_model_load_finetune(const char *path, const char *arch, int num_classes, uint64_t seed,
-                                 rn_model **out, int *head_replaced);
+RN_API rn_status rn_model_load_finetune(const char *path, const char *arch, int num_classes,
+                                        uint64_t seed, rn_model **out, int *head_replaced);
 
 /* Loads the tensors of a weights file into an existing model. */
-rn_status rn_model_load_weights(rn_model *model, const char *path);
+RN_API rn_status rn_model_load_weights(rn_model *model, const char *path);
 
 /* Writes the model's state_dict (PyTorch names, F32, I64 for
  * num_batches_tracked) to a safetensors file, with the architecture,
  * in_channels and num_classes in the metadata. PyTorch loads it with
  * load_state_dict(strict=True). */
-rn_status rn_model_save(const rn_model *model, const char *path);
+RN_API rn_status rn_model_save(const rn_model *model, const char *path);
 
 /* As rn_model_save, with extra string metadata (e.g. image_size, mean, std)
  * stored beside the architecture. */
-rn_status rn_model_save_meta(const rn_model *model, const char *path, const char *const *keys,
-                             const char *const *values, int count);
+RN_API rn_status rn_model_save_meta(const rn_model *model, const char *path, const char *const *keys,
+                                    const char *const *values, int count);
 
 /* Reads one string of a weights file's metadata into value (capacity cap).
  * Returns RN_ERR_MISMATCH if the key is absent. */
-rn_status rn_weights_meta(const char *path, const char *key, char *value, size_t cap);
+RN_API rn_status rn_weights_meta(const char *path, const char *key, char *value, size_t cap);
 
 /* Hands every string of a weights file's metadata to get_meta(ctx, key,
  * value), in file order, reading the file once. */
-rn_status rn_weights_meta_each(const char *path,
-                               void (*get_meta)(void *ctx, const char *key, const char *value),
-                               void *ctx);
+RN_API rn_status rn_weights_meta_each(const char *path,
+                                      void (*get_meta)(void *ctx, const char *key, const char *value),
+                                      void *ctx);
 
-void rn_model_free(rn_model *model);
+RN_API void rn_model_free(rn_model *model);
 
-const char *rn_model_arch(const rn_model *model);
-int rn_model_in_channels(const rn_model *model);
-int rn_model_num_classes(const rn_model *model);
+RN_API const char *rn_model_arch(const rn_model *model);
+RN_API int rn_model_in_channels(const rn_model *model);
+RN_API int rn_model_num_classes(const rn_model *model);
 /* Number of trainable parameters (weights and biases, not BN statistics). */
-int64_t rn_model_param_count(const rn_model *model);
+RN_API int64_t rn_model_param_count(const rn_model *model);
 
 /* Forward pass in one call: creates a session (below), runs it once and
  * frees it, so the weights are prepared anew every call. For more than one
  * batch, create a session. x: (n, in_channels, h, w) float32; logits:
- * (n, num_classes). Inputs too small for the network (a layer's output
- * would be empty) are refused. In RN_MODE_TRAIN BatchNorm normalizes with
- * batch statistics; running statistics are not modified. */
-rn_status rn_model_forward(rn_model *model, const float *x, int n, int h, int w,
-                           rn_mode mode, float *logits);
+ * (n, num_classes). Sizes as in the conventions at the top of this file.
+ * In RN_MODE_TRAIN BatchNorm normalizes with batch statistics; running
+ * statistics are not modified. */
+RN_API rn_status rn_model_forward(rn_model *model, const float *x, int n, int h, int w,
+                                  rn_mode mode, float *logits);
 
 /* Floating-point operations (2 x multiply-accumulates) of one image's
  * forward pass at h x w. */
-double rn_model_flops(const rn_model *model, int h, int w);
+RN_API double rn_model_flops(const rn_model *model, int h, int w);
 
 /* ---------------------------------------------------------------------------
  * Inference sessions
@@ -176,38 +217,38 @@ typedef struct rn_session_config {
 } rn_session_config;
 
 /* Fills *cfg with the defaults above. */
-void rn_session_config_default(rn_session_config *cfg);
+RN_API void rn_session_config_default(rn_session_config *cfg);
 
 /* A session on `model` (which must outlive it); cfg may be NULL. Fails on an
  * unknown ISA or algorithm name, or an ISA this CPU cannot run. */
-rn_status rn_session_create(const rn_model *model, const rn_session_config *cfg,
-                            rn_session **out);
-void rn_session_free(rn_session *s);
+RN_API rn_status rn_session_create(const rn_model *model, const rn_session_config *cfg,
+                                   rn_session **out);
+RN_API void rn_session_free(rn_session *s);
 
 /* Forward pass, as rn_model_forward. Allocates only when the input size
  * changes or the batch is larger than any before. */
-rn_status rn_session_forward(rn_session *s, const float *x, int n, int h, int w, rn_mode mode,
-                             float *logits);
+RN_API rn_status rn_session_forward(rn_session *s, const float *x, int n, int h, int w, rn_mode mode,
+                                    float *logits);
 
 /* The instruction set of the session's kernels: "avx512", "avx2", "portable". */
-const char *rn_session_isa(const rn_session *s);
+RN_API const char *rn_session_isa(const rn_session *s);
 
 /* The convolution algorithms of the current plan, e.g.
  * "im2col x3, pointwise x3, winograd x14", into buf (capacity cap). Fails
  * before the first forward pass. */
-rn_status rn_session_algorithms(const rn_session *s, char *buf, size_t cap);
+RN_API rn_status rn_session_algorithms(const rn_session *s, char *buf, size_t cap);
 
 /* Bytes the session holds (activations, workspace, prepared weights). */
-size_t rn_session_bytes(const rn_session *s);
+RN_API size_t rn_session_bytes(const rn_session *s);
 
 /* The model name of this CPU (e.g. "AMD EPYC 9R14"), and whether an
  * instruction set ("avx512", "avx2", "portable") can run on it. */
-const char *rn_cpu_model(void);
-int rn_isa_supported(const char *isa);
+RN_API const char *rn_cpu_model(void);
+RN_API int rn_isa_supported(const char *isa);
 
 /* RN_OK, or the error an RN_ISA environment variable naming an unknown
  * instruction set, or one this CPU lacks, causes. */
-rn_status rn_isa_check(void);
+RN_API rn_status rn_isa_check(void);
 
 /* ---------------------------------------------------------------------------
  * Training
@@ -231,13 +272,13 @@ typedef struct rn_train_config {
 } rn_train_config;
 
 /* Fills *cfg with the defaults above. */
-void rn_train_config_default(rn_train_config *cfg);
+RN_API void rn_train_config_default(rn_train_config *cfg);
 
 typedef struct rn_trainer rn_trainer;
 
 /* A trainer owns the optimizer state for `model` (which must outlive it). */
-rn_status rn_trainer_create(rn_model *model, const rn_train_config *cfg, rn_trainer **out);
-void rn_trainer_free(rn_trainer *t);
+RN_API rn_status rn_trainer_create(rn_model *model, const rn_train_config *cfg, rn_trainer **out);
+RN_API void rn_trainer_free(rn_trainer *t);
 
 typedef struct rn_step_result {
     float loss;              /* mean cross-entropy of the batch */
@@ -255,11 +296,11 @@ typedef struct rn_step_result {
  * when the input size changes or the batch is larger than any before (a
  * smaller last batch runs in the same memory). A non-finite loss or
  * gradient skips the update (result->skipped). */
-rn_status rn_trainer_step(rn_trainer *t, const float *x, const int32_t *labels, int n, int h,
-                          int w, rn_step_result *result);
+RN_API rn_status rn_trainer_step(rn_trainer *t, const float *x, const int32_t *labels, int n, int h,
+                                 int w, rn_step_result *result);
 
 /* Optimizer steps taken so far (skipped steps not counted). */
-int64_t rn_trainer_steps(const rn_trainer *t);
+RN_API int64_t rn_trainer_steps(const rn_trainer *t);
 
 /* For data-parallel training: fn is called during each step's backward pass
  * every time the gradients of a range of the parameter block become final,
@@ -269,29 +310,29 @@ int64_t rn_trainer_steps(const rn_trainer *t);
  * them over processes); the update reads them after the last call. NULL
  * removes the hook. */
 typedef void (*rn_grad_hook)(void *ctx, float *grads, size_t offset, size_t count);
-rn_status rn_trainer_set_grad_hook(rn_trainer *t, rn_grad_hook fn, void *ctx);
+RN_API rn_status rn_trainer_set_grad_hook(rn_trainer *t, rn_grad_hook fn, void *ctx);
 
 /* Bytes the trainer holds: gradients, optimizer state, training arena. */
-size_t rn_trainer_bytes(const rn_trainer *t);
+RN_API size_t rn_trainer_bytes(const rn_trainer *t);
 
 /* The instruction set of the trainer's kernels: "avx512", "avx2", "portable". */
-const char *rn_trainer_isa(const rn_trainer *t);
+RN_API const char *rn_trainer_isa(const rn_trainer *t);
 
 /* Saves / restores the optimizer state (momentum buffers or Adam moments and
  * the step count) to / from a safetensors file, with extra string metadata
  * (e.g. the data loader's position) that rn_trainer_load_state returns
  * through `get_meta(ctx, key, value)` for each key. */
-rn_status rn_trainer_save_state(const rn_trainer *t, const char *path, const char *const *meta_keys,
-                                const char *const *meta_values, int meta_count);
-rn_status rn_trainer_load_state(rn_trainer *t, const char *path,
-                                void (*get_meta)(void *ctx, const char *key, const char *value),
-                                void *ctx);
+RN_API rn_status rn_trainer_save_state(const rn_trainer *t, const char *path, const char *const *meta_keys,
+                                       const char *const *meta_values, int meta_count);
+RN_API rn_status rn_trainer_load_state(rn_trainer *t, const char *path,
+                                       void (*get_meta)(void *ctx, const char *key, const char *value),
+                                       void *ctx);
 
 /* Gradients of the mean cross-entropy loss of one batch, in train mode
  * (running statistics untouched), written to a safetensors file under the
  * parameter names. For tests and debugging. */
-rn_status rn_model_save_gradients(rn_model *model, const float *x, const int32_t *labels, int n,
-                                  int h, int w, float label_smoothing, const char *path, float *loss);
+RN_API rn_status rn_model_save_gradients(rn_model *model, const float *x, const int32_t *labels, int n,
+                                         int h, int w, float label_smoothing, const char *path, float *loss);
 
 /* ---------------------------------------------------------------------------
  * Layer summary (what `resnet info` prints)
@@ -310,8 +351,49 @@ typedef struct rn_layer_info {
 /* Fills `layers` (capacity `cap`) with the module tree for an h x w input
  * and stores the number of entries in *count. With layers == NULL only
  * counts. Fails if the input is too small for the network. */
-rn_status rn_model_summary(const rn_model *model, int h, int w,
-                           rn_layer_info *layers, int cap, int *count);
+RN_API rn_status rn_model_summary(const rn_model *model, int h, int w,
+                                  rn_layer_info *layers, int cap, int *count);
+
+/* ---------------------------------------------------------------------------
+ * ONNX
+ *
+ * Export: the model as an ONNX graph of Conv, BatchNormalization (or BN
+ * folded into the convolutions), Relu, MaxPool, Add, GlobalAveragePool,
+ * Flatten and Gemm, in execution order, named after the PyTorch modules
+ * ("layer1.0.conv1") with the state_dict's keys as initializer names.
+ * Input "input" (batch, in_channels, height, width) float32, output
+ * "logits" (batch, num_classes), in eval mode (running statistics).
+ *
+ * Import: rn_model_load and friends read ONNX files as they read weights
+ * (see rn_model_load).
+ * ------------------------------------------------------------------------- */
+
+typedef struct rn_onnx_options {
+    int opset;           /* ONNX opset of the default domain, 13..17 (default 17;
+                            IR version 7 for 13-14, 8 for 15-17) */
+    int batch;           /* 0 (default): a symbolic batch axis named "batch";
+                            N > 0: a fixed batch of N */
+    int height, width;   /* the input size the graph declares; 0 (default):
+                            224 for the imagenet stem, 32 for the cifar stem */
+    int fold_bn;         /* 1: BatchNorm folded into the convolutions'
+                            weights and biases; 0 (default): BatchNormalization nodes */
+    /* metadata_props written after arch, stem, in_channels, num_classes and
+     * (for square inputs) image_size, which the exporter writes itself (keys
+     * of those names here are dropped); e.g. class_names, mean, std */
+    const char *const *meta_keys;
+    const char *const *meta_values;
+    int meta_count;
+} rn_onnx_options;
+
+/* Fills *opt with the defaults above. */
+RN_API void rn_onnx_options_default(rn_onnx_options *opt);
+
+/* Writes `model` to `path` as an ONNX model (opt NULL: the defaults).
+ * Fails with RN_ERR_ARG on an opset outside 13..17 or a size out of range,
+ * RN_ERR_UNSUPPORTED when the file would pass protobuf's 2 GB limit,
+ * RN_ERR_IO when it cannot be written. */
+RN_API rn_status rn_model_export_onnx(const rn_model *model, const char *path,
+                                      const rn_onnx_options *opt);
 
 /* ---------------------------------------------------------------------------
  * .npy arrays (float32, C order, little-endian)
@@ -322,12 +404,12 @@ rn_status rn_model_summary(const rn_model *model, int h, int w,
 /* Reads a float32 .npy file. On success *data is malloc'ed (free with
  * free()), *ndim and shape[0..ndim-1] describe it. Other dtypes, Fortran
  * order, big-endian data or a malformed header fail with a message. */
-rn_status rn_npy_read(const char *path, float **data, int *ndim,
-                      int64_t shape[RN_NPY_MAX_DIMS]);
+RN_API rn_status rn_npy_read(const char *path, float **data, int *ndim,
+                             int64_t shape[RN_NPY_MAX_DIMS]);
 
 /* Writes a float32 .npy file (format version 1.0). */
-rn_status rn_npy_write(const char *path, const float *data, int ndim,
-                       const int64_t *shape);
+RN_API rn_status rn_npy_write(const char *path, const float *data, int ndim,
+                              const int64_t *shape);
 
 #ifdef __cplusplus
 }

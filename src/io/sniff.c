@@ -148,9 +148,7 @@ static const struct {
                             "with torch.save's default protocol"},
     [RN_FMT_TAR] = {"a tar archive", "torch.save wrote tar archives only in PyTorch's earliest "
                     "releases: load it in Python and save its state_dict() again"},
-    [RN_FMT_ONNX] = {"an ONNX model (protobuf)",
-                     "resnet does not read ONNX: save the PyTorch model's state_dict() with "
-                     "torch.save instead"},
+    [RN_FMT_ONNX] = {"an ONNX model (protobuf)", "weights options (--weights) read ONNX models"},
     [RN_FMT_NPY] = {"a NumPy .npy array", "arrays are inputs (resnet forward --input), not "
                     "weights"},
     [RN_FMT_HDF5] = {"an HDF5 file (Keras .h5 weights?)", "resnet does not read HDF5"},

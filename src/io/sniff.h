@@ -18,8 +18,9 @@
 
 /* What the weights readers accept, for messages. */
 #define RN_WEIGHT_FORMATS                                                                      \
-    "resnet reads safetensors files and PyTorch checkpoints written by torch.save (the zip "  \
-    "format, or the legacy format of _use_new_zipfile_serialization=False)"
+    "resnet reads safetensors files, PyTorch checkpoints written by torch.save (the zip "     \
+    "format, or the legacy format of _use_new_zipfile_serialization=False) and ONNX models "  \
+    "of its architectures"
 
 typedef enum rn_format {
     RN_FMT_UNKNOWN,       /* binary data of no format below */

@@ -229,6 +229,13 @@ rn_stem rn_model_stem(const rn_model *m) { return m->stem_kind; }
 
 rn_status rn_model_create_stem(const char *arch, int in_channels, int num_classes, rn_stem stem,
                                rn_model **out) {
+    RN_TRY(rn_model_create_zero(arch, in_channels, num_classes, stem, out));
+    rn_model_init_default(*out, 0);
+    return RN_OK;
+}
+
+rn_status rn_model_create_zero(const char *arch, int in_channels, int num_classes, rn_stem stem,
+                               rn_model **out) {
     if (!out)
         return rn_fail(RN_ERR_ARG, "rn_model_create: out is NULL");
     *out = NULL;
@@ -266,7 +273,6 @@ rn_status rn_model_create_stem(const char *arch, int in_channels, int num_classe
     }
     b = (builder){.m = m, .filling = 1};
     build(&b);
-    rn_model_init_default(m, 0);
     *out = m;
     return RN_OK;
 }

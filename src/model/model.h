@@ -111,6 +111,11 @@ void rn_model_params_changed(rn_model *m);
 
 /* arch.c */
 const rn_arch_desc *rn_arch_find(const char *name);
+/* As rn_model_create_stem, with every parameter and counter zero: for
+ * callers that fill them all (the ONNX importer), without the cost of the
+ * random initialisation. */
+rn_status rn_model_create_zero(const char *arch, int in_channels, int num_classes, rn_stem stem,
+                               rn_model **out);
 /* Guesses the architecture of a state_dict from its key names and shapes;
  * NULL if none fits. shape_of(ctx, key, dims) returns the number of
  * dimensions of tensor `key` (filling dims[0..3]) or -1 if it is absent. */

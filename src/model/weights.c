@@ -6,9 +6,10 @@
  * names the key. Float tensors may be stored as F32, F16, BF16 or F64;
  * num_batches_tracked as I64.
  *
- * A weights file is a safetensors file or a PyTorch checkpoint (torch.save's
- * zip or legacy format), told apart by content, not by name (sniff.h); any
- * other file is refused with a message saying what it looks like.
+ * A weights file is a safetensors file, a PyTorch checkpoint (torch.save's
+ * zip or legacy format) or an ONNX model (onnx_import.h), told apart by
+ * content, not by name (sniff.h); any other file is refused with a message
+ * saying what it looks like.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "io/safetensors.h"
 #include "io/sniff.h"
 #include "model/model.h"
+#include "model/onnx_import.h"
 
 static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
     size_t used = (size_t)snprintf(buf, cap, "[");
@@ -29,8 +31,9 @@ static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
         snprintf(buf + used, cap - used, "]");
 }
 
-/* Reads a safetensors file or a PyTorch .pth checkpoint into f. */
-static rn_status weights_read(const char *path, st_file *f) {
+/* Reads a safetensors file, a PyTorch .pth checkpoint or an ONNX model
+ * (matched to `arch` when not NULL) into f. */
+static rn_status weights_read(const char *path, const char *arch, st_file *f) {
     memset(f, 0, sizeof *f);
     unsigned char *buf = NULL;
     size_t len = 0;
@@ -40,6 +43,7 @@ static rn_status weights_read(const char *path, st_file *f) {
     case RN_FMT_SAFETENSORS: st = st_parse(buf, len, path, f); break;
     case RN_FMT_ZIP:
     case RN_FMT_PICKLE: st = pth_parse(buf, len, path, f); break;
+    case RN_FMT_ONNX: st = rn_onnx_import(buf, len, path, arch, f); break;
     default: st = rn_sniff_refuse(buf, len, path, NULL); break;
     }
     free(buf);
@@ -102,7 +106,7 @@ rn_status rn_model_load_weights(rn_model *m, const char *path) {
     if (!m || !path)
         return rn_fail(RN_ERR_ARG, "rn_model_load_weights: NULL argument");
     st_file f;
-    RN_TRY(weights_read(path, &f));
+    RN_TRY(weights_read(path, m->arch->name, &f));
     rn_status st = copy_tensors(m, &f, path, 0);
     st_free(&f);
     return st;
@@ -134,7 +138,7 @@ static rn_status dim_of(const st_file *f, const char *path, const char *key, int
 static rn_status load_file_model(const char *path, const char *arch, int num_classes, st_file *f,
                                  rn_model **out, int *file_classes) {
     *out = NULL;
-    RN_TRY(weights_read(path, f));
+    RN_TRY(weights_read(path, arch, f));
     rn_status st = RN_OK;
     const rn_arch_desc *a = NULL;
     if (!arch)
@@ -254,7 +258,7 @@ rn_status rn_weights_meta(const char *path, const char *key, char *value, size_t
     if (!path || !key || !value || cap == 0)
         return rn_fail(RN_ERR_ARG, "rn_weights_meta: bad argument");
     st_file f;
-    RN_TRY(weights_read(path, &f));
+    RN_TRY(weights_read(path, NULL, &f));
     const char *v = st_meta_get(&f, key);
     rn_status st = RN_OK;
     if (v)
@@ -271,7 +275,7 @@ rn_status rn_weights_meta_each(const char *path,
     if (!path || !get_meta)
         return rn_fail(RN_ERR_ARG, "rn_weights_meta_each: NULL argument");
     st_file f;
-    RN_TRY(weights_read(path, &f));
+    RN_TRY(weights_read(path, NULL, &f));
     pass_meta(&f, get_meta, ctx);
     st_free(&f);
     return RN_OK;

@@ -1,0 +1,188 @@
+/*
+ * cmd_export.c - `resnet export`: a checkpoint as an ONNX model.
+ *
+ * The checkpoint's metadata that describes how to use the model travels
+ * into metadata_props: the class names (one per line; the dataset's
+ * built-in names when the checkpoint has none), the dataset, the input
+ * size, and the normalisation both as resnet.c writes it ("normalize":
+ * "M1,..:S1,..") and as lists ("mean", "std"). Import (--weights X.onnx)
+ * reads them back.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "commands.h"
+#include "data/dataset.h"
+#include "resnet.h"
+#include "run_common.h"
+
+static arg_spec SPECS[] = {
+    {"IN OUT.onnx", ARG_POSITIONAL, NULL, "the weights to export (safetensors, PyTorch .pth or ONNX) and the "
+     "ONNX file to write; missing folders are created", 0, 0},
+    {"format", ARG_STRING, "onnx", "output format: onnx", 0, 0},
+    {"arch", ARG_STRING, "auto", "architecture; auto: from the file's metadata or tensor names", 0, 0},
+    {"opset", ARG_INT, "17", "ONNX opset, 13..17 (IR version 7 for 13-14, 8 for 15-17)", 0, 0},
+    {"batch", ARG_STRING, "dynamic", "batch axis: dynamic (symbolic, named \"batch\") or a fixed size N", 0, 0},
+    {"fold-bn", ARG_FLAG, NULL, "fold each BatchNorm into its convolution's weight and bias "
+     "(fewer nodes; BatchNormalization nodes otherwise)", 0, 0},
+    {"image-size", ARG_STRING, "auto", "input height = width the graph declares; auto: the checkpoint's "
+     "image_size, else 224 (imagenet stem) or 32 (cifar stem)", 0, 0},
+    {"normalize", ARG_STRING, "auto", "the input normalisation to record (mean and std): none, "
+     "MEAN,..:STD,.. or auto (the checkpoint's)", 0, 0},
+    {"dataset", ARG_STRING, "auto", "whose class names to record when the checkpoint has none: "
+     "imagenet, cifar10, fashion-mnist or mnist; auto: the checkpoint's dataset", 0, 0},
+};
+
+#define META_MAX 8
+
+/* The checkpoint's metadata that export carries over. */
+typedef struct export_meta {
+    char *dataset, *image_size, *normalize, *class_names;
+} export_meta;
+
+static void keep(char **dst, const char *value) {
+    free(*dst);
+    *dst = strdup(value);
+}
+
+static void on_meta(void *ctx, const char *key, const char *value) {
+    export_meta *e = ctx;
+    if (strcmp(key, "dataset") == 0)
+        keep(&e->dataset, value);
+    else if (strcmp(key, "image_size") == 0)
+        keep(&e->image_size, value);
+    else if (strcmp(key, "normalize") == 0)
+        keep(&e->normalize, value);
+    else if (strcmp(key, "class_names") == 0)
+        keep(&e->class_names, value);
+}
+
+static void meta_free(export_meta *e) {
+    free(e->dataset), free(e->image_size), free(e->normalize), free(e->class_names);
+}
+
+/* The built-in names of `kind` joined by newlines when they number k; NULL otherwise. */
+static char *builtin_names(const char *kind, int k) {
+    int n = 0;
+    const char *const *names = rn_dataset_builtin_names(kind, &n);
+    if (!names || n != k)
+        return NULL;
+    size_t len = 1;
+    for (int i = 0; i < n; i++)
+        len += strlen(names[i]) + 1;
+    char *text = malloc(len), *p = text;
+    for (int i = 0; text && i < n; i++)
+        p += sprintf(p, "%s%s", i ? "\n" : "", names[i]);
+    return text;
+}
+
+/* Fills the metadata list; returns 0 after an error message. */
+static int build_meta(const arg_table *t, const rn_model *m, export_meta *e, const char **keys,
+                      const char **vals, int *count, char *mean, char *std, size_t cap) {
+    int n = 0;
+    const char *norm = args_str(t, "normalize");
+    if (strcmp(norm, "auto") == 0)
+        norm = e->normalize ? e->normalize : "none";
+    if (strcmp(norm, "none") != 0) {
+        float mv[4], sv[4];
+        int ch = 0;
+        if (!parse_mean_std(norm, mv, sv, &ch)) {
+            cli_error("export", "bad normalisation '%s' (expected none or MEAN,..:STD,..)", norm);
+            return 0;
+        }
+        /* the lists as written: "M1,..:S1,.." -> "M1,.." and "S1,.." */
+        const char *colon = strchr(norm, ':');
+        snprintf(mean, cap, "%.*s", (int)(colon - norm), norm);
+        snprintf(std, cap, "%s", colon + 1);
+        keys[n] = "normalize", vals[n++] = norm;
+        keys[n] = "mean", vals[n++] = mean;
+        keys[n] = "std", vals[n++] = std;
+    }
+    const char *kind = args_str(t, "dataset");
+    if (strcmp(kind, "auto") == 0)
+        kind = e->dataset;
+    if (kind) {
+        keys[n] = "dataset", vals[n++] = kind;
+        if (!e->class_names)
+            e->class_names = builtin_names(kind, rn_model_num_classes(m));
+    }
+    if (e->class_names)
+        keys[n] = "class_names", vals[n++] = e->class_names;
+    *count = n;
+    return 1;
+}
+
+int cmd_export(int argc, char **argv) {
+    arg_table t = {"export", "Export weights as an ONNX model (Conv, BatchNormalization or folded, Relu, "
+                   "MaxPool, Add, GlobalAveragePool, Flatten, Gemm) with the class names and the "
+                   "preprocessing (image_size, mean, std) in its metadata_props.",
+                   SPECS, sizeof SPECS / sizeof SPECS[0]};
+    int pr = args_parse(&t, argc, argv);
+    if (pr)
+        return pr > 0 ? 0 : EXIT_USAGE;
+    int n_pos = 0;
+    char **pos = args_positional(&t, argv, &n_pos);
+    if (n_pos != 2) {
+        cli_error("export", "expected IN and OUT.onnx, got %d argument%s (see resnet export --help)", n_pos,
+                  n_pos == 1 ? "" : "s");
+        return EXIT_USAGE;
+    }
+    if (strcmp(args_str(&t, "format"), "onnx") != 0) {
+        cli_error("export", "--format must be onnx, got '%s'", args_str(&t, "format"));
+        return EXIT_USAGE;
+    }
+    rn_onnx_options o;
+    rn_onnx_options_default(&o);
+    if (!args_int(&t, "opset", 13, 17, &o.opset))
+        return EXIT_USAGE;
+    const char *batch = args_str(&t, "batch");
+    if (strcmp(batch, "dynamic") != 0 && !args_int(&t, "batch", 1, 1000000, &o.batch))
+        return EXIT_USAGE;
+    const char *size = args_str(&t, "image-size");
+    if (strcmp(size, "auto") != 0 && !args_int(&t, "image-size", 1, 65536, &o.height))
+        return EXIT_USAGE;
+    o.fold_bn = args_flag(&t, "fold-bn");
+
+    const char *in = pos[0], *out = pos[1];
+    const char *arch = strcmp(args_str(&t, "arch"), "auto") ? args_str(&t, "arch") : NULL;
+    export_meta e = {0};
+    rn_model *m = NULL;
+    if (rn_model_load_meta(in, arch, on_meta, &e, &m) != RN_OK) {
+        cli_error("export", "%s", rn_last_error());
+        meta_free(&e);
+        return EXIT_RUNTIME;
+    }
+    if (o.height == 0 && e.image_size && atoi(e.image_size) > 0)
+        o.height = atoi(e.image_size);
+    o.width = o.height;
+    const char *keys[META_MAX], *vals[META_MAX];
+    char mean[128], std[128];
+    int status = 0;
+    if (!build_meta(&t, m, &e, keys, vals, &o.meta_count, mean, std, sizeof mean)) {
+        status = EXIT_USAGE;
+    } else {
+        o.meta_keys = keys, o.meta_values = vals;
+        if (cli_make_output_dirs("export", out) != RN_OK || rn_model_export_onnx(m, out, &o) != RN_OK) {
+            cli_error("export", "%s", rn_last_error());
+            status = EXIT_RUNTIME;
+        }
+    }
+    if (status == 0) {
+        FILE *f = fopen(out, "rb");
+        long bytes = f && fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+        if (f)
+            fclose(f);
+        int s = o.height ? o.height : rn_model_stem(m) == RN_STEM_CIFAR ? 32 : 224;
+        char b[32];
+        snprintf(b, sizeof b, "%d", o.batch);
+        /* metadata: arch, stem, in_channels, num_classes, image_size and ours */
+        printf("wrote %s: %s, opset %d, input (%s, %d, %d, %d), BatchNorm %s, %d metadata keys, %.1f MB\n",
+               out, rn_model_arch(m), o.opset, o.batch ? b : "batch", rn_model_in_channels(m), s, s,
+               o.fold_bn ? "folded" : "kept", o.meta_count + 5, bytes / 1e6);
+    }
+    rn_model_free(m);
+    meta_free(&e);
+    return status;
+}
