@@ -335,6 +335,186 @@ RN_API rn_status rn_model_save_gradients(rn_model *model, const float *x, const 
                                          int h, int w, float label_smoothing, const char *path, float *loss);
 
 /* ---------------------------------------------------------------------------
+ * Datasets, batches and evaluation
+ *
+ * A dataset is a set of labelled images: uint8 pixels held in memory (given
+ * by the caller, or read from MNIST / Fashion-MNIST / CIFAR-10 files), or an
+ * image folder whose files are decoded batch by batch. A loader turns a
+ * dataset into float batches for rn_trainer_step and rn_session_forward,
+ * with the preprocessing and augmentation `resnet train` uses; rn_evaluate
+ * runs a whole dataset through a model.
+ * ------------------------------------------------------------------------- */
+
+typedef struct rn_dataset rn_dataset;
+
+/* An in-memory dataset of `count` images, copied: pixels (count, channels,
+ * height, width) uint8 in channel-major order, labels (count) in
+ * 0..num_classes-1, class_names (num_classes strings) or NULL. count >= 1,
+ * channels 1..4, height and width 1..65536, num_classes 1..1000000. A
+ * label out of range fails with RN_ERR_ARG naming the image. */
+RN_API rn_status rn_dataset_create(int count, int channels, int height, int width, int num_classes,
+                                   const uint8_t *pixels, const int32_t *labels,
+                                   const char *const *class_names, rn_dataset **out);
+
+/* A dataset on disk. kind: "mnist", "fashion-mnist" (IDX files
+ * DIR/train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-...),
+ * "cifar10" (DIR/data_batch_{1..5}.bin and test_batch.bin, or the same under
+ * DIR/cifar-10-batches-bin), "folder" (torchvision's ImageFolder layout:
+ * DIR/train/CLASS/... and DIR/val/CLASS/... JPEG and PNG files, decoded as
+ * RGB) or "folder-gray" (the same, decoded as Pillow's "L"). train: 1 for
+ * the training split, 0 for the test split. Malformed files fail with a
+ * message naming the file and offset. */
+RN_API rn_status rn_dataset_open(const char *dir, const char *kind, int train, rn_dataset **out);
+
+/* Frees a dataset from rn_dataset_create or rn_dataset_open (NULL is fine). */
+RN_API void rn_dataset_close(rn_dataset *ds);
+
+RN_API int rn_dataset_count(const rn_dataset *ds);
+RN_API int rn_dataset_num_classes(const rn_dataset *ds);
+/* The images' channels and size (image folders: the channels they are
+ * decoded to, and 224 x 224, the loader's default output size). */
+RN_API void rn_dataset_shape(const rn_dataset *ds, int *channels, int *height, int *width);
+/* The name of class c, or NULL when the dataset has no names or c is out of range. */
+RN_API const char *rn_dataset_class_name(const rn_dataset *ds, int c);
+
+/* The class names a built-in kind always has: "mnist" ("0".."9"),
+ * "fashion-mnist" (T-shirt/top, Trouser, ...), "cifar10" (airplane, ...)
+ * and "imagenet" (the 1000 ImageNet-1k names in torchvision's order).
+ * Stores the count in *count (if not NULL); NULL and 0 for other kinds. */
+RN_API const char *const *rn_dataset_builtin_names(const char *kind, int *count);
+
+/* The names of a checkpoint's k classes: its metadata "class_names" (one
+ * per line) when they number k, else the built-in names of its metadata
+ * "dataset" when they number k. *names is NULL when neither applies, else
+ * one malloc'ed block holding the k pointers and then the text (free it with
+ * free()). Fails only when the file cannot be read. */
+RN_API rn_status rn_checkpoint_class_names(const char *weights, int k, char ***names);
+
+typedef struct rn_loader_config {
+    int batch_size;
+    int image_size;            /* output height = width; 0: the dataset's own size */
+    int shuffle;               /* reshuffle every epoch (seeded) */
+    int drop_last;             /* skip a final partial batch */
+    int flip;                  /* random horizontal flip (p = 0.5) */
+    int crop_padding;          /* random crop with this zero padding; 0: off.
+                                * Image folders: any value > 0 selects
+                                * RandomResizedCrop (see below) */
+    int normalize;             /* subtract mean[c], divide by std[c] after scaling to [0,1] */
+    float mean[4], std[4];
+    uint64_t seed;
+    float crop_scale[2];       /* image folders: RandomResizedCrop's area range;
+                                * {0, 0}: {0.08, 1} */
+    float crop_ratio[2];       /* its aspect-ratio range; {0, 0}: {3/4, 4/3} */
+} rn_loader_config;
+
+/* Fills *cfg with the defaults: batch_size 64, every option off (the
+ * dataset's own size, no shuffle, no augmentation, no normalisation), seed 0. */
+RN_API void rn_loader_config_default(rn_loader_config *cfg);
+
+typedef struct rn_loader rn_loader;
+
+/* Where the loader stands, for checkpoints: restoring it continues with
+ * exactly the batches that would have come next. A new loader is at (0, 0);
+ * after the last batch of epoch e it is at (e, images per epoch), and the
+ * end-of-epoch call (*n == 0) moves it to (e + 1, 0). */
+typedef struct rn_loader_state {
+    int64_t epoch;             /* index of the current epoch (= epochs finished) */
+    int64_t position;          /* images handed out in the current epoch */
+} rn_loader_state;
+
+/* The loader prepares the next batch on a background thread while the caller
+ * computes. Batches are deterministic given the seed, whatever the timing:
+ * epoch e's order is a function of (seed, e) only, and the crop and flip of
+ * the i-th image of epoch e a function of (seed, e, i) only.
+ *
+ * In-memory datasets, per image in torchvision's order: resize the uint8
+ * image to image_size x image_size (PIL's bilinear filter; a non-square
+ * image is squashed), random crop of the same size from the image
+ * zero-padded by crop_padding, horizontal flip, scale to [0, 1]
+ * (u / 255.0f), then (v - mean[c]) / std[c]. Nothing is allocated after
+ * creation.
+ *
+ * Image folders, S = image_size (0: 224): each image is decoded (JPEG or
+ * PNG) then, with crop_padding > 0, RandomResizedCrop(S, crop_scale,
+ * crop_ratio) + flip, else Resize(int(S / 0.875)) + CenterCrop(S) (exactly
+ * torchvision's) and the flip; then ToTensor and, with normalize,
+ * Normalize(mean, std). The images of a batch are decoded in parallel
+ * (rn_get_threads() threads on the background thread). A file that
+ * fails to decode fails rn_loader_next with a message naming it (the
+ * lowest-numbered such image of the batch); the loader stays where it was,
+ * so calling again retries that batch.
+ *
+ * ds must outlive the loader. */
+RN_API rn_status rn_loader_create(const rn_dataset *ds, const rn_loader_config *cfg, rn_loader **out);
+
+/* Stops the background thread and frees the loader (NULL is fine). */
+RN_API void rn_loader_free(rn_loader *l);
+
+/* Batches per epoch. */
+RN_API int rn_loader_steps(const rn_loader *l);
+
+/* The shape of one output image: channels and height x width (image_size, or
+ * the dataset's own size when image_size is 0). */
+RN_API void rn_loader_shape(const rn_loader *l, int *channels, int *height, int *width);
+
+/* Fills x: (batch_size, channels, S, S) float32 and labels (batch_size) with
+ * the next batch and stores its size in *n; *n == 0 marks the end of an epoch
+ * (the next call starts the next one). On failure (only image folders can
+ * fail) *n is 0 and the position does not move. */
+RN_API rn_status rn_loader_next(rn_loader *l, float *x, int32_t *labels, int *n);
+
+/* Where the loader stands (see rn_loader_state). */
+RN_API void rn_loader_get_state(const rn_loader *l, rn_loader_state *st);
+
+/* Moves the loader to st (epoch >= 0, 0 <= position <= images per epoch). */
+RN_API rn_status rn_loader_set_state(rn_loader *l, const rn_loader_state *st);
+
+typedef struct rn_eval_result {
+    int64_t count;            /* images evaluated */
+    double loss;              /* mean cross-entropy */
+    int64_t top1, top5;       /* images whose label is the top-1 / among the top-5 */
+    int num_classes;
+    int64_t *confusion;       /* (num_classes, num_classes): [label][predicted]; owned */
+} rn_eval_result;
+
+/* Called after each batch with the images done so far and the total. */
+typedef void (*rn_eval_progress)(void *ctx, int64_t done, int64_t total);
+
+/* Runs the whole dataset through the model in eval mode with the loader
+ * configuration cfg (its shuffle and augmentation are switched off), in a
+ * session of the default configuration; progress (may be NULL) is called
+ * after each batch. *out is filled; free it with rn_eval_result_free. */
+RN_API rn_status rn_evaluate(rn_model *m, const rn_dataset *ds, const rn_loader_config *cfg,
+                             rn_eval_progress progress, void *ctx, rn_eval_result *out);
+
+/* One batch as the model saw it, for rn_evaluate_each. */
+typedef struct rn_eval_batch {
+    int64_t first;            /* dataset index of the batch's first image (in order) */
+    int n;                    /* images in the batch */
+    int channels, height, width;
+    int num_classes;
+    const float *x;           /* (n, channels, height, width): the loader's output */
+    const int32_t *labels;    /* (n) */
+    const float *logits;      /* (n, num_classes) */
+} rn_eval_batch;
+
+/* Called after each batch; a status other than RN_OK stops the evaluation
+ * and is returned. */
+typedef rn_status (*rn_eval_each)(void *ctx, const rn_eval_batch *batch);
+
+/* As rn_evaluate, also handing every batch to each(each_ctx, batch). */
+RN_API rn_status rn_evaluate_each(rn_model *m, const rn_dataset *ds, const rn_loader_config *cfg,
+                                  rn_eval_progress progress, void *ctx, rn_eval_each each,
+                                  void *each_ctx, rn_eval_result *out);
+
+/* The same in a session configured by scfg (NULL: the defaults); each may be NULL. */
+RN_API rn_status rn_evaluate_config(rn_model *m, const rn_session_config *scfg, const rn_dataset *ds,
+                                    const rn_loader_config *cfg, rn_eval_progress progress, void *ctx,
+                                    rn_eval_each each, void *each_ctx, rn_eval_result *out);
+/* Frees the confusion matrix of a result (NULL is fine). */
+RN_API void rn_eval_result_free(rn_eval_result *r);
+
+/* ---------------------------------------------------------------------------
  * Layer summary (what `resnet info` prints)
  * ------------------------------------------------------------------------- */
 

@@ -214,7 +214,8 @@ static rn_status make_file_batch(rn_loader *l, int64_t epoch, int64_t pos, int n
         rn_status st = make_file_image(l, l->perm[pos + b], epoch, pos + b,
                                        l->x + (size_t)b * per_image);
         if (st != RN_OK) {
-#pragma omp critical(rn_loader_error)
+/* unnamed: a named critical section is a global symbol libresnet.so would export */
+#pragma omp critical
             {
                 if (b < l->err_b) {
                     snprintf(l->err_msg, sizeof l->err_msg, "%s", rn_last_error());
