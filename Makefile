@@ -4,6 +4,8 @@
 #   make run      install what is missing, build, run the main job on bundled data
 #   make test     install what is missing, build, run every test (non-zero on failure)
 #   make deps     install missing Debian packages (PyTorch for the parity tests)
+#   make install  install the CLI, library, header, pkg-config file, man page and bash
+#                 completion (PREFIX=/usr/local, DESTDIR= for staged installs); make uninstall
 #   make clean
 
 CC      ?= cc
@@ -38,7 +40,7 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 HDRS := $(wildcard include/*.h src/*/*.h cli/*.h tests/*.h)
 
-.PHONY: all lib cli tests run test deps clean bench-ort
+.PHONY: all lib cli tests run test deps clean bench-ort docs install uninstall
 
 all: lib cli tests $(BUILD)/example
 
@@ -61,9 +63,6 @@ $(BUILD)/obj/%.o: %.c $(HDRS)
 $(BUILD)/libresnet.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
-
-$(BUILD)/libresnet.so: $(LIB_OBJ)
-	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/resnet: $(CLI_OBJ) $(BUILD)/libresnet.a
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libresnet.a $(LDLIBS)
@@ -101,3 +100,74 @@ test: deps all
 
 clean:
 	rm -rf $(BUILD)
+
+# ---------------------------------------------------------------------------
+# The library as a package: shared library with a soname, documentation
+# generated from the CLI's flag tables, pkg-config file, install/uninstall.
+#
+#   make install PREFIX=/usr/local DESTDIR=      (LIBDIR, BINDIR, ... override the layout)
+#   make uninstall PREFIX=/usr/local DESTDIR=
+#
+# The shared library exports only what include/resnet.h marks RN_API: every
+# object is compiled with -fvisibility=hidden.
+# ---------------------------------------------------------------------------
+VERSION   := $(shell sed -n 's/^\#define RN_VERSION "\(.*\)"/\1/p' include/resnet.h)
+SOVERSION := $(firstword $(subst ., ,$(VERSION)))
+SONAME    := libresnet.so.$(SOVERSION)
+CFLAGS    += -fvisibility=hidden
+
+PREFIX      ?= /usr/local
+EXEC_PREFIX ?= $(PREFIX)
+BINDIR      ?= $(EXEC_PREFIX)/bin
+LIBDIR      ?= $(EXEC_PREFIX)/lib
+INCLUDEDIR  ?= $(PREFIX)/include
+MANDIR      ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+INSTALL     ?= install
+# what a static link needs besides libresnet.a (pkg-config --static)
+PC_LIBS_PRIVATE := -lm -lpthread$(if $(filter 1,$(HAVE_OPENMP)), -fopenmp,)
+
+all: docs $(BUILD)/train_tiny
+lib: $(BUILD)/$(SONAME)
+docs: $(BUILD)/resnet.1 $(BUILD)/resnet.bash-completion
+
+$(BUILD)/libresnet.so.$(VERSION): $(LIB_OBJ)
+	$(CC) -shared $(LDFLAGS) -Wl,-soname,$(SONAME) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/$(SONAME) $(BUILD)/libresnet.so: $(BUILD)/libresnet.so.$(VERSION)
+	ln -sf libresnet.so.$(VERSION) $@
+
+# The API-only example: training on an in-memory dataset (tests/install.sh builds it
+# again against the installed library with pkg-config alone).
+$(BUILD)/train_tiny: examples/train_tiny.c $(BUILD)/libresnet.a include/resnet.h
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libresnet.a $(LDLIBS)
+
+$(BUILD)/resnet.1: $(BUILD)/resnet
+	$(BUILD)/resnet manpage > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/resnet.bash-completion: $(BUILD)/resnet
+	$(BUILD)/resnet completion bash > $@.tmp && mv $@.tmp $@
+
+install: lib cli docs
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \
+	    $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR)
+	$(INSTALL) -m 755 $(BUILD)/resnet $(DESTDIR)$(BINDIR)/resnet
+	$(INSTALL) -m 644 include/resnet.h $(DESTDIR)$(INCLUDEDIR)/resnet.h
+	$(INSTALL) -m 644 $(BUILD)/libresnet.a $(DESTDIR)$(LIBDIR)/libresnet.a
+	$(INSTALL) -m 755 $(BUILD)/libresnet.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libresnet.so.$(VERSION)
+	ln -sf libresnet.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libresnet.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS_PRIVATE@|$(PC_LIBS_PRIVATE)|' resnet.pc.in \
+	    > $(DESTDIR)$(PKGCONFIGDIR)/resnet.pc
+	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/resnet.pc
+	$(INSTALL) -m 644 $(BUILD)/resnet.1 $(DESTDIR)$(MANDIR)/man1/resnet.1
+	$(INSTALL) -m 644 $(BUILD)/resnet.bash-completion $(DESTDIR)$(BASHCOMPDIR)/resnet
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/resnet $(DESTDIR)$(INCLUDEDIR)/resnet.h \
+	    $(DESTDIR)$(LIBDIR)/libresnet.a $(DESTDIR)$(LIBDIR)/libresnet.so \
+	    $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libresnet.so.$(VERSION) \
+	    $(DESTDIR)$(PKGCONFIGDIR)/resnet.pc $(DESTDIR)$(MANDIR)/man1/resnet.1 \
+	    $(DESTDIR)$(BASHCOMPDIR)/resnet
