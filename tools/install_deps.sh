@@ -4,7 +4,9 @@
 #   libs:  zlib, libpng and libjpeg-turbo development files
 #   tests: Debian's python3-torch, python3-torchvision, python3-pil, python3-skimage and python3-numpy for
 #          /usr/bin/python3 (the PyTorch parity tests); chromium and a font (fonts-dejavu-core) to
-#          render the training report headless (tests/report.sh)
+#          render the training report headless (tests/report.sh); python3-onnx (the ONNX checker),
+#          node + npm and, from the npm registry, onnxruntime-node into tools/node_modules (ONNX
+#          Runtime for tools/onnx_check.py); groff, man-db, pkgconf and binutils (tests/install.sh)
 set -eu
 
 missing=()
@@ -29,7 +31,29 @@ fi
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 
+# ONNX: the checker (python3-onnx), ONNX Runtime through node (npm, below), groff for resnet.1
+/usr/bin/python3 -c 'import onnx' >/dev/null 2>&1 || missing+=(python3-onnx)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+command -v groff >/dev/null 2>&1 || missing+=(groff-base)
+# tests/install.sh: pkg-config, man (reads the man page back), binutils' nm and readelf
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkgconf)
+command -v man >/dev/null 2>&1 || missing+=(man-db)
+command -v nm >/dev/null 2>&1 || missing+=(binutils)
+
+# onnxruntime-node from the npm registry, as tools/package-lock.json pins it. --ignore-scripts:
+# its install script only fetches GPU binaries; the CPU library ships in the package.
+install_ort() {
+    [ -f "$(dirname "$0")/node_modules/onnxruntime-node/package.json" ] && return 0
+    echo "install_deps: installing onnxruntime-node into tools/node_modules" >&2
+    if ! (cd "$(dirname "$0")" && npm ci --ignore-scripts --no-audit --no-fund >/dev/null); then
+        echo "install_deps: npm could not install onnxruntime-node (the ONNX Runtime tests need it)" >&2
+        exit 1
+    fi
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
+    install_ort
     exit 0
 fi
 
@@ -46,3 +70,4 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+install_ort

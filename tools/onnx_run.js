@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Runs an ONNX model in ONNX Runtime (onnxruntime-node, CPU) on a float32 .npy input and
-// compares its output with a reference .npy (resnet.c's logits), for tests/onnx.sh.
+// compares its output with a reference .npy (resnet.c's logits), for tools/onnx_check.py.
 //
 //   node tools/onnx_run.js MODEL.onnx INPUT.npy EXPECTED.npy [--tol 1e-4] [--output OUT.npy]
 //

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# install.sh BUILD - resnet.c installed as a library: `make install` into a temporary
+# prefix, then, with nothing but that prefix and pkg-config:
+#   - every file is where a packager expects it (libresnet.so with its soname and version
+#     links, the static library, the header, resnet.pc, resnet.1, the bash completion);
+#   - libresnet.so exports exactly the functions include/resnet.h marks RN_API;
+#   - the build lines written in examples/classify.c and examples/train_tiny.c work as
+#     written (the installed ones with `pkg-config --cflags --libs resnet`, the in-tree
+#     ones from the repository's root), and the programs run: classify --selftest,
+#     train_tiny trains, saves, exports ONNX and reads both back;
+#   - a static link with `pkg-config --static --libs resnet` works too;
+#   - the man page renders without warnings and documents every command and flag that
+#     `resnet COMMAND --help` lists; the bash completion completes commands, flags and
+#     architecture names;
+#   - a staged install (DESTDIR) keeps the prefix in resnet.pc; `make uninstall` removes
+#     every installed file.
+set -u
+BUILD=${1:-build}
+BUILD=$(cd "$BUILD" && pwd)
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/tests/cli_lib.sh"
+
+TMP=$(mktemp -d)
+T=$TMP
+trap 'rm -rf "$TMP"' EXIT
+PREFIX="$TMP/prefix"
+cd "$ROOT"
+
+expect 0 "make install into $PREFIX" make -s install BUILD="$BUILD" PREFIX="$PREFIX"
+version=$(sed -n 's/^#define RN_VERSION "\(.*\)"/\1/p' include/resnet.h)
+major=${version%%.*}
+for f in bin/resnet include/resnet.h lib/libresnet.a "lib/libresnet.so.$version" lib/pkgconfig/resnet.pc \
+         share/man/man1/resnet.1 share/bash-completion/completions/resnet; do
+    if [ -f "$PREFIX/$f" ]; then ok; else bad "missing $PREFIX/$f"; fi
+done
+[ "$(readlink "$PREFIX/lib/libresnet.so")" = "libresnet.so.$major" ] && ok \
+    || bad "libresnet.so links to '$(readlink "$PREFIX/lib/libresnet.so")'"
+[ "$(readlink "$PREFIX/lib/libresnet.so.$major")" = "libresnet.so.$version" ] && ok \
+    || bad "libresnet.so.$major links to '$(readlink "$PREFIX/lib/libresnet.so.$major")'"
+soname=$(readelf -d "$PREFIX/lib/libresnet.so.$version" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+[ "$soname" = "libresnet.so.$major" ] && ok || bad "soname '$soname', expected libresnet.so.$major"
+
+# ---- the exported symbols are the RN_API functions of the header -------------------------
+sed -n 's/^RN_API[^(]*[ *]\(rn_[a-z0-9_]*\)(.*/\1/p' "$PREFIX/include/resnet.h" | sort > "$TMP/declared"
+nm -D --defined-only "$PREFIX/lib/libresnet.so.$version" | awk '{print $3}' | sort > "$TMP/exported"
+if diff "$TMP/declared" "$TMP/exported" > "$TMP/symdiff"; then
+    ok
+else
+    bad "exported symbols differ from the RN_API declarations (< declared only, > exported only):"
+    head -20 "$TMP/symdiff"
+fi
+
+# ---- the examples, built as their comments say ----------------------------------------------
+export PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig"
+export LD_LIBRARY_PATH="$PREFIX/lib"
+mkdir -p "$TMP/work"
+cp examples/classify.c examples/train_tiny.c "$TMP/work/"
+for ex in classify train_tiny; do
+    lines=$(sed -n 's/^ \*   \$ //p' "examples/$ex.c")
+    installed=$(printf '%s\n' "$lines" | grep pkg-config)
+    intree=$(printf '%s\n' "$lines" | grep -v pkg-config)
+    [ -n "$installed" ] && [ -n "$intree" ] || bad "examples/$ex.c: no build lines found"
+    expect 0 "$ex: built as written with pkg-config" bash -c "cd '$TMP/work' && $installed"
+    expect 0 "$ex: linked against libresnet.so.$major" bash -c \
+        "ldd '$TMP/work/$ex' | grep -q 'libresnet.so.$major => $PREFIX/lib/'"
+    expect 0 "$ex: built as written in the source tree" bash -c \
+        "$intree && mv $ex '$TMP/work/$ex-static'"
+done
+expect 0 "classify --selftest (shared library)" "$TMP/work/classify" --selftest
+expect 0 "classify --selftest (in-tree static build)" "$TMP/work/classify-static" --selftest
+expect 1 "classify rejects a missing file" "$TMP/work/classify" "$TMP/none.safetensors" "$TMP/none.npy"
+expect 0 "train_tiny trains, saves, exports and reads back" "$TMP/work/train_tiny" "$TMP/work"
+expect 0 "train_tiny's ONNX file classifies with the CLI" "$PREFIX/bin/resnet" forward \
+    --weights "$TMP/work/tiny.onnx" --input "$ROOT/data/sample/fmnist_batch.npy" --output "$TMP/y.npy" --print
+
+# static: libresnet.a and what pkg-config --static lists for it
+static_libs=$(pkg-config --static --libs-only-other --libs-only-l resnet | sed 's/-lresnet//')
+expect 0 "classify linked statically with pkg-config --static" bash -c \
+    "cc '$TMP/work/classify.c' \$(pkg-config --cflags resnet) '$PREFIX/lib/libresnet.a' $static_libs -o '$TMP/work/classify-a' && '$TMP/work/classify-a' --selftest"
+
+# ---- the man page and the completion ----------------------------------------------------------
+MAN="$PREFIX/share/man/man1/resnet.1"
+expect 0 "the man page renders without warnings" bash -c "groff -man -Tutf8 -ww -z '$MAN' 2>&1 | (! grep .)"
+man_text=$(MANWIDTH=200 man -l "$MAN" 2>/dev/null | sed 's/‐/-/g')
+missing=0
+for cmd in $("$PREFIX/bin/resnet" --help | sed -n 's/^  \([a-z]\+\)  .*/\1/p'); do
+    [ "$cmd" = manpage ] || [ "$cmd" = completion ] && continue
+    grep -q "^   $cmd\$" <<<"$man_text" || { bad "man page: no section for '$cmd'"; missing=1; }
+    for flag in $("$PREFIX/bin/resnet" "$cmd" --help | sed -n 's/^  \(--[a-z0-9-]*\).*/\1/p'); do
+        grep -q -- "^ *$flag\b" <<<"$man_text" || { bad "man page: '$cmd' lacks $flag"; missing=1; }
+    done
+done
+[ $missing -eq 0 ] && ok
+
+COMP="$PREFIX/share/bash-completion/completions/resnet"
+complete_words() { # words... -> what the completion offers for the last word
+    bash -c 'source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _resnet; echo "${COMPREPLY[*]}"' \
+        _ "$COMP" "$@"
+}
+[ "$(complete_words resnet exp)" = "export" ] && ok \
+    || bad "completion of 'resnet exp': '$(complete_words resnet exp)'"
+[ "$(complete_words resnet export --fol)" = "--fold-bn" ] && ok \
+    || bad "completion of 'resnet export --fol': '$(complete_words resnet export --fol)'"
+[ "$(complete_words resnet train --arch wide)" = "wide_resnet50_2 wide_resnet101_2" ] \
+    && ok \
+    || bad "completion of '--arch wide': '$(complete_words resnet train --arch wide)'"
+[ "$(complete_words resnet info --st)" = "--stem" ] && ok \
+    || bad "completion of 'resnet info --st': '$(complete_words resnet info --st)'"
+
+# ---- staged install and uninstall -----------------------------------------------------------------
+expect 0 "make install DESTDIR=stage PREFIX=/usr" make -s install BUILD="$BUILD" DESTDIR="$TMP/stage" PREFIX=/usr
+grep -q '^prefix=/usr$' "$TMP/stage/usr/lib/pkgconfig/resnet.pc" && ok \
+    || bad "staged resnet.pc: $(grep '^prefix' "$TMP/stage/usr/lib/pkgconfig/resnet.pc")"
+expect 0 "make uninstall" make -s uninstall BUILD="$BUILD" PREFIX="$PREFIX"
+left=$(find "$PREFIX" -type f -o -type l)
+[ -z "$left" ] && ok || bad "left after uninstall: $left"
+
+echo "install: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
