@@ -29,6 +29,7 @@ for t in "$BUILD"/tests/test_*; do
     run "$(basename "$t")" "$t"
 done
 run "example" "$BUILD/example" --selftest
+run "install" tests/install.sh "$BUILD"
 run "cli" tests/cli.sh "$BUILD"
 run "cli_files" tests/cli_files.sh "$BUILD"
 run "malformed_cli" tests/malformed_cli.sh "$BUILD"
@@ -40,6 +41,8 @@ run "train_parity" "$PY" tools/train_parity.py --resnet "$BUILD/resnet"
 run "train_real" tests/train_real.sh "$BUILD"
 run "finetune_parity" "$PY" tools/finetune_parity.py --resnet "$BUILD/resnet"
 run "predict_parity" "$PY" tools/predict_parity.py --resnet "$BUILD/resnet"
+run "onnx_export" "$PY" tools/onnx_check.py --resnet "$BUILD/resnet"
+run "onnx_import" "$PY" tools/onnx_import_check.py --resnet "$BUILD/resnet"
 run "pth_roundtrip" "$PY" tools/pth_roundtrip.py --resnet "$BUILD/resnet"
 run "parity" "$PY" tools/parity.py --resnet "$BUILD/resnet"
 
