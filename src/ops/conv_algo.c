@@ -41,6 +41,10 @@ static int winograd_pays(const rn_conv_shape *s) {
 
 rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s) {
     (void)k;
+    rn_conv_shape cropped;
+    int k0;
+    if (conv2d_crop_shape(s, &cropped, &k0))
+        return RN_CONV_IM2COL; /* a smaller kernel on a tiny map: im2col crops it */
     if (rn_conv_winograd.supports(s) && winograd_pays(s))
         return RN_CONV_WINOGRAD;
     /* a 1x1 stride-1 convolution needs no im2col at all */
