@@ -8,7 +8,6 @@
 #include "data/dataset.h"
 #include "resnet.h"
 #include "run_common.h"
-#include "train/evaluate.h"
 
 static arg_spec SPECS[] = {
     {"weights", ARG_STRING, NULL, "checkpoint or weights file: safetensors, PyTorch .pth or ONNX (the architecture comes from it)", 0, 0},

@@ -24,7 +24,6 @@
 #include "run_common.h"
 #include "train_plan.h"
 #include "run_record.h"
-#include "train/evaluate.h"
 #include "train/plot.h"
 
 static arg_spec SPECS[] = {

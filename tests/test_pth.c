@@ -535,7 +535,9 @@ static const struct {
     const char *name, *keyword;
     int lists_formats;      /* the message says what resnet reads */
 } other_files[] = {
-    {"tiny.onnx", "ONNX model", 1},
+    /* ONNX is read (onnx_import.c); a network that is no ResNet is refused
+     * naming the first node that does not fit */
+    {"tiny.onnx", "ONNX node '/0/Conv' (Conv) does not fit", 0},
     {"torchscript.pt", "TorchScript", 0},
     {"torchscript_stored.pt", "TorchScript", 0},
     {"array.npy", "NumPy .npy array", 1},

@@ -29,7 +29,6 @@
 
 #include "data/dataset.h"
 #include "resnet.h"
-#include "train/evaluate.h"
 
 typedef struct rn_report_config {
     const char *output_dir;     /* required */

@@ -1,10 +1,10 @@
-/* evaluate.c - loss, top-1, top-5 and the confusion matrix over a dataset. */
-#include "train/evaluate.h"
-
+/* evaluate.c - loss, top-1, top-5 and the confusion matrix over a dataset
+ * (rn_evaluate and its variants, declared in resnet.h). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/status.h"
+#include "data/dataset.h"
 #include "ops/ops.h"
 
 void rn_eval_result_free(rn_eval_result *r) {
