@@ -49,3 +49,11 @@ rn_status rn_fail_context(rn_status status, const char *fmt, ...) {
     }
     return status;
 }
+
+void rn_shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
+    size_t used = (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < ndim && used < cap; i++)
+        used += (size_t)snprintf(buf + used, cap - used, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (used < cap)
+        snprintf(buf + used, cap - used, "]");
+}

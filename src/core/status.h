@@ -23,6 +23,9 @@ rn_status rn_fail(rn_status status, const char *fmt, ...) RN_PRINTF(2, 3);
  * add the file name or key to an error raised deeper down. */
 rn_status rn_fail_context(rn_status status, const char *fmt, ...) RN_PRINTF(2, 3);
 
+/* Writes a tensor shape for a message, "[64, 3, 7, 7]", truncated to cap. */
+void rn_shape_str(char *buf, size_t cap, int ndim, const int64_t *shape);
+
 #define RN_TRY(expr)                         \
     do {                                     \
         rn_status rn_try_status_ = (expr);   \

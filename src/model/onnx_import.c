@@ -213,14 +213,6 @@ static int dims_equal(const onnx_tensor *t, int ndim, const int64_t *dims) {
     return 1;
 }
 
-static void dims_str(char *buf, size_t cap, int ndim, const int64_t *dims) {
-    size_t used = (size_t)snprintf(buf, cap, "[");
-    for (int i = 0; i < ndim && used < cap; i++)
-        used += (size_t)snprintf(buf + used, cap - used, "%s%lld", i ? ", " : "", (long long)dims[i]);
-    if (used < cap)
-        snprintf(buf + used, cap - used, "]");
-}
-
 /* An INTS attribute equals want[0..n) (absent: every element is `dflt`). */
 static int ints_attr_is(const onnx_node *n, const char *name, const int64_t *want, size_t k,
                         int64_t dflt) {
@@ -302,8 +294,8 @@ static int try_conv(match *mt, const rn_node *nd, long c, const char *in, unit_f
         return 0;
     }
     if (!dims_equal(found->w, 4, wd)) {
-        dims_str(want, sizeof want, 4, wd);
-        dims_str(got, sizeof got, found->w->ndim, found->w->dims);
+        rn_shape_str(want, sizeof want, 4, wd);
+        rn_shape_str(got, sizeof got, found->w->ndim, found->w->dims);
         fail_at(mt, c, "its weight has shape %s; %s's %s has %s", got, arch, u->conv_name, want);
         return 0;
     }

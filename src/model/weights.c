@@ -23,14 +23,6 @@
 #include "model/model.h"
 #include "model/onnx_import.h"
 
-static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
-    size_t used = (size_t)snprintf(buf, cap, "[");
-    for (int i = 0; i < ndim && used < cap; i++)
-        used += (size_t)snprintf(buf + used, cap - used, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    if (used < cap)
-        snprintf(buf + used, cap - used, "]");
-}
-
 /* Reads a safetensors file, a PyTorch .pth checkpoint or an ONNX model
  * (matched to `arch` when not NULL) into f. */
 static rn_status weights_read(const char *path, const char *arch, st_file *f) {
@@ -72,8 +64,8 @@ static rn_status copy_tensors(rn_model *m, const st_file *f, const char *path, i
             same = s->shape[d] == t->shape[d];
         if (!same) {
             char want[96], got[96];
-            shape_str(want, sizeof want, t->ndim, t->shape);
-            shape_str(got, sizeof got, s->ndim, s->shape);
+            rn_shape_str(want, sizeof want, t->ndim, t->shape);
+            rn_shape_str(got, sizeof got, s->ndim, s->shape);
             return rn_fail(RN_ERR_MISMATCH, "%s: tensor '%s' has shape %s, %s expects %s", path,
                            t->name, got, m->arch->name, want);
         }
@@ -161,8 +153,10 @@ static rn_status load_file_model(const char *path, const char *arch, int num_cla
         st = dim_of(f, path, stem_key, 4, 2, &kernel);
     if (st == RN_OK)
         st = dim_of(f, path, "fc.weight", 2, 0, file_classes);
+    /* zero, not randomly initialised: copy_tensors overwrites every tensor (the
+     * random initialisation took half the time of loading a large model) */
     if (st == RN_OK)
-        st = rn_model_create_stem(a->name, in_channels, num_classes > 0 ? num_classes : *file_classes,
+        st = rn_model_create_zero(a->name, in_channels, num_classes > 0 ? num_classes : *file_classes,
                                   kernel == 3 ? RN_STEM_CIFAR : RN_STEM_IMAGENET, out);
     if (st != RN_OK)
         st_free(f);
