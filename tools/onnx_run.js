@@ -1,12 +1,15 @@
 #!/usr/bin/env node
-// Runs an ONNX model in ONNX Runtime (onnxruntime-node, CPU) on a float32 .npy input and
-// compares its output with a reference .npy (resnet.c's logits), for tools/onnx_check.py.
+// Runs an ONNX model in ONNX Runtime (onnxruntime-node, CPU) on float32 .npy inputs and
+// compares each output with a reference .npy (resnet.c's logits), for tools/onnx_check.py.
 //
-//   node tools/onnx_run.js MODEL.onnx INPUT.npy EXPECTED.npy [--tol 1e-4] [--output OUT.npy]
+//   node tools/onnx_run.js MODEL.onnx INPUT.npy EXPECTED.npy [INPUT2.npy EXPECTED2.npy ...]
+//                          [--tol 1e-4] [--output OUT.npy]
 //
+// One session runs every pair (a batch of 1 and a batch of 3 test the dynamic batch axis).
 // rel = max|y - y_ref| / max|y_ref| over the whole output (the measure tools/parity.py uses);
-// prints one line and exits 0 when rel <= tol and the shapes agree, 1 otherwise, 2 on a usage
-// error or when onnxruntime-node cannot be loaded (install: tools/install_deps.sh).
+// prints one line per pair and exits 0 when every rel <= tol and the shapes agree, 1 otherwise,
+// 2 on a usage error or when onnxruntime-node cannot be loaded (install: tools/install_deps.sh).
+// --output writes the first pair's output.
 'use strict';
 
 const fs = require('fs');
@@ -62,16 +65,27 @@ async function main() {
     if (argv[i] === '--tol') { tol = Number(argv[i + 1]); argv.splice(i--, 2); }
     else if (argv[i] === '--output') { out = argv[i + 1]; argv.splice(i--, 2); }
   }
-  if (argv.length !== 3 || !(tol > 0)) {
-    console.error('usage: node onnx_run.js MODEL.onnx INPUT.npy EXPECTED.npy [--tol 1e-4] [--output OUT.npy]');
+  if (argv.length < 3 || argv.length % 2 !== 1 || !(tol > 0)) {
+    console.error('usage: node onnx_run.js MODEL.onnx INPUT.npy EXPECTED.npy [INPUT2.npy EXPECTED2.npy ...] ' +
+                  '[--tol 1e-4] [--output OUT.npy]');
     process.exit(2);
   }
-  const [model, input, expected] = argv;
-  const x = readNpy(input), ref = readNpy(expected);
+  const model = argv[0];
   const session = await ort.InferenceSession.create(model, {
     executionProviders: ['cpu'], intraOpNumThreads: 2, interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
   });
+  let allOk = true;
+  for (let p = 1; p < argv.length; p += 2) {
+    const ok = await runPair(session, model, argv[p], argv[p + 1], tol, p === 1 ? out : null);
+    allOk = allOk && ok;
+  }
+  process.exit(allOk ? 0 : 1);
+}
+
+// Runs one input through the session; prints and returns whether it matches the reference.
+async function runPair(session, model, input, expected, tol, out) {
+  const x = readNpy(input), ref = readNpy(expected);
   const feeds = {};
   feeds[session.inputNames[0]] = new ort.Tensor('float32', x.data, x.shape);
   const result = await session.run(feeds);
@@ -89,7 +103,7 @@ async function main() {
   console.log(path.basename(model) + ': input [' + x.shape.join(', ') + '] output [' + y.dims.join(', ') +
               ']' + (shapeOk ? '' : ' expected [' + ref.shape.join(', ') + ']') +
               ' rel ' + rel.toExponential(2) + ' (tol ' + tol + ') ' + (ok ? 'ok' : 'MISMATCH'));
-  process.exit(ok ? 0 : 1);
+  return ok;
 }
 
 main().catch((e) => { console.error('onnx_run: ' + e.message); process.exit(1); });
