@@ -1,0 +1,160 @@
+#!/usr/bin/python3
+"""`--weights model.onnx`: ResNets exported by torch.onnx.export load by graph structure; others are refused.
+
+    /usr/bin/python3 tools/onnx_import_check.py --resnet build/resnet [--tol 1e-4]
+
+Models come from torchvision (and tools/rn_models.py for the D2L ResNet and the CIFAR stem)
+with random weights and non-trivial BatchNorm statistics, exported by PyTorch 1.13's
+torch.onnx.export in eval mode: with BatchNorm folded into the convolutions (the exporter's
+default, with its Identity nodes over shared initializers) and kept (TrainingMode.PRESERVE,
+no constant folding), with a dynamic or a fixed batch, opsets 13 to 17. The initializers'
+names are torch's ("onnx::Conv_193"), so only the graph's structure can place them.
+
+Accepted: `resnet convert` names the architecture expected, and `resnet forward --weights
+X.onnx` gives PyTorch's logits, rel = max|y - y_ref| / max|y_ref| <= tol.
+Refused (exit 1, one line on stderr naming the first ONNX node that does not fit):
+a ReLU turned into a Sigmoid, a Softmax after the classifier, MobileNetV2, a normalisation
+baked in front of the network, and a truncated file (named with its offset).
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+
+from rn_models import build_model, randomize  # noqa: E402
+
+
+def export(model, path, size, in_ch, opset, folded=True, dynamic=True):
+    x = torch.randn(2, in_ch, size, size)
+    kw = {} if folded else {"training": torch.onnx.TrainingMode.PRESERVE, "do_constant_folding": False}
+    dyn = {"input": {0: "batch"}, "logits": {0: "batch"}} if dynamic else None
+    with torch.no_grad():
+        torch.onnx.export(model, x, path, input_names=["input"], output_names=["logits"],
+                          dynamic_axes=dyn, opset_version=opset, **kw)
+
+
+def resnet(args, *cmd):
+    return subprocess.run([args.resnet] + list(cmd), capture_output=True, text=True)
+
+
+# (name, arch, stem, in_channels, classes, opset, folded, dynamic, expected architecture)
+ACCEPT = [
+    ("resnet18 folded, dynamic batch", "resnet18", "imagenet", 3, 10, 13, True, True, "resnet18"),
+    ("resnet18 BatchNorm kept", "resnet18", "imagenet", 3, 10, 15, False, True, "resnet18"),
+    ("resnet50 folded, fixed batch", "resnet50", "imagenet", 3, 10, 17, True, False, "resnet50"),
+    ("resnext50_32x4d folded", "resnext50_32x4d", "imagenet", 3, 7, 14, True, True, "resnext50_32x4d"),
+    ("D2L ResNet-18 BatchNorm kept", "d2l_resnet18", "imagenet", 1, 10, 13, False, True, "d2l_resnet18"),
+    # folded, the D2L network is a resnet18 with conv biases: it loads as one
+    ("D2L ResNet-18 folded", "d2l_resnet18", "imagenet", 1, 10, 13, True, True, "resnet18"),
+    ("resnet18 CIFAR stem folded", "resnet18", "cifar", 3, 10, 16, True, True, "resnet18"),
+]
+
+
+def check_accept(args, tmp, case):
+    name, arch, stem, in_ch, classes, opset, folded, dynamic, want = case
+    size = 32 if stem == "cifar" else 64
+    model = randomize(build_model(arch, in_ch, classes, stem), seed=3, calib_size=size).eval()
+    path = os.path.join(tmp, "m.onnx")
+    export(model, path, size, in_ch, opset, folded, dynamic)
+    x = torch.randn(2, in_ch, size, size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = model(x).double().numpy()
+    np.save(os.path.join(tmp, "x.npy"), x.numpy())
+    conv = resnet(args, "convert", path, os.path.join(tmp, "m.safetensors"))
+    if conv.returncode != 0:
+        return "convert failed: " + conv.stderr.strip()
+    if ": %s," % want not in conv.stdout:
+        return "convert read it as another architecture: " + conv.stdout.strip()
+    fwd = resnet(args, "forward", "--weights", path, "--input", os.path.join(tmp, "x.npy"), "--output",
+                 os.path.join(tmp, "y.npy"))
+    if fwd.returncode != 0:
+        return "forward failed: " + fwd.stderr.strip()
+    y = np.load(os.path.join(tmp, "y.npy"))
+    rel = float(np.abs(y - ref).max() / np.abs(ref).max())
+    if not rel <= args.tol:
+        return "logits differ from PyTorch: rel %.2e > %g" % (rel, args.tol)
+    return "ok (%s, rel %.1e)" % (want, rel)
+
+
+class Normalized(nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+
+    def forward(self, x):
+        return self.net((x - self.mean) / self.std)
+
+
+def refuse_models():
+    import torchvision
+    r = build_model("resnet18", 3, 10).eval()
+    r.layer2[0].relu = nn.Sigmoid()
+    yield "a ReLU turned into a Sigmoid", r, ["Sigmoid", "/layer2/layer2.0/relu/Sigmoid"]
+    yield "a Softmax after the classifier", nn.Sequential(build_model("resnet18", 3, 10), nn.Softmax(1)).eval(), \
+        ["Softmax", "classifier"]
+    yield "MobileNetV2", torchvision.models.mobilenet_v2(num_classes=10).eval(), ["Conv", "[32, 3, 3, 3]"]
+    yield "a normalisation in front", Normalized(build_model("resnet18", 3, 10)).eval(), \
+        ["Sub", "starts with a convolution"]
+
+
+def check_refuse(args, tmp, name, model, words):
+    path = os.path.join(tmp, "bad.onnx")
+    export(model, path, 64, 3, 13)
+    return expect_refusal(args, tmp, path, words)
+
+
+def expect_refusal(args, tmp, path, words):
+    p = resnet(args, "forward", "--weights", path, "--input", os.path.join(tmp, "x.npy"), "--output",
+               os.path.join(tmp, "y.npy"))
+    err = p.stderr.strip()
+    if p.returncode != 1 or len(err.splitlines()) != 1:
+        return "expected exit 1 and one line on stderr, got exit %d: %r" % (p.returncode, err)
+    missing = [w for w in words if w not in err]
+    if missing:
+        return "the message lacks %s: %s" % (missing, err)
+    return "refused: " + err.split(": ", 1)[1]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--resnet", default="build/resnet")
+    ap.add_argument("--tol", type=float, default=1e-4)
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    failed = 0
+    with tempfile.TemporaryDirectory(prefix="rn_onnx_import_") as tmp:
+        for case in ACCEPT:
+            msg = check_accept(args, tmp, case)
+            failed += not msg.startswith("ok")
+            print("%-34s %s" % (case[0], msg), flush=True)
+        np.save(os.path.join(tmp, "x.npy"), np.zeros((1, 3, 64, 64), np.float32))
+        for name, model, words in refuse_models():
+            msg = check_refuse(args, tmp, name, model, words)
+            failed += not msg.startswith("refused")
+            print("%-34s %s" % (name, msg), flush=True)
+        # a truncated file: a protobuf error with the offset
+        with open(os.path.join(tmp, "m.onnx"), "rb") as f:
+            data = f.read()
+        cut = os.path.join(tmp, "cut.onnx")
+        with open(cut, "wb") as f:
+            f.write(data[: len(data) // 2])
+        msg = expect_refusal(args, tmp, cut, ["malformed", "offset"])
+        failed += not msg.startswith("refused")
+        print("%-34s %s" % ("a truncated file", msg), flush=True)
+    print("onnx_import_check: %d failed" % failed)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
