@@ -324,7 +324,7 @@ RN_API const char *rn_trainer_isa(const rn_trainer *t);
 
 /* The convolution algorithms of the trainer's forward passes, as
  * rn_session_algorithms; fails before the first step. */
-rn_status rn_trainer_algorithms(const rn_trainer *t, char *buf, size_t cap);
+RN_API rn_status rn_trainer_algorithms(const rn_trainer *t, char *buf, size_t cap);
 
 /* Saves / restores the optimizer state (momentum buffers or Adam moments and
  * the step count) to / from a safetensors file, with extra string metadata
