@@ -36,7 +36,7 @@ while [ $# -gt 0 ]; do
     --resnet) RESNET=$2; shift 2 ;;
     --rn-args) RN_ARGS=$2; shift 2 ;;
     --torch-layouts) LAYOUTS=$2; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "train_bench_vs_torch: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
