@@ -271,6 +271,37 @@ int64_t rn_trainer_steps(const rn_trainer *t);
 typedef void (*rn_grad_hook)(void *ctx, float *grads, size_t offset, size_t count);
 rn_status rn_trainer_set_grad_hook(rn_trainer *t, rn_grad_hook fn, void *ctx);
 
+/* For data-parallel training, the point between the gradients and the
+ * update: fn is called once per step, after backward (and the gradient
+ * hook's last call) and before anything is updated, with the gradient block
+ * grads[0 .. count) and this process's mean loss and correct images of the
+ * batch. fn must leave the gradients final (wait for the reductions the
+ * gradient hook started) and may replace *loss and *correct by their values
+ * over all processes: the step reports those, and skips the update when
+ * that loss (or a gradient) is not finite, so all processes skip together.
+ * fn cannot fail the step: a failure is fn's to handle (an MPI process
+ * group aborts). NULL removes the hook. */
+typedef void (*rn_update_hook)(void *ctx, float *grads, size_t count, float *loss, int *correct);
+rn_status rn_trainer_set_update_hook(rn_trainer *t, rn_update_hook fn, void *ctx);
+
+/* Synchronised BatchNorm for data-parallel training (PyTorch's
+ * SyncBatchNorm): with fn set, every BatchNorm of a training step calls
+ * fn(ctx, v, len) once in forward and once in backward, in the same order
+ * in every process, and fn must replace v[0 .. len) by its elementwise sum
+ * over all processes:
+ *   forward,  len = 2C + 1: v = [sum x (C channels), sum x^2 (C), values per channel]
+ *   backward, len = 2C:     v = [sum dy (C), sum dy * xhat (C)]
+ * (C: the layer's channels; x its input, dy the gradient of its output,
+ * xhat the normalised input, sums over this process's batch). BatchNorm
+ * then normalises with the global mean and biased variance, running_var
+ * moves by the unbiased global variance, and backward differentiates
+ * through the global statistics; the BatchNorm weight and bias gradients
+ * stay this process's own (the gradient hook averages them as any other).
+ * NULL removes the hook: each process normalises by its own batch. Without
+ * effect with freeze_backbone (BatchNorm is in eval mode). */
+typedef void (*rn_bn_sync_hook)(void *ctx, double *v, size_t len);
+rn_status rn_trainer_set_bn_sync(rn_trainer *t, rn_bn_sync_hook fn, void *ctx);
+
 /* Bytes the trainer holds: gradients, optimizer state, training arena. */
 size_t rn_trainer_bytes(const rn_trainer *t);
 

@@ -4,7 +4,8 @@
 #   libs:  zlib, libpng and libjpeg-turbo development files
 #   tests: Debian's python3-torch, python3-torchvision, python3-pil, python3-skimage and python3-numpy for
 #          /usr/bin/python3 (the PyTorch parity tests); chromium and a font (fonts-dejavu-core) to
-#          render the training report headless (tests/report.sh)
+#          render the training report headless (tests/report.sh); Debian's OpenMPI (libopenmpi-dev
+#          for mpicc, openmpi-bin for mpirun) for the data-parallel build and tests/mpi.sh
 set -eu
 
 missing=()
@@ -28,6 +29,10 @@ fi
 # the training report is checked in headless Chromium, which needs a font to lay text out
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+
+# data-parallel training: mpicc builds the MPI-enabled resnet, mpirun runs tests/mpi.sh
+command -v mpicc >/dev/null 2>&1 || missing+=(libopenmpi-dev)
+command -v mpirun >/dev/null 2>&1 || missing+=(openmpi-bin)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
