@@ -117,6 +117,9 @@ typedef struct rn_loader_config {
     float crop_scale[2];       /* image folders: RandomResizedCrop's area range;
                                 * {0, 0}: {0.08, 1} */
     float crop_ratio[2];       /* its aspect-ratio range; {0, 0}: {3/4, 4/3} */
+    int shards, shard;         /* data parallel: with shards > 1 this loader hands out
+                                * only share `shard` of every batch (see below); 0, 0:
+                                * the whole batch */
 } rn_loader_config;
 
 typedef struct rn_loader rn_loader;
@@ -153,6 +156,19 @@ typedef struct rn_loader_state {
  * lowest-numbered such image of the batch); the loader stays where it was,
  * so calling again retries that batch.
  *
+ * Data parallel (shards = S > 1, one loader per process, PyTorch's
+ * DistributedSampler with a DataLoader of batch_size / S): every process
+ * draws the same order; batch_size stays the global batch, which must be a
+ * multiple of S, and the step that takes the images at positions
+ * [p, p + w) of the epoch's order hands process `shard` the positions
+ * p + shard, p + shard + S, ... - w / S images (rounded up). A last window
+ * whose size is not a multiple of S is padded, as DistributedSampler pads,
+ * with the first positions of the order (every process gets as many
+ * images; a few are seen twice in that step). Positions, the state and the
+ * augmentation draws are the global ones, so the images of a step are
+ * those of the unsharded loader, whatever S, and a state saved with one S
+ * restores with another.
+ *
  * ds must outlive the loader. */
 rn_status rn_loader_create(const rn_dataset *ds, const rn_loader_config *cfg, rn_loader **out);
 
@@ -167,7 +183,8 @@ int rn_loader_steps(const rn_loader *l);
 void rn_loader_shape(const rn_loader *l, int *channels, int *height, int *width);
 
 /* Fills x: (batch_size, channels, S, S) float32 and labels (batch_size) with
- * the next batch and stores its size in *n; *n == 0 marks the end of an epoch
+ * the next batch (sharded: batch_size / shards images, this process's share)
+ * and stores its size in *n; *n == 0 marks the end of an epoch
  * (the next call starts the next one). On failure (only image folders can
  * fail) *n is 0 and the position does not move. */
 rn_status rn_loader_next(rn_loader *l, float *x, int32_t *labels, int *n);
