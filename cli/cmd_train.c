@@ -385,8 +385,10 @@ int cmd_train(int argc, char **argv) {
     const char *resume = strcmp(args_str(&t, "resume"), "none") ? args_str(&t, "resume") : NULL;
     resume_info ri = {0};
     int status = EXIT_USAGE, agreed = 0; /* agreed: every rank fails alike, none need be stopped */
+    const char *data = NULL, *kind = NULL;
+    int folder = 0;
     if (!train_dist_start(&r.dist, &t))
-        goto done;
+        goto started;
     r.lead = r.dist.rank == 0;
     status = EXIT_RUNTIME;
     if (resume) {
@@ -395,14 +397,14 @@ int cmd_train(int argc, char **argv) {
         sibling(optim, sizeof optim, resume, ".optim.safetensors");
         if (plan_read(&r.plan, optim) != RN_OK) {
             cli_error(r.dist.what, "%s", rn_last_error());
-            goto done;
+            goto started;
         }
         if (!r.plan.seed) {
             cli_error(r.dist.what, "%s: no seed in the metadata", optim);
-            goto done;
+            goto started;
         }
         plan_apply(&r.plan, &t);
-        r.seed = atoi(r.plan.seed);
+        args_default_to(&t, "seed", r.plan.seed);
     }
     status = EXIT_USAGE;
     int threads, batch, size;
@@ -411,14 +413,14 @@ int cmd_train(int argc, char **argv) {
         !args_int(&t, "threads", 0, 1024, &threads) || !args_int(&t, "max-steps", 0, 2147483647, &r.max_steps) ||
         !args_int(&t, "log-every", 0, 2147483647, &r.log_every) ||
         !args_int(&t, "num-classes", 0, 1000000, &r.num_classes))
-        goto done;
+        goto started;
     if (!cli_number_ok(&t, "lr") || !cli_number_ok(&t, "momentum") || !cli_number_ok(&t, "weight-decay") ||
         !cli_number_ok(&t, "label-smoothing"))
-        goto done;
+        goto started;
     if (batch % r.dist.size != 0) {
         cli_error(r.dist.what, "--batch-size %d is the global batch: it must be a multiple of the %d ranks", batch,
                   r.dist.size);
-        goto done;
+        goto started;
     }
     rn_set_threads(threads);
     r.quiet = args_flag(&t, "quiet") || !r.lead;
@@ -433,16 +435,16 @@ int cmd_train(int argc, char **argv) {
     r.lcfg.shards = r.dist.size > 1 ? r.dist.size : 0;
     r.lcfg.shard = r.dist.rank;
     if (cli_stem(&t) < 0)
-        goto done;
-    const char *data = args_str(&t, "data"), *kind = args_str(&t, "dataset");
-    int folder = strncmp(kind, "folder", 6) == 0;
+        goto started;
+    data = args_str(&t, "data"), kind = args_str(&t, "dataset");
+    folder = strncmp(kind, "folder", 6) == 0;
     if (!cli_parse_augment(&t, &r.lcfg, folder ? "crop+flip" : "none") ||
         !cli_parse_normalize(&t, &r.lcfg, r.norm_text, sizeof r.norm_text))
-        goto done;
+        goto started;
     status = EXIT_RUNTIME;
     if (rn_dataset_load(data, kind, 1, &r.train) != RN_OK || rn_dataset_load(data, kind, 0, &r.test) != RN_OK) {
         cli_error(r.dist.what, "%s", rn_last_error());
-        goto done;
+        goto started;
     }
     if (strcmp(args_str(&t, "normalize"), "auto") == 0 &&
         rn_dataset_default_normalize(&r.train, r.lcfg.mean, r.lcfg.std)) {
@@ -451,21 +453,25 @@ int cmd_train(int argc, char **argv) {
     }
     if (r.lcfg.normalize && r.train.channels > 4) {
         cli_error(r.dist.what, "--normalize supports up to 4 channels");
-        goto done;
+        goto started;
     }
     if (rn_loader_create(&r.train, &r.lcfg, &r.loader) != RN_OK) {
         cli_error(r.dist.what, "%s", rn_last_error());
-        goto done;
+        goto started;
     }
     plan_record(&r.plan, &t, rn_loader_steps(r.loader));
 
     if (!setup_model(&r, resume, &ri))
-        goto done;
-    if (!train_dist_check(&r.dist, &t, &r.train, &r.test, r.m, rn_trainer_steps(r.tr))) {
-        status = EXIT_USAGE, agreed = 1;
+        goto started;
+    status = 0;
+started:
+    /* every rank here, set up or not: none starts unless all can, and all agree */
+    int same = train_dist_check(&r.dist, status == 0, &t, &r.train, &r.test, r.m, r.tr ? rn_trainer_steps(r.tr) : 0);
+    if (same != 1) {
+        status = status ? status : same == 0 ? EXIT_USAGE : EXIT_RUNTIME, agreed = 1;
         goto done;
     }
-    if (!train_dist_attach(&r.dist, r.m, r.tr))
+    if (!train_dist_attach(&r.dist, &t, r.m, r.tr))
         goto done;
 
     /* outputs, rank 0's */

@@ -23,7 +23,6 @@ int train_dist_start(train_dist *d, const arg_table *t) {
     if (!args_int(t, "bucket-mb", 1, 1024, &mb) || !args_int(t, "dist-timeout", 1, 86400, &timeout))
         return 0;
     d->bucket_floats = (size_t)mb * (1u << 20) / sizeof(float);
-    d->sync_bn = args_flag(t, "sync-bn");
     dist_set_timeout(timeout);
     dist_set_deterministic(args_flag(t, "deterministic"));
     return 1;
@@ -51,8 +50,9 @@ static void on_bn(void *ctx, double *v, size_t len) {
     dist_sum(v, len, "synchronising BatchNorm statistics");
 }
 
-int train_dist_attach(train_dist *d, rn_model *m, rn_trainer *tr) {
+int train_dist_attach(train_dist *d, const arg_table *t, rn_model *m, rn_trainer *tr) {
     d->m = m;
+    d->sync_bn = args_flag(t, "sync-bn"); /* after --resume gave it the checkpoint's value */
     if (d->size == 1)
         return 1;
     d->red = dist_reducer_create(m->n_params, d->bucket_floats, m->n_tensors + 1);
@@ -147,10 +147,18 @@ static int next_line(const char **p, char *line, size_t cap) {
     return 1;
 }
 
-int train_dist_check(const train_dist *d, const arg_table *t, const rn_dataset *train,
+int train_dist_check(const train_dist *d, int ready, const arg_table *t, const rn_dataset *train,
                      const rn_dataset *test, const rn_model *m, int64_t steps) {
     if (d->size == 1)
-        return 1;
+        return ready ? 1 : -1;
+    double failed = !ready;
+    dist_sum(&failed, 1, "waiting for every rank to set up");
+    if (failed > 0) {
+        if (ready && d->rank == 0)
+            cli_error("train", "%.0f of the %d ranks could not set up (see their messages); not starting", failed,
+                      d->size);
+        return -1;
+    }
     char *mine = calloc(1, DESC_CAP);
     char *all = d->rank == 0 ? calloc((size_t)d->size, DESC_CAP) : NULL;
     if (!mine || (d->rank == 0 && !all)) {

@@ -53,15 +53,19 @@ typedef struct train_dist {
 /* Reads the flags above (after the group is joined); 0 after an error. */
 int train_dist_start(train_dist *d, const arg_table *t);
 
-/* With more than one rank: the hooks on the trainer, the reducer, and the
- * time of one all-reduce alone. 0 after an error. */
-int train_dist_attach(train_dist *d, rn_model *m, rn_trainer *tr);
+/* Reads --sync-bn (after --resume's plan is applied); with more than one
+ * rank: the hooks on the trainer, the reducer, and the time of one
+ * all-reduce alone. 0 after an error. */
+int train_dist_attach(train_dist *d, const arg_table *t, rn_model *m, rn_trainer *tr);
 
-/* Every rank's configuration against rank 0's: the flags (but --threads,
- * --quiet and the --data path), the datasets (sizes, labels, pixels or
- * file names), the weights and the optimizer step. Returns 1 when all
- * agree; else 0 on every rank, rank 0 having printed what differs. */
-int train_dist_check(const train_dist *d, const arg_table *t, const rn_dataset *train,
+/* Called by every rank once set up (ready = 1) or after failing to set up
+ * (ready = 0, having printed why): when any rank failed, returns -1 on every
+ * rank (none starts, none needs stopping). Else every rank's configuration
+ * against rank 0's: the flags (but --threads, --quiet and the --data path),
+ * the datasets (sizes, labels, pixels or file names), the weights and the
+ * optimizer step. Returns 1 when all agree; else 0 on every rank, rank 0
+ * having printed what differs. */
+int train_dist_check(const train_dist *d, int ready, const arg_table *t, const rn_dataset *train,
                      const rn_dataset *test, const rn_model *m, int64_t steps);
 
 /* Before the model is evaluated or saved: rank 0's BatchNorm running
