@@ -61,7 +61,7 @@ ifeq ($(MPI),1)
 endif
 HDRS := $(wildcard include/*.h src/*/*.h cli/*.h tests/*.h)
 
-.PHONY: all lib cli tests run test deps clean bench-ort
+.PHONY: all lib cli tests run test deps clean bench-ort dev
 
 all: lib cli tests $(BUILD)/example
 
@@ -106,6 +106,14 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libresnet.a $(HDRS)
 
 # The README's embedding example, built against the installed-style header.
 $(BUILD)/example: examples/classify.c $(BUILD)/libresnet.a include/resnet.h
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libresnet.a $(LDLIBS)
+
+# The kernel workbench (dev/): each program checks what it times.
+DEV_BIN := $(patsubst dev/%.c,$(BUILD)/dev/%,$(wildcard dev/*.c))
+dev: $(DEV_BIN)
+
+$(BUILD)/dev/%: dev/%.c $(BUILD)/libresnet.a $(HDRS)
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libresnet.a $(LDLIBS)
 
 deps:

@@ -24,11 +24,13 @@
 
 #include <stddef.h>
 
+#include "core/status.h"
 #include "ops/conv2d.h"
 
 typedef enum rn_conv_algo_id {
     RN_CONV_IM2COL = 0,   /* implicit-im2col GEMM: any shape */
     RN_CONV_POINTWISE,    /* 1x1, stride 1, unpadded: a GEMM on x itself */
+    RN_CONV_WINOGRAD,     /* Winograd F(4x4, 3x3): 3x3, stride 1 */
     RN_CONV_ALGO_COUNT
 } rn_conv_algo_id;
 
@@ -55,11 +57,21 @@ const rn_conv_algo *rn_conv_algo_get(int id);
 /* The id of the algorithm named `name`, or -1. */
 int rn_conv_algo_find(const char *name);
 
+/* A user's choice: NULL, "" or "auto" give -1 (the heuristic per layer),
+ * a known name its id; anything else fails with a message listing the
+ * names. */
+rn_status rn_conv_algo_parse(const char *name, int *id);
+
+/* "im2col x3, pointwise x3, winograd x14" from counts per algorithm id,
+ * into buf (capacity cap > 0). */
+void rn_conv_algo_format(const int count[RN_CONV_ALGO_COUNT], char *buf, size_t cap);
+
 /* The algorithm the heuristic picks for s (batch size included) on k:
  * fewest estimated seconds among those that support s. */
 rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s);
 
-/* The algorithms, registered in conv_algo.c: the GEMM ones (conv2d.c). */
-extern const rn_conv_algo rn_conv_im2col, rn_conv_pointwise;
+/* The algorithms, registered in conv_algo.c: the GEMM ones (conv2d.c) and
+ * Winograd's (conv_winograd.c). */
+extern const rn_conv_algo rn_conv_im2col, rn_conv_pointwise, rn_conv_winograd;
 
 #endif
