@@ -164,6 +164,7 @@ static rn_trainer *new_trainer(rn_model *m) {
     cfg.lr = 0.01;
     cfg.momentum = 0.9;
     cfg.weight_decay = 5e-4;
+    cfg.conv_algo = "im2col"; /* Winograd's choice depends on the batch: B and B / 2 could differ */
     rn_trainer *t = NULL;
     rn_status st = rn_trainer_create(m, &cfg, &t);
     CHECK(st == RN_OK, "trainer: %s", rn_last_error());
