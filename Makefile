@@ -32,12 +32,35 @@ ifneq ($(X86_SRC),)
   CFLAGS += -DRN_HAVE_X86_KERNELS
 endif
 
+# MPI: when mpicc works (or MPI=1; MPI=0 turns it off) the `resnet` binary is
+# built MPI-enabled: cli/dist_mpi.c is compiled and the binary linked by
+# mpicc, so `mpirun -np N build/resnet train ...` trains data-parallel (one
+# binary: the same name and commands on a laptop and on a cluster; started
+# without a launcher it never initialises MPI and runs as one process).
+# Without MPI, cli/dist_single.c (a group of one) takes its place and the
+# build is as before. The library is never built with MPI.
+MPICC ?= mpicc
+ifndef MPI
+  MPI := $(shell printf '\043include <mpi.h>\nint main(void){return MPI_Init(0,0);}\n' | \
+           $(MPICC) -x c - -o /dev/null >/dev/null 2>&1 && echo 1 || echo 0)
+endif
+ifeq ($(MPI),1)
+  DIST_SRC := cli/dist_mpi.c
+  CLI_LD   := $(MPICC)
+else
+  DIST_SRC := cli/dist_single.c
+  CLI_LD   := $(CC)
+endif
+
 LIB_SRC := $(wildcard src/core/*.c src/ops/*.c src/model/*.c src/engine/*.c src/io/*.c src/data/*.c src/train/*.c src/report/*.c) $(X86_SRC)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
-CLI_SRC := $(wildcard cli/*.c)
+CLI_SRC := $(filter-out cli/dist_%.c,$(wildcard cli/*.c)) $(DIST_SRC)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+ifeq ($(MPI),1)
+  TEST_BIN += $(BUILD)/tests/mpi_reduce
+endif
 HDRS := $(wildcard include/*.h src/*/*.h cli/*.h tests/*.h)
 
 .PHONY: all lib cli tests run test deps clean bench-ort dev docs install uninstall
@@ -56,6 +79,10 @@ $(BUILD)/obj/src/ops/x86/%_avx2.o: src/ops/x86/%_avx2.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(AVX2_FLAGS) -c $< -o $@
 
+$(BUILD)/obj/cli/dist_mpi.o: cli/dist_mpi.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(MPICC) $(CFLAGS) -c $< -o $@
+
 $(BUILD)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
@@ -65,7 +92,12 @@ $(BUILD)/libresnet.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(BUILD)/resnet: $(CLI_OBJ) $(BUILD)/libresnet.a
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libresnet.a $(LDLIBS)
+	$(CLI_LD) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libresnet.a $(LDLIBS)
+
+# The gradient reducer and the collectives under mpirun (tests/mpi.sh).
+$(BUILD)/tests/mpi_reduce: tests/mpi_reduce.c $(BUILD)/obj/cli/dist_mpi.o $(HDRS)
+	@mkdir -p $(dir $@)
+	$(MPICC) $(CFLAGS) -Icli $(LDFLAGS) -o $@ $< $(BUILD)/obj/cli/dist_mpi.o
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libresnet.a $(HDRS)
 	@mkdir -p $(dir $@)

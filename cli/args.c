@@ -7,13 +7,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* One write per message, so that the lines of processes sharing a terminal
+ * (the ranks under mpirun) do not interleave. */
 void cli_error(const char *command, const char *fmt, ...) {
+    char line[2048];
+    int at = snprintf(line, sizeof line, "resnet %s: ", command);
     va_list ap;
-    fprintf(stderr, "resnet %s: ", command);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    if (at >= 0 && (size_t)at < sizeof line)
+        vsnprintf(line + at, sizeof line - (size_t)at, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    fprintf(stderr, "%s\n", line);
 }
 
 static arg_spec *find(const arg_table *t, const char *name) {

@@ -7,6 +7,13 @@
  * loadable by PyTorch as is, with the architecture, input size and
  * normalisation in its metadata) and CKPT's stem + ".optim.safetensors" (the
  * optimizer state and where training stood: epoch, step, data order).
+ *
+ * Under an MPI launcher (`mpirun -np N resnet train ...`, an MPI-enabled
+ * build) the run is data-parallel over the N ranks (train_dist.h): the
+ * flags mean what they mean for one process, --batch-size is the global
+ * batch, and rank 0 alone prints, logs, writes checkpoints and the report;
+ * the test set is evaluated in slices by every rank. A rank that fails
+ * stops every rank (dist_abort).
  */
 #include <errno.h>
 #include <math.h>
@@ -25,6 +32,7 @@
 #include "train_plan.h"
 #include "run_record.h"
 #include "train/plot.h"
+#include "train_dist.h"
 
 static arg_spec SPECS[] = {
     {"arch", ARG_STRING, "d2l_resnet18", "architecture (ignored with --resume or --init FILE)", 0, 0},
@@ -63,6 +71,7 @@ static arg_spec SPECS[] = {
     {"log-every", ARG_INT, "0", "also log every N steps (0: epochs only)", 0, 0},
     {"quiet", ARG_FLAG, NULL, "no progress line", 0, 0},
     {"no-report", ARG_FLAG, NULL, "do not write the training report (HTML page and figures) next to --save at the end", 0, 0},
+    TRAIN_DIST_SPECS,
 };
 
 /* ---- checkpoint file names ----------------------------------------------------------------- */
@@ -75,7 +84,7 @@ static void sibling(char *out, size_t cap, const char *path, const char *suffix)
 }
 
 typedef struct resume_info {
-    int64_t epoch, position, seed;
+    int64_t epoch, position, seed, ranks;
     int found_epoch, found_position, found_seed;
 } resume_info;
 
@@ -87,6 +96,8 @@ static void on_meta(void *ctx, const char *key, const char *value) {
         r->position = atoll(value), r->found_position = 1;
     else if (strcmp(key, "seed") == 0)
         r->seed = atoll(value), r->found_seed = 1;
+    else if (strcmp(key, "ranks") == 0)
+        r->ranks = atoll(value);
 }
 
 /* ---- the run ------------------------------------------------------------------------------------ */
@@ -104,6 +115,8 @@ typedef struct run {
     int quiet, tty;
     int epochs, max_steps, log_every, seed, num_classes;
     train_plan plan;        /* recorded in every checkpoint; read back on --resume */
+    train_dist dist;        /* the ranks of a data-parallel run (one without a launcher) */
+    int lead;               /* rank 0: prints, logs and saves */
 } run;
 
 static double now_s(void) {
@@ -113,11 +126,12 @@ static double now_s(void) {
 }
 
 static int save_checkpoint(run *r, int64_t epoch, int64_t position) {
-    char size[16], ep[32], pos[32], seed[32];
+    char size[16], ep[32], pos[32], seed[32], ranks[16];
     snprintf(size, sizeof size, "%d", r->lcfg.image_size ? r->lcfg.image_size : r->train.height);
     snprintf(ep, sizeof ep, "%lld", (long long)epoch);
     snprintf(pos, sizeof pos, "%lld", (long long)position);
     snprintf(seed, sizeof seed, "%d", r->seed);
+    snprintf(ranks, sizeof ranks, "%d", r->dist.size);
     /* the class names, one per line, for `resnet predict` */
     char names[65536] = "";
     size_t used = 0;
@@ -126,14 +140,14 @@ static int save_checkpoint(run *r, int64_t epoch, int64_t position) {
     const char *keys[] = {"image_size", "normalize", "dataset", "stem", "class_names"};
     const char *vals[] = {size, r->norm_text, args_str(r->t, "dataset"),
                           rn_model_stem(r->m) == RN_STEM_CIFAR ? "cifar" : "imagenet", names};
-    const char *okeys[3 + PLAN_MAX_META] = {"epoch", "position", "seed"};
-    const char *ovals[3 + PLAN_MAX_META] = {ep, pos, seed};
-    memcpy(okeys + 3, r->plan.keys, (size_t)r->plan.count * sizeof *okeys);
-    memcpy(ovals + 3, r->plan.values, (size_t)r->plan.count * sizeof *ovals);
+    const char *okeys[4 + PLAN_MAX_META] = {"epoch", "position", "seed", "ranks"};
+    const char *ovals[4 + PLAN_MAX_META] = {ep, pos, seed, ranks};
+    memcpy(okeys + 4, r->plan.keys, (size_t)r->plan.count * sizeof *okeys);
+    memcpy(ovals + 4, r->plan.values, (size_t)r->plan.count * sizeof *ovals);
     int nkeys = r->train.class_names && used < sizeof names ? 5 : 4;
     if (rn_model_save_meta(r->m, r->save, keys, vals, nkeys) != RN_OK ||
-        rn_trainer_save_state(r->tr, r->optim, okeys, ovals, 3 + r->plan.count) != RN_OK) {
-        cli_error("train", "%s", rn_last_error());
+        rn_trainer_save_state(r->tr, r->optim, okeys, ovals, 4 + r->plan.count) != RN_OK) {
+        cli_error(r->dist.what, "%s", rn_last_error());
         return 0;
     }
     return 1;
@@ -161,17 +175,18 @@ static void eval_progress(void *ctx, int64_t done, int64_t total) {
 static int train_loop(run *r, int64_t start_epoch, int64_t start_position) {
     int S = r->lcfg.image_size ? r->lcfg.image_size : r->train.height;
     int B = r->lcfg.batch_size, C = r->train.channels;
-    float *x = malloc((size_t)B * C * S * S * sizeof *x);
-    int32_t *labels = malloc((size_t)B * sizeof *labels);
+    int ranks = r->dist.size, local = B / ranks;   /* this rank's share of a batch */
+    float *x = malloc((size_t)local * C * S * S * sizeof *x);
+    int32_t *labels = malloc((size_t)local * sizeof *labels);
     if (!x || !labels) {
         free(x), free(labels);
-        cli_error("train", "out of memory for a batch of %d images of %dx%d", B, S, S);
+        cli_error(r->dist.what, "out of memory for a batch of %d images of %dx%d", local, S, S);
         return EXIT_RUNTIME;
     }
     int steps = rn_loader_steps(r->loader);
     rn_loader_state ls = {start_epoch, start_position};
     if (rn_loader_set_state(r->loader, &ls) != RN_OK) {
-        cli_error("train", "%s", rn_last_error());
+        cli_error(r->dist.what, "%s", rn_last_error());
         free(x), free(labels);
         return EXIT_RUNTIME;
     }
@@ -187,25 +202,26 @@ static int train_loop(run *r, int64_t start_epoch, int64_t start_position) {
         for (;;) {
             int n = 0;
             if (rn_loader_next(r->loader, x, labels, &n) != RN_OK) {
-                cli_error("train", "%s", rn_last_error());
+                cli_error(r->dist.what, "%s", rn_last_error());
                 status = EXIT_RUNTIME;
                 break;
             }
             if (n == 0)
                 break;
-            rn_step_result res;
+            rn_step_result res;   /* loss and correct over the global batch */
             if (rn_trainer_step(r->tr, x, labels, n, S, S, &res) != RN_OK) {
-                cli_error("train", "%s", rn_last_error());
+                cli_error(r->dist.what, "%s", rn_last_error());
                 status = EXIT_RUNTIME;
                 break;
             }
             if (!isfinite(res.loss)) {
-                cli_error("train", "the loss became %f at step %lld; lower the learning rate", res.loss,
+                cli_error(r->dist.what, "the loss became %f at step %lld; lower the learning rate", res.loss,
                           (long long)rn_trainer_steps(r->tr));
                 status = EXIT_RUNTIME;
                 break;
             }
             step++;
+            n *= ranks;           /* images of the global batch */
             seen += n, run_images += n;
             correct += res.correct;
             loss_sum += (double)res.loss * n;
@@ -214,7 +230,7 @@ static int train_loop(run *r, int64_t start_epoch, int64_t start_position) {
             progress_line(r, (int)epoch + 1, step, steps, loss_sum / seen, (double)correct / seen, ips,
                           (double)(steps - step) * B / ips);
             int64_t gstep = rn_trainer_steps(r->tr);
-            if (r->logf && r->log_every > 0 && gstep % r->log_every == 0) {
+            if (r->lead && r->logf && r->log_every > 0 && gstep % r->log_every == 0) {
                 fprintf(r->logf, "{\"step\": %lld, \"epoch\": %lld, \"loss\": %.6f, \"acc\": %.6f, \"lr\": %.8g}\n",
                         (long long)gstep, (long long)epoch + 1, res.loss, (double)res.correct / n, lr);
                 fflush(r->logf);
@@ -233,29 +249,36 @@ static int train_loop(run *r, int64_t start_epoch, int64_t start_position) {
                 fputc('\n', stderr);
             rn_loader_state now;
             rn_loader_get_state(r->loader, &now);
-            printf("stopped after %lld steps (--max-steps) in epoch %lld\n",
-                   (long long)rn_trainer_steps(r->tr), (long long)epoch + 1);
-            if (r->save[0] && save_checkpoint(r, now.epoch, now.position))
+            if (r->lead)
+                printf("stopped after %lld steps (--max-steps) in epoch %lld\n",
+                       (long long)rn_trainer_steps(r->tr), (long long)epoch + 1);
+            train_dist_sync_model(&r->dist);
+            if (r->save[0] && !save_checkpoint(r, now.epoch, now.position))
+                status = EXIT_RUNTIME;
+            else if (r->save[0])
                 printf("checkpoint: %s (+ %s)\n", r->save, r->optim);
             break;
         }
         rn_eval_result ev;
         rn_loader_config ecfg = r->lcfg;
         ecfg.batch_size = B;
-        if (rn_evaluate(r->m, &r->test, &ecfg, eval_progress, r, &ev) != RN_OK) {
-            cli_error("train", "evaluating: %s", rn_last_error());
+        train_dist_sync_model(&r->dist);
+        if (train_dist_evaluate(&r->dist, r->m, &r->test, &ecfg, eval_progress, r, &ev) != RN_OK) {
+            cli_error(r->dist.what, "evaluating: %s", rn_last_error());
             status = EXIT_RUNTIME;
             break;
         }
         if (!r->quiet && r->tty)
             fprintf(stderr, "\r%*s\r", 100, "");
         double test_acc = ev.count ? (double)ev.top1 / ev.count : 0.0;
-        printf("epoch %lld/%d  train loss %.4f  train acc %.4f  test loss %.4f  test acc %.4f  "
-               "%.1f s (%.0f img/s)\n",
-               (long long)epoch + 1, r->epochs, loss_sum / (seen ? seen : 1), (double)correct / (seen ? seen : 1),
-               ev.loss, test_acc, train_secs, seen / (train_secs > 0 ? train_secs : 1e-9));
+        if (r->lead)
+            printf("epoch %lld/%d  train loss %.4f  train acc %.4f  test loss %.4f  test acc %.4f  "
+                   "%.1f s (%.0f img/s)\n",
+                   (long long)epoch + 1, r->epochs, loss_sum / (seen ? seen : 1),
+                   (double)correct / (seen ? seen : 1), ev.loss, test_acc, train_secs,
+                   seen / (train_secs > 0 ? train_secs : 1e-9));
         fflush(stdout);
-        if (r->logf) {
+        if (r->lead && r->logf) {
             fprintf(r->logf,
                     "{\"epoch\": %lld, \"train_loss\": %.6f, \"train_acc\": %.6f, \"test_loss\": %.6f, "
                     "\"test_acc\": %.6f, \"test_top5\": %.6f, \"lr\": %.8g, \"seconds\": %.3f, "
@@ -265,13 +288,13 @@ static int train_loop(run *r, int64_t start_epoch, int64_t start_position) {
                     seen / (train_secs > 0 ? train_secs : 1e-9), (long long)rn_trainer_steps(r->tr));
             fflush(r->logf);
             if (r->svg[0] && rn_plot_svg(r->log, r->svg) != RN_OK)
-                cli_error("train", "warning: %s", rn_last_error());
+                cli_error(r->dist.what, "warning: %s", rn_last_error());
         }
         rn_eval_result_free(&ev);
         if (r->save[0] && !save_checkpoint(r, epoch + 1, 0))
             status = EXIT_RUNTIME;
     }
-    if (status == 0 && run_images)
+    if (status == 0 && run_images && r->lead)
         printf("trained on %lld images in %.1f s of training (%.0f img/s)\n", (long long)run_images, train_total,
                run_images / (train_total > 0 ? train_total : 1e-9));
     free(x), free(labels);
@@ -295,18 +318,18 @@ static int setup_model(run *r, const char *resume, resume_info *ri) {
     } else if (r->num_classes > 0) {
         int replaced = 0;
         st = rn_model_load_finetune(init, NULL, r->num_classes, (uint64_t)r->seed, &r->m, &replaced);
-        if (st == RN_OK && replaced)
+        if (st == RN_OK && replaced && r->lead)
             printf("fine-tuning: loaded %s except fc, freshly initialised for %d classes\n", init, r->num_classes);
     } else {
         st = rn_model_load(init, NULL, &r->m);
     }
     if (st != RN_OK) {
-        cli_error("train", "%s", rn_last_error());
+        cli_error(r->dist.what, "%s", rn_last_error());
         return 0;
     }
     /* fewer classes than the dataset names is allowed (a subset); a label outside stops training */
     if (rn_model_in_channels(r->m) != r->train.channels) {
-        cli_error("train", "the model takes %d input channels, the dataset has %d", rn_model_in_channels(r->m),
+        cli_error(r->dist.what, "the model takes %d input channels, the dataset has %d", rn_model_in_channels(r->m),
                   r->train.channels);
         return 0;
     }
@@ -333,18 +356,18 @@ static int setup_model(run *r, const char *resume, resume_info *ri) {
     cfg.steps_per_epoch = rn_loader_steps(r->loader);
     cfg.total_steps = cfg.steps_per_epoch * r->epochs;
     if (rn_trainer_create(r->m, &cfg, &r->tr) != RN_OK) {
-        cli_error("train", "%s", rn_last_error());
+        cli_error(r->dist.what, "%s", rn_last_error());
         return 0;
     }
     if (resume) {
         char optim[1024];
         sibling(optim, sizeof optim, resume, ".optim.safetensors");
         if (rn_trainer_load_state(r->tr, optim, on_meta, ri) != RN_OK) {
-            cli_error("train", "%s", rn_last_error());
+            cli_error(r->dist.what, "%s", rn_last_error());
             return 0;
         }
         if (!ri->found_epoch || !ri->found_position || !ri->found_seed) {
-            cli_error("train", "%s: no epoch/position/seed in the metadata", optim);
+            cli_error(r->dist.what, "%s: no epoch/position/seed in the metadata", optim);
             return 0;
         }
     }
@@ -357,24 +380,32 @@ int cmd_train(int argc, char **argv) {
     int pr = args_parse(&t, argc, argv);
     if (pr)
         return pr > 0 ? 0 : EXIT_USAGE;
+    if (!dist_init(NULL, NULL))
+        return EXIT_RUNTIME;
     run r = {.t = &t};
     const char *resume = strcmp(args_str(&t, "resume"), "none") ? args_str(&t, "resume") : NULL;
     resume_info ri = {0};
-    int status = EXIT_RUNTIME;
+    int status = EXIT_USAGE, agreed = 0; /* agreed: every rank fails alike, none need be stopped */
+    const char *data = NULL, *kind = NULL;
+    int folder = 0;
+    if (!train_dist_start(&r.dist, &t))
+        goto started;
+    r.lead = r.dist.rank == 0;
+    status = EXIT_RUNTIME;
     if (resume) {
         /* the checkpoint's plan, for every flag not given; its seed, which the data order follows */
         char optim[1024];
         sibling(optim, sizeof optim, resume, ".optim.safetensors");
         if (plan_read(&r.plan, optim) != RN_OK) {
-            cli_error("train", "%s", rn_last_error());
-            goto done;
+            cli_error(r.dist.what, "%s", rn_last_error());
+            goto started;
         }
         if (!r.plan.seed) {
-            cli_error("train", "%s: no seed in the metadata", optim);
-            goto done;
+            cli_error(r.dist.what, "%s: no seed in the metadata", optim);
+            goto started;
         }
         plan_apply(&r.plan, &t);
-        r.seed = atoi(r.plan.seed);
+        args_default_to(&t, "seed", r.plan.seed);
     }
     status = EXIT_USAGE;
     int threads, batch, size;
@@ -383,12 +414,17 @@ int cmd_train(int argc, char **argv) {
         !args_int(&t, "threads", 0, 1024, &threads) || !args_int(&t, "max-steps", 0, 2147483647, &r.max_steps) ||
         !args_int(&t, "log-every", 0, 2147483647, &r.log_every) ||
         !args_int(&t, "num-classes", 0, 1000000, &r.num_classes))
-        goto done;
+        goto started;
     if (!cli_number_ok(&t, "lr") || !cli_number_ok(&t, "momentum") || !cli_number_ok(&t, "weight-decay") ||
         !cli_number_ok(&t, "label-smoothing"))
-        goto done;
+        goto started;
+    if (batch % r.dist.size != 0) {
+        cli_error(r.dist.what, "--batch-size %d is the global batch: it must be a multiple of the %d ranks", batch,
+                  r.dist.size);
+        goto started;
+    }
     rn_set_threads(threads);
-    r.quiet = args_flag(&t, "quiet");
+    r.quiet = args_flag(&t, "quiet") || !r.lead;
     r.tty = isatty(2);
 
     /* data */
@@ -397,17 +433,19 @@ int cmd_train(int argc, char **argv) {
     r.lcfg.image_size = size;
     r.lcfg.shuffle = !args_flag(&t, "no-shuffle");
     r.lcfg.seed = (uint64_t)r.seed;
+    r.lcfg.shards = r.dist.size > 1 ? r.dist.size : 0;
+    r.lcfg.shard = r.dist.rank;
     if (cli_stem(&t) < 0)
-        goto done;
-    const char *data = args_str(&t, "data"), *kind = args_str(&t, "dataset");
-    int folder = strncmp(kind, "folder", 6) == 0;
+        goto started;
+    data = args_str(&t, "data"), kind = args_str(&t, "dataset");
+    folder = strncmp(kind, "folder", 6) == 0;
     if (!cli_parse_augment(&t, &r.lcfg, folder ? "crop+flip" : "none") ||
         !cli_parse_normalize(&t, &r.lcfg, r.norm_text, sizeof r.norm_text))
-        goto done;
+        goto started;
     status = EXIT_RUNTIME;
     if (rn_dataset_load(data, kind, 1, &r.train) != RN_OK || rn_dataset_load(data, kind, 0, &r.test) != RN_OK) {
-        cli_error("train", "%s", rn_last_error());
-        goto done;
+        cli_error(r.dist.what, "%s", rn_last_error());
+        goto started;
     }
     if (strcmp(args_str(&t, "normalize"), "auto") == 0 &&
         rn_dataset_default_normalize(&r.train, r.lcfg.mean, r.lcfg.std)) {
@@ -415,61 +453,85 @@ int cmd_train(int argc, char **argv) {
         cli_format_normalize(&r.lcfg, r.train.channels, r.norm_text, sizeof r.norm_text);
     }
     if (r.lcfg.normalize && r.train.channels > 4) {
-        cli_error("train", "--normalize supports up to 4 channels");
-        goto done;
+        cli_error(r.dist.what, "--normalize supports up to 4 channels");
+        goto started;
     }
     if (rn_loader_create(&r.train, &r.lcfg, &r.loader) != RN_OK) {
-        cli_error("train", "%s", rn_last_error());
-        goto done;
+        cli_error(r.dist.what, "%s", rn_last_error());
+        goto started;
     }
     plan_record(&r.plan, &t, rn_loader_steps(r.loader));
 
     if (!setup_model(&r, resume, &ri))
+        goto started;
+    status = 0;
+started:
+    /* every rank here, set up or not: none starts unless all can, and all agree */
+    int same = train_dist_check(&r.dist, status == 0, &t, &r.train, &r.test, r.m, r.tr ? rn_trainer_steps(r.tr) : 0);
+    if (same != 1) {
+        status = status ? status : same == 0 ? EXIT_USAGE : EXIT_RUNTIME, agreed = 1;
+        goto done;
+    }
+    if (!train_dist_attach(&r.dist, &t, r.m, r.tr))
         goto done;
 
-    /* outputs */
+    /* outputs, rank 0's */
     const char *save = args_str(&t, "save");
-    if (strcmp(save, "none") != 0) {
+    if (strcmp(save, "none") != 0 && r.lead) {
         snprintf(r.save, sizeof r.save, "%s", save);
         sibling(r.optim, sizeof r.optim, save, ".optim.safetensors");
     }
     const char *log = args_str(&t, "log");
     if (strcmp(log, "auto") == 0 && r.save[0])
         sibling(r.log, sizeof r.log, r.save, ".log.jsonl");
-    else if (strcmp(log, "auto") != 0 && strcmp(log, "none") != 0)
+    else if (strcmp(log, "auto") != 0 && strcmp(log, "none") != 0 && r.lead)
         snprintf(r.log, sizeof r.log, "%s", log);
     if ((r.save[0] && cli_make_output_dirs("train", r.save) != RN_OK) ||
         (r.log[0] && cli_make_output_dirs("train", r.log) != RN_OK)) {
-        cli_error("train", "%s", rn_last_error());
+        cli_error(r.dist.what, "%s", rn_last_error());
         goto done;
     }
     if (r.log[0]) {
         sibling(r.svg, sizeof r.svg, r.log[0] && r.save[0] ? r.save : r.log, ".svg");
         r.logf = fopen(r.log, resume ? "a" : "w");
         if (!r.logf) {
-            cli_error("train", "cannot write the log %s: %s", r.log, strerror(errno));
+            cli_error(r.dist.what, "cannot write the log %s: %s", r.log, strerror(errno));
             goto done;
         }
         run_facts facts = {r.m, &r.train, &r.test, kind, data, r.norm_text, resume,
                            size ? size : r.train.height, batch, rn_loader_steps(r.loader), r.epochs, r.seed};
         if (!cli_write_run_record(r.logf, &t, argc, argv, &facts))
-            cli_error("train", "warning: could not write the run record to %s", r.log);
+            cli_error(r.dist.what, "warning: could not write the run record to %s", r.log);
     }
 
-    printf("training %s (%lld parameters) on %s: %d training / %d test images of %dx%dx%d, "
-           "batch %d, %d steps per epoch, %d threads\n",
-           rn_model_arch(r.m), (long long)rn_model_param_count(r.m), kind, r.train.count, r.test.count,
-           r.train.channels, size ? size : r.train.height, size ? size : r.train.width, batch,
-           rn_loader_steps(r.loader), rn_get_threads());
-    if (resume) {
+    if (r.lead) {
+        printf("training %s (%lld parameters) on %s: %d training / %d test images of %dx%dx%d, "
+               "batch %d, %d steps per epoch, %d threads\n",
+               rn_model_arch(r.m), (long long)rn_model_param_count(r.m), kind, r.train.count, r.test.count,
+               r.train.channels, size ? size : r.train.height, size ? size : r.train.width, batch,
+               rn_loader_steps(r.loader), rn_get_threads());
+        if (r.dist.size > 1)
+            printf("data parallel over %d ranks (%s): %d images of each batch and %d threads per rank; "
+                   "BatchNorm over %s; %s reduction\n",
+                   r.dist.size, dist_library(), batch / r.dist.size, rn_get_threads(),
+                   r.dist.sync_bn ? "the global batch (--sync-bn)" : "each rank's share, running statistics rank 0's",
+                   args_flag(&t, "deterministic") ? "fixed-order (--deterministic)" : "MPI all-reduce");
+    }
+    if (resume && r.lead) {
         char optim[1024];
         sibling(optim, sizeof optim, resume, ".optim.safetensors");
         printf("resuming from %s: epoch %lld, %lld images into it, step %lld\n", resume, (long long)ri.epoch + 1,
                (long long)ri.position, (long long)rn_trainer_steps(r.tr));
+        if (ri.ranks > 0 && ri.ranks != r.dist.size)
+            printf("the checkpoint was written by a run on %lld rank%s, this one has %d: the global batch, the "
+                   "data order and the steps stay the same\n", (long long)ri.ranks, ri.ranks == 1 ? "" : "s",
+                   r.dist.size);
         plan_report(&r.plan, &t, optim, rn_trainer_steps(r.tr), ri.epoch);
     }
     fflush(stdout);
     status = train_loop(&r, resume ? ri.epoch : 0, resume ? ri.position : 0);
+    if (status == 0 && r.lead)
+        train_dist_summary(&r.dist, stdout);
     if (status == 0 && r.save[0])
         printf("checkpoint: %s\noptimizer state: %s\n", r.save, r.optim);
     if (status == 0 && r.log[0])
@@ -477,7 +539,9 @@ int cmd_train(int argc, char **argv) {
     if (status == 0 && r.save[0] && !args_flag(&t, "no-report")) {
         char dir[1100];
         cli_report_dir(r.save, dir, sizeof dir);
-        cli_report_args a = {.command = "train", .model = r.m, .ds = &r.test, .loader = &r.lcfg,
+        rn_loader_config rcfg = r.lcfg;
+        rcfg.shards = rcfg.shard = 0;
+        cli_report_args a = {.command = "train", .model = r.m, .ds = &r.test, .loader = &rcfg,
                              .weights = r.save, .log = r.log[0] ? r.log : NULL, .output_dir = dir,
                              .data_dir = data, .dataset_kind = kind, .split = folder ? "val" : "test",
                              .png = 1, .quiet = r.quiet};
@@ -493,5 +557,9 @@ done:
     rn_dataset_free(&r.train);
     rn_dataset_free(&r.test);
     plan_free(&r.plan);
+    train_dist_free(&r.dist);
+    if (status != 0 && dist_size() > 1 && !agreed)
+        dist_abort(status); /* the other ranks may be waiting for this one */
+    dist_finalize();
     return status;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "dist.h"
 #include "resnet.h"
 
 const cli_command CLI_COMMANDS[] = {
@@ -56,6 +57,8 @@ int main(int argc, char **argv) {
     }
     if (strcmp(argv[1], "--version") == 0) {
         printf("resnet %s\n", RN_VERSION);
+        if (dist_library())
+            printf("data-parallel training over MPI (mpirun -np N resnet train ...): %s\n", dist_library());
         return 0;
     }
     /* RN_ISA naming kernels this CPU lacks is an error for every command */

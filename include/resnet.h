@@ -316,6 +316,37 @@ RN_API int64_t rn_trainer_steps(const rn_trainer *t);
 typedef void (*rn_grad_hook)(void *ctx, float *grads, size_t offset, size_t count);
 RN_API rn_status rn_trainer_set_grad_hook(rn_trainer *t, rn_grad_hook fn, void *ctx);
 
+/* For data-parallel training, the point between the gradients and the
+ * update: fn is called once per step, after backward (and the gradient
+ * hook's last call) and before anything is updated, with the gradient block
+ * grads[0 .. count) and this process's mean loss and correct images of the
+ * batch. fn must leave the gradients final (wait for the reductions the
+ * gradient hook started) and may replace *loss and *correct by their values
+ * over all processes: the step reports those, and skips the update when
+ * that loss (or a gradient) is not finite, so all processes skip together.
+ * fn cannot fail the step: a failure is fn's to handle (an MPI process
+ * group aborts). NULL removes the hook. */
+typedef void (*rn_update_hook)(void *ctx, float *grads, size_t count, float *loss, int *correct);
+RN_API rn_status rn_trainer_set_update_hook(rn_trainer *t, rn_update_hook fn, void *ctx);
+
+/* Synchronised BatchNorm for data-parallel training (PyTorch's
+ * SyncBatchNorm): with fn set, every BatchNorm of a training step calls
+ * fn(ctx, v, len) once in forward and once in backward, in the same order
+ * in every process, and fn must replace v[0 .. len) by its elementwise sum
+ * over all processes:
+ *   forward,  len = 2C + 1: v = [sum x (C channels), sum x^2 (C), values per channel]
+ *   backward, len = 2C:     v = [sum dy (C), sum dy * xhat (C)]
+ * (C: the layer's channels; x its input, dy the gradient of its output,
+ * xhat the normalised input, sums over this process's batch). BatchNorm
+ * then normalises with the global mean and biased variance, running_var
+ * moves by the unbiased global variance, and backward differentiates
+ * through the global statistics; the BatchNorm weight and bias gradients
+ * stay this process's own (the gradient hook averages them as any other).
+ * NULL removes the hook: each process normalises by its own batch. Without
+ * effect with freeze_backbone (BatchNorm is in eval mode). */
+typedef void (*rn_bn_sync_hook)(void *ctx, double *v, size_t len);
+RN_API rn_status rn_trainer_set_bn_sync(rn_trainer *t, rn_bn_sync_hook fn, void *ctx);
+
 /* Bytes the trainer holds: gradients, optimizer state, training arena. */
 RN_API size_t rn_trainer_bytes(const rn_trainer *t);
 
@@ -413,6 +444,9 @@ typedef struct rn_loader_config {
     float crop_scale[2];       /* image folders: RandomResizedCrop's area range;
                                 * {0, 0}: {0.08, 1} */
     float crop_ratio[2];       /* its aspect-ratio range; {0, 0}: {3/4, 4/3} */
+    int shards, shard;         /* data parallel: with shards > 1 this loader hands out
+                                * only share `shard` of every batch (see below); 0, 0:
+                                * the whole batch */
 } rn_loader_config;
 
 /* Fills *cfg with the defaults: batch_size 64, every option off (the
@@ -452,6 +486,19 @@ typedef struct rn_loader_state {
  * lowest-numbered such image of the batch); the loader stays where it was,
  * so calling again retries that batch.
  *
+ * Data parallel (shards = S > 1, one loader per process, PyTorch's
+ * DistributedSampler with a DataLoader of batch_size / S): every process
+ * draws the same order; batch_size stays the global batch, which must be a
+ * multiple of S, and the step that takes the images at positions
+ * [p, p + w) of the epoch's order hands process `shard` the positions
+ * p + shard, p + shard + S, ... - w / S images (rounded up). A last window
+ * whose size is not a multiple of S is padded, as DistributedSampler pads,
+ * with the first positions of the order (every process gets as many
+ * images; a few are seen twice in that step). Positions, the state and the
+ * augmentation draws are the global ones, so the images of a step are
+ * those of the unsharded loader, whatever S, and a state saved with one S
+ * restores with another.
+ *
  * ds must outlive the loader. */
 RN_API rn_status rn_loader_create(const rn_dataset *ds, const rn_loader_config *cfg, rn_loader **out);
 
@@ -466,7 +513,8 @@ RN_API int rn_loader_steps(const rn_loader *l);
 RN_API void rn_loader_shape(const rn_loader *l, int *channels, int *height, int *width);
 
 /* Fills x: (batch_size, channels, S, S) float32 and labels (batch_size) with
- * the next batch and stores its size in *n; *n == 0 marks the end of an epoch
+ * the next batch (sharded: batch_size / shards images, this process's share)
+ * and stores its size in *n; *n == 0 marks the end of an epoch
  * (the next call starts the next one). On failure (only image folders can
  * fail) *n is 0 and the position does not move. */
 RN_API rn_status rn_loader_next(rn_loader *l, float *x, int32_t *labels, int *n);

@@ -603,6 +603,89 @@ static void test_loader_determinism(void) {
     rn_dataset_free(&ds);
 }
 
+/* Data parallel: S loaders with shards = S hand out, between them, each
+ * step's images of the unsharded loader - shard s its positions s, s + S,
+ * ... of the window, bitwise, augmentation included - the last window
+ * padded with the epoch's first images; the state is the unsharded one. */
+static void test_loader_shards(void) {
+    rn_dataset ds = make_synth(45, 3, 8, 8);
+    enum { B = 12, PER = 3 * 64, STEPS = 4 };   /* windows 12, 12, 12, 9 */
+    for (int aug = 0; aug <= 1; aug++) {
+        rn_loader_config cfg = base_config(B);
+        cfg.shuffle = 1;
+        cfg.flip = aug;
+        cfg.crop_padding = aug ? 2 : 0;
+        rn_loader *whole;
+        rn_loader_create(&ds, &cfg, &whole);
+        float *ref = calloc((size_t)STEPS * B * PER, 4);
+        int32_t rl[STEPS * B];
+        int rn[STEPS];
+        collect(whole, STEPS, (size_t)B * PER, B, ref, rl, rn, 0);
+        for (int S = 2; S <= 4; S++) {
+            int same = 1, padded_ok = 1, states_ok = 1;
+            for (int sh = 0; sh < S; sh++) {
+                rn_loader_config c = cfg;
+                c.shards = S, c.shard = sh;
+                rn_loader *l = NULL;
+                CHECK(rn_loader_create(&ds, &c, &l) == RN_OK, "shards %d: %s", S, rn_last_error());
+                if (!l)
+                    continue;
+                CHECK(rn_loader_steps(l) == STEPS, "shards %d: %d steps", S, rn_loader_steps(l));
+                float x[B * PER];
+                int32_t lab[B];
+                for (int k = 0; k < STEPS; k++) {
+                    int n = -1, window = rn[k];
+                    rn_loader_next(l, x, lab, &n);
+                    same &= n == (window + S - 1) / S;
+                    for (int b = 0; b < n; b++) {
+                        int at = sh + S * b;
+                        if (at < window) {
+                            same &= memcmp(x + b * PER, ref + ((size_t)k * B + at) * PER, PER * 4) == 0 &&
+                                    lab[b] == rl[k * B + at];
+                        } else if (!aug) {
+                            /* padding: the epoch's first images again */
+                            int first = at - window;
+                            padded_ok &= decode_index(x + b * PER) == decode_index(ref + (size_t)first * PER);
+                        }
+                    }
+                    rn_loader_state st;
+                    rn_loader_get_state(l, &st);
+                    states_ok &= st.position == (k + 1 < STEPS ? (k + 1) * B : 45);
+                }
+                rn_loader_free(l);
+            }
+            CHECK(same, "%d shards (augment %d): each shard's images are its share of the unsharded batch", S,
+                  aug);
+            CHECK(padded_ok, "%d shards: the last window is padded with the epoch's first images", S);
+            CHECK(states_ok, "%d shards: the state is the unsharded loader's", S);
+        }
+        /* a state saved unsharded restores sharded */
+        rn_loader_config c = cfg;
+        c.shards = 3, c.shard = 1;
+        rn_loader *l;
+        rn_loader_create(&ds, &c, &l);
+        rn_loader_state st = {0, 24};
+        rn_loader_set_state(l, &st);
+        float x[B * PER];
+        int32_t lab[B];
+        int n = 0;
+        rn_loader_next(l, x, lab, &n);
+        CHECK(n == B / 3 && memcmp(x, ref + ((size_t)2 * B + 1) * PER, PER * 4) == 0,
+              "restored sharded loader continues with its share of step 3");
+        rn_loader_free(l);
+        rn_loader_free(whole);
+        free(ref);
+    }
+    rn_loader_config c = base_config(10);
+    c.shards = 4;
+    rn_loader *l = NULL;
+    CHECK(rn_loader_create(&ds, &c, &l) == RN_ERR_ARG && !l && strstr(rn_last_error(), "multiple"),
+          "a batch that is not a multiple of the shards is refused: %s", rn_last_error());
+    c.shards = 2, c.shard = 2;
+    CHECK(rn_loader_create(&ds, &c, &l) == RN_ERR_ARG && !l, "shard index out of range refused");
+    rn_dataset_free(&ds);
+}
+
 /* Whether out (c, h, w) is src cropped at (oy, ox) from its zero padding
  * by pad, then mirrored when flip, scaled to [0, 1]. */
 static int is_transform(const float *out, const uint8_t *src, int c, int h, int w, int pad,
@@ -762,6 +845,7 @@ int main(int argc, char **argv) {
     test_loader_augment();
     test_loader_normalize_resize();
     test_loader_subset();
+    test_loader_shards();
 
     check_tmpdir_remove(tmpdir);
     return check_done("test_data");

@@ -6,7 +6,9 @@
 #          /usr/bin/python3 (the PyTorch parity tests); chromium and a font (fonts-dejavu-core) to
 #          render the training report headless (tests/report.sh); python3-onnx (the ONNX checker),
 #          node + npm and, from the npm registry, onnxruntime-node into tools/node_modules (ONNX
-#          Runtime for tools/onnx_check.py); groff, man-db, pkgconf and binutils (tests/install.sh)
+#          Runtime for tools/onnx_check.py); groff, man-db, pkgconf and binutils (tests/install.sh);
+#          Debian's OpenMPI (libopenmpi-dev for mpicc, openmpi-bin for mpirun) for the
+#          data-parallel build and tests/mpi.sh
 set -eu
 
 missing=()
@@ -51,6 +53,10 @@ install_ort() {
         exit 1
     fi
 }
+
+# data-parallel training: mpicc builds the MPI-enabled resnet, mpirun runs tests/mpi.sh
+command -v mpicc >/dev/null 2>&1 || missing+=(libopenmpi-dev)
+command -v mpirun >/dev/null 2>&1 || missing+=(openmpi-bin)
 
 if [ ${#missing[@]} -eq 0 ]; then
     install_ort

@@ -48,6 +48,8 @@ struct rn_loader {
     int c, h, w;                /* output image shape */
     int steps;                  /* batches per epoch */
     int end;                    /* images per epoch (fewer with drop_last) */
+    int shards, shard;          /* 1, 0 unless sharded */
+    int cap;                    /* images of one handed-out batch: batch_size / shards */
     float table[4][256];        /* u8 -> scaled, normalised float per channel */
     int files;                  /* the dataset is a list of image files */
     rn_preprocess_config pp;    /* files: the transform */
@@ -57,8 +59,8 @@ struct rn_loader {
     uint8_t *resized;           /* (h, w) one resized plane */
     int32_t *perm;              /* (count) order of perm_epoch */
     int64_t perm_epoch;         /* -1: none yet */
-    float *x;                   /* (batch_size, c, h, w) */
-    int32_t *labels;            /* (batch_size) */
+    float *x;                   /* (cap, c, h, w) */
+    int32_t *labels;            /* (cap) */
     int err_b;                  /* files: lowest failing image of the batch, or n */
     rn_status err_status;
     char err_msg[LOADER_MSG_CAP];
@@ -70,7 +72,7 @@ struct rn_loader {
     int shutdown;
     job_state job;
     int64_t job_epoch, job_pos;
-    int job_n;
+    int job_n, job_advance;     /* images handed out, positions of the order consumed */
     rn_status job_status;       /* JOB_DONE: RN_OK or the failure in job_msg */
     char job_msg[LOADER_MSG_CAP];
 
@@ -114,6 +116,18 @@ static void make_order(rn_loader *l, int64_t epoch) {
 /* ---------------------------------------------------------------------------
  * One image
  * ------------------------------------------------------------------------- */
+
+/* The position of the order that image b of the batch at `pos` is: this
+ * shard's b-th of the window. */
+static int64_t batch_pos(const rn_loader *l, int64_t pos, int b) {
+    return pos + l->shard + (int64_t)l->shards * b;
+}
+
+/* The dataset image at position p; past the end, the padding repeats the
+ * order from its start (as DistributedSampler pads). */
+static int index_at(const rn_loader *l, int64_t p) {
+    return l->perm[p < l->end ? p : p - l->end];
+}
 
 /* The generator for the augmentation of the image at (epoch, pos). */
 static rn_rng augment_rng(const rn_loader *l, int64_t epoch, int64_t pos) {
@@ -211,8 +225,8 @@ static rn_status make_file_batch(rn_loader *l, int64_t epoch, int64_t pos, int n
         first = l->err_b;
         if (b > first)
             continue;
-        rn_status st = make_file_image(l, l->perm[pos + b], epoch, pos + b,
-                                       l->x + (size_t)b * per_image);
+        int64_t p = batch_pos(l, pos, b);
+        rn_status st = make_file_image(l, index_at(l, p), epoch, p, l->x + (size_t)b * per_image);
         if (st != RN_OK) {
 /* unnamed: a named critical section is a global symbol libresnet.so would export */
 #pragma omp critical
@@ -229,21 +243,25 @@ static rn_status make_file_batch(rn_loader *l, int64_t epoch, int64_t pos, int n
     return l->err_status;
 }
 
-/* Fills l->x and l->labels with the batch at (epoch, pos) and its size *n;
- * on failure the message is in l->err_msg. */
-static rn_status make_batch(rn_loader *l, int64_t epoch, int64_t pos, int *n_out) {
+/* Fills l->x and l->labels with the batch at (epoch, pos), its size *n_out
+ * and the positions it consumes *advance; on failure the message is in
+ * l->err_msg. */
+static rn_status make_batch(rn_loader *l, int64_t epoch, int64_t pos, int *n_out, int *advance) {
     if (l->perm_epoch != epoch)
         make_order(l, epoch);
     int64_t left = l->end - pos;
-    int n = left < l->cfg.batch_size ? (int)left : l->cfg.batch_size;
+    int window = left < l->cfg.batch_size ? (int)left : l->cfg.batch_size;
+    int n = (window + l->shards - 1) / l->shards;
     size_t per_image = (size_t)l->c * l->h * l->w;
     *n_out = n;
+    *advance = window;
     if (l->files)
         RN_TRY(make_file_batch(l, epoch, pos, n));
     for (int b = 0; b < n; b++) {
-        int index = l->perm[pos + b];
+        int64_t p = batch_pos(l, pos, b);
+        int index = index_at(l, p);
         if (!l->files)
-            make_image(l, index, epoch, pos + b, l->x + (size_t)b * per_image);
+            make_image(l, index, epoch, p, l->x + (size_t)b * per_image);
         l->labels[b] = l->ds->labels[index];
     }
     return RN_OK;
@@ -259,10 +277,11 @@ static void *worker_main(void *arg) {
             break;
         int64_t epoch = l->job_epoch, pos = l->job_pos;
         pthread_mutex_unlock(&l->mu);
-        int n = 0;
-        rn_status st = make_batch(l, epoch, pos, &n);
+        int n = 0, advance = 0;
+        rn_status st = make_batch(l, epoch, pos, &n, &advance);
         pthread_mutex_lock(&l->mu);
         l->job_n = n;
+        l->job_advance = advance;
         l->job_status = st;
         if (st != RN_OK)
             memcpy(l->job_msg, l->err_msg, sizeof l->job_msg);
@@ -319,6 +338,13 @@ static rn_status check_config(const rn_dataset *ds, const rn_loader_config *cfg)
     if (cfg->crop_padding < 0 || cfg->crop_padding > LOADER_MAX_PADDING)
         return rn_fail(RN_ERR_ARG, "loader: crop padding %d is not in 0..%d", cfg->crop_padding,
                        LOADER_MAX_PADDING);
+    if (cfg->shards > 1 && (cfg->shard < 0 || cfg->shard >= cfg->shards))
+        return rn_fail(RN_ERR_ARG, "loader: shard %d of %d", cfg->shard, cfg->shards);
+    if (cfg->shards > 1 && cfg->batch_size % cfg->shards != 0)
+        return rn_fail(RN_ERR_ARG, "loader: the batch size %d is not a multiple of the %d shards",
+                       cfg->batch_size, cfg->shards);
+    if (cfg->shards > 1 && cfg->shards > ds->count)
+        return rn_fail(RN_ERR_ARG, "loader: %d shards of %d images", cfg->shards, ds->count);
     if (cfg->drop_last && ds->count < cfg->batch_size)
         return rn_fail(RN_ERR_ARG, "loader: drop_last with %d images and batch size %d leaves "
                        "no batch", ds->count, cfg->batch_size);
@@ -400,6 +426,9 @@ rn_status rn_loader_create(const rn_dataset *ds, const rn_loader_config *cfg, rn
     l->steps = cfg->drop_last ? ds->count / cfg->batch_size
                               : (ds->count + cfg->batch_size - 1) / cfg->batch_size;
     l->end = cfg->drop_last ? l->steps * cfg->batch_size : ds->count;
+    l->shards = cfg->shards > 1 ? cfg->shards : 1;
+    l->shard = cfg->shards > 1 ? cfg->shard : 0;
+    l->cap = cfg->batch_size / l->shards;
     l->perm_epoch = -1;
     l->files = ds->storage == RN_DATASET_FILES;
     make_tables(l);
@@ -413,13 +442,13 @@ rn_status rn_loader_create(const rn_dataset *ds, const rn_loader_config *cfg, rn
         if (st == RN_OK && !(l->resized = malloc(plane)))
             st = rn_fail(RN_ERR_NOMEM, "loader: out of memory");
     }
-    if (st == RN_OK && (!rn_size_mul(plane, (size_t)l->c * cfg->batch_size, &floats) ||
+    if (st == RN_OK && (!rn_size_mul(plane, (size_t)l->c * l->cap, &floats) ||
                         !rn_size_mul(floats, sizeof(float), &floats) ||
                         !(l->x = rn_alloc(floats)) ||
-                        !(l->labels = malloc((size_t)cfg->batch_size * sizeof *l->labels)) ||
+                        !(l->labels = malloc((size_t)l->cap * sizeof *l->labels)) ||
                         !(l->perm = malloc((size_t)ds->count * sizeof *l->perm))))
         st = rn_fail(RN_ERR_NOMEM, "loader: out of memory for a batch of %d x %dx%dx%d",
-                     cfg->batch_size, l->c, l->h, l->w);
+                     l->cap, l->c, l->h, l->w);
     int sync_ready = 0;
     if (st == RN_OK) {
         if (pthread_mutex_init(&l->mu, NULL) != 0 || pthread_cond_init(&l->cv, NULL) != 0)
@@ -498,7 +527,7 @@ rn_status rn_loader_next(rn_loader *l, float *x, int32_t *labels, int *n) {
     int got = l->job_n;
     memcpy(x, l->x, (size_t)got * l->c * l->h * l->w * sizeof(float));
     memcpy(labels, l->labels, (size_t)got * sizeof *labels);
-    l->position += got;
+    l->position += l->job_advance;
     if (l->position < l->end)
         submit(l, l->epoch, l->position);
     else

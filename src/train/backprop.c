@@ -15,6 +15,11 @@
  *   the batch statistics of every BatchNorm (kept for the running update),
  *   the logits, their gradient, the labels and the conv workspace.
  * Every trainable tensor's gradient is written (not accumulated) once.
+ *
+ * With a BatchNorm hook (rn_backprop_set_bn_sync) the batch statistics are
+ * those of the batch of every process together: each BatchNorm hands its
+ * per-channel sums to the hook in forward and in backward
+ * (ops/batchnorm_sync.h), and stat_n is the images of that whole batch.
  */
 #include "train/backprop.h"
 
@@ -26,6 +31,7 @@
 #include "core/status.h"
 #include "engine/arena.h"
 #include "model/graph.h"
+#include "ops/batchnorm_sync.h"
 #include "ops/conv2d.h"
 #include "ops/conv_algo.h"
 #include "ops/ops.h"
@@ -53,6 +59,11 @@ struct rn_backprop {
     int *node_tensors;          /* 4 per node: tensor indices or -1 */
     unsigned char *done;
     int frontier;               /* tensors [frontier, n_tensors) are final */
+    /* synchronised BatchNorm: the hook, its sums (2 * max_channels + 1) */
+    rn_bn_sync_hook bn_sync;
+    void *bn_ctx;
+    double *bn_v;
+    double stat_n;              /* images the batch statistics are over */
 };
 
 /* ---- creation and planning --------------------------------------------------------------- */
@@ -93,6 +104,8 @@ static void free_plan(rn_backprop *bp) {
     free(bp->act), free(bp->grad), free(bp->z), free(bp->mean), free(bp->var), free(bp->gz);
     free(bp->shares), free(bp->written), free(bp->node_tensors), free(bp->done);
     free(bp->algo), free(bp->prep);
+    free(bp->bn_v);
+    bp->bn_v = NULL;
     bp->sc = NULL;
     bp->arena = NULL;
     bp->act = bp->grad = bp->z = bp->mean = bp->var = bp->gz = NULL;
@@ -112,6 +125,11 @@ void rn_backprop_free(rn_backprop *bp) {
 size_t rn_backprop_bytes(const rn_backprop *bp) { return bp ? bp->arena_floats * sizeof(float) : 0; }
 
 const float *rn_backprop_logits(const rn_backprop *bp) { return bp->logits; }
+
+void rn_backprop_set_bn_sync(rn_backprop *bp, rn_bn_sync_hook fn, void *ctx) {
+    bp->bn_sync = fn;
+    bp->bn_ctx = ctx;
+}
 
 /* The index of the tensor whose data is p, or -1. */
 static int tensor_at(const rn_model *m, const float *p) {
@@ -235,6 +253,8 @@ static rn_status plan_for(rn_backprop *bp, int n, int h, int w) {
     b[extra + 5] = (rn_arena_buf){(size_t)chans, -1, 2 * N + 1, 0};    /* shift */
     b[extra + 6] = (rn_arena_buf){(size_t)chans, -1, 2 * N + 1, 0};    /* invstd */
     rn_status st = rn_arena_plan(b, nb, &bp->arena_floats);
+    if (st == RN_OK && !(bp->bn_v = malloc((2 * (size_t)chans + 1) * sizeof *bp->bn_v)))
+        st = rn_fail(RN_ERR_NOMEM, "out of memory planning a training step");
     size_t bytes;
     if (st == RN_OK && (!rn_size_mul(bp->arena_floats, sizeof(float), &bytes) ||
                         !(bp->arena = rn_alloc(bytes))))
@@ -303,7 +323,14 @@ static void conv_forward(rn_backprop *bp, int i, int n) {
     }
     const size_t M = (size_t)n * cs.ho * cs.wo;
     conv_run(bp, i, &cs, x, NULL, 0, bp->z[i]);
-    batchnorm_stats(bp->z[i], u->cout, M, bp->mean[i], bp->var[i]);
+    if (bp->bn_sync) {
+        batchnorm_sync_sums(bp->z[i], u->cout, M, bp->bn_v);
+        bp->bn_sync(bp->bn_ctx, bp->bn_v, 2 * (size_t)u->cout + 1);
+        batchnorm_sync_stats(bp->bn_v, u->cout, bp->mean[i], bp->var[i]);
+        bp->stat_n = bp->bn_v[2 * u->cout] / ((double)cs.ho * cs.wo);
+    } else {
+        batchnorm_stats(bp->z[i], u->cout, M, bp->mean[i], bp->var[i]);
+    }
     batchnorm_scale_shift(u->cout, u->bn_weight, u->bn_bias, bp->mean[i], bp->var[i], RN_BN_EPS,
                           bp->scale, bp->shift);
     batchnorm_apply(bp->z[i], u->cout, M, bp->scale, bp->shift, res, nd->relu, y);
@@ -322,6 +349,7 @@ rn_status rn_backprop_forward(rn_backprop *bp, const float *x, const int32_t *la
                            (int)labels[i], i, m->num_classes - 1);
     RN_TRY(plan_for(bp, n, h, w));
     bp->n = n;
+    bp->stat_n = n;
     const rn_graph *sc = bp->sc;
     memcpy(bp->labels, labels, (size_t)n * sizeof *labels);
     layout_nchw_to_cnhw(x, n, m->in_channels, (size_t)h * (size_t)w, bp->act[0]);
@@ -359,7 +387,7 @@ void rn_backprop_update_bn(const rn_backprop *bp, rn_model *m) {
         if (nd->op != RN_NODE_CONV || !nd->unit->has_bn)
             continue;
         rn_unit *u = (rn_unit *)nd->unit; /* m's own unit */
-        const size_t M = (size_t)bp->n * sc->values[nd->out].h * sc->values[nd->out].w;
+        const double M = bp->stat_n * sc->values[nd->out].h * sc->values[nd->out].w;
         const float unbias = M > 1 ? (float)M / (float)(M - 1) : 1.0f;
         for (int c = 0; c < u->cout; c++) {
             u->bn_mean[c] = (1.0f - RN_BN_MOMENTUM) * u->bn_mean[c] + RN_BN_MOMENTUM * bp->mean[i][c];
@@ -420,8 +448,16 @@ static void conv_backward(rn_backprop *bp, int i, float *grads, int *written) {
         float *dst = bp->gz[i] ? bp->gz[i] : g;
         for (int c = 0; c < u->cout; c++)
             bp->invstd[c] = 1.0f / sqrtf(bp->var[i][c] + RN_BN_EPS);
-        batchnorm_backward(bp->z[i], g, u->cout, M, u->bn_weight, bp->mean[i], bp->invstd, dst,
-                           GRAD_OF(u->bn_weight), GRAD_OF(u->bn_bias));
+        if (bp->bn_sync) {
+            batchnorm_sync_grad_sums(bp->z[i], g, u->cout, M, bp->mean[i], bp->invstd, bp->bn_v,
+                                     GRAD_OF(u->bn_weight), GRAD_OF(u->bn_bias));
+            bp->bn_sync(bp->bn_ctx, bp->bn_v, 2 * (size_t)u->cout);
+            batchnorm_sync_backward(bp->z[i], g, u->cout, M, bp->stat_n * cs.ho * cs.wo, u->bn_weight,
+                                    bp->mean[i], bp->invstd, bp->bn_v, dst);
+        } else {
+            batchnorm_backward(bp->z[i], g, u->cout, M, u->bn_weight, bp->mean[i], bp->invstd, dst,
+                               GRAD_OF(u->bn_weight), GRAD_OF(u->bn_bias));
+        }
         dz = dst;
     }
     conv2d_backward_weight(bp->k, &cs, bp->act[nd->in], dz, GRAD_OF(u->w),

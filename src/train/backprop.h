@@ -53,8 +53,16 @@ rn_status rn_backprop_forward(rn_backprop *bp, const float *x, const int32_t *la
  * describes. */
 rn_status rn_backprop_backward(rn_backprop *bp, float *grads, rn_grad_hook ready, void *ctx);
 
+/* Synchronised BatchNorm (rn_trainer_set_bn_sync): from the next forward
+ * pass on, every BatchNorm hands its sums to fn and normalises with the
+ * statistics of the batches of all processes together (see
+ * ops/batchnorm_sync.h); fn NULL: this batch's own statistics. */
+void rn_backprop_set_bn_sync(rn_backprop *bp, rn_bn_sync_hook fn, void *ctx);
+
 /* Moves m's BatchNorm running statistics by the last forward's batch
- * statistics and counts the batch (num_batches_tracked). */
+ * statistics (running_var by the unbiased variance over the images the
+ * statistics are over: every process's with a BatchNorm hook) and counts
+ * the batch (num_batches_tracked). */
 void rn_backprop_update_bn(const rn_backprop *bp, rn_model *m);
 
 /* The logits (n, num_classes) of the last forward. */

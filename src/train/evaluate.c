@@ -54,7 +54,7 @@ rn_status rn_evaluate_config(rn_model *m, const rn_session_config *scfg, const r
         return rn_fail(RN_ERR_MISMATCH, "the dataset has %d channels, the model expects %d", ds->channels,
                        rn_model_in_channels(m));
     rn_loader_config c = *cfg;
-    c.shuffle = 0, c.flip = 0, c.crop_padding = 0, c.drop_last = 0;
+    c.shuffle = 0, c.flip = 0, c.crop_padding = 0, c.drop_last = 0, c.shards = 0, c.shard = 0;
     int S = c.image_size ? c.image_size : ds->height;
     int W = c.image_size ? c.image_size : ds->width;
     size_t per_image = (size_t)ds->channels * S * W;

@@ -37,8 +37,10 @@ struct rn_trainer {
     float *state2;            /* AdamW: second moments */
     int64_t steps;
     rn_backprop *bp;          /* forward and backward through the whole model */
-    rn_grad_hook hook;        /* between backward and the update (data parallel) */
+    rn_grad_hook hook;        /* during backward: ranges of final gradients (data parallel) */
     void *hook_ctx;
+    rn_update_hook update_hook;  /* between backward and the update (data parallel) */
+    void *update_ctx;
     /* --freeze-backbone: an eval-mode session for the features, the head's buffers */
     rn_session *frozen;
     float *logits, *dlogits;  /* (n, num_classes) */
@@ -134,6 +136,22 @@ rn_status rn_trainer_set_grad_hook(rn_trainer *t, rn_grad_hook fn, void *ctx) {
     return RN_OK;
 }
 
+rn_status rn_trainer_set_update_hook(rn_trainer *t, rn_update_hook fn, void *ctx) {
+    if (!t)
+        return rn_fail(RN_ERR_ARG, "rn_trainer_set_update_hook: NULL trainer");
+    t->update_hook = fn;
+    t->update_ctx = ctx;
+    return RN_OK;
+}
+
+rn_status rn_trainer_set_bn_sync(rn_trainer *t, rn_bn_sync_hook fn, void *ctx) {
+    if (!t)
+        return rn_fail(RN_ERR_ARG, "rn_trainer_set_bn_sync: NULL trainer");
+    if (t->bp)
+        rn_backprop_set_bn_sync(t->bp, fn, ctx);
+    return RN_OK;
+}
+
 size_t rn_trainer_bytes(const rn_trainer *t) {
     if (!t)
         return 0;
@@ -212,6 +230,8 @@ rn_status rn_trainer_step(rn_trainer *t, const float *x, const int32_t *labels, 
         RN_TRY(rn_backprop_forward(t->bp, x, labels, n, h, w, t->cfg.label_smoothing, &loss, &correct));
         RN_TRY(rn_backprop_backward(t->bp, t->grads, t->hook, t->hook_ctx));
     }
+    if (t->update_hook)
+        t->update_hook(t->update_ctx, t->grads, m->n_params, &loss, &correct);
     double lr = rn_schedule_lr(&t->sched, t->steps);
     if (result) {
         result->loss = loss;

@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# mpi.sh BUILD - data-parallel `resnet train` under mpirun (an MPI-enabled
+# build; skipped, passing, when the build has no MPI):
+#   reducer:       build/tests/mpi_reduce with 2 and 3 ranks (rank-order sums,
+#                  buckets, broadcast, gather);
+#   equivalence:   2 ranks with --sync-bn at global batch 32 match 1 process at
+#                  batch 32 over 10 SGD steps (momentum, weight decay, shuffling):
+#                  per-step losses, every weight, BatchNorm statistic and
+#                  momentum buffer within 1e-5 relative;
+#   deterministic: two 2-rank --deterministic runs are bitwise identical;
+#   resume:        5 steps on 2 ranks, then 5 more on 1 rank, match the 10
+#                  steps above (1e-5); resumed on 2 ranks, bitwise the 2-rank run;
+#   refusals:      a batch not divisible by the ranks, ranks with different
+#                  flags, ranks with different data: exit 2 with a message;
+#   faults:        one of two ranks killed mid-run, or stopped (hung): the
+#                  job exits non-zero within 60 s (the stopped case through
+#                  --dist-timeout's watchdog, which names what it waited for).
+# The learning rate is small (1e-4) on purpose: at 28x28 the d2l network's
+# last stages run BatchNorm on maps of 2x2 and 1x1, where larger steps
+# amplify rounding-level differences a thousandfold within a few steps (one
+# process whose --lr is changed by 1e-5 relative differs by 1e-3 in loss
+# after 4 steps at lr 0.01, and by 2e-2 in some tensors after 10 steps at
+# lr 2e-4), so no two summation orders can agree to 1e-5 there. --conv-algo im2col: the automatic
+# choice may pick Winograd (relative error ~1e-5 per convolution) by the
+# number of tiles, which depends on the per-rank batch.
+set -u
+BUILD=${1:-build}
+R="$BUILD/resnet"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/cli_lib.sh"
+PY=/usr/bin/python3
+
+if [ ! -x "$BUILD/tests/mpi_reduce" ] || ! command -v mpirun >/dev/null 2>&1; then
+    echo "mpi: this build has no MPI (no mpicc when it was built); nothing to test"
+    exit 0
+fi
+MPIRUN=(mpirun --oversubscribe -x OMP_NUM_THREADS)
+[ "$(id -u)" -eq 0 ] && MPIRUN+=(--allow-run-as-root)
+export OMP_NUM_THREADS=1
+
+# ---- the reducer and the collectives -----------------------------------------------------------
+for n in 2 3; do
+    if "${MPIRUN[@]}" -np $n "$BUILD/tests/mpi_reduce" >"$T/out" 2>&1; then
+        ok
+        tail -1 "$T/out"
+    else
+        bad "mpi_reduce with $n ranks: $(tail -5 "$T/out")"
+    fi
+done
+
+# ---- training: equivalence, determinism, resume ------------------------------------------------
+TRAIN=(train --data data/fmnist-small --batch-size 32 --lr 0.0001 --momentum 0.9 --weight-decay 5e-4 --conv-algo im2col
+       --seed 3 --log-every 1 --no-report --quiet --threads 1)
+
+run_ok() { # NAME command...: runs, keeps the output in $T/NAME.out
+    local name=$1
+    shift
+    if "$@" >"$T/$name.out" 2>&1; then
+        ok
+    else
+        bad "$name: exit $? ($(tail -3 "$T/$name.out"))"
+    fi
+}
+compare() { # WHAT GOT REF ARGS...
+    local what=$1 got=$2 ref=$3
+    shift 3
+    if "$PY" tools/dp_compare.py "$T/$got.safetensors" "$T/$ref.safetensors" "$@" >"$T/cmp" 2>&1; then
+        ok
+        echo "$what: $(tr '\n' ';' <"$T/cmp")"
+    else
+        bad "$what: $(tr '\n' ';' <"$T/cmp")"
+    fi
+}
+
+run_ok one "$R" "${TRAIN[@]}" --max-steps 10 --save "$T/one.safetensors"
+run_ok two "${MPIRUN[@]}" -np 2 "$R" "${TRAIN[@]}" --max-steps 10 --sync-bn --save "$T/two.safetensors"
+grep -q "data parallel over 2 ranks" "$T/two.out" && grep -q "all-reduced per step" "$T/two.out" && ok ||
+    bad "the 2-rank run says it is data parallel and reports its all-reduce: $(head -5 "$T/two.out")"
+compare "2 ranks --sync-bn vs 1 process" two one --tol 1e-5 --steps 10
+run_ok det1 "${MPIRUN[@]}" -np 2 "$R" "${TRAIN[@]}" --max-steps 10 --sync-bn --deterministic \
+    --save "$T/det1.safetensors"
+run_ok det2 "${MPIRUN[@]}" -np 2 "$R" "${TRAIN[@]}" --max-steps 10 --sync-bn --deterministic \
+    --save "$T/det2.safetensors"
+compare "2 ranks --deterministic, twice" det2 det1 --exact --steps 10
+compare "2 ranks --deterministic vs 1 process" det1 one --tol 1e-5 --steps 10
+
+run_ok half "${MPIRUN[@]}" -np 2 "$R" "${TRAIN[@]}" --max-steps 5 --sync-bn --deterministic \
+    --save "$T/half.safetensors"
+run_ok res1 "$R" train --data data/fmnist-small --resume "$T/half.safetensors" --max-steps 10 --threads 1 --quiet --no-report \
+    --log-every 1 --conv-algo im2col --save "$T/res1.safetensors"
+grep -q "written by a run on 2 ranks" "$T/res1.out" && ok || bad "resume on 1 rank names the 2-rank checkpoint"
+compare "5 steps on 2 ranks + 5 on 1 vs 10 on 1" res1 one --tol 1e-5 --steps 5
+run_ok res2 "${MPIRUN[@]}" -np 2 "$R" train --data data/fmnist-small --resume "$T/half.safetensors" \
+    --max-steps 10 --threads 1 --quiet --no-report --log-every 1 --deterministic --conv-algo im2col \
+    --save "$T/res2.safetensors"
+compare "5 + 5 steps on 2 ranks vs 10 on 2 (--deterministic)" res2 det1 --exact --steps 5
+
+# ---- refusals ------------------------------------------------------------------------------------
+# every rank prints its own error line; none is killed (no MPI_Abort)
+"${MPIRUN[@]}" -np 2 "$R" "${TRAIN[@]}" --batch-size 33 --max-steps 1 >"$T/out" 2>"$T/err"
+st=$?
+[ $st -eq 2 ] && grep -q "rank 0: --batch-size 33 is the global batch: it must be a multiple of the 2 ranks" \
+    "$T/err" && ! grep -q MPI_ABORT "$T/err" && ok || bad "a batch not divisible by the ranks: exit $st, $(cat "$T/err")"
+
+"${MPIRUN[@]}" -np 1 "$R" "${TRAIN[@]}" --max-steps 1 : -np 1 "$R" "${TRAIN[@]}" --max-steps 1 --lr 0.001 \
+    >"$T/out" 2>"$T/err"
+st=$?
+[ $st -eq 2 ] && grep -q "rank 1 does not match rank 0: --lr 0.001 (rank 0: --lr 0.0001)" "$T/err" && ok ||
+    bad "ranks with different flags: exit $st, $(head -c 600 "$T/err")"
+
+mkdir -p "$T/other"
+cp data/fmnist-small/*.gz "$T/other/"
+"$PY" - "$T/other/train-labels-idx1-ubyte.gz" <<'EOF'
+import gzip, sys
+b = bytearray(gzip.open(sys.argv[1]).read())
+b[8 + 100] = (b[8 + 100] + 1) % 10   # one label changed
+gzip.open(sys.argv[1], "wb").write(bytes(b))
+EOF
+"${MPIRUN[@]}" -np 1 "$R" "${TRAIN[@]}" --max-steps 1 : -np 1 "$R" "${TRAIN[@]}" --max-steps 1 --data "$T/other" \
+    >"$T/out" 2>"$T/err"
+st=$?
+[ $st -eq 2 ] && grep -q "rank 1 does not match rank 0: training data" "$T/err" && ok ||
+    bad "ranks with different data: exit $st, $(head -c 600 "$T/err")"
+
+# ---- faults --------------------------------------------------------------------------------------
+# rank_pid MPIRUN_PID RANK: the process of that rank (a child of mpirun)
+rank_pid() {
+    local p
+    for p in $(pgrep -P "$1"); do
+        tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2" && echo "$p" && return
+    done
+}
+# fault SIGNAL WHAT: a long 2-rank run; once it trains, SIGNAL to rank 1; the job must end non-zero in 60 s
+fault() {
+    local sig=$1 what=$2
+    "${MPIRUN[@]}" -np 2 "$R" "${TRAIN[@]}" --epochs 50 --dist-timeout 15 >"$T/fault.out" 2>&1 &
+    local mp=$! victim="" i
+    for i in $(seq 1 600); do # up to 60 s to start training
+        grep -q "data parallel over" "$T/fault.out" && victim=$(rank_pid $mp 1)
+        [ -n "$victim" ] && break
+        sleep 0.1
+    done
+    if [ -z "$victim" ]; then
+        bad "$what: the run did not start ($(tail -3 "$T/fault.out"))"
+        kill $mp 2>/dev/null
+        wait $mp
+        return
+    fi
+    sleep 2
+    local start=$SECONDS
+    kill -"$sig" "$victim"
+    while kill -0 $mp 2>/dev/null && [ $((SECONDS - start)) -lt 90 ]; do
+        # stopped again in case something continues it (mpirun forwards the SIGCONT it gets)
+        [ "$sig" = STOP ] && kill -STOP "$victim" 2>/dev/null
+        sleep 0.5
+    done
+    local took=$((SECONDS - start))
+    if kill -0 $mp 2>/dev/null; then
+        bad "$what: the job still runs after 90 s"
+        kill -KILL $mp "$victim" 2>/dev/null
+    fi
+    wait $mp
+    local st=$?
+    kill -KILL "$victim" 2>/dev/null
+    [ $st -ne 0 ] && [ $took -le 60 ] && ok || bad "$what: exit $st after $took s"
+    echo "$what: exit $st after $took s"
+}
+fault KILL "rank 1 killed"
+fault STOP "rank 1 stopped (hangs)"
+grep -q "no answer from the other ranks for .* while" "$T/fault.out" && ok ||
+    bad "the watchdog names what it waited for: $(tail -5 "$T/fault.out")"
+
+echo "mpi: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
