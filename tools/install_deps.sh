@@ -4,24 +4,32 @@
 #   libs:  zlib, libpng and libjpeg-turbo development files
 #   tests: Debian's python3-torch, python3-torchvision, python3-pil, python3-skimage and python3-numpy for
 #          /usr/bin/python3 (the PyTorch parity tests)
+#   --clang: only clang 14 with its sanitizer and libFuzzer runtimes (`make sanitize`, `make fuzz`)
 set -eu
 
 missing=()
-command -v cc >/dev/null 2>&1 || missing+=(gcc)
-command -v make >/dev/null 2>&1 || missing+=(make)
-# libraries: zlib (IDX .gz), libpng, libjpeg-turbo (images)
-for pair in zlib.h:zlib1g-dev png.h:libpng-dev jpeglib.h:libjpeg62-turbo-dev; do
-    [ -f "/usr/include/${pair%%:*}" ] || missing+=("${pair#*:}")
-done
-if ! [ -x /usr/bin/python3 ] || ! /usr/bin/python3 -c 'import numpy' >/dev/null 2>&1; then
-    missing+=(python3 python3-numpy)
-fi
-if ! /usr/bin/python3 -c 'import torch, torchvision, PIL' >/dev/null 2>&1; then
-    missing+=(python3-torch python3-torchvision python3-pil)
-fi
-# sample photographs for the preprocessing parity test
-if ! /usr/bin/python3 -c 'import skimage' >/dev/null 2>&1; then
-    missing+=(python3-skimage)
+if [ "${1:-}" = "--clang" ]; then
+    command -v clang-14 >/dev/null 2>&1 || missing+=(clang-14)
+    ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||
+        missing+=(libclang-rt-14-dev)
+    [ -f /usr/lib/llvm-14/lib/libomp.so ] || missing+=(libomp-14-dev)
+else
+    command -v cc >/dev/null 2>&1 || missing+=(gcc)
+    command -v make >/dev/null 2>&1 || missing+=(make)
+    # libraries: zlib (IDX .gz), libpng, libjpeg-turbo (images)
+    for pair in zlib.h:zlib1g-dev png.h:libpng-dev jpeglib.h:libjpeg62-turbo-dev; do
+        [ -f "/usr/include/${pair%%:*}" ] || missing+=("${pair#*:}")
+    done
+    if ! [ -x /usr/bin/python3 ] || ! /usr/bin/python3 -c 'import numpy' >/dev/null 2>&1; then
+        missing+=(python3 python3-numpy)
+    fi
+    if ! /usr/bin/python3 -c 'import torch, torchvision, PIL' >/dev/null 2>&1; then
+        missing+=(python3-torch python3-torchvision python3-pil)
+    fi
+    # sample photographs for the preprocessing parity test
+    if ! /usr/bin/python3 -c 'import skimage' >/dev/null 2>&1; then
+        missing+=(python3-skimage)
+    fi
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then
