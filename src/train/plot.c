@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "core/status.h"
+#include "io/file.h"
 #include "io/json.h"
 #include "train/plot.h"
 
@@ -326,9 +327,9 @@ static void draw_panel(FILE *f, const records *rs, int panel, const char *title,
 }
 
 static rn_status write_svg(const char *svg_path, const char *log_path, const records *rs) {
-    FILE *f = fopen(svg_path, "w");
-    if (!f)
-        return rn_fail(RN_ERR_IO, "%s: %s", svg_path, strerror(errno));
+    rn_wfile w;
+    RN_TRY(rn_wfile_open(&w, svg_path));
+    FILE *f = w.f;
     const char *slash = strrchr(log_path, '/');
     char base[128];   /* printable ASCII: any file name makes valid XML */
     json_printable(base, sizeof base, slash ? slash + 1 : log_path);
@@ -351,11 +352,7 @@ static rn_status write_svg(const char *svg_path, const char *log_path, const rec
     draw_panel(f, rs, 0, "loss", M_TRAIN_LOSS, M_TEST_LOSS, 0);
     draw_panel(f, rs, 1, "accuracy", M_TRAIN_ACC, M_TEST_ACC, 1);
     fputs("</svg>\n", f);
-
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad)
-        return rn_fail(RN_ERR_IO, "%s: write failed", svg_path);
-    return RN_OK;
+    return rn_wfile_commit(&w);
 }
 
 rn_status rn_plot_svg(const char *log_path, const char *svg_path) {
