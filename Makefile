@@ -121,7 +121,7 @@ fuzz:
 	@tools/install_deps.sh --clang
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/fuzz CC=$(CLANG) OPT=-O1 \
 	    SAN="$(SAN_FLAGS) -fsanitize=fuzzer-no-link" fuzzers
-	@tests/fuzz.sh $(BUILD)/fuzz $(FUZZ_SECONDS)
+	@tests/fuzz.sh $(BUILD)/fuzz --seconds $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(BUILD)

@@ -59,9 +59,13 @@ int cmd_forward(int argc, char **argv) {
         goto done;
     }
     int64_t out_shape[2] = {n, k};
-    if (rn_model_forward(m, x, n, h, w, mode, y) != RN_OK ||
-        rn_npy_write(args_str(&t, "output"), y, 2, out_shape) != RN_OK) {
+    if (rn_model_forward(m, x, n, h, w, mode, y) != RN_OK) {
         cli_error("forward", "%s", rn_last_error());
+        goto done;
+    }
+    rn_status st = rn_npy_write(args_str(&t, "output"), y, 2, out_shape);
+    if (st != RN_OK) {
+        status = cli_write_failed("forward", st);
         goto done;
     }
     if (args_flag(&t, "print")) {

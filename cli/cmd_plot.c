@@ -1,9 +1,11 @@
 /* cmd_plot.c - `resnet plot`: a training log (JSON lines) as SVG curves. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "args.h"
 #include "commands.h"
+#include "run_common.h"
 #include "train/plot.h"
 
 static arg_spec SPECS[] = {
@@ -28,10 +30,15 @@ int cmd_plot(int argc, char **argv) {
     } else {
         snprintf(out, sizeof out, "%s", args_str(&t, "output"));
     }
-    if (rn_plot_svg(log, out) != RN_OK) {
-        cli_error("plot", "%s", rn_last_error());
+    FILE *probe = fopen(log, "rb");
+    if (!probe) {
+        cli_error("plot", "%s: %s", log, strerror(errno));
         return EXIT_RUNTIME;
     }
+    fclose(probe);
+    rn_status st = rn_plot_svg(log, out);
+    if (st != RN_OK) /* the log is readable: an I/O error is the SVG's */
+        return cli_write_failed("plot", st);
     printf("wrote %s\n", out);
     return 0;
 }

@@ -6,8 +6,11 @@
  * A checkpoint is two files: CKPT (the model's state_dict in safetensors,
  * loadable by PyTorch as is, with the architecture, input size and
  * normalisation in its metadata) and CKPT's stem + ".optim.safetensors" (the
- * optimizer state and where training stood: epoch, step, data order).
+ * optimizer state and where training stood: epoch, step, data order),
+ * committed together (train_ckpt.h). SIGINT / SIGTERM stop after the current
+ * step with a checkpoint (interrupt.h).
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,8 +21,10 @@
 #include "args.h"
 #include "commands.h"
 #include "data/dataset.h"
+#include "interrupt.h"
 #include "resnet.h"
 #include "run_common.h"
+#include "train_ckpt.h"
 #include "train/evaluate.h"
 #include "train/plot.h"
 
@@ -49,7 +54,9 @@ static arg_spec SPECS[] = {
      "another head size, fc is freshly initialised", 0, 0},
     {"freeze-backbone", ARG_FLAG, NULL, "train only fc; the backbone, BatchNorm statistics included, stays as loaded", 0, 0},
     {"lr-backbone", ARG_STRING, "same", "learning rate for every tensor but fc.*; same: --lr", 0, 0},
-    {"save", ARG_STRING, "none", "checkpoint file written after every epoch (.safetensors)", 0, 0},
+    {"save", ARG_STRING, "none", "checkpoint file (.safetensors) written after every epoch, at --max-steps "
+     "and when interrupted (SIGINT/SIGTERM)", 0, 0},
+    {"save-every", ARG_INT, "0", "also write the checkpoint every N optimizer steps (0: at epoch ends only)", 0, 0},
     {"resume", ARG_STRING, "none", "checkpoint to continue from", 0, 0},
     {"seed", ARG_INT, "0", "random seed (initialisation, shuffling, augmentation)", 0, 0},
     {"no-shuffle", ARG_FLAG, NULL, "keep the dataset's order", 0, 0},
@@ -68,21 +75,6 @@ static void sibling(char *out, size_t cap, const char *path, const char *suffix)
     snprintf(out, cap, "%.*s%s", (int)stem, path, suffix);
 }
 
-typedef struct resume_info {
-    int64_t epoch, position, seed;
-    int found_epoch, found_position, found_seed;
-} resume_info;
-
-static void on_meta(void *ctx, const char *key, const char *value) {
-    resume_info *r = ctx;
-    if (strcmp(key, "epoch") == 0)
-        r->epoch = atoll(value), r->found_epoch = 1;
-    else if (strcmp(key, "position") == 0)
-        r->position = atoll(value), r->found_position = 1;
-    else if (strcmp(key, "seed") == 0)
-        r->seed = atoll(value), r->found_seed = 1;
-}
-
 /* ---- the run ------------------------------------------------------------------------------------ */
 
 typedef struct run {
@@ -96,7 +88,8 @@ typedef struct run {
     char norm_text[256];
     FILE *logf;
     int quiet, tty;
-    int epochs, max_steps, log_every, seed, num_classes;
+    int epochs, max_steps, log_every, seed, num_classes, save_every;
+    train_ckpt ck;
 } run;
 
 static double now_s(void) {
@@ -105,6 +98,7 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* Writes the checkpoint; returns 0 or, after saying why, an exit status. */
 static int save_checkpoint(run *r, int64_t epoch, int64_t position) {
     char size[16], ep[32], pos[32], seed[32];
     snprintf(size, sizeof size, "%d", r->lcfg.image_size ? r->lcfg.image_size : r->train.height);
@@ -122,12 +116,39 @@ static int save_checkpoint(run *r, int64_t epoch, int64_t position) {
     const char *okeys[] = {"epoch", "position", "seed"};
     const char *ovals[] = {ep, pos, seed};
     int nkeys = r->train.class_names && used < sizeof names ? 5 : 4;
-    if (rn_model_save_meta(r->m, r->save, keys, vals, nkeys) != RN_OK ||
-        rn_trainer_save_state(r->tr, r->optim, okeys, ovals, 3) != RN_OK) {
-        cli_error("train", "%s", rn_last_error());
-        return 0;
+    return train_ckpt_save(&r->ck, r->m, r->tr, keys, vals, nkeys, okeys, ovals, 3);
+}
+
+/* After a signal: the checkpoint, where it is and how to resume. Returns the exit status. */
+static int stop_interrupted(run *r, int sig) {
+    if (!r->quiet && r->tty)
+        fputc('\n', stderr);
+    rn_loader_state now;
+    rn_loader_get_state(r->loader, &now);
+    printf("interrupted by %s after step %lld (epoch %lld, %lld images into it)\n", interrupt_name(sig),
+           (long long)rn_trainer_steps(r->tr), (long long)now.epoch + 1, (long long)now.position);
+    if (!r->save[0]) {
+        printf("no checkpoint written (no --save)\n");
+        return EXIT_INTERRUPTED;
     }
-    return 1;
+    int status = save_checkpoint(r, now.epoch, now.position);
+    if (status)
+        return status;
+    printf("checkpoint: %s (+ %s)\nresume with:\n", r->save, r->optim);
+    train_print_resume(r->t, r->save);
+    fflush(stdout);
+    return EXIT_INTERRUPTED;
+}
+
+/* A log line that cannot be written (a full disk) stops the log, not the run:
+ * the checkpoint is what must be saved, and it reports its own failure. */
+static void log_flush(run *r) {
+    if (fflush(r->logf) == 0 && !ferror(r->logf))
+        return;
+    cli_error("train", "warning: %s: write failed: %s; training goes on without the log", r->log,
+              strerror(errno ? errno : EIO));
+    fclose(r->logf);
+    r->logf = NULL;
 }
 
 static void progress_line(run *r, int epoch, int step, int steps, double loss, double acc, double ips,
@@ -208,11 +229,22 @@ static int train_loop(run *r, int64_t start_epoch, int64_t start_position) {
             if (r->logf && r->log_every > 0 && gstep % r->log_every == 0) {
                 fprintf(r->logf, "{\"step\": %lld, \"epoch\": %lld, \"loss\": %.6f, \"acc\": %.6f, \"lr\": %.8g}\n",
                         (long long)gstep, (long long)epoch + 1, res.loss, (double)res.correct / n, lr);
-                fflush(r->logf);
+                log_flush(r);
             }
             if (r->max_steps > 0 && gstep >= r->max_steps) {
                 stopped = 1;
                 break;
+            }
+            int sig = interrupt_pending();
+            if (sig) {
+                status = stop_interrupted(r, sig);
+                break;
+            }
+            if (r->save[0] && r->save_every > 0 && gstep % r->save_every == 0) {
+                rn_loader_state now;
+                rn_loader_get_state(r->loader, &now);
+                if ((status = save_checkpoint(r, now.epoch, now.position)) != 0)
+                    break;
             }
         }
         if (status != 0)
@@ -226,7 +258,7 @@ static int train_loop(run *r, int64_t start_epoch, int64_t start_position) {
             rn_loader_get_state(r->loader, &now);
             printf("stopped after %lld steps (--max-steps) in epoch %lld\n",
                    (long long)rn_trainer_steps(r->tr), (long long)epoch + 1);
-            if (r->save[0] && save_checkpoint(r, now.epoch, now.position))
+            if (r->save[0] && (status = save_checkpoint(r, now.epoch, now.position)) == 0)
                 printf("checkpoint: %s (+ %s)\n", r->save, r->optim);
             break;
         }
@@ -254,13 +286,16 @@ static int train_loop(run *r, int64_t start_epoch, int64_t start_position) {
                     (long long)epoch + 1, loss_sum / (seen ? seen : 1), (double)correct / (seen ? seen : 1),
                     ev.loss, test_acc, ev.count ? (double)ev.top5 / ev.count : 0.0, lr, train_secs,
                     seen / (train_secs > 0 ? train_secs : 1e-9), (long long)rn_trainer_steps(r->tr));
-            fflush(r->logf);
+            log_flush(r);
             if (r->svg[0] && rn_plot_svg(r->log, r->svg) != RN_OK)
                 cli_error("train", "warning: %s", rn_last_error());
         }
         rn_eval_result_free(&ev);
-        if (r->save[0] && !save_checkpoint(r, epoch + 1, 0))
-            status = EXIT_RUNTIME;
+        if (r->save[0] && (status = save_checkpoint(r, epoch + 1, 0)) != 0)
+            break;
+        int sig = interrupt_pending();
+        if (sig)
+            status = stop_interrupted(r, sig);
     }
     if (status == 0 && run_images)
         printf("trained on %lld images in %.1f s of training (%.0f img/s)\n", (long long)run_images, train_total,
@@ -271,7 +306,9 @@ static int train_loop(run *r, int64_t start_epoch, int64_t start_position) {
 
 /* ---- set-up ------------------------------------------------------------------------------------- */
 
-static int setup_model(run *r, const char *resume, resume_info *ri) {
+/* Creates the model and the trainer; with --resume loads both, the trainer
+ * from `state` (the optimizer state that belongs to the weights). */
+static int setup_model(run *r, const char *resume, const char *state) {
     arg_table *t = r->t;
     const char *init = args_str(t, "init");
     rn_status st;
@@ -326,17 +363,9 @@ static int setup_model(run *r, const char *resume, resume_info *ri) {
         cli_error("train", "%s", rn_last_error());
         return 0;
     }
-    if (resume) {
-        char optim[1024];
-        sibling(optim, sizeof optim, resume, ".optim.safetensors");
-        if (rn_trainer_load_state(r->tr, optim, on_meta, ri) != RN_OK) {
-            cli_error("train", "%s", rn_last_error());
-            return 0;
-        }
-        if (!ri->found_epoch || !ri->found_position || !ri->found_seed) {
-            cli_error("train", "%s: no epoch/position/seed in the metadata", optim);
-            return 0;
-        }
+    if (resume && rn_trainer_load_state(r->tr, state, NULL, NULL) != RN_OK) {
+        cli_error("train", "%s", rn_last_error());
+        return 0;
     }
     return 1;
 }
@@ -353,7 +382,8 @@ int cmd_train(int argc, char **argv) {
         !args_int(&t, "image-size", 0, 4096, &size) || !args_int(&t, "seed", 0, 2147483647, &r.seed) ||
         !args_int(&t, "threads", 0, 1024, &threads) || !args_int(&t, "max-steps", 0, 2147483647, &r.max_steps) ||
         !args_int(&t, "log-every", 0, 2147483647, &r.log_every) ||
-        !args_int(&t, "num-classes", 0, 1000000, &r.num_classes))
+        !args_int(&t, "num-classes", 0, 1000000, &r.num_classes) ||
+        !args_int(&t, "save-every", 0, 2147483647, &r.save_every))
         return EXIT_USAGE;
     if (!cli_number_ok(&t, "lr") || !cli_number_ok(&t, "momentum") || !cli_number_ok(&t, "weight-decay") ||
         !cli_number_ok(&t, "label-smoothing"))
@@ -362,18 +392,28 @@ int cmd_train(int argc, char **argv) {
     r.quiet = args_flag(&t, "quiet");
     r.tty = isatty(2);
 
+    /* the checkpoint's two files, locked against a second run writing them */
+    const char *save = args_str(&t, "save");
+    if (strcmp(save, "none") != 0) {
+        snprintf(r.save, sizeof r.save, "%s", save);
+        sibling(r.optim, sizeof r.optim, save, ".optim.safetensors");
+    }
+    int status = train_ckpt_open(&r.ck, r.save[0] ? r.save : NULL, r.optim);
+    if (status)
+        return status;
+    status = EXIT_RUNTIME;
     const char *resume = strcmp(args_str(&t, "resume"), "none") ? args_str(&t, "resume") : NULL;
-    resume_info ri = {0};
+    rn_train_position pos = {0};
+    char resume_state[1024] = "";
     if (resume) {
-        /* the data order depends on the seed: a resumed run keeps the original one */
-        char seed[32];
         char optim[1024];
         sibling(optim, sizeof optim, resume, ".optim.safetensors");
-        if (rn_weights_meta(optim, "seed", seed, sizeof seed) != RN_OK) {
-            cli_error("train", "%s", rn_last_error());
-            return EXIT_RUNTIME;
-        }
-        r.seed = atoi(seed);
+        if (!train_ckpt_find(resume, optim, resume_state, sizeof resume_state, &pos))
+            goto done;
+        /* the same run goes on: its id, and its seed (the data order depends on it) */
+        snprintf(r.ck.run_id, sizeof r.ck.run_id, "%s", pos.id.run_id);
+        r.ck.committed = strcmp(resume, r.save) == 0 ? pos.id.step : -1;
+        r.seed = (int)pos.seed;
     }
 
     /* data */
@@ -382,14 +422,13 @@ int cmd_train(int argc, char **argv) {
     r.lcfg.image_size = size;
     r.lcfg.shuffle = !args_flag(&t, "no-shuffle");
     r.lcfg.seed = (uint64_t)r.seed;
-    if (cli_stem(&t) < 0)
-        return EXIT_USAGE;
     const char *data = args_str(&t, "data"), *kind = args_str(&t, "dataset");
     int folder = strncmp(kind, "folder", 6) == 0;
-    if (!cli_parse_augment(&t, &r.lcfg, folder ? "crop+flip" : "none") ||
-        !cli_parse_normalize(&t, &r.lcfg, r.norm_text, sizeof r.norm_text))
-        return EXIT_USAGE;
-    int status = EXIT_RUNTIME;
+    if (cli_stem(&t) < 0 || !cli_parse_augment(&t, &r.lcfg, folder ? "crop+flip" : "none") ||
+        !cli_parse_normalize(&t, &r.lcfg, r.norm_text, sizeof r.norm_text)) {
+        status = EXIT_USAGE;
+        goto done;
+    }
     if (rn_dataset_load(data, kind, 1, &r.train) != RN_OK || rn_dataset_load(data, kind, 0, &r.test) != RN_OK) {
         cli_error("train", "%s", rn_last_error());
         goto done;
@@ -408,15 +447,10 @@ int cmd_train(int argc, char **argv) {
         goto done;
     }
 
-    if (!setup_model(&r, resume, &ri))
+    if (!setup_model(&r, resume, resume_state))
         goto done;
 
-    /* outputs */
-    const char *save = args_str(&t, "save");
-    if (strcmp(save, "none") != 0) {
-        snprintf(r.save, sizeof r.save, "%s", save);
-        sibling(r.optim, sizeof r.optim, save, ".optim.safetensors");
-    }
+    /* outputs: the log goes on from the checkpoint's step when resuming */
     const char *log = args_str(&t, "log");
     if (strcmp(log, "auto") == 0 && r.save[0])
         sibling(r.log, sizeof r.log, r.save, ".log.jsonl");
@@ -424,6 +458,8 @@ int cmd_train(int argc, char **argv) {
         snprintf(r.log, sizeof r.log, "%s", log);
     if (r.log[0]) {
         sibling(r.svg, sizeof r.svg, r.log[0] && r.save[0] ? r.save : r.log, ".svg");
+        if (resume && !train_log_trim(r.log, pos.id.step))
+            goto done;
         r.logf = fopen(r.log, resume ? "a" : "w");
         if (!r.logf) {
             cli_error("train", "cannot write the log %s", r.log);
@@ -437,10 +473,12 @@ int cmd_train(int argc, char **argv) {
            r.train.channels, size ? size : r.train.height, size ? size : r.train.width, batch,
            rn_loader_steps(r.loader), rn_get_threads());
     if (resume)
-        printf("resuming from %s: epoch %lld, %lld images into it, step %lld\n", resume, (long long)ri.epoch + 1,
-               (long long)ri.position, (long long)rn_trainer_steps(r.tr));
+        printf("resuming from %s: epoch %lld, %lld images into it, step %lld\n", resume, (long long)pos.epoch + 1,
+               (long long)pos.position, (long long)rn_trainer_steps(r.tr));
     fflush(stdout);
-    status = train_loop(&r, resume ? ri.epoch : 0, resume ? ri.position : 0);
+    interrupt_install();
+    status = train_loop(&r, pos.epoch, pos.position);
+    interrupt_restore();
     if (status == 0 && r.save[0])
         printf("checkpoint: %s\noptimizer state: %s\n", r.save, r.optim);
     if (status == 0 && r.log[0])
@@ -448,6 +486,7 @@ int cmd_train(int argc, char **argv) {
 done:
     if (r.logf)
         fclose(r.logf);
+    train_ckpt_close(&r.ck);
     rn_loader_free(r.loader);
     rn_trainer_free(r.tr);
     rn_model_free(r.m);

@@ -28,6 +28,11 @@ void cli_format_normalize(const rn_loader_config *cfg, int channels, char *text,
  * left as "none" here: the caller decides once the dataset is known. */
 int cli_parse_normalize(const arg_table *t, rn_loader_config *cfg, char *text, size_t cap);
 
+/* After a failed write of an output file (status st): prints the error and
+ * returns EXIT_WRITE for a file that could not be written (RN_ERR_IO: disk
+ * full, read-only, no such folder...), EXIT_RUNTIME for anything else. */
+int cli_write_failed(const char *command, rn_status st);
+
 /* Parses "M1,M2,..:S1,S2,.." (1 to 4 channels); returns 0 if malformed. */
 int parse_mean_std(const char *s, float *mean, float *std, int *channels);
 

@@ -67,7 +67,7 @@ expect 2 "forward with a bad mode" "$R" forward --weights "$T/w.safetensors" \
 "$R" init --arch resnet18 --in-channels 3 --num-classes 10 --output "$T/r18.safetensors" >/dev/null
 expect 1 "forward with the wrong channel count" "$R" forward --weights "$T/r18.safetensors" \
     --input data/sample/fmnist_batch.npy --output "$T/y.npy"
-expect 1 "forward into an unwritable path" "$R" forward --weights "$T/w.safetensors" \
+expect 3 "forward into an unwritable path" "$R" forward --weights "$T/w.safetensors" \
     --input data/sample/fmnist_batch.npy --output "$T/no/such/dir/y.npy"
 
 expect 0 "bench --json" "$R" bench --arch resnet18 --batch-size 2 --image-size 32 --warmup 0 --repeats 2 --json

@@ -252,6 +252,12 @@ static rn_status sync_dir(const char *path) {
     return st;
 }
 
+rn_status rn_file_rename(const char *from, const char *to) {
+    if (rename(from, to) != 0)
+        return rn_fail(RN_ERR_IO, "cannot rename %s to %s: %s", from, to, strerror(errno));
+    return sync_dir(to);
+}
+
 rn_status rn_wfile_commit(rn_wfile *w) {
     RN_TRY(rn_wfile_stage(w));
     rn_status st = RN_OK;

@@ -67,6 +67,9 @@ rn_status rn_wfile_error(const rn_wfile *w, int err);
  * Does nothing on an empty or released *w. */
 void rn_wfile_discard(rn_wfile *w);
 
+/* Renames a file (in one folder) and fsyncs the folder. */
+rn_status rn_file_rename(const char *from, const char *to);
+
 /* Writes len bytes to path atomically (open, write, commit). */
 rn_status rn_file_write_all(const char *path, const void *data, size_t len);
 

@@ -175,9 +175,11 @@ rn_status rn_trainer_step(rn_trainer *t, const float *x, const int32_t *labels, 
 
 /* ---- optimizer state in and out ------------------------------------------------------------- */
 
-rn_status rn_trainer_save_state(const rn_trainer *t, const char *path, const char *const *keys,
-                                const char *const *values, int count) {
-    if (!t || !path || count < 0)
+#include "train/checkpoint.h"   /* rn_trainer_write_state_to */
+
+rn_status rn_trainer_write_state_to(const rn_trainer *t, rn_wfile *w, const char *const *keys,
+                                    const char *const *values, int count) {
+    if (!t || !w || !w->f || count < 0 || (count > 0 && (!keys || !values)))
         return rn_fail(RN_ERR_ARG, "rn_trainer_save_state: bad argument");
     const rn_model *m = t->m;
     int64_t shape[1] = {(int64_t)m->n_params}, one[1] = {1};
@@ -189,7 +191,7 @@ rn_status rn_trainer_save_state(const rn_trainer *t, const char *path, const cha
     e[ne++] = (st_entry){"optimizer.step", ST_I64, 1, one, &t->steps};
     st_meta *meta = calloc((size_t)count + 3, sizeof *meta);
     if (!meta)
-        return rn_fail(RN_ERR_NOMEM, "out of memory saving %s", path);
+        return rn_fail(RN_ERR_NOMEM, "out of memory saving %s", w->path);
     char nparams[32];
     snprintf(nparams, sizeof nparams, "%zu", m->n_params);
     meta[0] = (st_meta){"optimizer", (char *)t->optimizer};
@@ -197,9 +199,23 @@ rn_status rn_trainer_save_state(const rn_trainer *t, const char *path, const cha
     meta[2] = (st_meta){"n_params", nparams};
     for (int i = 0; i < count; i++)
         meta[3 + i] = (st_meta){(char *)keys[i], (char *)values[i]};
-    rn_status st = st_write(path, e, (size_t)ne, meta, (size_t)count + 3);
+    rn_status st = st_write_to(w, e, (size_t)ne, meta, (size_t)count + 3);
     free(meta);
     return st;
+}
+
+rn_status rn_trainer_save_state(const rn_trainer *t, const char *path, const char *const *keys,
+                                const char *const *values, int count) {
+    if (!t || !path)
+        return rn_fail(RN_ERR_ARG, "rn_trainer_save_state: bad argument");
+    rn_wfile w;
+    RN_TRY(rn_wfile_open(&w, path));
+    rn_status st = rn_trainer_write_state_to(t, &w, keys, values, count);
+    if (st != RN_OK) {
+        rn_wfile_discard(&w);
+        return st;
+    }
+    return rn_wfile_commit(&w);
 }
 
 static rn_status load_vector(const st_file *f, const char *path, const char *name, size_t n, float *dst) {
@@ -235,8 +251,15 @@ rn_status rn_trainer_load_state(rn_trainer *t, const char *path,
         st = load_vector(&f, path, "optimizer.exp_avg_sq", n, t->state2);
     if (st == RN_OK) {
         const st_tensor *s = st_find(&f, "optimizer.step");
+        const char *meta_step = st_meta_get(&f, "step");
+        char text[32] = "";
+        if (s && s->i64 && s->numel == 1)
+            snprintf(text, sizeof text, "%lld", (long long)s->i64[0]);
         if (!s || !s->i64 || s->numel != 1 || s->i64[0] < 0)
             st = rn_fail(RN_ERR_MISMATCH, "%s: missing or bad 'optimizer.step'", path);
+        else if (meta_step && strcmp(meta_step, text) != 0)
+            st = rn_fail(RN_ERR_MISMATCH, "%s: 'optimizer.step' is %s but the metadata says step %.20s", path,
+                         text, meta_step);
         else
             t->steps = s->i64[0];
     }
