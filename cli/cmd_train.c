@@ -181,6 +181,12 @@ static int train_loop(run *r, int64_t start_epoch, int64_t start_position) {
         return EXIT_RUNTIME;
     }
     int steps = rn_loader_steps(r->loader);
+    if (r->max_steps > 0 && rn_trainer_steps(r->tr) >= r->max_steps) {
+        printf("already at step %lld: nothing to do (--max-steps %d)\n", (long long)rn_trainer_steps(r->tr),
+               r->max_steps);
+        free(x), free(labels);
+        return 0;
+    }
     rn_loader_state ls = {start_epoch, start_position};
     if (rn_loader_set_state(r->loader, &ls) != RN_OK) {
         cli_error("train", "%s", rn_last_error());
@@ -414,6 +420,8 @@ int cmd_train(int argc, char **argv) {
         snprintf(r.ck.run_id, sizeof r.ck.run_id, "%s", pos.id.run_id);
         r.ck.committed = strcmp(resume, r.save) == 0 ? pos.id.step : -1;
         r.seed = (int)pos.seed;
+        if (r.ck.committed >= 0) /* ours, under the lock: what killed saves left goes */
+            rn_checkpoint_tidy(r.save, r.optim);
     }
 
     /* data */

@@ -112,7 +112,7 @@ static rn_status split_path(const char *path, char **dir, const char **base) {
 }
 
 /* Removes dir/.BASE.tmp-PID-XXXXXX files whose process is gone. */
-static void remove_stale(const char *dir, const char *base) {
+static void remove_stale_in(const char *dir, const char *base) {
     DIR *d = opendir(dir);
     if (!d)
         return;
@@ -141,6 +141,14 @@ static void random_suffix(char *out) {
     for (int i = 0; i < TMP_RANDOM; i++, x /= 36)
         out[i] = "abcdefghijklmnopqrstuvwxyz0123456789"[x % 36];
     out[TMP_RANDOM] = '\0';
+}
+
+void rn_file_remove_stale(const char *path) {
+    char *dir = NULL;
+    const char *base;
+    if (path && split_path(path, &dir, &base) == RN_OK)
+        remove_stale_in(dir, base);
+    free(dir);
 }
 
 static void wfile_free(rn_wfile *w) {
@@ -176,7 +184,7 @@ rn_status rn_wfile_open(rn_wfile *w, const char *path) {
     const char *base;
     rn_status st = split_path(w->path, &dir, &base);
     if (st == RN_OK) {
-        remove_stale(dir, base);
+        remove_stale_in(dir, base);
         size_t cap = strlen(dir) + strlen(base) + 64;
         if (!(w->tmp = malloc(cap)))
             st = rn_fail(RN_ERR_NOMEM, "%s: out of memory", path);

@@ -67,6 +67,10 @@ rn_status rn_wfile_error(const rn_wfile *w, int err);
  * Does nothing on an empty or released *w. */
 void rn_wfile_discard(rn_wfile *w);
 
+/* Removes the temporary files of `path` that dead processes left (rn_wfile_open
+ * does it for its target). */
+void rn_file_remove_stale(const char *path);
+
 /* Renames a file (in one folder) and fsyncs the folder. */
 rn_status rn_file_rename(const char *from, const char *to);
 

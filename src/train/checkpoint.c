@@ -180,13 +180,25 @@ static rn_status with_id(const char *const *keys, const char *const *values, int
     return RN_OK;
 }
 
+/* Whether STATE should become BACKUP before it is replaced: not when BACKUP
+ * is what belongs to the weights on disk (STATE is then from a save that
+ * died before its weights were renamed in, and must not overwrite it). */
+static int state_to_back_up(const rn_checkpoint_spec *spec, const char *backup) {
+    struct stat sb;
+    if (lstat(spec->state, &sb) != 0)
+        return 0;
+    char use[4096];
+    rn_checkpoint_id id;
+    return !(rn_checkpoint_match(spec->weights, spec->state, use, sizeof use, &id) == RN_OK &&
+             strcmp(use, backup) == 0);
+}
+
 /* Steps 1 to 5 of checkpoint.h, with both files written. */
 static rn_status commit_pair(const rn_checkpoint_spec *spec, rn_wfile *ww, rn_wfile *ws, int64_t step) {
     char backup[4096];
     rn_checkpoint_backup_path(spec->state, backup, sizeof backup);
-    struct stat sb;
     int backed_up = 0;
-    if (lstat(spec->state, &sb) == 0) {
+    if (state_to_back_up(spec, backup)) {
         RN_TRY(rn_file_rename(spec->state, backup));
         backed_up = 1;
         phase(spec, "state backed up", step);
@@ -205,8 +217,7 @@ static rn_status commit_pair(const rn_checkpoint_spec *spec, rn_wfile *ww, rn_wf
         return st;
     }
     phase(spec, "weights replaced", step);
-    if (backed_up)
-        unlink(backup);
+    unlink(backup); /* ours, or one an interrupted save left */
     return RN_OK;
 }
 
@@ -244,6 +255,18 @@ rn_status rn_checkpoint_save(const rn_checkpoint_spec *spec, const rn_model *m, 
     if (st == RN_OK)
         phase(spec, "done", step);
     return st;
+}
+
+void rn_checkpoint_tidy(const char *weights, const char *state) {
+    if (!weights || !state)
+        return;
+    rn_file_remove_stale(weights);
+    rn_file_remove_stale(state);
+    char backup[4096], use[4096];
+    rn_checkpoint_backup_path(state, backup, sizeof backup);
+    rn_checkpoint_id id;
+    if (rn_checkpoint_match(weights, state, use, sizeof use, &id) == RN_OK && strcmp(use, state) == 0)
+        unlink(backup);
 }
 
 /* ---------------------------------------------------------------------------

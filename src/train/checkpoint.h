@@ -69,6 +69,11 @@ rn_status rn_checkpoint_read_id(const char *path, rn_checkpoint_id *id);
 rn_status rn_checkpoint_match(const char *weights, const char *state, char *use, size_t cap,
                               rn_checkpoint_id *id);
 
+/* Removes what interrupted saves left beside a checkpoint: temporary files
+ * of dead processes, and BACKUP when STATE belongs to WEIGHTS. For the
+ * holder of the lock. */
+void rn_checkpoint_tidy(const char *weights, const char *state);
+
 /* BACKUP's path for STATE (see above). */
 void rn_checkpoint_backup_path(const char *state, char *out, size_t cap);
 
