@@ -107,7 +107,7 @@ FUZZ_SECONDS ?= 20
 
 $(BUILD)/fuzzers/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(BUILD)/libresnet.a $(HDRS) $(BUILD)/obj/cli/run_common.o $(BUILD)/obj/cli/args.o
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $< $(BUILD)/obj/cli/run_common.o $(BUILD)/obj/cli/args.o \
+	$(CC) $(CFLAGS) -Icli -fsanitize=fuzzer $(LDFLAGS) -o $@ $< $(BUILD)/obj/cli/run_common.o $(BUILD)/obj/cli/args.o \
 	    $(BUILD)/libresnet.a $(LDLIBS)
 
 fuzzers: $(FUZZ_BIN)

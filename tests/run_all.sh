@@ -2,9 +2,19 @@
 # run_all.sh BUILD - every test of resnet.c, in order of cost. Each suite is a
 # program that exits non-zero on any failure; this script runs them all,
 # prints one line per suite, and exits non-zero if any failed.
+#
+# It first brings BUILD up to date (make: what is stale is rebuilt), and takes
+# the C suites from the sources (tests/test_*.c), so a suite whose binary is
+# missing fails instead of being skipped. The sanitizer and fuzzing suites
+# build their own trees (BUILD/sanitize, BUILD/fuzz) with clang; SKIP_SLOW=1
+# leaves those two out (for a quick local run; CI runs everything).
 set -u
 BUILD=${1:-build}
 PY=/usr/bin/python3
+if ! make -s --no-print-directory BUILD="$BUILD" all; then
+    echo "run_all: the build failed"
+    exit 1
+fi
 passed=0
 failed=0
 failures=()
@@ -24,9 +34,17 @@ run() { # name command...
     fi
 }
 
-for t in "$BUILD"/tests/test_*; do
-    [ -x "$t" ] || continue
-    run "$(basename "$t")" "$t"
+missing() {
+    echo "$1 is missing"
+    return 1
+}
+for src in tests/test_*.c; do
+    t="$BUILD/tests/$(basename "$src" .c)"
+    if [ -x "$t" ]; then
+        run "$(basename "$t")" "$t"
+    else
+        run "$(basename "$t")" missing "$t"
+    fi
 done
 run "example" "$BUILD/example" --selftest
 run "cli" tests/cli.sh "$BUILD"
@@ -40,6 +58,12 @@ run "finetune_parity" "$PY" tools/finetune_parity.py --resnet "$BUILD/resnet"
 run "predict_parity" "$PY" tools/predict_parity.py --resnet "$BUILD/resnet"
 run "pth_roundtrip" "$PY" tools/pth_roundtrip.py --resnet "$BUILD/resnet"
 run "parity" "$PY" tools/parity.py --resnet "$BUILD/resnet"
+run "train_safety" tests/train_safety.sh "$BUILD"
+run "kill_harness" "$PY" tests/kill_harness.py --resnet "$BUILD/resnet"
+if [ "${SKIP_SLOW:-0}" != 1 ]; then
+    run "sanitize" make -s --no-print-directory BUILD="$BUILD" sanitize
+    run "fuzz" make -s --no-print-directory BUILD="$BUILD" fuzz
+fi
 
 echo
 if [ $failed -gt 0 ]; then

@@ -62,22 +62,25 @@ def safetensors_seeds(d):
 
 
 def checkpoint_seeds(d):
-    """Checkpoint metadata: a weights file and an optimizer state as `resnet
-    train` writes them, with the tensors shrunk to keep the seeds small."""
-    write(d, "weights_meta.safetensors", st_bytes(
+    """Checkpoint metadata: a weights file and its optimizer state as `resnet
+    train` writes them (two files behind a length), the tensors shrunk."""
+    weights = st_bytes(
         {"conv1.weight": np.zeros((2, 3, 7, 7), np.float32), "fc.weight": np.zeros((10, 2), np.float32)},
         metadata={"format": "pt", "arch": "resnet18", "in_channels": "3", "num_classes": "10",
                   "image_size": "32", "normalize": "0.4914,0.4822,0.4465:0.247,0.243,0.261",
                   "dataset": "cifar10", "stem": "cifar", "class_names": "airplane\nautomobile",
-                  "run_id": "3f2a9c41d07b6e85", "step": "120"}))
-    write(d, "optim_meta.safetensors", st_bytes(
+                  "run_id": "3f2a9c41d07b6e85", "step": "120"})
+    state = st_bytes(
         {"optimizer.momentum_buffer": np.zeros(4, np.float32), "optimizer.step": np.array([120], np.int64)},
-        metadata={"optimizer": "sgd", "arch": "d2l_resnet18", "n_params": "4", "epoch": "3",
-                  "position": "1280", "seed": "7", "run_id": "3f2a9c41d07b6e85", "step": "120"}))
-    write(d, "optim_bad_numbers.safetensors", st_bytes(
+        metadata={"optimizer": "sgd", "arch": "resnet18", "n_params": "4", "epoch": "3",
+                  "position": "1280", "seed": "7", "run_id": "3f2a9c41d07b6e85", "step": "120"})
+    other = st_bytes(
         {"optimizer.step": np.array([5], np.int64)},
         metadata={"optimizer": "adamw", "arch": "resnet50", "epoch": "-1", "position": "1e3",
-                  "seed": "99999999999999999999", "run_id": "zz", "step": " 5"}))
+                  "seed": "99999999999999999999", "run_id": "zz", "step": " 5"})
+    write(d, "pair.ckpt", two_files(weights, state))
+    write(d, "mismatched.ckpt", two_files(weights, other))
+    write(d, "no_state.ckpt", two_files(weights, b""))
 
 
 # ---- .pth ------------------------------------------------------------------------

@@ -74,7 +74,7 @@ def main():
             if os.path.exists(out):
                 os.remove(out)
     print("pth_roundtrip: %d passed, %d failed" % (passed, failed))
-    sys.exit(1 if failed else 0)
+    sys.exit(1 if failed or not passed else 0)  # no case run is a failure
 
 
 if __name__ == "__main__":

@@ -23,26 +23,34 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* ---- an in-memory file with a path ---------------------------------------- */
+/* ---- in-memory files with a path ------------------------------------------------ */
 
-static int fuzz_memfd = -1;
+#define FUZZ_MEM_FILES 4
+static int fuzz_memfd[FUZZ_MEM_FILES] = {-1, -1, -1, -1};
 
-/* The bytes as a regular file in memory; returns its path ("/proc/self/fd/N"). */
-static inline const char *fuzz_mem_path(const uint8_t *data, size_t size) {
-    static char path[64];
-    if (fuzz_memfd < 0) {
-        fuzz_memfd = memfd_create("fuzz-input", 0);
-        if (fuzz_memfd < 0) {
+/* The bytes as regular file number `slot` (0..FUZZ_MEM_FILES-1) in memory;
+ * returns its path ("/proc/self/fd/N"), valid until the next call for the slot. */
+static inline const char *fuzz_mem_file(int slot, const uint8_t *data, size_t size) {
+    static char paths[FUZZ_MEM_FILES][64];
+    if (fuzz_memfd[slot] < 0) {
+        fuzz_memfd[slot] = memfd_create("fuzz-input", 0);
+        if (fuzz_memfd[slot] < 0) {
             perror("memfd_create");
             abort();
         }
-        snprintf(path, sizeof path, "/proc/self/fd/%d", fuzz_memfd);
+        snprintf(paths[slot], sizeof paths[slot], "/proc/self/fd/%d", fuzz_memfd[slot]);
     }
-    if (ftruncate(fuzz_memfd, 0) != 0 || (size && pwrite(fuzz_memfd, data, size, 0) != (ssize_t)size)) {
+    if (ftruncate(fuzz_memfd[slot], 0) != 0 ||
+        (size && pwrite(fuzz_memfd[slot], data, size, 0) != (ssize_t)size)) {
         perror("memfd write");
         abort();
     }
-    return path;
+    return paths[slot];
+}
+
+/* The bytes as an in-memory file (slot 0). */
+static inline const char *fuzz_mem_path(const uint8_t *data, size_t size) {
+    return fuzz_mem_file(0, data, size);
 }
 
 /* ---- a private temporary folder --------------------------------------------- */
