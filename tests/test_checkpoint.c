@@ -10,7 +10,6 @@
  * leaves (the page cache survives a killed process). Files go to /dev/shm
  * when it exists (45 MB per file), else $TMPDIR.
  */
-#include <dirent.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -62,16 +61,7 @@ static void step(void) {
     CHECK(rn_trainer_step(trainer, x, labels, 2, 32, 32, NULL) == RN_OK, "step: %s", rn_last_error());
 }
 
-static int temps_left(void) {
-    DIR *d = opendir(dir);
-    int n = 0;
-    struct dirent *e;
-    while (d && (e = readdir(d)))
-        n += rn_file_is_temp(e->d_name);
-    if (d)
-        closedir(d);
-    return n;
-}
+static int temps_left(void) { return check_count_files(dir, rn_file_is_temp); }
 
 /* The pair on disk must be the checkpoint of step `want`, from `file`; with
  * `load`, the model and the trainer load from it. */

@@ -8,7 +8,6 @@
  * whose path goes through a regular file with ENOTDIR (which stops root
  * too; a chmod'ed folder is tried only when not running as root).
  */
-#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
@@ -28,16 +27,7 @@ static void path_of(char *out, size_t cap, const char *name) {
 }
 
 /* Number of entries of the test folder whose name is a temporary file's. */
-static int count_temps(void) {
-    DIR *d = opendir(dir);
-    int n = 0;
-    struct dirent *e;
-    while (d && (e = readdir(d)))
-        n += rn_file_is_temp(e->d_name);
-    if (d)
-        closedir(d);
-    return n;
-}
+static int count_temps(void) { return check_count_files(dir, rn_file_is_temp); }
 
 static int file_equals(const char *path, const char *text) {
     size_t len;

@@ -210,11 +210,8 @@ rn_status rn_wfile_open(rn_wfile *w, const char *path) {
         }
     }
     free(dir);
-    if (st != RN_OK) {
-        free(w->tmp);
-        w->tmp = NULL;
+    if (st != RN_OK)
         wfile_free(w);
-    }
     return st;
 }
 
