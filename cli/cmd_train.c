@@ -398,6 +398,16 @@ int cmd_train(int argc, char **argv) {
     r.quiet = args_flag(&t, "quiet");
     r.tty = isatty(2);
 
+    memset(&r.lcfg, 0, sizeof r.lcfg);
+    r.lcfg.batch_size = batch;
+    r.lcfg.image_size = size;
+    r.lcfg.shuffle = !args_flag(&t, "no-shuffle");
+    const char *data = args_str(&t, "data"), *kind = args_str(&t, "dataset");
+    int folder = strncmp(kind, "folder", 6) == 0;
+    if (cli_stem(&t) < 0 || !cli_parse_augment(&t, &r.lcfg, folder ? "crop+flip" : "none") ||
+        !cli_parse_normalize(&t, &r.lcfg, r.norm_text, sizeof r.norm_text))
+        return EXIT_USAGE;
+
     /* the checkpoint's two files, locked against a second run writing them */
     const char *save = args_str(&t, "save");
     if (strcmp(save, "none") != 0) {
@@ -424,19 +434,8 @@ int cmd_train(int argc, char **argv) {
             rn_checkpoint_tidy(r.save, r.optim);
     }
 
-    /* data */
-    memset(&r.lcfg, 0, sizeof r.lcfg);
-    r.lcfg.batch_size = batch;
-    r.lcfg.image_size = size;
-    r.lcfg.shuffle = !args_flag(&t, "no-shuffle");
+    /* data, in the order of the run's seed */
     r.lcfg.seed = (uint64_t)r.seed;
-    const char *data = args_str(&t, "data"), *kind = args_str(&t, "dataset");
-    int folder = strncmp(kind, "folder", 6) == 0;
-    if (cli_stem(&t) < 0 || !cli_parse_augment(&t, &r.lcfg, folder ? "crop+flip" : "none") ||
-        !cli_parse_normalize(&t, &r.lcfg, r.norm_text, sizeof r.norm_text)) {
-        status = EXIT_USAGE;
-        goto done;
-    }
     if (rn_dataset_load(data, kind, 1, &r.train) != RN_OK || rn_dataset_load(data, kind, 0, &r.test) != RN_OK) {
         cli_error("train", "%s", rn_last_error());
         goto done;
