@@ -211,6 +211,7 @@ int main(void) {
     check_conv(shape(4, 8, 45, 45, 12, 5, 2, 2, 1), 3, "wide N stride 2");
     check_conv(shape(8, 6, 40, 40, 10, 3, 3, 1, 2), 5, "wide N stride 3 groups");
 
+    printf("kernel %s: convolutions checked against the reference\n", rn_gemm_kernel_name());
     /* The same on the portable kernel and packers. */
     rn_gemm_force_portable(1);
     check_conv(shape(2, 3, 37, 41, 16, 7, 2, 3, 1), 7, "portable stem");
@@ -218,6 +219,7 @@ int main(void) {
     check_conv(shape(1, 8, 5, 150, 12, 3, 1, 1, 1), 3, "portable wide rows");
     for (int i = 0; i < 6; i++)
         check_conv(random_shape(), i % 8, "portable random");
+    printf("kernel %s: convolutions checked against the reference\n", rn_gemm_kernel_name());
     rn_gemm_force_portable(0);
 
     check_determinism(shape(2, 64, 28, 28, 64, 3, 1, 1, 1));
