@@ -236,7 +236,8 @@ rn_status rn_checkpoint_save(const rn_checkpoint_spec *spec, const rn_model *m, 
                            &wk, &wv);
     if (st == RN_OK)
         st = with_id(spec->state_keys, spec->state_values, spec->state_count, spec->run_id, step_text, &sk, &sv);
-    phase(spec, "begin", step);
+    if (st == RN_OK)
+        phase(spec, "begin", step);
     rn_wfile ww = {0}, ws = {0};
     if (st == RN_OK && (st = rn_wfile_open(&ww, spec->weights)) == RN_OK &&
         (st = rn_model_write_to(m, &ww, wk, wv, spec->weight_count + 2)) == RN_OK &&
