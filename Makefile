@@ -3,6 +3,7 @@
 #   make          build the library (static + shared), the `resnet` CLI and the tests
 #   make run      install what is missing, build, run the main job on bundled data
 #   make test     install what is missing, build, run every test (non-zero on failure)
+#   make ci       what CI runs: make test, then the sanitizer and fuzzing suites below
 #   make deps     install missing Debian packages (PyTorch for the parity tests)
 #   make sanitize build with clang's AddressSanitizer + UndefinedBehaviorSanitizer (build/sanitize)
 #                 and run the C test suites and the CLI's malformed-file suites under it
@@ -43,7 +44,7 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 HDRS := $(wildcard include/*.h src/*/*.h src/ops/x86/*.h cli/*.h tests/*.h)
 
-.PHONY: all lib cli tests run test deps clean bench-ort sanitize fuzz fuzzers
+.PHONY: all lib cli tests run test ci deps clean bench-ort sanitize fuzz fuzzers
 
 all: lib cli tests $(BUILD)/example
 
@@ -98,12 +99,15 @@ run: deps all
 test: deps all
 	@tests/run_all.sh $(BUILD)
 
+ci: deps all
+	@RN_CI=1 tests/run_all.sh $(BUILD)
+
 # ---- sanitizers and fuzzing (clang 14 and its runtime: tools/install_deps.sh --clang) -----------
 CLANG ?= clang-14
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -Wno-pass-failed
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzzers/%)
-FUZZ_SECONDS ?= 20
+FUZZ_SECONDS ?= 15
 
 $(BUILD)/fuzzers/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(BUILD)/libresnet.a $(HDRS) $(BUILD)/obj/cli/run_common.o $(BUILD)/obj/cli/args.o
 	@mkdir -p $(dir $@)
