@@ -22,6 +22,7 @@ int train_ckpt_open(train_ckpt *c, const char *weights, const char *state) {
     c->committed = -1;
     rn_checkpoint_new_run_id(c->run_id);
     const char *pause = getenv("RESNET_TEST_SAVE_PAUSE_MS");
+    c->test_hook = pause != NULL;
     c->pause_ms = pause ? atoi(pause) : 0;
     if (!weights)
         return 0;
@@ -50,15 +51,15 @@ static void test_hook(void *ctx, const char *phase, int64_t step) {
     fflush(stderr);
     if (c->pause_ms > 0 && strcmp(phase, "done") != 0) {
         struct timespec ts = {c->pause_ms / 1000, (long)(c->pause_ms % 1000) * 1000000L};
-        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-        }
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            continue;
     }
 }
 
 int train_ckpt_save(train_ckpt *c, const rn_model *m, const rn_trainer *t, const char *const *wkeys,
                     const char *const *wvals, int wn, const char *const *skeys, const char *const *svals, int sn) {
     rn_checkpoint_spec spec = {c->weights, c->state, c->run_id, wkeys, wvals, wn, skeys, svals, sn,
-                               getenv("RESNET_TEST_SAVE_PAUSE_MS") ? test_hook : NULL, c};
+                               c->test_hook ? test_hook : NULL, c};
     rn_status st = rn_checkpoint_save(&spec, m, t);
     if (st == RN_OK) {
         c->committed = rn_trainer_steps(t);

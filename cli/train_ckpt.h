@@ -25,7 +25,7 @@ typedef struct train_ckpt {
     char run_id[RN_RUN_ID_MAX + 1];
     int lock_fd;
     int64_t committed;                     /* step of the last checkpoint committed, -1: none yet */
-    int pause_ms;                          /* the test hook */
+    int test_hook, pause_ms;               /* the test hook and its pause */
 } train_ckpt;
 
 /* Prepares saving to weights/state (weights NULL: no --save) with a new run
