@@ -28,21 +28,23 @@ ifeq ($(HAVE_OPENMP),1)
   LDFLAGS += -fopenmp
 endif
 
-# x86 SIMD kernels are compiled for their instruction set and chosen at run time.
+# x86 SIMD kernels: each file is compiled for its own instruction set (named
+# by its suffix) and called only when the CPU has it (src/core/cpu.c).
 ARCH := $(shell uname -m)
 X86_SRC := $(if $(filter x86_64,$(ARCH)),$(wildcard src/ops/x86/*.c),)
-X86_FLAGS := -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma -mavx2
+AVX512_FLAGS := -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma -mavx2
+AVX2_FLAGS := -mavx2 -mfma
 ifneq ($(X86_SRC),)
   CFLAGS += -DRN_HAVE_X86_KERNELS
 endif
 
-LIB_SRC := $(wildcard src/core/*.c src/ops/*.c src/model/*.c src/io/*.c src/data/*.c src/train/*.c) $(X86_SRC)
+LIB_SRC := $(wildcard src/core/*.c src/ops/*.c src/model/*.c src/engine/*.c src/io/*.c src/data/*.c src/train/*.c src/report/*.c) $(X86_SRC)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_SRC := $(wildcard cli/*.c)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-HDRS := $(wildcard include/*.h src/*/*.h src/ops/x86/*.h cli/*.h tests/*.h)
+HDRS := $(wildcard include/*.h src/*/*.h cli/*.h tests/*.h)
 
 .PHONY: all lib cli tests run test ci deps clean bench-ort sanitize fuzz fuzzers
 
@@ -52,9 +54,13 @@ lib: $(BUILD)/libresnet.a $(BUILD)/libresnet.so
 cli: $(BUILD)/resnet
 tests: $(TEST_BIN)
 
-$(BUILD)/obj/src/ops/x86/%.o: src/ops/x86/%.c $(HDRS)
+$(BUILD)/obj/src/ops/x86/%_avx512.o: src/ops/x86/%_avx512.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(X86_FLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(AVX512_FLAGS) -c $< -o $@
+
+$(BUILD)/obj/src/ops/x86/%_avx2.o: src/ops/x86/%_avx2.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AVX2_FLAGS) -c $< -o $@
 
 $(BUILD)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -82,7 +88,8 @@ deps:
 	@tools/install_deps.sh
 
 # The main job: train the D2L ResNet-18 on the bundled Fashion-MNIST subset
-# (5000 training / 1000 test images), evaluate it, save the checkpoint and the curves.
+# (5000 training / 1000 test images), evaluate it, save the checkpoint, the curves
+# and the training report (an HTML page), and classify the 8 sample images by name.
 RUN_DIR ?= $(BUILD)/run
 run: deps all
 	@mkdir -p $(RUN_DIR)
@@ -92,9 +99,10 @@ run: deps all
 	    --save $(RUN_DIR)/d2l_resnet18_fmnist.safetensors
 	$(BUILD)/resnet eval --weights $(RUN_DIR)/d2l_resnet18_fmnist.safetensors --data data/fmnist-small
 	$(BUILD)/resnet forward --weights $(RUN_DIR)/d2l_resnet18_fmnist.safetensors \
-	    --input data/sample/fmnist_batch.npy --output $(RUN_DIR)/sample_logits.npy --print
-	@echo "labels of the 8 sample images: $$(cat data/sample/fmnist_batch_labels.txt)"
-	@echo "checkpoint, log and curves (SVG, open in a browser) are in $(RUN_DIR)/"
+	    --input data/sample/fmnist_batch.npy --output $(RUN_DIR)/sample_logits.npy --print \
+	    --true-labels data/sample/fmnist_batch_labels.txt
+	@echo "checkpoint, log and curves are in $(RUN_DIR)/"
+	@echo "training report (open in a browser): $(RUN_DIR)/d2l_resnet18_fmnist_report/report.html"
 
 test: deps all
 	@tests/run_all.sh $(BUILD)

@@ -160,3 +160,13 @@ int args_int(const arg_table *t, const char *name, int lo, int hi, int *out) {
     *out = (int)x;
     return 1;
 }
+
+arg_spec *args_spec(const arg_table *t, const char *name) { return find(t, name); }
+
+int args_default_to(arg_table *t, const char *name, const char *value) {
+    arg_spec *s = find(t, name);
+    if (!s || s->set || s->kind == ARG_POSITIONAL)
+        return 0;
+    s->value = value;
+    return 1;
+}

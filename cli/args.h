@@ -46,6 +46,12 @@ void args_print_help(const arg_table *t);
 char **args_positional(const arg_table *t, char **argv, int *count);
 
 const char *args_str(const arg_table *t, const char *name);
+/* The flag's entry in the table, or NULL. */
+arg_spec *args_spec(const arg_table *t, const char *name);
+/* Gives a flag that was not on the command line another value than its
+ * default (value must outlive the table; "1"/"0" for ARG_FLAG). Returns 0,
+ * changing nothing, if the flag was given or is unknown. */
+int args_default_to(arg_table *t, const char *name, const char *value);
 int args_flag(const arg_table *t, const char *name);
 /* Integer flag in [lo, hi]; prints an error and returns 0 if out of range. */
 int args_int(const arg_table *t, const char *name, int lo, int hi, int *out);

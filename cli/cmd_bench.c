@@ -1,11 +1,14 @@
 /*
- * cmd_bench.c - `resnet bench`: inference throughput.
+ * cmd_bench.c - `resnet bench`: inference (or training-step) throughput.
  * Warm-up batches, then timed repeats; reports the median, min and max
- * time per batch, images/s and GFLOP/s (from the model's MAC count).
+ * time per batch, images/s and GFLOP/s (from the model's MAC count), the
+ * kernels' instruction set, the convolution algorithms that ran, the
+ * engine's memory and the process's peak resident set.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "args.h"
@@ -25,6 +28,7 @@ static arg_spec SPECS[] = {
     {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
     {"warmup", ARG_INT, "2", "untimed batches first", 0, 0},
     {"repeats", ARG_INT, "10", "timed batches", 0, 0},
+    CLI_CONV_ALGO_SPEC,
     {"train", ARG_FLAG, NULL, "time a training step (forward, backward, SGD update) instead of inference", 0, 0},
     {"json", ARG_FLAG, NULL, "print one JSON object instead of text", 0, 0},
 };
@@ -33,6 +37,12 @@ static double now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* The process's peak resident set, in MB (Linux reports KB). */
+static double peak_rss_mb(void) {
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss / 1024.0 : 0.0;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -74,6 +84,7 @@ int cmd_bench(int argc, char **argv) {
     size_t nx = (size_t)batch * (size_t)in_ch * (size_t)size * (size_t)size;
     int train = args_flag(&t, "train");
     rn_trainer *tr = NULL;
+    rn_session *sess = NULL;
     int32_t *labels = malloc((size_t)batch * sizeof *labels);
     if (train) {
         rn_train_config cfg;
@@ -85,6 +96,16 @@ int cmd_bench(int argc, char **argv) {
             rn_model_free(m);
             free(labels);
             return EXIT_RUNTIME;
+        }
+    }
+    if (!train) {
+        rn_session_config scfg;
+        cli_session_config(&t, &scfg);
+        if (rn_session_create(m, &scfg, &sess) != RN_OK) {
+            cli_error("bench", "%s", rn_last_error());
+            rn_model_free(m);
+            free(labels);
+            return EXIT_USAGE;
         }
     }
     float *x = malloc(nx * sizeof *x);
@@ -105,7 +126,7 @@ int cmd_bench(int argc, char **argv) {
     for (int i = 0; i < warmup + repeats; i++) {
         double t0 = now_ms();
         rn_status st = train ? rn_trainer_step(tr, x, labels, batch, size, size, NULL)
-                             : rn_model_forward(m, x, batch, size, size, mode, y);
+                             : rn_session_forward(sess, x, batch, size, size, mode, y);
         if (st != RN_OK) {
             cli_error("bench", "%s", rn_last_error());
             goto done;
@@ -124,19 +145,30 @@ int cmd_bench(int argc, char **argv) {
     double gflops = flops_per_image * batch / (med * 1e6);
     if (train)
         mode_s = "train-step";
+    char algos[256] = "im2col (training)";
+    if (sess)
+        rn_session_algorithms(sess, algos, sizeof algos);
+    const char *isa = sess ? rn_session_isa(sess) : rn_trainer_isa(tr);
+    double engine_mb = (double)(sess ? rn_session_bytes(sess) : rn_trainer_bytes(tr)) / 1048576.0;
+    double rss = peak_rss_mb();
     if (args_flag(&t, "json")) {
         printf("{\"arch\": \"%s\", \"mode\": \"%s\", \"batch_size\": %d, \"image_size\": %d, "
                "\"in_channels\": %d, \"num_classes\": %d, \"threads\": %d, \"repeats\": %d, "
                "\"ms_per_batch_median\": %.3f, \"ms_per_batch_min\": %.3f, \"ms_per_batch_max\": %.3f, "
-               "\"images_per_second\": %.2f, \"gflops_per_second\": %.2f}\n",
+               "\"images_per_second\": %.2f, \"gflops_per_second\": %.2f, \"isa\": \"%s\", "
+               "\"cpu\": \"%s\", \"conv_algorithms\": \"%s\", \"engine_mb\": %.1f, "
+               "\"peak_rss_mb\": %.1f}\n",
                rn_model_arch(m), mode_s, batch, size, in_ch, rn_model_num_classes(m), rn_get_threads(),
-               repeats, med, ms[0], ms[repeats - 1], ips, gflops);
+               repeats, med, ms[0], ms[repeats - 1], ips, gflops, isa, rn_cpu_model(), algos,
+               engine_mb, rss);
     } else {
         printf("%s %s, batch %d, %dx%d, %d threads, %d repeats\n", rn_model_arch(m), mode_s, batch, size,
                size, rn_get_threads(), repeats);
+        printf("kernels: %s on %s\nconvolutions: %s\n", isa, rn_cpu_model(), algos);
         printf("ms per batch: median %.2f, min %.2f, max %.2f\n", med, ms[0], ms[repeats - 1]);
         printf("images/s: %.1f\nGFLOP/s: %.1f (%.3f GFLOP per image)\n", ips, gflops,
                flops_per_image / 1e9);
+        printf("memory: engine %.1f MB, peak resident set %.1f MB\n", engine_mb, rss);
     }
     status = 0;
 done:
@@ -145,6 +177,7 @@ done:
     free(ms);
     free(labels);
     rn_trainer_free(tr);
+    rn_session_free(sess);
     rn_model_free(m);
     return status;
 }

@@ -9,7 +9,7 @@
 
 static arg_spec SPECS[] = {
     {"input", ARG_STRING, NULL, "weights to read: a torch.save checkpoint (.pth) or safetensors", 0, 0},
-    {"output", ARG_STRING, NULL, "safetensors file to write (PyTorch state_dict names)", 0, 0},
+    {"output", ARG_STRING, NULL, "safetensors file to write (PyTorch state_dict names); missing folders are created", 0, 0},
     {"arch", ARG_STRING, "auto", "architecture; auto: from the metadata or the tensor names and shapes", 0, 0},
 };
 
@@ -32,7 +32,9 @@ int cmd_convert(int argc, char **argv) {
         cli_error("convert", "%s", rn_last_error());
         return EXIT_RUNTIME;
     }
-    rn_status st = rn_model_save(m, args_str(&t, "output"));
+    rn_status st = cli_make_output_dirs("convert", args_str(&t, "output"));
+    if (st == RN_OK)
+        st = rn_model_save(m, args_str(&t, "output"));
     if (st != RN_OK) {
         rn_model_free(m);
         return cli_write_failed("convert", st);

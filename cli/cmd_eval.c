@@ -20,14 +20,9 @@ static arg_spec SPECS[] = {
     {"image-size", ARG_INT, "-1", "resize to this size; -1: from the checkpoint; 0: the dataset's own", 0, 0},
     {"normalize", ARG_STRING, "auto", "none, MEAN,..:STD,.., or auto (from the checkpoint)", 0, 0},
     {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
+    CLI_CONV_ALGO_SPEC,
     {"json", ARG_FLAG, NULL, "print one JSON object", 0, 0},
 };
-
-/* A metadata value of the weights file, or `fallback`. */
-static void meta_or(const char *path, const char *key, const char *fallback, char *out, size_t cap) {
-    if (rn_weights_meta(path, key, out, cap) != RN_OK)
-        snprintf(out, cap, "%s", fallback);
-}
 
 static void print_report(const rn_eval_result *ev, const rn_dataset *ds, int json) {
     int K = ds->num_classes;
@@ -76,9 +71,8 @@ int cmd_eval(int argc, char **argv) {
     int pr = args_parse(&t, argc, argv);
     if (pr)
         return pr > 0 ? 0 : EXIT_USAGE;
-    int batch, size, threads;
-    if (!args_int(&t, "batch-size", 1, 65536, &batch) || !args_int(&t, "image-size", -1, 4096, &size) ||
-        !args_int(&t, "threads", 0, 1024, &threads))
+    int threads;
+    if (!args_int(&t, "threads", 0, 1024, &threads))
         return EXIT_USAGE;
     const char *split = args_str(&t, "split");
     if (strcmp(split, "test") != 0 && strcmp(split, "train") != 0) {
@@ -87,40 +81,29 @@ int cmd_eval(int argc, char **argv) {
     }
     rn_set_threads(threads);
     const char *weights = args_str(&t, "weights");
-    char kind[64], size_text[32], norm[256];
-    if (strcmp(args_str(&t, "dataset"), "auto") == 0)
-        meta_or(weights, "dataset", "fashion-mnist", kind, sizeof kind);
-    else
-        snprintf(kind, sizeof kind, "%s", args_str(&t, "dataset"));
-    if (size < 0) {
-        meta_or(weights, "image_size", "0", size_text, sizeof size_text);
-        size = atoi(size_text);
-    }
-    rn_loader_config cfg = {.batch_size = batch, .image_size = size};
-    const char *norm_flag = args_str(&t, "normalize");
-    if (strcmp(norm_flag, "auto") == 0)
-        meta_or(weights, "normalize", "none", norm, sizeof norm);
-    else
-        snprintf(norm, sizeof norm, "%s", norm_flag);
-    if (strcmp(norm, "none") != 0) {
-        int ch;
-        if (!parse_mean_std(norm, cfg.mean, cfg.std, &ch)) {
-            cli_error("eval", "bad normalisation '%s'", norm);
-            return EXIT_USAGE;
-        }
-        for (int i = ch; i < 4; i++)
-            cfg.mean[i] = cfg.mean[0], cfg.std[i] = cfg.std[0];
-        cfg.normalize = 1;
-    }
 
+    /* the checkpoint, read once: its weights and the metadata the flags default to */
+    cli_ckpt_meta meta;
+    cli_ckpt_meta_init(&meta);
     rn_model *m = NULL;
     rn_dataset ds = {0};
     rn_eval_result ev = {0};
     int status = EXIT_RUNTIME;
     const char *arch = strcmp(args_str(&t, "arch"), "auto") ? args_str(&t, "arch") : NULL;
-    if (rn_model_load(weights, arch, &m) != RN_OK ||
-        rn_dataset_load(args_str(&t, "data"), kind, strcmp(split, "train") == 0, &ds) != RN_OK ||
-        rn_evaluate(m, &ds, &cfg, NULL, NULL, &ev) != RN_OK) {
+    if (rn_model_load_meta(weights, arch, cli_ckpt_meta_take, &meta, &m) != RN_OK) {
+        cli_error("eval", "%s", rn_last_error());
+        goto done;
+    }
+    char kind[64];
+    rn_loader_config cfg;
+    if (!cli_eval_config(&t, weights, &meta, kind, sizeof kind, &cfg)) {
+        status = EXIT_USAGE;
+        goto done;
+    }
+    rn_session_config scfg;
+    cli_session_config(&t, &scfg);
+    if (rn_dataset_load(args_str(&t, "data"), kind, strcmp(split, "train") == 0, &ds) != RN_OK ||
+        rn_evaluate_config(m, &scfg, &ds, &cfg, NULL, NULL, NULL, NULL, &ev) != RN_OK) {
         cli_error("eval", "%s", rn_last_error());
         goto done;
     }

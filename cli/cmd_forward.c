@@ -5,6 +5,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "data/dataset.h"
 #include "resnet.h"
 #include "run_common.h"
 
@@ -12,11 +13,79 @@ static arg_spec SPECS[] = {
     {"arch", ARG_STRING, "auto", "architecture; auto: from the file's metadata or tensor names", 0, 0},
     {"weights", ARG_STRING, NULL, "safetensors file with PyTorch state_dict names", 0, 0},
     {"input", ARG_STRING, NULL, ".npy float32 input of shape (N, C, H, W)", 0, 0},
-    {"output", ARG_STRING, NULL, ".npy file to write the (N, num_classes) float32 logits to", 0, 0},
+    {"output", ARG_STRING, NULL, ".npy file to write the (N, num_classes) float32 logits to; missing folders are created", 0, 0},
     {"mode", ARG_STRING, "eval", "eval: BatchNorm uses running statistics; train: batch statistics", 0, 0},
     {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
-    {"print", ARG_FLAG, NULL, "also print each image's top class and logit", 0, 0},
+    CLI_CONV_ALGO_SPEC,
+    {"print", ARG_FLAG, NULL, "also print each image's top class (by name when the checkpoint has them) and logit", 0, 0},
+    {"true-labels", ARG_STRING, "none", "with --print: a text file of the images' labels (class indices, "
+     "whitespace-separated), to print each one beside the prediction and count the right ones", 0, 0},
 };
+
+/* Reads n whitespace-separated class indices in 0..k-1 from path into labels;
+ * returns 0 after an error message. */
+static int read_true_labels(const char *path, int n, int k, int *labels) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        cli_error("forward", "%s: cannot open the labels", path);
+        return 0;
+    }
+    int got = 0, v;
+    while (got < n && fscanf(f, "%d", &v) == 1 && v >= 0 && v < k)
+        labels[got++] = v;
+    int extra = fscanf(f, "%d", &v) == 1;
+    fclose(f);
+    if (got != n || extra) {
+        cli_error("forward", "%s: expected %d labels in 0..%d, one per image", path, n, k - 1);
+        return 0;
+    }
+    return 1;
+}
+
+/* Prints each image's top class, by name if the checkpoint has names, and
+ * with --true-labels the label and a count of right answers. */
+static int print_top(const arg_table *t, const float *y, int n, int k) {
+    char **names = NULL;
+    int *truth = NULL, right = 0;
+    const char *truth_path = args_str(t, "true-labels");
+    if (rn_checkpoint_class_names(args_str(t, "weights"), k, &names) != RN_OK) {
+        cli_error("forward", "%s", rn_last_error());
+        return 0;
+    }
+    if (strcmp(truth_path, "none") != 0) {
+        truth = malloc((size_t)n * sizeof *truth);
+        if (!truth || !read_true_labels(truth_path, n, k, truth)) {
+            if (!truth)
+                cli_error("forward", "out of memory");
+            free(truth);
+            free(names);
+            return 0;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        int best = 0;
+        for (int j = 1; j < k; j++)
+            if (y[(size_t)i * k + j] > y[(size_t)i * k + best])
+                best = j;
+        if (names)
+            printf("image %d: %-12s (class %d, logit %.4f)", i, names[best], best, y[(size_t)i * k + best]);
+        else
+            printf("image %d: class %d (logit %.4f)", i, best, y[(size_t)i * k + best]);
+        if (truth) {
+            right += truth[i] == best;
+            if (names)
+                printf("  label %s: %s", names[truth[i]], truth[i] == best ? "right" : "wrong");
+            else
+                printf("  label %d: %s", truth[i], truth[i] == best ? "right" : "wrong");
+        }
+        printf("\n");
+    }
+    if (truth)
+        printf("%d of %d right\n", right, n);
+    free(truth);
+    free(names);
+    return 1;
+}
 
 int cmd_forward(int argc, char **argv) {
     arg_table t = {"forward", "Run a forward pass and write the logits.", SPECS,
@@ -37,6 +106,7 @@ int cmd_forward(int argc, char **argv) {
     rn_set_threads(threads);
 
     rn_model *m = NULL;
+    rn_session *sess = NULL;
     float *x = NULL, *y = NULL;
     int ndim = 0, status = EXIT_RUNTIME;
     int64_t shape[RN_NPY_MAX_DIMS];
@@ -59,28 +129,32 @@ int cmd_forward(int argc, char **argv) {
         goto done;
     }
     int64_t out_shape[2] = {n, k};
-    if (rn_model_forward(m, x, n, h, w, mode, y) != RN_OK) {
+    rn_session_config scfg;
+    cli_session_config(&t, &scfg);
+    rn_status st = rn_session_create(m, &scfg, &sess);
+    if (st == RN_ERR_ARG) {
+        cli_error("forward", "%s", rn_last_error());
+        status = EXIT_USAGE;
+        goto done;
+    }
+    if (st != RN_OK || rn_session_forward(sess, x, n, h, w, mode, y) != RN_OK) {
         cli_error("forward", "%s", rn_last_error());
         goto done;
     }
-    rn_status st = rn_npy_write(args_str(&t, "output"), y, 2, out_shape);
+    st = cli_make_output_dirs("forward", args_str(&t, "output"));
+    if (st == RN_OK)
+        st = rn_npy_write(args_str(&t, "output"), y, 2, out_shape);
     if (st != RN_OK) {
         status = cli_write_failed("forward", st);
         goto done;
     }
-    if (args_flag(&t, "print")) {
-        for (int i = 0; i < n; i++) {
-            int best = 0;
-            for (int j = 1; j < k; j++)
-                if (y[(size_t)i * k + j] > y[(size_t)i * k + best])
-                    best = j;
-            printf("image %d: class %d (logit %.4f)\n", i, best, y[(size_t)i * k + best]);
-        }
-    }
+    if (args_flag(&t, "print") && !print_top(&t, y, n, k))
+        goto done;
     status = 0;
 done:
     free(x);
     free(y);
+    rn_session_free(sess);
     rn_model_free(m);
     return status;
 }

@@ -17,7 +17,7 @@ static arg_spec SPECS[] = {
     {"input", ARG_STRING, NULL, ".npy float32 input (N, C, H, W)", 0, 0},
     {"labels", ARG_STRING, NULL, ".npy float32 labels (N), whole numbers", 0, 0},
     {"label-smoothing", ARG_STRING, "0", "cross-entropy label smoothing", 0, 0},
-    {"output", ARG_STRING, NULL, "safetensors file for the gradients (parameter names)", 0, 0},
+    {"output", ARG_STRING, NULL, "safetensors file for the gradients (parameter names); missing folders are created", 0, 0},
     {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
 };
 
@@ -54,9 +54,10 @@ int cmd_grad(int argc, char **argv) {
     for (int64_t i = 0; i < xs[0]; i++)
         labels[i] = (int32_t)yl[i];
     float loss = 0.0f;
-    rn_status st = rn_model_save_gradients(m, x, labels, (int)xs[0], (int)xs[2], (int)xs[3],
-                                           (float)atof(args_str(&t, "label-smoothing")), args_str(&t, "output"),
-                                           &loss);
+    rn_status st = cli_make_output_dirs("grad", args_str(&t, "output"));
+    if (st == RN_OK)
+        st = rn_model_save_gradients(m, x, labels, (int)xs[0], (int)xs[2], (int)xs[3],
+                                     (float)atof(args_str(&t, "label-smoothing")), args_str(&t, "output"), &loss);
     if (st != RN_OK) {
         status = cli_write_failed("grad", st);
         goto done;

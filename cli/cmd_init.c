@@ -14,7 +14,7 @@ static arg_spec SPECS[] = {
     {"num-classes", ARG_INT, "1000", "output classes", 0, 0},
     {"init", ARG_STRING, "default", "default (PyTorch's initialisation for the architecture) or xavier", 0, 0},
     {"seed", ARG_INT, "0", "random seed", 0, 0},
-    {"output", ARG_STRING, NULL, "safetensors file to write", 0, 0},
+    {"output", ARG_STRING, NULL, "safetensors file to write; missing folders are created", 0, 0},
 };
 
 int cmd_init(int argc, char **argv) {
@@ -36,7 +36,9 @@ int cmd_init(int argc, char **argv) {
         return EXIT_USAGE;
     }
     int status = 0;
-    rn_status st = rn_model_save(m, args_str(&t, "output"));
+    rn_status st = cli_make_output_dirs("init", args_str(&t, "output"));
+    if (st == RN_OK)
+        st = rn_model_save(m, args_str(&t, "output"));
     if (st != RN_OK) {
         status = cli_write_failed("init", st);
     } else {

@@ -10,7 +10,7 @@
 
 static arg_spec SPECS[] = {
     {"log", ARG_STRING, NULL, "JSON-lines log written by resnet train", 0, 0},
-    {"output", ARG_STRING, "auto", "SVG file; auto: the log's name with .svg", 0, 0},
+    {"output", ARG_STRING, "auto", "SVG file (missing folders are created); auto: the log's name with .svg", 0, 0},
 };
 
 int cmd_plot(int argc, char **argv) {
@@ -30,13 +30,15 @@ int cmd_plot(int argc, char **argv) {
     } else {
         snprintf(out, sizeof out, "%s", args_str(&t, "output"));
     }
-    FILE *probe = fopen(log, "rb");
+    FILE *probe = fopen(log, "rb"); /* a missing log fails before any folder is made */
     if (!probe) {
-        cli_error("plot", "%s: %s", log, strerror(errno));
+        cli_error("plot", "%s: cannot open: %s", log, strerror(errno));
         return EXIT_RUNTIME;
     }
     fclose(probe);
-    rn_status st = rn_plot_svg(log, out);
+    rn_status st = cli_make_output_dirs("plot", out);
+    if (st == RN_OK)
+        st = rn_plot_svg(log, out);
     if (st != RN_OK) /* the log is readable: an I/O error is the SVG's */
         return cli_write_failed("plot", st);
     printf("wrote %s\n", out);

@@ -30,10 +30,7 @@
 #include "data/dataset.h"
 #include "data/resize.h"
 #include "data/transform.h"
-#include "io/file.h"
 #include "io/image.h"
-#include "io/pth.h"
-#include "io/safetensors.h"
 #include "resnet.h"
 #include "run_common.h"
 
@@ -53,6 +50,7 @@ static arg_spec SPECS[] = {
      "for ImageNet-style preprocessing)", 0, 0},
     {"gray", ARG_FLAG, NULL, "decode as Pillow's convert(\"L\") (replicated for 3-channel models)", 0, 0},
     {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
+    CLI_CONV_ALGO_SPEC,
     {"IMAGE...", ARG_POSITIONAL, NULL, "JPEG or PNG files to classify", 0, 0},
 };
 
@@ -67,45 +65,24 @@ typedef struct predict_meta {
     char image_size[META_CAP];
     char normalize[META_CAP];
     char *class_names;          /* malloc'ed, or NULL */
+    int nomem;                  /* copying class_names failed */
 } predict_meta;
 
-static void copy_meta(const st_file *f, const char *key, char *out) {
-    const char *v = st_meta_get(f, key);
-    snprintf(out, META_CAP, "%s", v ? v : "");
-}
-
-/* Reads the metadata keys predict uses; PyTorch checkpoints have none (told
- * by their first bytes, without reading the rest). */
-static rn_status read_meta(const char *path, predict_meta *m) {
-    memset(m, 0, sizeof *m);
-    unsigned char head[4];
-    FILE *f0 = fopen(path, "rb");
-    if (f0) {
-        size_t got = fread(head, 1, sizeof head, f0);
-        fclose(f0);
-        if (pth_sniff(head, got))
-            return RN_OK;
+/* Keeps the metadata keys predict uses (rn_model_load_meta calls it for
+ * each key of the checkpoint; PyTorch checkpoints have none). */
+static void on_meta(void *ctx, const char *key, const char *value) {
+    predict_meta *m = ctx;
+    if (strcmp(key, "dataset") == 0)
+        snprintf(m->dataset, META_CAP, "%s", value);
+    else if (strcmp(key, "image_size") == 0)
+        snprintf(m->image_size, META_CAP, "%s", value);
+    else if (strcmp(key, "normalize") == 0)
+        snprintf(m->normalize, META_CAP, "%s", value);
+    else if (strcmp(key, "class_names") == 0) {
+        free(m->class_names);
+        m->class_names = strdup(value);
+        m->nomem |= m->class_names == NULL;
     }
-    unsigned char *buf = NULL;
-    size_t len = 0;
-    rn_status st = rn_file_read_all(path, &buf, &len);
-    if (st != RN_OK || pth_sniff(buf, len)) {
-        free(buf);
-        return st;
-    }
-    st_file f;
-    st = st_parse(buf, len, path, &f);
-    free(buf);
-    if (st != RN_OK)
-        return st;
-    copy_meta(&f, "dataset", m->dataset);
-    copy_meta(&f, "image_size", m->image_size);
-    copy_meta(&f, "normalize", m->normalize);
-    const char *names = st_meta_get(&f, "class_names");
-    if (names && !(m->class_names = strdup(names)))
-        st = RN_ERR_NOMEM;
-    st_free(&f);
-    return st;
 }
 
 /* ---------------------------------------------------------------------------
@@ -459,8 +436,8 @@ static void print_result(const char *path, const double *prob, const int *idx, i
 #define MSG_CAP 512
 
 /* Classifies the images, batch by batch; returns 0 after printing an error. */
-static int run_batches(rn_model *m, const predict_plan *p, char **images, int count, int batch,
-                       int topk, const label_set *labels, int json) {
+static int run_batches(rn_model *m, rn_session *sess, const predict_plan *p, char **images,
+                       int count, int batch, int topk, const label_set *labels, int json) {
     int k = rn_model_num_classes(m);
     size_t per_image = (size_t)p->channels * (size_t)p->crop * (size_t)p->crop;
     float *x = malloc((size_t)batch * per_image * sizeof *x);
@@ -488,7 +465,7 @@ static int run_batches(rn_model *m, const predict_plan *p, char **images, int co
                 cli_error("predict", "%s", msg[b]);
                 goto done;
             }
-        if (rn_model_forward(m, x, n, p->crop, p->crop, RN_MODE_EVAL, logits) != RN_OK) {
+        if (rn_session_forward(sess, x, n, p->crop, p->crop, RN_MODE_EVAL, logits) != RN_OK) {
             cli_error("predict", "%s", rn_last_error());
             goto done;
         }
@@ -536,12 +513,17 @@ int cmd_predict(int argc, char **argv) {
             return EXIT_RUNTIME;
         }
     }
-    predict_meta meta;
+    predict_meta meta = {0};
     rn_model *m = NULL;
+    rn_session *sess = NULL;
     label_set labels = {0};
     int status = EXIT_RUNTIME;
-    if (read_meta(weights, &meta) != RN_OK || rn_model_load(weights, arch, &m) != RN_OK) {
-        cli_error("predict", "%s", *rn_last_error() ? rn_last_error() : "out of memory");
+    if (rn_model_load_meta(weights, arch, on_meta, &meta, &m) != RN_OK) {
+        cli_error("predict", "%s", rn_last_error());
+        goto done;
+    }
+    if (meta.nomem) {
+        cli_error("predict", "out of memory reading the class names of %s", weights);
         goto done;
     }
     predict_plan plan;
@@ -555,11 +537,19 @@ int cmd_predict(int argc, char **argv) {
         topk = rn_model_num_classes(m);
     if (batch > count)
         batch = count;
-    if (run_batches(m, &plan, images, count, batch, topk, &labels, args_flag(&t, "json")))
+    rn_session_config scfg;
+    cli_session_config(&t, &scfg);
+    if (rn_session_create(m, &scfg, &sess) != RN_OK) {
+        cli_error("predict", "%s", rn_last_error());
+        status = EXIT_USAGE;
+        goto done;
+    }
+    if (run_batches(m, sess, &plan, images, count, batch, topk, &labels, args_flag(&t, "json")))
         status = 0;
 done:
     free(meta.class_names);
     labels_free(&labels);
+    rn_session_free(sess);
     rn_model_free(m);
     return status;
 }

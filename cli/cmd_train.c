@@ -19,11 +19,14 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "cmd_report.h"
 #include "commands.h"
 #include "data/dataset.h"
 #include "interrupt.h"
 #include "resnet.h"
 #include "run_common.h"
+#include "train_plan.h"
+#include "run_record.h"
 #include "train_ckpt.h"
 #include "train/evaluate.h"
 #include "train/plot.h"
@@ -54,16 +57,18 @@ static arg_spec SPECS[] = {
      "another head size, fc is freshly initialised", 0, 0},
     {"freeze-backbone", ARG_FLAG, NULL, "train only fc; the backbone, BatchNorm statistics included, stays as loaded", 0, 0},
     {"lr-backbone", ARG_STRING, "same", "learning rate for every tensor but fc.*; same: --lr", 0, 0},
-    {"save", ARG_STRING, "none", "checkpoint file (.safetensors) written after every epoch, at --max-steps "
-     "and when interrupted (SIGINT/SIGTERM)", 0, 0},
+    {"save", ARG_STRING, "none", "checkpoint file (.safetensors) written after every epoch, at --max-steps and when "
+     "interrupted (SIGINT/SIGTERM); missing folders are created", 0, 0},
     {"save-every", ARG_INT, "0", "also write the checkpoint every N optimizer steps (0: at epoch ends only)", 0, 0},
-    {"resume", ARG_STRING, "none", "checkpoint to continue from", 0, 0},
+    {"resume", ARG_STRING, "none", "checkpoint to continue from; the flags not given (epochs, batch size, "
+     "optimizer, learning rate, schedule, ...) keep the checkpoint's values, and what the given ones change is shown", 0, 0},
     {"seed", ARG_INT, "0", "random seed (initialisation, shuffling, augmentation)", 0, 0},
     {"no-shuffle", ARG_FLAG, NULL, "keep the dataset's order", 0, 0},
     {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
-    {"log", ARG_STRING, "auto", "JSON-lines log; auto: next to --save (none without it)", 0, 0},
+    {"log", ARG_STRING, "auto", "JSON-lines log (missing folders are created); auto: next to --save (none without it)", 0, 0},
     {"log-every", ARG_INT, "0", "also log every N steps (0: epochs only)", 0, 0},
     {"quiet", ARG_FLAG, NULL, "no progress line", 0, 0},
+    {"no-report", ARG_FLAG, NULL, "do not write the training report (HTML page and figures) next to --save at the end", 0, 0},
 };
 
 /* ---- checkpoint file names ----------------------------------------------------------------- */
@@ -89,6 +94,7 @@ typedef struct run {
     FILE *logf;
     int quiet, tty;
     int epochs, max_steps, log_every, seed, num_classes, save_every;
+    train_plan plan;        /* recorded in every checkpoint; read back on --resume */
     train_ckpt ck;
 } run;
 
@@ -113,10 +119,12 @@ static int save_checkpoint(run *r, int64_t epoch, int64_t position) {
     const char *keys[] = {"image_size", "normalize", "dataset", "stem", "class_names"};
     const char *vals[] = {size, r->norm_text, args_str(r->t, "dataset"),
                           rn_model_stem(r->m) == RN_STEM_CIFAR ? "cifar" : "imagenet", names};
-    const char *okeys[] = {"epoch", "position", "seed"};
-    const char *ovals[] = {ep, pos, seed};
+    const char *okeys[3 + PLAN_MAX_META] = {"epoch", "position", "seed"};
+    const char *ovals[3 + PLAN_MAX_META] = {ep, pos, seed};
+    memcpy(okeys + 3, r->plan.keys, (size_t)r->plan.count * sizeof *okeys);
+    memcpy(ovals + 3, r->plan.values, (size_t)r->plan.count * sizeof *ovals);
     int nkeys = r->train.class_names && used < sizeof names ? 5 : 4;
-    return train_ckpt_save(&r->ck, r->m, r->tr, keys, vals, nkeys, okeys, ovals, 3);
+    return train_ckpt_save(&r->ck, r->m, r->tr, keys, vals, nkeys, okeys, ovals, 3 + r->plan.count);
 }
 
 /* After a signal: the checkpoint, where it is and how to resume. Returns the exit status. */
@@ -383,6 +391,45 @@ int cmd_train(int argc, char **argv) {
     if (pr)
         return pr > 0 ? 0 : EXIT_USAGE;
     run r = {.t = &t};
+    r.ck.lock_fd = -1;
+    int status = EXIT_RUNTIME;
+
+    /* the checkpoint's two files, locked against a second run writing them */
+    const char *save = args_str(&t, "save");
+    if (strcmp(save, "none") != 0) {
+        snprintf(r.save, sizeof r.save, "%s", save);
+        sibling(r.optim, sizeof r.optim, save, ".optim.safetensors");
+        rn_status made = cli_make_output_dirs("train", r.save);
+        if (made != RN_OK) {
+            status = cli_write_failed("train", made);
+            goto done;
+        }
+    }
+    if ((status = train_ckpt_open(&r.ck, r.save[0] ? r.save : NULL, r.optim)) != 0)
+        goto done;
+    status = EXIT_RUNTIME;
+    const char *resume = strcmp(args_str(&t, "resume"), "none") ? args_str(&t, "resume") : NULL;
+    rn_train_position pos = {0};
+    char resume_state[1024] = "";
+    if (resume) {
+        /* the optimizer state that belongs to the weights (its run id and step); the checkpoint's
+         * plan, for every flag not given; its seed, which the data order follows */
+        char optim[1024];
+        sibling(optim, sizeof optim, resume, ".optim.safetensors");
+        if (!train_ckpt_find(resume, optim, resume_state, sizeof resume_state, &pos))
+            goto done;
+        if (plan_read(&r.plan, resume_state) != RN_OK) {
+            cli_error("train", "%s", rn_last_error());
+            goto done;
+        }
+        plan_apply(&r.plan, &t);
+        r.seed = (int)pos.seed;
+        snprintf(r.ck.run_id, sizeof r.ck.run_id, "%s", pos.id.run_id); /* the same run goes on */
+        r.ck.committed = strcmp(resume, r.save) == 0 ? pos.id.step : -1;
+        if (r.ck.committed >= 0) /* ours, under the lock: what killed saves left goes */
+            rn_checkpoint_tidy(r.save, r.optim);
+    }
+    status = EXIT_USAGE;
     int threads, batch, size;
     if (!args_int(&t, "epochs", 1, 100000, &r.epochs) || !args_int(&t, "batch-size", 1, 65536, &batch) ||
         !args_int(&t, "image-size", 0, 4096, &size) || !args_int(&t, "seed", 0, 2147483647, &r.seed) ||
@@ -390,52 +437,28 @@ int cmd_train(int argc, char **argv) {
         !args_int(&t, "log-every", 0, 2147483647, &r.log_every) ||
         !args_int(&t, "num-classes", 0, 1000000, &r.num_classes) ||
         !args_int(&t, "save-every", 0, 2147483647, &r.save_every))
-        return EXIT_USAGE;
+        goto done;
     if (!cli_number_ok(&t, "lr") || !cli_number_ok(&t, "momentum") || !cli_number_ok(&t, "weight-decay") ||
         !cli_number_ok(&t, "label-smoothing"))
-        return EXIT_USAGE;
+        goto done;
     rn_set_threads(threads);
     r.quiet = args_flag(&t, "quiet");
     r.tty = isatty(2);
 
+    /* data */
     memset(&r.lcfg, 0, sizeof r.lcfg);
     r.lcfg.batch_size = batch;
     r.lcfg.image_size = size;
     r.lcfg.shuffle = !args_flag(&t, "no-shuffle");
+    r.lcfg.seed = (uint64_t)r.seed;
+    if (cli_stem(&t) < 0)
+        goto done;
     const char *data = args_str(&t, "data"), *kind = args_str(&t, "dataset");
     int folder = strncmp(kind, "folder", 6) == 0;
-    if (cli_stem(&t) < 0 || !cli_parse_augment(&t, &r.lcfg, folder ? "crop+flip" : "none") ||
+    if (!cli_parse_augment(&t, &r.lcfg, folder ? "crop+flip" : "none") ||
         !cli_parse_normalize(&t, &r.lcfg, r.norm_text, sizeof r.norm_text))
-        return EXIT_USAGE;
-
-    /* the checkpoint's two files, locked against a second run writing them */
-    const char *save = args_str(&t, "save");
-    if (strcmp(save, "none") != 0) {
-        snprintf(r.save, sizeof r.save, "%s", save);
-        sibling(r.optim, sizeof r.optim, save, ".optim.safetensors");
-    }
-    int status = train_ckpt_open(&r.ck, r.save[0] ? r.save : NULL, r.optim);
-    if (status)
-        return status;
+        goto done;
     status = EXIT_RUNTIME;
-    const char *resume = strcmp(args_str(&t, "resume"), "none") ? args_str(&t, "resume") : NULL;
-    rn_train_position pos = {0};
-    char resume_state[1024] = "";
-    if (resume) {
-        char optim[1024];
-        sibling(optim, sizeof optim, resume, ".optim.safetensors");
-        if (!train_ckpt_find(resume, optim, resume_state, sizeof resume_state, &pos))
-            goto done;
-        /* the same run goes on: its id, and its seed (the data order depends on it) */
-        snprintf(r.ck.run_id, sizeof r.ck.run_id, "%s", pos.id.run_id);
-        r.ck.committed = strcmp(resume, r.save) == 0 ? pos.id.step : -1;
-        r.seed = (int)pos.seed;
-        if (r.ck.committed >= 0) /* ours, under the lock: what killed saves left goes */
-            rn_checkpoint_tidy(r.save, r.optim);
-    }
-
-    /* data, in the order of the run's seed */
-    r.lcfg.seed = (uint64_t)r.seed;
     if (rn_dataset_load(data, kind, 1, &r.train) != RN_OK || rn_dataset_load(data, kind, 0, &r.test) != RN_OK) {
         cli_error("train", "%s", rn_last_error());
         goto done;
@@ -453,6 +476,7 @@ int cmd_train(int argc, char **argv) {
         cli_error("train", "%s", rn_last_error());
         goto done;
     }
+    plan_record(&r.plan, &t, rn_loader_steps(r.loader));
 
     if (!setup_model(&r, resume, resume_state))
         goto done;
@@ -464,14 +488,23 @@ int cmd_train(int argc, char **argv) {
     else if (strcmp(log, "auto") != 0 && strcmp(log, "none") != 0)
         snprintf(r.log, sizeof r.log, "%s", log);
     if (r.log[0]) {
+        rn_status made = cli_make_output_dirs("train", r.log);
+        if (made != RN_OK) {
+            status = cli_write_failed("train", made);
+            goto done;
+        }
         sibling(r.svg, sizeof r.svg, r.log[0] && r.save[0] ? r.save : r.log, ".svg");
         if (resume && !train_log_trim(r.log, pos.id.step))
             goto done;
         r.logf = fopen(r.log, resume ? "a" : "w");
         if (!r.logf) {
-            cli_error("train", "cannot write the log %s", r.log);
+            cli_error("train", "cannot write the log %s: %s", r.log, strerror(errno));
             goto done;
         }
+        run_facts facts = {r.m, &r.train, &r.test, kind, data, r.norm_text, resume,
+                           size ? size : r.train.height, batch, rn_loader_steps(r.loader), r.epochs, r.seed};
+        if (!cli_write_run_record(r.logf, &t, argc, argv, &facts))
+            cli_error("train", "warning: could not write the run record to %s", r.log);
     }
 
     printf("training %s (%lld parameters) on %s: %d training / %d test images of %dx%dx%d, "
@@ -479,9 +512,11 @@ int cmd_train(int argc, char **argv) {
            rn_model_arch(r.m), (long long)rn_model_param_count(r.m), kind, r.train.count, r.test.count,
            r.train.channels, size ? size : r.train.height, size ? size : r.train.width, batch,
            rn_loader_steps(r.loader), rn_get_threads());
-    if (resume)
+    if (resume) {
         printf("resuming from %s: epoch %lld, %lld images into it, step %lld\n", resume, (long long)pos.epoch + 1,
                (long long)pos.position, (long long)rn_trainer_steps(r.tr));
+        plan_report(&r.plan, &t, resume_state, rn_trainer_steps(r.tr), pos.epoch);
+    }
     fflush(stdout);
     interrupt_install();
     status = train_loop(&r, pos.epoch, pos.position);
@@ -490,6 +525,16 @@ int cmd_train(int argc, char **argv) {
         printf("checkpoint: %s\noptimizer state: %s\n", r.save, r.optim);
     if (status == 0 && r.log[0])
         printf("log: %s\ncurves: %s\n", r.log, r.svg);
+    if (status == 0 && r.save[0] && !args_flag(&t, "no-report")) {
+        char dir[1100];
+        cli_report_dir(r.save, dir, sizeof dir);
+        cli_report_args a = {.command = "train", .model = r.m, .ds = &r.test, .loader = &r.lcfg,
+                             .weights = r.save, .log = r.log[0] ? r.log : NULL, .output_dir = dir,
+                             .data_dir = data, .dataset_kind = kind, .split = folder ? "val" : "test",
+                             .png = 1, .quiet = r.quiet};
+        fflush(stdout);
+        cli_report(&a);   /* a report that fails leaves the trained checkpoint good: a warning */
+    }
 done:
     if (r.logf)
         fclose(r.logf);
@@ -499,5 +544,6 @@ done:
     rn_model_free(r.m);
     rn_dataset_free(&r.train);
     rn_dataset_free(&r.test);
+    plan_free(&r.plan);
     return status;
 }

@@ -12,6 +12,7 @@ int cmd_plot(int argc, char **argv);
 int cmd_grad(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 /* Exit statuses, one meaning each (README, `resnet --help`): 0 success. */
 #define EXIT_RUNTIME 1      /* a failure at run time: a bad file, bad data, out of memory... */

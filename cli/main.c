@@ -17,6 +17,7 @@ typedef struct command {
 static const command COMMANDS[] = {
     {"train", cmd_train, "train a model on a dataset (Fashion-MNIST, MNIST, CIFAR-10)"},
     {"eval", cmd_eval, "evaluate a checkpoint: loss, top-1/top-5, per-class accuracy, confusion matrix"},
+    {"report", cmd_report, "write a checkpoint's training report: HTML page, figures as SVG/PNG"},
     {"plot", cmd_plot, "render a training log as SVG curves"},
     {"predict", cmd_predict, "classify JPEG/PNG images: top-k classes with probabilities"},
     {"convert", cmd_convert, "convert a PyTorch .pth checkpoint (or any weights file) to safetensors"},
@@ -35,7 +36,9 @@ static void usage(FILE *f) {
     fprintf(f, "\narchitectures:");
     for (int i = 0; i < rn_arch_count(); i++)
         fprintf(f, " %s", rn_arch_name(i));
-    fprintf(f, "\n\n`resnet COMMAND --help` lists a command's flags with their defaults.\n");
+    fprintf(f, "\n\n`resnet COMMAND --help` lists a command's flags with their defaults.\n"
+               "Environment: RN_ISA=avx512|avx2|portable forces the kernels' instruction set "
+               "(default: the best this CPU has); OMP_NUM_THREADS the default thread count.\n");
     fprintf(f, "\nexit status:\n"
                "  0    success\n"
                "  1    a failure at run time (a bad or missing file, bad data, out of memory...)\n"
@@ -58,6 +61,11 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "--version") == 0) {
         printf("resnet %s\n", RN_VERSION);
         return 0;
+    }
+    /* RN_ISA naming kernels this CPU lacks is an error for every command */
+    if (rn_isa_check() != RN_OK) {
+        fprintf(stderr, "resnet: %s\n", rn_last_error());
+        return EXIT_USAGE;
     }
     for (size_t i = 0; i < N_COMMANDS; i++)
         if (strcmp(argv[1], COMMANDS[i].name) == 0)

@@ -1,4 +1,4 @@
-/* run_common.c - flag parsing shared by `train`, `eval` and `predict`. */
+/* run_common.c - flag parsing shared by `train`, `eval` and `predict`; output folders. */
 #include "run_common.h"
 
 #include <math.h>
@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "io/file.h"
 
 int cli_mode(const arg_table *t) {
     const char *s = args_str(t, "mode");
@@ -120,4 +121,68 @@ void cli_format_normalize(const rn_loader_config *cfg, int channels, char *text,
         for (int c = 0; c < channels && c < 4 && used < cap; c++)
             used += (size_t)snprintf(text + used, cap - used, "%s%.9g", c ? "," : half ? ":" : "",
                                      half ? cfg->std[c] : cfg->mean[c]);
+}
+
+void cli_session_config(const arg_table *t, rn_session_config *cfg) {
+    rn_session_config_default(cfg);
+    cfg->conv_algo = args_str(t, "conv-algo");
+}
+
+rn_status cli_make_output_dirs(const char *command, const char *path) {
+    char created[1024];
+    rn_status st = rn_make_parent_dirs(path, created, sizeof created);
+    if (st == RN_OK && created[0])
+        fprintf(stderr, "resnet %s: created the folder %s for %s\n", command, created, path);
+    return st;
+}
+
+void cli_ckpt_meta_init(cli_ckpt_meta *meta) {
+    snprintf(meta->dataset, sizeof meta->dataset, "fashion-mnist");
+    snprintf(meta->image_size, sizeof meta->image_size, "0");
+    snprintf(meta->normalize, sizeof meta->normalize, "none");
+}
+
+void cli_ckpt_meta_take(void *ctx, const char *key, const char *value) {
+    cli_ckpt_meta *e = ctx;
+    if (strcmp(key, "dataset") == 0)
+        snprintf(e->dataset, sizeof e->dataset, "%s", value);
+    else if (strcmp(key, "image_size") == 0)
+        snprintf(e->image_size, sizeof e->image_size, "%s", value);
+    else if (strcmp(key, "normalize") == 0)
+        snprintf(e->normalize, sizeof e->normalize, "%s", value);
+}
+
+/* "none" or MEAN,..:STD,.. into cfg; 0 if malformed. */
+static int set_normalize(const char *norm, rn_loader_config *cfg) {
+    if (strcmp(norm, "none") == 0)
+        return 1;
+    int ch;
+    if (!parse_mean_std(norm, cfg->mean, cfg->std, &ch))
+        return 0;
+    for (int i = ch; i < 4; i++)
+        cfg->mean[i] = cfg->mean[0], cfg->std[i] = cfg->std[0];
+    cfg->normalize = 1;
+    return 1;
+}
+
+int cli_eval_config(const arg_table *t, const char *weights, const cli_ckpt_meta *meta, char *kind,
+                    size_t kind_cap, rn_loader_config *cfg) {
+    int batch, size;
+    if (!args_int(t, "batch-size", 1, 65536, &batch) || !args_int(t, "image-size", -1, 4096, &size))
+        return 0;
+    snprintf(kind, kind_cap, "%s",
+             strcmp(args_str(t, "dataset"), "auto") == 0 ? meta->dataset : args_str(t, "dataset"));
+    memset(cfg, 0, sizeof *cfg);
+    cfg->batch_size = batch;
+    cfg->image_size = size >= 0 ? size : atoi(meta->image_size);
+    const char *norm_flag = args_str(t, "normalize");
+    if (strcmp(norm_flag, "auto") != 0 && !set_normalize(norm_flag, cfg)) {
+        cli_error(t->command, "bad normalisation '%s'", norm_flag);
+        return 0;
+    }
+    if (strcmp(norm_flag, "auto") == 0 && !set_normalize(meta->normalize, cfg)) {
+        cli_error(t->command, "%s: bad normalisation '%s' in the metadata", weights, meta->normalize);
+        return 0;
+    }
+    return 1;
 }

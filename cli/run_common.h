@@ -1,4 +1,5 @@
-/* run_common.h - flag parsing shared by `train`, `eval` and `predict`. */
+/* run_common.h - flag parsing shared by `train`, `eval` and `predict`, and the
+ * folders of output files shared by every command that writes one. */
 #ifndef RN_CLI_RUN_COMMON_H
 #define RN_CLI_RUN_COMMON_H
 
@@ -6,6 +7,17 @@
 
 #include "args.h"
 #include "data/dataset.h"
+#include "resnet.h"
+
+/* The --conv-algo flag of the inference commands, and the session
+ * configuration it gives (the flag's text stays owned by the table). */
+#define CLI_CONV_ALGO_SPEC                                                                    \
+    {"conv-algo", ARG_STRING, "auto",                                                         \
+     "convolution algorithm: auto (chosen per layer), or im2col, pointwise, winograd "      \
+     "(forced wherever it applies; auto elsewhere). RN_ISA=avx512|avx2|portable picks "      \
+     "the kernels",                                                                           \
+     0, 0}
+void cli_session_config(const arg_table *t, rn_session_config *cfg);
 
 /* --mode: RN_MODE_EVAL or RN_MODE_TRAIN; -1 (after an error message) otherwise. */
 int cli_mode(const arg_table *t);
@@ -33,7 +45,29 @@ int cli_parse_normalize(const arg_table *t, rn_loader_config *cfg, char *text, s
  * full, read-only, no such folder...), EXIT_RUNTIME for anything else. */
 int cli_write_failed(const char *command, rn_status st);
 
+/* The metadata of a checkpoint that evaluation defaults to, read while
+ * its weights load: rn_model_load_meta(path, arch, cli_ckpt_meta_take, &meta,
+ * &m) after cli_ckpt_meta_init(&meta) (fashion-mnist, 0, none when absent). */
+typedef struct cli_ckpt_meta {
+    char dataset[64], image_size[32], normalize[256];
+} cli_ckpt_meta;
+void cli_ckpt_meta_init(cli_ckpt_meta *meta);
+void cli_ckpt_meta_take(void *ctx, const char *key, const char *value);
+
+/* The dataset kind and loader configuration to evaluate checkpoint `weights`
+ * with, from --dataset, --batch-size, --image-size and --normalize, whose
+ * "auto" (and image size -1) take the checkpoint's metadata. Returns 0 after
+ * an error message. */
+int cli_eval_config(const arg_table *t, const char *weights, const cli_ckpt_meta *meta, char *kind,
+                    size_t kind_cap, rn_loader_config *cfg);
+
 /* Parses "M1,M2,..:S1,S2,.." (1 to 4 channels); returns 0 if malformed. */
 int parse_mean_std(const char *s, float *mean, float *std, int *channels);
+
+/* Creates the folders missing above an output file (--save, --log,
+ * --output), saying so on stderr the one time it creates them ("resnet CMD:
+ * created the folder runs/exp1 for runs/exp1/model.safetensors"). On
+ * failure nothing is printed: the status and rn_last_error() say why. */
+rn_status cli_make_output_dirs(const char *command, const char *path);
 
 #endif

@@ -27,6 +27,7 @@
 #include "core/mem.h"
 #include "ops/conv2d.h"
 #include "ops/gemm.h"
+#include "ops/kernels.h"
 #include "resnet.h"
 
 typedef struct bench_shape {
@@ -96,7 +97,7 @@ static double time_pass(const rn_conv_shape *s, int pass, int repeats) {
     size_t x_n = (size_t)s->cin * s->n * s->h * s->w;
     size_t w_n = (size_t)s->cout * s->cin * s->kh * s->kw;
     size_t y_n = (size_t)s->cout * s->n * s->ho * s->wo;
-    size_t ws_f = conv2d_workspace_floats(s), ws_b = conv2d_backward_workspace_floats(s);
+    size_t ws_f = conv2d_workspace_floats(s), ws_b = conv2d_backward_workspace_floats(NULL, s);
     float *x = filled(x_n, 1), *w = filled(w_n, 2), *y = filled(y_n, 3);
     float *db = filled(s->cout, 4), *ws = filled(ws_f > ws_b ? ws_f : ws_b, 5);
 
@@ -106,11 +107,11 @@ static double time_pass(const rn_conv_shape *s, int pass, int repeats) {
     for (int i = -1; i < repeats; i++) { /* one warm-up run */
         double t0 = now();
         if (pass == 0)
-            conv2d_forward(s, x, w, NULL, NULL, 0, y, ws);
+            conv2d_forward(NULL, s, x, w, NULL, NULL, 0, y, ws);
         else if (pass == 1)
-            conv2d_backward_data(s, y, w, 0.0f, x, ws);
+            conv2d_backward_data(NULL, s, y, w, 0.0f, x, ws);
         else
-            conv2d_backward_weight(s, x, y, w, db, ws);
+            conv2d_backward_weight(NULL, s, x, y, w, db, ws);
         if (i >= 0)
             t[i] = now() - t0;
     }
@@ -162,7 +163,7 @@ int main(int argc, char **argv) {
     if (repeats < 1)
         repeats = 1;
 
-    printf("kernel: %s, %s of %d, GFLOP/s\n", rn_gemm_kernel_name(), use_min ? "best" : "median",
+    printf("kernel: %s, %s of %d, GFLOP/s\n", rn_kernels_default()->name, use_min ? "best" : "median",
            repeats);
     for (int bi = 0; bi < nb; bi++) {
         printf("\nbatch %d%-20s %6s %7s", batches[bi], "", "GFLOP", "route");
@@ -189,7 +190,7 @@ int main(int argc, char **argv) {
                     fflush(stdout);
                 }
             }
-            printf(" %7.1f\n", conv2d_backward_workspace_floats(&s) * 4e-6);
+            printf(" %7.1f\n", conv2d_backward_workspace_floats(NULL, &s) * 4e-6);
         }
         printf("%-27s %6.2f %7s", fmnist ? "d2l ResNet-18 (weighted)" : "ResNet-18 (weighted)",
                total_flops * 1e-9, "");

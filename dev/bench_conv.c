@@ -1,12 +1,12 @@
 /*
  * bench_conv.c - GFLOP/s of conv2d_forward on the ResNet-18 convolutions.
  *
- *     bench_conv [-b batch]... [-t threads]... [-r repeats] [-e] [-p]
+ *     bench_conv [-b batch]... [-t threads]... [-r repeats] [-e]
  *
  * Prints, per shape and thread count, the median over `repeats` runs, then
  * the whole set weighted by how often each shape occurs in ResNet-18 (the
  * conv part of one forward pass). -e also times the explicit alternative:
- * im2col into a buffer, then rn_sgemm. -p forces the portable kernel.
+ * im2col into a buffer, then rn_sgemm. RN_ISA=avx512|avx2|portable picks the kernels.
  * Defaults: -b 32 -b 1 -t 1 -t 2 -r 5.
  * Not a test: it checks nothing.
  *
@@ -23,6 +23,7 @@
 #include "core/mem.h"
 #include "ops/conv2d.h"
 #include "ops/gemm.h"
+#include "ops/kernels.h"
 #include "resnet.h"
 
 typedef struct bench_shape {
@@ -96,7 +97,7 @@ static void conv_explicit(const rn_conv_shape *s, const float *x, const float *w
     for (long j0 = 0; j0 < N; j0 += EXPLICIT_COLS) {
         int ncols = N - j0 < EXPLICIT_COLS ? (int)(N - j0) : EXPLICIT_COLS;
         im2col_chunk(s, x, j0, ncols, col);
-        rn_sgemm(0, 0, s->cout, ncols, K, w, K, col, ncols, 0.0f, y + j0, (int)N, NULL);
+        rn_sgemm(NULL, 0, 0, s->cout, ncols, K, w, K, col, ncols, 0.0f, y + j0, (int)N, NULL);
     }
 }
 
@@ -133,7 +134,7 @@ static double time_conv(const rn_conv_shape *s, int repeats, int explicit_path) 
         if (explicit_path)
             conv_explicit(s, x, w, y, ws);
         else
-            conv2d_forward(s, x, w, bias, NULL, 1, y, ws);
+            conv2d_forward(NULL, s, x, w, bias, NULL, 1, y, ws);
         if (i >= 0)
             t[i] = now() - t0;
     }
@@ -157,11 +158,9 @@ int main(int argc, char **argv) {
             repeats = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-e"))
             explicit_too = 1;
-        else if (!strcmp(argv[i], "-p"))
-            rn_gemm_force_portable(1);
         else {
             fprintf(stderr,
-                    "usage: bench_conv [-b batch]... [-t threads]... [-r repeats] [-e] [-p]\n");
+                    "usage: bench_conv [-b batch]... [-t threads]... [-r repeats] [-e]\n");
             return 2;
         }
     }
@@ -176,7 +175,7 @@ int main(int argc, char **argv) {
     if (repeats < 1)
         repeats = 1;
 
-    printf("kernel: %s, median of %d\n", rn_gemm_kernel_name(), repeats);
+    printf("kernel: %s, median of %d\n", rn_kernels_default()->name, repeats);
     for (int bi = 0; bi < nb; bi++) {
         printf("\nbatch %d%-17s %9s", batches[bi], "", "GFLOP");
         for (int ti = 0; ti < nt; ti++)

@@ -83,11 +83,21 @@ rn_stem rn_model_stem(const rn_model *model);
  * becomes the identity (weight 1, bias 0, mean 0, var 1). Seeded. */
 rn_status rn_model_init(rn_model *model, const char *scheme, uint64_t seed);
 
-/* Loads a model from a safetensors file with PyTorch state_dict names.
- * `arch` may be NULL when the file's metadata names the architecture;
- * in_channels and num_classes are taken from the tensor shapes. Missing,
- * unexpected, wrong-shape or wrong-dtype tensors fail with the key named. */
+/* Loads a model from a weights file with PyTorch state_dict names: a
+ * safetensors file, or a PyTorch checkpoint written by torch.save (zip or
+ * legacy format), told apart by content; any other file is refused with a
+ * message saying what it looks like. `arch` may be NULL when the file's
+ * metadata names the architecture or its tensors tell it; in_channels and
+ * num_classes are taken from the tensor shapes. Missing, unexpected,
+ * wrong-shape or wrong-dtype tensors fail with the key named. */
 rn_status rn_model_load(const char *path, const char *arch, rn_model **out);
+
+/* As rn_model_load, also handing each string of the file's metadata to
+ * get_meta(ctx, key, value) (in file order, before it returns; get_meta
+ * may be NULL). The file is read once. PyTorch checkpoints have none. */
+rn_status rn_model_load_meta(const char *path, const char *arch,
+                             void (*get_meta)(void *ctx, const char *key, const char *value),
+                             void *ctx, rn_model **out);
 
 /* For fine-tuning: loads `path` into a new model with `num_classes`
  * outputs. Every tensor is loaded except, when the file's classifier has
@@ -115,6 +125,12 @@ rn_status rn_model_save_meta(const rn_model *model, const char *path, const char
  * Returns RN_ERR_MISMATCH if the key is absent. */
 rn_status rn_weights_meta(const char *path, const char *key, char *value, size_t cap);
 
+/* Hands every string of a weights file's metadata to get_meta(ctx, key,
+ * value), in file order, reading the file once. */
+rn_status rn_weights_meta_each(const char *path,
+                               void (*get_meta)(void *ctx, const char *key, const char *value),
+                               void *ctx);
+
 void rn_model_free(rn_model *model);
 
 const char *rn_model_arch(const rn_model *model);
@@ -123,16 +139,75 @@ int rn_model_num_classes(const rn_model *model);
 /* Number of trainable parameters (weights and biases, not BN statistics). */
 int64_t rn_model_param_count(const rn_model *model);
 
-/* Forward pass. x: (n, in_channels, h, w) float32; logits: (n, num_classes).
- * h and w must be at least 32 (smaller inputs are refused when a layer's
- * output would be empty). In RN_MODE_TRAIN BatchNorm normalizes with batch
- * statistics; running statistics are not modified. */
+/* Forward pass in one call: creates a session (below), runs it once and
+ * frees it, so the weights are prepared anew every call. For more than one
+ * batch, create a session. x: (n, in_channels, h, w) float32; logits:
+ * (n, num_classes). Inputs too small for the network (a layer's output
+ * would be empty) are refused. In RN_MODE_TRAIN BatchNorm normalizes with
+ * batch statistics; running statistics are not modified. */
 rn_status rn_model_forward(rn_model *model, const float *x, int n, int h, int w,
                            rn_mode mode, float *logits);
 
 /* Floating-point operations (2 x multiply-accumulates) of one image's
  * forward pass at h x w. */
 double rn_model_flops(const rn_model *model, int h, int w);
+
+/* ---------------------------------------------------------------------------
+ * Inference sessions
+ *
+ * A session runs a model: it holds the plan (an algorithm per convolution,
+ * the activations' memory), the prepared weights (BatchNorm folded, packed,
+ * transformed) and the kernels of one instruction set. The model stays
+ * read-only: several sessions on one model may run at the same time, one
+ * thread each. When the model's weights change (loading, training), the
+ * session prepares them again before its next forward pass.
+ * ------------------------------------------------------------------------- */
+
+typedef struct rn_session rn_session;
+
+typedef struct rn_session_config {
+    /* kernels: NULL (the default: the environment variable RN_ISA if set,
+     * else the best the CPU has), "avx512", "avx2" or "portable" */
+    const char *isa;
+    /* convolution algorithm: NULL or "auto" (a heuristic per layer), or a
+     * name ("im2col", "pointwise", "winograd") forced wherever it applies,
+     * the heuristic's choice elsewhere */
+    const char *conv_algo;
+} rn_session_config;
+
+/* Fills *cfg with the defaults above. */
+void rn_session_config_default(rn_session_config *cfg);
+
+/* A session on `model` (which must outlive it); cfg may be NULL. Fails on an
+ * unknown ISA or algorithm name, or an ISA this CPU cannot run. */
+rn_status rn_session_create(const rn_model *model, const rn_session_config *cfg,
+                            rn_session **out);
+void rn_session_free(rn_session *s);
+
+/* Forward pass, as rn_model_forward. Allocates only when the input size
+ * changes or the batch is larger than any before. */
+rn_status rn_session_forward(rn_session *s, const float *x, int n, int h, int w, rn_mode mode,
+                             float *logits);
+
+/* The instruction set of the session's kernels: "avx512", "avx2", "portable". */
+const char *rn_session_isa(const rn_session *s);
+
+/* The convolution algorithms of the current plan, e.g.
+ * "im2col x3, pointwise x3, winograd x14", into buf (capacity cap). Fails
+ * before the first forward pass. */
+rn_status rn_session_algorithms(const rn_session *s, char *buf, size_t cap);
+
+/* Bytes the session holds (activations, workspace, prepared weights). */
+size_t rn_session_bytes(const rn_session *s);
+
+/* The model name of this CPU (e.g. "AMD EPYC 9R14"), and whether an
+ * instruction set ("avx512", "avx2", "portable") can run on it. */
+const char *rn_cpu_model(void);
+int rn_isa_supported(const char *isa);
+
+/* RN_OK, or the error an RN_ISA environment variable naming an unknown
+ * instruction set, or one this CPU lacks, causes. */
+rn_status rn_isa_check(void);
 
 /* ---------------------------------------------------------------------------
  * Training
@@ -168,17 +243,39 @@ typedef struct rn_step_result {
     float loss;              /* mean cross-entropy of the batch */
     int correct;             /* images whose top-1 class equals the label */
     double lr;               /* learning rate used for this step */
+    int skipped;             /* 1: the loss or a gradient was not finite (NaN or
+                                infinite); nothing was changed: weights, BatchNorm
+                                statistics, optimizer state and step count are as
+                                before the step */
 } rn_step_result;
 
 /* One optimizer step on a batch: forward in train mode (BatchNorm batch
  * statistics, running statistics updated as PyTorch does), backward, update.
  * x: (n, C, h, w) float32; labels: (n) in 0..num_classes-1. Allocates only
- * when the batch shape changes. */
+ * when the input size changes or the batch is larger than any before (a
+ * smaller last batch runs in the same memory). A non-finite loss or
+ * gradient skips the update (result->skipped). */
 rn_status rn_trainer_step(rn_trainer *t, const float *x, const int32_t *labels, int n, int h,
                           int w, rn_step_result *result);
 
-/* Optimizer steps taken so far. */
+/* Optimizer steps taken so far (skipped steps not counted). */
 int64_t rn_trainer_steps(const rn_trainer *t);
+
+/* For data-parallel training: fn is called during each step's backward pass
+ * every time the gradients of a range of the parameter block become final,
+ * grads[offset .. offset + count) in floats of the block (the layout of the
+ * state_dict's float tensors), from the end of the block towards its start,
+ * each float exactly once per step. fn may change them in place (average
+ * them over processes); the update reads them after the last call. NULL
+ * removes the hook. */
+typedef void (*rn_grad_hook)(void *ctx, float *grads, size_t offset, size_t count);
+rn_status rn_trainer_set_grad_hook(rn_trainer *t, rn_grad_hook fn, void *ctx);
+
+/* Bytes the trainer holds: gradients, optimizer state, training arena. */
+size_t rn_trainer_bytes(const rn_trainer *t);
+
+/* The instruction set of the trainer's kernels: "avx512", "avx2", "portable". */
+const char *rn_trainer_isa(const rn_trainer *t);
 
 /* Saves / restores the optimizer state (momentum buffers or Adam moments and
  * the step count) to / from a safetensors file, with extra string metadata

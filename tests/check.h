@@ -130,4 +130,26 @@ static inline double check_rel_err(const float *a, const float *b, size_t n) {
     return num / den;
 }
 
+/* ---- every kernel path the host supports ------------------------------------------
+ * Fills ks[] with the kernel descriptors of every instruction set this
+ * build and CPU can run (portable always), prints which run and which the
+ * CPU lacks, and returns how many. Defined only where ops/kernels.h is
+ * included first. */
+#ifdef RN_OPS_KERNELS_H
+static inline int check_kernel_paths(const char *test, const rn_kernels *ks[RN_ISA_COUNT]) {
+    int n = 0;
+    for (int i = RN_ISA_COUNT - 1; i >= 0; i--) {
+        const rn_kernels *k = rn_kernels_for((rn_isa)i);
+        if (k) {
+            ks[n++] = k;
+            printf("%s: kernel path %s (%s)\n", test, rn_isa_name((rn_isa)i), k->name);
+        } else {
+            printf("%s: kernel path %s not run: this CPU (%s) lacks it\n", test,
+                   rn_isa_name((rn_isa)i), rn_cpu_name());
+        }
+    }
+    return n;
+}
+#endif
+
 #endif

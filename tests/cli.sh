@@ -6,28 +6,7 @@ BUILD=${1:-build}
 R="$BUILD/resnet"
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-passed=0
-failed=0
-
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
-
-# expect STATUS DESCRIPTION command...: exit status and, for errors, one stderr line
-expect() {
-    local want=$1 what=$2
-    shift 2
-    "$@" >"$T/out" 2>"$T/err"
-    local got=$?
-    if [ "$got" -ne "$want" ]; then
-        bad "$what: exit $got, expected $want ($(head -c 300 "$T/err"))"
-        return
-    fi
-    if [ "$want" -ne 0 ] && [ "$(wc -l <"$T/err")" -ne 1 ]; then
-        bad "$what: expected a one-line message on stderr, got: $(cat "$T/err")"
-        return
-    fi
-    ok
-}
+. "$(dirname "$0")/cli_lib.sh"
 
 expect 0 "resnet --help" "$R" --help
 grep -q "forward" "$T/out" && grep -q "resnet152" "$T/out" && ok || bad "--help lists commands and architectures"
@@ -68,7 +47,7 @@ expect 2 "forward with a bad mode" "$R" forward --weights "$T/w.safetensors" \
 expect 1 "forward with the wrong channel count" "$R" forward --weights "$T/r18.safetensors" \
     --input data/sample/fmnist_batch.npy --output "$T/y.npy"
 expect 3 "forward into an unwritable path" "$R" forward --weights "$T/w.safetensors" \
-    --input data/sample/fmnist_batch.npy --output "$T/no/such/dir/y.npy"
+    --input data/sample/fmnist_batch.npy --output "$T/w.safetensors/y.npy"
 
 expect 0 "bench --json" "$R" bench --arch resnet18 --batch-size 2 --image-size 32 --warmup 0 --repeats 2 --json
 /usr/bin/python3 -c "

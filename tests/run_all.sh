@@ -48,7 +48,9 @@ for src in tests/test_*.c; do
 done
 run "example" "$BUILD/example" --selftest
 run "cli" tests/cli.sh "$BUILD"
+run "cli_files" tests/cli_files.sh "$BUILD"
 run "malformed_cli" tests/malformed_cli.sh "$BUILD"
+run "report" tests/report.sh "$BUILD"
 run "pytorch_load" tests/pytorch_load.sh "$BUILD"
 run "resize_pil" "$PY" tools/check_resize_pil.py "$BUILD/tests/test_data"
 run "preprocess_pil" "$PY" tools/check_preprocess.py --tool "$BUILD/tests/test_image"

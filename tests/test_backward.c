@@ -18,12 +18,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
 #include "core/mem.h"
 #include "ops/conv2d.h"
 #include "ops/gemm.h"
 #include "ops/ops.h"
+#include "ops/kernels.h"
 #include "resnet.h"
+#include "check.h"
+
+static const rn_kernels *kd; /* the kernel path under test (NULL: the default) */
 
 #define FD_TOL 1e-3
 #define FD_STEP 1e-6
@@ -231,12 +234,12 @@ static void fd_conv(rn_conv_shape s, int with_bias) {
     if (with_bias)
         numeric_grad(conv_objective, &c, c.b, s.cout, gb);
 
-    float *ws = fbuf(conv2d_backward_workspace_floats(&s));
+    float *ws = fbuf(conv2d_backward_workspace_floats(kd, &s));
     float *dx = fbuf(x_n), *dw = fbuf(w_n), *db = fbuf(s.cout);
     for (int fast = 0; fast <= 1; fast++) {
         if (fast) {
-            conv2d_backward_data(&s, r, w, 0.0f, dx, ws);
-            conv2d_backward_weight(&s, x, r, dw, db, ws);
+            conv2d_backward_data(kd, &s, r, w, 0.0f, dx, ws);
+            conv2d_backward_weight(kd, &s, x, r, dw, db, ws);
         } else {
             conv2d_backward_data_ref(&s, r, w, 0.0f, dx);
             conv2d_backward_weight_ref(&s, x, r, dw, db);
@@ -384,7 +387,10 @@ static void fd_linear(int C, int N, int K) {
     numeric_grad(linear_objective, &c, c.b, K, gb);
     float *dx = fbuf(x_n), *dw = fbuf(w_n), *db = fbuf(K);
     for (int fast = 0; fast <= 1; fast++) {
-        (fast ? linear_backward : linear_backward_ref)(x, C, N, w, K, r, dx, dw, db);
+        if (fast)
+            linear_backward(kd, x, C, N, w, K, r, dx, dw, db);
+        else
+            linear_backward_ref(x, C, N, w, K, r, dx, dw, db);
         double ex = norm_err(dx, gx, x_n), ew = norm_err(dw, gw, w_n), eb = norm_err(db, gb, K);
         CHECK(ex <= FD_TOL && ew <= FD_TOL && eb <= FD_TOL,
               "fd linear %s C=%d N=%d K=%d: dx %.1e dw %.1e db %.1e", fast ? "fast" : "ref", C,
@@ -472,7 +478,7 @@ static void fast_vs_ref_conv(rn_conv_shape s, float beta, const char *tag) {
     float *x = frand(x_n, -1, 1), *w = frand(w_n, -1, 1), *dy = frand(y_n, -1, 1);
     float *dx0 = frand(x_n, -1, 1), *dx1 = fbuf(x_n), *dx2 = fbuf(x_n);
     float *dw1 = fbuf(w_n), *dw2 = fbuf(w_n), *db1 = fbuf(s.cout), *db2 = fbuf(s.cout);
-    float *ws = fbuf(conv2d_backward_workspace_floats(&s));
+    float *ws = fbuf(conv2d_backward_workspace_floats(kd, &s));
 
     memcpy(dx1, dx0, x_n * sizeof(float));
     if (beta != 0.0f)
@@ -483,9 +489,9 @@ static void fast_vs_ref_conv(rn_conv_shape s, float beta, const char *tag) {
     for (size_t i = 0; i < w_n; i++)
         dw2[i] = NAN;
     conv2d_backward_data_ref(&s, dy, w, beta, dx1);
-    conv2d_backward_data(&s, dy, w, beta, dx2, ws);
+    conv2d_backward_data(kd, &s, dy, w, beta, dx2, ws);
     conv2d_backward_weight_ref(&s, x, dy, dw1, db1);
-    conv2d_backward_weight(&s, x, dy, dw2, db2, ws);
+    conv2d_backward_weight(kd, &s, x, dy, dw2, db2, ws);
     double ex = check_rel_err(dx2, dx1, x_n), ew = check_rel_err(dw2, dw1, w_n);
     double eb = check_rel_err(db2, db1, s.cout);
     CHECK(ex <= FAST_TOL && ew <= FAST_TOL && eb <= FAST_TOL,
@@ -557,15 +563,15 @@ static void determinism_conv(rn_conv_shape s, const char *tag) {
     size_t y_n = (size_t)s.cout * s.n * s.ho * s.wo;
     float *x = frand(x_n, -1, 1), *w = frand(w_n, -1, 1), *dy = frand(y_n, -1, 1);
     float *dx[3], *dw[3], *db[3];
-    float *ws = fbuf(conv2d_backward_workspace_floats(&s));
+    float *ws = fbuf(conv2d_backward_workspace_floats(kd, &s));
     float *dx0 = frand(x_n, -1, 1);
     int same = 1;
     for (int t = 0; t < 3; t++) {
         dx[t] = fbuf(x_n), dw[t] = fbuf(w_n), db[t] = fbuf(s.cout);
         memcpy(dx[t], dx0, x_n * sizeof(float));
         rn_set_threads(t + 1);
-        conv2d_backward_data(&s, dy, w, 1.0f, dx[t], ws);
-        conv2d_backward_weight(&s, x, dy, dw[t], db[t], ws);
+        conv2d_backward_data(kd, &s, dy, w, 1.0f, dx[t], ws);
+        conv2d_backward_weight(kd, &s, x, dy, dw[t], db[t], ws);
         if (t)
             same &= same_bits(dx[0], dx[t], x_n) && same_bits(dw[0], dw[t], w_n) &&
                     same_bits(db[0], db[t], s.cout);
@@ -615,7 +621,7 @@ static void determinism_ops(void) {
     for (int t = 0; t < 2; t++) {
         rn_set_threads(t + 1);
         a[t] = fbuf((size_t)F * N), b[t] = fbuf((size_t)K * F), e[t] = fbuf(K);
-        linear_backward(lx, F, N, lw, K, z, a[t], b[t], e[t]);
+        linear_backward(kd, lx, F, N, lw, K, z, a[t], b[t], e[t]);
         if (t)
             ok_lin = same_bits(a[0], a[1], (size_t)F * N) && same_bits(b[0], b[1], (size_t)K * F) &&
                      same_bits(e[0], e[1], K);
@@ -727,17 +733,23 @@ int main(void) {
     fd_cross_entropy(3, 4, 0.5f);
     check_cross_entropy_value();
 
-    /* 2. fast against reference */
-    fast_vs_ref_random(80);
-    fast_vs_ref_fixed();
+    /* 2. fast against reference, on every kernel path the host supports */
+    const rn_kernels *ks[RN_ISA_COUNT];
+    const int nk = check_kernel_paths("test_backward", ks);
+    for (int i = 0; i < nk; i++) {
+        kd = ks[i];
+        if (kd->isa == RN_ISA_PORTABLE) {
+            fast_vs_ref_conv(shape(2, 8, 9, 9, 12, 3, 1, 1, 1), 0.0f, "portable 3x3");
+            fast_vs_ref_conv(shape(2, 8, 9, 9, 12, 3, 2, 1, 2), 1.0f, "portable 3x3/2 g2");
+            fast_vs_ref_conv(shape(2, 4, 7, 7, 16, 1, 2, 0, 1), 1.0f, "portable 1x1/2");
+            fast_vs_ref_conv(shape(2, 8, 40, 40, 8, 3, 1, 1, 1), 0.0f, "portable 3x3 long rows");
+            continue;
+        }
+        fast_vs_ref_random(80);
+        fast_vs_ref_fixed();
+    }
+    kd = NULL;
     fast_vs_ref_ops();
-    /* the portable GEMM kernel and im2col packer (no SIMD) */
-    rn_gemm_force_portable(1);
-    fast_vs_ref_conv(shape(2, 8, 9, 9, 12, 3, 1, 1, 1), 0.0f, "portable 3x3");
-    fast_vs_ref_conv(shape(2, 8, 9, 9, 12, 3, 2, 1, 2), 1.0f, "portable 3x3/2 g2");
-    fast_vs_ref_conv(shape(2, 4, 7, 7, 16, 1, 2, 0, 1), 1.0f, "portable 1x1/2");
-    fast_vs_ref_conv(shape(2, 8, 40, 40, 8, 3, 1, 1, 1), 0.0f, "portable 3x3 long rows");
-    rn_gemm_force_portable(0);
 
     /* 3. thread-count determinism */
     determinism_conv(shape(4, 32, 20, 20, 48, 3, 1, 1, 1), "3x3 flipped");

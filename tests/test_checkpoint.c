@@ -54,11 +54,14 @@ static int save(const char *phase) {
     return whole || strcmp(phase, "weights replaced") == 0;
 }
 
+/* One optimizer step (a small learning rate keeps it finite, so it is never skipped). */
 static void step(void) {
     float x[2 * 32 * 32];
     int32_t labels[2] = {1, 7};
     check_fill(x, sizeof x / sizeof *x, 0.0f, 1.0f);
-    CHECK(rn_trainer_step(trainer, x, labels, 2, 32, 32, NULL) == RN_OK, "step: %s", rn_last_error());
+    int64_t before = rn_trainer_steps(trainer);
+    CHECK(rn_trainer_step(trainer, x, labels, 2, 32, 32, NULL) == RN_OK && rn_trainer_steps(trainer) == before + 1,
+          "step: %s", rn_last_error());
 }
 
 static int temps_left(void) { return check_count_files(dir, rn_file_is_temp); }
@@ -203,6 +206,7 @@ int main(void) {
     rn_train_config cfg;
     rn_train_config_default(&cfg);
     cfg.momentum = 0.9;
+    cfg.lr = 1e-4;
     if (rn_model_create("d2l_resnet18", 1, 10, &model) != RN_OK || rn_trainer_create(model, &cfg, &trainer) != RN_OK)
         return 1;
     test_deaths();

@@ -1,12 +1,15 @@
 /*
- * test_conv2d.c - conv2d_forward against the conv2d_forward_ref oracle.
+ * test_conv2d.c - every convolution algorithm (conv_algo.h) and
+ * conv2d_forward against the conv2d_forward_ref oracle.
  *
  * Random shapes over kernel sizes 1/3/5/7, strides 1/2/3, padding 0..3,
  * groups 1/2/4, batch 1..3, odd and non-square inputs, with and without
  * bias, residual and relu; then fixed shapes (ResNet-like, wide rows,
- * several K blocks), the portable kernels, shape validation and bitwise
- * determinism across thread counts.
- * Tolerance: max |fast - ref| / max |ref| <= 1e-5 per check.
+ * several K blocks), on every kernel path the host supports and with every
+ * registered algorithm on the shapes it supports; shape validation and
+ * bitwise determinism across thread counts.
+ * Tolerance: max |fast - ref| / max |ref| <= the algorithm's stated
+ * tolerance (1e-5 for conv2d_forward and the GEMM algorithms).
  */
 #include <math.h>
 #include <stdint.h>
@@ -14,11 +17,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
 #include "core/mem.h"
 #include "ops/conv2d.h"
+#include "ops/conv_algo.h"
 #include "ops/gemm.h"
+#include "ops/kernels.h"
 #include "resnet.h"
+#include "check.h"
 
 #define TOL 1e-5
 
@@ -73,6 +78,9 @@ static double rel_error(const float *a, const float *b, size_t n) {
  * ------------------------------------------------------------------------- */
 
 /* epi bits: 1 bias, 2 residual, 4 relu. */
+static const rn_kernels *kd;     /* the kernel path under test */
+static const rn_conv_algo *algo; /* the algorithm under test; NULL: conv2d_forward */
+
 static void check_conv(rn_conv_shape s, int epi, const char *tag) {
     char what[200];
     if (!conv2d_shape_init(&s)) {
@@ -80,28 +88,38 @@ static void check_conv(rn_conv_shape s, int epi, const char *tag) {
         check(0, what);
         return;
     }
+    if (algo && !algo->supports(&s))
+        return;
     size_t x_n = (size_t)s.cin * s.n * s.h * s.w;
     size_t w_n = (size_t)s.cout * (s.cin / s.groups) * s.kh * s.kw;
     size_t y_n = (size_t)s.cout * s.n * s.ho * s.wo;
     float *x = random_buffer(x_n), *w = random_buffer(w_n);
     float *bias = random_buffer(s.cout), *res = random_buffer(y_n);
     float *y = rn_alloc(y_n * sizeof(float)), *yref = rn_alloc(y_n * sizeof(float));
-    size_t ws_n = conv2d_workspace_floats(&s);
+    size_t ws_n = algo ? algo->workspace_floats(kd, &s, rn_get_threads())
+                       : conv2d_workspace_floats(kd, &s);
     float *ws = ws_n ? rn_alloc(ws_n * sizeof(float)) : NULL;
+    float *prep = algo ? rn_alloc((algo->prepared_floats(kd, &s) + 1) * sizeof(float)) : NULL;
     for (size_t i = 0; i < y_n; i++)
         y[i] = NAN; /* the output must be fully written */
 
     const float *b = (epi & 1) ? bias : NULL, *r = (epi & 2) ? res : NULL;
-    conv2d_forward(&s, x, w, b, r, (epi & 4) != 0, y, ws);
+    if (algo) {
+        algo->prepare(kd, &s, w, prep);
+        algo->forward(kd, &s, x, prep, b, r, (epi & 4) != 0, y, ws);
+    } else {
+        conv2d_forward(kd, &s, x, w, b, r, (epi & 4) != 0, y, ws);
+    }
     conv2d_forward_ref(&s, x, w, b, r, (epi & 4) != 0, yref);
     double err = rel_error(y, yref, y_n);
+    const double tol = algo ? algo->tolerance : TOL;
 
     snprintf(what, sizeof what,
-             "%s n=%d cin=%d %dx%d cout=%d k=%dx%d s=%d p=%d g=%d -> %dx%d bias=%d res=%d "
+             "%s %s %s n=%d cin=%d %dx%d cout=%d k=%dx%d s=%d p=%d g=%d -> %dx%d bias=%d res=%d "
              "relu=%d err=%.2e",
-             tag, s.n, s.cin, s.h, s.w, s.cout, s.kh, s.kw, s.stride, s.pad, s.groups, s.ho,
+             kd->name, algo ? algo->name : "conv2d_forward", tag, s.n, s.cin, s.h, s.w, s.cout, s.kh, s.kw, s.stride, s.pad, s.groups, s.ho,
              s.wo, epi & 1, (epi >> 1) & 1, (epi >> 2) & 1, err);
-    check(err <= TOL, what);
+    check(err <= tol, what);
     rn_free(x);
     rn_free(w);
     rn_free(bias);
@@ -109,6 +127,7 @@ static void check_conv(rn_conv_shape s, int epi, const char *tag) {
     rn_free(y);
     rn_free(yref);
     rn_free(ws);
+    rn_free(prep);
 }
 
 static rn_conv_shape shape(int n, int cin, int h, int w, int cout, int k, int stride,
@@ -160,21 +179,21 @@ static void check_determinism(rn_conv_shape s) {
     size_t y_n = (size_t)s.cout * s.n * s.ho * s.wo;
     float *x = random_buffer(x_n), *w = random_buffer(w_n), *bias = random_buffer(s.cout);
     float *y1 = rn_alloc(y_n * sizeof(float)), *yt = rn_alloc(y_n * sizeof(float));
-    size_t ws_n = conv2d_workspace_floats(&s);
+    size_t ws_n = conv2d_workspace_floats(kd, &s);
     float *ws = ws_n ? rn_alloc(ws_n * sizeof(float)) : NULL;
 
     rn_set_threads(1);
-    conv2d_forward(&s, x, w, bias, NULL, 1, y1, ws);
+    conv2d_forward(kd, &s, x, w, bias, NULL, 1, y1, ws);
     int same = 1;
     for (int t = 2; t <= 3; t++) {
         rn_set_threads(t);
-        conv2d_forward(&s, x, w, bias, NULL, 1, yt, ws);
+        conv2d_forward(kd, &s, x, w, bias, NULL, 1, yt, ws);
         same &= memcmp(y1, yt, y_n * sizeof(float)) == 0;
     }
     rn_set_threads(0);
     char what[128];
-    snprintf(what, sizeof what, "determinism 1..3 threads cin=%d %dx%d cout=%d k=%d s=%d bitwise",
-             s.cin, s.h, s.w, s.cout, s.kh, s.stride);
+    snprintf(what, sizeof what, "%s determinism 1..3 threads cin=%d %dx%d cout=%d k=%d s=%d bitwise",
+             kd->name, s.cin, s.h, s.w, s.cout, s.kh, s.stride);
     check(same, what);
     rn_free(x);
     rn_free(w);
@@ -188,10 +207,9 @@ static void check_determinism(rn_conv_shape s) {
  * main
  * ------------------------------------------------------------------------- */
 
-int main(void) {
-    check_shape_init();
-
-    for (int i = 0; i < 40; i++)
+/* Random shapes (fewer on the portable path), then the fixed ones. */
+static void run_cases(int randoms) {
+    for (int i = 0; i < randoms; i++)
         check_conv(random_shape(), i % 8, "random");
 
     /* ResNet-like layers, small batch and channel counts. */
@@ -210,20 +228,29 @@ int main(void) {
     check_conv(shape(2, 16, 32, 32, 20, 3, 1, 1, 1), 7, "wide N, packed A");
     check_conv(shape(4, 8, 45, 45, 12, 5, 2, 2, 1), 3, "wide N stride 2");
     check_conv(shape(8, 6, 40, 40, 10, 3, 3, 1, 2), 5, "wide N stride 3 groups");
+}
 
-    printf("kernel %s: convolutions checked against the reference\n", rn_gemm_kernel_name());
-    /* The same on the portable kernel and packers. */
-    rn_gemm_force_portable(1);
-    check_conv(shape(2, 3, 37, 41, 16, 7, 2, 3, 1), 7, "portable stem");
-    check_conv(shape(2, 64, 14, 14, 64, 3, 1, 1, 1), 7, "portable 3x3 K=576");
-    check_conv(shape(1, 8, 5, 150, 12, 3, 1, 1, 1), 3, "portable wide rows");
-    for (int i = 0; i < 6; i++)
-        check_conv(random_shape(), i % 8, "portable random");
-    printf("kernel %s: convolutions checked against the reference\n", rn_gemm_kernel_name());
-    rn_gemm_force_portable(0);
+int main(void) {
+    check_shape_init();
 
-    check_determinism(shape(2, 64, 28, 28, 64, 3, 1, 1, 1));
-    check_determinism(shape(1, 3, 64, 64, 64, 7, 2, 3, 1));
+    const rn_kernels *ks[RN_ISA_COUNT];
+    const int nk = check_kernel_paths("test_conv2d", ks);
+    for (int i = 0; i < nk; i++) {
+        kd = ks[i];
+        /* conv2d_forward, then every registered algorithm */
+        for (int a = -1; a < RN_CONV_ALGO_COUNT; a++) {
+            algo = a < 0 ? NULL : rn_conv_algo_get(a);
+            if (a >= 0 && !algo)
+                continue;
+            if (i == 0)
+                printf("test_conv2d: algorithm %s (tolerance %.0e)\n",
+                       algo ? algo->name : "conv2d_forward", algo ? algo->tolerance : TOL);
+            run_cases(kd->isa == RN_ISA_PORTABLE ? 6 : 40);
+        }
+        algo = NULL;
+        check_determinism(shape(2, 64, 28, 28, 64, 3, 1, 1, 1));
+        check_determinism(shape(1, 3, 64, 64, 64, 7, 2, 3, 1));
+    }
 
     printf("test_conv2d: %d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

@@ -2,8 +2,11 @@
  * test_gemm.c - rn_sgemm against the rn_sgemm_ref oracle.
  *
  * Random shapes with edge sizes, all transpose combinations, beta 0 and 1,
- * every epilogue combination and padded leading dimensions, on the SIMD and
- * the portable kernels; then bitwise determinism across thread counts.
+ * every epilogue combination and padded leading dimensions, on every kernel
+ * path the host supports (and the driver with each SIMD path's tile
+ * geometry on a plain-C kernel, so hosts without AVX-512 still exercise the
+ * driver as the AVX-512 kernels see it); then bitwise determinism across
+ * thread counts.
  * Tolerance: max |fast - ref| / max |ref| <= 1e-5 per check.
  */
 #include <math.h>
@@ -12,10 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
 #include "core/mem.h"
 #include "ops/gemm.h"
+#include "ops/kernels.h"
 #include "resnet.h"
+#include "check.h"
 
 #define TOL 1e-5
 
@@ -71,8 +75,9 @@ static double rel_error(const float *a, const float *b, int M, int N, int ld) {
  * ------------------------------------------------------------------------- */
 
 /* epi bits: 1 bias, 2 residual, 4 relu. pad: extra leading-dimension slack. */
-static void check_case(int transa, int transb, int M, int N, int K, float beta, int epi,
-                       int pad, const char *kernel) {
+static void check_case(const rn_kernels *kd, int transa, int transb, int M, int N, int K,
+                       float beta, int epi, int pad) {
+    const char *kernel = kd->name;
     int lda = (transa ? M : K) + pad, ldb = (transb ? K : N) + pad;
     int ldc = N + pad, ldr = N + 2 * pad;
     size_t a_rows = transa ? K : M, b_rows = transb ? N : K;
@@ -91,7 +96,7 @@ static void check_case(int transa, int transb, int M, int N, int K, float beta, 
                            .residual = (epi & 2) ? res : NULL,
                            .ldr = ldr,
                            .relu = (epi & 4) != 0};
-    rn_sgemm(transa, transb, M, N, K, A, lda, B, ldb, beta, C, ldc, epi ? &ep : NULL);
+    rn_sgemm(kd, transa, transb, M, N, K, A, lda, B, ldb, beta, C, ldc, epi ? &ep : NULL);
     rn_sgemm_ref(transa, transb, M, N, K, A, lda, B, ldb, beta, Cref, ldc,
                  epi ? &ep : NULL);
     double err = rel_error(C, Cref, M, N, ldc);
@@ -114,7 +119,7 @@ static void check_case(int transa, int transb, int M, int N, int K, float beta, 
  * Thread-count determinism
  * ------------------------------------------------------------------------- */
 
-static void check_determinism(int transa, int transb, int M, int N, int K) {
+static void check_determinism(const rn_kernels *kd, int transa, int transb, int M, int N, int K) {
     int lda = transa ? M : K, ldb = transb ? K : N;
     float *A = random_buffer((size_t)M * K);
     float *B = random_buffer((size_t)K * N);
@@ -124,12 +129,12 @@ static void check_determinism(int transa, int transb, int M, int N, int K) {
     rn_gemm_epilogue ep = {.bias = bias, .residual = res, .ldr = N, .relu = 1};
 
     rn_set_threads(1);
-    rn_sgemm(transa, transb, M, N, K, A, lda, B, ldb, 0.0f, C1, N, &ep);
+    rn_sgemm(kd, transa, transb, M, N, K, A, lda, B, ldb, 0.0f, C1, N, &ep);
     int same = 1;
     for (int t = 2; t <= 4; t++) {
         float *Ct = rn_alloc((size_t)M * N * sizeof(float));
         rn_set_threads(t);
-        rn_sgemm(transa, transb, M, N, K, A, lda, B, ldb, 0.0f, Ct, N, &ep);
+        rn_sgemm(kd, transa, transb, M, N, K, A, lda, B, ldb, 0.0f, Ct, N, &ep);
         if (memcmp(C1, Ct, (size_t)M * N * sizeof(float)) != 0)
             same = 0;
         rn_free(Ct);
@@ -137,8 +142,8 @@ static void check_determinism(int transa, int transb, int M, int N, int K) {
     rn_set_threads(0);
 
     char what[128];
-    snprintf(what, sizeof what, "determinism 1..4 threads ta=%d tb=%d M=%d N=%d K=%d bitwise",
-             transa, transb, M, N, K);
+    snprintf(what, sizeof what, "%s determinism 1..4 threads ta=%d tb=%d M=%d N=%d K=%d bitwise",
+             kd->name, transa, transb, M, N, K);
     check(same, what);
     rn_free(A);
     rn_free(B);
@@ -148,59 +153,119 @@ static void check_determinism(int transa, int transb, int M, int N, int K) {
 }
 
 /* ---------------------------------------------------------------------------
- * main
+ * The driver with another tile geometry: a plain-C micro-kernel of any
+ * MR x width, so the blocking, ragged panels and epilogue paths that a SIMD
+ * descriptor drives can be checked on any host.
  * ------------------------------------------------------------------------- */
 
-int main(void) {
+static void geo_kernel(int kc, const float *a, const float *b, const rn_gemm_tile *t, int nr) {
+    for (int i = 0; i < t->m; i++)
+        for (int j = 0; j < t->n; j++) {
+            float acc = 0.0f;
+            for (int k = 0; k < kc; k++)
+                acc += a[(ptrdiff_t)i * t->a_rs + (ptrdiff_t)k * t->a_cs] * b[(ptrdiff_t)k * nr + j];
+            float *c = t->c + (ptrdiff_t)i * t->ldc + j;
+            float r = acc + (t->beta != 0.0f ? t->beta * *c : 0.0f);
+            if (t->last) {
+                if (t->bias)
+                    r += t->bias[i];
+                if (t->residual)
+                    r += t->residual[(ptrdiff_t)i * t->ldr + j];
+                if (t->relu && r < 0.0f)
+                    r = 0.0f;
+            }
+            *c = r;
+        }
+}
+
+#define GEO_FN(W)                                                                          \
+    static void geo_##W(int kc, const float *a, const float *b, const rn_gemm_tile *t) { \
+        geo_kernel(kc, a, b, t, W);                                                        \
+    }
+GEO_FN(8)
+GEO_FN(16)
+GEO_FN(24)
+GEO_FN(32)
+GEO_FN(48)
+GEO_FN(64)
+
+static rn_gemm_kernel_fn geo_fn(int width) {
+    switch (width) {
+    case 8: return geo_8;
+    case 16: return geo_16;
+    case 24: return geo_24;
+    case 32: return geo_32;
+    case 48: return geo_48;
+    default: return geo_64;
+    }
+}
+
+/* A descriptor with the given geometry, plain-C kernels and packer. */
+static rn_kernels geometry_of(const char *name, int mr, int nr, int step, int kc, int mc) {
+    rn_kernels k = {.isa = RN_ISA_PORTABLE, .name = name, .mr = mr, .nr = nr, .nr_step = step,
+                    .kc = kc, .mc = mc, .pack_im2col = rn_im2col_pack_portable};
+    for (int w = step, i = 0; w <= nr; w += step, i++)
+        k.fn[i] = k.fn_raw[i] = geo_fn(w);
+    return k;
+}
+
+static void run_cases(const rn_kernels *kd, int slow) {
     static const int sizes[] = {1, 7, 13, 31, 64, 100, 257};
     const int nsizes = (int)(sizeof sizes / sizeof sizes[0]);
+    int count = 0;
+    /* Every size on each axis, the others drawn from the list. */
+    for (int axis = 0; axis < 3; axis++)
+        for (int s = 0; s < nsizes; s++) {
+            int dims[3];
+            for (int d = 0; d < 3; d++)
+                dims[d] = sizes[rng_next() % nsizes];
+            dims[axis] = sizes[s];
+            int ta = count & 1, tb = (count >> 1) & 1;
+            float beta = (count / 4) % 2 ? 1.0f : 0.0f;
+            int epi = (count * 3 + axis) % 8, pad = (count % 3 == 2) ? 3 : 0;
+            if (slow && count % 2)
+                continue; /* half as many on the slow kernels */
+            check_case(kd, ta, tb, dims[0], dims[1], dims[2], beta, epi, pad);
+            count++;
+        }
+    /* Every transpose / beta / epilogue combination on one ragged shape. */
+    for (int ta = 0; ta <= 1; ta++)
+        for (int tb = 0; tb <= 1; tb++)
+            for (int b = 0; b <= 1; b++)
+                for (int epi = 0; epi < 8; epi += slow ? 7 : 1)
+                    check_case(kd, ta, tb, 45, 113, 300, (float)b, epi, 1);
+    /* Wide N: A packed once and shared (narrower N reads A in place). */
+    for (int ta = 0; ta <= 1; ta++)
+        for (int tb = 0; tb <= 1; tb++)
+            check_case(kd, ta, tb, 45, 1700, 400, (float)tb, 7 - 2 * ta, ta);
+    /* Large K (several K blocks), wide N, tall M, empty K. */
+    check_case(kd, 0, 0, 19, 70, 1000, 1.0f, 7, 0);
+    check_case(kd, 1, 0, 530, 50, 40, 0.0f, 1, 0);
+    check_case(kd, 0, 1, 9, 2000, 33, 0.0f, 6, 2);
+    check_case(kd, 0, 0, 5, 9, 0, 1.0f, 7, 0);
+    check_case(kd, 0, 0, 5, 9, 0, 0.0f, 3, 0);
+}
 
-    for (int portable = 0; portable <= 1; portable++) {
-        rn_gemm_force_portable(portable);
-        const char *kernel = rn_gemm_kernel_name();
-        int count = 0;
-        /* Every size on each axis, the others drawn from the list. */
-        for (int axis = 0; axis < 3; axis++)
-            for (int s = 0; s < nsizes; s++) {
-                int dims[3];
-                for (int d = 0; d < 3; d++)
-                    dims[d] = sizes[rng_next() % nsizes];
-                dims[axis] = sizes[s];
-                int ta = count & 1, tb = (count >> 1) & 1;
-                float beta = (count / 4) % 2 ? 1.0f : 0.0f;
-                int epi = (count * 3 + axis) % 8, pad = (count % 3 == 2) ? 3 : 0;
-                if (portable && count % 2)
-                    continue; /* half as many on the slow kernel */
-                check_case(ta, tb, dims[0], dims[1], dims[2], beta, epi, pad, kernel);
-                count++;
-            }
-        /* Every transpose / beta / epilogue combination on one ragged shape. */
-        for (int ta = 0; ta <= 1; ta++)
-            for (int tb = 0; tb <= 1; tb++)
-                for (int b = 0; b <= 1; b++)
-                    for (int epi = 0; epi < 8; epi += portable ? 7 : 1)
-                        check_case(ta, tb, 45, 113, 300, (float)b, epi, 1, kernel);
-        /* Wide N: A packed once and shared (narrower N reads A in place). */
-        for (int ta = 0; ta <= 1; ta++)
-            for (int tb = 0; tb <= 1; tb++)
-                check_case(ta, tb, 45, 1700, 400, (float)tb, 7 - 2 * ta, ta, kernel);
-        /* Large K (several K blocks), wide N, tall M, empty K. */
-        check_case(0, 0, 19, 70, 1000, 1.0f, 7, 0, kernel);
-        check_case(1, 0, 530, 50, 40, 0.0f, 1, 0, kernel);
-        check_case(0, 1, 9, 2000, 33, 0.0f, 6, 2, kernel);
-        check_case(0, 0, 5, 9, 0, 1.0f, 7, 0, kernel);
-        check_case(0, 0, 5, 9, 0, 0.0f, 3, 0, kernel);
-        /* every path the host supports is run and named */
-        printf("kernel %s: checked against the reference (%d failures so far)\n", kernel, failed);
-        if (!portable && strncmp(kernel, "portable", 8) == 0)
-            printf("kernel avx512: this CPU lacks AVX-512F/BW/DQ/VL or FMA, not run\n");
+int main(void) {
+    const rn_kernels *ks[RN_ISA_COUNT];
+    const int nk = check_kernel_paths("test_gemm", ks);
+    for (int i = 0; i < nk; i++)
+        run_cases(ks[i], ks[i]->isa == RN_ISA_PORTABLE);
+
+    /* The SIMD descriptors' geometries on the plain-C kernel. */
+    const rn_kernels geo[] = {
+        geometry_of("C kernel, avx512 geometry 8x48/16", 8, 48, 16, 192, 512),
+        geometry_of("C kernel, avx2 geometry 6x16/8", 6, 16, 8, 256, 240),
+    };
+    for (size_t i = 0; i < sizeof geo / sizeof geo[0]; i++)
+        run_cases(&geo[i], 1);
+
+    for (int i = 0; i < nk; i++) {
+        check_determinism(ks[i], 0, 0, 300, 1000, 700);
+        check_determinism(ks[i], 1, 1, 130, 517, 1100);
+        check_determinism(ks[i], 0, 0, 600, 49, 2304);
+        check_determinism(ks[i], 1, 0, 70, 2000, 300);
     }
-    rn_gemm_force_portable(0);
-
-    check_determinism(0, 0, 300, 1000, 700);
-    check_determinism(1, 1, 130, 517, 1100);
-    check_determinism(0, 0, 600, 49, 2304);
-    check_determinism(1, 0, 70, 2000, 300);
 
     printf("test_gemm: %d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

@@ -4,25 +4,27 @@
  * RN_TEST_QUICK=1 in the environment, for one architecture of each kind of
  * block only).
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
 #include "io/safetensors.h"
+#include "model/graph.h"
 #include "model/model.h"
 #include "ops/conv2d.h"
 #include "ops/ops.h"
 #include "resnet.h"
 
-/* ---- a reference forward: reference ops, BatchNorm never folded ------------------ */
+/* ---- a reference forward: the schedule run with reference ops, BN never folded ---- */
 
-static float *ref_unit(const rn_unit *u, const float *x, int n, int *h, int *w, rn_mode mode,
-                       const float *res, int relu) {
-    rn_conv_shape s = {.n = n, .cin = u->cin, .h = *h, .w = *w, .cout = u->cout, .kh = u->k,
-                       .kw = u->k, .stride = u->stride, .pad = u->pad, .groups = u->groups};
-    conv2d_shape_init(&s);
+/* A conv node: reference conv, then BN (running or batch statistics),
+ * residual and ReLU with the reference apply. */
+static void ref_conv(const rn_node *nd, const float *x, int n, rn_mode mode, const float *res,
+                     float *y) {
+    const rn_unit *u = nd->unit;
+    rn_conv_shape s = rn_node_conv_shape(nd, n);
     size_t M = (size_t)n * s.ho * s.wo;
-    float *y = malloc(M * u->cout * sizeof *y);
     conv2d_forward_ref(&s, x, u->w, u->b, NULL, 0, y);
     float *scale = malloc(u->cout * sizeof *scale), *shift = malloc(u->cout * sizeof *shift);
     if (u->has_bn) {
@@ -37,47 +39,45 @@ static float *ref_unit(const rn_unit *u, const float *x, int n, int *h, int *w, 
         for (int c = 0; c < u->cout; c++)
             scale[c] = 1.0f, shift[c] = 0.0f;
     }
-    batchnorm_apply_ref(y, u->cout, M, scale, shift, res, relu, y);
+    batchnorm_apply_ref(y, u->cout, M, scale, shift, res, nd->relu, y);
     free(scale), free(shift);
-    *h = s.ho, *w = s.wo;
-    return y;
 }
 
 static void ref_forward(const rn_model *m, const float *x_nchw, int n, int h, int w, rn_mode mode,
                         float *logits) {
-    float *x = malloc((size_t)n * m->in_channels * h * w * sizeof *x);
-    layout_nchw_to_cnhw(x_nchw, n, m->in_channels, (size_t)h * w, x);
-    float *y = ref_unit(&m->stem, x, n, &h, &w, mode, NULL, 1);
-    free(x);
-    int ph = maxpool2d_out_size(h, 3, 2, 1), pw = maxpool2d_out_size(w, 3, 2, 1);
-    float *cur = malloc((size_t)64 * n * ph * pw * sizeof *cur);
-    maxpool2d_forward_ref(y, 64 * n, h, w, 3, 2, 1, cur);
-    free(y);
-    h = ph, w = pw;
-    for (int b = 0; b < m->n_blocks; b++) {
-        const rn_block *blk = &m->blocks[b];
-        int bh = h, bw = w;
-        float *t = cur;
-        for (int j = 0; j < blk->n_main; j++) {
-            int last = j == blk->n_main - 1;
-            float *sc = NULL;
-            if (last && blk->has_shortcut) {
-                int sh = bh, sw = bw;
-                sc = ref_unit(&blk->shortcut, cur, n, &sh, &sw, mode, NULL, 0);
-            }
-            float *next = ref_unit(&blk->main[j], t, n, &h, &w, mode, last ? (sc ? sc : cur) : NULL, 1);
-            if (t != cur)
-                free(t);
-            free(sc);
-            t = next;
-        }
-        free(cur);
-        cur = t;
+    rn_graph *g = NULL;
+    if (rn_graph_build(m, h, w, &g) != RN_OK) {
+        CHECK(0, "graph %s %dx%d: %s", m->arch->name, h, w, rn_last_error());
+        return;
     }
-    float *feat = malloc((size_t)m->feat * n * sizeof *feat);
-    avgpool_global_forward_ref(cur, (size_t)m->feat * n, (size_t)h * w, feat);
-    linear_forward_ref(feat, m->feat, n, m->fc_w, m->fc_b, m->num_classes, logits);
-    free(cur), free(feat);
+    float **val = calloc((size_t)g->n_values, sizeof *val);
+    for (int v = 0; v < g->n_values; v++)
+        val[v] = malloc(rn_value_floats(g, v, n) * sizeof(float));
+    layout_nchw_to_cnhw(x_nchw, n, m->in_channels, (size_t)h * w, val[0]);
+    for (int i = 0; i < g->n_nodes; i++) {
+        const rn_node *nd = &g->nodes[i];
+        const rn_value *vi = &g->values[nd->in];
+        switch (nd->op) {
+        case RN_NODE_CONV:
+            ref_conv(nd, val[nd->in], n, mode, nd->res >= 0 ? val[nd->res] : NULL, val[nd->out]);
+            break;
+        case RN_NODE_MAXPOOL:
+            maxpool2d_forward_ref(val[nd->in], vi->c * n, vi->h, vi->w, nd->k, nd->stride, nd->pad,
+                                  val[nd->out]);
+            break;
+        case RN_NODE_AVGPOOL:
+            avgpool_global_forward_ref(val[nd->in], (size_t)vi->c * n, (size_t)vi->h * vi->w,
+                                       val[nd->out]);
+            break;
+        case RN_NODE_LINEAR:
+            linear_forward_ref(val[nd->in], vi->c, n, m->fc_w, m->fc_b, m->num_classes, logits);
+            break;
+        }
+    }
+    for (int v = 0; v < g->n_values; v++)
+        free(val[v]);
+    free(val);
+    rn_graph_free(g);
 }
 
 /* Non-trivial BatchNorm statistics, so folding and batch statistics matter.
@@ -103,7 +103,7 @@ static void randomize_bn(rn_model *m) {
         if (blk->has_shortcut)
             fill_bn(&blk->shortcut, 0.5f, 1.5f);
     }
-    m->version++;
+    rn_model_params_changed(m);
 }
 
 static void test_forward_vs_reference(void) {
@@ -251,9 +251,98 @@ static void test_save_load(void) {
     rn_model_free(m);
 }
 
+/* ---- sessions: concurrency, weight changes, batch sizes ---------------------------------- */
+
+typedef struct job {
+    rn_session *s;
+    const float *x;
+    int n, h, w, rounds;
+    float *y;
+    int ok;
+} job;
+
+static void *run_job(void *arg) {
+    job *j = arg;
+    j->ok = 1;
+    for (int r = 0; r < j->rounds; r++)
+        j->ok &= rn_session_forward(j->s, j->x, j->n, j->h, j->w, RN_MODE_EVAL, j->y) == RN_OK;
+    return NULL;
+}
+
+static void test_sessions(void) {
+    rn_model *m = NULL;
+    rn_model_create("resnet18", 3, 10, &m);
+    rn_model_init(m, "default", 5);
+    randomize_bn(m);
+    const int n = 3, h = 40, w = 36, k = 10;
+    size_t nx = (size_t)n * 3 * h * w;
+    float *xa = malloc(nx * sizeof *xa), *xb = malloc(nx * sizeof *xb);
+    check_fill(xa, nx, -1.0f, 1.0f);
+    check_fill(xb, nx, -1.0f, 1.0f);
+    float ya[30], yb[30], ra[30], rb[30];
+
+    /* two sessions on one model, one thread each, against the same sessions run alone */
+    rn_session *sa = NULL, *sb = NULL;
+    CHECK(rn_session_create(m, NULL, &sa) == RN_OK && rn_session_create(m, NULL, &sb) == RN_OK,
+          "create sessions: %s", rn_last_error());
+    rn_set_threads(1);
+    rn_session_forward(sa, xa, n, h, w, RN_MODE_EVAL, ra);
+    rn_session_forward(sb, xb, n, h, w, RN_MODE_EVAL, rb);
+    job ja = {sa, xa, n, h, w, 20, ya, 0}, jb = {sb, xb, n, h, w, 20, yb, 0};
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, run_job, &ja);
+    pthread_create(&tb, NULL, run_job, &jb);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    rn_set_threads(0);
+    CHECK(ja.ok && jb.ok && memcmp(ya, ra, sizeof ra) == 0 && memcmp(yb, rb, sizeof rb) == 0,
+          "two sessions on one model, two threads at once: the same logits as alone");
+
+    /* new weights: the session prepares them again */
+    rn_model_init(m, "default", 6);
+    randomize_bn(m);
+    rn_session *fresh = NULL;
+    rn_session_create(m, NULL, &fresh);
+    rn_session_forward(fresh, xa, n, h, w, RN_MODE_EVAL, ra);
+    rn_session_forward(sa, xa, n, h, w, RN_MODE_EVAL, ya);
+    CHECK(memcmp(ya, ra, sizeof ra) == 0, "a session sees the model's new weights");
+
+    /* a smaller batch, then another input size, in the same session */
+    float y1[10], r1[10];
+    rn_session_forward(sa, xb, 1, h, w, RN_MODE_EVAL, y1);
+    rn_session *one = NULL;
+    rn_session_create(m, NULL, &one);
+    rn_session_forward(one, xb, 1, h, w, RN_MODE_EVAL, r1);
+    CHECK(check_rel_err(y1, r1, (size_t)k) < 1e-5, "batch 1 after batch 3 in one session");
+    size_t bytes = rn_session_bytes(sa);
+    rn_session_forward(sa, xb, 2, h, w, RN_MODE_EVAL, y1);
+    CHECK(rn_session_bytes(sa) == bytes, "a smaller batch runs in the same memory");
+    CHECK(rn_session_forward(sa, xb, 1, 32, 32, RN_MODE_EVAL, y1) == RN_OK, "another input size");
+
+    /* configuration errors name the culprit */
+    rn_session_config cfg;
+    rn_session_config_default(&cfg);
+    cfg.conv_algo = "fft";
+    rn_session *bad = NULL;
+    CHECK(rn_session_create(m, &cfg, &bad) == RN_ERR_ARG && strstr(rn_last_error(), "fft"),
+          "unknown algorithm refused: %s", rn_last_error());
+    cfg.conv_algo = NULL;
+    cfg.isa = "sse9";
+    CHECK(rn_session_create(m, &cfg, &bad) == RN_ERR_ARG && strstr(rn_last_error(), "sse9"),
+          "unknown ISA refused: %s", rn_last_error());
+
+    rn_session_free(sa);
+    rn_session_free(sb);
+    rn_session_free(fresh);
+    rn_session_free(one);
+    free(xa), free(xb);
+    rn_model_free(m);
+}
+
 int main(void) {
     test_param_counts();
     test_save_load();
+    test_sessions();
     test_forward_vs_reference();
     return check_done("test_model");
 }

@@ -106,7 +106,7 @@ static void test_linear(void) {
         float *x = rnd((size_t)C * N), *w = rnd((size_t)K * C), *b = t % 3 ? rnd(K) : NULL;
         float *y1 = malloc((size_t)N * K * 4), *y2 = malloc((size_t)N * K * 4), *work = malloc((size_t)N * K * 4);
         linear_forward_ref(x, C, N, w, b, K, y1);
-        linear_forward(x, C, N, w, b, K, y2, work);
+        linear_forward(NULL, x, C, N, w, b, K, y2, work);
         CHECK(check_rel_err(y2, y1, (size_t)N * K) < 1e-5, "linear C=%d N=%d K=%d", C, N, K);
         free(x), free(w), free(b), free(y1), free(y2), free(work);
     }
@@ -160,7 +160,7 @@ static void test_relu_nan(void) {
     cx[5] = NAN;
     rn_conv_shape s = {.n = 1, .cin = C, .h = 8, .w = 8, .cout = C, .kh = 1, .kw = 1, .stride = 1, .pad = 0, .groups = 1};
     conv2d_shape_init(&s);
-    conv2d_forward(&s, cx, cw, NULL, NULL, 1, cy, NULL);
+    conv2d_forward(NULL, &s, cx, cw, NULL, NULL, 1, cy, NULL);
     conv2d_forward_ref(&s, cx, cw, NULL, NULL, 1, cr);
     CHECK(isnan(cy[5]) && isnan(cr[5]) && cy[0] == 0.0f && cy[4] == 1.0f, "conv relu epilogue keeps NaN: %g %g", cy[5], cr[5]);
 }

@@ -3,7 +3,8 @@
  *
  * Each rendered SVG is parsed with Python's xml.dom.minidom (/usr/bin/python3,
  * a failure to parse fails the test), which also counts its <polyline>s and
- * checks the root element, the title and the two panels.
+ * checks the root element, the title and the panels: loss and accuracy, and
+ * the learning rate when the log has "lr".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,9 +59,9 @@ static int count(const char *s, const char *what) {
     return n;
 }
 
-/* Renders log `name` and checks the SVG parses as XML with `polylines`
- * polylines and `circles` circles. */
-static void render_ok(const char *name, const char *log, int polylines, int circles) {
+/* Renders log `name` and checks the SVG parses as XML with `panels` panels,
+ * `polylines` polylines and `circles` circles. */
+static void render_ok(const char *name, const char *log, int panels, int polylines, int circles) {
     char lpath[768], spath[800], cmd[2400];
     write_text(name, log);
     path_of(lpath, sizeof lpath, name);
@@ -76,16 +77,17 @@ static void render_ok(const char *name, const char *log, int polylines, int circ
              "\"http://www.w3.org/2000/svg\"\n"
              "assert len(r.getElementsByTagName(\"title\")) == 1\n"
              "assert len([g for g in r.getElementsByTagName(\"g\") "
-             "if g.getAttribute(\"class\") == \"panel\"]) == 2\n"
+             "if g.getAttribute(\"class\") == \"panel\"]) == int(sys.argv[4])\n"
+             "w = float(r.getAttribute(\"width\")); h = float(r.getAttribute(\"height\"))\n"
              "n = len(r.getElementsByTagName(\"polyline\"))\n"
              "c = len(r.getElementsByTagName(\"circle\"))\n"
              "assert (n, c) == (int(sys.argv[2]), int(sys.argv[3])), (n, c)\n"
              "for p in r.getElementsByTagName(\"polyline\"):\n"
              "    for xy in p.getAttribute(\"points\").split():\n"
              "        x, y = map(float, xy.split(\",\"))\n"
-             "        assert 0 <= x <= 1000 and 0 <= y <= 440, xy\n"
-             "' '%s' %d %d",
-             PY, spath, polylines, circles);
+             "        assert 0 <= x <= w and 0 <= y <= h, xy\n"
+             "' '%s' %d %d %d",
+             PY, spath, polylines, circles, panels);
     int rc = system(cmd);
     CHECK(rc == 0, "%s: the SVG is not well-formed or not as expected (status %d)", name, rc);
     char *svg = read_text(spath);
@@ -93,6 +95,8 @@ static void render_ok(const char *name, const char *log, int polylines, int circ
     if (svg) {
         CHECK(strstr(svg, ">loss<") && strstr(svg, ">accuracy<") && strstr(svg, ">epoch<"),
               "%s: panel titles and axis labels", name);
+        CHECK((strstr(svg, ">learning rate<") != NULL) == (panels == 3),
+              "%s: a learning-rate panel exactly when the log has \"lr\"", name);
         CHECK(count(svg, ">train<") == 2 && count(svg, ">test<") == 2, "%s: legends", name);
         free(svg);
     }
@@ -129,14 +133,14 @@ int main(void) {
                                  "\"seconds\": 12.5, \"extra\": [1, {\"a\": null}]}\n",
                                  e, 1.5 / e, 1.0 - 0.5 / e, 1.6 / e + 0.05, 0.95 - 0.5 / e);
     }
-    render_ok("typical.jsonl", log, 4, 40);
+    render_ok("typical.jsonl", log, 3, 5, 50);
 
     /* one epoch; CRLF; blank lines; a killed run's partial last line */
     render_ok("one.jsonl",
               "\r\n{\"epoch\": 0, \"train_loss\": 0.5, \"train_acc\": 0.8, \"test_loss\": 0.6,"
               " \"test_acc\": 0.78, \"lr\": 0.1, \"seconds\": 3}\r\n\n"
               "{\"epoch\": 1, \"train_lo",
-              4, 4);
+              3, 5, 5);
     /* gaps: a null and a missing metric split curves; unordered and repeated
      * epochs (a resumed run replaces epoch 2); integer-valued metrics */
     render_ok("gaps.jsonl",
@@ -150,19 +154,19 @@ int main(void) {
               "\"test_acc\": 0.3}\n"
               "{\"epoch\": 4, \"train_loss\": 0.9, \"test_loss\": 1.1, \"test_acc\": 0.45}\n",
               /* polylines: train_loss 1, train_acc 1 (ends at 3), test_loss 2, test_acc 1 */
-              5, 4 + 3 + 3 + 4);
+              2, 5, 4 + 3 + 3 + 4);
     /* odd values: fractional epochs, equal values, percentages, huge losses */
     render_ok("odd.jsonl",
               "{\"epoch\": 0.5, \"train_loss\": 1e3, \"train_acc\": 50, \"test_loss\": 1e3, "
               "\"test_acc\": 50}\n"
               "{\"epoch\": 1.5, \"train_loss\": 1e3, \"train_acc\": 50, \"test_loss\": 1e3, "
               "\"test_acc\": 50}\n",
-              4, 8);
+              2, 4, 8);
 
     /* an unusual file name ends up escaped in the title */
     render_ok("a&b<c>.jsonl",
               "{\"epoch\": 1, \"train_loss\": 1, \"train_acc\": 0.5, \"test_loss\": 1, "
-              "\"test_acc\": 0.5}\n", 4, 4);
+              "\"test_acc\": 0.5}\n", 2, 4, 4);
 
     /* errors name the file and the line */
     render_fails("bad_json.jsonl",

@@ -22,6 +22,7 @@
 #include "io/pickle.h"
 #include "io/pth.h"
 #include "io/safetensors.h"
+#include "io/sniff.h"
 #include "io/zip.h"
 #include "resnet.h"
 #include "check.h"
@@ -57,6 +58,12 @@ static const char *const valid_files[] = {
     "parameters", "empty_dict", "empty_ordered_dict", "dtypes", "views_shared_storages",
     "small", "zip64_records", "zip_comment", "zip_comment_fake_eocd",
     "zip64_comment_unaligned", "assembled_views",
+    /* the legacy format (_use_new_zipfile_serialization=False) */
+    "legacy_resnet18_c3_state_dict", "legacy_resnet50_c1_state_dict",
+    "legacy_d2l_resnet18_c1_state_dict", "legacy_wrapper_state_dict_sgd",
+    "legacy_wrapper_model_key", "legacy_wrapper_protocol4", "legacy_dataparallel_prefix",
+    "legacy_parameters", "legacy_empty_dict", "legacy_empty_ordered_dict", "legacy_dtypes",
+    "legacy_views_shared_storages", "legacy_small", "legacy_assembled_py2",
 };
 
 static void compare(const char *name, const st_file *got, const st_file *want) {
@@ -88,6 +95,8 @@ static void compare(const char *name, const st_file *got, const st_file *want) {
     }
 }
 
+static void check_dtypes(const char *name);
+
 static void test_valid(void) {
     for (size_t i = 0; i < sizeof valid_files / sizeof valid_files[0]; i++) {
         char pth[512], st[512];
@@ -104,9 +113,14 @@ static void test_valid(void) {
         st_free(&want);
     }
 
-    /* Stored dtypes are reported as they were. */
+    /* Stored dtypes are reported as they were, in both formats. */
+    for (int legacy = 0; legacy < 2; legacy++)
+        check_dtypes(legacy ? "legacy_dtypes" : "dtypes");
+}
+
+static void check_dtypes(const char *name) {
     char pth[512];
-    corpus_path(pth, sizeof pth, "valid", "dtypes", ".pth");
+    corpus_path(pth, sizeof pth, "valid", name, ".pth");
     st_file f;
     if (pth_read(pth, &f) == RN_OK) {
         static const struct {
@@ -116,7 +130,7 @@ static void test_valid(void) {
                     {"i64", ST_I64}, {"i32", ST_I64}, {"u8", ST_I64}, {"bool", ST_I64}};
         for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
             const st_tensor *t = st_find(&f, want[i].name);
-            CHECK(t && t->dtype == want[i].dtype, "dtypes.pth: '%s' dtype", want[i].name);
+            CHECK(t && t->dtype == want[i].dtype, "%s.pth: '%s' dtype", name, want[i].name);
         }
         const st_tensor *t = st_find(&f, "scalar");
         CHECK(t && t->ndim == 0 && t->numel == 1 && t->f32 && t->f32[0] == 2.75f, "0-d tensor");
@@ -125,7 +139,7 @@ static void test_valid(void) {
               "empty tensor");
         st_free(&f);
     } else {
-        CHECK(0, "dtypes.pth: %s", rn_last_error());
+        CHECK(0, "%s.pth: %s", name, rn_last_error());
     }
 }
 
@@ -194,9 +208,8 @@ static const struct {
     {"two_pickles", "two pickles"},
     {"entry_outside_folder", "outside"},
     {"no_data_pkl", "data.pkl"},
-    {"legacy_format", "legacy"},
-    {"not_a_zip", "End of Central Directory"},
-    {"empty_file", "too short"},
+    {"not_a_zip", "no known format"},
+    {"empty_file", "empty"},
     {"entry_compressed", "compressed"},
     {"entry_duplicate", "duplicate entry"},
     {"eocd_cd_offset_past_eof", "central directory"},
@@ -225,6 +238,40 @@ static const struct {
     {"zip64_cd_offset_huge", "central directory"},
     {"zip64_count_huge", "at most"},
     {"zip64_extra_too_short", "extra field"},
+    /* the legacy format */
+    {"legacy_whole_model_pickled", "torch.nn.modules.container.Sequential"},
+    {"legacy_reduce_os_system", "posix.system"},
+    {"legacy_numpy_in_wrapper", "numpy"},
+    {"legacy_global_posix_system", "posix.system"},
+    {"legacy_global_in_sys_info", "posix.system"},
+    {"legacy_wrong_magic", "magic number"},
+    {"legacy_magic_small_int", "magic number"},
+    {"legacy_magic_truncated", "magic number"},
+    {"legacy_plain_pickle", "magic number"},
+    {"legacy_wrong_protocol", "protocol version 1000"},
+    {"legacy_protocol_not_int", "not an int"},
+    {"legacy_sys_info_not_dict", "not a dict"},
+    {"legacy_big_endian", "big-endian"},
+    {"legacy_pickle_protocol_1", "protocol 0 or 1"},
+    {"legacy_view_metadata", "view_metadata"},
+    {"legacy_object_truncated", "object pickle"},
+    {"legacy_no_key_list", "storage key list"},
+    {"legacy_view_outside_storage", "reaches element"},
+    {"legacy_declared_twice_differently", "declared both"},
+    {"legacy_storage_type_conflict", "declared both"},
+    {"legacy_nul_in_storage_key", "NUL"},
+    {"legacy_key_list_not_list", "not a list"},
+    {"legacy_key_not_str", "not a str"},
+    {"legacy_key_missing_from_list", "missing from the key list"},
+    {"legacy_key_unknown_in_list", "named by no persistent id"},
+    {"legacy_key_twice_in_list", "twice"},
+    {"legacy_storage_count_differs", "declares"},
+    {"legacy_storage_count_negative", "declares"},
+    {"legacy_storage_size_overflow", "runs past the end"},
+    {"legacy_storage_past_eof", "runs past the end"},
+    {"legacy_storage_truncated", "runs past the end"},
+    {"legacy_storage_count_truncated", "element count"},
+    {"legacy_trailing_bytes", "after the last storage"},
 };
 #define N_HOSTILE (sizeof hostile_files / sizeof hostile_files[0])
 
@@ -281,11 +328,6 @@ static void test_api(void) {
     CHECK(pth_read(path, &f) == RN_ERR_IO && strstr(rn_last_error(), "missing.pth"),
           "missing file: %s", rn_last_error());
     CHECK(pth_read(tmpdir, &f) == RN_ERR_IO, "a directory");
-    CHECK(pth_sniff((const unsigned char *)"PK\3\4xx", 6) == 1, "sniff zip");
-    CHECK(pth_sniff((const unsigned char *)"PK\5\6", 4) == 0, "sniff empty zip");
-    CHECK(pth_sniff((const unsigned char *)"PK\3", 3) == 0, "sniff short");
-    CHECK(pth_sniff((const unsigned char *)"\x80\x02", 2) == 0, "sniff pickle");
-    CHECK(pth_sniff(NULL, 0) == 0, "sniff NULL");
 
     /* Values the state_dict path does not return: ints of every width,
      * floats, MEMOIZE, STACK_GLOBAL, BUILD on an OrderedDict. */
@@ -354,8 +396,9 @@ static int parse_copy(const unsigned char *buf, size_t len, const char *what) {
 }
 
 static void test_truncations(void) {
-    static const char *const names[] = {"small", "views_shared_storages", "zip64_records"};
-    for (size_t k = 0; k < 3; k++) {
+    static const char *const names[] = {"small", "views_shared_storages", "zip64_records",
+                                        "legacy_small", "legacy_views_shared_storages"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
         char path[512];
         corpus_path(path, sizeof path, "valid", names[k], ".pth");
         size_t len = 0;
@@ -441,6 +484,150 @@ static void test_mutations(void) {
     CHECK(total == 4500, "4500 mutations ran");
 }
 
+/* The legacy format has no CRC: bytes are flipped anywhere, two times in
+ * three inside its five pickles (found with pk_load_at). */
+static void test_mutations_legacy(void) {
+    static const unsigned char interesting[] = {0x00, 0xff, 0x80, 0x7f, 0x01, '(', ')', 't', 'u',
+                                                's', 'R', 'Q', 'h', 'q', 'K', 'J', 'X', 'U',
+                                                '.', 'c', 0x85, 0x8a, 'e', 'a', 'N', '}'};
+    char path[512];
+    corpus_path(path, sizeof path, "valid", "legacy_views_shared_storages", ".pth");
+    size_t len = 0, pickles_end = 0;
+    unsigned char *orig = check_read_file(path, &len);
+    for (int i = 0; orig && i < 5; i++) {
+        pk_doc d;
+        rn_status st = pk_load_at(orig, len, pickles_end, "legacy", &d, &pickles_end);
+        CHECK(st == RN_OK, "pickle %d of %s: %s", i + 1, path, rn_last_error());
+        if (st != RN_OK)
+            break;
+        pk_free(&d);
+    }
+    CHECK(orig && pickles_end > 100 && pickles_end < len, "%s: five pickles end at byte %zu",
+          path, pickles_end);
+    if (!orig || pickles_end <= 100 || pickles_end >= len) {
+        free(orig);
+        return;
+    }
+    unsigned char *buf = malloc(len);
+    size_t total = 0, loaded = 0;
+    for (int iter = 0; iter < 1500; iter++) {
+        memcpy(buf, orig, len);
+        int in_pickle = iter % 3 != 0, flips = 1 + (int)(next_rand() % 4);
+        for (int j = 0; j < flips; j++) {
+            size_t at = next_rand() % (in_pickle ? pickles_end : len);
+            buf[at] = next_rand() % 2 ? (unsigned char)next_rand()
+                                      : interesting[next_rand() % sizeof interesting];
+        }
+        loaded += (size_t)parse_copy(buf, len, "mutated_legacy.pth");
+        total++;
+    }
+    printf("legacy mutations: %zu parsed, %zu loaded, %zu refused\n", total, loaded,
+           total - loaded);
+    free(buf);
+    free(orig);
+}
+
+/* ---------------------------------------------------------------------------
+ * Other formats: the weights loader says what they are
+ * ------------------------------------------------------------------------- */
+
+static const struct {
+    const char *name, *keyword;
+    int lists_formats;      /* the message says what resnet reads */
+} other_files[] = {
+    {"tiny.onnx", "ONNX model", 1},
+    {"torchscript.pt", "TorchScript", 0},
+    {"torchscript_stored.pt", "TorchScript", 0},
+    {"array.npy", "NumPy .npy array", 1},
+    {"arrays.npz", "zip archive of 1 entry", 1},
+    {"state_dict.pth.gz", "gzip", 1},
+    {"pickled.pkl", "magic number", 1},
+    {"empty.pth", "empty", 1},
+    {"notes.txt", "text file starting \"weights: see the README\"", 1},
+    {"brace_at_byte_8.json", "text file", 1},
+    {"lfs_pointer.pth", "Git LFS pointer", 1},
+    {"download.html", "web page", 1},
+    {"keras.h5", "HDF5", 1},
+    {"image.png", "PNG image", 1},
+    {"image.jpg", "JPEG image", 1},
+    {"legacy_tar.pth", "tar archive", 1},
+    {"random.bin", "no known format starting 0d 6e cf 30", 1},
+    {"short.bin", "(3 bytes in all)", 1},
+};
+#define N_OTHER (sizeof other_files / sizeof other_files[0])
+
+static void test_other_formats(void) {
+    for (size_t i = 0; i < N_OTHER; i++) {
+        char path[512];
+        corpus_path(path, sizeof path, "other", other_files[i].name, "");
+        rn_model *m = NULL;
+        rn_status st = rn_model_load(path, NULL, &m);
+        const char *msg = rn_last_error();
+        CHECK(st != RN_OK && st != RN_ERR_IO && !m, "%s: refused (status %d)",
+              other_files[i].name, (int)st);
+        CHECK(strstr(msg, path) && strstr(msg, other_files[i].keyword) && !strchr(msg, '\n'),
+              "%s: one line naming the file and saying '%s': %s", other_files[i].name,
+              other_files[i].keyword, msg);
+        CHECK(!other_files[i].lists_formats || strstr(msg, "resnet reads safetensors"),
+              "%s: the message says what is read: %s", other_files[i].name, msg);
+        rn_model_free(m);
+    }
+    /* The safetensors reader names what it was given instead. */
+    static const char *const not_st[][3] = {
+        {"other", "pickled.pkl", "Python pickle"}, {"other", "tiny.onnx", "ONNX"},
+        {"other", "lfs_pointer.pth", "Git LFS"}, {"valid", "legacy_small.pth", "Python pickle"},
+        {"valid", "small.pth", "zip archive"}};
+    for (size_t i = 0; i < sizeof not_st / sizeof not_st[0]; i++) {
+        char path[512];
+        corpus_path(path, sizeof path, not_st[i][0], not_st[i][1], "");
+        st_file f;
+        rn_status st = st_read(path, &f);
+        CHECK(st != RN_OK && strstr(rn_last_error(), "not a safetensors file") &&
+              strstr(rn_last_error(), not_st[i][2]), "st_read %s: %s", not_st[i][1],
+              rn_last_error());
+        st_free(&f);
+    }
+
+    char path[512];
+    corpus_path(path, sizeof path, "other", "MANIFEST", "");
+    FILE *m = fopen(path, "r");
+    CHECK(m != NULL, "open %s", path);
+    char line[256];
+    size_t lines = 0;
+    while (m && fgets(line, sizeof line, m)) {
+        line[strcspn(line, "\n")] = '\0';
+        int known = 0;
+        for (size_t i = 0; i < N_OTHER && !known; i++)
+            known = strcmp(line, other_files[i].name) == 0;
+        CHECK(known, "other file '%s' is not checked by this test", line);
+        lines++;
+    }
+    if (m)
+        fclose(m);
+    CHECK(lines == N_OTHER, "MANIFEST lists %zu files, the test checks %zu", lines,
+          (size_t)N_OTHER);
+
+    /* The sniffer on its own. */
+    static const struct {
+        const char *bytes;
+        size_t len;
+        rn_format want;
+    } sniffs[] = {
+        {"PK\3\4xx", 6, RN_FMT_ZIP}, {"PK\5\6", 4, RN_FMT_ZIP}, {"\x80\x02", 2, RN_FMT_PICKLE},
+        {"\x80\x06", 2, RN_FMT_UNKNOWN}, {"", 0, RN_FMT_EMPTY},
+        {"\x10\0\0\0\0\0\0\0{", 9, RN_FMT_SAFETENSORS},
+        {"\xff\xff\xff\xff\xff\xff\xff\xff{\x01", 10, RN_FMT_SAFETENSORS},
+        {"L119547037146038801333356L\n.", 28, RN_FMT_PICKLE_TEXT},
+        {"\x08\x07\x12\x07pytorch", 11, RN_FMT_ONNX}, {"caf\xc3\xa9\n", 6, RN_FMT_TEXT},
+        {"caf\xc3", 4, RN_FMT_UNKNOWN},
+    };
+    for (size_t i = 0; i < sizeof sniffs / sizeof sniffs[0]; i++)
+        CHECK(rn_sniff((const unsigned char *)sniffs[i].bytes, sniffs[i].len) == sniffs[i].want,
+              "sniff case %zu: %s", i, rn_format_name(rn_sniff((const unsigned char *)
+                                                                sniffs[i].bytes, sniffs[i].len)));
+    CHECK(rn_sniff(NULL, 0) == RN_FMT_EMPTY, "sniff NULL");
+}
+
 int main(void) {
     if (!check_tmpdir("test_pth", tmpdir, sizeof tmpdir))
         return 1;
@@ -450,6 +637,8 @@ int main(void) {
         test_api();
         test_truncations();
         test_mutations();
+        test_mutations_legacy();
+        test_other_formats();
     }
     check_tmpdir_remove(tmpdir);
     return check_done("test_pth");

@@ -3,7 +3,8 @@
 #   build: a C compiler and make
 #   libs:  zlib, libpng and libjpeg-turbo development files
 #   tests: Debian's python3-torch, python3-torchvision, python3-pil, python3-skimage and python3-numpy for
-#          /usr/bin/python3 (the PyTorch parity tests)
+#          /usr/bin/python3 (the PyTorch parity tests); chromium and a font (fonts-dejavu-core) to
+#          render the training report headless (tests/report.sh)
 #   --clang: only clang 14 with its sanitizer and libFuzzer runtimes (`make sanitize`, `make fuzz`)
 set -eu
 
@@ -30,6 +31,9 @@ else
     if ! /usr/bin/python3 -c 'import skimage' >/dev/null 2>&1; then
         missing+=(python3-skimage)
     fi
+    # the training report is checked in headless Chromium, which needs a font to lay text out
+    command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+    [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then

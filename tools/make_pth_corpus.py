@@ -9,18 +9,25 @@ OUTDIR/valid/NAME.safetensors  the tensors it must produce, exactly: floating
                                tensors as I64.
 OUTDIR/hostile/NAME.pth        a file the C reader must refuse; NAME says why.
 OUTDIR/hostile/MANIFEST        the hostile names, one a line.
+OUTDIR/other/NAME              files of other formats (ONNX, TorchScript, .npy,
+                               .npz, text, ...) that the weights loader must
+                               refuse, saying what they are.
+OUTDIR/other/MANIFEST          their names, one a line.
 
-Valid files come from torch.save itself (protocols 2 and 4, views, shared
-storages, every storage type, wrappers with an optimizer state), and from
-this script's own zip writer (ZIP64 records and extra fields, an archive
-comment, no data descriptors) and pickle assembler, whose output is checked
-with torch.load before it is trusted. Hostile files are hand-assembled
-pickles inside zips written by zipfile (ZIP_STORED), or valid files with one
-field broken.
+Valid files come from torch.save itself, in the zip format and, as
+legacy_NAME, in the legacy format (_use_new_zipfile_serialization=False):
+protocols 2 and 4, views, shared storages, every storage type, wrappers with
+an optimizer state; and from this script's own zip writer (ZIP64 records and
+extra fields, an archive comment, no data descriptors) and pickle assembler,
+whose output is checked with torch.load before it is trusted. Hostile files
+are hand-assembled pickles inside zips written by zipfile (ZIP_STORED) or
+after a legacy preamble, or valid files with one field broken.
 """
 import collections
+import gzip
 import io
 import os
+import pickle
 import struct
 import sys
 import zipfile
@@ -49,8 +56,12 @@ def expected(sd):
 
 
 def save_valid(outdir, name, obj, sd, **kw):
+    """Saves obj as NAME.pth (zip format) and legacy_NAME.pth (legacy format)."""
     torch.save(obj, os.path.join(outdir, name + ".pth"), **kw)
     check_and_expect(outdir, name, sd)
+    torch.save(obj, os.path.join(outdir, "legacy_" + name + ".pth"),
+               _use_new_zipfile_serialization=False, **kw)
+    check_and_expect(outdir, "legacy_" + name, sd)
 
 
 def check_and_expect(outdir, name, sd, torch_loads=True):
@@ -116,19 +127,60 @@ def p_tuple(vals):
 ORDERED_DICT = b"ccollections\nOrderedDict\n)R"
 
 
-def p_tensor(stype, key, numel, offset, size, stride):
+def p_tensor(stype, key, numel, offset, size, stride, legacy=False, s=p_str):
+    """A _rebuild_tensor_v2 call; legacy: with the sixth persistent id item
+    (view_metadata None), as the legacy format writes it."""
     return (b"ctorch._utils\n_rebuild_tensor_v2\n(" +
-            b"(" + p_str("storage") + b"ctorch\n" + stype.encode() + b"\n" + p_str(key) +
-            p_str("cpu") + p_int(numel) + b"tQ" +
+            b"(" + s("storage") + b"ctorch\n" + stype.encode() + b"\n" + s(key) +
+            s("cpu") + p_int(numel) + (b"N" if legacy else b"") + b"tQ" +
             p_int(offset) + p_tuple(size) + p_tuple(stride) + b"\x89" + ORDERED_DICT + b"tR")
 
 
-def p_state_dict(items):
+def p_state_dict(items, legacy=False):
     """items: (name, stype, key, numel, offset, size, stride)."""
     out = b"\x80\x02" + ORDERED_DICT + b"("
     for name, *spec in items:
-        out += p_str(name) + p_tensor(*spec)
+        out += p_str(name) + p_tensor(*spec, legacy=legacy)
     return out + b"u."
+
+
+def p_bstr(s):
+    """A Python 2 str (SHORT_BINSTRING), as Python 2's torch.save wrote keys."""
+    b = s.encode("utf-8")
+    return b"U" + bytes([len(b)]) + b
+
+
+def p_state_dict_py2(items):
+    """As p_state_dict, the way PyTorch 0.3 under Python 2 wrote it: str as
+    SHORT_BINSTRING, torch._utils._rebuild_tensor (no requires_grad, no hooks)."""
+    out = b"\x80\x02" + ORDERED_DICT + b"("
+    for name, stype, key, numel, offset, size, stride in items:
+        out += (p_bstr(name) + b"ctorch._utils\n_rebuild_tensor\n(" +
+                b"(" + p_bstr("storage") + b"ctorch\n" + stype.encode() + b"\n" + p_bstr(key) +
+                p_bstr("cpu") + p_int(numel) + b"NtQ" +
+                p_int(offset) + p_tuple(size) + p_tuple(stride) + b"tR")
+    return out + b"u."
+
+
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+SYS_INFO = {"protocol_version": 1001, "little_endian": True,
+            "type_sizes": {"short": 2, "int": 4, "long": 4}}
+
+
+def legacy_file(obj_pkl, storages, keys=None, magic=LEGACY_MAGIC, protocol=1001,
+                sys_info=None, counts=None, tail=b""):
+    """The legacy format around a hand-assembled object pickle. storages:
+    key -> raw bytes (element size 4 unless counts gives the element count
+    written before them); keys: the key list (default: sorted keys)."""
+    out = pickle.dumps(magic, protocol=2) + pickle.dumps(protocol, protocol=2)
+    out += pickle.dumps(SYS_INFO if sys_info is None else sys_info, protocol=2)
+    out += obj_pkl
+    keys = sorted(storages) if keys is None else keys
+    out += pickle.dumps(keys, protocol=2)
+    for k in sorted(storages):
+        n = (counts or {}).get(k, len(storages[k]) // 4)
+        out += struct.pack("<q", n) + storages[k]
+    return out + tail
 
 
 # ---------------------------------------------------------------------------
@@ -311,6 +363,18 @@ def make_valid(d):
     got = torch.load(os.path.join(d, "assembled_views.pth"))
     assert got["c"].shape == (3, 2, 2) and float(got["c"][2, 1, 1]) == (1 + 14 + 2 + 1) * 0.5 - 3
     check_and_expect(d, "assembled_views", got)
+
+    # The legacy format as Python 2 and PyTorch 0.3 wrote it, checked by torch.load.
+    items = [("a", "FloatStorage", "0", 24, 0, (4, 6), (6, 1)),
+             ("b", "FloatStorage", "0", 24, 23, (2, 2), (0, 0)),
+             ("c", "FloatStorage", "0", 24, 1, (3, 2, 2), (7, 2, 1)),
+             ("e", "LongStorage", "1", 2, 1, (), ())]
+    write(os.path.join(d, "legacy_assembled_py2.pth"),
+          legacy_file(p_state_dict_py2(items), {"0": raw, "1": struct.pack("<2q", -5, 2 ** 40)},
+                      counts={"1": 2}))
+    got = torch.load(os.path.join(d, "legacy_assembled_py2.pth"))
+    assert float(got["c"][2, 1, 1]) == (1 + 14 + 2 + 1) * 0.5 - 3 and int(got["e"]) == 2 ** 40
+    check_and_expect(d, "legacy_assembled_py2", got)
     return ents
 
 
@@ -441,7 +505,6 @@ def make_hostile(d, ents):
     names.append("entry_outside_folder")
     zipfile_archive(os.path.join(d, "no_data_pkl.pth"), {"data/0": f16})
     names.append("no_data_pkl")
-    saved("legacy_format", {"a": t}, _use_new_zipfile_serialization=False)
     put("not_a_zip", b"\x00" * 100)
     put("empty_file", b"")
 
@@ -515,6 +578,124 @@ def make_hostile(d, ents):
     patched("zip64_count_huge", e64 + 24, "<QQ", 2 ** 40, z64)
     cd64 = struct.unpack_from("<Q", z64, e64 + 48)[0]
     patched("zip64_extra_too_short", cd64 + 30, "<H", 8, z64)
+    make_hostile_legacy(d, put, saved)
+    with open(os.path.join(d, "MANIFEST"), "w") as f:
+        f.write("".join(n + "\n" for n in names))
+
+
+def make_hostile_legacy(d, put, saved):
+    """The legacy format: its preamble, key list and storages broken one at a time."""
+    f16 = bytes(16)
+    one = [("a", "FloatStorage", "0", 4, 0, (4,), (1,))]
+    good = p_state_dict(one, legacy=True)
+    saved("legacy_whole_model_pickled", tiny_model(), _use_new_zipfile_serialization=False)
+    saved("legacy_reduce_os_system", {"x": Evil(os.system, "echo pwned")},
+          _use_new_zipfile_serialization=False)
+    saved("legacy_numpy_in_wrapper", {"state_dict": {"a": torch.ones(2)}, "b": np.float64(1)},
+          _use_new_zipfile_serialization=False)
+    put("legacy_global_posix_system",
+        legacy_file(b"\x80\x02cposix\nsystem\nX\x02\x00\x00\x00id\x85R.", {}))
+    put("legacy_global_in_sys_info",
+        legacy_file(good, {"0": f16}, sys_info=Evil(os.system, "echo pwned")))
+    # The preamble.
+    put("legacy_wrong_magic", legacy_file(good, {"0": f16}, magic=LEGACY_MAGIC + 1))
+    put("legacy_magic_small_int", legacy_file(good, {"0": f16}, magic=7))
+    put("legacy_magic_truncated", pickle.dumps(LEGACY_MAGIC, protocol=2)[:8])
+    put("legacy_plain_pickle", pickle.dumps({"a": [1, 2, 3]}, protocol=2))
+    put("legacy_wrong_protocol", legacy_file(good, {"0": f16}, protocol=1000))
+    put("legacy_protocol_not_int", legacy_file(good, {"0": f16}, protocol="1001"))
+    put("legacy_sys_info_not_dict", legacy_file(good, {"0": f16}, sys_info=[1001]))
+    put("legacy_big_endian", legacy_file(good, {"0": f16},
+                                         sys_info=dict(SYS_INFO, little_endian=False)))
+    saved("legacy_pickle_protocol_1", {"a": torch.ones(2)}, _use_new_zipfile_serialization=False,
+          pickle_protocol=1)
+    # The object pickle.
+    put("legacy_view_metadata", legacy_file(
+        good.replace(p_int(4) + b"NtQ", p_int(4) + b"(" + p_str("1") + p_int(0) + p_int(4) +
+                     b"ttQ"), {"0": f16}))
+    preamble = len(legacy_file(b"", {})) - len(pickle.dumps([], protocol=2))
+    put("legacy_object_truncated", legacy_file(good, {"0": f16})[:preamble + len(good) - 30])
+    put("legacy_no_key_list", legacy_file(good, {"0": f16})[:preamble + len(good)])
+    put("legacy_view_outside_storage", legacy_file(
+        p_state_dict([("a", "FloatStorage", "0", 4, 1, (2, 2), (2, 1))], legacy=True),
+        {"0": f16}))
+    put("legacy_declared_twice_differently", legacy_file(
+        p_state_dict(one + [("b", "FloatStorage", "0", 5, 0, (5,), (1,))], legacy=True),
+        {"0": f16}))
+    put("legacy_storage_type_conflict", legacy_file(
+        p_state_dict(one + [("b", "LongStorage", "0", 2, 0, (2,), (1,))], legacy=True),
+        {"0": f16}))
+    put("legacy_nul_in_storage_key", legacy_file(
+        p_state_dict([("a", "FloatStorage", "0\0x", 4, 0, (4,), (1,))], legacy=True),
+        {"0\0x": f16}))
+    # The key list.
+    put("legacy_key_list_not_list", legacy_file(good, {"0": f16}, keys=("0",)))
+    put("legacy_key_not_str", legacy_file(good, {"0": f16}, keys=[0]))
+    put("legacy_key_missing_from_list", legacy_file(good, {}, keys=[]))
+    put("legacy_key_unknown_in_list", legacy_file(good, {"0": f16, "9": f16}))
+    put("legacy_key_twice_in_list", legacy_file(good, {"0": f16}, keys=["0", "0"]))
+    # The storages.
+    put("legacy_storage_count_differs", legacy_file(good, {"0": f16}, counts={"0": 3}))
+    put("legacy_storage_count_negative", legacy_file(good, {"0": f16}, counts={"0": -1}))
+    huge = [("a", "FloatStorage", "0", 2 ** 62 + 1, 0, (4,), (1,))]
+    put("legacy_storage_size_overflow", legacy_file(
+        p_state_dict(huge, legacy=True), {"0": f16}, counts={"0": 2 ** 62 + 1}))
+    big = [("a", "FloatStorage", "0", 2 ** 40, 0, (4,), (1,))]
+    put("legacy_storage_past_eof", legacy_file(
+        p_state_dict(big, legacy=True), {"0": f16}, counts={"0": 2 ** 40}))
+    put("legacy_storage_truncated", legacy_file(good, {"0": f16})[:-3])
+    put("legacy_storage_count_truncated", legacy_file(good, {"0": f16})[:-(len(f16) + 3)])
+    put("legacy_trailing_bytes", legacy_file(good, {"0": f16}, tail=b"junk"))
+
+
+# ---------------------------------------------------------------------------
+# Other formats
+# ---------------------------------------------------------------------------
+
+
+def make_other(d):
+    """Files a user may mistake for weights; the loader must say what each is."""
+    names = []
+
+    def put(name, data):
+        write(os.path.join(d, name), data)
+        names.append(name)
+
+    tiny = tiny_model().eval()
+    path = os.path.join(d, "tiny.onnx")
+    torch.onnx.export(tiny, torch.randn(1, 1, 6, 6), path)
+    names.append("tiny.onnx")
+    torch.jit.save(torch.jit.script(tiny), os.path.join(d, "torchscript.pt"))
+    names.append("torchscript.pt")
+    with zipfile.ZipFile(os.path.join(d, "torchscript.pt")) as z:   # every entry STORED
+        zipfile_archive(os.path.join(d, "torchscript_stored.pt"),
+                        {i.filename.split("/", 1)[1]: z.read(i) for i in z.infolist()},
+                        prefix="torchscript", version=None)
+    names.append("torchscript_stored.pt")
+    buf = io.BytesIO()
+    np.save(buf, np.ones((2, 3), np.float32))
+    put("array.npy", buf.getvalue())
+    np.savez(os.path.join(d, "arrays.npz"), a=np.ones(3))
+    names.append("arrays.npz")
+    buf = io.BytesIO()
+    torch.save(tiny.state_dict(), buf)
+    put("state_dict.pth.gz", gzip.compress(buf.getvalue()))
+    put("pickled.pkl", pickle.dumps({"weights": [1.0, 2.0]}, protocol=4))
+    put("empty.pth", b"")
+    put("notes.txt", "weights: see the README\n".encode())
+    put("brace_at_byte_8.json", b'{"a": 1,{"b": 2}}\n')
+    put("lfs_pointer.pth", b"version https://git-lfs.github.com/spec/v1\noid sha256:"
+        + b"0" * 64 + b"\nsize 46830571\n")
+    put("download.html", b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head></html>\n")
+    put("keras.h5", b"\x89HDF\r\n\x1a\n" + bytes(200))
+    put("image.png", b"\x89PNG\r\n\x1a\n" + bytes(100))
+    put("image.jpg", b"\xff\xd8\xff\xe0" + bytes(100))
+    tar = bytearray(1024)
+    tar[0:8] = b"storages"
+    tar[257:262] = b"ustar"
+    put("legacy_tar.pth", bytes(tar))
+    put("random.bin", bytes((i * 97 + 13) % 256 for i in range(300)))
+    put("short.bin", b"\x01\x02\x03")
     with open(os.path.join(d, "MANIFEST"), "w") as f:
         f.write("".join(n + "\n" for n in names))
 
@@ -523,10 +704,12 @@ def main():
     if len(sys.argv) != 2:
         sys.exit("usage: make_pth_corpus.py OUTDIR")
     out = sys.argv[1]
-    for sub in ("valid", "hostile"):
+    torch.set_num_threads(1)
+    for sub in ("valid", "hostile", "other"):
         os.makedirs(os.path.join(out, sub), exist_ok=True)
     ents = make_valid(os.path.join(out, "valid"))
     make_hostile(os.path.join(out, "hostile"), ents)
+    make_other(os.path.join(out, "other"))
 
 
 if __name__ == "__main__":

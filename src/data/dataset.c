@@ -2,6 +2,7 @@
  * dataset.c - rn_dataset_load: picks the reader for a dataset kind;
  * rn_dataset_free and the class-name helper the readers share.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -120,5 +121,59 @@ rn_status rn_dataset_set_class_names(rn_dataset *ds, const char *const *names, i
     }
     ds->class_names = list;
     ds->num_classes = n;
+    return RN_OK;
+}
+
+/* One block: k pointers, then the k names copied from text (k lines). */
+static char **name_block(const char *const *list, const char *text, int k) {
+    size_t bytes = (size_t)k * sizeof(char *) + 1;
+    for (int i = 0; list && i < k; i++)
+        bytes += strlen(list[i]) + 1;
+    if (text)
+        bytes += strlen(text) + 1;
+    char **names = malloc(bytes);
+    if (!names)
+        return NULL;
+    char *p = (char *)(names + k);
+    for (int i = 0; i < k; i++) {
+        const char *src = list ? list[i] : text;
+        size_t n = list ? strlen(src) : strcspn(src, "\n");
+        names[i] = p;
+        memcpy(p, src, n);
+        p[n] = '\0';
+        p += n + 1;
+        if (!list)
+            text = src[n] ? src + n + 1 : src + n;
+    }
+    return names;
+}
+
+rn_status rn_checkpoint_class_names(const char *weights, int k, char ***names) {
+    *names = NULL;
+    if (!weights || k < 1)
+        return rn_fail(RN_ERR_ARG, "rn_checkpoint_class_names: bad argument");
+    size_t cap = 1 << 20;
+    char *text = malloc(cap), kind[64];
+    if (!text)
+        return rn_fail(RN_ERR_NOMEM, "out of memory for class names");
+    rn_status st = rn_weights_meta(weights, "class_names", text, cap);
+    if (st == RN_OK) {
+        int lines = 1;
+        for (const char *p = text; *p; p++)
+            lines += *p == '\n';
+        if (lines == k && !(*names = name_block(NULL, text, k)))
+            st = rn_fail(RN_ERR_NOMEM, "out of memory for class names");
+    } else if (st == RN_ERR_MISMATCH) {
+        st = RN_OK;
+    }
+    free(text);
+    if (st != RN_OK || *names)
+        return st;
+    int n = 0;
+    const char *const *builtin = NULL;
+    if (rn_weights_meta(weights, "dataset", kind, sizeof kind) == RN_OK)
+        builtin = rn_dataset_builtin_names(kind, &n);
+    if (builtin && n == k && !(*names = name_block(builtin, NULL, k)))
+        return rn_fail(RN_ERR_NOMEM, "out of memory for class names");
     return RN_OK;
 }

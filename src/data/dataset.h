@@ -89,6 +89,13 @@ int rn_dataset_default_normalize(const rn_dataset *ds, float mean[4], float std[
  * Stores the count in *count (if not NULL); NULL and 0 for other kinds. */
 const char *const *rn_dataset_builtin_names(const char *kind, int *count);
 
+/* The names of a checkpoint's k classes: its metadata "class_names" (one
+ * per line) when they number k, else the built-in names of its metadata
+ * "dataset" when they number k. *names is NULL when neither applies, else
+ * one malloc'ed block holding the k pointers and then the text (free it with
+ * free()). Fails only when the file cannot be read. */
+rn_status rn_checkpoint_class_names(const char *weights, int k, char ***names);
+
 /* Copies n names into ds->class_names (replacing any, which must then number
  * ds->num_classes) and sets ds->num_classes = n. */
 rn_status rn_dataset_set_class_names(rn_dataset *ds, const char *const *names, int n);

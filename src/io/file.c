@@ -96,6 +96,56 @@ int rn_file_is_temp(const char *path) {
 }
 
 /* ---------------------------------------------------------------------------
+ * Folders
+ * ------------------------------------------------------------------------- */
+
+rn_status rn_make_parent_dirs(const char *path, char *created, size_t cap) {
+    if (created && cap)
+        created[0] = '\0';
+    if (!path)
+        return rn_fail(RN_ERR_ARG, "rn_make_parent_dirs: path is NULL");
+    const char *slash = strrchr(path, '/');
+    if (!slash || slash == path)
+        return RN_OK; /* the current folder, or "/" */
+    size_t n = (size_t)(slash - path);
+    char *dir = malloc(n + 1);
+    if (!dir)
+        return rn_fail(RN_ERR_NOMEM, "%s: out of memory", path);
+    memcpy(dir, path, n);
+    dir[n] = '\0';
+    rn_status st = RN_OK;
+    int made = 0;
+    /* Each prefix ending before a '/' (and the whole folder), outermost first. */
+    for (size_t i = 1; i <= n && st == RN_OK; i++) {
+        if (i < n && dir[i] != '/')
+            continue;
+        if (dir[i - 1] == '/')
+            continue; /* "a//b" */
+        char keep = dir[i];
+        dir[i] = '\0';
+        struct stat sb;
+        if (stat(dir, &sb) == 0) {
+            if (!S_ISDIR(sb.st_mode))
+                st = rn_fail(RN_ERR_IO, "%s: cannot create its folder: '%s' exists and is not a "
+                             "folder", path, dir);
+        } else if (errno != ENOENT) {
+            st = rn_fail(RN_ERR_IO, "%s: cannot create its folder: '%s': %s", path, dir,
+                         strerror(errno));
+        } else if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+            st = rn_fail(RN_ERR_IO, "%s: cannot create the folder '%s': %s", path, dir,
+                         strerror(errno));
+        } else {
+            made = 1;
+        }
+        dir[i] = keep;
+    }
+    if (st == RN_OK && made && created && cap)
+        snprintf(created, cap, "%s", dir);
+    free(dir);
+    return st;
+}
+
+/* ---------------------------------------------------------------------------
  * Writing atomically
  * ------------------------------------------------------------------------- */
 

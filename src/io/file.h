@@ -1,6 +1,6 @@
 /*
- * file.h - opening and reading whole files, and writing files atomically,
- * with errors that name the file.
+ * file.h - opening and reading whole files, writing files atomically, and
+ * creating the folders of files to write, with errors that name the file.
  *
  * Every file resnet.c writes goes through rn_wfile: the contents go to a
  * temporary file beside the target, named ".NAME.tmp-PID-XXXXXX", which is
@@ -73,6 +73,13 @@ void rn_file_remove_stale(const char *path);
 
 /* Renames a file (in one folder) and fsyncs the folder. */
 rn_status rn_file_rename(const char *from, const char *to);
+
+/* Creates the folders missing above `path` (as mkdir -p on its dirname;
+ * path itself is not touched). When some were created, `created` (cap
+ * bytes, may be NULL) receives the folder path lies in, else "". Fails with
+ * RN_ERR_IO naming path and the folder at fault (one that exists but is
+ * not a folder, or that mkdir refuses). Never prints. */
+rn_status rn_make_parent_dirs(const char *path, char *created, size_t cap);
 
 /* Writes len bytes to path atomically (open, write, commit). */
 rn_status rn_file_write_all(const char *path, const void *data, size_t len);

@@ -259,11 +259,8 @@ static rn_status push_int(vm *m, int64_t v) {
     return RN_OK;
 }
 
-static rn_status push_str(vm *m, size_t n) {
-    const unsigned char *p = NULL;
-    RN_TRY(read_bytes(m, n, &p));
-    if (!json_utf8_valid((const char *)p, n))
-        return fail(m, "string is not valid UTF-8", NULL);
+/* A PK_STR or PK_BIGINT holding a NUL-terminated copy of the n bytes at p. */
+static rn_status push_bytes(vm *m, pk_kind kind, const unsigned char *p, size_t n) {
     if (n > UINT32_MAX - 1)
         return fail(m, "string too long", NULL);
     char *s = malloc(n + 1);
@@ -272,7 +269,7 @@ static rn_status push_str(vm *m, size_t n) {
     memcpy(s, p, n);
     s[n] = '\0';
     uint32_t o;
-    rn_status st = push_new(m, PK_STR, &o);
+    rn_status st = push_new(m, kind, &o);
     if (st != RN_OK) {
         free(s);
         return st;
@@ -280,6 +277,14 @@ static rn_status push_str(vm *m, size_t n) {
     obj(m, o)->u.s = s;
     obj(m, o)->n = (uint32_t)n;
     return RN_OK;
+}
+
+static rn_status push_str(vm *m, size_t n) {
+    const unsigned char *p = NULL;
+    RN_TRY(read_bytes(m, n, &p));
+    if (!json_utf8_valid((const char *)p, n))
+        return fail(m, "string is not valid UTF-8", NULL);
+    return push_bytes(m, PK_STR, p, n);
 }
 
 /* LONG1: n little-endian two's complement bytes. Beyond int64 it becomes
@@ -291,7 +296,7 @@ static rn_status push_long1(vm *m) {
     RN_TRY(read_bytes(m, n, &p));
     for (size_t i = 8; i < n; i++)
         if (p[i] != (p[7] & 0x80 ? 0xff : 0x00))
-            return push_new(m, PK_BIGINT, NULL);
+            return push_bytes(m, PK_BIGINT, p, n);
     n = n > 8 ? 8 : n;
     uint64_t u = 0;
     for (size_t i = 0; i < n; i++)
@@ -325,6 +330,8 @@ static rn_status push_global(vm *m, const char *module, size_t mlen, const char 
         g = PK_G_ORDERED_DICT;
     } else if (IS(module, mlen, "torch._utils") && IS(name, nlen, "_rebuild_tensor_v2")) {
         g = PK_G_REBUILD_TENSOR_V2;
+    } else if (IS(module, mlen, "torch._utils") && IS(name, nlen, "_rebuild_tensor")) {
+        g = PK_G_REBUILD_TENSOR;
     } else if (IS(module, mlen, "torch._utils") && IS(name, nlen, "_rebuild_parameter")) {
         g = PK_G_REBUILD_PARAMETER;
     } else if (IS(module, mlen, "torch")) {
@@ -341,8 +348,10 @@ static rn_status push_global(vm *m, const char *module, size_t mlen, const char 
                  (int)(nlen < 90 ? nlen : 90), name);
         json_printable(shown, sizeof shown, full);
         return rn_fail(RN_ERR_UNSUPPORTED, "%s: byte %zu: global '%s' is not allowed (only "
-                       "collections.OrderedDict, torch._utils._rebuild_tensor_v2, "
-                       "torch._utils._rebuild_parameter and torch storage types)", m->what,
+                       "collections.OrderedDict, torch._utils._rebuild_tensor(_v2), "
+                       "torch._utils._rebuild_parameter and torch storage types: a file that "
+                       "pickles a whole model or other Python objects cannot be read; save "
+                       "model.state_dict() instead)", m->what,
                        m->op, shown);
     }
     uint32_t o;
@@ -392,24 +401,26 @@ static int is_dims(vm *m, uint32_t t) {
 }
 
 /* _rebuild_tensor_v2(storage, offset, size, stride, requires_grad,
- * backward_hooks[, metadata]). */
-static rn_status rebuild_tensor(vm *m, const pk_obj *args) {
+ * backward_hooks[, metadata]), or with v2 == 0 the _rebuild_tensor(storage,
+ * offset, size, stride) of PyTorch 0.3 and earlier. */
+static rn_status rebuild_tensor(vm *m, const pk_obj *args, int v2) {
     const uint32_t *a = args->u.items;
-    if (args->n != 6 && args->n != 7)
-        return fail(m, "_rebuild_tensor_v2 takes 6 or 7 arguments", NULL);
+    const char *fn = v2 ? "_rebuild_tensor_v2: " : "_rebuild_tensor: ";
+    if (v2 ? args->n != 6 && args->n != 7 : args->n != 4)
+        return fail(m, fn, v2 ? "takes 6 or 7 arguments" : "takes 4 arguments");
     if (obj(m, a[0])->kind != PK_STORAGE)
-        return fail(m, "_rebuild_tensor_v2: argument 1 is not a storage", NULL);
+        return fail(m, fn, "argument 1 is not a storage");
     if (!is_int(obj(m, a[1])) || obj(m, a[1])->u.i < 0)
-        return fail(m, "_rebuild_tensor_v2: storage offset is not a non-negative int", NULL);
+        return fail(m, fn, "storage offset is not a non-negative int");
     if (!is_dims(m, a[2]) || !is_dims(m, a[3]) || obj(m, a[2])->n != obj(m, a[3])->n)
-        return fail(m, "_rebuild_tensor_v2: size and stride are not tuples of the same length "
-                    "(at most 8) of non-negative ints", NULL);
-    if (obj(m, a[4])->kind != PK_BOOL)
-        return fail(m, "_rebuild_tensor_v2: requires_grad is not a bool", NULL);
-    if (obj(m, a[5])->kind != PK_DICT && obj(m, a[5])->kind != PK_NONE)
-        return fail(m, "_rebuild_tensor_v2: backward_hooks is not a dict", NULL);
-    if (args->n == 7 && obj(m, a[6])->kind != PK_DICT && obj(m, a[6])->kind != PK_NONE)
-        return fail(m, "_rebuild_tensor_v2: metadata is not a dict", NULL);
+        return fail(m, fn, "size and stride are not tuples of the same length (at most 8) of "
+                    "non-negative ints");
+    if (v2 && obj(m, a[4])->kind != PK_BOOL)
+        return fail(m, fn, "requires_grad is not a bool");
+    if (v2 && obj(m, a[5])->kind != PK_DICT && obj(m, a[5])->kind != PK_NONE)
+        return fail(m, fn, "backward_hooks is not a dict");
+    if (v2 && args->n == 7 && obj(m, a[6])->kind != PK_DICT && obj(m, a[6])->kind != PK_NONE)
+        return fail(m, fn, "metadata is not a dict");
     uint32_t t;
     RN_TRY(push_new(m, PK_TENSOR, &t));
     pk_obj *o = obj(m, t);
@@ -436,7 +447,9 @@ static rn_status op_reduce(vm *m) {
             return fail(m, "OrderedDict called with arguments", NULL);
         return push_new(m, PK_DICT, NULL);
     case PK_G_REBUILD_TENSOR_V2:
-        return rebuild_tensor(m, a);
+        return rebuild_tensor(m, a, 1);
+    case PK_G_REBUILD_TENSOR:
+        return rebuild_tensor(m, a, 0);
     case PK_G_REBUILD_PARAMETER:
         if (a->n != 3 || obj(m, a->u.items[0])->kind != PK_TENSOR ||
             obj(m, a->u.items[1])->kind != PK_BOOL ||
@@ -464,16 +477,22 @@ static rn_status op_build(vm *m) {
     return RN_OK;
 }
 
-/* BINPERSID: ('storage', torch.XStorage, key, location, numel). */
+/* BINPERSID: ('storage', torch.XStorage, key, location, numel), or in the
+ * legacy format the same with a sixth item, view_metadata, which must be
+ * None (storage views were written only by PyTorch 0.3 and earlier). */
 static rn_status op_persid(vm *m) {
     uint32_t pid;
     RN_TRY(pop(m, &pid));
     const pk_obj *t = obj(m, pid);
     const uint32_t *a = t->u.items;
-    if (t->kind != PK_TUPLE || t->n != 5 || obj(m, a[0])->kind != PK_STR ||
+    if (t->kind != PK_TUPLE || (t->n != 5 && t->n != 6) || obj(m, a[0])->kind != PK_STR ||
         strcmp(obj(m, a[0])->u.s, "storage") != 0)
-        return fail(m, "persistent id is not a ('storage', type, key, location, numel) tuple",
-                    NULL);
+        return fail(m, "persistent id is not a ('storage', type, key, location, numel"
+                    "[, view_metadata]) tuple", NULL);
+    if (t->n == 6 && obj(m, a[5])->kind != PK_NONE)
+        return rn_fail(RN_ERR_UNSUPPORTED, "%s: byte %zu: persistent id: storage views "
+                       "(view_metadata, written by PyTorch 0.3 and earlier) are not supported",
+                       m->what, m->op);
     const pk_obj *type = obj(m, a[1]), *key = obj(m, a[2]), *numel = obj(m, a[4]);
     if (type->kind != PK_GLOBAL || type->u.i != PK_G_STORAGE)
         return fail(m, "persistent id: the storage type is not a torch storage class", NULL);
@@ -544,8 +563,6 @@ static rn_status step(vm *m, int *stop) {
     case '.': /* STOP */
         if (m->n_marks != 0 || m->sp != 1)
             return fail(m, "STOP with an open MARK or not exactly one value on the stack", NULL);
-        if (m->pos != m->len)
-            return fail(m, "bytes after STOP", NULL);
         m->doc->root = m->stack[0];
         *stop = 1;
         return RN_OK;
@@ -568,8 +585,12 @@ static rn_status step(vm *m, int *stop) {
         RN_TRY(read_bytes(m, 4, &p));
         return push_str(m, le32(p));
     case 0x8c: /* SHORT_BINUNICODE */
+    case 'U':  /* SHORT_BINSTRING: a Python 2 str, read as UTF-8 as torch.load does */
         RN_TRY(read_bytes(m, 1, &p));
         return push_str(m, p[0]);
+    case 'T': /* BINSTRING (Python 2) */
+        RN_TRY(read_bytes(m, 4, &p));
+        return push_str(m, le32(p));
     case 'J': /* BININT */
         RN_TRY(read_bytes(m, 4, &p));
         return push_int(m, (int32_t)le32(p));
@@ -620,18 +641,20 @@ static rn_status step(vm *m, int *stop) {
                    m->what, m->op, detail);
 }
 
-rn_status pk_load(const unsigned char *buf, size_t len, const char *what, pk_doc *out) {
+rn_status pk_load_at(const unsigned char *buf, size_t len, size_t start, const char *what,
+                     pk_doc *out, size_t *end) {
     if (!out)
         return rn_fail(RN_ERR_ARG, "pk_load: out is NULL");
     memset(out, 0, sizeof *out);
     if (!what)
         what = "<pickle>";
-    if (!buf && len)
-        return rn_fail(RN_ERR_ARG, "%s: buffer is NULL", what);
+    if ((!buf && len) || start > len)
+        return rn_fail(RN_ERR_ARG, "%s: buffer is NULL or starts past its end", what);
     vm m;
     memset(&m, 0, sizeof m);
     m.buf = buf;
     m.len = len;
+    m.pos = start;
     m.what = what;
     m.doc = out;
     rn_status st = RN_OK;
@@ -648,7 +671,20 @@ rn_status pk_load(const unsigned char *buf, size_t len, const char *what, pk_doc
     free(m.memo);
     if (st != RN_OK)
         pk_free(out);
+    else if (end)
+        *end = m.pos;
     return st;
+}
+
+rn_status pk_load(const unsigned char *buf, size_t len, const char *what, pk_doc *out) {
+    size_t end = 0;
+    RN_TRY(pk_load_at(buf, len, 0, what, out, &end));
+    if (end != len) {
+        pk_free(out);
+        return rn_fail(RN_ERR_FORMAT, "%s: byte %zu: bytes after STOP", what ? what : "<pickle>",
+                       end);
+    }
+    return RN_OK;
 }
 
 void pk_free(pk_doc *doc) {
@@ -656,7 +692,7 @@ void pk_free(pk_doc *doc) {
         return;
     for (size_t i = 0; i < doc->count; i++) {
         pk_obj *o = &doc->objs[i];
-        if (o->kind == PK_STR)
+        if (o->kind == PK_STR || o->kind == PK_BIGINT)
             free(o->u.s);
         else if (o->kind == PK_TUPLE || o->kind == PK_LIST || o->kind == PK_DICT)
             free(o->u.items);

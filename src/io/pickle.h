@@ -7,22 +7,25 @@
  * else. Only these globals may be named (GLOBAL or STACK_GLOBAL):
  *   collections.OrderedDict                 -> an empty dict (REDUCE with ())
  *   torch._utils._rebuild_tensor_v2         -> a tensor view of a storage
+ *   torch._utils._rebuild_tensor            -> the same, PyTorch <= 0.3's form
  *   torch._utils._rebuild_parameter         -> the tensor it wraps
  *   torch.{Float,Half,BFloat16,Double,Long,Int,Short,Char,Byte,Bool}Storage,
- *       only inside a persistent id ('storage', type, key, location, numel)
+ *       only inside a persistent id ('storage', type, key, location, numel
+ *       [, view_metadata]); the legacy format's sixth item must be None
  * Any other global (os.system, builtins.eval, a pickled nn.Module class,
  * numpy, ...) is refused with a message naming it.
  *
  * Opcodes: PROTO, FRAME, STOP, MARK, EMPTY_{DICT,LIST,TUPLE}, TUPLE,
- * TUPLE1/2/3, LIST, DICT, BINUNICODE, SHORT_BINUNICODE, BININT, BININT1,
- * BININT2, LONG1, BINFLOAT, NEWTRUE, NEWFALSE, NONE, GLOBAL,
+ * TUPLE1/2/3, LIST, DICT, BINUNICODE, SHORT_BINUNICODE, BINSTRING and
+ * SHORT_BINSTRING (Python 2 str, read as UTF-8 as torch.load does), BININT,
+ * BININT1, BININT2, LONG1, BINFLOAT, NEWTRUE, NEWFALSE, NONE, GLOBAL,
  * STACK_GLOBAL, REDUCE, BUILD (on a dict only; its state is ignored, as
  * OrderedDict's _metadata), BINPUT, LONG_BINPUT, MEMOIZE, BINGET,
  * LONG_BINGET, SETITEM(S), APPEND(S), BINPERSID. Any other opcode is refused.
  *
  * Stack underflow, a missing or unbalanced MARK, an unset memo index, a
- * wrong operand type, invalid UTF-8, bytes after STOP and the limits below
- * are refused; every message names the byte offset. Dict keys are kept in
+ * wrong operand type, invalid UTF-8, bytes after STOP (pk_load) and the
+ * limits below are refused; every message names the byte offset. Dict keys are kept in
  * order, duplicates included (the caller decides). Nesting depth of lists
  * and dicts is tracked when an item is added (a container filled after it
  * was nested is not re-counted), which bounds what a caller walks.
@@ -49,11 +52,12 @@ typedef enum pk_kind {
     PK_GLOBAL,      /* an allowed global; `sub` is a pk_global */
     PK_STORAGE,     /* a persistent id; `sub` is a pk_stype */
     PK_TENSOR,      /* a _rebuild_tensor_v2 result */
-    PK_BIGINT       /* a LONG1 integer outside int64 (value not kept) */
+    PK_BIGINT       /* a LONG1 integer outside int64: u.s holds its n bytes, as pickled */
 } pk_kind;
 
 typedef enum pk_global {
-    PK_G_ORDERED_DICT, PK_G_REBUILD_TENSOR_V2, PK_G_REBUILD_PARAMETER, PK_G_STORAGE
+    PK_G_ORDERED_DICT, PK_G_REBUILD_TENSOR_V2, PK_G_REBUILD_PARAMETER, PK_G_STORAGE,
+    PK_G_REBUILD_TENSOR
 } pk_global;
 
 typedef enum pk_stype {
@@ -65,13 +69,15 @@ typedef struct pk_obj {
     uint8_t kind;            /* pk_kind */
     uint8_t sub;             /* PK_GLOBAL: pk_global; PK_STORAGE, PK_GLOBAL storage: pk_stype */
     uint8_t depth;           /* containers: nesting depth (1 = holds no container) */
-    uint32_t n;              /* PK_STR: bytes; PK_TUPLE/PK_LIST: items; PK_DICT: pairs */
+    uint32_t n;              /* PK_STR, PK_BIGINT: bytes; PK_TUPLE/PK_LIST: items;
+                                PK_DICT: pairs */
     uint32_t cap;            /* PK_LIST/PK_DICT: allocated item slots */
     size_t offset;           /* the pickle byte that made it */
     union {
         int64_t i;           /* PK_BOOL, PK_INT */
         double f;            /* PK_FLOAT */
-        char *s;             /* PK_STR: UTF-8, NUL-terminated (may hold NUL) */
+        char *s;             /* PK_STR: UTF-8, NUL-terminated (may hold NUL);
+                                PK_BIGINT: little-endian two's complement */
         uint32_t *items;     /* PK_TUPLE/PK_LIST: n objects; PK_DICT: key, value, ... */
         struct {
             uint32_t key;    /* a PK_STR: the record name under data/ */
@@ -95,6 +101,13 @@ typedef struct pk_doc {
 /* Unpickles buf[0..len) (`what` names it in messages). On failure *out is
  * empty. Free with pk_free(). */
 rn_status pk_load(const unsigned char *buf, size_t len, const char *what, pk_doc *out);
+
+/* Unpickles the pickle that starts at buf[start] and ends with its STOP
+ * opcode; *end (may be NULL) receives the offset just after it, so that
+ * pickles written one after another are read in turn. Offsets in messages
+ * count from buf[0]. */
+rn_status pk_load_at(const unsigned char *buf, size_t len, size_t start, const char *what,
+                     pk_doc *out, size_t *end);
 void pk_free(pk_doc *doc);
 
 static inline const pk_obj *pk_at(const pk_doc *doc, uint32_t index) {

@@ -1,4 +1,4 @@
-/* pth.c - torch.save checkpoints (zip + restricted pickle) into an st_file. */
+/* pth.c - torch.save checkpoints (zip or legacy, restricted pickle) into an st_file. */
 #include "io/pth.h"
 
 #include <inttypes.h>
@@ -11,20 +11,11 @@
 #include "io/file.h"
 #include "io/json.h"
 #include "io/pickle.h"
+#include "io/pth_internal.h"
+#include "io/sniff.h"
 #include "io/zip.h"
 
 _Static_assert(PK_MAX_DIMS == ST_MAX_DIMS, "tensor dimension limits differ");
-
-/* The archive and where its records live. */
-typedef struct pth_ctx {
-    const char *what;
-    zip_archive zip;
-    pk_doc doc;
-    char *prefix;            /* "<name>/" */
-    size_t prefix_len;
-    int *record_type;        /* per zip entry: the pk_stype it is read as, or -1 */
-    size_t budget;           /* bytes of tensor values still allowed */
-} pth_ctx;
 
 /* Views may share and repeat storages (tied weights, expand()), and 1-byte
  * storages widen to 8-byte i64: the values produced may take at most this
@@ -33,13 +24,47 @@ typedef struct pth_ctx {
 #define PTH_BUDGET_PER_BYTE 8u
 #define PTH_BUDGET_SLACK ((size_t)1 << 28)
 
-int pth_sniff(const unsigned char *buf, size_t len) {
-    return buf && len >= 4 && memcmp(buf, "PK\3\4", 4) == 0;
+/* ---------------------------------------------------------------------------
+ * The storage table
+ * ------------------------------------------------------------------------- */
+
+static int compare_storages(const void *a, const void *b) {
+    return strcmp(((const pth_storage *)a)->key, ((const pth_storage *)b)->key);
+}
+
+rn_status pth_sort_storages(pth_ctx *c) {
+    if (c->n_storages > 1)
+        qsort(c->storages, c->n_storages, sizeof *c->storages, compare_storages);
+    for (size_t i = 1; i < c->n_storages; i++)
+        if (strcmp(c->storages[i - 1].key, c->storages[i].key) == 0) {
+            char shown[80];
+            json_printable(shown, sizeof shown, c->storages[i].key);
+            return rn_fail(RN_ERR_FORMAT, "%s: storage '%s' appears twice", c->what, shown);
+        }
+    return RN_OK;
+}
+
+pth_storage *pth_find_storage(const pth_ctx *c, const char *key) {
+    pth_storage probe = {.key = key};
+    return c->n_storages ? bsearch(&probe, c->storages, c->n_storages, sizeof *c->storages,
+                                   compare_storages)
+                         : NULL;
 }
 
 /* ---------------------------------------------------------------------------
  * The archive: one folder, data.pkl, version, byteorder
  * ------------------------------------------------------------------------- */
+
+/* A TorchScript archive (torch.jit.save) holds code/ and constants.pkl
+ * beside its data.pkl. */
+static int is_torchscript(const pth_ctx *c) {
+    for (size_t i = 0; i < c->zip.count; i++) {
+        const char *rest = c->zip.entries[i].name + c->prefix_len;
+        if (strncmp(rest, "code/", 5) == 0 || strcmp(rest, "constants.pkl") == 0)
+            return 1;
+    }
+    return 0;
+}
 
 static rn_status find_pickle(pth_ctx *c, const zip_entry **pkl) {
     *pkl = NULL;
@@ -56,9 +81,16 @@ static rn_status find_pickle(pth_ctx *c, const zip_entry **pkl) {
             *pkl = e;
         }
     }
-    if (!*pkl)
-        return rn_fail(RN_ERR_FORMAT, "%s: no <name>/data.pkl record: not a torch.save "
-                       "archive", c->what);
+    if (!*pkl) {
+        char first[80] = "";
+        if (c->zip.count)
+            json_printable(first, sizeof first, c->zip.entries[0].name);
+        return rn_fail(RN_ERR_FORMAT, "%s: a zip archive of %zu entr%s%s%s%s with no "
+                       "<name>/data.pkl record, so not a torch.save checkpoint; %s", c->what,
+                       c->zip.count, c->zip.count == 1 ? "y" : "ies",
+                       c->zip.count ? " (the first '" : "", first,
+                       c->zip.count ? "')" : "", RN_WEIGHT_FORMATS);
+    }
     c->prefix_len = (size_t)(strchr((*pkl)->name, '/') - (*pkl)->name) + 1;
     if (!(c->prefix = strndup((*pkl)->name, c->prefix_len)))
         return rn_fail(RN_ERR_NOMEM, "%s: out of memory", c->what);
@@ -72,6 +104,10 @@ static rn_status find_pickle(pth_ctx *c, const zip_entry **pkl) {
                            c->what, a, p);
         }
     }
+    if (is_torchscript(c))
+        return rn_fail(RN_ERR_UNSUPPORTED, "%s: a TorchScript archive (torch.jit.save), which "
+                       "resnet does not read: in Python, torch.jit.load it and torch.save its "
+                       "state_dict() instead", c->what);
     return RN_OK;
 }
 
@@ -106,6 +142,38 @@ static rn_status check_version(const pth_ctx *c) {
                            "only little-endian data is supported", c->what, c->prefix);
     }
     return RN_OK;
+}
+
+/* The records under <prefix>data/, by the key after it. */
+static rn_status zip_storages(pth_ctx *c) {
+    static const char dir[] = "data/";
+    size_t n = 0;
+    for (size_t i = 0; i < c->zip.count; i++)
+        n += strncmp(c->zip.entries[i].name + c->prefix_len, dir, 5) == 0;
+    if (n && !(c->storages = calloc(n, sizeof *c->storages)))
+        return rn_fail(RN_ERR_NOMEM, "%s: out of memory", c->what);
+    for (size_t i = 0; i < c->zip.count; i++) {
+        const zip_entry *e = &c->zip.entries[i];
+        if (strncmp(e->name + c->prefix_len, dir, 5) != 0)
+            continue;
+        c->storages[c->n_storages++] = (pth_storage){e->name + c->prefix_len + 5,
+                                                     zip_data(&c->zip, e), e->size, -1};
+    }
+    return pth_sort_storages(c);
+}
+
+/* The zip format: the archive, its records, the pickle. */
+static rn_status zip_open_ctx(pth_ctx *c, const unsigned char *buf, size_t len) {
+    RN_TRY(zip_open(buf, len, c->what, &c->zip));
+    const zip_entry *pkl = NULL;
+    RN_TRY(find_pickle(c, &pkl));
+    RN_TRY(check_version(c));
+    char pwhat[600];
+    char shown[80];
+    json_printable(shown, sizeof shown, pkl->name);
+    snprintf(pwhat, sizeof pwhat, "%s: %s", c->what, shown);
+    RN_TRY(pk_load(zip_data(&c->zip, pkl), pkl->size, pwhat, &c->doc));
+    return zip_storages(c);
 }
 
 /* ---------------------------------------------------------------------------
@@ -197,36 +265,35 @@ static int64_t int_at(pk_stype s, const unsigned char *p) {
     }
 }
 
-/* The record holding storage `s`, checked: present, of exactly
- * numel x element size bytes, always read as the same type. */
-static rn_status storage_record(pth_ctx *c, const pk_obj *s, const char *tname,
-                                const unsigned char **data) {
+/* The bytes of storage `s`, checked: present, of exactly numel x element
+ * size bytes, always read as the same type. */
+static rn_status storage_data(pth_ctx *c, const pk_obj *s, const char *tname,
+                              const unsigned char **data) {
     const pk_obj *key = pk_at(&c->doc, s->u.storage.key);
     char shown[80];
     json_printable(shown, sizeof shown, key->u.s);
-    char rel[300];
-    int n = snprintf(rel, sizeof rel, "data/%s", key->u.s);
-    const zip_entry *e = NULL;
-    if (strlen(key->u.s) == key->n && n > 0 && (size_t)n < sizeof rel)
-        e = record(c, rel);
-    if (!e)
+    pth_storage *e = strlen(key->u.s) == key->n ? pth_find_storage(c, key->u.s) : NULL;
+    if (!e && c->prefix)
         return rn_fail(RN_ERR_FORMAT, "%s: tensor '%s': no record '%sdata/%s' for its storage",
                        c->what, tname, c->prefix, shown);
+    if (!e)
+        return rn_fail(RN_ERR_FORMAT, "%s: tensor '%s': no storage '%s' in the file", c->what,
+                       tname, shown);
     pk_stype type = (pk_stype)s->sub;
-    size_t bytes, index = (size_t)(e - c->zip.entries);
+    size_t bytes;
     if ((uint64_t)s->u.storage.numel > SIZE_MAX ||
         !rn_size_mul((size_t)s->u.storage.numel, pk_stype_size(type), &bytes) ||
-        bytes != e->size)
+        bytes != e->bytes)
         return rn_fail(RN_ERR_FORMAT, "%s: tensor '%s': storage '%s' of %" PRId64 " x %s "
                        "(%zu bytes each) does not match its record of %zu bytes", c->what,
                        tname, shown, s->u.storage.numel, pk_stype_name(type),
-                       pk_stype_size(type), e->size);
-    if (c->record_type[index] >= 0 && c->record_type[index] != (int)type)
+                       pk_stype_size(type), e->bytes);
+    if (e->type >= 0 && e->type != (int)type)
         return rn_fail(RN_ERR_FORMAT, "%s: tensor '%s': record '%s' is used as both %s and %s",
-                       c->what, tname, shown, pk_stype_name((pk_stype)c->record_type[index]),
+                       c->what, tname, shown, pk_stype_name((pk_stype)e->type),
                        pk_stype_name(type));
-    c->record_type[index] = (int)type;
-    *data = zip_data(&c->zip, e);
+    e->type = (int)type;
+    *data = e->data;
     return RN_OK;
 }
 
@@ -236,7 +303,7 @@ static rn_status load_tensor(pth_ctx *c, const pk_obj *v, const char *tname, st_
     const pk_obj *s = pk_at(d, v->u.tensor.storage);
     const pk_obj *size = pk_at(d, v->u.tensor.size), *stride = pk_at(d, v->u.tensor.stride);
     const unsigned char *data = NULL;
-    RN_TRY(storage_record(c, s, tname, &data));
+    RN_TRY(storage_data(c, s, tname, &data));
     pk_stype type = (pk_stype)s->sub;
     size_t elsize = pk_stype_size(type), snumel = (size_t)s->u.storage.numel;
 
@@ -372,36 +439,23 @@ rn_status pth_parse(const unsigned char *buf, size_t len, const char *what, st_f
         what = "<buffer>";
     if (!buf && len)
         return rn_fail(RN_ERR_ARG, "%s: buffer is NULL", what);
+    rn_format format = rn_sniff(buf, len);
+    if (format != RN_FMT_ZIP && format != RN_FMT_PICKLE)
+        return rn_sniff_refuse(buf, len, what, "a PyTorch checkpoint");
     pth_ctx c;
     memset(&c, 0, sizeof c);
     c.what = what;
     if (!rn_size_mul(len, PTH_BUDGET_PER_BYTE, &c.budget) ||
         !rn_size_add(c.budget, PTH_BUDGET_SLACK, &c.budget))
         c.budget = SIZE_MAX;
-    rn_status st = zip_open(buf, len, what, &c.zip);
-    const zip_entry *pkl = NULL;
-    if (st == RN_OK)
-        st = find_pickle(&c, &pkl);
-    if (st == RN_OK)
-        st = check_version(&c);
-    if (st == RN_OK) {
-        char pwhat[600];
-        char shown[80];
-        json_printable(shown, sizeof shown, pkl->name);
-        snprintf(pwhat, sizeof pwhat, "%s: %s", what, shown);
-        st = pk_load(zip_data(&c.zip, pkl), pkl->size, pwhat, &c.doc);
-    }
+    rn_status st = format == RN_FMT_ZIP ? zip_open_ctx(&c, buf, len)
+                                        : pth_legacy_open(&c, buf, len);
     const pk_obj *sd = NULL;
     if (st == RN_OK)
         st = find_state_dict(&c, &sd);
-    if (st == RN_OK && !(c.record_type = malloc((c.zip.count ? c.zip.count : 1) *
-                                                sizeof *c.record_type)))
-        st = rn_fail(RN_ERR_NOMEM, "%s: out of memory", what);
-    for (size_t i = 0; st == RN_OK && i < c.zip.count; i++)
-        c.record_type[i] = -1;
     if (st == RN_OK)
         st = load_state_dict(&c, sd, out);
-    free(c.record_type);
+    free(c.storages);
     free(c.prefix);
     pk_free(&c.doc);
     zip_close(&c.zip);

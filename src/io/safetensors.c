@@ -13,6 +13,7 @@
 #include "core/status.h"
 #include "io/file.h"
 #include "io/json.h"
+#include "io/sniff.h"
 
 /* The reference implementation's limit on the JSON header. */
 #define ST_MAX_HEADER (100u * 1000u * 1000u)
@@ -404,6 +405,9 @@ rn_status st_parse(const unsigned char *buf, size_t len, const char *what, st_fi
         return rn_fail(RN_ERR_FORMAT, "%s: file is %zu bytes, too short for the 8-byte header "
                        "length", what, len);
     uint64_t hlen = load_u64(buf);
+    rn_format looks = rn_sniff(buf, len);
+    if ((hlen == 0 || hlen > len - 8) && looks != RN_FMT_SAFETENSORS && looks != RN_FMT_UNKNOWN)
+        return rn_sniff_refuse(buf, len, what, "a safetensors file");
     RN_TRY(check_header_length(hlen, len, what));
     json_value root;
     rn_status st = json_parse((const char *)buf + 8, (size_t)hlen, 8, &root);

@@ -228,7 +228,10 @@ static rn_status read_central(const unsigned char *buf, size_t *p, size_t end, s
         return rn_fail(RN_ERR_UNSUPPORTED, "%s: entry '%s' is encrypted", what, shown);
     if (method != 0)
         return rn_fail(RN_ERR_UNSUPPORTED, "%s: entry '%s' is compressed (method %u); only "
-                       "STORED entries are supported", what, shown, method);
+                       "STORED entries are supported%s", what, shown, method,
+                       strstr(e->name, "/code/") ? " (torch.save stores every entry; compressed "
+                       "code/ entries are those of a TorchScript archive written by "
+                       "torch.jit.save, which resnet does not read)" : "");
     uint64_t v[3] = {u32(c + 24), u32(c + 20), u32(c + 42)};
     int want[3] = {v[0] == SAT32, v[1] == SAT32, v[2] == SAT32};
     const char *why = NULL;

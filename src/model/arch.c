@@ -159,9 +159,15 @@ static void build(builder *b) {
     add_unit(b, &m->stem, d2l ? "conv.block.0" : "conv1", d2l ? "conv.block.1" : "bn1",
              m->in_channels, 64, cifar ? 3 : 7, cifar ? 1 : 2, d2l, 1);
     m->stem.pad = cifar ? 1 : 3;
+    snprintf(m->stem_relu_name, sizeof m->stem_relu_name, "%s", d2l ? "conv.block.2" : "relu");
+    snprintf(m->pool_name, sizeof m->pool_name, "%s", d2l ? "conv.block.3" : "maxpool");
+    /* the ImageNet stem ends with a 3x3/2 max-pool (padding 1); the CIFAR stem has none */
+    m->pool_k = cifar ? 0 : 3;
+    m->pool_stride = 2;
+    m->pool_pad = 1;
 
     static const int planes[4] = {64, 128, 256, 512};
-    int inplanes = 64, bi = 0;
+    int inplanes = m->stem.cout, bi = 0;
     for (int s = 0; s < 4; s++) {
         snprintf(m->stage_names[s], sizeof m->stage_names[s],
                  d2l ? "conv.resnet_block%d" : "layer%d", s + 1);
@@ -268,15 +274,14 @@ rn_status rn_model_create_stem(const char *arch, int in_channels, int num_classe
 void rn_model_free(rn_model *m) {
     if (!m)
         return;
-    rn_plan_free(m->plan);
-    rn_train_plan_free(m->train);
-    rn_free(m->grads);
     rn_free(m->params);
     rn_free(m->counters);
     free(m->tensors);
     free(m->blocks);
     free(m);
 }
+
+void rn_model_params_changed(rn_model *m) { m->generation++; }
 
 const char *rn_model_arch(const rn_model *m) { return m->arch->name; }
 int rn_model_in_channels(const rn_model *m) { return m->in_channels; }

@@ -78,7 +78,7 @@ static void init_model(rn_model *m, init_scheme scheme, uint64_t seed) {
     init_weight(&r, m->fc_w, (size_t)m->num_classes * (size_t)m->feat, m->feat,
                 m->num_classes, scheme, 0);
     fill_uniform(&r, m->fc_b, (size_t)m->num_classes, 1.0f / sqrtf((float)m->feat));
-    m->version++;
+    rn_model_params_changed(m);
 }
 
 void rn_model_init_default(rn_model *m, uint64_t seed) { init_model(m, INIT_DEFAULT, seed); }

@@ -11,11 +11,19 @@
  *
  * What differs between the D2L ResNet and the torchvision family (block
  * kind, conv bias, BN on the shortcut, module names) is captured when the
- * blocks are built (arch.c); forward.c and summary.c walk the same arrays.
+ * blocks are built (arch.c). The order in which the layers run is the
+ * schedule's (schedule.h), built from these tables.
  *
  * All parameters live in one float block (`params`), BatchNorm statistics
  * included, described by the `tensors` table with PyTorch's state_dict
  * names; num_batches_tracked counters live in `counters`.
+ *
+ * A model is the architecture and the weights only. Execution state lives
+ * elsewhere: an inference session (engine/session.h) holds the plan, the
+ * prepared weights and the activations; a trainer holds gradients,
+ * optimizer state and its own arena. Whatever changes the weights bumps
+ * `generation` (through rn_model_params_changed), and sessions prepare
+ * their weights again when they see a new generation.
  */
 #ifndef RN_MODEL_MODEL_H
 #define RN_MODEL_MODEL_H
@@ -79,7 +87,10 @@ struct rn_model {
     int expansion;                /* 4 for Bottleneck, else 1 */
     char stage_names[4][RN_NAME_CAP];   /* "layer1" / "conv.resnet_block1" */
     char stem_seq_name[RN_NAME_CAP];    /* "conv.block" for D2L, "" for torchvision */
+    char stem_relu_name[RN_NAME_CAP];   /* "relu" / "conv.block.2" */
+    char pool_name[RN_NAME_CAP];        /* "maxpool" / "conv.block.3" */
     rn_unit stem;
+    int pool_k, pool_stride, pool_pad;  /* the stem's max-pool; pool_k 0: none */
     rn_block *blocks;
     int n_blocks;
     float *fc_w, *fc_b;           /* (num_classes, feat), (num_classes) */
@@ -91,12 +102,12 @@ struct rn_model {
     rn_tensor_ref *tensors;
     int n_tensors;
 
-    float *grads;                 /* same layout as params; allocated by rn_train_plan_for */
-
-    unsigned version;             /* bumped whenever parameters change */
-    struct rn_plan *plan;         /* forward buffers, sized for the last call */
-    struct rn_train_plan *train;  /* training buffers, sized for the last batch shape */
+    uint64_t generation;          /* changes whenever the parameters change */
 };
+
+/* Records that m's parameters (or BN statistics) were written: sessions
+ * prepare their weights again. Every writer calls it once it is done. */
+void rn_model_params_changed(rn_model *m);
 
 /* arch.c */
 const rn_arch_desc *rn_arch_find(const char *name);
@@ -114,28 +125,5 @@ rn_status rn_model_write_to(const rn_model *m, struct rn_wfile *w, const char *c
 
 /* init.c: PyTorch's default initialisation (seeded). */
 void rn_model_init_default(rn_model *m, uint64_t seed);
-
-/* forward.c */
-void rn_plan_free(struct rn_plan *plan);
-/* The pooled features (feat, n) of the last rn_model_forward, channel-major. */
-const float *rn_model_features(const rn_model *m);
-
-/* backward.c: a training step's forward (saving what backward needs) and
- * backward. rn_model_train_forward returns the mean cross-entropy loss of
- * logits against labels and, unless `update_stats` is 0, moves the
- * BatchNorm running statistics as PyTorch does (momentum 0.1, unbiased
- * variance, num_batches_tracked + 1). rn_model_train_backward then writes
- * the gradient of that loss for every trainable tensor into m->grads. */
-rn_status rn_model_train_forward(rn_model *m, const float *x, const int32_t *labels, int n, int h,
-                                 int w, float label_smoothing, int update_stats, float *loss,
-                                 int *correct);
-rn_status rn_model_train_backward(rn_model *m);
-/* The logits of the last rn_model_train_forward, (n, num_classes). */
-const float *rn_model_train_logits(const rn_model *m);
-void rn_train_plan_free(struct rn_train_plan *tp);
-/* The gradient buffer entry of a parameter tensor. */
-static inline float *rn_grad_of(const rn_model *m, const float *param) {
-    return m->grads + (param - m->params);
-}
 
 #endif

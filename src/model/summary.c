@@ -1,6 +1,7 @@
 /*
  * summary.c - the module tree with output shapes, parameters and MACs, as
- * `resnet info` prints it (in the manner of torchinfo), and the FLOP count.
+ * `resnet info` prints it (in the manner of torchinfo), and the FLOP count,
+ * both read off the schedule.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,13 +9,11 @@
 
 #include "core/status.h"
 #include "model/model.h"
-#include "ops/conv2d.h"
-#include "ops/ops.h"
+#include "model/graph.h"
 
 typedef struct table {
     rn_layer_info *rows;
     int cap, count;
-    int failed;
 } table;
 
 /* Appends a row; returns its index (or -1 when past capacity). */
@@ -48,104 +47,157 @@ static void close_row(table *t, int row, int first_child, int c, int h, int w) {
         }
 }
 
-static void add_unit(table *t, const rn_unit *u, int depth, int *h, int *w, int relu,
-                     const char *relu_name) {
-    rn_conv_shape s = {.n = 1, .cin = u->cin, .h = *h, .w = *w, .cout = u->cout, .kh = u->k,
-                       .kw = u->k, .stride = u->stride, .pad = u->pad, .groups = u->groups};
-    if (!conv2d_shape_init(&s)) {
-        t->failed = 1;
-        return;
-    }
+/* The rows of a conv node: Conv2d, BatchNorm2d when it has one, and a ReLU
+ * row named relu_name (none when NULL). */
+static void unit_rows(table *t, const rn_graph *sc, const rn_node *nd, int depth,
+                      const char *relu_name) {
+    const rn_unit *u = nd->unit;
+    const rn_value *o = &sc->values[nd->out];
     int64_t wparams = (int64_t)u->cout * (u->cin / u->groups) * u->k * u->k;
-    int64_t macs = wparams * s.ho * s.wo;
-    add_row(t, u->conv_name, "Conv2d", depth, u->cout, s.ho, s.wo, wparams + (u->has_bias ? u->cout : 0),
-            macs, 1);
+    add_row(t, u->conv_name, "Conv2d", depth, o->c, o->h, o->w,
+            wparams + (u->has_bias ? u->cout : 0), wparams * o->h * o->w, 1);
     if (u->has_bn)
-        add_row(t, u->bn_name, "BatchNorm2d", depth, u->cout, s.ho, s.wo, 2 * (int64_t)u->cout, 0, 1);
-    if (relu)
-        add_row(t, relu_name, "ReLU", depth, u->cout, s.ho, s.wo, 0, 0, 1);
-    *h = s.ho, *w = s.wo;
+        add_row(t, u->bn_name, "BatchNorm2d", depth, o->c, o->h, o->w, 2 * (int64_t)u->cout, 0, 1);
+    if (relu_name)
+        add_row(t, relu_name, "ReLU", depth, o->c, o->h, o->w, 0, 0, 1);
 }
 
-static void walk(const rn_model *m, int h, int w, table *t) {
-    int d2l = m->arch->kind == RN_BLOCK_D2L;
-    char name[RN_NAME_CAP + 16];
-    int top = 0, seq_row = -1, seq_first = 0;
+/* The open containers while walking: the D2L top-level Sequential, the
+ * stem's Sequential (D2L), a stage and a block. */
+typedef struct walker {
+    table *t;
+    const rn_graph *sc;
+    const rn_model *m;
+    int d2l, top;              /* depth of the stages: 1 under D2L's "conv", else 0 */
+    int stem_row, stem_first;  /* D2L's stem Sequential, or -1 */
+    int stage, stage_row, stage_first;
+    int block, block_row, block_first;
+    const rn_node *shortcut;   /* waits until the block's main units are listed */
+    const rn_node *last_main;
+} walker;
 
-    if (d2l) {
-        add_row(t, "conv", "Sequential", 0, 0, 0, 0, 0, 0, 0);
-        top = 1;
-        seq_first = t->count;
-        seq_row = add_row(t, m->stem_seq_name, "Sequential", top, 0, 0, 0, 0, 0, 0);
-    }
-    int sd = d2l ? top + 1 : 0;
-    snprintf(name, sizeof name, "%s", d2l ? "conv.block.2" : "relu");
-    add_unit(t, &m->stem, sd, &h, &w, 1, name);
-    if (t->failed)
+static void close_block(walker *k) {
+    if (k->block < 0)
         return;
-    if (m->stem_kind == RN_STEM_IMAGENET) {
-        h = maxpool2d_out_size(h, 3, 2, 1), w = maxpool2d_out_size(w, 3, 2, 1);
-        if (h < 1 || w < 1) {
-            t->failed = 1;
-            return;
+    const rn_block *blk = &k->m->blocks[k->block];
+    char name[RN_NAME_CAP + 16];
+    if (k->shortcut) {
+        const rn_value *so = &k->sc->values[k->shortcut->out];
+        if (k->d2l) {
+            unit_rows(k->t, k->sc, k->shortcut, k->top + 2, NULL);
+        } else {
+            snprintf(name, sizeof name, "%s.downsample", blk->name);
+            int ds_first = k->t->count + 1;
+            int ds_row = add_row(k->t, name, "Sequential", k->top + 2, 0, 0, 0, 0, 0, 0);
+            unit_rows(k->t, k->sc, k->shortcut, k->top + 3, NULL);
+            close_row(k->t, ds_row, ds_first, so->c, so->h, so->w);
         }
-        add_row(t, d2l ? "conv.block.3" : "maxpool", "MaxPool2d", sd, 64, h, w, 0, 0, 1);
     }
-    close_row(t, seq_row, seq_first, 64, h, w);
+    const rn_value *o = &k->sc->values[k->last_main->out];
+    snprintf(name, sizeof name, "%s.relu", blk->name);
+    add_row(k->t, name, "ReLU", k->top + 2, o->c, o->h, o->w, 0, 0, 1);
+    close_row(k->t, k->block_row, k->block_first, o->c, o->h, o->w);
+    k->block = -1;
+    k->shortcut = NULL;
+}
 
-    const char *block_type = d2l ? "Residual" : m->arch->kind == RN_BLOCK_BASIC ? "BasicBlock" : "Bottleneck";
-    int b = 0;
-    for (int s = 0; s < 4; s++) {
-        int stage_first = t->count + 1;
-        int stage_row = add_row(t, m->stage_names[s], "Sequential", top, 0, 0, 0, 0, 0, 0);
-        int c = 0;
-        for (; b < m->n_blocks && m->blocks[b].stage == s; b++) {
-            const rn_block *blk = &m->blocks[b];
-            int block_first = t->count + 1;
-            int block_row = add_row(t, blk->name, block_type, top + 1, 0, 0, 0, 0, 0, 0);
-            int bh = h, bw = w;
-            for (int j = 0; j < blk->n_main; j++) {
-                int last = j == blk->n_main - 1;
-                snprintf(name, sizeof name, "%s.relu", blk->name);
-                add_unit(t, &blk->main[j], top + 2, &h, &w, !last, name);
-                if (t->failed)
-                    return;
-            }
-            if (blk->has_shortcut) {
-                int sh = bh, sw = bw;
-                if (d2l) {
-                    add_unit(t, &blk->shortcut, top + 2, &sh, &sw, 0, NULL);
-                } else {
-                    snprintf(name, sizeof name, "%s.downsample", blk->name);
-                    int ds_first = t->count + 1;
-                    int ds_row = add_row(t, name, "Sequential", top + 2, 0, 0, 0, 0, 0, 0);
-                    add_unit(t, &blk->shortcut, top + 3, &sh, &sw, 0, NULL);
-                    close_row(t, ds_row, ds_first, blk->shortcut.cout, sh, sw);
-                }
-            }
-            c = blk->main[blk->n_main - 1].cout;
-            snprintf(name, sizeof name, "%s.relu", blk->name);
-            add_row(t, name, "ReLU", top + 2, c, h, w, 0, 0, 1);
-            close_row(t, block_row, block_first, c, h, w);
-        }
-        close_row(t, stage_row, stage_first, c, h, w);
+static void close_stage(walker *k) {
+    close_block(k);
+    if (k->stage < 0)
+        return;
+    const rn_value *o = &k->sc->values[k->last_main->out];
+    close_row(k->t, k->stage_row, k->stage_first, o->c, o->h, o->w);
+    k->stage = -1;
+}
+
+static void open_block(walker *k, int bi) {
+    const rn_block *blk = &k->m->blocks[bi];
+    if (k->stem_row >= 0) {
+        /* the D2L stem's Sequential ends where the first block starts */
+        const rn_node *first = NULL;
+        for (int i = 0; i < k->sc->n_nodes && !first; i++)
+            if (k->sc->nodes[i].block == bi)
+                first = &k->sc->nodes[i];
+        const rn_value *in = &k->sc->values[first->in];
+        close_row(k->t, k->stem_row, k->stem_first, in->c, in->h, in->w);
+        k->stem_row = -1;
     }
-    if (d2l)
-        close_row(t, 0, 1, m->feat, h, w);
-    add_row(t, "avgpool", "AdaptiveAvgPool2d", 0, m->feat, 1, 1, 0, 0, 1);
-    add_row(t, "fc", "Linear", 0, m->num_classes, 1, 1,
-            (int64_t)m->num_classes * m->feat + m->num_classes, (int64_t)m->num_classes * m->feat, 1);
+    if (blk->stage != k->stage) {
+        close_stage(k);
+        k->stage = blk->stage;
+        k->stage_first = k->t->count + 1;
+        k->stage_row = add_row(k->t, k->m->stage_names[blk->stage], "Sequential", k->top, 0, 0, 0,
+                               0, 0, 0);
+    }
+    const char *type = k->d2l ? "Residual" : k->m->arch->kind == RN_BLOCK_BASIC ? "BasicBlock"
+                                                                               : "Bottleneck";
+    k->block = bi;
+    k->block_first = k->t->count + 1;
+    k->block_row = add_row(k->t, blk->name, type, k->top + 1, 0, 0, 0, 0, 0, 0);
+}
+
+/* Walks the schedule, listing modules in PyTorch's module-tree order. */
+static void walk(const rn_graph *sc, table *t) {
+    const rn_model *m = sc->model;
+    walker k = {.t = t, .sc = sc, .m = m, .d2l = m->arch->kind == RN_BLOCK_D2L, .stem_row = -1,
+                .stage = -1, .block = -1};
+    k.top = k.d2l ? 1 : 0;
+    for (int i = 0; i < sc->n_nodes; i++) {
+        const rn_node *nd = &sc->nodes[i];
+        const rn_value *o = &sc->values[nd->out];
+        const int sd = k.d2l ? k.top + 1 : 0; /* depth of the stem's layers */
+        switch (nd->role) {
+        case RN_ROLE_STEM:
+            if (k.d2l) {
+                add_row(t, "conv", "Sequential", 0, 0, 0, 0, 0, 0, 0);
+                k.stem_first = t->count;
+                k.stem_row = add_row(t, m->stem_seq_name, "Sequential", k.top, 0, 0, 0, 0, 0, 0);
+            }
+            unit_rows(t, sc, nd, sd, m->stem_relu_name);
+            break;
+        case RN_ROLE_STEM_POOL:
+            add_row(t, m->pool_name, "MaxPool2d", sd, o->c, o->h, o->w, 0, 0, 1);
+            break;
+        case RN_ROLE_MAIN:
+        case RN_ROLE_SHORTCUT: {
+            if (nd->block != k.block) {
+                close_block(&k);
+                open_block(&k, nd->block);
+            }
+            const rn_block *blk = &m->blocks[nd->block];
+            char name[RN_NAME_CAP + 16];
+            snprintf(name, sizeof name, "%s.relu", blk->name);
+            if (nd->role == RN_ROLE_SHORTCUT) {
+                k.shortcut = nd;
+            } else {
+                unit_rows(t, sc, nd, k.top + 2, nd->index < blk->n_main - 1 ? name : NULL);
+                k.last_main = nd;
+            }
+            break;
+        }
+        case RN_ROLE_HEAD_POOL:
+            close_stage(&k);
+            if (k.d2l)
+                close_row(t, 0, 1, o->c, sc->values[nd->in].h, sc->values[nd->in].w);
+            add_row(t, "avgpool", "AdaptiveAvgPool2d", 0, o->c, 1, 1, 0, 0, 1);
+            break;
+        case RN_ROLE_HEAD_FC:
+            add_row(t, "fc", "Linear", 0, o->c, 1, 1, (int64_t)o->c * m->feat + o->c,
+                    (int64_t)o->c * m->feat, 1);
+            break;
+        }
+    }
 }
 
 rn_status rn_model_summary(const rn_model *m, int h, int w, rn_layer_info *layers, int cap,
                            int *count) {
     if (!m || !count || h < 1 || w < 1)
         return rn_fail(RN_ERR_ARG, "rn_model_summary: bad argument");
+    rn_graph *sc;
+    RN_TRY(rn_graph_build(m, h, w, &sc));
     table t = {.rows = layers, .cap = layers ? cap : 0};
-    walk(m, h, w, &t);
-    if (t.failed)
-        return rn_fail(RN_ERR_ARG, "input %dx%d is too small for %s (a layer's output would be empty)",
-                       h, w, m->arch->name);
+    walk(sc, &t);
+    rn_graph_free(sc);
     *count = t.count;
     return RN_OK;
 }

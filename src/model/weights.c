@@ -7,7 +7,8 @@
  * num_batches_tracked as I64.
  *
  * A weights file is a safetensors file or a PyTorch checkpoint (torch.save's
- * zip format), told apart by content, not by name.
+ * zip or legacy format), told apart by content, not by name (sniff.h); any
+ * other file is refused with a message saying what it looks like.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "io/pth.h"
 #include "io/file.h"
 #include "io/safetensors.h"
+#include "io/sniff.h"
 #include "model/model.h"
 
 static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
@@ -29,17 +31,30 @@ static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
 
 /* Reads a safetensors file or a PyTorch .pth checkpoint into f. */
 static rn_status weights_read(const char *path, st_file *f) {
+    memset(f, 0, sizeof *f);
     unsigned char *buf = NULL;
     size_t len = 0;
     RN_TRY(rn_file_read_all(path, &buf, &len));
-    rn_status st = pth_sniff(buf, len) ? pth_parse(buf, len, path, f) : st_parse(buf, len, path, f);
+    rn_status st;
+    switch (rn_sniff(buf, len)) {
+    case RN_FMT_SAFETENSORS: st = st_parse(buf, len, path, f); break;
+    case RN_FMT_ZIP:
+    case RN_FMT_PICKLE: st = pth_parse(buf, len, path, f); break;
+    default: st = rn_sniff_refuse(buf, len, path, NULL); break;
+    }
     free(buf);
     return st;
 }
 
+static void pass_meta(const st_file *f, void (*get_meta)(void *, const char *, const char *),
+                      void *ctx) {
+    for (size_t i = 0; get_meta && i < f->meta_count; i++)
+        get_meta(ctx, f->meta[i].key, f->meta[i].value);
+}
+
 /* Copies every model tensor from f; with skip_head, fc.* keep their values. */
 static rn_status copy_tensors(rn_model *m, const st_file *f, const char *path, int skip_head) {
-    m->version++;
+    rn_model_params_changed(m);
     for (int i = 0; i < m->n_tensors; i++) {
         const rn_tensor_ref *t = &m->tensors[i];
         if (skip_head && strncmp(t->name, "fc.", 3) == 0)
@@ -150,12 +165,15 @@ static rn_status load_file_model(const char *path, const char *arch, int num_cla
     return st;
 }
 
-rn_status rn_model_load(const char *path, const char *arch, rn_model **out) {
+rn_status rn_model_load_meta(const char *path, const char *arch,
+                            void (*get_meta)(void *ctx, const char *key, const char *value),
+                            void *ctx, rn_model **out) {
     if (!path || !out)
         return rn_fail(RN_ERR_ARG, "rn_model_load: NULL argument");
     st_file f;
     int classes = 0;
     RN_TRY(load_file_model(path, arch, 0, &f, out, &classes));
+    pass_meta(&f, get_meta, ctx);
     rn_status st = copy_tensors(*out, &f, path, 0);
     st_free(&f);
     if (st != RN_OK) {
@@ -163,6 +181,10 @@ rn_status rn_model_load(const char *path, const char *arch, rn_model **out) {
         *out = NULL;
     }
     return st;
+}
+
+rn_status rn_model_load(const char *path, const char *arch, rn_model **out) {
+    return rn_model_load_meta(path, arch, NULL, NULL, out);
 }
 
 rn_status rn_model_load_finetune(const char *path, const char *arch, int num_classes, uint64_t seed,
@@ -256,4 +278,16 @@ rn_status rn_weights_meta(const char *path, const char *key, char *value, size_t
         st = rn_fail(RN_ERR_MISMATCH, "%s: no metadata key '%s'", path, key);
     st_free(&f);
     return st;
+}
+
+rn_status rn_weights_meta_each(const char *path,
+                               void (*get_meta)(void *ctx, const char *key, const char *value),
+                               void *ctx) {
+    if (!path || !get_meta)
+        return rn_fail(RN_ERR_ARG, "rn_weights_meta_each: NULL argument");
+    st_file f;
+    RN_TRY(weights_read(path, &f));
+    pass_meta(&f, get_meta, ctx);
+    st_free(&f);
+    return RN_OK;
 }

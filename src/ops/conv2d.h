@@ -17,6 +17,8 @@
 
 #include <stddef.h>
 
+typedef struct rn_kernels rn_kernels; /* ops/kernels.h; NULL: the process default */
+
 typedef struct rn_conv_shape {
     int n, cin, h, w;                 /* input x: (cin, n, h, w) */
     int cout, kh, kw;                 /* weight: (cout, cin/groups, kh, kw) */
@@ -33,13 +35,15 @@ void conv2d_forward_ref(const rn_conv_shape *s, const float *x, const float *w,
                         const float *bias, const float *residual, int relu,
                         float *y);
 
-/* Floats of workspace conv2d_forward needs for shape s (may be 0). */
-size_t conv2d_workspace_floats(const rn_conv_shape *s);
+/* Floats of workspace conv2d_forward needs for shape s on kernels k. */
+size_t conv2d_workspace_floats(const rn_kernels *k, const rn_conv_shape *s);
 
-/* The fast path (im2col + blocked GEMM, threaded over rn_threads()).
- * `workspace` holds conv2d_workspace_floats(s) floats, 64-byte aligned.
- * Deterministic: the result does not depend on the thread count. */
-void conv2d_forward(const rn_conv_shape *s, const float *x, const float *w,
+/* The fast path on weights as they are (im2col + blocked GEMM, threaded over
+ * rn_threads()); the algorithms of conv_algo.h run on prepared weights.
+ * `workspace` holds conv2d_workspace_floats(k, s) floats, 64-byte aligned,
+ * or is NULL (the weights are then read in place). Deterministic: the result
+ * does not depend on the thread count. */
+void conv2d_forward(const rn_kernels *k, const rn_conv_shape *s, const float *x, const float *w,
                     const float *bias, const float *residual, int relu,
                     float *y, float *workspace);
 
@@ -51,18 +55,18 @@ void conv2d_forward(const rn_conv_shape *s, const float *x, const float *w,
  * 1 (accumulate, for a block input that feeds two paths). */
 void conv2d_backward_data_ref(const rn_conv_shape *s, const float *dy, const float *w,
                               float beta, float *dx);
-void conv2d_backward_data(const rn_conv_shape *s, const float *dy, const float *w,
-                          float beta, float *dx, float *workspace);
+void conv2d_backward_data(const rn_kernels *k, const rn_conv_shape *s, const float *dy,
+                          const float *w, float beta, float *dx, float *workspace);
 
 /* Gradients with respect to the weights and bias, overwritten:
  * dw (cout, cin/groups, kh, kw) = sum over n, ho, wo of dy x im2col(x);
  * db (cout) = sum of dy over n, ho, wo (db may be NULL). */
 void conv2d_backward_weight_ref(const rn_conv_shape *s, const float *x, const float *dy,
                                 float *dw, float *db);
-void conv2d_backward_weight(const rn_conv_shape *s, const float *x, const float *dy,
-                            float *dw, float *db, float *workspace);
+void conv2d_backward_weight(const rn_kernels *k, const rn_conv_shape *s, const float *x,
+                            const float *dy, float *dw, float *db, float *workspace);
 
 /* Floats of workspace the two fast backward functions need for shape s. */
-size_t conv2d_backward_workspace_floats(const rn_conv_shape *s);
+size_t conv2d_backward_workspace_floats(const rn_kernels *k, const rn_conv_shape *s);
 
 #endif

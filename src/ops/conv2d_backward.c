@@ -35,10 +35,10 @@
  * threads split whole output elements, never a sum: results are bitwise
  * identical for any thread count. Buffers come from the caller's workspace,
  * sized by conv2d_backward_workspace_floats(); no alignment is required.
- * The chunked GEMMs stay within 1536 columns, where rn_sgemm reads A in
- * place; the pointwise and flipped data routes span all n*h*w columns and
- * let rn_sgemm allocate its packed copy of A (the weights' size), as
- * conv2d_forward does.
+ * The chunked GEMMs stay within RN_RAW_A_MAX_COLS columns, where the GEMM
+ * reads A in place; the pointwise and flipped data routes span all n*h*w
+ * columns and give the GEMM room in the workspace to pack A (the weights'
+ * size).
  *
  * Aliasing: dx must not overlap dy, w or the workspace; dw and db must not
  * overlap x, dy or the workspace.
@@ -49,17 +49,18 @@
 #include "core/threads.h"
 #include "ops/conv2d.h"
 #include "ops/gemm.h"
+#include "ops/kernels.h"
 
 #define COL_CAP_FLOATS (1 << 18) /* im2col chunks stay in L2: 1 MB */
-#define CHUNK_STEP 48            /* chunks: multiples of the GEMM's panel width */
-#define CHUNK_D_MAX 1536         /* widest GEMM that reads A in place */
-#define N_BLOCK_MAX 1536         /* the same, for the weight GEMM's cout columns */
+#define CHUNK_D_MAX RN_RAW_A_MAX_COLS /* widest GEMM that reads A in place */
+#define N_BLOCK_MAX RN_RAW_A_MAX_COLS /* the same, for the weight GEMM's cout columns */
 #define ALIGN_FLOATS 16          /* workspace pieces start 64-byte aligned */
 #define TILE 16                  /* transpose tile */
 #define SAME_MIN_W 7             /* im2col by shifted planes from this width up */
-#define MR_STEP 16               /* weight rows are shared out in blocks of this, */
-#define NR_STEP 48               /* weight columns in blocks of this */
 #define ROW_BLOCK 1024           /* bias gradient: values per float partial sum */
+/* From the kernel descriptor: chunks are multiples of the GEMM's panel
+ * width; weight rows are shared out in blocks of two register tiles,
+ * weight columns in blocks of one panel. */
 
 /* ---------------------------------------------------------------------------
  * Reference: direct loop nests, sums in double
@@ -144,6 +145,7 @@ void conv2d_backward_weight_ref(const rn_conv_shape *s, const float *x, const fl
 enum { DATA_POINTWISE, DATA_FLIPPED, DATA_COL2IM };
 
 typedef struct bwd_plan {
+    const rn_kernels *k;    /* the GEMM's kernels */
     int G, cin_g, cout_g, khw;
     int K;                  /* cin_g * kh * kw: rows of im2col */
     long pix_in, pix_out;   /* n*h*w and n*ho*wo: one channel's floats */
@@ -161,28 +163,29 @@ typedef struct bwd_plan {
 static size_t align_up(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS; }
 
 /* Pixels per col2im chunk: dcol (K x chunk) within COL_CAP_FLOATS, a
- * multiple of CHUNK_STEP, at most limit. */
-static int data_chunk(size_t rows, long limit) {
-    size_t c = COL_CAP_FLOATS / rows / CHUNK_STEP * CHUNK_STEP;
-    if (c < CHUNK_STEP)
-        c = CHUNK_STEP;
+ * multiple of step, at most limit. */
+static int data_chunk(size_t rows, size_t step, long limit) {
+    size_t c = COL_CAP_FLOATS / rows / step * step;
+    if (c < step)
+        c = step;
     return (long)c < limit ? (int)c : (int)limit;
 }
 
 /* Pixels per weight chunk: the im2col chunk (rows x chunk) within
  * COL_CAP_FLOATS, but at least cout_g pixels, so that a chunk's product
- * outweighs its update of dw^T (K x cout_g); a multiple of CHUNK_STEP, at
- * most limit. */
-static int weight_chunk(size_t rows, int cout_g, long limit) {
-    size_t c = COL_CAP_FLOATS / rows / CHUNK_STEP * CHUNK_STEP;
-    size_t least = ((size_t)cout_g + CHUNK_STEP - 1) / CHUNK_STEP * CHUNK_STEP;
+ * outweighs its update of dw^T (K x cout_g); a multiple of step, at most
+ * limit. */
+static int weight_chunk(size_t rows, int cout_g, size_t step, long limit) {
+    size_t c = COL_CAP_FLOATS / rows / step * step;
+    size_t least = ((size_t)cout_g + step - 1) / step * step;
     if (c < least)
         c = least;
     return (long)c < limit ? (int)c : (int)limit;
 }
 
-static bwd_plan make_plan(const rn_conv_shape *s) {
+static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s) {
     bwd_plan p = {0};
+    p.k = rn_kernels_or_default(k);
     p.G = s->groups;
     p.cin_g = s->cin / s->groups;
     p.cout_g = s->cout / s->groups;
@@ -200,18 +203,21 @@ static bwd_plan make_plan(const rn_conv_shape *s) {
     else
         p.data_route = DATA_COL2IM;
 
-    if (p.data_route == DATA_FLIPPED) {
-        p.ws_data = (size_t)p.cin_g * (size_t)flipped_k;
+    if (p.data_route == DATA_POINTWISE) {
+        p.ws_data = rn_gemm_packed_a_floats(p.k, p.cin_g, p.cout_g);
+    } else if (p.data_route == DATA_FLIPPED) {
+        p.ws_data = align_up((size_t)p.cin_g * (size_t)flipped_k) +
+                    rn_gemm_packed_a_floats(p.k, p.cin_g, (int)flipped_k);
     } else if (p.data_route == DATA_COL2IM) {
         long limit = p.pix_out < CHUNK_D_MAX ? p.pix_out : CHUNK_D_MAX;
-        p.chunk_d = data_chunk((size_t)p.K, limit);
+        p.chunk_d = data_chunk((size_t)p.K, (size_t)p.k->nr, limit);
         p.ws_data = (size_t)p.K * (size_t)p.chunk_d;
     }
 
     /* Transpose the smaller operand: dy (cout_g rows) or im2col (K rows). */
     p.wt_by_col = p.K < p.cout_g;
     size_t widest = p.K > p.cout_g ? (size_t)p.K : (size_t)p.cout_g;
-    p.chunk_w = weight_chunk(widest, p.cout_g, p.pix_out);
+    p.chunk_w = weight_chunk(widest, p.cout_g, (size_t)p.k->nr, p.pix_out);
     const size_t chunk = (size_t)p.chunk_w;
     p.dwt_floats = p.wt_by_col ? 0 : align_up((size_t)p.K * (size_t)p.cout_g);
     p.colt_floats = p.wt_by_col ? align_up(chunk * (size_t)p.K) : 0;
@@ -263,8 +269,8 @@ static int crop_shape(const rn_conv_shape *s, rn_conv_shape *c, int *k0) {
     return conv2d_shape_init(c) && c->ho == s->ho && c->wo == s->wo;
 }
 
-static size_t workspace_uncropped(const rn_conv_shape *s) {
-    bwd_plan p = make_plan(s);
+static size_t workspace_uncropped(const rn_kernels *k, const rn_conv_shape *s) {
+    bwd_plan p = make_plan(k, s);
     size_t ws_weight = p.dwt_floats + p.colt_floats + p.col_floats;
     return p.ws_data > ws_weight ? p.ws_data : ws_weight;
 }
@@ -274,12 +280,12 @@ static size_t cropped_floats(const rn_conv_shape *c) {
     return align_up((size_t)c->cout * (c->cin / c->groups) * c->kh * c->kw);
 }
 
-size_t conv2d_backward_workspace_floats(const rn_conv_shape *s) {
+size_t conv2d_backward_workspace_floats(const rn_kernels *k, const rn_conv_shape *s) {
     rn_conv_shape c;
     int k0;
     if (crop_shape(s, &c, &k0))
-        return cropped_floats(&c) + workspace_uncropped(&c);
-    return workspace_uncropped(s);
+        return cropped_floats(&c) + workspace_uncropped(k, &c);
+    return workspace_uncropped(k, s);
 }
 
 /* wc (planes, kc_h, kc_w) = the window at tap (k0, k0) of w (planes, kh, kw). */
@@ -398,7 +404,7 @@ static void im2col_rows(const rn_conv_shape *s, const bwd_plan *p, const float *
         const rn_im2col im = {.x = xg, .c = p->cin_g, .n = s->n, .h = s->h, .w = s->w,
                               .kh = s->kh, .kw = s->kw, .stride = s->stride, .pad = s->pad,
                               .ho = s->ho, .wo = s->wo};
-        rn_im2col_block(&im, k0, k1 - k0, j0, ncols, col + (size_t)k0 * ld, ld);
+        rn_im2col_block(p->k, &im, k0, k1 - k0, j0, ncols, col + (size_t)k0 * ld, ld);
         return;
     }
     const long hw = (long)s->h * s->w;
@@ -512,25 +518,25 @@ static void data_col2im(const rn_conv_shape *s, const bwd_plan *p, const float *
             const int nc = p->pix_out - j0 < p->chunk_d ? (int)(p->pix_out - j0) : p->chunk_d;
             /* dcol rows [i0, i0 + rows) = (w_g^T)[those rows] x dy_g chunk; the
              * row stride is fixed, as threads may be on different chunks */
-            rn_sgemm_1t(1, 0, rows, nc, p->cout_g, wg + i0, p->K, dyg + j0, (int)p->pix_out,
+            rn_sgemm_1t(p->k, 1, 0, rows, nc, p->cout_g, wg + i0, p->K, dyg + j0, (int)p->pix_out,
                         0.0f, dcol + (size_t)i0 * p->chunk_d, p->chunk_d, NULL);
             col2im_channels(s, p, dcol, p->chunk_d, j0, nc, c0, c1, dxg);
         }
     }
 }
 
-void conv2d_backward_data(const rn_conv_shape *s, const float *dy, const float *w,
-                          float beta, float *dx, float *workspace) {
+void conv2d_backward_data(const rn_kernels *k, const rn_conv_shape *s, const float *dy,
+                          const float *w, float beta, float *dx, float *workspace) {
     rn_conv_shape c;
     int k0;
     if (crop_shape(s, &c, &k0)) {
         /* the live taps only: wc (cout, cin_g, c.kh, c.kw) cropped from w */
         float *wc = workspace;
         crop_weights(w, (size_t)s->cout * (s->cin / s->groups), s->kh, s->kw, k0, c.kh, c.kw, wc);
-        conv2d_backward_data(&c, dy, wc, beta, dx, workspace + cropped_floats(&c));
+        conv2d_backward_data(k, &c, dy, wc, beta, dx, workspace + cropped_floats(&c));
         return;
     }
-    const bwd_plan p = make_plan(s);
+    const bwd_plan p = make_plan(k, s);
     for (int g = 0; g < p.G; g++) {
         // dy_g: (cout_g, n*ho*wo)  w_g: (cout_g, K)  dx_g: (cin_g, n*h*w)
         const float *dyg = dy + (size_t)g * p.cout_g * p.pix_out;
@@ -539,8 +545,8 @@ void conv2d_backward_data(const rn_conv_shape *s, const float *dy, const float *
 
         if (p.data_route == DATA_POINTWISE) {
             /* dx_g = w_g^T dy_g */
-            rn_sgemm(1, 0, p.cin_g, (int)p.pix_in, p.cout_g, wg, p.cin_g, dyg, (int)p.pix_out,
-                     beta, dxg, (int)p.pix_in, NULL);
+            rn_sgemm_ws(p.k, 1, 0, p.cin_g, (int)p.pix_in, p.cout_g, wg, p.cin_g, dyg,
+                        (int)p.pix_out, beta, dxg, (int)p.pix_in, NULL, workspace);
         } else if (p.data_route == DATA_FLIPPED) {
             /* dx_g = wf x im2col(dy_g padded by k-1-pad) */
             float *wf = workspace;
@@ -549,7 +555,8 @@ void conv2d_backward_data(const rn_conv_shape *s, const float *dy, const float *
             rn_im2col im = {.x = dyg, .c = p.cout_g, .n = s->n, .h = s->ho, .w = s->wo,
                             .kh = s->kh, .kw = s->kw, .stride = 1, .pad = s->kh - 1 - s->pad,
                             .ho = s->h, .wo = s->w};
-            rn_sgemm_im2col(p.cin_g, wf, kf, &im, beta, dxg, (int)p.pix_in, NULL);
+            rn_sgemm_im2col(p.k, p.cin_g, wf, kf, &im, beta, dxg, (int)p.pix_in, NULL,
+                            wf + align_up((size_t)p.cin_g * kf));
         } else {
             data_col2im(s, &p, dyg, wg, beta, dxg, workspace);
         }
@@ -595,7 +602,7 @@ static void weight_by_dy(const rn_conv_shape *s, const bwd_plan *p, const float 
                          const float *dyg, float *dwg, float *dwt, float *col) {
     // dwt: (K, cout_g)  col: (K, chunk_w)
     int r0, r1;
-    my_share(p->K, MR_STEP, &r0, &r1);
+    my_share(p->K, 2 * p->k->mr, &r0, &r1);
     for (long j0 = 0; j0 < p->pix_out && r1 > r0; j0 += p->chunk_w) {
         const int nc = p->pix_out - j0 < p->chunk_w ? (int)(p->pix_out - j0) : p->chunk_w;
         const float beta = j0 == 0 ? 0.0f : 1.0f;
@@ -611,7 +618,7 @@ static void weight_by_dy(const rn_conv_shape *s, const bwd_plan *p, const float 
         }
         for (int n0 = 0; n0 < p->cout_g; n0 += N_BLOCK_MAX) {
             int nb = p->cout_g - n0 < N_BLOCK_MAX ? p->cout_g - n0 : N_BLOCK_MAX;
-            rn_sgemm_1t(0, 1, r1 - r0, nb, nc, a, (int)lda, dyg + (size_t)n0 * p->pix_out + j0,
+            rn_sgemm_1t(p->k, 0, 1, r1 - r0, nb, nc, a, (int)lda, dyg + (size_t)n0 * p->pix_out + j0,
                         (int)p->pix_out, beta, dwt + (size_t)r0 * p->cout_g + n0, p->cout_g,
                         NULL);
         }
@@ -627,7 +634,7 @@ static void weight_by_col(const rn_conv_shape *s, const bwd_plan *p, const float
                           const float *dyg, float *dwg, float *colt, float *col) {
     // colt: (chunk_w, K)  col: (K, chunk_w)
     int n0, n1;
-    my_share(p->K, NR_STEP, &n0, &n1);
+    my_share(p->K, p->k->nr, &n0, &n1);
     for (long j0 = 0; j0 < p->pix_out && n1 > n0; j0 += p->chunk_w) {
         const int nc = p->pix_out - j0 < p->chunk_w ? (int)(p->pix_out - j0) : p->chunk_w;
         const float beta = j0 == 0 ? 0.0f : 1.0f;
@@ -641,25 +648,25 @@ static void weight_by_col(const rn_conv_shape *s, const bwd_plan *p, const float
         }
         for (int b0 = n0; b0 < n1; b0 += N_BLOCK_MAX) {
             int nb = n1 - b0 < N_BLOCK_MAX ? n1 - b0 : N_BLOCK_MAX;
-            rn_sgemm_1t(0, 0, p->cout_g, nb, nc, dyg + j0, (int)p->pix_out, colt + b0, p->K,
+            rn_sgemm_1t(p->k, 0, 0, p->cout_g, nb, nc, dyg + j0, (int)p->pix_out, colt + b0, p->K,
                         beta, dwg + b0, p->K, NULL);
         }
     }
 }
 
-void conv2d_backward_weight(const rn_conv_shape *s, const float *x, const float *dy,
-                            float *dw, float *db, float *workspace) {
+void conv2d_backward_weight(const rn_kernels *k, const rn_conv_shape *s, const float *x,
+                            const float *dy, float *dw, float *db, float *workspace) {
     rn_conv_shape c;
     int k0;
     if (crop_shape(s, &c, &k0)) {
         /* the live taps' gradient dwc (cout, cin_g, c.kh, c.kw), zeros around it */
         float *dwc = workspace;
-        conv2d_backward_weight(&c, x, dy, dwc, db, workspace + cropped_floats(&c));
+        conv2d_backward_weight(k, &c, x, dy, dwc, db, workspace + cropped_floats(&c));
         expand_weights(dwc, (size_t)s->cout * (s->cin / s->groups), c.kh, c.kw, k0, s->kh, s->kw,
                        dw);
         return;
     }
-    const bwd_plan p = make_plan(s);
+    const bwd_plan p = make_plan(k, s);
     // dwt: (K, cout_g) or none  colt: (chunk_w, K) or none  col: (K, chunk_w)
     float *dwt = workspace;
     float *colt = dwt + p.dwt_floats;

@@ -2,7 +2,7 @@
  * gemm.c - the blocked, packed, threaded SGEMM (contract in gemm.h).
  *
  * Blocking, for C = A (M x K) * B (K x N):
- *   - K is cut into blocks of at most KC_MAX; the block size depends on K
+ *   - K is cut into blocks of at most the descriptor's kc; the block size depends on K
  *     alone, so every element is summed in the same order on any thread count.
  *   - C is cut into work items (a range of MR-row panels x a range of
  *     NR-column panels), handed out dynamically. An item walks its K blocks;
@@ -14,7 +14,9 @@
  *   - The last column panel is only as wide as it needs (16, 32 or 48 on
  *     AVX-512), so a narrow N (a batch-1 layer: 49 or 196) wastes little.
  * B comes from a matrix or straight from images (implicit im2col); only the
- * packer differs. Micro-kernels and packers meet in x86/kernels.h.
+ * packer differs. The micro-kernels, packers and the tile and block sizes
+ * come from the kernel descriptor (kernels.h) the caller passes, or the
+ * process default.
  */
 #include "ops/gemm.h"
 
@@ -24,99 +26,10 @@
 
 #include "core/mem.h"
 #include "core/threads.h"
-#include "ops/x86/kernels.h"
+#include "ops/kernels.h"
 
-#define KC_MAX 192          /* K block: B micro-panel kc x NR stays in L1 */
-#define MC_MAX 512          /* rows of A per work item: its K block stays in L2 */
 #define ITEM_C_FLOATS 65536 /* C floats per work item: stays in L2 across K blocks */
-#define MR_MAX 16
-#define NR_MAX 64
 #define SERIAL_FLOPS 2e6    /* below this, one thread */
-#define RAW_A_MAX_PANELS 32 /* up to this many B panels, A is read in place */
-
-/* ---------------------------------------------------------------------------
- * Kernel selection
- * ------------------------------------------------------------------------- */
-
-/* Kernels for MR x (step, 2 step, .. nr) tiles: full panels are nr wide, the
- * last one only as wide as it needs. */
-typedef struct gemm_kernel {
-    int mr, nr, step;
-    rn_gemm_kernel_fn fn[NR_MAX / 16];  /* fn[w / step - 1]: width w, packed A */
-    rn_gemm_kernel_fn fn_raw[NR_MAX / 16];  /* the same reading A in place */
-    int simd;                           /* the SIMD packers may be used */
-    const char *name;
-} gemm_kernel;
-
-#define PORTABLE_MR 4
-#define PORTABLE_NR 16
-
-static void kernel_portable(int kc, const float *a, const float *b,
-                            const rn_gemm_tile *t);
-
-static int force_portable;
-
-void rn_gemm_force_portable(int on) { force_portable = on; }
-
-static gemm_kernel select_kernel(void) {
-#ifdef RN_HAVE_X86_KERNELS
-    __builtin_cpu_init();
-    if (!force_portable && __builtin_cpu_supports("avx512f") &&
-        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma"))
-        return (gemm_kernel){RN_AVX512_MR, RN_AVX512_NR, 16,
-                             {rn_sgemm_kernel_avx512_8x16, rn_sgemm_kernel_avx512_8x32,
-                              rn_sgemm_kernel_avx512_8x48},
-                             {rn_sgemm_kernel_avx512_8x16_rawa,
-                              rn_sgemm_kernel_avx512_8x32_rawa,
-                              rn_sgemm_kernel_avx512_8x48_rawa},
-                             1, "avx512 8x48"};
-#endif
-    return (gemm_kernel){PORTABLE_MR, PORTABLE_NR, PORTABLE_NR, {kernel_portable},
-                         {kernel_portable}, 0, "portable 4x16"};
-}
-
-const char *rn_gemm_kernel_name(void) { return select_kernel().name; }
-
-/* ---------------------------------------------------------------------------
- * Portable micro-kernel: PORTABLE_MR x PORTABLE_NR, written for the
- * auto-vectoriser: the tile loops unrolled so the accumulators stay in
- * registers, the inner one running across the NR columns.
- * ------------------------------------------------------------------------- */
-
-static void kernel_portable(int kc, const float *a, const float *b,
-                            const rn_gemm_tile *t) {
-    float acc[PORTABLE_MR][PORTABLE_NR] = {{0}};
-    for (int k = 0; k < kc; k++) {
-        const float *ak = a + (ptrdiff_t)k * t->a_cs;
-        const float *bk = b + (ptrdiff_t)k * PORTABLE_NR;
-#pragma GCC unroll 16
-        for (int i = 0; i < PORTABLE_MR; i++) {
-            const float ai = ak[(ptrdiff_t)i * t->a_rs];
-#pragma GCC unroll 16
-            for (int j = 0; j < PORTABLE_NR; j++)
-                acc[i][j] += ai * bk[j];
-        }
-    }
-    for (int i = 0; i < t->m; i++) {
-        float *c = t->c + (ptrdiff_t)i * t->ldc;
-        const float *res = t->residual ? t->residual + (ptrdiff_t)i * t->ldr : NULL;
-        for (int j = 0; j < t->n; j++) {
-            float r = acc[i][j];
-            if (t->beta != 0.0f)
-                r += t->beta * c[j];
-            if (t->last) {
-                if (t->bias)
-                    r += t->bias[i];
-                if (res)
-                    r += res[j];
-                if (t->relu && r < 0.0f) /* NaN stays NaN, as in PyTorch */
-                    r = 0.0f;
-            }
-            c[j] = r;
-        }
-    }
-}
 
 /* ---------------------------------------------------------------------------
  * Packing
@@ -152,87 +65,58 @@ typedef struct b_source {
     int N;
 } b_source;
 
-/* dst[k * nr + j] = op(B)[k0 + k, j0 + j], zero for columns >= N. */
-static void pack_b_matrix(const b_source *bs, int k0, int kc, long j0, int nr,
+/* dst[0 .. n-1] = src[0 .. n-1] by fixed-size pieces: a variable-length
+ * memcpy compiles to a library call (rep movs), slow for the short rows of a
+ * panel. */
+static inline void copy_floats(float *dst, const float *src, int n) {
+    int j = 0;
+    for (; j + 8 <= n; j += 8)
+        memcpy(dst + j, src + j, 8 * sizeof(float));
+    for (; j < n; j++)
+        dst[j] = src[j];
+}
+
+/* Panels p < np of op(B), each kc x nr: dst[(p * kc + k) * nr + j] =
+ * op(B)[k0 + k, j0 + p * nr + j], zero for columns >= N. Several panels are
+ * packed together so that each row of B is read in one longer piece: rows
+ * lie far apart, and short reads of many rows are slow. */
+static void pack_b_matrix(const b_source *bs, int k0, int kc, long j0, int nr, int np,
                           float *dst) {
-    int cols = bs->N - j0 < nr ? (int)(bs->N - j0) : nr;
+    const int total = bs->N - j0 < (long)nr * np ? (int)(bs->N - j0) : nr * np;
     if (!bs->transb) {
         for (int k = 0; k < kc; k++) {
-            float *row = dst + (ptrdiff_t)k * nr;
-            memcpy(row, bs->B + (ptrdiff_t)(k0 + k) * bs->ldb + j0,
-                   (size_t)cols * sizeof(float));
-            for (int j = cols; j < nr; j++)
-                row[j] = 0.0f;
-        }
-    } else {
-        for (int j = 0; j < cols; j++) {
-            const float *src = bs->B + (ptrdiff_t)(j0 + j) * bs->ldb + k0;
-            for (int k = 0; k < kc; k++)
-                dst[(ptrdiff_t)k * nr + j] = src[k];
-        }
-        for (int k = 0; k < kc; k++)
-            for (int j = cols; j < nr; j++)
-                dst[(ptrdiff_t)k * nr + j] = 0.0f;
-    }
-}
-
-/* The same panel of im2col(x), element by element. */
-static void pack_b_im2col(const rn_im2col *im, int k0, int kc, long j0, int nr,
-                          float *dst) {
-    const long n_cols = (long)im->n * im->ho * im->wo;
-    const int count = n_cols - j0 < nr ? (int)(n_cols - j0) : nr;
-    const int s = im->stride, H = im->h, W = im->w;
-    const ptrdiff_t plane = (ptrdiff_t)im->n * H * W;
-    const int khw = im->kh * im->kw;
-    rn_im2col_run runs[NR_MAX];
-    const int nrun = rn_im2col_runs(im, j0, count, runs);
-
-    int ci = k0 / khw, ki = (k0 % khw) / im->kw, kj = k0 % im->kw;
-    for (int k = 0; k < kc; k++) {
-        const float *xc = im->x + ci * plane;
-        float *row = dst + (ptrdiff_t)k * nr;
-        for (int j = 0; j < nr; j++)
-            row[j] = 0.0f;
-        for (int r = 0; r < nrun; r++) {
-            const rn_im2col_run *run = &runs[r];
-            int ih = run->ih0 + ki;
-            if (ih < 0 || ih >= H)
-                continue;
-            int iw = run->iw0 + kj;
-            int tlo = iw >= 0 ? 0 : (-iw + s - 1) / s;
-            int thi = iw < W ? (W - iw + s - 1) / s : 0;
-            if (thi > run->len)
-                thi = run->len;
-            ptrdiff_t at = run->base + (ptrdiff_t)ih * W + iw;
-            for (int t = tlo; t < thi; t++)
-                row[run->lane + t] = xc[at + (ptrdiff_t)t * s];
-        }
-        if (++kj == im->kw) {
-            kj = 0;
-            if (++ki == im->kh) {
-                ki = 0;
-                ci++;
+            const float *src = bs->B + (ptrdiff_t)(k0 + k) * bs->ldb + j0;
+            for (int q = 0; q < np; q++) {
+                float *row = dst + ((ptrdiff_t)q * kc + k) * nr;
+                const int cols = total - q * nr < nr ? total - q * nr : nr;
+                copy_floats(row, src + q * nr, cols > 0 ? cols : 0);
+                for (int j = cols > 0 ? cols : 0; j < nr; j++)
+                    row[j] = 0.0f;
             }
         }
+    } else {
+        for (int q = 0; q < np; q++) {
+            float *panel = dst + (ptrdiff_t)q * kc * nr;
+            const int cols = total - q * nr < nr ? total - q * nr : nr;
+            for (int j = 0; j < cols; j++) {
+                const float *src = bs->B + (ptrdiff_t)(j0 + q * nr + j) * bs->ldb + k0;
+                for (int k = 0; k < kc; k++)
+                    panel[(ptrdiff_t)k * nr + j] = src[k];
+            }
+            for (int k = 0; k < kc; k++)
+                for (int j = cols > 0 ? cols : 0; j < nr; j++)
+                    panel[(ptrdiff_t)k * nr + j] = 0.0f;
+        }
     }
 }
 
-/* One B panel, nr columns wide. */
-static void pack_b(const b_source *bs, int simd, int k0, int kc, long j0, int nr,
-                   float *dst) {
-    if (!bs->im) {
-        pack_b_matrix(bs, k0, kc, j0, nr, dst);
-        return;
-    }
-#ifdef RN_HAVE_X86_KERNELS
-    if (simd) {
-        rn_im2col_pack_avx512(bs->im, k0, kc, j0, nr, dst);
-        return;
-    }
-#else
-    (void)simd;
-#endif
-    pack_b_im2col(bs->im, k0, kc, j0, nr, dst);
+/* np B panels from column j0, each nr wide (kc x nr); np is 1 for im2col. */
+static void pack_b(const rn_kernels *kd, const b_source *bs, int k0, int kc, long j0, int nr,
+                   int np, float *dst) {
+    if (bs->im)
+        kd->pack_im2col(bs->im, k0, kc, j0, nr, dst);
+    else
+        pack_b_matrix(bs, k0, kc, j0, nr, np, dst);
 }
 
 /* ---------------------------------------------------------------------------
@@ -240,7 +124,7 @@ static void pack_b(const b_source *bs, int simd, int k0, int kc, long j0, int nr
  * ------------------------------------------------------------------------- */
 
 typedef struct gemm_plan {
-    gemm_kernel kd;
+    const rn_kernels *kd;
     int transa, M, N, K, lda;
     const float *A;
     const b_source *bs;
@@ -252,14 +136,14 @@ typedef struct gemm_plan {
     int m_panels, n_panels;
     int mcp, ncp;           /* panels per work item */
     int m_items, n_items;
-    float *apack;           /* all of A packed (K blocks of Mp x kc), or NULL */
+    const float *apack;     /* all of A packed (K blocks of Mp x kc), or NULL */
 } gemm_plan;
 
 static int ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
 
 /* One work item: panels [ip0, ip1) x [jp0, jp1) of C over all of K. */
 static void run_item(const gemm_plan *p, int item, float *bbuf, float *abuf) {
-    const int mr = p->kd.mr, nr = p->kd.nr;
+    const int mr = p->kd->mr, nr = p->kd->nr;
     const int mi = item % p->m_items, ni = item / p->m_items;
     const int ip0 = mi * p->mcp, jp0 = ni * p->ncp;
     const int ip1 = ip0 + p->mcp < p->m_panels ? ip0 + p->mcp : p->m_panels;
@@ -276,15 +160,27 @@ static void run_item(const gemm_plan *p, int item, float *bbuf, float *abuf) {
             .ldr = ep ? ep->ldr : 0,
             .relu = ep ? ep->relu : 0,
         };
+        /* B panels are packed `group` at a time (one for im2col); a ragged
+         * last panel of B alone, only as wide as it needs */
+        const int group = p->bs->im ? 1 : RN_PANEL_MAX / nr;
+        const int full_end = p->N % nr ? p->n_panels - 1 : p->n_panels;
         for (int jp = jp0; jp < jp1; jp++) {
             const long j0 = (long)jp * nr;
             tile.n = p->N - j0 < nr ? (int)(p->N - j0) : nr;
-            const int width = ceil_div(tile.n, p->kd.step) * p->kd.step;
-            pack_b(p->bs, p->kd.simd, k0, kc, j0, width, bbuf);
+            const int width = ceil_div(tile.n, p->kd->nr_step) * p->kd->nr_step;
+            int q = (jp - jp0) % group;
+            if (jp >= full_end) {
+                q = 0;
+                pack_b(p->kd, p->bs, k0, kc, j0, width, 1, bbuf);
+            } else if (q == 0) {
+                const int end = jp1 < full_end ? jp1 : full_end;
+                pack_b(p->kd, p->bs, k0, kc, j0, nr, end - jp < group ? end - jp : group, bbuf);
+            }
+            const float *b = bbuf + (ptrdiff_t)q * kc * nr;
             for (int ip = ip0; ip < ip1; ip++) {
                 const int i0 = ip * mr;
                 const float *a;
-                rn_gemm_kernel_fn fn = p->kd.fn[width / p->kd.step - 1];
+                rn_gemm_kernel_fn fn = p->kd->fn[width / p->kd->nr_step - 1];
                 tile.m = p->M - i0 < mr ? p->M - i0 : mr;
                 tile.a_rs = 1;
                 tile.a_cs = mr;
@@ -296,7 +192,7 @@ static void run_item(const gemm_plan *p, int item, float *bbuf, float *abuf) {
                                   : p->A + (ptrdiff_t)i0 * p->lda + k0;
                     tile.a_rs = p->transa ? 1 : p->lda;
                     tile.a_cs = p->transa ? p->lda : 1;
-                    fn = p->kd.fn_raw[width / p->kd.step - 1];
+                    fn = p->kd->fn_raw[width / p->kd->nr_step - 1];
                 } else {
                     pack_a(p->transa, p->A, p->lda, p->M, i0, k0, kc, mr, abuf);
                     a = abuf;
@@ -305,19 +201,19 @@ static void run_item(const gemm_plan *p, int item, float *bbuf, float *abuf) {
                 tile.bias = ep && ep->bias ? ep->bias + i0 : NULL;
                 tile.residual =
                     ep && ep->residual ? ep->residual + (ptrdiff_t)i0 * ep->ldr + j0 : NULL;
-                fn(kc, a, bbuf, &tile);
+                fn(kc, a, b, &tile);
             }
         }
     }
 }
 
-/* Splits C into work items: whole rows of A up to MC_MAX, columns so that an
+/* Splits C into work items: whole rows of A up to the descriptor's mc, columns so that an
  * item's C fits in L2, then smaller until every thread has a few items. */
 static void plan_items(gemm_plan *p, int threads) {
-    const int mr = p->kd.mr, nr = p->kd.nr;
+    const int mr = p->kd->mr, nr = p->kd->nr;
     p->m_panels = ceil_div(p->M, mr);
     p->n_panels = ceil_div(p->N, nr);
-    p->m_items = ceil_div(p->m_panels, MC_MAX / mr);
+    p->m_items = ceil_div(p->m_panels, p->kd->mc / mr);
     p->mcp = ceil_div(p->m_panels, p->m_items);
     p->ncp = ITEM_C_FLOATS / (p->mcp * mr * nr);
     if (p->ncp < 1)
@@ -356,25 +252,57 @@ static void epilogue_only(int M, int N, float beta, float *C, int ldc,
 }
 
 
-/* The packed copy of A lives in a buffer of the calling thread that only
- * grows: after the first pass over a network's shapes (the first training
- * step or batch), GEMMs allocate nothing. */
-static _Thread_local float *apack_mem;
-static _Thread_local size_t apack_cap;
-
-static float *apack_buffer(size_t floats) {
-    if (floats > apack_cap) {
-        float *p = rn_alloc(floats * sizeof(float));
-        if (!p)
-            return NULL; /* the kernels then read A in place */
-        rn_free(apack_mem);
-        apack_mem = p;
-        apack_cap = floats;
-    }
-    return apack_mem;
+/* K blocks of a product with inner dimension K: *nkb blocks of *kc (the
+ * last may be shorter). A function of K and the descriptor alone, so packed
+ * copies of A made ahead of time fit the driver. */
+static void k_blocks(const rn_kernels *kd, int K, int *nkb, int *kc) {
+    *nkb = ceil_div(K, kd->kc);
+    *kc = ceil_div(K, *nkb);
 }
 
-static void gemm_driver(int transa, int M, int N, int K, const float *A, int lda,
+/* All of op(A) packed: per K block, every MR-row panel (kc x mr), in the
+ * layout run_item reads (worksharing over the panels when inside a
+ * parallel region). */
+static void pack_a_all(const rn_kernels *kd, int transa, int M, int K, const float *A, int lda,
+                       float *dst) {
+    const int mr = kd->mr, m_panels = ceil_div(M, mr);
+    int nkb, kcb;
+    k_blocks(kd, K, &nkb, &kcb);
+#pragma omp for schedule(static)
+    for (long t = 0; t < (long)nkb * m_panels; t++) {
+        const int kb = (int)(t / m_panels), ip = (int)(t % m_panels);
+        const int k0 = kb * kcb;
+        const int kc = K - k0 < kcb ? K - k0 : kcb;
+        pack_a(transa, A, lda, M, ip * mr, k0, kc, mr,
+               dst + (ptrdiff_t)k0 * m_panels * mr + (ptrdiff_t)ip * kc * mr);
+    }
+}
+
+size_t rn_gemm_packed_a_floats(const rn_kernels *kd, int M, int K) {
+    kd = rn_kernels_or_default(kd);
+    return (size_t)ceil_div(M, kd->mr) * (size_t)kd->mr * (size_t)(K > 0 ? K : 0);
+}
+
+void rn_gemm_pack_a(const rn_kernels *kd, int transa, int M, int K, const float *A, int lda,
+                    float *dst) {
+    kd = rn_kernels_or_default(kd);
+    if (M <= 0 || K <= 0)
+        return;
+#pragma omp parallel num_threads(rn_threads()) if ((double)M * K > 65536.0)
+    pack_a_all(kd, transa, M, K, A, lda, dst);
+}
+
+/* How A reaches the driver: in place, packed ahead by the caller, or packed
+ * now into the caller's workspace (when N is wide enough to repay it). */
+typedef struct a_source {
+    int transa;
+    const float *A;         /* in place: op(A) is M x K */
+    int lda;
+    const float *packed;    /* or packed by rn_gemm_pack_a */
+    float *pack_ws;         /* or NULL: room for rn_gemm_packed_a_floats floats */
+} a_source;
+
+static void gemm_driver(const rn_kernels *kd, int M, int N, int K, const a_source *as,
                         const b_source *bs, float beta, float *C, int ldc,
                         const rn_gemm_epilogue *ep, int max_threads) {
     if (M <= 0 || N <= 0)
@@ -383,11 +311,10 @@ static void gemm_driver(int transa, int M, int N, int K, const float *A, int lda
         epilogue_only(M, N, beta, C, ldc, ep);
         return;
     }
-    gemm_plan p = {.kd = select_kernel(), .transa = transa, .M = M, .N = N, .K = K,
-                   .lda = lda, .A = A, .bs = bs, .beta = beta, .C = C, .ldc = ldc,
+    gemm_plan p = {.kd = rn_kernels_or_default(kd), .transa = as->transa, .M = M, .N = N, .K = K,
+                   .lda = as->lda, .A = as->A, .bs = bs, .beta = beta, .C = C, .ldc = ldc,
                    .ep = ep};
-    p.nkb = ceil_div(K, KC_MAX);
-    p.kc = ceil_div(K, p.nkb);
+    k_blocks(p.kd, K, &p.nkb, &p.kc);
 
     int threads = max_threads;
     if (2.0 * M * N * K < SERIAL_FLOPS)
@@ -397,28 +324,20 @@ static void gemm_driver(int transa, int M, int N, int K, const float *A, int lda
     if (threads > items)
         threads = items;
 
-    /* A packed once and shared when it is reused over many columns; else (or
-     * without the memory) read in place, only a ragged last panel packed. */
-    size_t apack_floats;
-    if (p.n_panels > RAW_A_MAX_PANELS)
-        if (rn_size_mul((size_t)p.m_panels * p.kd.mr, (size_t)K, &apack_floats))
-            p.apack = apack_buffer(apack_floats);
+    /* A packed once and shared when it is reused over many columns; else
+     * read in place, only a ragged last panel packed. */
+    float *pack_now = NULL;
+    if (as->packed)
+        p.apack = (float *)as->packed;
+    else if (as->pack_ws && p.N > RN_RAW_A_MAX_COLS)
+        p.apack = pack_now = as->pack_ws;
 
 #pragma omp parallel num_threads(threads)
     {
-        _Alignas(64) float bbuf[KC_MAX * NR_MAX];
-        _Alignas(64) float abuf[KC_MAX * MR_MAX];
-        if (p.apack) {
-            const int mr = p.kd.mr;
-#pragma omp for schedule(static)
-            for (long t = 0; t < (long)p.nkb * p.m_panels; t++) {
-                const int kb = (int)(t / p.m_panels), ip = (int)(t % p.m_panels);
-                const int k0 = kb * p.kc;
-                const int kc = K - k0 < p.kc ? K - k0 : p.kc;
-                pack_a(transa, A, lda, M, ip * mr, k0, kc, mr,
-                       p.apack + (ptrdiff_t)k0 * p.m_panels * mr + (ptrdiff_t)ip * kc * mr);
-            }
-        }
+        _Alignas(64) float bbuf[RN_KC_MAX * RN_PANEL_MAX];
+        _Alignas(64) float abuf[RN_KC_MAX * RN_MR_MAX];
+        if (pack_now)
+            pack_a_all(p.kd, p.transa, M, K, p.A, p.lda, pack_now); /* ends with a barrier */
 #pragma omp for schedule(dynamic, 1)
         for (int item = 0; item < items; item++)
             run_item(&p, item, bbuf, abuf);
@@ -429,50 +348,69 @@ static void gemm_driver(int transa, int M, int N, int K, const float *A, int lda
  * Entry points
  * ------------------------------------------------------------------------- */
 
-void rn_sgemm(int transa, int transb, int M, int N, int K, const float *A, int lda,
-              const float *B, int ldb, float beta, float *C, int ldc,
+void rn_sgemm(const rn_kernels *kd, int transa, int transb, int M, int N, int K, const float *A,
+              int lda, const float *B, int ldb, float beta, float *C, int ldc,
               const rn_gemm_epilogue *ep) {
+    a_source as = {.transa = transa, .A = A, .lda = lda};
     b_source bs = {.B = B, .ldb = ldb, .transb = transb, .N = N};
-    gemm_driver(transa, M, N, K, A, lda, &bs, beta, C, ldc, ep, rn_threads());
+    gemm_driver(kd, M, N, K, &as, &bs, beta, C, ldc, ep, rn_threads());
 }
 
-void rn_sgemm_1t(int transa, int transb, int M, int N, int K, const float *A, int lda,
-                 const float *B, int ldb, float beta, float *C, int ldc,
+void rn_sgemm_ws(const rn_kernels *kd, int transa, int transb, int M, int N, int K,
+                 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
+                 const rn_gemm_epilogue *ep, float *pack_ws) {
+    a_source as = {.transa = transa, .A = A, .lda = lda, .pack_ws = pack_ws};
+    b_source bs = {.B = B, .ldb = ldb, .transb = transb, .N = N};
+    gemm_driver(kd, M, N, K, &as, &bs, beta, C, ldc, ep, rn_threads());
+}
+
+void rn_sgemm_1t(const rn_kernels *kd, int transa, int transb, int M, int N, int K,
+                 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
                  const rn_gemm_epilogue *ep) {
+    a_source as = {.transa = transa, .A = A, .lda = lda};
     b_source bs = {.B = B, .ldb = ldb, .transb = transb, .N = N};
-    gemm_driver(transa, M, N, K, A, lda, &bs, beta, C, ldc, ep, 1);
+    gemm_driver(kd, M, N, K, &as, &bs, beta, C, ldc, ep, 1);
 }
 
-void rn_sgemm_im2col(int M, const float *A, int lda, const rn_im2col *im, float beta,
-                     float *C, int ldc, const rn_gemm_epilogue *ep) {
-    const int K = im->c * im->kh * im->kw;
-    const int N = im->n * im->ho * im->wo;
-    b_source bs = {.im = im, .N = N};
-    gemm_driver(0, M, N, K, A, lda, &bs, beta, C, ldc, ep, rn_threads());
+void rn_sgemm_packed(const rn_kernels *kd, int M, int N, int K, const float *apacked, int transb,
+                     const float *B, int ldb, float beta, float *C, int ldc,
+                     const rn_gemm_epilogue *ep) {
+    a_source as = {.packed = apacked};
+    b_source bs = {.B = B, .ldb = ldb, .transb = transb, .N = N};
+    gemm_driver(kd, M, N, K, &as, &bs, beta, C, ldc, ep, rn_threads());
 }
 
-void rn_im2col_block(const rn_im2col *im, int k0, int rows, long j0, int ncols, float *dst,
-                     int ldd) {
-    // panel: (kc, NR_MAX) of im2col, copied out row by row into dst: (rows, ncols)
-    _Alignas(64) float panel[KC_MAX * NR_MAX];
+void rn_sgemm_im2col(const rn_kernels *kd, int M, const float *A, int lda, const rn_im2col *im,
+                     float beta, float *C, int ldc, const rn_gemm_epilogue *ep, float *pack_ws) {
+    a_source as = {.A = A, .lda = lda, .pack_ws = pack_ws};
+    b_source bs = {.im = im, .N = im->n * im->ho * im->wo};
+    gemm_driver(kd, M, bs.N, im->c * im->kh * im->kw, &as, &bs, beta, C, ldc, ep, rn_threads());
+}
+
+void rn_sgemm_im2col_packed(const rn_kernels *kd, int M, const float *apacked,
+                            const rn_im2col *im, float beta, float *C, int ldc,
+                            const rn_gemm_epilogue *ep) {
+    a_source as = {.packed = apacked};
+    b_source bs = {.im = im, .N = im->n * im->ho * im->wo};
+    gemm_driver(kd, M, bs.N, im->c * im->kh * im->kw, &as, &bs, beta, C, ldc, ep, rn_threads());
+}
+
+void rn_im2col_block(const rn_kernels *kd, const rn_im2col *im, int k0, int rows, long j0,
+                     int ncols, float *dst, int ldd) {
+    // panel: (kc, RN_PANEL_MAX) of im2col, copied out row by row into dst: (rows, ncols)
+    _Alignas(64) float panel[RN_KC_MAX * RN_PANEL_MAX];
     const b_source bs = {.im = im, .N = im->n * im->ho * im->wo};
-    const int simd = select_kernel().simd;
-    for (int t0 = 0; t0 < ncols; t0 += NR_MAX) {
-        const int cols = ncols - t0 < NR_MAX ? ncols - t0 : NR_MAX;
-        const int width = ceil_div(cols, 16) * 16;
-        for (int r0 = 0; r0 < rows; r0 += KC_MAX) {
-            const int kc = rows - r0 < KC_MAX ? rows - r0 : KC_MAX;
-            pack_b(&bs, simd, k0 + r0, kc, j0 + t0, width, panel);
-            for (int r = 0; r < kc; r++) {
-                /* fixed-size copies: a variable-length memcpy compiles to rep movs */
-                float *d = dst + (ptrdiff_t)(r0 + r) * ldd + t0;
-                const float *src = panel + (ptrdiff_t)r * width;
-                int j = 0;
-                for (; j + 16 <= cols; j += 16)
-                    memcpy(d + j, src + j, 16 * sizeof(float));
-                for (; j < cols; j++)
-                    d[j] = src[j];
-            }
+    kd = rn_kernels_or_default(kd);
+    const int step = kd->nr_step;
+    for (int t0 = 0; t0 < ncols; t0 += RN_PANEL_MAX) {
+        const int cols = ncols - t0 < RN_PANEL_MAX ? ncols - t0 : RN_PANEL_MAX;
+        const int width = ceil_div(cols, step) * step;
+        for (int r0 = 0; r0 < rows; r0 += RN_KC_MAX) {
+            const int kc = rows - r0 < RN_KC_MAX ? rows - r0 : RN_KC_MAX;
+            pack_b(kd, &bs, k0 + r0, kc, j0 + t0, width, 1, panel);
+            for (int r = 0; r < kc; r++)
+                copy_floats(dst + (ptrdiff_t)(r0 + r) * ldd + t0, panel + (ptrdiff_t)r * width,
+                            cols);
         }
     }
 }

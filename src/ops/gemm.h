@@ -15,17 +15,25 @@
  *
  * The work is split over blocks of C only; every element is summed over K in
  * a fixed order, so the result is bitwise identical for any thread count.
- * B is packed into cache-sized panels on each thread's stack (~60 KB); A is
- * packed into one rn_alloc'ed buffer (M x K floats) only when N is wide
- * (> 1536 columns), and read in place otherwise or if that allocation fails.
- * An AVX-512 micro-kernel is used when the CPU has it, a portable C one
- * otherwise.
+ * B is packed into cache-sized panels on each thread's stack (~80 KB). A is
+ * read in place, or packed: ahead of time by the caller (rn_gemm_pack_a,
+ * e.g. a convolution's weights, once per weight version), or by the call
+ * itself into a workspace the caller passes, when N is wide enough to repay
+ * it. Nothing is allocated.
+ *
+ * Every entry point takes the kernel descriptor to use (ops/kernels.h: the
+ * micro-kernels and packers of one instruction set); NULL means the process
+ * default, chosen once from the CPU's features or RN_ISA.
  *
  * C must not overlap A, B or the residual (the residual is read after C has
  * been partly written). No alignment is required of any argument.
  */
 #ifndef RN_OPS_GEMM_H
 #define RN_OPS_GEMM_H
+
+#include <stddef.h>
+
+typedef struct rn_kernels rn_kernels;
 
 typedef struct rn_gemm_epilogue {
     const float *bias;      /* bias[row] (M floats), or NULL */
@@ -35,15 +43,32 @@ typedef struct rn_gemm_epilogue {
 } rn_gemm_epilogue;
 
 /* C = op(A) * op(B) + beta * C, then the epilogue (ep may be NULL). */
-void rn_sgemm(int transa, int transb, int M, int N, int K, const float *A, int lda,
-              const float *B, int ldb, float beta, float *C, int ldc,
+void rn_sgemm(const rn_kernels *k, int transa, int transb, int M, int N, int K,
+              const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
               const rn_gemm_epilogue *ep);
+
+/* As rn_sgemm; when N is wide, op(A) is first packed into pack_ws (room for
+ * rn_gemm_packed_a_floats(k, M, K) floats, 64-byte aligned; may be NULL). */
+void rn_sgemm_ws(const rn_kernels *k, int transa, int transb, int M, int N, int K,
+                 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
+                 const rn_gemm_epilogue *ep, float *pack_ws);
+
+/* Floats of op(A) (M x K) packed for the kernels k, and the packing itself
+ * (threaded). The packed layout depends on k, M and K only. */
+size_t rn_gemm_packed_a_floats(const rn_kernels *k, int M, int K);
+void rn_gemm_pack_a(const rn_kernels *k, int transa, int M, int K, const float *A, int lda,
+                    float *dst);
+
+/* As rn_sgemm, with A packed by rn_gemm_pack_a for the same kernels. */
+void rn_sgemm_packed(const rn_kernels *k, int M, int N, int K, const float *apacked, int transb,
+                     const float *B, int ldb, float beta, float *C, int ldc,
+                     const rn_gemm_epilogue *ep);
 
 /* As rn_sgemm, on the calling thread alone: for callers that split a larger
  * product over their own threads (inside a parallel region). The result is
  * bitwise the same as rn_sgemm's. */
-void rn_sgemm_1t(int transa, int transb, int M, int N, int K, const float *A, int lda,
-                 const float *B, int ldb, float beta, float *C, int ldc,
+void rn_sgemm_1t(const rn_kernels *k, int transa, int transb, int M, int N, int K,
+                 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
                  const rn_gemm_epilogue *ep);
 
 /* The oracle: the same contract as rn_sgemm, a plain triple loop summing in
@@ -69,27 +94,21 @@ typedef struct rn_im2col {
 } rn_im2col;
 
 /* C (M x N) = A (M x K, row-major, lda) * im2col(x) + beta * C, then the
- * epilogue, with K and N as above. */
-void rn_sgemm_im2col(int M, const float *A, int lda, const rn_im2col *im, float beta,
-                     float *C, int ldc, const rn_gemm_epilogue *ep);
+ * epilogue, with K and N as above; pack_ws as for rn_sgemm_ws. */
+void rn_sgemm_im2col(const rn_kernels *k, int M, const float *A, int lda, const rn_im2col *im,
+                     float beta, float *C, int ldc, const rn_gemm_epilogue *ep, float *pack_ws);
+
+/* The same with A packed by rn_gemm_pack_a. */
+void rn_sgemm_im2col_packed(const rn_kernels *k, int M, const float *apacked,
+                            const rn_im2col *im, float beta, float *C, int ldc,
+                            const rn_gemm_epilogue *ep);
 
 /* The im2col matrix written out, one block: dst[k * ldd + t] =
  * im2col(x)[k0 + k, j0 + t] for k < rows, t < ncols (inside K x N). Packed
  * with the GEMM's own im2col packers; runs on the calling thread only (the
  * caller splits the matrix over threads). For the convolution's weight
  * gradient, whose im2col operand is not a GEMM's B. */
-void rn_im2col_block(const rn_im2col *im, int k0, int rows, long j0, int ncols, float *dst,
-                     int ldd);
-
-/* ---------------------------------------------------------------------------
- * Kernel selection (for tests and benchmarks)
- * ------------------------------------------------------------------------- */
-
-/* Non-zero: use the portable C micro-kernel and packers even where SIMD ones
- * exist. Not thread-safe; set it before calling into the library. */
-void rn_gemm_force_portable(int on);
-
-/* The name of the micro-kernel rn_sgemm uses now, e.g. "avx512 8x48". */
-const char *rn_gemm_kernel_name(void);
+void rn_im2col_block(const rn_kernels *k, const rn_im2col *im, int k0, int rows, long j0,
+                     int ncols, float *dst, int ldd);
 
 #endif

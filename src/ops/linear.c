@@ -18,11 +18,11 @@ void linear_forward_ref(const float *x, int C, int N, const float *w, const floa
         }
 }
 
-void linear_forward(const float *x, int C, int N, const float *w, const float *b,
-                    int K, float *y, float *work) {
+void linear_forward(const rn_kernels *kd, const float *x, int C, int N, const float *w,
+                    const float *b, int K, float *y, float *work) {
     /* work: (K, N) = w (K, C) x x (C, N) + b, then transposed into y. */
     rn_gemm_epilogue ep = {.bias = b};
-    rn_sgemm(0, 0, K, N, C, w, C, x, N, 0.0f, work, N, &ep);
+    rn_sgemm(kd, 0, 0, K, N, C, w, C, x, N, 0.0f, work, N, &ep);
     for (int n = 0; n < N; n++)
         for (int k = 0; k < K; k++)
             y[(size_t)n * K + k] = work[(size_t)k * N + n];
@@ -58,11 +58,11 @@ void linear_backward_ref(const float *x, int C, int N, const float *w, int K,
     }
 }
 
-void linear_backward(const float *x, int C, int N, const float *w, int K,
+void linear_backward(const rn_kernels *kd, const float *x, int C, int N, const float *w, int K,
                      const float *dy, float *dx, float *dw, float *db) {
     if (dx)
-        rn_sgemm(1, 1, C, N, K, w, C, dy, K, 0.0f, dx, N, NULL);
-    rn_sgemm(1, 1, K, C, N, dy, K, x, N, 0.0f, dw, C, NULL);
+        rn_sgemm(kd, 1, 1, C, N, K, w, C, dy, K, 0.0f, dx, N, NULL);
+    rn_sgemm(kd, 1, 1, K, C, N, dy, K, x, N, 0.0f, dw, C, NULL);
     if (db)
         for (int k = 0; k < K; k++) {
             double sum = 0.0;

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+typedef struct rn_kernels rn_kernels; /* ops/kernels.h; NULL: the process default */
+
 #define RN_BN_EPS 1e-5f
 #define RN_BN_MOMENTUM 0.1f
 
@@ -61,8 +63,8 @@ void avgpool_global_forward(const float *x, size_t P, size_t HW, float *y);
  * y: (N, K) = x^T w^T + b. `work` holds K*N floats for the fast path. */
 void linear_forward_ref(const float *x, int C, int N, const float *w, const float *b,
                         int K, float *y);
-void linear_forward(const float *x, int C, int N, const float *w, const float *b,
-                    int K, float *y, float *work);
+void linear_forward(const rn_kernels *k, const float *x, int C, int N, const float *w,
+                    const float *b, int K, float *y, float *work);
 
 /* ---- Backward ---------------------------------------------------------------
  * Every `_backward` takes the gradient of the loss with respect to the op's
@@ -102,7 +104,7 @@ void avgpool_global_backward(const float *dy, size_t P, size_t HW, float *dx);
  * dx may be NULL (no input gradient needed). */
 void linear_backward_ref(const float *x, int C, int N, const float *w, int K,
                          const float *dy, float *dx, float *dw, float *db);
-void linear_backward(const float *x, int C, int N, const float *w, int K,
+void linear_backward(const rn_kernels *k, const float *x, int C, int N, const float *w, int K,
                      const float *dy, float *dx, float *dw, float *db);
 
 /* Softmax cross-entropy, mean over the batch, with PyTorch's label

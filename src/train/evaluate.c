@@ -32,6 +32,18 @@ static int arg_max(const float *row, int k) {
 
 rn_status rn_evaluate(rn_model *m, const rn_dataset *ds, const rn_loader_config *cfg,
                       rn_eval_progress progress, void *ctx, rn_eval_result *out) {
+    return rn_evaluate_config(m, NULL, ds, cfg, progress, ctx, NULL, NULL, out);
+}
+
+rn_status rn_evaluate_each(rn_model *m, const rn_dataset *ds, const rn_loader_config *cfg,
+                           rn_eval_progress progress, void *ctx, rn_eval_each each,
+                           void *each_ctx, rn_eval_result *out) {
+    return rn_evaluate_config(m, NULL, ds, cfg, progress, ctx, each, each_ctx, out);
+}
+
+rn_status rn_evaluate_config(rn_model *m, const rn_session_config *scfg, const rn_dataset *ds,
+                             const rn_loader_config *cfg, rn_eval_progress progress, void *ctx,
+                             rn_eval_each each, void *each_ctx, rn_eval_result *out) {
     if (!m || !ds || !cfg || !out)
         return rn_fail(RN_ERR_ARG, "rn_evaluate: NULL argument");
     memset(out, 0, sizeof *out);
@@ -52,15 +64,18 @@ rn_status rn_evaluate(rn_model *m, const rn_dataset *ds, const rn_loader_config 
     out->confusion = calloc((size_t)K * K, sizeof *out->confusion);
     out->num_classes = K;
     rn_loader *l = NULL;
+    rn_session *sess = NULL;
     rn_status st = (!x || !logits || !labels || !out->confusion)
                        ? rn_fail(RN_ERR_NOMEM, "out of memory for evaluation")
-                       : rn_loader_create(ds, &c, &l);
+                       : rn_session_create(m, scfg, &sess);
+    if (st == RN_OK)
+        st = rn_loader_create(ds, &c, &l);
     double loss_sum = 0.0;
     for (int n = 1; st == RN_OK;) {
         st = rn_loader_next(l, x, labels, &n);
         if (st != RN_OK || n == 0)
             break;
-        st = rn_model_forward(m, x, n, S, W, RN_MODE_EVAL, logits);
+        st = rn_session_forward(sess, x, n, S, W, RN_MODE_EVAL, logits);
         if (st != RN_OK)
             break;
         loss_sum += (double)softmax_cross_entropy(logits, (const int *)labels, n, K, 0.0f, NULL, NULL) * n;
@@ -71,12 +86,19 @@ rn_status rn_evaluate(rn_model *m, const rn_dataset *ds, const rn_loader_config 
             out->top5 += rank < 5;
             out->confusion[(size_t)labels[i] * K + arg_max(row, K)]++;
         }
+        if (each) {
+            rn_eval_batch b = {out->count, n, ds->channels, S, W, K, x, labels, logits};
+            st = each(each_ctx, &b);
+            if (st != RN_OK)
+                break;
+        }
         out->count += n;
         if (progress)
             progress(ctx, out->count, ds->count);
     }
     out->loss = out->count ? loss_sum / (double)out->count : 0.0;
     rn_loader_free(l);
+    rn_session_free(sess);
     free(x);
     free(logits);
     free(labels);

@@ -112,6 +112,12 @@ rn_status rn_schedule_parse(const char *spec, rn_schedule *out);
  * onecycle, the kind's parameters in range. RN_ERR_ARG with a message. */
 rn_status rn_schedule_check(const rn_schedule *s);
 
+/* rn_schedule_parse(spec) with base_lr, warmup_steps, steps_per_epoch and
+ * total_steps filled in (a count <= 0 taken as 1), as the trainer builds
+ * its schedule, then rn_schedule_check. */
+rn_status rn_schedule_build(const char *spec, double base_lr, int64_t warmup_steps,
+                            int64_t steps_per_epoch, int64_t total_steps, rn_schedule *out);
+
 /* The learning rate for 0-based optimizer step `step` (see above). A
  * schedule that fails rn_schedule_check gives base_lr; a negative step is
  * taken as 0. */

@@ -1,28 +1,30 @@
 /*
- * plot.h - training curves from a JSON-lines log, as a standalone SVG.
+ * plot.h - training curves from a JSON-lines log: loss, accuracy and, when
+ * the log has it, the learning rate, one panel each.
  */
 #ifndef RN_TRAIN_PLOT_H
 #define RN_TRAIN_PLOT_H
 
+#include "report/canvas.h"
 #include "resnet.h"
+#include "train/runlog.h"
 
-/* Reads the training log at log_path: one JSON object per line. A line with
- * "epoch" and no "step" is a per-epoch record and is plotted; other lines
- * (per-step records, anything else) are skipped, as are blank lines and a
- * final line cut short without a newline (a run killed mid-write). Of an
- * epoch record it uses the numbers "epoch", "train_loss", "train_acc",
- * "test_loss", "test_acc"; a missing or null metric leaves a gap in its
- * curve, other members are ignored. A repeated epoch (a resumed run) replaces
- * the earlier record; points are plotted in epoch order.
- *
- * Writes svg_path: a standalone SVG 1.1 document with a title and two panels,
- * loss (train and test) and accuracy (train and test), each with axes, ticks,
- * tick labels, axis labels and a legend; every unbroken run of a curve is
- * one <polyline>, and each point is also a <circle>.
- *
- * Fails with RN_ERR_IO when a file cannot be read or written, RN_ERR_FORMAT
- * ("LOG:LINE: ...") on a line that is not a JSON object, an epoch or metric
- * that is not a number, or a log without epoch records. */
+/* The size of the curves figure for `log`, in user units: panels side by
+ * side (loss, accuracy, and learning rate when any epoch record has "lr"). */
+void rn_plot_curves_size(const rn_run_log *log, double *width, double *height);
+
+/* Draws the curves of log's epoch records (count > 0) on c, a canvas of
+ * rn_plot_curves_size: a heading (`name` and the final test accuracy) and,
+ * per panel, a <g class="panel"> with axes, ticks, tick labels, axis labels
+ * and a legend; every unbroken run of a curve (a missing or null metric
+ * leaves a gap) is one polyline, and each point is also a circle. Axes span
+ * the data widened to "nice" ticks (1, 2 or 5 x 10^k). */
+void rn_plot_curves(rn_canvas *c, const rn_run_log *log, const char *name);
+
+/* Reads the log at log_path (see runlog.h) and writes svg_path: a standalone
+ * SVG 1.1 document of the curves, titled after the log's file name. Fails as
+ * rn_run_log_read does, with RN_ERR_FORMAT on a log without epoch records,
+ * and RN_ERR_IO when the SVG cannot be written. */
 rn_status rn_plot_svg(const char *log_path, const char *svg_path);
 
 #endif

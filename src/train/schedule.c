@@ -185,6 +185,16 @@ static rn_status check(const rn_schedule *s, int report) {
 
 rn_status rn_schedule_check(const rn_schedule *s) { return check(s, 1); }
 
+rn_status rn_schedule_build(const char *spec, double base_lr, int64_t warmup_steps,
+                            int64_t steps_per_epoch, int64_t total_steps, rn_schedule *out) {
+    RN_TRY(rn_schedule_parse(spec, out));
+    out->base_lr = base_lr;
+    out->warmup_steps = warmup_steps;
+    out->steps_per_epoch = steps_per_epoch > 0 ? steps_per_epoch : 1;
+    out->total_steps = total_steps > 0 ? total_steps : 1;
+    return rn_schedule_check(out);
+}
+
 /* ---------------------------------------------------------------------------
  * Learning rates
  * ------------------------------------------------------------------------- */

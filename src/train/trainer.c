@@ -1,18 +1,26 @@
 /*
- * trainer.c - optimizer steps on a model: forward + backward (backward.c),
+ * trainer.c - optimizer steps on a model: forward + backward (backprop.c),
  * then SGD or AdamW on every trainable tensor, with the learning rate of
- * the schedule. The optimizer state lives in one block with the layout of
- * the parameters (two blocks for AdamW), like the gradients.
+ * the schedule. The trainer owns the gradients and the optimizer state,
+ * each one block with the layout of the parameters (two for AdamW), and
+ * the training arena; the model only has its weights written.
+ *
+ * A step whose loss or gradients are not finite changes nothing (weights,
+ * BatchNorm statistics, optimizer state and step count stay as they were)
+ * and says so in its result; the caller decides when to give up.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/mem.h"
 #include "core/status.h"
+#include "engine/session.h"
 #include "io/safetensors.h"
 #include "model/model.h"
 #include "ops/ops.h"
+#include "train/backprop.h"
 #include "train/optim.h"
 
 struct rn_trainer {
@@ -22,10 +30,16 @@ struct rn_trainer {
     char schedule_spec[128];
     int adamw;
     rn_schedule sched;
+    const rn_kernels *k;
+    float *grads;             /* the loss gradient, the layout of m->params */
     float *state;             /* SGD: momentum buffers; AdamW: first moments */
     float *state2;            /* AdamW: second moments */
     int64_t steps;
-    /* --freeze-backbone: the head's own buffers, sized for the batch */
+    rn_backprop *bp;          /* forward and backward through the whole model */
+    rn_grad_hook hook;        /* between backward and the update (data parallel) */
+    void *hook_ctx;
+    /* --freeze-backbone: an eval-mode session for the features, the head's buffers */
+    rn_session *frozen;
     float *logits, *dlogits;  /* (n, num_classes) */
     int head_batch;
 };
@@ -54,12 +68,15 @@ rn_status rn_trainer_create(rn_model *m, const rn_train_config *cfg, rn_trainer 
         return rn_fail(RN_ERR_ARG, "label smoothing must be in [0, 1]");
     if (cfg->nesterov && cfg->momentum <= 0.0)
         return rn_fail(RN_ERR_ARG, "Nesterov momentum requires a momentum > 0");
+    rn_isa isa;
+    RN_TRY(rn_isa_default(&isa));
 
     rn_trainer *t = calloc(1, sizeof *t);
     if (!t)
         return rn_fail(RN_ERR_NOMEM, "out of memory creating a trainer");
     t->m = m;
     t->cfg = *cfg;
+    t->k = rn_kernels_for(isa);
     snprintf(t->optimizer, sizeof t->optimizer, "%s", opt);
     snprintf(t->schedule_spec, sizeof t->schedule_spec, "%s", cfg->schedule ? cfg->schedule : "constant");
     t->cfg.optimizer = t->optimizer;
@@ -72,12 +89,16 @@ rn_status rn_trainer_create(rn_model *m, const rn_train_config *cfg, rn_trainer 
         t->sched.steps_per_epoch = cfg->steps_per_epoch > 0 ? cfg->steps_per_epoch : 1;
         t->sched.total_steps = cfg->total_steps > 0 ? cfg->total_steps : 1;
         t->sched.warmup_steps = cfg->warmup_steps;
+        t->grads = rn_calloc(m->n_params, sizeof(float));
         t->state = rn_calloc(m->n_params, sizeof(float));
         if (t->adamw)
             t->state2 = rn_calloc(m->n_params, sizeof(float));
-        if (!t->state || (t->adamw && !t->state2))
-            st = rn_fail(RN_ERR_NOMEM, "out of memory for the optimizer state");
+        if (!t->grads || !t->state || (t->adamw && !t->state2))
+            st = rn_fail(RN_ERR_NOMEM, "out of memory for the gradients and the optimizer state");
     }
+    if (st == RN_OK)
+        st = cfg->freeze_backbone ? rn_session_create(m, NULL, &t->frozen)
+                                  : rn_backprop_create(m, t->k, &t->bp);
     if (st != RN_OK) {
         rn_trainer_free(t);
         return st;
@@ -89,6 +110,9 @@ rn_status rn_trainer_create(rn_model *m, const rn_train_config *cfg, rn_trainer 
 void rn_trainer_free(rn_trainer *t) {
     if (!t)
         return;
+    rn_backprop_free(t->bp);
+    rn_session_free(t->frozen);
+    rn_free(t->grads);
     rn_free(t->state);
     rn_free(t->state2);
     rn_free(t->logits);
@@ -98,10 +122,27 @@ void rn_trainer_free(rn_trainer *t) {
 
 int64_t rn_trainer_steps(const rn_trainer *t) { return t->steps; }
 
+rn_status rn_trainer_set_grad_hook(rn_trainer *t, rn_grad_hook fn, void *ctx) {
+    if (!t)
+        return rn_fail(RN_ERR_ARG, "rn_trainer_set_grad_hook: NULL trainer");
+    t->hook = fn;
+    t->hook_ctx = ctx;
+    return RN_OK;
+}
+
+size_t rn_trainer_bytes(const rn_trainer *t) {
+    if (!t)
+        return 0;
+    size_t blocks = t->m->n_params * sizeof(float) * (t->adamw ? 3 : 2);
+    return blocks + rn_backprop_bytes(t->bp) + rn_session_bytes(t->frozen);
+}
+
+const char *rn_trainer_isa(const rn_trainer *t) { return rn_isa_name(t->k->isa); }
+
 static int is_head(const rn_tensor_ref *r) { return strncmp(r->name, "fc.", 3) == 0; }
 
 /* A frozen backbone runs in eval mode (running statistics, not updated);
- * only the classifier is differentiated: its gradients go to m->grads. */
+ * only the classifier is differentiated. */
 static rn_status head_forward_backward(rn_trainer *t, const float *x, const int32_t *labels, int n, int h,
                                        int w, float *loss, int *correct) {
     rn_model *m = t->m;
@@ -110,9 +151,7 @@ static rn_status head_forward_backward(rn_trainer *t, const float *x, const int3
         if (labels[i] < 0 || labels[i] >= K)
             return rn_fail(RN_ERR_ARG, "training batch: label %d of image %d is outside 0..%d",
                            (int)labels[i], i, K - 1);
-    if (!m->grads && !(m->grads = rn_calloc(m->n_params, sizeof(float))))
-        return rn_fail(RN_ERR_NOMEM, "out of memory for gradients");
-    if (t->head_batch != n) {
+    if (t->head_batch < n) {
         rn_free(t->logits);
         rn_free(t->dlogits);
         t->logits = rn_alloc((size_t)n * K * sizeof(float));
@@ -121,12 +160,33 @@ static rn_status head_forward_backward(rn_trainer *t, const float *x, const int3
         if (!t->head_batch)
             return rn_fail(RN_ERR_NOMEM, "out of memory for the classifier's buffers");
     }
-    RN_TRY(rn_model_forward(m, x, n, h, w, RN_MODE_EVAL, t->logits));
+    RN_TRY(rn_session_forward(t->frozen, x, n, h, w, RN_MODE_EVAL, t->logits));
     *loss = softmax_cross_entropy(t->logits, (const int *)labels, n, K, t->cfg.label_smoothing, t->dlogits,
                                   correct);
-    linear_backward(rn_model_features(m), m->feat, n, m->fc_w, K, t->dlogits, NULL, rn_grad_of(m, m->fc_w),
-                    rn_grad_of(m, m->fc_b));
+    linear_backward(t->k, rn_session_features(t->frozen), m->feat, n, m->fc_w, K, t->dlogits, NULL,
+                    t->grads + (m->fc_w - m->params), t->grads + (m->fc_b - m->params));
+    if (t->hook) {
+        size_t at = (size_t)(m->fc_w - m->params), end = (size_t)(m->fc_b - m->params) + (size_t)K;
+        t->hook(t->hook_ctx, t->grads, at, end - at);
+    }
     return RN_OK;
+}
+
+/* Whether every gradient the update would read is finite. */
+static int gradients_finite(const rn_trainer *t) {
+    const rn_model *m = t->m;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const rn_tensor_ref *r = &m->tensors[i];
+        if (!r->trainable || (t->cfg.freeze_backbone && !is_head(r)))
+            continue;
+        const float *g = t->grads + (r->f32 - m->params);
+        float acc = 0.0f;
+        for (size_t j = 0; j < r->numel; j++)
+            acc += g[j] * 0.0f; /* 0 * finite = 0; 0 * inf or NaN = NaN */
+        if (acc != 0.0f)
+            return 0;
+    }
+    return 1;
 }
 
 rn_status rn_trainer_step(rn_trainer *t, const float *x, const int32_t *labels, int n, int h, int w,
@@ -136,14 +196,27 @@ rn_status rn_trainer_step(rn_trainer *t, const float *x, const int32_t *labels, 
     rn_model *m = t->m;
     float loss = 0.0f;
     int correct = 0;
-    if (t->cfg.freeze_backbone)
+    if (t->cfg.freeze_backbone) {
         RN_TRY(head_forward_backward(t, x, labels, n, h, w, &loss, &correct));
-    else {
-        RN_TRY(rn_model_train_forward(m, x, labels, n, h, w, t->cfg.label_smoothing, 1, &loss, &correct));
-        RN_TRY(rn_model_train_backward(m));
+    } else {
+        RN_TRY(rn_backprop_forward(t->bp, x, labels, n, h, w, t->cfg.label_smoothing, &loss, &correct));
+        RN_TRY(rn_backprop_backward(t->bp, t->grads, t->hook, t->hook_ctx));
+    }
+    double lr = rn_schedule_lr(&t->sched, t->steps);
+    if (result) {
+        result->loss = loss;
+        result->correct = correct;
+        result->lr = lr;
+        result->skipped = 0;
+    }
+    if (!isfinite(loss) || !gradients_finite(t)) {
+        if (result)
+            result->skipped = 1;
+        return RN_OK;
     }
 
-    double lr = rn_schedule_lr(&t->sched, t->steps);
+    if (!t->cfg.freeze_backbone)
+        rn_backprop_update_bn(t->bp, m);
     double scale = t->cfg.lr > 0.0 ? lr / t->cfg.lr : 0.0;
     double lr_backbone = t->cfg.lr_backbone >= 0.0 ? t->cfg.lr_backbone * scale : lr;
     t->steps++;
@@ -156,7 +229,7 @@ rn_status rn_trainer_step(rn_trainer *t, const float *x, const int32_t *labels, 
             continue;
         float tensor_lr = (float)(head ? lr : lr_backbone);
         size_t off = (size_t)(r->f32 - m->params);
-        const float *g = m->grads + off;
+        const float *g = t->grads + off;
         if (t->adamw)
             rn_adamw_update(r->f32, g, t->state + off, t->state2 + off, r->numel, head ? lr : lr_backbone,
                             t->cfg.beta1, t->cfg.beta2, t->cfg.eps, t->cfg.weight_decay, t->steps);
@@ -164,12 +237,9 @@ rn_status rn_trainer_step(rn_trainer *t, const float *x, const int32_t *labels, 
             rn_sgd_update(r->f32, g, t->state + off, r->numel, tensor_lr, (float)t->cfg.momentum,
                           (float)t->cfg.weight_decay, t->cfg.nesterov, t->steps == 1);
     }
-    m->version++;
-    if (result) {
-        result->loss = loss;
-        result->correct = correct;
-        result->lr = lr;
-    }
+    /* the classifier is read live by every forward; only the backbone is prepared */
+    if (!t->cfg.freeze_backbone)
+        rn_model_params_changed(m);
     return RN_OK;
 }
 
@@ -276,18 +346,26 @@ rn_status rn_model_save_gradients(rn_model *m, const float *x, const int32_t *la
                                   int w, float label_smoothing, const char *path, float *loss) {
     if (!m || !path)
         return rn_fail(RN_ERR_ARG, "rn_model_save_gradients: NULL argument");
-    RN_TRY(rn_model_train_forward(m, x, labels, n, h, w, label_smoothing, 0, loss, NULL));
-    RN_TRY(rn_model_train_backward(m));
+    rn_backprop *bp = NULL;
+    float *grads = rn_calloc(m->n_params, sizeof(float));
     st_entry *e = calloc((size_t)m->n_tensors, sizeof *e);
-    if (!e)
-        return rn_fail(RN_ERR_NOMEM, "out of memory saving %s", path);
-    int k = 0;
-    for (int i = 0; i < m->n_tensors; i++) {
-        const rn_tensor_ref *r = &m->tensors[i];
-        if (r->trainable)
-            e[k++] = (st_entry){r->name, ST_F32, r->ndim, r->shape, rn_grad_of(m, r->f32)};
+    rn_status st = grads && e ? rn_backprop_create(m, NULL, &bp)
+                              : rn_fail(RN_ERR_NOMEM, "out of memory saving %s", path);
+    if (st == RN_OK)
+        st = rn_backprop_forward(bp, x, labels, n, h, w, label_smoothing, loss, NULL);
+    if (st == RN_OK)
+        st = rn_backprop_backward(bp, grads, NULL, NULL);
+    if (st == RN_OK) {
+        int k = 0;
+        for (int i = 0; i < m->n_tensors; i++) {
+            const rn_tensor_ref *r = &m->tensors[i];
+            if (r->trainable)
+                e[k++] = (st_entry){r->name, ST_F32, r->ndim, r->shape, grads + (r->f32 - m->params)};
+        }
+        st = st_write(path, e, (size_t)k, NULL, 0);
     }
-    rn_status st = st_write(path, e, (size_t)k, NULL, 0);
     free(e);
+    rn_free(grads);
+    rn_backprop_free(bp);
     return st;
 }

@@ -5,7 +5,7 @@
  * in only when the CPU has all of those. The contract (packed layouts, tile
  * store) is in kernels.h.
  */
-#include "kernels.h"
+#include "ops/kernels.h"
 
 #include <immintrin.h>
 #include <stddef.h>

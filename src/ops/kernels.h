@@ -1,6 +1,12 @@
 /*
- * kernels.h - the contract between the GEMM driver (gemm.c) and its
- * micro-kernels and packers, portable or SIMD.
+ * kernels.h - the kernel descriptor: what the GEMM driver (gemm.c) and the
+ * convolution algorithms need to know of the micro-kernels and packers of
+ * one instruction set, and the contract between them.
+ *
+ * One descriptor per ISA (portable, AVX2, AVX-512), chosen once per process
+ * from the CPU's features (core/cpu.h) or passed explicitly (tests run every
+ * ISA the host supports). Blocking constants elsewhere (panel widths, chunk
+ * steps, K blocks) are derived from the descriptor, never mirrored by hand.
  *
  * Packed layouts (k-major micro-panels, zero-padded at the edges):
  *     A panel: a[k * MR + i]   rows i < MR of op(A), k < kc
@@ -14,9 +20,10 @@
  * order, the same way by every kernel of one build, so neither the tile
  * shape nor where a tile starts changes the result.
  */
-#ifndef RN_OPS_X86_KERNELS_H
-#define RN_OPS_X86_KERNELS_H
+#ifndef RN_OPS_KERNELS_H
+#define RN_OPS_KERNELS_H
 
+#include "core/cpu.h"
 #include "ops/gemm.h"
 
 typedef struct rn_gemm_tile {
@@ -34,6 +41,45 @@ typedef struct rn_gemm_tile {
 
 typedef void (*rn_gemm_kernel_fn)(int kc, const float *a, const float *b,
                                   const rn_gemm_tile *t);
+
+/* Packs columns j0 .. j0+nr-1 (those < N; the rest are zero) and rows
+ * k0 .. k0+kc-1 of im2col(x) into one B panel (dst 64-byte aligned); nr is a
+ * multiple of the descriptor's nr_step, at most RN_PANEL_MAX. */
+typedef void (*rn_im2col_pack_fn)(const rn_im2col *im, int k0, int kc, long j0, int nr,
+                                  float *dst);
+
+#define RN_PANEL_MAX 64     /* widest B panel any packer writes */
+#define RN_KC_MAX 256       /* largest K block of any descriptor */
+#define RN_RAW_A_MAX_COLS 1536  /* up to this many columns of B, the GEMM reads A in place */
+#define RN_MR_MAX 16        /* most rows of any micro-kernel */
+#define RN_WIDTHS_MAX 8     /* kernels per descriptor: widths nr_step .. nr */
+
+/* The kernel descriptor of one instruction set. */
+typedef struct rn_kernels {
+    rn_isa isa;
+    const char *name;       /* e.g. "avx2 6x16" */
+    int mr, nr;             /* register tile: MR rows of A x NR columns of B */
+    int nr_step;            /* a narrow last column panel is a multiple of this */
+    int kc;                 /* K block: a kc x nr B panel stays in L1 (<= RN_KC_MAX) */
+    int mc;                 /* rows of A per work item: mc x kc of packed A stays in L2 */
+    /* fn[w / nr_step - 1]: an MR x w tile from packed A; fn_raw: A read in place */
+    rn_gemm_kernel_fn fn[RN_WIDTHS_MAX];
+    rn_gemm_kernel_fn fn_raw[RN_WIDTHS_MAX];
+    rn_im2col_pack_fn pack_im2col;
+} rn_kernels;
+
+/* The descriptor of isa, or NULL when this build or CPU cannot run it. */
+const rn_kernels *rn_kernels_for(rn_isa isa);
+
+/* The process default (core/cpu.h rn_isa_default). If RN_ISA names an ISA
+ * the CPU lacks, this is the portable descriptor; rn_isa_default() reports
+ * the error, and sessions and trainers fail to be created. */
+const rn_kernels *rn_kernels_default(void);
+
+/* The kernels to use: k itself, or the default when k is NULL. */
+static inline const rn_kernels *rn_kernels_or_default(const rn_kernels *k) {
+    return k ? k : rn_kernels_default();
+}
 
 /* ---------------------------------------------------------------------------
  * im2col runs: the columns j0 .. j0+count-1 of an im2col matrix split into
@@ -69,6 +115,9 @@ static inline int rn_im2col_runs(const rn_im2col *im, long j0, int count,
     return nrun;
 }
 
+/* The portable packer (any nr up to RN_PANEL_MAX), in gemm.c. */
+void rn_im2col_pack_portable(const rn_im2col *im, int k0, int kc, long j0, int nr, float *dst);
+
 /* ---------------------------------------------------------------------------
  * AVX-512 (src/ops/x86/gemm_avx512.c)
  * ------------------------------------------------------------------------- */
@@ -91,10 +140,25 @@ void rn_sgemm_kernel_avx512_8x32_rawa(int kc, const float *a, const float *b,
 void rn_sgemm_kernel_avx512_8x48_rawa(int kc, const float *a, const float *b,
                                       const rn_gemm_tile *t);
 
-/* Packs columns j0 .. j0+nr-1 (those < N; the rest are zero) and rows
- * k0 .. k0+kc-1 of im2col(x) into one B panel; nr is a multiple of 16, <= 64. */
+/* nr a multiple of 16, <= 64. */
 void rn_im2col_pack_avx512(const rn_im2col *im, int k0, int kc, long j0, int nr,
                            float *dst);
+
+/* ---------------------------------------------------------------------------
+ * AVX2 + FMA (src/ops/x86/gemm_avx2.c)
+ * ------------------------------------------------------------------------- */
+
+/* 6 x 16 tiles; 6 x 8 for the last panel of a narrow N. */
+#define RN_AVX2_MR 6
+#define RN_AVX2_NR 16
+
+void rn_sgemm_kernel_avx2_6x8(int kc, const float *a, const float *b, const rn_gemm_tile *t);
+void rn_sgemm_kernel_avx2_6x16(int kc, const float *a, const float *b, const rn_gemm_tile *t);
+void rn_sgemm_kernel_avx2_6x8_rawa(int kc, const float *a, const float *b, const rn_gemm_tile *t);
+void rn_sgemm_kernel_avx2_6x16_rawa(int kc, const float *a, const float *b, const rn_gemm_tile *t);
+
+/* nr a multiple of 8, <= 64. */
+void rn_im2col_pack_avx2(const rn_im2col *im, int k0, int kc, long j0, int nr, float *dst);
 #endif
 
 #endif

@@ -1,0 +1,172 @@
+/* train_plan.c - the plan a checkpoint records, kept or changed on --resume. */
+#include "train_plan.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "train/optim.h"
+
+/* The flags that shape a run, in the order they are reported. */
+static const char *const PLAN_FLAGS[PLAN_N_FLAGS] = {
+    "dataset", "epochs", "batch-size", "image-size", "augment", "normalize", "no-shuffle",
+    "optimizer", "lr", "momentum", "nesterov", "weight-decay", "schedule", "warmup",
+    "label-smoothing", "lr-backbone", "freeze-backbone",
+};
+
+#define PREFIX "plan."
+
+/* ---------------------------------------------------------------------------
+ * Reading and applying
+ * ------------------------------------------------------------------------- */
+
+static void on_meta(void *ctx, const char *key, const char *value) {
+    train_plan *p = ctx;
+    if (strcmp(key, "seed") == 0) {
+        free(p->seed);
+        p->seed = strdup(value);
+        return;
+    }
+    if (strncmp(key, PREFIX, strlen(PREFIX)) != 0)
+        return;
+    const char *name = key + strlen(PREFIX);
+    if (strcmp(name, "steps_per_epoch") == 0)
+        p->steps_per_epoch = atoll(value);
+    else if (strcmp(name, "total_steps") == 0)
+        p->total_steps = atoll(value);
+    for (int i = 0; i < PLAN_N_FLAGS; i++)
+        if (strcmp(name, PLAN_FLAGS[i]) == 0) {
+            free(p->flag_values[i]);
+            p->flag_values[i] = strdup(value);
+            p->recorded = 1;
+        }
+}
+
+rn_status plan_read(train_plan *p, const char *optim_path) {
+    memset(p, 0, sizeof *p);
+    return rn_weights_meta_each(optim_path, on_meta, p);
+}
+
+void plan_apply(train_plan *p, arg_table *t) {
+    for (int i = 0; i < PLAN_N_FLAGS; i++)
+        if (p->flag_values[i])
+            args_default_to(t, PLAN_FLAGS[i], p->flag_values[i]);
+}
+
+/* ---------------------------------------------------------------------------
+ * Recording
+ * ------------------------------------------------------------------------- */
+
+/* A flag's value as text: "1"/"0" for a flag without value. */
+static const char *flag_text(const arg_table *t, const char *name) {
+    const arg_spec *s = args_spec(t, name);
+    if (s && s->kind == ARG_FLAG)
+        return args_flag(t, name) ? "1" : "0";
+    return args_str(t, name);
+}
+
+void plan_record(train_plan *p, const arg_table *t, int64_t steps_per_epoch) {
+    int epochs = atoi(args_str(t, "epochs"));
+    p->now_steps_per_epoch = steps_per_epoch;
+    p->now_total_steps = steps_per_epoch * epochs;
+    p->count = 0;
+    for (int i = 0; i < PLAN_N_FLAGS; i++) {
+        snprintf(p->key_text[p->count], sizeof p->key_text[0], PREFIX "%s", PLAN_FLAGS[i]);
+        p->keys[p->count] = p->key_text[p->count];
+        p->values[p->count++] = flag_text(t, PLAN_FLAGS[i]);
+    }
+    static const char *const derived[] = {"steps_per_epoch", "total_steps"};
+    int64_t numbers[] = {p->now_steps_per_epoch, p->now_total_steps};
+    for (int i = 0; i < 2; i++) {
+        snprintf(p->key_text[p->count], sizeof p->key_text[0], PREFIX "%s", derived[i]);
+        snprintf(p->value_text[p->count], sizeof p->value_text[0], "%lld", (long long)numbers[i]);
+        p->keys[p->count] = p->key_text[p->count];
+        p->values[p->count] = p->value_text[p->count];
+        p->count++;
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * Reporting
+ * ------------------------------------------------------------------------- */
+
+/* Equal as numbers when both are, else as text. */
+static int same_value(const char *a, const char *b) {
+    char *ea, *eb;
+    double x = strtod(a, &ea), y = strtod(b, &eb);
+    if (ea != a && eb != b && !*ea && !*eb)
+        return x == y;
+    return strcmp(a, b) == 0;
+}
+
+static const char *shown(const arg_spec *s, const char *value) {
+    if (s->kind == ARG_FLAG)
+        return strcmp(value, "1") == 0 ? "on" : "off";
+    return value;
+}
+
+/* The learning rate of step `step` under (lr, schedule, warmup) text and the
+ * step counts; NAN if the schedule does not build. */
+static double lr_at(const char *lr, const char *schedule, const char *warmup, int64_t per_epoch,
+                    int64_t total, int64_t step) {
+    rn_schedule s;
+    if (!lr || !schedule || !warmup ||
+        rn_schedule_build(schedule, atof(lr), atoll(warmup), per_epoch, total, &s) != RN_OK)
+        return NAN;
+    return rn_schedule_lr(&s, step);
+}
+
+static const char *recorded(const train_plan *p, const char *name) {
+    for (int i = 0; i < PLAN_N_FLAGS; i++)
+        if (strcmp(PLAN_FLAGS[i], name) == 0)
+            return p->flag_values[i];
+    return NULL;
+}
+
+void plan_report(const train_plan *p, const arg_table *t, const char *optim_path, int64_t step,
+                 int64_t start_epoch) {
+    if (!p->recorded) {
+        printf("note: %s records no training plan (it predates them): the flags given, or their "
+               "defaults, apply as they are\n", optim_path);
+    } else {
+        int lines = 0;
+        for (int i = 0; i < PLAN_N_FLAGS; i++) {
+            const arg_spec *s = args_spec(t, PLAN_FLAGS[i]);
+            const char *was = p->flag_values[i], *now = flag_text(t, PLAN_FLAGS[i]);
+            if (!s || !was || same_value(was, now))
+                continue;
+            if (lines++ == 0)
+                printf("resuming with other settings than the checkpoint's:\n");
+            printf("  --%s: %s -> %s\n", PLAN_FLAGS[i], shown(s, was), shown(s, now));
+        }
+        double before = lr_at(recorded(p, "lr"), recorded(p, "schedule"), recorded(p, "warmup"),
+                              p->steps_per_epoch, p->total_steps, step);
+        double after = lr_at(args_str(t, "lr"), args_str(t, "schedule"), args_str(t, "warmup"),
+                             p->now_steps_per_epoch, p->now_total_steps, step);
+        int horizon = p->total_steps != p->now_total_steps ||
+                      p->steps_per_epoch != p->now_steps_per_epoch;
+        if (horizon || (!isnan(before) && !isnan(after) && before != after)) {
+            if (lines++ == 0)
+                printf("resuming with other settings than the checkpoint's:\n");
+            printf("  total steps: %lld -> %lld", (long long)p->total_steps,
+                   (long long)p->now_total_steps);
+            if (p->steps_per_epoch != p->now_steps_per_epoch)
+                printf(" (%lld -> %lld per epoch)", (long long)p->steps_per_epoch,
+                       (long long)p->now_steps_per_epoch);
+            printf("\n  learning rate of the next step (%lld): %.6g -> %.6g\n", (long long)step,
+                   before, after);
+        }
+    }
+    int epochs = atoi(args_str(t, "epochs"));
+    if (start_epoch >= epochs)
+        printf("nothing left to train: the checkpoint is at the end of epoch %lld and --epochs "
+               "is %d (give a larger --epochs to train longer)\n", (long long)start_epoch, epochs);
+}
+
+void plan_free(train_plan *p) {
+    for (int i = 0; i < PLAN_N_FLAGS; i++)
+        free(p->flag_values[i]);
+    free(p->seed);
+    memset(p, 0, sizeof *p);
+}

@@ -1,0 +1,60 @@
+/*
+ * train_plan.h - the plan of a training run as its checkpoints record it,
+ * and what a resumed run keeps or changes.
+ *
+ * The optimizer file of a checkpoint records, as "plan.<flag>", the value of
+ * every flag that shapes a run (PLAN_FLAGS in train_plan.c: dataset, epochs,
+ * batch size, augmentation, optimizer, learning rate, schedule, warm-up,
+ * ...), with "plan.steps_per_epoch" and "plan.total_steps". `resnet train
+ * --resume` gives each of these flags that is not on its command line the
+ * checkpoint's value, so that --resume alone continues the original plan
+ * exactly; a flag given with another value changes the plan, and
+ * plan_report says what changes: the flags, the total number of steps and
+ * the learning rate of the next step, before and after.
+ */
+#ifndef RN_CLI_TRAIN_PLAN_H
+#define RN_CLI_TRAIN_PLAN_H
+
+#include <stdint.h>
+
+#include "args.h"
+#include "resnet.h"
+
+#define PLAN_N_FLAGS 17
+#define PLAN_MAX_META (PLAN_N_FLAGS + 2)
+
+typedef struct train_plan {
+    /* read from a checkpoint (plan_read) */
+    int recorded;                        /* it holds a plan */
+    char *flag_values[PLAN_N_FLAGS];     /* by PLAN_FLAGS index, or NULL */
+    int64_t steps_per_epoch, total_steps;
+    char *seed;                          /* its "seed", or NULL */
+    /* this run's plan, as metadata to save (plan_record) */
+    const char *keys[PLAN_MAX_META], *values[PLAN_MAX_META];
+    int count;
+    int64_t now_steps_per_epoch, now_total_steps;
+    char key_text[PLAN_MAX_META][40], value_text[PLAN_MAX_META][24];
+} train_plan;
+
+/* Reads the plan and the seed recorded in a checkpoint's optimizer file.
+ * A checkpoint written before plans were recorded leaves p->recorded 0. */
+rn_status plan_read(train_plan *p, const char *optim_path);
+
+/* Every plan flag not given on the command line takes the recorded value.
+ * Call before the flags are parsed into numbers. */
+void plan_apply(train_plan *p, arg_table *t);
+
+/* This run's plan (t's flags and the loader's steps per epoch) into
+ * p->keys / p->values, to save with every checkpoint. */
+void plan_record(train_plan *p, const arg_table *t, int64_t steps_per_epoch);
+
+/* After plan_record, on resuming at optimizer step `step` and epoch
+ * `start_epoch`: prints on stdout what the flags given change, the total
+ * steps and the next step's learning rate before and after, and says so
+ * when nothing is left to train. Prints nothing when nothing changes. */
+void plan_report(const train_plan *p, const arg_table *t, const char *optim_path, int64_t step,
+                 int64_t start_epoch);
+
+void plan_free(train_plan *p);
+
+#endif

@@ -1,0 +1,354 @@
+/*
+ * session.c - inference: planning, weight preparation and the forward pass
+ * over the schedule (structure in session.h, contract in resnet.h).
+ *
+ * Eval mode folds each BatchNorm into its convolution (w' = w * s,
+ * b' = (b - mean) * s + beta, s = gamma / sqrt(var + eps)) and hands w' to
+ * the node's algorithm to prepare; a node is then one convolution with bias,
+ * residual add and ReLU in its epilogue. Train mode (BatchNorm with the
+ * batch's statistics, running statistics untouched) runs the GEMM path on
+ * the weights as they are, then applies BN, the residual and the ReLU in one
+ * pass.
+ *
+ * Activations are channel-major, (C, N, H, W); the input is turned from
+ * (N, C, H, W) into that layout (a batch of one is read in place).
+ */
+#include "engine/session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/cpu.h"
+#include "core/threads.h"
+#include "core/mem.h"
+#include "core/status.h"
+#include "engine/arena.h"
+#include "ops/conv_algo.h"
+#include "ops/ops.h"
+
+/* ---- creation ------------------------------------------------------------------------- */
+
+void rn_session_config_default(rn_session_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+}
+
+rn_status rn_session_create(const rn_model *m, const rn_session_config *cfg, rn_session **out) {
+    if (!m || !out)
+        return rn_fail(RN_ERR_ARG, "rn_session_create: NULL argument");
+    *out = NULL;
+    rn_session_config def;
+    if (!cfg) {
+        rn_session_config_default(&def);
+        cfg = &def;
+    }
+    rn_isa isa;
+    if (cfg->isa && *cfg->isa) {
+        RN_TRY(rn_isa_parse(cfg->isa, &isa));
+        if (!rn_isa_usable(isa))
+            return rn_fail(RN_ERR_UNSUPPORTED, "this CPU (%s) cannot run the %s kernels",
+                           rn_cpu_name(), cfg->isa);
+    } else {
+        RN_TRY(rn_isa_default(&isa));
+    }
+    int forced = -1;
+    if (cfg->conv_algo && *cfg->conv_algo && strcmp(cfg->conv_algo, "auto") != 0) {
+        forced = rn_conv_algo_find(cfg->conv_algo);
+        if (forced < 0) {
+            char names[128] = "auto";
+            for (int i = 0; i < RN_CONV_ALGO_COUNT; i++)
+                if (rn_conv_algo_get(i))
+                    snprintf(names + strlen(names), sizeof names - strlen(names), ", %s",
+                             rn_conv_algo_get(i)->name);
+            return rn_fail(RN_ERR_ARG, "unknown convolution algorithm '%s' (expected %s)",
+                           cfg->conv_algo, names);
+        }
+    }
+    rn_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return rn_fail(RN_ERR_NOMEM, "out of memory creating a session");
+    s->m = m;
+    s->k = rn_kernels_for(isa);
+    s->forced_algo = forced;
+    *out = s;
+    return RN_OK;
+}
+
+static void free_plan(rn_session *s) {
+    rn_graph_free(s->sc);
+    free(s->algo);
+    free(s->value_at);
+    free(s->prep_at);
+    rn_free(s->arena);
+    rn_free(s->ws);
+    rn_free(s->bn);
+    rn_free(s->prepared);
+    rn_free(s->fold);
+    s->sc = NULL;
+    s->algo = NULL;
+    s->value_at = s->prep_at = NULL;
+    s->arena = s->ws = s->bn = s->prepared = s->fold = NULL;
+    s->n_cap = 0;
+    s->prepared_valid = 0;
+}
+
+void rn_session_free(rn_session *s) {
+    if (!s)
+        return;
+    free_plan(s);
+    free(s);
+}
+
+const char *rn_session_isa(const rn_session *s) { return rn_isa_name(s->k->isa); }
+
+/* ---- planning ------------------------------------------------------------------------- */
+
+static size_t unit_weight_floats(const rn_unit *u) {
+    return (size_t)u->cout * (size_t)(u->cin / u->groups) * (size_t)(u->k * u->k);
+}
+
+/* The algorithm of conv node nd for a batch of n: the forced one where it
+ * applies, else the heuristic's. */
+static int pick_algo(const rn_session *s, const rn_node *nd, int n) {
+    rn_conv_shape cs = rn_node_conv_shape(nd, n);
+    if (s->forced_algo >= 0 && rn_conv_algo_get(s->forced_algo)->supports(&cs))
+        return s->forced_algo;
+    return rn_conv_algo_choose(s->k, &cs);
+}
+
+/* Plans for a batch of n at h x w: schedule, algorithms, arena, workspace,
+ * prepared-weight layout. Keeps the current plan when it already fits. */
+static rn_status plan_for(rn_session *s, int n, int h, int w) {
+    if (s->sc && s->sc->h == h && s->sc->w == w && n <= s->n_cap)
+        return RN_OK;
+    if (s->n_cap > n)
+        n = s->n_cap; /* a new input size: still room for the largest batch so far */
+    free_plan(s);
+
+    const rn_model *m = s->m;
+    rn_status st = rn_graph_build(m, h, w, &s->sc);
+    if (st != RN_OK)
+        return st;
+    const rn_graph *sc = s->sc;
+    s->algo = calloc((size_t)sc->n_nodes, sizeof *s->algo);
+    s->value_at = calloc((size_t)sc->n_values, sizeof *s->value_at);
+    s->prep_at = calloc((size_t)sc->n_nodes, sizeof *s->prep_at);
+    rn_arena_buf *bufs = calloc((size_t)sc->n_values, sizeof *bufs);
+    if (!s->algo || !s->value_at || !s->prep_at || !bufs) {
+        free(bufs);
+        free_plan(s);
+        return rn_fail(RN_ERR_NOMEM, "out of memory planning inference");
+    }
+
+    /* activations: alive from their node to their last reader; the input (value
+     * 0) is copied in before the first node */
+    for (int v = 0; v < sc->n_values; v++) {
+        const rn_value *val = &sc->values[v];
+        bufs[v] = (rn_arena_buf){.floats = rn_value_floats(sc, v, n),
+                                 .first = val->producer < 0 ? -1 : val->producer,
+                                 .last = val->last_use < 0 ? sc->n_nodes : val->last_use};
+    }
+    /* the logits are written to the caller's buffer: their value is linear's scratch */
+    size_t ws = 0, prep = 0, fold = 0;
+    int chans = m->feat;
+    for (int i = 0; i < sc->n_nodes; i++) {
+        const rn_node *nd = &sc->nodes[i];
+        if (nd->op != RN_NODE_CONV)
+            continue;
+        rn_conv_shape cs = rn_node_conv_shape(nd, n);
+        const rn_conv_algo *a = rn_conv_algo_get(s->algo[i] = pick_algo(s, nd, n));
+        size_t need = a->workspace_floats(s->k, &cs, rn_threads());
+        size_t train = conv2d_workspace_floats(s->k, &cs); /* train mode's GEMM path */
+        ws = need > ws ? need : ws;
+        ws = train > ws ? train : ws;
+        s->prep_at[i] = prep;
+        prep += (a->prepared_floats(s->k, &cs) + (size_t)nd->unit->cout + 15) / 16 * 16;
+        fold = unit_weight_floats(nd->unit) > fold ? unit_weight_floats(nd->unit) : fold;
+        chans = nd->unit->cout > chans ? nd->unit->cout : chans;
+    }
+    st = rn_arena_plan(bufs, sc->n_values, &s->arena_floats);
+    for (int v = 0; v < sc->n_values; v++)
+        s->value_at[v] = bufs[v].offset;
+    free(bufs);
+    if (st != RN_OK) {
+        free_plan(s);
+        return st;
+    }
+    s->ws_floats = ws;
+    s->prepared_floats = prep;
+    s->fold_floats = fold;
+    s->max_channels = chans;
+    s->arena = rn_alloc((s->arena_floats ? s->arena_floats : 1) * sizeof(float));
+    s->ws = rn_alloc((ws ? ws : 1) * sizeof(float));
+    s->bn = rn_alloc((size_t)4 * (size_t)chans * sizeof(float));
+    s->prepared = rn_alloc((prep ? prep : 1) * sizeof(float));
+    s->fold = rn_alloc((fold ? fold : 1) * sizeof(float));
+    if (!s->arena || !s->ws || !s->bn || !s->prepared || !s->fold) {
+        size_t total = s->arena_floats + ws + prep + fold;
+        free_plan(s);
+        return rn_fail(RN_ERR_NOMEM, "out of memory: inference for batch %d at %dx%d needs %.1f MB",
+                       n, h, w, (double)total * 4.0 / 1e6);
+    }
+    s->n_cap = n;
+    return RN_OK;
+}
+
+/* ---- weight preparation (eval mode) ----------------------------------------------------- */
+
+/* fw = w * s per output channel, fb = (b - mean) * s + beta (or b without BN). */
+static void fold_unit(const rn_unit *u, float *fw, float *fb) {
+    size_t per_out = unit_weight_floats(u) / (size_t)u->cout;
+    for (int co = 0; co < u->cout; co++) {
+        float s = 1.0f, t = u->b ? u->b[co] : 0.0f;
+        if (u->has_bn) {
+            batchnorm_scale_shift(1, &u->bn_weight[co], &u->bn_bias[co], &u->bn_mean[co],
+                                  &u->bn_var[co], RN_BN_EPS, &s, &t);
+            t += (u->b ? u->b[co] : 0.0f) * s;
+        }
+        for (size_t i = 0; i < per_out; i++)
+            fw[(size_t)co * per_out + i] = u->w[(size_t)co * per_out + i] * s;
+        fb[co] = t;
+    }
+}
+
+static void prepare_weights(rn_session *s) {
+    if (s->prepared_valid && s->prepared_generation == s->m->generation)
+        return;
+    const rn_graph *sc = s->sc;
+    for (int i = 0; i < sc->n_nodes; i++) {
+        const rn_node *nd = &sc->nodes[i];
+        if (nd->op != RN_NODE_CONV)
+            continue;
+        rn_conv_shape cs = rn_node_conv_shape(nd, 1);
+        const rn_conv_algo *a = rn_conv_algo_get(s->algo[i]);
+        float *dst = s->prepared + s->prep_at[i];
+        float *bias = dst + a->prepared_floats(s->k, &cs);
+        fold_unit(nd->unit, s->fold, bias);
+        a->prepare(s->k, &cs, s->fold, dst);
+    }
+    s->prepared_generation = s->m->generation;
+    s->prepared_valid = 1;
+}
+
+/* ---- the forward pass ------------------------------------------------------------------- */
+
+static float *value_ptr(const rn_session *s, int v) { return s->arena + s->value_at[v]; }
+
+static void run_conv(rn_session *s, int i, int n, rn_mode mode, const float *x) {
+    const rn_node *nd = &s->sc->nodes[i];
+    const rn_unit *u = nd->unit;
+    rn_conv_shape cs = rn_node_conv_shape(nd, n);
+    float *y = value_ptr(s, nd->out);
+    const float *res = nd->res >= 0 ? value_ptr(s, nd->res) : NULL;
+    if (mode == RN_MODE_EVAL || !u->has_bn) {
+        const rn_conv_algo *a = rn_conv_algo_get(s->algo[i]);
+        const float *prep = s->prepared + s->prep_at[i];
+        const float *bias = prep + a->prepared_floats(s->k, &cs);
+        if (mode == RN_MODE_EVAL)
+            a->forward(s->k, &cs, x, prep, bias, res, nd->relu, y, s->ws);
+        else /* train mode without BN: the weights as they are */
+            conv2d_forward(s->k, &cs, x, u->w, u->b, res, nd->relu, y, s->ws);
+        return;
+    }
+    /* train mode: batch statistics of the conv output, then BN + residual + ReLU */
+    size_t M = (size_t)n * cs.ho * cs.wo;
+    float *mean = s->bn, *var = mean + s->max_channels, *scale = var + s->max_channels,
+          *shift = scale + s->max_channels;
+    conv2d_forward(s->k, &cs, x, u->w, u->b, NULL, 0, y, s->ws);
+    batchnorm_stats(y, u->cout, M, mean, var);
+    batchnorm_scale_shift(u->cout, u->bn_weight, u->bn_bias, mean, var, RN_BN_EPS, scale, shift);
+    batchnorm_apply(y, u->cout, M, scale, shift, res, nd->relu, y);
+}
+
+rn_status rn_session_forward(rn_session *s, const float *x, int n, int h, int w, rn_mode mode,
+                             float *logits) {
+    if (!s || !x || !logits)
+        return rn_fail(RN_ERR_ARG, "rn_session_forward: NULL argument");
+    const rn_model *m = s->m;
+    if (n < 1 || h < 1 || w < 1 || n > 1000000 || h > 65536 || w > 65536)
+        return rn_fail(RN_ERR_ARG, "forward: bad input shape (%d, %d, %d, %d)", n, m->in_channels,
+                       h, w);
+    if (mode != RN_MODE_EVAL && mode != RN_MODE_TRAIN)
+        return rn_fail(RN_ERR_ARG, "forward: unknown mode %d", (int)mode);
+    size_t total;
+    if (!rn_size_mul((size_t)n * (size_t)m->in_channels, (size_t)h * (size_t)w, &total) ||
+        !rn_size_mul(total, 64, &total))
+        return rn_fail(RN_ERR_NOMEM, "forward: input too large");
+    RN_TRY(plan_for(s, n, h, w));
+    if (mode == RN_MODE_EVAL)
+        prepare_weights(s);
+
+    const rn_graph *sc = s->sc;
+    /* x: (N, C, H, W) -> value 0: (C, N, H, W); one image is the same either way */
+    const float *in = x;
+    if (n > 1) {
+        layout_nchw_to_cnhw(x, n, m->in_channels, (size_t)h * (size_t)w, value_ptr(s, 0));
+        in = value_ptr(s, 0);
+    }
+    for (int i = 0; i < sc->n_nodes; i++) {
+        const rn_node *nd = &sc->nodes[i];
+        const rn_value *vi = &sc->values[nd->in];
+        const float *src = nd->in == 0 ? in : value_ptr(s, nd->in);
+        float *dst = value_ptr(s, nd->out);
+        switch (nd->op) {
+        case RN_NODE_CONV:
+            run_conv(s, i, n, mode, src);
+            break;
+        case RN_NODE_MAXPOOL:
+            maxpool2d_forward(src, vi->c * n, vi->h, vi->w, nd->k, nd->stride, nd->pad, dst);
+            break;
+        case RN_NODE_AVGPOOL:
+            avgpool_global_forward(src, (size_t)vi->c * (size_t)n, (size_t)vi->h * (size_t)vi->w,
+                                   dst);
+            break;
+        case RN_NODE_LINEAR:
+            /* dst (num_classes, n) is the scratch; the logits land in (n, num_classes) */
+            linear_forward(s->k, src, vi->c, n, m->fc_w, m->fc_b, m->num_classes, logits, dst);
+            break;
+        }
+    }
+    return RN_OK;
+}
+
+const float *rn_session_features(const rn_session *s) {
+    int v = s->sc ? rn_graph_features(s->sc) : -1;
+    return v >= 0 ? value_ptr(s, v) : NULL;
+}
+
+/* ---- what ran ------------------------------------------------------------------------- */
+
+rn_status rn_session_algorithms(const rn_session *s, char *buf, size_t cap) {
+    if (!s || !buf || cap == 0)
+        return rn_fail(RN_ERR_ARG, "rn_session_algorithms: bad argument");
+    buf[0] = 0;
+    if (!s->sc)
+        return rn_fail(RN_ERR_ARG, "rn_session_algorithms: the session has not run yet");
+    int count[RN_CONV_ALGO_COUNT] = {0};
+    for (int i = 0; i < s->sc->n_nodes; i++)
+        if (s->sc->nodes[i].op == RN_NODE_CONV)
+            count[s->algo[i]]++;
+    size_t used = 0;
+    for (int a = 0; a < RN_CONV_ALGO_COUNT; a++)
+        if (count[a] && used < cap)
+            used += (size_t)snprintf(buf + used, cap - used, "%s%s x%d", used ? ", " : "",
+                                     rn_conv_algo_get(a)->name, count[a]);
+    return RN_OK;
+}
+
+size_t rn_session_bytes(const rn_session *s) {
+    if (!s)
+        return 0;
+    return (s->arena_floats + s->ws_floats + s->prepared_floats + s->fold_floats +
+            4 * (size_t)s->max_channels) * sizeof(float);
+}
+
+/* ---- the one-call convenience -------------------------------------------------------------- */
+
+rn_status rn_model_forward(rn_model *m, const float *x, int n, int h, int w, rn_mode mode,
+                           float *logits) {
+    rn_session *s;
+    RN_TRY(rn_session_create(m, NULL, &s));
+    rn_status st = rn_session_forward(s, x, n, h, w, mode, logits);
+    rn_session_free(s);
+    return st;
+}

@@ -1,0 +1,53 @@
+/*
+ * session.h - the inside of an rn_session: inference on a model that stays
+ * read-only.
+ *
+ * A session owns everything inference needs besides the weights:
+ *   - the schedule for the input size it was last asked for;
+ *   - the plan: an algorithm per conv node (conv_algo.h), and the offsets of
+ *     every activation in one arena, planned for the largest batch so far
+ *     (rn_arena_plan reuses memory between values that are not alive at the
+ *     same time); a smaller batch runs in the same arena;
+ *   - the prepared weights: BatchNorm folded into each conv, then prepared
+ *     by the conv's algorithm (packed, transformed), made again whenever the
+ *     model's generation changes.
+ * Two sessions on one model can run at the same time from two threads.
+ */
+#ifndef RN_ENGINE_SESSION_H
+#define RN_ENGINE_SESSION_H
+
+#include <stdint.h>
+
+#include "model/graph.h"
+#include "ops/kernels.h"
+#include "resnet.h"
+
+struct rn_session {
+    const rn_model *m;
+    const rn_kernels *k;        /* the kernels of the session's ISA */
+    int forced_algo;            /* -1: the heuristic per layer */
+
+    rn_graph *sc;            /* for the last input size */
+    int n_cap;                  /* batch the plan is for; 0: no plan */
+    int *algo;                  /* per node: rn_conv_algo_id (CONV nodes) */
+    size_t *value_at;           /* per value: offset in the arena */
+    float *arena;
+    size_t arena_floats;
+    float *ws;                  /* conv workspace */
+    size_t ws_floats;
+    float *bn;                  /* train mode: mean, var, scale, shift (4 x max channels) */
+    int max_channels;
+
+    size_t *prep_at;            /* per node: prepared weights (bias after them) */
+    float *prepared;
+    size_t prepared_floats;
+    float *fold;                /* scratch: one unit's folded weights */
+    size_t fold_floats;
+    uint64_t prepared_generation;
+    int prepared_valid;
+};
+
+/* The pooled features (feat, n) of the last forward pass, channel-major. */
+const float *rn_session_features(const rn_session *s);
+
+#endif

@@ -1,0 +1,65 @@
+/*
+ * conv_algo.h - the convolution algorithms, behind one seam.
+ *
+ * Each algorithm computes the forward convolution of conv2d.h (with bias,
+ * residual and ReLU in its epilogue) from weights it has prepared once per
+ * weight version: packed for the GEMM's kernels, transformed (Winograd), and
+ * later quantized. A caller (the inference session, the trainer) records an
+ * algorithm per conv node, asks for the prepared size, prepares, and runs:
+ *
+ *     const rn_conv_algo *a = rn_conv_algo_get(rn_conv_algo_choose(k, &s));
+ *     a->prepare(k, &s, w, prepared);                  once per weight version
+ *     a->forward(k, &s, x, prepared, bias, res, relu, y, workspace);
+ *
+ * `tolerance` is what the tests hold an algorithm to against
+ * conv2d_forward_ref on random data: max |y - y_ref| / max |y_ref|. Exact
+ * algorithms (a GEMM over the same products) hold 1e-5; Winograd trades
+ * some accuracy for fewer multiplications and states its bound.
+ *
+ * The kernels k (ops/kernels.h; NULL: the process default) fix the packed
+ * layouts: weights prepared for one descriptor run only with it.
+ */
+#ifndef RN_OPS_CONV_ALGO_H
+#define RN_OPS_CONV_ALGO_H
+
+#include <stddef.h>
+
+#include "ops/conv2d.h"
+
+typedef enum rn_conv_algo_id {
+    RN_CONV_IM2COL = 0,   /* implicit-im2col GEMM: any shape */
+    RN_CONV_POINTWISE,    /* 1x1, stride 1, unpadded: a GEMM on x itself */
+    RN_CONV_ALGO_COUNT
+} rn_conv_algo_id;
+
+typedef struct rn_conv_algo {
+    rn_conv_algo_id id;
+    const char *name;         /* for --conv-algo: "im2col", "pointwise", "winograd" */
+    const char *description;
+    double tolerance;         /* see above */
+    /* whether the algorithm computes shape s (batch size ignored) */
+    int (*supports)(const rn_conv_shape *s);
+    /* prepared weights: floats, and the preparation from w (cout, cin/G, kh, kw) */
+    size_t (*prepared_floats)(const rn_kernels *k, const rn_conv_shape *s);
+    void (*prepare)(const rn_kernels *k, const rn_conv_shape *s, const float *w, float *prepared);
+    /* workspace floats for a batch of s->n images on `threads` threads */
+    size_t (*workspace_floats)(const rn_kernels *k, const rn_conv_shape *s, int threads);
+    void (*forward)(const rn_kernels *k, const rn_conv_shape *s, const float *x,
+                    const float *prepared, const float *bias, const float *residual, int relu,
+                    float *y, float *workspace);
+} rn_conv_algo;
+
+/* The algorithm with this id (NULL if out of range). */
+const rn_conv_algo *rn_conv_algo_get(int id);
+
+/* The id of the algorithm named `name`, or -1. */
+int rn_conv_algo_find(const char *name);
+
+/* The algorithm the heuristic picks for s (batch size included) on k:
+ * fewest estimated seconds among those that support s. */
+rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s);
+
+/* The algorithms, registered in conv_algo.c: the GEMM ones (conv2d.c). */
+extern const rn_conv_algo rn_conv_im2col, rn_conv_pointwise;
+
+#endif

@@ -1,0 +1,157 @@
+/*
+ * kernels.c - the kernel descriptors (contract in kernels.h): the portable
+ * micro-kernel and im2col packer, and the table that picks a descriptor per
+ * instruction set.
+ */
+#include "ops/kernels.h"
+
+#include <pthread.h>
+#include <stddef.h>
+
+#include "core/status.h"
+
+/* ---------------------------------------------------------------------------
+ * Portable micro-kernel: PORTABLE_MR x PORTABLE_NR, written for the
+ * auto-vectoriser: the tile loops unrolled so the accumulators stay in
+ * registers, the inner one running across the NR columns.
+ * ------------------------------------------------------------------------- */
+
+#define PORTABLE_MR 4
+#define PORTABLE_NR 16
+
+static void kernel_portable(int kc, const float *a, const float *b, const rn_gemm_tile *t) {
+    float acc[PORTABLE_MR][PORTABLE_NR] = {{0}};
+    for (int k = 0; k < kc; k++) {
+        const float *ak = a + (ptrdiff_t)k * t->a_cs;
+        const float *bk = b + (ptrdiff_t)k * PORTABLE_NR;
+#pragma GCC unroll 16
+        for (int i = 0; i < PORTABLE_MR; i++) {
+            const float ai = ak[(ptrdiff_t)i * t->a_rs];
+#pragma GCC unroll 16
+            for (int j = 0; j < PORTABLE_NR; j++)
+                acc[i][j] += ai * bk[j];
+        }
+    }
+    for (int i = 0; i < t->m; i++) {
+        float *c = t->c + (ptrdiff_t)i * t->ldc;
+        const float *res = t->residual ? t->residual + (ptrdiff_t)i * t->ldr : NULL;
+        for (int j = 0; j < t->n; j++) {
+            float r = acc[i][j];
+            if (t->beta != 0.0f)
+                r += t->beta * c[j];
+            if (t->last) {
+                if (t->bias)
+                    r += t->bias[i];
+                if (res)
+                    r += res[j];
+                if (t->relu && r < 0.0f) /* NaN stays NaN, as in PyTorch */
+                    r = 0.0f;
+            }
+            c[j] = r;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * Portable im2col packer: element by element along the panel's runs.
+ * ------------------------------------------------------------------------- */
+
+void rn_im2col_pack_portable(const rn_im2col *im, int k0, int kc, long j0, int nr, float *dst) {
+    const long n_cols = (long)im->n * im->ho * im->wo;
+    const int count = n_cols - j0 < nr ? (int)(n_cols - j0) : nr;
+    const int s = im->stride, H = im->h, W = im->w;
+    const ptrdiff_t plane = (ptrdiff_t)im->n * H * W;
+    const int khw = im->kh * im->kw;
+    rn_im2col_run runs[RN_PANEL_MAX];
+    const int nrun = rn_im2col_runs(im, j0, count, runs);
+
+    int ci = k0 / khw, ki = (k0 % khw) / im->kw, kj = k0 % im->kw;
+    for (int k = 0; k < kc; k++) {
+        const float *xc = im->x + ci * plane;
+        float *row = dst + (ptrdiff_t)k * nr;
+        for (int j = 0; j < nr; j++)
+            row[j] = 0.0f;
+        for (int r = 0; r < nrun; r++) {
+            const rn_im2col_run *run = &runs[r];
+            int ih = run->ih0 + ki;
+            if (ih < 0 || ih >= H)
+                continue;
+            int iw = run->iw0 + kj;
+            int tlo = iw >= 0 ? 0 : (-iw + s - 1) / s;
+            int thi = iw < W ? (W - iw + s - 1) / s : 0;
+            if (thi > run->len)
+                thi = run->len;
+            ptrdiff_t at = run->base + (ptrdiff_t)ih * W + iw;
+            for (int t = tlo; t < thi; t++)
+                row[run->lane + t] = xc[at + (ptrdiff_t)t * s];
+        }
+        if (++kj == im->kw) {
+            kj = 0;
+            if (++ki == im->kh) {
+                ki = 0;
+                ci++;
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * The descriptors
+ * ------------------------------------------------------------------------- */
+
+static const rn_kernels PORTABLE = {
+    .isa = RN_ISA_PORTABLE, .name = "portable 4x16", .mr = PORTABLE_MR, .nr = PORTABLE_NR,
+    .nr_step = PORTABLE_NR, .kc = 192, .mc = 512,
+    .fn = {kernel_portable}, .fn_raw = {kernel_portable},
+    .pack_im2col = rn_im2col_pack_portable,
+};
+
+#ifdef RN_HAVE_X86_KERNELS
+static const rn_kernels AVX2 = {
+    .isa = RN_ISA_AVX2, .name = "avx2 6x16", .mr = RN_AVX2_MR, .nr = RN_AVX2_NR, .nr_step = 8,
+    .kc = 256, .mc = 240,
+    .fn = {rn_sgemm_kernel_avx2_6x8, rn_sgemm_kernel_avx2_6x16},
+    .fn_raw = {rn_sgemm_kernel_avx2_6x8_rawa, rn_sgemm_kernel_avx2_6x16_rawa},
+    .pack_im2col = rn_im2col_pack_avx2,
+};
+
+static const rn_kernels AVX512 = {
+    .isa = RN_ISA_AVX512, .name = "avx512 8x48", .mr = RN_AVX512_MR, .nr = RN_AVX512_NR,
+    .nr_step = 16, .kc = 192, .mc = 512,
+    .fn = {rn_sgemm_kernel_avx512_8x16, rn_sgemm_kernel_avx512_8x32, rn_sgemm_kernel_avx512_8x48},
+    .fn_raw = {rn_sgemm_kernel_avx512_8x16_rawa, rn_sgemm_kernel_avx512_8x32_rawa,
+               rn_sgemm_kernel_avx512_8x48_rawa},
+    .pack_im2col = rn_im2col_pack_avx512,
+};
+#endif
+
+const rn_kernels *rn_kernels_for(rn_isa isa) {
+    if (!rn_isa_usable(isa))
+        return NULL;
+    switch (isa) {
+#ifdef RN_HAVE_X86_KERNELS
+    case RN_ISA_AVX2:
+        return &AVX2;
+    case RN_ISA_AVX512:
+        return &AVX512;
+#endif
+    case RN_ISA_PORTABLE:
+        return &PORTABLE;
+    default:
+        return NULL;
+    }
+}
+
+static const rn_kernels *default_kernels = &PORTABLE;
+static pthread_once_t default_once = PTHREAD_ONCE_INIT;
+
+static void pick_default(void) {
+    rn_isa isa;
+    if (rn_isa_default(&isa) == RN_OK && rn_kernels_for(isa))
+        default_kernels = rn_kernels_for(isa);
+}
+
+const rn_kernels *rn_kernels_default(void) {
+    pthread_once(&default_once, pick_default);
+    return default_kernels;
+}

@@ -1,0 +1,57 @@
+/*
+ * backprop.h - a training step's forward pass (keeping what backward needs),
+ * the loss, and the backward pass, over the schedule.
+ *
+ * An rn_backprop belongs to a trainer (or to a one-off gradient
+ * computation). It holds its own arena, planned for the largest batch it
+ * has seen at one input size (rn_arena_plan: every forward value lives until
+ * its node's backward, gradient buffers only while they are needed), so a
+ * smaller batch, such as the last one of an epoch, runs in the same memory.
+ *
+ * The forward pass does not touch the model: the batch statistics it
+ * computes are kept, and rn_backprop_update_bn applies them to the running
+ * statistics afterwards (PyTorch's update, momentum 0.1, unbiased
+ * variance), so a step can still be abandoned after its gradients are
+ * known.
+ */
+#ifndef RN_TRAIN_BACKPROP_H
+#define RN_TRAIN_BACKPROP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/model.h"
+#include "ops/kernels.h"
+
+typedef struct rn_backprop rn_backprop;
+
+/* Called during backward each time the gradients of params [offset,
+ * offset + count) (floats of the parameter block) are final; the ranges
+ * arrive from the end of the block towards its start, each exactly once. */
+typedef void (*rn_grad_ready_fn)(void *ctx, float *grads, size_t offset, size_t count);
+
+rn_status rn_backprop_create(const rn_model *m, const rn_kernels *k, rn_backprop **out);
+void rn_backprop_free(rn_backprop *bp);
+
+/* Forward in train mode on x (n, C, h, w) with labels (n), then the mean
+ * cross-entropy (with label smoothing) and its gradient. */
+rn_status rn_backprop_forward(rn_backprop *bp, const float *x, const int32_t *labels, int n, int h,
+                              int w, float label_smoothing, float *loss, int *correct);
+
+/* The gradient of the last forward's loss for every trainable tensor, into
+ * grads (the layout of m->params; entries of BN statistics untouched).
+ * ready (may be NULL) hears of each final range, as rn_trainer_set_grad_hook
+ * describes. */
+rn_status rn_backprop_backward(rn_backprop *bp, float *grads, rn_grad_hook ready, void *ctx);
+
+/* Moves m's BatchNorm running statistics by the last forward's batch
+ * statistics and counts the batch (num_batches_tracked). */
+void rn_backprop_update_bn(const rn_backprop *bp, rn_model *m);
+
+/* The logits (n, num_classes) of the last forward. */
+const float *rn_backprop_logits(const rn_backprop *bp);
+
+/* Bytes of the arena. */
+size_t rn_backprop_bytes(const rn_backprop *bp);
+
+#endif

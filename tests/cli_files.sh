@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# cli_files.sh BUILD - the files a user hands `resnet` and the files it writes:
+#   - a PyTorch checkpoint in the legacy format (_use_new_zipfile_serialization=False)
+#     works in convert, forward, eval, predict and train --init, with results
+#     identical to the zip format's and to the converted safetensors file's;
+#   - a file that is no weights file is refused in one line saying what it is;
+#   - --output, --save and --log create missing folders, saying so once;
+#   - --resume alone continues the checkpoint's plan bit for bit; with other
+#     flags it prints what changes, and the learning rates it prints are the
+#     ones the trainer logs.
+# Prints "cli_files: N passed, M failed"; exits non-zero if M > 0.
+set -u
+BUILD=${1:-build}
+R="$(cd "$(dirname "$BUILD/resnet")" && pwd)/resnet"
+PY=/usr/bin/python3
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/cli_lib.sh"
+
+# has FILE TEXT DESCRIPTION: FILE contains TEXT (fixed string)
+has() { grep -qF -- "$2" "$1" && ok || bad "$3: no '$2' in: $(head -c 600 "$1")"; }
+hasnt() { grep -qF -- "$2" "$1" && bad "$3: unexpected '$2' in: $(head -c 600 "$1")" || ok; }
+
+# ---- fixtures: a tiny dataset, a model in three formats, an image ---------------------------------
+
+"$PY" - "$HERE" "$T" <<'EOF' || { echo "cli_files: fixtures failed"; exit 1; }
+import gzip, io, os, struct, sys
+here, t = sys.argv[1], sys.argv[2]
+sys.path.insert(0, os.path.join(here, "tools"))
+import torch
+from PIL import Image
+from rn_models import build_model
+torch.set_num_threads(1)
+
+# 48 training and 16 test images of the bundled Fashion-MNIST subset
+os.makedirs(os.path.join(t, "tiny"))
+for split, n in (("train", 48), ("t10k", 16)):
+    for kind, head, size in (("images-idx3", 16, 784), ("labels-idx1", 8, 1)):
+        name = "%s-%s-ubyte.gz" % (split, kind)
+        data = gzip.open(os.path.join(here, "data", "fmnist-small", name)).read()
+        out = data[:4] + struct.pack(">I", n) + data[8:head] + data[head:head + n * size]
+        with gzip.open(os.path.join(t, "tiny", name), "wb") as f:
+            f.write(out)
+
+torch.manual_seed(0)
+m = build_model("d2l_resnet18", 1, 10)
+for name, buf in m.named_buffers():
+    if name.endswith("running_mean"):
+        buf.normal_(0, 0.1)
+    elif name.endswith("running_var"):
+        buf.uniform_(0.5, 2.0)
+sd = m.state_dict()
+torch.save(sd, os.path.join(t, "model_zip.pth"))
+torch.save({"state_dict": sd, "epoch": 3}, os.path.join(t, "model_legacy.pth"),
+           _use_new_zipfile_serialization=False)
+Image.fromarray((torch.rand(40, 30) * 255).byte().numpy(), "L").save(os.path.join(t, "img.png"))
+EOF
+
+# ---- a legacy checkpoint in every command ------------------------------------------------------------
+
+cd "$T" || exit 1
+expect 0 "convert a legacy checkpoint" "$R" convert model_legacy.pth model.safetensors
+has out "d2l_resnet18, in_channels 1, num_classes 10" "convert reads the architecture"
+for f in model_legacy.pth model_zip.pth model.safetensors; do
+    expect 0 "forward --weights $f" "$R" forward --weights "$f" --input "$HERE/data/sample/fmnist_batch.npy" \
+        --output "y_$f.npy"
+done
+cmp -s y_model_legacy.pth.npy y_model.safetensors.npy && cmp -s y_model_zip.pth.npy y_model.safetensors.npy &&
+    ok || bad "forward: legacy, zip and safetensors logits differ"
+for f in model_legacy.pth model.safetensors; do
+    expect 0 "eval --weights $f" "$R" eval --weights "$f" --data tiny --json --batch-size 8 && cp out "eval_$f"
+    expect 0 "predict --weights $f" "$R" predict --weights "$f" --json img.png && cp out "predict_$f"
+done
+cmp -s eval_model_legacy.pth eval_model.safetensors && ok || bad "eval: legacy and safetensors differ"
+cmp -s predict_model_legacy.pth predict_model.safetensors && ok || bad "predict: legacy and safetensors differ"
+expect 0 "train --init a legacy checkpoint" "$R" train --data tiny --init model_legacy.pth --epochs 1 \
+    --batch-size 8 --max-steps 1 --quiet
+
+# ---- files that are not weights ----------------------------------------------------------------------
+
+: > empty.pth
+printf 'version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 5\n' > lfs.pth
+for case in "empty.pth:empty file" "lfs.pth:Git LFS pointer" "$HERE/data/sample/fmnist_batch.npy:NumPy .npy"; do
+    f=${case%%:*}
+    expect 1 "forward --weights ${f##*/}" "$R" forward --weights "$f" --input "$HERE/data/sample/fmnist_batch.npy" \
+        --output y.npy && has err "${case#*:}" "${f##*/} is named" && has err "resnet reads safetensors" "${f##*/}: what is read"
+done
+
+# ---- output folders ----------------------------------------------------------------------------------
+
+expect 0 "init into a new folder" "$R" init --arch resnet18 --in-channels 1 --num-classes 10 --output new/a/w.safetensors
+has err "created the folder new/a for new/a/w.safetensors" "init says it created the folder"
+[ "$(wc -l <err)" -eq 1 ] && ok || bad "init: one line on stderr, got $(cat err)"
+expect 0 "init into the same folder" "$R" init --arch resnet18 --in-channels 1 --num-classes 10 --output new/a/w2.safetensors
+[ ! -s err ] && ok || bad "the second init says nothing on stderr: $(cat err)"
+expect 0 "forward into a new folder" "$R" forward --weights model.safetensors \
+    --input "$HERE/data/sample/fmnist_batch.npy" --output fwd/y.npy
+[ -s fwd/y.npy ] && ok || bad "forward wrote fwd/y.npy"
+expect 0 "convert into a new folder" "$R" convert model_legacy.pth conv/m.safetensors
+expect 1 "forward with a file in the way" "$R" forward --weights model.safetensors \
+    --input "$HERE/data/sample/fmnist_batch.npy" --output model.safetensors/y.npy
+has err "exists and is not a folder" "the file in the way is named"
+expect 0 "train --save and --log into new folders" "$R" train --data tiny --epochs 1 --batch-size 8 \
+    --quiet --save runs/exp1/model.safetensors --log logs/exp1.jsonl
+[ "$(grep -c 'created the folder' err)" -eq 2 ] && ok || bad "train: one message per new folder: $(cat err)"
+[ -s runs/exp1/model.safetensors ] && [ -s runs/exp1/model.optim.safetensors ] && [ -s logs/exp1.jsonl ] &&
+    ok || bad "train wrote its checkpoint and log"
+expect 0 "plot into a new folder" "$R" plot --log logs/exp1.jsonl --output plots/exp1.svg
+
+# ---- resuming -----------------------------------------------------------------------------------------
+
+common=(train --data tiny --batch-size 8 --quiet --log-every 1)
+# 6 steps straight, and 3 + 3 resumed without flags: the same files, bit for bit
+expect 0 "6 steps straight" "$R" "${common[@]}" --epochs 2 --lr 0.1 --schedule cosine --momentum 0.9 \
+    --max-steps 6 --save r/straight.safetensors
+expect 0 "3 steps" "$R" "${common[@]}" --epochs 2 --lr 0.1 --schedule cosine --momentum 0.9 \
+    --max-steps 3 --save r/a.safetensors --log none
+expect 0 "resume with no flags" "$R" train --data tiny --quiet --resume r/a.safetensors --max-steps 6 \
+    --save r/b.safetensors --log none
+hasnt out "other settings" "resume with no flags changes nothing"
+cmp -s r/b.safetensors r/straight.safetensors && cmp -s r/b.optim.safetensors r/straight.optim.safetensors &&
+    ok || bad "resume with no flags: the checkpoint differs from the straight run's"
+# a longer horizon: what changes is printed, with the learning rates the trainer uses
+expect 0 "resume with --epochs 4" "$R" train --data tiny --quiet --resume r/a.safetensors --max-steps 4 \
+    --epochs 4 --save r/c.safetensors --log none
+cp out resume_epochs.txt
+expect 0 "4 steps of 4 epochs" "$R" "${common[@]}" --epochs 4 --lr 0.1 --schedule cosine --momentum 0.9 \
+    --max-steps 4 --save r/four.safetensors
+has resume_epochs.txt "--epochs: 2 -> 4" "the changed flag is shown"
+has resume_epochs.txt "total steps: 12 -> 24" "the total steps are shown"
+before=$("$PY" -c "import json; print('%.6g' % [d for d in map(json.loads, open('r/straight.log.jsonl')) if 'step' in d][3]['lr'])")
+after=$("$PY" -c "import json; print('%.6g' % [d for d in map(json.loads, open('r/four.log.jsonl')) if 'step' in d][3]['lr'])")
+has resume_epochs.txt "learning rate of the next step (3): $before -> $after" "the learning rates are the trainer's"
+# a checkpoint from before plans were recorded
+"$PY" -c "
+import sys
+sys.path.insert(0, '$HERE/tools')
+from st_io import load_safetensors, save_safetensors
+t, meta = load_safetensors('r/a.optim.safetensors')
+save_safetensors('r/a.optim.safetensors', t, {k: v for k, v in meta.items() if not k.startswith('plan.')})
+" || bad "stripping the plan"
+expect 0 "resume an old checkpoint" "$R" train --data tiny --quiet --resume r/a.safetensors --epochs 2 \
+    --batch-size 8 --max-steps 4 --save r/d.safetensors --log none
+has out "records no training plan" "an old checkpoint is noted"
+# nothing left to train
+"$PY" -c "
+import sys
+sys.path.insert(0, '$HERE/tools')
+from st_io import load_safetensors, save_safetensors
+t, meta = load_safetensors('r/b.optim.safetensors')
+meta.update(epoch='2', position='0')
+save_safetensors('r/b.optim.safetensors', t, meta)
+" || bad "moving the checkpoint to its last epoch"
+expect 0 "resume a finished run" "$R" train --data tiny --quiet --resume r/b.safetensors --log none
+has out "nothing left to train" "a finished run says so"
+
+echo "cli_files: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
