@@ -46,7 +46,7 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 HDRS := $(wildcard include/*.h src/*/*.h cli/*.h tests/*.h)
 
-.PHONY: all lib cli tests run test ci deps clean bench-ort sanitize fuzz fuzzers
+.PHONY: all lib cli tests run test ci deps clean bench-ort dev sanitize fuzz fuzzers
 
 all: lib cli tests $(BUILD)/example
 
@@ -82,6 +82,14 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libresnet.a $(HDRS)
 
 # The README's embedding example, built against the installed-style header.
 $(BUILD)/example: examples/classify.c $(BUILD)/libresnet.a include/resnet.h
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libresnet.a $(LDLIBS)
+
+# The kernel workbench (dev/): each program checks what it times.
+DEV_BIN := $(patsubst dev/%.c,$(BUILD)/dev/%,$(wildcard dev/*.c))
+dev: $(DEV_BIN)
+
+$(BUILD)/dev/%: dev/%.c $(BUILD)/libresnet.a $(HDRS)
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libresnet.a $(LDLIBS)
 
 deps:

@@ -97,7 +97,7 @@ static double time_pass(const rn_conv_shape *s, int pass, int repeats) {
     size_t x_n = (size_t)s->cin * s->n * s->h * s->w;
     size_t w_n = (size_t)s->cout * s->cin * s->kh * s->kw;
     size_t y_n = (size_t)s->cout * s->n * s->ho * s->wo;
-    size_t ws_f = conv2d_workspace_floats(s), ws_b = conv2d_backward_workspace_floats(NULL, s);
+    size_t ws_f = conv2d_workspace_floats(NULL, s), ws_b = conv2d_backward_workspace_floats(NULL, s);
     float *x = filled(x_n, 1), *w = filled(w_n, 2), *y = filled(y_n, 3);
     float *db = filled(s->cout, 4), *ws = filled(ws_f > ws_b ? ws_f : ws_b, 5);
 

@@ -182,18 +182,32 @@ static void check_determinism(rn_conv_shape s) {
     size_t ws_n = conv2d_workspace_floats(kd, &s);
     float *ws = ws_n ? rn_alloc(ws_n * sizeof(float)) : NULL;
 
+    float *prep = NULL;
+    if (algo) {
+        rn_free(ws);
+        ws = rn_alloc((algo->workspace_floats(kd, &s, 3) + 1) * sizeof(float));
+        prep = rn_alloc((algo->prepared_floats(kd, &s) + 1) * sizeof(float));
+        algo->prepare(kd, &s, w, prep);
+    }
     rn_set_threads(1);
-    conv2d_forward(kd, &s, x, w, bias, NULL, 1, y1, ws);
+    if (algo)
+        algo->forward(kd, &s, x, prep, bias, NULL, 1, y1, ws);
+    else
+        conv2d_forward(kd, &s, x, w, bias, NULL, 1, y1, ws);
     int same = 1;
     for (int t = 2; t <= 3; t++) {
         rn_set_threads(t);
-        conv2d_forward(kd, &s, x, w, bias, NULL, 1, yt, ws);
+        if (algo)
+            algo->forward(kd, &s, x, prep, bias, NULL, 1, yt, ws);
+        else
+            conv2d_forward(kd, &s, x, w, bias, NULL, 1, yt, ws);
         same &= memcmp(y1, yt, y_n * sizeof(float)) == 0;
     }
+    rn_free(prep);
     rn_set_threads(0);
     char what[128];
-    snprintf(what, sizeof what, "%s determinism 1..3 threads cin=%d %dx%d cout=%d k=%d s=%d bitwise",
-             kd->name, s.cin, s.h, s.w, s.cout, s.kh, s.stride);
+    snprintf(what, sizeof what, "%s %s determinism 1..3 threads cin=%d %dx%d cout=%d k=%d s=%d bitwise",
+             kd->name, algo ? algo->name : "conv2d_forward", s.cin, s.h, s.w, s.cout, s.kh, s.stride);
     check(same, what);
     rn_free(x);
     rn_free(w);
@@ -228,6 +242,14 @@ static void run_cases(int randoms) {
     check_conv(shape(2, 16, 32, 32, 20, 3, 1, 1, 1), 7, "wide N, packed A");
     check_conv(shape(4, 8, 45, 45, 12, 5, 2, 2, 1), 3, "wide N stride 2");
     check_conv(shape(8, 6, 40, 40, 10, 3, 3, 1, 2), 5, "wide N stride 3 groups");
+    /* 3x3 stride 1 (Winograd's shapes): edge tiles, pads 0..2, channels across
+     * K blocks and register tiles, tile counts that are no multiple of 8 */
+    check_conv(shape(1, 3, 9, 11, 5, 3, 1, 0, 1), 7, "3x3 p0 ragged tiles");
+    check_conv(shape(3, 7, 13, 6, 13, 3, 1, 2, 1), 6, "3x3 p2 batch 3");
+    check_conv(shape(1, 300, 7, 7, 70, 3, 1, 1, 1), 7, "3x3 7x7 C over a K block");
+    check_conv(shape(2, 32, 1, 1, 16, 3, 1, 1, 1), 7, "3x3 on 1x1");
+    check_conv(shape(1, 64, 56, 56, 64, 3, 1, 1, 1), 7, "ResNet 3x3 64@56");
+    check_conv(shape(2, 40, 17, 23, 96, 3, 1, 1, 1), 3, "3x3 odd sizes");
 }
 
 int main(void) {
@@ -250,6 +272,10 @@ int main(void) {
         algo = NULL;
         check_determinism(shape(2, 64, 28, 28, 64, 3, 1, 1, 1));
         check_determinism(shape(1, 3, 64, 64, 64, 7, 2, 3, 1));
+        algo = rn_conv_algo_get(RN_CONV_WINOGRAD);
+        check_determinism(shape(2, 64, 28, 28, 64, 3, 1, 1, 1));
+        check_determinism(shape(1, 160, 9, 9, 96, 3, 1, 1, 1));
+        algo = NULL;
     }
 
     printf("test_conv2d: %d passed, %d failed\n", passed, failed);

@@ -331,6 +331,35 @@ static void test_sessions(void) {
     CHECK(rn_session_create(m, &cfg, &bad) == RN_ERR_ARG && strstr(rn_last_error(), "sse9"),
           "unknown ISA refused: %s", rn_last_error());
 
+    /* every kernel path the host supports, each forcing every algorithm, against the reference */
+    ref_forward(m, xa, n, h, w, RN_MODE_EVAL, ra);
+    static const char *const algos[] = {"auto", "im2col", "winograd"};
+    for (int i = 0; i < 3; i++) {
+        const char *isa = i == 0 ? "avx512" : i == 1 ? "avx2" : "portable";
+        if (!rn_isa_supported(isa)) {
+            printf("test_model: sessions on %s not run: this CPU (%s) lacks it\n", isa, rn_cpu_model());
+            continue;
+        }
+        for (int a = 0; a < 3; a++) {
+            rn_session_config c2;
+            rn_session_config_default(&c2);
+            c2.isa = isa;
+            c2.conv_algo = algos[a];
+            rn_session *si = NULL;
+            char used[128] = "";
+            CHECK(rn_session_create(m, &c2, &si) == RN_OK &&
+                      rn_session_forward(si, xa, n, h, w, RN_MODE_EVAL, ya) == RN_OK &&
+                      rn_session_algorithms(si, used, sizeof used) == RN_OK,
+                  "session on %s: %s", isa, rn_last_error());
+            double err = check_rel_err(ya, ra, (size_t)n * k);
+            CHECK(err < 1e-4 && strcmp(rn_session_isa(si), isa) == 0, "%s %s: rel err %.2e", isa,
+                  algos[a], err);
+            printf("test_model: resnet18 on %s, --conv-algo %s (%s): rel err %.2e\n", isa, algos[a],
+                   used, err);
+            rn_session_free(si);
+        }
+    }
+
     rn_session_free(sa);
     rn_session_free(sb);
     rn_session_free(fresh);
@@ -339,10 +368,33 @@ static void test_sessions(void) {
     rn_model_free(m);
 }
 
+/* ---- the trainer's memory ---------------------------------------------------------------- */
+
+static void test_trainer_memory(void) {
+    rn_model *m = NULL;
+    rn_model_create("resnet18", 1, 10, &m);
+    rn_train_config cfg;
+    rn_train_config_default(&cfg);
+    rn_trainer *t = NULL;
+    CHECK(rn_trainer_create(m, &cfg, &t) == RN_OK, "trainer: %s", rn_last_error());
+    float x[4 * 32 * 32];
+    int32_t y[4] = {1, 2, 3, 4};
+    check_fill(x, 4 * 32 * 32, -1.0f, 1.0f);
+    rn_step_result r;
+    CHECK(rn_trainer_step(t, x, y, 4, 32, 32, &r) == RN_OK, "step, batch 4: %s", rn_last_error());
+    size_t bytes = rn_trainer_bytes(t);
+    CHECK(rn_trainer_step(t, x, y, 3, 32, 32, &r) == RN_OK && rn_trainer_bytes(t) == bytes,
+          "a smaller last batch runs in the same memory (%zu -> %zu bytes)", bytes, rn_trainer_bytes(t));
+    CHECK(rn_trainer_steps(t) == 2 && !r.skipped, "two steps counted");
+    rn_trainer_free(t);
+    rn_model_free(m);
+}
+
 int main(void) {
     test_param_counts();
     test_save_load();
     test_sessions();
+    test_trainer_memory();
     test_forward_vs_reference();
     return check_done("test_model");
 }

@@ -94,24 +94,31 @@ done
 "$PY" - "$RES" "$ARCH" "$BATCH" "$SIZE" "$THREADS" <<'EOF'
 import json, statistics, sys
 res, arch, batch, size, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
-runs = {}
+runs, rss, extra = {}, {}, {}
 for line in open(res):
     name, j = line.rstrip("\n").split("\t", 1)
     try:
         d = json.loads(j)
         runs.setdefault(name, []).append(float(d["ms_per_batch_median"]))
+        rss[name] = max(rss.get(name, 0.0), float(d.get("peak_rss_mb", 0.0)))
+        if "isa" in d:
+            extra[name] = "%s; %s" % (d["isa"], d.get("conv_algorithms", ""))
     except (ValueError, KeyError):
         pass
 print("%s, batch %d, %sx%s, %s threads" % (arch, batch, size, size, threads))
-print("%-12s %8s %14s %12s %12s" % ("runtime", "rounds", "ms/batch med", "min round", "images/s"))
+print("%-12s %8s %14s %12s %12s %14s" % ("runtime", "rounds", "ms/batch med", "min round", "images/s",
+                                         "peak RSS MB"))
 med = {}
 for name in ("resnet.c", "onnxruntime", "pytorch"):
     ms = runs.get(name)
     if not ms:
-        print("%-12s %8s %14s %12s %12s" % (name, "-", "n/a", "n/a", "n/a"))
+        print("%-12s %8s %14s %12s %12s %14s" % (name, "-", "n/a", "n/a", "n/a", "n/a"))
         continue
     med[name] = statistics.median(ms)
-    print("%-12s %8d %14.2f %12.2f %12.2f" % (name, len(ms), med[name], min(ms), batch * 1e3 / med[name]))
+    print("%-12s %8d %14.2f %12.2f %12.2f %14.0f" % (name, len(ms), med[name], min(ms), batch * 1e3 / med[name],
+                                                      rss.get(name, 0.0)))
+for name, e in extra.items():
+    print("%s ran: %s" % (name, e))
 for peer in ("onnxruntime", "pytorch"):
     if "resnet.c" in med and peer in med:
         print("resnet.c / %-11s speed ratio %.3f  (images/s of resnet.c / of %s; >1 = resnet.c faster)"

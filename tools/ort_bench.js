@@ -88,6 +88,7 @@ async function main() {
     ms_per_batch_min: sorted[0],
     ms_per_batch_mean: mean,
     load_ms: loadMs,
+    peak_rss_mb: process.resourceUsage().maxRSS / 1024,
     times_ms: times.map((t) => Math.round(t * 1000) / 1000),
   };
   if (dump) {

@@ -9,6 +9,7 @@ Prints one JSON object: images_per_second (batch / median), ms_per_batch_median,
 """
 import argparse
 import json
+import resource
 import os
 import statistics
 import sys
@@ -57,6 +58,7 @@ def main():
         "images_per_second": args.batch / (med / 1e3),
         "ms_per_batch_median": med, "ms_per_batch_min": min(times),
         "ms_per_batch_mean": sum(times) / len(times),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "times_ms": [round(t, 3) for t in times],
     }))
 

@@ -23,4 +23,13 @@ static inline int rn_thread_id(void) {
 #endif
 }
 
+/* Threads in the current parallel region (1 outside). */
+static inline int rn_team_size(void) {
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
 #endif

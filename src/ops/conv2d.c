@@ -13,9 +13,12 @@
 
 #include <limits.h>
 #include <stddef.h>
+#include <string.h>
 
+#include "core/threads.h"
 #include "ops/conv_algo.h"
 #include "ops/gemm.h"
+#include "ops/kernels.h"
 
 /* ---------------------------------------------------------------------------
  * Shape
@@ -39,6 +42,69 @@ int conv2d_shape_init(rn_conv_shape *s) {
     s->ho = (int)ho;
     s->wo = (int)wo;
     return 1;
+}
+
+size_t conv2d_weight_floats(const rn_conv_shape *s) {
+    return (size_t)s->cout * (size_t)(s->cin / s->groups) * (size_t)s->kh * (size_t)s->kw;
+}
+
+/* ---------------------------------------------------------------------------
+ * Taps that only read padding
+ * ------------------------------------------------------------------------- */
+
+/* The live taps along one axis: [*lo, *hi) of the k taps that read an
+ * input position for some output position; 0 if they are not one interval. */
+static int live_taps(int in, int out, int k, int stride, int pad, int *lo, int *hi) {
+    *lo = -1;
+    *hi = -1;
+    for (int t = 0; t < k; t++) {
+        int live = 0;
+        for (int o = 0; o < out && !live; o++) {
+            int i = o * stride - pad + t;
+            live = i >= 0 && i < in;
+        }
+        if (live && *hi >= 0 && *hi != t)
+            return 0; /* a dead tap inside */
+        if (live) {
+            if (*lo < 0)
+                *lo = t;
+            *hi = t + 1;
+        }
+    }
+    return *lo >= 0;
+}
+
+/* A kernel larger than a tiny input (3x3 on 1x1) has taps that only ever
+ * multiply padding. If the live taps form a rectangle whose offsets keep the
+ * two pads equal, the convolution is the same as one with the kernel cropped
+ * to that rectangle and the pad reduced by the offset: *c, with the crop at
+ * tap (*k0, *k0). Returns 0 when nothing can be cropped. */
+int conv2d_crop_shape(const rn_conv_shape *s, rn_conv_shape *c, int *k0) {
+    int i0, i1, j0, j1;
+    if (!live_taps(s->h, s->ho, s->kh, s->stride, s->pad, &i0, &i1) ||
+        !live_taps(s->w, s->wo, s->kw, s->stride, s->pad, &j0, &j1))
+        return 0;
+    if (i1 - i0 == s->kh && j1 - j0 == s->kw)
+        return 0;
+    if (i0 != j0)
+        return 0;
+    *c = *s;
+    c->kh = i1 - i0;
+    c->kw = j1 - j0;
+    c->pad = s->pad - i0;
+    *k0 = i0;
+    return conv2d_shape_init(c) && c->ho == s->ho && c->wo == s->wo;
+}
+
+void conv2d_crop_weights(const rn_conv_shape *s, const rn_conv_shape *c, int k0, const float *w,
+                         float *wc) {
+    // w: (planes, kh, kw) -> wc: (planes, c->kh, c->kw), the window at tap (k0, k0)
+    const size_t planes = (size_t)s->cout * (s->cin / s->groups);
+#pragma omp parallel for num_threads(rn_threads()) schedule(static) if (planes > 4096)
+    for (size_t q = 0; q < planes; q++)
+        for (int i = 0; i < c->kh; i++)
+            for (int j = 0; j < c->kw; j++)
+                wc[(q * c->kh + i) * c->kw + j] = w[(q * s->kh + i + k0) * s->kw + j + k0];
 }
 
 /* ---------------------------------------------------------------------------
@@ -135,18 +201,35 @@ static void conv_groups(const rn_kernels *k, const rn_conv_shape *s, const float
     }
 }
 
+/* Cropped weights (conv2d_crop_shape) in the workspace, 64-byte aligned. */
+static size_t align16(size_t n) { return (n + 15) / 16 * 16; }
+
 size_t conv2d_workspace_floats(const rn_kernels *k, const rn_conv_shape *s) {
+    rn_conv_shape c;
+    int k0;
+    if (conv2d_crop_shape(s, &c, &k0))
+        return align16(conv2d_weight_floats(&c)) + group_packed_floats(k, &c);
     return group_packed_floats(k, s);
 }
 
 void conv2d_forward(const rn_kernels *k, const rn_conv_shape *s, const float *x, const float *w,
                     const float *bias, const float *residual, int relu,
                     float *y, float *workspace) {
+    rn_conv_shape c;
+    int k0;
+    if (workspace && conv2d_crop_shape(s, &c, &k0)) {
+        /* taps that only read padding are left out: the live ones, then the product */
+        conv2d_crop_weights(s, &c, k0, w, workspace);
+        conv_groups(k, &c, x, workspace, NULL, bias, residual, relu, y,
+                    workspace + align16(conv2d_weight_floats(&c)));
+        return;
+    }
     conv_groups(k, s, x, w, NULL, bias, residual, relu, y, workspace);
 }
 
 /* ---------------------------------------------------------------------------
- * The GEMM algorithms behind the seam (conv_algo.h): weights packed once
+ * The GEMM algorithms behind the seam (conv_algo.h): weights packed once,
+ * the taps that only read padding cropped off first
  * ------------------------------------------------------------------------- */
 
 static int supports_any(const rn_conv_shape *s) {
@@ -154,17 +237,48 @@ static int supports_any(const rn_conv_shape *s) {
     return 1;
 }
 
+/* The shape the GEMM runs: s, or s cropped (*k0: the crop's first tap, -1 if none). */
+static rn_conv_shape gemm_shape(const rn_conv_shape *s, int *k0) {
+    rn_conv_shape c;
+    if (conv2d_crop_shape(s, &c, k0))
+        return c;
+    *k0 = -1;
+    return *s;
+}
+
 static size_t packed_floats(const rn_kernels *k, const rn_conv_shape *s) {
-    return group_packed_floats(k, s) * (size_t)s->groups;
+    int k0;
+    rn_conv_shape g = gemm_shape(s, &k0);
+    return group_packed_floats(k, &g) * (size_t)s->groups;
 }
 
 static void prepare_packed(const rn_kernels *k, const rn_conv_shape *s, const float *w,
                            float *prepared) {
-    const int cout_g = s->cout / s->groups, K = s->cin / s->groups * s->kh * s->kw;
-    const size_t per_group = group_packed_floats(k, s);
-    for (int g = 0; g < s->groups; g++)
-        rn_gemm_pack_a(k, 0, cout_g, K, w + (size_t)g * cout_g * K, K,
-                       prepared + (size_t)g * per_group);
+    int k0;
+    const rn_conv_shape g = gemm_shape(s, &k0);
+    const int cout_g = g.cout / g.groups, cin_g = g.cin / g.groups, K = cin_g * g.kh * g.kw;
+    const size_t per_group = group_packed_floats(k, &g);
+    if (k0 < 0) {
+        for (int gi = 0; gi < g.groups; gi++)
+            rn_gemm_pack_a(k, 0, cout_g, K, w + (size_t)gi * cout_g * K, K,
+                           prepared + (size_t)gi * per_group);
+        return;
+    }
+    /* cropped: each live tap straight into its packed place (padding rows zero) */
+    k = rn_kernels_or_default(k);
+    const int mr = k->mr, m_panels = (cout_g + mr - 1) / mr;
+    int nkb, kcb;
+    rn_gemm_k_blocks(k, K, &nkb, &kcb);
+    memset(prepared, 0, per_group * (size_t)g.groups * sizeof(float));
+    for (int gi = 0; gi < g.groups; gi++)
+        for (int co = 0; co < cout_g; co++)
+            for (int kk = 0; kk < K; kk++) {
+                const int ci = kk / (g.kh * g.kw), i = kk / g.kw % g.kh, j = kk % g.kw;
+                const size_t src = ((((size_t)gi * cout_g + co) * cin_g + ci) * s->kh + i + k0) *
+                                       s->kw + j + k0;
+                prepared[(size_t)gi * per_group +
+                         rn_gemm_packed_a_index(mr, K, nkb, kcb, m_panels, co, kk)] = w[src];
+            }
 }
 
 static size_t no_workspace(const rn_kernels *k, const rn_conv_shape *s, int threads) {
@@ -176,7 +290,9 @@ static void forward_packed(const rn_kernels *k, const rn_conv_shape *s, const fl
                            const float *prepared, const float *bias, const float *residual,
                            int relu, float *y, float *workspace) {
     (void)workspace;
-    conv_groups(k, s, x, NULL, prepared, bias, residual, relu, y, NULL);
+    int k0;
+    const rn_conv_shape g = gemm_shape(s, &k0);
+    conv_groups(k, &g, x, NULL, prepared, bias, residual, relu, y, NULL);
 }
 
 const rn_conv_algo rn_conv_im2col = {

@@ -30,6 +30,19 @@ typedef struct rn_conv_shape {
  * or the channels do not divide into groups. */
 int conv2d_shape_init(rn_conv_shape *s);
 
+/* Floats of the weights of shape s: cout * cin/groups * kh * kw. */
+size_t conv2d_weight_floats(const rn_conv_shape *s);
+
+/* A kernel larger than a tiny input (3x3 on 1x1) has taps that only ever
+ * multiply padding. If the live taps form a square whose offset keeps the
+ * pads equal, the convolution equals one with the kernel cropped to it and
+ * the pad reduced: *c, the crop starting at tap (*k0, *k0). Returns 0 when
+ * nothing can be cropped. conv2d_crop_weights cuts w (shape s) down to wc
+ * (shape c). */
+int conv2d_crop_shape(const rn_conv_shape *s, rn_conv_shape *c, int *k0);
+void conv2d_crop_weights(const rn_conv_shape *s, const rn_conv_shape *c, int k0, const float *w,
+                         float *wc);
+
 /* The plain-C oracle: a direct loop nest, no workspace. */
 void conv2d_forward_ref(const rn_conv_shape *s, const float *x, const float *w,
                         const float *bias, const float *residual, int relu,

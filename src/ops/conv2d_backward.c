@@ -225,50 +225,6 @@ static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s) {
     return p;
 }
 
-/* The live taps along one axis: [*lo, *hi) of the k taps that read an
- * input position for some output position; 0 if they are not one interval. */
-static int live_taps(int in, int out, int k, int stride, int pad, int *lo, int *hi) {
-    *lo = -1;
-    *hi = -1;
-    for (int t = 0; t < k; t++) {
-        int live = 0;
-        for (int o = 0; o < out && !live; o++) {
-            int i = o * stride - pad + t;
-            live = i >= 0 && i < in;
-        }
-        if (live && *hi >= 0 && *hi != t)
-            return 0; /* a dead tap inside */
-        if (live) {
-            if (*lo < 0)
-                *lo = t;
-            *hi = t + 1;
-        }
-    }
-    return *lo >= 0;
-}
-
-/* A kernel larger than a tiny input (3x3 on 1x1) has taps that only ever
- * multiply padding. If the live taps form a rectangle whose offsets keep the
- * two pads equal, the convolution is the same as one with the kernel cropped
- * to that rectangle and the pad reduced by the offset: *c, with the crop at
- * tap (*k0, *k0). Returns 0 when nothing can be cropped. */
-static int crop_shape(const rn_conv_shape *s, rn_conv_shape *c, int *k0) {
-    int i0, i1, j0, j1;
-    if (!live_taps(s->h, s->ho, s->kh, s->stride, s->pad, &i0, &i1) ||
-        !live_taps(s->w, s->wo, s->kw, s->stride, s->pad, &j0, &j1))
-        return 0;
-    if (i1 - i0 == s->kh && j1 - j0 == s->kw)
-        return 0;
-    if (i0 != j0)
-        return 0;
-    *c = *s;
-    c->kh = i1 - i0;
-    c->kw = j1 - j0;
-    c->pad = s->pad - i0;
-    *k0 = i0;
-    return conv2d_shape_init(c) && c->ho == s->ho && c->wo == s->wo;
-}
-
 static size_t workspace_uncropped(const rn_kernels *k, const rn_conv_shape *s) {
     bwd_plan p = make_plan(k, s);
     size_t ws_weight = p.dwt_floats + p.colt_floats + p.col_floats;
@@ -277,25 +233,15 @@ static size_t workspace_uncropped(const rn_kernels *k, const rn_conv_shape *s) {
 
 /* Floats of the cropped weights (or their gradient), aligned. */
 static size_t cropped_floats(const rn_conv_shape *c) {
-    return align_up((size_t)c->cout * (c->cin / c->groups) * c->kh * c->kw);
+    return align_up(conv2d_weight_floats(c));
 }
 
 size_t conv2d_backward_workspace_floats(const rn_kernels *k, const rn_conv_shape *s) {
     rn_conv_shape c;
     int k0;
-    if (crop_shape(s, &c, &k0))
+    if (conv2d_crop_shape(s, &c, &k0))
         return cropped_floats(&c) + workspace_uncropped(k, &c);
     return workspace_uncropped(k, s);
-}
-
-/* wc (planes, kc_h, kc_w) = the window at tap (k0, k0) of w (planes, kh, kw). */
-static void crop_weights(const float *w, size_t planes, int kh, int kw, int k0, int kc_h,
-                         int kc_w, float *wc) {
-#pragma omp parallel for num_threads(rn_threads()) schedule(static) if (planes > 4096)
-    for (size_t q = 0; q < planes; q++)
-        for (int i = 0; i < kc_h; i++)
-            for (int j = 0; j < kc_w; j++)
-                wc[(q * kc_h + i) * kc_w + j] = w[(q * kh + i + k0) * kw + j + k0];
 }
 
 /* dw (planes, kh, kw) = zero, with dwc (planes, kc_h, kc_w) at tap (k0, k0). */
@@ -529,10 +475,10 @@ void conv2d_backward_data(const rn_kernels *k, const rn_conv_shape *s, const flo
                           const float *w, float beta, float *dx, float *workspace) {
     rn_conv_shape c;
     int k0;
-    if (crop_shape(s, &c, &k0)) {
+    if (conv2d_crop_shape(s, &c, &k0)) {
         /* the live taps only: wc (cout, cin_g, c.kh, c.kw) cropped from w */
         float *wc = workspace;
-        crop_weights(w, (size_t)s->cout * (s->cin / s->groups), s->kh, s->kw, k0, c.kh, c.kw, wc);
+        conv2d_crop_weights(s, &c, k0, w, wc);
         conv2d_backward_data(k, &c, dy, wc, beta, dx, workspace + cropped_floats(&c));
         return;
     }
@@ -658,7 +604,7 @@ void conv2d_backward_weight(const rn_kernels *k, const rn_conv_shape *s, const f
                             const float *dy, float *dw, float *db, float *workspace) {
     rn_conv_shape c;
     int k0;
-    if (crop_shape(s, &c, &k0)) {
+    if (conv2d_crop_shape(s, &c, &k0)) {
         /* the live taps' gradient dwc (cout, cin_g, c.kh, c.kw), zeros around it */
         float *dwc = workspace;
         conv2d_backward_weight(k, &c, x, dy, dwc, db, workspace + cropped_floats(&c));

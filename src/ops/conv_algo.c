@@ -9,6 +9,7 @@
 static const rn_conv_algo *const ALGOS[RN_CONV_ALGO_COUNT] = {
     [RN_CONV_IM2COL] = &rn_conv_im2col,
     [RN_CONV_POINTWISE] = &rn_conv_pointwise,
+    [RN_CONV_WINOGRAD] = &rn_conv_winograd,
 };
 
 const rn_conv_algo *rn_conv_algo_get(int id) {
@@ -22,8 +23,30 @@ int rn_conv_algo_find(const char *name) {
     return -1;
 }
 
+/* Winograd's transformed weights (36 x C x K floats) are read once per
+ * block of tiles: with few tiles that reading costs more than the products
+ * it saves. Measured (dev/bench_conv, AVX2, 1 thread, batch 1): 256 -> 256
+ * channels at 14x14 (16 tiles, 9 MB of weights) 1.7x faster than im2col;
+ * 512 -> 512 at 7x7 (4 tiles, 38 MB) 2.8x slower. */
+#define WINO_MIN_TILES 8
+#define WINO_CACHED_BYTES (16u << 20) /* weights that stay in the last-level cache */
+#define WINO_MIN_TILES_UNCACHED 64
+
+static int winograd_pays(const rn_conv_shape *s) {
+    const long tiles = (long)s->n * ((s->ho + 3) / 4) * ((s->wo + 3) / 4);
+    const double weight_bytes = 36.0 * 4.0 * s->cin * s->cout;
+    return tiles >= WINO_MIN_TILES &&
+           (weight_bytes <= WINO_CACHED_BYTES || tiles >= WINO_MIN_TILES_UNCACHED);
+}
+
 rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s) {
     (void)k;
+    rn_conv_shape cropped;
+    int k0;
+    if (conv2d_crop_shape(s, &cropped, &k0))
+        return RN_CONV_IM2COL; /* a smaller kernel on a tiny map: im2col crops it */
+    if (rn_conv_winograd.supports(s) && winograd_pays(s))
+        return RN_CONV_WINOGRAD;
     /* a 1x1 stride-1 convolution needs no im2col at all */
     return rn_conv_pointwise.supports(s) ? RN_CONV_POINTWISE : RN_CONV_IM2COL;
 }

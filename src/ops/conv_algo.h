@@ -29,6 +29,7 @@
 typedef enum rn_conv_algo_id {
     RN_CONV_IM2COL = 0,   /* implicit-im2col GEMM: any shape */
     RN_CONV_POINTWISE,    /* 1x1, stride 1, unpadded: a GEMM on x itself */
+    RN_CONV_WINOGRAD,     /* Winograd F(4x4, 3x3): 3x3, stride 1 */
     RN_CONV_ALGO_COUNT
 } rn_conv_algo_id;
 
@@ -59,7 +60,8 @@ int rn_conv_algo_find(const char *name);
  * fewest estimated seconds among those that support s. */
 rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s);
 
-/* The algorithms, registered in conv_algo.c: the GEMM ones (conv2d.c). */
-extern const rn_conv_algo rn_conv_im2col, rn_conv_pointwise;
+/* The algorithms, registered in conv_algo.c: the GEMM ones (conv2d.c) and
+ * Winograd's (conv_winograd.c). */
+extern const rn_conv_algo rn_conv_im2col, rn_conv_pointwise, rn_conv_winograd;
 
 #endif

@@ -260,6 +260,10 @@ static void k_blocks(const rn_kernels *kd, int K, int *nkb, int *kc) {
     *kc = ceil_div(K, *nkb);
 }
 
+void rn_gemm_k_blocks(const rn_kernels *kd, int K, int *nkb, int *kc) {
+    k_blocks(rn_kernels_or_default(kd), K, nkb, kc);
+}
+
 /* All of op(A) packed: per K block, every MR-row panel (kc x mr), in the
  * layout run_item reads (worksharing over the panels when inside a
  * parallel region). */
@@ -393,6 +397,31 @@ void rn_sgemm_im2col_packed(const rn_kernels *kd, int M, const float *apacked,
     a_source as = {.packed = apacked};
     b_source bs = {.im = im, .N = im->n * im->ho * im->wo};
     gemm_driver(kd, M, bs.N, im->c * im->kh * im->kw, &as, &bs, beta, C, ldc, ep, rn_threads());
+}
+
+void rn_sgemm_packed_ab_1t(const rn_kernels *kd, int i0, int i1, int N, int K,
+                           const float *apacked, int M, const float *bpacked, int npad, float *C,
+                           int ldc) {
+    kd = rn_kernels_or_default(kd);
+    const int mr = kd->mr, nr = kd->nr, m_panels = ceil_div(M, mr);
+    int nkb, kcb;
+    k_blocks(kd, K, &nkb, &kcb);
+    const rn_gemm_kernel_fn fn = kd->fn[nr / kd->nr_step - 1];
+    for (int ip = i0 / mr; ip < ceil_div(i1, mr); ip++) {
+        for (int jp = 0; jp < ceil_div(N, nr); jp++) {
+            rn_gemm_tile tile = {.ldc = ldc, .a_rs = 1, .a_cs = mr};
+            tile.m = M - ip * mr < mr ? M - ip * mr : mr;
+            tile.n = N - jp * nr < nr ? N - jp * nr : nr;
+            tile.c = C + (ptrdiff_t)ip * mr * ldc + (ptrdiff_t)jp * nr;
+            for (int kb = 0; kb < nkb; kb++) {
+                const int k0 = kb * kcb, kc = K - k0 < kcb ? K - k0 : kcb;
+                tile.beta = kb == 0 ? 0.0f : 1.0f;
+                const float *a = apacked + (ptrdiff_t)k0 * m_panels * mr + (ptrdiff_t)ip * kc * mr;
+                const float *b = bpacked + (ptrdiff_t)k0 * npad + (ptrdiff_t)jp * kc * nr;
+                fn(kc, a, b, &tile);
+            }
+        }
+    }
 }
 
 void rn_im2col_block(const rn_kernels *kd, const rn_im2col *im, int k0, int rows, long j0,

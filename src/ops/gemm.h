@@ -64,6 +64,42 @@ void rn_sgemm_packed(const rn_kernels *k, int M, int N, int K, const float *apac
                      const float *B, int ldb, float beta, float *C, int ldc,
                      const rn_gemm_epilogue *ep);
 
+/* The K blocking of the kernels k: a product with inner dimension K sums
+ * *nkb blocks of *kc (the last may be shorter); packed layouts follow it. */
+void rn_gemm_k_blocks(const rn_kernels *k, int K, int *nkb, int *kc);
+
+/* Where element (kk, j) of a K x npad matrix B goes when B is packed for
+ * the kernels k (npad a multiple of k's nr): per K block, nr-column panels,
+ * kc x nr each. For callers that write B straight into that layout. */
+static inline size_t rn_gemm_packed_b_index(int nr, int K, int nkb, int kcb, int npad, int kk,
+                                            int j) {
+    const int kb = kk / kcb, k0 = kb * kcb;
+    const int kc = kb == nkb - 1 ? K - k0 : kcb;
+    return (size_t)k0 * (size_t)npad + (size_t)(j / nr) * (size_t)kc * (size_t)nr +
+           (size_t)(kk - k0) * (size_t)nr + (size_t)(j % nr);
+}
+
+/* Where element (i, kk) of an M x K matrix A goes when rn_gemm_pack_a packs
+ * it for kernels of mr rows (M padded to m_panels * mr with zeros): per K
+ * block, mr-row panels, kc x mr each. For callers that write A straight
+ * into that layout. */
+static inline size_t rn_gemm_packed_a_index(int mr, int K, int nkb, int kcb, int m_panels, int i,
+                                            int kk) {
+    const int kb = kk / kcb, k0 = kb * kcb;
+    const int kc = kb == nkb - 1 ? K - k0 : kcb;
+    return (size_t)k0 * (size_t)m_panels * (size_t)mr + (size_t)(i / mr) * (size_t)kc * (size_t)mr +
+           (size_t)(kk - k0) * (size_t)mr + (size_t)(i % mr);
+}
+
+/* Rows [i0, i1) (i0 a multiple of the kernels' mr) of C (M x N, ldc) =
+ * A x B, on the calling thread, C overwritten (no epilogue). A packed by
+ * rn_gemm_pack_a (M x K), B packed as rn_gemm_packed_b_index lays it out
+ * (K x npad, npad >= N); columns past N are computed from B's padding but
+ * not stored. */
+void rn_sgemm_packed_ab_1t(const rn_kernels *k, int i0, int i1, int N, int K,
+                           const float *apacked, int M, const float *bpacked, int npad, float *C,
+                           int ldc);
+
 /* As rn_sgemm, on the calling thread alone: for callers that split a larger
  * product over their own threads (inside a parallel region). The result is
  * bitwise the same as rn_sgemm's. */

@@ -104,6 +104,8 @@ static const rn_kernels PORTABLE = {
     .nr_step = PORTABLE_NR, .kc = 192, .mc = 512,
     .fn = {kernel_portable}, .fn_raw = {kernel_portable},
     .pack_im2col = rn_im2col_pack_portable,
+    .wino_in = rn_wino_in_portable,
+    .wino_out = rn_wino_out_portable,
 };
 
 #ifdef RN_HAVE_X86_KERNELS
@@ -113,6 +115,8 @@ static const rn_kernels AVX2 = {
     .fn = {rn_sgemm_kernel_avx2_6x8, rn_sgemm_kernel_avx2_6x16},
     .fn_raw = {rn_sgemm_kernel_avx2_6x8_rawa, rn_sgemm_kernel_avx2_6x16_rawa},
     .pack_im2col = rn_im2col_pack_avx2,
+    .wino_in = rn_wino_in_avx2,
+    .wino_out = rn_wino_out_avx2,
 };
 
 static const rn_kernels AVX512 = {
@@ -122,6 +126,8 @@ static const rn_kernels AVX512 = {
     .fn_raw = {rn_sgemm_kernel_avx512_8x16_rawa, rn_sgemm_kernel_avx512_8x32_rawa,
                rn_sgemm_kernel_avx512_8x48_rawa},
     .pack_im2col = rn_im2col_pack_avx512,
+    .wino_in = rn_wino_in_avx2, /* AVX-512 CPUs have AVX2 */
+    .wino_out = rn_wino_out_avx2,
 };
 #endif
 

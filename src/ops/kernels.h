@@ -25,6 +25,7 @@
 
 #include "core/cpu.h"
 #include "ops/gemm.h"
+#include "ops/winograd.h"
 
 typedef struct rn_gemm_tile {
     float *c;               /* top-left of the tile in C */
@@ -66,6 +67,8 @@ typedef struct rn_kernels {
     rn_gemm_kernel_fn fn[RN_WIDTHS_MAX];
     rn_gemm_kernel_fn fn_raw[RN_WIDTHS_MAX];
     rn_im2col_pack_fn pack_im2col;
+    rn_wino_in_fn wino_in;  /* Winograd F(4x4, 3x3) tile transforms (winograd.h) */
+    rn_wino_out_fn wino_out;
 } rn_kernels;
 
 /* The descriptor of isa, or NULL when this build or CPU cannot run it. */
@@ -159,6 +162,10 @@ void rn_sgemm_kernel_avx2_6x16_rawa(int kc, const float *a, const float *b, cons
 
 /* nr a multiple of 8, <= 64. */
 void rn_im2col_pack_avx2(const rn_im2col *im, int k0, int kc, long j0, int nr, float *dst);
+
+/* Winograd transforms (src/ops/x86/winograd_avx2.c), also used on AVX-512 CPUs. */
+void rn_wino_in_avx2(const rn_wino_in *in, float *dst, ptrdiff_t stride);
+void rn_wino_out_avx2(const float *src, ptrdiff_t stride, const rn_wino_out *o);
 #endif
 
 #endif

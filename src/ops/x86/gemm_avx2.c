@@ -280,7 +280,12 @@ static void pack_any(const int MODE, int NV, const rn_im2col *im, int k0, int kc
     switch (NV) {
     case 1: pack_panel(1, MODE, im, k0, kc, runs, nrun, dst); break;
     case 2: pack_panel(2, MODE, im, k0, kc, runs, nrun, dst); break;
-    default: pack_panel(NV, MODE, im, k0, kc, runs, nrun, dst); break;
+    case 3: pack_panel(3, MODE, im, k0, kc, runs, nrun, dst); break;
+    case 4: pack_panel(4, MODE, im, k0, kc, runs, nrun, dst); break;
+    case 5: pack_panel(5, MODE, im, k0, kc, runs, nrun, dst); break;
+    case 6: pack_panel(6, MODE, im, k0, kc, runs, nrun, dst); break;
+    case 7: pack_panel(7, MODE, im, k0, kc, runs, nrun, dst); break;
+    default: pack_panel(8, MODE, im, k0, kc, runs, nrun, dst); break;
     }
 }
 

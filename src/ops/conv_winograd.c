@@ -1,0 +1,330 @@
+/*
+ * conv_winograd.c - 3x3 stride-1 convolutions by Winograd F(4x4, 3x3)
+ * (the algorithm behind conv_algo.h's seam; the transforms in winograd.h).
+ *
+ * With T tiles of 4x4 output, C input and K output channels, the
+ * convolution becomes 36 matrix products, one per point xi of the
+ * transformed domain:
+ *     M_xi (K x T) = U_xi (K x C) x V_xi (C x T)
+ *     U = G g G^T (the weights, once per weight version)
+ *     V = B^T d B (each input tile), Y = A^T M A (each output tile)
+ * 2.25x (36 vs 81 multiplications per 4x4 output, per channel pair: 144
+ * directly) fewer multiplications than direct convolution, for transforms
+ * that grow with C + K rather than C x K.
+ *
+ * Preparation: U_xi, computed in double, rounded once, packed per xi as the
+ * GEMM's A (rn_gemm_pack_a).
+ *
+ * Forward, a block of Tb tiles at a time (Tb chosen so the block's V and M
+ * stay in the last-level cache):
+ *   1. the input transform writes V_xi straight in the layout of the GEMM's
+ *      packed B (threads share out the channels);
+ *   2. per range of output channels (threads share them out): the 36
+ *      products on the calling thread, then the output transform with the
+ *      bias, residual and ReLU epilogue.
+ * Every output element is summed in an order fixed by the shape, so results
+ * do not depend on the thread count.
+ *
+ * Accuracy: the transforms' coefficients (up to 8 in A^T, 5 in B^T)
+ * magnify rounding; on random data the result is within 1e-4 (relative to
+ * the largest output) of the direct sum, against 1e-6 for the GEMM
+ * algorithms. `tolerance` below is what the tests hold it to.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "core/threads.h"
+#include "ops/conv_algo.h"
+#include "ops/gemm.h"
+#include "ops/kernels.h"
+#include "ops/winograd.h"
+
+#define XI 36               /* points of the transformed domain */
+#define LL RN_WINO_LANES
+#define BLOCK_BYTES (6u << 20) /* V and M of one block of tiles */
+
+/* ---------------------------------------------------------------------------
+ * Portable transforms (winograd.h)
+ * ------------------------------------------------------------------------- */
+
+/* t = B^T d along one axis: d[0..5] at stride sd -> t[0..5] at stride st. */
+static inline void bt_1d(const float *d, int sd, float *t, int st) {
+    const float d0 = d[0], d1 = d[sd], d2 = d[2 * sd], d3 = d[3 * sd], d4 = d[4 * sd],
+                d5 = d[5 * sd];
+    t[0] = 4.0f * d0 - 5.0f * d2 + d4;
+    t[st] = -4.0f * d1 - 4.0f * d2 + d3 + d4;
+    t[2 * st] = 4.0f * d1 - 4.0f * d2 - d3 + d4;
+    t[3 * st] = -2.0f * d1 - d2 + 2.0f * d3 + d4;
+    t[4 * st] = 2.0f * d1 - d2 - 2.0f * d3 + d4;
+    t[5 * st] = 4.0f * d1 - 5.0f * d3 + d5;
+}
+
+/* o = A^T m along one axis: m[0..5] at stride sm -> o[0..3] at stride so. */
+static inline void at_1d(const float *m, int sm, float *o, int so) {
+    const float m0 = m[0], m1 = m[sm], m2 = m[2 * sm], m3 = m[3 * sm], m4 = m[4 * sm],
+                m5 = m[5 * sm];
+    const float a = m1 + m2, b = m1 - m2, c = m3 + m4, d = m3 - m4;
+    o[0] = m0 + a + c;
+    o[so] = b + 2.0f * d;
+    o[2 * so] = a + 4.0f * c;
+    o[3 * so] = b + 8.0f * d + m5;
+}
+
+void rn_wino_in_portable(const rn_wino_in *in, float *dst, ptrdiff_t stride) {
+    for (int l = 0; l < LL; l++) {
+        float d[36], t[36], v[36];
+        for (int r = 0; r < 6; r++)
+            for (int c = 0; c < 6; c++)
+                d[r * 6 + c] = r >= in->r0[l] && r < in->r1[l] && (in->cols[l] >> c & 1)
+                                   ? in->x[in->origin[l] + r * in->ld + c]
+                                   : 0.0f;
+        for (int c = 0; c < 6; c++)
+            bt_1d(d + c, 6, t + c, 6); /* columns: rows combined */
+        for (int i = 0; i < 6; i++)
+            bt_1d(t + i * 6, 1, v + i * 6, 1); /* then within each row */
+        for (int xi = 0; xi < XI; xi++)
+            dst[xi * stride + l] = v[xi];
+    }
+}
+
+void rn_wino_out_portable(const float *src, ptrdiff_t stride, const rn_wino_out *o) {
+    for (int l = 0; l < LL; l++) {
+        if (!o->y[l])
+            continue;
+        float m[36], t[24], y[16];
+        for (int xi = 0; xi < XI; xi++)
+            m[xi] = src[xi * stride + l];
+        for (int j = 0; j < 6; j++)
+            at_1d(m + j, 6, t + j, 6); /* t (4 x 6) */
+        for (int r = 0; r < 4; r++)
+            at_1d(t + r * 6, 1, y + r * 4, 1);
+        for (int r = 0; r < o->rows[l]; r++)
+            for (int c = 0; c < o->cols[l]; c++) {
+                float v = y[r * 4 + c] + o->bias;
+                if (o->res[l])
+                    v += o->res[l][r * o->ld + c];
+                if (o->relu && v < 0.0f) /* NaN stays NaN, as in PyTorch */
+                    v = 0.0f;
+                o->y[l][r * o->ld + c] = v;
+            }
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * Shapes and sizes
+ * ------------------------------------------------------------------------- */
+
+static int supports(const rn_conv_shape *s) {
+    return s->kh == 3 && s->kw == 3 && s->stride == 1 && s->groups == 1 && s->pad <= 2;
+}
+
+static int ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
+
+/* Tiles of the output: th x tw per image. */
+static void tiles_of(const rn_conv_shape *s, int *th, int *tw) {
+    *th = ceil_div(s->ho, 4);
+    *tw = ceil_div(s->wo, 4);
+}
+
+/* Tiles per block: a multiple of the GEMM's panel width (and of the lanes),
+ * V and M within BLOCK_BYTES, no more than the tiles there are. Threads
+ * share the work inside a block, so it depends on the shape alone (and so
+ * does the workspace). */
+static int block_tiles(const rn_kernels *k, const rn_conv_shape *s) {
+    int th, tw;
+    tiles_of(s, &th, &tw);
+    const long tiles = (long)s->n * th * tw;
+    const int step = k->nr % LL == 0 ? k->nr : k->nr * LL; /* a multiple of both */
+    long tb = BLOCK_BYTES / (sizeof(float) * XI * (size_t)(s->cin + s->cout));
+    tb = tb / step * step;
+    if (tb < step)
+        tb = step;
+    if (tb > (long)ceil_div(tiles, step) * step)
+        tb = (long)ceil_div(tiles, step) * step;
+    return (int)tb;
+}
+
+static size_t u_floats(const rn_kernels *k, const rn_conv_shape *s) {
+    return rn_gemm_packed_a_floats(k, s->cout, s->cin);
+}
+
+static size_t prepared_floats(const rn_kernels *k, const rn_conv_shape *s) {
+    return XI * u_floats(k, s);
+}
+
+/* V (C x Tb) and M (K x Tb) per xi. */
+static size_t workspace_floats(const rn_kernels *k, const rn_conv_shape *s, int threads) {
+    (void)threads;
+    return XI * (size_t)block_tiles(k, s) * (size_t)(s->cin + s->cout);
+}
+
+/* ---------------------------------------------------------------------------
+ * Preparation: U = G g G^T per (output, input) channel, packed per xi
+ * ------------------------------------------------------------------------- */
+
+/* u[6][6] = G g G^T for one 3x3 kernel g, in double. */
+static void weight_tile(const float *g, double u[36]) {
+    static const double G[6][3] = {{1.0 / 4, 0, 0},
+                                   {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                   {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                   {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                   {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                   {0, 0, 1}};
+    double t[6][3];
+    for (int i = 0; i < 6; i++)
+        for (int c = 0; c < 3; c++)
+            t[i][c] = G[i][0] * g[c] + G[i][1] * g[3 + c] + G[i][2] * g[6 + c];
+    for (int i = 0; i < 6; i++)
+        for (int j = 0; j < 6; j++)
+            u[i * 6 + j] = t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2];
+}
+
+static void prepare(const rn_kernels *k, const rn_conv_shape *s, const float *w, float *prepared) {
+    // w: (K, C, 3, 3) -> prepared: per xi, U_xi (K x C) packed as the GEMM's A
+    const int K = s->cout, C = s->cin, mr = k->mr, m_panels = ceil_div(K, mr);
+    const size_t uf = u_floats(k, s);
+    int nkb, kcb;
+    rn_gemm_k_blocks(k, C, &nkb, &kcb);
+    memset(prepared, 0, XI * uf * sizeof(float)); /* the padding rows stay zero */
+#pragma omp parallel for num_threads(rn_threads()) schedule(static) if ((long)K * C > 4096)
+    for (int ko = 0; ko < K; ko++)
+        for (int c = 0; c < C; c++) {
+            double u[36];
+            weight_tile(w + ((size_t)ko * C + c) * 9, u);
+            const size_t at = rn_gemm_packed_a_index(mr, C, nkb, kcb, m_panels, ko, c);
+            for (int xi = 0; xi < XI; xi++)
+                prepared[xi * uf + at] = (float)u[xi];
+        }
+}
+
+/* ---------------------------------------------------------------------------
+ * Forward
+ * ------------------------------------------------------------------------- */
+
+typedef struct wino_plan {
+    const rn_kernels *k;
+    const rn_conv_shape *s;
+    int th, tw, tiles, tb;
+    int nkb, kcb;           /* the GEMM's K blocking over C */
+    const float *x, *u, *bias, *res;
+    int relu;
+    float *y, *v, *m;
+} wino_plan;
+
+/* Phase 1: channels [c0, c1) of the block's tiles [t0, t0 + nt) into V,
+ * 8 tiles at a time; where each tile's patch lies (and which part of it is
+ * inside the image) is worked out once for all channels. */
+static void input_channels(const wino_plan *p, int t0, int nt, int c0, int c1) {
+    const rn_conv_shape *s = p->s;
+    const int H = s->h, W = s->w, per_image = p->th * p->tw;
+    const ptrdiff_t plane = (ptrdiff_t)s->n * H * W;
+    const size_t xi_stride = (size_t)s->cin * (size_t)p->tb;
+    for (int g = 0; g < nt; g += LL) {
+        rn_wino_in in = {.ld = W};
+        for (int l = 0; l < LL; l++) {
+            in.origin[l] = 0;
+            in.r0[l] = in.r1[l] = 0;
+            in.cols[l] = 0;
+            in.wide[l] = 0;
+            if (g + l >= nt)
+                continue;
+            const int t = t0 + g + l, b = t / per_image, ty = t % per_image / p->tw,
+                      tx = t % p->tw;
+            const int y0 = 4 * ty - s->pad, x0 = 4 * tx - s->pad;
+            in.origin[l] = ((ptrdiff_t)b * H + y0) * W + x0;
+            in.r0[l] = y0 < 0 ? -y0 : 0;
+            in.r1[l] = H - y0 < 6 ? H - y0 : 6;
+            for (int q = 0; q < 6; q++)
+                in.cols[l] |= (unsigned)(x0 + q >= 0 && x0 + q < W) << q;
+            in.wide[l] = x0 >= 0 && x0 + 8 <= W;
+        }
+        for (int c = c0; c < c1; c++) {
+            in.x = p->x + (ptrdiff_t)c * plane;
+            const size_t v = rn_gemm_packed_b_index(p->k->nr, s->cin, p->nkb, p->kcb, p->tb, c, g);
+            p->k->wino_in(&in, p->v + v, (ptrdiff_t)xi_stride);
+        }
+    }
+}
+
+/* Phase 2: output channels [k0, k1) of the block: 36 products, then the
+ * output transform and epilogue. */
+static void output_channels(const wino_plan *p, int t0, int nt, int k0, int k1) {
+    const rn_conv_shape *s = p->s;
+    const int K = s->cout, C = s->cin, per_image = p->th * p->tw;
+    const size_t uf = rn_gemm_packed_a_floats(p->k, K, C);
+    const size_t v_xi = (size_t)C * p->tb, m_xi = (size_t)K * p->tb;
+    for (int xi = 0; xi < XI; xi++)
+        rn_sgemm_packed_ab_1t(p->k, k0, k1, nt, C, p->u + xi * uf, K, p->v + xi * v_xi, p->tb,
+                              p->m + xi * m_xi, p->tb);
+    const ptrdiff_t out_plane = (ptrdiff_t)s->n * s->ho * s->wo;
+    for (int ko = k0; ko < k1; ko++) {
+        float *yk = p->y + (ptrdiff_t)ko * out_plane;
+        const float *rk = p->res ? p->res + (ptrdiff_t)ko * out_plane : NULL;
+        for (int g = 0; g < nt; g += LL) {
+            rn_wino_out o = {.ld = s->wo, .bias = p->bias ? p->bias[ko] : 0.0f, .relu = p->relu};
+            for (int l = 0; l < LL; l++) {
+                if (g + l >= nt) {
+                    o.y[l] = NULL;
+                    o.res[l] = NULL;
+                    continue;
+                }
+                const int t = t0 + g + l, b = t / per_image, ty = t % per_image / p->tw,
+                          tx = t % p->tw;
+                const ptrdiff_t at = ((ptrdiff_t)b * s->ho + 4 * ty) * s->wo + 4 * tx;
+                o.y[l] = yk + at;
+                o.res[l] = rk ? rk + at : NULL;
+                o.rows[l] = s->ho - 4 * ty < 4 ? s->ho - 4 * ty : 4;
+                o.cols[l] = s->wo - 4 * tx < 4 ? s->wo - 4 * tx : 4;
+            }
+            p->k->wino_out(p->m + (size_t)ko * p->tb + g, (ptrdiff_t)m_xi, &o);
+        }
+    }
+}
+
+static void forward(const rn_kernels *k, const rn_conv_shape *s, const float *x,
+                    const float *prepared, const float *bias, const float *residual, int relu,
+                    float *y, float *workspace) {
+    k = rn_kernels_or_default(k);
+    const int threads = rn_threads();
+    wino_plan p = {.k = k, .s = s, .x = x, .u = prepared, .bias = bias, .res = residual,
+                   .relu = relu, .y = y};
+    tiles_of(s, &p.th, &p.tw);
+    p.tiles = s->n * p.th * p.tw;
+    p.tb = block_tiles(k, s);
+    rn_gemm_k_blocks(k, s->cin, &p.nkb, &p.kcb);
+    p.v = workspace;
+    p.m = p.v + (size_t)XI * s->cin * p.tb;
+    /* output channels are shared out in whole register tiles */
+    const int mr = k->mr, k_items = ceil_div(s->cout, mr);
+    const int per_item = ceil_div(k_items, 4 * threads) > 0 ? ceil_div(k_items, 4 * threads) : 1;
+#pragma omp parallel num_threads(threads)
+    {
+        for (int t0 = 0; t0 < p.tiles; t0 += p.tb) {
+            const int nt = p.tiles - t0 < p.tb ? p.tiles - t0 : p.tb;
+            /* this thread's share of the channels, then everyone's V is ready */
+            const int team = rn_team_size(), me = rn_thread_id();
+            const int per = ceil_div(s->cin, team), c0 = me * per;
+            input_channels(&p, t0, nt, c0 < s->cin ? c0 : s->cin,
+                           c0 + per < s->cin ? c0 + per : s->cin);
+#pragma omp barrier
+#pragma omp for schedule(dynamic, 1)
+            for (int it = 0; it < k_items; it += per_item) {
+                const int k0 = it * mr, k1 = (it + per_item) * mr;
+                output_channels(&p, t0, nt, k0, k1 < s->cout ? k1 : s->cout);
+            }
+        }
+    }
+}
+
+const rn_conv_algo rn_conv_winograd = {
+    .id = RN_CONV_WINOGRAD,
+    .name = "winograd",
+    .description = "Winograd F(4x4, 3x3): 3x3 stride-1 convolutions, 2.25x fewer multiplications",
+    .tolerance = 1e-4,
+    .supports = supports,
+    .prepared_floats = prepared_floats,
+    .prepare = prepare,
+    .workspace_floats = workspace_floats,
+    .forward = forward,
+};

@@ -1,0 +1,65 @@
+/*
+ * winograd.h - the Winograd F(4x4, 3x3) tile transforms, the contract
+ * between the convolution algorithm (conv_winograd.c) and its per-ISA
+ * transforms (portable in conv_winograd.c, AVX2 in x86/winograd_avx2.c).
+ *
+ * A 3x3 stride-1 convolution computes each 4x4 block of output ("tile")
+ * from a 6x6 block of input: Y = A^T [(G g G^T) . (B^T d B)] A, 36
+ * multiplications per input channel instead of 144 (Lavin and Gray 2015,
+ * interpolation points 0, +-1, +-2, infinity). With the transforms below,
+ * xi = 6 * i + j indexes the 6x6 transformed domain.
+ *
+ *   B^T = [ 4  0 -5  0  1  0 ]     G = [  1/4     0     0  ]     A^T = [ 1  1  1  1  1  0 ]
+ *         [ 0 -4 -4  1  1  0 ]         [ -1/6  -1/6  -1/6 ]           [ 0  1 -1  2 -2  0 ]
+ *         [ 0  4 -4 -1  1  0 ]         [ -1/6   1/6  -1/6 ]           [ 0  1  1  4  4  0 ]
+ *         [ 0 -2 -1  2  1  0 ]         [ 1/24  1/12   1/6 ]           [ 0  1 -1  8 -8  1 ]
+ *         [ 0  2 -1 -2  1  0 ]         [ 1/24 -1/12   1/6 ]
+ *         [ 0  4  0 -5  0  1 ]         [    0     0     1  ]
+ *
+ * The transforms work on 8 tiles at once ("lanes"), so that SIMD versions
+ * vectorise across tiles.
+ */
+#ifndef RN_OPS_WINOGRAD_H
+#define RN_OPS_WINOGRAD_H
+
+#include <stddef.h>
+
+#define RN_WINO_LANES 8     /* tiles per transform call */
+
+/* Where the 6x6 input patch of each lane is: element (r, q) is
+ * x[origin + r * ld + q] when r0 <= r < r1 and bit q of cols is set, and
+ * zero (the convolution's padding) otherwise; an origin may lie outside the
+ * image (the addresses of elements outside are computed but never read).
+ * A lane whose r0 >= r1 is all zero. */
+typedef struct rn_wino_in {
+    const float *x;                      /* the channel's plane */
+    ptrdiff_t ld;                        /* row stride */
+    ptrdiff_t origin[RN_WINO_LANES];
+    int r0[RN_WINO_LANES], r1[RN_WINO_LANES];
+    unsigned cols[RN_WINO_LANES];        /* bits 0..5 */
+    unsigned char wide[RN_WINO_LANES];   /* 1: all 6 columns inside and 2 more
+                                            readable after them in the row */
+} rn_wino_in;
+
+/* Input: dst[xi * stride + l] = (B^T d_l B)[xi], xi < 36, lane l < 8. */
+typedef void (*rn_wino_in_fn)(const rn_wino_in *in, float *dst, ptrdiff_t stride);
+
+/* Where the output tiles of the 8 lanes go, and what the epilogue adds. */
+typedef struct rn_wino_out {
+    float *y[RN_WINO_LANES];             /* top-left of lane l's 4x4 output block, or NULL */
+    const float *res[RN_WINO_LANES];     /* the residual at the same place, or NULL */
+    ptrdiff_t ld;                        /* row stride of y and the residual */
+    int rows[RN_WINO_LANES], cols[RN_WINO_LANES];  /* valid part of each block (<= 4) */
+    float bias;
+    int relu;
+} rn_wino_out;
+
+/* Output: lane l's tile Y = A^T m A from m[xi] = src[xi * stride + l],
+ * then + bias, + residual, ReLU (NaN kept), stored (its valid part). */
+typedef void (*rn_wino_out_fn)(const float *src, ptrdiff_t stride, const rn_wino_out *o);
+
+/* The portable transforms (conv_winograd.c). */
+void rn_wino_in_portable(const rn_wino_in *in, float *dst, ptrdiff_t stride);
+void rn_wino_out_portable(const float *src, ptrdiff_t stride, const rn_wino_out *o);
+
+#endif
