@@ -1,8 +1,9 @@
-/* fuzz_pth.c - PyTorch .pth checkpoints: the zip reader, the restricted
- * unpickler and the state_dict extraction.
+/* fuzz_pth.c - PyTorch .pth checkpoints: the zip reader, the legacy
+ * format's reader, the restricted unpickler and the state_dict extraction.
  *
- * An input that starts with "PK\3\4" is parsed as it is (the zip reader,
- * CRCs included). Any other input is a list of records, each
+ * An input that starts with "PK\3\4" (a zip) or with the pickle PROTO
+ * opcode 0x80 (the legacy format: five pickles and the raw storages) is
+ * parsed as it is, CRCs included. Any other input is a list of records, each
  *     u8 name length, name, u32 (little-endian) data length, data
  * (lengths clamped to what is left), which is packed into a stored zip with
  * correct CRCs first, so mutations reach data.pkl and the storages. */
@@ -13,7 +14,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     st_file f;
-    if (pth_sniff(data, size)) {
+    if ((size >= 4 && memcmp(data, "PK\3\4", 4) == 0) || (size >= 1 && data[0] == 0x80)) {
         if (pth_parse(data, size, "fuzz.pth", &f) == RN_OK)
             st_free(&f);
         return 0;
