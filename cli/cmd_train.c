@@ -22,6 +22,7 @@
 #include "cmd_report.h"
 #include "commands.h"
 #include "data/dataset.h"
+#include "fit.h"
 #include "interrupt.h"
 #include "resnet.h"
 #include "run_common.h"
@@ -59,6 +60,8 @@ static arg_spec SPECS[] = {
     {"lr-backbone", ARG_STRING, "same", "learning rate for every tensor but fc.*; same: --lr", 0, 0},
     {"save", ARG_STRING, "none", "checkpoint file (.safetensors) written after every epoch, at --max-steps and when "
      "interrupted (SIGINT/SIGTERM); missing folders are created", 0, 0},
+    {"max-bad-steps", ARG_INT, "5", "stop after this many steps in a row whose loss or gradient is not finite "
+     "(NaN, inf); such a step is skipped, changing nothing (0: skip them and never stop)", 0, 0},
     {"save-every", ARG_INT, "0", "also write the checkpoint every N optimizer steps (0: at epoch ends only)", 0, 0},
     {"resume", ARG_STRING, "none", "checkpoint to continue from; the flags not given (epochs, batch size, "
      "optimizer, learning rate, schedule, ...) keep the checkpoint's values, and what the given ones change is shown", 0, 0},
@@ -93,8 +96,9 @@ typedef struct run {
     char norm_text[256];
     FILE *logf;
     int quiet, tty;
-    int epochs, max_steps, log_every, seed, num_classes, save_every;
+    int epochs, max_steps, log_every, seed, num_classes, save_every, max_bad_steps;
     train_plan plan;        /* recorded in every checkpoint; read back on --resume */
+    rn_train_config cfg;    /* from the flags; the steps are the loader's */
     train_ckpt ck;
 } run;
 
@@ -143,9 +147,46 @@ static int stop_interrupted(run *r, int sig) {
     if (status)
         return status;
     printf("checkpoint: %s (+ %s)\nresume with:\n", r->save, r->optim);
-    train_print_resume(r->t, r->save);
+    train_print_resume(r->t, r->save, NULL, NULL);
     fflush(stdout);
     return EXIT_INTERRUPTED;
+}
+
+/* A step whose loss or gradient was not finite, and so changed nothing: a
+ * warning, and after --max-bad-steps of them in a row, the end of the run
+ * (the weights, those of the last good step, are saved). Returns 0 to go
+ * on, else the exit status. */
+static int bad_step(run *r, const rn_step_result *res, int in_a_row) {
+    if (!r->quiet && r->tty)
+        fputc('\n', stderr);
+    long long good = (long long)rn_trainer_steps(r->tr);
+    char what[96];
+    if (isfinite(res->loss))
+        snprintf(what, sizeof what, "a gradient or a BatchNorm statistic is not finite (loss %g)", res->loss);
+    else
+        snprintf(what, sizeof what, "the loss is %g", res->loss);
+    cli_error("train", "warning: the step after step %lld skipped: %s; weights, BatchNorm statistics and "
+              "optimizer state unchanged (%d in a row)", good, what, in_a_row);
+    if (r->max_bad_steps == 0 || in_a_row < r->max_bad_steps)
+        return 0;
+    char lower[32];
+    snprintf(lower, sizeof lower, "%g", res->lr / 10.0);
+    printf("stopped: %d steps in a row had a non-finite loss, gradient or BatchNorm statistic (--max-bad-steps "
+           "%d); the weights are those of step %lld. The learning rate (%g at this step) is likely too high: "
+           "try --lr %s, or a --warmup\n", in_a_row, r->max_bad_steps, good, res->lr, lower);
+    if (r->save[0]) {
+        rn_loader_state now;
+        rn_loader_get_state(r->loader, &now);
+        int status = save_checkpoint(r, now.epoch, now.position);
+        if (status)
+            return status;
+        printf("checkpoint: %s (+ %s), step %lld\nresume with a lower learning rate:\n", r->save, r->optim, good);
+        train_print_resume(r->t, r->save, "lr", lower);
+    }
+    fflush(stdout);
+    cli_error("train", "stopped after %d non-finite steps in a row (--max-bad-steps); lower the learning rate",
+              in_a_row);
+    return EXIT_RUNTIME;
 }
 
 /* A log line that cannot be written (a full disk) stops the log, not the run:
@@ -204,9 +245,10 @@ static int train_loop(run *r, int64_t start_epoch, int64_t start_position) {
     int status = 0;
     double train_total = 0.0; /* seconds spent training (not evaluating) */
     int64_t run_images = 0;
+    int bad_in_a_row = 0;
     for (int64_t epoch = start_epoch; epoch < r->epochs && status == 0; epoch++) {
         double t0 = now_s(), loss_sum = 0.0, lr = 0.0;
-        int64_t seen = 0, correct = 0;
+        int64_t seen = 0, correct = 0, skipped = 0;
         int step = (int)(start_position / B);
         start_position = 0;
         int stopped = 0;
@@ -225,13 +267,19 @@ static int train_loop(run *r, int64_t start_epoch, int64_t start_position) {
                 status = EXIT_RUNTIME;
                 break;
             }
-            if (!isfinite(res.loss)) {
-                cli_error("train", "the loss became %f at step %lld; lower the learning rate", res.loss,
-                          (long long)rn_trainer_steps(r->tr));
-                status = EXIT_RUNTIME;
-                break;
-            }
             step++;
+            if (res.skipped) {
+                skipped++;
+                if ((status = bad_step(r, &res, ++bad_in_a_row)) != 0)
+                    break;
+                int sig = interrupt_pending();
+                if (sig) {
+                    status = stop_interrupted(r, sig);
+                    break;
+                }
+                continue;
+            }
+            bad_in_a_row = 0;
             seen += n, run_images += n;
             correct += res.correct;
             loss_sum += (double)res.loss * n;
@@ -288,18 +336,22 @@ static int train_loop(run *r, int64_t start_epoch, int64_t start_position) {
             fprintf(stderr, "\r%*s\r", 100, "");
         double test_acc = ev.count ? (double)ev.top1 / ev.count : 0.0;
         printf("epoch %lld/%d  train loss %.4f  train acc %.4f  test loss %.4f  test acc %.4f  "
-               "%.1f s (%.0f img/s)\n",
+               "%.1f s (%.0f img/s)",
                (long long)epoch + 1, r->epochs, loss_sum / (seen ? seen : 1), (double)correct / (seen ? seen : 1),
                ev.loss, test_acc, train_secs, seen / (train_secs > 0 ? train_secs : 1e-9));
+        if (skipped)
+            printf("  %lld non-finite steps skipped", (long long)skipped);
+        putchar('\n');
         fflush(stdout);
         if (r->logf) {
             fprintf(r->logf,
                     "{\"epoch\": %lld, \"train_loss\": %.6f, \"train_acc\": %.6f, \"test_loss\": %.6f, "
                     "\"test_acc\": %.6f, \"test_top5\": %.6f, \"lr\": %.8g, \"seconds\": %.3f, "
-                    "\"images_per_second\": %.2f, \"steps\": %lld}\n",
+                    "\"images_per_second\": %.2f, \"steps\": %lld, \"skipped_steps\": %lld}\n",
                     (long long)epoch + 1, loss_sum / (seen ? seen : 1), (double)correct / (seen ? seen : 1),
                     ev.loss, test_acc, ev.count ? (double)ev.top5 / ev.count : 0.0, lr, train_secs,
-                    seen / (train_secs > 0 ? train_secs : 1e-9), (long long)rn_trainer_steps(r->tr));
+                    seen / (train_secs > 0 ? train_secs : 1e-9), (long long)rn_trainer_steps(r->tr),
+                    (long long)skipped);
             log_flush(r);
             if (r->svg[0] && rn_plot_svg(r->log, r->svg) != RN_OK)
                 cli_error("train", "warning: %s", rn_last_error());
@@ -320,9 +372,42 @@ static int train_loop(run *r, int64_t start_epoch, int64_t start_position) {
 
 /* ---- set-up ------------------------------------------------------------------------------------- */
 
-/* Creates the model and the trainer; with --resume loads both, the trainer
- * from `state` (the optimizer state that belongs to the weights). */
-static int setup_model(run *r, const char *resume, const char *state) {
+/* The trainer and the evaluation after each epoch, planned at the run's
+ * batch and image size: a run that cannot fit in the memory available is
+ * refused before anything large is allocated. Returns 0 after a message. */
+static int fits_in_memory(const run *r, const rn_train_config *cfg) {
+    const int S = r->lcfg.image_size ? r->lcfg.image_size : r->train.height, C = r->train.channels;
+    const int n[2] = {1, r->lcfg.batch_size};
+    size_t need[2], train = 0, eval = 0;
+    for (int i = 0; i < 2; i++) {
+        size_t image = (size_t)C * (size_t)S * (size_t)S * sizeof(float) + sizeof(int32_t);
+        rn_status st = rn_trainer_plan_bytes(r->m, cfg, n[i], S, S, &train);
+        if (st == RN_OK)
+            st = rn_session_plan_bytes(r->m, NULL, n[i], S, S, &eval);
+        if (st == RN_ERR_NOMEM) {
+            need[i] = SIZE_MAX; /* more than can be addressed */
+            continue;
+        }
+        if (st != RN_OK) {
+            cli_error("train", "%s", rn_last_error());
+            return 0;
+        }
+        /* + the loader's batch and the one the loop fills */
+        need[i] = train + eval + 2 * image * (size_t)n[i];
+        if (need[i] < train)
+            need[i] = SIZE_MAX;
+    }
+    char what[256];
+    snprintf(what, sizeof what, "training %s on batches of %d images of %dx%d (the trainer %.2f GiB, the "
+             "evaluation %.2f GiB)", rn_model_arch(r->m), n[1], S, S, (double)train / 1073741824.0,
+             (double)eval / 1073741824.0);
+    cli_fit f = {"train", what, need[0], need[1], n[1]};
+    return cli_check_fits(&f);
+}
+
+/* Creates the model (with --resume, loads it) and the trainer's
+ * configuration, and checks that training fits in memory. */
+static int setup_model(run *r, const char *resume) {
     arg_table *t = r->t;
     const char *init = args_str(t, "init");
     rn_status st;
@@ -371,6 +456,14 @@ static int setup_model(run *r, const char *resume, const char *state) {
     if (!args_int(t, "warmup", 0, 100000000, &warmup))
         return 0;
     cfg.warmup_steps = warmup;
+    r->cfg = cfg;
+    return fits_in_memory(r, &cfg);
+}
+
+/* Creates the trainer; with --resume loads it from `state` (the optimizer
+ * state that belongs to the weights). */
+static int setup_trainer(run *r, const char *resume, const char *state) {
+    rn_train_config cfg = r->cfg;
     cfg.steps_per_epoch = rn_loader_steps(r->loader);
     cfg.total_steps = cfg.steps_per_epoch * r->epochs;
     if (rn_trainer_create(r->m, &cfg, &r->tr) != RN_OK) {
@@ -436,7 +529,8 @@ int cmd_train(int argc, char **argv) {
         !args_int(&t, "threads", 0, 1024, &threads) || !args_int(&t, "max-steps", 0, 2147483647, &r.max_steps) ||
         !args_int(&t, "log-every", 0, 2147483647, &r.log_every) ||
         !args_int(&t, "num-classes", 0, 1000000, &r.num_classes) ||
-        !args_int(&t, "save-every", 0, 2147483647, &r.save_every))
+        !args_int(&t, "save-every", 0, 2147483647, &r.save_every) ||
+        !args_int(&t, "max-bad-steps", 0, 2147483647, &r.max_bad_steps))
         goto done;
     if (!cli_number_ok(&t, "lr") || !cli_number_ok(&t, "momentum") || !cli_number_ok(&t, "weight-decay") ||
         !cli_number_ok(&t, "label-smoothing"))
@@ -472,13 +566,14 @@ int cmd_train(int argc, char **argv) {
         cli_error("train", "--normalize supports up to 4 channels");
         goto done;
     }
+    if (!setup_model(&r, resume))
+        goto done;
     if (rn_loader_create(&r.train, &r.lcfg, &r.loader) != RN_OK) {
         cli_error("train", "%s", rn_last_error());
         goto done;
     }
     plan_record(&r.plan, &t, rn_loader_steps(r.loader));
-
-    if (!setup_model(&r, resume, resume_state))
+    if (!setup_trainer(&r, resume, resume_state))
         goto done;
 
     /* outputs: the log goes on from the checkpoint's step when resuming */

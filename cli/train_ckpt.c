@@ -168,17 +168,22 @@ static void print_quoted(const char *s) {
     putchar('\'');
 }
 
-void train_print_resume(const arg_table *t, const char *save) {
+void train_print_resume(const arg_table *t, const char *save, const char *flag, const char *value) {
     fputs("  resnet train", stdout);
     for (int i = 0; i < t->count; i++) {
         const arg_spec *s = &t->specs[i];
-        if (!s->set || s->kind == ARG_POSITIONAL || strcmp(s->name, "resume") == 0)
+        if (!s->set || s->kind == ARG_POSITIONAL || strcmp(s->name, "resume") == 0 ||
+            (flag && strcmp(s->name, flag) == 0))
             continue;
         printf(" --%s", s->name);
         if (s->kind != ARG_FLAG) {
             putchar(' ');
             print_quoted(s->value);
         }
+    }
+    if (flag) {
+        printf(" --%s ", flag);
+        print_quoted(value);
     }
     fputs(" --resume ", stdout);
     print_quoted(save);

@@ -55,7 +55,8 @@ int train_ckpt_find(const char *weights, const char *state, char *use, size_t ca
 int train_log_trim(const char *log, int64_t step);
 
 /* Prints "  resnet train FLAGS --resume SAVE" with the flags given on the
- * command line (quoted for a POSIX shell), the old --resume dropped. */
-void train_print_resume(const arg_table *t, const char *save);
+ * command line (quoted for a POSIX shell), the old --resume dropped; with
+ * `flag` (may be NULL), --FLAG VALUE replaces the one given, if any. */
+void train_print_resume(const arg_table *t, const char *save, const char *flag, const char *value);
 
 #endif

@@ -9,7 +9,9 @@
 #     mounted) and a read-only folder (before training and in the middle of
 #     it): exit 3, a message naming the file, the previous checkpoint intact;
 #   a mismatched weights / optimizer-state pair is refused naming both files;
-#   a temporary file of an interrupted write is never loaded.
+#   a temporary file of an interrupted write is never loaded;
+#   a learning rate far too high: non-finite steps skipped, the run stopped
+#     after --max-bad-steps of them in a row, its checkpoint finite.
 # Read-only folders are made the way the system allows: chmod when not root,
 # else a read-only bind mount in a private mount namespace (unshare) or
 # chattr +i; a test that has none of them says SKIP.
@@ -34,20 +36,7 @@ A=(--data data/fmnist-small --epochs 1 --batch-size 4 --threads 1 --quiet --seed
 export OMP_NUM_THREADS=1
 
 # same CKPT REF: equal tensors and metadata (but the run id) in the weights and the optimizer state
-same() {
-    /usr/bin/python3 - "$1" "$2" <<'EOF'
-import json, sys
-def parts(path):
-    raw = open(path, "rb").read()
-    n = int.from_bytes(raw[:8], "little")
-    h = json.loads(raw[8:8 + n])
-    h.get("__metadata__", {}).pop("run_id", None)
-    return h, raw[8 + n:]
-a, b = sys.argv[1], sys.argv[2]
-opt = lambda p: p[:-len(".safetensors")] + ".optim.safetensors"
-sys.exit(0 if parts(a) == parts(b) and parts(opt(a)) == parts(opt(b)) else 1)
-EOF
-}
+same() { /usr/bin/python3 tests/same_checkpoint.py "$1" "$2"; }
 step_of() { # the step in a checkpoint's metadata
     /usr/bin/python3 -c "
 import json, sys
@@ -244,6 +233,36 @@ cp "$T/ref.safetensors" "$d/.w.safetensors.tmp-4000000-abcdef"
 "$R" forward --weights "$d/.w.safetensors.tmp-4000000-abcdef" --input data/sample/fmnist_batch.npy \
     --output "$d/y.npy" >/dev/null 2>"$d/err"
 check "a temporary file of an interrupted write is never loaded" grep -q "never loaded" "$d/err"
+
+# ---- non-finite numbers: a learning rate far too high -------------------------------------------------
+d="$T/nan"
+mkdir -p "$d"
+"$R" train "${A[@]}" --lr 1e6 --max-bad-steps 3 --save "$d/s.safetensors" >"$d/out" 2>"$d/err"
+rc=$?
+check "a diverging run (--lr 1e6) stops with exit 1 ($rc)" [ $rc -eq 1 ]
+check "... after 3 skipped steps in a row (--max-bad-steps 3)" \
+    [ "$(grep -c "skipped: .*unchanged ([123] in a row)" "$d/err")" = 3 ]
+check "... saying why and what to do" grep -q "stopped: 3 steps in a row had a non-finite.*try --lr 100000" "$d/out"
+check "... with the command that resumes at a lower learning rate" \
+    grep -q -- "--lr 100000 --resume $d/s.safetensors" "$d/out"
+good=$(sed -n 's/.*the weights are those of step \([0-9]*\).*/\1/p' "$d/out")
+check "... its checkpoint is the last good step's (${good:-none})" [ -n "$good" ] &&
+    [ "$(step_of "$d/s.safetensors")" = "$good" ]
+finite() { # CKPT: every float of the weights and of the optimizer state is finite
+    /usr/bin/python3 - "$1" "${1%.safetensors}.optim.safetensors" <<'PYEOF'
+import json, math, struct, sys
+for path in sys.argv[1:]:
+    raw = open(path, "rb").read()
+    n = int.from_bytes(raw[:8], "little")
+    for name, t in json.loads(raw[8:8 + n]).items():
+        if name != "__metadata__" and t["dtype"] == "F32":
+            a, b = t["data_offsets"]
+            if not all(map(math.isfinite, struct.unpack("<%df" % ((b - a) // 4), raw[8 + n + a:8 + n + b]))):
+                sys.exit(f"{path}: {name} is not finite")
+PYEOF
+}
+check "... and holds only finite numbers (weights, BatchNorm statistics, optimizer state)" finite "$d/s.safetensors"
+check "... the log has a record for each good step only" [ "$(log_steps "$d/s.log.jsonl")" = "$(seq -s ' ' 1 "${good:-0}")" ]
 
 echo "train_safety: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/finite.h"
 #include "core/status.h"
 #include "io/json.h"
 #include "io/safetensors.h"
@@ -221,6 +222,17 @@ static rn_status commit_pair(const rn_checkpoint_spec *spec, rn_wfile *ww, rn_wf
     return RN_OK;
 }
 
+/* The first float tensor of m (weights or BatchNorm statistics) holding a NaN
+ * or an infinity, or NULL. */
+static const rn_tensor_ref *non_finite_tensor(const rn_model *m) {
+    for (int i = 0; i < m->n_tensors; i++) {
+        const rn_tensor_ref *r = &m->tensors[i];
+        if (r->f32 && !rn_floats_finite(r->f32, r->numel))
+            return r;
+    }
+    return NULL;
+}
+
 rn_status rn_checkpoint_save(const rn_checkpoint_spec *spec, const rn_model *m, const rn_trainer *t) {
     if (!spec || !spec->weights || !spec->state || !m || !t)
         return rn_fail(RN_ERR_ARG, "rn_checkpoint_save: NULL argument");
@@ -228,6 +240,10 @@ rn_status rn_checkpoint_save(const rn_checkpoint_spec *spec, const rn_model *m, 
         return rn_fail(RN_ERR_ARG, "rn_checkpoint_save: the run id must be 1 to %d hex digits", RN_RUN_ID_MAX);
     if (strcmp(spec->weights, spec->state) == 0)
         return rn_fail(RN_ERR_ARG, "%s: the weights and the optimizer state need two files", spec->weights);
+    const rn_tensor_ref *bad = non_finite_tensor(m);
+    if (bad)
+        return rn_fail(RN_ERR_ARG, "%s: not written: tensor '%s' of the model holds a NaN or an infinity "
+                       "(the file on disk, if any, is unchanged)", spec->weights, bad->name);
     int64_t step = rn_trainer_steps(t);
     char step_text[32];
     snprintf(step_text, sizeof step_text, "%" PRId64, step);

@@ -49,7 +49,10 @@ typedef struct rn_checkpoint_spec {
 } rn_checkpoint_spec;
 
 /* Saves the model and the trainer's state as described above, with
- * "run_id" and "step" (rn_trainer_steps) added to both files' metadata. */
+ * "run_id" and "step" (rn_trainer_steps) added to both files' metadata.
+ * Weights, BatchNorm statistics or optimizer state holding a NaN or an
+ * infinity are never written: RN_ERR_ARG naming the tensor, nothing on disk
+ * changed. */
 rn_status rn_checkpoint_save(const rn_checkpoint_spec *spec, const rn_model *m, const rn_trainer *t);
 
 /* Where a checkpoint file stands: its run id and step (from its metadata,
