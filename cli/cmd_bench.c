@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "args.h"
+#include "fit.h"
 #include "commands.h"
 #include "resnet.h"
 #include "run_common.h"
@@ -85,12 +86,20 @@ int cmd_bench(int argc, char **argv) {
     int train = args_flag(&t, "train");
     rn_trainer *tr = NULL;
     rn_session *sess = NULL;
+    rn_train_config cfg;
+    rn_train_config_default(&cfg);
+    cfg.lr = 0.01;
+    cfg.momentum = 0.9;
+    rn_session_config scfg;
+    cli_session_config(&t, &scfg);
+    cli_plan plan = {"bench", m, train ? &cfg : NULL, &scfg, !train, batch, size, size,
+                     ((size_t)in_ch * (size_t)size * (size_t)size + (size_t)rn_model_num_classes(m)) * sizeof(float)};
+    if (!cli_plan_fits(&plan)) {
+        rn_model_free(m);
+        return EXIT_RUNTIME;
+    }
     int32_t *labels = malloc((size_t)batch * sizeof *labels);
     if (train) {
-        rn_train_config cfg;
-        rn_train_config_default(&cfg);
-        cfg.lr = 0.01;
-        cfg.momentum = 0.9;
         if (rn_trainer_create(m, &cfg, &tr) != RN_OK) {
             cli_error("bench", "%s", rn_last_error());
             rn_model_free(m);
@@ -99,8 +108,6 @@ int cmd_bench(int argc, char **argv) {
         }
     }
     if (!train) {
-        rn_session_config scfg;
-        cli_session_config(&t, &scfg);
         if (rn_session_create(m, &scfg, &sess) != RN_OK) {
             cli_error("bench", "%s", rn_last_error());
             rn_model_free(m);

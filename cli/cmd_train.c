@@ -376,33 +376,11 @@ static int train_loop(run *r, int64_t start_epoch, int64_t start_position) {
  * batch and image size: a run that cannot fit in the memory available is
  * refused before anything large is allocated. Returns 0 after a message. */
 static int fits_in_memory(const run *r, const rn_train_config *cfg) {
-    const int S = r->lcfg.image_size ? r->lcfg.image_size : r->train.height, C = r->train.channels;
-    const int n[2] = {1, r->lcfg.batch_size};
-    size_t need[2], train = 0, eval = 0;
-    for (int i = 0; i < 2; i++) {
-        size_t image = (size_t)C * (size_t)S * (size_t)S * sizeof(float) + sizeof(int32_t);
-        rn_status st = rn_trainer_plan_bytes(r->m, cfg, n[i], S, S, &train);
-        if (st == RN_OK)
-            st = rn_session_plan_bytes(r->m, NULL, n[i], S, S, &eval);
-        if (st == RN_ERR_NOMEM) {
-            need[i] = SIZE_MAX; /* more than can be addressed */
-            continue;
-        }
-        if (st != RN_OK) {
-            cli_error("train", "%s", rn_last_error());
-            return 0;
-        }
-        /* + the loader's batch and the one the loop fills */
-        need[i] = train + eval + 2 * image * (size_t)n[i];
-        if (need[i] < train)
-            need[i] = SIZE_MAX;
-    }
-    char what[256];
-    snprintf(what, sizeof what, "training %s on batches of %d images of %dx%d (the trainer %.2f GiB, the "
-             "evaluation %.2f GiB)", rn_model_arch(r->m), n[1], S, S, (double)train / 1073741824.0,
-             (double)eval / 1073741824.0);
-    cli_fit f = {"train", what, need[0], need[1], n[1]};
-    return cli_check_fits(&f);
+    const int S = r->lcfg.image_size ? r->lcfg.image_size : r->train.height;
+    /* the loader's batch and the one the loop fills */
+    size_t image = (size_t)r->train.channels * (size_t)S * (size_t)S * sizeof(float) + sizeof(int32_t);
+    cli_plan p = {"train", r->m, cfg, NULL, 1, r->lcfg.batch_size, S, S, 2 * image};
+    return cli_plan_fits(&p);
 }
 
 /* Creates the model (with --resume, loads it) and the trainer's

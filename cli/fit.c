@@ -100,7 +100,18 @@ size_t cli_memory_available(char *source, size_t cap) {
 
 static double gb(size_t bytes) { return (double)bytes / (1024.0 * 1024.0 * 1024.0); }
 
-int cli_check_fits(const cli_fit *f) {
+/* What a run needs: `at_one` bytes at batch 1 and `at_batch` at batch
+ * `batch` (memory grows about linearly in between); `what` describes it. */
+typedef struct cli_fit {
+    const char *command, *what;
+    size_t at_one, at_batch;
+    int batch;
+} cli_fit;
+
+/* 1 when the run fits in the available memory (or the latter is unknown).
+ * Else prints one line with the estimate, what is available and the largest
+ * --batch-size that would fit (or that none does), and returns 0. */
+static int check_fits(const cli_fit *f) {
     char source[256];
     size_t avail = cli_memory_available(source, sizeof source);
     if (avail == 0 || f->at_batch <= avail)
@@ -115,4 +126,32 @@ int cli_check_fits(const cli_fit *f) {
     cli_error(f->command, "too big to fit: %s needs about %.2f GiB, but %.2f GiB is available (%s); %s",
               f->what, gb(f->at_batch), gb(avail), source, advice);
     return 0;
+}
+
+int cli_plan_fits(const cli_plan *p) {
+    const int n[2] = {1, p->batch};
+    size_t need[2], train = 0, infer = 0;
+    for (int i = 0; i < 2; i++) {
+        rn_status st = RN_OK;
+        train = infer = 0;
+        if (p->tcfg)
+            st = rn_trainer_plan_bytes(p->m, p->tcfg, n[i], p->h, p->w, &train);
+        if (st == RN_OK && p->session)
+            st = rn_session_plan_bytes(p->m, p->scfg, n[i], p->h, p->w, &infer);
+        if (st != RN_OK && st != RN_ERR_NOMEM) {
+            cli_error(p->command, "%s", rn_last_error());
+            return 0;
+        }
+        size_t sum = train + infer, mine = p->per_image * (size_t)n[i];
+        need[i] = st == RN_ERR_NOMEM || sum < train || sum + mine < sum ? SIZE_MAX : sum + mine;
+    }
+    char what[256];
+    if (p->tcfg && p->session)
+        snprintf(what, sizeof what, "training %s on batches of %d images of %dx%d (the trainer %.2f GiB, the "
+                 "evaluation %.2f GiB)", rn_model_arch(p->m), p->batch, p->h, p->w, gb(train), gb(infer));
+    else
+        snprintf(what, sizeof what, "%s %s on batches of %d images of %dx%d", p->tcfg ? "training" : "inference of",
+                 rn_model_arch(p->m), p->batch, p->h, p->w);
+    cli_fit f = {p->command, what, need[0], need[1], p->batch};
+    return check_fits(&f);
 }

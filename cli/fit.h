@@ -8,23 +8,29 @@
 
 #include <stddef.h>
 
+#include "resnet.h"
+
 /* The bytes this process can still take: MemAvailable of /proc/meminfo, or
  * less when its cgroup (v1 or v2) has a memory limit. `source` (cap bytes)
  * receives where the figure comes from. 0 when nothing can be read. */
 size_t cli_memory_available(char *source, size_t cap);
 
-/* What a run needs: `at_one` bytes at batch 1 and `at_batch` at batch
- * `batch` (memory grows about linearly in between); `what` describes the
- * run for the message ("training resnet50 on batches of 256 at 224x224"). */
-typedef struct cli_fit {
-    const char *command, *what;
-    size_t at_one, at_batch;
-    int batch;
-} cli_fit;
+/* A run of m on batches of `batch` images of h x w: a trainer with tcfg
+ * (NULL: none) and / or a session with scfg (when `session`; NULL:
+ * defaults), plus `per_image` bytes of the caller's per image (input and
+ * output buffers). */
+typedef struct cli_plan {
+    const char *command;
+    const rn_model *m;
+    const rn_train_config *tcfg;
+    const rn_session_config *scfg;
+    int session;
+    int batch, h, w;
+    size_t per_image;
+} cli_plan;
 
-/* 1 when the run fits in the available memory (or the latter is unknown).
- * Else prints one line with the estimate, what is available and the largest
- * --batch-size that would fit (or that none does), and returns 0. */
-int cli_check_fits(const cli_fit *f);
+/* cli_check_fits for such a run, planned at batch 1 and at its batch.
+ * Returns 0 after a message (too big, or a plan that failed). */
+int cli_plan_fits(const cli_plan *p);
 
 #endif
