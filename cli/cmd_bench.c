@@ -90,6 +90,7 @@ int cmd_bench(int argc, char **argv) {
     rn_train_config_default(&cfg);
     cfg.lr = 0.01;
     cfg.momentum = 0.9;
+    cfg.conv_algo = args_str(&t, "conv-algo");
     rn_session_config scfg;
     cli_session_config(&t, &scfg);
     cli_plan plan = {"bench", m, train ? &cfg : NULL, &scfg, !train, batch, size, size,
@@ -152,9 +153,11 @@ int cmd_bench(int argc, char **argv) {
     double gflops = flops_per_image * batch / (med * 1e6);
     if (train)
         mode_s = "train-step";
-    char algos[256] = "im2col (training)";
+    char algos[256];
     if (sess)
         rn_session_algorithms(sess, algos, sizeof algos);
+    else
+        rn_trainer_algorithms(tr, algos, sizeof algos);
     const char *isa = sess ? rn_session_isa(sess) : rn_trainer_isa(tr);
     double engine_mb = (double)(sess ? rn_session_bytes(sess) : rn_trainer_bytes(tr)) / 1048576.0;
     double rss = peak_rss_mb();

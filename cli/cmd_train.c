@@ -68,6 +68,7 @@ static arg_spec SPECS[] = {
     {"seed", ARG_INT, "0", "random seed (initialisation, shuffling, augmentation)", 0, 0},
     {"no-shuffle", ARG_FLAG, NULL, "keep the dataset's order", 0, 0},
     {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
+    CLI_CONV_ALGO_SPEC,
     {"log", ARG_STRING, "auto", "JSON-lines log (missing folders are created); auto: next to --save (none without it)", 0, 0},
     {"log-every", ARG_INT, "0", "also log every N steps (0: epochs only)", 0, 0},
     {"quiet", ARG_FLAG, NULL, "no progress line", 0, 0},
@@ -425,6 +426,7 @@ static int setup_model(run *r, const char *resume) {
     cfg.schedule = args_str(t, "schedule");
     cfg.label_smoothing = (float)atof(args_str(t, "label-smoothing"));
     cfg.freeze_backbone = args_flag(t, "freeze-backbone");
+    cfg.conv_algo = args_str(t, "conv-algo");
     if (strcmp(args_str(t, "lr-backbone"), "same") != 0) {
         if (!cli_number_ok(t, "lr-backbone"))
             return 0;

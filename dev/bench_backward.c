@@ -97,7 +97,7 @@ static double time_pass(const rn_conv_shape *s, int pass, int repeats) {
     size_t x_n = (size_t)s->cin * s->n * s->h * s->w;
     size_t w_n = (size_t)s->cout * s->cin * s->kh * s->kw;
     size_t y_n = (size_t)s->cout * s->n * s->ho * s->wo;
-    size_t ws_f = conv2d_workspace_floats(NULL, s), ws_b = conv2d_backward_workspace_floats(NULL, s);
+    size_t ws_f = conv2d_workspace_floats(NULL, s), ws_b = conv2d_backward_workspace_floats(NULL, s, 1);
     float *x = filled(x_n, 1), *w = filled(w_n, 2), *y = filled(y_n, 3);
     float *db = filled(s->cout, 4), *ws = filled(ws_f > ws_b ? ws_f : ws_b, 5);
 
@@ -109,7 +109,7 @@ static double time_pass(const rn_conv_shape *s, int pass, int repeats) {
         if (pass == 0)
             conv2d_forward(NULL, s, x, w, NULL, NULL, 0, y, ws);
         else if (pass == 1)
-            conv2d_backward_data(NULL, s, y, w, 0.0f, x, ws);
+            conv2d_backward_data(NULL, s, y, w, 0.0f, x, ws, 1);
         else
             conv2d_backward_weight(NULL, s, x, y, w, db, ws);
         if (i >= 0)
@@ -190,7 +190,7 @@ int main(int argc, char **argv) {
                     fflush(stdout);
                 }
             }
-            printf(" %7.1f\n", conv2d_backward_workspace_floats(NULL, &s) * 4e-6);
+            printf(" %7.1f\n", conv2d_backward_workspace_floats(NULL, &s, 1) * 4e-6);
         }
         printf("%-27s %6.2f %7s", fmnist ? "d2l ResNet-18 (weighted)" : "ResNet-18 (weighted)",
                total_flops * 1e-9, "");

@@ -4,6 +4,7 @@
  *
  *     build/dev/bench_conv [-m resnet18|resnet50] [-b batch]... [-t threads]... [-r repeats]
  *                          [-s SUBSTRING]   (only the shapes whose name contains it)
+ *                          [-c]             (processor time per thread, for a shared machine)
  *
  * For each shape and batch: each algorithm that supports it is prepared,
  * run once and compared with im2col (its stated tolerance, conv_algo.h; a
@@ -75,9 +76,15 @@ static const bench_shape resnet50[] = {
     {NULL, 0, 0, 0, 0, 0, 0, 0},
 };
 
+/* -c: processor time of the process per thread instead of wall time, for a
+ * machine shared with other work (1 thread: the time this one ran). */
+static int cpu_clock;
+
 static double now(void) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(cpu_clock ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
+    if (cpu_clock)
+        return (ts.tv_sec + 1e-9 * ts.tv_nsec) / rn_get_threads();
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
@@ -149,13 +156,15 @@ int main(int argc, char **argv) {
             threads[nt++] = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-r") && i + 1 < argc)
             repeats = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-c"))
+            cpu_clock = 1;
         else if (!strcmp(argv[i], "-s") && i + 1 < argc)
             only = argv[++i];
         else if (!strcmp(argv[i], "-m") && i + 1 < argc) {
             net = argv[++i];
             shapes = !strcmp(net, "resnet50") ? resnet50 : resnet18;
         } else {
-            fprintf(stderr, "usage: bench_conv [-m resnet18|resnet50] [-b batch]... [-t threads]... "
+            fprintf(stderr, "usage: bench_conv [-m resnet18|resnet50] [-b batch]... [-t threads]... [-c] "
                             "[-r repeats] [-s SUBSTRING]\n");
             return 2;
         }

@@ -235,6 +235,10 @@ typedef struct rn_train_config {
     float label_smoothing;   /* cross-entropy label smoothing (default 0) */
     double lr_backbone;      /* < 0 (default): the same lr; else every tensor but fc.* uses it */
     int freeze_backbone;     /* train fc.* only; BN statistics stay as they are */
+    const char *conv_algo;   /* NULL or "auto" (default): Winograd F(4x4, 3x3) for the 3x3
+                                stride-1 convolutions where it pays, forward and data
+                                gradient (relative error ~1e-5); "im2col": the GEMM
+                                paths everywhere, equal to PyTorch up to rounding */
 } rn_train_config;
 
 /* Fills *cfg with the defaults above. */
@@ -291,6 +295,10 @@ rn_status rn_trainer_plan_bytes(const rn_model *model, const rn_train_config *cf
 
 /* The instruction set of the trainer's kernels: "avx512", "avx2", "portable". */
 const char *rn_trainer_isa(const rn_trainer *t);
+
+/* The convolution algorithms of the trainer's forward passes, as
+ * rn_session_algorithms; fails before the first step. */
+rn_status rn_trainer_algorithms(const rn_trainer *t, char *buf, size_t cap);
 
 /* Saves / restores the optimizer state (momentum buffers or Adam moments and
  * the step count) to / from a safetensors file, with extra string metadata

@@ -1,10 +1,15 @@
 #!/usr/bin/python3
-"""PyTorch CPU inference timing for the resnet.c comparison.
+"""PyTorch CPU timing for the resnet.c comparisons: inference, or a training step.
 
     /usr/bin/python3 tools/torch_bench.py [--arch resnet18] [--batch 1] [--size 224]
-        [--in-channels 3] [--num-classes 1000] [--threads 2] [--warmup 3] [--repeats 10]
+        [--in-channels 3] [--num-classes 1000] [--stem imagenet|cifar] [--threads 2]
+        [--warmup 3] [--repeats 10] [--train] [--channels-last] [--bf16]
 
-Eval mode, torch.no_grad(), torch.set_num_threads(THREADS) (inter-op 1).
+Inference: eval mode, torch.no_grad(). --train: one SGD step per batch (train-mode
+BatchNorm, cross-entropy on fixed random labels, backward, SGD lr 0.01 momentum 0.9),
+as `resnet bench --train`. --channels-last: model and input in channels_last (PyTorch's
+fastest CPU layout for convolutions); --bf16: the forward pass under
+torch.autocast("cpu", dtype=torch.bfloat16). torch.set_num_threads(THREADS), inter-op 1.
 Prints one JSON object: images_per_second (batch / median), ms_per_batch_median, ...
 """
 import argparse
@@ -28,6 +33,10 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--stem", default="imagenet", choices=("imagenet", "cifar"))
+    ap.add_argument("--train", action="store_true")
+    ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--bf16", action="store_true")
     args = ap.parse_args()
 
     import torch
@@ -37,22 +46,45 @@ def main():
     except RuntimeError:
         pass
     from rn_models import build_model, randomize
-    model = build_model(args.arch, args.in_channels, args.num_classes)
-    randomize(model, seed=0, calib_size=32, calib_batch=4)
-    model.eval()
+    model = build_model(args.arch, args.in_channels, args.num_classes, stem=args.stem)
+    if not args.train:
+        randomize(model, seed=0, calib_size=32, calib_batch=4)
     x = torch.randn(args.batch, args.in_channels, args.size, args.size,
                     generator=torch.Generator().manual_seed(0))
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16)
+    if args.train:
+        model.train()
+        labels = torch.randint(0, args.num_classes, (args.batch,), generator=torch.Generator().manual_seed(1))
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        loss_fn = torch.nn.CrossEntropyLoss()
+
+        def run():
+            opt.zero_grad(set_to_none=True)
+            with autocast:
+                loss = loss_fn(model(x), labels)
+            loss.backward()
+            opt.step()
+    else:
+        model.eval()
+
+        def run():
+            with torch.no_grad(), autocast:
+                model(x)
     times = []
-    with torch.no_grad():
-        for _ in range(args.warmup):
-            model(x)
-        for _ in range(max(1, args.repeats)):
-            t0 = time.perf_counter()
-            model(x)
-            times.append((time.perf_counter() - t0) * 1e3)
+    for _ in range(args.warmup):
+        run()
+    for _ in range(max(1, args.repeats)):
+        t0 = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - t0) * 1e3)
     med = statistics.median(times)
     print(json.dumps({
         "runtime": "pytorch", "version": torch.__version__, "arch": args.arch,
+        "mode": "train-step" if args.train else "inference", "stem": args.stem,
+        "channels_last": args.channels_last, "bf16": args.bf16,
         "batch": args.batch, "size": args.size, "channels": args.in_channels,
         "threads": args.threads, "warmup": args.warmup, "repeats": len(times),
         "images_per_second": args.batch / (med / 1e3),

@@ -51,19 +51,8 @@ rn_status rn_session_create(const rn_model *m, const rn_session_config *cfg, rn_
     } else {
         RN_TRY(rn_isa_default(&isa));
     }
-    int forced = -1;
-    if (cfg->conv_algo && *cfg->conv_algo && strcmp(cfg->conv_algo, "auto") != 0) {
-        forced = rn_conv_algo_find(cfg->conv_algo);
-        if (forced < 0) {
-            char names[128] = "auto";
-            for (int i = 0; i < RN_CONV_ALGO_COUNT; i++)
-                if (rn_conv_algo_get(i))
-                    snprintf(names + strlen(names), sizeof names - strlen(names), ", %s",
-                             rn_conv_algo_get(i)->name);
-            return rn_fail(RN_ERR_ARG, "unknown convolution algorithm '%s' (expected %s)",
-                           cfg->conv_algo, names);
-        }
-    }
+    int forced;
+    RN_TRY(rn_conv_algo_parse(cfg->conv_algo, &forced));
     rn_session *s = calloc(1, sizeof *s);
     if (!s)
         return rn_fail(RN_ERR_NOMEM, "out of memory creating a session");
@@ -343,11 +332,7 @@ rn_status rn_session_algorithms(const rn_session *s, char *buf, size_t cap) {
     for (int i = 0; i < s->sc->n_nodes; i++)
         if (s->sc->nodes[i].op == RN_NODE_CONV)
             count[s->algo[i]]++;
-    size_t used = 0;
-    for (int a = 0; a < RN_CONV_ALGO_COUNT; a++)
-        if (count[a] && used < cap)
-            used += (size_t)snprintf(buf + used, cap - used, "%s%s x%d", used ? ", " : "",
-                                     rn_conv_algo_get(a)->name, count[a]);
+    rn_conv_algo_format(count, buf, cap);
     return RN_OK;
 }
 

@@ -69,7 +69,7 @@ void conv2d_forward(const rn_kernels *k, const rn_conv_shape *s, const float *x,
 void conv2d_backward_data_ref(const rn_conv_shape *s, const float *dy, const float *w,
                               float beta, float *dx);
 void conv2d_backward_data(const rn_kernels *k, const rn_conv_shape *s, const float *dy,
-                          const float *w, float beta, float *dx, float *workspace);
+                          const float *w, float beta, float *dx, float *workspace, int winograd);
 
 /* Gradients with respect to the weights and bias, overwritten:
  * dw (cout, cin/groups, kh, kw) = sum over n, ho, wo of dy x im2col(x);
@@ -79,7 +79,11 @@ void conv2d_backward_weight_ref(const rn_conv_shape *s, const float *x, const fl
 void conv2d_backward_weight(const rn_kernels *k, const rn_conv_shape *s, const float *x,
                             const float *dy, float *dw, float *db, float *workspace);
 
-/* Floats of workspace the two fast backward functions need for shape s. */
-size_t conv2d_backward_workspace_floats(const rn_kernels *k, const rn_conv_shape *s);
+/* Floats of workspace the two fast backward functions need for shape s.
+ * With `winograd` non-zero, conv2d_backward_data computes the gradient of a
+ * stride-1 3x3 convolution by Winograd F(4x4, 3x3) (the forward algorithm's
+ * accuracy, conv_algo.h) where the algorithm heuristic would choose it for
+ * that shape; 0 keeps the GEMM routes (exact up to float rounding). */
+size_t conv2d_backward_workspace_floats(const rn_kernels *k, const rn_conv_shape *s, int winograd);
 
 #endif

@@ -48,6 +48,7 @@
 
 #include "core/threads.h"
 #include "ops/conv2d.h"
+#include "ops/conv_algo.h"
 #include "ops/gemm.h"
 #include "ops/kernels.h"
 
@@ -142,7 +143,7 @@ void conv2d_backward_weight_ref(const rn_conv_shape *s, const float *x, const fl
  * Plan: routes, chunk sizes and workspace layout, from the shape alone
  * ------------------------------------------------------------------------- */
 
-enum { DATA_POINTWISE, DATA_FLIPPED, DATA_COL2IM };
+enum { DATA_POINTWISE, DATA_FLIPPED, DATA_WINOGRAD, DATA_COL2IM };
 
 typedef struct bwd_plan {
     const rn_kernels *k;    /* the GEMM's kernels */
@@ -183,7 +184,18 @@ static int weight_chunk(size_t rows, int cout_g, size_t step, long limit) {
     return (long)c < limit ? (int)c : (int)limit;
 }
 
-static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s) {
+/* The data gradient of a stride-1 "same" 3x3 convolution as the forward
+ * convolution it is: dy, padded by 2 - pad, with the flipped and
+ * transposed weights, (cout, 3, 3) -> cin. */
+static rn_conv_shape flipped_shape(const rn_conv_shape *s) {
+    rn_conv_shape f = {.n = s->n, .cin = s->cout, .h = s->ho, .w = s->wo, .cout = s->cin,
+                       .kh = s->kh, .kw = s->kw, .stride = 1, .pad = s->kh - 1 - s->pad,
+                       .groups = 1};
+    conv2d_shape_init(&f);
+    return f;
+}
+
+static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s, int winograd) {
     bwd_plan p = {0};
     p.k = rn_kernels_or_default(k);
     p.G = s->groups;
@@ -203,8 +215,19 @@ static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s) {
     else
         p.data_route = DATA_COL2IM;
 
+    if (p.data_route == DATA_FLIPPED && winograd && p.G == 1) {
+        const rn_conv_shape f = flipped_shape(s);
+        if (rn_conv_algo_choose(p.k, &f) == RN_CONV_WINOGRAD)
+            p.data_route = DATA_WINOGRAD;
+    }
+
     if (p.data_route == DATA_POINTWISE) {
         p.ws_data = rn_gemm_packed_a_floats(p.k, p.cin_g, p.cout_g);
+    } else if (p.data_route == DATA_WINOGRAD) {
+        const rn_conv_shape f = flipped_shape(s);
+        p.ws_data = align_up((size_t)p.cin_g * (size_t)flipped_k) +
+                    align_up(rn_conv_winograd.prepared_floats(p.k, &f)) +
+                    rn_conv_winograd.workspace_floats(p.k, &f, 1);
     } else if (p.data_route == DATA_FLIPPED) {
         p.ws_data = align_up((size_t)p.cin_g * (size_t)flipped_k) +
                     rn_gemm_packed_a_floats(p.k, p.cin_g, (int)flipped_k);
@@ -225,8 +248,8 @@ static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s) {
     return p;
 }
 
-static size_t workspace_uncropped(const rn_kernels *k, const rn_conv_shape *s) {
-    bwd_plan p = make_plan(k, s);
+static size_t workspace_uncropped(const rn_kernels *k, const rn_conv_shape *s, int winograd) {
+    bwd_plan p = make_plan(k, s, winograd);
     size_t ws_weight = p.dwt_floats + p.colt_floats + p.col_floats;
     return p.ws_data > ws_weight ? p.ws_data : ws_weight;
 }
@@ -236,12 +259,12 @@ static size_t cropped_floats(const rn_conv_shape *c) {
     return align_up(conv2d_weight_floats(c));
 }
 
-size_t conv2d_backward_workspace_floats(const rn_kernels *k, const rn_conv_shape *s) {
+size_t conv2d_backward_workspace_floats(const rn_kernels *k, const rn_conv_shape *s, int winograd) {
     rn_conv_shape c;
     int k0;
     if (conv2d_crop_shape(s, &c, &k0))
-        return cropped_floats(&c) + workspace_uncropped(k, &c);
-    return workspace_uncropped(k, s);
+        return cropped_floats(&c) + workspace_uncropped(k, &c, winograd);
+    return workspace_uncropped(k, s, winograd);
 }
 
 /* dw (planes, kh, kw) = zero, with dwc (planes, kc_h, kc_w) at tap (k0, k0). */
@@ -472,17 +495,17 @@ static void data_col2im(const rn_conv_shape *s, const bwd_plan *p, const float *
 }
 
 void conv2d_backward_data(const rn_kernels *k, const rn_conv_shape *s, const float *dy,
-                          const float *w, float beta, float *dx, float *workspace) {
+                          const float *w, float beta, float *dx, float *workspace, int winograd) {
     rn_conv_shape c;
     int k0;
     if (conv2d_crop_shape(s, &c, &k0)) {
         /* the live taps only: wc (cout, cin_g, c.kh, c.kw) cropped from w */
         float *wc = workspace;
         conv2d_crop_weights(s, &c, k0, w, wc);
-        conv2d_backward_data(k, &c, dy, wc, beta, dx, workspace + cropped_floats(&c));
+        conv2d_backward_data(k, &c, dy, wc, beta, dx, workspace + cropped_floats(&c), winograd);
         return;
     }
-    const bwd_plan p = make_plan(k, s);
+    const bwd_plan p = make_plan(k, s, winograd);
     for (int g = 0; g < p.G; g++) {
         // dy_g: (cout_g, n*ho*wo)  w_g: (cout_g, K)  dx_g: (cin_g, n*h*w)
         const float *dyg = dy + (size_t)g * p.cout_g * p.pix_out;
@@ -493,6 +516,16 @@ void conv2d_backward_data(const rn_kernels *k, const rn_conv_shape *s, const flo
             /* dx_g = w_g^T dy_g */
             rn_sgemm_ws(p.k, 1, 0, p.cin_g, (int)p.pix_in, p.cout_g, wg, p.cin_g, dyg,
                         (int)p.pix_out, beta, dxg, (int)p.pix_in, NULL, workspace);
+        } else if (p.data_route == DATA_WINOGRAD) {
+            /* dx = the forward convolution of dy with the flipped weights, by
+             * Winograd; beta 1 adds dx as its residual (read before written) */
+            const rn_conv_shape f = flipped_shape(s);
+            float *wf = workspace;
+            float *u = wf + align_up((size_t)p.cin_g * p.cout_g * p.khw);
+            float *wws = u + align_up(rn_conv_winograd.prepared_floats(p.k, &f));
+            flip_weights(&p, wg, wf);
+            rn_conv_winograd.prepare(p.k, &f, wf, u);
+            rn_conv_winograd.forward(p.k, &f, dyg, u, NULL, beta != 0.0f ? dxg : NULL, 0, dxg, wws);
         } else if (p.data_route == DATA_FLIPPED) {
             /* dx_g = wf x im2col(dy_g padded by k-1-pad) */
             float *wf = workspace;
@@ -612,7 +645,7 @@ void conv2d_backward_weight(const rn_kernels *k, const rn_conv_shape *s, const f
                        dw);
         return;
     }
-    const bwd_plan p = make_plan(k, s);
+    const bwd_plan p = make_plan(k, s, 0);
     // dwt: (K, cout_g) or none  colt: (chunk_w, K) or none  col: (K, chunk_w)
     float *dwt = workspace;
     float *colt = dwt + p.dwt_floats;

@@ -4,7 +4,10 @@
  */
 #include "ops/conv_algo.h"
 
+#include <stdio.h>
 #include <string.h>
+
+#include "core/status.h"
 
 static const rn_conv_algo *const ALGOS[RN_CONV_ALGO_COUNT] = {
     [RN_CONV_IM2COL] = &rn_conv_im2col,
@@ -21,6 +24,29 @@ int rn_conv_algo_find(const char *name) {
         if (ALGOS[i] && strcmp(ALGOS[i]->name, name) == 0)
             return i;
     return -1;
+}
+
+void rn_conv_algo_format(const int count[RN_CONV_ALGO_COUNT], char *buf, size_t cap) {
+    size_t used = 0;
+    buf[0] = 0;
+    for (int a = 0; a < RN_CONV_ALGO_COUNT; a++)
+        if (count[a] && used < cap)
+            used += (size_t)snprintf(buf + used, cap - used, "%s%s x%d", used ? ", " : "",
+                                     ALGOS[a]->name, count[a]);
+}
+
+rn_status rn_conv_algo_parse(const char *name, int *id) {
+    *id = -1;
+    if (!name || !*name || strcmp(name, "auto") == 0)
+        return RN_OK;
+    *id = rn_conv_algo_find(name);
+    if (*id >= 0)
+        return RN_OK;
+    char names[128] = "auto";
+    for (int i = 0; i < RN_CONV_ALGO_COUNT; i++)
+        if (ALGOS[i])
+            snprintf(names + strlen(names), sizeof names - strlen(names), ", %s", ALGOS[i]->name);
+    return rn_fail(RN_ERR_ARG, "unknown convolution algorithm '%s' (expected %s)", name, names);
 }
 
 /* Winograd's transformed weights (36 x C x K floats) are read once per

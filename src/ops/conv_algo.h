@@ -24,6 +24,7 @@
 
 #include <stddef.h>
 
+#include "core/status.h"
 #include "ops/conv2d.h"
 
 typedef enum rn_conv_algo_id {
@@ -55,6 +56,15 @@ const rn_conv_algo *rn_conv_algo_get(int id);
 
 /* The id of the algorithm named `name`, or -1. */
 int rn_conv_algo_find(const char *name);
+
+/* A user's choice: NULL, "" or "auto" give -1 (the heuristic per layer),
+ * a known name its id; anything else fails with a message listing the
+ * names. */
+rn_status rn_conv_algo_parse(const char *name, int *id);
+
+/* "im2col x3, pointwise x3, winograd x14" from counts per algorithm id,
+ * into buf (capacity cap > 0). */
+void rn_conv_algo_format(const int count[RN_CONV_ALGO_COUNT], char *buf, size_t cap);
 
 /* The algorithm the heuristic picks for s (batch size included) on k:
  * fewest estimated seconds among those that support s. */

@@ -42,7 +42,8 @@
 
 #define XI 36               /* points of the transformed domain */
 #define LL RN_WINO_LANES
-#define BLOCK_BYTES (6u << 20) /* V and M of one block of tiles */
+#define BLOCK_MIN_BYTES (1u << 20) /* V and M of one block of tiles: at least, */
+#define BLOCK_MAX_BYTES (6u << 20) /* at most */
 
 /* ---------------------------------------------------------------------------
  * Portable transforms (winograd.h)
@@ -136,7 +137,12 @@ static int block_tiles(const rn_kernels *k, const rn_conv_shape *s) {
     tiles_of(s, &th, &tw);
     const long tiles = (long)s->n * th * tw;
     const int step = k->nr % LL == 0 ? k->nr : k->nr * LL; /* a multiple of both */
-    long tb = BLOCK_BYTES / (sizeof(float) * XI * (size_t)(s->cin + s->cout));
+    /* V and M in about a megabyte (cache-resident between the transforms
+     * and the products), more when the transformed weights, read once per
+     * block, are large */
+    size_t bytes = XI * (size_t)s->cin * (size_t)s->cout * sizeof(float) / 2;
+    bytes = bytes < BLOCK_MIN_BYTES ? BLOCK_MIN_BYTES : bytes > BLOCK_MAX_BYTES ? BLOCK_MAX_BYTES : bytes;
+    long tb = (long)(bytes / (sizeof(float) * XI * (size_t)(s->cin + s->cout)));
     tb = tb / step * step;
     if (tb < step)
         tb = step;

@@ -27,11 +27,15 @@
 #include "engine/arena.h"
 #include "model/graph.h"
 #include "ops/conv2d.h"
+#include "ops/conv_algo.h"
 #include "ops/ops.h"
 
 struct rn_backprop {
     const rn_model *m;
     const rn_kernels *k;
+    int forced_algo;            /* -1: the heuristic per layer */
+    int *algo;                  /* per node: the forward convolution's algorithm */
+    float **prep;               /* per node: its prepared weights (Winograd), or NULL */
     rn_graph *sc;
     int n_cap, n;               /* batch planned for, batch of the last forward */
     float *arena;
@@ -53,26 +57,47 @@ struct rn_backprop {
 
 /* ---- creation and planning --------------------------------------------------------------- */
 
-rn_status rn_backprop_create(const rn_model *m, const rn_kernels *k, rn_backprop **out) {
+rn_status rn_backprop_create(const rn_model *m, const rn_kernels *k, int forced_algo,
+                             rn_backprop **out) {
     *out = NULL;
     rn_backprop *bp = calloc(1, sizeof *bp);
     if (!bp)
         return rn_fail(RN_ERR_NOMEM, "out of memory creating a training plan");
     bp->m = m;
     bp->k = rn_kernels_or_default(k);
+    bp->forced_algo = forced_algo;
     *out = bp;
     return RN_OK;
 }
+
+rn_status rn_backprop_algorithms(const rn_backprop *bp, char *buf, size_t cap) {
+    if (!bp || !buf || cap == 0)
+        return rn_fail(RN_ERR_ARG, "rn_backprop_algorithms: bad argument");
+    buf[0] = 0;
+    if (!bp->sc)
+        return rn_fail(RN_ERR_ARG, "rn_backprop_algorithms: no training step has run yet");
+    int count[RN_CONV_ALGO_COUNT] = {0};
+    for (int i = 0; i < bp->sc->n_nodes; i++)
+        if (bp->sc->nodes[i].op == RN_NODE_CONV)
+            count[bp->algo[i]]++;
+    rn_conv_algo_format(count, buf, cap);
+    return RN_OK;
+}
+
+/* Winograd for the data gradients too, unless the GEMM path is forced. */
+static int data_winograd(const rn_backprop *bp) { return bp->forced_algo != RN_CONV_IM2COL; }
 
 static void free_plan(rn_backprop *bp) {
     rn_graph_free(bp->sc);
     rn_free(bp->arena);
     free(bp->act), free(bp->grad), free(bp->z), free(bp->mean), free(bp->var), free(bp->gz);
     free(bp->shares), free(bp->written), free(bp->node_tensors), free(bp->done);
+    free(bp->algo), free(bp->prep);
     bp->sc = NULL;
     bp->arena = NULL;
     bp->act = bp->grad = bp->z = bp->mean = bp->var = bp->gz = NULL;
-    bp->shares = bp->written = bp->node_tensors = NULL;
+    bp->shares = bp->written = bp->node_tensors = bp->algo = NULL;
+    bp->prep = NULL;
     bp->done = NULL;
     bp->n_cap = 0;
 }
@@ -97,7 +122,7 @@ static int tensor_at(const rn_model *m, const float *p) {
 }
 
 /* Buffers of the plan, in the order they are carved. */
-enum { B_ACT, B_GRAD, B_Z, B_MEAN, B_VAR, B_GZ, B_KINDS };
+enum { B_ACT, B_GRAD, B_Z, B_MEAN, B_VAR, B_GZ, B_PREP, B_KINDS };
 
 /* Plans (and allocates) the arena for batches of up to n at h x w; with
  * `dry`, only computes its size into *dry and leaves no plan behind. */
@@ -123,9 +148,11 @@ static rn_status plan_for(rn_backprop *bp, int n, int h, int w, size_t *dry) {
     bp->var = calloc((size_t)N, sizeof *bp->var);
     bp->gz = calloc((size_t)N, sizeof *bp->gz);
     bp->node_tensors = malloc((size_t)N * 4 * sizeof *bp->node_tensors);
+    bp->algo = calloc((size_t)N, sizeof *bp->algo);
+    bp->prep = calloc((size_t)N, sizeof *bp->prep);
     bp->done = calloc((size_t)m->n_tensors, 1);
     if (!b || !readers || !bp->act || !bp->grad || !bp->shares || !bp->written || !bp->z || !bp->mean ||
-        !bp->var || !bp->gz || !bp->node_tensors || !bp->done) {
+        !bp->var || !bp->gz || !bp->node_tensors || !bp->done || !bp->algo || !bp->prep) {
         free(b), free(readers);
         free_plan(bp);
         return rn_fail(RN_ERR_NOMEM, "out of memory planning a training step");
@@ -185,7 +212,18 @@ static rn_status plan_for(rn_backprop *bp, int n, int h, int w, size_t *dry) {
             if (nd->res >= 0 && bp->shares[nd->res])
                 BUF(B_GZ, i) = (rn_arena_buf){out, BSTEP(i), BSTEP(i), 0};
         }
-        size_t f = conv2d_workspace_floats(bp->k, &cs), g = conv2d_backward_workspace_floats(bp->k, &cs);
+        /* the forward's algorithm: Winograd's weights are prepared every step */
+        bp->algo[i] = RN_CONV_IM2COL;
+        if (bp->forced_algo >= 0 && rn_conv_algo_get(bp->forced_algo)->supports(&cs))
+            bp->algo[i] = bp->forced_algo;
+        else if (bp->forced_algo < 0)
+            bp->algo[i] = rn_conv_algo_choose(bp->k, &cs);
+        size_t f = conv2d_workspace_floats(bp->k, &cs);
+        if (bp->algo[i] == RN_CONV_WINOGRAD) {
+            f = rn_conv_winograd.workspace_floats(bp->k, &cs, 1);
+            BUF(B_PREP, i) = (rn_arena_buf){rn_conv_winograd.prepared_floats(bp->k, &cs), i, i, 0};
+        }
+        size_t g = conv2d_backward_workspace_floats(bp->k, &cs, data_winograd(bp));
         ws = f > ws ? f : ws;
         ws = g > ws ? g : ws;
         chans = u->cout > chans ? u->cout : chans;
@@ -222,6 +260,7 @@ static rn_status plan_for(rn_backprop *bp, int n, int h, int w, size_t *dry) {
             bp->mean[i] = PTR(BUF(B_MEAN, i));
             bp->var[i] = PTR(BUF(B_VAR, i));
             bp->gz[i] = PTR(BUF(B_GZ, i));
+            bp->prep[i] = PTR(BUF(B_PREP, i));
         }
         bp->logits = PTR(b[extra + 0]);
         bp->dlogits = PTR(b[extra + 1]);
@@ -243,15 +282,28 @@ static rn_status plan_for(rn_backprop *bp, int n, int h, int w, size_t *dry) {
     return st;
 }
 
-rn_status rn_backprop_plan_bytes(const rn_model *m, const rn_kernels *k, int n, int h, int w, size_t *bytes) {
+rn_status rn_backprop_plan_bytes(const rn_model *m, const rn_kernels *k, int forced_algo, int n, int h, int w,
+                                 size_t *bytes) {
     rn_backprop *bp;
-    RN_TRY(rn_backprop_create(m, k, &bp));
+    RN_TRY(rn_backprop_create(m, k, forced_algo, &bp));
     rn_status st = plan_for(bp, n, h, w, bytes);
     rn_backprop_free(bp);
     return st;
 }
 
 /* ---- forward ------------------------------------------------------------------------------ */
+
+/* y = conv(x) with the epilogue, by the node's algorithm. */
+static void conv_run(rn_backprop *bp, int i, const rn_conv_shape *cs, const float *x,
+                     const float *res, int relu, float *y) {
+    const rn_unit *u = bp->sc->nodes[i].unit;
+    if (bp->algo[i] == RN_CONV_WINOGRAD) {
+        rn_conv_winograd.prepare(bp->k, cs, u->w, bp->prep[i]);
+        rn_conv_winograd.forward(bp->k, cs, x, bp->prep[i], u->b, res, relu, y, bp->ws);
+    } else {
+        conv2d_forward(bp->k, cs, x, u->w, u->b, res, relu, y, bp->ws);
+    }
+}
 
 static void conv_forward(rn_backprop *bp, int i, int n) {
     const rn_node *nd = &bp->sc->nodes[i];
@@ -261,11 +313,11 @@ static void conv_forward(rn_backprop *bp, int i, int n) {
     float *y = bp->act[nd->out];
     if (!u->has_bn) {
         /* D2L's 1x1 shortcut: conv with bias, nothing after it */
-        conv2d_forward(bp->k, &cs, x, u->w, u->b, res, nd->relu, y, bp->ws);
+        conv_run(bp, i, &cs, x, res, nd->relu, y);
         return;
     }
     const size_t M = (size_t)n * cs.ho * cs.wo;
-    conv2d_forward(bp->k, &cs, x, u->w, u->b, NULL, 0, bp->z[i], bp->ws);
+    conv_run(bp, i, &cs, x, NULL, 0, bp->z[i]);
     batchnorm_stats(bp->z[i], u->cout, M, bp->mean[i], bp->var[i]);
     batchnorm_scale_shift(u->cout, u->bn_weight, u->bn_bias, bp->mean[i], bp->var[i], RN_BN_EPS,
                           bp->scale, bp->shift);
@@ -408,7 +460,7 @@ static void conv_backward(rn_backprop *bp, int i, float *grads, int *written) {
                            u->b ? GRAD_OF(u->b) : NULL, bp->ws);
     if (nd->in != 0) {
         conv2d_backward_data(bp->k, &cs, dz, u->w, written[nd->in] ? 1.0f : 0.0f,
-                             bp->grad[nd->in], bp->ws);
+                             bp->grad[nd->in], bp->ws, data_winograd(bp));
         written[nd->in] = 1;
     }
 #undef GRAD_OF

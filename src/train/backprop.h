@@ -30,8 +30,17 @@ typedef struct rn_backprop rn_backprop;
  * arrive from the end of the block towards its start, each exactly once. */
 typedef void (*rn_grad_ready_fn)(void *ctx, float *grads, size_t offset, size_t count);
 
-rn_status rn_backprop_create(const rn_model *m, const rn_kernels *k, rn_backprop **out);
+/* forced_algo: -1 for the heuristic per layer (Winograd where it pays, for
+ * the forward convolution and the data gradient), RN_CONV_IM2COL for the
+ * GEMM paths everywhere (exact up to rounding), or another algorithm id
+ * forced wherever it applies. */
+rn_status rn_backprop_create(const rn_model *m, const rn_kernels *k, int forced_algo,
+                             rn_backprop **out);
 void rn_backprop_free(rn_backprop *bp);
+
+/* The forward convolutions' algorithms of the current plan, as
+ * rn_session_algorithms; fails before the first forward pass. */
+rn_status rn_backprop_algorithms(const rn_backprop *bp, char *buf, size_t cap);
 
 /* Forward in train mode on x (n, C, h, w) with labels (n), then the mean
  * cross-entropy (with label smoothing) and its gradient. */
@@ -58,8 +67,10 @@ const float *rn_backprop_logits(const rn_backprop *bp);
 /* Bytes of the arena. */
 size_t rn_backprop_bytes(const rn_backprop *bp);
 
-/* Bytes of the arena an rn_backprop of m on kernels k would hold for
- * batches of up to n at h x w: planned, not allocated. */
-rn_status rn_backprop_plan_bytes(const rn_model *m, const rn_kernels *k, int n, int h, int w, size_t *bytes);
+/* Bytes of the arena an rn_backprop of m on kernels k (with forced_algo, as
+ * for rn_backprop_create) would hold for batches of up to n at h x w:
+ * planned, not allocated. */
+rn_status rn_backprop_plan_bytes(const rn_model *m, const rn_kernels *k, int forced_algo, int n, int h, int w,
+                                 size_t *bytes);
 
 #endif

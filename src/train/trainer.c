@@ -21,6 +21,7 @@
 #include "engine/session.h"
 #include "io/safetensors.h"
 #include "model/model.h"
+#include "ops/conv_algo.h"
 #include "ops/ops.h"
 #include "train/backprop.h"
 #include "train/optim.h"
@@ -72,12 +73,15 @@ rn_status rn_trainer_create(rn_model *m, const rn_train_config *cfg, rn_trainer 
         return rn_fail(RN_ERR_ARG, "Nesterov momentum requires a momentum > 0");
     rn_isa isa;
     RN_TRY(rn_isa_default(&isa));
+    int algo;
+    RN_TRY(rn_conv_algo_parse(cfg->conv_algo, &algo));
 
     rn_trainer *t = calloc(1, sizeof *t);
     if (!t)
         return rn_fail(RN_ERR_NOMEM, "out of memory creating a trainer");
     t->m = m;
     t->cfg = *cfg;
+    t->cfg.conv_algo = NULL;
     t->k = rn_kernels_for(isa);
     snprintf(t->optimizer, sizeof t->optimizer, "%s", opt);
     snprintf(t->schedule_spec, sizeof t->schedule_spec, "%s", cfg->schedule ? cfg->schedule : "constant");
@@ -100,7 +104,7 @@ rn_status rn_trainer_create(rn_model *m, const rn_train_config *cfg, rn_trainer 
     }
     if (st == RN_OK)
         st = cfg->freeze_backbone ? rn_session_create(m, NULL, &t->frozen)
-                                  : rn_backprop_create(m, t->k, &t->bp);
+                                  : rn_backprop_create(m, t->k, algo, &t->bp);
     if (st != RN_OK) {
         rn_trainer_free(t);
         return st;
@@ -156,8 +160,10 @@ rn_status rn_trainer_plan_bytes(const rn_model *m, const rn_train_config *cfg, i
             return rn_fail(RN_ERR_NOMEM, "a batch of %d cannot be addressed", n);
     } else {
         rn_isa isa;
+        int algo;
         RN_TRY(rn_isa_default(&isa));
-        RN_TRY(rn_backprop_plan_bytes(m, rn_kernels_for(isa), n, h, w, &work));
+        RN_TRY(rn_conv_algo_parse(cfg->conv_algo, &algo));
+        RN_TRY(rn_backprop_plan_bytes(m, rn_kernels_for(isa), algo, n, h, w, &work));
     }
     if (!rn_size_add(blocks, work, bytes) || !rn_size_add(*bytes, head, bytes))
         return rn_fail(RN_ERR_NOMEM, "training for batch %d at %dx%d cannot be addressed", n, h, w);
@@ -165,6 +171,12 @@ rn_status rn_trainer_plan_bytes(const rn_model *m, const rn_train_config *cfg, i
 }
 
 const char *rn_trainer_isa(const rn_trainer *t) { return rn_isa_name(t->k->isa); }
+
+rn_status rn_trainer_algorithms(const rn_trainer *t, char *buf, size_t cap) {
+    if (!t)
+        return rn_fail(RN_ERR_ARG, "rn_trainer_algorithms: NULL trainer");
+    return t->frozen ? rn_session_algorithms(t->frozen, buf, cap) : rn_backprop_algorithms(t->bp, buf, cap);
+}
 
 static int is_head(const rn_tensor_ref *r) { return strncmp(r->name, "fc.", 3) == 0; }
 
@@ -374,7 +386,7 @@ rn_status rn_model_save_gradients(rn_model *m, const float *x, const int32_t *la
     rn_backprop *bp = NULL;
     float *grads = rn_calloc(m->n_params, sizeof(float));
     st_entry *e = calloc((size_t)m->n_tensors, sizeof *e);
-    rn_status st = grads && e ? rn_backprop_create(m, NULL, &bp)
+    rn_status st = grads && e ? rn_backprop_create(m, NULL, RN_CONV_IM2COL, &bp)
                               : rn_fail(RN_ERR_NOMEM, "out of memory saving %s", path);
     if (st == RN_OK)
         st = rn_backprop_forward(bp, x, labels, n, h, w, label_smoothing, loss, NULL);

@@ -123,7 +123,8 @@ void rn_sgemm_kernel_avx2_6x16_rawa(int kc, const float *a, const float *b, cons
  * channel. Per 8 lanes a run is read:
  *   stride 1: one masked load (lanes outside the image are masked off and
  *             never touched);
- *   stride 2: two masked loads of the even elements, then a shuffle;
+ *   stride 2: two loads of the even elements (masked unless all 8 lanes are
+ *             read), then a shuffle;
  *   other:    a masked gather.
  * ------------------------------------------------------------------------- */
 
@@ -132,6 +133,10 @@ enum { PACK_UNIT, PACK_PAIR, PACK_GATHER };
 #define PACK_NV (RN_PANEL_MAX / 8)
 #define TAP_CAP 512         /* tap loads cached per panel */
 #define TAP_MAX 64          /* taps (kh * kw) cached per panel */
+
+/* PACK_PAIR: all 8 lanes read, and the 16 floats from the first stay in
+ * the channel's plane: two plain loads instead of masked ones. */
+#define PAIR_FULL 0xFF
 
 typedef struct tap_load {
     ptrdiff_t off;          /* input element read by lane 0 (before masking) */
@@ -168,6 +173,7 @@ tap_loads(const int MODE, const int NV, const rn_im2col *im, const rn_im2col_run
           int nrun, int ki, int kj, tap_load *out) {
     const int s = MODE == PACK_UNIT ? 1 : MODE == PACK_PAIR ? 2 : im->stride;
     const int H = im->h, W = im->w;
+    const ptrdiff_t plane = (ptrdiff_t)im->n * H * W;
     int count = 0;
     for (int r = 0; r < nrun; r++) {
         const rn_im2col_run *run = &runs[r];
@@ -189,7 +195,9 @@ tap_loads(const int MODE, const int NV, const rn_im2col *im, const rn_im2col_run
         e->off = run->base + (ptrdiff_t)ih * W + iw - (ptrdiff_t)run->lane * s;
         for (int q = 0; q < NV; q++) {
             unsigned m = (unsigned)(bits >> (8 * q)) & 0xFF;
-            if (MODE == PACK_PAIR) {
+            if (MODE == PACK_PAIR && m == 0xFF && e->off + 16 * q + 16 <= plane) {
+                e->m[2 * q] = e->m[2 * q + 1] = PAIR_FULL; /* the odd 16th stays in the plane */
+            } else if (MODE == PACK_PAIR) {
                 e->m[2 * q] = (uint8_t)spread_even4(m);
                 e->m[2 * q + 1] = (uint8_t)spread_even4(m >> 4);
             } else {
@@ -218,8 +226,14 @@ pack_row(const int NV, const int MODE, const float *xc, const tap_load *e, int n
             } else if (MODE == PACK_PAIR) {
                 if (e->m[2 * q] | e->m[2 * q + 1]) {
                     const ptrdiff_t at = e->off + 16 * q;
-                    __m256 lo = _mm256_maskload_ps(addr_at(xc, at), bits_mask(e->m[2 * q]));
-                    __m256 hi = _mm256_maskload_ps(addr_at(xc, at + 8), bits_mask(e->m[2 * q + 1]));
+                    __m256 lo, hi;
+                    if (e->m[2 * q] == PAIR_FULL) {
+                        lo = _mm256_loadu_ps(addr_at(xc, at));
+                        hi = _mm256_loadu_ps(addr_at(xc, at + 8));
+                    } else {
+                        lo = _mm256_maskload_ps(addr_at(xc, at), bits_mask(e->m[2 * q]));
+                        hi = _mm256_maskload_ps(addr_at(xc, at + 8), bits_mask(e->m[2 * q + 1]));
+                    }
                     /* even elements: lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6, then the
                      * middle 64-bit lanes swapped */
                     __m256 ev = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# train_bench_vs_torch.sh - training-step speed, resnet.c against PyTorch, in one run.
+#
+#   tools/train_bench_vs_torch.sh [--workloads all|1,2,3,4] [--threads 2] [--rounds 3]
+#                                 [--warmup 3] [--torch-warmup 10] [--repeats 5] [--resnet build/resnet]
+#                                 [--rn-args "--conv-algo im2col"] [--torch-layouts both]
+#
+# The four workloads of part 6:
+#   1  d2l_resnet18, 1x28x28, 10 classes, batch 256
+#   2  d2l_resnet18, 1x96x96, 10 classes, batch 128
+#   3  resnet18, 3x224x224, 1000 classes, batch 32
+#   4  resnet18 with the CIFAR stem, 3x32x32, 10 classes, batch 128
+# Each round times, per workload, `resnet bench --train` (forward, backward, SGD with
+# momentum) and PyTorch's same step (tools/torch_bench.py --train: train-mode BatchNorm,
+# cross-entropy, backward, SGD momentum 0.9), one after the other; each runtime reports
+# the median over REPEATS steps after its warm-up (WARMUP steps for resnet.c; PyTorch's
+# first steps at a new shape are several times slower than its steady state, so it gets
+# TORCH_WARMUP). PyTorch runs in the contiguous layout and
+# in channels_last (--torch-layouts both, the default) and its faster one counts.
+# The table shows medians over rounds and the ratio resnet.c / PyTorch in images/s
+# (> 1: resnet.c faster). Needs /usr/bin/python3 with torch.
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+PY=/usr/bin/python3
+WORKLOADS=all THREADS=2 ROUNDS=3 WARMUP=3 TORCH_WARMUP=10 REPEATS=5 RN_ARGS="" LAYOUTS=both
+RESNET="$ROOT/build/resnet"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --workloads) WORKLOADS=$2; shift 2 ;;
+    --threads) THREADS=$2; shift 2 ;;
+    --rounds) ROUNDS=$2; shift 2 ;;
+    --warmup) WARMUP=$2; shift 2 ;;
+    --repeats) REPEATS=$2; shift 2 ;;
+    --torch-warmup) TORCH_WARMUP=$2; shift 2 ;;
+    --resnet) RESNET=$2; shift 2 ;;
+    --rn-args) RN_ARGS=$2; shift 2 ;;
+    --torch-layouts) LAYOUTS=$2; shift 2 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "train_bench_vs_torch: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+[ -x "$RESNET" ] || { echo "train_bench_vs_torch: $RESNET not found (make first)" >&2; exit 2; }
+"$PY" -c 'import torch' 2>/dev/null || { echo "train_bench_vs_torch: no torch for $PY" >&2; exit 2; }
+case "$LAYOUTS" in
+  both) TORCH_LAYOUTS="contiguous channels_last" ;;
+  contiguous|channels_last) TORCH_LAYOUTS=$LAYOUTS ;;
+  *) echo "train_bench_vs_torch: --torch-layouts both|contiguous|channels_last" >&2; exit 2 ;;
+esac
+[ "$WORKLOADS" = all ] && WORKLOADS=1,2,3,4
+
+# workload -> "arch stem in_channels classes size batch"
+spec() {
+  case "$1" in
+    1) echo "d2l_resnet18 imagenet 1 10 28 256" ;;
+    2) echo "d2l_resnet18 imagenet 1 10 96 128" ;;
+    3) echo "resnet18 imagenet 3 1000 224 32" ;;
+    4) echo "resnet18 cifar 3 10 32 128" ;;
+    *) echo "train_bench_vs_torch: unknown workload $1 (1..4)" >&2; exit 2 ;;
+  esac
+}
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/rn_trainbench.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+RES="$WORK/results.txt"   # lines: workload<TAB>runtime<TAB>json
+: > "$RES"
+first_json() { grep -m1 '^[[:space:]]*{' || true; }
+
+echo "train_bench_vs_torch: workloads $WORKLOADS, $THREADS threads, $ROUNDS rounds x ($WARMUP warm-up + $REPEATS timed steps)" >&2
+for r in $(seq 1 "$ROUNDS"); do
+  for w in ${WORKLOADS//,/ }; do
+    read -r arch stem ch cls size batch <<< "$(spec "$w")"
+    # shellcheck disable=SC2086
+    j=$("$RESNET" bench --train --arch "$arch" --stem "$stem" --in-channels "$ch" --num-classes "$cls" \
+          --image-size "$size" --batch-size "$batch" --threads "$THREADS" --warmup "$WARMUP" \
+          --repeats "$REPEATS" --json $RN_ARGS 2>"$WORK/rn.err" | first_json)
+    if [ -n "$j" ]; then printf '%s\tresnet.c\t%s\n' "$w" "$j" >> "$RES"
+    else echo "train_bench_vs_torch: round $r workload $w: resnet bench failed: $(tail -3 "$WORK/rn.err")" >&2; fi
+    for layout in $TORCH_LAYOUTS; do
+      cl=(); [ "$layout" = channels_last ] && cl=(--channels-last)
+      j=$("$PY" "$HERE/torch_bench.py" --train --arch "$arch" --stem "$stem" --in-channels "$ch" \
+            --num-classes "$cls" --size "$size" --batch "$batch" --threads "$THREADS" \
+            --warmup "$TORCH_WARMUP" --repeats "$REPEATS" "${cl[@]}" 2>"$WORK/pt.err" | first_json)
+      if [ -n "$j" ]; then printf '%s\tpytorch %s\t%s\n' "$w" "$layout" "$j" >> "$RES"
+      else echo "train_bench_vs_torch: round $r workload $w: torch_bench failed: $(tail -3 "$WORK/pt.err")" >&2; fi
+    done
+  done
+  echo "  round $r done" >&2
+done
+
+"$PY" - "$RES" "$THREADS" "$WORKLOADS" <<'EOF'
+import json, statistics, sys
+res, threads, workloads = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
+names = {"1": "d2l_resnet18 28x28, batch 256", "2": "d2l_resnet18 96x96, batch 128",
+         "3": "resnet18 224x224, batch 32", "4": "resnet18 CIFAR stem 32x32, batch 128"}
+runs, info = {}, {}
+for line in open(res):
+    w, name, j = line.rstrip("\n").split("\t", 2)
+    try:
+        d = json.loads(j)
+    except ValueError:
+        continue
+    runs.setdefault((w, name), []).append((float(d["ms_per_batch_median"]), int(d.get("batch_size", d.get("batch", 0)))))
+    if name == "resnet.c":
+        info[w] = "%s; %s" % (d.get("isa", "?"), d.get("conv_algorithms", ""))
+print("training step, %s threads, medians over rounds (img/s)" % threads)
+print("%-38s %10s %16s %16s %8s" % ("workload", "resnet.c", "PyTorch contig", "PyTorch ch_last", "ratio"))
+status = 0
+for w in workloads:
+    def ips(name):
+        r = runs.get((w, name))
+        if not r:
+            return None
+        return r[0][1] * 1e3 / statistics.median(ms for ms, _ in r)
+    rn, pc, pl = ips("resnet.c"), ips("pytorch contiguous"), ips("pytorch channels_last")
+    best = max([v for v in (pc, pl) if v is not None], default=None)
+    fmt = lambda v: "n/a" if v is None else "%.1f" % v
+    ratio = "n/a" if rn is None or best is None else "%.2f" % (rn / best)
+    print("%-38s %10s %16s %16s %8s" % (names[w], fmt(rn), fmt(pc), fmt(pl), ratio))
+    if rn is None or best is None:
+        status = 1
+for w in workloads:
+    if w in info:
+        print("resnet.c workload %s ran: %s" % (w, info[w]))
+print("ratio: resnet.c images/s over PyTorch's faster layout (> 1: resnet.c faster)")
+sys.exit(status)
+EOF
