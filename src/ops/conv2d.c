@@ -165,7 +165,8 @@ static size_t group_packed_floats(const rn_kernels *k, const rn_conv_shape *s) {
 
 /* y = conv(x) with the epilogue, group by group. The weights are either w
  * (cout, cin/G, kh, kw) read in place (and packed into pack_ws when that
- * pays), or `packed` (rn_conv_im2col's preparation). */
+ * pays), or `packed` (rn_conv_im2col's preparation; pack_ws then holds the
+ * packed im2col matrix where rn_gemm_im2col_b_floats asks for it). */
 static void conv_groups(const rn_kernels *k, const rn_conv_shape *s, const float *x,
                         const float *w, const float *packed, const float *bias,
                         const float *residual, int relu, float *y, float *pack_ws) {
@@ -195,7 +196,7 @@ static void conv_groups(const rn_kernels *k, const rn_conv_shape *s, const float
         else if (is_pointwise(s))
             rn_sgemm_ws(k, 0, 0, cout_g, N, cin_g, wg, K, xg, N, 0.0f, yg, N, &ep, pack_ws);
         else if (packed)
-            rn_sgemm_im2col_packed(k, cout_g, wg, &im, 0.0f, yg, N, &ep);
+            rn_sgemm_im2col_packed(k, cout_g, wg, &im, 0.0f, yg, N, &ep, pack_ws);
         else
             rn_sgemm_im2col(k, cout_g, wg, K, &im, 0.0f, yg, N, &ep, pack_ws);
     }
@@ -286,13 +287,22 @@ static size_t no_workspace(const rn_kernels *k, const rn_conv_shape *s, int thre
     return 0;
 }
 
+/* The im2col matrix of one group packed whole, when it is narrow enough. */
+static size_t im2col_workspace(const rn_kernels *k, const rn_conv_shape *s, int threads) {
+    (void)threads;
+    int k0;
+    const rn_conv_shape g = gemm_shape(s, &k0);
+    const rn_im2col im = {.c = g.cin / g.groups, .n = g.n, .h = g.h, .w = g.w, .kh = g.kh,
+                          .kw = g.kw, .stride = g.stride, .pad = g.pad, .ho = g.ho, .wo = g.wo};
+    return rn_gemm_im2col_b_floats(k, &im);
+}
+
 static void forward_packed(const rn_kernels *k, const rn_conv_shape *s, const float *x,
                            const float *prepared, const float *bias, const float *residual,
                            int relu, float *y, float *workspace) {
-    (void)workspace;
     int k0;
     const rn_conv_shape g = gemm_shape(s, &k0);
-    conv_groups(k, &g, x, NULL, prepared, bias, residual, relu, y, NULL);
+    conv_groups(k, &g, x, NULL, prepared, bias, residual, relu, y, workspace);
 }
 
 const rn_conv_algo rn_conv_im2col = {
@@ -303,7 +313,7 @@ const rn_conv_algo rn_conv_im2col = {
     .supports = supports_any,
     .prepared_floats = packed_floats,
     .prepare = prepare_packed,
-    .workspace_floats = no_workspace,
+    .workspace_floats = im2col_workspace,
     .forward = forward_packed,
 };
 

@@ -218,38 +218,52 @@ typedef struct wino_plan {
     float *y, *v, *m;
 } wino_plan;
 
-/* Phase 1: channels [c0, c1) of the block's tiles [t0, t0 + nt) into V,
- * 8 tiles at a time; where each tile's patch lies (and which part of it is
- * inside the image) is worked out once for all channels. */
-static void input_channels(const wino_plan *p, int t0, int nt, int c0, int c1) {
+/* Where the patches of the 8 tiles [t, t + LL) (those below `end`) lie,
+ * and which part of each is inside the image. */
+static void patch_lanes(const wino_plan *p, int t, int end, rn_wino_in *in) {
     const rn_conv_shape *s = p->s;
     const int H = s->h, W = s->w, per_image = p->th * p->tw;
-    const ptrdiff_t plane = (ptrdiff_t)s->n * H * W;
+    in->ld = W;
+    for (int l = 0; l < LL; l++) {
+        in->origin[l] = 0;
+        in->r0[l] = in->r1[l] = 0;
+        in->cols[l] = 0;
+        in->wide[l] = 0;
+        if (t + l >= end)
+            continue;
+        const int b = (t + l) / per_image, ty = (t + l) % per_image / p->tw, tx = (t + l) % p->tw;
+        const int y0 = 4 * ty - s->pad, x0 = 4 * tx - s->pad;
+        in->origin[l] = ((ptrdiff_t)b * H + y0) * W + x0;
+        in->r0[l] = y0 < 0 ? -y0 : 0;
+        in->r1[l] = H - y0 < 6 ? H - y0 : 6;
+        for (int q = 0; q < 6; q++)
+            in->cols[l] |= (unsigned)(x0 + q >= 0 && x0 + q < W) << q;
+        in->wide[l] = x0 >= 0 && x0 + 8 <= W;
+    }
+}
+
+/* Phase 1: channels [c0, c1) of the block's tiles [t0, t0 + nt) into V.
+ * The lanes of one GEMM panel (its nr tiles, 8 per transform) are
+ * transformed one after the other for each channel, so that every row of
+ * the panel is written whole while it is in cache; where the patches lie is
+ * worked out once for all channels. */
+static void input_channels(const wino_plan *p, int t0, int nt, int c0, int c1) {
+    const rn_conv_shape *s = p->s;
+    const ptrdiff_t plane = (ptrdiff_t)s->n * s->h * s->w;
     const size_t xi_stride = (size_t)s->cin * (size_t)p->tb;
-    for (int g = 0; g < nt; g += LL) {
-        rn_wino_in in = {.ld = W};
-        for (int l = 0; l < LL; l++) {
-            in.origin[l] = 0;
-            in.r0[l] = in.r1[l] = 0;
-            in.cols[l] = 0;
-            in.wide[l] = 0;
-            if (g + l >= nt)
-                continue;
-            const int t = t0 + g + l, b = t / per_image, ty = t % per_image / p->tw,
-                      tx = t % p->tw;
-            const int y0 = 4 * ty - s->pad, x0 = 4 * tx - s->pad;
-            in.origin[l] = ((ptrdiff_t)b * H + y0) * W + x0;
-            in.r0[l] = y0 < 0 ? -y0 : 0;
-            in.r1[l] = H - y0 < 6 ? H - y0 : 6;
-            for (int q = 0; q < 6; q++)
-                in.cols[l] |= (unsigned)(x0 + q >= 0 && x0 + q < W) << q;
-            in.wide[l] = x0 >= 0 && x0 + 8 <= W;
-        }
-        for (int c = c0; c < c1; c++) {
-            in.x = p->x + (ptrdiff_t)c * plane;
-            const size_t v = rn_gemm_packed_b_index(p->k->nr, s->cin, p->nkb, p->kcb, p->tb, c, g);
-            p->k->wino_in(&in, p->v + v, (ptrdiff_t)xi_stride);
-        }
+    const int nr = p->k->nr, span = nr % LL == 0 ? nr : LL; /* tiles done together */
+    rn_wino_in in[RN_PANEL_MAX / LL];
+    for (int g0 = 0; g0 < nt; g0 += span) {
+        int groups = 0;
+        for (int q = 0; q < span / LL && g0 + q * LL < nt; q++, groups++)
+            patch_lanes(p, t0 + g0 + q * LL, t0 + nt, &in[q]);
+        for (int c = c0; c < c1; c++)
+            for (int q = 0; q < groups; q++) {
+                in[q].x = p->x + (ptrdiff_t)c * plane;
+                const size_t v = rn_gemm_packed_b_index(nr, s->cin, p->nkb, p->kcb, p->tb, c,
+                                                        g0 + q * LL);
+                p->k->wino_in(&in[q], p->v + v, (ptrdiff_t)xi_stride);
+            }
     }
 }
 

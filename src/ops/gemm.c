@@ -137,6 +137,8 @@ typedef struct gemm_plan {
     int mcp, ncp;           /* panels per work item */
     int m_items, n_items;
     const float *apack;     /* all of A packed (K blocks of Mp x kc), or NULL */
+    float *bpack;           /* all of B packed (K blocks of kc x npad), or NULL */
+    long npad;              /* B's packed width: full panels, then the last one's */
 } gemm_plan;
 
 static int ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
@@ -169,14 +171,17 @@ static void run_item(const gemm_plan *p, int item, float *bbuf, float *abuf) {
             tile.n = p->N - j0 < nr ? (int)(p->N - j0) : nr;
             const int width = ceil_div(tile.n, p->kd->nr_step) * p->kd->nr_step;
             int q = (jp - jp0) % group;
-            if (jp >= full_end) {
+            if (p->bpack) {
+                q = 0;
+            } else if (jp >= full_end) {
                 q = 0;
                 pack_b(p->kd, p->bs, k0, kc, j0, width, 1, bbuf);
             } else if (q == 0) {
                 const int end = jp1 < full_end ? jp1 : full_end;
                 pack_b(p->kd, p->bs, k0, kc, j0, nr, end - jp < group ? end - jp : group, bbuf);
             }
-            const float *b = bbuf + (ptrdiff_t)q * kc * nr;
+            const float *b = p->bpack ? p->bpack + k0 * p->npad + (ptrdiff_t)jp * kc * nr
+                                      : bbuf + (ptrdiff_t)q * kc * nr;
             for (int ip = ip0; ip < ip1; ip++) {
                 const int i0 = ip * mr;
                 const float *a;
@@ -222,7 +227,11 @@ static void plan_items(gemm_plan *p, int threads) {
         p->ncp = p->n_panels;
     p->n_items = ceil_div(p->n_panels, p->ncp);
     while (threads > 1 && p->m_items * p->n_items < 4 * threads) {
-        if (p->ncp > 1) {
+        if (p->bpack && p->mcp > 1) {
+            /* B is packed already: split the rows, so that A is read once */
+            p->mcp = ceil_div(p->mcp, 2);
+            p->m_items = ceil_div(p->m_panels, p->mcp);
+        } else if (p->ncp > 1) {
             p->ncp = ceil_div(p->ncp, 2);
             p->n_items = ceil_div(p->n_panels, p->ncp);
         } else if (p->mcp > 1) {
@@ -232,6 +241,39 @@ static void plan_items(gemm_plan *p, int threads) {
             break;
         }
     }
+}
+
+/* B packed whole (the panels of K block kb from bpack + k0 * npad, the
+ * last panel only as wide as it needs), the threads sharing the panels;
+ * ends with a barrier. */
+static void pack_b_all(const gemm_plan *p) {
+    const int nr = p->kd->nr;
+#pragma omp for schedule(static)
+    for (long t = 0; t < (long)p->nkb * p->n_panels; t++) {
+        const int kb = (int)(t / p->n_panels), jp = (int)(t % p->n_panels);
+        const int k0 = kb * p->kc, kc = p->K - k0 < p->kc ? p->K - k0 : p->kc;
+        const long j0 = (long)jp * nr;
+        const int n = p->N - j0 < nr ? (int)(p->N - j0) : nr;
+        const int width = ceil_div(n, p->kd->nr_step) * p->kd->nr_step;
+        pack_b(p->kd, p->bs, k0, kc, j0, width, 1,
+               p->bpack + k0 * p->npad + (ptrdiff_t)jp * kc * nr);
+    }
+}
+
+#define PREPACK_B_MAX_COLS 1024 /* im2col packed whole up to this many columns */
+
+/* B's packed width when packed whole: full panels, then the last one's. */
+static long packed_b_width(const rn_kernels *kd, long N) {
+    const long full = N / kd->nr * kd->nr, rest = N - full;
+    return full + (rest ? ceil_div(rest, kd->nr_step) * kd->nr_step : 0);
+}
+
+size_t rn_gemm_im2col_b_floats(const rn_kernels *kd, const rn_im2col *im) {
+    kd = rn_kernels_or_default(kd);
+    const long N = (long)im->n * im->ho * im->wo;
+    if (N > PREPACK_B_MAX_COLS)
+        return 0;
+    return (size_t)im->c * (size_t)im->kh * (size_t)im->kw * (size_t)packed_b_width(kd, N);
 }
 
 /* C = beta * C, then the epilogue: the product of an empty K. */
@@ -307,7 +349,7 @@ typedef struct a_source {
 } a_source;
 
 static void gemm_driver(const rn_kernels *kd, int M, int N, int K, const a_source *as,
-                        const b_source *bs, float beta, float *C, int ldc,
+                        const b_source *bs, float *b_ws, float beta, float *C, int ldc,
                         const rn_gemm_epilogue *ep, int max_threads) {
     if (M <= 0 || N <= 0)
         return;
@@ -323,6 +365,10 @@ static void gemm_driver(const rn_kernels *kd, int M, int N, int K, const a_sourc
     int threads = max_threads;
     if (2.0 * M * N * K < SERIAL_FLOPS)
         threads = 1;
+    if (b_ws && bs->im && N <= PREPACK_B_MAX_COLS) {
+        p.bpack = b_ws;
+        p.npad = packed_b_width(p.kd, N);
+    }
     plan_items(&p, threads);
     const int items = p.m_items * p.n_items;
     if (threads > items)
@@ -342,6 +388,8 @@ static void gemm_driver(const rn_kernels *kd, int M, int N, int K, const a_sourc
         _Alignas(64) float abuf[RN_KC_MAX * RN_MR_MAX];
         if (pack_now)
             pack_a_all(p.kd, p.transa, M, K, p.A, p.lda, pack_now); /* ends with a barrier */
+        if (p.bpack)
+            pack_b_all(&p); /* ends with a barrier */
 #pragma omp for schedule(dynamic, 1)
         for (int item = 0; item < items; item++)
             run_item(&p, item, bbuf, abuf);
@@ -357,7 +405,7 @@ void rn_sgemm(const rn_kernels *kd, int transa, int transb, int M, int N, int K,
               const rn_gemm_epilogue *ep) {
     a_source as = {.transa = transa, .A = A, .lda = lda};
     b_source bs = {.B = B, .ldb = ldb, .transb = transb, .N = N};
-    gemm_driver(kd, M, N, K, &as, &bs, beta, C, ldc, ep, rn_threads());
+    gemm_driver(kd, M, N, K, &as, &bs, NULL, beta, C, ldc, ep, rn_threads());
 }
 
 void rn_sgemm_ws(const rn_kernels *kd, int transa, int transb, int M, int N, int K,
@@ -365,7 +413,7 @@ void rn_sgemm_ws(const rn_kernels *kd, int transa, int transb, int M, int N, int
                  const rn_gemm_epilogue *ep, float *pack_ws) {
     a_source as = {.transa = transa, .A = A, .lda = lda, .pack_ws = pack_ws};
     b_source bs = {.B = B, .ldb = ldb, .transb = transb, .N = N};
-    gemm_driver(kd, M, N, K, &as, &bs, beta, C, ldc, ep, rn_threads());
+    gemm_driver(kd, M, N, K, &as, &bs, NULL, beta, C, ldc, ep, rn_threads());
 }
 
 void rn_sgemm_1t(const rn_kernels *kd, int transa, int transb, int M, int N, int K,
@@ -373,7 +421,7 @@ void rn_sgemm_1t(const rn_kernels *kd, int transa, int transb, int M, int N, int
                  const rn_gemm_epilogue *ep) {
     a_source as = {.transa = transa, .A = A, .lda = lda};
     b_source bs = {.B = B, .ldb = ldb, .transb = transb, .N = N};
-    gemm_driver(kd, M, N, K, &as, &bs, beta, C, ldc, ep, 1);
+    gemm_driver(kd, M, N, K, &as, &bs, NULL, beta, C, ldc, ep, 1);
 }
 
 void rn_sgemm_packed(const rn_kernels *kd, int M, int N, int K, const float *apacked, int transb,
@@ -381,22 +429,24 @@ void rn_sgemm_packed(const rn_kernels *kd, int M, int N, int K, const float *apa
                      const rn_gemm_epilogue *ep) {
     a_source as = {.packed = apacked};
     b_source bs = {.B = B, .ldb = ldb, .transb = transb, .N = N};
-    gemm_driver(kd, M, N, K, &as, &bs, beta, C, ldc, ep, rn_threads());
+    gemm_driver(kd, M, N, K, &as, &bs, NULL, beta, C, ldc, ep, rn_threads());
 }
 
 void rn_sgemm_im2col(const rn_kernels *kd, int M, const float *A, int lda, const rn_im2col *im,
                      float beta, float *C, int ldc, const rn_gemm_epilogue *ep, float *pack_ws) {
     a_source as = {.A = A, .lda = lda, .pack_ws = pack_ws};
     b_source bs = {.im = im, .N = im->n * im->ho * im->wo};
-    gemm_driver(kd, M, bs.N, im->c * im->kh * im->kw, &as, &bs, beta, C, ldc, ep, rn_threads());
+    gemm_driver(kd, M, bs.N, im->c * im->kh * im->kw, &as, &bs, NULL, beta, C, ldc, ep,
+                rn_threads());
 }
 
 void rn_sgemm_im2col_packed(const rn_kernels *kd, int M, const float *apacked,
                             const rn_im2col *im, float beta, float *C, int ldc,
-                            const rn_gemm_epilogue *ep) {
+                            const rn_gemm_epilogue *ep, float *b_ws) {
     a_source as = {.packed = apacked};
     b_source bs = {.im = im, .N = im->n * im->ho * im->wo};
-    gemm_driver(kd, M, bs.N, im->c * im->kh * im->kw, &as, &bs, beta, C, ldc, ep, rn_threads());
+    gemm_driver(kd, M, bs.N, im->c * im->kh * im->kw, &as, &bs, b_ws, beta, C, ldc, ep,
+                rn_threads());
 }
 
 void rn_sgemm_packed_ab_1t(const rn_kernels *kd, int i0, int i1, int N, int K,

@@ -134,10 +134,18 @@ typedef struct rn_im2col {
 void rn_sgemm_im2col(const rn_kernels *k, int M, const float *A, int lda, const rn_im2col *im,
                      float beta, float *C, int ldc, const rn_gemm_epilogue *ep, float *pack_ws);
 
-/* The same with A packed by rn_gemm_pack_a. */
+/* The same with A packed by rn_gemm_pack_a. With b_ws (room for
+ * rn_gemm_im2col_b_floats floats, or NULL) a narrow im2col matrix is packed
+ * once, shared by the threads, which then split C by rows: A, the larger
+ * operand, is read once (batch-1 layers on small maps). Bitwise the same
+ * result either way. */
 void rn_sgemm_im2col_packed(const rn_kernels *k, int M, const float *apacked,
                             const rn_im2col *im, float beta, float *C, int ldc,
-                            const rn_gemm_epilogue *ep);
+                            const rn_gemm_epilogue *ep, float *b_ws);
+
+/* Floats of b_ws that rn_sgemm_im2col_packed uses for im (0: im2col too
+ * wide to pack whole; it is then packed panel by panel). */
+size_t rn_gemm_im2col_b_floats(const rn_kernels *k, const rn_im2col *im);
 
 /* The im2col matrix written out, one block: dst[k * ldd + t] =
  * im2col(x)[k0 + k, j0 + t] for k < rows, t < ncols (inside K x N). Packed
