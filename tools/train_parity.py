@@ -44,6 +44,8 @@ import torch  # noqa: E402
 
 from rn_models import build_model, metadata, randomize  # noqa: E402
 from st_io import load_safetensors, save_safetensors  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+from same_checkpoint import same_but_run_id  # noqa: E402
 
 PY = "/usr/bin/python3"
 results = {"passed": 0, "failed": 0}
@@ -289,18 +291,6 @@ def check_steps(resnet, tmp):
 
 # ---- 3. resume ------------------------------------------------------------------------------------------
 
-def same_checkpoint_file(a, b):
-    """Two safetensors files hold the same bytes of data and the same header,
-    but for the run id (each run draws its own)."""
-    def parts(path):
-        raw = open(path, "rb").read()
-        n = int.from_bytes(raw[:8], "little")
-        header = json.loads(raw[8:8 + n])
-        header.get("__metadata__", {}).pop("run_id", None)
-        return header, raw[8 + n:]
-    return parts(a) == parts(b)
-
-
 def check_resume(resnet, tmp):
     rng = np.random.default_rng(9)
     images = rng.integers(0, 256, (80, 28, 28), dtype=np.uint8)
@@ -317,8 +307,8 @@ def check_resume(resnet, tmp):
     if not ok:
         report(False, "resume: a command failed")
         return
-    same = same_checkpoint_file(a, b)
-    opt_same = same_checkpoint_file(a.replace(".safetensors", ".optim.safetensors"),
+    same = same_but_run_id(a, b)
+    opt_same = same_but_run_id(a.replace(".safetensors", ".optim.safetensors"),
                                     b.replace(".safetensors", ".optim.safetensors"))
     report(same and opt_same, "resume: 4 steps + resume + 6 steps (crossing an epoch, shuffled, augmented, "
            "cosine schedule) is bitwise equal to 10 steps straight (weights %s, optimizer state %s)" % (
