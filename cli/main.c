@@ -41,7 +41,8 @@ static void usage(FILE *f) {
                "(default: the best this CPU has); OMP_NUM_THREADS the default thread count.\n");
     fprintf(f, "\nexit status:\n"
                "  0    success\n"
-               "  1    a failure at run time (a bad or missing file, bad data, out of memory...)\n"
+               "  1    a failure at run time (a bad or missing file, bad data, out of memory, a run too big to fit in\n"
+               "       memory, train stopped after --max-bad-steps non-finite steps...)\n"
                "  2    bad usage (an unknown flag, a bad value)\n"
                "  3    a file could not be written (disk full, read-only folder...); what was on disk is intact\n"
                "  4    train was stopped by SIGINT or SIGTERM after finishing a step; its checkpoint is written\n"
