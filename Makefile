@@ -3,9 +3,13 @@
 #   make          build the library (static + shared), the `resnet` CLI and the tests
 #   make run      install what is missing, build, run the main job on bundled data
 #   make test     install what is missing, build, run every test (non-zero on failure)
+#   make ci       what CI runs: make test, then the sanitizer and fuzzing suites below
 #   make deps     install missing Debian packages (PyTorch for the parity tests)
 #   make install  install the CLI, library, header, pkg-config file, man page and bash
 #                 completion (PREFIX=/usr/local, DESTDIR= for staged installs); make uninstall
+#   make sanitize build with clang's AddressSanitizer + UndefinedBehaviorSanitizer (build/sanitize)
+#                 and run the C test suites and the CLI's malformed-file suites under it
+#   make fuzz     build the libFuzzer targets (build/fuzz) and run each briefly (FUZZ_SECONDS each)
 #   make clean
 
 CC      ?= cc
@@ -14,6 +18,10 @@ OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -Wall -Wextra -fPIC -fno-strict-aliasing -fno-math-errno -D_GNU_SOURCE -Iinclude -Isrc
 LDLIBS  += -lpng -ljpeg -lz -lm -lpthread
+# sanitizer flags for the whole build (set by `make sanitize` / `make fuzz`)
+SAN     ?=
+CFLAGS  += $(SAN)
+LDFLAGS += $(SAN)
 
 # OpenMP when the compiler has it.
 HAVE_OPENMP := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo 1)
@@ -63,7 +71,7 @@ ifeq ($(MPI),1)
 endif
 HDRS := $(wildcard include/*.h src/*/*.h cli/*.h tests/*.h)
 
-.PHONY: all lib cli tests run test deps clean bench-ort dev docs install uninstall
+.PHONY: all lib cli tests run test ci deps clean bench-ort dev docs install uninstall sanitize fuzz fuzzers
 
 all: lib cli tests $(BUILD)/example
 
@@ -137,6 +145,34 @@ run: deps all
 
 test: deps all
 	@tests/run_all.sh $(BUILD)
+
+ci: deps all
+	@RN_CI=1 tests/run_all.sh $(BUILD)
+
+# ---- sanitizers and fuzzing (clang 14 and its runtime: tools/install_deps.sh --clang) -----------
+CLANG ?= clang-14
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -Wno-pass-failed
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzzers/%)
+FUZZ_SECONDS ?= 15
+
+$(BUILD)/fuzzers/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(BUILD)/libresnet.a $(HDRS) $(BUILD)/obj/cli/run_common.o $(BUILD)/obj/cli/args.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Icli -fsanitize=fuzzer $(LDFLAGS) -o $@ $< $(BUILD)/obj/cli/run_common.o $(BUILD)/obj/cli/args.o \
+	    $(BUILD)/libresnet.a $(LDLIBS)
+
+fuzzers: $(FUZZ_BIN)
+
+sanitize:
+	@tools/install_deps.sh --clang
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/sanitize CC=$(CLANG) MPI=0 OPT=-O1 SAN="$(SAN_FLAGS)" all
+	@tests/sanitize.sh $(BUILD)/sanitize
+
+fuzz:
+	@tools/install_deps.sh --clang
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/fuzz CC=$(CLANG) MPI=0 OPT=-O1 \
+	    SAN="$(SAN_FLAGS) -fsanitize=fuzzer-no-link" fuzzers
+	@tests/fuzz.sh $(BUILD)/fuzz --seconds $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(BUILD)

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "args.h"
+#include "fit.h"
 #include "commands.h"
 #include "resnet.h"
 #include "run_common.h"
@@ -85,13 +86,21 @@ int cmd_bench(int argc, char **argv) {
     int train = args_flag(&t, "train");
     rn_trainer *tr = NULL;
     rn_session *sess = NULL;
+    rn_train_config cfg;
+    rn_train_config_default(&cfg);
+    cfg.lr = 0.01;
+    cfg.momentum = 0.9;
+    cfg.conv_algo = args_str(&t, "conv-algo");
+    rn_session_config scfg;
+    cli_session_config(&t, &scfg);
+    cli_plan plan = {"bench", m, train ? &cfg : NULL, &scfg, !train, batch, size, size,
+                     ((size_t)in_ch * (size_t)size * (size_t)size + (size_t)rn_model_num_classes(m)) * sizeof(float)};
+    if (!cli_plan_fits(&plan)) {
+        rn_model_free(m);
+        return EXIT_RUNTIME;
+    }
     int32_t *labels = malloc((size_t)batch * sizeof *labels);
     if (train) {
-        rn_train_config cfg;
-        rn_train_config_default(&cfg);
-        cfg.lr = 0.01;
-        cfg.momentum = 0.9;
-        cfg.conv_algo = args_str(&t, "conv-algo");
         if (rn_trainer_create(m, &cfg, &tr) != RN_OK) {
             cli_error("bench", "%s", rn_last_error());
             rn_model_free(m);
@@ -100,8 +109,6 @@ int cmd_bench(int argc, char **argv) {
         }
     }
     if (!train) {
-        rn_session_config scfg;
-        cli_session_config(&t, &scfg);
         if (rn_session_create(m, &scfg, &sess) != RN_OK) {
             cli_error("bench", "%s", rn_last_error());
             rn_model_free(m);

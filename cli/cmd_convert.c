@@ -28,12 +28,16 @@ int cmd_convert(int argc, char **argv) {
         return pr > 0 ? 0 : EXIT_USAGE;
     const char *arch = strcmp(args_str(&t, "arch"), "auto") ? args_str(&t, "arch") : NULL;
     rn_model *m = NULL;
-    if (rn_model_load(args_str(&t, "input"), arch, &m) != RN_OK ||
-        cli_make_output_dirs("convert", args_str(&t, "output")) != RN_OK ||
-        rn_model_save(m, args_str(&t, "output")) != RN_OK) {
+    if (rn_model_load(args_str(&t, "input"), arch, &m) != RN_OK) {
         cli_error("convert", "%s", rn_last_error());
-        rn_model_free(m);
         return EXIT_RUNTIME;
+    }
+    rn_status st = cli_make_output_dirs("convert", args_str(&t, "output"));
+    if (st == RN_OK)
+        st = rn_model_save(m, args_str(&t, "output"));
+    if (st != RN_OK) {
+        rn_model_free(m);
+        return cli_write_failed("convert", st);
     }
     printf("wrote %s: %s, in_channels %d, num_classes %d, %lld parameters\n", args_str(&t, "output"),
            rn_model_arch(m), rn_model_in_channels(m), rn_model_num_classes(m), (long long)rn_model_param_count(m));

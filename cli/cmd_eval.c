@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "fit.h"
 #include "commands.h"
 #include "data/dataset.h"
 #include "resnet.h"
@@ -101,8 +102,16 @@ int cmd_eval(int argc, char **argv) {
     }
     rn_session_config scfg;
     cli_session_config(&t, &scfg);
-    if (rn_dataset_load(args_str(&t, "data"), kind, strcmp(split, "train") == 0, &ds) != RN_OK ||
-        rn_evaluate_config(m, &scfg, &ds, &cfg, NULL, NULL, NULL, NULL, &ev) != RN_OK) {
+    if (rn_dataset_load(args_str(&t, "data"), kind, strcmp(split, "train") == 0, &ds) != RN_OK) {
+        cli_error("eval", "%s", rn_last_error());
+        goto done;
+    }
+    int side = cfg.image_size ? cfg.image_size : ds.height, wide = cfg.image_size ? cfg.image_size : ds.width;
+    size_t per_image = ((size_t)ds.channels * side * wide + 2 * (size_t)rn_model_num_classes(m)) * sizeof(float);
+    cli_plan plan = {"eval", m, NULL, &scfg, 1, cfg.batch_size, side, wide, 2 * per_image};
+    if (side > 0 && wide > 0 && !cli_plan_fits(&plan))
+        goto done;
+    if (rn_evaluate_config(m, &scfg, &ds, &cfg, NULL, NULL, NULL, NULL, &ev) != RN_OK) {
         cli_error("eval", "%s", rn_last_error());
         goto done;
     }

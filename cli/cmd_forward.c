@@ -137,10 +137,15 @@ int cmd_forward(int argc, char **argv) {
         status = EXIT_USAGE;
         goto done;
     }
-    if (st != RN_OK || rn_session_forward(sess, x, n, h, w, mode, y) != RN_OK ||
-        cli_make_output_dirs("forward", args_str(&t, "output")) != RN_OK ||
-        rn_npy_write(args_str(&t, "output"), y, 2, out_shape) != RN_OK) {
+    if (st != RN_OK || rn_session_forward(sess, x, n, h, w, mode, y) != RN_OK) {
         cli_error("forward", "%s", rn_last_error());
+        goto done;
+    }
+    st = cli_make_output_dirs("forward", args_str(&t, "output"));
+    if (st == RN_OK)
+        st = rn_npy_write(args_str(&t, "output"), y, 2, out_shape);
+    if (st != RN_OK) {
+        status = cli_write_failed("forward", st);
         goto done;
     }
     if (args_flag(&t, "print") && !print_top(&t, y, n, k))

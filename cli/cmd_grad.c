@@ -54,11 +54,12 @@ int cmd_grad(int argc, char **argv) {
     for (int64_t i = 0; i < xs[0]; i++)
         labels[i] = (int32_t)yl[i];
     float loss = 0.0f;
-    if (cli_make_output_dirs("grad", args_str(&t, "output")) != RN_OK ||
-        rn_model_save_gradients(m, x, labels, (int)xs[0], (int)xs[2], (int)xs[3],
-                                (float)atof(args_str(&t, "label-smoothing")), args_str(&t, "output"),
-                                &loss) != RN_OK) {
-        cli_error("grad", "%s", rn_last_error());
+    rn_status st = cli_make_output_dirs("grad", args_str(&t, "output"));
+    if (st == RN_OK)
+        st = rn_model_save_gradients(m, x, labels, (int)xs[0], (int)xs[2], (int)xs[3],
+                                     (float)atof(args_str(&t, "label-smoothing")), args_str(&t, "output"), &loss);
+    if (st != RN_OK) {
+        status = cli_write_failed("grad", st);
         goto done;
     }
     printf("loss %.8f\n", loss);

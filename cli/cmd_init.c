@@ -36,10 +36,11 @@ int cmd_init(int argc, char **argv) {
         return EXIT_USAGE;
     }
     int status = 0;
-    if (cli_make_output_dirs("init", args_str(&t, "output")) != RN_OK ||
-        rn_model_save(m, args_str(&t, "output")) != RN_OK) {
-        cli_error("init", "%s", rn_last_error());
-        status = EXIT_RUNTIME;
+    rn_status st = cli_make_output_dirs("init", args_str(&t, "output"));
+    if (st == RN_OK)
+        st = rn_model_save(m, args_str(&t, "output"));
+    if (st != RN_OK) {
+        status = cli_write_failed("init", st);
     } else {
         printf("wrote %s: %s, in_channels %d, num_classes %d, %lld parameters\n", args_str(&t, "output"),
                rn_model_arch(m), in_ch, classes, (long long)rn_model_param_count(m));

@@ -36,10 +36,11 @@ int cmd_plot(int argc, char **argv) {
         return EXIT_RUNTIME;
     }
     fclose(probe);
-    if (cli_make_output_dirs("plot", out) != RN_OK || rn_plot_svg(log, out) != RN_OK) {
-        cli_error("plot", "%s", rn_last_error());
-        return EXIT_RUNTIME;
-    }
+    rn_status st = cli_make_output_dirs("plot", out);
+    if (st == RN_OK)
+        st = rn_plot_svg(log, out);
+    if (st != RN_OK) /* the log is readable: an I/O error is the SVG's */
+        return cli_write_failed("plot", st);
     printf("wrote %s\n", out);
     return 0;
 }

@@ -6,7 +6,9 @@
  * A checkpoint is two files: CKPT (the model's state_dict in safetensors,
  * loadable by PyTorch as is, with the architecture, input size and
  * normalisation in its metadata) and CKPT's stem + ".optim.safetensors" (the
- * optimizer state and where training stood: epoch, step, data order).
+ * optimizer state and where training stood: epoch, step, data order),
+ * committed together (train_ckpt.h). SIGINT / SIGTERM stop after the current
+ * step with a checkpoint (interrupt.h).
  *
  * Under an MPI launcher (`mpirun -np N resnet train ...`, an MPI-enabled
  * build) the run is data-parallel over the N ranks (train_dist.h): the
@@ -27,10 +29,13 @@
 #include "cmd_report.h"
 #include "commands.h"
 #include "data/dataset.h"
+#include "fit.h"
+#include "interrupt.h"
 #include "resnet.h"
 #include "run_common.h"
 #include "train_plan.h"
 #include "run_record.h"
+#include "train_ckpt.h"
 #include "train/plot.h"
 #include "train_dist.h"
 
@@ -60,7 +65,11 @@ static arg_spec SPECS[] = {
      "another head size, fc is freshly initialised", 0, 0},
     {"freeze-backbone", ARG_FLAG, NULL, "train only fc; the backbone, BatchNorm statistics included, stays as loaded", 0, 0},
     {"lr-backbone", ARG_STRING, "same", "learning rate for every tensor but fc.*; same: --lr", 0, 0},
-    {"save", ARG_STRING, "none", "checkpoint file written after every epoch (.safetensors); missing folders are created", 0, 0},
+    {"save", ARG_STRING, "none", "checkpoint file (.safetensors) written after every epoch, at --max-steps and when "
+     "interrupted (SIGINT/SIGTERM); missing folders are created", 0, 0},
+    {"max-bad-steps", ARG_INT, "5", "stop after this many steps in a row whose loss or gradient is not finite "
+     "(NaN, inf); such a step is skipped, changing nothing (0: skip them and never stop)", 0, 0},
+    {"save-every", ARG_INT, "0", "also write the checkpoint every N optimizer steps (0: at epoch ends only)", 0, 0},
     {"resume", ARG_STRING, "none", "checkpoint to continue from; the flags not given (epochs, batch size, "
      "optimizer, learning rate, schedule, ...) keep the checkpoint's values, and what the given ones change is shown", 0, 0},
     {"seed", ARG_INT, "0", "random seed (initialisation, shuffling, augmentation)", 0, 0},
@@ -83,23 +92,6 @@ static void sibling(char *out, size_t cap, const char *path, const char *suffix)
     snprintf(out, cap, "%.*s%s", (int)stem, path, suffix);
 }
 
-typedef struct resume_info {
-    int64_t epoch, position, seed, ranks;
-    int found_epoch, found_position, found_seed;
-} resume_info;
-
-static void on_meta(void *ctx, const char *key, const char *value) {
-    resume_info *r = ctx;
-    if (strcmp(key, "epoch") == 0)
-        r->epoch = atoll(value), r->found_epoch = 1;
-    else if (strcmp(key, "position") == 0)
-        r->position = atoll(value), r->found_position = 1;
-    else if (strcmp(key, "seed") == 0)
-        r->seed = atoll(value), r->found_seed = 1;
-    else if (strcmp(key, "ranks") == 0)
-        r->ranks = atoll(value);
-}
-
 /* ---- the run ------------------------------------------------------------------------------------ */
 
 typedef struct run {
@@ -113,10 +105,12 @@ typedef struct run {
     char norm_text[256];
     FILE *logf;
     int quiet, tty;
-    int epochs, max_steps, log_every, seed, num_classes;
+    int epochs, max_steps, log_every, seed, num_classes, save_every, max_bad_steps;
     train_plan plan;        /* recorded in every checkpoint; read back on --resume */
     train_dist dist;        /* the ranks of a data-parallel run (one without a launcher) */
     int lead;               /* rank 0: prints, logs and saves */
+    rn_train_config cfg;    /* from the flags; the steps are the loader's */
+    train_ckpt ck;
 } run;
 
 static double now_s(void) {
@@ -125,6 +119,7 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* Writes the checkpoint; returns 0 or, after saying why, an exit status. */
 static int save_checkpoint(run *r, int64_t epoch, int64_t position) {
     char size[16], ep[32], pos[32], seed[32], ranks[16];
     snprintf(size, sizeof size, "%d", r->lcfg.image_size ? r->lcfg.image_size : r->train.height);
@@ -145,12 +140,80 @@ static int save_checkpoint(run *r, int64_t epoch, int64_t position) {
     memcpy(okeys + 4, r->plan.keys, (size_t)r->plan.count * sizeof *okeys);
     memcpy(ovals + 4, r->plan.values, (size_t)r->plan.count * sizeof *ovals);
     int nkeys = r->train.class_names && used < sizeof names ? 5 : 4;
-    if (rn_model_save_meta(r->m, r->save, keys, vals, nkeys) != RN_OK ||
-        rn_trainer_save_state(r->tr, r->optim, okeys, ovals, 4 + r->plan.count) != RN_OK) {
-        cli_error(r->dist.what, "%s", rn_last_error());
-        return 0;
+    return train_ckpt_save(&r->ck, r->m, r->tr, keys, vals, nkeys, okeys, ovals, 4 + r->plan.count);
+}
+
+/* After a signal: the checkpoint, where it is and how to resume. Returns the exit status. */
+static int stop_interrupted(run *r, int sig) {
+    if (!r->quiet && r->tty)
+        fputc('\n', stderr);
+    rn_loader_state now;
+    rn_loader_get_state(r->loader, &now);
+    printf("interrupted by %s after step %lld (epoch %lld, %lld images into it)\n", interrupt_name(sig),
+           (long long)rn_trainer_steps(r->tr), (long long)now.epoch + 1, (long long)now.position);
+    if (!r->save[0]) {
+        printf("no checkpoint written (no --save)\n");
+        return EXIT_INTERRUPTED;
     }
-    return 1;
+    int status = save_checkpoint(r, now.epoch, now.position);
+    if (status)
+        return status;
+    printf("checkpoint: %s (+ %s)\nresume with:\n", r->save, r->optim);
+    train_print_resume(r->t, r->save, NULL, NULL);
+    fflush(stdout);
+    return EXIT_INTERRUPTED;
+}
+
+/* A step whose loss or gradient was not finite, and so changed nothing: a
+ * warning, and after --max-bad-steps of them in a row, the end of the run
+ * (the weights, those of the last good step, are saved). Returns 0 to go
+ * on, else the exit status. */
+static int bad_step(run *r, const rn_step_result *res, int in_a_row) {
+    if (!r->quiet && r->tty)
+        fputc('\n', stderr);
+    long long good = (long long)rn_trainer_steps(r->tr);
+    char what[96];
+    if (isfinite(res->loss))
+        snprintf(what, sizeof what, "a gradient or a BatchNorm statistic is not finite (loss %g)", res->loss);
+    else
+        snprintf(what, sizeof what, "the loss is %g", res->loss);
+    if (r->lead) /* under MPI every rank skips the same steps */
+        cli_error(r->dist.what, "warning: the step after step %lld skipped: %s; weights, BatchNorm statistics "
+                  "and optimizer state unchanged (%d in a row)", good, what, in_a_row);
+    if (r->max_bad_steps == 0 || in_a_row < r->max_bad_steps)
+        return 0;
+    char lower[32];
+    snprintf(lower, sizeof lower, "%g", res->lr / 10.0);
+    if (r->lead)
+        printf("stopped: %d steps in a row had a non-finite loss, gradient or BatchNorm statistic "
+               "(--max-bad-steps %d); the weights are those of step %lld. The learning rate (%g at this step) "
+               "is likely too high: try --lr %s, or a --warmup\n", in_a_row, r->max_bad_steps, good, res->lr,
+               lower);
+    if (r->save[0]) {
+        rn_loader_state now;
+        rn_loader_get_state(r->loader, &now);
+        int status = save_checkpoint(r, now.epoch, now.position);
+        if (status)
+            return status;
+        printf("checkpoint: %s (+ %s), step %lld\nresume with a lower learning rate:\n", r->save, r->optim, good);
+        train_print_resume(r->t, r->save, "lr", lower);
+    }
+    fflush(stdout);
+    if (r->lead)
+        cli_error(r->dist.what, "stopped after %d non-finite steps in a row (--max-bad-steps); lower the "
+                  "learning rate", in_a_row);
+    return EXIT_RUNTIME;
+}
+
+/* A log line that cannot be written (a full disk) stops the log, not the run:
+ * the checkpoint is what must be saved, and it reports its own failure. */
+static void log_flush(run *r) {
+    if (fflush(r->logf) == 0 && !ferror(r->logf))
+        return;
+    cli_error(r->dist.what, "warning: %s: write failed: %s; training goes on without the log", r->log,
+              strerror(errno ? errno : EIO));
+    fclose(r->logf);
+    r->logf = NULL;
 }
 
 static void progress_line(run *r, int epoch, int step, int steps, double loss, double acc, double ips,
@@ -184,6 +247,13 @@ static int train_loop(run *r, int64_t start_epoch, int64_t start_position) {
         return EXIT_RUNTIME;
     }
     int steps = rn_loader_steps(r->loader);
+    if (r->max_steps > 0 && rn_trainer_steps(r->tr) >= r->max_steps) {
+        if (r->lead)
+                printf("already at step %lld: nothing to do (--max-steps %d)\n",
+                   (long long)rn_trainer_steps(r->tr), r->max_steps);
+        free(x), free(labels);
+        return 0;
+    }
     rn_loader_state ls = {start_epoch, start_position};
     if (rn_loader_set_state(r->loader, &ls) != RN_OK) {
         cli_error(r->dist.what, "%s", rn_last_error());
@@ -193,9 +263,10 @@ static int train_loop(run *r, int64_t start_epoch, int64_t start_position) {
     int status = 0;
     double train_total = 0.0; /* seconds spent training (not evaluating) */
     int64_t run_images = 0;
+    int bad_in_a_row = 0;
     for (int64_t epoch = start_epoch; epoch < r->epochs && status == 0; epoch++) {
         double t0 = now_s(), loss_sum = 0.0, lr = 0.0;
-        int64_t seen = 0, correct = 0;
+        int64_t seen = 0, correct = 0, skipped = 0;
         int step = (int)(start_position / B);
         start_position = 0;
         int stopped = 0;
@@ -214,13 +285,19 @@ static int train_loop(run *r, int64_t start_epoch, int64_t start_position) {
                 status = EXIT_RUNTIME;
                 break;
             }
-            if (!isfinite(res.loss)) {
-                cli_error(r->dist.what, "the loss became %f at step %lld; lower the learning rate", res.loss,
-                          (long long)rn_trainer_steps(r->tr));
-                status = EXIT_RUNTIME;
-                break;
-            }
             step++;
+            if (res.skipped) {
+                skipped++;
+                if ((status = bad_step(r, &res, ++bad_in_a_row)) != 0)
+                    break;
+                int sig = interrupt_pending();
+                if (sig) {
+                    status = stop_interrupted(r, sig);
+                    break;
+                }
+                continue;
+            }
+            bad_in_a_row = 0;
             n *= ranks;           /* images of the global batch */
             seen += n, run_images += n;
             correct += res.correct;
@@ -233,11 +310,22 @@ static int train_loop(run *r, int64_t start_epoch, int64_t start_position) {
             if (r->lead && r->logf && r->log_every > 0 && gstep % r->log_every == 0) {
                 fprintf(r->logf, "{\"step\": %lld, \"epoch\": %lld, \"loss\": %.6f, \"acc\": %.6f, \"lr\": %.8g}\n",
                         (long long)gstep, (long long)epoch + 1, res.loss, (double)res.correct / n, lr);
-                fflush(r->logf);
+                log_flush(r);
             }
             if (r->max_steps > 0 && gstep >= r->max_steps) {
                 stopped = 1;
                 break;
+            }
+            int sig = interrupt_pending();
+            if (sig) {
+                status = stop_interrupted(r, sig);
+                break;
+            }
+            if (r->save[0] && r->save_every > 0 && gstep % r->save_every == 0) {
+                rn_loader_state now;
+                rn_loader_get_state(r->loader, &now);
+                if ((status = save_checkpoint(r, now.epoch, now.position)) != 0)
+                    break;
             }
         }
         if (status != 0)
@@ -253,9 +341,7 @@ static int train_loop(run *r, int64_t start_epoch, int64_t start_position) {
                 printf("stopped after %lld steps (--max-steps) in epoch %lld\n",
                        (long long)rn_trainer_steps(r->tr), (long long)epoch + 1);
             train_dist_sync_model(&r->dist);
-            if (r->save[0] && !save_checkpoint(r, now.epoch, now.position))
-                status = EXIT_RUNTIME;
-            else if (r->save[0])
+            if (r->save[0] && (status = save_checkpoint(r, now.epoch, now.position)) == 0)
                 printf("checkpoint: %s (+ %s)\n", r->save, r->optim);
             break;
         }
@@ -271,28 +357,36 @@ static int train_loop(run *r, int64_t start_epoch, int64_t start_position) {
         if (!r->quiet && r->tty)
             fprintf(stderr, "\r%*s\r", 100, "");
         double test_acc = ev.count ? (double)ev.top1 / ev.count : 0.0;
-        if (r->lead)
+        if (r->lead) {
             printf("epoch %lld/%d  train loss %.4f  train acc %.4f  test loss %.4f  test acc %.4f  "
-                   "%.1f s (%.0f img/s)\n",
+                   "%.1f s (%.0f img/s)",
                    (long long)epoch + 1, r->epochs, loss_sum / (seen ? seen : 1),
                    (double)correct / (seen ? seen : 1), ev.loss, test_acc, train_secs,
                    seen / (train_secs > 0 ? train_secs : 1e-9));
+            if (skipped)
+                printf("  %lld non-finite steps skipped", (long long)skipped);
+            putchar('\n');
+        }
         fflush(stdout);
         if (r->lead && r->logf) {
             fprintf(r->logf,
                     "{\"epoch\": %lld, \"train_loss\": %.6f, \"train_acc\": %.6f, \"test_loss\": %.6f, "
                     "\"test_acc\": %.6f, \"test_top5\": %.6f, \"lr\": %.8g, \"seconds\": %.3f, "
-                    "\"images_per_second\": %.2f, \"steps\": %lld}\n",
+                    "\"images_per_second\": %.2f, \"steps\": %lld, \"skipped_steps\": %lld}\n",
                     (long long)epoch + 1, loss_sum / (seen ? seen : 1), (double)correct / (seen ? seen : 1),
                     ev.loss, test_acc, ev.count ? (double)ev.top5 / ev.count : 0.0, lr, train_secs,
-                    seen / (train_secs > 0 ? train_secs : 1e-9), (long long)rn_trainer_steps(r->tr));
-            fflush(r->logf);
+                    seen / (train_secs > 0 ? train_secs : 1e-9), (long long)rn_trainer_steps(r->tr),
+                    (long long)skipped);
+            log_flush(r);
             if (r->svg[0] && rn_plot_svg(r->log, r->svg) != RN_OK)
                 cli_error(r->dist.what, "warning: %s", rn_last_error());
         }
         rn_eval_result_free(&ev);
-        if (r->save[0] && !save_checkpoint(r, epoch + 1, 0))
-            status = EXIT_RUNTIME;
+        if (r->save[0] && (status = save_checkpoint(r, epoch + 1, 0)) != 0)
+            break;
+        int sig = interrupt_pending();
+        if (sig)
+            status = stop_interrupted(r, sig);
     }
     if (status == 0 && run_images && r->lead)
         printf("trained on %lld images in %.1f s of training (%.0f img/s)\n", (long long)run_images, train_total,
@@ -303,7 +397,20 @@ static int train_loop(run *r, int64_t start_epoch, int64_t start_position) {
 
 /* ---- set-up ------------------------------------------------------------------------------------- */
 
-static int setup_model(run *r, const char *resume, resume_info *ri) {
+/* The trainer and the evaluation after each epoch, planned at the run's
+ * batch and image size: a run that cannot fit in the memory available is
+ * refused before anything large is allocated. Returns 0 after a message. */
+static int fits_in_memory(const run *r, const rn_train_config *cfg) {
+    const int S = r->lcfg.image_size ? r->lcfg.image_size : r->train.height;
+    /* the loader's batch and the one the loop fills: this rank's share of the global batch */
+    size_t image = (size_t)r->train.channels * (size_t)S * (size_t)S * sizeof(float) + sizeof(int32_t);
+    cli_plan p = {"train", r->m, cfg, NULL, 1, r->lcfg.batch_size / r->dist.size, S, S, 2 * image};
+    return cli_plan_fits(&p);
+}
+
+/* Creates the model (with --resume, loads it) and the trainer's
+ * configuration, and checks that training fits in memory. */
+static int setup_model(run *r, const char *resume) {
     arg_table *t = r->t;
     const char *init = args_str(t, "init");
     rn_status st;
@@ -353,23 +460,23 @@ static int setup_model(run *r, const char *resume, resume_info *ri) {
     if (!args_int(t, "warmup", 0, 100000000, &warmup))
         return 0;
     cfg.warmup_steps = warmup;
+    r->cfg = cfg;
+    return fits_in_memory(r, &cfg);
+}
+
+/* Creates the trainer; with --resume loads it from `state` (the optimizer
+ * state that belongs to the weights). */
+static int setup_trainer(run *r, const char *resume, const char *state) {
+    rn_train_config cfg = r->cfg;
     cfg.steps_per_epoch = rn_loader_steps(r->loader);
     cfg.total_steps = cfg.steps_per_epoch * r->epochs;
     if (rn_trainer_create(r->m, &cfg, &r->tr) != RN_OK) {
         cli_error(r->dist.what, "%s", rn_last_error());
         return 0;
     }
-    if (resume) {
-        char optim[1024];
-        sibling(optim, sizeof optim, resume, ".optim.safetensors");
-        if (rn_trainer_load_state(r->tr, optim, on_meta, ri) != RN_OK) {
-            cli_error(r->dist.what, "%s", rn_last_error());
-            return 0;
-        }
-        if (!ri->found_epoch || !ri->found_position || !ri->found_seed) {
-            cli_error(r->dist.what, "%s: no epoch/position/seed in the metadata", optim);
-            return 0;
-        }
+    if (resume && rn_trainer_load_state(r->tr, state, NULL, NULL) != RN_OK) {
+        cli_error(r->dist.what, "%s", rn_last_error());
+        return 0;
     }
     return 1;
 }
@@ -383,37 +490,59 @@ int cmd_train(int argc, char **argv) {
     if (!dist_init(NULL, NULL))
         return EXIT_RUNTIME;
     run r = {.t = &t};
+    r.ck.lock_fd = -1;
     const char *resume = strcmp(args_str(&t, "resume"), "none") ? args_str(&t, "resume") : NULL;
-    resume_info ri = {0};
+    rn_train_position pos = {0};
+    char resume_state[1024] = "", seed_text[32];
     int status = EXIT_USAGE, agreed = 0; /* agreed: every rank fails alike, none need be stopped */
     const char *data = NULL, *kind = NULL;
-    int folder = 0;
+    int folder = 0, threads = 0, batch = 0, size = 0;
     if (!train_dist_start(&r.dist, &t))
         goto started;
     r.lead = r.dist.rank == 0;
     status = EXIT_RUNTIME;
+
+    /* the checkpoint's two files (rank 0 writes them), locked against a second run writing them */
+    const char *save = args_str(&t, "save");
+    if (strcmp(save, "none") != 0 && r.lead) {
+        snprintf(r.save, sizeof r.save, "%s", save);
+        sibling(r.optim, sizeof r.optim, save, ".optim.safetensors");
+        rn_status made = cli_make_output_dirs("train", r.save);
+        if (made != RN_OK) {
+            status = cli_write_failed("train", made);
+            goto started;
+        }
+    }
+    if ((status = train_ckpt_open(&r.ck, r.save[0] ? r.save : NULL, r.optim)) != 0)
+        goto started;
+    status = EXIT_RUNTIME;
     if (resume) {
-        /* the checkpoint's plan, for every flag not given; its seed, which the data order follows */
+        /* the optimizer state that belongs to the weights (its run id and step); the checkpoint's
+         * plan, for every flag not given; its seed, which the data order follows */
         char optim[1024];
         sibling(optim, sizeof optim, resume, ".optim.safetensors");
-        if (plan_read(&r.plan, optim) != RN_OK) {
+        if (!train_ckpt_find(resume, optim, resume_state, sizeof resume_state, &pos))
+            goto started;
+        if (plan_read(&r.plan, resume_state) != RN_OK) {
             cli_error(r.dist.what, "%s", rn_last_error());
             goto started;
         }
-        if (!r.plan.seed) {
-            cli_error(r.dist.what, "%s: no seed in the metadata", optim);
-            goto started;
-        }
         plan_apply(&r.plan, &t);
-        args_default_to(&t, "seed", r.plan.seed);
+        snprintf(seed_text, sizeof seed_text, "%lld", (long long)pos.seed);
+        args_default_to(&t, "seed", seed_text);
+        snprintf(r.ck.run_id, sizeof r.ck.run_id, "%s", pos.id.run_id); /* the same run goes on */
+        r.ck.committed = r.save[0] && strcmp(resume, r.save) == 0 ? pos.id.step : -1;
+        if (r.ck.committed >= 0) /* ours, under the lock: what killed saves left goes */
+            rn_checkpoint_tidy(r.save, r.optim);
     }
     status = EXIT_USAGE;
-    int threads, batch, size;
     if (!args_int(&t, "epochs", 1, 100000, &r.epochs) || !args_int(&t, "batch-size", 1, 65536, &batch) ||
         !args_int(&t, "image-size", 0, 4096, &size) || !args_int(&t, "seed", 0, 2147483647, &r.seed) ||
         !args_int(&t, "threads", 0, 1024, &threads) || !args_int(&t, "max-steps", 0, 2147483647, &r.max_steps) ||
         !args_int(&t, "log-every", 0, 2147483647, &r.log_every) ||
-        !args_int(&t, "num-classes", 0, 1000000, &r.num_classes))
+        !args_int(&t, "num-classes", 0, 1000000, &r.num_classes) ||
+        !args_int(&t, "save-every", 0, 2147483647, &r.save_every) ||
+        !args_int(&t, "max-bad-steps", 0, 2147483647, &r.max_bad_steps))
         goto started;
     if (!cli_number_ok(&t, "lr") || !cli_number_ok(&t, "momentum") || !cli_number_ok(&t, "weight-decay") ||
         !cli_number_ok(&t, "label-smoothing"))
@@ -456,13 +585,14 @@ int cmd_train(int argc, char **argv) {
         cli_error(r.dist.what, "--normalize supports up to 4 channels");
         goto started;
     }
+    if (!setup_model(&r, resume))
+        goto started;
     if (rn_loader_create(&r.train, &r.lcfg, &r.loader) != RN_OK) {
         cli_error(r.dist.what, "%s", rn_last_error());
         goto started;
     }
     plan_record(&r.plan, &t, rn_loader_steps(r.loader));
-
-    if (!setup_model(&r, resume, &ri))
+    if (!setup_trainer(&r, resume, resume_state))
         goto started;
     status = 0;
 started:
@@ -475,24 +605,21 @@ started:
     if (!train_dist_attach(&r.dist, &t, r.m, r.tr))
         goto done;
 
-    /* outputs, rank 0's */
-    const char *save = args_str(&t, "save");
-    if (strcmp(save, "none") != 0 && r.lead) {
-        snprintf(r.save, sizeof r.save, "%s", save);
-        sibling(r.optim, sizeof r.optim, save, ".optim.safetensors");
-    }
+    /* outputs, rank 0's: the log goes on from the checkpoint's step when resuming */
     const char *log = args_str(&t, "log");
     if (strcmp(log, "auto") == 0 && r.save[0])
         sibling(r.log, sizeof r.log, r.save, ".log.jsonl");
     else if (strcmp(log, "auto") != 0 && strcmp(log, "none") != 0 && r.lead)
         snprintf(r.log, sizeof r.log, "%s", log);
-    if ((r.save[0] && cli_make_output_dirs("train", r.save) != RN_OK) ||
-        (r.log[0] && cli_make_output_dirs("train", r.log) != RN_OK)) {
-        cli_error(r.dist.what, "%s", rn_last_error());
-        goto done;
-    }
     if (r.log[0]) {
+        rn_status made = cli_make_output_dirs("train", r.log);
+        if (made != RN_OK) {
+            status = cli_write_failed("train", made);
+            goto done;
+        }
         sibling(r.svg, sizeof r.svg, r.log[0] && r.save[0] ? r.save : r.log, ".svg");
+        if (resume && !train_log_trim(r.log, pos.id.step))
+            goto done;
         r.logf = fopen(r.log, resume ? "a" : "w");
         if (!r.logf) {
             cli_error(r.dist.what, "cannot write the log %s: %s", r.log, strerror(errno));
@@ -518,18 +645,18 @@ started:
                    args_flag(&t, "deterministic") ? "fixed-order (--deterministic)" : "MPI all-reduce");
     }
     if (resume && r.lead) {
-        char optim[1024];
-        sibling(optim, sizeof optim, resume, ".optim.safetensors");
-        printf("resuming from %s: epoch %lld, %lld images into it, step %lld\n", resume, (long long)ri.epoch + 1,
-               (long long)ri.position, (long long)rn_trainer_steps(r.tr));
-        if (ri.ranks > 0 && ri.ranks != r.dist.size)
-            printf("the checkpoint was written by a run on %lld rank%s, this one has %d: the global batch, the "
-                   "data order and the steps stay the same\n", (long long)ri.ranks, ri.ranks == 1 ? "" : "s",
-                   r.dist.size);
-        plan_report(&r.plan, &t, optim, rn_trainer_steps(r.tr), ri.epoch);
+        printf("resuming from %s: epoch %lld, %lld images into it, step %lld\n", resume, (long long)pos.epoch + 1,
+               (long long)pos.position, (long long)rn_trainer_steps(r.tr));
+        plan_report(&r.plan, &t, resume_state, rn_trainer_steps(r.tr), pos.epoch);
     }
     fflush(stdout);
-    status = train_loop(&r, resume ? ri.epoch : 0, resume ? ri.position : 0);
+    /* one process: a signal ends the step and saves; under MPI the ranks would notice it at
+     * different steps, so the launcher's signal ends the job and the last checkpoint stays */
+    if (r.dist.size == 1)
+        interrupt_install();
+    status = train_loop(&r, pos.epoch, pos.position);
+    if (r.dist.size == 1)
+        interrupt_restore();
     if (status == 0 && r.lead)
         train_dist_summary(&r.dist, stdout);
     if (status == 0 && r.save[0])
@@ -551,6 +678,7 @@ started:
 done:
     if (r.logf)
         fclose(r.logf);
+    train_ckpt_close(&r.ck);
     rn_loader_free(r.loader);
     rn_trainer_free(r.tr);
     rn_model_free(r.m);

@@ -33,8 +33,10 @@ typedef struct cli_env_var {
 extern const cli_env_var CLI_ENVIRONMENT[];
 extern const int CLI_N_ENVIRONMENT;
 
-/* Exit statuses: 0 success, 1 failure at run time, 2 bad usage. */
-#define EXIT_RUNTIME 1
-#define EXIT_USAGE 2
+/* Exit statuses, one meaning each (README, `resnet --help`): 0 success. */
+#define EXIT_RUNTIME 1      /* a failure at run time: a bad file, bad data, out of memory... */
+#define EXIT_USAGE 2        /* bad usage: an unknown flag, a bad value */
+#define EXIT_WRITE 3        /* a file could not be written (disk full, read-only...); what was on disk is intact */
+#define EXIT_INTERRUPTED 4  /* train stopped by SIGINT / SIGTERM after a step, its checkpoint written */
 
 #endif

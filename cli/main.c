@@ -44,6 +44,15 @@ static void usage(FILE *f) {
     fprintf(f, "\n\n`resnet COMMAND --help` lists a command's flags with their defaults.\n\nenvironment:\n");
     for (int i = 0; i < CLI_N_ENVIRONMENT; i++)
         fprintf(f, "  %-16s %s\n", CLI_ENVIRONMENT[i].name, CLI_ENVIRONMENT[i].text);
+    fprintf(f, "\nexit status:\n"
+               "  0    success\n"
+               "  1    a failure at run time (a bad or missing file, bad data, out of memory, a run too big to fit in\n"
+               "       memory, train stopped after --max-bad-steps non-finite steps...)\n"
+               "  2    bad usage (an unknown flag, a bad value)\n"
+               "  3    a file could not be written (disk full, read-only folder...); what was on disk is intact\n"
+               "  4    train was stopped by SIGINT or SIGTERM after finishing a step; its checkpoint is written\n"
+               "  130  (143 for SIGTERM; set by the shell) a second signal ended train at once; the last checkpoint\n"
+               "       is intact\n");
 }
 
 int main(int argc, char **argv) {

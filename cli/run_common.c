@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "commands.h"
 #include "io/file.h"
 
 int cli_mode(const arg_table *t) {
@@ -37,6 +38,11 @@ int cli_number_ok(const arg_table *t, const char *name) {
         return 0;
     }
     return 1;
+}
+
+int cli_write_failed(const char *command, rn_status st) {
+    cli_error(command, "%s", rn_last_error());
+    return st == RN_ERR_IO ? EXIT_WRITE : EXIT_RUNTIME;
 }
 
 int cli_parse_augment(const arg_table *t, rn_loader_config *cfg, const char *auto_value) {

@@ -40,6 +40,11 @@ void cli_format_normalize(const rn_loader_config *cfg, int channels, char *text,
  * left as "none" here: the caller decides once the dataset is known. */
 int cli_parse_normalize(const arg_table *t, rn_loader_config *cfg, char *text, size_t cap);
 
+/* After a failed write of an output file (status st): prints the error and
+ * returns EXIT_WRITE for a file that could not be written (RN_ERR_IO: disk
+ * full, read-only, no such folder...), EXIT_RUNTIME for anything else. */
+int cli_write_failed(const char *command, rn_status st);
+
 /* The metadata of a checkpoint that evaluation defaults to, read while
  * its weights load: rn_model_load_meta(path, arch, cli_ckpt_meta_take, &meta,
  * &m) after cli_ckpt_meta_init(&meta) (fashion-mnist, 0, none when absent). */

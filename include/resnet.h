@@ -241,6 +241,13 @@ RN_API rn_status rn_session_algorithms(const rn_session *s, char *buf, size_t ca
 /* Bytes the session holds (activations, workspace, prepared weights). */
 RN_API size_t rn_session_bytes(const rn_session *s);
 
+/* Bytes a session of `model` with `cfg` (NULL: defaults) would hold to run
+ * batches of up to n images of h x w: what rn_session_bytes gives after such
+ * a forward pass, planned without allocating it, so that a caller can check
+ * that it fits before starting. RN_ERR_NOMEM if it cannot be addressed. */
+RN_API rn_status rn_session_plan_bytes(const rn_model *model, const rn_session_config *cfg, int n, int h,
+                                       int w, size_t *bytes);
+
 /* The model name of this CPU (e.g. "AMD EPYC 9R14"), and whether an
  * instruction set ("avx512", "avx2", "portable") can run on it. */
 RN_API const char *rn_cpu_model(void);
@@ -288,7 +295,8 @@ typedef struct rn_step_result {
     float loss;              /* mean cross-entropy of the batch */
     int correct;             /* images whose top-1 class equals the label */
     double lr;               /* learning rate used for this step */
-    int skipped;             /* 1: the loss or a gradient was not finite (NaN or
+    int skipped;             /* 1: the loss, a gradient or a new BatchNorm
+                                running statistic was not finite (NaN or
                                 infinite); nothing was changed: weights, BatchNorm
                                 statistics, optimizer state and step count are as
                                 before the step */
@@ -298,8 +306,8 @@ typedef struct rn_step_result {
  * statistics, running statistics updated as PyTorch does), backward, update.
  * x: (n, C, h, w) float32; labels: (n) in 0..num_classes-1. Allocates only
  * when the input size changes or the batch is larger than any before (a
- * smaller last batch runs in the same memory). A non-finite loss or
- * gradient skips the update (result->skipped). */
+ * smaller last batch runs in the same memory). A non-finite loss,
+ * gradient or BatchNorm statistic skips the update (result->skipped). */
 RN_API rn_status rn_trainer_step(rn_trainer *t, const float *x, const int32_t *labels, int n, int h,
                                  int w, rn_step_result *result);
 
@@ -349,6 +357,13 @@ RN_API rn_status rn_trainer_set_bn_sync(rn_trainer *t, rn_bn_sync_hook fn, void 
 
 /* Bytes the trainer holds: gradients, optimizer state, training arena. */
 RN_API size_t rn_trainer_bytes(const rn_trainer *t);
+
+/* Bytes a trainer of `model` with `cfg` would hold for steps on batches of
+ * up to n images of h x w: what rn_trainer_bytes gives after such a step,
+ * planned without allocating anything, so that a caller can check that
+ * training fits before starting. RN_ERR_NOMEM if it cannot be addressed. */
+RN_API rn_status rn_trainer_plan_bytes(const rn_model *model, const rn_train_config *cfg, int n, int h,
+                                       int w, size_t *bytes);
 
 /* The instruction set of the trainer's kernels: "avx512", "avx2", "portable". */
 RN_API const char *rn_trainer_isa(const rn_trainer *t);

@@ -5,6 +5,7 @@
 #ifndef RN_TESTS_CHECK_H
 #define RN_TESTS_CHECK_H
 
+#include <dirent.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -82,6 +83,18 @@ static inline unsigned char *check_read_file(const char *path, size_t *len) {
     fclose(f);
     *len = n > 0 ? (size_t)n : 0;
     return buf;
+}
+
+/* Number of entries of a directory whose name satisfies keep(name). */
+static inline int check_count_files(const char *dir, int (*keep)(const char *name)) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        n += keep(e->d_name) != 0;
+    if (d)
+        closedir(d);
+    return n;
 }
 
 /* Makes a fresh directory $TMPDIR/NAME_XXXXXX (or under /tmp) in out;

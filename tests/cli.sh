@@ -46,8 +46,23 @@ expect 2 "forward with a bad mode" "$R" forward --weights "$T/w.safetensors" \
 "$R" init --arch resnet18 --in-channels 3 --num-classes 10 --output "$T/r18.safetensors" >/dev/null
 expect 1 "forward with the wrong channel count" "$R" forward --weights "$T/r18.safetensors" \
     --input data/sample/fmnist_batch.npy --output "$T/y.npy"
-expect 1 "forward into an unwritable path" "$R" forward --weights "$T/w.safetensors" \
+expect 3 "forward into an unwritable path" "$R" forward --weights "$T/w.safetensors" \
     --input data/sample/fmnist_batch.npy --output "$T/w.safetensors/y.npy"
+
+# too big to fit: refused from the plan, before anything large is allocated
+expect 1 "train too big to fit" "$R" train --data data/fmnist-small --batch-size 65536 --image-size 2048 \
+    --epochs 1 --quiet --no-report
+grep -q "too big to fit: training d2l_resnet18 on batches of 65536 images of 2048x2048 (the trainer [0-9.]* GiB, the \
+evaluation [0-9.]* GiB) needs about [0-9.]* GiB, but [0-9.]* GiB is available (.*); a --batch-size of [0-9]* or \
+less would fit" "$T/err" && ok || bad "too big to fit: the estimate, what is available and what would fit: $(cat "$T/err")"
+expect 1 "eval too big to fit" "$R" eval --weights "$T/w.safetensors" --data data/fmnist-small \
+    --batch-size 65536 --image-size 2048
+grep -q "too big to fit: inference of d2l_resnet18 on batches of 65536 images of 2048x2048 needs about" "$T/err" &&
+    ok || bad "eval too big to fit: $(cat "$T/err")"
+expect 1 "bench too big to fit" "$R" bench --arch resnet50 --batch-size 8192 --image-size 1024 --train
+grep -q "too big to fit: training resnet50 on batches of 8192 images of 1024x1024 needs about" "$T/err" &&
+    ok || bad "bench too big to fit: $(cat "$T/err")"
+expect 2 "train with a negative --max-bad-steps" "$R" train --data data/fmnist-small --max-bad-steps -1
 
 expect 0 "bench --json" "$R" bench --arch resnet18 --batch-size 2 --image-size 32 --warmup 0 --repeats 2 --json
 /usr/bin/python3 -c "

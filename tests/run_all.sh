@@ -2,9 +2,19 @@
 # run_all.sh BUILD - every test of resnet.c, in order of cost. Each suite is a
 # program that exits non-zero on any failure; this script runs them all,
 # prints one line per suite, and exits non-zero if any failed.
+#
+# It first brings BUILD up to date (make: what is stale is rebuilt), and takes
+# the C suites from the sources (tests/test_*.c), so a suite whose binary is
+# missing fails instead of being skipped. With RN_CI=1 (`make ci`, what CI
+# runs) it also runs the sanitizer and fuzzing suites, which build their own
+# trees (BUILD/sanitize, BUILD/fuzz) with clang and take about ten minutes.
 set -u
 BUILD=${1:-build}
 PY=/usr/bin/python3
+if ! make -s --no-print-directory BUILD="$BUILD" all; then
+    echo "run_all: the build failed"
+    exit 1
+fi
 passed=0
 failed=0
 failures=()
@@ -24,9 +34,17 @@ run() { # name command...
     fi
 }
 
-for t in "$BUILD"/tests/test_*; do
-    [ -x "$t" ] || continue
-    run "$(basename "$t")" "$t"
+missing() {
+    echo "$1 is missing"
+    return 1
+}
+for src in tests/test_*.c; do
+    t="$BUILD/tests/$(basename "$src" .c)"
+    if [ -x "$t" ]; then
+        run "$(basename "$t")" "$t"
+    else
+        run "$(basename "$t")" missing "$t"
+    fi
 done
 run "example" "$BUILD/example" --selftest
 run "install" tests/install.sh "$BUILD"
@@ -46,6 +64,12 @@ run "onnx_export" "$PY" tools/onnx_check.py --resnet "$BUILD/resnet"
 run "onnx_import" "$PY" tools/onnx_import_check.py --resnet "$BUILD/resnet"
 run "pth_roundtrip" "$PY" tools/pth_roundtrip.py --resnet "$BUILD/resnet"
 run "parity" "$PY" tools/parity.py --resnet "$BUILD/resnet"
+run "train_safety" tests/train_safety.sh "$BUILD"
+run "kill_harness" "$PY" tests/kill_harness.py --resnet "$BUILD/resnet"
+if [ "${RN_CI:-0}" = 1 ]; then
+    run "sanitize" make -s --no-print-directory BUILD="$BUILD" sanitize
+    run "fuzz" make -s --no-print-directory BUILD="$BUILD" fuzz
+fi
 
 echo
 if [ $failed -gt 0 ]; then

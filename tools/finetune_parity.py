@@ -154,7 +154,7 @@ def main():
             else:
                 report(False, "--lr-backbone: resnet train failed")
     print("finetune_parity: %d passed, %d failed" % (results["passed"], results["failed"]))
-    sys.exit(1 if results["failed"] else 0)
+    sys.exit(1 if results["failed"] or not results["passed"] else 0)  # no check run is a failure
 
 
 if __name__ == "__main__":

@@ -9,39 +9,48 @@
 #          Runtime for tools/onnx_check.py); groff, man-db, pkgconf and binutils (tests/install.sh);
 #          Debian's OpenMPI (libopenmpi-dev for mpicc, openmpi-bin for mpirun) for the
 #          data-parallel build and tests/mpi.sh
+#   --clang: only clang 14 with its sanitizer and libFuzzer runtimes (`make sanitize`, `make fuzz`)
 set -eu
 
 missing=()
-command -v cc >/dev/null 2>&1 || missing+=(gcc)
-command -v make >/dev/null 2>&1 || missing+=(make)
-# libraries: zlib (IDX .gz), libpng, libjpeg-turbo (images)
-for pair in zlib.h:zlib1g-dev png.h:libpng-dev jpeglib.h:libjpeg62-turbo-dev; do
-    [ -f "/usr/include/${pair%%:*}" ] || missing+=("${pair#*:}")
-done
-if ! [ -x /usr/bin/python3 ] || ! /usr/bin/python3 -c 'import numpy' >/dev/null 2>&1; then
-    missing+=(python3 python3-numpy)
+if [ "${1:-}" = "--clang" ]; then
+    command -v clang-14 >/dev/null 2>&1 || missing+=(clang-14)
+    ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||
+        missing+=(libclang-rt-14-dev)
+    [ -f /usr/lib/llvm-14/lib/libomp.so ] || missing+=(libomp-14-dev)
+else
+    command -v cc >/dev/null 2>&1 || missing+=(gcc)
+    command -v make >/dev/null 2>&1 || missing+=(make)
+    # libraries: zlib (IDX .gz), libpng, libjpeg-turbo (images)
+    for pair in zlib.h:zlib1g-dev png.h:libpng-dev jpeglib.h:libjpeg62-turbo-dev; do
+        [ -f "/usr/include/${pair%%:*}" ] || missing+=("${pair#*:}")
+    done
+    if ! [ -x /usr/bin/python3 ] || ! /usr/bin/python3 -c 'import numpy' >/dev/null 2>&1; then
+        missing+=(python3 python3-numpy)
+    fi
+    if ! /usr/bin/python3 -c 'import torch, torchvision, PIL' >/dev/null 2>&1; then
+        missing+=(python3-torch python3-torchvision python3-pil)
+    fi
+    # sample photographs for the preprocessing parity test
+    if ! /usr/bin/python3 -c 'import skimage' >/dev/null 2>&1; then
+        missing+=(python3-skimage)
+    fi
+    # the training report is checked in headless Chromium, which needs a font to lay text out
+    command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+    [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+    # ONNX: the checker (python3-onnx), ONNX Runtime through node (npm, below), groff for resnet.1
+    /usr/bin/python3 -c 'import onnx' >/dev/null 2>&1 || missing+=(python3-onnx)
+    command -v node >/dev/null 2>&1 || missing+=(nodejs)
+    command -v npm >/dev/null 2>&1 || missing+=(npm)
+    command -v groff >/dev/null 2>&1 || missing+=(groff-base)
+    # tests/install.sh: pkg-config, man (reads the man page back), binutils' nm and readelf
+    command -v pkg-config >/dev/null 2>&1 || missing+=(pkgconf)
+    command -v man >/dev/null 2>&1 || missing+=(man-db)
+    command -v nm >/dev/null 2>&1 || missing+=(binutils)
+    # data-parallel training: mpicc builds the MPI-enabled resnet, mpirun runs tests/mpi.sh
+    command -v mpicc >/dev/null 2>&1 || missing+=(libopenmpi-dev)
+    command -v mpirun >/dev/null 2>&1 || missing+=(openmpi-bin)
 fi
-if ! /usr/bin/python3 -c 'import torch, torchvision, PIL' >/dev/null 2>&1; then
-    missing+=(python3-torch python3-torchvision python3-pil)
-fi
-# sample photographs for the preprocessing parity test
-if ! /usr/bin/python3 -c 'import skimage' >/dev/null 2>&1; then
-    missing+=(python3-skimage)
-fi
-
-# the training report is checked in headless Chromium, which needs a font to lay text out
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
-[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
-
-# ONNX: the checker (python3-onnx), ONNX Runtime through node (npm, below), groff for resnet.1
-/usr/bin/python3 -c 'import onnx' >/dev/null 2>&1 || missing+=(python3-onnx)
-command -v node >/dev/null 2>&1 || missing+=(nodejs)
-command -v npm >/dev/null 2>&1 || missing+=(npm)
-command -v groff >/dev/null 2>&1 || missing+=(groff-base)
-# tests/install.sh: pkg-config, man (reads the man page back), binutils' nm and readelf
-command -v pkg-config >/dev/null 2>&1 || missing+=(pkgconf)
-command -v man >/dev/null 2>&1 || missing+=(man-db)
-command -v nm >/dev/null 2>&1 || missing+=(binutils)
 
 # onnxruntime-node from the npm registry, as tools/package-lock.json pins it. --ignore-scripts:
 # its install script only fetches GPU binaries; the CPU library ships in the package.
@@ -54,12 +63,11 @@ install_ort() {
     fi
 }
 
-# data-parallel training: mpicc builds the MPI-enabled resnet, mpirun runs tests/mpi.sh
-command -v mpicc >/dev/null 2>&1 || missing+=(libopenmpi-dev)
-command -v mpirun >/dev/null 2>&1 || missing+=(openmpi-bin)
+# ONNX Runtime for the default set only (not with --clang)
+deps_done() { [ "${1:-}" = "--clang" ] || install_ort; }
 
 if [ ${#missing[@]} -eq 0 ]; then
-    install_ort
+    deps_done "${1:-}"
     exit 0
 fi
 
@@ -76,4 +84,4 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-install_ort
+deps_done "${1:-}"

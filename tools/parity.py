@@ -154,6 +154,10 @@ def forward_parity(args):
             print("unknown arch %s (known: %s)" % (args.only, " ".join(ARCHS)))
             return 1
         cases = [c for c in cases if c[0] == args.only]
+    if not cases:
+        print("parity: no case selected (--only %s%s)" % (args.only, " --quick" if args.quick else ""))
+        print("parity: 0 passed, 0 failed")
+        return 1
     if not (os.path.isfile(args.resnet) and os.access(args.resnet, os.X_OK)):
         print("parity: %s not found or not executable" % args.resnet)
         print("parity: 0 passed, %d failed" % len(cases))
@@ -178,7 +182,7 @@ def forward_parity(args):
                     os.unlink(os.path.join(tmp, f))
     print("(%.0fs)" % (time.time() - t0))
     print("parity: %d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return 1 if failed or not passed else 0
 
 
 def check_load(args):

@@ -85,7 +85,7 @@ def main():
                           " (wrapped)" if i % 3 == 0 else "", "legacy" if legacy else "zip",
                           "" if ok else ": " + "; ".join(problems)), flush=True)
     print("pth_roundtrip: %d passed, %d failed" % (passed, failed))
-    sys.exit(1 if failed else 0)
+    sys.exit(1 if failed or not passed else 0)  # no case run is a failure
 
 
 if __name__ == "__main__":

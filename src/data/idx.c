@@ -23,7 +23,8 @@
 #define IDX_LABELS_MAGIC 0x00000801u
 #define IDX_MAX_SIDE 4096
 #define IDX_MAX_BYTES ((size_t)1 << 34)   /* refuse to inflate more than 16 GiB */
-#define IDX_CHUNK ((size_t)1 << 20)
+#define IDX_CHUNK ((size_t)1 << 20)      /* bytes per gzread */
+#define IDX_FIRST ((size_t)1 << 16)      /* the buffer's first size; it doubles */
 
 /* ---------------------------------------------------------------------------
  * Reading a whole file, inflating gzip
@@ -50,9 +51,9 @@ static rn_status read_whole(const char *path, uint8_t **data, size_t *len) {
     uint8_t *buf = NULL;
     rn_status st = RN_OK;
     for (;;) {
-        if (cap - n < IDX_CHUNK) {
-            size_t grown = cap < IDX_CHUNK ? 4 * IDX_CHUNK : cap * 2;
-            if (grown > IDX_MAX_BYTES + IDX_CHUNK) {
+        if (n == cap) {
+            size_t grown = cap ? cap * 2 : IDX_FIRST;
+            if (grown > IDX_MAX_BYTES) {
                 st = rn_fail(RN_ERR_FORMAT, "%s: more than %zu bytes of data", path, IDX_MAX_BYTES);
                 break;
             }
@@ -64,7 +65,7 @@ static rn_status read_whole(const char *path, uint8_t **data, size_t *len) {
             buf = p;
             cap = grown;
         }
-        int got = gzread(f, buf + n, (unsigned)IDX_CHUNK);
+        int got = gzread(f, buf + n, (unsigned)(cap - n < IDX_CHUNK ? cap - n : IDX_CHUNK));
         if (got < 0) {
             int err;
             const char *msg = gzerror(f, &err);

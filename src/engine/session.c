@@ -107,7 +107,10 @@ static int pick_algo(const rn_session *s, const rn_node *nd, int n) {
 
 /* Plans for a batch of n at h x w: schedule, algorithms, arena, workspace,
  * prepared-weight layout. Keeps the current plan when it already fits. */
-static rn_status plan_for(rn_session *s, int n, int h, int w) {
+/* Plans (and allocates) for batches of up to n at h x w; with `dry`, only
+ * computes the bytes rn_session_bytes would then give into *dry and leaves
+ * no plan behind. */
+static rn_status plan_for(rn_session *s, int n, int h, int w, size_t *dry) {
     if (s->sc && s->sc->h == h && s->sc->w == w && n <= s->n_cap)
         return RN_OK;
     if (s->n_cap > n)
@@ -167,6 +170,19 @@ static rn_status plan_for(rn_session *s, int n, int h, int w) {
     s->prepared_floats = prep;
     s->fold_floats = fold;
     s->max_channels = chans;
+    if (dry) {
+        size_t floats = s->arena_floats, bytes;
+        if (!rn_size_add(floats, ws, &floats) || !rn_size_add(floats, prep, &floats) ||
+            !rn_size_add(floats, fold, &floats) || !rn_size_add(floats, 4 * (size_t)chans, &floats) ||
+            !rn_size_mul(floats, sizeof(float), &bytes)) {
+            free_plan(s);
+            return rn_fail(RN_ERR_NOMEM, "inference for batch %d at %dx%d needs more memory than can be "
+                           "addressed", n, h, w);
+        }
+        *dry = bytes;
+        free_plan(s);
+        return RN_OK;
+    }
     s->arena = rn_alloc((s->arena_floats ? s->arena_floats : 1) * sizeof(float));
     s->ws = rn_alloc((ws ? ws : 1) * sizeof(float));
     s->bn = rn_alloc((size_t)4 * (size_t)chans * sizeof(float));
@@ -263,7 +279,7 @@ rn_status rn_session_forward(rn_session *s, const float *x, int n, int h, int w,
     if (!rn_size_mul((size_t)n * (size_t)m->in_channels, (size_t)h * (size_t)w, &total) ||
         !rn_size_mul(total, 64, &total))
         return rn_fail(RN_ERR_NOMEM, "forward: input too large");
-    RN_TRY(plan_for(s, n, h, w));
+    RN_TRY(plan_for(s, n, h, w, NULL));
     if (mode == RN_MODE_EVAL)
         prepare_weights(s);
 
@@ -318,6 +334,19 @@ rn_status rn_session_algorithms(const rn_session *s, char *buf, size_t cap) {
             count[s->algo[i]]++;
     rn_conv_algo_format(count, buf, cap);
     return RN_OK;
+}
+
+rn_status rn_session_plan_bytes(const rn_model *m, const rn_session_config *cfg, int n, int h, int w,
+                                size_t *bytes) {
+    if (!bytes)
+        return rn_fail(RN_ERR_ARG, "rn_session_plan_bytes: NULL argument");
+    if (n < 1 || h < 1 || w < 1)
+        return rn_fail(RN_ERR_ARG, "rn_session_plan_bytes: batch %d at %dx%d", n, h, w);
+    rn_session *s;
+    RN_TRY(rn_session_create(m, cfg, &s));
+    rn_status st = plan_for(s, n, h, w, bytes);
+    rn_session_free(s);
+    return st;
 }
 
 size_t rn_session_bytes(const rn_session *s) {

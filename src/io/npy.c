@@ -354,10 +354,9 @@ rn_status rn_npy_write(const char *path, const float *data, int ndim, const int6
     header[8] = (char)(hlen & 0xff);
     header[9] = (char)(hlen >> 8);
 
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return rn_fail(RN_ERR_IO, "%s: cannot open for writing: %s", path, strerror(errno));
-    int ok = fwrite(header, 1, 10 + hlen, f) == 10 + hlen;
+    rn_wfile w;
+    RN_TRY(rn_wfile_open(&w, path));
+    int ok = fwrite(header, 1, 10 + hlen, w.f) == 10 + hlen;
     unsigned char chunk[1 << 14];
     for (size_t i = 0; i < numel && ok; i += sizeof chunk / 4) {
         size_t m = numel - i < sizeof chunk / 4 ? numel - i : sizeof chunk / 4;
@@ -367,12 +366,12 @@ rn_status rn_npy_write(const char *path, const float *data, int ndim, const int6
             for (int k = 0; k < 4; k++)
                 chunk[4 * j + (size_t)k] = (unsigned char)(u >> (8 * k));
         }
-        ok = fwrite(chunk, 4, m, f) == m;
+        ok = fwrite(chunk, 4, m, w.f) == m;
     }
-    rn_status st = ok ? RN_OK : rn_fail(RN_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-    if (fclose(f) != 0 && st == RN_OK)
-        st = rn_fail(RN_ERR_IO, "%s: write failed on close: %s", path, strerror(errno));
-    if (st != RN_OK)
-        remove(path);
-    return st;
+    if (!ok) {
+        rn_status st = rn_wfile_error(&w, errno);
+        rn_wfile_discard(&w);
+        return st;
+    }
+    return rn_wfile_commit(&w);
 }

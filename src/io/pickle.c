@@ -174,12 +174,14 @@ static rn_status nest(vm *m, uint32_t c, uint32_t child) {
     return RN_OK;
 }
 
-/* Appends items[0..n) to list/dict/tuple c (whose n counts items, or pairs
- * for a dict). */
-static rn_status add_items(vm *m, uint32_t c, const uint32_t *items, size_t n) {
+/* Appends the stack entries [from, from + n) to list/dict/tuple c (whose n
+ * counts items, or pairs for a dict). The stack is not touched when n is 0:
+ * it may not exist yet. */
+static rn_status add_items(vm *m, uint32_t c, size_t from, size_t n) {
     pk_doc *d = m->doc;
     if (n == 0)
         return RN_OK;
+    const uint32_t *items = m->stack + from;
     if (n > PK_MAX_ITEMS - d->items)
         return rn_fail(RN_ERR_UNSUPPORTED, "%s: byte %zu: containers hold more than %u items",
                        m->what, m->op, PK_MAX_ITEMS);
@@ -201,7 +203,7 @@ static rn_status make_tuple(vm *m, size_t n) {
     RN_TRY(need(m, n));
     uint32_t t;
     RN_TRY(new_obj(m, PK_TUPLE, &t));
-    RN_TRY(add_items(m, t, m->stack + m->sp - n, n));
+    RN_TRY(add_items(m, t, m->sp - n, n));
     m->sp -= n;
     return push(m, t);
 }
@@ -215,7 +217,7 @@ static rn_status make_from_mark(vm *m, pk_kind kind) {
         return fail(m, "DICT with an odd number of items", NULL);
     uint32_t c;
     RN_TRY(new_obj(m, kind, &c));
-    RN_TRY(add_items(m, c, m->stack + start, n));
+    RN_TRY(add_items(m, c, start, n));
     m->sp = start;
     return push(m, c);
 }
@@ -229,7 +231,7 @@ static rn_status add_to(vm *m, size_t n, pk_kind kind, const char *opname) {
     if (obj(m, c)->kind != kind)
         return rn_fail(RN_ERR_FORMAT, "%s: byte %zu: %s on a %s, not a %s", m->what, m->op,
                        opname, pk_kind_name((pk_kind)obj(m, c)->kind), pk_kind_name(kind));
-    RN_TRY(add_items(m, c, m->stack + m->sp - n, n));
+    RN_TRY(add_items(m, c, m->sp - n, n));
     m->sp -= n;
     return RN_OK;
 }

@@ -337,7 +337,8 @@ static rn_status load_tensor(st_tensor *t, const unsigned char *src, const char 
 }
 
 /* Fills `out` from a parsed header `root` and the data section, which
- * starts at byte data_base of the file. */
+ * starts at byte data_base of the file; data == NULL checks the layout
+ * against data_len but loads no values. */
 static rn_status build(const json_value *root, const unsigned char *data, size_t data_base,
                        size_t data_len, const char *what, st_file *out) {
     if (root->type != JSON_OBJECT)
@@ -373,10 +374,23 @@ static rn_status build(const json_value *root, const unsigned char *data, size_t
     }
     if (st == RN_OK)
         st = check_layout(spans, n, data_base, data_len, what, out);
-    for (size_t i = 0; i < n && st == RN_OK; i++)
+    for (size_t i = 0; data && i < n && st == RN_OK; i++)
         st = load_tensor(&out->tensors[spans[i].index], data + spans[i].begin, what);
     free(spans);
     return st;
+}
+
+/* The header length must leave room in a file of len bytes (len >= 8). */
+static rn_status check_header_length(uint64_t hlen, size_t len, const char *what) {
+    if (hlen == 0)
+        return rn_fail(RN_ERR_FORMAT, "%s: header length at byte 0 is 0", what);
+    if (hlen > len - 8)
+        return rn_fail(RN_ERR_FORMAT, "%s: header length %" PRIu64 " at byte 0 goes past the end "
+                       "of the file (%zu bytes)", what, hlen, len);
+    if (hlen > ST_MAX_HEADER)
+        return rn_fail(RN_ERR_FORMAT, "%s: header length %" PRIu64 " at byte 0 exceeds the "
+                       "%u-byte limit", what, hlen, ST_MAX_HEADER);
+    return RN_OK;
 }
 
 rn_status st_parse(const unsigned char *buf, size_t len, const char *what, st_file *out) {
@@ -394,14 +408,7 @@ rn_status st_parse(const unsigned char *buf, size_t len, const char *what, st_fi
     rn_format looks = rn_sniff(buf, len);
     if ((hlen == 0 || hlen > len - 8) && looks != RN_FMT_SAFETENSORS && looks != RN_FMT_UNKNOWN)
         return rn_sniff_refuse(buf, len, what, "a safetensors file");
-    if (hlen == 0)
-        return rn_fail(RN_ERR_FORMAT, "%s: header length at byte 0 is 0", what);
-    if (hlen > len - 8)
-        return rn_fail(RN_ERR_FORMAT, "%s: header length %" PRIu64 " at byte 0 goes past the end "
-                       "of the file (%zu bytes)", what, hlen, len);
-    if (hlen > ST_MAX_HEADER)
-        return rn_fail(RN_ERR_FORMAT, "%s: header length %" PRIu64 " at byte 0 exceeds the "
-                       "%u-byte limit", what, hlen, ST_MAX_HEADER);
+    RN_TRY(check_header_length(hlen, len, what));
     json_value root;
     rn_status st = json_parse((const char *)buf + 8, (size_t)hlen, 8, &root);
     if (st != RN_OK)
@@ -424,6 +431,42 @@ rn_status st_read(const char *path, st_file *out) {
     RN_TRY(rn_file_read_all(path, &buf, &len));
     rn_status st = st_parse(buf, len, path, out);
     free(buf);
+    return st;
+}
+
+rn_status st_read_meta(const char *path, st_file *out) {
+    if (!out)
+        return rn_fail(RN_ERR_ARG, "st_read_meta: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!path)
+        return rn_fail(RN_ERR_ARG, "st_read_meta: path is NULL");
+    FILE *f;
+    size_t len;
+    RN_TRY(rn_file_open(path, &f, &len));
+    unsigned char len8[8];
+    char *header = NULL;
+    rn_status st = RN_OK;
+    uint64_t hlen = 0;
+    if (len < 8 || fread(len8, 1, 8, f) != 8)
+        st = rn_fail(RN_ERR_FORMAT, "%s: file is %zu bytes, too short for the 8-byte header length", path, len);
+    if (st == RN_OK)
+        st = check_header_length(hlen = load_u64(len8), len, path);
+    if (st == RN_OK && !(header = malloc((size_t)hlen)))
+        st = rn_fail(RN_ERR_NOMEM, "%s: out of memory for the header", path);
+    if (st == RN_OK && fread(header, 1, (size_t)hlen, f) != hlen)
+        st = rn_fail(RN_ERR_IO, "%s: read failed in the header: %s", path,
+                     ferror(f) ? strerror(errno) : "file shrank while reading");
+    fclose(f);
+    json_value root;
+    if (st == RN_OK && (st = json_parse(header, (size_t)hlen, 8, &root)) != RN_OK)
+        rn_fail_context(st, "%s: header", path);
+    if (st == RN_OK) {
+        st = build(&root, NULL, 8 + (size_t)hlen, len - 8 - (size_t)hlen, path, out);
+        json_free(&root);
+        if (st != RN_OK)
+            st_free(out);
+    }
+    free(header);
     return st;
 }
 
@@ -566,10 +609,11 @@ static int write_data(FILE *f, st_dtype d, const void *data, size_t n) {
     return 1;
 }
 
-rn_status st_write(const char *path, const st_entry *entries, size_t count,
-                   const st_meta *meta, size_t meta_count) {
-    if (!path || (count && !entries) || (meta_count && !meta))
-        return rn_fail(RN_ERR_ARG, "st_write: NULL path, entries or metadata");
+rn_status st_write_to(rn_wfile *w, const st_entry *entries, size_t count, const st_meta *meta,
+                      size_t meta_count) {
+    if (!w || !w->f || (count && !entries) || (meta_count && !meta))
+        return rn_fail(RN_ERR_ARG, "st_write_to: no file, or NULL entries or metadata");
+    const char *path = w->path;
     size_t *bytes = calloc(count + 1, sizeof *bytes);
     const char **names = calloc(count + meta_count + 1, sizeof *names);
     if (!bytes || !names) {
@@ -600,23 +644,28 @@ rn_status st_write(const char *path, const st_entry *entries, size_t count,
     json_buf header = {0};
     if (st == RN_OK)
         st = build_header(&header, entries, count, meta, meta_count, bytes, path);
-    FILE *f = NULL;
-    if (st == RN_OK && !(f = fopen(path, "wb")))
-        st = rn_fail(RN_ERR_IO, "%s: cannot open for writing: %s", path, strerror(errno));
     if (st == RN_OK) {
         unsigned char len8[8];
         store_u64(len8, header.len);
-        int ok = fwrite(len8, 1, 8, f) == 8 && fwrite(header.data, 1, header.len, f) == header.len;
+        int ok = fwrite(len8, 1, 8, w->f) == 8 && fwrite(header.data, 1, header.len, w->f) == header.len;
         for (size_t i = 0; i < count && ok; i++)
-            ok = write_data(f, entries[i].dtype, entries[i].data, bytes[i] / dtypes[entries[i].dtype].size);
+            ok = write_data(w->f, entries[i].dtype, entries[i].data, bytes[i] / dtypes[entries[i].dtype].size);
         if (!ok)
-            st = rn_fail(RN_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+            st = rn_wfile_error(w, errno);
     }
-    if (f && fclose(f) != 0 && st == RN_OK)
-        st = rn_fail(RN_ERR_IO, "%s: write failed on close: %s", path, strerror(errno));
-    if (f && st != RN_OK)
-        remove(path);
     json_buf_free(&header);
     free(bytes);
     return st;
+}
+
+rn_status st_write(const char *path, const st_entry *entries, size_t count,
+                   const st_meta *meta, size_t meta_count) {
+    rn_wfile w;
+    RN_TRY(rn_wfile_open(&w, path));
+    rn_status st = st_write_to(&w, entries, count, meta, meta_count);
+    if (st != RN_OK) {
+        rn_wfile_discard(&w);
+        return st;
+    }
+    return rn_wfile_commit(&w);
 }

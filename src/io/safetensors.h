@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "io/file.h"
 #include "resnet.h"
 
 #define ST_MAX_DIMS 8
@@ -48,6 +49,11 @@ typedef struct st_file {
 rn_status st_read(const char *path, st_file *out);
 /* Same, from a buffer (`what` names it in messages). */
 rn_status st_parse(const unsigned char *buf, size_t len, const char *what, st_file *out);
+/* Reads only the header of a file: the metadata, and the tensors' names,
+ * dtypes and shapes without their values (f32 and i64 are NULL). The
+ * header is validated as st_read does, offsets against the file's size. */
+rn_status st_read_meta(const char *path, st_file *out);
+
 void st_free(st_file *f);
 
 const st_tensor *st_find(const st_file *f, const char *name);
@@ -62,8 +68,15 @@ typedef struct st_entry {
     const void *data;
 } st_entry;
 
+/* Writes the file atomically (io/file.h): a failure leaves `path` as it was. */
 rn_status st_write(const char *path, const st_entry *entries, size_t count,
                    const st_meta *meta, size_t meta_count);
+
+/* Writes the file's bytes into w (rn_wfile_open'ed by the caller, who then
+ * stages, commits or discards it). Nothing is written when an entry is
+ * invalid. */
+rn_status st_write_to(rn_wfile *w, const st_entry *entries, size_t count, const st_meta *meta,
+                      size_t meta_count);
 
 const char *st_dtype_name(st_dtype d);
 

@@ -122,6 +122,12 @@ rn_status rn_model_create_zero(const char *arch, int in_channels, int num_classe
 const rn_arch_desc *rn_arch_guess(int (*shape_of)(const void *ctx, const char *key, int64_t dims[4]),
                                   const void *ctx);
 
+/* weights.c: the state_dict and metadata, as rn_model_save_meta writes
+ * them, into a file the caller opened and then commits (io/file.h). */
+struct rn_wfile;
+rn_status rn_model_write_to(const rn_model *m, struct rn_wfile *w, const char *const *keys,
+                            const char *const *values, int count);
+
 /* init.c: PyTorch's default initialisation (seeded). */
 void rn_model_init_default(rn_model *m, uint64_t seed);
 

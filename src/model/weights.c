@@ -207,10 +207,11 @@ rn_status rn_model_load_finetune(const char *path, const char *arch, int num_cla
     return RN_OK;
 }
 
-rn_status rn_model_save_meta(const rn_model *m, const char *path, const char *const *keys,
-                             const char *const *values, int count) {
-    if (!m || !path || count < 0 || (count > 0 && (!keys || !values)))
+rn_status rn_model_write_to(const rn_model *m, rn_wfile *w, const char *const *keys,
+                            const char *const *values, int count) {
+    if (!m || !w || !w->f || count < 0 || (count > 0 && (!keys || !values)))
         return rn_fail(RN_ERR_ARG, "rn_model_save: bad argument");
+    const char *path = w->path;
     st_entry *e = calloc((size_t)m->n_tensors, sizeof *e);
     st_meta *meta = calloc((size_t)count + 4, sizeof *meta);
     if (!e || !meta) {
@@ -238,10 +239,24 @@ rn_status rn_model_save_meta(const rn_model *m, const char *path, const char *co
         if (!dup)
             meta[n++] = (st_meta){(char *)keys[i], (char *)values[i]};
     }
-    rn_status st = st_write(path, e, (size_t)m->n_tensors, meta, (size_t)n);
+    rn_status st = st_write_to(w, e, (size_t)m->n_tensors, meta, (size_t)n);
     free(e);
     free(meta);
     return st;
+}
+
+rn_status rn_model_save_meta(const rn_model *m, const char *path, const char *const *keys,
+                             const char *const *values, int count) {
+    if (!m || !path)
+        return rn_fail(RN_ERR_ARG, "rn_model_save: bad argument");
+    rn_wfile w;
+    RN_TRY(rn_wfile_open(&w, path));
+    rn_status st = rn_model_write_to(m, &w, keys, values, count);
+    if (st != RN_OK) {
+        rn_wfile_discard(&w);
+        return st;
+    }
+    return rn_wfile_commit(&w);
 }
 
 rn_status rn_model_save(const rn_model *m, const char *path) {

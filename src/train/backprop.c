@@ -142,7 +142,9 @@ static int tensor_at(const rn_model *m, const float *p) {
 /* Buffers of the plan, in the order they are carved. */
 enum { B_ACT, B_GRAD, B_Z, B_MEAN, B_VAR, B_GZ, B_PREP, B_KINDS };
 
-static rn_status plan_for(rn_backprop *bp, int n, int h, int w) {
+/* Plans (and allocates) the arena for batches of up to n at h x w; with
+ * `dry`, only computes its size into *dry and leaves no plan behind. */
+static rn_status plan_for(rn_backprop *bp, int n, int h, int w, size_t *dry) {
     if (bp->sc && bp->sc->h == h && bp->sc->w == w && n <= bp->n_cap)
         return RN_OK;
     if (bp->n_cap > n)
@@ -253,14 +255,18 @@ static rn_status plan_for(rn_backprop *bp, int n, int h, int w) {
     b[extra + 5] = (rn_arena_buf){(size_t)chans, -1, 2 * N + 1, 0};    /* shift */
     b[extra + 6] = (rn_arena_buf){(size_t)chans, -1, 2 * N + 1, 0};    /* invstd */
     rn_status st = rn_arena_plan(b, nb, &bp->arena_floats);
-    if (st == RN_OK && !(bp->bn_v = malloc((2 * (size_t)chans + 1) * sizeof *bp->bn_v)))
+    if (st == RN_OK && !dry && !(bp->bn_v = malloc((2 * (size_t)chans + 1) * sizeof *bp->bn_v)))
         st = rn_fail(RN_ERR_NOMEM, "out of memory planning a training step");
-    size_t bytes;
-    if (st == RN_OK && (!rn_size_mul(bp->arena_floats, sizeof(float), &bytes) ||
-                        !(bp->arena = rn_alloc(bytes))))
+    size_t bytes = 0;
+    if (st == RN_OK && !rn_size_mul(bp->arena_floats, sizeof(float), &bytes))
+        st = rn_fail(RN_ERR_NOMEM, "a training step for batch %d at %dx%d needs more memory than can be "
+                     "addressed", n, h, w);
+    if (st == RN_OK && dry)
+        *dry = bytes;
+    else if (st == RN_OK && !(bp->arena = rn_alloc(bytes)))
         st = rn_fail(RN_ERR_NOMEM, "out of memory: a training step for batch %d at %dx%d needs %.1f GB",
                      n, h, w, (double)bp->arena_floats * 4.0 / 1e9);
-    if (st == RN_OK) {
+    if (st == RN_OK && !dry) {
 #define PTR(buf) ((buf).floats ? bp->arena + (buf).offset : NULL)
         for (int v = 0; v < V; v++) {
             bp->act[v] = PTR(BUF(B_ACT, v));
@@ -291,8 +297,17 @@ static rn_status plan_for(rn_backprop *bp, int n, int h, int w) {
 #undef BSTEP
     free(b);
     free(readers);
-    if (st != RN_OK)
+    if (st != RN_OK || dry)
         free_plan(bp);
+    return st;
+}
+
+rn_status rn_backprop_plan_bytes(const rn_model *m, const rn_kernels *k, int forced_algo, int n, int h, int w,
+                                 size_t *bytes) {
+    rn_backprop *bp;
+    RN_TRY(rn_backprop_create(m, k, forced_algo, &bp));
+    rn_status st = plan_for(bp, n, h, w, bytes);
+    rn_backprop_free(bp);
     return st;
 }
 
@@ -347,7 +362,7 @@ rn_status rn_backprop_forward(rn_backprop *bp, const float *x, const int32_t *la
         if (labels[i] < 0 || labels[i] >= m->num_classes)
             return rn_fail(RN_ERR_ARG, "training batch: label %d of image %d is outside 0..%d",
                            (int)labels[i], i, m->num_classes - 1);
-    RN_TRY(plan_for(bp, n, h, w));
+    RN_TRY(plan_for(bp, n, h, w, NULL));
     bp->n = n;
     bp->stat_n = n;
     const rn_graph *sc = bp->sc;
@@ -380,8 +395,12 @@ rn_status rn_backprop_forward(rn_backprop *bp, const float *x, const int32_t *la
     return RN_OK;
 }
 
-void rn_backprop_update_bn(const rn_backprop *bp, rn_model *m) {
+/* Every BatchNorm's running statistics as the last forward moves them: with
+ * apply, stored (and the batch counted); without, only whether every value
+ * would be finite (m is not written). Returns 1 when all are finite. */
+static int bn_running_update(const rn_backprop *bp, rn_model *m, int apply) {
     const rn_graph *sc = bp->sc;
+    float acc = 0.0f;   /* 0 * finite = 0; 0 * inf or NaN = NaN */
     for (int i = 0; sc && i < sc->n_nodes; i++) {
         const rn_node *nd = &sc->nodes[i];
         if (nd->op != RN_NODE_CONV || !nd->unit->has_bn)
@@ -390,12 +409,25 @@ void rn_backprop_update_bn(const rn_backprop *bp, rn_model *m) {
         const double M = bp->stat_n * sc->values[nd->out].h * sc->values[nd->out].w;
         const float unbias = M > 1 ? (float)M / (float)(M - 1) : 1.0f;
         for (int c = 0; c < u->cout; c++) {
-            u->bn_mean[c] = (1.0f - RN_BN_MOMENTUM) * u->bn_mean[c] + RN_BN_MOMENTUM * bp->mean[i][c];
-            u->bn_var[c] = (1.0f - RN_BN_MOMENTUM) * u->bn_var[c] + RN_BN_MOMENTUM * bp->var[i][c] * unbias;
+            float mean = (1.0f - RN_BN_MOMENTUM) * u->bn_mean[c] + RN_BN_MOMENTUM * bp->mean[i][c];
+            float var = (1.0f - RN_BN_MOMENTUM) * u->bn_var[c] + RN_BN_MOMENTUM * bp->var[i][c] * unbias;
+            if (apply)
+                u->bn_mean[c] = mean, u->bn_var[c] = var;
+            else
+                acc += mean * 0.0f + var * 0.0f;
         }
-        (*u->bn_batches)++;
+        if (apply)
+            (*u->bn_batches)++;
     }
-    rn_model_params_changed(m);
+    if (apply)
+        rn_model_params_changed(m);
+    return acc == 0.0f;
+}
+
+void rn_backprop_update_bn(const rn_backprop *bp, rn_model *m) { bn_running_update(bp, m, 1); }
+
+int rn_backprop_bn_finite(const rn_backprop *bp, const rn_model *m) {
+    return bn_running_update(bp, (rn_model *)m, 0);
 }
 
 /* ---- backward ------------------------------------------------------------------------------ */

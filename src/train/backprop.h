@@ -65,10 +65,20 @@ void rn_backprop_set_bn_sync(rn_backprop *bp, rn_bn_sync_hook fn, void *ctx);
  * the batch (num_batches_tracked). */
 void rn_backprop_update_bn(const rn_backprop *bp, rn_model *m);
 
+/* 1 when the running statistics rn_backprop_update_bn would store are all
+ * finite (a batch whose variance overflows is not), else 0. */
+int rn_backprop_bn_finite(const rn_backprop *bp, const rn_model *m);
+
 /* The logits (n, num_classes) of the last forward. */
 const float *rn_backprop_logits(const rn_backprop *bp);
 
 /* Bytes of the arena. */
 size_t rn_backprop_bytes(const rn_backprop *bp);
+
+/* Bytes of the arena an rn_backprop of m on kernels k (with forced_algo, as
+ * for rn_backprop_create) would hold for batches of up to n at h x w:
+ * planned, not allocated. */
+rn_status rn_backprop_plan_bytes(const rn_model *m, const rn_kernels *k, int forced_algo, int n, int h, int w,
+                                 size_t *bytes);
 
 #endif

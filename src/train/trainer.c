@@ -5,15 +5,17 @@
  * each one block with the layout of the parameters (two for AdamW), and
  * the training arena; the model only has its weights written.
  *
- * A step whose loss or gradients are not finite changes nothing (weights,
- * BatchNorm statistics, optimizer state and step count stay as they were)
- * and says so in its result; the caller decides when to give up.
+ * A step whose loss, gradients or new BatchNorm running statistics are not
+ * finite changes nothing (weights, BatchNorm statistics, optimizer state and
+ * step count stay as they were) and says so in its result; the caller
+ * decides when to give up.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/finite.h"
 #include "core/mem.h"
 #include "core/status.h"
 #include "engine/session.h"
@@ -156,7 +158,34 @@ size_t rn_trainer_bytes(const rn_trainer *t) {
     if (!t)
         return 0;
     size_t blocks = t->m->n_params * sizeof(float) * (t->adamw ? 3 : 2);
-    return blocks + rn_backprop_bytes(t->bp) + rn_session_bytes(t->frozen);
+    size_t head = 2 * (size_t)t->head_batch * (size_t)t->m->num_classes * sizeof(float);
+    return blocks + rn_backprop_bytes(t->bp) + rn_session_bytes(t->frozen) + head;
+}
+
+rn_status rn_trainer_plan_bytes(const rn_model *m, const rn_train_config *cfg, int n, int h, int w,
+                                size_t *bytes) {
+    if (!m || !cfg || !bytes)
+        return rn_fail(RN_ERR_ARG, "rn_trainer_plan_bytes: NULL argument");
+    if (n < 1 || h < 1 || w < 1)
+        return rn_fail(RN_ERR_ARG, "rn_trainer_plan_bytes: batch %d at %dx%d", n, h, w);
+    int adamw = cfg->optimizer && strcmp(cfg->optimizer, "adamw") == 0;
+    size_t blocks, work, head = 0;
+    if (!rn_size_mul(m->n_params, sizeof(float) * (adamw ? 3 : 2), &blocks))
+        return rn_fail(RN_ERR_NOMEM, "the optimizer state cannot be addressed");
+    if (cfg->freeze_backbone) {
+        RN_TRY(rn_session_plan_bytes(m, NULL, n, h, w, &work));
+        if (!rn_size_mul((size_t)n, 2 * (size_t)m->num_classes * sizeof(float), &head))
+            return rn_fail(RN_ERR_NOMEM, "a batch of %d cannot be addressed", n);
+    } else {
+        rn_isa isa;
+        int algo;
+        RN_TRY(rn_isa_default(&isa));
+        RN_TRY(rn_conv_algo_parse(cfg->conv_algo, &algo));
+        RN_TRY(rn_backprop_plan_bytes(m, rn_kernels_for(isa), algo, n, h, w, &work));
+    }
+    if (!rn_size_add(blocks, work, bytes) || !rn_size_add(*bytes, head, bytes))
+        return rn_fail(RN_ERR_NOMEM, "training for batch %d at %dx%d cannot be addressed", n, h, w);
+    return RN_OK;
 }
 
 const char *rn_trainer_isa(const rn_trainer *t) { return rn_isa_name(t->k->isa); }
@@ -207,11 +236,7 @@ static int gradients_finite(const rn_trainer *t) {
         const rn_tensor_ref *r = &m->tensors[i];
         if (!r->trainable || (t->cfg.freeze_backbone && !is_head(r)))
             continue;
-        const float *g = t->grads + (r->f32 - m->params);
-        float acc = 0.0f;
-        for (size_t j = 0; j < r->numel; j++)
-            acc += g[j] * 0.0f; /* 0 * finite = 0; 0 * inf or NaN = NaN */
-        if (acc != 0.0f)
+        if (!rn_floats_finite(t->grads + (r->f32 - m->params), r->numel))
             return 0;
     }
     return 1;
@@ -239,7 +264,7 @@ rn_status rn_trainer_step(rn_trainer *t, const float *x, const int32_t *labels, 
         result->lr = lr;
         result->skipped = 0;
     }
-    if (!isfinite(loss) || !gradients_finite(t)) {
+    if (!isfinite(loss) || !gradients_finite(t) || (!t->cfg.freeze_backbone && !rn_backprop_bn_finite(t->bp, m))) {
         if (result)
             result->skipped = 1;
         return RN_OK;
@@ -275,11 +300,15 @@ rn_status rn_trainer_step(rn_trainer *t, const float *x, const int32_t *labels, 
 
 /* ---- optimizer state in and out ------------------------------------------------------------- */
 
-rn_status rn_trainer_save_state(const rn_trainer *t, const char *path, const char *const *keys,
-                                const char *const *values, int count) {
-    if (!t || !path || count < 0)
+#include "train/checkpoint.h"   /* rn_trainer_write_state_to */
+
+rn_status rn_trainer_write_state_to(const rn_trainer *t, rn_wfile *w, const char *const *keys,
+                                    const char *const *values, int count) {
+    if (!t || !w || !w->f || count < 0 || (count > 0 && (!keys || !values)))
         return rn_fail(RN_ERR_ARG, "rn_trainer_save_state: bad argument");
     const rn_model *m = t->m;
+    if (!rn_floats_finite(t->state, m->n_params) || (t->adamw && !rn_floats_finite(t->state2, m->n_params)))
+        return rn_fail(RN_ERR_ARG, "%s: not written: the optimizer state holds a NaN or an infinity", w->path);
     int64_t shape[1] = {(int64_t)m->n_params}, one[1] = {1};
     st_entry e[3];
     int ne = 0;
@@ -289,7 +318,7 @@ rn_status rn_trainer_save_state(const rn_trainer *t, const char *path, const cha
     e[ne++] = (st_entry){"optimizer.step", ST_I64, 1, one, &t->steps};
     st_meta *meta = calloc((size_t)count + 3, sizeof *meta);
     if (!meta)
-        return rn_fail(RN_ERR_NOMEM, "out of memory saving %s", path);
+        return rn_fail(RN_ERR_NOMEM, "out of memory saving %s", w->path);
     char nparams[32];
     snprintf(nparams, sizeof nparams, "%zu", m->n_params);
     meta[0] = (st_meta){"optimizer", (char *)t->optimizer};
@@ -297,9 +326,23 @@ rn_status rn_trainer_save_state(const rn_trainer *t, const char *path, const cha
     meta[2] = (st_meta){"n_params", nparams};
     for (int i = 0; i < count; i++)
         meta[3 + i] = (st_meta){(char *)keys[i], (char *)values[i]};
-    rn_status st = st_write(path, e, (size_t)ne, meta, (size_t)count + 3);
+    rn_status st = st_write_to(w, e, (size_t)ne, meta, (size_t)count + 3);
     free(meta);
     return st;
+}
+
+rn_status rn_trainer_save_state(const rn_trainer *t, const char *path, const char *const *keys,
+                                const char *const *values, int count) {
+    if (!t || !path)
+        return rn_fail(RN_ERR_ARG, "rn_trainer_save_state: bad argument");
+    rn_wfile w;
+    RN_TRY(rn_wfile_open(&w, path));
+    rn_status st = rn_trainer_write_state_to(t, &w, keys, values, count);
+    if (st != RN_OK) {
+        rn_wfile_discard(&w);
+        return st;
+    }
+    return rn_wfile_commit(&w);
 }
 
 static rn_status load_vector(const st_file *f, const char *path, const char *name, size_t n, float *dst) {
@@ -335,8 +378,15 @@ rn_status rn_trainer_load_state(rn_trainer *t, const char *path,
         st = load_vector(&f, path, "optimizer.exp_avg_sq", n, t->state2);
     if (st == RN_OK) {
         const st_tensor *s = st_find(&f, "optimizer.step");
+        const char *meta_step = st_meta_get(&f, "step");
+        char text[32] = "";
+        if (s && s->i64 && s->numel == 1)
+            snprintf(text, sizeof text, "%lld", (long long)s->i64[0]);
         if (!s || !s->i64 || s->numel != 1 || s->i64[0] < 0)
             st = rn_fail(RN_ERR_MISMATCH, "%s: missing or bad 'optimizer.step'", path);
+        else if (meta_step && strcmp(meta_step, text) != 0)
+            st = rn_fail(RN_ERR_MISMATCH, "%s: 'optimizer.step' is %s but the metadata says step %.20s", path,
+                         text, meta_step);
         else
             t->steps = s->i64[0];
     }

@@ -1,0 +1,40 @@
+#!/usr/bin/env python3
+"""same_checkpoint.py CKPT REF - exits 0 when the two checkpoints hold the same
+training state: equal headers (tensors, offsets, metadata) and equal bytes in
+the weights file and in the optimizer-state file beside it (CKPT.optim.safetensors),
+the run id aside (a resumed run keeps the id of the run it continues, a run
+started afresh gets its own). Exits 1, naming the first file that differs, if not."""
+import json
+import sys
+
+
+def same_but_run_id(a, b):
+    """Whether two safetensors files hold the same header and the same bytes of
+    data, the "run_id" metadata aside (also imported by tools/train_parity.py)."""
+    def parts(path):
+        raw = open(path, "rb").read()
+        n = int.from_bytes(raw[:8], "little")
+        header = json.loads(raw[8:8 + n])
+        header.get("__metadata__", {}).pop("run_id", None)
+        return header, raw[8 + n:]
+    return parts(a) == parts(b)
+
+
+def optim(path):
+    return path[:-len(".safetensors")] + ".optim.safetensors"
+
+
+def main():
+    if len(sys.argv) != 3 or not all(a.endswith(".safetensors") for a in sys.argv[1:]):
+        print("usage: same_checkpoint.py CKPT.safetensors REF.safetensors", file=sys.stderr)
+        return 2
+    a, b = sys.argv[1], sys.argv[2]
+    for x, y in ((a, b), (optim(a), optim(b))):
+        if not same_but_run_id(x, y):
+            print(f"same_checkpoint: {x} and {y} differ", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

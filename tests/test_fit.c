@@ -1,0 +1,141 @@
+/*
+ * test_fit.c - planned memory and non-finite steps: rn_trainer_plan_bytes and
+ * rn_session_plan_bytes give, before anything is allocated, the bytes that
+ * rn_trainer_bytes and rn_session_bytes report once a step or a forward pass
+ * has run (SGD, AdamW, a frozen backbone; two architectures); sizes that
+ * cannot be addressed and bad arguments are refused. A step on data that
+ * makes the loss non-finite is skipped with the weights, BatchNorm statistics,
+ * optimizer state and step count unchanged, and a checkpoint of non-finite
+ * weights is never written.
+ */
+#include <math.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "model/model.h"
+#include "resnet.h"
+#include "train/checkpoint.h"
+
+/* ---- planned against used ------------------------------------------------------------------- */
+
+static void trainer_case(const char *arch, const char *optimizer, int frozen, int n, int hw) {
+    rn_model *m = NULL;
+    CHECK(rn_model_create(arch, 3, 7, &m) == RN_OK, "%s: %s", arch, rn_last_error());
+    if (!m)
+        return;
+    rn_train_config cfg;
+    rn_train_config_default(&cfg);
+    cfg.optimizer = optimizer;
+    cfg.lr = 1e-4;
+    cfg.freeze_backbone = frozen;
+    size_t planned = 0;
+    CHECK(rn_trainer_plan_bytes(m, &cfg, n, hw, hw, &planned) == RN_OK, "plan: %s", rn_last_error());
+    rn_trainer *t = NULL;
+    CHECK(rn_trainer_create(m, &cfg, &t) == RN_OK, "trainer: %s", rn_last_error());
+    float *x = malloc((size_t)n * 3 * hw * hw * sizeof *x);
+    int32_t *y = malloc((size_t)n * sizeof *y);
+    check_fill(x, (size_t)n * 3 * hw * hw, -1.0f, 1.0f);
+    for (int i = 0; i < n; i++)
+        y[i] = i % 7;
+    rn_step_result r;
+    CHECK(t && x && y && rn_trainer_step(t, x, y, n, hw, hw, &r) == RN_OK, "step: %s", rn_last_error());
+    CHECK(t && planned == rn_trainer_bytes(t), "%s %s%s batch %d at %dx%d: planned %zu bytes, the trainer holds %zu",
+          arch, optimizer, frozen ? " frozen" : "", n, hw, hw, planned, rn_trainer_bytes(t));
+    free(x), free(y);
+    rn_trainer_free(t);
+    rn_model_free(m);
+}
+
+static void session_case(const char *arch, int n, int hw) {
+    rn_model *m = NULL;
+    CHECK(rn_model_create(arch, 1, 10, &m) == RN_OK, "%s: %s", arch, rn_last_error());
+    if (!m)
+        return;
+    size_t planned = 0;
+    CHECK(rn_session_plan_bytes(m, NULL, n, hw, hw, &planned) == RN_OK, "plan: %s", rn_last_error());
+    rn_session *s = NULL;
+    float *x = calloc((size_t)n * hw * hw, sizeof *x), y[4 * 10];
+    CHECK(rn_session_create(m, NULL, &s) == RN_OK && x && rn_session_forward(s, x, n, hw, hw, RN_MODE_EVAL, y) == RN_OK,
+          "forward: %s", rn_last_error());
+    CHECK(planned == rn_session_bytes(s), "%s session batch %d at %dx%d: planned %zu bytes, the session holds %zu",
+          arch, n, hw, hw, planned, rn_session_bytes(s));
+    free(x);
+    rn_session_free(s);
+    rn_model_free(m);
+}
+
+static void test_refused(void) {
+    rn_model *m = NULL;
+    rn_model_create("resnet50", 3, 1000, &m);
+    rn_train_config cfg;
+    rn_train_config_default(&cfg);
+    size_t bytes = 0;
+    rn_status st = rn_trainer_plan_bytes(m, &cfg, 2000000000, 8192, 8192, &bytes);
+    CHECK(st == RN_ERR_NOMEM || (st == RN_OK && bytes > ((size_t)1 << 50)),
+          "an absurd batch is refused or planned as absurd (%d, %zu bytes)", (int)st, bytes);
+    CHECK(rn_trainer_plan_bytes(m, &cfg, 0, 32, 32, &bytes) == RN_ERR_ARG, "batch 0 refused");
+    CHECK(rn_session_plan_bytes(m, NULL, 1, 0, 32, &bytes) == RN_ERR_ARG, "height 0 refused");
+    CHECK(rn_trainer_plan_bytes(NULL, &cfg, 1, 32, 32, &bytes) == RN_ERR_ARG, "no model refused");
+    rn_model_free(m);
+}
+
+/* ---- non-finite steps ------------------------------------------------------------------------ */
+
+static void test_non_finite(void) {
+    rn_model *m = NULL;
+    rn_model_create("d2l_resnet18", 1, 10, &m);
+    rn_train_config cfg;
+    rn_train_config_default(&cfg);
+    cfg.momentum = 0.9;
+    cfg.lr = 1e-3;
+    rn_trainer *t = NULL;
+    CHECK(rn_trainer_create(m, &cfg, &t) == RN_OK, "trainer: %s", rn_last_error());
+    float x[2 * 32 * 32];
+    int32_t y[2] = {3, 4};
+    check_fill(x, 2 * 32 * 32, 0.0f, 1.0f);
+    rn_step_result r;
+    CHECK(rn_trainer_step(t, x, y, 2, 32, 32, &r) == RN_OK && !r.skipped, "a finite step");
+    char dir[] = "/tmp/rn_fit.XXXXXX", w[64], s[64];
+    CHECK(mkdtemp(dir) != NULL, "temporary folder");
+    snprintf(w, sizeof w, "%s/c.safetensors", dir);
+    snprintf(s, sizeof s, "%s/c.optim.safetensors", dir);
+    rn_checkpoint_spec spec = {w, s, "abc", NULL, NULL, 0, NULL, NULL, 0, NULL, NULL};
+    CHECK(rn_checkpoint_save(&spec, m, t) == RN_OK, "a finite checkpoint is written: %s", rn_last_error());
+    size_t n = m->n_params;
+    float *before = malloc(n * sizeof *before);
+    memcpy(before, m->params, n * sizeof *before);
+    for (int k = 0; k < 3; k++) {
+        x[5 + k] = k == 0 ? NAN : k == 1 ? INFINITY : 3e38f;
+        CHECK(rn_trainer_step(t, x, y, 2, 32, 32, &r) == RN_OK && r.skipped, "input %g: the step is skipped",
+              (double)x[5 + k]);
+        CHECK(memcmp(before, m->params, n * sizeof *before) == 0 && rn_trainer_steps(t) == 1,
+              "input %g: weights, BatchNorm statistics and step count unchanged", (double)x[5 + k]);
+        x[5 + k] = 0.5f;
+    }
+    CHECK(rn_trainer_step(t, x, y, 2, 32, 32, &r) == RN_OK && !r.skipped && rn_trainer_steps(t) == 2,
+          "a finite step afterwards is taken");
+    /* non-finite weights are never written: the checkpoint on disk stays */
+    spec.run_id = "abd";
+    m->params[0] = NAN;
+    CHECK(rn_checkpoint_save(&spec, m, t) == RN_ERR_ARG && strstr(rn_last_error(), "NaN or an infinity"),
+          "non-finite weights are refused: %s", rn_last_error());
+    rn_checkpoint_id id;
+    CHECK(rn_checkpoint_read_id(w, &id) == RN_OK && strcmp(id.run_id, "abc") == 0 && id.step == 1,
+          "the checkpoint on disk is still the finite one");
+    unlink(w), unlink(s), rmdir(dir);
+    free(before);
+    rn_trainer_free(t);
+    rn_model_free(m);
+}
+
+int main(void) {
+    trainer_case("d2l_resnet18", "sgd", 0, 3, 32);
+    trainer_case("resnet50", "adamw", 0, 2, 40);
+    trainer_case("resnet18", "sgd", 1, 4, 32);
+    session_case("resnet18", 4, 40);
+    session_case("resnext50_32x4d", 2, 64);
+    test_refused();
+    test_non_finite();
+    return check_done("test_fit");
+}
