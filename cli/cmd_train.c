@@ -647,6 +647,10 @@ started:
     if (resume && r.lead) {
         printf("resuming from %s: epoch %lld, %lld images into it, step %lld\n", resume, (long long)pos.epoch + 1,
                (long long)pos.position, (long long)rn_trainer_steps(r.tr));
+        if (r.plan.ranks > 0 && r.plan.ranks != r.dist.size)
+            printf("the checkpoint was written by a run on %lld rank%s, this one has %d: the global batch, the "
+                   "data order and the steps stay the same\n", (long long)r.plan.ranks, r.plan.ranks == 1 ? "" : "s",
+                   r.dist.size);
         plan_report(&r.plan, &t, resume_state, rn_trainer_steps(r.tr), pos.epoch);
     }
     fflush(stdout);

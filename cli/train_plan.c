@@ -28,6 +28,10 @@ static void on_meta(void *ctx, const char *key, const char *value) {
         p->seed = strdup(value);
         return;
     }
+    if (strcmp(key, "ranks") == 0) {
+        p->ranks = atoll(value);
+        return;
+    }
     if (strncmp(key, PREFIX, strlen(PREFIX)) != 0)
         return;
     const char *name = key + strlen(PREFIX);

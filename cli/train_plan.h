@@ -29,6 +29,7 @@ typedef struct train_plan {
     char *flag_values[PLAN_N_FLAGS];     /* by PLAN_FLAGS index, or NULL */
     int64_t steps_per_epoch, total_steps;
     char *seed;                          /* its "seed", or NULL */
+    int64_t ranks;                       /* its "ranks" (processes of the run that wrote it), or 0 */
     /* this run's plan, as metadata to save (plan_record) */
     const char *keys[PLAN_MAX_META], *values[PLAN_MAX_META];
     int count;
