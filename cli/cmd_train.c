@@ -496,7 +496,7 @@ int cmd_train(int argc, char **argv) {
     char resume_state[1024] = "", seed_text[32];
     int status = EXIT_USAGE, agreed = 0; /* agreed: every rank fails alike, none need be stopped */
     const char *data = NULL, *kind = NULL;
-    int folder = 0, threads = 0, batch = 0, size = 0;
+    int folder = 0, threads = 0, batch = 0, size = 0, same;
     if (!train_dist_start(&r.dist, &t))
         goto started;
     r.lead = r.dist.rank == 0;
@@ -597,7 +597,7 @@ int cmd_train(int argc, char **argv) {
     status = 0;
 started:
     /* every rank here, set up or not: none starts unless all can, and all agree */
-    int same = train_dist_check(&r.dist, status == 0, &t, &r.train, &r.test, r.m, r.tr ? rn_trainer_steps(r.tr) : 0);
+    same = train_dist_check(&r.dist, status == 0, &t, &r.train, &r.test, r.m, r.tr ? rn_trainer_steps(r.tr) : 0);
     if (same != 1) {
         status = status ? status : same == 0 ? EXIT_USAGE : EXIT_RUNTIME, agreed = 1;
         goto done;
