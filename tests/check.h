@@ -67,7 +67,8 @@ static inline int check_write_file(const char *path, const void *buf, size_t len
     return fclose(f) == 0 && ok;
 }
 
-/* Reads a whole file (malloc'ed, free with free()); NULL if it cannot. */
+/* Reads a whole file (malloc'ed, free with free()), with a NUL after its
+ * *len bytes so that text can be searched as a string; NULL if it cannot. */
 static inline unsigned char *check_read_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -75,11 +76,13 @@ static inline unsigned char *check_read_file(const char *path, size_t *len) {
     fseek(f, 0, SEEK_END);
     long n = ftell(f);
     fseek(f, 0, SEEK_SET);
-    unsigned char *buf = malloc(n > 0 ? (size_t)n : 1);
+    unsigned char *buf = malloc(n > 0 ? (size_t)n + 1 : 1);
     if (buf && fread(buf, 1, (size_t)(n > 0 ? n : 0), f) != (size_t)(n > 0 ? n : 0)) {
         free(buf);
         buf = NULL;
     }
+    if (buf)
+        buf[n > 0 ? n : 0] = 0;
     fclose(f);
     *len = n > 0 ? (size_t)n : 0;
     return buf;

@@ -308,7 +308,7 @@ static void test_sessions(void) {
     CHECK(memcmp(ya, ra, sizeof ra) == 0, "a session sees the model's new weights");
 
     /* a smaller batch, then another input size, in the same session */
-    float y1[10], r1[10];
+    float y1[2 * 10], r1[10];  /* up to batch 2 of k = 10 classes */
     rn_session_forward(sa, xb, 1, h, w, RN_MODE_EVAL, y1);
     rn_session *one = NULL;
     rn_session_create(m, NULL, &one);
