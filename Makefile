@@ -36,6 +36,7 @@ ARCH := $(shell uname -m)
 X86_SRC := $(if $(filter x86_64,$(ARCH)),$(wildcard src/ops/x86/*.c),)
 AVX512_FLAGS := -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma -mavx2
 AVX2_FLAGS := -mavx2 -mfma
+AVX512VNNI_FLAGS := $(AVX512_FLAGS) -mavx512vnni
 ifneq ($(X86_SRC),)
   CFLAGS += -DRN_HAVE_X86_KERNELS
 endif
@@ -82,6 +83,10 @@ tests: $(TEST_BIN)
 $(BUILD)/obj/src/ops/x86/%_avx512.o: src/ops/x86/%_avx512.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(AVX512_FLAGS) -c $< -o $@
+
+$(BUILD)/obj/src/ops/x86/%_avx512vnni.o: src/ops/x86/%_avx512vnni.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AVX512VNNI_FLAGS) -c $< -o $@
 
 $(BUILD)/obj/src/ops/x86/%_avx2.o: src/ops/x86/%_avx2.c $(HDRS)
 	@mkdir -p $(dir $@)

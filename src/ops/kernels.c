@@ -106,6 +106,7 @@ static const rn_kernels PORTABLE = {
     .pack_im2col = rn_im2col_pack_portable,
     .wino_in = rn_wino_in_portable,
     .wino_out = rn_wino_out_portable,
+    .qgemm = rn_qgemm_portable, .q_nj = 4, .q_ncb = 1, .q_name = "portable 16x4",
 };
 
 #ifdef RN_HAVE_X86_KERNELS
@@ -117,17 +118,27 @@ static const rn_kernels AVX2 = {
     .pack_im2col = rn_im2col_pack_avx2,
     .wino_in = rn_wino_in_avx2,
     .wino_out = rn_wino_out_avx2,
+    .qgemm = rn_qgemm_avx2, .q_nj = 4, .q_ncb = 1, .q_name = "avx2 16x4",
 };
 
+#define AVX512_FP32                                                                               \
+    .isa = RN_ISA_AVX512, .name = "avx512 8x48", .mr = RN_AVX512_MR, .nr = RN_AVX512_NR,         \
+    .nr_step = 16, .kc = 192, .mc = 512,                                                          \
+    .fn = {rn_sgemm_kernel_avx512_8x16, rn_sgemm_kernel_avx512_8x32, rn_sgemm_kernel_avx512_8x48}, \
+    .fn_raw = {rn_sgemm_kernel_avx512_8x16_rawa, rn_sgemm_kernel_avx512_8x32_rawa,                \
+               rn_sgemm_kernel_avx512_8x48_rawa},                                                 \
+    .pack_im2col = rn_im2col_pack_avx512,                                                         \
+    .wino_in = rn_wino_in_avx2, /* AVX-512 CPUs have AVX2 */                                      \
+    .wino_out = rn_wino_out_avx2
+
+/* int8 with VNNI dot products where the CPU has them, else AVX2's */
 static const rn_kernels AVX512 = {
-    .isa = RN_ISA_AVX512, .name = "avx512 8x48", .mr = RN_AVX512_MR, .nr = RN_AVX512_NR,
-    .nr_step = 16, .kc = 192, .mc = 512,
-    .fn = {rn_sgemm_kernel_avx512_8x16, rn_sgemm_kernel_avx512_8x32, rn_sgemm_kernel_avx512_8x48},
-    .fn_raw = {rn_sgemm_kernel_avx512_8x16_rawa, rn_sgemm_kernel_avx512_8x32_rawa,
-               rn_sgemm_kernel_avx512_8x48_rawa},
-    .pack_im2col = rn_im2col_pack_avx512,
-    .wino_in = rn_wino_in_avx2, /* AVX-512 CPUs have AVX2 */
-    .wino_out = rn_wino_out_avx2,
+    AVX512_FP32,
+    .qgemm = rn_qgemm_avx512vnni, .q_nj = 12, .q_ncb = 2, .q_name = "avx512-vnni 32x12",
+};
+static const rn_kernels AVX512_NO_VNNI = {
+    AVX512_FP32,
+    .qgemm = rn_qgemm_avx2, .q_nj = 4, .q_ncb = 1, .q_name = "avx2 16x4",
 };
 #endif
 
@@ -139,7 +150,7 @@ const rn_kernels *rn_kernels_for(rn_isa isa) {
     case RN_ISA_AVX2:
         return &AVX2;
     case RN_ISA_AVX512:
-        return &AVX512;
+        return rn_cpu()->avx512_vnni ? &AVX512 : &AVX512_NO_VNNI;
 #endif
     case RN_ISA_PORTABLE:
         return &PORTABLE;

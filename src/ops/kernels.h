@@ -25,6 +25,7 @@
 
 #include "core/cpu.h"
 #include "ops/gemm.h"
+#include "ops/qconv.h"
 #include "ops/winograd.h"
 
 typedef struct rn_gemm_tile {
@@ -69,6 +70,11 @@ typedef struct rn_kernels {
     rn_im2col_pack_fn pack_im2col;
     rn_wino_in_fn wino_in;  /* Winograd F(4x4, 3x3) tile transforms (winograd.h) */
     rn_wino_out_fn wino_out;
+    /* int8 convolution (qconv.h): tiles of up to q_nj columns x q_ncb blocks
+     * of 16 output channels */
+    rn_qgemm_fn qgemm;
+    int q_nj, q_ncb;
+    const char *q_name;     /* e.g. "avx512-vnni 32x12" */
 } rn_kernels;
 
 /* The descriptor of isa, or NULL when this build or CPU cannot run it. */

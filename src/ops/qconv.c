@@ -1,0 +1,309 @@
+/*
+ * qconv.c - int8 convolution (scheme and layouts in qconv.h): weight
+ * packing, the oracle, the im2col copy, the threaded driver and the
+ * portable kernel; the other int8 ops.
+ *
+ * Packed weights: for output block b (16 channels), K group g (16 bytes of
+ * K) and quad q (4 of them), one 64-byte row holds channel c's 4 weights at
+ * [c * 4 + t], k = g * 16 + q * 4 + t:
+ *     dst[((b * groups + g) * 4 + q) * 64 + c * 4 + t]
+ * The order of K matches the input layout's im2col row:
+ *     c16 input:   k = ((r * kw + s) * cb_in + cb) * 16 + c16   (ci = cb * 16 + c16)
+ *     plain input: k = (ci * kh + r) * kw + s, zero-padded to a multiple of 16
+ */
+#include "ops/qconv.h"
+
+#include <string.h>
+
+#include "core/threads.h"
+#include "ops/kernels.h"
+
+rn_qparam rn_qparam_for_range(float lo, float hi) {
+    lo = lo < 0.0f ? lo : 0.0f;
+    hi = hi > 0.0f ? hi : 0.0f;
+    rn_qparam q = {1.0f, 0};
+    if (!(hi - lo > 1e-30f) || !isfinite(hi - lo))
+        return q;
+    q.scale = (hi - lo) / (float)RN_Q_MAX;
+    int zp = (int)nearbyintf(-lo / q.scale);
+    q.zp = zp < 0 ? 0 : zp > RN_Q_MAX ? RN_Q_MAX : zp;
+    return q;
+}
+
+/* ---- weights -------------------------------------------------------------------------------- */
+
+static int cblocks(int c) { return (c + RN_Q_CB - 1) / RN_Q_CB; }
+
+int rn_qconv_kpad(const rn_conv_shape *s, int in_c16) {
+    if (in_c16)
+        return s->kh * s->kw * cblocks(s->cin) * RN_Q_CB;
+    int k = s->cin * s->kh * s->kw;
+    return (k + 15) / 16 * 16;
+}
+
+/* The weight (co, k) of the packed K order, or 0 for padding. */
+static int weight_at(const rn_conv_shape *s, int in_c16, const int8_t *wq, int co, int k) {
+    int kk = s->kh * s->kw;
+    if (in_c16) {
+        int cb_in = cblocks(s->cin);
+        int c16 = k % 16, cb = (k / 16) % cb_in, rs = k / 16 / cb_in;
+        int ci = cb * 16 + c16;
+        if (ci >= s->cin)
+            return 0;
+        return wq[((size_t)co * s->cin + ci) * kk + rs];
+    }
+    if (k >= s->cin * kk)
+        return 0;
+    return wq[(size_t)co * s->cin * kk + k];
+}
+
+void rn_qconv_pack_weights(const rn_conv_shape *s, int in_c16, const int8_t *wq, int in_zp,
+                           int8_t *dst, int32_t *comp) {
+    int kpad = rn_qconv_kpad(s, in_c16), groups = kpad / 16, cb_out = cblocks(s->cout);
+    for (int b = 0; b < cb_out; b++)
+        for (int c = 0; c < 16; c++) {
+            int co = b * 16 + c;
+            int32_t sum = 0;
+            for (int k = 0; k < kpad; k++) {
+                int v = co < s->cout ? weight_at(s, in_c16, wq, co, k) : 0;
+                int g = k / 16, q = (k % 16) / 4, t = k % 4;
+                dst[(((size_t)b * groups + g) * 4 + q) * 64 + c * 4 + t] = (int8_t)v;
+                sum += v;
+            }
+            comp[co] = in_zp * sum;
+        }
+}
+
+/* ---- the oracle ----------------------------------------------------------------------------- */
+
+static size_t c16_index(int c, size_t nhw, size_t p) {
+    return ((size_t)(c / 16) * nhw + p) * 16 + (size_t)(c % 16);
+}
+
+void rn_qconv_forward_ref(const rn_conv_shape *s, int in_c16, const uint8_t *x, int in_zp,
+                          const int8_t *wq, const rn_qreq *rq, const uint8_t *res, uint8_t *y) {
+    size_t nhw_in = (size_t)s->n * s->h * s->w, nhw_out = (size_t)s->n * s->ho * s->wo;
+    for (int co = 0; co < s->cout; co++)
+        for (int b = 0; b < s->n; b++)
+            for (int oh = 0; oh < s->ho; oh++)
+                for (int ow = 0; ow < s->wo; ow++) {
+                    int32_t acc = 0;
+                    for (int ci = 0; ci < s->cin; ci++)
+                        for (int r = 0; r < s->kh; r++)
+                            for (int q = 0; q < s->kw; q++) {
+                                int ih = oh * s->stride - s->pad + r;
+                                int iw = ow * s->stride - s->pad + q;
+                                int v = in_zp;
+                                if (ih >= 0 && ih < s->h && iw >= 0 && iw < s->w) {
+                                    size_t p = ((size_t)b * s->h + ih) * s->w + iw;
+                                    v = in_c16 ? x[c16_index(ci, nhw_in, p)]
+                                               : x[(size_t)ci * nhw_in + p];
+                                }
+                                acc += v * wq[(((size_t)co * s->cin + ci) * s->kh + r) * s->kw + q];
+                            }
+                    size_t o = c16_index(co, nhw_out, ((size_t)b * s->ho + oh) * s->wo + ow);
+                    y[o] = rn_requant(rq, co, acc, res ? res + o : NULL);
+                }
+}
+
+/* ---- im2col: the K bytes of columns j0 .. j0 + count - 1, one row each -------------------- */
+
+static void im2col_rows(const rn_qconv *c, int n, const uint8_t *x, int zp, long j0, int count,
+                        uint8_t *dst) {
+    const rn_conv_shape *s = &c->s;
+    size_t nhw = (size_t)n * s->h * s->w;
+    long hw_out = (long)s->ho * s->wo;
+    int cb_in = cblocks(s->cin);
+    for (int i = 0; i < count; i++) {
+        long j = j0 + i;
+        int b = (int)(j / hw_out), rem = (int)(j % hw_out);
+        int ih0 = rem / s->wo * s->stride - s->pad, iw0 = rem % s->wo * s->stride - s->pad;
+        uint8_t *row = dst + (size_t)i * c->kpad;
+        if (c->in_c16) {
+            for (int r = 0; r < s->kh; r++)
+                for (int q = 0; q < s->kw; q++) {
+                    int ih = ih0 + r, iw = iw0 + q;
+                    uint8_t *o = row + (size_t)(r * s->kw + q) * cb_in * 16;
+                    if (ih < 0 || ih >= s->h || iw < 0 || iw >= s->w) {
+                        memset(o, zp, (size_t)cb_in * 16);
+                        continue;
+                    }
+                    const uint8_t *src = x + (((size_t)b * s->h + ih) * s->w + iw) * 16;
+                    for (int cb = 0; cb < cb_in; cb++)
+                        memcpy(o + cb * 16, src + (size_t)cb * nhw * 16, 16);
+                }
+        } else {
+            int k = 0;
+            for (int ci = 0; ci < s->cin; ci++) {
+                const uint8_t *plane = x + (size_t)ci * nhw + (size_t)b * s->h * s->w;
+                for (int r = 0; r < s->kh; r++) {
+                    int ih = ih0 + r;
+                    for (int q = 0; q < s->kw; q++, k++) {
+                        int iw = iw0 + q;
+                        row[k] = ih >= 0 && ih < s->h && iw >= 0 && iw < s->w
+                                     ? plane[(size_t)ih * s->w + iw]
+                                     : (uint8_t)zp;
+                    }
+                }
+            }
+            memset(row + k, 0, (size_t)(c->kpad - k));
+        }
+    }
+}
+
+/* ---- the driver ----------------------------------------------------------------------------- */
+
+static int reads_in_place(const rn_qconv *c) {
+    const rn_conv_shape *s = &c->s;
+    return c->in_c16 && s->kh == 1 && s->kw == 1 && s->stride == 1 && s->pad == 0;
+}
+
+/* Columns per work item: a multiple of the kernel's width, whose im2col rows
+ * take about 192 KB. */
+static int block_cols(const rn_kernels *k, const rn_qconv *c) {
+    int nj = k->q_nj;
+    int cols = (192 * 1024 / c->kpad) / nj * nj;
+    return cols < nj ? nj : cols > 32 * nj ? 32 * nj : cols;
+}
+
+size_t rn_qconv_workspace_bytes(const rn_kernels *k, const rn_qconv *c, int threads) {
+    k = rn_kernels_or_default(k);
+    if (reads_in_place(c))
+        return 0;
+    return (size_t)threads * (size_t)block_cols(k, c) * (size_t)c->kpad;
+}
+
+void rn_qconv_forward(const rn_kernels *k, const rn_qconv *c, int n, const uint8_t *x, int in_zp,
+                      const uint8_t *res, uint8_t *y, uint8_t *workspace) {
+    k = rn_kernels_or_default(k);
+    const rn_conv_shape *s = &c->s;
+    long ncols = (long)n * s->ho * s->wo;
+    long y_bs = ncols * 16;
+    int in_place = reads_in_place(c), nb = block_cols(k, c), groups = c->kpad / 16;
+    long n_colblk = (ncols + nb - 1) / nb;
+    /* split the output channels too when there are few column blocks */
+    int threads = rn_threads();
+    int units = (c->cb_out + k->q_ncb - 1) / k->q_ncb; /* channel tiles */
+    int n_cogrp = n_colblk >= 2 * threads ? 1 : (int)((2 * threads + n_colblk - 1) / n_colblk);
+    n_cogrp = n_cogrp > units ? units : n_cogrp;
+    long items = n_colblk * n_cogrp;
+#pragma omp parallel for schedule(static) num_threads(threads) if (items > 1)
+    for (long it = 0; it < items; it++) {
+        long cbk = it / n_cogrp;
+        int grp = (int)(it % n_cogrp);
+        long j0 = cbk * nb;
+        int cols = (int)(ncols - j0 < nb ? ncols - j0 : nb);
+        rn_qtile t = {.groups = groups, .w_bs = (long)groups * 256, .y_bs = y_bs};
+        if (in_place) {
+            t.a = x + j0 * 16;
+            t.a_js = 16;
+            t.a_gs = (long)n * s->h * s->w * 16;
+        } else {
+            uint8_t *rows = workspace + (size_t)rn_thread_id() * nb * c->kpad;
+            im2col_rows(c, n, x, in_zp, j0, cols, rows);
+            t.a = rows;
+            t.a_js = c->kpad;
+            t.a_gs = 16;
+        }
+        int u0 = (int)((long)units * grp / n_cogrp), u1 = (int)((long)units * (grp + 1) / n_cogrp);
+        for (int u = u0; u < u1; u++) {
+            int b0 = u * k->q_ncb;
+            t.ncb = c->cb_out - b0 < k->q_ncb ? c->cb_out - b0 : k->q_ncb;
+            rn_qreq rq = c->rq;
+            rq.comp += b0 * 16;
+            rq.mult += b0 * 16;
+            rq.bias += b0 * 16;
+            t.rq = &rq;
+            t.w = c->w + (size_t)b0 * t.w_bs;
+            for (int j = 0; j < cols; j += k->q_nj) {
+                t.nj = cols - j < k->q_nj ? cols - j : k->q_nj;
+                const uint8_t *a0 = t.a;
+                t.a = a0 + (long)j * t.a_js;
+                t.y = y + (size_t)b0 * y_bs + (size_t)(j0 + j) * 16;
+                t.r = res ? res + (size_t)b0 * y_bs + (size_t)(j0 + j) * 16 : NULL;
+                k->qgemm(&t);
+                t.a = a0;
+            }
+        }
+    }
+}
+
+/* ---- the portable kernel -------------------------------------------------------------------- */
+
+void rn_qgemm_portable(const rn_qtile *t) {
+    for (int b = 0; b < t->ncb; b++)
+        for (int j = 0; j < t->nj; j++) {
+            int32_t acc[16] = {0};
+            for (int g = 0; g < t->groups; g++) {
+                const uint8_t *a = t->a + j * t->a_js + g * t->a_gs;
+                const int8_t *w = t->w + b * t->w_bs + (long)g * 256;
+                for (int q = 0; q < 4; q++)
+                    for (int c = 0; c < 16; c++)
+                        for (int u = 0; u < 4; u++)
+                            acc[c] += a[q * 4 + u] * w[q * 64 + c * 4 + u];
+            }
+            uint8_t *y = t->y + b * t->y_bs + j * 16;
+            const uint8_t *r = t->r ? t->r + b * t->y_bs + j * 16 : NULL;
+            for (int c = 0; c < 16; c++)
+                y[c] = rn_requant(t->rq, b * 16 + c, acc[c], r ? r + c : NULL);
+        }
+}
+
+/* ---- the other int8 ops --------------------------------------------------------------------- */
+
+void rn_quantize_input(const float *x, int n, int c, int h, int w, rn_qparam q, uint8_t *y) {
+    size_t hw = (size_t)h * w;
+    float inv = 1.0f / q.scale;
+    for (int b = 0; b < n; b++)
+        for (int ch = 0; ch < c; ch++) {
+            const float *src = x + ((size_t)b * c + ch) * hw;
+            uint8_t *dst = y + ((size_t)ch * n + b) * hw;
+            for (size_t i = 0; i < hw; i++) {
+                float v = src[i] * inv;
+                v = v > -RN_Q_CLAMP ? v : -RN_Q_CLAMP; /* NaN -> -RN_Q_CLAMP -> 0 */
+                v = v < RN_Q_CLAMP ? v : RN_Q_CLAMP;
+                int qv = (int)nearbyintf(v) + q.zp;
+                dst[i] = (uint8_t)(qv < 0 ? 0 : qv > RN_Q_MAX ? RN_Q_MAX : qv);
+            }
+        }
+}
+
+void rn_qmaxpool_c16(const uint8_t *x, int c, int n, int h, int w, int k, int stride, int pad,
+                     int ho, int wo, uint8_t *y) {
+    long planes = (long)cblocks(c) * n;
+#pragma omp parallel for schedule(static) num_threads(rn_threads()) if (planes > 1)
+    for (long pl = 0; pl < planes; pl++) {
+        const uint8_t *src = x + (size_t)pl * h * w * 16;
+        uint8_t *dst = y + (size_t)pl * ho * wo * 16;
+        for (int oh = 0; oh < ho; oh++)
+            for (int ow = 0; ow < wo; ow++) {
+                uint8_t m[16] = {0};
+                for (int r = 0; r < k; r++) {
+                    int ih = oh * stride - pad + r;
+                    if (ih < 0 || ih >= h)
+                        continue;
+                    for (int q = 0; q < k; q++) {
+                        int iw = ow * stride - pad + q;
+                        if (iw < 0 || iw >= w)
+                            continue;
+                        const uint8_t *v = src + ((size_t)ih * w + iw) * 16;
+                        for (int i = 0; i < 16; i++)
+                            m[i] = v[i] > m[i] ? v[i] : m[i];
+                    }
+                }
+                memcpy(dst + ((size_t)oh * wo + ow) * 16, m, 16);
+            }
+    }
+}
+
+void rn_qavgpool_c16(const uint8_t *x, int c, int n, int hw, rn_qparam q, float *y) {
+    size_t nhw = (size_t)n * hw;
+    for (int ch = 0; ch < c; ch++)
+        for (int b = 0; b < n; b++) {
+            int64_t sum = 0;
+            for (int p = 0; p < hw; p++)
+                sum += x[c16_index(ch, nhw, (size_t)b * hw + p)];
+            y[(size_t)ch * n + b] =
+                (float)((double)(sum - (int64_t)q.zp * hw) * q.scale / (double)hw);
+        }
+}

@@ -1,0 +1,160 @@
+/*
+ * qconv.h - int8 convolution: the quantization scheme, the activation
+ * layouts, the plain-C oracle and the fast path.
+ *
+ * Scheme (post-training static quantization, as `resnet quantize` writes it):
+ *   weights      int8, symmetric per output channel: w = w_q * w_scale[co],
+ *                w_q in [-127, 127], BatchNorm folded in first;
+ *   activations  uint8 per tensor with a zero point: x = (x_q - zp) * scale,
+ *                x_q in [0, RN_Q_MAX]. 7 bits, not 8: an AVX2 u8 x s8 pair
+ *                sum (vpmaddubsw) then never saturates, 2 * 127 * 127 <
+ *                32767, so every ISA (portable, AVX2, AVX-512 VNNI) computes
+ *                the same int32 sums and the same bytes;
+ *   a conv       acc = sum_k w_q * x_q over the window, padding read as the
+ *                input's zero point (real 0), accumulated in int32; then in
+ *                fp32, in this order (rn_requant below, which every kernel
+ *                repeats operation for operation):
+ *                    f = (float)(acc - comp[co]) * mult[co] + bias[co]
+ *                        comp = zp_in * sum_k w_q,  mult = scale_in * w_scale
+ *                    f += (float)(r_q - r_zp) * r_scale      (residual, if any)
+ *                    f = max(f, 0)                           (ReLU, if any)
+ *                    y_q = clamp(round_half_even(clamp(f / scale_out)) + zp_out)
+ *                (the division is a multiplication by inv_out = 1 / scale_out.)
+ *
+ * Layouts of uint8 activations (N images, H x W):
+ *   plain  (C, N, H, W), a byte per value: the network input only;
+ *   c16    (ceil(C/16), N, H, W, 16): channel c of pixel p (p over N*H*W)
+ *          at [(c / 16) * NHW + p] * 16 + c % 16. Every conv writes c16, so
+ *          16 output channels of a pixel are one 16-byte store.
+ *
+ * The fast path is a GEMM whose vector lanes are output channels: for
+ * output column j (a pixel) and 4 consecutive k, the 4 input bytes are one
+ * broadcast 32-bit word, the 16 channels' 4 weights each one 64-byte row of
+ * the packed weights. K runs in groups of 16 bytes: for a group g the input
+ * bytes of column j are at a + j * a_js + g * a_gs. A 1x1 stride-1 conv on
+ * c16 input reads x in place (a_js = 16, a_gs = 16 * NHW); any other conv
+ * copies its window into rows of K bytes per column first (im2col, in the
+ * workspace).
+ */
+#ifndef RN_OPS_QCONV_H
+#define RN_OPS_QCONV_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ops/conv2d.h"
+
+#define RN_Q_MAX 127          /* activations: uint8 in [0, RN_Q_MAX] */
+#define RN_Q_CB 16            /* channels per c16 block */
+
+/* A tensor's quantization: x = (q - zp) * scale. */
+typedef struct rn_qparam {
+    float scale;
+    int zp;
+} rn_qparam;
+
+/* The quantization of a range [lo, hi] (widened to hold 0) to
+ * [0, RN_Q_MAX]; a degenerate range gets scale 1. */
+rn_qparam rn_qparam_for_range(float lo, float hi);
+
+/* The requantization of one output, shared by the oracle and the portable
+ * kernel; the SIMD kernels do the same operations in the same order. */
+typedef struct rn_qreq {
+    const int32_t *comp;      /* per output channel */
+    const float *mult, *bias;
+    float r_scale;            /* residual's scale and zero point (if any) */
+    int r_zp;
+    float inv_out;            /* 1 / output scale */
+    int out_zp;
+    int relu;
+} rn_qreq;
+
+#define RN_Q_CLAMP 512.0f     /* |f / scale_out| is clamped to this before rounding */
+
+static inline uint8_t rn_requant(const rn_qreq *rq, int co, int32_t acc, const uint8_t *r) {
+    float f = (float)(acc - rq->comp[co]) * rq->mult[co];
+    f = f + rq->bias[co];
+    if (r) {
+        float t = (float)((int)*r - rq->r_zp) * rq->r_scale;
+        f = f + t;
+    }
+    if (rq->relu)
+        f = f > 0.0f ? f : 0.0f;
+    float v = f * rq->inv_out;
+    v = v > -RN_Q_CLAMP ? v : -RN_Q_CLAMP;
+    v = v < RN_Q_CLAMP ? v : RN_Q_CLAMP;
+    int q = (int)nearbyintf(v) + rq->out_zp;
+    return (uint8_t)(q < 0 ? 0 : q > RN_Q_MAX ? RN_Q_MAX : q);
+}
+
+/* ---- a prepared int8 convolution ----------------------------------------------------------- */
+
+typedef struct rn_qconv {
+    rn_conv_shape s;          /* groups 1; s.n is set per call */
+    int in_c16;               /* input layout: 1 c16, 0 plain */
+    int kpad;                 /* K bytes per column: a multiple of 16 */
+    int cb_out;               /* output channel blocks: ceil(cout / 16) */
+    const int8_t *w;          /* packed: [cb_out][kpad / 16][4][16][4], see qconv.c */
+    rn_qreq rq;               /* comp, mult, bias: cb_out * 16 each (padding 0) */
+} rn_qconv;
+
+/* Bytes of K per column for shape s and input layout. */
+int rn_qconv_kpad(const rn_conv_shape *s, int in_c16);
+
+/* Packs w_q (cout, cin, kh, kw) into dst (cb_out * kpad * 16 bytes) and
+ * fills comp (cb_out * 16 int32) for an input zero point in_zp. */
+void rn_qconv_pack_weights(const rn_conv_shape *s, int in_c16, const int8_t *wq, int in_zp,
+                           int8_t *dst, int32_t *comp);
+
+/* The plain-C oracle: a direct loop nest over w_q (cout, cin, kh, kw), x in
+ * its layout (n = s->n), residual (c16, or NULL) and y (c16). */
+void rn_qconv_forward_ref(const rn_conv_shape *s, int in_c16, const uint8_t *x, int in_zp,
+                          const int8_t *wq, const rn_qreq *rq, const uint8_t *res, uint8_t *y);
+
+/* Workspace bytes of rn_qconv_forward for a batch of s->n on `threads`. */
+size_t rn_qconv_workspace_bytes(const rn_kernels *k, const rn_qconv *c, int threads);
+
+/* The fast path on kernels k, threaded over rn_threads(); equal to the oracle
+ * byte for byte. x, res and y as above for a batch of n; in_zp is the
+ * input's zero point (padding). */
+void rn_qconv_forward(const rn_kernels *k, const rn_qconv *c, int n, const uint8_t *x, int in_zp,
+                      const uint8_t *res, uint8_t *y, uint8_t *workspace);
+
+/* ---- the other int8 ops (oracle = the only implementation) ------------------------------- */
+
+/* x fp32 (N, C, H, W) -> plain uint8 (C, N, H, W). */
+void rn_quantize_input(const float *x, int n, int c, int h, int w, rn_qparam q, uint8_t *y);
+
+/* Max-pool k/s/p on c16 (c channels): padding never wins, as in PyTorch. */
+void rn_qmaxpool_c16(const uint8_t *x, int c, int n, int h, int w, int k, int stride, int pad,
+                     int ho, int wo, uint8_t *y);
+
+/* Global average pool of c16 x (c channels) into fp32 features (C, N). */
+void rn_qavgpool_c16(const uint8_t *x, int c, int n, int hw, rn_qparam q, float *y);
+
+/* ---- kernels -------------------------------------------------------------------------------- */
+
+/* One tile: nj output columns x ncb blocks of 16 output channels. */
+typedef struct rn_qtile {
+    int nj, ncb;
+    int groups;               /* K / 16 */
+    const uint8_t *a;         /* column j, group g: a + j * a_js + g * a_gs (16 bytes) */
+    long a_js, a_gs;
+    const int8_t *w;          /* block b's packed weights: w + b * w_bs */
+    long w_bs;
+    uint8_t *y;               /* block b, column j: y + b * y_bs + j * 16 (16 bytes) */
+    long y_bs;
+    const uint8_t *r;         /* residual, same layout and strides as y, or NULL */
+    const rn_qreq *rq;        /* comp, mult, bias start at the tile's first channel */
+} rn_qtile;
+
+typedef void (*rn_qgemm_fn)(const rn_qtile *t);
+
+void rn_qgemm_portable(const rn_qtile *t);
+#ifdef RN_HAVE_X86_KERNELS
+void rn_qgemm_avx2(const rn_qtile *t);          /* nj <= 4, ncb 1 */
+void rn_qgemm_avx512vnni(const rn_qtile *t);    /* nj <= 12, ncb <= 2 */
+#endif
+
+#endif

@@ -1,0 +1,91 @@
+/*
+ * qgemm_avx512vnni.c - the int8 GEMM tile on AVX-512 VNNI (qconv.h): up to
+ * 32 output channels (two vectors of 16 int32 lanes) x up to 12 columns.
+ *
+ * Per 4 bytes of K: the column's 4 input bytes are broadcast to every lane
+ * and vpdpbusd adds their products with each channel's 4 weights into the
+ * channel's int32 lane. The epilogue is rn_requant's, vectorised operation
+ * for operation, so the bytes equal the oracle's.
+ */
+#include <immintrin.h>
+#include <string.h>
+
+#include "ops/qconv.h"
+
+#define NJ_MAX 12
+
+static inline __m512i bcast4(const uint8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+/* Requantizes the 16 channels of block b (acc) into 16 bytes. */
+static inline __m128i requant16(const rn_qtile *t, int b, __m512i acc, const uint8_t *r) {
+    const rn_qreq *rq = t->rq;
+    int c0 = b * 16;
+    __m512i v = _mm512_sub_epi32(acc, _mm512_loadu_si512(rq->comp + c0));
+    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(rq->mult + c0));
+    f = _mm512_add_ps(f, _mm512_loadu_ps(rq->bias + c0));
+    if (r) {
+        __m512i ri = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)r)),
+                                      _mm512_set1_epi32(rq->r_zp));
+        f = _mm512_add_ps(f, _mm512_mul_ps(_mm512_cvtepi32_ps(ri), _mm512_set1_ps(rq->r_scale)));
+    }
+    if (rq->relu)
+        f = _mm512_max_ps(f, _mm512_setzero_ps());
+    f = _mm512_mul_ps(f, _mm512_set1_ps(rq->inv_out));
+    f = _mm512_max_ps(f, _mm512_set1_ps(-RN_Q_CLAMP));
+    f = _mm512_min_ps(f, _mm512_set1_ps(RN_Q_CLAMP));
+    __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(f), _mm512_set1_epi32(rq->out_zp));
+    q = _mm512_max_epi32(q, _mm512_setzero_si512());
+    q = _mm512_min_epi32(q, _mm512_set1_epi32(RN_Q_MAX));
+    return _mm512_cvtepi32_epi8(q);
+}
+
+static inline __attribute__((always_inline)) void tile(const rn_qtile *t, const int nj,
+                                                       const int ncb) {
+    __m512i acc[NJ_MAX][2];
+    for (int j = 0; j < nj; j++)
+        acc[j][0] = acc[j][1] = _mm512_setzero_si512();
+    for (int g = 0; g < t->groups; g++) {
+        const uint8_t *a = t->a + (long)g * t->a_gs;
+        const int8_t *w = t->w + (long)g * 256;
+        for (int q = 0; q < 4; q++) {
+            __m512i w0 = _mm512_loadu_si512(w + q * 64);
+            __m512i w1 = ncb > 1 ? _mm512_loadu_si512(w + t->w_bs + q * 64) : w0;
+            for (int j = 0; j < nj; j++) {
+                __m512i x = bcast4(a + j * t->a_js + q * 4);
+                acc[j][0] = _mm512_dpbusd_epi32(acc[j][0], x, w0);
+                if (ncb > 1)
+                    acc[j][1] = _mm512_dpbusd_epi32(acc[j][1], x, w1);
+            }
+        }
+    }
+    for (int j = 0; j < nj; j++)
+        for (int b = 0; b < ncb; b++) {
+            const uint8_t *r = t->r ? t->r + b * t->y_bs + j * 16 : NULL;
+            _mm_storeu_si128((__m128i *)(t->y + b * t->y_bs + j * 16),
+                             requant16(t, b, acc[j][b], r));
+        }
+}
+
+#define CASE(n)                                                                                   \
+    case n:                                                                                       \
+        if (t->ncb > 1)                                                                           \
+            tile(t, n, 2);                                                                        \
+        else                                                                                      \
+            tile(t, n, 1);                                                                        \
+        break;
+
+void rn_qgemm_avx512vnni(const rn_qtile *t) {
+    switch (t->nj) {
+        CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8) CASE(9) CASE(10) CASE(11)
+    default:
+        if (t->ncb > 1)
+            tile(t, NJ_MAX, 2);
+        else
+            tile(t, NJ_MAX, 1);
+        break;
+    }
+}

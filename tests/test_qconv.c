@@ -1,0 +1,155 @@
+/*
+ * test_qconv.c - the int8 convolution: every kernel path the host supports
+ * against the plain-C oracle, byte for byte, on random shapes (plain and
+ * c16 inputs, 1x1 read in place, 3x3 and 7x7 through im2col, strides,
+ * padding, residual, ReLU, zero points), at 1..3 threads; and the other
+ * int8 ops against direct formulas.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/mem.h"
+#include "ops/kernels.h"
+#include "ops/qconv.h"
+#include "check.h"
+
+static const rn_kernels *kd;
+
+static int cb(int c) { return (c + 15) / 16; }
+
+static void check_case(int n, int cin, int h, int w, int cout, int k, int stride, int pad,
+                       int in_c16, int with_res, int relu, const char *what) {
+    rn_conv_shape s = {.n = n, .cin = cin, .h = h, .w = w, .cout = cout, .kh = k, .kw = k,
+                       .stride = stride, .pad = pad, .groups = 1};
+    if (!conv2d_shape_init(&s)) {
+        CHECK(0, "bad shape in %s", what);
+        return;
+    }
+    size_t nhw_in = (size_t)n * h * w, nhw_out = (size_t)n * s.ho * s.wo;
+    size_t x_bytes = in_c16 ? (size_t)cb(cin) * 16 * nhw_in : (size_t)cin * nhw_in;
+    size_t y_bytes = (size_t)cb(cout) * 16 * nhw_out;
+    size_t nw = (size_t)cout * cin * k * k;
+    uint8_t *x = malloc(x_bytes), *res = malloc(y_bytes), *y = malloc(y_bytes), *yr = malloc(y_bytes);
+    int8_t *wq = malloc(nw);
+    int kpad = rn_qconv_kpad(&s, in_c16);
+    int8_t *packed = rn_alloc((size_t)cb(cout) * kpad * 16);
+    int32_t *comp = calloc((size_t)cb(cout) * 16, sizeof *comp);
+    float *mult = calloc((size_t)cb(cout) * 16, sizeof *mult);
+    float *bias = calloc((size_t)cb(cout) * 16, sizeof *bias);
+    int in_zp = check_int(0, RN_Q_MAX);
+    for (size_t i = 0; i < x_bytes; i++) /* c16 padding channels hold anything: weights are 0 */
+        x[i] = (uint8_t)check_int(0, RN_Q_MAX);
+    for (size_t i = 0; i < y_bytes; i++)
+        res[i] = (uint8_t)check_int(0, RN_Q_MAX);
+    for (size_t i = 0; i < nw; i++)
+        wq[i] = (int8_t)check_int(-127, 127);
+    for (int c = 0; c < cout; c++) {
+        mult[c] = check_uniform(0.5f, 2.0f) / (float)(cin * k * k * 40);
+        bias[c] = check_uniform(-1.0f, 1.0f);
+    }
+    rn_qconv qc = {.s = s, .in_c16 = in_c16, .kpad = kpad, .cb_out = cb(cout), .w = packed};
+    rn_qconv_pack_weights(&s, in_c16, wq, in_zp, packed, comp);
+    qc.rq = (rn_qreq){.comp = comp, .mult = mult, .bias = bias, .r_scale = check_uniform(0.01f, 0.05f),
+                      .r_zp = check_int(0, 64), .inv_out = 1.0f / check_uniform(0.01f, 0.04f),
+                      .out_zp = relu ? 0 : check_int(0, 64), .relu = relu};
+    memset(yr, 0xAB, y_bytes);
+    rn_qconv_forward_ref(&s, in_c16, x, in_zp, wq, &qc.rq, with_res ? res : NULL, yr);
+    int spread = 0; /* the case must exercise more than a clamp */
+    for (size_t i = 1; i < y_bytes; i++)
+        spread |= yr[i] != yr[0];
+    CHECK(spread, "%s: degenerate output (all %d)", what, yr[0]);
+    for (int t = 1; t <= 3; t++) {
+        rn_set_threads(t);
+        uint8_t *ws = rn_alloc(rn_qconv_workspace_bytes(kd, &qc, t) + 1);
+        memset(y, 0xCD, y_bytes);
+        rn_qconv_forward(kd, &qc, n, x, in_zp, with_res ? res : NULL, y, ws);
+        size_t bad = 0, first = 0;
+        for (size_t c = 0; c < (size_t)cout; c++) /* padding channels of y are not compared */
+            for (size_t p = 0; p < nhw_out; p++) {
+                size_t o = ((c / 16) * nhw_out + p) * 16 + c % 16;
+                if (y[o] != yr[o] && !bad++)
+                    first = o;
+            }
+        CHECK(bad == 0, "%s %s threads %d: %zu bytes differ (first at %zu: %d vs %d)", kd->q_name,
+              what, t, bad, first, bad ? y[first] : 0, bad ? yr[first] : 0);
+        rn_free(ws);
+    }
+    rn_set_threads(0);
+    free(x), free(res), free(y), free(yr), free(wq), free(comp), free(mult), free(bias);
+    rn_free(packed);
+}
+
+static void check_ops(void) {
+    /* quantize_input: round half to even, clamped */
+    float xin[6] = {0.0f, 0.25f, 0.75f, -10.0f, 100.0f, 1.25f};
+    uint8_t q[6];
+    rn_quantize_input(xin, 1, 1, 2, 3, (rn_qparam){0.5f, 3}, q);
+    const uint8_t want[6] = {3, 3, 5, 0, 127, 5}; /* 0.5 -> 0, 1.5 -> 2, 2.5 -> 2 */
+    CHECK(memcmp(q, want, 6) == 0, "quantize_input: %d %d %d %d %d %d", q[0], q[1], q[2], q[3],
+          q[4], q[5]);
+    rn_qparam p = rn_qparam_for_range(0.0f, 12.7f);
+    CHECK(p.zp == 0 && fabsf(p.scale - 0.1f) < 1e-6f, "range [0, 12.7]: scale %g zp %d", p.scale, p.zp);
+    p = rn_qparam_for_range(-1.0f, 1.0f);
+    CHECK(p.zp == 64 && fabsf(p.scale - 2.0f / 127) < 1e-7f, "range [-1, 1]: zp %d", p.zp);
+    p = rn_qparam_for_range(0.0f, 0.0f);
+    CHECK(p.scale == 1.0f && p.zp == 0, "empty range");
+    /* maxpool 3/2/1 on c16 (20 channels, 2 images, 5x5) and avgpool */
+    int c = 20, n = 2, h = 5, w = 5, ho = 3, wo = 3;
+    size_t nhw = (size_t)n * h * w;
+    uint8_t *x = malloc(32 * nhw), *y = malloc(32 * (size_t)n * ho * wo);
+    for (size_t i = 0; i < 32 * nhw; i++)
+        x[i] = (uint8_t)check_int(0, 127);
+    rn_qmaxpool_c16(x, c, n, h, w, 3, 2, 1, ho, wo, y);
+    int bad = 0;
+    for (int ch = 0; ch < c; ch++)
+        for (int b = 0; b < n; b++)
+            for (int oh = 0; oh < ho; oh++)
+                for (int ow = 0; ow < wo; ow++) {
+                    int m = -1;
+                    for (int ih = oh * 2 - 1; ih <= oh * 2 + 1; ih++)
+                        for (int iw = ow * 2 - 1; iw <= ow * 2 + 1; iw++)
+                            if (ih >= 0 && ih < h && iw >= 0 && iw < w) {
+                                int v = x[((size_t)(ch / 16) * nhw + ((size_t)b * h + ih) * w + iw) * 16 + ch % 16];
+                                m = v > m ? v : m;
+                            }
+                    size_t o = ((size_t)(ch / 16) * n * ho * wo + ((size_t)b * ho + oh) * wo + ow) * 16 + ch % 16;
+                    bad += y[o] != m;
+                }
+    CHECK(bad == 0, "maxpool c16: %d wrong", bad);
+    float feat[40];
+    rn_qavgpool_c16(x, c, n, h * w, (rn_qparam){0.5f, 10}, feat);
+    double sum = 0;
+    for (int i = 0; i < h * w; i++)
+        sum += x[((size_t)(19 / 16) * nhw + (size_t)1 * h * w + i) * 16 + 19 % 16] - 10;
+    CHECK(fabs(feat[19 * n + 1] - sum * 0.5 / (h * w)) < 1e-5, "avgpool: %g vs %g", feat[19 * n + 1],
+          sum * 0.5 / (h * w));
+    free(x), free(y);
+}
+
+int main(void) {
+    const rn_kernels *ks[RN_ISA_COUNT];
+    int nk = check_kernel_paths("test_qconv", ks);
+    check_ops();
+    for (int i = 0; i < nk; i++) {
+        kd = ks[i];
+        printf("test_qconv: int8 kernel %s\n", kd->q_name);
+        /* the stem: plain input, 7x7/2 and 3x3/1 */
+        check_case(1, 3, 23, 19, 64, 7, 2, 3, 0, 0, 1, "stem 7x7/2 plain cin 3");
+        check_case(2, 1, 28, 28, 64, 7, 2, 3, 0, 0, 1, "stem 7x7/2 plain cin 1");
+        check_case(2, 3, 12, 12, 32, 3, 1, 1, 0, 0, 1, "cifar stem 3x3 plain");
+        /* 1x1 in place, strided 1x1 (im2col), 3x3 */
+        check_case(1, 64, 7, 7, 256, 1, 1, 0, 1, 1, 1, "1x1 in place + residual");
+        check_case(3, 48, 5, 9, 80, 1, 1, 0, 1, 0, 0, "1x1 odd cout, no relu");
+        check_case(2, 64, 9, 9, 128, 1, 2, 0, 1, 0, 0, "1x1 stride 2");
+        check_case(1, 64, 14, 14, 64, 3, 1, 1, 1, 1, 1, "3x3 + residual + relu");
+        check_case(2, 40, 11, 7, 48, 3, 2, 1, 1, 0, 1, "3x3/2 cin 40 cout 48");
+        check_case(1, 128, 1, 1, 32, 3, 1, 1, 1, 0, 1, "3x3 on 1x1");
+        for (int r = 0; r < 6; r++) {
+            int k = check_int(0, 2) * 2 + 1, st = check_int(1, 2);
+            check_case(check_int(1, 3), check_int(1, 70), check_int(k, 13), check_int(k, 13),
+                       check_int(1, 5) * 16, k, st, k / 2, check_int(0, 1), check_int(0, 1),
+                       check_int(0, 1), "random shape");
+        }
+    }
+    return check_done("test_qconv");
+}
