@@ -30,6 +30,7 @@ static arg_spec SPECS[] = {
     {"warmup", ARG_INT, "2", "untimed batches first", 0, 0},
     {"repeats", ARG_INT, "10", "timed batches", 0, 0},
     CLI_CONV_ALGO_SPEC,
+    CLI_PRECISION_SPEC,
     {"train", ARG_FLAG, NULL, "time a training step (forward, backward, SGD update) instead of inference", 0, 0},
     {"json", ARG_FLAG, NULL, "print one JSON object instead of text", 0, 0},
 };
@@ -44,6 +45,34 @@ static double now_ms(void) {
 static double peak_rss_mb(void) {
     struct rusage ru;
     return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss / 1024.0 : 0.0;
+}
+
+/* The int8 model of m, calibrated (percentile) on 8 uniform random images;
+ * 0 after an error message. */
+static int quantize_synthetic(const rn_model *m, int in_ch, int size, rn_model **out) {
+    const int n = 8;
+    size_t nx = (size_t)n * in_ch * size * size;
+    float *x = malloc(nx * sizeof *x);
+    if (!x) {
+        cli_error("bench", "out of memory for the calibration images");
+        return 0;
+    }
+    uint32_t s = 777;
+    for (size_t i = 0; i < nx; i++) {
+        s = s * 1664525u + 1013904223u;
+        x[i] = (float)(s >> 8) / 16777216.0f * 2.0f - 1.0f;
+    }
+    rn_calibrator *c = NULL;
+    rn_status st = rn_calibrator_create(m, size, size, "percentile", &c);
+    if (st == RN_OK)
+        st = rn_calibrator_add(c, x, n);
+    if (st == RN_OK)
+        st = rn_calibrator_quantize(c, out);
+    rn_calibrator_free(c);
+    free(x);
+    if (st != RN_OK)
+        cli_error("bench", "quantizing: %s", rn_last_error());
+    return st == RN_OK;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -82,6 +111,20 @@ int cmd_bench(int argc, char **argv) {
         return st == RN_ERR_ARG ? EXIT_USAGE : EXIT_RUNTIME;
     }
     in_ch = rn_model_in_channels(m);
+    const char *prec = args_str(&t, "precision");
+    if (strcmp(prec, "int8") == 0 && !rn_model_is_quantized(m)) {
+        /* random (or float32) weights: quantize them on synthetic calibration input */
+        rn_model *q = NULL;
+        if (!quantize_synthetic(m, in_ch, size, &q)) {
+            rn_model_free(m);
+            return EXIT_RUNTIME;
+        }
+        rn_model_free(m);
+        m = q;
+        if (!args_flag(&t, "json"))
+            fprintf(stderr, "quantized the weights to int8 on synthetic calibration input\n");
+    }
+    const char *prec_name = rn_model_is_quantized(m) ? "int8" : "fp32";
     size_t nx = (size_t)batch * (size_t)in_ch * (size_t)size * (size_t)size;
     int train = args_flag(&t, "train");
     rn_trainer *tr = NULL;
@@ -167,14 +210,15 @@ int cmd_bench(int argc, char **argv) {
                "\"ms_per_batch_median\": %.3f, \"ms_per_batch_min\": %.3f, \"ms_per_batch_max\": %.3f, "
                "\"images_per_second\": %.2f, \"gflops_per_second\": %.2f, \"isa\": \"%s\", "
                "\"cpu\": \"%s\", \"conv_algorithms\": \"%s\", \"engine_mb\": %.1f, "
-               "\"peak_rss_mb\": %.1f}\n",
+               "\"peak_rss_mb\": %.1f, \"precision\": \"%s\"}\n",
                rn_model_arch(m), mode_s, batch, size, in_ch, rn_model_num_classes(m), rn_get_threads(),
                repeats, med, ms[0], ms[repeats - 1], ips, gflops, isa, rn_cpu_model(), algos,
-               engine_mb, rss);
+               engine_mb, rss, prec_name);
     } else {
         printf("%s %s, batch %d, %dx%d, %d threads, %d repeats\n", rn_model_arch(m), mode_s, batch, size,
                size, rn_get_threads(), repeats);
-        printf("kernels: %s on %s\nconvolutions: %s\n", isa, rn_cpu_model(), algos);
+        printf("precision: %s\nkernels: %s on %s\nconvolutions: %s\n", prec_name, isa, rn_cpu_model(),
+               algos);
         printf("ms per batch: median %.2f, min %.2f, max %.2f\n", med, ms[0], ms[repeats - 1]);
         printf("images/s: %.1f\nGFLOP/s: %.1f (%.3f GFLOP per image)\n", ips, gflops,
                flops_per_image / 1e9);

@@ -21,6 +21,7 @@ static arg_spec SPECS[] = {
     {"normalize", ARG_STRING, "auto", "none, MEAN,..:STD,.., or auto (from the checkpoint)", 0, 0},
     {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
     CLI_CONV_ALGO_SPEC,
+    CLI_PRECISION_SPEC,
     {"json", ARG_FLAG, NULL, "print one JSON object", 0, 0},
 };
 

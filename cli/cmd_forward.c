@@ -17,6 +17,7 @@ static arg_spec SPECS[] = {
     {"mode", ARG_STRING, "eval", "eval: BatchNorm uses running statistics; train: batch statistics", 0, 0},
     {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
     CLI_CONV_ALGO_SPEC,
+    CLI_PRECISION_SPEC,
     {"print", ARG_FLAG, NULL, "also print each image's top class (by name when the checkpoint has them) and logit", 0, 0},
     {"true-labels", ARG_STRING, "none", "with --print: a text file of the images' labels (class indices, "
      "whitespace-separated), to print each one beside the prediction and count the right ones", 0, 0},

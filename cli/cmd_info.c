@@ -1,6 +1,7 @@
 /* cmd_info.c - `resnet info`: the layer table of an architecture. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "args.h"
 #include "commands.h"
@@ -8,7 +9,8 @@
 #include "run_common.h"
 
 static arg_spec SPECS[] = {
-    {"arch", ARG_STRING, NULL, "architecture: d2l_resnet18, resnet18, resnet34, resnet50, resnet101, resnet152, wide_resnet50_2, wide_resnet101_2, resnext50_32x4d or resnext101_32x8d", 0, 0},
+    {"weights", ARG_STRING, "none", "a weights file to describe (its architecture, and for an int8 model every layer's quantization scales)", 0, 0},
+    {"arch", ARG_STRING, "auto", "auto (from --weights), or an architecture: d2l_resnet18, resnet18, resnet34, resnet50, resnet101, resnet152, wide_resnet50_2, wide_resnet101_2, resnext50_32x4d or resnext101_32x8d", 0, 0},
     {"stem", ARG_STRING, "imagenet", "imagenet (7x7/2 conv + max-pool) or cifar (3x3/1 conv, no max-pool)", 0, 0},
     {"in-channels", ARG_INT, "3", "input channels", 0, 0},
     {"num-classes", ARG_INT, "1000", "output classes", 0, 0},
@@ -26,6 +28,28 @@ static void group_digits(char *buf, size_t cap, int64_t v) {
     buf[o] = '\0';
 }
 
+/* An int8 model's scheme and every conv's scales. */
+static void print_quantization(const rn_model *m) {
+    int n = rn_model_quant_layers(m, NULL, 0);
+    rn_quant_layer *q = n > 0 ? calloc((size_t)n, sizeof *q) : NULL;
+    if (!q)
+        return;
+    rn_model_quant_layers(m, q, n);
+    float in_scale;
+    int in_zp, images;
+    const char *method = rn_model_quant_input(m, &in_scale, &in_zp, &images);
+    printf("\nint8 model: weights int8 symmetric per output channel (BatchNorm folded), activations "
+           "uint8 [0, 127] per tensor with a zero point, fc float32\n");
+    printf("calibration: %s on %d images; input scale %.6g, zero point %d\n\n", method, images,
+           (double)in_scale, in_zp);
+    printf("%-36s %6s %24s %14s %8s\n", "Conv", "cout", "weight scale (min..max)", "output scale",
+           "zero pt");
+    for (int i = 0; i < n; i++)
+        printf("%-36s %6d %11.4g..%-12.4g %14.6g %8d\n", q[i].name, q[i].cout,
+               (double)q[i].w_scale_min, (double)q[i].w_scale_max, (double)q[i].out_scale, q[i].out_zp);
+    free(q);
+}
+
 int cmd_info(int argc, char **argv) {
     arg_table t = {"info", "Print every module of an architecture with its output shape, parameters "
                    "and multiply-accumulates for one image, and the totals.",
@@ -39,8 +63,19 @@ int cmd_info(int argc, char **argv) {
         return EXIT_USAGE;
 
     rn_model *m = NULL;
-    if (cli_stem(&t) < 0 ||
-        rn_model_create_stem(args_str(&t, "arch"), in_ch, classes, (rn_stem)cli_stem(&t), &m) != RN_OK) {
+    const char *weights = args_str(&t, "weights"), *arch = args_str(&t, "arch");
+    if (strcmp(weights, "none") != 0) {
+        if (rn_model_load(weights, strcmp(arch, "auto") ? arch : NULL, &m) != RN_OK) {
+            cli_error("info", "%s", rn_last_error());
+            return EXIT_RUNTIME;
+        }
+        in_ch = rn_model_in_channels(m);
+        classes = rn_model_num_classes(m);
+    } else if (strcmp(arch, "auto") == 0) {
+        cli_error("info", "give --arch NAME or --weights FILE");
+        return EXIT_USAGE;
+    } else if (cli_stem(&t) < 0 ||
+               rn_model_create_stem(arch, in_ch, classes, (rn_stem)cli_stem(&t), &m) != RN_OK) {
         cli_error("info", "%s", rn_last_error());
         return EXIT_USAGE;
     }
@@ -81,6 +116,7 @@ int cmd_info(int argc, char **argv) {
     printf("%.*s\n", 114, "==================================================================================================================");
     printf("Total params: %s (%.2f MB as float32)\n", total, rn_model_param_count(m) * 4.0 / 1e6);
     printf("Mult-adds per image: %s (%.3f GFLOP forward)\n", total_macs, 2.0 * (double)macs / 1e9);
+    print_quantization(m);
     free(rows);
     rn_model_free(m);
     return 0;

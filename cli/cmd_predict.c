@@ -51,6 +51,7 @@ static arg_spec SPECS[] = {
     {"gray", ARG_FLAG, NULL, "decode as Pillow's convert(\"L\") (replicated for 3-channel models)", 0, 0},
     {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
     CLI_CONV_ALGO_SPEC,
+    CLI_PRECISION_SPEC,
     {"IMAGE...", ARG_POSITIONAL, NULL, "JPEG or PNG files to classify", 0, 0},
 };
 

@@ -8,6 +8,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_grad(int argc, char **argv);
 int cmd_predict(int argc, char **argv);

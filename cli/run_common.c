@@ -126,6 +126,8 @@ void cli_format_normalize(const rn_loader_config *cfg, int channels, char *text,
 void cli_session_config(const arg_table *t, rn_session_config *cfg) {
     rn_session_config_default(cfg);
     cfg->conv_algo = args_str(t, "conv-algo");
+    if (args_spec(t, "precision"))
+        cfg->precision = args_str(t, "precision");
 }
 
 rn_status cli_make_output_dirs(const char *command, const char *path) {

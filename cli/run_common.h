@@ -17,6 +17,11 @@
      "(forced wherever it applies; auto elsewhere). RN_ISA=avx512|avx2|portable picks "      \
      "the kernels",                                                                           \
      0, 0}
+#define CLI_PRECISION_SPEC                                                                    \
+    {"precision", ARG_STRING, "auto",                                                         \
+     "auto (the weights file's own: int8 for a file `resnet quantize` wrote, else fp32), fp32 " \
+     "or int8",                                                                               \
+     0, 0}
 void cli_session_config(const arg_table *t, rn_session_config *cfg);
 
 /* --mode: RN_MODE_EVAL or RN_MODE_TRAIN; -1 (after an error message) otherwise. */

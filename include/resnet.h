@@ -214,10 +214,53 @@ typedef struct rn_session_config {
      * name ("im2col", "pointwise", "winograd") forced wherever it applies,
      * the heuristic's choice elsewhere */
     const char *conv_algo;
+    /* NULL or "auto": the model's own (int8 for a model `resnet quantize`
+     * wrote, else fp32); "fp32"; "int8" (an int8 model only) */
+    const char *precision;
 } rn_session_config;
 
 /* Fills *cfg with the defaults above. */
 RN_API void rn_session_config_default(rn_session_config *cfg);
+
+/* ---- post-training int8 quantization ----------------------------------------------------------
+ * Calibrate a float32 model on real images (the same preprocessing as for
+ * inference), then make the int8 model (weights int8 per output channel
+ * with BatchNorm folded, activations uint8 per tensor; README "int8"):
+ *
+ *     rn_calibrator *c;  rn_calibrator_create(model, h, w, "percentile", &c);
+ *     rn_calibrator_add(c, batch, n);    for each calibration batch (N, C, H, W)
+ *     rn_calibrator_quantize(c, &int8);  rn_model_save(int8, "m.int8.safetensors");
+ *
+ * method: "minmax", "percentile" (0.01% / 99.99% quantiles; NULL gives it)
+ * or "entropy" (KL-divergence thresholds). Grouped convolutions (ResNeXt)
+ * are not supported. An int8 model runs in sessions (precision "auto" or
+ * "int8") and saves as an int8 file; it cannot be trained. */
+typedef struct rn_calibrator rn_calibrator;
+RN_API rn_status rn_calibrator_create(const rn_model *model, int h, int w, const char *method,
+                                      rn_calibrator **out);
+RN_API rn_status rn_calibrator_add(rn_calibrator *c, const float *x, int n);
+RN_API long rn_calibrator_images(const rn_calibrator *c);
+/* Convolutions of the calibrated schedule (0 before the first batch). */
+RN_API int rn_calibrator_convs(const rn_calibrator *c);
+RN_API rn_status rn_calibrator_quantize(rn_calibrator *c, rn_model **out);
+RN_API void rn_calibrator_free(rn_calibrator *c);
+/* 1 for an int8 model, else 0. */
+RN_API int rn_model_is_quantized(const rn_model *model);
+
+/* An int8 model's conv layers (stem, then each block's units and shortcut):
+ * fills up to cap entries of out (NULL: count only) and returns how many
+ * there are (0 for a float32 model). */
+typedef struct rn_quant_layer {
+    const char *name;          /* the conv's module name, e.g. "layer1.0.conv1" */
+    int cout;
+    float w_scale_min, w_scale_max;   /* per output channel weight scales */
+    float out_scale;           /* the layer's output: x = (q - out_zp) * out_scale */
+    int out_zp;
+} rn_quant_layer;
+RN_API int rn_model_quant_layers(const rn_model *model, rn_quant_layer *out, int cap);
+/* The network input's scale and zero point, and the calibration (method
+ * returned, images in *images); NULL for a float32 model. */
+RN_API const char *rn_model_quant_input(const rn_model *model, float *scale, int *zp, int *images);
 
 /* A session on `model` (which must outlive it); cfg may be NULL. Fails on an
  * unknown ISA or algorithm name, or an ISA this CPU cannot run. */

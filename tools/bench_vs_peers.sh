@@ -3,6 +3,12 @@
 #
 #   tools/bench_vs_peers.sh [--arch resnet18] [--batch 32] [--size 224] [--threads 2]
 #                           [--repeats 5] [--warmup 2] [--rounds 3] [--resnet build/resnet]
+#                           [--precision fp32|int8]
+#
+# --precision int8: resnet.c runs `bench --precision int8` (its random weights
+# quantized on synthetic calibration input) and PyTorch its int8 model (FX static
+# quantization, oneDNN engine; tools/torch_bench.py --int8); ONNX Runtime stays
+# float32, the baseline the int8 speed-ups are quoted against.
 #
 # Each round runs the three one after another (resnet.c, ORT, PyTorch), each
 # timing REPEATS batches after WARMUP; the table shows, per runtime, the median
@@ -16,7 +22,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 PY=/usr/bin/python3
 
-ARCH=resnet18 BATCH=32 SIZE=224 THREADS=2 REPEATS=5 WARMUP=2 ROUNDS=3
+ARCH=resnet18 BATCH=32 SIZE=224 THREADS=2 REPEATS=5 WARMUP=2 ROUNDS=3 PRECISION=fp32
 RESNET="$ROOT/build/resnet"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -28,7 +34,8 @@ while [ $# -gt 0 ]; do
     --warmup) WARMUP=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
     --resnet) RESNET=$2; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --precision) PRECISION=$2; shift 2 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench_vs_peers: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -69,11 +76,13 @@ HAVE_PT=1
 # first JSON object line of a command's stdout, or nothing
 first_json() { grep -m1 '^[[:space:]]*{' || true; }
 
-echo "bench: $ARCH batch $BATCH ${SIZE}x${SIZE} threads $THREADS, $ROUNDS rounds x ($WARMUP warm-up + $REPEATS timed)" >&2
+PT_EXTRA=""
+[ "$PRECISION" = int8 ] && PT_EXTRA="--int8"
+echo "bench: $PRECISION $ARCH batch $BATCH ${SIZE}x${SIZE} threads $THREADS, $ROUNDS rounds x ($WARMUP warm-up + $REPEATS timed)" >&2
 for r in $(seq 1 "$ROUNDS"); do
   if [ $HAVE_RN = 1 ]; then
     j=$("$RESNET" bench --arch "$ARCH" --batch-size "$BATCH" --image-size "$SIZE" --threads "$THREADS" \
-          --json "${RN_EXTRA[@]}" 2>"$WORK/rn.err" | first_json)
+          --precision "$PRECISION" --json "${RN_EXTRA[@]}" 2>"$WORK/rn.err" | first_json)
     if [ -n "$j" ]; then printf 'resnet.c\t%s\n' "$j" >> "$RES"
     else echo "bench_vs_peers: round $r: resnet bench gave no JSON: $(tail -3 "$WORK/rn.err")" >&2; fi
   fi
@@ -84,16 +93,17 @@ for r in $(seq 1 "$ROUNDS"); do
   fi
   if [ $HAVE_PT = 1 ]; then
     j=$("$PY" "$HERE/torch_bench.py" --arch "$ARCH" --batch "$BATCH" --size "$SIZE" --threads "$THREADS" \
-          --warmup "$WARMUP" --repeats "$REPEATS" 2>"$WORK/pt.err" | first_json)
+          --warmup "$WARMUP" --repeats "$REPEATS" $PT_EXTRA 2>"$WORK/pt.err" | first_json)
     if [ -n "$j" ]; then printf 'pytorch\t%s\n' "$j" >> "$RES"
     else echo "bench_vs_peers: round $r: torch_bench failed: $(tail -3 "$WORK/pt.err")" >&2; fi
   fi
   echo "  round $r done" >&2
 done
 
-"$PY" - "$RES" "$ARCH" "$BATCH" "$SIZE" "$THREADS" <<'EOF'
+"$PY" - "$RES" "$ARCH" "$BATCH" "$SIZE" "$THREADS" "$PRECISION" <<'EOF'
 import json, statistics, sys
 res, arch, batch, size, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+prec = sys.argv[6]
 runs, rss, extra = {}, {}, {}
 for line in open(res):
     name, j = line.rstrip("\n").split("\t", 1)
@@ -102,10 +112,11 @@ for line in open(res):
         runs.setdefault(name, []).append(float(d["ms_per_batch_median"]))
         rss[name] = max(rss.get(name, 0.0), float(d.get("peak_rss_mb", 0.0)))
         if "isa" in d:
-            extra[name] = "%s; %s" % (d["isa"], d.get("conv_algorithms", ""))
+            extra[name] = "%s %s; %s" % (d.get("precision", "fp32"), d["isa"], d.get("conv_algorithms", ""))
     except (ValueError, KeyError):
         pass
-print("%s, batch %d, %sx%s, %s threads" % (arch, batch, size, size, threads))
+print("%s, batch %d, %sx%s, %s threads; resnet.c and PyTorch in %s, ONNX Runtime in fp32"
+      % (arch, batch, size, size, threads, prec))
 print("%-12s %8s %14s %12s %12s %14s" % ("runtime", "rounds", "ms/batch med", "min round", "images/s",
                                          "peak RSS MB"))
 med = {}

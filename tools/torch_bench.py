@@ -4,12 +4,15 @@
     /usr/bin/python3 tools/torch_bench.py [--arch resnet18] [--batch 1] [--size 224]
         [--in-channels 3] [--num-classes 1000] [--stem imagenet|cifar] [--threads 2]
         [--warmup 3] [--repeats 10] [--train] [--channels-last] [--bf16]
+        [--int8 [--qengine onednn|fbgemm|x86]]
 
 Inference: eval mode, torch.no_grad(). --train: one SGD step per batch (train-mode
 BatchNorm, cross-entropy on fixed random labels, backward, SGD lr 0.01 momentum 0.9),
 as `resnet bench --train`. --channels-last: model and input in channels_last (PyTorch's
 fastest CPU layout for convolutions); --bf16: the forward pass under
-torch.autocast("cpu", dtype=torch.bfloat16). torch.set_num_threads(THREADS), inter-op 1.
+torch.autocast("cpu", dtype=torch.bfloat16); --int8: FX graph mode post-training static
+quantization (default qconfig mapping of --qengine, calibrated on 8 random batches),
+inference only. torch.set_num_threads(THREADS), inter-op 1.
 Prints one JSON object: images_per_second (batch / median), ms_per_batch_median, ...
 """
 import argparse
@@ -37,6 +40,8 @@ def main():
     ap.add_argument("--train", action="store_true")
     ap.add_argument("--channels-last", action="store_true")
     ap.add_argument("--bf16", action="store_true")
+    ap.add_argument("--int8", action="store_true")
+    ap.add_argument("--qengine", default="onednn")
     args = ap.parse_args()
 
     import torch
@@ -51,6 +56,16 @@ def main():
         randomize(model, seed=0, calib_size=32, calib_batch=4)
     x = torch.randn(args.batch, args.in_channels, args.size, args.size,
                     generator=torch.Generator().manual_seed(0))
+    if args.int8 and not args.train:
+        from torch.ao.quantization import get_default_qconfig_mapping
+        from torch.ao.quantization.quantize_fx import prepare_fx, convert_fx
+        torch.backends.quantized.engine = args.qengine
+        model.eval()
+        prepared = prepare_fx(model, get_default_qconfig_mapping(args.qengine), (x,))
+        with torch.no_grad():
+            for i in range(8):
+                prepared(torch.randn(x.shape, generator=torch.Generator().manual_seed(10 + i)))
+        model = convert_fx(prepared)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
@@ -85,6 +100,7 @@ def main():
         "runtime": "pytorch", "version": torch.__version__, "arch": args.arch,
         "mode": "train-step" if args.train else "inference", "stem": args.stem,
         "channels_last": args.channels_last, "bf16": args.bf16,
+        "int8": args.int8 and not args.train, "qengine": args.qengine if args.int8 else None,
         "batch": args.batch, "size": args.size, "channels": args.in_channels,
         "threads": args.threads, "warmup": args.warmup, "repeats": len(times),
         "images_per_second": args.batch / (med / 1e3),

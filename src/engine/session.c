@@ -53,12 +53,26 @@ rn_status rn_session_create(const rn_model *m, const rn_session_config *cfg, rn_
     }
     int forced;
     RN_TRY(rn_conv_algo_parse(cfg->conv_algo, &forced));
+    const char *prec = cfg->precision && *cfg->precision ? cfg->precision : "auto";
+    int int8 = m->quantized;
+    if (strcmp(prec, "int8") == 0) {
+        if (!m->quantized)
+            return rn_fail(RN_ERR_ARG, "--precision int8 needs an int8 model: make one with "
+                           "`resnet quantize` (bench quantizes its random weights itself)");
+    } else if (strcmp(prec, "fp32") == 0) {
+        if (m->quantized)
+            return rn_fail(RN_ERR_ARG, "this is an int8 model: it runs with --precision int8 (or "
+                           "auto), not fp32");
+    } else if (strcmp(prec, "auto") != 0) {
+        return rn_fail(RN_ERR_ARG, "unknown precision '%s' (expected auto, fp32 or int8)", prec);
+    }
     rn_session *s = calloc(1, sizeof *s);
     if (!s)
         return rn_fail(RN_ERR_NOMEM, "out of memory creating a session");
     s->m = m;
     s->k = rn_kernels_for(isa);
     s->forced_algo = forced;
+    s->int8 = int8;
     *out = s;
     return RN_OK;
 }
@@ -73,6 +87,10 @@ static void free_plan(rn_session *s) {
     rn_free(s->bn);
     rn_free(s->prepared);
     rn_free(s->fold);
+    free(s->qc);
+    free(s->vq);
+    s->qc = NULL;
+    s->vq = NULL;
     s->sc = NULL;
     s->algo = NULL;
     s->value_at = s->prep_at = NULL;
@@ -136,7 +154,8 @@ static rn_status plan_for(rn_session *s, int n, int h, int w, size_t *dry) {
      * 0) is copied in before the first node */
     for (int v = 0; v < sc->n_values; v++) {
         const rn_value *val = &sc->values[v];
-        bufs[v] = (rn_arena_buf){.floats = rn_value_floats(sc, v, n),
+        bufs[v] = (rn_arena_buf){.floats = s->int8 ? rn_int8_value_floats(s, v, n)
+                                                   : rn_value_floats(sc, v, n),
                                  .first = val->producer < 0 ? -1 : val->producer,
                                  .last = val->last_use < 0 ? sc->n_nodes : val->last_use};
     }
@@ -148,6 +167,13 @@ static rn_status plan_for(rn_session *s, int n, int h, int w, size_t *dry) {
         if (nd->op != RN_NODE_CONV)
             continue;
         rn_conv_shape cs = rn_node_conv_shape(nd, n);
+        if (s->int8) {
+            size_t need = rn_int8_workspace_floats(s, nd, n);
+            ws = need > ws ? need : ws;
+            s->prep_at[i] = prep;
+            prep += (rn_int8_prepared_floats(nd) + 15) / 16 * 16;
+            continue;
+        }
         const rn_conv_algo *a = rn_conv_algo_get(s->algo[i] = pick_algo(s, nd, n));
         size_t need = a->workspace_floats(s->k, &cs, rn_threads());
         size_t train = conv2d_workspace_floats(s->k, &cs); /* train mode's GEMM path */
@@ -158,7 +184,9 @@ static rn_status plan_for(rn_session *s, int n, int h, int w, size_t *dry) {
         fold = unit_weight_floats(nd->unit) > fold ? unit_weight_floats(nd->unit) : fold;
         chans = nd->unit->cout > chans ? nd->unit->cout : chans;
     }
-    st = rn_arena_plan(bufs, sc->n_values, &s->arena_floats);
+    st = s->int8 ? rn_int8_plan(s) : RN_OK;
+    if (st == RN_OK)
+        st = rn_arena_plan(bufs, sc->n_values, &s->arena_floats);
     for (int v = 0; v < sc->n_values; v++)
         s->value_at[v] = bufs[v].offset;
     free(bufs);
@@ -200,25 +228,15 @@ static rn_status plan_for(rn_session *s, int n, int h, int w, size_t *dry) {
 
 /* ---- weight preparation (eval mode) ----------------------------------------------------- */
 
-/* fw = w * s per output channel, fb = (b - mean) * s + beta (or b without BN). */
-static void fold_unit(const rn_unit *u, float *fw, float *fb) {
-    size_t per_out = unit_weight_floats(u) / (size_t)u->cout;
-    for (int co = 0; co < u->cout; co++) {
-        float s = 1.0f, t = u->b ? u->b[co] : 0.0f;
-        if (u->has_bn) {
-            batchnorm_scale_shift(1, &u->bn_weight[co], &u->bn_bias[co], &u->bn_mean[co],
-                                  &u->bn_var[co], RN_BN_EPS, &s, &t);
-            t += (u->b ? u->b[co] : 0.0f) * s;
-        }
-        for (size_t i = 0; i < per_out; i++)
-            fw[(size_t)co * per_out + i] = u->w[(size_t)co * per_out + i] * s;
-        fb[co] = t;
-    }
-}
-
 static void prepare_weights(rn_session *s) {
     if (s->prepared_valid && s->prepared_generation == s->m->generation)
         return;
+    s->prepared_generation = s->m->generation;
+    s->prepared_valid = 1;
+    if (s->int8) {
+        rn_int8_prepare(s);
+        return;
+    }
     const rn_graph *sc = s->sc;
     for (int i = 0; i < sc->n_nodes; i++) {
         const rn_node *nd = &sc->nodes[i];
@@ -228,11 +246,9 @@ static void prepare_weights(rn_session *s) {
         const rn_conv_algo *a = rn_conv_algo_get(s->algo[i]);
         float *dst = s->prepared + s->prep_at[i];
         float *bias = dst + a->prepared_floats(s->k, &cs);
-        fold_unit(nd->unit, s->fold, bias);
+        rn_unit_fold(nd->unit, s->fold, bias);
         a->prepare(s->k, &cs, s->fold, dst);
     }
-    s->prepared_generation = s->m->generation;
-    s->prepared_valid = 1;
 }
 
 /* ---- the forward pass ------------------------------------------------------------------- */
@@ -279,9 +295,15 @@ rn_status rn_session_forward(rn_session *s, const float *x, int n, int h, int w,
     if (!rn_size_mul((size_t)n * (size_t)m->in_channels, (size_t)h * (size_t)w, &total) ||
         !rn_size_mul(total, 64, &total))
         return rn_fail(RN_ERR_NOMEM, "forward: input too large");
+    if (s->int8 && mode != RN_MODE_EVAL)
+        return rn_fail(RN_ERR_ARG, "forward: an int8 model runs in eval mode only");
     RN_TRY(plan_for(s, n, h, w, NULL));
     if (mode == RN_MODE_EVAL)
         prepare_weights(s);
+    if (s->int8) {
+        rn_int8_forward(s, x, n, logits);
+        return RN_OK;
+    }
 
     const rn_graph *sc = s->sc;
     /* x: (N, C, H, W) -> value 0: (C, N, H, W); one image is the same either way */
@@ -290,6 +312,8 @@ rn_status rn_session_forward(rn_session *s, const float *x, int n, int h, int w,
         layout_nchw_to_cnhw(x, n, m->in_channels, (size_t)h * (size_t)w, value_ptr(s, 0));
         in = value_ptr(s, 0);
     }
+    if (s->observe)
+        s->observe(s->observe_ctx, 0, in, rn_value_floats(sc, 0, n));
     for (int i = 0; i < sc->n_nodes; i++) {
         const rn_node *nd = &sc->nodes[i];
         const rn_value *vi = &sc->values[nd->in];
@@ -311,6 +335,8 @@ rn_status rn_session_forward(rn_session *s, const float *x, int n, int h, int w,
             linear_forward(s->k, src, vi->c, n, m->fc_w, m->fc_b, m->num_classes, logits, dst);
             break;
         }
+        if (s->observe && (nd->op == RN_NODE_CONV || nd->op == RN_NODE_MAXPOOL))
+            s->observe(s->observe_ctx, nd->out, dst, rn_value_floats(sc, nd->out, n));
     }
     return RN_OK;
 }
@@ -328,6 +354,10 @@ rn_status rn_session_algorithms(const rn_session *s, char *buf, size_t cap) {
     buf[0] = 0;
     if (!s->sc)
         return rn_fail(RN_ERR_ARG, "rn_session_algorithms: the session has not run yet");
+    if (s->int8) {
+        snprintf(buf, cap, "int8 %s x%d", s->k->q_name, s->sc->n_convs);
+        return RN_OK;
+    }
     int count[RN_CONV_ALGO_COUNT] = {0};
     for (int i = 0; i < s->sc->n_nodes; i++)
         if (s->sc->nodes[i].op == RN_NODE_CONV)

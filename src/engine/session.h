@@ -45,7 +45,26 @@ struct rn_session {
     size_t fold_floats;
     uint64_t prepared_generation;
     int prepared_valid;
+
+    /* int8 (session_int8.c): the model is quantized; a prepared conv per
+     * CONV node (pointing into `prepared`) and each value's quantization */
+    int int8;
+    struct rn_qconv *qc;
+    struct rn_qparam *vq;
+
+    /* calibration (quant_calib.c): called with every value the forward pass
+     * writes (value 0 included), (c, n, h, w) floats */
+    void (*observe)(void *ctx, int value, const float *data, size_t count);
+    void *observe_ctx;
 };
+
+/* session_int8.c, for plan_for / prepare_weights / rn_session_forward */
+size_t rn_int8_value_floats(const rn_session *s, int v, int n);
+size_t rn_int8_prepared_floats(const rn_node *nd);
+size_t rn_int8_workspace_floats(const rn_session *s, const rn_node *nd, int n);
+rn_status rn_int8_plan(rn_session *s);
+void rn_int8_prepare(rn_session *s);
+void rn_int8_forward(rn_session *s, const float *x, int n, float *logits);
 
 /* The pooled features (feat, n) of the last forward pass, channel-major. */
 const float *rn_session_features(const rn_session *s);

@@ -27,13 +27,13 @@ static const struct {
     size_t size;
 } dtypes[] = {
     [ST_F32] = {"F32", 4}, [ST_F16] = {"F16", 2}, [ST_BF16] = {"BF16", 2},
-    [ST_F64] = {"F64", 8}, [ST_I64] = {"I64", 8},
+    [ST_F64] = {"F64", 8}, [ST_I64] = {"I64", 8}, [ST_I8] = {"I8", 1},
 };
 #define N_DTYPES (sizeof dtypes / sizeof dtypes[0])
 
 /* Valid safetensors dtypes that this reader does not convert. */
 static const char *const unsupported_dtypes[] = {
-    "BOOL", "U8", "I8", "U16", "I16", "U32", "I32", "U64", "C64",
+    "BOOL", "U8", "U16", "I16", "U32", "I32", "U64", "C64",
     "F8_E5M2", "F8_E4M3", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4",
 };
 
@@ -91,6 +91,7 @@ void st_convert_to_float(st_dtype d, const unsigned char *src, float *dst, size_
             dst[i] = (float)v;
             break;
         }
+        case ST_I8: dst[i] = (float)(int8_t)src[i]; break;
         case ST_I64: break;
         }
     }
@@ -149,7 +150,7 @@ static rn_status parse_dtype(const json_value *v, const char *what, const char *
     for (size_t i = 0; i < sizeof unsupported_dtypes / sizeof unsupported_dtypes[0]; i++)
         if (strcmp(v->string, unsupported_dtypes[i]) == 0)
             return rn_fail(RN_ERR_UNSUPPORTED,
-                           "%s: tensor '%s': dtype %s is not supported (F32, F16, BF16, F64, I64)",
+                           "%s: tensor '%s': dtype %s is not supported (F32, F16, BF16, F64, I64, I8)",
                            what, name, shown);
     return rn_fail(RN_ERR_FORMAT, "%s: tensor '%s': unknown dtype '%s' at byte %zu",
                    what, name, shown, v->offset);
@@ -516,8 +517,9 @@ static rn_status check_entry(const st_entry *e, size_t i, const char *path, size
         return rn_fail(RN_ERR_ARG, "%s: entry %zu: name is NULL, not UTF-8 or reserved", path, i);
     char name[100];
     json_printable(name, sizeof name, e->name);
-    if (e->dtype != ST_F32 && e->dtype != ST_I64)
-        return rn_fail(RN_ERR_ARG, "%s: tensor '%s': only F32 and I64 can be written", path, name);
+    if (e->dtype != ST_F32 && e->dtype != ST_I64 && e->dtype != ST_I8)
+        return rn_fail(RN_ERR_ARG, "%s: tensor '%s': only F32, I64 and I8 can be written", path,
+                       name);
     if (e->ndim < 0 || e->ndim > ST_MAX_DIMS || (e->ndim > 0 && !e->shape))
         return rn_fail(RN_ERR_ARG, "%s: tensor '%s': invalid ndim %d", path, name, e->ndim);
     size_t numel = 1;
@@ -597,6 +599,8 @@ static int write_data(FILE *f, st_dtype d, const void *data, size_t n) {
                 uint32_t u32;
                 memcpy(&u32, (const float *)data + i + j, 4);
                 u = u32;
+            } else if (d == ST_I8) {
+                u = ((const uint8_t *)data)[i + j];
             } else {
                 memcpy(&u, (const int64_t *)data + i + j, 8);
             }

@@ -22,7 +22,7 @@
 
 #define ST_MAX_DIMS 8
 
-typedef enum st_dtype { ST_F32, ST_F16, ST_BF16, ST_F64, ST_I64 } st_dtype;
+typedef enum st_dtype { ST_F32, ST_F16, ST_BF16, ST_F64, ST_I64, ST_I8 } st_dtype;
 
 typedef struct st_tensor {
     char *name;
@@ -30,7 +30,7 @@ typedef struct st_tensor {
     int ndim;
     int64_t shape[ST_MAX_DIMS];
     size_t numel;
-    float *f32;                  /* converted values, for F32/F16/BF16/F64; else NULL */
+    float *f32;                  /* converted values, for F32/F16/BF16/F64 and I8 (exact); else NULL */
     int64_t *i64;                /* values, for I64; else NULL */
 } st_tensor;
 
@@ -59,10 +59,10 @@ void st_free(st_file *f);
 const st_tensor *st_find(const st_file *f, const char *name);
 const char *st_meta_get(const st_file *f, const char *key);
 
-/* What to write: F32 tensors from `f32`, or I64 tensors from `i64`. */
+/* What to write: F32 tensors from float, I64 from int64_t, I8 from int8_t data. */
 typedef struct st_entry {
     const char *name;
-    st_dtype dtype;              /* ST_F32 or ST_I64 */
+    st_dtype dtype;              /* ST_F32, ST_I64 or ST_I8 */
     int ndim;
     const int64_t *shape;
     const void *data;
@@ -80,7 +80,7 @@ rn_status st_write_to(rn_wfile *w, const st_entry *entries, size_t count, const 
 
 const char *st_dtype_name(st_dtype d);
 
-/* Converts n little-endian elements of dtype d (F32, F16, BF16, F64) at
+/* Converts n little-endian elements of dtype d (F32, F16, BF16, F64, I8) at
  * src into dst, exactly (F16/BF16 subnormals, infinities and NaN payloads
  * kept; F64 rounded to nearest). I64 is left untouched. */
 void st_convert_to_float(st_dtype d, const unsigned char *src, float *dst, size_t n);

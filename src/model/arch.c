@@ -282,6 +282,7 @@ void rn_model_free(rn_model *m) {
         return;
     rn_free(m->params);
     rn_free(m->counters);
+    free(m->q_block);
     free(m->tensors);
     free(m->blocks);
     free(m);

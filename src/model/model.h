@@ -45,6 +45,12 @@ typedef struct rn_unit {
     float *b;                     /* (cout) or NULL */
     float *bn_weight, *bn_bias, *bn_mean, *bn_var;  /* (cout) each, when has_bn */
     int64_t *bn_batches;          /* num_batches_tracked */
+    /* int8 models (quant.c): BatchNorm folded, weights symmetric per output
+     * channel (w = wq * wq_scale), the output tensor's quantization */
+    int8_t *wq;                   /* (cout, cin/groups, k, k) */
+    float *wq_scale, *q_bias;     /* (cout) each */
+    float q_out_scale;
+    int q_out_zp;
 } rn_unit;
 
 typedef enum rn_block_kind {
@@ -103,7 +109,34 @@ struct rn_model {
     int n_tensors;
 
     uint64_t generation;          /* changes whenever the parameters change */
+
+    /* int8 models (`resnet quantize`, quant.c): the units' wq fields hold the
+     * weights, fc stays float32; params holds only fc (the rest is zero) */
+    int quantized;
+    float q_in_scale;             /* the network input's quantization */
+    int q_in_zp;
+    void *q_block;                /* the units' int8 arrays, one block */
+    char q_method[32];            /* calibration method and images, for `info` */
+    int q_calib_images;
 };
+
+/* Every conv unit of m in schedule-independent order (stem, then each
+ * block's main units and shortcut) into units[] (NULL: count only);
+ * returns how many. */
+int rn_model_units(rn_model *m, rn_unit **units);
+
+/* BatchNorm folded into unit u: fw = w * s per output channel, fb = (b -
+ * mean) * s + beta (or b, or 0). */
+void rn_unit_fold(const rn_unit *u, float *fw, float *fb);
+
+/* quant.c: int8 files. rn_quant_is_file: whether f is an int8 model file;
+ * rn_quant_load fills the zero model m (of the file's architecture) from
+ * it; rn_quant_write writes m (quantized) into w. */
+struct st_file;
+int rn_quant_is_file(const struct st_file *f);
+rn_status rn_quant_load(rn_model *m, const struct st_file *f, const char *path);
+/* Allocates the units' int8 arrays (zero) and marks m quantized. */
+rn_status rn_quant_alloc(rn_model *m);
 
 /* Records that m's parameters (or BN statistics) were written: sessions
  * prepare their weights again. Every writer calls it once it is done. */
@@ -125,6 +158,8 @@ const rn_arch_desc *rn_arch_guess(int (*shape_of)(const void *ctx, const char *k
 /* weights.c: the state_dict and metadata, as rn_model_save_meta writes
  * them, into a file the caller opened and then commits (io/file.h). */
 struct rn_wfile;
+rn_status rn_quant_write(const rn_model *m, struct rn_wfile *w, const char *const *keys,
+                         const char *const *values, int count);
 rn_status rn_model_write_to(const rn_model *m, struct rn_wfile *w, const char *const *keys,
                             const char *const *values, int count);
 

@@ -69,6 +69,9 @@ static rn_status copy_tensors(rn_model *m, const st_file *f, const char *path, i
             return rn_fail(RN_ERR_MISMATCH, "%s: tensor '%s' has shape %s, %s expects %s", path,
                            t->name, got, m->arch->name, want);
         }
+        if (s->dtype == ST_I8)
+            return rn_fail(RN_ERR_MISMATCH, "%s: tensor '%s' is int8 but the file is not an int8 "
+                           "model (resnet quantize writes those)", path, t->name);
         if (t->i64) {
             if (!s->i64)
                 return rn_fail(RN_ERR_MISMATCH, "%s: tensor '%s' has dtype %s, expected I64", path,
@@ -172,7 +175,7 @@ rn_status rn_model_load_meta(const char *path, const char *arch,
     int classes = 0;
     RN_TRY(load_file_model(path, arch, 0, &f, out, &classes));
     pass_meta(&f, get_meta, ctx);
-    rn_status st = copy_tensors(*out, &f, path, 0);
+    rn_status st = rn_quant_is_file(&f) ? rn_quant_load(*out, &f, path) : copy_tensors(*out, &f, path, 0);
     st_free(&f);
     if (st != RN_OK) {
         rn_model_free(*out);
@@ -192,6 +195,13 @@ rn_status rn_model_load_finetune(const char *path, const char *arch, int num_cla
     st_file f;
     int classes = 0;
     RN_TRY(load_file_model(path, arch, num_classes, &f, out, &classes));
+    if (rn_quant_is_file(&f)) {
+        st_free(&f);
+        rn_model_free(*out);
+        *out = NULL;
+        return rn_fail(RN_ERR_UNSUPPORTED, "%s is an int8 model: it can be evaluated and run, not "
+                       "trained; start from the float32 weights it was quantized from", path);
+    }
     int replace = classes != num_classes;
     if (replace)
         rn_model_init_default(*out, seed); /* the fresh classifier; the rest is overwritten */
@@ -211,6 +221,8 @@ rn_status rn_model_write_to(const rn_model *m, rn_wfile *w, const char *const *k
                             const char *const *values, int count) {
     if (!m || !w || !w->f || count < 0 || (count > 0 && (!keys || !values)))
         return rn_fail(RN_ERR_ARG, "rn_model_save: bad argument");
+    if (m->quantized)
+        return rn_quant_write(m, w, keys, values, count);
     const char *path = w->path;
     st_entry *e = calloc((size_t)m->n_tensors, sizeof *e);
     st_meta *meta = calloc((size_t)count + 4, sizeof *meta);

@@ -1,0 +1,164 @@
+/*
+ * cmd_quantize.c - `resnet quantize`: post-training static int8
+ * quantization of a float32 model, calibrated on real images of a dataset
+ * with the preprocessing `resnet eval` would use (scheme: src/ops/qconv.h;
+ * file: src/model/quant.c).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "commands.h"
+#include "data/dataset.h"
+#include "resnet.h"
+#include "run_common.h"
+
+static arg_spec SPECS[] = {
+    {"weights", ARG_STRING, NULL, "float32 weights: checkpoint, safetensors, PyTorch .pth or ONNX (the architecture comes from it)", 0, 0},
+    {"arch", ARG_STRING, "auto", "architecture; auto: from the file", 0, 0},
+    {"data", ARG_STRING, NULL, "dataset directory with the calibration images", 0, 0},
+    {"dataset", ARG_STRING, "auto", "fashion-mnist, mnist, cifar10, folder or folder-gray; auto: from the checkpoint", 0, 0},
+    {"split", ARG_STRING, "train", "split the calibration images are drawn from: train or test (val for folders)", 0, 0},
+    {"calib-images", ARG_INT, "512", "calibration images (drawn at random, seeded, from the split)", 0, 0},
+    {"method", ARG_STRING, "percentile", "activation ranges: minmax, percentile (0.01%/99.99% quantiles) or entropy (KL divergence)", 0, 0},
+    {"seed", ARG_INT, "0", "seed of the random draw of calibration images", 0, 0},
+    {"batch-size", ARG_INT, "64", "images per calibration batch", 0, 0},
+    {"image-size", ARG_INT, "-1", "resize to this size; -1: from the checkpoint; 0: the dataset's own", 0, 0},
+    {"normalize", ARG_STRING, "auto", "none, MEAN,..:STD,.., or auto (from the checkpoint)", 0, 0},
+    {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
+    {"output", ARG_STRING, NULL, "the int8 model to write (.safetensors; missing folders are created)", 0, 0},
+    {"quiet", ARG_FLAG, NULL, "no progress and summary", 0, 0},
+};
+
+int cmd_quantize(int argc, char **argv) {
+    arg_table t = {"quantize", "Quantize a float32 model to int8 (post-training static quantization).",
+                   SPECS, sizeof SPECS / sizeof SPECS[0]};
+    int pr = args_parse(&t, argc, argv);
+    if (pr)
+        return pr > 0 ? 0 : EXIT_USAGE;
+    int threads, want, seed;
+    if (!args_int(&t, "threads", 0, 1024, &threads) ||
+        !args_int(&t, "calib-images", 1, 10000000, &want) || !args_int(&t, "seed", 0, 2147483647, &seed))
+        return EXIT_USAGE;
+    const char *split = args_str(&t, "split"), *weights = args_str(&t, "weights");
+    const char *output = args_str(&t, "output"), *method = args_str(&t, "method");
+    int quiet = args_flag(&t, "quiet");
+    if (strcmp(split, "test") != 0 && strcmp(split, "train") != 0) {
+        cli_error("quantize", "--split must be train or test, got '%s'", split);
+        return EXIT_USAGE;
+    }
+    if (strcmp(method, "minmax") && strcmp(method, "percentile") && strcmp(method, "entropy")) {
+        cli_error("quantize", "--method must be minmax, percentile or entropy, got '%s'", method);
+        return EXIT_USAGE;
+    }
+    rn_set_threads(threads);
+
+    cli_ckpt_meta meta;
+    cli_ckpt_meta_init(&meta);
+    rn_model *m = NULL, *q = NULL;
+    rn_dataset ds = {0};
+    rn_loader *ld = NULL;
+    rn_calibrator *cal = NULL;
+    float *x = NULL;
+    int32_t *labels = NULL;
+    int status = EXIT_RUNTIME;
+    const char *arch = strcmp(args_str(&t, "arch"), "auto") ? args_str(&t, "arch") : NULL;
+    if (rn_model_load_meta(weights, arch, cli_ckpt_meta_take, &meta, &m) != RN_OK) {
+        cli_error("quantize", "%s", rn_last_error());
+        goto done;
+    }
+    if (rn_model_is_quantized(m)) {
+        cli_error("quantize", "%s is already an int8 model", weights);
+        goto done;
+    }
+    char kind[64];
+    rn_loader_config cfg;
+    if (!cli_eval_config(&t, weights, &meta, kind, sizeof kind, &cfg)) {
+        status = EXIT_USAGE;
+        goto done;
+    }
+    cfg.shuffle = 1;
+    cfg.seed = (uint64_t)seed;
+    if (rn_dataset_load(args_str(&t, "data"), kind, strcmp(split, "train") == 0, &ds) != RN_OK ||
+        rn_loader_create(&ds, &cfg, &ld) != RN_OK) {
+        cli_error("quantize", "%s", rn_last_error());
+        goto done;
+    }
+    int ch, hh, ww;
+    rn_loader_shape(ld, &ch, &hh, &ww);
+    if (ch != rn_model_in_channels(m)) {
+        cli_error("quantize", "the calibration images have %d channel%s, %s takes %d", ch,
+                  ch == 1 ? "" : "s", weights, rn_model_in_channels(m));
+        goto done;
+    }
+    if (ds.count == 0) {
+        cli_error("quantize", "the %s split of %s is empty: calibration needs images", split,
+                  args_str(&t, "data"));
+        goto done;
+    }
+    x = malloc((size_t)cfg.batch_size * ch * hh * ww * sizeof *x);
+    labels = malloc((size_t)cfg.batch_size * sizeof *labels);
+    if (!x || !labels) {
+        cli_error("quantize", "out of memory");
+        goto done;
+    }
+    if (rn_calibrator_create(m, hh, ww, method, &cal) != RN_OK) {
+        cli_error("quantize", "%s", rn_last_error());
+        goto done;
+    }
+    long limit = want < (long)ds.count ? want : (long)ds.count;
+    while (rn_calibrator_images(cal) < limit) {
+        int n = 0;
+        if (rn_loader_next(ld, x, labels, &n) != RN_OK) {
+            cli_error("quantize", "%s", rn_last_error());
+            goto done;
+        }
+        long left = limit - rn_calibrator_images(cal);
+        n = n < left ? n : (int)left;
+        if (n > 0 && rn_calibrator_add(cal, x, n) != RN_OK) {
+            cli_error("quantize", "%s", rn_last_error());
+            goto done;
+        }
+        if (!quiet)
+            fprintf(stderr, "\rcalibrating: %ld / %ld images", rn_calibrator_images(cal), limit);
+    }
+    if (!quiet)
+        fprintf(stderr, "\n");
+    if (rn_calibrator_quantize(cal, &q) != RN_OK) {
+        cli_error("quantize", "%s", rn_last_error());
+        goto done;
+    }
+    /* the metadata eval and predict default to travels with the model */
+    const char *keys[3], *values[3];
+    int nk = 0;
+    if (meta.dataset[0])
+        keys[nk] = "dataset", values[nk++] = meta.dataset;
+    if (meta.image_size[0])
+        keys[nk] = "image_size", values[nk++] = meta.image_size;
+    if (meta.normalize[0])
+        keys[nk] = "normalize", values[nk++] = meta.normalize;
+    if (cli_make_output_dirs("quantize", output) != RN_OK ||
+        rn_model_save_meta(q, output, keys, values, nk) != RN_OK) {
+        cli_error("quantize", "%s", rn_last_error());
+        goto done;
+    }
+    if (!quiet) {
+        printf("quantized %s (%s) to int8: %d convolutions, weights int8 per output channel "
+               "(BatchNorm folded), activations uint8 per tensor, fc float32\n",
+               weights, rn_model_arch(m), rn_calibrator_convs(cal));
+        printf("calibration: %ld %s images of %s, method %s\nwrote %s (per-layer scales: resnet "
+               "info --weights %s)\n", rn_calibrator_images(cal), split, args_str(&t, "data"),
+               method, output, output);
+    }
+    status = 0;
+done:
+    free(x);
+    free(labels);
+    rn_calibrator_free(cal);
+    rn_loader_free(ld);
+    rn_dataset_free(&ds);
+    rn_model_free(q);
+    rn_model_free(m);
+    return status;
+}

@@ -1,0 +1,134 @@
+/*
+ * session_int8.c - inference on an int8 model (scheme in ops/qconv.h),
+ * over the same schedule and arena plan as float32 inference (session.c).
+ *
+ * Values: the input is quantized into plain uint8 (C, N, H, W); every conv
+ * and max-pool writes c16 uint8; the global average pool dequantizes into
+ * float32 features and the classifier runs in float32 (linear_forward): it
+ * is 0.03% of a ResNet-18's work and the logits keep full precision.
+ * A max-pool keeps its input's quantization (max commutes with it).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/status.h"
+#include "core/threads.h"
+#include "engine/session.h"
+#include "ops/ops.h"
+#include "ops/qconv.h"
+
+static int cblocks(int c) { return (c + RN_Q_CB - 1) / RN_Q_CB; }
+
+static int is_float_value(const rn_session *s, int v) {
+    int p = s->sc->values[v].producer;
+    return p >= 0 && (s->sc->nodes[p].op == RN_NODE_AVGPOOL || s->sc->nodes[p].op == RN_NODE_LINEAR);
+}
+
+size_t rn_int8_value_floats(const rn_session *s, int v, int n) {
+    const rn_value *val = &s->sc->values[v];
+    if (is_float_value(s, v))
+        return rn_value_floats(s->sc, v, n);
+    size_t pix = (size_t)n * val->h * val->w;
+    size_t bytes = v == 0 ? (size_t)val->c * pix : (size_t)cblocks(val->c) * 16 * pix;
+    return (bytes + 3) / 4;
+}
+
+/* The conv of node nd: shape, input layout, K and channel blocks. */
+static rn_qconv qconv_of(const rn_node *nd) {
+    rn_qconv c = {.s = nd->shape, .in_c16 = nd->in != 0};
+    c.kpad = rn_qconv_kpad(&c.s, c.in_c16);
+    c.cb_out = cblocks(c.s.cout);
+    return c;
+}
+
+size_t rn_int8_prepared_floats(const rn_node *nd) {
+    rn_qconv c = qconv_of(nd);
+    /* packed weights (kpad is a multiple of 16), then comp, mult, bias */
+    return (size_t)c.cb_out * c.kpad * 16 / 4 + 3 * (size_t)c.cb_out * 16;
+}
+
+size_t rn_int8_workspace_floats(const rn_session *s, const rn_node *nd, int n) {
+    rn_qconv c = qconv_of(nd);
+    c.s.n = n;
+    return (rn_qconv_workspace_bytes(s->k, &c, rn_threads()) + 3) / 4;
+}
+
+rn_status rn_int8_plan(rn_session *s) {
+    s->qc = calloc((size_t)s->sc->n_nodes, sizeof *s->qc);
+    s->vq = calloc((size_t)s->sc->n_values, sizeof *s->vq);
+    if (!s->qc || !s->vq)
+        return rn_fail(RN_ERR_NOMEM, "out of memory planning int8 inference");
+    for (int i = 0; i < s->sc->n_nodes; i++)
+        if (s->sc->nodes[i].op == RN_NODE_CONV && s->sc->nodes[i].unit->groups != 1)
+            return rn_fail(RN_ERR_UNSUPPORTED, "int8: %s is a grouped convolution (groups = 1 only)",
+                           s->sc->nodes[i].unit->conv_name);
+    return RN_OK;
+}
+
+void rn_int8_prepare(rn_session *s) {
+    const rn_graph *sc = s->sc;
+    const rn_model *m = s->m;
+    s->vq[0] = (rn_qparam){m->q_in_scale, m->q_in_zp};
+    for (int i = 0; i < sc->n_nodes; i++) {
+        const rn_node *nd = &sc->nodes[i];
+        if (nd->op == RN_NODE_MAXPOOL)
+            s->vq[nd->out] = s->vq[nd->in];
+        if (nd->op != RN_NODE_CONV)
+            continue;
+        const rn_unit *u = nd->unit;
+        rn_qparam in = s->vq[nd->in], out = {u->q_out_scale, u->q_out_zp};
+        s->vq[nd->out] = out;
+        rn_qconv *c = &s->qc[i];
+        *c = qconv_of(nd);
+        int8_t *w = (int8_t *)(s->prepared + s->prep_at[i]);
+        size_t nch = (size_t)c->cb_out * 16;
+        int32_t *comp = (int32_t *)(s->prepared + s->prep_at[i] + (size_t)c->cb_out * c->kpad * 4);
+        float *mult = (float *)(comp + nch), *bias = mult + nch;
+        rn_qconv_pack_weights(&c->s, c->in_c16, u->wq, in.zp, w, comp);
+        for (size_t co = 0; co < nch; co++) {
+            mult[co] = co < (size_t)u->cout ? in.scale * u->wq_scale[co] : 0.0f;
+            bias[co] = co < (size_t)u->cout ? u->q_bias[co] : 0.0f;
+        }
+        c->w = w;
+        c->rq = (rn_qreq){.comp = comp, .mult = mult, .bias = bias, .inv_out = 1.0f / out.scale,
+                          .out_zp = out.zp, .relu = nd->relu};
+        if (nd->res >= 0) {
+            c->rq.r_scale = s->vq[nd->res].scale;
+            c->rq.r_zp = s->vq[nd->res].zp;
+        }
+    }
+}
+
+static uint8_t *bytes_of(const rn_session *s, int v) {
+    return (uint8_t *)(s->arena + s->value_at[v]);
+}
+
+void rn_int8_forward(rn_session *s, const float *x, int n, float *logits) {
+    const rn_graph *sc = s->sc;
+    const rn_model *m = s->m;
+    rn_quantize_input(x, n, m->in_channels, sc->h, sc->w, s->vq[0], bytes_of(s, 0));
+    for (int i = 0; i < sc->n_nodes; i++) {
+        const rn_node *nd = &sc->nodes[i];
+        const rn_value *vi = &sc->values[nd->in], *vo = &sc->values[nd->out];
+        const uint8_t *src = bytes_of(s, nd->in);
+        switch (nd->op) {
+        case RN_NODE_CONV:
+            rn_qconv_forward(s->k, &s->qc[i], n, src, s->vq[nd->in].zp,
+                             nd->res >= 0 ? bytes_of(s, nd->res) : NULL, bytes_of(s, nd->out),
+                             (uint8_t *)s->ws);
+            break;
+        case RN_NODE_MAXPOOL:
+            rn_qmaxpool_c16(src, vi->c, n, vi->h, vi->w, nd->k, nd->stride, nd->pad, vo->h, vo->w,
+                            bytes_of(s, nd->out));
+            break;
+        case RN_NODE_AVGPOOL:
+            rn_qavgpool_c16(src, vi->c, n, vi->h * vi->w, s->vq[nd->in],
+                            s->arena + s->value_at[nd->out]);
+            break;
+        case RN_NODE_LINEAR:
+            linear_forward(s->k, s->arena + s->value_at[nd->in], vi->c, n, m->fc_w, m->fc_b,
+                           m->num_classes, logits, s->arena + s->value_at[nd->out]);
+            break;
+        }
+    }
+}

@@ -1,0 +1,319 @@
+/*
+ * quant.c - int8 models: BatchNorm folding, the units' int8 arrays, and
+ * int8 model files.
+ *
+ * An int8 file is safetensors with metadata format = "resnet.c-int8" and,
+ * per conv unit U (PyTorch's conv names):
+ *     U.weight              I8  (cout, cin, k, k)   BatchNorm folded, w = q * scale
+ *     U.weight_scale        F32 (cout)
+ *     U.bias                F32 (cout)              the folded bias
+ *     U.output_scale        F32 (1)                 the unit's output tensor:
+ *     U.output_zero_point   I64 (1)                 x = (q - zp) * scale
+ * and input_scale F32 (1), input_zero_point I64 (1) for the network input,
+ * fc.weight / fc.bias F32 (the classifier stays float32).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/status.h"
+#include "io/file.h"
+#include "io/safetensors.h"
+#include "model/model.h"
+#include "ops/ops.h"
+#include "ops/qconv.h"
+
+int rn_model_units(rn_model *m, rn_unit **units) {
+    int n = 0;
+    if (units)
+        units[n] = &m->stem;
+    n++;
+    for (int b = 0; b < m->n_blocks; b++) {
+        rn_block *bl = &m->blocks[b];
+        for (int i = 0; i < bl->n_main; i++, n++)
+            if (units)
+                units[n] = &bl->main[i];
+        if (bl->has_shortcut) {
+            if (units)
+                units[n] = &bl->shortcut;
+            n++;
+        }
+    }
+    return n;
+}
+
+static size_t unit_weights(const rn_unit *u) {
+    return (size_t)u->cout * (size_t)(u->cin / u->groups) * (size_t)(u->k * u->k);
+}
+
+void rn_unit_fold(const rn_unit *u, float *fw, float *fb) {
+    size_t per_out = unit_weights(u) / (size_t)u->cout;
+    for (int co = 0; co < u->cout; co++) {
+        float s = 1.0f, t = u->b ? u->b[co] : 0.0f;
+        if (u->has_bn) {
+            batchnorm_scale_shift(1, &u->bn_weight[co], &u->bn_bias[co], &u->bn_mean[co],
+                                  &u->bn_var[co], RN_BN_EPS, &s, &t);
+            t += (u->b ? u->b[co] : 0.0f) * s;
+        }
+        for (size_t i = 0; i < per_out; i++)
+            fw[(size_t)co * per_out + i] = u->w[(size_t)co * per_out + i] * s;
+        fb[co] = t;
+    }
+}
+
+int rn_model_is_quantized(const rn_model *m) { return m && m->quantized; }
+
+int rn_model_quant_layers(const rn_model *m, rn_quant_layer *out, int cap) {
+    if (!m || !m->quantized)
+        return 0;
+    int nu = rn_model_units((rn_model *)m, NULL);
+    rn_unit **units = malloc((size_t)nu * sizeof *units);
+    if (!units)
+        return 0;
+    rn_model_units((rn_model *)m, units);
+    for (int i = 0; out && i < nu && i < cap; i++) {
+        const rn_unit *u = units[i];
+        rn_quant_layer *q = &out[i];
+        q->name = u->conv_name;
+        q->cout = u->cout;
+        q->w_scale_min = q->w_scale_max = u->wq_scale[0];
+        for (int c = 1; c < u->cout; c++) {
+            q->w_scale_min = u->wq_scale[c] < q->w_scale_min ? u->wq_scale[c] : q->w_scale_min;
+            q->w_scale_max = u->wq_scale[c] > q->w_scale_max ? u->wq_scale[c] : q->w_scale_max;
+        }
+        q->out_scale = u->q_out_scale;
+        q->out_zp = u->q_out_zp;
+    }
+    free(units);
+    return nu;
+}
+
+const char *rn_model_quant_input(const rn_model *m, float *scale, int *zp, int *images) {
+    if (!m || !m->quantized)
+        return NULL;
+    if (scale)
+        *scale = m->q_in_scale;
+    if (zp)
+        *zp = m->q_in_zp;
+    if (images)
+        *images = m->q_calib_images;
+    return m->q_method;
+}
+
+/* ---- the units' int8 arrays ------------------------------------------------------------------ */
+
+rn_status rn_quant_alloc(rn_model *m) {
+    int nu = rn_model_units(m, NULL);
+    rn_unit **units = malloc((size_t)nu * sizeof *units);
+    if (!units)
+        return rn_fail(RN_ERR_NOMEM, "out of memory quantizing");
+    rn_model_units(m, units);
+    size_t bytes = 0;
+    for (int i = 0; i < nu; i++)
+        bytes += (unit_weights(units[i]) + 15) / 16 * 16 + 2 * (size_t)units[i]->cout * sizeof(float);
+    unsigned char *p = calloc(bytes ? bytes : 1, 1);
+    if (!p) {
+        free(units);
+        return rn_fail(RN_ERR_NOMEM, "out of memory for int8 weights (%zu bytes)", bytes);
+    }
+    free(m->q_block);
+    m->q_block = p;
+    for (int i = 0; i < nu; i++) {
+        rn_unit *u = units[i];
+        u->wq_scale = (float *)p;
+        u->q_bias = u->wq_scale + u->cout;
+        p += 2 * (size_t)u->cout * sizeof(float);
+        u->wq = (int8_t *)p;
+        p += (unit_weights(u) + 15) / 16 * 16;
+    }
+    free(units);
+    m->quantized = 1;
+    return RN_OK;
+}
+
+/* ---- files ----------------------------------------------------------------------------------- */
+
+#define INT8_FORMAT "resnet.c-int8"
+
+int rn_quant_is_file(const st_file *f) {
+    const char *fmt = st_meta_get(f, "format");
+    return fmt && strcmp(fmt, INT8_FORMAT) == 0;
+}
+
+/* The tensor `name` of f with the given element count, as floats. */
+static rn_status want(const st_file *f, const char *path, const char *name, size_t numel,
+                      st_dtype dtype, const st_tensor **out) {
+    const st_tensor *t = st_find(f, name);
+    if (!t)
+        return rn_fail(RN_ERR_MISMATCH, "%s: missing tensor '%s' (int8 model)", path, name);
+    if (t->dtype != dtype)
+        return rn_fail(RN_ERR_MISMATCH, "%s: tensor '%s' has dtype %s, expected %s", path, name,
+                       st_dtype_name(t->dtype), st_dtype_name(dtype));
+    if (t->numel != numel)
+        return rn_fail(RN_ERR_MISMATCH, "%s: tensor '%s' has %zu elements, expected %zu", path,
+                       name, t->numel, numel);
+    *out = t;
+    return RN_OK;
+}
+
+static rn_status want_scale(const st_file *f, const char *path, const char *name, size_t numel,
+                            float *dst) {
+    const st_tensor *t;
+    RN_TRY(want(f, path, name, numel, ST_F32, &t));
+    for (size_t i = 0; i < numel; i++) {
+        if (!(t->f32[i] > 0.0f) || !isfinite(t->f32[i]))
+            return rn_fail(RN_ERR_FORMAT, "%s: tensor '%s'[%zu] = %g: a scale must be positive and "
+                           "finite", path, name, i, (double)t->f32[i]);
+        dst[i] = t->f32[i];
+    }
+    return RN_OK;
+}
+
+static rn_status want_zp(const st_file *f, const char *path, const char *name, int *dst) {
+    const st_tensor *t;
+    RN_TRY(want(f, path, name, 1, ST_I64, &t));
+    if (t->i64[0] < 0 || t->i64[0] > RN_Q_MAX)
+        return rn_fail(RN_ERR_FORMAT, "%s: tensor '%s' = %lld: a zero point is in [0, %d]", path,
+                       name, (long long)t->i64[0], RN_Q_MAX);
+    *dst = (int)t->i64[0];
+    return RN_OK;
+}
+
+static rn_status load_unit(rn_unit *u, const st_file *f, const char *path) {
+    char key[RN_NAME_CAP + 32];
+    const st_tensor *t;
+    size_t nw = unit_weights(u);
+    if (u->groups != 1)
+        return rn_fail(RN_ERR_UNSUPPORTED, "%s: %s is a grouped convolution; int8 models support "
+                       "groups = 1 only", path, u->conv_name);
+    snprintf(key, sizeof key, "%s.weight", u->conv_name);
+    RN_TRY(want(f, path, key, nw, ST_I8, &t));
+    for (size_t i = 0; i < nw; i++) {
+        if (t->f32[i] < -127.0f)
+            return rn_fail(RN_ERR_FORMAT, "%s: tensor '%s'[%zu] = -128: int8 weights are symmetric, "
+                           "in [-127, 127]", path, key, i);
+        u->wq[i] = (int8_t)t->f32[i];
+    }
+    snprintf(key, sizeof key, "%s.weight_scale", u->conv_name);
+    RN_TRY(want_scale(f, path, key, (size_t)u->cout, u->wq_scale));
+    snprintf(key, sizeof key, "%s.bias", u->conv_name);
+    RN_TRY(want(f, path, key, (size_t)u->cout, ST_F32, &t));
+    for (int i = 0; i < u->cout; i++) {
+        if (!isfinite(t->f32[i]))
+            return rn_fail(RN_ERR_FORMAT, "%s: tensor '%s'[%d] is not finite", path, key, i);
+        u->q_bias[i] = t->f32[i];
+    }
+    snprintf(key, sizeof key, "%s.output_scale", u->conv_name);
+    RN_TRY(want_scale(f, path, key, 1, &u->q_out_scale));
+    snprintf(key, sizeof key, "%s.output_zero_point", u->conv_name);
+    return want_zp(f, path, key, &u->q_out_zp);
+}
+
+rn_status rn_quant_load(rn_model *m, const st_file *f, const char *path) {
+    RN_TRY(rn_quant_alloc(m));
+    int nu = rn_model_units(m, NULL);
+    rn_unit **units = malloc((size_t)nu * sizeof *units);
+    if (!units)
+        return rn_fail(RN_ERR_NOMEM, "%s: out of memory", path);
+    rn_model_units(m, units);
+    rn_status st = RN_OK;
+    for (int i = 0; i < nu && st == RN_OK; i++)
+        st = load_unit(units[i], f, path);
+    free(units);
+    RN_TRY(st);
+    RN_TRY(want_scale(f, path, "input_scale", 1, &m->q_in_scale));
+    RN_TRY(want_zp(f, path, "input_zero_point", &m->q_in_zp));
+    const st_tensor *t;
+    RN_TRY(want(f, path, "fc.weight", (size_t)m->num_classes * m->feat, ST_F32, &t));
+    memcpy(m->fc_w, t->f32, t->numel * sizeof(float));
+    RN_TRY(want(f, path, "fc.bias", (size_t)m->num_classes, ST_F32, &t));
+    memcpy(m->fc_b, t->f32, t->numel * sizeof(float));
+    const char *method = st_meta_get(f, "calibration_method");
+    const char *images = st_meta_get(f, "calibration_images");
+    snprintf(m->q_method, sizeof m->q_method, "%s", method ? method : "unknown");
+    m->q_calib_images = images ? atoi(images) : 0;
+    /* every tensor of the file must be one of those above */
+    size_t expected = (size_t)nu * 5 + 4;
+    if (f->count != expected)
+        return rn_fail(RN_ERR_MISMATCH, "%s: %zu tensors, an int8 %s has %zu", path, f->count,
+                       m->arch->name, expected);
+    rn_model_params_changed(m);
+    return RN_OK;
+}
+
+rn_status rn_quant_write(const rn_model *m, rn_wfile *w, const char *const *keys,
+                         const char *const *values, int count) {
+    int nu = rn_model_units((rn_model *)m, NULL);
+    rn_unit **units = malloc((size_t)nu * sizeof *units);
+    size_t ne = (size_t)nu * 5 + 4;
+    st_entry *e = calloc(ne, sizeof *e);
+    char (*names)[RN_NAME_CAP + 32] = calloc(ne, sizeof *names);
+    int64_t (*shapes)[4] = calloc(ne, sizeof *shapes);
+    int64_t *zps = calloc((size_t)nu + 1, sizeof *zps);
+    st_meta *meta = calloc((size_t)count + 8, sizeof *meta);
+    rn_status st = RN_OK;
+    if (!units || !e || !names || !shapes || !zps || !meta) {
+        st = rn_fail(RN_ERR_NOMEM, "out of memory saving %s", w->path);
+        goto done;
+    }
+    rn_model_units((rn_model *)m, units);
+    size_t k = 0;
+#define ENTRY(dt, nd, data_, ...)                                                                 \
+    do {                                                                                          \
+        int64_t sh_[] = {__VA_ARGS__};                                                            \
+        memcpy(shapes[k], sh_, sizeof sh_);                                                       \
+        e[k] = (st_entry){names[k], dt, nd, shapes[k], data_};                                    \
+        k++;                                                                                      \
+    } while (0)
+    for (int i = 0; i < nu; i++) {
+        const rn_unit *u = units[i];
+        zps[i] = u->q_out_zp;
+        snprintf(names[k], sizeof names[k], "%s.weight", u->conv_name);
+        ENTRY(ST_I8, 4, u->wq, u->cout, u->cin / u->groups, u->k, u->k);
+        snprintf(names[k], sizeof names[k], "%s.weight_scale", u->conv_name);
+        ENTRY(ST_F32, 1, u->wq_scale, u->cout);
+        snprintf(names[k], sizeof names[k], "%s.bias", u->conv_name);
+        ENTRY(ST_F32, 1, u->q_bias, u->cout);
+        snprintf(names[k], sizeof names[k], "%s.output_scale", u->conv_name);
+        ENTRY(ST_F32, 1, &u->q_out_scale, 1);
+        snprintf(names[k], sizeof names[k], "%s.output_zero_point", u->conv_name);
+        ENTRY(ST_I64, 1, &zps[i], 1);
+    }
+    zps[nu] = m->q_in_zp;
+    snprintf(names[k], sizeof names[k], "input_scale");
+    ENTRY(ST_F32, 1, &m->q_in_scale, 1);
+    snprintf(names[k], sizeof names[k], "input_zero_point");
+    ENTRY(ST_I64, 1, &zps[nu], 1);
+    snprintf(names[k], sizeof names[k], "fc.weight");
+    ENTRY(ST_F32, 2, m->fc_w, m->num_classes, m->feat);
+    snprintf(names[k], sizeof names[k], "fc.bias");
+    ENTRY(ST_F32, 1, m->fc_b, m->num_classes);
+#undef ENTRY
+    char in_ch[16], classes[16], images[16];
+    snprintf(in_ch, sizeof in_ch, "%d", m->in_channels);
+    snprintf(classes, sizeof classes, "%d", m->num_classes);
+    snprintf(images, sizeof images, "%d", m->q_calib_images);
+    int n = 0;
+    meta[n++] = (st_meta){"format", INT8_FORMAT};
+    meta[n++] = (st_meta){"arch", (char *)m->arch->name};
+    meta[n++] = (st_meta){"in_channels", in_ch};
+    meta[n++] = (st_meta){"num_classes", classes};
+    meta[n++] = (st_meta){"quantization",
+                          "weights int8 symmetric per output channel, BatchNorm folded; activations "
+                          "uint8 [0,127] per tensor with a zero point; fc float32"};
+    meta[n++] = (st_meta){"calibration_method", (char *)m->q_method};
+    meta[n++] = (st_meta){"calibration_images", images};
+    int fixed = n;
+    for (int i = 0; i < count; i++) {
+        int dup = 0;
+        for (int j = 0; j < n && !dup; j++)
+            dup = strcmp(meta[j].key, keys[i]) == 0;
+        if (!dup && n < fixed + count)
+            meta[n++] = (st_meta){(char *)keys[i], (char *)values[i]};
+    }
+    st = st_write_to(w, e, k, meta, (size_t)n);
+done:
+    free(units), free(e), free(names), free(shapes), free(zps), free(meta);
+    return st;
+}
