@@ -43,15 +43,18 @@ static inline __m256i requant8(const rn_qtile *t, int c0, __m256i acc, const uin
 
 static inline __attribute__((always_inline)) void tile(const rn_qtile *t, const int nj) {
     __m256i acc[4][2];
+#pragma GCC unroll 12
     for (int j = 0; j < nj; j++)
         acc[j][0] = acc[j][1] = _mm256_setzero_si256();
     const __m256i ones = _mm256_set1_epi16(1);
     for (int g = 0; g < t->groups; g++) {
         const uint8_t *a = t->a + (long)g * t->a_gs;
         const int8_t *w = t->w + (long)g * 256;
+#pragma GCC unroll 4
         for (int q = 0; q < 4; q++) {
             __m256i w0 = _mm256_loadu_si256((const __m256i *)(w + q * 64));
             __m256i w1 = _mm256_loadu_si256((const __m256i *)(w + q * 64 + 32));
+#pragma GCC unroll 12
             for (int j = 0; j < nj; j++) {
                 __m256i x = bcast4(a + j * t->a_js + q * 4);
                 acc[j][0] = _mm256_add_epi32(acc[j][0],

@@ -46,14 +46,17 @@ static inline __m128i requant16(const rn_qtile *t, int b, __m512i acc, const uin
 static inline __attribute__((always_inline)) void tile(const rn_qtile *t, const int nj,
                                                        const int ncb) {
     __m512i acc[NJ_MAX][2];
+#pragma GCC unroll 12
     for (int j = 0; j < nj; j++)
         acc[j][0] = acc[j][1] = _mm512_setzero_si512();
     for (int g = 0; g < t->groups; g++) {
         const uint8_t *a = t->a + (long)g * t->a_gs;
         const int8_t *w = t->w + (long)g * 256;
+#pragma GCC unroll 4
         for (int q = 0; q < 4; q++) {
             __m512i w0 = _mm512_loadu_si512(w + q * 64);
             __m512i w1 = ncb > 1 ? _mm512_loadu_si512(w + t->w_bs + q * 64) : w0;
+#pragma GCC unroll 12
             for (int j = 0; j < nj; j++) {
                 __m512i x = bcast4(a + j * t->a_js + q * 4);
                 acc[j][0] = _mm512_dpbusd_epi32(acc[j][0], x, w0);
