@@ -114,6 +114,7 @@ static void im2col_rows(const rn_qconv *c, int n, const uint8_t *x, int zp, long
     size_t nhw = (size_t)n * s->h * s->w;
     long hw_out = (long)s->ho * s->wo;
     int cb_in = cblocks(s->cin);
+    const uint8_t *x_end = x + (size_t)s->cin * nhw; /* plain input */
     for (int i = 0; i < count; i++) {
         long j = j0 + i;
         int b = (int)(j / hw_out), rem = (int)(j % hw_out);
@@ -133,16 +134,29 @@ static void im2col_rows(const rn_qconv *c, int n, const uint8_t *x, int zp, long
                         memcpy(o + cb * 16, src + (size_t)cb * nhw * 16, 16);
                 }
         } else {
-            int k = 0;
+            int k = 0, inside = iw0 >= 0 && iw0 + s->kw <= s->w;
             for (int ci = 0; ci < s->cin; ci++) {
                 const uint8_t *plane = x + (size_t)ci * nhw + (size_t)b * s->h * s->w;
-                for (int r = 0; r < s->kh; r++) {
+                for (int r = 0; r < s->kh; r++, k += s->kw) {
                     int ih = ih0 + r;
-                    for (int q = 0; q < s->kw; q++, k++) {
-                        int iw = iw0 + q;
-                        row[k] = ih >= 0 && ih < s->h && iw >= 0 && iw < s->w
-                                     ? plane[(size_t)ih * s->w + iw]
-                                     : (uint8_t)zp;
+                    if (ih < 0 || ih >= s->h) {
+                        memset(row + k, zp, (size_t)s->kw);
+                    } else if (inside) { /* the common case: one run of the input row */
+                        const uint8_t *src = plane + (size_t)ih * s->w + iw0;
+                        if (s->kw <= 8 && k + 8 <= c->kpad && src + 8 <= x_end) {
+                            uint64_t v; /* 8 bytes at once; the next tap overwrites the rest */
+                            memcpy(&v, src, 8);
+                            memcpy(row + k, &v, 8);
+                        } else {
+                            for (int q = 0; q < s->kw; q++)
+                                row[k + q] = src[q];
+                        }
+                    } else {
+                        for (int q = 0; q < s->kw; q++) {
+                            int iw = iw0 + q;
+                            row[k + q] = iw >= 0 && iw < s->w ? plane[(size_t)ih * s->w + iw]
+                                                              : (uint8_t)zp;
+                        }
                     }
                 }
             }
@@ -180,17 +194,24 @@ void rn_qconv_forward(const rn_kernels *k, const rn_qconv *c, int n, const uint8
     long ncols = (long)n * s->ho * s->wo;
     long y_bs = ncols * 16;
     int in_place = reads_in_place(c), nb = block_cols(k, c), groups = c->kpad / 16;
-    long n_colblk = (ncols + nb - 1) / nb;
-    /* split the output channels too when there are few column blocks */
     int threads = rn_threads();
+    long n_colblk = (ncols + nb - 1) / nb;
+    if (n_colblk > threads && n_colblk % threads) { /* as many blocks per thread, of equal width */
+        n_colblk = (n_colblk + threads - 1) / threads * threads;
+        nb = (int)((ncols + n_colblk - 1) / n_colblk + k->q_nj - 1) / k->q_nj * k->q_nj;
+        n_colblk = (ncols + nb - 1) / nb;
+    }
+    /* split the output channels too when there are few column blocks */
     int units = (c->cb_out + k->q_ncb - 1) / k->q_ncb; /* channel tiles */
     int n_cogrp = n_colblk >= 2 * threads ? 1 : (int)((2 * threads + n_colblk - 1) / n_colblk);
     n_cogrp = n_cogrp > units ? units : n_cogrp;
     long items = n_colblk * n_cogrp;
+    /* channel-group major: with few column blocks each thread takes all columns of some
+     * channels, not some columns of all channels (blocks can be unequal) */
 #pragma omp parallel for schedule(static) num_threads(threads) if (items > 1)
     for (long it = 0; it < items; it++) {
-        long cbk = it / n_cogrp;
-        int grp = (int)(it % n_cogrp);
+        long cbk = it % n_colblk;
+        int grp = (int)(it / n_colblk);
         long j0 = cbk * nb;
         int cols = (int)(ncols - j0 < nb ? ncols - j0 : nb);
         rn_qtile t = {.groups = groups, .w_bs = (long)groups * 256, .y_bs = y_bs};
