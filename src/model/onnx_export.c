@@ -214,6 +214,9 @@ rn_status rn_model_export_onnx(const rn_model *m, const char *path, const rn_onn
         rn_onnx_options_default(&o);
     if (!m || !path)
         return rn_fail(RN_ERR_ARG, "rn_model_export_onnx: NULL argument");
+    if (m->quantized)
+        return rn_fail(RN_ERR_UNSUPPORTED, "ONNX export of an int8 model is not supported: export "
+                       "the float32 weights it was quantized from");
     if (o.opset < 13 || o.opset > 17)
         return rn_fail(RN_ERR_ARG, "ONNX opset %d: the exporter writes opsets 13 to 17", o.opset);
     if (o.batch < 0 || o.batch > 1000000)

@@ -64,6 +64,9 @@ rn_status rn_trainer_create(rn_model *m, const rn_train_config *cfg, rn_trainer 
     if (!m || !cfg || !out)
         return rn_fail(RN_ERR_ARG, "rn_trainer_create: NULL argument");
     *out = NULL;
+    if (m->quantized)
+        return rn_fail(RN_ERR_UNSUPPORTED, "this is an int8 model: it can be evaluated and run, not "
+                       "trained; start from the float32 weights it was quantized from");
     const char *opt = cfg->optimizer ? cfg->optimizer : "sgd";
     if (strcmp(opt, "sgd") != 0 && strcmp(opt, "adamw") != 0)
         return rn_fail(RN_ERR_ARG, "unknown optimizer '%s' (expected sgd or adamw)", opt);
