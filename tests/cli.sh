@@ -44,6 +44,34 @@ expect 1 "forward with a missing file" "$R" forward --weights "$T/none.safetenso
 expect 2 "forward with a bad mode" "$R" forward --weights "$T/w.safetensors" \
     --input data/sample/fmnist_batch.npy --output "$T/y.npy" --mode test
 "$R" init --arch resnet18 --in-channels 3 --num-classes 10 --output "$T/r18.safetensors" >/dev/null
+# int8: calibration images of the wrong channel count, bad flags, and a quantize / run round trip
+expect 1 "quantize with 1-channel images for a 3-channel model" "$R" quantize --weights "$T/r18.safetensors" \
+    --data data/fmnist-small --calib-images 8 --image-size 32 --output "$T/q.safetensors" --quiet
+expect 2 "quantize --method unknown" "$R" quantize --weights "$T/w.safetensors" --data data/fmnist-small \
+    --method kl --output "$T/q.safetensors"
+expect 2 "quantize --calib-images 0" "$R" quantize --weights "$T/w.safetensors" --data data/fmnist-small \
+    --calib-images 0 --output "$T/q.safetensors"
+expect 0 "quantize (entropy)" "$R" quantize --weights "$T/w.safetensors" --data data/fmnist-small \
+    --calib-images 64 --method entropy --output "$T/q/w.int8.safetensors" --quiet
+expect 0 "forward an int8 model" "$R" forward --weights "$T/q/w.int8.safetensors" \
+    --input data/sample/fmnist_batch.npy --output "$T/q/y.npy"
+expect 0 "int8 model saved again (convert)" "$R" convert "$T/q/w.int8.safetensors" "$T/q/w2.safetensors"
+/usr/bin/python3 - "$T/q/w.int8.safetensors" "$T/q/w2.safetensors" <<'PY' && ok || bad "an int8 file loaded and saved again has other tensors"
+import json, struct, sys
+def load(p):
+    d = open(p, "rb").read()
+    n = struct.unpack("<Q", d[:8])[0]
+    h = json.loads(d[8:8 + n])
+    meta = h.pop("__metadata__")
+    return meta["format"], {k: (v["dtype"], v["shape"], d[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]]) for k, v in h.items()}
+a, b = load(sys.argv[1]), load(sys.argv[2])
+sys.exit(0 if a == b and a[0] == "resnet.c-int8" and a[1]["conv.block.0.weight"][0] == "I8" else 1)
+PY
+expect 0 "bench --precision int8 (random weights quantized)" "$R" bench --arch resnet18 --batch-size 2 \
+    --image-size 64 --repeats 2 --warmup 1 --precision int8 --json
+grep -q '"precision": "int8"' "$T/out" && ok || bad "bench --json does not name the int8 precision: $(cat "$T/out")"
+expect 2 "forward --precision int8 on a float32 model" "$R" forward --weights "$T/w.safetensors" \
+    --input data/sample/fmnist_batch.npy --output "$T/q/y.npy" --precision int8
 expect 1 "forward with the wrong channel count" "$R" forward --weights "$T/r18.safetensors" \
     --input data/sample/fmnist_batch.npy --output "$T/y.npy"
 expect 3 "forward into an unwritable path" "$R" forward --weights "$T/w.safetensors" \
