@@ -1,7 +1,7 @@
 /*
  * test_qconv.c - the int8 convolution: every kernel path the host supports
  * against the plain-C oracle, byte for byte, on random shapes (plain and
- * c16 inputs, 1x1 read in place, 3x3 and 7x7 through im2col, strides,
+ * c16 inputs, 1x1, 3x3 and 7x7 convolutions, strides,
  * padding, residual, ReLU, zero points), at 1..3 threads; and the other
  * int8 ops against direct formulas.
  */
@@ -137,8 +137,8 @@ int main(void) {
         check_case(1, 3, 23, 19, 64, 7, 2, 3, 0, 0, 1, "stem 7x7/2 plain cin 3");
         check_case(2, 1, 28, 28, 64, 7, 2, 3, 0, 0, 1, "stem 7x7/2 plain cin 1");
         check_case(2, 3, 12, 12, 32, 3, 1, 1, 0, 0, 1, "cifar stem 3x3 plain");
-        /* 1x1 in place, strided 1x1 (im2col), 3x3 */
-        check_case(1, 64, 7, 7, 256, 1, 1, 0, 1, 1, 1, "1x1 in place + residual");
+        /* 1x1, strided 1x1, 3x3 */
+        check_case(1, 64, 7, 7, 256, 1, 1, 0, 1, 1, 1, "1x1 + residual");
         check_case(3, 48, 5, 9, 80, 1, 1, 0, 1, 0, 0, "1x1 odd cout, no relu");
         check_case(2, 64, 9, 9, 128, 1, 2, 0, 1, 0, 0, "1x1 stride 2");
         check_case(1, 64, 14, 14, 64, 3, 1, 1, 1, 1, 1, "3x3 + residual + relu");

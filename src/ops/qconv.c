@@ -167,11 +167,6 @@ static void im2col_rows(const rn_qconv *c, int n, const uint8_t *x, int zp, long
 
 /* ---- the driver ----------------------------------------------------------------------------- */
 
-static int reads_in_place(const rn_qconv *c) {
-    const rn_conv_shape *s = &c->s;
-    return c->in_c16 && s->kh == 1 && s->kw == 1 && s->stride == 1 && s->pad == 0;
-}
-
 /* Columns per work item: a multiple of the kernel's width, whose im2col rows
  * take about 192 KB. */
 static int block_cols(const rn_kernels *k, const rn_qconv *c) {
@@ -182,8 +177,6 @@ static int block_cols(const rn_kernels *k, const rn_qconv *c) {
 
 size_t rn_qconv_workspace_bytes(const rn_kernels *k, const rn_qconv *c, int threads) {
     k = rn_kernels_or_default(k);
-    if (reads_in_place(c))
-        return 0;
     return (size_t)threads * (size_t)block_cols(k, c) * (size_t)c->kpad;
 }
 
@@ -193,7 +186,7 @@ void rn_qconv_forward(const rn_kernels *k, const rn_qconv *c, int n, const uint8
     const rn_conv_shape *s = &c->s;
     long ncols = (long)n * s->ho * s->wo;
     long y_bs = ncols * 16;
-    int in_place = reads_in_place(c), nb = block_cols(k, c), groups = c->kpad / 16;
+    int nb = block_cols(k, c), groups = c->kpad / 16;
     int threads = rn_threads();
     long n_colblk = (ncols + nb - 1) / nb;
     if (n_colblk > threads && n_colblk % threads) { /* as many blocks per thread, of equal width */
@@ -214,18 +207,12 @@ void rn_qconv_forward(const rn_kernels *k, const rn_qconv *c, int n, const uint8
         int grp = (int)(it / n_colblk);
         long j0 = cbk * nb;
         int cols = (int)(ncols - j0 < nb ? ncols - j0 : nb);
-        rn_qtile t = {.groups = groups, .w_bs = (long)groups * 256, .y_bs = y_bs};
-        if (in_place) {
-            t.a = x + j0 * 16;
-            t.a_js = 16;
-            t.a_gs = (long)n * s->h * s->w * 16;
-        } else {
-            uint8_t *rows = workspace + (size_t)rn_thread_id() * nb * c->kpad;
-            im2col_rows(c, n, x, in_zp, j0, cols, rows);
-            t.a = rows;
-            t.a_js = c->kpad;
-            t.a_gs = 16;
-        }
+        /* the window of each column as one row of K bytes (a 1x1 conv too: reading
+         * c16 in place strides 16 * NHW bytes between K groups, slower at large batches) */
+        uint8_t *rows = workspace + (size_t)rn_thread_id() * nb * c->kpad;
+        im2col_rows(c, n, x, in_zp, j0, cols, rows);
+        rn_qtile t = {.groups = groups, .a = rows, .a_js = c->kpad, .a_gs = 16,
+                      .w_bs = (long)groups * 256, .y_bs = y_bs};
         int u0 = (int)((long)units * grp / n_cogrp), u1 = (int)((long)units * (grp + 1) / n_cogrp);
         for (int u = u0; u < u1; u++) {
             int b0 = u * k->q_ncb;

@@ -31,10 +31,9 @@
  * output column j (a pixel) and 4 consecutive k, the 4 input bytes are one
  * broadcast 32-bit word, the 16 channels' 4 weights each one 64-byte row of
  * the packed weights. K runs in groups of 16 bytes: for a group g the input
- * bytes of column j are at a + j * a_js + g * a_gs. A 1x1 stride-1 conv on
- * c16 input reads x in place (a_js = 16, a_gs = 16 * NHW); any other conv
- * copies its window into rows of K bytes per column first (im2col, in the
- * workspace).
+ * bytes of column j are at a + j * a_js + g * a_gs. Every conv copies its
+ * window into rows of K bytes per column first (im2col, in the workspace,
+ * a block of columns at a time): a_js = K, a_gs = 16.
  */
 #ifndef RN_OPS_QCONV_H
 #define RN_OPS_QCONV_H
