@@ -124,7 +124,6 @@ int cmd_bench(int argc, char **argv) {
         if (!args_flag(&t, "json"))
             fprintf(stderr, "quantized the weights to int8 on synthetic calibration input\n");
     }
-    const char *prec_name = rn_model_is_quantized(m) ? "int8" : "fp32";
     size_t nx = (size_t)batch * (size_t)in_ch * (size_t)size * (size_t)size;
     int train = args_flag(&t, "train");
     rn_trainer *tr = NULL;
@@ -204,6 +203,7 @@ int cmd_bench(int argc, char **argv) {
     const char *isa = sess ? rn_session_isa(sess) : rn_trainer_isa(tr);
     double engine_mb = (double)(sess ? rn_session_bytes(sess) : rn_trainer_bytes(tr)) / 1048576.0;
     double rss = peak_rss_mb();
+    const char *prec_name = sess ? rn_session_precision(sess) : "fp32";
     if (args_flag(&t, "json")) {
         printf("{\"arch\": \"%s\", \"mode\": \"%s\", \"batch_size\": %d, \"image_size\": %d, "
                "\"in_channels\": %d, \"num_classes\": %d, \"threads\": %d, \"repeats\": %d, "

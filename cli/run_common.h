@@ -19,8 +19,9 @@
      0, 0}
 #define CLI_PRECISION_SPEC                                                                    \
     {"precision", ARG_STRING, "auto",                                                         \
-     "auto (the weights file's own: int8 for a file `resnet quantize` wrote, else fp32), fp32 " \
-     "or int8",                                                                               \
+     "auto (the weights file's own: int8 for a file `resnet quantize` wrote, else fp32), fp32, " \
+     "bf16 (weights and activations rounded to bf16, fp32 accumulation; emulated on fp32 "    \
+     "kernels, no faster) or int8",                                                           \
      0, 0}
 void cli_session_config(const arg_table *t, rn_session_config *cfg);
 

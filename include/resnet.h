@@ -215,7 +215,12 @@ typedef struct rn_session_config {
      * the heuristic's choice elsewhere */
     const char *conv_algo;
     /* NULL or "auto": the model's own (int8 for a model `resnet quantize`
-     * wrote, else fp32); "fp32"; "int8" (an int8 model only) */
+     * wrote, else fp32); "fp32"; "int8" (an int8 model only); "bf16" (a
+     * float32 model): weights (BatchNorm folded) and activations rounded to
+     * bf16 (round to nearest even), products accumulated in fp32, the
+     * classifier and the biases in fp32. No kernel of this build computes
+     * bf16 dot products natively yet: the fp32 GEMM runs on the rounded
+     * operands (the same numbers, at fp32 speed; no Winograd) */
     const char *precision;
 } rn_session_config;
 
@@ -275,6 +280,9 @@ RN_API rn_status rn_session_forward(rn_session *s, const float *x, int n, int h,
 
 /* The instruction set of the session's kernels: "avx512", "avx2", "portable". */
 RN_API const char *rn_session_isa(const rn_session *s);
+
+/* The precision the session runs in: "fp32", "bf16" or "int8". */
+RN_API const char *rn_session_precision(const rn_session *s);
 
 /* The convolution algorithms of the current plan, e.g.
  * "im2col x3, pointwise x3, winograd x14", into buf (capacity cap). Fails

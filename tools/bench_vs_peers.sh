@@ -3,12 +3,13 @@
 #
 #   tools/bench_vs_peers.sh [--arch resnet18] [--batch 32] [--size 224] [--threads 2]
 #                           [--repeats 5] [--warmup 2] [--rounds 3] [--resnet build/resnet]
-#                           [--precision fp32|int8]
+#                           [--precision fp32|bf16|int8]
 #
 # --precision int8: resnet.c runs `bench --precision int8` (its random weights
 # quantized on synthetic calibration input) and PyTorch its int8 model (FX static
 # quantization, oneDNN engine; tools/torch_bench.py --int8); ONNX Runtime stays
-# float32, the baseline the int8 speed-ups are quoted against.
+# float32, the baseline the int8 speed-ups are quoted against. --precision bf16: resnet.c
+# `--precision bf16`, PyTorch under bf16 autocast in channels_last.
 #
 # Each round runs the three one after another (resnet.c, ORT, PyTorch), each
 # timing REPEATS batches after WARMUP; the table shows, per runtime, the median
@@ -78,6 +79,7 @@ first_json() { grep -m1 '^[[:space:]]*{' || true; }
 
 PT_EXTRA=""
 [ "$PRECISION" = int8 ] && PT_EXTRA="--int8"
+[ "$PRECISION" = bf16 ] && PT_EXTRA="--bf16 --channels-last"
 echo "bench: $PRECISION $ARCH batch $BATCH ${SIZE}x${SIZE} threads $THREADS, $ROUNDS rounds x ($WARMUP warm-up + $REPEATS timed)" >&2
 for r in $(seq 1 "$ROUNDS"); do
   if [ $HAVE_RN = 1 ]; then

@@ -54,17 +54,19 @@ rn_status rn_session_create(const rn_model *m, const rn_session_config *cfg, rn_
     int forced;
     RN_TRY(rn_conv_algo_parse(cfg->conv_algo, &forced));
     const char *prec = cfg->precision && *cfg->precision ? cfg->precision : "auto";
-    int int8 = m->quantized;
+    int int8 = m->quantized, bf16 = 0;
     if (strcmp(prec, "int8") == 0) {
         if (!m->quantized)
             return rn_fail(RN_ERR_ARG, "--precision int8 needs an int8 model: make one with "
                            "`resnet quantize` (bench quantizes its random weights itself)");
-    } else if (strcmp(prec, "fp32") == 0) {
+    } else if (strcmp(prec, "fp32") == 0 || strcmp(prec, "bf16") == 0) {
+        bf16 = prec[0] == 'b';
         if (m->quantized)
             return rn_fail(RN_ERR_ARG, "this is an int8 model: it runs with --precision int8 (or "
-                           "auto), not fp32");
+                           "auto), not %s", prec);
     } else if (strcmp(prec, "auto") != 0) {
-        return rn_fail(RN_ERR_ARG, "unknown precision '%s' (expected auto, fp32 or int8)", prec);
+        return rn_fail(RN_ERR_ARG, "unknown precision '%s' (expected auto, fp32, bf16 or int8)",
+                       prec);
     }
     rn_session *s = calloc(1, sizeof *s);
     if (!s)
@@ -73,6 +75,7 @@ rn_status rn_session_create(const rn_model *m, const rn_session_config *cfg, rn_
     s->k = rn_kernels_for(isa);
     s->forced_algo = forced;
     s->int8 = int8;
+    s->bf16 = bf16;
     *out = s;
     return RN_OK;
 }
@@ -108,6 +111,10 @@ void rn_session_free(rn_session *s) {
 
 const char *rn_session_isa(const rn_session *s) { return rn_isa_name(s->k->isa); }
 
+const char *rn_session_precision(const rn_session *s) {
+    return s->int8 ? "int8" : s->bf16 ? "bf16" : "fp32";
+}
+
 /* ---- planning ------------------------------------------------------------------------- */
 
 static size_t unit_weight_floats(const rn_unit *u) {
@@ -118,6 +125,9 @@ static size_t unit_weight_floats(const rn_unit *u) {
  * applies, else the heuristic's. */
 static int pick_algo(const rn_session *s, const rn_node *nd, int n) {
     rn_conv_shape cs = rn_node_conv_shape(nd, n);
+    if (s->bf16) /* a GEMM on the bf16 operands themselves: Winograd would transform them */
+        return rn_conv_algo_get(RN_CONV_POINTWISE)->supports(&cs) ? RN_CONV_POINTWISE
+                                                                  : RN_CONV_IM2COL;
     if (s->forced_algo >= 0 && rn_conv_algo_get(s->forced_algo)->supports(&cs))
         return s->forced_algo;
     return rn_conv_algo_choose(s->k, &cs);
@@ -247,6 +257,8 @@ static void prepare_weights(rn_session *s) {
         float *dst = s->prepared + s->prep_at[i];
         float *bias = dst + a->prepared_floats(s->k, &cs);
         rn_unit_fold(nd->unit, s->fold, bias);
+        if (s->bf16)
+            rn_round_bf16(s->fold, conv2d_weight_floats(&cs));
         a->prepare(s->k, &cs, s->fold, dst);
     }
 }
@@ -308,9 +320,11 @@ rn_status rn_session_forward(rn_session *s, const float *x, int n, int h, int w,
     const rn_graph *sc = s->sc;
     /* x: (N, C, H, W) -> value 0: (C, N, H, W); one image is the same either way */
     const float *in = x;
-    if (n > 1) {
+    if (n > 1 || s->bf16) {
         layout_nchw_to_cnhw(x, n, m->in_channels, (size_t)h * (size_t)w, value_ptr(s, 0));
         in = value_ptr(s, 0);
+        if (s->bf16)
+            rn_round_bf16(value_ptr(s, 0), rn_value_floats(sc, 0, n));
     }
     if (s->observe)
         s->observe(s->observe_ctx, 0, in, rn_value_floats(sc, 0, n));
@@ -322,6 +336,8 @@ rn_status rn_session_forward(rn_session *s, const float *x, int n, int h, int w,
         switch (nd->op) {
         case RN_NODE_CONV:
             run_conv(s, i, n, mode, src);
+            if (s->bf16) /* activations are stored as bf16 between layers */
+                rn_round_bf16(dst, rn_value_floats(sc, nd->out, n));
             break;
         case RN_NODE_MAXPOOL:
             maxpool2d_forward(src, vi->c * n, vi->h, vi->w, nd->k, nd->stride, nd->pad, dst);
@@ -356,6 +372,17 @@ rn_status rn_session_algorithms(const rn_session *s, char *buf, size_t cap) {
         return rn_fail(RN_ERR_ARG, "rn_session_algorithms: the session has not run yet");
     if (s->int8) {
         snprintf(buf, cap, "int8 %s x%d", s->k->q_name, s->sc->n_convs);
+        return RN_OK;
+    }
+    if (s->bf16) {
+        int count[RN_CONV_ALGO_COUNT] = {0};
+        for (int i = 0; i < s->sc->n_nodes; i++)
+            if (s->sc->nodes[i].op == RN_NODE_CONV)
+                count[s->algo[i]]++;
+        char algos[192];
+        rn_conv_algo_format(count, algos, sizeof algos);
+        snprintf(buf, cap, "bf16 emulated (fp32 kernels on bf16-rounded operands: this build has no "
+                 "bf16 dot-product kernel): %s", algos);
         return RN_OK;
     }
     int count[RN_CONV_ALGO_COUNT] = {0};

@@ -49,6 +49,7 @@ struct rn_session {
     /* int8 (session_int8.c): the model is quantized; a prepared conv per
      * CONV node (pointing into `prepared`) and each value's quantization */
     int int8;
+    int bf16;                   /* bf16 operands, fp32 accumulation (see rn_session_config) */
     struct rn_qconv *qc;
     struct rn_qparam *vq;
 

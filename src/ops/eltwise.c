@@ -1,4 +1,7 @@
 /* eltwise.c - ReLU and the residual add, forward; ReLU backward. */
+#include <stdint.h>
+#include <string.h>
+
 #include "core/threads.h"
 #include "ops/ops.h"
 
@@ -49,5 +52,16 @@ void relu_backward(const float *y, const float *dy, size_t n, float *dx) {
     for (size_t i = 0; i < n; i++) {
         const float g = dy[i]; /* read unconditionally: the loop vectorises */
         dx[i] = y[i] > 0.0f ? g : 0.0f;
+    }
+}
+
+void rn_round_bf16(float *x, size_t n) {
+#pragma omp parallel for schedule(static) num_threads(rn_threads()) if (n > 65536)
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        if ((u & 0x7F800000u) != 0x7F800000u) /* finite: round the low 16 bits away */
+            u = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+        memcpy(&x[i], &u, 4);
     }
 }

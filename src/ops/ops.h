@@ -39,6 +39,10 @@ void batchnorm_apply(const float *x, int C, size_t M, const float *scale,
 
 /* ---- ReLU and residual add ------------------------------------------------- */
 /* y = max(x, 0) over n values; y may equal x. */
+/* Rounds x[0..n) to the nearest bf16 value (ties to even), in place; NaN
+ * and infinities stay what they are. */
+void rn_round_bf16(float *x, size_t n);
+
 void relu_forward_ref(const float *x, size_t n, float *y);
 void relu_forward(const float *x, size_t n, float *y);
 /* y = a + b (then max(., 0) if relu) over n values; y may equal a or b. */

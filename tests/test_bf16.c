@@ -1,0 +1,112 @@
+/*
+ * test_bf16.c - bf16 inference: the rounding (ties to even, NaN and
+ * infinities kept), and every layer of a bf16 session against the float32
+ * session on the same random model and input, within the stated tolerance
+ * (bf16 keeps 8 significant bits: each operand is off by at most 2^-9
+ * relative).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/session.h"
+#include "model/model.h"
+#include "ops/ops.h"
+#include "check.h"
+
+#define LAYER_TOL 3e-2  /* max |y_bf16 - y_fp32| / max |y_fp32| per layer */
+
+static float bits(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+static uint32_t ubits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+static void check_rounding(void) {
+    float v[7] = {1.0f, bits(0x3F808000u), bits(0x3F818000u), bits(0x3F808001u), bits(0x7FC00001u),
+                  bits(0x7F800000u), bits(0x7F7FFFFFu)};
+    rn_round_bf16(v, 7);
+    CHECK(ubits(v[0]) == 0x3F800000u, "1.0 stays");
+    CHECK(ubits(v[1]) == 0x3F800000u, "a tie rounds to even (down): %08x", ubits(v[1]));
+    CHECK(ubits(v[2]) == 0x3F820000u, "a tie rounds to even (up): %08x", ubits(v[2]));
+    CHECK(ubits(v[3]) == 0x3F810000u, "above a tie rounds up: %08x", ubits(v[3]));
+    CHECK(ubits(v[4]) == 0x7FC00001u, "NaN stays NaN: %08x", ubits(v[4]));
+    CHECK(ubits(v[5]) == 0x7F800000u, "infinity stays");
+    CHECK(ubits(v[6]) == 0x7F800000u, "FLT_MAX rounds to infinity in bf16: %08x", ubits(v[6]));
+}
+
+/* The float32 session's values, kept by the observer. */
+static float *seen[256];
+static void keep(void *ctx, int v, const float *x, size_t n) {
+    (void)ctx;
+    if (v < 256) {
+        free(seen[v]);
+        seen[v] = malloc(n * sizeof *x);
+        memcpy(seen[v], x, n * sizeof *x);
+    }
+}
+static float *seen_bf16[256];
+static void keep_bf16(void *ctx, int v, const float *x, size_t n) {
+    (void)ctx;
+    if (v < 256) {
+        free(seen_bf16[v]);
+        seen_bf16[v] = malloc(n * sizeof *x);
+        memcpy(seen_bf16[v], x, n * sizeof *x);
+    }
+}
+
+static void check_layers(const char *arch, rn_stem stem, int size) {
+    rn_model *m;
+    CHECK(rn_model_create_stem(arch, 3, 10, stem, &m) == RN_OK, "create %s", arch);
+    rn_model_init(m, "default", 3);
+    int n = 2;
+    size_t nx = (size_t)n * 3 * size * size;
+    float *x = malloc(nx * sizeof *x), y32[20], y16[20];
+    check_fill(x, nx, -1.0f, 1.0f);
+    rn_session_config cfg;
+    rn_session_config_default(&cfg);
+    rn_session *a, *b;
+    cfg.precision = "fp32";
+    CHECK(rn_session_create(m, &cfg, &a) == RN_OK, "fp32 session");
+    cfg.precision = "bf16";
+    CHECK(rn_session_create(m, &cfg, &b) == RN_OK, "bf16 session");
+    a->observe = keep;
+    b->observe = keep_bf16;
+    CHECK(rn_session_forward(a, x, n, size, size, RN_MODE_EVAL, y32) == RN_OK, "fp32 forward");
+    CHECK(rn_session_forward(b, x, n, size, size, RN_MODE_EVAL, y16) == RN_OK, "bf16 forward");
+    CHECK(strcmp(rn_session_precision(b), "bf16") == 0, "bf16 session says so");
+    double worst = 0.0;
+    int layers = 0;
+    for (int v = 1; v < a->sc->n_values && v < 256; v++) {
+        if (!seen[v] || !seen_bf16[v])
+            continue;
+        double e = check_rel_err(seen_bf16[v], seen[v], rn_value_floats(a->sc, v, n));
+        worst = e > worst ? e : worst;
+        layers++;
+        CHECK(e <= LAYER_TOL, "%s: value %d: bf16 vs fp32 rel err %.3g > %.0e", arch, v, e, LAYER_TOL);
+    }
+    double el = check_rel_err(y16, y32, (size_t)n * 10);
+    CHECK(el <= LAYER_TOL && el > 0.0, "%s logits: rel err %.3g (0 would mean bf16 did nothing)", arch, el);
+    printf("test_bf16: %s %dx%d: %d layers, worst rel err %.3g, logits %.3g\n", arch, size, size,
+           layers, worst, el);
+    for (int v = 0; v < 256; v++) {
+        free(seen[v]), free(seen_bf16[v]);
+        seen[v] = seen_bf16[v] = NULL;
+    }
+    rn_session_free(a);
+    rn_session_free(b);
+    rn_model_free(m);
+    free(x);
+}
+
+int main(void) {
+    check_rounding();
+    check_layers("resnet18", RN_STEM_IMAGENET, 64);
+    check_layers("resnet50", RN_STEM_IMAGENET, 64);
+    check_layers("d2l_resnet18", RN_STEM_IMAGENET, 32);
+    return check_done("test_bf16");
+}
