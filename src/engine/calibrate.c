@@ -239,10 +239,12 @@ static rn_qparam range_of(const rn_calibrator *c, const vstat *v) {
         uint64_t side[HALF];
         for (int i = 0; i < HALF; i++)
             side[i] = v->hist[HALF + i];
+        side[0] = 0; /* the ReLU's spike at zero would dominate the divergence */
         float t = (float)(kl_bins(side, HALF) * v->r / HALF);
         hi = hi < t ? hi : t;
         for (int i = 0; i < HALF; i++)
             side[i] = v->hist[HALF - 1 - i];
+        side[0] = 0;
         t = (float)(kl_bins(side, HALF) * v->r / HALF);
         lo = lo > -t ? lo : -t;
     }
