@@ -39,23 +39,14 @@ static void check_rounding(void) {
     CHECK(ubits(v[6]) == 0x7F800000u, "FLT_MAX rounds to infinity in bf16: %08x", ubits(v[6]));
 }
 
-/* The float32 session's values, kept by the observer. */
-static float *seen[256];
+/* Each session's values, kept by the observer (ctx: the session's array). */
+static float *seen[256], *seen_bf16[256];
 static void keep(void *ctx, int v, const float *x, size_t n) {
-    (void)ctx;
+    float **into = ctx;
     if (v < 256) {
-        free(seen[v]);
-        seen[v] = malloc(n * sizeof *x);
-        memcpy(seen[v], x, n * sizeof *x);
-    }
-}
-static float *seen_bf16[256];
-static void keep_bf16(void *ctx, int v, const float *x, size_t n) {
-    (void)ctx;
-    if (v < 256) {
-        free(seen_bf16[v]);
-        seen_bf16[v] = malloc(n * sizeof *x);
-        memcpy(seen_bf16[v], x, n * sizeof *x);
+        free(into[v]);
+        into[v] = malloc(n * sizeof *x);
+        memcpy(into[v], x, n * sizeof *x);
     }
 }
 
@@ -74,8 +65,9 @@ static void check_layers(const char *arch, rn_stem stem, int size) {
     CHECK(rn_session_create(m, &cfg, &a) == RN_OK, "fp32 session");
     cfg.precision = "bf16";
     CHECK(rn_session_create(m, &cfg, &b) == RN_OK, "bf16 session");
-    a->observe = keep;
-    b->observe = keep_bf16;
+    a->observe = b->observe = keep;
+    a->observe_ctx = seen;
+    b->observe_ctx = seen_bf16;
     CHECK(rn_session_forward(a, x, n, size, size, RN_MODE_EVAL, y32) == RN_OK, "fp32 forward");
     CHECK(rn_session_forward(b, x, n, size, size, RN_MODE_EVAL, y16) == RN_OK, "bf16 forward");
     CHECK(strcmp(rn_session_precision(b), "bf16") == 0, "bf16 session says so");
