@@ -8,7 +8,9 @@
 # New inputs go to a work corpus (DIR/TARGET, default a temporary folder), never
 # into the repository. A crash, a leak, a timeout (-timeout=10 s) or running out
 # of memory (-rss_limit_mb=2048) fails the target; its input is saved in the
-# work folder and named in the output.
+# work folder and named in the output; a timeout's input is replayed on its own
+# and its time printed (libFuzzer counts wall-clock time, so a fuzzer that was
+# stopped with SIGSTOP, or starved of CPU, times out on whatever input it held).
 #
 # Prints one line per target (executions, rate, coverage, corpus, result) and
 # exits non-zero if any target failed. The long campaign of the README is
@@ -72,6 +74,14 @@ for t in "${targets[@]}"; do
     if [ $rc -ne 0 ]; then
         echo "FAIL $t: $summary"
         grep -E "ERROR|SUMMARY|Test unit written" "$log" | head -5
+        unit=$(sed -n 's/.*Test unit written to //p' "$log" | head -1)
+        if grep -q "libFuzzer: timeout" "$log" && [ -f "$unit" ]; then
+            # libFuzzer's timeout is wall-clock time: a fuzzer that was stopped
+            # (SIGSTOP) or starved of CPU times out on any input
+            took=$("$bin" -timeout=10 "$unit" 2>&1 | sed -n 's/^Executed .* in \([0-9]*\) ms$/\1/p')
+            echo "     that input replays in ${took:-?} ms on its own (far below 10 s: the fuzzer was" \
+                "stopped or starved of CPU while it ran, the input is not slow)"
+        fi
         failed=$((failed + 1))
     else
         echo "ok   $t: $summary, 0 crashes"

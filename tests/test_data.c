@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -267,6 +268,107 @@ static void test_idx_malformed(void) {
               strstr(rn_last_error(), "t10k-images-idx3-ubyte.gz"), "gzip flipped byte: %s",
           rn_last_error());
     free(gz);
+    free(img);
+    free(lab);
+}
+
+/* A gzip member of `head` followed by `zeros` zero bytes (deflated as they
+ * stream, so no buffer of that size exists); malloc'ed, length in *out_len. */
+static unsigned char *gzip_with_zeros(const unsigned char *head, size_t head_len, size_t zeros,
+                                      size_t *out_len) {
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    deflateInit2(&z, 9, Z_DEFLATED, 16 + MAX_WBITS, 9, Z_DEFAULT_STRATEGY);
+    size_t cap = zeros / 512 + head_len + 4096, chunk = 1 << 20;
+    unsigned char *out = malloc(cap), *zero = calloc(chunk, 1);
+    z.next_out = out;
+    z.avail_out = (uInt)cap;
+    z.next_in = (unsigned char *)head;
+    z.avail_in = (uInt)head_len;
+    deflate(&z, Z_NO_FLUSH);
+    for (size_t left = zeros; left > 0;) {
+        size_t n = left < chunk ? left : chunk;
+        z.next_in = zero;
+        z.avail_in = (uInt)n;
+        deflate(&z, Z_NO_FLUSH);
+        left -= n;
+    }
+    deflate(&z, Z_FINISH);
+    *out_len = z.total_out;
+    deflateEnd(&z);
+    free(zero);
+    return out;
+}
+
+static long peak_rss_kb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+/* gzip data is inflated only as far as the header allows: a small file that
+ * inflates to 256 MiB after a bad or a small header costs no memory; the
+ * header's count is never an allocation size before the data holds it;
+ * concatenated members are one stream, anything else after the last is not. */
+static void test_idx_gzip_bounds(void) {
+    size_t il, ll, gl;
+    unsigned char *img = make_idx_images(0x803, 20, 4, 5, &il);
+    unsigned char *lab = make_idx_labels(0x801, 20, &ll);
+    const char *I = "g2/t10k-images-idx3-ubyte.gz", *L = "g2/t10k-labels-idx1-ubyte";
+    rn_dataset ds;
+    check_write_file(tmp_path(L), lab, ll);
+    long before = peak_rss_kb();
+    unsigned char bad_magic[16] = {0, 0, 8, 4};
+    unsigned char *gz = gzip_with_zeros(bad_magic, sizeof bad_magic, (size_t)256 << 20, &gl);
+    check_write_file(tmp_path(I), gz, gl);
+    expect_fail(rn_dataset_load(tmp_path("g2"), "mnist", 0, &ds), RN_ERR_FORMAT, "magic",
+                "gzip bomb after a bad magic");
+    free(gz);
+    gz = gzip_with_zeros(img, il, (size_t)256 << 20, &gl);
+    check_write_file(tmp_path(I), gz, gl);
+    expect_fail(rn_dataset_load(tmp_path("g2"), "mnist", 0, &ds), RN_ERR_FORMAT, "trailing",
+                "gzip bomb after 20 images");
+    free(gz);
+    long grown = peak_rss_kb() - before;
+    CHECK(grown < 32 * 1024, "a %zu-byte gzip bomb raised the peak memory by %ld KiB (the header "
+          "allows 416 bytes)", gl, grown);
+
+    /* 2^31-1 images of 4096x4096 announced, 400 bytes there: raw and gzip */
+    put_be32(img + 4, 0x7fffffffu);
+    put_be32(img + 8, 4096);
+    put_be32(img + 12, 4096);
+    expect_fail(load_idx("g3", img, il, lab, ll, &ds), RN_ERR_FORMAT, "truncated",
+                "raw: a huge count, little data");
+    gz = gzip_bytes(img, il, &gl);
+    check_write_file(tmp_path(I), gz, gl);
+    expect_fail(rn_dataset_load(tmp_path("g2"), "mnist", 0, &ds), RN_ERR_FORMAT, "truncated",
+                "gzip: a huge count, little data");
+    free(gz);
+    put_be32(img + 4, 20);
+    put_be32(img + 8, 4);
+    put_be32(img + 12, 5);
+
+    /* two members, split inside the header, load as one file */
+    size_t l1, l2;
+    unsigned char *m1 = gzip_bytes(img, 10, &l1), *m2 = gzip_bytes(img + 10, il - 10, &l2);
+    unsigned char *both = malloc(l1 + l2 + 8);
+    memcpy(both, m1, l1);
+    memcpy(both + l1, m2, l2);
+    check_write_file(tmp_path(I), both, l1 + l2);
+    rn_status st = rn_dataset_load(tmp_path("g2"), "mnist", 0, &ds);
+    CHECK(st == RN_OK && ds.count == 20 && ds.pixels[21] == (7 + 1) % 256,
+          "concatenated gzip members: %s", rn_last_error());
+    rn_dataset_free(&ds);
+    /* bytes after the last member that are not a member */
+    memcpy(both + l1 + l2, "garbage!", 8);
+    check_write_file(tmp_path(I), both, l1 + l2 + 8);
+    char where[64];
+    snprintf(where, sizeof where, "offset %zu", l1 + l2);
+    expect_fail(rn_dataset_load(tmp_path("g2"), "mnist", 0, &ds), RN_ERR_FORMAT, where,
+                "garbage after the gzip stream");
+    free(m1);
+    free(m2);
+    free(both);
     free(img);
     free(lab);
 }
@@ -837,6 +939,7 @@ int main(int argc, char **argv) {
     test_subset();
     test_idx_good();
     test_idx_malformed();
+    test_idx_gzip_bounds();
     test_cifar();
     test_resize();
     test_loader_batching();

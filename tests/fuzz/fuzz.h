@@ -1,7 +1,8 @@
 /*
  * fuzz.h - what the libFuzzer targets share: handing the fuzzer's bytes to a
- * reader that takes a path (an in-memory file, or a file in a private
- * temporary folder), and a stored zip writer for the .pth target.
+ * reader that takes a path (an in-memory file, reached directly or by name
+ * through a link in a private temporary folder), and a stored zip writer
+ * for the .pth target.
  *
  * Each target is one C file defining LLVMFuzzerTestOneInput; it is built by
  * `make fuzz` with clang -fsanitize=fuzzer,address,undefined and run by
@@ -40,8 +41,9 @@ static inline const char *fuzz_mem_file(int slot, const uint8_t *data, size_t si
         }
         snprintf(paths[slot], sizeof paths[slot], "/proc/self/fd/%d", fuzz_memfd[slot]);
     }
-    if (ftruncate(fuzz_memfd[slot], 0) != 0 ||
-        (size && pwrite(fuzz_memfd[slot], data, size, 0) != (ssize_t)size)) {
+    /* written over, then cut to size: the pages the last input used are kept */
+    if ((size && pwrite(fuzz_memfd[slot], data, size, 0) != (ssize_t)size) ||
+        ftruncate(fuzz_memfd[slot], (off_t)size) != 0) {
         perror("memfd write");
         abort();
     }
@@ -86,17 +88,27 @@ static inline const char *fuzz_dir(void) {
     return fuzz_dir_path;
 }
 
-/* Writes the bytes to NAME in the folder (or removes NAME when data is NULL). */
-static inline void fuzz_put_file(const char *name, const uint8_t *data, size_t size) {
+/* The bytes as NAME in the folder: a symbolic link, made once, to in-memory
+ * file `slot` (so no file is created, written to disk or removed per
+ * input); NULL data removes the link, so that NAME is absent. */
+static inline void fuzz_put_file(int slot, const char *name, const uint8_t *data, size_t size) {
+    static int linked[FUZZ_MEM_FILES];
     char p[512];
     snprintf(p, sizeof p, "%s/%s", fuzz_dir(), name);
-    unlink(p);
-    if (!data)
+    if (!data) {
+        if (linked[slot])
+            unlink(p);
+        linked[slot] = 0;
         return;
-    FILE *f = fopen(p, "wb");
-    if (!f || (size && fwrite(data, 1, size, f) != size) || fclose(f) != 0) {
-        perror(p);
-        abort();
+    }
+    const char *target = fuzz_mem_file(slot, data, size);
+    if (!linked[slot]) {
+        unlink(p);
+        if (symlink(target, p) != 0) {
+            perror(p);
+            abort();
+        }
+        linked[slot] = 1;
     }
 }
 

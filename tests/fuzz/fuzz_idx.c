@@ -7,8 +7,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t cut = fuzz_split(data, size);
     size_t first = cut > 2 ? cut - 2 : 0;
-    fuzz_put_file("train-images-idx3-ubyte", size >= 2 ? data + 2 : data, first);
-    fuzz_put_file("train-labels-idx1-ubyte", data + cut, size - cut);
+    fuzz_put_file(0, "train-images-idx3-ubyte", size >= 2 ? data + 2 : data, first);
+    fuzz_put_file(1, "train-labels-idx1-ubyte", data + cut, size - cut);
     rn_dataset ds;
     if (rn_idx_load(fuzz_dir(), 1, 10, rn_dataset_builtin_names("fashion-mnist", NULL), &ds) == RN_OK)
         rn_dataset_free(&ds);
