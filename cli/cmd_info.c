@@ -10,6 +10,7 @@
 static arg_spec SPECS[] = {
     {"arch", ARG_STRING, NULL, "architecture: d2l_resnet18, resnet18, resnet34, resnet50, resnet101, resnet152, wide_resnet50_2, wide_resnet101_2, resnext50_32x4d or resnext101_32x8d", 0, 0},
     {"stem", ARG_STRING, "imagenet", "imagenet (7x7/2 conv + max-pool) or cifar (3x3/1 conv, no max-pool)", 0, 0},
+    CLI_WIDTH_SPEC,
     {"in-channels", ARG_INT, "3", "input channels", 0, 0},
     {"num-classes", ARG_INT, "1000", "output classes", 0, 0},
     {"image-size", ARG_INT, "224", "input height and width", 0, 0},
@@ -39,8 +40,8 @@ int cmd_info(int argc, char **argv) {
         return EXIT_USAGE;
 
     rn_model *m = NULL;
-    if (cli_stem(&t) < 0 ||
-        rn_model_create_stem(args_str(&t, "arch"), in_ch, classes, (rn_stem)cli_stem(&t), &m) != RN_OK) {
+    if (cli_stem(&t) < 0 || cli_width(&t) < 0 ||
+        rn_model_create_width(args_str(&t, "arch"), in_ch, classes, (rn_stem)cli_stem(&t), cli_width(&t), &m) != RN_OK) {
         cli_error("info", "%s", rn_last_error());
         return EXIT_USAGE;
     }
@@ -55,8 +56,8 @@ int cmd_info(int argc, char **argv) {
         return EXIT_RUNTIME;
     }
 
-    printf("%s: in_channels %d, num_classes %d, input (N, %d, %d, %d)\n\n", rn_model_arch(m), in_ch,
-           classes, in_ch, size, size);
+    printf("%s: width %d, in_channels %d, num_classes %d, input (N, %d, %d, %d)\n\n", rn_model_arch(m),
+           rn_model_width(m), in_ch, classes, in_ch, size, size);
     printf("%-44s %-18s %-18s %14s %16s\n", "Layer (type)", "", "Output shape", "Param #", "Mult-adds");
     printf("%.*s\n", 114, "==================================================================================================================");
     int64_t macs = 0;

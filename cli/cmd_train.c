@@ -34,14 +34,17 @@
 #include "resnet.h"
 #include "run_common.h"
 #include "train_plan.h"
+#include "train_recipe.h"
 #include "run_record.h"
 #include "train_ckpt.h"
 #include "train/plot.h"
 #include "train_dist.h"
 
 static arg_spec SPECS[] = {
+    TRAIN_RECIPE_SPEC,
     {"arch", ARG_STRING, "d2l_resnet18", "architecture (ignored with --resume or --init FILE)", 0, 0},
     {"stem", ARG_STRING, "imagenet", "imagenet (7x7/2 conv + max-pool) or cifar (3x3/1 conv, no max-pool, for small images)", 0, 0},
+    CLI_WIDTH_SPEC,
     {"data", ARG_STRING, NULL, "dataset directory", 0, 0},
     {"dataset", ARG_STRING, "fashion-mnist", "fashion-mnist, mnist, cifar10, folder (DIR/train/CLASS/*, DIR/val/CLASS/*) or folder-gray", 0, 0},
     {"epochs", ARG_INT, "10", "epochs to train (in all, counting resumed ones)", 0, 0},
@@ -417,9 +420,9 @@ static int setup_model(run *r, const char *resume) {
     if (resume) {
         st = rn_model_load(resume, NULL, &r->m);
     } else if (strcmp(init, "default") == 0 || strcmp(init, "xavier") == 0) {
-        st = rn_model_create_stem(args_str(t, "arch"), r->train.channels,
-                                  r->num_classes > 0 ? r->num_classes : r->train.num_classes,
-                                  (rn_stem)cli_stem(t), &r->m);
+        st = rn_model_create_width(args_str(t, "arch"), r->train.channels,
+                                   r->num_classes > 0 ? r->num_classes : r->train.num_classes,
+                                   (rn_stem)cli_stem(t), cli_width(t), &r->m);
         if (st == RN_OK)
             st = rn_model_init(r->m, init, (uint64_t)r->seed);
     } else if (r->num_classes > 0) {
@@ -484,9 +487,15 @@ static int setup_trainer(run *r, const char *resume, const char *state) {
 int cmd_train(int argc, char **argv) {
     arg_table t = {"train", "Train a model on a dataset; evaluates the test split after every epoch.",
                    SPECS, sizeof SPECS / sizeof SPECS[0]};
+    if (recipe_list_asked(argc, argv)) { /* before parsing: it needs no --data */
+        recipe_list(stdout);
+        return 0;
+    }
     int pr = args_parse(&t, argc, argv);
     if (pr)
         return pr > 0 ? 0 : EXIT_USAGE;
+    if (!recipe_apply(&t))
+        return EXIT_USAGE;
     if (!dist_init(NULL, NULL))
         return EXIT_RUNTIME;
     run r = {.t = &t};
@@ -564,7 +573,7 @@ int cmd_train(int argc, char **argv) {
     r.lcfg.seed = (uint64_t)r.seed;
     r.lcfg.shards = r.dist.size > 1 ? r.dist.size : 0;
     r.lcfg.shard = r.dist.rank;
-    if (cli_stem(&t) < 0)
+    if (cli_stem(&t) < 0 || cli_width(&t) < 0)
         goto started;
     data = args_str(&t, "data"), kind = args_str(&t, "dataset");
     folder = strncmp(kind, "folder", 6) == 0;
@@ -632,9 +641,12 @@ started:
     }
 
     if (r.lead) {
-        printf("training %s (%lld parameters) on %s: %d training / %d test images of %dx%dx%d, "
+        char width[32] = "";
+        if (rn_model_width(r.m) != RN_DEFAULT_WIDTH)
+            snprintf(width, sizeof width, " width %d", rn_model_width(r.m));
+        printf("training %s%s (%lld parameters) on %s: %d training / %d test images of %dx%dx%d, "
                "batch %d, %d steps per epoch, %d threads\n",
-               rn_model_arch(r.m), (long long)rn_model_param_count(r.m), kind, r.train.count, r.test.count,
+               rn_model_arch(r.m), width, (long long)rn_model_param_count(r.m), kind, r.train.count, r.test.count,
                r.train.channels, size ? size : r.train.height, size ? size : r.train.width, batch,
                rn_loader_steps(r.loader), rn_get_threads());
         if (r.dist.size > 1)
@@ -644,6 +656,10 @@ started:
                    r.dist.sync_bn ? "the global batch (--sync-bn)" : "each rank's share, running statistics rank 0's",
                    args_flag(&t, "deterministic") ? "fixed-order (--deterministic)" : "MPI all-reduce");
     }
+    char recipe[512];
+    recipe_describe(&t, recipe, sizeof recipe);
+    if (recipe[0] && r.lead)
+        printf("recipe %s:%s\n", args_str(&t, "recipe"), recipe);
     if (resume && r.lead) {
         printf("resuming from %s: epoch %lld, %lld images into it, step %lld\n", resume, (long long)pos.epoch + 1,
                (long long)pos.position, (long long)rn_trainer_steps(r.tr));

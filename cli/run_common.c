@@ -29,6 +29,11 @@ int cli_stem(const arg_table *t) {
     return -1;
 }
 
+int cli_width(const arg_table *t) {
+    int width;
+    return args_int(t, "width", 1, 4096, &width) ? width : -1;
+}
+
 int cli_number_ok(const arg_table *t, const char *name) {
     const char *v = args_str(t, name);
     char *end = NULL;

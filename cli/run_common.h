@@ -25,6 +25,13 @@ int cli_mode(const arg_table *t);
 /* --stem: RN_STEM_IMAGENET or RN_STEM_CIFAR; -1 (after an error message) otherwise. */
 int cli_stem(const arg_table *t);
 
+/* The --width flag of the commands that create a model (rn_model_create_width). */
+#define CLI_WIDTH_SPEC                                                                              \
+    {"width", ARG_INT, "64", "base width: the stem's channels; the four stages have 1, 2, 4 and 8 x it "  \
+     "(64 as published; 32: a quarter of the operations)", 0, 0}
+/* --width in 1..4096; -1 (after an error message) otherwise. */
+int cli_width(const arg_table *t);
+
 /* The flag holds a finite number; prints an error otherwise. */
 int cli_number_ok(const arg_table *t, const char *name);
 
