@@ -73,11 +73,11 @@ int cmd_bench(int argc, char **argv) {
 
     rn_model *m = NULL;
     const char *weights = args_str(&t, "weights");
+    int stem = cli_stem(&t), width = stem < 0 ? -1 : cli_width(&t);
+    if (stem < 0 || width < 0)
+        return EXIT_USAGE;
     rn_status st = strcmp(weights, "none") == 0
-                       ? (cli_stem(&t) < 0 || cli_width(&t) < 0
-                              ? RN_ERR_ARG
-                              : rn_model_create_width(args_str(&t, "arch"), in_ch, classes, (rn_stem)cli_stem(&t),
-                                                      cli_width(&t), &m))
+                       ? rn_model_create_width(args_str(&t, "arch"), in_ch, classes, (rn_stem)stem, width, &m)
                        : rn_model_load(weights, t.specs[0].set ? args_str(&t, "arch") : NULL, &m);
     if (st != RN_OK) {
         cli_error("bench", "%s", rn_last_error());

@@ -39,9 +39,11 @@ int cmd_info(int argc, char **argv) {
         !args_int(&t, "image-size", 1, 16384, &size))
         return EXIT_USAGE;
 
+    int stem = cli_stem(&t), width = stem < 0 ? -1 : cli_width(&t);
+    if (stem < 0 || width < 0)
+        return EXIT_USAGE;
     rn_model *m = NULL;
-    if (cli_stem(&t) < 0 || cli_width(&t) < 0 ||
-        rn_model_create_width(args_str(&t, "arch"), in_ch, classes, (rn_stem)cli_stem(&t), cli_width(&t), &m) != RN_OK) {
+    if (rn_model_create_width(args_str(&t, "arch"), in_ch, classes, (rn_stem)stem, width, &m) != RN_OK) {
         cli_error("info", "%s", rn_last_error());
         return EXIT_USAGE;
     }

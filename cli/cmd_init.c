@@ -28,9 +28,11 @@ int cmd_init(int argc, char **argv) {
     if (!args_int(&t, "in-channels", 1, 4096, &in_ch) || !args_int(&t, "num-classes", 1, 1000000, &classes) ||
         !args_int(&t, "seed", 0, 2147483647, &seed))
         return EXIT_USAGE;
+    int stem = cli_stem(&t), width = stem < 0 ? -1 : cli_width(&t);
+    if (stem < 0 || width < 0)
+        return EXIT_USAGE;
     rn_model *m = NULL;
-    if (cli_stem(&t) < 0 || cli_width(&t) < 0 ||
-        rn_model_create_width(args_str(&t, "arch"), in_ch, classes, (rn_stem)cli_stem(&t), cli_width(&t), &m) != RN_OK ||
+    if (rn_model_create_width(args_str(&t, "arch"), in_ch, classes, (rn_stem)stem, width, &m) != RN_OK ||
         rn_model_init(m, args_str(&t, "init"), (uint64_t)seed) != RN_OK) {
         cli_error("init", "%s", rn_last_error());
         rn_model_free(m);

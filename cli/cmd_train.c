@@ -113,6 +113,7 @@ typedef struct run {
     train_dist dist;        /* the ranks of a data-parallel run (one without a launcher) */
     int lead;               /* rank 0: prints, logs and saves */
     rn_train_config cfg;    /* from the flags; the steps are the loader's */
+    double started;         /* when the command started (now_s): the log's "elapsed" */
     train_ckpt ck;
 } run;
 
@@ -375,11 +376,11 @@ static int train_loop(run *r, int64_t start_epoch, int64_t start_position) {
             fprintf(r->logf,
                     "{\"epoch\": %lld, \"train_loss\": %.6f, \"train_acc\": %.6f, \"test_loss\": %.6f, "
                     "\"test_acc\": %.6f, \"test_top5\": %.6f, \"lr\": %.8g, \"seconds\": %.3f, "
-                    "\"images_per_second\": %.2f, \"steps\": %lld, \"skipped_steps\": %lld}\n",
+                    "\"images_per_second\": %.2f, \"steps\": %lld, \"skipped_steps\": %lld, \"elapsed\": %.3f}\n",
                     (long long)epoch + 1, loss_sum / (seen ? seen : 1), (double)correct / (seen ? seen : 1),
                     ev.loss, test_acc, ev.count ? (double)ev.top5 / ev.count : 0.0, lr, train_secs,
                     seen / (train_secs > 0 ? train_secs : 1e-9), (long long)rn_trainer_steps(r->tr),
-                    (long long)skipped);
+                    (long long)skipped, now_s() - r->started);
             log_flush(r);
             if (r->svg[0] && rn_plot_svg(r->log, r->svg) != RN_OK)
                 cli_error(r->dist.what, "warning: %s", rn_last_error());
@@ -498,7 +499,7 @@ int cmd_train(int argc, char **argv) {
         return EXIT_USAGE;
     if (!dist_init(NULL, NULL))
         return EXIT_RUNTIME;
-    run r = {.t = &t};
+    run r = {.t = &t, .started = now_s()};
     r.ck.lock_fd = -1;
     const char *resume = strcmp(args_str(&t, "resume"), "none") ? args_str(&t, "resume") : NULL;
     rn_train_position pos = {0};

@@ -154,5 +154,36 @@ save_safetensors('r/b.optim.safetensors', t, meta)
 expect 0 "resume a finished run" "$R" train --data tiny --quiet --resume r/b.safetensors --log none
 has out "nothing left to train" "a finished run says so"
 
+# ---- a recipe, and a narrower model through train, resume, eval and info -----------------------------------
+
+expect 0 "train --recipe list" "$R" train --recipe list
+has out "fmnist-fast:" "the recipe is listed"
+has out "--width 32" "with its flags"
+expect 2 "an unknown recipe" "$R" train --data tiny --recipe frob
+has err "fmnist-fast" "the known recipes are named"
+# the recipe's flags, but for those given: width 8, 1 epoch, 3 steps
+expect 0 "train --recipe fmnist-fast" "$R" train --recipe fmnist-fast --data tiny --width 8 --epochs 2 \
+    --batch-size 8 --max-steps 3 --save w/a.safetensors --log w/a.jsonl --no-report
+has out "training d2l_resnet18 width 8 " "the width is shown"
+has out "recipe fmnist-fast: --dataset fashion-mnist --arch d2l_resnet18 --optimizer sgd --lr 0.1 --momentum 0.9 \
+--nesterov --weight-decay 5e-4 --schedule onecycle --label-smoothing 0.1 --augment crop+flip --seed 0" \
+    "the flags the recipe set, not those given"
+has w/a.jsonl '"nesterov": true' "the log's run record holds the recipe's values"
+expect 0 "resume the narrow model" "$R" train --data tiny --quiet --resume w/a.safetensors --save w/a.safetensors \
+    --no-report --log w/a.jsonl
+has w/a.jsonl '"elapsed": ' "epoch records say the wall time since the start"
+expect 0 "eval the narrow model" "$R" eval --weights w/a.safetensors --data tiny
+expect 0 "info at width 8" "$R" info --arch d2l_resnet18 --width 8 --in-channels 1 --num-classes 10 --image-size 28
+has out "d2l_resnet18: width 8" "info names the width"
+expect 2 "a width out of range" "$R" info --arch d2l_resnet18 --width 0
+expect 2 "a ResNeXt width that splits no group" "$R" init --arch resnext50_32x4d --width 8 --output w/x.safetensors
+has err "multiple of 64" "why the width is refused"
+expect 0 "plot --time" "$R" plot --log w/a.jsonl --compare w/a.jsonl --labels one,two --output w/t.svg
+[ "$(grep -c '<polyline' w/t.svg)" -eq 2 ] && ok || bad "plot --time: a line per log"
+expect 2 "plot --time with too few labels" "$R" plot --log w/a.jsonl --compare w/a.jsonl --labels one
+printf '{"epoch": 1, "test_acc": 0.5, "seconds": 2.0}\n' >w/old.jsonl
+expect 1 "plot --time of a log without elapsed" "$R" plot --log w/old.jsonl --time --output w/u.svg
+has err 'w/old.jsonl: no per-epoch record has "elapsed"' "the log without it is named"
+
 echo "cli_files: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
