@@ -61,6 +61,7 @@ static arg_spec SPECS[] = {
     {"image-size", ARG_INT, "0", "resize images to this size (bilinear); 0: the dataset's own (224 for folders)", 0, 0},
     {"augment", ARG_STRING, "auto", "training augmentation: none, flip, crop, crop+flip (crop: padded random crop, "
      "or RandomResizedCrop for folders); auto: crop+flip for folders, none otherwise", 0, 0},
+    CLI_TTA_SPEC,
     {"normalize", ARG_STRING, "auto", "none, or per-channel MEAN,...:STD,... applied after scaling to [0,1]; "
      "auto: ImageNet's for folders, none otherwise", 0, 0},
     {"init", ARG_STRING, "default", "default, xavier, or a weights file (.safetensors, PyTorch .pth or ONNX) to start from", 0, 0},
@@ -578,7 +579,7 @@ int cmd_train(int argc, char **argv) {
         goto started;
     data = args_str(&t, "data"), kind = args_str(&t, "dataset");
     folder = strncmp(kind, "folder", 6) == 0;
-    if (!cli_parse_augment(&t, &r.lcfg, folder ? "crop+flip" : "none") ||
+    if (!cli_parse_augment(&t, &r.lcfg, folder ? "crop+flip" : "none") || !cli_parse_tta(&t, &r.lcfg) ||
         !cli_parse_normalize(&t, &r.lcfg, r.norm_text, sizeof r.norm_text))
         goto started;
     status = EXIT_RUNTIME;

@@ -32,6 +32,13 @@ int cli_stem(const arg_table *t);
 /* --width in 1..4096; -1 (after an error message) otherwise. */
 int cli_width(const arg_table *t);
 
+/* The --tta flag of `train` and `eval`, and its value into cfg->tta_flip. */
+#define CLI_TTA_SPEC                                                                                  \
+    {"tta", ARG_STRING, "none", "test-time augmentation when evaluating: none, or flip (each image's "  \
+     "logits averaged with its left-right mirror's; twice the evaluation time)", 0, 0}
+/* Returns 0 after an error message. */
+int cli_parse_tta(const arg_table *t, rn_loader_config *cfg);
+
 /* The flag holds a finite number; prints an error otherwise. */
 int cli_number_ok(const arg_table *t, const char *name);
 

@@ -481,6 +481,8 @@ typedef struct rn_loader_config {
     int shards, shard;         /* data parallel: with shards > 1 this loader hands out
                                 * only share `shard` of every batch (see below); 0, 0:
                                 * the whole batch */
+    int tta_flip;              /* evaluation only (rn_evaluate): each image's logits are the
+                                * mean of its own and its left-right mirror's */
 } rn_loader_config;
 
 /* Fills *cfg with the defaults: batch_size 64, every option off (the
@@ -571,9 +573,11 @@ typedef struct rn_eval_result {
 typedef void (*rn_eval_progress)(void *ctx, int64_t done, int64_t total);
 
 /* Runs the whole dataset through the model in eval mode with the loader
- * configuration cfg (its shuffle and augmentation are switched off), in a
- * session of the default configuration; progress (may be NULL) is called
- * after each batch. *out is filled; free it with rn_eval_result_free. */
+ * configuration cfg (its shuffle and augmentation are switched off; with
+ * cfg->tta_flip every batch also runs mirrored left-right and the logits
+ * are the mean of the two), in a session of the default configuration;
+ * progress (may be NULL) is called after each batch. *out is filled; free
+ * it with rn_eval_result_free. */
 RN_API rn_status rn_evaluate(rn_model *m, const rn_dataset *ds, const rn_loader_config *cfg,
                              rn_eval_progress progress, void *ctx, rn_eval_result *out);
 

@@ -166,13 +166,38 @@ expect 0 "train --recipe fmnist-fast" "$R" train --recipe fmnist-fast --data tin
     --batch-size 8 --max-steps 3 --save w/a.safetensors --log w/a.jsonl --no-report
 has out "training d2l_resnet18 width 8 " "the width is shown"
 has out "recipe fmnist-fast: --dataset fashion-mnist --arch d2l_resnet18 --optimizer sgd --lr 0.1 --momentum 0.9 \
---nesterov --weight-decay 5e-4 --schedule onecycle --label-smoothing 0.1 --augment crop+flip --seed 0" \
+--nesterov --weight-decay 5e-4 --schedule onecycle --label-smoothing 0.1 --augment crop+flip --tta flip --seed 0" \
     "the flags the recipe set, not those given"
 has w/a.jsonl '"nesterov": true' "the log's run record holds the recipe's values"
 expect 0 "resume the narrow model" "$R" train --data tiny --quiet --resume w/a.safetensors --save w/a.safetensors \
     --no-report --log w/a.jsonl
 has w/a.jsonl '"elapsed": ' "epoch records say the wall time since the start"
 expect 0 "eval the narrow model" "$R" eval --weights w/a.safetensors --data tiny
+# --tta flip: the mean of the logits of each image and its mirror, as PyTorch computes them
+expect 0 "eval --tta flip" "$R" eval --weights w/a.safetensors --data tiny --tta flip --json
+"$PY" - "$HERE" <<'PY' && ok || bad "eval --tta flip differs from PyTorch's flip-averaged logits: $(cat out)"
+import gzip, json, os, sys
+sys.path.insert(0, os.path.join(sys.argv[1], "tools"))
+import numpy as np, torch
+from rn_models import build_model
+from st_io import load_safetensors
+torch.set_num_threads(1)
+got = json.load(open("out"))
+sd, _ = load_safetensors("w/a.safetensors")
+m = build_model("d2l_resnet18", 1, 10, width=8)
+m.load_state_dict(sd)
+m.eval()
+x = np.frombuffer(gzip.open("tiny/t10k-images-idx3-ubyte.gz").read(), np.uint8, offset=16)
+y = torch.from_numpy(np.frombuffer(gzip.open("tiny/t10k-labels-idx1-ubyte.gz").read(), np.uint8,
+                                   offset=8).astype(np.int64))
+x = torch.from_numpy(x.reshape(-1, 1, 28, 28).astype(np.float32) / 255)
+with torch.no_grad():
+    logits = (m(x) + m(x.flip(3))) / 2
+loss = float(torch.nn.functional.cross_entropy(logits, y))
+top1 = float((logits.argmax(1) == y).float().mean())
+sys.exit(0 if got["count"] == len(y) and abs(got["loss"] - loss) < 1e-4 and abs(got["top1"] - top1) < 1e-9 else 1)
+PY
+expect 2 "eval --tta with a bad value" "$R" eval --weights w/a.safetensors --data tiny --tta mirror
 expect 0 "info at width 8" "$R" info --arch d2l_resnet18 --width 8 --in-channels 1 --num-classes 10 --image-size 28
 has out "d2l_resnet18: width 8" "info names the width"
 expect 2 "a width out of range" "$R" info --arch d2l_resnet18 --width 0
