@@ -61,7 +61,7 @@ EOF
 
 cd "$T" || exit 1
 expect 0 "convert a legacy checkpoint" "$R" convert model_legacy.pth model.safetensors
-has out "d2l_resnet18, in_channels 1, num_classes 10" "convert reads the architecture"
+has out "d2l_resnet18, width 64, in_channels 1, num_classes 10" "convert reads the architecture"
 for f in model_legacy.pth model_zip.pth model.safetensors; do
     expect 0 "forward --weights $f" "$R" forward --weights "$f" --input "$HERE/data/sample/fmnist_batch.npy" \
         --output "y_$f.npy"

@@ -7,7 +7,7 @@ that `resnet train` is compared with (accuracy and speed).
         [--log LOG.jsonl]
         [--arch d2l_resnet18] [--width 64] [--stem imagenet|cifar] [--init xavier|default]
         [--momentum 0] [--nesterov] [--weight-decay 0] [--schedule constant|onecycle]
-        [--label-smoothing 0] [--augment none|crop+flip]
+        [--label-smoothing 0] [--augment none|crop+flip] [--tta none|flip]
 
 As d2l.ai chapter 8.6 (ResNet), with d2l.train_ch6:
   - model: rn_models.build_model("d2l_resnet18", 1, 10), Conv2d and Linear
@@ -44,7 +44,8 @@ The other flags give `resnet train`'s recipes (its flags of the same names):
     onecycle); --label-smoothing: CrossEntropyLoss(label_smoothing);
   - --augment crop+flip: each training image (after the resize) zero-padded by
     4 pixels and cropped back at a random offset, then flipped left-right with
-    probability 0.5 (resnet.c's crop+flip), drawn from the seeded generator.
+    probability 0.5 (resnet.c's crop+flip), drawn from the seeded generator;
+  - --tta flip: test logits are the mean of the image's and its mirror's.
 """
 import argparse
 import gzip
@@ -121,13 +122,16 @@ def init_weights(m):
         nn.init.xavier_uniform_(m.weight)
 
 
-def evaluate(net, x_all, y_all, size, batch):
+def evaluate(net, x_all, y_all, size, batch, tta_flip=False):
     net.eval()
     crit = nn.CrossEntropyLoss(reduction="sum")
     loss = correct = 0.0
     with torch.no_grad():
         for i in range(0, len(x_all), batch):
-            out = net(to_batch(x_all[i:i + batch], size))
+            x = to_batch(x_all[i:i + batch], size)
+            out = net(x)
+            if tta_flip:
+                out = (out + net(x.flip(3))) / 2
             y = y_all[i:i + batch]
             loss += float(crit(out, y))
             correct += float((out.argmax(1) == y).sum())
@@ -155,6 +159,7 @@ def main(argv=None):
     ap.add_argument("--schedule", default="constant", choices=("constant", "onecycle"))
     ap.add_argument("--label-smoothing", type=float, default=0.0)
     ap.add_argument("--augment", default="none", choices=("none", "crop+flip"))
+    ap.add_argument("--tta", default="none", choices=("none", "flip"))
     a = ap.parse_args(argv)
     started = time.perf_counter()
     if a.epochs < 1 or a.batch_size < 1 or a.max_steps < 0:
@@ -229,7 +234,7 @@ def main(argv=None):
         stopped = bool(a.max_steps) and steps >= a.max_steps
         test_loss = test_acc = None
         if not stopped:
-            test_loss, test_acc = evaluate(net, x_test, y_test, a.image_size, a.batch_size)
+            test_loss, test_acc = evaluate(net, x_test, y_test, a.image_size, a.batch_size, a.tta == "flip")
         print("epoch %d: train loss %.4f, train acc %.4f, test acc %s, %.1f s (%d images)" % (
             epoch + 1, train_loss, train_acc, "%.4f" % test_acc if test_acc is not None else "-",
             epoch_seconds, seen), flush=True)
