@@ -18,7 +18,7 @@ typedef struct recipe {
 
 static const recipe RECIPES[] = {
     {"fmnist-fast",
-     "Fashion-MNIST (60k/10k, 28x28) to >= 0.94 test top-1 within 900 s of wall time on 2 cores: "
+     "aims at >= 0.94 test top-1 on Fashion-MNIST (60k/10k, 28x28) within 900 s of wall time on 2 cores: "
      "a ResNet-18 of half the width (a quarter of the operations), Nesterov SGD with a one-cycle "
      "learning rate, weight decay, label smoothing, padded random crops and flips; evaluated with flips too",
      {{"dataset", "fashion-mnist"}, {"arch", "d2l_resnet18"}, {"width", "32"}, {"epochs", "12"},

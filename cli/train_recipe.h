@@ -18,7 +18,7 @@
 /* The --recipe flag of `resnet train`. */
 #define TRAIN_RECIPE_SPEC                                                                             \
     {"recipe", ARG_STRING, "none", "a named set of defaults for the flags not given: none, or fmnist-fast "  \
-     "(Fashion-MNIST to >= 0.94 test accuracy in 15 minutes on 2 cores); list: print the recipes and their " \
+     "(aims at >= 0.94 test accuracy on Fashion-MNIST within 15 minutes on 2 cores); list: print the recipes and their " \
      "flags", 0, 0}
 
 /* Applies --recipe to t (before --resume's plan_apply). Returns 1 (also for
