@@ -21,6 +21,7 @@ static arg_spec SPECS[] = {
     {"arch", ARG_STRING, "resnet18", "architecture", 0, 0},
     {"weights", ARG_STRING, "none", "weights to load (safetensors, PyTorch .pth or ONNX); none: default initialisation", 0, 0},
     {"stem", ARG_STRING, "imagenet", "imagenet (7x7/2 conv + max-pool) or cifar (3x3/1 conv, no max-pool)", 0, 0},
+    CLI_WIDTH_SPEC,
     {"in-channels", ARG_INT, "3", "input channels (ignored with --weights)", 0, 0},
     {"num-classes", ARG_INT, "1000", "output classes (ignored with --weights)", 0, 0},
     {"batch-size", ARG_INT, "32", "images per batch", 0, 0},
@@ -101,10 +102,11 @@ int cmd_bench(int argc, char **argv) {
 
     rn_model *m = NULL;
     const char *weights = args_str(&t, "weights");
+    int stem = cli_stem(&t), width = stem < 0 ? -1 : cli_width(&t);
+    if (stem < 0 || width < 0)
+        return EXIT_USAGE;
     rn_status st = strcmp(weights, "none") == 0
-                       ? (cli_stem(&t) < 0 ? RN_ERR_ARG
-                                           : rn_model_create_stem(args_str(&t, "arch"), in_ch, classes,
-                                                                  (rn_stem)cli_stem(&t), &m))
+                       ? rn_model_create_width(args_str(&t, "arch"), in_ch, classes, (rn_stem)stem, width, &m)
                        : rn_model_load(weights, t.specs[0].set ? args_str(&t, "arch") : NULL, &m);
     if (st != RN_OK) {
         cli_error("bench", "%s", rn_last_error());

@@ -39,8 +39,9 @@ int cmd_convert(int argc, char **argv) {
         rn_model_free(m);
         return cli_write_failed("convert", st);
     }
-    printf("wrote %s: %s, in_channels %d, num_classes %d, %lld parameters\n", args_str(&t, "output"),
-           rn_model_arch(m), rn_model_in_channels(m), rn_model_num_classes(m), (long long)rn_model_param_count(m));
+    printf("wrote %s: %s, width %d, in_channels %d, num_classes %d, %lld parameters\n", args_str(&t, "output"),
+           rn_model_arch(m), rn_model_width(m), rn_model_in_channels(m), rn_model_num_classes(m),
+           (long long)rn_model_param_count(m));
     rn_model_free(m);
     return 0;
 }

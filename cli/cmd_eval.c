@@ -22,6 +22,7 @@ static arg_spec SPECS[] = {
     {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
     CLI_CONV_ALGO_SPEC,
     CLI_PRECISION_SPEC,
+    CLI_TTA_SPEC,
     {"json", ARG_FLAG, NULL, "print one JSON object", 0, 0},
 };
 
@@ -97,7 +98,7 @@ int cmd_eval(int argc, char **argv) {
     }
     char kind[64];
     rn_loader_config cfg;
-    if (!cli_eval_config(&t, weights, &meta, kind, sizeof kind, &cfg)) {
+    if (!cli_eval_config(&t, weights, &meta, kind, sizeof kind, &cfg) || !cli_parse_tta(&t, &cfg)) {
         status = EXIT_USAGE;
         goto done;
     }
@@ -109,7 +110,8 @@ int cmd_eval(int argc, char **argv) {
     }
     int side = cfg.image_size ? cfg.image_size : ds.height, wide = cfg.image_size ? cfg.image_size : ds.width;
     size_t per_image = ((size_t)ds.channels * side * wide + 2 * (size_t)rn_model_num_classes(m)) * sizeof(float);
-    cli_plan plan = {"eval", m, NULL, &scfg, 1, cfg.batch_size, side, wide, 2 * per_image};
+    /* the loader's batch and ours; with --tta flip, the mirrored batch and its logits too */
+    cli_plan plan = {"eval", m, NULL, &scfg, 1, cfg.batch_size, side, wide, (cfg.tta_flip ? 3 : 2) * per_image};
     if (side > 0 && wide > 0 && !cli_plan_fits(&plan))
         goto done;
     if (rn_evaluate_config(m, &scfg, &ds, &cfg, NULL, NULL, NULL, NULL, &ev) != RN_OK) {

@@ -12,6 +12,7 @@ static arg_spec SPECS[] = {
     {"weights", ARG_STRING, "none", "a weights file to describe (its architecture, and for an int8 model every layer's quantization scales)", 0, 0},
     {"arch", ARG_STRING, "auto", "auto (from --weights), or an architecture: d2l_resnet18, resnet18, resnet34, resnet50, resnet101, resnet152, wide_resnet50_2, wide_resnet101_2, resnext50_32x4d or resnext101_32x8d", 0, 0},
     {"stem", ARG_STRING, "imagenet", "imagenet (7x7/2 conv + max-pool) or cifar (3x3/1 conv, no max-pool)", 0, 0},
+    CLI_WIDTH_SPEC,
     {"in-channels", ARG_INT, "3", "input channels", 0, 0},
     {"num-classes", ARG_INT, "1000", "output classes", 0, 0},
     {"image-size", ARG_INT, "224", "input height and width", 0, 0},
@@ -62,6 +63,9 @@ int cmd_info(int argc, char **argv) {
         !args_int(&t, "image-size", 1, 16384, &size))
         return EXIT_USAGE;
 
+    int stem = cli_stem(&t), width = stem < 0 ? -1 : cli_width(&t);
+    if (stem < 0 || width < 0)
+        return EXIT_USAGE;
     rn_model *m = NULL;
     const char *weights = args_str(&t, "weights"), *arch = args_str(&t, "arch");
     if (strcmp(weights, "none") != 0) {
@@ -74,8 +78,7 @@ int cmd_info(int argc, char **argv) {
     } else if (strcmp(arch, "auto") == 0) {
         cli_error("info", "give --arch NAME or --weights FILE");
         return EXIT_USAGE;
-    } else if (cli_stem(&t) < 0 ||
-               rn_model_create_stem(arch, in_ch, classes, (rn_stem)cli_stem(&t), &m) != RN_OK) {
+    } else if (rn_model_create_width(arch, in_ch, classes, (rn_stem)stem, width, &m) != RN_OK) {
         cli_error("info", "%s", rn_last_error());
         return EXIT_USAGE;
     }
@@ -90,8 +93,8 @@ int cmd_info(int argc, char **argv) {
         return EXIT_RUNTIME;
     }
 
-    printf("%s: in_channels %d, num_classes %d, input (N, %d, %d, %d)\n\n", rn_model_arch(m), in_ch,
-           classes, in_ch, size, size);
+    printf("%s: width %d, in_channels %d, num_classes %d, input (N, %d, %d, %d)\n\n", rn_model_arch(m),
+           rn_model_width(m), in_ch, classes, in_ch, size, size);
     printf("%-44s %-18s %-18s %14s %16s\n", "Layer (type)", "", "Output shape", "Param #", "Mult-adds");
     printf("%.*s\n", 114, "==================================================================================================================");
     int64_t macs = 0;

@@ -10,6 +10,7 @@
 static arg_spec SPECS[] = {
     {"arch", ARG_STRING, NULL, "architecture: d2l_resnet18, resnet18, resnet34, resnet50, resnet101, resnet152, wide_resnet50_2, wide_resnet101_2, resnext50_32x4d or resnext101_32x8d", 0, 0},
     {"stem", ARG_STRING, "imagenet", "imagenet (7x7/2 conv + max-pool) or cifar (3x3/1 conv, no max-pool)", 0, 0},
+    CLI_WIDTH_SPEC,
     {"in-channels", ARG_INT, "3", "input channels", 0, 0},
     {"num-classes", ARG_INT, "1000", "output classes", 0, 0},
     {"init", ARG_STRING, "default", "default (PyTorch's initialisation for the architecture) or xavier", 0, 0},
@@ -27,9 +28,11 @@ int cmd_init(int argc, char **argv) {
     if (!args_int(&t, "in-channels", 1, 4096, &in_ch) || !args_int(&t, "num-classes", 1, 1000000, &classes) ||
         !args_int(&t, "seed", 0, 2147483647, &seed))
         return EXIT_USAGE;
+    int stem = cli_stem(&t), width = stem < 0 ? -1 : cli_width(&t);
+    if (stem < 0 || width < 0)
+        return EXIT_USAGE;
     rn_model *m = NULL;
-    if (cli_stem(&t) < 0 ||
-        rn_model_create_stem(args_str(&t, "arch"), in_ch, classes, (rn_stem)cli_stem(&t), &m) != RN_OK ||
+    if (rn_model_create_width(args_str(&t, "arch"), in_ch, classes, (rn_stem)stem, width, &m) != RN_OK ||
         rn_model_init(m, args_str(&t, "init"), (uint64_t)seed) != RN_OK) {
         cli_error("init", "%s", rn_last_error());
         rn_model_free(m);
@@ -42,8 +45,8 @@ int cmd_init(int argc, char **argv) {
     if (st != RN_OK) {
         status = cli_write_failed("init", st);
     } else {
-        printf("wrote %s: %s, in_channels %d, num_classes %d, %lld parameters\n", args_str(&t, "output"),
-               rn_model_arch(m), in_ch, classes, (long long)rn_model_param_count(m));
+        printf("wrote %s: %s, width %d, in_channels %d, num_classes %d, %lld parameters\n", args_str(&t, "output"),
+               rn_model_arch(m), rn_model_width(m), in_ch, classes, (long long)rn_model_param_count(m));
     }
     rn_model_free(m);
     return status;

@@ -1,6 +1,8 @@
-/* cmd_plot.c - `resnet plot`: a training log (JSON lines) as SVG curves. */
+/* cmd_plot.c - `resnet plot`: a training log (JSON lines) as SVG curves, or
+ * (--compare) the test accuracy of several runs against wall time. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "args.h"
@@ -10,26 +12,92 @@
 
 static arg_spec SPECS[] = {
     {"log", ARG_STRING, NULL, "JSON-lines log written by resnet train", 0, 0},
-    {"output", ARG_STRING, "auto", "SVG file (missing folders are created); auto: the log's name with .svg", 0, 0},
+    {"output", ARG_STRING, "auto", "SVG file (missing folders are created); auto: the log's name with .svg "
+     "(with --time: the log's name with _time.svg)", 0, 0},
+    {"time", ARG_FLAG, NULL, "draw the test accuracy against wall time (the log's \"elapsed\": seconds since "
+     "the start, evaluation included) instead of the curves", 0, 0},
+    {"compare", ARG_STRING, "none", "other logs, comma-separated, drawn beside --log's (implies --time)", 0, 0},
+    {"labels", ARG_STRING, "auto", "with --time: the lines' names, comma-separated, --log's first; "
+     "auto: the logs' file names", 0, 0},
 };
 
+#define MAX_COMPARE 8
+
+/* Splits a comma-separated list (in place, in buf) into at most cap items. */
+static int split_list(char *buf, const char **items, int cap) {
+    int n = 0;
+    for (char *p = buf; p && n < cap;) {
+        items[n++] = p;
+        p = strchr(p, ',');
+        if (p)
+            *p++ = '\0';
+    }
+    return n;
+}
+
+/* --time (and --compare): returns the exit status. */
+static int plot_compare(const arg_table *t, const char *out) {
+    const char *paths[MAX_COMPARE + 1], *labels[MAX_COMPARE + 1];
+    char list[4096], names[4096];
+    snprintf(list, sizeof list, "%s", args_str(t, "compare"));
+    paths[0] = args_str(t, "log");
+    int n = strcmp(list, "none") == 0 ? 1 : 1 + split_list(list, paths + 1, MAX_COMPARE);
+    if (strchr(paths[n - 1], ',')) {
+        cli_error("plot", "--compare takes at most %d logs", MAX_COMPARE);
+        return EXIT_USAGE;
+    }
+    if (strcmp(args_str(t, "labels"), "auto") == 0) {
+        for (int k = 0; k < n; k++) {
+            const char *slash = strrchr(paths[k], '/');
+            labels[k] = slash ? slash + 1 : paths[k];
+        }
+    } else {
+        snprintf(names, sizeof names, "%s", args_str(t, "labels"));
+        int named = split_list(names, labels, MAX_COMPARE + 1);
+        if (named != n || strchr(labels[n - 1], ',')) {
+            cli_error("plot", "--labels '%s' names %s%d lines; there are %d logs", args_str(t, "labels"),
+                      named > n ? "more than " : "", named, n);
+            return EXIT_USAGE;
+        }
+    }
+    for (int k = 0; k < n; k++) {
+        FILE *probe = fopen(paths[k], "rb"); /* a missing log fails before any folder is made */
+        if (!probe) {
+            cli_error("plot", "%s: cannot open: %s", paths[k], strerror(errno));
+            return EXIT_RUNTIME;
+        }
+        fclose(probe);
+    }
+    rn_status st = cli_make_output_dirs("plot", out);
+    if (st == RN_OK)
+        st = rn_plot_compare_svg(paths, labels, n, out);
+    if (st != RN_OK)
+        return cli_write_failed("plot", st);
+    printf("wrote %s\n", out);
+    return 0;
+}
+
 int cmd_plot(int argc, char **argv) {
-    arg_table t = {"plot", "Render the loss and accuracy curves of a training log as an SVG file.", SPECS,
+    arg_table t = {"plot", "Render the loss and accuracy curves of a training log as an SVG file, or the test "
+                   "accuracy of several runs against wall time.", SPECS,
                    sizeof SPECS / sizeof SPECS[0]};
     int pr = args_parse(&t, argc, argv);
     if (pr)
         return pr > 0 ? 0 : EXIT_USAGE;
     const char *log = args_str(&t, "log");
+    int compare = args_flag(&t, "time") || strcmp(args_str(&t, "compare"), "none") != 0;
     char out[1024];
     if (strcmp(args_str(&t, "output"), "auto") == 0) {
         const char *dot = strrchr(log, '.'), *slash = strrchr(log, '/');
         size_t stem = dot && (!slash || dot > slash) ? (size_t)(dot - log) : strlen(log);
         if (stem > 4 && strncmp(log + stem - 4, ".log", 4) == 0 && strcmp(dot, ".jsonl") == 0)
             stem -= 4; /* run.log.jsonl -> run.svg */
-        snprintf(out, sizeof out, "%.*s.svg", (int)stem, log);
+        snprintf(out, sizeof out, "%.*s%s.svg", (int)stem, log, compare ? "_time" : "");
     } else {
         snprintf(out, sizeof out, "%s", args_str(&t, "output"));
     }
+    if (compare)
+        return plot_compare(&t, out);
     FILE *probe = fopen(log, "rb"); /* a missing log fails before any folder is made */
     if (!probe) {
         cli_error("plot", "%s: cannot open: %s", log, strerror(errno));

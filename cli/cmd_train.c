@@ -34,14 +34,17 @@
 #include "resnet.h"
 #include "run_common.h"
 #include "train_plan.h"
+#include "train_recipe.h"
 #include "run_record.h"
 #include "train_ckpt.h"
 #include "train/plot.h"
 #include "train_dist.h"
 
 static arg_spec SPECS[] = {
+    TRAIN_RECIPE_SPEC,
     {"arch", ARG_STRING, "d2l_resnet18", "architecture (ignored with --resume or --init FILE)", 0, 0},
     {"stem", ARG_STRING, "imagenet", "imagenet (7x7/2 conv + max-pool) or cifar (3x3/1 conv, no max-pool, for small images)", 0, 0},
+    CLI_WIDTH_SPEC,
     {"data", ARG_STRING, NULL, "dataset directory", 0, 0},
     {"dataset", ARG_STRING, "fashion-mnist", "fashion-mnist, mnist, cifar10, folder (DIR/train/CLASS/*, DIR/val/CLASS/*) or folder-gray", 0, 0},
     {"epochs", ARG_INT, "10", "epochs to train (in all, counting resumed ones)", 0, 0},
@@ -58,6 +61,7 @@ static arg_spec SPECS[] = {
     {"image-size", ARG_INT, "0", "resize images to this size (bilinear); 0: the dataset's own (224 for folders)", 0, 0},
     {"augment", ARG_STRING, "auto", "training augmentation: none, flip, crop, crop+flip (crop: padded random crop, "
      "or RandomResizedCrop for folders); auto: crop+flip for folders, none otherwise", 0, 0},
+    CLI_TTA_SPEC,
     {"normalize", ARG_STRING, "auto", "none, or per-channel MEAN,...:STD,... applied after scaling to [0,1]; "
      "auto: ImageNet's for folders, none otherwise", 0, 0},
     {"init", ARG_STRING, "default", "default, xavier, or a weights file (.safetensors, PyTorch .pth or ONNX) to start from", 0, 0},
@@ -110,6 +114,7 @@ typedef struct run {
     train_dist dist;        /* the ranks of a data-parallel run (one without a launcher) */
     int lead;               /* rank 0: prints, logs and saves */
     rn_train_config cfg;    /* from the flags; the steps are the loader's */
+    double started;         /* when the command started (now_s): the log's "elapsed" */
     train_ckpt ck;
 } run;
 
@@ -372,11 +377,11 @@ static int train_loop(run *r, int64_t start_epoch, int64_t start_position) {
             fprintf(r->logf,
                     "{\"epoch\": %lld, \"train_loss\": %.6f, \"train_acc\": %.6f, \"test_loss\": %.6f, "
                     "\"test_acc\": %.6f, \"test_top5\": %.6f, \"lr\": %.8g, \"seconds\": %.3f, "
-                    "\"images_per_second\": %.2f, \"steps\": %lld, \"skipped_steps\": %lld}\n",
+                    "\"images_per_second\": %.2f, \"steps\": %lld, \"skipped_steps\": %lld, \"elapsed\": %.3f}\n",
                     (long long)epoch + 1, loss_sum / (seen ? seen : 1), (double)correct / (seen ? seen : 1),
                     ev.loss, test_acc, ev.count ? (double)ev.top5 / ev.count : 0.0, lr, train_secs,
                     seen / (train_secs > 0 ? train_secs : 1e-9), (long long)rn_trainer_steps(r->tr),
-                    (long long)skipped);
+                    (long long)skipped, now_s() - r->started);
             log_flush(r);
             if (r->svg[0] && rn_plot_svg(r->log, r->svg) != RN_OK)
                 cli_error(r->dist.what, "warning: %s", rn_last_error());
@@ -417,9 +422,9 @@ static int setup_model(run *r, const char *resume) {
     if (resume) {
         st = rn_model_load(resume, NULL, &r->m);
     } else if (strcmp(init, "default") == 0 || strcmp(init, "xavier") == 0) {
-        st = rn_model_create_stem(args_str(t, "arch"), r->train.channels,
-                                  r->num_classes > 0 ? r->num_classes : r->train.num_classes,
-                                  (rn_stem)cli_stem(t), &r->m);
+        st = rn_model_create_width(args_str(t, "arch"), r->train.channels,
+                                   r->num_classes > 0 ? r->num_classes : r->train.num_classes,
+                                   (rn_stem)cli_stem(t), cli_width(t), &r->m);
         if (st == RN_OK)
             st = rn_model_init(r->m, init, (uint64_t)r->seed);
     } else if (r->num_classes > 0) {
@@ -484,12 +489,18 @@ static int setup_trainer(run *r, const char *resume, const char *state) {
 int cmd_train(int argc, char **argv) {
     arg_table t = {"train", "Train a model on a dataset; evaluates the test split after every epoch.",
                    SPECS, sizeof SPECS / sizeof SPECS[0]};
+    if (recipe_list_asked(argc, argv)) { /* before parsing: it needs no --data */
+        recipe_list(stdout);
+        return 0;
+    }
     int pr = args_parse(&t, argc, argv);
     if (pr)
         return pr > 0 ? 0 : EXIT_USAGE;
+    if (!recipe_apply(&t))
+        return EXIT_USAGE;
     if (!dist_init(NULL, NULL))
         return EXIT_RUNTIME;
-    run r = {.t = &t};
+    run r = {.t = &t, .started = now_s()};
     r.ck.lock_fd = -1;
     const char *resume = strcmp(args_str(&t, "resume"), "none") ? args_str(&t, "resume") : NULL;
     rn_train_position pos = {0};
@@ -564,11 +575,11 @@ int cmd_train(int argc, char **argv) {
     r.lcfg.seed = (uint64_t)r.seed;
     r.lcfg.shards = r.dist.size > 1 ? r.dist.size : 0;
     r.lcfg.shard = r.dist.rank;
-    if (cli_stem(&t) < 0)
+    if (cli_stem(&t) < 0 || cli_width(&t) < 0)
         goto started;
     data = args_str(&t, "data"), kind = args_str(&t, "dataset");
     folder = strncmp(kind, "folder", 6) == 0;
-    if (!cli_parse_augment(&t, &r.lcfg, folder ? "crop+flip" : "none") ||
+    if (!cli_parse_augment(&t, &r.lcfg, folder ? "crop+flip" : "none") || !cli_parse_tta(&t, &r.lcfg) ||
         !cli_parse_normalize(&t, &r.lcfg, r.norm_text, sizeof r.norm_text))
         goto started;
     status = EXIT_RUNTIME;
@@ -632,9 +643,12 @@ started:
     }
 
     if (r.lead) {
-        printf("training %s (%lld parameters) on %s: %d training / %d test images of %dx%dx%d, "
+        char width[32] = "";
+        if (rn_model_width(r.m) != RN_DEFAULT_WIDTH)
+            snprintf(width, sizeof width, " width %d", rn_model_width(r.m));
+        printf("training %s%s (%lld parameters) on %s: %d training / %d test images of %dx%dx%d, "
                "batch %d, %d steps per epoch, %d threads\n",
-               rn_model_arch(r.m), (long long)rn_model_param_count(r.m), kind, r.train.count, r.test.count,
+               rn_model_arch(r.m), width, (long long)rn_model_param_count(r.m), kind, r.train.count, r.test.count,
                r.train.channels, size ? size : r.train.height, size ? size : r.train.width, batch,
                rn_loader_steps(r.loader), rn_get_threads());
         if (r.dist.size > 1)
@@ -644,6 +658,10 @@ started:
                    r.dist.sync_bn ? "the global batch (--sync-bn)" : "each rank's share, running statistics rank 0's",
                    args_flag(&t, "deterministic") ? "fixed-order (--deterministic)" : "MPI all-reduce");
     }
+    char recipe[512];
+    recipe_describe(&t, recipe, sizeof recipe);
+    if (recipe[0] && r.lead)
+        printf("recipe %s:%s\n", args_str(&t, "recipe"), recipe);
     if (resume && r.lead) {
         printf("resuming from %s: epoch %lld, %lld images into it, step %lld\n", resume, (long long)pos.epoch + 1,
                (long long)pos.position, (long long)rn_trainer_steps(r.tr));

@@ -29,6 +29,21 @@ int cli_stem(const arg_table *t) {
     return -1;
 }
 
+int cli_width(const arg_table *t) {
+    int width;
+    return args_int(t, "width", 1, 4096, &width) ? width : -1;
+}
+
+int cli_parse_tta(const arg_table *t, rn_loader_config *cfg) {
+    const char *s = args_str(t, "tta");
+    cfg->tta_flip = strcmp(s, "flip") == 0;
+    if (!cfg->tta_flip && strcmp(s, "none") != 0) {
+        cli_error(t->command, "--tta must be none or flip, got '%s'", s);
+        return 0;
+    }
+    return 1;
+}
+
 int cli_number_ok(const arg_table *t, const char *name) {
     const char *v = args_str(t, name);
     char *end = NULL;

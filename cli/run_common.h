@@ -31,6 +31,20 @@ int cli_mode(const arg_table *t);
 /* --stem: RN_STEM_IMAGENET or RN_STEM_CIFAR; -1 (after an error message) otherwise. */
 int cli_stem(const arg_table *t);
 
+/* The --width flag of the commands that create a model (rn_model_create_width). */
+#define CLI_WIDTH_SPEC                                                                              \
+    {"width", ARG_INT, "64", "base width: the stem's channels; the four stages have 1, 2, 4 and 8 x it "  \
+     "(64 as published; 32: a quarter of the operations)", 0, 0}
+/* --width in 1..4096; -1 (after an error message) otherwise. */
+int cli_width(const arg_table *t);
+
+/* The --tta flag of `train` and `eval`, and its value into cfg->tta_flip. */
+#define CLI_TTA_SPEC                                                                                  \
+    {"tta", ARG_STRING, "none", "test-time augmentation when evaluating: none, or flip (each image's "  \
+     "logits averaged with its left-right mirror's; twice the evaluation time)", 0, 0}
+/* Returns 0 after an error message. */
+int cli_parse_tta(const arg_table *t, rn_loader_config *cfg);
+
 /* The flag holds a finite number; prints an error otherwise. */
 int cli_number_ok(const arg_table *t, const char *name);
 

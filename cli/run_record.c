@@ -95,8 +95,8 @@ int cli_write_run_record(FILE *f, const arg_table *t, int argc, char **argv, con
         if (s->kind == ARG_POSITIONAL)
             continue;
         json_buf_printf(&b, "%s\"%s\": ", first ? "" : ", ", s->name);
-        if (s->kind == ARG_FLAG)
-            json_buf_put(&b, s->set ? "true" : "false", s->set ? 4u : 5u);
+        if (s->kind == ARG_FLAG) /* on from the command line, a recipe or a resumed plan */
+            json_buf_put(&b, args_flag(t, s->name) ? "true" : "false", args_flag(t, s->name) ? 4u : 5u);
         else
             json_text(&b, s->value ? s->value : "");
         first = 0;
@@ -111,8 +111,10 @@ int cli_write_run_record(FILE *f, const arg_table *t, int argc, char **argv, con
     }
     PUT(&b, "]");
 
-    json_buf_printf(&b, ", \"arch\": \"%s\", \"stem\": \"%s\", \"params\": %lld, \"flops_per_image\": %.6g",
+    json_buf_printf(&b, ", \"arch\": \"%s\", \"stem\": \"%s\", \"width\": %d, \"params\": %lld, "
+                    "\"flops_per_image\": %.6g",
                     rn_model_arch(r->model), rn_model_stem(r->model) == RN_STEM_CIFAR ? "cifar" : "imagenet",
+                    rn_model_width(r->model),
                     (long long)rn_model_param_count(r->model),
                     rn_model_flops(r->model, r->image_size, r->image_size));
     PUT(&b, ", \"dataset\": ");

@@ -103,6 +103,24 @@ RN_API rn_status rn_model_create_stem(const char *arch, int in_channels, int num
                                       rn_stem stem, rn_model **out);
 RN_API rn_stem rn_model_stem(const rn_model *model);
 
+/* The base width of every architecture as published: the stem's output
+ * channels and the first stage's planes. */
+#define RN_DEFAULT_WIDTH 64
+
+/* As rn_model_create_stem, with the base width (1..4096): the stem has
+ * `width` output channels and the four stages width, 2, 4 and 8 x width
+ * planes (x 4 after a Bottleneck's expansion), so the classifier reads
+ * 8 x width (32 x width) features. Width 32 halves every layer's channels
+ * and needs about a quarter of the operations. The names of the tensors
+ * stay PyTorch's; only their shapes change, and rn_model_load reads the
+ * width back from them. For Bottleneck architectures width x
+ * width_per_group (64; 128 for the wide ones, 4 and 8 for ResNeXt) must be
+ * a multiple of 64. RN_ERR_ARG otherwise. */
+RN_API rn_status rn_model_create_width(const char *arch, int in_channels, int num_classes,
+                                       rn_stem stem, int width, rn_model **out);
+/* The model's base width (RN_DEFAULT_WIDTH unless created or loaded narrower or wider). */
+RN_API int rn_model_width(const rn_model *model);
+
 /* Re-initialises every parameter. scheme "default": PyTorch's defaults for
  * the architecture (torchvision: kaiming_normal fan_out convs; D2L: the
  * nn.Conv2d/nn.Linear defaults); "xavier": xavier_uniform weights. BatchNorm
@@ -116,7 +134,8 @@ RN_API rn_status rn_model_init(rn_model *model, const char *scheme, uint64_t see
  * it looks like. `arch` may be NULL when the file's metadata names the
  * architecture or its tensors tell it; in_channels and num_classes are
  * taken from the tensor shapes. Missing, unexpected, wrong-shape or
- * wrong-dtype tensors fail with the key named.
+ * wrong-dtype tensors fail with the key named. The base width
+ * (rn_model_create_width) is the stem conv's output channels.
  *
  * ONNX models (as torch.onnx.export writes a torchvision ResNet, or
  * rn_model_export_onnx) are matched to an architecture by the graph's
@@ -513,6 +532,8 @@ typedef struct rn_loader_config {
     int shards, shard;         /* data parallel: with shards > 1 this loader hands out
                                 * only share `shard` of every batch (see below); 0, 0:
                                 * the whole batch */
+    int tta_flip;              /* evaluation only (rn_evaluate): each image's logits are the
+                                * mean of its own and its left-right mirror's */
 } rn_loader_config;
 
 /* Fills *cfg with the defaults: batch_size 64, every option off (the
@@ -603,9 +624,11 @@ typedef struct rn_eval_result {
 typedef void (*rn_eval_progress)(void *ctx, int64_t done, int64_t total);
 
 /* Runs the whole dataset through the model in eval mode with the loader
- * configuration cfg (its shuffle and augmentation are switched off), in a
- * session of the default configuration; progress (may be NULL) is called
- * after each batch. *out is filled; free it with rn_eval_result_free. */
+ * configuration cfg (its shuffle and augmentation are switched off; with
+ * cfg->tta_flip every batch also runs mirrored left-right and the logits
+ * are the mean of the two), in a session of the default configuration;
+ * progress (may be NULL) is called after each batch. *out is filled; free
+ * it with rn_eval_result_free. */
 RN_API rn_status rn_evaluate(rn_model *m, const rn_dataset *ds, const rn_loader_config *cfg,
                              rn_eval_progress progress, void *ctx, rn_eval_result *out);
 

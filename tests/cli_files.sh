@@ -61,7 +61,7 @@ EOF
 
 cd "$T" || exit 1
 expect 0 "convert a legacy checkpoint" "$R" convert model_legacy.pth model.safetensors
-has out "d2l_resnet18, in_channels 1, num_classes 10" "convert reads the architecture"
+has out "d2l_resnet18, width 64, in_channels 1, num_classes 10" "convert reads the architecture"
 for f in model_legacy.pth model_zip.pth model.safetensors; do
     expect 0 "forward --weights $f" "$R" forward --weights "$f" --input "$HERE/data/sample/fmnist_batch.npy" \
         --output "y_$f.npy"
@@ -153,6 +153,62 @@ save_safetensors('r/b.optim.safetensors', t, meta)
 " || bad "moving the checkpoint to its last epoch"
 expect 0 "resume a finished run" "$R" train --data tiny --quiet --resume r/b.safetensors --log none
 has out "nothing left to train" "a finished run says so"
+
+# ---- a recipe, and a narrower model through train, resume, eval and info -----------------------------------
+
+expect 0 "train --recipe list" "$R" train --recipe list
+has out "fmnist-fast:" "the recipe is listed"
+has out "--width 32" "with its flags"
+expect 2 "an unknown recipe" "$R" train --data tiny --recipe frob
+has err "fmnist-fast" "the known recipes are named"
+# the recipe's flags, but for those given: width 8, 1 epoch, 3 steps
+expect 0 "train --recipe fmnist-fast" "$R" train --recipe fmnist-fast --data tiny --width 8 --epochs 2 \
+    --batch-size 8 --max-steps 3 --save w/a.safetensors --log w/a.jsonl --no-report
+has out "training d2l_resnet18 width 8 " "the width is shown"
+has out "recipe fmnist-fast: --dataset fashion-mnist --arch d2l_resnet18 --optimizer sgd --lr 0.1 --momentum 0.9 \
+--nesterov --weight-decay 5e-4 --schedule onecycle --label-smoothing 0.1 --augment crop+flip --tta flip --seed 0" \
+    "the flags the recipe set, not those given"
+has w/a.jsonl '"nesterov": true' "the log's run record holds the recipe's values"
+expect 0 "resume the narrow model" "$R" train --data tiny --quiet --resume w/a.safetensors --save w/a.safetensors \
+    --no-report --log w/a.jsonl
+has w/a.jsonl '"elapsed": ' "epoch records say the wall time since the start"
+expect 0 "eval the narrow model" "$R" eval --weights w/a.safetensors --data tiny
+# --tta flip: the mean of the logits of each image and its mirror, as PyTorch computes them
+expect 0 "eval --tta flip" "$R" eval --weights w/a.safetensors --data tiny --tta flip --json
+"$PY" - "$HERE" <<'PY' && ok || bad "eval --tta flip differs from PyTorch's flip-averaged logits: $(cat out)"
+import gzip, json, os, sys
+sys.path.insert(0, os.path.join(sys.argv[1], "tools"))
+import numpy as np, torch
+from rn_models import build_model
+from st_io import load_safetensors
+torch.set_num_threads(1)
+got = json.load(open("out"))
+sd, _ = load_safetensors("w/a.safetensors")
+m = build_model("d2l_resnet18", 1, 10, width=8)
+m.load_state_dict(sd)
+m.eval()
+x = np.frombuffer(gzip.open("tiny/t10k-images-idx3-ubyte.gz").read(), np.uint8, offset=16)
+y = torch.from_numpy(np.frombuffer(gzip.open("tiny/t10k-labels-idx1-ubyte.gz").read(), np.uint8,
+                                   offset=8).astype(np.int64))
+x = torch.from_numpy(x.reshape(-1, 1, 28, 28).astype(np.float32) / 255)
+with torch.no_grad():
+    logits = (m(x) + m(x.flip(3))) / 2
+loss = float(torch.nn.functional.cross_entropy(logits, y))
+top1 = float((logits.argmax(1) == y).float().mean())
+sys.exit(0 if got["count"] == len(y) and abs(got["loss"] - loss) < 1e-4 and abs(got["top1"] - top1) < 1e-9 else 1)
+PY
+expect 2 "eval --tta with a bad value" "$R" eval --weights w/a.safetensors --data tiny --tta mirror
+expect 0 "info at width 8" "$R" info --arch d2l_resnet18 --width 8 --in-channels 1 --num-classes 10 --image-size 28
+has out "d2l_resnet18: width 8" "info names the width"
+expect 2 "a width out of range" "$R" info --arch d2l_resnet18 --width 0
+expect 2 "a ResNeXt width that splits no group" "$R" init --arch resnext50_32x4d --width 8 --output w/x.safetensors
+has err "multiple of 64" "why the width is refused"
+expect 0 "plot --time" "$R" plot --log w/a.jsonl --compare w/a.jsonl --labels one,two --output w/t.svg
+[ "$(grep -c '<polyline' w/t.svg)" -eq 2 ] && ok || bad "plot --time: a line per log"
+expect 2 "plot --time with too few labels" "$R" plot --log w/a.jsonl --compare w/a.jsonl --labels one
+printf '{"epoch": 1, "test_acc": 0.5, "seconds": 2.0}\n' >w/old.jsonl
+expect 1 "plot --time of a log without elapsed" "$R" plot --log w/old.jsonl --time --output w/u.svg
+has err 'w/old.jsonl: no per-epoch record has "elapsed"' "the log without it is named"
 
 echo "cli_files: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

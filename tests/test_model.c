@@ -191,6 +191,101 @@ static void test_param_counts(void) {
     rn_model_free(m);
 }
 
+/* ---- base width ------------------------------------------------------------------------- */
+
+/* Writes m's tensors to path with no metadata: the architecture and width
+ * must then be read off the tensor names and shapes. */
+static void save_bare(const rn_model *m, const char *path) {
+    st_entry *e = calloc((size_t)m->n_tensors, sizeof *e);
+    for (int i = 0; e && i < m->n_tensors; i++)
+        e[i] = (st_entry){m->tensors[i].name, m->tensors[i].i64 ? ST_I64 : ST_F32, m->tensors[i].ndim,
+                          m->tensors[i].shape,
+                          m->tensors[i].i64 ? (void *)m->tensors[i].i64 : (void *)m->tensors[i].f32};
+    CHECK(e && st_write(path, e, (size_t)m->n_tensors, NULL, 0) == RN_OK, "write %s", path);
+    free(e);
+}
+
+static void test_widths(void) {
+    /* torchvision / D2L models rebuilt at base width 32 (tools/rn_models.py build_model(..., width=32)),
+     * 1 input channel, 10 classes */
+    static const struct { const char *arch; int64_t params; } want[] = {
+        {"d2l_resnet18", 2799818}, {"resnet18", 2798314}, {"resnet50", 5899754}, {"resnext50_32x4d", 5771498},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        rn_model *m = NULL;
+        CHECK(rn_model_create_width(want[i].arch, 1, 10, RN_STEM_IMAGENET, 32, &m) == RN_OK, "create %s width 32: %s",
+              want[i].arch, rn_last_error());
+        if (!m)
+            continue;
+        CHECK(rn_model_width(m) == 32 && rn_model_param_count(m) == want[i].params,
+              "%s width 32: %lld params, PyTorch has %lld", want[i].arch, (long long)rn_model_param_count(m),
+              (long long)want[i].params);
+        rn_model_free(m);
+    }
+    rn_model *m = NULL, *m2 = NULL;
+    CHECK(rn_model_create_width("resnet18", 1, 10, RN_STEM_IMAGENET, 0, &m) == RN_ERR_ARG &&
+              strstr(rn_last_error(), "width 0"), "width 0 refused: %s", rn_last_error());
+    CHECK(rn_model_create_width("resnet18", 1, 10, RN_STEM_IMAGENET, 4097, &m) == RN_ERR_ARG, "width 4097 refused");
+    CHECK(rn_model_create_width("resnext50_32x4d", 1, 10, RN_STEM_IMAGENET, 8, &m) == RN_ERR_ARG &&
+              strstr(rn_last_error(), "multiple of 64"), "ResNeXt width 8 refused: %s", rn_last_error());
+    CHECK(m == NULL, "no model after a refusal");
+    rn_model_create("resnet18", 1, 10, &m);
+    CHECK(rn_model_width(m) == RN_DEFAULT_WIDTH, "default width");
+    rn_model_free(m);
+
+    /* the forward pass at other widths, against the reference ops */
+    static const struct { const char *arch; rn_stem stem; int width; } fw[] = {
+        {"d2l_resnet18", RN_STEM_CIFAR, 16}, {"resnet50", RN_STEM_IMAGENET, 24},
+    };
+    for (size_t i = 0; i < sizeof fw / sizeof fw[0]; i++) {
+        const int n = 2, h = 32, w = 40, classes = 7;
+        CHECK(rn_model_create_width(fw[i].arch, 1, classes, fw[i].stem, fw[i].width, &m) == RN_OK, "create");
+        rn_model_init(m, "default", 99);
+        randomize_bn(m);
+        float x[2 * 32 * 40], y[2 * 7], yr[2 * 7];
+        check_fill(x, (size_t)n * h * w, -1.0f, 1.0f);
+        for (int mode = 0; mode < 2; mode++) {
+            CHECK(rn_model_forward(m, x, n, h, w, (rn_mode)mode, y) == RN_OK, "forward: %s", rn_last_error());
+            ref_forward(m, x, n, h, w, (rn_mode)mode, yr);
+            double err = check_rel_err(y, yr, (size_t)n * classes);
+            CHECK(err < 1e-4, "%s width %d mode %d: fast vs reference rel err %.3g", fw[i].arch, fw[i].width, mode, err);
+        }
+        rn_model_free(m);
+    }
+
+    /* the width survives a save and load, with the metadata and without it */
+    const char *path = "build/tests/tmp_width.safetensors";
+    static const struct { const char *arch; rn_stem stem; int width; } rt[] = {
+        {"d2l_resnet18", RN_STEM_CIFAR, 32}, {"resnet50", RN_STEM_IMAGENET, 32},
+        {"wide_resnet50_2", RN_STEM_IMAGENET, 32}, {"resnext50_32x4d", RN_STEM_IMAGENET, 48},
+    };
+    for (size_t i = 0; i < sizeof rt / sizeof rt[0]; i++) {
+        CHECK(rn_model_create_width(rt[i].arch, 1, 10, rt[i].stem, rt[i].width, &m) == RN_OK, "create %s",
+              rt[i].arch);
+        rn_model_init(m, "default", 5);
+        randomize_bn(m);
+        for (int bare = 0; bare < 2; bare++) {
+            if (bare)
+                save_bare(m, path);
+            else
+                CHECK(rn_model_save(m, path) == RN_OK, "save: %s", rn_last_error());
+            CHECK(rn_model_load(path, NULL, &m2) == RN_OK, "load %s width %d%s: %s", rt[i].arch, rt[i].width,
+                  bare ? " (no metadata)" : "", rn_last_error());
+            if (!m2)
+                continue;
+            CHECK(strcmp(rn_model_arch(m2), rt[i].arch) == 0 && rn_model_width(m2) == rt[i].width &&
+                      rn_model_stem(m2) == rt[i].stem && m2->n_params == m->n_params &&
+                      memcmp(m->params, m2->params, m->n_params * sizeof *m->params) == 0,
+                  "%s width %d%s: loaded as %s width %d", rt[i].arch, rt[i].width, bare ? " (no metadata)" : "",
+                  rn_model_arch(m2), rn_model_width(m2));
+            rn_model_free(m2);
+            m2 = NULL;
+        }
+        rn_model_free(m);
+    }
+    remove(path);
+}
+
 /* ---- weights in and out ------------------------------------------------------------------- */
 
 static void test_save_load(void) {
@@ -393,6 +488,7 @@ static void test_trainer_memory(void) {
 int main(void) {
     test_param_counts();
     test_save_load();
+    test_widths();
     test_sessions();
     test_trainer_memory();
     test_forward_vs_reference();

@@ -3,8 +3,11 @@
 that `resnet train` is compared with (accuracy and speed).
 
     /usr/bin/python3 tools/fmnist_torch.py --data DIR [--epochs 10] [--batch-size 256]
-        [--lr 0.05] [--image-size 28|96] [--threads 2] [--max-steps K] [--seed 0]
+        [--lr 0.05] [--image-size 96] [--threads 2] [--max-steps K] [--seed 0]
         [--log LOG.jsonl]
+        [--arch d2l_resnet18] [--width 64] [--stem imagenet|cifar] [--init xavier|default]
+        [--momentum 0] [--nesterov] [--weight-decay 0] [--schedule constant|onecycle]
+        [--label-smoothing 0] [--augment none|crop+flip] [--tta none|flip]
 
 As d2l.ai chapter 8.6 (ResNet), with d2l.train_ch6:
   - model: rn_models.build_model("d2l_resnet18", 1, 10), Conv2d and Linear
@@ -29,7 +32,20 @@ steps in all (a throughput measurement): the epoch in progress is reported
 over the images it saw, and the test pass is skipped (test_acc null).
 --log writes the epoch records as JSON lines in resnet.c's training-log
 format ("epoch" 1-based, "train_loss", "train_acc", "test_loss", "test_acc",
-"lr", "seconds"), which `resnet plot` draws.
+"lr", "seconds", and "elapsed": wall seconds since main() started, data
+loading and evaluation included), which `resnet plot` draws.
+
+The other flags give `resnet train`'s recipes (its flags of the same names):
+  - --arch / --width / --stem: rn_models.build_model(arch, 1, 10, stem, width);
+    --init default keeps PyTorch's own initialisation instead of Xavier's;
+  - SGD(lr, momentum, weight_decay, nesterov, dampening 0);
+  - --schedule onecycle: OneCycleLR(max_lr=lr, total_steps=epochs x steps per
+    epoch, cycle_momentum=False), stepped after every step (resnet.c's
+    onecycle); --label-smoothing: CrossEntropyLoss(label_smoothing);
+  - --augment crop+flip: each training image (after the resize) zero-padded by
+    4 pixels and cropped back at a random offset, then flipped left-right with
+    probability 0.5 (resnet.c's crop+flip), drawn from the seeded generator;
+  - --tta flip: test logits are the mean of the image's and its mirror's.
 """
 import argparse
 import gzip
@@ -45,7 +61,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
+import torch.nn.functional as F  # noqa: E402
+
 from rn_models import build_model  # noqa: E402
+
+CROP_PADDING = 4   # resnet.c's --augment crop
 
 
 def read_idx(path, kind):
@@ -86,18 +106,32 @@ def to_batch(images, size):
     return torch.stack([tf(Image.fromarray(im.numpy(), mode="L")) for im in images])
 
 
+def augment(x, gen):
+    """Random padded crops and flips of a batch (B, C, S, S)."""
+    b, _, h, w = x.shape
+    p = CROP_PADDING
+    xp = F.pad(x, (p, p, p, p))
+    off = torch.randint(0, 2 * p + 1, (b, 2), generator=gen)
+    x = torch.stack([xp[i, :, off[i, 0]:off[i, 0] + h, off[i, 1]:off[i, 1] + w] for i in range(b)])
+    flip = torch.rand(b, generator=gen) < 0.5
+    return torch.where(flip[:, None, None, None], x.flip(3), x)
+
+
 def init_weights(m):
     if type(m) in (nn.Linear, nn.Conv2d):
         nn.init.xavier_uniform_(m.weight)
 
 
-def evaluate(net, x_all, y_all, size, batch):
+def evaluate(net, x_all, y_all, size, batch, tta_flip=False):
     net.eval()
     crit = nn.CrossEntropyLoss(reduction="sum")
     loss = correct = 0.0
     with torch.no_grad():
         for i in range(0, len(x_all), batch):
-            out = net(to_batch(x_all[i:i + batch], size))
+            x = to_batch(x_all[i:i + batch], size)
+            out = net(x)
+            if tta_flip:
+                out = (out + net(x.flip(3))) / 2
             y = y_all[i:i + batch]
             loss += float(crit(out, y))
             correct += float((out.argmax(1) == y).sum())
@@ -110,30 +144,51 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--lr", type=float, default=0.05)
-    ap.add_argument("--image-size", type=int, default=96, choices=(28, 96))
+    ap.add_argument("--image-size", type=int, default=96, help="28 or more (PIL bilinear resize)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-steps", type=int, default=0, help="stop after K steps (0: no limit)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--log", help="write epoch records as JSON lines")
+    ap.add_argument("--arch", default="d2l_resnet18")
+    ap.add_argument("--width", type=int, default=64)
+    ap.add_argument("--stem", default="imagenet", choices=("imagenet", "cifar"))
+    ap.add_argument("--init", default="xavier", choices=("xavier", "default"))
+    ap.add_argument("--momentum", type=float, default=0.0)
+    ap.add_argument("--nesterov", action="store_true")
+    ap.add_argument("--weight-decay", type=float, default=0.0)
+    ap.add_argument("--schedule", default="constant", choices=("constant", "onecycle"))
+    ap.add_argument("--label-smoothing", type=float, default=0.0)
+    ap.add_argument("--augment", default="none", choices=("none", "crop+flip"))
+    ap.add_argument("--tta", default="none", choices=("none", "flip"))
     a = ap.parse_args(argv)
+    started = time.perf_counter()
     if a.epochs < 1 or a.batch_size < 1 or a.max_steps < 0:
         ap.error("--epochs and --batch-size must be positive, --max-steps >= 0")
+    if a.image_size < 28:
+        ap.error("--image-size must be 28 or more")
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     x_train, y_train = load_split(a.data, "train")
     x_test, y_test = load_split(a.data, "t10k")
-    net = build_model("d2l_resnet18", 1, 10)
-    net.apply(init_weights)
-    opt = torch.optim.SGD(net.parameters(), lr=a.lr)
-    crit = nn.CrossEntropyLoss()
+    net = build_model(a.arch, 1, 10, stem=a.stem, width=a.width)
+    if a.init == "xavier":
+        net.apply(init_weights)
+    opt = torch.optim.SGD(net.parameters(), lr=a.lr, momentum=a.momentum, nesterov=a.nesterov,
+                          weight_decay=a.weight_decay, dampening=0)
+    steps_per_epoch = (len(x_train) + a.batch_size - 1) // a.batch_size
+    sched = None
+    if a.schedule == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=a.epochs * steps_per_epoch,
+                                                    cycle_momentum=False)
+    crit = nn.CrossEntropyLoss(label_smoothing=a.label_smoothing)
     gen = torch.Generator().manual_seed(a.seed)
     logf = open(a.log, "w") if a.log else None
 
-    print("d2l_resnet18 on Fashion-MNIST: %d train / %d test images at %dx%d, batch %d, "
-          "lr %g, %d threads, torch %s" % (len(x_train), len(x_test), a.image_size,
-                                          a.image_size, a.batch_size, a.lr, a.threads,
-                                          torch.__version__), flush=True)
+    print("%s width %d on Fashion-MNIST: %d train / %d test images at %dx%d, batch %d, "
+          "lr %g (%s), %d threads, torch %s" % (a.arch, a.width, len(x_train), len(x_test), a.image_size,
+                                                a.image_size, a.batch_size, a.lr, a.schedule, a.threads,
+                                                torch.__version__), flush=True)
     steps = 0
     timed_images, timed_seconds = 0, 0.0
     seconds_per_epoch = []
@@ -147,13 +202,18 @@ def main(argv=None):
         for i in range(0, len(x_train), a.batch_size):
             idx = perm[i:i + a.batch_size]
             x = to_batch(x_train[idx], a.image_size)
+            if a.augment == "crop+flip":
+                x = augment(x, gen)
             y = y_train[idx]
             t0 = time.perf_counter()
+            lr = opt.param_groups[0]["lr"]
             opt.zero_grad()
             out = net(x)
             loss = crit(out, y)
             loss.backward()
             opt.step()
+            if sched:
+                sched.step()
             dt = time.perf_counter() - t0
             epoch_seconds += dt
             if steps > 0:
@@ -174,15 +234,16 @@ def main(argv=None):
         stopped = bool(a.max_steps) and steps >= a.max_steps
         test_loss = test_acc = None
         if not stopped:
-            test_loss, test_acc = evaluate(net, x_test, y_test, a.image_size, a.batch_size)
+            test_loss, test_acc = evaluate(net, x_test, y_test, a.image_size, a.batch_size, a.tta == "flip")
         print("epoch %d: train loss %.4f, train acc %.4f, test acc %s, %.1f s (%d images)" % (
             epoch + 1, train_loss, train_acc, "%.4f" % test_acc if test_acc is not None else "-",
             epoch_seconds, seen), flush=True)
         if logf:
             logf.write(json.dumps({"epoch": epoch + 1, "train_loss": train_loss,
                                    "train_acc": train_acc, "test_loss": test_loss,
-                                   "test_acc": test_acc, "lr": a.lr,
-                                   "seconds": epoch_seconds}) + "\n")
+                                   "test_acc": test_acc, "lr": lr,
+                                   "seconds": epoch_seconds,
+                                   "elapsed": time.perf_counter() - started}) + "\n")
             logf.flush()
         if stopped:
             break

@@ -45,7 +45,7 @@ def resnet(args, *cmd):
     return subprocess.run([args.resnet] + list(cmd), capture_output=True, text=True)
 
 
-# (name, arch, stem, in_channels, classes, opset, folded, dynamic, expected architecture)
+# (name, arch, stem, in_channels, classes, opset, folded, dynamic, expected architecture[, width])
 ACCEPT = [
     ("resnet18 folded, dynamic batch", "resnet18", "imagenet", 3, 10, 13, True, True, "resnet18"),
     ("resnet18 BatchNorm kept", "resnet18", "imagenet", 3, 10, 15, False, True, "resnet18"),
@@ -55,13 +55,18 @@ ACCEPT = [
     # folded, the D2L network is a resnet18 with conv biases: it loads as one
     ("D2L ResNet-18 folded", "d2l_resnet18", "imagenet", 1, 10, 13, True, True, "resnet18"),
     ("resnet18 CIFAR stem folded", "resnet18", "cifar", 3, 10, 16, True, True, "resnet18"),
+    # narrower networks (resnet train --width): the width is read off the stem conv
+    ("resnet50 width 32 folded", "resnet50", "imagenet", 3, 10, 13, True, True, "resnet50", 32),
+    ("D2L ResNet-18 width 32 BatchNorm kept", "d2l_resnet18", "imagenet", 1, 10, 13, False, True, "d2l_resnet18",
+     32),
 ]
 
 
 def check_accept(args, tmp, case):
-    name, arch, stem, in_ch, classes, opset, folded, dynamic, want = case
+    name, arch, stem, in_ch, classes, opset, folded, dynamic, want = case[:9]
+    width = case[9] if len(case) > 9 else 64
     size = 32 if stem == "cifar" else 64
-    model = randomize(build_model(arch, in_ch, classes, stem), seed=3, calib_size=size).eval()
+    model = randomize(build_model(arch, in_ch, classes, stem, width), seed=3, calib_size=size).eval()
     path = os.path.join(tmp, "m.onnx")
     export(model, path, size, in_ch, opset, folded, dynamic)
     x = torch.randn(2, in_ch, size, size, generator=torch.Generator().manual_seed(1))
@@ -71,7 +76,7 @@ def check_accept(args, tmp, case):
     conv = resnet(args, "convert", path, os.path.join(tmp, "m.safetensors"))
     if conv.returncode != 0:
         return "convert failed: " + conv.stderr.strip()
-    if ": %s," % want not in conv.stdout:
+    if ": %s, width %d," % (want, width) not in conv.stdout:
         return "convert read it as another architecture: " + conv.stdout.strip()
     fwd = resnet(args, "forward", "--weights", path, "--input", os.path.join(tmp, "x.npy"), "--output",
                  os.path.join(tmp, "y.npy"))
@@ -102,7 +107,9 @@ def refuse_models():
     yield "a ReLU turned into a Sigmoid", r, ["Sigmoid", "/layer2/layer2.0/relu/Sigmoid"]
     yield "a Softmax after the classifier", nn.Sequential(build_model("resnet18", 3, 10), nn.Softmax(1)).eval(), \
         ["Softmax", "classifier"]
-    yield "MobileNetV2", torchvision.models.mobilenet_v2(num_classes=10).eval(), ["Conv", "[32, 3, 3, 3]"]
+    # its first conv (32 channels, 3x3) fits a ResNet stem of width 32 but for its stride 2
+    yield "MobileNetV2", torchvision.models.mobilenet_v2(num_classes=10).eval(), \
+        ["/features/features.0/features.0.0/Conv", "stride 1"]
     yield "a normalisation in front", Normalized(build_model("resnet18", 3, 10)).eval(), \
         ["Sub", "starts with a convolution"]
 

@@ -1,6 +1,6 @@
 """PyTorch reference models for resnet.c.
 
-    build_model(arch, in_channels, num_classes) -> nn.Module
+    build_model(arch, in_channels, num_classes, stem="imagenet", width=64) -> nn.Module
     randomize(model, seed, calib_input=None) -> model   (random weights, non-trivial BN stats)
 
 arch: d2l_resnet18, resnet18, resnet34, resnet50, resnet101, resnet152.
@@ -52,47 +52,67 @@ def resnet_block(in_channels, out_channels, num_residuals, first_block=False):
 
 
 class D2LResNet18(nn.Module):
-    def __init__(self, in_channels=1, num_classes=10):
+    def __init__(self, in_channels=1, num_classes=10, width=64):
         super().__init__()
+        w = width
         block = nn.Sequential(
-            nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3),
-            nn.BatchNorm2d(64), nn.ReLU(),
+            nn.Conv2d(in_channels, w, kernel_size=7, stride=2, padding=3),
+            nn.BatchNorm2d(w), nn.ReLU(),
             nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
         self.conv = nn.Sequential(OrderedDict([
             ("block", block),
-            ("resnet_block1", resnet_block(64, 64, 2, first_block=True)),
-            ("resnet_block2", resnet_block(64, 128, 2)),
-            ("resnet_block3", resnet_block(128, 256, 2)),
-            ("resnet_block4", resnet_block(256, 512, 2)),
+            ("resnet_block1", resnet_block(w, w, 2, first_block=True)),
+            ("resnet_block2", resnet_block(w, 2 * w, 2)),
+            ("resnet_block3", resnet_block(2 * w, 4 * w, 2)),
+            ("resnet_block4", resnet_block(4 * w, 8 * w, 2)),
         ]))
         self.pool = nn.AdaptiveAvgPool2d((1, 1))
         self.flatten = nn.Flatten()
-        self.fc = nn.Linear(512, num_classes)
+        self.fc = nn.Linear(8 * w, num_classes)
 
     def forward(self, x):
         return self.fc(self.flatten(self.pool(self.conv(x))))
 
 
-def build_model(arch, in_channels=3, num_classes=1000, stem="imagenet"):
-    """stem "cifar": the first conv is 3x3 stride 1 (padding 1) and there is no max-pool."""
+def build_model(arch, in_channels=3, num_classes=1000, stem="imagenet", width=64):
+    """stem "cifar": the first conv is 3x3 stride 1 (padding 1) and there is no max-pool.
+    width: the base width (resnet.c's --width): the stem's channels, the stages'
+    planes being width, 2, 4 and 8 x width (64 as published)."""
     if stem == "cifar":
-        m = build_model(arch, in_channels, num_classes)
+        m = build_model(arch, in_channels, num_classes, width=width)
         if arch == "d2l_resnet18":
-            m.conv.block[0] = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1)
+            m.conv.block[0] = nn.Conv2d(in_channels, width, kernel_size=3, stride=1, padding=1)
             m.conv.block[3] = nn.Identity()
         else:
-            m.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+            m.conv1 = nn.Conv2d(in_channels, width, kernel_size=3, stride=1, padding=1, bias=False)
             m.maxpool = nn.Identity()
         return m
     if arch == "d2l_resnet18":
-        return D2LResNet18(in_channels, num_classes)
+        return D2LResNet18(in_channels, num_classes, width)
     if arch not in ARCHS:
         raise ValueError("unknown arch %r (known: %s)" % (arch, ", ".join(ARCHS)))
     import torchvision
     m = getattr(torchvision.models, arch)(num_classes=num_classes)
-    if in_channels != 3:
-        m.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    if width != 64:
+        rewidth(m, width, num_classes)
+    if in_channels != 3 or width != 64:
+        m.conv1 = nn.Conv2d(in_channels, width, kernel_size=7, stride=2, padding=3, bias=False)
+        nn.init.kaiming_normal_(m.conv1.weight, mode="fan_out", nonlinearity="relu")
     return m
+
+
+def rewidth(m, width, num_classes):
+    """A torchvision ResNet rebuilt at base width `width`, initialised as torchvision does."""
+    block = type(m.layer1[0])
+    m.inplanes = width
+    m.bn1 = nn.BatchNorm2d(width)
+    for s in range(4):
+        n = len(getattr(m, "layer%d" % (s + 1)))
+        setattr(m, "layer%d" % (s + 1), m._make_layer(block, width << s, n, stride=1 if s == 0 else 2))
+    m.fc = nn.Linear(8 * width * block.expansion, num_classes)
+    for mod in m.modules():
+        if isinstance(mod, nn.Conv2d):
+            nn.init.kaiming_normal_(mod.weight, mode="fan_out", nonlinearity="relu")
 
 
 def first_conv(model):

@@ -284,7 +284,7 @@ rn_status rn_calibrator_quantize(rn_calibrator *c, rn_model **out) {
     const rn_model *m = c->m;
     const rn_graph *sc = c->s->sc;
     rn_model *q;
-    RN_TRY(rn_model_create_zero(m->arch->name, m->in_channels, m->num_classes, m->stem_kind, &q));
+    RN_TRY(rn_model_create_zero(m->arch->name, m->in_channels, m->num_classes, m->stem_kind, m->width, &q));
     rn_status st = rn_quant_alloc(q);
     int nu = rn_model_units((rn_model *)m, NULL);
     rn_unit **su = malloc((size_t)nu * sizeof *su), **qu = malloc((size_t)nu * sizeof *qu);

@@ -62,12 +62,14 @@ const rn_arch_desc *rn_arch_guess(int (*shape_of)(const void *ctx, const char *k
     }
     rn_block_kind kind = shape_of(ctx, "layer1.0.conv3.weight", d) >= 0 ? RN_BLOCK_BOTTLENECK : RN_BLOCK_BASIC;
     /* The first Bottleneck's 3x3 conv tells the width and the groups:
-     * weight (width, width / groups, 3, 3), width = 64 / 64 * width_per_group * groups. */
+     * weight (width, width / groups, 3, 3), width = base / 64 * width_per_group * groups,
+     * where base, the stem's output channels, is 64 but for narrower or wider variants. */
     int groups = 1, wpg = 64;
+    int64_t base = shape_of(ctx, "conv1.weight", d) == 4 && d[0] > 0 ? d[0] : 64;
     if (kind == RN_BLOCK_BOTTLENECK && shape_of(ctx, "layer1.0.conv2.weight", d) == 4 && d[1] > 0 &&
         d[0] % d[1] == 0) {
         groups = (int)(d[0] / d[1]);
-        wpg = (int)(d[0] / groups);
+        wpg = (int)(d[0] / groups * 64 / base);
     }
     for (int i = 0; i < N_ARCHS; i++)
         if (ARCHS[i].kind == kind && memcmp(ARCHS[i].blocks, blocks, sizeof blocks) == 0 &&
@@ -157,7 +159,7 @@ static void build(builder *b) {
     snprintf(m->stem_seq_name, sizeof m->stem_seq_name, "%s", d2l ? "conv.block" : "");
     int cifar = m->stem_kind == RN_STEM_CIFAR;
     add_unit(b, &m->stem, d2l ? "conv.block.0" : "conv1", d2l ? "conv.block.1" : "bn1",
-             m->in_channels, 64, cifar ? 3 : 7, cifar ? 1 : 2, d2l, 1);
+             m->in_channels, m->width, cifar ? 3 : 7, cifar ? 1 : 2, d2l, 1);
     m->stem.pad = cifar ? 1 : 3;
     snprintf(m->stem_relu_name, sizeof m->stem_relu_name, "%s", d2l ? "conv.block.2" : "relu");
     snprintf(m->pool_name, sizeof m->pool_name, "%s", d2l ? "conv.block.3" : "maxpool");
@@ -166,7 +168,7 @@ static void build(builder *b) {
     m->pool_stride = 2;
     m->pool_pad = 1;
 
-    static const int planes[4] = {64, 128, 256, 512};
+    const int planes[4] = {m->width, 2 * m->width, 4 * m->width, 8 * m->width};
     int inplanes = m->stem.cout, bi = 0;
     for (int s = 0; s < 4; s++) {
         snprintf(m->stage_names[s], sizeof m->stage_names[s],
@@ -180,7 +182,8 @@ static void build(builder *b) {
             blk->stage = s;
 #define NAME(buf, what) snprintf(buf, sizeof buf, "%s." what, blk->name)
             if (a->kind == RN_BLOCK_BOTTLENECK) {
-                /* torchvision: width = planes * (width_per_group / 64) * groups */
+                /* torchvision: width = planes * (width_per_group / 64) * groups
+                 * (a whole number of channels per group: rn_model_create_zero checks) */
                 int width = planes[s] * a->width_per_group / 64 * a->groups;
                 blk->n_main = 3;
                 NAME(conv, "conv1"), NAME(bn, "bn1");
@@ -213,7 +216,7 @@ static void build(builder *b) {
         }
     }
     m->n_blocks = bi;
-    m->feat = 512 * expansion;
+    m->feat = planes[3] * expansion;
     int64_t fw[2] = {m->num_classes, m->feat}, fb[1] = {m->num_classes};
     m->fc_w = add_f32(b, "fc", "weight", 2, fw, 1);
     m->fc_b = add_f32(b, "fc", "bias", 1, fb, 1);
@@ -226,15 +229,21 @@ rn_status rn_model_create(const char *arch, int in_channels, int num_classes, rn
 }
 
 rn_stem rn_model_stem(const rn_model *m) { return m->stem_kind; }
+int rn_model_width(const rn_model *m) { return m->width; }
 
 rn_status rn_model_create_stem(const char *arch, int in_channels, int num_classes, rn_stem stem,
                                rn_model **out) {
-    RN_TRY(rn_model_create_zero(arch, in_channels, num_classes, stem, out));
+    return rn_model_create_width(arch, in_channels, num_classes, stem, RN_DEFAULT_WIDTH, out);
+}
+
+rn_status rn_model_create_width(const char *arch, int in_channels, int num_classes, rn_stem stem, int width,
+                                rn_model **out) {
+    RN_TRY(rn_model_create_zero(arch, in_channels, num_classes, stem, width, out));
     rn_model_init_default(*out, 0);
     return RN_OK;
 }
 
-rn_status rn_model_create_zero(const char *arch, int in_channels, int num_classes, rn_stem stem,
+rn_status rn_model_create_zero(const char *arch, int in_channels, int num_classes, rn_stem stem, int width,
                                rn_model **out) {
     if (!out)
         return rn_fail(RN_ERR_ARG, "rn_model_create: out is NULL");
@@ -250,6 +259,12 @@ rn_status rn_model_create_zero(const char *arch, int in_channels, int num_classe
         return rn_fail(RN_ERR_ARG, "num_classes %d out of range 1..1000000", num_classes);
     if (stem != RN_STEM_IMAGENET && stem != RN_STEM_CIFAR)
         return rn_fail(RN_ERR_ARG, "unknown stem %d", (int)stem);
+    if (width < 1 || width > 4096)
+        return rn_fail(RN_ERR_ARG, "width %d out of range 1..4096", width);
+    /* a Bottleneck's 3x3 conv has width * width_per_group / 64 channels per group */
+    if (a->kind == RN_BLOCK_BOTTLENECK && (width * a->width_per_group) % 64 != 0)
+        return rn_fail(RN_ERR_ARG, "%s: width %d gives a fractional number of channels per group "
+                       "(width x %d must be a multiple of 64)", a->name, width, a->width_per_group);
 
     rn_model *m = calloc(1, sizeof *m);
     if (!m)
@@ -258,6 +273,7 @@ rn_status rn_model_create_zero(const char *arch, int in_channels, int num_classe
     m->in_channels = in_channels;
     m->num_classes = num_classes;
     m->stem_kind = stem;
+    m->width = width;
 
     builder b = {.m = m};
     build(&b);

@@ -90,6 +90,7 @@ struct rn_model {
     const rn_arch_desc *arch;
     int in_channels, num_classes;
     rn_stem stem_kind;            /* RN_STEM_CIFAR: 3x3/1 conv and no max-pool */
+    int width;                    /* the stem's channels; stages have 1, 2, 4, 8 x width planes */
     int expansion;                /* 4 for Bottleneck, else 1 */
     char stage_names[4][RN_NAME_CAP];   /* "layer1" / "conv.resnet_block1" */
     char stem_seq_name[RN_NAME_CAP];    /* "conv.block" for D2L, "" for torchvision */
@@ -100,7 +101,7 @@ struct rn_model {
     rn_block *blocks;
     int n_blocks;
     float *fc_w, *fc_b;           /* (num_classes, feat), (num_classes) */
-    int feat;                     /* 512 * expansion */
+    int feat;                     /* 8 * width * expansion (512 * expansion at width 64) */
 
     float *params;                /* every float tensor, one block */
     size_t n_params;
@@ -144,10 +145,10 @@ void rn_model_params_changed(rn_model *m);
 
 /* arch.c */
 const rn_arch_desc *rn_arch_find(const char *name);
-/* As rn_model_create_stem, with every parameter and counter zero: for
- * callers that fill them all (the ONNX importer), without the cost of the
- * random initialisation. */
-rn_status rn_model_create_zero(const char *arch, int in_channels, int num_classes, rn_stem stem,
+/* As rn_model_create_width, with every parameter and counter zero: for
+ * callers that fill them all (the loaders, the ONNX importer), without the
+ * cost of the random initialisation. */
+rn_status rn_model_create_zero(const char *arch, int in_channels, int num_classes, rn_stem stem, int width,
                                rn_model **out);
 /* Guesses the architecture of a state_dict from its key names and shapes;
  * NULL if none fits. shape_of(ctx, key, dims) returns the number of

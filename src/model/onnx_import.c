@@ -680,10 +680,16 @@ typedef struct attempt {
 /* Matches candidate `arch`; on success fills *f. Returns RN_OK, or
  * RN_ERR_MISMATCH with best updated when the graph does not fit. */
 static rn_status try_arch(const onnx_index *ix, const char *what, const char *arch, const char *input,
-                          int in_channels, int classes, rn_stem stem, st_file *f, attempt *best) {
+                          int in_channels, int classes, rn_stem stem, int width, st_file *f, attempt *best) {
     rn_model *m = NULL;
     rn_graph *g = NULL;
-    RN_TRY(rn_model_create_zero(arch, in_channels, classes, stem, &m));
+    rn_status made = rn_model_create_zero(arch, in_channels, classes, stem, width, &m);
+    if (made == RN_ERR_ARG && rn_arch_find(arch)) { /* a width this architecture cannot have */
+        if (best->done == 0)
+            snprintf(best->msg, sizeof best->msg, "%s", rn_last_error());
+        return RN_ERR_MISMATCH;
+    }
+    RN_TRY(made);
     rn_status st = rn_graph_build(m, 224, 224, &g);
     match mt = {.ix = ix, .m = m, .g = g, .what = what, .blame = -1};
     if (st == RN_OK) {
@@ -747,9 +753,9 @@ rn_status rn_onnx_import(const unsigned char *buf, size_t len, const char *what,
     const char *input = NULL;
     st = network_input(&ix, what, &input);
 
-    /* the stem conv tells the input channels and the stem; the first Gemm the classes */
+    /* the stem conv tells the input channels, the width and the stem; the first Gemm the classes */
     rn_stem stem = RN_STEM_IMAGENET;
-    int in_channels = 1, classes = 1;
+    int in_channels = 1, classes = 1, width = RN_DEFAULT_WIDTH;
     if (st == RN_OK) {
         const name_ref *r = find_ref(ix.readers, ix.n_readers, input);
         const onnx_node *first = r ? &om.nodes[r->idx] : NULL;
@@ -761,12 +767,13 @@ rn_status rn_onnx_import(const unsigned char *buf, size_t len, const char *what,
         char node[300];
         if (!first)
             st = rn_fail(RN_ERR_MISMATCH, "%s: nothing in the ONNX graph reads its input '%s'", what, input);
-        else if (!w || w->ndim != 4 || w->dims[1] < 1 || w->dims[1] > 4096) {
+        else if (!w || w->ndim != 4 || w->dims[1] < 1 || w->dims[1] > 4096 || w->dims[0] < 1 || w->dims[0] > 4096) {
             node_desc(&om, (long)r->idx, node, sizeof node);
             st = rn_fail(RN_ERR_MISMATCH, "%s: ONNX node %s does not fit a ResNet: it reads the input, "
                          "where a ResNet starts with a convolution", what, node);
         } else {
             in_channels = (int)w->dims[1];
+            width = (int)w->dims[0];
             stem = w->dims[2] == 3 ? RN_STEM_CIFAR : RN_STEM_IMAGENET;
         }
     }
@@ -800,7 +807,7 @@ rn_status rn_onnx_import(const unsigned char *buf, size_t len, const char *what,
     attempt best = {0};
     rn_status found = RN_ERR_MISMATCH;
     for (int i = 0; st == RN_OK && i < n_cands && found == RN_ERR_MISMATCH; i++) {
-        found = try_arch(&ix, what, cands[i], input, in_channels, classes, stem, out, &best);
+        found = try_arch(&ix, what, cands[i], input, in_channels, classes, stem, width, out, &best);
         if (found != RN_OK && found != RN_ERR_MISMATCH)
             st = found;
     }

@@ -148,8 +148,10 @@ static rn_status load_file_model(const char *path, const char *arch, int num_cla
             st = rn_fail(RN_ERR_MISMATCH,
                          "%s: cannot tell the architecture from the tensor names; pass --arch", path);
     }
-    int in_channels = 0, kernel = 7;
+    int in_channels = 0, kernel = 7, width = RN_DEFAULT_WIDTH;
     const char *stem_key = a && a->kind == RN_BLOCK_D2L ? "conv.block.0.weight" : "conv1.weight";
+    if (st == RN_OK)
+        st = dim_of(f, path, stem_key, 4, 0, &width);
     if (st == RN_OK)
         st = dim_of(f, path, stem_key, 4, 1, &in_channels);
     if (st == RN_OK)
@@ -160,7 +162,7 @@ static rn_status load_file_model(const char *path, const char *arch, int num_cla
      * random initialisation took half the time of loading a large model) */
     if (st == RN_OK)
         st = rn_model_create_zero(a->name, in_channels, num_classes > 0 ? num_classes : *file_classes,
-                                  kernel == 3 ? RN_STEM_CIFAR : RN_STEM_IMAGENET, out);
+                                  kernel == 3 ? RN_STEM_CIFAR : RN_STEM_IMAGENET, width, out);
     if (st != RN_OK)
         st_free(f);
     return st;

@@ -22,6 +22,18 @@ static int label_rank(const float *row, int k, int label) {
     return rank;
 }
 
+/* x: (n, c, h, w) -> its left-right mirror, in place. */
+static void mirror(float *x, size_t rows, int w) {
+    for (size_t r = 0; r < rows; r++) {
+        float *row = x + r * (size_t)w;
+        for (int i = 0, j = w - 1; i < j; i++, j--) {
+            float t = row[i];
+            row[i] = row[j];
+            row[j] = t;
+        }
+    }
+}
+
 static int arg_max(const float *row, int k) {
     int best = 0;
     for (int j = 1; j < k; j++)
@@ -60,12 +72,15 @@ rn_status rn_evaluate_config(rn_model *m, const rn_session_config *scfg, const r
     size_t per_image = (size_t)ds->channels * S * W;
     float *x = malloc((size_t)c.batch_size * per_image * sizeof *x);
     float *logits = malloc((size_t)c.batch_size * K * sizeof *logits);
+    /* test-time flip: the mirrored batch and its logits */
+    float *xm = c.tta_flip ? malloc((size_t)c.batch_size * per_image * sizeof *xm) : NULL;
+    float *lm = c.tta_flip ? malloc((size_t)c.batch_size * K * sizeof *lm) : NULL;
     int32_t *labels = malloc((size_t)c.batch_size * sizeof *labels);
     out->confusion = calloc((size_t)K * K, sizeof *out->confusion);
     out->num_classes = K;
     rn_loader *l = NULL;
     rn_session *sess = NULL;
-    rn_status st = (!x || !logits || !labels || !out->confusion)
+    rn_status st = (!x || !logits || !labels || !out->confusion || (c.tta_flip && (!xm || !lm)))
                        ? rn_fail(RN_ERR_NOMEM, "out of memory for evaluation")
                        : rn_session_create(m, scfg, &sess);
     if (st == RN_OK)
@@ -76,6 +91,13 @@ rn_status rn_evaluate_config(rn_model *m, const rn_session_config *scfg, const r
         if (st != RN_OK || n == 0)
             break;
         st = rn_session_forward(sess, x, n, S, W, RN_MODE_EVAL, logits);
+        if (st == RN_OK && c.tta_flip) {
+            memcpy(xm, x, (size_t)n * per_image * sizeof *xm);
+            mirror(xm, (size_t)n * ds->channels * S, W);
+            st = rn_session_forward(sess, xm, n, S, W, RN_MODE_EVAL, lm);
+            for (size_t i = 0; st == RN_OK && i < (size_t)n * K; i++)
+                logits[i] = 0.5f * (logits[i] + lm[i]);
+        }
         if (st != RN_OK)
             break;
         loss_sum += (double)softmax_cross_entropy(logits, (const int *)labels, n, K, 0.0f, NULL, NULL) * n;
@@ -101,6 +123,8 @@ rn_status rn_evaluate_config(rn_model *m, const rn_session_config *scfg, const r
     rn_session_free(sess);
     free(x);
     free(logits);
+    free(xm);
+    free(lm);
     free(labels);
     if (st != RN_OK)
         rn_eval_result_free(out);

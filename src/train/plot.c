@@ -82,6 +82,15 @@ static double map_y(const panel *p, double y) {
  * Drawing
  * ------------------------------------------------------------------------- */
 
+/* One curve: n points (x[i], y[i]); a NAN y leaves a gap. */
+typedef struct series {
+    const double *x, *y;
+    size_t n;
+    rn_color color;
+    int dashed;
+    const char *label;
+} series;
+
 static int has_metric(const rn_run_log *log, rn_log_metric m) {
     for (size_t i = 0; i < log->count; i++)
         if (!isnan(log->epochs[i].v[m]))
@@ -94,60 +103,69 @@ void rn_plot_curves_size(const rn_run_log *log, double *width, double *height) {
     *height = FIG_H;
 }
 
-/* The curve of metric m: one polyline per unbroken run, a circle per point. */
-static void draw_curve(rn_canvas *c, const rn_run_log *log, rn_log_metric m, const panel *p,
-                       rn_color color, int dashed) {
-    double *xy = malloc(2 * log->count * sizeof *xy);
+/* A series' points: one polyline per unbroken run, a circle per point. */
+static void draw_curve(rn_canvas *c, const series *s, const panel *p) {
+    double *xy = malloc(2 * (s->n ? s->n : 1) * sizeof *xy);
     if (!xy)
         return;
     size_t i = 0;
-    while (i < log->count) {
-        while (i < log->count && isnan(log->epochs[i].v[m]))
+    while (i < s->n) {
+        while (i < s->n && (isnan(s->y[i]) || isnan(s->x[i])))
             i++;
         int n = 0;
-        for (; i < log->count && !isnan(log->epochs[i].v[m]); i++, n++) {
-            xy[2 * n] = map_x(p, log->epochs[i].epoch);
-            xy[2 * n + 1] = map_y(p, log->epochs[i].v[m]);
+        for (; i < s->n && !isnan(s->y[i]) && !isnan(s->x[i]); i++, n++) {
+            xy[2 * n] = map_x(p, s->x[i]);
+            xy[2 * n + 1] = map_y(p, s->y[i]);
         }
         if (n > 0)
-            rn_draw_polyline(c, xy, n, color, 2.0, dashed);
+            rn_draw_polyline(c, xy, n, s->color, 2.0, s->dashed);
     }
-    for (i = 0; i < log->count; i++)
-        if (!isnan(log->epochs[i].v[m]))
-            rn_draw_circle(c, map_x(p, log->epochs[i].epoch), map_y(p, log->epochs[i].v[m]), 2.8,
-                           color);
+    for (i = 0; i < s->n; i++)
+        if (!isnan(s->y[i]) && !isnan(s->x[i]))
+            rn_draw_circle(c, map_x(p, s->x[i]), map_y(p, s->y[i]), 2.8, s->color);
     free(xy);
 }
 
-static void draw_legend(rn_canvas *c, const panel *p, int bottom) {
+/* A box with a line and the label of each series: top right, or bottom right. */
+static void draw_legend(rn_canvas *c, const panel *p, const series *s, int n, int bottom) {
     rn_font f = {12, RN_ALIGN_START, 0, COLOR_INK, 0};
-    double lx = p->left + PLOT_W - 88, ly = bottom ? p->top + PLOT_H - 52 : p->top + 8;
-    rn_draw_rect(c, lx, ly, 80, 44, 0xffffff, 0xbbbbbb, 1);
-    rn_draw_line(c, lx + 8, ly + 14, lx + 34, ly + 14, COLOR_TRAIN, 2, 0);
-    rn_draw_text(c, lx + 40, ly + 18, &f, "train");
-    rn_draw_line(c, lx + 8, ly + 32, lx + 34, ly + 32, COLOR_TEST, 2, 1);
-    rn_draw_text(c, lx + 40, ly + 36, &f, "test");
+    double tw = 0.0;
+    for (int k = 0; k < n; k++) {
+        double w = rn_text_width(&f, s[k].label);
+        tw = w > tw ? w : tw;
+    }
+    double bw = 48 + tw, bh = 8 + 18 * n;
+    double lx = p->left + PLOT_W - bw - 8, ly = bottom ? p->top + PLOT_H - bh - 8 : p->top + 8;
+    rn_draw_rect(c, lx, ly, bw, bh, 0xffffff, 0xbbbbbb, 1);
+    for (int k = 0; k < n; k++) {
+        rn_draw_line(c, lx + 8, ly + 14 + 18 * k, lx + 34, ly + 14 + 18 * k, s[k].color, 2, s[k].dashed);
+        rn_draw_text(c, lx + 40, ly + 18 + 18 * k, &f, s[k].label);
+    }
 }
 
-/* Panel `index`: frame, grid, ticks, labels and the curves of metrics
- * m[0..n) (the first solid, the second dashed); a legend when n == 2 (top
- * right, or bottom right for curves that rise, so that it covers less). */
-static void draw_panel(rn_canvas *c, const rn_run_log *log, int index, const char *title,
-                       const rn_log_metric *m, int n, int legend_bottom) {
-    double xlo = log->epochs[0].epoch, xhi = log->epochs[log->count - 1].epoch;
+/* Panel `index`: frame, grid, ticks, labels and the curves s[0..n); a legend
+ * when n > 1 (top right, or bottom right for curves that rise, so that it
+ * covers less). */
+static void draw_panel(rn_canvas *c, int index, const char *title, const char *xlabel, const series *s, int n,
+                       int legend_bottom) {
+    double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
     int whole = 1;
-    for (size_t i = 0; i < log->count; i++)
-        whole &= log->epochs[i].epoch == floor(log->epochs[i].epoch);
-    double ylo = INFINITY, yhi = -INFINITY;
-    for (size_t i = 0; i < log->count; i++) {
-        for (int k = 0; k < n; k++) {
-            double v = log->epochs[i].v[m[k]];
-            if (!isnan(v)) {
-                ylo = v < ylo ? v : ylo;
-                yhi = v > yhi ? v : yhi;
+    for (int k = 0; k < n; k++) {
+        for (size_t i = 0; i < s[k].n; i++) {
+            double x = s[k].x[i], y = s[k].y[i];
+            if (isnan(x))
+                continue;
+            xlo = x < xlo ? x : xlo;
+            xhi = x > xhi ? x : xhi;
+            whole &= x == floor(x);
+            if (!isnan(y)) {
+                ylo = y < ylo ? y : ylo;
+                yhi = y > yhi ? y : yhi;
             }
         }
     }
+    if (xlo > xhi)         /* no points at all */
+        xlo = xhi = 0.0;
     if (ylo > yhi)         /* no data in this panel */
         ylo = yhi = 0.0;
     panel p = {index * PANEL_W + PLOT_L, PLOT_T, make_axis(xlo, xhi, whole), make_axis(ylo, yhi, 0)};
@@ -180,18 +198,22 @@ static void draw_panel(rn_canvas *c, const rn_run_log *log, int index, const cha
     }
     rn_draw_rect(c, p.left, p.top, PLOT_W, PLOT_H, RN_NONE, COLOR_INK, 1);
     rn_font label = {13, RN_ALIGN_MIDDLE, 0, COLOR_INK, 0};
-    rn_draw_text(c, p.left + PLOT_W / 2, bottom + 40, &label, "epoch");
+    rn_draw_text(c, p.left + PLOT_W / 2, bottom + 40, &label, xlabel);
     label.vertical = 1;
     rn_draw_text(c, p.left - 52, p.top + PLOT_H / 2, &label, title);
 
-    if (n == 1) {
-        draw_curve(c, log, m[0], &p, COLOR_LR, 0);
-    } else {
-        draw_curve(c, log, m[0], &p, COLOR_TRAIN, 0);
-        draw_curve(c, log, m[1], &p, COLOR_TEST, 1);
-        draw_legend(c, &p, legend_bottom);
-    }
+    for (int k = 0; k < n; k++)
+        draw_curve(c, &s[k], &p);
+    if (n > 1)
+        draw_legend(c, &p, s, n, legend_bottom);
     rn_draw_group_end(c);
+}
+
+/* A metric of every epoch record, or with COL_EPOCH the epoch, into y (log->count values). */
+#define COL_EPOCH RN_LOG_METRICS
+static void metric_column(const rn_run_log *log, rn_log_metric m, double *y) {
+    for (size_t i = 0; i < log->count; i++)
+        y[i] = m == COL_EPOCH ? log->epochs[i].epoch : log->epochs[i].v[m];
 }
 
 void rn_plot_curves(rn_canvas *c, const rn_run_log *log, const char *name) {
@@ -209,13 +231,118 @@ void rn_plot_curves(rn_canvas *c, const rn_run_log *log, const char *name) {
     rn_font f = {18, RN_ALIGN_MIDDLE, 1, COLOR_INK, 0};
     rn_draw_textf(c, w / 2, 28, &f, "%s)", heading);
 
-    static const rn_log_metric LOSS[] = {RN_LOG_TRAIN_LOSS, RN_LOG_TEST_LOSS};
-    static const rn_log_metric ACC[] = {RN_LOG_TRAIN_ACC, RN_LOG_TEST_ACC};
-    static const rn_log_metric LR[] = {RN_LOG_LR};
-    draw_panel(c, log, 0, "loss", LOSS, 2, 0);
-    draw_panel(c, log, 1, "accuracy", ACC, 2, 1);
+    /* columns: epoch, then the five metrics drawn */
+    static const rn_log_metric COLS[] = {COL_EPOCH, RN_LOG_TRAIN_LOSS, RN_LOG_TEST_LOSS, RN_LOG_TRAIN_ACC,
+                                         RN_LOG_TEST_ACC, RN_LOG_LR};
+    enum { NC = sizeof COLS / sizeof COLS[0] };
+    double *col = malloc(NC * log->count * sizeof *col);
+    if (!col)
+        return;
+    for (int k = 0; k < NC; k++)
+        metric_column(log, COLS[k], col + k * log->count);
+    const double *x = col, *at = col + log->count;
+    size_t n = log->count;
+    series loss[2] = {{x, at, n, COLOR_TRAIN, 0, "train"}, {x, at + n, n, COLOR_TEST, 1, "test"}};
+    series acc[2] = {{x, at + 2 * n, n, COLOR_TRAIN, 0, "train"}, {x, at + 3 * n, n, COLOR_TEST, 1, "test"}};
+    series lr = {x, at + 4 * n, n, COLOR_LR, 0, "learning rate"};
+    draw_panel(c, 0, "loss", "epoch", loss, 2, 0);
+    draw_panel(c, 1, "accuracy", "epoch", acc, 2, 1);
     if (has_metric(log, RN_LOG_LR))
-        draw_panel(c, log, 2, "learning rate", LR, 1, 0);
+        draw_panel(c, 2, "learning rate", "epoch", &lr, 1, 0);
+    free(col);
+}
+
+/* ---------------------------------------------------------------------------
+ * Runs side by side
+ * ------------------------------------------------------------------------- */
+
+static const rn_color COMPARE_COLORS[] = {0x1f77b4, 0xff7f0e, 0x2ca02c, 0xd62728, 0x9467bd, 0x8c564b};
+
+void rn_plot_compare(rn_canvas *c, const rn_run_log *logs, const char *const *labels, int n) {
+    size_t total = 0;
+    for (int k = 0; k < n; k++)
+        total += logs[k].count;
+    double *col = malloc(2 * (total ? total : 1) * sizeof *col);
+    series *s = calloc((size_t)(n > 0 ? n : 1), sizeof *s);
+    if (!col || !s) {
+        free(col), free(s);
+        return;
+    }
+    rn_font f = {18, RN_ALIGN_MIDDLE, 1, COLOR_INK, 0};
+    rn_draw_text(c, PANEL_W * 1.5 / 2, 28, &f, "Test accuracy against wall time");
+    size_t at = 0;
+    for (int k = 0; k < n; k++) {
+        metric_column(&logs[k], RN_LOG_ELAPSED, col + at);
+        metric_column(&logs[k], RN_LOG_TEST_ACC, col + total + at);
+        s[k] = (series){col + at, col + total + at, logs[k].count,
+                        COMPARE_COLORS[k % (int)(sizeof COMPARE_COLORS / sizeof COMPARE_COLORS[0])], 0, labels[k]};
+        at += logs[k].count;
+    }
+    draw_panel(c, 0, "test accuracy", "seconds since the start (evaluation included)", s, n, 1);
+    free(col), free(s);
+}
+
+/* The SVG document of `draw` into svg_path (titled `title`). */
+static rn_status write_svg(const char *svg_path, double w, double h, const char *title,
+                           void (*draw)(rn_canvas *c, const void *ctx), const void *ctx) {
+    rn_canvas *c = NULL;
+    json_buf svg = {0};
+    rn_status st = rn_canvas_create_svg(w, h, title, &c);
+    if (st == RN_OK) {
+        draw(c, ctx);
+        st = rn_canvas_svg(c, 1, &svg);
+    }
+    if (st == RN_OK)
+        st = rn_file_write_all(svg_path, svg.data, svg.len);
+    json_buf_free(&svg);
+    rn_canvas_free(c);
+    return st;
+}
+
+typedef struct curves_args {
+    const rn_run_log *log;
+    const char *name;
+} curves_args;
+
+static void draw_curves(rn_canvas *c, const void *ctx) {
+    const curves_args *a = ctx;
+    rn_plot_curves(c, a->log, a->name);
+}
+
+typedef struct compare_args {
+    const rn_run_log *logs;
+    const char *const *labels;
+    int n;
+} compare_args;
+
+static void draw_compare(rn_canvas *c, const void *ctx) {
+    const compare_args *a = ctx;
+    rn_plot_compare(c, a->logs, a->labels, a->n);
+}
+
+rn_status rn_plot_compare_svg(const char *const *log_paths, const char *const *labels, int n,
+                              const char *svg_path) {
+    if (!log_paths || !labels || n < 1 || !svg_path)
+        return rn_fail(RN_ERR_ARG, "rn_plot_compare_svg: bad argument");
+    rn_run_log *logs = calloc((size_t)n, sizeof *logs);
+    if (!logs)
+        return rn_fail(RN_ERR_NOMEM, "out of memory reading %d logs", n);
+    rn_status st = RN_OK;
+    int read = 0;
+    for (; read < n && st == RN_OK; read++) {
+        st = rn_run_log_read(log_paths[read], &logs[read]);
+        if (st == RN_OK && !has_metric(&logs[read], RN_LOG_ELAPSED))
+            st = rn_fail(RN_ERR_FORMAT, "%s: no per-epoch record has \"elapsed\" (wall seconds since the start)",
+                         log_paths[read]);
+    }
+    if (st == RN_OK) {
+        compare_args a = {logs, labels, n};
+        st = write_svg(svg_path, PANEL_W * 1.5, FIG_H, "Test accuracy against wall time", draw_compare, &a);
+    }
+    for (int k = 0; k < read; k++)
+        rn_run_log_free(&logs[k]);
+    free(logs);
+    return st;
 }
 
 rn_status rn_plot_svg(const char *log_path, const char *svg_path) {
@@ -229,21 +356,12 @@ rn_status rn_plot_svg(const char *log_path, const char *svg_path) {
     char name[128], title[160];
     json_printable(name, sizeof name, slash ? slash + 1 : log_path);
     snprintf(title, sizeof title, "Training curves: %s", name);
-    rn_canvas *c = NULL;
-    json_buf svg = {0};
-    double w, h;
     if (st == RN_OK) {
+        double w, h;
         rn_plot_curves_size(&log, &w, &h);
-        st = rn_canvas_create_svg(w, h, title, &c);
+        curves_args a = {&log, name};
+        st = write_svg(svg_path, w, h, title, draw_curves, &a);
     }
-    if (st == RN_OK) {
-        rn_plot_curves(c, &log, name);
-        st = rn_canvas_svg(c, 1, &svg);
-    }
-    if (st == RN_OK)
-        st = rn_file_write_all(svg_path, svg.data, svg.len);
-    json_buf_free(&svg);
-    rn_canvas_free(c);
     rn_run_log_free(&log);
     return st;
 }

@@ -4,7 +4,7 @@
  * One JSON object per line. Of the lines, two kinds are read:
  *   - a per-epoch record: it has "epoch" and no "step". Its numbers
  *     "train_loss", "train_acc", "test_loss", "test_acc", "test_top5", "lr",
- *     "seconds" and "images_per_second" are kept; a missing or null one is
+ *     "seconds", "images_per_second" and "elapsed" are kept; a missing or null one is
  *     NAN (a gap in a curve), other members are ignored. A repeated epoch (a
  *     resumed run) replaces the earlier record; records are sorted by epoch.
  *   - a run record: it has an object "run" (what was trained, how, where;
@@ -34,6 +34,7 @@ typedef enum rn_log_metric {
     RN_LOG_LR,
     RN_LOG_SECONDS,
     RN_LOG_IMAGES_PER_SECOND,
+    RN_LOG_ELAPSED,              /* wall seconds since the run's command started, evaluation included */
     RN_LOG_METRICS
 } rn_log_metric;
 
