@@ -374,22 +374,18 @@ rn_status rn_session_algorithms(const rn_session *s, char *buf, size_t cap) {
         snprintf(buf, cap, "int8 %s x%d", s->k->q_name, s->sc->n_convs);
         return RN_OK;
     }
-    if (s->bf16) {
-        int count[RN_CONV_ALGO_COUNT] = {0};
-        for (int i = 0; i < s->sc->n_nodes; i++)
-            if (s->sc->nodes[i].op == RN_NODE_CONV)
-                count[s->algo[i]]++;
-        char algos[192];
-        rn_conv_algo_format(count, algos, sizeof algos);
-        snprintf(buf, cap, "bf16 emulated (fp32 kernels on bf16-rounded operands: this build has no "
-                 "bf16 dot-product kernel): %s", algos);
-        return RN_OK;
-    }
     int count[RN_CONV_ALGO_COUNT] = {0};
     for (int i = 0; i < s->sc->n_nodes; i++)
         if (s->sc->nodes[i].op == RN_NODE_CONV)
             count[s->algo[i]]++;
-    rn_conv_algo_format(count, buf, cap);
+    if (!s->bf16) {
+        rn_conv_algo_format(count, buf, cap);
+        return RN_OK;
+    }
+    char algos[192];
+    rn_conv_algo_format(count, algos, sizeof algos);
+    snprintf(buf, cap, "bf16 emulated (fp32 kernels on bf16-rounded operands: this build has no "
+             "bf16 dot-product kernel): %s", algos);
     return RN_OK;
 }
 
