@@ -48,6 +48,14 @@ static double peak_rss_mb(void) {
     return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss / 1024.0 : 0.0;
 }
 
+/* x[0..n) uniform in [-1, 1) from a seeded LCG: the same input every run. */
+static void fill_uniform(float *x, size_t n, uint32_t seed) {
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        x[i] = (float)(seed >> 8) / 16777216.0f * 2.0f - 1.0f;
+    }
+}
+
 /* The int8 model of m, calibrated (percentile) on 8 uniform random images;
  * 0 after an error message. */
 static int quantize_synthetic(const rn_model *m, int in_ch, int size, rn_model **out) {
@@ -58,11 +66,7 @@ static int quantize_synthetic(const rn_model *m, int in_ch, int size, rn_model *
         cli_error("bench", "out of memory for the calibration images");
         return 0;
     }
-    uint32_t s = 777;
-    for (size_t i = 0; i < nx; i++) {
-        s = s * 1664525u + 1013904223u;
-        x[i] = (float)(s >> 8) / 16777216.0f * 2.0f - 1.0f;
-    }
+    fill_uniform(x, nx, 777);
     rn_calibrator *c = NULL;
     rn_status st = rn_calibrator_create(m, size, size, "percentile", &c);
     if (st == RN_OK)
@@ -168,11 +172,7 @@ int cmd_bench(int argc, char **argv) {
         cli_error("bench", "out of memory");
         goto done;
     }
-    uint32_t s = 12345;
-    for (size_t i = 0; i < nx; i++) {
-        s = s * 1664525u + 1013904223u;
-        x[i] = (float)(s >> 8) / 16777216.0f * 2.0f - 1.0f;
-    }
+    fill_uniform(x, nx, 12345);
     for (int i = 0; i < batch; i++)
         labels[i] = i % rn_model_num_classes(m);
     for (int i = 0; i < warmup + repeats; i++) {
