@@ -1,0 +1,428 @@
+/*
+ * test_loader.c - the loader: batching, shuffling, determinism and state
+ * restore, data-parallel shards, augmentation, normalisation and resizing,
+ * one epoch of the bundled Fashion-MNIST subset.
+ *
+ * Run from the repository root (it reads data/fmnist-small). Exits non-zero
+ * on any failure; the last line reads "test_loader: N passed, M failed".
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "resnet.h"
+#include "check.h"
+#include "data/dataset.h"
+#include "data/resize.h"
+
+#define SUBSET_DIR "data/fmnist-small"
+
+/* ---------------------------------------------------------------------------
+ * The loader
+ * ------------------------------------------------------------------------- */
+
+/* count random images (c, h, w); channel 0 starts with the index i as two
+ * bytes (low, high); label i % 10. */
+static rn_dataset make_synth(int count, int c, int h, int w) {
+    rn_dataset ds = {.count = count, .channels = c, .height = h, .width = w, .num_classes = 10};
+    size_t per = (size_t)c * h * w;
+    ds.pixels = malloc((size_t)count * per);
+    ds.labels = malloc((size_t)count * sizeof *ds.labels);
+    for (int i = 0; i < count; i++) {
+        for (size_t k = 0; k < per; k++)
+            ds.pixels[i * per + k] = (uint8_t)check_int(0, 255);
+        ds.pixels[i * per] = (uint8_t)(i & 255);
+        ds.pixels[i * per + 1] = (uint8_t)(i >> 8);
+        ds.labels[i] = i % 10;
+    }
+    return ds;
+}
+
+static rn_loader_config base_config(int batch_size) {
+    rn_loader_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.batch_size = batch_size;
+    cfg.seed = 42;
+    return cfg;
+}
+
+/* The index encoded in an unaugmented, unnormalised output image. */
+static int decode_index(const float *img) {
+    return (int)(img[0] * 255.0f + 0.5f) + 256 * (int)(img[1] * 255.0f + 0.5f);
+}
+
+/* calls x rn_loader_next; batch i goes to xs + i * stride, ls + i * bs. */
+static int collect(rn_loader *l, int calls, size_t stride, int bs, float *xs, int32_t *ls,
+                   int *ns, int slow) {
+    for (int i = 0; i < calls; i++) {
+        if (slow)
+            usleep(300);
+        if (rn_loader_next(l, xs + i * stride, ls + (size_t)i * bs, &ns[i]) != RN_OK)
+            return 0;
+    }
+    return 1;
+}
+
+/* Whether calls batches of a and b agree in size and in their n images. */
+static int same_batches(const float *a, const int *na, const float *b, const int *nb, int calls,
+                        size_t stride, size_t per_image) {
+    for (int i = 0; i < calls; i++)
+        if (na[i] != nb[i] || memcmp(a + i * stride, b + i * stride, na[i] * per_image * 4))
+            return 0;
+    return 1;
+}
+
+static void test_loader_batching(void) {
+    rn_dataset ds = make_synth(10, 1, 6, 7);
+    rn_loader_config cfg = base_config(4);
+    float x[4 * 42];
+    int32_t lab[4];
+    for (int drop = 0; drop <= 1; drop++) {
+        cfg.drop_last = drop;
+        rn_loader *l;
+        CHECK(rn_loader_create(&ds, &cfg, &l) == RN_OK, "create: %s", rn_last_error());
+        CHECK(rn_loader_steps(l) == (drop ? 2 : 3), "steps %d (drop_last %d)",
+              rn_loader_steps(l), drop);
+        static const int want[2][5] = {{4, 4, 2, 0, 4}, {4, 4, 0, 4, 4}};
+        int order_ok = 1, seen = 0;
+        for (int i = 0; i < 5; i++) {
+            int n = -1;
+            rn_loader_next(l, x, lab, &n);
+            CHECK(n == want[drop][i], "call %d: batch of %d, expected %d (drop_last %d)", i, n,
+                  want[drop][i], drop);
+            for (int b = 0; b < n && seen < 10; b++, seen++)
+                order_ok &= decode_index(x + b * 42) == seen % (drop ? 8 : 10) &&
+                            lab[b] == seen % (drop ? 8 : 10) % 10;
+        }
+        CHECK(order_ok, "without shuffling the order is the dataset's (drop_last %d)", drop);
+        rn_loader_state st;
+        rn_loader_get_state(l, &st);
+        CHECK(st.epoch == 1 && st.position == (drop ? 8 : 4), "state (%lld, %lld)",
+              (long long)st.epoch, (long long)st.position);
+        int c, h, w;
+        rn_loader_shape(l, &c, &h, &w);
+        CHECK(c == 1 && h == 6 && w == 7, "shape %dx%dx%d", c, h, w);
+        rn_loader_free(l);
+    }
+    rn_dataset_free(&ds);
+}
+
+static void test_loader_shuffle(void) {
+    rn_dataset ds = make_synth(37, 1, 5, 5);
+    rn_loader_config cfg = base_config(8);
+    cfg.shuffle = 1;
+    rn_loader *l;
+    rn_loader_create(&ds, &cfg, &l);
+    float x[8 * 25];
+    int32_t lab[8];
+    int order[3][37], perm_ok = 1;
+    for (int e = 0; e < 3; e++) {
+        int seen[37] = {0}, k = 0, n;
+        while (rn_loader_next(l, x, lab, &n) == RN_OK && n > 0)
+            for (int b = 0; b < n; b++, k++) {
+                int idx = decode_index(x + b * 25);
+                perm_ok &= k < 37 && idx < 37 && !seen[idx] && lab[b] == idx % 10;
+                if (k < 37 && idx < 37)
+                    seen[idx] = 1, order[e][k] = idx;
+            }
+        perm_ok &= k == 37;
+    }
+    CHECK(perm_ok, "every epoch is a permutation of the dataset");
+    int identity = 1;
+    for (int i = 0; i < 37; i++)
+        identity &= order[0][i] == i;
+    CHECK(!identity && memcmp(order[0], order[1], sizeof order[0]) != 0 &&
+              memcmp(order[1], order[2], sizeof order[0]) != 0, "epochs are shuffled differently");
+    rn_loader_free(l);
+    rn_dataset_free(&ds);
+}
+
+static void test_loader_determinism(void) {
+    rn_dataset ds = make_synth(45, 3, 8, 8);
+    rn_loader_config cfg = base_config(10);
+    cfg.shuffle = cfg.flip = cfg.normalize = 1;
+    cfg.crop_padding = 2;
+    for (int c = 0; c < 3; c++)
+        cfg.mean[c] = 0.5f, cfg.std[c] = 0.25f;
+    enum { CALLS = 14 };   /* 5 batches + marker per epoch: crosses two boundaries */
+    size_t stride = 10 * 3 * 64;
+    float *a = calloc(CALLS * stride, 4), *b = calloc(CALLS * stride, 4);
+    int32_t la[CALLS * 10] = {0}, lb[CALLS * 10] = {0};
+    int na[CALLS], nb[CALLS];
+    rn_loader *l1, *l2;
+    rn_loader_create(&ds, &cfg, &l1);
+    rn_loader_create(&ds, &cfg, &l2);
+    CHECK(collect(l1, CALLS, stride, 10, a, la, na, 0) &&
+              collect(l2, CALLS, stride, 10, b, lb, nb, 1), "collect: %s", rn_last_error());
+    CHECK(same_batches(a, na, b, nb, CALLS, stride, 3 * 64) && memcmp(la, lb, sizeof la) == 0,
+          "same seed, same batches (fast and slow consumer)");
+    rn_loader_free(l2);
+
+    /* Restore a saved state into a fresh loader and into the same one. */
+    rn_loader_state st = {0, 20}, got;
+    rn_loader_create(&ds, &cfg, &l2);
+    CHECK(rn_loader_set_state(l2, &st) == RN_OK, "set_state: %s", rn_last_error());
+    collect(l2, CALLS - 2, stride, 10, b, lb, nb, 0);
+    CHECK(same_batches(a + 2 * stride, na + 2, b, nb, CALLS - 2, stride, 3 * 64),
+          "a restored loader continues identically");
+    rn_loader_get_state(l1, &got);
+    st.epoch = 1, st.position = 30;
+    rn_loader_set_state(l1, &st);
+    collect(l1, 5, stride, 10, b, lb, nb, 0);
+    CHECK(same_batches(a + 9 * stride, na + 9, b, nb, 5, stride, 3 * 64),
+          "rewinding the same loader");
+    st.epoch = 0, st.position = 45;
+    rn_loader_set_state(l1, &st);
+    collect(l1, 2, stride, 10, b, lb, nb, 0);
+    CHECK(nb[0] == 0 && memcmp(a + 6 * stride, b + stride, stride * 4) == 0,
+          "a state at the end of an epoch gives the marker, then the next epoch");
+    CHECK(got.epoch == 2 && got.position == 20, "state after 14 calls: (%lld, %lld)",
+          (long long)got.epoch, (long long)got.position);
+    st.position = 46;
+    CHECK(rn_loader_set_state(l1, &st) == RN_ERR_ARG, "position past the epoch refused");
+    rn_loader_free(l1);
+    rn_loader_free(l2);
+
+    cfg.seed = 43;
+    rn_loader_create(&ds, &cfg, &l1);
+    collect(l1, 1, stride, 10, b, lb, nb, 0);
+    CHECK(memcmp(a, b, stride * 4) != 0, "different seeds differ");
+    rn_loader_free(l1);
+    free(a);
+    free(b);
+    rn_dataset_free(&ds);
+}
+
+/* Data parallel: S loaders with shards = S hand out, between them, each
+ * step's images of the unsharded loader - shard s its positions s, s + S,
+ * ... of the window, bitwise, augmentation included - the last window
+ * padded with the epoch's first images; the state is the unsharded one. */
+static void test_loader_shards(void) {
+    rn_dataset ds = make_synth(45, 3, 8, 8);
+    enum { B = 12, PER = 3 * 64, STEPS = 4 };   /* windows 12, 12, 12, 9 */
+    for (int aug = 0; aug <= 1; aug++) {
+        rn_loader_config cfg = base_config(B);
+        cfg.shuffle = 1;
+        cfg.flip = aug;
+        cfg.crop_padding = aug ? 2 : 0;
+        rn_loader *whole;
+        rn_loader_create(&ds, &cfg, &whole);
+        float *ref = calloc((size_t)STEPS * B * PER, 4);
+        int32_t rl[STEPS * B];
+        int rn[STEPS];
+        collect(whole, STEPS, (size_t)B * PER, B, ref, rl, rn, 0);
+        for (int S = 2; S <= 4; S++) {
+            int same = 1, padded_ok = 1, states_ok = 1;
+            for (int sh = 0; sh < S; sh++) {
+                rn_loader_config c = cfg;
+                c.shards = S, c.shard = sh;
+                rn_loader *l = NULL;
+                CHECK(rn_loader_create(&ds, &c, &l) == RN_OK, "shards %d: %s", S, rn_last_error());
+                if (!l)
+                    continue;
+                CHECK(rn_loader_steps(l) == STEPS, "shards %d: %d steps", S, rn_loader_steps(l));
+                float x[B * PER];
+                int32_t lab[B];
+                for (int k = 0; k < STEPS; k++) {
+                    int n = -1, window = rn[k];
+                    rn_loader_next(l, x, lab, &n);
+                    same &= n == (window + S - 1) / S;
+                    for (int b = 0; b < n; b++) {
+                        int at = sh + S * b;
+                        if (at < window) {
+                            same &= memcmp(x + b * PER, ref + ((size_t)k * B + at) * PER, PER * 4) == 0 &&
+                                    lab[b] == rl[k * B + at];
+                        } else if (!aug) {
+                            /* padding: the epoch's first images again */
+                            int first = at - window;
+                            padded_ok &= decode_index(x + b * PER) == decode_index(ref + (size_t)first * PER);
+                        }
+                    }
+                    rn_loader_state st;
+                    rn_loader_get_state(l, &st);
+                    states_ok &= st.position == (k + 1 < STEPS ? (k + 1) * B : 45);
+                }
+                rn_loader_free(l);
+            }
+            CHECK(same, "%d shards (augment %d): each shard's images are its share of the unsharded batch", S,
+                  aug);
+            CHECK(padded_ok, "%d shards: the last window is padded with the epoch's first images", S);
+            CHECK(states_ok, "%d shards: the state is the unsharded loader's", S);
+        }
+        /* a state saved unsharded restores sharded */
+        rn_loader_config c = cfg;
+        c.shards = 3, c.shard = 1;
+        rn_loader *l;
+        rn_loader_create(&ds, &c, &l);
+        rn_loader_state st = {0, 24};
+        rn_loader_set_state(l, &st);
+        float x[B * PER];
+        int32_t lab[B];
+        int n = 0;
+        rn_loader_next(l, x, lab, &n);
+        CHECK(n == B / 3 && memcmp(x, ref + ((size_t)2 * B + 1) * PER, PER * 4) == 0,
+              "restored sharded loader continues with its share of step 3");
+        rn_loader_free(l);
+        rn_loader_free(whole);
+        free(ref);
+    }
+    rn_loader_config c = base_config(10);
+    c.shards = 4;
+    rn_loader *l = NULL;
+    CHECK(rn_loader_create(&ds, &c, &l) == RN_ERR_ARG && !l && strstr(rn_last_error(), "multiple"),
+          "a batch that is not a multiple of the shards is refused: %s", rn_last_error());
+    c.shards = 2, c.shard = 2;
+    CHECK(rn_loader_create(&ds, &c, &l) == RN_ERR_ARG && !l, "shard index out of range refused");
+    rn_dataset_free(&ds);
+}
+
+/* Whether out (c, h, w) is src cropped at (oy, ox) from its zero padding
+ * by pad, then mirrored when flip, scaled to [0, 1]. */
+static int is_transform(const float *out, const uint8_t *src, int c, int h, int w, int pad,
+                        int oy, int ox, int flip) {
+    for (int ch = 0; ch < c; ch++)
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                int sy = y + oy - pad, sx = (flip ? w - 1 - x : x) + ox - pad;
+                int u = sy >= 0 && sy < h && sx >= 0 && sx < w
+                            ? src[((size_t)ch * h + sy) * w + sx] : 0;
+                if (out[((size_t)ch * h + y) * w + x] != (float)u / 255.0f)
+                    return 0;
+            }
+    return 1;
+}
+
+static void test_loader_augment(void) {
+    enum { N = 32, C = 2, H = 6, W = 7, PAD = 2 };
+    rn_dataset ds = make_synth(N, C, H, W);
+    float x[N * C * H * W];
+    int32_t lab[N];
+    for (int pad = 0; pad <= PAD; pad += PAD) {
+        rn_loader_config cfg = base_config(N);
+        cfg.flip = 1;
+        cfg.crop_padding = pad;
+        rn_loader *l;
+        rn_loader_create(&ds, &cfg, &l);
+        int n, unmatched = 0, flips = 0, offsets = 0, in_range = 1;
+        rn_loader_next(l, x, lab, &n);
+        for (int i = 0; i < n; i++) {
+            const float *o = x + (size_t)i * C * H * W;
+            for (int k = 0; k < C * H * W; k++)
+                in_range &= o[k] >= 0.0f && o[k] <= 1.0f;
+            int found = 0;
+            for (int f = 0; f <= 1 && !found; f++)
+                for (int oy = 0; oy <= 2 * pad && !found; oy++)
+                    for (int ox = 0; ox <= 2 * pad && !found; ox++)
+                        if (is_transform(o, ds.pixels + (size_t)i * C * H * W, C, H, W, pad, oy,
+                                         ox, f)) {
+                            found = 1;
+                            flips += f;
+                            offsets += oy != pad || ox != pad;
+                        }
+            unmatched += !found;
+        }
+        CHECK(n == N && unmatched == 0, "pad %d: %d images are no crop/flip of their source",
+              pad, unmatched);
+        CHECK(flips > 4 && flips < N - 4, "pad %d: %d of %d flipped", pad, flips, N);
+        CHECK(pad == 0 || offsets > N / 2, "pad %d: %d of %d shifted", pad, offsets, N);
+        CHECK(in_range, "pad %d: values in [0, 1]", pad);
+        rn_loader_free(l);
+    }
+    rn_dataset_free(&ds);
+}
+
+static void test_loader_normalize_resize(void) {
+    rn_dataset ds = make_synth(5, 3, 28, 28);
+    rn_loader_config cfg = base_config(5);
+    cfg.normalize = 1;
+    const float mean[3] = {0.4914f, 0.4822f, 0.4465f}, sd[3] = {0.247f, 0.243f, 0.261f};
+    memcpy(cfg.mean, mean, sizeof mean);
+    memcpy(cfg.std, sd, sizeof sd);
+    static float x[5 * 3 * 32 * 32];
+    int32_t lab[5];
+    int n, bad = 0;
+    rn_loader *l;
+    rn_loader_create(&ds, &cfg, &l);
+    rn_loader_next(l, x, lab, &n);
+    for (int i = 0; i < 5 * 3 * 784; i++) {
+        int c = i / 784 % 3;
+        bad += x[i] != ((float)ds.pixels[i] / 255.0f - mean[c]) / sd[c];
+    }
+    CHECK(n == 5 && bad == 0, "normalisation is (u / 255 - mean) / std: %d differ", bad);
+    rn_loader_free(l);
+
+    cfg.normalize = 0;
+    cfg.image_size = 32;
+    rn_loader_create(&ds, &cfg, &l);
+    rn_loader_next(l, x, lab, &n);
+    static uint8_t want[5 * 3 * 32 * 32];
+    rn_resize_bilinear_u8(ds.pixels, 5 * 3, 28, 28, want, 32, 32);
+    bad = 0;
+    for (int i = 0; i < 5 * 3 * 1024; i++)
+        bad += x[i] != (float)want[i] / 255.0f;
+    int c, h, w;
+    rn_loader_shape(l, &c, &h, &w);
+    CHECK(bad == 0 && c == 3 && h == 32 && w == 32, "resize to 32 then scale: %d differ", bad);
+    rn_loader_free(l);
+
+    /* Bad configurations. */
+    rn_loader_config badcfg[5];
+    for (int i = 0; i < 5; i++)
+        badcfg[i] = base_config(5);
+    badcfg[0].batch_size = 0;
+    badcfg[1].drop_last = 1, badcfg[1].batch_size = 6;
+    badcfg[2].normalize = 1, badcfg[2].std[0] = 1, badcfg[2].std[1] = 0, badcfg[2].std[2] = 1;
+    badcfg[3].crop_padding = -1;
+    badcfg[4].image_size = -3;
+    for (int i = 0; i < 5; i++) {
+        l = (rn_loader *)&bad;
+        CHECK(rn_loader_create(&ds, &badcfg[i], &l) == RN_ERR_ARG && l == NULL,
+              "bad config %d refused", i);
+    }
+    ds.labels[3] = 10;
+    CHECK(rn_loader_create(&ds, &cfg, &l) == RN_ERR_ARG && strstr(rn_last_error(), "image 3"),
+          "a label out of range is refused: %s", rn_last_error());
+    rn_dataset_free(&ds);
+}
+
+static void test_loader_subset(void) {
+    rn_dataset ds;
+    if (rn_dataset_load(SUBSET_DIR, "fashion-mnist", 0, &ds) != RN_OK)
+        return;   /* reported by test_subset */
+    rn_loader_config cfg = base_config(128);
+    cfg.shuffle = cfg.flip = 1;
+    cfg.crop_padding = 4;
+    rn_loader *l;
+    CHECK(rn_loader_create(&ds, &cfg, &l) == RN_OK, "subset loader: %s", rn_last_error());
+    static float x[128 * 784];
+    int32_t lab[128];
+    int hist[10] = {0}, n, batches = 0, last = 0, total = 0;
+    while (rn_loader_next(l, x, lab, &n) == RN_OK && n > 0) {
+        for (int b = 0; b < n; b++)
+            hist[lab[b]]++;
+        batches++, last = n, total += n;
+    }
+    int balanced = 1;
+    for (int c = 0; c < 10; c++)
+        balanced &= hist[c] == 100;
+    CHECK(batches == 8 && last == 1000 - 7 * 128 && total == 1000 && balanced,
+          "one epoch of the subset: %d batches, last %d, balanced %d", batches, last, balanced);
+    rn_loader_free(l);
+    rn_dataset_free(&ds);
+}
+
+/* ---------------------------------------------------------------------------
+ * Main
+ * ------------------------------------------------------------------------- */
+
+int main(void) {
+    test_loader_batching();
+    test_loader_shuffle();
+    test_loader_determinism();
+    test_loader_augment();
+    test_loader_normalize_resize();
+    test_loader_subset();
+    test_loader_shards();
+    return check_done("test_loader");
+}
