@@ -230,22 +230,26 @@ static int kl_bins(const uint64_t *bins, int n) {
     return best_i;
 }
 
+/* The entropy threshold of one side of the histogram (dir +1: the positive side, read outwards
+ * from zero; -1: the negative side), in the tensor's units. The bin next to zero is left out:
+ * the ReLU's spike there would dominate the divergence. */
+static float entropy_side(const vstat *v, int dir) {
+    uint64_t side[HALF];
+    for (int i = 0; i < HALF; i++)
+        side[i] = v->hist[dir > 0 ? HALF + i : HALF - 1 - i];
+    side[0] = 0;
+    return (float)(kl_bins(side, HALF) * v->r / HALF);
+}
+
 static rn_qparam range_of(const rn_calibrator *c, const vstat *v) {
     float lo = v->lo, hi = v->hi;
     if (c->method == M_PERCENTILE) {
         lo = (float)fmax((double)lo, quantile(v, 1e-4));
         hi = (float)fmin((double)hi, quantile(v, 1.0 - 1e-4));
     } else if (c->method == M_ENTROPY) {
-        uint64_t side[HALF];
-        for (int i = 0; i < HALF; i++)
-            side[i] = v->hist[HALF + i];
-        side[0] = 0; /* the ReLU's spike at zero would dominate the divergence */
-        float t = (float)(kl_bins(side, HALF) * v->r / HALF);
+        float t = entropy_side(v, +1);
         hi = hi < t ? hi : t;
-        for (int i = 0; i < HALF; i++)
-            side[i] = v->hist[HALF - 1 - i];
-        side[0] = 0;
-        t = (float)(kl_bins(side, HALF) * v->r / HALF);
+        t = entropy_side(v, -1);
         lo = lo > -t ? lo : -t;
     }
     return rn_qparam_for_range(lo, hi);
