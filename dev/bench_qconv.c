@@ -48,17 +48,20 @@ static double time_shape(const rn_kernels *k, const shape *sh, int n, int repeat
     rn_conv_shape s = {.n = n, .cin = sh->cin, .h = sh->hw, .w = sh->hw, .cout = sh->cout,
                        .kh = sh->k, .kw = sh->k, .stride = sh->stride, .pad = sh->k / 2, .groups = 1};
     conv2d_shape_init(&s);
-    int c16 = !sh->plain, kpad = rn_qconv_kpad(&s, c16), cb = (s.cout + 15) / 16;
+    int c16 = !sh->plain;
+    rn_qconv c;
+    rn_qconv_init(&c, &s, c16, NULL, 0);
+    int cb = (int)(rn_qconv_channels(&c) / 16);
     size_t nw = (size_t)s.cout * s.cin * s.kh * s.kw;
-    int8_t *wq = malloc(nw), *packed = rn_alloc((size_t)cb * kpad * 16);
+    int8_t *wq = malloc(nw), *packed = rn_alloc(rn_qconv_packed_bytes(&c));
     int32_t *comp = calloc((size_t)cb * 16, sizeof *comp);
     float *mult = calloc((size_t)cb * 16, sizeof *mult), *bias = calloc((size_t)cb * 16, sizeof *bias);
     for (size_t i = 0; i < nw; i++)
         wq[i] = (int8_t)(rand() % 255 - 127);
     for (int i = 0; i < cb * 16; i++)
         mult[i] = 1e-4f;
-    rn_qconv c = {.s = s, .in_c16 = c16, .kpad = kpad, .cb_out = cb, .w = packed};
-    rn_qconv_pack_weights(&s, c16, wq, 3, packed, comp);
+    c.w = packed;
+    rn_qconv_pack_weights(&c, wq, 3, packed, comp);
     c.rq = (rn_qreq){.comp = comp, .mult = mult, .bias = bias, .inv_out = 1.0f, .relu = 1};
     size_t pix = (size_t)n * s.h * s.w;
     size_t xb = c16 ? (size_t)((s.cin + 15) / 16) * 16 * pix : (size_t)s.cin * pix;

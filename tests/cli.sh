@@ -70,6 +70,23 @@ PY
 expect 0 "bench --precision int8 (random weights quantized)" "$R" bench --arch resnet18 --batch-size 2 \
     --image-size 64 --repeats 2 --warmup 1 --precision int8 --json
 grep -q '"precision": "int8"' "$T/out" && ok || bad "bench --json does not name the int8 precision: $(cat "$T/out")"
+# a grouped network (ResNeXt, 1-channel groups at this width, gathered 16 at a time): int8 near float32
+"$R" init --arch resnext50_32x4d --width 16 --in-channels 1 --num-classes 10 \
+    --output "$T/q/rx.safetensors" > /dev/null
+expect 0 "quantize a ResNeXt" "$R" quantize --weights "$T/q/rx.safetensors" --data data/fmnist-small \
+    --calib-images 64 --output "$T/q/rx.int8.safetensors" --quiet
+expect 0 "forward a ResNeXt in float32" "$R" forward --weights "$T/q/rx.safetensors" \
+    --input data/sample/fmnist_batch.npy --output "$T/q/rx32.npy"
+expect 0 "forward a ResNeXt in int8" "$R" forward --weights "$T/q/rx.int8.safetensors" \
+    --input data/sample/fmnist_batch.npy --output "$T/q/rx8.npy"
+/usr/bin/python3 - "$T/q/rx32.npy" "$T/q/rx8.npy" <<'PY' && ok || bad "ResNeXt int8 logits far from float32"
+import sys
+import numpy as np
+a, b = np.load(sys.argv[1]), np.load(sys.argv[2])
+err = float(np.abs(a - b).max() / np.abs(a).max())
+print(f"ResNeXt int8 vs float32: max |dl| / max |l| = {err:.4f}")
+sys.exit(0 if np.isfinite(b).all() and err < 0.15 else 1)
+PY
 expect 2 "forward --precision int8 on a float32 model" "$R" forward --weights "$T/w.safetensors" \
     --input data/sample/fmnist_batch.npy --output "$T/q/y.npy" --precision int8
 expect 1 "forward with the wrong channel count" "$R" forward --weights "$T/r18.safetensors" \

@@ -1,7 +1,7 @@
 /*
  * test_qconv.c - the int8 convolution: every kernel path the host supports
  * against the plain-C oracle, byte for byte, on random shapes (plain and
- * c16 inputs, 1x1, 3x3 and 7x7 convolutions, strides,
+ * c16 inputs, 1x1, 3x3 and 7x7 convolutions, grouped ones, strides,
  * padding, residual, ReLU, zero points), at 1..3 threads; and the other
  * int8 ops against direct formulas.
  */
@@ -17,25 +17,26 @@ static const rn_kernels *kd;
 
 static int cb(int c) { return (c + 15) / 16; }
 
-static void check_case(int n, int cin, int h, int w, int cout, int k, int stride, int pad,
-                       int in_c16, int with_res, int relu, const char *what) {
+static void check_case_g(int n, int cin, int h, int w, int cout, int k, int stride, int pad,
+                         int groups, int in_c16, int with_res, int relu, const char *what) {
     rn_conv_shape s = {.n = n, .cin = cin, .h = h, .w = w, .cout = cout, .kh = k, .kw = k,
-                       .stride = stride, .pad = pad, .groups = 1};
-    if (!conv2d_shape_init(&s)) {
+                       .stride = stride, .pad = pad, .groups = groups};
+    rn_qconv qc;
+    char why[160];
+    if (!conv2d_shape_init(&s) || !rn_qconv_init(&qc, &s, in_c16, why, sizeof why)) {
         CHECK(0, "bad shape in %s", what);
         return;
     }
     size_t nhw_in = (size_t)n * h * w, nhw_out = (size_t)n * s.ho * s.wo;
     size_t x_bytes = in_c16 ? (size_t)cb(cin) * 16 * nhw_in : (size_t)cin * nhw_in;
     size_t y_bytes = (size_t)cb(cout) * 16 * nhw_out;
-    size_t nw = (size_t)cout * cin * k * k;
+    size_t nw = (size_t)cout * (cin / groups) * k * k, nch = rn_qconv_channels(&qc);
     uint8_t *x = malloc(x_bytes), *res = malloc(y_bytes), *y = malloc(y_bytes), *yr = malloc(y_bytes);
     int8_t *wq = malloc(nw);
-    int kpad = rn_qconv_kpad(&s, in_c16);
-    int8_t *packed = rn_alloc((size_t)cb(cout) * kpad * 16);
-    int32_t *comp = calloc((size_t)cb(cout) * 16, sizeof *comp);
-    float *mult = calloc((size_t)cb(cout) * 16, sizeof *mult);
-    float *bias = calloc((size_t)cb(cout) * 16, sizeof *bias);
+    int8_t *packed = rn_alloc(rn_qconv_packed_bytes(&qc));
+    int32_t *comp = calloc(nch, sizeof *comp);
+    float *mult = calloc(nch, sizeof *mult);
+    float *bias = calloc(nch, sizeof *bias);
     int in_zp = check_int(0, RN_Q_MAX);
     for (size_t i = 0; i < x_bytes; i++) /* c16 padding channels hold anything: weights are 0 */
         x[i] = (uint8_t)check_int(0, RN_Q_MAX);
@@ -44,11 +45,11 @@ static void check_case(int n, int cin, int h, int w, int cout, int k, int stride
     for (size_t i = 0; i < nw; i++)
         wq[i] = (int8_t)check_int(-127, 127);
     for (int c = 0; c < cout; c++) {
-        mult[c] = check_uniform(0.5f, 2.0f) / (float)(cin * k * k * 40);
+        mult[c] = check_uniform(0.5f, 2.0f) / (float)(cin / groups * k * k * 40);
         bias[c] = check_uniform(-1.0f, 1.0f);
     }
-    rn_qconv qc = {.s = s, .in_c16 = in_c16, .kpad = kpad, .cb_out = cb(cout), .w = packed};
-    rn_qconv_pack_weights(&s, in_c16, wq, in_zp, packed, comp);
+    qc.w = packed;
+    rn_qconv_pack_weights(&qc, wq, in_zp, packed, comp);
     qc.rq = (rn_qreq){.comp = comp, .mult = mult, .bias = bias, .r_scale = check_uniform(0.01f, 0.05f),
                       .r_zp = check_int(0, 64), .inv_out = 1.0f / check_uniform(0.01f, 0.04f),
                       .out_zp = relu ? 0 : check_int(0, 64), .relu = relu};
@@ -77,6 +78,36 @@ static void check_case(int n, int cin, int h, int w, int cout, int k, int stride
     rn_set_threads(0);
     free(x), free(res), free(y), free(yr), free(wq), free(comp), free(mult), free(bias);
     rn_free(packed);
+}
+
+static void check_case(int n, int cin, int h, int w, int cout, int k, int stride, int pad,
+                       int in_c16, int with_res, int relu, const char *what) {
+    check_case_g(n, cin, h, w, cout, k, stride, pad, 1, in_c16, with_res, relu, what);
+}
+
+/* Which grouped shapes the int8 path takes, and which it refuses. */
+static void check_groups_supported(void) {
+    struct { int cin, cout, groups, c16, ok, sg; } g[] = {
+        {128, 128, 32, 1, 1, 8},   /* ResNeXt-50 32x4d, first stage: 4 channels a group */
+        {256, 256, 32, 1, 1, 16},  /* 8 a group */
+        {512, 512, 32, 1, 1, 32},  /* 16 */
+        {1024, 1024, 32, 1, 1, 32}, /* 32 */
+        {64, 64, 1, 0, 1, 1},      /* ungrouped, plain input */
+        {48, 48, 16, 1, 0, 0},     /* 3 channels a group: not a divisor of 16 */
+        {64, 64, 8, 0, 0, 0},      /* grouped on plain input */
+        {64, 32, 4, 1, 1, 2},      /* 16 in, 8 out a group: 2 groups a super-group */
+        {40, 40, 2, 1, 0, 0},      /* 20 a group */
+    };
+    for (size_t i = 0; i < sizeof g / sizeof g[0]; i++) {
+        rn_conv_shape s = {.n = 1, .cin = g[i].cin, .h = 5, .w = 5, .cout = g[i].cout, .kh = 3,
+                           .kw = 3, .stride = 1, .pad = 1, .groups = g[i].groups};
+        rn_qconv c;
+        char why[160] = "";
+        int ok = conv2d_shape_init(&s) && rn_qconv_init(&c, &s, g[i].c16, why, sizeof why);
+        CHECK(ok == g[i].ok && (!ok || c.sg == g[i].sg), "groups %d of %d -> %d channels: %s %d "
+              "(super-groups %d) %s", g[i].groups, g[i].cin, g[i].cout, ok ? "taken" : "refused",
+              ok, ok ? c.sg : 0, why);
+    }
 }
 
 static void check_ops(void) {
@@ -130,6 +161,7 @@ int main(void) {
     const rn_kernels *ks[RN_ISA_COUNT];
     int nk = check_kernel_paths("test_qconv", ks);
     check_ops();
+    check_groups_supported();
     for (int i = 0; i < nk; i++) {
         kd = ks[i];
         printf("test_qconv: int8 kernel %s\n", kd->q_name);
@@ -144,6 +176,12 @@ int main(void) {
         check_case(1, 64, 14, 14, 64, 3, 1, 1, 1, 1, 1, "3x3 + residual + relu");
         check_case(2, 40, 11, 7, 48, 3, 2, 1, 1, 0, 1, "3x3/2 cin 40 cout 48");
         check_case(1, 128, 1, 1, 32, 3, 1, 1, 1, 0, 1, "3x3 on 1x1");
+        /* grouped (ResNeXt): 4, 8, 16 and 32 channels a group, strided, residual */
+        check_case_g(2, 128, 9, 9, 128, 3, 1, 1, 32, 1, 1, 1, "grouped 32 x 4 + residual");
+        check_case_g(1, 64, 11, 11, 64, 3, 2, 1, 8, 1, 0, 1, "grouped 8 x 8 stride 2");
+        check_case_g(2, 64, 7, 7, 64, 3, 1, 1, 4, 1, 0, 0, "grouped 4 x 16");
+        check_case_g(1, 96, 6, 6, 64, 1, 1, 0, 2, 1, 0, 1, "grouped 2 x 48 -> 32, 1x1");
+        check_case_g(1, 64, 5, 5, 32, 3, 1, 1, 4, 1, 1, 1, "grouped 4 x 16 -> 8");
         for (int r = 0; r < 6; r++) {
             int k = check_int(0, 2) * 2 + 1, st = check_int(1, 2);
             check_case(check_int(1, 3), check_int(1, 70), check_int(k, 13), check_int(k, 13),

@@ -290,6 +290,14 @@ rn_status rn_calibrator_quantize(rn_calibrator *c, rn_model **out) {
     rn_model *q;
     RN_TRY(rn_model_create_zero(m->arch->name, m->in_channels, m->num_classes, m->stem_kind, m->width, &q));
     rn_status st = rn_quant_alloc(q);
+    for (int i = 0; i < sc->n_nodes && st == RN_OK; i++) {
+        const rn_node *nd = &sc->nodes[i];
+        rn_qconv qc;
+        char why[160];
+        if (nd->op == RN_NODE_CONV && !rn_qconv_init(&qc, &nd->shape, nd->in != 0, why, sizeof why))
+            st = rn_fail(RN_ERR_UNSUPPORTED, "%s: the int8 path cannot run this convolution: %s",
+                         nd->unit->conv_name, why);
+    }
     int nu = rn_model_units((rn_model *)m, NULL);
     rn_unit **su = malloc((size_t)nu * sizeof *su), **qu = malloc((size_t)nu * sizeof *qu);
     float *fw = NULL;
@@ -302,9 +310,6 @@ rn_status rn_calibrator_quantize(rn_calibrator *c, rn_model **out) {
         for (int i = 0; i < nu; i++) {
             size_t nw = (size_t)su[i]->cout * (su[i]->cin / su[i]->groups) * su[i]->k * su[i]->k;
             most = nw > most ? nw : most;
-            if (su[i]->groups != 1 && st == RN_OK)
-                st = rn_fail(RN_ERR_UNSUPPORTED, "%s is a grouped convolution: int8 models "
-                             "support groups = 1 only (not ResNeXt)", su[i]->conv_name);
         }
         fw = malloc(most * sizeof *fw);
         if (!fw && st == RN_OK)

@@ -33,18 +33,18 @@ size_t rn_int8_value_floats(const rn_session *s, int v, int n) {
     return (bytes + 3) / 4;
 }
 
-/* The conv of node nd: shape, input layout, K and channel blocks. */
+/* The conv of node nd: shape, input layout, super-groups, K and channel blocks (rn_int8_plan
+ * has checked that the int8 path runs it). */
 static rn_qconv qconv_of(const rn_node *nd) {
-    rn_qconv c = {.s = nd->shape, .in_c16 = nd->in != 0};
-    c.kpad = rn_qconv_kpad(&c.s, c.in_c16);
-    c.cb_out = cblocks(c.s.cout);
+    rn_qconv c = {0};
+    rn_qconv_init(&c, &nd->shape, nd->in != 0, NULL, 0);
     return c;
 }
 
 size_t rn_int8_prepared_floats(const rn_node *nd) {
     rn_qconv c = qconv_of(nd);
     /* packed weights (kpad is a multiple of 16), then comp, mult, bias */
-    return (size_t)c.cb_out * c.kpad * 16 / 4 + 3 * (size_t)c.cb_out * 16;
+    return rn_qconv_packed_bytes(&c) / 4 + 3 * rn_qconv_channels(&c);
 }
 
 size_t rn_int8_workspace_floats(const rn_session *s, const rn_node *nd, int n) {
@@ -58,10 +58,13 @@ rn_status rn_int8_plan(rn_session *s) {
     s->vq = calloc((size_t)s->sc->n_values, sizeof *s->vq);
     if (!s->qc || !s->vq)
         return rn_fail(RN_ERR_NOMEM, "out of memory planning int8 inference");
-    for (int i = 0; i < s->sc->n_nodes; i++)
-        if (s->sc->nodes[i].op == RN_NODE_CONV && s->sc->nodes[i].unit->groups != 1)
-            return rn_fail(RN_ERR_UNSUPPORTED, "int8: %s is a grouped convolution (groups = 1 only)",
-                           s->sc->nodes[i].unit->conv_name);
+    for (int i = 0; i < s->sc->n_nodes; i++) {
+        const rn_node *nd = &s->sc->nodes[i];
+        rn_qconv c;
+        char why[160];
+        if (nd->op == RN_NODE_CONV && !rn_qconv_init(&c, &nd->shape, nd->in != 0, why, sizeof why))
+            return rn_fail(RN_ERR_UNSUPPORTED, "int8: %s: %s", nd->unit->conv_name, why);
+    }
     return RN_OK;
 }
 
@@ -81,10 +84,10 @@ void rn_int8_prepare(rn_session *s) {
         rn_qconv *c = &s->qc[i];
         *c = qconv_of(nd);
         int8_t *w = (int8_t *)(s->prepared + s->prep_at[i]);
-        size_t nch = (size_t)c->cb_out * 16;
-        int32_t *comp = (int32_t *)(s->prepared + s->prep_at[i] + (size_t)c->cb_out * c->kpad * 4);
+        size_t nch = rn_qconv_channels(c);
+        int32_t *comp = (int32_t *)(s->prepared + s->prep_at[i] + rn_qconv_packed_bytes(c) / 4);
         float *mult = (float *)(comp + nch), *bias = mult + nch;
-        rn_qconv_pack_weights(&c->s, c->in_c16, u->wq, in.zp, w, comp);
+        rn_qconv_pack_weights(c, u->wq, in.zp, w, comp);
         for (size_t co = 0; co < nch; co++) {
             mult[co] = co < (size_t)u->cout ? in.scale * u->wq_scale[co] : 0.0f;
             bias[co] = co < (size_t)u->cout ? u->q_bias[co] : 0.0f;

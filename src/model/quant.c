@@ -184,9 +184,6 @@ static rn_status load_unit(rn_unit *u, const st_file *f, const char *path) {
     char key[RN_NAME_CAP + 32];
     const st_tensor *t;
     size_t nw = unit_weights(u);
-    if (u->groups != 1)
-        return rn_fail(RN_ERR_UNSUPPORTED, "%s: %s is a grouped convolution; int8 models support "
-                       "groups = 1 only", path, u->conv_name);
     snprintf(key, sizeof key, "%s.weight", u->conv_name);
     RN_TRY(want(f, path, key, nw, ST_I8, &t));
     for (size_t i = 0; i < nw; i++) {

@@ -3,16 +3,18 @@
  * packing, the oracle, the im2col copy, the threaded driver and the
  * portable kernel; the other int8 ops.
  *
- * Packed weights: for output block b (16 channels), K group g (16 bytes of
- * K) and quad q (4 of them), one 64-byte row holds channel c's 4 weights at
- * [c * 4 + t], k = g * 16 + q * 4 + t:
+ * Packed weights: for output block b (16 channels) of a super-group (qconv.h),
+ * K group g (16 bytes of K) and quad q (4 of them), one 64-byte row holds
+ * channel c's 4 weights at [c * 4 + t], k = g * 16 + q * 4 + t:
  *     dst[((b * groups + g) * 4 + q) * 64 + c * 4 + t]
+ * (b counts the blocks of all super-groups, the first's first.)
  * The order of K matches the input layout's im2col row:
  *     c16 input:   k = ((r * kw + s) * cb_in + cb) * 16 + c16   (ci = cb * 16 + c16)
  *     plain input: k = (ci * kh + r) * kw + s, zero-padded to a multiple of 16
  */
 #include "ops/qconv.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "core/threads.h"
@@ -41,37 +43,83 @@ int rn_qconv_kpad(const rn_conv_shape *s, int in_c16) {
     return (k + 15) / 16 * 16;
 }
 
-/* The weight (co, k) of the packed K order, or 0 for padding. */
-static int weight_at(const rn_conv_shape *s, int in_c16, const int8_t *wq, int co, int k) {
-    int kk = s->kh * s->kw;
-    if (in_c16) {
-        int cb_in = cblocks(s->cin);
-        int c16 = k % 16, cb = (k / 16) % cb_in, rs = k / 16 / cb_in;
-        int ci = cb * 16 + c16;
-        if (ci >= s->cin)
-            return 0;
-        return wq[((size_t)co * s->cin + ci) * kk + rs];
+int rn_qconv_init(rn_qconv *c, const rn_conv_shape *s, int in_c16, char *why, size_t why_cap) {
+    const int G = s->groups, cin_g = s->cin / G, cout_g = s->cout / G;
+    int m = 1; /* groups per super-group */
+    const char *bad = NULL;
+    if (G > 1 && !in_c16)
+        bad = "a grouped convolution on the network's input";
+    else if (G > 1 && cout_g < RN_Q_CB) {
+        m = RN_Q_CB / cout_g;
+        if (RN_Q_CB % cout_g || G % m || cin_g * m % RN_Q_CB)
+            bad = "its groups do not gather into whole blocks of 16 channels";
+    } else if (G > 1 && (cout_g % RN_Q_CB || cin_g % RN_Q_CB)) {
+        bad = "its groups are not whole blocks of 16 channels";
     }
-    if (k >= s->cin * kk)
+    if (bad) {
+        if (why)
+            snprintf(why, why_cap, "%s (%d groups of %d input and %d output channels)", bad, G,
+                     cin_g, cout_g);
         return 0;
-    return wq[(size_t)co * s->cin * kk + k];
+    }
+    *c = (rn_qconv){.s = *s, .sg = G / m, .groups = G, .in_c16 = in_c16};
+    c->s.cin = cin_g * m;
+    c->s.cout = cout_g * m;
+    c->s.groups = 1;
+    c->kpad = rn_qconv_kpad(&c->s, in_c16);
+    c->cb_out = cblocks(c->s.cout);
+    return 1;
 }
 
-void rn_qconv_pack_weights(const rn_conv_shape *s, int in_c16, const int8_t *wq, int in_zp,
-                           int8_t *dst, int32_t *comp) {
-    int kpad = rn_qconv_kpad(s, in_c16), groups = kpad / 16, cb_out = cblocks(s->cout);
-    for (int b = 0; b < cb_out; b++)
-        for (int c = 0; c < 16; c++) {
-            int co = b * 16 + c;
-            int32_t sum = 0;
-            for (int k = 0; k < kpad; k++) {
-                int v = co < s->cout ? weight_at(s, in_c16, wq, co, k) : 0;
-                int g = k / 16, q = (k % 16) / 4, t = k % 4;
-                dst[(((size_t)b * groups + g) * 4 + q) * 64 + c * 4 + t] = (int8_t)v;
-                sum += v;
+size_t rn_qconv_packed_bytes(const rn_qconv *c) {
+    return (size_t)c->sg * c->cb_out * c->kpad * 16;
+}
+
+size_t rn_qconv_channels(const rn_qconv *c) { return (size_t)c->sg * c->cb_out * 16; }
+
+/* The weight of super-group q's output channel co (of its cout') at k of the packed K order, or 0
+ * for padding and for the pairs of channels in different groups. */
+static int weight_at(const rn_qconv *c, const int8_t *wq, int q, int co, int k) {
+    const rn_conv_shape *s = &c->s;
+    int kk = s->kh * s->kw, ci, rs;
+    if (c->in_c16) {
+        int cb_in = cblocks(s->cin);
+        int c16 = k % 16, cb = (k / 16) % cb_in;
+        rs = k / 16 / cb_in;
+        ci = cb * 16 + c16;
+        if (ci >= s->cin)
+            return 0;
+    } else {
+        if (k >= s->cin * kk)
+            return 0;
+        ci = k / kk;
+        rs = k % kk;
+    }
+    /* the convolution's own channels and groups */
+    int cin_g = s->cin * c->sg / c->groups, cout_g = s->cout * c->sg / c->groups;
+    int gco = q * s->cout + co, gci = q * s->cin + ci, g = gco / cout_g;
+    if (gci / cin_g != g)
+        return 0;
+    return wq[((size_t)gco * cin_g + (gci - g * cin_g)) * kk + rs];
+}
+
+void rn_qconv_pack_weights(const rn_qconv *c, const int8_t *wq, int in_zp, int8_t *dst,
+                           int32_t *comp) {
+    int groups = c->kpad / 16;
+    for (int q = 0; q < c->sg; q++)
+        for (int b = 0; b < c->cb_out; b++)
+            for (int ch = 0; ch < 16; ch++) {
+                int co = b * 16 + ch;
+                int32_t sum = 0;
+                for (int k = 0; k < c->kpad; k++) {
+                    int v = co < c->s.cout ? weight_at(c, wq, q, co, k) : 0;
+                    int g = k / 16, qd = (k % 16) / 4, t = k % 4;
+                    dst[((((size_t)q * c->cb_out + b) * groups + g) * 4 + qd) * 64 + ch * 4 + t] =
+                        (int8_t)v;
+                    sum += v;
+                }
+                comp[((size_t)q * c->cb_out + b) * 16 + ch] = in_zp * sum;
             }
-            comp[co] = in_zp * sum;
-        }
 }
 
 /* ---- the oracle ----------------------------------------------------------------------------- */
@@ -83,14 +131,16 @@ static size_t c16_index(int c, size_t nhw, size_t p) {
 void rn_qconv_forward_ref(const rn_conv_shape *s, int in_c16, const uint8_t *x, int in_zp,
                           const int8_t *wq, const rn_qreq *rq, const uint8_t *res, uint8_t *y) {
     size_t nhw_in = (size_t)s->n * s->h * s->w, nhw_out = (size_t)s->n * s->ho * s->wo;
+    int cin_g = s->cin / s->groups, cout_g = s->cout / s->groups;
     for (int co = 0; co < s->cout; co++)
         for (int b = 0; b < s->n; b++)
             for (int oh = 0; oh < s->ho; oh++)
                 for (int ow = 0; ow < s->wo; ow++) {
                     int32_t acc = 0;
-                    for (int ci = 0; ci < s->cin; ci++)
+                    for (int cg = 0; cg < cin_g; cg++)
                         for (int r = 0; r < s->kh; r++)
                             for (int q = 0; q < s->kw; q++) {
+                                int ci = co / cout_g * cin_g + cg;
                                 int ih = oh * s->stride - s->pad + r;
                                 int iw = ow * s->stride - s->pad + q;
                                 int v = in_zp;
@@ -99,7 +149,7 @@ void rn_qconv_forward_ref(const rn_conv_shape *s, int in_c16, const uint8_t *x, 
                                     v = in_c16 ? x[c16_index(ci, nhw_in, p)]
                                                : x[(size_t)ci * nhw_in + p];
                                 }
-                                acc += v * wq[(((size_t)co * s->cin + ci) * s->kh + r) * s->kw + q];
+                                acc += v * wq[(((size_t)co * cin_g + cg) * s->kh + r) * s->kw + q];
                             }
                     size_t o = c16_index(co, nhw_out, ((size_t)b * s->ho + oh) * s->wo + ow);
                     y[o] = rn_requant(rq, co, acc, res ? res + o : NULL);
@@ -194,41 +244,46 @@ void rn_qconv_forward(const rn_kernels *k, const rn_qconv *c, int n, const uint8
         nb = (int)((ncols + n_colblk - 1) / n_colblk + k->q_nj - 1) / k->q_nj * k->q_nj;
         n_colblk = (ncols + nb - 1) / nb;
     }
-    /* split the output channels too when there are few column blocks */
-    int units = (c->cb_out + k->q_ncb - 1) / k->q_ncb; /* channel tiles */
-    int n_cogrp = n_colblk >= 2 * threads ? 1 : (int)((2 * threads + n_colblk - 1) / n_colblk);
+    /* split the output channels too when there are few column blocks (of all super-groups) */
+    int units = (c->cb_out + k->q_ncb - 1) / k->q_ncb; /* channel tiles of a super-group */
+    long blocks = n_colblk * c->sg;
+    int n_cogrp = blocks >= 2 * threads ? 1 : (int)((2 * threads + blocks - 1) / blocks);
     n_cogrp = n_cogrp > units ? units : n_cogrp;
-    long items = n_colblk * n_cogrp;
+    long per_sg = n_colblk * n_cogrp, items = per_sg * c->sg;
+    /* super-group q reads input blocks [q * cb_in, ...) and writes output blocks
+     * [q * cb_out, ...): in c16 each block is a whole plane of the tensor */
+    const size_t x_qs = c->sg > 1 ? (size_t)cblocks(s->cin) * n * s->h * s->w * 16 : 0;
     /* channel-group major: with few column blocks each thread takes all columns of some
      * channels, not some columns of all channels (blocks can be unequal) */
 #pragma omp parallel for schedule(static) num_threads(threads) if (items > 1)
     for (long it = 0; it < items; it++) {
-        long cbk = it % n_colblk;
-        int grp = (int)(it / n_colblk);
+        int q = (int)(it / per_sg);
+        long cbk = it % per_sg % n_colblk;
+        int grp = (int)(it % per_sg / n_colblk);
         long j0 = cbk * nb;
         int cols = (int)(ncols - j0 < nb ? ncols - j0 : nb);
         /* the window of each column as one row of K bytes (a 1x1 conv too: reading
          * c16 in place strides 16 * NHW bytes between K groups, slower at large batches) */
         uint8_t *rows = workspace + (size_t)rn_thread_id() * nb * c->kpad;
-        im2col_rows(c, n, x, in_zp, j0, cols, rows);
+        im2col_rows(c, n, x + q * x_qs, in_zp, j0, cols, rows);
         rn_qtile t = {.groups = groups, .a = rows, .a_js = c->kpad, .a_gs = 16,
                       .w_bs = (long)groups * 256, .y_bs = y_bs};
         int u0 = (int)((long)units * grp / n_cogrp), u1 = (int)((long)units * (grp + 1) / n_cogrp);
         for (int u = u0; u < u1; u++) {
-            int b0 = u * k->q_ncb;
+            int b0 = u * k->q_ncb, qb0 = q * c->cb_out + b0; /* qb0: the block in the tensor */
             t.ncb = c->cb_out - b0 < k->q_ncb ? c->cb_out - b0 : k->q_ncb;
             rn_qreq rq = c->rq;
-            rq.comp += b0 * 16;
-            rq.mult += b0 * 16;
-            rq.bias += b0 * 16;
+            rq.comp += qb0 * 16;
+            rq.mult += qb0 * 16;
+            rq.bias += qb0 * 16;
             t.rq = &rq;
-            t.w = c->w + (size_t)b0 * t.w_bs;
+            t.w = c->w + (size_t)qb0 * t.w_bs;
             for (int j = 0; j < cols; j += k->q_nj) {
                 t.nj = cols - j < k->q_nj ? cols - j : k->q_nj;
                 const uint8_t *a0 = t.a;
                 t.a = a0 + (long)j * t.a_js;
-                t.y = y + (size_t)b0 * y_bs + (size_t)(j0 + j) * 16;
-                t.r = res ? res + (size_t)b0 * y_bs + (size_t)(j0 + j) * 16 : NULL;
+                t.y = y + (size_t)qb0 * y_bs + (size_t)(j0 + j) * 16;
+                t.r = res ? res + (size_t)qb0 * y_bs + (size_t)(j0 + j) * 16 : NULL;
                 k->qgemm(&t);
                 t.a = a0;
             }

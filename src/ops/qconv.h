@@ -89,25 +89,44 @@ static inline uint8_t rn_requant(const rn_qreq *rq, int co, int32_t acc, const u
 
 /* ---- a prepared int8 convolution ----------------------------------------------------------- */
 
+/* A grouped convolution (ResNeXt) runs as `sg` independent dense convolutions, its super-groups:
+ * super-group q takes input channels [q * cin', (q + 1) * cin') and writes output channels
+ * [q * cout', (q + 1) * cout'), whole c16 blocks on both sides, with the weights that cross
+ * groups inside it zero. Groups of 16 or more output channels are super-groups on their own;
+ * smaller ones are gathered 16 / cout_g at a time (ResNeXt-50 32x4d's first stage: 32 groups of
+ * 4 channels, 8 super-groups of 16). The zeros cost multiplications (4x on those layers), not
+ * exactness: the int32 sums are the grouped convolution's. An ordinary conv has sg = 1. */
 typedef struct rn_qconv {
-    rn_conv_shape s;          /* groups 1; s.n is set per call */
+    rn_conv_shape s;          /* one super-group's dense conv: groups 1; s.n is set per call */
+    int sg;                   /* super-groups */
+    int groups;               /* the convolution's own groups (weights: (cout, cin / groups, k, k)) */
     int in_c16;               /* input layout: 1 c16, 0 plain */
-    int kpad;                 /* K bytes per column: a multiple of 16 */
-    int cb_out;               /* output channel blocks: ceil(cout / 16) */
-    const int8_t *w;          /* packed: [cb_out][kpad / 16][4][16][4], see qconv.c */
-    rn_qreq rq;               /* comp, mult, bias: cb_out * 16 each (padding 0) */
+    int kpad;                 /* K bytes per column of a super-group: a multiple of 16 */
+    int cb_out;               /* output channel blocks of a super-group: ceil(cout' / 16) */
+    const int8_t *w;          /* packed: sg x [cb_out][kpad / 16][4][16][4], see qconv.c */
+    rn_qreq rq;               /* comp, mult, bias: sg * cb_out * 16 each (padding 0) */
 } rn_qconv;
 
-/* Bytes of K per column for shape s and input layout. */
+/* Fills c (all but w and rq) for the conv of shape s (groups allowed) and input layout. Returns 0
+ * if the int8 path cannot run it: a grouped conv on plain input, or groups whose channels do not
+ * gather into whole c16 blocks (cin / groups and cout / groups must divide 16 or be multiples of
+ * it, alike); then `why` (may be NULL) gets a sentence. */
+int rn_qconv_init(rn_qconv *c, const rn_conv_shape *s, int in_c16, char *why, size_t why_cap);
+
+/* Bytes of packed weights, and output channels of comp / mult / bias (padding included). */
+size_t rn_qconv_packed_bytes(const rn_qconv *c);
+size_t rn_qconv_channels(const rn_qconv *c);
+
+/* Bytes of K per column for a dense (groups 1) shape s and input layout. */
 int rn_qconv_kpad(const rn_conv_shape *s, int in_c16);
 
-/* Packs w_q (cout, cin, kh, kw) into dst (cb_out * kpad * 16 bytes) and
- * fills comp (cb_out * 16 int32) for an input zero point in_zp. */
-void rn_qconv_pack_weights(const rn_conv_shape *s, int in_c16, const int8_t *wq, int in_zp,
-                           int8_t *dst, int32_t *comp);
+/* Packs w_q (cout, cin / groups, kh, kw) into dst (rn_qconv_packed_bytes) and fills comp
+ * (rn_qconv_channels int32) for an input zero point in_zp. */
+void rn_qconv_pack_weights(const rn_qconv *c, const int8_t *wq, int in_zp, int8_t *dst,
+                           int32_t *comp);
 
-/* The plain-C oracle: a direct loop nest over w_q (cout, cin, kh, kw), x in
- * its layout (n = s->n), residual (c16, or NULL) and y (c16). */
+/* The plain-C oracle: a direct loop nest over w_q (cout, cin / groups, kh, kw) for any shape s
+ * (groups too), x in its layout (n = s->n), residual (c16, or NULL) and y (c16). */
 void rn_qconv_forward_ref(const rn_conv_shape *s, int in_c16, const uint8_t *x, int in_zp,
                           const int8_t *wq, const rn_qreq *rq, const uint8_t *res, uint8_t *y);
 
