@@ -59,8 +59,9 @@ static arg_spec SPECS[] = {
     {"warmup", ARG_INT, "0", "linear learning-rate warm-up, in steps", 0, 0},
     {"label-smoothing", ARG_STRING, "0", "cross-entropy label smoothing in [0, 1]", 0, 0},
     {"image-size", ARG_INT, "0", "resize images to this size (bilinear); 0: the dataset's own (224 for folders)", 0, 0},
-    {"augment", ARG_STRING, "auto", "training augmentation: none, flip, crop, crop+flip (crop: padded random crop, "
-     "or RandomResizedCrop for folders); auto: crop+flip for folders, none otherwise", 0, 0},
+    {"augment", ARG_STRING, "auto", "training augmentation: none, flip, crop, crop+flip (crop: random crop after "
+     "padding by 4 pixels, crop:N by N, as torchvision's RandomCrop(size, padding=N); RandomResizedCrop "
+     "for folders); auto: crop+flip for folders, none otherwise", 0, 0},
     CLI_TTA_SPEC,
     {"normalize", ARG_STRING, "auto", "none, or per-channel MEAN,...:STD,... applied after scaling to [0,1]; "
      "auto: ImageNet's for folders, none otherwise", 0, 0},

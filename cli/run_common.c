@@ -64,13 +64,31 @@ int cli_parse_augment(const arg_table *t, rn_loader_config *cfg, const char *aut
     const char *a = args_str(t, "augment");
     if (strcmp(a, "auto") == 0)
         a = auto_value;
-    cfg->flip = strcmp(a, "flip") == 0 || strcmp(a, "crop+flip") == 0;
-    int crop = strcmp(a, "crop") == 0 || strcmp(a, "crop+flip") == 0;
-    if (!cfg->flip && !crop && strcmp(a, "none") != 0) {
-        cli_error(t->command, "--augment must be none, flip, crop or crop+flip, got '%s'", a);
+    int flip = 0, pad = 0, ok = 1;
+    if (strcmp(a, "flip") == 0) {
+        flip = 1;
+    } else if (strncmp(a, "crop", 4) == 0) {
+        const char *p = a + 4;
+        pad = 4;
+        if (*p == ':') { /* crop:N, the padding in pixels */
+            char *end;
+            long v = strtol(p + 1, &end, 10);
+            ok = end != p + 1 && v >= 1 && v <= 64;
+            pad = (int)v;
+            p = end;
+        }
+        flip = strcmp(p, "+flip") == 0;
+        ok = ok && (flip || *p == '\0');
+    } else {
+        ok = strcmp(a, "none") == 0;
+    }
+    if (!ok) {
+        cli_error(t->command, "--augment must be none, flip, crop, crop+flip, crop:N or crop:N+flip "
+                  "(N: the padding, 1 to 64 pixels), got '%s'", a);
         return 0;
     }
-    cfg->crop_padding = crop ? 4 : 0;
+    cfg->flip = flip;
+    cfg->crop_padding = pad;
     return 1;
 }
 

@@ -108,6 +108,16 @@ expect 1 "bench too big to fit" "$R" bench --arch resnet50 --batch-size 8192 --i
 grep -q "too big to fit: training resnet50 on batches of 8192 images of 1024x1024 needs about" "$T/err" &&
     ok || bad "bench too big to fit: $(cat "$T/err")"
 expect 2 "train with a negative --max-bad-steps" "$R" train --data data/fmnist-small --max-bad-steps -1
+expect 2 "train --augment crop:0" "$R" train --data data/fmnist-small --augment crop:0
+expect 2 "train --augment crop:2+flop" "$R" train --data data/fmnist-small --augment crop:2+flop
+expect 0 "train --augment crop:2+flip (2 steps)" "$R" train --data data/fmnist-small --augment crop:2+flip \
+    --width 8 --batch-size 16 --max-steps 2 --threads 1 --save "$T/crop/c.safetensors"
+/usr/bin/python3 - "$T/crop/c.optim.safetensors" <<'PY' && ok || bad "the plan does not record --augment crop:2+flip"
+import json, struct, sys
+raw = open(sys.argv[1], "rb").read()
+meta = json.loads(raw[8:8 + struct.unpack("<Q", raw[:8])[0]])["__metadata__"]
+sys.exit(0 if meta.get("plan.augment") == "crop:2+flip" else 1)
+PY
 
 expect 0 "bench --json" "$R" bench --arch resnet18 --batch-size 2 --image-size 32 --warmup 0 --repeats 2 --json
 /usr/bin/python3 -c "

@@ -7,7 +7,7 @@ that `resnet train` is compared with (accuracy and speed).
         [--log LOG.jsonl]
         [--arch d2l_resnet18] [--width 64] [--stem imagenet|cifar] [--init xavier|default]
         [--momentum 0] [--nesterov] [--weight-decay 0] [--schedule constant|onecycle]
-        [--label-smoothing 0] [--augment none|crop+flip] [--tta none|flip]
+        [--label-smoothing 0] [--augment none|crop+flip|crop:N+flip] [--tta none|flip]
 
 As d2l.ai chapter 8.6 (ResNet), with d2l.train_ch6:
   - model: rn_models.build_model("d2l_resnet18", 1, 10), Conv2d and Linear
@@ -43,14 +43,16 @@ The other flags give `resnet train`'s recipes (its flags of the same names):
     epoch, cycle_momentum=False), stepped after every step (resnet.c's
     onecycle); --label-smoothing: CrossEntropyLoss(label_smoothing);
   - --augment crop+flip: each training image (after the resize) zero-padded by
-    4 pixels and cropped back at a random offset, then flipped left-right with
-    probability 0.5 (resnet.c's crop+flip), drawn from the seeded generator;
+    4 pixels (crop:N+flip: by N) and cropped back at a random offset, then
+    flipped left-right with probability 0.5 (resnet.c's crop+flip), drawn from
+    the seeded generator;
   - --tta flip: test logits are the mean of the image's and its mirror's.
 """
 import argparse
 import gzip
 import json
 import os
+import re
 import sys
 import time
 
@@ -106,10 +108,17 @@ def to_batch(images, size):
     return torch.stack([tf(Image.fromarray(im.numpy(), mode="L")) for im in images])
 
 
-def augment(x, gen):
-    """Random padded crops and flips of a batch (B, C, S, S)."""
+def crop_padding(value):
+    """The padding of an --augment value: crop+flip 4, crop:N+flip N; None if not one."""
+    if value == "crop+flip":
+        return CROP_PADDING
+    m = re.fullmatch(r"crop:([1-9][0-9]?)\+flip", value)
+    return int(m.group(1)) if m and int(m.group(1)) <= 64 else None
+
+
+def augment(x, gen, p):
+    """Random crops after padding by p, and flips, of a batch (B, C, S, S)."""
     b, _, h, w = x.shape
-    p = CROP_PADDING
     xp = F.pad(x, (p, p, p, p))
     off = torch.randint(0, 2 * p + 1, (b, 2), generator=gen)
     x = torch.stack([xp[i, :, off[i, 0]:off[i, 0] + h, off[i, 1]:off[i, 1] + w] for i in range(b)])
@@ -158,7 +167,8 @@ def main(argv=None):
     ap.add_argument("--weight-decay", type=float, default=0.0)
     ap.add_argument("--schedule", default="constant", choices=("constant", "onecycle"))
     ap.add_argument("--label-smoothing", type=float, default=0.0)
-    ap.add_argument("--augment", default="none", choices=("none", "crop+flip"))
+    ap.add_argument("--augment", default="none",
+                    help="none, crop+flip or crop:N+flip (padding N, 1 to 64)")
     ap.add_argument("--tta", default="none", choices=("none", "flip"))
     a = ap.parse_args(argv)
     started = time.perf_counter()
@@ -166,6 +176,9 @@ def main(argv=None):
         ap.error("--epochs and --batch-size must be positive, --max-steps >= 0")
     if a.image_size < 28:
         ap.error("--image-size must be 28 or more")
+    pad = crop_padding(a.augment)
+    if a.augment != "none" and pad is None:
+        ap.error("--augment must be none, crop+flip or crop:N+flip, got '%s'" % a.augment)
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -202,8 +215,8 @@ def main(argv=None):
         for i in range(0, len(x_train), a.batch_size):
             idx = perm[i:i + a.batch_size]
             x = to_batch(x_train[idx], a.image_size)
-            if a.augment == "crop+flip":
-                x = augment(x, gen)
+            if a.augment != "none":
+                x = augment(x, gen, pad)
             y = y_train[idx]
             t0 = time.perf_counter()
             lr = opt.param_groups[0]["lr"]
