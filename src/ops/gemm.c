@@ -76,8 +76,6 @@ static inline void copy_floats(float *dst, const float *src, int n) {
         dst[j] = src[j];
 }
 
-#define PACK_B_AHEAD 8 /* rows of B fetched ahead while packing */
-
 /* Panels p < np of op(B), each kc x nr: dst[(p * kc + k) * nr + j] =
  * op(B)[k0 + k, j0 + p * nr + j], zero for columns >= N. Several panels are
  * packed together so that each row of B is read in one longer piece: rows
@@ -88,12 +86,6 @@ static void pack_b_matrix(const b_source *bs, int k0, int kc, long j0, int nr, i
     if (!bs->transb) {
         for (int k = 0; k < kc; k++) {
             const float *src = bs->B + (ptrdiff_t)(k0 + k) * bs->ldb + j0;
-            if (k + PACK_B_AHEAD < kc) {
-                /* rows lie far apart: fetch a later row's piece while copying this one */
-                const char *ahead = (const char *)(src + (ptrdiff_t)PACK_B_AHEAD * bs->ldb);
-                for (int off = 0; off < total * (int)sizeof(float); off += 64)
-                    __builtin_prefetch(ahead + off);
-            }
             for (int q = 0; q < np; q++) {
                 float *row = dst + ((ptrdiff_t)q * kc + k) * nr;
                 const int cols = total - q * nr < nr ? total - q * nr : nr;
