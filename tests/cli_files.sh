@@ -158,15 +158,15 @@ has out "nothing left to train" "a finished run says so"
 
 expect 0 "train --recipe list" "$R" train --recipe list
 has out "fmnist-fast:" "the recipe is listed"
-has out "--width 32" "with its flags"
+has out "--width 16" "with its flags"
 expect 2 "an unknown recipe" "$R" train --data tiny --recipe frob
 has err "fmnist-fast" "the known recipes are named"
 # the recipe's flags, but for those given: width 8, 1 epoch, 3 steps
 expect 0 "train --recipe fmnist-fast" "$R" train --recipe fmnist-fast --data tiny --width 8 --epochs 2 \
     --batch-size 8 --max-steps 3 --save w/a.safetensors --log w/a.jsonl --no-report
-has out "training d2l_resnet18 width 8 " "the width is shown"
-has out "recipe fmnist-fast: --dataset fashion-mnist --arch d2l_resnet18 --optimizer sgd --lr 0.1 --momentum 0.9 \
---nesterov --weight-decay 5e-4 --schedule onecycle --label-smoothing 0.1 --augment crop+flip --tta flip --seed 0" \
+has out "training resnet18 width 8 " "the width is shown"
+has out "recipe fmnist-fast: --dataset fashion-mnist --arch resnet18 --stem cifar --optimizer sgd --lr 0.1 \
+--momentum 0.9 --nesterov --weight-decay 5e-4 --schedule onecycle --label-smoothing 0 --augment flip --tta flip --seed 0" \
     "the flags the recipe set, not those given"
 has w/a.jsonl '"nesterov": true' "the log's run record holds the recipe's values"
 expect 0 "resume the narrow model" "$R" train --data tiny --quiet --resume w/a.safetensors --save w/a.safetensors \
@@ -184,7 +184,7 @@ from st_io import load_safetensors
 torch.set_num_threads(1)
 got = json.load(open("out"))
 sd, _ = load_safetensors("w/a.safetensors")
-m = build_model("d2l_resnet18", 1, 10, width=8)
+m = build_model("resnet18", 1, 10, stem="cifar", width=8)
 m.load_state_dict(sd)
 m.eval()
 x = np.frombuffer(gzip.open("tiny/t10k-images-idx3-ubyte.gz").read(), np.uint8, offset=16)
