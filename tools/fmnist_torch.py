@@ -7,7 +7,7 @@ that `resnet train` is compared with (accuracy and speed).
         [--log LOG.jsonl]
         [--arch d2l_resnet18] [--width 64] [--stem imagenet|cifar] [--init xavier|default]
         [--momentum 0] [--nesterov] [--weight-decay 0] [--schedule constant|onecycle]
-        [--label-smoothing 0] [--augment none|crop+flip|crop:N+flip] [--tta none|flip]
+        [--label-smoothing 0] [--augment none|flip|crop[:N][+flip]] [--tta none|flip]
 
 As d2l.ai chapter 8.6 (ResNet), with d2l.train_ch6:
   - model: rn_models.build_model("d2l_resnet18", 1, 10), Conv2d and Linear
@@ -45,7 +45,7 @@ The other flags give `resnet train`'s recipes (its flags of the same names):
   - --augment crop+flip: each training image (after the resize) zero-padded by
     4 pixels (crop:N+flip: by N) and cropped back at a random offset, then
     flipped left-right with probability 0.5 (resnet.c's crop+flip), drawn from
-    the seeded generator;
+    the seeded generator; flip, crop and crop:N do one of the two;
   - --tta flip: test logits are the mean of the image's and its mirror's.
 """
 import argparse
@@ -108,22 +108,29 @@ def to_batch(images, size):
     return torch.stack([tf(Image.fromarray(im.numpy(), mode="L")) for im in images])
 
 
-def crop_padding(value):
-    """The padding of an --augment value: crop+flip 4, crop:N+flip N; None if not one."""
-    if value == "crop+flip":
-        return CROP_PADDING
-    m = re.fullmatch(r"crop:([1-9][0-9]?)\+flip", value)
-    return int(m.group(1)) if m and int(m.group(1)) <= 64 else None
+def parse_augment(value):
+    """(crop padding, flip) of an --augment value, resnet.c's: none, flip, crop, crop+flip,
+    crop:N, crop:N+flip (crop: padding 4); None if not one."""
+    m = re.fullmatch(r"(none|flip)|crop(?::([1-9][0-9]?))?(\+flip)?", value)
+    if not m or (m.group(2) and int(m.group(2)) > 64):
+        return None
+    if m.group(1):
+        return 0, m.group(1) == "flip"
+    return (int(m.group(2)) if m.group(2) else CROP_PADDING), m.group(3) is not None
 
 
-def augment(x, gen, p):
-    """Random crops after padding by p, and flips, of a batch (B, C, S, S)."""
+def augment(x, gen, p, flip):
+    """Random crops after padding by p (if p > 0), and flips (if flip), of a batch (B, C, S, S)."""
     b, _, h, w = x.shape
-    xp = F.pad(x, (p, p, p, p))
-    off = torch.randint(0, 2 * p + 1, (b, 2), generator=gen)
-    x = torch.stack([xp[i, :, off[i, 0]:off[i, 0] + h, off[i, 1]:off[i, 1] + w] for i in range(b)])
-    flip = torch.rand(b, generator=gen) < 0.5
-    return torch.where(flip[:, None, None, None], x.flip(3), x)
+    if p > 0:
+        xp = F.pad(x, (p, p, p, p))
+        off = torch.randint(0, 2 * p + 1, (b, 2), generator=gen)
+        x = torch.stack([xp[i, :, off[i, 0]:off[i, 0] + h, off[i, 1]:off[i, 1] + w]
+                         for i in range(b)])
+    if flip:
+        f = torch.rand(b, generator=gen) < 0.5
+        x = torch.where(f[:, None, None, None], x.flip(3), x)
+    return x
 
 
 def init_weights(m):
@@ -168,7 +175,7 @@ def main(argv=None):
     ap.add_argument("--schedule", default="constant", choices=("constant", "onecycle"))
     ap.add_argument("--label-smoothing", type=float, default=0.0)
     ap.add_argument("--augment", default="none",
-                    help="none, crop+flip or crop:N+flip (padding N, 1 to 64)")
+                    help="none, flip, crop, crop+flip, crop:N or crop:N+flip (padding N, 1 to 64)")
     ap.add_argument("--tta", default="none", choices=("none", "flip"))
     a = ap.parse_args(argv)
     started = time.perf_counter()
@@ -176,9 +183,10 @@ def main(argv=None):
         ap.error("--epochs and --batch-size must be positive, --max-steps >= 0")
     if a.image_size < 28:
         ap.error("--image-size must be 28 or more")
-    pad = crop_padding(a.augment)
-    if a.augment != "none" and pad is None:
-        ap.error("--augment must be none, crop+flip or crop:N+flip, got '%s'" % a.augment)
+    aug = parse_augment(a.augment)
+    if aug is None:
+        ap.error("--augment must be none, flip, crop, crop+flip, crop:N or crop:N+flip, got '%s'"
+                 % a.augment)
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -215,8 +223,8 @@ def main(argv=None):
         for i in range(0, len(x_train), a.batch_size):
             idx = perm[i:i + a.batch_size]
             x = to_batch(x_train[idx], a.image_size)
-            if a.augment != "none":
-                x = augment(x, gen, pad)
+            if aug != (0, False):
+                x = augment(x, gen, *aug)
             y = y_train[idx]
             t0 = time.perf_counter()
             lr = opt.param_groups[0]["lr"]

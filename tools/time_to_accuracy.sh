@@ -5,7 +5,7 @@
 #
 #   tools/time_to_accuracy.sh [--data ../shared/data/fashion-mnist] [--recipe fmnist-fast]
 #       [--threads 2] [--epochs E] [--target 0.94] [--torch] [--resnet build/resnet]
-#       [--out build/time_to_accuracy] [-- EXTRA resnet train FLAGS]
+#       [--out build/time_to_accuracy] [--torch-only] [-- EXTRA resnet train FLAGS]
 #
 # resnet.c runs `resnet train --recipe R --data DIR --threads T` (plus --epochs
 # and the extra flags when given); PyTorch runs tools/fmnist_torch.py with the
@@ -18,6 +18,8 @@
 #   time_to_accuracy.md            the table: epoch, seconds and test accuracy of both,
 #                                  the whole command's wall time, the first epoch at --target
 #   time_to_accuracy.svg           test accuracy against seconds, a line per run (resnet plot --time)
+# --torch-only runs PyTorch alone and keeps OUT's resnet.c log and output from an earlier run
+# (the table and curve then show both).
 # Time only on a quiet machine: anything else running shifts every second.
 set -eu
 DATA=../shared/data/fashion-mnist
@@ -26,6 +28,7 @@ THREADS=2
 EPOCHS=""
 TARGET=0.94
 TORCH=0
+TORCH_ONLY=0
 RESNET=build/resnet
 OUT=build/time_to_accuracy
 while [ $# -gt 0 ]; do
@@ -36,6 +39,7 @@ while [ $# -gt 0 ]; do
     --epochs) EPOCHS=$2; shift 2 ;;
     --target) TARGET=$2; shift 2 ;;
     --torch) TORCH=1; shift ;;
+    --torch-only) TORCH=1; TORCH_ONLY=1; shift ;;
     --resnet) RESNET=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --) shift; break ;;
@@ -44,20 +48,27 @@ while [ $# -gt 0 ]; do
     esac
 done
 mkdir -p "$OUT"
-rm -f "$OUT/resnet.jsonl" "$OUT/torch.jsonl"
+if [ "$TORCH_ONLY" = 1 ] && [ ! -s "$OUT/resnet.jsonl" ]; then
+    echo "time_to_accuracy: --torch-only needs an earlier run's $OUT/resnet.jsonl" >&2
+    exit 2
+fi
+[ "$TORCH_ONLY" = 1 ] || rm -f "$OUT/resnet.jsonl"
+rm -f "$OUT/torch.jsonl"
 now() { date +%s.%N; }
 
 # ---- resnet.c ------------------------------------------------------------------------------------
-cmd=("$RESNET" train --recipe "$RECIPE" --data "$DATA" --threads "$THREADS" --log "$OUT/resnet.jsonl"
-     --quiet --no-report)
-[ -n "$EPOCHS" ] && cmd+=(--epochs "$EPOCHS")
-cmd+=("$@")
-echo "== resnet.c: ${cmd[*]}"
-echo "${cmd[*]}" > "$OUT/resnet.txt"
-t0=$(now)
-"${cmd[@]}" | tee -a "$OUT/resnet.txt"
-t1=$(now)
-echo "wall seconds: $(echo "$t1 - $t0" | bc)" | tee -a "$OUT/resnet.txt"
+if [ "$TORCH_ONLY" = 0 ]; then
+    cmd=("$RESNET" train --recipe "$RECIPE" --data "$DATA" --threads "$THREADS" --log "$OUT/resnet.jsonl"
+         --quiet --no-report)
+    [ -n "$EPOCHS" ] && cmd+=(--epochs "$EPOCHS")
+    cmd+=("$@")
+    echo "== resnet.c: ${cmd[*]}"
+    echo "${cmd[*]}" > "$OUT/resnet.txt"
+    t0=$(now)
+    "${cmd[@]}" | tee -a "$OUT/resnet.txt"
+    t1=$(now)
+    echo "wall seconds: $(echo "$t1 - $t0" | bc)" | tee -a "$OUT/resnet.txt"
+fi
 
 # ---- PyTorch, the same recipe ---------------------------------------------------------------------
 if [ "$TORCH" = 1 ]; then
