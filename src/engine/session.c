@@ -160,6 +160,14 @@ static rn_status plan_for(rn_session *s, int n, int h, int w, size_t *dry) {
         return rn_fail(RN_ERR_NOMEM, "out of memory planning inference");
     }
 
+    /* int8: every conv must be one the int8 path runs, before anything is sized for it */
+    st = s->int8 ? rn_int8_plan(s) : RN_OK;
+    if (st != RN_OK) {
+        free(bufs);
+        free_plan(s);
+        return st;
+    }
+
     /* activations: alive from their node to their last reader; the input (value
      * 0) is copied in before the first node */
     for (int v = 0; v < sc->n_values; v++) {
@@ -194,9 +202,7 @@ static rn_status plan_for(rn_session *s, int n, int h, int w, size_t *dry) {
         fold = unit_weight_floats(nd->unit) > fold ? unit_weight_floats(nd->unit) : fold;
         chans = nd->unit->cout > chans ? nd->unit->cout : chans;
     }
-    st = s->int8 ? rn_int8_plan(s) : RN_OK;
-    if (st == RN_OK)
-        st = rn_arena_plan(bufs, sc->n_values, &s->arena_floats);
+    st = rn_arena_plan(bufs, sc->n_values, &s->arena_floats);
     for (int v = 0; v < sc->n_values; v++)
         s->value_at[v] = bufs[v].offset;
     free(bufs);
