@@ -64,7 +64,7 @@ static double time_shape(const rn_kernels *k, const shape *sh, int n, int repeat
     rn_qconv_pack_weights(&c, wq, 3, packed, comp);
     c.rq = (rn_qreq){.comp = comp, .mult = mult, .bias = bias, .inv_out = 1.0f, .relu = 1};
     size_t pix = (size_t)n * s.h * s.w;
-    size_t xb = c16 ? (size_t)((s.cin + 15) / 16) * 16 * pix : (size_t)s.cin * pix;
+    size_t xb = c16 ? (size_t)rn_q_cblocks(s.cin) * 16 * pix : (size_t)s.cin * pix;
     uint8_t *x = rn_alloc(xb), *y = rn_alloc((size_t)cb * 16 * n * s.ho * s.wo);
     uint8_t *ws = rn_alloc(rn_qconv_workspace_bytes(k, &c, rn_get_threads()) + 64);
     for (size_t i = 0; i < xb; i++)

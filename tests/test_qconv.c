@@ -15,8 +15,6 @@
 
 static const rn_kernels *kd;
 
-static int cb(int c) { return (c + 15) / 16; }
-
 static void check_case_g(int n, int cin, int h, int w, int cout, int k, int stride, int pad,
                          int groups, int in_c16, int with_res, int relu, const char *what) {
     rn_conv_shape s = {.n = n, .cin = cin, .h = h, .w = w, .cout = cout, .kh = k, .kw = k,
@@ -28,8 +26,8 @@ static void check_case_g(int n, int cin, int h, int w, int cout, int k, int stri
         return;
     }
     size_t nhw_in = (size_t)n * h * w, nhw_out = (size_t)n * s.ho * s.wo;
-    size_t x_bytes = in_c16 ? (size_t)cb(cin) * 16 * nhw_in : (size_t)cin * nhw_in;
-    size_t y_bytes = (size_t)cb(cout) * 16 * nhw_out;
+    size_t x_bytes = in_c16 ? (size_t)rn_q_cblocks(cin) * 16 * nhw_in : (size_t)cin * nhw_in;
+    size_t y_bytes = (size_t)rn_q_cblocks(cout) * 16 * nhw_out;
     size_t nw = (size_t)cout * (cin / groups) * k * k, nch = rn_qconv_channels(&qc);
     uint8_t *x = malloc(x_bytes), *res = malloc(y_bytes), *y = malloc(y_bytes), *yr = malloc(y_bytes);
     int8_t *wq = malloc(nw);

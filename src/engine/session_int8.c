@@ -17,8 +17,6 @@
 #include "ops/ops.h"
 #include "ops/qconv.h"
 
-static int cblocks(int c) { return (c + RN_Q_CB - 1) / RN_Q_CB; }
-
 static int is_float_value(const rn_session *s, int v) {
     int p = s->sc->values[v].producer;
     return p >= 0 && (s->sc->nodes[p].op == RN_NODE_AVGPOOL || s->sc->nodes[p].op == RN_NODE_LINEAR);
@@ -29,7 +27,7 @@ size_t rn_int8_value_floats(const rn_session *s, int v, int n) {
     if (is_float_value(s, v))
         return rn_value_floats(s->sc, v, n);
     size_t pix = (size_t)n * val->h * val->w;
-    size_t bytes = v == 0 ? (size_t)val->c * pix : (size_t)cblocks(val->c) * 16 * pix;
+    size_t bytes = v == 0 ? (size_t)val->c * pix : (size_t)rn_q_cblocks(val->c) * 16 * pix;
     return (bytes + 3) / 4;
 }
 

@@ -34,11 +34,9 @@ rn_qparam rn_qparam_for_range(float lo, float hi) {
 
 /* ---- weights -------------------------------------------------------------------------------- */
 
-static int cblocks(int c) { return (c + RN_Q_CB - 1) / RN_Q_CB; }
-
 int rn_qconv_kpad(const rn_conv_shape *s, int in_c16) {
     if (in_c16)
-        return s->kh * s->kw * cblocks(s->cin) * RN_Q_CB;
+        return s->kh * s->kw * rn_q_cblocks(s->cin) * RN_Q_CB;
     int k = s->cin * s->kh * s->kw;
     return (k + 15) / 16 * 16;
 }
@@ -67,7 +65,7 @@ int rn_qconv_init(rn_qconv *c, const rn_conv_shape *s, int in_c16, char *why, si
     c->s.cout = cout_g * m;
     c->s.groups = 1;
     c->kpad = rn_qconv_kpad(&c->s, in_c16);
-    c->cb_out = cblocks(c->s.cout);
+    c->cb_out = rn_q_cblocks(c->s.cout);
     return 1;
 }
 
@@ -83,7 +81,7 @@ static int weight_at(const rn_qconv *c, const int8_t *wq, int q, int co, int k) 
     const rn_conv_shape *s = &c->s;
     int kk = s->kh * s->kw, ci, rs;
     if (c->in_c16) {
-        int cb_in = cblocks(s->cin);
+        int cb_in = rn_q_cblocks(s->cin);
         int c16 = k % 16, cb = (k / 16) % cb_in;
         rs = k / 16 / cb_in;
         ci = cb * 16 + c16;
@@ -163,7 +161,7 @@ static void im2col_rows(const rn_qconv *c, int n, const uint8_t *x, int zp, long
     const rn_conv_shape *s = &c->s;
     size_t nhw = (size_t)n * s->h * s->w;
     long hw_out = (long)s->ho * s->wo;
-    int cb_in = cblocks(s->cin);
+    int cb_in = rn_q_cblocks(s->cin);
     const uint8_t *x_end = x + (size_t)s->cin * nhw; /* plain input */
     for (int i = 0; i < count; i++) {
         long j = j0 + i;
@@ -252,7 +250,7 @@ void rn_qconv_forward(const rn_kernels *k, const rn_qconv *c, int n, const uint8
     long per_sg = n_colblk * n_cogrp, items = per_sg * c->sg;
     /* super-group q reads input blocks [q * cb_in, ...) and writes output blocks
      * [q * cb_out, ...): in c16 each block is a whole plane of the tensor */
-    const size_t x_qs = c->sg > 1 ? (size_t)cblocks(s->cin) * n * s->h * s->w * 16 : 0;
+    const size_t x_qs = c->sg > 1 ? (size_t)rn_q_cblocks(s->cin) * n * s->h * s->w * 16 : 0;
     /* channel-group major: with few column blocks each thread takes all columns of some
      * channels, not some columns of all channels (blocks can be unequal) */
 #pragma omp parallel for schedule(static) num_threads(threads) if (items > 1)
@@ -333,7 +331,7 @@ void rn_quantize_input(const float *x, int n, int c, int h, int w, rn_qparam q, 
 
 void rn_qmaxpool_c16(const uint8_t *x, int c, int n, int h, int w, int k, int stride, int pad,
                      int ho, int wo, uint8_t *y) {
-    long planes = (long)cblocks(c) * n;
+    long planes = (long)rn_q_cblocks(c) * n;
 #pragma omp parallel for schedule(static) num_threads(rn_threads()) if (planes > 1)
     for (long pl = 0; pl < planes; pl++) {
         const uint8_t *src = x + (size_t)pl * h * w * 16;

@@ -47,6 +47,9 @@
 #define RN_Q_MAX 127          /* activations: uint8 in [0, RN_Q_MAX] */
 #define RN_Q_CB 16            /* channels per c16 block */
 
+/* c16 blocks holding c channels. */
+static inline int rn_q_cblocks(int c) { return (c + RN_Q_CB - 1) / RN_Q_CB; }
+
 /* A tensor's quantization: x = (q - zp) * scale. */
 typedef struct rn_qparam {
     float scale;
