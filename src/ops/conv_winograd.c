@@ -169,39 +169,89 @@ static size_t workspace_floats(const rn_kernels *k, const rn_conv_shape *s, int 
  * Preparation: U = G g G^T per (output, input) channel, packed per xi
  * ------------------------------------------------------------------------- */
 
-/* u[6][6] = G g G^T for one 3x3 kernel g, in double. */
-static void weight_tile(const float *g, double u[36]) {
-    static const double G[6][3] = {{1.0 / 4, 0, 0},
-                                   {-1.0 / 6, -1.0 / 6, -1.0 / 6},
-                                   {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-                                   {1.0 / 24, 1.0 / 12, 1.0 / 6},
-                                   {1.0 / 24, -1.0 / 12, 1.0 / 6},
-                                   {0, 0, 1}};
-    double t[6][3];
+/* Lanes of the preparation: input channels transformed together. */
+#define PREP_LANES 8
+
+/* u[xi][l] = (G g_l G^T)[xi] for the 3x3 kernels g_l, l < PREP_LANES, whose
+ * taps lie at g + l * 9: the rows t = G g first, then u = t G^T, with G's
+ * zeros and symmetries written out (the compiler vectorizes over l). */
+static void weight_tiles(const float *g, double u[XI][PREP_LANES]) {
+    double t[6][3][PREP_LANES];
+    for (int c = 0; c < 3; c++)
+        for (int l = 0; l < PREP_LANES; l++) {
+            const double g0 = g[l * 9 + c], g1 = g[l * 9 + 3 + c], g2 = g[l * 9 + 6 + c];
+            const double even = g0 + g2;
+            t[0][c][l] = g0 * (1.0 / 4);
+            t[1][c][l] = -(even + g1) * (1.0 / 6);
+            t[2][c][l] = -(even - g1) * (1.0 / 6);
+            t[3][c][l] = g0 * (1.0 / 24) + g1 * (1.0 / 12) + g2 * (1.0 / 6);
+            t[4][c][l] = g0 * (1.0 / 24) - g1 * (1.0 / 12) + g2 * (1.0 / 6);
+            t[5][c][l] = g2;
+        }
     for (int i = 0; i < 6; i++)
-        for (int c = 0; c < 3; c++)
-            t[i][c] = G[i][0] * g[c] + G[i][1] * g[3 + c] + G[i][2] * g[6 + c];
-    for (int i = 0; i < 6; i++)
-        for (int j = 0; j < 6; j++)
-            u[i * 6 + j] = t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2];
+        for (int l = 0; l < PREP_LANES; l++) {
+            const double t0 = t[i][0][l], t1 = t[i][1][l], t2 = t[i][2][l];
+            const double even = t0 + t2;
+            u[i * 6 + 0][l] = t0 * (1.0 / 4);
+            u[i * 6 + 1][l] = -(even + t1) * (1.0 / 6);
+            u[i * 6 + 2][l] = -(even - t1) * (1.0 / 6);
+            u[i * 6 + 3][l] = t0 * (1.0 / 24) + t1 * (1.0 / 12) + t2 * (1.0 / 6);
+            u[i * 6 + 4][l] = t0 * (1.0 / 24) - t1 * (1.0 / 12) + t2 * (1.0 / 6);
+            u[i * 6 + 5][l] = t2;
+        }
 }
 
+/* Floats of one chunk of a panel's U, staged per xi before it is copied. */
+#define PREP_CHUNK 512
+
+/* Output channels in panels of the kernels' mr rows (threads share out the
+ * panels); per panel, a chunk of input channels inside one K block at a
+ * time (about PREP_CHUNK / mr of them) is transformed PREP_LANES channels at
+ * a time into a staging buffer in the packed order, then copied out one xi
+ * at a time (in the packed layout a chunk's mr rows lie together per xi),
+ * so that the 36 planes are written in long runs. Rows past K (the last
+ * panel's padding) are written as zeros. */
 static void prepare(const rn_kernels *k, const rn_conv_shape *s, const float *w, float *prepared) {
     // w: (K, C, 3, 3) -> prepared: per xi, U_xi (K x C) packed as the GEMM's A
     const int K = s->cout, C = s->cin, mr = k->mr, m_panels = ceil_div(K, mr);
     const size_t uf = u_floats(k, s);
     int nkb, kcb;
     rn_gemm_k_blocks(k, C, &nkb, &kcb);
-    memset(prepared, 0, XI * uf * sizeof(float)); /* the padding rows stay zero */
+    int chunk = PREP_CHUNK / mr / PREP_LANES * PREP_LANES;
+    if (chunk < PREP_LANES)
+        chunk = PREP_LANES;
 #pragma omp parallel for num_threads(rn_threads()) schedule(static) if ((long)K * C > 4096)
-    for (int ko = 0; ko < K; ko++)
-        for (int c = 0; c < C; c++) {
-            double u[36];
-            weight_tile(w + ((size_t)ko * C + c) * 9, u);
-            const size_t at = rn_gemm_packed_a_index(mr, C, nkb, kcb, m_panels, ko, c);
-            for (int xi = 0; xi < XI; xi++)
-                prepared[xi * uf + at] = (float)u[xi];
+    for (int panel = 0; panel < m_panels; panel++) {
+        float stage[XI][RN_MR_MAX * PREP_LANES > PREP_CHUNK ? RN_MR_MAX * PREP_LANES : PREP_CHUNK];
+        for (int k0 = 0; k0 < C; k0 += kcb) {
+            const int k1 = C - k0 < kcb ? C : k0 + kcb;
+            for (int c0 = k0; c0 < k1; c0 += chunk) {
+                const int c1 = k1 - c0 < chunk ? k1 : c0 + chunk;
+                for (int cl = c0; cl < c1; cl += PREP_LANES) {
+                    const int lanes = c1 - cl < PREP_LANES ? c1 - cl : PREP_LANES;
+                    for (int r = 0; r < mr; r++) {
+                        const int ko = panel * mr + r;
+                        const float *src = w + ((size_t)ko * C + cl) * 9;
+                        float g[PREP_LANES * 9];
+                        if (ko < K && lanes == PREP_LANES)
+                            for (int i = 0; i < PREP_LANES * 9; i++)
+                                g[i] = src[i];
+                        else
+                            for (int i = 0; i < PREP_LANES * 9; i++)
+                                g[i] = ko < K && i < lanes * 9 ? src[i] : 0.0f;
+                        double u[XI][PREP_LANES];
+                        weight_tiles(g, u);
+                        for (int xi = 0; xi < XI; xi++)
+                            for (int l = 0; l < lanes; l++)
+                                stage[xi][(cl - c0 + l) * mr + r] = (float)u[xi][l];
+                    }
+                }
+                const size_t at = rn_gemm_packed_a_index(mr, C, nkb, kcb, m_panels, panel * mr, c0);
+                for (int xi = 0; xi < XI; xi++)
+                    memcpy(prepared + xi * uf + at, stage[xi], (size_t)(c1 - c0) * (size_t)mr * sizeof(float));
+            }
         }
+    }
 }
 
 /* ---------------------------------------------------------------------------
