@@ -203,10 +203,45 @@ static rn_gemm_kernel_fn geo_fn(int width) {
 /* A descriptor with the given geometry, plain-C kernels and packer. */
 static rn_kernels geometry_of(const char *name, int mr, int nr, int step, int kc, int mc) {
     rn_kernels k = {.isa = RN_ISA_PORTABLE, .name = name, .mr = mr, .nr = nr, .nr_step = step,
-                    .kc = kc, .mc = mc, .pack_im2col = rn_im2col_pack_portable};
+                    .kc = kc, .mc = mc, .pack_im2col = rn_im2col_pack_portable,
+                    .pack_bt = rn_pack_bt_portable};
     for (int w = step, i = 0; w <= nr; w += step, i++)
         k.fn[i] = k.fn_raw[i] = geo_fn(w);
     return k;
+}
+
+/* The descriptor's transposing packer against the portable one, bit for
+ * bit, on random panel shapes: every width its kernels take, ragged and
+ * empty column counts, K not a multiple of the SIMD block. */
+static void check_pack_bt(const rn_kernels *kd) {
+    int bad = 0, cases = 0;
+    for (int trial = 0; trial < 200; trial++) {
+        const int widths = kd->nr / kd->nr_step;
+        const int nr = kd->nr_step * (1 + (int)(rng_next() % (unsigned)widths));
+        const int kc = 1 + (int)(rng_next() % 300), cols = (int)(rng_next() % (unsigned)(nr + 1));
+        const ptrdiff_t ldb = kc + (ptrdiff_t)(rng_next() % 9);
+        float *src = rn_alloc((size_t)(nr > 0 ? nr : 1) * (size_t)ldb * sizeof(float));
+        float *got = rn_alloc((size_t)kc * (size_t)nr * sizeof(float));
+        float *want = rn_alloc((size_t)kc * (size_t)nr * sizeof(float));
+        if (!src || !got || !want) {
+            fprintf(stderr, "test_gemm: out of memory\n");
+            exit(1);
+        }
+        for (ptrdiff_t i = 0; i < (ptrdiff_t)nr * ldb; i++)
+            src[i] = rng_float();
+        for (ptrdiff_t i = 0; i < (ptrdiff_t)kc * nr; i++)
+            got[i] = want[i] = NAN; /* every element must be written */
+        kd->pack_bt(src, ldb, kc, cols, nr, got);
+        rn_pack_bt_portable(src, ldb, kc, cols, nr, want);
+        if (memcmp(got, want, (size_t)kc * (size_t)nr * sizeof(float)) != 0)
+            bad++;
+        cases++;
+        rn_free(src), rn_free(got), rn_free(want);
+    }
+    char what[160];
+    snprintf(what, sizeof what, "%s transposing B packer = portable, bit for bit (%d random panels)",
+             kd->name, cases);
+    check(bad == 0, what);
 }
 
 static void run_cases(const rn_kernels *kd, int slow) {
@@ -251,6 +286,8 @@ int main(void) {
     const int nk = check_kernel_paths("test_gemm", ks);
     for (int i = 0; i < nk; i++)
         run_cases(ks[i], ks[i]->isa == RN_ISA_PORTABLE);
+    for (int i = 0; i < nk; i++)
+        check_pack_bt(ks[i]);
 
     /* The SIMD descriptors' geometries on the plain-C kernel. */
     const rn_kernels geo[] = {

@@ -76,12 +76,22 @@ static inline void copy_floats(float *dst, const float *src, int n) {
         dst[j] = src[j];
 }
 
+void rn_pack_bt_portable(const float *src, ptrdiff_t ldb, int kc, int cols, int nr, float *dst) {
+    for (int j = 0; j < cols; j++)
+        for (int k = 0; k < kc; k++)
+            dst[(ptrdiff_t)k * nr + j] = src[(ptrdiff_t)j * ldb + k];
+    for (int k = 0; k < kc; k++)
+        for (int j = cols; j < nr; j++)
+            dst[(ptrdiff_t)k * nr + j] = 0.0f;
+}
+
 /* Panels p < np of op(B), each kc x nr: dst[(p * kc + k) * nr + j] =
  * op(B)[k0 + k, j0 + p * nr + j], zero for columns >= N. Several panels are
  * packed together so that each row of B is read in one longer piece: rows
- * lie far apart, and short reads of many rows are slow. */
-static void pack_b_matrix(const b_source *bs, int k0, int kc, long j0, int nr, int np,
-                          float *dst) {
+ * lie far apart, and short reads of many rows are slow. A transposed B is
+ * packed a panel at a time by the descriptor's packer. */
+static void pack_b_matrix(const rn_kernels *kd, const b_source *bs, int k0, int kc, long j0,
+                          int nr, int np, float *dst) {
     const int total = bs->N - j0 < (long)nr * np ? (int)(bs->N - j0) : nr * np;
     if (!bs->transb) {
         for (int k = 0; k < kc; k++) {
@@ -96,16 +106,9 @@ static void pack_b_matrix(const b_source *bs, int k0, int kc, long j0, int nr, i
         }
     } else {
         for (int q = 0; q < np; q++) {
-            float *panel = dst + (ptrdiff_t)q * kc * nr;
             const int cols = total - q * nr < nr ? total - q * nr : nr;
-            for (int j = 0; j < cols; j++) {
-                const float *src = bs->B + (ptrdiff_t)(j0 + q * nr + j) * bs->ldb + k0;
-                for (int k = 0; k < kc; k++)
-                    panel[(ptrdiff_t)k * nr + j] = src[k];
-            }
-            for (int k = 0; k < kc; k++)
-                for (int j = cols > 0 ? cols : 0; j < nr; j++)
-                    panel[(ptrdiff_t)k * nr + j] = 0.0f;
+            const float *src = cols > 0 ? bs->B + (ptrdiff_t)(j0 + q * nr) * bs->ldb + k0 : bs->B;
+            kd->pack_bt(src, bs->ldb, kc, cols > 0 ? cols : 0, nr, dst + (ptrdiff_t)q * kc * nr);
         }
     }
 }
@@ -116,7 +119,7 @@ static void pack_b(const rn_kernels *kd, const b_source *bs, int k0, int kc, lon
     if (bs->im)
         kd->pack_im2col(bs->im, k0, kc, j0, nr, dst);
     else
-        pack_b_matrix(bs, k0, kc, j0, nr, np, dst);
+        pack_b_matrix(kd, bs, k0, kc, j0, nr, np, dst);
 }
 
 /* ---------------------------------------------------------------------------

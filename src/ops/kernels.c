@@ -104,6 +104,7 @@ static const rn_kernels PORTABLE = {
     .nr_step = PORTABLE_NR, .kc = 192, .mc = 512,
     .fn = {kernel_portable}, .fn_raw = {kernel_portable},
     .pack_im2col = rn_im2col_pack_portable,
+    .pack_bt = rn_pack_bt_portable,
     .wino_in = rn_wino_in_portable,
     .wino_out = rn_wino_out_portable,
     .qgemm = rn_qgemm_portable, .q_nj = 4, .q_ncb = 1, .q_name = "portable 16x4",
@@ -116,6 +117,7 @@ static const rn_kernels AVX2 = {
     .fn = {rn_sgemm_kernel_avx2_6x8, rn_sgemm_kernel_avx2_6x16},
     .fn_raw = {rn_sgemm_kernel_avx2_6x8_rawa, rn_sgemm_kernel_avx2_6x16_rawa},
     .pack_im2col = rn_im2col_pack_avx2,
+    .pack_bt = rn_pack_bt_avx2,
     .wino_in = rn_wino_in_avx2,
     .wino_out = rn_wino_out_avx2,
     .qgemm = rn_qgemm_avx2, .q_nj = 4, .q_ncb = 1, .q_name = "avx2 16x4",
@@ -128,6 +130,7 @@ static const rn_kernels AVX2 = {
     .fn_raw = {rn_sgemm_kernel_avx512_8x16_rawa, rn_sgemm_kernel_avx512_8x32_rawa,                \
                rn_sgemm_kernel_avx512_8x48_rawa},                                                 \
     .pack_im2col = rn_im2col_pack_avx512,                                                         \
+    .pack_bt = rn_pack_bt_avx2, /* AVX-512 CPUs have AVX2 */                                  \
     .wino_in = rn_wino_in_avx2, /* AVX-512 CPUs have AVX2 */                                      \
     .wino_out = rn_wino_out_avx2
 

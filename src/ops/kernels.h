@@ -50,6 +50,12 @@ typedef void (*rn_gemm_kernel_fn)(int kc, const float *a, const float *b,
 typedef void (*rn_im2col_pack_fn)(const rn_im2col *im, int k0, int kc, long j0, int nr,
                                   float *dst);
 
+/* Packs one B panel of a transposed matrix: dst[k * nr + j] = src[j * ldb + k]
+ * for k < kc and j < cols (cols <= nr rows of the source, each read along
+ * k), zero for cols <= j < nr; nr a multiple of the descriptor's nr_step. */
+typedef void (*rn_pack_bt_fn)(const float *src, ptrdiff_t ldb, int kc, int cols, int nr,
+                              float *dst);
+
 #define RN_PANEL_MAX 64     /* widest B panel any packer writes */
 #define RN_KC_MAX 256       /* largest K block of any descriptor */
 #define RN_RAW_A_MAX_COLS 1536  /* up to this many columns of B, the GEMM reads A in place */
@@ -68,6 +74,7 @@ typedef struct rn_kernels {
     rn_gemm_kernel_fn fn[RN_WIDTHS_MAX];
     rn_gemm_kernel_fn fn_raw[RN_WIDTHS_MAX];
     rn_im2col_pack_fn pack_im2col;
+    rn_pack_bt_fn pack_bt;  /* B panels of a transposed B (transb) */
     rn_wino_in_fn wino_in;  /* Winograd F(4x4, 3x3) tile transforms (winograd.h) */
     rn_wino_out_fn wino_out;
     /* int8 convolution (qconv.h): tiles of up to q_nj columns x q_ncb blocks
@@ -126,6 +133,8 @@ static inline int rn_im2col_runs(const rn_im2col *im, long j0, int count,
 
 /* The portable packer (any nr up to RN_PANEL_MAX), in gemm.c. */
 void rn_im2col_pack_portable(const rn_im2col *im, int k0, int kc, long j0, int nr, float *dst);
+/* The portable transposing packer, in gemm.c. */
+void rn_pack_bt_portable(const float *src, ptrdiff_t ldb, int kc, int cols, int nr, float *dst);
 
 /* ---------------------------------------------------------------------------
  * AVX-512 (src/ops/x86/gemm_avx512.c)
@@ -168,6 +177,8 @@ void rn_sgemm_kernel_avx2_6x16_rawa(int kc, const float *a, const float *b, cons
 
 /* nr a multiple of 8, <= 64. */
 void rn_im2col_pack_avx2(const rn_im2col *im, int k0, int kc, long j0, int nr, float *dst);
+/* 8 x 8 blocks transposed in registers; also used on AVX-512 CPUs. */
+void rn_pack_bt_avx2(const float *src, ptrdiff_t ldb, int kc, int cols, int nr, float *dst);
 
 /* Winograd transforms (src/ops/x86/winograd_avx2.c), also used on AVX-512 CPUs. */
 void rn_wino_in_avx2(const rn_wino_in *in, float *dst, ptrdiff_t stride);
