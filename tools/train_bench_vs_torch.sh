@@ -18,7 +18,8 @@
 # TORCH_WARMUP). PyTorch runs in the contiguous layout and
 # in channels_last (--torch-layouts both, the default) and its faster one counts.
 # The table shows medians over rounds and the ratio resnet.c / PyTorch in images/s
-# (> 1: resnet.c faster). Needs /usr/bin/python3 with torch.
+# (> 1: resnet.c faster), then each runtime's peak resident set (largest over rounds).
+# Needs /usr/bin/python3 with torch.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -36,7 +37,7 @@ while [ $# -gt 0 ]; do
     --resnet) RESNET=$2; shift 2 ;;
     --rn-args) RN_ARGS=$2; shift 2 ;;
     --torch-layouts) LAYOUTS=$2; shift 2 ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "train_bench_vs_torch: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -93,7 +94,7 @@ import json, statistics, sys
 res, threads, workloads = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
 names = {"1": "d2l_resnet18 28x28, batch 256", "2": "d2l_resnet18 96x96, batch 128",
          "3": "resnet18 224x224, batch 32", "4": "resnet18 CIFAR stem 32x32, batch 128"}
-runs, info = {}, {}
+runs, info, rss = {}, {}, {}
 for line in open(res):
     w, name, j = line.rstrip("\n").split("\t", 2)
     try:
@@ -101,6 +102,8 @@ for line in open(res):
     except ValueError:
         continue
     runs.setdefault((w, name), []).append((float(d["ms_per_batch_median"]), int(d.get("batch_size", d.get("batch", 0)))))
+    if "peak_rss_mb" in d:
+        rss[(w, name)] = max(rss.get((w, name), 0.0), float(d["peak_rss_mb"]))
     if name == "resnet.c":
         info[w] = "%s; %s" % (d.get("isa", "?"), d.get("conv_algorithms", ""))
 print("training step, %s threads, medians over rounds (img/s)" % threads)
@@ -119,6 +122,12 @@ for w in workloads:
     print("%-38s %10s %16s %16s %8s" % (names[w], fmt(rn), fmt(pc), fmt(pl), ratio))
     if rn is None or best is None:
         status = 1
+print("peak resident set of the process, MB (largest over rounds; PyTorch's includes the Python interpreter)")
+print("%-38s %10s %16s %16s" % ("workload", "resnet.c", "PyTorch contig", "PyTorch ch_last"))
+for w in workloads:
+    fmt = lambda name: "n/a" if (w, name) not in rss else "%.0f" % rss[(w, name)]
+    print("%-38s %10s %16s %16s" % (names[w], fmt("resnet.c"), fmt("pytorch contiguous"),
+                                     fmt("pytorch channels_last")))
 for w in workloads:
     if w in info:
         print("resnet.c workload %s ran: %s" % (w, info[w]))
