@@ -344,9 +344,12 @@ static inline void transpose8(__m256 r[8]) {
 }
 
 void rn_pack_bt_avx2(const float *src, ptrdiff_t ldb, int kc, int cols, int nr, float *dst) {
-    int k = 0;
-    for (; k + 8 <= kc; k += 8)
-        for (int j0 = 0; j0 < nr; j0 += 8) {
+    /* 8 source rows at a time along the whole of k: rows lie far apart (often
+     * a multiple of 4 KB, the same cache sets), and more than 8 at once
+     * would evict each other's lines before their second use */
+    const int k8 = kc / 8 * 8;
+    for (int j0 = 0; j0 < nr; j0 += 8)
+        for (int k = 0; k < k8; k += 8) {
             const int rows = cols - j0 < 0 ? 0 : cols - j0 > 8 ? 8 : cols - j0;
             __m256 r[8];
             for (int i = 0; i < 8; i++)
@@ -356,7 +359,7 @@ void rn_pack_bt_avx2(const float *src, ptrdiff_t ldb, int kc, int cols, int nr, 
             for (int i = 0; i < 8; i++)
                 _mm256_storeu_ps(dst + (ptrdiff_t)(k + i) * nr + j0, r[i]);
         }
-    for (; k < kc; k++)
+    for (int k = k8; k < kc; k++)
         for (int j = 0; j < nr; j++)
             dst[(ptrdiff_t)k * nr + j] = j < cols ? src[(ptrdiff_t)j * ldb + k] : 0.0f;
 }
