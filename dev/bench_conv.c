@@ -2,7 +2,7 @@
  * bench_conv.c - every convolution algorithm on the ResNet layer shapes:
  * checked against the im2col GEMM, then timed.
  *
- *     build/dev/bench_conv [-m resnet18|resnet50] [-b batch]... [-t threads]... [-r repeats]
+ *     build/dev/bench_conv [-m resnet18|resnet50|narrow] [-b batch]... [-t threads]... [-r repeats]
  *                          [-s SUBSTRING]   (only the shapes whose name contains it)
  *                          [-c]             (processor time per thread, for a shared machine)
  *
@@ -46,6 +46,22 @@ static const bench_shape resnet18[] = {
     {"3x3/2 256->512 @14", 256, 14, 512, 3, 2, 1, 1},
     {"1x1/2 256->512 @14", 256, 14, 512, 1, 2, 0, 1},
     {"3x3 512->512 @7", 512, 7, 512, 3, 1, 1, 3},
+    {NULL, 0, 0, 0, 0, 0, 0, 0},
+};
+
+/* The stride-1 3x3 convolutions of the narrow networks trained on 28x28
+ * Fashion-MNIST: the CIFAR-stem resnet18 at widths 16 and 32 (stages at
+ * 28, 14, 7, 4) and d2l_resnet18 (64 channels at 7, on to 512 at 1). */
+static const bench_shape narrow[] = {
+    {"3x3 16->16 @28", 16, 28, 16, 3, 1, 1, 5},
+    {"3x3 32->32 @14", 32, 14, 32, 3, 1, 1, 3},
+    {"3x3 64->64 @7", 64, 7, 64, 3, 1, 1, 3},
+    {"3x3 128->128 @4", 128, 4, 128, 3, 1, 1, 3},
+    {"3x3 32->32 @28", 32, 28, 32, 3, 1, 1, 5},
+    {"3x3 64->64 @14", 64, 14, 64, 3, 1, 1, 3},
+    {"3x3 128->128 @7", 128, 7, 128, 3, 1, 1, 3},
+    {"3x3 256->256 @4", 256, 4, 256, 3, 1, 1, 3},
+    {"3x3 256->256 @2", 256, 2, 256, 3, 1, 1, 3},
     {NULL, 0, 0, 0, 0, 0, 0, 0},
 };
 
@@ -162,9 +178,9 @@ int main(int argc, char **argv) {
             only = argv[++i];
         else if (!strcmp(argv[i], "-m") && i + 1 < argc) {
             net = argv[++i];
-            shapes = !strcmp(net, "resnet50") ? resnet50 : resnet18;
+            shapes = !strcmp(net, "resnet50") ? resnet50 : !strcmp(net, "narrow") ? narrow : resnet18;
         } else {
-            fprintf(stderr, "usage: bench_conv [-m resnet18|resnet50] [-b batch]... [-t threads]... [-c] "
+            fprintf(stderr, "usage: bench_conv [-m resnet18|resnet50|narrow] [-b batch]... [-t threads]... [-c] "
                             "[-r repeats] [-s SUBSTRING]\n");
             return 2;
         }
