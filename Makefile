@@ -70,7 +70,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 ifeq ($(MPI),1)
   TEST_BIN += $(BUILD)/tests/mpi_reduce
 endif
-HDRS := $(wildcard include/*.h src/*/*.h cli/*.h tests/*.h)
+HDRS := $(wildcard include/*.h src/*/*.h src/*/*/*.h cli/*.h tests/*.h)
 
 .PHONY: all lib cli tests run test ci deps clean bench-ort dev docs install uninstall sanitize fuzz fuzzers
 

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "ops/kernels.h"
+#include "ops/x86/avx2_util.h"
 
 /* ---------------------------------------------------------------------------
  * Micro-kernel: an MR x (8 * NV) tile of C in MR * NV ymm accumulators
@@ -324,25 +325,6 @@ void rn_im2col_pack_avx2(const rn_im2col *im, int k0, int kc, long j0, int nr, f
  * piece of the panel instead of one float per cache line.
  * ------------------------------------------------------------------------- */
 
-static inline void transpose8(__m256 r[8]) {
-    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xee);
-    const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xee);
-    const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xee);
-    const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xee);
-    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
-    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
-    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
-    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
-    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
-    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
-    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
-    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
-}
-
 void rn_pack_bt_avx2(const float *src, ptrdiff_t ldb, int kc, int cols, int nr, float *dst) {
     /* 8 source rows at a time along the whole of k: rows lie far apart (often
      * a multiple of 4 KB, the same cache sets), and more than 8 at once
@@ -355,7 +337,7 @@ void rn_pack_bt_avx2(const float *src, ptrdiff_t ldb, int kc, int cols, int nr, 
             for (int i = 0; i < 8; i++)
                 r[i] = i < rows ? _mm256_loadu_ps(src + (ptrdiff_t)(j0 + i) * ldb + k)
                                 : _mm256_setzero_ps();
-            transpose8(r);
+            rn_transpose8_avx2(r);
             for (int i = 0; i < 8; i++)
                 _mm256_storeu_ps(dst + (ptrdiff_t)(k + i) * nr + j0, r[i]);
         }
