@@ -90,6 +90,17 @@ static void test_pool(void) {
     float neg[4] = {-5, -4, -3, -2}, out[4];
     maxpool2d_forward(neg, 1, 2, 2, 3, 2, 1, out);
     CHECK(out[0] == -2.0f, "maxpool pads with -inf, got %g", out[0]);
+    /* a NaN anywhere in a window is that window's result (PyTorch), before
+     * or after the maximum, in both implementations; -inf stays -inf */
+    const float nan_x[16] = {1, NAN, 3, 4, 9, 0, 0, 0, -INFINITY, -INFINITY, 2, 2,
+                             -INFINITY, -INFINITY, 2, NAN};
+    float nr[4], nf[4];
+    maxpool2d_forward_ref(nan_x, 1, 4, 4, 2, 2, 0, nr);
+    maxpool2d_forward(nan_x, 1, 4, 4, 2, 2, 0, nf);
+    CHECK(isnan(nr[0]) && isnan(nf[0]) && nr[1] == 4.0f && nf[1] == 4.0f && nr[2] == -INFINITY &&
+              nf[2] == -INFINITY && isnan(nr[3]) && isnan(nf[3]),
+          "maxpool propagates NaN and keeps -inf: ref %g %g %g %g, fast %g %g %g %g", nr[0], nr[1],
+          nr[2], nr[3], nf[0], nf[1], nf[2], nf[3]);
     for (int t = 0; t < 20; t++) {
         size_t P = (size_t)check_int(1, 300), HW = (size_t)check_int(1, 3000);
         float *x = rnd(P * HW), *y1 = malloc(P * 4), *y2 = malloc(P * 4);

@@ -3,7 +3,6 @@
  *
  * Planes: x: (P, H, W) with P = C*N in the channel-major layout.
  */
-#include <float.h>
 #include <math.h>
 
 #include "core/threads.h"
@@ -31,13 +30,19 @@ static void maxpool_plane(const float *x, int H, int W, int k, int stride, int p
         for (int ox = 0; ox < WO; ox++) {
             int x0 = ox * stride - pad, kx0, kx1;
             window_clip(x0, k, W, &kx0, &kx1);
-            float m = -FLT_MAX;
+            /* a NaN in the window is the result, as in PyTorch (flagged
+             * beside the comparisons, which stay branch-free max
+             * instructions) */
+            float m = -INFINITY;
+            int nan = 0;
             for (int ky = ky0; ky < ky1; ky++) {
                 const float *row = x + (size_t)(y0 + ky) * W + x0;
-                for (int kx = kx0; kx < kx1; kx++)
+                for (int kx = kx0; kx < kx1; kx++) {
+                    nan |= row[kx] != row[kx];
                     m = row[kx] > m ? row[kx] : m;
+                }
             }
-            y[(size_t)oy * WO + ox] = m;
+            y[(size_t)oy * WO + ox] = nan ? NAN : m;
         }
     }
 }
@@ -48,14 +53,14 @@ void maxpool2d_forward_ref(const float *x, int P, int H, int W, int k, int strid
     for (int p = 0; p < P; p++)
         for (int oy = 0; oy < HO; oy++)
             for (int ox = 0; ox < WO; ox++) {
-                float m = -FLT_MAX;
+                float m = -INFINITY;
                 for (int ky = 0; ky < k; ky++)
                     for (int kx = 0; kx < k; kx++) {
                         int iy = oy * stride - pad + ky, ix = ox * stride - pad + kx;
                         if (iy < 0 || iy >= H || ix < 0 || ix >= W)
                             continue;
                         float v = x[((size_t)p * H + iy) * W + ix];
-                        if (v > m)
+                        if (v > m || v != v) /* PyTorch's rule: NaN wins */
                             m = v;
                     }
                 y[((size_t)p * HO + oy) * WO + ox] = m;
