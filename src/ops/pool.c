@@ -22,27 +22,49 @@ static inline void window_clip(int o0, int k, int n, int *k0, int *k1) {
     *k1 = o0 + k > n ? n - o0 : k;
 }
 
+/* Whether x[0 .. n-1] holds a NaN (a pass the compiler vectorizes). */
+static int has_nan(const float *x, size_t n) {
+    int found = 0;
+#pragma omp simd reduction(| : found)
+    for (size_t i = 0; i < n; i++)
+        found |= x[i] != x[i];
+    return found;
+}
+
+/* One plane, as PyTorch: the largest value of each window, or NaN where the
+ * window holds one. The comparisons stay branch-free max instructions (which
+ * drop NaN); a plane holding a NaN (found first, in one pass) is redone by
+ * the exact rule. */
 static void maxpool_plane(const float *x, int H, int W, int k, int stride, int pad,
                           int HO, int WO, float *y) {
+    const int any_nan = has_nan(x, (size_t)H * W);
     for (int oy = 0; oy < HO; oy++) {
         int y0 = oy * stride - pad, ky0, ky1;
         window_clip(y0, k, H, &ky0, &ky1);
         for (int ox = 0; ox < WO; ox++) {
             int x0 = ox * stride - pad, kx0, kx1;
             window_clip(x0, k, W, &kx0, &kx1);
-            /* a NaN in the window is the result, as in PyTorch (flagged
-             * beside the comparisons, which stay branch-free max
-             * instructions) */
             float m = -INFINITY;
-            int nan = 0;
             for (int ky = ky0; ky < ky1; ky++) {
                 const float *row = x + (size_t)(y0 + ky) * W + x0;
-                for (int kx = kx0; kx < kx1; kx++) {
-                    nan |= row[kx] != row[kx];
+                for (int kx = kx0; kx < kx1; kx++)
                     m = row[kx] > m ? row[kx] : m;
-                }
             }
-            y[(size_t)oy * WO + ox] = nan ? NAN : m;
+            y[(size_t)oy * WO + ox] = m;
+        }
+    }
+    if (!any_nan)
+        return;
+    for (int oy = 0; oy < HO; oy++) {
+        int y0 = oy * stride - pad, ky0, ky1;
+        window_clip(y0, k, H, &ky0, &ky1);
+        for (int ox = 0; ox < WO; ox++) {
+            int x0 = ox * stride - pad, kx0, kx1;
+            window_clip(x0, k, W, &kx0, &kx1);
+            for (int ky = ky0; ky < ky1; ky++)
+                for (int kx = kx0; kx < kx1; kx++)
+                    if (x[(size_t)(y0 + ky) * W + x0 + kx] != x[(size_t)(y0 + ky) * W + x0 + kx])
+                        y[(size_t)oy * WO + ox] = NAN;
         }
     }
 }
