@@ -333,18 +333,23 @@ static void fd_pool(int P, int H, int W, int k, int stride, int pad, int avg) {
     c.x = to_double(x, x_n);
     c.r = to_double(r, y_n);
     c.y = dbuf(y_n);
+    float *py = fbuf(avg ? 1 : y_n); /* the forward's output, for the fast max-pool backward */
+    if (!avg)
+        maxpool2d_forward(x, P, H, W, k, stride, pad, py);
     double *gx = dbuf(x_n);
     numeric_grad(pool_objective, &c, c.x, x_n, gx);
     for (int fast = 0; fast <= 1; fast++) {
         if (avg)
             (fast ? avgpool_global_backward : avgpool_global_backward_ref)(r, P, (size_t)H * W, dx);
+        else if (fast)
+            maxpool2d_backward(x, py, r, P, H, W, k, stride, pad, dx);
         else
-            (fast ? maxpool2d_backward : maxpool2d_backward_ref)(x, r, P, H, W, k, stride, pad, dx);
+            maxpool2d_backward_ref(x, r, P, H, W, k, stride, pad, dx);
         double e = norm_err(dx, gx, x_n);
         CHECK(e <= FD_TOL, "fd %s %s P=%d %dx%d k=%d s=%d p=%d: dx %.1e",
               avg ? "avgpool" : "maxpool", fast ? "fast" : "ref", P, H, W, k, stride, pad, e);
     }
-    rn_free(x), rn_free(r), rn_free(dx);
+    rn_free(x), rn_free(r), rn_free(dx), rn_free(py);
     free(c.x), free(c.r), free(c.y), free(gx);
 }
 
@@ -612,14 +617,16 @@ static void determinism_ops(void) {
     }
     for (int t = 0; t < 2; t++)
         rn_free(a[t]), rn_free(b[t]), rn_free(e[t]);
+    float *py = fbuf((size_t)P * maxpool2d_out_size(H, 3, 2, 1) * maxpool2d_out_size(W, 3, 2, 1));
+    maxpool2d_forward(px, P, H, W, 3, 2, 1, py);
     for (int t = 0; t < 2; t++) {
         rn_set_threads(t + 1);
         a[t] = fbuf((size_t)P * H * W);
-        maxpool2d_backward(px, dy, P, H, W, 3, 2, 1, a[t]);
+        maxpool2d_backward(px, py, dy, P, H, W, 3, 2, 1, a[t]);
         if (t)
             ok_pool = same_bits(a[0], a[1], (size_t)P * H * W);
     }
-    rn_free(a[0]), rn_free(a[1]);
+    rn_free(a[0]), rn_free(a[1]), rn_free(py);
     for (int t = 0; t < 2; t++) {
         rn_set_threads(t + 1);
         a[t] = fbuf((size_t)F * N), b[t] = fbuf((size_t)K * F), e[t] = fbuf(K);
@@ -682,27 +689,40 @@ static void fast_vs_ref_ops(void) {
     /* max pooling: ties go to the first maximum in scan order */
     const float tie[16] = {1, 5, 5, 0, 5, 2, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0};
     const float one[4] = {1, 1, 1, 1};
-    float d1[16], d2[16];
+    float d1[16], d2[16], ty[4];
+    maxpool2d_forward(tie, 1, 4, 4, 2, 2, 0, ty);
     maxpool2d_backward_ref(tie, one, 1, 4, 4, 2, 2, 0, d1);
-    maxpool2d_backward(tie, one, 1, 4, 4, 2, 2, 0, d2);
+    maxpool2d_backward(tie, ty, one, 1, 4, 4, 2, 2, 0, d2);
     CHECK(d1[1] == 1 && d1[4] == 0 && d1[2] == 1 && d1[7] == 0 && d1[8] == 1 && d1[10] == 1 &&
               same_bits(d1, d2, 16),
           "maxpool backward: ties to the first maximum");
-    for (int t = 0; t < 6; t++) {
-        int P = check_int(1, 6), H = check_int(1, 20), W = check_int(1, 20), k = check_int(1, 3);
-        int s = check_int(1, 2), p = check_int(0, k / 2);
+    /* random shapes (windows up to 7x7: past the 32 taps of the bit mask),
+     * many ties, signed zeros, -inf and NaNs (some windows with several) */
+    for (int t = 0; t < 40; t++) {
+        int P = check_int(1, 6), H = check_int(1, 20), W = check_int(1, 20), k = check_int(1, 7);
+        int s = check_int(1, 3), p = check_int(0, k / 2);
         if (maxpool2d_out_size(H, k, s, p) < 1 || maxpool2d_out_size(W, k, s, p) < 1)
             continue;
         size_t n = (size_t)P * H * W, m = (size_t)P * maxpool2d_out_size(H, k, s, p) *
                                           maxpool2d_out_size(W, k, s, p);
         float *x = frand(n, -1, 1), *dy = frand(m, -1, 1), *a = fbuf(n), *b = fbuf(n);
-        for (size_t i = 0; i < n; i++)
+        float *y = fbuf(m);
+        for (size_t i = 0; i < n; i++) {
             x[i] = floorf(x[i] * 3.0f); /* many ties */
+            const int special = check_int(0, 99);
+            if (t % 2 && special < 3)
+                x[i] = NAN;
+            else if (special < 8)
+                x[i] = special % 2 ? -0.0f : 0.0f;
+            else if (special < 10)
+                x[i] = -INFINITY;
+        }
+        maxpool2d_forward(x, P, H, W, k, s, p, y);
         maxpool2d_backward_ref(x, dy, P, H, W, k, s, p, a);
-        maxpool2d_backward(x, dy, P, H, W, k, s, p, b);
-        CHECK(same_bits(a, b, n), "maxpool backward fast vs ref P=%d %dx%d k=%d s=%d p=%d", P, H,
-              W, k, s, p);
-        rn_free(x), rn_free(dy), rn_free(a), rn_free(b);
+        maxpool2d_backward(x, y, dy, P, H, W, k, s, p, b);
+        CHECK(same_bits(a, b, n), "maxpool backward fast vs ref P=%d %dx%d k=%d s=%d p=%d%s", P, H,
+              W, k, s, p, t % 2 ? " with NaNs" : "");
+        rn_free(x), rn_free(dy), rn_free(a), rn_free(b), rn_free(y);
     }
 }
 

@@ -96,8 +96,11 @@ void relu_backward(const float *y, const float *dy, size_t n, float *dx);
  * its window in row-major scan order (PyTorch's choice). */
 void maxpool2d_backward_ref(const float *x, const float *dy, int P, int H, int W, int k,
                             int stride, int pad, float *dx);
-void maxpool2d_backward(const float *x, const float *dy, int P, int H, int W, int k,
-                        int stride, int pad, float *dx);
+/* The same from the forward's output y as well (maxpool2d_forward of x):
+ * each window's winner is found by comparing with y, independent tests
+ * instead of a chain of comparisons (bitwise the reference's dx). */
+void maxpool2d_backward(const float *x, const float *y, const float *dy, int P, int H, int W,
+                        int k, int stride, int pad, float *dx);
 
 /* Global average pool: dx[p, i] = dy[p] / HW. */
 void avgpool_global_backward_ref(const float *dy, size_t P, size_t HW, float *dx);

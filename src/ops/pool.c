@@ -4,6 +4,8 @@
  * Planes: x: (P, H, W) with P = C*N in the channel-major layout.
  */
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "core/threads.h"
 #include "ops/ops.h"
@@ -132,9 +134,42 @@ void avgpool_global_forward(const float *x, size_t P, size_t HW, float *y) {
  * value (or a NaN). Windows overlap when stride < k: a plane's outputs are
  * added in order, and planes are split over the threads. */
 
-static void maxpool_backward_plane(const float *x, const float *dy, int H, int W, int k,
-                                   int stride, int pad, int HO, int WO, float *dx) {
-    // x, dx: (H, W)  dy: (HO, WO)
+/* Bit 8 r + c set where window element (r, c) is the window's winner: for
+ * a maximum m that is not NaN, the elements with m's bits (the first of
+ * them is the forward's choice: an earlier element equal to m, even -0 for
+ * +0, would have been chosen instead); for NaN, the NaNs. Rows and columns
+ * at most 8; inlined, so that the full 3x3 window of ResNet's pool unrolls. */
+static inline __attribute__((always_inline)) uint64_t
+window_hits(const float *x, int W, int rows, int cols, float m, int is_nan) {
+    uint64_t hits = 0;
+    if (!is_nan) {
+        uint32_t mb;
+        memcpy(&mb, &m, sizeof mb);
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++) {
+                uint32_t vb;
+                memcpy(&vb, x + (size_t)r * W + c, sizeof vb);
+                hits |= (uint64_t)(vb == mb) << (r * 8 + c);
+            }
+    } else {
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++) {
+                const float v = x[(size_t)r * W + c];
+                hits |= (uint64_t)(v != v) << (r * 8 + c);
+            }
+    }
+    return hits;
+}
+
+/* One plane. Each window's winner is where x equals the window's maximum y
+ * (the first such, in scan order: ties and +-0 go to the first maximum),
+ * or, where y is NaN, the last NaN (PyTorch's rule); the window's tests
+ * are independent and gathered into a bit mask (8 bits a window row), so
+ * there is no chain of dependent, mispredicted comparisons. Windows wider
+ * or taller than 8 take a scan. */
+static void maxpool_backward_plane(const float *x, const float *y, const float *dy, int H, int W,
+                                   int k, int stride, int pad, int HO, int WO, float *dx) {
+    // x, dx: (H, W)  y, dy: (HO, WO)
     for (size_t i = 0; i < (size_t)H * W; i++)
         dx[i] = 0.0f;
     for (int oy = 0; oy < HO; oy++) {
@@ -143,21 +178,31 @@ static void maxpool_backward_plane(const float *x, const float *dy, int H, int W
         for (int ox = 0; ox < WO; ox++) {
             int x0 = ox * stride - pad, kx0, kx1;
             window_clip(x0, k, W, &kx0, &kx1);
-            if (ky0 >= ky1 || kx0 >= kx1)
+            const int cols = kx1 - kx0, rows = ky1 - ky0;
+            if (cols <= 0 || rows <= 0)
                 continue; /* a window wholly in the padding */
-            size_t best = (size_t)(y0 + ky0) * W + (x0 + kx0);
-            float m = -INFINITY;
-            for (int ky = ky0; ky < ky1; ky++) {
-                size_t at = (size_t)(y0 + ky) * W + x0;
-                for (int kx = kx0; kx < kx1; kx++) {
-                    float v = x[at + kx];
-                    if (v > m || v != v) {
-                        m = v;
-                        best = at + kx;
-                    }
+            const float m = y[(size_t)oy * WO + ox];
+            const int is_nan = m != m;
+            const size_t origin = (size_t)(y0 + ky0) * W + (size_t)(x0 + kx0);
+            size_t at = origin; /* y is x's maximum: some element wins */
+            if (cols <= 8 && rows <= 8) {
+                const uint64_t hits = rows == 3 && cols == 3
+                                          ? window_hits(x + origin, W, 3, 3, m, is_nan)
+                                          : window_hits(x + origin, W, rows, cols, m, is_nan);
+                if (hits) {
+                    const int t = is_nan ? 63 - __builtin_clzll(hits) : __builtin_ctzll(hits);
+                    at = origin + (size_t)(t / 8) * W + (size_t)(t % 8);
                 }
+            } else {
+                int found = 0;
+                for (int r = 0; r < rows; r++)
+                    for (int c = 0; c < cols; c++) {
+                        const size_t i = origin + (size_t)r * W + (size_t)c;
+                        if (is_nan ? x[i] != x[i] : x[i] == m && !found)
+                            at = i, found = 1;
+                    }
             }
-            dx[best] += dy[(size_t)oy * WO + ox];
+            dx[at] += dy[(size_t)oy * WO + ox];
         }
     }
 }
@@ -190,13 +235,14 @@ void maxpool2d_backward_ref(const float *x, const float *dy, int P, int H, int W
             }
 }
 
-void maxpool2d_backward(const float *x, const float *dy, int P, int H, int W, int k,
-                        int stride, int pad, float *dx) {
+void maxpool2d_backward(const float *x, const float *y, const float *dy, int P, int H, int W,
+                        int k, int stride, int pad, float *dx) {
     int HO = maxpool2d_out_size(H, k, stride, pad), WO = maxpool2d_out_size(W, k, stride, pad);
 #pragma omp parallel for num_threads(rn_threads()) schedule(static)
     for (int p = 0; p < P; p++)
-        maxpool_backward_plane(x + (size_t)p * H * W, dy + (size_t)p * HO * WO, H, W, k,
-                               stride, pad, HO, WO, dx + (size_t)p * H * W);
+        maxpool_backward_plane(x + (size_t)p * H * W, y + (size_t)p * HO * WO,
+                               dy + (size_t)p * HO * WO, H, W, k, stride, pad, HO, WO,
+                               dx + (size_t)p * H * W);
 }
 
 void avgpool_global_backward_ref(const float *dy, size_t P, size_t HW, float *dx) {

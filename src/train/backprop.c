@@ -522,8 +522,8 @@ rn_status rn_backprop_backward(rn_backprop *bp, float *grads, rn_grad_hook ready
         /* the pools' and the classifier's inputs have no other reader: their
          * gradients are written, not accumulated */
         case RN_NODE_MAXPOOL:
-            maxpool2d_backward(bp->act[nd->in], bp->grad[nd->out], vi->c * n, vi->h, vi->w, nd->k,
-                               nd->stride, nd->pad, bp->grad[nd->in]);
+            maxpool2d_backward(bp->act[nd->in], bp->act[nd->out], bp->grad[nd->out], vi->c * n,
+                               vi->h, vi->w, nd->k, nd->stride, nd->pad, bp->grad[nd->in]);
             written[nd->in] = 1;
             break;
         case RN_NODE_AVGPOOL:
