@@ -239,7 +239,7 @@ static void check_pack_bt(const rn_kernels *kd) {
         rn_free(src), rn_free(got), rn_free(want);
     }
     char what[160];
-    snprintf(what, sizeof what, "%s transposing B packer = portable, bit for bit (%d random panels)",
+    snprintf(what, sizeof what, "%s transposing B packer = portable, bitwise (%d random panels)",
              kd->name, cases);
     check(bad == 0, what);
 }

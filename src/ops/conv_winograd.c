@@ -231,14 +231,15 @@ static void prepare(const rn_kernels *k, const rn_conv_shape *s, const float *w,
                     const int lanes = c1 - cl < PREP_LANES ? c1 - cl : PREP_LANES;
                     for (int r = 0; r < mr; r++) {
                         const int ko = panel * mr + r;
-                        const float *src = w + ((size_t)ko * C + cl) * 9;
+                        const int live = ko < K ? lanes * 9 : 0; /* taps to read */
+                        const float *src = ko < K ? w + ((size_t)ko * C + cl) * 9 : w;
                         float g[PREP_LANES * 9];
-                        if (ko < K && lanes == PREP_LANES)
+                        if (live == PREP_LANES * 9)
                             for (int i = 0; i < PREP_LANES * 9; i++)
                                 g[i] = src[i];
                         else
                             for (int i = 0; i < PREP_LANES * 9; i++)
-                                g[i] = ko < K && i < lanes * 9 ? src[i] : 0.0f;
+                                g[i] = i < live ? src[i] : 0.0f;
                         double u[XI][PREP_LANES];
                         weight_tiles(g, u);
                         for (int xi = 0; xi < XI; xi++)
@@ -247,8 +248,9 @@ static void prepare(const rn_kernels *k, const rn_conv_shape *s, const float *w,
                     }
                 }
                 const size_t at = rn_gemm_packed_a_index(mr, C, nkb, kcb, m_panels, panel * mr, c0);
+                const size_t run = (size_t)(c1 - c0) * (size_t)mr;
                 for (int xi = 0; xi < XI; xi++)
-                    memcpy(prepared + xi * uf + at, stage[xi], (size_t)(c1 - c0) * (size_t)mr * sizeof(float));
+                    memcpy(prepared + xi * uf + at, stage[xi], run * sizeof(float));
             }
         }
     }
