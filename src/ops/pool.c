@@ -33,13 +33,16 @@ static int has_nan(const float *x, size_t n) {
     return found;
 }
 
-/* One plane, as PyTorch: the largest value of each window, or NaN where the
- * window holds one. The comparisons stay branch-free max instructions (which
- * drop NaN); a plane holding a NaN (found first, in one pass) is redone by
- * the exact rule. */
+/* One plane: the largest value of each window, by branch-free max
+ * instructions. They drop NaN, so a plane holding one (found first, in one
+ * pass) is pooled by the reference instead, which passes the NaN on as
+ * PyTorch does. */
 static void maxpool_plane(const float *x, int H, int W, int k, int stride, int pad,
                           int HO, int WO, float *y) {
-    const int any_nan = has_nan(x, (size_t)H * W);
+    if (has_nan(x, (size_t)H * W)) {
+        maxpool2d_forward_ref(x, 1, H, W, k, stride, pad, y);
+        return;
+    }
     for (int oy = 0; oy < HO; oy++) {
         int y0 = oy * stride - pad, ky0, ky1;
         window_clip(y0, k, H, &ky0, &ky1);
@@ -53,20 +56,6 @@ static void maxpool_plane(const float *x, int H, int W, int k, int stride, int p
                     m = row[kx] > m ? row[kx] : m;
             }
             y[(size_t)oy * WO + ox] = m;
-        }
-    }
-    if (!any_nan)
-        return;
-    for (int oy = 0; oy < HO; oy++) {
-        int y0 = oy * stride - pad, ky0, ky1;
-        window_clip(y0, k, H, &ky0, &ky1);
-        for (int ox = 0; ox < WO; ox++) {
-            int x0 = ox * stride - pad, kx0, kx1;
-            window_clip(x0, k, W, &kx0, &kx1);
-            for (int ky = ky0; ky < ky1; ky++)
-                for (int kx = kx0; kx < kx1; kx++)
-                    if (x[(size_t)(y0 + ky) * W + x0 + kx] != x[(size_t)(y0 + ky) * W + x0 + kx])
-                        y[(size_t)oy * WO + ox] = NAN;
         }
     }
 }
@@ -165,11 +154,15 @@ window_hits(const float *x, int W, int rows, int cols, float m, int is_nan) {
  * (the first such, in scan order: ties and +-0 go to the first maximum),
  * or, where y is NaN, the last NaN (PyTorch's rule); the window's tests
  * are independent and gathered into a bit mask (8 bits a window row), so
- * there is no chain of dependent, mispredicted comparisons. Windows wider
- * or taller than 8 take a scan. */
+ * there is no chain of dependent, mispredicted comparisons. Windows past
+ * 8x8 take the reference's scan. */
 static void maxpool_backward_plane(const float *x, const float *y, const float *dy, int H, int W,
                                    int k, int stride, int pad, int HO, int WO, float *dx) {
     // x, dx: (H, W)  y, dy: (HO, WO)
+    if (k > 8) { /* windows past the mask's 8x8: the reference's scan */
+        maxpool2d_backward_ref(x, dy, 1, H, W, k, stride, pad, dx);
+        return;
+    }
     for (size_t i = 0; i < (size_t)H * W; i++)
         dx[i] = 0.0f;
     for (int oy = 0; oy < HO; oy++) {
@@ -184,23 +177,13 @@ static void maxpool_backward_plane(const float *x, const float *y, const float *
             const float m = y[(size_t)oy * WO + ox];
             const int is_nan = m != m;
             const size_t origin = (size_t)(y0 + ky0) * W + (size_t)(x0 + kx0);
+            const uint64_t hits = rows == 3 && cols == 3
+                                      ? window_hits(x + origin, W, 3, 3, m, is_nan)
+                                      : window_hits(x + origin, W, rows, cols, m, is_nan);
             size_t at = origin; /* y is x's maximum: some element wins */
-            if (cols <= 8 && rows <= 8) {
-                const uint64_t hits = rows == 3 && cols == 3
-                                          ? window_hits(x + origin, W, 3, 3, m, is_nan)
-                                          : window_hits(x + origin, W, rows, cols, m, is_nan);
-                if (hits) {
-                    const int t = is_nan ? 63 - __builtin_clzll(hits) : __builtin_ctzll(hits);
-                    at = origin + (size_t)(t / 8) * W + (size_t)(t % 8);
-                }
-            } else {
-                int found = 0;
-                for (int r = 0; r < rows; r++)
-                    for (int c = 0; c < cols; c++) {
-                        const size_t i = origin + (size_t)r * W + (size_t)c;
-                        if (is_nan ? x[i] != x[i] : x[i] == m && !found)
-                            at = i, found = 1;
-                    }
+            if (hits) {
+                const int t = is_nan ? 63 - __builtin_clzll(hits) : __builtin_ctzll(hits);
+                at = origin + (size_t)(t / 8) * W + (size_t)(t % 8);
             }
             dx[at] += dy[(size_t)oy * WO + ox];
         }
