@@ -37,6 +37,8 @@ X86_SRC := $(if $(filter x86_64,$(ARCH)),$(wildcard src/ops/x86/*.c),)
 AVX512_FLAGS := -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma -mavx2
 AVX2_FLAGS := -mavx2 -mfma
 AVX512VNNI_FLAGS := $(AVX512_FLAGS) -mavx512vnni
+AVX512BF16_FLAGS := $(AVX512_FLAGS) -mavx512bf16
+AMX_FLAGS := $(AVX512VNNI_FLAGS) -mavx512bf16 -mamx-tile -mamx-int8 -mamx-bf16
 ifneq ($(X86_SRC),)
   CFLAGS += -DRN_HAVE_X86_KERNELS
 endif
@@ -87,6 +89,14 @@ $(BUILD)/obj/src/ops/x86/%_avx512.o: src/ops/x86/%_avx512.c $(HDRS)
 $(BUILD)/obj/src/ops/x86/%_avx512vnni.o: src/ops/x86/%_avx512vnni.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(AVX512VNNI_FLAGS) -c $< -o $@
+
+$(BUILD)/obj/src/ops/x86/%_avx512bf16.o: src/ops/x86/%_avx512bf16.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AVX512BF16_FLAGS) -c $< -o $@
+
+$(BUILD)/obj/src/ops/x86/%_amx.o: src/ops/x86/%_amx.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AMX_FLAGS) -c $< -o $@
 
 $(BUILD)/obj/src/ops/x86/%_avx2.o: src/ops/x86/%_avx2.c $(HDRS)
 	@mkdir -p $(dir $@)

@@ -29,8 +29,9 @@ const cli_command CLI_COMMANDS[] = {
 const int CLI_N_COMMANDS = (int)(sizeof CLI_COMMANDS / sizeof CLI_COMMANDS[0]);
 
 const cli_env_var CLI_ENVIRONMENT[] = {
-    {"RN_ISA", "avx512, avx2 or portable: forces the kernels' instruction set (default: the best "
-               "this CPU has; one it lacks is an error)"},
+    {"RN_ISA", "amx, avx512, avx2 or portable: forces the kernels' instruction set (default: the "
+               "best this CPU has; one it lacks is an error; amx is avx512 with int8 and bf16 "
+               "products on AMX tiles)"},
     {"OMP_NUM_THREADS", "the default number of threads (default: all cores); --threads overrides it"},
 };
 const int CLI_N_ENVIRONMENT = (int)(sizeof CLI_ENVIRONMENT / sizeof CLI_ENVIRONMENT[0]);

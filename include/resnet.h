@@ -227,7 +227,7 @@ typedef struct rn_session rn_session;
 
 typedef struct rn_session_config {
     /* kernels: NULL (the default: the environment variable RN_ISA if set,
-     * else the best the CPU has), "avx512", "avx2" or "portable" */
+     * else the best the CPU has), "amx", "avx512", "avx2" or "portable" */
     const char *isa;
     /* convolution algorithm: NULL or "auto" (a heuristic per layer), or a
      * name ("im2col", "pointwise", "winograd") forced wherever it applies,
@@ -297,7 +297,7 @@ RN_API void rn_session_free(rn_session *s);
 RN_API rn_status rn_session_forward(rn_session *s, const float *x, int n, int h, int w, rn_mode mode,
                                     float *logits);
 
-/* The instruction set of the session's kernels: "avx512", "avx2", "portable". */
+/* The instruction set of the session's kernels: "amx", "avx512", "avx2", "portable". */
 RN_API const char *rn_session_isa(const rn_session *s);
 
 /* The precision the session runs in: "fp32", "bf16" or "int8". */
@@ -319,7 +319,7 @@ RN_API rn_status rn_session_plan_bytes(const rn_model *model, const rn_session_c
                                        int w, size_t *bytes);
 
 /* The model name of this CPU (e.g. "AMD EPYC 9R14"), and whether an
- * instruction set ("avx512", "avx2", "portable") can run on it. */
+ * instruction set ("amx", "avx512", "avx2", "portable") can run on it. */
 RN_API const char *rn_cpu_model(void);
 RN_API int rn_isa_supported(const char *isa);
 
@@ -435,7 +435,8 @@ RN_API size_t rn_trainer_bytes(const rn_trainer *t);
 RN_API rn_status rn_trainer_plan_bytes(const rn_model *model, const rn_train_config *cfg, int n, int h,
                                        int w, size_t *bytes);
 
-/* The instruction set of the trainer's kernels: "avx512", "avx2", "portable". */
+/* The instruction set of the trainer's kernels: "amx", "avx512", "avx2", "portable" (training
+ * is fp32: on amx it runs the AVX-512 kernels). */
 RN_API const char *rn_trainer_isa(const rn_trainer *t);
 
 /* The convolution algorithms of the trainer's forward passes, as

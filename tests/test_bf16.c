@@ -10,6 +10,7 @@
 
 #include "engine/session.h"
 #include "model/model.h"
+#include "ops/kernels.h"
 #include "ops/ops.h"
 #include "check.h"
 
@@ -50,7 +51,7 @@ static void keep(void *ctx, int v, const float *x, size_t n) {
     }
 }
 
-static void check_layers(const char *arch, rn_stem stem, int size) {
+static void check_layers(const char *isa, const char *arch, rn_stem stem, int size) {
     rn_model *m;
     CHECK(rn_model_create_stem(arch, 3, 10, stem, &m) == RN_OK, "create %s", arch);
     rn_model_init(m, "default", 3);
@@ -61,6 +62,7 @@ static void check_layers(const char *arch, rn_stem stem, int size) {
     rn_session_config cfg;
     rn_session_config_default(&cfg);
     rn_session *a, *b;
+    cfg.isa = isa;
     cfg.precision = "fp32";
     CHECK(rn_session_create(m, &cfg, &a) == RN_OK, "fp32 session");
     cfg.precision = "bf16";
@@ -71,6 +73,8 @@ static void check_layers(const char *arch, rn_stem stem, int size) {
     CHECK(rn_session_forward(a, x, n, size, size, RN_MODE_EVAL, y32) == RN_OK, "fp32 forward");
     CHECK(rn_session_forward(b, x, n, size, size, RN_MODE_EVAL, y16) == RN_OK, "bf16 forward");
     CHECK(strcmp(rn_session_precision(b), "bf16") == 0, "bf16 session says so");
+    char algos[256];
+    CHECK(rn_session_algorithms(b, algos, sizeof algos) == RN_OK, "algorithms");
     double worst = 0.0;
     int layers = 0;
     for (int v = 1; v < a->sc->n_values && v < 256; v++) {
@@ -83,8 +87,8 @@ static void check_layers(const char *arch, rn_stem stem, int size) {
     }
     double el = check_rel_err(y16, y32, (size_t)n * 10);
     CHECK(el <= LAYER_TOL && el > 0.0, "%s logits: rel err %.3g (0 would mean bf16 did nothing)", arch, el);
-    printf("test_bf16: %s %dx%d: %d layers, worst rel err %.3g, logits %.3g\n", arch, size, size,
-           layers, worst, el);
+    printf("test_bf16: %s %s %dx%d: %d layers, worst rel err %.3g, logits %.3g (%s)\n",
+           rn_session_isa(b), arch, size, size, layers, worst, el, algos);
     for (int v = 0; v < 256; v++) {
         free(seen[v]), free(seen_bf16[v]);
         seen[v] = seen_bf16[v] = NULL;
@@ -97,8 +101,16 @@ static void check_layers(const char *arch, rn_stem stem, int size) {
 
 int main(void) {
     check_rounding();
-    check_layers("resnet18", RN_STEM_IMAGENET, 64);
-    check_layers("resnet50", RN_STEM_IMAGENET, 64);
-    check_layers("d2l_resnet18", RN_STEM_IMAGENET, 32);
+    /* every kernel path the host has: native bf16 products where the path has them
+     * (rn_kernels_bf16), else fp32 kernels on rounded operands */
+    const rn_kernels *ks[RN_ISA_COUNT];
+    const int nk = check_kernel_paths("test_bf16", ks);
+    for (int i = 0; i < nk; i++) {
+        const char *isa = rn_isa_name(ks[i]->isa);
+        check_layers(isa, "resnet18", RN_STEM_IMAGENET, ks[i]->isa == RN_ISA_PORTABLE ? 32 : 64);
+        check_layers(isa, "d2l_resnet18", RN_STEM_IMAGENET, 32);
+        if (i == 0) /* the best path: the bottleneck network too */
+            check_layers(isa, "resnet50", RN_STEM_IMAGENET, 64);
+    }
     return check_done("test_bf16");
 }

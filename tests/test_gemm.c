@@ -18,6 +18,7 @@
 #include "core/mem.h"
 #include "ops/gemm.h"
 #include "ops/kernels.h"
+#include "ops/ops.h"
 #include "resnet.h"
 #include "check.h"
 
@@ -88,6 +89,10 @@ static void check_case(const rn_kernels *kd, int transa, int transb, int M, int 
     float *C = random_buffer((size_t)M * ldc + 1);
     float *Cref = rn_alloc(((size_t)M * ldc + 1) * sizeof(float));
     memcpy(Cref, C, ((size_t)M * ldc + 1) * sizeof(float));
+    if (kd->finish_a) { /* bf16 operands: the oracle multiplies the rounded values */
+        rn_round_bf16(A, a_rows * lda + 1);
+        rn_round_bf16(B, b_rows * ldb + 1);
+    }
     if (beta == 0.0f) /* C must not be read: poison it */
         for (size_t i = 0; i < (size_t)M * ldc; i++)
             C[i] = NAN;
@@ -244,6 +249,78 @@ static void check_pack_bt(const rn_kernels *kd) {
     check(bad == 0, what);
 }
 
+/* The bf16 pair layout: word (p, j) holds rows 2p (low half) and 2p + 1 (high half, zero
+ * past kc) of column j, each as rn_round_bf16 rounds it; NaN stays NaN (a signalling NaN
+ * whose payload is all in the low bits too), infinities stay. */
+static void check_bf16_pairs(void) {
+    int bad = 0;
+    for (int c = 0; c < 50; c++) {
+        const int kc = 1 + (int)(rng_next() % 40), w = 1 + (int)(rng_next() % 64);
+        float *panel = random_buffer((size_t)kc * w), *want = random_buffer((size_t)kc * w);
+        for (int i = 0; i < kc * w; i++) {
+            const uint32_t r = rng_next() % 16;
+            uint32_t u = r == 0 ? 0x7F800001u : r == 1 ? 0xFF800000u : r == 2 ? 0x3F808000u : 0;
+            if (u)
+                memcpy(&panel[i], &u, 4);
+        }
+        memcpy(want, panel, (size_t)kc * w * sizeof(float));
+        rn_round_bf16(want, (size_t)kc * w);
+        rn_panel_bf16_pairs(panel, kc, w);
+        const uint32_t *words = (const uint32_t *)panel;
+        for (int k = 0; k < (kc + 1) / 2 * 2; k++)
+            for (int j = 0; j < w; j++) {
+                const uint32_t word = words[(size_t)(k / 2) * w + j];
+                const uint32_t got = (k % 2 ? word >> 16 : word & 0xFFFFu) << 16;
+                uint32_t exp = 0;
+                if (k < kc)
+                    memcpy(&exp, &want[(size_t)k * w + j], 4);
+                float gf, ef;
+                memcpy(&gf, &got, 4);
+                memcpy(&ef, &exp, 4);
+                if (isnan(ef) ? !isnan(gf) : got != (exp & 0xFFFF0000u))
+                    bad++;
+            }
+        rn_free(panel);
+        rn_free(want);
+    }
+    check(bad == 0, "bf16 pair panels = rn_round_bf16 rounding, row pairs interleaved, in place");
+}
+
+/* A bf16 descriptor's own converters against the portable pair layout, bit for bit on normal
+ * numbers, NaN and infinities: finish_b always writes pairs; finish_a writes pairs, or (AMX)
+ * rows of kc bf16 per A row. */
+static void check_finish(const rn_kernels *kd) {
+    int bad = 0;
+    for (int c = 0; c < 40; c++) {
+        const int kc = 1 + (int)(rng_next() % RN_KC_MAX), w = c % 2 ? kd->mr : kd->nr;
+        const size_t n = (size_t)kc * w;
+        float *got = random_buffer(n), *want = random_buffer(n);
+        for (size_t i = 0; i < n; i += 7) {
+            const uint32_t u = i % 3 == 0 ? 0x7F800001u : i % 3 == 1 ? 0xFF800000u : 0x3F818000u;
+            memcpy(&got[i], &u, 4);
+        }
+        memcpy(want, got, n * sizeof(float));
+        rn_panel_bf16_pairs(want, kc, w);
+        const uint16_t *g = (const uint16_t *)got, *e = (const uint16_t *)want;
+        if (c % 2 == 0 || kd->finish_a == kd->finish_b) {
+            (c % 2 ? kd->finish_a : kd->finish_b)(got, kc, w);
+            for (size_t i = 0; i < (size_t)(kc + 1) / 2 * 2 * w; i++)
+                bad += g[i] != e[i];
+        } else { /* rows: element (i, k) at i * kc + k; pairs: at (k / 2 * w + i) * 2 + k % 2 */
+            kd->finish_a(got, kc, w);
+            for (int i = 0; i < w; i++)
+                for (int k = 0; k < kc; k++)
+                    bad += g[(size_t)i * kc + k] != e[((size_t)(k / 2) * w + i) * 2 + k % 2];
+        }
+        rn_free(got);
+        rn_free(want);
+    }
+    char what[160];
+    snprintf(what, sizeof what, "%s: its panel converters = the portable bf16 rounding, bitwise",
+             kd->name);
+    check(bad == 0, what);
+}
+
 static void run_cases(const rn_kernels *kd, int slow) {
     static const int sizes[] = {1, 7, 13, 31, 64, 100, 257};
     const int nsizes = (int)(sizeof sizes / sizeof sizes[0]);
@@ -288,6 +365,19 @@ int main(void) {
         run_cases(ks[i], ks[i]->isa == RN_ISA_PORTABLE);
     for (int i = 0; i < nk; i++)
         check_pack_bt(ks[i]);
+    /* bf16 products (rounded operands, fp32 sums) where a path has them */
+    for (int i = 0; i < nk; i++) {
+        const rn_kernels *kb = rn_kernels_bf16(ks[i]);
+        printf("test_gemm: %s bf16 kernels: %s\n", rn_isa_name(ks[i]->isa),
+               kb ? kb->name : "none on this CPU (bf16 runs the fp32 kernels on rounded operands)");
+        if (kb) {
+            check_finish(kb);
+            run_cases(kb, kb->isa == RN_ISA_PORTABLE);
+            check_determinism(kb, 0, 0, 300, 1000, 700);
+            check_determinism(kb, 1, 0, 70, 2000, 301);
+        }
+    }
+    check_bf16_pairs();
 
     /* The SIMD descriptors' geometries on the plain-C kernel. */
     const rn_kernels geo[] = {

@@ -429,8 +429,9 @@ static void test_sessions(void) {
     /* every kernel path the host supports, each forcing every algorithm, against the reference */
     ref_forward(m, xa, n, h, w, RN_MODE_EVAL, ra);
     static const char *const algos[] = {"auto", "im2col", "winograd"};
-    for (int i = 0; i < 3; i++) {
-        const char *isa = i == 0 ? "avx512" : i == 1 ? "avx2" : "portable";
+    static const char *const isas[] = {"amx", "avx512", "avx2", "portable"};
+    for (int i = 0; i < 4; i++) {
+        const char *isa = isas[i];
         if (!rn_isa_supported(isa)) {
             printf("test_model: sessions on %s not run: this CPU (%s) lacks it\n", isa, rn_cpu_model());
             continue;

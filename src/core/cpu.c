@@ -15,6 +15,10 @@
 #include <cpuid.h>
 #define RN_X86 1
 #endif
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 static rn_cpu_features features;
 static char cpu_name[128] = "unknown";
@@ -25,6 +29,17 @@ static unsigned long long xgetbv0(void) {
     unsigned eax, edx;
     __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
     return ((unsigned long long)edx << 32) | eax;
+}
+
+/* Linux hands out the AMX tile registers (8 KB of state a thread) only to a process that asks
+ * for them first; the answer covers every thread of the process, later ones too. */
+static int amx_permitted(void) {
+#if defined(__linux__)
+    const long ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18;
+    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+#else
+    return 0;
+#endif
 }
 #endif
 
@@ -76,7 +91,7 @@ static void detect(void) {
     features.avx512_vnni = features.avx512 && vnni;
     features.avx512_bf16 = features.avx512 && ((a1 >> 5) & 1);
     features.avx_vnni = features.avx2_fma && ((a1 >> 4) & 1);
-    features.amx = os_amx && amx_tile && amx_bf16 && amx_int8;
+    features.amx = os_amx && amx_tile && amx_bf16 && amx_int8 && amx_permitted();
 #endif
 }
 
@@ -92,7 +107,7 @@ const char *rn_cpu_name(void) {
 
 /* ---- instruction sets ------------------------------------------------------------------- */
 
-static const char *const ISA_NAMES[RN_ISA_COUNT] = {"portable", "avx2", "avx512"};
+static const char *const ISA_NAMES[RN_ISA_COUNT] = {"portable", "avx2", "avx512", "amx"};
 
 const char *rn_isa_name(rn_isa isa) {
     return isa >= 0 && isa < RN_ISA_COUNT ? ISA_NAMES[isa] : "?";
@@ -104,7 +119,7 @@ rn_status rn_isa_parse(const char *name, rn_isa *out) {
             *out = (rn_isa)i;
             return RN_OK;
         }
-    return rn_fail(RN_ERR_ARG, "unknown instruction set '%s' (expected avx512, avx2 or portable)",
+    return rn_fail(RN_ERR_ARG, "unknown instruction set '%s' (expected amx, avx512, avx2 or portable)",
                    name ? name : "(null)");
 }
 
@@ -118,6 +133,8 @@ int rn_isa_usable(rn_isa isa) {
         return f->avx2_fma;
     case RN_ISA_AVX512:
         return f->avx512;
+    case RN_ISA_AMX:
+        return f->avx512 && f->avx512_vnni && f->avx512_bf16 && f->amx;
 #endif
     default:
         (void)f;
@@ -137,7 +154,7 @@ static void resolve_default(void) {
         if (rn_isa_parse(env, &isa) != RN_OK) {
             default_status = RN_ERR_ARG;
             snprintf(default_error, sizeof default_error,
-                     "RN_ISA=%s: unknown instruction set (expected avx512, avx2 or portable)", env);
+                     "RN_ISA=%s: unknown instruction set (expected amx, avx512, avx2 or portable)", env);
         } else if (!rn_isa_usable(isa)) {
             default_status = RN_ERR_UNSUPPORTED;
             snprintf(default_error, sizeof default_error,

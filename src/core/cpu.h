@@ -3,7 +3,7 @@
  *
  * The instruction set ("ISA") of the fast kernels is chosen once per
  * process: the best one the CPU has, or the one the environment variable
- * RN_ISA names (avx512, avx2 or portable). Asking for one the CPU lacks is
+ * RN_ISA names (amx, avx512, avx2 or portable). Asking for one the CPU lacks is
  * an error (rn_isa_default reports it), never a silent fallback. Nothing
  * here depends on the flags the program was compiled with: every kernel is
  * built for its own ISA and called only when the CPU has it.
@@ -17,6 +17,8 @@ typedef enum rn_isa {
     RN_ISA_PORTABLE = 0,  /* plain C, any CPU */
     RN_ISA_AVX2 = 1,      /* AVX2 + FMA (x86-64 since 2013) */
     RN_ISA_AVX512 = 2,    /* AVX-512 F/BW/DQ/VL + FMA */
+    RN_ISA_AMX = 3,       /* AVX-512 as above, and AMX tiles for int8 and bf16 products (the fp32
+                             kernels are AVX-512's: AMX has no fp32 product) */
     RN_ISA_COUNT
 } rn_isa;
 
@@ -27,12 +29,12 @@ typedef struct rn_cpu_features {
     int avx512_vnni;      /* AVX-512 VNNI (int8 dot products) */
     int avx512_bf16;      /* AVX-512 BF16 (bf16 dot products) */
     int avx_vnni;         /* AVX-VNNI (VEX-encoded int8 dot products) */
-    int amx;              /* AMX tiles with bf16 and int8 */
+    int amx;              /* AMX tiles with bf16 and int8, and the kernel's leave to use them */
 } rn_cpu_features;
 
 const rn_cpu_features *rn_cpu(void);
 
-/* "portable", "avx2", "avx512". */
+/* "portable", "avx2", "avx512", "amx". */
 const char *rn_isa_name(rn_isa isa);
 
 /* Parses an ISA name; fails with a message listing the names. */

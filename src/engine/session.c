@@ -73,6 +73,9 @@ rn_status rn_session_create(const rn_model *m, const rn_session_config *cfg, rn_
         return rn_fail(RN_ERR_NOMEM, "out of memory creating a session");
     s->m = m;
     s->k = rn_kernels_for(isa);
+    s->kconv = s->k;
+    if (bf16 && rn_kernels_bf16(s->k)) /* else fp32 kernels on bf16-rounded operands */
+        s->kconv = rn_kernels_bf16(s->k);
     s->forced_algo = forced;
     s->int8 = int8;
     s->bf16 = bf16;
@@ -193,12 +196,12 @@ static rn_status plan_for(rn_session *s, int n, int h, int w, size_t *dry) {
             continue;
         }
         const rn_conv_algo *a = rn_conv_algo_get(s->algo[i] = pick_algo(s, nd, n));
-        size_t need = a->workspace_floats(s->k, &cs, rn_threads());
+        size_t need = a->workspace_floats(s->kconv, &cs, rn_threads());
         size_t train = conv2d_workspace_floats(s->k, &cs); /* train mode's GEMM path */
         ws = need > ws ? need : ws;
         ws = train > ws ? train : ws;
         s->prep_at[i] = prep;
-        prep += (a->prepared_floats(s->k, &cs) + (size_t)nd->unit->cout + 15) / 16 * 16;
+        prep += (a->prepared_floats(s->kconv, &cs) + (size_t)nd->unit->cout + 15) / 16 * 16;
         fold = unit_weight_floats(nd->unit) > fold ? unit_weight_floats(nd->unit) : fold;
         chans = nd->unit->cout > chans ? nd->unit->cout : chans;
     }
@@ -261,11 +264,11 @@ static void prepare_weights(rn_session *s) {
         rn_conv_shape cs = rn_node_conv_shape(nd, 1);
         const rn_conv_algo *a = rn_conv_algo_get(s->algo[i]);
         float *dst = s->prepared + s->prep_at[i];
-        float *bias = dst + a->prepared_floats(s->k, &cs);
+        float *bias = dst + a->prepared_floats(s->kconv, &cs);
         rn_unit_fold(nd->unit, s->fold, bias);
         if (s->bf16)
             rn_round_bf16(s->fold, conv2d_weight_floats(&cs));
-        a->prepare(s->k, &cs, s->fold, dst);
+        a->prepare(s->kconv, &cs, s->fold, dst);
     }
 }
 
@@ -282,9 +285,9 @@ static void run_conv(rn_session *s, int i, int n, rn_mode mode, const float *x) 
     if (mode == RN_MODE_EVAL || !u->has_bn) {
         const rn_conv_algo *a = rn_conv_algo_get(s->algo[i]);
         const float *prep = s->prepared + s->prep_at[i];
-        const float *bias = prep + a->prepared_floats(s->k, &cs);
+        const float *bias = prep + a->prepared_floats(s->kconv, &cs);
         if (mode == RN_MODE_EVAL)
-            a->forward(s->k, &cs, x, prep, bias, res, nd->relu, y, s->ws);
+            a->forward(s->kconv, &cs, x, prep, bias, res, nd->relu, y, s->ws);
         else /* train mode without BN: the weights as they are */
             conv2d_forward(s->k, &cs, x, u->w, u->b, res, nd->relu, y, s->ws);
         return;
@@ -390,8 +393,11 @@ rn_status rn_session_algorithms(const rn_session *s, char *buf, size_t cap) {
     }
     char algos[192];
     rn_conv_algo_format(count, algos, sizeof algos);
-    snprintf(buf, cap, "bf16 emulated (fp32 kernels on bf16-rounded operands: this build has no "
-             "bf16 dot-product kernel): %s", algos);
+    if (s->kconv != s->k)
+        snprintf(buf, cap, "bf16 %s: %s", s->kconv->name, algos);
+    else
+        snprintf(buf, cap, "bf16 emulated (fp32 kernels on bf16-rounded operands: the %s kernels "
+                 "have no bf16 product on this CPU): %s", rn_isa_name(s->k->isa), algos);
     return RN_OK;
 }
 

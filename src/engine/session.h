@@ -25,6 +25,8 @@
 struct rn_session {
     const rn_model *m;
     const rn_kernels *k;        /* the kernels of the session's ISA */
+    const rn_kernels *kconv;    /* the eval-mode convolutions': k, or its bf16 descriptor for
+                                   bf16 where the CPU has bf16 products (rn_kernels_bf16) */
     int forced_algo;            /* -1: the heuristic per layer */
 
     rn_graph *sc;            /* for the last input size */

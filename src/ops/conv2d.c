@@ -280,6 +280,8 @@ static void prepare_packed(const rn_kernels *k, const rn_conv_shape *s, const fl
                 prepared[(size_t)gi * per_group +
                          rn_gemm_packed_a_index(mr, K, nkb, kcb, m_panels, co, kk)] = w[src];
             }
+    for (int gi = 0; gi < g.groups; gi++) /* into the kernels' operand format (bf16) */
+        rn_gemm_finish_packed_a(k, cout_g, K, prepared + (size_t)gi * per_group);
 }
 
 static size_t no_workspace(const rn_kernels *k, const rn_conv_shape *s, int threads) {

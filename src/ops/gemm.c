@@ -113,13 +113,22 @@ static void pack_b_matrix(const rn_kernels *kd, const b_source *bs, int k0, int 
     }
 }
 
-/* np B panels from column j0, each nr wide (kc x nr); np is 1 for im2col. */
-static void pack_b(const rn_kernels *kd, const b_source *bs, int k0, int kc, long j0, int nr,
-                   int np, float *dst) {
+/* np B panels from column j0, each nr wide (kc x nr) in fp32; np is 1 for im2col. */
+static void pack_b_fp32(const rn_kernels *kd, const b_source *bs, int k0, int kc, long j0, int nr,
+                        int np, float *dst) {
     if (bs->im)
         kd->pack_im2col(bs->im, k0, kc, j0, nr, dst);
     else
         pack_b_matrix(kd, bs, k0, kc, j0, nr, np, dst);
+}
+
+/* The same panels in the operand format of kd's kernels. */
+static void pack_b(const rn_kernels *kd, const b_source *bs, int k0, int kc, long j0, int nr,
+                   int np, float *dst) {
+    pack_b_fp32(kd, bs, k0, kc, j0, nr, np, dst);
+    if (kd->finish_b)
+        for (int q = 0; q < np; q++)
+            kd->finish_b(dst + (ptrdiff_t)q * kc * nr, kc, nr);
 }
 
 /* ---------------------------------------------------------------------------
@@ -194,7 +203,7 @@ static void run_item(const gemm_plan *p, int item, float *bbuf, float *abuf) {
                 tile.a_cs = mr;
                 if (p->apack) {
                     a = p->apack + (ptrdiff_t)k0 * p->m_panels * mr + (ptrdiff_t)ip * kc * mr;
-                } else if (tile.m == mr) {
+                } else if (tile.m == mr && !p->kd->finish_a) {
                     /* op(A)[i0, k0] in place */
                     a = p->transa ? p->A + (ptrdiff_t)k0 * p->lda + i0
                                   : p->A + (ptrdiff_t)i0 * p->lda + k0;
@@ -203,6 +212,8 @@ static void run_item(const gemm_plan *p, int item, float *bbuf, float *abuf) {
                     fn = p->kd->fn_raw[width / p->kd->nr_step - 1];
                 } else {
                     pack_a(p->transa, p->A, p->lda, p->M, i0, k0, kc, mr, abuf);
+                    if (p->kd->finish_a)
+                        p->kd->finish_a(abuf, kc, mr);
                     a = abuf;
                 }
                 tile.c = p->C + (ptrdiff_t)i0 * p->ldc + j0;
@@ -322,8 +333,10 @@ static void pack_a_all(const rn_kernels *kd, int transa, int M, int K, const flo
         const int kb = (int)(t / m_panels), ip = (int)(t % m_panels);
         const int k0 = kb * kcb;
         const int kc = K - k0 < kcb ? K - k0 : kcb;
-        pack_a(transa, A, lda, M, ip * mr, k0, kc, mr,
-               dst + (ptrdiff_t)k0 * m_panels * mr + (ptrdiff_t)ip * kc * mr);
+        float *panel = dst + (ptrdiff_t)k0 * m_panels * mr + (ptrdiff_t)ip * kc * mr;
+        pack_a(transa, A, lda, M, ip * mr, k0, kc, mr, panel);
+        if (kd->finish_a)
+            kd->finish_a(panel, kc, mr);
     }
 }
 
@@ -339,6 +352,20 @@ void rn_gemm_pack_a(const rn_kernels *kd, int transa, int M, int K, const float 
         return;
 #pragma omp parallel num_threads(rn_threads()) if ((double)M * K > 65536.0)
     pack_a_all(kd, transa, M, K, A, lda, dst);
+}
+
+void rn_gemm_finish_packed_a(const rn_kernels *kd, int M, int K, float *packed) {
+    kd = rn_kernels_or_default(kd);
+    if (!kd->finish_a || M <= 0 || K <= 0)
+        return;
+    const int mr = kd->mr, m_panels = ceil_div(M, mr);
+    int nkb, kcb;
+    k_blocks(kd, K, &nkb, &kcb);
+    for (long t = 0; t < (long)nkb * m_panels; t++) {
+        const int kb = (int)(t / m_panels), ip = (int)(t % m_panels);
+        const int k0 = kb * kcb, kc = K - k0 < kcb ? K - k0 : kcb;
+        kd->finish_a(packed + (ptrdiff_t)k0 * m_panels * mr + (ptrdiff_t)ip * kc * mr, kc, mr);
+    }
 }
 
 /* How A reaches the driver: in place, packed ahead by the caller, or packed
@@ -489,7 +516,7 @@ void rn_im2col_block(const rn_kernels *kd, const rn_im2col *im, int k0, int rows
         const int width = ceil_div(cols, step) * step;
         for (int r0 = 0; r0 < rows; r0 += RN_KC_MAX) {
             const int kc = rows - r0 < RN_KC_MAX ? rows - r0 : RN_KC_MAX;
-            pack_b(kd, &bs, k0 + r0, kc, j0 + t0, width, 1, panel);
+            pack_b_fp32(kd, &bs, k0 + r0, kc, j0 + t0, width, 1, panel);
             for (int r = 0; r < kc; r++)
                 copy_floats(dst + (ptrdiff_t)(r0 + r) * ldd + t0, panel + (ptrdiff_t)r * width,
                             cols);

@@ -59,6 +59,10 @@ size_t rn_gemm_packed_a_floats(const rn_kernels *k, int M, int K);
 void rn_gemm_pack_a(const rn_kernels *k, int transa, int M, int K, const float *A, int lda,
                     float *dst);
 
+/* For callers that wrote a packed A straight into rn_gemm_packed_a_index's places (fp32):
+ * converts it to the operand format of k's kernels (bf16 descriptors); nothing for fp32 ones. */
+void rn_gemm_finish_packed_a(const rn_kernels *k, int M, int K, float *packed);
+
 /* As rn_sgemm, with A packed by rn_gemm_pack_a for the same kernels. */
 void rn_sgemm_packed(const rn_kernels *k, int M, int N, int K, const float *apacked, int transb,
                      const float *B, int ldb, float beta, float *C, int ldc,
@@ -95,7 +99,7 @@ static inline size_t rn_gemm_packed_a_index(int mr, int K, int nkb, int kcb, int
  * A x B, on the calling thread, C overwritten (no epilogue). A packed by
  * rn_gemm_pack_a (M x K), B packed as rn_gemm_packed_b_index lays it out
  * (K x npad, npad >= N); columns past N are computed from B's padding but
- * not stored. */
+ * not stored. fp32 descriptors only (B is in fp32: Winograd's products). */
 void rn_sgemm_packed_ab_1t(const rn_kernels *k, int i0, int i1, int N, int K,
                            const float *apacked, int M, const float *bpacked, int npad, float *C,
                            int ldc);
@@ -149,9 +153,9 @@ size_t rn_gemm_im2col_b_floats(const rn_kernels *k, const rn_im2col *im);
 
 /* The im2col matrix written out, one block: dst[k * ldd + t] =
  * im2col(x)[k0 + k, j0 + t] for k < rows, t < ncols (inside K x N). Packed
- * with the GEMM's own im2col packers; runs on the calling thread only (the
- * caller splits the matrix over threads). For the convolution's weight
- * gradient, whose im2col operand is not a GEMM's B. */
+ * with the GEMM's own im2col packers, in fp32 whatever k's operands; runs on
+ * the calling thread only (the caller splits the matrix over threads). For
+ * the convolution's weight gradient, whose im2col operand is not a GEMM's B. */
 void rn_im2col_block(const rn_kernels *k, const rn_im2col *im, int k0, int rows, long j0,
                      int ncols, float *dst, int ldd);
 

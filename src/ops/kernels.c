@@ -7,6 +7,8 @@
 
 #include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "core/status.h"
 
@@ -19,19 +21,8 @@
 #define PORTABLE_MR 4
 #define PORTABLE_NR 16
 
-static void kernel_portable(int kc, const float *a, const float *b, const rn_gemm_tile *t) {
-    float acc[PORTABLE_MR][PORTABLE_NR] = {{0}};
-    for (int k = 0; k < kc; k++) {
-        const float *ak = a + (ptrdiff_t)k * t->a_cs;
-        const float *bk = b + (ptrdiff_t)k * PORTABLE_NR;
-#pragma GCC unroll 16
-        for (int i = 0; i < PORTABLE_MR; i++) {
-            const float ai = ak[(ptrdiff_t)i * t->a_rs];
-#pragma GCC unroll 16
-            for (int j = 0; j < PORTABLE_NR; j++)
-                acc[i][j] += ai * bk[j];
-        }
-    }
+/* C = acc + beta * C over the tile's valid corner, then the epilogue (kernels.h). */
+static void store_portable(float acc[PORTABLE_MR][PORTABLE_NR], const rn_gemm_tile *t) {
     for (int i = 0; i < t->m; i++) {
         float *c = t->c + (ptrdiff_t)i * t->ldc;
         const float *res = t->residual ? t->residual + (ptrdiff_t)i * t->ldr : NULL;
@@ -50,6 +41,74 @@ static void kernel_portable(int kc, const float *a, const float *b, const rn_gem
             c[j] = r;
         }
     }
+}
+
+static void kernel_portable(int kc, const float *a, const float *b, const rn_gemm_tile *t) {
+    float acc[PORTABLE_MR][PORTABLE_NR] = {{0}};
+    for (int k = 0; k < kc; k++) {
+        const float *ak = a + (ptrdiff_t)k * t->a_cs;
+        const float *bk = b + (ptrdiff_t)k * PORTABLE_NR;
+#pragma GCC unroll 16
+        for (int i = 0; i < PORTABLE_MR; i++) {
+            const float ai = ak[(ptrdiff_t)i * t->a_rs];
+#pragma GCC unroll 16
+            for (int j = 0; j < PORTABLE_NR; j++)
+                acc[i][j] += ai * bk[j];
+        }
+    }
+    store_portable(acc, t);
+}
+
+/* ---------------------------------------------------------------------------
+ * bf16 operands: the pair layout and the portable kernel on it, which does
+ * what vdpbf16ps does per pair: acc += a1 * b1, then acc += a0 * b0, each
+ * product exact in fp32 (8-bit significands) and each sum rounded once.
+ * ------------------------------------------------------------------------- */
+
+static inline uint32_t bf16_bits(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7F800000u) != 0x7F800000u) /* finite: round the low 16 bits away, ties to even */
+        return (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+    return (u & 0x007FFFFFu) ? (u >> 16) | 0x40u : u >> 16; /* NaN stays NaN; infinities */
+}
+
+static inline float bf16_value(uint32_t h) {
+    uint32_t u = h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+void rn_panel_bf16_pairs(float *panel, int kc, int w) {
+    uint32_t *out = (uint32_t *)panel;
+    for (int p = 0; p < (kc + 1) / 2; p++) {
+        /* row p of words overwrites only rows 2p and later (p >= 1), or row 0's columns
+         * already read (p = 0) */
+        const float *r0 = panel + (ptrdiff_t)(2 * p) * w;
+        const float *r1 = 2 * p + 1 < kc ? r0 + w : NULL;
+        for (int j = 0; j < w; j++) {
+            uint32_t lo = bf16_bits(r0[j]), hi = r1 ? bf16_bits(r1[j]) : 0;
+            out[(ptrdiff_t)p * w + j] = lo | hi << 16;
+        }
+    }
+}
+
+static void kernel_portable_bf16(int kc, const float *a, const float *b, const rn_gemm_tile *t) {
+    const uint32_t *a2 = (const uint32_t *)a, *b2 = (const uint32_t *)b;
+    float acc[PORTABLE_MR][PORTABLE_NR] = {{0}};
+    for (int p = 0; p < (kc + 1) / 2; p++) {
+        const uint32_t *ap = a2 + (ptrdiff_t)p * PORTABLE_MR, *bp = b2 + (ptrdiff_t)p * PORTABLE_NR;
+        for (int i = 0; i < PORTABLE_MR; i++) {
+            const float a0 = bf16_value(ap[i] & 0xFFFFu), a1 = bf16_value(ap[i] >> 16);
+            for (int j = 0; j < PORTABLE_NR; j++) {
+                const float b0 = bf16_value(bp[j] & 0xFFFFu), b1 = bf16_value(bp[j] >> 16);
+                acc[i][j] += a1 * b1;
+                acc[i][j] += a0 * b0;
+            }
+        }
+    }
+    store_portable(acc, t);
 }
 
 /* ---------------------------------------------------------------------------
@@ -110,6 +169,16 @@ static const rn_kernels PORTABLE = {
     .qgemm = rn_qgemm_portable, .q_nj = 4, .q_ncb = 1, .q_name = "portable 16x4",
 };
 
+static const rn_kernels PORTABLE_BF16 = {
+    .isa = RN_ISA_PORTABLE, .name = "portable-bf16 4x16", .mr = PORTABLE_MR, .nr = PORTABLE_NR,
+    .nr_step = PORTABLE_NR, .kc = 192, .mc = 512,
+    .fn = {kernel_portable_bf16},
+    .pack_im2col = rn_im2col_pack_portable,
+    .pack_bt = rn_pack_bt_portable,
+    .finish_a = rn_panel_bf16_pairs, .finish_b = rn_panel_bf16_pairs,
+    .qgemm = rn_qgemm_portable, .q_nj = 4, .q_ncb = 1, .q_name = "portable 16x4",
+};
+
 #ifdef RN_HAVE_X86_KERNELS
 static const rn_kernels AVX2 = {
     .isa = RN_ISA_AVX2, .name = "avx2 6x16", .mr = RN_AVX2_MR, .nr = RN_AVX2_NR, .nr_step = 8,
@@ -124,7 +193,7 @@ static const rn_kernels AVX2 = {
 };
 
 #define AVX512_FP32                                                                               \
-    .isa = RN_ISA_AVX512, .name = "avx512 8x48", .mr = RN_AVX512_MR, .nr = RN_AVX512_NR,         \
+    .name = "avx512 8x48", .mr = RN_AVX512_MR, .nr = RN_AVX512_NR,         \
     .nr_step = 16, .kc = 192, .mc = 512,                                                          \
     .fn = {rn_sgemm_kernel_avx512_8x16, rn_sgemm_kernel_avx512_8x32, rn_sgemm_kernel_avx512_8x48}, \
     .fn_raw = {rn_sgemm_kernel_avx512_8x16_rawa, rn_sgemm_kernel_avx512_8x32_rawa,                \
@@ -134,14 +203,42 @@ static const rn_kernels AVX2 = {
     .wino_in = rn_wino_in_avx2, /* AVX-512 CPUs have AVX2 */                                      \
     .wino_out = rn_wino_out_avx2
 
+/* bf16 products with AVX-512 BF16's vdpbf16ps: the fp32 descriptor's geometry and packers,
+ * panels converted to bf16 pairs after packing */
+#define AVX512_BF16                                                                               \
+    .name = "avx512-bf16 8x48", .mr = RN_AVX512_MR, .nr = RN_AVX512_NR, .nr_step = 16, .kc = 192, \
+    .mc = 512,                                                                                    \
+    .fn = {rn_bgemm_kernel_avx512bf16_8x16, rn_bgemm_kernel_avx512bf16_8x32,                      \
+           rn_bgemm_kernel_avx512bf16_8x48},                                                      \
+    .pack_im2col = rn_im2col_pack_avx512, .pack_bt = rn_pack_bt_avx2,                             \
+    .finish_a = rn_panel_bf16_pairs_avx512bf16, .finish_b = rn_panel_bf16_pairs_avx512bf16
+
 /* int8 with VNNI dot products where the CPU has them, else AVX2's */
 static const rn_kernels AVX512 = {
-    AVX512_FP32,
+    AVX512_FP32, .isa = RN_ISA_AVX512,
     .qgemm = rn_qgemm_avx512vnni, .q_nj = 12, .q_ncb = 2, .q_name = "avx512-vnni 32x12",
 };
 static const rn_kernels AVX512_NO_VNNI = {
-    AVX512_FP32,
+    AVX512_FP32, .isa = RN_ISA_AVX512,
     .qgemm = rn_qgemm_avx2, .q_nj = 4, .q_ncb = 1, .q_name = "avx2 16x4",
+};
+/* AMX: float32 on AVX-512 (AMX has no fp32 product), int8 on the tiles */
+static const rn_kernels AMX = {
+    AVX512_FP32, .isa = RN_ISA_AMX,
+    .qgemm = rn_qgemm_amx, .q_nj = 32, .q_ncb = 2, .q_name = "amx 32x32",
+};
+static const rn_kernels AVX512_BF16_KERNELS = {
+    AVX512_BF16, .isa = RN_ISA_AVX512,
+    .qgemm = rn_qgemm_avx512vnni, .q_nj = 12, .q_ncb = 2, .q_name = "avx512-vnni 32x12",
+};
+/* bf16 products on AMX tiles: 32 x 32 tiles of C, K blocks of 256 (8 tile steps of 32) */
+static const rn_kernels AMX_BF16_KERNELS = {
+    .isa = RN_ISA_AMX, .name = "amx-bf16 32x32", .mr = RN_AMX_MR, .nr = RN_AMX_NR, .nr_step = 16,
+    .kc = 256, .mc = 512,
+    .fn = {rn_bgemm_kernel_amx_32x16, rn_bgemm_kernel_amx_32x32},
+    .pack_im2col = rn_im2col_pack_avx512, .pack_bt = rn_pack_bt_avx2,
+    .finish_a = rn_panel_bf16_rows_amx, .finish_b = rn_panel_bf16_pairs_avx512bf16,
+    .qgemm = rn_qgemm_amx, .q_nj = 32, .q_ncb = 2, .q_name = "amx 32x32",
 };
 #endif
 
@@ -154,9 +251,29 @@ const rn_kernels *rn_kernels_for(rn_isa isa) {
         return &AVX2;
     case RN_ISA_AVX512:
         return rn_cpu()->avx512_vnni ? &AVX512 : &AVX512_NO_VNNI;
+    case RN_ISA_AMX:
+        return &AMX;
 #endif
     case RN_ISA_PORTABLE:
         return &PORTABLE;
+    default:
+        return NULL;
+    }
+}
+
+const rn_kernels *rn_kernels_bf16(const rn_kernels *k) {
+    k = rn_kernels_or_default(k);
+    if (k->finish_a)
+        return k; /* a bf16 descriptor already */
+    switch (k->isa) {
+#ifdef RN_HAVE_X86_KERNELS
+    case RN_ISA_AVX512:
+        return rn_cpu()->avx512_bf16 && rn_cpu()->avx512_vnni ? &AVX512_BF16_KERNELS : NULL;
+    case RN_ISA_AMX:
+        return &AMX_BF16_KERNELS;
+#endif
+    case RN_ISA_PORTABLE:
+        return &PORTABLE_BF16;
     default:
         return NULL;
     }

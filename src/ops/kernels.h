@@ -56,10 +56,14 @@ typedef void (*rn_im2col_pack_fn)(const rn_im2col *im, int k0, int kc, long j0, 
 typedef void (*rn_pack_bt_fn)(const float *src, ptrdiff_t ldb, int kc, int cols, int nr,
                               float *dst);
 
+/* Converts one packed panel of kc rows x w columns (k-major: p[k * w + j], as packed for an
+ * fp32 kernel) in place into the operand format of a descriptor's kernels. */
+typedef void (*rn_panel_fn)(float *panel, int kc, int w);
+
 #define RN_PANEL_MAX 64     /* widest B panel any packer writes */
 #define RN_KC_MAX 256       /* largest K block of any descriptor */
 #define RN_RAW_A_MAX_COLS 1536  /* up to this many columns of B, the GEMM reads A in place */
-#define RN_MR_MAX 16        /* most rows of any micro-kernel */
+#define RN_MR_MAX 32        /* most rows of any micro-kernel */
 #define RN_WIDTHS_MAX 8     /* kernels per descriptor: widths nr_step .. nr */
 
 /* The kernel descriptor of one instruction set. */
@@ -82,10 +86,25 @@ typedef struct rn_kernels {
     rn_qgemm_fn qgemm;
     int q_nj, q_ncb;
     const char *q_name;     /* e.g. "avx512-vnni 32x12" */
+    /* bf16 products (rn_kernels_bf16): the packed fp32 panels of A and B are converted by
+     * finish_a / finish_b before the kernels read them; fp32 descriptors leave both NULL.
+     * Such a descriptor has no in-place-A kernels (fn_raw) and no Winograd transforms. */
+    rn_panel_fn finish_a, finish_b;
 } rn_kernels;
 
 /* The descriptor of isa, or NULL when this build or CPU cannot run it. */
 const rn_kernels *rn_kernels_for(rn_isa isa);
+
+/* The bf16 descriptor of the same instruction set as k (kernels of bf16 operands with fp32
+ * sums, same blocking), or NULL when this build or CPU has no bf16 product for it (AVX2: the
+ * caller runs k's fp32 kernels on bf16-rounded operands instead). */
+const rn_kernels *rn_kernels_bf16(const rn_kernels *k);
+
+/* The bf16 operand layout (bf16 descriptors' finish_a and finish_b): row pairs (2p, 2p + 1)
+ * of a kc x w panel become row p of w 32-bit words, each element rounded to bf16 (ties to
+ * even, as rn_round_bf16), k = 2p in the low half, 2p + 1 (zero past kc) in the high half:
+ * the operand of vdpbf16ps. In place: ceil(kc / 2) x w words. */
+void rn_panel_bf16_pairs(float *panel, int kc, int w);
 
 /* The process default (core/cpu.h rn_isa_default). If RN_ISA names an ISA
  * the CPU lacks, this is the portable descriptor; rn_isa_default() reports
@@ -157,6 +176,25 @@ void rn_sgemm_kernel_avx512_8x32_rawa(int kc, const float *a, const float *b,
                                       const rn_gemm_tile *t);
 void rn_sgemm_kernel_avx512_8x48_rawa(int kc, const float *a, const float *b,
                                       const rn_gemm_tile *t);
+
+/* bf16 operands (rn_panel_bf16_pairs) on AVX-512 BF16 (src/ops/x86/gemm_avx512bf16.c). */
+void rn_bgemm_kernel_avx512bf16_8x16(int kc, const float *a, const float *b,
+                                     const rn_gemm_tile *t);
+void rn_bgemm_kernel_avx512bf16_8x32(int kc, const float *a, const float *b,
+                                     const rn_gemm_tile *t);
+void rn_bgemm_kernel_avx512bf16_8x48(int kc, const float *a, const float *b,
+                                     const rn_gemm_tile *t);
+/* rn_panel_bf16_pairs in AVX-512 BF16 conversions (denormals to zero). */
+void rn_panel_bf16_pairs_avx512bf16(float *panel, int kc, int w);
+
+/* bf16 operands on AMX tiles (src/ops/x86/gemm_amx.c): 32 x 32 tiles of C (32 x 16 for a
+ * narrow last panel); B in bf16 pairs, A row-major bf16 (rn_panel_bf16_rows_amx). */
+#define RN_AMX_MR 32
+#define RN_AMX_NR 32
+void rn_bgemm_kernel_amx_32x16(int kc, const float *a, const float *b, const rn_gemm_tile *t);
+void rn_bgemm_kernel_amx_32x32(int kc, const float *a, const float *b, const rn_gemm_tile *t);
+/* An A panel (kc x 32, k-major fp32) to 32 rows of kc bf16 (row i at i * kc), in place. */
+void rn_panel_bf16_rows_amx(float *panel, int kc, int w);
 
 /* nr a multiple of 16, <= 64. */
 void rn_im2col_pack_avx512(const rn_im2col *im, int k0, int kc, long j0, int nr,

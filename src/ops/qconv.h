@@ -176,6 +176,7 @@ void rn_qgemm_portable(const rn_qtile *t);
 #ifdef RN_HAVE_X86_KERNELS
 void rn_qgemm_avx2(const rn_qtile *t);          /* nj <= 4, ncb 1 */
 void rn_qgemm_avx512vnni(const rn_qtile *t);    /* nj <= 12, ncb <= 2 */
+void rn_qgemm_amx(const rn_qtile *t);           /* nj <= 32, ncb <= 2 */
 #endif
 
 #endif

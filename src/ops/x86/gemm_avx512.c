@@ -6,6 +6,7 @@
  * store) is in kernels.h.
  */
 #include "ops/kernels.h"
+#include "ops/x86/gemm_store_avx512.h"
 
 #include <immintrin.h>
 #include <stddef.h>
@@ -16,16 +17,6 @@
  * Each k step loads NV vectors of the B panel and broadcasts MR values of
  * the A panel: MR * NV fused multiply-adds.
  * ------------------------------------------------------------------------- */
-
-#define MAX_MR 8
-#define MAX_NV 4
-
-/* Lanes 0 .. n-1 of a 16-lane vector (n may be <= 0 or >= 16). */
-static inline __mmask16 lane_mask(int n) {
-    if (n <= 0)
-        return 0;
-    return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
-}
 
 static inline __attribute__((always_inline)) void
 micro_kernel(const int MR, const int NV, int kc, const float *a, ptrdiff_t a_rs,
@@ -59,35 +50,7 @@ micro_kernel(const int MR, const int NV, int kc, const float *a, ptrdiff_t a_rs,
         b += 16 * NV;
     }
 
-    /* Store: C = acc + beta * C, then bias, residual, relu. */
-    __mmask16 mask[MAX_NV];
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; v++)
-        mask[v] = lane_mask(t->n - 16 * v);
-    const __m512 beta = _mm512_set1_ps(t->beta);
-    const __m512 zero = _mm512_setzero_ps();
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; i++) {
-        if (i >= t->m)
-            break;
-        float *c = t->c + (ptrdiff_t)i * t->ldc;
-        const float *res = t->residual ? t->residual + (ptrdiff_t)i * t->ldr : NULL;
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) {
-            __m512 r = acc[i][v];
-            if (t->beta != 0.0f)
-                r = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(mask[v], c + 16 * v), r);
-            if (t->last) {
-                if (t->bias)
-                    r = _mm512_add_ps(r, _mm512_set1_ps(t->bias[i]));
-                if (res)
-                    r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(mask[v], res + 16 * v));
-                if (t->relu)
-                    r = _mm512_max_ps(zero, r); /* NaN (2nd operand) passes, as in PyTorch */
-            }
-            _mm512_mask_storeu_ps(c + 16 * v, mask[v], r);
-        }
-    }
+    rn_store_tile_avx512(MR, NV, acc, t);
 }
 
 /* Packed A panels. */

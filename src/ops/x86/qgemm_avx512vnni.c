@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "ops/qconv.h"
+#include "ops/x86/qreq_avx512.h"
 
 #define NJ_MAX 12
 
@@ -18,29 +19,6 @@ static inline __m512i bcast4(const uint8_t *p) {
     int32_t v;
     memcpy(&v, p, 4);
     return _mm512_set1_epi32(v);
-}
-
-/* Requantizes the 16 channels of block b (acc) into 16 bytes. */
-static inline __m128i requant16(const rn_qtile *t, int b, __m512i acc, const uint8_t *r) {
-    const rn_qreq *rq = t->rq;
-    int c0 = b * 16;
-    __m512i v = _mm512_sub_epi32(acc, _mm512_loadu_si512(rq->comp + c0));
-    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(rq->mult + c0));
-    f = _mm512_add_ps(f, _mm512_loadu_ps(rq->bias + c0));
-    if (r) {
-        __m512i ri = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)r)),
-                                      _mm512_set1_epi32(rq->r_zp));
-        f = _mm512_add_ps(f, _mm512_mul_ps(_mm512_cvtepi32_ps(ri), _mm512_set1_ps(rq->r_scale)));
-    }
-    if (rq->relu)
-        f = _mm512_max_ps(f, _mm512_setzero_ps());
-    f = _mm512_mul_ps(f, _mm512_set1_ps(rq->inv_out));
-    f = _mm512_max_ps(f, _mm512_set1_ps(-RN_Q_CLAMP));
-    f = _mm512_min_ps(f, _mm512_set1_ps(RN_Q_CLAMP));
-    __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(f), _mm512_set1_epi32(rq->out_zp));
-    q = _mm512_max_epi32(q, _mm512_setzero_si512());
-    q = _mm512_min_epi32(q, _mm512_set1_epi32(RN_Q_MAX));
-    return _mm512_cvtepi32_epi8(q);
 }
 
 static inline __attribute__((always_inline)) void tile(const rn_qtile *t, const int nj,
@@ -69,7 +47,7 @@ static inline __attribute__((always_inline)) void tile(const rn_qtile *t, const 
         for (int b = 0; b < ncb; b++) {
             const uint8_t *r = t->r ? t->r + b * t->y_bs + j * 16 : NULL;
             _mm_storeu_si128((__m128i *)(t->y + b * t->y_bs + j * 16),
-                             requant16(t, b, acc[j][b], r));
+                             rn_requant16_avx512(t, b, acc[j][b], r));
         }
 }
 

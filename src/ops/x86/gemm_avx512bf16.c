@@ -1,0 +1,98 @@
+/*
+ * gemm_avx512bf16.c - the bf16 micro-kernels on AVX-512 BF16 (contract in kernels.h).
+ *
+ * The packed panels hold bf16 pairs (rn_panel_bf16_pairs): per pair of k, a B row of NR
+ * 32-bit words and an A row of MR. Each step loads NV vectors of 16 columns x 2 k, broadcasts
+ * MR pairs of A, and vdpbf16ps adds both products of a pair into each fp32 lane (the odd k
+ * first, then the even one; exact products, each sum rounded to nearest even; denormal inputs
+ * and results are read and written as zero). Twice the multiply-adds of an fp32 fma per
+ * instruction. The store and epilogue are the fp32 kernels' (gemm_store_avx512.h).
+ *
+ * Compiled with the AVX-512 flags and -mavx512bf16; reached only through the bf16 descriptors
+ * (kernels.c), which need the CPU's AVX-512 BF16.
+ */
+#include <immintrin.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ops/kernels.h"
+#include "ops/x86/gemm_store_avx512.h"
+
+static inline __attribute__((always_inline)) void
+bf16_kernel(const int MR, const int NV, int kc, const float *a, const float *b,
+            const rn_gemm_tile *t) {
+    const int32_t *a2 = (const int32_t *)a;
+    const int32_t *b2 = (const int32_t *)b;
+    __m512 acc[MAX_MR][MAX_NV];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+            acc[i][v] = _mm512_setzero_ps();
+
+    for (int i = 0; i < MR && i < t->m; i++)
+        for (int v = 0; v < NV; v++)
+            _mm_prefetch((const char *)(t->c + (ptrdiff_t)i * t->ldc + 16 * v), _MM_HINT_T0);
+
+    const int pairs = (kc + 1) / 2;
+#pragma GCC unroll 2
+    for (int p = 0; p < pairs; p++) {
+        __m512bh bv[MAX_NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+            bv[v] = (__m512bh)_mm512_load_si512((const void *)(b2 + 16 * v));
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; i++) {
+            const __m512bh ai = (__m512bh)_mm512_set1_epi32(a2[i]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++)
+                acc[i][v] = _mm512_dpbf16_ps(acc[i][v], ai, bv[v]);
+        }
+        a2 += MR;
+        b2 += 16 * NV;
+    }
+
+    rn_store_tile_avx512(MR, NV, acc, t);
+}
+
+void rn_bgemm_kernel_avx512bf16_8x16(int kc, const float *a, const float *b,
+                                     const rn_gemm_tile *t) {
+    bf16_kernel(8, 1, kc, a, b, t);
+}
+
+void rn_bgemm_kernel_avx512bf16_8x32(int kc, const float *a, const float *b,
+                                     const rn_gemm_tile *t) {
+    bf16_kernel(8, 2, kc, a, b, t);
+}
+
+void rn_bgemm_kernel_avx512bf16_8x48(int kc, const float *a, const float *b,
+                                     const rn_gemm_tile *t) {
+    bf16_kernel(8, 3, kc, a, b, t);
+}
+
+/* ---------------------------------------------------------------------------
+ * rn_panel_bf16_pairs (kernels.h) with vcvtne2ps2bf16: 16 columns of a row pair converted
+ * (round to nearest even; NaN stays NaN; denormals become zero, which the bf16 products read
+ * as zero anyway) and interleaved per column in one permute. In place as the portable one:
+ * a store covers only columns of row pairs already read.
+ * ------------------------------------------------------------------------- */
+
+void rn_panel_bf16_pairs_avx512bf16(float *panel, int kc, int w) {
+    /* word j of the output: bf16 j of the first row (low), then of the second (high) */
+    static const short order[32] = {0,  16, 1,  17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
+                                    8,  24, 9,  25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    const __m512i idx = _mm512_loadu_si512((const void *)order);
+    int32_t *out = (int32_t *)panel;
+    for (int p = 0; p < (kc + 1) / 2; p++) {
+        const float *r0 = panel + (ptrdiff_t)(2 * p) * w;
+        const int two = 2 * p + 1 < kc;
+        for (int j = 0; j < w; j += 16) {
+            const __mmask16 m = w - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (w - j)) - 1);
+            const __m512 lo = _mm512_maskz_loadu_ps(m, r0 + j);
+            const __m512 hi = two ? _mm512_maskz_loadu_ps(m, r0 + w + j) : _mm512_setzero_ps();
+            const __m512i pairs =
+                _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+            _mm512_mask_storeu_epi32(out + (ptrdiff_t)p * w + j, m, pairs);
+        }
+    }
+}
