@@ -22,16 +22,7 @@ static inline __attribute__((always_inline)) void
 micro_kernel(const int MR, const int NV, int kc, const float *a, ptrdiff_t a_rs,
              ptrdiff_t a_cs, const float *b, const rn_gemm_tile *t) {
     __m512 acc[MAX_MR][MAX_NV];
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; i++)
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++)
-            acc[i][v] = _mm512_setzero_ps();
-
-    /* The C tile is needed only after the k loop: fetch it meanwhile. */
-    for (int i = 0; i < MR && i < t->m; i++)
-        for (int v = 0; v < NV; v++)
-            _mm_prefetch((const char *)(t->c + (ptrdiff_t)i * t->ldc + 16 * v), _MM_HINT_T0);
+    rn_start_tile_avx512(MR, NV, acc, t);
 
 #pragma GCC unroll 4
     for (int k = 0; k < kc; k++) {

@@ -24,15 +24,7 @@ bf16_kernel(const int MR, const int NV, int kc, const float *a, const float *b,
     const int32_t *a2 = (const int32_t *)a;
     const int32_t *b2 = (const int32_t *)b;
     __m512 acc[MAX_MR][MAX_NV];
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; i++)
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++)
-            acc[i][v] = _mm512_setzero_ps();
-
-    for (int i = 0; i < MR && i < t->m; i++)
-        for (int v = 0; v < NV; v++)
-            _mm_prefetch((const char *)(t->c + (ptrdiff_t)i * t->ldc + 16 * v), _MM_HINT_T0);
+    rn_start_tile_avx512(MR, NV, acc, t);
 
     const int pairs = (kc + 1) / 2;
 #pragma GCC unroll 2

@@ -1,7 +1,7 @@
 /*
- * gemm_store_avx512.h - the store of an AVX-512 micro-kernel's tile (kernels.h): C = acc +
- * beta * C over the valid corner, then bias, residual, ReLU. Shared by the fp32 and bf16
- * kernels; included only by files compiled for AVX-512.
+ * gemm_store_avx512.h - the start and the store of an AVX-512 micro-kernel's tile (kernels.h):
+ * zeroed accumulators, then C = acc + beta * C over the valid corner, then bias, residual,
+ * ReLU. Shared by the fp32 and bf16 kernels; included only by files compiled for AVX-512.
  */
 #ifndef RN_OPS_X86_GEMM_STORE_AVX512_H
 #define RN_OPS_X86_GEMM_STORE_AVX512_H
@@ -19,6 +19,19 @@ static inline __mmask16 lane_mask(int n) {
     if (n <= 0)
         return 0;
     return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+}
+
+/* Zeroes the accumulators; the C tile is needed only after the k loop: fetch it meanwhile. */
+static inline __attribute__((always_inline)) void
+rn_start_tile_avx512(const int MR, const int NV, __m512 acc[MAX_MR][MAX_NV], const rn_gemm_tile *t) {
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+            acc[i][v] = _mm512_setzero_ps();
+    for (int i = 0; i < MR && i < t->m; i++)
+        for (int v = 0; v < NV; v++)
+            _mm_prefetch((const char *)(t->c + (ptrdiff_t)i * t->ldc + 16 * v), _MM_HINT_T0);
 }
 
 /* acc[i][v]: row i, columns 16v .. 16v + 15 of the tile. */
