@@ -227,9 +227,9 @@ static const rn_kernels AMX = {
     AVX512_FP32, .isa = RN_ISA_AMX,
     .qgemm = rn_qgemm_amx, .q_nj = 32, .q_ncb = 2, .q_name = "amx 32x32",
 };
-static const rn_kernels AVX512_BF16_KERNELS = {
+static const rn_kernels AVX512_BF16_KERNELS = { /* int8 never runs on a bf16 descriptor */
     AVX512_BF16, .isa = RN_ISA_AVX512,
-    .qgemm = rn_qgemm_avx512vnni, .q_nj = 12, .q_ncb = 2, .q_name = "avx512-vnni 32x12",
+    .qgemm = rn_qgemm_avx2, .q_nj = 4, .q_ncb = 1, .q_name = "avx2 16x4",
 };
 /* bf16 products on AMX tiles: 32 x 32 tiles of C, K blocks of 256 (8 tile steps of 32) */
 static const rn_kernels AMX_BF16_KERNELS = {
@@ -268,7 +268,7 @@ const rn_kernels *rn_kernels_bf16(const rn_kernels *k) {
     switch (k->isa) {
 #ifdef RN_HAVE_X86_KERNELS
     case RN_ISA_AVX512:
-        return rn_cpu()->avx512_bf16 && rn_cpu()->avx512_vnni ? &AVX512_BF16_KERNELS : NULL;
+        return rn_cpu()->avx512_bf16 ? &AVX512_BF16_KERNELS : NULL;
     case RN_ISA_AMX:
         return &AMX_BF16_KERNELS;
 #endif
