@@ -116,6 +116,38 @@ static void check_ops(void) {
     const uint8_t want[6] = {3, 3, 5, 0, 127, 5}; /* 0.5 -> 0, 1.5 -> 2, 2.5 -> 2 */
     CHECK(memcmp(q, want, 6) == 0, "quantize_input: %d %d %d %d %d %d", q[0], q[1], q[2], q[3],
           q[4], q[5]);
+    { /* against nearbyintf on many values: halves, large, tiny, NaN, +-inf; 2 images x 3
+       * channels (the layout moves to (C, N, H, W)) */
+        enum { N = 2, C = 3, HW = 20000 };
+        float *xs = malloc(sizeof(float) * N * C * HW);
+        uint8_t *got = malloc(N * C * HW);
+        const rn_qparam qp = {0.37f, 61};
+        uint64_t st = 12345;
+        for (int i = 0; i < N * C * HW; i++) {
+            const uint32_t r = (uint32_t)check_xorshift64(&st);
+            xs[i] = r % 13 == 0   ? ((int)(r >> 8) % 400 - 200) * 0.5f * qp.scale /* halves */
+                    : r % 13 == 1 ? (r % 2 ? INFINITY : -INFINITY)
+                    : r % 13 == 2 ? NAN
+                    : r % 13 == 3 ? ((int)(r >> 4) % 2000 - 1000) * 1e3f
+                                  : ((int)(r >> 8) % 200001 - 100000) * 1e-3f;
+        }
+        rn_quantize_input(xs, N, C, 10, HW / 10, qp, got);
+        int bad = 0;
+        for (int b = 0; b < N; b++)
+            for (int ch = 0; ch < C; ch++)
+                for (int i = 0; i < HW; i++) {
+                    float v = xs[((size_t)b * C + ch) * HW + i] * (1.0f / qp.scale);
+                    v = v > -RN_Q_CLAMP ? v : -RN_Q_CLAMP;
+                    v = v < RN_Q_CLAMP ? v : RN_Q_CLAMP;
+                    int qv = (int)nearbyintf(v) + qp.zp;
+                    qv = qv < 0 ? 0 : qv > RN_Q_MAX ? RN_Q_MAX : qv;
+                    bad += got[((size_t)ch * N + b) * HW + i] != qv;
+                }
+        CHECK(bad == 0, "quantize_input = nearbyintf's rounding on %d values: %d differ", N * C * HW,
+              bad);
+        free(xs);
+        free(got);
+    }
     rn_qparam p = rn_qparam_for_range(0.0f, 12.7f);
     CHECK(p.zp == 0 && fabsf(p.scale - 0.1f) < 1e-6f, "range [0, 12.7]: scale %g zp %d", p.scale, p.zp);
     p = rn_qparam_for_range(-1.0f, 1.0f);
