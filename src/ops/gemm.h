@@ -15,7 +15,7 @@
  *
  * The work is split over blocks of C only; every element is summed over K in
  * a fixed order, so the result is bitwise identical for any thread count.
- * B is packed into cache-sized panels on each thread's stack (~80 KB). A is
+ * B is packed into cache-sized panels on each thread's stack (~100 KB). A is
  * read in place, or packed: ahead of time by the caller (rn_gemm_pack_a,
  * e.g. a convolution's weights, once per weight version), or by the call
  * itself into a workspace the caller passes, when N is wide enough to repay

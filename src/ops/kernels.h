@@ -3,9 +3,10 @@
  * convolution algorithms need to know of the micro-kernels and packers of
  * one instruction set, and the contract between them.
  *
- * One descriptor per ISA (portable, AVX2, AVX-512), chosen once per process
- * from the CPU's features (core/cpu.h) or passed explicitly (tests run every
- * ISA the host supports). Blocking constants elsewhere (panel widths, chunk
+ * One descriptor per ISA (portable, AVX2, AVX-512, AMX), chosen once per
+ * process from the CPU's features (core/cpu.h) or passed explicitly (tests run
+ * every ISA the host supports); a bf16 twin of it where the CPU multiplies
+ * bf16 (rn_kernels_bf16: same packers, panels converted after packing). Blocking constants elsewhere (panel widths, chunk
  * steps, K blocks) are derived from the descriptor, never mirrored by hand.
  *
  * Packed layouts (k-major micro-panels, zero-padded at the edges):
