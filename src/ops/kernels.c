@@ -193,7 +193,7 @@ static const rn_kernels AVX2 = {
 };
 
 #define AVX512_FP32                                                                               \
-    .name = "avx512 8x48", .mr = RN_AVX512_MR, .nr = RN_AVX512_NR,         \
+    .name = "avx512 8x48", .mr = RN_AVX512_MR, .nr = RN_AVX512_NR,                               \
     .nr_step = 16, .kc = 192, .mc = 512,                                                          \
     .fn = {rn_sgemm_kernel_avx512_8x16, rn_sgemm_kernel_avx512_8x32, rn_sgemm_kernel_avx512_8x48}, \
     .fn_raw = {rn_sgemm_kernel_avx512_8x16_rawa, rn_sgemm_kernel_avx512_8x32_rawa,                \
@@ -202,16 +202,6 @@ static const rn_kernels AVX2 = {
     .pack_bt = rn_pack_bt_avx2, /* AVX-512 CPUs have AVX2 */                                  \
     .wino_in = rn_wino_in_avx2, /* AVX-512 CPUs have AVX2 */                                      \
     .wino_out = rn_wino_out_avx2
-
-/* bf16 products with AVX-512 BF16's vdpbf16ps: the fp32 descriptor's geometry and packers,
- * panels converted to bf16 pairs after packing */
-#define AVX512_BF16                                                                               \
-    .name = "avx512-bf16 8x48", .mr = RN_AVX512_MR, .nr = RN_AVX512_NR, .nr_step = 16, .kc = 192, \
-    .mc = 512,                                                                                    \
-    .fn = {rn_bgemm_kernel_avx512bf16_8x16, rn_bgemm_kernel_avx512bf16_8x32,                      \
-           rn_bgemm_kernel_avx512bf16_8x48},                                                      \
-    .pack_im2col = rn_im2col_pack_avx512, .pack_bt = rn_pack_bt_avx2,                             \
-    .finish_a = rn_panel_bf16_pairs_avx512bf16, .finish_b = rn_panel_bf16_pairs_avx512bf16
 
 /* int8 with VNNI dot products where the CPU has them, else AVX2's */
 static const rn_kernels AVX512 = {
@@ -227,8 +217,16 @@ static const rn_kernels AMX = {
     AVX512_FP32, .isa = RN_ISA_AMX,
     .qgemm = rn_qgemm_amx, .q_nj = 32, .q_ncb = 2, .q_name = "amx 32x32",
 };
-static const rn_kernels AVX512_BF16_KERNELS = { /* int8 never runs on a bf16 descriptor */
-    AVX512_BF16, .isa = RN_ISA_AVX512,
+/* bf16 products with AVX-512 BF16's vdpbf16ps: the fp32 descriptor's geometry and packers,
+ * panels converted to bf16 pairs after packing (int8 never runs on a bf16 descriptor: its int8
+ * fields name the AVX2 tile every AVX-512 CPU can run) */
+static const rn_kernels AVX512_BF16_KERNELS = {
+    .isa = RN_ISA_AVX512, .name = "avx512-bf16 8x48", .mr = RN_AVX512_MR, .nr = RN_AVX512_NR,
+    .nr_step = 16, .kc = 192, .mc = 512,
+    .fn = {rn_bgemm_kernel_avx512bf16_8x16, rn_bgemm_kernel_avx512bf16_8x32,
+           rn_bgemm_kernel_avx512bf16_8x48},
+    .pack_im2col = rn_im2col_pack_avx512, .pack_bt = rn_pack_bt_avx2,
+    .finish_a = rn_panel_bf16_pairs_avx512bf16, .finish_b = rn_panel_bf16_pairs_avx512bf16,
     .qgemm = rn_qgemm_avx2, .q_nj = 4, .q_ncb = 1, .q_name = "avx2 16x4",
 };
 /* bf16 products on AMX tiles: 32 x 32 tiles of C, K blocks of 256 (8 tile steps of 32) */

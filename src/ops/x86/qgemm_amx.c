@@ -21,12 +21,6 @@
 #include "ops/x86/amx_util.h"
 #include "ops/x86/qreq_avx512.h"
 
-static inline __m512i bcast4(const uint8_t *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm512_set1_epi32(v);
-}
-
 /* The sums over the first `chunks` x 64 bytes of K into acc: tile 2r + b at acc + (2r + b) * 256,
  * 16 rows (columns j) of 16 channels. */
 static inline __attribute__((always_inline)) void amx_sums(const rn_qtile *t, const int NRB,
@@ -80,7 +74,7 @@ static inline __attribute__((always_inline)) void finish(const rn_qtile *t, cons
                     const uint8_t *a = t->a + (long)j * t->a_js + (long)g * 16;
                     const int8_t *w = t->w + (long)b * t->w_bs + (long)g * 256;
                     for (int q = 0; q < 4; q++)
-                        s = _mm512_dpbusd_epi32(s, bcast4(a + q * 4),
+                        s = _mm512_dpbusd_epi32(s, rn_bcast4_avx512(a + q * 4),
                                                 _mm512_loadu_si512(w + q * 64));
                 }
                 const uint8_t *rr = t->r ? t->r + (long)b * t->y_bs + j * 16 : NULL;

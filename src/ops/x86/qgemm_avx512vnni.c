@@ -15,12 +15,6 @@
 
 #define NJ_MAX 12
 
-static inline __m512i bcast4(const uint8_t *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm512_set1_epi32(v);
-}
-
 static inline __attribute__((always_inline)) void tile(const rn_qtile *t, const int nj,
                                                        const int ncb) {
     __m512i acc[NJ_MAX][2];
@@ -36,7 +30,7 @@ static inline __attribute__((always_inline)) void tile(const rn_qtile *t, const 
             __m512i w1 = ncb > 1 ? _mm512_loadu_si512(w + t->w_bs + q * 64) : w0;
 #pragma GCC unroll 12
             for (int j = 0; j < nj; j++) {
-                __m512i x = bcast4(a + j * t->a_js + q * 4);
+                __m512i x = rn_bcast4_avx512(a + j * t->a_js + q * 4);
                 acc[j][0] = _mm512_dpbusd_epi32(acc[j][0], x, w0);
                 if (ncb > 1)
                     acc[j][1] = _mm512_dpbusd_epi32(acc[j][1], x, w1);

@@ -1,14 +1,24 @@
 /*
- * qreq_avx512.h - rn_requant (qconv.h) on 16 output channels at once, for the AVX-512 int8
- * tiles (VNNI and AMX): the same operations in the same order, so the bytes equal the oracle's.
- * Included only by files compiled for AVX-512.
+ * qreq_avx512.h - what the AVX-512 int8 tiles (VNNI and AMX) share: the broadcast of a column's
+ * 4 input bytes, and rn_requant (qconv.h) on 16 output channels at once, the same operations
+ * in the same order, so the bytes equal the oracle's. Included only by files compiled for
+ * AVX-512.
  */
 #ifndef RN_OPS_X86_QREQ_AVX512_H
 #define RN_OPS_X86_QREQ_AVX512_H
 
 #include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "ops/qconv.h"
+
+/* 4 bytes of K of one column, in every 32-bit lane (vpdpbusd's unsigned operand). */
+static inline __m512i rn_bcast4_avx512(const uint8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
 
 /* Requantizes the 16 channels of block b (acc) into 16 bytes. */
 static inline __m128i rn_requant16_avx512(const rn_qtile *t, int b, __m512i acc, const uint8_t *r) {
