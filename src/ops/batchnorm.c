@@ -101,19 +101,23 @@ void batchnorm_apply(const float *x, int C, size_t M, const float *scale,
         float *yr = y + (size_t)c * M;
         float s = scale[c], t = shift[c];
         if (rr && relu) {
+#pragma omp simd
             for (size_t m = 0; m < M; m++) {
                 float v = xr[m] * s + t + rr[m];
                 yr[m] = v < 0.0f ? 0.0f : v;
             }
         } else if (rr) {
+#pragma omp simd
             for (size_t m = 0; m < M; m++)
                 yr[m] = xr[m] * s + t + rr[m];
         } else if (relu) {
+#pragma omp simd
             for (size_t m = 0; m < M; m++) {
                 float v = xr[m] * s + t;
                 yr[m] = v < 0.0f ? 0.0f : v;
             }
         } else {
+#pragma omp simd
             for (size_t m = 0; m < M; m++)
                 yr[m] = xr[m] * s + t;
         }
