@@ -194,6 +194,7 @@ tap_loads(const int MODE, const int NV, const rn_im2col *im, const rn_im2col_run
                         << (run->lane + tlo);
         tap_load *e = &out[count++];
         e->off = run->base + (ptrdiff_t)ih * W + iw - (ptrdiff_t)run->lane * s;
+#pragma GCC unroll 8
         for (int q = 0; q < NV; q++) {
             unsigned m = (unsigned)(bits >> (8 * q)) & 0xFF;
             if (MODE == PACK_PAIR && m == 0xFF && e->off + 16 * q + 16 <= plane) {
@@ -214,9 +215,11 @@ static inline __attribute__((always_inline)) void
 pack_row(const int NV, const int MODE, const float *xc, const tap_load *e, int ne, int s,
          float *dst) {
     __m256 v[PACK_NV];
+#pragma GCC unroll 8
     for (int q = 0; q < NV; q++)
         v[q] = _mm256_setzero_ps();
     for (; ne > 0; ne--, e++) {
+#pragma GCC unroll 8
         for (int q = 0; q < NV; q++) {
             if (MODE == PACK_UNIT) {
                 if (e->m[q] == 0xFF)
@@ -250,6 +253,7 @@ pack_row(const int NV, const int MODE, const float *xc, const tap_load *e, int n
             }
         }
     }
+#pragma GCC unroll 8
     for (int q = 0; q < NV; q++)
         _mm256_store_ps(dst + 8 * q, v[q]);
 }
