@@ -56,11 +56,14 @@ void rn_wino_in_avx2(const rn_wino_in *in, float *dst, ptrdiff_t stride) {
      * load of 8, masked where the patch leaves the image */
     const __m256i lane_bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
     __m256i mask[LL];
+#pragma GCC unroll 8
     for (int l = 0; l < LL; l++)
         mask[l] = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)in->cols[l]), lane_bits),
                                      lane_bits);
     __m256 D[6][8];
+#pragma GCC unroll 8
     for (int r = 0; r < 6; r++) {
+#pragma GCC unroll 8
         for (int l = 0; l < LL; l++) {
             const float *row = addr_at(in->x, in->origin[l] + r * in->ld);
             if (r < in->r0[l] || r >= in->r1[l])
@@ -74,17 +77,22 @@ void rn_wino_in_avx2(const rn_wino_in *in, float *dst, ptrdiff_t stride) {
     }
     /* T[i][j] = sum_r B^T[i][r] D[r][j], then V[i][q] = sum_j T[i][j] B^T[q][j] */
     __m256 T[6][6];
+#pragma GCC unroll 8
     for (int j = 0; j < 6; j++) {
         __m256 col[6], t[6];
+#pragma GCC unroll 8
         for (int r = 0; r < 6; r++)
             col[r] = D[r][j];
         bt(col, t);
+#pragma GCC unroll 8
         for (int i = 0; i < 6; i++)
             T[i][j] = t[i];
     }
+#pragma GCC unroll 8
     for (int i = 0; i < 6; i++) {
         __m256 v[6];
         bt(T[i], v);
+#pragma GCC unroll 8
         for (int q = 0; q < 6; q++)
             _mm256_storeu_ps(dst + (i * 6 + q) * stride, v[q]);
     }
@@ -93,21 +101,27 @@ void rn_wino_in_avx2(const rn_wino_in *in, float *dst, ptrdiff_t stride) {
 void rn_wino_out_avx2(const float *src, ptrdiff_t stride, const rn_wino_out *o) {
     /* Y[r][c], lanes = tiles */
     __m256 T[4][6], Y[4][4];
+#pragma GCC unroll 8
     for (int j = 0; j < 6; j++) {
         __m256 m[6], t[4];
+#pragma GCC unroll 8
         for (int i = 0; i < 6; i++)
             m[i] = _mm256_loadu_ps(src + (i * 6 + j) * stride);
         at(m, t);
+#pragma GCC unroll 8
         for (int r = 0; r < 4; r++)
             T[r][j] = t[r];
     }
     const __m256 bias = _mm256_set1_ps(o->bias);
+#pragma GCC unroll 8
     for (int r = 0; r < 4; r++) {
         at(T[r], Y[r]);
+#pragma GCC unroll 8
         for (int c = 0; c < 4; c++)
             Y[r][c] = _mm256_add_ps(Y[r][c], bias);
     }
     const __m128 zero = _mm_setzero_ps();
+#pragma GCC unroll 8
     for (int r = 0; r < 4; r++) {
         /* Y[r][0..3] (4 rows of 8 lanes) -> lane l's 4 values: after the two
          * rounds of unpacking, q[i] holds lane i in its low half and lane
@@ -118,6 +132,7 @@ void rn_wino_out_avx2(const float *src, ptrdiff_t stride, const rn_wino_out *o) 
                              _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
                              _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)),
                              _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2))};
+#pragma GCC unroll 8
         for (int l = 0; l < LL; l++) {
             if (!o->y[l] || r >= o->rows[l])
                 continue;
