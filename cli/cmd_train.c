@@ -48,6 +48,8 @@ static arg_spec SPECS[] = {
     {"data", ARG_STRING, NULL, "dataset directory", 0, 0},
     {"dataset", ARG_STRING, "fashion-mnist", "fashion-mnist, mnist, cifar10, folder (DIR/train/CLASS/*, DIR/val/CLASS/*) or folder-gray", 0, 0},
     {"epochs", ARG_INT, "10", "epochs to train (in all, counting resumed ones)", 0, 0},
+    {"eval-every", ARG_INT, "1", "evaluate the test split after every N-th epoch and after the last one (0: after the "
+     "last only); the epochs between log their test metrics as null", 0, 0},
     {"max-steps", ARG_INT, "0", "stop after this many optimizer steps in all (0: no limit); saves a checkpoint", 0, 0},
     {"batch-size", ARG_INT, "256", "images per batch", 0, 0},
     {"optimizer", ARG_STRING, "sgd", "sgd or adamw", 0, 0},
@@ -110,7 +112,7 @@ typedef struct run {
     char norm_text[256];
     FILE *logf;
     int quiet, tty;
-    int epochs, max_steps, log_every, seed, num_classes, save_every, max_bad_steps;
+    int epochs, eval_every, max_steps, log_every, seed, num_classes, save_every, max_bad_steps;
     train_plan plan;        /* recorded in every checkpoint; read back on --resume */
     train_dist dist;        /* the ranks of a data-parallel run (one without a launcher) */
     int lead;               /* rank 0: prints, logs and saves */
@@ -351,24 +353,34 @@ static int train_loop(run *r, int64_t start_epoch, int64_t start_position) {
                 printf("checkpoint: %s (+ %s)\n", r->save, r->optim);
             break;
         }
-        rn_eval_result ev;
-        rn_loader_config ecfg = r->lcfg;
-        ecfg.batch_size = B;
-        train_dist_sync_model(&r->dist);
-        if (train_dist_evaluate(&r->dist, r->m, &r->test, &ecfg, eval_progress, r, &ev) != RN_OK) {
-            cli_error(r->dist.what, "evaluating: %s", rn_last_error());
-            status = EXIT_RUNTIME;
-            break;
+        /* the test split after every eval_every-th epoch and the last */
+        const int evaluate = epoch + 1 == r->epochs || (r->eval_every > 0 && (epoch + 1) % r->eval_every == 0);
+        rn_eval_result ev = {0};
+        if (evaluate) {
+            rn_loader_config ecfg = r->lcfg;
+            ecfg.batch_size = B;
+            train_dist_sync_model(&r->dist);
+            if (train_dist_evaluate(&r->dist, r->m, &r->test, &ecfg, eval_progress, r, &ev) != RN_OK) {
+                cli_error(r->dist.what, "evaluating: %s", rn_last_error());
+                status = EXIT_RUNTIME;
+                break;
+            }
         }
         if (!r->quiet && r->tty)
             fprintf(stderr, "\r%*s\r", 100, "");
         double test_acc = ev.count ? (double)ev.top1 / ev.count : 0.0;
+        char test_text[96] = "", test_json[128];
+        if (evaluate) {
+            snprintf(test_text, sizeof test_text, "  test loss %.4f  test acc %.4f", ev.loss, test_acc);
+            snprintf(test_json, sizeof test_json, "\"test_loss\": %.6f, \"test_acc\": %.6f, \"test_top5\": %.6f",
+                     ev.loss, test_acc, ev.count ? (double)ev.top5 / ev.count : 0.0);
+        } else {
+            snprintf(test_json, sizeof test_json, "\"test_loss\": null, \"test_acc\": null, \"test_top5\": null");
+        }
         if (r->lead) {
-            printf("epoch %lld/%d  train loss %.4f  train acc %.4f  test loss %.4f  test acc %.4f  "
-                   "%.1f s (%.0f img/s)",
-                   (long long)epoch + 1, r->epochs, loss_sum / (seen ? seen : 1),
-                   (double)correct / (seen ? seen : 1), ev.loss, test_acc, train_secs,
-                   seen / (train_secs > 0 ? train_secs : 1e-9));
+            printf("epoch %lld/%d  train loss %.4f  train acc %.4f%s  %.1f s (%.0f img/s)", (long long)epoch + 1,
+                   r->epochs, loss_sum / (seen ? seen : 1), (double)correct / (seen ? seen : 1), test_text,
+                   train_secs, seen / (train_secs > 0 ? train_secs : 1e-9));
             if (skipped)
                 printf("  %lld non-finite steps skipped", (long long)skipped);
             putchar('\n');
@@ -376,13 +388,12 @@ static int train_loop(run *r, int64_t start_epoch, int64_t start_position) {
         fflush(stdout);
         if (r->lead && r->logf) {
             fprintf(r->logf,
-                    "{\"epoch\": %lld, \"train_loss\": %.6f, \"train_acc\": %.6f, \"test_loss\": %.6f, "
-                    "\"test_acc\": %.6f, \"test_top5\": %.6f, \"lr\": %.8g, \"seconds\": %.3f, "
-                    "\"images_per_second\": %.2f, \"steps\": %lld, \"skipped_steps\": %lld, \"elapsed\": %.3f}\n",
+                    "{\"epoch\": %lld, \"train_loss\": %.6f, \"train_acc\": %.6f, %s, \"lr\": %.8g, "
+                    "\"seconds\": %.3f, \"images_per_second\": %.2f, \"steps\": %lld, \"skipped_steps\": %lld, "
+                    "\"elapsed\": %.3f}\n",
                     (long long)epoch + 1, loss_sum / (seen ? seen : 1), (double)correct / (seen ? seen : 1),
-                    ev.loss, test_acc, ev.count ? (double)ev.top5 / ev.count : 0.0, lr, train_secs,
-                    seen / (train_secs > 0 ? train_secs : 1e-9), (long long)rn_trainer_steps(r->tr),
-                    (long long)skipped, now_s() - r->started);
+                    test_json, lr, train_secs, seen / (train_secs > 0 ? train_secs : 1e-9),
+                    (long long)rn_trainer_steps(r->tr), (long long)skipped, now_s() - r->started);
             log_flush(r);
             if (r->svg[0] && rn_plot_svg(r->log, r->svg) != RN_OK)
                 cli_error(r->dist.what, "warning: %s", rn_last_error());
@@ -548,7 +559,8 @@ int cmd_train(int argc, char **argv) {
             rn_checkpoint_tidy(r.save, r.optim);
     }
     status = EXIT_USAGE;
-    if (!args_int(&t, "epochs", 1, 100000, &r.epochs) || !args_int(&t, "batch-size", 1, 65536, &batch) ||
+    if (!args_int(&t, "epochs", 1, 100000, &r.epochs) ||
+        !args_int(&t, "eval-every", 0, 100000, &r.eval_every) || !args_int(&t, "batch-size", 1, 65536, &batch) ||
         !args_int(&t, "image-size", 0, 4096, &size) || !args_int(&t, "seed", 0, 2147483647, &r.seed) ||
         !args_int(&t, "threads", 0, 1024, &threads) || !args_int(&t, "max-steps", 0, 2147483647, &r.max_steps) ||
         !args_int(&t, "log-every", 0, 2147483647, &r.log_every) ||

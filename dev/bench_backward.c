@@ -5,7 +5,8 @@
  *     bench_backward [-b batch]... [-t threads]... [-r repeats] [-m] [-f]
  *
  * -f: the convolutions of d2l_resnet18 on 28x28 Fashion-MNIST instead
- * (1 input channel; 14/7/4/2/1 spatial; default batch 256).
+ * (1 input channel; 14/7/4/2/1 spatial; default batch 256); -n: those of
+ * the width-16 CIFAR-stem resnet18 of `--recipe fmnist-fast` (28/14/7/4).
  * Prints, per shape and thread count, the median (-m: the minimum, steadier
  * on a shared machine) over `repeats` runs of
  * each pass (FLOPs = 2 x multiply-accumulates, the same for all three), then
@@ -63,6 +64,21 @@ static const bench_shape fmnist_shapes[] = {
     {"3x3/2 256->512 @2", 256, 2, 512, 3, 2, 1, 1},
     {"1x1/2 256->512 @2", 256, 2, 512, 1, 2, 0, 1},
     {"3x3 512->512 @1", 512, 1, 512, 3, 1, 1, 3},
+};
+/* resnet18 with the CIFAR stem at width 16 on 1 x 28 x 28 (`--recipe
+ * fmnist-fast`): stages at 28, 14, 7, 4 with 16 to 128 channels. */
+static const bench_shape narrow_shapes[] = {
+    {"stem 3x3 1->16 @28", 1, 28, 16, 3, 1, 1, 1},
+    {"3x3 16->16 @28", 16, 28, 16, 3, 1, 1, 4},
+    {"3x3/2 16->32 @28", 16, 28, 32, 3, 2, 1, 1},
+    {"1x1/2 16->32 @28", 16, 28, 32, 1, 2, 0, 1},
+    {"3x3 32->32 @14", 32, 14, 32, 3, 1, 1, 3},
+    {"3x3/2 32->64 @14", 32, 14, 64, 3, 2, 1, 1},
+    {"1x1/2 32->64 @14", 32, 14, 64, 1, 2, 0, 1},
+    {"3x3 64->64 @7", 64, 7, 64, 3, 1, 1, 3},
+    {"3x3/2 64->128 @7", 64, 7, 128, 3, 2, 1, 1},
+    {"1x1/2 64->128 @7", 64, 7, 128, 1, 2, 0, 1},
+    {"3x3 128->128 @4", 128, 4, 128, 3, 1, 1, 3},
 };
 #define NPASS 3
 
@@ -145,17 +161,20 @@ int main(int argc, char **argv) {
             use_min = 1;
         else if (!strcmp(argv[i], "-f"))
             fmnist = 1;
+        else if (!strcmp(argv[i], "-n"))
+            fmnist = 2;
         else {
             fprintf(stderr,
-                    "usage: bench_backward [-b batch]... [-t threads]... [-r repeats] [-m] [-f]\n");
+                    "usage: bench_backward [-b batch]... [-t threads]... [-r repeats] [-m] [-f | -n]\n");
             return 2;
         }
     }
     if (!nb)
         batches[nb++] = fmnist ? 256 : 32;
-    const bench_shape *table = fmnist ? fmnist_shapes : shapes;
-    const int nshapes = fmnist ? (int)(sizeof fmnist_shapes / sizeof fmnist_shapes[0])
-                               : (int)(sizeof shapes / sizeof shapes[0]);
+    const bench_shape *table = fmnist == 2 ? narrow_shapes : fmnist ? fmnist_shapes : shapes;
+    const int nshapes = fmnist == 2 ? (int)(sizeof narrow_shapes / sizeof narrow_shapes[0])
+                        : fmnist    ? (int)(sizeof fmnist_shapes / sizeof fmnist_shapes[0])
+                                    : (int)(sizeof shapes / sizeof shapes[0]);
     if (!nt) {
         threads[nt++] = 1;
         threads[nt++] = 2;

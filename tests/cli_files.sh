@@ -107,6 +107,19 @@ expect 0 "train --save and --log into new folders" "$R" train --data tiny --epoc
 [ -s runs/exp1/model.safetensors ] && [ -s runs/exp1/model.optim.safetensors ] && [ -s logs/exp1.jsonl ] &&
     ok || bad "train wrote its checkpoint and log"
 expect 0 "plot into a new folder" "$R" plot --log logs/exp1.jsonl --output plots/exp1.svg
+# --eval-every 2 over 3 epochs: the test split after epochs 2 and 3 (the last), epoch 1's test metrics null
+expect 0 "train --eval-every 2" "$R" train --data tiny --epochs 3 --eval-every 2 --batch-size 8 --quiet \
+    --log logs/every2.jsonl --no-report
+"$PY" - logs/every2.jsonl <<'PY' && ok || bad "--eval-every 2: the epochs tested are not 2 and 3: $(cat logs/every2.jsonl)"
+import json, sys
+recs = [r for r in map(json.loads, open(sys.argv[1])) if "epoch" in r and "train_loss" in r]
+assert [r["epoch"] for r in recs] == [1, 2, 3], recs
+assert recs[0]["test_acc"] is None and recs[0]["test_loss"] is None, recs[0]
+assert all(isinstance(r["test_acc"], float) for r in recs[1:]), recs
+PY
+grep -q "^epoch 1/3 .*test acc" out && bad "an epoch not tested prints a test accuracy: $(cat out)" || ok
+grep -q "^epoch 3/3 .*test acc" out && ok || bad "the last epoch prints its test accuracy: $(cat out)"
+expect 0 "plot a log with untested epochs" "$R" plot --log logs/every2.jsonl --output plots/every2.svg
 
 # ---- resuming -----------------------------------------------------------------------------------------
 
@@ -165,7 +178,7 @@ has err "fmnist-fast" "the known recipes are named"
 expect 0 "train --recipe fmnist-fast" "$R" train --recipe fmnist-fast --data tiny --width 8 --epochs 2 \
     --batch-size 8 --max-steps 3 --save w/a.safetensors --log w/a.jsonl --no-report
 has out "training resnet18 width 8 " "the width is shown"
-has out "recipe fmnist-fast: --dataset fashion-mnist --arch resnet18 --stem cifar --optimizer sgd --lr 0.1 \
+has out "recipe fmnist-fast: --dataset fashion-mnist --arch resnet18 --stem cifar --eval-every 3 --optimizer sgd --lr 0.1 \
 --momentum 0.9 --nesterov --weight-decay 5e-4 --schedule onecycle --label-smoothing 0 --augment flip --tta flip --seed 0" \
     "the flags the recipe set, not those given"
 has w/a.jsonl '"nesterov": true' "the log's run record holds the recipe's values"

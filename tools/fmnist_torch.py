@@ -29,7 +29,8 @@ seconds_per_epoch counts training only (not the test pass). images_per_second
 is training images / training seconds, excluding the first step of the run
 (one-off allocation and thread start-up). --max-steps K stops after K training
 steps in all (a throughput measurement): the epoch in progress is reported
-over the images it saw, and the test pass is skipped (test_acc null).
+over the images it saw, and the test pass is skipped (test_acc null), as it is
+after the epochs --eval-every N passes over (each N-th and the last are tested).
 --log writes the epoch records as JSON lines in resnet.c's training-log
 format ("epoch" 1-based, "train_loss", "train_acc", "test_loss", "test_acc",
 "lr", "seconds", and "elapsed": wall seconds since main() started, data
@@ -177,10 +178,12 @@ def main(argv=None):
     ap.add_argument("--augment", default="none",
                     help="none, flip, crop, crop+flip, crop:N or crop:N+flip (padding N, 1 to 64)")
     ap.add_argument("--tta", default="none", choices=("none", "flip"))
+    ap.add_argument("--eval-every", type=int, default=1,
+                    help="test after every N-th epoch and after the last (0: the last only)")
     a = ap.parse_args(argv)
     started = time.perf_counter()
-    if a.epochs < 1 or a.batch_size < 1 or a.max_steps < 0:
-        ap.error("--epochs and --batch-size must be positive, --max-steps >= 0")
+    if a.epochs < 1 or a.batch_size < 1 or a.max_steps < 0 or a.eval_every < 0:
+        ap.error("--epochs and --batch-size must be positive, --max-steps and --eval-every >= 0")
     if a.image_size < 28:
         ap.error("--image-size must be 28 or more")
     aug = parse_augment(a.augment)
@@ -254,7 +257,8 @@ def main(argv=None):
         train_loss, train_acc = loss_sum / seen, correct / seen
         stopped = bool(a.max_steps) and steps >= a.max_steps
         test_loss = test_acc = None
-        if not stopped:
+        due = epoch + 1 == a.epochs or (a.eval_every > 0 and (epoch + 1) % a.eval_every == 0)
+        if not stopped and due:
             test_loss, test_acc = evaluate(net, x_test, y_test, a.image_size, a.batch_size, a.tta == "flip")
         print("epoch %d: train loss %.4f, train acc %.4f, test acc %s, %.1f s (%d images)" % (
             epoch + 1, train_loss, train_acc, "%.4f" % test_acc if test_acc is not None else "-",

@@ -118,10 +118,16 @@ lines = ["Recipe `%s`, %s threads; seconds: wall time since the command started,
 for i in range(n):
     row = "| %d |" % (i + 1)
     for _, recs, _ in runs:
-        row += " %.1f | %.4f |" % (recs[i]["elapsed"], recs[i]["test_acc"]) if i < len(recs) else " | |"
+        if i >= len(recs):
+            row += " | |"
+        elif recs[i]["test_acc"] is None:   # an epoch --eval-every skipped
+            row += " %.1f | - |" % recs[i]["elapsed"]
+        else:
+            row += " %.1f | %.4f |" % (recs[i]["elapsed"], recs[i]["test_acc"])
     lines.append(row)
 lines.append("")
 for name, recs, w in runs:
+    recs = [r for r in recs if r["test_acc"] is not None]
     hit = next((r for r in recs if r["test_acc"] >= target), None)
     best = max((r["test_acc"] for r in recs), default=float("nan"))
     lines.append("- %s: %s; final test accuracy %.4f (best %.4f); whole command %s s." % (
