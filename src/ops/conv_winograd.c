@@ -319,25 +319,24 @@ static void input_channels(const wino_plan *p, int t0, int nt, int c0, int c1) {
     }
 }
 
-/* Phase 2: output channels [k0, k1) of the block's tiles [t0 + j0, t0 + j1)
- * (j0 a multiple of the kernels' nr and of LL): 36 products, then the output
- * transform and epilogue. */
-static void output_channels(const wino_plan *p, int t0, int j0, int j1, int k0, int k1) {
+/* Phase 2: output channels [k0, k1) of the block: 36 products, then the
+ * output transform and epilogue. */
+static void output_channels(const wino_plan *p, int t0, int nt, int k0, int k1) {
     const rn_conv_shape *s = p->s;
     const int K = s->cout, C = s->cin, per_image = p->th * p->tw;
     const size_t uf = rn_gemm_packed_a_floats(p->k, K, C);
     const size_t v_xi = (size_t)C * p->tb, m_xi = (size_t)K * p->tb;
     for (int xi = 0; xi < XI; xi++)
-        rn_sgemm_packed_ab_1t(p->k, k0, k1, j0, j1, C, p->u + xi * uf, K, p->v + xi * v_xi, p->tb,
+        rn_sgemm_packed_ab_1t(p->k, k0, k1, nt, C, p->u + xi * uf, K, p->v + xi * v_xi, p->tb,
                               p->m + xi * m_xi, p->tb);
     const ptrdiff_t out_plane = (ptrdiff_t)s->n * s->ho * s->wo;
     for (int ko = k0; ko < k1; ko++) {
         float *yk = p->y + (ptrdiff_t)ko * out_plane;
         const float *rk = p->res ? p->res + (ptrdiff_t)ko * out_plane : NULL;
-        for (int g = j0; g < j1; g += LL) {
+        for (int g = 0; g < nt; g += LL) {
             rn_wino_out o = {.ld = s->wo, .bias = p->bias ? p->bias[ko] : 0.0f, .relu = p->relu};
             for (int l = 0; l < LL; l++) {
-                if (g + l >= j1) {
+                if (g + l >= nt) {
                     o.y[l] = NULL;
                     o.res[l] = NULL;
                     continue;
@@ -368,34 +367,23 @@ static void forward(const rn_kernels *k, const rn_conv_shape *s, const float *x,
     rn_gemm_k_blocks(k, s->cin, &p.nkb, &p.kcb);
     p.v = workspace;
     p.m = p.v + (size_t)XI * s->cin * p.tb;
-    /* Phase 2 is shared out by output channels, in whole register tiles;
-     * when there are too few of those to keep every thread busy (16 output
-     * channels: 3 tiles of 6 rows for 2 threads, one thread would do 10 or
-     * 12 channels and the other 4 or 6), by (register tile, range of the
-     * block's tiles in whole panels) instead, a few items per thread, taken
-     * as threads come free. Neither changes what any sum adds or its order. */
-    const int mr = k->mr, k_tiles = ceil_div(s->cout, mr);
-    const int per_item = ceil_div(k_tiles, 4 * threads) > 0 ? ceil_div(k_tiles, 4 * threads) : 1;
-    const int j_items = threads > 1 && k_tiles < 2 * threads ? ceil_div(4 * threads, k_tiles) : 1;
-    const int k_items = ceil_div(k_tiles, per_item);
-    const int unit = k->nr % LL == 0 ? k->nr : k->nr * LL; /* whole panels, whole output groups */
-    const int c_step = ceil_div(s->cin, 4 * threads);
+    /* output channels are shared out in whole register tiles */
+    const int mr = k->mr, k_items = ceil_div(s->cout, mr);
+    const int per_item = ceil_div(k_items, 4 * threads) > 0 ? ceil_div(k_items, 4 * threads) : 1;
 #pragma omp parallel num_threads(threads)
     {
         for (int t0 = 0; t0 < p.tiles; t0 += p.tb) {
             const int nt = p.tiles - t0 < p.tb ? p.tiles - t0 : p.tb;
-            /* the block's V, a few channels at a time as threads come free
-             * (the loop's end is the barrier after which V is read) */
+            /* this thread's share of the channels, then everyone's V is ready */
+            const int team = rn_team_size(), me = rn_thread_id();
+            const int per = ceil_div(s->cin, team), c0 = me * per;
+            input_channels(&p, t0, nt, c0 < s->cin ? c0 : s->cin,
+                           c0 + per < s->cin ? c0 + per : s->cin);
+#pragma omp barrier
 #pragma omp for schedule(dynamic, 1)
-            for (int c0 = 0; c0 < s->cin; c0 += c_step)
-                input_channels(&p, t0, nt, c0, c0 + c_step < s->cin ? c0 + c_step : s->cin);
-            const int j_step = ceil_div(ceil_div(nt, j_items), unit) * unit;
-#pragma omp for schedule(dynamic, 1)
-            for (int it = 0; it < k_items * j_items; it++) {
-                const int k0 = it / j_items * per_item * mr, k1 = k0 + per_item * mr;
-                const int j0 = it % j_items * j_step, j1 = j0 + j_step < nt ? j0 + j_step : nt;
-                if (j0 < nt)
-                    output_channels(&p, t0, j0, j1, k0, k1 < s->cout ? k1 : s->cout);
+            for (int it = 0; it < k_items; it += per_item) {
+                const int k0 = it * mr, k1 = (it + per_item) * mr;
+                output_channels(&p, t0, nt, k0, k1 < s->cout ? k1 : s->cout);
             }
         }
     }

@@ -479,7 +479,7 @@ void rn_sgemm_im2col_packed(const rn_kernels *kd, int M, const float *apacked,
                 rn_threads());
 }
 
-void rn_sgemm_packed_ab_1t(const rn_kernels *kd, int i0, int i1, int j0, int j1, int K,
+void rn_sgemm_packed_ab_1t(const rn_kernels *kd, int i0, int i1, int N, int K,
                            const float *apacked, int M, const float *bpacked, int npad, float *C,
                            int ldc) {
     kd = rn_kernels_or_default(kd);
@@ -488,10 +488,10 @@ void rn_sgemm_packed_ab_1t(const rn_kernels *kd, int i0, int i1, int j0, int j1,
     k_blocks(kd, K, &nkb, &kcb);
     const rn_gemm_kernel_fn fn = kd->fn[nr / kd->nr_step - 1];
     for (int ip = i0 / mr; ip < ceil_div(i1, mr); ip++) {
-        for (int jp = j0 / nr; jp < ceil_div(j1, nr); jp++) {
+        for (int jp = 0; jp < ceil_div(N, nr); jp++) {
             rn_gemm_tile tile = {.ldc = ldc, .a_rs = 1, .a_cs = mr};
             tile.m = M - ip * mr < mr ? M - ip * mr : mr;
-            tile.n = j1 - jp * nr < nr ? j1 - jp * nr : nr;
+            tile.n = N - jp * nr < nr ? N - jp * nr : nr;
             tile.c = C + (ptrdiff_t)ip * mr * ldc + (ptrdiff_t)jp * nr;
             for (int kb = 0; kb < nkb; kb++) {
                 const int k0 = kb * kcb, kc = K - k0 < kcb ? K - k0 : kcb;

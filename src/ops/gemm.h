@@ -95,13 +95,12 @@ static inline size_t rn_gemm_packed_a_index(int mr, int K, int nkb, int kcb, int
            (size_t)(kk - k0) * (size_t)mr + (size_t)(i % mr);
 }
 
-/* Rows [i0, i1) (i0 a multiple of the kernels' mr) and columns [j0, j1)
- * (j0 a multiple of nr) of C (M x N, ldc) = A x B, on the calling thread, C
- * overwritten (no epilogue). A packed by rn_gemm_pack_a (M x K), B packed as
- * rn_gemm_packed_b_index lays it out (K x npad, npad >= j1); columns from j1
- * to the end of their panel are computed from B's padding but not stored.
- * fp32 descriptors only (B is in fp32: Winograd's products). */
-void rn_sgemm_packed_ab_1t(const rn_kernels *k, int i0, int i1, int j0, int j1, int K,
+/* Rows [i0, i1) (i0 a multiple of the kernels' mr) of C (M x N, ldc) =
+ * A x B, on the calling thread, C overwritten (no epilogue). A packed by
+ * rn_gemm_pack_a (M x K), B packed as rn_gemm_packed_b_index lays it out
+ * (K x npad, npad >= N); columns past N are computed from B's padding but
+ * not stored. fp32 descriptors only (B is in fp32: Winograd's products). */
+void rn_sgemm_packed_ab_1t(const rn_kernels *k, int i0, int i1, int N, int K,
                            const float *apacked, int M, const float *bpacked, int npad, float *C,
                            int ldc);
 
