@@ -150,6 +150,9 @@ static const char *data_route(const rn_conv_shape *s) {
 
 int main(int argc, char **argv) {
     int batches[8], nb = 0, threads[8], nt = 0, repeats = 5, fmnist = 0;
+    const bench_shape *table = shapes;
+    const char *net = "ResNet-18";
+    int nshapes = (int)(sizeof shapes / sizeof shapes[0]);
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-b") && i + 1 < argc && nb < 8)
             batches[nb++] = atoi(argv[++i]);
@@ -159,10 +162,17 @@ int main(int argc, char **argv) {
             repeats = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-m"))
             use_min = 1;
-        else if (!strcmp(argv[i], "-f"))
+        else if (!strcmp(argv[i], "-f")) {
             fmnist = 1;
-        else if (!strcmp(argv[i], "-n"))
-            fmnist = 2;
+            table = fmnist_shapes;
+            net = "d2l ResNet-18";
+            nshapes = (int)(sizeof fmnist_shapes / sizeof fmnist_shapes[0]);
+        } else if (!strcmp(argv[i], "-n")) {
+            fmnist = 1;
+            table = narrow_shapes;
+            net = "CIFAR-stem w16";
+            nshapes = (int)(sizeof narrow_shapes / sizeof narrow_shapes[0]);
+        }
         else {
             fprintf(stderr,
                     "usage: bench_backward [-b batch]... [-t threads]... [-r repeats] [-m] [-f | -n]\n");
@@ -171,10 +181,6 @@ int main(int argc, char **argv) {
     }
     if (!nb)
         batches[nb++] = fmnist ? 256 : 32;
-    const bench_shape *table = fmnist == 2 ? narrow_shapes : fmnist ? fmnist_shapes : shapes;
-    const int nshapes = fmnist == 2 ? (int)(sizeof narrow_shapes / sizeof narrow_shapes[0])
-                        : fmnist    ? (int)(sizeof fmnist_shapes / sizeof fmnist_shapes[0])
-                                    : (int)(sizeof shapes / sizeof shapes[0]);
     if (!nt) {
         threads[nt++] = 1;
         threads[nt++] = 2;
@@ -211,8 +217,9 @@ int main(int argc, char **argv) {
             }
             printf(" %7.1f\n", conv2d_backward_workspace_floats(NULL, &s, 1) * 4e-6);
         }
-        printf("%-27s %6.2f %7s", fmnist ? "d2l ResNet-18 (weighted)" : "ResNet-18 (weighted)",
-               total_flops * 1e-9, "");
+        char label[64];
+        snprintf(label, sizeof label, "%s (weighted)", net);
+        printf("%-27s %6.2f %7s", label, total_flops * 1e-9, "");
         for (int ti = 0; ti < nt; ti++)
             for (int p = 0; p < NPASS; p++)
                 printf(" %8.1f", total_flops / total_time[ti][p] * 1e-9);
