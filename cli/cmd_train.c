@@ -368,9 +368,9 @@ static int train_loop(run *r, int64_t start_epoch, int64_t start_position) {
         }
         if (!r->quiet && r->tty)
             fprintf(stderr, "\r%*s\r", 100, "");
-        double test_acc = ev.count ? (double)ev.top1 / ev.count : 0.0;
         char test_text[96] = "", test_json[128];
         if (evaluate) {
+            const double test_acc = ev.count ? (double)ev.top1 / ev.count : 0.0;
             snprintf(test_text, sizeof test_text, "  test loss %.4f  test acc %.4f", ev.loss, test_acc);
             snprintf(test_json, sizeof test_json, "\"test_loss\": %.6f, \"test_acc\": %.6f, \"test_top5\": %.6f",
                      ev.loss, test_acc, ev.count ? (double)ev.top5 / ev.count : 0.0);
