@@ -30,15 +30,23 @@
 
 #define ITEM_C_FLOATS 65536 /* C floats per work item: stays in L2 across K blocks */
 #define SERIAL_FLOPS 2e6    /* below this, one thread */
+/* Kernels without an in-place A (bf16: A converted to pairs) pack an item's rows of A once per K
+ * block, not once per tile; an item then has at most this many rows. */
+#define ITEM_A_ROWS 128
 
 /* ---------------------------------------------------------------------------
  * Packing
  * ------------------------------------------------------------------------- */
 
 /* dst[k * mr + i] = op(A)[i0 + i, k0 + k], zero for rows >= M. */
-static void pack_a(int transa, const float *A, int lda, int M, int i0, int k0, int kc,
-                   int mr, float *dst) {
+static void pack_a(const rn_kernels *kd, int transa, const float *A, int lda, int M, int i0,
+                   int k0, int kc, int mr, float *dst) {
     int rows = M - i0 < mr ? M - i0 : mr;
+    if (!transa && mr % 8 == 0) {
+        /* rows of A along k, transposed: the transposing B packer's job (kernels.h) */
+        kd->pack_bt(A + (ptrdiff_t)i0 * lda + k0, lda, kc, rows, mr, dst);
+        return;
+    }
     if (!transa) {
         for (int i = 0; i < rows; i++) {
             const float *src = A + (ptrdiff_t)(i0 + i) * lda + k0;
@@ -163,10 +171,17 @@ static void run_item(const gemm_plan *p, int item, float *bbuf, float *abuf) {
     const int ip1 = ip0 + p->mcp < p->m_panels ? ip0 + p->mcp : p->m_panels;
     const int jp1 = jp0 + p->ncp < p->n_panels ? jp0 + p->ncp : p->n_panels;
     const rn_gemm_epilogue *ep = p->ep;
+    const int a_item = !p->apack && p->kd->finish_a; /* A packed here, once per K block */
 
     for (int kb = 0; kb < p->nkb; kb++) {
         const int k0 = kb * p->kc;
         const int kc = p->K - k0 < p->kc ? p->K - k0 : p->kc;
+        if (a_item)
+            for (int ip = ip0; ip < ip1; ip++) {
+                float *panel = abuf + (ptrdiff_t)(ip - ip0) * kc * mr;
+                pack_a(p->kd, p->transa, p->A, p->lda, p->M, ip * mr, k0, kc, mr, panel);
+                p->kd->finish_a(panel, kc, mr);
+            }
         rn_gemm_tile tile = {
             .ldc = p->ldc,
             .beta = kb == 0 ? p->beta : 1.0f,
@@ -203,7 +218,9 @@ static void run_item(const gemm_plan *p, int item, float *bbuf, float *abuf) {
                 tile.a_cs = mr;
                 if (p->apack) {
                     a = p->apack + (ptrdiff_t)k0 * p->m_panels * mr + (ptrdiff_t)ip * kc * mr;
-                } else if (tile.m == mr && !p->kd->finish_a) {
+                } else if (a_item) {
+                    a = abuf + (ptrdiff_t)(ip - ip0) * kc * mr;
+                } else if (tile.m == mr) {
                     /* op(A)[i0, k0] in place */
                     a = p->transa ? p->A + (ptrdiff_t)k0 * p->lda + i0
                                   : p->A + (ptrdiff_t)i0 * p->lda + k0;
@@ -211,9 +228,7 @@ static void run_item(const gemm_plan *p, int item, float *bbuf, float *abuf) {
                     tile.a_cs = p->transa ? p->lda : 1;
                     fn = p->kd->fn_raw[width / p->kd->nr_step - 1];
                 } else {
-                    pack_a(p->transa, p->A, p->lda, p->M, i0, k0, kc, mr, abuf);
-                    if (p->kd->finish_a)
-                        p->kd->finish_a(abuf, kc, mr);
+                    pack_a(p->kd, p->transa, p->A, p->lda, p->M, i0, k0, kc, mr, abuf);
                     a = abuf;
                 }
                 tile.c = p->C + (ptrdiff_t)i0 * p->ldc + j0;
@@ -232,7 +247,8 @@ static void plan_items(gemm_plan *p, int threads) {
     const int mr = p->kd->mr, nr = p->kd->nr;
     p->m_panels = ceil_div(p->M, mr);
     p->n_panels = ceil_div(p->N, nr);
-    p->m_items = ceil_div(p->m_panels, p->kd->mc / mr);
+    const int rows = !p->apack && p->kd->finish_a && p->kd->mc > ITEM_A_ROWS ? ITEM_A_ROWS : p->kd->mc;
+    p->m_items = ceil_div(p->m_panels, rows / mr);
     p->mcp = ceil_div(p->m_panels, p->m_items);
     p->ncp = ITEM_C_FLOATS / (p->mcp * mr * nr);
     if (p->ncp < 1)
@@ -334,7 +350,7 @@ static void pack_a_all(const rn_kernels *kd, int transa, int M, int K, const flo
         const int k0 = kb * kcb;
         const int kc = K - k0 < kcb ? K - k0 : kcb;
         float *panel = dst + (ptrdiff_t)k0 * m_panels * mr + (ptrdiff_t)ip * kc * mr;
-        pack_a(transa, A, lda, M, ip * mr, k0, kc, mr, panel);
+        pack_a(kd, transa, A, lda, M, ip * mr, k0, kc, mr, panel);
         if (kd->finish_a)
             kd->finish_a(panel, kc, mr);
     }
@@ -399,23 +415,23 @@ static void gemm_driver(const rn_kernels *kd, int M, int N, int K, const a_sourc
         p.bpack = b_ws;
         p.npad = packed_b_width(p.kd, N);
     }
-    plan_items(&p, threads);
-    const int items = p.m_items * p.n_items;
-    if (threads > items)
-        threads = items;
-
     /* A packed once and shared when it is reused over many columns; else
-     * read in place, only a ragged last panel packed. */
+     * read in place, only a ragged last panel packed (kernels without an
+     * in-place A: packed per work item) */
     float *pack_now = NULL;
     if (as->packed)
         p.apack = (float *)as->packed;
     else if (as->pack_ws && p.N > RN_RAW_A_MAX_COLS)
         p.apack = pack_now = as->pack_ws;
+    plan_items(&p, threads);
+    const int items = p.m_items * p.n_items;
+    if (threads > items)
+        threads = items;
 
 #pragma omp parallel num_threads(threads)
     {
         _Alignas(64) float bbuf[RN_KC_MAX * RN_PANEL_MAX];
-        _Alignas(64) float abuf[RN_KC_MAX * RN_MR_MAX];
+        _Alignas(64) float abuf[RN_KC_MAX * ITEM_A_ROWS]; /* >= RN_KC_MAX * RN_MR_MAX */
         if (pack_now)
             pack_a_all(p.kd, p.transa, M, K, p.A, p.lda, pack_now); /* ends with a barrier */
         if (p.bpack)

@@ -53,7 +53,8 @@ typedef void (*rn_im2col_pack_fn)(const rn_im2col *im, int k0, int kc, long j0, 
 
 /* Packs one B panel of a transposed matrix: dst[k * nr + j] = src[j * ldb + k]
  * for k < kc and j < cols (cols <= nr rows of the source, each read along
- * k), zero for cols <= j < nr; nr a multiple of the descriptor's nr_step. */
+ * k), zero for cols <= j < nr; nr a multiple of the descriptor's nr_step, or
+ * of 8 (the GEMM packs A panels of 8 or 32 rows of a row-major A with it). */
 typedef void (*rn_pack_bt_fn)(const float *src, ptrdiff_t ldb, int kc, int cols, int nr,
                               float *dst);
 
@@ -100,6 +101,9 @@ const rn_kernels *rn_kernels_for(rn_isa isa);
  * sums, same blocking), or NULL when this build or CPU has no bf16 product for it (AVX2: the
  * caller runs k's fp32 kernels on bf16-rounded operands instead). */
 const rn_kernels *rn_kernels_bf16(const rn_kernels *k);
+
+/* 1 when k's kernels multiply bf16 operands (a descriptor rn_kernels_bf16 returned). */
+static inline int rn_kernels_are_bf16(const rn_kernels *k) { return k->finish_a != NULL; }
 
 /* The bf16 operand layout (bf16 descriptors' finish_a and finish_b): row pairs (2p, 2p + 1)
  * of a kc x w panel become row p of w 32-bit words, each element rounded to bf16 (ties to
