@@ -118,7 +118,13 @@ int cmd_bench(int argc, char **argv) {
     }
     in_ch = rn_model_in_channels(m);
     const char *prec = args_str(&t, "precision");
-    if (strcmp(prec, "int8") == 0 && !rn_model_is_quantized(m)) {
+    int train = args_flag(&t, "train");
+    if (train && strcmp(prec, "auto") != 0 && strcmp(prec, "fp32") != 0 && strcmp(prec, "bf16") != 0) {
+        cli_error("bench", "--train runs in fp32 or bf16, not %s", prec);
+        rn_model_free(m);
+        return EXIT_USAGE;
+    }
+    if (!train && strcmp(prec, "int8") == 0 && !rn_model_is_quantized(m)) {
         /* random (or float32) weights: quantize them on synthetic calibration input */
         rn_model *q = NULL;
         if (!quantize_synthetic(m, in_ch, size, &q)) {
@@ -131,7 +137,6 @@ int cmd_bench(int argc, char **argv) {
             fprintf(stderr, "quantized the weights to int8 on synthetic calibration input\n");
     }
     size_t nx = (size_t)batch * (size_t)in_ch * (size_t)size * (size_t)size;
-    int train = args_flag(&t, "train");
     rn_trainer *tr = NULL;
     rn_session *sess = NULL;
     rn_train_config cfg;
@@ -139,6 +144,7 @@ int cmd_bench(int argc, char **argv) {
     cfg.lr = 0.01;
     cfg.momentum = 0.9;
     cfg.conv_algo = args_str(&t, "conv-algo");
+    cfg.precision = strcmp(prec, "bf16") == 0 ? "bf16" : "fp32";
     rn_session_config scfg;
     cli_session_config(&t, &scfg);
     cli_plan plan = {"bench", m, train ? &cfg : NULL, &scfg, !train, batch, size, size,
@@ -149,11 +155,12 @@ int cmd_bench(int argc, char **argv) {
     }
     int32_t *labels = malloc((size_t)batch * sizeof *labels);
     if (train) {
-        if (rn_trainer_create(m, &cfg, &tr) != RN_OK) {
+        rn_status cst = rn_trainer_create(m, &cfg, &tr);
+        if (cst != RN_OK) {
             cli_error("bench", "%s", rn_last_error());
             rn_model_free(m);
             free(labels);
-            return EXIT_RUNTIME;
+            return cst == RN_ERR_ARG ? EXIT_USAGE : EXIT_RUNTIME;
         }
     }
     if (!train) {
@@ -205,7 +212,7 @@ int cmd_bench(int argc, char **argv) {
     const char *isa = sess ? rn_session_isa(sess) : rn_trainer_isa(tr);
     double engine_mb = (double)(sess ? rn_session_bytes(sess) : rn_trainer_bytes(tr)) / 1048576.0;
     double rss = peak_rss_mb();
-    const char *prec_name = sess ? rn_session_precision(sess) : "fp32";
+    const char *prec_name = sess ? rn_session_precision(sess) : rn_trainer_precision(tr);
     if (args_flag(&t, "json")) {
         printf("{\"arch\": \"%s\", \"mode\": \"%s\", \"batch_size\": %d, \"image_size\": %d, "
                "\"in_channels\": %d, \"num_classes\": %d, \"threads\": %d, \"repeats\": %d, "

@@ -83,6 +83,7 @@ static arg_spec SPECS[] = {
     {"no-shuffle", ARG_FLAG, NULL, "keep the dataset's order", 0, 0},
     {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
     CLI_CONV_ALGO_SPEC,
+    CLI_TRAIN_PRECISION_SPEC,
     {"log", ARG_STRING, "auto", "JSON-lines log (missing folders are created); auto: next to --save (none without it)", 0, 0},
     {"log-every", ARG_INT, "0", "also log every N steps (0: epochs only)", 0, 0},
     {"quiet", ARG_FLAG, NULL, "no progress line", 0, 0},
@@ -468,6 +469,7 @@ static int setup_model(run *r, const char *resume) {
     cfg.label_smoothing = (float)atof(args_str(t, "label-smoothing"));
     cfg.freeze_backbone = args_flag(t, "freeze-backbone");
     cfg.conv_algo = args_str(t, "conv-algo");
+    cfg.precision = args_str(t, "precision");
     if (strcmp(args_str(t, "lr-backbone"), "same") != 0) {
         if (!cli_number_ok(t, "lr-backbone"))
             return 0;
@@ -664,6 +666,10 @@ started:
                rn_model_arch(r.m), width, (long long)rn_model_param_count(r.m), kind, r.train.count, r.test.count,
                r.train.channels, size ? size : r.train.height, size ? size : r.train.width, batch,
                rn_loader_steps(r.loader), rn_get_threads());
+        if (strcmp(rn_trainer_precision(r.tr), "bf16") == 0)
+            printf("mixed precision: every convolution and classifier product on bf16 operands (%s "
+                   "kernels) with fp32 sums; weights, optimizer state and BatchNorm in fp32\n",
+                   rn_trainer_isa(r.tr));
         if (r.dist.size > 1)
             printf("data parallel over %d ranks (%s): %d images of each batch and %d threads per rank; "
                    "BatchNorm over %s; %s reduction\n",

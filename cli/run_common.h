@@ -20,8 +20,17 @@
 #define CLI_PRECISION_SPEC                                                                    \
     {"precision", ARG_STRING, "auto",                                                         \
      "auto (the weights file's own: int8 for a file `resnet quantize` wrote, else fp32), fp32, " \
-     "bf16 (weights and activations rounded to bf16, fp32 accumulation; emulated on fp32 "    \
-     "kernels, no faster) or int8",                                                           \
+     "bf16 (weights and activations rounded to bf16, fp32 accumulation: bf16 products where " \
+     "the CPU has them (AVX-512 BF16, AMX), else emulated on fp32 kernels, no faster) or int8; " \
+     "with bench --train: fp32 or bf16, as train --precision",                                \
+     0, 0}
+/* train's --precision (rn_train_config.precision). */
+#define CLI_TRAIN_PRECISION_SPEC                                                              \
+    {"precision", ARG_STRING, "fp32",                                                         \
+     "fp32, or bf16: mixed precision, every convolution and classifier product (forward, "    \
+     "data and weight gradients) on bf16 operands with fp32 sums; weights, optimizer state, " \
+     "BatchNorm and stored activations stay fp32. Needs AVX-512 BF16 or AMX (RN_ISA=portable: " \
+     "slow portable bf16 kernels); no Winograd",                                              \
      0, 0}
 void cli_session_config(const arg_table *t, rn_session_config *cfg);
 

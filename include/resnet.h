@@ -350,6 +350,13 @@ typedef struct rn_train_config {
                                 stride-1 convolutions where it pays, forward and data
                                 gradient (relative error ~1e-5); "im2col": the GEMM
                                 paths everywhere, equal to PyTorch up to rounding */
+    const char *precision;   /* NULL or "fp32" (default); "bf16": mixed precision, the
+                                convolutions' and the classifier's products (forward, data
+                                and weight gradients) on bf16-rounded operands with fp32
+                                sums, everything else fp32 (master weights, optimizer state,
+                                BatchNorm, activations as stored). Needs a CPU with bf16
+                                products (AVX-512 BF16 or AMX) or RN_ISA=portable; no
+                                Winograd (conv_algo auto picks the GEMM paths) */
 } rn_train_config;
 
 /* Fills *cfg with the defaults above. */
@@ -435,9 +442,12 @@ RN_API size_t rn_trainer_bytes(const rn_trainer *t);
 RN_API rn_status rn_trainer_plan_bytes(const rn_model *model, const rn_train_config *cfg, int n, int h,
                                        int w, size_t *bytes);
 
-/* The instruction set of the trainer's kernels: "amx", "avx512", "avx2", "portable" (training
- * is fp32: on amx it runs the AVX-512 kernels). */
+/* The instruction set of the trainer's kernels: "amx", "avx512", "avx2", "portable" (fp32
+ * training on amx runs the AVX-512 kernels; bf16 training the AMX tiles). */
 RN_API const char *rn_trainer_isa(const rn_trainer *t);
+
+/* The precision of the trainer's products: "fp32" or "bf16" (rn_train_config.precision). */
+RN_API const char *rn_trainer_precision(const rn_trainer *t);
 
 /* The convolution algorithms of the trainer's forward passes, as
  * rn_session_algorithms; fails before the first step. */

@@ -70,6 +70,24 @@ PY
 expect 0 "bench --precision int8 (random weights quantized)" "$R" bench --arch resnet18 --batch-size 2 \
     --image-size 64 --repeats 2 --warmup 1 --precision int8 --json
 grep -q '"precision": "int8"' "$T/out" && ok || bad "bench --json does not name the int8 precision: $(cat "$T/out")"
+# bf16 training: on the CPU's bf16 products, on the portable ones, or refused where the kernels have none
+TB=(bench --train --arch resnet18 --stem cifar --width 8 --in-channels 1 --num-classes 10 --image-size 16
+    --batch-size 4 --repeats 1 --warmup 1 --json)
+expect 2 "bench --train --precision int8" "$R" "${TB[@]}" --precision int8
+RN_ISA=portable expect 0 "bench --train --precision bf16 (portable bf16 kernels)" "$R" "${TB[@]}" --precision bf16
+grep -q '"precision": "bf16"' "$T/out" && grep -q '"isa": "portable"' "$T/out" && ! grep -q winograd "$T/out" &&
+    ok || bad "bench --train --json at bf16: $(cat "$T/out")"
+if grep -q -w 'avx512_bf16\|amx_bf16' /proc/cpuinfo; then
+    expect 0 "bench --train --precision bf16 (the CPU's bf16 products)" "$R" "${TB[@]}" --precision bf16
+    grep -q '"precision": "bf16"' "$T/out" && ok || bad "bench --train --json at bf16: $(cat "$T/out")"
+    expect 0 "train --precision bf16" "$R" train --data data/fmnist-small --arch resnet18 --stem cifar \
+        --width 8 --epochs 1 --max-steps 3 --batch-size 16 --precision bf16 --quiet
+fi
+if grep -q -w avx2 /proc/cpuinfo; then
+    RN_ISA=avx2 expect 1 "bench --train --precision bf16 on AVX2 kernels (no bf16 products)" "$R" "${TB[@]}" \
+        --precision bf16
+    grep -q "bf16 training needs bf16 products" "$T/err" && ok || bad "the refusal names what is missing: $(cat "$T/err")"
+fi
 # a grouped network (ResNeXt, 1-channel groups at this width, gathered 16 at a time): int8 near float32
 "$R" init --arch resnext50_32x4d --width 16 --in-channels 1 --num-classes 10 \
     --output "$T/q/rx.safetensors" > /dev/null

@@ -95,8 +95,24 @@ rn_status rn_backprop_algorithms(const rn_backprop *bp, char *buf, size_t cap) {
     return RN_OK;
 }
 
-/* Winograd for the data gradients too, unless the GEMM path is forced. */
-static int data_winograd(const rn_backprop *bp) { return bp->forced_algo != RN_CONV_IM2COL; }
+/* Winograd for the data gradients too, unless the GEMM path is forced or the products are
+ * bf16 (a GEMM on the bf16 operands themselves: Winograd would transform them). */
+static int data_winograd(const rn_backprop *bp) {
+    return bp->forced_algo != RN_CONV_IM2COL && !rn_kernels_are_bf16(bp->k);
+}
+
+/* The forward convolution's algorithm for shape cs: the forced one where it applies, else the
+ * heuristic's; bf16 kernels take the GEMM paths only. */
+static int forward_algo(const rn_backprop *bp, const rn_conv_shape *cs) {
+    if (rn_kernels_are_bf16(bp->k))
+        return rn_conv_pointwise.supports(cs) && bp->forced_algo != RN_CONV_IM2COL ? RN_CONV_POINTWISE
+                                                                                  : RN_CONV_IM2COL;
+    if (bp->forced_algo >= 0 && rn_conv_algo_get(bp->forced_algo)->supports(cs))
+        return bp->forced_algo;
+    if (bp->forced_algo < 0)
+        return rn_conv_algo_choose(bp->k, cs);
+    return RN_CONV_IM2COL;
+}
 
 static void free_plan(rn_backprop *bp) {
     rn_graph_free(bp->sc);
@@ -231,11 +247,7 @@ static rn_status plan_for(rn_backprop *bp, int n, int h, int w, size_t *dry) {
                 BUF(B_GZ, i) = (rn_arena_buf){out, BSTEP(i), BSTEP(i), 0};
         }
         /* the forward's algorithm: Winograd's weights are prepared every step */
-        bp->algo[i] = RN_CONV_IM2COL;
-        if (bp->forced_algo >= 0 && rn_conv_algo_get(bp->forced_algo)->supports(&cs))
-            bp->algo[i] = bp->forced_algo;
-        else if (bp->forced_algo < 0)
-            bp->algo[i] = rn_conv_algo_choose(bp->k, &cs);
+        bp->algo[i] = forward_algo(bp, &cs);
         size_t f = conv2d_workspace_floats(bp->k, &cs);
         if (bp->algo[i] == RN_CONV_WINOGRAD) {
             f = rn_conv_winograd.workspace_floats(bp->k, &cs, 1);

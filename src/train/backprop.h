@@ -33,7 +33,10 @@ typedef void (*rn_grad_ready_fn)(void *ctx, float *grads, size_t offset, size_t 
 /* forced_algo: -1 for the heuristic per layer (Winograd where it pays, for
  * the forward convolution and the data gradient), RN_CONV_IM2COL for the
  * GEMM paths everywhere (exact up to rounding), or another algorithm id
- * forced wherever it applies. */
+ * forced wherever it applies. k may be a bf16 descriptor (rn_kernels_bf16):
+ * every product (convolutions forward, data and weight gradients, the
+ * classifier) then runs on bf16-rounded operands with fp32 sums, on the GEMM
+ * paths only; everything else stays fp32. */
 rn_status rn_backprop_create(const rn_model *m, const rn_kernels *k, int forced_algo,
                              rn_backprop **out);
 void rn_backprop_free(rn_backprop *bp);

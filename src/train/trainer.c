@@ -33,7 +33,7 @@ struct rn_trainer {
     char schedule_spec[128];
     int adamw;
     rn_schedule sched;
-    const rn_kernels *k;
+    const rn_kernels *k;      /* the products' kernels: fp32, or bf16 for precision bf16 */
     float *grads;             /* the loss gradient, the layout of m->params */
     float *state;             /* SGD: momentum buffers; AdamW: first moments */
     float *state2;            /* AdamW: second moments */
@@ -60,6 +60,26 @@ void rn_train_config_default(rn_train_config *cfg) {
     cfg->lr_backbone = -1.0;
 }
 
+/* The kernels of cfg's precision on the process's instruction set: fp32, or its bf16 twin. */
+static rn_status train_kernels(const rn_train_config *cfg, const rn_kernels **out) {
+    rn_isa isa;
+    RN_TRY(rn_isa_default(&isa));
+    const rn_kernels *k = rn_kernels_for(isa);
+    const char *prec = cfg->precision && *cfg->precision ? cfg->precision : "fp32";
+    if (strcmp(prec, "bf16") == 0) {
+        const rn_kernels *kb = rn_kernels_bf16(k);
+        if (!kb)
+            return rn_fail(RN_ERR_UNSUPPORTED, "bf16 training needs bf16 products (AVX-512 BF16 "
+                           "or AMX), which this CPU (%s, %s kernels) lacks; RN_ISA=portable runs "
+                           "the portable bf16 kernels (slowly)", rn_cpu_name(), rn_isa_name(isa));
+        k = kb;
+    } else if (strcmp(prec, "fp32") != 0) {
+        return rn_fail(RN_ERR_ARG, "unknown training precision '%s' (expected fp32 or bf16)", prec);
+    }
+    *out = k;
+    return RN_OK;
+}
+
 rn_status rn_trainer_create(rn_model *m, const rn_train_config *cfg, rn_trainer **out) {
     if (!m || !cfg || !out)
         return rn_fail(RN_ERR_ARG, "rn_trainer_create: NULL argument");
@@ -76,10 +96,13 @@ rn_status rn_trainer_create(rn_model *m, const rn_train_config *cfg, rn_trainer 
         return rn_fail(RN_ERR_ARG, "label smoothing must be in [0, 1]");
     if (cfg->nesterov && cfg->momentum <= 0.0)
         return rn_fail(RN_ERR_ARG, "Nesterov momentum requires a momentum > 0");
-    rn_isa isa;
-    RN_TRY(rn_isa_default(&isa));
+    const rn_kernels *k;
+    RN_TRY(train_kernels(cfg, &k));
     int algo;
     RN_TRY(rn_conv_algo_parse(cfg->conv_algo, &algo));
+    if (rn_kernels_are_bf16(k) && algo == RN_CONV_WINOGRAD)
+        return rn_fail(RN_ERR_ARG, "Winograd has no bf16 form: bf16 training runs the GEMM paths "
+                       "(--conv-algo auto, im2col or pointwise)");
 
     rn_trainer *t = calloc(1, sizeof *t);
     if (!t)
@@ -87,7 +110,8 @@ rn_status rn_trainer_create(rn_model *m, const rn_train_config *cfg, rn_trainer 
     t->m = m;
     t->cfg = *cfg;
     t->cfg.conv_algo = NULL;
-    t->k = rn_kernels_for(isa);
+    t->cfg.precision = NULL;
+    t->k = k;
     snprintf(t->optimizer, sizeof t->optimizer, "%s", opt);
     snprintf(t->schedule_spec, sizeof t->schedule_spec, "%s", cfg->schedule ? cfg->schedule : "constant");
     t->cfg.optimizer = t->optimizer;
@@ -107,9 +131,15 @@ rn_status rn_trainer_create(rn_model *m, const rn_train_config *cfg, rn_trainer 
         if (!t->grads || !t->state || (t->adamw && !t->state2))
             st = rn_fail(RN_ERR_NOMEM, "out of memory for the gradients and the optimizer state");
     }
-    if (st == RN_OK)
-        st = cfg->freeze_backbone ? rn_session_create(m, NULL, &t->frozen)
-                                  : rn_backprop_create(m, t->k, algo, &t->bp);
+    if (st == RN_OK && cfg->freeze_backbone) {
+        /* the frozen backbone runs in an eval-mode session of the same precision */
+        rn_session_config scfg;
+        rn_session_config_default(&scfg);
+        scfg.precision = rn_kernels_are_bf16(k) ? "bf16" : "fp32";
+        st = rn_session_create(m, &scfg, &t->frozen);
+    } else if (st == RN_OK) {
+        st = rn_backprop_create(m, t->k, algo, &t->bp);
+    }
     if (st != RN_OK) {
         rn_trainer_free(t);
         return st;
@@ -180,11 +210,11 @@ rn_status rn_trainer_plan_bytes(const rn_model *m, const rn_train_config *cfg, i
         if (!rn_size_mul((size_t)n, 2 * (size_t)m->num_classes * sizeof(float), &head))
             return rn_fail(RN_ERR_NOMEM, "a batch of %d cannot be addressed", n);
     } else {
-        rn_isa isa;
+        const rn_kernels *k;
         int algo;
-        RN_TRY(rn_isa_default(&isa));
+        RN_TRY(train_kernels(cfg, &k));
         RN_TRY(rn_conv_algo_parse(cfg->conv_algo, &algo));
-        RN_TRY(rn_backprop_plan_bytes(m, rn_kernels_for(isa), algo, n, h, w, &work));
+        RN_TRY(rn_backprop_plan_bytes(m, k, algo, n, h, w, &work));
     }
     if (!rn_size_add(blocks, work, bytes) || !rn_size_add(*bytes, head, bytes))
         return rn_fail(RN_ERR_NOMEM, "training for batch %d at %dx%d cannot be addressed", n, h, w);
@@ -192,6 +222,10 @@ rn_status rn_trainer_plan_bytes(const rn_model *m, const rn_train_config *cfg, i
 }
 
 const char *rn_trainer_isa(const rn_trainer *t) { return rn_isa_name(t->k->isa); }
+
+const char *rn_trainer_precision(const rn_trainer *t) {
+    return rn_kernels_are_bf16(t->k) ? "bf16" : "fp32";
+}
 
 rn_status rn_trainer_algorithms(const rn_trainer *t, char *buf, size_t cap) {
     if (!t)
