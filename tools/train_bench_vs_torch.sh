@@ -4,6 +4,7 @@
 #   tools/train_bench_vs_torch.sh [--workloads all|1,2,3,4] [--threads 2] [--rounds 3]
 #                                 [--warmup 3] [--torch-warmup 10] [--repeats 5] [--resnet build/resnet]
 #                                 [--rn-args "--conv-algo im2col"] [--torch-layouts both]
+#                                 [--precision fp32|bf16|both]
 #
 # The four workloads of part 6:
 #   1  d2l_resnet18, 1x28x28, 10 classes, batch 256
@@ -19,12 +20,16 @@
 # in channels_last (--torch-layouts both, the default) and its faster one counts.
 # The table shows medians over rounds and the ratio resnet.c / PyTorch in images/s
 # (> 1: resnet.c faster), then each runtime's peak resident set (largest over rounds).
+# --precision bf16: resnet.c `bench --train --precision bf16` (bf16 products, fp32 master
+# weights) against PyTorch's training step under torch.autocast("cpu", dtype=torch.bfloat16)
+# (torch_bench.py --train --bf16); both: fp32 and bf16 side by side in each round, with the
+# ratio of resnet.c's bf16 to its own fp32 too.
 # Needs /usr/bin/python3 with torch.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 PY=/usr/bin/python3
-WORKLOADS=all THREADS=2 ROUNDS=3 WARMUP=3 TORCH_WARMUP=10 REPEATS=5 RN_ARGS="" LAYOUTS=both
+WORKLOADS=all THREADS=2 ROUNDS=3 WARMUP=3 TORCH_WARMUP=10 REPEATS=5 RN_ARGS="" LAYOUTS=both PRECISION=fp32
 RESNET="$ROOT/build/resnet"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -37,7 +42,8 @@ while [ $# -gt 0 ]; do
     --resnet) RESNET=$2; shift 2 ;;
     --rn-args) RN_ARGS=$2; shift 2 ;;
     --torch-layouts) LAYOUTS=$2; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --precision) PRECISION=$2; shift 2 ;;
+    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "train_bench_vs_torch: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -49,6 +55,11 @@ case "$LAYOUTS" in
   *) echo "train_bench_vs_torch: --torch-layouts both|contiguous|channels_last" >&2; exit 2 ;;
 esac
 [ "$WORKLOADS" = all ] && WORKLOADS=1,2,3,4
+case "$PRECISION" in
+  fp32|bf16) PRECISIONS=$PRECISION ;;
+  both) PRECISIONS="fp32 bf16" ;;
+  *) echo "train_bench_vs_torch: --precision fp32|bf16|both" >&2; exit 2 ;;
+esac
 
 # workload -> "arch stem in_channels classes size batch"
 spec() {
@@ -67,36 +78,40 @@ RES="$WORK/results.txt"   # lines: workload<TAB>runtime<TAB>json
 : > "$RES"
 first_json() { grep -m1 '^[[:space:]]*{' || true; }
 
-echo "train_bench_vs_torch: workloads $WORKLOADS, $THREADS threads, $ROUNDS rounds x ($WARMUP warm-up + $REPEATS timed steps)" >&2
+echo "train_bench_vs_torch: workloads $WORKLOADS, precision $PRECISION, $THREADS threads, $ROUNDS rounds x ($WARMUP warm-up + $REPEATS timed steps)" >&2
 for r in $(seq 1 "$ROUNDS"); do
   for w in ${WORKLOADS//,/ }; do
     read -r arch stem ch cls size batch <<< "$(spec "$w")"
-    # shellcheck disable=SC2086
-    j=$("$RESNET" bench --train --arch "$arch" --stem "$stem" --in-channels "$ch" --num-classes "$cls" \
-          --image-size "$size" --batch-size "$batch" --threads "$THREADS" --warmup "$WARMUP" \
-          --repeats "$REPEATS" --json $RN_ARGS 2>"$WORK/rn.err" | first_json)
-    if [ -n "$j" ]; then printf '%s\tresnet.c\t%s\n' "$w" "$j" >> "$RES"
-    else echo "train_bench_vs_torch: round $r workload $w: resnet bench failed: $(tail -3 "$WORK/rn.err")" >&2; fi
-    for layout in $TORCH_LAYOUTS; do
-      cl=(); [ "$layout" = channels_last ] && cl=(--channels-last)
-      j=$("$PY" "$HERE/torch_bench.py" --train --arch "$arch" --stem "$stem" --in-channels "$ch" \
-            --num-classes "$cls" --size "$size" --batch "$batch" --threads "$THREADS" \
-            --warmup "$TORCH_WARMUP" --repeats "$REPEATS" "${cl[@]}" 2>"$WORK/pt.err" | first_json)
-      if [ -n "$j" ]; then printf '%s\tpytorch %s\t%s\n' "$w" "$layout" "$j" >> "$RES"
-      else echo "train_bench_vs_torch: round $r workload $w: torch_bench failed: $(tail -3 "$WORK/pt.err")" >&2; fi
+    for prec in $PRECISIONS; do
+      # shellcheck disable=SC2086
+      j=$("$RESNET" bench --train --arch "$arch" --stem "$stem" --in-channels "$ch" --num-classes "$cls" \
+            --image-size "$size" --batch-size "$batch" --threads "$THREADS" --warmup "$WARMUP" \
+            --repeats "$REPEATS" --precision "$prec" --json $RN_ARGS 2>"$WORK/rn.err" | first_json)
+      if [ -n "$j" ]; then printf '%s\t%s\tresnet.c\t%s\n' "$w" "$prec" "$j" >> "$RES"
+      else echo "train_bench_vs_torch: round $r workload $w $prec: resnet bench failed: $(tail -3 "$WORK/rn.err")" >&2; fi
+      bf=(); [ "$prec" = bf16 ] && bf=(--bf16)
+      for layout in $TORCH_LAYOUTS; do
+        cl=(); [ "$layout" = channels_last ] && cl=(--channels-last)
+        j=$("$PY" "$HERE/torch_bench.py" --train --arch "$arch" --stem "$stem" --in-channels "$ch" \
+              --num-classes "$cls" --size "$size" --batch "$batch" --threads "$THREADS" \
+              --warmup "$TORCH_WARMUP" --repeats "$REPEATS" "${cl[@]}" "${bf[@]}" 2>"$WORK/pt.err" | first_json)
+        if [ -n "$j" ]; then printf '%s\t%s\tpytorch %s\t%s\n' "$w" "$prec" "$layout" "$j" >> "$RES"
+        else echo "train_bench_vs_torch: round $r workload $w $prec: torch_bench failed: $(tail -3 "$WORK/pt.err")" >&2; fi
+      done
     done
   done
   echo "  round $r done" >&2
 done
 
-"$PY" - "$RES" "$THREADS" "$WORKLOADS" <<'EOF'
+"$PY" - "$RES" "$THREADS" "$WORKLOADS" "$PRECISIONS" <<'EOF'
 import json, statistics, sys
-res, threads, workloads = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
+res, threads, workloads, precs = sys.argv[1], sys.argv[2], sys.argv[3].split(","), sys.argv[4].split()
 names = {"1": "d2l_resnet18 28x28, batch 256", "2": "d2l_resnet18 96x96, batch 128",
          "3": "resnet18 224x224, batch 32", "4": "resnet18 CIFAR stem 32x32, batch 128"}
 runs, info, rss = {}, {}, {}
 for line in open(res):
-    w, name, j = line.rstrip("\n").split("\t", 2)
+    w, prec, name, j = line.rstrip("\n").split("\t", 3)
+    w = (w, prec)
     try:
         d = json.loads(j)
     except ValueError:
@@ -105,32 +120,45 @@ for line in open(res):
     if "peak_rss_mb" in d:
         rss[(w, name)] = max(rss.get((w, name), 0.0), float(d["peak_rss_mb"]))
     if name == "resnet.c":
-        info[w] = "%s; %s" % (d.get("isa", "?"), d.get("conv_algorithms", ""))
-print("training step, %s threads, medians over rounds (img/s)" % threads)
-print("%-38s %10s %16s %16s %8s" % ("workload", "resnet.c", "PyTorch contig", "PyTorch ch_last", "ratio"))
+        info[w] = "%s %s; %s" % (d.get("isa", "?"), d.get("precision", "fp32"), d.get("conv_algorithms", ""))
+rn_ips = {}
 status = 0
-for w in workloads:
+for prec in precs:
+  print("training step, %s, %s threads, medians over rounds (img/s)%s" % (prec, threads,
+        "; PyTorch under bf16 autocast" if prec == "bf16" else ""))
+  print("%-38s %10s %16s %16s %8s" % ("workload", "resnet.c", "PyTorch contig", "PyTorch ch_last", "ratio"))
+  for wl in workloads:
+    w = (wl, prec)
     def ips(name):
         r = runs.get((w, name))
         if not r:
             return None
         return r[0][1] * 1e3 / statistics.median(ms for ms, _ in r)
     rn, pc, pl = ips("resnet.c"), ips("pytorch contiguous"), ips("pytorch channels_last")
+    rn_ips[w] = rn
     best = max([v for v in (pc, pl) if v is not None], default=None)
     fmt = lambda v: "n/a" if v is None else "%.1f" % v
     ratio = "n/a" if rn is None or best is None else "%.2f" % (rn / best)
-    print("%-38s %10s %16s %16s %8s" % (names[w], fmt(rn), fmt(pc), fmt(pl), ratio))
+    print("%-38s %10s %16s %16s %8s" % (names[wl], fmt(rn), fmt(pc), fmt(pl), ratio))
     if rn is None or best is None:
         status = 1
+if len(precs) == 2:
+  print("resnet.c bf16 over its own fp32 (images/s)")
+  for wl in workloads:
+    a, b = rn_ips.get((wl, "bf16")), rn_ips.get((wl, "fp32"))
+    print("%-38s %10s" % (names[wl], "n/a" if not a or not b else "%.2f" % (a / b)))
 print("peak resident set of the process, MB (largest over rounds; PyTorch's includes the Python interpreter)")
-print("%-38s %10s %16s %16s" % ("workload", "resnet.c", "PyTorch contig", "PyTorch ch_last"))
-for w in workloads:
+print("%-38s %5s %10s %16s %16s" % ("workload", "prec", "resnet.c", "PyTorch contig", "PyTorch ch_last"))
+for prec in precs:
+  for wl in workloads:
+    w = (wl, prec)
     fmt = lambda name: "n/a" if (w, name) not in rss else "%.0f" % rss[(w, name)]
-    print("%-38s %10s %16s %16s" % (names[w], fmt("resnet.c"), fmt("pytorch contiguous"),
-                                     fmt("pytorch channels_last")))
-for w in workloads:
-    if w in info:
-        print("resnet.c workload %s ran: %s" % (w, info[w]))
-print("ratio: resnet.c images/s over PyTorch's faster layout (> 1: resnet.c faster)")
+    print("%-38s %5s %10s %16s %16s" % (names[wl], prec, fmt("resnet.c"), fmt("pytorch contiguous"),
+                                         fmt("pytorch channels_last")))
+for prec in precs:
+  for wl in workloads:
+    if (wl, prec) in info:
+        print("resnet.c workload %s ran: %s" % (wl, info[(wl, prec)]))
+print("ratio: resnet.c images/s over PyTorch's faster layout at the same precision (> 1: resnet.c faster)")
 sys.exit(status)
 EOF
