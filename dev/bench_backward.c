@@ -2,7 +2,7 @@
  * bench_backward.c - GFLOP/s of conv2d_forward, conv2d_backward_data and
  * conv2d_backward_weight on the ResNet-18 convolutions (56/28/14/7 spatial).
  *
- *     bench_backward [-b batch]... [-t threads]... [-r repeats] [-m] [-f]
+ *     bench_backward [-b batch]... [-t threads]... [-r repeats] [-m] [-f | -n] [-p bf16]
  *
  * -f: the convolutions of d2l_resnet18 on 28x28 Fashion-MNIST instead
  * (1 input channel; 14/7/4/2/1 spatial; default batch 256); -n: those of
@@ -12,7 +12,8 @@
  * each pass (FLOPs = 2 x multiply-accumulates, the same for all three), then
  * the set weighted by how often each shape occurs in ResNet-18. The data
  * route taken (pointwise GEMM, flipped implicit GEMM, GEMM + col2im) is
- * shown per shape. Defaults: -b 32 -t 1 -t 2 -r 5.
+ * shown per shape. -p bf16: every pass on the bf16 kernels (rn_kernels_bf16, what
+ * `train --precision bf16` runs: no Winograd data gradient). Defaults: -b 32 -t 1 -t 2 -r 5.
  * Not a test: it checks nothing.
  *
  * Build (from the repository root):
@@ -108,12 +109,14 @@ static float *filled(size_t n, uint32_t seed) {
 
 /* Median seconds of one pass over shape s. */
 static int use_min;
+static const rn_kernels *kd; /* NULL: the default fp32 kernels */
+static int wino = 1;         /* the data gradient by Winograd where it pays */
 
 static double time_pass(const rn_conv_shape *s, int pass, int repeats) {
     size_t x_n = (size_t)s->cin * s->n * s->h * s->w;
     size_t w_n = (size_t)s->cout * s->cin * s->kh * s->kw;
     size_t y_n = (size_t)s->cout * s->n * s->ho * s->wo;
-    size_t ws_f = conv2d_workspace_floats(NULL, s), ws_b = conv2d_backward_workspace_floats(NULL, s, 1);
+    size_t ws_f = conv2d_workspace_floats(kd, s), ws_b = conv2d_backward_workspace_floats(kd, s, wino);
     float *x = filled(x_n, 1), *w = filled(w_n, 2), *y = filled(y_n, 3);
     float *db = filled(s->cout, 4), *ws = filled(ws_f > ws_b ? ws_f : ws_b, 5);
 
@@ -123,11 +126,11 @@ static double time_pass(const rn_conv_shape *s, int pass, int repeats) {
     for (int i = -1; i < repeats; i++) { /* one warm-up run */
         double t0 = now();
         if (pass == 0)
-            conv2d_forward(NULL, s, x, w, NULL, NULL, 0, y, ws);
+            conv2d_forward(kd, s, x, w, NULL, NULL, 0, y, ws);
         else if (pass == 1)
-            conv2d_backward_data(NULL, s, y, w, 0.0f, x, ws, 1);
+            conv2d_backward_data(kd, s, y, w, 0.0f, x, ws, wino);
         else
-            conv2d_backward_weight(NULL, s, x, y, w, db, ws);
+            conv2d_backward_weight(kd, s, x, y, w, db, ws);
         if (i >= 0)
             t[i] = now() - t0;
     }
@@ -162,6 +165,16 @@ int main(int argc, char **argv) {
             repeats = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-m"))
             use_min = 1;
+        else if (!strcmp(argv[i], "-p") && i + 1 < argc && !strcmp(argv[i + 1], "bf16")) {
+            i++;
+            kd = rn_kernels_bf16(rn_kernels_default());
+            wino = 0;
+            if (!kd) {
+                fprintf(stderr, "bench_backward: the %s kernels have no bf16 products\n",
+                        rn_kernels_default()->name);
+                return 2;
+            }
+        }
         else if (!strcmp(argv[i], "-f")) {
             fmnist = 1;
             table = fmnist_shapes;
@@ -175,7 +188,7 @@ int main(int argc, char **argv) {
         }
         else {
             fprintf(stderr,
-                    "usage: bench_backward [-b batch]... [-t threads]... [-r repeats] [-m] [-f | -n]\n");
+                    "usage: bench_backward [-b batch]... [-t threads]... [-r repeats] [-m] [-f | -n] [-p bf16]\n");
             return 2;
         }
     }
@@ -188,7 +201,7 @@ int main(int argc, char **argv) {
     if (repeats < 1)
         repeats = 1;
 
-    printf("kernel: %s, %s of %d, GFLOP/s\n", rn_kernels_default()->name, use_min ? "best" : "median",
+    printf("kernel: %s, %s of %d, GFLOP/s\n", rn_kernels_or_default(kd)->name, use_min ? "best" : "median",
            repeats);
     for (int bi = 0; bi < nb; bi++) {
         printf("\nbatch %d%-20s %6s %7s", batches[bi], "", "GFLOP", "route");
@@ -215,7 +228,7 @@ int main(int argc, char **argv) {
                     fflush(stdout);
                 }
             }
-            printf(" %7.1f\n", conv2d_backward_workspace_floats(NULL, &s, 1) * 4e-6);
+            printf(" %7.1f\n", conv2d_backward_workspace_floats(kd, &s, wino) * 4e-6);
         }
         char label[64];
         snprintf(label, sizeof label, "%s (weighted)", net);
