@@ -172,6 +172,13 @@ has out "nothing left to train" "a finished run says so"
 expect 0 "train --recipe list" "$R" train --recipe list
 has out "fmnist-fast:" "the recipe is listed"
 has out "--width 16" "with its flags"
+has out "--label-smoothing 0 --augment flip --tta flip --seed 0 --precision bf16" \
+    "a recipe built on another lists the base's flags, then its own"
+# a recipe on a base: the base's flags, its own on top, those given over both
+RN_ISA=portable expect 0 "train --recipe fmnist-fast-bf16" "$R" train --recipe fmnist-fast-bf16 --data tiny \
+    --width 8 --epochs 1 --batch-size 8 --max-steps 2 --no-report
+has out "--nesterov --weight-decay 5e-4" "the base recipe's flags apply"
+has out "mixed precision: every convolution" "its own flag applies (bf16)"
 expect 2 "an unknown recipe" "$R" train --data tiny --recipe frob
 has err "fmnist-fast" "the known recipes are named"
 # the recipe's flags, but for those given: width 8, 1 epoch, 3 steps
