@@ -178,6 +178,9 @@ def main(argv=None):
     ap.add_argument("--augment", default="none",
                     help="none, flip, crop, crop+flip, crop:N or crop:N+flip (padding N, 1 to 64)")
     ap.add_argument("--tta", default="none", choices=("none", "flip"))
+    ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                    help="bf16: the training step's forward pass (and so its backward) under "
+                         "torch.autocast('cpu', dtype=torch.bfloat16); evaluation in fp32")
     ap.add_argument("--eval-every", type=int, default=1,
                     help="test after every N-th epoch and after the last (0: the last only)")
     a = ap.parse_args(argv)
@@ -232,8 +235,9 @@ def main(argv=None):
             t0 = time.perf_counter()
             lr = opt.param_groups[0]["lr"]
             opt.zero_grad()
-            out = net(x)
-            loss = crit(out, y)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+                out = net(x)
+                loss = crit(out, y)
             loss.backward()
             opt.step()
             if sched:
