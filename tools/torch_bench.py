@@ -37,6 +37,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--stem", default="imagenet", choices=("imagenet", "cifar"))
+    ap.add_argument("--width", type=int, default=64, help="base width (64 as published)")
     ap.add_argument("--train", action="store_true")
     ap.add_argument("--channels-last", action="store_true")
     ap.add_argument("--bf16", action="store_true")
@@ -51,7 +52,7 @@ def main():
     except RuntimeError:
         pass
     from rn_models import build_model, randomize
-    model = build_model(args.arch, args.in_channels, args.num_classes, stem=args.stem)
+    model = build_model(args.arch, args.in_channels, args.num_classes, stem=args.stem, width=args.width)
     if not args.train:
         randomize(model, seed=0, calib_size=32, calib_batch=4)
     x = torch.randn(args.batch, args.in_channels, args.size, args.size,

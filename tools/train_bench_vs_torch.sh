@@ -11,6 +11,8 @@
 #   2  d2l_resnet18, 1x96x96, 10 classes, batch 128
 #   3  resnet18, 3x224x224, 1000 classes, batch 32
 #   4  resnet18 with the CIFAR stem, 3x32x32, 10 classes, batch 128
+#   5  (not in "all") the network of `--recipe fmnist-fast`: resnet18, CIFAR stem, width 16,
+#      1x28x28, 10 classes, batch 128
 # Each round times, per workload, `resnet bench --train` (forward, backward, SGD with
 # momentum) and PyTorch's same step (tools/torch_bench.py --train: train-mode BatchNorm,
 # cross-entropy, backward, SGD momentum 0.9), one after the other; each runtime reports
@@ -61,14 +63,15 @@ case "$PRECISION" in
   *) echo "train_bench_vs_torch: --precision fp32|bf16|both" >&2; exit 2 ;;
 esac
 
-# workload -> "arch stem in_channels classes size batch"
+# workload -> "arch stem in_channels classes size batch width"
 spec() {
   case "$1" in
-    1) echo "d2l_resnet18 imagenet 1 10 28 256" ;;
-    2) echo "d2l_resnet18 imagenet 1 10 96 128" ;;
-    3) echo "resnet18 imagenet 3 1000 224 32" ;;
-    4) echo "resnet18 cifar 3 10 32 128" ;;
-    *) echo "train_bench_vs_torch: unknown workload $1 (1..4)" >&2; exit 2 ;;
+    1) echo "d2l_resnet18 imagenet 1 10 28 256 64" ;;
+    2) echo "d2l_resnet18 imagenet 1 10 96 128 64" ;;
+    3) echo "resnet18 imagenet 3 1000 224 32 64" ;;
+    4) echo "resnet18 cifar 3 10 32 128 64" ;;
+    5) echo "resnet18 cifar 1 10 28 128 16" ;;
+    *) echo "train_bench_vs_torch: unknown workload $1 (1..5)" >&2; exit 2 ;;
   esac
 }
 
@@ -81,10 +84,10 @@ first_json() { grep -m1 '^[[:space:]]*{' || true; }
 echo "train_bench_vs_torch: workloads $WORKLOADS, precision $PRECISION, $THREADS threads, $ROUNDS rounds x ($WARMUP warm-up + $REPEATS timed steps)" >&2
 for r in $(seq 1 "$ROUNDS"); do
   for w in ${WORKLOADS//,/ }; do
-    read -r arch stem ch cls size batch <<< "$(spec "$w")"
+    read -r arch stem ch cls size batch width <<< "$(spec "$w")"
     for prec in $PRECISIONS; do
       # shellcheck disable=SC2086
-      j=$("$RESNET" bench --train --arch "$arch" --stem "$stem" --in-channels "$ch" --num-classes "$cls" \
+      j=$("$RESNET" bench --train --arch "$arch" --stem "$stem" --width "$width" --in-channels "$ch" --num-classes "$cls" \
             --image-size "$size" --batch-size "$batch" --threads "$THREADS" --warmup "$WARMUP" \
             --repeats "$REPEATS" --precision "$prec" --json $RN_ARGS 2>"$WORK/rn.err" | first_json)
       if [ -n "$j" ]; then printf '%s\t%s\tresnet.c\t%s\n' "$w" "$prec" "$j" >> "$RES"
@@ -92,7 +95,7 @@ for r in $(seq 1 "$ROUNDS"); do
       bf=(); [ "$prec" = bf16 ] && bf=(--bf16)
       for layout in $TORCH_LAYOUTS; do
         cl=(); [ "$layout" = channels_last ] && cl=(--channels-last)
-        j=$("$PY" "$HERE/torch_bench.py" --train --arch "$arch" --stem "$stem" --in-channels "$ch" \
+        j=$("$PY" "$HERE/torch_bench.py" --train --arch "$arch" --stem "$stem" --width "$width" --in-channels "$ch" \
               --num-classes "$cls" --size "$size" --batch "$batch" --threads "$THREADS" \
               --warmup "$TORCH_WARMUP" --repeats "$REPEATS" "${cl[@]}" "${bf[@]}" 2>"$WORK/pt.err" | first_json)
         if [ -n "$j" ]; then printf '%s\t%s\tpytorch %s\t%s\n' "$w" "$prec" "$layout" "$j" >> "$RES"
@@ -107,7 +110,8 @@ done
 import json, statistics, sys
 res, threads, workloads, precs = sys.argv[1], sys.argv[2], sys.argv[3].split(","), sys.argv[4].split()
 names = {"1": "d2l_resnet18 28x28, batch 256", "2": "d2l_resnet18 96x96, batch 128",
-         "3": "resnet18 224x224, batch 32", "4": "resnet18 CIFAR stem 32x32, batch 128"}
+         "3": "resnet18 224x224, batch 32", "4": "resnet18 CIFAR stem 32x32, batch 128",
+         "5": "fmnist-fast: w16 CIFAR stem 28x28, b128"}
 runs, info, rss = {}, {}, {}
 for line in open(res):
     w, prec, name, j = line.rstrip("\n").split("\t", 3)
