@@ -261,7 +261,7 @@ const rn_kernels *rn_kernels_for(rn_isa isa) {
 
 const rn_kernels *rn_kernels_bf16(const rn_kernels *k) {
     k = rn_kernels_or_default(k);
-    if (k->finish_a)
+    if (rn_kernels_are_bf16(k))
         return k; /* a bf16 descriptor already */
     switch (k->isa) {
 #ifdef RN_HAVE_X86_KERNELS
