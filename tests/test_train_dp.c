@@ -5,10 +5,18 @@
  * order, as an MPI or NCCL engine would through the same hooks.
  *
  *   sync-bn:  2 replicas at batch B/2 each (rank r takes images r, r+2, ...)
- *             match 1 trainer at batch B over 5 SGD steps (lr 0.01, momentum, weight
+ *             match 1 trainer at batch B over 5 SGD steps (lr 0.001, momentum, weight
  *             decay): per-step losses and every tensor of the state_dict
- *             within 1e-5 relative (max abs error / max |ref| per tensor);
- *             the correct counts equal;
+ *             within its bound (max abs error / max |ref| per tensor), the
+ *             correct counts equal. The bound is max(1e-5, 2 x what the single
+ *             process itself moves when its input images are scaled by
+ *             1 +- 1 ulp): after the first step this network's ReLUs and the
+ *             2x2 BatchNorms of layer4 turn rounding-level differences into
+ *             1e-3..1e-1 in some BatchNorm biases, and two correct summation
+ *             orders (the 2 ranks' and the single batch's; or the portable
+ *             and AVX2 kernels, which part by 1e-1 there) cannot agree closer
+ *             than that. The bound has teeth: replicas with their own
+ *             BatchNorm statistics (a different computation) must exceed it;
  *   hooks:    gradient ranges arrive from the end of the block to its start,
  *             contiguous, each float once; the BatchNorm hook is called
  *             2C + 1 long in forward and 2C long in backward for every
@@ -161,7 +169,7 @@ static rn_model *new_model(void) {
 static rn_trainer *new_trainer(rn_model *m) {
     rn_train_config cfg;
     rn_train_config_default(&cfg);
-    cfg.lr = 0.01;
+    cfg.lr = 0.001;
     cfg.momentum = 0.9;
     cfg.weight_decay = 5e-4;
     cfg.conv_algo = "im2col"; /* Winograd's choice depends on the batch: B and B / 2 could differ */
@@ -169,6 +177,30 @@ static rn_trainer *new_trainer(rn_model *m) {
     rn_status st = rn_trainer_create(m, &cfg, &t);
     CHECK(st == RN_OK, "trainer: %s", rn_last_error());
     return t;
+}
+
+/* One trainer at the whole batch for STEPS steps, on the images times `scale`. */
+static rn_model *single_process(const float *x, const int32_t *labels, float scale, float *loss, int *correct) {
+    const size_t per_batch = (size_t)BATCH * 3 * SIDE * SIDE;
+    rn_model *m = new_model();
+    rn_trainer *t = m ? new_trainer(m) : NULL;
+    float *xs = malloc(per_batch * sizeof *xs);
+    for (int s = 0; t && xs && s < STEPS; s++) {
+        for (size_t i = 0; i < per_batch; i++)
+            xs[i] = x[s * per_batch + i] * scale;
+        rn_step_result res;
+        rn_status st = rn_trainer_step(t, xs, labels + s * BATCH, BATCH, SIDE, SIDE, &res);
+        CHECK(st == RN_OK, "single process step %d: %s", s, rn_last_error());
+        loss[s] = res.loss;
+        correct[s] = res.correct;
+    }
+    free(xs);
+    rn_trainer_free(t);
+    if (!t) {
+        rn_model_free(m);
+        return NULL;
+    }
+    return m;
 }
 
 /* Runs RANKS replicas on threads; returns 0 if they could not run. */
@@ -213,6 +245,21 @@ static void free_replicas(member *mem) {
 
 static int is_bn_stat(const rn_tensor_ref *r) { return strstr(r->name, "running_") != NULL; }
 
+/* The tensor of `m` farthest from `ref`'s in units of its bound. */
+static int worst_tensor(const rn_model *m, const rn_model *ref, const double *bound, int trainable_only) {
+    int worst = 0;
+    double worst_ratio = -1.0;
+    for (int t = 0; t < ref->n_tensors; t++) {
+        if (!ref->tensors[t].f32 || (trainable_only && is_bn_stat(&ref->tensors[t])))
+            continue;
+        double e = check_rel_err(m->tensors[t].f32, ref->tensors[t].f32, ref->tensors[t].numel) / bound[t];
+        if (e > worst_ratio)
+            worst_ratio = e, worst = t;
+    }
+    return worst;
+}
+
+
 int main(void) {
     rn_set_threads(1);
     const size_t per_image = 3 * SIDE * SIDE;
@@ -222,23 +269,41 @@ int main(void) {
     for (int i = 0; i < STEPS * BATCH; i++)
         labels[i] = check_int(0, 9);
 
-    /* the reference: one trainer, the whole batch */
-    rn_model *ref = new_model();
-    rn_trainer *rt = ref ? new_trainer(ref) : NULL;
+    /* the reference: one trainer, the whole batch; and its conditioning: the same
+     * trainer on images scaled by 1 + 2^-23 and 1 - 2^-24 (one ulp either way) */
     float ref_loss[STEPS];
     int ref_correct[STEPS];
-    for (int s = 0; rt && s < STEPS; s++) {
-        rn_step_result res;
-        rn_status st = rn_trainer_step(rt, x + (size_t)s * BATCH * per_image, labels + s * BATCH, BATCH, SIDE,
-                                       SIDE, &res);
-        CHECK(st == RN_OK, "reference step %d: %s", s, rn_last_error());
-        ref_loss[s] = res.loss;
-        ref_correct[s] = res.correct;
+    rn_model *ref = single_process(x, labels, 1.0f, ref_loss, ref_correct);
+    double *bound = NULL, loss_bound[STEPS];
+    if (ref) {
+        bound = calloc((size_t)ref->n_tensors, sizeof *bound);
+        for (int s = 0; s < STEPS; s++)
+            loss_bound[s] = TOL;
+        for (int t = 0; t < ref->n_tensors; t++)
+            bound[t] = TOL;
+        const float scales[2] = {1.0f + 0x1p-23f, 1.0f - 0x1p-24f};
+        for (int k = 0; k < 2; k++) {
+            float loss[STEPS];
+            int correct[STEPS];
+            rn_model *p = single_process(x, labels, scales[k], loss, correct);
+            if (!p)
+                continue;
+            for (int s = 0; s < STEPS; s++) {
+                double e = 2.0 * fabs((double)loss[s] - ref_loss[s]) / fabs((double)ref_loss[s]);
+                loss_bound[s] = e > loss_bound[s] ? e : loss_bound[s];
+            }
+            for (int t = 0; t < ref->n_tensors; t++)
+                if (ref->tensors[t].f32) {
+                    double e = 2.0 * check_rel_err(p->tensors[t].f32, ref->tensors[t].f32, ref->tensors[t].numel);
+                    bound[t] = e > bound[t] ? e : bound[t];
+                }
+            rn_model_free(p);
+        }
     }
 
     /* sync-bn replicas against it */
     member mem[RANKS];
-    if (rt && run_replicas(mem, x, labels, 1, -1)) {
+    if (ref && run_replicas(mem, x, labels, 1, -1)) {
         int n_bn = 0;
         for (int t = 0; t < ref->n_tensors; t++)
             n_bn += strstr(ref->tensors[t].name, "running_mean") != NULL;
@@ -254,25 +319,18 @@ int main(void) {
             CHECK(odd == 0, "rank %d: forward calls must be 2C + 1 long, backward 2C", r);
             for (int s = 0; s < STEPS; s++) {
                 double e = fabs((double)me->losses[s] - ref_loss[s]) / fabs((double)ref_loss[s]);
-                CHECK(e <= TOL, "rank %d step %d: loss %.8f, single process %.8f (rel %.2e)", r, s,
-                      me->losses[s], ref_loss[s], e);
+                CHECK(e <= loss_bound[s], "rank %d step %d: loss %.8f, single process %.8f (rel %.2e, bound %.2e)",
+                      r, s, me->losses[s], ref_loss[s], e, loss_bound[s]);
                 CHECK(me->correct[s] == ref_correct[s], "rank %d step %d: %d correct, single process %d", r,
                       s, me->correct[s], ref_correct[s]);
             }
-            double worst = 0.0;
-            const char *worst_name = "";
-            for (int t = 0; t < ref->n_tensors; t++) {
-                const rn_tensor_ref *a = &me->m->tensors[t], *b = &ref->tensors[t];
-                if (!b->f32)
-                    continue;
-                double e = check_rel_err(a->f32, b->f32, b->numel);
-                if (e > worst)
-                    worst = e, worst_name = b->name;
-            }
-            CHECK(worst <= TOL, "rank %d: %s differs from the single process by %.2e relative", r, worst_name,
-                  worst);
-            printf("sync-bn rank %d: worst tensor %s at %.2e relative, last loss %.6f (single process %.6f)\n", r,
-                   worst_name, worst, me->losses[STEPS - 1], ref_loss[STEPS - 1]);
+            int worst = worst_tensor(me->m, ref, bound, 0);
+            double e = check_rel_err(me->m->tensors[worst].f32, ref->tensors[worst].f32, ref->tensors[worst].numel);
+            CHECK(e <= bound[worst], "rank %d: %s differs from the single process by %.2e relative (bound %.2e)", r,
+                  ref->tensors[worst].name, e, bound[worst]);
+            printf("sync-bn rank %d: closest to its bound %s at %.2e relative (bound %.2e), last loss %.6f (single "
+                   "process %.6f)\n", r, ref->tensors[worst].name, e, bound[worst], me->losses[STEPS - 1],
+                   ref_loss[STEPS - 1]);
         }
         CHECK(memcmp(mem[0].m->params, mem[1].m->params, ref->n_params * sizeof(float)) == 0,
               "sync-bn replicas differ (weights or running statistics)");
@@ -280,7 +338,7 @@ int main(void) {
     }
 
     /* each replica's own BatchNorm statistics */
-    if (rt && run_replicas(mem, x, labels, 0, -1)) {
+    if (ref && run_replicas(mem, x, labels, 0, -1)) {
         int same = 1;
         for (int t = 0; t < mem[0].m->n_tensors; t++) {
             const rn_tensor_ref *a = &mem[0].m->tensors[t], *b = &mem[1].m->tensors[t];
@@ -288,6 +346,13 @@ int main(void) {
                 same = 0;
         }
         CHECK(same, "replicas with their own BatchNorm statistics differ in a trainable tensor");
+        /* the bounds' teeth: normalizing by per-replica statistics is another computation,
+         * and the trainable tensors must show it */
+        int worst = worst_tensor(mem[0].m, ref, bound, 1);
+        double e = check_rel_err(mem[0].m->tensors[worst].f32, ref->tensors[worst].f32, ref->tensors[worst].numel);
+        CHECK(e > bound[worst], "replicas with their own BatchNorm statistics pass for the single process: the "
+              "bounds are too loose (%s at %.2e, bound %.2e)", ref->tensors[worst].name, e, bound[worst]);
+        printf("own-bn: %s at %.2e relative, %.0fx its bound\n", ref->tensors[worst].name, e, e / bound[worst]);
         CHECK(mem[0].bn_calls == 0, "BatchNorm hook called without being set");
         for (int s = 0; s < STEPS; s++)
             CHECK(mem[0].losses[s] == mem[1].losses[s], "step %d: the replicas report different losses", s);
@@ -295,7 +360,7 @@ int main(void) {
     }
 
     /* a NaN on one replica: both skip */
-    if (rt && run_replicas(mem, x, labels, 1, 1)) {
+    if (ref && run_replicas(mem, x, labels, 1, 1)) {
         CHECK(mem[0].skipped[2] && mem[1].skipped[2], "step 2: skipped %d and %d, expected both",
               mem[0].skipped[2], mem[1].skipped[2]);
         CHECK(!mem[0].skipped[3] && !mem[1].skipped[3], "step 3 should run again");
@@ -305,8 +370,8 @@ int main(void) {
         free_replicas(mem);
     }
 
-    rn_trainer_free(rt);
     rn_model_free(ref);
+    free(bound);
     free(x);
     return check_done("test_train_dp");
 }
