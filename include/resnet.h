@@ -237,9 +237,10 @@ typedef struct rn_session_config {
      * wrote, else fp32); "fp32"; "int8" (an int8 model only); "bf16" (a
      * float32 model): weights (BatchNorm folded) and activations rounded to
      * bf16 (round to nearest even), products accumulated in fp32, the
-     * classifier and the biases in fp32. No kernel of this build computes
-     * bf16 dot products natively yet: the fp32 GEMM runs on the rounded
-     * operands (the same numbers, at fp32 speed; no Winograd) */
+     * classifier and the biases in fp32. The products are bf16 dot
+     * products where the CPU has them (AVX-512 BF16, AMX); elsewhere the
+     * fp32 GEMM runs on the rounded operands (the same numbers, at fp32
+     * speed). No Winograd at bf16 */
     const char *precision;
 } rn_session_config;
 
