@@ -210,6 +210,7 @@ int cmd_bench(int argc, char **argv) {
     else
         rn_trainer_algorithms(tr, algos, sizeof algos);
     const char *isa = sess ? rn_session_isa(sess) : rn_trainer_isa(tr);
+    const char *kernel = sess ? rn_session_kernel(sess) : rn_trainer_kernel(tr);
     double engine_mb = (double)(sess ? rn_session_bytes(sess) : rn_trainer_bytes(tr)) / 1048576.0;
     double rss = peak_rss_mb();
     const char *prec_name = sess ? rn_session_precision(sess) : rn_trainer_precision(tr);
@@ -217,17 +218,17 @@ int cmd_bench(int argc, char **argv) {
         printf("{\"arch\": \"%s\", \"mode\": \"%s\", \"batch_size\": %d, \"image_size\": %d, "
                "\"in_channels\": %d, \"num_classes\": %d, \"threads\": %d, \"repeats\": %d, "
                "\"ms_per_batch_median\": %.3f, \"ms_per_batch_min\": %.3f, \"ms_per_batch_max\": %.3f, "
-               "\"images_per_second\": %.2f, \"gflops_per_second\": %.2f, \"isa\": \"%s\", "
+               "\"images_per_second\": %.2f, \"gflops_per_second\": %.2f, \"isa\": \"%s\", \"kernel\": \"%s\", "
                "\"cpu\": \"%s\", \"conv_algorithms\": \"%s\", \"engine_mb\": %.1f, "
                "\"peak_rss_mb\": %.1f, \"precision\": \"%s\"}\n",
                rn_model_arch(m), mode_s, batch, size, in_ch, rn_model_num_classes(m), rn_get_threads(),
-               repeats, med, ms[0], ms[repeats - 1], ips, gflops, isa, rn_cpu_model(), algos,
+               repeats, med, ms[0], ms[repeats - 1], ips, gflops, isa, kernel, rn_cpu_model(), algos,
                engine_mb, rss, prec_name);
     } else {
         printf("%s %s, batch %d, %dx%d, %d threads, %d repeats\n", rn_model_arch(m), mode_s, batch, size,
                size, rn_get_threads(), repeats);
-        printf("precision: %s\nkernels: %s on %s\nconvolutions: %s\n", prec_name, isa, rn_cpu_model(),
-               algos);
+        printf("precision: %s\nkernels: %s (%s) on %s\nconvolutions: %s\n", prec_name, isa, kernel,
+               rn_cpu_model(), algos);
         printf("ms per batch: median %.2f, min %.2f, max %.2f\n", med, ms[0], ms[repeats - 1]);
         printf("images/s: %.1f\nGFLOP/s: %.1f (%.3f GFLOP per image)\n", ips, gflops,
                flops_per_image / 1e9);

@@ -301,6 +301,10 @@ RN_API rn_status rn_session_forward(rn_session *s, const float *x, int n, int h,
 /* The instruction set of the session's kernels: "amx", "avx512", "avx2", "portable". */
 RN_API const char *rn_session_isa(const rn_session *s);
 
+/* The convolutions' GEMM kernel, named with its register tile: "avx2 6x16",
+ * "avx512-bf16 8x48", "avx512-vnni 32x12" (int8), ... */
+RN_API const char *rn_session_kernel(const rn_session *s);
+
 /* The precision the session runs in: "fp32", "bf16" or "int8". */
 RN_API const char *rn_session_precision(const rn_session *s);
 
@@ -446,6 +450,9 @@ RN_API rn_status rn_trainer_plan_bytes(const rn_model *model, const rn_train_con
 /* The instruction set of the trainer's kernels: "amx", "avx512", "avx2", "portable" (fp32
  * training on amx runs the AVX-512 kernels; bf16 training the AMX tiles). */
 RN_API const char *rn_trainer_isa(const rn_trainer *t);
+
+/* The trainer's GEMM kernel, named with its register tile: "avx2 6x16", "avx512-bf16 8x48", ... */
+RN_API const char *rn_trainer_kernel(const rn_trainer *t);
 
 /* The precision of the trainer's products: "fp32" or "bf16" (rn_train_config.precision). */
 RN_API const char *rn_trainer_precision(const rn_trainer *t);

@@ -69,13 +69,15 @@ sys.exit(0 if a == b and a[0] == "resnet.c-int8" and a[1]["conv.block.0.weight"]
 PY
 expect 0 "bench --precision int8 (random weights quantized)" "$R" bench --arch resnet18 --batch-size 2 \
     --image-size 64 --repeats 2 --warmup 1 --precision int8 --json
-grep -q '"precision": "int8"' "$T/out" && ok || bad "bench --json does not name the int8 precision: $(cat "$T/out")"
+grep -q '"precision": "int8"' "$T/out" && grep -q '"kernel": "[a-z0-9-]* [0-9]*x[0-9]*"' "$T/out" && ok ||
+    bad "bench --json does not name the int8 precision and kernel: $(cat "$T/out")"
 # bf16 training: on the CPU's bf16 products, on the portable ones, or refused where the kernels have none
 TB=(bench --train --arch resnet18 --stem cifar --width 8 --in-channels 1 --num-classes 10 --image-size 16
     --batch-size 4 --repeats 1 --warmup 1 --json)
 expect 2 "bench --train --precision int8" "$R" "${TB[@]}" --precision int8
 RN_ISA=portable expect 0 "bench --train --precision bf16 (portable bf16 kernels)" "$R" "${TB[@]}" --precision bf16
-grep -q '"precision": "bf16"' "$T/out" && grep -q '"isa": "portable"' "$T/out" && ! grep -q winograd "$T/out" &&
+grep -q '"precision": "bf16"' "$T/out" && grep -q '"isa": "portable"' "$T/out" &&
+    grep -q '"kernel": "portable-bf16 4x16"' "$T/out" && ! grep -q winograd "$T/out" &&
     ok || bad "bench --train --json at bf16: $(cat "$T/out")"
 if grep -q -w 'avx512_bf16\|amx_bf16' /proc/cpuinfo; then
     expect 0 "bench --train --precision bf16 (the CPU's bf16 products)" "$R" "${TB[@]}" --precision bf16

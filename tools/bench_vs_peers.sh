@@ -114,7 +114,7 @@ for line in open(res):
         runs.setdefault(name, []).append(float(d["ms_per_batch_median"]))
         rss[name] = max(rss.get(name, 0.0), float(d.get("peak_rss_mb", 0.0)))
         if "isa" in d:
-            extra[name] = "%s %s; %s" % (d.get("precision", "fp32"), d["isa"], d.get("conv_algorithms", ""))
+            extra[name] = "%s %s; %s" % (d.get("precision", "fp32"), d.get("kernel", d["isa"]), d.get("conv_algorithms", ""))
     except (ValueError, KeyError):
         pass
 print("%s, batch %d, %sx%s, %s threads; resnet.c and PyTorch in %s, ONNX Runtime in fp32"

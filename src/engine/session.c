@@ -114,6 +114,8 @@ void rn_session_free(rn_session *s) {
 
 const char *rn_session_isa(const rn_session *s) { return rn_isa_name(s->k->isa); }
 
+const char *rn_session_kernel(const rn_session *s) { return s->int8 ? s->k->q_name : s->kconv->name; }
+
 const char *rn_session_precision(const rn_session *s) {
     return s->int8 ? "int8" : s->bf16 ? "bf16" : "fp32";
 }

@@ -223,6 +223,8 @@ rn_status rn_trainer_plan_bytes(const rn_model *m, const rn_train_config *cfg, i
 
 const char *rn_trainer_isa(const rn_trainer *t) { return rn_isa_name(t->k->isa); }
 
+const char *rn_trainer_kernel(const rn_trainer *t) { return t->k->name; }
+
 const char *rn_trainer_precision(const rn_trainer *t) {
     return rn_kernels_are_bf16(t->k) ? "bf16" : "fp32";
 }
