@@ -25,6 +25,7 @@
 #include "ops/kernels.h"
 #include "resnet.h"
 #include "check.h"
+#include "conv_case.h"
 
 static const rn_kernels *kd; /* the kernel path under test (NULL: the default) */
 static int wino;             /* the data gradient by Winograd where it pays (conv2d.h) */
@@ -223,9 +224,8 @@ static void fd_conv(rn_conv_shape s, int with_bias) {
         CHECK(0, "fd conv: shape rejected");
         return;
     }
-    size_t x_n = (size_t)s.cin * s.n * s.h * s.w;
-    size_t w_n = (size_t)s.cout * (s.cin / s.groups) * s.kh * s.kw;
-    size_t y_n = (size_t)s.cout * s.n * s.ho * s.wo;
+    const conv_sizes sz = conv_case_sizes(&s);
+    const size_t x_n = sz.x, w_n = sz.w, y_n = sz.y;
     float *x = frand(x_n, -1, 1), *w = frand(w_n, -1, 1), *b = frand(s.cout, -1, 1);
     float *r = frand(y_n, -1, 1);
     conv_ctx c = {&s, to_double(x, x_n), to_double(w, w_n), with_bias ? to_double(b, s.cout) : NULL,
@@ -479,9 +479,8 @@ static void fast_vs_ref_conv(rn_conv_shape s, float beta, const char *tag) {
         CHECK(0, "%s: shape rejected", tag);
         return;
     }
-    size_t x_n = (size_t)s.cin * s.n * s.h * s.w;
-    size_t w_n = (size_t)s.cout * (s.cin / s.groups) * s.kh * s.kw;
-    size_t y_n = (size_t)s.cout * s.n * s.ho * s.wo;
+    const conv_sizes sz = conv_case_sizes(&s);
+    const size_t x_n = sz.x, w_n = sz.w, y_n = sz.y;
     float *x = frand(x_n, -1, 1), *w = frand(w_n, -1, 1), *dy = frand(y_n, -1, 1);
     float *dx0 = frand(x_n, -1, 1), *dx1 = fbuf(x_n), *dx2 = fbuf(x_n);
     float *dw1 = fbuf(w_n), *dw2 = fbuf(w_n), *db1 = fbuf(s.cout), *db2 = fbuf(s.cout);
@@ -565,9 +564,8 @@ static void fast_vs_ref_fixed(void) {
 /* 1, 2 and 3 threads (an uneven split of rows and channels). */
 static void determinism_conv(rn_conv_shape s, const char *tag) {
     conv2d_shape_init(&s);
-    size_t x_n = (size_t)s.cin * s.n * s.h * s.w;
-    size_t w_n = (size_t)s.cout * (s.cin / s.groups) * s.kh * s.kw;
-    size_t y_n = (size_t)s.cout * s.n * s.ho * s.wo;
+    const conv_sizes sz = conv_case_sizes(&s);
+    const size_t x_n = sz.x, w_n = sz.w, y_n = sz.y;
     float *x = frand(x_n, -1, 1), *w = frand(w_n, -1, 1), *dy = frand(y_n, -1, 1);
     float *dx[3], *dw[3], *db[3];
     float *ws = fbuf(conv2d_backward_workspace_floats(kd, &s, wino));

@@ -24,6 +24,7 @@
 #include "ops/kernels.h"
 #include "resnet.h"
 #include "check.h"
+#include "conv_case.h"
 
 #define TOL 1e-5
 
@@ -90,9 +91,8 @@ static void check_conv(rn_conv_shape s, int epi, const char *tag) {
     }
     if (algo && !algo->supports(&s))
         return;
-    size_t x_n = (size_t)s.cin * s.n * s.h * s.w;
-    size_t w_n = (size_t)s.cout * (s.cin / s.groups) * s.kh * s.kw;
-    size_t y_n = (size_t)s.cout * s.n * s.ho * s.wo;
+    const conv_sizes sz = conv_case_sizes(&s);
+    const size_t x_n = sz.x, w_n = sz.w, y_n = sz.y;
     float *x = random_buffer(x_n), *w = random_buffer(w_n);
     float *bias = random_buffer(s.cout), *res = random_buffer(y_n);
     float *y = rn_alloc(y_n * sizeof(float)), *yref = rn_alloc(y_n * sizeof(float));
@@ -174,9 +174,8 @@ static void check_shape_init(void) {
 
 static void check_determinism(rn_conv_shape s) {
     conv2d_shape_init(&s);
-    size_t x_n = (size_t)s.cin * s.n * s.h * s.w;
-    size_t w_n = (size_t)s.cout * (s.cin / s.groups) * s.kh * s.kw;
-    size_t y_n = (size_t)s.cout * s.n * s.ho * s.wo;
+    const conv_sizes sz = conv_case_sizes(&s);
+    const size_t x_n = sz.x, w_n = sz.w, y_n = sz.y;
     float *x = random_buffer(x_n), *w = random_buffer(w_n), *bias = random_buffer(s.cout);
     float *y1 = rn_alloc(y_n * sizeof(float)), *yt = rn_alloc(y_n * sizeof(float));
     size_t ws_n = conv2d_workspace_floats(kd, &s);

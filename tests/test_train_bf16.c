@@ -24,6 +24,7 @@
 #include "ops/ops.h"
 #include "resnet.h"
 #include "check.h"
+#include "conv_case.h"
 
 #define FAST_TOL 1e-5   /* fp32 sums of exact bf16 products, against the reference's */
 #define BF16_SEEN 2e-4  /* relative error of unrounded operands: bf16 rounding shows above it */
@@ -50,9 +51,8 @@ static void conv_products(rn_conv_shape s, const char *tag) {
         CHECK(0, "%s: shape rejected", tag);
         return;
     }
-    size_t x_n = (size_t)s.cin * s.n * s.h * s.w;
-    size_t w_n = (size_t)s.cout * (s.cin / s.groups) * s.kh * s.kw;
-    size_t y_n = (size_t)s.cout * s.n * s.ho * s.wo;
+    const conv_sizes sz = conv_case_sizes(&s);
+    const size_t x_n = sz.x, w_n = sz.w, y_n = sz.y;
     float *x = frand(x_n, -1, 1), *w = frand(w_n, -1, 1), *dy = frand(y_n, -1, 1);
     float *b = frand(s.cout, -1, 1), *res = frand(y_n, -1, 1);
     float *xr = rounded(x, x_n), *wr = rounded(w, w_n), *dyr = rounded(dy, y_n);

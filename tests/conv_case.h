@@ -1,0 +1,23 @@
+/*
+ * conv_case.h - the tensor sizes of a convolution test case, in floats:
+ * input (cin, n, h, w), weights (cout, cin / groups, kh, kw) and output
+ * (cout, n, ho, wo). The shape must have passed conv2d_shape_init.
+ */
+#ifndef RN_TESTS_CONV_CASE_H
+#define RN_TESTS_CONV_CASE_H
+
+#include <stddef.h>
+
+#include "ops/conv2d.h"
+
+typedef struct conv_sizes {
+    size_t x, w, y;
+} conv_sizes;
+
+static inline conv_sizes conv_case_sizes(const rn_conv_shape *s) {
+    return (conv_sizes){.x = (size_t)s->cin * s->n * s->h * s->w,
+                        .w = (size_t)s->cout * (s->cin / s->groups) * s->kh * s->kw,
+                        .y = (size_t)s->cout * s->n * s->ho * s->wo};
+}
+
+#endif
