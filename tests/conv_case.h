@@ -1,7 +1,8 @@
 /*
  * conv_case.h - the tensor sizes of a convolution test case, in floats:
  * input (cin, n, h, w), weights (cout, cin / groups, kh, kw) and output
- * (cout, n, ho, wo). The shape must have passed conv2d_shape_init.
+ * (cout, n, ho, wo). conv_case_init completes the shape and fails the
+ * test (check.h's CHECK, included first) when it is rejected.
  */
 #ifndef RN_TESTS_CONV_CASE_H
 #define RN_TESTS_CONV_CASE_H
@@ -18,6 +19,15 @@ static inline conv_sizes conv_case_sizes(const rn_conv_shape *s) {
     return (conv_sizes){.x = (size_t)s->cin * s->n * s->h * s->w,
                         .w = (size_t)s->cout * (s->cin / s->groups) * s->kh * s->kw,
                         .y = (size_t)s->cout * s->n * s->ho * s->wo};
+}
+
+static inline int conv_case_init(rn_conv_shape *s, const char *tag, conv_sizes *sz) {
+    if (!conv2d_shape_init(s)) {
+        CHECK(0, "%s: shape rejected", tag);
+        return 0;
+    }
+    *sz = conv_case_sizes(s);
+    return 1;
 }
 
 #endif

@@ -220,11 +220,9 @@ static double conv_objective(void *p) {
 }
 
 static void fd_conv(rn_conv_shape s, int with_bias) {
-    if (!conv2d_shape_init(&s)) {
-        CHECK(0, "fd conv: shape rejected");
+    conv_sizes sz;
+    if (!conv_case_init(&s, "fd conv", &sz))
         return;
-    }
-    const conv_sizes sz = conv_case_sizes(&s);
     const size_t x_n = sz.x, w_n = sz.w, y_n = sz.y;
     float *x = frand(x_n, -1, 1), *w = frand(w_n, -1, 1), *b = frand(s.cout, -1, 1);
     float *r = frand(y_n, -1, 1);
@@ -475,11 +473,9 @@ static rn_conv_shape shape(int n, int cin, int h, int w, int cout, int k, int st
 }
 
 static void fast_vs_ref_conv(rn_conv_shape s, float beta, const char *tag) {
-    if (!conv2d_shape_init(&s)) {
-        CHECK(0, "%s: shape rejected", tag);
+    conv_sizes sz;
+    if (!conv_case_init(&s, tag, &sz))
         return;
-    }
-    const conv_sizes sz = conv_case_sizes(&s);
     const size_t x_n = sz.x, w_n = sz.w, y_n = sz.y;
     float *x = frand(x_n, -1, 1), *w = frand(w_n, -1, 1), *dy = frand(y_n, -1, 1);
     float *dx0 = frand(x_n, -1, 1), *dx1 = fbuf(x_n), *dx2 = fbuf(x_n);

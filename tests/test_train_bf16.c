@@ -47,11 +47,9 @@ static float *rounded(const float *x, size_t n) {
 }
 
 static void conv_products(rn_conv_shape s, const char *tag) {
-    if (!conv2d_shape_init(&s)) {
-        CHECK(0, "%s: shape rejected", tag);
+    conv_sizes sz;
+    if (!conv_case_init(&s, tag, &sz))
         return;
-    }
-    const conv_sizes sz = conv_case_sizes(&s);
     const size_t x_n = sz.x, w_n = sz.w, y_n = sz.y;
     float *x = frand(x_n, -1, 1), *w = frand(w_n, -1, 1), *dy = frand(y_n, -1, 1);
     float *b = frand(s.cout, -1, 1), *res = frand(y_n, -1, 1);
