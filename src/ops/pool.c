@@ -4,6 +4,7 @@
  * Planes: x: (P, H, W) with P = C*N in the channel-major layout.
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -33,29 +34,79 @@ static int has_nan(const float *x, size_t n) {
     return found;
 }
 
-/* One plane: the largest value of each window, by branch-free max
- * instructions. They drop NaN, so a plane holding one (found first, in one
- * pass) is pooled by the reference instead, which passes the NaN on as
- * PyTorch does. */
+/* Outputs [ox0, ox1) of one output row whose windows lie wholly inside the
+ * plane: x points at the window of output ox0. Each window is scanned in
+ * the reference's order with its rule (a later value replaces the maximum
+ * only when greater), so ties (+0 after -0) resolve the same, bit for bit;
+ * K and S are constants where inlined, and the loop runs across outputs in
+ * SIMD lanes. */
+static inline __attribute__((always_inline)) void
+pool_interior(const float *x, int W, int K, int S, int ox0, int ox1, float *y) {
+#pragma omp simd
+    for (int ox = ox0; ox < ox1; ox++) {
+        const float *w = x + (ptrdiff_t)(ox - ox0) * S;
+        float m = -INFINITY;
+#pragma GCC unroll 16
+        for (int t = 0; t < K * K; t++) {
+            const float v = w[(ptrdiff_t)(t / K) * W + t % K];
+            m = v > m ? v : m;
+        }
+        y[ox] = m;
+    }
+}
+
+/* One output of a window that may cross the plane's border. */
+static inline float pool_clipped(const float *x, int H, int W, int k, int stride, int pad, int oy,
+                                 int ox) {
+    int y0 = oy * stride - pad, x0 = ox * stride - pad, ky0, ky1, kx0, kx1;
+    window_clip(y0, k, H, &ky0, &ky1);
+    window_clip(x0, k, W, &kx0, &kx1);
+    float m = -INFINITY;
+    for (int ky = ky0; ky < ky1; ky++) {
+        const float *row = x + (size_t)(y0 + ky) * W + x0;
+        for (int kx = kx0; kx < kx1; kx++)
+            m = row[kx] > m ? row[kx] : m;
+    }
+    return m;
+}
+
+/* Along an axis of n inputs and out outputs: the outputs [*lo, *hi) whose
+ * windows lie wholly inside (o * stride - pad >= 0, o * stride - pad + k <= n). */
+static void inside_range(int n, int k, int stride, int pad, int out, int *lo, int *hi) {
+    *lo = (pad + stride - 1) / stride;
+    *hi = n + pad - k < 0 ? 0 : (n + pad - k) / stride + 1;
+    *hi = *hi > out ? out : *hi;
+    *lo = *lo > *hi ? *hi : *lo;
+}
+
+/* One plane: the largest value of each window. The comparisons drop NaN,
+ * so a plane holding one (found first, in one pass) is pooled by the
+ * reference instead, which passes the NaN on as PyTorch does. Windows
+ * inside the plane go through pool_interior (ResNet's 3x3 stride-2 pool
+ * with constant sizes), those on the border one at a time. */
 static void maxpool_plane(const float *x, int H, int W, int k, int stride, int pad,
                           int HO, int WO, float *y) {
     if (has_nan(x, (size_t)H * W)) {
         maxpool2d_forward_ref(x, 1, H, W, k, stride, pad, y);
         return;
     }
+    int lo_y, hi_y, lo_x, hi_x;
+    inside_range(H, k, stride, pad, HO, &lo_y, &hi_y);
+    inside_range(W, k, stride, pad, WO, &lo_x, &hi_x);
     for (int oy = 0; oy < HO; oy++) {
-        int y0 = oy * stride - pad, ky0, ky1;
-        window_clip(y0, k, H, &ky0, &ky1);
+        float *yr = y + (size_t)oy * WO;
+        const int inside = oy >= lo_y && oy < hi_y;
         for (int ox = 0; ox < WO; ox++) {
-            int x0 = ox * stride - pad, kx0, kx1;
-            window_clip(x0, k, W, &kx0, &kx1);
-            float m = -INFINITY;
-            for (int ky = ky0; ky < ky1; ky++) {
-                const float *row = x + (size_t)(y0 + ky) * W + x0;
-                for (int kx = kx0; kx < kx1; kx++)
-                    m = row[kx] > m ? row[kx] : m;
+            if (inside && ox == lo_x && hi_x > lo_x) {
+                const float *w = x + (size_t)(oy * stride - pad) * W + (lo_x * stride - pad);
+                if (k == 3 && stride == 2)
+                    pool_interior(w, W, 3, 2, lo_x, hi_x, yr);
+                else
+                    pool_interior(w, W, k, stride, lo_x, hi_x, yr);
+                ox = hi_x - 1;
+                continue;
             }
-            y[(size_t)oy * WO + ox] = m;
+            yr[ox] = pool_clipped(x, H, W, k, stride, pad, oy, ox);
         }
     }
 }
