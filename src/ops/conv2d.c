@@ -284,11 +284,6 @@ static void prepare_packed(const rn_kernels *k, const rn_conv_shape *s, const fl
         rn_gemm_finish_packed_a(k, cout_g, K, prepared + (size_t)gi * per_group);
 }
 
-static size_t no_workspace(const rn_kernels *k, const rn_conv_shape *s, int threads) {
-    (void)k, (void)s, (void)threads;
-    return 0;
-}
-
 /* The im2col matrix of one group packed whole, when it is narrow enough. */
 static size_t im2col_workspace(const rn_kernels *k, const rn_conv_shape *s, int threads) {
     (void)threads;
@@ -319,14 +314,60 @@ const rn_conv_algo rn_conv_im2col = {
     .forward = forward_packed,
 };
 
+/* ---------------------------------------------------------------------------
+ * 1x1 convolutions: a GEMM on the input itself; a strided one on the input
+ * subsampled first (one pass, into the workspace). The implicit im2col of a
+ * strided 1x1 reads every other element in its packer, once per band of
+ * output rows: at resnet50's downsampling layers (batch 32, Zen 3) that ran
+ * at 71-96 GFLOP/s in the network against 115-130 for the stride-1 ones.
+ * ------------------------------------------------------------------------- */
+
+static int is_1x1(const rn_conv_shape *s) { return s->kh == 1 && s->kw == 1 && s->pad == 0; }
+
+static size_t subsampled_floats(const rn_conv_shape *s) {
+    return s->stride > 1 ? (size_t)s->cin * s->n * s->ho * s->wo : 0;
+}
+
+static size_t pointwise_workspace(const rn_kernels *k, const rn_conv_shape *s, int threads) {
+    (void)k, (void)threads;
+    return subsampled_floats(s);
+}
+
+/* xs (cin * n, ho, wo) = x (cin * n, h, w) at every stride-th row and column. */
+static void subsample(const rn_conv_shape *s, const float *x, float *xs) {
+    const long planes = (long)s->cin * s->n;
+    const int st = s->stride;
+#pragma omp parallel for num_threads(rn_threads()) schedule(static) if (planes * s->ho * s->wo > 65536)
+    for (long p = 0; p < planes; p++)
+        for (int oy = 0; oy < s->ho; oy++) {
+            const float *src = x + ((size_t)p * s->h + (size_t)oy * st) * s->w;
+            float *dst = xs + ((size_t)p * s->ho + oy) * s->wo;
+            for (int ox = 0; ox < s->wo; ox++)
+                dst[ox] = src[(size_t)ox * st];
+        }
+}
+
+static void forward_1x1(const rn_kernels *k, const rn_conv_shape *s, const float *x,
+                        const float *prepared, const float *bias, const float *residual, int relu,
+                        float *y, float *workspace) {
+    if (s->stride == 1) {
+        conv_groups(k, s, x, NULL, prepared, bias, residual, relu, y, NULL);
+        return;
+    }
+    rn_conv_shape g = *s;
+    g.h = s->ho, g.w = s->wo, g.stride = 1;
+    subsample(s, x, workspace);
+    conv_groups(k, &g, workspace, NULL, prepared, bias, residual, relu, y, NULL);
+}
+
 const rn_conv_algo rn_conv_pointwise = {
     .id = RN_CONV_POINTWISE,
     .name = "pointwise",
-    .description = "1x1 stride-1 convolution as a GEMM on the input",
+    .description = "1x1 convolution as a GEMM on the input (subsampled first when strided)",
     .tolerance = 1e-5,
-    .supports = is_pointwise,
+    .supports = is_1x1,
     .prepared_floats = packed_floats,
     .prepare = prepare_packed,
-    .workspace_floats = no_workspace,
-    .forward = forward_packed,
+    .workspace_floats = pointwise_workspace,
+    .forward = forward_1x1,
 };

@@ -29,7 +29,7 @@
 
 typedef enum rn_conv_algo_id {
     RN_CONV_IM2COL = 0,   /* implicit-im2col GEMM: any shape */
-    RN_CONV_POINTWISE,    /* 1x1, stride 1, unpadded: a GEMM on x itself */
+    RN_CONV_POINTWISE,    /* 1x1, unpadded: a GEMM on x itself (subsampled when strided) */
     RN_CONV_WINOGRAD,     /* Winograd F(4x4, 3x3): 3x3, stride 1 */
     RN_CONV_ALGO_COUNT
 } rn_conv_algo_id;
