@@ -231,6 +231,8 @@ static void run_cases(int randoms) {
     check_conv(shape(1, 32, 15, 15, 48, 3, 2, 1, 1), 5, "3x3/2");
     check_conv(shape(3, 24, 9, 9, 40, 1, 1, 0, 1), 3, "1x1 pointwise");
     check_conv(shape(2, 24, 9, 11, 40, 1, 2, 0, 1), 1, "1x1/2 downsample");
+    check_conv(shape(4, 12, 33, 35, 20, 1, 3, 0, 2), 7, "1x1/3 groups, subsampled");
+    check_conv(shape(5, 16, 56, 56, 24, 1, 2, 0, 1), 3, "1x1/2 wide N, subsampled");
     check_conv(shape(1, 600, 3, 4, 20, 1, 1, 0, 2), 6, "1x1 K blocks, groups");
     check_conv(shape(1, 8, 5, 150, 12, 3, 1, 1, 1), 7, "rows wider than a panel");
     check_conv(shape(3, 5, 7, 1, 9, 1, 1, 0, 1), 2, "one column");

@@ -202,6 +202,43 @@ static void conv_groups(const rn_kernels *k, const rn_conv_shape *s, const float
     }
 }
 
+/* A strided 1x1 convolution runs as a GEMM on its input subsampled in one
+ * pass (into the workspace), as a stride-1 one on the input itself: the
+ * implicit im2col of a strided 1x1 reads every other element in its packer,
+ * once per band of output rows, and at resnet50's downsampling layers
+ * (batch 32, Zen 3) ran at 71-96 GFLOP/s in the network against 115-130 for
+ * the stride-1 ones. */
+static int is_1x1(const rn_conv_shape *s) { return s->kh == 1 && s->kw == 1 && s->pad == 0; }
+
+/* The subsampled input of a strided 1x1 (0 floats for any other shape). */
+static size_t subsampled_floats(const rn_conv_shape *s) {
+    return is_1x1(s) && s->stride > 1 ? (size_t)s->cin * s->n * s->ho * s->wo : 0;
+}
+
+/* xs (cin * n, ho, wo) = x (cin * n, h, w) at every stride-th row and column. */
+static void subsample(const rn_conv_shape *s, const float *x, float *xs) {
+    const long planes = (long)s->cin * s->n;
+    const int st = s->stride;
+#pragma omp parallel for num_threads(rn_threads()) schedule(static) if (planes * s->ho * s->wo > 65536)
+    for (long p = 0; p < planes; p++)
+        for (int oy = 0; oy < s->ho; oy++) {
+            const float *src = x + ((size_t)p * s->h + (size_t)oy * st) * s->w;
+            float *dst = xs + ((size_t)p * s->ho + oy) * s->wo;
+            for (int ox = 0; ox < s->wo; ox++)
+                dst[ox] = src[(size_t)ox * st];
+        }
+}
+
+/* conv_groups on xs, the input of the strided 1x1 s subsampled here. */
+static void conv_subsampled(const rn_kernels *k, const rn_conv_shape *s, const float *x,
+                            const float *w, const float *packed, const float *bias,
+                            const float *residual, int relu, float *y, float *xs, float *pack_ws) {
+    rn_conv_shape g = *s;
+    g.h = s->ho, g.w = s->wo, g.stride = 1;
+    subsample(s, x, xs);
+    conv_groups(k, &g, xs, w, packed, bias, residual, relu, y, pack_ws);
+}
+
 /* Cropped weights (conv2d_crop_shape) in the workspace, 64-byte aligned. */
 static size_t align16(size_t n) { return (n + 15) / 16 * 16; }
 
@@ -210,7 +247,7 @@ size_t conv2d_workspace_floats(const rn_kernels *k, const rn_conv_shape *s) {
     int k0;
     if (conv2d_crop_shape(s, &c, &k0))
         return align16(conv2d_weight_floats(&c)) + group_packed_floats(k, &c);
-    return group_packed_floats(k, s);
+    return align16(subsampled_floats(s)) + group_packed_floats(k, s);
 }
 
 void conv2d_forward(const rn_kernels *k, const rn_conv_shape *s, const float *x, const float *w,
@@ -223,6 +260,11 @@ void conv2d_forward(const rn_kernels *k, const rn_conv_shape *s, const float *x,
         conv2d_crop_weights(s, &c, k0, w, workspace);
         conv_groups(k, &c, x, workspace, NULL, bias, residual, relu, y,
                     workspace + align16(conv2d_weight_floats(&c)));
+        return;
+    }
+    if (workspace && subsampled_floats(s)) {
+        conv_subsampled(k, s, x, w, NULL, bias, residual, relu, y, workspace,
+                        workspace + align16(subsampled_floats(s)));
         return;
     }
     conv_groups(k, s, x, w, NULL, bias, residual, relu, y, workspace);
@@ -314,50 +356,18 @@ const rn_conv_algo rn_conv_im2col = {
     .forward = forward_packed,
 };
 
-/* ---------------------------------------------------------------------------
- * 1x1 convolutions: a GEMM on the input itself; a strided one on the input
- * subsampled first (one pass, into the workspace). The implicit im2col of a
- * strided 1x1 reads every other element in its packer, once per band of
- * output rows: at resnet50's downsampling layers (batch 32, Zen 3) that ran
- * at 71-96 GFLOP/s in the network against 115-130 for the stride-1 ones.
- * ------------------------------------------------------------------------- */
-
-static int is_1x1(const rn_conv_shape *s) { return s->kh == 1 && s->kw == 1 && s->pad == 0; }
-
-static size_t subsampled_floats(const rn_conv_shape *s) {
-    return s->stride > 1 ? (size_t)s->cin * s->n * s->ho * s->wo : 0;
-}
-
 static size_t pointwise_workspace(const rn_kernels *k, const rn_conv_shape *s, int threads) {
     (void)k, (void)threads;
     return subsampled_floats(s);
 }
 
-/* xs (cin * n, ho, wo) = x (cin * n, h, w) at every stride-th row and column. */
-static void subsample(const rn_conv_shape *s, const float *x, float *xs) {
-    const long planes = (long)s->cin * s->n;
-    const int st = s->stride;
-#pragma omp parallel for num_threads(rn_threads()) schedule(static) if (planes * s->ho * s->wo > 65536)
-    for (long p = 0; p < planes; p++)
-        for (int oy = 0; oy < s->ho; oy++) {
-            const float *src = x + ((size_t)p * s->h + (size_t)oy * st) * s->w;
-            float *dst = xs + ((size_t)p * s->ho + oy) * s->wo;
-            for (int ox = 0; ox < s->wo; ox++)
-                dst[ox] = src[(size_t)ox * st];
-        }
-}
-
 static void forward_1x1(const rn_kernels *k, const rn_conv_shape *s, const float *x,
                         const float *prepared, const float *bias, const float *residual, int relu,
                         float *y, float *workspace) {
-    if (s->stride == 1) {
+    if (s->stride == 1)
         conv_groups(k, s, x, NULL, prepared, bias, residual, relu, y, NULL);
-        return;
-    }
-    rn_conv_shape g = *s;
-    g.h = s->ho, g.w = s->wo, g.stride = 1;
-    subsample(s, x, workspace);
-    conv_groups(k, &g, workspace, NULL, prepared, bias, residual, relu, y, NULL);
+    else
+        conv_subsampled(k, s, x, NULL, prepared, bias, residual, relu, y, workspace, NULL);
 }
 
 const rn_conv_algo rn_conv_pointwise = {

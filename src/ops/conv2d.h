@@ -52,7 +52,8 @@ void conv2d_forward_ref(const rn_conv_shape *s, const float *x, const float *w,
 size_t conv2d_workspace_floats(const rn_kernels *k, const rn_conv_shape *s);
 
 /* The fast path on weights as they are (im2col + blocked GEMM, threaded over
- * rn_threads()); the algorithms of conv_algo.h run on prepared weights.
+ * rn_threads(); a strided 1x1 on its input subsampled into the workspace, as
+ * the pointwise algorithm); the algorithms of conv_algo.h run on prepared weights.
  * `workspace` holds conv2d_workspace_floats(k, s) floats, 64-byte aligned,
  * or is NULL (the weights are then read in place). Deterministic: the result
  * does not depend on the thread count. */
