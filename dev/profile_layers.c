@@ -1,0 +1,165 @@
+/*
+ * profile_layers.c - where inference time goes, layer by layer, inside the
+ * network (unlike bench_conv, which times each convolution shape alone, with
+ * its weights and input hot in cache).
+ *
+ *     build/dev/profile_layers [-a arch] [-b batch] [-s size] [-t threads] [-r repeats]
+ *                              [-p fp32|bf16] [-c auto|im2col|pointwise|winograd]
+ *
+ * A session on random weights runs `repeats` forward passes after two
+ * warm-ups; the session's per-value hook (the one int8 calibration uses)
+ * stamps the time as each convolution and max-pool finishes, so a node's
+ * time is from the end of the node before it to its own end. Prints, per
+ * node, the algorithm that ran, milliseconds (mean over the passes), the
+ * direct convolution's FLOPs over that time (effective GFLOP/s) and the share
+ * of the pass; then the totals by algorithm. RN_ISA picks the kernels.
+ * Defaults: -a resnet50 -b 1 -s 224 -t 2 -r 20 -p fp32 -c auto.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/session.h"
+#include "model/model.h"
+#include "ops/conv_algo.h"
+#include "resnet.h"
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+typedef struct stamps {
+    double last;
+    double *at_value; /* seconds summed per value written */
+} stamps;
+
+static void stamp(void *ctx, int value, const float *data, size_t count) {
+    (void)data, (void)count;
+    stamps *st = ctx;
+    const double t = now();
+    st->at_value[value] += t - st->last;
+    st->last = t;
+}
+
+static int usage(void) {
+    fprintf(stderr, "usage: profile_layers [-a arch] [-b batch] [-s size] [-t threads] [-r repeats] "
+                    "[-p fp32|bf16] [-c auto|im2col|pointwise|winograd]\n");
+    return 2;
+}
+
+int main(int argc, char **argv) {
+    const char *arch = "resnet50", *precision = "fp32", *algo = "auto";
+    int batch = 1, size = 224, threads = 2, repeats = 20;
+    for (int i = 1; i < argc; i++) {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v)
+            return usage();
+        if (!strcmp(argv[i], "-a"))
+            arch = v;
+        else if (!strcmp(argv[i], "-b"))
+            batch = atoi(v);
+        else if (!strcmp(argv[i], "-s"))
+            size = atoi(v);
+        else if (!strcmp(argv[i], "-t"))
+            threads = atoi(v);
+        else if (!strcmp(argv[i], "-r"))
+            repeats = atoi(v);
+        else if (!strcmp(argv[i], "-p"))
+            precision = v;
+        else if (!strcmp(argv[i], "-c"))
+            algo = v;
+        else
+            return usage();
+        i++;
+    }
+    if (batch < 1 || size < 1 || threads < 1 || repeats < 1 ||
+        (strcmp(precision, "fp32") && strcmp(precision, "bf16")))
+        return usage();
+    rn_set_threads(threads);
+
+    rn_model *m = NULL;
+    rn_session *s = NULL;
+    rn_session_config cfg;
+    rn_session_config_default(&cfg);
+    cfg.precision = precision;
+    cfg.conv_algo = algo;
+    if (rn_model_create(arch, 3, 1000, &m) != RN_OK || rn_model_init(m, "default", 1) != RN_OK ||
+        rn_session_create(m, &cfg, &s) != RN_OK) {
+        fprintf(stderr, "profile_layers: %s\n", rn_last_error());
+        rn_model_free(m);
+        return 1;
+    }
+    const size_t in = (size_t)batch * 3 * size * size;
+    float *x = malloc(in * sizeof *x), *logits = malloc((size_t)batch * 1000 * sizeof *logits);
+    for (size_t i = 0; x && i < in; i++)
+        x[i] = (float)(i * 7919 % 1000) / 500.0f - 1.0f;
+    int status = 1;
+    for (int w = 0; x && logits && w < 2; w++)
+        if (rn_session_forward(s, x, batch, size, size, RN_MODE_EVAL, logits) != RN_OK) {
+            fprintf(stderr, "profile_layers: %s\n", rn_last_error());
+            goto done;
+        }
+    if (!x || !logits)
+        goto done;
+
+    const rn_graph *g = s->sc;
+    stamps st = {.at_value = calloc((size_t)g->n_values, sizeof(double))};
+    double total = 0.0;
+    s->observe = stamp;
+    s->observe_ctx = &st;
+    for (int r = 0; st.at_value && r < repeats; r++) {
+        const double t0 = now();
+        st.last = t0;
+        rn_session_forward(s, x, batch, size, size, RN_MODE_EVAL, logits);
+        total += now() - t0;
+    }
+    s->observe = NULL;
+    if (!st.at_value)
+        goto done;
+
+    printf("%s, batch %d, %dx%d, %d threads, %s, kernels %s, mean of %d passes: %.2f ms\n", arch, batch,
+           size, size, threads, precision, rn_session_kernel(s), repeats, total / repeats * 1e3);
+    printf("node  layer                         algorithm        ms  GFLOP/s  share\n");
+    double by_algo[RN_CONV_ALGO_COUNT] = {0}, pools = 0.0, accounted = 0.0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const rn_node *nd = &g->nodes[i];
+        if (nd->op != RN_NODE_CONV && nd->op != RN_NODE_MAXPOOL)
+            continue;
+        const double ms = st.at_value[nd->out] / repeats * 1e3;
+        const double share = 100.0 * ms / (total / repeats * 1e3);
+        accounted += ms;
+        if (nd->op == RN_NODE_MAXPOOL) {
+            pools += ms;
+            printf("%4d  max-pool %dx%d/%d                 -         %7.3f        -  %4.1f%%\n", i, nd->k,
+                   nd->k, nd->stride, ms, share);
+            continue;
+        }
+        const rn_conv_shape cs = rn_node_conv_shape(nd, batch);
+        const double flops =
+            2.0 * cs.n * cs.ho * cs.wo * cs.cout * (double)(cs.cin / cs.groups) * cs.kh * cs.kw;
+        char layer[64];
+        snprintf(layer, sizeof layer, "%dx%d/%d %d->%d @%d%s", cs.kh, cs.kw, cs.stride, cs.cin, cs.cout,
+                 cs.h, nd->res >= 0 ? " +res" : "");
+        by_algo[s->algo[i]] += ms;
+        printf("%4d  %-29s %-10s %7.3f  %7.1f  %4.1f%%\n", i, layer, rn_conv_algo_get(s->algo[i])->name, ms,
+               flops / (ms * 1e6), share);
+    }
+    const double pass = total / repeats * 1e3;
+    printf("totals:");
+    for (int a = 0; a < RN_CONV_ALGO_COUNT; a++)
+        if (by_algo[a] > 0.0)
+            printf(" %s %.2f ms (%.1f%%),", rn_conv_algo_get(a)->name, by_algo[a], 100.0 * by_algo[a] / pass);
+    printf(" max-pool %.2f ms (%.1f%%), the rest (input layout, pooling, classifier) %.2f ms\n", pools,
+           100.0 * pools / pass, pass - accounted);
+    free(st.at_value);
+    status = 0;
+done:
+    free(x);
+    free(logits);
+    rn_session_free(s);
+    rn_model_free(m);
+    return status;
+}
