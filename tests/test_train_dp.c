@@ -259,7 +259,6 @@ static int worst_tensor(const rn_model *m, const rn_model *ref, const double *bo
     return worst;
 }
 
-
 int main(void) {
     rn_set_threads(1);
     const size_t per_image = 3 * SIDE * SIDE;

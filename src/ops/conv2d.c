@@ -153,9 +153,10 @@ void conv2d_forward_ref(const rn_conv_shape *s, const float *x, const float *w,
  * Fast path: implicit-im2col GEMM per group
  * ------------------------------------------------------------------------- */
 
-static int is_pointwise(const rn_conv_shape *s) {
-    return s->kh == 1 && s->kw == 1 && s->stride == 1 && s->pad == 0;
-}
+static int is_1x1(const rn_conv_shape *s) { return s->kh == 1 && s->kw == 1 && s->pad == 0; }
+
+/* im2col(x) is x itself */
+static int is_pointwise(const rn_conv_shape *s) { return is_1x1(s) && s->stride == 1; }
 
 /* Floats of one group's weights packed for the GEMM. */
 static size_t group_packed_floats(const rn_kernels *k, const rn_conv_shape *s) {
@@ -208,7 +209,6 @@ static void conv_groups(const rn_kernels *k, const rn_conv_shape *s, const float
  * once per band of output rows, and at resnet50's downsampling layers
  * (batch 32, Zen 3) ran at 71-96 GFLOP/s in the network against 115-130 for
  * the stride-1 ones. */
-static int is_1x1(const rn_conv_shape *s) { return s->kh == 1 && s->kw == 1 && s->pad == 0; }
 
 /* The subsampled input of a strided 1x1 (0 floats for any other shape). */
 static size_t subsampled_floats(const rn_conv_shape *s) {

@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "core/status.h"
-#include "ops/gemm.h"
 
 static const rn_conv_algo *const ALGOS[RN_CONV_ALGO_COUNT] = {
     [RN_CONV_IM2COL] = &rn_conv_im2col,
@@ -78,9 +77,7 @@ static int winograd_pays(const rn_conv_shape *s) {
  * band of output rows (`bench_conv -m resnet50 -s 1x1/2`, Zen 3, AVX2, 2 threads: batch 32
  * 114-139 effective GFLOP/s against 70-91; batch 1 im2col 108-147 against 103-136). */
 static int strided_1x1_by_im2col(const rn_kernels *k, const rn_conv_shape *s) {
-    const rn_im2col im = {.c = s->cin / s->groups, .n = s->n, .h = s->h, .w = s->w, .kh = 1, .kw = 1,
-                          .stride = s->stride, .pad = 0, .ho = s->ho, .wo = s->wo};
-    return s->stride > 1 && rn_gemm_im2col_b_floats(k, &im) > 0;
+    return s->stride > 1 && rn_conv_im2col.workspace_floats(k, s, 1) > 0; /* B packed whole */
 }
 
 rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s) {
