@@ -342,24 +342,27 @@ static void output_channels(const wino_plan *p, int t0, int nt, int k0, int k1) 
         rn_sgemm_packed_ab_1t(p->k, k0, k1, nt, C, p->u + xi * uf, K, p->v + xi * v_xi, p->tb,
                               p->m + xi * m_xi, p->tb);
     const ptrdiff_t out_plane = (ptrdiff_t)s->n * s->ho * s->wo;
-    for (int ko = k0; ko < k1; ko++) {
-        float *yk = p->y + (ptrdiff_t)ko * out_plane;
-        const float *rk = p->res ? p->res + (ptrdiff_t)ko * out_plane : NULL;
-        for (int g = 0; g < nt; g += LL) {
-            rn_wino_out o = {.ld = s->wo, .bias = p->bias ? p->bias[ko] : 0.0f, .relu = p->relu};
+    /* per group of LL tiles, where its blocks lie (worked out once for all
+     * the channels), then each channel's transform */
+    for (int g = 0; g < nt; g += LL) {
+        ptrdiff_t at[LL];
+        rn_wino_out o = {.ld = s->wo, .relu = p->relu};
+        for (int l = 0; l < LL; l++) {
+            at[l] = -1;
+            if (g + l >= nt)
+                continue;
+            const int t = t0 + g + l, b = t / per_image, ty = t % per_image / p->tw, tx = t % p->tw;
+            at[l] = ((ptrdiff_t)b * s->ho + 4 * ty) * s->wo + 4 * tx;
+            o.rows[l] = s->ho - 4 * ty < 4 ? s->ho - 4 * ty : 4;
+            o.cols[l] = s->wo - 4 * tx < 4 ? s->wo - 4 * tx : 4;
+        }
+        for (int ko = k0; ko < k1; ko++) {
+            float *yk = p->y + (ptrdiff_t)ko * out_plane;
+            const float *rk = p->res ? p->res + (ptrdiff_t)ko * out_plane : NULL;
+            o.bias = p->bias ? p->bias[ko] : 0.0f;
             for (int l = 0; l < LL; l++) {
-                if (g + l >= nt) {
-                    o.y[l] = NULL;
-                    o.res[l] = NULL;
-                    continue;
-                }
-                const int t = t0 + g + l, b = t / per_image, ty = t % per_image / p->tw,
-                          tx = t % p->tw;
-                const ptrdiff_t at = ((ptrdiff_t)b * s->ho + 4 * ty) * s->wo + 4 * tx;
-                o.y[l] = yk + at;
-                o.res[l] = rk ? rk + at : NULL;
-                o.rows[l] = s->ho - 4 * ty < 4 ? s->ho - 4 * ty : 4;
-                o.cols[l] = s->wo - 4 * tx < 4 ? s->wo - 4 * tx : 4;
+                o.y[l] = at[l] >= 0 ? yk + at[l] : NULL;
+                o.res[l] = at[l] >= 0 && rk ? rk + at[l] : NULL;
             }
             p->k->wino_out(p->m + (size_t)ko * p->tb + g, (ptrdiff_t)m_xi, &o);
         }
