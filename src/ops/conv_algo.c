@@ -13,6 +13,7 @@ static const rn_conv_algo *const ALGOS[RN_CONV_ALGO_COUNT] = {
     [RN_CONV_IM2COL] = &rn_conv_im2col,
     [RN_CONV_POINTWISE] = &rn_conv_pointwise,
     [RN_CONV_WINOGRAD] = &rn_conv_winograd,
+    [RN_CONV_WINOGRAD2] = &rn_conv_winograd2,
 };
 
 const rn_conv_algo *rn_conv_algo_get(int id) {
@@ -49,17 +50,28 @@ rn_status rn_conv_algo_parse(const char *name, int *id) {
     return rn_fail(RN_ERR_ARG, "unknown convolution algorithm '%s' (expected %s)", name, names);
 }
 
-/* Winograd's transformed weights (36 x C x K floats) are read once per
- * block of tiles: with few tiles that reading costs more than the products
- * it saves. Measured (dev/bench_conv, AVX2, 1 thread, batch 1): 256 -> 256
- * channels at 14x14 (16 tiles, 9 MB of weights) 1.7x faster than im2col;
- * 512 -> 512 at 7x7 (4 tiles, 38 MB) 2.8x slower. */
+/* Winograd's transformed weights (36 x C x K floats for F(4x4)) are read once
+ * per block of tiles: with few tiles that reading costs more than the
+ * products it saves. Measured (dev/bench_conv, Zen 3, AVX2, effective GFLOP/s
+ * on 1 / 2 threads), 512 -> 512 channels at 7x7 (38 MB of F(4x4) weights,
+ * 4 tiles per image; F(2x2): 17 MB, 16 tiles):
+ *     batch 1: im2col 62-74 / 119-141, F(4x4) 43-54 / 82-104, F(2x2) 83-112 / 162-233
+ *     batch 2: im2col 72 / 137-141,   F(4x4) 80 / 158-163,    F(2x2) 104 / 175-184
+ *     batch 4: im2col 75 / 124-134,   F(4x4) 169 / 287-298,   F(2x2) 91 / 167-174
+ * and 256 -> 256 at 14x14, batch 1 (16 tiles, 9 MB): F(4x4) 1.7x im2col. */
 #define WINO_MIN_TILES 8
 #define WINO_CACHED_BYTES (16u << 20) /* weights that stay in the last-level cache */
-#define WINO_MIN_TILES_UNCACHED 64
+#define WINO_MIN_TILES_UNCACHED 16
 /* 256 -> 256 channels at 2x2, batch 128 (`bench_conv -m narrow -b 128`, Zen 3,
  * AVX2, 2 threads, four runs): im2col 75-127 effective GFLOP/s, Winograd 72-96. */
 #define WINO_MIN_OUTPUTS_PER_TILE 6 /* of 16: 3x3 maps (9) pass, 2x2 (4) do not */
+/* F(2x2) where F(4x4) does not pay: a full GEMM panel of tiles, maps that fill
+ * three quarters of their 2x2 tiles (7x7: 49 of 64), and channels enough that
+ * its portable transforms (in C + K per tile) stay small beside the products
+ * (C x K): `bench_conv -m narrow -b 1 -t 1`: 128 -> 128 at 7x7 F(2x2) 70,
+ * im2col 67; 16 -> 16 at 28x28 12 against 27. */
+#define WINO2_MIN_TILES 16
+#define WINO2_MIN_CHANNELS 256
 
 static int winograd_pays(const rn_conv_shape *s) {
     const long per_image = (long)((s->ho + 3) / 4) * ((s->wo + 3) / 4);
@@ -70,6 +82,13 @@ static int winograd_pays(const rn_conv_shape *s) {
     const int fills = (long)s->ho * s->wo >= WINO_MIN_OUTPUTS_PER_TILE * per_image;
     return fills && tiles >= WINO_MIN_TILES &&
            (weight_bytes <= WINO_CACHED_BYTES || tiles >= WINO_MIN_TILES_UNCACHED);
+}
+
+static int winograd2_pays(const rn_conv_shape *s) {
+    const long per_image = (long)((s->ho + 1) / 2) * ((s->wo + 1) / 2);
+    const int fills = (long)s->ho * s->wo >= 3 * per_image; /* of 4 outputs per tile */
+    return fills && (long)s->n * per_image >= WINO2_MIN_TILES && s->cin >= WINO2_MIN_CHANNELS &&
+           s->cout >= WINO2_MIN_CHANNELS;
 }
 
 /* A strided 1x1 convolution: im2col while it packs its B whole, once (few output columns:
@@ -87,6 +106,8 @@ rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s)
         return RN_CONV_IM2COL; /* a smaller kernel on a tiny map: im2col crops it */
     if (rn_conv_winograd.supports(s) && winograd_pays(s))
         return RN_CONV_WINOGRAD;
+    if (rn_conv_winograd2.supports(s) && winograd2_pays(s))
+        return RN_CONV_WINOGRAD2;
     /* a 1x1 convolution needs no im2col at all */
     return rn_conv_pointwise.supports(s) && !strided_1x1_by_im2col(k, s) ? RN_CONV_POINTWISE
                                                                         : RN_CONV_IM2COL;

@@ -1,6 +1,7 @@
 /*
- * conv_winograd.c - 3x3 stride-1 convolutions by Winograd F(4x4, 3x3)
- * (the algorithm behind conv_algo.h's seam; the transforms in winograd.h).
+ * conv_winograd.c - 3x3 stride-1 convolutions by Winograd F(4x4, 3x3) and
+ * F(2x2, 3x3) (two algorithms behind conv_algo.h's seam, one driver; the
+ * transforms in winograd.h).
  *
  * With T tiles of 4x4 output, C input and K output channels, the
  * convolution becomes 36 matrix products, one per point xi of the
@@ -8,9 +9,9 @@
  *     M_xi (K x T) = U_xi (K x C) x V_xi (C x T)
  *     U = G g G^T (the weights, once per weight version)
  *     V = B^T d B (each input tile), Y = A^T M A (each output tile)
- * 2.25x (36 vs 81 multiplications per 4x4 output, per channel pair: 144
- * directly) fewer multiplications than direct convolution, for transforms
- * that grow with C + K rather than C x K.
+ * 4x fewer multiplications than direct convolution (36 against 144 per 4x4
+ * output and channel pair), for transforms that grow with C + K rather than
+ * C x K.
  *
  * Preparation: U_xi, computed in double, rounded once, packed per xi as the
  * GEMM's A (rn_gemm_pack_a).
@@ -29,6 +30,14 @@
  * magnify rounding; on random data the result is within 1e-4 (relative to
  * the largest output) of the direct sum, against 1e-6 for the GEMM
  * algorithms. `tolerance` below is what the tests hold it to.
+ *
+ * F(2x2, 3x3) is the same driver on 2x2 output tiles from 4x4 patches: 16
+ * products per tile (2.25x fewer multiplications than direct), transformed
+ * weights 16/9 of the raw ones instead of 36/9, coefficients 1/2 and 1 (no
+ * loss of accuracy to speak of). It is the one for small maps at small
+ * batches (ResNet's last stage at batch 1: 7x7, 512 channels), where
+ * F(4x4)'s 4 tiles per image cannot repay reading 38 MB of weights and
+ * im2col's N = 49 columns fill its register tiles badly.
  */
 #include <math.h>
 #include <stdint.h>
@@ -40,7 +49,7 @@
 #include "ops/kernels.h"
 #include "ops/winograd.h"
 
-#define XI 36               /* points of the transformed domain */
+#define XI 36               /* points of the transformed domain (F(4x4): the most) */
 #define LL RN_WINO_LANES
 #define BLOCK_MIN_BYTES (1u << 20) /* V and M of one block of tiles: at least, */
 #define BLOCK_MAX_BYTES (6u << 20) /* at most */
@@ -112,6 +121,79 @@ void rn_wino_out_portable(const float *src, ptrdiff_t stride, const rn_wino_out 
     }
 }
 
+/* F(2x2, 3x3): t = B^T d along one axis (4 -> 4), o = A^T m (4 -> 2). */
+static inline void bt2_1d(const float *d, int sd, float *t, int st) {
+    const float d0 = d[0], d1 = d[sd], d2 = d[2 * sd], d3 = d[3 * sd];
+    t[0] = d0 - d2;
+    t[st] = d1 + d2;
+    t[2 * st] = d2 - d1;
+    t[3 * st] = d1 - d3;
+}
+
+static inline void at2_1d(const float *m, int sm, float *o, int so) {
+    const float m0 = m[0], m1 = m[sm], m2 = m[2 * sm], m3 = m[3 * sm];
+    o[0] = m0 + m1 + m2;
+    o[so] = m1 - m2 - m3;
+}
+
+void rn_wino2_in_portable(const rn_wino_in *in, float *dst, ptrdiff_t stride) {
+    for (int l = 0; l < LL; l++) {
+        float d[16], t[16], v[16];
+        for (int r = 0; r < 4; r++)
+            for (int c = 0; c < 4; c++)
+                d[r * 4 + c] = r >= in->r0[l] && r < in->r1[l] && (in->cols[l] >> c & 1)
+                                   ? in->x[in->origin[l] + r * in->ld + c]
+                                   : 0.0f;
+        for (int c = 0; c < 4; c++)
+            bt2_1d(d + c, 4, t + c, 4);
+        for (int i = 0; i < 4; i++)
+            bt2_1d(t + i * 4, 1, v + i * 4, 1);
+        for (int xi = 0; xi < 16; xi++)
+            dst[xi * stride + l] = v[xi];
+    }
+}
+
+void rn_wino2_out_portable(const float *src, ptrdiff_t stride, const rn_wino_out *o) {
+    for (int l = 0; l < LL; l++) {
+        if (!o->y[l])
+            continue;
+        float m[16], t[8], y[4];
+        for (int xi = 0; xi < 16; xi++)
+            m[xi] = src[xi * stride + l];
+        for (int j = 0; j < 4; j++)
+            at2_1d(m + j, 4, t + j, 4); /* t (2 x 4) */
+        for (int r = 0; r < 2; r++)
+            at2_1d(t + r * 4, 1, y + r * 2, 1);
+        for (int r = 0; r < o->rows[l]; r++)
+            for (int c = 0; c < o->cols[l]; c++) {
+                float v = y[r * 2 + c] + o->bias;
+                if (o->res[l])
+                    v += o->res[l][r * o->ld + c];
+                if (o->relu && v < 0.0f) /* NaN stays NaN, as in PyTorch */
+                    v = 0.0f;
+                o->y[l][r * o->ld + c] = v;
+            }
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * The two variants
+ * ------------------------------------------------------------------------- */
+
+/* Lanes of the weight preparation: input channels transformed together. */
+#define PREP_LANES 8
+
+typedef struct wino_variant {
+    int m;                  /* output tile side (4 or 2) */
+    int a;                  /* input patch side, m + 2 */
+    int xi;                 /* points of the transformed domain, a * a */
+    /* u[xi][l] = (G g_l G^T)[xi] for the PREP_LANES kernels at g + l * 9 */
+    void (*weights)(const float *g, double u[XI][PREP_LANES]);
+    /* the tile transforms for kernels k */
+    rn_wino_in_fn (*in)(const rn_kernels *k);
+    rn_wino_out_fn (*out)(const rn_kernels *k);
+} wino_variant;
+
 /* ---------------------------------------------------------------------------
  * Shapes and sizes
  * ------------------------------------------------------------------------- */
@@ -123,26 +205,26 @@ static int supports(const rn_conv_shape *s) {
 static int ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
 
 /* Tiles of the output: th x tw per image. */
-static void tiles_of(const rn_conv_shape *s, int *th, int *tw) {
-    *th = ceil_div(s->ho, 4);
-    *tw = ceil_div(s->wo, 4);
+static void tiles_of(const wino_variant *v, const rn_conv_shape *s, int *th, int *tw) {
+    *th = ceil_div(s->ho, v->m);
+    *tw = ceil_div(s->wo, v->m);
 }
 
 /* Tiles per block: a multiple of the GEMM's panel width (and of the lanes),
  * V and M within BLOCK_BYTES, no more than the tiles there are. Threads
  * share the work inside a block, so it depends on the shape alone (and so
  * does the workspace). */
-static int block_tiles(const rn_kernels *k, const rn_conv_shape *s) {
+static int block_tiles(const wino_variant *v, const rn_kernels *k, const rn_conv_shape *s) {
     int th, tw;
-    tiles_of(s, &th, &tw);
+    tiles_of(v, s, &th, &tw);
     const long tiles = (long)s->n * th * tw;
     const int step = k->nr % LL == 0 ? k->nr : k->nr * LL; /* a multiple of both */
     /* V and M in about a megabyte (cache-resident between the transforms
      * and the products), more when the transformed weights, read once per
      * block, are large */
-    size_t bytes = XI * (size_t)s->cin * (size_t)s->cout * sizeof(float) / 2;
+    size_t bytes = (size_t)v->xi * (size_t)s->cin * (size_t)s->cout * sizeof(float) / 2;
     bytes = bytes < BLOCK_MIN_BYTES ? BLOCK_MIN_BYTES : bytes > BLOCK_MAX_BYTES ? BLOCK_MAX_BYTES : bytes;
-    long tb = (long)(bytes / (sizeof(float) * XI * (size_t)(s->cin + s->cout)));
+    long tb = (long)(bytes / (sizeof(float) * (size_t)v->xi * (size_t)(s->cin + s->cout)));
     tb = tb / step * step;
     if (tb < step)
         tb = step;
@@ -166,28 +248,24 @@ static size_t u_floats(const rn_kernels *k, const rn_conv_shape *s) {
     return rn_gemm_packed_a_floats(k, s->cout, s->cin);
 }
 
-static size_t prepared_floats(const rn_kernels *k, const rn_conv_shape *s) {
-    return XI * u_floats(k, s);
+static size_t prepared_floats(const wino_variant *v, const rn_kernels *k, const rn_conv_shape *s) {
+    return (size_t)v->xi * u_floats(k, s);
 }
 
 /* V (C x Tb) and M (K x Tb) per xi. */
-static size_t workspace_floats(const rn_kernels *k, const rn_conv_shape *s, int threads) {
-    (void)threads;
-    const size_t tb = (size_t)block_tiles(k, s);
-    return XI * (plane_floats((size_t)s->cin * tb) + plane_floats((size_t)s->cout * tb));
+static size_t workspace_floats(const wino_variant *v, const rn_kernels *k, const rn_conv_shape *s) {
+    const size_t tb = (size_t)block_tiles(v, k, s);
+    return (size_t)v->xi * (plane_floats((size_t)s->cin * tb) + plane_floats((size_t)s->cout * tb));
 }
 
 /* ---------------------------------------------------------------------------
  * Preparation: U = G g G^T per (output, input) channel, packed per xi
  * ------------------------------------------------------------------------- */
 
-/* Lanes of the preparation: input channels transformed together. */
-#define PREP_LANES 8
-
 /* u[xi][l] = (G g_l G^T)[xi] for the 3x3 kernels g_l, l < PREP_LANES, whose
  * taps lie at g + l * 9: the rows t = G g first, then u = t G^T, with G's
  * zeros and symmetries written out (the compiler vectorizes over l). */
-static void weight_tiles(const float *g, double u[XI][PREP_LANES]) {
+static void weight_tiles4(const float *g, double u[XI][PREP_LANES]) {
     double t[6][3][PREP_LANES];
     for (int c = 0; c < 3; c++)
         for (int l = 0; l < PREP_LANES; l++) {
@@ -213,6 +291,27 @@ static void weight_tiles(const float *g, double u[XI][PREP_LANES]) {
         }
 }
 
+/* The same for F(2x2, 3x3): G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]. */
+static void weight_tiles2(const float *g, double u[XI][PREP_LANES]) {
+    double t[4][3][PREP_LANES];
+    for (int c = 0; c < 3; c++)
+        for (int l = 0; l < PREP_LANES; l++) {
+            const double g0 = g[l * 9 + c], g1 = g[l * 9 + 3 + c], g2 = g[l * 9 + 6 + c];
+            t[0][c][l] = g0;
+            t[1][c][l] = (g0 + g1 + g2) * 0.5;
+            t[2][c][l] = (g0 - g1 + g2) * 0.5;
+            t[3][c][l] = g2;
+        }
+    for (int i = 0; i < 4; i++)
+        for (int l = 0; l < PREP_LANES; l++) {
+            const double t0 = t[i][0][l], t1 = t[i][1][l], t2 = t[i][2][l];
+            u[i * 4 + 0][l] = t0;
+            u[i * 4 + 1][l] = (t0 + t1 + t2) * 0.5;
+            u[i * 4 + 2][l] = (t0 - t1 + t2) * 0.5;
+            u[i * 4 + 3][l] = t2;
+        }
+}
+
 /* Floats of one chunk of a panel's U, staged per xi before it is copied. */
 #define PREP_CHUNK 512
 
@@ -223,7 +322,8 @@ static void weight_tiles(const float *g, double u[XI][PREP_LANES]) {
  * at a time (in the packed layout a chunk's mr rows lie together per xi),
  * so that the 36 planes are written in long runs. Rows past K (the last
  * panel's padding) are written as zeros. */
-static void prepare(const rn_kernels *k, const rn_conv_shape *s, const float *w, float *prepared) {
+static void prepare(const wino_variant *v, const rn_kernels *k, const rn_conv_shape *s,
+                    const float *w, float *prepared) {
     // w: (K, C, 3, 3) -> prepared: per xi, U_xi (K x C) packed as the GEMM's A
     const int K = s->cout, C = s->cin, mr = k->mr, m_panels = ceil_div(K, mr);
     const size_t uf = u_floats(k, s);
@@ -253,15 +353,15 @@ static void prepare(const rn_kernels *k, const rn_conv_shape *s, const float *w,
                             for (int i = 0; i < PREP_LANES * 9; i++)
                                 g[i] = i < live ? src[i] : 0.0f;
                         double u[XI][PREP_LANES];
-                        weight_tiles(g, u);
-                        for (int xi = 0; xi < XI; xi++)
+                        v->weights(g, u);
+                        for (int xi = 0; xi < v->xi; xi++)
                             for (int l = 0; l < lanes; l++)
                                 stage[xi][(cl - c0 + l) * mr + r] = (float)u[xi][l];
                     }
                 }
                 const size_t at = rn_gemm_packed_a_index(mr, C, nkb, kcb, m_panels, panel * mr, c0);
                 const size_t run = (size_t)(c1 - c0) * (size_t)mr;
-                for (int xi = 0; xi < XI; xi++)
+                for (int xi = 0; xi < v->xi; xi++)
                     memcpy(prepared + xi * uf + at, stage[xi], run * sizeof(float));
             }
         }
@@ -273,6 +373,9 @@ static void prepare(const rn_kernels *k, const rn_conv_shape *s, const float *w,
  * ------------------------------------------------------------------------- */
 
 typedef struct wino_plan {
+    const wino_variant *var;
+    rn_wino_in_fn in;
+    rn_wino_out_fn out;
     const rn_kernels *k;
     const rn_conv_shape *s;
     int th, tw, tiles, tb;
@@ -296,11 +399,12 @@ static void patch_lanes(const wino_plan *p, int t, int end, rn_wino_in *in) {
         if (t + l >= end)
             continue;
         const int b = (t + l) / per_image, ty = (t + l) % per_image / p->tw, tx = (t + l) % p->tw;
-        const int y0 = 4 * ty - s->pad, x0 = 4 * tx - s->pad;
+        const int m = p->var->m, a = p->var->a;
+        const int y0 = m * ty - s->pad, x0 = m * tx - s->pad;
         in->origin[l] = ((ptrdiff_t)b * H + y0) * W + x0;
         in->r0[l] = y0 < 0 ? -y0 : 0;
-        in->r1[l] = H - y0 < 6 ? H - y0 : 6;
-        for (int q = 0; q < 6; q++)
+        in->r1[l] = H - y0 < a ? H - y0 : a;
+        for (int q = 0; q < a; q++)
             in->cols[l] |= (unsigned)(x0 + q >= 0 && x0 + q < W) << q;
         in->wide[l] = x0 >= 0 && x0 + 8 <= W;
     }
@@ -326,7 +430,7 @@ static void input_channels(const wino_plan *p, int t0, int nt, int c0, int c1) {
                 in[q].x = p->x + (ptrdiff_t)c * plane;
                 const size_t v = rn_gemm_packed_b_index(nr, s->cin, p->nkb, p->kcb, p->tb, c,
                                                         g0 + q * LL);
-                p->k->wino_in(&in[q], p->v + v, (ptrdiff_t)xi_stride);
+                p->in(&in[q], p->v + v, (ptrdiff_t)xi_stride);
             }
     }
 }
@@ -338,12 +442,13 @@ static void output_channels(const wino_plan *p, int t0, int nt, int k0, int k1) 
     const int K = s->cout, C = s->cin, per_image = p->th * p->tw;
     const size_t uf = rn_gemm_packed_a_floats(p->k, K, C);
     const size_t v_xi = plane_floats((size_t)C * p->tb), m_xi = plane_floats((size_t)K * p->tb);
-    for (int xi = 0; xi < XI; xi++)
+    for (int xi = 0; xi < p->var->xi; xi++)
         rn_sgemm_packed_ab_1t(p->k, k0, k1, nt, C, p->u + xi * uf, K, p->v + xi * v_xi, p->tb,
                               p->m + xi * m_xi, p->tb);
     const ptrdiff_t out_plane = (ptrdiff_t)s->n * s->ho * s->wo;
     /* per group of LL tiles, where its blocks lie (worked out once for all
      * the channels), then each channel's transform */
+    const int m = p->var->m;
     for (int g = 0; g < nt; g += LL) {
         ptrdiff_t at[LL];
         rn_wino_out o = {.ld = s->wo, .relu = p->relu};
@@ -352,9 +457,9 @@ static void output_channels(const wino_plan *p, int t0, int nt, int k0, int k1) 
             if (g + l >= nt)
                 continue;
             const int t = t0 + g + l, b = t / per_image, ty = t % per_image / p->tw, tx = t % p->tw;
-            at[l] = ((ptrdiff_t)b * s->ho + 4 * ty) * s->wo + 4 * tx;
-            o.rows[l] = s->ho - 4 * ty < 4 ? s->ho - 4 * ty : 4;
-            o.cols[l] = s->wo - 4 * tx < 4 ? s->wo - 4 * tx : 4;
+            at[l] = ((ptrdiff_t)b * s->ho + m * ty) * s->wo + m * tx;
+            o.rows[l] = s->ho - m * ty < m ? s->ho - m * ty : m;
+            o.cols[l] = s->wo - m * tx < m ? s->wo - m * tx : m;
         }
         for (int ko = k0; ko < k1; ko++) {
             float *yk = p->y + (ptrdiff_t)ko * out_plane;
@@ -364,24 +469,24 @@ static void output_channels(const wino_plan *p, int t0, int nt, int k0, int k1) 
                 o.y[l] = at[l] >= 0 ? yk + at[l] : NULL;
                 o.res[l] = at[l] >= 0 && rk ? rk + at[l] : NULL;
             }
-            p->k->wino_out(p->m + (size_t)ko * p->tb + g, (ptrdiff_t)m_xi, &o);
+            p->out(p->m + (size_t)ko * p->tb + g, (ptrdiff_t)m_xi, &o);
         }
     }
 }
 
-static void forward(const rn_kernels *k, const rn_conv_shape *s, const float *x,
-                    const float *prepared, const float *bias, const float *residual, int relu,
-                    float *y, float *workspace) {
+static void forward(const wino_variant *v, const rn_kernels *k, const rn_conv_shape *s,
+                    const float *x, const float *prepared, const float *bias, const float *residual,
+                    int relu, float *y, float *workspace) {
     k = rn_kernels_or_default(k);
     const int threads = rn_threads();
-    wino_plan p = {.k = k, .s = s, .x = x, .u = prepared, .bias = bias, .res = residual,
-                   .relu = relu, .y = y};
-    tiles_of(s, &p.th, &p.tw);
+    wino_plan p = {.var = v, .in = v->in(k), .out = v->out(k), .k = k, .s = s, .x = x,
+                   .u = prepared, .bias = bias, .res = residual, .relu = relu, .y = y};
+    tiles_of(v, s, &p.th, &p.tw);
     p.tiles = s->n * p.th * p.tw;
-    p.tb = block_tiles(k, s);
+    p.tb = block_tiles(v, k, s);
     rn_gemm_k_blocks(k, s->cin, &p.nkb, &p.kcb);
     p.v = workspace;
-    p.m = p.v + XI * plane_floats((size_t)s->cin * p.tb);
+    p.m = p.v + (size_t)v->xi * plane_floats((size_t)s->cin * p.tb);
     /* output channels are shared out in whole register tiles */
     const int mr = k->mr, k_items = ceil_div(s->cout, mr);
     const int per_item = ceil_div(k_items, 4 * threads) > 0 ? ceil_div(k_items, 4 * threads) : 1;
@@ -404,14 +509,63 @@ static void forward(const rn_kernels *k, const rn_conv_shape *s, const float *x,
     }
 }
 
+/* ---------------------------------------------------------------------------
+ * The algorithms
+ * ------------------------------------------------------------------------- */
+
+static rn_wino_in_fn in4(const rn_kernels *k) { return k->wino_in; }
+static rn_wino_out_fn out4(const rn_kernels *k) { return k->wino_out; }
+/* F(2x2)'s transforms are a small part of its time (it runs where the
+ * weights dominate): the portable ones serve every ISA */
+static rn_wino_in_fn in2(const rn_kernels *k) { return (void)k, rn_wino2_in_portable; }
+static rn_wino_out_fn out2(const rn_kernels *k) { return (void)k, rn_wino2_out_portable; }
+
+static const wino_variant F4 = {.m = 4, .a = 6, .xi = 36, .weights = weight_tiles4, .in = in4,
+                                .out = out4};
+static const wino_variant F2 = {.m = 2, .a = 4, .xi = 16, .weights = weight_tiles2, .in = in2,
+                                .out = out2};
+
+#define VARIANT_FNS(V)                                                                             \
+    static size_t prepared_##V(const rn_kernels *k, const rn_conv_shape *s) {                     \
+        return prepared_floats(&V, k, s);                                                          \
+    }                                                                                              \
+    static void prepare_##V(const rn_kernels *k, const rn_conv_shape *s, const float *w,          \
+                            float *prepared) {                                                     \
+        prepare(&V, rn_kernels_or_default(k), s, w, prepared);                                     \
+    }                                                                                              \
+    static size_t workspace_##V(const rn_kernels *k, const rn_conv_shape *s, int threads) {       \
+        (void)threads;                                                                             \
+        return workspace_floats(&V, rn_kernels_or_default(k), s);                                  \
+    }                                                                                              \
+    static void forward_##V(const rn_kernels *k, const rn_conv_shape *s, const float *x,          \
+                            const float *prepared, const float *bias, const float *residual,       \
+                            int relu, float *y, float *workspace) {                                \
+        forward(&V, k, s, x, prepared, bias, residual, relu, y, workspace);                        \
+    }
+VARIANT_FNS(F4)
+VARIANT_FNS(F2)
+
 const rn_conv_algo rn_conv_winograd = {
     .id = RN_CONV_WINOGRAD,
     .name = "winograd",
-    .description = "Winograd F(4x4, 3x3): 3x3 stride-1 convolutions, 2.25x fewer multiplications",
+    .description = "Winograd F(4x4, 3x3): 3x3 stride-1 convolutions, 4x fewer multiplications",
     .tolerance = 1e-4,
     .supports = supports,
-    .prepared_floats = prepared_floats,
-    .prepare = prepare,
-    .workspace_floats = workspace_floats,
-    .forward = forward,
+    .prepared_floats = prepared_F4,
+    .prepare = prepare_F4,
+    .workspace_floats = workspace_F4,
+    .forward = forward_F4,
+};
+
+const rn_conv_algo rn_conv_winograd2 = {
+    .id = RN_CONV_WINOGRAD2,
+    .name = "winograd2",
+    .description = "Winograd F(2x2, 3x3): 3x3 stride-1 convolutions on small maps, 2.25x fewer "
+                   "multiplications, weights 16/9 of their size (F(4x4): 4x)",
+    .tolerance = 1e-5,
+    .supports = supports,
+    .prepared_floats = prepared_F2,
+    .prepare = prepare_F2,
+    .workspace_floats = workspace_F2,
+    .forward = forward_F2,
 };

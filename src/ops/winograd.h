@@ -62,4 +62,14 @@ typedef void (*rn_wino_out_fn)(const float *src, ptrdiff_t stride, const rn_wino
 void rn_wino_in_portable(const rn_wino_in *in, float *dst, ptrdiff_t stride);
 void rn_wino_out_portable(const float *src, ptrdiff_t stride, const rn_wino_out *o);
 
+/* F(2x2, 3x3) with the same contracts on 4x4 patches (bits 0..3 of cols,
+ * rows < 4) and 2x2 output blocks: 16 points xi = 4 * i + j, with
+ *   B^T = [ 1  0 -1  0 ]    G = [  1    0    0  ]    A^T = [ 1  1  1  0 ]
+ *         [ 0  1  1  0 ]        [ 1/2  1/2  1/2 ]          [ 0  1 -1 -1 ]
+ *         [ 0 -1  1  0 ]        [ 1/2 -1/2  1/2 ]
+ *         [ 0  1  0 -1 ]        [  0    0    1  ]
+ * Portable only, for every ISA. */
+void rn_wino2_in_portable(const rn_wino_in *in, float *dst, ptrdiff_t stride);
+void rn_wino2_out_portable(const float *src, ptrdiff_t stride, const rn_wino_out *o);
+
 #endif
