@@ -10,7 +10,8 @@
  * warm-ups; the session's per-value hook (the one int8 calibration uses)
  * stamps the time as each convolution and max-pool finishes, so a node's
  * time is from the end of the node before it to its own end. Prints, per
- * node, the algorithm that ran, milliseconds (mean over the passes), the
+ * node, the algorithm that ran, milliseconds (median over the passes: the
+ * hosts here are shared, and a disturbed pass moves a mean), the
  * direct convolution's FLOPs over that time (effective GFLOP/s) and the share
  * of the pass; then the totals by algorithm. RN_ISA picks the kernels.
  * Defaults: -a resnet50 -b 1 -s 224 -t 2 -r 20 -p fp32 -c auto.
@@ -33,8 +34,21 @@ static double now(void) {
 
 typedef struct stamps {
     double last;
-    double *at_value; /* seconds summed per value written */
+    double *at_value; /* seconds per value written, this pass */
 } stamps;
+
+static int cmp_double(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The median of v[0], v[stride], ... (n of them; reorders a copy). */
+static double median(const double *v, int n, int stride, double *tmp) {
+    for (int i = 0; i < n; i++)
+        tmp[i] = v[(size_t)i * stride];
+    qsort(tmp, (size_t)n, sizeof *tmp, cmp_double);
+    return n % 2 ? tmp[n / 2] : 0.5 * (tmp[n / 2 - 1] + tmp[n / 2]);
+}
 
 static void stamp(void *ctx, int value, const float *data, size_t count) {
     (void)data, (void)count;
@@ -106,30 +120,37 @@ int main(int argc, char **argv) {
         goto done;
 
     const rn_graph *g = s->sc;
-    stamps st = {.at_value = calloc((size_t)g->n_values, sizeof(double))};
-    double total = 0.0;
+    const int nv = g->n_values;
+    /* per pass: each value's seconds, then the pass's total (column nv) */
+    double *times = calloc((size_t)repeats * (size_t)(nv + 1), sizeof(double));
+    double *tmp = malloc((size_t)repeats * sizeof(double));
+    stamps st = {0};
     s->observe = stamp;
     s->observe_ctx = &st;
-    for (int r = 0; st.at_value && r < repeats; r++) {
+    for (int r = 0; times && tmp && r < repeats; r++) {
+        st.at_value = times + (size_t)r * (nv + 1);
         const double t0 = now();
         st.last = t0;
         rn_session_forward(s, x, batch, size, size, RN_MODE_EVAL, logits);
-        total += now() - t0;
+        st.at_value[nv] = now() - t0;
     }
     s->observe = NULL;
-    if (!st.at_value)
+    if (!times || !tmp) {
+        free(times), free(tmp);
         goto done;
+    }
+    const double pass = median(times + nv, repeats, nv + 1, tmp) * 1e3;
 
-    printf("%s, batch %d, %dx%d, %d threads, %s, kernels %s, mean of %d passes: %.2f ms\n", arch, batch,
-           size, size, threads, precision, rn_session_kernel(s), repeats, total / repeats * 1e3);
+    printf("%s, batch %d, %dx%d, %d threads, %s, kernels %s, median of %d passes: %.2f ms\n", arch,
+           batch, size, size, threads, precision, rn_session_kernel(s), repeats, pass);
     printf("node  layer                         algorithm        ms  GFLOP/s  share\n");
     double by_algo[RN_CONV_ALGO_COUNT] = {0}, pools = 0.0, accounted = 0.0;
     for (int i = 0; i < g->n_nodes; i++) {
         const rn_node *nd = &g->nodes[i];
         if (nd->op != RN_NODE_CONV && nd->op != RN_NODE_MAXPOOL)
             continue;
-        const double ms = st.at_value[nd->out] / repeats * 1e3;
-        const double share = 100.0 * ms / (total / repeats * 1e3);
+        const double ms = median(times + nd->out, repeats, nv + 1, tmp) * 1e3;
+        const double share = 100.0 * ms / pass;
         accounted += ms;
         if (nd->op == RN_NODE_MAXPOOL) {
             pools += ms;
@@ -147,14 +168,13 @@ int main(int argc, char **argv) {
         printf("%4d  %-29s %-10s %7.3f  %7.1f  %4.1f%%\n", i, layer, rn_conv_algo_get(s->algo[i])->name, ms,
                flops / (ms * 1e6), share);
     }
-    const double pass = total / repeats * 1e3;
-    printf("totals:");
+    printf("totals (medians):");
     for (int a = 0; a < RN_CONV_ALGO_COUNT; a++)
         if (by_algo[a] > 0.0)
             printf(" %s %.2f ms (%.1f%%),", rn_conv_algo_get(a)->name, by_algo[a], 100.0 * by_algo[a] / pass);
     printf(" max-pool %.2f ms (%.1f%%), the rest (input layout, pooling, classifier) %.2f ms\n", pools,
            100.0 * pools / pass, pass - accounted);
-    free(st.at_value);
+    free(times), free(tmp);
     status = 0;
 done:
     free(x);
