@@ -270,7 +270,12 @@ static void plan_items(gemm_plan *p, int threads) {
     const int mr = p->kd->mr, nr = p->kd->nr;
     p->m_panels = ceil_div(p->M, mr);
     p->n_panels = ceil_div(p->N, nr);
-    const int rows = !p->apack && p->kd->finish_a && p->kd->mc > ITEM_A_ROWS ? ITEM_A_ROWS : p->kd->mc;
+    int rows = !p->apack && p->kd->finish_a && p->kd->mc > ITEM_A_ROWS ? ITEM_A_ROWS : p->kd->mc;
+    /* mc x kc of A fits in L2: a shorter K leaves room for more rows, and an item with all of
+     * M packs its B panels once instead of once per row block (a 1x1 convolution on 64
+     * channels: K = 64, M = 256) */
+    if (rows == p->kd->mc && p->kc < p->kd->kc)
+        rows = (int)((long)rows * p->kd->kc / p->kc / mr * mr);
     p->m_items = ceil_div(p->m_panels, rows / mr);
     p->mcp = ceil_div(p->m_panels, p->m_items);
     p->ncp = ITEM_C_FLOATS / (p->mcp * mr * nr);
