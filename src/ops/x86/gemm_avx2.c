@@ -49,6 +49,9 @@ micro_kernel(const int MR, const int NV, const int PACKED, int kc, const float *
     /* The C tile is needed only after the k loop: fetch it meanwhile. */
     for (int i = 0; i < MR && i < t->m; i++)
         _mm_prefetch((const char *)(t->c + (ptrdiff_t)i * t->ldc), _MM_HINT_T0);
+    if (t->residual && t->last)
+        for (int i = 0; i < MR && i < t->m; i++)
+            _mm_prefetch((const char *)(t->residual + (ptrdiff_t)i * t->ldr), _MM_HINT_T0);
 
 #pragma GCC unroll 4
     for (int k = 0; k < kc; k++) {
