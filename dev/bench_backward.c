@@ -11,8 +11,8 @@
  * on a shared machine) over `repeats` runs of
  * each pass (FLOPs = 2 x multiply-accumulates, the same for all three), then
  * the set weighted by how often each shape occurs in ResNet-18. The data
- * route taken (pointwise GEMM, flipped implicit GEMM, GEMM + col2im) is
- * shown per shape. -p bf16: every pass on the bf16 kernels (rn_kernels_bf16, what
+ * route taken (pointwise GEMM, flipped implicit GEMM or its Winograd F(4x4)
+ * "wino" / F(2x2) "wino2", GEMM + col2im) is shown per shape. -p bf16: every pass on the bf16 kernels (rn_kernels_bf16, what
  * `train --precision bf16` runs: no Winograd data gradient). Defaults: -b 32 -t 1 -t 2 -r 5.
  * Not a test: it checks nothing.
  *
@@ -28,6 +28,7 @@
 
 #include "core/mem.h"
 #include "ops/conv2d.h"
+#include "ops/conv_algo.h"
 #include "ops/gemm.h"
 #include "ops/kernels.h"
 #include "resnet.h"
@@ -146,8 +147,15 @@ static double time_pass(const rn_conv_shape *s, int pass, int repeats) {
 static const char *data_route(const rn_conv_shape *s) {
     if (s->kh == 1 && s->kw == 1 && s->stride == 1 && s->pad == 0)
         return "gemm";
-    if (s->stride == 1 && s->kh == s->kw && s->pad <= s->kh - 1)
-        return "flip";
+    if (s->stride == 1 && s->kh == s->kw && s->pad <= s->kh - 1) {
+        /* the flipped convolution, by Winograd where the heuristic picks it (conv2d_backward.c) */
+        rn_conv_shape f = {.n = s->n, .cin = s->cout, .h = s->ho, .w = s->wo, .cout = s->cin,
+                           .kh = s->kh, .kw = s->kw, .stride = 1, .pad = s->kh - 1 - s->pad,
+                           .groups = 1};
+        conv2d_shape_init(&f);
+        const int a = wino && s->groups == 1 ? (int)rn_conv_algo_choose(kd, &f) : -1;
+        return a == RN_CONV_WINOGRAD ? "wino" : a == RN_CONV_WINOGRAD2 ? "wino2" : "flip";
+    }
     return "col2im";
 }
 

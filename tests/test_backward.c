@@ -524,6 +524,10 @@ static void fast_vs_ref_random(int count) {
 static void fast_vs_ref_fixed(void) {
     /* ResNet-like: flipped 3x3, strided 3x3 and 1x1 (col2im), pointwise */
     fast_vs_ref_conv(shape(2, 32, 14, 14, 32, 3, 1, 1, 1), 0.0f, "resnet 3x3");
+    /* where the heuristic picks Winograd F(2x2) (with wino, for the data gradient too): a
+     * last stage at batch 1, and 2x2 maps (the 28x28 models' third stage) */
+    fast_vs_ref_conv(shape(1, 256, 7, 7, 256, 3, 1, 1, 1), 1.0f, "last stage 3x3");
+    fast_vs_ref_conv(shape(16, 256, 2, 2, 256, 3, 1, 1, 1), 0.0f, "3x3 on 2x2");
     fast_vs_ref_conv(shape(2, 16, 15, 15, 32, 3, 2, 1, 1), 1.0f, "resnet 3x3/2");
     fast_vs_ref_conv(shape(2, 16, 14, 14, 32, 1, 2, 0, 1), 1.0f, "resnet 1x1/2");
     fast_vs_ref_conv(shape(2, 48, 9, 9, 40, 1, 1, 0, 2), 1.0f, "pointwise g2");

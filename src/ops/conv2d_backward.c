@@ -152,6 +152,7 @@ typedef struct bwd_plan {
     long pix_in, pix_out;   /* n*h*w and n*ho*wo: one channel's floats */
     int pointwise;          /* 1x1, stride 1, unpadded: im2col(x) is x */
     int data_route;
+    const rn_conv_algo *wino; /* DATA_WINOGRAD: the variant the heuristic picks */
     int chunk_d;            /* pixels per col2im chunk (DATA_COL2IM) */
     int chunk_w;            /* pixels per weight chunk */
     int wt_by_col;          /* weight product transposes col, not dy (K < cout_g) */
@@ -217,8 +218,11 @@ static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s, int winog
 
     if (p.data_route == DATA_FLIPPED && winograd && p.G == 1) {
         const rn_conv_shape f = flipped_shape(s);
-        if (rn_conv_algo_choose(p.k, &f) == RN_CONV_WINOGRAD)
+        const rn_conv_algo_id a = rn_conv_algo_choose(p.k, &f);
+        if (a == RN_CONV_WINOGRAD || a == RN_CONV_WINOGRAD2) {
             p.data_route = DATA_WINOGRAD;
+            p.wino = rn_conv_algo_get(a);
+        }
     }
 
     if (p.data_route == DATA_POINTWISE) {
@@ -226,8 +230,7 @@ static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s, int winog
     } else if (p.data_route == DATA_WINOGRAD) {
         const rn_conv_shape f = flipped_shape(s);
         p.ws_data = align_up((size_t)p.cin_g * (size_t)flipped_k) +
-                    align_up(rn_conv_winograd.prepared_floats(p.k, &f)) +
-                    rn_conv_winograd.workspace_floats(p.k, &f, 1);
+                    align_up(p.wino->prepared_floats(p.k, &f)) + p.wino->workspace_floats(p.k, &f, 1);
     } else if (p.data_route == DATA_FLIPPED) {
         p.ws_data = align_up((size_t)p.cin_g * (size_t)flipped_k) +
                     rn_gemm_packed_a_floats(p.k, p.cin_g, (int)flipped_k);
@@ -522,10 +525,10 @@ void conv2d_backward_data(const rn_kernels *k, const rn_conv_shape *s, const flo
             const rn_conv_shape f = flipped_shape(s);
             float *wf = workspace;
             float *u = wf + align_up((size_t)p.cin_g * p.cout_g * p.khw);
-            float *wws = u + align_up(rn_conv_winograd.prepared_floats(p.k, &f));
+            float *wws = u + align_up(p.wino->prepared_floats(p.k, &f));
             flip_weights(&p, wg, wf);
-            rn_conv_winograd.prepare(p.k, &f, wf, u);
-            rn_conv_winograd.forward(p.k, &f, dyg, u, NULL, beta != 0.0f ? dxg : NULL, 0, dxg, wws);
+            p.wino->prepare(p.k, &f, wf, u);
+            p.wino->forward(p.k, &f, dyg, u, NULL, beta != 0.0f ? dxg : NULL, 0, dxg, wws);
         } else if (p.data_route == DATA_FLIPPED) {
             /* dx_g = wf x im2col(dy_g padded by k-1-pad) */
             float *wf = workspace;
