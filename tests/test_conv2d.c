@@ -253,6 +253,65 @@ static void run_cases(int randoms) {
     check_conv(shape(2, 40, 17, 23, 96, 3, 1, 1, 1), 3, "3x3 odd sizes");
 }
 
+/* Each descriptor's F(2x2) tile transforms against the portable ones, bit for bit (the same
+ * additions in the same order), on random patches that leave the image on every side and
+ * random output blocks with and without bias, residual and ReLU. */
+static void check_wino2_transforms(const rn_kernels *k) {
+    const rn_kernels *p = rn_kernels_for(RN_ISA_PORTABLE);
+    if (k->wino2_in == p->wino2_in)
+        return;
+    enum { H = 9, W = 11, STRIDE = 24 };
+    float *x = random_buffer(H * W), *a = random_buffer(16 * STRIDE), *b = random_buffer(16 * STRIDE);
+    /* magnitudes spread over 2^-12 .. 2^12, so that sums round (on 23-bit fixed-point values
+     * they would be exact, and a reordering would go unseen) */
+    for (int i = 0; i < H * W; i++)
+        x[i] = ldexpf(x[i], rng_int(-12, 12));
+    int in_same = 1, out_same = 1;
+    for (int trial = 0; trial < 200; trial++) {
+        rn_wino_in in = {.x = x, .ld = W};
+        for (int l = 0; l < RN_WINO_LANES; l++) {
+            const int y0 = rng_int(-2, H - 2), x0 = rng_int(-2, W - 2);
+            in.origin[l] = (ptrdiff_t)y0 * W + x0;
+            in.r0[l] = y0 < 0 ? -y0 : 0;
+            in.r1[l] = H - y0 < 4 ? H - y0 : 4;
+            in.cols[l] = 0;
+            for (int q = 0; q < 4; q++)
+                in.cols[l] |= (unsigned)(x0 + q >= 0 && x0 + q < W) << q;
+        }
+        memset(a, 0, 16 * STRIDE * sizeof(float));
+        memset(b, 0, 16 * STRIDE * sizeof(float));
+        k->wino2_in(&in, a, STRIDE);
+        p->wino2_in(&in, b, STRIDE);
+        in_same &= memcmp(a, b, 16 * STRIDE * sizeof(float)) == 0;
+
+        float ya[RN_WINO_LANES][2 * W], yb[RN_WINO_LANES][2 * W], res[RN_WINO_LANES][2 * W];
+        rn_wino_out oa = {.ld = W, .bias = trial % 3 ? ldexpf(rng_float(), rng_int(-12, 12)) : 0.0f,
+                          .relu = trial % 2};
+        for (int l = 0; l < RN_WINO_LANES; l++) {
+            for (int i = 0; i < 2 * W; i++)
+                ya[l][i] = yb[l][i] = 7.0f, res[l][i] = rng_float();
+            oa.y[l] = l == 5 && trial % 4 == 0 ? NULL : ya[l];
+            oa.res[l] = trial % 5 ? res[l] : NULL;
+            oa.rows[l] = rng_int(1, 2);
+            oa.cols[l] = rng_int(1, 2);
+        }
+        rn_wino_out ob = oa;
+        for (int l = 0; l < RN_WINO_LANES; l++)
+            ob.y[l] = oa.y[l] ? yb[l] : NULL;
+        for (int i = 0; i < 16 * STRIDE; i++)
+            a[i] = ldexpf(rng_float(), rng_int(-12, 12));
+        k->wino2_out(a, STRIDE, &oa);
+        p->wino2_out(a, STRIDE, &ob);
+        out_same &= memcmp(ya, yb, sizeof ya) == 0;
+    }
+    char what[96];
+    snprintf(what, sizeof what, "%s F(2x2) input transform = portable, bit for bit", k->name);
+    check(in_same, what);
+    snprintf(what, sizeof what, "%s F(2x2) output transform + epilogue = portable, bit for bit", k->name);
+    check(out_same, what);
+    rn_free(x), rn_free(a), rn_free(b);
+}
+
 int main(void) {
     check_shape_init();
 
@@ -276,7 +335,10 @@ int main(void) {
         algo = rn_conv_algo_get(RN_CONV_WINOGRAD);
         check_determinism(shape(2, 64, 28, 28, 64, 3, 1, 1, 1));
         check_determinism(shape(1, 160, 9, 9, 96, 3, 1, 1, 1));
+        algo = rn_conv_algo_get(RN_CONV_WINOGRAD2);
+        check_determinism(shape(1, 256, 7, 7, 256, 3, 1, 1, 1));
         algo = NULL;
+        check_wino2_transforms(kd);
     }
 
     printf("test_conv2d: %d passed, %d failed\n", passed, failed);

@@ -515,10 +515,8 @@ static void forward(const wino_variant *v, const rn_kernels *k, const rn_conv_sh
 
 static rn_wino_in_fn in4(const rn_kernels *k) { return k->wino_in; }
 static rn_wino_out_fn out4(const rn_kernels *k) { return k->wino_out; }
-/* F(2x2)'s transforms are a small part of its time (it runs where the
- * weights dominate): the portable ones serve every ISA */
-static rn_wino_in_fn in2(const rn_kernels *k) { return (void)k, rn_wino2_in_portable; }
-static rn_wino_out_fn out2(const rn_kernels *k) { return (void)k, rn_wino2_out_portable; }
+static rn_wino_in_fn in2(const rn_kernels *k) { return k->wino2_in; }
+static rn_wino_out_fn out2(const rn_kernels *k) { return k->wino2_out; }
 
 static const wino_variant F4 = {.m = 4, .a = 6, .xi = 36, .weights = weight_tiles4, .in = in4,
                                 .out = out4};

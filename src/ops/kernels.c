@@ -166,6 +166,8 @@ static const rn_kernels PORTABLE = {
     .pack_bt = rn_pack_bt_portable,
     .wino_in = rn_wino_in_portable,
     .wino_out = rn_wino_out_portable,
+    .wino2_in = rn_wino2_in_portable,
+    .wino2_out = rn_wino2_out_portable,
     .qgemm = rn_qgemm_portable, .q_nj = 4, .q_ncb = 1, .q_name = "portable 16x4",
 };
 
@@ -189,6 +191,8 @@ static const rn_kernels AVX2 = {
     .pack_bt = rn_pack_bt_avx2,
     .wino_in = rn_wino_in_avx2,
     .wino_out = rn_wino_out_avx2,
+    .wino2_in = rn_wino2_in_avx2,
+    .wino2_out = rn_wino2_out_avx2,
     .qgemm = rn_qgemm_avx2, .q_nj = 4, .q_ncb = 1, .q_name = "avx2 16x4",
 };
 
@@ -201,7 +205,9 @@ static const rn_kernels AVX2 = {
     .pack_im2col = rn_im2col_pack_avx512,                                                         \
     .pack_bt = rn_pack_bt_avx2, /* AVX-512 CPUs have AVX2 */                                  \
     .wino_in = rn_wino_in_avx2, /* AVX-512 CPUs have AVX2 */                                      \
-    .wino_out = rn_wino_out_avx2
+    .wino_out = rn_wino_out_avx2,                                                                 \
+    .wino2_in = rn_wino2_in_avx2,                                                                 \
+    .wino2_out = rn_wino2_out_avx2
 
 /* int8 with VNNI dot products where the CPU has them, else AVX2's */
 static const rn_kernels AVX512 = {

@@ -83,6 +83,8 @@ typedef struct rn_kernels {
     rn_pack_bt_fn pack_bt;  /* B panels of a transposed B (transb) */
     rn_wino_in_fn wino_in;  /* Winograd F(4x4, 3x3) tile transforms (winograd.h) */
     rn_wino_out_fn wino_out;
+    rn_wino_in_fn wino2_in; /* and F(2x2, 3x3)'s */
+    rn_wino_out_fn wino2_out;
     /* int8 convolution (qconv.h): tiles of up to q_nj columns x q_ncb blocks
      * of 16 output channels */
     rn_qgemm_fn qgemm;
@@ -226,6 +228,8 @@ void rn_pack_bt_avx2(const float *src, ptrdiff_t ldb, int kc, int cols, int nr, 
 /* Winograd transforms (src/ops/x86/winograd_avx2.c), also used on AVX-512 CPUs. */
 void rn_wino_in_avx2(const rn_wino_in *in, float *dst, ptrdiff_t stride);
 void rn_wino_out_avx2(const float *src, ptrdiff_t stride, const rn_wino_out *o);
+void rn_wino2_in_avx2(const rn_wino_in *in, float *dst, ptrdiff_t stride);
+void rn_wino2_out_avx2(const float *src, ptrdiff_t stride, const rn_wino_out *o);
 #endif
 
 #endif

@@ -68,7 +68,7 @@ void rn_wino_out_portable(const float *src, ptrdiff_t stride, const rn_wino_out 
  *         [ 0  1  1  0 ]        [ 1/2  1/2  1/2 ]          [ 0  1 -1 -1 ]
  *         [ 0 -1  1  0 ]        [ 1/2 -1/2  1/2 ]
  *         [ 0  1  0 -1 ]        [  0    0    1  ]
- * Portable only, for every ISA. */
+ * (AVX2 versions in x86/winograd_avx2.c, the same additions in the same order.) */
 void rn_wino2_in_portable(const rn_wino_in *in, float *dst, ptrdiff_t stride);
 void rn_wino2_out_portable(const float *src, ptrdiff_t stride, const rn_wino_out *o);
 

@@ -3,7 +3,7 @@
  * (contract and matrices in ops/winograd.h), 8 tiles per call, one tile per
  * vector lane.
  *
- * Input: each lane's 6 patch rows are loaded as 8-float rows and turned
+ * F(4x4) input: each lane's 6 patch rows are loaded as 8-float rows and turned
  * into lanes by 8x8 transposes; B^T d B then runs on whole vectors.
  * Output: A^T m A on whole vectors, then 4x8 transposes give each tile its
  * rows of 4 values for the epilogue and the store.
@@ -156,5 +156,102 @@ void rn_wino_out_avx2(const float *src, ptrdiff_t stride, const rn_wino_out *o) 
                 }
             }
         }
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * F(2x2, 3x3): 4x4 patches, 2x2 output blocks (matrices in ops/winograd.h).
+ * The same additions in the same order as the portable transforms (no
+ * multiplications), so the results are theirs bit for bit.
+ * ------------------------------------------------------------------------- */
+
+/* The 4 rows Q[0..3] (lanes l in the low halves, l + 4 in the high ones,
+ * 4 values each) -> R[c]: value c of every lane. */
+static inline void transpose_4x8(const __m256 Q[4], __m256 R[4]) {
+    const __m256 t0 = _mm256_unpacklo_ps(Q[0], Q[1]), t1 = _mm256_unpackhi_ps(Q[0], Q[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(Q[2], Q[3]), t3 = _mm256_unpackhi_ps(Q[2], Q[3]);
+    R[0] = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+    R[1] = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    R[2] = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+    R[3] = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+}
+
+void rn_wino2_in_avx2(const rn_wino_in *in, float *dst, ptrdiff_t stride) {
+    const __m128i lane_bits = _mm_setr_epi32(1, 2, 4, 8);
+    __m128i mask[LL];
+#pragma GCC unroll 8
+    for (int l = 0; l < LL; l++)
+        mask[l] = _mm_cmpeq_epi32(_mm_and_si128(_mm_set1_epi32((int)in->cols[l]), lane_bits), lane_bits);
+    /* D[r][c]: element (r, c) of every lane's patch */
+    __m256 D[4][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++) {
+        __m128 p[LL];
+#pragma GCC unroll 8
+        for (int l = 0; l < LL; l++) {
+            const float *row = addr_at(in->x, in->origin[l] + r * in->ld);
+            if (r < in->r0[l] || r >= in->r1[l])
+                p[l] = _mm_setzero_ps();
+            else if ((in->cols[l] & 0xF) == 0xF)
+                p[l] = _mm_loadu_ps(row);
+            else
+                p[l] = _mm_maskload_ps(row, mask[l]);
+        }
+        __m256 q[4];
+#pragma GCC unroll 4
+        for (int l = 0; l < 4; l++)
+            q[l] = _mm256_insertf128_ps(_mm256_castps128_ps256(p[l]), p[l + 4], 1);
+        transpose_4x8(q, D[r]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        /* row i of B^T d, then B^T (row i) along the columns */
+        __m256 t[4];
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++)
+            t[c] = i == 0   ? _mm256_sub_ps(D[0][c], D[2][c])
+                   : i == 1 ? _mm256_add_ps(D[1][c], D[2][c])
+                   : i == 2 ? _mm256_sub_ps(D[2][c], D[1][c])
+                            : _mm256_sub_ps(D[1][c], D[3][c]);
+        _mm256_storeu_ps(dst + (i * 4 + 0) * stride, _mm256_sub_ps(t[0], t[2]));
+        _mm256_storeu_ps(dst + (i * 4 + 1) * stride, _mm256_add_ps(t[1], t[2]));
+        _mm256_storeu_ps(dst + (i * 4 + 2) * stride, _mm256_sub_ps(t[2], t[1]));
+        _mm256_storeu_ps(dst + (i * 4 + 3) * stride, _mm256_sub_ps(t[1], t[3]));
+    }
+}
+
+void rn_wino2_out_avx2(const float *src, ptrdiff_t stride, const rn_wino_out *o) {
+    /* T = A^T m (2 x 4), then Y = T A (2 x 2), lanes = tiles */
+    __m256 T[2][4];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        const __m256 m0 = _mm256_loadu_ps(src + (0 * 4 + j) * stride);
+        const __m256 m1 = _mm256_loadu_ps(src + (1 * 4 + j) * stride);
+        const __m256 m2 = _mm256_loadu_ps(src + (2 * 4 + j) * stride);
+        const __m256 m3 = _mm256_loadu_ps(src + (3 * 4 + j) * stride);
+        T[0][j] = _mm256_add_ps(_mm256_add_ps(m0, m1), m2);
+        T[1][j] = _mm256_sub_ps(_mm256_sub_ps(m1, m2), m3);
+    }
+    const __m256 bias = _mm256_set1_ps(o->bias);
+    float y[2][2][LL]; /* [row][column][lane] */
+#pragma GCC unroll 2
+    for (int r = 0; r < 2; r++) {
+        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(T[r][0], T[r][1]), T[r][2]);
+        const __m256 y1 = _mm256_sub_ps(_mm256_sub_ps(T[r][1], T[r][2]), T[r][3]);
+        _mm256_storeu_ps(y[r][0], _mm256_add_ps(y0, bias));
+        _mm256_storeu_ps(y[r][1], _mm256_add_ps(y1, bias));
+    }
+    for (int l = 0; l < LL; l++) {
+        if (!o->y[l])
+            continue;
+        for (int r = 0; r < o->rows[l]; r++)
+            for (int c = 0; c < o->cols[l]; c++) {
+                float v = y[r][c][l];
+                if (o->res[l])
+                    v += o->res[l][r * o->ld + c];
+                if (o->relu && v < 0.0f) /* NaN stays NaN, as in PyTorch */
+                    v = 0.0f;
+                o->y[l][r * o->ld + c] = v;
+            }
     }
 }
