@@ -67,11 +67,13 @@ rn_status rn_conv_algo_parse(const char *name, int *id) {
 #define WINO_MIN_OUTPUTS_PER_TILE 6 /* of 16: 3x3 maps (9) pass, 2x2 (4) do not */
 /* F(2x2) where F(4x4) does not pay: a full GEMM panel of tiles, maps that fill
  * three quarters of their 2x2 tiles (7x7: 49 of 64), and channels enough that
- * its portable transforms (in C + K per tile) stay small beside the products
- * (C x K): `bench_conv -m narrow -b 1 -t 1`: 128 -> 128 at 7x7 F(2x2) 70,
- * im2col 67; 16 -> 16 at 28x28 12 against 27. */
+ * its transforms (in C + K per tile) stay small beside the products (C x K).
+ * `bench_conv -m narrow`, AVX2 transforms, Zen 3, effective GFLOP/s on 1 / 2
+ * threads: batch 1, 64 -> 64 at 7x7 F(2x2) 90 / 89, im2col 58 / 61; 128 -> 128
+ * at 7x7 119 / 88 against 67 / 69; 16 -> 16 at 28x28 35 against 35 (F(4x4) 78);
+ * batch 256, 256 -> 256 at 2x2 (2 threads) 244 against 89. */
 #define WINO2_MIN_TILES 16
-#define WINO2_MIN_CHANNELS 256
+#define WINO2_MIN_CHANNELS 64
 
 static int winograd_pays(const rn_conv_shape *s) {
     const long per_image = (long)((s->ho + 3) / 4) * ((s->wo + 3) / 4);
