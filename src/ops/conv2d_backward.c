@@ -219,7 +219,7 @@ static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s, int winog
     if (p.data_route == DATA_FLIPPED && winograd && p.G == 1) {
         const rn_conv_shape f = flipped_shape(s);
         const rn_conv_algo_id a = rn_conv_algo_choose(p.k, &f);
-        if (a == RN_CONV_WINOGRAD || a == RN_CONV_WINOGRAD2) {
+        if (rn_conv_algo_is_winograd(a)) {
             p.data_route = DATA_WINOGRAD;
             p.wino = rn_conv_algo_get(a);
         }

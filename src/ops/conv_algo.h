@@ -52,6 +52,11 @@ typedef struct rn_conv_algo {
                     float *y, float *workspace);
 } rn_conv_algo;
 
+/* Whether algorithm `id` is one of the Winograd ones (weights of their own, transformed). */
+static inline int rn_conv_algo_is_winograd(int id) {
+    return id == RN_CONV_WINOGRAD || id == RN_CONV_WINOGRAD2;
+}
+
 /* The algorithm with this id (NULL if out of range). */
 const rn_conv_algo *rn_conv_algo_get(int id);
 

@@ -189,9 +189,6 @@ typedef struct wino_variant {
     int xi;                 /* points of the transformed domain, a * a */
     /* u[xi][l] = (G g_l G^T)[xi] for the PREP_LANES kernels at g + l * 9 */
     void (*weights)(const float *g, double u[XI][PREP_LANES]);
-    /* the tile transforms for kernels k */
-    rn_wino_in_fn (*in)(const rn_kernels *k);
-    rn_wino_out_fn (*out)(const rn_kernels *k);
 } wino_variant;
 
 /* ---------------------------------------------------------------------------
@@ -383,6 +380,7 @@ typedef struct wino_plan {
     const float *x, *u, *bias, *res;
     int relu;
     float *y, *v, *m;
+    size_t v_xi, m_xi;      /* floats between two points' planes of V and of M (plane_floats) */
 } wino_plan;
 
 /* Where the patches of the 8 tiles [t, t + LL) (those below `end`) lie,
@@ -418,7 +416,6 @@ static void patch_lanes(const wino_plan *p, int t, int end, rn_wino_in *in) {
 static void input_channels(const wino_plan *p, int t0, int nt, int c0, int c1) {
     const rn_conv_shape *s = p->s;
     const ptrdiff_t plane = (ptrdiff_t)s->n * s->h * s->w;
-    const size_t xi_stride = plane_floats((size_t)s->cin * (size_t)p->tb);
     const int nr = p->k->nr, span = nr % LL == 0 ? nr : LL; /* tiles done together */
     rn_wino_in in[RN_PANEL_MAX / LL];
     for (int g0 = 0; g0 < nt; g0 += span) {
@@ -430,7 +427,7 @@ static void input_channels(const wino_plan *p, int t0, int nt, int c0, int c1) {
                 in[q].x = p->x + (ptrdiff_t)c * plane;
                 const size_t v = rn_gemm_packed_b_index(nr, s->cin, p->nkb, p->kcb, p->tb, c,
                                                         g0 + q * LL);
-                p->in(&in[q], p->v + v, (ptrdiff_t)xi_stride);
+                p->in(&in[q], p->v + v, (ptrdiff_t)p->v_xi);
             }
     }
 }
@@ -441,7 +438,7 @@ static void output_channels(const wino_plan *p, int t0, int nt, int k0, int k1) 
     const rn_conv_shape *s = p->s;
     const int K = s->cout, C = s->cin, per_image = p->th * p->tw;
     const size_t uf = rn_gemm_packed_a_floats(p->k, K, C);
-    const size_t v_xi = plane_floats((size_t)C * p->tb), m_xi = plane_floats((size_t)K * p->tb);
+    const size_t v_xi = p->v_xi, m_xi = p->m_xi;
     for (int xi = 0; xi < p->var->xi; xi++)
         rn_sgemm_packed_ab_1t(p->k, k0, k1, nt, C, p->u + xi * uf, K, p->v + xi * v_xi, p->tb,
                               p->m + xi * m_xi, p->tb);
@@ -479,14 +476,18 @@ static void forward(const wino_variant *v, const rn_kernels *k, const rn_conv_sh
                     int relu, float *y, float *workspace) {
     k = rn_kernels_or_default(k);
     const int threads = rn_threads();
-    wino_plan p = {.var = v, .in = v->in(k), .out = v->out(k), .k = k, .s = s, .x = x,
-                   .u = prepared, .bias = bias, .res = residual, .relu = relu, .y = y};
+    wino_plan p = {.var = v, .k = k, .s = s, .x = x, .u = prepared, .bias = bias,
+                   .res = residual, .relu = relu, .y = y};
+    p.in = v->m == 4 ? k->wino_in : k->wino2_in; /* the descriptor's tile transforms */
+    p.out = v->m == 4 ? k->wino_out : k->wino2_out;
     tiles_of(v, s, &p.th, &p.tw);
     p.tiles = s->n * p.th * p.tw;
     p.tb = block_tiles(v, k, s);
     rn_gemm_k_blocks(k, s->cin, &p.nkb, &p.kcb);
+    p.v_xi = plane_floats((size_t)s->cin * p.tb);
+    p.m_xi = plane_floats((size_t)s->cout * p.tb);
     p.v = workspace;
-    p.m = p.v + (size_t)v->xi * plane_floats((size_t)s->cin * p.tb);
+    p.m = p.v + (size_t)v->xi * p.v_xi;
     /* output channels are shared out in whole register tiles */
     const int mr = k->mr, k_items = ceil_div(s->cout, mr);
     const int per_item = ceil_div(k_items, 4 * threads) > 0 ? ceil_div(k_items, 4 * threads) : 1;
@@ -513,15 +514,8 @@ static void forward(const wino_variant *v, const rn_kernels *k, const rn_conv_sh
  * The algorithms
  * ------------------------------------------------------------------------- */
 
-static rn_wino_in_fn in4(const rn_kernels *k) { return k->wino_in; }
-static rn_wino_out_fn out4(const rn_kernels *k) { return k->wino_out; }
-static rn_wino_in_fn in2(const rn_kernels *k) { return k->wino2_in; }
-static rn_wino_out_fn out2(const rn_kernels *k) { return k->wino2_out; }
-
-static const wino_variant F4 = {.m = 4, .a = 6, .xi = 36, .weights = weight_tiles4, .in = in4,
-                                .out = out4};
-static const wino_variant F2 = {.m = 2, .a = 4, .xi = 16, .weights = weight_tiles2, .in = in2,
-                                .out = out2};
+static const wino_variant F4 = {.m = 4, .a = 6, .xi = 36, .weights = weight_tiles4};
+static const wino_variant F2 = {.m = 2, .a = 4, .xi = 16, .weights = weight_tiles2};
 
 #define VARIANT_FNS(V)                                                                             \
     static size_t prepared_##V(const rn_kernels *k, const rn_conv_shape *s) {                     \

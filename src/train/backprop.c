@@ -95,10 +95,6 @@ rn_status rn_backprop_algorithms(const rn_backprop *bp, char *buf, size_t cap) {
     return RN_OK;
 }
 
-/* The forward algorithms with weights of their own (Winograd's transformed ones); the others
- * run conv2d_forward on the weights themselves. */
-static int is_winograd(int algo) { return algo == RN_CONV_WINOGRAD || algo == RN_CONV_WINOGRAD2; }
-
 /* Winograd for the data gradients too, unless the GEMM path is forced or the products are
  * bf16 (a GEMM on the bf16 operands themselves: Winograd would transform them). */
 static int data_winograd(const rn_backprop *bp) {
@@ -253,7 +249,7 @@ static rn_status plan_for(rn_backprop *bp, int n, int h, int w, size_t *dry) {
         /* the forward's algorithm: Winograd's weights are prepared every step */
         bp->algo[i] = forward_algo(bp, &cs);
         size_t f = conv2d_workspace_floats(bp->k, &cs);
-        if (is_winograd(bp->algo[i])) {
+        if (rn_conv_algo_is_winograd(bp->algo[i])) { /* the others run on the weights as they are */
             const rn_conv_algo *a = rn_conv_algo_get(bp->algo[i]);
             f = a->workspace_floats(bp->k, &cs, 1);
             BUF(B_PREP, i) = (rn_arena_buf){a->prepared_floats(bp->k, &cs), i, i, 0};
@@ -334,7 +330,7 @@ rn_status rn_backprop_plan_bytes(const rn_model *m, const rn_kernels *k, int for
 static void conv_run(rn_backprop *bp, int i, const rn_conv_shape *cs, const float *x,
                      const float *res, int relu, float *y) {
     const rn_unit *u = bp->sc->nodes[i].unit;
-    if (is_winograd(bp->algo[i])) {
+    if (rn_conv_algo_is_winograd(bp->algo[i])) {
         const rn_conv_algo *a = rn_conv_algo_get(bp->algo[i]);
         a->prepare(bp->k, cs, u->w, bp->prep[i]);
         a->forward(bp->k, cs, x, bp->prep[i], u->b, res, relu, y, bp->ws);

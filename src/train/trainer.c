@@ -100,7 +100,7 @@ rn_status rn_trainer_create(rn_model *m, const rn_train_config *cfg, rn_trainer 
     RN_TRY(train_kernels(cfg, &k));
     int algo;
     RN_TRY(rn_conv_algo_parse(cfg->conv_algo, &algo));
-    if (rn_kernels_are_bf16(k) && (algo == RN_CONV_WINOGRAD || algo == RN_CONV_WINOGRAD2))
+    if (rn_kernels_are_bf16(k) && rn_conv_algo_is_winograd(algo))
         return rn_fail(RN_ERR_ARG, "Winograd has no bf16 form: bf16 training runs the GEMM paths "
                        "(--conv-algo auto, im2col or pointwise)");
 
