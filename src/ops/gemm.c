@@ -189,29 +189,6 @@ static void run_item(const gemm_plan *p, int item, float *bbuf, float *abuf) {
             .ldr = ep ? ep->ldr : 0,
             .relu = ep ? ep->relu : 0,
         };
-        if (p->bpack && p->apack) {
-            /* both packed ahead: each panel of A (streamed from memory once)
-             * meets all the item's panels of B while it is in L1 */
-            for (int ip = ip0; ip < ip1; ip++) {
-                const int i0 = ip * mr;
-                const float *a = p->apack + (ptrdiff_t)k0 * p->m_panels * mr + (ptrdiff_t)ip * kc * mr;
-                tile.m = p->M - i0 < mr ? p->M - i0 : mr;
-                tile.a_rs = 1;
-                tile.a_cs = mr;
-                tile.bias = ep && ep->bias ? ep->bias + i0 : NULL;
-                for (int jp = jp0; jp < jp1; jp++) {
-                    const long j0 = (long)jp * nr;
-                    tile.n = p->N - j0 < nr ? (int)(p->N - j0) : nr;
-                    const int width = ceil_div(tile.n, p->kd->nr_step) * p->kd->nr_step;
-                    tile.c = p->C + (ptrdiff_t)i0 * p->ldc + j0;
-                    tile.residual =
-                        ep && ep->residual ? ep->residual + (ptrdiff_t)i0 * ep->ldr + j0 : NULL;
-                    p->kd->fn[width / p->kd->nr_step - 1](
-                        kc, a, p->bpack + k0 * p->npad + (ptrdiff_t)jp * kc * nr, &tile);
-                }
-            }
-            continue;
-        }
         /* B panels are packed `group` at a time (one for im2col); a ragged
          * last panel of B alone, only as wide as it needs */
         const int group = p->bs->im ? 1 : RN_PANEL_MAX / nr;
