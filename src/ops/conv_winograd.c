@@ -377,6 +377,7 @@ typedef struct wino_plan {
     const rn_conv_shape *s;
     int th, tw, tiles, tb;
     int nkb, kcb;           /* the GEMM's K blocking over C */
+    int npad;               /* V's packed width for the block under way (block_width) */
     const float *x, *u, *bias, *res;
     int relu;
     float *y, *v, *m;
@@ -408,6 +409,13 @@ static void patch_lanes(const wino_plan *p, int t, int end, rn_wino_in *in) {
     }
 }
 
+/* V's packed width for a block of nt tiles (rn_gemm_packed_b_width): the last
+ * panel only as wide as the tiles need (whole lanes), so that 16 tiles
+ * against AVX-512's 48-column panels run the 16-column kernel. */
+static int block_width(const wino_plan *p, int nt) {
+    return (int)rn_gemm_packed_b_width(p->k, (long)ceil_div(nt, LL) * LL);
+}
+
 /* Phase 1: channels [c0, c1) of the block's tiles [t0, t0 + nt) into V.
  * The lanes of one GEMM panel (its nr tiles, 8 per transform) are
  * transformed one after the other for each channel, so that every row of
@@ -425,7 +433,7 @@ static void input_channels(const wino_plan *p, int t0, int nt, int c0, int c1) {
         for (int c = c0; c < c1; c++)
             for (int q = 0; q < groups; q++) {
                 in[q].x = p->x + (ptrdiff_t)c * plane;
-                const size_t v = rn_gemm_packed_b_index(nr, s->cin, p->nkb, p->kcb, p->tb, c,
+                const size_t v = rn_gemm_packed_b_index(nr, s->cin, p->nkb, p->kcb, p->npad, c,
                                                         g0 + q * LL);
                 p->in(&in[q], p->v + v, (ptrdiff_t)p->v_xi);
             }
@@ -440,7 +448,7 @@ static void output_channels(const wino_plan *p, int t0, int nt, int k0, int k1) 
     const size_t uf = rn_gemm_packed_a_floats(p->k, K, C);
     const size_t v_xi = p->v_xi, m_xi = p->m_xi;
     for (int xi = 0; xi < p->var->xi; xi++)
-        rn_sgemm_packed_ab_1t(p->k, k0, k1, nt, C, p->u + xi * uf, K, p->v + xi * v_xi, p->tb,
+        rn_sgemm_packed_ab_1t(p->k, k0, k1, nt, C, p->u + xi * uf, K, p->v + xi * v_xi, p->npad,
                               p->m + xi * m_xi, p->tb);
     const ptrdiff_t out_plane = (ptrdiff_t)s->n * s->ho * s->wo;
     /* per group of LL tiles, where its blocks lie (worked out once for all
@@ -491,10 +499,11 @@ static void forward(const wino_variant *v, const rn_kernels *k, const rn_conv_sh
     /* output channels are shared out in whole register tiles */
     const int mr = k->mr, k_items = ceil_div(s->cout, mr);
     const int per_item = ceil_div(k_items, 4 * threads) > 0 ? ceil_div(k_items, 4 * threads) : 1;
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(threads) firstprivate(p)
     {
         for (int t0 = 0; t0 < p.tiles; t0 += p.tb) {
             const int nt = p.tiles - t0 < p.tb ? p.tiles - t0 : p.tb;
+            p.npad = block_width(&p, nt);
             /* this thread's share of the channels, then everyone's V is ready */
             const int team = rn_team_size(), me = rn_thread_id();
             const int per = ceil_div(s->cin, team), c0 = me * per;

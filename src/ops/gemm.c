@@ -303,6 +303,10 @@ static long packed_b_width(const rn_kernels *kd, long N) {
     return full + (rest ? ceil_div(rest, kd->nr_step) * kd->nr_step : 0);
 }
 
+long rn_gemm_packed_b_width(const rn_kernels *kd, long N) {
+    return packed_b_width(rn_kernels_or_default(kd), N);
+}
+
 size_t rn_gemm_im2col_b_floats(const rn_kernels *kd, const rn_im2col *im) {
     kd = rn_kernels_or_default(kd);
     const long N = (long)im->n * im->ho * im->wo;
@@ -507,12 +511,14 @@ void rn_sgemm_packed_ab_1t(const rn_kernels *kd, int i0, int i1, int N, int K,
     const int mr = kd->mr, nr = kd->nr, m_panels = ceil_div(M, mr);
     int nkb, kcb;
     k_blocks(kd, K, &nkb, &kcb);
-    const rn_gemm_kernel_fn fn = kd->fn[nr / kd->nr_step - 1];
     for (int ip = i0 / mr; ip < ceil_div(i1, mr); ip++) {
         for (int jp = 0; jp < ceil_div(N, nr); jp++) {
+            /* the last panel as wide as the layout made it (rn_gemm_packed_b_index) */
+            const int width = jp == npad / nr ? npad % nr : nr;
+            const rn_gemm_kernel_fn fn = kd->fn[width / kd->nr_step - 1];
             rn_gemm_tile tile = {.ldc = ldc, .a_rs = 1, .a_cs = mr};
             tile.m = M - ip * mr < mr ? M - ip * mr : mr;
-            tile.n = N - jp * nr < nr ? N - jp * nr : nr;
+            tile.n = N - jp * nr < width ? N - jp * nr : width;
             tile.c = C + (ptrdiff_t)ip * mr * ldc + (ptrdiff_t)jp * nr;
             for (int kb = 0; kb < nkb; kb++) {
                 const int k0 = kb * kcb, kc = K - k0 < kcb ? K - k0 : kcb;

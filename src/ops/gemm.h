@@ -73,15 +73,24 @@ void rn_sgemm_packed(const rn_kernels *k, int M, int N, int K, const float *apac
 void rn_gemm_k_blocks(const rn_kernels *k, int K, int *nkb, int *kc);
 
 /* Where element (kk, j) of a K x npad matrix B goes when B is packed for
- * the kernels k (npad a multiple of k's nr): per K block, nr-column panels,
- * kc x nr each. For callers that write B straight into that layout. */
+ * the kernels k: per K block, nr-column panels, kc x nr each, except a last
+ * panel npad % nr wide when npad is not a multiple of nr (a multiple of k's
+ * nr_step: rn_gemm_packed_b_width). For callers that write B straight into
+ * that layout. */
 static inline size_t rn_gemm_packed_b_index(int nr, int K, int nkb, int kcb, int npad, int kk,
                                             int j) {
     const int kb = kk / kcb, k0 = kb * kcb;
     const int kc = kb == nkb - 1 ? K - k0 : kcb;
-    return (size_t)k0 * (size_t)npad + (size_t)(j / nr) * (size_t)kc * (size_t)nr +
-           (size_t)(kk - k0) * (size_t)nr + (size_t)(j % nr);
+    const int jp = j / nr, width = jp == npad / nr ? npad % nr : nr;
+    return (size_t)k0 * (size_t)npad + (size_t)jp * (size_t)kc * (size_t)nr +
+           (size_t)(kk - k0) * (size_t)width + (size_t)(j % nr);
 }
+
+/* The packed width of B with N columns for the kernels k: whole panels, then
+ * a last one only as wide as it needs (a multiple of nr_step), so that a
+ * narrow N (16 Winograd tiles against AVX-512's 48-column panels) is not
+ * computed on padding. */
+long rn_gemm_packed_b_width(const rn_kernels *k, long N);
 
 /* Where element (i, kk) of an M x K matrix A goes when rn_gemm_pack_a packs
  * it for kernels of mr rows (M padded to m_panels * mr with zeros): per K
@@ -98,8 +107,8 @@ static inline size_t rn_gemm_packed_a_index(int mr, int K, int nkb, int kcb, int
 /* Rows [i0, i1) (i0 a multiple of the kernels' mr) of C (M x N, ldc) =
  * A x B, on the calling thread, C overwritten (no epilogue). A packed by
  * rn_gemm_pack_a (M x K), B packed as rn_gemm_packed_b_index lays it out
- * (K x npad, npad >= N); columns past N are computed from B's padding but
- * not stored. fp32 descriptors only (B is in fp32: Winograd's products). */
+ * (K x npad, npad >= N, the last panel npad % nr wide if that is not 0);
+ * columns past N are computed from B's padding but not stored. fp32 descriptors only (B is in fp32: Winograd's products). */
 void rn_sgemm_packed_ab_1t(const rn_kernels *k, int i0, int i1, int N, int K,
                            const float *apacked, int M, const float *bpacked, int npad, float *C,
                            int ldc);
