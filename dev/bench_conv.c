@@ -2,9 +2,12 @@
  * bench_conv.c - every convolution algorithm on the ResNet layer shapes:
  * checked against the im2col GEMM, then timed.
  *
- *     build/dev/bench_conv [-m resnet18|resnet50|narrow] [-b batch]... [-t threads]... [-r repeats]
+ *     build/dev/bench_conv [-m resnet18|resnet50|narrow|stems] [-b batch]... [-t threads]... [-r repeats]
  *                          [-s SUBSTRING]   (only the shapes whose name contains it)
  *                          [-c]             (processor time per thread, for a shared machine)
+ *                          [-e]             (each run starts with the weights out of cache and
+ *                                            the input in it, as inside a network larger
+ *                                            than the last-level cache)
  *
  * For each shape and batch: each algorithm that supports it is prepared,
  * run once and compared with im2col (its stated tolerance, conv_algo.h; a
@@ -62,6 +65,16 @@ static const bench_shape narrow[] = {
     {"3x3 128->128 @7", 128, 7, 128, 3, 1, 1, 3},
     {"3x3 256->256 @4", 256, 4, 256, 3, 1, 1, 3},
     {"3x3 256->256 @2", 256, 2, 256, 3, 1, 1, 3},
+    {NULL, 0, 0, 0, 0, 0, 0, 0},
+};
+
+/* the first convolution of each model the trainers and tools run */
+static const bench_shape stems[] = {
+    {"imagenet 7x7/2 3->64 @224", 3, 224, 64, 7, 2, 3, 1},
+    {"d2l 7x7/2 1->64 @28", 1, 28, 64, 7, 2, 3, 1},
+    {"d2l 7x7/2 1->64 @96", 1, 96, 64, 7, 2, 3, 1},
+    {"cifar 3x3 3->64 @32", 3, 32, 64, 3, 1, 1, 1},
+    {"cifar 3x3 1->64 @28", 1, 28, 64, 3, 1, 1, 1},
     {NULL, 0, 0, 0, 0, 0, 0, 0},
 };
 
@@ -126,6 +139,27 @@ static double rel_error(const float *a, const float *b, size_t n) {
     return err / (scale > 0 ? scale : 1.0);
 }
 
+static int evict; /* -e */
+
+/* Pushes everything out of the caches (a write over more than any last-level cache), then
+ * reads x back in: a layer inside a network finds its input just written and its weights
+ * gone. */
+static void cold_start(const float *x, size_t xn) {
+    static unsigned char *junk;
+    const size_t junk_bytes = (size_t)256 << 20;
+    if (!junk && !(junk = rn_alloc(junk_bytes))) {
+        fprintf(stderr, "bench_conv: out of memory\n");
+        exit(2);
+    }
+    memset(junk, (int)(xn & 0x7f), junk_bytes);
+    volatile float sink = 0.0f;
+    float sum = 0.0f;
+    for (size_t i = 0; i < xn; i += 16)
+        sum += x[i];
+    sink = sum;
+    (void)sink;
+}
+
 /* Best seconds of one forward pass of algorithm a on s, after checking it
  * against `ref` (NULL: none; then y becomes the reference). */
 static double time_algo(const rn_conv_algo *a, const rn_conv_shape *s, const float *x,
@@ -140,7 +174,10 @@ static double time_algo(const rn_conv_algo *a, const rn_conv_shape *s, const flo
     }
     a->prepare(k, s, w, prep);
     double best = 1e30;
+    const size_t xn = (size_t)s->cin * s->n * s->h * s->w;
     for (int i = -1; i < repeats; i++) { /* one warm-up run, which is also checked */
+        if (evict)
+            cold_start(x, xn);
         double t0 = now();
         a->forward(k, s, x, prep, bias, NULL, 1, y, ws);
         double t = now() - t0;
@@ -174,13 +211,18 @@ int main(int argc, char **argv) {
             repeats = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-c"))
             cpu_clock = 1;
+        else if (!strcmp(argv[i], "-e"))
+            evict = 1;
         else if (!strcmp(argv[i], "-s") && i + 1 < argc)
             only = argv[++i];
         else if (!strcmp(argv[i], "-m") && i + 1 < argc) {
             net = argv[++i];
-            shapes = !strcmp(net, "resnet50") ? resnet50 : !strcmp(net, "narrow") ? narrow : resnet18;
+            shapes = !strcmp(net, "resnet50") ? resnet50
+                     : !strcmp(net, "narrow") ? narrow
+                     : !strcmp(net, "stems")  ? stems
+                                              : resnet18;
         } else {
-            fprintf(stderr, "usage: bench_conv [-m resnet18|resnet50|narrow] [-b batch]... [-t threads]... [-c] "
+            fprintf(stderr, "usage: bench_conv [-m resnet18|resnet50|narrow|stems] [-b batch]... [-t threads]... [-c] [-e] "
                             "[-r repeats] [-s SUBSTRING]\n");
             return 2;
         }

@@ -14,6 +14,7 @@ static const rn_conv_algo *const ALGOS[RN_CONV_ALGO_COUNT] = {
     [RN_CONV_POINTWISE] = &rn_conv_pointwise,
     [RN_CONV_WINOGRAD] = &rn_conv_winograd,
     [RN_CONV_WINOGRAD2] = &rn_conv_winograd2,
+    [RN_CONV_DIRECT] = &rn_conv_direct,
 };
 
 const rn_conv_algo *rn_conv_algo_get(int id) {
@@ -101,11 +102,25 @@ static int strided_1x1_by_im2col(const rn_kernels *k, const rn_conv_shape *s) {
     return s->stride > 1 && rn_conv_im2col.workspace_floats(k, s, 1) > 0; /* B packed whole */
 }
 
+/* Direct convolution where the input has this many channels or fewer: the stems, where a
+ * GEMM packs a gather of few, strided taps into every panel and Winograd's transforms cost
+ * more than the products they save. `bench_conv -m stems`, Zen 3, AVX2, 2 threads, two runs,
+ * effective GFLOP/s, direct against im2col (Winograd):
+ *     7x7/2 3->64 at 224: batch 1 125-152 / 89-125, batch 32 125-129 / 85-87, batch 128
+ *                         127-148 / 102-103 (1 thread, batch 1: 65-77 / 44-60)
+ *     7x7/2 1->64 at 96:  batch 1 104-138 / 73-91, batch 128 65-114 / 52-79
+ *     7x7/2 1->64 at 28:  batch 1 67-90 / 25-36, batch 128 58-81 / 45-73, batch 256 69 / 60
+ *     3x3 3->64 at 32:    batch 1 64-87 / 57-88 (46-52), batch 128 51-55 / 48-48 (32-33)
+ *     3x3 1->64 at 28:    batch 1 30-45 / 16-29 (12-13), batch 128 28-34 / 29-34 (12-15) */
+#define DIRECT_MAX_CHANNELS 4
+
 rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s) {
     rn_conv_shape cropped;
     int k0;
     if (conv2d_crop_shape(s, &cropped, &k0))
         return RN_CONV_IM2COL; /* a smaller kernel on a tiny map: im2col crops it */
+    if (s->cin <= DIRECT_MAX_CHANNELS && rn_conv_direct.supports(s))
+        return RN_CONV_DIRECT;
     if (rn_conv_winograd.supports(s) && winograd_pays(s))
         return RN_CONV_WINOGRAD;
     if (rn_conv_winograd2.supports(s) && winograd2_pays(s))

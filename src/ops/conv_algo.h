@@ -32,12 +32,14 @@ typedef enum rn_conv_algo_id {
     RN_CONV_POINTWISE,    /* 1x1, unpadded: a GEMM on x itself (subsampled when strided) */
     RN_CONV_WINOGRAD,     /* Winograd F(4x4, 3x3): 3x3, stride 1 */
     RN_CONV_WINOGRAD2,    /* Winograd F(2x2, 3x3): 3x3, stride 1, small maps */
+    RN_CONV_DIRECT,       /* direct: any shape, for few input channels (the stem) */
     RN_CONV_ALGO_COUNT
 } rn_conv_algo_id;
 
 typedef struct rn_conv_algo {
     rn_conv_algo_id id;
-    const char *name;         /* for --conv-algo: "im2col", "pointwise", "winograd", "winograd2" */
+    const char *name;         /* for --conv-algo: "im2col", "pointwise", "winograd", "winograd2",
+                                 "direct" */
     const char *description;
     double tolerance;         /* see above */
     /* whether the algorithm computes shape s (batch size ignored) */
@@ -76,8 +78,9 @@ void rn_conv_algo_format(const int count[RN_CONV_ALGO_COUNT], char *buf, size_t 
  * fewest estimated seconds among those that support s. */
 rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s);
 
-/* The algorithms, registered in conv_algo.c: the GEMM ones (conv2d.c) and
- * Winograd's two (conv_winograd.c). */
-extern const rn_conv_algo rn_conv_im2col, rn_conv_pointwise, rn_conv_winograd, rn_conv_winograd2;
+/* The algorithms, registered in conv_algo.c: the GEMM ones (conv2d.c),
+ * Winograd's two (conv_winograd.c) and the direct one (conv_direct.c). */
+extern const rn_conv_algo rn_conv_im2col, rn_conv_pointwise, rn_conv_winograd, rn_conv_winograd2,
+    rn_conv_direct;
 
 #endif

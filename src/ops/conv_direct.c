@@ -1,0 +1,154 @@
+/*
+ * conv_direct.c - direct convolution (an algorithm behind conv_algo.h's
+ * seam; the tile contract in direct.h).
+ *
+ * Each tile multiplies a row of RN_DIRECT_MR output pixels by RN_DIRECT_NR
+ * output channels over the whole window: the input values broadcast, the
+ * weights loaded as vectors. Nothing is packed per call but a copy of the
+ * input with its padding written out, so the im2col GEMM's packing (for the
+ * 3-channel 7x7/2 stem, a strided gather of 147 taps into every panel,
+ * about a third of the stem's time) disappears. It pays where the input has
+ * few channels: the weights of a tile (K x 16) stay in L1 and every input
+ * value is used for 16 channels straight from there.
+ *
+ * Preparation: the weights packed in panels of RN_DIRECT_NR output channels,
+ * K x NR each (zero past cout), tap k = (c, ki, kj) in the order of w.
+ * Forward: the padded copy and the taps' offsets into it (the workspace),
+ * then the tiles, threads sharing out (output row, channel panel) pairs.
+ * Every output is one sum over k in order, the same on any thread count.
+ */
+#include <string.h>
+
+#include "core/threads.h"
+#include "ops/conv_algo.h"
+#include "ops/kernels.h"
+
+#define MR RN_DIRECT_MR
+#define NR RN_DIRECT_NR
+
+static int ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
+
+void rn_direct_tile_portable(const float *w, const rn_direct_tile *t) {
+    float acc[MR][NR] = {{0}};
+    for (int k = 0; k < t->kc; k++) {
+        const float *xk = t->x + t->off[k], *wk = w + (ptrdiff_t)k * NR;
+        for (int i = 0; i < t->m; i++)
+            for (int j = 0; j < NR; j++)
+                acc[i][j] += xk[(ptrdiff_t)i * t->xs] * wk[j];
+    }
+    for (int j = 0; j < t->n; j++)
+        for (int i = 0; i < t->m; i++) {
+            const ptrdiff_t at = (ptrdiff_t)j * t->ldy + i;
+            float v = acc[i][j];
+            if (t->bias)
+                v += t->bias[j];
+            if (t->res)
+                v += t->res[at];
+            if (t->relu && v < 0.0f) /* NaN stays NaN */
+                v = 0.0f;
+            t->y[at] = v;
+        }
+}
+
+static int supports(const rn_conv_shape *s) { return s->groups == 1; }
+
+static int taps(const rn_conv_shape *s) { return s->cin * s->kh * s->kw; }
+
+static size_t prepared_floats(const rn_kernels *k, const rn_conv_shape *s) {
+    (void)k;
+    return (size_t)ceil_div(s->cout, NR) * NR * (size_t)taps(s);
+}
+
+static void prepare(const rn_kernels *k, const rn_conv_shape *s, const float *w, float *prepared) {
+    // w: (cout, K) -> prepared: panels of NR channels, (K, NR) each
+    (void)k;
+    const int K = taps(s), panels = ceil_div(s->cout, NR);
+    for (int p = 0; p < panels; p++)
+        for (int kk = 0; kk < K; kk++)
+            for (int j = 0; j < NR; j++) {
+                const int co = p * NR + j;
+                prepared[((size_t)p * K + kk) * NR + j] = co < s->cout ? w[(size_t)co * K + kk] : 0.0f;
+            }
+}
+
+/* The padded input: (cin, n, h + 2 pad, w + 2 pad). */
+static size_t padded_floats(const rn_conv_shape *s) {
+    return (size_t)s->cin * s->n * (size_t)(s->h + 2 * s->pad) * (size_t)(s->w + 2 * s->pad);
+}
+
+/* The padded input, then the K tap offsets (ptrdiff_t, in float-sized slots, two each). */
+static size_t workspace_floats(const rn_kernels *k, const rn_conv_shape *s, int threads) {
+    (void)k, (void)threads;
+    return (padded_floats(s) + 15) / 16 * 16 + 2 * (size_t)taps(s) + 16;
+}
+
+/* xp = x with `pad` zeros around every plane. */
+static void pad_input(const rn_conv_shape *s, const float *x, float *xp) {
+    const int hp = s->h + 2 * s->pad, wp = s->w + 2 * s->pad, p = s->pad;
+    const long planes = (long)s->cin * s->n;
+#pragma omp parallel for num_threads(rn_threads()) schedule(static) if (planes * hp * wp > 65536)
+    for (long q = 0; q < planes; q++) {
+        float *dst = xp + (size_t)q * hp * wp;
+        const float *src = x + (size_t)q * s->h * s->w;
+        memset(dst, 0, (size_t)p * wp * sizeof(float));
+        for (int r = 0; r < s->h; r++) {
+            float *row = dst + (size_t)(r + p) * wp;
+            memset(row, 0, (size_t)p * sizeof(float));
+            memcpy(row + p, src + (size_t)r * s->w, (size_t)s->w * sizeof(float));
+            memset(row + p + s->w, 0, (size_t)p * sizeof(float));
+        }
+        memset(dst + (size_t)(p + s->h) * wp, 0, (size_t)p * wp * sizeof(float));
+    }
+}
+
+static void forward(const rn_kernels *k, const rn_conv_shape *s, const float *x,
+                    const float *prepared, const float *bias, const float *residual, int relu,
+                    float *y, float *workspace) {
+    k = rn_kernels_or_default(k);
+    const rn_direct_fn tile_fn = k->direct ? k->direct : rn_direct_tile_portable;
+    const int hp = s->h + 2 * s->pad, wp = s->w + 2 * s->pad, K = taps(s);
+    const ptrdiff_t in_plane = (ptrdiff_t)s->n * hp * wp, out_plane = (ptrdiff_t)s->n * s->ho * s->wo;
+    float *xp = workspace;
+    ptrdiff_t *off = (ptrdiff_t *)(workspace + (padded_floats(s) + 15) / 16 * 16);
+    pad_input(s, x, xp);
+    for (int c = 0, kk = 0; c < s->cin; c++)
+        for (int i = 0; i < s->kh; i++)
+            for (int j = 0; j < s->kw; j++)
+                off[kk++] = c * in_plane + (ptrdiff_t)i * wp + j;
+
+    const int panels = ceil_div(s->cout, NR);
+    const long items = (long)s->n * s->ho * panels;
+#pragma omp parallel for num_threads(rn_threads()) schedule(static) if (items > 1)
+    for (long it = 0; it < items; it++) {
+        /* consecutive items: the panels of one output row, which share its input rows */
+        const int p = (int)(it % panels), row = (int)(it / panels);
+        const int b = row / s->ho, oh = row % s->ho;
+        rn_direct_tile t = {.off = off, .kc = K, .xs = s->stride, .ldy = out_plane, .relu = relu};
+        t.n = s->cout - p * NR < NR ? s->cout - p * NR : NR;
+        t.bias = bias ? bias + p * NR : NULL;
+        const float *w = prepared + (size_t)p * K * NR;
+        const float *xrow = xp + (ptrdiff_t)b * hp * wp + (ptrdiff_t)oh * s->stride * wp;
+        const ptrdiff_t yrow = (ptrdiff_t)p * NR * out_plane + ((ptrdiff_t)b * s->ho + oh) * s->wo;
+        for (int ow = 0; ow < s->wo; ow += MR) {
+            t.m = s->wo - ow < MR ? s->wo - ow : MR;
+            t.wide = ow + 8 <= s->wo;
+            t.x = xrow + (ptrdiff_t)ow * s->stride;
+            t.y = y + yrow + ow;
+            t.res = residual ? residual + yrow + ow : NULL;
+            tile_fn(w, &t);
+        }
+    }
+}
+
+const rn_conv_algo rn_conv_direct = {
+    .id = RN_CONV_DIRECT,
+    .name = "direct",
+    .description = "direct convolution, input broadcast against vectors of weights (few input "
+                   "channels: the stem)",
+    .tolerance = 1e-5,
+    .supports = supports,
+    .prepared_floats = prepared_floats,
+    .prepare = prepare,
+    .workspace_floats = workspace_floats,
+    .forward = forward,
+};

@@ -1,0 +1,84 @@
+/*
+ * conv_direct_avx2.c - the direct convolution's tile (contract in
+ * ops/direct.h) with AVX2 + FMA: up to 6 pixels x 16 channels in 12 ymm
+ * accumulators; per tap, 6 input values broadcast, 2 vectors of weights,
+ * 12 fused multiply-adds (the GEMM micro-kernel's shape, with the input
+ * read in place at any stride). The tile is transposed in registers for the
+ * store, where a channel's pixels lie together.
+ *
+ * Compiled with -mavx2 -mfma; called only when the CPU has both.
+ */
+#include <immintrin.h>
+#include <stddef.h>
+
+#include "ops/kernels.h"
+#include "ops/x86/avx2_util.h"
+
+/* M pixels; XS their stride when known at compile time (1, 2), else 0: t->xs. */
+static inline __attribute__((always_inline)) void tile(const int M, const int XS, const float *w,
+                                                       const rn_direct_tile *t) {
+    __m256 acc[RN_DIRECT_MR][2];
+#pragma GCC unroll 6
+    for (int i = 0; i < M; i++)
+        acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+    const float *x = t->x;
+    const ptrdiff_t xs = XS ? XS : t->xs;
+    const int kc = t->kc;
+#pragma GCC unroll 2
+    for (int k = 0; k < kc; k++) {
+        const float *xk = x + t->off[k];
+        const __m256 b0 = _mm256_loadu_ps(w + (ptrdiff_t)k * RN_DIRECT_NR);
+        const __m256 b1 = _mm256_loadu_ps(w + (ptrdiff_t)k * RN_DIRECT_NR + 8);
+#pragma GCC unroll 6
+        for (int i = 0; i < M; i++) {
+            const __m256 a = _mm256_broadcast_ss(xk + i * xs);
+            acc[i][0] = _mm256_fmadd_ps(a, b0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(a, b1, acc[i][1]);
+        }
+    }
+
+    /* rows: pixels x 8 channels -> rows: channels x 8 pixels (the first M valid) */
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(M), lanes);
+    const __m256 zero = _mm256_setzero_ps();
+    /* a whole row of 8 stored where the two past the tile are this row's next pixels, which
+     * the next tile (on this thread) overwrites: no masked store (slow on AMD) */
+    const int whole = t->wide && !t->res;
+#pragma GCC unroll 2
+    for (int v = 0; v < 2; v++) {
+        __m256 r[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++)
+            r[i] = i < M ? acc[i][v] : zero;
+        rn_transpose8_avx2(r);
+        for (int j = 0; j < 8 && 8 * v + j < t->n; j++) {
+            const int ch = 8 * v + j;
+            const ptrdiff_t at = (ptrdiff_t)ch * t->ldy;
+            __m256 o = r[j];
+            if (t->bias)
+                o = _mm256_add_ps(o, _mm256_broadcast_ss(t->bias + ch));
+            if (t->res)
+                o = _mm256_add_ps(o, _mm256_maskload_ps(t->res + at, mask));
+            if (t->relu)
+                o = _mm256_max_ps(zero, o); /* NaN (2nd operand) passes, as in PyTorch */
+            if (whole)
+                _mm256_storeu_ps(t->y + at, o);
+            else
+                _mm256_maskstore_ps(t->y + at, mask, o);
+        }
+    }
+}
+
+#define BY_STRIDE(M)                                                                               \
+    (t->xs == 2 ? tile(M, 2, w, t) : t->xs == 1 ? tile(M, 1, w, t) : tile(M, 0, w, t))
+
+void rn_direct_tile_avx2(const float *w, const rn_direct_tile *t) {
+    switch (t->m) {
+    case 6: BY_STRIDE(6); break;
+    case 5: BY_STRIDE(5); break;
+    case 4: BY_STRIDE(4); break;
+    case 3: BY_STRIDE(3); break;
+    case 2: BY_STRIDE(2); break;
+    default: BY_STRIDE(1); break;
+    }
+}
