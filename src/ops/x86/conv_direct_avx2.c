@@ -51,8 +51,11 @@ static inline __attribute__((always_inline)) void tile(const int M, const int XS
         for (int i = 0; i < 8; i++)
             r[i] = i < M ? acc[i][v] : zero;
         rn_transpose8_avx2(r);
-        for (int j = 0; j < 8 && 8 * v + j < t->n; j++) {
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) {
             const int ch = 8 * v + j;
+            if (ch >= t->n)
+                break;
             const ptrdiff_t at = (ptrdiff_t)ch * t->ldy;
             __m256 o = r[j];
             if (t->bias)
