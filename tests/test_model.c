@@ -428,7 +428,7 @@ static void test_sessions(void) {
 
     /* every kernel path the host supports, each forcing every algorithm, against the reference */
     ref_forward(m, xa, n, h, w, RN_MODE_EVAL, ra);
-    static const char *const algos[] = {"auto", "im2col", "winograd", "winograd2"};
+    static const char *const algos[] = {"auto", "im2col", "winograd", "winograd2", "direct"};
     static const char *const isas[] = {"amx", "avx512", "avx2", "portable"};
     for (int i = 0; i < 4; i++) {
         const char *isa = isas[i];
@@ -436,7 +436,7 @@ static void test_sessions(void) {
             printf("test_model: sessions on %s not run: this CPU (%s) lacks it\n", isa, rn_cpu_model());
             continue;
         }
-        for (int a = 0; a < 4; a++) {
+        for (int a = 0; a < (int)(sizeof algos / sizeof algos[0]); a++) {
             rn_session_config c2;
             rn_session_config_default(&c2);
             c2.isa = isa;
