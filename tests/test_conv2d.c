@@ -227,6 +227,7 @@ static void run_cases(int randoms) {
 
     /* ResNet-like layers, small batch and channel counts. */
     check_conv(shape(2, 3, 37, 41, 16, 7, 2, 3, 1), 7, "stem");
+    check_conv(shape(3, 1, 400, 400, 16, 3, 2, 1, 1), 7, "images over 0.5 MB (direct: one a round)");
     check_conv(shape(2, 64, 14, 14, 64, 3, 1, 1, 1), 7, "3x3 K=576");
     check_conv(shape(1, 32, 15, 15, 48, 3, 2, 1, 1), 5, "3x3/2");
     check_conv(shape(3, 24, 9, 9, 40, 1, 1, 0, 1), 3, "1x1 pointwise");
@@ -337,6 +338,9 @@ int main(void) {
         check_determinism(shape(1, 160, 9, 9, 96, 3, 1, 1, 1));
         algo = rn_conv_algo_get(RN_CONV_WINOGRAD2);
         check_determinism(shape(1, 256, 7, 7, 256, 3, 1, 1, 1));
+        algo = rn_conv_algo_get(RN_CONV_DIRECT);
+        check_determinism(shape(2, 3, 64, 64, 64, 7, 2, 3, 1));
+        check_determinism(shape(3, 1, 400, 400, 16, 3, 2, 1, 1));
         algo = NULL;
         check_wino2_transforms(kd);
     }

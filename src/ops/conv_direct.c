@@ -13,8 +13,9 @@
  *
  * Preparation: the weights packed in panels of RN_DIRECT_NR output channels,
  * K x NR each (zero past cout), tap k = (c, ki, kj) in the order of w.
- * Forward: the padded copy and the taps' offsets into it (the workspace),
- * then the tiles, threads sharing out (output row, channel panel) pairs.
+ * Forward, a round of images at a time: the padded copy and the taps'
+ * offsets into it (the workspace), then the tiles, threads sharing out
+ * (output row, channel panel) pairs.
  * Every output is one sum over k in order, the same on any thread count.
  */
 #include <string.h>
@@ -71,25 +72,40 @@ static void prepare(const rn_kernels *k, const rn_conv_shape *s, const float *w,
             }
 }
 
-/* The padded input: (cin, n, h + 2 pad, w + 2 pad). */
-static size_t padded_floats(const rn_conv_shape *s) {
-    return (size_t)s->cin * s->n * (size_t)(s->h + 2 * s->pad) * (size_t)(s->w + 2 * s->pad);
+/* Images padded and convolved per round: about this many bytes of padded input, at least one
+ * image (the 224x224 stem: one; 28x28 with one channel: 227), so that the copy stays in cache
+ * until it is read and the workspace does not grow with the batch. */
+#define ROUND_BYTES (1u << 20)
+
+static size_t image_floats(const rn_conv_shape *s) {
+    return (size_t)s->cin * (size_t)(s->h + 2 * s->pad) * (size_t)(s->w + 2 * s->pad);
 }
 
-/* The padded input, then the K tap offsets (ptrdiff_t, in float-sized slots, two each). */
+static int images_per_round(const rn_conv_shape *s) {
+    const size_t per = ROUND_BYTES / sizeof(float) / image_floats(s);
+    return per < 1 ? 1 : per > (size_t)s->n ? s->n : (int)per;
+}
+
+/* The padded images of one round, (cin, images, h + 2 pad, w + 2 pad). */
+static size_t padded_floats(const rn_conv_shape *s) {
+    return (image_floats(s) * (size_t)images_per_round(s) + 15) / 16 * 16;
+}
+
+/* The padded images of a round, then the K tap offsets (ptrdiff_t: two float-sized slots each). */
 static size_t workspace_floats(const rn_kernels *k, const rn_conv_shape *s, int threads) {
     (void)k, (void)threads;
-    return (padded_floats(s) + 15) / 16 * 16 + 2 * (size_t)taps(s) + 16;
+    return padded_floats(s) + 2 * (size_t)taps(s) + 16;
 }
 
-/* xp = x with `pad` zeros around every plane. */
-static void pad_input(const rn_conv_shape *s, const float *x, float *xp) {
+/* xp = images [b0, b0 + nb) of x with `pad` zeros around every plane (inside a parallel
+ * region: the threads share the planes; ends with a barrier). */
+static void pad_images(const rn_conv_shape *s, const float *x, int b0, int nb, float *xp) {
     const int hp = s->h + 2 * s->pad, wp = s->w + 2 * s->pad, p = s->pad;
-    const long planes = (long)s->cin * s->n;
-#pragma omp parallel for num_threads(rn_threads()) schedule(static) if (planes * hp * wp > 65536)
-    for (long q = 0; q < planes; q++) {
+#pragma omp for schedule(static)
+    for (long q = 0; q < (long)s->cin * nb; q++) {
+        const long c = q / nb, b = b0 + q % nb;
         float *dst = xp + (size_t)q * hp * wp;
-        const float *src = x + (size_t)q * s->h * s->w;
+        const float *src = x + ((size_t)c * s->n + (size_t)b) * s->h * s->w;
         memset(dst, 0, (size_t)p * wp * sizeof(float));
         for (int r = 0; r < s->h; r++) {
             float *row = dst + (size_t)(r + p) * wp;
@@ -107,36 +123,43 @@ static void forward(const rn_kernels *k, const rn_conv_shape *s, const float *x,
     k = rn_kernels_or_default(k);
     const rn_direct_fn tile_fn = k->direct ? k->direct : rn_direct_tile_portable;
     const int hp = s->h + 2 * s->pad, wp = s->w + 2 * s->pad, K = taps(s);
-    const ptrdiff_t in_plane = (ptrdiff_t)s->n * hp * wp, out_plane = (ptrdiff_t)s->n * s->ho * s->wo;
+    const int round = images_per_round(s), panels = ceil_div(s->cout, NR);
+    const ptrdiff_t out_plane = (ptrdiff_t)s->n * s->ho * s->wo;
     float *xp = workspace;
-    ptrdiff_t *off = (ptrdiff_t *)(workspace + (padded_floats(s) + 15) / 16 * 16);
-    pad_input(s, x, xp);
-    for (int c = 0, kk = 0; c < s->cin; c++)
-        for (int i = 0; i < s->kh; i++)
-            for (int j = 0; j < s->kw; j++)
-                off[kk++] = c * in_plane + (ptrdiff_t)i * wp + j;
+    ptrdiff_t *off = (ptrdiff_t *)(workspace + padded_floats(s));
 
-    const int panels = ceil_div(s->cout, NR);
-    const long items = (long)s->n * s->ho * panels;
-#pragma omp parallel for num_threads(rn_threads()) schedule(static) if (items > 1)
-    for (long it = 0; it < items; it++) {
-        /* consecutive items: the panels of one output row, which share its input rows */
-        const int p = (int)(it % panels), row = (int)(it / panels);
-        const int b = row / s->ho, oh = row % s->ho;
-        rn_direct_tile t = {.off = off, .kc = K, .xs = s->stride, .ldy = out_plane, .relu = relu};
-        t.n = s->cout - p * NR < NR ? s->cout - p * NR : NR;
-        t.bias = bias ? bias + p * NR : NULL;
-        const float *w = prepared + (size_t)p * K * NR;
-        const float *xrow = xp + (ptrdiff_t)b * hp * wp + (ptrdiff_t)oh * s->stride * wp;
-        const ptrdiff_t yrow = (ptrdiff_t)p * NR * out_plane + ((ptrdiff_t)b * s->ho + oh) * s->wo;
-        for (int ow = 0; ow < s->wo; ow += MR) {
-            t.m = s->wo - ow < MR ? s->wo - ow : MR;
-            t.wide = ow + 8 <= s->wo;
-            t.x = xrow + (ptrdiff_t)ow * s->stride;
-            t.y = y + yrow + ow;
-            t.res = residual ? residual + yrow + ow : NULL;
-            tile_fn(w, &t);
-        }
+#pragma omp parallel num_threads(rn_threads())
+    for (int b0 = 0; b0 < s->n; b0 += round) {
+        const int nb = s->n - b0 < round ? s->n - b0 : round;
+        /* the taps' offsets in this round's copy (planes nb images apart) */
+#pragma omp single nowait
+        for (int c = 0, kk = 0; c < s->cin; c++)
+            for (int i = 0; i < s->kh; i++)
+                for (int j = 0; j < s->kw; j++)
+                    off[kk++] = (ptrdiff_t)c * nb * hp * wp + (ptrdiff_t)i * wp + j;
+        pad_images(s, x, b0, nb, xp);
+#pragma omp for schedule(static)
+        for (long it = 0; it < (long)nb * s->ho * panels; it++) {
+            /* consecutive items: the panels of one output row, which share its input rows */
+            const int p = (int)(it % panels), row = (int)(it / panels);
+            const int b = row / s->ho, oh = row % s->ho;
+            rn_direct_tile t = {.off = off, .kc = K, .xs = s->stride, .ldy = out_plane,
+                                .relu = relu};
+            t.n = s->cout - p * NR < NR ? s->cout - p * NR : NR;
+            t.bias = bias ? bias + p * NR : NULL;
+            const float *w = prepared + (size_t)p * K * NR;
+            const float *xrow = xp + (ptrdiff_t)b * hp * wp + (ptrdiff_t)oh * s->stride * wp;
+            const ptrdiff_t yrow =
+                (ptrdiff_t)p * NR * out_plane + ((ptrdiff_t)(b0 + b) * s->ho + oh) * s->wo;
+            for (int ow = 0; ow < s->wo; ow += MR) {
+                t.m = s->wo - ow < MR ? s->wo - ow : MR;
+                t.wide = ow + 8 <= s->wo;
+                t.x = xrow + (ptrdiff_t)ow * s->stride;
+                t.y = y + yrow + ow;
+                t.res = residual ? residual + yrow + ow : NULL;
+                tile_fn(w, &t);
+            }
+        } /* its barrier: the copy is free for the next round */
     }
 }
 
