@@ -377,7 +377,6 @@ typedef struct wino_plan {
     const rn_conv_shape *s;
     int th, tw, tiles, tb;
     int nkb, kcb;           /* the GEMM's K blocking over C */
-    int npad;               /* V's packed width for the block under way (block_width) */
     const float *x, *u, *bias, *res;
     int relu;
     float *y, *v, *m;
@@ -425,6 +424,7 @@ static void input_channels(const wino_plan *p, int t0, int nt, int c0, int c1) {
     const rn_conv_shape *s = p->s;
     const ptrdiff_t plane = (ptrdiff_t)s->n * s->h * s->w;
     const int nr = p->k->nr, span = nr % LL == 0 ? nr : LL; /* tiles done together */
+    const int npad = block_width(p, nt);
     rn_wino_in in[RN_PANEL_MAX / LL];
     for (int g0 = 0; g0 < nt; g0 += span) {
         int groups = 0;
@@ -433,7 +433,7 @@ static void input_channels(const wino_plan *p, int t0, int nt, int c0, int c1) {
         for (int c = c0; c < c1; c++)
             for (int q = 0; q < groups; q++) {
                 in[q].x = p->x + (ptrdiff_t)c * plane;
-                const size_t v = rn_gemm_packed_b_index(nr, s->cin, p->nkb, p->kcb, p->npad, c,
+                const size_t v = rn_gemm_packed_b_index(nr, s->cin, p->nkb, p->kcb, npad, c,
                                                         g0 + q * LL);
                 p->in(&in[q], p->v + v, (ptrdiff_t)p->v_xi);
             }
@@ -447,8 +447,9 @@ static void output_channels(const wino_plan *p, int t0, int nt, int k0, int k1) 
     const int K = s->cout, C = s->cin, per_image = p->th * p->tw;
     const size_t uf = rn_gemm_packed_a_floats(p->k, K, C);
     const size_t v_xi = p->v_xi, m_xi = p->m_xi;
+    const int npad = block_width(p, nt);
     for (int xi = 0; xi < p->var->xi; xi++)
-        rn_sgemm_packed_ab_1t(p->k, k0, k1, nt, C, p->u + xi * uf, K, p->v + xi * v_xi, p->npad,
+        rn_sgemm_packed_ab_1t(p->k, k0, k1, nt, C, p->u + xi * uf, K, p->v + xi * v_xi, npad,
                               p->m + xi * m_xi, p->tb);
     const ptrdiff_t out_plane = (ptrdiff_t)s->n * s->ho * s->wo;
     /* per group of LL tiles, where its blocks lie (worked out once for all
@@ -499,11 +500,10 @@ static void forward(const wino_variant *v, const rn_kernels *k, const rn_conv_sh
     /* output channels are shared out in whole register tiles */
     const int mr = k->mr, k_items = ceil_div(s->cout, mr);
     const int per_item = ceil_div(k_items, 4 * threads) > 0 ? ceil_div(k_items, 4 * threads) : 1;
-#pragma omp parallel num_threads(threads) firstprivate(p)
+#pragma omp parallel num_threads(threads)
     {
         for (int t0 = 0; t0 < p.tiles; t0 += p.tb) {
             const int nt = p.tiles - t0 < p.tb ? p.tiles - t0 : p.tb;
-            p.npad = block_width(&p, nt);
             /* this thread's share of the channels, then everyone's V is ready */
             const int team = rn_team_size(), me = rn_thread_id();
             const int per = ceil_div(s->cin, team), c0 = me * per;
