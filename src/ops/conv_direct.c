@@ -86,7 +86,7 @@ static int images_per_round(const rn_conv_shape *s) {
     return per < 1 ? 1 : per > (size_t)s->n ? s->n : (int)per;
 }
 
-/* The padded images of one round, (cin, images, h + 2 pad, w + 2 pad). */
+/* The padded images of one round, (images, cin, h + 2 pad, w + 2 pad). */
 static size_t padded_floats(const rn_conv_shape *s) {
     return (image_floats(s) * (size_t)images_per_round(s) + 15) / 16 * 16;
 }
@@ -97,13 +97,13 @@ static size_t workspace_floats(const rn_kernels *k, const rn_conv_shape *s, int 
     return padded_floats(s) + 2 * (size_t)taps(s) + 16;
 }
 
-/* xp = images [b0, b0 + nb) of x with `pad` zeros around every plane (inside a parallel
- * region: the threads share the planes; ends with a barrier). */
+/* xp = images [b0, b0 + nb) of x (cin, n, h, w) with `pad` zeros around every plane, image by
+ * image (inside a parallel region: the threads share the planes; ends with a barrier). */
 static void pad_images(const rn_conv_shape *s, const float *x, int b0, int nb, float *xp) {
     const int hp = s->h + 2 * s->pad, wp = s->w + 2 * s->pad, p = s->pad;
 #pragma omp for schedule(static)
-    for (long q = 0; q < (long)s->cin * nb; q++) {
-        const long c = q / nb, b = b0 + q % nb;
+    for (long q = 0; q < (long)nb * s->cin; q++) {
+        const long b = b0 + q / s->cin, c = q % s->cin;
         float *dst = xp + (size_t)q * hp * wp;
         const float *src = x + ((size_t)c * s->n + (size_t)b) * s->h * s->w;
         memset(dst, 0, (size_t)p * wp * sizeof(float));
@@ -127,16 +127,14 @@ static void forward(const rn_kernels *k, const rn_conv_shape *s, const float *x,
     const ptrdiff_t out_plane = (ptrdiff_t)s->n * s->ho * s->wo;
     float *xp = workspace;
     ptrdiff_t *off = (ptrdiff_t *)(workspace + padded_floats(s));
+    for (int c = 0, kk = 0; c < s->cin; c++) /* the taps, from a window's origin in its image */
+        for (int i = 0; i < s->kh; i++)
+            for (int j = 0; j < s->kw; j++)
+                off[kk++] = ((ptrdiff_t)c * hp + i) * wp + j;
 
 #pragma omp parallel num_threads(rn_threads())
     for (int b0 = 0; b0 < s->n; b0 += round) {
         const int nb = s->n - b0 < round ? s->n - b0 : round;
-        /* the taps' offsets in this round's copy (planes nb images apart) */
-#pragma omp single nowait
-        for (int c = 0, kk = 0; c < s->cin; c++)
-            for (int i = 0; i < s->kh; i++)
-                for (int j = 0; j < s->kw; j++)
-                    off[kk++] = (ptrdiff_t)c * nb * hp * wp + (ptrdiff_t)i * wp + j;
         pad_images(s, x, b0, nb, xp);
 #pragma omp for schedule(static)
         for (long it = 0; it < (long)nb * s->ho * panels; it++) {
@@ -148,7 +146,7 @@ static void forward(const rn_kernels *k, const rn_conv_shape *s, const float *x,
             t.n = s->cout - p * NR < NR ? s->cout - p * NR : NR;
             t.bias = bias ? bias + p * NR : NULL;
             const float *w = prepared + (size_t)p * K * NR;
-            const float *xrow = xp + (ptrdiff_t)b * hp * wp + (ptrdiff_t)oh * s->stride * wp;
+            const float *xrow = xp + ((ptrdiff_t)b * s->cin * hp + (ptrdiff_t)oh * s->stride) * wp;
             const ptrdiff_t yrow =
                 (ptrdiff_t)p * NR * out_plane + ((ptrdiff_t)(b0 + b) * s->ho + oh) * s->wo;
             for (int ow = 0; ow < s->wo; ow += MR) {
