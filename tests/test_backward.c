@@ -28,7 +28,7 @@
 #include "conv_case.h"
 
 static const rn_kernels *kd; /* the kernel path under test (NULL: the default) */
-static int wino;             /* the data gradient by Winograd where it pays (conv2d.h) */
+static int wino;             /* the data gradient by Winograd or direct where they pay (conv2d.h) */
 
 #define FD_TOL 1e-3
 #define FD_STEP 1e-6
@@ -498,7 +498,7 @@ static void fast_vs_ref_conv(rn_conv_shape s, float beta, const char *tag) {
     double eb = check_rel_err(db2, db1, s.cout);
     CHECK(ex <= (wino ? WINO_TOL : FAST_TOL) && ew <= FAST_TOL && eb <= FAST_TOL,
           "%s%s n=%d cin=%d %dx%d cout=%d k=%dx%d s=%d p=%d g=%d beta=%g: dx %.1e dw %.1e db %.1e",
-          wino ? "winograd " : "", tag, s.n, s.cin, s.h, s.w, s.cout, s.kh, s.kw, s.stride, s.pad, s.groups, beta, ex, ew,
+          wino ? "winograd/direct " : "", tag, s.n, s.cin, s.h, s.w, s.cout, s.kh, s.kw, s.stride, s.pad, s.groups, beta, ex, ew,
           eb);
     rn_free(x), rn_free(w), rn_free(dy), rn_free(dx0), rn_free(dx1), rn_free(dx2), rn_free(dw1),
         rn_free(dw2), rn_free(db1), rn_free(db2), rn_free(ws);
@@ -528,6 +528,10 @@ static void fast_vs_ref_fixed(void) {
      * last stage at batch 1, and 2x2 maps (the 28x28 models' third stage) */
     fast_vs_ref_conv(shape(1, 256, 7, 7, 256, 3, 1, 1, 1), 1.0f, "last stage 3x3");
     fast_vs_ref_conv(shape(16, 256, 2, 2, 256, 3, 1, 1, 1), 0.0f, "3x3 on 2x2");
+    /* where it picks the direct convolution (with wino, for the data gradient too): 16
+     * channels, the narrow networks' first stage */
+    fast_vs_ref_conv(shape(3, 16, 28, 28, 16, 3, 1, 1, 1), 1.0f, "narrow 3x3");
+    fast_vs_ref_conv(shape(2, 16, 28, 28, 12, 3, 1, 1, 1), 0.0f, "narrow 3x3 ragged panel");
     fast_vs_ref_conv(shape(2, 16, 15, 15, 32, 3, 2, 1, 1), 1.0f, "resnet 3x3/2");
     fast_vs_ref_conv(shape(2, 16, 14, 14, 32, 1, 2, 0, 1), 1.0f, "resnet 1x1/2");
     fast_vs_ref_conv(shape(2, 48, 9, 9, 40, 1, 1, 0, 2), 1.0f, "pointwise g2");
@@ -582,7 +586,7 @@ static void determinism_conv(rn_conv_shape s, const char *tag) {
                     same_bits(db[0], db[t], s.cout);
     }
     rn_set_threads(0);
-    CHECK(same, "determinism conv %s%s: 1, 2 and 3 threads bitwise", wino ? "winograd " : "", tag);
+    CHECK(same, "determinism conv %s%s: 1, 2 and 3 threads bitwise", wino ? "winograd/direct " : "", tag);
     for (int t = 0; t < 3; t++)
         rn_free(dx[t]), rn_free(dw[t]), rn_free(db[t]);
     rn_free(x), rn_free(w), rn_free(dy), rn_free(ws), rn_free(dx0);
@@ -795,6 +799,7 @@ int main(void) {
     wino = 1;
     determinism_conv(shape(4, 32, 20, 20, 48, 3, 1, 1, 1), "3x3");
     determinism_conv(shape(2, 64, 42, 42, 16, 3, 1, 1, 1), "3x3 large");
+    determinism_conv(shape(4, 16, 20, 20, 16, 3, 1, 1, 1), "3x3 narrow (direct)");
     wino = 0;
     determinism_ops();
     return check_done("test_backward");

@@ -172,6 +172,35 @@ static void check_shape_init(void) {
     check(!conv2d_shape_init(&s), "shape rejects stride 0");
 }
 
+/* The heuristic's picks that its measured tables (conv_algo.c) promise. */
+static void check_heuristic(void) {
+    static const struct {
+        rn_conv_shape s;
+        rn_conv_algo_id want;
+        const char *what;
+    } cases[] = {
+        {{.n = 1, .cin = 3, .h = 224, .w = 224, .cout = 64, .kh = 7, .kw = 7, .stride = 2, .pad = 3,
+          .groups = 1}, RN_CONV_DIRECT, "the 7x7/2 stem"},
+        {{.n = 128, .cin = 16, .h = 28, .w = 28, .cout = 16, .kh = 3, .kw = 3, .stride = 1,
+          .pad = 1, .groups = 1}, RN_CONV_DIRECT, "3x3 16->16"},
+        {{.n = 128, .cin = 32, .h = 14, .w = 14, .cout = 64, .kh = 3, .kw = 3, .stride = 2,
+          .pad = 1, .groups = 1}, RN_CONV_DIRECT, "3x3/2 32->64"},
+        {{.n = 128, .cin = 32, .h = 14, .w = 14, .cout = 32, .kh = 3, .kw = 3, .stride = 1,
+          .pad = 1, .groups = 1}, RN_CONV_WINOGRAD, "3x3 32->32"},
+        {{.n = 1, .cin = 64, .h = 56, .w = 56, .cout = 64, .kh = 3, .kw = 3, .stride = 1,
+          .pad = 1, .groups = 1}, RN_CONV_WINOGRAD, "3x3 64->64 at 56"},
+        {{.n = 128, .cin = 16, .h = 28, .w = 28, .cout = 32, .kh = 1, .kw = 1, .stride = 2,
+          .pad = 0, .groups = 1}, RN_CONV_POINTWISE, "1x1/2 16->32"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        rn_conv_shape s = cases[i].s;
+        char what[96];
+        snprintf(what, sizeof what, "heuristic: %s by %s", cases[i].what,
+                 rn_conv_algo_get(cases[i].want)->name);
+        check(conv2d_shape_init(&s) && rn_conv_algo_choose(kd, &s) == cases[i].want, what);
+    }
+}
+
 static void check_determinism(rn_conv_shape s) {
     conv2d_shape_init(&s);
     const conv_sizes sz = conv_case_sizes(&s);
@@ -343,6 +372,7 @@ int main(void) {
         check_determinism(shape(3, 1, 400, 400, 16, 3, 2, 1, 1));
         algo = NULL;
         check_wino2_transforms(kd);
+        check_heuristic();
     }
 
     printf("test_conv2d: %d passed, %d failed\n", passed, failed);

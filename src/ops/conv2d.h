@@ -82,9 +82,10 @@ void conv2d_backward_weight(const rn_kernels *k, const rn_conv_shape *s, const f
 
 /* Floats of workspace the two fast backward functions need for shape s.
  * With `winograd` non-zero, conv2d_backward_data computes the gradient of a
- * stride-1 3x3 convolution by Winograd F(4x4, 3x3) (the forward algorithm's
- * accuracy, conv_algo.h) where the algorithm heuristic would choose it for
- * that shape; 0 keeps the GEMM routes (exact up to float rounding). */
+ * stride-1 convolution as the forward convolution of dy with the flipped
+ * weights by Winograd (its accuracy, conv_algo.h) or the direct algorithm
+ * where the algorithm heuristic would choose one of them for that flipped
+ * shape; 0 keeps the GEMM routes (exact up to float rounding). */
 size_t conv2d_backward_workspace_floats(const rn_kernels *k, const rn_conv_shape *s, int winograd);
 
 #endif

@@ -143,7 +143,7 @@ void conv2d_backward_weight_ref(const rn_conv_shape *s, const float *x, const fl
  * Plan: routes, chunk sizes and workspace layout, from the shape alone
  * ------------------------------------------------------------------------- */
 
-enum { DATA_POINTWISE, DATA_FLIPPED, DATA_WINOGRAD, DATA_COL2IM };
+enum { DATA_POINTWISE, DATA_FLIPPED, DATA_ALGO, DATA_COL2IM };
 
 typedef struct bwd_plan {
     const rn_kernels *k;    /* the GEMM's kernels */
@@ -152,7 +152,7 @@ typedef struct bwd_plan {
     long pix_in, pix_out;   /* n*h*w and n*ho*wo: one channel's floats */
     int pointwise;          /* 1x1, stride 1, unpadded: im2col(x) is x */
     int data_route;
-    const rn_conv_algo *wino; /* DATA_WINOGRAD: the variant the heuristic picks */
+    const rn_conv_algo *algo; /* DATA_ALGO: Winograd or direct, as the heuristic picks */
     int chunk_d;            /* pixels per col2im chunk (DATA_COL2IM) */
     int chunk_w;            /* pixels per weight chunk */
     int wt_by_col;          /* weight product transposes col, not dy (K < cout_g) */
@@ -219,18 +219,18 @@ static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s, int winog
     if (p.data_route == DATA_FLIPPED && winograd && p.G == 1) {
         const rn_conv_shape f = flipped_shape(s);
         const rn_conv_algo_id a = rn_conv_algo_choose(p.k, &f);
-        if (rn_conv_algo_is_winograd(a)) {
-            p.data_route = DATA_WINOGRAD;
-            p.wino = rn_conv_algo_get(a);
+        if (rn_conv_algo_own_weights(a)) {
+            p.data_route = DATA_ALGO;
+            p.algo = rn_conv_algo_get(a);
         }
     }
 
     if (p.data_route == DATA_POINTWISE) {
         p.ws_data = rn_gemm_packed_a_floats(p.k, p.cin_g, p.cout_g);
-    } else if (p.data_route == DATA_WINOGRAD) {
+    } else if (p.data_route == DATA_ALGO) {
         const rn_conv_shape f = flipped_shape(s);
         p.ws_data = align_up((size_t)p.cin_g * (size_t)flipped_k) +
-                    align_up(p.wino->prepared_floats(p.k, &f)) + p.wino->workspace_floats(p.k, &f, 1);
+                    align_up(p.algo->prepared_floats(p.k, &f)) + p.algo->workspace_floats(p.k, &f, 1);
     } else if (p.data_route == DATA_FLIPPED) {
         p.ws_data = align_up((size_t)p.cin_g * (size_t)flipped_k) +
                     rn_gemm_packed_a_floats(p.k, p.cin_g, (int)flipped_k);
@@ -519,16 +519,17 @@ void conv2d_backward_data(const rn_kernels *k, const rn_conv_shape *s, const flo
             /* dx_g = w_g^T dy_g */
             rn_sgemm_ws(p.k, 1, 0, p.cin_g, (int)p.pix_in, p.cout_g, wg, p.cin_g, dyg,
                         (int)p.pix_out, beta, dxg, (int)p.pix_in, NULL, workspace);
-        } else if (p.data_route == DATA_WINOGRAD) {
+        } else if (p.data_route == DATA_ALGO) {
             /* dx = the forward convolution of dy with the flipped weights, by
-             * Winograd; beta 1 adds dx as its residual (read before written) */
+             * Winograd or directly; beta 1 adds dx as its residual (each value
+             * read before it is written) */
             const rn_conv_shape f = flipped_shape(s);
             float *wf = workspace;
             float *u = wf + align_up((size_t)p.cin_g * p.cout_g * p.khw);
-            float *wws = u + align_up(p.wino->prepared_floats(p.k, &f));
+            float *aws = u + align_up(p.algo->prepared_floats(p.k, &f));
             flip_weights(&p, wg, wf);
-            p.wino->prepare(p.k, &f, wf, u);
-            p.wino->forward(p.k, &f, dyg, u, NULL, beta != 0.0f ? dxg : NULL, 0, dxg, wws);
+            p.algo->prepare(p.k, &f, wf, u);
+            p.algo->forward(p.k, &f, dyg, u, NULL, beta != 0.0f ? dxg : NULL, 0, dxg, aws);
         } else if (p.data_route == DATA_FLIPPED) {
             /* dx_g = wf x im2col(dy_g padded by k-1-pad) */
             float *wf = workspace;

@@ -113,13 +113,36 @@ static int strided_1x1_by_im2col(const rn_kernels *k, const rn_conv_shape *s) {
  *     3x3 3->64 at 32:    batch 1 64-87 / 57-88 (46-52), batch 128 51-55 / 48-48 (32-33)
  *     3x3 1->64 at 28:    batch 1 30-45 / 16-29 (12-13), batch 128 28-34 / 29-34 (12-15) */
 #define DIRECT_MAX_CHANNELS 4
+/* ... and for a window (not 1x1) on narrow inputs: 16 channels or fewer at stride 1, 32 or fewer
+ * strided, where Winograd's transforms and im2col's packing pass over memory more than the
+ * products they feed, and neither gains from the second thread as the direct tile does.
+ * `bench_conv -m narrow`, Zen 3, AVX2, batch 1 / 128, three runs, effective GFLOP/s, direct
+ * against Winograd F(4x4) (im2col):
+ *     3x3 16->16 at 28, 2 threads: 66-105 / 79-114 against 41-102 / 84-103 (31-57 / 48-81);
+ *                       1 thread:  55-69 / 68-72 against 44-62 / 74-76 (25-44 / 41-43)
+ *     3x3 8->8 at 28, 2 threads:   48-51 / 51-56 against 37-45 / 25-39 (14 / 26-29)
+ *     3x3/2 16->32 at 28, 2 threads: 51-97 / 88-109 (38-44 / 52-76); 1 thread 45-59 / 50-54
+ *                       (25-35 / 32-33)
+ *     3x3/2 32->64 at 14, 2 threads: 56-69 / 72-79 (30-31 / 57-72)
+ * and not: 3x3 32->32 at 14 (2 threads 98-110 / 104-110 against 54-113 / 60-105; 1 thread
+ * 54-72 / 52-54 against 62-110 / 56-63); a strided 1x1 16->32 (direct 10-27 against pointwise
+ * 13-45). */
+#define DIRECT_MAX_CHANNELS_WINDOW 16
+#define DIRECT_MAX_CHANNELS_STRIDED 32
+
+static int direct_pays(const rn_conv_shape *s) {
+    if (s->cin <= DIRECT_MAX_CHANNELS)
+        return 1;
+    const int window = s->kh * s->kw > 1;
+    return window && s->cin <= (s->stride > 1 ? DIRECT_MAX_CHANNELS_STRIDED : DIRECT_MAX_CHANNELS_WINDOW);
+}
 
 rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s) {
     rn_conv_shape cropped;
     int k0;
     if (conv2d_crop_shape(s, &cropped, &k0))
         return RN_CONV_IM2COL; /* a smaller kernel on a tiny map: im2col crops it */
-    if (s->cin <= DIRECT_MAX_CHANNELS && rn_conv_direct.supports(s))
+    if (rn_conv_direct.supports(s) && direct_pays(s))
         return RN_CONV_DIRECT;
     if (rn_conv_winograd.supports(s) && winograd_pays(s))
         return RN_CONV_WINOGRAD;

@@ -32,7 +32,7 @@ typedef enum rn_conv_algo_id {
     RN_CONV_POINTWISE,    /* 1x1, unpadded: a GEMM on x itself (subsampled when strided) */
     RN_CONV_WINOGRAD,     /* Winograd F(4x4, 3x3): 3x3, stride 1 */
     RN_CONV_WINOGRAD2,    /* Winograd F(2x2, 3x3): 3x3, stride 1, small maps */
-    RN_CONV_DIRECT,       /* direct: any shape, for few input channels (the stem) */
+    RN_CONV_DIRECT,       /* direct: any shape, for narrow inputs (the stems, 16 channels) */
     RN_CONV_ALGO_COUNT
 } rn_conv_algo_id;
 
@@ -57,6 +57,14 @@ typedef struct rn_conv_algo {
 /* Whether algorithm `id` is one of the Winograd ones (weights of their own, transformed). */
 static inline int rn_conv_algo_is_winograd(int id) {
     return id == RN_CONV_WINOGRAD || id == RN_CONV_WINOGRAD2;
+}
+
+/* Whether algorithm `id` runs only on the weights its own `prepare` made (Winograd's
+ * transforms, the direct convolution's panels): a trainer, whose weights change every step,
+ * prepares them every step; the GEMM algorithms also run on the weights as they are. None of
+ * these has a bf16 form. */
+static inline int rn_conv_algo_own_weights(int id) {
+    return rn_conv_algo_is_winograd(id) || id == RN_CONV_DIRECT;
 }
 
 /* The algorithm with this id (NULL if out of range). */

@@ -164,8 +164,8 @@ static void forward(const rn_kernels *k, const rn_conv_shape *s, const float *x,
 const rn_conv_algo rn_conv_direct = {
     .id = RN_CONV_DIRECT,
     .name = "direct",
-    .description = "direct convolution, input broadcast against vectors of weights (few input "
-                   "channels: the stem)",
+    .description = "direct convolution, input broadcast against vectors of weights (narrow "
+                   "inputs: the stems, 16 channels)",
     .tolerance = 1e-5,
     .supports = supports,
     .prepared_floats = prepared_floats,

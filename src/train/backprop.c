@@ -95,8 +95,8 @@ rn_status rn_backprop_algorithms(const rn_backprop *bp, char *buf, size_t cap) {
     return RN_OK;
 }
 
-/* Winograd for the data gradients too, unless the GEMM path is forced or the products are
- * bf16 (a GEMM on the bf16 operands themselves: Winograd would transform them). */
+/* Winograd or direct for the data gradients too, where the heuristic picks them, unless the GEMM
+ * path is forced or the products are bf16 (a GEMM on the bf16 operands themselves). */
 static int data_winograd(const rn_backprop *bp) {
     return bp->forced_algo != RN_CONV_IM2COL && !rn_kernels_are_bf16(bp->k);
 }
@@ -246,10 +246,11 @@ static rn_status plan_for(rn_backprop *bp, int n, int h, int w, size_t *dry) {
             if (nd->res >= 0 && bp->shares[nd->res])
                 BUF(B_GZ, i) = (rn_arena_buf){out, BSTEP(i), BSTEP(i), 0};
         }
-        /* the forward's algorithm: Winograd's weights are prepared every step */
+        /* the forward's algorithm: Winograd's and the direct convolution's weights are
+         * prepared every step */
         bp->algo[i] = forward_algo(bp, &cs);
         size_t f = conv2d_workspace_floats(bp->k, &cs);
-        if (rn_conv_algo_is_winograd(bp->algo[i])) { /* the others run on the weights as they are */
+        if (rn_conv_algo_own_weights(bp->algo[i])) { /* the others run on the weights as they are */
             const rn_conv_algo *a = rn_conv_algo_get(bp->algo[i]);
             f = a->workspace_floats(bp->k, &cs, 1);
             BUF(B_PREP, i) = (rn_arena_buf){a->prepared_floats(bp->k, &cs), i, i, 0};
@@ -330,7 +331,7 @@ rn_status rn_backprop_plan_bytes(const rn_model *m, const rn_kernels *k, int for
 static void conv_run(rn_backprop *bp, int i, const rn_conv_shape *cs, const float *x,
                      const float *res, int relu, float *y) {
     const rn_unit *u = bp->sc->nodes[i].unit;
-    if (rn_conv_algo_is_winograd(bp->algo[i])) {
+    if (rn_conv_algo_own_weights(bp->algo[i])) {
         const rn_conv_algo *a = rn_conv_algo_get(bp->algo[i]);
         a->prepare(bp->k, cs, u->w, bp->prep[i]);
         a->forward(bp->k, cs, x, bp->prep[i], u->b, res, relu, y, bp->ws);
