@@ -353,7 +353,8 @@ typedef struct rn_train_config {
     int freeze_backbone;     /* train fc.* only; BN statistics stay as they are */
     const char *conv_algo;   /* NULL or "auto" (default): Winograd F(4x4, 3x3) for the 3x3
                                 stride-1 convolutions where it pays, forward and data
-                                gradient (relative error ~1e-5); "im2col": the GEMM
+                                gradient (relative error ~1e-5), the direct convolution
+                                (exact) for the stems and narrow layers; "im2col": the GEMM
                                 paths everywhere, equal to PyTorch up to rounding */
     const char *precision;   /* NULL or "fp32" (default); "bf16": mixed precision, the
                                 convolutions' and the classifier's products (forward, data

@@ -172,7 +172,7 @@ has out "nothing left to train" "a finished run says so"
 expect 0 "train --recipe list" "$R" train --recipe list
 has out "fmnist-fast:" "the recipe is listed"
 has out "--width 16" "with its flags"
-has out "--label-smoothing 0 --augment flip --tta flip --seed 0 --precision bf16" \
+has out "--label-smoothing 0.1 --augment flip --tta flip --seed 0 --precision bf16" \
     "a recipe built on another lists the base's flags, then its own"
 # a recipe on a base: the base's flags, its own on top, those given over both
 RN_ISA=portable expect 0 "train --recipe fmnist-fast-bf16" "$R" train --recipe fmnist-fast-bf16 --data tiny \
@@ -186,7 +186,7 @@ expect 0 "train --recipe fmnist-fast" "$R" train --recipe fmnist-fast --data tin
     --batch-size 8 --max-steps 3 --save w/a.safetensors --log w/a.jsonl --no-report
 has out "training resnet18 width 8 " "the width is shown"
 has out "recipe fmnist-fast: --dataset fashion-mnist --arch resnet18 --stem cifar --eval-every 3 --optimizer sgd --lr 0.1 \
---momentum 0.9 --nesterov --weight-decay 5e-4 --schedule onecycle --label-smoothing 0 --augment flip --tta flip --seed 0" \
+--momentum 0.9 --nesterov --weight-decay 5e-4 --schedule onecycle --label-smoothing 0.1 --augment flip --tta flip --seed 0" \
     "the flags the recipe set, not those given"
 has w/a.jsonl '"nesterov": true' "the log's run record holds the recipe's values"
 expect 0 "resume the narrow model" "$R" train --data tiny --quiet --resume w/a.safetensors --save w/a.safetensors \

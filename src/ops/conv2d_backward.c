@@ -230,7 +230,8 @@ static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s, int winog
     } else if (p.data_route == DATA_ALGO) {
         const rn_conv_shape f = flipped_shape(s);
         p.ws_data = align_up((size_t)p.cin_g * (size_t)flipped_k) +
-                    align_up(p.algo->prepared_floats(p.k, &f)) + p.algo->workspace_floats(p.k, &f, 1);
+                    align_up(p.algo->prepared_floats(p.k, &f)) +
+                    p.algo->workspace_floats(p.k, &f, 1);
     } else if (p.data_route == DATA_FLIPPED) {
         p.ws_data = align_up((size_t)p.cin_g * (size_t)flipped_k) +
                     rn_gemm_packed_a_floats(p.k, p.cin_g, (int)flipped_k);

@@ -134,7 +134,8 @@ static int direct_pays(const rn_conv_shape *s) {
     if (s->cin <= DIRECT_MAX_CHANNELS)
         return 1;
     const int window = s->kh * s->kw > 1;
-    return window && s->cin <= (s->stride > 1 ? DIRECT_MAX_CHANNELS_STRIDED : DIRECT_MAX_CHANNELS_WINDOW);
+    const int most = s->stride > 1 ? DIRECT_MAX_CHANNELS_STRIDED : DIRECT_MAX_CHANNELS_WINDOW;
+    return window && s->cin <= most;
 }
 
 rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s) {
