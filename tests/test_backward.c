@@ -531,7 +531,7 @@ static void fast_vs_ref_fixed(void) {
     /* where it picks the direct convolution (with wino, for the data gradient too): 16
      * channels, the narrow networks' first stage */
     fast_vs_ref_conv(shape(3, 16, 28, 28, 16, 3, 1, 1, 1), 1.0f, "narrow 3x3");
-    fast_vs_ref_conv(shape(2, 16, 28, 28, 12, 3, 1, 1, 1), 0.0f, "narrow 3x3 ragged panel");
+    fast_vs_ref_conv(shape(2, 12, 28, 28, 16, 3, 1, 1, 1), 0.0f, "narrow 3x3 ragged panel");
     fast_vs_ref_conv(shape(2, 16, 15, 15, 32, 3, 2, 1, 1), 1.0f, "resnet 3x3/2");
     fast_vs_ref_conv(shape(2, 16, 14, 14, 32, 1, 2, 0, 1), 1.0f, "resnet 1x1/2");
     fast_vs_ref_conv(shape(2, 48, 9, 9, 40, 1, 1, 0, 2), 1.0f, "pointwise g2");

@@ -97,7 +97,7 @@ rn_status rn_backprop_algorithms(const rn_backprop *bp, char *buf, size_t cap) {
 
 /* Winograd or direct for the data gradients too, where the heuristic picks them, unless the GEMM
  * path is forced or the products are bf16 (a GEMM on the bf16 operands themselves). */
-static int data_winograd(const rn_backprop *bp) {
+static int data_by_algos(const rn_backprop *bp) {
     return bp->forced_algo != RN_CONV_IM2COL && !rn_kernels_are_bf16(bp->k);
 }
 
@@ -255,7 +255,7 @@ static rn_status plan_for(rn_backprop *bp, int n, int h, int w, size_t *dry) {
             f = a->workspace_floats(bp->k, &cs, 1);
             BUF(B_PREP, i) = (rn_arena_buf){a->prepared_floats(bp->k, &cs), i, i, 0};
         }
-        size_t g = conv2d_backward_workspace_floats(bp->k, &cs, data_winograd(bp));
+        size_t g = conv2d_backward_workspace_floats(bp->k, &cs, data_by_algos(bp));
         ws = f > ws ? f : ws;
         ws = g > ws ? g : ws;
         chans = u->cout > chans ? u->cout : chans;
@@ -511,7 +511,7 @@ static void conv_backward(rn_backprop *bp, int i, float *grads, int *written) {
                            u->b ? GRAD_OF(u->b) : NULL, bp->ws);
     if (nd->in != 0) {
         conv2d_backward_data(bp->k, &cs, dz, u->w, written[nd->in] ? 1.0f : 0.0f,
-                             bp->grad[nd->in], bp->ws, data_winograd(bp));
+                             bp->grad[nd->in], bp->ws, data_by_algos(bp));
         written[nd->in] = 1;
     }
 #undef GRAD_OF
