@@ -70,7 +70,7 @@ void conv2d_forward(const rn_kernels *k, const rn_conv_shape *s, const float *x,
 void conv2d_backward_data_ref(const rn_conv_shape *s, const float *dy, const float *w,
                               float beta, float *dx);
 void conv2d_backward_data(const rn_kernels *k, const rn_conv_shape *s, const float *dy,
-                          const float *w, float beta, float *dx, float *workspace, int winograd);
+                          const float *w, float beta, float *dx, float *workspace, int algos);
 
 /* Gradients with respect to the weights and bias, overwritten:
  * dw (cout, cin/groups, kh, kw) = sum over n, ho, wo of dy x im2col(x);
@@ -81,11 +81,11 @@ void conv2d_backward_weight(const rn_kernels *k, const rn_conv_shape *s, const f
                             const float *dy, float *dw, float *db, float *workspace);
 
 /* Floats of workspace the two fast backward functions need for shape s.
- * With `winograd` non-zero, conv2d_backward_data computes the gradient of a
+ * With `algos` non-zero, conv2d_backward_data computes the gradient of a
  * stride-1 convolution as the forward convolution of dy with the flipped
  * weights by Winograd (its accuracy, conv_algo.h) or the direct algorithm
  * where the algorithm heuristic would choose one of them for that flipped
  * shape; 0 keeps the GEMM routes (exact up to float rounding). */
-size_t conv2d_backward_workspace_floats(const rn_kernels *k, const rn_conv_shape *s, int winograd);
+size_t conv2d_backward_workspace_floats(const rn_kernels *k, const rn_conv_shape *s, int algos);
 
 #endif

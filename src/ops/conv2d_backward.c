@@ -196,7 +196,7 @@ static rn_conv_shape flipped_shape(const rn_conv_shape *s) {
     return f;
 }
 
-static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s, int winograd) {
+static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s, int algos) {
     bwd_plan p = {0};
     p.k = rn_kernels_or_default(k);
     p.G = s->groups;
@@ -216,7 +216,7 @@ static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s, int winog
     else
         p.data_route = DATA_COL2IM;
 
-    if (p.data_route == DATA_FLIPPED && winograd && p.G == 1) {
+    if (p.data_route == DATA_FLIPPED && algos && p.G == 1) {
         const rn_conv_shape f = flipped_shape(s);
         const rn_conv_algo_id a = rn_conv_algo_choose(p.k, &f);
         if (rn_conv_algo_own_weights(a)) {
@@ -252,8 +252,8 @@ static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s, int winog
     return p;
 }
 
-static size_t workspace_uncropped(const rn_kernels *k, const rn_conv_shape *s, int winograd) {
-    bwd_plan p = make_plan(k, s, winograd);
+static size_t workspace_uncropped(const rn_kernels *k, const rn_conv_shape *s, int algos) {
+    bwd_plan p = make_plan(k, s, algos);
     size_t ws_weight = p.dwt_floats + p.colt_floats + p.col_floats;
     return p.ws_data > ws_weight ? p.ws_data : ws_weight;
 }
@@ -263,12 +263,12 @@ static size_t cropped_floats(const rn_conv_shape *c) {
     return align_up(conv2d_weight_floats(c));
 }
 
-size_t conv2d_backward_workspace_floats(const rn_kernels *k, const rn_conv_shape *s, int winograd) {
+size_t conv2d_backward_workspace_floats(const rn_kernels *k, const rn_conv_shape *s, int algos) {
     rn_conv_shape c;
     int k0;
     if (conv2d_crop_shape(s, &c, &k0))
-        return cropped_floats(&c) + workspace_uncropped(k, &c, winograd);
-    return workspace_uncropped(k, s, winograd);
+        return cropped_floats(&c) + workspace_uncropped(k, &c, algos);
+    return workspace_uncropped(k, s, algos);
 }
 
 /* dw (planes, kh, kw) = zero, with dwc (planes, kc_h, kc_w) at tap (k0, k0). */
@@ -499,17 +499,17 @@ static void data_col2im(const rn_conv_shape *s, const bwd_plan *p, const float *
 }
 
 void conv2d_backward_data(const rn_kernels *k, const rn_conv_shape *s, const float *dy,
-                          const float *w, float beta, float *dx, float *workspace, int winograd) {
+                          const float *w, float beta, float *dx, float *workspace, int algos) {
     rn_conv_shape c;
     int k0;
     if (conv2d_crop_shape(s, &c, &k0)) {
         /* the live taps only: wc (cout, cin_g, c.kh, c.kw) cropped from w */
         float *wc = workspace;
         conv2d_crop_weights(s, &c, k0, w, wc);
-        conv2d_backward_data(k, &c, dy, wc, beta, dx, workspace + cropped_floats(&c), winograd);
+        conv2d_backward_data(k, &c, dy, wc, beta, dx, workspace + cropped_floats(&c), algos);
         return;
     }
-    const bwd_plan p = make_plan(k, s, winograd);
+    const bwd_plan p = make_plan(k, s, algos);
     for (int g = 0; g < p.G; g++) {
         // dy_g: (cout_g, n*ho*wo)  w_g: (cout_g, K)  dx_g: (cin_g, n*h*w)
         const float *dyg = dy + (size_t)g * p.cout_g * p.pix_out;
