@@ -496,6 +496,9 @@ static void fast_vs_ref_conv(rn_conv_shape s, float beta, const char *tag) {
     conv2d_backward_weight(kd, &s, x, dy, dw2, db2, ws);
     double ex = check_rel_err(dx2, dx1, x_n), ew = check_rel_err(dw2, dw1, w_n);
     double eb = check_rel_err(db2, db1, s.cout);
+    if (strstr(tag, "direct wgrad") || strstr(tag, "weight chunks") || strstr(tag, "chunk ends"))
+        CHECK(conv2d_backward_weight_direct(kd, &s) == (strstr(tag, "direct wgrad") != NULL),
+              "%s: the weight gradient by the %s", tag, strstr(tag, "direct") ? "direct strips" : "GEMM");
     CHECK(ex <= (wino ? WINO_TOL : FAST_TOL) && ew <= FAST_TOL && eb <= FAST_TOL,
           "%s%s n=%d cin=%d %dx%d cout=%d k=%dx%d s=%d p=%d g=%d beta=%g: dx %.1e dw %.1e db %.1e",
           wino ? "winograd/direct " : "", tag, s.n, s.cin, s.h, s.w, s.cout, s.kh, s.kw, s.stride, s.pad, s.groups, beta, ex, ew,
@@ -539,14 +542,25 @@ static void fast_vs_ref_fixed(void) {
     /* flipped route with the widest padding (k - 1 - pad = 6), and pad > k - 1 */
     fast_vs_ref_conv(shape(2, 4, 12, 11, 6, 7, 1, 0, 2), 0.0f, "7x7 p0");
     fast_vs_ref_conv(shape(2, 4, 6, 7, 6, 1, 1, 2, 1), 1.0f, "1x1 p2");
-    /* several weight chunks (K = 576: 432 pixels each) and col2im chunks (1536) */
-    fast_vs_ref_conv(shape(2, 64, 42, 42, 8, 3, 1, 1, 1), 0.0f, "weight chunks");
+    /* several weight chunks (K = 576: 432 pixels each) and col2im chunks (1536); more than
+     * 32 output channels, so that the weight gradient takes the GEMM, not the direct strips */
+    fast_vs_ref_conv(shape(2, 64, 42, 42, 40, 3, 1, 1, 1), 0.0f, "weight chunks");
     /* chunks of 432 pixels ending inside an image's first and last rows */
-    fast_vs_ref_conv(shape(3, 64, 10, 43, 8, 3, 1, 1, 1), 0.0f, "chunk ends in row 0");
-    fast_vs_ref_conv(shape(3, 64, 11, 40, 8, 3, 1, 1, 1), 0.0f, "chunk ends in last row");
+    fast_vs_ref_conv(shape(3, 64, 10, 43, 40, 3, 1, 1, 1), 0.0f, "chunk ends in row 0");
+    fast_vs_ref_conv(shape(3, 64, 11, 40, 40, 3, 1, 1, 1), 0.0f, "chunk ends in last row");
     fast_vs_ref_conv(shape(2, 24, 9, 31, 8, 5, 1, 2, 1), 0.0f, "5x5 chunks");
     fast_vs_ref_conv(shape(2, 8, 64, 64, 8, 3, 2, 1, 1), 1.0f, "col2im chunks");
-    fast_vs_ref_conv(shape(2, 512, 16, 16, 4, 3, 1, 1, 1), 0.0f, "K 4608 chunks");
+    fast_vs_ref_conv(shape(2, 512, 16, 16, 36, 3, 1, 1, 1), 0.0f, "K 4608 chunks");
+    /* the direct weight gradient (narrow, stride 1): the stem, channels past a group of 4,
+     * 2-wide windows, blocks of images (the last one short), many images in a block */
+    fast_vs_ref_conv(shape(3, 1, 28, 28, 16, 3, 1, 1, 1), 0.0f, "direct wgrad stem");
+    fast_vs_ref_conv(shape(2, 5, 13, 11, 6, 3, 1, 1, 1), 1.0f, "direct wgrad cout 6");
+    fast_vs_ref_conv(shape(2, 3, 9, 10, 8, 2, 1, 0, 1), 0.0f, "direct wgrad 2x2 p0");
+    fast_vs_ref_conv(shape(2, 3, 9, 10, 5, 2, 1, 1, 1), 1.0f, "direct wgrad 2x2 p1");
+    fast_vs_ref_conv(shape(5, 16, 40, 40, 16, 3, 1, 1, 1), 0.0f, "direct wgrad blocks");
+    fast_vs_ref_conv(shape(3, 8, 40, 40, 64, 3, 1, 1, 1), 1.0f, "direct wgrad block of 1");
+    fast_vs_ref_conv(shape(40, 4, 6, 5, 12, 3, 1, 1, 1), 0.0f, "direct wgrad small images");
+    fast_vs_ref_conv(shape(2, 8, 7, 9, 60, 3, 1, 1, 1), 1.0f, "direct wgrad cout 60");
     /* over 1536 columns: the weight product split into column blocks, with
      * dy transposed (K >= cout) or im2col transposed (K < cout) */
     fast_vs_ref_conv(shape(1, 3, 5, 5, 1600, 1, 1, 0, 1), 0.0f, "cout 1600 K 3");
@@ -767,6 +781,8 @@ int main(void) {
             fast_vs_ref_conv(shape(2, 8, 9, 9, 12, 3, 2, 1, 2), 1.0f, "portable 3x3/2 g2");
             fast_vs_ref_conv(shape(2, 4, 7, 7, 16, 1, 2, 0, 1), 1.0f, "portable 1x1/2");
             fast_vs_ref_conv(shape(2, 8, 40, 40, 8, 3, 1, 1, 1), 0.0f, "portable 3x3 long rows");
+            fast_vs_ref_conv(shape(2, 8, 9, 9, 40, 3, 1, 1, 1), 1.0f, "portable 3x3 GEMM weights");
+            fast_vs_ref_conv(shape(3, 8, 20, 20, 16, 3, 1, 1, 1), 0.0f, "portable direct wgrad");
             continue;
         }
         for (wino = 0; wino <= 1; wino++) {
@@ -791,7 +807,8 @@ int main(void) {
     determinism_conv(shape(4, 32, 16, 16, 96, 1, 2, 0, 1), "1x1/2 im2col transposed");
     /* several chunks, the last one shorter: threads on different chunks */
     for (int rep = 0; rep < 3; rep++) {
-        determinism_conv(shape(2, 64, 42, 42, 16, 3, 1, 1, 1), "weight chunks");
+        determinism_conv(shape(2, 64, 42, 42, 48, 3, 1, 1, 1), "weight chunks");
+        determinism_conv(shape(5, 16, 40, 40, 16, 3, 1, 1, 1), "direct weight gradient blocks");
         determinism_conv(shape(2, 8, 64, 64, 8, 3, 2, 1, 1), "col2im chunks");
         determinism_conv(shape(5, 16, 64, 64, 64, 1, 2, 0, 1), "im2col transposed chunks");
     }

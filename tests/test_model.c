@@ -13,8 +13,10 @@
 #include "model/graph.h"
 #include "model/model.h"
 #include "ops/conv2d.h"
+#include "ops/conv_algo.h"
 #include "ops/ops.h"
 #include "resnet.h"
+#include "train/backprop.h"
 
 /* ---- a reference forward: the schedule run with reference ops, BN never folded ---- */
 
@@ -486,12 +488,92 @@ static void test_trainer_memory(void) {
     rn_model_free(m);
 }
 
+/* ---- the training step's stamps (dev/profile_train) ---------------------------------------- */
+
+typedef struct stamp_log {
+    int count, bad_order;
+    int last_node;          /* forward: rising; backward: falling */
+    int backward;           /* set by the test between the two passes */
+    int seen[64][RN_BP_PARTS];
+} stamp_log;
+
+static void log_stamp(void *ctx, int node, rn_bp_part part) {
+    stamp_log *l = ctx;
+    const int back_part = part >= RN_BP_NORM_BACK && part <= RN_BP_DATA_GRAD;
+    const int fwd_part = part <= RN_BP_NORM;
+    if ((!l->backward && (node < l->last_node || back_part)) ||
+        (l->backward && (node > l->last_node || fwd_part)))
+        l->bad_order++;
+    l->last_node = node;
+    if (node + 1 >= 0 && node + 1 < 64)
+        l->seen[node + 1][part]++;
+    l->count++;
+}
+
+static void test_step_stamps(void) {
+    rn_model *m = NULL;
+    CHECK(rn_model_create("resnet18", 3, 10, &m) == RN_OK, "create: %s", rn_last_error());
+    rn_model_init(m, "default", 3);
+    rn_backprop *bp = NULL, *plain = NULL;
+    CHECK(rn_backprop_create(m, NULL, -1, &bp) == RN_OK && rn_backprop_create(m, NULL, -1, &plain) == RN_OK,
+          "backprop: %s", rn_last_error());
+    enum { B = 2, S = 32 };
+    float x[B * 3 * S * S];
+    int32_t y[B] = {1, 7};
+    check_fill(x, B * 3 * S * S, -1.0f, 1.0f);
+    float *g1 = calloc(m->n_params, sizeof *g1), *g2 = calloc(m->n_params, sizeof *g2);
+    stamp_log l = {0};
+    rn_backprop_set_stamp(bp, log_stamp, &l);
+    float loss1 = 0, loss2 = 0;
+    int c1, c2;
+    l.last_node = -1;
+    CHECK(rn_backprop_forward(bp, x, y, B, S, S, 0.0f, &loss1, &c1) == RN_OK, "forward with stamps: %s",
+          rn_last_error());
+    l.backward = 1, l.last_node = 1 << 30;
+    CHECK(rn_backprop_backward(bp, g1, NULL, NULL) == RN_OK, "backward with stamps: %s", rn_last_error());
+    CHECK(rn_backprop_forward(plain, x, y, B, S, S, 0.0f, &loss2, &c2) == RN_OK &&
+              rn_backprop_backward(plain, g2, NULL, NULL) == RN_OK,
+          "step without: %s", rn_last_error());
+    CHECK(loss1 == loss2 && memcmp(g1, g2, m->n_params * sizeof *g1) == 0,
+          "the stamps change nothing computed");
+    rn_graph *g = NULL;
+    CHECK(rn_graph_build(m, S, S, &g) == RN_OK && g->n_nodes + 2 <= 64, "graph");
+    int convs = 0, missing = 0, algo_ok = 1;
+    for (int i = 0; g && i < g->n_nodes; i++) {
+        const rn_node *nd = &g->nodes[i];
+        const int *seen = l.seen[i + 1];
+        if (nd->op != RN_NODE_CONV) {
+            missing += seen[RN_BP_OTHER] != 2; /* forward and backward */
+            algo_ok &= rn_backprop_conv_algo(bp, i) == -1;
+            continue;
+        }
+        convs++;
+        const int prepared = rn_conv_algo_own_weights(rn_backprop_conv_algo(bp, i));
+        missing += seen[RN_BP_CONV] != 1 || seen[RN_BP_NORM] != 1 || seen[RN_BP_NORM_BACK] != 1 ||
+                   seen[RN_BP_WEIGHT_GRAD] != 1 || seen[RN_BP_DATA_GRAD] != (nd->in != 0) ||
+                   seen[RN_BP_PREPARE] != prepared;
+        algo_ok &= rn_backprop_conv_algo(bp, i) >= 0;
+    }
+    CHECK(convs == 20 && missing == 0, "every part of every node stamped once (%d convs, %d wrong)", convs,
+          missing);
+    CHECK(g && l.seen[0][RN_BP_OTHER] == 1 && l.seen[g->n_nodes + 1][RN_BP_OTHER] == 1,
+          "the input's layout and the loss stamped");
+    CHECK(l.bad_order == 0, "forward stamps in schedule order, backward in reverse (%d out of order)",
+          l.bad_order);
+    CHECK(algo_ok && rn_backprop_conv_algo(bp, -1) == -1, "rn_backprop_conv_algo on convs and others");
+    rn_graph_free(g);
+    free(g1), free(g2);
+    rn_backprop_free(bp), rn_backprop_free(plain);
+    rn_model_free(m);
+}
+
 int main(void) {
     test_param_counts();
     test_save_load();
     test_widths();
     test_sessions();
     test_trainer_memory();
+    test_step_stamps();
     test_forward_vs_reference();
     return check_done("test_model");
 }

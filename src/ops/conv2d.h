@@ -80,6 +80,10 @@ void conv2d_backward_weight_ref(const rn_conv_shape *s, const float *x, const fl
 void conv2d_backward_weight(const rn_kernels *k, const rn_conv_shape *s, const float *x,
                             const float *dy, float *dw, float *db, float *workspace);
 
+/* 1 when conv2d_backward_weight computes shape s's weight gradient by the direct strips
+ * (direct.h: narrow stride-1 windows, no im2col), 0 when by the GEMM. */
+int conv2d_backward_weight_direct(const rn_kernels *k, const rn_conv_shape *s);
+
 /* Floats of workspace the two fast backward functions need for shape s.
  * With `algos` non-zero, conv2d_backward_data computes the gradient of a
  * stride-1 convolution as the forward convolution of dy with the flipped

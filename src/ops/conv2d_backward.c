@@ -59,6 +59,20 @@
 #define TILE 16                  /* transpose tile */
 #define SAME_MIN_W 7             /* im2col by shifted planes from this width up */
 #define ROW_BLOCK 1024           /* bias gradient: values per float partial sum */
+/* The direct weight gradient takes stride-1 windows (not 1x1, at most RN_WGRAD_KW_MAX wide) on
+ * few input channels, where the GEMM's K (cin x taps) is too short to share out or to repay
+ * packing, or on few of both, where an im2col row feeds only 2 x cout FLOPs of the GEMM and
+ * costs about as much to write and read. Measured (3x3, batch 128, 2 threads, AMD EPYC Zen 3,
+ * the two routes alternated in one process, medians of 9; effective GFLOP/s, GEMM -> direct):
+ * 1->16 @28 6 -> 28, 1->32 @28 11 -> 28, 3->64 @32 28 -> 37, 4->64 @28 24 -> 37, 8->8 @28
+ * 34 -> 48, 8->16 @28 52 -> 53, 16->16 @28 57-65 -> 64-68, but 16->16 @14 80 -> 73 and
+ * 32->32 @14 81-87 -> 72-76: copying dy into rows of the padded width, and the short runs of a
+ * small map, cost more than the GEMM's im2col there. */
+#define WGRAD_DIRECT_MAX_CIN 8        /* any cout up to WGRAD_DIRECT_MAX_COUT */
+#define WGRAD_DIRECT_MAX_COUT 64
+#define WGRAD_DIRECT_MAX_NARROW 16    /* or cin and cout up to this, */
+#define WGRAD_DIRECT_MIN_WIDTH 24     /* on maps at least this wide */
+#define WGRAD_BLOCK_FLOATS (1 << 17) /* padded inputs and dy of a block of images: 512 KB */
 /* From the kernel descriptor: chunks are multiples of the GEMM's panel
  * width; weight rows are shared out in blocks of two register tiles,
  * weight columns in blocks of one panel. */
@@ -145,6 +159,19 @@ void conv2d_backward_weight_ref(const rn_conv_shape *s, const float *x, const fl
 
 enum { DATA_POINTWISE, DATA_FLIPPED, DATA_ALGO, DATA_COL2IM };
 
+/* The direct weight gradient's layout (a narrow stride-1 window; see
+ * "Fast path: direct weight gradient"): images padded, a block at a time. */
+typedef struct wgrad_plan {
+    int hp, wp;             /* padded input plane */
+    int len;                /* positions per image: ho * wp, rounded up to 8 */
+    size_t xplane, dplane;  /* floats per padded input plane, per dy plane */
+    int co4;                /* cout rounded up to RN_WGRAD_CO */
+    int units;              /* cin * kh * co4 / RN_WGRAD_CO strips per image */
+    int block;              /* images per block */
+    size_t acc_floats;      /* partial sums: units x (RN_WGRAD_CO * kw * 8) */
+    size_t floats;          /* the workspace: padded block, then the partial sums */
+} wgrad_plan;
+
 typedef struct bwd_plan {
     const rn_kernels *k;    /* the GEMM's kernels */
     int G, cin_g, cout_g, khw;
@@ -156,6 +183,8 @@ typedef struct bwd_plan {
     int chunk_d;            /* pixels per col2im chunk (DATA_COL2IM) */
     int chunk_w;            /* pixels per weight chunk */
     int wt_by_col;          /* weight product transposes col, not dy (K < cout_g) */
+    int wt_direct;          /* weight gradient by the direct strips (narrow, stride 1) */
+    wgrad_plan wd;          /* its layout, when wt_direct */
     size_t ws_data;         /* floats the data gradient uses */
     size_t dwt_floats;      /* weight gradient pieces, aligned: dw_g^T (by dy), */
     size_t colt_floats;     /* a transposed im2col chunk (by col), */
@@ -241,6 +270,28 @@ static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s, int algos
         p.ws_data = (size_t)p.K * (size_t)p.chunk_d;
     }
 
+    p.wt_direct = p.k->wgrad && p.G == 1 && s->stride == 1 && p.khw > 1 &&
+                  s->kw <= RN_WGRAD_KW_MAX && s->cout <= WGRAD_DIRECT_MAX_COUT &&
+                  (s->cin <= WGRAD_DIRECT_MAX_CIN ||
+                   (s->cin <= WGRAD_DIRECT_MAX_NARROW && s->cout <= WGRAD_DIRECT_MAX_NARROW &&
+                    s->wo >= WGRAD_DIRECT_MIN_WIDTH));
+    if (p.wt_direct) {
+        wgrad_plan *d = &p.wd;
+        d->hp = s->h + 2 * s->pad;
+        d->wp = s->w + 2 * s->pad;
+        d->len = (s->ho * d->wp + 7) / 8 * 8;
+        d->dplane = (size_t)d->len;
+        d->xplane = align_up((size_t)d->len + (size_t)(s->kh - 1) * d->wp + (size_t)s->kw);
+        d->co4 = (s->cout + RN_WGRAD_CO - 1) / RN_WGRAD_CO * RN_WGRAD_CO;
+        d->units = s->cin * s->kh * (d->co4 / RN_WGRAD_CO);
+        const size_t per_image = (size_t)s->cin * d->xplane + (size_t)d->co4 * d->dplane;
+        d->block = WGRAD_BLOCK_FLOATS / per_image < 1 ? 1 : (int)(WGRAD_BLOCK_FLOATS / per_image);
+        if (d->block > s->n)
+            d->block = s->n;
+        d->acc_floats = (size_t)d->units * RN_WGRAD_CO * (size_t)s->kw * 8;
+        d->floats = align_up(per_image * (size_t)d->block) + d->acc_floats;
+    }
+
     /* Transpose the smaller operand: dy (cout_g rows) or im2col (K rows). */
     p.wt_by_col = p.K < p.cout_g;
     size_t widest = p.K > p.cout_g ? (size_t)p.K : (size_t)p.cout_g;
@@ -254,7 +305,7 @@ static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s, int algos
 
 static size_t workspace_uncropped(const rn_kernels *k, const rn_conv_shape *s, int algos) {
     bwd_plan p = make_plan(k, s, algos);
-    size_t ws_weight = p.dwt_floats + p.colt_floats + p.col_floats;
+    size_t ws_weight = p.wt_direct ? p.wd.floats : p.dwt_floats + p.colt_floats + p.col_floats;
     return p.ws_data > ws_weight ? p.ws_data : ws_weight;
 }
 
@@ -638,6 +689,126 @@ static void weight_by_col(const rn_conv_shape *s, const bwd_plan *p, const float
     }
 }
 
+/* ---------------------------------------------------------------------------
+ * Fast path: direct weight gradient (narrow stride-1 windows)
+ *
+ * dw[co][ci][ki][kj] = sum over pixels of dy[co] x x[ci] shifted by the tap.
+ * With the input padded (hp x wp, zeros around) and dy laid out on rows of
+ * wp (zeros past wo), tap (ki, kj) is the fixed offset ki * wp + kj along
+ * one run of len positions per image, for every output pixel at once: the
+ * strips (direct.h) read the input in place, no im2col matrix is written.
+ * A unit (ci, ki, a group of RN_WGRAD_CO output channels) keeps 8-lane
+ * partial sums of its RN_WGRAD_CO x kw taps; each block's strip starts from
+ * zero and is added to them, and the lanes are added at the end in a fixed
+ * order. The images go a block at a time (padded by all threads, then the
+ * units shared out): every sum runs in an order fixed by the shape alone.
+ * ------------------------------------------------------------------------- */
+
+/* dst[0 .. n) = src[0 .. n) by fixed-size pieces: rows of a few dozen floats, where a
+ * variable-length memcpy (a library call) cost a fifth of a 16-channel layer's time. */
+static inline void copy_row(float *restrict dst, const float *restrict src, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        memcpy(dst + i, src + i, 8 * sizeof(float));
+    for (; i < n; i++)
+        dst[i] = src[i];
+}
+
+/* The padded planes of images [b0, b0 + nb): x's at xp ((image, ci) planes of
+ * xplane floats), dy's at dp ((image, co) planes of dplane); the zeros
+ * around them are written once, by the caller (worksharing). */
+static void wgrad_pad_block(const rn_conv_shape *s, const wgrad_plan *d, const float *x,
+                            const float *dy, int b0, int nb, float *xp, float *dp) {
+    const size_t in_plane = (size_t)s->h * s->w, out_plane = (size_t)s->ho * s->wo;
+    const long pix_in = (long)s->n * (long)in_plane, pix_out = (long)s->n * (long)out_plane;
+    const long xplanes = (long)nb * s->cin, planes = xplanes + (long)nb * s->cout;
+#pragma omp for schedule(static)
+    for (long q = 0; q < planes; q++) {
+        if (q < xplanes) {
+            const int b = (int)(q / s->cin), ci = (int)(q % s->cin);
+            const float *src = x + ci * pix_in + (size_t)(b0 + b) * in_plane;
+            float *dst = xp + ((size_t)b * s->cin + ci) * d->xplane + (size_t)s->pad * d->wp + s->pad;
+            for (int y = 0; y < s->h; y++)
+                copy_row(dst + (size_t)y * d->wp, src + (size_t)y * s->w, s->w);
+        } else {
+            const int b = (int)((q - xplanes) / s->cout), co = (int)((q - xplanes) % s->cout);
+            const float *src = dy + co * pix_out + (size_t)(b0 + b) * out_plane;
+            float *dst = dp + ((size_t)b * d->co4 + co) * d->dplane;
+            for (int y = 0; y < s->ho; y++)
+                copy_row(dst + (size_t)y * d->wp, src + (size_t)y * s->wo, s->wo);
+        }
+    }
+}
+
+static void weight_direct(const rn_conv_shape *s, const bwd_plan *p, const float *x,
+                          const float *dy, float *dw, float *ws) {
+    const wgrad_plan *d = &p->wd;
+    const int kw = s->kw, groups = d->co4 / RN_WGRAD_CO, per_unit = RN_WGRAD_CO * kw * 8;
+    const size_t xfloats = (size_t)d->block * s->cin * d->xplane;
+    const size_t block_floats = xfloats + (size_t)d->block * d->co4 * d->dplane;
+    float *xp = ws, *dp = ws + xfloats, *acc = ws + align_up(block_floats);
+    const rn_wgrad_fn strip = p->k->wgrad;
+    /* zeros: the padding, the rows' tails, the channels past cout, the partial sums */
+#pragma omp for schedule(static)
+    for (long i = 0; i < (long)(align_up(block_floats) + d->acc_floats); i += 4096) {
+        const size_t end = align_up(block_floats) + d->acc_floats;
+        memset(ws + i, 0, ((size_t)i + 4096 < end ? 4096 : end - (size_t)i) * sizeof(float));
+    }
+    for (int b0 = 0; b0 < s->n; b0 += d->block) {
+        const int nb = s->n - b0 < d->block ? s->n - b0 : d->block;
+        wgrad_pad_block(s, d, x, dy, b0, nb, xp, dp); /* ends with a barrier */
+#pragma omp for schedule(static)
+        for (int u = 0; u < d->units; u++) {
+            /* unit u: channel ci, window row ki, output channels RN_WGRAD_CO * g .. */
+            const int g = u % groups, ki = u / groups % s->kh, ci = u / groups / s->kh;
+            float *a = acc + (size_t)u * per_unit;
+            float part[RN_WGRAD_CO * RN_WGRAD_KW_MAX * 8] = {0};
+            const rn_wgrad_strip st = {
+                .dy = dp + (size_t)g * RN_WGRAD_CO * d->dplane,
+                .ldd = (ptrdiff_t)d->dplane,
+                .dstep = (ptrdiff_t)((size_t)d->co4 * d->dplane),
+                .x = xp + (size_t)ci * d->xplane + (size_t)ki * d->wp,
+                .xstep = (ptrdiff_t)((size_t)s->cin * d->xplane),
+                .len = d->len, .nimg = nb, .kw = kw};
+            strip(&st, part); /* the block's sums, then added to the whole's */
+            for (int i = 0; i < per_unit; i++)
+                a[i] += part[i];
+        }
+    }
+    /* the lanes added: dw (cout, cin, kh, kw) */
+#pragma omp for schedule(static)
+    for (int u = 0; u < d->units; u++) {
+        const int g = u % groups, ki = u / groups % s->kh, ci = u / groups / s->kh;
+        const float *a = acc + (size_t)u * per_unit;
+        for (int c = 0; c < RN_WGRAD_CO && g * RN_WGRAD_CO + c < s->cout; c++)
+            for (int j = 0; j < kw; j++) {
+                const float *l = a + (c * kw + j) * 8;
+                const int co = g * RN_WGRAD_CO + c;
+                dw[(((size_t)co * s->cin + ci) * s->kh + ki) * kw + j] =
+                    ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+            }
+    }
+}
+
+void rn_wgrad_strip_portable(const rn_wgrad_strip *s, float *acc) {
+    for (int c = 0; c < RN_WGRAD_CO; c++)
+        for (int j = 0; j < s->kw; j++)
+            for (int b = 0; b < s->nimg; b++) {
+                const float *dy = s->dy + b * s->dstep + c * s->ldd, *x = s->x + b * s->xstep + j;
+                for (int q = 0; q < s->len; q += 8)
+                    for (int l = 0; l < 8; l++)
+                        acc[(c * s->kw + j) * 8 + l] += dy[q + l] * x[q + l];
+            }
+}
+
+int conv2d_backward_weight_direct(const rn_kernels *k, const rn_conv_shape *s) {
+    rn_conv_shape c;
+    int k0;
+    if (conv2d_crop_shape(s, &c, &k0))
+        return make_plan(k, &c, 0).wt_direct;
+    return make_plan(k, s, 0).wt_direct;
+}
+
 void conv2d_backward_weight(const rn_kernels *k, const rn_conv_shape *s, const float *x,
                             const float *dy, float *dw, float *db, float *workspace) {
     rn_conv_shape c;
@@ -657,7 +828,9 @@ void conv2d_backward_weight(const rn_kernels *k, const rn_conv_shape *s, const f
     float *col = colt + p.colt_floats;
 #pragma omp parallel num_threads(rn_threads())
     {
-        for (int g = 0; g < p.G; g++) {
+        if (p.wt_direct)
+            weight_direct(s, &p, x, dy, dw, workspace);
+        for (int g = 0; g < p.G && !p.wt_direct; g++) {
             // x_g: (cin_g, n*h*w)  dy_g: (cout_g, n*ho*wo)  dw_g: (cout_g, K)
             const float *xg = x + (size_t)g * p.cin_g * p.pix_in;
             const float *dyg = dy + (size_t)g * p.cout_g * p.pix_out;

@@ -64,7 +64,20 @@ struct rn_backprop {
     void *bn_ctx;
     double *bn_v;
     double stat_n;              /* images the batch statistics are over */
+    /* profiling (rn_backprop_set_stamp): NULL unless a tool asks */
+    rn_bp_stamp_fn stamp;
+    void *stamp_ctx;
 };
+
+static void stamp(const rn_backprop *bp, int node, rn_bp_part part) {
+    if (bp->stamp)
+        bp->stamp(bp->stamp_ctx, node, part);
+}
+
+void rn_backprop_set_stamp(rn_backprop *bp, rn_bp_stamp_fn fn, void *ctx) {
+    bp->stamp = fn;
+    bp->stamp_ctx = ctx;
+}
 
 /* ---- creation and planning --------------------------------------------------------------- */
 
@@ -93,6 +106,12 @@ rn_status rn_backprop_algorithms(const rn_backprop *bp, char *buf, size_t cap) {
             count[bp->algo[i]]++;
     rn_conv_algo_format(count, buf, cap);
     return RN_OK;
+}
+
+int rn_backprop_conv_algo(const rn_backprop *bp, int i) {
+    if (!bp || !bp->sc || i < 0 || i >= bp->sc->n_nodes || bp->sc->nodes[i].op != RN_NODE_CONV)
+        return -1;
+    return bp->algo[i];
 }
 
 /* Winograd or direct for the data gradients too, where the heuristic picks them, unless the GEMM
@@ -334,10 +353,12 @@ static void conv_run(rn_backprop *bp, int i, const rn_conv_shape *cs, const floa
     if (rn_conv_algo_own_weights(bp->algo[i])) {
         const rn_conv_algo *a = rn_conv_algo_get(bp->algo[i]);
         a->prepare(bp->k, cs, u->w, bp->prep[i]);
+        stamp(bp, i, RN_BP_PREPARE);
         a->forward(bp->k, cs, x, bp->prep[i], u->b, res, relu, y, bp->ws);
     } else {
         conv2d_forward(bp->k, cs, x, u->w, u->b, res, relu, y, bp->ws);
     }
+    stamp(bp, i, RN_BP_CONV);
 }
 
 static void conv_forward(rn_backprop *bp, int i, int n) {
@@ -364,6 +385,7 @@ static void conv_forward(rn_backprop *bp, int i, int n) {
     batchnorm_scale_shift(u->cout, u->bn_weight, u->bn_bias, bp->mean[i], bp->var[i], RN_BN_EPS,
                           bp->scale, bp->shift);
     batchnorm_apply(bp->z[i], u->cout, M, bp->scale, bp->shift, res, nd->relu, y);
+    stamp(bp, i, RN_BP_NORM);
 }
 
 rn_status rn_backprop_forward(rn_backprop *bp, const float *x, const int32_t *labels, int n, int h,
@@ -383,6 +405,7 @@ rn_status rn_backprop_forward(rn_backprop *bp, const float *x, const int32_t *la
     const rn_graph *sc = bp->sc;
     memcpy(bp->labels, labels, (size_t)n * sizeof *labels);
     layout_nchw_to_cnhw(x, n, m->in_channels, (size_t)h * (size_t)w, bp->act[0]);
+    stamp(bp, -1, RN_BP_OTHER);
     for (int i = 0; i < sc->n_nodes; i++) {
         const rn_node *nd = &sc->nodes[i];
         const rn_value *vi = &sc->values[nd->in];
@@ -402,9 +425,12 @@ rn_status rn_backprop_forward(rn_backprop *bp, const float *x, const int32_t *la
             linear_forward(bp->k, src, vi->c, n, m->fc_w, m->fc_b, m->num_classes, bp->logits, dst);
             break;
         }
+        if (nd->op != RN_NODE_CONV)
+            stamp(bp, i, RN_BP_OTHER);
     }
     float l = softmax_cross_entropy(bp->logits, (const int *)bp->labels, n, m->num_classes,
                                     label_smoothing, bp->dlogits, correct);
+    stamp(bp, sc->n_nodes, RN_BP_OTHER);
     if (loss)
         *loss = l;
     return RN_OK;
@@ -507,12 +533,15 @@ static void conv_backward(rn_backprop *bp, int i, float *grads, int *written) {
         }
         dz = dst;
     }
+    stamp(bp, i, RN_BP_NORM_BACK);
     conv2d_backward_weight(bp->k, &cs, bp->act[nd->in], dz, GRAD_OF(u->w),
                            u->b ? GRAD_OF(u->b) : NULL, bp->ws);
+    stamp(bp, i, RN_BP_WEIGHT_GRAD);
     if (nd->in != 0) {
         conv2d_backward_data(bp->k, &cs, dz, u->w, written[nd->in] ? 1.0f : 0.0f,
                              bp->grad[nd->in], bp->ws, data_by_algos(bp));
         written[nd->in] = 1;
+        stamp(bp, i, RN_BP_DATA_GRAD);
     }
 #undef GRAD_OF
 }
@@ -553,6 +582,8 @@ rn_status rn_backprop_backward(rn_backprop *bp, float *grads, rn_grad_hook ready
             written[nd->in] = 1;
             break;
         }
+        if (nd->op != RN_NODE_CONV)
+            stamp(bp, i, RN_BP_OTHER);
         tensors_final(bp, i, grads, ready, ctx);
     }
     return RN_OK;

@@ -75,6 +75,27 @@ int rn_backprop_bn_finite(const rn_backprop *bp, const rn_model *m);
 /* The logits (n, num_classes) of the last forward. */
 const float *rn_backprop_logits(const rn_backprop *bp);
 
+/* The forward algorithm of conv node i of the current plan (rn_conv_algo_id), or -1 when node i
+ * is not a convolution or no step has run. */
+int rn_backprop_conv_algo(const rn_backprop *bp, int i);
+
+/* Where a step's time goes (dev/profile_train): with a stamp hook set, fn
+ * hears as each part of a node's work ends, in the order they run; the time
+ * since the previous call is that part's. Node -1 is the input's layout, node n_nodes
+ * the loss. No hook (fn NULL, the default): nothing is called. */
+typedef enum rn_bp_part {
+    RN_BP_PREPARE,      /* a convolution's own weights made (Winograd, direct) */
+    RN_BP_CONV,         /* the forward convolution */
+    RN_BP_NORM,         /* BatchNorm statistics and apply (with residual, ReLU) */
+    RN_BP_OTHER,        /* a pool, the classifier, the loss, forward or backward */
+    RN_BP_NORM_BACK,    /* ReLU and BatchNorm backward (and the residual's copy) */
+    RN_BP_WEIGHT_GRAD,  /* the convolution's weight (and bias) gradient */
+    RN_BP_DATA_GRAD,    /* the convolution's data gradient */
+    RN_BP_PARTS
+} rn_bp_part;
+typedef void (*rn_bp_stamp_fn)(void *ctx, int node, rn_bp_part part);
+void rn_backprop_set_stamp(rn_backprop *bp, rn_bp_stamp_fn fn, void *ctx);
+
 /* Bytes of the arena. */
 size_t rn_backprop_bytes(const rn_backprop *bp);
 

@@ -85,3 +85,54 @@ void rn_direct_tile_avx2(const float *w, const rn_direct_tile *t) {
     default: BY_STRIDE(1); break;
     }
 }
+
+/* ---------------------------------------------------------------------------
+ * The direct weight gradient's strip (contract in ops/direct.h): 4 output
+ * channels x KW taps in 4 * KW ymm accumulators (12 for a 3-wide window);
+ * per 8 positions, KW vectors of the input (at offsets 0 .. KW-1,
+ * unaligned), then for each channel a vector of dy and KW fused
+ * multiply-adds.
+ * ------------------------------------------------------------------------- */
+
+static inline __attribute__((always_inline)) void strip(const int KW, const rn_wgrad_strip *s,
+                                                        float *acc) {
+    __m256 a[RN_WGRAD_CO][RN_WGRAD_KW_MAX];
+#pragma GCC unroll 4
+    for (int c = 0; c < RN_WGRAD_CO; c++)
+#pragma GCC unroll 3
+        for (int j = 0; j < KW; j++)
+            a[c][j] = _mm256_loadu_ps(acc + (c * KW + j) * 8);
+    const ptrdiff_t ldd = s->ldd;
+    for (int b = 0; b < s->nimg; b++) {
+        const float *x = s->x + b * s->xstep, *d0 = s->dy + b * s->dstep;
+#pragma GCC unroll 2
+        for (int q = 0; q < s->len; q += 8) {
+            __m256 xv[RN_WGRAD_KW_MAX];
+#pragma GCC unroll 3
+            for (int j = 0; j < KW; j++)
+                xv[j] = _mm256_loadu_ps(x + q + j);
+            /* one dy vector at a time: 12 accumulators, 3 input vectors and 1 of dy fill
+             * the 16 registers (loading all four first spilled accumulators) */
+#pragma GCC unroll 4
+            for (int c = 0; c < RN_WGRAD_CO; c++) {
+                const __m256 dv = _mm256_loadu_ps(d0 + c * ldd + q);
+#pragma GCC unroll 3
+                for (int j = 0; j < KW; j++)
+                    a[c][j] = _mm256_fmadd_ps(dv, xv[j], a[c][j]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < RN_WGRAD_CO; c++)
+#pragma GCC unroll 3
+        for (int j = 0; j < KW; j++)
+            _mm256_storeu_ps(acc + (c * KW + j) * 8, a[c][j]);
+}
+
+void rn_wgrad_strip_avx2(const rn_wgrad_strip *s, float *acc) {
+    switch (s->kw) {
+    case 3: strip(3, s, acc); break;
+    case 2: strip(2, s, acc); break;
+    default: strip(1, s, acc); break;
+    }
+}
