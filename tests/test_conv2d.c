@@ -365,8 +365,12 @@ int main(void) {
         algo = rn_conv_algo_get(RN_CONV_WINOGRAD);
         check_determinism(shape(2, 64, 28, 28, 64, 3, 1, 1, 1));
         check_determinism(shape(1, 160, 9, 9, 96, 3, 1, 1, 1));
+        /* small transformed weights and many tiles: each thread its own blocks of tiles
+         * (split_tiles), against one thread's block-by-block split */
+        check_determinism(shape(32, 32, 14, 14, 32, 3, 1, 1, 1));
         algo = rn_conv_algo_get(RN_CONV_WINOGRAD2);
         check_determinism(shape(1, 256, 7, 7, 256, 3, 1, 1, 1));
+        check_determinism(shape(64, 32, 7, 7, 48, 3, 1, 1, 1));
         algo = rn_conv_algo_get(RN_CONV_DIRECT);
         check_determinism(shape(2, 3, 64, 64, 64, 7, 2, 3, 1));
         check_determinism(shape(3, 1, 400, 400, 16, 3, 2, 1, 1));
