@@ -496,8 +496,10 @@ static void fast_vs_ref_conv(rn_conv_shape s, float beta, const char *tag) {
     conv2d_backward_weight(kd, &s, x, dy, dw2, db2, ws);
     double ex = check_rel_err(dx2, dx1, x_n), ew = check_rel_err(dw2, dw1, w_n);
     double eb = check_rel_err(db2, db1, s.cout);
-    if (strstr(tag, "direct wgrad") || strstr(tag, "weight chunks") || strstr(tag, "chunk ends"))
-        CHECK(conv2d_backward_weight_direct(kd, &s) == (strstr(tag, "direct wgrad") != NULL),
+    if (strstr(tag, "direct wgrad") || strstr(tag, "weight chunks") || strstr(tag, "chunk ends") ||
+        strstr(tag, "stem 7x7/2"))
+        CHECK(conv2d_backward_weight_direct(kd, &s) ==
+                  (strstr(tag, "direct wgrad") != NULL || strstr(tag, "stem 7x7/2") != NULL),
               "%s: the weight gradient by the %s", tag, strstr(tag, "direct") ? "direct strips" : "GEMM");
     CHECK(ex <= (wino ? WINO_TOL : FAST_TOL) && ew <= FAST_TOL && eb <= FAST_TOL,
           "%s%s n=%d cin=%d %dx%d cout=%d k=%dx%d s=%d p=%d g=%d beta=%g: dx %.1e dw %.1e db %.1e",
@@ -561,6 +563,14 @@ static void fast_vs_ref_fixed(void) {
     fast_vs_ref_conv(shape(3, 8, 40, 40, 64, 3, 1, 1, 1), 1.0f, "direct wgrad block of 1");
     fast_vs_ref_conv(shape(40, 4, 6, 5, 12, 3, 1, 1, 1), 0.0f, "direct wgrad small images");
     fast_vs_ref_conv(shape(2, 8, 7, 9, 60, 3, 1, 1, 1), 1.0f, "direct wgrad cout 60");
+    /* strided and wide windows on few input channels: the input split into phases, a
+     * phase's columns in strips of up to 3 (7 wide: 3 + 1 and 3 at stride 2, 3 + 3 + 1) */
+    fast_vs_ref_conv(shape(3, 1, 30, 31, 64, 7, 2, 3, 1), 0.0f, "direct wgrad stem 7x7/2");
+    fast_vs_ref_conv(shape(2, 3, 33, 32, 20, 7, 2, 3, 1), 1.0f, "direct wgrad 7x7/2 cin 3");
+    fast_vs_ref_conv(shape(2, 4, 17, 16, 12, 3, 2, 1, 1), 0.0f, "3x3/2 on 4 channels weight chunks");
+    fast_vs_ref_conv(shape(2, 2, 15, 14, 8, 5, 2, 2, 1), 1.0f, "direct wgrad 5x5/2");
+    fast_vs_ref_conv(shape(2, 3, 12, 13, 8, 7, 1, 3, 1), 0.0f, "direct wgrad 7x7/1");
+    fast_vs_ref_conv(shape(2, 3, 12, 13, 8, 5, 2, 0, 1), 0.0f, "direct wgrad 5x5/2 p0");
     /* over 1536 columns: the weight product split into column blocks, with
      * dy transposed (K >= cout) or im2col transposed (K < cout) */
     fast_vs_ref_conv(shape(1, 3, 5, 5, 1600, 1, 1, 0, 1), 0.0f, "cout 1600 K 3");
@@ -809,6 +819,7 @@ int main(void) {
     for (int rep = 0; rep < 3; rep++) {
         determinism_conv(shape(2, 64, 42, 42, 48, 3, 1, 1, 1), "weight chunks");
         determinism_conv(shape(5, 16, 40, 40, 16, 3, 1, 1, 1), "direct weight gradient blocks");
+        determinism_conv(shape(6, 1, 96, 96, 64, 7, 2, 3, 1), "direct weight gradient 7x7/2");
         determinism_conv(shape(2, 8, 64, 64, 8, 3, 2, 1, 1), "col2im chunks");
         determinism_conv(shape(5, 16, 64, 64, 64, 1, 2, 0, 1), "im2col transposed chunks");
     }
