@@ -19,41 +19,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "engine/session.h"
 #include "model/model.h"
 #include "ops/conv_algo.h"
 #include "resnet.h"
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
+#include "timing.h"
 
 typedef struct stamps {
     double last;
     double *at_value; /* seconds per value written, this pass */
 } stamps;
 
-static int cmp_double(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* The median of v[0], v[stride], ... (n of them; reorders a copy). */
-static double median(const double *v, int n, int stride, double *tmp) {
-    for (int i = 0; i < n; i++)
-        tmp[i] = v[(size_t)i * stride];
-    qsort(tmp, (size_t)n, sizeof *tmp, cmp_double);
-    return n % 2 ? tmp[n / 2] : 0.5 * (tmp[n / 2 - 1] + tmp[n / 2]);
-}
-
 static void stamp(void *ctx, int value, const float *data, size_t count) {
     (void)data, (void)count;
     stamps *st = ctx;
-    const double t = now();
+    const double t = dev_now();
     st->at_value[value] += t - st->last;
     st->last = t;
 }
@@ -129,17 +110,17 @@ int main(int argc, char **argv) {
     s->observe_ctx = &st;
     for (int r = 0; times && tmp && r < repeats; r++) {
         st.at_value = times + (size_t)r * (nv + 1);
-        const double t0 = now();
+        const double t0 = dev_now();
         st.last = t0;
         rn_session_forward(s, x, batch, size, size, RN_MODE_EVAL, logits);
-        st.at_value[nv] = now() - t0;
+        st.at_value[nv] = dev_now() - t0;
     }
     s->observe = NULL;
     if (!times || !tmp) {
         free(times), free(tmp);
         goto done;
     }
-    const double pass = median(times + nv, repeats, nv + 1, tmp) * 1e3;
+    const double pass = dev_median(times + nv, repeats, nv + 1, tmp) * 1e3;
 
     printf("%s, batch %d, %dx%d, %d threads, %s, kernels %s, median of %d passes: %.2f ms\n", arch,
            batch, size, size, threads, precision, rn_session_kernel(s), repeats, pass);
@@ -149,7 +130,7 @@ int main(int argc, char **argv) {
         const rn_node *nd = &g->nodes[i];
         if (nd->op != RN_NODE_CONV && nd->op != RN_NODE_MAXPOOL)
             continue;
-        const double ms = median(times + nd->out, repeats, nv + 1, tmp) * 1e3;
+        const double ms = dev_median(times + nd->out, repeats, nv + 1, tmp) * 1e3;
         const double share = 100.0 * ms / pass;
         accounted += ms;
         if (nd->op == RN_NODE_MAXPOOL) {

@@ -26,33 +26,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "model/graph.h"
 #include "model/model.h"
 #include "ops/conv_algo.h"
 #include "ops/kernels.h"
 #include "resnet.h"
+#include "timing.h"
 #include "train/backprop.h"
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* The median of v[0], v[stride], ... (n of them; reorders a copy). */
-static double median(const double *v, int n, size_t stride, double *tmp) {
-    for (int i = 0; i < n; i++)
-        tmp[i] = v[(size_t)i * stride];
-    qsort(tmp, (size_t)n, sizeof *tmp, cmp_double);
-    return n % 2 ? tmp[n / 2] : 0.5 * (tmp[n / 2 - 1] + tmp[n / 2]);
-}
 
 /* Seconds per (node + 1, part) of one pass: row 0 is node -1 (the input's layout), the last
  * row the loss. */
@@ -63,7 +44,7 @@ typedef struct stamps {
 
 static void stamp(void *ctx, int node, rn_bp_part part) {
     stamps *st = ctx;
-    const double t = now();
+    const double t = dev_now();
     st->at[(size_t)(node + 1) * RN_BP_PARTS + part] += t - st->last;
     st->last = t;
 }
@@ -167,7 +148,7 @@ int main(int argc, char **argv) {
         float loss;
         int correct;
         st.at = times + (size_t)r * per_pass;
-        const double t0 = now();
+        const double t0 = dev_now();
         st.last = t0;
         if (rn_backprop_forward(bp, x, labels, batch, size, size, 0.0f, &loss, &correct) != RN_OK ||
             rn_backprop_backward(bp, grads, NULL, NULL) != RN_OK) {
@@ -175,10 +156,10 @@ int main(int argc, char **argv) {
             rn_graph_free(g);
             goto done;
         }
-        pass[r] = now() - t0;
+        pass[r] = dev_now() - t0;
     }
     rn_backprop_set_stamp(bp, NULL, NULL);
-    const double total = median(pass, repeats, 1, tmp) * 1e3;
+    const double total = dev_median(pass, repeats, 1, tmp) * 1e3;
 
     printf("%s (%s stem, width %d, %d -> %d), batch %d, %dx%d, %d threads, kernels %s, "
            "forward + backward, median of %d: %.2f ms\n",
@@ -190,7 +171,7 @@ int main(int argc, char **argv) {
     for (int i = -1; i <= N; i++) {
         double ms[RN_BP_PARTS], node_ms = 0.0;
         for (int p = 0; p < RN_BP_PARTS; p++) {
-            ms[p] = median(times + (size_t)(i + 1) * RN_BP_PARTS + p, repeats, per_pass, tmp) * 1e3;
+            ms[p] = dev_median(times + (size_t)(i + 1) * RN_BP_PARTS + p, repeats, per_pass, tmp) * 1e3;
             part_sum[p] += ms[p];
             node_ms += ms[p];
         }
