@@ -27,6 +27,9 @@
  * Each thread owns a fixed share of the rows (or columns) of dw and runs
  * its own single-threaded GEMMs (rn_sgemm_1t) inside one parallel region:
  * no barrier per chunk, which keeps the speed when cores are oversubscribed.
+ * Windows on few channels (the stems, 3x3 on up to 16) take direct strips
+ * instead, with no im2col matrix at all (WGRAD_DIRECT_*, "Fast path: direct
+ * weight gradient" below).
  *
  * Taps that only ever read padding (3x3 on a 1x1 input) are cropped off
  * the kernel first when they can be (crop_shape): 9x less work there.
@@ -198,7 +201,7 @@ typedef struct bwd_plan {
     int chunk_d;            /* pixels per col2im chunk (DATA_COL2IM) */
     int chunk_w;            /* pixels per weight chunk */
     int wt_by_col;          /* weight product transposes col, not dy (K < cout_g) */
-    int wt_direct;          /* weight gradient by the direct strips (narrow, stride 1) */
+    int wt_direct;          /* weight gradient by the direct strips (few channels) */
     wgrad_plan wd;          /* its layout, when wt_direct */
     size_t ws_data;         /* floats the data gradient uses */
     size_t dwt_floats;      /* weight gradient pieces, aligned: dw_g^T (by dy), */
@@ -257,8 +260,9 @@ static int wgrad_direct_plan(const rn_kernels *k, const rn_conv_shape *s, wgrad_
             for (int t0 = 0; t0 < n; t0 += RN_WGRAD_KW_MAX) {
                 if (d->rows == WGRAD_ROWS_MAX)
                     return 0;
-                d->row[d->rows++] = (wgrad_row){(unsigned char)ki, (unsigned char)b, (unsigned char)t0,
-                                                (unsigned char)(n - t0 < RN_WGRAD_KW_MAX ? n - t0 : RN_WGRAD_KW_MAX)};
+                const int taps = n - t0 < RN_WGRAD_KW_MAX ? n - t0 : RN_WGRAD_KW_MAX;
+                d->row[d->rows++] = (wgrad_row){(unsigned char)ki, (unsigned char)b,
+                                                (unsigned char)t0, (unsigned char)taps};
             }
         }
     d->phases = st * st;
@@ -267,7 +271,8 @@ static int wgrad_direct_plan(const rn_kernels *k, const rn_conv_shape *s, wgrad_
     d->len = (s->ho * d->wph + 7) / 8 * 8;
     d->dplane = (size_t)d->len;
     /* a strip reads up to (kh - 1) / st rows and (kw - 1) / st columns past its positions */
-    size_t xplane = (size_t)d->len + (size_t)((s->kh - 1) / st) * d->wph + (size_t)((s->kw - 1) / st) + 1;
+    size_t xplane = (size_t)d->len + (size_t)((s->kh - 1) / st) * d->wph +
+                    (size_t)((s->kw - 1) / st) + 1;
     if (xplane < (size_t)d->hph * d->wph)
         xplane = (size_t)d->hph * d->wph;
     d->xplane = align_up(xplane);
@@ -731,7 +736,7 @@ static void weight_by_col(const rn_conv_shape *s, const bwd_plan *p, const float
 }
 
 /* ---------------------------------------------------------------------------
- * Fast path: direct weight gradient (narrow stride-1 windows)
+ * Fast path: direct weight gradient (windows on few channels)
  *
  * dw[co][ci][ki][kj] = sum over pixels of dy[co] x x[ci] shifted by the tap.
  * With the input padded (zeros around) and split into its stride x stride
@@ -743,9 +748,9 @@ static void weight_by_col(const rn_conv_shape *s, const bwd_plan *p, const float
  * consecutive there. So the strips (direct.h) read the input in place, and
  * no im2col matrix is written. A unit (input channel, row: window row ki and
  * up to RN_WGRAD_KW_MAX columns of one phase, a group of RN_WGRAD_CO output
- * channels) keeps 8-lane partial sums of its taps; each block's strip starts from
- * zero and is added to them, and the lanes are added at the end in a fixed
- * order. The images go a block at a time (padded by all threads, then the
+ * channels) keeps 8-lane partial sums of its taps; each block's strip
+ * starts from zero and is added to them, and the lanes are added at the end
+ * in a fixed order. The images go a block at a time (padded by all threads, then the
  * units shared out): every sum runs in an order fixed by the shape alone.
  * ------------------------------------------------------------------------- */
 
@@ -826,8 +831,8 @@ static void weight_direct(const rn_conv_shape *s, const bwd_plan *p, const float
                 .dy = dp + (size_t)g * RN_WGRAD_CO * d->dplane,
                 .ldd = (ptrdiff_t)d->dplane,
                 .dstep = (ptrdiff_t)((size_t)d->co4 * d->dplane),
-                .x = xp + ((size_t)ci * d->phases + ph) * d->xplane + (size_t)(w->ki / st) * d->wph +
-                     w->t0,
+                .x = xp + ((size_t)ci * d->phases + ph) * d->xplane +
+                     (size_t)(w->ki / st) * d->wph + w->t0,
                 .xstep = (ptrdiff_t)((size_t)s->cin * d->phases * d->xplane),
                 .len = d->len, .nimg = nb, .kw = w->taps};
             strip(&sp, part); /* the block's sums, then added to the whole's */

@@ -534,7 +534,8 @@ static void forward(const wino_variant *v, const rn_kernels *k, const rn_conv_sh
     if (sub) {
         /* each thread its own sub-blocks of tiles, start to end, in its own slice of the
          * workspace: no barrier until the last */
-        const size_t v_xi = plane_floats((size_t)s->cin * sub), m_xi = plane_floats((size_t)s->cout * sub);
+        const size_t v_xi = plane_floats((size_t)s->cin * sub);
+        const size_t m_xi = plane_floats((size_t)s->cout * sub);
         const size_t slice = (size_t)v->xi * (v_xi + m_xi);
         const int blocks = ceil_div(p.tiles, sub);
 #pragma omp parallel num_threads(threads)
