@@ -55,31 +55,34 @@ void batchnorm_scale_shift(int C, const float *gamma, const float *beta,
 
 /* ---- fast ------------------------------------------------------------------ */
 
-/* Sum of a row with 8 independent double accumulators (fixed order). */
+/* Sum of a row with 8 independent double accumulators (fixed order). Locals, not an array:
+ * with an array GCC kept the partial sums in memory, a load and a store per addition. */
 static double row_sum(const float *row, size_t M) {
-    double acc[8] = {0};
+    double a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
     size_t m = 0;
-    for (; m + 8 <= M; m += 8)
-        for (int j = 0; j < 8; j++)
-            acc[j] += row[m + j];
+    for (; m + 8 <= M; m += 8) {
+        a0 += row[m], a1 += row[m + 1], a2 += row[m + 2], a3 += row[m + 3];
+        a4 += row[m + 4], a5 += row[m + 5], a6 += row[m + 6], a7 += row[m + 7];
+    }
     for (; m < M; m++)
-        acc[0] += row[m];
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        a0 += row[m];
+    return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7));
 }
 
 static double row_sq_dev(const float *row, size_t M, double mu) {
-    double acc[8] = {0};
+    double a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
     size_t m = 0;
-    for (; m + 8 <= M; m += 8)
-        for (int j = 0; j < 8; j++) {
-            double d = (double)row[m + j] - mu;
-            acc[j] += d * d;
-        }
+#define SQ(j) (((double)row[m + (j)] - mu) * ((double)row[m + (j)] - mu))
+    for (; m + 8 <= M; m += 8) {
+        a0 += SQ(0), a1 += SQ(1), a2 += SQ(2), a3 += SQ(3);
+        a4 += SQ(4), a5 += SQ(5), a6 += SQ(6), a7 += SQ(7);
+    }
+#undef SQ
     for (; m < M; m++) {
         double d = (double)row[m] - mu;
-        acc[0] += d * d;
+        a0 += d * d;
     }
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7));
 }
 
 void batchnorm_stats(const float *x, int C, size_t M, float *mean, float *var) {
