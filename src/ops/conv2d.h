@@ -81,7 +81,7 @@ void conv2d_backward_weight(const rn_kernels *k, const rn_conv_shape *s, const f
                             const float *dy, float *dw, float *db, float *workspace);
 
 /* 1 when conv2d_backward_weight computes shape s's weight gradient by the direct strips
- * (direct.h: narrow stride-1 windows, no im2col), 0 when by the GEMM. */
+ * (conv_wgrad.h: windows on few channels, no im2col), 0 when by the GEMM. */
 int conv2d_backward_weight_direct(const rn_kernels *k, const rn_conv_shape *s);
 
 /* Floats of workspace the two fast backward functions need for shape s.

@@ -28,8 +28,7 @@
  * its own single-threaded GEMMs (rn_sgemm_1t) inside one parallel region:
  * no barrier per chunk, which keeps the speed when cores are oversubscribed.
  * Windows on few channels (the stems, 3x3 on up to 16) take direct strips
- * instead, with no im2col matrix at all (WGRAD_DIRECT_*, "Fast path: direct
- * weight gradient" below).
+ * instead, with no im2col matrix at all (conv_wgrad.c).
  *
  * Taps that only ever read padding (3x3 on a 1x1 input) are cropped off
  * the kernel first when they can be (crop_shape): 9x less work there.
@@ -52,6 +51,7 @@
 #include "core/threads.h"
 #include "ops/conv2d.h"
 #include "ops/conv_algo.h"
+#include "ops/conv_wgrad.h"
 #include "ops/gemm.h"
 #include "ops/kernels.h"
 
@@ -62,24 +62,6 @@
 #define TILE 16                  /* transpose tile */
 #define SAME_MIN_W 7             /* im2col by shifted planes from this width up */
 #define ROW_BLOCK 1024           /* bias gradient: values per float partial sum */
-/* The direct weight gradient takes windows (not 1x1) on few input channels, where the GEMM's
- * K (cin x taps) is too short to share out or to repay packing, or, at stride 1, on few of
- * both, where an im2col row feeds only 2 x cout FLOPs of the GEMM and costs about as much to
- * write and read. Measured (batch 128 unless said, 2 threads, AMD EPYC Zen 3, the two routes
- * alternated in one process, medians of 7-9; effective GFLOP/s, GEMM -> direct): the stems
- * 7x7/2 1->64 @96 27 -> 66, @28 (batch 256) 20 -> 44, 7x7/2 3->64 @224 (batch 32) 64 -> 84,
- * 3x3 1->16 @28 6 -> 28, 3x3 3->64 @32 28 -> 37; 3x3 8->8 @28 34 -> 48, 8->16 @28 52 -> 53,
- * 16->16 @28 57-65 -> 64-68. Not taken: 16->16 @14 80 -> 73, 32->32 @14 81-87 -> 72-76
- * (copying dy into rows of the padded width, and the short runs of a small map, cost more
- * than the GEMM's im2col there), and strided 3x3 windows (8->16 @28 20 -> 13, 4->16 @28
- * 13 -> 12: the input's phases are scattered pixel by pixel). */
-#define WGRAD_DIRECT_MAX_CIN 8        /* any cout up to WGRAD_DIRECT_MAX_COUT */
-#define WGRAD_DIRECT_MAX_COUT 64
-#define WGRAD_DIRECT_MAX_NARROW 16    /* or cin and cout up to this, */
-#define WGRAD_DIRECT_MIN_WIDTH 24     /* on maps at least this wide (stride 1) */
-#define WGRAD_DIRECT_MAX_STRIDE 2     /* the input split into stride x stride phases */
-#define WGRAD_DIRECT_MIN_TAPS_STRIDED 25 /* strided: 5x5 windows and wider (the stems) */
-#define WGRAD_BLOCK_FLOATS (1 << 17) /* padded inputs and dy of a block of images: 512 KB */
 /* From the kernel descriptor: chunks are multiples of the GEMM's panel
  * width; weight rows are shared out in blocks of two register tiles,
  * weight columns in blocks of one panel. */
@@ -166,30 +148,6 @@ void conv2d_backward_weight_ref(const rn_conv_shape *s, const float *x, const fl
 
 enum { DATA_POINTWISE, DATA_FLIPPED, DATA_ALGO, DATA_COL2IM };
 
-/* The direct weight gradient's layout (see "Fast path: direct weight
- * gradient"): images padded and split into stride x stride phases, a block
- * at a time. A "row" is one strip's taps: window row ki, the columns kj of
- * one phase b (kj = b, b + stride, ...), up to RN_WGRAD_KW_MAX of them from
- * the t0-th. */
-#define WGRAD_ROWS_MAX 64       /* rows per input channel, at most */
-typedef struct wgrad_row {
-    unsigned char ki, b, t0, taps;
-} wgrad_row;
-
-typedef struct wgrad_plan {
-    int phases;             /* stride * stride */
-    int hph, wph;           /* a phase's plane: the padded input's every stride-th row and column */
-    int len;                /* positions per image: ho * wph, rounded up to 8 */
-    size_t xplane, dplane;  /* floats per phase plane, per dy plane */
-    int co4;                /* cout rounded up to RN_WGRAD_CO */
-    int rows;               /* strips per input channel and group of output channels */
-    wgrad_row row[WGRAD_ROWS_MAX];
-    int units;              /* cin * rows * co4 / RN_WGRAD_CO */
-    int block;              /* images per block */
-    size_t acc_floats;      /* partial sums: units x (RN_WGRAD_CO * RN_WGRAD_KW_MAX * 8) */
-    size_t floats;          /* the workspace: padded block, then the partial sums */
-} wgrad_plan;
-
 typedef struct bwd_plan {
     const rn_kernels *k;    /* the GEMM's kernels */
     int G, cin_g, cout_g, khw;
@@ -202,7 +160,7 @@ typedef struct bwd_plan {
     int chunk_w;            /* pixels per weight chunk */
     int wt_by_col;          /* weight product transposes col, not dy (K < cout_g) */
     int wt_direct;          /* weight gradient by the direct strips (few channels) */
-    wgrad_plan wd;          /* its layout, when wt_direct */
+    conv_wgrad_plan wd;     /* its layout, when wt_direct */
     size_t ws_data;         /* floats the data gradient uses */
     size_t dwt_floats;      /* weight gradient pieces, aligned: dw_g^T (by dy), */
     size_t colt_floats;     /* a transposed im2col chunk (by col), */
@@ -241,50 +199,6 @@ static rn_conv_shape flipped_shape(const rn_conv_shape *s) {
                        .groups = 1};
     conv2d_shape_init(&f);
     return f;
-}
-
-/* Whether the direct strips take shape s's weight gradient, and their layout in *d. */
-static int wgrad_direct_plan(const rn_kernels *k, const rn_conv_shape *s, wgrad_plan *d) {
-    const int narrow = s->cout <= WGRAD_DIRECT_MAX_COUT &&
-                       (s->cin <= WGRAD_DIRECT_MAX_CIN ||
-                        (s->cin <= WGRAD_DIRECT_MAX_NARROW && s->cout <= WGRAD_DIRECT_MAX_NARROW &&
-                         s->wo >= WGRAD_DIRECT_MIN_WIDTH && s->stride == 1));
-    if (!k->wgrad || s->groups != 1 || s->kh * s->kw == 1 || s->stride > WGRAD_DIRECT_MAX_STRIDE ||
-        (s->stride > 1 && s->kh * s->kw < WGRAD_DIRECT_MIN_TAPS_STRIDED) || !narrow)
-        return 0;
-    const int st = s->stride;
-    d->rows = 0;
-    for (int ki = 0; ki < s->kh; ki++)
-        for (int b = 0; b < st && b < s->kw; b++) {
-            const int n = (s->kw - b + st - 1) / st; /* columns b, b + st, ... */
-            for (int t0 = 0; t0 < n; t0 += RN_WGRAD_KW_MAX) {
-                if (d->rows == WGRAD_ROWS_MAX)
-                    return 0;
-                const int taps = n - t0 < RN_WGRAD_KW_MAX ? n - t0 : RN_WGRAD_KW_MAX;
-                d->row[d->rows++] = (wgrad_row){(unsigned char)ki, (unsigned char)b,
-                                                (unsigned char)t0, (unsigned char)taps};
-            }
-        }
-    d->phases = st * st;
-    d->hph = (s->h + 2 * s->pad + st - 1) / st;
-    d->wph = (s->w + 2 * s->pad + st - 1) / st;
-    d->len = (s->ho * d->wph + 7) / 8 * 8;
-    d->dplane = (size_t)d->len;
-    /* a strip reads up to (kh - 1) / st rows and (kw - 1) / st columns past its positions */
-    size_t xplane = (size_t)d->len + (size_t)((s->kh - 1) / st) * d->wph +
-                    (size_t)((s->kw - 1) / st) + 1;
-    if (xplane < (size_t)d->hph * d->wph)
-        xplane = (size_t)d->hph * d->wph;
-    d->xplane = align_up(xplane);
-    d->co4 = (s->cout + RN_WGRAD_CO - 1) / RN_WGRAD_CO * RN_WGRAD_CO;
-    d->units = s->cin * d->rows * (d->co4 / RN_WGRAD_CO);
-    const size_t per_image = (size_t)s->cin * d->phases * d->xplane + (size_t)d->co4 * d->dplane;
-    d->block = WGRAD_BLOCK_FLOATS / per_image < 1 ? 1 : (int)(WGRAD_BLOCK_FLOATS / per_image);
-    if (d->block > s->n)
-        d->block = s->n;
-    d->acc_floats = (size_t)d->units * RN_WGRAD_CO * RN_WGRAD_KW_MAX * 8;
-    d->floats = align_up(per_image * (size_t)d->block) + d->acc_floats;
-    return 1;
 }
 
 static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s, int algos) {
@@ -332,7 +246,7 @@ static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s, int algos
         p.ws_data = (size_t)p.K * (size_t)p.chunk_d;
     }
 
-    p.wt_direct = wgrad_direct_plan(p.k, s, &p.wd);
+    p.wt_direct = conv_wgrad_plan_for(p.k, s, &p.wd);
 
     /* Transpose the smaller operand: dy (cout_g rows) or im2col (K rows). */
     p.wt_by_col = p.K < p.cout_g;
@@ -735,138 +649,6 @@ static void weight_by_col(const rn_conv_shape *s, const bwd_plan *p, const float
     }
 }
 
-/* ---------------------------------------------------------------------------
- * Fast path: direct weight gradient (windows on few channels)
- *
- * dw[co][ci][ki][kj] = sum over pixels of dy[co] x x[ci] shifted by the tap.
- * With the input padded (zeros around) and split into its stride x stride
- * phases (phase (a, b): every stride-th row from a and column from b, a
- * plane of hph x wph), and dy laid out on rows of wph (zeros past wo), tap
- * (ki, kj) is phase (ki % stride, kj % stride) at the fixed offset
- * (ki / stride) * wph + kj / stride along one run of len positions per
- * image, for every output pixel at once; the columns kj of one phase are
- * consecutive there. So the strips (direct.h) read the input in place, and
- * no im2col matrix is written. A unit (input channel, row: window row ki and
- * up to RN_WGRAD_KW_MAX columns of one phase, a group of RN_WGRAD_CO output
- * channels) keeps 8-lane partial sums of its taps; each block's strip
- * starts from zero and is added to them, and the lanes are added at the end
- * in a fixed order. The images go a block at a time (padded by all threads, then the
- * units shared out): every sum runs in an order fixed by the shape alone.
- * ------------------------------------------------------------------------- */
-
-/* dst[0 .. n) = src[0 .. n) by fixed-size pieces: rows of a few dozen floats, where a
- * variable-length memcpy (a library call) cost a fifth of a 16-channel layer's time. */
-static inline void copy_row(float *restrict dst, const float *restrict src, int n) {
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        memcpy(dst + i, src + i, 8 * sizeof(float));
-    for (; i < n; i++)
-        dst[i] = src[i];
-}
-
-/* The planes of images [b0, b0 + nb): x's phases at xp ((image, ci, phase)
- * planes of xplane floats), dy's at dp ((image, co) planes of dplane); the
- * zeros around them are written once, by the caller (worksharing). */
-static void wgrad_pad_block(const rn_conv_shape *s, const wgrad_plan *d, const float *x,
-                            const float *dy, int b0, int nb, float *xp, float *dp) {
-    const size_t in_plane = (size_t)s->h * s->w, out_plane = (size_t)s->ho * s->wo;
-    const long pix_in = (long)s->n * (long)in_plane, pix_out = (long)s->n * (long)out_plane;
-    const long xplanes = (long)nb * s->cin, planes = xplanes + (long)nb * s->cout;
-    const int st = s->stride;
-#pragma omp for schedule(static)
-    for (long q = 0; q < planes; q++) {
-        if (q < xplanes) {
-            const int b = (int)(q / s->cin), ci = (int)(q % s->cin);
-            const float *src = x + ci * pix_in + (size_t)(b0 + b) * in_plane;
-            float *dst = xp + ((size_t)b * s->cin + ci) * d->phases * d->xplane;
-            for (int y = 0; y < s->h; y++) {
-                const int py = y + s->pad;
-                if (st == 1) {
-                    copy_row(dst + (size_t)py * d->wph + s->pad, src + (size_t)y * s->w, s->w);
-                    continue;
-                }
-                for (int i = 0; i < s->w; i++) { /* each pixel into its phase */
-                    const int px = i + s->pad, ph = py % st * st + px % st;
-                    dst[(size_t)ph * d->xplane + (size_t)(py / st) * d->wph + px / st] =
-                        src[(size_t)y * s->w + i];
-                }
-            }
-        } else {
-            const int b = (int)((q - xplanes) / s->cout), co = (int)((q - xplanes) % s->cout);
-            const float *src = dy + co * pix_out + (size_t)(b0 + b) * out_plane;
-            float *dst = dp + ((size_t)b * d->co4 + co) * d->dplane;
-            for (int y = 0; y < s->ho; y++)
-                copy_row(dst + (size_t)y * d->wph, src + (size_t)y * s->wo, s->wo);
-        }
-    }
-}
-
-static void weight_direct(const rn_conv_shape *s, const bwd_plan *p, const float *x,
-                          const float *dy, float *dw, float *ws) {
-    const wgrad_plan *d = &p->wd;
-    const int groups = d->co4 / RN_WGRAD_CO, per_unit = RN_WGRAD_CO * RN_WGRAD_KW_MAX * 8;
-    const int st = s->stride;
-    const size_t xfloats = (size_t)d->block * s->cin * d->phases * d->xplane;
-    const size_t block_floats = xfloats + (size_t)d->block * d->co4 * d->dplane;
-    float *xp = ws, *dp = ws + xfloats, *acc = ws + align_up(block_floats);
-    const rn_wgrad_fn strip = p->k->wgrad;
-    /* zeros: the padding, the rows' tails, the channels past cout, the partial sums */
-#pragma omp for schedule(static)
-    for (long i = 0; i < (long)(align_up(block_floats) + d->acc_floats); i += 4096) {
-        const size_t end = align_up(block_floats) + d->acc_floats;
-        memset(ws + i, 0, ((size_t)i + 4096 < end ? 4096 : end - (size_t)i) * sizeof(float));
-    }
-    for (int b0 = 0; b0 < s->n; b0 += d->block) {
-        const int nb = s->n - b0 < d->block ? s->n - b0 : d->block;
-        wgrad_pad_block(s, d, x, dy, b0, nb, xp, dp); /* ends with a barrier */
-#pragma omp for schedule(static)
-        for (int u = 0; u < d->units; u++) {
-            /* unit u: output channels RN_WGRAD_CO * g .., input channel ci, row r */
-            const int g = u % groups, r = u / groups % d->rows, ci = u / groups / d->rows;
-            const wgrad_row *w = &d->row[r];
-            const int ph = w->ki % st * st + w->b;
-            float *a = acc + (size_t)u * per_unit;
-            float part[RN_WGRAD_CO * RN_WGRAD_KW_MAX * 8] = {0};
-            const rn_wgrad_strip sp = {
-                .dy = dp + (size_t)g * RN_WGRAD_CO * d->dplane,
-                .ldd = (ptrdiff_t)d->dplane,
-                .dstep = (ptrdiff_t)((size_t)d->co4 * d->dplane),
-                .x = xp + ((size_t)ci * d->phases + ph) * d->xplane +
-                     (size_t)(w->ki / st) * d->wph + w->t0,
-                .xstep = (ptrdiff_t)((size_t)s->cin * d->phases * d->xplane),
-                .len = d->len, .nimg = nb, .kw = w->taps};
-            strip(&sp, part); /* the block's sums, then added to the whole's */
-            for (int i = 0; i < RN_WGRAD_CO * w->taps * 8; i++)
-                a[i] += part[i];
-        }
-    }
-    /* the lanes added: dw (cout, cin, kh, kw) */
-#pragma omp for schedule(static)
-    for (int u = 0; u < d->units; u++) {
-        const int g = u % groups, r = u / groups % d->rows, ci = u / groups / d->rows;
-        const wgrad_row *w = &d->row[r];
-        const float *a = acc + (size_t)u * per_unit;
-        for (int c = 0; c < RN_WGRAD_CO && g * RN_WGRAD_CO + c < s->cout; c++)
-            for (int j = 0; j < w->taps; j++) {
-                const float *l = a + (c * w->taps + j) * 8;
-                const int co = g * RN_WGRAD_CO + c, kj = w->b + st * (w->t0 + j);
-                dw[(((size_t)co * s->cin + ci) * s->kh + w->ki) * s->kw + kj] =
-                    ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
-            }
-    }
-}
-
-void rn_wgrad_strip_portable(const rn_wgrad_strip *s, float *acc) {
-    for (int c = 0; c < RN_WGRAD_CO; c++)
-        for (int j = 0; j < s->kw; j++)
-            for (int b = 0; b < s->nimg; b++) {
-                const float *dy = s->dy + b * s->dstep + c * s->ldd, *x = s->x + b * s->xstep + j;
-                for (int q = 0; q < s->len; q += 8)
-                    for (int l = 0; l < 8; l++)
-                        acc[(c * s->kw + j) * 8 + l] += dy[q + l] * x[q + l];
-            }
-}
-
 int conv2d_backward_weight_direct(const rn_kernels *k, const rn_conv_shape *s) {
     rn_conv_shape c;
     int k0;
@@ -895,7 +677,7 @@ void conv2d_backward_weight(const rn_kernels *k, const rn_conv_shape *s, const f
 #pragma omp parallel num_threads(rn_threads())
     {
         if (p.wt_direct)
-            weight_direct(s, &p, x, dy, dw, workspace);
+            conv_wgrad_run(p.k, s, &p.wd, x, dy, dw, workspace);
         for (int g = 0; g < p.G && !p.wt_direct; g++) {
             // x_g: (cin_g, n*h*w)  dy_g: (cout_g, n*ho*wo)  dw_g: (cout_g, K)
             const float *xg = x + (size_t)g * p.cin_g * p.pix_in;

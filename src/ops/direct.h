@@ -45,12 +45,13 @@ typedef void (*rn_direct_fn)(const float *w, const rn_direct_tile *t);
 void rn_direct_tile_portable(const float *w, const rn_direct_tile *t);
 
 /* ---------------------------------------------------------------------------
- * The direct weight gradient's strip (conv2d_backward.c), for narrow
- * stride-1 convolutions, where an im2col matrix costs more to write and
- * read than the few products per element it feeds. The caller lays the
- * image out padded, so that a window tap is a fixed offset along one long
- * run of positions; then, for RN_WGRAD_CO output channels and the kw (1 to
- * RN_WGRAD_KW_MAX) taps of one window row, over len positions (a multiple
+ * The direct weight gradient's strip (conv_wgrad.c), for convolutions on
+ * few channels, where an im2col matrix costs more to write and read than
+ * the few products per element it feeds. The caller lays the image out
+ * padded (and split into its stride x stride phases), so that a window tap
+ * is a fixed offset along one long run of positions; then, for RN_WGRAD_CO
+ * output channels and kw (1 to RN_WGRAD_KW_MAX) consecutive taps there (the
+ * columns of one window row in one phase), over len positions (a multiple
  * of 8) of each of nimg images:
  *     acc[(c * kw + j) * 8 + l] += sum over images b < nimg, then v < len / 8,
  *         in order, of dy[b * dstep + c * ldd + 8 * v + l] * x[b * xstep + 8 * v + l + j]
@@ -63,14 +64,14 @@ void rn_direct_tile_portable(const float *w, const rn_direct_tile *t);
 typedef struct rn_wgrad_strip {
     const float *dy;        /* the first image's first channel */
     ptrdiff_t ldd, dstep;   /* floats between channels, between images */
-    const float *x;         /* the first image's window row */
+    const float *x;         /* the first image's first tap */
     ptrdiff_t xstep;        /* floats between images */
     int len, nimg, kw;
 } rn_wgrad_strip;
 
 typedef void (*rn_wgrad_fn)(const rn_wgrad_strip *s, float *acc);
 
-/* The portable strip (conv2d_backward.c). */
+/* The portable strip (conv_wgrad.c). */
 void rn_wgrad_strip_portable(const rn_wgrad_strip *s, float *acc);
 
 #endif

@@ -79,17 +79,6 @@ typedef struct b_source {
     int N;
 } b_source;
 
-/* dst[0 .. n-1] = src[0 .. n-1] by fixed-size pieces: a variable-length
- * memcpy compiles to a library call (rep movs), slow for the short rows of a
- * panel. */
-static inline void copy_floats(float *dst, const float *src, int n) {
-    int j = 0;
-    for (; j + 8 <= n; j += 8)
-        memcpy(dst + j, src + j, 8 * sizeof(float));
-    for (; j < n; j++)
-        dst[j] = src[j];
-}
-
 void rn_pack_bt_portable(const float *src, ptrdiff_t ldb, int kc, int cols, int nr, float *dst) {
     for (int j = 0; j < cols; j++)
         for (int k = 0; k < kc; k++)
@@ -116,7 +105,7 @@ static void pack_b_matrix(const rn_kernels *kd, const b_source *bs, int k0, int 
             for (int q = 0; q < np; q++) {
                 float *row = dst + ((ptrdiff_t)q * kc + k) * nr;
                 const int cols = total - q * nr < nr ? total - q * nr : nr;
-                copy_floats(row, src + q * nr, cols > 0 ? cols : 0);
+                rn_copy_floats(row, src + q * nr, cols > 0 ? cols : 0);
                 for (int j = cols > 0 ? cols : 0; j < nr; j++)
                     row[j] = 0.0f;
             }
@@ -554,7 +543,7 @@ void rn_im2col_block(const rn_kernels *kd, const rn_im2col *im, int k0, int rows
             const int kc = rows - r0 < RN_KC_MAX ? rows - r0 : RN_KC_MAX;
             pack_b_fp32(kd, &bs, k0 + r0, kc, j0 + t0, width, 1, panel);
             for (int r = 0; r < kc; r++)
-                copy_floats(dst + (ptrdiff_t)(r0 + r) * ldd + t0, panel + (ptrdiff_t)r * width,
+                rn_copy_floats(dst + (ptrdiff_t)(r0 + r) * ldd + t0, panel + (ptrdiff_t)r * width,
                             cols);
         }
     }
