@@ -199,6 +199,17 @@ static void check_heuristic(void) {
                  rn_conv_algo_get(cases[i].want)->name);
         check(conv2d_shape_init(&s) && rn_conv_algo_choose(kd, &s) == cases[i].want, what);
     }
+    /* ResNet's last stage at batch 1: direct with a 14-pixel tile (AVX-512), else F(2x2) */
+    rn_conv_shape s = {.n = 1, .cin = 512, .h = 7, .w = 7, .cout = 512, .kh = 3, .kw = 3,
+                       .stride = 1, .pad = 1, .groups = 1};
+    const rn_conv_algo_id want = kd->direct_mr >= 14 ? RN_CONV_DIRECT : RN_CONV_WINOGRAD2;
+    char what[96];
+    snprintf(what, sizeof what, "heuristic: 3x3 512->512 at 7, batch 1, by %s (%d-pixel direct tile)",
+             rn_conv_algo_get(want)->name, kd->direct_mr);
+    check(conv2d_shape_init(&s) && rn_conv_algo_choose(kd, &s) == want, what);
+    s.n = 2;
+    check(conv2d_shape_init(&s) && rn_conv_algo_choose(kd, &s) == RN_CONV_WINOGRAD2,
+          "heuristic: 3x3 512->512 at 7, batch 2, by winograd2");
 }
 
 static void check_determinism(rn_conv_shape s) {
@@ -281,6 +292,8 @@ static void run_cases(int randoms) {
     check_conv(shape(2, 32, 1, 1, 16, 3, 1, 1, 1), 7, "3x3 on 1x1");
     check_conv(shape(1, 64, 56, 56, 64, 3, 1, 1, 1), 7, "ResNet 3x3 64@56");
     check_conv(shape(2, 40, 17, 23, 96, 3, 1, 1, 1), 3, "3x3 odd sizes");
+    check_conv(shape(1, 96, 7, 7, 40, 3, 1, 1, 1), 7, "3x3 7x7 weights over the input (direct: by panel)");
+    check_conv(shape(2, 5, 9, 31, 24, 3, 1, 1, 1), 7, "rows of 31: tiles of 14, 14, 3");
 }
 
 /* Each descriptor's F(2x2) tile transforms against the portable ones, bit for bit (the same
@@ -374,6 +387,7 @@ int main(void) {
         algo = rn_conv_algo_get(RN_CONV_DIRECT);
         check_determinism(shape(2, 3, 64, 64, 64, 7, 2, 3, 1));
         check_determinism(shape(3, 1, 400, 400, 16, 3, 2, 1, 1));
+        check_determinism(shape(1, 160, 7, 7, 96, 3, 1, 1, 1));
         algo = NULL;
         check_wino2_transforms(kd);
         check_heuristic();

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/status.h"
+#include "ops/kernels.h"
 
 static const rn_conv_algo *const ALGOS[RN_CONV_ALGO_COUNT] = {
     [RN_CONV_IM2COL] = &rn_conv_im2col,
@@ -130,7 +131,19 @@ static int strided_1x1_by_im2col(const rn_kernels *k, const rn_conv_shape *s) {
 #define DIRECT_MAX_CHANNELS_WINDOW 16
 #define DIRECT_MAX_CHANNELS_STRIDED 32
 
-static int direct_pays(const rn_conv_shape *s) {
+/* ... and, with a 14-pixel tile (AVX-512), for windows at stride 1 on maps of at most 64 output
+ * pixels (7x7 at batch 1), where F(2x2) would run: its weights are 16/9 of these, streamed
+ * from memory once per pass at batch 1, and its 4-point tiles are too few to repay them.
+ * 512 -> 512 at 7x7, AMD EPYC Zen 5, 2 threads, effective GFLOP/s: `bench_conv` (weights hot)
+ * batch 1 direct 262-302 against F(2x2) 299-426 and im2col 237-266, batch 2 293 against 361;
+ * inside resnet18 at batch 1 (`profile_layers`, weights from memory) 230 against 198. */
+#define DIRECT_WIDE_MR 14
+#define DIRECT_WIDE_MAX_PIXELS 64
+
+static int direct_pays(const rn_kernels *k, const rn_conv_shape *s) {
+    if (k->direct_mr >= DIRECT_WIDE_MR && s->stride == 1 && s->kh * s->kw > 1 &&
+        (long)s->n * s->ho * s->wo <= DIRECT_WIDE_MAX_PIXELS)
+        return 1;
     if (s->cin <= DIRECT_MAX_CHANNELS)
         return 1;
     const int window = s->kh * s->kw > 1;
@@ -143,7 +156,7 @@ rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s)
     int k0;
     if (conv2d_crop_shape(s, &cropped, &k0))
         return RN_CONV_IM2COL; /* a smaller kernel on a tiny map: im2col crops it */
-    if (rn_conv_direct.supports(s) && direct_pays(s))
+    if (rn_conv_direct.supports(s) && direct_pays(rn_kernels_or_default(k), s))
         return RN_CONV_DIRECT;
     if (rn_conv_winograd.supports(s) && winograd_pays(s))
         return RN_CONV_WINOGRAD;

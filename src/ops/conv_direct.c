@@ -2,8 +2,9 @@
  * conv_direct.c - direct convolution (an algorithm behind conv_algo.h's
  * seam; the tile contract in direct.h).
  *
- * Each tile multiplies a row of RN_DIRECT_MR output pixels by RN_DIRECT_NR
- * output channels over the whole window: the input values broadcast, the
+ * Each tile multiplies a row of up to direct_mr output pixels (the kernel
+ * descriptor's: 6 for AVX2, 14 for AVX-512) by RN_DIRECT_NR output channels
+ * over the whole window: the input values broadcast, the
  * weights loaded as vectors. Nothing is packed per call but a copy of the
  * input with its padding written out, so the im2col GEMM's packing (for the
  * 3-channel 7x7/2 stem, a strided gather of 147 taps into every panel,
@@ -15,7 +16,11 @@
  * K x NR each (zero past cout), tap k = (c, ki, kj) in the order of w.
  * Forward, a round of images at a time: the padded copy and the taps'
  * offsets into it (the workspace), then the tiles, threads sharing out
- * (output row, channel panel) pairs.
+ * (output row, channel panel) pairs: the panels of a row together where the
+ * weights are smaller than the round's input (the stems: every panel stays
+ * in cache while a row's input is read once), the rows of a panel together
+ * where they are larger (a small map at batch 1, 512 channels at 7x7: each
+ * thread streams its share of the 9.4 MB of weights once, not once a row).
  * Every output is one sum over k in order, the same on any thread count.
  */
 #include <string.h>
@@ -24,13 +29,12 @@
 #include "ops/conv_algo.h"
 #include "ops/kernels.h"
 
-#define MR RN_DIRECT_MR
 #define NR RN_DIRECT_NR
 
 static int ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
 
 void rn_direct_tile_portable(const float *w, const rn_direct_tile *t) {
-    float acc[MR][NR] = {{0}};
+    float acc[RN_DIRECT_MR_MAX][NR] = {{0}};
     for (int k = 0; k < t->kc; k++) {
         const float *xk = t->x + t->off[k], *wk = w + (ptrdiff_t)k * NR;
         for (int i = 0; i < t->m; i++)
@@ -124,6 +128,8 @@ static void forward(const rn_kernels *k, const rn_conv_shape *s, const float *x,
     const rn_direct_fn tile_fn = k->direct ? k->direct : rn_direct_tile_portable;
     const int hp = s->h + 2 * s->pad, wp = s->w + 2 * s->pad, K = taps(s);
     const int round = images_per_round(s), panels = ceil_div(s->cout, NR);
+    const int mr = k->direct && k->direct_mr ? k->direct_mr : 6;
+    const int by_panel = (double)panels * NR * K > (double)padded_floats(s);
     const ptrdiff_t out_plane = (ptrdiff_t)s->n * s->ho * s->wo;
     float *xp = workspace;
     ptrdiff_t *off = (ptrdiff_t *)(workspace + padded_floats(s));
@@ -138,8 +144,11 @@ static void forward(const rn_kernels *k, const rn_conv_shape *s, const float *x,
         pad_images(s, x, b0, nb, xp);
 #pragma omp for schedule(static)
         for (long it = 0; it < (long)nb * s->ho * panels; it++) {
-            /* consecutive items: the panels of one output row, which share its input rows */
-            const int p = (int)(it % panels), row = (int)(it / panels);
+            /* consecutive items: the panels of one output row, which share its input rows, or
+             * the rows of one panel, which share its weights */
+            const long rows = (long)nb * s->ho;
+            const int p = (int)(by_panel ? it / rows : it % panels);
+            const int row = (int)(by_panel ? it % rows : it / panels);
             const int b = row / s->ho, oh = row % s->ho;
             rn_direct_tile t = {.off = off, .kc = K, .xs = s->stride, .ldy = out_plane,
                                 .relu = relu};
@@ -149,8 +158,8 @@ static void forward(const rn_kernels *k, const rn_conv_shape *s, const float *x,
             const float *xrow = xp + ((ptrdiff_t)b * s->cin * hp + (ptrdiff_t)oh * s->stride) * wp;
             const ptrdiff_t yrow =
                 (ptrdiff_t)p * NR * out_plane + ((ptrdiff_t)(b0 + b) * s->ho + oh) * s->wo;
-            for (int ow = 0; ow < s->wo; ow += MR) {
-                t.m = s->wo - ow < MR ? s->wo - ow : MR;
+            for (int ow = 0; ow < s->wo; ow += mr) {
+                t.m = s->wo - ow < mr ? s->wo - ow : mr;
                 t.wide = ow + 8 <= s->wo;
                 t.x = xrow + (ptrdiff_t)ow * s->stride;
                 t.y = y + yrow + ow;

@@ -3,8 +3,8 @@
  * algorithm (conv_direct.c) and its per-ISA tile functions (portable in
  * conv_direct.c, AVX2 in x86/conv_direct_avx2.c).
  *
- * A tile is up to RN_DIRECT_MR output pixels along one output row by up to
- * RN_DIRECT_NR output channels, summed over the K taps of the window in
+ * A tile is up to the descriptor's direct_mr (at most RN_DIRECT_MR_MAX) output
+ * pixels along one output row by up to RN_DIRECT_NR output channels, summed over the K taps of the window in
  * order (k = 0 .. K-1, one sum per output):
  *     y[j * ldy + i] = epilogue( sum_k x[off[k] + i * xs] * w[k * NR + j] )
  * for pixels i < m and channels j < n. The input is read where each tap's
@@ -20,7 +20,7 @@
 
 #include <stddef.h>
 
-#define RN_DIRECT_MR 6      /* output pixels per tile */
+#define RN_DIRECT_MR_MAX 14 /* output pixels per tile, at most (AVX-512: 14, AVX2 and C: 6) */
 #define RN_DIRECT_NR 16     /* output channels per tile */
 
 typedef struct rn_direct_tile {
@@ -28,7 +28,7 @@ typedef struct rn_direct_tile {
     const ptrdiff_t *off;   /* K tap offsets from x */
     int kc;                 /* K */
     int xs;                 /* input floats between two pixels of the tile */
-    int m, n;               /* pixels (<= MR) and channels (<= NR) to store */
+    int m, n;               /* pixels (<= direct_mr) and channels (<= NR) to store */
     float *y;               /* channel j, pixel i at y[j * ldy + i] */
     ptrdiff_t ldy;
     const float *bias;      /* n of them, or NULL */
