@@ -2,9 +2,9 @@
  * conv_direct.c - direct convolution (an algorithm behind conv_algo.h's
  * seam; the tile contract in direct.h).
  *
- * Each tile multiplies a row of up to direct_mr output pixels (the kernel
- * descriptor's: 6 for AVX2, 14 for AVX-512) by RN_DIRECT_NR output channels
- * over the whole window: the input values broadcast, the
+ * Each tile multiplies a row of up to direct_mr output pixels by direct_nr
+ * output channels (the kernel descriptor's: 6 x 16 for AVX2 and C, 14 x 32
+ * for AVX-512) over the whole window: the input values broadcast, the
  * weights loaded as vectors. Nothing is packed per call but a copy of the
  * input with its padding written out, so the im2col GEMM's packing (for the
  * 3-channel 7x7/2 stem, a strided gather of 147 taps into every panel,
@@ -12,8 +12,8 @@
  * few channels: the weights of a tile (K x 16) stay in L1 and every input
  * value is used for 16 channels straight from there.
  *
- * Preparation: the weights packed in panels of RN_DIRECT_NR output channels,
- * K x NR each (zero past cout), tap k = (c, ki, kj) in the order of w.
+ * Preparation: the weights packed in panels of direct_nr output channels,
+ * K x direct_nr each (zero past cout), tap k = (c, ki, kj) in the order of w.
  * Forward, a round of images at a time: the padded copy and the taps'
  * offsets into it (the workspace), then the tiles, threads sharing out
  * (output row, channel panel) pairs: the panels of a row together where the
@@ -59,20 +59,32 @@ static int supports(const rn_conv_shape *s) { return s->groups == 1; }
 
 static int taps(const rn_conv_shape *s) { return s->cin * s->kh * s->kw; }
 
+/* The tile of k: its function, pixels and channels (the portable tile's where k has none). */
+typedef struct tile_geometry {
+    rn_direct_fn fn;
+    int mr, nr;
+} tile_geometry;
+
+static tile_geometry geometry(const rn_kernels *k) {
+    k = rn_kernels_or_default(k);
+    if (k->direct && k->direct_mr > 0 && k->direct_nr > 0)
+        return (tile_geometry){k->direct, k->direct_mr, k->direct_nr};
+    return (tile_geometry){rn_direct_tile_portable, 6, RN_DIRECT_NR};
+}
+
 static size_t prepared_floats(const rn_kernels *k, const rn_conv_shape *s) {
-    (void)k;
-    return (size_t)ceil_div(s->cout, NR) * NR * (size_t)taps(s);
+    const int nr = geometry(k).nr;
+    return (size_t)ceil_div(s->cout, nr) * nr * (size_t)taps(s);
 }
 
 static void prepare(const rn_kernels *k, const rn_conv_shape *s, const float *w, float *prepared) {
-    // w: (cout, K) -> prepared: panels of NR channels, (K, NR) each
-    (void)k;
-    const int K = taps(s), panels = ceil_div(s->cout, NR);
+    // w: (cout, K) -> prepared: panels of nr channels, (K, nr) each
+    const int K = taps(s), nr = geometry(k).nr, panels = ceil_div(s->cout, nr);
     for (int p = 0; p < panels; p++)
         for (int kk = 0; kk < K; kk++)
-            for (int j = 0; j < NR; j++) {
-                const int co = p * NR + j;
-                prepared[((size_t)p * K + kk) * NR + j] = co < s->cout ? w[(size_t)co * K + kk] : 0.0f;
+            for (int j = 0; j < nr; j++) {
+                const int co = p * nr + j;
+                prepared[((size_t)p * K + kk) * nr + j] = co < s->cout ? w[(size_t)co * K + kk] : 0.0f;
             }
 }
 
@@ -124,12 +136,11 @@ static void pad_images(const rn_conv_shape *s, const float *x, int b0, int nb, f
 static void forward(const rn_kernels *k, const rn_conv_shape *s, const float *x,
                     const float *prepared, const float *bias, const float *residual, int relu,
                     float *y, float *workspace) {
-    k = rn_kernels_or_default(k);
-    const rn_direct_fn tile_fn = k->direct ? k->direct : rn_direct_tile_portable;
+    const tile_geometry g = geometry(k);
+    const int mr = g.mr, nr = g.nr;
     const int hp = s->h + 2 * s->pad, wp = s->w + 2 * s->pad, K = taps(s);
-    const int round = images_per_round(s), panels = ceil_div(s->cout, NR);
-    const int mr = k->direct && k->direct_mr ? k->direct_mr : 6;
-    const int by_panel = (double)panels * NR * K > (double)padded_floats(s);
+    const int round = images_per_round(s), panels = ceil_div(s->cout, nr);
+    const int by_panel = (double)panels * nr * K > (double)padded_floats(s);
     const ptrdiff_t out_plane = (ptrdiff_t)s->n * s->ho * s->wo;
     float *xp = workspace;
     ptrdiff_t *off = (ptrdiff_t *)(workspace + padded_floats(s));
@@ -152,19 +163,19 @@ static void forward(const rn_kernels *k, const rn_conv_shape *s, const float *x,
             const int b = row / s->ho, oh = row % s->ho;
             rn_direct_tile t = {.off = off, .kc = K, .xs = s->stride, .ldy = out_plane,
                                 .relu = relu};
-            t.n = s->cout - p * NR < NR ? s->cout - p * NR : NR;
-            t.bias = bias ? bias + p * NR : NULL;
-            const float *w = prepared + (size_t)p * K * NR;
+            t.n = s->cout - p * nr < nr ? s->cout - p * nr : nr;
+            t.bias = bias ? bias + p * nr : NULL;
+            const float *w = prepared + (size_t)p * K * nr;
             const float *xrow = xp + ((ptrdiff_t)b * s->cin * hp + (ptrdiff_t)oh * s->stride) * wp;
             const ptrdiff_t yrow =
-                (ptrdiff_t)p * NR * out_plane + ((ptrdiff_t)(b0 + b) * s->ho + oh) * s->wo;
+                (ptrdiff_t)p * nr * out_plane + ((ptrdiff_t)(b0 + b) * s->ho + oh) * s->wo;
             for (int ow = 0; ow < s->wo; ow += mr) {
                 t.m = s->wo - ow < mr ? s->wo - ow : mr;
                 t.wide = ow + 8 <= s->wo;
                 t.x = xrow + (ptrdiff_t)ow * s->stride;
                 t.y = y + yrow + ow;
                 t.res = residual ? residual + yrow + ow : NULL;
-                tile_fn(w, &t);
+                g.fn(w, &t);
             }
         } /* its barrier: the copy is free for the next round */
     }

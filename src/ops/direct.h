@@ -4,8 +4,9 @@
  * conv_direct.c, AVX2 in x86/conv_direct_avx2.c).
  *
  * A tile is up to the descriptor's direct_mr (at most RN_DIRECT_MR_MAX) output
- * pixels along one output row by up to RN_DIRECT_NR output channels, summed over the K taps of the window in
- * order (k = 0 .. K-1, one sum per output):
+ * pixels along one output row by up to its direct_nr output channels (NR below:
+ * 16 for the AVX2 and C tiles, 32 for AVX-512's), summed over the K taps of the
+ * window in order (k = 0 .. K-1, one sum per output):
  *     y[j * ldy + i] = epilogue( sum_k x[off[k] + i * xs] * w[k * NR + j] )
  * for pixels i < m and channels j < n. The input is read where each tap's
  * offset says (a copy of it with the padding written out, so no tap is ever
@@ -21,7 +22,7 @@
 #include <stddef.h>
 
 #define RN_DIRECT_MR_MAX 14 /* output pixels per tile, at most (AVX-512: 14, AVX2 and C: 6) */
-#define RN_DIRECT_NR 16     /* output channels per tile */
+#define RN_DIRECT_NR 16     /* output channels per tile of the AVX2 and C tiles */
 
 typedef struct rn_direct_tile {
     const float *x;         /* the tile's first pixel's window origin */
@@ -38,7 +39,7 @@ typedef struct rn_direct_tile {
                                same caller (a tile may store 8 pixels) */
 } rn_direct_tile;
 
-/* One tile from the packed weights w (K x NR). */
+/* One tile from the packed weights w (K x NR, NR the descriptor's direct_nr). */
 typedef void (*rn_direct_fn)(const float *w, const rn_direct_tile *t);
 
 /* The portable tile (conv_direct.c). */

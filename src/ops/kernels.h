@@ -87,7 +87,7 @@ typedef struct rn_kernels {
     rn_wino_in_fn wino2_in; /* and F(2x2, 3x3)'s */
     rn_wino_out_fn wino2_out;
     rn_direct_fn direct;    /* direct convolution tiles (direct.h) */
-    int direct_mr;          /* their output pixels, at most (<= RN_DIRECT_MR_MAX) */
+    int direct_mr, direct_nr; /* their output pixels (<= RN_DIRECT_MR_MAX) and channels */
     rn_wgrad_fn wgrad;      /* the direct weight gradient's strips (direct.h); NULL: GEMM only */
     /* int8 convolution (qconv.h): tiles of up to q_nj columns x q_ncb blocks
      * of 16 output channels */
@@ -235,8 +235,8 @@ void rn_wino_out_avx2(const float *src, ptrdiff_t stride, const rn_wino_out *o);
 void rn_wino2_in_avx2(const rn_wino_in *in, float *dst, ptrdiff_t stride);
 void rn_wino2_out_avx2(const float *src, ptrdiff_t stride, const rn_wino_out *o);
 
-/* Direct convolution tiles (src/ops/x86/conv_direct_avx2.c: 6 pixels, conv_direct_avx512.c:
- * 14) and the weight gradient's strips (AVX2, also used on AVX-512 CPUs). */
+/* Direct convolution tiles (src/ops/x86/conv_direct_avx2.c: 6 pixels x 16 channels,
+ * conv_direct_avx512.c: 14 x 32) and the weight gradient's strips (AVX2, also used on AVX-512 CPUs). */
 void rn_direct_tile_avx2(const float *w, const rn_direct_tile *t);
 void rn_direct_tile_avx512(const float *w, const rn_direct_tile *t);
 void rn_wgrad_strip_avx2(const rn_wgrad_strip *s, float *acc);

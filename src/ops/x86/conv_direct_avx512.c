@@ -1,11 +1,12 @@
 /*
  * conv_direct_avx512.c - the direct convolution's tile (contract in
- * ops/direct.h) with AVX-512: up to 14 pixels x 16 channels, one zmm
- * accumulator per pixel; per tap, one vector of 16 weights and a broadcast
- * fused multiply-add per pixel. The AVX2 tile (6 pixels x 2 ymm) leaves half
- * of a 512-bit FMA unit idle; 14 independent accumulators keep both of Zen 5's
- * (or a Xeon's) busy through their latency. The tile is transposed in
- * registers (16 x 16) for the store, where a channel's pixels lie together.
+ * ops/direct.h) with AVX-512: up to 14 pixels x 32 channels in 28 zmm
+ * accumulators; per tap, two vectors of 16 weights, and per pixel one
+ * broadcast and two fused multiply-adds (16 loads for 28 FMAs; the AVX2 tile,
+ * 6 pixels x 2 ymm, leaves half of a 512-bit FMA unit idle). A 7-wide map
+ * (ResNet's last stage) still has 14 sums in flight. The tile is transposed
+ * in registers (16 x 16 per 16 channels) for the store, where a channel's
+ * pixels lie together.
  *
  * Compiled with -mavx512f (and the rest of AVX512_FLAGS); called only when
  * the CPU has them.
@@ -14,6 +15,8 @@
 #include <stddef.h>
 
 #include "ops/kernels.h"
+
+#define NR 32 /* output channels per tile: the descriptor's direct_nr */
 
 /* In place: r[i] (16 rows of 16) -> its transpose. */
 static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
@@ -52,57 +55,44 @@ static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
 /* M pixels; XS their stride when known at compile time (1, 2), else 0: t->xs. */
 static inline __attribute__((always_inline)) void tile(const int M, const int XS, const float *w,
                                                        const rn_direct_tile *t) {
-    __m512 acc[16];
+    __m512 acc[2][16];
 #pragma GCC unroll 16
     for (int i = 0; i < 16; i++)
-        acc[i] = _mm512_setzero_ps();
+        acc[0][i] = acc[1][i] = _mm512_setzero_ps();
     const float *x = t->x;
     const ptrdiff_t xs = XS ? XS : t->xs;
     const int kc = t->kc;
-    int k = 0;
-    if (M <= 7) {
-        /* few pixels (a 7-wide map): even and odd taps summed apart, in acc[i] and acc[8 + i],
-         * so that 2 M sums are in flight, then added */
-        for (; k + 1 < kc; k += 2) {
-            const float *x0 = x + t->off[k], *x1 = x + t->off[k + 1];
-            const __m512 b0 = _mm512_loadu_ps(w + (ptrdiff_t)k * RN_DIRECT_NR);
-            const __m512 b1 = _mm512_loadu_ps(w + (ptrdiff_t)(k + 1) * RN_DIRECT_NR);
-#pragma GCC unroll 7
-            for (int i = 0; i < M; i++) {
-                acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(x0[i * xs]), b0, acc[i]);
-                acc[8 + i] = _mm512_fmadd_ps(_mm512_set1_ps(x1[i * xs]), b1, acc[8 + i]);
-            }
-        }
-    }
 #pragma GCC unroll 2
-    for (; k < kc; k++) {
+    for (int k = 0; k < kc; k++) {
         const float *xk = x + t->off[k];
-        const __m512 b = _mm512_loadu_ps(w + (ptrdiff_t)k * RN_DIRECT_NR);
+        const __m512 b0 = _mm512_loadu_ps(w + (ptrdiff_t)k * NR);
+        const __m512 b1 = _mm512_loadu_ps(w + (ptrdiff_t)k * NR + 16);
 #pragma GCC unroll 14
-        for (int i = 0; i < M; i++)
-            acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(xk[i * xs]), b, acc[i]);
-    }
-    if (M <= 7)
-#pragma GCC unroll 7
         for (int i = 0; i < M; i++) {
-            acc[i] = _mm512_add_ps(acc[i], acc[8 + i]);
-            acc[8 + i] = _mm512_setzero_ps();
+            const __m512 a = _mm512_set1_ps(xk[i * xs]);
+            acc[0][i] = _mm512_fmadd_ps(a, b0, acc[0][i]);
+            acc[1][i] = _mm512_fmadd_ps(a, b1, acc[1][i]);
         }
+    }
 
     /* rows: pixels x 16 channels -> rows: channels x 16 pixels (the first M valid) */
-    transpose16(acc);
     const __mmask16 mask = (__mmask16)((1u << M) - 1);
     const __m512 zero = _mm512_setzero_ps();
-    for (int ch = 0; ch < t->n; ch++) {
-        const ptrdiff_t at = (ptrdiff_t)ch * t->ldy;
-        __m512 o = acc[ch];
-        if (t->bias)
-            o = _mm512_add_ps(o, _mm512_set1_ps(t->bias[ch]));
-        if (t->res)
-            o = _mm512_add_ps(o, _mm512_maskz_loadu_ps(mask, t->res + at));
-        if (t->relu)
-            o = _mm512_max_ps(zero, o); /* NaN (2nd operand) passes, as in PyTorch */
-        _mm512_mask_storeu_ps(t->y + at, mask, o);
+    for (int v = 0; v < 2 && 16 * v < t->n; v++) {
+        transpose16(acc[v]);
+        const int n = t->n - 16 * v < 16 ? t->n - 16 * v : 16;
+        for (int j = 0; j < n; j++) {
+            const int ch = 16 * v + j;
+            const ptrdiff_t at = (ptrdiff_t)ch * t->ldy;
+            __m512 o = acc[v][j];
+            if (t->bias)
+                o = _mm512_add_ps(o, _mm512_set1_ps(t->bias[ch]));
+            if (t->res)
+                o = _mm512_add_ps(o, _mm512_maskz_loadu_ps(mask, t->res + at));
+            if (t->relu)
+                o = _mm512_max_ps(zero, o); /* NaN (2nd operand) passes, as in PyTorch */
+            _mm512_mask_storeu_ps(t->y + at, mask, o);
+        }
     }
 }
 
