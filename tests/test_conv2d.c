@@ -210,6 +210,16 @@ static void check_heuristic(void) {
     s.n = 2;
     check(conv2d_shape_init(&s) && rn_conv_algo_choose(kd, &s) == RN_CONV_WINOGRAD2,
           "heuristic: 3x3 512->512 at 7, batch 2, by winograd2");
+    /* a strided window at batch 1 too, not at batch 32 */
+    s = (rn_conv_shape){.n = 1, .cin = 128, .h = 28, .w = 28, .cout = 256, .kh = 3, .kw = 3,
+                        .stride = 2, .pad = 1, .groups = 1};
+    const rn_conv_algo_id strided = kd->direct_mr >= 14 ? RN_CONV_DIRECT : RN_CONV_IM2COL;
+    snprintf(what, sizeof what, "heuristic: 3x3/2 128->256 at 28, batch 1, by %s",
+             rn_conv_algo_get(strided)->name);
+    check(conv2d_shape_init(&s) && rn_conv_algo_choose(kd, &s) == strided, what);
+    s.n = 32;
+    check(conv2d_shape_init(&s) && rn_conv_algo_choose(kd, &s) == RN_CONV_IM2COL,
+          "heuristic: 3x3/2 128->256 at 28, batch 32, by im2col");
 }
 
 static void check_determinism(rn_conv_shape s) {

@@ -52,9 +52,10 @@ static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
         r[i] = o[i];
 }
 
-/* M pixels; XS their stride when known at compile time (1, 2), else 0: t->xs. */
-static inline __attribute__((always_inline)) void tile(const int M, const int XS, const float *w,
-                                                       const rn_direct_tile *t) {
+/* M pixels; XS their stride when known at compile time (1, 2), else 0: t->xs; V vectors of 16
+ * channels (1 where the tile has at most 16: a narrow layer's, the other half being zeros). */
+static inline __attribute__((always_inline)) void tile(const int M, const int XS, const int V,
+                                                       const float *w, const rn_direct_tile *t) {
     __m512 acc[2][16];
 #pragma GCC unroll 16
     for (int i = 0; i < 16; i++)
@@ -66,12 +67,13 @@ static inline __attribute__((always_inline)) void tile(const int M, const int XS
     for (int k = 0; k < kc; k++) {
         const float *xk = x + t->off[k];
         const __m512 b0 = _mm512_loadu_ps(w + (ptrdiff_t)k * NR);
-        const __m512 b1 = _mm512_loadu_ps(w + (ptrdiff_t)k * NR + 16);
+        const __m512 b1 = V > 1 ? _mm512_loadu_ps(w + (ptrdiff_t)k * NR + 16) : b0;
 #pragma GCC unroll 14
         for (int i = 0; i < M; i++) {
             const __m512 a = _mm512_set1_ps(xk[i * xs]);
             acc[0][i] = _mm512_fmadd_ps(a, b0, acc[0][i]);
-            acc[1][i] = _mm512_fmadd_ps(a, b1, acc[1][i]);
+            if (V > 1)
+                acc[1][i] = _mm512_fmadd_ps(a, b1, acc[1][i]);
         }
     }
 
@@ -96,8 +98,9 @@ static inline __attribute__((always_inline)) void tile(const int M, const int XS
     }
 }
 
+#define BY_WIDTH(M, XS) (t->n > 16 ? tile(M, XS, 2, w, t) : tile(M, XS, 1, w, t))
 #define BY_STRIDE(M)                                                                               \
-    (t->xs == 2 ? tile(M, 2, w, t) : t->xs == 1 ? tile(M, 1, w, t) : tile(M, 0, w, t))
+    (t->xs == 2 ? BY_WIDTH(M, 2) : t->xs == 1 ? BY_WIDTH(M, 1) : BY_WIDTH(M, 0))
 
 void rn_direct_tile_avx512(const float *w, const rn_direct_tile *t) {
     switch (t->m) {
