@@ -207,9 +207,9 @@ static void check_heuristic(void) {
     snprintf(what, sizeof what, "heuristic: 3x3 512->512 at 7, batch 1, by %s (%d-pixel direct tile)",
              rn_conv_algo_get(want)->name, kd->direct_mr);
     check(conv2d_shape_init(&s) && rn_conv_algo_choose(kd, &s) == want, what);
-    s.n = 2;
-    check(conv2d_shape_init(&s) && rn_conv_algo_choose(kd, &s) == RN_CONV_WINOGRAD2,
-          "heuristic: 3x3 512->512 at 7, batch 2, by winograd2");
+    s.n = 8;
+    check(conv2d_shape_init(&s) && rn_conv_algo_choose(kd, &s) == RN_CONV_WINOGRAD,
+          "heuristic: 3x3 512->512 at 7, batch 8, by winograd");
     /* a strided window at batch 1 too, not at batch 32 */
     s = (rn_conv_shape){.n = 1, .cin = 128, .h = 28, .w = 28, .cout = 256, .kh = 3, .kw = 3,
                         .stride = 2, .pad = 1, .groups = 1};

@@ -132,18 +132,20 @@ static int strided_1x1_by_im2col(const rn_kernels *k, const rn_conv_shape *s) {
 #define DIRECT_MAX_CHANNELS_STRIDED 32
 
 /* ... and, with the 14 x 32 tile (AVX-512), for windows on few output pixels. At stride 1, maps
- * of at most 64 (7x7 at batch 1), where F(2x2) would run: its weights are 16/9 of these,
- * streamed from memory once per pass at batch 1, and its 4-point tiles are too few to repay
- * them. 512 -> 512 at 7x7, AMD EPYC Zen 5, 2 threads, effective GFLOP/s: `bench_conv`
- * (weights hot) batch 1 direct 262-302 against F(2x2) 299-426 and im2col 237-266 (14 x 16
- * tile), batch 2 293 against 361; inside resnet18 at batch 1 (`profile_layers`, weights from
- * memory) 0.96-1.02 ms against 1.16-1.5. Strided, at most 1024 (resnet18's three at batch 1
+ * of at most 256 (14x14 at batch 1, 7x7 up to batch 5), where Winograd's few tiles cannot repay
+ * its weights (4x or 16/9 of these), streamed from memory once per pass: inside the network
+ * they are not in cache, and on two threads F(4x4) ran no faster than on one, waiting on them.
+ * AMD EPYC Zen 5, 2 threads, inside resnet18 (`profile_layers`, interleaved runs): batch 1,
+ * 256 -> 256 at 14x14 0.76-0.80 ms against F(4x4) 0.95-1.15; 512 -> 512 at 7x7 0.96-1.02
+ * against F(2x2) 1.16-1.5; batch 2 and 4 the same as F(2x2) within the noise. (`bench_conv`,
+ * weights hot, rates F(2x2) above: batch 1 direct 262-302 effective GFLOP/s against 299-426,
+ * batch 2 293 against 361.) Strided, at most 1024 (resnet18's three at batch 1
  * and 4): `bench_conv`, batch 1 direct 372-399 against im2col 279-336, batch 4 344-382
  * against 323-351; inside resnet18 at batch 1 0.31 / 0.33 / 0.49-0.53 ms against 0.36 /
  * 0.39 / 0.58. Not at batch 32: 512 -> 512 at 14x14 stride 2, 232 against 299 (a round of
  * one 0.5 MB image reads all 9.4 MB of weights). */
 #define DIRECT_WIDE_MR 14
-#define DIRECT_WIDE_MAX_PIXELS 64
+#define DIRECT_WIDE_MAX_PIXELS 256 /* stride 1 */
 #define DIRECT_WIDE_MAX_PIXELS_STRIDED 1024
 
 static int direct_pays(const rn_kernels *k, const rn_conv_shape *s) {
