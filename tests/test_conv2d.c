@@ -185,8 +185,6 @@ static void check_heuristic(void) {
           .pad = 1, .groups = 1}, RN_CONV_DIRECT, "3x3 16->16"},
         {{.n = 128, .cin = 32, .h = 14, .w = 14, .cout = 64, .kh = 3, .kw = 3, .stride = 2,
           .pad = 1, .groups = 1}, RN_CONV_DIRECT, "3x3/2 32->64"},
-        {{.n = 128, .cin = 32, .h = 14, .w = 14, .cout = 32, .kh = 3, .kw = 3, .stride = 1,
-          .pad = 1, .groups = 1}, RN_CONV_WINOGRAD, "3x3 32->32"},
         {{.n = 1, .cin = 64, .h = 56, .w = 56, .cout = 64, .kh = 3, .kw = 3, .stride = 1,
           .pad = 1, .groups = 1}, RN_CONV_WINOGRAD, "3x3 64->64 at 56"},
         {{.n = 128, .cin = 16, .h = 28, .w = 28, .cout = 32, .kh = 1, .kw = 1, .stride = 2,
@@ -199,6 +197,14 @@ static void check_heuristic(void) {
                  rn_conv_algo_get(cases[i].want)->name);
         check(conv2d_shape_init(&s) && rn_conv_algo_choose(kd, &s) == cases[i].want, what);
     }
+    /* 32 channels at stride 1: direct on the 14 x 32 tile (AVX-512), Winograd on the 6 x 16 */
+    rn_conv_shape n32 = {.n = 128, .cin = 32, .h = 14, .w = 14, .cout = 32, .kh = 3, .kw = 3,
+                         .stride = 1, .pad = 1, .groups = 1};
+    const rn_conv_algo_id want32 = kd->direct_mr >= 14 ? RN_CONV_DIRECT : RN_CONV_WINOGRAD;
+    char what32[96];
+    snprintf(what32, sizeof what32, "heuristic: 3x3 32->32 at 14, batch 128, by %s",
+             rn_conv_algo_get(want32)->name);
+    check(conv2d_shape_init(&n32) && rn_conv_algo_choose(kd, &n32) == want32, what32);
     /* ResNet's last stage at batch 1: direct with a 14-pixel tile (AVX-512), else F(2x2) */
     rn_conv_shape s = {.n = 1, .cin = 512, .h = 7, .w = 7, .cout = 512, .kh = 3, .kw = 3,
                        .stride = 1, .pad = 1, .groups = 1};

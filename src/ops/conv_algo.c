@@ -143,10 +143,20 @@ static int strided_1x1_by_im2col(const rn_kernels *k, const rn_conv_shape *s) {
  * and 4): `bench_conv`, batch 1 direct 372-399 against im2col 279-336, batch 4 344-382
  * against 323-351; inside resnet18 at batch 1 0.31 / 0.33 / 0.49-0.53 ms against 0.36 /
  * 0.39 / 0.58. Not at batch 32: 512 -> 512 at 14x14 stride 2, 232 against 299 (a round of
- * one 0.5 MB image reads all 9.4 MB of weights). */
+ * one 0.5 MB image reads all 9.4 MB of weights).
+ * The 14 x 32 tile also takes 3x3 windows on up to 32 channels at stride 1, 64 strided: the
+ * narrow layers of the small models at training batches. AMD EPYC Zen 5, 2 threads, batch 128,
+ * `bench_conv -m narrow` (forward, weights hot, effective GFLOP/s): 32 -> 32 at 14x14 direct
+ * 295-298 against Winograd 149-156, at 28x28 266-279 against 200; `profile_train` on resnet18
+ * width 16 (forward / data gradient, ms): 32 -> 32 at 112x112 118-144 / 117 against Winograd
+ * 172-216 / 192-200, 64 -> 128 stride 2 at 56x56 57 / 74 against im2col 70 / 85; the
+ * fmnist-fast network's training step (`resnet bench --train`, interleaved) 146-177 -> 135-163 ms.
+ * Not 64 at stride 1: 64 -> 64 at 56x56 is Winograd's at batch 32 (347 against 316). */
 #define DIRECT_WIDE_MR 14
 #define DIRECT_WIDE_MAX_PIXELS 256 /* stride 1 */
 #define DIRECT_WIDE_MAX_PIXELS_STRIDED 1024
+#define DIRECT_WIDE_MAX_CHANNELS_WINDOW 32
+#define DIRECT_WIDE_MAX_CHANNELS_STRIDED 64
 
 static int direct_pays(const rn_kernels *k, const rn_conv_shape *s) {
     const long pixels = (long)s->n * s->ho * s->wo;
@@ -155,8 +165,10 @@ static int direct_pays(const rn_kernels *k, const rn_conv_shape *s) {
         return 1;
     if (s->cin <= DIRECT_MAX_CHANNELS)
         return 1;
-    const int window = s->kh * s->kw > 1;
-    const int most = s->stride > 1 ? DIRECT_MAX_CHANNELS_STRIDED : DIRECT_MAX_CHANNELS_WINDOW;
+    const int window = s->kh * s->kw > 1, wide = k->direct_mr >= DIRECT_WIDE_MR;
+    const int most = s->stride > 1
+                         ? (wide ? DIRECT_WIDE_MAX_CHANNELS_STRIDED : DIRECT_MAX_CHANNELS_STRIDED)
+                         : (wide ? DIRECT_WIDE_MAX_CHANNELS_WINDOW : DIRECT_MAX_CHANNELS_WINDOW);
     return window && s->cin <= most;
 }
 
