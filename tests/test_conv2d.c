@@ -310,6 +310,7 @@ static void run_cases(int randoms) {
     check_conv(shape(2, 40, 17, 23, 96, 3, 1, 1, 1), 3, "3x3 odd sizes");
     check_conv(shape(1, 96, 7, 7, 40, 3, 1, 1, 1), 7, "3x3 7x7 weights over the input (direct: by panel)");
     check_conv(shape(2, 5, 9, 31, 24, 3, 1, 1, 1), 7, "rows of 31: tiles of 14, 14, 3");
+    check_conv(shape(1, 6, 20, 47, 40, 5, 3, 2, 1), 5, "stride 3, 40 channels: a whole panel and 8");
 }
 
 /* Each descriptor's F(2x2) tile transforms against the portable ones, bit for bit (the same

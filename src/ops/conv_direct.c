@@ -9,8 +9,8 @@
  * input with its padding written out, so the im2col GEMM's packing (for the
  * 3-channel 7x7/2 stem, a strided gather of 147 taps into every panel,
  * about a third of the stem's time) disappears. It pays where the input has
- * few channels: the weights of a tile (K x 16) stay in L1 and every input
- * value is used for 16 channels straight from there.
+ * few channels: the weights of a tile (K x 16 or 32) stay in L1 and every
+ * input value is used for 16 or 32 channels straight from there.
  *
  * Preparation: the weights packed in panels of direct_nr output channels,
  * K x direct_nr each (zero past cout), tap k = (c, ki, kj) in the order of w.

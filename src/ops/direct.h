@@ -1,7 +1,8 @@
 /*
  * direct.h - the direct convolution's tile, the contract between the
  * algorithm (conv_direct.c) and its per-ISA tile functions (portable in
- * conv_direct.c, AVX2 in x86/conv_direct_avx2.c).
+ * conv_direct.c, AVX2 in x86/conv_direct_avx2.c, AVX-512 in
+ * x86/conv_direct_avx512.c).
  *
  * A tile is up to the descriptor's direct_mr (at most RN_DIRECT_MR_MAX) output
  * pixels along one output row by up to its direct_nr output channels (NR below:
