@@ -172,60 +172,39 @@ static void check_shape_init(void) {
     check(!conv2d_shape_init(&s), "shape rejects stride 0");
 }
 
-/* The heuristic's picks that its measured tables (conv_algo.c) promise. */
+/* The heuristic's picks that its measured tables (conv_algo.c) promise: `want` on the 6 x 16
+ * direct tile (AVX2, C), `wide` on the 14 x 32 one (AVX-512; -1: the same). */
 static void check_heuristic(void) {
+#define SHAPE(N, CI, H, CO, K, S, P)                                                               \
+    {.n = N, .cin = CI, .h = H, .w = H, .cout = CO, .kh = K, .kw = K, .stride = S, .pad = P,       \
+     .groups = 1}
     static const struct {
         rn_conv_shape s;
-        rn_conv_algo_id want;
+        int want, wide;
         const char *what;
     } cases[] = {
-        {{.n = 1, .cin = 3, .h = 224, .w = 224, .cout = 64, .kh = 7, .kw = 7, .stride = 2, .pad = 3,
-          .groups = 1}, RN_CONV_DIRECT, "the 7x7/2 stem"},
-        {{.n = 128, .cin = 16, .h = 28, .w = 28, .cout = 16, .kh = 3, .kw = 3, .stride = 1,
-          .pad = 1, .groups = 1}, RN_CONV_DIRECT, "3x3 16->16"},
-        {{.n = 128, .cin = 32, .h = 14, .w = 14, .cout = 64, .kh = 3, .kw = 3, .stride = 2,
-          .pad = 1, .groups = 1}, RN_CONV_DIRECT, "3x3/2 32->64"},
-        {{.n = 1, .cin = 64, .h = 56, .w = 56, .cout = 64, .kh = 3, .kw = 3, .stride = 1,
-          .pad = 1, .groups = 1}, RN_CONV_WINOGRAD, "3x3 64->64 at 56"},
-        {{.n = 128, .cin = 16, .h = 28, .w = 28, .cout = 32, .kh = 1, .kw = 1, .stride = 2,
-          .pad = 0, .groups = 1}, RN_CONV_POINTWISE, "1x1/2 16->32"},
+        {SHAPE(1, 3, 224, 64, 7, 2, 3), RN_CONV_DIRECT, -1, "the 7x7/2 stem"},
+        {SHAPE(128, 16, 28, 16, 3, 1, 1), RN_CONV_DIRECT, -1, "3x3 16->16"},
+        {SHAPE(128, 32, 14, 64, 3, 2, 1), RN_CONV_DIRECT, -1, "3x3/2 32->64"},
+        {SHAPE(128, 32, 14, 32, 3, 1, 1), RN_CONV_WINOGRAD, RN_CONV_DIRECT, "3x3 32->32 at 14"},
+        {SHAPE(1, 64, 56, 64, 3, 1, 1), RN_CONV_WINOGRAD, -1, "3x3 64->64 at 56"},
+        {SHAPE(128, 16, 28, 32, 1, 2, 0), RN_CONV_POINTWISE, -1, "1x1/2 16->32"},
+        /* ResNet's last stage at batch 1, and at 8 */
+        {SHAPE(1, 512, 7, 512, 3, 1, 1), RN_CONV_WINOGRAD2, RN_CONV_DIRECT, "3x3 512->512 at 7"},
+        {SHAPE(8, 512, 7, 512, 3, 1, 1), RN_CONV_WINOGRAD, -1, "3x3 512->512 at 7"},
+        /* a strided window at batch 1, not at batch 32 */
+        {SHAPE(1, 128, 28, 256, 3, 2, 1), RN_CONV_IM2COL, RN_CONV_DIRECT, "3x3/2 128->256 at 28"},
+        {SHAPE(32, 128, 28, 256, 3, 2, 1), RN_CONV_IM2COL, -1, "3x3/2 128->256 at 28"},
     };
+#undef SHAPE
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         rn_conv_shape s = cases[i].s;
-        char what[96];
-        snprintf(what, sizeof what, "heuristic: %s by %s", cases[i].what,
-                 rn_conv_algo_get(cases[i].want)->name);
-        check(conv2d_shape_init(&s) && rn_conv_algo_choose(kd, &s) == cases[i].want, what);
+        const int want = kd->direct_mr >= 14 && cases[i].wide >= 0 ? cases[i].wide : cases[i].want;
+        char what[128];
+        snprintf(what, sizeof what, "heuristic: %s, batch %d, by %s (%d x %d direct tile)",
+                 cases[i].what, s.n, rn_conv_algo_get(want)->name, kd->direct_mr, kd->direct_nr);
+        check(conv2d_shape_init(&s) && (int)rn_conv_algo_choose(kd, &s) == want, what);
     }
-    /* 32 channels at stride 1: direct on the 14 x 32 tile (AVX-512), Winograd on the 6 x 16 */
-    rn_conv_shape n32 = {.n = 128, .cin = 32, .h = 14, .w = 14, .cout = 32, .kh = 3, .kw = 3,
-                         .stride = 1, .pad = 1, .groups = 1};
-    const rn_conv_algo_id want32 = kd->direct_mr >= 14 ? RN_CONV_DIRECT : RN_CONV_WINOGRAD;
-    char what32[96];
-    snprintf(what32, sizeof what32, "heuristic: 3x3 32->32 at 14, batch 128, by %s",
-             rn_conv_algo_get(want32)->name);
-    check(conv2d_shape_init(&n32) && rn_conv_algo_choose(kd, &n32) == want32, what32);
-    /* ResNet's last stage at batch 1: direct with a 14-pixel tile (AVX-512), else F(2x2) */
-    rn_conv_shape s = {.n = 1, .cin = 512, .h = 7, .w = 7, .cout = 512, .kh = 3, .kw = 3,
-                       .stride = 1, .pad = 1, .groups = 1};
-    const rn_conv_algo_id want = kd->direct_mr >= 14 ? RN_CONV_DIRECT : RN_CONV_WINOGRAD2;
-    char what[96];
-    snprintf(what, sizeof what, "heuristic: 3x3 512->512 at 7, batch 1, by %s (%d-pixel direct tile)",
-             rn_conv_algo_get(want)->name, kd->direct_mr);
-    check(conv2d_shape_init(&s) && rn_conv_algo_choose(kd, &s) == want, what);
-    s.n = 8;
-    check(conv2d_shape_init(&s) && rn_conv_algo_choose(kd, &s) == RN_CONV_WINOGRAD,
-          "heuristic: 3x3 512->512 at 7, batch 8, by winograd");
-    /* a strided window at batch 1 too, not at batch 32 */
-    s = (rn_conv_shape){.n = 1, .cin = 128, .h = 28, .w = 28, .cout = 256, .kh = 3, .kw = 3,
-                        .stride = 2, .pad = 1, .groups = 1};
-    const rn_conv_algo_id strided = kd->direct_mr >= 14 ? RN_CONV_DIRECT : RN_CONV_IM2COL;
-    snprintf(what, sizeof what, "heuristic: 3x3/2 128->256 at 28, batch 1, by %s",
-             rn_conv_algo_get(strided)->name);
-    check(conv2d_shape_init(&s) && rn_conv_algo_choose(kd, &s) == strided, what);
-    s.n = 32;
-    check(conv2d_shape_init(&s) && rn_conv_algo_choose(kd, &s) == RN_CONV_IM2COL,
-          "heuristic: 3x3/2 128->256 at 28, batch 32, by im2col");
 }
 
 static void check_determinism(rn_conv_shape s) {
