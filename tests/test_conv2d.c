@@ -199,7 +199,8 @@ static void check_heuristic(void) {
 #undef SHAPE
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         rn_conv_shape s = cases[i].s;
-        const int want = kd->direct_mr >= 14 && cases[i].wide >= 0 ? cases[i].wide : cases[i].want;
+        const int on_wide = kd->direct_mr >= RN_DIRECT_AVX512_MR && cases[i].wide >= 0;
+        const int want = on_wide ? cases[i].wide : cases[i].want;
         char what[128];
         snprintf(what, sizeof what, "heuristic: %s, batch %d, by %s (%d x %d direct tile)",
                  cases[i].what, s.n, rn_conv_algo_get(want)->name, kd->direct_mr, kd->direct_nr);

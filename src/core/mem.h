@@ -13,7 +13,6 @@
 #include <stdint.h>
 #include <string.h>
 
-/* *out = a * b; returns 1 on success, 0 on overflow. */
 /* dst[0 .. n-1] = src[0 .. n-1] by fixed-size pieces: a variable-length memcpy compiles to a
  * library call (rep movs), slow for the short rows of a GEMM panel or a padded image (a fifth
  * of a 16-channel layer's weight gradient, once). */
@@ -25,6 +24,7 @@ static inline void rn_copy_floats(float *dst, const float *src, int n) {
         dst[j] = src[j];
 }
 
+/* *out = a * b; returns 1 on success, 0 on overflow. */
 static inline int rn_size_mul(size_t a, size_t b, size_t *out) {
     return !__builtin_mul_overflow(a, b, out);
 }

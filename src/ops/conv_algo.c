@@ -160,12 +160,12 @@ static int strided_1x1_by_im2col(const rn_kernels *k, const rn_conv_shape *s) {
 
 static int direct_pays(const rn_kernels *k, const rn_conv_shape *s) {
     const long pixels = (long)s->n * s->ho * s->wo;
-    if (k->direct_mr >= DIRECT_WIDE_MR && s->kh * s->kw > 1 &&
+    const int window = s->kh * s->kw > 1, wide = k->direct_mr >= DIRECT_WIDE_MR;
+    if (wide && window &&
         pixels <= (s->stride == 1 ? DIRECT_WIDE_MAX_PIXELS : DIRECT_WIDE_MAX_PIXELS_STRIDED))
         return 1;
     if (s->cin <= DIRECT_MAX_CHANNELS)
         return 1;
-    const int window = s->kh * s->kw > 1, wide = k->direct_mr >= DIRECT_WIDE_MR;
     const int most = s->stride > 1
                          ? (wide ? DIRECT_WIDE_MAX_CHANNELS_STRIDED : DIRECT_MAX_CHANNELS_STRIDED)
                          : (wide ? DIRECT_WIDE_MAX_CHANNELS_WINDOW : DIRECT_MAX_CHANNELS_WINDOW);

@@ -69,7 +69,7 @@ static tile_geometry geometry(const rn_kernels *k) {
     k = rn_kernels_or_default(k);
     if (k->direct && k->direct_mr > 0 && k->direct_nr > 0)
         return (tile_geometry){k->direct, k->direct_mr, k->direct_nr};
-    return (tile_geometry){rn_direct_tile_portable, 6, RN_DIRECT_NR};
+    return (tile_geometry){rn_direct_tile_portable, RN_DIRECT_MR, RN_DIRECT_NR};
 }
 
 static size_t prepared_floats(const rn_kernels *k, const rn_conv_shape *s) {

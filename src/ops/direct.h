@@ -22,7 +22,8 @@
 
 #include <stddef.h>
 
-#define RN_DIRECT_MR_MAX 14 /* output pixels per tile, at most (AVX-512: 14, AVX2 and C: 6) */
+#define RN_DIRECT_MR_MAX 14 /* output pixels per tile, at most (AVX-512's) */
+#define RN_DIRECT_MR 6      /* output pixels per tile of the AVX2 and C tiles */
 #define RN_DIRECT_NR 16     /* output channels per tile of the AVX2 and C tiles */
 
 typedef struct rn_direct_tile {

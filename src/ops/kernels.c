@@ -168,7 +168,7 @@ static const rn_kernels PORTABLE = {
     .wino_out = rn_wino_out_portable,
     .wino2_in = rn_wino2_in_portable,
     .wino2_out = rn_wino2_out_portable,
-    .direct = rn_direct_tile_portable, .direct_mr = 6, .direct_nr = 16,
+    .direct = rn_direct_tile_portable, .direct_mr = RN_DIRECT_MR, .direct_nr = RN_DIRECT_NR,
     .wgrad = rn_wgrad_strip_portable,
     .qgemm = rn_qgemm_portable, .q_nj = 4, .q_ncb = 1, .q_name = "portable 16x4",
 };
@@ -195,7 +195,7 @@ static const rn_kernels AVX2 = {
     .wino_out = rn_wino_out_avx2,
     .wino2_in = rn_wino2_in_avx2,
     .wino2_out = rn_wino2_out_avx2,
-    .direct = rn_direct_tile_avx2, .direct_mr = 6, .direct_nr = 16,
+    .direct = rn_direct_tile_avx2, .direct_mr = RN_DIRECT_MR, .direct_nr = RN_DIRECT_NR,
     .wgrad = rn_wgrad_strip_avx2,
     .qgemm = rn_qgemm_avx2, .q_nj = 4, .q_ncb = 1, .q_name = "avx2 16x4",
 };
@@ -212,7 +212,8 @@ static const rn_kernels AVX2 = {
     .wino_out = rn_wino_out_avx2,                                                                 \
     .wino2_in = rn_wino2_in_avx2,                                                                 \
     .wino2_out = rn_wino2_out_avx2,                                                               \
-    .direct = rn_direct_tile_avx512, .direct_mr = 14, .direct_nr = 32, .wgrad = rn_wgrad_strip_avx2
+    .direct = rn_direct_tile_avx512, .direct_mr = RN_DIRECT_AVX512_MR,                            \
+    .direct_nr = RN_DIRECT_AVX512_NR, .wgrad = rn_wgrad_strip_avx2
 
 /* int8 with VNNI dot products where the CPU has them, else AVX2's */
 static const rn_kernels AVX512 = {

@@ -239,6 +239,8 @@ void rn_wino2_out_avx2(const float *src, ptrdiff_t stride, const rn_wino_out *o)
  * conv_direct_avx512.c: 14 x 32) and the weight gradient's strips (AVX2, also used on AVX-512 CPUs). */
 void rn_direct_tile_avx2(const float *w, const rn_direct_tile *t);
 void rn_direct_tile_avx512(const float *w, const rn_direct_tile *t);
+#define RN_DIRECT_AVX512_MR RN_DIRECT_MR_MAX /* the AVX-512 tile: 14 pixels */
+#define RN_DIRECT_AVX512_NR 32               /* x 32 channels */
 void rn_wgrad_strip_avx2(const rn_wgrad_strip *s, float *acc);
 #endif
 

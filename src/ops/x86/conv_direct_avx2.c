@@ -17,7 +17,7 @@
 /* M pixels; XS their stride when known at compile time (1, 2), else 0: t->xs. */
 static inline __attribute__((always_inline)) void tile(const int M, const int XS, const float *w,
                                                        const rn_direct_tile *t) {
-    __m256 acc[6][2];
+    __m256 acc[RN_DIRECT_MR][2];
 #pragma GCC unroll 6
     for (int i = 0; i < M; i++)
         acc[i][0] = acc[i][1] = _mm256_setzero_ps();

@@ -16,7 +16,7 @@
 
 #include "ops/kernels.h"
 
-#define NR 32 /* output channels per tile: the descriptor's direct_nr */
+#define NR RN_DIRECT_AVX512_NR /* output channels per tile: the descriptor's direct_nr */
 
 /* In place: r[i] (16 rows of 16) -> its transpose. */
 static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
