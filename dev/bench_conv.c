@@ -184,7 +184,7 @@ static double time_algo(const rn_conv_algo *a, const rn_conv_shape *s, const flo
         if (evict)
             cold_start(x, xn);
         double t0 = now();
-        a->forward(k, s, x, prep, bias, NULL, 1, y, ws);
+        a->forward(k, s, x, prep, bias, NULL, 1, y, ws, rn_get_threads());
         double t = now() - t0;
         if (i < 0 && ref) {
             size_t n = (size_t)s->cout * s->n * s->ho * s->wo;

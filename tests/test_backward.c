@@ -596,14 +596,19 @@ static void determinism_conv(rn_conv_shape s, const char *tag) {
     const size_t x_n = sz.x, w_n = sz.w, y_n = sz.y;
     float *x = frand(x_n, -1, 1), *w = frand(w_n, -1, 1), *dy = frand(y_n, -1, 1);
     float *dx[3], *dw[3], *db[3];
-    float *ws = fbuf(conv2d_backward_workspace_floats(kd, &s, wino));
+    size_t ws_n = 0; /* the workspace for 1..3 threads (Winograd's split by tiles cuts it per thread) */
+    for (int t = 1; t <= 3; t++) {
+        const size_t f = conv2d_backward_workspace_floats(kd, &s, wino ? t : 0);
+        ws_n = f > ws_n ? f : ws_n;
+    }
+    float *ws = fbuf(ws_n);
     float *dx0 = frand(x_n, -1, 1);
     int same = 1;
     for (int t = 0; t < 3; t++) {
         dx[t] = fbuf(x_n), dw[t] = fbuf(w_n), db[t] = fbuf(s.cout);
         memcpy(dx[t], dx0, x_n * sizeof(float));
         rn_set_threads(t + 1);
-        conv2d_backward_data(kd, &s, dy, w, 1.0f, dx[t], ws, wino);
+        conv2d_backward_data(kd, &s, dy, w, 1.0f, dx[t], ws, wino ? t + 1 : 0);
         conv2d_backward_weight(kd, &s, x, dy, dw[t], db[t], ws);
         if (t)
             same &= same_bits(dx[0], dx[t], x_n) && same_bits(dw[0], dw[t], w_n) &&

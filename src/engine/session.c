@@ -144,11 +144,12 @@ static int pick_algo(const rn_session *s, const rn_node *nd, int n) {
  * computes the bytes rn_session_bytes would then give into *dry and leaves
  * no plan behind. */
 static rn_status plan_for(rn_session *s, int n, int h, int w, size_t *dry) {
-    if (s->sc && s->sc->h == h && s->sc->w == w && n <= s->n_cap)
+    if (s->sc && s->sc->h == h && s->sc->w == w && n <= s->n_cap && s->threads == rn_threads())
         return RN_OK;
     if (s->n_cap > n)
         n = s->n_cap; /* a new input size: still room for the largest batch so far */
     free_plan(s);
+    s->threads = rn_threads(); /* workspaces are cut per thread: a new count plans anew */
 
     const rn_model *m = s->m;
     rn_status st = rn_graph_build(m, h, w, &s->sc);
@@ -198,7 +199,7 @@ static rn_status plan_for(rn_session *s, int n, int h, int w, size_t *dry) {
             continue;
         }
         const rn_conv_algo *a = rn_conv_algo_get(s->algo[i] = pick_algo(s, nd, n));
-        size_t need = a->workspace_floats(s->kconv, &cs, rn_threads());
+        size_t need = a->workspace_floats(s->kconv, &cs, s->threads);
         size_t train = conv2d_workspace_floats(s->k, &cs); /* train mode's GEMM path */
         ws = need > ws ? need : ws;
         ws = train > ws ? train : ws;
@@ -289,7 +290,7 @@ static void run_conv(rn_session *s, int i, int n, rn_mode mode, const float *x) 
         const float *prep = s->prepared + s->prep_at[i];
         const float *bias = prep + a->prepared_floats(s->kconv, &cs);
         if (mode == RN_MODE_EVAL)
-            a->forward(s->kconv, &cs, x, prep, bias, res, nd->relu, y, s->ws);
+            a->forward(s->kconv, &cs, x, prep, bias, res, nd->relu, y, s->ws, s->threads);
         else /* train mode without BN: the weights as they are */
             conv2d_forward(s->k, &cs, x, u->w, u->b, res, nd->relu, y, s->ws);
         return;

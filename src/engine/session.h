@@ -31,6 +31,7 @@ struct rn_session {
 
     rn_graph *sc;            /* for the last input size */
     int n_cap;                  /* batch the plan is for; 0: no plan */
+    int threads;                /* thread count the plan's workspace is for (rn_threads()) */
     int *algo;                  /* per node: rn_conv_algo_id (CONV nodes) */
     size_t *value_at;           /* per value: offset in the arena */
     float *arena;

@@ -48,7 +48,7 @@ size_t rn_int8_prepared_floats(const rn_node *nd) {
 size_t rn_int8_workspace_floats(const rn_session *s, const rn_node *nd, int n) {
     rn_qconv c = qconv_of(nd);
     c.s.n = n;
-    return (rn_qconv_workspace_bytes(s->k, &c, rn_threads()) + 3) / 4;
+    return (rn_qconv_workspace_bytes(s->k, &c, s->threads) + 3) / 4;
 }
 
 rn_status rn_int8_plan(rn_session *s) {

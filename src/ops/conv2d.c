@@ -338,7 +338,8 @@ static size_t im2col_workspace(const rn_kernels *k, const rn_conv_shape *s, int 
 
 static void forward_packed(const rn_kernels *k, const rn_conv_shape *s, const float *x,
                            const float *prepared, const float *bias, const float *residual,
-                           int relu, float *y, float *workspace) {
+                           int relu, float *y, float *workspace, int threads) {
+    (void)threads;
     int k0;
     const rn_conv_shape g = gemm_shape(s, &k0);
     conv_groups(k, &g, x, NULL, prepared, bias, residual, relu, y, workspace);
@@ -363,7 +364,8 @@ static size_t pointwise_workspace(const rn_kernels *k, const rn_conv_shape *s, i
 
 static void forward_1x1(const rn_kernels *k, const rn_conv_shape *s, const float *x,
                         const float *prepared, const float *bias, const float *residual, int relu,
-                        float *y, float *workspace) {
+                        float *y, float *workspace, int threads) {
+    (void)threads;
     if (s->stride == 1)
         conv_groups(k, s, x, NULL, prepared, bias, residual, relu, y, NULL);
     else

@@ -89,7 +89,8 @@ int conv2d_backward_weight_direct(const rn_kernels *k, const rn_conv_shape *s);
  * stride-1 convolution as the forward convolution of dy with the flipped
  * weights by Winograd (its accuracy, conv_algo.h) or the direct algorithm
  * where the algorithm heuristic would choose one of them for that flipped
- * shape; 0 keeps the GEMM routes (exact up to float rounding). */
+ * shape, its workspace sized for `algos` threads (conv_algo.h: forward); 0
+ * keeps the GEMM routes (exact up to float rounding). */
 size_t conv2d_backward_workspace_floats(const rn_kernels *k, const rn_conv_shape *s, int algos);
 
 #endif

@@ -156,6 +156,7 @@ typedef struct bwd_plan {
     int pointwise;          /* 1x1, stride 1, unpadded: im2col(x) is x */
     int data_route;
     const rn_conv_algo *algo; /* DATA_ALGO: Winograd or direct, as the heuristic picks */
+    int threads;            /* DATA_ALGO: the thread count its workspace is for */
     int chunk_d;            /* pixels per col2im chunk (DATA_COL2IM) */
     int chunk_w;            /* pixels per weight chunk */
     int wt_by_col;          /* weight product transposes col, not dy (K < cout_g) */
@@ -227,6 +228,7 @@ static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s, int algos
         if (rn_conv_algo_own_weights(a)) {
             p.data_route = DATA_ALGO;
             p.algo = rn_conv_algo_get(a);
+            p.threads = algos;
         }
     }
 
@@ -236,7 +238,7 @@ static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s, int algos
         const rn_conv_shape f = flipped_shape(s);
         p.ws_data = align_up((size_t)p.cin_g * (size_t)flipped_k) +
                     align_up(p.algo->prepared_floats(p.k, &f)) +
-                    p.algo->workspace_floats(p.k, &f, 1);
+                    p.algo->workspace_floats(p.k, &f, p.threads);
     } else if (p.data_route == DATA_FLIPPED) {
         p.ws_data = align_up((size_t)p.cin_g * (size_t)flipped_k) +
                     rn_gemm_packed_a_floats(p.k, p.cin_g, (int)flipped_k);
@@ -537,7 +539,8 @@ void conv2d_backward_data(const rn_kernels *k, const rn_conv_shape *s, const flo
             float *aws = u + align_up(p.algo->prepared_floats(p.k, &f));
             flip_weights(&p, wg, wf);
             p.algo->prepare(p.k, &f, wf, u);
-            p.algo->forward(p.k, &f, dyg, u, NULL, beta != 0.0f ? dxg : NULL, 0, dxg, aws);
+            p.algo->forward(p.k, &f, dyg, u, NULL, beta != 0.0f ? dxg : NULL, 0, dxg, aws,
+                            p.threads);
         } else if (p.data_route == DATA_FLIPPED) {
             /* dx_g = wf x im2col(dy_g padded by k-1-pad) */
             float *wf = workspace;

@@ -9,7 +9,12 @@
  *
  *     const rn_conv_algo *a = rn_conv_algo_get(rn_conv_algo_choose(k, &s));
  *     a->prepare(k, &s, w, prepared);                  once per weight version
- *     a->forward(k, &s, x, prepared, bias, res, relu, y, workspace);
+ *     a->forward(k, &s, x, prepared, bias, res, relu, y, workspace, threads);
+ *
+ * The workspace holds workspace_floats(k, &s, threads) floats; the forward runs
+ * on rn_threads() threads, and is given the `threads` its workspace was sized
+ * for (a split that needs a slice per thread falls back to one that does not
+ * when rn_threads() is another count). Results do not depend on either.
  *
  * `tolerance` is what the tests hold an algorithm to against
  * conv2d_forward_ref on random data: max |y - y_ref| / max |y_ref|. Exact
@@ -49,9 +54,10 @@ typedef struct rn_conv_algo {
     void (*prepare)(const rn_kernels *k, const rn_conv_shape *s, const float *w, float *prepared);
     /* workspace floats for a batch of s->n images on `threads` threads */
     size_t (*workspace_floats)(const rn_kernels *k, const rn_conv_shape *s, int threads);
+    /* `threads`: the count the workspace was sized for */
     void (*forward)(const rn_kernels *k, const rn_conv_shape *s, const float *x,
                     const float *prepared, const float *bias, const float *residual, int relu,
-                    float *y, float *workspace);
+                    float *y, float *workspace, int threads);
 } rn_conv_algo;
 
 /* Whether algorithm `id` is one of the Winograd ones (weights of their own, transformed). */

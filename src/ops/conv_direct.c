@@ -135,7 +135,8 @@ static void pad_images(const rn_conv_shape *s, const float *x, int b0, int nb, f
 
 static void forward(const rn_kernels *k, const rn_conv_shape *s, const float *x,
                     const float *prepared, const float *bias, const float *residual, int relu,
-                    float *y, float *workspace) {
+                    float *y, float *workspace, int threads) {
+    (void)threads;
     const tile_geometry g = geometry(k);
     const int mr = g.mr, nr = g.nr;
     const int hp = s->h + 2 * s->pad, wp = s->w + 2 * s->pad, K = taps(s);

@@ -249,10 +249,24 @@ static size_t prepared_floats(const wino_variant *v, const rn_kernels *k, const 
     return (size_t)v->xi * u_floats(k, s);
 }
 
-/* V (C x Tb) and M (K x Tb) per xi. */
-static size_t workspace_floats(const wino_variant *v, const rn_kernels *k, const rn_conv_shape *s) {
-    const size_t tb = (size_t)block_tiles(v, k, s);
-    return (size_t)v->xi * (plane_floats((size_t)s->cin * tb) + plane_floats((size_t)s->cout * tb));
+/* V (C x tb) and M (K x tb) per xi: one block's. */
+static size_t block_floats(const wino_variant *v, const rn_conv_shape *s, int tb) {
+    return (size_t)v->xi * (plane_floats((size_t)s->cin * (size_t)tb) +
+                            plane_floats((size_t)s->cout * (size_t)tb));
+}
+
+static int tile_split(const wino_variant *v, const rn_kernels *k, const rn_conv_shape *s,
+                      int threads, int *run);
+
+/* A block's V and M, or, split by tiles, a sub-block's for each thread (run on another
+ * thread count, the forward splits by blocks). */
+static size_t workspace_floats(const wino_variant *v, const rn_kernels *k, const rn_conv_shape *s,
+                               int threads) {
+    int run;
+    const int sub = tile_split(v, k, s, threads, &run);
+    const size_t block = block_floats(v, s, block_tiles(v, k, s)); /* also when run on others */
+    const size_t split = sub ? (size_t)threads * block_floats(v, s, sub) : 0;
+    return split > block ? split : block;
 }
 
 /* ---------------------------------------------------------------------------
@@ -480,42 +494,56 @@ static void output_channels(const wino_plan *p, int t0, int nt, int k0, int k1) 
     }
 }
 
-/* How the threads share the work. By default, block by block of tiles: the input channels
- * of a block transformed by all threads, a barrier, then its output channels shared out; the
- * transformed weights, however large, are read once per block between them. Where those
- * weights are small (each thread then reads all of them for every block of its own) and the
- * tiles many, each thread instead takes whole sub-blocks of tiles, transforms, products and
- * output, in its own slice of the workspace (the block's V and M cut in `threads`): no
- * barrier. The sums are the same either way (a tile's outputs do not depend on the blocks),
- * so results do not change with the split. Measured (dev/profile_train, the fmnist-fast
- * network, batch 128, 2 threads, AMD EPYC Zen 3): the forward 3x3 32->32 at 14x14 ran in
- * 7.4-7.6 ms in two runs of three, as slow as on one thread, and 4.4 ms in the third, when
- * nothing else ran: barriers wait for a thread the host has paused. Split by tiles, 3.5-4.3 ms
- * in three runs (its data gradient, the same shape flipped: 4.5-7.8 -> 3.4-4.6). But F(2x2)'s
- * 64->64 at 7x7 (256 KB of transformed weights, half of this CPU's L2) went from 2.9-4.0 to
- * 3.7-4.7 ms split by tiles. Returns the sub-block's tiles, or 0 for the block-by-block split. */
-#define SPLIT_MAX_WEIGHT_BYTES (192u << 10) /* the transformed weights, at most */
-#define SPLIT_MIN_BLOCKS 4                  /* sub-blocks per thread, at least */
+/* How the threads share the work. By tiles: each thread takes its own run of consecutive
+ * tiles (the same rows of the same images on every call, and in every layer that splits
+ * this way, so most of the input it reads is what it wrote itself the layer before, in its
+ * own core's caches) and carries it through transforms, products and output in sub-blocks of
+ * its own slice of the workspace, with no barrier until the end; every thread reads all the
+ * transformed weights. By blocks: the block's input channels transformed by all threads, a
+ * barrier, then its output channels shared out, so that the transformed weights are read
+ * once per block between the threads; each thread reads the whole block's V, half of it
+ * written by the other thread. The sums are the same either way (a tile's outputs do not
+ * depend on the blocks), so results do not change with the split.
+ *
+ * Measured (dev/bench_conv, 2 threads, AMD EPYC Zen 5, whose two cores sit on two dies): the
+ * split by tiles ran resnet18's 3x3 64->64 at 56x56 at batch 1 at 590-650 effective GFLOP/s
+ * against 260-300 by blocks (by blocks it was no faster than one thread), 128->128 at 28x28
+ * 570-600 against 400-430, at batch 32 680-970 against 280-500, and the narrow networks'
+ * layers 1.5-3x faster; by blocks stays ahead only where each thread would get few tiles of
+ * large weights (resnet18's 256->256 at 14x14 at batch 1: 16 tiles, 9.4 MB). So: by tiles
+ * unless the transformed weights are large and the tiles per thread few. */
+#define SPLIT_MAX_WEIGHT_BYTES (512u << 10) /* the transformed weights, at most, */
+#define SPLIT_MIN_TILES 32                  /* or the tiles per thread, at least */
 
-static int split_tiles(const wino_variant *v, const wino_plan *p, int threads) {
-    const rn_conv_shape *s = p->s;
-    if (threads < 2 ||
-        (size_t)v->xi * s->cin * s->cout * sizeof(float) > SPLIT_MAX_WEIGHT_BYTES)
+/* Tiles in a run of `tiles` cut into pieces of at most `most`, as even as whole `step`s allow. */
+static int even_piece(long tiles, int most, int step) {
+    const long pieces = (tiles + most - 1) / most;
+    const long piece = (tiles + pieces - 1) / pieces;
+    return (int)((piece + step - 1) / step * step);
+}
+
+/* The split by tiles on `threads` threads: each thread's run of tiles (*run, a whole number of
+ * transform lanes and narrow GEMM panels) and the tiles of its sub-blocks; 0 for the split by
+ * blocks. */
+static int tile_split(const wino_variant *v, const rn_kernels *k, const rn_conv_shape *s,
+                      int threads, int *run) {
+    if (threads < 2)
         return 0;
-    const int step = p->k->nr % LL == 0 ? p->k->nr : p->k->nr * LL;
-    const size_t budget = (size_t)v->xi * (p->v_xi + p->m_xi); /* workspace_floats() */
-    for (int tb = p->tb / threads / step * step; tb >= step; tb -= step) {
-        const size_t slice = (size_t)v->xi * (plane_floats((size_t)s->cin * tb) +
-                                              plane_floats((size_t)s->cout * tb));
-        if (slice * (size_t)threads <= budget)
-            return ceil_div(p->tiles, tb) >= SPLIT_MIN_BLOCKS * threads ? tb : 0;
-    }
-    return 0;
+    int th, tw;
+    tiles_of(v, s, &th, &tw);
+    const long tiles = (long)s->n * th * tw;
+    const int step = k->nr_step % LL == 0 ? k->nr_step : k->nr_step * LL;
+    const int share = even_piece(tiles, (int)((tiles + threads - 1) / threads), step);
+    if ((size_t)v->xi * s->cin * s->cout * sizeof(float) > SPLIT_MAX_WEIGHT_BYTES &&
+        share < SPLIT_MIN_TILES)
+        return 0;
+    *run = share;
+    return even_piece(share, block_tiles(v, k, s), step);
 }
 
 static void forward(const wino_variant *v, const rn_kernels *k, const rn_conv_shape *s,
                     const float *x, const float *prepared, const float *bias, const float *residual,
-                    int relu, float *y, float *workspace) {
+                    int relu, float *y, float *workspace, int ws_threads) {
     k = rn_kernels_or_default(k);
     const int threads = rn_threads();
     wino_plan p = {.var = v, .k = k, .s = s, .x = x, .u = prepared, .bias = bias,
@@ -526,51 +554,50 @@ static void forward(const wino_variant *v, const rn_kernels *k, const rn_conv_sh
     p.tiles = s->n * p.th * p.tw;
     p.tb = block_tiles(v, k, s);
     rn_gemm_k_blocks(k, s->cin, &p.nkb, &p.kcb);
-    p.v_xi = plane_floats((size_t)s->cin * p.tb);
-    p.m_xi = plane_floats((size_t)s->cout * p.tb);
-    p.v = workspace;
-    p.m = p.v + (size_t)v->xi * p.v_xi;
-    const int sub = split_tiles(v, &p, threads);
+    int run = 0;
+    /* split by tiles where it pays and the workspace was cut for these threads */
+    const int sub = threads == ws_threads ? tile_split(v, k, s, threads, &run) : 0;
     if (sub) {
-        /* each thread its own sub-blocks of tiles, start to end, in its own slice of the
-         * workspace: no barrier until the last */
-        const size_t v_xi = plane_floats((size_t)s->cin * sub);
-        const size_t m_xi = plane_floats((size_t)s->cout * sub);
-        const size_t slice = (size_t)v->xi * (v_xi + m_xi);
-        const int blocks = ceil_div(p.tiles, sub);
+        p.tb = sub;
+        p.v_xi = plane_floats((size_t)s->cin * (size_t)sub);
+        p.m_xi = plane_floats((size_t)s->cout * (size_t)sub);
 #pragma omp parallel num_threads(threads)
         {
+            const int me = rn_thread_id();
             wino_plan q = p;
-            q.tb = sub, q.v_xi = v_xi, q.m_xi = m_xi;
-            q.v = workspace + (size_t)rn_thread_id() * slice;
-            q.m = q.v + (size_t)v->xi * v_xi;
-#pragma omp for schedule(dynamic, 1)
-            for (int b = 0; b < blocks; b++) {
-                const int t0 = b * sub, nt = p.tiles - t0 < sub ? p.tiles - t0 : sub;
+            q.v = workspace + (size_t)me * block_floats(v, s, sub);
+            q.m = q.v + (size_t)v->xi * q.v_xi;
+            const int t1 = (me + 1) * run < p.tiles ? (me + 1) * run : p.tiles;
+            for (int t0 = me * run; t0 < t1; t0 += sub) {
+                const int nt = t1 - t0 < sub ? t1 - t0 : sub;
                 input_channels(&q, t0, nt, 0, s->cin);
                 output_channels(&q, t0, nt, 0, s->cout);
             }
         }
         return;
     }
-    /* output channels are shared out in whole register tiles */
+    p.v_xi = plane_floats((size_t)s->cin * p.tb);
+    p.m_xi = plane_floats((size_t)s->cout * p.tb);
+    p.v = workspace;
+    p.m = p.v + (size_t)v->xi * p.v_xi;
+    /* output channels are shared out in whole register tiles, each thread the same run of
+     * them in every block (its share of the transformed weights stays in its caches) */
     const int mr = k->mr, k_items = ceil_div(s->cout, mr);
-    const int per_item = ceil_div(k_items, 4 * threads) > 0 ? ceil_div(k_items, 4 * threads) : 1;
 #pragma omp parallel num_threads(threads)
     {
+        const int team = rn_team_size(), me = rn_thread_id();
+        const int per = ceil_div(s->cin, team), c0 = me * per;
+        const int items = ceil_div(k_items, team), k0 = me * items * mr;
+        const int k1 = (me + 1) * items * mr < s->cout ? (me + 1) * items * mr : s->cout;
         for (int t0 = 0; t0 < p.tiles; t0 += p.tb) {
             const int nt = p.tiles - t0 < p.tb ? p.tiles - t0 : p.tb;
-            /* this thread's share of the channels, then everyone's V is ready */
-            const int team = rn_team_size(), me = rn_thread_id();
-            const int per = ceil_div(s->cin, team), c0 = me * per;
+            /* this thread's share of the input channels, then everyone's V is ready */
             input_channels(&p, t0, nt, c0 < s->cin ? c0 : s->cin,
                            c0 + per < s->cin ? c0 + per : s->cin);
 #pragma omp barrier
-#pragma omp for schedule(dynamic, 1)
-            for (int it = 0; it < k_items; it += per_item) {
-                const int k0 = it * mr, k1 = (it + per_item) * mr;
-                output_channels(&p, t0, nt, k0, k1 < s->cout ? k1 : s->cout);
-            }
+            if (k0 < k1)
+                output_channels(&p, t0, nt, k0, k1);
+#pragma omp barrier /* V is rewritten by the next block */
         }
     }
 }
@@ -591,13 +618,12 @@ static const wino_variant F2 = {.m = 2, .a = 4, .xi = 16, .weights = weight_tile
         prepare(&V, rn_kernels_or_default(k), s, w, prepared);                                     \
     }                                                                                              \
     static size_t workspace_##V(const rn_kernels *k, const rn_conv_shape *s, int threads) {       \
-        (void)threads;                                                                             \
-        return workspace_floats(&V, rn_kernels_or_default(k), s);                                  \
+        return workspace_floats(&V, rn_kernels_or_default(k), s, threads);                         \
     }                                                                                              \
     static void forward_##V(const rn_kernels *k, const rn_conv_shape *s, const float *x,          \
                             const float *prepared, const float *bias, const float *residual,       \
-                            int relu, float *y, float *workspace) {                                \
-        forward(&V, k, s, x, prepared, bias, residual, relu, y, workspace);                        \
+                            int relu, float *y, float *workspace, int threads) {                   \
+        forward(&V, k, s, x, prepared, bias, residual, relu, y, workspace, threads);               \
     }
 VARIANT_FNS(F4)
 VARIANT_FNS(F2)

@@ -29,6 +29,7 @@
 
 #include "core/mem.h"
 #include "core/status.h"
+#include "core/threads.h"
 #include "engine/arena.h"
 #include "model/graph.h"
 #include "ops/batchnorm_sync.h"
@@ -44,6 +45,7 @@ struct rn_backprop {
     float **prep;               /* per node: its prepared weights (Winograd), or NULL */
     rn_graph *sc;
     int n_cap, n;               /* batch planned for, batch of the last forward */
+    int threads;                /* thread count the workspace is for (rn_threads()) */
     float *arena;
     size_t arena_floats;
     float **act, **grad;        /* per value (grad NULL where none is kept) */
@@ -115,9 +117,10 @@ int rn_backprop_conv_algo(const rn_backprop *bp, int i) {
 }
 
 /* Winograd or direct for the data gradients too, where the heuristic picks them, unless the GEMM
- * path is forced or the products are bf16 (a GEMM on the bf16 operands themselves). */
+ * path is forced or the products are bf16 (a GEMM on the bf16 operands themselves): the
+ * `algos` of conv2d_backward_data (the threads its workspace is for), or 0. */
 static int data_by_algos(const rn_backprop *bp) {
-    return bp->forced_algo != RN_CONV_IM2COL && !rn_kernels_are_bf16(bp->k);
+    return bp->forced_algo != RN_CONV_IM2COL && !rn_kernels_are_bf16(bp->k) ? bp->threads : 0;
 }
 
 /* The forward convolution's algorithm for shape cs: the forced one where it applies, else the
@@ -180,11 +183,13 @@ enum { B_ACT, B_GRAD, B_Z, B_MEAN, B_VAR, B_GZ, B_PREP, B_KINDS };
 /* Plans (and allocates) the arena for batches of up to n at h x w; with
  * `dry`, only computes its size into *dry and leaves no plan behind. */
 static rn_status plan_for(rn_backprop *bp, int n, int h, int w, size_t *dry) {
-    if (bp->sc && bp->sc->h == h && bp->sc->w == w && n <= bp->n_cap)
+    if (bp->sc && bp->sc->h == h && bp->sc->w == w && n <= bp->n_cap &&
+        bp->threads == rn_threads())
         return RN_OK;
     if (bp->n_cap > n)
         n = bp->n_cap;
     free_plan(bp);
+    bp->threads = rn_threads(); /* workspaces are cut per thread: a new count plans anew */
     const rn_model *m = bp->m;
     RN_TRY(rn_graph_build(m, h, w, &bp->sc));
     const rn_graph *sc = bp->sc;
@@ -271,7 +276,7 @@ static rn_status plan_for(rn_backprop *bp, int n, int h, int w, size_t *dry) {
         size_t f = conv2d_workspace_floats(bp->k, &cs);
         if (rn_conv_algo_own_weights(bp->algo[i])) { /* the others run on the weights as they are */
             const rn_conv_algo *a = rn_conv_algo_get(bp->algo[i]);
-            f = a->workspace_floats(bp->k, &cs, 1);
+            f = a->workspace_floats(bp->k, &cs, bp->threads);
             BUF(B_PREP, i) = (rn_arena_buf){a->prepared_floats(bp->k, &cs), i, i, 0};
         }
         size_t g = conv2d_backward_workspace_floats(bp->k, &cs, data_by_algos(bp));
@@ -354,7 +359,7 @@ static void conv_run(rn_backprop *bp, int i, const rn_conv_shape *cs, const floa
         const rn_conv_algo *a = rn_conv_algo_get(bp->algo[i]);
         a->prepare(bp->k, cs, u->w, bp->prep[i]);
         stamp(bp, i, RN_BP_PREPARE);
-        a->forward(bp->k, cs, x, bp->prep[i], u->b, res, relu, y, bp->ws);
+        a->forward(bp->k, cs, x, bp->prep[i], u->b, res, relu, y, bp->ws, bp->threads);
     } else {
         conv2d_forward(bp->k, cs, x, u->w, u->b, res, relu, y, bp->ws);
     }
