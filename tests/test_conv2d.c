@@ -184,9 +184,13 @@ static void check_heuristic(void) {
         const char *what;
     } cases[] = {
         {SHAPE(1, 3, 224, 64, 7, 2, 3), RN_CONV_DIRECT, -1, "the 7x7/2 stem"},
-        {SHAPE(128, 16, 28, 16, 3, 1, 1), RN_CONV_DIRECT, -1, "3x3 16->16"},
+        {SHAPE(128, 16, 28, 16, 3, 1, 1), RN_CONV_WINOGRAD, -1, "3x3 16->16"},
         {SHAPE(128, 32, 14, 64, 3, 2, 1), RN_CONV_DIRECT, -1, "3x3/2 32->64"},
-        {SHAPE(128, 32, 14, 32, 3, 1, 1), RN_CONV_WINOGRAD, RN_CONV_DIRECT, "3x3 32->32 at 14"},
+        {SHAPE(128, 32, 14, 32, 3, 1, 1), RN_CONV_WINOGRAD, -1, "3x3 32->32 at 14"},
+        /* a small map at batch 1: Winograd where its weights stay in cache, else direct on
+         * the wide tile */
+        {SHAPE(1, 256, 14, 256, 3, 1, 1), RN_CONV_WINOGRAD, -1, "3x3 256->256 at 14"},
+        {SHAPE(1, 128, 4, 128, 3, 1, 1), RN_CONV_IM2COL, RN_CONV_DIRECT, "3x3 128->128 at 4"},
         {SHAPE(1, 64, 56, 64, 3, 1, 1), RN_CONV_WINOGRAD, -1, "3x3 64->64 at 56"},
         {SHAPE(128, 16, 28, 32, 1, 2, 0), RN_CONV_POINTWISE, -1, "1x1/2 16->32"},
         /* ResNet's last stage at batch 1, and at 8 */

@@ -114,62 +114,61 @@ static int strided_1x1_by_im2col(const rn_kernels *k, const rn_conv_shape *s) {
  *     3x3 3->64 at 32:    batch 1 64-87 / 57-88 (46-52), batch 128 51-55 / 48-48 (32-33)
  *     3x3 1->64 at 28:    batch 1 30-45 / 16-29 (12-13), batch 128 28-34 / 29-34 (12-15) */
 #define DIRECT_MAX_CHANNELS 4
-/* ... and for a window (not 1x1) on narrow inputs: 16 channels or fewer at stride 1, 32 or fewer
- * strided, where Winograd's transforms and im2col's packing pass over memory more than the
- * products they feed, and neither gains from the second thread as the direct tile does.
+/* ... and for a strided window on narrow inputs: 32 channels or fewer (64 with the 14 x 32
+ * tile), where im2col's strided packing passes over memory more than the products it feeds.
  * `bench_conv -m narrow`, Zen 3, AVX2, batch 1 / 128, three runs, effective GFLOP/s, direct
- * against Winograd F(4x4) (im2col):
- *     3x3 16->16 at 28, 2 threads: 66-105 / 79-114 against 41-102 / 84-103 (31-57 / 48-81);
- *                       1 thread:  55-69 / 68-72 against 44-62 / 74-76 (25-44 / 41-43)
- *     3x3 8->8 at 28, 2 threads:   48-51 / 51-56 against 37-45 / 25-39 (14 / 26-29)
- *     3x3/2 16->32 at 28, 2 threads: 51-97 / 88-109 (38-44 / 52-76); 1 thread 45-59 / 50-54
- *                       (25-35 / 32-33)
- *     3x3/2 32->64 at 14, 2 threads: 56-69 / 72-79 (30-31 / 57-72)
- * and not: 3x3 32->32 at 14 (2 threads 98-110 / 104-110 against 54-113 / 60-105; 1 thread
- * 54-72 / 52-54 against 62-110 / 56-63); a strided 1x1 16->32 (direct 10-27 against pointwise
- * 13-45). */
-#define DIRECT_MAX_CHANNELS_WINDOW 16
+ * against im2col: 3x3/2 16->32 at 28, 2 threads: 51-97 / 88-109 against 38-44 / 52-76;
+ * 1 thread 45-59 / 50-54 against 25-35 / 32-33; 3x3/2 32->64 at 14, 2 threads: 56-69 / 72-79
+ * against 30-31 / 57-72; with the 14 x 32 tile (Zen 5, 2 threads, batch 128, `profile_train` on
+ * resnet18 width 16): 64 -> 128 at 56x56 57 / 74 ms forward / data gradient against im2col's
+ * 70 / 85. Not a strided 1x1 16->32 (direct 10-27 against pointwise 13-45).
+ * At stride 1 Winograd takes the narrow windows too, now that its threads split the tiles
+ * (conv_winograd.c): `bench_conv -m narrow`, AMD EPYC Zen 5, 2 threads, effective GFLOP/s,
+ * Winograd F(4x4) against direct: batch 128, 16->16 at 28x28 256-309 against 226-231, 32->32
+ * at 14x14 347-365 against 297-300, at 28x28 427-462 against 265-271; batch 1 and 8 the same
+ * way; the fmnist-fast network's training step (`profile_train`, interleaved) 193-194 -> 181 ms
+ * on AVX-512, 264-266 -> 246-255 on AVX2. */
 #define DIRECT_MAX_CHANNELS_STRIDED 32
 
-/* ... and, with the 14 x 32 tile (AVX-512), for windows on few output pixels. At stride 1, maps
- * of at most 256 (14x14 at batch 1, 7x7 up to batch 5), where Winograd's few tiles cannot repay
- * its weights (4x or 16/9 of these), streamed from memory once per pass: inside the network
- * they are not in cache, and on two threads F(4x4) ran no faster than on one, waiting on them.
- * AMD EPYC Zen 5, 2 threads, inside resnet18 (`profile_layers`, interleaved runs): batch 1,
- * 256 -> 256 at 14x14 0.76-0.80 ms against F(4x4) 0.95-1.15; 512 -> 512 at 7x7 0.96-1.02
- * against F(2x2) 1.16-1.5; batch 2 and 4 the same as F(2x2) within the noise. (`bench_conv`,
- * weights hot, rates F(2x2) above: batch 1 direct 262-302 effective GFLOP/s against 299-426,
- * batch 2 293 against 361.) Strided, at most 1024 (resnet18's three at batch 1
- * and 4): `bench_conv`, batch 1 direct 372-399 against im2col 279-336, batch 4 344-382
- * against 323-351; inside resnet18 at batch 1 0.31 / 0.33 / 0.49-0.53 ms against 0.36 /
- * 0.39 / 0.58. Not at batch 32: 512 -> 512 at 14x14 stride 2, 232 against 299 (a round of
- * one 0.5 MB image reads all 9.4 MB of weights).
- * The 14 x 32 tile also takes 3x3 windows on up to 32 channels at stride 1, 64 strided: the
- * narrow layers of the small models at training batches. AMD EPYC Zen 5, 2 threads, batch 128,
- * `bench_conv -m narrow` (forward, weights hot, effective GFLOP/s): 32 -> 32 at 14x14 direct
- * 295-298 against Winograd 149-156, at 28x28 266-279 against 200; `profile_train` on resnet18
- * width 16 (forward / data gradient, ms): 32 -> 32 at 112x112 118-144 / 117 against Winograd
- * 172-216 / 192-200, 64 -> 128 stride 2 at 56x56 57 / 74 against im2col 70 / 85; the
- * fmnist-fast network's training step (`resnet bench --train`, interleaved) 146-177 -> 135-163 ms.
- * Not 64 at stride 1: 64 -> 64 at 56x56 is Winograd's at batch 32 (347 against 316). */
+/* ... and, with the 14 x 32 tile (AVX-512), for windows on few output pixels. Strided, at most
+ * 1024 (resnet18's three at batch 1 and 4): `bench_conv`, batch 1 direct 372-399 against
+ * im2col 279-336, batch 4 344-382 against 323-351; inside resnet18 at batch 1 0.31 / 0.33 /
+ * 0.49-0.53 ms against 0.36 / 0.39 / 0.58. Not at batch 32: 512 -> 512 at 14x14 stride 2, 232
+ * against 299 (a round of one 0.5 MB image reads all 9.4 MB of weights).
+ * At stride 1, maps of at most 256 pixels (7x7 up to batch 5) whose Winograd weights would not
+ * stay in the last-level cache (F(4x4)'s, 4x these, over WINO_CACHED_BYTES; F(2x2)'s are 16/9):
+ * Winograd's few tiles cannot repay streaming them from memory once per pass. AMD EPYC Zen 5, 2 threads,
+ * inside resnet18 (`profile_layers`, interleaved runs, ms): batch 1, 512 -> 512 at 7x7 0.89-0.93
+ * against F(2x2) 0.98-1.01 and F(4x4) 2.2; batch 2 1.56-1.59 against F(2x2) 1.39-1.44. Where
+ * they stay, Winograd: 256 -> 256 at 14x14, batch 1 (9.4 MB F(4x4)) 0.51-0.61 ms against
+ * 0.73-0.76 direct.
+ * Stride-1 small maps where neither Winograd pays are direct's too (a map of 4x4 at batch 1:
+ * 166-175 effective GFLOP/s in `bench_conv -m narrow`, Zen 5, 2 threads, against im2col's 158).
+ * The 14 x 32 tile also takes strided windows on up to 64 channels. */
 #define DIRECT_WIDE_MR 14
 #define DIRECT_WIDE_MAX_PIXELS 256 /* stride 1 */
 #define DIRECT_WIDE_MAX_PIXELS_STRIDED 1024
-#define DIRECT_WIDE_MAX_CHANNELS_WINDOW 32
 #define DIRECT_WIDE_MAX_CHANNELS_STRIDED 64
 
-static int direct_pays(const rn_kernels *k, const rn_conv_shape *s) {
+/* A window on a map small enough for the 14 x 32 tile's rule above. */
+static int direct_small_map(const rn_kernels *k, const rn_conv_shape *s) {
     const long pixels = (long)s->n * s->ho * s->wo;
-    const int window = s->kh * s->kw > 1, wide = k->direct_mr >= DIRECT_WIDE_MR;
-    if (wide && window &&
-        pixels <= (s->stride == 1 ? DIRECT_WIDE_MAX_PIXELS : DIRECT_WIDE_MAX_PIXELS_STRIDED))
-        return 1;
+    return k->direct_mr >= DIRECT_WIDE_MR && s->kh * s->kw > 1 &&
+           pixels <= (s->stride == 1 ? DIRECT_WIDE_MAX_PIXELS : DIRECT_WIDE_MAX_PIXELS_STRIDED);
+}
+
+/* Direct before Winograd: the stems, strided windows on narrow inputs or small maps, and
+ * small maps at stride 1 where Winograd's weights would come from memory. */
+static int direct_pays(const rn_kernels *k, const rn_conv_shape *s) {
     if (s->cin <= DIRECT_MAX_CHANNELS)
         return 1;
-    const int most = s->stride > 1
-                         ? (wide ? DIRECT_WIDE_MAX_CHANNELS_STRIDED : DIRECT_MAX_CHANNELS_STRIDED)
-                         : (wide ? DIRECT_WIDE_MAX_CHANNELS_WINDOW : DIRECT_MAX_CHANNELS_WINDOW);
-    return window && s->cin <= most;
+    if (s->kh * s->kw == 1)
+        return 0;
+    if (s->stride == 1) /* Winograd's weights, F(4x4): 36 floats per channel pair */
+        return direct_small_map(k, s) && 36.0 * sizeof(float) * s->cin * s->cout > WINO_CACHED_BYTES;
+    const int wide = k->direct_mr >= DIRECT_WIDE_MR;
+    return direct_small_map(k, s) ||
+           s->cin <= (wide ? DIRECT_WIDE_MAX_CHANNELS_STRIDED : DIRECT_MAX_CHANNELS_STRIDED);
 }
 
 rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s) {
@@ -177,12 +176,15 @@ rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s)
     int k0;
     if (conv2d_crop_shape(s, &cropped, &k0))
         return RN_CONV_IM2COL; /* a smaller kernel on a tiny map: im2col crops it */
-    if (rn_conv_direct.supports(s) && direct_pays(rn_kernels_or_default(k), s))
+    k = rn_kernels_or_default(k);
+    if (rn_conv_direct.supports(s) && direct_pays(k, s))
         return RN_CONV_DIRECT;
     if (rn_conv_winograd.supports(s) && winograd_pays(s))
         return RN_CONV_WINOGRAD;
     if (rn_conv_winograd2.supports(s) && winograd2_pays(s))
         return RN_CONV_WINOGRAD2;
+    if (rn_conv_direct.supports(s) && direct_small_map(k, s))
+        return RN_CONV_DIRECT; /* where neither Winograd pays */
     /* a 1x1 convolution needs no im2col at all */
     return rn_conv_pointwise.supports(s) && !strided_1x1_by_im2col(k, s) ? RN_CONV_POINTWISE
                                                                         : RN_CONV_IM2COL;

@@ -19,10 +19,12 @@
  * Forward, a block of Tb tiles at a time (Tb chosen so the block's V and M
  * stay in the last-level cache):
  *   1. the input transform writes V_xi straight in the layout of the GEMM's
- *      packed B (threads share out the channels);
- *   2. per range of output channels (threads share them out): the 36
- *      products on the calling thread, then the output transform with the
- *      bias, residual and ReLU epilogue.
+ *      packed B;
+ *   2. per range of output channels: the 36 products on the calling thread,
+ *      then the output transform with the bias, residual and ReLU epilogue.
+ * The threads either each take their own run of tiles through both steps,
+ * or share out a block's input channels in 1 and its output channels in 2
+ * (see "How the threads share the work" below).
  * Every output element is summed in an order fixed by the shape, so results
  * do not depend on the thread count.
  *
