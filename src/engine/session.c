@@ -130,12 +130,26 @@ static size_t unit_weight_floats(const rn_unit *u) {
  * applies, else the heuristic's. */
 static int pick_algo(const rn_session *s, const rn_node *nd, int n) {
     rn_conv_shape cs = rn_node_conv_shape(nd, n);
-    if (s->bf16) /* a GEMM on the bf16 operands themselves: Winograd would transform them */
-        return rn_conv_algo_get(RN_CONV_POINTWISE)->supports(&cs) ? RN_CONV_POINTWISE
-                                                                  : RN_CONV_IM2COL;
-    if (s->forced_algo >= 0 && rn_conv_algo_get(s->forced_algo)->supports(&cs))
-        return s->forced_algo;
-    return rn_conv_algo_choose(s->k, &cs);
+    int a = s->forced_algo >= 0 && rn_conv_algo_get(s->forced_algo)->supports(&cs)
+                ? s->forced_algo
+                : (int)rn_conv_algo_choose(s->k, &cs);
+    if (s->bf16 && !rn_conv_algo_is_winograd(a)) /* a GEMM on the bf16 operands themselves */
+        a = rn_conv_algo_get(RN_CONV_POINTWISE)->supports(&cs) ? RN_CONV_POINTWISE : RN_CONV_IM2COL;
+    return a;
+}
+
+/* The kernels conv node i runs on. bf16 sessions keep Winograd on fp32 products (of weights
+ * rounded to bf16, between activations stored as bf16): its transforms, not its products, set
+ * its speed, so bf16 products would run it no faster and lose accuracy to the transforms'
+ * coefficients. Measured (dev/profile_layers -p bf16, resnet18 batch 32, 2 threads, AMD EPYC
+ * Zen 5, ms): 3x3 64->64 at 56x56 by the bf16 GEMM 23-28, by Winograd F(4x4) on bf16 products
+ * 10.8-12.3, on fp32 11.4-13.0 (the bf16 one's worst layer error against fp32 0.030 instead of
+ * the GEMM's 0.010, in tests/test_bf16's random resnet18 at 64x64; F(2x2) on bf16 products
+ * 21 ms); 128->128 at 28x28 17-18.5 against 8.3-9.6 on fp32, 256->256 at 14x14 14.8-16 against
+ * 11.4-12.4, 512->512 at 7x7 15-16.5 against 13.9-14.0. The strided 3x3 windows stay on the bf16
+ * GEMM (9.6-11.5 against fp32's 13.7-14.3). */
+static const rn_kernels *conv_kernels(const rn_session *s, int i) {
+    return rn_conv_algo_is_winograd(s->algo[i]) ? s->k : s->kconv;
 }
 
 /* Plans for a batch of n at h x w: schedule, algorithms, arena, workspace,
@@ -199,12 +213,12 @@ static rn_status plan_for(rn_session *s, int n, int h, int w, size_t *dry) {
             continue;
         }
         const rn_conv_algo *a = rn_conv_algo_get(s->algo[i] = pick_algo(s, nd, n));
-        size_t need = a->workspace_floats(s->kconv, &cs, s->threads);
+        size_t need = a->workspace_floats(conv_kernels(s, i), &cs, s->threads);
         size_t train = conv2d_workspace_floats(s->k, &cs); /* train mode's GEMM path */
         ws = need > ws ? need : ws;
         ws = train > ws ? train : ws;
         s->prep_at[i] = prep;
-        prep += (a->prepared_floats(s->kconv, &cs) + (size_t)nd->unit->cout + 15) / 16 * 16;
+        prep += (a->prepared_floats(conv_kernels(s, i), &cs) + (size_t)nd->unit->cout + 15) / 16 * 16;
         fold = unit_weight_floats(nd->unit) > fold ? unit_weight_floats(nd->unit) : fold;
         chans = nd->unit->cout > chans ? nd->unit->cout : chans;
     }
@@ -267,11 +281,11 @@ static void prepare_weights(rn_session *s) {
         rn_conv_shape cs = rn_node_conv_shape(nd, 1);
         const rn_conv_algo *a = rn_conv_algo_get(s->algo[i]);
         float *dst = s->prepared + s->prep_at[i];
-        float *bias = dst + a->prepared_floats(s->kconv, &cs);
+        float *bias = dst + a->prepared_floats(conv_kernels(s, i), &cs);
         rn_unit_fold(nd->unit, s->fold, bias);
         if (s->bf16)
             rn_round_bf16(s->fold, conv2d_weight_floats(&cs));
-        a->prepare(s->kconv, &cs, s->fold, dst);
+        a->prepare(conv_kernels(s, i), &cs, s->fold, dst);
     }
 }
 
@@ -288,9 +302,10 @@ static void run_conv(rn_session *s, int i, int n, rn_mode mode, const float *x) 
     if (mode == RN_MODE_EVAL || !u->has_bn) {
         const rn_conv_algo *a = rn_conv_algo_get(s->algo[i]);
         const float *prep = s->prepared + s->prep_at[i];
-        const float *bias = prep + a->prepared_floats(s->kconv, &cs);
+        const float *bias = prep + a->prepared_floats(conv_kernels(s, i), &cs);
         if (mode == RN_MODE_EVAL)
-            a->forward(s->kconv, &cs, x, prep, bias, res, nd->relu, y, s->ws, s->threads);
+            a->forward(conv_kernels(s, i), &cs, x, prep, bias, res, nd->relu, y, s->ws,
+                       s->threads);
         else /* train mode without BN: the weights as they are */
             conv2d_forward(s->k, &cs, x, u->w, u->b, res, nd->relu, y, s->ws);
         return;
@@ -397,7 +412,7 @@ rn_status rn_session_algorithms(const rn_session *s, char *buf, size_t cap) {
     char algos[192];
     rn_conv_algo_format(count, algos, sizeof algos);
     if (s->kconv != s->k)
-        snprintf(buf, cap, "bf16 %s: %s", s->kconv->name, algos);
+        snprintf(buf, cap, "bf16 %s (winograd on fp32 products): %s", s->kconv->name, algos);
     else
         snprintf(buf, cap, "bf16 emulated (fp32 kernels on bf16-rounded operands: the %s kernels "
                  "have no bf16 product on this CPU): %s", rn_isa_name(s->k->isa), algos);
