@@ -596,7 +596,7 @@ static void determinism_conv(rn_conv_shape s, const char *tag) {
     const size_t x_n = sz.x, w_n = sz.w, y_n = sz.y;
     float *x = frand(x_n, -1, 1), *w = frand(w_n, -1, 1), *dy = frand(y_n, -1, 1);
     float *dx[3], *dw[3], *db[3];
-    size_t ws_n = 0; /* the workspace for 1..3 threads (Winograd's split by tiles cuts it per thread) */
+    size_t ws_n = 0; /* for 1..3 threads (Winograd's split by tiles cuts it per thread) */
     for (int t = 1; t <= 3; t++) {
         const size_t f = conv2d_backward_workspace_floats(kd, &s, wino ? t : 0);
         ws_n = f > ws_n ? f : ws_n;

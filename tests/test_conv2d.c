@@ -225,8 +225,10 @@ static void check_determinism(rn_conv_shape s) {
     if (algo) {
         rn_free(ws);
         size_t most = 0; /* the workspace for any of 1..3 threads */
-        for (int t = 1; t <= 3; t++)
-            most = algo->workspace_floats(kd, &s, t) > most ? algo->workspace_floats(kd, &s, t) : most;
+        for (int t = 1; t <= 3; t++) {
+            const size_t f = algo->workspace_floats(kd, &s, t);
+            most = f > most ? f : most;
+        }
         ws = rn_alloc((most + 1) * sizeof(float));
         prep = rn_alloc((algo->prepared_floats(kd, &s) + 1) * sizeof(float));
         algo->prepare(kd, &s, w, prep);

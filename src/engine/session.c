@@ -218,7 +218,8 @@ static rn_status plan_for(rn_session *s, int n, int h, int w, size_t *dry) {
         ws = need > ws ? need : ws;
         ws = train > ws ? train : ws;
         s->prep_at[i] = prep;
-        prep += (a->prepared_floats(conv_kernels(s, i), &cs) + (size_t)nd->unit->cout + 15) / 16 * 16;
+        const size_t floats = a->prepared_floats(conv_kernels(s, i), &cs) + (size_t)nd->unit->cout;
+        prep += (floats + 15) / 16 * 16;
         fold = unit_weight_floats(nd->unit) > fold ? unit_weight_floats(nd->unit) : fold;
         chans = nd->unit->cout > chans ? nd->unit->cout : chans;
     }

@@ -137,8 +137,9 @@ static int strided_1x1_by_im2col(const rn_kernels *k, const rn_conv_shape *s) {
  * against 299 (a round of one 0.5 MB image reads all 9.4 MB of weights).
  * At stride 1, maps of at most 256 pixels (7x7 up to batch 5) whose Winograd weights would not
  * stay in the last-level cache (F(4x4)'s, 4x these, over WINO_CACHED_BYTES; F(2x2)'s are 16/9):
- * Winograd's few tiles cannot repay streaming them from memory once per pass. AMD EPYC Zen 5, 2 threads,
- * inside resnet18 (`profile_layers`, interleaved runs, ms): batch 1, 512 -> 512 at 7x7 0.89-0.93
+ * Winograd's few tiles cannot repay streaming them from memory once per pass. AMD EPYC Zen 5,
+ * 2 threads, inside resnet18 (`profile_layers`, interleaved runs, ms): batch 1, 512 -> 512 at
+ * 7x7 0.89-0.93
  * against F(2x2) 0.98-1.01 and F(4x4) 2.2; batch 2 1.56-1.59 against F(2x2) 1.39-1.44. Where
  * they stay, Winograd: 256 -> 256 at 14x14, batch 1 (9.4 MB F(4x4)) 0.51-0.61 ms against
  * 0.73-0.76 direct.
@@ -165,7 +166,8 @@ static int direct_pays(const rn_kernels *k, const rn_conv_shape *s) {
     if (s->kh * s->kw == 1)
         return 0;
     if (s->stride == 1) /* Winograd's weights, F(4x4): 36 floats per channel pair */
-        return direct_small_map(k, s) && 36.0 * sizeof(float) * s->cin * s->cout > WINO_CACHED_BYTES;
+        return direct_small_map(k, s) &&
+               36.0 * sizeof(float) * s->cin * s->cout > WINO_CACHED_BYTES;
     const int wide = k->direct_mr >= DIRECT_WIDE_MR;
     return direct_small_map(k, s) ||
            s->cin <= (wide ? DIRECT_WIDE_MAX_CHANNELS_STRIDED : DIRECT_MAX_CHANNELS_STRIDED);
