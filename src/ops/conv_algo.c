@@ -139,10 +139,9 @@ static int strided_1x1_by_im2col(const rn_kernels *k, const rn_conv_shape *s) {
  * stay in the last-level cache (F(4x4)'s, 4x these, over WINO_CACHED_BYTES; F(2x2)'s are 16/9):
  * Winograd's few tiles cannot repay streaming them from memory once per pass. AMD EPYC Zen 5,
  * 2 threads, inside resnet18 (`profile_layers`, interleaved runs, ms): batch 1, 512 -> 512 at
- * 7x7 0.89-0.93
- * against F(2x2) 0.98-1.01 and F(4x4) 2.2; batch 2 1.56-1.59 against F(2x2) 1.39-1.44. Where
- * they stay, Winograd: 256 -> 256 at 14x14, batch 1 (9.4 MB F(4x4)) 0.51-0.61 ms against
- * 0.73-0.76 direct.
+ * 7x7 0.89-0.93 against F(2x2) 0.98-1.01 and F(4x4) 2.2; batch 2 1.56-1.59 against F(2x2)
+ * 1.39-1.44. Where they stay, Winograd: 256 -> 256 at 14x14, batch 1 (9.4 MB F(4x4)) 0.51-0.61
+ * ms against 0.73-0.76 direct.
  * Stride-1 small maps where neither Winograd pays are direct's too (a map of 4x4 at batch 1:
  * 166-175 effective GFLOP/s in `bench_conv -m narrow`, Zen 5, 2 threads, against im2col's 158).
  * The 14 x 32 tile also takes strided windows on up to 64 channels. */

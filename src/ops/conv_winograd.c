@@ -257,20 +257,6 @@ static size_t block_floats(const wino_variant *v, const rn_conv_shape *s, int tb
                             plane_floats((size_t)s->cout * (size_t)tb));
 }
 
-static int tile_split(const wino_variant *v, const rn_kernels *k, const rn_conv_shape *s,
-                      int threads, int *run);
-
-/* A block's V and M, or, split by tiles, a sub-block's for each thread (run on another
- * thread count, the forward splits by blocks). */
-static size_t workspace_floats(const wino_variant *v, const rn_kernels *k, const rn_conv_shape *s,
-                               int threads) {
-    int run;
-    const int sub = tile_split(v, k, s, threads, &run);
-    const size_t block = block_floats(v, s, block_tiles(v, k, s)); /* also when run on others */
-    const size_t split = sub ? (size_t)threads * block_floats(v, s, sub) : 0;
-    return split > block ? split : block;
-}
-
 /* ---------------------------------------------------------------------------
  * Preparation: U = G g G^T per (output, input) channel, packed per xi
  * ------------------------------------------------------------------------- */
@@ -541,6 +527,17 @@ static int tile_split(const wino_variant *v, const rn_kernels *k, const rn_conv_
         return 0;
     *run = share;
     return even_piece(share, block_tiles(v, k, s), step);
+}
+
+/* A block's V and M, or, split by tiles, a sub-block's for each thread (run on another
+ * thread count, the forward splits by blocks). */
+static size_t workspace_floats(const wino_variant *v, const rn_kernels *k, const rn_conv_shape *s,
+                               int threads) {
+    int run;
+    const int sub = tile_split(v, k, s, threads, &run);
+    const size_t block = block_floats(v, s, block_tiles(v, k, s)); /* also when run on others */
+    const size_t split = sub ? (size_t)threads * block_floats(v, s, sub) : 0;
+    return split > block ? split : block;
 }
 
 static void forward(const wino_variant *v, const rn_kernels *k, const rn_conv_shape *s,
