@@ -404,6 +404,18 @@ static void test_sessions(void) {
     rn_session_forward(sa, xa, n, h, w, RN_MODE_EVAL, ya);
     CHECK(memcmp(ya, ra, sizeof ra) == 0, "a session sees the model's new weights");
 
+    /* eval mode writes residual blocks over their residual, train mode does not: the modes
+     * in turn in one session, against each mode in a session of its own */
+    float ye[30], yt[30], rt[30];
+    rn_session *train = NULL;
+    rn_session_create(m, NULL, &train);
+    rn_session_forward(train, xa, n, h, w, RN_MODE_TRAIN, rt);
+    rn_session_forward(sa, xa, n, h, w, RN_MODE_TRAIN, yt);
+    rn_session_forward(sa, xa, n, h, w, RN_MODE_EVAL, ye);
+    CHECK(memcmp(yt, rt, sizeof rt) == 0 && memcmp(ye, ra, sizeof ra) == 0,
+          "eval, train, eval in one session: each mode's logits as in a session of its own");
+    rn_session_free(train);
+
     /* a smaller batch, then another input size, in the same session */
     float y1[2 * 10], r1[10];  /* up to batch 2 of k = 10 classes */
     rn_session_forward(sa, xb, 1, h, w, RN_MODE_EVAL, y1);

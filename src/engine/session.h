@@ -33,7 +33,10 @@ struct rn_session {
     int n_cap;                  /* batch the plan is for; 0: no plan */
     int threads;                /* thread count the plan's workspace is for (rn_threads()) */
     int *algo;                  /* per node: rn_conv_algo_id (CONV nodes) */
-    size_t *value_at;           /* per value: offset in the arena */
+    size_t *value_at;           /* per value: offset in the arena, eval mode (a residual
+                                   block's last conv written over its residual: in_place) */
+    size_t *value_at_train;     /* the same in train mode, where no value shares a buffer */
+    const size_t *value_now;    /* the offsets of the mode that ran last */
     float *arena;
     size_t arena_floats;
     float *ws;                  /* conv workspace */

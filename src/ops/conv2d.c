@@ -177,6 +177,9 @@ static void conv_groups(const rn_kernels *k, const rn_conv_shape *s, const float
     const int N = s->n * s->ho * s->wo;
     const size_t in_plane = (size_t)s->n * s->h * s->w;
     const size_t per_group = packed ? group_packed_floats(k, s) : 0;
+    /* y over its own residual: the product is added to it (beta 1), K block by K block */
+    const int in_place = residual && residual == y;
+    const float beta = in_place ? 1.0f : 0.0f;
 
     for (int g = 0; g < G; g++) {
         // x_g: (cin_g, n*h*w)  w_g: (cout_g, K)  y_g: (cout_g, N)
@@ -185,7 +188,7 @@ static void conv_groups(const rn_kernels *k, const rn_conv_shape *s, const float
         float *yg = y + (size_t)g * cout_g * N;
         rn_gemm_epilogue ep = {
             .bias = bias ? bias + (size_t)g * cout_g : NULL,
-            .residual = residual ? residual + (size_t)g * cout_g * N : NULL,
+            .residual = residual && !in_place ? residual + (size_t)g * cout_g * N : NULL,
             .ldr = N,
             .relu = relu,
         };
@@ -193,13 +196,13 @@ static void conv_groups(const rn_kernels *k, const rn_conv_shape *s, const float
                         .kw = s->kw, .stride = s->stride, .pad = s->pad, .ho = s->ho,
                         .wo = s->wo};
         if (is_pointwise(s) && packed)
-            rn_sgemm_packed(k, cout_g, N, cin_g, wg, 0, xg, N, 0.0f, yg, N, &ep);
+            rn_sgemm_packed(k, cout_g, N, cin_g, wg, 0, xg, N, beta, yg, N, &ep);
         else if (is_pointwise(s))
-            rn_sgemm_ws(k, 0, 0, cout_g, N, cin_g, wg, K, xg, N, 0.0f, yg, N, &ep, pack_ws);
+            rn_sgemm_ws(k, 0, 0, cout_g, N, cin_g, wg, K, xg, N, beta, yg, N, &ep, pack_ws);
         else if (packed)
-            rn_sgemm_im2col_packed(k, cout_g, wg, &im, 0.0f, yg, N, &ep, pack_ws);
+            rn_sgemm_im2col_packed(k, cout_g, wg, &im, beta, yg, N, &ep, pack_ws);
         else
-            rn_sgemm_im2col(k, cout_g, wg, K, &im, 0.0f, yg, N, &ep, pack_ws);
+            rn_sgemm_im2col(k, cout_g, wg, K, &im, beta, yg, N, &ep, pack_ws);
     }
 }
 

@@ -11,6 +11,9 @@
  *     y += bias[co]          (bias may be NULL)
  *     y += residual[...]     (residual may be NULL; same layout as y)
  *     y = max(y, 0)          (if relu)
+ * In the fast paths (conv2d_forward and the algorithms of conv_algo.h) residual may be y
+ * itself: the output is then written over its residual (the GEMMs add the product to it,
+ * so the sum is residual + product + bias, rounded in that order). x never aliases y.
  */
 #ifndef RN_OPS_CONV2D_H
 #define RN_OPS_CONV2D_H

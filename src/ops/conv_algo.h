@@ -11,6 +11,9 @@
  *     a->prepare(k, &s, w, prepared);                  once per weight version
  *     a->forward(k, &s, x, prepared, bias, res, relu, y, workspace, threads);
  *
+ * `res` may be y itself (conv2d.h): inference writes a residual block's last convolution
+ * over its residual.
+ *
  * The workspace holds workspace_floats(k, &s, threads) floats; the forward runs
  * on rn_threads() threads, and is given the `threads` its workspace was sized
  * for (a split that needs a slice per thread falls back to one that does not
