@@ -205,6 +205,12 @@ static void check_heuristic(void) {
         {SHAPE(1, 128, 4, 128, 3, 1, 1), RN_CONV_IM2COL, RN_CONV_DIRECT, "3x3 128->128 at 4"},
         {SHAPE(1, 64, 56, 64, 3, 1, 1), RN_CONV_WINOGRAD, -1, "3x3 64->64 at 56"},
         {SHAPE(128, 16, 28, 32, 1, 2, 0), RN_CONV_POINTWISE, -1, "1x1/2 16->32"},
+        /* 1x1 on small maps: the wide tile's rows are the whole map */
+        {SHAPE(1, 2048, 7, 512, 1, 1, 0), RN_CONV_POINTWISE, RN_CONV_DIRECT, "1x1 2048->512 at 7"},
+        {SHAPE(1, 1024, 14, 256, 1, 1, 0), RN_CONV_POINTWISE, RN_CONV_DIRECT, "1x1 1024->256 at 14"},
+        {SHAPE(1, 512, 28, 256, 1, 1, 0), RN_CONV_POINTWISE, -1, "1x1 512->256 at 28"},
+        {SHAPE(32, 2048, 7, 512, 1, 1, 0), RN_CONV_POINTWISE, -1, "1x1 2048->512 at 7"},
+        {SHAPE(1, 1024, 14, 2048, 1, 2, 0), RN_CONV_IM2COL, -1, "1x1/2 1024->2048 at 14"},
         /* ResNet's last stage at batch 1, and at 8 */
         {SHAPE(1, 512, 7, 512, 3, 1, 1), RN_CONV_WINOGRAD2, RN_CONV_DIRECT, "3x3 512->512 at 7"},
         {SHAPE(8, 512, 7, 512, 3, 1, 1), RN_CONV_WINOGRAD, -1, "3x3 512->512 at 7"},
@@ -292,6 +298,7 @@ static void run_cases(int randoms) {
     check_conv(shape(2, 64, 14, 14, 64, 3, 1, 1, 1), 7, "3x3 K=576");
     check_conv(shape(1, 32, 15, 15, 48, 3, 2, 1, 1), 5, "3x3/2");
     check_conv(shape(3, 24, 9, 9, 40, 1, 1, 0, 1), 3, "1x1 pointwise");
+    check_conv(shape(2, 8, 50, 50, 16, 1, 1, 0, 1), 7, "1x1 over 4096 pixels (direct: rows)");
     check_conv(shape(2, 24, 9, 11, 40, 1, 2, 0, 1), 1, "1x1/2 downsample");
     check_conv(shape(4, 12, 33, 35, 20, 1, 3, 0, 2), 7, "1x1/3 groups, subsampled");
     check_conv(shape(5, 16, 56, 56, 24, 1, 2, 0, 1), 3, "1x1/2 wide N, subsampled");

@@ -107,9 +107,26 @@ static size_t padded_floats(const rn_conv_shape *s) {
     return (image_floats(s) * (size_t)images_per_round(s) + 15) / 16 * 16;
 }
 
+/* A 1x1 convolution at stride 1 without padding maps each pixel to itself: its n images of
+ * h x w are one row of n * h * w pixels, in the same memory, and every tile but the last is
+ * full (resnet50's 7x7 maps at batch 1: tiles of 14, 14, 14 and 7 pixels, not 7 and 7 a
+ * row). Up to this many pixels, which the copy of the input then holds all of. */
+#define FLAT_MAX_PIXELS 4096
+
+static rn_conv_shape flat(const rn_conv_shape *s) {
+    rn_conv_shape f = *s;
+    const long pixels = (long)s->n * s->h * s->w;
+    if (s->kh == 1 && s->kw == 1 && s->stride == 1 && s->pad == 0 && pixels <= FLAT_MAX_PIXELS) {
+        f.n = f.h = f.ho = 1;
+        f.w = f.wo = (int)pixels;
+    }
+    return f;
+}
+
 /* The padded images of a round, then the K tap offsets (ptrdiff_t: two float-sized slots each). */
-static size_t workspace_floats(const rn_kernels *k, const rn_conv_shape *s, int threads) {
+static size_t workspace_floats(const rn_kernels *k, const rn_conv_shape *shape, int threads) {
     (void)k, (void)threads;
+    const rn_conv_shape f = flat(shape), *s = &f;
     return padded_floats(s) + 2 * (size_t)taps(s) + 16;
 }
 
@@ -133,17 +150,20 @@ static void pad_images(const rn_conv_shape *s, const float *x, int b0, int nb, f
     }
 }
 
-static void forward(const rn_kernels *k, const rn_conv_shape *s, const float *x,
+static void forward(const rn_kernels *k, const rn_conv_shape *shape, const float *x,
                     const float *prepared, const float *bias, const float *residual, int relu,
                     float *y, float *workspace, int threads) {
     (void)threads;
+    const rn_conv_shape f = flat(shape), *s = &f;
     const tile_geometry g = geometry(k);
     const int mr = g.mr, nr = g.nr;
     const int hp = s->h + 2 * s->pad, wp = s->w + 2 * s->pad, K = taps(s);
     const int round = images_per_round(s), panels = ceil_div(s->cout, nr);
     const int by_panel = (double)panels * nr * K > (double)padded_floats(s);
     const ptrdiff_t out_plane = (ptrdiff_t)s->n * s->ho * s->wo;
-    float *xp = workspace;
+    /* one image without padding is its own padded copy (a flat 1x1 is one image) */
+    const int copy = s->pad > 0 || s->n > 1;
+    const float *xp = copy ? workspace : x;
     ptrdiff_t *off = (ptrdiff_t *)(workspace + padded_floats(s));
     for (int c = 0, kk = 0; c < s->cin; c++) /* the taps, from a window's origin in its image */
         for (int i = 0; i < s->kh; i++)
@@ -153,7 +173,8 @@ static void forward(const rn_kernels *k, const rn_conv_shape *s, const float *x,
 #pragma omp parallel num_threads(rn_threads())
     for (int b0 = 0; b0 < s->n; b0 += round) {
         const int nb = s->n - b0 < round ? s->n - b0 : round;
-        pad_images(s, x, b0, nb, xp);
+        if (copy)
+            pad_images(s, x, b0, nb, workspace);
 #pragma omp for schedule(static)
         for (long it = 0; it < (long)nb * s->ho * panels; it++) {
             /* consecutive items: the panels of one output row, which share its input rows, or
