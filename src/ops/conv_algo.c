@@ -165,8 +165,8 @@ static int direct_small_map(const rn_kernels *k, const rn_conv_shape *s) {
            pixels <= (s->stride == 1 ? DIRECT_WIDE_MAX_PIXELS : DIRECT_WIDE_MAX_PIXELS_STRIDED);
 }
 
-/* Direct before Winograd: the stems, strided windows on narrow inputs or small maps, and
- * small maps at stride 1 where Winograd's weights would come from memory. */
+/* Direct before Winograd: the stems, strided windows on narrow inputs or small maps, small
+ * maps at stride 1 where Winograd's weights would come from memory, and 1x1 on small maps. */
 static int direct_pays(const rn_kernels *k, const rn_conv_shape *s) {
     if (s->cin <= DIRECT_MAX_CHANNELS)
         return 1;

@@ -10,7 +10,9 @@
  * 3-channel 7x7/2 stem, a strided gather of 147 taps into every panel,
  * about a third of the stem's time) disappears. It pays where the input has
  * few channels: the weights of a tile (K x 16 or 32) stay in L1 and every
- * input value is used for 16 or 32 channels straight from there.
+ * input value is used for 16 or 32 channels straight from there. The wide tile also takes
+ * 1x1 convolutions on small maps, where its rows are the whole map (flat below) and a 7x7 map
+ * wastes less of it than of the GEMM's 16-column vectors.
  *
  * Preparation: the weights packed in panels of direct_nr output channels,
  * K x direct_nr each (zero past cout), tap k = (c, ki, kj) in the order of w.
