@@ -190,6 +190,16 @@ static void forward(const rn_kernels *k, const rn_conv_shape *shape, const float
             t.n = s->cout - p * nr < nr ? s->cout - p * nr : nr;
             t.bias = bias ? bias + p * nr : NULL;
             const float *w = prepared + (size_t)p * K * nr;
+            /* a share of the next panel's weights asked for meanwhile (to L2): the first row of
+             * a panel otherwise waits on memory for them (resnet18 at batch 1, 512 -> 512 at
+             * 7x7, 9.4 MB of weights: 0.90-0.93 ms -> 0.84-0.86, Zen 5, 2 threads) */
+            if (by_panel && rows > 1 && p + 1 < panels) {
+                const size_t bytes = (size_t)K * nr * sizeof(float), share = bytes / rows + 64;
+                const char *next = (const char *)(w + (size_t)K * nr);
+                const size_t from = (size_t)(it % rows) * share;
+                for (size_t o = from; o < from + share && o < bytes; o += 64)
+                    __builtin_prefetch(next + o, 0, 2);
+            }
             const float *xrow = xp + ((ptrdiff_t)b * s->cin * hp + (ptrdiff_t)oh * s->stride) * wp;
             const ptrdiff_t yrow =
                 (ptrdiff_t)p * nr * out_plane + ((ptrdiff_t)(b0 + b) * s->ho + oh) * s->wo;
