@@ -210,7 +210,8 @@ static void check_heuristic(void) {
         {SHAPE(1, 1024, 14, 256, 1, 1, 0), RN_CONV_POINTWISE, RN_CONV_DIRECT, "1x1 1024->256 at 14"},
         {SHAPE(1, 512, 28, 256, 1, 1, 0), RN_CONV_POINTWISE, -1, "1x1 512->256 at 28"},
         {SHAPE(32, 2048, 7, 512, 1, 1, 0), RN_CONV_POINTWISE, -1, "1x1 2048->512 at 7"},
-        {SHAPE(1, 1024, 14, 2048, 1, 2, 0), RN_CONV_IM2COL, -1, "1x1/2 1024->2048 at 14"},
+        {SHAPE(1, 1024, 14, 2048, 1, 2, 0), RN_CONV_IM2COL, RN_CONV_DIRECT, "1x1/2 1024->2048 at 14"},
+        {SHAPE(1, 256, 56, 512, 1, 2, 0), RN_CONV_IM2COL, -1, "1x1/2 256->512 at 56"},
         /* ResNet's last stage at batch 1, and at 8 */
         {SHAPE(1, 512, 7, 512, 3, 1, 1), RN_CONV_WINOGRAD2, RN_CONV_DIRECT, "3x3 512->512 at 7"},
         {SHAPE(8, 512, 7, 512, 3, 1, 1), RN_CONV_WINOGRAD, -1, "3x3 512->512 at 7"},
@@ -299,6 +300,8 @@ static void run_cases(int randoms) {
     check_conv(shape(1, 32, 15, 15, 48, 3, 2, 1, 1), 5, "3x3/2");
     check_conv(shape(3, 24, 9, 9, 40, 1, 1, 0, 1), 3, "1x1 pointwise");
     check_conv(shape(2, 8, 50, 50, 16, 1, 1, 0, 1), 7, "1x1 over 4096 pixels (direct: rows)");
+    check_conv(shape(3, 40, 13, 11, 36, 1, 2, 0, 1), 7, "1x1/2 (direct: subsampled, flat)");
+    check_conv(shape(1, 16, 9, 9, 24, 1, 3, 0, 1), 3, "1x1/3 one image");
     check_conv(shape(2, 24, 9, 11, 40, 1, 2, 0, 1), 1, "1x1/2 downsample");
     check_conv(shape(4, 12, 33, 35, 20, 1, 3, 0, 2), 7, "1x1/3 groups, subsampled");
     check_conv(shape(5, 16, 56, 56, 24, 1, 2, 0, 1), 3, "1x1/2 wide N, subsampled");

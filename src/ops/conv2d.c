@@ -218,8 +218,7 @@ static size_t subsampled_floats(const rn_conv_shape *s) {
     return is_1x1(s) && s->stride > 1 ? (size_t)s->cin * s->n * s->ho * s->wo : 0;
 }
 
-/* xs (cin * n, ho, wo) = x (cin * n, h, w) at every stride-th row and column. */
-static void subsample(const rn_conv_shape *s, const float *x, float *xs) {
+void conv2d_subsample(const rn_conv_shape *s, const float *x, float *xs) {
     const long planes = (long)s->cin * s->n;
     const int st = s->stride;
 #pragma omp parallel for num_threads(rn_threads()) schedule(static) if (planes * s->ho * s->wo > 65536)
@@ -238,7 +237,7 @@ static void conv_subsampled(const rn_kernels *k, const rn_conv_shape *s, const f
                             const float *residual, int relu, float *y, float *xs, float *pack_ws) {
     rn_conv_shape g = *s;
     g.h = s->ho, g.w = s->wo, g.stride = 1;
-    subsample(s, x, xs);
+    conv2d_subsample(s, x, xs);
     conv_groups(k, &g, xs, w, packed, bias, residual, relu, y, pack_ws);
 }
 

@@ -46,6 +46,10 @@ int conv2d_crop_shape(const rn_conv_shape *s, rn_conv_shape *c, int *k0);
 void conv2d_crop_weights(const rn_conv_shape *s, const rn_conv_shape *c, int k0, const float *w,
                          float *wc);
 
+/* The input a strided 1x1 convolution reads: xs (cin * n, ho, wo) = x (cin * n, h, w) at every
+ * stride-th row and column (threaded). */
+void conv2d_subsample(const rn_conv_shape *s, const float *x, float *xs);
+
 /* The plain-C oracle: a direct loop nest, no workspace. */
 void conv2d_forward_ref(const rn_conv_shape *s, const float *x, const float *w,
                         const float *bias, const float *residual, int relu,

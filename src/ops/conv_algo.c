@@ -149,13 +149,15 @@ static int strided_1x1_by_im2col(const rn_kernels *k, const rn_conv_shape *s) {
 #define DIRECT_WIDE_MAX_PIXELS 256 /* stride 1 */
 #define DIRECT_WIDE_MAX_PIXELS_STRIDED 1024
 #define DIRECT_WIDE_MAX_CHANNELS_STRIDED 64
-/* ... and 1x1 at stride 1 on maps of at most 256 pixels (14x14 at batch 1, 7x7 up to 5): its
+/* ... and 1x1 on output maps of at most 256 pixels (14x14 at batch 1, 7x7 up to 5): its
  * rows are the whole map (conv_direct.c), so a 7x7 map fills 3.5 tiles of 14 pixels where the
  * GEMM spends 64 columns on 49. `bench_conv -m resnet50 -b 1 -s 1x1`, AMD EPYC Zen 5, 2
  * threads, two runs, effective GFLOP/s, direct against pointwise: 512->2048 at 7x7 378-385
  * against 282-292, 2048->512 339-343 against 249-254, 1024->256 at 14x14 305-325 against
  * 276-284, 256->1024 362-365 against 334-338, 1024->512 352-360 against 322-335; at 28x28
- * (784 pixels) pointwise wins (512->256 374-379 against 339-343). */
+ * (784 pixels) pointwise wins (512->256 374-379 against 339-343). Strided, on the input
+ * subsampled first: 1x1/2 1024->2048 to 7x7 376 against im2col's 271, 512->1024 to 14x14 363
+ * against 333 (`-s 1x1/2`). */
 #define DIRECT_WIDE_MAX_PIXELS_1X1 256
 
 /* A window on a map small enough for the 14 x 32 tile's rule above. */
@@ -170,8 +172,8 @@ static int direct_small_map(const rn_kernels *k, const rn_conv_shape *s) {
 static int direct_pays(const rn_kernels *k, const rn_conv_shape *s) {
     if (s->cin <= DIRECT_MAX_CHANNELS)
         return 1;
-    if (s->kh * s->kw == 1) /* stride 1 only: the direct tile's rows are then the whole map */
-        return k->direct_mr >= DIRECT_WIDE_MR && s->stride == 1 && s->pad == 0 &&
+    if (s->kh * s->kw == 1) /* the direct tile's rows are then the whole (subsampled) map */
+        return k->direct_mr >= DIRECT_WIDE_MR && s->pad == 0 &&
                (long)s->n * s->ho * s->wo <= DIRECT_WIDE_MAX_PIXELS_1X1;
     if (s->stride == 1) /* Winograd's weights, F(4x4): 36 floats per channel pair */
         return direct_small_map(k, s) &&

@@ -125,11 +125,25 @@ static rn_conv_shape flat(const rn_conv_shape *s) {
     return f;
 }
 
-/* The padded images of a round, then the K tap offsets (ptrdiff_t: two float-sized slots each). */
+/* A strided 1x1 without padding whose output is that small reads its input subsampled into
+ * the workspace first (conv2d_subsample), as a flat 1x1 at stride 1 (*g). */
+static size_t subsampled_floats(const rn_conv_shape *s, rn_conv_shape *g) {
+    *g = *s;
+    const long pixels = (long)s->n * s->ho * s->wo;
+    if (s->kh != 1 || s->kw != 1 || s->stride == 1 || s->pad != 0 || pixels > FLAT_MAX_PIXELS)
+        return 0;
+    g->h = s->ho, g->w = s->wo, g->stride = 1;
+    return ((size_t)s->cin * (size_t)pixels + 15) / 16 * 16;
+}
+
+/* The subsampled input if any, the padded images of a round, then the K tap offsets
+ * (ptrdiff_t: two float-sized slots each). */
 static size_t workspace_floats(const rn_kernels *k, const rn_conv_shape *shape, int threads) {
     (void)k, (void)threads;
-    const rn_conv_shape f = flat(shape), *s = &f;
-    return padded_floats(s) + 2 * (size_t)taps(s) + 16;
+    rn_conv_shape g;
+    const size_t sub = subsampled_floats(shape, &g);
+    const rn_conv_shape f = flat(&g), *s = &f;
+    return sub + padded_floats(s) + 2 * (size_t)taps(s) + 16;
 }
 
 /* xp = images [b0, b0 + nb) of x (cin, n, h, w) with `pad` zeros around every plane, image by
@@ -155,7 +169,14 @@ static void pad_images(const rn_conv_shape *s, const float *x, int b0, int nb, f
 static void forward(const rn_kernels *k, const rn_conv_shape *shape, const float *x,
                     const float *prepared, const float *bias, const float *residual, int relu,
                     float *y, float *workspace, int threads) {
-    (void)threads;
+    rn_conv_shape unstrided;
+    const size_t sub = subsampled_floats(shape, &unstrided);
+    if (sub) {
+        conv2d_subsample(shape, x, workspace);
+        forward(k, &unstrided, workspace, prepared, bias, residual, relu, y, workspace + sub,
+                threads);
+        return;
+    }
     const rn_conv_shape f = flat(shape), *s = &f;
     const tile_geometry g = geometry(k);
     const int mr = g.mr, nr = g.nr;
@@ -190,16 +211,7 @@ static void forward(const rn_kernels *k, const rn_conv_shape *shape, const float
             t.n = s->cout - p * nr < nr ? s->cout - p * nr : nr;
             t.bias = bias ? bias + p * nr : NULL;
             const float *w = prepared + (size_t)p * K * nr;
-            /* a share of the next panel's weights asked for meanwhile (to L2): the first row of
-             * a panel otherwise waits on memory for them (resnet18 at batch 1, 512 -> 512 at
-             * 7x7, 9.4 MB of weights: 0.90-0.93 ms -> 0.84-0.86, Zen 5, 2 threads) */
-            if (by_panel && rows > 1 && p + 1 < panels) {
-                const size_t bytes = (size_t)K * nr * sizeof(float), share = bytes / rows + 64;
-                const char *next = (const char *)(w + (size_t)K * nr);
-                const size_t from = (size_t)(it % rows) * share;
-                for (size_t o = from; o < from + share && o < bytes; o += 64)
-                    __builtin_prefetch(next + o, 0, 2);
-            }
+            const int row_tiles = ceil_div(s->wo, mr), tiles = (int)rows * row_tiles;
             const float *xrow = xp + ((ptrdiff_t)b * s->cin * hp + (ptrdiff_t)oh * s->stride) * wp;
             const ptrdiff_t yrow =
                 (ptrdiff_t)p * nr * out_plane + ((ptrdiff_t)(b0 + b) * s->ho + oh) * s->wo;
@@ -209,6 +221,18 @@ static void forward(const rn_kernels *k, const rn_conv_shape *shape, const float
                 t.x = xrow + (ptrdiff_t)ow * s->stride;
                 t.y = y + yrow + ow;
                 t.res = residual ? residual + yrow + ow : NULL;
+                /* the tiles of a panel each ask for a share of the next panel's weights (to
+                 * L2), whose first tile otherwise waits on memory for them (resnet18 at batch
+                 * 1, 512 -> 512 at 7x7, 9.4 MB of weights: 0.90-0.93 ms -> 0.84-0.86, Zen 5, 2
+                 * threads) */
+                if (by_panel && tiles > 1 && p + 1 < panels) {
+                    const size_t bytes = (size_t)K * nr * sizeof(float);
+                    const size_t share = bytes / (size_t)tiles + 64;
+                    const size_t from = (size_t)(row * row_tiles + ow / mr) * share;
+                    const char *next = (const char *)(w + (size_t)K * nr);
+                    for (size_t o = from; o < from + share && o < bytes; o += 64)
+                        __builtin_prefetch(next + o, 0, 2);
+                }
                 g.fn(w, &t);
             }
         } /* its barrier: the copy is free for the next round */
