@@ -215,9 +215,10 @@ static void check_heuristic(void) {
         /* ResNet's last stage at batch 1, and at 8 */
         {SHAPE(1, 512, 7, 512, 3, 1, 1), RN_CONV_WINOGRAD2, RN_CONV_DIRECT, "3x3 512->512 at 7"},
         {SHAPE(8, 512, 7, 512, 3, 1, 1), RN_CONV_WINOGRAD, -1, "3x3 512->512 at 7"},
-        /* a strided window at batch 1, not at batch 32 */
+        /* a strided window at batch 1; at batch 32 only where its weights stay in L2 */
         {SHAPE(1, 128, 28, 256, 3, 2, 1), RN_CONV_IM2COL, RN_CONV_DIRECT, "3x3/2 128->256 at 28"},
-        {SHAPE(32, 128, 28, 256, 3, 2, 1), RN_CONV_IM2COL, -1, "3x3/2 128->256 at 28"},
+        {SHAPE(32, 128, 28, 256, 3, 2, 1), RN_CONV_IM2COL, RN_CONV_DIRECT, "3x3/2 128->256 at 28"},
+        {SHAPE(32, 256, 28, 256, 3, 2, 1), RN_CONV_IM2COL, -1, "3x3/2 256->256 at 28"},
     };
 #undef SHAPE
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -149,6 +149,12 @@ static int strided_1x1_by_im2col(const rn_kernels *k, const rn_conv_shape *s) {
 #define DIRECT_WIDE_MAX_PIXELS 256 /* stride 1 */
 #define DIRECT_WIDE_MAX_PIXELS_STRIDED 1024
 #define DIRECT_WIDE_MAX_CHANNELS_STRIDED 64
+/* ... and strided windows whose weights stay in L2 beside a round's input, at any batch:
+ * `bench_conv -b 32 -s 3x3/2`, AMD EPYC Zen 5, 2 threads, four runs, effective GFLOP/s, direct
+ * against im2col: 128->128 at 56x56 (0.6 MB) 248-268 against 198-230, 128->256 at 28x28 (1.2
+ * MB) 261-269 against 250-260; not 256->256 (2.4 MB: 260-277 against 255-258, within the
+ * noise) nor 512->512 at 14x14 (9.4 MB: 181-183 against 251-265). */
+#define DIRECT_WIDE_MAX_WEIGHT_BYTES_STRIDED (1.5 * 1024 * 1024)
 /* ... and 1x1 on output maps of at most 256 pixels (14x14 at batch 1, 7x7 up to 5): its
  * rows are the whole map (conv_direct.c), so a 7x7 map fills 3.5 tiles of 14 pixels where the
  * GEMM spends 64 columns on 49. `bench_conv -m resnet50 -b 1 -s 1x1`, AMD EPYC Zen 5, 2
@@ -179,8 +185,10 @@ static int direct_pays(const rn_kernels *k, const rn_conv_shape *s) {
         return direct_small_map(k, s) &&
                36.0 * sizeof(float) * s->cin * s->cout > WINO_CACHED_BYTES;
     const int wide = k->direct_mr >= DIRECT_WIDE_MR;
+    const double weight_bytes = (double)sizeof(float) * s->cin * s->kh * s->kw * s->cout;
     return direct_small_map(k, s) ||
-           s->cin <= (wide ? DIRECT_WIDE_MAX_CHANNELS_STRIDED : DIRECT_MAX_CHANNELS_STRIDED);
+           s->cin <= (wide ? DIRECT_WIDE_MAX_CHANNELS_STRIDED : DIRECT_MAX_CHANNELS_STRIDED) ||
+           (wide && weight_bytes <= DIRECT_WIDE_MAX_WEIGHT_BYTES_STRIDED);
 }
 
 rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s) {
