@@ -29,10 +29,10 @@
 /* train's --precision (rn_train_config.precision). */
 #define CLI_TRAIN_PRECISION_SPEC                                                              \
     {"precision", ARG_STRING, "fp32",                                                         \
-     "fp32, or bf16: mixed precision, every convolution and classifier product (forward, "    \
-     "data and weight gradients) on bf16 operands with fp32 sums; weights, optimizer state, " \
-     "BatchNorm and stored activations stay fp32. Needs AVX-512 BF16 or AMX (RN_ISA=portable: " \
-     "slow portable bf16 kernels); no Winograd",                                              \
+     "fp32, or bf16: mixed precision, the convolutions' and the classifier's GEMM products "  \
+     "(forward, data and weight gradients) on bf16 operands with fp32 sums (Winograd's layers " \
+     "on fp32 products); weights, optimizer state, BatchNorm and stored activations stay "   \
+     "fp32. Needs AVX-512 BF16 or AMX (RN_ISA=portable: slow portable bf16 kernels)",         \
      0, 0}
 void cli_session_config(const arg_table *t, rn_session_config *cfg);
 

@@ -357,12 +357,13 @@ typedef struct rn_train_config {
                                 (exact) for the stems and narrow layers; "im2col": the GEMM
                                 paths everywhere, equal to PyTorch up to rounding */
     const char *precision;   /* NULL or "fp32" (default); "bf16": mixed precision, the
-                                convolutions' and the classifier's products (forward, data
-                                and weight gradients) on bf16-rounded operands with fp32
-                                sums, everything else fp32 (master weights, optimizer state,
-                                BatchNorm, activations as stored). Needs a CPU with bf16
-                                products (AVX-512 BF16 or AMX) or RN_ISA=portable; no
-                                Winograd (conv_algo auto picks the GEMM paths) */
+                                convolutions' and the classifier's GEMM products (forward,
+                                data and weight gradients) on bf16-rounded operands with
+                                fp32 sums, the layers the heuristic gives to Winograd on
+                                its fp32 products, everything else fp32 (master weights,
+                                optimizer state, BatchNorm, activations as stored). Needs a
+                                CPU with bf16 products (AVX-512 BF16 or AMX) or
+                                RN_ISA=portable; conv_algo "direct" is refused */
 } rn_train_config;
 
 /* Fills *cfg with the defaults above. */

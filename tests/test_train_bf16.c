@@ -166,7 +166,8 @@ static run_out train(const char *precision, const float *x, const int32_t *label
     }
     char algos[256];
     if (rn_trainer_algorithms(t, algos, sizeof algos) == RN_OK && strcmp(precision, "bf16") == 0)
-        CHECK(!strstr(algos, "winograd"), "bf16 training runs the GEMM paths only: %s", algos);
+        CHECK(!strstr(algos, "direct") && strstr(algos, "im2col"),
+              "bf16 training runs Winograd (on fp32 products) and GEMMs, never direct: %s", algos);
     r.n_weights = m->n_params;
     r.weights = malloc(m->n_params * sizeof(float));
     memcpy(r.weights, m->params, m->n_params * sizeof(float));

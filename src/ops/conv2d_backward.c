@@ -156,6 +156,7 @@ typedef struct bwd_plan {
     int pointwise;          /* 1x1, stride 1, unpadded: im2col(x) is x */
     int data_route;
     const rn_conv_algo *algo; /* DATA_ALGO: Winograd or direct, as the heuristic picks */
+    const rn_kernels *ka;   /* DATA_ALGO: its kernels (fp32: k's own, or k's fp32 twin) */
     int threads;            /* DATA_ALGO: the thread count its workspace is for */
     int chunk_d;            /* pixels per col2im chunk (DATA_COL2IM) */
     int chunk_w;            /* pixels per weight chunk */
@@ -223,9 +224,11 @@ static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s, int algos
         p.data_route = DATA_COL2IM;
 
     if (p.data_route == DATA_FLIPPED && algos && p.G == 1) {
+        /* bf16 kernels: Winograd on the fp32 ones (rn_kernels_fp32), not the direct tile */
         const rn_conv_shape f = flipped_shape(s);
-        const rn_conv_algo_id a = rn_conv_algo_choose(p.k, &f);
-        if (rn_conv_algo_own_weights(a)) {
+        p.ka = rn_kernels_fp32(p.k);
+        const rn_conv_algo_id a = rn_conv_algo_choose(p.ka, &f);
+        if (rn_kernels_are_bf16(p.k) ? rn_conv_algo_is_winograd(a) : rn_conv_algo_own_weights(a)) {
             p.data_route = DATA_ALGO;
             p.algo = rn_conv_algo_get(a);
             p.threads = algos;
@@ -237,8 +240,8 @@ static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s, int algos
     } else if (p.data_route == DATA_ALGO) {
         const rn_conv_shape f = flipped_shape(s);
         p.ws_data = align_up((size_t)p.cin_g * (size_t)flipped_k) +
-                    align_up(p.algo->prepared_floats(p.k, &f)) +
-                    p.algo->workspace_floats(p.k, &f, p.threads);
+                    align_up(p.algo->prepared_floats(p.ka, &f)) +
+                    p.algo->workspace_floats(p.ka, &f, p.threads);
     } else if (p.data_route == DATA_FLIPPED) {
         p.ws_data = align_up((size_t)p.cin_g * (size_t)flipped_k) +
                     rn_gemm_packed_a_floats(p.k, p.cin_g, (int)flipped_k);
@@ -536,10 +539,10 @@ void conv2d_backward_data(const rn_kernels *k, const rn_conv_shape *s, const flo
             const rn_conv_shape f = flipped_shape(s);
             float *wf = workspace;
             float *u = wf + align_up((size_t)p.cin_g * p.cout_g * p.khw);
-            float *aws = u + align_up(p.algo->prepared_floats(p.k, &f));
+            float *aws = u + align_up(p.algo->prepared_floats(p.ka, &f));
             flip_weights(&p, wg, wf);
-            p.algo->prepare(p.k, &f, wf, u);
-            p.algo->forward(p.k, &f, dyg, u, NULL, beta != 0.0f ? dxg : NULL, 0, dxg, aws,
+            p.algo->prepare(p.ka, &f, wf, u);
+            p.algo->forward(p.ka, &f, dyg, u, NULL, beta != 0.0f ? dxg : NULL, 0, dxg, aws,
                             p.threads);
         } else if (p.data_route == DATA_FLIPPED) {
             /* dx_g = wf x im2col(dy_g padded by k-1-pad) */

@@ -289,6 +289,12 @@ const rn_kernels *rn_kernels_bf16(const rn_kernels *k) {
     }
 }
 
+const rn_kernels *rn_kernels_fp32(const rn_kernels *k) {
+    k = rn_kernels_or_default(k);
+    const rn_kernels *f = rn_kernels_are_bf16(k) ? rn_kernels_for(k->isa) : k;
+    return f ? f : k;
+}
+
 static const rn_kernels *default_kernels = &PORTABLE;
 static pthread_once_t default_once = PTHREAD_ONCE_INIT;
 

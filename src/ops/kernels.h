@@ -108,6 +108,11 @@ const rn_kernels *rn_kernels_for(rn_isa isa);
  * caller runs k's fp32 kernels on bf16-rounded operands instead). */
 const rn_kernels *rn_kernels_bf16(const rn_kernels *k);
 
+/* The fp32 descriptor of the same instruction set as k: k itself when its products are fp32.
+ * Winograd runs on it in bf16 sessions and bf16 training: its transforms, not its products,
+ * set its speed. */
+const rn_kernels *rn_kernels_fp32(const rn_kernels *k);
+
 /* 1 when k's kernels multiply bf16 operands (a descriptor rn_kernels_bf16 returned). */
 static inline int rn_kernels_are_bf16(const rn_kernels *k) { return k->finish_a != NULL; }
 

@@ -116,24 +116,33 @@ int rn_backprop_conv_algo(const rn_backprop *bp, int i) {
     return bp->algo[i];
 }
 
-/* Winograd or direct for the data gradients too, where the heuristic picks them, unless the GEMM
- * path is forced or the products are bf16 (a GEMM on the bf16 operands themselves): the
- * `algos` of conv2d_backward_data (the threads its workspace is for), or 0. */
+/* Winograd or direct for the data gradients too, where the heuristic picks them (bf16 kernels:
+ * Winograd only, on fp32 products), unless the GEMM path is forced: the `algos` of
+ * conv2d_backward_data (the threads its workspace is for), or 0. */
 static int data_by_algos(const rn_backprop *bp) {
-    return bp->forced_algo != RN_CONV_IM2COL && !rn_kernels_are_bf16(bp->k) ? bp->threads : 0;
+    return bp->forced_algo != RN_CONV_IM2COL ? bp->threads : 0;
 }
 
 /* The forward convolution's algorithm for shape cs: the forced one where it applies, else the
- * heuristic's; bf16 kernels take the GEMM paths only. */
+ * heuristic's. bf16 kernels keep Winograd, on fp32 products of the fp32 operands (its
+ * transforms, not its products, set its speed, and bf16 products would lose accuracy to the
+ * transforms' coefficients: bf16 inference does the same), and run every other layer as a GEMM
+ * on bf16 operands. */
 static int forward_algo(const rn_backprop *bp, const rn_conv_shape *cs) {
-    if (rn_kernels_are_bf16(bp->k))
+    int a = RN_CONV_IM2COL;
+    if (bp->forced_algo >= 0 && rn_conv_algo_get(bp->forced_algo)->supports(cs))
+        a = bp->forced_algo;
+    else if (bp->forced_algo < 0)
+        a = rn_conv_algo_choose(rn_kernels_fp32(bp->k), cs);
+    if (rn_kernels_are_bf16(bp->k) && !rn_conv_algo_is_winograd(a))
         return rn_conv_pointwise.supports(cs) && bp->forced_algo != RN_CONV_IM2COL ? RN_CONV_POINTWISE
                                                                                   : RN_CONV_IM2COL;
-    if (bp->forced_algo >= 0 && rn_conv_algo_get(bp->forced_algo)->supports(cs))
-        return bp->forced_algo;
-    if (bp->forced_algo < 0)
-        return rn_conv_algo_choose(bp->k, cs);
-    return RN_CONV_IM2COL;
+    return a;
+}
+
+/* The kernels node i's forward algorithm runs on: Winograd's fp32 ones under bf16. */
+static const rn_kernels *algo_kernels(const rn_backprop *bp, int i) {
+    return rn_conv_algo_own_weights(bp->algo[i]) ? rn_kernels_fp32(bp->k) : bp->k;
 }
 
 static void free_plan(rn_backprop *bp) {
@@ -276,8 +285,8 @@ static rn_status plan_for(rn_backprop *bp, int n, int h, int w, size_t *dry) {
         size_t f = conv2d_workspace_floats(bp->k, &cs);
         if (rn_conv_algo_own_weights(bp->algo[i])) { /* the others run on the weights as they are */
             const rn_conv_algo *a = rn_conv_algo_get(bp->algo[i]);
-            f = a->workspace_floats(bp->k, &cs, bp->threads);
-            BUF(B_PREP, i) = (rn_arena_buf){a->prepared_floats(bp->k, &cs), i, i, 0};
+            f = a->workspace_floats(algo_kernels(bp, i), &cs, bp->threads);
+            BUF(B_PREP, i) = (rn_arena_buf){a->prepared_floats(algo_kernels(bp, i), &cs), i, i, 0};
         }
         size_t g = conv2d_backward_workspace_floats(bp->k, &cs, data_by_algos(bp));
         ws = f > ws ? f : ws;
@@ -357,9 +366,10 @@ static void conv_run(rn_backprop *bp, int i, const rn_conv_shape *cs, const floa
     const rn_unit *u = bp->sc->nodes[i].unit;
     if (rn_conv_algo_own_weights(bp->algo[i])) {
         const rn_conv_algo *a = rn_conv_algo_get(bp->algo[i]);
-        a->prepare(bp->k, cs, u->w, bp->prep[i]);
+        a->prepare(algo_kernels(bp, i), cs, u->w, bp->prep[i]);
         stamp(bp, i, RN_BP_PREPARE);
-        a->forward(bp->k, cs, x, bp->prep[i], u->b, res, relu, y, bp->ws, bp->threads);
+        a->forward(algo_kernels(bp, i), cs, x, bp->prep[i], u->b, res, relu, y, bp->ws,
+                   bp->threads);
     } else {
         conv2d_forward(bp->k, cs, x, u->w, u->b, res, relu, y, bp->ws);
     }
