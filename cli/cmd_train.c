@@ -667,8 +667,9 @@ started:
                r.train.channels, size ? size : r.train.height, size ? size : r.train.width, batch,
                rn_loader_steps(r.loader), rn_get_threads());
         if (strcmp(rn_trainer_precision(r.tr), "bf16") == 0)
-            printf("mixed precision: every convolution and classifier product on bf16 operands (%s "
-                   "kernels) with fp32 sums; weights, optimizer state and BatchNorm in fp32\n",
+            printf("mixed precision: the convolutions' and classifier's GEMM products on bf16 "
+                   "operands (%s kernels) with fp32 sums, Winograd's layers on fp32 products; "
+                   "weights, optimizer state and BatchNorm in fp32\n",
                    rn_trainer_isa(r.tr));
         if (r.dist.size > 1)
             printf("data parallel over %d ranks (%s): %d images of each batch and %d threads per rank; "
