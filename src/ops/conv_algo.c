@@ -185,7 +185,7 @@ static int direct_pays(const rn_kernels *k, const rn_conv_shape *s) {
         return direct_small_map(k, s) &&
                36.0 * sizeof(float) * s->cin * s->cout > WINO_CACHED_BYTES;
     const int wide = k->direct_mr >= DIRECT_WIDE_MR;
-    const double weight_bytes = (double)sizeof(float) * s->cin * s->kh * s->kw * s->cout;
+    const double weight_bytes = (double)sizeof(float) * (double)conv2d_weight_floats(s);
     return direct_small_map(k, s) ||
            s->cin <= (wide ? DIRECT_WIDE_MAX_CHANNELS_STRIDED : DIRECT_MAX_CHANNELS_STRIDED) ||
            (wide && weight_bytes <= DIRECT_WIDE_MAX_WEIGHT_BYTES_STRIDED);

@@ -115,10 +115,16 @@ static size_t padded_floats(const rn_conv_shape *s) {
  * row). Up to this many pixels, which the copy of the input then holds all of. */
 #define FLAT_MAX_PIXELS 4096
 
+/* A 1x1 without padding whose output has at most FLAT_MAX_PIXELS pixels. */
+static int small_unpadded_1x1(const rn_conv_shape *s) {
+    return s->kh == 1 && s->kw == 1 && s->pad == 0 &&
+           (long)s->n * s->ho * s->wo <= FLAT_MAX_PIXELS;
+}
+
 static rn_conv_shape flat(const rn_conv_shape *s) {
     rn_conv_shape f = *s;
     const long pixels = (long)s->n * s->h * s->w;
-    if (s->kh == 1 && s->kw == 1 && s->stride == 1 && s->pad == 0 && pixels <= FLAT_MAX_PIXELS) {
+    if (s->stride == 1 && small_unpadded_1x1(s)) {
         f.n = f.h = f.ho = 1;
         f.w = f.wo = (int)pixels;
     }
@@ -130,7 +136,7 @@ static rn_conv_shape flat(const rn_conv_shape *s) {
 static size_t subsampled_floats(const rn_conv_shape *s, rn_conv_shape *g) {
     *g = *s;
     const long pixels = (long)s->n * s->ho * s->wo;
-    if (s->kh != 1 || s->kw != 1 || s->stride == 1 || s->pad != 0 || pixels > FLAT_MAX_PIXELS)
+    if (s->stride == 1 || !small_unpadded_1x1(s))
         return 0;
     g->h = s->ho, g->w = s->wo, g->stride = 1;
     return ((size_t)s->cin * (size_t)pixels + 15) / 16 * 16;
