@@ -178,7 +178,7 @@ has out "--label-smoothing 0.1 --augment flip --tta flip --seed 0 --precision bf
 RN_ISA=portable expect 0 "train --recipe fmnist-fast-bf16" "$R" train --recipe fmnist-fast-bf16 --data tiny \
     --width 8 --epochs 1 --batch-size 8 --max-steps 2 --no-report
 has out "--nesterov --weight-decay 5e-4" "the base recipe's flags apply"
-has out "mixed precision: every convolution" "its own flag applies (bf16)"
+has out "mixed precision: the convolutions' and classifier's GEMM products on bf16 operands" "its own flag applies (bf16)"
 expect 2 "an unknown recipe" "$R" train --data tiny --recipe frob
 has err "fmnist-fast" "the known recipes are named"
 # the recipe's flags, but for those given: width 8, 1 epoch, 3 steps
