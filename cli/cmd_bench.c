@@ -48,6 +48,21 @@ static double peak_rss_mb(void) {
     return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss / 1024.0 : 0.0;
 }
 
+/* The process's memory now in transparent huge pages, in MB (Linux's smaps_rollup); -1 where
+ * unknown. */
+static double huge_pages_mb(void) {
+    FILE *f = fopen("/proc/self/smaps_rollup", "r");
+    if (!f)
+        return -1.0;
+    char line[256];
+    double kb = -1.0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "AnonHugePages: %lf kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb < 0 ? -1.0 : kb / 1024.0;
+}
+
 /* x[0..n) uniform in [-1, 1) from a seeded LCG: the same input every run. */
 static void fill_uniform(float *x, size_t n, uint32_t seed) {
     for (size_t i = 0; i < n; i++) {
@@ -212,7 +227,12 @@ int cmd_bench(int argc, char **argv) {
     const char *isa = sess ? rn_session_isa(sess) : rn_trainer_isa(tr);
     const char *kernel = sess ? rn_session_kernel(sess) : rn_trainer_kernel(tr);
     double engine_mb = (double)(sess ? rn_session_bytes(sess) : rn_trainer_bytes(tr)) / 1048576.0;
-    double rss = peak_rss_mb();
+    double rss = peak_rss_mb(), huge = huge_pages_mb();
+    char huge_json[32] = "null", huge_text[64] = "";
+    if (huge >= 0) {
+        snprintf(huge_json, sizeof huge_json, "%.1f", huge);
+        snprintf(huge_text, sizeof huge_text, " (%.1f MB in huge pages)", huge);
+    }
     const char *prec_name = sess ? rn_session_precision(sess) : rn_trainer_precision(tr);
     if (args_flag(&t, "json")) {
         printf("{\"arch\": \"%s\", \"mode\": \"%s\", \"batch_size\": %d, \"image_size\": %d, "
@@ -220,10 +240,10 @@ int cmd_bench(int argc, char **argv) {
                "\"ms_per_batch_median\": %.3f, \"ms_per_batch_min\": %.3f, \"ms_per_batch_max\": %.3f, "
                "\"images_per_second\": %.2f, \"gflops_per_second\": %.2f, \"isa\": \"%s\", \"kernel\": \"%s\", "
                "\"cpu\": \"%s\", \"conv_algorithms\": \"%s\", \"engine_mb\": %.1f, "
-               "\"peak_rss_mb\": %.1f, \"precision\": \"%s\"}\n",
+               "\"peak_rss_mb\": %.1f, \"huge_pages_mb\": %s, \"precision\": \"%s\"}\n",
                rn_model_arch(m), mode_s, batch, size, in_ch, rn_model_num_classes(m), rn_get_threads(),
                repeats, med, ms[0], ms[repeats - 1], ips, gflops, isa, kernel, rn_cpu_model(), algos,
-               engine_mb, rss, prec_name);
+               engine_mb, rss, huge_json, prec_name);
     } else {
         printf("%s %s, batch %d, %dx%d, %d threads, %d repeats\n", rn_model_arch(m), mode_s, batch, size,
                size, rn_get_threads(), repeats);
@@ -232,7 +252,7 @@ int cmd_bench(int argc, char **argv) {
         printf("ms per batch: median %.2f, min %.2f, max %.2f\n", med, ms[0], ms[repeats - 1]);
         printf("images/s: %.1f\nGFLOP/s: %.1f (%.3f GFLOP per image)\n", ips, gflops,
                flops_per_image / 1e9);
-        printf("memory: engine %.1f MB, peak resident set %.1f MB\n", engine_mb, rss);
+        printf("memory: engine %.1f MB, peak resident set %.1f MB%s\n", engine_mb, rss, huge_text);
     }
     status = 0;
 done:

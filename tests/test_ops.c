@@ -1,12 +1,13 @@
 /*
  * test_ops.c - the fast BatchNorm, ReLU, add, pooling, linear and layout
- * ops against their plain-C references on random shapes, and thread-count
- * determinism.
+ * ops against their plain-C references on random shapes, thread-count
+ * determinism, and the allocator's alignment.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
+#include "core/mem.h"
 #include "ops/conv2d.h"
 #include "ops/ops.h"
 #include "resnet.h"
@@ -156,6 +157,37 @@ static void test_threads(void) {
     free(x);
 }
 
+/* rn_alloc: 64-byte aligned below RN_HUGE_BYTES; from there 2 MB aligned (huge pages asked
+ * for, Linux), unless RN_HUGEPAGES=0; every byte writable, rn_calloc's zero. */
+static void test_alloc(void) {
+    const size_t sizes[] = {1, 100, 4096, RN_HUGE_BYTES - 1, RN_HUGE_BYTES, 5u << 20};
+    for (int off = 0; off < 2; off++) {
+        if (off)
+            setenv("RN_HUGEPAGES", "0", 1);
+        for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+            unsigned char *p = rn_alloc(sizes[i]);
+            const uintptr_t a = (uintptr_t)p;
+            int huge = 0;
+#if defined(__linux__)
+            huge = !off && sizes[i] >= RN_HUGE_BYTES;
+#endif
+            CHECK(p && a % 64 == 0 && (!huge || a % RN_HUGE_BYTES == 0),
+                  "rn_alloc(%zu) at %p, huge pages %s", sizes[i], (void *)p, off ? "off" : "on");
+            if (p)
+                memset(p, 0xab, sizes[i]);
+            rn_free(p);
+            float *z = rn_calloc(sizes[i] / sizeof(float) + 1, sizeof(float));
+            size_t nonzero = 0;
+            for (size_t j = 0; z && j < sizes[i] / sizeof(float) + 1; j++)
+                nonzero += z[j] != 0.0f;
+            CHECK(z && nonzero == 0, "rn_calloc(%zu): %zu nonzero", sizes[i], nonzero);
+            rn_free(z);
+        }
+    }
+    unsetenv("RN_HUGEPAGES");
+    CHECK(rn_alloc((size_t)-1) == NULL, "rn_alloc(SIZE_MAX) fails");
+}
+
 /* ReLU keeps NaN, as PyTorch does, in every place it is applied. */
 static void test_relu_nan(void) {
     float x[40], y[40], one[2] = {1.0f, 1.0f}, zero[2] = {0.0f, 0.0f};
@@ -185,6 +217,7 @@ static void test_relu_nan(void) {
 }
 
 int main(void) {
+    test_alloc();
     test_relu_nan();
     test_batchnorm();
     test_eltwise();

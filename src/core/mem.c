@@ -1,16 +1,45 @@
-/* mem.c - aligned allocation. */
+/*
+ * mem.c - aligned allocation.
+ *
+ * Buffers of RN_HUGE_BYTES and more (the prepared weights, the activation arenas, a model's
+ * parameters) start on a 2 MB boundary, span whole 2 MB pages, and ask Linux for transparent
+ * huge pages (madvise): where the kernel gives them only to those who ask (THP "madvise", the
+ * default of many distributions), a pass at batch 1 otherwise walks the page tables for every
+ * 4 KB of weights it streams (resnet18's 72 MB: ~18000 pages, each a TLB miss, and in a
+ * virtual machine a nested walk). resnet18 at batch 1: 9.4-10.3 ms a pass -> 8.3-9.5 (AMD EPYC
+ * Zen 5, 2 threads). RN_HUGEPAGES=0 in the environment turns it off.
+ */
 #include "mem.h"
 
 #include <stdlib.h>
 #include <string.h>
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
 
 #define RN_ALIGN 64
+
+int rn_huge_pages_wanted(void) {
+    const char *e = getenv("RN_HUGEPAGES");
+    return !(e && e[0] == '0' && e[1] == '\0');
+}
 
 void *rn_alloc(size_t bytes) {
     size_t rounded;
     if (!rn_size_add(bytes ? bytes : 1, RN_ALIGN - 1, &rounded))
         return NULL;
     rounded &= ~(size_t)(RN_ALIGN - 1);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (rounded >= RN_HUGE_BYTES && rn_huge_pages_wanted()) {
+        if (!rn_size_add(rounded, RN_HUGE_BYTES - 1, &rounded))
+            return NULL;
+        rounded &= ~(size_t)(RN_HUGE_BYTES - 1);
+        void *p = aligned_alloc(RN_HUGE_BYTES, rounded);
+        if (p) /* before the first touch; a kernel without THP says no, and that is fine */
+            (void)madvise(p, rounded, MADV_HUGEPAGE);
+        return p;
+    }
+#endif
     return aligned_alloc(RN_ALIGN, rounded);
 }
 

@@ -34,8 +34,13 @@ static inline int rn_size_add(size_t a, size_t b, size_t *out) {
     return !__builtin_add_overflow(a, b, out);
 }
 
-/* 64-byte aligned, uninitialised; NULL on failure or bytes == 0 overflow. */
+/* 64-byte aligned, uninitialised; NULL on failure or bytes == 0 overflow. From RN_HUGE_BYTES
+ * up (unless RN_HUGEPAGES=0 is set), 2 MB aligned and in transparent huge pages where Linux
+ * has them (mem.c). */
 void *rn_alloc(size_t bytes);
+#define RN_HUGE_BYTES ((size_t)2 << 20)
+/* 0 where the environment says RN_HUGEPAGES=0, else 1. */
+int rn_huge_pages_wanted(void);
 /* As rn_alloc, zero-filled. */
 void *rn_calloc(size_t count, size_t size);
 void rn_free(void *p);
