@@ -230,6 +230,21 @@ static void check_heuristic(void) {
                  cases[i].what, s.n, rn_conv_algo_get(want)->name, kd->direct_mr, kd->direct_nr);
         check(conv2d_shape_init(&s) && (int)rn_conv_algo_choose(kd, &s) == want, what);
     }
+    /* on bf16 products: Winograd stays, the rest become a GEMM (pointwise unless im2col is
+     * forced) */
+    rn_conv_shape one = {.n = 1, .cin = 64, .h = 7, .w = 7, .cout = 64, .kh = 1, .kw = 1,
+                         .stride = 1, .groups = 1};
+    rn_conv_shape three = one;
+    three.kh = three.kw = 3, three.pad = 1;
+    check(conv2d_shape_init(&one) && conv2d_shape_init(&three) &&
+              rn_conv_algo_for_bf16(RN_CONV_WINOGRAD, -1, &three) == RN_CONV_WINOGRAD &&
+              rn_conv_algo_for_bf16(RN_CONV_WINOGRAD2, RN_CONV_WINOGRAD2, &three) ==
+                  RN_CONV_WINOGRAD2 &&
+              rn_conv_algo_for_bf16(RN_CONV_DIRECT, -1, &three) == RN_CONV_IM2COL &&
+              rn_conv_algo_for_bf16(RN_CONV_DIRECT, -1, &one) == RN_CONV_POINTWISE &&
+              rn_conv_algo_for_bf16(RN_CONV_IM2COL, RN_CONV_IM2COL, &one) == RN_CONV_IM2COL &&
+              rn_conv_algo_for_bf16(RN_CONV_DIRECT, RN_CONV_DIRECT, &one) == RN_CONV_POINTWISE,
+          "bf16: Winograd kept, the direct convolution to a GEMM, forced im2col kept");
 }
 
 static void check_determinism(rn_conv_shape s) {

@@ -129,15 +129,13 @@ static size_t unit_weight_floats(const rn_unit *u) {
 }
 
 /* The algorithm of conv node nd for a batch of n: the forced one where it
- * applies, else the heuristic's. */
+ * applies, else the heuristic's; in a bf16 session, rn_conv_algo_for_bf16 of that. */
 static int pick_algo(const rn_session *s, const rn_node *nd, int n) {
     rn_conv_shape cs = rn_node_conv_shape(nd, n);
     int a = s->forced_algo >= 0 && rn_conv_algo_get(s->forced_algo)->supports(&cs)
                 ? s->forced_algo
                 : (int)rn_conv_algo_choose(s->k, &cs);
-    if (s->bf16 && !rn_conv_algo_is_winograd(a)) /* a GEMM on the bf16 operands themselves */
-        a = rn_conv_algo_get(RN_CONV_POINTWISE)->supports(&cs) ? RN_CONV_POINTWISE : RN_CONV_IM2COL;
-    return a;
+    return s->bf16 ? (int)rn_conv_algo_for_bf16(a, s->forced_algo, &cs) : a;
 }
 
 /* The kernels conv node i runs on. bf16 sessions keep Winograd on fp32 products (of weights

@@ -134,10 +134,7 @@ static int forward_algo(const rn_backprop *bp, const rn_conv_shape *cs) {
         a = bp->forced_algo;
     else if (bp->forced_algo < 0)
         a = rn_conv_algo_choose(rn_kernels_fp32(bp->k), cs);
-    if (rn_kernels_are_bf16(bp->k) && !rn_conv_algo_is_winograd(a))
-        return rn_conv_pointwise.supports(cs) && bp->forced_algo != RN_CONV_IM2COL ? RN_CONV_POINTWISE
-                                                                                  : RN_CONV_IM2COL;
-    return a;
+    return rn_kernels_are_bf16(bp->k) ? (int)rn_conv_algo_for_bf16(a, bp->forced_algo, cs) : a;
 }
 
 /* The kernels node i's forward algorithm runs on: Winograd's fp32 ones under bf16. */
