@@ -29,7 +29,12 @@
 #include "ops/kernels.h"
 
 #define ITEM_C_FLOATS 65536 /* C floats per work item: stays in L2 across K blocks */
-#define SERIAL_FLOPS 2e6    /* below this, one thread */
+#define SERIAL_FLOPS 2e6    /* below this, one thread, */
+/* unless A is larger than this: a matrix-vector product is paced by reading A, which two cores
+ * do faster than one (resnet18's classifier at batch 1, 2 MB of weights for 1 MFLOP: the
+ * pass's non-convolution time 0.30 -> 0.21 ms, medians of eleven interleaved pairs of
+ * dev/profile_layers, AMD EPYC Zen 5, 2 threads) */
+#define SERIAL_A_BYTES (256u << 10)
 /* Kernels without an in-place A (bf16: A converted to pairs) pack an item's rows of A once per K
  * block, not once per tile; an item then has at most this many rows. */
 #define ITEM_A_ROWS 128
@@ -416,7 +421,7 @@ static void gemm_driver(const rn_kernels *kd, int M, int N, int K, const a_sourc
     k_blocks(p.kd, K, &p.nkb, &p.kc);
 
     int threads = max_threads;
-    if (2.0 * M * N * K < SERIAL_FLOPS)
+    if (2.0 * M * N * K < SERIAL_FLOPS && (double)M * K * sizeof(float) <= SERIAL_A_BYTES)
         threads = 1;
     if (b_ws && bs->im && N <= PREPACK_B_MAX_COLS) {
         p.bpack = b_ws;
