@@ -6,8 +6,9 @@
  * huge pages (madvise): where the kernel gives them only to those who ask (THP "madvise", the
  * default of many distributions), a pass at batch 1 otherwise walks the page tables for every
  * 4 KB of weights it streams (resnet18's 72 MB: ~18000 pages, each a TLB miss, and in a
- * virtual machine a nested walk). resnet18 at batch 1: 9.4-10.3 ms a pass -> 8.3-9.5 (AMD EPYC
- * Zen 5, 2 threads). RN_HUGEPAGES=0 in the environment turns it off.
+ * virtual machine a nested walk). Interleaved `resnet bench` pairs against RN_HUGEPAGES=0 (AMD
+ * EPYC Zen 5, 2 threads): resnet50 1-3% faster at batch 1, 2-5% at batch 32; resnet18 within
+ * the host's noise. RN_HUGEPAGES=0 in the environment turns it off.
  */
 #include "mem.h"
 
