@@ -20,7 +20,8 @@
 
 #define RN_ALIGN 64
 
-int rn_huge_pages_wanted(void) {
+/* 0 where the environment says RN_HUGEPAGES=0, else 1. */
+static int huge_pages_wanted(void) {
     const char *e = getenv("RN_HUGEPAGES");
     return !(e && e[0] == '0' && e[1] == '\0');
 }
@@ -31,7 +32,7 @@ void *rn_alloc(size_t bytes) {
         return NULL;
     rounded &= ~(size_t)(RN_ALIGN - 1);
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-    if (rounded >= RN_HUGE_BYTES && rn_huge_pages_wanted()) {
+    if (rounded >= RN_HUGE_BYTES && huge_pages_wanted()) {
         if (!rn_size_add(rounded, RN_HUGE_BYTES - 1, &rounded))
             return NULL;
         rounded &= ~(size_t)(RN_HUGE_BYTES - 1);

@@ -39,8 +39,6 @@ static inline int rn_size_add(size_t a, size_t b, size_t *out) {
  * has them (mem.c). */
 void *rn_alloc(size_t bytes);
 #define RN_HUGE_BYTES ((size_t)2 << 20)
-/* 0 where the environment says RN_HUGEPAGES=0, else 1. */
-int rn_huge_pages_wanted(void);
 /* As rn_alloc, zero-filled. */
 void *rn_calloc(size_t count, size_t size);
 void rn_free(void *p);
