@@ -55,13 +55,15 @@ void relu_backward(const float *y, const float *dy, size_t n, float *dx) {
     }
 }
 
+/* Branch-free, so that the loop vectorises (a bf16 session rounds every convolution's output:
+ * the scalar loop with a branch took 8% of resnet18's time at batch 1). The build reads floats
+ * through other types (-fno-strict-aliasing). */
 void rn_round_bf16(float *x, size_t n) {
-#pragma omp parallel for schedule(static) num_threads(rn_threads()) if (n > 65536)
+    uint32_t *u = (uint32_t *)x;
+#pragma omp parallel for simd schedule(static) num_threads(rn_threads()) if (n > 65536)
     for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &x[i], 4);
-        if ((u & 0x7F800000u) != 0x7F800000u) /* finite: round the low 16 bits away */
-            u = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
-        memcpy(&x[i], &u, 4);
+        const uint32_t v = u[i];
+        const uint32_t r = (v + 0x7FFFu + ((v >> 16) & 1u)) & 0xFFFF0000u;
+        u[i] = (v & 0x7F800000u) != 0x7F800000u ? r : v; /* finite: the low 16 bits rounded away */
     }
 }
