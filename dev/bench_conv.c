@@ -8,6 +8,9 @@
  *                          [-e]             (each run starts with the weights out of cache and
  *                                            the input in it, as inside a network larger
  *                                            than the last-level cache)
+ *                          [-p bf16]        (bf16 products where the CPU has them, as a bf16
+ *                                            session runs them: Winograd stays on fp32; checked
+ *                                            against the fp32 im2col within 2e-2)
  *
  * For each shape and batch: each algorithm that supports it is prepared,
  * run once and compared with im2col (its stated tolerance, conv_algo.h; a
@@ -145,6 +148,14 @@ static double rel_error(const float *a, const float *b, size_t n) {
 }
 
 static int evict; /* -e */
+static int bf16;  /* -p bf16 */
+
+/* The kernels algorithm a runs on: the bf16 descriptor under -p bf16 (not for Winograd, which
+ * keeps fp32 products in a bf16 session), else the default. */
+static const rn_kernels *kernels_for(const rn_conv_algo *a) {
+    const rn_kernels *k = rn_kernels_default();
+    return bf16 && !rn_conv_algo_is_winograd(a->id) && rn_kernels_bf16(k) ? rn_kernels_bf16(k) : k;
+}
 
 /* Pushes everything out of the caches (a write over more than any last-level cache), then
  * reads x back in: a layer inside a network finds its input just written and its weights
@@ -167,10 +178,9 @@ static void cold_start(const float *x, size_t xn) {
 
 /* Best seconds of one forward pass of algorithm a on s, after checking it
  * against `ref` (NULL: none; then y becomes the reference). */
-static double time_algo(const rn_conv_algo *a, const rn_conv_shape *s, const float *x,
-                        const float *w, const float *bias, float *y, const float *ref,
-                        int repeats) {
-    const rn_kernels *k = rn_kernels_default();
+static double time_algo(const rn_conv_algo *a, const rn_kernels *k, const rn_conv_shape *s,
+                        const float *x, const float *w, const float *bias, float *y,
+                        const float *ref, int repeats) {
     float *prep = rn_alloc((a->prepared_floats(k, s) + 1) * sizeof(float));
     float *ws = rn_alloc((a->workspace_floats(k, s, rn_get_threads()) + 1) * sizeof(float));
     if (!prep || !ws) {
@@ -189,9 +199,10 @@ static double time_algo(const rn_conv_algo *a, const rn_conv_shape *s, const flo
         if (i < 0 && ref) {
             size_t n = (size_t)s->cout * s->n * s->ho * s->wo;
             double err = rel_error(y, ref, n);
-            if (!(err <= a->tolerance)) {
+            const double tol = rn_kernels_are_bf16(k) ? 2e-2 : a->tolerance;
+            if (!(err <= tol)) {
                 fprintf(stderr, "bench_conv: %s on cin=%d %dx%d cout=%d k=%d s=%d: error %.2e > %.0e\n",
-                        a->name, s->cin, s->h, s->w, s->cout, s->kh, s->stride, err, a->tolerance);
+                        a->name, s->cin, s->h, s->w, s->cout, s->kh, s->stride, err, tol);
                 exit(1);
             }
         }
@@ -218,6 +229,8 @@ int main(int argc, char **argv) {
             cpu_clock = 1;
         else if (!strcmp(argv[i], "-e"))
             evict = 1;
+        else if (!strcmp(argv[i], "-p") && i + 1 < argc)
+            bf16 = !strcmp(argv[++i], "bf16");
         else if (!strcmp(argv[i], "-s") && i + 1 < argc)
             only = argv[++i];
         else if (!strcmp(argv[i], "-m") && i + 1 < argc) {
@@ -228,7 +241,7 @@ int main(int argc, char **argv) {
                                               : resnet18;
         } else {
             fprintf(stderr, "usage: bench_conv [-m resnet18|resnet50|narrow|stems] [-b batch]... [-t threads]... [-c] [-e] "
-                            "[-r repeats] [-s SUBSTRING]\n");
+                            "[-r repeats] [-s SUBSTRING] [-p bf16]\n");
             return 2;
         }
     }
@@ -243,8 +256,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     const rn_kernels *k = rn_kernels_default();
-    printf("%s convolutions, kernels %s on %s, best of %d, effective GFLOP/s\n", net, k->name,
-           rn_cpu_model(), repeats);
+    printf("%s convolutions, kernels %s on %s, best of %d, effective GFLOP/s\n", net,
+           bf16 && rn_kernels_bf16(k) ? rn_kernels_bf16(k)->name : k->name, rn_cpu_model(), repeats);
     for (int ti = 0; ti < nt; ti++)
         for (int bi = 0; bi < nb; bi++) {
             rn_set_threads(threads[ti]);
@@ -266,8 +279,10 @@ int main(int argc, char **argv) {
                 float *ref = random_floats(yn, 4), *y = random_floats(yn, 5);
                 const double flops = 2.0 * s.cout * s.cin * s.kh * s.kw * s.n * s.ho * s.wo;
                 printf("%-27s", b->name);
-                double t_im2col = time_algo(rn_conv_algo_get(RN_CONV_IM2COL), &s, x, w, bias, ref, NULL,
-                                            repeats);
+                const rn_conv_algo *im2col = rn_conv_algo_get(RN_CONV_IM2COL);
+                double t_im2col = time_algo(im2col, k, &s, x, w, bias, ref, NULL, repeats);
+                if (kernels_for(im2col) != k) /* the fp32 one is the reference */
+                    t_im2col = time_algo(im2col, kernels_for(im2col), &s, x, w, bias, y, ref, repeats);
                 double best = 1e30, t_chosen = 0;
                 const int chosen = rn_conv_algo_choose(k, &s);
                 for (int a = 0; a < RN_CONV_ALGO_COUNT; a++) {
@@ -277,7 +292,8 @@ int main(int argc, char **argv) {
                         continue;
                     }
                     double t = a == RN_CONV_IM2COL ? t_im2col
-                                                   : time_algo(al, &s, x, w, bias, y, ref, repeats);
+                                                   : time_algo(al, kernels_for(al), &s, x, w,
+                                                               bias, y, ref, repeats);
                     printf(" %10.1f", flops / t * 1e-9);
                     fflush(stdout);
                     best = t < best ? t : best;

@@ -22,6 +22,7 @@
 #include "ops/conv_algo.h"
 #include "ops/gemm.h"
 #include "ops/kernels.h"
+#include "ops/ops.h"
 #include "resnet.h"
 #include "check.h"
 #include "conv_case.h"
@@ -81,6 +82,9 @@ static double rel_error(const float *a, const float *b, size_t n) {
 /* epi bits: 1 bias, 2 residual, 4 relu. */
 static const rn_kernels *kd;     /* the kernel path under test */
 static const rn_conv_algo *algo; /* the algorithm under test; NULL: conv2d_forward */
+static int bf16_operands;        /* 1: x and w rounded to bf16 first (the test of a bf16
+                                    descriptor's direct tile: the oracle then sums the products it
+                                    multiplies, exactly, and only the sums' order differs) */
 
 static void check_conv(rn_conv_shape s, int epi, const char *tag) {
     char what[200];
@@ -96,6 +100,10 @@ static void check_conv(rn_conv_shape s, int epi, const char *tag) {
     float *x = random_buffer(x_n), *w = random_buffer(w_n);
     float *bias = random_buffer(s.cout), *res = random_buffer(y_n);
     float *y = rn_alloc(y_n * sizeof(float)), *yref = rn_alloc(y_n * sizeof(float));
+    if (bf16_operands) {
+        rn_round_bf16(x, x_n);
+        rn_round_bf16(w, w_n);
+    }
     size_t ws_n = algo ? algo->workspace_floats(kd, &s, rn_get_threads())
                        : conv2d_workspace_floats(kd, &s);
     float *ws = ws_n ? rn_alloc(ws_n * sizeof(float)) : NULL;
@@ -240,11 +248,12 @@ static void check_heuristic(void) {
               rn_conv_algo_for_bf16(RN_CONV_WINOGRAD, -1, &three) == RN_CONV_WINOGRAD &&
               rn_conv_algo_for_bf16(RN_CONV_WINOGRAD2, RN_CONV_WINOGRAD2, &three) ==
                   RN_CONV_WINOGRAD2 &&
-              rn_conv_algo_for_bf16(RN_CONV_DIRECT, -1, &three) == RN_CONV_IM2COL &&
-              rn_conv_algo_for_bf16(RN_CONV_DIRECT, -1, &one) == RN_CONV_POINTWISE &&
+              rn_conv_algo_for_bf16(RN_CONV_DIRECT, -1, &three) == RN_CONV_DIRECT &&
+              rn_conv_algo_for_bf16(RN_CONV_DIRECT, RN_CONV_DIRECT, &one) == RN_CONV_DIRECT &&
+              rn_conv_algo_for_bf16(RN_CONV_IM2COL, -1, &one) == RN_CONV_POINTWISE &&
               rn_conv_algo_for_bf16(RN_CONV_IM2COL, RN_CONV_IM2COL, &one) == RN_CONV_IM2COL &&
-              rn_conv_algo_for_bf16(RN_CONV_DIRECT, RN_CONV_DIRECT, &one) == RN_CONV_POINTWISE,
-          "bf16: Winograd kept, the direct convolution to a GEMM, forced im2col kept");
+              rn_conv_algo_for_bf16(RN_CONV_IM2COL, -1, &three) == RN_CONV_IM2COL,
+          "bf16: Winograd and direct kept, a 1x1 GEMM pointwise, forced im2col kept");
 }
 
 static void check_determinism(rn_conv_shape s) {
@@ -436,6 +445,19 @@ int main(void) {
         check_determinism(shape(2, 3, 64, 64, 64, 7, 2, 3, 1));
         check_determinism(shape(3, 1, 400, 400, 16, 3, 2, 1, 1));
         check_determinism(shape(1, 160, 7, 7, 96, 3, 1, 1, 1));
+        /* the direct convolution on the path's bf16 descriptor: its tile on bf16 pairs */
+        const rn_kernels *k32 = kd, *kb = rn_kernels_bf16(kd);
+        if (kb && kb->direct) {
+            kd = kb;
+            bf16_operands = 1;
+            printf("test_conv2d: %s direct on bf16 pairs, operands rounded to bf16 (tolerance "
+                   "%.0e)\n", kd->name, algo->tolerance);
+            run_cases(kd->isa == RN_ISA_PORTABLE ? 6 : 40);
+            check_determinism(shape(2, 3, 64, 64, 64, 7, 2, 3, 1));
+            check_determinism(shape(1, 160, 7, 7, 96, 3, 1, 1, 1));
+            bf16_operands = 0;
+            kd = k32;
+        }
         algo = NULL;
         check_wino2_transforms(kd);
         check_heuristic();

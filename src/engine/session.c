@@ -146,8 +146,8 @@ static int pick_algo(const rn_session *s, const rn_node *nd, int n) {
  * 10.8-12.3, on fp32 11.4-13.0 (the bf16 one's worst layer error against fp32 0.030 instead of
  * the GEMM's 0.010, in tests/test_bf16's random resnet18 at 64x64; F(2x2) on bf16 products
  * 21 ms); 128->128 at 28x28 17-18.5 against 8.3-9.6 on fp32, 256->256 at 14x14 14.8-16 against
- * 11.4-12.4, 512->512 at 7x7 15-16.5 against 13.9-14.0. The strided 3x3 windows stay on the bf16
- * GEMM (9.6-11.5 against fp32's 13.7-14.3). */
+ * 11.4-12.4. The direct convolution and the GEMMs run on the bf16 descriptor (s->kconv): the
+ * direct tile then multiplies bf16 pairs (direct.h). */
 static const rn_kernels *conv_kernels(const rn_session *s, int i) {
     return rn_conv_algo_is_winograd(s->algo[i]) ? s->k : s->kconv;
 }

@@ -211,7 +211,7 @@ rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s)
 }
 
 rn_conv_algo_id rn_conv_algo_for_bf16(int a, int forced, const rn_conv_shape *s) {
-    if (rn_conv_algo_is_winograd(a))
+    if (rn_conv_algo_is_winograd(a) || a == RN_CONV_DIRECT)
         return (rn_conv_algo_id)a;
     return rn_conv_pointwise.supports(s) && forced != RN_CONV_IM2COL ? RN_CONV_POINTWISE
                                                                      : RN_CONV_IM2COL;

@@ -70,8 +70,8 @@ static inline int rn_conv_algo_is_winograd(int id) {
 
 /* Whether algorithm `id` runs only on the weights its own `prepare` made (Winograd's
  * transforms, the direct convolution's panels): a trainer, whose weights change every step,
- * prepares them every step; the GEMM algorithms also run on the weights as they are. None of
- * these has a bf16 form. */
+ * prepares them every step; the GEMM algorithms also run on the weights as they are. Of these,
+ * only the direct convolution has a bf16 form (its tile on a bf16 descriptor, direct.h). */
 static inline int rn_conv_algo_own_weights(int id) {
     return rn_conv_algo_is_winograd(id) || id == RN_CONV_DIRECT;
 }
@@ -97,9 +97,10 @@ rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s)
 
 /* The algorithm a convolution runs in a pass on bf16 products (inference and training with
  * bf16): `a` (the heuristic's or the user's pick for s) where it is a Winograd one, which keeps
- * fp32 products (its transforms, not its products, set its speed); otherwise a GEMM on the
- * bf16 operands: pointwise where s allows it and the user did not force im2col (`forced`: the
- * forced id, or -1), else im2col. The direct convolution has no bf16 form. */
+ * fp32 products (its transforms, not its products, set its speed), or the direct one, whose
+ * tile on a bf16 descriptor multiplies bf16 pairs; otherwise a GEMM on the bf16 operands:
+ * pointwise where s allows it and the user did not force im2col (`forced`: the forced id, or
+ * -1), else im2col. */
 rn_conv_algo_id rn_conv_algo_for_bf16(int a, int forced, const rn_conv_shape *s);
 
 /* The algorithms, registered in conv_algo.c: the GEMM ones (conv2d.c),

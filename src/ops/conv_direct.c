@@ -25,6 +25,7 @@
  * thread streams its share of the 9.4 MB of weights once, not once a row).
  * Every output is one sum over k in order, the same on any thread count.
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "core/threads.h"
@@ -35,14 +36,8 @@
 
 static int ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
 
-void rn_direct_tile_portable(const float *w, const rn_direct_tile *t) {
-    float acc[RN_DIRECT_MR_MAX][NR] = {{0}};
-    for (int k = 0; k < t->kc; k++) {
-        const float *xk = t->x + t->off[k], *wk = w + (ptrdiff_t)k * NR;
-        for (int i = 0; i < t->m; i++)
-            for (int j = 0; j < NR; j++)
-                acc[i][j] += xk[(ptrdiff_t)i * t->xs] * wk[j];
-    }
+/* The portable tiles' store: acc[i][j] (pixel i, channel j) with the epilogue. */
+static void store_tile(float acc[RN_DIRECT_MR_MAX][NR], const rn_direct_tile *t) {
     for (int j = 0; j < t->n; j++)
         for (int i = 0; i < t->m; i++) {
             const ptrdiff_t at = (ptrdiff_t)j * t->ldy + i;
@@ -57,9 +52,55 @@ void rn_direct_tile_portable(const float *w, const rn_direct_tile *t) {
         }
 }
 
+void rn_direct_tile_portable(const float *w, const rn_direct_tile *t) {
+    float acc[RN_DIRECT_MR_MAX][NR] = {{0}};
+    for (int k = 0; k < t->kc; k++) {
+        const float *xk = t->x + t->off[k], *wk = w + (ptrdiff_t)k * NR;
+        for (int i = 0; i < t->m; i++)
+            for (int j = 0; j < NR; j++)
+                acc[i][j] += xk[(ptrdiff_t)i * t->xs] * wk[j];
+    }
+    store_tile(acc, t);
+}
+
+static inline float bf16_value(uint32_t h) {
+    const uint32_t u = h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+void rn_direct_tile_portable_bf16(const float *w, const rn_direct_tile *t) {
+    float acc[RN_DIRECT_MR_MAX][NR] = {{0}};
+    const uint32_t *x = (const uint32_t *)t->x, *w2 = (const uint32_t *)w;
+    for (int k = 0; k < t->kc; k++) {
+        const uint32_t *xk = x + t->off[k], *wk = w2 + (ptrdiff_t)k * NR;
+        for (int i = 0; i < t->m; i++) {
+            const uint32_t a = xk[(ptrdiff_t)i * t->xs];
+            for (int j = 0; j < NR; j++) {
+                acc[i][j] += bf16_value(a >> 16) * bf16_value(wk[j] >> 16);
+                acc[i][j] += bf16_value(a & 0xFFFFu) * bf16_value(wk[j] & 0xFFFFu);
+            }
+        }
+    }
+    store_tile(acc, t);
+}
+
 static int supports(const rn_conv_shape *s) { return s->groups == 1; }
 
 static int taps(const rn_conv_shape *s) { return s->cin * s->kh * s->kw; }
+
+/* Whether k's tile multiplies bf16 pairs (a bf16 descriptor's: direct.h). */
+static int paired(const rn_kernels *k) { return rn_kernels_are_bf16(rn_kernels_or_default(k)); }
+
+/* The shape the tile sees: its channels are words, one per input channel, or per pair of
+ * them on bf16 pairs. */
+static rn_conv_shape words(const rn_kernels *k, const rn_conv_shape *s) {
+    rn_conv_shape w = *s;
+    if (paired(k))
+        w.cin = (s->cin + 1) / 2;
+    return w;
+}
 
 /* The tile of k: its function, pixels and channels (the portable tile's where k has none). */
 typedef struct tile_geometry {
@@ -71,17 +112,35 @@ static tile_geometry geometry(const rn_kernels *k) {
     k = rn_kernels_or_default(k);
     if (k->direct && k->direct_mr > 0 && k->direct_nr > 0)
         return (tile_geometry){k->direct, k->direct_mr, k->direct_nr};
-    return (tile_geometry){rn_direct_tile_portable, RN_DIRECT_MR, RN_DIRECT_NR};
+    return (tile_geometry){paired(k) ? rn_direct_tile_portable_bf16 : rn_direct_tile_portable,
+                           RN_DIRECT_MR, RN_DIRECT_NR};
 }
 
 static size_t prepared_floats(const rn_kernels *k, const rn_conv_shape *s) {
     const int nr = geometry(k).nr;
-    return (size_t)ceil_div(s->cout, nr) * nr * (size_t)taps(s);
+    const rn_conv_shape ws = words(k, s);
+    return (size_t)ceil_div(s->cout, nr) * nr * (size_t)taps(&ws);
 }
 
 static void prepare(const rn_kernels *k, const rn_conv_shape *s, const float *w, float *prepared) {
     // w: (cout, K) -> prepared: panels of nr channels, (K, nr) each
     const int K = taps(s), nr = geometry(k).nr, panels = ceil_div(s->cout, nr);
+    if (paired(k)) { /* pair tap (c2, i, j): channels 2 c2 and 2 c2 + 1 at window place (i, j) */
+        const int khw = s->kh * s->kw, K2 = (s->cin + 1) / 2 * khw;
+        uint32_t *out = (uint32_t *)prepared;
+        for (int p = 0; p < panels; p++)
+            for (int kk = 0; kk < K2; kk++)
+                for (int j = 0; j < nr; j++) {
+                    const int co = p * nr + j, c = 2 * (kk / khw), at = kk % khw;
+                    const float *wc = w + (size_t)co * K + (size_t)c * khw + at;
+                    uint32_t word = 0;
+                    if (co < s->cout)
+                        word = rn_bf16_bits(wc[0]) |
+                               (c + 1 < s->cin ? rn_bf16_bits(wc[khw]) << 16 : 0u);
+                    out[((size_t)p * K2 + kk) * nr + j] = word;
+                }
+        return;
+    }
     for (int p = 0; p < panels; p++)
         for (int kk = 0; kk < K; kk++)
             for (int j = 0; j < nr; j++) {
@@ -145,10 +204,10 @@ static size_t subsampled_floats(const rn_conv_shape *s, rn_conv_shape *g) {
 /* The subsampled input if any, the padded images of a round, then the K tap offsets
  * (ptrdiff_t: two float-sized slots each). */
 static size_t workspace_floats(const rn_kernels *k, const rn_conv_shape *shape, int threads) {
-    (void)k, (void)threads;
+    (void)threads;
     rn_conv_shape g;
     const size_t sub = subsampled_floats(shape, &g);
-    const rn_conv_shape f = flat(&g), *s = &f;
+    const rn_conv_shape f = flat(&g), ws = words(k, &f), *s = &ws;
     return sub + padded_floats(s) + 2 * (size_t)taps(s) + 16;
 }
 
@@ -172,18 +231,61 @@ static void pad_images(const rn_conv_shape *s, const float *x, int b0, int nb, f
     }
 }
 
-static void forward(const rn_kernels *k, const rn_conv_shape *shape, const float *x,
-                    const float *prepared, const float *bias, const float *residual, int relu,
-                    float *y, float *workspace, int threads) {
-    rn_conv_shape unstrided;
-    const size_t sub = subsampled_floats(shape, &unstrided);
-    if (sub) {
-        conv2d_subsample(shape, x, workspace);
-        forward(k, &unstrided, workspace, prepared, bias, residual, relu, y, workspace + sub,
-                threads);
-        return;
+/* As pad_images, on bf16 pairs: ws the word shape (ws->cin pairs of the cin channels of x),
+ * word (c2, r, q) of an image holding channels 2 c2 (low half) and 2 c2 + 1 (high; zero past
+ * cin), each rounded to bf16. */
+static void pad_pairs(const rn_conv_shape *ws, int cin, const float *x, int b0, int nb,
+                      float *xp) {
+    const int hp = ws->h + 2 * ws->pad, wp = ws->w + 2 * ws->pad, p = ws->pad;
+    const size_t plane = (size_t)ws->h * ws->w;
+#pragma omp for schedule(static)
+    for (long q = 0; q < (long)nb * ws->cin; q++) {
+        const long b = b0 + q / ws->cin, c = 2 * (q % ws->cin);
+        uint32_t *dst = (uint32_t *)xp + (size_t)q * hp * wp;
+        const float *lo = x + ((size_t)c * ws->n + (size_t)b) * plane;
+        const float *hi = c + 1 < cin ? lo + (size_t)ws->n * plane : NULL;
+        memset(dst, 0, (size_t)p * wp * sizeof *dst);
+        for (int r = 0; r < ws->h; r++) {
+            uint32_t *row = dst + (size_t)(r + p) * wp;
+            memset(row, 0, (size_t)p * sizeof *row);
+            for (int q2 = 0; q2 < ws->w; q2++) {
+                const size_t at = (size_t)r * ws->w + q2;
+                row[p + q2] = rn_bf16_bits(lo[at]) | (hi ? rn_bf16_bits(hi[at]) << 16 : 0u);
+            }
+            memset(row + p + ws->w, 0, (size_t)p * sizeof *row);
+        }
+        memset(dst + (size_t)(p + ws->h) * wp, 0, (size_t)p * wp * sizeof *dst);
     }
-    const rn_conv_shape f = flat(shape), *s = &f;
+}
+
+/* A subsampled 1x1's input on bf16 pairs (ws: its flat word shape, one row of the n * ho * wo
+ * output pixels), gathered from x at the stride of the strided shape st: one pass for what
+ * conv2d_subsample and pad_pairs would do in two. */
+static void gather_pairs(const rn_conv_shape *ws, const rn_conv_shape *st, const float *x,
+                         float *xp) {
+    const size_t plane = (size_t)st->n * st->h * st->w, per_image = (size_t)st->ho * st->wo;
+#pragma omp for schedule(static)
+    for (long c2 = 0; c2 < ws->cin; c2++) {
+        uint32_t *dst = (uint32_t *)xp + (size_t)c2 * ws->w;
+        const float *lo = x + (size_t)(2 * c2) * plane;
+        const float *hi = 2 * c2 + 1 < st->cin ? lo + plane : NULL;
+        for (int q = 0; q < ws->w; q++) {
+            const size_t b = (size_t)q / per_image, oy = (size_t)q % per_image / st->wo,
+                         ox = (size_t)q % st->wo;
+            const size_t at = (b * st->h + oy * st->stride) * st->w + ox * st->stride;
+            dst[q] = rn_bf16_bits(lo[at]) | (hi ? rn_bf16_bits(hi[at]) << 16 : 0u);
+        }
+    }
+}
+
+/* The forward of shape on x; `strided` (bf16 pairs only): the strided 1x1 whose input x is,
+ * shape being its subsampled form, else NULL. */
+static void forward_on(const rn_kernels *k, const rn_conv_shape *shape,
+                       const rn_conv_shape *strided, const float *x, const float *prepared,
+                       const float *bias, const float *residual, int relu, float *y,
+                       float *workspace) {
+    const rn_conv_shape f = flat(shape), ws = words(k, &f), *s = &ws;
+    const int pairs = paired(k);
     const tile_geometry g = geometry(k);
     const int mr = g.mr, nr = g.nr;
     const int hp = s->h + 2 * s->pad, wp = s->w + 2 * s->pad, K = taps(s);
@@ -191,7 +293,7 @@ static void forward(const rn_kernels *k, const rn_conv_shape *shape, const float
     const int by_panel = (double)panels * nr * K > (double)padded_floats(s);
     const ptrdiff_t out_plane = (ptrdiff_t)s->n * s->ho * s->wo;
     /* one image without padding is its own padded copy (a flat 1x1 is one image) */
-    const int copy = s->pad > 0 || s->n > 1;
+    const int copy = pairs || s->pad > 0 || s->n > 1;
     const float *xp = copy ? workspace : x;
     ptrdiff_t *off = (ptrdiff_t *)(workspace + padded_floats(s));
     for (int c = 0, kk = 0; c < s->cin; c++) /* the taps, from a window's origin in its image */
@@ -202,7 +304,11 @@ static void forward(const rn_kernels *k, const rn_conv_shape *shape, const float
 #pragma omp parallel num_threads(rn_threads())
     for (int b0 = 0; b0 < s->n; b0 += round) {
         const int nb = s->n - b0 < round ? s->n - b0 : round;
-        if (copy)
+        if (strided)
+            gather_pairs(s, strided, x, workspace);
+        else if (pairs)
+            pad_pairs(s, f.cin, x, b0, nb, workspace);
+        else if (copy)
             pad_images(s, x, b0, nb, workspace);
 #pragma omp for schedule(static)
         for (long it = 0; it < (long)nb * s->ho * panels; it++) {
@@ -242,6 +348,23 @@ static void forward(const rn_kernels *k, const rn_conv_shape *shape, const float
                 g.fn(w, &t);
             }
         } /* its barrier: the copy is free for the next round */
+    }
+}
+
+static void forward(const rn_kernels *k, const rn_conv_shape *shape, const float *x,
+                    const float *prepared, const float *bias, const float *residual, int relu,
+                    float *y, float *workspace, int threads) {
+    (void)threads;
+    rn_conv_shape unstrided;
+    const size_t sub = subsampled_floats(shape, &unstrided);
+    if (sub && paired(k)) /* gathered straight into the pairs */
+        forward_on(k, &unstrided, shape, x, prepared, bias, residual, relu, y, workspace + sub);
+    else if (sub) {
+        conv2d_subsample(shape, x, workspace);
+        forward_on(k, &unstrided, NULL, workspace, prepared, bias, residual, relu, y,
+                   workspace + sub);
+    } else {
+        forward_on(k, shape, NULL, x, prepared, bias, residual, relu, y, workspace);
     }
 }
 

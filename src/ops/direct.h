@@ -16,6 +16,14 @@
  * values are the broadcast operand and the weights the vector one: a strided
  * or oddly shaped window costs nothing to gather, which is what a GEMM's
  * packing pays for a 3-channel 7x7/2 stem.
+ *
+ * bf16 pairs (the tiles of bf16 descriptors, rn_kernels_are_bf16): x and w hold
+ * 32-bit words, each two bf16 values (kernels.h's pair layout: the even input
+ * channel in the low half, the odd one in the high half, zero past the last
+ * channel), and a tap k is a pair tap, two input channels at one window
+ * position; each step adds both halves' products to the fp32 sum, as vdpbf16ps
+ * does (the portable tile: the high product, then the low one). xs, off and
+ * the other fields count words; y, bias and res stay fp32.
  */
 #ifndef RN_OPS_DIRECT_H
 #define RN_OPS_DIRECT_H
@@ -44,8 +52,9 @@ typedef struct rn_direct_tile {
 /* One tile from the packed weights w (K x NR, NR the descriptor's direct_nr). */
 typedef void (*rn_direct_fn)(const float *w, const rn_direct_tile *t);
 
-/* The portable tile (conv_direct.c). */
+/* The portable tiles (conv_direct.c): fp32, and on bf16 pairs. */
 void rn_direct_tile_portable(const float *w, const rn_direct_tile *t);
+void rn_direct_tile_portable_bf16(const float *w, const rn_direct_tile *t);
 
 /* ---------------------------------------------------------------------------
  * The direct weight gradient's strip (conv_wgrad.c), for convolutions on

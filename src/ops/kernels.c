@@ -65,14 +65,6 @@ static void kernel_portable(int kc, const float *a, const float *b, const rn_gem
  * product exact in fp32 (8-bit significands) and each sum rounded once.
  * ------------------------------------------------------------------------- */
 
-static inline uint32_t bf16_bits(float x) {
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    if ((u & 0x7F800000u) != 0x7F800000u) /* finite: round the low 16 bits away, ties to even */
-        return (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
-    return (u & 0x007FFFFFu) ? (u >> 16) | 0x40u : u >> 16; /* NaN stays NaN; infinities */
-}
-
 static inline float bf16_value(uint32_t h) {
     uint32_t u = h << 16;
     float f;
@@ -88,7 +80,7 @@ void rn_panel_bf16_pairs(float *panel, int kc, int w) {
         const float *r0 = panel + (ptrdiff_t)(2 * p) * w;
         const float *r1 = 2 * p + 1 < kc ? r0 + w : NULL;
         for (int j = 0; j < w; j++) {
-            uint32_t lo = bf16_bits(r0[j]), hi = r1 ? bf16_bits(r1[j]) : 0;
+            uint32_t lo = rn_bf16_bits(r0[j]), hi = r1 ? rn_bf16_bits(r1[j]) : 0;
             out[(ptrdiff_t)p * w + j] = lo | hi << 16;
         }
     }
@@ -179,6 +171,7 @@ static const rn_kernels PORTABLE_BF16 = {
     .fn = {kernel_portable_bf16},
     .pack_im2col = rn_im2col_pack_portable,
     .pack_bt = rn_pack_bt_portable,
+    .direct = rn_direct_tile_portable_bf16, .direct_mr = RN_DIRECT_MR, .direct_nr = RN_DIRECT_NR,
     .finish_a = rn_panel_bf16_pairs, .finish_b = rn_panel_bf16_pairs,
     .qgemm = rn_qgemm_portable, .q_nj = 4, .q_ncb = 1, .q_name = "portable 16x4",
 };
@@ -238,6 +231,8 @@ static const rn_kernels AVX512_BF16_KERNELS = {
     .fn = {rn_bgemm_kernel_avx512bf16_8x16, rn_bgemm_kernel_avx512bf16_8x32,
            rn_bgemm_kernel_avx512bf16_8x48},
     .pack_im2col = rn_im2col_pack_avx512, .pack_bt = rn_pack_bt_avx2,
+    .direct = rn_direct_tile_avx512bf16, .direct_mr = RN_DIRECT_AVX512_MR,
+    .direct_nr = RN_DIRECT_AVX512_NR,
     .finish_a = rn_panel_bf16_pairs_avx512bf16, .finish_b = rn_panel_bf16_pairs_avx512bf16,
     .qgemm = rn_qgemm_avx2, .q_nj = 4, .q_ncb = 1, .q_name = "avx2 16x4",
 };
@@ -247,6 +242,8 @@ static const rn_kernels AMX_BF16_KERNELS = {
     .kc = 256, .mc = 512,
     .fn = {rn_bgemm_kernel_amx_32x16, rn_bgemm_kernel_amx_32x32},
     .pack_im2col = rn_im2col_pack_avx512, .pack_bt = rn_pack_bt_avx2,
+    .direct = rn_direct_tile_avx512bf16, .direct_mr = RN_DIRECT_AVX512_MR, /* AMX CPUs have it */
+    .direct_nr = RN_DIRECT_AVX512_NR,
     .finish_a = rn_panel_bf16_rows_amx, .finish_b = rn_panel_bf16_pairs_avx512bf16,
     .qgemm = rn_qgemm_amx, .q_nj = 32, .q_ncb = 2, .q_name = "amx 32x32",
 };

@@ -24,6 +24,9 @@
 #ifndef RN_OPS_KERNELS_H
 #define RN_OPS_KERNELS_H
 
+#include <stdint.h>
+#include <string.h>
+
 #include "core/cpu.h"
 #include "ops/gemm.h"
 #include "ops/direct.h"
@@ -121,6 +124,16 @@ static inline int rn_kernels_are_bf16(const rn_kernels *k) { return k->finish_a 
  * even, as rn_round_bf16), k = 2p in the low half, 2p + 1 (zero past kc) in the high half:
  * the operand of vdpbf16ps. In place: ceil(kc / 2) x w words. */
 void rn_panel_bf16_pairs(float *panel, int kc, int w);
+
+/* The bf16 bits of x (the high half of the word), rounded to nearest, ties to even, as
+ * rn_round_bf16; a NaN stays a NaN (made quiet), infinities stay. */
+static inline uint32_t rn_bf16_bits(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7F800000u) != 0x7F800000u) /* finite: round the low 16 bits away, ties to even */
+        return (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+    return (u & 0x007FFFFFu) ? (u >> 16) | 0x40u : u >> 16;
+}
 
 /* The process default (core/cpu.h rn_isa_default). If RN_ISA names an ISA
  * the CPU lacks, this is the portable descriptor; rn_isa_default() reports
@@ -241,9 +254,11 @@ void rn_wino2_in_avx2(const rn_wino_in *in, float *dst, ptrdiff_t stride);
 void rn_wino2_out_avx2(const float *src, ptrdiff_t stride, const rn_wino_out *o);
 
 /* Direct convolution tiles (src/ops/x86/conv_direct_avx2.c: 6 pixels x 16 channels,
- * conv_direct_avx512.c: 14 x 32) and the weight gradient's strips (AVX2, also used on AVX-512 CPUs). */
+ * conv_direct_avx512.c: 14 x 32, conv_direct_avx512bf16.c: 14 x 32 on bf16 pairs) and the
+ * weight gradient's strips (AVX2, also used on AVX-512 CPUs). */
 void rn_direct_tile_avx2(const float *w, const rn_direct_tile *t);
 void rn_direct_tile_avx512(const float *w, const rn_direct_tile *t);
+void rn_direct_tile_avx512bf16(const float *w, const rn_direct_tile *t);
 #define RN_DIRECT_AVX512_MR RN_DIRECT_MR_MAX /* the AVX-512 tile: 14 pixels */
 #define RN_DIRECT_AVX512_NR 32               /* x 32 channels */
 void rn_wgrad_strip_avx2(const rn_wgrad_strip *s, float *acc);

@@ -126,8 +126,8 @@ static int data_by_algos(const rn_backprop *bp) {
 /* The forward convolution's algorithm for shape cs: the forced one where it applies, else the
  * heuristic's. bf16 kernels keep Winograd, on fp32 products of the fp32 operands (its
  * transforms, not its products, set its speed, and bf16 products would lose accuracy to the
- * transforms' coefficients: bf16 inference does the same), and run every other layer as a GEMM
- * on bf16 operands. */
+ * transforms' coefficients: bf16 inference does the same), keep the direct convolution, on its
+ * bf16 tile, and run every other layer as a GEMM on bf16 operands. */
 static int forward_algo(const rn_backprop *bp, const rn_conv_shape *cs) {
     int a = RN_CONV_IM2COL;
     if (bp->forced_algo >= 0 && rn_conv_algo_get(bp->forced_algo)->supports(cs))
@@ -137,9 +137,10 @@ static int forward_algo(const rn_backprop *bp, const rn_conv_shape *cs) {
     return rn_kernels_are_bf16(bp->k) ? (int)rn_conv_algo_for_bf16(a, bp->forced_algo, cs) : a;
 }
 
-/* The kernels node i's forward algorithm runs on: Winograd's fp32 ones under bf16. */
+/* The kernels node i's forward algorithm runs on: Winograd's fp32 ones under bf16 (the direct
+ * convolution's tile multiplies bf16 pairs there). */
 static const rn_kernels *algo_kernels(const rn_backprop *bp, int i) {
-    return rn_conv_algo_own_weights(bp->algo[i]) ? rn_kernels_fp32(bp->k) : bp->k;
+    return rn_conv_algo_is_winograd(bp->algo[i]) ? rn_kernels_fp32(bp->k) : bp->k;
 }
 
 static void free_plan(rn_backprop *bp) {

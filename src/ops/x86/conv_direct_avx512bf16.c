@@ -1,0 +1,67 @@
+/*
+ * conv_direct_avx512bf16.c - the direct convolution's tile on bf16 pairs (contract in
+ * ops/direct.h) with AVX-512 BF16: the AVX-512 tile's 14 pixels x 32 channels, each step one
+ * pair tap (two input channels at once) by vdpbf16ps, which multiplies both halves of a 32-bit
+ * word and adds them to the fp32 sum: twice the multiplications of an fp32 FMA per
+ * instruction, and half the bytes of weights and input to read. The store is the fp32 tile's
+ * (direct_store_avx512.h).
+ *
+ * Compiled with -mavx512bf16 (and AVX512_FLAGS); called only when the CPU has it.
+ */
+#include <immintrin.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ops/kernels.h"
+#include "ops/x86/direct_store_avx512.h"
+
+#define NR RN_DIRECT_AVX512_NR /* output channels per tile: the descriptor's direct_nr */
+
+/* As conv_direct_avx512.c's tile, on words of bf16 pairs. */
+static inline __attribute__((always_inline)) void tile(const int M, const int XS, const int V,
+                                                       const float *w, const rn_direct_tile *t) {
+    __m512 acc[2][16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++)
+        acc[0][i] = acc[1][i] = _mm512_setzero_ps();
+    const int32_t *x = (const int32_t *)t->x;
+    const ptrdiff_t xs = XS ? XS : t->xs;
+    const int kc = t->kc;
+#pragma GCC unroll 2
+    for (int k = 0; k < kc; k++) {
+        const int32_t *xk = x + t->off[k];
+        const __m512bh b0 = (__m512bh)_mm512_loadu_ps(w + (ptrdiff_t)k * NR);
+        const __m512bh b1 = V > 1 ? (__m512bh)_mm512_loadu_ps(w + (ptrdiff_t)k * NR + 16) : b0;
+#pragma GCC unroll 14
+        for (int i = 0; i < M; i++) {
+            const __m512bh a = (__m512bh)_mm512_set1_epi32(xk[i * xs]);
+            acc[0][i] = _mm512_dpbf16_ps(acc[0][i], a, b0);
+            if (V > 1)
+                acc[1][i] = _mm512_dpbf16_ps(acc[1][i], a, b1);
+        }
+    }
+    rn_direct_store_avx512(M, acc, t);
+}
+
+#define BY_WIDTH(M, XS) (t->n > 16 ? tile(M, XS, 2, w, t) : tile(M, XS, 1, w, t))
+#define BY_STRIDE(M)                                                                               \
+    (t->xs == 2 ? BY_WIDTH(M, 2) : t->xs == 1 ? BY_WIDTH(M, 1) : BY_WIDTH(M, 0))
+
+void rn_direct_tile_avx512bf16(const float *w, const rn_direct_tile *t) {
+    switch (t->m) {
+    case 14: BY_STRIDE(14); break;
+    case 13: BY_STRIDE(13); break;
+    case 12: BY_STRIDE(12); break;
+    case 11: BY_STRIDE(11); break;
+    case 10: BY_STRIDE(10); break;
+    case 9: BY_STRIDE(9); break;
+    case 8: BY_STRIDE(8); break;
+    case 7: BY_STRIDE(7); break;
+    case 6: BY_STRIDE(6); break;
+    case 5: BY_STRIDE(5); break;
+    case 4: BY_STRIDE(4); break;
+    case 3: BY_STRIDE(3); break;
+    case 2: BY_STRIDE(2); break;
+    default: BY_STRIDE(1); break;
+    }
+}
