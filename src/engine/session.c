@@ -139,9 +139,9 @@ static int pick_algo(const rn_session *s, const rn_node *nd, int n) {
 }
 
 /* The kernels conv node i runs on. bf16 sessions keep Winograd on fp32 products (of weights
- * rounded to bf16, between activations stored as bf16): its transforms, not its products, set
- * its speed, so bf16 products would run it no faster and lose accuracy to the transforms'
- * coefficients. Measured (dev/profile_layers -p bf16, resnet18 batch 32, 2 threads, AMD EPYC
+ * rounded to bf16 and float32 activations): its transforms, not its products, set its speed,
+ * so bf16 products would run it no faster and lose accuracy to the transforms' coefficients.
+ * Measured (dev/profile_layers -p bf16, resnet18 batch 32, 2 threads, AMD EPYC
  * Zen 5, ms): 3x3 64->64 at 56x56 by the bf16 GEMM 23-28, by Winograd F(4x4) on bf16 products
  * 10.8-12.3, on fp32 11.4-13.0 (the bf16 one's worst layer error against fp32 0.030 instead of
  * the GEMM's 0.010, in tests/test_bf16's random resnet18 at 64x64; F(2x2) on bf16 products
@@ -390,12 +390,18 @@ rn_status rn_session_forward(rn_session *s, const float *x, int n, int h, int w,
     }
 
     const rn_graph *sc = s->sc;
+    /* bf16 products round their operands as they pack them (GEMM panels, the direct tile's
+     * pairs), so activations stay float32 between layers; fp32 kernels standing in for bf16
+     * ones ("emulated") have the activations rounded instead, after every convolution. A
+     * separate pass over every output cost a bf16 session 5-8% of its time (resnet18 and
+     * resnet50 at batch 1, perf, Zen 5). */
+    const int round_values = s->bf16 && !rn_kernels_are_bf16(s->kconv);
     /* x: (N, C, H, W) -> value 0: (C, N, H, W); one image is the same either way */
     const float *in = x;
-    if (n > 1 || s->bf16) {
+    if (n > 1 || round_values) {
         layout_nchw_to_cnhw(x, n, m->in_channels, (size_t)h * (size_t)w, value_ptr(s, 0));
         in = value_ptr(s, 0);
-        if (s->bf16)
+        if (round_values)
             rn_round_bf16(value_ptr(s, 0), rn_value_floats(sc, 0, n));
     }
     if (s->observe)
@@ -408,7 +414,7 @@ rn_status rn_session_forward(rn_session *s, const float *x, int n, int h, int w,
         switch (nd->op) {
         case RN_NODE_CONV:
             run_conv(s, i, n, mode, src);
-            if (s->bf16) /* activations are stored as bf16 between layers */
+            if (round_values)
                 rn_round_bf16(dst, rn_value_floats(sc, nd->out, n));
             break;
         case RN_NODE_MAXPOOL:
