@@ -238,22 +238,35 @@ static void check_heuristic(void) {
                  cases[i].what, s.n, rn_conv_algo_get(want)->name, kd->direct_mr, kd->direct_nr);
         check(conv2d_shape_init(&s) && (int)rn_conv_algo_choose(kd, &s) == want, what);
     }
-    /* on bf16 products: Winograd stays, the rest become a GEMM (pointwise unless im2col is
-     * forced) */
+    /* on bf16 products: Winograd and direct stay, the rest become a GEMM (pointwise unless
+     * im2col is forced); kb, the portable bf16 kernels: a narrow direct tile */
+    const rn_kernels *kb = rn_kernels_bf16(rn_kernels_for(RN_ISA_PORTABLE));
     rn_conv_shape one = {.n = 1, .cin = 64, .h = 7, .w = 7, .cout = 64, .kh = 1, .kw = 1,
                          .stride = 1, .groups = 1};
     rn_conv_shape three = one;
     three.kh = three.kw = 3, three.pad = 1;
     check(conv2d_shape_init(&one) && conv2d_shape_init(&three) &&
-              rn_conv_algo_for_bf16(RN_CONV_WINOGRAD, -1, &three) == RN_CONV_WINOGRAD &&
-              rn_conv_algo_for_bf16(RN_CONV_WINOGRAD2, RN_CONV_WINOGRAD2, &three) ==
+              rn_conv_algo_for_bf16(kb, RN_CONV_WINOGRAD, -1, &three) == RN_CONV_WINOGRAD &&
+              rn_conv_algo_for_bf16(kb, RN_CONV_WINOGRAD2, RN_CONV_WINOGRAD2, &three) ==
                   RN_CONV_WINOGRAD2 &&
-              rn_conv_algo_for_bf16(RN_CONV_DIRECT, -1, &three) == RN_CONV_DIRECT &&
-              rn_conv_algo_for_bf16(RN_CONV_DIRECT, RN_CONV_DIRECT, &one) == RN_CONV_DIRECT &&
-              rn_conv_algo_for_bf16(RN_CONV_IM2COL, -1, &one) == RN_CONV_POINTWISE &&
-              rn_conv_algo_for_bf16(RN_CONV_IM2COL, RN_CONV_IM2COL, &one) == RN_CONV_IM2COL &&
-              rn_conv_algo_for_bf16(RN_CONV_IM2COL, -1, &three) == RN_CONV_IM2COL,
+              rn_conv_algo_for_bf16(kb, RN_CONV_DIRECT, -1, &three) == RN_CONV_DIRECT &&
+              rn_conv_algo_for_bf16(kb, RN_CONV_DIRECT, RN_CONV_DIRECT, &one) == RN_CONV_DIRECT &&
+              rn_conv_algo_for_bf16(kb, RN_CONV_IM2COL, -1, &one) == RN_CONV_POINTWISE &&
+              rn_conv_algo_for_bf16(kb, RN_CONV_IM2COL, RN_CONV_IM2COL, &one) == RN_CONV_IM2COL &&
+              rn_conv_algo_for_bf16(kb, RN_CONV_IM2COL, -1, &three) == RN_CONV_IM2COL,
           "bf16: Winograd and direct kept, a 1x1 GEMM pointwise, forced im2col kept");
+    /* a small map at stride 1: the direct tile where it has bf16 pairs, unless forced */
+    rn_conv_shape small = three;
+    small.h = small.w = 14, small.cin = small.cout = 256;
+    const rn_kernels *kw = rn_kernels_bf16(rn_kernels_for(RN_ISA_AVX512));
+    if (conv2d_shape_init(&small) && kw && kw->direct_mr >= RN_DIRECT_AVX512_MR)
+        check(rn_conv_algo_for_bf16(kw, RN_CONV_WINOGRAD, -1, &small) == RN_CONV_DIRECT &&
+                  rn_conv_algo_for_bf16(kw, RN_CONV_WINOGRAD, RN_CONV_WINOGRAD, &small) ==
+                      RN_CONV_WINOGRAD &&
+                  rn_conv_algo_for_bf16(rn_kernels_for(RN_ISA_AVX512), RN_CONV_WINOGRAD, -1,
+                                        &small) == RN_CONV_WINOGRAD,
+              "bf16, 3x3 256->256 at 14x14, batch 1: direct on bf16 pairs, Winograd where forced "
+              "or emulated");
 }
 
 static void check_determinism(rn_conv_shape s) {

@@ -96,12 +96,15 @@ void rn_conv_algo_format(const int count[RN_CONV_ALGO_COUNT], char *buf, size_t 
 rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s);
 
 /* The algorithm a convolution runs in a pass on bf16 products (inference and training with
- * bf16): `a` (the heuristic's or the user's pick for s) where it is a Winograd one, which keeps
- * fp32 products (its transforms, not its products, set its speed), or the direct one, whose
- * tile on a bf16 descriptor multiplies bf16 pairs; otherwise a GEMM on the bf16 operands:
- * pointwise where s allows it and the user did not force im2col (`forced`: the forced id, or
- * -1), else im2col. */
-rn_conv_algo_id rn_conv_algo_for_bf16(int a, int forced, const rn_conv_shape *s);
+ * bf16) on the kernels kb (bf16 ones, or fp32 ones standing in for them): `a` (the heuristic's
+ * or the user's pick for s) where it is a Winograd one, which keeps fp32 products (its
+ * transforms, not its products, set its speed), except on a small map at stride 1, which the
+ * direct tile takes where kb's multiplies bf16 pairs (unless the user forced `a`); the direct
+ * one, whose tile on a bf16 descriptor multiplies bf16 pairs; otherwise a GEMM on the bf16
+ * operands: pointwise where s allows it and the user did not force im2col (`forced`: the
+ * forced id, or -1), else im2col. */
+rn_conv_algo_id rn_conv_algo_for_bf16(const rn_kernels *kb, int a, int forced,
+                                      const rn_conv_shape *s);
 
 /* The algorithms, registered in conv_algo.c: the GEMM ones (conv2d.c),
  * Winograd's two (conv_winograd.c) and the direct one (conv_direct.c). */
