@@ -231,6 +231,19 @@ static void pad_images(const rn_conv_shape *s, const float *x, int b0, int nb, f
     }
 }
 
+/* dst[q] = the bf16 pair (lo[q], hi[q]) (hi NULL: zero), q < n. */
+static void pair_run(const float *lo, const float *hi, uint32_t *dst, int n) {
+    if (hi) {
+#pragma omp simd
+        for (int q = 0; q < n; q++)
+            dst[q] = rn_bf16_bits(lo[q]) | rn_bf16_bits(hi[q]) << 16;
+    } else {
+#pragma omp simd
+        for (int q = 0; q < n; q++)
+            dst[q] = rn_bf16_bits(lo[q]);
+    }
+}
+
 /* As pad_images, on bf16 pairs: ws the word shape (ws->cin pairs of the cin channels of x),
  * word (c2, r, q) of an image holding channels 2 c2 (low half) and 2 c2 + 1 (high; zero past
  * cin), each rounded to bf16. */
@@ -248,10 +261,8 @@ static void pad_pairs(const rn_conv_shape *ws, int cin, const float *x, int b0, 
         for (int r = 0; r < ws->h; r++) {
             uint32_t *row = dst + (size_t)(r + p) * wp;
             memset(row, 0, (size_t)p * sizeof *row);
-            for (int q2 = 0; q2 < ws->w; q2++) {
-                const size_t at = (size_t)r * ws->w + q2;
-                row[p + q2] = rn_bf16_bits(lo[at]) | (hi ? rn_bf16_bits(hi[at]) << 16 : 0u);
-            }
+            const size_t at = (size_t)r * ws->w;
+            pair_run(lo + at, hi ? hi + at : NULL, row + p, ws->w);
             memset(row + p + ws->w, 0, (size_t)p * sizeof *row);
         }
         memset(dst + (size_t)(p + ws->h) * wp, 0, (size_t)p * wp * sizeof *dst);

@@ -126,13 +126,14 @@ static inline int rn_kernels_are_bf16(const rn_kernels *k) { return k->finish_a 
 void rn_panel_bf16_pairs(float *panel, int kc, int w);
 
 /* The bf16 bits of x (the high half of the word), rounded to nearest, ties to even, as
- * rn_round_bf16; a NaN stays a NaN (made quiet), infinities stay. */
+ * rn_round_bf16; a NaN stays a NaN (made quiet), infinities stay. Without branches, so that
+ * loops over it vectorise. */
 static inline uint32_t rn_bf16_bits(float x) {
     uint32_t u;
     memcpy(&u, &x, 4);
-    if ((u & 0x7F800000u) != 0x7F800000u) /* finite: round the low 16 bits away, ties to even */
-        return (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
-    return (u & 0x007FFFFFu) ? (u >> 16) | 0x40u : u >> 16;
+    const uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+    const uint32_t special = (u >> 16) | ((u & 0x007FFFFFu) != 0 ? 0x40u : 0u);
+    return (u & 0x7F800000u) != 0x7F800000u ? rounded : special;
 }
 
 /* The process default (core/cpu.h rn_isa_default). If RN_ISA names an ISA
