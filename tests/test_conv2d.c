@@ -267,6 +267,13 @@ static void check_heuristic(void) {
                                         &small) == RN_CONV_WINOGRAD,
               "bf16, 3x3 256->256 at 14x14, batch 1: direct on bf16 pairs, Winograd where forced "
               "or emulated");
+    rn_conv_shape seven = three, four = three;
+    seven.n = four.n = 32, four.h = four.w = 4;
+    if (conv2d_shape_init(&seven) && conv2d_shape_init(&four) && kw &&
+        kw->direct_mr >= RN_DIRECT_AVX512_MR)
+        check(rn_conv_algo_for_bf16(kw, RN_CONV_WINOGRAD, -1, &seven) == RN_CONV_DIRECT &&
+                  rn_conv_algo_for_bf16(kw, RN_CONV_WINOGRAD, -1, &four) == RN_CONV_WINOGRAD,
+              "bf16, batch 32: 7x7 maps direct on bf16 pairs, 4x4 ones Winograd");
 }
 
 static void check_determinism(rn_conv_shape s) {

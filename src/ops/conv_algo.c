@@ -215,12 +215,21 @@ rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s)
  * pairs: inside resnet18 and resnet50 at batch 1 (`profile_layers -p bf16`, AMD EPYC Zen 5,
  * 2 threads, interleaved, medians, ms), 3x3 256 -> 256 at 14x14 0.41-0.42 against Winograd's
  * 0.61-0.62 (resnet18, 8 pairs: the pass 8.7 -> 8.0 ms) and 0.38-0.40 against 0.50-0.55
- * (resnet50, 5 pairs). */
+ * (resnet50, 5 pairs). So do maps of at most 64 pixels an image (7x7, where F(4x4) pads 49
+ * outputs to 64) at any batch: batch 32, 3x3 512 -> 512 at 7x7 11.6-11.8 against 13.6-14.1
+ * (resnet18, 4 pairs) and 11.6-11.7 against 16.8-17.6 (resnet50, 3 pairs); in bf16 training
+ * the step was no slower (fmnist-fast's network at batch 128, resnet18 at 224x224 batch 32:
+ * `resnet bench --train`, interleaved, within the noise). Not narrower maps, whose rows would
+ * fill less than half the tile. */
+#define DIRECT_BF16_MAX_MAP_PIXELS 64
+#define DIRECT_BF16_MIN_WIDTH 7
 rn_conv_algo_id rn_conv_algo_for_bf16(const rn_kernels *kb, int a, int forced,
                                       const rn_conv_shape *s) {
     kb = rn_kernels_or_default(kb);
     if (rn_conv_algo_is_winograd(a) && forced != a && rn_kernels_are_bf16(kb) && kb->direct &&
-        direct_small_map(kb, s))
+        (direct_small_map(kb, s) ||
+         (kb->direct_mr >= DIRECT_WIDE_MR && s->wo >= DIRECT_BF16_MIN_WIDTH &&
+          s->ho * s->wo <= DIRECT_BF16_MAX_MAP_PIXELS)))
         return RN_CONV_DIRECT;
     if (rn_conv_algo_is_winograd(a) || a == RN_CONV_DIRECT)
         return (rn_conv_algo_id)a;
