@@ -276,6 +276,45 @@ static void check_heuristic(void) {
               "bf16, batch 32: 7x7 maps direct on bf16 pairs, 4x4 ones Winograd");
 }
 
+/* The direct algorithm's output blocked by 16 channels (forward_blocked16) holds forward's
+ * values bit for bit, on kernels k (bias and ReLU; no residual in that form). */
+static void check_blocked16(const rn_kernels *k, rn_conv_shape s, const char *tag) {
+    const rn_conv_algo *a = rn_conv_algo_get(RN_CONV_DIRECT);
+    char what[200];
+    if (!conv2d_shape_init(&s) || s.cout % 16) {
+        snprintf(what, sizeof what, "blocked16 %s: shape rejected", tag);
+        check(0, what);
+        return;
+    }
+    const conv_sizes sz = conv_case_sizes(&s);
+    float *x = random_buffer(sz.x), *w = random_buffer(sz.w), *bias = random_buffer(s.cout);
+    float *y = rn_alloc(sz.y * sizeof(float)), *yb = rn_alloc(sz.y * sizeof(float));
+    float *ws = rn_alloc((a->workspace_floats(k, &s, rn_get_threads()) + 1) * sizeof(float));
+    float *prep = rn_alloc((a->prepared_floats(k, &s) + 1) * sizeof(float));
+    a->prepare(k, &s, w, prep);
+    a->forward(k, &s, x, prep, bias, NULL, 1, y, ws, rn_get_threads());
+    a->forward_blocked16(k, &s, x, prep, bias, 1, yb, ws, rn_get_threads());
+    const size_t P = (size_t)s.n * s.ho * s.wo;
+    int same = 1;
+    for (int c = 0; c < s.cout; c++)
+        for (size_t q = 0; q < P; q++)
+            same &= memcmp(&y[(size_t)c * P + q], &yb[((size_t)(c / 16) * P + q) * 16 + c % 16],
+                           4) == 0;
+    snprintf(what, sizeof what, "%s direct blocked by 16 channels = forward, bit for bit: %s",
+             k->name, tag);
+    check(same, what);
+    rn_free(x), rn_free(w), rn_free(bias), rn_free(y), rn_free(yb), rn_free(ws), rn_free(prep);
+}
+
+static void check_blocked16_shapes(const rn_kernels *k) {
+    check_blocked16(k, shape(2, 3, 37, 41, 64, 7, 2, 3, 1), "stem");
+    check_blocked16(k, shape(1, 3, 64, 64, 16, 7, 2, 3, 1), "stem, 16 channels");
+    check_blocked16(k, shape(2, 20, 15, 13, 48, 3, 1, 1, 1), "3x3, 48 channels");
+    check_blocked16(k, shape(1, 160, 7, 7, 96, 3, 1, 1, 1), "3x3 by panel");
+    check_blocked16(k, shape(3, 24, 9, 9, 32, 1, 1, 0, 1), "1x1 flat");
+    check_blocked16(k, shape(3, 40, 13, 11, 32, 1, 2, 0, 1), "1x1/2 subsampled");
+}
+
 static void check_determinism(rn_conv_shape s) {
     conv2d_shape_init(&s);
     const conv_sizes sz = conv_case_sizes(&s);
@@ -465,6 +504,7 @@ int main(void) {
         check_determinism(shape(2, 3, 64, 64, 64, 7, 2, 3, 1));
         check_determinism(shape(3, 1, 400, 400, 16, 3, 2, 1, 1));
         check_determinism(shape(1, 160, 7, 7, 96, 3, 1, 1, 1));
+        check_blocked16_shapes(kd);
         /* the direct convolution on the path's bf16 descriptor: its tile on bf16 pairs */
         const rn_kernels *k32 = kd, *kb = rn_kernels_bf16(kd);
         if (kb && kb->direct) {
@@ -475,6 +515,7 @@ int main(void) {
             run_cases(kd->isa == RN_ISA_PORTABLE ? 6 : 40);
             check_determinism(shape(2, 3, 64, 64, 64, 7, 2, 3, 1));
             check_determinism(shape(1, 160, 7, 7, 96, 3, 1, 1, 1));
+            check_blocked16_shapes(kd);
             bf16_operands = 0;
             kd = k32;
         }

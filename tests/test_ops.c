@@ -95,6 +95,38 @@ static void test_pool(void) {
               W, k, stride, pad);
         free(x), free(y1), free(y2);
     }
+    /* from input blocked by 16 channels (the stem's output when the session fuses it with its
+     * pool), bit for bit against the reference on the same values laid out planar: ties,
+     * signed zeros, -inf, and NaN in some planes (the exact rule there) */
+    for (int t = 0; t < 30; t++) {
+        const int blocks = check_int(1, 2), n = check_int(1, 3), H = check_int(1, 30),
+                  W = check_int(1, 30), k = check_int(1, 4), stride = check_int(1, 3),
+                  pad = check_int(0, k / 2);
+        const int C = 16 * blocks;
+        const int HO = maxpool2d_out_size(H, k, stride, pad), WO = maxpool2d_out_size(W, k, stride, pad);
+        if (HO < 1 || WO < 1)
+            continue;
+        const size_t HW = (size_t)H * W, all = (size_t)C * n * HW, out = (size_t)C * n * HO * WO;
+        float *x = rnd(all), *xb = malloc(all * 4), *y1 = malloc(out * 4), *y2 = malloc(out * 4);
+        for (size_t i = 0; t % 2 && i < all; i++) {
+            const int special = check_int(0, 19);
+            x[i] = special < 6 ? (special % 2 ? -0.0f : 0.0f) : special < 8 ? -INFINITY
+                 : special < 9 && t % 3 == 0 ? NAN : floorf(x[i] * 2.0f);
+        }
+        for (int c = 0; c < C; c++) /* planar (C, n, H, W) -> blocked */
+            for (int img = 0; img < n; img++)
+                for (size_t q = 0; q < HW; q++)
+                    xb[((size_t)(c / 16) * n * HW + (size_t)img * HW + q) * 16 + c % 16] =
+                        x[((size_t)c * n + img) * HW + q];
+        maxpool2d_forward_ref(x, C * n, H, W, k, stride, pad, y1);
+        maxpool2d_forward_blocked16(xb, blocks, n, H, W, k, stride, pad, y2);
+        int same = 1;
+        for (size_t i = 0; i < out; i++) /* NaN where the reference has NaN, else the same bits */
+            same &= isnan(y1[i]) ? isnan(y2[i]) != 0 : memcmp(&y1[i], &y2[i], 4) == 0;
+        CHECK(same, "maxpool blocked by 16: C=%d n=%d %dx%d k=%d s=%d p=%d", C, n, H, W, k, stride,
+              pad);
+        free(x), free(xb), free(y1), free(y2);
+    }
     /* padding is -inf, not zero: an all-negative plane keeps its maximum */
     float neg[4] = {-5, -4, -3, -2}, out[4];
     maxpool2d_forward(neg, 1, 2, 2, 3, 2, 1, out);

@@ -60,7 +60,8 @@ struct rn_session {
     struct rn_qparam *vq;
 
     /* calibration (quant_calib.c): called with every value the forward pass
-     * writes (value 0 included), (c, n, h, w) floats */
+     * writes (value 0 included), (c, n, h, w) floats; a stem's output that its max-pool
+     * reads blocked by 16 channels (session.c pool_fused) comes so, the same values */
     void (*observe)(void *ctx, int value, const float *data, size_t count);
     void *observe_ctx;
 };

@@ -61,6 +61,13 @@ typedef struct rn_conv_algo {
     void (*forward)(const rn_kernels *k, const rn_conv_shape *s, const float *x,
                     const float *prepared, const float *bias, const float *residual, int relu,
                     float *y, float *workspace, int threads);
+    /* optional (NULL where the algorithm has none): the forward without a residual, its output
+     * blocked by 16 channels for a consumer that reads that layout (the stem's max-pool,
+     * pool.h): channel 16 b + l of pixel q (over n, ho, wo, in order) at y[(b * P + q) * 16 +
+     * l], P = n * ho * wo; s->cout a multiple of 16. The same values as forward's. */
+    void (*forward_blocked16)(const rn_kernels *k, const rn_conv_shape *s, const float *x,
+                              const float *prepared, const float *bias, int relu, float *y,
+                              float *workspace, int threads);
 } rn_conv_algo;
 
 /* Whether algorithm `id` is one of the Winograd ones (weights of their own, transformed). */

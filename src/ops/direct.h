@@ -24,6 +24,11 @@
  * position; each step adds both halves' products to the fp32 sum, as vdpbf16ps
  * does (the portable tile: the high product, then the low one). xs, off and
  * the other fields count words; y, bias and res stay fp32.
+ *
+ * Blocked output (`blocked`, for a consumer that reads it so: the stem's
+ * max-pool, conv_algo.h's forward_blocked16): each pixel's 16 channels of a
+ * block lie together, one 64-byte line, so a tile stores whole lines in
+ * order, without the transpose.
  */
 #ifndef RN_OPS_DIRECT_H
 #define RN_OPS_DIRECT_H
@@ -47,6 +52,8 @@ typedef struct rn_direct_tile {
     int relu;               /* ReLU last; NaN stays NaN, as in PyTorch */
     int wide;               /* 1: pixels m .. 7 of the row exist and are written later by the
                                same caller (a tile may store 8 pixels) */
+    int blocked;            /* 1: y blocked by 16 channels instead: channel 16 v + l of pixel
+                               i at y[v * ldy + 16 * i + l]; n a multiple of 16, res NULL */
 } rn_direct_tile;
 
 /* One tile from the packed weights w (K x NR, NR the descriptor's direct_nr). */

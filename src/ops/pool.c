@@ -140,6 +140,88 @@ void maxpool2d_forward(const float *x, int P, int H, int W, int k, int stride,
                       y + (size_t)p * HO * WO);
 }
 
+/* Outputs per chunk of a row in the blocked pool: their 16 channels gathered, then stored as
+ * 16 runs along the output rows. */
+#define BLOCKED_CHUNK 64
+
+/* One chunk of outputs [ox0, ox0 + cols) of output row oy of a blocked plane xq (H x W x 16)
+ * into m: each window scanned in the reference's order. With `exact` the reference's rule (a
+ * NaN wins); without, the plane holds no NaN and the rule is a plain "greater replaces", which
+ * the compiler turns into max instructions (their tie keeps the first operand's zero, as the
+ * rule does). */
+static inline __attribute__((always_inline)) void
+pool_chunk16(const float *xq, int H, int W, int k, int stride, int pad, int oy, int ox0, int cols,
+             int exact, float m[BLOCKED_CHUNK][16]) {
+    int ky0, ky1;
+    window_clip(oy * stride - pad, k, H, &ky0, &ky1);
+    for (int c = 0; c < cols; c++) {
+        const int x0 = (ox0 + c) * stride - pad;
+        int kx0, kx1;
+        window_clip(x0, k, W, &kx0, &kx1);
+        if (!exact && k == 3 && ky1 - ky0 == 3 && kx1 - kx0 == 3) {
+            /* a whole 3x3 window (ResNet's pool): the 9 taps unrolled, each lane's maximum in
+             * a register */
+            const float *w = xq + ((size_t)(oy * stride - pad) * W + x0) * 16;
+#pragma omp simd
+            for (int l = 0; l < 16; l++) {
+                float mx = -INFINITY;
+#pragma GCC unroll 9
+                for (int t = 0; t < 9; t++) {
+                    const float v = w[((size_t)(t / 3) * W + t % 3) * 16 + l];
+                    mx = v > mx ? v : mx;
+                }
+                m[c][l] = mx;
+            }
+            continue;
+        }
+        float mc[16];
+        for (int l = 0; l < 16; l++)
+            mc[l] = -INFINITY;
+        for (int ky = ky0; ky < ky1; ky++)
+            for (int kx = kx0; kx < kx1; kx++) {
+                const float *v = xq + ((size_t)(oy * stride - pad + ky) * W + x0 + kx) * 16;
+                if (exact) {
+#pragma omp simd
+                    for (int l = 0; l < 16; l++)
+                        mc[l] = v[l] > mc[l] || v[l] != v[l] ? v[l] : mc[l];
+                } else {
+#pragma omp simd
+                    for (int l = 0; l < 16; l++)
+                        mc[l] = v[l] > mc[l] ? v[l] : mc[l];
+                }
+            }
+        for (int l = 0; l < 16; l++)
+            m[c][l] = mc[l];
+    }
+}
+
+void maxpool2d_forward_blocked16(const float *x, int blocks, int n, int H, int W, int k,
+                                 int stride, int pad, float *y) {
+    const int HO = maxpool2d_out_size(H, k, stride, pad), WO = maxpool2d_out_size(W, k, stride, pad);
+    const size_t plane = (size_t)HO * WO;
+#pragma omp parallel for num_threads(rn_threads()) schedule(static)
+    for (long q = 0; q < (long)blocks * n; q++) { /* one image's block of 16 channels */
+        const long b = q / n, img = q % n;
+        const float *xq = x + ((size_t)b * n + (size_t)img) * H * W * 16;
+        const int exact = has_nan(xq, (size_t)H * W * 16);
+        float m[BLOCKED_CHUNK][16];
+        for (int oy = 0; oy < HO; oy++)
+            for (int ox0 = 0; ox0 < WO; ox0 += BLOCKED_CHUNK) {
+                const int cols = WO - ox0 < BLOCKED_CHUNK ? WO - ox0 : BLOCKED_CHUNK;
+                if (exact)
+                    pool_chunk16(xq, H, W, k, stride, pad, oy, ox0, cols, 1, m);
+                else
+                    pool_chunk16(xq, H, W, k, stride, pad, oy, ox0, cols, 0, m);
+                for (int l = 0; l < 16; l++) {
+                    float *yr = y + ((size_t)(b * 16 + l) * n + (size_t)img) * plane +
+                                (size_t)oy * WO + ox0;
+                    for (int c = 0; c < cols; c++)
+                        yr[c] = m[c][l];
+                }
+            }
+    }
+}
+
 /* ---- global average pooling ---------------------------------------------------- */
 
 void avgpool_global_forward_ref(const float *x, size_t P, size_t HW, float *y) {

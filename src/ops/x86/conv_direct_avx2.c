@@ -37,6 +37,20 @@ static inline __attribute__((always_inline)) void tile(const int M, const int XS
         }
     }
 
+    if (t->blocked) { /* pixel i's 16 channels in one line (direct.h) */
+        const __m256 zero = _mm256_setzero_ps();
+        const __m256 b0 = t->bias ? _mm256_loadu_ps(t->bias) : zero;
+        const __m256 b1 = t->bias ? _mm256_loadu_ps(t->bias + 8) : zero;
+#pragma GCC unroll 6
+        for (int i = 0; i < M; i++) {
+            __m256 o0 = _mm256_add_ps(acc[i][0], b0), o1 = _mm256_add_ps(acc[i][1], b1);
+            if (t->relu) /* NaN (2nd operand) passes, as in PyTorch */
+                o0 = _mm256_max_ps(zero, o0), o1 = _mm256_max_ps(zero, o1);
+            _mm256_storeu_ps(t->y + 16 * i, o0);
+            _mm256_storeu_ps(t->y + 16 * i + 8, o1);
+        }
+        return;
+    }
     /* rows: pixels x 8 channels -> rows: channels x 8 pixels (the first M valid) */
     const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(M), lanes);

@@ -1,7 +1,8 @@
 /*
  * direct_store_avx512.h - the store of an AVX-512 direct convolution tile (direct.h): the
  * accumulators, one vector of 16 channels per pixel, transposed in registers (16 x 16 per 16
- * channels) so that a channel's pixels lie together, then bias, residual, ReLU. Shared by the
+ * channels) so that a channel's pixels lie together, then bias, residual, ReLU (or, blocked by
+ * 16 channels, each pixel's vector stored as it is: direct.h). Shared by the
  * fp32 and bf16 tiles; included only by files compiled for AVX-512.
  */
 #ifndef RN_OPS_X86_DIRECT_STORE_AVX512_H
@@ -50,6 +51,21 @@ static inline __attribute__((always_inline)) void rn_transpose16_avx512(__m512 r
  * 16 v .. 16 v + 15) with the epilogue. */
 static inline __attribute__((always_inline)) void
 rn_direct_store_avx512(const int M, __m512 acc[2][16], const rn_direct_tile *t) {
+    if (t->blocked) { /* pixel i's 16 channels of block v: one line, no transpose */
+        const __m512 zero = _mm512_setzero_ps();
+        for (int v = 0; v < 2 && 16 * v < t->n; v++) {
+            const __m512 b = t->bias ? _mm512_loadu_ps(t->bias + 16 * v) : zero;
+            float *yv = t->y + (ptrdiff_t)v * t->ldy;
+#pragma GCC unroll 16
+            for (int i = 0; i < M; i++) {
+                __m512 o = _mm512_add_ps(acc[v][i], b);
+                if (t->relu)
+                    o = _mm512_max_ps(zero, o); /* NaN (2nd operand) passes, as in PyTorch */
+                _mm512_storeu_ps(yv + 16 * i, o);
+            }
+        }
+        return;
+    }
     /* rows: pixels x 16 channels -> rows: channels x 16 pixels (the first M valid) */
     const __mmask16 mask = (__mmask16)((1u << M) - 1);
     const __m512 zero = _mm512_setzero_ps();
