@@ -471,6 +471,73 @@ static void check_wino2_transforms(const rn_kernels *k) {
     rn_free(x), rn_free(a), rn_free(b);
 }
 
+/* A descriptor's two-group F(4x4) transforms (wino_in2, wino_out2) against two calls of its
+ * 8-lane ones, bit for bit: random patches (inside, across the edges, wide rows), outputs with
+ * partial blocks, residuals, ReLU and missing lanes. */
+static void check_wino_pairs(const rn_kernels *k) {
+    if (!k->wino_in2 || !k->wino_out2)
+        return;
+    enum { H = 13, W = 17, STRIDE = 40 };
+    float *x = random_buffer(H * W), *a = random_buffer(36 * STRIDE), *b = random_buffer(36 * STRIDE);
+    for (int i = 0; i < H * W; i++)
+        x[i] = ldexpf(x[i], rng_int(-12, 12));
+    int in_same = 1, out_same = 1;
+    for (int trial = 0; trial < 200; trial++) {
+        rn_wino_in in[2];
+        for (int h = 0; h < 2; h++) {
+            in[h] = (rn_wino_in){.x = x, .ld = W};
+            for (int l = 0; l < RN_WINO_LANES; l++) {
+                const int y0 = rng_int(-2, H - 2), x0 = rng_int(-2, W - 2);
+                in[h].origin[l] = (ptrdiff_t)y0 * W + x0;
+                in[h].r0[l] = y0 < 0 ? -y0 : 0;
+                in[h].r1[l] = H - y0 < 6 ? H - y0 : 6;
+                in[h].cols[l] = 0;
+                for (int q = 0; q < 6; q++)
+                    in[h].cols[l] |= (unsigned)(x0 + q >= 0 && x0 + q < W) << q;
+                in[h].wide[l] = x0 >= 0 && x0 + 8 <= W;
+            }
+        }
+        memset(a, 0, 36 * STRIDE * sizeof(float));
+        memset(b, 0, 36 * STRIDE * sizeof(float));
+        k->wino_in2(in, a, STRIDE);
+        k->wino_in(&in[0], b, STRIDE);
+        k->wino_in(&in[1], b + RN_WINO_LANES, STRIDE);
+        in_same &= memcmp(a, b, 36 * STRIDE * sizeof(float)) == 0;
+
+        float ya[2][RN_WINO_LANES][4 * W], yb[2][RN_WINO_LANES][4 * W], res[2][RN_WINO_LANES][4 * W];
+        rn_wino_out oa[2], ob[2];
+        const float bias = trial % 3 ? ldexpf(rng_float(), rng_int(-12, 12)) : 0.0f;
+        for (int h = 0; h < 2; h++) {
+            oa[h] = (rn_wino_out){.ld = W, .bias = bias, .relu = trial % 2};
+            for (int l = 0; l < RN_WINO_LANES; l++) {
+                for (int i = 0; i < 4 * W; i++)
+                    ya[h][l][i] = yb[h][l][i] = 7.0f, res[h][l][i] = rng_float();
+                oa[h].y[l] = l == 3 + h && trial % 4 == 0 ? NULL : ya[h][l];
+                oa[h].res[l] = trial % 5 ? res[h][l] : NULL;
+                oa[h].rows[l] = rng_int(1, 4);
+                oa[h].cols[l] = rng_int(1, 4);
+            }
+            ob[h] = oa[h];
+            for (int l = 0; l < RN_WINO_LANES; l++)
+                ob[h].y[l] = oa[h].y[l] ? yb[h][l] : NULL;
+        }
+        for (int i = 0; i < 36 * STRIDE; i++)
+            a[i] = ldexpf(rng_float(), rng_int(-12, 12));
+        k->wino_out2(a, STRIDE, oa);
+        k->wino_out(a, STRIDE, &ob[0]);
+        k->wino_out(a + RN_WINO_LANES, STRIDE, &ob[1]);
+        out_same &= memcmp(ya, yb, sizeof ya) == 0;
+    }
+    char what[112];
+    snprintf(what, sizeof what, "%s F(4x4) input transform, two groups = two calls, bit for bit",
+             k->name);
+    check(in_same, what);
+    snprintf(what, sizeof what, "%s F(4x4) output transform + epilogue, two groups = two calls, "
+             "bit for bit", k->name);
+    check(out_same, what);
+    rn_free(x), rn_free(a), rn_free(b);
+}
+
 int main(void) {
     check_shape_init();
 
@@ -521,6 +588,7 @@ int main(void) {
         }
         algo = NULL;
         check_wino2_transforms(kd);
+        check_wino_pairs(kd);
         check_heuristic();
     }
 

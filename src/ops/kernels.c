@@ -203,6 +203,7 @@ static const rn_kernels AVX2 = {
     .pack_bt = rn_pack_bt_avx2, /* AVX-512 CPUs have AVX2 */                                  \
     .wino_in = rn_wino_in_avx2, /* AVX-512 CPUs have AVX2 */                                      \
     .wino_out = rn_wino_out_avx2,                                                                 \
+    .wino_in2 = rn_wino_in2_avx512, .wino_out2 = rn_wino_out2_avx512,                             \
     .wino2_in = rn_wino2_in_avx2,                                                                 \
     .wino2_out = rn_wino2_out_avx2,                                                               \
     .direct = rn_direct_tile_avx512, .direct_mr = RN_DIRECT_AVX512_MR,                            \

@@ -87,6 +87,8 @@ typedef struct rn_kernels {
     rn_pack_bt_fn pack_bt;  /* B panels of a transposed B (transb) */
     rn_wino_in_fn wino_in;  /* Winograd F(4x4, 3x3) tile transforms (winograd.h) */
     rn_wino_out_fn wino_out;
+    rn_wino_in2_fn wino_in2;   /* and two groups of 8 tiles at once, or NULL */
+    rn_wino_out2_fn wino_out2;
     rn_wino_in_fn wino2_in; /* and F(2x2, 3x3)'s */
     rn_wino_out_fn wino2_out;
     rn_direct_fn direct;    /* direct convolution tiles (direct.h) */
@@ -248,7 +250,10 @@ void rn_im2col_pack_avx2(const rn_im2col *im, int k0, int kc, long j0, int nr, f
 /* 8 x 8 blocks transposed in registers; also used on AVX-512 CPUs. */
 void rn_pack_bt_avx2(const float *src, ptrdiff_t ldb, int kc, int cols, int nr, float *dst);
 
-/* Winograd transforms (src/ops/x86/winograd_avx2.c), also used on AVX-512 CPUs. */
+/* Winograd transforms (src/ops/x86/winograd_avx2.c), also used on AVX-512 CPUs, which run
+ * two groups at once where they can (winograd_avx512.c). */
+void rn_wino_in2_avx512(const rn_wino_in in[2], float *dst, ptrdiff_t stride);
+void rn_wino_out2_avx512(const float *src, ptrdiff_t stride, const rn_wino_out o[2]);
 void rn_wino_in_avx2(const rn_wino_in *in, float *dst, ptrdiff_t stride);
 void rn_wino_out_avx2(const float *src, ptrdiff_t stride, const rn_wino_out *o);
 void rn_wino2_in_avx2(const rn_wino_in *in, float *dst, ptrdiff_t stride);

@@ -58,6 +58,13 @@ typedef struct rn_wino_out {
  * then + bias, + residual, ReLU (NaN kept), stored (its valid part). */
 typedef void (*rn_wino_out_fn)(const float *src, ptrdiff_t stride, const rn_wino_out *o);
 
+/* Two groups of 8 lanes at once (in[0], o[0]: lanes 0-7; in[1], o[1]: 8-15), the second
+ * group's columns of dst and src right after the first's (its lane l at dst[xi * stride + 8 +
+ * l]); both o[] of one output channel (the same bias and relu). The same results as two calls
+ * of the 8-lane transforms, bit for bit. Optional in a descriptor (AVX-512's). */
+typedef void (*rn_wino_in2_fn)(const rn_wino_in in[2], float *dst, ptrdiff_t stride);
+typedef void (*rn_wino_out2_fn)(const float *src, ptrdiff_t stride, const rn_wino_out o[2]);
+
 /* The portable transforms (conv_winograd.c). */
 void rn_wino_in_portable(const rn_wino_in *in, float *dst, ptrdiff_t stride);
 void rn_wino_out_portable(const float *src, ptrdiff_t stride, const rn_wino_out *o);
