@@ -24,6 +24,12 @@
  * where they are larger (a small map at batch 1, 512 channels at 7x7: each
  * thread streams its share of the 9.4 MB of weights once, not once a row).
  * Every output is one sum over k in order, the same on any thread count.
+ *
+ * On a bf16 descriptor the tile multiplies bf16 pairs (direct.h): the same
+ * algorithm on "words" (words() below: one per pair of input channels), the
+ * copy of the input interleaving channel pairs rounded to bf16 (pad_pairs,
+ * gather_pairs), the weights packed as pairs. forward_blocked16 writes the
+ * output blocked by 16 channels for the stem's max-pool (conv_algo.h).
  */
 #include <stdint.h>
 #include <string.h>
