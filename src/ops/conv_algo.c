@@ -211,18 +211,18 @@ rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s)
 }
 
 /* On bf16 products the direct tile runs at about twice its fp32 speed and Winograd (fp32
- * products) at its own, so small maps at stride 1 (at most 784 output pixels: 28x28 at batch
- * 1) go direct where the 14 x 32 tile has bf16 pairs: inside resnet18 and resnet50 at batch 1
+ * products) at its own, so small maps at stride 1 (at most 784 output pixels: 28x28 at batch 1)
+ * go direct where the 14 x 32 tile has bf16 pairs: inside resnet18 and resnet50 at batch 1
  * (`profile_layers -p bf16`, AMD EPYC Zen 5, 2 threads, interleaved, medians, ms), 3x3 256 ->
  * 256 at 14x14 0.41-0.42 against Winograd's 0.61-0.62 (resnet18, 8 pairs: the pass 8.7 -> 8.0
  * ms) and 0.38-0.40 against 0.50-0.55 (resnet50, 5 pairs); 128 -> 128 at 28x28 0.36-0.43
  * against 0.49-0.54 (resnet18, 6 pairs) and 0.40-0.42 against 0.48-0.50 (resnet50); not 64 ->
  * 64 at 56x56 (0.44-0.47 against 0.36-0.47). So do maps of at most 64 pixels an image (7x7,
- * where F(4x4) pads 49 outputs to 64) at any batch: batch 32, 3x3 512 -> 512 at 7x7
- * 11.6-11.8 against 13.6-14.1 (resnet18, 4 pairs) and 11.6-11.7 against 16.8-17.6 (resnet50, 3 pairs); in bf16 training
- * the step was no slower (fmnist-fast's network at batch 128, resnet18 at 224x224 batch 32:
- * `resnet bench --train`, interleaved, within the noise). Neither rule takes maps narrower
- * than 7, whose rows would fill less than half the tile. */
+ * where F(4x4) pads 49 outputs to 64) at any batch: batch 32, 3x3 512 -> 512 at 7x7 11.6-11.8
+ * against 13.6-14.1 (resnet18, 4 pairs) and 11.6-11.7 against 16.8-17.6 (resnet50, 3 pairs); in
+ * bf16 training the step was no slower (fmnist-fast's network at batch 128, resnet18 at 224x224
+ * batch 32: `resnet bench --train`, interleaved, within the noise). Neither rule takes maps
+ * narrower than 7, whose rows would fill less than half the tile. */
 #define DIRECT_BF16_MAX_PIXELS 784
 #define DIRECT_BF16_MAX_MAP_PIXELS 64
 #define DIRECT_BF16_MIN_WIDTH 7
