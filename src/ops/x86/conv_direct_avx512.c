@@ -46,25 +46,4 @@ static inline __attribute__((always_inline)) void tile(const int M, const int XS
     rn_direct_store_avx512(M, acc, t);
 }
 
-#define BY_WIDTH(M, XS) (t->n > 16 ? tile(M, XS, 2, w, t) : tile(M, XS, 1, w, t))
-#define BY_STRIDE(M)                                                                               \
-    (t->xs == 2 ? BY_WIDTH(M, 2) : t->xs == 1 ? BY_WIDTH(M, 1) : BY_WIDTH(M, 0))
-
-void rn_direct_tile_avx512(const float *w, const rn_direct_tile *t) {
-    switch (t->m) {
-    case 14: BY_STRIDE(14); break;
-    case 13: BY_STRIDE(13); break;
-    case 12: BY_STRIDE(12); break;
-    case 11: BY_STRIDE(11); break;
-    case 10: BY_STRIDE(10); break;
-    case 9: BY_STRIDE(9); break;
-    case 8: BY_STRIDE(8); break;
-    case 7: BY_STRIDE(7); break;
-    case 6: BY_STRIDE(6); break;
-    case 5: BY_STRIDE(5); break;
-    case 4: BY_STRIDE(4); break;
-    case 3: BY_STRIDE(3); break;
-    case 2: BY_STRIDE(2); break;
-    default: BY_STRIDE(1); break;
-    }
-}
+void rn_direct_tile_avx512(const float *w, const rn_direct_tile *t) { RN_DIRECT_DISPATCH_AVX512(); }

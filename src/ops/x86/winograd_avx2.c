@@ -19,37 +19,9 @@
 #include "ops/x86/avx2_util.h"
 
 #define LL RN_WINO_LANES
-
-/* t = B^T d on vectors, with shared partial sums and fused multiply-adds
- * (so the last bits may differ from the portable transforms'). */
-static inline void bt(const __m256 d[6], __m256 t[6]) {
-    const __m256 c2 = _mm256_set1_ps(2.0f), c4 = _mm256_set1_ps(4.0f), c5 = _mm256_set1_ps(5.0f);
-    const __m256 s12 = _mm256_add_ps(d[1], d[2]), s34 = _mm256_add_ps(d[3], d[4]);
-    const __m256 m12 = _mm256_sub_ps(d[1], d[2]), m34 = _mm256_sub_ps(d[3], d[4]);
-    const __m256 a = _mm256_sub_ps(d[4], d[2]), b = _mm256_sub_ps(d[3], d[1]);
-    t[0] = _mm256_fnmadd_ps(c5, d[2], _mm256_fmadd_ps(c4, d[0], d[4]));
-    t[1] = _mm256_fnmadd_ps(c4, s12, s34);
-    t[2] = _mm256_fmsub_ps(c4, m12, m34);
-    t[3] = _mm256_fmadd_ps(c2, b, a);
-    t[4] = _mm256_fnmadd_ps(c2, b, a);
-    t[5] = _mm256_fnmadd_ps(c5, d[3], _mm256_fmadd_ps(c4, d[1], d[5]));
-}
-
-/* o = A^T m on vectors (fused multiply-adds). */
-static inline void at(const __m256 m[6], __m256 o[4]) {
-    const __m256 a = _mm256_add_ps(m[1], m[2]), b = _mm256_sub_ps(m[1], m[2]);
-    const __m256 c = _mm256_add_ps(m[3], m[4]), d = _mm256_sub_ps(m[3], m[4]);
-    o[0] = _mm256_add_ps(_mm256_add_ps(m[0], a), c);
-    o[1] = _mm256_fmadd_ps(_mm256_set1_ps(2.0f), d, b);
-    o[2] = _mm256_fmadd_ps(_mm256_set1_ps(4.0f), c, a);
-    o[3] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(8.0f), d, b), m[5]);
-}
-
-/* The address of p[off], computed without forming an out-of-bounds pointer
- * in C: masked-off elements may lie outside the image and are never read. */
-static inline const float *addr_at(const float *p, ptrdiff_t off) {
-    return (const float *)((uintptr_t)p + (uintptr_t)(off * (ptrdiff_t)sizeof(float)));
-}
+#define V __m256
+#define VOP(op) _mm256_##op
+#include "ops/x86/winograd_x86.h"
 
 void rn_wino_in_avx2(const rn_wino_in *in, float *dst, ptrdiff_t stride) {
     /* D[r][j]: lanes = tiles, element j of patch row r; a lane's row is one
@@ -75,87 +47,21 @@ void rn_wino_in_avx2(const rn_wino_in *in, float *dst, ptrdiff_t stride) {
         }
         rn_transpose8_avx2(D[r]);
     }
-    /* T[i][j] = sum_r B^T[i][r] D[r][j], then V[i][q] = sum_j T[i][j] B^T[q][j] */
-    __m256 T[6][6];
-#pragma GCC unroll 8
-    for (int j = 0; j < 6; j++) {
-        __m256 col[6], t[6];
-#pragma GCC unroll 8
-        for (int r = 0; r < 6; r++)
-            col[r] = D[r][j];
-        bt(col, t);
-#pragma GCC unroll 8
-        for (int i = 0; i < 6; i++)
-            T[i][j] = t[i];
-    }
-#pragma GCC unroll 8
-    for (int i = 0; i < 6; i++) {
-        __m256 v[6];
-        bt(T[i], v);
-#pragma GCC unroll 8
-        for (int q = 0; q < 6; q++)
-            _mm256_storeu_ps(dst + (i * 6 + q) * stride, v[q]);
-    }
+    input_points(D, dst, stride);
 }
 
 void rn_wino_out_avx2(const float *src, ptrdiff_t stride, const rn_wino_out *o) {
     /* Y[r][c], lanes = tiles */
-    __m256 T[4][6], Y[4][4];
-#pragma GCC unroll 8
-    for (int j = 0; j < 6; j++) {
-        __m256 m[6], t[4];
-#pragma GCC unroll 8
-        for (int i = 0; i < 6; i++)
-            m[i] = _mm256_loadu_ps(src + (i * 6 + j) * stride);
-        at(m, t);
-#pragma GCC unroll 8
-        for (int r = 0; r < 4; r++)
-            T[r][j] = t[r];
-    }
-    const __m256 bias = _mm256_set1_ps(o->bias);
+    __m256 Y[4][4];
+    output_block(src, stride, o->bias, Y);
 #pragma GCC unroll 8
     for (int r = 0; r < 4; r++) {
-        at(T[r], Y[r]);
+        __m256 q[4]; /* lane i in q[i]'s low half, lane i + 4 in its high half */
+        block_rows(Y[r], q);
 #pragma GCC unroll 8
-        for (int c = 0; c < 4; c++)
-            Y[r][c] = _mm256_add_ps(Y[r][c], bias);
-    }
-    const __m128 zero = _mm_setzero_ps();
-#pragma GCC unroll 8
-    for (int r = 0; r < 4; r++) {
-        /* Y[r][0..3] (4 rows of 8 lanes) -> lane l's 4 values: after the two
-         * rounds of unpacking, q[i] holds lane i in its low half and lane
-         * i + 4 in its high half */
-        const __m256 t0 = _mm256_unpacklo_ps(Y[r][0], Y[r][1]), t1 = _mm256_unpackhi_ps(Y[r][0], Y[r][1]);
-        const __m256 t2 = _mm256_unpacklo_ps(Y[r][2], Y[r][3]), t3 = _mm256_unpackhi_ps(Y[r][2], Y[r][3]);
-        const __m256 q[4] = {_mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)),
-                             _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
-                             _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)),
-                             _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2))};
-#pragma GCC unroll 8
-        for (int l = 0; l < LL; l++) {
-            if (!o->y[l] || r >= o->rows[l])
-                continue;
-            __m128 v = l < 4 ? _mm256_castps256_ps128(q[l]) : _mm256_extractf128_ps(q[l - 4], 1);
-            float *y = o->y[l] + r * o->ld;
-            const float *res = o->res[l] ? o->res[l] + r * o->ld : NULL;
-            if (o->cols[l] == 4) {
-                if (res)
-                    v = _mm_add_ps(v, _mm_loadu_ps(res));
-                if (o->relu)
-                    v = _mm_max_ps(zero, v); /* NaN (2nd operand) passes, as in PyTorch */
-                _mm_storeu_ps(y, v);
-            } else {
-                float tmp[4];
-                _mm_storeu_ps(tmp, v);
-                for (int c = 0; c < o->cols[l]; c++) {
-                    float x = tmp[c] + (res ? res[c] : 0.0f);
-                    if (o->relu && x < 0.0f)
-                        x = 0.0f;
-                    y[c] = x;
-                }
-            }
-        }
+        for (int l = 0; l < LL; l++)
+            store_block_row(o, l, r,
+                            l < 4 ? _mm256_castps256_ps128(q[l]) : _mm256_extractf128_ps(q[l - 4], 1));
     }
 }
 

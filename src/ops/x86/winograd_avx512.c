@@ -15,30 +15,9 @@
 #include "ops/kernels.h"
 
 #define LL RN_WINO_LANES
-
-/* t = B^T d, as winograd_avx2.c's bt. */
-static inline void bt(const __m512 d[6], __m512 t[6]) {
-    const __m512 c2 = _mm512_set1_ps(2.0f), c4 = _mm512_set1_ps(4.0f), c5 = _mm512_set1_ps(5.0f);
-    const __m512 s12 = _mm512_add_ps(d[1], d[2]), s34 = _mm512_add_ps(d[3], d[4]);
-    const __m512 m12 = _mm512_sub_ps(d[1], d[2]), m34 = _mm512_sub_ps(d[3], d[4]);
-    const __m512 a = _mm512_sub_ps(d[4], d[2]), b = _mm512_sub_ps(d[3], d[1]);
-    t[0] = _mm512_fnmadd_ps(c5, d[2], _mm512_fmadd_ps(c4, d[0], d[4]));
-    t[1] = _mm512_fnmadd_ps(c4, s12, s34);
-    t[2] = _mm512_fmsub_ps(c4, m12, m34);
-    t[3] = _mm512_fmadd_ps(c2, b, a);
-    t[4] = _mm512_fnmadd_ps(c2, b, a);
-    t[5] = _mm512_fnmadd_ps(c5, d[3], _mm512_fmadd_ps(c4, d[1], d[5]));
-}
-
-/* o = A^T m, as winograd_avx2.c's at. */
-static inline void at(const __m512 m[6], __m512 o[4]) {
-    const __m512 a = _mm512_add_ps(m[1], m[2]), b = _mm512_sub_ps(m[1], m[2]);
-    const __m512 c = _mm512_add_ps(m[3], m[4]), d = _mm512_sub_ps(m[3], m[4]);
-    o[0] = _mm512_add_ps(_mm512_add_ps(m[0], a), c);
-    o[1] = _mm512_fmadd_ps(_mm512_set1_ps(2.0f), d, b);
-    o[2] = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), c, a);
-    o[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), d, b), m[5]);
-}
+#define V __m512
+#define VOP(op) _mm512_##op
+#include "ops/x86/winograd_x86.h"
 
 /* Each 256-bit half of r[0..7] (8 rows of 8) transposed, as rn_transpose8_avx2 on each. */
 static inline void transpose8_halves(__m512 r[8]) {
@@ -64,12 +43,6 @@ static inline void transpose8_halves(__m512 r[8]) {
     r[5] = _mm512_permutex2var_ps(u1, hi, u5);
     r[6] = _mm512_permutex2var_ps(u2, hi, u6);
     r[7] = _mm512_permutex2var_ps(u3, hi, u7);
-}
-
-/* The address of p[off], computed without forming an out-of-bounds pointer
- * in C: masked-off elements may lie outside the image and are never read. */
-static inline const float *addr_at(const float *p, ptrdiff_t off) {
-    return (const float *)((uintptr_t)p + (uintptr_t)(off * (ptrdiff_t)sizeof(float)));
 }
 
 /* Patch row r of lane l of in: 8 floats, masked where the patch leaves the image. */
@@ -99,89 +72,22 @@ void rn_wino_in2_avx512(const rn_wino_in in[2], float *dst, ptrdiff_t stride) {
                                          patch_row(&in[1], l, r, mask[1][l]), 1);
         transpose8_halves(D[r]);
     }
-    __m512 T[6][6];
-#pragma GCC unroll 8
-    for (int j = 0; j < 6; j++) {
-        __m512 col[6], t[6];
-#pragma GCC unroll 8
-        for (int r = 0; r < 6; r++)
-            col[r] = D[r][j];
-        bt(col, t);
-#pragma GCC unroll 8
-        for (int i = 0; i < 6; i++)
-            T[i][j] = t[i];
-    }
-#pragma GCC unroll 8
-    for (int i = 0; i < 6; i++) {
-        __m512 v[6];
-        bt(T[i], v);
-#pragma GCC unroll 8
-        for (int q = 0; q < 6; q++)
-            _mm512_storeu_ps(dst + (i * 6 + q) * stride, v[q]);
-    }
-}
-
-/* Lane l's row of 4 (v) with the epilogue of o, as winograd_avx2.c's output transform. */
-static inline void store_row(const rn_wino_out *o, int l, int r, __m128 v) {
-    if (!o->y[l] || r >= o->rows[l])
-        return;
-    const __m128 zero = _mm_setzero_ps();
-    float *y = o->y[l] + r * o->ld;
-    const float *res = o->res[l] ? o->res[l] + r * o->ld : NULL;
-    if (o->cols[l] == 4) {
-        if (res)
-            v = _mm_add_ps(v, _mm_loadu_ps(res));
-        if (o->relu)
-            v = _mm_max_ps(zero, v); /* NaN (2nd operand) passes, as in PyTorch */
-        _mm_storeu_ps(y, v);
-    } else {
-        float tmp[4];
-        _mm_storeu_ps(tmp, v);
-        for (int c = 0; c < o->cols[l]; c++) {
-            float x = tmp[c] + (res ? res[c] : 0.0f);
-            if (o->relu && x < 0.0f)
-                x = 0.0f;
-            y[c] = x;
-        }
-    }
+    input_points(D, dst, stride);
 }
 
 void rn_wino_out2_avx512(const float *src, ptrdiff_t stride, const rn_wino_out o[2]) {
-    __m512 T[4][6], Y[4][4];
-#pragma GCC unroll 8
-    for (int j = 0; j < 6; j++) {
-        __m512 m[6], t[4];
-#pragma GCC unroll 8
-        for (int i = 0; i < 6; i++)
-            m[i] = _mm512_loadu_ps(src + (i * 6 + j) * stride);
-        at(m, t);
-#pragma GCC unroll 8
-        for (int r = 0; r < 4; r++)
-            T[r][j] = t[r];
-    }
-    const __m512 bias = _mm512_set1_ps(o[0].bias); /* one output channel: the same in both */
+    __m512 Y[4][4]; /* one output channel: the same bias in both groups */
+    output_block(src, stride, o[0].bias, Y);
 #pragma GCC unroll 8
     for (int r = 0; r < 4; r++) {
-        at(T[r], Y[r]);
-#pragma GCC unroll 8
-        for (int c = 0; c < 4; c++)
-            Y[r][c] = _mm512_add_ps(Y[r][c], bias);
-    }
-#pragma GCC unroll 8
-    for (int r = 0; r < 4; r++) {
-        /* q[i], 128-bit part p: lane 4 p + i's 4 values */
-        const __m512 t0 = _mm512_unpacklo_ps(Y[r][0], Y[r][1]), t1 = _mm512_unpackhi_ps(Y[r][0], Y[r][1]);
-        const __m512 t2 = _mm512_unpacklo_ps(Y[r][2], Y[r][3]), t3 = _mm512_unpackhi_ps(Y[r][2], Y[r][3]);
-        const __m512 q[4] = {_mm512_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)),
-                             _mm512_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
-                             _mm512_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)),
-                             _mm512_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2))};
+        __m512 q[4]; /* lane 4 p + i in q[i]'s 128-bit part p */
+        block_rows(Y[r], q);
 #pragma GCC unroll 4
         for (int i = 0; i < 4; i++) {
-            store_row(&o[0], i, r, _mm512_extractf32x4_ps(q[i], 0));
-            store_row(&o[0], 4 + i, r, _mm512_extractf32x4_ps(q[i], 1));
-            store_row(&o[1], i, r, _mm512_extractf32x4_ps(q[i], 2));
-            store_row(&o[1], 4 + i, r, _mm512_extractf32x4_ps(q[i], 3));
+            store_block_row(&o[0], i, r, _mm512_extractf32x4_ps(q[i], 0));
+            store_block_row(&o[0], 4 + i, r, _mm512_extractf32x4_ps(q[i], 1));
+            store_block_row(&o[1], i, r, _mm512_extractf32x4_ps(q[i], 2));
+            store_block_row(&o[1], 4 + i, r, _mm512_extractf32x4_ps(q[i], 3));
         }
     }
 }
