@@ -134,7 +134,9 @@ typedef struct run_out {
     int ok;
 } run_out;
 
-static run_out train(const char *precision, const float *x, const int32_t *labels) {
+/* algo: --conv-algo's name, or NULL for the heuristic's */
+static run_out train(const char *precision, const char *algo, const float *x,
+                     const int32_t *labels) {
     run_out r = {.ok = 0};
     rn_model *m;
     if (rn_model_create_width("resnet18", 3, 10, RN_STEM_CIFAR, 8, &m) != RN_OK)
@@ -146,6 +148,7 @@ static run_out train(const char *precision, const float *x, const int32_t *label
     cfg.momentum = 0.9;
     cfg.weight_decay = 5e-4;
     cfg.precision = precision;
+    cfg.conv_algo = algo;
     rn_trainer *t;
     if (rn_trainer_create(m, &cfg, &t) != RN_OK) {
         CHECK(0, "trainer at %s: %s", precision, rn_last_error());
@@ -165,7 +168,8 @@ static run_out train(const char *precision, const float *x, const int32_t *label
         r.loss[s] = res.loss;
     }
     char algos[256];
-    if (rn_trainer_algorithms(t, algos, sizeof algos) == RN_OK && strcmp(precision, "bf16") == 0)
+    if (!algo && rn_trainer_algorithms(t, algos, sizeof algos) == RN_OK &&
+        strcmp(precision, "bf16") == 0)
         CHECK(strstr(algos, "winograd") && strstr(algos, "direct"),
               "bf16 training keeps Winograd (on fp32 products) and the direct convolution (on its "
               "bf16 tile): %s", algos);
@@ -183,7 +187,8 @@ static void check_trainer(void) {
     int32_t labels[BATCH];
     for (int i = 0; i < BATCH; i++)
         labels[i] = (int32_t)(i * 3 % 10);
-    run_out f = train("fp32", x, labels), a = train("bf16", x, labels), b = train("bf16", x, labels);
+    run_out f = train("fp32", NULL, x, labels), a = train("bf16", NULL, x, labels),
+            b = train("bf16", NULL, x, labels);
     if (f.ok && a.ok && b.ok) {
         double worst = 0;
         for (int s = 0; s < STEPS; s++) {
@@ -206,7 +211,19 @@ static void check_trainer(void) {
         }
         CHECK(!rounded_all, "the master weights stay fp32 (not bf16-rounded)");
     }
-    free(f.weights), free(a.weights), free(b.weights);
+    /* every convolution forced to the direct algorithm: at bf16 its tile on bf16 pairs */
+    run_out fd = train("fp32", "direct", x, labels), ad = train("bf16", "direct", x, labels);
+    if (fd.ok && ad.ok) {
+        double worst = 0;
+        for (int s = 0; s < STEPS; s++) {
+            double d = fabs(ad.loss[s] - fd.loss[s]) / fabs(fd.loss[0]);
+            worst = d > worst ? d : worst;
+        }
+        CHECK(worst <= BF16_LOSS, "--conv-algo direct: bf16 losses within %.0e of fp32's first: "
+              "worst %.2e (last %.5f vs %.5f)", BF16_LOSS, worst, ad.loss[STEPS - 1],
+              fd.loss[STEPS - 1]);
+    }
+    free(f.weights), free(a.weights), free(b.weights), free(fd.weights), free(ad.weights);
     rn_free(x);
 }
 

@@ -100,10 +100,6 @@ rn_status rn_trainer_create(rn_model *m, const rn_train_config *cfg, rn_trainer 
     RN_TRY(train_kernels(cfg, &k));
     int algo;
     RN_TRY(rn_conv_algo_parse(cfg->conv_algo, &algo));
-    if (rn_kernels_are_bf16(k) && algo == RN_CONV_DIRECT)
-        return rn_fail(RN_ERR_ARG, "direct has no bf16 form: bf16 training runs Winograd on fp32 "
-                       "products and the GEMM paths on bf16 operands (--conv-algo auto, im2col, "
-                       "pointwise, winograd or winograd2)");
 
     rn_trainer *t = calloc(1, sizeof *t);
     if (!t)
