@@ -70,13 +70,6 @@ void rn_direct_tile_portable(const float *w, const rn_direct_tile *t) {
     store_tile(acc, t);
 }
 
-static inline float bf16_value(uint32_t h) {
-    const uint32_t u = h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
 void rn_direct_tile_portable_bf16(const float *w, const rn_direct_tile *t) {
     float acc[RN_DIRECT_MR_MAX][NR] = {{0}};
     const uint32_t *x = (const uint32_t *)t->x, *w2 = (const uint32_t *)w;
@@ -85,8 +78,8 @@ void rn_direct_tile_portable_bf16(const float *w, const rn_direct_tile *t) {
         for (int i = 0; i < t->m; i++) {
             const uint32_t a = xk[(ptrdiff_t)i * t->xs];
             for (int j = 0; j < NR; j++) {
-                acc[i][j] += bf16_value(a >> 16) * bf16_value(wk[j] >> 16);
-                acc[i][j] += bf16_value(a & 0xFFFFu) * bf16_value(wk[j] & 0xFFFFu);
+                acc[i][j] += rn_bf16_value(a >> 16) * rn_bf16_value(wk[j] >> 16);
+                acc[i][j] += rn_bf16_value(a & 0xFFFFu) * rn_bf16_value(wk[j] & 0xFFFFu);
             }
         }
     }

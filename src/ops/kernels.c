@@ -65,13 +65,6 @@ static void kernel_portable(int kc, const float *a, const float *b, const rn_gem
  * product exact in fp32 (8-bit significands) and each sum rounded once.
  * ------------------------------------------------------------------------- */
 
-static inline float bf16_value(uint32_t h) {
-    uint32_t u = h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
 void rn_panel_bf16_pairs(float *panel, int kc, int w) {
     uint32_t *out = (uint32_t *)panel;
     for (int p = 0; p < (kc + 1) / 2; p++) {
@@ -92,9 +85,9 @@ static void kernel_portable_bf16(int kc, const float *a, const float *b, const r
     for (int p = 0; p < (kc + 1) / 2; p++) {
         const uint32_t *ap = a2 + (ptrdiff_t)p * PORTABLE_MR, *bp = b2 + (ptrdiff_t)p * PORTABLE_NR;
         for (int i = 0; i < PORTABLE_MR; i++) {
-            const float a0 = bf16_value(ap[i] & 0xFFFFu), a1 = bf16_value(ap[i] >> 16);
+            const float a0 = rn_bf16_value(ap[i] & 0xFFFFu), a1 = rn_bf16_value(ap[i] >> 16);
             for (int j = 0; j < PORTABLE_NR; j++) {
-                const float b0 = bf16_value(bp[j] & 0xFFFFu), b1 = bf16_value(bp[j] >> 16);
+                const float b0 = rn_bf16_value(bp[j] & 0xFFFFu), b1 = rn_bf16_value(bp[j] >> 16);
                 acc[i][j] += a1 * b1;
                 acc[i][j] += a0 * b0;
             }

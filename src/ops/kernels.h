@@ -138,6 +138,14 @@ static inline uint32_t rn_bf16_bits(float x) {
     return (u & 0x7F800000u) != 0x7F800000u ? rounded : special;
 }
 
+/* The float whose bits are the bf16 bits h (the low 16 bits of h). */
+static inline float rn_bf16_value(uint32_t h) {
+    const uint32_t u = (h & 0xFFFFu) << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
 /* The process default (core/cpu.h rn_isa_default). If RN_ISA names an ISA
  * the CPU lacks, this is the portable descriptor; rn_isa_default() reports
  * the error, and sessions and trainers fail to be created. */
