@@ -338,15 +338,14 @@ static void forward_on(const rn_kernels *k, const rn_conv_shape *shape,
             const float *w = prepared + (size_t)p * K * nr;
             const int row_tiles = ceil_div(s->wo, mr), tiles = (int)rows * row_tiles;
             const float *xrow = xp + ((ptrdiff_t)b * s->cin * hp + (ptrdiff_t)oh * s->stride) * wp;
-            const ptrdiff_t yrow =
-                (ptrdiff_t)p * nr * out_plane + ((ptrdiff_t)(b0 + b) * s->ho + oh) * s->wo;
+            /* the panel's first channel, and the row's first pixel */
+            const ptrdiff_t ych = (ptrdiff_t)p * nr * out_plane,
+                            ypix = ((ptrdiff_t)(b0 + b) * s->ho + oh) * s->wo, yrow = ych + ypix;
             for (int ow = 0; ow < s->wo; ow += mr) {
                 t.m = s->wo - ow < mr ? s->wo - ow : mr;
                 t.wide = ow + 8 <= s->wo;
                 t.x = xrow + (ptrdiff_t)ow * s->stride;
-                t.y = blocked ? y + (yrow - (ptrdiff_t)p * nr * out_plane + ow) * 16 +
-                                    (ptrdiff_t)p * nr * out_plane
-                              : y + yrow + ow;
+                t.y = blocked ? y + ych + (ypix + ow) * 16 : y + yrow + ow;
                 t.res = residual ? residual + yrow + ow : NULL;
                 /* the tiles of a panel each ask for a share of the next panel's weights (to
                  * L2), whose first tile otherwise waits on memory for them (resnet18 at batch
