@@ -430,9 +430,12 @@ static void input_channels(const wino_plan *p, int t0, int nt, int c0, int c1) {
     const int nr = p->k->nr, span = nr % LL == 0 ? nr : LL; /* tiles done together */
     const int npad = block_width(p, nt);
     rn_wino_in in[RN_PANEL_MAX / LL];
-    for (int g0 = 0; g0 < nt; g0 += span) {
+    /* every lane of the packed width, those past the block's tiles zero: the GEMM multiplies
+     * whole panels, and what a lane left unwritten held before (a bf16 panel's words read as
+     * floats are often denormals) costs microcode assists on Intel CPUs, 7x on 128 channels */
+    for (int g0 = 0; g0 < npad; g0 += span) {
         int groups = 0;
-        for (int q = 0; q < span / LL && g0 + q * LL < nt; q++, groups++)
+        for (int q = 0; q < span / LL && g0 + q * LL < npad; q++, groups++)
             patch_lanes(p, t0 + g0 + q * LL, t0 + nt, &in[q]);
         for (int c = c0; c < c1; c++)
             for (int q = 0; q < groups; q++) {
@@ -460,8 +463,11 @@ static void output_channels(const wino_plan *p, int t0, int nt, int k0, int k1) 
     const size_t uf = rn_gemm_packed_a_floats(p->k, K, C);
     const size_t v_xi = p->v_xi, m_xi = p->m_xi;
     const int npad = block_width(p, nt);
+    /* M for whole groups of lanes, those past the tiles from V's zero lanes: the output
+     * transforms read LL lanes at a time */
+    const int nl = ceil_div(nt, LL) * LL;
     for (int xi = 0; xi < p->var->xi; xi++)
-        rn_sgemm_packed_ab_1t(p->k, k0, k1, nt, C, p->u + xi * uf, K, p->v + xi * v_xi, npad,
+        rn_sgemm_packed_ab_1t(p->k, k0, k1, nl, C, p->u + xi * uf, K, p->v + xi * v_xi, npad,
                               p->m + xi * m_xi, p->tb);
     const ptrdiff_t out_plane = (ptrdiff_t)s->n * s->ho * s->wo;
     /* per group of LL tiles (two at once where the descriptor can), where its blocks lie
