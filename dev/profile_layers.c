@@ -31,8 +31,8 @@ typedef struct stamps {
     double *at_value; /* seconds per value written, this pass */
 } stamps;
 
-static void stamp(void *ctx, int value, const float *data, size_t count) {
-    (void)data, (void)count;
+static void stamp(void *ctx, int value, const float *data, size_t count, int blocked16) {
+    (void)data, (void)count, (void)blocked16;
     stamps *st = ctx;
     const double t = dev_now();
     st->at_value[value] += t - st->last;

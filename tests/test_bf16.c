@@ -40,15 +40,30 @@ static void check_rounding(void) {
     CHECK(ubits(v[6]) == 0x7F800000u, "FLT_MAX rounds to infinity in bf16: %08x", ubits(v[6]));
 }
 
-/* Each session's values, kept by the observer (ctx: the session's array). */
+/* Each session's values, kept by the observer (ctx: the session's array), and whether each
+ * came blocked by 16 channels: a stem's output fused with its pool (ops.h's layout), where one
+ * session may fuse and the other not (bf16 on AMX runs the stem as a GEMM). */
 static float *seen[256], *seen_bf16[256];
-static void keep(void *ctx, int v, const float *x, size_t n) {
+static int blocked[2][256]; /* [0]: seen's, [1]: seen_bf16's */
+static void keep(void *ctx, int v, const float *x, size_t n, int blocked16) {
     float **into = ctx;
     if (v < 256) {
         free(into[v]);
         into[v] = malloc(n * sizeof *x);
         memcpy(into[v], x, n * sizeof *x);
+        blocked[into == seen_bf16][v] = blocked16;
     }
+}
+
+/* p (c channels of `plane` floats, blocked by 16: channel 16 b + l of pixel q at
+ * p[(b * plane + q) * 16 + l]) rewritten planar */
+static void unblock(float *p, int c, size_t plane) {
+    float *t = malloc((size_t)c * plane * sizeof *t);
+    for (int ch = 0; ch < c; ch++)
+        for (size_t q = 0; q < plane; q++)
+            t[(size_t)ch * plane + q] = p[((size_t)(ch / 16) * plane + q) * 16 + ch % 16];
+    memcpy(p, t, (size_t)c * plane * sizeof *t);
+    free(t);
 }
 
 static void check_layers(const char *isa, const char *arch, rn_stem stem, int size) {
@@ -80,6 +95,12 @@ static void check_layers(const char *isa, const char *arch, rn_stem stem, int si
     for (int v = 1; v < a->sc->n_values && v < 256; v++) {
         if (!seen[v] || !seen_bf16[v])
             continue;
+        const rn_value *val = &a->sc->values[v];
+        const size_t plane = (size_t)n * val->h * val->w;
+        if (blocked[0][v])
+            unblock(seen[v], val->c, plane);
+        if (blocked[1][v])
+            unblock(seen_bf16[v], val->c, plane);
         double e = check_rel_err(seen_bf16[v], seen[v], rn_value_floats(a->sc, v, n));
         worst = e > worst ? e : worst;
         layers++;

@@ -298,6 +298,27 @@ static void check_heuristic(void) {
                                         &small) == RN_CONV_WINOGRAD,
               "bf16, 3x3 256->256 at 14x14, batch 1: direct on bf16 pairs, Winograd where forced "
               "or emulated");
+    /* on matrix tiles (AMX): the GEMM for direct layers and for Winograd's above 128 input
+     * channels, unless forced; a strided 1x1 at batch 1 by im2col (its B packed whole) */
+    rn_kernels tiles = *kb;
+    tiles.matrix_tiles = 1;
+    rn_conv_shape narrow = small, stride2 = three, one2 = one;
+    narrow.cin = narrow.cout = 128;
+    stride2.stride = one2.stride = 2, stride2.h = stride2.w = one2.h = one2.w = 14;
+    check(conv2d_shape_init(&narrow) && conv2d_shape_init(&stride2) &&
+              conv2d_shape_init(&one2) &&
+              rn_conv_algo_for_bf16(&tiles, RN_CONV_WINOGRAD, -1, &small) == RN_CONV_IM2COL &&
+              rn_conv_algo_for_bf16(&tiles, RN_CONV_WINOGRAD, RN_CONV_WINOGRAD, &small) ==
+                  RN_CONV_WINOGRAD &&
+              rn_conv_algo_for_bf16(&tiles, RN_CONV_WINOGRAD, -1, &narrow) == RN_CONV_WINOGRAD &&
+              rn_conv_algo_for_bf16(&tiles, RN_CONV_DIRECT, -1, &stride2) == RN_CONV_IM2COL &&
+              rn_conv_algo_for_bf16(&tiles, RN_CONV_DIRECT, RN_CONV_DIRECT, &stride2) ==
+                  RN_CONV_DIRECT &&
+              rn_conv_algo_for_bf16(&tiles, RN_CONV_DIRECT, -1, &one) == RN_CONV_POINTWISE &&
+              rn_conv_algo_for_bf16(&tiles, RN_CONV_IM2COL, -1, &one2) == RN_CONV_IM2COL &&
+              rn_conv_algo_for_bf16(&tiles, RN_CONV_POINTWISE, RN_CONV_POINTWISE, &one2) ==
+                  RN_CONV_POINTWISE,
+          "bf16 on matrix tiles: direct and wide Winograd layers a GEMM, unless forced");
     rn_conv_shape seven = three, four = three;
     seven.n = four.n = 32, four.h = four.w = 4;
     if (conv2d_shape_init(&seven) && conv2d_shape_init(&four) && kw &&

@@ -171,11 +171,13 @@ static run_out train(const char *precision, const char *algo, const float *x,
         r.loss[s] = res.loss;
     }
     char algos[256];
+    const int tiles = rn_kernels_bf16(rn_kernels_default())->matrix_tiles;
     if (!algo && rn_trainer_algorithms(t, algos, sizeof algos) == RN_OK &&
         strcmp(precision, "bf16") == 0)
-        CHECK(strstr(algos, "winograd") && strstr(algos, "direct"),
+        CHECK(strstr(algos, "winograd") &&
+                  (tiles ? !strstr(algos, "direct") : !!strstr(algos, "direct")),
               "bf16 training keeps Winograd (on fp32 products) and the direct convolution (on its "
-              "bf16 tile): %s", algos);
+              "bf16 tile; on matrix tiles a GEMM instead): %s", algos);
     r.n_weights = m->n_params;
     r.weights = malloc(m->n_params * sizeof(float));
     memcpy(r.weights, m->params, m->n_params * sizeof(float));

@@ -45,7 +45,8 @@ struct rn_calibrator {
     vstat *v;
 };
 
-static void observe(void *ctx, int value, const float *x, size_t count) {
+static void observe(void *ctx, int value, const float *x, size_t count, int blocked16) {
+    (void)blocked16; /* the same values in another order: the same range and histogram */
     rn_calibrator *c = ctx;
     if (!c->v) /* the planning pass */
         return;

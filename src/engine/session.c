@@ -427,7 +427,7 @@ rn_status rn_session_forward(rn_session *s, const float *x, int n, int h, int w,
             rn_round_bf16(value_ptr(s, 0), rn_value_floats(sc, 0, n));
     }
     if (s->observe)
-        s->observe(s->observe_ctx, 0, in, rn_value_floats(sc, 0, n));
+        s->observe(s->observe_ctx, 0, in, rn_value_floats(sc, 0, n), 0);
     int blocked = 0; /* the last node's output is blocked by 16 channels (pool_fused) */
     for (int i = 0; i < sc->n_nodes; i++) {
         const rn_node *nd = &sc->nodes[i];
@@ -459,7 +459,8 @@ rn_status rn_session_forward(rn_session *s, const float *x, int n, int h, int w,
             break;
         }
         if (s->observe && (nd->op == RN_NODE_CONV || nd->op == RN_NODE_MAXPOOL))
-            s->observe(s->observe_ctx, nd->out, dst, rn_value_floats(sc, nd->out, n));
+            s->observe(s->observe_ctx, nd->out, dst, rn_value_floats(sc, nd->out, n),
+                       nd->op == RN_NODE_CONV && blocked);
     }
     return RN_OK;
 }

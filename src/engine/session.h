@@ -61,8 +61,9 @@ struct rn_session {
 
     /* calibration (quant_calib.c): called with every value the forward pass
      * writes (value 0 included), (c, n, h, w) floats; a stem's output that its max-pool
-     * reads blocked by 16 channels (session.c pool_fused) comes so, the same values */
-    void (*observe)(void *ctx, int value, const float *data, size_t count);
+     * reads blocked by 16 channels (session.c pool_fused) comes so, the same values, with
+     * blocked16 1 (the layout of ops.h's maxpool2d_forward_blocked16) */
+    void (*observe)(void *ctx, int value, const float *data, size_t count, int blocked16);
     void *observe_ctx;
 };
 

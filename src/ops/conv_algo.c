@@ -226,16 +226,34 @@ rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s)
 #define DIRECT_BF16_MAX_PIXELS 784
 #define DIRECT_BF16_MAX_MAP_PIXELS 64
 #define DIRECT_BF16_MIN_WIDTH 7
+/* On matrix tiles (AMX) the bf16 GEMM outruns the direct tile, whose vdpbf16ps runs at half
+ * the FMA's rate on Sapphire Rapids (61 against 131 GFLOP/s a core), and Winograd from 256
+ * channels up. `profile_layers -p bf16`, Xeon (Sapphire Rapids class), 2 threads, ms, the GEMM
+ * (`-c im2col`) against the heuristic's pick: resnet18 batch 1, stem 0.90 against direct's
+ * 2.46, 3x3/2 0.33-0.34 against 1.04-1.12, 3x3 512 -> 512 at 7x7 0.62-0.64 against 2.00-2.12,
+ * 256 -> 256 at 14x14 0.50-0.52 against Winograd's 0.83-0.91 (the whole pass 27.9 -> 10.6 ms);
+ * batch 32, 512 -> 512 8.3-8.7 against Winograd's 13.4-13.8 and 256 -> 256 9.3-10.2 against
+ * 12.7-13.2. Up to 128 channels Winograd keeps its lead at batch 32 (64 -> 64 at 56x56 14.2-16.4
+ * against 16.8-20.4, 128 -> 128 at 28x28 11.1-12.2 against 15.5-16.4) and ties at batch 1. */
+#define TILES_WINO_MAX_CHANNELS 128
 rn_conv_algo_id rn_conv_algo_for_bf16(const rn_kernels *kb, int a, int forced,
                                       const rn_conv_shape *s) {
     kb = rn_kernels_or_default(kb);
-    if (rn_conv_algo_is_winograd(a) && forced != a && rn_kernels_are_bf16(kb) && kb->direct &&
-        kb->direct_mr >= DIRECT_WIDE_MR && s->wo >= DIRECT_BF16_MIN_WIDTH &&
-        ((long)s->n * s->ho * s->wo <= DIRECT_BF16_MAX_PIXELS ||
-         s->ho * s->wo <= DIRECT_BF16_MAX_MAP_PIXELS))
+    const int wino = rn_conv_algo_is_winograd(a), chosen = forced != a; /* not the user's */
+    if (chosen && kb->matrix_tiles) {
+        if (wino && s->cin <= TILES_WINO_MAX_CHANNELS)
+            return (rn_conv_algo_id)a;
+        /* else the GEMM, below */
+    } else if (wino && chosen && rn_kernels_are_bf16(kb) && kb->direct &&
+               kb->direct_mr >= DIRECT_WIDE_MR && s->wo >= DIRECT_BF16_MIN_WIDTH &&
+               ((long)s->n * s->ho * s->wo <= DIRECT_BF16_MAX_PIXELS ||
+                s->ho * s->wo <= DIRECT_BF16_MAX_MAP_PIXELS)) {
         return RN_CONV_DIRECT;
-    if (rn_conv_algo_is_winograd(a) || a == RN_CONV_DIRECT)
+    } else if (wino || a == RN_CONV_DIRECT || (a == RN_CONV_POINTWISE && forced == a)) {
         return (rn_conv_algo_id)a;
-    return rn_conv_pointwise.supports(s) && forced != RN_CONV_IM2COL ? RN_CONV_POINTWISE
-                                                                     : RN_CONV_IM2COL;
+    }
+    return rn_conv_pointwise.supports(s) && forced != RN_CONV_IM2COL &&
+                   !strided_1x1_by_im2col(kb, s)
+               ? RN_CONV_POINTWISE
+               : RN_CONV_IM2COL;
 }

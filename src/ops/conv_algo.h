@@ -109,7 +109,8 @@ rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s)
  * direct tile takes where kb's multiplies bf16 pairs (unless the user forced `a`); the direct
  * one, whose tile on a bf16 descriptor multiplies bf16 pairs; otherwise a GEMM on the bf16
  * operands: pointwise where s allows it and the user did not force im2col (`forced`: the
- * forced id, or -1), else im2col. */
+ * forced id, or -1), else im2col. Where kb's GEMM runs on matrix tiles (AMX), the GEMM takes
+ * every layer the user did not force elsewhere but Winograd's up to 128 input channels. */
 rn_conv_algo_id rn_conv_algo_for_bf16(const rn_kernels *kb, int a, int forced,
                                       const rn_conv_shape *s);
 

@@ -103,6 +103,9 @@ typedef struct rn_kernels {
      * finish_a / finish_b before the kernels read them; fp32 descriptors leave both NULL.
      * Such a descriptor has no in-place-A kernels (fn_raw) and no Winograd transforms. */
     rn_panel_fn finish_a, finish_b;
+    /* 1: the GEMM multiplies on matrix tiles (AMX), several times the rate of the vector units
+     * that run the direct tile and Winograd's products; the bf16 heuristic then prefers it */
+    int matrix_tiles;
 } rn_kernels;
 
 /* The descriptor of isa, or NULL when this build or CPU cannot run it. */
