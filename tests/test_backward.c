@@ -491,9 +491,19 @@ static void fast_vs_ref_conv(rn_conv_shape s, float beta, const char *tag) {
     for (size_t i = 0; i < w_n; i++)
         dw2[i] = NAN;
     conv2d_backward_data_ref(&s, dy, w, beta, dx1);
-    conv2d_backward_data(kd, &s, dy, w, beta, dx2, ws, wino);
     conv2d_backward_weight_ref(&s, x, dy, dw1, db1);
+    const size_t ws_n = conv2d_backward_workspace_floats(kd, &s, wino);
+    check_poison(ws, ws_n);
+    check_invalid_clear(rn_get_threads());
+    conv2d_backward_data(kd, &s, dy, w, beta, dx2, ws, wino);
+    const int data_unwritten = check_invalid_raised(rn_get_threads());
+    check_poison(ws, ws_n);
+    check_invalid_clear(rn_get_threads());
     conv2d_backward_weight(kd, &s, x, dy, dw2, db2, ws);
+    const int weight_unwritten = check_invalid_raised(rn_get_threads());
+    CHECK(!data_unwritten && !weight_unwritten,
+          "%s: no arithmetic on workspace floats not written first (data %d, weight %d)", tag,
+          data_unwritten, weight_unwritten);
     double ex = check_rel_err(dx2, dx1, x_n), ew = check_rel_err(dw2, dw1, w_n);
     double eb = check_rel_err(db2, db1, s.cout);
     if (strstr(tag, "direct wgrad") || strstr(tag, "weight chunks") || strstr(tag, "chunk ends") ||

@@ -11,7 +11,6 @@
  * Tolerance: max |fast - ref| / max |ref| <= the algorithm's stated
  * tolerance (1e-5 for conv2d_forward and the GEMM algorithms).
  */
-#include <fenv.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -87,30 +86,6 @@ static int bf16_operands;        /* 1: x and w rounded to bf16 first (the test o
                                     descriptor's direct tile: the oracle then sums the products it
                                     multiplies, exactly, and only the sums' order differs) */
 
-/* The workspace is filled with signalling NaNs before a forward, and every thread's invalid-
- * operation flag is cleared before and read after it: a kernel that does arithmetic on a float
- * of the workspace it did not write first raises the flag (an unwritten lane of a padded panel,
- * harmless to the result, costs microcode assists on Intel CPUs where it holds a denormal). The
- * library's teams of rn_get_threads() threads are those of these regions (libgomp keeps its
- * threads). */
-static void poison(float *p, size_t n) {
-    const uint32_t snan = 0x7fa00000u;
-    for (size_t i = 0; i < n; i++)
-        memcpy(&p[i], &snan, 4);
-}
-
-static void invalid_clear(void) {
-#pragma omp parallel num_threads(rn_get_threads())
-    feclearexcept(FE_INVALID);
-}
-
-static int invalid_raised(void) {
-    int raised = 0;
-#pragma omp parallel num_threads(rn_get_threads()) reduction(| : raised)
-    raised |= fetestexcept(FE_INVALID) != 0;
-    return raised;
-}
-
 static void check_conv(rn_conv_shape s, int epi, const char *tag) {
     char what[200];
     if (!conv2d_shape_init(&s)) {
@@ -137,15 +112,15 @@ static void check_conv(rn_conv_shape s, int epi, const char *tag) {
         y[i] = NAN; /* the output must be fully written */
 
     const float *b = (epi & 1) ? bias : NULL, *r = (epi & 2) ? res : NULL;
-    poison(ws, ws_n);
-    invalid_clear();
+    check_poison(ws, ws_n);
+    check_invalid_clear(rn_get_threads());
     if (algo) {
         algo->prepare(kd, &s, w, prep);
         algo->forward(kd, &s, x, prep, b, r, (epi & 4) != 0, y, ws, rn_get_threads());
     } else {
         conv2d_forward(kd, &s, x, w, b, r, (epi & 4) != 0, y, ws);
     }
-    const int touched_unwritten = invalid_raised();
+    const int touched_unwritten = check_invalid_raised(rn_get_threads());
     conv2d_forward_ref(&s, x, w, b, r, (epi & 4) != 0, yref);
     double err = rel_error(y, yref, y_n);
     const double tol = algo ? algo->tolerance : TOL;
