@@ -199,6 +199,10 @@ int main(void) {
         check_case(1, 3, 23, 19, 64, 7, 2, 3, 0, 0, 1, "stem 7x7/2 plain cin 3");
         check_case(2, 1, 28, 28, 64, 7, 2, 3, 0, 0, 1, "stem 7x7/2 plain cin 1");
         check_case(2, 3, 12, 12, 32, 3, 1, 1, 0, 0, 1, "cifar stem 3x3 plain");
+        /* column blocks (a thread's window copy) that start and end inside an output row */
+        check_case(1, 3, 161, 157, 32, 7, 2, 3, 0, 0, 1, "stem 7x7/2 plain, blocks mid-row");
+        check_case(1, 512, 9, 11, 32, 3, 1, 1, 1, 1, 1, "3x3 cin 512, blocks mid-row");
+        check_case(2, 512, 11, 9, 32, 3, 2, 1, 1, 0, 1, "3x3/2 cin 512, blocks mid-row");
         /* 1x1, strided 1x1, 3x3 */
         check_case(1, 64, 7, 7, 256, 1, 1, 0, 1, 1, 1, "1x1 + residual");
         check_case(3, 48, 5, 9, 80, 1, 1, 0, 1, 0, 0, "1x1 odd cout, no relu");
