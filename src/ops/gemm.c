@@ -76,6 +76,20 @@ static void pack_a(const rn_kernels *kd, int transa, const float *A, int lda, in
             dst[(ptrdiff_t)k * mr + i] = 0.0f;
 }
 
+/* pack_a, then the descriptor's finish_a where it has one; a row-major A straight into that
+ * format where the descriptor can (pack_a_finished). */
+static void pack_a_finished(const rn_kernels *kd, int transa, const float *A, int lda, int M,
+                            int i0, int k0, int kc, int mr, float *dst) {
+    if (!transa && kd->pack_a_finished) {
+        const int rows = M - i0 < mr ? M - i0 : mr;
+        kd->pack_a_finished(A + (ptrdiff_t)i0 * lda + k0, lda, kc, rows, mr, dst);
+        return;
+    }
+    pack_a(kd, transa, A, lda, M, i0, k0, kc, mr, dst);
+    if (kd->finish_a)
+        kd->finish_a(dst, kc, mr);
+}
+
 /* Where B comes from: a matrix, or the im2col of images. */
 typedef struct b_source {
     const float *B;         /* matrix: op(B) is K x N */
@@ -182,8 +196,8 @@ static void run_item(const gemm_plan *p, int item, float *bbuf, float *abuf) {
         if (a_item)
             for (int ip = ip0; ip < ip1; ip++) {
                 float *panel = abuf + (ptrdiff_t)(ip - ip0) * kc * mr;
-                pack_a(p->kd, p->transa, p->A, p->lda, p->M, ip * mr, k0, kc, mr, panel);
-                p->kd->finish_a(panel, kc, mr);
+                pack_a_finished(p->kd, p->transa, p->A, p->lda, p->M, ip * mr, k0, kc, mr,
+                                panel);
             }
         rn_gemm_tile tile = {
             .ldc = p->ldc,
@@ -362,9 +376,7 @@ static void pack_a_all(const rn_kernels *kd, int transa, int M, int K, const flo
         const int k0 = kb * kcb;
         const int kc = K - k0 < kcb ? K - k0 : kcb;
         float *panel = dst + (ptrdiff_t)k0 * m_panels * mr + (ptrdiff_t)ip * kc * mr;
-        pack_a(kd, transa, A, lda, M, ip * mr, k0, kc, mr, panel);
-        if (kd->finish_a)
-            kd->finish_a(panel, kc, mr);
+        pack_a_finished(kd, transa, A, lda, M, ip * mr, k0, kc, mr, panel);
     }
 }
 

@@ -239,7 +239,7 @@ static const rn_kernels AMX_BF16_KERNELS = {
     .direct = rn_direct_tile_avx512bf16, .direct_mr = RN_DIRECT_AVX512_MR, /* AMX CPUs have it */
     .direct_nr = RN_DIRECT_AVX512_NR,
     .finish_a = rn_panel_bf16_rows_amx, .finish_b = rn_panel_bf16_pairs_avx512bf16,
-    .matrix_tiles = 1, .qgemm = rn_qgemm_amx, .q_nj = 32, .q_ncb = 2, .q_name = "amx 32x32",
+    .pack_a_finished = rn_pack_a_bf16_rows_amx, .matrix_tiles = 1, .qgemm = rn_qgemm_amx, .q_nj = 32, .q_ncb = 2, .q_name = "amx 32x32",
 };
 #endif
 

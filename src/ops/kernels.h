@@ -103,6 +103,10 @@ typedef struct rn_kernels {
      * finish_a / finish_b before the kernels read them; fp32 descriptors leave both NULL.
      * Such a descriptor has no in-place-A kernels (fn_raw) and no Winograd transforms. */
     rn_panel_fn finish_a, finish_b;
+    /* or, for a row-major A, its panel packed straight into finish_a's format (the arguments of
+     * pack_bt: kc values of `cols` rows, ldb apart, into a panel of nr rows); NULL: pack_bt,
+     * then finish_a */
+    rn_pack_bt_fn pack_a_finished;
     /* 1: the GEMM multiplies on matrix tiles (AMX), several times the rate of the vector units
      * that run the direct tile and Winograd's products; the bf16 heuristic then prefers it */
     int matrix_tiles;
@@ -238,6 +242,9 @@ void rn_bgemm_kernel_amx_32x16(int kc, const float *a, const float *b, const rn_
 void rn_bgemm_kernel_amx_32x32(int kc, const float *a, const float *b, const rn_gemm_tile *t);
 /* An A panel (kc x 32, k-major fp32) to 32 rows of kc bf16 (row i at i * kc), in place. */
 void rn_panel_bf16_rows_amx(float *panel, int kc, int w);
+/* rows of a row-major A converted to those bf16 rows directly (pack_a_finished) */
+void rn_pack_a_bf16_rows_amx(const float *src, ptrdiff_t lda, int kc, int rows, int mr,
+                             float *dst);
 
 /* nr a multiple of 16, <= 64. */
 void rn_im2col_pack_avx512(const rn_im2col *im, int k0, int kc, long j0, int nr,

@@ -103,6 +103,29 @@ void rn_bgemm_kernel_amx_32x32(int kc, const float *a, const float *b, const rn_
     amx_bf16(2, kc, a, b, t);
 }
 
+void rn_pack_a_bf16_rows_amx(const float *src, ptrdiff_t lda, int kc, int rows, int mr,
+                             float *dst) {
+    uint16_t *out = (uint16_t *)dst; /* row i at out + i * kc, as rn_panel_bf16_rows_amx */
+    for (int i = 0; i < mr; i++) {
+        uint16_t *o = out + (size_t)i * kc;
+        if (i >= rows) {
+            memset(o, 0, (size_t)kc * 2);
+            continue;
+        }
+        const float *s = src + (ptrdiff_t)i * lda;
+        int k = 0;
+        for (; k + 32 <= kc; k += 32)
+            _mm512_storeu_si512((void *)(o + k),
+                                (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(s + k + 16),
+                                                             _mm512_loadu_ps(s + k)));
+        for (; k < kc; k += 16) {
+            const __mmask16 m = kc - k >= 16 ? 0xFFFF : (__mmask16)((1u << (kc - k)) - 1);
+            _mm256_mask_storeu_epi16(o + k, m,
+                                     (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, s + k)));
+        }
+    }
+}
+
 void rn_panel_bf16_rows_amx(float *panel, int kc, int w) {
     /* w is the descriptor's MR (32): row k of the panel is one value of each of 32 rows */
     _Alignas(64) uint16_t rows[RN_AMX_MR * RN_KC_MAX];
