@@ -233,8 +233,9 @@ rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s)
  * 2.46, 3x3/2 0.33-0.34 against 1.04-1.12, 3x3 512 -> 512 at 7x7 0.62-0.64 against 2.00-2.12,
  * 256 -> 256 at 14x14 0.50-0.52 against Winograd's 0.83-0.91 (the whole pass 27.9 -> 10.6 ms);
  * batch 32, 512 -> 512 8.3-8.7 against Winograd's 13.4-13.8 and 256 -> 256 9.3-10.2 against
- * 12.7-13.2. Up to 128 channels Winograd keeps its lead at batch 32 (64 -> 64 at 56x56 14.2-16.4
- * against 16.8-20.4, 128 -> 128 at 28x28 11.1-12.2 against 15.5-16.4) and ties at batch 1. */
+ * 12.7-13.2. Up to 128 channels Winograd keeps its lead: batch 32, 64 -> 64 at 56x56 14.2-16.4
+ * against 16.8-20.4, 128 -> 128 at 28x28 11.1-12.2 against 15.5-16.4; batch 1 (interleaved,
+ * medians) 0.67-0.78 against 0.80-0.85 and 0.65-0.71 against 0.84-0.89. */
 #define TILES_WINO_MAX_CHANNELS 128
 rn_conv_algo_id rn_conv_algo_for_bf16(const rn_kernels *kb, int a, int forced,
                                       const rn_conv_shape *s) {
