@@ -6,8 +6,9 @@
  * are an A tile of 16 rows x 64 bytes of K, and a block's packed weights, 64 bytes per 4 bytes
  * of K (16 channels x 4), are a B tile of 16 rows for the same 64 bytes of K. tdpbusd adds the
  * u8 x s8 products in int32 exactly, so the sums are the oracle's. K past the last whole 64
- * bytes is added to the stored sums with VNNI dot products, columns past the last whole 16 go
- * to the VNNI tile, and the epilogue is the VNNI tile's: the bytes equal the oracle's.
+ * bytes (the stem's 160) is copied, zero-padded, into tiles of its own, columns past the last
+ * whole 16 go to the VNNI tile, and the epilogue is the VNNI tile's: the bytes equal the
+ * oracle's.
  *
  * The process asked Linux for the tile registers when it read the CPU's features (core/cpu.c);
  * this descriptor is chosen only when that was granted. Each call loads the tile configuration
@@ -21,12 +22,12 @@
 #include "ops/x86/amx_util.h"
 #include "ops/x86/qreq_avx512.h"
 
-/* The sums over the first `chunks` x 64 bytes of K into acc: tile 2r + b at acc + (2r + b) * 256,
- * 16 rows (columns j) of 16 channels. */
+/* The sums over K into acc: tile 2r + b at acc + (2r + b) * 256, 16 rows (columns j) of 16
+ * channels. */
 static inline __attribute__((always_inline)) void amx_sums(const rn_qtile *t, const int NRB,
-                                                           const int NCB, int chunks,
-                                                           int32_t *acc) {
+                                                           const int NCB, int32_t *acc) {
     const long sa = t->a_js;
+    const int chunks = t->groups / 4, rest = t->groups % 4; /* whole 64 bytes, 16 left over */
     _tile_zero(0);
     if (NCB > 1)
         _tile_zero(1);
@@ -51,6 +52,30 @@ static inline __attribute__((always_inline)) void amx_sums(const rn_qtile *t, co
                 _tile_dpbusd(3, 5, 7);
         }
     }
+    if (rest) { /* the last rest x 16 bytes of K, zero-padded to a whole step */
+        _Alignas(64) uint8_t at[32][64];
+        _Alignas(64) int8_t bt[2][16][64];
+        memset(at, 0, sizeof at);
+        memset(bt, 0, sizeof bt);
+        for (int i = 0; i < 16 * NRB; i++)
+            memcpy(at[i], t->a + i * sa + chunks * 64, (size_t)rest * 16);
+        for (int b = 0; b < NCB; b++) /* 4 rows of 64 bytes per 16 bytes of K */
+            memcpy(bt[b], t->w + b * t->w_bs + (long)chunks * 1024, (size_t)rest * 256);
+        rn_amx_fence();
+        _tile_loadd(6, bt[0], 64);
+        if (NCB > 1)
+            _tile_loadd(7, bt[1], 64);
+        _tile_loadd(4, at[0], 64);
+        _tile_dpbusd(0, 4, 6);
+        if (NCB > 1)
+            _tile_dpbusd(1, 4, 7);
+        if (NRB > 1) {
+            _tile_loadd(5, at[16], 64);
+            _tile_dpbusd(2, 5, 6);
+            if (NCB > 1)
+                _tile_dpbusd(3, 5, 7);
+        }
+    }
     _tile_stored(0, acc, 64);
     if (NCB > 1)
         _tile_stored(1, acc + 256, 64);
@@ -61,22 +86,14 @@ static inline __attribute__((always_inline)) void amx_sums(const rn_qtile *t, co
     rn_amx_fence();
 }
 
-/* The rest of K (groups g0 ..) added to the stored sums, then requantized and stored. */
+/* The stored sums requantized and stored. */
 static inline __attribute__((always_inline)) void finish(const rn_qtile *t, const int NRB,
-                                                         const int NCB, int g0,
-                                                         const int32_t *acc) {
+                                                         const int NCB, const int32_t *acc) {
     for (int r = 0; r < NRB; r++)
         for (int i = 0; i < 16; i++) {
             const int j = r * 16 + i;
             for (int b = 0; b < NCB; b++) {
-                __m512i s = _mm512_load_si512(acc + ((2 * r + b) * 16 + i) * 16);
-                for (int g = g0; g < t->groups; g++) {
-                    const uint8_t *a = t->a + (long)j * t->a_js + (long)g * 16;
-                    const int8_t *w = t->w + (long)b * t->w_bs + (long)g * 256;
-                    for (int q = 0; q < 4; q++)
-                        s = _mm512_dpbusd_epi32(s, rn_bcast4_avx512(a + q * 4),
-                                                _mm512_loadu_si512(w + q * 64));
-                }
+                const __m512i s = _mm512_load_si512(acc + ((2 * r + b) * 16 + i) * 16);
                 const uint8_t *rr = t->r ? t->r + (long)b * t->y_bs + j * 16 : NULL;
                 _mm_storeu_si128((__m128i *)(t->y + (long)b * t->y_bs + j * 16),
                                  rn_requant16_avx512(t, b, s, rr));
@@ -87,9 +104,8 @@ static inline __attribute__((always_inline)) void finish(const rn_qtile *t, cons
 static inline __attribute__((always_inline)) void amx_tile(const rn_qtile *t, const int NRB,
                                                            const int NCB) {
     _Alignas(64) int32_t acc[4 * 256];
-    const int chunks = t->groups / 4;
-    amx_sums(t, NRB, NCB, chunks, acc);
-    finish(t, NRB, NCB, chunks * 4, acc);
+    amx_sums(t, NRB, NCB, acc);
+    finish(t, NRB, NCB, acc);
 }
 
 void rn_qgemm_amx(const rn_qtile *t) {

@@ -1,8 +1,8 @@
 /*
- * qreq_avx512.h - what the AVX-512 int8 tiles (VNNI and AMX) share: the broadcast of a column's
- * 4 input bytes, and rn_requant (qconv.h) on 16 output channels at once, the same operations
- * in the same order, so the bytes equal the oracle's. Included only by files compiled for
- * AVX-512.
+ * qreq_avx512.h - what the AVX-512 int8 tiles share: the broadcast of a column's 4 input bytes
+ * (VNNI's operand), and rn_requant (qconv.h) on 16 output channels at once (VNNI and AMX), the
+ * same operations in the same order, so the bytes equal the oracle's. Included only by files
+ * compiled for AVX-512.
  */
 #ifndef RN_OPS_X86_QREQ_AVX512_H
 #define RN_OPS_X86_QREQ_AVX512_H
