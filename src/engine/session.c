@@ -459,8 +459,7 @@ rn_status rn_session_forward(rn_session *s, const float *x, int n, int h, int w,
             break;
         }
         if (s->observe && (nd->op == RN_NODE_CONV || nd->op == RN_NODE_MAXPOOL))
-            s->observe(s->observe_ctx, nd->out, dst, rn_value_floats(sc, nd->out, n),
-                       nd->op == RN_NODE_CONV && blocked);
+            s->observe(s->observe_ctx, nd->out, dst, rn_value_floats(sc, nd->out, n), blocked);
     }
     return RN_OK;
 }

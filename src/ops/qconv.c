@@ -184,6 +184,12 @@ static void im2col_rows_c16(const rn_qconv *c, int n, const uint8_t *x, int zp, 
     }
 }
 
+/* the kw bytes of a window row starting at input column iw of a row w wide, zp outside it */
+static inline void window_edge(uint8_t *o, const uint8_t *row, int iw, int kw, int w, int zp) {
+    for (int q = 0; q < kw; q++)
+        o[q] = iw + q >= 0 && iw + q < w ? row[iw + q] : (uint8_t)zp;
+}
+
 /* plain input (the network's, one byte per value): a run of one output row at a time, and per
  * input channel and window row the run's columns one after the other. A window inside the input
  * row is one 8-byte copy where it is at most 8 wide (the next tap overwrites the rest, the last
@@ -220,28 +226,23 @@ static void im2col_rows_plain(const rn_qconv *c, int n, const uint8_t *x, int zp
                     continue;
                 }
                 const uint8_t *row = plane + (size_t)ih * s->w;
-                for (int t = 0; t < len; t++) {
-                    if (t == ta && ta < tb) { /* the inside columns */
-                        const uint8_t *src = row + iw0 + t * st;
-                        uint8_t *o = run + t * kpad + k;
-                        if (kw <= 8 && k + 8 <= (int)kpad) {
-                            for (; t < tb && src + 8 <= x_end; t++, src += st, o += kpad) {
-                                uint64_t v;
-                                memcpy(&v, src, 8);
-                                memcpy(o, &v, 8);
-                            }
+                for (int t = 0; t < ta; t++)
+                    window_edge(run + t * kpad + k, row, iw0 + t * st, kw, s->w, zp);
+                if (ta < tb) { /* the windows inside the row */
+                    const uint8_t *src = row + iw0 + ta * st;
+                    uint8_t *o = run + ta * kpad + k;
+                    int t = ta;
+                    if (kw <= 8 && k + 8 <= (int)kpad)
+                        for (; t < tb && src + 8 <= x_end; t++, src += st, o += kpad) {
+                            uint64_t v;
+                            memcpy(&v, src, 8);
+                            memcpy(o, &v, 8);
                         }
-                        for (; t < tb; t++, src += st, o += kpad)
-                            memcpy(o, src, (size_t)kw);
-                        if (t >= len)
-                            break;
-                    }
-                    uint8_t *o = run + t * kpad + k;
-                    for (int q = 0; q < kw; q++) {
-                        const int iw = iw0 + t * st + q;
-                        o[q] = iw >= 0 && iw < s->w ? row[iw] : (uint8_t)zp;
-                    }
+                    for (; t < tb; t++, src += st, o += kpad)
+                        memcpy(o, src, (size_t)kw);
                 }
+                for (int t = tb; t < len; t++)
+                    window_edge(run + t * kpad + k, row, iw0 + t * st, kw, s->w, zp);
             }
         }
         for (int t = 0; t < len; t++)
