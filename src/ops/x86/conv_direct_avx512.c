@@ -29,9 +29,20 @@ static inline __attribute__((always_inline)) void tile(const int M, const int XS
     const float *x = t->x;
     const ptrdiff_t xs = XS ? XS : t->xs;
     const int kc = t->kc;
+    /* tap k + RN_DIRECT_PREFETCH asked for where the weights would not stay in L1 (direct.h) */
+    const int kpf = kc >= RN_DIRECT_PREFETCH_MIN_TAPS ? kc - RN_DIRECT_PREFETCH : 0;
 #pragma GCC unroll 2
     for (int k = 0; k < kc; k++) {
         const float *xk = x + t->off[k];
+        if (k < kpf) {
+            const float *xf = x + t->off[k + RN_DIRECT_PREFETCH];
+            _mm_prefetch((const char *)xf, _MM_HINT_T0);
+            _mm_prefetch((const char *)(xf + (M - 1) * xs), _MM_HINT_T0);
+            const float *wf = w + (ptrdiff_t)(k + RN_DIRECT_PREFETCH) * NR;
+            _mm_prefetch((const char *)wf, _MM_HINT_T0);
+            if (V > 1)
+                _mm_prefetch((const char *)(wf + 16), _MM_HINT_T0);
+        }
         const __m512 b0 = _mm512_loadu_ps(w + (ptrdiff_t)k * NR);
         const __m512 b1 = V > 1 ? _mm512_loadu_ps(w + (ptrdiff_t)k * NR + 16) : b0;
 #pragma GCC unroll 14
