@@ -302,6 +302,9 @@ static void forward_on(const rn_kernels *k, const rn_conv_shape *shape,
     const int hp = s->h + 2 * s->pad, wp = s->w + 2 * s->pad, K = taps(s);
     const int round = images_per_round(s), panels = ceil_div(s->cout, nr);
     const int by_panel = (double)panels * nr * K > (double)padded_floats(s);
+    /* output rows a tile takes (direct.h): two where a row fills at most half of it */
+    const int pair_rows = s->wo >= 4 && 2 * s->wo <= mr && s->ho > 1 ? 2 : 1;
+    const int row_items = ceil_div(s->ho, pair_rows); /* an image's */
     const ptrdiff_t out_plane = (ptrdiff_t)s->n * s->ho * s->wo;
     /* one image without padding is its own padded copy (a flat 1x1 is one image) */
     const int copy = pairs || s->pad > 0 || s->n > 1;
@@ -328,17 +331,20 @@ static void forward_on(const rn_kernels *k, const rn_conv_shape *shape,
          * runs each, medians, guided against static: resnet50's direct layers 0.89-0.99
          * (the pass 56.3 -> 55.3 ms), resnet18's 0.85-0.94 (24.2 -> 22.5 ms). */
 #pragma omp for schedule(guided)
-        for (long it = 0; it < (long)nb * s->ho * panels; it++) {
-            /* consecutive items: the panels of one output row, which share its input rows, or
-             * the rows of one panel, which share its weights */
-            const long rows = (long)nb * s->ho;
+        for (long it = 0; it < (long)nb * row_items * panels; it++) {
+            /* consecutive items: the panels of one output row (pair), which share its input
+             * rows, or the rows of one panel, which share its weights */
+            const long rows = (long)nb * row_items;
             const int p = (int)(by_panel ? it / rows : it % panels);
             const int row = (int)(by_panel ? it % rows : it / panels);
-            const int b = row / s->ho, oh = row % s->ho;
+            const int b = row / row_items, oh = row % row_items * pair_rows;
+            const int two = pair_rows == 2 && oh + 1 < s->ho; /* else one row (an odd last) */
             rn_direct_tile t = {.off = off, .kc = K, .xs = s->stride, .ldy = out_plane,
                                 .relu = relu, .blocked = blocked};
             if (blocked) /* channel blocks of 16: 16 floats a pixel */
                 t.ldy = 16 * out_plane;
+            if (two)
+                t.rs = (ptrdiff_t)s->stride * wp;
             t.n = s->cout - p * nr < nr ? s->cout - p * nr : nr;
             t.bias = bias ? bias + p * nr : NULL;
             const float *w = prepared + (size_t)p * K * nr;
@@ -348,8 +354,8 @@ static void forward_on(const rn_kernels *k, const rn_conv_shape *shape,
             const ptrdiff_t ych = (ptrdiff_t)p * nr * out_plane,
                             ypix = ((ptrdiff_t)(b0 + b) * s->ho + oh) * s->wo, yrow = ych + ypix;
             for (int ow = 0; ow < s->wo; ow += mr) {
-                t.m = s->wo - ow < mr ? s->wo - ow : mr;
-                t.wide = ow + 8 <= s->wo;
+                t.m = two ? 2 * s->wo : s->wo - ow < mr ? s->wo - ow : mr;
+                t.wide = !two && ow + 8 <= s->wo;
                 t.x = xrow + (ptrdiff_t)ow * s->stride;
                 t.y = blocked ? y + ych + (ypix + ow) * 16 : y + yrow + ow;
                 t.res = residual ? residual + yrow + ow : NULL;

@@ -25,6 +25,13 @@
  * does (the portable tile: the high product, then the low one). xs, off and
  * the other fields count words; y, bias and res stay fp32.
  *
+ * Two rows (`rs`): where an output row fills at most half the tile (ResNet's last stage, 7
+ * pixels wide, on AVX-512's 14), a tile takes two consecutive output rows of one image, so
+ * that each weight vector it loads feeds 14 pixels, not 7 (Xeon, Sapphire Rapids class, 2
+ * threads, resnet18 at batch 1, `profile_layers` in ABBA order, 16 runs each, medians: 3x3
+ * 512 -> 512 at 7x7 0.87-0.89 of the time with one row, 3x3/2 256 -> 512 to 7x7 0.92). Only tiles of direct_mr >= 8 get
+ * them (the AVX-512 ones; the AVX2 and C tiles, 6 pixels, never do).
+ *
  * Blocked output (`blocked`, for a consumer that reads it so: the stem's
  * max-pool, conv_algo.h's forward_blocked16): each pixel's 16 channels of a
  * block lie together, one 64-byte line, so a tile stores whole lines in
@@ -64,6 +71,9 @@ typedef struct rn_direct_tile {
     int relu;               /* ReLU last; NaN stays NaN, as in PyTorch */
     int wide;               /* 1: pixels m .. 7 of the row exist and are written later by the
                                same caller (a tile may store 8 pixels) */
+    ptrdiff_t rs;           /* 0: the m pixels lie along one row; else two rows of m / 2 (m
+                               even, 8 to 14): pixel i >= m / 2 at x + rs + (i - m / 2) * xs,
+                               and y (and res) holds the two rows one after the other */
     int blocked;            /* 1: y blocked by 16 channels instead: channel 16 v + l of pixel
                                i at y[v * ldy + 16 * i + l]; n a multiple of 16, res NULL */
 } rn_direct_tile;

@@ -4,7 +4,7 @@
  * accumulators; per tap, two vectors of 16 weights, and per pixel one
  * broadcast and two fused multiply-adds (16 loads for 28 FMAs; the AVX2 tile,
  * 6 pixels x 2 ymm, leaves half of a 512-bit FMA unit idle). A 7-wide map
- * (ResNet's last stage) still has 14 sums in flight. The store (transposed in
+ * (ResNet's last stage) fills it with two rows (direct.h). The store (transposed in
  * registers, then the epilogue) is direct_store_avx512.h's.
  *
  * Compiled with -mavx512f (and the rest of AVX512_FLAGS); called only when
@@ -21,7 +21,8 @@
 /* M pixels; XS their stride when known at compile time (1, 2), else 0: t->xs; V vectors of 16
  * channels (1 where the tile has at most 16: a narrow layer's, the other half being zeros). */
 static inline __attribute__((always_inline)) void tile(const int M, const int XS, const int V,
-                                                       const float *w, const rn_direct_tile *t) {
+                                                       const int TWO, const float *w,
+                                                       const rn_direct_tile *t) {
     __m512 acc[2][16];
 #pragma GCC unroll 16
     for (int i = 0; i < 16; i++)
@@ -36,8 +37,13 @@ static inline __attribute__((always_inline)) void tile(const int M, const int XS
         const float *xk = x + t->off[k];
         if (k < kpf) {
             const float *xf = x + t->off[k + RN_DIRECT_PREFETCH];
+            const int last = TWO ? M / 2 - 1 : M - 1; /* the row's last pixel */
             _mm_prefetch((const char *)xf, _MM_HINT_T0);
-            _mm_prefetch((const char *)(xf + (M - 1) * xs), _MM_HINT_T0);
+            _mm_prefetch((const char *)(xf + last * xs), _MM_HINT_T0);
+            if (TWO) {
+                _mm_prefetch((const char *)(xf + t->rs), _MM_HINT_T0);
+                _mm_prefetch((const char *)(xf + t->rs + last * xs), _MM_HINT_T0);
+            }
             const float *wf = w + (ptrdiff_t)(k + RN_DIRECT_PREFETCH) * NR;
             _mm_prefetch((const char *)wf, _MM_HINT_T0);
             if (V > 1)
@@ -47,7 +53,8 @@ static inline __attribute__((always_inline)) void tile(const int M, const int XS
         const __m512 b1 = V > 1 ? _mm512_loadu_ps(w + (ptrdiff_t)k * NR + 16) : b0;
 #pragma GCC unroll 14
         for (int i = 0; i < M; i++) {
-            const __m512 a = _mm512_set1_ps(xk[i * xs]);
+            const __m512 a = _mm512_set1_ps(TWO && i >= M / 2 ? xk[t->rs + (i - M / 2) * xs]
+                                                              : xk[i * xs]);
             acc[0][i] = _mm512_fmadd_ps(a, b0, acc[0][i]);
             if (V > 1)
                 acc[1][i] = _mm512_fmadd_ps(a, b1, acc[1][i]);

@@ -19,7 +19,8 @@
 
 /* As conv_direct_avx512.c's tile, on words of bf16 pairs. */
 static inline __attribute__((always_inline)) void tile(const int M, const int XS, const int V,
-                                                       const float *w, const rn_direct_tile *t) {
+                                                       const int TWO, const float *w,
+                                                       const rn_direct_tile *t) {
     __m512 acc[2][16];
 #pragma GCC unroll 16
     for (int i = 0; i < 16; i++)
@@ -34,7 +35,8 @@ static inline __attribute__((always_inline)) void tile(const int M, const int XS
         const __m512bh b1 = V > 1 ? (__m512bh)_mm512_loadu_ps(w + (ptrdiff_t)k * NR + 16) : b0;
 #pragma GCC unroll 14
         for (int i = 0; i < M; i++) {
-            const __m512bh a = (__m512bh)_mm512_set1_epi32(xk[i * xs]);
+            const __m512bh a = (__m512bh)_mm512_set1_epi32(
+                TWO && i >= M / 2 ? xk[t->rs + (i - M / 2) * xs] : xk[i * xs]);
             acc[0][i] = _mm512_dpbf16_ps(acc[0][i], a, b0);
             if (V > 1)
                 acc[1][i] = _mm512_dpbf16_ps(acc[1][i], a, b1);

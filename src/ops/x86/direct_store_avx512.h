@@ -87,29 +87,39 @@ rn_direct_store_avx512(const int M, __m512 acc[2][16], const rn_direct_tile *t) 
     }
 }
 
-/* The body of an AVX-512 tile function: the including file's tile(M, XS, V, w, t) instance for
- * t's pixel count M (1 .. 14), its stride XS (1, 2, or 0: any) and its width V (one vector of
- * 16 channels, or two). */
-#define RN_DIRECT_BY_WIDTH(M, XS) (t->n > 16 ? tile(M, XS, 2, w, t) : tile(M, XS, 1, w, t))
-#define RN_DIRECT_BY_STRIDE(M)                                                                    \
-    (t->xs == 2 ? RN_DIRECT_BY_WIDTH(M, 2)                                                         \
-                : t->xs == 1 ? RN_DIRECT_BY_WIDTH(M, 1) : RN_DIRECT_BY_WIDTH(M, 0))
+/* The body of an AVX-512 tile function: the including file's tile(M, XS, V, TWO, w, t)
+ * instance for t's pixel count M (1 .. 14), its stride XS (1, 2, or 0: any), its width V (one
+ * vector of 16 channels, or two) and its rows (TWO: two rows of M / 2, M even from 8, direct.h). */
+#define RN_DIRECT_BY_WIDTH(M, XS, TWO)                                                            \
+    (t->n > 16 ? tile(M, XS, 2, TWO, w, t) : tile(M, XS, 1, TWO, w, t))
+#define RN_DIRECT_BY_STRIDE(M, TWO)                                                               \
+    (t->xs == 2 ? RN_DIRECT_BY_WIDTH(M, 2, TWO)                                                   \
+                : t->xs == 1 ? RN_DIRECT_BY_WIDTH(M, 1, TWO) : RN_DIRECT_BY_WIDTH(M, 0, TWO))
 #define RN_DIRECT_DISPATCH_AVX512()                                                                \
+    if (t->rs) {                                                                                   \
+        switch (t->m) {                                                                            \
+        case 14: RN_DIRECT_BY_STRIDE(14, 1); break;                                                \
+        case 12: RN_DIRECT_BY_STRIDE(12, 1); break;                                                \
+        case 10: RN_DIRECT_BY_STRIDE(10, 1); break;                                                \
+        default: RN_DIRECT_BY_STRIDE(8, 1); break;                                                 \
+        }                                                                                          \
+        return;                                                                                    \
+    }                                                                                              \
     switch (t->m) {                                                                                \
-    case 14: RN_DIRECT_BY_STRIDE(14); break;                                                       \
-    case 13: RN_DIRECT_BY_STRIDE(13); break;                                                       \
-    case 12: RN_DIRECT_BY_STRIDE(12); break;                                                       \
-    case 11: RN_DIRECT_BY_STRIDE(11); break;                                                       \
-    case 10: RN_DIRECT_BY_STRIDE(10); break;                                                       \
-    case 9: RN_DIRECT_BY_STRIDE(9); break;                                                         \
-    case 8: RN_DIRECT_BY_STRIDE(8); break;                                                         \
-    case 7: RN_DIRECT_BY_STRIDE(7); break;                                                         \
-    case 6: RN_DIRECT_BY_STRIDE(6); break;                                                         \
-    case 5: RN_DIRECT_BY_STRIDE(5); break;                                                         \
-    case 4: RN_DIRECT_BY_STRIDE(4); break;                                                         \
-    case 3: RN_DIRECT_BY_STRIDE(3); break;                                                         \
-    case 2: RN_DIRECT_BY_STRIDE(2); break;                                                         \
-    default: RN_DIRECT_BY_STRIDE(1); break;                                                        \
+    case 14: RN_DIRECT_BY_STRIDE(14, 0); break;                                                    \
+    case 13: RN_DIRECT_BY_STRIDE(13, 0); break;                                                    \
+    case 12: RN_DIRECT_BY_STRIDE(12, 0); break;                                                    \
+    case 11: RN_DIRECT_BY_STRIDE(11, 0); break;                                                    \
+    case 10: RN_DIRECT_BY_STRIDE(10, 0); break;                                                    \
+    case 9: RN_DIRECT_BY_STRIDE(9, 0); break;                                                      \
+    case 8: RN_DIRECT_BY_STRIDE(8, 0); break;                                                      \
+    case 7: RN_DIRECT_BY_STRIDE(7, 0); break;                                                      \
+    case 6: RN_DIRECT_BY_STRIDE(6, 0); break;                                                      \
+    case 5: RN_DIRECT_BY_STRIDE(5, 0); break;                                                      \
+    case 4: RN_DIRECT_BY_STRIDE(4, 0); break;                                                      \
+    case 3: RN_DIRECT_BY_STRIDE(3, 0); break;                                                      \
+    case 2: RN_DIRECT_BY_STRIDE(2, 0); break;                                                      \
+    default: RN_DIRECT_BY_STRIDE(1, 0); break;                                                     \
     }
 
 #endif
