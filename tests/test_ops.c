@@ -127,6 +127,27 @@ static void test_pool(void) {
               pad);
         free(x), free(xb), free(y1), free(y2);
     }
+    /* a single NaN in each input row in turn, on a map of several bands of output rows (the
+     * blocked pool scans each band's own input rows for NaN): every window that reads it is
+     * NaN, whichever band it falls in */
+    for (int r = 0; r < 40; r++) {
+        const int H = 40, W = 9, k = 3, stride = 2, pad = 1;
+        const int HO = maxpool2d_out_size(H, k, stride, pad), WO = maxpool2d_out_size(W, k, stride, pad);
+        const size_t HW = (size_t)H * W, out = (size_t)16 * HO * WO;
+        float *x = rnd(16 * HW), *xb = malloc(16 * HW * 4), *y1 = malloc(out * 4),
+              *y2 = malloc(out * 4);
+        x[(size_t)(r % 16) * HW + (size_t)r * W + r % W] = NAN;
+        for (int c = 0; c < 16; c++)
+            for (size_t q = 0; q < HW; q++)
+                xb[q * 16 + c] = x[(size_t)c * HW + q];
+        maxpool2d_forward_ref(x, 16, H, W, k, stride, pad, y1);
+        maxpool2d_forward_blocked16(xb, 1, 1, H, W, k, stride, pad, y2);
+        int same = 1;
+        for (size_t i = 0; i < out; i++)
+            same &= isnan(y1[i]) ? isnan(y2[i]) != 0 : memcmp(&y1[i], &y2[i], 4) == 0;
+        CHECK(same, "maxpool blocked by 16: one NaN in input row %d of %d", r, H);
+        free(x), free(xb), free(y1), free(y2);
+    }
     /* padding is -inf, not zero: an all-negative plane keeps its maximum */
     float neg[4] = {-5, -4, -3, -2}, out[4];
     maxpool2d_forward(neg, 1, 2, 2, 3, 2, 1, out);

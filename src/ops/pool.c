@@ -195,17 +195,33 @@ pool_chunk16(const float *xq, int H, int W, int k, int stride, int pad, int oy, 
     }
 }
 
+/* Output rows per work item of the blocked pool: at batch 1, resnet's 56 rows of 4 blocks
+ * make 28 items rather than 4, shared out guided, so that a thread the host stalls (the Xeon
+ * VM here: 10-46% steal time under load) leaves its rows to the other; the items go band by
+ * band across the blocks, so each thread pools the rows whose stem output it wrote (the stem
+ * shares out its rows the same way). Each band scans its own input rows for NaN, which are
+ * then in cache for the pool. Xeon (Sapphire Rapids class), 2 threads, `profile_layers` in
+ * ABBA order, medians, against one item per image's block: resnet50 batch 1 0.54 -> 0.44
+ * ms, resnet18 batch 32 19.2 -> 16.3 ms. */
+#define BLOCKED_BAND_ROWS 8
+
 void maxpool2d_forward_blocked16(const float *x, int blocks, int n, int H, int W, int k,
                                  int stride, int pad, float *y) {
     const int HO = maxpool2d_out_size(H, k, stride, pad), WO = maxpool2d_out_size(W, k, stride, pad);
     const size_t plane = (size_t)HO * WO;
-#pragma omp parallel for num_threads(rn_threads()) schedule(static)
-    for (long q = 0; q < (long)blocks * n; q++) { /* one image's block of 16 channels */
-        const long b = q / n, img = q % n;
+    const int bands = (HO + BLOCKED_BAND_ROWS - 1) / BLOCKED_BAND_ROWS;
+#pragma omp parallel for num_threads(rn_threads()) schedule(guided)
+    for (long q = 0; q < (long)n * bands * blocks; q++) { /* one band of an image's block */
+        const long img = q / ((long)bands * blocks), band = q / blocks % bands, b = q % blocks;
         const float *xq = x + ((size_t)b * n + (size_t)img) * H * W * 16;
-        const int exact = has_nan(xq, (size_t)H * W * 16);
+        const int oy0 = (int)band * BLOCKED_BAND_ROWS;
+        const int oy1 = oy0 + BLOCKED_BAND_ROWS < HO ? oy0 + BLOCKED_BAND_ROWS : HO;
+        /* the input rows the band's windows read */
+        const int r0 = oy0 * stride - pad < 0 ? 0 : oy0 * stride - pad;
+        const int r1 = (oy1 - 1) * stride - pad + k > H ? H : (oy1 - 1) * stride - pad + k;
+        const int exact = r1 > r0 && has_nan(xq + (size_t)r0 * W * 16, (size_t)(r1 - r0) * W * 16);
         float m[BLOCKED_CHUNK][16];
-        for (int oy = 0; oy < HO; oy++)
+        for (int oy = oy0; oy < oy1; oy++)
             for (int ox0 = 0; ox0 < WO; ox0 += BLOCKED_CHUNK) {
                 const int cols = WO - ox0 < BLOCKED_CHUNK ? WO - ox0 : BLOCKED_CHUNK;
                 if (exact)
