@@ -226,8 +226,9 @@ static void check_heuristic(void) {
         {SHAPE(32, 2048, 7, 512, 1, 1, 0), RN_CONV_POINTWISE, -1, "1x1 2048->512 at 7"},
         {SHAPE(1, 1024, 14, 2048, 1, 2, 0), RN_CONV_IM2COL, RN_CONV_DIRECT, "1x1/2 1024->2048 at 14"},
         {SHAPE(1, 256, 56, 512, 1, 2, 0), RN_CONV_IM2COL, -1, "1x1/2 256->512 at 56"},
-        /* ResNet's last stage at batch 1, and at 8 */
+        /* ResNet's last stage at batch 1, 2, and 8 */
         {SHAPE(1, 512, 7, 512, 3, 1, 1), RN_CONV_WINOGRAD2, RN_CONV_DIRECT, "3x3 512->512 at 7"},
+        {SHAPE(2, 512, 7, 512, 3, 1, 1), RN_CONV_WINOGRAD2, -1, "3x3 512->512 at 7"},
         {SHAPE(8, 512, 7, 512, 3, 1, 1), RN_CONV_WINOGRAD, -1, "3x3 512->512 at 7"},
         /* a strided window at batch 1; at batch 32 only where its weights stay in L2 */
         {SHAPE(1, 128, 28, 256, 3, 2, 1), RN_CONV_IM2COL, RN_CONV_DIRECT, "3x3/2 128->256 at 28"},
