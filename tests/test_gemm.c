@@ -101,10 +101,30 @@ static void check_case(const rn_kernels *kd, int transa, int transb, int M, int 
                            .residual = (epi & 2) ? res : NULL,
                            .ldr = ldr,
                            .relu = (epi & 4) != 0};
+    /* A packed ahead (as a convolution's prepared weights): the same product, through the
+     * driver's packed-A paths (a row-major B read in place where the descriptor can) */
+    float *C2 = NULL, *apacked = NULL;
+    if (!transa) {
+        C2 = rn_alloc(((size_t)M * ldc + 1) * sizeof(float));
+        memcpy(C2, C, ((size_t)M * ldc + 1) * sizeof(float));
+        apacked = rn_alloc((rn_gemm_packed_a_floats(kd, M, K) + 1) * sizeof(float));
+        rn_gemm_pack_a(kd, 0, M, K, A, lda, apacked);
+        rn_sgemm_packed(kd, M, N, K, apacked, transb, B, ldb, beta, C2, ldc, epi ? &ep : NULL);
+    }
     rn_sgemm(kd, transa, transb, M, N, K, A, lda, B, ldb, beta, C, ldc, epi ? &ep : NULL);
     rn_sgemm_ref(transa, transb, M, N, K, A, lda, B, ldb, beta, Cref, ldc,
                  epi ? &ep : NULL);
     double err = rel_error(C, Cref, M, N, ldc);
+    if (C2) {
+        const double err2 = rel_error(C2, Cref, M, N, ldc);
+        char what2[160];
+        snprintf(what2, sizeof what2,
+                 "%s A packed ahead, tb=%d M=%d N=%d K=%d beta=%g epi=%d pad=%d err=%.2e", kernel,
+                 transb, M, N, K, beta, epi, pad, err2);
+        check(err2 <= TOL, what2);
+        rn_free(C2);
+        rn_free(apacked);
+    }
 
     char what[160];
     snprintf(what, sizeof what,

@@ -192,6 +192,7 @@ static const rn_kernels AVX2 = {
     .fn = {rn_sgemm_kernel_avx512_8x16, rn_sgemm_kernel_avx512_8x32, rn_sgemm_kernel_avx512_8x48}, \
     .fn_raw = {rn_sgemm_kernel_avx512_8x16_rawa, rn_sgemm_kernel_avx512_8x32_rawa,                \
                rn_sgemm_kernel_avx512_8x48_rawa},                                                 \
+    .fn_rawb = rn_sgemm_kernel_avx512_8x48_rawb,                                                  \
     .pack_im2col = rn_im2col_pack_avx512,                                                         \
     .pack_bt = rn_pack_bt_avx2, /* AVX-512 CPUs have AVX2 */                                  \
     .wino_in = rn_wino_in_avx2, /* AVX-512 CPUs have AVX2 */                                      \

@@ -44,6 +44,7 @@ typedef struct rn_gemm_tile {
     const float *residual;  /* residual at the tile's top-left, or NULL */
     int ldr;
     int relu;
+    int ldb;                /* fn_rawb only: B's row stride (its rows k0 .. at b, b + ldb, ..) */
 } rn_gemm_tile;
 
 typedef void (*rn_gemm_kernel_fn)(int kc, const float *a, const float *b,
@@ -83,6 +84,9 @@ typedef struct rn_kernels {
     /* fn[w / nr_step - 1]: an MR x w tile from packed A; fn_raw: A read in place */
     rn_gemm_kernel_fn fn[RN_WIDTHS_MAX];
     rn_gemm_kernel_fn fn_raw[RN_WIDTHS_MAX];
+    /* an MR x nr tile from packed A and B read in place (a row-major matrix, t->ldb), or NULL:
+     * B is packed (gemm.c) */
+    rn_gemm_kernel_fn fn_rawb;
     rn_im2col_pack_fn pack_im2col;
     rn_pack_bt_fn pack_bt;  /* B panels of a transposed B (transb) */
     rn_wino_in_fn wino_in;  /* Winograd F(4x4, 3x3) tile transforms (winograd.h) */
@@ -220,6 +224,8 @@ void rn_sgemm_kernel_avx512_8x48(int kc, const float *a, const float *b,
 void rn_sgemm_kernel_avx512_8x16_rawa(int kc, const float *a, const float *b,
                                       const rn_gemm_tile *t);
 void rn_sgemm_kernel_avx512_8x32_rawa(int kc, const float *a, const float *b,
+                                      const rn_gemm_tile *t);
+void rn_sgemm_kernel_avx512_8x48_rawb(int kc, const float *a, const float *b,
                                       const rn_gemm_tile *t);
 void rn_sgemm_kernel_avx512_8x48_rawa(int kc, const float *a, const float *b,
                                       const rn_gemm_tile *t);

@@ -20,7 +20,7 @@
 
 static inline __attribute__((always_inline)) void
 micro_kernel(const int MR, const int NV, int kc, const float *a, ptrdiff_t a_rs,
-             ptrdiff_t a_cs, const float *b, const rn_gemm_tile *t) {
+             ptrdiff_t a_cs, const float *b, ptrdiff_t b_rs, const rn_gemm_tile *t) {
     __m512 acc[MAX_MR][MAX_NV];
     rn_start_tile_avx512(MR, NV, acc, t);
 
@@ -29,7 +29,7 @@ micro_kernel(const int MR, const int NV, int kc, const float *a, ptrdiff_t a_rs,
         __m512 bv[MAX_NV];
 #pragma GCC unroll 4
         for (int v = 0; v < NV; v++)
-            bv[v] = _mm512_load_ps(b + 16 * v);
+            bv[v] = _mm512_loadu_ps(b + 16 * v); /* in place: any alignment */
 #pragma GCC unroll 8
         for (int i = 0; i < MR; i++) {
             __m512 ai = _mm512_set1_ps(a[i * a_rs]);
@@ -38,7 +38,7 @@ micro_kernel(const int MR, const int NV, int kc, const float *a, ptrdiff_t a_rs,
                 acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
         }
         a += a_cs;
-        b += 16 * NV;
+        b += b_rs;
     }
 
     rn_store_tile_avx512(MR, NV, acc, t);
@@ -47,33 +47,39 @@ micro_kernel(const int MR, const int NV, int kc, const float *a, ptrdiff_t a_rs,
 /* Packed A panels. */
 void rn_sgemm_kernel_avx512_8x16(int kc, const float *a, const float *b,
                                  const rn_gemm_tile *t) {
-    micro_kernel(8, 1, kc, a, 1, 8, b, t);
+    micro_kernel(8, 1, kc, a, 1, 8, b, 16 * 1, t);
 }
 
 void rn_sgemm_kernel_avx512_8x32(int kc, const float *a, const float *b,
                                  const rn_gemm_tile *t) {
-    micro_kernel(8, 2, kc, a, 1, 8, b, t);
+    micro_kernel(8, 2, kc, a, 1, 8, b, 16 * 2, t);
 }
 
 void rn_sgemm_kernel_avx512_8x48(int kc, const float *a, const float *b,
                                  const rn_gemm_tile *t) {
-    micro_kernel(8, 3, kc, a, 1, 8, b, t);
+    micro_kernel(8, 3, kc, a, 1, 8, b, 16 * 3, t);
+}
+
+/* B read in place, its rows t->ldb apart (a 1x1 convolution's input: no packing pass). */
+void rn_sgemm_kernel_avx512_8x48_rawb(int kc, const float *a, const float *b,
+                                      const rn_gemm_tile *t) {
+    micro_kernel(8, 3, kc, a, 1, 8, b, t->ldb, t);
 }
 
 /* A read in place, with the tile's strides. */
 void rn_sgemm_kernel_avx512_8x16_rawa(int kc, const float *a, const float *b,
                                       const rn_gemm_tile *t) {
-    micro_kernel(8, 1, kc, a, t->a_rs, t->a_cs, b, t);
+    micro_kernel(8, 1, kc, a, t->a_rs, t->a_cs, b, 16 * 1, t);
 }
 
 void rn_sgemm_kernel_avx512_8x32_rawa(int kc, const float *a, const float *b,
                                       const rn_gemm_tile *t) {
-    micro_kernel(8, 2, kc, a, t->a_rs, t->a_cs, b, t);
+    micro_kernel(8, 2, kc, a, t->a_rs, t->a_cs, b, 16 * 2, t);
 }
 
 void rn_sgemm_kernel_avx512_8x48_rawa(int kc, const float *a, const float *b,
                                       const rn_gemm_tile *t) {
-    micro_kernel(8, 3, kc, a, t->a_rs, t->a_cs, b, t);
+    micro_kernel(8, 3, kc, a, t->a_rs, t->a_cs, b, 16 * 3, t);
 }
 
 /* ---------------------------------------------------------------------------
