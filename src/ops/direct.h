@@ -29,8 +29,9 @@
  * pixels wide, on AVX-512's 14), a tile takes two consecutive output rows of one image, so
  * that each weight vector it loads feeds 14 pixels, not 7 (Xeon, Sapphire Rapids class, 2
  * threads, resnet18 at batch 1, `profile_layers` in ABBA order, 16 runs each, medians: 3x3
- * 512 -> 512 at 7x7 0.87-0.89 of the time with one row, 3x3/2 256 -> 512 to 7x7 0.92). Only tiles of direct_mr >= 8 get
- * them (the AVX-512 ones; the AVX2 and C tiles, 6 pixels, never do).
+ * 512 -> 512 at 7x7 0.87-0.89 of the time with one row, 3x3/2 256 -> 512 to 7x7 0.92). Only
+ * tiles of direct_mr >= 8 get them (the AVX-512 ones; the AVX2 and C tiles, 6 pixels, never
+ * do).
  *
  * Blocked output (`blocked`, for a consumer that reads it so: the stem's
  * max-pool, conv_algo.h's forward_blocked16): each pixel's 16 channels of a
