@@ -72,6 +72,29 @@ static void test_eltwise(void) {
     }
 }
 
+/* Whether the blocked pool of x (planar: C = 16 * blocks channels of n images, H x W) laid out
+ * blocked by 16 channels equals the reference on x itself: NaN where the reference has NaN, else
+ * the same bits. */
+static int blocked_pool_matches(const float *x, int blocks, int n, int H, int W, int k, int stride,
+                                int pad) {
+    const int C = 16 * blocks;
+    const int HO = maxpool2d_out_size(H, k, stride, pad), WO = maxpool2d_out_size(W, k, stride, pad);
+    const size_t HW = (size_t)H * W, all = (size_t)C * n * HW, out = (size_t)C * n * HO * WO;
+    float *xb = malloc(all * 4), *y1 = malloc(out * 4), *y2 = malloc(out * 4);
+    for (int c = 0; c < C; c++) /* planar (C, n, H, W) -> blocked */
+        for (int img = 0; img < n; img++)
+            for (size_t q = 0; q < HW; q++)
+                xb[((size_t)(c / 16) * n * HW + (size_t)img * HW + q) * 16 + c % 16] =
+                    x[((size_t)c * n + img) * HW + q];
+    maxpool2d_forward_ref(x, C * n, H, W, k, stride, pad, y1);
+    maxpool2d_forward_blocked16(xb, blocks, n, H, W, k, stride, pad, y2);
+    int same = 1;
+    for (size_t i = 0; i < out; i++)
+        same &= isnan(y1[i]) ? isnan(y2[i]) != 0 : memcmp(&y1[i], &y2[i], 4) == 0;
+    free(xb), free(y1), free(y2);
+    return same;
+}
+
 static void test_pool(void) {
     /* random shapes (the last ResNet's stem pool at 112x112), bit for bit: values with
      * many ties, signed zeros (the first maximum in scan order decides the sign) and -inf */
@@ -103,50 +126,29 @@ static void test_pool(void) {
                   W = check_int(1, 30), k = check_int(1, 4), stride = check_int(1, 3),
                   pad = check_int(0, k / 2);
         const int C = 16 * blocks;
-        const int HO = maxpool2d_out_size(H, k, stride, pad), WO = maxpool2d_out_size(W, k, stride, pad);
-        if (HO < 1 || WO < 1)
+        if (maxpool2d_out_size(H, k, stride, pad) < 1 || maxpool2d_out_size(W, k, stride, pad) < 1)
             continue;
-        const size_t HW = (size_t)H * W, all = (size_t)C * n * HW, out = (size_t)C * n * HO * WO;
-        float *x = rnd(all), *xb = malloc(all * 4), *y1 = malloc(out * 4), *y2 = malloc(out * 4);
+        const size_t all = (size_t)C * n * H * W;
+        float *x = rnd(all);
         for (size_t i = 0; t % 2 && i < all; i++) {
             const int special = check_int(0, 19);
             x[i] = special < 6 ? (special % 2 ? -0.0f : 0.0f) : special < 8 ? -INFINITY
                  : special < 9 && t % 3 == 0 ? NAN : floorf(x[i] * 2.0f);
         }
-        for (int c = 0; c < C; c++) /* planar (C, n, H, W) -> blocked */
-            for (int img = 0; img < n; img++)
-                for (size_t q = 0; q < HW; q++)
-                    xb[((size_t)(c / 16) * n * HW + (size_t)img * HW + q) * 16 + c % 16] =
-                        x[((size_t)c * n + img) * HW + q];
-        maxpool2d_forward_ref(x, C * n, H, W, k, stride, pad, y1);
-        maxpool2d_forward_blocked16(xb, blocks, n, H, W, k, stride, pad, y2);
-        int same = 1;
-        for (size_t i = 0; i < out; i++) /* NaN where the reference has NaN, else the same bits */
-            same &= isnan(y1[i]) ? isnan(y2[i]) != 0 : memcmp(&y1[i], &y2[i], 4) == 0;
-        CHECK(same, "maxpool blocked by 16: C=%d n=%d %dx%d k=%d s=%d p=%d", C, n, H, W, k, stride,
-              pad);
-        free(x), free(xb), free(y1), free(y2);
+        CHECK(blocked_pool_matches(x, blocks, n, H, W, k, stride, pad),
+              "maxpool blocked by 16: C=%d n=%d %dx%d k=%d s=%d p=%d", C, n, H, W, k, stride, pad);
+        free(x);
     }
     /* a single NaN in each input row in turn, on a map of several bands of output rows (the
      * blocked pool scans each band's own input rows for NaN): every window that reads it is
      * NaN, whichever band it falls in */
     for (int r = 0; r < 40; r++) {
-        const int H = 40, W = 9, k = 3, stride = 2, pad = 1;
-        const int HO = maxpool2d_out_size(H, k, stride, pad), WO = maxpool2d_out_size(W, k, stride, pad);
-        const size_t HW = (size_t)H * W, out = (size_t)16 * HO * WO;
-        float *x = rnd(16 * HW), *xb = malloc(16 * HW * 4), *y1 = malloc(out * 4),
-              *y2 = malloc(out * 4);
-        x[(size_t)(r % 16) * HW + (size_t)r * W + r % W] = NAN;
-        for (int c = 0; c < 16; c++)
-            for (size_t q = 0; q < HW; q++)
-                xb[q * 16 + c] = x[(size_t)c * HW + q];
-        maxpool2d_forward_ref(x, 16, H, W, k, stride, pad, y1);
-        maxpool2d_forward_blocked16(xb, 1, 1, H, W, k, stride, pad, y2);
-        int same = 1;
-        for (size_t i = 0; i < out; i++)
-            same &= isnan(y1[i]) ? isnan(y2[i]) != 0 : memcmp(&y1[i], &y2[i], 4) == 0;
-        CHECK(same, "maxpool blocked by 16: one NaN in input row %d of %d", r, H);
-        free(x), free(xb), free(y1), free(y2);
+        const int H = 40, W = 9;
+        float *x = rnd((size_t)16 * H * W);
+        x[(size_t)(r % 16) * H * W + (size_t)r * W + r % W] = NAN;
+        CHECK(blocked_pool_matches(x, 1, 1, H, W, 3, 2, 1),
+              "maxpool blocked by 16: one NaN in input row %d of %d", r, H);
+        free(x);
     }
     /* padding is -inf, not zero: an all-negative plane keeps its maximum */
     float neg[4] = {-5, -4, -3, -2}, out[4];
