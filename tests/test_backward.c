@@ -20,6 +20,7 @@
 
 #include "core/mem.h"
 #include "ops/conv2d.h"
+#include "ops/conv_wgrad.h"
 #include "ops/gemm.h"
 #include "ops/ops.h"
 #include "ops/kernels.h"
@@ -511,6 +512,11 @@ static void fast_vs_ref_conv(rn_conv_shape s, float beta, const char *tag) {
         CHECK(conv2d_backward_weight_direct(kd, &s) ==
                   (strstr(tag, "direct wgrad") != NULL || strstr(tag, "stem 7x7/2") != NULL),
               "%s: the weight gradient by the %s", tag, strstr(tag, "direct") ? "direct strips" : "GEMM");
+    if (strstr(tag, "segments")) {
+        conv_wgrad_plan d;
+        CHECK(conv_wgrad_plan_for(rn_kernels_or_default(kd), &s, &d) && d.seg < d.len,
+              "%s: the strips go a segment at a time", tag);
+    }
     CHECK(ex <= (wino ? WINO_TOL : FAST_TOL) && ew <= FAST_TOL && eb <= FAST_TOL,
           "%s%s n=%d cin=%d %dx%d cout=%d k=%dx%d s=%d p=%d g=%d beta=%g: dx %.1e dw %.1e db %.1e",
           wino ? "winograd/direct " : "", tag, s.n, s.cin, s.h, s.w, s.cout, s.kh, s.kw, s.stride, s.pad, s.groups, beta, ex, ew,
@@ -581,6 +587,9 @@ static void fast_vs_ref_fixed(void) {
     fast_vs_ref_conv(shape(2, 2, 15, 14, 8, 5, 2, 2, 1), 1.0f, "direct wgrad 5x5/2");
     fast_vs_ref_conv(shape(2, 3, 12, 13, 8, 7, 1, 3, 1), 0.0f, "direct wgrad 7x7/1");
     fast_vs_ref_conv(shape(2, 3, 12, 13, 8, 5, 2, 0, 1), 0.0f, "direct wgrad 5x5/2 p0");
+    /* an image's planes over a block: the runs a segment at a time (the last one shorter) */
+    fast_vs_ref_conv(shape(2, 3, 90, 90, 64, 7, 2, 3, 1), 0.0f, "direct wgrad segments 7x7/2");
+    fast_vs_ref_conv(shape(2, 8, 64, 61, 60, 3, 1, 1, 1), 1.0f, "direct wgrad segments 3x3");
     /* over 1536 columns: the weight product split into column blocks, with
      * dy transposed (K >= cout) or im2col transposed (K < cout) */
     fast_vs_ref_conv(shape(1, 3, 5, 5, 1600, 1, 1, 0, 1), 0.0f, "cout 1600 K 3");

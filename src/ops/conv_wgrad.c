@@ -47,6 +47,10 @@ static size_t align_up(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS 
 #define WGRAD_DIRECT_MAX_STRIDE 2     /* the input split into stride x stride phases */
 #define WGRAD_DIRECT_MIN_TAPS_STRIDED 25 /* strided: 5x5 windows and wider (the stems) */
 #define WGRAD_BLOCK_FLOATS (1 << 17) /* padded inputs and dy of a block of images: 512 KB */
+/* A segment's runs of every plane of one image, read by all its strips before the next:
+ * 256 KB, from L2. Whole planes (the 7x7/2 stem at 224: 64 planes of dy, 3.3 MB an image)
+ * went through the strips from L3, once per strip row and input channel (63 times). */
+#define WGRAD_SEGMENT_FLOATS (1 << 16)
 
 int conv_wgrad_plan_for(const rn_kernels *k, const rn_conv_shape *s, conv_wgrad_plan *d) {
     const int narrow = s->cout <= WGRAD_DIRECT_MAX_COUT &&
@@ -86,8 +90,18 @@ int conv_wgrad_plan_for(const rn_kernels *k, const rn_conv_shape *s, conv_wgrad_
     d->block = WGRAD_BLOCK_FLOATS / per_image < 1 ? 1 : (int)(WGRAD_BLOCK_FLOATS / per_image);
     if (d->block > s->n)
         d->block = s->n;
+    /* an image larger than a block: its runs go a segment at a time, every strip of a segment
+     * before the next, the block's sums kept apart meanwhile */
+    d->seg = d->len;
+    if (per_image > WGRAD_BLOCK_FLOATS) {
+        const size_t planes = (size_t)s->cin * d->phases + (size_t)d->co4;
+        size_t seg = WGRAD_SEGMENT_FLOATS / planes / 8 * 8;
+        if (seg < (size_t)d->len)
+            d->seg = seg < 8 ? 8 : (int)seg;
+    }
     d->acc_floats = (size_t)d->units * RN_WGRAD_CO * RN_WGRAD_KW_MAX * 8;
-    d->floats = align_up(per_image * (size_t)d->block) + d->acc_floats;
+    d->part_floats = d->seg < d->len ? d->acc_floats : 0;
+    d->floats = align_up(per_image * (size_t)d->block) + d->acc_floats + d->part_floats;
     return 1;
 }
 
@@ -131,11 +145,12 @@ static void wgrad_pad_block(const rn_conv_shape *s, const conv_wgrad_plan *d, co
 
 void conv_wgrad_run(const rn_kernels *k, const rn_conv_shape *s, const conv_wgrad_plan *d,
                     const float *x, const float *dy, float *dw, float *ws) {
-    const int groups = d->co4 / RN_WGRAD_CO, per_unit = RN_WGRAD_CO * RN_WGRAD_KW_MAX * 8;
+    const int per_unit = RN_WGRAD_CO * RN_WGRAD_KW_MAX * 8;
     const int st = s->stride;
     const size_t xfloats = (size_t)d->block * s->cin * d->phases * d->xplane;
     const size_t block_floats = xfloats + (size_t)d->block * d->co4 * d->dplane;
     float *xp = ws, *dp = ws + xfloats, *acc = ws + align_up(block_floats);
+    float *parts = acc + d->acc_floats; /* the block's sums, when segmented */
     const rn_wgrad_fn strip = k->wgrad;
     /* zeros: the padding, the rows' tails, the channels past cout, the partial sums */
 #pragma omp for schedule(static)
@@ -146,31 +161,42 @@ void conv_wgrad_run(const rn_kernels *k, const rn_conv_shape *s, const conv_wgra
     for (int b0 = 0; b0 < s->n; b0 += d->block) {
         const int nb = s->n - b0 < d->block ? s->n - b0 : d->block;
         wgrad_pad_block(s, d, x, dy, b0, nb, xp, dp); /* ends with a barrier */
-#pragma omp for schedule(static)
-        for (int u = 0; u < d->units; u++) {
-            /* unit u: output channels RN_WGRAD_CO * g .., input channel ci, row r */
-            const int g = u % groups, r = u / groups % d->rows, ci = u / groups / d->rows;
-            const conv_wgrad_row *w = &d->row[r];
-            const int ph = w->ki % st * st + w->b;
-            float *a = acc + (size_t)u * per_unit;
-            float part[RN_WGRAD_CO * RN_WGRAD_KW_MAX * 8] = {0};
-            const rn_wgrad_strip sp = {
-                .dy = dp + (size_t)g * RN_WGRAD_CO * d->dplane,
-                .ldd = (ptrdiff_t)d->dplane,
-                .dstep = (ptrdiff_t)((size_t)d->co4 * d->dplane),
-                .x = xp + ((size_t)ci * d->phases + ph) * d->xplane +
-                     (size_t)(w->ki / st) * d->wph + w->t0,
-                .xstep = (ptrdiff_t)((size_t)s->cin * d->phases * d->xplane),
-                .len = d->len, .nimg = nb, .kw = w->taps};
-            strip(&sp, part); /* the block's sums, then added to the whole's */
-            for (int i = 0; i < RN_WGRAD_CO * w->taps * 8; i++)
-                a[i] += part[i];
+        for (int s0 = 0; s0 < d->len; s0 += d->seg) {
+            const int last = s0 + d->seg >= d->len;
+            /* static and nowait: each thread keeps its units from one segment to the next */
+#pragma omp for schedule(static) nowait
+            for (int u = 0; u < d->units; u++) {
+                /* unit u: input channel ci, row r, output channels RN_WGRAD_CO * g ..; the
+                 * input channels and rows vary fastest, so that a thread's strips in a row
+                 * read the same four planes of dy */
+                const int ci = u % s->cin, r = u / s->cin % d->rows, g = u / s->cin / d->rows;
+                const conv_wgrad_row *w = &d->row[r];
+                const int ph = w->ki % st * st + w->b;
+                float *a = acc + (size_t)u * per_unit;
+                float own[RN_WGRAD_CO * RN_WGRAD_KW_MAX * 8];
+                float *part = d->part_floats ? parts + (size_t)u * per_unit : own;
+                if (s0 == 0)
+                    memset(part, 0, sizeof own);
+                const rn_wgrad_strip sp = {
+                    .dy = dp + (size_t)g * RN_WGRAD_CO * d->dplane + s0,
+                    .ldd = (ptrdiff_t)d->dplane,
+                    .dstep = (ptrdiff_t)((size_t)d->co4 * d->dplane),
+                    .x = xp + ((size_t)ci * d->phases + ph) * d->xplane +
+                         (size_t)(w->ki / st) * d->wph + w->t0 + s0,
+                    .xstep = (ptrdiff_t)((size_t)s->cin * d->phases * d->xplane),
+                    .len = last ? d->len - s0 : d->seg, .nimg = nb, .kw = w->taps};
+                strip(&sp, part); /* the block's sums, then added to the whole's */
+                if (last)
+                    for (int i = 0; i < RN_WGRAD_CO * w->taps * 8; i++)
+                        a[i] += part[i];
+            }
         }
+#pragma omp barrier
     }
     /* the lanes added: dw (cout, cin, kh, kw) */
 #pragma omp for schedule(static)
     for (int u = 0; u < d->units; u++) {
-        const int g = u % groups, r = u / groups % d->rows, ci = u / groups / d->rows;
+        const int ci = u % s->cin, r = u / s->cin % d->rows, g = u / s->cin / d->rows;
         const conv_wgrad_row *w = &d->row[r];
         const float *a = acc + (size_t)u * per_unit;
         for (int c = 0; c < RN_WGRAD_CO && g * RN_WGRAD_CO + c < s->cout; c++)

@@ -31,7 +31,10 @@ typedef struct conv_wgrad_plan {
     conv_wgrad_row row[CONV_WGRAD_ROWS_MAX];
     int units;              /* cin * rows * co4 / RN_WGRAD_CO */
     int block;              /* images per block */
+    int seg;                /* positions per segment: len, or fewer when an image's planes
+                               exceed a block (a multiple of 8) */
     size_t acc_floats;      /* partial sums: units x (RN_WGRAD_CO * RN_WGRAD_KW_MAX * 8) */
+    size_t part_floats;     /* a block's partial sums, kept across segments (or 0) */
     size_t floats;          /* the workspace: padded block, then the partial sums */
 } conv_wgrad_plan;
 

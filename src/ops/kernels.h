@@ -285,13 +285,14 @@ void rn_wino2_out_avx2(const float *src, ptrdiff_t stride, const rn_wino_out *o)
 
 /* Direct convolution tiles (src/ops/x86/conv_direct_avx2.c: 6 pixels x 16 channels,
  * conv_direct_avx512.c: 14 x 32, conv_direct_avx512bf16.c: 14 x 32 on bf16 pairs) and the
- * weight gradient's strips (AVX2, also used on AVX-512 CPUs). */
+ * weight gradient's strips (AVX2: 8 lanes; AVX-512: 16, in conv_direct_avx512.c). */
 void rn_direct_tile_avx2(const float *w, const rn_direct_tile *t);
 void rn_direct_tile_avx512(const float *w, const rn_direct_tile *t);
 void rn_direct_tile_avx512bf16(const float *w, const rn_direct_tile *t);
 #define RN_DIRECT_AVX512_MR RN_DIRECT_MR_MAX /* the AVX-512 tile: 14 pixels */
 #define RN_DIRECT_AVX512_NR 32               /* x 32 channels */
 void rn_wgrad_strip_avx2(const rn_wgrad_strip *s, float *acc);
+void rn_wgrad_strip_avx512(const rn_wgrad_strip *s, float *acc);
 #endif
 
 #endif

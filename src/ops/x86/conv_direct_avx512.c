@@ -65,3 +65,57 @@ static inline __attribute__((always_inline)) void tile(const int M, const int XS
 }
 
 void rn_direct_tile_avx512(const float *w, const rn_direct_tile *t) { RN_DIRECT_DISPATCH_AVX512(); }
+
+/* ---------------------------------------------------------------------------
+ * The direct weight gradient's strip (contract in ops/direct.h) on 16 lanes:
+ * 4 output channels x KW taps in 4 * KW zmm accumulators; per 16 positions,
+ * KW vectors of the input (offsets 0 .. KW-1, unaligned), then for each
+ * channel a vector of dy and KW fused multiply-adds. The contract's 8 lanes
+ * start in the low half; a run ending on 8 positions takes its last vector
+ * half-masked (zeros above); the halves are added, low + high, at the end.
+ * ------------------------------------------------------------------------- */
+
+static inline __attribute__((always_inline)) void strip(const int KW, const rn_wgrad_strip *s,
+                                                        float *acc) {
+    __m512 a[RN_WGRAD_CO][RN_WGRAD_KW_MAX];
+#pragma GCC unroll 4
+    for (int c = 0; c < RN_WGRAD_CO; c++)
+#pragma GCC unroll 3
+        for (int j = 0; j < KW; j++)
+            a[c][j] = _mm512_zextps256_ps512(_mm256_loadu_ps(acc + (c * KW + j) * 8));
+    const ptrdiff_t ldd = s->ldd;
+    const int whole = s->len / 16 * 16;
+    const __mmask16 half = s->len > whole ? 0x00ff : 0;
+    for (int b = 0; b < s->nimg; b++) {
+        const float *x = s->x + b * s->xstep, *d0 = s->dy + b * s->dstep;
+        for (int q = 0; q < s->len; q += 16) {
+            const __mmask16 m = q < whole ? 0xffff : half;
+            __m512 xv[RN_WGRAD_KW_MAX];
+#pragma GCC unroll 3
+            for (int j = 0; j < KW; j++)
+                xv[j] = _mm512_maskz_loadu_ps(m, x + q + j);
+#pragma GCC unroll 4
+            for (int c = 0; c < RN_WGRAD_CO; c++) {
+                const __m512 dv = _mm512_maskz_loadu_ps(m, d0 + c * ldd + q);
+#pragma GCC unroll 3
+                for (int j = 0; j < KW; j++)
+                    a[c][j] = _mm512_fmadd_ps(dv, xv[j], a[c][j]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < RN_WGRAD_CO; c++)
+#pragma GCC unroll 3
+        for (int j = 0; j < KW; j++)
+            _mm256_storeu_ps(acc + (c * KW + j) * 8,
+                             _mm256_add_ps(_mm512_castps512_ps256(a[c][j]),
+                                           _mm512_extractf32x8_ps(a[c][j], 1)));
+}
+
+void rn_wgrad_strip_avx512(const rn_wgrad_strip *s, float *acc) {
+    switch (s->kw) {
+    case 3: strip(3, s, acc); break;
+    case 2: strip(2, s, acc); break;
+    default: strip(1, s, acc); break;
+    }
+}
