@@ -514,8 +514,10 @@ static void fast_vs_ref_conv(rn_conv_shape s, float beta, const char *tag) {
               "%s: the weight gradient by the %s", tag, strstr(tag, "direct") ? "direct strips" : "GEMM");
     if (strstr(tag, "segments")) {
         conv_wgrad_plan d;
-        CHECK(conv_wgrad_plan_for(rn_kernels_or_default(kd), &s, &d) && d.seg < d.len,
-              "%s: the strips go a segment at a time", tag);
+        CHECK(conv_wgrad_plan_for(rn_kernels_or_default(kd), &s, &d) && d.seg_rows < s.ho &&
+                  d.copy_dy == (strstr(tag, "copied") != NULL),
+              "%s: the strips go a segment at a time, dy %s", tag,
+              strstr(tag, "copied") ? "copied" : "in place");
     }
     CHECK(ex <= (wino ? WINO_TOL : FAST_TOL) && ew <= FAST_TOL && eb <= FAST_TOL,
           "%s%s n=%d cin=%d %dx%d cout=%d k=%dx%d s=%d p=%d g=%d beta=%g: dx %.1e dw %.1e db %.1e",
@@ -590,6 +592,8 @@ static void fast_vs_ref_fixed(void) {
     /* an image's planes over a block: the runs a segment at a time (the last one shorter) */
     fast_vs_ref_conv(shape(2, 3, 90, 90, 64, 7, 2, 3, 1), 0.0f, "direct wgrad segments 7x7/2");
     fast_vs_ref_conv(shape(2, 8, 64, 61, 60, 3, 1, 1, 1), 1.0f, "direct wgrad segments 3x3");
+    /* dy copied into rows of the padded width (rows short of whole vectors, 16 x 9 taps) */
+    fast_vs_ref_conv(shape(2, 16, 70, 61, 16, 3, 1, 1, 1), 0.0f, "direct wgrad segments copied");
     /* over 1536 columns: the weight product split into column blocks, with
      * dy transposed (K >= cout) or im2col transposed (K < cout) */
     fast_vs_ref_conv(shape(1, 3, 5, 5, 1600, 1, 1, 0, 1), 0.0f, "cout 1600 K 3");

@@ -5,18 +5,19 @@
  * dw[co][ci][ki][kj] = sum over pixels of dy[co] x x[ci] shifted by the tap.
  * With the input padded (zeros around) and split into its stride x stride
  * phases (phase (a, b): every stride-th row from a and column from b, a
- * plane of hph x wph), and dy laid out on rows of wph (zeros past wo), tap
- * (ki, kj) is phase (ki % stride, kj % stride) at the fixed offset
- * (ki / stride) * wph + kj / stride along one run of len positions per
- * image, for every output pixel at once; the columns kj of one phase are
- * consecutive there. So the strips read the input in place, and no im2col
- * matrix is written. A unit (input channel, row: window row ki and up to
- * RN_WGRAD_KW_MAX columns of one phase, a group of RN_WGRAD_CO output
+ * plane of hph x wph), tap (ki, kj) of output pixel (oh, ow) is phase
+ * (ki % stride, kj % stride) at row oh + ki / stride, column ow + kj / stride;
+ * the columns kj of one phase are consecutive there. So a strip reads the
+ * padded input and dy (its rows as they are) along the output rows, and no
+ * im2col matrix is written. A unit (input channel, row: window row ki and up
+ * to RN_WGRAD_KW_MAX columns of one phase, a group of RN_WGRAD_CO output
  * channels) keeps 8-lane partial sums of its taps; each block's strip
  * starts from zero and is added to them, and the lanes are added at the end
  * in a fixed order. The images go a block at a time (padded by all threads,
- * then the units shared out): every sum runs in an order fixed by the shape
- * alone, bitwise the same on any thread count.
+ * then the units shared out), an image larger than a block a segment of its
+ * rows at a time: every sum runs in an order fixed by the shape alone,
+ * bitwise the same on any thread count. dy is copied only where cout is not
+ * a whole number of groups (zero channels after it).
  */
 #include "ops/conv_wgrad.h"
 
@@ -37,8 +38,8 @@ static size_t align_up(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS 
  * 7x7/2 1->64 @96 27 -> 66, @28 (batch 256) 20 -> 44, 7x7/2 3->64 @224 (batch 32) 64 -> 84,
  * 3x3 1->16 @28 6 -> 28, 3x3 3->64 @32 28 -> 37; 3x3 8->8 @28 34 -> 48, 8->16 @28 52 -> 53,
  * 16->16 @28 57-65 -> 64-68. Not taken: 16->16 @14 80 -> 73, 32->32 @14 81-87 -> 72-76
- * (copying dy into rows of the padded width, and the short runs of a small map, cost more
- * than the GEMM's im2col there), and strided 3x3 windows (8->16 @28 20 -> 13, 4->16 @28
+ * (copying dy into rows of the padded width, as the strips then did, and the short runs of
+ * a small map, cost more than the GEMM's im2col there), and strided 3x3 windows (8->16 @28 20 -> 13, 4->16 @28
  * 13 -> 12: the input's phases are scattered pixel by pixel). */
 #define WGRAD_DIRECT_MAX_CIN 8        /* any cout up to WGRAD_DIRECT_MAX_COUT */
 #define WGRAD_DIRECT_MAX_COUT 64
@@ -51,6 +52,19 @@ static size_t align_up(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS 
  * 256 KB, from L2. Whole planes (the 7x7/2 stem at 224: 64 planes of dy, 3.3 MB an image)
  * went through the strips from L3, once per strip row and input channel (63 times). */
 #define WGRAD_SEGMENT_FLOATS (1 << 16)
+/* dy read in place unless its rows waste more lanes than a copy into rows of the padded width
+ * would, on a layer whose products outweigh the copy (cin x taps at least this): in place,
+ * 3x3 1->16 at 28x28 1.05 -> 0.54 ms, 8->8 2.1 -> 1.7, 3->64 at 32x32 10.5 -> 6.9, the
+ * 7x7/2 stems 8.3 -> 7.7 (28x28, batch 256), 36 -> 31 (96x96, batch 128), 117 -> 101 (224x224,
+ * batch 32; 170 before segments); Xeon SPR, 2 threads, interleaved runs, batch 128 unless said */
+#define WGRAD_ROW_LANES 16
+#define WGRAD_COPY_MIN_K 128
+
+/* Floats of a block's padded inputs, and of its copy of dy (when made). */
+static size_t block_floats(const rn_conv_shape *s, const conv_wgrad_plan *d) {
+    return (size_t)d->block * s->cin * d->phases * d->xplane +
+           (d->copy_dy ? (size_t)d->block * d->co4 * d->dplane : 0);
+}
 
 int conv_wgrad_plan_for(const rn_kernels *k, const rn_conv_shape *s, conv_wgrad_plan *d) {
     const int narrow = s->cout <= WGRAD_DIRECT_MAX_COUT &&
@@ -76,43 +90,50 @@ int conv_wgrad_plan_for(const rn_kernels *k, const rn_conv_shape *s, conv_wgrad_
     d->phases = st * st;
     d->hph = (s->h + 2 * s->pad + st - 1) / st;
     d->wph = (s->w + 2 * s->pad + st - 1) / st;
-    d->len = (s->ho * d->wph + 7) / 8 * 8;
-    d->dplane = (size_t)d->len;
-    /* a strip reads up to (kh - 1) / st rows and (kw - 1) / st columns past its positions */
-    size_t xplane = (size_t)d->len + (size_t)((s->kh - 1) / st) * d->wph +
-                    (size_t)((s->kw - 1) / st) + 1;
-    if (xplane < (size_t)d->hph * d->wph)
-        xplane = (size_t)d->hph * d->wph;
-    d->xplane = align_up(xplane);
+    /* a strip reads up to (kh - 1) / st rows and (kw - 1) / st columns past its pixel's
+     * position, inside the phase's plane */
     d->co4 = (s->cout + RN_WGRAD_CO - 1) / RN_WGRAD_CO * RN_WGRAD_CO;
+    /* dy copied where cout is not whole groups, or where its rows are short of whole vectors
+     * by more than the padded width and the copy is a small part of the work (3x3 16->16 at
+     * 28x28: 7.1 copied, 7.4 in place, 7.2 before rows were read in place; 20% slower in
+     * place on AVX2, whose rows of 28 end on a 4-wide masked load) */
+    d->copy_dy = d->co4 != s->cout ||
+                 ((s->wo + WGRAD_ROW_LANES - 1) / WGRAD_ROW_LANES * WGRAD_ROW_LANES > d->wph &&
+                  s->cin * s->kh * s->kw >= WGRAD_COPY_MIN_K);
+    /* copied, dy's rows are wph apart (zeros past wo), a segment of rows one run: the strips
+     * read up to (kw - 1) / st floats past the last row of a phase's plane */
+    d->dplane = (size_t)s->ho * (d->copy_dy ? (size_t)d->wph : (size_t)s->wo);
+    d->xplane = align_up((size_t)d->hph * d->wph + (size_t)((s->kw - 1) / st));
     d->units = s->cin * d->rows * (d->co4 / RN_WGRAD_CO);
     const size_t per_image = (size_t)s->cin * d->phases * d->xplane + (size_t)d->co4 * d->dplane;
     d->block = WGRAD_BLOCK_FLOATS / per_image < 1 ? 1 : (int)(WGRAD_BLOCK_FLOATS / per_image);
     if (d->block > s->n)
         d->block = s->n;
-    /* an image larger than a block: its runs go a segment at a time, every strip of a segment
+    /* an image larger than a block: its rows go a segment at a time, every strip of a segment
      * before the next, the block's sums kept apart meanwhile */
-    d->seg = d->len;
+    d->seg_rows = s->ho;
     if (per_image > WGRAD_BLOCK_FLOATS) {
-        const size_t planes = (size_t)s->cin * d->phases + (size_t)d->co4;
-        size_t seg = WGRAD_SEGMENT_FLOATS / planes / 8 * 8;
-        if (seg < (size_t)d->len)
-            d->seg = seg < 8 ? 8 : (int)seg;
+        const size_t row = (size_t)s->cin * d->phases * d->wph + (size_t)d->co4 * s->wo;
+        const size_t seg = WGRAD_SEGMENT_FLOATS / row;
+        if (seg < (size_t)s->ho)
+            d->seg_rows = seg < 1 ? 1 : (int)seg;
     }
     d->acc_floats = (size_t)d->units * RN_WGRAD_CO * RN_WGRAD_KW_MAX * 8;
-    d->part_floats = d->seg < d->len ? d->acc_floats : 0;
-    d->floats = align_up(per_image * (size_t)d->block) + d->acc_floats + d->part_floats;
+    d->part_floats = d->seg_rows < s->ho ? d->acc_floats : 0;
+    d->floats = align_up(block_floats(s, d)) + d->acc_floats + d->part_floats;
     return 1;
 }
 
 /* The planes of images [b0, b0 + nb): x's phases at xp ((image, ci, phase)
- * planes of xplane floats), dy's at dp ((image, co) planes of dplane); the
- * zeros around them are written once, by the caller (worksharing). */
+ * planes of xplane floats), and, where cout is not a whole number of groups,
+ * dy's at dp ((image, co) planes of dplane); the zeros around them are
+ * written once, by the caller (worksharing). */
 static void wgrad_pad_block(const rn_conv_shape *s, const conv_wgrad_plan *d, const float *x,
                             const float *dy, int b0, int nb, float *xp, float *dp) {
     const size_t in_plane = (size_t)s->h * s->w, out_plane = (size_t)s->ho * s->wo;
     const long pix_in = (long)s->n * (long)in_plane, pix_out = (long)s->n * (long)out_plane;
-    const long xplanes = (long)nb * s->cin, planes = xplanes + (long)nb * s->cout;
+    const long xplanes = (long)nb * s->cin;
+    const long planes = xplanes + (d->copy_dy ? (long)nb * s->cout : 0);
     const int st = s->stride;
 #pragma omp for schedule(static)
     for (long q = 0; q < planes; q++) {
@@ -148,43 +169,49 @@ void conv_wgrad_run(const rn_kernels *k, const rn_conv_shape *s, const conv_wgra
     const int per_unit = RN_WGRAD_CO * RN_WGRAD_KW_MAX * 8;
     const int st = s->stride;
     const size_t xfloats = (size_t)d->block * s->cin * d->phases * d->xplane;
-    const size_t block_floats = xfloats + (size_t)d->block * d->co4 * d->dplane;
-    float *xp = ws, *dp = ws + xfloats, *acc = ws + align_up(block_floats);
+    const size_t zeros = align_up(block_floats(s, d)) + d->acc_floats;
+    float *xp = ws, *dp = ws + xfloats, *acc = ws + align_up(block_floats(s, d));
     float *parts = acc + d->acc_floats; /* the block's sums, when segmented */
     const rn_wgrad_fn strip = k->wgrad;
-    /* zeros: the padding, the rows' tails, the channels past cout, the partial sums */
+    const size_t out_plane = (size_t)s->ho * s->wo;
+    /* dy: its copy (channels past cout zero), or as it is */
+    const ptrdiff_t ldd = d->copy_dy ? (ptrdiff_t)d->dplane : (ptrdiff_t)(s->n * out_plane);
+    const ptrdiff_t dstep = d->copy_dy ? (ptrdiff_t)(d->co4 * d->dplane) : (ptrdiff_t)out_plane;
+    const ptrdiff_t dld = d->copy_dy ? d->wph : s->wo;
+    /* zeros: the padding, the channels past cout, the partial sums */
 #pragma omp for schedule(static)
-    for (long i = 0; i < (long)(align_up(block_floats) + d->acc_floats); i += 4096) {
-        const size_t end = align_up(block_floats) + d->acc_floats;
-        memset(ws + i, 0, ((size_t)i + 4096 < end ? 4096 : end - (size_t)i) * sizeof(float));
-    }
+    for (long i = 0; i < (long)zeros; i += 4096)
+        memset(ws + i, 0, ((size_t)i + 4096 < zeros ? 4096 : zeros - (size_t)i) * sizeof(float));
     for (int b0 = 0; b0 < s->n; b0 += d->block) {
         const int nb = s->n - b0 < d->block ? s->n - b0 : d->block;
+        const float *dblock = d->copy_dy ? dp : dy + (size_t)b0 * out_plane;
         wgrad_pad_block(s, d, x, dy, b0, nb, xp, dp); /* ends with a barrier */
-        for (int s0 = 0; s0 < d->len; s0 += d->seg) {
-            const int last = s0 + d->seg >= d->len;
+        for (int r0 = 0; r0 < s->ho; r0 += d->seg_rows) {
+            const int last = r0 + d->seg_rows >= s->ho;
             /* static and nowait: each thread keeps its units from one segment to the next */
 #pragma omp for schedule(static) nowait
             for (int u = 0; u < d->units; u++) {
                 /* unit u: input channel ci, row r, output channels RN_WGRAD_CO * g ..; the
                  * input channels and rows vary fastest, so that a thread's strips in a row
-                 * read the same four planes of dy */
+                 * read the same four channels of dy */
                 const int ci = u % s->cin, r = u / s->cin % d->rows, g = u / s->cin / d->rows;
                 const conv_wgrad_row *w = &d->row[r];
                 const int ph = w->ki % st * st + w->b;
                 float *a = acc + (size_t)u * per_unit;
                 float own[RN_WGRAD_CO * RN_WGRAD_KW_MAX * 8];
                 float *part = d->part_floats ? parts + (size_t)u * per_unit : own;
-                if (s0 == 0)
+                if (r0 == 0)
                     memset(part, 0, sizeof own);
+                const int nrows = last ? s->ho - r0 : d->seg_rows;
+                /* dy copied: the segment's rows one run of nrows * wph positions */
                 const rn_wgrad_strip sp = {
-                    .dy = dp + (size_t)g * RN_WGRAD_CO * d->dplane + s0,
-                    .ldd = (ptrdiff_t)d->dplane,
-                    .dstep = (ptrdiff_t)((size_t)d->co4 * d->dplane),
+                    .dy = dblock + (size_t)g * RN_WGRAD_CO * ldd + (size_t)r0 * dld,
+                    .ldd = ldd, .dstep = dstep, .dld = dld,
                     .x = xp + ((size_t)ci * d->phases + ph) * d->xplane +
-                         (size_t)(w->ki / st) * d->wph + w->t0 + s0,
-                    .xstep = (ptrdiff_t)((size_t)s->cin * d->phases * d->xplane),
-                    .len = last ? d->len - s0 : d->seg, .nimg = nb, .kw = w->taps};
+                         (size_t)(w->ki / st + r0) * d->wph + w->t0,
+                    .xstep = (ptrdiff_t)((size_t)s->cin * d->phases * d->xplane), .xld = d->wph,
+                    .wid = d->copy_dy ? nrows * d->wph : s->wo, .nrows = d->copy_dy ? 1 : nrows,
+                    .nimg = nb, .kw = w->taps};
                 strip(&sp, part); /* the block's sums, then added to the whole's */
                 if (last)
                     for (int i = 0; i < RN_WGRAD_CO * w->taps * 8; i++)
@@ -212,10 +239,11 @@ void conv_wgrad_run(const rn_kernels *k, const rn_conv_shape *s, const conv_wgra
 void rn_wgrad_strip_portable(const rn_wgrad_strip *s, float *acc) {
     for (int c = 0; c < RN_WGRAD_CO; c++)
         for (int j = 0; j < s->kw; j++)
-            for (int b = 0; b < s->nimg; b++) {
-                const float *dy = s->dy + b * s->dstep + c * s->ldd, *x = s->x + b * s->xstep + j;
-                for (int q = 0; q < s->len; q += 8)
-                    for (int l = 0; l < 8; l++)
-                        acc[(c * s->kw + j) * 8 + l] += dy[q + l] * x[q + l];
-            }
+            for (int b = 0; b < s->nimg; b++)
+                for (int r = 0; r < s->nrows; r++) {
+                    const float *dy = s->dy + b * s->dstep + c * s->ldd + r * s->dld;
+                    const float *x = s->x + b * s->xstep + r * s->xld + j;
+                    for (int p = 0; p < s->wid; p++)
+                        acc[(c * s->kw + j) * 8 + p % 8] += dy[p] * x[p];
+                }
 }

@@ -24,18 +24,20 @@ typedef struct conv_wgrad_plan {
     int phases;             /* stride * stride */
     int hph, wph;           /* a phase's plane: every stride-th row and column of the padded
                                input */
-    int len;                /* positions per image: ho * wph, rounded up to 8 */
-    size_t xplane, dplane;  /* floats per phase plane, per dy plane */
+    size_t xplane;          /* floats per phase plane */
     int co4;                /* cout rounded up to RN_WGRAD_CO */
+    int copy_dy;            /* 1: dy copied a block at a time, zero channels up to co4 (cout
+                               not a multiple of RN_WGRAD_CO); 0: read where it is */
+    size_t dplane;          /* floats per plane of that copy: ho * wo */
     int rows;               /* strips per input channel and group of output channels */
     conv_wgrad_row row[CONV_WGRAD_ROWS_MAX];
     int units;              /* cin * rows * co4 / RN_WGRAD_CO */
     int block;              /* images per block */
-    int seg;                /* positions per segment: len, or fewer when an image's planes
-                               exceed a block (a multiple of 8) */
+    int seg_rows;           /* output rows per segment: ho, or fewer when an image's planes
+                               exceed a block */
     size_t acc_floats;      /* partial sums: units x (RN_WGRAD_CO * RN_WGRAD_KW_MAX * 8) */
     size_t part_floats;     /* a block's partial sums, kept across segments (or 0) */
-    size_t floats;          /* the workspace: padded block, then the partial sums */
+    size_t floats;          /* the workspace: padded block, dy's copy, then the partial sums */
 } conv_wgrad_plan;
 
 /* 1 when the direct strips take shape s's weight gradient (k has strips, one group, a

@@ -89,26 +89,27 @@ void rn_direct_tile_portable_bf16(const float *w, const rn_direct_tile *t);
 /* ---------------------------------------------------------------------------
  * The direct weight gradient's strip (conv_wgrad.c), for convolutions on
  * few channels, where an im2col matrix costs more to write and read than
- * the few products per element it feeds. The caller lays the image out
+ * the few products per element it feeds. The caller lays the input out
  * padded (and split into its stride x stride phases), so that a window tap
- * is a fixed offset along one long run of positions; then, for RN_WGRAD_CO
- * output channels and kw (1 to RN_WGRAD_KW_MAX) consecutive taps there (the
- * columns of one window row in one phase), over len positions (a multiple
- * of 8) of each of nimg images:
- *     acc[(c * kw + j) * 8 + l] += sum over images b < nimg, then v < len / 8,
- *         in order, of dy[b * dstep + c * ldd + 8 * v + l] * x[b * xstep + 8 * v + l + j]
- * Each lane l is a partial sum of its own; the caller adds the 8 lanes in
- * a fixed order, so every sum runs in an order fixed by the shape alone.
+ * is a fixed offset from an output pixel's position; dy is read as it is,
+ * rows of wid pixels. For RN_WGRAD_CO output channels and kw (1 to
+ * RN_WGRAD_KW_MAX) consecutive taps (the columns of one window row in one
+ * phase), over nrows rows of each of nimg images:
+ *     acc[(c * kw + j) * 8 + l] += the sum over images b < nimg, rows r < nrows and
+ *         positions p < wid with p % 8 == l of
+ *         dy[b * dstep + c * ldd + r * dld + p] * x[b * xstep + r * xld + p + j]
+ * Each lane l is a partial sum of its own, summed in an order fixed by the
+ * kernel and the shape; the caller adds the 8 lanes in a fixed order.
  * ------------------------------------------------------------------------- */
 #define RN_WGRAD_CO 4
 #define RN_WGRAD_KW_MAX 3
 
 typedef struct rn_wgrad_strip {
-    const float *dy;        /* the first image's first channel */
-    ptrdiff_t ldd, dstep;   /* floats between channels, between images */
-    const float *x;         /* the first image's first tap */
-    ptrdiff_t xstep;        /* floats between images */
-    int len, nimg, kw;
+    const float *dy;        /* the first image's first channel's first row */
+    ptrdiff_t ldd, dstep, dld; /* floats between channels, between images, between rows */
+    const float *x;         /* the first image's first row's first tap */
+    ptrdiff_t xstep, xld;   /* floats between images, between rows */
+    int wid, nrows, nimg, kw;
 } rn_wgrad_strip;
 
 typedef void (*rn_wgrad_fn)(const rn_wgrad_strip *s, float *acc);

@@ -9,6 +9,7 @@
  * Compiled with -mavx2 -mfma; called only when the CPU has both.
  */
 #include <immintrin.h>
+#include <stdint.h>
 #include <stddef.h>
 
 #include "ops/kernels.h"
@@ -103,10 +104,33 @@ void rn_direct_tile_avx2(const float *w, const rn_direct_tile *t) {
 /* ---------------------------------------------------------------------------
  * The direct weight gradient's strip (contract in ops/direct.h): 4 output
  * channels x KW taps in 4 * KW ymm accumulators (12 for a 3-wide window);
- * per 8 positions, KW vectors of the input (at offsets 0 .. KW-1,
+ * per 8 positions of a row, KW vectors of the input (at offsets 0 .. KW-1,
  * unaligned), then for each channel a vector of dy and KW fused
- * multiply-adds.
+ * multiply-adds; a row's last positions under a mask (zeros past wid).
  * ------------------------------------------------------------------------- */
+
+static const int32_t LANES[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+
+/* 8 positions of KW taps x 4 channels; the masked loads where MASKED (tail) */
+static inline __attribute__((always_inline)) void step(const int KW, const int MASKED,
+                                                       const float *x, const float *dy,
+                                                       ptrdiff_t ldd, __m256i tail,
+                                                       __m256 a[RN_WGRAD_CO][RN_WGRAD_KW_MAX]) {
+    __m256 xv[RN_WGRAD_KW_MAX];
+#pragma GCC unroll 3
+    for (int j = 0; j < KW; j++)
+        xv[j] = MASKED ? _mm256_maskload_ps(x + j, tail) : _mm256_loadu_ps(x + j);
+    /* one dy vector at a time: 12 accumulators, 3 input vectors and 1 of dy fill the 16
+     * registers (loading all four first spilled accumulators) */
+#pragma GCC unroll 4
+    for (int c = 0; c < RN_WGRAD_CO; c++) {
+        const __m256 dv = MASKED ? _mm256_maskload_ps(dy + c * ldd, tail)
+                                 : _mm256_loadu_ps(dy + c * ldd);
+#pragma GCC unroll 3
+        for (int j = 0; j < KW; j++)
+            a[c][j] = _mm256_fmadd_ps(dv, xv[j], a[c][j]);
+    }
+}
 
 static inline __attribute__((always_inline)) void strip(const int KW, const rn_wgrad_strip *s,
                                                         float *acc) {
@@ -117,25 +141,19 @@ static inline __attribute__((always_inline)) void strip(const int KW, const rn_w
         for (int j = 0; j < KW; j++)
             a[c][j] = _mm256_loadu_ps(acc + (c * KW + j) * 8);
     const ptrdiff_t ldd = s->ldd;
-    for (int b = 0; b < s->nimg; b++) {
-        const float *x = s->x + b * s->xstep, *d0 = s->dy + b * s->dstep;
+    const int whole = s->wid / 8 * 8, rest = s->wid - whole;
+    const __m256i tail = _mm256_loadu_si256((const __m256i *)(LANES + 8 - rest));
+    for (int b = 0; b < s->nimg; b++)
+        for (int r = 0; r < s->nrows; r++) {
+            const float *x = s->x + b * s->xstep + r * s->xld;
+            const float *d0 = s->dy + b * s->dstep + r * s->dld;
+            int q = 0;
 #pragma GCC unroll 2
-        for (int q = 0; q < s->len; q += 8) {
-            __m256 xv[RN_WGRAD_KW_MAX];
-#pragma GCC unroll 3
-            for (int j = 0; j < KW; j++)
-                xv[j] = _mm256_loadu_ps(x + q + j);
-            /* one dy vector at a time: 12 accumulators, 3 input vectors and 1 of dy fill
-             * the 16 registers (loading all four first spilled accumulators) */
-#pragma GCC unroll 4
-            for (int c = 0; c < RN_WGRAD_CO; c++) {
-                const __m256 dv = _mm256_loadu_ps(d0 + c * ldd + q);
-#pragma GCC unroll 3
-                for (int j = 0; j < KW; j++)
-                    a[c][j] = _mm256_fmadd_ps(dv, xv[j], a[c][j]);
-            }
+            for (; q < whole; q += 8)
+                step(KW, 0, x + q, d0 + q, ldd, tail, a);
+            if (rest)
+                step(KW, 1, x + q, d0 + q, ldd, tail, a);
         }
-    }
 #pragma GCC unroll 4
     for (int c = 0; c < RN_WGRAD_CO; c++)
 #pragma GCC unroll 3

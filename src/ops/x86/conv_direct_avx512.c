@@ -68,12 +68,33 @@ void rn_direct_tile_avx512(const float *w, const rn_direct_tile *t) { RN_DIRECT_
 
 /* ---------------------------------------------------------------------------
  * The direct weight gradient's strip (contract in ops/direct.h) on 16 lanes:
- * 4 output channels x KW taps in 4 * KW zmm accumulators; per 16 positions,
- * KW vectors of the input (offsets 0 .. KW-1, unaligned), then for each
- * channel a vector of dy and KW fused multiply-adds. The contract's 8 lanes
- * start in the low half; a run ending on 8 positions takes its last vector
- * half-masked (zeros above); the halves are added, low + high, at the end.
+ * 4 output channels x KW taps in 4 * KW zmm accumulators; per 16 positions
+ * of a row, KW vectors of the input (offsets 0 .. KW-1, unaligned), then for
+ * each channel a vector of dy and KW fused multiply-adds; a row's last
+ * positions under a mask (zeros past wid). The contract's 8 lanes start in
+ * the low half; the halves are added, low + high, at the end.
  * ------------------------------------------------------------------------- */
+
+/* 16 positions (those of m) of KW taps x 4 channels */
+static inline __attribute__((always_inline)) void step(const int KW, const float *x,
+                                                       const float *dy, ptrdiff_t ldd,
+                                                       __mmask16 m,
+                                                       __m512 a[RN_WGRAD_CO][RN_WGRAD_KW_MAX]) {
+    __m512 xv[RN_WGRAD_KW_MAX];
+#pragma GCC unroll 3
+    for (int j = 0; j < KW; j++)
+        xv[j] = _mm512_maskz_loadu_ps(m, x + j);
+#pragma GCC unroll 4
+    for (int c = 0; c < RN_WGRAD_CO; c++) {
+        __m512 dv = _mm512_maskz_loadu_ps(m, dy + c * ldd);
+        /* in a register: gcc otherwise folds the load into each of the KW multiply-adds,
+         * 15 loads for 12 FMAs (the load ports, not the FMAs, then pace the strip) */
+        __asm__("" : "+v"(dv));
+#pragma GCC unroll 3
+        for (int j = 0; j < KW; j++)
+            a[c][j] = _mm512_fmadd_ps(dv, xv[j], a[c][j]);
+    }
+}
 
 static inline __attribute__((always_inline)) void strip(const int KW, const rn_wgrad_strip *s,
                                                         float *acc) {
@@ -84,25 +105,18 @@ static inline __attribute__((always_inline)) void strip(const int KW, const rn_w
         for (int j = 0; j < KW; j++)
             a[c][j] = _mm512_zextps256_ps512(_mm256_loadu_ps(acc + (c * KW + j) * 8));
     const ptrdiff_t ldd = s->ldd;
-    const int whole = s->len / 16 * 16;
-    const __mmask16 half = s->len > whole ? 0x00ff : 0;
-    for (int b = 0; b < s->nimg; b++) {
-        const float *x = s->x + b * s->xstep, *d0 = s->dy + b * s->dstep;
-        for (int q = 0; q < s->len; q += 16) {
-            const __mmask16 m = q < whole ? 0xffff : half;
-            __m512 xv[RN_WGRAD_KW_MAX];
-#pragma GCC unroll 3
-            for (int j = 0; j < KW; j++)
-                xv[j] = _mm512_maskz_loadu_ps(m, x + q + j);
-#pragma GCC unroll 4
-            for (int c = 0; c < RN_WGRAD_CO; c++) {
-                const __m512 dv = _mm512_maskz_loadu_ps(m, d0 + c * ldd + q);
-#pragma GCC unroll 3
-                for (int j = 0; j < KW; j++)
-                    a[c][j] = _mm512_fmadd_ps(dv, xv[j], a[c][j]);
-            }
+    const int whole = s->wid / 16 * 16;
+    const __mmask16 tail = (__mmask16)((1u << (s->wid - whole)) - 1);
+    for (int b = 0; b < s->nimg; b++)
+        for (int r = 0; r < s->nrows; r++) {
+            const float *x = s->x + b * s->xstep + r * s->xld;
+            const float *d0 = s->dy + b * s->dstep + r * s->dld;
+            int q = 0;
+            for (; q < whole; q += 16)
+                step(KW, x + q, d0 + q, ldd, 0xffff, a);
+            if (tail)
+                step(KW, x + q, d0 + q, ldd, tail, a);
         }
-    }
 #pragma GCC unroll 4
     for (int c = 0; c < RN_WGRAD_CO; c++)
 #pragma GCC unroll 3
