@@ -16,8 +16,10 @@
  * in a fixed order. The images go a block at a time (padded by all threads,
  * then the units shared out), an image larger than a block a segment of its
  * rows at a time: every sum runs in an order fixed by the shape alone,
- * bitwise the same on any thread count. dy is copied only where cout is not
- * a whole number of groups (zero channels after it).
+ * bitwise the same on any thread count. dy is copied (into rows of wph,
+ * zeros past wo, so that a segment's rows are one run) only where cout is
+ * not a whole number of groups, or where its rows would waste more vector
+ * lanes than that padding (copy_dy below).
  */
 #include "ops/conv_wgrad.h"
 
@@ -38,9 +40,9 @@ static size_t align_up(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS 
  * 7x7/2 1->64 @96 27 -> 66, @28 (batch 256) 20 -> 44, 7x7/2 3->64 @224 (batch 32) 64 -> 84,
  * 3x3 1->16 @28 6 -> 28, 3x3 3->64 @32 28 -> 37; 3x3 8->8 @28 34 -> 48, 8->16 @28 52 -> 53,
  * 16->16 @28 57-65 -> 64-68. Not taken: 16->16 @14 80 -> 73, 32->32 @14 81-87 -> 72-76
- * (copying dy into rows of the padded width, as the strips then did, and the short runs of
- * a small map, cost more than the GEMM's im2col there), and strided 3x3 windows (8->16 @28 20 -> 13, 4->16 @28
- * 13 -> 12: the input's phases are scattered pixel by pixel). */
+ * (copying dy into rows of the padded width, as the strips then did, and the short runs
+ * of a small map, cost more than the GEMM's im2col there), and strided 3x3 windows (8->16
+ * @28 20 -> 13, 4->16 @28 13 -> 12: the input's phases are scattered pixel by pixel). */
 #define WGRAD_DIRECT_MAX_CIN 8        /* any cout up to WGRAD_DIRECT_MAX_COUT */
 #define WGRAD_DIRECT_MAX_COUT 64
 #define WGRAD_DIRECT_MAX_NARROW 16    /* or cin and cout up to this, */
@@ -113,7 +115,8 @@ int conv_wgrad_plan_for(const rn_kernels *k, const rn_conv_shape *s, conv_wgrad_
      * before the next, the block's sums kept apart meanwhile */
     d->seg_rows = s->ho;
     if (per_image > WGRAD_BLOCK_FLOATS) {
-        const size_t row = (size_t)s->cin * d->phases * d->wph + (size_t)d->co4 * s->wo;
+        const size_t row =
+            (size_t)s->cin * d->phases * d->wph + (size_t)d->co4 * (d->dplane / s->ho);
         const size_t seg = WGRAD_SEGMENT_FLOATS / row;
         if (seg < (size_t)s->ho)
             d->seg_rows = seg < 1 ? 1 : (int)seg;
@@ -125,8 +128,8 @@ int conv_wgrad_plan_for(const rn_kernels *k, const rn_conv_shape *s, conv_wgrad_
 }
 
 /* The planes of images [b0, b0 + nb): x's phases at xp ((image, ci, phase)
- * planes of xplane floats), and, where cout is not a whole number of groups,
- * dy's at dp ((image, co) planes of dplane); the zeros around them are
+ * planes of xplane floats), and, where the plan copies dy, dy's at dp
+ * ((image, co) planes of dplane, rows wph apart); the zeros around them are
  * written once, by the caller (worksharing). */
 static void wgrad_pad_block(const rn_conv_shape *s, const conv_wgrad_plan *d, const float *x,
                             const float *dy, int b0, int nb, float *xp, float *dp) {
