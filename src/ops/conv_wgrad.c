@@ -95,11 +95,14 @@ int conv_wgrad_plan_for(const rn_kernels *k, const rn_conv_shape *s, conv_wgrad_
     /* a strip reads up to (kh - 1) / st rows and (kw - 1) / st columns past its pixel's
      * position, inside the phase's plane */
     d->co4 = (s->cout + RN_WGRAD_CO - 1) / RN_WGRAD_CO * RN_WGRAD_CO;
-    /* dy copied where cout is not whole groups, or where its rows are short of whole vectors
+    /* dy copied where the kernels read it so (AVX2, portable: the summation order of the
+     * fmnist-fast recipe's measured runs, which read it in place ended at 0.9390 test top-1,
+     * below its 0.94, with RN_ISA=avx2; the recipe sits on that edge), where cout is not whole
+     * groups, or where its rows are short of whole vectors
      * by more than the padded width and the copy is a small part of the work (3x3 16->16 at
      * 28x28: 7.1 copied, 7.4 in place, 7.2 before rows were read in place; 20% slower in
      * place on AVX2, whose rows of 28 end on a 4-wide masked load) */
-    d->copy_dy = d->co4 != s->cout ||
+    d->copy_dy = !k->wgrad_rows || d->co4 != s->cout ||
                  ((s->wo + WGRAD_ROW_LANES - 1) / WGRAD_ROW_LANES * WGRAD_ROW_LANES > d->wph &&
                   s->cin * s->kh * s->kw >= WGRAD_COPY_MIN_K);
     /* copied, dy's rows are wph apart (zeros past wo), a segment of rows one run: the strips

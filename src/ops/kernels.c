@@ -201,7 +201,7 @@ static const rn_kernels AVX2 = {
     .wino2_in = rn_wino2_in_avx2,                                                                 \
     .wino2_out = rn_wino2_out_avx2,                                                               \
     .direct = rn_direct_tile_avx512, .direct_mr = RN_DIRECT_AVX512_MR,                            \
-    .direct_nr = RN_DIRECT_AVX512_NR, .wgrad = rn_wgrad_strip_avx512
+    .direct_nr = RN_DIRECT_AVX512_NR, .wgrad = rn_wgrad_strip_avx512, .wgrad_rows = 1
 
 /* int8 with VNNI dot products where the CPU has them, else AVX2's */
 static const rn_kernels AVX512 = {

@@ -98,6 +98,7 @@ typedef struct rn_kernels {
     rn_direct_fn direct;    /* direct convolution tiles (direct.h) */
     int direct_mr, direct_nr; /* their output pixels (<= RN_DIRECT_MR_MAX) and channels */
     rn_wgrad_fn wgrad;      /* the direct weight gradient's strips (direct.h); NULL: GEMM only */
+    int wgrad_rows;         /* 1: the strips may read dy in place, row by row (conv_wgrad.c) */
     /* int8 convolution (qconv.h): tiles of up to q_nj columns x q_ncb blocks
      * of 16 output channels */
     rn_qgemm_fn qgemm;
