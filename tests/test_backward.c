@@ -474,7 +474,7 @@ static rn_conv_shape shape(int n, int cin, int h, int w, int cout, int k, int st
 }
 
 /* 1 when kd's strips read dy in place (AVX-512), 0 when they read a copy (AVX2, portable) */
-static int d_kernels_rows(const rn_kernels *kd) { return rn_kernels_or_default(kd)->wgrad_rows; }
+static int reads_dy_in_place(const rn_kernels *kd) { return rn_kernels_or_default(kd)->wgrad_rows; }
 
 static void fast_vs_ref_conv(rn_conv_shape s, float beta, const char *tag) {
     conv_sizes sz;
@@ -518,9 +518,9 @@ static void fast_vs_ref_conv(rn_conv_shape s, float beta, const char *tag) {
     if (strstr(tag, "segments")) {
         conv_wgrad_plan d;
         CHECK(conv_wgrad_plan_for(rn_kernels_or_default(kd), &s, &d) && d.seg_rows < s.ho &&
-                  d.copy_dy == (strstr(tag, "copied") != NULL || !d_kernels_rows(kd)),
+                  d.copy_dy == (strstr(tag, "copied") != NULL || !reads_dy_in_place(kd)),
               "%s: the strips go a segment at a time, dy %s", tag,
-              strstr(tag, "copied") || !d_kernels_rows(kd) ? "copied" : "in place");
+              strstr(tag, "copied") || !reads_dy_in_place(kd) ? "copied" : "in place");
     }
     CHECK(ex <= (wino ? WINO_TOL : FAST_TOL) && ew <= FAST_TOL && eb <= FAST_TOL,
           "%s%s n=%d cin=%d %dx%d cout=%d k=%dx%d s=%d p=%d g=%d beta=%g: dx %.1e dw %.1e db %.1e",

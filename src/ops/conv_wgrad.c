@@ -54,11 +54,12 @@ static size_t align_up(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS 
  * 256 KB, from L2. Whole planes (the 7x7/2 stem at 224: 64 planes of dy, 3.3 MB an image)
  * went through the strips from L3, once per strip row and input channel (63 times). */
 #define WGRAD_SEGMENT_FLOATS (1 << 16)
-/* dy read in place unless its rows waste more lanes than a copy into rows of the padded width
- * would, on a layer whose products outweigh the copy (cin x taps at least this): in place,
- * 3x3 1->16 at 28x28 1.05 -> 0.54 ms, 8->8 2.1 -> 1.7, 3->64 at 32x32 10.5 -> 6.9, the
- * 7x7/2 stems 8.3 -> 7.7 (28x28, batch 256), 36 -> 31 (96x96, batch 128), 117 -> 101 (224x224,
- * batch 32; 170 before segments); Xeon SPR, 2 threads, interleaved runs, batch 128 unless said */
+/* On kernels that can (AVX-512's 16 lanes), dy read in place unless its rows waste more lanes
+ * than a copy into rows of the padded width would, on a layer whose products outweigh the copy
+ * (cin x taps at least this): in place, 3x3 1->16 at 28x28 1.05 -> 0.54 ms, 8->8 2.1 -> 1.7,
+ * 3->64 at 32x32 10.5 -> 6.9, the 7x7/2 stems 8.3 -> 7.7 (28x28, batch 256), 36 -> 31 (96x96,
+ * batch 128), 117 -> 101 (224x224, batch 32; 170 before segments); Xeon SPR, 2 threads,
+ * interleaved runs, batch 128 unless said */
 #define WGRAD_ROW_LANES 16
 #define WGRAD_COPY_MIN_K 128
 
@@ -96,12 +97,12 @@ int conv_wgrad_plan_for(const rn_kernels *k, const rn_conv_shape *s, conv_wgrad_
      * position, inside the phase's plane */
     d->co4 = (s->cout + RN_WGRAD_CO - 1) / RN_WGRAD_CO * RN_WGRAD_CO;
     /* dy copied where the kernels read it so (AVX2, portable: the summation order of the
-     * fmnist-fast recipe's measured runs, which read it in place ended at 0.9390 test top-1,
-     * below its 0.94, with RN_ISA=avx2; the recipe sits on that edge), where cout is not whole
-     * groups, or where its rows are short of whole vectors
-     * by more than the padded width and the copy is a small part of the work (3x3 16->16 at
-     * 28x28: 7.1 copied, 7.4 in place, 7.2 before rows were read in place; 20% slower in
-     * place on AVX2, whose rows of 28 end on a 4-wide masked load) */
+     * fmnist-fast recipe's measured runs; read in place it ended at 0.9390 test top-1, below
+     * its 0.94, with RN_ISA=avx2: the recipe sits on that edge), where cout is not whole
+     * groups, or where its rows are short of whole vectors by more than the padded width and
+     * the copy is a small part of the work (3x3 16->16 at 28x28: 7.1 copied, 7.4 in place,
+     * 7.2 before rows were read in place; 20% slower in place on AVX2, whose rows of 28 end
+     * on a 4-wide masked load) */
     d->copy_dy = !k->wgrad_rows || d->co4 != s->cout ||
                  ((s->wo + WGRAD_ROW_LANES - 1) / WGRAD_ROW_LANES * WGRAD_ROW_LANES > d->wph &&
                   s->cin * s->kh * s->kw >= WGRAD_COPY_MIN_K);

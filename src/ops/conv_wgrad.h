@@ -26,9 +26,10 @@ typedef struct conv_wgrad_plan {
                                input */
     size_t xplane;          /* floats per phase plane */
     int co4;                /* cout rounded up to RN_WGRAD_CO */
-    int copy_dy;            /* 1: dy copied a block at a time, zero channels up to co4 (cout
-                               not a multiple of RN_WGRAD_CO); 0: read where it is */
-    size_t dplane;          /* floats per plane of that copy: ho * wo */
+    int copy_dy;            /* 1: dy copied a block at a time into rows of wph, zero channels
+                               up to co4 (the rule in conv_wgrad.c); 0: read where it is */
+    size_t dplane;          /* floats per plane of dy as the strips read it: ho * wph copied,
+                               ho * wo in place */
     int rows;               /* strips per input channel and group of output channels */
     conv_wgrad_row row[CONV_WGRAD_ROWS_MAX];
     int units;              /* cin * rows * co4 / RN_WGRAD_CO */
