@@ -5,7 +5,7 @@
  *
  *     build/dev/profile_train [-a arch] [-S imagenet|cifar] [-w width] [-i in_channels]
  *                             [-k classes] [-b batch] [-s size] [-t threads] [-r repeats]
- *                             [-c auto|im2col|...]
+ *                             [-c auto|im2col|...] [-p fp32|bf16]
  *
  * Runs `repeats` training forward and backward passes (rn_backprop, as the
  * trainer does; the optimizer's update, a few percent of a step, is not in
@@ -18,9 +18,11 @@
  * backward, the weight gradient and the data gradient, with the effective
  * GFLOP/s of the three convolution passes (the direct convolution's FLOPs,
  * 2 x multiply-adds, over the time); then the totals by part and by forward
- * algorithm. Pools, classifier, loss and input layout are summed as "other".
- * RN_ISA picks the kernels. Defaults: -a resnet18 -S imagenet -w 64 -i 3
- * -k 1000 -b 32 -s 224 -t 2 -r 5 -c auto. The fmnist-fast network:
+ * algorithm. Pools, classifier, loss and input layout get a row each (their total only), and
+ * are summed as "other".
+ * RN_ISA picks the kernels; -p bf16 runs the step on the bf16 descriptor of the same
+ * instruction set, as `train --precision bf16` does. Defaults: -a resnet18 -S imagenet -w 64 -i 3
+ * -k 1000 -b 32 -s 224 -t 2 -r 5 -c auto -p fp32. The fmnist-fast network:
  * -a resnet18 -S cifar -w 16 -i 1 -k 10 -b 128 -s 28.
  */
 #include <stdio.h>
@@ -51,12 +53,12 @@ static void stamp(void *ctx, int node, rn_bp_part part) {
 
 static int usage(void) {
     fprintf(stderr, "usage: profile_train [-a arch] [-S imagenet|cifar] [-w width] [-i in_channels] "
-                    "[-k classes] [-b batch] [-s size] [-t threads] [-r repeats] [-c auto|im2col|...]\n");
+                    "[-k classes] [-b batch] [-s size] [-t threads] [-r repeats] [-c auto|im2col|...] [-p fp32|bf16]\n");
     return 2;
 }
 
 int main(int argc, char **argv) {
-    const char *arch = "resnet18", *stem_s = "imagenet", *algo_s = "auto";
+    const char *arch = "resnet18", *stem_s = "imagenet", *algo_s = "auto", *prec = "fp32";
     int width = 64, in_ch = 3, classes = 1000, batch = 32, size = 224, threads = 2, repeats = 5;
     for (int i = 1; i < argc; i += 2) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -82,12 +84,14 @@ int main(int argc, char **argv) {
             repeats = atoi(v);
         else if (!strcmp(argv[i], "-c"))
             algo_s = v;
+        else if (!strcmp(argv[i], "-p"))
+            prec = v;
         else
             return usage();
     }
     const int cifar = !strcmp(stem_s, "cifar");
     if ((!cifar && strcmp(stem_s, "imagenet")) || width < 1 || in_ch < 1 || classes < 1 || batch < 1 ||
-        size < 1 || threads < 1 || repeats < 1)
+        size < 1 || threads < 1 || repeats < 1 || (strcmp(prec, "fp32") && strcmp(prec, "bf16")))
         return usage();
     int forced = -1;
     if (strcmp(algo_s, "auto") && rn_conv_algo_parse(algo_s, &forced) != RN_OK) {
@@ -95,6 +99,11 @@ int main(int argc, char **argv) {
         return 2;
     }
     rn_set_threads(threads);
+    const rn_kernels *k = rn_kernels_or_default(NULL);
+    if (!strcmp(prec, "bf16") && !(k = rn_kernels_bf16(k))) {
+        fprintf(stderr, "profile_train: kernels %s have no bf16 products\n", rn_kernels_or_default(NULL)->name);
+        return 2;
+    }
 
     rn_model *m = NULL;
     rn_backprop *bp = NULL;
@@ -104,7 +113,7 @@ int main(int argc, char **argv) {
     int status = 1;
     if (rn_model_create_width(arch, in_ch, classes, cifar ? RN_STEM_CIFAR : RN_STEM_IMAGENET, width,
                               &m) != RN_OK ||
-        rn_model_init(m, "default", 1) != RN_OK || rn_backprop_create(m, NULL, forced, &bp) != RN_OK) {
+        rn_model_init(m, "default", 1) != RN_OK || rn_backprop_create(m, k, forced, &bp) != RN_OK) {
         fprintf(stderr, "profile_train: %s\n", rn_last_error());
         goto done;
     }
@@ -164,7 +173,7 @@ int main(int argc, char **argv) {
     printf("%s (%s stem, width %d, %d -> %d), batch %d, %dx%d, %d threads, kernels %s, "
            "forward + backward, median of %d: %.2f ms\n",
            arch, stem_s, width, in_ch, classes, batch, size, size, threads,
-           rn_kernels_or_default(NULL)->name, repeats, total);
+           k->name, repeats, total);
     printf("node  layer                        algorithm    prep    conv    norm   normb  wgrad   "
            "dgrad   total | GFLOP/s conv wgrad dgrad\n");
     double part_sum[RN_BP_PARTS] = {0}, by_algo[RN_CONV_ALGO_COUNT] = {0};
@@ -175,8 +184,12 @@ int main(int argc, char **argv) {
             part_sum[p] += ms[p];
             node_ms += ms[p];
         }
-        if (i < 0 || i == N || g->nodes[i].op != RN_NODE_CONV)
+        if (i < 0 || i == N || g->nodes[i].op != RN_NODE_CONV) {
+            static const char *const other_name[] = {"conv", "max-pool", "average pool", "classifier"};
+            const char *what = i < 0 ? "input layout" : i == N ? "loss" : other_name[g->nodes[i].op];
+            printf("%4d  %-28s %-10s %55.2f\n", i, what, "-", node_ms);
             continue;
+        }
         const rn_node *nd = &g->nodes[i];
         const rn_conv_shape cs = rn_node_conv_shape(nd, batch);
         const double gflop = 2.0 * cs.n * cs.ho * cs.wo * cs.cout * (double)(cs.cin / cs.groups) *
