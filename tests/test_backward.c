@@ -717,6 +717,31 @@ static void determinism_ops(void) {
  * Fast against reference: the per-channel ops, aliasing
  * ------------------------------------------------------------------------- */
 
+/* Max-pool backward, fast against the reference, bitwise: values with many ties, signed
+ * zeros, -inf and (with nans) NaNs. */
+static void maxpool_fast_vs_ref(int P, int H, int W, int k, int s, int p, int nans) {
+    size_t n = (size_t)P * H * W,
+           m = (size_t)P * maxpool2d_out_size(H, k, s, p) * maxpool2d_out_size(W, k, s, p);
+    float *x = frand(n, -1, 1), *dy = frand(m, -1, 1), *a = fbuf(n), *b = fbuf(n);
+    float *y = fbuf(m);
+    for (size_t i = 0; i < n; i++) {
+        x[i] = floorf(x[i] * 3.0f); /* many ties */
+        const int special = check_int(0, 99);
+        if (nans && special < 3)
+            x[i] = NAN;
+        else if (special < 8)
+            x[i] = special % 2 ? -0.0f : 0.0f;
+        else if (special < 10)
+            x[i] = -INFINITY;
+    }
+    maxpool2d_forward(x, P, H, W, k, s, p, y);
+    maxpool2d_backward_ref(x, dy, P, H, W, k, s, p, a);
+    maxpool2d_backward(x, y, dy, P, H, W, k, s, p, b);
+    CHECK(same_bits(a, b, n), "maxpool backward fast vs ref P=%d %dx%d k=%d s=%d p=%d%s", P, H, W,
+          k, s, p, nans ? " with NaNs" : "");
+    rn_free(x), rn_free(dy), rn_free(a), rn_free(b), rn_free(y);
+}
+
 static void fast_vs_ref_ops(void) {
     for (int t = 0; t < 6; t++) {
         int C = check_int(1, 20);
@@ -760,27 +785,12 @@ static void fast_vs_ref_ops(void) {
         int s = check_int(1, 3), p = check_int(0, k / 2);
         if (maxpool2d_out_size(H, k, s, p) < 1 || maxpool2d_out_size(W, k, s, p) < 1)
             continue;
-        size_t n = (size_t)P * H * W, m = (size_t)P * maxpool2d_out_size(H, k, s, p) *
-                                          maxpool2d_out_size(W, k, s, p);
-        float *x = frand(n, -1, 1), *dy = frand(m, -1, 1), *a = fbuf(n), *b = fbuf(n);
-        float *y = fbuf(m);
-        for (size_t i = 0; i < n; i++) {
-            x[i] = floorf(x[i] * 3.0f); /* many ties */
-            const int special = check_int(0, 99);
-            if (t % 2 && special < 3)
-                x[i] = NAN;
-            else if (special < 8)
-                x[i] = special % 2 ? -0.0f : 0.0f;
-            else if (special < 10)
-                x[i] = -INFINITY;
-        }
-        maxpool2d_forward(x, P, H, W, k, s, p, y);
-        maxpool2d_backward_ref(x, dy, P, H, W, k, s, p, a);
-        maxpool2d_backward(x, y, dy, P, H, W, k, s, p, b);
-        CHECK(same_bits(a, b, n), "maxpool backward fast vs ref P=%d %dx%d k=%d s=%d p=%d%s", P, H,
-              W, k, s, p, t % 2 ? " with NaNs" : "");
-        rn_free(x), rn_free(dy), rn_free(a), rn_free(b), rn_free(y);
+        maxpool_fast_vs_ref(P, H, W, k, s, p, t % 2);
     }
+    /* rows of inside windows longer than a chunk of the SIMD winners (128) */
+    maxpool_fast_vs_ref(2, 7, 300, 3, 2, 1, 0);
+    maxpool_fast_vs_ref(2, 7, 300, 3, 2, 1, 1);
+    maxpool_fast_vs_ref(1, 4, 290, 2, 1, 0, 0);
 }
 
 /* ---------------------------------------------------------------------------

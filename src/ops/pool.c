@@ -299,12 +299,43 @@ window_hits(const float *x, int W, int rows, int cols, float m, int is_nan) {
     return hits;
 }
 
+/* Outputs per chunk of a row's inside windows in the backward: their winners found across
+ * SIMD lanes, then their gradients added one by one. */
+#define UNPOOL_CHUNK 128
+
+/* Winners of outputs [ox0, ox1) of one output row whose windows lie wholly inside the plane
+ * and hold no NaN: x points at the window of output ox0; at[ox - ox0] is the offset from its
+ * window's first element of the first element equal to the window's maximum y[ox] in scan
+ * order (the reference's winner: it moves only on a strictly greater value, so it stops at
+ * the first element equal to the maximum, -0 and +0 alike). The taps are tested from the
+ * last to the first, each test independent, so the loop runs across outputs in SIMD lanes
+ * (K and S constants where inlined). */
+static inline __attribute__((always_inline)) void
+unpool_interior(const float *x, int W, int K, int S, int ox0, int ox1, const float *y, int *at) {
+#pragma omp simd
+    for (int ox = ox0; ox < ox1; ox++) {
+        const float *w = x + (ptrdiff_t)(ox - ox0) * S;
+        const float m = y[ox];
+        int a = 0;
+#pragma GCC unroll 16
+        for (int t = K * K - 1; t >= 0; t--) {
+            const int off = (t / K) * W + t % K;
+            a = w[off] == m ? off : a;
+        }
+        at[ox - ox0] = a;
+    }
+}
+
 /* One plane. Each window's winner is where x equals the window's maximum y
  * (the first such, in scan order: ties and +-0 go to the first maximum),
- * or, where y is NaN, the last NaN (PyTorch's rule); the window's tests
- * are independent and gathered into a bit mask (8 bits a window row), so
- * there is no chain of dependent, mispredicted comparisons. Windows past
- * 8x8 take the reference's scan. */
+ * or, where y is NaN, the last NaN (PyTorch's rule). Rows of windows wholly
+ * inside the plane and free of NaN (ResNet's 3x3 stride-2 pool, but for its
+ * first row and column) find their winners across SIMD lanes
+ * (unpool_interior); the others gather each window's tests into a bit mask
+ * (8 bits a window row), so that there is no chain of dependent,
+ * mispredicted comparisons. Every output's gradient is added in the
+ * reference's order (row by row, left to right), so dx is bitwise the
+ * reference's. Windows past 8x8 take the reference's scan. */
 static void maxpool_backward_plane(const float *x, const float *y, const float *dy, int H, int W,
                                    int k, int stride, int pad, int HO, int WO, float *dx) {
     // x, dx: (H, W)  y, dy: (HO, WO)
@@ -314,16 +345,36 @@ static void maxpool_backward_plane(const float *x, const float *y, const float *
     }
     for (size_t i = 0; i < (size_t)H * W; i++)
         dx[i] = 0.0f;
+    int lo_y, hi_y, lo_x, hi_x;
+    inside_range(H, k, stride, pad, HO, &lo_y, &hi_y);
+    inside_range(W, k, stride, pad, WO, &lo_x, &hi_x);
     for (int oy = 0; oy < HO; oy++) {
         int y0 = oy * stride - pad, ky0, ky1;
         window_clip(y0, k, H, &ky0, &ky1);
+        const float *yr = y + (size_t)oy * WO, *dyr = dy + (size_t)oy * WO;
+        const int lanes = oy >= lo_y && oy < hi_y && hi_x > lo_x && !has_nan(yr, (size_t)WO);
         for (int ox = 0; ox < WO; ox++) {
+            if (lanes && ox == lo_x) {
+                for (int c0 = lo_x; c0 < hi_x; c0 += UNPOOL_CHUNK) {
+                    const int c1 = hi_x - c0 < UNPOOL_CHUNK ? hi_x : c0 + UNPOOL_CHUNK;
+                    const ptrdiff_t first = (ptrdiff_t)y0 * W + (ptrdiff_t)c0 * stride - pad;
+                    int at[UNPOOL_CHUNK];
+                    if (k == 3 && stride == 2)
+                        unpool_interior(x + first, W, 3, 2, c0, c1, yr, at);
+                    else
+                        unpool_interior(x + first, W, k, stride, c0, c1, yr, at);
+                    for (int c = c0; c < c1; c++)
+                        dx[first + (ptrdiff_t)(c - c0) * stride + at[c - c0]] += dyr[c];
+                }
+                ox = hi_x - 1;
+                continue;
+            }
             int x0 = ox * stride - pad, kx0, kx1;
             window_clip(x0, k, W, &kx0, &kx1);
             const int cols = kx1 - kx0, rows = ky1 - ky0;
             if (cols <= 0 || rows <= 0)
                 continue; /* a window wholly in the padding */
-            const float m = y[(size_t)oy * WO + ox];
+            const float m = yr[ox];
             const int is_nan = m != m;
             const size_t origin = (size_t)(y0 + ky0) * W + (size_t)(x0 + kx0);
             const uint64_t hits = rows == 3 && cols == 3
@@ -334,7 +385,7 @@ static void maxpool_backward_plane(const float *x, const float *y, const float *
                 const int t = is_nan ? 63 - __builtin_clzll(hits) : __builtin_ctzll(hits);
                 at = origin + (size_t)(t / 8) * W + (size_t)(t % 8);
             }
-            dx[at] += dy[(size_t)oy * WO + ox];
+            dx[at] += dyr[ox];
         }
     }
 }
