@@ -155,7 +155,10 @@ static int strided_1x1_by_im2col(const rn_kernels *k, const rn_conv_shape *s) {
  * (Sapphire Rapids class), 2 threads, batch 2 direct 3.73-4.03 against F(2x2) 3.28-3.36, batch
  * 4 6.12-6.25 against 4.31-4.68; AMD EPYC Zen 5, batch 2, the 1.56-1.59 against 1.39-1.44
  * above. At batch 1 the CPUs differ (Zen 5: direct 0.89-0.93 against 0.98-1.01; the Xeon:
- * 1.90-1.94 against 1.57-1.63), and direct stays. */
+ * 1.90-1.94 against 1.57-1.63; again 2026-12-03, 1.85-2.14 against 1.42-1.47), so the kernel
+ * descriptor says which (direct_uncached_map): direct on AVX-512 (Zen 4 and 5), F(2x2) on the
+ * AMX descriptor (the Xeons with AMX, whose direct tile runs at 70-75 GFLOP/s a core against
+ * its GEMM kernel's 105). */
 #define DIRECT_WIDE_MAX_PIXELS_UNCACHED_WINO 64
 #define DIRECT_WIDE_MAX_PIXELS_STRIDED 1024
 #define DIRECT_WIDE_MAX_CHANNELS_STRIDED 64
@@ -192,7 +195,7 @@ static int direct_pays(const rn_kernels *k, const rn_conv_shape *s) {
         return k->direct_mr >= DIRECT_WIDE_MR && s->pad == 0 &&
                (long)s->n * s->ho * s->wo <= DIRECT_WIDE_MAX_PIXELS_1X1;
     if (s->stride == 1) /* Winograd's weights, F(4x4): 36 floats per channel pair */
-        return direct_small_map(k, s) &&
+        return direct_small_map(k, s) && k->direct_uncached_map &&
                (long)s->n * s->ho * s->wo <= DIRECT_WIDE_MAX_PIXELS_UNCACHED_WINO &&
                36.0 * sizeof(float) * s->cin * s->cout > WINO_CACHED_BYTES;
     const int wide = k->direct_mr >= DIRECT_WIDE_MR;
