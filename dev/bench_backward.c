@@ -131,7 +131,7 @@ static double time_pass(const rn_conv_shape *s, int pass, int repeats) {
         else if (pass == 1)
             conv2d_backward_data(kd, s, y, w, 0.0f, x, ws, wino);
         else
-            conv2d_backward_weight(kd, s, x, y, w, db, ws);
+            conv2d_backward_weight(kd, s, x, y, w, db, ws, wino);
         if (i >= 0)
             t[i] = now() - t0;
     }

@@ -240,7 +240,7 @@ static void fd_conv(rn_conv_shape s, int with_bias) {
     for (int fast = 0; fast <= 1; fast++) {
         if (fast) {
             conv2d_backward_data(kd, &s, r, w, 0.0f, dx, ws, wino);
-            conv2d_backward_weight(kd, &s, x, r, dw, db, ws);
+            conv2d_backward_weight(kd, &s, x, r, dw, db, ws, wino);
         } else {
             conv2d_backward_data_ref(&s, r, w, 0.0f, dx);
             conv2d_backward_weight_ref(&s, x, r, dw, db);
@@ -503,13 +503,25 @@ static void fast_vs_ref_conv(rn_conv_shape s, float beta, const char *tag) {
     const int data_unwritten = check_invalid_raised(rn_get_threads());
     check_poison(ws, ws_n);
     check_invalid_clear(rn_get_threads());
-    conv2d_backward_weight(kd, &s, x, dy, dw2, db2, ws);
+    conv2d_backward_weight(kd, &s, x, dy, dw2, db2, ws, wino);
     const int weight_unwritten = check_invalid_raised(rn_get_threads());
     CHECK(!data_unwritten && !weight_unwritten,
           "%s: no arithmetic on workspace floats not written first (data %d, weight %d)", tag,
           data_unwritten, weight_unwritten);
     double ex = check_rel_err(dx2, dx1, x_n), ew = check_rel_err(dw2, dw1, w_n);
-    double eb = check_rel_err(db2, db1, s.cout);
+    /* db's error against the scale of its sums' terms (sum of |dy| over a channel): a
+     * channel's sum may cancel to near zero (one output channel of a few hundred values),
+     * where float's rounding is large relative to the sum itself */
+    double scale = 1e-30, eb = 0.0;
+    for (int c = 0; c < s.cout; c++) {
+        double a = 0.0;
+        for (size_t j = 0; j < y_n / (size_t)s.cout; j++)
+            a += fabs((double)dy[(size_t)c * (y_n / (size_t)s.cout) + j]);
+        scale = a > scale ? a : scale;
+        const double e = fabs((double)db2[c] - (double)db1[c]);
+        eb = e > eb || e != e ? (e != e ? INFINITY : e) : eb;
+    }
+    eb /= scale;
     if (strstr(tag, "direct wgrad") || strstr(tag, "weight chunks") || strstr(tag, "chunk ends") ||
         strstr(tag, "stem 7x7/2"))
         CHECK(conv2d_backward_weight_direct(kd, &s) ==
@@ -522,7 +534,10 @@ static void fast_vs_ref_conv(rn_conv_shape s, float beta, const char *tag) {
               "%s: the strips go a segment at a time, dy %s", tag,
               strstr(tag, "copied") || !reads_dy_in_place(kd) ? "copied" : "in place");
     }
-    CHECK(ex <= (wino ? WINO_TOL : FAST_TOL) && ew <= FAST_TOL && eb <= FAST_TOL,
+    /* with wino, a wide 3x3 stride-1 layer's weight gradient by Winograd too */
+    const int wgrad_wino = wino && conv2d_backward_weight_winograd(kd, &s);
+    CHECK(ex <= (wino ? WINO_TOL : FAST_TOL) && ew <= (wgrad_wino ? WINO_TOL : FAST_TOL) &&
+              eb <= FAST_TOL,
           "%s%s n=%d cin=%d %dx%d cout=%d k=%dx%d s=%d p=%d g=%d beta=%g: dx %.1e dw %.1e db %.1e",
           wino ? "winograd/direct " : "", tag, s.n, s.cin, s.h, s.w, s.cout, s.kh, s.kw, s.stride, s.pad, s.groups, beta, ex, ew,
           eb);
@@ -611,6 +626,61 @@ static void fast_vs_ref_fixed(void) {
     fast_vs_ref_conv(shape(1, 8, 40, 64, 24, 3, 1, 1, 1), 1.0f, "wide");
 }
 
+/* The Winograd weight gradient (conv_wgrad_winograd.c) on its own, F(4x4) and F(2x2),
+ * whatever the rule would pick, against the exact sum: ragged tiles at every map edge, any
+ * padding up to 2, channel counts past whole lanes, blocks of tiles (the last one short) on
+ * larger maps; and where the rule takes it. */
+static void wgrad_winograd_vs_ref(const rn_kernels *k, int count) {
+    for (int i = 0; i < count; i++) {
+        const int big = i % 4 == 3;
+        rn_conv_shape s = {.n = check_int(1, big ? 8 : 3), .cin = check_int(1, big ? 40 : 19),
+                           .h = check_int(1, big ? 40 : 13), .w = check_int(1, big ? 40 : 13),
+                           .cout = check_int(1, big ? 40 : 19), .kh = 3, .kw = 3, .stride = 1,
+                           .pad = check_int(0, 2), .groups = 1};
+        if (!conv2d_shape_init(&s))
+            continue;
+        const int m = i % 2 ? 2 : 4;
+        conv_wgrad_wino_plan d;
+        if (!conv_wgrad_wino_plan_m(k, &s, m, &d)) {
+            CHECK(0, "%s: Winograd weight gradient F(%dx%d) has a plan", k->name, m, m);
+            continue;
+        }
+        const conv_sizes sz = conv_case_sizes(&s);
+        float *x = frand(sz.x, -1, 1), *dy = frand(sz.y, -1, 1);
+        float *dw1 = fbuf(sz.w), *dw2 = fbuf(sz.w), *ws = fbuf(d.floats);
+        conv2d_backward_weight_ref(&s, x, dy, dw1, NULL);
+        check_poison(ws, d.floats);
+        check_invalid_clear(rn_get_threads());
+#pragma omp parallel num_threads(rn_get_threads())
+        conv_wgrad_wino_run(k, &s, &d, x, dy, dw2, ws);
+        const int unwritten = check_invalid_raised(rn_get_threads());
+        const double e = check_rel_err(dw2, dw1, sz.w);
+        CHECK(e <= (m == 4 ? WINO_TOL : FAST_TOL) && !unwritten,
+              "%s: Winograd weight gradient F(%dx%d) n=%d %d->%d %dx%d p=%d, %ld tiles in "
+              "blocks of %d: %.1e, workspace read before written %d",
+              k->name, m, m, s.n, s.cin, s.cout, s.h, s.w, s.pad, d.tiles, d.tb, e, unwritten);
+        rn_free(x), rn_free(dy), rn_free(dw1), rn_free(dw2), rn_free(ws);
+    }
+    /* the rule: resnet's 3x3 layers from 32 channels up, not the narrow ones (the strips) */
+    rn_conv_shape sw = shape(8, 64, 56, 56, 64, 3, 1, 1, 1), sn = shape(8, 16, 28, 28, 16, 3, 1, 1, 1),
+                  ss = shape(8, 64, 56, 56, 128, 3, 2, 1, 1);
+    conv2d_shape_init(&sw), conv2d_shape_init(&sn), conv2d_shape_init(&ss);
+    const int wide = conv2d_backward_weight_winograd(k, &sw);
+    const int narrow = conv2d_backward_weight_winograd(k, &sn);
+    const int strided = conv2d_backward_weight_winograd(k, &ss);
+    CHECK(wide == (k->wino_in && !rn_kernels_are_bf16(k)) && !narrow && !strided,
+          "%s: Winograd takes the weight gradient of 3x3 64->64 (%d), not 16->16 (%d) nor "
+          "stride 2 (%d)", k->name, wide, narrow, strided);
+    /* the tiles: 4x4 on 56x56, 2x2 on 2x2 maps (one 4x4 tile would cost as much as direct) */
+    rn_conv_shape s2 = shape(64, 256, 2, 2, 256, 3, 1, 1, 1);
+    conv2d_shape_init(&s2);
+    conv_wgrad_wino_plan d4, d2;
+    if (wide)
+        CHECK(conv_wgrad_wino_plan_for(k, &sw, &d4) && d4.m == 4 &&
+                  conv_wgrad_wino_plan_for(k, &s2, &d2) && d2.m == 2,
+              "%s: Winograd weight gradient F(4x4) on 56x56, F(2x2) on 2x2", k->name);
+}
+
 /* ---------------------------------------------------------------------------
  * 3. Bitwise determinism: 1 against 2 threads
  * ------------------------------------------------------------------------- */
@@ -635,7 +705,7 @@ static void determinism_conv(rn_conv_shape s, const char *tag) {
         memcpy(dx[t], dx0, x_n * sizeof(float));
         rn_set_threads(t + 1);
         conv2d_backward_data(kd, &s, dy, w, 1.0f, dx[t], ws, wino ? t + 1 : 0);
-        conv2d_backward_weight(kd, &s, x, dy, dw[t], db[t], ws);
+        conv2d_backward_weight(kd, &s, x, dy, dw[t], db[t], ws, wino ? t + 1 : 0);
         if (t)
             same &= same_bits(dx[0], dx[t], x_n) && same_bits(dw[0], dw[t], w_n) &&
                     same_bits(db[0], db[t], s.cout);
@@ -841,7 +911,10 @@ int main(void) {
             fast_vs_ref_fixed();
         }
         wino = 0;
+        wgrad_winograd_vs_ref(ks[i], 40);
     }
+    /* and the Winograd weight gradient on the portable transforms */
+    wgrad_winograd_vs_ref(rn_kernels_for(RN_ISA_PORTABLE), 12);
     /* the Winograd data gradient on the portable transforms too */
     kd = rn_kernels_for(RN_ISA_PORTABLE);
     wino = 1;

@@ -69,7 +69,7 @@ static void conv_products(rn_conv_shape s, const char *tag) {
     conv2d_backward_data(kb, &s, dy, w, 0.0f, dx, ws, 0);
     conv2d_backward_data_ref(&s, dyr, wr, 0.0f, dx_ref);
     conv2d_backward_data_ref(&s, dy, w, 0.0f, dx_raw);
-    conv2d_backward_weight(kb, &s, x, dy, dw, db, ws);
+    conv2d_backward_weight(kb, &s, x, dy, dw, db, ws, 0);
     conv2d_backward_weight_ref(&s, xr, dyr, dw_ref, NULL);
     conv2d_backward_weight_ref(&s, x, dy, dw_raw, db_ref); /* the bias gradient sums fp32 dy */
 

@@ -81,15 +81,21 @@ void conv2d_backward_data(const rn_kernels *k, const rn_conv_shape *s, const flo
 
 /* Gradients with respect to the weights and bias, overwritten:
  * dw (cout, cin/groups, kh, kw) = sum over n, ho, wo of dy x im2col(x);
- * db (cout) = sum of dy over n, ho, wo (db may be NULL). */
+ * db (cout) = sum of dy over n, ho, wo (db may be NULL). With `algos` non-zero, the weight
+ * gradient of a 3x3 stride-1 convolution on enough channels is computed by Winograd
+ * (conv_wgrad.h: its accuracy is the forward Winograd's); 0 keeps the exact routes. */
 void conv2d_backward_weight_ref(const rn_conv_shape *s, const float *x, const float *dy,
                                 float *dw, float *db);
 void conv2d_backward_weight(const rn_kernels *k, const rn_conv_shape *s, const float *x,
-                            const float *dy, float *dw, float *db, float *workspace);
+                            const float *dy, float *dw, float *db, float *workspace, int algos);
 
 /* 1 when conv2d_backward_weight computes shape s's weight gradient by the direct strips
  * (conv_wgrad.h: windows on few channels, no im2col), 0 when by the GEMM. */
 int conv2d_backward_weight_direct(const rn_kernels *k, const rn_conv_shape *s);
+
+/* 1 when conv2d_backward_weight, with algos non-zero, computes shape s's weight gradient by
+ * Winograd (conv_wgrad.h), 0 when not. */
+int conv2d_backward_weight_winograd(const rn_kernels *k, const rn_conv_shape *s);
 
 /* Floats of workspace the two fast backward functions need for shape s.
  * With `algos` non-zero, conv2d_backward_data computes the gradient of a

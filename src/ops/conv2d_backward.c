@@ -163,6 +163,8 @@ typedef struct bwd_plan {
     int wt_by_col;          /* weight product transposes col, not dy (K < cout_g) */
     int wt_direct;          /* weight gradient by the direct strips (few channels) */
     conv_wgrad_plan wd;     /* its layout, when wt_direct */
+    int wt_wino;            /* or by Winograd (3x3 stride 1, with algos) */
+    conv_wgrad_wino_plan ww; /* its layout, when wt_wino */
     size_t ws_data;         /* floats the data gradient uses */
     size_t dwt_floats;      /* weight gradient pieces, aligned: dw_g^T (by dy), */
     size_t colt_floats;     /* a transposed im2col chunk (by col), */
@@ -252,6 +254,7 @@ static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s, int algos
     }
 
     p.wt_direct = conv_wgrad_plan_for(p.k, s, &p.wd);
+    p.wt_wino = algos && !p.wt_direct && conv_wgrad_wino_plan_for(p.k, s, &p.ww);
 
     /* Transpose the smaller operand: dy (cout_g rows) or im2col (K rows). */
     p.wt_by_col = p.K < p.cout_g;
@@ -266,7 +269,9 @@ static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s, int algos
 
 static size_t workspace_uncropped(const rn_kernels *k, const rn_conv_shape *s, int algos) {
     bwd_plan p = make_plan(k, s, algos);
-    size_t ws_weight = p.wt_direct ? p.wd.floats : p.dwt_floats + p.colt_floats + p.col_floats;
+    size_t ws_weight = p.wt_direct ? p.wd.floats
+                       : p.wt_wino ? p.ww.floats
+                                   : p.dwt_floats + p.colt_floats + p.col_floats;
     return p.ws_data > ws_weight ? p.ws_data : ws_weight;
 }
 
@@ -663,19 +668,27 @@ int conv2d_backward_weight_direct(const rn_kernels *k, const rn_conv_shape *s) {
     return make_plan(k, s, 0).wt_direct;
 }
 
+int conv2d_backward_weight_winograd(const rn_kernels *k, const rn_conv_shape *s) {
+    rn_conv_shape c;
+    int k0;
+    if (conv2d_crop_shape(s, &c, &k0))
+        return make_plan(k, &c, 1).wt_wino;
+    return make_plan(k, s, 1).wt_wino;
+}
+
 void conv2d_backward_weight(const rn_kernels *k, const rn_conv_shape *s, const float *x,
-                            const float *dy, float *dw, float *db, float *workspace) {
+                            const float *dy, float *dw, float *db, float *workspace, int algos) {
     rn_conv_shape c;
     int k0;
     if (conv2d_crop_shape(s, &c, &k0)) {
         /* the live taps' gradient dwc (cout, cin_g, c.kh, c.kw), zeros around it */
         float *dwc = workspace;
-        conv2d_backward_weight(k, &c, x, dy, dwc, db, workspace + cropped_floats(&c));
+        conv2d_backward_weight(k, &c, x, dy, dwc, db, workspace + cropped_floats(&c), algos);
         expand_weights(dwc, (size_t)s->cout * (s->cin / s->groups), c.kh, c.kw, k0, s->kh, s->kw,
                        dw);
         return;
     }
-    const bwd_plan p = make_plan(k, s, 0);
+    const bwd_plan p = make_plan(k, s, algos);
     // dwt: (K, cout_g) or none  colt: (chunk_w, K) or none  col: (K, chunk_w)
     float *dwt = workspace;
     float *colt = dwt + p.dwt_floats;
@@ -684,7 +697,9 @@ void conv2d_backward_weight(const rn_kernels *k, const rn_conv_shape *s, const f
     {
         if (p.wt_direct)
             conv_wgrad_run(p.k, s, &p.wd, x, dy, dw, workspace);
-        for (int g = 0; g < p.G && !p.wt_direct; g++) {
+        else if (p.wt_wino)
+            conv_wgrad_wino_run(p.k, s, &p.ww, x, dy, dw, workspace);
+        for (int g = 0; g < p.G && !p.wt_direct && !p.wt_wino; g++) {
             // x_g: (cin_g, n*h*w)  dy_g: (cout_g, n*ho*wo)  dw_g: (cout_g, K)
             const float *xg = x + (size_t)g * p.cin_g * p.pix_in;
             const float *dyg = dy + (size_t)g * p.cout_g * p.pix_out;

@@ -1,7 +1,8 @@
 /*
- * conv_wgrad.h - the direct weight gradient of convolutions on few channels
- * (conv_wgrad.c), the route conv2d_backward_weight takes for the stems and
- * the narrow 3x3 layers instead of its GEMM on an im2col matrix.
+ * conv_wgrad.h - the routes conv2d_backward_weight takes instead of its GEMM on an im2col
+ * matrix: the direct weight gradient of convolutions on few channels (conv_wgrad.c: the
+ * stems and the narrow 3x3 layers), and Winograd's for the wider 3x3 stride-1 layers
+ * (conv_wgrad_winograd.c).
  */
 #ifndef RN_OPS_CONV_WGRAD_H
 #define RN_OPS_CONV_WGRAD_H
@@ -52,5 +53,38 @@ int conv_wgrad_plan_for(const rn_kernels *k, const rn_conv_shape *s, conv_wgrad_
  * runs in an order fixed by the shape alone. */
 void conv_wgrad_run(const rn_kernels *k, const rn_conv_shape *s, const conv_wgrad_plan *d,
                     const float *x, const float *dy, float *dw, float *ws);
+
+/* The Winograd weight gradient's layout: per point xi of the transformed domain, M_xi (cout x
+ * cin, the sums) and a block's V_xi (cin x tb) and W_xi (cout x tb), planes apart as
+ * rn_wino_plane_floats spaces them. */
+#define CONV_WGRAD_WINO_GROUPS_MAX 64 /* groups of RN_WINO_LANES tiles per block, at most */
+typedef struct conv_wgrad_wino_plan {
+    int m;                  /* output tile side: 4 (F(4x4, 3x3)) or 2 (F(2x2, 3x3)) */
+    int xi;                 /* points of the transformed domain, (m + 2)^2 */
+    int th, tw;             /* tiles per image */
+    long tiles;             /* n * th * tw */
+    int tb;                 /* tiles per block (a multiple of RN_WINO_LANES) */
+    size_t m_xi, v_xi, w_xi; /* floats between two points' planes of M, V and W */
+    size_t floats;          /* the workspace: M, then a block's V and W */
+} conv_wgrad_wino_plan;
+
+/* 1 when Winograd takes shape s's weight gradient on kernels k (a 3x3 stride-1 convolution on
+ * enough channels, k fp32 with Winograd transforms; the rule and its measurements are in
+ * conv_wgrad_winograd.c), with its layout in *d; 0 otherwise. */
+int conv_wgrad_wino_plan_for(const rn_kernels *k, const rn_conv_shape *s, conv_wgrad_wino_plan *d);
+
+/* The layout for tiles of side m (4 or 2) whatever the rule says (tests), or 0 where shape s
+ * is not a 3x3 stride-1 convolution of one group with padding of at most 2, or k has no
+ * transforms for m. */
+int conv_wgrad_wino_plan_m(const rn_kernels *k, const rn_conv_shape *s, int m,
+                           conv_wgrad_wino_plan *d);
+
+/* dw (cout, cin, 3, 3) = the weight gradient of s from x (cin, n, h, w) and dy (cout, n, ho,
+ * wo) by the plan d, in ws (d->floats floats, 64-byte aligned). Worksharing: called by every
+ * thread of a parallel region; ends with a barrier. Every sum runs in an order fixed by the
+ * shape alone; the result is within the tolerance of conv_wgrad_winograd.c of the exact one. */
+void conv_wgrad_wino_run(const rn_kernels *k, const rn_conv_shape *s,
+                         const conv_wgrad_wino_plan *d, const float *x, const float *dy,
+                         float *dw, float *ws);
 
 #endif

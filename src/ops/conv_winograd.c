@@ -232,17 +232,6 @@ static int block_tiles(const wino_variant *v, const rn_kernels *k, const rn_conv
     return (int)tb;
 }
 
-/* The distance between two points' planes of V or M (`floats` of data each):
- * rounded up to whole cache lines, then an odd number of them. The
- * transforms touch all 36 planes at once; at a multiple of 4 KiB apart (C x
- * Tb floats is one, for every ResNet shape) they would all fall in one set of
- * the L1 cache, and the transforms ran at a quarter of their speed. */
-static size_t plane_floats(size_t floats) {
-    const size_t line = 64 / sizeof(float);
-    size_t lines = (floats + line - 1) / line;
-    return (lines | 1) * line;
-}
-
 static size_t u_floats(const rn_kernels *k, const rn_conv_shape *s) {
     return rn_gemm_packed_a_floats(k, s->cout, s->cin);
 }
@@ -253,8 +242,8 @@ static size_t prepared_floats(const wino_variant *v, const rn_kernels *k, const 
 
 /* V (C x tb) and M (K x tb) per xi: one block's. */
 static size_t block_floats(const wino_variant *v, const rn_conv_shape *s, int tb) {
-    return (size_t)v->xi * (plane_floats((size_t)s->cin * (size_t)tb) +
-                            plane_floats((size_t)s->cout * (size_t)tb));
+    return (size_t)v->xi * (rn_wino_plane_floats((size_t)s->cin * (size_t)tb) +
+                            rn_wino_plane_floats((size_t)s->cout * (size_t)tb));
 }
 
 /* ---------------------------------------------------------------------------
@@ -384,15 +373,14 @@ typedef struct wino_plan {
     const float *x, *u, *bias, *res;
     int relu;
     float *y, *v, *m;
-    size_t v_xi, m_xi;      /* floats between two points' planes of V and of M (plane_floats) */
+    size_t v_xi, m_xi;      /* floats between two points' planes of V and of M (rn_wino_plane_floats) */
 } wino_plan;
 
-/* Where the patches of the 8 tiles [t, t + LL) (those below `end`) lie,
- * and which part of each is inside the image. */
-static void patch_lanes(const wino_plan *p, int t, int end, rn_wino_in *in) {
-    const rn_conv_shape *s = p->s;
-    const int H = s->h, W = s->w, per_image = p->th * p->tw;
-    in->ld = W;
+void rn_wino_patch_lanes(int h, int w, int pad, int m, int th, int tw, long t, long end,
+                         rn_wino_in *in) {
+    const long per_image = (long)th * tw;
+    const int a = m + 2;
+    in->ld = w;
     for (int l = 0; l < LL; l++) {
         in->origin[l] = 0;
         in->r0[l] = in->r1[l] = 0;
@@ -400,16 +388,22 @@ static void patch_lanes(const wino_plan *p, int t, int end, rn_wino_in *in) {
         in->wide[l] = 0;
         if (t + l >= end)
             continue;
-        const int b = (t + l) / per_image, ty = (t + l) % per_image / p->tw, tx = (t + l) % p->tw;
-        const int m = p->var->m, a = p->var->a;
-        const int y0 = m * ty - s->pad, x0 = m * tx - s->pad;
-        in->origin[l] = ((ptrdiff_t)b * H + y0) * W + x0;
+        const long b = (t + l) / per_image;
+        const int ty = (int)((t + l) % per_image / tw), tx = (int)((t + l) % tw);
+        const int y0 = m * ty - pad, x0 = m * tx - pad;
+        in->origin[l] = ((ptrdiff_t)b * h + y0) * w + x0;
         in->r0[l] = y0 < 0 ? -y0 : 0;
-        in->r1[l] = H - y0 < a ? H - y0 : a;
+        in->r1[l] = h - y0 < a ? h - y0 : a;
         for (int q = 0; q < a; q++)
-            in->cols[l] |= (unsigned)(x0 + q >= 0 && x0 + q < W) << q;
-        in->wide[l] = x0 >= 0 && x0 + 8 <= W;
+            in->cols[l] |= (unsigned)(x0 + q >= 0 && x0 + q < w) << q;
+        in->wide[l] = x0 >= 0 && x0 + 8 <= w;
     }
+}
+
+/* Where the patches of the 8 tiles [t, t + LL) (those below `end`) lie,
+ * and which part of each is inside the image. */
+static void patch_lanes(const wino_plan *p, int t, int end, rn_wino_in *in) {
+    rn_wino_patch_lanes(p->s->h, p->s->w, p->s->pad, p->var->m, p->th, p->tw, t, end, in);
 }
 
 /* V's packed width for a block of nt tiles (rn_gemm_packed_b_width): the last
@@ -587,8 +581,8 @@ static void forward(const wino_variant *v, const rn_kernels *k, const rn_conv_sh
     const int sub = threads == ws_threads ? tile_split(v, k, s, threads, &run) : 0;
     if (sub) {
         p.tb = sub;
-        p.v_xi = plane_floats((size_t)s->cin * (size_t)sub);
-        p.m_xi = plane_floats((size_t)s->cout * (size_t)sub);
+        p.v_xi = rn_wino_plane_floats((size_t)s->cin * (size_t)sub);
+        p.m_xi = rn_wino_plane_floats((size_t)s->cout * (size_t)sub);
 #pragma omp parallel num_threads(threads)
         {
             const int me = rn_thread_id();
@@ -604,8 +598,8 @@ static void forward(const wino_variant *v, const rn_kernels *k, const rn_conv_sh
         }
         return;
     }
-    p.v_xi = plane_floats((size_t)s->cin * p.tb);
-    p.m_xi = plane_floats((size_t)s->cout * p.tb);
+    p.v_xi = rn_wino_plane_floats((size_t)s->cin * p.tb);
+    p.m_xi = rn_wino_plane_floats((size_t)s->cout * p.tb);
     p.v = workspace;
     p.m = p.v + (size_t)v->xi * p.v_xi;
     /* output channels are shared out in whole register tiles, each thread the same run of

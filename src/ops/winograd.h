@@ -65,6 +65,24 @@ typedef void (*rn_wino_out_fn)(const float *src, ptrdiff_t stride, const rn_wino
 typedef void (*rn_wino_in2_fn)(const rn_wino_in in[2], float *dst, ptrdiff_t stride);
 typedef void (*rn_wino_out2_fn)(const float *src, ptrdiff_t stride, const rn_wino_out o[2]);
 
+/* Where the patches of the 8 output tiles [t, t + 8) (those below `end`; the others all
+ * zero) lie for a 3x3 stride-1 convolution of an (h, w) map padded by `pad`, cut into
+ * m x m tiles, th x tw per image, images one after the other in the channel's plane; which
+ * part of each patch ((m + 2) x (m + 2)) is inside the image (conv_winograd.c). */
+void rn_wino_patch_lanes(int h, int w, int pad, int m, int th, int tw, long t, long end,
+                         rn_wino_in *in);
+
+/* The distance between two points' planes of a transformed block (`floats` of data each):
+ * rounded up to whole cache lines, then an odd number of them. The transforms touch all 36
+ * planes at once; at a multiple of 4 KiB apart (C x Tb floats is one, for every ResNet shape)
+ * they would all fall in one set of the L1 cache, and the transforms ran at a quarter of
+ * their speed. */
+static inline size_t rn_wino_plane_floats(size_t floats) {
+    const size_t line = 64 / sizeof(float);
+    const size_t lines = (floats + line - 1) / line;
+    return (lines | 1) * line;
+}
+
 /* The portable transforms (conv_winograd.c). */
 void rn_wino_in_portable(const rn_wino_in *in, float *dst, ptrdiff_t stride);
 void rn_wino_out_portable(const float *src, ptrdiff_t stride, const rn_wino_out *o);

@@ -548,7 +548,7 @@ static void conv_backward(rn_backprop *bp, int i, float *grads, int *written) {
     }
     stamp(bp, i, RN_BP_NORM_BACK);
     conv2d_backward_weight(bp->k, &cs, bp->act[nd->in], dz, GRAD_OF(u->w),
-                           u->b ? GRAD_OF(u->b) : NULL, bp->ws);
+                           u->b ? GRAD_OF(u->b) : NULL, bp->ws, data_by_algos(bp));
     stamp(bp, i, RN_BP_WEIGHT_GRAD);
     if (nd->in != 0) {
         conv2d_backward_data(bp->k, &cs, dz, u->w, written[nd->in] ? 1.0f : 0.0f,

@@ -1,0 +1,343 @@
+/*
+ * conv_wgrad_winograd.c - the weight gradient of 3x3 stride-1 convolutions by Winograd
+ * F(4x4, 3x3) or F(2x2, 3x3) (contract in conv_wgrad.h; the transforms in winograd.h).
+ *
+ * The forward convolution by Winograd computes each m x m tile t of the output as
+ *     Y_t = A^T [(G g G^T) . (B^T d_t B)] A
+ * exactly (in exact arithmetic), so its derivative with respect to the 3x3 kernel g is
+ *     dg = G^T [ sum over t of (B^T d_t B) . (A dY_t A^T) ] G
+ * and the weight gradient becomes, per point xi of the transformed domain, one product
+ *     M_xi (cout x cin) = W_xi (cout x T) x V_xi^T (T x cin)
+ *     V = B^T d B   (each input patch: the forward's input transform, the descriptor's)
+ *     W = A dY A^T  (each m x m block of dy, zeros past the map: below)
+ * then dw = G^T M G per (output, input) channel pair. F(4x4): 36 products per tile of 16
+ * outputs, against 144 directly, 4x fewer multiplications on maps of whole tiles.
+ *
+ * A block of tb tiles at a time: the threads share out V's input channels and W's output
+ * channels, a barrier, then each thread adds the products of its own points xi into M
+ * (overwritten by the first block); at the end, dw from M, shared out by output channel.
+ * Every sum runs in an order fixed by the shape alone, so the result does not depend on the
+ * thread count.
+ *
+ * Accuracy: the transforms' coefficients (up to 8 in A, 5 in B^T) magnify rounding as in
+ * the forward. On random data (uniform in [-1, 1]) the largest error, relative to the largest
+ * gradient, was about 3e-6 by F(4x4) and 5e-7 by F(2x2), against 3e-7 for the GEMM;
+ * tests/test_backward.c holds them to the forward's tolerances, 1e-4 and 1e-5. The exact
+ * routes stay one flag away: `algos` 0 (conv2d.h), `--conv-algo im2col` in training.
+ */
+#include <string.h>
+
+#include "core/threads.h"
+#include "ops/conv_wgrad.h"
+#include "ops/gemm.h"
+#include "ops/kernels.h"
+#include "ops/winograd.h"
+
+#define LL RN_WINO_LANES
+
+static int ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
+
+/* ---------------------------------------------------------------------------
+ * The transforms of dy and of the sums
+ * ------------------------------------------------------------------------- */
+
+/* 8 lanes as one value: GCC's and clang's vector extension, two SSE registers on any x86-64
+ * (one AVX register where the compiler may use it), plain loops elsewhere. Every function
+ * that takes or returns one is static: no ABI is crossed (hence no -Wpsabi). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+typedef float v8 __attribute__((vector_size(LL * sizeof(float))));
+
+static inline v8 load8(const float *p) {
+    v8 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void store8(float *p, v8 v) { memcpy(p, &v, sizeof v); }
+
+/* Where the m x m blocks of dy of 8 tiles lie in an output channel's plane (rows wo apart),
+ * and how much of each is inside the map; a lane with rows == 0 is all zero. */
+typedef struct dy_lanes {
+    ptrdiff_t at[LL];
+    int rows[LL], cols[LL];
+    int whole;              /* every lane's block wholly inside */
+    int ld;
+} dy_lanes;
+
+static void dy_lanes_of(const rn_conv_shape *s, const conv_wgrad_wino_plan *d, long t, long end,
+                        dy_lanes *o) {
+    const long per_image = (long)d->th * d->tw;
+    const int m = d->m;
+    o->ld = s->wo;
+    o->whole = 1;
+    for (int l = 0; l < LL; l++) {
+        o->at[l] = 0;
+        o->rows[l] = o->cols[l] = 0;
+        if (t + l < end) {
+            const long b = (t + l) / per_image;
+            const int ty = (int)((t + l) % per_image / d->tw), tx = (int)((t + l) % d->tw);
+            o->at[l] = ((ptrdiff_t)b * s->ho + m * ty) * s->wo + m * tx;
+            o->rows[l] = s->ho - m * ty < m ? s->ho - m * ty : m;
+            o->cols[l] = s->wo - m * tx < m ? s->wo - m * tx : m;
+        }
+        o->whole &= o->rows[l] == m && o->cols[l] == m;
+    }
+}
+
+/* The m x m blocks of 8 lanes from one channel's plane p: blk[r * m + c] lane l, zeros
+ * outside. */
+static void dy_gather(const float *p, const dy_lanes *o, int m, v8 blk[16]) {
+    float g[16][LL];
+    if (o->whole) {
+        for (int l = 0; l < LL; l++)
+            for (int r = 0; r < m; r++)
+                for (int c = 0; c < m; c++)
+                    g[r * m + c][l] = p[o->at[l] + (ptrdiff_t)r * o->ld + c];
+    } else {
+        for (int l = 0; l < LL; l++)
+            for (int r = 0; r < m; r++)
+                for (int c = 0; c < m; c++)
+                    g[r * m + c][l] = r < o->rows[l] && c < o->cols[l]
+                                          ? p[o->at[l] + (ptrdiff_t)r * o->ld + c]
+                                          : 0.0f;
+    }
+    for (int i = 0; i < m * m; i++)
+        blk[i] = load8(g[i]);
+}
+
+/* F(4x4): w = A d along one axis, 4 values -> 6 (A = the transpose of winograd.h's A^T). */
+static inline void a4_1d(v8 d0, v8 d1, v8 d2, v8 d3, v8 w[6]) {
+    const v8 e = d0 + d2, o = d1 + d3;
+    const v8 e4 = d0 + 4.0f * d2, o4 = 2.0f * d1 + 8.0f * d3;
+    w[0] = d0;
+    w[1] = e + o;
+    w[2] = e - o;
+    w[3] = e4 + o4;
+    w[4] = e4 - o4;
+    w[5] = d3;
+}
+
+/* W = A dY A^T of 8 lanes into dst[xi * stride + l]. */
+static void dy_transform4(const v8 blk[16], float *dst, ptrdiff_t stride) {
+    v8 t[4][6]; /* per column c: the rows combined */
+    for (int c = 0; c < 4; c++)
+        a4_1d(blk[c], blk[4 + c], blk[8 + c], blk[12 + c], t[c]);
+    for (int a = 0; a < 6; a++) {
+        v8 w[6];
+        a4_1d(t[0][a], t[1][a], t[2][a], t[3][a], w);
+        for (int b = 0; b < 6; b++)
+            store8(dst + (a * 6 + b) * stride, w[b]);
+    }
+}
+
+/* F(2x2): A = [1 0; 1 1; 1 -1; 0 -1]. */
+static inline void a2_1d(v8 d0, v8 d1, v8 w[4]) {
+    w[0] = d0;
+    w[1] = d0 + d1;
+    w[2] = d0 - d1;
+    w[3] = -d1;
+}
+
+static void dy_transform2(const v8 blk[16], float *dst, ptrdiff_t stride) {
+    v8 t[2][4];
+    for (int c = 0; c < 2; c++)
+        a2_1d(blk[c], blk[2 + c], t[c]);
+    for (int a = 0; a < 4; a++) {
+        v8 w[4];
+        a2_1d(t[0][a], t[1][a], w);
+        for (int b = 0; b < 4; b++)
+            store8(dst + (a * 4 + b) * stride, w[b]);
+    }
+}
+
+/* r = G^T m along one axis (6 values -> 3); G is winograd.h's. */
+static inline void g4_1d(const v8 m[6], v8 r[3]) {
+    const v8 s12 = m[1] + m[2], s34 = m[3] + m[4];
+    r[0] = m[0] * (1.0f / 4) - s12 * (1.0f / 6) + s34 * (1.0f / 24);
+    r[1] = (m[2] - m[1]) * (1.0f / 6) + (m[3] - m[4]) * (1.0f / 12);
+    r[2] = (s34 - s12) * (1.0f / 6) + m[5];
+}
+
+/* F(2x2): G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]. */
+static inline void g2_1d(const v8 m[4], v8 r[3]) {
+    const v8 s12 = m[1] + m[2];
+    r[0] = m[0] + s12 * 0.5f;
+    r[1] = (m[1] - m[2]) * 0.5f;
+    r[2] = s12 * 0.5f + m[3];
+}
+
+/* dw of output channel co, input channels [c0, c0 + n) (n <= LL), from the sums M. */
+static void sums_to_dw(const conv_wgrad_wino_plan *d, const float *M, int cin, int co, int c0,
+                       int n, float *dw) {
+    const int a = d->m + 2;
+    v8 mm[36], t[6][3], w[3][3];
+    for (int xi = 0; xi < d->xi; xi++) {
+        const float *src = M + xi * d->m_xi + (size_t)co * cin + c0;
+        if (n == LL) {
+            mm[xi] = load8(src);
+        } else {
+            float v[LL] = {0};
+            memcpy(v, src, (size_t)n * sizeof(float));
+            mm[xi] = load8(v);
+        }
+    }
+    for (int b = 0; b < a; b++) { /* t[b][i] = sum over a of G[a][i] M[a][b] */
+        v8 col[6];
+        for (int q = 0; q < a; q++)
+            col[q] = mm[q * a + b];
+        if (d->m == 4)
+            g4_1d(col, t[b]);
+        else
+            g2_1d(col, t[b]);
+    }
+    for (int i = 0; i < 3; i++) { /* w[i][j] = sum over b of t[b][i] G[b][j] */
+        v8 row[6];
+        for (int q = 0; q < a; q++)
+            row[q] = t[q][i];
+        if (d->m == 4)
+            g4_1d(row, w[i]);
+        else
+            g2_1d(row, w[i]);
+    }
+    float out[9][LL];
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++)
+            store8(out[i * 3 + j], w[i][j]);
+    for (int l = 0; l < n; l++)
+        for (int q = 0; q < 9; q++)
+            dw[((size_t)co * cin + c0 + l) * 9 + q] = out[q][l];
+}
+
+/* ---------------------------------------------------------------------------
+ * When, and the layout
+ * ------------------------------------------------------------------------- */
+
+/* A block's V and W: at least BLOCK_MIN_BYTES, as large as M where M is larger (the products
+ * reread and rewrite M once per block), at most BLOCK_MAX_BYTES. Measured (Xeon SPR, 2
+ * threads, batch 32, alternated, medians of 3-6 noisy runs): blocks of 2, 4 and 8 MB on
+ * 64->64 at 56x56 50.9 / 51.3 / 48.6 ms, 128->128 at 28x28 35.0 / 39.0 / 34.0, 256->256 at
+ * 14x14 33.8 / 35.1 / 32.3; 512->512 at 7x7 (M 38 MB) in two blocks of 64 tiles 26.5-35.2 ms,
+ * in one of 128 23.4-29.3 (F(2x2): 38.5-40.3). M itself (4x the weights) is the cost in
+ * memory, so layers whose M would pass BLOCK_MAX_BYTES keep the GEMM (wide_resnet50_2's
+ * 1024 channels: 151 MB). */
+#define BLOCK_MIN_BYTES (8u << 20)
+#define BLOCK_MAX_BYTES (40u << 20)
+
+int conv_wgrad_wino_plan_m(const rn_kernels *k, const rn_conv_shape *s, int m,
+                           conv_wgrad_wino_plan *d) {
+    if (s->kh != 3 || s->kw != 3 || s->stride != 1 || s->groups != 1 || s->pad > 2 ||
+        (m != 4 && m != 2) || rn_kernels_are_bf16(k) || !(m == 4 ? k->wino_in : k->wino2_in) ||
+        s->n < 1 || s->ho < 1 || s->wo < 1)
+        return 0;
+    d->m = m;
+    d->xi = (m + 2) * (m + 2);
+    d->th = ceil_div(s->ho, m);
+    d->tw = ceil_div(s->wo, m);
+    d->tiles = (long)s->n * d->th * d->tw;
+    const size_t per_tile = sizeof(float) * (size_t)d->xi * (size_t)(s->cin + s->cout);
+    size_t bytes = sizeof(float) * (size_t)d->xi * (size_t)s->cin * (size_t)s->cout;
+    bytes = bytes < BLOCK_MIN_BYTES ? BLOCK_MIN_BYTES : bytes > BLOCK_MAX_BYTES ? BLOCK_MAX_BYTES : bytes;
+    long tb = (long)(bytes / per_tile) / LL * LL;
+    tb = tb < LL ? LL : tb > CONV_WGRAD_WINO_GROUPS_MAX * LL ? CONV_WGRAD_WINO_GROUPS_MAX * LL : tb;
+    const long blocks = (d->tiles + tb - 1) / tb; /* as even as whole lanes allow */
+    tb = ceil_div(ceil_div(d->tiles, blocks), LL) * LL;
+    d->tb = (int)tb;
+    d->m_xi = rn_wino_plane_floats((size_t)s->cout * (size_t)s->cin);
+    d->v_xi = rn_wino_plane_floats((size_t)s->cin * (size_t)d->tb);
+    d->w_xi = rn_wino_plane_floats((size_t)s->cout * (size_t)d->tb);
+    d->floats = (size_t)d->xi * (d->m_xi + d->v_xi + d->w_xi);
+    return 1;
+}
+
+/* Winograd takes the weight gradient from WINO_MIN_CHANNELS input and output channels up (its
+ * transforms cost in proportion to cin + cout per tile, the products to cin x cout), with the
+ * tiles that need fewer multiplications (F(2x2) on a tie: smaller coefficients), where they
+ * are at most WINO_MAX_MULTIPLY of the direct sum's. Measured (2 threads, Xeon SPR, GEMM ->
+ * Winograd, alternated, 3 runs each): 3x3 32->32 at 14x14 batch 128 5.8-6.4 -> 6.6-9.1 ms
+ * (not taken), 64->64 at 7x7 batch 128 5.2-6.0 -> 4.6-5.4, batch 256 10.4-10.8 -> 7.5-9.2,
+ * 128->128 at 4x4 5.7-6.6 -> 2.8-3.0, 256->256 at 2x2 (batch 256) 10.5-10.9 -> 5.8-6.2 by
+ * F(2x2) (by F(4x4), one tile of 16 for 4 outputs: 14.2-15.6); resnet18's at batch 32:
+ * 64->64 at 56x56 54-64 -> 36-48, 128->128 at 28x28 52-63 -> 26-34, 256->256 at 14x14
+ * 52-57 -> 32-37, 512->512 at 7x7 55-57 -> 23-29. */
+#define WINO_MIN_CHANNELS 64
+#define WINO_MAX_MULTIPLY 0.45
+
+int conv_wgrad_wino_plan_for(const rn_kernels *k, const rn_conv_shape *s, conv_wgrad_wino_plan *d) {
+    if (s->cin < WINO_MIN_CHANNELS || s->cout < WINO_MIN_CHANNELS ||
+        (size_t)36 * sizeof(float) * (size_t)s->cin * (size_t)s->cout > BLOCK_MAX_BYTES ||
+        s->ho < 1 || s->wo < 1)
+        return 0;
+    const double direct = 9.0 * s->ho * s->wo;
+    const double f4 = 36.0 * ceil_div(s->ho, 4) * ceil_div(s->wo, 4);
+    const double f2 = 16.0 * ceil_div(s->ho, 2) * ceil_div(s->wo, 2);
+    const int m = f4 < f2 ? 4 : 2;
+    if ((m == 4 ? f4 : f2) > WINO_MAX_MULTIPLY * direct)
+        return 0;
+    return conv_wgrad_wino_plan_m(k, s, m, d);
+}
+
+/* ---------------------------------------------------------------------------
+ * The weight gradient
+ * ------------------------------------------------------------------------- */
+
+void conv_wgrad_wino_run(const rn_kernels *k, const rn_conv_shape *s,
+                         const conv_wgrad_wino_plan *d, const float *x, const float *dy,
+                         float *dw, float *ws) {
+    const int C = s->cin, K = s->cout, m = d->m, tb = d->tb;
+    const ptrdiff_t in_plane = (ptrdiff_t)s->n * s->h * s->w;
+    const ptrdiff_t out_plane = (ptrdiff_t)s->n * s->ho * s->wo;
+    const rn_wino_in_fn in_fn = m == 4 ? k->wino_in : k->wino2_in;
+    const rn_wino_in2_fn in2 = m == 4 ? k->wino_in2 : NULL;
+    float *M = ws, *V = M + (size_t)d->xi * d->m_xi, *W = V + (size_t)d->xi * d->v_xi;
+    for (long t0 = 0; t0 < d->tiles; t0 += tb) {
+        const int nt = d->tiles - t0 < tb ? (int)(d->tiles - t0) : tb;
+        const int ng = ceil_div(nt, LL);
+        /* where the block's patches and blocks of dy lie, worked out once for all channels */
+        rn_wino_in in[CONV_WGRAD_WINO_GROUPS_MAX];
+        dy_lanes o[CONV_WGRAD_WINO_GROUPS_MAX];
+        for (int g = 0; g < ng; g++) {
+            rn_wino_patch_lanes(s->h, s->w, s->pad, m, d->th, d->tw, t0 + g * LL, t0 + nt, &in[g]);
+            dy_lanes_of(s, d, t0 + g * LL, t0 + nt, &o[g]);
+        }
+        /* V's input channels and W's output channels, dealt out one by one (the two
+         * transforms do not cost the same) */
+#pragma omp for schedule(static, 1)
+        for (int c = 0; c < C + K; c++) {
+            if (c < C) {
+                for (int g = 0; g < ng; g++) {
+                    float *dst = V + (size_t)c * tb + (size_t)g * LL;
+                    in[g].x = x + (ptrdiff_t)c * in_plane;
+                    if (in2 && g + 1 < ng) { /* two groups at once where the kernels can */
+                        in[g + 1].x = in[g].x;
+                        in2(&in[g], dst, (ptrdiff_t)d->v_xi);
+                        g++;
+                        continue;
+                    }
+                    in_fn(&in[g], dst, (ptrdiff_t)d->v_xi);
+                }
+                continue;
+            }
+            const float *p = dy + (ptrdiff_t)(c - C) * out_plane;
+            for (int g = 0; g < ng; g++) {
+                v8 blk[16] = {0};
+                dy_gather(p, &o[g], m, blk);
+                float *dst = W + (size_t)(c - C) * tb + (size_t)g * LL;
+                if (m == 4)
+                    dy_transform4(blk, dst, (ptrdiff_t)d->w_xi);
+                else
+                    dy_transform2(blk, dst, (ptrdiff_t)d->w_xi);
+            }
+        }
+        /* each point's products on one thread, added into M block after block */
+#pragma omp for schedule(static)
+        for (int xi = 0; xi < d->xi; xi++)
+            rn_sgemm_1t(k, 0, 1, K, C, nt, W + (size_t)xi * d->w_xi, tb, V + (size_t)xi * d->v_xi,
+                        tb, t0 == 0 ? 0.0f : 1.0f, M + (size_t)xi * d->m_xi, C, NULL);
+    }
+#pragma omp for schedule(static)
+    for (int co = 0; co < K; co++)
+        for (int c0 = 0; c0 < C; c0 += LL)
+            sums_to_dw(d, M, C, co, c0, C - c0 < LL ? C - c0 : LL, dw);
+}
