@@ -163,7 +163,8 @@ typedef struct bwd_plan {
     int wt_by_col;          /* weight product transposes col, not dy (K < cout_g) */
     int wt_direct;          /* weight gradient by the direct strips (few channels) */
     conv_wgrad_plan wd;     /* its layout, when wt_direct */
-    int wt_wino;            /* or by Winograd (3x3 stride 1, with algos) */
+    int wt_wino;            /* or by Winograd (3x3 stride 1, with algos), on the fp32 kernels
+                               (bf16 descriptors: their fp32 twin, as the data gradient) */
     conv_wgrad_wino_plan ww; /* its layout, when wt_wino */
     size_t ws_data;         /* floats the data gradient uses */
     size_t dwt_floats;      /* weight gradient pieces, aligned: dw_g^T (by dy), */
@@ -254,7 +255,7 @@ static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s, int algos
     }
 
     p.wt_direct = conv_wgrad_plan_for(p.k, s, &p.wd);
-    p.wt_wino = algos && !p.wt_direct && conv_wgrad_wino_plan_for(p.k, s, &p.ww);
+    p.wt_wino = algos && !p.wt_direct && conv_wgrad_wino_plan_for(rn_kernels_fp32(p.k), s, &p.ww);
 
     /* Transpose the smaller operand: dy (cout_g rows) or im2col (K rows). */
     p.wt_by_col = p.K < p.cout_g;
@@ -698,7 +699,7 @@ void conv2d_backward_weight(const rn_kernels *k, const rn_conv_shape *s, const f
         if (p.wt_direct)
             conv_wgrad_run(p.k, s, &p.wd, x, dy, dw, workspace);
         else if (p.wt_wino)
-            conv_wgrad_wino_run(p.k, s, &p.ww, x, dy, dw, workspace);
+            conv_wgrad_wino_run(rn_kernels_fp32(p.k), s, &p.ww, x, dy, dw, workspace);
         for (int g = 0; g < p.G && !p.wt_direct && !p.wt_wino; g++) {
             // x_g: (cin_g, n*h*w)  dy_g: (cout_g, n*ho*wo)  dw_g: (cout_g, K)
             const float *xg = x + (size_t)g * p.cin_g * p.pix_in;
