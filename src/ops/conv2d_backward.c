@@ -663,20 +663,19 @@ static void weight_by_col(const rn_conv_shape *s, const bwd_plan *p, const float
     }
 }
 
-int conv2d_backward_weight_direct(const rn_kernels *k, const rn_conv_shape *s) {
+/* The plan conv2d_backward_weight follows for shape s: that of its live taps where it crops. */
+static bwd_plan weight_plan(const rn_kernels *k, const rn_conv_shape *s, int algos) {
     rn_conv_shape c;
     int k0;
-    if (conv2d_crop_shape(s, &c, &k0))
-        return make_plan(k, &c, 0).wt_direct;
-    return make_plan(k, s, 0).wt_direct;
+    return make_plan(k, conv2d_crop_shape(s, &c, &k0) ? &c : s, algos);
+}
+
+int conv2d_backward_weight_direct(const rn_kernels *k, const rn_conv_shape *s) {
+    return weight_plan(k, s, 0).wt_direct;
 }
 
 int conv2d_backward_weight_winograd(const rn_kernels *k, const rn_conv_shape *s) {
-    rn_conv_shape c;
-    int k0;
-    if (conv2d_crop_shape(s, &c, &k0))
-        return make_plan(k, &c, 1).wt_wino;
-    return make_plan(k, s, 1).wt_wino;
+    return weight_plan(k, s, 1).wt_wino;
 }
 
 void conv2d_backward_weight(const rn_kernels *k, const rn_conv_shape *s, const float *x,
