@@ -661,10 +661,15 @@ static void wgrad_winograd_vs_ref(const rn_kernels *k, int count) {
               k->name, m, m, s.n, s.cin, s.cout, s.h, s.w, s.pad, d.tiles, d.tb, e, unwritten);
         rn_free(x), rn_free(dy), rn_free(dw1), rn_free(dw2), rn_free(ws);
     }
-    /* the rule: resnet's 3x3 layers from 32 channels up, not the narrow ones (the strips) */
+    /* the rule: resnet's 3x3 layers from 64 channels up, not the narrow ones (the strips) */
     rn_conv_shape sw = shape(8, 64, 56, 56, 64, 3, 1, 1, 1), sn = shape(8, 16, 28, 28, 16, 3, 1, 1, 1),
-                  ss = shape(8, 64, 56, 56, 128, 3, 2, 1, 1);
-    conv2d_shape_init(&sw), conv2d_shape_init(&sn), conv2d_shape_init(&ss);
+                  ss = shape(8, 64, 56, 56, 128, 3, 2, 1, 1), sd = shape(50, 64, 12, 12, 72, 3, 1, 1, 1);
+    conv2d_shape_init(&sw), conv2d_shape_init(&sn), conv2d_shape_init(&ss), conv2d_shape_init(&sd);
+    conv_wgrad_wino_plan dd;
+    if (k->wino_in)
+        CHECK(conv_wgrad_wino_plan_for(k, &sd, &dd) && dd.tiles > dd.tb,
+              "%s: the determinism case 64->72 on 12x12 at batch 50 takes Winograd's weight "
+              "gradient in more than one block", k->name);
     const int wide = conv2d_backward_weight_winograd(k, &sw);
     const int narrow = conv2d_backward_weight_winograd(k, &sn);
     const int strided = conv2d_backward_weight_winograd(k, &ss);
@@ -942,6 +947,9 @@ int main(void) {
     determinism_conv(shape(4, 32, 20, 20, 48, 3, 1, 1, 1), "3x3");
     determinism_conv(shape(2, 64, 42, 42, 16, 3, 1, 1, 1), "3x3 large");
     determinism_conv(shape(4, 16, 20, 20, 16, 3, 1, 1, 1), "3x3 narrow (direct)");
+    /* the weight gradient by Winograd (64 channels and more), in one block and in two */
+    determinism_conv(shape(4, 64, 12, 12, 72, 3, 1, 1, 1), "3x3 64->72 (Winograd weights)");
+    determinism_conv(shape(50, 64, 12, 12, 72, 3, 1, 1, 1), "3x3 64->72 two blocks");
     wino = 0;
     determinism_ops();
     return check_done("test_backward");

@@ -341,9 +341,10 @@ static void prepare(const wino_variant *v, const rn_kernels *k, const rn_conv_sh
                         float g[PREP_LANES * 9];
                         for (int l = 0; l < PREP_LANES; l++) {
                             const int ko = panel * mr + r0 + l;
-                            const float *src = w + ((size_t)ko * C + ci) * 9;
-                            for (int t = 0; t < 9; t++)
-                                g[l * 9 + t] = l < lanes && ko < K ? src[t] : 0.0f;
+                            if (l < lanes && ko < K)
+                                memcpy(g + l * 9, w + ((size_t)ko * C + ci) * 9, 9 * sizeof(float));
+                            else
+                                memset(g + l * 9, 0, 9 * sizeof(float));
                         }
                         double u[XI][PREP_LANES];
                         v->weights(g, u);
@@ -379,7 +380,8 @@ typedef struct wino_plan {
     const float *x, *u, *bias, *res;
     int relu;
     float *y, *v, *m;
-    size_t v_xi, m_xi;      /* floats between two points' planes of V and of M (rn_wino_plane_floats) */
+    size_t v_xi, m_xi;      /* floats between two points' planes of V and of M
+                               (rn_wino_plane_floats) */
 } wino_plan;
 
 void rn_wino_patch_lanes(int h, int w, int pad, int m, int th, int tw, long t, long end,
