@@ -27,7 +27,6 @@
  */
 #include <string.h>
 
-#include "core/threads.h"
 #include "ops/conv_wgrad.h"
 #include "ops/gemm.h"
 #include "ops/kernels.h"
@@ -68,21 +67,15 @@ typedef struct dy_lanes {
 
 static void dy_lanes_of(const rn_conv_shape *s, const conv_wgrad_wino_plan *d, long t, long end,
                         dy_lanes *o) {
-    const long per_image = (long)d->th * d->tw;
-    const int m = d->m;
     o->ld = s->wo;
     o->whole = 1;
     for (int l = 0; l < LL; l++) {
         o->at[l] = 0;
         o->rows[l] = o->cols[l] = 0;
-        if (t + l < end) {
-            const long b = (t + l) / per_image;
-            const int ty = (int)((t + l) % per_image / d->tw), tx = (int)((t + l) % d->tw);
-            o->at[l] = ((ptrdiff_t)b * s->ho + m * ty) * s->wo + m * tx;
-            o->rows[l] = s->ho - m * ty < m ? s->ho - m * ty : m;
-            o->cols[l] = s->wo - m * tx < m ? s->wo - m * tx : m;
-        }
-        o->whole &= o->rows[l] == m && o->cols[l] == m;
+        if (t + l < end)
+            o->at[l] = rn_wino_tile_at(s->ho, s->wo, d->m, d->th, d->tw, t + l, &o->rows[l],
+                                       &o->cols[l]);
+        o->whole &= o->rows[l] == d->m && o->cols[l] == d->m;
     }
 }
 

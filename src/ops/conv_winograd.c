@@ -461,7 +461,7 @@ static void input_channels(const wino_plan *p, int t0, int nt, int c0, int c1) {
  * output transform and epilogue. */
 static void output_channels(const wino_plan *p, int t0, int nt, int k0, int k1) {
     const rn_conv_shape *s = p->s;
-    const int K = s->cout, C = s->cin, per_image = p->th * p->tw;
+    const int K = s->cout, C = s->cin;
     const size_t uf = rn_gemm_packed_a_floats(p->k, K, C);
     const size_t v_xi = p->v_xi, m_xi = p->m_xi;
     const int npad = block_width(p, nt);
@@ -484,11 +484,8 @@ static void output_channels(const wino_plan *p, int t0, int nt, int k0, int k1) 
                 at[h][l] = -1;
                 if (g + h * LL + l >= nt)
                     continue;
-                const int t = t0 + g + h * LL + l, b = t / per_image,
-                          ty = t % per_image / p->tw, tx = t % p->tw;
-                at[h][l] = ((ptrdiff_t)b * s->ho + m * ty) * s->wo + m * tx;
-                o[h].rows[l] = s->ho - m * ty < m ? s->ho - m * ty : m;
-                o[h].cols[l] = s->wo - m * tx < m ? s->wo - m * tx : m;
+                at[h][l] = rn_wino_tile_at(s->ho, s->wo, m, p->th, p->tw, t0 + g + h * LL + l,
+                                           &o[h].rows[l], &o[h].cols[l]);
             }
         for (int ko = k0; ko < k1; ko++) {
             float *yk = p->y + (ptrdiff_t)ko * out_plane;

@@ -72,6 +72,18 @@ typedef void (*rn_wino_out2_fn)(const float *src, ptrdiff_t stride, const rn_win
 void rn_wino_patch_lanes(int h, int w, int pad, int m, int th, int tw, long t, long end,
                          rn_wino_in *in);
 
+/* Where output tile t of an (ho, wo) map cut into m x m tiles, th x tw per image (images one
+ * after the other in the channel's plane), starts in that plane; its rows and columns inside
+ * the map in *rows, *cols (at most m). */
+static inline ptrdiff_t rn_wino_tile_at(int ho, int wo, int m, int th, int tw, long t, int *rows,
+                                        int *cols) {
+    const long per_image = (long)th * tw, b = t / per_image;
+    const int ty = (int)(t % per_image / tw), tx = (int)(t % tw);
+    *rows = ho - m * ty < m ? ho - m * ty : m;
+    *cols = wo - m * tx < m ? wo - m * tx : m;
+    return ((ptrdiff_t)b * ho + m * ty) * wo + m * tx;
+}
+
 /* The distance between two points' planes of a transformed block (`floats` of data each):
  * rounded up to whole cache lines, then an odd number of them. The transforms touch all 36
  * planes at once; at a multiple of 4 KiB apart (C x Tb floats is one, for every ResNet shape)
