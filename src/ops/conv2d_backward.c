@@ -227,11 +227,16 @@ static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s, int algos
         p.data_route = DATA_COL2IM;
 
     if (p.data_route == DATA_FLIPPED && algos && p.G == 1) {
-        /* bf16 kernels: Winograd on the fp32 ones (rn_kernels_fp32), not the direct tile */
+        /* bf16 kernels: Winograd on the fp32 ones (rn_kernels_fp32), not the direct tile, and
+         * on matrix tiles (AMX) only where the forward keeps it too: from 256 channels up the
+         * bf16 GEMM on the flipped weights outruns it (resnet18 at 224x224, batch 32, on a
+         * Sapphire Rapids class Xeon: see the commit that made this rule) */
         const rn_conv_shape f = flipped_shape(s);
         p.ka = rn_kernels_fp32(p.k);
         const rn_conv_algo_id a = rn_conv_algo_choose(p.ka, &f);
-        if (rn_kernels_are_bf16(p.k) ? rn_conv_algo_is_winograd(a) : rn_conv_algo_own_weights(a)) {
+        if (rn_kernels_are_bf16(p.k)
+                ? rn_conv_algo_is_winograd(a) && rn_conv_bf16_keeps_winograd(p.k, &f)
+                : rn_conv_algo_own_weights(a)) {
             p.data_route = DATA_ALGO;
             p.algo = rn_conv_algo_get(a);
             p.threads = algos;

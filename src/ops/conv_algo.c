@@ -251,12 +251,16 @@ rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s)
  * against 16.8-20.4, 128 -> 128 at 28x28 11.1-12.2 against 15.5-16.4; batch 1 (interleaved,
  * medians) 0.67-0.78 against 0.80-0.85 and 0.65-0.71 against 0.84-0.89. */
 #define TILES_WINO_MAX_CHANNELS 128
+int rn_conv_bf16_keeps_winograd(const rn_kernels *kb, const rn_conv_shape *s) {
+    return !rn_kernels_or_default(kb)->matrix_tiles || s->cin <= TILES_WINO_MAX_CHANNELS;
+}
+
 rn_conv_algo_id rn_conv_algo_for_bf16(const rn_kernels *kb, int a, int forced,
                                       const rn_conv_shape *s) {
     kb = rn_kernels_or_default(kb);
     const int wino = rn_conv_algo_is_winograd(a), chosen = forced != a; /* not the user's */
     if (chosen && kb->matrix_tiles) {
-        if (wino && s->cin <= TILES_WINO_MAX_CHANNELS)
+        if (wino && rn_conv_bf16_keeps_winograd(kb, s))
             return (rn_conv_algo_id)a;
         /* else the GEMM, below */
     } else if (wino && chosen && rn_kernels_are_bf16(kb) && kb->direct &&

@@ -114,6 +114,12 @@ rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s)
 rn_conv_algo_id rn_conv_algo_for_bf16(const rn_kernels *kb, int a, int forced,
                                       const rn_conv_shape *s);
 
+/* Whether a pass on the bf16 kernels kb keeps Winograd (on fp32 products) for s where the fp32
+ * heuristic picks it, rather than a GEMM on bf16 operands: always, but where kb's GEMM runs on
+ * matrix tiles, only up to 128 input channels (the rule of rn_conv_algo_for_bf16, which the
+ * data gradient's transposed convolution follows too). */
+int rn_conv_bf16_keeps_winograd(const rn_kernels *kb, const rn_conv_shape *s);
+
 /* The algorithms, registered in conv_algo.c: the GEMM ones (conv2d.c),
  * Winograd's two (conv_winograd.c) and the direct one (conv_direct.c). */
 extern const rn_conv_algo rn_conv_im2col, rn_conv_pointwise, rn_conv_winograd, rn_conv_winograd2,
