@@ -562,6 +562,40 @@ static void fast_vs_ref_random(int count) {
     }
 }
 
+/* The data gradient by phases (strided windows on many input channels) on random shapes:
+ * strides 2 and 3, windows 2 to 7, groups, ragged phases (odd sizes); `count` shapes that take
+ * it, and the shapes that do not fit it (a phase's window starting higher than another's) go
+ * through col2im. */
+static void phases_vs_ref_random(int count) {
+    static const int ks[] = {2, 3, 4, 5, 7};
+    int taken = 0, other = 0;
+    while (taken < count) {
+        const int groups = check_int(1, 2), k = ks[check_int(0, 4)];
+        rn_conv_shape s = {.n = check_int(1, 2), .cin = groups * check_int(256, 262),
+                           .h = check_int(2, 13), .w = check_int(2, 13),
+                           .cout = groups * check_int(1, 5), .kh = k, .kw = k,
+                           .stride = check_int(2, 3), .pad = check_int(0, k - 1),
+                           .groups = groups};
+        if (!conv2d_shape_init(&s))
+            continue;
+        if (!conv2d_backward_data_by_phases(kd, &s)) {
+            if (other++ < count / 4)
+                fast_vs_ref_conv(s, 1.0f, "strided, not by phases");
+            continue;
+        }
+        fast_vs_ref_conv(s, (float)(taken % 2), "by phases");
+        taken++;
+    }
+    CHECK(other > 0, "random strided shapes: %d by phases, %d not", taken, other);
+    rn_conv_shape r = shape(2, 256, 14, 14, 24, 3, 2, 1, 1), narrow = shape(2, 64, 14, 14, 24, 3, 2, 1, 1),
+                  flat = shape(2, 256, 14, 14, 24, 3, 1, 1, 1);
+    conv2d_shape_init(&r), conv2d_shape_init(&narrow), conv2d_shape_init(&flat);
+    CHECK(conv2d_backward_data_by_phases(kd, &r) && !conv2d_backward_data_by_phases(kd, &narrow) &&
+              !conv2d_backward_data_by_phases(kd, &flat),
+          "by phases: 3x3/2 on 256 channels yes, on 64 no, stride 1 no");
+    fast_vs_ref_conv(r, 1.0f, "resnet 3x3/2 by phases");
+}
+
 static void fast_vs_ref_fixed(void) {
     /* ResNet-like: flipped 3x3, strided 3x3 and 1x1 (col2im), pointwise */
     fast_vs_ref_conv(shape(2, 32, 14, 14, 32, 3, 1, 1, 1), 0.0f, "resnet 3x3");
@@ -916,6 +950,7 @@ int main(void) {
             fast_vs_ref_fixed();
         }
         wino = 0;
+        phases_vs_ref_random(24);
         wgrad_winograd_vs_ref(ks[i], 40);
     }
     /* and the Winograd weight gradient on the portable transforms */

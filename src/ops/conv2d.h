@@ -97,6 +97,11 @@ int conv2d_backward_weight_direct(const rn_kernels *k, const rn_conv_shape *s);
  * Winograd (conv_wgrad.h), 0 when not. */
 int conv2d_backward_weight_winograd(const rn_kernels *k, const rn_conv_shape *s);
 
+/* 1 when conv2d_backward_data computes shape s's data gradient phase by phase (strided
+ * windows on many input channels: one stride-1 product per phase of dx, no col2im), 0 when
+ * not. */
+int conv2d_backward_data_by_phases(const rn_kernels *k, const rn_conv_shape *s);
+
 /* Floats of workspace the two fast backward functions need for shape s.
  * With `algos` non-zero, conv2d_backward_data computes the gradient of a
  * stride-1 convolution as the forward convolution of dy with the flipped
