@@ -231,20 +231,22 @@ static int phase_taps(int k, int st, int pad, int a, int *k_top, int *lead) {
     return count;
 }
 
-/* Whether the data gradient of a strided s goes by phases on kernels k: enough input channels
+/* Whether the data gradient of a strided s goes by phases: enough input channels
  * (the rows of each phase's product: below, packing its im2col panels costs as much as the
  * products they feed, and the phases' results pass over memory once more), every phase meets
  * taps on both axes, and every phase's window starts equally far above and left (im2col's one
- * pad). Measured against col2im (the data gradient alone, batch 32, 2 threads, 8 alternated
- * runs, medians, ms), 3x3/2 on a Xeon (Sapphire Rapids class): AVX-512 fp32, 64 -> 128 at
- * 56x56 39.6 -> 42.4, 128 -> 256 at 28x28 34.7 -> 35.8, 256 -> 512 at 14x14 44.6 -> 36.9; AMX
- * bf16 34.3 -> 37.1, 31.8 -> 27.0, 40.6 -> 25.8. */
-#define PHASES_MIN_CIN 256
-#define PHASES_MIN_CIN_TILES 128 /* on matrix tiles (AMX) */
-static int phases_fit(const rn_kernels *k, const rn_conv_shape *s, int *pad) {
-    const int cin_g = s->cin / s->groups;
+ * pad). Measured against col2im, 3x3/2 on a Xeon (Sapphire Rapids class), the data gradient
+ * alone, 2 threads, 6-8 alternated runs, medians, ms:
+ *     256 -> 512 at 14x14, batch 32: AVX-512 44.6 -> 36.9, AVX2 59.7 -> 54.8, AMX bf16 40.6 ->
+ *         25.8; at 8x8, batch 128: AVX-512 67.6 -> 47.6, AVX2 79.4 -> 70.7
+ *     128 -> 256 at 28x28, batch 32: AVX-512 35.7 -> 35.2, AVX2 60.3 -> 50.7, AMX 31.8 -> 27.0;
+ *         at 16x16, batch 128: AVX-512 49.3 -> 46.9, AVX2 74.4 -> 68.3
+ *     not 64 -> 128 at 56x56, batch 32: AVX-512 38.0 -> 38.7, AVX2 54.4 -> 58.9, AMX 35.2 ->
+ *         36.2; at 32x32, batch 128, AVX-512 56.6 -> 53.2, AVX2 80.5 -> 81.3 */
+#define PHASES_MIN_CIN 128
+static int phases_fit(const rn_conv_shape *s, int *pad) {
     if (s->stride < 2 || s->stride > RN_PHASE_MAX || s->h < s->stride || s->w < s->stride ||
-        cin_g < (k->matrix_tiles ? PHASES_MIN_CIN_TILES : PHASES_MIN_CIN))
+        s->cin / s->groups < PHASES_MIN_CIN)
         return 0;
     for (int a = 0; a < s->stride; a++) {
         int top_h = 0, top_w = 0, lead_h = 0, lead_w = 0;
@@ -277,7 +279,7 @@ static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s, int algos
         p.data_route = DATA_POINTWISE;
     else if (s->stride == 1 && s->kh == s->kw && s->pad <= s->kh - 1 && flipped_k <= 0x7fffffffL)
         p.data_route = DATA_FLIPPED;
-    else if (phases_fit(p.k, s, &p.phase_pad))
+    else if (phases_fit(s, &p.phase_pad))
         p.data_route = DATA_PHASES;
     else
         p.data_route = DATA_COL2IM;
