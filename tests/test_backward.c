@@ -967,6 +967,7 @@ int main(void) {
     /* 3. thread-count determinism */
     determinism_conv(shape(4, 32, 20, 20, 48, 3, 1, 1, 1), "3x3 flipped");
     determinism_conv(shape(4, 32, 20, 20, 48, 3, 2, 1, 1), "3x3/2 col2im");
+    determinism_conv(shape(4, 128, 19, 20, 40, 3, 2, 1, 1), "3x3/2 by phases");
     determinism_conv(shape(4, 64, 16, 16, 48, 1, 1, 0, 2), "1x1 pointwise g2");
     determinism_conv(shape(4, 32, 16, 16, 96, 1, 2, 0, 1), "1x1/2 im2col transposed");
     /* several chunks, the last one shorter: threads on different chunks */
