@@ -169,6 +169,7 @@ typedef struct bwd_plan {
     int chunk_d;            /* pixels per col2im chunk (DATA_COL2IM) */
     int phase_pad;          /* DATA_PHASES: every phase's window starts this far above dy's
                                row (and left of its column) */
+    int phase_kf;           /* DATA_PHASES: the longest phase product's K (cout_g x its taps) */
     int chunk_w;            /* pixels per weight chunk */
     int wt_by_col;          /* weight product transposes col, not dy (K < cout_g) */
     int wt_direct;          /* weight gradient by the direct strips (few channels) */
@@ -313,10 +314,10 @@ static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s, int algos
                     rn_gemm_packed_a_floats(p.k, p.cin_g, (int)flipped_k);
     } else if (p.data_route == DATA_PHASES) {
         /* one phase's weights and their packing, and a row phase's results */
-        const int th = (s->kh + s->stride - 1) / s->stride, tw = (s->kw + s->stride - 1) / s->stride;
-        const int kf = p.cout_g * th * tw;
-        p.ws_data = align_up((size_t)p.cin_g * (size_t)kf) +
-                    align_up(rn_gemm_packed_a_floats(p.k, p.cin_g, kf)) +
+        p.phase_kf = p.cout_g * ((s->kh + s->stride - 1) / s->stride) *
+                     ((s->kw + s->stride - 1) / s->stride);
+        p.ws_data = align_up((size_t)p.cin_g * (size_t)p.phase_kf) +
+                    align_up(rn_gemm_packed_a_floats(p.k, p.cin_g, p.phase_kf)) +
                     (size_t)p.cin_g * s->n * phase_len(s->h, s->stride, 0) * s->w;
     } else if (p.data_route == DATA_COL2IM) {
         long limit = p.pix_out < CHUNK_D_MAX ? p.pix_out : CHUNK_D_MAX;
@@ -595,11 +596,9 @@ static void data_col2im(const rn_conv_shape *s, const bwd_plan *p, const float *
 static void data_phases(const rn_conv_shape *s, const bwd_plan *p, const float *dyg,
                         const float *wg, float beta, float *dxg, float *ws) {
     const int st = s->stride;
-    const int th_max = (s->kh + st - 1) / st, tw_max = (s->kw + st - 1) / st;
-    const int kf_max = p->cout_g * th_max * tw_max;
-    float *wp = ws;
-    float *apack = wp + align_up((size_t)p->cin_g * (size_t)kf_max);
-    float *out = apack + align_up(rn_gemm_packed_a_floats(p->k, p->cin_g, kf_max));
+    float *wp = ws; /* the layout make_plan sized */
+    float *apack = wp + align_up((size_t)p->cin_g * (size_t)p->phase_kf);
+    float *out = apack + align_up(rn_gemm_packed_a_floats(p->k, p->cin_g, p->phase_kf));
     for (int a = 0; a < st; a++) {
         int ki_top, lead;
         const int th = phase_taps(s->kh, st, s->pad, a, &ki_top, &lead);
@@ -818,23 +817,23 @@ static void weight_by_col(const rn_conv_shape *s, const bwd_plan *p, const float
     }
 }
 
-/* The plan conv2d_backward_weight follows for shape s: that of its live taps where it crops. */
-static bwd_plan weight_plan(const rn_kernels *k, const rn_conv_shape *s, int algos) {
+/* The plan both backward functions follow for shape s: that of its live taps where they crop. */
+static bwd_plan cropped_plan(const rn_kernels *k, const rn_conv_shape *s, int algos) {
     rn_conv_shape c;
     int k0;
     return make_plan(k, conv2d_crop_shape(s, &c, &k0) ? &c : s, algos);
 }
 
 int conv2d_backward_weight_direct(const rn_kernels *k, const rn_conv_shape *s) {
-    return weight_plan(k, s, 0).wt_direct;
+    return cropped_plan(k, s, 0).wt_direct;
 }
 
 int conv2d_backward_weight_winograd(const rn_kernels *k, const rn_conv_shape *s) {
-    return weight_plan(k, s, 1).wt_wino;
+    return cropped_plan(k, s, 1).wt_wino;
 }
 
 int conv2d_backward_data_by_phases(const rn_kernels *k, const rn_conv_shape *s) {
-    return weight_plan(k, s, 0).data_route == DATA_PHASES; /* the same crop as the data's */
+    return cropped_plan(k, s, 0).data_route == DATA_PHASES;
 }
 
 void conv2d_backward_weight(const rn_kernels *k, const rn_conv_shape *s, const float *x,
