@@ -11,8 +11,8 @@
  * oracle's.
  *
  * The process asked Linux for the tile registers when it read the CPU's features (core/cpu.c);
- * this descriptor is chosen only when that was granted. Each call loads the tile configuration
- * itself: nothing is assumed of what ran before on the thread.
+ * this descriptor is chosen only when that was granted. Each call makes sure the thread has the
+ * tile configuration (amx_util.h): nothing is assumed of what ran before on the thread.
  */
 #include <immintrin.h>
 #include <stdint.h>
