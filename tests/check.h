@@ -80,6 +80,27 @@ static inline void check_fill(float *p, size_t n, float lo, float hi) {
     for (size_t i = 0; i < n; i++)
         p[i] = check_uniform(lo, hi);
 }
+static inline int check_same_bits(const float *a, const float *b, size_t n) {
+    return memcmp(a, b, n * sizeof(float)) == 0;
+}
+
+/* n floats from rn_alloc (64-byte aligned, freed by rn_free), or the test exits: out of memory;
+ * and the same filled uniformly in [lo, hi). Defined only where core/mem.h is included first. */
+#ifdef RN_CORE_MEM_H
+static inline float *check_floats(size_t n) {
+    float *p = rn_alloc((n ? n : 1) * sizeof(float));
+    if (!p) {
+        fprintf(stderr, "out of memory (%zu floats)\n", n);
+        exit(2);
+    }
+    return p;
+}
+static inline float *check_frand(size_t n, float lo, float hi) {
+    float *p = check_floats(n);
+    check_fill(p, n, lo, hi);
+    return p;
+}
+#endif
 
 /* ---- files ---- */
 

@@ -15,6 +15,14 @@ typedef struct conv_sizes {
     size_t x, w, y;
 } conv_sizes;
 
+/* A square-window shape (n images of cin x h x w, cout outputs, k x k windows), not yet
+ * completed by conv2d_shape_init. */
+static inline rn_conv_shape conv_case_shape(int n, int cin, int h, int w, int cout, int k,
+                                            int stride, int pad, int groups) {
+    return (rn_conv_shape){.n = n, .cin = cin, .h = h, .w = w, .cout = cout, .kh = k, .kw = k,
+                           .stride = stride, .pad = pad, .groups = groups};
+}
+
 static inline conv_sizes conv_case_sizes(const rn_conv_shape *s) {
     return (conv_sizes){.x = (size_t)s->cin * s->n * s->h * s->w,
                         .w = (size_t)s->cout * (s->cin / s->groups) * s->kh * s->kw,

@@ -156,12 +156,6 @@ static void check_conv(rn_conv_shape s, int epi, const char *tag) {
     rn_free(prep);
 }
 
-static rn_conv_shape shape(int n, int cin, int h, int w, int cout, int k, int stride,
-                           int pad, int groups) {
-    return (rn_conv_shape){.n = n, .cin = cin, .h = h, .w = w, .cout = cout, .kh = k,
-                           .kw = k, .stride = stride, .pad = pad, .groups = groups};
-}
-
 /* A random shape with a non-empty output. */
 static rn_conv_shape random_shape(void) {
     static const int ks[] = {1, 3, 5, 7};
@@ -184,17 +178,17 @@ static rn_conv_shape random_shape(void) {
  * ------------------------------------------------------------------------- */
 
 static void check_shape_init(void) {
-    rn_conv_shape s = shape(2, 3, 224, 224, 64, 7, 2, 3, 1);
+    rn_conv_shape s = conv_case_shape(2, 3, 224, 224, 64, 7, 2, 3, 1);
     check(conv2d_shape_init(&s) && s.ho == 112 && s.wo == 112, "shape 224 7x7/2 p3 -> 112");
-    s = shape(1, 4, 5, 6, 8, 3, 1, 1, 1);
+    s = conv_case_shape(1, 4, 5, 6, 8, 3, 1, 1, 1);
     check(conv2d_shape_init(&s) && s.ho == 5 && s.wo == 6, "shape 5x6 3x3 p1 -> 5x6");
-    s = shape(1, 3, 2, 2, 4, 5, 1, 1, 1);
+    s = conv_case_shape(1, 3, 2, 2, 4, 5, 1, 1, 1);
     check(!conv2d_shape_init(&s), "shape rejects empty output");
-    s = shape(1, 6, 8, 8, 4, 3, 1, 1, 4);
+    s = conv_case_shape(1, 6, 8, 8, 4, 3, 1, 1, 4);
     check(!conv2d_shape_init(&s), "shape rejects cin not divisible by groups");
-    s = shape(1, 4, 8, 8, 6, 3, 1, 1, 4);
+    s = conv_case_shape(1, 4, 8, 8, 6, 3, 1, 1, 4);
     check(!conv2d_shape_init(&s), "shape rejects cout not divisible by groups");
-    s = shape(1, 4, 8, 8, 4, 3, 0, 1, 1);
+    s = conv_case_shape(1, 4, 8, 8, 4, 3, 0, 1, 1);
     check(!conv2d_shape_init(&s), "shape rejects stride 0");
 }
 
@@ -346,12 +340,12 @@ static void check_blocked16(const rn_kernels *k, rn_conv_shape s, const char *ta
 }
 
 static void check_blocked16_shapes(const rn_kernels *k) {
-    check_blocked16(k, shape(2, 3, 37, 41, 64, 7, 2, 3, 1), "stem");
-    check_blocked16(k, shape(1, 3, 64, 64, 16, 7, 2, 3, 1), "stem, 16 channels");
-    check_blocked16(k, shape(2, 20, 15, 13, 48, 3, 1, 1, 1), "3x3, 48 channels");
-    check_blocked16(k, shape(1, 160, 7, 7, 96, 3, 1, 1, 1), "3x3 by panel");
-    check_blocked16(k, shape(3, 24, 9, 9, 32, 1, 1, 0, 1), "1x1 flat");
-    check_blocked16(k, shape(3, 40, 13, 11, 32, 1, 2, 0, 1), "1x1/2 subsampled");
+    check_blocked16(k, conv_case_shape(2, 3, 37, 41, 64, 7, 2, 3, 1), "stem");
+    check_blocked16(k, conv_case_shape(1, 3, 64, 64, 16, 7, 2, 3, 1), "stem, 16 channels");
+    check_blocked16(k, conv_case_shape(2, 20, 15, 13, 48, 3, 1, 1, 1), "3x3, 48 channels");
+    check_blocked16(k, conv_case_shape(1, 160, 7, 7, 96, 3, 1, 1, 1), "3x3 by panel");
+    check_blocked16(k, conv_case_shape(3, 24, 9, 9, 32, 1, 1, 0, 1), "1x1 flat");
+    check_blocked16(k, conv_case_shape(3, 40, 13, 11, 32, 1, 2, 0, 1), "1x1/2 subsampled");
 }
 
 static void check_determinism(rn_conv_shape s) {
@@ -417,38 +411,38 @@ static void run_cases(int randoms) {
         check_conv(random_shape(), i % 8, "random");
 
     /* ResNet-like layers, small batch and channel counts. */
-    check_conv(shape(2, 3, 37, 41, 16, 7, 2, 3, 1), 7, "stem");
-    check_conv(shape(3, 1, 400, 400, 16, 3, 2, 1, 1), 7, "images over 0.5 MB (direct: one a round)");
-    check_conv(shape(2, 64, 14, 14, 64, 3, 1, 1, 1), 7, "3x3 K=576");
-    check_conv(shape(1, 32, 15, 15, 48, 3, 2, 1, 1), 5, "3x3/2");
-    check_conv(shape(3, 24, 9, 9, 40, 1, 1, 0, 1), 3, "1x1 pointwise");
-    check_conv(shape(2, 8, 50, 50, 16, 1, 1, 0, 1), 7, "1x1 over 4096 pixels (direct: rows)");
-    check_conv(shape(3, 40, 13, 11, 36, 1, 2, 0, 1), 7, "1x1/2 (direct: subsampled, flat)");
-    check_conv(shape(1, 16, 9, 9, 24, 1, 3, 0, 1), 3, "1x1/3 one image");
-    check_conv(shape(2, 24, 9, 11, 40, 1, 2, 0, 1), 1, "1x1/2 downsample");
-    check_conv(shape(4, 12, 33, 35, 20, 1, 3, 0, 2), 7, "1x1/3 groups, subsampled");
-    check_conv(shape(5, 16, 56, 56, 24, 1, 2, 0, 1), 3, "1x1/2 wide N, subsampled");
-    check_conv(shape(1, 600, 3, 4, 20, 1, 1, 0, 2), 6, "1x1 K blocks, groups");
-    check_conv(shape(1, 8, 5, 150, 12, 3, 1, 1, 1), 7, "rows wider than a panel");
-    check_conv(shape(3, 5, 7, 1, 9, 1, 1, 0, 1), 2, "one column");
-    check_conv(shape(1, 2, 1, 1, 3, 1, 1, 0, 1), 7, "1x1 image");
-    check_conv(shape(1, 4, 3, 3, 4, 7, 1, 3, 1), 7, "kernel larger than image");
-    check_conv(shape(2, 16, 8, 8, 8, 3, 3, 2, 4), 7, "stride 3 groups 4");
-    check_conv(shape(1, 12, 9, 9, 12, 3, 1, 1, 12), 7, "depthwise");
-    check_conv(shape(2, 16, 32, 32, 20, 3, 1, 1, 1), 7, "wide N, packed A");
-    check_conv(shape(4, 8, 45, 45, 12, 5, 2, 2, 1), 3, "wide N stride 2");
-    check_conv(shape(8, 6, 40, 40, 10, 3, 3, 1, 2), 5, "wide N stride 3 groups");
+    check_conv(conv_case_shape(2, 3, 37, 41, 16, 7, 2, 3, 1), 7, "stem");
+    check_conv(conv_case_shape(3, 1, 400, 400, 16, 3, 2, 1, 1), 7, "images over 0.5 MB (direct: one a round)");
+    check_conv(conv_case_shape(2, 64, 14, 14, 64, 3, 1, 1, 1), 7, "3x3 K=576");
+    check_conv(conv_case_shape(1, 32, 15, 15, 48, 3, 2, 1, 1), 5, "3x3/2");
+    check_conv(conv_case_shape(3, 24, 9, 9, 40, 1, 1, 0, 1), 3, "1x1 pointwise");
+    check_conv(conv_case_shape(2, 8, 50, 50, 16, 1, 1, 0, 1), 7, "1x1 over 4096 pixels (direct: rows)");
+    check_conv(conv_case_shape(3, 40, 13, 11, 36, 1, 2, 0, 1), 7, "1x1/2 (direct: subsampled, flat)");
+    check_conv(conv_case_shape(1, 16, 9, 9, 24, 1, 3, 0, 1), 3, "1x1/3 one image");
+    check_conv(conv_case_shape(2, 24, 9, 11, 40, 1, 2, 0, 1), 1, "1x1/2 downsample");
+    check_conv(conv_case_shape(4, 12, 33, 35, 20, 1, 3, 0, 2), 7, "1x1/3 groups, subsampled");
+    check_conv(conv_case_shape(5, 16, 56, 56, 24, 1, 2, 0, 1), 3, "1x1/2 wide N, subsampled");
+    check_conv(conv_case_shape(1, 600, 3, 4, 20, 1, 1, 0, 2), 6, "1x1 K blocks, groups");
+    check_conv(conv_case_shape(1, 8, 5, 150, 12, 3, 1, 1, 1), 7, "rows wider than a panel");
+    check_conv(conv_case_shape(3, 5, 7, 1, 9, 1, 1, 0, 1), 2, "one column");
+    check_conv(conv_case_shape(1, 2, 1, 1, 3, 1, 1, 0, 1), 7, "1x1 image");
+    check_conv(conv_case_shape(1, 4, 3, 3, 4, 7, 1, 3, 1), 7, "kernel larger than image");
+    check_conv(conv_case_shape(2, 16, 8, 8, 8, 3, 3, 2, 4), 7, "stride 3 groups 4");
+    check_conv(conv_case_shape(1, 12, 9, 9, 12, 3, 1, 1, 12), 7, "depthwise");
+    check_conv(conv_case_shape(2, 16, 32, 32, 20, 3, 1, 1, 1), 7, "wide N, packed A");
+    check_conv(conv_case_shape(4, 8, 45, 45, 12, 5, 2, 2, 1), 3, "wide N stride 2");
+    check_conv(conv_case_shape(8, 6, 40, 40, 10, 3, 3, 1, 2), 5, "wide N stride 3 groups");
     /* 3x3 stride 1 (Winograd's shapes): edge tiles, pads 0..2, channels across
      * K blocks and register tiles, tile counts that are no multiple of 8 */
-    check_conv(shape(1, 3, 9, 11, 5, 3, 1, 0, 1), 7, "3x3 p0 ragged tiles");
-    check_conv(shape(3, 7, 13, 6, 13, 3, 1, 2, 1), 6, "3x3 p2 batch 3");
-    check_conv(shape(1, 300, 7, 7, 70, 3, 1, 1, 1), 7, "3x3 7x7 C over a K block");
-    check_conv(shape(2, 32, 1, 1, 16, 3, 1, 1, 1), 7, "3x3 on 1x1");
-    check_conv(shape(1, 64, 56, 56, 64, 3, 1, 1, 1), 7, "ResNet 3x3 64@56");
-    check_conv(shape(2, 40, 17, 23, 96, 3, 1, 1, 1), 3, "3x3 odd sizes");
-    check_conv(shape(1, 96, 7, 7, 40, 3, 1, 1, 1), 7, "3x3 7x7 weights over the input (direct: by panel)");
-    check_conv(shape(2, 5, 9, 31, 24, 3, 1, 1, 1), 7, "rows of 31: tiles of 14, 14, 3");
-    check_conv(shape(1, 6, 20, 47, 40, 5, 3, 2, 1), 5, "stride 3, 40 channels: a whole panel and 8");
+    check_conv(conv_case_shape(1, 3, 9, 11, 5, 3, 1, 0, 1), 7, "3x3 p0 ragged tiles");
+    check_conv(conv_case_shape(3, 7, 13, 6, 13, 3, 1, 2, 1), 6, "3x3 p2 batch 3");
+    check_conv(conv_case_shape(1, 300, 7, 7, 70, 3, 1, 1, 1), 7, "3x3 7x7 C over a K block");
+    check_conv(conv_case_shape(2, 32, 1, 1, 16, 3, 1, 1, 1), 7, "3x3 on 1x1");
+    check_conv(conv_case_shape(1, 64, 56, 56, 64, 3, 1, 1, 1), 7, "ResNet 3x3 64@56");
+    check_conv(conv_case_shape(2, 40, 17, 23, 96, 3, 1, 1, 1), 3, "3x3 odd sizes");
+    check_conv(conv_case_shape(1, 96, 7, 7, 40, 3, 1, 1, 1), 7, "3x3 7x7 weights over the input (direct: by panel)");
+    check_conv(conv_case_shape(2, 5, 9, 31, 24, 3, 1, 1, 1), 7, "rows of 31: tiles of 14, 14, 3");
+    check_conv(conv_case_shape(1, 6, 20, 47, 40, 5, 3, 2, 1), 5, "stride 3, 40 channels: a whole panel and 8");
 }
 
 /* Each descriptor's F(2x2) tile transforms against the portable ones, bit for bit (the same
@@ -595,21 +589,21 @@ int main(void) {
             run_cases(kd->isa == RN_ISA_PORTABLE ? 6 : 40);
         }
         algo = NULL;
-        check_determinism(shape(2, 64, 28, 28, 64, 3, 1, 1, 1));
-        check_determinism(shape(1, 3, 64, 64, 64, 7, 2, 3, 1));
+        check_determinism(conv_case_shape(2, 64, 28, 28, 64, 3, 1, 1, 1));
+        check_determinism(conv_case_shape(1, 3, 64, 64, 64, 7, 2, 3, 1));
         algo = rn_conv_algo_get(RN_CONV_WINOGRAD);
-        check_determinism(shape(2, 64, 28, 28, 64, 3, 1, 1, 1));
-        check_determinism(shape(1, 160, 9, 9, 96, 3, 1, 1, 1));
+        check_determinism(conv_case_shape(2, 64, 28, 28, 64, 3, 1, 1, 1));
+        check_determinism(conv_case_shape(1, 160, 9, 9, 96, 3, 1, 1, 1));
         /* small transformed weights and many tiles: each thread its own blocks of tiles
          * (split_tiles), against one thread's block-by-block split */
-        check_determinism(shape(32, 32, 14, 14, 32, 3, 1, 1, 1));
+        check_determinism(conv_case_shape(32, 32, 14, 14, 32, 3, 1, 1, 1));
         algo = rn_conv_algo_get(RN_CONV_WINOGRAD2);
-        check_determinism(shape(1, 256, 7, 7, 256, 3, 1, 1, 1));
-        check_determinism(shape(64, 32, 7, 7, 48, 3, 1, 1, 1));
+        check_determinism(conv_case_shape(1, 256, 7, 7, 256, 3, 1, 1, 1));
+        check_determinism(conv_case_shape(64, 32, 7, 7, 48, 3, 1, 1, 1));
         algo = rn_conv_algo_get(RN_CONV_DIRECT);
-        check_determinism(shape(2, 3, 64, 64, 64, 7, 2, 3, 1));
-        check_determinism(shape(3, 1, 400, 400, 16, 3, 2, 1, 1));
-        check_determinism(shape(1, 160, 7, 7, 96, 3, 1, 1, 1));
+        check_determinism(conv_case_shape(2, 3, 64, 64, 64, 7, 2, 3, 1));
+        check_determinism(conv_case_shape(3, 1, 400, 400, 16, 3, 2, 1, 1));
+        check_determinism(conv_case_shape(1, 160, 7, 7, 96, 3, 1, 1, 1));
         check_blocked16_shapes(kd);
         /* the direct convolution on the path's bf16 descriptor: its tile on bf16 pairs */
         const rn_kernels *k32 = kd, *kb = rn_kernels_bf16(kd);
@@ -619,8 +613,8 @@ int main(void) {
             printf("test_conv2d: %s direct on bf16 pairs, operands rounded to bf16 (tolerance "
                    "%.0e)\n", kd->name, algo->tolerance);
             run_cases(kd->isa == RN_ISA_PORTABLE ? 6 : 40);
-            check_determinism(shape(2, 3, 64, 64, 64, 7, 2, 3, 1));
-            check_determinism(shape(1, 160, 7, 7, 96, 3, 1, 1, 1));
+            check_determinism(conv_case_shape(2, 3, 64, 64, 64, 7, 2, 3, 1));
+            check_determinism(conv_case_shape(1, 160, 7, 7, 96, 3, 1, 1, 1));
             check_blocked16_shapes(kd);
             bf16_operands = 0;
             kd = k32;

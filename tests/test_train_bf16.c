@@ -33,13 +33,6 @@
 
 static const rn_kernels *kb; /* the bf16 descriptor under test */
 
-static float *frand(size_t n, float lo, float hi) {
-    float *p = rn_alloc((n ? n : 1) * sizeof *p);
-    for (size_t i = 0; i < n; i++)
-        p[i] = check_uniform(lo, hi);
-    return p;
-}
-
 static float *rounded(const float *x, size_t n) {
     float *r = rn_alloc((n ? n : 1) * sizeof *r);
     memcpy(r, x, n * sizeof *r);
@@ -52,8 +45,8 @@ static void conv_products(rn_conv_shape s, const char *tag) {
     if (!conv_case_init(&s, tag, &sz))
         return;
     const size_t x_n = sz.x, w_n = sz.w, y_n = sz.y;
-    float *x = frand(x_n, -1, 1), *w = frand(w_n, -1, 1), *dy = frand(y_n, -1, 1);
-    float *b = frand(s.cout, -1, 1), *res = frand(y_n, -1, 1);
+    float *x = check_frand(x_n, -1, 1), *w = check_frand(w_n, -1, 1), *dy = check_frand(y_n, -1, 1);
+    float *b = check_frand(s.cout, -1, 1), *res = check_frand(y_n, -1, 1);
     float *xr = rounded(x, x_n), *wr = rounded(w, w_n), *dyr = rounded(dy, y_n);
     size_t wsf = conv2d_workspace_floats(kb, &s), wsb = conv2d_backward_workspace_floats(kb, &s, 0);
     float *ws = rn_alloc((wsf > wsb ? wsf : wsb) * sizeof(float) + 64);
@@ -94,15 +87,9 @@ static void conv_products(rn_conv_shape s, const char *tag) {
     rn_free(db_ref);
 }
 
-static rn_conv_shape shape(int n, int cin, int h, int w, int cout, int k, int stride, int pad,
-                           int groups) {
-    return (rn_conv_shape){.n = n, .cin = cin, .h = h, .w = w, .cout = cout, .kh = k, .kw = k,
-                           .stride = stride, .pad = pad, .groups = groups};
-}
-
 static void linear_products(int C, int N, int K) {
-    float *x = frand((size_t)N * C, -1, 1), *w = frand((size_t)K * C, -1, 1);
-    float *b = frand(K, -1, 1), *dy = frand((size_t)N * K, -1, 1);
+    float *x = check_frand((size_t)N * C, -1, 1), *w = check_frand((size_t)K * C, -1, 1);
+    float *b = check_frand(K, -1, 1), *dy = check_frand((size_t)N * K, -1, 1);
     float *xr = rounded(x, (size_t)N * C), *wr = rounded(w, (size_t)K * C);
     float *dyr = rounded(dy, (size_t)N * K);
     float *y = rn_alloc((size_t)N * K * 4), *y_ref = rn_alloc((size_t)N * K * 4);
@@ -192,7 +179,7 @@ static run_out train(const char *precision, const char *algo, const float *x,
 
 static void check_trainer(void) {
     size_t nx = (size_t)BATCH * 3 * SIZE * SIZE;
-    float *x = frand(nx, -1, 1);
+    float *x = check_frand(nx, -1, 1);
     int32_t labels[BATCH];
     for (int i = 0; i < BATCH; i++)
         labels[i] = (int32_t)(i * 3 % 10);
@@ -247,16 +234,16 @@ int main(void) {
             continue;
         }
         printf("test_train_bf16: bf16 kernels %s\n", kb->name);
-        conv_products(shape(2, 8, 9, 9, 12, 3, 1, 1, 1), "3x3");
-        conv_products(shape(2, 8, 9, 9, 12, 3, 2, 1, 2), "3x3/2 g2");
-        conv_products(shape(2, 16, 7, 7, 32, 1, 2, 0, 1), "1x1/2");
-        conv_products(shape(3, 16, 6, 6, 24, 1, 1, 0, 1), "1x1");
-        conv_products(shape(2, 3, 20, 20, 16, 7, 2, 3, 1), "7x7/2 stem");
-        conv_products(shape(2, 32, 1, 1, 16, 3, 1, 1, 1), "3x3 on 1x1 (cropped)");
-        conv_products(shape(1, 24, 40, 40, 24, 3, 1, 1, 1), "3x3 long rows");
+        conv_products(conv_case_shape(2, 8, 9, 9, 12, 3, 1, 1, 1), "3x3");
+        conv_products(conv_case_shape(2, 8, 9, 9, 12, 3, 2, 1, 2), "3x3/2 g2");
+        conv_products(conv_case_shape(2, 16, 7, 7, 32, 1, 2, 0, 1), "1x1/2");
+        conv_products(conv_case_shape(3, 16, 6, 6, 24, 1, 1, 0, 1), "1x1");
+        conv_products(conv_case_shape(2, 3, 20, 20, 16, 7, 2, 3, 1), "7x7/2 stem");
+        conv_products(conv_case_shape(2, 32, 1, 1, 16, 3, 1, 1, 1), "3x3 on 1x1 (cropped)");
+        conv_products(conv_case_shape(1, 24, 40, 40, 24, 3, 1, 1, 1), "3x3 long rows");
         for (int t = 0; t < 10;) {
             int k = (int[]){1, 3, 5}[check_int(0, 2)], g = check_int(1, 2);
-            rn_conv_shape s = shape(check_int(1, 3), g * check_int(1, 12), check_int(2, 14),
+            rn_conv_shape s = conv_case_shape(check_int(1, 3), g * check_int(1, 12), check_int(2, 14),
                                     check_int(2, 14), g * check_int(1, 20), k, check_int(1, 2),
                                     check_int(0, k / 2), g);
             if (!conv2d_shape_init(&s))

@@ -22,7 +22,7 @@
  * Accuracy: the transforms' coefficients (up to 8 in A, 5 in B^T) magnify rounding as in
  * the forward. On random data (uniform in [-1, 1]) the largest error, relative to the largest
  * gradient, was about 3e-6 by F(4x4) and 5e-7 by F(2x2), against 3e-7 for the GEMM;
- * tests/test_backward.c holds them to the forward's tolerances, 1e-4 and 1e-5. The exact
+ * tests/test_backward_conv.c holds them to the forward's tolerances, 1e-4 and 1e-5. The exact
  * routes stay one flag away: `algos` 0 (conv2d.h), `--conv-algo im2col` in training.
  */
 #include <string.h>
