@@ -399,11 +399,27 @@ int main(void) {
     }
     check_bf16_pairs();
 
-    /* The SIMD descriptors' geometries on the plain-C kernel. */
+    /* The SIMD descriptors' geometries on the plain-C kernel, and AMX bf16's K blocking (up to
+     * 512, whole steps of 32 but the last) */
+    rn_kernels steps = geometry_of("C kernel, K blocks of whole steps of 32 up to 512", 8, 32, 16,
+                                   512, 512);
+    steps.k_step = 32;
     const rn_kernels geo[] = {
         geometry_of("C kernel, avx512 geometry 8x48/16", 8, 48, 16, 192, 512),
         geometry_of("C kernel, avx2 geometry 6x16/8", 6, 16, 8, 256, 240),
+        steps,
     };
+    int blocks_ok = 1;
+    for (int K = 1; K <= 5000; K++) {
+        int nkb, kc;
+        rn_gemm_k_blocks(&steps, K, &nkb, &kc);
+        blocks_ok &= kc <= 512 && (nkb == 1 || kc % 32 == 0) && (long)nkb * kc >= K &&
+                     (long)(nkb - 1) * kc < K && nkb == (K + 511) / 512;
+    }
+    if (blocks_ok)
+        passed++;
+    else
+        failed++, printf("FAIL K blocks of steps of 32: a block not whole steps, or too many\n");
     for (size_t i = 0; i < sizeof geo / sizeof geo[0]; i++)
         run_cases(&geo[i], 1);
 

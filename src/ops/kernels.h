@@ -68,7 +68,7 @@ typedef void (*rn_pack_bt_fn)(const float *src, ptrdiff_t ldb, int kc, int cols,
 typedef void (*rn_panel_fn)(float *panel, int kc, int w);
 
 #define RN_PANEL_MAX 64     /* widest B panel any packer writes */
-#define RN_KC_MAX 256       /* largest K block of any descriptor */
+#define RN_KC_MAX 512       /* largest K block of any descriptor (AMX bf16's) */
 #define RN_RAW_A_MAX_COLS 1536  /* up to this many columns of B, the GEMM reads A in place */
 #define RN_MR_MAX 32        /* most rows of any micro-kernel */
 #define RN_WIDTHS_MAX 8     /* kernels per descriptor: widths nr_step .. nr */
@@ -80,6 +80,8 @@ typedef struct rn_kernels {
     int mr, nr;             /* register tile: MR rows of A x NR columns of B */
     int nr_step;            /* a narrow last column panel is a multiple of this */
     int kc;                 /* K block: a kc x nr B panel stays in L1 (<= RN_KC_MAX) */
+    int k_step;             /* > 1: K blocks but the last are multiples of it (kc is one), the
+                               K of one matrix-tile step (AMX bf16: 32); 0: any */
     int mc;                 /* rows of A per work item: mc x kc of packed A stays in L2 */
     /* fn[w / nr_step - 1]: an MR x w tile from packed A; fn_raw: A read in place */
     rn_gemm_kernel_fn fn[RN_WIDTHS_MAX];
