@@ -274,6 +274,16 @@ static void wgrad_winograd_vs_ref(const rn_kernels *k, int count) {
     CHECK(wide == (k->wino_in && !rn_kernels_are_bf16(k)) && !narrow && !strided,
           "%s: Winograd takes the weight gradient of 3x3 64->64 (%d), not 16->16 (%d) nor "
           "stride 2 (%d)", k->name, wide, narrow, strided);
+    /* bf16 training on this path's bf16 kernels: Winograd's weight gradient on fp32 products
+     * as fp32's, but on matrix tiles (AMX) the bf16 GEMM below 128 input channels */
+    const rn_kernels *kb = rn_kernels_bf16(k);
+    rn_conv_shape s128 = conv_case_shape(8, 128, 28, 28, 128, 3, 1, 1, 1);
+    conv2d_shape_init(&s128);
+    if (kb && k->wino_in)
+        CHECK(conv2d_backward_weight_winograd(kb, &sw) == !kb->matrix_tiles &&
+                  conv2d_backward_weight_winograd(kb, &s128),
+              "%s: Winograd takes the bf16 weight gradient of 3x3 64->64 %s, of 128->128 yes",
+              kb->name, kb->matrix_tiles ? "no (the tiles' GEMM)" : "yes");
     /* the tiles: 4x4 on 56x56, 2x2 on 2x2 maps (one 4x4 tile would cost as much as direct) */
     rn_conv_shape s2 = conv_case_shape(64, 256, 2, 2, 256, 3, 1, 1, 1);
     conv2d_shape_init(&s2);

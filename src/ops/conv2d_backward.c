@@ -245,6 +245,21 @@ static int phase_taps(int k, int st, int pad, int a, int *k_top, int *lead) {
  *     not 64 -> 128 at 56x56, batch 32: AVX-512 38.0 -> 38.7, AVX2 54.4 -> 58.9, AMX 35.2 ->
  *         36.2; at 32x32, batch 128, AVX-512 56.6 -> 53.2, AVX2 80.5 -> 81.3 */
 #define PHASES_MIN_CIN 128
+
+/* On matrix tiles (AMX) the bf16 GEMM takes the weight gradient of the 3x3 stride-1 layers on
+ * fewer input channels than this from Winograd's: their Winograd products (64 x 64 a point,
+ * over the tiles of a block) run its fp32 kernels short of rows and columns, while the GEMM's
+ * long K (every pixel) suits the tiles. Measured (Xeon, Sapphire Rapids class, 2 threads,
+ * `profile_train -p bf16` alternated with `-c im2col`, medians of 4-6, ms, Winograd -> GEMM):
+ * 64 -> 64 at 56x56, batch 32, 37.5-41.3 -> 28.3-29.4 with the tiles at full speed (about 1.9
+ * TFLOP/s a core on their own), 64 -> 64 at 24x24, batch 128, 38.3-41.5 -> 37.9-38.8 with
+ * them at a fifth of it (the host's two states); not 128 -> 128 at 28x28 (23.3-24.8 -> 25.0-
+ * 27.1) nor at 12x12 (23.2-23.4 -> 31.1-32.8), nor 512 -> 512 at 7x7 (24.0-24.6 -> 31.8-35.1). */
+#define TILES_WGRAD_WINO_MIN_CIN 128
+static int wgrad_on_tiles(const rn_kernels *k, const rn_conv_shape *s) {
+    return rn_kernels_are_bf16(k) && k->matrix_tiles && s->cin / s->groups < TILES_WGRAD_WINO_MIN_CIN;
+}
+
 static int phases_fit(const rn_conv_shape *s, int *pad) {
     if (s->stride < 2 || s->stride > RN_PHASE_MAX || s->h < s->stride || s->w < s->stride ||
         s->cin / s->groups < PHASES_MIN_CIN)
@@ -326,9 +341,11 @@ static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s, int algos
     }
 
     /* bf16 descriptors: the strips of their fp32 twin (float32 products; the bf16 GEMM ran the
-     * stems' weight gradients 1.3-1.6x slower: see conv_wgrad.c) */
+     * stems' weight gradients 1.3-1.6x slower: see conv_wgrad.c), and Winograd's (fp32
+     * products too) but on matrix tiles below TILES_WGRAD_WINO_MIN_CIN */
     p.wt_direct = conv_wgrad_plan_for(rn_kernels_fp32(p.k), s, &p.wd);
-    p.wt_wino = algos && !p.wt_direct && conv_wgrad_wino_plan_for(rn_kernels_fp32(p.k), s, &p.ww);
+    p.wt_wino = algos && !p.wt_direct && !wgrad_on_tiles(p.k, s) &&
+                conv_wgrad_wino_plan_for(rn_kernels_fp32(p.k), s, &p.ww);
 
     /* Transpose the smaller operand: dy (cout_g rows) or im2col (K rows). */
     p.wt_by_col = p.K < p.cout_g;
