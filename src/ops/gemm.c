@@ -367,15 +367,14 @@ static void epilogue_only(int M, int N, float beta, float *C, int ldc,
 }
 
 
-/* K blocks of a product with inner dimension K: *nkb blocks of *kc (the
- * last may be shorter). A function of K and the descriptor alone, so packed
- * copies of A made ahead of time fit the driver. */
-/* K in nkb blocks of kc (the last one shorter), as even as the descriptor's K step allows: a
- * block the AMX tiles' 32 do not divide sends every kernel call through its zero-padded tail
- * (K 1152 in blocks of 231: 3x3 layers on 128 channels; weight gradients over 6272 pixels in
- * blocks of 251). Rounded up to whole steps (1152: 256 x 4 + 128, with blocks of 256), the bf16
- * GEMMs 128 x 25088 x 1152 and 512 x 1152 x 1152 gained 8% GFLOP/s, 512 x 4608 x 6272 3%
- * (AMX, Xeon SPR, 2 threads, the two alternated in one process, 6-10 rounds). */
+/* K blocks of a product with inner dimension K: *nkb blocks of *kc (the last may be shorter),
+ * as even as the descriptor's K step allows. A function of K and the descriptor alone, so
+ * packed copies of A made ahead of time fit the driver. A block the AMX tiles' 32 do not divide
+ * sends every kernel call through its zero-padded tail (with blocks of up to 256, K 1152 went
+ * in blocks of 231: 3x3 layers on 128 channels; weight gradients over 6272 pixels in blocks of
+ * 251). Rounded up to whole steps (1152: 256 x 4 + 128), the bf16 GEMMs 128 x 25088 x 1152 and
+ * 512 x 1152 x 1152 gained 8% GFLOP/s, 512 x 4608 x 6272 3% (AMX, Xeon SPR, 2 threads, the two
+ * alternated in one process, 6-10 rounds). */
 static void k_blocks(const rn_kernels *kd, int K, int *nkb, int *kc) {
     *nkb = ceil_div(K, kd->kc);
     *kc = ceil_div(K, *nkb);

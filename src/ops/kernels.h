@@ -68,7 +68,9 @@ typedef void (*rn_pack_bt_fn)(const float *src, ptrdiff_t ldb, int kc, int cols,
 typedef void (*rn_panel_fn)(float *panel, int kc, int w);
 
 #define RN_PANEL_MAX 64     /* widest B panel any packer writes */
-#define RN_KC_MAX 512       /* largest K block of any descriptor (AMX bf16's) */
+/* largest K block of any descriptor (AMX bf16's); the GEMM driver keeps a B panel and an
+ * item's A rows of it on each thread's stack, RN_KC_MAX x (RN_PANEL_MAX + 128) floats: 384 KB */
+#define RN_KC_MAX 512
 #define RN_RAW_A_MAX_COLS 1536  /* up to this many columns of B, the GEMM reads A in place */
 #define RN_MR_MAX 32        /* most rows of any micro-kernel */
 #define RN_WIDTHS_MAX 8     /* kernels per descriptor: widths nr_step .. nr */
