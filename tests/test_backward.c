@@ -20,12 +20,9 @@
 #include "core/mem.h"
 #include "ops/conv2d.h"
 #include "ops/ops.h"
-#include "ops/kernels.h"
 #include "resnet.h"
 #include "check.h"
 #include "conv_case.h"
-
-static const rn_kernels *kd; /* the kernel path of linear_backward (NULL: the default) */
 
 #define FD_TOL 1e-3
 #define FD_STEP 1e-6
@@ -212,14 +209,15 @@ static void fd_conv(rn_conv_shape s, int with_bias) {
     if (with_bias)
         numeric_grad(conv_objective, &c, c.b, s.cout, gb);
 
-    /* the fast routes without Winograd and direct convolutions (algos 0); those are held to
+    /* the fast routes on the default kernels without Winograd and direct convolutions (algos
+     * 0); those, and every kernel path, are held to
      * the reference in test_backward_conv.c */
-    float *ws = check_floats(conv2d_backward_workspace_floats(kd, &s, 0));
+    float *ws = check_floats(conv2d_backward_workspace_floats(NULL, &s, 0));
     float *dx = check_floats(x_n), *dw = check_floats(w_n), *db = check_floats(s.cout);
     for (int fast = 0; fast <= 1; fast++) {
         if (fast) {
-            conv2d_backward_data(kd, &s, r, w, 0.0f, dx, ws, 0);
-            conv2d_backward_weight(kd, &s, x, r, dw, db, ws, 0);
+            conv2d_backward_data(NULL, &s, r, w, 0.0f, dx, ws, 0);
+            conv2d_backward_weight(NULL, &s, x, r, dw, db, ws, 0);
         } else {
             conv2d_backward_data_ref(&s, r, w, 0.0f, dx);
             conv2d_backward_weight_ref(&s, x, r, dw, db);
@@ -373,7 +371,7 @@ static void fd_linear(int C, int N, int K) {
     float *dx = check_floats(x_n), *dw = check_floats(w_n), *db = check_floats(K);
     for (int fast = 0; fast <= 1; fast++) {
         if (fast)
-            linear_backward(kd, x, C, N, w, K, r, dx, dw, db);
+            linear_backward(NULL, x, C, N, w, K, r, dx, dw, db);
         else
             linear_backward_ref(x, C, N, w, K, r, dx, dw, db);
         double ex = norm_err(dx, gx, x_n), ew = norm_err(dw, gw, w_n), eb = norm_err(db, gb, K);
@@ -482,7 +480,7 @@ static void determinism_ops(void) {
     for (int t = 0; t < 2; t++) {
         rn_set_threads(t + 1);
         a[t] = check_floats((size_t)F * N), b[t] = check_floats((size_t)K * F), e[t] = check_floats(K);
-        linear_backward(kd, lx, F, N, lw, K, z, a[t], b[t], e[t]);
+        linear_backward(NULL, lx, F, N, lw, K, z, a[t], b[t], e[t]);
         if (t)
             ok_lin = check_same_bits(a[0], a[1], (size_t)F * N) && check_same_bits(b[0], b[1], (size_t)K * F) &&
                      check_same_bits(e[0], e[1], K);
