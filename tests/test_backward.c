@@ -209,9 +209,9 @@ static void fd_conv(rn_conv_shape s, int with_bias) {
     if (with_bias)
         numeric_grad(conv_objective, &c, c.b, s.cout, gb);
 
-    /* the fast routes on the default kernels without Winograd and direct convolutions (algos
-     * 0); those, and every kernel path, are held to
-     * the reference in test_backward_conv.c */
+    /* the fast routes on the default kernels, without Winograd and the direct convolution
+     * (algos 0); those, and every kernel path, are held to the reference in
+     * test_backward_conv.c */
     float *ws = check_floats(conv2d_backward_workspace_floats(NULL, &s, 0));
     float *dx = check_floats(x_n), *dw = check_floats(w_n), *db = check_floats(s.cout);
     for (int fast = 0; fast <= 1; fast++) {
