@@ -155,7 +155,7 @@ static const rn_kernels PORTABLE = {
     .wino2_out = rn_wino2_out_portable,
     .direct = rn_direct_tile_portable, .direct_mr = RN_DIRECT_MR, .direct_nr = RN_DIRECT_NR,
     .wgrad = rn_wgrad_strip_portable,
-    .qgemm = rn_qgemm_portable, .q_nj = 4, .q_ncb = 1, .q_name = "portable 16x4",
+    .qgemm = rn_qgemm_portable, .q_nj = 4, .q_ncb = 1, .q_inplace = 1, .q_name = "portable 16x4",
 };
 
 static const rn_kernels PORTABLE_BF16 = {
@@ -166,7 +166,7 @@ static const rn_kernels PORTABLE_BF16 = {
     .pack_bt = rn_pack_bt_portable,
     .direct = rn_direct_tile_portable_bf16, .direct_mr = RN_DIRECT_MR, .direct_nr = RN_DIRECT_NR,
     .finish_a = rn_panel_bf16_pairs, .finish_b = rn_panel_bf16_pairs,
-    .qgemm = rn_qgemm_portable, .q_nj = 4, .q_ncb = 1, .q_name = "portable 16x4",
+    .qgemm = rn_qgemm_portable, .q_nj = 4, .q_ncb = 1, .q_inplace = 1, .q_name = "portable 16x4",
 };
 
 #ifdef RN_HAVE_X86_KERNELS
@@ -183,7 +183,7 @@ static const rn_kernels AVX2 = {
     .wino2_out = rn_wino2_out_avx2,
     .direct = rn_direct_tile_avx2, .direct_mr = RN_DIRECT_MR, .direct_nr = RN_DIRECT_NR,
     .wgrad = rn_wgrad_strip_avx2,
-    .qgemm = rn_qgemm_avx2, .q_nj = 4, .q_ncb = 1, .q_name = "avx2 16x4",
+    .qgemm = rn_qgemm_avx2, .q_nj = 4, .q_ncb = 1, .q_inplace = 1, .q_name = "avx2 16x4",
 };
 
 #define AVX512_FP32                                                                               \
@@ -206,11 +206,11 @@ static const rn_kernels AVX2 = {
 /* int8 with VNNI dot products where the CPU has them, else AVX2's */
 static const rn_kernels AVX512 = {
     AVX512_FP32, .isa = RN_ISA_AVX512, .direct_uncached_map = 1, /* conv_algo.c */
-    .qgemm = rn_qgemm_avx512vnni, .q_nj = 12, .q_ncb = 2, .q_name = "avx512-vnni 32x12",
+    .qgemm = rn_qgemm_avx512vnni, .q_nj = 12, .q_ncb = 2, .q_inplace = 1, .q_name = "avx512-vnni 32x12",
 };
 static const rn_kernels AVX512_NO_VNNI = {
     AVX512_FP32, .isa = RN_ISA_AVX512, .direct_uncached_map = 1,
-    .qgemm = rn_qgemm_avx2, .q_nj = 4, .q_ncb = 1, .q_name = "avx2 16x4",
+    .qgemm = rn_qgemm_avx2, .q_nj = 4, .q_ncb = 1, .q_inplace = 1, .q_name = "avx2 16x4",
 };
 /* AMX: float32 on AVX-512 (AMX has no fp32 product), int8 on the tiles */
 static const rn_kernels AMX = {
@@ -229,7 +229,7 @@ static const rn_kernels AVX512_BF16_KERNELS = {
     .direct = rn_direct_tile_avx512bf16, .direct_mr = RN_DIRECT_AVX512_MR,
     .direct_nr = RN_DIRECT_AVX512_NR,
     .finish_a = rn_panel_bf16_pairs_avx512bf16, .finish_b = rn_panel_bf16_pairs_avx512bf16,
-    .qgemm = rn_qgemm_avx2, .q_nj = 4, .q_ncb = 1, .q_name = "avx2 16x4",
+    .qgemm = rn_qgemm_avx2, .q_nj = 4, .q_ncb = 1, .q_inplace = 1, .q_name = "avx2 16x4",
 };
 /* bf16 products on AMX tiles: 32 x 32 tiles of C, K blocks of up to 512 (16 tile steps of 32;
  * a 512 x 32 bf16 B panel is 32 KB, in L1's 48): each call's fixed costs (zeroing the tiles,

@@ -111,6 +111,9 @@ typedef struct rn_kernels {
      * of 16 output channels */
     rn_qgemm_fn qgemm;
     int q_nj, q_ncb;
+    int q_inplace;          /* 1: qgemm takes a table of group offsets (rn_qtile.a_goff), and
+                               stride-1 windows are read in place (qconv.c); 0 (AMX, whose tiles
+                               load 64 bytes of K at once): always im2col */
     const char *q_name;     /* e.g. "avx512-vnni 32x12" */
     /* bf16 products (rn_kernels_bf16): the packed fp32 panels of A and B are converted by
      * finish_a / finish_b before the kernels read them; fp32 descriptors leave both NULL.

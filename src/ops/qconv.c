@@ -266,6 +266,75 @@ size_t rn_qconv_workspace_bytes(const rn_kernels *k, const rn_qconv *c, int thre
     return (size_t)threads * (size_t)block_cols(k, c) * (size_t)c->kpad;
 }
 
+/* ---- windows read in place ------------------------------------------------------------------ */
+
+/* A "same" stride-1 convolution (output as large as the input, pad (k - 1) / 2) on c16 input
+ * reads the window of column j (pixel j of the flattened N x H x W) at pixel j - pad * (w + 1)
+ * onwards: tap (r, q) of block cb is a fixed offset from there, the same for every column, and
+ * the next column's window is the next pixel's. So the tiles read such windows in place (a_js 16,
+ * a_goff a table of the taps' offsets), from image b's pixel (pad, pad) to (h - pad - 1, w - pad -
+ * 1) in one run: the columns of that run whose windows reach the padding (the first and last pad
+ * of each row) read the neighbouring rows' pixels instead, all inside the image, and are
+ * multiplied again, copied with the padding, afterwards (`fix` runs), as are the first and last
+ * pad rows. Maps narrower than INPLACE_MIN_W keep im2col: the columns done twice would be a
+ * larger share. */
+#define INPLACE_MIN_W 28
+#define INPLACE_MAX_GROUPS 1152 /* K / 16 of the table: 3x3 on 2048 channels */
+#define FIX_RUNS_MAX (32 * 12 + 2) /* block_cols' most columns for q_nj <= 12, and two */
+
+static int reads_in_place(const rn_kernels *k, const rn_qconv *c) {
+    const rn_conv_shape *s = &c->s;
+    return k->q_inplace && k->q_nj <= 12 && c->in_c16 && s->stride == 1 && s->kh == s->kw &&
+           s->kh == 2 * s->pad + 1 && s->kh > 1 && s->h > 2 * s->pad && s->w >= INPLACE_MIN_W &&
+           c->kpad / 16 <= INPLACE_MAX_GROUPS;
+}
+
+typedef struct col_run {
+    long j;                   /* first column */
+    int len;                  /* columns */
+    int pos;                  /* where its im2col rows start in the work item's buffer */
+} col_run;
+
+/* The runs of columns of [j0, j0 + cols) whose windows reach the padding, in order. */
+static int fix_runs(const rn_conv_shape *s, long j0, int cols, col_run *runs) {
+    const int h = s->h, w = s->w, p = s->pad;
+    const long hw = (long)h * w, j1 = j0 + cols;
+    int nrun = 0, pos = 0;
+    for (long j = j0; j < j1;) {
+        const int oh = (int)(j % hw / w), ow = (int)(j % w);
+        long end = j - ow + w; /* the row's end, or the interior's bounds */
+        int fix = 1;
+        if (oh >= p && oh < h - p) {
+            if (ow < p)
+                end = j - ow + p;
+            else if (ow < w - p)
+                end = j - ow + w - p, fix = 0;
+        }
+        end = end < j1 ? end : j1;
+        if (fix) {
+            if (nrun && runs[nrun - 1].j + runs[nrun - 1].len == j)
+                runs[nrun - 1].len += (int)(end - j);
+            else
+                runs[nrun++] = (col_run){.j = j, .len = (int)(end - j), .pos = pos};
+            pos += (int)(end - j);
+        }
+        j = end;
+    }
+    return nrun;
+}
+
+/* Tiles over columns [j, j + len) of t's channel blocks: column i's A at a + i * t->a_js. */
+static void run_tiles(const rn_kernels *k, rn_qtile *t, const uint8_t *a, long j, int len,
+                      uint8_t *y_blk, const uint8_t *r_blk) {
+    for (int i = 0; i < len; i += k->q_nj) {
+        t->nj = len - i < k->q_nj ? len - i : k->q_nj;
+        t->a = a + (long)i * t->a_js;
+        t->y = y_blk + (size_t)(j + i) * 16;
+        t->r = r_blk ? r_blk + (size_t)(j + i) * 16 : NULL;
+        k->qgemm(t);
+    }
+}
+
 void rn_qconv_forward(const rn_kernels *k, const rn_qconv *c, int n, const uint8_t *x, int in_zp,
                       const uint8_t *res, uint8_t *y, uint8_t *workspace) {
     k = rn_kernels_or_default(k);
@@ -288,7 +357,19 @@ void rn_qconv_forward(const rn_kernels *k, const rn_qconv *c, int n, const uint8
     long per_sg = n_colblk * n_cogrp, items = per_sg * c->sg;
     /* super-group q reads input blocks [q * cb_in, ...) and writes output blocks
      * [q * cb_out, ...): in c16 each block is a whole plane of the tensor */
-    const size_t x_qs = c->sg > 1 ? (size_t)rn_q_cblocks(s->cin) * n * s->h * s->w * 16 : 0;
+    const size_t nhw = (size_t)n * s->h * s->w;
+    const size_t x_qs = c->sg > 1 ? (size_t)rn_q_cblocks(s->cin) * nhw * 16 : 0;
+    /* windows in place: group g = (r * kw + q) * cb_in + cb at tap (r, q)'s pixel in block cb */
+    const int inplace = reads_in_place(k, c);
+    long goff[INPLACE_MAX_GROUPS];
+    if (inplace) {
+        const int cb_in = rn_q_cblocks(s->cin);
+        for (int g = 0; g < groups; g++) {
+            const int tap = g / cb_in, cb = g % cb_in;
+            goff[g] = (long)((size_t)cb * nhw + (size_t)(tap / s->kw) * s->w + tap % s->kw) * 16;
+        }
+    }
+    const long hw = (long)s->h * s->w, back = (long)s->pad * (s->w + 1); /* window origin: j - back */
     /* channel-group major: with few column blocks each thread takes all columns of some
      * channels, not some columns of all channels (blocks can be unequal) */
 #pragma omp parallel for schedule(static) num_threads(threads) if (items > 1)
@@ -298,15 +379,24 @@ void rn_qconv_forward(const rn_kernels *k, const rn_qconv *c, int n, const uint8
         int grp = (int)(it % per_sg / n_colblk);
         long j0 = cbk * nb;
         int cols = (int)(ncols - j0 < nb ? ncols - j0 : nb);
-        /* the window of each column as one row of K bytes (a 1x1 conv too: reading
-         * c16 in place strides 16 * NHW bytes between K groups, slower at large batches) */
+        const uint8_t *xq = x + q * x_qs;
+        /* the window of each column as one row of K bytes (a 1x1 conv too: reading c16 in
+         * place strides 16 * NHW bytes between K groups, slower at large batches); in place,
+         * only the columns of the fix runs */
         uint8_t *rows = workspace + (size_t)rn_thread_id() * nb * c->kpad;
-        if (c->in_c16)
-            im2col_rows_c16(c, n, x + q * x_qs, in_zp, j0, cols, rows);
-        else
-            im2col_rows_plain(c, n, x + q * x_qs, in_zp, j0, cols, rows);
-        rn_qtile t = {.groups = groups, .a = rows, .a_js = c->kpad, .a_gs = 16,
-                      .w_bs = (long)groups * 256, .y_bs = y_bs};
+        col_run fix[FIX_RUNS_MAX];
+        int nfix = 0;
+        if (inplace) {
+            nfix = fix_runs(s, j0, cols, fix);
+            for (int f = 0; f < nfix; f++)
+                im2col_rows_c16(c, n, xq, in_zp, fix[f].j, fix[f].len,
+                                rows + (size_t)fix[f].pos * c->kpad);
+        } else if (c->in_c16) {
+            im2col_rows_c16(c, n, xq, in_zp, j0, cols, rows);
+        } else {
+            im2col_rows_plain(c, n, xq, in_zp, j0, cols, rows);
+        }
+        rn_qtile t = {.groups = groups, .w_bs = (long)groups * 256, .y_bs = y_bs};
         int u0 = (int)((long)units * grp / n_cogrp), u1 = (int)((long)units * (grp + 1) / n_cogrp);
         for (int u = u0; u < u1; u++) {
             int b0 = u * k->q_ncb, qb0 = q * c->cb_out + b0; /* qb0: the block in the tensor */
@@ -317,15 +407,27 @@ void rn_qconv_forward(const rn_kernels *k, const rn_qconv *c, int n, const uint8
             rq.bias += qb0 * 16;
             t.rq = &rq;
             t.w = c->w + (size_t)qb0 * t.w_bs;
-            for (int j = 0; j < cols; j += k->q_nj) {
-                t.nj = cols - j < k->q_nj ? cols - j : k->q_nj;
-                const uint8_t *a0 = t.a;
-                t.a = a0 + (long)j * t.a_js;
-                t.y = y + (size_t)qb0 * y_bs + (size_t)(j0 + j) * 16;
-                t.r = res ? res + (size_t)qb0 * y_bs + (size_t)(j0 + j) * 16 : NULL;
-                k->qgemm(&t);
-                t.a = a0;
+            uint8_t *y_blk = y + (size_t)qb0 * y_bs;
+            const uint8_t *r_blk = res ? res + (size_t)qb0 * y_bs : NULL;
+            if (!inplace) {
+                t.a_js = c->kpad, t.a_gs = 16, t.a_goff = NULL;
+                run_tiles(k, &t, rows, j0, cols, y_blk, r_blk);
+                continue;
             }
+            /* each image's run in place, then the fix runs over what it wrote there */
+            t.a_js = 16, t.a_gs = 0, t.a_goff = goff;
+            for (long b = j0 / hw; b * hw < j0 + cols; b++) {
+                long lo = b * hw + back, hi = (b + 1) * hw - back;
+                lo = lo > j0 ? lo : j0;
+                hi = hi < j0 + cols ? hi : j0 + cols;
+                if (lo < hi)
+                    run_tiles(k, &t, xq + (size_t)(lo - back) * 16, lo, (int)(hi - lo), y_blk,
+                              r_blk);
+            }
+            t.a_js = c->kpad, t.a_gs = 16, t.a_goff = NULL;
+            for (int f = 0; f < nfix; f++)
+                run_tiles(k, &t, rows + (size_t)fix[f].pos * c->kpad, fix[f].j, fix[f].len,
+                          y_blk, r_blk);
         }
     }
 }
@@ -337,7 +439,7 @@ void rn_qgemm_portable(const rn_qtile *t) {
         for (int j = 0; j < t->nj; j++) {
             int32_t acc[16] = {0};
             for (int g = 0; g < t->groups; g++) {
-                const uint8_t *a = t->a + j * t->a_js + g * t->a_gs;
+                const uint8_t *a = t->a + j * t->a_js + (t->a_goff ? t->a_goff[g] : g * t->a_gs);
                 const int8_t *w = t->w + b * t->w_bs + (long)g * 256;
                 for (int q = 0; q < 4; q++)
                     for (int c = 0; c < 16; c++)

@@ -31,9 +31,14 @@
  * output column j (a pixel) and 4 consecutive k, the 4 input bytes are one
  * broadcast 32-bit word, the 16 channels' 4 weights each one 64-byte row of
  * the packed weights. K runs in groups of 16 bytes: for a group g the input
- * bytes of column j are at a + j * a_js + g * a_gs. Every conv copies its
+ * bytes of column j are at a + j * a_js + g * a_gs. A conv copies its
  * window into rows of K bytes per column first (im2col, in the workspace,
- * a block of columns at a time): a_js = K, a_gs = 16.
+ * a block of columns at a time): a_js = K, a_gs = 16. Or, where the kernels
+ * can (rn_kernels.q_inplace) and the conv is a "same" stride-1 one on c16
+ * input on a wide enough map, the tiles read interior pixels' windows in
+ * place: a_js = 16 (the next pixel), group g (tap t of the window, block cb)
+ * at a table's offset (t's pixel, cb's plane); the columns whose windows
+ * reach the padding are copied and multiplied as before (rn_qconv_forward).
  */
 #ifndef RN_OPS_QCONV_H
 #define RN_OPS_QCONV_H
@@ -162,6 +167,7 @@ typedef struct rn_qtile {
     int groups;               /* K / 16 */
     const uint8_t *a;         /* column j, group g: a + j * a_js + g * a_gs (16 bytes) */
     long a_js, a_gs;
+    const long *a_goff;       /* or, if not NULL, a + j * a_js + a_goff[g] (q_inplace kernels) */
     const int8_t *w;          /* block b's packed weights: w + b * w_bs */
     long w_bs;
     uint8_t *y;               /* block b, column j: y + b * y_bs + j * 16 (16 bytes) */

@@ -29,7 +29,7 @@ static inline __attribute__((always_inline)) void tile(const rn_qtile *t, const 
     for (int j = 0; j < nj; j++)
         acc[j][0] = acc[j][1] = _mm512_setzero_si512();
     for (int g = 0; g < t->groups; g++) {
-        const uint8_t *a = t->a + (long)g * t->a_gs;
+        const uint8_t *a = t->a + (t->a_goff ? t->a_goff[g] : (long)g * t->a_gs);
         const int8_t *w = t->w + (long)g * 256;
 #pragma GCC unroll 4
         for (int q = 0; q < 4; q++) {
@@ -76,28 +76,38 @@ static inline __attribute__((always_inline)) void tile(const rn_qtile *t, const 
     "vmovdqa64 %%zmm" #b ", 64*" #b "(%[acc])\n\t"
 
 /* The full tile, 12 columns x 2 blocks (groups >= 1): the sums of tile(t, 12, 2), accumulated in
- * zmm0-23 (column j, block b: zmm 2j + b), then through memory into the epilogue. */
+ * zmm0-23 (column j, block b: zmm 2j + b), then through memory into the epilogue. Group g's
+ * columns start at a + off, off the table's a_goff[g] or g * a_gs. */
 static void full_tile(const rn_qtile *t) {
     _Alignas(64) int32_t acc[2 * NJ_MAX][16];
-    const uint8_t *p0 = t->a, *p4 = t->a + 4 * t->a_js, *p8 = t->a + 8 * t->a_js;
+    const uint8_t *p0, *p4, *p8;
     const int8_t *w = t->w;
-    long g = t->groups;
-    const long js = t->a_js, js3 = 3 * t->a_js, wbs = t->w_bs, gs = t->a_gs;
+    const long *goff = t->a_goff;
+    long g = t->groups, off = 0;
+    const long js = t->a_js, js3 = 3 * t->a_js, js4 = 4 * t->a_js, wbs = t->w_bs, gs = t->a_gs;
     __asm__ volatile(
         ZERO2(0, 1) ZERO2(2, 3) ZERO2(4, 5) ZERO2(6, 7) ZERO2(8, 9) ZERO2(10, 11)
         ZERO2(12, 13) ZERO2(14, 15) ZERO2(16, 17) ZERO2(18, 19) ZERO2(20, 21) ZERO2(22, 23)
         "1:\n\t"
+        "test %[goff], %[goff]\n\t"
+        "jz 2f\n\t"
+        "mov (%[goff]), %[off]\n\t"
+        "add $8, %[goff]\n\t"
+        "2:\n\t"
+        "lea (%[a],%[off]), %[p0]\n\t"
+        "lea (%[p0],%[js4]), %[p4]\n\t"
+        "lea (%[p0],%[js4],2), %[p8]\n\t"
         STEP(0) STEP(1) STEP(2) STEP(3)
-        "add %[gs], %[p0]\n\t"
-        "add %[gs], %[p4]\n\t"
-        "add %[gs], %[p8]\n\t"
+        "add %[gs], %[off]\n\t"
         "add $256, %[w]\n\t"
         "dec %[g]\n\t"
         "jnz 1b\n\t"
         SAVE2(0, 1) SAVE2(2, 3) SAVE2(4, 5) SAVE2(6, 7) SAVE2(8, 9) SAVE2(10, 11)
         SAVE2(12, 13) SAVE2(14, 15) SAVE2(16, 17) SAVE2(18, 19) SAVE2(20, 21) SAVE2(22, 23)
-        : [p0] "+r"(p0), [p4] "+r"(p4), [p8] "+r"(p8), [w] "+r"(w), [g] "+r"(g)
-        : [js] "r"(js), [js3] "r"(js3), [wbs] "r"(wbs), [gs] "r"(gs), [acc] "r"(acc)
+        : [p0] "=&r"(p0), [p4] "=&r"(p4), [p8] "=&r"(p8), [w] "+r"(w), [g] "+r"(g),
+          [off] "+r"(off), [goff] "+r"(goff)
+        : [a] "r"(t->a), [js] "r"(js), [js3] "r"(js3), [js4] "r"(js4), [wbs] "r"(wbs),
+          [gs] "r"(gs), [acc] "r"(acc)
         : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",
           "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18",
           "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27",
