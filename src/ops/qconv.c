@@ -276,8 +276,11 @@ size_t rn_qconv_workspace_bytes(const rn_kernels *k, const rn_qconv *c, int thre
  * 1) in one run: the columns of that run whose windows reach the padding (the first and last pad
  * of each row) read the neighbouring rows' pixels instead, all inside the image, and are
  * multiplied again, copied with the padding, afterwards (`fix` runs), as are the first and last
- * pad rows. Maps narrower than INPLACE_MIN_W keep im2col: the columns done twice would be a
- * larger share. */
+ * pad rows. A 1x1 has no padding: every column in place. 3x3s on maps narrower than
+ * INPLACE_MIN_W keep im2col (Zen 5, `bench_qconv`, resnet18's layers: 64 -> 64 at 56x56 batch
+ * 32 6.67 -> 5.52-5.61 ms in place, 128 -> 128 at 28x28 level, 256 -> 256 at 14x14 4.5 -> 5.6,
+ * its columns done twice a seventh of them); resnet50's 1x1s in place, `resnet bench
+ * --precision int8`, alternated: batch 1 7.85-8.23 -> 7.35-7.85 ms, batch 32 219-228 -> 206-207. */
 #define INPLACE_MIN_W 28
 #define INPLACE_MAX_GROUPS 1152 /* K / 16 of the table: 3x3 on 2048 channels */
 #define FIX_RUNS_MAX (32 * 12 + 2) /* block_cols' most columns for q_nj <= 12, and two */
@@ -285,7 +288,7 @@ size_t rn_qconv_workspace_bytes(const rn_kernels *k, const rn_qconv *c, int thre
 static int reads_in_place(const rn_kernels *k, const rn_qconv *c) {
     const rn_conv_shape *s = &c->s;
     return k->q_inplace && k->q_nj <= 12 && c->in_c16 && s->stride == 1 && s->kh == s->kw &&
-           s->kh == 2 * s->pad + 1 && s->kh > 1 && s->h > 2 * s->pad && s->w >= INPLACE_MIN_W &&
+           s->kh == 2 * s->pad + 1 && s->h > 2 * s->pad && (s->kh == 1 || s->w >= INPLACE_MIN_W) &&
            c->kpad / 16 <= INPLACE_MAX_GROUPS;
 }
 
@@ -380,9 +383,8 @@ void rn_qconv_forward(const rn_kernels *k, const rn_qconv *c, int n, const uint8
         long j0 = cbk * nb;
         int cols = (int)(ncols - j0 < nb ? ncols - j0 : nb);
         const uint8_t *xq = x + q * x_qs;
-        /* the window of each column as one row of K bytes (a 1x1 conv too: reading c16 in
-         * place strides 16 * NHW bytes between K groups, slower at large batches); in place,
-         * only the columns of the fix runs */
+        /* the window of each column as one row of K bytes; in place, only the columns of
+         * the fix runs */
         uint8_t *rows = workspace + (size_t)rn_thread_id() * nb * c->kpad;
         col_run fix[FIX_RUNS_MAX];
         int nfix = 0;

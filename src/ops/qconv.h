@@ -35,7 +35,7 @@
  * window into rows of K bytes per column first (im2col, in the workspace,
  * a block of columns at a time): a_js = K, a_gs = 16. Or, where the kernels
  * can (rn_kernels.q_inplace) and the conv is a "same" stride-1 one on c16
- * input on a wide enough map, the tiles read interior pixels' windows in
+ * input (a 1x1, or a 3x3 on a wide enough map), the tiles read windows in
  * place: a_js = 16 (the next pixel), group g (tap t of the window, block cb)
  * at a table's offset (t's pixel, cb's plane); the columns whose windows
  * reach the padding are copied and multiplied as before (rn_qconv_forward).
