@@ -463,8 +463,9 @@ void rn_quantize_input(const float *x, int n, int c, int h, int w, rn_qparam q, 
     const size_t hw = (size_t)h * w;
     const float inv = 1.0f / q.scale;
     /* Adding and subtracting 1.5 * 2^23 rounds |v| <= RN_Q_CLAMP to an integer, half to even,
-     * as nearbyintf does in the default rounding mode, without a libm call per value: the loop
-     * vectorises. */
+     * as nearbyintf does in the default rounding mode, without a libm call per value. (gcc 12
+     * at -O2 leaves the loop scalar: -ftrapping-math keeps the float clamps branches; allowed to
+     * vectorise it, resnet18's int8 pass at batch 32 spent 2.1% here instead of 3.1%.) */
     const float magic = 12582912.0f;
     const long planes = (long)n * c;
 #pragma omp parallel for schedule(static) num_threads(rn_threads()) if (planes * hw > 65536)
