@@ -22,6 +22,50 @@
 
 #define NJ_MAX 12
 
+/* The epilogue of nj columns x ncb blocks (column j, block b: acc[2j + b]): rn_requant16_avx512's
+ * operations in its order, with each block's channel vectors and the constants loaded once and
+ * the residual and ReLU tests out of the columns' loop (RES, RELU: constants in the full tile);
+ * through rn_requant16_avx512 the per-call fields were loaded and tested again at every vector
+ * (the byte stores may alias them), 40 instructions a vector instead of about 15: half of a full
+ * tile's time at K = 64 (resnet50's 1x1 layers on 64 channels). */
+static inline __attribute__((always_inline)) void store_cols(const rn_qtile *t,
+                                                             const __m512i *acc, const int nj,
+                                                             const int ncb, const int RES,
+                                                             const int RELU) {
+    const rn_qreq *rq = t->rq;
+    const __m512 lo = _mm512_set1_ps(-RN_Q_CLAMP), hi = _mm512_set1_ps(RN_Q_CLAMP);
+    const __m512 inv = _mm512_set1_ps(rq->inv_out), r_scale = _mm512_set1_ps(rq->r_scale);
+    const __m512i zp = _mm512_set1_epi32(rq->out_zp), qmax = _mm512_set1_epi32(RN_Q_MAX);
+    const __m512i r_zp = _mm512_set1_epi32(rq->r_zp);
+    for (int b = 0; b < ncb; b++) {
+        const __m512i comp = _mm512_loadu_si512(rq->comp + b * 16);
+        const __m512 mult = _mm512_loadu_ps(rq->mult + b * 16);
+        const __m512 bias = _mm512_loadu_ps(rq->bias + b * 16);
+        uint8_t *y = t->y + b * t->y_bs;
+        const uint8_t *r = RES ? t->r + b * t->y_bs : NULL;
+#pragma GCC unroll 12
+        for (int j = 0; j < nj; j++) {
+            __m512i v = _mm512_sub_epi32(acc[2 * j + b], comp);
+            __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), mult);
+            f = _mm512_add_ps(f, bias);
+            if (RES) {
+                __m512i ri = _mm512_sub_epi32(
+                    _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(r + j * 16))), r_zp);
+                f = _mm512_add_ps(f, _mm512_mul_ps(_mm512_cvtepi32_ps(ri), r_scale));
+            }
+            if (RELU)
+                f = _mm512_max_ps(f, _mm512_setzero_ps());
+            f = _mm512_mul_ps(f, inv);
+            f = _mm512_max_ps(f, lo);
+            f = _mm512_min_ps(f, hi);
+            __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(f), zp);
+            q = _mm512_max_epi32(q, _mm512_setzero_si512());
+            q = _mm512_min_epi32(q, qmax);
+            _mm_storeu_si128((__m128i *)(y + j * 16), _mm512_cvtepi32_epi8(q));
+        }
+    }
+}
+
 static inline __attribute__((always_inline)) void tile(const rn_qtile *t, const int nj,
                                                        const int ncb) {
     __m512i acc[NJ_MAX][2];
@@ -44,12 +88,7 @@ static inline __attribute__((always_inline)) void tile(const rn_qtile *t, const 
             }
         }
     }
-    for (int j = 0; j < nj; j++)
-        for (int b = 0; b < ncb; b++) {
-            const uint8_t *r = t->r ? t->r + b * t->y_bs + j * 16 : NULL;
-            _mm_storeu_si128((__m128i *)(t->y + b * t->y_bs + j * 16),
-                             rn_requant16_avx512(t, b, acc[j][b], r));
-        }
+    store_cols(t, &acc[0][0], nj, ncb, t->r != NULL, t->rq->relu);
 }
 
 /* Column j's 4 bytes of K (byte 4q of the group) at ADDR, broadcast into zmm T, times both blocks'
@@ -74,48 +113,6 @@ static inline __attribute__((always_inline)) void tile(const rn_qtile *t, const 
 #define SAVE2(a, b)                                                                               \
     "vmovdqa64 %%zmm" #a ", 64*" #a "(%[acc])\n\t"                                                \
     "vmovdqa64 %%zmm" #b ", 64*" #b "(%[acc])\n\t"
-
-/* The full tile's epilogue: rn_requant16_avx512's operations in its order, with each block's
- * channel vectors and the constants loaded once and the residual and ReLU tests hoisted out of
- * the columns' loop (RES, RELU); through rn_requant16_avx512 the per-call fields were loaded and
- * tested again at every vector (the byte stores may alias them), 40 instructions a vector
- * instead of about 15: half of a call at K = 64 (resnet50's 1x1 layers on 64 channels). */
-static inline __attribute__((always_inline)) void store_full(const rn_qtile *t,
-                                                             int32_t (*acc)[16], const int RES,
-                                                             const int RELU) {
-    const rn_qreq *rq = t->rq;
-    const __m512 lo = _mm512_set1_ps(-RN_Q_CLAMP), hi = _mm512_set1_ps(RN_Q_CLAMP);
-    const __m512 inv = _mm512_set1_ps(rq->inv_out), r_scale = _mm512_set1_ps(rq->r_scale);
-    const __m512i zp = _mm512_set1_epi32(rq->out_zp), qmax = _mm512_set1_epi32(RN_Q_MAX);
-    const __m512i r_zp = _mm512_set1_epi32(rq->r_zp);
-    for (int b = 0; b < 2; b++) {
-        const __m512i comp = _mm512_loadu_si512(rq->comp + b * 16);
-        const __m512 mult = _mm512_loadu_ps(rq->mult + b * 16);
-        const __m512 bias = _mm512_loadu_ps(rq->bias + b * 16);
-        uint8_t *y = t->y + b * t->y_bs;
-        const uint8_t *r = RES ? t->r + b * t->y_bs : NULL;
-#pragma GCC unroll 12
-        for (int j = 0; j < NJ_MAX; j++) {
-            __m512i v = _mm512_sub_epi32(_mm512_load_si512(acc[2 * j + b]), comp);
-            __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), mult);
-            f = _mm512_add_ps(f, bias);
-            if (RES) {
-                __m512i ri = _mm512_sub_epi32(
-                    _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(r + j * 16))), r_zp);
-                f = _mm512_add_ps(f, _mm512_mul_ps(_mm512_cvtepi32_ps(ri), r_scale));
-            }
-            if (RELU)
-                f = _mm512_max_ps(f, _mm512_setzero_ps());
-            f = _mm512_mul_ps(f, inv);
-            f = _mm512_max_ps(f, lo);
-            f = _mm512_min_ps(f, hi);
-            __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(f), zp);
-            q = _mm512_max_epi32(q, _mm512_setzero_si512());
-            q = _mm512_min_epi32(q, qmax);
-            _mm_storeu_si128((__m128i *)(y + j * 16), _mm512_cvtepi32_epi8(q));
-        }
-    }
-}
 
 /* The full tile, 12 columns x 2 blocks (groups >= 1): the sums of tile(t, 12, 2), accumulated in
  * zmm0-23 (column j, block b: zmm 2j + b), then through memory into the epilogue. Group g's
@@ -154,10 +151,11 @@ static void full_tile(const rn_qtile *t) {
           "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18",
           "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27",
           "xmm28", "xmm29");
+    const __m512i *sums = (const __m512i *)acc;
     if (t->r)
-        t->rq->relu ? store_full(t, acc, 1, 1) : store_full(t, acc, 1, 0);
+        t->rq->relu ? store_cols(t, sums, NJ_MAX, 2, 1, 1) : store_cols(t, sums, NJ_MAX, 2, 1, 0);
     else
-        t->rq->relu ? store_full(t, acc, 0, 1) : store_full(t, acc, 0, 0);
+        t->rq->relu ? store_cols(t, sums, NJ_MAX, 2, 0, 1) : store_cols(t, sums, NJ_MAX, 2, 0, 0);
 }
 
 #define CASE(n)                                                                                   \
