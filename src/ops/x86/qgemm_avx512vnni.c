@@ -22,21 +22,17 @@
 
 #define NJ_MAX 12
 
-/* The epilogue of nj columns x ncb blocks (column j, block b: acc[2j + b]): rn_requant16_avx512's
- * operations in its order, with each block's channel vectors and the constants loaded once and
- * the residual and ReLU tests out of the columns' loop (RES, RELU: constants in the full tile);
- * through rn_requant16_avx512 the per-call fields were loaded and tested again at every vector
- * (the byte stores may alias them), 40 instructions a vector instead of about 15: half of a full
- * tile's time at K = 64 (resnet50's 1x1 layers on 64 channels). */
+/* The epilogue of nj columns x ncb blocks (column j, block b: acc[2j + b]), each block's channel
+ * vectors and the per-tensor operands loaded once and the residual and ReLU tests out of the
+ * columns' loop (RES, RELU: constants in the full tile). rn_requant16_avx512 per vector, which
+ * the AMX tile uses, reloads and tests them at every vector: 40 instructions a vector instead of
+ * about 15, half of a full tile's time at K = 64 (resnet50's 1x1 layers on 64 channels). */
 static inline __attribute__((always_inline)) void store_cols(const rn_qtile *t,
                                                              const __m512i *acc, const int nj,
                                                              const int ncb, const int RES,
                                                              const int RELU) {
     const rn_qreq *rq = t->rq;
-    const __m512 lo = _mm512_set1_ps(-RN_Q_CLAMP), hi = _mm512_set1_ps(RN_Q_CLAMP);
-    const __m512 inv = _mm512_set1_ps(rq->inv_out), r_scale = _mm512_set1_ps(rq->r_scale);
-    const __m512i zp = _mm512_set1_epi32(rq->out_zp), qmax = _mm512_set1_epi32(RN_Q_MAX);
-    const __m512i r_zp = _mm512_set1_epi32(rq->r_zp);
+    const rn_qreq_avx512 k = rn_qreq_load_avx512(rq);
     for (int b = 0; b < ncb; b++) {
         const __m512i comp = _mm512_loadu_si512(rq->comp + b * 16);
         const __m512 mult = _mm512_loadu_ps(rq->mult + b * 16);
@@ -44,25 +40,10 @@ static inline __attribute__((always_inline)) void store_cols(const rn_qtile *t,
         uint8_t *y = t->y + b * t->y_bs;
         const uint8_t *r = RES ? t->r + b * t->y_bs : NULL;
 #pragma GCC unroll 12
-        for (int j = 0; j < nj; j++) {
-            __m512i v = _mm512_sub_epi32(acc[2 * j + b], comp);
-            __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), mult);
-            f = _mm512_add_ps(f, bias);
-            if (RES) {
-                __m512i ri = _mm512_sub_epi32(
-                    _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(r + j * 16))), r_zp);
-                f = _mm512_add_ps(f, _mm512_mul_ps(_mm512_cvtepi32_ps(ri), r_scale));
-            }
-            if (RELU)
-                f = _mm512_max_ps(f, _mm512_setzero_ps());
-            f = _mm512_mul_ps(f, inv);
-            f = _mm512_max_ps(f, lo);
-            f = _mm512_min_ps(f, hi);
-            __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(f), zp);
-            q = _mm512_max_epi32(q, _mm512_setzero_si512());
-            q = _mm512_min_epi32(q, qmax);
-            _mm_storeu_si128((__m128i *)(y + j * 16), _mm512_cvtepi32_epi8(q));
-        }
+        for (int j = 0; j < nj; j++)
+            _mm_storeu_si128((__m128i *)(y + j * 16),
+                             rn_requant16_vec_avx512(&k, acc[2 * j + b], comp, mult, bias, RES,
+                                                     RES ? r + j * 16 : NULL, RELU));
     }
 }
 
