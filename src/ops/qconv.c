@@ -443,7 +443,7 @@ void rn_qgemm_portable(const rn_qtile *t) {
         for (int j = 0; j < t->nj; j++) {
             int32_t acc[16] = {0};
             for (int g = 0; g < t->groups; g++) {
-                const uint8_t *a = t->a + j * t->a_js + (t->a_goff ? t->a_goff[g] : g * t->a_gs);
+                const uint8_t *a = t->a + j * t->a_js + rn_qtile_group_at(t, g);
                 const int8_t *w = t->w + b * t->w_bs + (long)g * 256;
                 for (int q = 0; q < 4; q++)
                     for (int c = 0; c < 16; c++)

@@ -176,6 +176,11 @@ typedef struct rn_qtile {
     const rn_qreq *rq;        /* comp, mult, bias start at the tile's first channel */
 } rn_qtile;
 
+/* Where group g's 16 bytes of column 0 lie, from t->a: the table's offset, or g * a_gs. */
+static inline long rn_qtile_group_at(const rn_qtile *t, int g) {
+    return t->a_goff ? t->a_goff[g] : (long)g * t->a_gs;
+}
+
 typedef void (*rn_qgemm_fn)(const rn_qtile *t);
 
 void rn_qgemm_portable(const rn_qtile *t);

@@ -48,7 +48,7 @@ static inline __attribute__((always_inline)) void tile(const rn_qtile *t, const 
         acc[j][0] = acc[j][1] = _mm256_setzero_si256();
     const __m256i ones = _mm256_set1_epi16(1);
     for (int g = 0; g < t->groups; g++) {
-        const uint8_t *a = t->a + (t->a_goff ? t->a_goff[g] : (long)g * t->a_gs);
+        const uint8_t *a = t->a + rn_qtile_group_at(t, g);
         const int8_t *w = t->w + (long)g * 256;
 #pragma GCC unroll 4
         for (int q = 0; q < 4; q++) {

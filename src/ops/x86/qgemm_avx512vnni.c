@@ -54,7 +54,7 @@ static inline __attribute__((always_inline)) void tile(const rn_qtile *t, const 
     for (int j = 0; j < nj; j++)
         acc[j][0] = acc[j][1] = _mm512_setzero_si512();
     for (int g = 0; g < t->groups; g++) {
-        const uint8_t *a = t->a + (t->a_goff ? t->a_goff[g] : (long)g * t->a_gs);
+        const uint8_t *a = t->a + rn_qtile_group_at(t, g);
         const int8_t *w = t->w + (long)g * 256;
 #pragma GCC unroll 4
         for (int q = 0; q < 4; q++) {
