@@ -172,6 +172,7 @@ typedef struct rn_qtile {
     long w_bs;
     uint8_t *y;               /* block b, column j: y + b * y_bs + j * 16 (16 bytes) */
     long y_bs;
+    const long *y_joff;       /* or, if not NULL, y + b * y_bs + y_joff[j] (q_inplace kernels) */
     const uint8_t *r;         /* residual, same layout and strides as y, or NULL */
     const rn_qreq *rq;        /* comp, mult, bias start at the tile's first channel */
 } rn_qtile;
@@ -179,6 +180,11 @@ typedef struct rn_qtile {
 /* Where group g's 16 bytes of column 0 lie, from t->a: the table's offset, or g * a_gs. */
 static inline long rn_qtile_group_at(const rn_qtile *t, int g) {
     return t->a_goff ? t->a_goff[g] : (long)g * t->a_gs;
+}
+
+/* Where column j's 16 output (and residual) bytes of block 0 lie, from t->y (and t->r). */
+static inline long rn_qtile_col_at(const rn_qtile *t, int j) {
+    return t->y_joff ? t->y_joff[j] : (long)j * 16;
 }
 
 typedef void (*rn_qgemm_fn)(const rn_qtile *t);

@@ -94,8 +94,9 @@ static inline __attribute__((always_inline)) void finish(const rn_qtile *t, cons
             const int j = r * 16 + i;
             for (int b = 0; b < NCB; b++) {
                 const __m512i s = _mm512_load_si512(acc + ((2 * r + b) * 16 + i) * 16);
-                const uint8_t *rr = t->r ? t->r + (long)b * t->y_bs + j * 16 : NULL;
-                _mm_storeu_si128((__m128i *)(t->y + (long)b * t->y_bs + j * 16),
+                const long o = (long)b * t->y_bs + rn_qtile_col_at(t, j);
+                const uint8_t *rr = t->r ? t->r + o : NULL;
+                _mm_storeu_si128((__m128i *)(t->y + o),
                                  rn_requant16_avx512(t, b, s, rr));
             }
         }
@@ -122,8 +123,12 @@ void rn_qgemm_amx(const rn_qtile *t) {
     for (int j = nrb * 16; j < t->nj; j += 12) {
         u.nj = t->nj - j < 12 ? t->nj - j : 12;
         u.a = t->a + (long)j * t->a_js;
-        u.y = t->y + (long)j * 16;
-        u.r = t->r ? t->r + (long)j * 16 : NULL;
+        if (t->y_joff) {
+            u.y_joff = t->y_joff + j;
+        } else {
+            u.y = t->y + (long)j * 16;
+            u.r = t->r ? t->r + (long)j * 16 : NULL;
+        }
         rn_qgemm_avx512vnni(&u);
     }
 }

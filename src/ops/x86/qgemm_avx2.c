@@ -65,13 +65,14 @@ static inline __attribute__((always_inline)) void tile(const rn_qtile *t, const 
         }
     }
     for (int j = 0; j < nj; j++) {
-        const uint8_t *r = t->r ? t->r + j * 16 : NULL;
+        const long o = rn_qtile_col_at(t, j);
+        const uint8_t *r = t->r ? t->r + o : NULL;
         __m256i q0 = requant8(t, 0, acc[j][0], r);
         __m256i q1 = requant8(t, 8, acc[j][1], r ? r + 8 : NULL);
         /* int32 -> bytes, channels 0..15 in order */
         __m256i p = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0xD8);
         __m128i b = _mm_packus_epi16(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
-        _mm_storeu_si128((__m128i *)(t->y + j * 16), b);
+        _mm_storeu_si128((__m128i *)(t->y + o), b);
     }
 }
 

@@ -41,9 +41,10 @@ static inline __attribute__((always_inline)) void store_cols(const rn_qtile *t,
         const uint8_t *r = RES ? t->r + b * t->y_bs : NULL;
 #pragma GCC unroll 12
         for (int j = 0; j < nj; j++)
-            _mm_storeu_si128((__m128i *)(y + j * 16),
+            _mm_storeu_si128((__m128i *)(y + rn_qtile_col_at(t, j)),
                              rn_requant16_vec_avx512(&k, acc[2 * j + b], comp, mult, bias, RES,
-                                                     RES ? r + j * 16 : NULL, RELU));
+                                                     RES ? r + rn_qtile_col_at(t, j) : NULL,
+                                                     RELU));
     }
 }
 
