@@ -1,12 +1,12 @@
 /*
  * bench_qconv.c - the int8 convolution (ops/qconv.h) on the ResNet-18 layer
  * shapes: each timed on random data, best of `repeats` runs, shown as
- * GMAC/s (the convolution's multiply-adds / time) and as a share of the
- * network's int8 convolution time. test_qconv checks the results byte for
+ * GMAC/s (the convolution's multiply-adds / best time), beside the median
+ * time, and as a share of the network's int8 convolution time. test_qconv checks the results byte for
  * byte; this only times. RN_ISA picks the kernels (AVX-512 VNNI, AVX2,
  * portable).
  *
- *     build/dev/bench_qconv [-b batch] [-t threads] [-r repeats]
+ *     build/dev/bench_qconv [-b batch] [-t threads] [-r repeats] [-l layer: its row, from 0]
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -43,8 +43,14 @@ static double now(void) {
     return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-/* Best seconds of `repeats` runs of one shape. */
-static double time_shape(const rn_kernels *k, const shape *sh, int n, int repeats, double *macs) {
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Best seconds of `repeats` runs of one shape, and their median in *median. */
+static double time_shape(const rn_kernels *k, const shape *sh, int n, int repeats, double *macs,
+                         double *median) {
     rn_conv_shape s = {.n = n, .cin = sh->cin, .h = sh->hw, .w = sh->hw, .cout = sh->cout,
                        .kh = sh->k, .kw = sh->k, .stride = sh->stride, .pad = sh->k / 2, .groups = 1};
     conv2d_shape_init(&s);
@@ -69,13 +75,16 @@ static double time_shape(const rn_kernels *k, const shape *sh, int n, int repeat
     uint8_t *ws = rn_alloc(rn_qconv_workspace_bytes(k, &c, rn_get_threads()) + 64);
     for (size_t i = 0; i < xb; i++)
         x[i] = (uint8_t)(rand() & 127);
-    double best = 1e30;
+    double *dts = malloc((size_t)repeats * sizeof *dts);
     for (int r = 0; r < repeats; r++) {
         double t0 = now();
         rn_qconv_forward(k, &c, n, x, 3, NULL, y, ws);
-        double dt = now() - t0;
-        best = dt < best ? dt : best;
+        dts[r] = now() - t0;
     }
+    qsort(dts, (size_t)repeats, sizeof *dts, cmp_double);
+    double best = dts[0];
+    *median = dts[repeats / 2];
+    free(dts);
     *macs = (double)s.cout * s.cin * s.kh * s.kw * n * s.ho * s.wo;
     free(wq), free(comp), free(mult), free(bias);
     rn_free(packed), rn_free(x), rn_free(y), rn_free(ws);
@@ -83,7 +92,7 @@ static double time_shape(const rn_kernels *k, const shape *sh, int n, int repeat
 }
 
 int main(int argc, char **argv) {
-    int n = 1, threads = 2, repeats = 10;
+    int n = 1, threads = 2, repeats = 10, only = -1;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (argv[i][1] == 'b')
             n = atoi(argv[i + 1]);
@@ -91,9 +100,11 @@ int main(int argc, char **argv) {
             threads = atoi(argv[i + 1]);
         else if (argv[i][1] == 'r')
             repeats = atoi(argv[i + 1]);
+        else if (argv[i][1] == 'l')
+            only = atoi(argv[i + 1]);
     }
     if (n < 1 || threads < 1 || repeats < 1) {
-        fprintf(stderr, "usage: bench_qconv [-b batch] [-t threads] [-r repeats]\n");
+        fprintf(stderr, "usage: bench_qconv [-b batch] [-t threads] [-r repeats] [-l layer]\n");
         return 2;
     }
     rn_set_threads(threads);
@@ -101,16 +112,23 @@ int main(int argc, char **argv) {
     printf("int8 tile %s on %s, batch %d, %d threads, best of %d\n", k->q_name, rn_cpu_model(), n,
            threads, repeats);
     int count = (int)(sizeof RESNET18 / sizeof RESNET18[0]);
-    double secs[16], macs[16], total = 0.0, total_macs = 0.0;
+    double secs[16], med[16], macs[16], total = 0.0, total_macs = 0.0;
     for (int i = 0; i < count; i++) {
-        secs[i] = time_shape(k, &RESNET18[i], n, repeats, &macs[i]);
+        if (only >= 0 && i != only) {
+            secs[i] = med[i] = macs[i] = 0.0;
+            continue;
+        }
+        secs[i] = time_shape(k, &RESNET18[i], n, repeats, &macs[i], &med[i]);
         total += secs[i] * RESNET18[i].count;
         total_macs += macs[i] * RESNET18[i].count;
     }
-    printf("%-38s %5s %10s %9s %7s\n", "layer", "count", "ms each", "GMAC/s", "share");
+    printf("%-38s %5s %10s %10s %9s %7s\n", "layer", "count", "ms each", "median", "GMAC/s",
+           "share");
     for (int i = 0; i < count; i++)
-        printf("%-38s %5d %10.3f %9.1f %6.1f%%\n", RESNET18[i].name, RESNET18[i].count, secs[i] * 1e3,
-               macs[i] / secs[i] / 1e9, 100.0 * secs[i] * RESNET18[i].count / total);
+        if (only < 0 || i == only)
+            printf("%-38s %5d %10.3f %10.3f %9.1f %6.1f%%\n", RESNET18[i].name, RESNET18[i].count,
+               secs[i] * 1e3, med[i] * 1e3, macs[i] / secs[i] / 1e9,
+               100.0 * secs[i] * RESNET18[i].count / total);
     printf("all convolutions: %.2f ms, %.1f GMAC/s\n", total * 1e3, total_macs / total / 1e9);
     return 0;
 }
