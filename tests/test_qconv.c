@@ -117,8 +117,9 @@ static void check_ops(void) {
     CHECK(memcmp(q, want, 6) == 0, "quantize_input: %d %d %d %d %d %d", q[0], q[1], q[2], q[3],
           q[4], q[5]);
     { /* against nearbyintf on many values: halves, large, tiny, NaN, +-inf; 2 images x 3
-       * channels (the layout moves to (C, N, H, W)) */
-        enum { N = 2, C = 3, HW = 20000 };
+       * channels (the layout moves to (C, N, H, W)), on 1-3 threads (their runs of values
+       * start inside planes) */
+        enum { N = 2, C = 3, HW = 20010 };
         float *xs = malloc(sizeof(float) * N * C * HW);
         uint8_t *got = malloc(N * C * HW);
         const rn_qparam qp = {0.37f, 61};
@@ -131,18 +132,23 @@ static void check_ops(void) {
                     : r % 13 == 3 ? ((int)(r >> 4) % 2000 - 1000) * 1e3f
                                   : ((int)(r >> 8) % 200001 - 100000) * 1e-3f;
         }
-        rn_quantize_input(xs, N, C, 10, HW / 10, qp, got);
         int bad = 0;
-        for (int b = 0; b < N; b++)
-            for (int ch = 0; ch < C; ch++)
-                for (int i = 0; i < HW; i++) {
-                    float v = xs[((size_t)b * C + ch) * HW + i] * (1.0f / qp.scale);
-                    v = v > -RN_Q_CLAMP ? v : -RN_Q_CLAMP;
-                    v = v < RN_Q_CLAMP ? v : RN_Q_CLAMP;
-                    int qv = (int)nearbyintf(v) + qp.zp;
-                    qv = qv < 0 ? 0 : qv > RN_Q_MAX ? RN_Q_MAX : qv;
-                    bad += got[((size_t)ch * N + b) * HW + i] != qv;
-                }
+        for (int t = 1; t <= 3; t++) {
+            rn_set_threads(t);
+            memset(got, 0xEE, N * C * HW);
+            rn_quantize_input(xs, N, C, 10, HW / 10, qp, got);
+            for (int b = 0; b < N; b++)
+                for (int ch = 0; ch < C; ch++)
+                    for (int i = 0; i < HW; i++) {
+                        float v = xs[((size_t)b * C + ch) * HW + i] * (1.0f / qp.scale);
+                        v = v > -RN_Q_CLAMP ? v : -RN_Q_CLAMP;
+                        v = v < RN_Q_CLAMP ? v : RN_Q_CLAMP;
+                        int qv = (int)nearbyintf(v) + qp.zp;
+                        qv = qv < 0 ? 0 : qv > RN_Q_MAX ? RN_Q_MAX : qv;
+                        bad += got[((size_t)ch * N + b) * HW + i] != qv;
+                    }
+        }
+        rn_set_threads(0);
         CHECK(bad == 0, "quantize_input = nearbyintf's rounding on %d values: %d differ", N * C * HW,
               bad);
         free(xs);
