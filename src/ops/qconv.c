@@ -508,28 +508,36 @@ void rn_quantize_input(const float *x, int n, int c, int h, int w, rn_qparam q, 
 void rn_qmaxpool_c16(const uint8_t *x, int c, int n, int h, int w, int k, int stride, int pad,
                      int ho, int wo, uint8_t *y) {
     long planes = (long)rn_q_cblocks(c) * n;
+    /* per output row, the window rows' maximum of each input pixel first (vm), then each
+     * output pixel's maximum over its window's columns of vm: 3 + 3 maxima of 16 bytes a pixel
+     * for 3x3/2 instead of 9 */
 #pragma omp parallel for schedule(static) num_threads(rn_threads()) if (planes > 1)
     for (long pl = 0; pl < planes; pl++) {
         const uint8_t *src = x + (size_t)pl * h * w * 16;
         uint8_t *dst = y + (size_t)pl * ho * wo * 16;
-        for (int oh = 0; oh < ho; oh++)
-            for (int ow = 0; ow < wo; ow++) {
-                uint8_t m[16] = {0};
-                for (int r = 0; r < k; r++) {
-                    int ih = oh * stride - pad + r;
-                    if (ih < 0 || ih >= h)
-                        continue;
-                    for (int q = 0; q < k; q++) {
-                        int iw = ow * stride - pad + q;
-                        if (iw < 0 || iw >= w)
-                            continue;
-                        const uint8_t *v = src + ((size_t)ih * w + iw) * 16;
-                        for (int i = 0; i < 16; i++)
-                            m[i] = v[i] > m[i] ? v[i] : m[i];
-                    }
+        uint8_t vm[w][16];
+        for (int oh = 0; oh < ho; oh++) {
+            int ih0 = oh * stride - pad, ih1 = ih0 + k; /* the window's rows inside the map */
+            ih0 = ih0 > 0 ? ih0 : 0;
+            ih1 = ih1 < h ? ih1 : h;
+            memset(vm, 0, sizeof vm);
+            for (int ih = ih0; ih < ih1; ih++)
+                for (int iw = 0; iw < w; iw++) {
+                    const uint8_t *v = src + ((size_t)ih * w + iw) * 16;
+                    for (int i = 0; i < 16; i++)
+                        vm[iw][i] = v[i] > vm[iw][i] ? v[i] : vm[iw][i];
                 }
+            for (int ow = 0; ow < wo; ow++) {
+                int iw0 = ow * stride - pad, iw1 = iw0 + k;
+                iw0 = iw0 > 0 ? iw0 : 0;
+                iw1 = iw1 < w ? iw1 : w;
+                uint8_t m[16] = {0};
+                for (int iw = iw0; iw < iw1; iw++)
+                    for (int i = 0; i < 16; i++)
+                        m[i] = vm[iw][i] > m[i] ? vm[iw][i] : m[i];
                 memcpy(dst + ((size_t)oh * wo + ow) * 16, m, 16);
             }
+        }
     }
 }
 
