@@ -2,9 +2,9 @@
  * bench_qconv.c - the int8 convolution (ops/qconv.h) on the ResNet-18 layer
  * shapes: each timed on random data, best of `repeats` runs, shown as
  * GMAC/s (the convolution's multiply-adds / best time), beside the median
- * time, and as a share of the network's int8 convolution time. test_qconv checks the results byte for
- * byte; this only times. RN_ISA picks the kernels (AVX-512 VNNI, AVX2,
- * portable).
+ * time, and as a share of the network's int8 convolution time. test_qconv
+ * checks the results byte for byte; this only times. RN_ISA picks the
+ * kernels (AVX-512 VNNI, AVX2, portable).
  *
  *     build/dev/bench_qconv [-b batch] [-t threads] [-r repeats] [-l layer: its row, from 0]
  */
