@@ -38,6 +38,7 @@ AVX512_FLAGS := -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma -mavx2
 AVX2_FLAGS := -mavx2 -mfma
 AVX512VNNI_FLAGS := $(AVX512_FLAGS) -mavx512vnni
 AVX512BF16_FLAGS := $(AVX512_FLAGS) -mavx512bf16
+AVX512VBMI_FLAGS := $(AVX512_FLAGS) -mavx512vbmi
 AMX_FLAGS := $(AVX512VNNI_FLAGS) -mavx512bf16 -mamx-tile -mamx-int8 -mamx-bf16
 ifneq ($(X86_SRC),)
   CFLAGS += -DRN_HAVE_X86_KERNELS
@@ -93,6 +94,10 @@ $(BUILD)/obj/src/ops/x86/%_avx512vnni.o: src/ops/x86/%_avx512vnni.c $(HDRS)
 $(BUILD)/obj/src/ops/x86/%_avx512bf16.o: src/ops/x86/%_avx512bf16.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(AVX512BF16_FLAGS) -c $< -o $@
+
+$(BUILD)/obj/src/ops/x86/%_avx512vbmi.o: src/ops/x86/%_avx512vbmi.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AVX512VBMI_FLAGS) -c $< -o $@
 
 $(BUILD)/obj/src/ops/x86/%_amx.o: src/ops/x86/%_amx.c $(HDRS)
 	@mkdir -p $(dir $@)

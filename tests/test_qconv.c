@@ -231,6 +231,17 @@ int main(void) {
         check_case_g(2, 64, 7, 7, 64, 3, 1, 1, 4, 1, 0, 0, "grouped 4 x 16");
         check_case_g(1, 96, 6, 6, 64, 1, 1, 0, 2, 1, 0, 1, "grouped 2 x 48 -> 32, 1x1");
         check_case_g(1, 64, 5, 5, 32, 3, 1, 1, 4, 1, 1, 1, "grouped 4 x 16 -> 8");
+        /* plain input copied in groups (q_im2col_plain, VBMI): windows of 1 to 11 taps a row,
+         * strides 1-4, every padding, 1-6 channels (a group meets up to 16 window rows, K past
+         * the window zero), runs of 1-3 columns past the last four; a stride whose four windows
+         * pass one 64-byte load takes the rows of K bytes */
+        for (int r = 0; r < 10; r++) {
+            int k = check_int(1, 11), st = check_int(1, 4);
+            check_case(check_int(1, 3), check_int(1, 6), check_int(k, 30), check_int(k, 45),
+                       check_int(1, 3) * 16, k, st, check_int(0, k / 2), 0, 0, check_int(0, 1),
+                       "random plain shape");
+        }
+        check_case(2, 2, 40, 90, 16, 7, 20, 3, 0, 0, 1, "plain, 3 x stride + kw > 64");
         for (int r = 0; r < 6; r++) {
             int k = check_int(0, 2) * 2 + 1, st = check_int(1, 2);
             check_case(check_int(1, 3), check_int(1, 70), check_int(k, 13), check_int(k, 40),

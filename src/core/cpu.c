@@ -90,6 +90,7 @@ static void detect(void) {
     features.avx512 = os_zmm && features.avx2_fma && f && dq && bw && vl;
     features.avx512_vnni = features.avx512 && vnni;
     features.avx512_bf16 = features.avx512 && ((a1 >> 5) & 1);
+    features.avx512_vbmi = features.avx512 && ((c >> 1) & 1);
     features.avx_vnni = features.avx2_fma && ((a1 >> 4) & 1);
     features.amx = os_amx && amx_tile && amx_bf16 && amx_int8 && amx_permitted();
 #endif

@@ -28,6 +28,7 @@ typedef struct rn_cpu_features {
     int avx512;           /* AVX-512 F, BW, DQ, VL */
     int avx512_vnni;      /* AVX-512 VNNI (int8 dot products) */
     int avx512_bf16;      /* AVX-512 BF16 (bf16 dot products) */
+    int avx512_vbmi;      /* AVX-512 VBMI (byte permutes: the int8 stem's window copy) */
     int avx_vnni;         /* AVX-VNNI (VEX-encoded int8 dot products) */
     int amx;              /* AMX tiles with bf16 and int8, and the kernel's leave to use them */
 } rn_cpu_features;

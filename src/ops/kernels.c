@@ -203,9 +203,16 @@ static const rn_kernels AVX2 = {
     .direct = rn_direct_tile_avx512, .direct_mr = RN_DIRECT_AVX512_MR,                            \
     .direct_nr = RN_DIRECT_AVX512_NR, .wgrad = rn_wgrad_strip_avx512, .wgrad_rows = 1
 
-/* int8 with VNNI dot products where the CPU has them, else AVX2's */
+/* int8 with VNNI dot products where the CPU has them, else AVX2's; the stem's window copy with
+ * VBMI's byte permutes where the CPU has them (every VNNI CPU but Cascade Lake) */
 static const rn_kernels AVX512 = {
     AVX512_FP32, .isa = RN_ISA_AVX512, .direct_uncached_map = 1, /* conv_algo.c */
+    .qgemm = rn_qgemm_avx512vnni, .q_nj = 12, .q_ncb = 2, .q_inplace = 1, .q_name = "avx512-vnni 32x12",
+    .q_im2col_plain = rn_qim2col_plain_avx512vbmi,
+    .q_im2col_scratch = rn_qim2col_plain_scratch_avx512vbmi,
+};
+static const rn_kernels AVX512_NO_VBMI = {
+    AVX512_FP32, .isa = RN_ISA_AVX512, .direct_uncached_map = 1,
     .qgemm = rn_qgemm_avx512vnni, .q_nj = 12, .q_ncb = 2, .q_inplace = 1, .q_name = "avx512-vnni 32x12",
 };
 static const rn_kernels AVX512_NO_VNNI = {
@@ -256,7 +263,9 @@ const rn_kernels *rn_kernels_for(rn_isa isa) {
     case RN_ISA_AVX2:
         return &AVX2;
     case RN_ISA_AVX512:
-        return rn_cpu()->avx512_vnni ? &AVX512 : &AVX512_NO_VNNI;
+        return !rn_cpu()->avx512_vnni ? &AVX512_NO_VNNI
+               : rn_cpu()->avx512_vbmi ? &AVX512
+                                       : &AVX512_NO_VBMI;
     case RN_ISA_AMX:
         return &AMX;
 #endif

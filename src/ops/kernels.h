@@ -114,6 +114,9 @@ typedef struct rn_kernels {
     int q_inplace;          /* 1: qgemm takes a table of group offsets (rn_qtile.a_goff), and
                                stride-1 windows are read in place (qconv.c); 0 (AMX, whose tiles
                                load 64 bytes of K at once): always im2col */
+    rn_qim2col_plain_fn q_im2col_plain; /* the plain input's window copy in groups (qconv.h),
+                                           and its scratch bytes; NULL: im2col_rows_plain's rows */
+    rn_qim2col_scratch_fn q_im2col_scratch;
     const char *q_name;     /* e.g. "avx512-vnni 32x12" */
     /* bf16 products (rn_kernels_bf16): the packed fp32 panels of A and B are converted by
      * finish_a / finish_b before the kernels read them; fp32 descriptors leave both NULL.

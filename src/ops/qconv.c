@@ -261,9 +261,29 @@ static int block_cols(const rn_kernels *k, const rn_qconv *c) {
     return cols < nj ? nj : cols > 32 * nj ? 32 * nj : cols;
 }
 
+/* Plain input copied in groups by the kernels' q_im2col_plain (qconv.h), where it can. */
+static int plain_in_groups(const rn_kernels *k, const rn_qconv *c) {
+    return k->q_im2col_plain && k->q_inplace && !c->in_c16 && c->sg == 1 &&
+           3 * c->s.stride + c->s.kw <= 64;
+}
+
+/* A thread's workspace: a work item's rows, then q_im2col_plain's scratch if it runs, then a
+ * gap of THREAD_GAP bytes no thread uses. Without the gap, the stem's rows and scratch next to
+ * the next thread's rows ran its window copy at half speed on two threads, not on one (AMD Zen
+ * 5, two cores on two dies, `bench_qconv -b 32 -l 0`: 12.2 ms, 8.9 with a gap of 64 KB, 11.8
+ * with 4 KB, 11.7 with 16 KB): as if each core's prefetches into the other's lines took them
+ * away from it. */
+#define THREAD_GAP (64 * 1024)
+static size_t thread_workspace(const rn_kernels *k, const rn_qconv *c) {
+    size_t bytes = (size_t)block_cols(k, c) * (size_t)c->kpad;
+    if (plain_in_groups(k, c))
+        bytes += k->q_im2col_scratch(&c->s, c->kpad);
+    return (bytes + 63) / 64 * 64 + THREAD_GAP;
+}
+
 size_t rn_qconv_workspace_bytes(const rn_kernels *k, const rn_qconv *c, int threads) {
     k = rn_kernels_or_default(k);
-    return (size_t)threads * (size_t)block_cols(k, c) * (size_t)c->kpad;
+    return (size_t)threads * thread_workspace(k, c);
 }
 
 /* ---- windows read in place ------------------------------------------------------------------ */
@@ -366,7 +386,8 @@ void rn_qconv_forward(const rn_kernels *k, const rn_qconv *c, int n, const uint8
     const size_t nhw = (size_t)n * s->h * s->w;
     const size_t x_qs = c->sg > 1 ? (size_t)rn_q_cblocks(s->cin) * nhw * 16 : 0;
     /* windows in place: group g = (r * kw + q) * cb_in + cb at tap (r, q)'s pixel in block cb */
-    const int inplace = reads_in_place(k, c);
+    const int inplace = reads_in_place(k, c), groups_plain = plain_in_groups(k, c);
+    const size_t ws_thread = thread_workspace(k, c);
     long goff[INPLACE_MAX_GROUPS];
     if (inplace) {
         const int cb_in = rn_q_cblocks(s->cin);
@@ -388,7 +409,7 @@ void rn_qconv_forward(const rn_kernels *k, const rn_qconv *c, int n, const uint8
         const uint8_t *xq = x + q * x_qs;
         /* the window of each column as one row of K bytes; in place, only the columns of
          * the fix runs */
-        uint8_t *rows = workspace + (size_t)rn_thread_id() * nb * c->kpad;
+        uint8_t *rows = workspace + (size_t)rn_thread_id() * ws_thread;
         col_run fix[FIX_RUNS_MAX];
         long fix_off[FIX_COLS_MAX]; /* the fix runs' columns in the rows: their outputs' offsets */
         int nfix = 0, fix_cols = 0;
@@ -402,6 +423,11 @@ void rn_qconv_forward(const rn_kernels *k, const rn_qconv *c, int n, const uint8
             }
         } else if (c->in_c16) {
             im2col_rows_c16(c, n, xq, in_zp, j0, cols, rows);
+        } else if (groups_plain) {
+            rn_conv_shape sn = *s;
+            sn.n = n;
+            k->q_im2col_plain(&sn, c->kpad, xq, in_zp, j0, cols, rows, (long)cols * 16,
+                              rows + (size_t)nb * c->kpad);
         } else {
             im2col_rows_plain(c, n, xq, in_zp, j0, cols, rows);
         }
@@ -418,6 +444,11 @@ void rn_qconv_forward(const rn_kernels *k, const rn_qconv *c, int n, const uint8
             t.w = c->w + (size_t)qb0 * t.w_bs;
             uint8_t *y_blk = y + (size_t)qb0 * y_bs;
             const uint8_t *r_blk = res ? res + (size_t)qb0 * y_bs : NULL;
+            if (groups_plain) {
+                t.a_js = 16, t.a_gs = (long)cols * 16, t.a_goff = NULL;
+                run_tiles(k, &t, rows, j0, cols, y_blk, r_blk);
+                continue;
+            }
             if (!inplace) {
                 t.a_js = c->kpad, t.a_gs = 16, t.a_goff = NULL;
                 run_tiles(k, &t, rows, j0, cols, y_blk, r_blk);

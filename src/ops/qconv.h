@@ -189,11 +189,30 @@ static inline long rn_qtile_col_at(const rn_qtile *t, int j) {
 
 typedef void (*rn_qgemm_fn)(const rn_qtile *t);
 
+/* The window copy of plain input (the network's; groups 1) in the group-major layout: columns
+ * j0 .. j0 + count - 1 of the convolution s, column i's group g (K bytes 16g .. 16g + 15, the
+ * oracle's order, 0 past the window up to kpad) at dst + g * gs + i * 16, which the tiles read
+ * with a_js 16 and a_gs gs (q_inplace kernels). scratch: the scratch function's bytes. Only
+ * where 3 * stride + kw <= 64 (four columns' windows in one 64-byte load). */
+typedef void (*rn_qim2col_plain_fn)(const rn_conv_shape *s, int kpad, const uint8_t *x, int zp,
+                                    long j0, int count, uint8_t *dst, long gs, uint8_t *scratch);
+typedef size_t (*rn_qim2col_scratch_fn)(const rn_conv_shape *s, int kpad);
+
+/* A padded window row of the scratch: every input column and the padding, and 64 bytes from
+ * the last window's start, in whole cache lines. */
+static inline size_t rn_qim2col_plain_row_bytes(const rn_conv_shape *s) {
+    size_t a = (size_t)(s->wo - 1) * s->stride + 64, b = (size_t)s->pad + s->w;
+    return ((a > b ? a : b) + 63) / 64 * 64;
+}
+
 void rn_qgemm_portable(const rn_qtile *t);
 #ifdef RN_HAVE_X86_KERNELS
 void rn_qgemm_avx2(const rn_qtile *t);          /* nj <= 4, ncb 1 */
 void rn_qgemm_avx512vnni(const rn_qtile *t);    /* nj <= 12, ncb <= 2 */
 void rn_qgemm_amx(const rn_qtile *t);           /* nj <= 32, ncb <= 2 */
+void rn_qim2col_plain_avx512vbmi(const rn_conv_shape *s, int kpad, const uint8_t *x, int zp,
+                                 long j0, int count, uint8_t *dst, long gs, uint8_t *scratch);
+size_t rn_qim2col_plain_scratch_avx512vbmi(const rn_conv_shape *s, int kpad);
 #endif
 
 #endif
