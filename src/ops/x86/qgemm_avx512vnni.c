@@ -70,7 +70,7 @@ static inline __attribute__((always_inline)) void tile(const rn_qtile *t, const 
             }
         }
     }
-    store_cols(t, &acc[0][0], nj, ncb, t->r != NULL, t->rq->relu);
+    store_cols(t, &acc[0][0], nj, ncb, t->r != NULL, rn_qreq_relu_kind(t->rq));
 }
 
 /* Column j's 4 bytes of K (byte 4q of the group) at ADDR, broadcast into zmm T, times both blocks'
@@ -134,10 +134,15 @@ static void full_tile(const rn_qtile *t) {
           "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27",
           "xmm28", "xmm29");
     const __m512i *sums = (const __m512i *)acc;
+    const int relu = rn_qreq_relu_kind(t->rq);
     if (t->r)
-        t->rq->relu ? store_cols(t, sums, NJ_MAX, 2, 1, 1) : store_cols(t, sums, NJ_MAX, 2, 1, 0);
+        relu == 2   ? store_cols(t, sums, NJ_MAX, 2, 1, 2)
+        : relu == 1 ? store_cols(t, sums, NJ_MAX, 2, 1, 1)
+                    : store_cols(t, sums, NJ_MAX, 2, 1, 0);
     else
-        t->rq->relu ? store_cols(t, sums, NJ_MAX, 2, 0, 1) : store_cols(t, sums, NJ_MAX, 2, 0, 0);
+        relu == 2   ? store_cols(t, sums, NJ_MAX, 2, 0, 2)
+        : relu == 1 ? store_cols(t, sums, NJ_MAX, 2, 0, 1)
+                    : store_cols(t, sums, NJ_MAX, 2, 0, 0);
 }
 
 #define CASE(n)                                                                                   \
