@@ -415,12 +415,9 @@ void rn_qconv_forward(const rn_kernels *k, const rn_qconv *c, int n, const uint8
         int nfix = 0, fix_cols = 0;
         if (inplace) {
             nfix = fix_runs(s, j0, cols, fix);
-            for (int f = 0; f < nfix; f++) {
-                im2col_rows_c16(c, n, xq, in_zp, fix[f].j, fix[f].len,
-                                rows + (size_t)fix[f].pos * c->kpad);
+            for (int f = 0; f < nfix; f++)
                 for (int i = 0; i < fix[f].len; i++)
                     fix_off[fix_cols++] = (fix[f].j + i) * 16;
-            }
         } else if (c->in_c16) {
             im2col_rows_c16(c, n, xq, in_zp, j0, cols, rows);
         } else if (groups_plain) {
@@ -464,6 +461,10 @@ void rn_qconv_forward(const rn_kernels *k, const rn_qconv *c, int n, const uint8
                     run_tiles(k, &t, xq + (size_t)(lo - back) * 16, lo, (int)(hi - lo), y_blk,
                               r_blk);
             }
+            if (u == u0) /* the fix runs' windows, from input the tiles have just read */
+                for (int f = 0; f < nfix; f++)
+                    im2col_rows_c16(c, n, xq, in_zp, fix[f].j, fix[f].len,
+                                    rows + (size_t)fix[f].pos * c->kpad);
             /* the fix runs' columns side by side in the rows (pairs of columns, a row's last and
              * the next one's first, on most rows), as whole tiles, each column written where it
              * belongs: run by run, most tiles had been of 2 columns, and resnet18's 3x3 layers
