@@ -111,11 +111,11 @@ static void check_groups_supported(void) {
     }
 }
 
-static void check_ops(void) {
-    /* quantize_input: round half to even, clamped */
+/* rn_quantize_input on kd: round half to even, clamped, against nearbyintf */
+static void check_quantize(void) {
     float xin[6] = {0.0f, 0.25f, 0.75f, -10.0f, 100.0f, 1.25f};
     uint8_t q[6];
-    rn_quantize_input(xin, 1, 1, 2, 3, (rn_qparam){0.5f, 3}, q);
+    rn_quantize_input(kd, xin, 1, 1, 2, 3, (rn_qparam){0.5f, 3}, q);
     const uint8_t want[6] = {3, 3, 5, 0, 127, 5}; /* 0.5 -> 0, 1.5 -> 2, 2.5 -> 2 */
     CHECK(memcmp(q, want, 6) == 0, "quantize_input: %d %d %d %d %d %d", q[0], q[1], q[2], q[3],
           q[4], q[5]);
@@ -139,7 +139,7 @@ static void check_ops(void) {
         for (int t = 1; t <= 3; t++) {
             rn_set_threads(t);
             memset(got, 0xEE, N * C * HW);
-            rn_quantize_input(xs, N, C, 10, HW / 10, qp, got);
+            rn_quantize_input(kd, xs, N, C, 10, HW / 10, qp, got);
             for (int b = 0; b < N; b++)
                 for (int ch = 0; ch < C; ch++)
                     for (int i = 0; i < HW; i++) {
@@ -152,11 +152,14 @@ static void check_ops(void) {
                     }
         }
         rn_set_threads(0);
-        CHECK(bad == 0, "quantize_input = nearbyintf's rounding on %d values: %d differ", N * C * HW,
-              bad);
+        CHECK(bad == 0, "%s quantize_input = nearbyintf's rounding on %d values: %d differ",
+              kd->q_name, N * C * HW, bad);
         free(xs);
         free(got);
     }
+}
+
+static void check_ops(void) {
     rn_qparam p = rn_qparam_for_range(0.0f, 12.7f);
     CHECK(p.zp == 0 && fabsf(p.scale - 0.1f) < 1e-6f, "range [0, 12.7]: scale %g zp %d", p.scale, p.zp);
     p = rn_qparam_for_range(-1.0f, 1.0f);
@@ -204,6 +207,7 @@ int main(void) {
     for (int i = 0; i < nk; i++) {
         kd = ks[i];
         printf("test_qconv: int8 kernel %s\n", kd->q_name);
+        check_quantize();
         /* the stem: plain input, 7x7/2 and 3x3/1 */
         check_case(1, 3, 23, 19, 64, 7, 2, 3, 0, 0, 1, "stem 7x7/2 plain cin 3");
         check_case(2, 1, 28, 28, 64, 7, 2, 3, 0, 0, 1, "stem 7x7/2 plain cin 1");

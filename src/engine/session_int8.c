@@ -107,7 +107,7 @@ static uint8_t *bytes_of(const rn_session *s, int v) {
 void rn_int8_forward(rn_session *s, const float *x, int n, float *logits) {
     const rn_graph *sc = s->sc;
     const rn_model *m = s->m;
-    rn_quantize_input(x, n, m->in_channels, sc->h, sc->w, s->vq[0], bytes_of(s, 0));
+    rn_quantize_input(s->k, x, n, m->in_channels, sc->h, sc->w, s->vq[0], bytes_of(s, 0));
     for (int i = 0; i < sc->n_nodes; i++) {
         const rn_node *nd = &sc->nodes[i];
         const rn_value *vi = &sc->values[nd->in], *vo = &sc->values[nd->out];

@@ -117,6 +117,7 @@ typedef struct rn_kernels {
     rn_qim2col_plain_fn q_im2col_plain; /* the plain input's window copy in groups (qconv.h),
                                            and its scratch bytes; NULL: im2col_rows_plain's rows */
     rn_qim2col_scratch_fn q_im2col_scratch;
+    rn_qquantize_fn q_quantize; /* the network input's quantization; NULL: the oracle's loop */
     const char *q_name;     /* e.g. "avx512-vnni 32x12" */
     /* bf16 products (rn_kernels_bf16): the packed fp32 panels of A and B are converted by
      * finish_a / finish_b before the kernels read them; fp32 descriptors leave both NULL.

@@ -149,8 +149,10 @@ void rn_qconv_forward(const rn_kernels *k, const rn_qconv *c, int n, const uint8
 
 /* ---- the other int8 ops (oracle = the only implementation) ------------------------------- */
 
-/* x fp32 (N, C, H, W) -> plain uint8 (C, N, H, W). */
-void rn_quantize_input(const float *x, int n, int c, int h, int w, rn_qparam q, uint8_t *y);
+/* x fp32 (N, C, H, W) -> plain uint8 (C, N, H, W), on kernels k (their q_quantize, or the
+ * oracle's loop). */
+void rn_quantize_input(const rn_kernels *k, const float *x, int n, int c, int h, int w,
+                       rn_qparam q, uint8_t *y);
 
 /* Max-pool k/s/p on c16 (c channels): padding never wins, as in PyTorch. */
 void rn_qmaxpool_c16(const uint8_t *x, int c, int n, int h, int w, int k, int stride, int pad,
@@ -198,6 +200,10 @@ typedef void (*rn_qim2col_plain_fn)(const rn_conv_shape *s, int kpad, const uint
                                     long j0, int count, uint8_t *dst, long gs, uint8_t *scratch);
 typedef size_t (*rn_qim2col_scratch_fn)(const rn_conv_shape *s, int kpad);
 
+/* y[i] = the quantization of x[i] * inv with zero point zp, i < count: rn_quantize_input's
+ * operations in its order (the clamps, rounding half to even, the byte clamps). */
+typedef void (*rn_qquantize_fn)(const float *x, size_t count, float inv, int zp, uint8_t *y);
+
 /* A padded window row of the scratch: every input column and the padding, and 64 bytes from
  * the last window's start, in whole cache lines. */
 static inline size_t rn_qim2col_plain_row_bytes(const rn_conv_shape *s) {
@@ -213,6 +219,7 @@ void rn_qgemm_amx(const rn_qtile *t);           /* nj <= 32, ncb <= 2 */
 void rn_qim2col_plain_avx512vbmi(const rn_conv_shape *s, int kpad, const uint8_t *x, int zp,
                                  long j0, int count, uint8_t *dst, long gs, uint8_t *scratch);
 size_t rn_qim2col_plain_scratch_avx512vbmi(const rn_conv_shape *s, int kpad);
+void rn_qquantize_avx512(const float *x, size_t count, float inv, int zp, uint8_t *y);
 #endif
 
 #endif
