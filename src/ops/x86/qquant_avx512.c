@@ -11,11 +11,18 @@
 
 #include "ops/qconv.h"
 
+/* Asked for ahead: the input streams from memory (a batch of 32 is 19 MB), and the hardware's
+ * prefetch alone left the loop at 1.0-1.2 ms for a batch of 32 read cold, against 0.22-0.28 ms
+ * with the line 4 KB ahead asked for (0.35 at 1 KB, 0.31-0.36 at 16 KB; AMD Zen 5, 2 threads). */
+#define PREFETCH_BYTES 4096
+
 void rn_qquantize_avx512(const float *x, size_t count, float inv, int zp, uint8_t *y) {
     const __m512 vinv = _mm512_set1_ps(inv), lo = _mm512_set1_ps(-RN_Q_CLAMP),
                  hi = _mm512_set1_ps(RN_Q_CLAMP);
     const __m512i vzp = _mm512_set1_epi32(zp), qmax = _mm512_set1_epi32(RN_Q_MAX);
     for (size_t i = 0; i < count; i += 16) {
+        /* the line 4 KB ahead (only a hint: past the end is harmless) */
+        _mm_prefetch((const char *)(x + i) + PREFETCH_BYTES, _MM_HINT_T0);
         const __mmask16 m =
             count - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (count - i)) - 1);
         __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vinv);
