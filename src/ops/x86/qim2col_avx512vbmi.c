@@ -6,13 +6,13 @@
  * "piece" p = ci * kh + r, K bytes p * kw .. p * kw + kw - 1) is first copied into a row of the
  * scratch with the padding written out (the zero point left and right, a whole row of it above
  * and below the image), so no window needs a bounds test. Then per group g of 16 K bytes and 4
- * columns at a time, one 64-byte vector (column c's 16 bytes in lane block c): each piece that
- * meets the group loads 64 bytes of its row from the first column's window on and vpermb moves
- * byte c * stride + q (q the tap in the piece) into the lanes the piece fills, under their
- * mask. K bytes past the window (up to kpad) are 0, as im2col_rows_plain writes them. So a
- * column costs about (pieces per group) loads and permutes and one store per group, against one
- * load and one store per piece (a 7x7 stem: 21 of each, and their loop, 40% of the stem's time
- * on AMD Zen 5).
+ * columns at a time, one 64-byte vector (column c's 16 bytes in lane block c): the pieces that
+ * meet the group, two at a time, each load 64 bytes of their row from the first column's window
+ * on, and one vpermt2b moves byte c * stride + q (q the tap in the piece) of either into the
+ * lanes the pair fills, under their mask. K bytes past the window (up to kpad) are 0, as
+ * im2col_rows_plain writes them. So four columns cost two loads and a permute per pair of
+ * pieces and one store per group, against one load and one store per piece and column (a 7x7
+ * stem: 21 of each, and their loop, 40% of the stem's time on AMD Zen 5).
  *
  * Compiled with the AVX-512 flags and -mavx512vbmi; reached only through descriptors that need
  * the CPU's VBMI (kernels.c).
@@ -34,9 +34,15 @@ typedef struct pair {
 
 #define PAIRS_MAX 8 /* a group of 16 bytes meets at most 16 pieces (kw = 1) */
 
+/* The scratch: each group's pairs and their count, then (from a cache line on) the padded
+ * window rows. */
+static size_t tables_bytes(int groups) {
+    const size_t bytes = (size_t)groups * (PAIRS_MAX * sizeof(pair) + sizeof(int));
+    return (bytes + 63) / 64 * 64;
+}
+
 size_t rn_qim2col_plain_scratch_avx512vbmi(const rn_conv_shape *s, int kpad) {
-    const size_t tables = (size_t)kpad / 16 * (PAIRS_MAX * sizeof(pair) + sizeof(int));
-    return (tables + 63) / 64 * 64 + (size_t)s->cin * s->kh * rn_qim2col_plain_row_bytes(s);
+    return tables_bytes(kpad / 16) + (size_t)s->cin * s->kh * rn_qim2col_plain_row_bytes(s);
 }
 
 /* Group g's pairs into pr[g * PAIRS_MAX ...], their count into npair[g]. */
@@ -86,8 +92,7 @@ void rn_qim2col_plain_avx512vbmi(const rn_conv_shape *s, int kpad, const uint8_t
     const size_t pw = rn_qim2col_plain_row_bytes(s);
     pair *pr = (pair *)scratch;
     int *npair = (int *)(pr + (size_t)groups * PAIRS_MAX);
-    const size_t tables = (size_t)groups * (PAIRS_MAX * sizeof(pair) + sizeof(int));
-    uint8_t *rows = scratch + (tables + 63) / 64 * 64;
+    uint8_t *rows = scratch + tables_bytes(groups);
     build_pairs(s, groups, pr, npair);
     for (int i = 0; i < count;) {
         const long j = j0 + i;
