@@ -579,13 +579,18 @@ void rn_qmaxpool_c16(const uint8_t *x, int c, int n, int h, int w, int k, int st
 }
 
 void rn_qavgpool_c16(const uint8_t *x, int c, int n, int hw, rn_qparam q, float *y) {
-    size_t nhw = (size_t)n * hw;
-    for (int ch = 0; ch < c; ch++)
+    /* a block's 16 channels side by side, one pixel (16 bytes) a step: read channel by channel
+     * (16 bytes apart), resnet50's 2048 x 7 x 7 took 50 us of the int8 pass at batch 1 */
+    const size_t nhw = (size_t)n * hw;
+    for (int cb = 0; cb < rn_q_cblocks(c); cb++)
         for (int b = 0; b < n; b++) {
-            int64_t sum = 0;
+            const uint8_t *px = x + ((size_t)cb * nhw + (size_t)b * hw) * 16;
+            int32_t sum[16] = {0}; /* hw * 255 at most: hw < 2^23 */
             for (int p = 0; p < hw; p++)
-                sum += x[c16_index(ch, nhw, (size_t)b * hw + p)];
-            y[(size_t)ch * n + b] =
-                (float)((double)(sum - (int64_t)q.zp * hw) * q.scale / (double)hw);
+                for (int i = 0; i < 16; i++)
+                    sum[i] += px[(size_t)p * 16 + i];
+            for (int i = 0; i < 16 && cb * 16 + i < c; i++)
+                y[(size_t)(cb * 16 + i) * n + b] =
+                    (float)((double)((int64_t)sum[i] - (int64_t)q.zp * hw) * q.scale / (double)hw);
         }
 }
