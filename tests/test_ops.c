@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/kernels.h" /* before check.h: its check_kernel_paths */
 #include "check.h"
 #include "core/mem.h"
 #include "ops/conv2d.h"
@@ -185,26 +186,31 @@ static void test_linear(void) {
         CHECK(check_rel_err(y2, y1, (size_t)N * K) < 1e-5, "linear C=%d N=%d K=%d", C, N, K);
         free(x), free(w), free(b), free(y1), free(y2), free(work);
     }
-    /* batch 1 (its own loop): resnet50's classifier, short rows, rows of 16k + 1..15, on 1-3
-     * threads: the same bytes whatever the threads */
-    const int shapes[][2] = {{2048, 1000}, {512, 10}, {7, 3}, {33, 130}, {1, 1}, {100, 700}};
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-        const int C = shapes[i][0], K = shapes[i][1];
-        float *x = rnd((size_t)C), *w = rnd((size_t)K * C), *b = i % 2 ? NULL : rnd(K);
-        float *y1 = malloc((size_t)K * 4), *y2 = malloc((size_t)K * 4), *y3 = malloc((size_t)K * 4);
-        linear_forward_ref(x, C, 1, w, b, K, y1);
-        int same = 1;
-        for (int t = 1; t <= 3; t++) {
-            rn_set_threads(t);
-            linear_forward(NULL, x, C, 1, w, b, K, t == 1 ? y2 : y3, NULL);
-            same &= t == 1 || memcmp(y2, y3, (size_t)K * 4) == 0;
+    /* batch 1 (its own loop, on each kernel path's gemv): resnet50's classifier, short rows,
+     * rows of 16k + 1..15 and 32k + 16, on 1-3 threads: the same bytes whatever the threads */
+    const rn_kernels *ks[RN_ISA_COUNT];
+    const int nk = check_kernel_paths("test_ops", ks);
+    const int shapes[][2] = {{2048, 1000}, {512, 10}, {7, 3}, {33, 130}, {1, 1}, {100, 700},
+                             {48, 17}, {23, 40}};
+    for (int p = 0; p < nk; p++)
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+            const int C = shapes[i][0], K = shapes[i][1];
+            float *x = rnd((size_t)C), *w = rnd((size_t)K * C), *b = i % 2 ? NULL : rnd(K);
+            float *y1 = malloc((size_t)K * 4), *y2 = malloc((size_t)K * 4),
+                  *y3 = malloc((size_t)K * 4);
+            linear_forward_ref(x, C, 1, w, b, K, y1);
+            int same = 1;
+            for (int t = 1; t <= 3; t++) {
+                rn_set_threads(t);
+                linear_forward(ks[p], x, C, 1, w, b, K, t == 1 ? y2 : y3, NULL);
+                same &= t == 1 || memcmp(y2, y3, (size_t)K * 4) == 0;
+            }
+            rn_set_threads(0);
+            CHECK(check_rel_err(y2, y1, (size_t)K) < 1e-5 && same,
+                  "linear batch 1 on %s, C=%d K=%d: error %g, same on 1-3 threads %d",
+                  ks[p]->name, C, K, check_rel_err(y2, y1, (size_t)K), same);
+            free(x), free(w), free(b), free(y1), free(y2), free(y3);
         }
-        rn_set_threads(0);
-        CHECK(check_rel_err(y2, y1, (size_t)K) < 1e-5 && same,
-              "linear batch 1 C=%d K=%d: error %g, same on 1-3 threads %d", C, K,
-              check_rel_err(y2, y1, (size_t)K), same);
-        free(x), free(w), free(b), free(y1), free(y2), free(y3);
-    }
 }
 
 static void test_layout(void) {

@@ -177,6 +177,7 @@ static const rn_kernels AVX2 = {
     .fn_raw = {rn_sgemm_kernel_avx2_6x8_rawa, rn_sgemm_kernel_avx2_6x16_rawa},
     .pack_im2col = rn_im2col_pack_avx2,
     .pack_bt = rn_pack_bt_avx2,
+    .gemv = rn_sgemv_avx2,
     .wino_in = rn_wino_in_avx2,
     .wino_out = rn_wino_out_avx2,
     .wino2_in = rn_wino2_in_avx2,
@@ -195,6 +196,7 @@ static const rn_kernels AVX2 = {
     .fn_rawb = rn_sgemm_kernel_avx512_8x48_rawb,                                                  \
     .pack_im2col = rn_im2col_pack_avx512,                                                         \
     .pack_bt = rn_pack_bt_avx2, /* AVX-512 CPUs have AVX2 */                                  \
+    .gemv = rn_sgemv_avx512,                                                                      \
     .wino_in = rn_wino_in_avx2, /* AVX-512 CPUs have AVX2 */                                      \
     .wino_out = rn_wino_out_avx2,                                                                 \
     .wino_in2 = rn_wino_in2_avx512, .wino_out2 = rn_wino_out2_avx512,                             \

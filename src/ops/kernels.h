@@ -67,6 +67,11 @@ typedef void (*rn_pack_bt_fn)(const float *src, ptrdiff_t ldb, int kc, int cols,
  * fp32 kernel) in place into the operand format of a descriptor's kernels. */
 typedef void (*rn_panel_fn)(float *panel, int kc, int w);
 
+/* Batch 1's classifier (linear.c): y[k] = w[k, :] . x (+ b[k]) for the `rows` rows k of the
+ * row-major w (C floats a row), each row summed in one order whatever the threads. */
+typedef void (*rn_gemv_fn)(const float *x, int C, const float *w, const float *b, int rows,
+                           float *y);
+
 #define RN_PANEL_MAX 64     /* widest B panel any packer writes */
 /* largest K block of any descriptor (AMX bf16's); the GEMM driver keeps a B panel and an
  * item's A rows of it on each thread's stack, RN_KC_MAX x (RN_PANEL_MAX + 128) floats: 384 KB */
@@ -93,6 +98,7 @@ typedef struct rn_kernels {
     rn_gemm_kernel_fn fn_rawb;
     rn_im2col_pack_fn pack_im2col;
     rn_pack_bt_fn pack_bt;  /* B panels of a transposed B (transb) */
+    rn_gemv_fn gemv;        /* fp32 rows times a vector (batch 1's classifier); NULL: C's loop */
     rn_wino_in_fn wino_in;  /* Winograd F(4x4, 3x3) tile transforms (winograd.h) */
     rn_wino_out_fn wino_out;
     rn_wino_in2_fn wino_in2;   /* and two groups of 8 tiles at once, or NULL */
@@ -268,6 +274,8 @@ void rn_panel_bf16_rows_amx(float *panel, int kc, int w);
 void rn_pack_a_bf16_rows_amx(const float *src, ptrdiff_t lda, int kc, int rows, int mr,
                              float *dst);
 
+void rn_sgemv_avx512(const float *x, int C, const float *w, const float *b, int rows, float *y);
+
 /* nr a multiple of 16, <= 64. */
 void rn_im2col_pack_avx512(const rn_im2col *im, int k0, int kc, long j0, int nr,
                            float *dst);
@@ -284,6 +292,8 @@ void rn_sgemm_kernel_avx2_6x8(int kc, const float *a, const float *b, const rn_g
 void rn_sgemm_kernel_avx2_6x16(int kc, const float *a, const float *b, const rn_gemm_tile *t);
 void rn_sgemm_kernel_avx2_6x8_rawa(int kc, const float *a, const float *b, const rn_gemm_tile *t);
 void rn_sgemm_kernel_avx2_6x16_rawa(int kc, const float *a, const float *b, const rn_gemm_tile *t);
+
+void rn_sgemv_avx2(const float *x, int C, const float *w, const float *b, int rows, float *y);
 
 /* nr a multiple of 8, <= 64. */
 void rn_im2col_pack_avx2(const rn_im2col *im, int k0, int kc, long j0, int nr, float *dst);

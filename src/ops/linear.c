@@ -20,14 +20,16 @@ void linear_forward_ref(const float *x, int C, int N, const float *w, const floa
         }
 }
 
-/* Batch 1: each logit one dot product of a row of w with x, in 16 partial sums (column c into
- * sum c % 16, the sums then added in order, then the bias: one order whatever the threads), the
- * rows shared out over the threads. The GEMM would hold the one column in a panel of 16 and
- * read w at about a third of the speed: resnet50's classifier (8 MB of weights) took 330 us of
- * the int8 pass at batch 1 (Zen 5, 2 threads), a loop like this one 116-153 us from memory. */
-static void gemv(const float *x, int C, const float *w, const float *b, int K, float *y) {
-#pragma omp parallel for schedule(static) num_threads(rn_threads()) if ((double)K * C > 65536.0)
-    for (int k = 0; k < K; k++) {
+/* Batch 1: each logit one dot product of a row of w with x, the rows shared out over the
+ * threads, each row summed whole by one thread (the same bytes whatever the threads): on the
+ * kernels' gemv where they have one, else in 16 partial sums here (column c into sum c % 16, the
+ * sums then added in order, then the bias). The GEMM would hold the one column in a panel of 16
+ * and read w at about a third of the speed: resnet50's classifier (8 MB of weights) took 330 us
+ * of the int8 pass at batch 1 (Zen 5, 2 threads), this loop compiled for SSE2 225-240 us, the
+ * AVX-512 gemv 77-80. */
+static void gemv_rows(const float *x, int C, const float *w, const float *b, int rows,
+                      float *y) {
+    for (int k = 0; k < rows; k++) {
         const float *wr = w + (size_t)k * C;
         float acc[16] = {0};
         int c = 0;
@@ -43,10 +45,26 @@ static void gemv(const float *x, int C, const float *w, const float *b, int K, f
     }
 }
 
+static void gemv(const rn_kernels *kd, const float *x, int C, const float *w, const float *b,
+                 int K, float *y) {
+    const rn_gemv_fn rows = kd->gemv ? kd->gemv : gemv_rows;
+    const int threads = (double)K * C > 65536.0 ? rn_threads() : 1;
+    /* runs of 16 rows (64-byte lines of y) */
+    const int runs = (K + 15) / 16;
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+    for (int t = 0; t < threads; t++) {
+        const int k0 = runs * t / threads * 16, k1 = runs * (t + 1) / threads * 16;
+        const int k1c = k1 < K ? k1 : K;
+        if (k0 < k1c)
+            rows(x, C, w + (size_t)k0 * C, b ? b + k0 : NULL, k1c - k0, y + k0);
+    }
+}
+
 void linear_forward(const rn_kernels *kd, const float *x, int C, int N, const float *w,
                     const float *b, int K, float *y, float *work) {
-    if (N == 1 && !rn_kernels_are_bf16(rn_kernels_or_default(kd))) {
-        gemv(x, C, w, b, K, y); /* (bf16 descriptors multiply bf16 operands: their GEMM) */
+    kd = rn_kernels_or_default(kd);
+    if (N == 1 && !rn_kernels_are_bf16(kd)) {
+        gemv(kd, x, C, w, b, K, y); /* (bf16 descriptors multiply bf16 operands: their GEMM) */
         return;
     }
     /* work: (K, N) = w (K, C) x x (C, N) + b, then transposed into y. */

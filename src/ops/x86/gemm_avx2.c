@@ -362,3 +362,29 @@ void rn_pack_bt_avx2(const float *src, ptrdiff_t ldb, int kc, int cols, int nr, 
         for (int j = 0; j < nr; j++)
             dst[(ptrdiff_t)k * nr + j] = j < cols ? src[(ptrdiff_t)j * ldb + k] : 0.0f;
 }
+
+/* ---- batch 1's classifier (rn_gemv_fn) -----------------------------------------------------
+ * A row at a time, 16 floats a step into two sums, the tail of fewer than 8 masked. */
+void rn_sgemv_avx2(const float *x, int C, const float *w, const float *b, int rows, float *y) {
+    static const int32_t ones[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    for (int k = 0; k < rows; k++) {
+        const float *wr = w + (size_t)k * C;
+        __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+        int c = 0;
+        for (; c + 16 <= C; c += 16) {
+            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(wr + c), _mm256_loadu_ps(x + c), s0);
+            s1 = _mm256_fmadd_ps(_mm256_loadu_ps(wr + c + 8), _mm256_loadu_ps(x + c + 8), s1);
+        }
+        for (; c < C; c += 8) {
+            const int left = C - c < 8 ? C - c : 8;
+            const __m256i m = _mm256_loadu_si256((const __m256i *)(ones + 8 - left));
+            s0 = _mm256_fmadd_ps(_mm256_maskload_ps(wr + c, m), _mm256_maskload_ps(x + c, m), s0);
+        }
+        __m256 s = _mm256_add_ps(s0, s1);
+        __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_add_ss(h, _mm_movehdup_ps(h));
+        const float sum = _mm_cvtss_f32(h);
+        y[k] = b ? sum + b[k] : sum;
+    }
+}
