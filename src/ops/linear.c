@@ -45,19 +45,27 @@ static void gemv_rows(const float *x, int C, const float *w, const float *b, int
     }
 }
 
+void linear_forward_gemv_team(const rn_kernels *kd, const float *x, int C, const float *w,
+                              const float *b, int K, float *y, rn_team team) {
+    kd = rn_kernels_or_default(kd);
+    const rn_gemv_fn rows = kd->gemv ? kd->gemv : gemv_rows;
+    if ((double)K * C <= 65536.0) /* small: the first thread alone */
+        team = (rn_team){.id = team.id, .size = 1};
+    if (team.id >= team.size)
+        return;
+    /* runs of 16 rows (64-byte lines of y) */
+    long r0, r1;
+    rn_team_share(team, (K + 15) / 16, &r0, &r1);
+    const int k0 = (int)r0 * 16, k1 = (int)r1 * 16 < K ? (int)r1 * 16 : K;
+    if (k0 < k1)
+        rows(x, C, w + (size_t)k0 * C, b ? b + k0 : NULL, k1 - k0, y + k0);
+}
+
 static void gemv(const rn_kernels *kd, const float *x, int C, const float *w, const float *b,
                  int K, float *y) {
-    const rn_gemv_fn rows = kd->gemv ? kd->gemv : gemv_rows;
     const int threads = (double)K * C > 65536.0 ? rn_threads() : 1;
-    /* runs of 16 rows (64-byte lines of y) */
-    const int runs = (K + 15) / 16;
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-    for (int t = 0; t < threads; t++) {
-        const int k0 = runs * t / threads * 16, k1 = runs * (t + 1) / threads * 16;
-        const int k1c = k1 < K ? k1 : K;
-        if (k0 < k1c)
-            rows(x, C, w + (size_t)k0 * C, b ? b + k0 : NULL, k1c - k0, y + k0);
-    }
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    linear_forward_gemv_team(kd, x, C, w, b, K, y, rn_team_here());
 }
 
 void linear_forward(const rn_kernels *kd, const float *x, int C, int N, const float *w,

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/threads.h"
+
 typedef struct rn_kernels rn_kernels; /* ops/kernels.h; NULL: the process default */
 
 #define RN_BN_EPS 1e-5f
@@ -76,6 +78,10 @@ void linear_forward_ref(const float *x, int C, int N, const float *w, const floa
                         int K, float *y);
 void linear_forward(const rn_kernels *k, const float *x, int C, int N, const float *w,
                     const float *b, int K, float *y, float *work);
+/* Batch 1 (N = 1) on fp32 kernels (not bf16 ones), called by every thread of a team inside the
+ * caller's parallel region (core/threads.h): this thread's rows of y. */
+void linear_forward_gemv_team(const rn_kernels *k, const float *x, int C, const float *w,
+                              const float *b, int K, float *y, rn_team team);
 
 /* ---- Backward ---------------------------------------------------------------
  * Every `_backward` takes the gradient of the loss with respect to the op's

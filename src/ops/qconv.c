@@ -359,14 +359,15 @@ static void run_tiles(const rn_kernels *k, rn_qtile *t, const uint8_t *a, long j
     }
 }
 
-void rn_qconv_forward(const rn_kernels *k, const rn_qconv *c, int n, const uint8_t *x, int in_zp,
-                      const uint8_t *res, uint8_t *y, uint8_t *workspace) {
+void rn_qconv_forward_team(const rn_kernels *k, const rn_qconv *c, int n, const uint8_t *x,
+                           int in_zp, const uint8_t *res, uint8_t *y, uint8_t *workspace,
+                           rn_team team) {
     k = rn_kernels_or_default(k);
     const rn_conv_shape *s = &c->s;
     long ncols = (long)n * s->ho * s->wo;
     long y_bs = ncols * 16;
     const int nb = block_cols(k, c), groups = c->kpad / 16;
-    int threads = rn_threads();
+    const int threads = team.size;
     /* column blocks of whole tiles, at most nb columns, as many per thread, their tiles as even
      * as whole tiles allow (block i: tiles [i * T / blocks, (i + 1) * T / blocks)); blocks of one
      * width but the last had left resnet18's 14x14 layers at batch 1 120 columns on one thread
@@ -399,8 +400,9 @@ void rn_qconv_forward(const rn_kernels *k, const rn_qconv *c, int n, const uint8
     const long hw = (long)s->h * s->w, back = (long)s->pad * (s->w + 1); /* window origin: j - back */
     /* channel-group major: with few column blocks each thread takes all columns of some
      * channels, not some columns of all channels (blocks can be unequal) */
-#pragma omp parallel for schedule(static) num_threads(threads) if (items > 1)
-    for (long it = 0; it < items; it++) {
+    long it0, it1;
+    rn_team_share(team, items, &it0, &it1);
+    for (long it = it0; it < it1; it++) {
         int q = (int)(it / per_sg);
         long cbk = it % per_sg % n_colblk;
         int grp = (int)(it % per_sg / n_colblk);
@@ -409,7 +411,7 @@ void rn_qconv_forward(const rn_kernels *k, const rn_qconv *c, int n, const uint8
         const uint8_t *xq = x + q * x_qs;
         /* the window of each column as one row of K bytes; in place, only the columns of
          * the fix runs */
-        uint8_t *rows = workspace + (size_t)rn_thread_id() * ws_thread;
+        uint8_t *rows = workspace + (size_t)team.id * ws_thread;
         col_run fix[FIX_RUNS_MAX];
         long fix_off[FIX_COLS_MAX]; /* the fix runs' columns in the rows: their outputs' offsets */
         int nfix = 0, fix_cols = 0;
@@ -481,6 +483,13 @@ void rn_qconv_forward(const rn_kernels *k, const rn_qconv *c, int n, const uint8
     }
 }
 
+void rn_qconv_forward(const rn_kernels *k, const rn_qconv *c, int n, const uint8_t *x, int in_zp,
+                      const uint8_t *res, uint8_t *y, uint8_t *workspace) {
+    const int threads = rn_threads();
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    rn_qconv_forward_team(k, c, n, x, in_zp, res, y, workspace, rn_team_here());
+}
+
 /* ---- the portable kernel -------------------------------------------------------------------- */
 
 void rn_qgemm_portable(const rn_qtile *t) {
@@ -520,36 +529,43 @@ static void quantize_run(const float *x, size_t count, float inv, int zp, uint8_
     }
 }
 
-void rn_quantize_input(const rn_kernels *k, const float *x, int n, int c, int h, int w,
-                       rn_qparam q, uint8_t *y) {
+void rn_quantize_input_team(const rn_kernels *k, const float *x, int n, int c, int h, int w,
+                            rn_qparam q, uint8_t *y, rn_team team) {
     k = rn_kernels_or_default(k);
     const rn_qquantize_fn run = k->q_quantize ? k->q_quantize : quantize_run;
     const size_t hw = (size_t)h * w;
     const float inv = 1.0f / q.scale;
     /* each thread an equal run of the values in x's order (by planes, a batch of one image's 3
-     * planes had left one thread 2 of them) */
+     * planes had left one thread 2 of them); small inputs on the first thread alone */
     const size_t total = (size_t)n * c * hw;
-    const int parts = total > 65536 ? rn_threads() : 1;
-#pragma omp parallel for schedule(static) num_threads(parts) if (parts > 1)
-    for (int part = 0; part < parts; part++) {
-        const size_t hi = total * (size_t)(part + 1) / (size_t)parts;
-        for (size_t p = total * (size_t)part / (size_t)parts; p < hi;) {
-            const size_t pl = p / hw, i0 = p % hw, i1 = hw < i0 + (hi - p) ? hw : i0 + (hi - p);
-            const size_t b = pl / (size_t)c, ch = pl % (size_t)c;
-            run(x + pl * hw + i0, i1 - i0, inv, q.zp, y + (ch * (size_t)n + b) * hw + i0);
-            p += i1 - i0;
-        }
+    if (total <= 65536)
+        team = (rn_team){.id = team.id, .size = 1};
+    if (team.id >= team.size)
+        return;
+    const size_t hi = total * (size_t)(team.id + 1) / (size_t)team.size;
+    for (size_t p = total * (size_t)team.id / (size_t)team.size; p < hi;) {
+        const size_t pl = p / hw, i0 = p % hw, i1 = hw < i0 + (hi - p) ? hw : i0 + (hi - p);
+        const size_t b = pl / (size_t)c, ch = pl % (size_t)c;
+        run(x + pl * hw + i0, i1 - i0, inv, q.zp, y + (ch * (size_t)n + b) * hw + i0);
+        p += i1 - i0;
     }
 }
 
-void rn_qmaxpool_c16(const uint8_t *x, int c, int n, int h, int w, int k, int stride, int pad,
-                     int ho, int wo, uint8_t *y) {
-    long planes = (long)rn_q_cblocks(c) * n;
+void rn_quantize_input(const rn_kernels *k, const float *x, int n, int c, int h, int w,
+                       rn_qparam q, uint8_t *y) {
+    const int threads = (size_t)n * c * h * w > 65536 ? rn_threads() : 1;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    rn_quantize_input_team(k, x, n, c, h, w, q, y, rn_team_here());
+}
+
+void rn_qmaxpool_c16_team(const uint8_t *x, int c, int n, int h, int w, int k, int stride,
+                          int pad, int ho, int wo, uint8_t *y, rn_team team) {
+    long planes = (long)rn_q_cblocks(c) * n, pl0, pl1;
+    rn_team_share(team, planes, &pl0, &pl1);
     /* per output row, the window rows' maximum of each input pixel first (vm), then each
      * output pixel's maximum over its window's columns of vm: 3 + 3 maxima of 16 bytes a pixel
      * for 3x3/2 instead of 9 */
-#pragma omp parallel for schedule(static) num_threads(rn_threads()) if (planes > 1)
-    for (long pl = 0; pl < planes; pl++) {
+    for (long pl = pl0; pl < pl1; pl++) {
         const uint8_t *src = x + (size_t)pl * h * w * 16;
         uint8_t *dst = y + (size_t)pl * ho * wo * 16;
         uint8_t vm[w][16];
@@ -578,11 +594,21 @@ void rn_qmaxpool_c16(const uint8_t *x, int c, int n, int h, int w, int k, int st
     }
 }
 
-void rn_qavgpool_c16(const uint8_t *x, int c, int n, int hw, rn_qparam q, float *y) {
+void rn_qmaxpool_c16(const uint8_t *x, int c, int n, int h, int w, int k, int stride, int pad,
+                     int ho, int wo, uint8_t *y) {
+    const int threads = (long)rn_q_cblocks(c) * n > 1 ? rn_threads() : 1;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    rn_qmaxpool_c16_team(x, c, n, h, w, k, stride, pad, ho, wo, y, rn_team_here());
+}
+
+void rn_qavgpool_c16_team(const uint8_t *x, int c, int n, int hw, rn_qparam q, float *y,
+                          rn_team team) {
     /* a block's 16 channels side by side, one pixel (16 bytes) a step: read channel by channel
      * (16 bytes apart), resnet50's 2048 x 7 x 7 took 50 us of the int8 pass at batch 1 */
     const size_t nhw = (size_t)n * hw;
-    for (int cb = 0; cb < rn_q_cblocks(c); cb++)
+    long cb0, cb1;
+    rn_team_share(team, rn_q_cblocks(c), &cb0, &cb1);
+    for (int cb = (int)cb0; cb < (int)cb1; cb++)
         for (int b = 0; b < n; b++) {
             const uint8_t *px = x + ((size_t)cb * nhw + (size_t)b * hw) * 16;
             int32_t sum[16] = {0}; /* hw * 255 at most: hw < 2^23 */
@@ -593,4 +619,8 @@ void rn_qavgpool_c16(const uint8_t *x, int c, int n, int hw, rn_qparam q, float 
                 y[(size_t)(cb * 16 + i) * n + b] =
                     (float)((double)((int64_t)sum[i] - (int64_t)q.zp * hw) * q.scale / (double)hw);
         }
+}
+
+void rn_qavgpool_c16(const uint8_t *x, int c, int n, int hw, rn_qparam q, float *y) {
+    rn_qavgpool_c16_team(x, c, n, hw, q, y, (rn_team){.id = 0, .size = 1});
 }

@@ -47,6 +47,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/threads.h"
 #include "ops/conv2d.h"
 
 #define RN_Q_MAX 127          /* activations: uint8 in [0, RN_Q_MAX] */
@@ -147,19 +148,32 @@ size_t rn_qconv_workspace_bytes(const rn_kernels *k, const rn_qconv *c, int thre
 void rn_qconv_forward(const rn_kernels *k, const rn_qconv *c, int n, const uint8_t *x, int in_zp,
                       const uint8_t *res, uint8_t *y, uint8_t *workspace);
 
+/* The same, called by every thread of a team (threads.h) inside the caller's parallel region:
+ * this thread's share of the work (the workspace sized for at least team.size threads). The
+ * caller waits for the whole team before it reads y. The other ops' _team forms alike. */
+void rn_qconv_forward_team(const rn_kernels *k, const rn_qconv *c, int n, const uint8_t *x,
+                           int in_zp, const uint8_t *res, uint8_t *y, uint8_t *workspace,
+                           rn_team team);
+
 /* ---- the other int8 ops (oracle = the only implementation) ------------------------------- */
 
 /* x fp32 (N, C, H, W) -> plain uint8 (C, N, H, W), on kernels k (their q_quantize, or the
  * oracle's loop). */
 void rn_quantize_input(const rn_kernels *k, const float *x, int n, int c, int h, int w,
                        rn_qparam q, uint8_t *y);
+void rn_quantize_input_team(const rn_kernels *k, const float *x, int n, int c, int h, int w,
+                            rn_qparam q, uint8_t *y, rn_team team);
 
 /* Max-pool k/s/p on c16 (c channels): padding never wins, as in PyTorch. */
 void rn_qmaxpool_c16(const uint8_t *x, int c, int n, int h, int w, int k, int stride, int pad,
                      int ho, int wo, uint8_t *y);
+void rn_qmaxpool_c16_team(const uint8_t *x, int c, int n, int h, int w, int k, int stride,
+                          int pad, int ho, int wo, uint8_t *y, rn_team team);
 
 /* Global average pool of c16 x (c channels) into fp32 features (C, N). */
 void rn_qavgpool_c16(const uint8_t *x, int c, int n, int hw, rn_qparam q, float *y);
+void rn_qavgpool_c16_team(const uint8_t *x, int c, int n, int hw, rn_qparam q, float *y,
+                          rn_team team);
 
 /* ---- kernels -------------------------------------------------------------------------------- */
 
