@@ -147,7 +147,9 @@ void rn_qim2col_plain_avx512vbmi(const rn_conv_shape *s, int kpad, const uint8_t
         for (int g = 0; g < groups; g++) {
             const pair *gp = pr + (size_t)g * PAIRS_MAX;
             uint8_t *o = dst + (long)g * gs + (long)i * 16;
-            switch (npair[g]) { /* a 7x7 stem's groups meet 3 or 4 rows: 2 pairs */
+            /* every group meets a window row (kpad is K rounded up to 16): 1 pair or more; a
+             * 7x7 stem's groups meet 3 or 4 rows, 2 pairs */
+            switch (npair[g]) {
             case 1: copy_group(gp, 1, first, pw, st, len, o); break;
             case 2: copy_group(gp, 2, first, pw, st, len, o); break;
             default: copy_group(gp, npair[g], first, pw, st, len, o); break;
