@@ -33,9 +33,20 @@ static inline __attribute__((always_inline)) void tile(const int M, const int XS
 #pragma GCC unroll 2
     for (int k = 0; k < kc; k++) {
         const int32_t *xk = x + t->off[k];
-        if (k < kpf)
-            rn_direct_prefetch_avx512(M, V, TWO, x + t->off[k + RN_DIRECT_PREFETCH], xs, t->rs,
-                                      w + (ptrdiff_t)(k + RN_DIRECT_PREFETCH) * NR);
+        if (k < kpf) {
+            const int32_t *xf = x + t->off[k + RN_DIRECT_PREFETCH];
+            const int last = TWO ? M / 2 - 1 : M - 1; /* the row's last pixel */
+            _mm_prefetch((const char *)xf, _MM_HINT_T0);
+            _mm_prefetch((const char *)(xf + last * xs), _MM_HINT_T0);
+            if (TWO) {
+                _mm_prefetch((const char *)(xf + t->rs), _MM_HINT_T0);
+                _mm_prefetch((const char *)(xf + t->rs + last * xs), _MM_HINT_T0);
+            }
+            const float *wf = w + (ptrdiff_t)(k + RN_DIRECT_PREFETCH) * NR;
+            _mm_prefetch((const char *)wf, _MM_HINT_T0);
+            if (V > 1)
+                _mm_prefetch((const char *)(wf + 16), _MM_HINT_T0);
+        }
         const __m512bh b0 = (__m512bh)_mm512_loadu_ps(w + (ptrdiff_t)k * NR);
         const __m512bh b1 = V > 1 ? (__m512bh)_mm512_loadu_ps(w + (ptrdiff_t)k * NR + 16) : b0;
 #pragma GCC unroll 14

@@ -2,9 +2,8 @@
  * direct_store_avx512.h - the store of an AVX-512 direct convolution tile (direct.h): the
  * accumulators, one vector of 16 channels per pixel, transposed in registers (16 x 16 per 16
  * channels) so that a channel's pixels lie together, then bias, residual, ReLU (or, blocked by
- * 16 channels, each pixel's vector stored as it is: direct.h), and the tiles' requests for
- * a tap's lines ahead. Shared by the fp32 and bf16 tiles; included only by files compiled for
- * AVX-512.
+ * 16 channels, each pixel's vector stored as it is: direct.h). Shared by the
+ * fp32 and bf16 tiles; included only by files compiled for AVX-512.
  */
 #ifndef RN_OPS_X86_DIRECT_STORE_AVX512_H
 #define RN_OPS_X86_DIRECT_STORE_AVX512_H
@@ -13,25 +12,6 @@
 #include <stddef.h>
 
 #include "ops/direct.h"
-
-/* Asks for the lines of one tap (direct.h's RN_DIRECT_PREFETCH): its input at xf for the M
- * pixels (the row's first and last, xs elements of 4 bytes apart; TWO: both rows, the second rs
- * elements on) and its V vectors of 16 weights at wf. */
-static inline __attribute__((always_inline)) void rn_direct_prefetch_avx512(
-    const int M, const int V, const int TWO, const void *xf, ptrdiff_t xs, ptrdiff_t rs,
-    const float *wf) {
-    const char *x = (const char *)xf;
-    const ptrdiff_t last = (TWO ? M / 2 - 1 : M - 1) * xs * 4; /* the row's last pixel */
-    _mm_prefetch(x, _MM_HINT_T0);
-    _mm_prefetch(x + last, _MM_HINT_T0);
-    if (TWO) {
-        _mm_prefetch(x + rs * 4, _MM_HINT_T0);
-        _mm_prefetch(x + rs * 4 + last, _MM_HINT_T0);
-    }
-    _mm_prefetch((const char *)wf, _MM_HINT_T0);
-    if (V > 1)
-        _mm_prefetch((const char *)(wf + 16), _MM_HINT_T0);
-}
 
 /* In place: r[i] (16 rows of 16) -> its transpose. */
 static inline __attribute__((always_inline)) void rn_transpose16_avx512(__m512 r[16]) {
