@@ -73,11 +73,16 @@ static void test_eltwise(void) {
     }
 }
 
+/* The kernel paths this CPU runs (check.h), set in main. */
+static const rn_kernels *paths[RN_ISA_COUNT];
+static int npaths;
+
 /* Whether the blocked pool of x (planar: C = 16 * blocks channels of n images, H x W) laid out
- * blocked by 16 channels equals the reference on x itself: NaN where the reference has NaN, else
- * the same bits. */
+ * blocked by 16 channels equals the reference on x itself on every kernel path (each path's
+ * maxpool16 takes the whole 3x3 windows at stride 2): NaN where the reference has NaN, else the
+ * same bits. On a mismatch *failed names the path. */
 static int blocked_pool_matches(const float *x, int blocks, int n, int H, int W, int k, int stride,
-                                int pad) {
+                                int pad, const char **failed) {
     const int C = 16 * blocks;
     const int HO = maxpool2d_out_size(H, k, stride, pad), WO = maxpool2d_out_size(W, k, stride, pad);
     const size_t HW = (size_t)H * W, all = (size_t)C * n * HW, out = (size_t)C * n * HO * WO;
@@ -88,10 +93,16 @@ static int blocked_pool_matches(const float *x, int blocks, int n, int H, int W,
                 xb[((size_t)(c / 16) * n * HW + (size_t)img * HW + q) * 16 + c % 16] =
                     x[((size_t)c * n + img) * HW + q];
     maxpool2d_forward_ref(x, C * n, H, W, k, stride, pad, y1);
-    maxpool2d_forward_blocked16(xb, blocks, n, H, W, k, stride, pad, y2);
     int same = 1;
-    for (size_t i = 0; i < out; i++)
-        same &= isnan(y1[i]) ? isnan(y2[i]) != 0 : memcmp(&y1[i], &y2[i], 4) == 0;
+    *failed = "";
+    for (int p = 0; p < npaths && same; p++) {
+        memset(y2, 0x7f, out * 4);
+        maxpool2d_forward_blocked16(paths[p], xb, blocks, n, H, W, k, stride, pad, y2);
+        for (size_t i = 0; i < out; i++)
+            same &= isnan(y1[i]) ? isnan(y2[i]) != 0 : memcmp(&y1[i], &y2[i], 4) == 0;
+        if (!same)
+            *failed = paths[p]->name;
+    }
     free(xb), free(y1), free(y2);
     return same;
 }
@@ -136,8 +147,32 @@ static void test_pool(void) {
             x[i] = special < 6 ? (special % 2 ? -0.0f : 0.0f) : special < 8 ? -INFINITY
                  : special < 9 && t % 3 == 0 ? NAN : floorf(x[i] * 2.0f);
         }
-        CHECK(blocked_pool_matches(x, blocks, n, H, W, k, stride, pad),
-              "maxpool blocked by 16: C=%d n=%d %dx%d k=%d s=%d p=%d", C, n, H, W, k, stride, pad);
+        const char *failed;
+        CHECK(blocked_pool_matches(x, blocks, n, H, W, k, stride, pad, &failed),
+              "maxpool blocked by 16 on %s: C=%d n=%d %dx%d k=%d s=%d p=%d", failed, C, n, H, W, k,
+              stride, pad);
+        free(x);
+    }
+    /* the stem's pool, 3x3 at stride 2 (the kernels' maxpool16 on the whole windows, C on the
+     * edges): padding 1 and 0, even and odd sizes, rows of 1 to 3 runs of 16 windows and a
+     * tail, 112x112; signed zeros and ties throughout (the earlier tap in scan order wins) */
+    const int stems[][5] = {{1, 1, 112, 112, 1}, {2, 2, 9, 41, 1}, {1, 3, 10, 34, 1},
+                            {3, 1, 7, 3, 1},     {1, 2, 8, 66, 0}, {2, 1, 5, 33, 0},
+                            {1, 1, 3, 4, 1},     {1, 1, 30, 99, 1}, {4, 1, 6, 6, 0}};
+    for (size_t t = 0; t < sizeof stems / sizeof stems[0]; t++) {
+        const int blocks = stems[t][0], n = stems[t][1], H = stems[t][2], W = stems[t][3],
+                  pad = stems[t][4];
+        const size_t all = (size_t)16 * blocks * n * H * W;
+        float *x = rnd(all);
+        for (size_t i = 0; i < all; i++) {
+            const int special = check_int(0, 9);
+            x[i] = special < 4 ? (special % 2 ? -0.0f : 0.0f) : special < 5 ? -INFINITY
+                                                                          : floorf(x[i] * 2.0f);
+        }
+        const char *failed;
+        CHECK(blocked_pool_matches(x, blocks, n, H, W, 3, 2, pad, &failed),
+              "maxpool 3x3/2 blocked by 16 on %s: C=%d n=%d %dx%d p=%d", failed, 16 * blocks, n, H,
+              W, pad);
         free(x);
     }
     /* a single NaN in each input row in turn, on a map of several bands of output rows (the
@@ -147,8 +182,9 @@ static void test_pool(void) {
         const int H = 40, W = 9;
         float *x = rnd((size_t)16 * H * W);
         x[(size_t)(r % 16) * H * W + (size_t)r * W + r % W] = NAN;
-        CHECK(blocked_pool_matches(x, 1, 1, H, W, 3, 2, 1),
-              "maxpool blocked by 16: one NaN in input row %d of %d", r, H);
+        const char *failed;
+        CHECK(blocked_pool_matches(x, 1, 1, H, W, 3, 2, 1, &failed),
+              "maxpool blocked by 16 on %s: one NaN in input row %d of %d", failed, r, H);
         free(x);
     }
     /* padding is -inf, not zero: an all-negative plane keeps its maximum */
@@ -188,11 +224,9 @@ static void test_linear(void) {
     }
     /* batch 1 (its own loop, on each kernel path's gemv): resnet50's classifier, short rows,
      * rows of 16k + 1..15 and 32k + 16, on 1-3 threads: the same bytes whatever the threads */
-    const rn_kernels *ks[RN_ISA_COUNT];
-    const int nk = check_kernel_paths("test_ops", ks);
     const int shapes[][2] = {{2048, 1000}, {512, 10}, {7, 3}, {33, 130}, {1, 1}, {100, 700},
                              {48, 17}, {23, 40}};
-    for (int p = 0; p < nk; p++)
+    for (int p = 0; p < npaths; p++)
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
             const int C = shapes[i][0], K = shapes[i][1];
             float *x = rnd((size_t)C), *w = rnd((size_t)K * C), *b = i % 2 ? NULL : rnd(K);
@@ -202,13 +236,13 @@ static void test_linear(void) {
             int same = 1;
             for (int t = 1; t <= 3; t++) {
                 rn_set_threads(t);
-                linear_forward(ks[p], x, C, 1, w, b, K, t == 1 ? y2 : y3, NULL);
+                linear_forward(paths[p], x, C, 1, w, b, K, t == 1 ? y2 : y3, NULL);
                 same &= t == 1 || memcmp(y2, y3, (size_t)K * 4) == 0;
             }
             rn_set_threads(0);
             CHECK(check_rel_err(y2, y1, (size_t)K) < 1e-5 && same,
                   "linear batch 1 on %s, C=%d K=%d: error %g, same on 1-3 threads %d",
-                  ks[p]->name, C, K, check_rel_err(y2, y1, (size_t)K), same);
+                  paths[p]->name, C, K, check_rel_err(y2, y1, (size_t)K), same);
             free(x), free(w), free(b), free(y1), free(y2), free(y3);
         }
 }
@@ -298,6 +332,7 @@ static void test_relu_nan(void) {
 }
 
 int main(void) {
+    npaths = check_kernel_paths("test_ops", paths);
     test_alloc();
     test_relu_nan();
     test_batchnorm();

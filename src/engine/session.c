@@ -443,8 +443,8 @@ rn_status rn_session_forward(rn_session *s, const float *x, int n, int h, int w,
             break;
         case RN_NODE_MAXPOOL:
             if (blocked)
-                maxpool2d_forward_blocked16(src, vi->c / 16, n, vi->h, vi->w, nd->k, nd->stride,
-                                            nd->pad, dst);
+                maxpool2d_forward_blocked16(s->k, src, vi->c / 16, n, vi->h, vi->w, nd->k,
+                                            nd->stride, nd->pad, dst);
             else
                 maxpool2d_forward(src, vi->c * n, vi->h, vi->w, nd->k, nd->stride, nd->pad, dst);
             blocked = 0;

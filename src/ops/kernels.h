@@ -72,6 +72,14 @@ typedef void (*rn_panel_fn)(float *panel, int kc, int w);
 typedef void (*rn_gemv_fn)(const float *x, int C, const float *w, const float *b, int rows,
                            float *y);
 
+/* The blocked max-pool's (pool.c) whole 3x3 windows at stride 2 on one output row: `cols`
+ * windows of an input blocked by 16 channels, window c's first tap at x + 32 c (its rows ldx
+ * floats apart, every tap inside the input); channel l's output c to y[l * ldy + c]. Each
+ * window's largest value as the reference takes it: taps in scan order, "greater replaces"
+ * (the input holds no NaN). */
+typedef void (*rn_maxpool16_fn)(const float *x, ptrdiff_t ldx, int cols, float *y,
+                                ptrdiff_t ldy);
+
 #define RN_PANEL_MAX 64     /* widest B panel any packer writes */
 /* largest K block of any descriptor (AMX bf16's); the GEMM driver keeps a B panel and an
  * item's A rows of it on each thread's stack, RN_KC_MAX x (RN_PANEL_MAX + 128) floats: 384 KB */
@@ -99,6 +107,7 @@ typedef struct rn_kernels {
     rn_im2col_pack_fn pack_im2col;
     rn_pack_bt_fn pack_bt;  /* B panels of a transposed B (transb) */
     rn_gemv_fn gemv;        /* fp32 rows times a vector (batch 1's classifier); NULL: C's loop */
+    rn_maxpool16_fn maxpool16; /* the stem's blocked max-pool windows; NULL: pool.c's loop */
     rn_wino_in_fn wino_in;  /* Winograd F(4x4, 3x3) tile transforms (winograd.h) */
     rn_wino_out_fn wino_out;
     rn_wino_in2_fn wino_in2;   /* and two groups of 8 tiles at once, or NULL */
@@ -275,6 +284,7 @@ void rn_pack_a_bf16_rows_amx(const float *src, ptrdiff_t lda, int kc, int rows, 
                              float *dst);
 
 void rn_sgemv_avx512(const float *x, int C, const float *w, const float *b, int rows, float *y);
+void rn_maxpool16_avx512(const float *x, ptrdiff_t ldx, int cols, float *y, ptrdiff_t ldy);
 
 /* nr a multiple of 16, <= 64. */
 void rn_im2col_pack_avx512(const rn_im2col *im, int k0, int kc, long j0, int nr,

@@ -63,9 +63,10 @@ void maxpool2d_forward(const float *x, int P, int H, int W, int k, int stride,
 /* The same from x blocked by 16 channels (conv_algo.h's forward_blocked16: channel 16 b + l of
  * pixel q of the n images of H x W at x[(b * n * H * W + q) * 16 + l]) into y planar
  * (16 * blocks, n, HO, WO): bit for bit maxpool2d_forward_ref's result, each window scanned in
- * its order with its rule, 16 channels at once. */
-void maxpool2d_forward_blocked16(const float *x, int blocks, int n, int H, int W, int k,
-                                 int stride, int pad, float *y);
+ * its order with its rule, 16 channels at once (kd's maxpool16 where it has one: the whole 3x3
+ * windows at stride 2 of a plane without NaN). */
+void maxpool2d_forward_blocked16(const rn_kernels *kd, const float *x, int blocks, int n, int H,
+                                 int W, int k, int stride, int pad, float *y);
 
 /* Global average pool: x: (P, HW) -> y: (P), the mean of each plane. */
 void avgpool_global_forward_ref(const float *x, size_t P, size_t HW, float *y);

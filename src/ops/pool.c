@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/threads.h"
+#include "ops/kernels.h"
 #include "ops/ops.h"
 
 int maxpool2d_out_size(int in, int k, int stride, int pad) {
@@ -205,11 +206,32 @@ pool_chunk16(const float *xq, int H, int W, int k, int stride, int pad, int oy, 
  * ms, resnet18 batch 32 19.2 -> 16.3 ms. */
 #define BLOCKED_BAND_ROWS 8
 
-void maxpool2d_forward_blocked16(const float *x, int blocks, int n, int H, int W, int k,
-                                 int stride, int pad, float *y) {
+/* Output columns [c0, c1) of output row oy of image img's block b (plane xq) by pool_chunk16,
+ * stored as 16 runs along the output rows. */
+static void pool_cols16(const float *xq, int H, int W, int k, int stride, int pad, int oy, int c0,
+                        int c1, int exact, float *yrow, size_t ldy) {
+    float m[BLOCKED_CHUNK][16];
+    for (int ox0 = c0; ox0 < c1; ox0 += BLOCKED_CHUNK) {
+        const int cols = c1 - ox0 < BLOCKED_CHUNK ? c1 - ox0 : BLOCKED_CHUNK;
+        if (exact)
+            pool_chunk16(xq, H, W, k, stride, pad, oy, ox0, cols, 1, m);
+        else
+            pool_chunk16(xq, H, W, k, stride, pad, oy, ox0, cols, 0, m);
+        for (int l = 0; l < 16; l++)
+            for (int c = 0; c < cols; c++)
+                yrow[l * ldy + (size_t)ox0 + c] = m[c][l];
+    }
+}
+
+void maxpool2d_forward_blocked16(const rn_kernels *kd, const float *x, int blocks, int n, int H,
+                                 int W, int k, int stride, int pad, float *y) {
+    const rn_maxpool16_fn fast = k == 3 && stride == 2 ? rn_kernels_or_default(kd)->maxpool16 : NULL;
     const int HO = maxpool2d_out_size(H, k, stride, pad), WO = maxpool2d_out_size(W, k, stride, pad);
     const size_t plane = (size_t)HO * WO;
     const int bands = (HO + BLOCKED_BAND_ROWS - 1) / BLOCKED_BAND_ROWS;
+    /* the output columns whose 3x3 windows lie inside the rows (the kernel's): [ca, cb) */
+    const int ca = (pad + 1) / 2, cb_all = W + pad >= 3 ? (W + pad - 3) / 2 + 1 : 0;
+    const int cb = cb_all < WO ? cb_all : WO;
 #pragma omp parallel for num_threads(rn_threads()) schedule(guided)
     for (long q = 0; q < (long)n * bands * blocks; q++) { /* one band of an image's block */
         const long img = q / ((long)bands * blocks), band = q / blocks % bands, b = q % blocks;
@@ -220,21 +242,19 @@ void maxpool2d_forward_blocked16(const float *x, int blocks, int n, int H, int W
         const int r0 = oy0 * stride - pad < 0 ? 0 : oy0 * stride - pad;
         const int r1 = (oy1 - 1) * stride - pad + k > H ? H : (oy1 - 1) * stride - pad + k;
         const int exact = r1 > r0 && has_nan(xq + (size_t)r0 * W * 16, (size_t)(r1 - r0) * W * 16);
-        float m[BLOCKED_CHUNK][16];
-        for (int oy = oy0; oy < oy1; oy++)
-            for (int ox0 = 0; ox0 < WO; ox0 += BLOCKED_CHUNK) {
-                const int cols = WO - ox0 < BLOCKED_CHUNK ? WO - ox0 : BLOCKED_CHUNK;
-                if (exact)
-                    pool_chunk16(xq, H, W, k, stride, pad, oy, ox0, cols, 1, m);
-                else
-                    pool_chunk16(xq, H, W, k, stride, pad, oy, ox0, cols, 0, m);
-                for (int l = 0; l < 16; l++) {
-                    float *yr = y + ((size_t)(b * 16 + l) * n + (size_t)img) * plane +
-                                (size_t)oy * WO + ox0;
-                    for (int c = 0; c < cols; c++)
-                        yr[c] = m[c][l];
-                }
+        for (int oy = oy0; oy < oy1; oy++) {
+            float *yrow = y + ((size_t)b * 16 * n + (size_t)img) * plane + (size_t)oy * WO;
+            const size_t ldy = (size_t)n * plane; /* channel l + 1's plane after channel l's */
+            const int y0 = oy * stride - pad;
+            if (!fast || exact || y0 < 0 || y0 + 3 > H || cb <= ca) {
+                pool_cols16(xq, H, W, k, stride, pad, oy, 0, WO, exact, yrow, ldy);
+                continue;
             }
+            pool_cols16(xq, H, W, k, stride, pad, oy, 0, ca, 0, yrow, ldy);
+            fast(xq + ((size_t)y0 * W + (size_t)(2 * ca - pad)) * 16, (ptrdiff_t)W * 16, cb - ca,
+                 yrow + ca, (ptrdiff_t)ldy);
+            pool_cols16(xq, H, W, k, stride, pad, oy, cb, WO, 0, yrow, ldy);
+        }
     }
 }
 
