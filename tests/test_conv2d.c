@@ -258,24 +258,24 @@ static void check_heuristic(void) {
     rn_conv_shape three = one;
     three.kh = three.kw = 3, three.pad = 1;
     check(conv2d_shape_init(&one) && conv2d_shape_init(&three) &&
-              rn_conv_algo_for_bf16(kb, RN_CONV_WINOGRAD, -1, &three) == RN_CONV_WINOGRAD &&
-              rn_conv_algo_for_bf16(kb, RN_CONV_WINOGRAD2, RN_CONV_WINOGRAD2, &three) ==
+              rn_conv_algo_for_bf16(kb, RN_CONV_WINOGRAD, -1, 1, &three) == RN_CONV_WINOGRAD &&
+              rn_conv_algo_for_bf16(kb, RN_CONV_WINOGRAD2, RN_CONV_WINOGRAD2, 1, &three) ==
                   RN_CONV_WINOGRAD2 &&
-              rn_conv_algo_for_bf16(kb, RN_CONV_DIRECT, -1, &three) == RN_CONV_DIRECT &&
-              rn_conv_algo_for_bf16(kb, RN_CONV_DIRECT, RN_CONV_DIRECT, &one) == RN_CONV_DIRECT &&
-              rn_conv_algo_for_bf16(kb, RN_CONV_IM2COL, -1, &one) == RN_CONV_POINTWISE &&
-              rn_conv_algo_for_bf16(kb, RN_CONV_IM2COL, RN_CONV_IM2COL, &one) == RN_CONV_IM2COL &&
-              rn_conv_algo_for_bf16(kb, RN_CONV_IM2COL, -1, &three) == RN_CONV_IM2COL,
+              rn_conv_algo_for_bf16(kb, RN_CONV_DIRECT, -1, 1, &three) == RN_CONV_DIRECT &&
+              rn_conv_algo_for_bf16(kb, RN_CONV_DIRECT, RN_CONV_DIRECT, 1, &one) == RN_CONV_DIRECT &&
+              rn_conv_algo_for_bf16(kb, RN_CONV_IM2COL, -1, 1, &one) == RN_CONV_POINTWISE &&
+              rn_conv_algo_for_bf16(kb, RN_CONV_IM2COL, RN_CONV_IM2COL, 1, &one) == RN_CONV_IM2COL &&
+              rn_conv_algo_for_bf16(kb, RN_CONV_IM2COL, -1, 1, &three) == RN_CONV_IM2COL,
           "bf16: Winograd and direct kept, a 1x1 GEMM pointwise, forced im2col kept");
     /* a small map at stride 1: the direct tile where it has bf16 pairs, unless forced */
     rn_conv_shape small = three;
     small.h = small.w = 14, small.cin = small.cout = 256;
     const rn_kernels *kw = rn_kernels_bf16(rn_kernels_for(RN_ISA_AVX512));
     if (conv2d_shape_init(&small) && kw && kw->direct_mr >= RN_DIRECT_AVX512_MR)
-        check(rn_conv_algo_for_bf16(kw, RN_CONV_WINOGRAD, -1, &small) == RN_CONV_DIRECT &&
-                  rn_conv_algo_for_bf16(kw, RN_CONV_WINOGRAD, RN_CONV_WINOGRAD, &small) ==
+        check(rn_conv_algo_for_bf16(kw, RN_CONV_WINOGRAD, -1, 1, &small) == RN_CONV_DIRECT &&
+                  rn_conv_algo_for_bf16(kw, RN_CONV_WINOGRAD, RN_CONV_WINOGRAD, 1, &small) ==
                       RN_CONV_WINOGRAD &&
-                  rn_conv_algo_for_bf16(rn_kernels_for(RN_ISA_AVX512), RN_CONV_WINOGRAD, -1,
+                  rn_conv_algo_for_bf16(rn_kernels_for(RN_ISA_AVX512), RN_CONV_WINOGRAD, -1, 1,
                                         &small) == RN_CONV_WINOGRAD,
               "bf16, 3x3 256->256 at 14x14, batch 1: direct on bf16 pairs, Winograd where forced "
               "or emulated");
@@ -288,24 +288,38 @@ static void check_heuristic(void) {
     stride2.stride = one2.stride = 2, stride2.h = stride2.w = one2.h = one2.w = 14;
     check(conv2d_shape_init(&narrow) && conv2d_shape_init(&stride2) &&
               conv2d_shape_init(&one2) &&
-              rn_conv_algo_for_bf16(&tiles, RN_CONV_WINOGRAD, -1, &small) == RN_CONV_IM2COL &&
-              rn_conv_algo_for_bf16(&tiles, RN_CONV_WINOGRAD, RN_CONV_WINOGRAD, &small) ==
+              rn_conv_algo_for_bf16(&tiles, RN_CONV_WINOGRAD, -1, 1, &small) == RN_CONV_IM2COL &&
+              rn_conv_algo_for_bf16(&tiles, RN_CONV_WINOGRAD, RN_CONV_WINOGRAD, 1, &small) ==
                   RN_CONV_WINOGRAD &&
-              rn_conv_algo_for_bf16(&tiles, RN_CONV_WINOGRAD, -1, &narrow) == RN_CONV_WINOGRAD &&
-              rn_conv_algo_for_bf16(&tiles, RN_CONV_DIRECT, -1, &stride2) == RN_CONV_IM2COL &&
-              rn_conv_algo_for_bf16(&tiles, RN_CONV_DIRECT, RN_CONV_DIRECT, &stride2) ==
+              rn_conv_algo_for_bf16(&tiles, RN_CONV_WINOGRAD, -1, 1, &narrow) == RN_CONV_WINOGRAD &&
+              rn_conv_algo_for_bf16(&tiles, RN_CONV_DIRECT, -1, 1, &stride2) == RN_CONV_IM2COL &&
+              rn_conv_algo_for_bf16(&tiles, RN_CONV_DIRECT, RN_CONV_DIRECT, 1, &stride2) ==
                   RN_CONV_DIRECT &&
-              rn_conv_algo_for_bf16(&tiles, RN_CONV_DIRECT, -1, &one) == RN_CONV_POINTWISE &&
-              rn_conv_algo_for_bf16(&tiles, RN_CONV_IM2COL, -1, &one2) == RN_CONV_IM2COL &&
-              rn_conv_algo_for_bf16(&tiles, RN_CONV_POINTWISE, RN_CONV_POINTWISE, &one2) ==
+              rn_conv_algo_for_bf16(&tiles, RN_CONV_DIRECT, -1, 1, &one) == RN_CONV_POINTWISE &&
+              rn_conv_algo_for_bf16(&tiles, RN_CONV_IM2COL, -1, 1, &one2) == RN_CONV_IM2COL &&
+              rn_conv_algo_for_bf16(&tiles, RN_CONV_POINTWISE, RN_CONV_POINTWISE, 1, &one2) ==
                   RN_CONV_POINTWISE,
           "bf16 on matrix tiles: direct and wide Winograd layers a GEMM, unless forced");
+    /* inference: a strided window the heuristic gave to im2col goes to the direct tile where it
+     * multiplies bf16 pairs (not when forced, not in training, not on matrix tiles) */
+    rn_conv_shape wide2 = three;
+    wide2.n = 32, wide2.h = wide2.w = 28, wide2.cin = wide2.cout = 256, wide2.stride = 2;
+    if (conv2d_shape_init(&wide2) && kw && kw->direct_mr >= RN_DIRECT_AVX512_MR)
+        check(rn_conv_algo_for_bf16(kw, RN_CONV_IM2COL, -1, 1, &wide2) == RN_CONV_DIRECT &&
+                  rn_conv_algo_for_bf16(kw, RN_CONV_IM2COL, RN_CONV_IM2COL, 1, &wide2) ==
+                      RN_CONV_IM2COL &&
+                  rn_conv_algo_for_bf16(kw, RN_CONV_IM2COL, -1, 0, &wide2) == RN_CONV_IM2COL &&
+                  rn_conv_algo_for_bf16(&tiles, RN_CONV_IM2COL, -1, 1, &wide2) == RN_CONV_IM2COL &&
+                  rn_conv_algo_for_bf16(rn_kernels_for(RN_ISA_AVX512), RN_CONV_IM2COL, -1, 1,
+                                        &wide2) == RN_CONV_IM2COL,
+              "bf16 inference, 3x3/2 256->256 at 28x28, batch 32: direct on bf16 pairs; im2col "
+              "where forced, in training, on matrix tiles or emulated");
     rn_conv_shape seven = three, four = three;
     seven.n = four.n = 32, four.h = four.w = 4;
     if (conv2d_shape_init(&seven) && conv2d_shape_init(&four) && kw &&
         kw->direct_mr >= RN_DIRECT_AVX512_MR)
-        check(rn_conv_algo_for_bf16(kw, RN_CONV_WINOGRAD, -1, &seven) == RN_CONV_DIRECT &&
-                  rn_conv_algo_for_bf16(kw, RN_CONV_WINOGRAD, -1, &four) == RN_CONV_WINOGRAD,
+        check(rn_conv_algo_for_bf16(kw, RN_CONV_WINOGRAD, -1, 1, &seven) == RN_CONV_DIRECT &&
+                  rn_conv_algo_for_bf16(kw, RN_CONV_WINOGRAD, -1, 1, &four) == RN_CONV_WINOGRAD,
               "bf16, batch 32: 7x7 maps direct on bf16 pairs, 4x4 ones Winograd");
 }
 

@@ -135,7 +135,7 @@ static int pick_algo(const rn_session *s, const rn_node *nd, int n) {
     int a = s->forced_algo >= 0 && rn_conv_algo_get(s->forced_algo)->supports(&cs)
                 ? s->forced_algo
                 : (int)rn_conv_algo_choose(s->k, &cs);
-    return s->bf16 ? (int)rn_conv_algo_for_bf16(s->kconv, a, s->forced_algo, &cs) : a;
+    return s->bf16 ? (int)rn_conv_algo_for_bf16(s->kconv, a, s->forced_algo, 1, &cs) : a;
 }
 
 /* The kernels conv node i runs on. bf16 sessions keep Winograd on fp32 products (of weights

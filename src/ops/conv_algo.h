@@ -110,8 +110,10 @@ rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s)
  * one, whose tile on a bf16 descriptor multiplies bf16 pairs; otherwise a GEMM on the bf16
  * operands: pointwise where s allows it and the user did not force im2col (`forced`: the
  * forced id, or -1), else im2col. Where kb's GEMM runs on matrix tiles (AMX), the GEMM takes
- * every layer the user did not force elsewhere but Winograd's up to 128 input channels. */
-rn_conv_algo_id rn_conv_algo_for_bf16(const rn_kernels *kb, int a, int forced,
+ * every layer the user did not force elsewhere but Winograd's up to 128 input channels. In
+ * inference (`inference` 1) the bf16 direct tile also takes the strided windows the heuristic
+ * gave to im2col. */
+rn_conv_algo_id rn_conv_algo_for_bf16(const rn_kernels *kb, int a, int forced, int inference,
                                       const rn_conv_shape *s);
 
 /* Whether a pass on the bf16 kernels kb keeps Winograd (on fp32 products) for s where the fp32

@@ -134,7 +134,7 @@ static int forward_algo(const rn_backprop *bp, const rn_conv_shape *cs) {
         a = bp->forced_algo;
     else if (bp->forced_algo < 0)
         a = rn_conv_algo_choose(rn_kernels_fp32(bp->k), cs);
-    return rn_kernels_are_bf16(bp->k) ? (int)rn_conv_algo_for_bf16(bp->k, a, bp->forced_algo, cs) : a;
+    return rn_kernels_are_bf16(bp->k) ? (int)rn_conv_algo_for_bf16(bp->k, a, bp->forced_algo, 0, cs) : a;
 }
 
 /* The kernels node i's forward algorithm runs on: Winograd's fp32 ones under bf16 (the direct
