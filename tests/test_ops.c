@@ -177,14 +177,16 @@ static void test_pool(void) {
     }
     /* a single NaN in each input row in turn, on a map of several bands of output rows (the
      * blocked pool scans each band's own input rows for NaN): every window that reads it is
-     * NaN, whichever band it falls in */
-    for (int r = 0; r < 40; r++) {
-        const int H = 40, W = 9;
+     * NaN, whichever band it falls in; in the row's last column too (the end of a band's
+     * scan, past its last whole 64 floats) */
+    for (int r = 0; r < 80; r++) {
+        const int H = 40, W = 9, row = r % 40, col = r < 40 ? r % W : W - 1;
         float *x = rnd((size_t)16 * H * W);
-        x[(size_t)(r % 16) * H * W + (size_t)r * W + r % W] = NAN;
+        x[(size_t)(r % 16) * H * W + (size_t)row * W + col] = NAN;
         const char *failed;
         CHECK(blocked_pool_matches(x, 1, 1, H, W, 3, 2, 1, &failed),
-              "maxpool blocked by 16 on %s: one NaN in input row %d of %d", failed, r, H);
+              "maxpool blocked by 16 on %s: one NaN in input row %d of %d, column %d", failed, row,
+              H, col);
         free(x);
     }
     /* padding is -inf, not zero: an all-negative plane keeps its maximum */

@@ -198,6 +198,7 @@ static const rn_kernels AVX2 = {
     .pack_bt = rn_pack_bt_avx2, /* AVX-512 CPUs have AVX2 */                                  \
     .gemv = rn_sgemv_avx512,                                                                      \
     .maxpool16 = rn_maxpool16_avx512,                                                             \
+    .has_nan = rn_has_nan_avx512,                                                                 \
     .wino_in = rn_wino_in_avx2, /* AVX-512 CPUs have AVX2 */                                      \
     .wino_out = rn_wino_out_avx2,                                                                 \
     .wino_in2 = rn_wino_in2_avx512, .wino_out2 = rn_wino_out2_avx512,                             \

@@ -79,6 +79,8 @@ typedef void (*rn_gemv_fn)(const float *x, int C, const float *w, const float *b
  * (the input holds no NaN). */
 typedef void (*rn_maxpool16_fn)(const float *x, ptrdiff_t ldx, int cols, float *y,
                                 ptrdiff_t ldy);
+/* Whether x[0 .. n) holds a NaN (the blocked max-pool's choice of rule). */
+typedef int (*rn_has_nan_fn)(const float *x, size_t n);
 
 #define RN_PANEL_MAX 64     /* widest B panel any packer writes */
 /* largest K block of any descriptor (AMX bf16's); the GEMM driver keeps a B panel and an
@@ -108,6 +110,7 @@ typedef struct rn_kernels {
     rn_pack_bt_fn pack_bt;  /* B panels of a transposed B (transb) */
     rn_gemv_fn gemv;        /* fp32 rows times a vector (batch 1's classifier); NULL: C's loop */
     rn_maxpool16_fn maxpool16; /* the stem's blocked max-pool windows; NULL: pool.c's loop */
+    rn_has_nan_fn has_nan;     /* and its scan for NaN; NULL: pool.c's loop */
     rn_wino_in_fn wino_in;  /* Winograd F(4x4, 3x3) tile transforms (winograd.h) */
     rn_wino_out_fn wino_out;
     rn_wino_in2_fn wino_in2;   /* and two groups of 8 tiles at once, or NULL */
@@ -285,6 +288,7 @@ void rn_pack_a_bf16_rows_amx(const float *src, ptrdiff_t lda, int kc, int rows, 
 
 void rn_sgemv_avx512(const float *x, int C, const float *w, const float *b, int rows, float *y);
 void rn_maxpool16_avx512(const float *x, ptrdiff_t ldx, int cols, float *y, ptrdiff_t ldy);
+int rn_has_nan_avx512(const float *x, size_t n);
 
 /* nr a multiple of 16, <= 64. */
 void rn_im2col_pack_avx512(const rn_im2col *im, int k0, int kc, long j0, int nr,

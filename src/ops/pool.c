@@ -225,7 +225,9 @@ static void pool_cols16(const float *xq, int H, int W, int k, int stride, int pa
 
 void maxpool2d_forward_blocked16(const rn_kernels *kd, const float *x, int blocks, int n, int H,
                                  int W, int k, int stride, int pad, float *y) {
-    const rn_maxpool16_fn fast = k == 3 && stride == 2 ? rn_kernels_or_default(kd)->maxpool16 : NULL;
+    kd = rn_kernels_or_default(kd);
+    const rn_maxpool16_fn fast = k == 3 && stride == 2 ? kd->maxpool16 : NULL;
+    const rn_has_nan_fn any_nan = kd->has_nan ? kd->has_nan : has_nan;
     const int HO = maxpool2d_out_size(H, k, stride, pad), WO = maxpool2d_out_size(W, k, stride, pad);
     const size_t plane = (size_t)HO * WO;
     const int bands = (HO + BLOCKED_BAND_ROWS - 1) / BLOCKED_BAND_ROWS;
@@ -241,7 +243,7 @@ void maxpool2d_forward_blocked16(const rn_kernels *kd, const float *x, int block
         /* the input rows the band's windows read */
         const int r0 = oy0 * stride - pad < 0 ? 0 : oy0 * stride - pad;
         const int r1 = (oy1 - 1) * stride - pad + k > H ? H : (oy1 - 1) * stride - pad + k;
-        const int exact = r1 > r0 && has_nan(xq + (size_t)r0 * W * 16, (size_t)(r1 - r0) * W * 16);
+        const int exact = r1 > r0 && any_nan(xq + (size_t)r0 * W * 16, (size_t)(r1 - r0) * W * 16);
         for (int oy = oy0; oy < oy1; oy++) {
             float *yrow = y + ((size_t)b * 16 * n + (size_t)img) * plane + (size_t)oy * WO;
             const size_t ldy = (size_t)n * plane; /* channel l + 1's plane after channel l's */
