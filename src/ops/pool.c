@@ -231,7 +231,8 @@ void maxpool2d_forward_blocked16(const rn_kernels *kd, const float *x, int block
     const int HO = maxpool2d_out_size(H, k, stride, pad), WO = maxpool2d_out_size(W, k, stride, pad);
     const size_t plane = (size_t)HO * WO;
     const int bands = (HO + BLOCKED_BAND_ROWS - 1) / BLOCKED_BAND_ROWS;
-    /* the output columns whose 3x3 windows lie inside the rows (the kernel's): [ca, cb) */
+    /* where fast runs (3x3 at stride 2), the output columns whose windows lie inside the rows
+     * (the kernel's): [ca, cb) */
     const int ca = (pad + 1) / 2, cb_all = W + pad >= 3 ? (W + pad - 3) / 2 + 1 : 0;
     const int cb = cb_all < WO ? cb_all : WO;
 #pragma omp parallel for num_threads(rn_threads()) schedule(guided)
