@@ -255,15 +255,19 @@ int rn_conv_bf16_keeps_winograd(const rn_kernels *kb, const rn_conv_shape *s) {
     return !rn_kernels_or_default(kb)->matrix_tiles || s->cin <= TILES_WINO_MAX_CHANNELS;
 }
 
+/* Whether kb's direct tile is the wide one (14 x 32) on bf16 pairs, which both rules below take. */
+static int wide_bf16_tile(const rn_kernels *kb) {
+    return rn_kernels_are_bf16(kb) && kb->direct && kb->direct_mr >= DIRECT_WIDE_MR;
+}
+
 /* In inference, strided windows the fp32 heuristic gives to im2col (their weights larger than
  * DIRECT_WIDE_MAX_WEIGHT_BYTES_STRIDED: fp32's direct tile no faster there) go to the direct tile
  * where it multiplies bf16 pairs, at half the weight bytes and twice the fp32 tile's rate:
  * batch 32, `profile_layers -p bf16`, AMD EPYC Zen 5, 2 threads, alternated, ms: resnet50's 3x3/2
  * 256->256 at 28x28 15.9-16.3 -> 14.0, 512->512 at 14x14 13.3-13.7 -> 11.8-12.6; resnet18's
  * 256->512 at 14x14 6.44-6.50 -> 5.77-6.17. (bf16 training keeps im2col there: not measured.) */
-static int strided_direct_bf16(const rn_kernels *kb, int a, const rn_conv_shape *s) {
-    return a == RN_CONV_IM2COL && s->stride > 1 && s->kh * s->kw > 1 &&
-           rn_conv_direct.supports(s) && kb->direct_mr >= DIRECT_WIDE_MR;
+static int strided_direct_bf16(int a, const rn_conv_shape *s) {
+    return a == RN_CONV_IM2COL && s->stride > 1 && s->kh * s->kw > 1 && rn_conv_direct.supports(s);
 }
 
 rn_conv_algo_id rn_conv_algo_for_bf16(const rn_kernels *kb, int a, int forced, int inference,
@@ -274,15 +278,13 @@ rn_conv_algo_id rn_conv_algo_for_bf16(const rn_kernels *kb, int a, int forced, i
         if (wino && rn_conv_bf16_keeps_winograd(kb, s))
             return (rn_conv_algo_id)a;
         /* else the GEMM, below */
-    } else if (wino && chosen && rn_kernels_are_bf16(kb) && kb->direct &&
-               kb->direct_mr >= DIRECT_WIDE_MR && s->wo >= DIRECT_BF16_MIN_WIDTH &&
+    } else if (wino && chosen && wide_bf16_tile(kb) && s->wo >= DIRECT_BF16_MIN_WIDTH &&
                ((long)s->n * s->ho * s->wo <= DIRECT_BF16_MAX_PIXELS ||
                 s->ho * s->wo <= DIRECT_BF16_MAX_MAP_PIXELS)) {
         return RN_CONV_DIRECT;
     } else if (wino || a == RN_CONV_DIRECT || (a == RN_CONV_POINTWISE && forced == a)) {
         return (rn_conv_algo_id)a;
-    } else if (chosen && inference && rn_kernels_are_bf16(kb) && kb->direct &&
-               strided_direct_bf16(kb, a, s)) {
+    } else if (chosen && inference && wide_bf16_tile(kb) && strided_direct_bf16(a, s)) {
         return RN_CONV_DIRECT;
     }
     return rn_conv_pointwise.supports(s) && forced != RN_CONV_IM2COL &&
