@@ -341,6 +341,40 @@ static void check_finish(const rn_kernels *kd) {
     check(bad == 0, what);
 }
 
+/* A bf16 descriptor's one-pass packer of a row-major B (pack_b_finished) against packing the
+ * panel in fp32 and its finish_b, bit for bit: every width its kernels take, ragged and empty
+ * column counts, odd K, rows further apart than the panel is wide, NaN and infinities. */
+static void check_pack_b_finished(const rn_kernels *kd) {
+    int bad = 0, cases = 0;
+    for (int trial = 0; trial < 200; trial++) {
+        const int widths = kd->nr / kd->nr_step;
+        const int nr = kd->nr_step * (1 + (int)(rng_next() % (unsigned)widths));
+        const int kc = 1 + (int)(rng_next() % RN_KC_MAX), cols = (int)(rng_next() % (unsigned)(nr + 1));
+        const ptrdiff_t ldb = nr + (ptrdiff_t)(rng_next() % 100);
+        const size_t n = (size_t)kc * (size_t)ldb, words = (size_t)(kc + 1) / 2 * (size_t)nr;
+        float *src = random_buffer(n), *want = random_buffer((size_t)kc * nr);
+        float *got = random_buffer((size_t)kc * nr);
+        for (size_t i = 0; i < n; i += 1 + rng_next() % 13) {
+            const uint32_t r = rng_next() % 3;
+            const uint32_t u = r == 0 ? 0x7F800001u : r == 1 ? 0xFF800000u : 0x3F818000u;
+            memcpy(&src[i], &u, 4);
+        }
+        for (int k = 0; k < kc; k++)
+            for (int j = 0; j < nr; j++)
+                want[(size_t)k * nr + j] = j < cols ? src[(size_t)k * ldb + j] : 0.0f;
+        kd->finish_b(want, kc, nr);
+        memset(got, 0xFF, words * sizeof(float)); /* every word must be written */
+        kd->pack_b_finished(src, ldb, kc, cols, nr, got);
+        bad += memcmp(got, want, words * sizeof(float)) != 0;
+        cases++;
+        rn_free(src), rn_free(got), rn_free(want);
+    }
+    char what[160];
+    snprintf(what, sizeof what, "%s one-pass B packer = fp32 packing + finish_b, bitwise (%d panels)",
+             kd->name, cases);
+    check(bad == 0, what);
+}
+
 static void run_cases(const rn_kernels *kd, int slow) {
     static const int sizes[] = {1, 7, 13, 31, 64, 100, 257};
     const int nsizes = (int)(sizeof sizes / sizeof sizes[0]);
@@ -392,6 +426,8 @@ int main(void) {
                kb ? kb->name : "none on this CPU (bf16 runs the fp32 kernels on rounded operands)");
         if (kb) {
             check_finish(kb);
+            if (kb->pack_b_finished)
+                check_pack_b_finished(kb);
             run_cases(kb, kb->isa == RN_ISA_PORTABLE);
             check_determinism(kb, 0, 0, 300, 1000, 700);
             check_determinism(kb, 1, 0, 70, 2000, 301);

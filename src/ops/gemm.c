@@ -150,6 +150,15 @@ static void pack_b_fp32(const rn_kernels *kd, const b_source *bs, int k0, int kc
 /* The same panels in the operand format of kd's kernels. */
 static void pack_b(const rn_kernels *kd, const b_source *bs, int k0, int kc, long j0, int nr,
                    int np, float *dst) {
+    if (kd->pack_b_finished && !bs->im && !bs->transb) { /* a row-major B: in one pass */
+        for (int q = 0; q < np; q++) {
+            const long jq = j0 + (long)q * nr;
+            const int cols = bs->N - jq < nr ? (int)(bs->N > jq ? bs->N - jq : 0) : nr;
+            kd->pack_b_finished(bs->B + (ptrdiff_t)k0 * bs->ldb + (cols > 0 ? jq : 0), bs->ldb,
+                                kc, cols, nr, dst + (ptrdiff_t)q * kc * nr);
+        }
+        return;
+    }
     pack_b_fp32(kd, bs, k0, kc, j0, nr, np, dst);
     if (kd->finish_b)
         for (int q = 0; q < np; q++)

@@ -63,6 +63,12 @@ typedef void (*rn_im2col_pack_fn)(const rn_im2col *im, int k0, int kc, long j0, 
 typedef void (*rn_pack_bt_fn)(const float *src, ptrdiff_t ldb, int kc, int cols, int nr,
                               float *dst);
 
+/* Packs one B panel of a row-major B straight into the operand format of a descriptor's
+ * kernels (what packing it as fp32, then finish_b, writes): rows k < kc of src, ldb floats
+ * apart, columns j < cols (cols <= nr) of each, zero for cols <= j < nr. */
+typedef void (*rn_pack_b_fn)(const float *src, ptrdiff_t ldb, int kc, int cols, int nr,
+                             float *dst);
+
 /* Converts one packed panel of kc rows x w columns (k-major: p[k * w + j], as packed for an
  * fp32 kernel) in place into the operand format of a descriptor's kernels. */
 typedef void (*rn_panel_fn)(float *panel, int kc, int w);
@@ -145,6 +151,9 @@ typedef struct rn_kernels {
      * pack_bt: kc values of `cols` rows, ldb apart, into a panel of nr rows); NULL: pack_bt,
      * then finish_a */
     rn_pack_bt_fn pack_a_finished;
+    /* and a row-major B's panel packed straight into finish_b's format; NULL: copied in fp32,
+     * then finish_b */
+    rn_pack_b_fn pack_b_finished;
     /* 1: the GEMM multiplies on matrix tiles (AMX), several times the rate of the vector units
      * that run the direct tile and Winograd's products; the bf16 heuristic then prefers it */
     int matrix_tiles;
@@ -273,6 +282,9 @@ void rn_bgemm_kernel_avx512bf16_8x48(int kc, const float *a, const float *b,
                                      const rn_gemm_tile *t);
 /* rn_panel_bf16_pairs in AVX-512 BF16 conversions (denormals to zero). */
 void rn_panel_bf16_pairs_avx512bf16(float *panel, int kc, int w);
+/* a row-major B's panel straight into those pairs (pack_b_finished) */
+void rn_pack_b_bf16_pairs_avx512bf16(const float *src, ptrdiff_t ldb, int kc, int cols, int nr,
+                                     float *dst);
 
 /* bf16 operands on AMX tiles (src/ops/x86/gemm_amx.c): 32 x 32 tiles of C (32 x 16 for a
  * narrow last panel); B in bf16 pairs, A row-major bf16 (rn_panel_bf16_rows_amx). */
