@@ -16,6 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "core/mem.h"
 #include "ops/conv2d.h"
@@ -394,6 +397,7 @@ static void check_determinism(rn_conv_shape s) {
         /* an algorithm's workspace cut for these threads (Winograd: split by tiles where it
          * pays), then for one (split by blocks) */
         for (int cut = t; cut >= 1; cut -= t - 1) {
+            memset(yt, 0xFF, y_n * sizeof(float)); /* NaN: every output must be written */
             if (algo)
                 algo->forward(kd, &s, x, prep, bias, NULL, 1, yt, ws, cut);
             else
@@ -401,6 +405,18 @@ static void check_determinism(rn_conv_shape s) {
             same &= memcmp(y1, yt, y_n * sizeof(float)) == 0;
         }
     }
+#ifdef _OPENMP
+    /* asked for 2 threads inside another parallel region, the algorithm gets a team of one
+     * (nesting is off): the work cut for two threads must still all be done */
+    if (algo && omp_get_max_active_levels() < 2) {
+        rn_set_threads(2);
+        memset(yt, 0xFF, y_n * sizeof(float));
+#pragma omp parallel num_threads(2)
+        if (omp_get_thread_num() == 0)
+            algo->forward(kd, &s, x, prep, bias, NULL, 1, yt, ws, 2);
+        same &= memcmp(y1, yt, y_n * sizeof(float)) == 0;
+    }
+#endif
     rn_free(prep);
     rn_set_threads(0);
     char what[128];
