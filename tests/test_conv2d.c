@@ -436,6 +436,35 @@ static void check_determinism(rn_conv_shape s) {
  * ------------------------------------------------------------------------- */
 
 /* Random shapes (fewer on the portable path), then the fixed ones. */
+/* Infinite input values next to windows that do not cover them: no word of the bf16 pairs may
+ * put one beside a zero weight it does not belong to (0 x inf is NaN), as the odd channel's
+ * partner or as any padding of the pairs. Every output is finite exactly where the oracle's is. */
+static void check_direct_infinite_input(rn_conv_shape s) {
+    if (!conv2d_shape_init(&s))
+        return;
+    const conv_sizes sz = conv_case_sizes(&s);
+    float *x = random_buffer(sz.x), *w = random_buffer(sz.w);
+    float *y = rn_alloc(sz.y * sizeof(float)), *yref = rn_alloc(sz.y * sizeof(float));
+    float *ws = rn_alloc((algo->workspace_floats(kd, &s, rn_get_threads()) + 1) * sizeof(float));
+    float *prep = rn_alloc((algo->prepared_floats(kd, &s) + 1) * sizeof(float));
+    rn_round_bf16(x, sz.x);
+    rn_round_bf16(w, sz.w);
+    for (size_t i = 0; i < sz.x; i += 37)
+        x[i] = INFINITY;
+    algo->prepare(kd, &s, w, prep);
+    algo->forward(kd, &s, x, prep, NULL, NULL, 0, y, ws, rn_get_threads());
+    conv2d_forward_ref(&s, x, w, NULL, NULL, 0, yref);
+    size_t differ = 0;
+    for (size_t i = 0; i < sz.y; i++)
+        differ += !isfinite(y[i]) != !isfinite(yref[i]);
+    char what[200];
+    snprintf(what, sizeof what, "%s %s cin=%d %dx%d k=%dx%d s=%d: infinite inputs reach only the "
+             "outputs whose windows hold them (%zu differ)", kd->name, algo->name, s.cin, s.h,
+             s.w, s.kh, s.kw, s.stride, differ);
+    check(differ == 0, what);
+    rn_free(x), rn_free(w), rn_free(y), rn_free(yref), rn_free(ws), rn_free(prep);
+}
+
 static void run_cases(int randoms) {
     for (int i = 0; i < randoms; i++)
         check_conv(random_shape(), i % 8, "random");
@@ -646,6 +675,13 @@ int main(void) {
             check_determinism(conv_case_shape(2, 3, 64, 64, 64, 7, 2, 3, 1));
             check_determinism(conv_case_shape(1, 160, 7, 7, 96, 3, 1, 1, 1));
             check_blocked16_shapes(kd);
+            /* windows on one or three channels: an odd channel's partner is zeros */
+            check_conv(conv_case_shape(2, 1, 40, 38, 64, 7, 2, 3, 1), 7, "1-channel 7x7/2 stem");
+            check_conv(conv_case_shape(1, 3, 61, 64, 64, 7, 2, 3, 1), 5, "3-channel 7x7/2 stem");
+            check_conv(conv_case_shape(3, 1, 12, 13, 16, 3, 1, 1, 1), 7, "1-channel 3x3");
+            check_conv(conv_case_shape(2, 3, 9, 10, 8, 2, 1, 0, 1), 3, "3-channel 2x2 (even rows)");
+            check_direct_infinite_input(conv_case_shape(1, 3, 23, 29, 32, 7, 2, 3, 1));
+            check_direct_infinite_input(conv_case_shape(2, 1, 17, 15, 16, 3, 1, 1, 1));
             bf16_operands = 0;
             kd = k32;
         }
