@@ -280,12 +280,17 @@ static void gather_pairs(const rn_conv_shape *ws, const rn_conv_shape *st, const
         uint32_t *dst = (uint32_t *)xp + (size_t)c2 * ws->w;
         const float *lo = x + (size_t)(2 * c2) * plane;
         const float *hi = 2 * c2 + 1 < st->cin ? lo + plane : NULL;
-        for (int q = 0; q < ws->w; q++) {
-            const size_t b = (size_t)q / per_image, oy = (size_t)q % per_image / st->wo,
-                         ox = (size_t)q % st->wo;
-            const size_t at = (b * st->h + oy * st->stride) * st->w + ox * st->stride;
-            dst[q] = rn_bf16_bits(lo[at]) | (hi ? rn_bf16_bits(hi[at]) << 16 : 0u);
-        }
+        /* output pixel by pixel along the rows: no division per word (a 64-bit division per
+         * index cost resnet50's 1x1/2 512 -> 1024 at batch 1 a third of its time) */
+        for (int b = 0; b < st->n; b++)
+            for (int oy = 0; oy < st->ho; oy++) {
+                const size_t row = ((size_t)b * st->h + (size_t)oy * st->stride) * st->w;
+                uint32_t *d = dst + (size_t)b * per_image + (size_t)oy * st->wo;
+                for (int ox = 0; ox < st->wo; ox++) {
+                    const size_t at = row + (size_t)ox * st->stride;
+                    d[ox] = rn_bf16_bits(lo[at]) | (hi ? rn_bf16_bits(hi[at]) << 16 : 0u);
+                }
+            }
     }
 }
 
