@@ -55,6 +55,14 @@ expect 0 "quantize (entropy)" "$R" quantize --weights "$T/w.safetensors" --data 
     --calib-images 64 --method entropy --output "$T/q/w.int8.safetensors" --quiet
 expect 0 "forward an int8 model" "$R" forward --weights "$T/q/w.int8.safetensors" \
     --input data/sample/fmnist_batch.npy --output "$T/q/y.npy"
+# the same logits on 1 and 3 threads (3 on this machine's 2 cores: a thread often stalled, its
+# work items claimed by the others), bit for bit
+expect 0 "forward an int8 model on 1 thread" "$R" forward --weights "$T/q/w.int8.safetensors" \
+    --input data/sample/fmnist_batch.npy --output "$T/q/y1.npy" --threads 1
+expect 0 "forward an int8 model on 3 threads" "$R" forward --weights "$T/q/w.int8.safetensors" \
+    --input data/sample/fmnist_batch.npy --output "$T/q/y3.npy" --threads 3
+cmp -s "$T/q/y1.npy" "$T/q/y3.npy" && cmp -s "$T/q/y1.npy" "$T/q/y.npy" && ok ||
+    bad "int8 logits differ between 1, 3 and all threads"
 expect 0 "int8 model saved again (convert)" "$R" convert "$T/q/w.int8.safetensors" "$T/q/w2.safetensors"
 /usr/bin/python3 - "$T/q/w.int8.safetensors" "$T/q/w2.safetensors" <<'PY' && ok || bad "an int8 file loaded and saved again has other tensors"
 import json, struct, sys

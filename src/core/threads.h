@@ -7,6 +7,8 @@
 #ifndef RN_CORE_THREADS_H
 #define RN_CORE_THREADS_H
 
+#include <stdint.h>
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -50,6 +52,59 @@ static inline void rn_team_share(rn_team t, long items, long *lo, long *hi) {
     const long q = items / t.size, r = items % t.size;
     *lo = t.id * q + (t.id < r ? t.id : r);
     *hi = *lo + q + (t.id < r);
+}
+
+/* Items shared out by claims: each thread of a team takes its own share (rn_team_share) from
+ * the front, then the other threads' shares from the back, every item claimed once by an
+ * atomic exchange on its flag. The shares stay each thread's own (the same items on every call:
+ * what it reads is mostly what it wrote itself) unless the host stalls a core, whose last items
+ * another thread then takes instead of waiting for it at the barrier. The flags (one per item)
+ * are shared by the team; an item is claimed when its flag holds `gen`, a value no earlier use
+ * of the flags left there (flags zeroed and gen 1, or a counter the caller advances). An item's
+ * results must not depend on the thread that does it. */
+typedef struct rn_claims {
+    uint32_t *flags;        /* NULL: static shares, no claims */
+    long cap;               /* flags there are; a walk over more items shares them statically */
+    uint32_t gen;
+} rn_claims;
+
+/* One thread's walk over its claims: for (long i; (i = rn_claims_next(&w)) >= 0;) */
+typedef struct rn_claim_walk {
+    rn_claims c;
+    rn_team team;
+    long items;
+    int round;              /* 0: own share; r: thread (id + r) % size's, from its back */
+    long pos;               /* the next item of the share walked */
+} rn_claim_walk;
+
+static inline rn_claim_walk rn_claims_walk(rn_claims c, rn_team team, long items) {
+    long lo, hi;
+    rn_team_share(team, items, &lo, &hi);
+    (void)hi;
+    return (rn_claim_walk){.c = c, .team = team, .items = items, .round = 0, .pos = lo};
+}
+
+/* The next item this thread claimed, or -1 when every item is taken. */
+static inline long rn_claims_next(rn_claim_walk *w) {
+    while (w->round < w->team.size) {
+        const rn_team owner = {.id = (w->team.id + w->round) % w->team.size, .size = w->team.size};
+        long lo, hi;
+        rn_team_share(owner, w->items, &lo, &hi);
+        const long i = w->pos;
+        const int inside = w->round == 0 ? i < hi : i >= lo;
+        /* taken: so is the rest of the share in this direction */
+        if (inside && __atomic_exchange_n(&w->c.flags[i], w->c.gen, __ATOMIC_RELAXED) != w->c.gen) {
+            w->pos += w->round == 0 ? 1 : -1;
+            return i;
+        }
+        if (++w->round < w->team.size) { /* the next thread's share, from its back */
+            const rn_team next = {.id = (w->team.id + w->round) % w->team.size,
+                                  .size = w->team.size};
+            rn_team_share(next, w->items, &lo, &hi);
+            w->pos = hi - 1;
+        }
+    }
+    return -1;
 }
 
 #endif

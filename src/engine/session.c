@@ -96,8 +96,11 @@ static void free_plan(rn_session *s) {
     rn_free(s->fold);
     free(s->qc);
     free(s->vq);
+    free(s->q_claims);
     s->qc = NULL;
     s->vq = NULL;
+    s->q_claims = NULL;
+    s->q_claims_cap = 0;
     s->sc = NULL;
     s->algo = NULL;
     s->value_at = s->value_at_train = s->prep_at = NULL;
@@ -244,6 +247,7 @@ static rn_status plan_for(rn_session *s, int n, int h, int w, size_t *dry) {
     }
     /* the logits are written to the caller's buffer: their value is linear's scratch */
     size_t ws = 0, prep = 0, fold = 0;
+    long claims = 0; /* int8: the most work items of a convolution */
     int chans = m->feat;
     for (int i = 0; i < sc->n_nodes; i++) {
         const rn_node *nd = &sc->nodes[i];
@@ -253,6 +257,8 @@ static rn_status plan_for(rn_session *s, int n, int h, int w, size_t *dry) {
         if (s->int8) {
             size_t need = rn_int8_workspace_floats(s, nd, n);
             ws = need > ws ? need : ws;
+            const long items = rn_int8_work_items(s, nd, n);
+            claims = items > claims ? items : claims;
             s->prep_at[i] = prep;
             prep += (rn_int8_prepared_floats(nd) + 15) / 16 * 16;
             continue;
@@ -294,6 +300,11 @@ static rn_status plan_for(rn_session *s, int n, int h, int w, size_t *dry) {
     s->arena = rn_alloc((s->arena_floats ? s->arena_floats : 1) * sizeof(float));
     s->ws = rn_alloc((ws ? ws : 1) * sizeof(float));
     s->bn = rn_alloc((size_t)4 * (size_t)chans * sizeof(float));
+    if (claims > 0) {
+        s->q_claims = calloc((size_t)claims, sizeof *s->q_claims);
+        s->q_claims_cap = s->q_claims ? claims : 0; /* without: static shares */
+        s->q_gen = 0;
+    }
     s->prepared = rn_alloc((prep ? prep : 1) * sizeof(float));
     s->fold = rn_alloc((fold ? fold : 1) * sizeof(float));
     if (!s->arena || !s->ws || !s->bn || !s->prepared || !s->fold) {

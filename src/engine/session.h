@@ -58,6 +58,9 @@ struct rn_session {
     int bf16;                   /* bf16 operands, fp32 accumulation (see rn_session_config) */
     struct rn_qconv *qc;
     struct rn_qparam *vq;
+    uint32_t *q_claims;         /* the convolutions' work-item claims (threads.h rn_claims) */
+    long q_claims_cap;
+    uint32_t q_gen;             /* their last generation: one per convolution run */
 
     /* calibration (quant_calib.c): called with every value the forward pass
      * writes (value 0 included), (c, n, h, w) floats; a stem's output that its max-pool
@@ -71,6 +74,7 @@ struct rn_session {
 size_t rn_int8_value_floats(const rn_session *s, int v, int n);
 size_t rn_int8_prepared_floats(const rn_node *nd);
 size_t rn_int8_workspace_floats(const rn_session *s, const rn_node *nd, int n);
+long rn_int8_work_items(const rn_session *s, const rn_node *nd, int n);
 rn_status rn_int8_plan(rn_session *s);
 void rn_int8_prepare(rn_session *s);
 void rn_int8_forward(rn_session *s, const float *x, int n, float *logits);

@@ -51,6 +51,12 @@ size_t rn_int8_workspace_floats(const rn_session *s, const rn_node *nd, int n) {
     return (rn_qconv_workspace_bytes(s->k, &c, s->threads) + 3) / 4;
 }
 
+long rn_int8_work_items(const rn_session *s, const rn_node *nd, int n) {
+    rn_qconv c = qconv_of(nd);
+    c.s.n = n;
+    return rn_qconv_items(s->k, &c, n, s->threads);
+}
+
 rn_status rn_int8_plan(rn_session *s) {
     s->qc = calloc((size_t)s->sc->n_nodes, sizeof *s->qc);
     s->vq = calloc((size_t)s->sc->n_values, sizeof *s->vq);
@@ -115,6 +121,14 @@ void rn_int8_forward(rn_session *s, const float *x, int n, float *logits) {
     if (in_team > 0 && sc->nodes[in_team - 1].op == RN_NODE_LINEAR &&
         (n > 1 || rn_kernels_are_bf16(rn_kernels_or_default(s->k))))
         in_team--;
+    /* a generation of claims per node (rn_claims), none used before: flags cleared at wrap */
+    if (s->q_gen > UINT32_MAX - (uint32_t)in_team - 1) {
+        if (s->q_claims)
+            memset(s->q_claims, 0, (size_t)s->q_claims_cap * sizeof *s->q_claims);
+        s->q_gen = 0;
+    }
+    const uint32_t gen0 = s->q_gen;
+    s->q_gen += (uint32_t)in_team;
 #pragma omp parallel num_threads(s->threads) if (s->threads > 1)
     {
         const rn_team team = rn_team_here();
@@ -129,7 +143,10 @@ void rn_int8_forward(rn_session *s, const float *x, int n, float *logits) {
             case RN_NODE_CONV:
                 rn_qconv_forward_team(s->k, &s->qc[i], n, src, s->vq[nd->in].zp,
                                       nd->res >= 0 ? bytes_of(s, nd->res) : NULL,
-                                      bytes_of(s, nd->out), (uint8_t *)s->ws, team);
+                                      bytes_of(s, nd->out), (uint8_t *)s->ws,
+                                      (rn_claims){.flags = s->q_claims, .cap = s->q_claims_cap,
+                                                  .gen = gen0 + (uint32_t)i + 1},
+                                      team);
                 break;
             case RN_NODE_MAXPOOL:
                 rn_qmaxpool_c16_team(src, vi->c, n, vi->h, vi->w, nd->k, nd->stride, nd->pad,

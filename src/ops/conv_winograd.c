@@ -597,31 +597,30 @@ static void forward(const wino_variant *v, const rn_kernels *k, const rn_conv_sh
         p.tb = sub;
         p.v_xi = rn_wino_plane_floats((size_t)s->cin * (size_t)sub);
         p.m_xi = rn_wino_plane_floats((size_t)s->cout * (size_t)sub);
-        /* each run's sub-blocks, claimed once: by its own thread from the front, then by
-         * a thread done with its own run from the back */
+        /* each run's sub-blocks are its thread's share of the items (threads.h rn_claims: a
+         * thread done with its own takes what is left of the others'); a run shorter than the
+         * others (the last) leaves its share's last items empty */
         const int per_run = ceil_div(run, sub);
-        unsigned char claimed[threads * per_run];
-        memset(claimed, 0, sizeof claimed);
+        uint32_t flags[threads * per_run];
+        memset(flags, 0, sizeof flags);
+        const rn_claims claims = {.flags = flags, .cap = threads * per_run, .gen = 1};
 #pragma omp parallel num_threads(threads)
         {
-            const int me = rn_thread_id();
             wino_plan q = p;
-            q.v = workspace + (size_t)me * block_floats(v, s, sub);
+            q.v = workspace + (size_t)rn_thread_id() * block_floats(v, s, sub);
             q.m = q.v + (size_t)v->xi * q.v_xi;
-            for (int r = 0; r < threads; r++) {
-                const int own = (me + r) % threads; /* this thread's run first */
-                const int t_begin = own * run;
-                const int t_end = (own + 1) * run < p.tiles ? (own + 1) * run : p.tiles;
-                const int nsub = t_end > t_begin ? ceil_div(t_end - t_begin, sub) : 0;
-                for (int i = 0; i < nsub; i++) {
-                    const int b = r == 0 ? i : nsub - 1 - i;
-                    /* taken: so are the rest of this run in this direction */
-                    if (__atomic_exchange_n(&claimed[own * per_run + b], 1, __ATOMIC_RELAXED))
-                        break;
-                    const int t0 = t_begin + b * sub, nt = t_end - t0 < sub ? t_end - t0 : sub;
-                    input_channels(&q, t0, nt, 0, s->cin);
-                    output_channels(&q, t0, nt, 0, s->cout);
-                }
+            /* the shares are the runs even in a smaller team than asked for (a call from inside
+             * another parallel region): all of them, some claimed from the back */
+            rn_claim_walk walk = rn_claims_walk(claims, (rn_team){rn_thread_id(), threads},
+                                                (long)threads * per_run);
+            for (long it; (it = rn_claims_next(&walk)) >= 0;) {
+                const int r = (int)(it / per_run), b = (int)(it % per_run);
+                const int t_end = (r + 1) * run < p.tiles ? (r + 1) * run : p.tiles;
+                const int t0 = r * run + b * sub, nt = t_end - t0 < sub ? t_end - t0 : sub;
+                if (nt <= 0)
+                    continue;
+                input_channels(&q, t0, nt, 0, s->cin);
+                output_channels(&q, t0, nt, 0, s->cout);
             }
         }
         return;

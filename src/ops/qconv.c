@@ -372,29 +372,52 @@ static void run_tiles(const rn_kernels *k, rn_qtile *t, const uint8_t *a, long j
     }
 }
 
+/* How rn_qconv_forward_team cuts its work into items for a team of `threads`. */
+typedef struct work_split {
+    long tiles;             /* column tiles of q_nj */
+    long n_colblk;          /* column blocks */
+    int units, n_cogrp;     /* channel tiles of a super-group, and groups of them */
+    long per_sg, items;     /* items per super-group, and in all */
+} work_split;
+
+static work_split split_of(const rn_kernels *k, const rn_qconv *c, int n, int threads) {
+    const rn_conv_shape *s = &c->s;
+    const long ncols = (long)n * s->ho * s->wo;
+    const int nb = block_cols(k, c);
+    work_split w;
+    /* column blocks of whole tiles, at most nb columns, as many per thread, their tiles as even
+     * as whole tiles allow (block i: tiles [i * T / blocks, (i + 1) * T / blocks)); blocks of one
+     * width but the last had left resnet18's 14x14 layers at batch 1 120 columns on one thread
+     * and 76 on the other */
+    w.tiles = (ncols + k->q_nj - 1) / k->q_nj;
+    w.n_colblk = (w.tiles + nb / k->q_nj - 1) / (nb / k->q_nj);
+    if (w.n_colblk > threads && w.n_colblk % threads)
+        w.n_colblk = (w.n_colblk + threads - 1) / threads * threads;
+    /* split the output channels too when there are few column blocks (of all super-groups) */
+    w.units = (c->cb_out + k->q_ncb - 1) / k->q_ncb;
+    const long blocks = w.n_colblk * c->sg;
+    w.n_cogrp = blocks >= 2 * threads ? 1 : (int)((2 * threads + blocks - 1) / blocks);
+    w.n_cogrp = w.n_cogrp > w.units ? w.units : w.n_cogrp;
+    w.per_sg = w.n_colblk * w.n_cogrp;
+    w.items = w.per_sg * c->sg;
+    return w;
+}
+
+long rn_qconv_items(const rn_kernels *k, const rn_qconv *c, int n, int threads) {
+    return split_of(rn_kernels_or_default(k), c, n, threads < 1 ? 1 : threads).items;
+}
+
 void rn_qconv_forward_team(const rn_kernels *k, const rn_qconv *c, int n, const uint8_t *x,
                            int in_zp, const uint8_t *res, uint8_t *y, uint8_t *workspace,
-                           rn_team team) {
+                           rn_claims claims, rn_team team) {
     k = rn_kernels_or_default(k);
     const rn_conv_shape *s = &c->s;
     long ncols = (long)n * s->ho * s->wo;
     long y_bs = ncols * 16;
     const int nb = block_cols(k, c), groups = c->kpad / 16;
-    const int threads = team.size;
-    /* column blocks of whole tiles, at most nb columns, as many per thread, their tiles as even
-     * as whole tiles allow (block i: tiles [i * T / blocks, (i + 1) * T / blocks)); blocks of one
-     * width but the last had left resnet18's 14x14 layers at batch 1 120 columns on one thread
-     * and 76 on the other */
-    const long tiles = (ncols + k->q_nj - 1) / k->q_nj;
-    long n_colblk = (tiles + nb / k->q_nj - 1) / (nb / k->q_nj);
-    if (n_colblk > threads && n_colblk % threads)
-        n_colblk = (n_colblk + threads - 1) / threads * threads;
-    /* split the output channels too when there are few column blocks (of all super-groups) */
-    int units = (c->cb_out + k->q_ncb - 1) / k->q_ncb; /* channel tiles of a super-group */
-    long blocks = n_colblk * c->sg;
-    int n_cogrp = blocks >= 2 * threads ? 1 : (int)((2 * threads + blocks - 1) / blocks);
-    n_cogrp = n_cogrp > units ? units : n_cogrp;
-    long per_sg = n_colblk * n_cogrp, items = per_sg * c->sg;
+    const work_split ws_ = split_of(k, c, n, team.size);
+    const long tiles = ws_.tiles, n_colblk = ws_.n_colblk, per_sg = ws_.per_sg;
+    const int units = ws_.units, n_cogrp = ws_.n_cogrp;
     /* super-group q reads input blocks [q * cb_in, ...) and writes output blocks
      * [q * cb_out, ...): in c16 each block is a whole plane of the tensor */
     const size_t nhw = (size_t)n * s->h * s->w;
@@ -412,10 +435,17 @@ void rn_qconv_forward_team(const rn_kernels *k, const rn_qconv *c, int n, const 
     }
     const long hw = (long)s->h * s->w, back = (long)s->pad * (s->w + 1); /* window origin: j - back */
     /* channel-group major: with few column blocks each thread takes all columns of some
-     * channels, not some columns of all channels (blocks can be unequal) */
-    long it0, it1;
-    rn_team_share(team, items, &it0, &it1);
-    for (long it = it0; it < it1; it++) {
+     * channels, not some columns of all channels (blocks can be unequal); each thread its own
+     * share, then what is left of the others' (claims: rn_claims, or static shares) */
+    long it0 = 0, it1 = 0;
+    if (ws_.items > claims.cap)
+        claims.flags = NULL;
+    rn_claim_walk walk = rn_claims_walk(claims, team, ws_.items);
+    if (!claims.flags)
+        rn_team_share(team, ws_.items, &it0, &it1);
+    for (long it = it0;; it++) {
+        if (claims.flags ? (it = rn_claims_next(&walk)) < 0 : it >= it1)
+            break;
         int q = (int)(it / per_sg);
         long cbk = it % per_sg % n_colblk;
         int grp = (int)(it % per_sg / n_colblk);
@@ -499,8 +529,12 @@ void rn_qconv_forward_team(const rn_kernels *k, const rn_qconv *c, int n, const 
 void rn_qconv_forward(const rn_kernels *k, const rn_qconv *c, int n, const uint8_t *x, int in_zp,
                       const uint8_t *res, uint8_t *y, uint8_t *workspace) {
     const int threads = rn_threads();
+    /* claims on the stack up to this many items (resnet50 at batch 32: at most ~600), else
+     * static shares */
+    uint32_t flags[4096] = {0};
+    const rn_claims claims = {.flags = flags, .cap = 4096, .gen = 1};
 #pragma omp parallel num_threads(threads) if (threads > 1)
-    rn_qconv_forward_team(k, c, n, x, in_zp, res, y, workspace, rn_team_here());
+    rn_qconv_forward_team(k, c, n, x, in_zp, res, y, workspace, claims, rn_team_here());
 }
 
 /* ---- the portable kernel -------------------------------------------------------------------- */

@@ -149,11 +149,16 @@ void rn_qconv_forward(const rn_kernels *k, const rn_qconv *c, int n, const uint8
                       const uint8_t *res, uint8_t *y, uint8_t *workspace);
 
 /* The same, called by every thread of a team (threads.h) inside the caller's parallel region:
- * this thread's share of the work (the workspace sized for at least team.size threads). The
- * caller waits for the whole team before it reads y. The other ops' _team forms alike. */
+ * this thread's share of the work (the workspace sized for at least team.size threads), then,
+ * with claims (threads.h rn_claims: flags for rn_qconv_items items, shared by the team), what
+ * the others have not started of theirs. The caller waits for the whole team before it reads
+ * y. The other ops' _team forms alike (static shares). */
 void rn_qconv_forward_team(const rn_kernels *k, const rn_qconv *c, int n, const uint8_t *x,
                            int in_zp, const uint8_t *res, uint8_t *y, uint8_t *workspace,
-                           rn_team team);
+                           rn_claims claims, rn_team team);
+
+/* Work items of rn_qconv_forward_team at batch n on a team of `threads` (its claims' flags). */
+long rn_qconv_items(const rn_kernels *k, const rn_qconv *c, int n, int threads);
 
 /* ---- the other int8 ops (oracle = the only implementation) ------------------------------- */
 
