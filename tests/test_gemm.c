@@ -235,6 +235,13 @@ static rn_kernels geometry_of(const char *name, int mr, int nr, int step, int kc
     return k;
 }
 
+/* A packer's check over `cases` random panels, `bad` of them not equal bit for bit. */
+static void check_packer(const rn_kernels *kd, const char *packer, int bad, int cases) {
+    char what[200];
+    snprintf(what, sizeof what, "%s %s, bitwise (%d random panels)", kd->name, packer, cases);
+    check(bad == 0, what);
+}
+
 /* The descriptor's transposing packer against the portable one, bit for
  * bit, on random panel shapes: every width its kernels take, ragged and
  * empty column counts, K not a multiple of the SIMD block. */
@@ -263,10 +270,7 @@ static void check_pack_bt(const rn_kernels *kd) {
         cases++;
         rn_free(src), rn_free(got), rn_free(want);
     }
-    char what[160];
-    snprintf(what, sizeof what, "%s transposing B packer = portable, bitwise (%d random panels)",
-             kd->name, cases);
-    check(bad == 0, what);
+    check_packer(kd, "transposing B packer = portable", bad, cases);
 }
 
 /* The bf16 pair layout: word (p, j) holds rows 2p (low half) and 2p + 1 (high half, zero
@@ -369,10 +373,7 @@ static void check_pack_b_finished(const rn_kernels *kd) {
         cases++;
         rn_free(src), rn_free(got), rn_free(want);
     }
-    char what[160];
-    snprintf(what, sizeof what, "%s one-pass B packer = fp32 packing + finish_b, bitwise (%d panels)",
-             kd->name, cases);
-    check(bad == 0, what);
+    check_packer(kd, "one-pass B packer = fp32 packing + finish_b", bad, cases);
 }
 
 static void run_cases(const rn_kernels *kd, int slow) {
