@@ -7,6 +7,7 @@
 #ifndef RN_CORE_THREADS_H
 #define RN_CORE_THREADS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef _OPENMP
@@ -77,15 +78,23 @@ typedef struct rn_claim_walk {
     long pos;               /* the next item of the share walked */
 } rn_claim_walk;
 
+/* Without flags, or with fewer than `items`, the walk is the thread's static share alone. */
 static inline rn_claim_walk rn_claims_walk(rn_claims c, rn_team team, long items) {
     long lo, hi;
     rn_team_share(team, items, &lo, &hi);
     (void)hi;
+    if (items > c.cap)
+        c.flags = NULL;
     return (rn_claim_walk){.c = c, .team = team, .items = items, .round = 0, .pos = lo};
 }
 
 /* The next item this thread claimed, or -1 when every item is taken. */
 static inline long rn_claims_next(rn_claim_walk *w) {
+    if (!w->c.flags) { /* static: the own share, front to back */
+        long lo, hi;
+        rn_team_share(w->team, w->items, &lo, &hi);
+        return w->round == 0 && w->pos < hi ? w->pos++ : -1;
+    }
     while (w->round < w->team.size) {
         const rn_team owner = {.id = (w->team.id + w->round) % w->team.size, .size = w->team.size};
         long lo, hi;

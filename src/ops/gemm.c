@@ -152,8 +152,8 @@ static void pack_b(const rn_kernels *kd, const b_source *bs, int k0, int kc, lon
                    int np, float *dst) {
     if (kd->pack_b_finished && !bs->im && !bs->transb) { /* a row-major B: in one pass */
         for (int q = 0; q < np; q++) {
-            const long jq = j0 + (long)q * nr;
-            const int cols = bs->N - jq < nr ? (int)(bs->N > jq ? bs->N - jq : 0) : nr;
+            const long jq = j0 + (long)q * nr, left = bs->N - jq;
+            const int cols = left <= 0 ? 0 : left < nr ? (int)left : nr;
             kd->pack_b_finished(bs->B + (ptrdiff_t)k0 * bs->ldb + (cols > 0 ? jq : 0), bs->ldb,
                                 kc, cols, nr, dst + (ptrdiff_t)q * kc * nr);
         }

@@ -415,9 +415,9 @@ void rn_qconv_forward_team(const rn_kernels *k, const rn_qconv *c, int n, const 
     long ncols = (long)n * s->ho * s->wo;
     long y_bs = ncols * 16;
     const int nb = block_cols(k, c), groups = c->kpad / 16;
-    const work_split ws_ = split_of(k, c, n, team.size);
-    const long tiles = ws_.tiles, n_colblk = ws_.n_colblk, per_sg = ws_.per_sg;
-    const int units = ws_.units, n_cogrp = ws_.n_cogrp;
+    const work_split split = split_of(k, c, n, team.size);
+    const long tiles = split.tiles, n_colblk = split.n_colblk, per_sg = split.per_sg;
+    const int units = split.units, n_cogrp = split.n_cogrp;
     /* super-group q reads input blocks [q * cb_in, ...) and writes output blocks
      * [q * cb_out, ...): in c16 each block is a whole plane of the tensor */
     const size_t nhw = (size_t)n * s->h * s->w;
@@ -437,15 +437,8 @@ void rn_qconv_forward_team(const rn_kernels *k, const rn_qconv *c, int n, const 
     /* channel-group major: with few column blocks each thread takes all columns of some
      * channels, not some columns of all channels (blocks can be unequal); each thread its own
      * share, then what is left of the others' (claims: rn_claims, or static shares) */
-    long it0 = 0, it1 = 0;
-    if (ws_.items > claims.cap)
-        claims.flags = NULL;
-    rn_claim_walk walk = rn_claims_walk(claims, team, ws_.items);
-    if (!claims.flags)
-        rn_team_share(team, ws_.items, &it0, &it1);
-    for (long it = it0;; it++) {
-        if (claims.flags ? (it = rn_claims_next(&walk)) < 0 : it >= it1)
-            break;
+    rn_claim_walk walk = rn_claims_walk(claims, team, split.items);
+    for (long it; (it = rn_claims_next(&walk)) >= 0;) {
         int q = (int)(it / per_sg);
         long cbk = it % per_sg % n_colblk;
         int grp = (int)(it % per_sg / n_colblk);
@@ -529,8 +522,7 @@ void rn_qconv_forward_team(const rn_kernels *k, const rn_qconv *c, int n, const 
 void rn_qconv_forward(const rn_kernels *k, const rn_qconv *c, int n, const uint8_t *x, int in_zp,
                       const uint8_t *res, uint8_t *y, uint8_t *workspace) {
     const int threads = rn_threads();
-    /* claims on the stack up to this many items (resnet50 at batch 32: at most ~600), else
-     * static shares */
+    /* claims on the stack for up to this many items, else static shares */
     uint32_t flags[4096] = {0};
     const rn_claims claims = {.flags = flags, .cap = 4096, .gen = 1};
 #pragma omp parallel num_threads(threads) if (threads > 1)
