@@ -25,6 +25,7 @@ static inline __attribute__((always_inline)) void tile(const int M, const int XS
     const float *x = t->x;
     const ptrdiff_t xs = XS ? XS : t->xs;
     const int kc = t->kc;
+    rn_direct_prefetch_lines(t);
 #pragma GCC unroll 2
     for (int k = 0; k < kc; k++) {
         const float *xk = x + t->off[k];

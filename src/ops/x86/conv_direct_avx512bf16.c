@@ -33,6 +33,8 @@ static inline __attribute__((always_inline)) void tile(const int M, const int XS
 #pragma GCC unroll 2
     for (int k = 0; k < kc; k++) {
         const int32_t *xk = x + t->off[k];
+        if (k < t->pf_lines) /* the next panel's lines, one a tap (direct.h) */
+            _mm_prefetch(t->pf + (ptrdiff_t)k * 64, _MM_HINT_T1);
         if (k < kpf) {
             const int32_t *xf = x + t->off[k + RN_DIRECT_PREFETCH];
             const int last = TWO ? M / 2 - 1 : M - 1; /* the row's last pixel */
