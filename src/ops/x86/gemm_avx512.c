@@ -18,8 +18,14 @@
  * the A panel: MR * NV fused multiply-adds.
  * ------------------------------------------------------------------------- */
 
+/* A packed A panel is read once per B panel; where that is once (Winograd's products at batch
+ * 1, a ResNet's last stage) it streams from memory, and the hardware prefetcher, restarting at
+ * every 4 KiB page, leaves the kernel waiting: PACKED kernels ask for A 4 KiB ahead (as the
+ * AVX2 kernel does, gemm_avx2.c). */
+#define A_PREFETCH_FLOATS 1024
+
 static inline __attribute__((always_inline)) void
-micro_kernel(const int MR, const int NV, int kc, const float *a, ptrdiff_t a_rs,
+micro_kernel(const int MR, const int NV, const int PACKED, int kc, const float *a, ptrdiff_t a_rs,
              ptrdiff_t a_cs, const float *b, ptrdiff_t b_rs, const rn_gemm_tile *t) {
     __m512 acc[MAX_MR][MAX_NV];
     rn_start_tile_avx512(MR, NV, acc, t);
@@ -37,6 +43,8 @@ micro_kernel(const int MR, const int NV, int kc, const float *a, ptrdiff_t a_rs,
             for (int v = 0; v < NV; v++)
                 acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
         }
+        if (PACKED)
+            _mm_prefetch((const char *)(a + A_PREFETCH_FLOATS), _MM_HINT_T0);
         a += a_cs;
         b += b_rs;
     }
@@ -47,39 +55,39 @@ micro_kernel(const int MR, const int NV, int kc, const float *a, ptrdiff_t a_rs,
 /* Packed A panels. */
 void rn_sgemm_kernel_avx512_8x16(int kc, const float *a, const float *b,
                                  const rn_gemm_tile *t) {
-    micro_kernel(8, 1, kc, a, 1, 8, b, 16 * 1, t);
+    micro_kernel(8, 1, 1, kc, a, 1, 8, b, 16 * 1, t);
 }
 
 void rn_sgemm_kernel_avx512_8x32(int kc, const float *a, const float *b,
                                  const rn_gemm_tile *t) {
-    micro_kernel(8, 2, kc, a, 1, 8, b, 16 * 2, t);
+    micro_kernel(8, 2, 1, kc, a, 1, 8, b, 16 * 2, t);
 }
 
 void rn_sgemm_kernel_avx512_8x48(int kc, const float *a, const float *b,
                                  const rn_gemm_tile *t) {
-    micro_kernel(8, 3, kc, a, 1, 8, b, 16 * 3, t);
+    micro_kernel(8, 3, 1, kc, a, 1, 8, b, 16 * 3, t);
 }
 
 /* B read in place, its rows t->ldb apart (a 1x1 convolution's input: no packing pass). */
 void rn_sgemm_kernel_avx512_8x48_rawb(int kc, const float *a, const float *b,
                                       const rn_gemm_tile *t) {
-    micro_kernel(8, 3, kc, a, 1, 8, b, t->ldb, t);
+    micro_kernel(8, 3, 1, kc, a, 1, 8, b, t->ldb, t);
 }
 
 /* A read in place, with the tile's strides. */
 void rn_sgemm_kernel_avx512_8x16_rawa(int kc, const float *a, const float *b,
                                       const rn_gemm_tile *t) {
-    micro_kernel(8, 1, kc, a, t->a_rs, t->a_cs, b, 16 * 1, t);
+    micro_kernel(8, 1, 0, kc, a, t->a_rs, t->a_cs, b, 16 * 1, t);
 }
 
 void rn_sgemm_kernel_avx512_8x32_rawa(int kc, const float *a, const float *b,
                                       const rn_gemm_tile *t) {
-    micro_kernel(8, 2, kc, a, t->a_rs, t->a_cs, b, 16 * 2, t);
+    micro_kernel(8, 2, 0, kc, a, t->a_rs, t->a_cs, b, 16 * 2, t);
 }
 
 void rn_sgemm_kernel_avx512_8x48_rawa(int kc, const float *a, const float *b,
                                       const rn_gemm_tile *t) {
-    micro_kernel(8, 3, kc, a, t->a_rs, t->a_cs, b, 16 * 3, t);
+    micro_kernel(8, 3, 0, kc, a, t->a_rs, t->a_cs, b, 16 * 3, t);
 }
 
 /* ---------------------------------------------------------------------------
