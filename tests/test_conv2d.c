@@ -223,7 +223,9 @@ static void check_heuristic(void) {
         {SHAPE(32, 2048, 7, 512, 1, 1, 0), RN_CONV_POINTWISE, -1, "1x1 2048->512 at 7"},
         {SHAPE(1, 1024, 14, 2048, 1, 2, 0), RN_CONV_IM2COL, RN_CONV_DIRECT, "1x1/2 1024->2048 at 14"},
         {SHAPE(1, 256, 56, 512, 1, 2, 0), RN_CONV_IM2COL, -1, "1x1/2 256->512 at 56"},
-        /* ResNet's last stage at batch 1, 2, and 8 */
+        /* ResNet's last stage at batch 1, 2, and 8 (at 1 F(2x2) on every tile since the
+         * GEMM kernels ask for A ahead: conv_algo.c) */
+        {SHAPE(1, 512, 7, 512, 3, 1, 1), RN_CONV_WINOGRAD2, -1, "3x3 512->512 at 7"},
         {SHAPE(2, 512, 7, 512, 3, 1, 1), RN_CONV_WINOGRAD2, -1, "3x3 512->512 at 7"},
         {SHAPE(8, 512, 7, 512, 3, 1, 1), RN_CONV_WINOGRAD, -1, "3x3 512->512 at 7"},
         /* a strided window at batch 1; at batch 32 only where its weights stay in L2 */
@@ -241,18 +243,6 @@ static void check_heuristic(void) {
                  cases[i].what, s.n, rn_conv_algo_get(want)->name, kd->direct_mr, kd->direct_nr);
         check(conv2d_shape_init(&s) && (int)rn_conv_algo_choose(kd, &s) == want, what);
     }
-    /* one small map whose Winograd weights would leave the cache (batch 1): the wide tile
-     * where the descriptor says it beats F(2x2) there (direct_uncached_map: not the AMX one) */
-    rn_conv_shape last = {.n = 1, .cin = 512, .h = 7, .w = 7, .cout = 512, .kh = 3, .kw = 3,
-                          .stride = 1, .pad = 1, .groups = 1};
-    const int by_tile = kd->direct_mr >= RN_DIRECT_AVX512_MR && kd->direct_uncached_map;
-    char what[128];
-    snprintf(what, sizeof what, "heuristic: 3x3 512->512 at 7, batch 1, by %s (%d x %d direct "
-             "tile, %s, isa %s)", by_tile ? "direct" : "winograd2", kd->direct_mr, kd->direct_nr,
-             kd->name, rn_isa_name(kd->isa));
-    check(conv2d_shape_init(&last) &&
-              rn_conv_algo_choose(kd, &last) == (by_tile ? RN_CONV_DIRECT : RN_CONV_WINOGRAD2),
-          what);
     /* on bf16 products: Winograd and direct stay, the rest become a GEMM (pointwise unless
      * im2col is forced); kb, the portable bf16 kernels: a narrow direct tile */
     const rn_kernels *kb = rn_kernels_bf16(rn_kernels_for(RN_ISA_PORTABLE));

@@ -135,31 +135,19 @@ static int strided_1x1_by_im2col(const rn_kernels *k, const rn_conv_shape *s) {
  * im2col 279-336, batch 4 344-382 against 323-351; inside resnet18 at batch 1 0.31 / 0.33 /
  * 0.49-0.53 ms against 0.36 / 0.39 / 0.58. Not at batch 32: 512 -> 512 at 14x14 stride 2, 232
  * against 299 (a round of one 0.5 MB image reads all 9.4 MB of weights).
- * At stride 1, small maps (batch 1: DIRECT_WIDE_MAX_PIXELS_UNCACHED_WINO) whose Winograd
- * weights would not stay in the last-level cache (F(4x4)'s, 4x these, over WINO_CACHED_BYTES;
- * F(2x2)'s are 16/9):
- * Winograd's few tiles cannot repay streaming them from memory once per pass. AMD EPYC Zen 5,
- * 2 threads, inside resnet18 (`profile_layers`, interleaved runs, ms): batch 1, 512 -> 512 at
- * 7x7 0.89-0.93 against F(2x2) 0.98-1.01 and F(4x4) 2.2; batch 2 1.56-1.59 against F(2x2)
- * 1.39-1.44. Where they stay, Winograd: 256 -> 256 at 14x14, batch 1 (9.4 MB F(4x4)) 0.51-0.61
- * ms against 0.73-0.76 direct.
- * Stride-1 small maps where neither Winograd pays are direct's too (a map of 4x4 at batch 1:
- * 166-175 effective GFLOP/s in `bench_conv -m narrow`, Zen 5, 2 threads, against im2col's 158),
- * up to 256 pixels (7x7 up to batch 5). The 14 x 32 tile also takes strided windows on up to
- * 64 channels. */
+ * At stride 1, small maps where Winograd does not pay (winograd_pays, winograd2_pays): a map
+ * of 4x4 at batch 1, 166-175 effective GFLOP/s in `bench_conv -m narrow`, Zen 5, 2 threads,
+ * against im2col's 158; up to 256 pixels (7x7 up to batch 5). Not one 7x7 map whose F(2x2)
+ * weights (16/9 of these) come from memory, since the GEMM kernels ask for their A panels
+ * ahead (gemm_avx512.c): inside resnet18 at batch 1, 3x3 512 -> 512 at 7x7 (`profile_layers`,
+ * AMD EPYC Zen 5, 2 threads, alternated, 5 rounds) F(2x2) 0.61-0.64 ms against direct's
+ * 0.67-0.71 (before that prefetch direct had won there, 0.89-0.93 against 0.98-1.01; on the
+ * Xeons with AMX, whose direct tile runs at 70-75 GFLOP/s a core against the GEMM kernel's
+ * 105, F(2x2) always had: 1.42-1.63 against 1.85-2.14); from two images on F(2x2) wins on
+ * both (Zen 5 batch 2 1.39-1.44 against 1.56-1.59). The 14 x 32 tile also takes strided
+ * windows on up to 64 channels. */
 #define DIRECT_WIDE_MR 14
 #define DIRECT_WIDE_MAX_PIXELS 256 /* stride 1 */
-/* ... but over Winograd whose weights would not stay in cache, only one 7x7 or 8x8 map (batch
- * 1): from two images on, F(2x2) has the tiles to repay its weights. Inside resnet18, 3x3 512
- * -> 512 at 7x7 (`profile_layers` against `-c winograd2`, ABBA order, medians, ms): Xeon
- * (Sapphire Rapids class), 2 threads, batch 2 direct 3.73-4.03 against F(2x2) 3.28-3.36, batch
- * 4 6.12-6.25 against 4.31-4.68; AMD EPYC Zen 5, batch 2, the 1.56-1.59 against 1.39-1.44
- * above. At batch 1 the CPUs differ (Zen 5: direct 0.89-0.93 against 0.98-1.01; the Xeon:
- * 1.90-1.94 against 1.57-1.63; again 2026-12-03, 1.85-2.14 against 1.42-1.47), so the kernel
- * descriptor says which (direct_uncached_map): direct on AVX-512 (Zen 4 and 5), F(2x2) on the
- * AMX descriptor (the Xeons with AMX, whose direct tile runs at 70-75 GFLOP/s a core against
- * its GEMM kernel's 105). */
-#define DIRECT_WIDE_MAX_PIXELS_UNCACHED_WINO 64
 #define DIRECT_WIDE_MAX_PIXELS_STRIDED 1024
 #define DIRECT_WIDE_MAX_CHANNELS_STRIDED 64
 /* ... and strided windows whose weights stay in L2 beside a round's input, at any batch:
@@ -194,10 +182,8 @@ static int direct_pays(const rn_kernels *k, const rn_conv_shape *s) {
     if (s->kh * s->kw == 1) /* the direct tile's rows are then the whole (subsampled) map */
         return k->direct_mr >= DIRECT_WIDE_MR && s->pad == 0 &&
                (long)s->n * s->ho * s->wo <= DIRECT_WIDE_MAX_PIXELS_1X1;
-    if (s->stride == 1) /* Winograd's weights, F(4x4): 36 floats per channel pair */
-        return direct_small_map(k, s) && k->direct_uncached_map &&
-               (long)s->n * s->ho * s->wo <= DIRECT_WIDE_MAX_PIXELS_UNCACHED_WINO &&
-               36.0 * sizeof(float) * s->cin * s->cout > WINO_CACHED_BYTES;
+    if (s->stride == 1) /* Winograd first, where it pays */
+        return 0;
     const int wide = k->direct_mr >= DIRECT_WIDE_MR;
     const double weight_bytes = (double)sizeof(float) * (double)conv2d_weight_floats(s);
     return direct_small_map(k, s) ||

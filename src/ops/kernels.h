@@ -125,10 +125,6 @@ typedef struct rn_kernels {
     rn_wino_out_fn wino2_out;
     rn_direct_fn direct;    /* direct convolution tiles (direct.h) */
     int direct_mr, direct_nr; /* their output pixels (<= RN_DIRECT_MR_MAX) and channels */
-    /* 1: the direct tile takes one small map at stride 1 whose Winograd weights would not stay
-     * in cache (batch 1, 7x7: conv_algo.c), as measured on AMD Zen 5; 0: F(2x2) takes it, as
-     * measured on the Xeons with AMX (Sapphire Rapids class), where the tile runs slower */
-    int direct_uncached_map;
     rn_wgrad_fn wgrad;      /* the direct weight gradient's strips (direct.h); NULL: GEMM only */
     int wgrad_rows;         /* 1: the strips may read dy in place, row by row (conv_wgrad.c) */
     /* int8 convolution (qconv.h): tiles of up to q_nj columns x q_ncb blocks
