@@ -4,12 +4,14 @@
  * its weights and input hot in cache).
  *
  *     build/dev/profile_layers [-a arch] [-b batch] [-s size] [-t threads] [-r repeats]
- *                              [-p fp32|bf16] [-c auto|im2col|pointwise|winograd]
+ *                              [-p fp32|bf16|int8] [-c auto|im2col|pointwise|winograd]
  *
  * A session on random weights runs `repeats` forward passes after two
  * warm-ups; the session's per-value hook (the one int8 calibration uses)
  * stamps the time as each convolution and max-pool finishes, so a node's
- * time is from the end of the node before it to its own end. Prints, per
+ * time is from the end of the node before it to its own end. With -p int8
+ * the random weights are quantized first, calibrated (percentile) on 8
+ * uniform random images as `resnet bench --precision int8` does. Prints, per
  * node, the algorithm that ran, milliseconds (median over the passes: the
  * hosts here are shared, and a disturbed pass moves a mean), the
  * direct convolution's FLOPs over that time (effective GFLOP/s) and the share
@@ -39,9 +41,35 @@ static void stamp(void *ctx, int value, const float *data, size_t count, int blo
     st->last = t;
 }
 
+/* *m replaced by its int8 model, calibrated (percentile) on 8 uniform random images; 0 on error */
+static int quantize(rn_model **m, int size) {
+    const int n = 8;
+    const size_t nx = (size_t)n * 3 * size * size;
+    float *x = malloc(nx * sizeof *x);
+    uint32_t seed = 777;
+    for (size_t i = 0; x && i < nx; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        x[i] = (float)(seed >> 8) / 16777216.0f * 2.0f - 1.0f;
+    }
+    rn_calibrator *c = NULL;
+    rn_model *q = NULL;
+    rn_status st = x ? rn_calibrator_create(*m, size, size, "percentile", &c) : RN_ERR_NOMEM;
+    if (st == RN_OK)
+        st = rn_calibrator_add(c, x, n);
+    if (st == RN_OK)
+        st = rn_calibrator_quantize(c, &q);
+    rn_calibrator_free(c);
+    free(x);
+    if (st != RN_OK)
+        return 0;
+    rn_model_free(*m);
+    *m = q;
+    return 1;
+}
+
 static int usage(void) {
     fprintf(stderr, "usage: profile_layers [-a arch] [-b batch] [-s size] [-t threads] [-r repeats] "
-                    "[-p fp32|bf16] [-c auto|im2col|pointwise|winograd]\n");
+                    "[-p fp32|bf16|int8] [-c auto|im2col|pointwise|winograd]\n");
     return 2;
 }
 
@@ -71,7 +99,7 @@ int main(int argc, char **argv) {
         i++;
     }
     if (batch < 1 || size < 1 || threads < 1 || repeats < 1 ||
-        (strcmp(precision, "fp32") && strcmp(precision, "bf16")))
+        (strcmp(precision, "fp32") && strcmp(precision, "bf16") && strcmp(precision, "int8")))
         return usage();
     rn_set_threads(threads);
 
@@ -82,6 +110,7 @@ int main(int argc, char **argv) {
     cfg.precision = precision;
     cfg.conv_algo = algo;
     if (rn_model_create(arch, 3, 1000, &m) != RN_OK || rn_model_init(m, "default", 1) != RN_OK ||
+        (!strcmp(precision, "int8") && !quantize(&m, size)) ||
         rn_session_create(m, &cfg, &s) != RN_OK) {
         fprintf(stderr, "profile_layers: %s\n", rn_last_error());
         rn_model_free(m);
@@ -125,9 +154,21 @@ int main(int argc, char **argv) {
     printf("%s, batch %d, %dx%d, %d threads, %s, kernels %s, median of %d passes: %.2f ms\n", arch,
            batch, size, size, threads, precision, rn_session_kernel(s), repeats, pass);
     printf("node  layer                         algorithm        ms  GFLOP/s  share\n");
-    double by_algo[RN_CONV_ALGO_COUNT] = {0}, pools = 0.0, accounted = 0.0;
+    double by_algo[RN_CONV_ALGO_COUNT] = {0}, q_convs = 0.0, pools = 0.0, accounted = 0.0;
+    if (s->int8) { /* int8 passes stamp the input's quantization and every node */
+        const double ms = dev_median(times, repeats, nv + 1, tmp) * 1e3;
+        accounted += ms;
+        printf("   -  input quantized               -         %7.3f        -  %4.1f%%\n", ms,
+               100.0 * ms / pass);
+    }
     for (int i = 0; i < g->n_nodes; i++) {
         const rn_node *nd = &g->nodes[i];
+        if (s->int8 && (nd->op == RN_NODE_AVGPOOL || nd->op == RN_NODE_LINEAR)) {
+            const double ms = dev_median(times + nd->out, repeats, nv + 1, tmp) * 1e3;
+            accounted += ms;
+            printf("%4d  %-29s -         %7.3f        -  %4.1f%%\n", i,
+                   nd->op == RN_NODE_AVGPOOL ? "average pool" : "classifier", ms, 100.0 * ms / pass);
+        }
         if (nd->op != RN_NODE_CONV && nd->op != RN_NODE_MAXPOOL)
             continue;
         const double ms = dev_median(times + nd->out, repeats, nv + 1, tmp) * 1e3;
@@ -145,16 +186,22 @@ int main(int argc, char **argv) {
         char layer[64];
         snprintf(layer, sizeof layer, "%dx%d/%d %d->%d @%d%s", cs.kh, cs.kw, cs.stride, cs.cin, cs.cout,
                  cs.h, nd->res >= 0 ? " +res" : "");
-        by_algo[s->algo[i]] += ms;
-        printf("%4d  %-29s %-10s %7.3f  %7.1f  %4.1f%%\n", i, layer, rn_conv_algo_get(s->algo[i])->name, ms,
-               flops / (ms * 1e6), share);
+        if (s->int8)
+            q_convs += ms;
+        else
+            by_algo[s->algo[i]] += ms;
+        printf("%4d  %-29s %-10s %7.3f  %7.1f  %4.1f%%\n", i, layer,
+               s->int8 ? "int8" : rn_conv_algo_get(s->algo[i])->name, ms, flops / (ms * 1e6), share);
     }
     printf("totals (medians):");
+    if (s->int8)
+        printf(" int8 %.2f ms (%.1f%%),", q_convs, 100.0 * q_convs / pass);
     for (int a = 0; a < RN_CONV_ALGO_COUNT; a++)
         if (by_algo[a] > 0.0)
             printf(" %s %.2f ms (%.1f%%),", rn_conv_algo_get(a)->name, by_algo[a], 100.0 * by_algo[a] / pass);
-    printf(" max-pool %.2f ms (%.1f%%), the rest (input layout, pooling, classifier) %.2f ms\n", pools,
-           100.0 * pools / pass, pass - accounted);
+    printf(" max-pool %.2f ms (%.1f%%), %s %.2f ms\n", pools,
+           100.0 * pools / pass, s->int8 ? "the rest" : "the rest (input layout, pooling, classifier)",
+           pass - accounted);
     free(times), free(tmp);
     status = 0;
 done:

@@ -65,7 +65,9 @@ struct rn_session {
     /* calibration (quant_calib.c): called with every value the forward pass
      * writes (value 0 included), (c, n, h, w) floats; a stem's output that its max-pool
      * reads blocked by 16 channels (session.c pool_fused) comes so, the same values, with
-     * blocked16 1 (the layout of ops.h's maxpool2d_forward_blocked16) */
+     * blocked16 1 (the layout of ops.h's maxpool2d_forward_blocked16); an int8 pass
+     * (session_int8.c) calls it from one thread as each node's output is complete, with data
+     * NULL and count 0 (its values are bytes): for timing (dev/profile_layers), not statistics */
     void (*observe)(void *ctx, int value, const float *data, size_t count, int blocked16);
     void *observe_ctx;
 };

@@ -139,6 +139,8 @@ void rn_int8_forward(rn_session *s, const float *x, int n, float *logits) {
             const rn_value *vi = &sc->values[nd->in], *vo = &sc->values[nd->out];
             const uint8_t *src = bytes_of(s, nd->in);
 #pragma omp barrier
+            if (s->observe && team.id == 0) /* the node before is complete (timing) */
+                s->observe(s->observe_ctx, i > 0 ? sc->nodes[i - 1].out : 0, NULL, 0, 0);
             switch (nd->op) {
             case RN_NODE_CONV:
                 rn_qconv_forward_team(s->k, &s->qc[i], n, src, s->vq[nd->in].zp,
@@ -163,9 +165,13 @@ void rn_int8_forward(rn_session *s, const float *x, int n, float *logits) {
             }
         }
     }
+    if (s->observe && in_team > 0)
+        s->observe(s->observe_ctx, sc->nodes[in_team - 1].out, NULL, 0, 0);
     for (int i = in_team; i < sc->n_nodes; i++) { /* the classifier of a batch */
         const rn_node *nd = &sc->nodes[i];
         linear_forward(s->k, s->arena + s->value_at[nd->in], sc->values[nd->in].c, n, m->fc_w,
                        m->fc_b, m->num_classes, logits, s->arena + s->value_at[nd->out]);
+        if (s->observe)
+            s->observe(s->observe_ctx, nd->out, NULL, 0, 0);
     }
 }
