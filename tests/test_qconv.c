@@ -14,6 +14,9 @@
 #include "check.h"
 
 static const rn_kernels *kd;
+/* outputs of the oracle at the clamps' ends, over every case: the kernels' clamps (integer,
+ * saturating packs, byte minimum) must meet both */
+static size_t at_zero, at_max;
 
 static void check_case_g(int n, int cin, int h, int w, int cout, int k, int stride, int pad,
                          int groups, int in_c16, int with_res, int relu, const char *what) {
@@ -60,6 +63,12 @@ static void check_case_g(int n, int cin, int h, int w, int cout, int k, int stri
     for (size_t i = 1; i < y_bytes; i++)
         spread |= yr[i] != yr[0];
     CHECK(spread, "%s: degenerate output (all %d)", what, yr[0]);
+    for (size_t c = 0; c < (size_t)cout; c++)
+        for (size_t p = 0; p < nhw_out; p++) {
+            const uint8_t v = yr[((c / 16) * nhw_out + p) * 16 + c % 16];
+            at_zero += v == 0;
+            at_max += v == RN_Q_MAX;
+        }
     for (int t = 1; t <= 3; t++) {
         rn_set_threads(t);
         uint8_t *ws = rn_alloc(rn_qconv_workspace_bytes(kd, &qc, t) + 1);
@@ -260,5 +269,8 @@ int main(void) {
                        check_int(0, 1), "random shape");
         }
     }
+    CHECK(at_zero > 0 && at_max > 0, "the cases never reach a clamp: %zu outputs at 0, %zu at %d",
+          at_zero, at_max, RN_Q_MAX);
+    printf("test_qconv: %zu outputs at 0 and %zu at %d compared\n", at_zero, at_max, RN_Q_MAX);
     return check_done("test_qconv");
 }
