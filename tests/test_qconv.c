@@ -14,8 +14,8 @@
 #include "check.h"
 
 static const rn_kernels *kd;
-/* outputs of the oracle at the clamps' ends, over every case: the kernels' clamps (integer,
- * saturating packs, byte minimum) must meet both */
+/* outputs of the oracle at the clamps' ends, over every case: the cases must drive the
+ * kernels' clamps to [0, RN_Q_MAX] at both ends */
 static size_t at_zero, at_max;
 
 static void check_case_g(int n, int cin, int h, int w, int cout, int k, int stride, int pad,
