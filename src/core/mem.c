@@ -8,7 +8,10 @@
  * 4 KB of weights it streams (resnet18's 72 MB: ~18000 pages, each a TLB miss, and in a
  * virtual machine a nested walk). Interleaved `resnet bench` pairs against RN_HUGEPAGES=0 (AMD
  * EPYC Zen 5, 2 threads): resnet50 1-3% faster at batch 1, 2-5% at batch 32; resnet18 within
- * the host's noise. RN_HUGEPAGES=0 in the environment turns it off.
+ * the host's noise. Files read whole and the tensors read from them take them too: faulting in
+ * a 500 MB weights file 4 KB at a time (twice: the file, then its tensors) had cost
+ * `resnet forward` on wide_resnet101_2 5.2-6.7 s, 1.1-2.6 s since (AMD EPYC Zen 5, in a virtual
+ * machine, where every fault is dear). RN_HUGEPAGES=0 in the environment turns it off.
  */
 #include "mem.h"
 

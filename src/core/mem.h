@@ -41,6 +41,7 @@ void *rn_alloc(size_t bytes);
 #define RN_HUGE_BYTES ((size_t)2 << 20)
 /* As rn_alloc, zero-filled. */
 void *rn_calloc(size_t count, size_t size);
+/* free(p): a buffer from rn_alloc may also go to free() (the file readers hand theirs out so). */
 void rn_free(void *p);
 
 #endif

@@ -1,6 +1,8 @@
 /* file.c - opening and reading whole files; writing files atomically (see file.h). */
 #include "io/file.h"
 
+#include "core/mem.h"
+
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -55,7 +57,7 @@ rn_status rn_file_read_all(const char *path, unsigned char **buf, size_t *len) {
     FILE *f;
     RN_TRY(rn_file_open(path, &f, len));
     rn_status st = RN_OK;
-    if (!(*buf = malloc(*len ? *len : 1)))
+    if (!(*buf = rn_alloc(*len ? *len : 1)))
         st = rn_fail(RN_ERR_NOMEM, "%s: out of memory for %zu bytes", path, *len);
     if (st == RN_OK) {
         size_t got = fread(*buf, 1, *len, f);

@@ -27,7 +27,8 @@
  * is left open. A temporary file of an unfinished write is refused. */
 rn_status rn_file_open(const char *path, FILE **f, size_t *size);
 
-/* Reads a whole regular file into a malloc'ed buffer (free with free()). */
+/* Reads a whole regular file into a buffer from rn_alloc (huge pages from 2 MB; free with
+ * free() or rn_free()). */
 rn_status rn_file_read_all(const char *path, unsigned char **buf, size_t *len);
 
 /* 1 when the file name (the part after the last '/') is that of an

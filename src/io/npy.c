@@ -294,7 +294,7 @@ rn_status rn_npy_read(const char *path, float **data, int *ndim,
     size_t numel = 0;
     rn_status st = read_header(f, path, size, &h, &numel);
     float *values = NULL;
-    if (st == RN_OK && !(values = malloc(numel ? numel * sizeof(float) : sizeof(float))))
+    if (st == RN_OK && !(values = rn_alloc(numel ? numel * sizeof(float) : sizeof(float))))
         st = rn_fail(RN_ERR_NOMEM, "%s: out of memory for %zu floats", path, numel);
     if (st == RN_OK) {
         size_t got = fread(values, sizeof(float), numel, f);

@@ -354,7 +354,7 @@ static rn_status load_tensor(pth_ctx *c, const pk_obj *v, const char *tname, st_
     unsigned char *gathered = NULL;
     size_t raw_bytes;
     if (!contiguous && numel > 0) {
-        if (!rn_size_mul(numel, elsize, &raw_bytes) || !(gathered = malloc(raw_bytes)))
+        if (!rn_size_mul(numel, elsize, &raw_bytes) || !(gathered = rn_alloc(raw_bytes)))
             return rn_fail(RN_ERR_NOMEM, "%s: tensor '%s': out of memory", c->what, tname);
         size_t idx[ST_MAX_DIMS] = {0}, at = offset;
         for (size_t k = 0; k < numel; k++) {
@@ -373,12 +373,12 @@ static rn_status load_tensor(pth_ctx *c, const pk_obj *v, const char *tname, st_
 
     rn_status status = RN_OK;
     if (t->dtype == ST_I64) {
-        if (!(t->i64 = malloc(out_bytes)))
+        if (!(t->i64 = rn_alloc(out_bytes)))
             status = rn_fail(RN_ERR_NOMEM, "%s: tensor '%s': out of memory", c->what, tname);
         for (size_t k = 0; t->i64 && k < numel; k++)
             t->i64[k] = int_at(type, src + k * elsize);
     } else {
-        if (!(t->f32 = malloc(out_bytes)))
+        if (!(t->f32 = rn_alloc(out_bytes)))
             status = rn_fail(RN_ERR_NOMEM, "%s: tensor '%s': out of memory", c->what, tname);
         else
             st_convert_to_float(t->dtype, src, t->f32, numel);

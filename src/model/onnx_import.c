@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/mem.h"
 #include "core/status.h"
 #include "io/onnx.h"
 #include "model/graph.h"
@@ -604,7 +605,7 @@ static rn_status fill_model(const match *mt, rn_model *m) {
         if (mt->g->nodes[i].op == RN_NODE_CONV)
             RN_TRY(fill_unit(mt, (rn_unit *)mt->g->nodes[i].unit, &mt->units[i]));
     size_t K = (size_t)m->num_classes, F = (size_t)m->feat;
-    float *w = malloc(K * F * sizeof *w);
+    float *w = rn_alloc(K * F * sizeof *w);
     if (!w)
         return rn_fail(RN_ERR_NOMEM, "%s: out of memory reading the classifier", mt->what);
     rn_status st = onnx_tensor_floats(mt->fc_w, mt->what, w);
@@ -640,7 +641,7 @@ static rn_status to_st_file(const rn_model *m, const onnx_model *om, const char 
         s->numel = t->numel;
         if (t->i64 && (s->i64 = malloc(sizeof *s->i64)))
             *s->i64 = *t->i64;
-        if (t->f32 && (s->f32 = malloc(t->numel * sizeof *s->f32)))
+        if (t->f32 && (s->f32 = rn_alloc(t->numel * sizeof *s->f32)))
             memcpy(s->f32, t->f32, t->numel * sizeof *s->f32);
         if (!s->name || (t->i64 && !s->i64) || (t->f32 && !s->f32)) {
             st_free(f);
