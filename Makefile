@@ -3,7 +3,7 @@
 #   make          build the library (static + shared), the `resnet` CLI and the tests
 #   make run      install what is missing, build, run the main job on bundled data
 #   make test     install what is missing, build, run every test (non-zero on failure)
-#   make ci       what CI runs: make test, then the sanitizer and fuzzing suites below
+#   make ci       make test, then the sanitizer and fuzzing suites below (CI, .ci/run, runs make test)
 #   make deps     install missing Debian packages (PyTorch for the parity tests)
 #   make install  install the CLI, library, header, pkg-config file, man page and bash
 #                 completion (PREFIX=/usr/local, DESTDIR= for staged installs); make uninstall
