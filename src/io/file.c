@@ -1,8 +1,6 @@
 /* file.c - opening and reading whole files; writing files atomically (see file.h). */
 #include "io/file.h"
 
-#include "core/mem.h"
-
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -15,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/mem.h"
 #include "core/status.h"
 
 /* Temporary files are ".NAME" TMP_TAG "PID-" and TMP_RANDOM characters. */
