@@ -5,9 +5,10 @@
 #
 # It first brings BUILD up to date (make: what is stale is rebuilt), and takes
 # the C suites from the sources (tests/test_*.c), so a suite whose binary is
-# missing fails instead of being skipped. With RN_CI=1 (`make ci`, what CI
-# runs) it also runs the sanitizer and fuzzing suites, which build their own
-# trees (BUILD/sanitize, BUILD/fuzz) with clang and take about ten minutes.
+# missing fails instead of being skipped. With RN_CI=1 (`make ci`; CI itself,
+# .ci/run, runs `make test`) it also runs the sanitizer and fuzzing suites,
+# which build their own trees (BUILD/sanitize, BUILD/fuzz) with clang and take
+# about ten minutes.
 set -u
 BUILD=${1:-build}
 PY=/usr/bin/python3
@@ -65,7 +66,7 @@ run "onnx_import" "$PY" tools/onnx_import_check.py --resnet "$BUILD/resnet"
 run "pth_roundtrip" "$PY" tools/pth_roundtrip.py --resnet "$BUILD/resnet"
 run "parity" "$PY" tools/parity.py --resnet "$BUILD/resnet"
 run "train_safety" tests/train_safety.sh "$BUILD"
-run "kill_harness" "$PY" tests/kill_harness.py --resnet "$BUILD/resnet"
+run "kill_harness" "$PY" tests/kill_harness.py --resnet "$BUILD/resnet" --kills 25
 if [ "${RN_CI:-0}" = 1 ]; then
     run "sanitize" make -s --no-print-directory BUILD="$BUILD" sanitize
     run "fuzz" make -s --no-print-directory BUILD="$BUILD" fuzz
