@@ -71,30 +71,6 @@ static void fill_uniform(float *x, size_t n, uint32_t seed) {
     }
 }
 
-/* The int8 model of m, calibrated (percentile) on 8 uniform random images;
- * 0 after an error message. */
-static int quantize_synthetic(const rn_model *m, int in_ch, int size, rn_model **out) {
-    const int n = 8;
-    size_t nx = (size_t)n * in_ch * size * size;
-    float *x = malloc(nx * sizeof *x);
-    if (!x) {
-        cli_error("bench", "out of memory for the calibration images");
-        return 0;
-    }
-    fill_uniform(x, nx, 777);
-    rn_calibrator *c = NULL;
-    rn_status st = rn_calibrator_create(m, size, size, "percentile", &c);
-    if (st == RN_OK)
-        st = rn_calibrator_add(c, x, n);
-    if (st == RN_OK)
-        st = rn_calibrator_quantize(c, out);
-    rn_calibrator_free(c);
-    free(x);
-    if (st != RN_OK)
-        cli_error("bench", "quantizing: %s", rn_last_error());
-    return st == RN_OK;
-}
-
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -142,7 +118,8 @@ int cmd_bench(int argc, char **argv) {
     if (!train && strcmp(prec, "int8") == 0 && !rn_model_is_quantized(m)) {
         /* random (or float32) weights: quantize them on synthetic calibration input */
         rn_model *q = NULL;
-        if (!quantize_synthetic(m, in_ch, size, &q)) {
+        if (rn_quantize_synthetic(m, size, size, &q) != RN_OK) {
+            cli_error("bench", "quantizing: %s", rn_last_error());
             rn_model_free(m);
             return EXIT_RUNTIME;
         }

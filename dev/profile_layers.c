@@ -41,26 +41,11 @@ static void stamp(void *ctx, int value, const float *data, size_t count, int blo
     st->last = t;
 }
 
-/* *m replaced by its int8 model, calibrated (percentile) on 8 uniform random images; 0 on error */
+/* *m replaced by its int8 model calibrated on synthetic images (rn_quantize_synthetic); 0 on
+ * error */
 static int quantize(rn_model **m, int size) {
-    const int n = 8;
-    const size_t nx = (size_t)n * 3 * size * size;
-    float *x = malloc(nx * sizeof *x);
-    uint32_t seed = 777;
-    for (size_t i = 0; x && i < nx; i++) {
-        seed = seed * 1664525u + 1013904223u;
-        x[i] = (float)(seed >> 8) / 16777216.0f * 2.0f - 1.0f;
-    }
-    rn_calibrator *c = NULL;
     rn_model *q = NULL;
-    rn_status st = x ? rn_calibrator_create(*m, size, size, "percentile", &c) : RN_ERR_NOMEM;
-    if (st == RN_OK)
-        st = rn_calibrator_add(c, x, n);
-    if (st == RN_OK)
-        st = rn_calibrator_quantize(c, &q);
-    rn_calibrator_free(c);
-    free(x);
-    if (st != RN_OK)
+    if (rn_quantize_synthetic(*m, size, size, &q) != RN_OK)
         return 0;
     rn_model_free(*m);
     *m = q;

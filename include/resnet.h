@@ -269,6 +269,10 @@ RN_API long rn_calibrator_images(const rn_calibrator *c);
 RN_API int rn_calibrator_convs(const rn_calibrator *c);
 RN_API rn_status rn_calibrator_quantize(rn_calibrator *c, rn_model **out);
 RN_API void rn_calibrator_free(rn_calibrator *c);
+/* The int8 model of a float32 `model` calibrated (percentile) on 8 images of h x w whose values
+ * are uniform in [-1, 1) (a fixed seed): for timing int8 inference on any architecture without
+ * a dataset (`resnet bench --precision int8`); its scales fit no real image. */
+RN_API rn_status rn_quantize_synthetic(const rn_model *model, int h, int w, rn_model **out);
 /* 1 for an int8 model, else 0. */
 RN_API int rn_model_is_quantized(const rn_model *model);
 

@@ -579,6 +579,40 @@ static void test_step_stamps(void) {
     rn_model_free(m);
 }
 
+/* rn_quantize_synthetic: an int8 model of the same architecture, its layers listed; the same
+ * scales on a second call (fixed seed); bad arguments and an int8 input refused with a status. */
+static void test_quantize_synthetic(void) {
+    rn_model *m = NULL, *q = NULL, *q2 = NULL, *bad = NULL;
+    CHECK(rn_model_create("resnet18", 3, 10, &m) == RN_OK, "create: %s", rn_last_error());
+    if (!m)
+        return;
+    rn_model_init(m, "default", 3);
+    CHECK(rn_quantize_synthetic(m, 32, 32, &q) == RN_OK, "quantize: %s", rn_last_error());
+    CHECK(rn_quantize_synthetic(m, 32, 32, &q2) == RN_OK, "quantize again: %s", rn_last_error());
+    if (q && q2) {
+        CHECK(rn_model_is_quantized(q) && !rn_model_is_quantized(m), "int8 model out, input kept");
+        int n = rn_model_quant_layers(q, NULL, 0);
+        rn_quant_layer *a = calloc((size_t)n, sizeof *a), *b = calloc((size_t)n, sizeof *b);
+        CHECK(n == 20 && rn_model_quant_layers(q2, b, n) == n && rn_model_quant_layers(q, a, n) == n,
+              "resnet18's 20 convs quantized: %d", n);
+        for (int i = 0; a && b && i < n; i++)
+            CHECK(a[i].out_scale == b[i].out_scale && a[i].out_zp == b[i].out_zp,
+                  "%s: the same scale on both calls", a[i].name);
+        free(a);
+        free(b);
+        bad = (rn_model *)1;
+        CHECK(rn_quantize_synthetic(q, 32, 32, &bad) == RN_ERR_ARG && bad == NULL,
+              "an int8 model refused, out cleared");
+    }
+    bad = (rn_model *)1;
+    CHECK(rn_quantize_synthetic(m, 0, 32, &bad) == RN_ERR_ARG && bad == NULL, "height 0 refused");
+    CHECK(rn_quantize_synthetic(NULL, 32, 32, &bad) == RN_ERR_ARG, "NULL model refused");
+    CHECK(rn_quantize_synthetic(m, 32, 32, NULL) == RN_ERR_ARG, "NULL out refused");
+    rn_model_free(q);
+    rn_model_free(q2);
+    rn_model_free(m);
+}
+
 int main(void) {
     test_param_counts();
     test_save_load();
@@ -587,5 +621,6 @@ int main(void) {
     test_trainer_memory();
     test_step_stamps();
     test_forward_vs_reference();
+    test_quantize_synthetic();
     return check_done("test_model");
 }

@@ -14,10 +14,12 @@
  *               Kullback-Leibler divergence (TensorRT's calibration).
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/mem.h"
 #include "core/status.h"
 #include "engine/session.h"
 #include "model/model.h"
@@ -347,4 +349,36 @@ rn_status rn_calibrator_quantize(rn_calibrator *c, rn_model **out) {
     }
     *out = q;
     return RN_OK;
+}
+
+/* 8 images: the calibration of a timing run, whose scales fit no real image anyway. */
+#define SYNTHETIC_IMAGES 8
+
+rn_status rn_quantize_synthetic(const rn_model *m, int h, int w, rn_model **out) {
+    if (out)
+        *out = NULL;
+    if (!m || !out || h < 1 || w < 1)
+        return rn_fail(RN_ERR_ARG, "rn_quantize_synthetic: bad argument");
+    size_t bytes;
+    if (!rn_size_mul((size_t)SYNTHETIC_IMAGES * (size_t)m->in_channels, (size_t)h, &bytes) ||
+        !rn_size_mul(bytes, (size_t)w, &bytes) || !rn_size_mul(bytes, sizeof(float), &bytes))
+        return rn_fail(RN_ERR_NOMEM, "synthetic calibration: images of %dx%d too large", h, w);
+    float *x = malloc(bytes);
+    if (!x)
+        return rn_fail(RN_ERR_NOMEM, "synthetic calibration: out of memory for %d images of %dx%d",
+                       SYNTHETIC_IMAGES, h, w);
+    uint32_t seed = 777; /* uniform in [-1, 1), a linear congruential generator's top 24 bits */
+    for (size_t i = 0; i < bytes / sizeof(float); i++) {
+        seed = seed * 1664525u + 1013904223u;
+        x[i] = (float)(seed >> 8) / 16777216.0f * 2.0f - 1.0f;
+    }
+    rn_calibrator *c = NULL;
+    rn_status st = rn_calibrator_create(m, h, w, "percentile", &c);
+    if (st == RN_OK)
+        st = rn_calibrator_add(c, x, SYNTHETIC_IMAGES);
+    if (st == RN_OK)
+        st = rn_calibrator_quantize(c, out);
+    rn_calibrator_free(c);
+    free(x);
+    return st;
 }
