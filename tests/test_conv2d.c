@@ -353,6 +353,7 @@ static void check_blocked16_shapes(const rn_kernels *k) {
     check_blocked16(k, conv_case_shape(1, 160, 7, 7, 96, 3, 1, 1, 1), "3x3 by panel");
     check_blocked16(k, conv_case_shape(3, 24, 9, 9, 32, 1, 1, 0, 1), "1x1 flat");
     check_blocked16(k, conv_case_shape(3, 40, 13, 11, 32, 1, 2, 0, 1), "1x1/2 subsampled");
+    check_blocked16(k, conv_case_shape(1, 40, 13, 11, 32, 1, 2, 0, 1), "1x1/2 one image, in place");
 }
 
 static void check_determinism(rn_conv_shape s) {
@@ -468,6 +469,7 @@ static void run_cases(int randoms) {
     check_conv(conv_case_shape(2, 8, 50, 50, 16, 1, 1, 0, 1), 7, "1x1 over 4096 pixels (direct: rows)");
     check_conv(conv_case_shape(3, 40, 13, 11, 36, 1, 2, 0, 1), 7, "1x1/2 (direct: subsampled, flat)");
     check_conv(conv_case_shape(1, 16, 9, 9, 24, 1, 3, 0, 1), 3, "1x1/3 one image");
+    check_conv(conv_case_shape(1, 40, 27, 29, 36, 1, 2, 0, 1), 7, "1x1/2 one image (direct: in place)");
     check_conv(conv_case_shape(2, 24, 9, 11, 40, 1, 2, 0, 1), 1, "1x1/2 downsample");
     check_conv(conv_case_shape(4, 12, 33, 35, 20, 1, 3, 0, 2), 7, "1x1/3 groups, subsampled");
     check_conv(conv_case_shape(5, 16, 56, 56, 24, 1, 2, 0, 1), 3, "1x1/2 wide N, subsampled");
