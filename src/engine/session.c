@@ -155,17 +155,35 @@ static const rn_kernels *conv_kernels(const rn_session *s, int i) {
     return rn_conv_algo_is_winograd(s->algo[i]) ? s->k : s->kconv;
 }
 
+/* Whether a node before node i read value v as its input. */
+static int read_before(const rn_graph *sc, int v, int i) {
+    for (int j = 0; j < i; j++)
+        if (sc->nodes[j].in == v)
+            return 1;
+    return 0;
+}
+
 /* Whether eval mode writes conv node i over its residual: the node is the residual's last
  * reader, and the residual is neither the node's input nor the caller's (value 0). The
  * algorithms take y == residual (conv_algo.h). The residual is read and the output written
  * in one pass over the same lines: a residual block's last conv then moves a third less
  * memory (resnet50's 1x1 64 -> 256 with the residual at 56x56, batch 32, wrote a new buffer
- * at half the speed of the same conv without a residual). */
+ * at half the speed of the same conv without a residual).
+ * Not a direct convolution adding a residual that an earlier node read as its input (a
+ * block's input, read by the block's first conv): the direct tile splits its output
+ * channels over the threads, so every thread had read all of that value, and writing over
+ * lines the other cores still hold cost more than a new buffer. resnet50 at batch 1
+ * (`profile_layers`, AMD EPYC Zen 5, 2 threads, five rounds alternated), 1x1 256 -> 1024 at
+ * 14x14 with the block's input: fp32 0.39-0.52 ms in place against 0.32-0.46 in a buffer
+ * of its own (the block's first, adding its shortcut's output just written: 0.30-0.38 either
+ * way), bf16 0.31-0.32 against 0.27-0.29. */
 static int in_place(const rn_session *s, int i, int n) {
     const rn_node *nd = &s->sc->nodes[i];
-    return !s->int8 && nd->op == RN_NODE_CONV && nd->res > 0 && nd->res != nd->in &&
-           s->sc->values[nd->res].last_use == i &&
-           rn_value_floats(s->sc, nd->res, n) == rn_value_floats(s->sc, nd->out, n);
+    if (s->int8 || nd->op != RN_NODE_CONV || nd->res <= 0 || nd->res == nd->in ||
+        s->sc->values[nd->res].last_use != i ||
+        rn_value_floats(s->sc, nd->res, n) != rn_value_floats(s->sc, nd->out, n))
+        return 0;
+    return !(s->algo[i] == RN_CONV_DIRECT && read_before(s->sc, nd->res, i));
 }
 
 /* The arena for both modes: train mode's values each in a buffer of its own (bufs as made
