@@ -14,7 +14,10 @@ Accepted: `resnet convert` names the architecture expected, and `resnet forward 
 X.onnx` gives PyTorch's logits, rel = max|y - y_ref| / max|y_ref| <= tol.
 Refused (exit 1, one line on stderr naming the first ONNX node that does not fit):
 a ReLU turned into a Sigmoid, a Softmax after the classifier, MobileNetV2, a normalisation
-baked in front of the network, and a truncated file (named with its offset).
+baked in front of the network, and a truncated file (named with its offset). Refused too,
+naming the initializer: the stem's weights with values in a field that does not match their
+type (FLOAT16 values in float_data, FLOAT ones in int64_data or double_data) or with raw_data
+4 bytes short.
 """
 import argparse
 import os
@@ -132,6 +135,42 @@ def expect_refusal(args, tmp, path, words):
     return "refused: " + err.split(": ", 1)[1]
 
 
+def bad_initializers(src):
+    """(name, model, words): the stem conv's weights stored wrongly, one way each."""
+    import onnx
+    base = onnx.load(src)
+    first = next(n for n in base.graph.node if n.op_type == "Conv").input[1]
+
+    def edit(fn):
+        m = onnx.ModelProto()
+        m.CopyFrom(base)
+        t = next(i for i in m.graph.initializer if i.name == first)
+        count = int(np.prod(t.dims))
+        t.ClearField("raw_data")
+        fn(t, count)
+        return m
+
+    def f16_in_float_data(t, count):
+        t.data_type = onnx.TensorProto.FLOAT16
+        t.float_data.extend([1.0])
+
+    def float_in_int64_data(t, count):
+        t.int64_data.extend([1])
+
+    def float_in_double_data(t, count):
+        t.double_data.extend([0.5] * count)
+
+    def short_raw_data(t, count):
+        t.raw_data = np.zeros(count - 1, np.float32).tobytes()
+
+    not_read = [first, "not read"]
+    yield "FLOAT16 values in float_data", edit(f16_in_float_data), not_read
+    yield "FLOAT values in int64_data", edit(float_in_int64_data), not_read
+    yield "FLOAT values in double_data", edit(float_in_double_data), not_read
+    yield "raw_data 4 bytes short", edit(short_raw_data), [first, "holds %d bytes" % (4 * (
+        int(np.prod(next(i for i in base.graph.initializer if i.name == first).dims)) - 1))]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--resnet", default="build/resnet")
@@ -148,6 +187,15 @@ def main():
         np.save(os.path.join(tmp, "x.npy"), np.zeros((1, 3, 64, 64), np.float32))
         for name, model, words in refuse_models():
             msg = check_refuse(args, tmp, name, model, words)
+            failed += not msg.startswith("refused")
+            print("%-34s %s" % (name, msg), flush=True)
+        good = os.path.join(tmp, "good.onnx")
+        export(build_model("resnet18", 3, 10).eval(), good, 64, 3, 13)
+        import onnx
+        for name, model, words in bad_initializers(good):
+            path = os.path.join(tmp, "bad.onnx")
+            onnx.save(model, path)
+            msg = expect_refusal(args, tmp, path, words)
             failed += not msg.startswith("refused")
             print("%-34s %s" % (name, msg), flush=True)
         # a truncated file: a protobuf error with the offset

@@ -272,22 +272,26 @@ static rn_status read_tensor(const reader *rd, const pb_reader *pr, const pb_fie
     t->ndim = (int)c.n_dims;
     t->numel = numel;
     t->external = c.location == 1;
-    /* Values in raw_data (any type) or in the typed field, packed: their
-     * size must be the shape's. int64_data is varints: checked when read. */
-    size_t eb = c.data_field == T_RAW_DATA || c.data_field == T_FLOAT_DATA ? dtype_bytes(t->dtype)
-                : c.data_field == T_DOUBLE_DATA                        ? 8
-                                                                       : 0;
-    if (c.data_field == T_FLOAT_DATA && t->dtype != ONNX_FLOAT)
-        eb = 0; /* FLOAT16/BFLOAT16 values live in int32_data; not read */
+    /* Values read: raw_data of a type of known size, float_data of a FLOAT and double_data of
+     * a DOUBLE tensor (packed); their size must be the shape's. Any other field (int32_data,
+     * where FLOAT16 values live, int64_data, a typed field of another type, ...) is not read:
+     * onnx_tensor_floats refuses the tensor by name. */
+    size_t eb = 0;
+    if (c.data_field == T_RAW_DATA)
+        eb = dtype_bytes(t->dtype);
+    else if (c.data_field == T_FLOAT_DATA && t->dtype == ONNX_FLOAT)
+        eb = 4;
+    else if (c.data_field == T_DOUBLE_DATA && t->dtype == ONNX_DOUBLE)
+        eb = 8;
+    if (c.data_field != 0 && eb == 0) {
+        t->unpacked = 1;
+        return RN_OK;
+    }
     size_t need;
     if (!t->external && !t->unpacked && eb && (!rn_size_mul(numel, eb, &need) || need != t->bytes))
         return rn_fail(RN_ERR_FORMAT, "%s: initializer '%s' at offset %zu holds %zu bytes of values, "
                        "its shape and type need %zu", rd->what, t->name, f->offset, t->bytes,
                        rn_size_mul(numel, eb, &need) ? need : (size_t)-1);
-    if (c.data_field == T_FLOAT_DATA || c.data_field == T_DOUBLE_DATA || c.data_field == T_RAW_DATA ||
-        c.data_field == T_INT64_DATA || c.data_field == 0)
-        return RN_OK;
-    t->unpacked = 1; /* int32_data, string_data, uint64_data: not read */
     return RN_OK;
 }
 
@@ -544,6 +548,10 @@ rn_status onnx_tensor_floats(const onnx_tensor *t, const char *what, float *dst)
     if (t->unpacked || (t->numel && !t->data))
         return rn_fail(RN_ERR_UNSUPPORTED, "%s: initializer '%s' stores its values in a form not read "
                        "(only raw_data and packed float_data / double_data are)", what, t->name);
+    size_t need;
+    if (t->numel && (!rn_size_mul(t->numel, dtype_bytes(t->dtype), &need) || need != t->bytes))
+        return rn_fail(RN_ERR_FORMAT, "%s: initializer '%s' holds %zu bytes of values, its shape and "
+                       "type need more", what, t->name, t->bytes);
     if (t->numel)
         st_convert_to_float(d, t->data, dst, t->numel);
     return RN_OK;
