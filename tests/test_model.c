@@ -342,6 +342,45 @@ static void test_save_load(void) {
     CHECK(rn_model_load_weights(m, path) == RN_ERR_MISMATCH && strstr(rn_last_error(), m->tensors[1].name) &&
               strstr(rn_last_error(), "dtype"), "wrong dtype: %s", rn_last_error());
     free((void *)e[1].data);
+    e[1] = (st_entry){m->tensors[1].name, ST_F32, m->tensors[1].ndim, m->tensors[1].shape,
+                      m->tensors[1].f32};
+    /* a file that does not fit leaves the model as it was: every float doubled in the file,
+     * then one unexpected tensor (found after the others were checked), then the last
+     * tensor's shape wrong; the file without a defect then loads the doubled values */
+    float **orig = calloc(m->n_tensors, sizeof *orig), **twice = calloc(m->n_tensors, sizeof *twice);
+    for (int i = 0; i < m->n_tensors; i++) {
+        if (m->tensors[i].i64)
+            continue;
+        const size_t bytes = m->tensors[i].numel * sizeof(float);
+        orig[i] = malloc(bytes), twice[i] = malloc(bytes);
+        memcpy(orig[i], m->tensors[i].f32, bytes);
+        for (size_t j = 0; j < m->tensors[i].numel; j++)
+            twice[i][j] = 2.0f * orig[i][j] + 1.0f;
+        e[i].data = twice[i];
+    }
+    const int last = m->n_tensors - 1;
+    int64_t last_bad[4] = {m->tensors[last].shape[0] + 1, 1, 1, 1};
+    for (int defect = 0; defect < 3; defect++) {
+        e[last].shape = defect == 1 ? last_bad : m->tensors[last].shape;
+        st_write(path, e, m->n_tensors + (defect == 0), NULL, 0);
+        const rn_status st = rn_model_load_weights(m, path);
+        int kept = 1, loaded = 1;
+        for (int i = 0; i < m->n_tensors; i++)
+            if (orig[i]) {
+                const size_t bytes = m->tensors[i].numel * sizeof(float);
+                kept = kept && memcmp(m->tensors[i].f32, orig[i], bytes) == 0;
+                loaded = loaded && memcmp(m->tensors[i].f32, twice[i], bytes) == 0;
+            }
+        if (defect < 2)
+            CHECK(st == RN_ERR_MISMATCH && kept, "%s: refused (%d), the model unchanged",
+                  defect == 0 ? "an unexpected tensor" : "the last tensor's shape", (int)st);
+        else
+            CHECK(st == RN_OK && loaded, "the file without a defect loads: %s", rn_last_error());
+    }
+    for (int i = 0; i < m->n_tensors; i++)
+        free(orig[i]), free(twice[i]);
+    free(orig);
+    free(twice);
     free(e);
     CHECK(rn_model_load("build/tests/does-not-exist.safetensors", NULL, &m2) == RN_ERR_IO, "missing file");
     remove(path);
@@ -603,6 +642,12 @@ static void test_quantize_synthetic(void) {
         bad = (rn_model *)1;
         CHECK(rn_quantize_synthetic(q, 32, 32, &bad) == RN_ERR_ARG && bad == NULL,
               "an int8 model refused, out cleared");
+        /* float32 weights into an int8 model: refused, not copied beside the int8 ones */
+        const char *path = "build/tests/model_float_into_int8.safetensors";
+        CHECK(rn_model_save(m, path) == RN_OK, "save: %s", rn_last_error());
+        CHECK(rn_model_load_weights(q, path) == RN_ERR_UNSUPPORTED && strstr(rn_last_error(), "int8"),
+              "float32 weights into an int8 model refused: %s", rn_last_error());
+        remove(path);
     }
     bad = (rn_model *)1;
     CHECK(rn_quantize_synthetic(m, 0, 32, &bad) == RN_ERR_ARG && bad == NULL, "height 0 refused");

@@ -48,42 +48,45 @@ static void pass_meta(const st_file *f, void (*get_meta)(void *, const char *, c
         get_meta(ctx, f->meta[i].key, f->meta[i].value);
 }
 
-/* Copies every model tensor from f; with skip_head, fc.* keep their values. */
+/* Whether file tensor s fits model tensor t (shape and dtype); else fails naming the key. */
+static rn_status tensor_fits(const rn_model *m, const rn_tensor_ref *t, const st_tensor *s,
+                             const char *path) {
+    if (!s)
+        return rn_fail(RN_ERR_MISMATCH, "%s: missing tensor '%s' for %s", path, t->name,
+                       m->arch->name);
+    int same = s->ndim == t->ndim;
+    for (int d = 0; same && d < t->ndim; d++)
+        same = s->shape[d] == t->shape[d];
+    if (!same) {
+        char want[96], got[96];
+        rn_shape_str(want, sizeof want, t->ndim, t->shape);
+        rn_shape_str(got, sizeof got, s->ndim, s->shape);
+        return rn_fail(RN_ERR_MISMATCH, "%s: tensor '%s' has shape %s, %s expects %s", path, t->name,
+                       got, m->arch->name, want);
+    }
+    if (s->dtype == ST_I8)
+        return rn_fail(RN_ERR_MISMATCH, "%s: tensor '%s' is int8 but the file is not an int8 "
+                       "model (resnet quantize writes those)", path, t->name);
+    if (t->i64 && !s->i64)
+        return rn_fail(RN_ERR_MISMATCH, "%s: tensor '%s' has dtype %s, expected I64", path, t->name,
+                       st_dtype_name(s->dtype));
+    if (!t->i64 && !s->f32)
+        return rn_fail(RN_ERR_MISMATCH,
+                       "%s: tensor '%s' has dtype %s, expected a float type (F32, F16, BF16, F64)",
+                       path, t->name, st_dtype_name(s->dtype));
+    return RN_OK;
+}
+
+/* Copies every model tensor from f; with skip_head, fc.* keep their values. Every tensor is
+ * checked first: a file that does not fit leaves the model as it was. */
 static rn_status copy_tensors(rn_model *m, const st_file *f, const char *path, int skip_head) {
-    rn_model_params_changed(m);
+    if (m->quantized)
+        return rn_fail(RN_ERR_UNSUPPORTED, "%s: float32 weights cannot be loaded into an int8 "
+                       "model (quantize the float32 model instead)", path);
     for (int i = 0; i < m->n_tensors; i++) {
         const rn_tensor_ref *t = &m->tensors[i];
-        if (skip_head && strncmp(t->name, "fc.", 3) == 0)
-            continue;
-        const st_tensor *s = st_find(f, t->name);
-        if (!s)
-            return rn_fail(RN_ERR_MISMATCH, "%s: missing tensor '%s' for %s", path, t->name,
-                           m->arch->name);
-        int same = s->ndim == t->ndim;
-        for (int d = 0; same && d < t->ndim; d++)
-            same = s->shape[d] == t->shape[d];
-        if (!same) {
-            char want[96], got[96];
-            rn_shape_str(want, sizeof want, t->ndim, t->shape);
-            rn_shape_str(got, sizeof got, s->ndim, s->shape);
-            return rn_fail(RN_ERR_MISMATCH, "%s: tensor '%s' has shape %s, %s expects %s", path,
-                           t->name, got, m->arch->name, want);
-        }
-        if (s->dtype == ST_I8)
-            return rn_fail(RN_ERR_MISMATCH, "%s: tensor '%s' is int8 but the file is not an int8 "
-                           "model (resnet quantize writes those)", path, t->name);
-        if (t->i64) {
-            if (!s->i64)
-                return rn_fail(RN_ERR_MISMATCH, "%s: tensor '%s' has dtype %s, expected I64", path,
-                               t->name, st_dtype_name(s->dtype));
-            *t->i64 = s->i64[0];
-        } else {
-            if (!s->f32)
-                return rn_fail(RN_ERR_MISMATCH,
-                               "%s: tensor '%s' has dtype %s, expected a float type (F32, F16, BF16, F64)",
-                               path, t->name, st_dtype_name(s->dtype));
-            memcpy(t->f32, s->f32, t->numel * sizeof(float));
-        }
+        if (!(skip_head && strncmp(t->name, "fc.", 3) == 0))
+            RN_TRY(tensor_fits(m, t, st_find(f, t->name), path));
     }
     /* Every name in the file must belong to the model. */
     for (size_t j = 0; j < f->count; j++) {
@@ -93,6 +96,17 @@ static rn_status copy_tensors(rn_model *m, const st_file *f, const char *path, i
         if (!known)
             return rn_fail(RN_ERR_MISMATCH, "%s: unexpected tensor '%s' for %s", path,
                            f->tensors[j].name, m->arch->name);
+    }
+    rn_model_params_changed(m);
+    for (int i = 0; i < m->n_tensors; i++) {
+        const rn_tensor_ref *t = &m->tensors[i];
+        if (skip_head && strncmp(t->name, "fc.", 3) == 0)
+            continue;
+        const st_tensor *s = st_find(f, t->name);
+        if (t->i64)
+            *t->i64 = s->i64[0];
+        else
+            memcpy(t->f32, s->f32, t->numel * sizeof(float));
     }
     return RN_OK;
 }
