@@ -164,10 +164,11 @@ int cmd_export(int argc, char **argv) {
         status = EXIT_USAGE;
     } else {
         o.meta_keys = keys, o.meta_values = vals;
-        if (cli_make_output_dirs("export", out) != RN_OK || rn_model_export_onnx(m, out, &o) != RN_OK) {
-            cli_error("export", "%s", rn_last_error());
-            status = EXIT_RUNTIME;
-        }
+        rn_status st = cli_make_output_dirs("export", out);
+        if (st == RN_OK)
+            st = rn_model_export_onnx(m, out, &o);
+        if (st != RN_OK)
+            status = cli_write_failed("export", st);
     }
     if (status == 0) {
         FILE *f = fopen(out, "rb");

@@ -138,9 +138,11 @@ int cmd_quantize(int argc, char **argv) {
         keys[nk] = "image_size", values[nk++] = meta.image_size;
     if (meta.normalize[0])
         keys[nk] = "normalize", values[nk++] = meta.normalize;
-    if (cli_make_output_dirs("quantize", output) != RN_OK ||
-        rn_model_save_meta(q, output, keys, values, nk) != RN_OK) {
-        cli_error("quantize", "%s", rn_last_error());
+    rn_status wst = cli_make_output_dirs("quantize", output);
+    if (wst == RN_OK)
+        wst = rn_model_save_meta(q, output, keys, values, nk);
+    if (wst != RN_OK) {
+        status = cli_write_failed("quantize", wst);
         goto done;
     }
     if (!quiet) {

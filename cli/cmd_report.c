@@ -68,13 +68,13 @@ int cli_report(const cli_report_args *a) {
         fprintf(stderr, "\r%*s\r", 60, "");
     if (st != RN_OK) {
         cli_error(a->command, "could not write the report: %s", rn_last_error());
-        return 0;
+        return st == RN_ERR_IO ? EXIT_WRITE : EXIT_RUNTIME;
     }
     if (sum.warning[0])
         cli_error(a->command, "warning: the report has no curves: %s", sum.warning);
     printf("report: %s (%lld images, top-1 %.4f; %d figure files beside it)\n", sum.html,
            (long long)sum.images, sum.top1, sum.figures);
-    return 1;
+    return 0;
 }
 
 static int file_exists(const char *path) {
@@ -151,8 +151,7 @@ int cmd_report(int argc, char **argv) {
         .dataset_kind = kind, .split = split, .grid = grid, .png = !args_flag(&t, "no-png"),
         .png_scale = png_scale, .quiet = args_flag(&t, "quiet"),
     };
-    if (cli_report(&a))
-        status = 0;
+    status = cli_report(&a);
 done:
     rn_dataset_free(&ds);
     rn_model_free(m);

@@ -20,7 +20,8 @@ typedef struct cli_report_args {
     int quiet;                        /* no progress line */
 } cli_report_args;
 
-/* Writes the report and prints its path; returns 0 after an error message. */
+/* Writes the report and prints its path; returns 0, or after an error message the exit
+ * status: EXIT_WRITE where a file could not be written, else EXIT_RUNTIME. */
 int cli_report(const cli_report_args *a);
 
 /* The default report folder of a checkpoint: "dir/run.safetensors" -> "dir/run_report". */

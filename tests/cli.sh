@@ -53,6 +53,8 @@ expect 2 "quantize --calib-images 0" "$R" quantize --weights "$T/w.safetensors" 
     --calib-images 0 --output "$T/q.safetensors"
 expect 0 "quantize (entropy)" "$R" quantize --weights "$T/w.safetensors" --data data/fmnist-small \
     --calib-images 64 --method entropy --output "$T/q/w.int8.safetensors" --quiet
+expect 3 "quantize into an unwritable path" "$R" quantize --weights "$T/w.safetensors" \
+    --data data/fmnist-small --calib-images 8 --output "$T/w.safetensors/q.safetensors" --quiet
 expect 0 "forward an int8 model" "$R" forward --weights "$T/q/w.int8.safetensors" \
     --input data/sample/fmnist_batch.npy --output "$T/q/y.npy"
 # the same logits on 1 and 3 threads (3 on this machine's 2 cores: a thread often stalled, its

@@ -101,6 +101,8 @@ expect 0 "convert into a new folder" "$R" convert model_legacy.pth conv/m.safete
 expect 3 "forward with a file in the way" "$R" forward --weights model.safetensors \
     --input "$HERE/data/sample/fmnist_batch.npy" --output model.safetensors/y.npy
 has err "exists and is not a folder" "the file in the way is named"
+expect 3 "export with a file in the way" "$R" export model.safetensors model.safetensors/m.onnx
+has err "exists and is not a folder" "export names the file in the way"
 expect 0 "train --save and --log into new folders" "$R" train --data tiny --epochs 1 --batch-size 8 \
     --quiet --save runs/exp1/model.safetensors --log logs/exp1.jsonl
 [ "$(grep -c 'created the folder' err)" -eq 2 ] && ok || bad "train: one message per new folder: $(cat err)"

@@ -132,7 +132,7 @@ expect 2 "report with --grid 0" "$R" report --weights "$T/run/m.safetensors" --d
 expect 2 "report with a bad --split" "$R" report --weights "$T/run/m.safetensors" --data "$T/data" --split dev
 expect 2 "report with a bad --png-scale" "$R" report --weights "$T/run/m.safetensors" --data "$T/data" --png-scale 9
 expect 1 "report with a missing checkpoint" "$R" report --weights "$T/none.safetensors" --data "$T/data"
-expect 1 "report into an unwritable folder" "$R" report --weights "$T/run/m.safetensors" --data "$T/data" \
+expect 3 "report into an unwritable folder" "$R" report --weights "$T/run/m.safetensors" --data "$T/data" \
     --output "$T/no/such/dir" --quiet
 grep -q "$T/no/such/dir" "$T/err" && ok "the error names the folder" || bad "unwritable folder: $(cat "$T/err")"
 expect 1 "report on a dataset of another shape" "$R" report --weights "$T/run/m.safetensors" --data "$T/data" \
