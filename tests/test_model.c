@@ -618,6 +618,41 @@ static void test_step_stamps(void) {
     rn_model_free(m);
 }
 
+/* Rewrites the safetensors file at path with `from` replaced by `to` in its header (the
+ * length prefix updated); 0 if `from` is not there. */
+static int patch_header(const char *path, const char *from, const char *to) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    fseek(f, 0, SEEK_END);
+    const long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)len);
+    const int read_ok = b && fread(b, 1, (size_t)len, f) == (size_t)len;
+    fclose(f);
+    uint64_t n = 0;
+    for (int i = 0; read_ok && i < 8; i++)
+        n |= (uint64_t)b[i] << (8 * i);
+    char *hdr = read_ok && n + 8 <= (uint64_t)len ? strndup((const char *)b + 8, (size_t)n) : NULL;
+    char *at = hdr ? strstr(hdr, from) : NULL;
+    if (!at) {
+        free(b), free(hdr);
+        return 0;
+    }
+    const size_t head = (size_t)(at - hdr), nn = n - strlen(from) + strlen(to);
+    f = fopen(path, "wb");
+    unsigned char prefix[8];
+    for (int i = 0; i < 8; i++)
+        prefix[i] = (unsigned char)(nn >> (8 * i));
+    int ok = f && fwrite(prefix, 1, 8, f) == 8 && fwrite(hdr, 1, head, f) == head &&
+             fputs(to, f) >= 0 && fputs(at + strlen(from), f) >= 0 &&
+             fwrite(b + 8 + n, 1, (size_t)len - 8 - n, f) == (size_t)len - 8 - n;
+    if (f)
+        ok = fclose(f) == 0 && ok;
+    free(b), free(hdr);
+    return ok;
+}
+
 /* rn_quantize_synthetic: an int8 model of the same architecture, its layers listed; the same
  * scales on a second call (fixed seed); bad arguments and an int8 input refused with a status. */
 static void test_quantize_synthetic(void) {
@@ -642,6 +677,22 @@ static void test_quantize_synthetic(void) {
         bad = (rn_model *)1;
         CHECK(rn_quantize_synthetic(q, 32, 32, &bad) == RN_ERR_ARG && bad == NULL,
               "an int8 model refused, out cleared");
+        /* the int8 file round trip; then a conv's weights reshaped (the same count) refused */
+        const char *qpath = "build/tests/model_int8_shape.safetensors";
+        rn_model *back = NULL;
+        CHECK(rn_model_save(q, qpath) == RN_OK && rn_model_load(qpath, NULL, &back) == RN_OK &&
+                  rn_model_is_quantized(back) && rn_model_quant_layers(back, NULL, 0) == 20,
+              "int8 file round trip: %s", rn_last_error());
+        rn_model_free(back);
+        back = NULL;
+        CHECK(patch_header(qpath, "\"layer1.0.conv1.weight\":{\"dtype\":\"I8\",\"shape\":[64,64,3,3]",
+                           "\"layer1.0.conv1.weight\":{\"dtype\":\"I8\",\"shape\":[64,576,1,1]"),
+              "a conv's shape patched in the header");
+        CHECK(rn_model_load(qpath, NULL, &back) == RN_ERR_MISMATCH && back == NULL &&
+                  strstr(rn_last_error(), "layer1.0.conv1.weight") &&
+                  strstr(rn_last_error(), "[64, 576, 1, 1]"),
+              "int8 weights of another shape refused: %s", rn_last_error());
+        remove(qpath);
         /* float32 weights into an int8 model: refused, not copied beside the int8 ones */
         const char *path = "build/tests/model_float_into_int8.safetensors";
         CHECK(rn_model_save(m, path) == RN_OK, "save: %s", rn_last_error());

@@ -12,6 +12,7 @@
  * and input_scale F32 (1), input_zero_point I64 (1) for the network input,
  * fc.weight / fc.bias F32 (the classifier stays float32).
  */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,9 +142,10 @@ int rn_quant_is_file(const st_file *f) {
     return fmt && strcmp(fmt, INT8_FORMAT) == 0;
 }
 
-/* The tensor `name` of f with the given element count, as floats. */
-static rn_status want(const st_file *f, const char *path, const char *name, size_t numel,
-                      st_dtype dtype, const st_tensor **out) {
+/* The tensor `name` of f with the given element count, as floats; with ndim > 0 also of
+ * that shape (a scalar, ndim 0, may be stored with shape () or (1)). */
+static rn_status want_shape(const st_file *f, const char *path, const char *name, size_t numel,
+                            int ndim, const int64_t *shape, st_dtype dtype, const st_tensor **out) {
     const st_tensor *t = st_find(f, name);
     if (!t)
         return rn_fail(RN_ERR_MISMATCH, "%s: missing tensor '%s' (int8 model)", path, name);
@@ -153,8 +155,25 @@ static rn_status want(const st_file *f, const char *path, const char *name, size
     if (t->numel != numel)
         return rn_fail(RN_ERR_MISMATCH, "%s: tensor '%s' has %zu elements, expected %zu", path,
                        name, t->numel, numel);
+    int same = ndim <= 0 || t->ndim == ndim;
+    for (int d = 0; same && d < ndim; d++)
+        same = t->shape[d] == shape[d];
+    if (!same) {
+        char want_s[96], got[96];
+        rn_shape_str(want_s, sizeof want_s, ndim, shape);
+        rn_shape_str(got, sizeof got, t->ndim, t->shape);
+        return rn_fail(RN_ERR_MISMATCH, "%s: tensor '%s' has shape %s, expected %s", path, name,
+                       got, want_s);
+    }
     *out = t;
     return RN_OK;
+}
+
+/* A vector of numel (shape (numel)), or with numel 1 a scalar. */
+static rn_status want(const st_file *f, const char *path, const char *name, size_t numel,
+                      st_dtype dtype, const st_tensor **out) {
+    const int64_t shape[1] = {(int64_t)numel};
+    return want_shape(f, path, name, numel, numel == 1 ? 0 : 1, shape, dtype, out);
 }
 
 static rn_status want_scale(const st_file *f, const char *path, const char *name, size_t numel,
@@ -185,7 +204,8 @@ static rn_status load_unit(rn_unit *u, const st_file *f, const char *path) {
     const st_tensor *t;
     size_t nw = unit_weights(u);
     snprintf(key, sizeof key, "%s.weight", u->conv_name);
-    RN_TRY(want(f, path, key, nw, ST_I8, &t));
+    const int64_t wshape[4] = {u->cout, u->cin / u->groups, u->k, u->k};
+    RN_TRY(want_shape(f, path, key, nw, 4, wshape, ST_I8, &t));
     for (size_t i = 0; i < nw; i++) {
         if (t->f32[i] < -127.0f)
             return rn_fail(RN_ERR_FORMAT, "%s: tensor '%s'[%zu] = -128: int8 weights are symmetric, "
@@ -222,14 +242,21 @@ rn_status rn_quant_load(rn_model *m, const st_file *f, const char *path) {
     RN_TRY(want_scale(f, path, "input_scale", 1, &m->q_in_scale));
     RN_TRY(want_zp(f, path, "input_zero_point", &m->q_in_zp));
     const st_tensor *t;
-    RN_TRY(want(f, path, "fc.weight", (size_t)m->num_classes * m->feat, ST_F32, &t));
+    const int64_t fc_shape[2] = {m->num_classes, m->feat};
+    RN_TRY(want_shape(f, path, "fc.weight", (size_t)m->num_classes * m->feat, 2, fc_shape, ST_F32,
+                      &t));
     memcpy(m->fc_w, t->f32, t->numel * sizeof(float));
     RN_TRY(want(f, path, "fc.bias", (size_t)m->num_classes, ST_F32, &t));
     memcpy(m->fc_b, t->f32, t->numel * sizeof(float));
     const char *method = st_meta_get(f, "calibration_method");
     const char *images = st_meta_get(f, "calibration_images");
     snprintf(m->q_method, sizeof m->q_method, "%s", method ? method : "unknown");
-    m->q_calib_images = images ? atoi(images) : 0;
+    char *end = NULL;
+    const long n_images = images ? strtol(images, &end, 10) : 0;
+    m->q_calib_images = images && end != images && *end == 0 && n_images >= 0 &&
+                                n_images <= INT_MAX
+                            ? (int)n_images
+                            : 0; /* only shown by `info`: an unreadable count is unknown (0) */
     /* every tensor of the file must be one of those above */
     size_t expected = (size_t)nu * 5 + 4;
     if (f->count != expected)
