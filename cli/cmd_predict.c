@@ -289,16 +289,19 @@ static int make_plan(const arg_table *t, const predict_meta *meta, int channels,
     return 1;
 }
 
-/* Decodes and preprocesses one image into out: (channels, crop, crop). */
-static rn_status prepare_image(const char *path, const predict_plan *p, float *out) {
+/* Decodes and preprocesses one image into out: (channels, crop, crop); on failure msg says
+ * why (the library's message, or this function's own out of memory). */
+static rn_status prepare_image(const char *path, const predict_plan *p, float *out, char *msg,
+                               size_t cap) {
     rn_image img = {0}, tmp = {0};
+    int oom = 0; /* an allocation here failed (the library's message would be another's) */
     rn_status st = rn_image_read_channels(path, p->decode_channels, NULL, &img);
     if (st == RN_OK && p->decode_channels == 1 && p->channels == 3) {
         /* Gray for an RGB model: the L plane three times (convert("L").convert("RGB")). */
         size_t plane = (size_t)img.width * (size_t)img.height;
         tmp = (rn_image){img.width, img.height, 3, malloc(3 * plane)};
         if (!tmp.pixels) {
-            st = RN_ERR_NOMEM;
+            st = RN_ERR_NOMEM, oom = 1;
         } else {
             for (int c = 0; c < 3; c++)
                 memcpy(tmp.pixels + c * plane, img.pixels, plane);
@@ -311,9 +314,10 @@ static rn_status prepare_image(const char *path, const predict_plan *p, float *o
         /* Resize((S, S)): straight to a square, aspect ratio not kept. */
         size_t plane = (size_t)p->resize * (size_t)p->resize;
         tmp = (rn_image){p->resize, p->resize, img.channels, malloc((size_t)img.channels * plane)};
-        st = !tmp.pixels ? RN_ERR_NOMEM
-                         : rn_resize_bilinear_u8(img.pixels, img.channels, img.height, img.width,
-                                                 tmp.pixels, p->resize, p->resize);
+        oom = !tmp.pixels;
+        st = oom ? RN_ERR_NOMEM
+                 : rn_resize_bilinear_u8(img.pixels, img.channels, img.height, img.width,
+                                         tmp.pixels, p->resize, p->resize);
         rn_image_free(&img);
         img = tmp;
         tmp = (rn_image){0};
@@ -322,6 +326,10 @@ static rn_status prepare_image(const char *path, const predict_plan *p, float *o
         st = rn_preprocess_eval(&img, &p->cfg, out);
     rn_image_free(&img);
     rn_image_free(&tmp);
+    if (st != RN_OK && oom)
+        snprintf(msg, cap, "%s: out of memory", path);
+    else if (st != RN_OK)
+        snprintf(msg, cap, "%s", rn_last_error());
     return st;
 }
 
@@ -456,10 +464,7 @@ static int run_batches(rn_model *m, rn_session *sess, const predict_plan *p, cha
         int n = count - start < batch ? count - start : batch;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(rn_threads())
         for (int b = 0; b < n; b++) {
-            st[b] = prepare_image(images[start + b], p, x + (size_t)b * per_image);
-            if (st[b] != RN_OK)
-                snprintf(msg[b], MSG_CAP, "%s", st[b] == RN_ERR_NOMEM && !*rn_last_error()
-                                                    ? "out of memory" : rn_last_error());
+            st[b] = prepare_image(images[start + b], p, x + (size_t)b * per_image, msg[b], MSG_CAP);
         }
         for (int b = 0; b < n; b++)
             if (st[b] != RN_OK) {

@@ -212,7 +212,8 @@ int cli_eval_config(const arg_table *t, const char *weights, const cli_ckpt_meta
     cfg->image_size = size >= 0 ? size : atoi(meta->image_size);
     const char *norm_flag = args_str(t, "normalize");
     if (strcmp(norm_flag, "auto") != 0 && !set_normalize(norm_flag, cfg)) {
-        cli_error(t->command, "bad normalisation '%s'", norm_flag);
+        cli_error(t->command, "--normalize must be auto, none or MEAN,..:STD,.. (e.g. 0.286:0.353), "
+                  "got '%s'", norm_flag);
         return 0;
     }
     if (strcmp(norm_flag, "auto") == 0 && !set_normalize(meta->normalize, cfg)) {
