@@ -8,7 +8,9 @@ this script says where they came from and rebuilds them. Input layouts are
 those of tests/fuzz/fuzz_*.c: IDX and CIFAR inputs are two files behind a
 2-byte little-endian length of the first; image inputs start with a flag byte;
 .pth inputs are either a zip as it is or a list of records (u8 name length,
-name, u32 data length, data) that the target packs into a zip.
+name, u32 data length, data) that the target packs into a zip; ONNX inputs are
+models exported by PyTorch's torch.onnx.export (narrow ResNets, BatchNorm folded
+and kept).
 """
 import gzip
 import io
@@ -214,6 +216,29 @@ def log_seeds(d):
     write(d, "nan.jsonl", b'{"epoch": 1, "train_loss": NaN, "test_acc": null}\n')
 
 
+# ---- ONNX ----------------------------------------------------------------------------------
+
+
+def onnx_seeds(d):
+    """Narrow ResNets (width 2) as torch.onnx.export writes them: BatchNorm folded (its Identity
+    nodes over shared initializers) and kept, a basic and a bottleneck network, two stems."""
+    import torch
+    from rn_models import build_model, randomize
+    os.makedirs(d, exist_ok=True)
+    cases = [("resnet18_cifar_folded.onnx", "resnet18", "cifar", 1, 16, True),
+             ("resnet50_folded.onnx", "resnet50", "imagenet", 3, 32, True),
+             ("d2l_resnet18_bn.onnx", "d2l_resnet18", "imagenet", 1, 32, False)]
+    for name, arch, stem, in_ch, size, folded in cases:
+        model = randomize(build_model(arch, in_ch, 2, stem, 2), seed=3, calib_size=size).eval()
+        kw = {} if folded else {"training": torch.onnx.TrainingMode.PRESERVE,
+                                "do_constant_folding": False}
+        with torch.no_grad():
+            torch.onnx.export(model, torch.zeros(1, in_ch, size, size), os.path.join(d, name),
+                              input_names=["input"], output_names=["logits"],
+                              dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+                              opset_version=13, **kw)
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join("tests", "fuzz", "corpus")
     safetensors_seeds(os.path.join(out, "fuzz_safetensors"))
@@ -224,6 +249,7 @@ def main():
     cifar_seeds(os.path.join(out, "fuzz_cifar"))
     image_seeds(os.path.join(out, "fuzz_image"))
     log_seeds(os.path.join(out, "fuzz_log"))
+    onnx_seeds(os.path.join(out, "fuzz_onnx"))
     total = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(out) for f in fs)
     print("make_fuzz_seeds: %d bytes in %s" % (total, out))
 
