@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <jerror.h>
 #include <jpeglib.h>
@@ -26,6 +25,7 @@
 
 #include "core/mem.h"
 #include "core/status.h"
+#include "io/file.h"
 
 /* A progressive JPEG with more scans than this is refused (each scan costs a
  * pass over the coefficients; libjpeg-turbo's TJFLAG_LIMITSCANS uses 500). */
@@ -509,34 +509,29 @@ rn_status rn_image_decode(const void *data, size_t len, const char *name, int ch
 
 /* Reads a whole file, refusing one larger than max_bytes. */
 static rn_status read_file(const char *path, int64_t max_bytes, uint8_t **data, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return rn_fail(RN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    FILE *f;
+    size_t size;
+    RN_TRY(rn_file_open(path, &f, &size));
+    if ((uint64_t)size > (uint64_t)max_bytes) {
         fclose(f);
-        return rn_fail(RN_ERR_IO, "%s: not a regular file", path);
+        return rn_fail(RN_ERR_UNSUPPORTED, "%s: file of %zu bytes exceeds the limit of %lld", path,
+                       size, (long long)max_bytes);
     }
-    long long size = (long long)sb.st_size;
-    if (size > max_bytes) {
-        fclose(f);
-        return rn_fail(RN_ERR_UNSUPPORTED, "%s: file of %lld bytes exceeds the limit of %lld",
-                       path, size, (long long)max_bytes);
-    }
-    uint8_t *buf = malloc(size ? (size_t)size : 1);
+    uint8_t *buf = malloc(size ? size : 1);
     if (!buf) {
         fclose(f);
-        return rn_fail(RN_ERR_NOMEM, "%s: cannot allocate %lld bytes", path, size);
+        return rn_fail(RN_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, size);
     }
-    size_t got = fread(buf, 1, (size_t)size, f);
-    int err = ferror(f);
+    size_t got = fread(buf, 1, size, f);
+    const int err = ferror(f);
     fclose(f);
-    if (err || got != (size_t)size) {
+    if (err || got != size) {
         free(buf);
-        return rn_fail(RN_ERR_IO, "%s: read error", path);
+        return rn_fail(RN_ERR_IO, "%s: read failed at byte %zu: %s", path, got,
+                       err ? strerror(errno) : "file shrank while reading");
     }
     *data = buf;
-    *len = (size_t)size;
+    *len = size;
     return RN_OK;
 }
 
