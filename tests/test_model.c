@@ -358,10 +358,15 @@ static void test_save_load(void) {
             twice[i][j] = 2.0f * orig[i][j] + 1.0f;
         e[i].data = twice[i];
     }
-    const int last = m->n_tensors - 1;
-    int64_t last_bad[4] = {m->tensors[last].shape[0] + 1, 1, 1, 1};
+    int last = m->n_tensors - 1; /* the last float tensor: given one more axis, the same values */
+    while (last > 0 && m->tensors[last].i64)
+        last--;
+    int64_t last_bad[4] = {1, 1, 1, 1};
+    for (int d = 0; d < m->tensors[last].ndim && d < 3; d++)
+        last_bad[d + 1] = m->tensors[last].shape[d];
     for (int defect = 0; defect < 3; defect++) {
         e[last].shape = defect == 1 ? last_bad : m->tensors[last].shape;
+        e[last].ndim = m->tensors[last].ndim + (defect == 1);
         st_write(path, e, m->n_tensors + (defect == 0), NULL, 0);
         const rn_status st = rn_model_load_weights(m, path);
         int kept = 1, loaded = 1;
