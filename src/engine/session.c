@@ -170,14 +170,14 @@ static int read_before(const rn_graph *sc, int v, int i) {
  * memory (resnet50's 1x1 64 -> 256 with the residual at 56x56, batch 32, wrote a new buffer
  * at half the speed of the same conv without a residual).
  * Not a direct convolution adding a residual that an earlier node read as its input (a
- * block's input, read by the block's first conv): where the direct tile runs (small maps, whose
- * weights outweigh their input) it splits the output channels over the threads, so every
- * thread had read all of that value, and writing over lines the other cores still hold cost
- * more than a new buffer. resnet50 at batch 1
- * (`profile_layers`, AMD EPYC Zen 5, 2 threads, five rounds alternated), 1x1 256 -> 1024 at
- * 14x14 with the block's input: fp32 0.39-0.52 ms in place against 0.32-0.46 in a buffer
- * of its own (the block's first, adding its shortcut's output just written: 0.30-0.38 either
- * way), bf16 0.31-0.32 against 0.27-0.29. */
+ * block's input, read by the block's first conv): where the direct tile runs (small maps,
+ * whose weights outweigh their input) it splits the output channels over the threads, so
+ * every thread had read all of that value, and writing over lines the other cores still hold
+ * cost more than a new buffer. resnet50 at batch 1 (`profile_layers`, AMD EPYC Zen 5, 2
+ * threads, five rounds alternated), 1x1 256 -> 1024 at 14x14 with the block's input: fp32
+ * 0.39-0.52 ms in place against 0.32-0.46 in a buffer of its own (the stage's first, adding
+ * its shortcut's output just written: 0.30-0.38 either way), bf16 0.31-0.32 against
+ * 0.27-0.29. */
 static int in_place(const rn_session *s, int i, int n) {
     const rn_node *nd = &s->sc->nodes[i];
     if (s->int8 || nd->op != RN_NODE_CONV || nd->res <= 0 || nd->res == nd->in ||
