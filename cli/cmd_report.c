@@ -151,7 +151,11 @@ int cmd_report(int argc, char **argv) {
         .dataset_kind = kind, .split = split, .grid = grid, .png = !args_flag(&t, "no-png"),
         .png_scale = png_scale, .quiet = args_flag(&t, "quiet"),
     };
-    status = cli_report(&a);
+    /* the folders missing above the report's are created, as every --output does */
+    char page[1200];
+    snprintf(page, sizeof page, "%s/report.html", out);
+    const rn_status made = cli_make_output_dirs("report", page);
+    status = made != RN_OK ? cli_write_failed("report", made) : cli_report(&a);
 done:
     rn_dataset_free(&ds);
     rn_model_free(m);

@@ -132,9 +132,14 @@ expect 2 "report with --grid 0" "$R" report --weights "$T/run/m.safetensors" --d
 expect 2 "report with a bad --split" "$R" report --weights "$T/run/m.safetensors" --data "$T/data" --split dev
 expect 2 "report with a bad --png-scale" "$R" report --weights "$T/run/m.safetensors" --data "$T/data" --png-scale 9
 expect 1 "report with a missing checkpoint" "$R" report --weights "$T/none.safetensors" --data "$T/data"
+expect 0 "report into missing folders" "$R" report --weights "$T/run/m.safetensors" --data "$T/data" \
+    --output "$T/new/a/b" --no-png --threads 2 --quiet
+[ -s "$T/new/a/b/report.html" ] && grep -q "created the folder $T/new/a/b" "$T/err" &&
+    ok "report creates missing folders and says so" || bad "missing folders: $(cat "$T/err")"
 expect 3 "report into an unwritable folder" "$R" report --weights "$T/run/m.safetensors" --data "$T/data" \
-    --output "$T/no/such/dir" --quiet
-grep -q "$T/no/such/dir" "$T/err" && ok "the error names the folder" || bad "unwritable folder: $(cat "$T/err")"
+    --output "$T/run/m.safetensors/sub" --quiet
+grep -q "$T/run/m.safetensors" "$T/err" && ok "the error names the file in the way" ||
+    bad "unwritable folder: $(cat "$T/err")"
 expect 1 "report on a dataset of another shape" "$R" report --weights "$T/run/m.safetensors" --data "$T/data" \
     --dataset cifar10
 
