@@ -51,12 +51,20 @@ rn_status rn_file_open(const char *path, FILE **out, size_t *size) {
 }
 
 rn_status rn_file_read_all(const char *path, unsigned char **buf, size_t *len) {
+    return rn_file_read_limit(path, SIZE_MAX, buf, len);
+}
+
+rn_status rn_file_read_limit(const char *path, size_t max_bytes, unsigned char **buf,
+                             size_t *len) {
     *buf = NULL;
     *len = 0;
     FILE *f;
     RN_TRY(rn_file_open(path, &f, len));
     rn_status st = RN_OK;
-    if (!(*buf = rn_alloc(*len ? *len : 1)))
+    if (*len > max_bytes)
+        st = rn_fail(RN_ERR_UNSUPPORTED, "%s: file of %zu bytes exceeds the limit of %zu", path,
+                     *len, max_bytes);
+    else if (!(*buf = rn_alloc(*len ? *len : 1)))
         st = rn_fail(RN_ERR_NOMEM, "%s: out of memory for %zu bytes", path, *len);
     if (st == RN_OK) {
         size_t got = fread(*buf, 1, *len, f);

@@ -31,6 +31,11 @@ rn_status rn_file_open(const char *path, FILE **f, size_t *size);
  * free() or rn_free()). */
 rn_status rn_file_read_all(const char *path, unsigned char **buf, size_t *len);
 
+/* As rn_file_read_all, refusing (RN_ERR_UNSUPPORTED, before reading) a file larger than
+ * max_bytes. */
+rn_status rn_file_read_limit(const char *path, size_t max_bytes, unsigned char **buf,
+                             size_t *len);
+
 /* 1 when the file name (the part after the last '/') is that of an
  * rn_wfile temporary file, ".NAME.tmp-PID-XXXXXX". */
 int rn_file_is_temp(const char *path);

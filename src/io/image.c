@@ -507,32 +507,11 @@ rn_status rn_image_decode(const void *data, size_t len, const char *name, int ch
     return RN_OK;
 }
 
-/* Reads a whole file, refusing one larger than max_bytes. */
-static rn_status read_file(const char *path, int64_t max_bytes, uint8_t **data, size_t *len) {
-    FILE *f;
-    size_t size;
-    RN_TRY(rn_file_open(path, &f, &size));
-    if ((uint64_t)size > (uint64_t)max_bytes) {
-        fclose(f);
-        return rn_fail(RN_ERR_UNSUPPORTED, "%s: file of %zu bytes exceeds the limit of %lld", path,
-                       size, (long long)max_bytes);
-    }
-    uint8_t *buf = malloc(size ? size : 1);
-    if (!buf) {
-        fclose(f);
-        return rn_fail(RN_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, size);
-    }
-    size_t got = fread(buf, 1, size, f);
-    const int err = ferror(f);
-    fclose(f);
-    if (err || got != size) {
-        free(buf);
-        return rn_fail(RN_ERR_IO, "%s: read failed at byte %zu: %s", path, got,
-                       err ? strerror(errno) : "file shrank while reading");
-    }
-    *data = buf;
-    *len = size;
-    return RN_OK;
+/* The file size lim allows (a negative limit allows none). */
+static size_t file_limit(const rn_image_limits *lim) {
+    return lim->max_file_bytes < 0 ? 0 : (uint64_t)lim->max_file_bytes > SIZE_MAX
+                                             ? SIZE_MAX
+                                             : (size_t)lim->max_file_bytes;
 }
 
 rn_status rn_image_read_channels(const char *path, int channels, const rn_image_limits *lim,
@@ -546,7 +525,7 @@ rn_status rn_image_read_channels(const char *path, int channels, const rn_image_
     lim = limits_or_default(lim, &storage);
     uint8_t *data;
     size_t len;
-    RN_TRY(read_file(path, lim->max_file_bytes, &data, &len));
+    RN_TRY(rn_file_read_limit(path, file_limit(lim), &data, &len));
     rn_status st = rn_image_decode(data, len, path, channels, lim, out);
     free(data);
     return st;
@@ -565,7 +544,7 @@ rn_status rn_image_probe(const char *path, const char **format, int *width, int 
     lim.max_pixels = INT64_MAX;
     uint8_t *data;
     size_t len;
-    RN_TRY(read_file(path, lim.max_file_bytes, &data, &len));
+    RN_TRY(rn_file_read_limit(path, file_limit(&lim), &data, &len));
     decode_job job = {.data = data, .len = len, .name = path, .lim = &lim, .header_only = 1};
     rn_status st = decode_any(&job);
     if (st == RN_OK) {
