@@ -505,6 +505,13 @@ void st_free(st_file *f) {
     memset(f, 0, sizeof *f);
 }
 
+int st_shape_is(const st_tensor *t, int ndim, const int64_t *shape) {
+    int same = t->ndim == ndim;
+    for (int d = 0; same && d < ndim; d++)
+        same = t->shape[d] == shape[d];
+    return same;
+}
+
 const st_tensor *st_find(const st_file *f, const char *name) {
     if (!f || !name)
         return NULL;

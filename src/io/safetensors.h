@@ -57,6 +57,9 @@ rn_status st_read_meta(const char *path, st_file *out);
 void st_free(st_file *f);
 
 const st_tensor *st_find(const st_file *f, const char *name);
+
+/* Whether t has the shape (shape[0], ..., shape[ndim - 1]). */
+int st_shape_is(const st_tensor *t, int ndim, const int64_t *shape);
 const char *st_meta_get(const st_file *f, const char *key);
 
 /* What to write: F32 tensors from float, I64 from int64_t, I8 from int8_t data. */

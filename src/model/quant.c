@@ -155,10 +155,7 @@ static rn_status want_shape(const st_file *f, const char *path, const char *name
     if (t->numel != numel)
         return rn_fail(RN_ERR_MISMATCH, "%s: tensor '%s' has %zu elements, expected %zu", path,
                        name, t->numel, numel);
-    int same = ndim <= 0 || t->ndim == ndim;
-    for (int d = 0; same && d < ndim; d++)
-        same = t->shape[d] == shape[d];
-    if (!same) {
+    if (ndim > 0 && !st_shape_is(t, ndim, shape)) {
         char want_s[96], got[96];
         rn_shape_str(want_s, sizeof want_s, ndim, shape);
         rn_shape_str(got, sizeof got, t->ndim, t->shape);

@@ -54,10 +54,7 @@ static rn_status tensor_fits(const rn_model *m, const rn_tensor_ref *t, const st
     if (!s)
         return rn_fail(RN_ERR_MISMATCH, "%s: missing tensor '%s' for %s", path, t->name,
                        m->arch->name);
-    int same = s->ndim == t->ndim;
-    for (int d = 0; same && d < t->ndim; d++)
-        same = s->shape[d] == t->shape[d];
-    if (!same) {
+    if (!st_shape_is(s, t->ndim, t->shape)) {
         char want[96], got[96];
         rn_shape_str(want, sizeof want, t->ndim, t->shape);
         rn_shape_str(got, sizeof got, s->ndim, s->shape);
