@@ -82,7 +82,7 @@ typedef struct onnx_tensor {
     int64_t dims[ONNX_MAX_DIMS];
     size_t numel;
     const unsigned char *data;   /* raw_data, or float_data / double_data packed: in the buffer */
-    size_t bytes;
+    size_t bytes;                /* numel values of dtype (onnx_read checks), unless unpacked */
     int external;                /* data_location EXTERNAL: the values are in another file */
     int unpacked;                /* values given as unpacked repeated fields (not read) */
     size_t offset;

@@ -548,10 +548,6 @@ rn_status onnx_tensor_floats(const onnx_tensor *t, const char *what, float *dst)
     if (t->unpacked || (t->numel && !t->data))
         return rn_fail(RN_ERR_UNSUPPORTED, "%s: initializer '%s' stores its values in a form not read "
                        "(only raw_data and packed float_data / double_data are)", what, t->name);
-    size_t need;
-    if (t->numel && (!rn_size_mul(t->numel, dtype_bytes(t->dtype), &need) || need != t->bytes))
-        return rn_fail(RN_ERR_FORMAT, "%s: initializer '%s' holds %zu bytes of values, its shape and "
-                       "type need more", what, t->name, t->bytes);
     if (t->numel)
         st_convert_to_float(d, t->data, dst, t->numel);
     return RN_OK;
