@@ -311,9 +311,13 @@ static void check_heuristic(void) {
     seven.n = four.n = 32, four.h = four.w = 4;
     if (conv2d_shape_init(&seven) && conv2d_shape_init(&four) && kw &&
         kw->direct_mr >= RN_DIRECT_AVX512_MR)
-        check(rn_conv_algo_for_bf16(kw, RN_CONV_WINOGRAD, -1, 1, &seven) == RN_CONV_DIRECT &&
+        check(rn_conv_algo_for_bf16(kw, RN_CONV_WINOGRAD, -1, 0, &seven) == RN_CONV_DIRECT &&
+                  rn_conv_algo_for_bf16(kw, RN_CONV_WINOGRAD, -1, 1, &seven) ==
+                      RN_CONV_WINOGRAD &&
+                  rn_conv_algo_for_bf16(kw, RN_CONV_WINOGRAD, -1, 0, &four) == RN_CONV_WINOGRAD &&
                   rn_conv_algo_for_bf16(kw, RN_CONV_WINOGRAD, -1, 1, &four) == RN_CONV_WINOGRAD,
-              "bf16, batch 32: 7x7 maps direct on bf16 pairs, 4x4 ones Winograd");
+              "bf16, batch 32: 7x7 maps direct on bf16 pairs in training, Winograd in inference; "
+              "4x4 ones Winograd");
 }
 
 /* The direct algorithm's output blocked by 16 channels (forward_blocked16) holds forward's

@@ -217,12 +217,18 @@ rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s)
  * 256 at 14x14 0.41-0.42 against Winograd's 0.61-0.62 (resnet18, 8 pairs: the pass 8.7 -> 8.0
  * ms) and 0.38-0.40 against 0.50-0.55 (resnet50, 5 pairs); 128 -> 128 at 28x28 0.36-0.43
  * against 0.49-0.54 (resnet18, 6 pairs) and 0.40-0.42 against 0.48-0.50 (resnet50); not 64 ->
- * 64 at 56x56 (0.44-0.47 against 0.36-0.47). So do maps of at most 64 pixels an image (7x7,
- * where F(4x4) pads 49 outputs to 64) at any batch: batch 32, 3x3 512 -> 512 at 7x7 11.6-11.8
- * against 13.6-14.1 (resnet18, 4 pairs) and 11.6-11.7 against 16.8-17.6 (resnet50, 3 pairs); in
- * bf16 training the step was no slower (fmnist-fast's network at batch 128, resnet18 at 224x224
- * batch 32: `resnet bench --train`, interleaved, within the noise). Neither rule takes maps
- * narrower than 7, whose rows would fill less than half the tile. */
+ * 64 at 56x56 (0.44-0.47 against 0.36-0.47). In training, so do maps of at most 64 pixels an
+ * image (7x7, where F(4x4) pads 49 outputs to 64) at any batch: the fmnist-fast network at
+ * batch 128 and resnet18 at 224x224 batch 32 no slower (`resnet bench --train`, interleaved,
+ * within the noise), d2l_resnet18 at 28x28 batch 256 faster (Zen 5, 3 rounds alternated, ms a
+ * step, median: 151 against Winograd's 160). Not in inference any more: that rule had timed
+ * 3x3 512 -> 512 at 7x7, batch 32, at 11.6-11.8 ms against Winograd's 13.6-14.1 (resnet18) and
+ * 16.8-17.6 (resnet50), but after the direct tile's layers that add a residual read by another
+ * core got buffers of their own (engine/session.c in_place), Winograd runs them faster: inside
+ * resnet18's bf16 pass at batch 32 (`profile_layers -p bf16`, AMD EPYC Zen 5, 2 threads,
+ * alternated, 3 rounds) 6.9-7.8 ms against 9.6-9.8, the pass (`resnet bench`, 4 rounds) 150.4
+ * -> 142.6 ms; resnet50 batch 32 392 -> 388 (3 rounds). Neither rule takes maps narrower than
+ * 7, whose rows would fill less than half the tile. */
 #define DIRECT_BF16_MAX_PIXELS 784
 #define DIRECT_BF16_MAX_MAP_PIXELS 64
 #define DIRECT_BF16_MIN_WIDTH 7
@@ -266,7 +272,7 @@ rn_conv_algo_id rn_conv_algo_for_bf16(const rn_kernels *kb, int a, int forced, i
         /* else the GEMM, below */
     } else if (wino && chosen && wide_bf16_tile(kb) && s->wo >= DIRECT_BF16_MIN_WIDTH &&
                ((long)s->n * s->ho * s->wo <= DIRECT_BF16_MAX_PIXELS ||
-                s->ho * s->wo <= DIRECT_BF16_MAX_MAP_PIXELS)) {
+                (!inference && s->ho * s->wo <= DIRECT_BF16_MAX_MAP_PIXELS))) {
         return RN_CONV_DIRECT;
     } else if (wino || a == RN_CONV_DIRECT || (a == RN_CONV_POINTWISE && forced == a)) {
         return (rn_conv_algo_id)a;
