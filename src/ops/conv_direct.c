@@ -296,6 +296,83 @@ static void gather_pairs(const rn_conv_shape *ws, const rn_conv_shape *st, const
     }
 }
 
+/* What every work item of one forward_on call reads (items: its output rows and channel
+ * panels, ordered by direct_item). */
+typedef struct direct_run {
+    const rn_conv_shape *s; /* the word shape */
+    tile_geometry g;
+    const ptrdiff_t *off;
+    const float *xp, *prepared, *bias, *residual;
+    float *y;
+    int relu, blocked, by_panel, pair_rows, row_items, panels, hp, wp, K;
+    ptrdiff_t out_plane;
+} direct_run;
+
+/* Work item `it` of a round of nb images from image b0: one output row (pair) of one image
+ * against one channel panel. Consecutive items: the panels of one output row (pair), which
+ * share its input rows, or (by_panel) the rows of one panel, which share its weights. */
+static void direct_item(const direct_run *r, int b0, int nb, long it) {
+    const rn_conv_shape *s = r->s;
+    const int mr = r->g.mr, nr = r->g.nr, K = r->K;
+    const long rows = (long)nb * r->row_items;
+    const int p = (int)(r->by_panel ? it / rows : it % r->panels);
+    const int row = (int)(r->by_panel ? it % rows : it / r->panels);
+    const int b = row / r->row_items, oh = row % r->row_items * r->pair_rows;
+    const int two = r->pair_rows == 2 && oh + 1 < s->ho; /* else one row (an odd last) */
+    rn_direct_tile t = {.off = r->off, .kc = K, .xs = s->stride, .ldy = r->out_plane,
+                        .relu = r->relu, .blocked = r->blocked};
+    if (r->blocked) /* channel blocks of 16: 16 floats a pixel */
+        t.ldy = 16 * r->out_plane;
+    if (two)
+        t.rs = (ptrdiff_t)s->stride * r->wp;
+    t.n = s->cout - p * nr < nr ? s->cout - p * nr : nr;
+    t.bias = r->bias ? r->bias + p * nr : NULL;
+    const float *w = r->prepared + (size_t)p * K * nr;
+    const int row_tiles = ceil_div(s->wo, mr), tiles = (int)rows * row_tiles;
+    const float *xrow =
+        r->xp + ((ptrdiff_t)b * s->cin * r->hp + (ptrdiff_t)oh * s->stride) * r->wp;
+    /* the panel's first channel, and the row's first pixel */
+    const ptrdiff_t ych = (ptrdiff_t)p * nr * r->out_plane,
+                    ypix = ((ptrdiff_t)(b0 + b) * s->ho + oh) * s->wo, yrow = ych + ypix;
+    for (int ow = 0; ow < s->wo; ow += mr) {
+        t.m = two ? 2 * s->wo : s->wo - ow < mr ? s->wo - ow : mr;
+        t.wide = !two && ow + 8 <= s->wo;
+        t.x = xrow + (ptrdiff_t)ow * s->stride;
+        t.y = r->blocked ? r->y + ych + (ypix + ow) * 16 : r->y + yrow + ow;
+        t.res = r->residual ? r->residual + yrow + ow : NULL;
+        /* the tiles of a panel each ask for a share of the next panel's weights (to L2), whose
+         * first tile otherwise waits on memory for them (resnet18 at batch 1, 512 -> 512 at
+         * 7x7, 9.4 MB of weights: 0.90-0.93 ms -> 0.84-0.86, Zen 5, 2 threads) */
+        t.pf = NULL;
+        t.pf_lines = 0;
+        if (r->by_panel && tiles > 1 && p + 1 < r->panels) {
+            const size_t bytes = (size_t)K * nr * sizeof(float);
+            const size_t share = bytes / (size_t)tiles + 64;
+            const size_t from = (size_t)(row * row_tiles + ow / mr) * share;
+            const size_t to = from + share < bytes ? from + share : bytes;
+            if (from < to) {
+                const size_t lines = (to - from + 63) / 64;
+                t.pf = (const char *)(w + (size_t)K * nr) + from;
+                t.pf_lines = lines < (size_t)K ? (int)lines : K;
+            }
+        }
+        r->g.fn(w, &t);
+    }
+}
+
+/* How the threads share a round's items: each its own run of consecutive items, then what is
+ * left of the other's from its back (rn_claims, core/threads.h), instead of guided chunks from
+ * a shared counter. Where the panels of a row go together a thread's run is a band of output
+ * rows, the same on every call; where the rows of a panel do (by_panel), a range of output
+ * channels, whose weights then stay with one core. The claims, as guided did, let a thread the
+ * host stalls (a virtual CPU preempted: 10-46% steal time on the Xeon VM here) leave its last
+ * items to the others instead of holding everyone at the barrier. `resnet bench`, AMD EPYC Zen
+ * 5 (two cores on two dies), 2 threads, alternated with guided, medians, ms: bf16 resnet50
+ * batch 1 14.59 -> 14.08 (7 rounds) and 14.60 -> 14.09 (5); fp32 resnet50 and resnet18 batch
+ * 1, bf16 resnet18 batch 1, batch 32 (bf16, fp32) and training steps level. More items than
+ * flags: guided, as before. */
+#define CLAIMED_ITEMS_MAX 4096
+
 /* The forward of shape on x; `strided` (bf16 pairs only): the strided 1x1 whose input x is,
  * shape being its subsampled form, else NULL; `blocked`: y blocked by 16 channels (direct.h). */
 static void forward_on(const rn_kernels *k, const rn_conv_shape *shape,
@@ -304,24 +381,31 @@ static void forward_on(const rn_kernels *k, const rn_conv_shape *shape,
                        float *workspace, int blocked) {
     const rn_conv_shape f = flat(shape), ws = words(k, &f), *s = &ws;
     const int pairs = paired(k);
-    const tile_geometry g = geometry(k);
-    const int mr = g.mr, nr = g.nr;
-    const int hp = s->h + 2 * s->pad, wp = s->w + 2 * s->pad, K = taps(s);
-    const int round = images_per_round(s), panels = ceil_div(s->cout, nr);
-    const int by_panel = (double)panels * nr * K > (double)padded_floats(s);
+    direct_run r = {.s = s, .g = geometry(k), .prepared = prepared, .bias = bias,
+                    .residual = residual, .y = y, .relu = relu, .blocked = blocked,
+                    .hp = s->h + 2 * s->pad, .wp = s->w + 2 * s->pad, .K = taps(s),
+                    .panels = ceil_div(s->cout, geometry(k).nr),
+                    .out_plane = (ptrdiff_t)s->n * s->ho * s->wo};
+    const int round = images_per_round(s);
+    r.by_panel = (double)r.panels * r.g.nr * r.K > (double)padded_floats(s);
     /* output rows a tile takes (direct.h): two where a row fills at most half of it */
-    const int pair_rows = s->wo >= 4 && 2 * s->wo <= mr && s->ho > 1 ? 2 : 1;
-    const int row_items = ceil_div(s->ho, pair_rows); /* an image's */
-    const ptrdiff_t out_plane = (ptrdiff_t)s->n * s->ho * s->wo;
+    r.pair_rows = s->wo >= 4 && 2 * s->wo <= r.g.mr && s->ho > 1 ? 2 : 1;
+    r.row_items = ceil_div(s->ho, r.pair_rows); /* an image's */
     /* one image without padding is its own padded copy (a flat 1x1 is one image) */
     const int copy = pairs || s->pad > 0 || s->n > 1;
-    const float *xp = copy ? workspace : x;
+    r.xp = copy ? workspace : x;
     /* the tap offsets after the padded copy, if any (a strided 1x1 read in place has none) */
     ptrdiff_t *off = (ptrdiff_t *)(workspace + (copy ? padded_floats(s) : 0));
     for (int c = 0, kk = 0; c < s->cin; c++) /* the taps, from a window's origin in its image */
         for (int i = 0; i < s->kh; i++)
             for (int j = 0; j < s->kw; j++)
-                off[kk++] = ((ptrdiff_t)c * hp + i) * wp + j;
+                off[kk++] = ((ptrdiff_t)c * r.hp + i) * r.wp + j;
+    r.off = off;
+    const long most_items = (long)(s->n < round ? s->n : round) * r.row_items * r.panels;
+    uint32_t flags[CLAIMED_ITEMS_MAX];
+    const int claimed = most_items <= CLAIMED_ITEMS_MAX;
+    if (claimed)
+        memset(flags, 0, (size_t)most_items * sizeof *flags);
 
 #pragma omp parallel num_threads(rn_threads())
     for (int b0 = 0; b0 < s->n; b0 += round) {
@@ -332,61 +416,19 @@ static void forward_on(const rn_kernels *k, const rn_conv_shape *shape,
             pad_pairs(s, f.cin, x, b0, nb, workspace);
         else if (copy)
             pad_images(s, x, b0, nb, workspace);
-        /* guided: long runs of items first (locality, below), then shorter ones, so that a
-         * thread the host stalls (a virtual CPU preempted: 10-46% steal time on the Xeon VM
-         * here) leaves its share to the others instead of holding everyone at the barrier.
-         * Xeon (Sapphire Rapids class), 2 threads, batch 1, `profile_layers` in ABBA order, 24
-         * runs each, medians, guided against static: resnet50's direct layers 0.89-0.99
-         * (the pass 56.3 -> 55.3 ms), resnet18's 0.85-0.94 (24.2 -> 22.5 ms). */
+        const long items = (long)nb * r.row_items * r.panels;
+        if (claimed) { /* a new generation of the flags each round */
+            const rn_claims claims = {.flags = flags, .cap = CLAIMED_ITEMS_MAX,
+                                      .gen = (uint32_t)(b0 / round + 1)};
+            rn_claim_walk walk = rn_claims_walk(claims, rn_team_here(), items);
+            for (long it; (it = rn_claims_next(&walk)) >= 0;)
+                direct_item(&r, b0, nb, it);
+#pragma omp barrier /* the copy is free for the next round */
+        } else {
 #pragma omp for schedule(guided)
-        for (long it = 0; it < (long)nb * row_items * panels; it++) {
-            /* consecutive items: the panels of one output row (pair), which share its input
-             * rows, or the rows of one panel, which share its weights */
-            const long rows = (long)nb * row_items;
-            const int p = (int)(by_panel ? it / rows : it % panels);
-            const int row = (int)(by_panel ? it % rows : it / panels);
-            const int b = row / row_items, oh = row % row_items * pair_rows;
-            const int two = pair_rows == 2 && oh + 1 < s->ho; /* else one row (an odd last) */
-            rn_direct_tile t = {.off = off, .kc = K, .xs = s->stride, .ldy = out_plane,
-                                .relu = relu, .blocked = blocked};
-            if (blocked) /* channel blocks of 16: 16 floats a pixel */
-                t.ldy = 16 * out_plane;
-            if (two)
-                t.rs = (ptrdiff_t)s->stride * wp;
-            t.n = s->cout - p * nr < nr ? s->cout - p * nr : nr;
-            t.bias = bias ? bias + p * nr : NULL;
-            const float *w = prepared + (size_t)p * K * nr;
-            const int row_tiles = ceil_div(s->wo, mr), tiles = (int)rows * row_tiles;
-            const float *xrow = xp + ((ptrdiff_t)b * s->cin * hp + (ptrdiff_t)oh * s->stride) * wp;
-            /* the panel's first channel, and the row's first pixel */
-            const ptrdiff_t ych = (ptrdiff_t)p * nr * out_plane,
-                            ypix = ((ptrdiff_t)(b0 + b) * s->ho + oh) * s->wo, yrow = ych + ypix;
-            for (int ow = 0; ow < s->wo; ow += mr) {
-                t.m = two ? 2 * s->wo : s->wo - ow < mr ? s->wo - ow : mr;
-                t.wide = !two && ow + 8 <= s->wo;
-                t.x = xrow + (ptrdiff_t)ow * s->stride;
-                t.y = blocked ? y + ych + (ypix + ow) * 16 : y + yrow + ow;
-                t.res = residual ? residual + yrow + ow : NULL;
-                /* the tiles of a panel each ask for a share of the next panel's weights (to
-                 * L2), whose first tile otherwise waits on memory for them (resnet18 at batch
-                 * 1, 512 -> 512 at 7x7, 9.4 MB of weights: 0.90-0.93 ms -> 0.84-0.86, Zen 5, 2
-                 * threads) */
-                t.pf = NULL;
-                t.pf_lines = 0;
-                if (by_panel && tiles > 1 && p + 1 < panels) {
-                    const size_t bytes = (size_t)K * nr * sizeof(float);
-                    const size_t share = bytes / (size_t)tiles + 64;
-                    const size_t from = (size_t)(row * row_tiles + ow / mr) * share;
-                    const size_t to = from + share < bytes ? from + share : bytes;
-                    if (from < to) {
-                        const size_t lines = (to - from + 63) / 64;
-                        t.pf = (const char *)(w + (size_t)K * nr) + from;
-                        t.pf_lines = lines < (size_t)K ? (int)lines : K;
-                    }
-                }
-                g.fn(w, &t);
-            }
-        } /* its barrier: the copy is free for the next round */
+            for (long it = 0; it < items; it++)
+                direct_item(&r, b0, nb, it);
+        }
     }
 }
 
