@@ -197,10 +197,11 @@ pool_chunk16(const float *xq, int H, int W, int k, int stride, int pad, int oy, 
 }
 
 /* Output rows per work item of the blocked pool: at batch 1, resnet's 56 rows of 4 blocks
- * make 28 items rather than 4, shared out guided, so that a thread the host stalls (the Xeon
- * VM here: 10-46% steal time under load) leaves its rows to the other; the items go band by
- * band across the blocks, so each thread pools the rows whose stem output it wrote (the stem
- * shares out its rows the same way). Each band scans its own input rows for NaN, which are
+ * make 28 items rather than 4, claimed (each thread its own run of bands, then what is left of
+ * the other's: rn_claims), so that a thread the host stalls (the Xeon VM here: 10-46% steal
+ * time under load) leaves its rows to the other; the items go band by band across the blocks,
+ * so each thread pools the rows whose stem output it wrote (the stem's threads take runs of
+ * its rows the same way: conv_direct.c), and the next layer reads the rows it pooled. Each band scans its own input rows for NaN, which are
  * then in cache for the pool. Xeon (Sapphire Rapids class), 2 threads, `profile_layers` in
  * ABBA order, medians, against one item per image's block: resnet50 batch 1 0.54 -> 0.44
  * ms, resnet18 batch 32 19.2 -> 16.3 ms. */
@@ -223,41 +224,75 @@ static void pool_cols16(const float *xq, int H, int W, int k, int stride, int pa
     }
 }
 
+/* What every item (band) of one maxpool2d_forward_blocked16 call reads. */
+typedef struct pool16_run {
+    const float *x;
+    float *y;
+    rn_maxpool16_fn fast;
+    rn_has_nan_fn any_nan;
+    int blocks, n, H, W, k, stride, pad, HO, WO, bands, ca, cb;
+} pool16_run;
+
+/* Item q: one band of output rows of one image's block of 16 channels. */
+static void pool_band16(const pool16_run *r, long q) {
+    const int H = r->H, W = r->W, k = r->k, stride = r->stride, pad = r->pad, WO = r->WO;
+    const long img = q / ((long)r->bands * r->blocks), band = q / r->blocks % r->bands,
+               b = q % r->blocks;
+    const size_t plane = (size_t)r->HO * WO;
+    const float *xq = r->x + ((size_t)b * r->n + (size_t)img) * H * W * 16;
+    const int oy0 = (int)band * BLOCKED_BAND_ROWS;
+    const int oy1 = oy0 + BLOCKED_BAND_ROWS < r->HO ? oy0 + BLOCKED_BAND_ROWS : r->HO;
+    /* the input rows the band's windows read */
+    const int r0 = oy0 * stride - pad < 0 ? 0 : oy0 * stride - pad;
+    const int r1 = (oy1 - 1) * stride - pad + k > H ? H : (oy1 - 1) * stride - pad + k;
+    const int exact = r1 > r0 && r->any_nan(xq + (size_t)r0 * W * 16, (size_t)(r1 - r0) * W * 16);
+    for (int oy = oy0; oy < oy1; oy++) {
+        float *yrow = r->y + ((size_t)b * 16 * r->n + (size_t)img) * plane + (size_t)oy * WO;
+        const size_t ldy = (size_t)r->n * plane; /* channel l + 1's plane after channel l's */
+        const int y0 = oy * stride - pad;
+        if (!r->fast || exact || y0 < 0 || y0 + 3 > H || r->cb <= r->ca) {
+            pool_cols16(xq, H, W, k, stride, pad, oy, 0, WO, exact, yrow, ldy);
+            continue;
+        }
+        pool_cols16(xq, H, W, k, stride, pad, oy, 0, r->ca, 0, yrow, ldy);
+        r->fast(xq + ((size_t)y0 * W + (size_t)(2 * r->ca - pad)) * 16, (ptrdiff_t)W * 16,
+                r->cb - r->ca, yrow + r->ca, (ptrdiff_t)ldy);
+        pool_cols16(xq, H, W, k, stride, pad, oy, r->cb, WO, 0, yrow, ldy);
+    }
+}
+
+/* Bands claimed (rn_claims) up to this many, else shared out guided. */
+#define POOL_CLAIMED_MAX 4096
+
 void maxpool2d_forward_blocked16(const rn_kernels *kd, const float *x, int blocks, int n, int H,
                                  int W, int k, int stride, int pad, float *y) {
     kd = rn_kernels_or_default(kd);
-    const rn_maxpool16_fn fast = k == 3 && stride == 2 ? kd->maxpool16 : NULL;
-    const rn_has_nan_fn any_nan = kd->has_nan ? kd->has_nan : has_nan;
-    const int HO = maxpool2d_out_size(H, k, stride, pad), WO = maxpool2d_out_size(W, k, stride, pad);
-    const size_t plane = (size_t)HO * WO;
-    const int bands = (HO + BLOCKED_BAND_ROWS - 1) / BLOCKED_BAND_ROWS;
+    pool16_run r = {.x = x, .y = y, .fast = k == 3 && stride == 2 ? kd->maxpool16 : NULL,
+                    .any_nan = kd->has_nan ? kd->has_nan : has_nan, .blocks = blocks, .n = n,
+                    .H = H, .W = W, .k = k, .stride = stride, .pad = pad,
+                    .HO = maxpool2d_out_size(H, k, stride, pad),
+                    .WO = maxpool2d_out_size(W, k, stride, pad)};
+    r.bands = (r.HO + BLOCKED_BAND_ROWS - 1) / BLOCKED_BAND_ROWS;
     /* where fast runs (3x3 at stride 2), the output columns whose windows lie inside the rows
      * (the kernel's): [ca, cb) */
-    const int ca = (pad + 1) / 2, cb_all = W + pad >= 3 ? (W + pad - 3) / 2 + 1 : 0;
-    const int cb = cb_all < WO ? cb_all : WO;
+    const int cb_all = W + pad >= 3 ? (W + pad - 3) / 2 + 1 : 0;
+    r.ca = (pad + 1) / 2;
+    r.cb = cb_all < r.WO ? cb_all : r.WO;
+    const long items = (long)n * r.bands * blocks;
+    if (items > POOL_CLAIMED_MAX) {
 #pragma omp parallel for num_threads(rn_threads()) schedule(guided)
-    for (long q = 0; q < (long)n * bands * blocks; q++) { /* one band of an image's block */
-        const long img = q / ((long)bands * blocks), band = q / blocks % bands, b = q % blocks;
-        const float *xq = x + ((size_t)b * n + (size_t)img) * H * W * 16;
-        const int oy0 = (int)band * BLOCKED_BAND_ROWS;
-        const int oy1 = oy0 + BLOCKED_BAND_ROWS < HO ? oy0 + BLOCKED_BAND_ROWS : HO;
-        /* the input rows the band's windows read */
-        const int r0 = oy0 * stride - pad < 0 ? 0 : oy0 * stride - pad;
-        const int r1 = (oy1 - 1) * stride - pad + k > H ? H : (oy1 - 1) * stride - pad + k;
-        const int exact = r1 > r0 && any_nan(xq + (size_t)r0 * W * 16, (size_t)(r1 - r0) * W * 16);
-        for (int oy = oy0; oy < oy1; oy++) {
-            float *yrow = y + ((size_t)b * 16 * n + (size_t)img) * plane + (size_t)oy * WO;
-            const size_t ldy = (size_t)n * plane; /* channel l + 1's plane after channel l's */
-            const int y0 = oy * stride - pad;
-            if (!fast || exact || y0 < 0 || y0 + 3 > H || cb <= ca) {
-                pool_cols16(xq, H, W, k, stride, pad, oy, 0, WO, exact, yrow, ldy);
-                continue;
-            }
-            pool_cols16(xq, H, W, k, stride, pad, oy, 0, ca, 0, yrow, ldy);
-            fast(xq + ((size_t)y0 * W + (size_t)(2 * ca - pad)) * 16, (ptrdiff_t)W * 16, cb - ca,
-                 yrow + ca, (ptrdiff_t)ldy);
-            pool_cols16(xq, H, W, k, stride, pad, oy, cb, WO, 0, yrow, ldy);
-        }
+        for (long q = 0; q < items; q++)
+            pool_band16(&r, q);
+        return;
+    }
+    uint32_t flags[POOL_CLAIMED_MAX];
+    memset(flags, 0, (size_t)items * sizeof *flags);
+    const rn_claims claims = {.flags = flags, .cap = POOL_CLAIMED_MAX, .gen = 1};
+#pragma omp parallel num_threads(rn_threads())
+    {
+        rn_claim_walk walk = rn_claims_walk(claims, rn_team_here(), items);
+        for (long q; (q = rn_claims_next(&walk)) >= 0;)
+            pool_band16(&r, q);
     }
 }
 
