@@ -172,8 +172,22 @@ static void test_metadata(void) {
     snprintf(path, sizeof path, "%s/meta.safetensors", dir);
     CHECK(rn_trainer_save_state(trainer, path, (const char *[]){"step"}, (const char *[]){"1"}, 1) == RN_OK,
           "save a state with a wrong step");
+    /* ... and refused before it changes anything: the trainer, a step further on, saves the
+     * same bytes after the failed load as before it (the moments were once copied first) */
+    step();
+    char before[600], after[600];
+    snprintf(before, sizeof before, "%s/before.safetensors", dir);
+    snprintf(after, sizeof after, "%s/after.safetensors", dir);
+    CHECK(rn_trainer_save_state(trainer, before, NULL, NULL, 0) == RN_OK, "save the state before");
     CHECK(rn_trainer_load_state(trainer, path, NULL, NULL) == RN_ERR_MISMATCH && strstr(rn_last_error(), "step"),
           "a state whose metadata step disagrees is refused: %s", rn_last_error());
+    CHECK(rn_trainer_save_state(trainer, after, NULL, NULL, 0) == RN_OK, "save the state after");
+    size_t na = 0, nb = 0;
+    unsigned char *a = check_read_file(before, &na), *b = check_read_file(after, &nb);
+    CHECK(a && b && na == nb && memcmp(a, b, na) == 0,
+          "the refused state left the trainer's moments and step as they were");
+    free(a);
+    free(b);
 }
 
 static void test_lock(void) {

@@ -381,16 +381,20 @@ rn_status rn_trainer_save_state(const rn_trainer *t, const char *path, const cha
     return rn_wfile_commit(&w);
 }
 
-static rn_status load_vector(const st_file *f, const char *path, const char *name, size_t n, float *dst) {
+/* The state tensor `name` of f: n float32 values, or a failure naming it. */
+static rn_status find_vector(const st_file *f, const char *path, const char *name, size_t n,
+                             const float **values) {
     const st_tensor *s = st_find(f, name);
     if (!s)
         return rn_fail(RN_ERR_MISMATCH, "%s: missing tensor '%s'", path, name);
     if (!s->f32 || s->ndim != 1 || s->numel != n)
         return rn_fail(RN_ERR_MISMATCH, "%s: tensor '%s' should be %zu floats", path, name, n);
-    memcpy(dst, s->f32, n * sizeof *dst);
+    *values = s->f32;
     return RN_OK;
 }
 
+/* Every tensor and the step are checked before anything is copied: a file refused leaves the
+ * trainer as it was. */
 rn_status rn_trainer_load_state(rn_trainer *t, const char *path,
                                 void (*get_meta)(void *ctx, const char *key, const char *value),
                                 void *ctx) {
@@ -401,7 +405,9 @@ rn_status rn_trainer_load_state(rn_trainer *t, const char *path,
     rn_status st = RN_OK;
     const char *opt = st_meta_get(&f, "optimizer");
     const char *arch = st_meta_get(&f, "arch");
-    size_t n = t->m->n_params;
+    const size_t n = t->m->n_params;
+    const float *first = NULL, *second = NULL;
+    long long step = 0;
     if (!opt || strcmp(opt, t->optimizer) != 0)
         st = rn_fail(RN_ERR_MISMATCH, "%s: optimizer state is for '%s', this run uses '%s'", path,
                      opt ? opt : "(none)", t->optimizer);
@@ -409,9 +415,10 @@ rn_status rn_trainer_load_state(rn_trainer *t, const char *path,
         st = rn_fail(RN_ERR_MISMATCH, "%s: optimizer state is for '%s', the model is '%s'", path,
                      arch ? arch : "(none)", t->m->arch->name);
     if (st == RN_OK)
-        st = load_vector(&f, path, t->adamw ? "optimizer.exp_avg" : "optimizer.momentum_buffer", n, t->state);
+        st = find_vector(&f, path, t->adamw ? "optimizer.exp_avg" : "optimizer.momentum_buffer", n,
+                         &first);
     if (st == RN_OK && t->adamw)
-        st = load_vector(&f, path, "optimizer.exp_avg_sq", n, t->state2);
+        st = find_vector(&f, path, "optimizer.exp_avg_sq", n, &second);
     if (st == RN_OK) {
         const st_tensor *s = st_find(&f, "optimizer.step");
         const char *meta_step = st_meta_get(&f, "step");
@@ -424,11 +431,17 @@ rn_status rn_trainer_load_state(rn_trainer *t, const char *path,
             st = rn_fail(RN_ERR_MISMATCH, "%s: 'optimizer.step' is %s but the metadata says step %.20s", path,
                          text, meta_step);
         else
-            t->steps = s->i64[0];
+            step = s->i64[0];
     }
-    if (st == RN_OK && get_meta)
-        for (size_t i = 0; i < f.meta_count; i++)
-            get_meta(ctx, f.meta[i].key, f.meta[i].value);
+    if (st == RN_OK) { /* all checked: now the trainer changes */
+        memcpy(t->state, first, n * sizeof *t->state);
+        if (second)
+            memcpy(t->state2, second, n * sizeof *t->state2);
+        t->steps = step;
+        if (get_meta)
+            for (size_t i = 0; i < f.meta_count; i++)
+                get_meta(ctx, f.meta[i].key, f.meta[i].value);
+    }
     st_free(&f);
     return st;
 }
