@@ -78,6 +78,24 @@ static void test_refused(void) {
     CHECK(rn_session_plan_bytes(m, NULL, 1, 0, 32, &bytes) == RN_ERR_ARG, "height 0 refused");
     CHECK(rn_trainer_plan_bytes(NULL, &cfg, 1, 32, 32, &bytes) == RN_ERR_ARG, "no model refused");
     rn_model_free(m);
+    /* an evaluation's batch size is checked before buffers are sized by it (a negative one had
+     * wrapped into a huge request, then "out of memory for evaluation") */
+    uint8_t pixels[2 * 8 * 8] = {0};
+    const int32_t labels[2] = {0, 1};
+    rn_dataset *ds = NULL;
+    m = NULL;
+    CHECK(rn_model_create("d2l_resnet18", 1, 2, &m) == RN_OK &&
+              rn_dataset_create(2, 1, 8, 8, 2, pixels, labels, NULL, &ds) == RN_OK,
+          "a model and a dataset: %s", rn_last_error());
+    rn_loader_config lc;
+    rn_loader_config_default(&lc);
+    lc.batch_size = -1;
+    rn_eval_result ev;
+    CHECK(m && ds && rn_evaluate(m, ds, &lc, NULL, NULL, &ev) == RN_ERR_ARG &&
+              strstr(rn_last_error(), "batch size -1"),
+          "evaluation with batch size -1 refused, naming it: %s", rn_last_error());
+    rn_dataset_close(ds);
+    rn_model_free(m);
 }
 
 /* ---- non-finite steps ------------------------------------------------------------------------ */

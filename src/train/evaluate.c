@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/mem.h"
 #include "core/status.h"
 #include "data/dataset.h"
 #include "ops/ops.h"
@@ -69,22 +70,31 @@ rn_status rn_evaluate_config(rn_model *m, const rn_session_config *scfg, const r
     c.shuffle = 0, c.flip = 0, c.crop_padding = 0, c.drop_last = 0, c.shards = 0, c.shard = 0;
     int S = c.image_size ? c.image_size : ds->height;
     int W = c.image_size ? c.image_size : ds->width;
-    size_t per_image = (size_t)ds->channels * S * W;
-    float *x = malloc((size_t)c.batch_size * per_image * sizeof *x);
-    float *logits = malloc((size_t)c.batch_size * K * sizeof *logits);
-    /* test-time flip: the mirrored batch and its logits */
-    float *xm = c.tta_flip ? malloc((size_t)c.batch_size * per_image * sizeof *xm) : NULL;
-    float *lm = c.tta_flip ? malloc((size_t)c.batch_size * K * sizeof *lm) : NULL;
-    int32_t *labels = malloc((size_t)c.batch_size * sizeof *labels);
-    out->confusion = calloc((size_t)K * K, sizeof *out->confusion);
-    out->num_classes = K;
+    /* the loader checks the batch and image sizes before the buffers are sized by them */
     rn_loader *l = NULL;
     rn_session *sess = NULL;
-    rn_status st = (!x || !logits || !labels || !out->confusion || (c.tta_flip && (!xm || !lm)))
-                       ? rn_fail(RN_ERR_NOMEM, "out of memory for evaluation")
-                       : rn_session_create(m, scfg, &sess);
-    if (st == RN_OK)
-        st = rn_loader_create(ds, &c, &l);
+    rn_status st = rn_loader_create(ds, &c, &l);
+    size_t per_image = 0, batch_floats = 0, logit_floats = 0, bytes = 0;
+    if (st == RN_OK &&
+        (!rn_size_mul((size_t)ds->channels * (size_t)S, (size_t)W, &per_image) ||
+         !rn_size_mul((size_t)c.batch_size, per_image, &batch_floats) ||
+         !rn_size_mul((size_t)c.batch_size, (size_t)K, &logit_floats) ||
+         !rn_size_mul(batch_floats, sizeof(float), &bytes)))
+        st = rn_fail(RN_ERR_NOMEM, "evaluation: a batch of %d images of %d x %d overflows",
+                     c.batch_size, S, W);
+    const int ok = st == RN_OK;
+    float *x = ok ? malloc(batch_floats * sizeof *x) : NULL;
+    float *logits = ok ? malloc(logit_floats * sizeof *logits) : NULL;
+    /* test-time flip: the mirrored batch and its logits */
+    float *xm = ok && c.tta_flip ? malloc(batch_floats * sizeof *xm) : NULL;
+    float *lm = ok && c.tta_flip ? malloc(logit_floats * sizeof *lm) : NULL;
+    int32_t *labels = ok ? malloc((size_t)c.batch_size * sizeof *labels) : NULL;
+    out->confusion = ok ? calloc((size_t)K * K, sizeof *out->confusion) : NULL;
+    out->num_classes = K;
+    if (ok)
+        st = (!x || !logits || !labels || !out->confusion || (c.tta_flip && (!xm || !lm)))
+                 ? rn_fail(RN_ERR_NOMEM, "out of memory for evaluation")
+                 : rn_session_create(m, scfg, &sess);
     double loss_sum = 0.0;
     for (int n = 1; st == RN_OK;) {
         st = rn_loader_next(l, x, labels, &n);
