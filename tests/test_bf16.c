@@ -106,6 +106,7 @@ static void check_layers(const char *isa, const char *arch, rn_stem stem, int si
         layers++;
         CHECK(e <= LAYER_TOL, "%s: value %d: bf16 vs fp32 rel err %.3g > %.0e", arch, v, e, LAYER_TOL);
     }
+    CHECK(layers > 0, "%s: the per-layer values were seen (%d compared)", arch, layers);
     double el = check_rel_err(y16, y32, (size_t)n * 10);
     CHECK(el <= LAYER_TOL && el > 0.0, "%s logits: rel err %.3g (0 would mean bf16 did nothing)", arch, el);
     printf("test_bf16: %s %s %dx%d: %d layers, worst rel err %.3g, logits %.3g (%s)\n",

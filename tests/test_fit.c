@@ -123,14 +123,29 @@ static void test_non_finite(void) {
     size_t n = m->n_params;
     float *before = malloc(n * sizeof *before);
     memcpy(before, m->params, n * sizeof *before);
+    /* the optimizer state (momentum buffers, step) as the trainer saves it, to compare after */
+    char o0[64], o1[64];
+    snprintf(o0, sizeof o0, "%s/o0.safetensors", dir);
+    snprintf(o1, sizeof o1, "%s/o1.safetensors", dir);
+    CHECK(rn_trainer_save_state(t, o0, NULL, NULL, 0) == RN_OK, "the optimizer state before");
+    size_t n0 = 0;
+    unsigned char *state0 = check_read_file(o0, &n0);
     for (int k = 0; k < 3; k++) {
         x[5 + k] = k == 0 ? NAN : k == 1 ? INFINITY : 3e38f;
         CHECK(rn_trainer_step(t, x, y, 2, 32, 32, &r) == RN_OK && r.skipped, "input %g: the step is skipped",
               (double)x[5 + k]);
         CHECK(memcmp(before, m->params, n * sizeof *before) == 0 && rn_trainer_steps(t) == 1,
               "input %g: weights, BatchNorm statistics and step count unchanged", (double)x[5 + k]);
+        size_t n1 = 0;
+        CHECK(rn_trainer_save_state(t, o1, NULL, NULL, 0) == RN_OK, "the optimizer state after");
+        unsigned char *state1 = check_read_file(o1, &n1);
+        CHECK(state0 && state1 && n0 == n1 && memcmp(state0, state1, n0) == 0,
+              "input %g: optimizer state unchanged", (double)x[5 + k]);
+        free(state1);
         x[5 + k] = 0.5f;
     }
+    free(state0);
+    unlink(o0), unlink(o1);
     CHECK(rn_trainer_step(t, x, y, 2, 32, 32, &r) == RN_OK && !r.skipped && rn_trainer_steps(t) == 2,
           "a finite step afterwards is taken");
     /* non-finite weights are never written: the checkpoint on disk stays */

@@ -388,8 +388,10 @@ static void test_loader_normalize_resize(void) {
 
 static void test_loader_subset(void) {
     rn_dataset ds;
-    if (rn_dataset_load(SUBSET_DIR, "fashion-mnist", 0, &ds) != RN_OK)
-        return;   /* reported by test_subset */
+    if (rn_dataset_load(SUBSET_DIR, "fashion-mnist", 0, &ds) != RN_OK) {
+        CHECK(0, "the bundled subset loads: %s", rn_last_error());
+        return;
+    }
     rn_loader_config cfg = base_config(128);
     cfg.shuffle = cfg.flip = 1;
     cfg.crop_padding = 4;

@@ -130,8 +130,10 @@ static run_out train(const char *precision, const char *algo, const float *x,
                      const int32_t *labels) {
     run_out r = {.ok = 0};
     rn_model *m;
-    if (rn_model_create_width("resnet18", 3, 10, RN_STEM_CIFAR, 8, &m) != RN_OK)
+    if (rn_model_create_width("resnet18", 3, 10, RN_STEM_CIFAR, 8, &m) != RN_OK) {
+        CHECK(0, "the model: %s", rn_last_error());
         return r;
+    }
     rn_model_init(m, "default", 7);
     rn_train_config cfg;
     rn_train_config_default(&cfg);
