@@ -373,6 +373,18 @@ static void direct_item(const direct_run *r, int b0, int nb, long it) {
  * flags: guided, as before. */
 #define CLAIMED_ITEMS_MAX 4096
 
+/* Strided windows go by rows, not by panels, up to this many bytes of weights although they
+ * outweigh the input: each thread then reads all the weights (from memory, at batch 1) but
+ * only the input rows its own output rows need, most of them written by its own core the layer
+ * before (Winograd's runs of tiles, the GEMM's runs of columns), where by panels each thread
+ * read every row, half of them from the other core. Inside the network at batch 1
+ * (`profile_layers`, AMD EPYC Zen 5, 2 cores on two dies, 3 rounds alternated, ms): fp32
+ * resnet50's 3x3/2 256->256 at 28x28 (2.4 MB) 0.82 -> 0.72-0.74, resnet18's 128->256 (1.2 MB)
+ * 0.43 -> 0.39-0.42; bf16 0.42-0.44 -> 0.39-0.40 and 0.22 -> 0.19-0.20; fp32 256->512 at 14x14
+ * (4.7 MB) slower by rows (0.40 -> 0.40-0.44), stride-1 windows too (bf16 resnet18's 3x3
+ * layers at 28x28 and 14x14 0.32-0.35 -> 0.33-0.37). */
+#define ROWS_MAX_WEIGHT_BYTES (3.0 * 1024 * 1024)
+
 /* The forward of shape on x; `strided` (bf16 pairs only): the strided 1x1 whose input x is,
  * shape being its subsampled form, else NULL; `blocked`: y blocked by 16 channels (direct.h). */
 static void forward_on(const rn_kernels *k, const rn_conv_shape *shape,
@@ -387,7 +399,9 @@ static void forward_on(const rn_kernels *k, const rn_conv_shape *shape,
                     .panels = ceil_div(s->cout, geometry(k).nr),
                     .out_plane = (ptrdiff_t)s->n * s->ho * s->wo};
     const int round = images_per_round(s);
-    r.by_panel = (double)r.panels * r.g.nr * r.K > (double)padded_floats(s);
+    const double weight_bytes = (double)r.panels * r.g.nr * r.K * sizeof(float);
+    r.by_panel = weight_bytes > (double)padded_floats(s) * sizeof(float) &&
+                 !(s->stride > 1 && s->kh * s->kw > 1 && weight_bytes <= ROWS_MAX_WEIGHT_BYTES);
     /* output rows a tile takes (direct.h): two where a row fills at most half of it */
     r.pair_rows = s->wo >= 4 && 2 * s->wo <= r.g.mr && s->ho > 1 ? 2 : 1;
     r.row_items = ceil_div(s->ho, r.pair_rows); /* an image's */
