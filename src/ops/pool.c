@@ -201,10 +201,12 @@ pool_chunk16(const float *xq, int H, int W, int k, int stride, int pad, int oy, 
  * the other's: rn_claims), so that a thread the host stalls (the Xeon VM here: 10-46% steal
  * time under load) leaves its rows to the other; the items go band by band across the blocks,
  * so each thread pools the rows whose stem output it wrote (the stem's threads take runs of
- * its rows the same way: conv_direct.c), and the next layer reads the rows it pooled. Each band scans its own input rows for NaN, which are
- * then in cache for the pool. Xeon (Sapphire Rapids class), 2 threads, `profile_layers` in
- * ABBA order, medians, against one item per image's block: resnet50 batch 1 0.54 -> 0.44
- * ms, resnet18 batch 32 19.2 -> 16.3 ms. */
+ * its rows the same way: conv_direct.c), and the next layer reads the rows it pooled. Each
+ * band scans its own input rows for NaN, which are then in cache for the pool. Xeon (Sapphire
+ * Rapids class), 2 threads, `profile_layers` in ABBA order, medians, 28 items shared out
+ * guided against one item per image's block: resnet50 batch 1 0.54 -> 0.44 ms, resnet18 batch
+ * 32 19.2 -> 16.3 ms; claimed against guided, AMD EPYC Zen 5: batch 1 0.13-0.15 -> 0.09-0.12
+ * ms, batch 32 level. */
 #define BLOCKED_BAND_ROWS 8
 
 /* Output columns [c0, c1) of output row oy of image img's block b (plane xq) by pool_chunk16,
