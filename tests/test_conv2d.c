@@ -318,6 +318,15 @@ static void check_heuristic(void) {
                   rn_conv_algo_for_bf16(kw, RN_CONV_WINOGRAD, -1, 1, &four) == RN_CONV_WINOGRAD,
               "bf16, batch 32: 7x7 maps direct on bf16 pairs in training, Winograd in inference; "
               "4x4 ones Winograd");
+    /* in inference the switch is where 7x7 maps outgrow 784 output pixels: batch 16 direct,
+     * batch 17 Winograd */
+    rn_conv_shape b16 = three, b17 = three;
+    b16.n = 16, b17.n = 17;
+    if (conv2d_shape_init(&b16) && conv2d_shape_init(&b17) && kw &&
+        kw->direct_mr >= RN_DIRECT_AVX512_MR)
+        check(rn_conv_algo_for_bf16(kw, RN_CONV_WINOGRAD, -1, 1, &b16) == RN_CONV_DIRECT &&
+                  rn_conv_algo_for_bf16(kw, RN_CONV_WINOGRAD, -1, 1, &b17) == RN_CONV_WINOGRAD,
+              "bf16 inference, 7x7 maps: batch 16 direct, batch 17 Winograd");
 }
 
 /* The direct algorithm's output blocked by 16 channels (forward_blocked16) holds forward's
