@@ -396,8 +396,8 @@ static void forward_on(const rn_kernels *k, const rn_conv_shape *shape,
     direct_run r = {.s = s, .g = geometry(k), .prepared = prepared, .bias = bias,
                     .residual = residual, .y = y, .relu = relu, .blocked = blocked,
                     .hp = s->h + 2 * s->pad, .wp = s->w + 2 * s->pad, .K = taps(s),
-                    .panels = ceil_div(s->cout, geometry(k).nr),
                     .out_plane = (ptrdiff_t)s->n * s->ho * s->wo};
+    r.panels = ceil_div(s->cout, r.g.nr);
     const int round = images_per_round(s);
     const double weight_bytes = (double)r.panels * r.g.nr * r.K * sizeof(float);
     r.by_panel = weight_bytes > (double)padded_floats(s) * sizeof(float) &&
