@@ -9,8 +9,9 @@
  *                                            the input in it, as inside a network larger
  *                                            than the last-level cache)
  *                          [-p bf16]        (bf16 products where the CPU has them, as a bf16
- *                                            session runs them: Winograd stays on fp32; checked
- *                                            against the fp32 im2col within 2e-2)
+ *                                            session runs them (Winograd's too, but on AMX);
+ *                                            checked against the fp32 im2col within 2e-2
+ *                                            plus the algorithm's tolerance_bf16)
  *
  * For each shape and batch: each algorithm that supports it is prepared,
  * run once and compared with im2col (its stated tolerance, conv_algo.h; a
@@ -150,11 +151,11 @@ static double rel_error(const float *a, const float *b, size_t n) {
 static int evict; /* -e */
 static int bf16;  /* -p bf16 */
 
-/* The kernels algorithm a runs on: the bf16 descriptor under -p bf16 (not for Winograd, which
- * keeps fp32 products in a bf16 session), else the default. */
+/* The kernels algorithm a runs on: under -p bf16 those of a bf16 session (the bf16
+ * descriptor, rn_conv_bf16_kernels), else the default. */
 static const rn_kernels *kernels_for(const rn_conv_algo *a) {
     const rn_kernels *k = rn_kernels_default();
-    return bf16 && !rn_conv_algo_is_winograd(a->id) && rn_kernels_bf16(k) ? rn_kernels_bf16(k) : k;
+    return bf16 && rn_kernels_bf16(k) ? rn_conv_bf16_kernels(rn_kernels_bf16(k), a->id) : k;
 }
 
 /* Pushes everything out of the caches (a write over more than any last-level cache), then
@@ -199,7 +200,7 @@ static double time_algo(const rn_conv_algo *a, const rn_kernels *k, const rn_con
         if (i < 0 && ref) {
             size_t n = (size_t)s->cout * s->n * s->ho * s->wo;
             double err = rel_error(y, ref, n);
-            const double tol = rn_kernels_are_bf16(k) ? 2e-2 : a->tolerance;
+            const double tol = rn_kernels_are_bf16(k) ? 2e-2 + a->tolerance_bf16 : a->tolerance;
             if (!(err <= tol)) {
                 fprintf(stderr, "bench_conv: %s on cin=%d %dx%d cout=%d k=%d s=%d: error %.2e > %.0e\n",
                         a->name, s->cin, s->h, s->w, s->cout, s->kh, s->stride, err, tol);

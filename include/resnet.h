@@ -240,7 +240,10 @@ typedef struct rn_session_config {
      * classifier and the biases in fp32. The products are bf16 dot
      * products where the CPU has them (AVX-512 BF16, AMX); elsewhere the
      * fp32 GEMM runs on the rounded operands (the same numbers, at fp32
-     * speed). No Winograd at bf16 */
+     * speed). Winograd's layers multiply bf16 too (but on AMX), their
+     * transformed operands rounded: about 3x bf16's error; conv_algo
+     * "direct" runs every layer it can on exact products of the rounded
+     * operands instead */
     const char *precision;
 } rn_session_config;
 

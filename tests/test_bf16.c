@@ -10,11 +10,15 @@
 
 #include "engine/session.h"
 #include "model/model.h"
+#include "ops/conv_algo.h"
 #include "ops/kernels.h"
 #include "ops/ops.h"
 #include "check.h"
 
 #define LAYER_TOL 3e-2  /* max |y_bf16 - y_fp32| / max |y_fp32| per layer */
+/* ... where the pass runs Winograd on bf16 products (its U and V rounded too: about 3x the
+ * error, conv_winograd.c): resnet50 at 64x64, batch 8, 0.033 (direct and GEMMs alone: 0.012) */
+#define LAYER_TOL_WINO 6e-2
 
 static float bits(uint32_t u) {
     float f;
@@ -66,13 +70,13 @@ static void unblock(float *p, int c, size_t plane) {
     free(t);
 }
 
-static void check_layers(const char *isa, const char *arch, rn_stem stem, int size) {
+static void check_layers(const char *isa, const char *arch, rn_stem stem, int size, int n) {
     rn_model *m;
     CHECK(rn_model_create_stem(arch, 3, 10, stem, &m) == RN_OK, "create %s", arch);
     rn_model_init(m, "default", 3);
-    int n = 2;
     size_t nx = (size_t)n * 3 * size * size;
-    float *x = malloc(nx * sizeof *x), y32[20], y16[20];
+    float *x = malloc(nx * sizeof *x), *y32 = malloc((size_t)n * 10 * sizeof *y32),
+          *y16 = malloc((size_t)n * 10 * sizeof *y16);
     check_fill(x, nx, -1.0f, 1.0f);
     rn_session_config cfg;
     rn_session_config_default(&cfg);
@@ -90,6 +94,12 @@ static void check_layers(const char *isa, const char *arch, rn_stem stem, int si
     CHECK(strcmp(rn_session_precision(b), "bf16") == 0, "bf16 session says so");
     char algos[256];
     CHECK(rn_session_algorithms(b, algos, sizeof algos) == RN_OK, "algorithms");
+    /* Winograd on bf16 products: some Winograd layer, on kernels that multiply bf16 */
+    int wino = 0;
+    for (int i = 0; i < b->sc->n_nodes; i++)
+        wino |= b->sc->nodes[i].op == RN_NODE_CONV && rn_conv_algo_is_winograd(b->algo[i]) &&
+                rn_kernels_are_bf16(rn_conv_bf16_kernels(b->kconv, b->algo[i]));
+    const double tol = wino ? LAYER_TOL_WINO : LAYER_TOL;
     double worst = 0.0;
     int layers = 0;
     for (int v = 1; v < a->sc->n_values && v < 256; v++) {
@@ -104,13 +114,13 @@ static void check_layers(const char *isa, const char *arch, rn_stem stem, int si
         double e = check_rel_err(seen_bf16[v], seen[v], rn_value_floats(a->sc, v, n));
         worst = e > worst ? e : worst;
         layers++;
-        CHECK(e <= LAYER_TOL, "%s: value %d: bf16 vs fp32 rel err %.3g > %.0e", arch, v, e, LAYER_TOL);
+        CHECK(e <= tol, "%s: value %d: bf16 vs fp32 rel err %.3g > %.0e", arch, v, e, tol);
     }
     CHECK(layers > 0, "%s: the per-layer values were seen (%d compared)", arch, layers);
     double el = check_rel_err(y16, y32, (size_t)n * 10);
-    CHECK(el <= LAYER_TOL && el > 0.0, "%s logits: rel err %.3g (0 would mean bf16 did nothing)", arch, el);
-    printf("test_bf16: %s %s %dx%d: %d layers, worst rel err %.3g, logits %.3g (%s)\n",
-           rn_session_isa(b), arch, size, size, layers, worst, el, algos);
+    CHECK(el <= tol && el > 0.0, "%s logits: rel err %.3g (0 would mean bf16 did nothing)", arch, el);
+    printf("test_bf16: %s %s %dx%d batch %d: %d layers, worst rel err %.3g, logits %.3g (%s)\n",
+           rn_session_isa(b), arch, size, size, n, layers, worst, el, algos);
     for (int v = 0; v < 256; v++) {
         free(seen[v]), free(seen_bf16[v]);
         seen[v] = seen_bf16[v] = NULL;
@@ -118,7 +128,7 @@ static void check_layers(const char *isa, const char *arch, rn_stem stem, int si
     rn_session_free(a);
     rn_session_free(b);
     rn_model_free(m);
-    free(x);
+    free(x), free(y32), free(y16);
 }
 
 int main(void) {
@@ -129,10 +139,14 @@ int main(void) {
     const int nk = check_kernel_paths("test_bf16", ks);
     for (int i = 0; i < nk; i++) {
         const char *isa = rn_isa_name(ks[i]->isa);
-        check_layers(isa, "resnet18", RN_STEM_IMAGENET, ks[i]->isa == RN_ISA_PORTABLE ? 32 : 64);
-        check_layers(isa, "d2l_resnet18", RN_STEM_IMAGENET, 32);
-        if (i == 0) /* the best path: the bottleneck network too */
-            check_layers(isa, "resnet50", RN_STEM_IMAGENET, 64);
+        check_layers(isa, "resnet18", RN_STEM_IMAGENET, ks[i]->isa == RN_ISA_PORTABLE ? 32 : 64, 2);
+        check_layers(isa, "d2l_resnet18", RN_STEM_IMAGENET, 32, 2);
+        if (i == 0) { /* the best path: the bottleneck network, and maps large enough for
+                         Winograd in a bf16 pass (over 784 output pixels) */
+            check_layers(isa, "resnet50", RN_STEM_IMAGENET, 64, 2);
+            check_layers(isa, "resnet18", RN_STEM_IMAGENET, 64, 8);
+            check_layers(isa, "resnet50", RN_STEM_IMAGENET, 64, 8);
+        }
     }
     return check_done("test_bf16");
 }

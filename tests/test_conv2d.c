@@ -126,7 +126,9 @@ static void check_conv(rn_conv_shape s, int epi, const char *tag) {
     const int touched_unwritten = check_invalid_raised(rn_get_threads());
     conv2d_forward_ref(&s, x, w, b, r, (epi & 4) != 0, yref);
     double err = rel_error(y, yref, y_n);
-    const double tol = algo ? algo->tolerance : TOL;
+    const double tol = !algo ? TOL : rn_kernels_are_bf16(kd) ? algo->tolerance_bf16 : algo->tolerance;
+    if (algo && rn_kernels_are_bf16(kd) && getenv("SHOWERR"))
+        printf("ERR %s %s %s n=%d cin=%d %dx%d cout=%d err=%.3e\n", kd->name, algo->name, tag, s.n, s.cin, s.h, s.w, s.cout, err);
 
     snprintf(what, sizeof what,
              "%s %s %s n=%d cin=%d %dx%d cout=%d k=%dx%d s=%d p=%d g=%d -> %dx%d bias=%d res=%d "
@@ -687,6 +689,24 @@ int main(void) {
             check_conv(conv_case_shape(2, 3, 9, 10, 8, 2, 1, 0, 1), 3, "3-channel 2x2 (even rows)");
             check_direct_infinite_input(conv_case_shape(1, 3, 23, 29, 32, 7, 2, 3, 1));
             check_direct_infinite_input(conv_case_shape(2, 1, 17, 15, 16, 3, 1, 1, 1));
+            /* Winograd's products on the bf16 descriptor (where it has them: not on matrix
+             * tiles), U and V rounded to bf16 pairs: held to tolerance_bf16 */
+            for (int a = RN_CONV_WINOGRAD; a <= RN_CONV_WINOGRAD2; a++) {
+                if (rn_conv_bf16_kernels(kb, a) != kb)
+                    continue;
+                algo = rn_conv_algo_get(a);
+                printf("test_conv2d: %s %s on bf16 products, operands rounded to bf16 "
+                       "(tolerance %.0e)\n", kd->name, algo->name, algo->tolerance_bf16);
+                run_cases(kd->isa == RN_ISA_PORTABLE ? 6 : 40);
+                /* K blocks of an odd count (C = 342: two of 171 on 192-deep blocks): pairs
+                 * from each block's first channel */
+                check_conv(conv_case_shape(1, 342, 9, 9, 24, 3, 1, 1, 1), 7, "3x3 odd K blocks");
+                check_conv(conv_case_shape(2, 513, 7, 7, 16, 3, 1, 1, 1), 3, "3x3 three K blocks");
+                check_determinism(conv_case_shape(2, 64, 28, 28, 64, 3, 1, 1, 1));
+                check_determinism(conv_case_shape(1, 342, 9, 9, 40, 3, 1, 1, 1));
+                check_determinism(conv_case_shape(32, 32, 14, 14, 32, 3, 1, 1, 1));
+                check_determinism(conv_case_shape(1, 255, 7, 7, 256, 3, 1, 1, 1));
+            }
             bf16_operands = 0;
             kd = k32;
         }

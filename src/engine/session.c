@@ -141,18 +141,19 @@ static int pick_algo(const rn_session *s, const rn_node *nd, int n) {
     return s->bf16 ? (int)rn_conv_algo_for_bf16(s->kconv, a, s->forced_algo, 1, &cs) : a;
 }
 
-/* The kernels conv node i runs on. bf16 sessions keep Winograd on fp32 products (of weights
- * rounded to bf16 and float32 activations): its transforms, not its products, set its speed,
- * so bf16 products would run it no faster and lose accuracy to the transforms' coefficients.
- * Measured (dev/profile_layers -p bf16, resnet18 batch 32, 2 threads, AMD EPYC
- * Zen 5, ms): 3x3 64->64 at 56x56 by the bf16 GEMM 23-28, by Winograd F(4x4) on bf16 products
- * 10.8-12.3, on fp32 11.4-13.0 (the bf16 one's worst layer error against fp32 0.030 instead of
- * the GEMM's 0.010, in tests/test_bf16's random resnet18 at 64x64; F(2x2) on bf16 products
- * 21 ms); 128->128 at 28x28 17-18.5 against 8.3-9.6 on fp32, 256->256 at 14x14 14.8-16 against
- * 11.4-12.4. The direct convolution and the GEMMs run on the bf16 descriptor (s->kconv): the
- * direct tile then multiplies bf16 pairs (direct.h). */
+/* The kernels conv node i runs on: in a bf16 session the bf16 descriptor (s->kconv), whose
+ * direct tile multiplies bf16 pairs (direct.h) and whose GEMMs take bf16 operands, Winograd's
+ * products included since stop 50 (conv_winograd.c; but on matrix tiles, AMX, where Winograd
+ * keeps the fp32 twin s->k: rn_conv_bf16_kernels). Until then Winograd stayed on fp32 products
+ * here, bf16 ones having measured no faster (3x3 128->128 at 28x28, batch 32, 17-18.5 ms
+ * against 8.3-9.6 on fp32): the bf16 GEMM kernel did not ask for U's panels ahead
+ * (gemm_avx512bf16.c). With it, `resnet bench --precision bf16`, AMD EPYC Zen 5, 2 threads,
+ * alternated with the binary before: resnet18 batch 32 180.8 -> 155.2 ms (3 rounds), for about
+ * 3x bf16's error (tests/test_bf16). */
 static const rn_kernels *conv_kernels(const rn_session *s, int i) {
-    return rn_conv_algo_is_winograd(s->algo[i]) ? s->k : s->kconv;
+    if (!rn_conv_algo_is_winograd(s->algo[i]))
+        return s->kconv;
+    return s->bf16 ? rn_conv_bf16_kernels(s->kconv, s->algo[i]) : s->k;
 }
 
 /* Whether a node before node i read value v as its input. */
@@ -521,7 +522,9 @@ rn_status rn_session_algorithms(const rn_session *s, char *buf, size_t cap) {
     }
     char algos[192];
     rn_conv_algo_format(count, algos, sizeof algos);
-    if (s->kconv != s->k)
+    if (s->kconv != s->k && rn_conv_bf16_kernels(s->kconv, RN_CONV_WINOGRAD) == s->kconv)
+        snprintf(buf, cap, "bf16 %s: %s", s->kconv->name, algos);
+    else if (s->kconv != s->k) /* matrix tiles: Winograd on the fp32 twin */
         snprintf(buf, cap, "bf16 %s (winograd on fp32 products): %s", s->kconv->name, algos);
     else
         snprintf(buf, cap, "bf16 emulated (fp32 kernels on bf16-rounded operands: the %s kernels "

@@ -247,6 +247,11 @@ int rn_conv_bf16_keeps_winograd(const rn_kernels *kb, const rn_conv_shape *s) {
     return !rn_kernels_or_default(kb)->matrix_tiles || s->cin <= TILES_WINO_MAX_CHANNELS;
 }
 
+const rn_kernels *rn_conv_bf16_kernels(const rn_kernels *kb, int id) {
+    kb = rn_kernels_or_default(kb);
+    return rn_conv_algo_is_winograd(id) && kb->matrix_tiles ? rn_kernels_fp32(kb) : kb;
+}
+
 /* Whether kb's direct tile is the wide one (14 x 32) on bf16 pairs, which both rules below take. */
 static int wide_bf16_tile(const rn_kernels *kb) {
     return rn_kernels_are_bf16(kb) && kb->direct && kb->direct_mr >= DIRECT_WIDE_MR;

@@ -23,6 +23,9 @@
  * conv2d_forward_ref on random data: max |y - y_ref| / max |y_ref|. Exact
  * algorithms (a GEMM over the same products) hold 1e-5; Winograd trades
  * some accuracy for fewer multiplications and states its bound.
+ * `tolerance_bf16` is the same on a bf16 descriptor's kernels (bf16 products), against the
+ * oracle on operands already rounded to bf16: exact products for the GEMMs and the direct
+ * tile, but Winograd rounds its transformed operands U and V to bf16 too.
  *
  * The kernels k (ops/kernels.h; NULL: the process default) fix the packed
  * layouts: weights prepared for one descriptor run only with it.
@@ -50,6 +53,7 @@ typedef struct rn_conv_algo {
                                  "direct" */
     const char *description;
     double tolerance;         /* see above */
+    double tolerance_bf16;    /* on bf16 products (above) */
     /* whether the algorithm computes shape s (batch size ignored) */
     int (*supports)(const rn_conv_shape *s);
     /* prepared weights: floats, and the preparation from w (cout, cin/G, kh, kw) */
@@ -121,6 +125,11 @@ rn_conv_algo_id rn_conv_algo_for_bf16(const rn_kernels *kb, int a, int forced, i
  * matrix tiles, only up to 128 input channels (the rule of rn_conv_algo_for_bf16, which the
  * data gradient's transposed convolution follows too). */
 int rn_conv_bf16_keeps_winograd(const rn_kernels *kb, const rn_conv_shape *s);
+
+/* The kernels algorithm `id` runs on in an inference pass on the bf16 kernels kb: kb itself,
+ * Winograd included (its products on bf16 pairs: conv_winograd.c), but where kb's GEMM runs on
+ * matrix tiles (AMX), whose Winograd stays on the fp32 twin (rn_kernels_fp32). */
+const rn_kernels *rn_conv_bf16_kernels(const rn_kernels *kb, int id);
 
 /* The algorithms, registered in conv_algo.c: the GEMM ones (conv2d.c),
  * Winograd's two (conv_winograd.c) and the direct one (conv_direct.c). */

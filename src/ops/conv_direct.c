@@ -493,6 +493,7 @@ const rn_conv_algo rn_conv_direct = {
     .description = "direct convolution, input broadcast against vectors of weights (narrow "
                    "inputs: the stems, 16 channels)",
     .tolerance = 1e-5,
+    .tolerance_bf16 = 1e-5,
     .supports = supports,
     .prepared_floats = prepared_floats,
     .prepare = prepare,

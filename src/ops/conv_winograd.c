@@ -33,6 +33,19 @@
  * the largest output) of the direct sum, against 1e-6 for the GEMM
  * algorithms. `tolerance` below is what the tests hold it to.
  *
+ * On a bf16 descriptor (rn_kernels_bf16) the products multiply bf16 pairs with fp32 sums, as
+ * the GEMM's do: U is converted to the kernels' pairs once, at preparation
+ * (rn_gemm_finish_packed_a), and the input transform, in fp32 on the descriptor's fp32 twin,
+ * writes V as pairs of channels (input_pairs); the output transform reads fp32 sums as before.
+ * Half the bytes of U and V to read, twice the multiplications per instruction: inside
+ * resnet18's bf16 pass at batch 32 (AMD EPYC Zen 5, 2 threads, `resnet bench`, alternated)
+ * 180 -> 153 ms. The price is accuracy: U and V are rounded after the transforms, whose
+ * coefficients (up to 5 in B^T, 8 in A^T) magnify that rounding: F(4x4) on bf16 products is
+ * within 1e-1 of the oracle on bf16-rounded operands (tests/test_conv2d: 7.7e-2 its worst
+ * shape; 2e-2 relative in norm), F(2x2) within 1e-2 (4.9e-3), where the direct tile and the
+ * GEMMs are exact on such operands. In a network that is about 3x bf16's error: resnet50 at
+ * 64x64, batch 8, the worst layer 0.033 of its largest value against 0.012 (tests/test_bf16).
+ *
  * F(2x2, 3x3) is the same driver on 2x2 output tiles from 4x4 patches: 16
  * products per tile (2.25x fewer multiplications than direct), transformed
  * weights 16/9 of the raw ones instead of 36/9, coefficients 1/2 and 1 (no
@@ -361,6 +374,9 @@ static void prepare(const wino_variant *v, const rn_kernels *k, const rn_conv_sh
             }
         }
     }
+    /* bf16 products (a bf16 descriptor): each U_xi in the operand format of its kernels */
+    for (int xi = 0; xi < v->xi; xi++)
+        rn_gemm_finish_packed_a(k, K, C, prepared + xi * uf);
 }
 
 /* ---------------------------------------------------------------------------
@@ -373,7 +389,8 @@ typedef struct wino_plan {
     rn_wino_out_fn out;
     rn_wino_in2_fn in2;     /* two groups of lanes at once, or NULL */
     rn_wino_out2_fn out2;
-    const rn_kernels *k;
+    const rn_kernels *k;    /* the products' kernels (bf16 ones: V and U in bf16 pairs) */
+    int pairs;              /* 1: k multiplies bf16 pairs */
     const rn_conv_shape *s;
     int th, tw, tiles, tb;
     int nkb, kcb;           /* the GEMM's K blocking over C */
@@ -421,12 +438,66 @@ static int block_width(const wino_plan *p, int nt) {
     return (int)rn_gemm_packed_b_width(p->k, (long)ceil_div(nt, LL) * LL);
 }
 
+/* Phase 1 on bf16 products: channels [c0, c1) of the block's tiles into V as the bf16 GEMM's
+ * packed B: per K block, its channels by pairs from the block's first (a K block of an odd
+ * count ends on a pair whose high half is zero), each pair one 32-bit word per tile (kernels.h's
+ * pair layout). c0 and c1 start pairs (pair_start). Each group of lanes (16 where the
+ * descriptor transforms two groups at once and they lie side by side in a panel, else 8) of a
+ * pair is transformed in fp32 into a scratch (xi-major), converted there by the descriptor's
+ * finish_b, as the GEMM's own B panels are, and stored a row of words a point. */
+static void input_pairs(const wino_plan *p, int t0, int nt, int c0, int c1) {
+    const rn_conv_shape *s = p->s;
+    const ptrdiff_t plane = (ptrdiff_t)s->n * s->h * s->w;
+    const int nr = p->k->nr, xis = p->var->xi, npad = block_width(p, nt);
+    const int span = p->in2 && nr % (2 * LL) == 0 && npad % (2 * LL) == 0 ? 2 * LL : LL;
+    _Alignas(64) float scratch[2 * XI * 2 * LL];
+    for (int g0 = 0; g0 < npad; g0 += span) {
+        rn_wino_in in[2];
+        patch_lanes(p, t0 + g0, t0 + nt, &in[0]);
+        if (span > LL)
+            patch_lanes(p, t0 + g0 + LL, t0 + nt, &in[1]);
+        const size_t row = (size_t)xis * span; /* a channel's transformed lanes */
+        for (int c = c0; c < c1;) {
+            const int k0 = c / p->kcb * p->kcb, k1 = k0 + p->kcb < s->cin ? k0 + p->kcb : s->cin;
+            const int two = c + 1 < k1;
+            for (int h = 0; h <= two; h++) {
+                in[0].x = in[1].x = p->x + (ptrdiff_t)(c + h) * plane;
+                if (span > LL)
+                    p->in2(in, scratch + h * row, span);
+                else
+                    p->in(&in[0], scratch + h * row, span);
+            }
+            if (!two)
+                memset(scratch + row, 0, row * sizeof(float));
+            p->k->finish_b(scratch, 2, (int)row); /* row 0: the pair's words */
+            const size_t first = rn_gemm_packed_b_index(nr, s->cin, p->nkb, p->kcb, npad, k0, g0);
+            const size_t at =
+                first + (rn_gemm_packed_b_index(nr, s->cin, p->nkb, p->kcb, npad, c, g0) - first) / 2;
+            for (int xi = 0; xi < xis; xi++)
+                memcpy(p->v + xi * p->v_xi + at, scratch + (size_t)xi * span,
+                       (size_t)span * sizeof(float));
+            c += two ? 2 : 1;
+        }
+    }
+}
+
+/* The first channel of pair q (counted over the K blocks, each from its first channel), or C. */
+static int pair_start(const wino_plan *p, long q) {
+    const long per_block = (p->kcb + 1) / 2;
+    const long c = q / per_block * p->kcb + 2 * (q % per_block);
+    return c < p->s->cin ? (int)c : p->s->cin;
+}
+
 /* Phase 1: channels [c0, c1) of the block's tiles [t0, t0 + nt) into V.
  * The lanes of one GEMM panel (its nr tiles, 8 per transform) are
  * transformed one after the other for each channel, so that every row of
  * the panel is written whole while it is in cache; where the patches lie is
  * worked out once for all channels. */
 static void input_channels(const wino_plan *p, int t0, int nt, int c0, int c1) {
+    if (p->pairs) {
+        input_pairs(p, t0, nt, c0, c1);
+        return;
+    }
     const rn_conv_shape *s = p->s;
     const ptrdiff_t plane = (ptrdiff_t)s->n * s->h * s->w;
     const int nr = p->k->nr, span = nr % LL == 0 ? nr : LL; /* tiles done together */
@@ -578,14 +649,16 @@ static void forward(const wino_variant *v, const rn_kernels *k, const rn_conv_sh
                     int relu, float *y, float *workspace, int ws_threads) {
     k = rn_kernels_or_default(k);
     const int threads = rn_threads();
-    wino_plan p = {.var = v, .k = k, .s = s, .x = x, .u = prepared, .bias = bias,
-                   .res = residual, .relu = relu, .y = y};
-    p.in = v->m == 4 ? k->wino_in : k->wino2_in; /* the descriptor's tile transforms */
-    p.out = v->m == 4 ? k->wino_out : k->wino2_out;
+    wino_plan p = {.var = v, .k = k, .pairs = rn_kernels_are_bf16(k), .s = s, .x = x,
+                   .u = prepared, .bias = bias, .res = residual, .relu = relu, .y = y};
+    /* the tile transforms: the descriptor's, or (bf16 products) its fp32 twin's */
+    const rn_kernels *kt = rn_kernels_fp32(k);
+    p.in = v->m == 4 ? kt->wino_in : kt->wino2_in;
+    p.out = v->m == 4 ? kt->wino_out : kt->wino2_out;
     /* two groups of tiles a call where the descriptor can (AVX-512): resnet18's Winograd
      * layers 2-8% faster at batch 1, 3.5-14% at batch 32 (profile_layers, interleaved, Zen 5) */
-    p.in2 = v->m == 4 ? k->wino_in2 : NULL;
-    p.out2 = v->m == 4 ? k->wino_out2 : NULL;
+    p.in2 = v->m == 4 ? kt->wino_in2 : NULL;
+    p.out2 = v->m == 4 ? kt->wino_out2 : NULL;
     tiles_of(v, s, &p.th, &p.tw);
     p.tiles = s->n * p.th * p.tw;
     p.tb = block_tiles(v, k, s);
@@ -635,14 +708,24 @@ static void forward(const wino_variant *v, const rn_kernels *k, const rn_conv_sh
 #pragma omp parallel num_threads(threads)
     {
         const int team = rn_team_size(), me = rn_thread_id();
-        const int per = ceil_div(s->cin, team), c0 = me * per;
+        int c0, c1;
+        if (p.pairs) { /* whole pairs of input channels (pair_start) */
+            const long pairs = (long)(p.nkb - 1) * ((p.kcb + 1) / 2) +
+                               (s->cin - (p.nkb - 1) * p.kcb + 1) / 2;
+            const long per = (pairs + team - 1) / team;
+            c0 = pair_start(&p, me * per);
+            c1 = pair_start(&p, (me + 1) * per);
+        } else {
+            const int per = ceil_div(s->cin, team);
+            c0 = me * per < s->cin ? me * per : s->cin;
+            c1 = (me + 1) * per < s->cin ? (me + 1) * per : s->cin;
+        }
         const int items = ceil_div(k_items, team), k0 = me * items * mr;
         const int k1 = (me + 1) * items * mr < s->cout ? (me + 1) * items * mr : s->cout;
         for (int t0 = 0; t0 < p.tiles; t0 += p.tb) {
             const int nt = p.tiles - t0 < p.tb ? p.tiles - t0 : p.tb;
             /* this thread's share of the input channels, then everyone's V is ready */
-            input_channels(&p, t0, nt, c0 < s->cin ? c0 : s->cin,
-                           c0 + per < s->cin ? c0 + per : s->cin);
+            input_channels(&p, t0, nt, c0, c1);
 #pragma omp barrier
             if (k0 < k1)
                 output_channels(&p, t0, nt, k0, k1);
@@ -682,6 +765,7 @@ const rn_conv_algo rn_conv_winograd = {
     .name = "winograd",
     .description = "Winograd F(4x4, 3x3): 3x3 stride-1 convolutions, 4x fewer multiplications",
     .tolerance = 1e-4,
+    .tolerance_bf16 = 1e-1, /* 7.7e-2 the worst of tests/test_conv2d's shapes */
     .supports = supports,
     .prepared_floats = prepared_F4,
     .prepare = prepare_F4,
@@ -695,6 +779,7 @@ const rn_conv_algo rn_conv_winograd2 = {
     .description = "Winograd F(2x2, 3x3): 3x3 stride-1 convolutions on small maps, 2.25x fewer "
                    "multiplications, weights 16/9 of their size (F(4x4): 4x)",
     .tolerance = 1e-5,
+    .tolerance_bf16 = 1e-2, /* 4.9e-3 the worst of tests/test_conv2d's shapes */
     .supports = supports,
     .prepared_floats = prepared_F2,
     .prepare = prepare_F2,

@@ -108,7 +108,9 @@ static inline size_t rn_gemm_packed_a_index(int mr, int K, int nkb, int kcb, int
  * A x B, on the calling thread, C overwritten (no epilogue). A packed by
  * rn_gemm_pack_a (M x K), B packed as rn_gemm_packed_b_index lays it out
  * (K x npad, npad >= N, the last panel npad % nr wide if that is not 0);
- * columns past N are computed from B's padding but not stored. fp32 descriptors only (B is in fp32: Winograd's products). */
+ * columns past N are computed from B's padding but not stored. On a bf16 descriptor both are
+ * in its operand format already: A finished (rn_gemm_finish_packed_a), B's panels in the pairs
+ * of its finish_b, each in the place of the fp32 panel (Winograd's products). */
 void rn_sgemm_packed_ab_1t(const rn_kernels *k, int i0, int i1, int N, int K,
                            const float *apacked, int M, const float *bpacked, int npad, float *C,
                            int ldc);

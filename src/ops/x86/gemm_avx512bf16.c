@@ -40,6 +40,11 @@ bf16_kernel(const int MR, const int NV, int kc, const float *a, const float *b,
             for (int v = 0; v < NV; v++)
                 acc[i][v] = _mm512_dpbf16_ps(acc[i][v], ai, bv[v]);
         }
+        /* the next A panel's pair, kc * MR words on (a panel's place holds kc x MR floats, its
+         * pairs the first half): where A streams from memory, read once (Winograd's U at batch
+         * 1), the hardware prefetcher leaves the kernel waiting at every panel. Packed U of 16 x
+         * 512 x 512 against 16 columns, from memory, 2 threads: 0.94 -> 0.35 ms (Zen 5) */
+        _mm_prefetch((const char *)(a2 + (ptrdiff_t)kc * MR), _MM_HINT_T0);
         a2 += MR;
         b2 += 16 * NV;
     }
