@@ -127,8 +127,6 @@ static void check_conv(rn_conv_shape s, int epi, const char *tag) {
     conv2d_forward_ref(&s, x, w, b, r, (epi & 4) != 0, yref);
     double err = rel_error(y, yref, y_n);
     const double tol = !algo ? TOL : rn_kernels_are_bf16(kd) ? algo->tolerance_bf16 : algo->tolerance;
-    if (algo && rn_kernels_are_bf16(kd) && getenv("SHOWERR"))
-        printf("ERR %s %s %s n=%d cin=%d %dx%d cout=%d err=%.3e\n", kd->name, algo->name, tag, s.n, s.cin, s.h, s.w, s.cout, err);
 
     snprintf(what, sizeof what,
              "%s %s %s n=%d cin=%d %dx%d cout=%d k=%dx%d s=%d p=%d g=%d -> %dx%d bias=%d res=%d "
