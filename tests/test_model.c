@@ -714,6 +714,233 @@ static void test_quantize_synthetic(void) {
     rn_model_free(m);
 }
 
+/* ---- calibration and int8 models: refusals that leave state valid ---------------------------- */
+
+/* n images of a ResNet input (c, h, w) with values in [-1, 1]. */
+static float *test_images(int n, int c, int h, int w) {
+    size_t count = (size_t)n * c * h * w;
+    float *x = malloc(count * sizeof *x);
+    for (size_t i = 0; x && i < count; i++)
+        x[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
+    return x;
+}
+
+/* A failed rn_calibrator_add (planning refuses the batch; a non-finite image) leaves the
+ * calibrator as it was: quantize then works on the batches before it and gives the model a
+ * calibrator without the failed batch gives. */
+static void test_calibrator_failed_add(void) {
+    rn_model *m = NULL, *q = NULL, *q_ref = NULL;
+    CHECK(rn_model_create("resnet18", 3, 10, &m) == RN_OK, "create: %s", rn_last_error());
+    if (!m)
+        return;
+    rn_model_init(m, "default", 11);
+    const int H = 64, W = 64, per = 3 * H * W;
+    float *x = test_images(2, 3, H, W);
+    rn_calibrator *c = NULL, *ref = NULL;
+    CHECK(rn_calibrator_create(m, H, W, "percentile", &c) == RN_OK, "create: %s", rn_last_error());
+    CHECK(rn_calibrator_create(m, H, W, "percentile", &ref) == RN_OK, "create: %s", rn_last_error());
+    if (!c || !ref || !x) {
+        rn_calibrator_free(c), rn_calibrator_free(ref), free(x), rn_model_free(m);
+        return;
+    }
+    CHECK(rn_calibrator_add(c, x, 2) == RN_OK && rn_calibrator_add(ref, x, 2) == RN_OK,
+          "add: %s", rn_last_error());
+    /* 10^6 images of 64x64: past the kernels' INT_MAX pixels, refused while planning, before
+     * the (absent) images are read */
+    rn_status st = rn_calibrator_add(c, x, 1000000);
+    CHECK(st == RN_ERR_ARG && strstr(rn_last_error(), "batch 1000000 at 64x64 is too large"),
+          "an impossible batch refused: %d %s", st, rn_last_error());
+    /* quantize right after it (the session has no plan now): the batches before it */
+    CHECK(rn_calibrator_convs(c) == 20, "convs after the refused batch: %d", rn_calibrator_convs(c));
+    st = rn_calibrator_quantize(c, &q);
+    CHECK(st == RN_OK && q, "quantize after a refused batch: %d %s", st, rn_last_error());
+    rn_model_free(q);
+    q = NULL;
+    /* a non-finite pixel in the second image of a batch: refused naming the image */
+    float *y = test_images(2, 3, H, W);
+    y[per + 5] = INFINITY;
+    st = rn_calibrator_add(c, y, 2);
+    CHECK(st == RN_ERR_ARG && strstr(rn_last_error(), "calibration image 3 (image 1 of this batch)") &&
+              strstr(rn_last_error(), "finite"),
+          "an inf pixel refused naming the image: %s", rn_last_error());
+    y[per + 5] = NAN;
+    st = rn_calibrator_add(c, y, 2);
+    CHECK(st == RN_ERR_ARG && strstr(rn_last_error(), "image 1 of this batch"),
+          "a NaN pixel refused: %s", rn_last_error());
+    free(y);
+    CHECK(rn_calibrator_images(c) == 2 && rn_calibrator_convs(c) == 20,
+          "the failed adds counted nothing: %ld images, %d convs", rn_calibrator_images(c),
+          rn_calibrator_convs(c));
+    st = rn_calibrator_quantize(c, &q);
+    CHECK(st == RN_OK && q, "quantize after failed adds: %s", rn_last_error());
+    CHECK(rn_calibrator_quantize(ref, &q_ref) == RN_OK, "quantize: %s", rn_last_error());
+    if (q && q_ref) {
+        rn_quant_layer a[20], b[20];
+        float sa, sb;
+        int za, zb;
+        rn_model_quant_input(q, &sa, &za, NULL);
+        rn_model_quant_input(q_ref, &sb, &zb, NULL);
+        int same = sa == sb && za == zb && rn_model_quant_layers(q, a, 20) == 20 &&
+                   rn_model_quant_layers(q_ref, b, 20) == 20;
+        for (int i = 0; same && i < 20; i++)
+            same = a[i].out_scale == b[i].out_scale && a[i].out_zp == b[i].out_zp;
+        CHECK(same, "the failed batches left the statistics as they were");
+    }
+    rn_model_free(q), rn_model_free(q_ref);
+    rn_calibrator_free(c), rn_calibrator_free(ref);
+    free(x);
+    rn_model_free(m);
+}
+
+/* Weights or BatchNorm statistics that are not finite, or a negative running variance: the
+ * batch whose activations they make non-finite is refused naming the layer (no NaN reaches the
+ * histograms), and quantize refuses what calibration could not see. */
+static void test_calibrator_bad_weights(void) {
+    const int H = 32, W = 32;
+    float *x = test_images(2, 3, H, W);
+    for (int kind = 0; kind < 4 && x; kind++) {
+        rn_model *m = NULL, *q = NULL;
+        CHECK(rn_model_create_stem("resnet18", 3, 10, RN_STEM_CIFAR, &m) == RN_OK, "create: %s",
+              rn_last_error());
+        if (!m)
+            break;
+        rn_model_init(m, "default", 5);
+        rn_unit *u = &m->blocks[1].main[0]; /* layer1.1.conv1 */
+        if (kind == 0)
+            u->w[5] = NAN;
+        if (kind == 1)
+            u->bn_mean[3] = NAN;
+        if (kind == 2)
+            u->bn_var[3] = -2.0f; /* sqrt of a negative: NaN activations */
+        if (kind == 3)
+            u->bn_var[3] = -1e-7f; /* var + eps still positive: finite activations */
+        rn_model_params_changed(m);
+        rn_calibrator *c = NULL;
+        CHECK(rn_calibrator_create(m, H, W, kind == 1 ? "entropy" : "percentile", &c) == RN_OK,
+              "create: %s", rn_last_error());
+        rn_status st = rn_calibrator_add(c, x, 2);
+        if (kind < 3) {
+            CHECK(st == RN_ERR_ARG && strstr(rn_last_error(), "layer1.1.conv1") &&
+                      strstr(rn_last_error(), "not finite") && rn_calibrator_images(c) == 0,
+                  "case %d: non-finite activations refused naming the layer: %d %s", kind, st,
+                  rn_last_error());
+            CHECK(rn_calibrator_quantize(c, &q) == RN_ERR_ARG && !q, "case %d: nothing to quantize",
+                  kind);
+        } else {
+            CHECK(st == RN_OK, "case 3: calibrates: %s", rn_last_error());
+            st = rn_calibrator_quantize(c, &q);
+            CHECK(st == RN_ERR_ARG && !q && strstr(rn_last_error(), "layer1.1.conv1") &&
+                      strstr(rn_last_error(), "layer1.1.bn1.running_var[3]"),
+                  "a negative running variance refused: %d %s", st, rn_last_error());
+            /* a weight made NaN after calibration: refused as the fold's */
+            u->bn_var[3] = 1.0f;
+            u->w[7] = NAN;
+            rn_model_params_changed(m);
+            st = rn_calibrator_quantize(c, &q);
+            CHECK(st == RN_ERR_ARG && !q &&
+                      strstr(rn_last_error(), "layer1.1.conv1: weight/bias not finite after folding "
+                                              "BatchNorm"),
+                  "a NaN weight refused at quantize: %d %s", st, rn_last_error());
+        }
+        rn_model_free(q);
+        rn_calibrator_free(c);
+        rn_model_free(m);
+    }
+    free(x);
+}
+
+/* Batches and inputs past the kernels' int indices: refused as too large, before anything is
+ * sized, with the right message (not "too small"). */
+static void test_index_limits(void) {
+    rn_model *m = NULL;
+    CHECK(rn_model_create("resnet18", 3, 1000, &m) == RN_OK, "create: %s", rn_last_error());
+    if (!m)
+        return;
+    size_t bytes = 1;
+    rn_status st = rn_session_plan_bytes(m, NULL, 200000, 224, 224, &bytes);
+    CHECK(st == RN_ERR_ARG && strstr(rn_last_error(), "batch 200000 at 224x224 is too large") &&
+              strstr(rn_last_error(), "conv1"),
+          "a batch of 200000 x 112 x 112 stem pixels refused: %d %s", st, rn_last_error());
+    CHECK(rn_session_plan_bytes(m, NULL, 100000, 224, 224, &bytes) == RN_ERR_ARG,
+          "100000 images of 224x224 (5e9 input pixels) refused too: %s", rn_last_error());
+    CHECK(rn_session_plan_bytes(m, NULL, 32, 224, 224, &bytes) == RN_OK && bytes > 0,
+          "batch 32 planned: %s", rn_last_error());
+    st = rn_session_plan_bytes(m, NULL, 1, 46341, 46341, &bytes);
+    CHECK(st == RN_ERR_ARG && strstr(rn_last_error(), "too large") &&
+              !strstr(rn_last_error(), "too small"),
+          "46341x46341 (past INT_MAX pixels) is too large, not too small: %s", rn_last_error());
+    rn_session *s = NULL;
+    float x[3] = {0}, logits[1000];
+    CHECK(rn_session_create(m, NULL, &s) == RN_OK, "session: %s", rn_last_error());
+    st = rn_session_forward(s, x, 1, 65536, 65536, RN_MODE_EVAL, logits);
+    CHECK(st == RN_ERR_ARG && strstr(rn_last_error(), "65536x65536 is too large"),
+          "forward at 65536x65536 refused as too large: %s", rn_last_error());
+    CHECK(rn_session_forward(s, x, 1, 1, 1, RN_MODE_EVAL, logits) == RN_OK,
+          "the session runs after the refusal (1x1): %s", rn_last_error());
+    rn_session_free(s);
+    rn_model_free(m);
+}
+
+/* int8 files whose scales would make the requantization infinite (a denormal output scale,
+ * an input scale x weight scale past float32) are refused naming the tensor, as is running such
+ * a model; a float32 model asked to load an int8 file is told the file is an int8 model. */
+static void test_int8_scales(void) {
+    char dir[256], path[300];
+    if (!check_tmpdir("test_model", dir, sizeof dir))
+        return;
+    snprintf(path, sizeof path, "%s/q.safetensors", dir);
+    rn_model *m = NULL, *q = NULL, *back = NULL;
+    CHECK(rn_model_create_stem("resnet18", 3, 10, RN_STEM_CIFAR, &m) == RN_OK, "create: %s",
+          rn_last_error());
+    rn_model_init(m, "default", 3);
+    CHECK(rn_quantize_synthetic(m, 32, 32, &q) == RN_OK, "quantize: %s", rn_last_error());
+    if (!q) {
+        rn_model_free(m);
+        check_tmpdir_remove(dir);
+        return;
+    }
+    CHECK(rn_model_save(q, path) == RN_OK, "save: %s", rn_last_error());
+    rn_status st = rn_model_load_weights(m, path);
+    CHECK(st == RN_ERR_UNSUPPORTED && strstr(rn_last_error(), "is an int8 model") &&
+              !strstr(rn_last_error(), "not an int8 model") && strstr(rn_last_error(), path),
+          "an int8 file into a float32 model: %d %s", st, rn_last_error());
+    float *x = test_images(1, 3, 32, 32), logits[10];
+    for (int kind = 0; kind < 3; kind++) {
+        rn_model *bad = NULL;
+        CHECK(rn_quantize_synthetic(m, 32, 32, &bad) == RN_OK, "quantize: %s", rn_last_error());
+        if (!bad)
+            continue;
+        const char *want = NULL;
+        if (kind == 0) {
+            bad->stem.q_out_scale = 1e-40f; /* positive, finite, denormal: 1 / scale = inf */
+            want = "'conv1.output_scale'";
+        } else if (kind == 1) {
+            bad->q_in_scale = 1e30f; /* in range, but in_scale x weight_scale overflows */
+            for (int i = 0; i < bad->stem.cout; i++)
+                bad->stem.wq_scale[i] = 1e30f;
+            want = "'conv1.weight_scale'[0]";
+        } else {
+            bad->blocks[2].main[1].wq_scale[4] = 1e31f;
+            want = "'layer2.0.conv2.weight_scale'[4]";
+        }
+        CHECK(rn_model_save(bad, path) == RN_OK, "save: %s", rn_last_error());
+        st = rn_model_load(path, NULL, &back);
+        CHECK(st == RN_ERR_FORMAT && !back && strstr(rn_last_error(), want) &&
+                  strstr(rn_last_error(), path),
+              "case %d: refused naming %s: %d %s", kind, want, st, rn_last_error());
+        rn_model_free(back);
+        back = NULL;
+        st = rn_model_forward(bad, x, 1, 32, 32, RN_MODE_EVAL, logits);
+        CHECK(st == RN_ERR_ARG && strstr(rn_last_error(), want),
+              "case %d: the model in memory refused to run: %d %s", kind, st, rn_last_error());
+        rn_model_free(bad);
+    }
+    free(x);
+    rn_model_free(q);
+    rn_model_free(m);
+    check_tmpdir_remove(dir);
+}
+
 int main(void) {
     test_param_counts();
     test_save_load();
@@ -723,5 +950,9 @@ int main(void) {
     test_step_stamps();
     test_forward_vs_reference();
     test_quantize_synthetic();
+    test_calibrator_failed_add();
+    test_calibrator_bad_weights();
+    test_index_limits();
+    test_int8_scales();
     return check_done("test_model");
 }

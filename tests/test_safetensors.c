@@ -646,6 +646,46 @@ static void test_mutations(void) {
     free(orig);
 }
 
+/* ---------------------------------------------------------------------------
+ * Model files whose sizes no model has: refused as the file's
+ * ------------------------------------------------------------------------- */
+
+/* A file whose stem (conv1.weight) gives the model a width or input channel count out of
+ * range, or a width that a ResNeXt cannot split into groups: refused with RN_ERR_FORMAT
+ * naming the file and the tensor, not as a bad argument. */
+static void test_model_sizes(void) {
+    static const struct {
+        const char *arch;
+        int64_t stem[4];
+        const char *needle;
+    } cases[] = {
+        {"resnet18", {5000, 3, 1, 1}, "5000 channels"},
+        {"resnet18", {64, 5000, 1, 1}, "5000 input channels"},
+        {"resnext50_32x4d", {40, 3, 1, 1}, "multiple of 64"},
+    };
+    char path[512];
+    tmp_path(path, sizeof path, "sizes.safetensors");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const int64_t *sh = cases[i].stem;
+        const int64_t fc_shape[2] = {10, 512};
+        float *stem = calloc((size_t)(sh[0] * sh[1] * sh[2] * sh[3]), sizeof *stem);
+        float *fc = calloc(10 * 512, sizeof *fc);
+        st_entry e[2] = {{"conv1.weight", ST_F32, 4, sh, stem}, {"fc.weight", ST_F32, 2, fc_shape, fc}};
+        st_meta meta[1] = {{"arch", (char *)cases[i].arch}};
+        CHECK(stem && fc && st_write(path, e, 2, meta, 1) == RN_OK, "write: %s", rn_last_error());
+        free(stem), free(fc);
+        rn_model *m = NULL;
+        rn_status st = rn_model_load(path, NULL, &m);
+        CHECK(st == RN_ERR_FORMAT && !m && strstr(rn_last_error(), path) &&
+                  strstr(rn_last_error(), "'conv1.weight'") &&
+                  strstr(rn_last_error(), cases[i].needle),
+              "%s conv1.weight %lld x %lld: refused naming the file and tensor: %d %s",
+              cases[i].arch, (long long)sh[0], (long long)sh[1], st, rn_last_error());
+        rn_model_free(m);
+    }
+    remove(path);
+}
+
 int main(void) {
     if (!check_tmpdir("test_safetensors", tmpdir, sizeof tmpdir))
         return 1;
@@ -655,6 +695,7 @@ int main(void) {
     test_malformed_corpus();
     test_truncations();
     test_mutations();
+    test_model_sizes();
 
     check_tmpdir_remove(tmpdir);
     return check_done("test_safetensors");

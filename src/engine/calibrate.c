@@ -12,6 +12,18 @@
  *   entropy     per side of 0, the clipping threshold whose 128-level
  *               quantized histogram is closest to the observed one in
  *               Kullback-Leibler divergence (TensorRT's calibration).
+ *
+ * Failures leave the calibrator as it was: rn_calibrator_add takes a batch
+ * whole or not at all. It plans for the batch before it reads the images (a
+ * batch too large for the kernels' indices or for memory is refused and
+ * nothing read), refuses an image with a value that is not finite (naming
+ * the image), and a batch whose activations are not finite anywhere (the
+ * model's weights or BatchNorm statistics, or an overflow of float32): the
+ * statistics are those of the batches before it, restored from a copy
+ * taken before the batch ran. The histograms therefore only ever see finite
+ * values. The schedule the statistics are indexed by is the calibrator's
+ * own (built once for h x w), not the session's plan, which a failed
+ * planning frees.
  */
 #include <math.h>
 #include <stdint.h>
@@ -41,22 +53,33 @@ typedef struct vstat {
 struct rn_calibrator {
     const rn_model *m;
     rn_session *s;
+    rn_graph *g;              /* the schedule at h x w: the values observed, the convs quantized */
     int h, w, method;
     long images;
     int nvals;
-    vstat *v;
+    vstat *v;                 /* per value of g */
+    vstat *saved;             /* v before the batch that runs (a failed batch restores it) */
+    int bad_value;            /* the batch's first value with a non-finite element; -1: none */
 };
 
 static void observe(void *ctx, int value, const float *x, size_t count, int blocked16) {
     (void)blocked16; /* the same values in another order: the same range and histogram */
     rn_calibrator *c = ctx;
-    if (!c->v) /* the planning pass */
+    if (c->bad_value >= 0 || value < 0 || value >= c->nvals) /* the batch is refused already */
         return;
     vstat *v = &c->v[value];
     float lo = INFINITY, hi = -INFINITY;
+    int nan = 0;
     for (size_t i = 0; i < count; i++) {
         lo = x[i] < lo ? x[i] : lo;
         hi = x[i] > hi ? x[i] : hi;
+        nan |= x[i] != x[i];
+    }
+    if (count == 0)
+        return;
+    if (nan || !isfinite(lo) || !isfinite(hi)) { /* refused: rn_calibrator_add restores */
+        c->bad_value = value;
+        return;
     }
     if (!v->seen || lo < v->lo)
         v->lo = lo;
@@ -106,12 +129,22 @@ rn_status rn_calibrator_create(const rn_model *m, int h, int w, const char *meth
     c->h = h;
     c->w = w;
     c->method = meth;
+    c->bad_value = -1;
+    rn_status st = rn_graph_build(m, h, w, &c->g);
+    if (st == RN_OK) {
+        c->nvals = c->g->n_values;
+        c->v = calloc((size_t)c->nvals, sizeof *c->v);
+        c->saved = malloc((size_t)c->nvals * sizeof *c->saved);
+        if (!c->v || !c->saved)
+            st = rn_fail(RN_ERR_NOMEM, "out of memory for calibration statistics");
+    }
     rn_session_config cfg;
     rn_session_config_default(&cfg);
     cfg.precision = "fp32";
-    rn_status st = rn_session_create(m, &cfg, &c->s);
+    if (st == RN_OK)
+        st = rn_session_create(m, &cfg, &c->s);
     if (st != RN_OK) {
-        free(c);
+        rn_calibrator_free(c);
         return st;
     }
     c->s->observe = observe;
@@ -124,38 +157,62 @@ void rn_calibrator_free(rn_calibrator *c) {
     if (!c)
         return;
     rn_session_free(c->s);
+    rn_graph_free(c->g);
     free(c->v);
+    free(c->saved);
     free(c);
+}
+
+/* The name of the layer that writes value v of g. */
+static const char *value_layer(const rn_graph *g, int v) {
+    const int p = v > 0 && v < g->n_values ? g->values[v].producer : -1;
+    if (p < 0)
+        return "the input";
+    const rn_node *nd = &g->nodes[p];
+    return nd->op == RN_NODE_CONV ? nd->unit->conv_name
+           : nd->op == RN_NODE_MAXPOOL ? g->model->pool_name : "the head";
 }
 
 rn_status rn_calibrator_add(rn_calibrator *c, const float *x, int n) {
     if (!c || !x || n < 1)
         return rn_fail(RN_ERR_ARG, "rn_calibrator_add: bad argument");
+    /* planned first: a batch that cannot run is refused before its images are read */
+    RN_TRY(rn_session_plan(c->s, n, c->h, c->w));
+    const size_t per = (size_t)c->m->in_channels * (size_t)c->h * (size_t)c->w; /* planned: fits */
+    for (int i = 0; i < n; i++) {
+        const float *img = x + (size_t)i * per;
+        for (size_t j = 0; j < per; j++)
+            if (!isfinite(img[j])) {
+                const size_t hw = (size_t)c->h * (size_t)c->w;
+                return rn_fail(RN_ERR_ARG, "calibration image %ld (image %d of this batch): the "
+                               "value at channel %zu, row %zu, column %zu is %g: images must be "
+                               "finite", c->images + i, i, j / hw, j % hw / (size_t)c->w,
+                               j % (size_t)c->w, (double)img[j]);
+            }
+    }
     float *logits = malloc((size_t)n * c->m->num_classes * sizeof *logits);
     if (!logits)
         return rn_fail(RN_ERR_NOMEM, "out of memory for calibration");
-    if (!c->v) { /* the schedule's values are known once planned: plan with a dry forward */
-        rn_status st = rn_session_forward(c->s, x, n, c->h, c->w, RN_MODE_EVAL, logits);
-        if (st != RN_OK) {
-            free(logits);
-            return st;
-        }
-        c->nvals = c->s->sc->n_values;
-        c->v = calloc((size_t)c->nvals, sizeof *c->v);
-        if (!c->v) {
-            free(logits);
-            return rn_fail(RN_ERR_NOMEM, "out of memory for calibration statistics");
-        }
-    }
+    memcpy(c->saved, c->v, (size_t)c->nvals * sizeof *c->v);
+    c->bad_value = -1;
     rn_status st = rn_session_forward(c->s, x, n, c->h, c->w, RN_MODE_EVAL, logits);
     free(logits);
-    if (st == RN_OK)
-        c->images += n;
-    return st;
+    if (st == RN_OK && c->bad_value >= 0)
+        st = rn_fail(RN_ERR_ARG, "calibration batch of %d images (from image %ld): %s's output "
+                     "has values that are not finite (weights or BatchNorm statistics not "
+                     "finite, or activations past float32's range): the batch is left out", n,
+                     c->images, value_layer(c->g, c->bad_value));
+    if (st != RN_OK) {
+        memcpy(c->v, c->saved, (size_t)c->nvals * sizeof *c->v);
+        c->bad_value = -1;
+        return st;
+    }
+    c->images += n;
+    return RN_OK;
 }
 
 long rn_calibrator_images(const rn_calibrator *c) { return c ? c->images : 0; }
-int rn_calibrator_convs(const rn_calibrator *c) { return c && c->s->sc ? c->s->sc->n_convs : 0; }
+int rn_calibrator_convs(const rn_calibrator *c) { return c && c->images > 0 ? c->g->n_convs : 0; }
 
 /* ---- ranges ---------------------------------------------------------------------------------- */
 
@@ -244,7 +301,12 @@ static float entropy_side(const vstat *v, int dir) {
     return (float)(kl_bins(side, HALF) * v->r / HALF);
 }
 
-static rn_qparam range_of(const rn_calibrator *c, const vstat *v) {
+/* The quantization of value vi from its statistics: RN_ERR_ARG, naming the layer that writes
+ * it, where its range is too wide for a scale the int8 model can hold (model.h RN_Q_SCALE_MAX); a range so
+ * narrow that its scale would be below RN_Q_SCALE_MIN gets that scale (its values are 0 to
+ * int8). */
+static rn_status range_of(const rn_calibrator *c, int vi, rn_qparam *out) {
+    const vstat *v = &c->v[vi];
     float lo = v->lo, hi = v->hi;
     if (c->method == M_PERCENTILE) {
         lo = (float)fmax((double)lo, quantile(v, 1e-4));
@@ -255,23 +317,53 @@ static rn_qparam range_of(const rn_calibrator *c, const vstat *v) {
         t = entropy_side(v, -1);
         lo = lo > -t ? lo : -t;
     }
-    return rn_qparam_for_range(lo, hi);
+    /* lo and hi are finite (observe refuses batches with any other value) */
+    const float wide = (hi > 0.0f ? hi : 0.0f) - (lo < 0.0f ? lo : 0.0f);
+    if (!(wide <= RN_Q_SCALE_MAX * (float)RN_Q_MAX))
+        return rn_fail(RN_ERR_ARG, "%s: activations range over [%g, %g]: too wide for an int8 "
+                       "scale (at most %g)", value_layer(c->g, vi), (double)lo, (double)hi,
+                       (double)RN_Q_SCALE_MAX);
+    rn_qparam p = rn_qparam_for_range(lo, hi);
+    if (p.scale < RN_Q_SCALE_MIN) {
+        const int zp = (int)nearbyintf(-(lo < 0.0f ? lo : 0.0f) / RN_Q_SCALE_MIN);
+        p.scale = RN_Q_SCALE_MIN;
+        p.zp = zp < 0 ? 0 : zp > RN_Q_MAX ? RN_Q_MAX : zp;
+    }
+    *out = p;
+    return RN_OK;
 }
 
 /* ---- the int8 model ------------------------------------------------------------------------- */
 
+/* Unit u folded and quantized into q (fw: scratch for its folded weights). Refuses (RN_ERR_ARG,
+ * naming the layer) a negative or non-finite BatchNorm variance, folded weights or biases that
+ * are not finite (a weight, bias or BatchNorm parameter not finite, or the fold overflowing), and
+ * weights too large for an int8 scale. */
 static rn_status quantize_unit(const rn_unit *u, rn_unit *q, float *fw) {
     size_t per_out = (size_t)(u->cin / u->groups) * u->k * u->k;
+    for (int co = 0; u->has_bn && co < u->cout; co++)
+        if (!(u->bn_var[co] >= 0.0f) || !isfinite(u->bn_var[co]))
+            return rn_fail(RN_ERR_ARG, "%s: %s.running_var[%d] = %g: a variance must be finite and "
+                           "not negative", u->conv_name, u->bn_name, co, (double)u->bn_var[co]);
     rn_unit_fold(u, fw, q->q_bias);
     for (int co = 0; co < u->cout; co++) {
         const float *row = fw + (size_t)co * per_out;
         float amax = 0.0f;
-        for (size_t i = 0; i < per_out; i++)
+        int finite = isfinite(q->q_bias[co]);
+        for (size_t i = 0; i < per_out; i++) {
+            finite &= isfinite(row[i]) != 0;
             amax = fabsf(row[i]) > amax ? fabsf(row[i]) : amax;
-        if (!isfinite(amax))
-            return rn_fail(RN_ERR_ARG, "%s: output channel %d has a weight that is not finite",
-                           u->conv_name, co);
+        }
+        if (!finite)
+            return rn_fail(RN_ERR_ARG, "%s: weight/bias not finite after folding BatchNorm (output "
+                           "channel %d%s%s)", u->conv_name, co, u->has_bn ? ", " : "",
+                           u->has_bn ? u->bn_name : "");
         float scale = amax > 0.0f ? amax / 127.0f : 1.0f;
+        if (scale > RN_Q_SCALE_MAX)
+            return rn_fail(RN_ERR_ARG, "%s: output channel %d has a weight of %g after folding "
+                           "BatchNorm: too large for an int8 scale (at most %g)", u->conv_name, co,
+                           (double)amax, (double)RN_Q_SCALE_MAX);
+        scale = scale > RN_Q_SCALE_MIN ? scale : RN_Q_SCALE_MIN; /* |w| < 1.3e-28: int8 0s */
         q->wq_scale[co] = scale;
         for (size_t i = 0; i < per_out; i++) {
             float r = nearbyintf(row[i] / scale);
@@ -289,7 +381,7 @@ rn_status rn_calibrator_quantize(rn_calibrator *c, rn_model **out) {
         return rn_fail(RN_ERR_ARG, "the calibration set is empty: quantizing needs activations of "
                        "real images");
     const rn_model *m = c->m;
-    const rn_graph *sc = c->s->sc;
+    const rn_graph *sc = c->g;
     rn_model *q;
     RN_TRY(rn_model_create_zero(m->arch->name, m->in_channels, m->num_classes, m->stem_kind, m->width, &q));
     rn_status st = rn_quant_alloc(q);
@@ -325,15 +417,18 @@ rn_status rn_calibrator_quantize(rn_calibrator *c, rn_model **out) {
         const rn_node *nd = &sc->nodes[i];
         if (nd->op != RN_NODE_CONV)
             continue;
-        for (int j = 0; j < nu; j++)
+        for (int j = 0; j < nu && st == RN_OK; j++)
             if (su[j] == nd->unit) {
-                rn_qparam p = range_of(c, &c->v[nd->out]);
+                rn_qparam p = {1.0f, 0};
+                st = range_of(c, nd->out, &p);
                 qu[j]->q_out_scale = p.scale;
                 qu[j]->q_out_zp = p.zp;
             }
     }
+    rn_qparam p = {1.0f, 0};
+    if (st == RN_OK)
+        st = range_of(c, 0, &p);
     if (st == RN_OK) {
-        rn_qparam p = range_of(c, &c->v[0]);
         q->q_in_scale = p.scale;
         q->q_in_zp = p.zp;
         memcpy(q->fc_w, m->fc_w, (size_t)m->num_classes * m->feat * sizeof(float));
@@ -341,6 +436,9 @@ rn_status rn_calibrator_quantize(rn_calibrator *c, rn_model **out) {
         snprintf(q->q_method, sizeof q->q_method, "%s", METHODS[c->method]);
         q->q_calib_images = (int)(c->images > 1000000000 ? 1000000000 : c->images);
         rn_model_params_changed(q);
+        /* each scale is in range; their products (a conv's mult) must be finite too: the file
+         * must load again (rn_quant_load checks the same) */
+        st = rn_quant_check_scales(q, NULL);
     }
     free(su), free(qu), free(fw);
     if (st != RN_OK) {

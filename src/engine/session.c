@@ -234,8 +234,12 @@ static rn_status plan_for(rn_session *s, int n, int h, int w, size_t *dry) {
 
     const rn_model *m = s->m;
     rn_status st = rn_graph_build(m, h, w, &s->sc);
-    if (st != RN_OK)
+    if (st == RN_OK)
+        st = rn_graph_check_batch(s->sc, n);
+    if (st != RN_OK) {
+        free_plan(s);
         return st;
+    }
     const rn_graph *sc = s->sc;
     s->algo = calloc((size_t)sc->n_nodes, sizeof *s->algo);
     s->value_at = calloc((size_t)sc->n_values, sizeof *s->value_at);
@@ -417,20 +421,33 @@ static void run_conv(rn_session *s, int i, int n, rn_mode mode, const float *x, 
     batchnorm_apply(y, u->cout, M, scale, shift, res, nd->relu, y);
 }
 
+/* The input shape a forward pass accepts (before anything is planned for it). */
+static rn_status check_shape(const rn_session *s, int n, int h, int w) {
+    if (n < 1 || h < 1 || w < 1 || n > 1000000 || h > 65536 || w > 65536)
+        return rn_fail(RN_ERR_ARG, "forward: bad input shape (%d, %d, %d, %d)", n,
+                       s->m->in_channels, h, w);
+    size_t total;
+    if (!rn_size_mul((size_t)n * (size_t)s->m->in_channels, (size_t)h * (size_t)w, &total) ||
+        !rn_size_mul(total, 64, &total))
+        return rn_fail(RN_ERR_NOMEM, "forward: input too large");
+    return RN_OK;
+}
+
+rn_status rn_session_plan(rn_session *s, int n, int h, int w) {
+    if (!s)
+        return rn_fail(RN_ERR_ARG, "rn_session_plan: NULL argument");
+    RN_TRY(check_shape(s, n, h, w));
+    return plan_for(s, n, h, w, NULL);
+}
+
 rn_status rn_session_forward(rn_session *s, const float *x, int n, int h, int w, rn_mode mode,
                              float *logits) {
     if (!s || !x || !logits)
         return rn_fail(RN_ERR_ARG, "rn_session_forward: NULL argument");
     const rn_model *m = s->m;
-    if (n < 1 || h < 1 || w < 1 || n > 1000000 || h > 65536 || w > 65536)
-        return rn_fail(RN_ERR_ARG, "forward: bad input shape (%d, %d, %d, %d)", n, m->in_channels,
-                       h, w);
+    RN_TRY(check_shape(s, n, h, w));
     if (mode != RN_MODE_EVAL && mode != RN_MODE_TRAIN)
         return rn_fail(RN_ERR_ARG, "forward: unknown mode %d", (int)mode);
-    size_t total;
-    if (!rn_size_mul((size_t)n * (size_t)m->in_channels, (size_t)h * (size_t)w, &total) ||
-        !rn_size_mul(total, 64, &total))
-        return rn_fail(RN_ERR_NOMEM, "forward: input too large");
     if (s->int8 && mode != RN_MODE_EVAL)
         return rn_fail(RN_ERR_ARG, "forward: an int8 model runs in eval mode only");
     RN_TRY(plan_for(s, n, h, w, NULL));

@@ -62,7 +62,7 @@ struct rn_session {
     long q_claims_cap;
     uint32_t q_gen;             /* their last generation: one per convolution run */
 
-    /* calibration (quant_calib.c): called with every value the forward pass
+    /* calibration (calibrate.c): called with every value the forward pass
      * writes (value 0 included), (c, n, h, w) floats; a stem's output that its max-pool
      * reads blocked by 16 channels (session.c pool_fused) comes so, the same values, with
      * blocked16 1 (the layout of ops.h's maxpool2d_forward_blocked16); an int8 pass
@@ -80,6 +80,12 @@ long rn_int8_work_items(const rn_session *s, const rn_node *nd, int n);
 rn_status rn_int8_plan(rn_session *s);
 void rn_int8_prepare(rn_session *s);
 void rn_int8_forward(rn_session *s, const float *x, int n, float *logits);
+
+/* Plans s for batches of up to n at h x w (the input shape checked as rn_session_forward
+ * checks it), as rn_session_forward does before it runs: a caller can learn that a batch does
+ * not fit (too large for the kernels' indices, out of memory) before reading its input. A
+ * failure leaves s without a plan (s->sc NULL); the next call plans anew. */
+rn_status rn_session_plan(rn_session *s, int n, int h, int w);
 
 /* The pooled features (feat, n) of the last forward pass, channel-major. */
 const float *rn_session_features(const rn_session *s);

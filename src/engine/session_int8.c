@@ -14,6 +14,7 @@
 #include "core/status.h"
 #include "core/threads.h"
 #include "engine/session.h"
+#include "model/model.h"
 #include "ops/ops.h"
 #include "ops/qconv.h"
 
@@ -62,6 +63,9 @@ rn_status rn_int8_plan(rn_session *s) {
     s->vq = calloc((size_t)s->sc->n_values, sizeof *s->vq);
     if (!s->qc || !s->vq)
         return rn_fail(RN_ERR_NOMEM, "out of memory planning int8 inference");
+    /* the loader and the calibrator check the scales; a model changed since is refused here
+     * rather than requantized with an infinite 1 / scale or mult (rn_int8_prepare) */
+    RN_TRY(rn_quant_check_scales(s->m, NULL));
     for (int i = 0; i < s->sc->n_nodes; i++) {
         const rn_node *nd = &s->sc->nodes[i];
         rn_qconv c;

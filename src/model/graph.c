@@ -8,6 +8,7 @@
  */
 #include "model/graph.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +20,10 @@ typedef struct builder {
     int filling;
     int nodes, values, convs;
     int failed;
+    /* the first conv whose map passes the kernels' int index (conv2d_shape_init's INT_MAX
+     * pixels), with its input's or output's pixels: a too-large input, not a too-small one */
+    const rn_unit *too_large;
+    long long too_large_pixels;
 } builder;
 
 /* A new value of shape (c, h, w) written by the node about to be added. */
@@ -54,8 +59,22 @@ static int add_node(builder *b, rn_node nd) {
                                    .cout = nd.unit->cout, .kh = nd.unit->k, .kw = nd.unit->k,
                                    .stride = nd.unit->stride, .pad = nd.unit->pad,
                                    .groups = nd.unit->groups};
-        if (b->filling && !conv2d_shape_init(&nd.shape))
+        if (b->filling && !conv2d_shape_init(&nd.shape)) {
             b->failed = 1;
+            /* conv2d_shape_init refuses maps of more than INT_MAX pixels as well as empty
+             * ones: tell them apart for the message */
+            long hp = (long)h + 2L * nd.unit->pad, wp = (long)w + 2L * nd.unit->pad;
+            long long pix = (long long)h * w;
+            if (hp >= nd.unit->k && wp >= nd.unit->k && nd.unit->stride > 0) {
+                long long o = (long long)((hp - nd.unit->k) / nd.unit->stride + 1) *
+                              ((wp - nd.unit->k) / nd.unit->stride + 1);
+                pix = o > pix ? o : pix;
+            }
+            if (pix > INT_MAX && !b->too_large) {
+                b->too_large = nd.unit;
+                b->too_large_pixels = pix;
+            }
+        }
         c = nd.unit->cout, h = nd.shape.ho, w = nd.shape.wo;
         b->convs++;
         break;
@@ -141,12 +160,42 @@ rn_status rn_graph_build(const rn_model *m, int h, int w, rn_graph **out) {
     s->n_nodes = b.nodes;
     s->n_values = b.values;
     s->n_convs = b.convs;
+    if (b.failed && b.too_large) {
+        rn_graph_free(s);
+        return rn_fail(RN_ERR_ARG, "input %dx%d is too large for %s: %s would have %lld pixels an "
+                       "image, more than the %d the convolutions can index", h, w, m->arch->name,
+                       b.too_large->conv_name, b.too_large_pixels, INT_MAX);
+    }
     if (b.failed) {
         rn_graph_free(s);
         return rn_fail(RN_ERR_ARG, "input %dx%d is too small for %s (a layer's output would be empty)",
                        h, w, m->arch->name);
     }
     *out = s;
+    return RN_OK;
+}
+
+rn_status rn_graph_check_batch(const rn_graph *sc, int n) {
+    if (!sc || n < 1)
+        return rn_fail(RN_ERR_ARG, "rn_graph_check_batch: bad argument");
+    for (int i = 0; i < sc->n_nodes; i++) {
+        const rn_node *nd = &sc->nodes[i];
+        const rn_value *vi = &sc->values[nd->in], *vo = &sc->values[nd->out];
+        const char *name = nd->op == RN_NODE_CONV      ? nd->unit->conv_name
+                           : nd->op == RN_NODE_MAXPOOL ? sc->model->pool_name
+                           : nd->op == RN_NODE_AVGPOOL ? "avgpool"
+                                                       : "fc";
+        long long pix = (long long)n * vi->h * vi->w, opix = (long long)n * vo->h * vo->w;
+        pix = opix > pix ? opix : pix;
+        long long planes = (long long)n * (vi->c > vo->c ? vi->c : vo->c);
+        rn_conv_shape cs = rn_node_conv_shape(nd, n);
+        if (pix > INT_MAX || planes > INT_MAX || (nd->op == RN_NODE_CONV && !conv2d_shape_init(&cs)))
+            return rn_fail(RN_ERR_ARG, "batch %d at %dx%d is too large: %s would index %lld %s, "
+                           "more than the %d the kernels can (use smaller batches)", n, sc->h,
+                           sc->w, name, pix > INT_MAX ? pix : planes,
+                           pix > INT_MAX ? "pixels (batch x map)" : "planes (batch x channels)",
+                           INT_MAX);
+    }
     return RN_OK;
 }
 

@@ -74,8 +74,16 @@ typedef struct rn_graph {
 } rn_graph;
 
 /* Builds the schedule of m for h x w inputs. Fails (RN_ERR_ARG) when the
- * input is too small: some layer's output would be empty. */
+ * input is too small (some layer's output would be empty) or too large (one image's map past
+ * the kernels' int indices). */
 rn_status rn_graph_build(const rn_model *m, int h, int w, rn_graph **out);
+
+/* Whether a batch of n fits the kernels' int indices on every layer of schedule g
+ * (rn_graph_build checks one image): each conv's batch x map pixels (conv2d_shape_init's
+ * INT_MAX), each value's batch x pixels and batch x channels (the pools and the classifier take
+ * them as int). RN_ERR_ARG naming the layer, "batch N at HxW is too large", where one does not:
+ * every planner (inference, training) calls it before it sizes anything for n. */
+rn_status rn_graph_check_batch(const rn_graph *g, int n);
 void rn_graph_free(rn_graph *s);
 
 /* The conv shape of node nd for a batch of n images. */

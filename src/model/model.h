@@ -136,6 +136,16 @@ void rn_unit_fold(const rn_unit *u, float *fw, float *fb);
 struct st_file;
 int rn_quant_is_file(const struct st_file *f);
 rn_status rn_quant_load(rn_model *m, const struct st_file *f, const char *path);
+/* The range of every scale of an int8 model (weights, activations, the input): 1 / scale and
+ * the products of two (a conv's input scale times its weight scale, its requantization's mult)
+ * stay finite in float32 where each factor is in range and their product is checked. */
+#define RN_Q_SCALE_MIN 1e-30f
+#define RN_Q_SCALE_MAX 1e30f
+/* Whether the scales of int8 model m fit its requantization (ops/qconv.h): every scale in
+ * [RN_Q_SCALE_MIN, RN_Q_SCALE_MAX], every conv's input scale x weight scale finite. Fails
+ * naming the tensor: RN_ERR_FORMAT prefixed with path where m was loaded from that file,
+ * RN_ERR_ARG with path NULL (a model just quantized, or about to run). */
+rn_status rn_quant_check_scales(const rn_model *m, const char *path);
 /* Allocates the units' int8 arrays (zero) and marks m quantized. */
 rn_status rn_quant_alloc(rn_model *m);
 

@@ -173,15 +173,69 @@ static rn_status want(const st_file *f, const char *path, const char *name, size
     return want_shape(f, path, name, numel, numel == 1 ? 0 : 1, shape, dtype, out);
 }
 
+static int scale_ok(float s) { return s >= RN_Q_SCALE_MIN && s <= RN_Q_SCALE_MAX; }
+
 static rn_status want_scale(const st_file *f, const char *path, const char *name, size_t numel,
                             float *dst) {
     const st_tensor *t;
     RN_TRY(want(f, path, name, numel, ST_F32, &t));
     for (size_t i = 0; i < numel; i++) {
-        if (!(t->f32[i] > 0.0f) || !isfinite(t->f32[i]))
-            return rn_fail(RN_ERR_FORMAT, "%s: tensor '%s'[%zu] = %g: a scale must be positive and "
-                           "finite", path, name, i, (double)t->f32[i]);
+        if (!scale_ok(t->f32[i])) /* NaN fails too */
+            return rn_fail(RN_ERR_FORMAT, "%s: tensor '%s'[%zu] = %g: a scale must be in [%g, %g]",
+                           path, name, i, (double)t->f32[i], (double)RN_Q_SCALE_MIN,
+                           (double)RN_Q_SCALE_MAX);
         dst[i] = t->f32[i];
+    }
+    return RN_OK;
+}
+
+/* Unit u's scales against the requantization's float32 arithmetic (ops/qconv.h): its
+ * weight and output scales in range, and mult = in_scale * weight_scale (in_scale: the scale
+ * of its input, `in` the unit that wrote it, NULL for the network input) finite. */
+static rn_status check_unit_scales(const rn_unit *u, float in_scale, const rn_unit *in,
+                                   const char *path) {
+    const char *where = path ? path : "int8 model";
+    const rn_status bad = path ? RN_ERR_FORMAT : RN_ERR_ARG;
+    for (int co = 0; co < u->cout; co++) {
+        if (!scale_ok(u->wq_scale[co]))
+            return rn_fail(bad, "%s: tensor '%s.weight_scale'[%d] = %g: a scale must be in [%g, %g]",
+                           where, u->conv_name, co, (double)u->wq_scale[co],
+                           (double)RN_Q_SCALE_MIN, (double)RN_Q_SCALE_MAX);
+        const float mult = in_scale * u->wq_scale[co]; /* as rn_int8_prepare computes it */
+        if (!isfinite(mult))
+            return rn_fail(bad, "%s: tensor '%s.weight_scale'[%d] = %g times the scale %g of its "
+                           "input ('%s%s') overflows float32: the requantization would be infinite",
+                           where, u->conv_name, co, (double)u->wq_scale[co], (double)in_scale,
+                           in ? in->conv_name : "input_scale", in ? ".output_scale" : "");
+    }
+    if (!scale_ok(u->q_out_scale)) /* 1 / scale is then finite too */
+        return rn_fail(bad, "%s: tensor '%s.output_scale' = %g: a scale must be in [%g, %g]", where,
+                       u->conv_name, (double)u->q_out_scale, (double)RN_Q_SCALE_MIN,
+                       (double)RN_Q_SCALE_MAX);
+    return RN_OK;
+}
+
+rn_status rn_quant_check_scales(const rn_model *m, const char *path) {
+    if (!scale_ok(m->q_in_scale))
+        return rn_fail(path ? RN_ERR_FORMAT : RN_ERR_ARG, "%s: tensor 'input_scale' = %g: a scale "
+                       "must be in [%g, %g]", path ? path : "int8 model", (double)m->q_in_scale,
+                       (double)RN_Q_SCALE_MIN, (double)RN_Q_SCALE_MAX);
+    /* the units' inputs as the schedule (graph.c) connects them: the stem reads the network
+     * input; a block's first main unit and its shortcut read the block's input (the stem's
+     * output through the max-pool, which keeps its scale, or the block before's last unit);
+     * every other main unit the one before it */
+    RN_TRY(check_unit_scales(&m->stem, m->q_in_scale, NULL, path));
+    const rn_unit *cur = &m->stem;
+    for (int b = 0; b < m->n_blocks; b++) {
+        const rn_block *bl = &m->blocks[b];
+        const rn_unit *in = cur;
+        for (int i = 0; i < bl->n_main; i++) {
+            RN_TRY(check_unit_scales(&bl->main[i], in->q_out_scale, in, path));
+            in = &bl->main[i];
+        }
+        if (bl->has_shortcut)
+            RN_TRY(check_unit_scales(&bl->shortcut, cur->q_out_scale, cur, path));
+        cur = in;
     }
     return RN_OK;
 }
@@ -238,6 +292,7 @@ rn_status rn_quant_load(rn_model *m, const st_file *f, const char *path) {
     RN_TRY(st);
     RN_TRY(want_scale(f, path, "input_scale", 1, &m->q_in_scale));
     RN_TRY(want_zp(f, path, "input_zero_point", &m->q_in_zp));
+    RN_TRY(rn_quant_check_scales(m, path));
     const st_tensor *t;
     const int64_t fc_shape[2] = {m->num_classes, m->feat};
     RN_TRY(want_shape(f, path, "fc.weight", (size_t)m->num_classes * m->feat, 2, fc_shape, ST_F32,

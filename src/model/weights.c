@@ -113,7 +113,13 @@ rn_status rn_model_load_weights(rn_model *m, const char *path) {
         return rn_fail(RN_ERR_ARG, "rn_model_load_weights: NULL argument");
     st_file f;
     RN_TRY(weights_read(path, m->arch->name, &f));
-    rn_status st = copy_tensors(m, &f, path, 0);
+    rn_status st;
+    if (rn_quant_is_file(&f)) /* before copy_tensors, which would find int8 tensors */
+        st = rn_fail(RN_ERR_UNSUPPORTED, "%s is an int8 model: its weights cannot be loaded into "
+                     "%s model; load it as a model of its own (rn_model_load)", path,
+                     m->quantized ? "another int8" : "a float32");
+    else
+        st = copy_tensors(m, &f, path, 0);
     st_free(&f);
     return st;
 }
@@ -169,11 +175,36 @@ static rn_status load_file_model(const char *path, const char *arch, int num_cla
         st = dim_of(f, path, stem_key, 4, 2, &kernel);
     if (st == RN_OK)
         st = dim_of(f, path, "fc.weight", 2, 0, file_classes);
+    /* the sizes rn_model_create_zero accepts, refused here as the file's (naming it and the
+     * tensor) rather than as a bad argument */
+    const int bad_width = a && (width > 4096 || (a->kind == RN_BLOCK_BOTTLENECK &&
+                                                 (width * a->width_per_group) % 64 != 0));
+    if (st == RN_OK && (bad_width || in_channels > 4096)) {
+        const st_tensor *t = st_find(f, stem_key);
+        char got[96];
+        rn_shape_str(got, sizeof got, t->ndim, t->shape);
+        if (in_channels > 4096)
+            st = rn_fail(RN_ERR_FORMAT, "%s: tensor '%s' has shape %s: %d input channels, out of "
+                         "range 1..4096", path, stem_key, got, in_channels);
+        else if (width > 4096)
+            st = rn_fail(RN_ERR_FORMAT, "%s: tensor '%s' has shape %s: a stem of %d channels (the "
+                         "width), out of range 1..4096", path, stem_key, got, width);
+        else
+            st = rn_fail(RN_ERR_FORMAT, "%s: tensor '%s' has shape %s: a %s stem of %d channels "
+                         "gives a fractional number of channels per group (width x %d must be a "
+                         "multiple of 64)", path, stem_key, got, a->name, width, a->width_per_group);
+    }
     /* zero, not randomly initialised: copy_tensors overwrites every tensor (the
      * random initialisation took half the time of loading a large model) */
-    if (st == RN_OK)
+    if (st == RN_OK) {
         st = rn_model_create_zero(a->name, in_channels, num_classes > 0 ? num_classes : *file_classes,
                                   kernel == 3 ? RN_STEM_CIFAR : RN_STEM_IMAGENET, width, out);
+        if (st != RN_OK) { /* the file's sizes were checked above: say which file it was */
+            char why[512];
+            snprintf(why, sizeof why, "%s", rn_last_error());
+            st = rn_fail(st, "%s: %s", path, why);
+        }
+    }
     if (st != RN_OK)
         st_free(f);
     return st;

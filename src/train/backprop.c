@@ -199,6 +199,11 @@ static rn_status plan_for(rn_backprop *bp, int n, int h, int w, size_t *dry) {
     bp->threads = rn_threads(); /* workspaces are cut per thread: a new count plans anew */
     const rn_model *m = bp->m;
     RN_TRY(rn_graph_build(m, h, w, &bp->sc));
+    rn_status fits = rn_graph_check_batch(bp->sc, n); /* the kernels' int indices */
+    if (fits != RN_OK) {
+        free_plan(bp);
+        return fits;
+    }
     const rn_graph *sc = bp->sc;
     const int N = sc->n_nodes, V = sc->n_values, K = m->num_classes;
     const int nb = B_KINDS * (V > N ? V : N) + 8;
