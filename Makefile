@@ -155,7 +155,7 @@ run: deps all
 	$(BUILD)/resnet info --arch d2l_resnet18 --in-channels 1 --num-classes 10 --image-size 28 | tail -3
 	$(BUILD)/resnet train --arch d2l_resnet18 --data data/fmnist-small --epochs 4 --batch-size 128 \
 	    --lr 0.05 --momentum 0.9 --weight-decay 5e-4 --schedule cosine \
-	    --save $(RUN_DIR)/d2l_resnet18_fmnist.safetensors
+	    --save $(RUN_DIR)/d2l_resnet18_fmnist.safetensors --overwrite
 	$(BUILD)/resnet eval --weights $(RUN_DIR)/d2l_resnet18_fmnist.safetensors --data data/fmnist-small
 	$(BUILD)/resnet forward --weights $(RUN_DIR)/d2l_resnet18_fmnist.safetensors \
 	    --input data/sample/fmnist_batch.npy --output $(RUN_DIR)/sample_logits.npy --print \

@@ -62,8 +62,9 @@ void args_print_help(const arg_table *t) {
         return;
     }
     const arg_spec *p = positional_spec(t);
-    printf("usage: resnet %s [flags]%s%s\n%s\n\n", t->command, p ? " " : "", p ? p->name : "",
-           t->summary);
+    /* positional arguments that may be left out (def not NULL) are shown in brackets */
+    printf("usage: resnet %s [flags]%s%s%s\n%s\n\n", t->command, p ? (p->def ? " [" : " ") : "", p ? p->name : "",
+           p && p->def ? "]" : "", t->summary);
     if (p)
         printf("arguments:\n  %-26s %s\n\n", p->name, p->help);
     printf("flags:\n");

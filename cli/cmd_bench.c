@@ -20,10 +20,11 @@
 static arg_spec SPECS[] = {
     {"arch", ARG_STRING, "resnet18", "architecture", 0, 0},
     {"weights", ARG_STRING, "none", "weights to load (safetensors, PyTorch .pth or ONNX); none: default initialisation", 0, 0},
-    {"stem", ARG_STRING, "imagenet", "imagenet (7x7/2 conv + max-pool) or cifar (3x3/1 conv, no max-pool)", 0, 0},
+    {"stem", ARG_STRING, "imagenet", "imagenet (7x7/2 conv + max-pool) or cifar (3x3/1 conv, no max-pool); "
+     "not with --weights: the file's", 0, 0},
     CLI_WIDTH_SPEC,
-    {"in-channels", ARG_INT, "3", "input channels (ignored with --weights)", 0, 0},
-    {"num-classes", ARG_INT, "1000", "output classes (ignored with --weights)", 0, 0},
+    {"in-channels", ARG_INT, "3", "input channels (not with --weights: the file's)", 0, 0},
+    {"num-classes", ARG_INT, "1000", "output classes (not with --weights: the file's)", 0, 0},
     {"batch-size", ARG_INT, "32", "images per batch", 0, 0},
     {"image-size", ARG_INT, "224", "input height and width", 0, 0},
     {"mode", ARG_STRING, "eval", "eval or train (BatchNorm with batch statistics)", 0, 0},
@@ -98,7 +99,8 @@ int cmd_bench(int argc, char **argv) {
     rn_model *m = NULL;
     const char *weights = args_str(&t, "weights");
     int stem = cli_stem(&t), width = stem < 0 ? -1 : cli_width(&t);
-    if (stem < 0 || width < 0)
+    if (stem < 0 || width < 0 || !cli_arch_ok(&t, 0) || !cli_conv_algo_ok(&t) || !cli_precision_ok(&t, 0) ||
+        !cli_new_model_flags_ok(&t))
         return EXIT_USAGE;
     rn_status st = strcmp(weights, "none") == 0
                        ? rn_model_create_width(args_str(&t, "arch"), in_ch, classes, (rn_stem)stem, width, &m)
@@ -156,11 +158,12 @@ int cmd_bench(int argc, char **argv) {
         }
     }
     if (!train) {
+        /* the flags are checked: what is refused now is the weights' (an int8 file at fp32...) */
         if (rn_session_create(m, &scfg, &sess) != RN_OK) {
             cli_error("bench", "%s", rn_last_error());
             rn_model_free(m);
             free(labels);
-            return EXIT_USAGE;
+            return EXIT_RUNTIME;
         }
     }
     float *x = malloc(nx * sizeof *x);

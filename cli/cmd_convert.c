@@ -8,38 +8,73 @@
 #include "run_common.h"
 
 static arg_spec SPECS[] = {
-    {"input", ARG_STRING, NULL, "weights to read: a torch.save checkpoint (.pth), safetensors or an ONNX ResNet", 0, 0},
-    {"output", ARG_STRING, NULL, "safetensors file to write (PyTorch state_dict names); missing folders are created", 0, 0},
+    {"IN OUT.safetensors", ARG_POSITIONAL, "", "the weights to read and the safetensors file to write (or --input "
+     "and --output)", 0, 0},
+    {"input", ARG_STRING, "none", "weights to read: a torch.save checkpoint (.pth), safetensors or an ONNX ResNet "
+     "(or IN)", 0, 0},
+    {"output", ARG_STRING, "none", "safetensors file to write (PyTorch state_dict names; the input's metadata "
+     "kept); missing folders are created (or OUT)", 0, 0},
     {"arch", ARG_STRING, "auto", "architecture; auto: from the metadata or the tensor names and shapes", 0, 0},
 };
 
 int cmd_convert(int argc, char **argv) {
-    arg_table t = {"convert", "Convert weights to safetensors; the result loads in PyTorch with "
-                   "load_state_dict(strict=True) and in every resnet command.", SPECS, sizeof SPECS / sizeof SPECS[0]};
-    /* `resnet convert IN OUT` works as well as the flags */
-    char *flags[8];
-    if (argc == 3 && argv[1][0] != '-' && argv[2][0] != '-') {
-        flags[0] = argv[0], flags[1] = "--input", flags[2] = argv[1], flags[3] = "--output", flags[4] = argv[2];
-        argc = 5;
-        argv = flags;
-    }
+    arg_table t = {"convert", "Convert weights to safetensors, keeping their metadata (image size, normalisation, "
+                   "dataset, class names...); the result loads in PyTorch with load_state_dict(strict=True) and "
+                   "in every resnet command.", SPECS, sizeof SPECS / sizeof SPECS[0]};
     int pr = args_parse(&t, argc, argv);
     if (pr)
         return pr > 0 ? 0 : EXIT_USAGE;
+    /* `resnet convert IN OUT`, or --input IN --output OUT, with the other flags anywhere */
+    int n_pos = 0;
+    char **pos = args_positional(&t, argv, &n_pos);
+    const int flags = args_spec(&t, "input")->set || args_spec(&t, "output")->set;
+    if (n_pos > 0 && flags) {
+        cli_error("convert", "give IN OUT or --input IN --output OUT, not both (see resnet convert --help)");
+        return EXIT_USAGE;
+    }
+    const char *in = n_pos ? pos[0] : args_str(&t, "input"), *out = n_pos > 1 ? pos[1] : args_str(&t, "output");
+    if (n_pos == 1 || n_pos > 2) {
+        cli_error("convert", "expected IN and OUT, got %d argument%s (see resnet convert --help)", n_pos,
+                  n_pos == 1 ? "" : "s");
+        return EXIT_USAGE;
+    }
+    if (n_pos == 0 && (strcmp(in, "none") == 0 || strcmp(out, "none") == 0)) {
+        cli_error("convert", "missing %s: give IN OUT or --input IN --output OUT (see resnet convert --help)",
+                  strcmp(in, "none") == 0 ? "the input" : "the output");
+        return EXIT_USAGE;
+    }
+    if (!*in || !*out) {
+        cli_error("convert", "the %s is an empty path", *in ? "output" : "input");
+        return EXIT_USAGE;
+    }
+    if (!cli_arch_ok(&t, 1))
+        return EXIT_USAGE;
     const char *arch = strcmp(args_str(&t, "arch"), "auto") ? args_str(&t, "arch") : NULL;
     rn_model *m = NULL;
-    if (rn_model_load(args_str(&t, "input"), arch, &m) != RN_OK) {
+    cli_meta_list meta = {0};
+    if (rn_model_load_meta(in, arch, cli_meta_list_take, &meta, &m) != RN_OK) {
         cli_error("convert", "%s", rn_last_error());
+        cli_meta_list_free(&meta);
         return EXIT_RUNTIME;
     }
-    rn_status st = cli_make_output_dirs("convert", args_str(&t, "output"));
+    if (meta.nomem) {
+        cli_error("convert", "out of memory reading the metadata of %s", in);
+        rn_model_free(m);
+        cli_meta_list_free(&meta);
+        return EXIT_RUNTIME;
+    }
+    /* every key of the input's metadata travels (the file's own, format, arch, in_channels and
+     * num_classes, are written from the model) */
+    rn_status st = cli_make_output_dirs("convert", out);
     if (st == RN_OK)
-        st = rn_model_save(m, args_str(&t, "output"));
+        st = rn_model_save_meta(m, out, (const char *const *)meta.keys, (const char *const *)meta.values,
+                                meta.count);
+    cli_meta_list_free(&meta);
     if (st != RN_OK) {
         rn_model_free(m);
         return cli_write_failed("convert", st);
     }
-    printf("wrote %s: %s, width %d, in_channels %d, num_classes %d, %lld parameters\n", args_str(&t, "output"),
+    printf("wrote %s: %s, width %d, in_channels %d, num_classes %d, %lld parameters\n", out,
            rn_model_arch(m), rn_model_width(m), rn_model_in_channels(m), rn_model_num_classes(m),
            (long long)rn_model_param_count(m));
     rn_model_free(m);

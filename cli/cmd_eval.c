@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "args.h"
 #include "fit.h"
@@ -15,7 +16,7 @@ static arg_spec SPECS[] = {
     {"arch", ARG_STRING, "auto", "architecture; auto: from the file", 0, 0},
     {"data", ARG_STRING, NULL, "dataset directory", 0, 0},
     {"dataset", ARG_STRING, "auto", "fashion-mnist, mnist, cifar10, folder or folder-gray; auto: from the checkpoint", 0, 0},
-    {"split", ARG_STRING, "test", "test (val for folders) or train", 0, 0},
+    {"split", ARG_STRING, "test", "test (an image folder's val), val (image folders only) or train", 0, 0},
     {"batch-size", ARG_INT, "256", "images per batch", 0, 0},
     {"image-size", ARG_INT, "-1", "resize to this size; -1: from the checkpoint; 0: the dataset's own", 0, 0},
     {"normalize", ARG_STRING, "auto", "none, MEAN,..:STD,.., or auto (from the checkpoint)", 0, 0},
@@ -24,7 +25,13 @@ static arg_spec SPECS[] = {
     CLI_PRECISION_SPEC,
     CLI_TTA_SPEC,
     {"json", ARG_FLAG, NULL, "print one JSON object", 0, 0},
+    {"quiet", ARG_FLAG, NULL, "no progress line (shown on stderr when it is a terminal)", 0, 0},
 };
+
+static void progress(void *ctx, int64_t done, int64_t total) {
+    (void)ctx;
+    fprintf(stderr, "\r  evaluating %lld/%lld   ", (long long)done, (long long)total);
+}
 
 static void print_report(const rn_eval_result *ev, const rn_dataset *ds, int json) {
     int K = ds->num_classes;
@@ -77,10 +84,8 @@ int cmd_eval(int argc, char **argv) {
     if (!args_int(&t, "threads", 0, 1024, &threads))
         return EXIT_USAGE;
     const char *split = args_str(&t, "split");
-    if (strcmp(split, "test") != 0 && strcmp(split, "train") != 0) {
-        cli_error("eval", "--split must be test or train, got '%s'", split);
+    if (!cli_eval_flags_ok(&t))
         return EXIT_USAGE;
-    }
     rn_set_threads(threads);
     const char *weights = args_str(&t, "weights");
 
@@ -102,9 +107,13 @@ int cmd_eval(int argc, char **argv) {
         status = EXIT_USAGE;
         goto done;
     }
+    const int train_split = cli_eval_split(&t, weights, kind, &status);
+    if (train_split < 0)
+        goto done;
+    status = EXIT_RUNTIME;
     rn_session_config scfg;
     cli_session_config(&t, &scfg);
-    if (rn_dataset_load(args_str(&t, "data"), kind, strcmp(split, "train") == 0, &ds) != RN_OK) {
+    if (rn_dataset_load(args_str(&t, "data"), kind, train_split, &ds) != RN_OK) {
         cli_error("eval", "%s", rn_last_error());
         goto done;
     }
@@ -114,7 +123,11 @@ int cmd_eval(int argc, char **argv) {
     cli_plan plan = {"eval", m, NULL, &scfg, 1, cfg.batch_size, side, wide, (cfg.tta_flip ? 3 : 2) * per_image};
     if (side > 0 && wide > 0 && !cli_plan_fits(&plan))
         goto done;
-    if (rn_evaluate_config(m, &scfg, &ds, &cfg, NULL, NULL, NULL, NULL, &ev) != RN_OK) {
+    const int show = !args_flag(&t, "quiet") && isatty(2);
+    rn_status st = rn_evaluate_config(m, &scfg, &ds, &cfg, show ? progress : NULL, NULL, NULL, NULL, &ev);
+    if (show)
+        fprintf(stderr, "\r%*s\r", 60, "");
+    if (st != RN_OK) {
         cli_error("eval", "%s", rn_last_error());
         goto done;
     }

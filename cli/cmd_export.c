@@ -31,8 +31,9 @@ static arg_spec SPECS[] = {
      "image_size, else 224 (imagenet stem) or 32 (cifar stem)", 0, 0},
     {"normalize", ARG_STRING, "auto", "the input normalisation to record (mean and std): none, "
      "MEAN,..:STD,.. or auto (the checkpoint's)", 0, 0},
-    {"dataset", ARG_STRING, "auto", "whose class names to record when the checkpoint has none: "
-     "imagenet, cifar10, fashion-mnist or mnist; auto: the checkpoint's dataset", 0, 0},
+    {"dataset", ARG_STRING, "auto", "the dataset to record, and whose class names when the checkpoint has none: "
+     "imagenet, cifar10, fashion-mnist or mnist (folder and folder-gray: no built-in names); auto: the "
+     "checkpoint's dataset", 0, 0},
 };
 
 #define META_MAX 8
@@ -144,6 +145,24 @@ int cmd_export(int argc, char **argv) {
     if (strcmp(size, "auto") != 0 && !args_int(&t, "image-size", 1, 65536, &o.height))
         return EXIT_USAGE;
     o.fold_bn = args_flag(&t, "fold-bn");
+    const char *kind = args_str(&t, "dataset"), *norm = args_str(&t, "normalize");
+    if (strcmp(kind, "auto") != 0 && strcmp(kind, "imagenet") != 0 && !cli_dataset_known(kind)) {
+        cli_error("export", "unknown --dataset '%s' (expected auto, imagenet, cifar10, fashion-mnist, mnist, "
+                  "folder or folder-gray)", kind);
+        return EXIT_USAGE;
+    }
+    float nm[4], ns[4];
+    int nch;
+    if (strcmp(norm, "auto") != 0 && strcmp(norm, "none") != 0 && !parse_mean_std(norm, nm, ns, &nch)) {
+        cli_error("export", "--normalize must be auto, none or MEAN,..:STD,.. (e.g. 0.286:0.353), got '%s'", norm);
+        return EXIT_USAGE;
+    }
+    if (!cli_arch_ok(&t, 1))
+        return EXIT_USAGE;
+    if (!*pos[0] || !*pos[1]) {
+        cli_error("export", "the %s is an empty path", *pos[0] ? "output" : "input");
+        return EXIT_USAGE;
+    }
 
     const char *in = pos[0], *out = pos[1];
     const char *arch = strcmp(args_str(&t, "arch"), "auto") ? args_str(&t, "arch") : NULL;

@@ -19,8 +19,9 @@ static arg_spec SPECS[] = {
     CLI_CONV_ALGO_SPEC,
     CLI_PRECISION_SPEC,
     {"print", ARG_FLAG, NULL, "also print each image's top class (by name when the checkpoint has them) and logit", 0, 0},
-    {"true-labels", ARG_STRING, "none", "with --print: a text file of the images' labels (class indices, "
-     "whitespace-separated), to print each one beside the prediction and count the right ones", 0, 0},
+    {"true-labels", ARG_STRING, "none", "with --print (only): a text file of the images' labels (class indices, "
+     "whitespace-separated), to print each one beside the prediction and count the right ones; read before "
+     "anything is written", 0, 0},
 };
 
 /* Reads n whitespace-separated class indices in 0..k-1 from path into labels;
@@ -44,25 +45,9 @@ static int read_true_labels(const char *path, int n, int k, int *labels) {
 }
 
 /* Prints each image's top class, by name if the checkpoint has names, and
- * with --true-labels the label and a count of right answers. */
-static int print_top(const arg_table *t, const float *y, int n, int k) {
-    char **names = NULL;
-    int *truth = NULL, right = 0;
-    const char *truth_path = args_str(t, "true-labels");
-    if (rn_checkpoint_class_names(args_str(t, "weights"), k, &names) != RN_OK) {
-        cli_error("forward", "%s", rn_last_error());
-        return 0;
-    }
-    if (strcmp(truth_path, "none") != 0) {
-        truth = malloc((size_t)n * sizeof *truth);
-        if (!truth || !read_true_labels(truth_path, n, k, truth)) {
-            if (!truth)
-                cli_error("forward", "out of memory");
-            free(truth);
-            free(names);
-            return 0;
-        }
-    }
+ * with truth (may be NULL) the label and a count of right answers. */
+static void print_top(const float *y, int n, int k, char **names, const int *truth) {
+    int right = 0;
     for (int i = 0; i < n; i++) {
         int best = 0;
         for (int j = 1; j < k; j++)
@@ -83,9 +68,6 @@ static int print_top(const arg_table *t, const float *y, int n, int k) {
     }
     if (truth)
         printf("%d of %d right\n", right, n);
-    free(truth);
-    free(names);
-    return 1;
 }
 
 int cmd_forward(int argc, char **argv) {
@@ -101,6 +83,14 @@ int cmd_forward(int argc, char **argv) {
     if (mode_i < 0)
         return EXIT_USAGE;
     rn_mode mode = (rn_mode)mode_i;
+    const int print = args_flag(&t, "print");
+    const char *truth_path = args_str(&t, "true-labels");
+    if (strcmp(truth_path, "none") != 0 && !print) {
+        cli_error("forward", "--true-labels needs --print (it prints each label beside the prediction)");
+        return EXIT_USAGE;
+    }
+    if (!cli_arch_ok(&t, 1) || !cli_conv_algo_ok(&t) || !cli_precision_ok(&t, 0) || !cli_path_ok(&t, "output"))
+        return EXIT_USAGE;
     const char *arch = args_str(&t, "arch");
     if (strcmp(arch, "auto") == 0)
         arch = NULL;
@@ -109,6 +99,8 @@ int cmd_forward(int argc, char **argv) {
     rn_model *m = NULL;
     rn_session *sess = NULL;
     float *x = NULL, *y = NULL;
+    char **names = NULL;
+    int *truth = NULL;
     int ndim = 0, status = EXIT_RUNTIME;
     int64_t shape[RN_NPY_MAX_DIMS];
     /* The input first: it is small, and a bad one is reported without loading the weights. */
@@ -129,32 +121,44 @@ int cmd_forward(int argc, char **argv) {
         cli_error("forward", "out of memory");
         goto done;
     }
+    /* what --print needs is read before anything is written: a bad labels file writes nothing */
+    if (print && rn_checkpoint_class_names(args_str(&t, "weights"), k, &names) != RN_OK) {
+        cli_error("forward", "%s", rn_last_error());
+        goto done;
+    }
+    if (print && strcmp(truth_path, "none") != 0) {
+        truth = malloc((size_t)n * sizeof *truth);
+        if (!truth) {
+            cli_error("forward", "out of memory");
+            goto done;
+        }
+        if (!read_true_labels(truth_path, n, k, truth))
+            goto done;
+    }
     int64_t out_shape[2] = {n, k};
     rn_session_config scfg;
     cli_session_config(&t, &scfg);
-    rn_status st = rn_session_create(m, &scfg, &sess);
-    if (st == RN_ERR_ARG) {
-        cli_error("forward", "%s", rn_last_error());
-        status = EXIT_USAGE;
-        goto done;
-    }
-    if (st != RN_OK || rn_session_forward(sess, x, n, h, w, mode, y) != RN_OK) {
+    /* the flags' values are checked above: what the session refuses now is the file's (an int8
+     * model at --precision fp32, a float32 one at int8), a failure at run time as in eval */
+    if (rn_session_create(m, &scfg, &sess) != RN_OK || rn_session_forward(sess, x, n, h, w, mode, y) != RN_OK) {
         cli_error("forward", "%s", rn_last_error());
         goto done;
     }
-    st = cli_make_output_dirs("forward", args_str(&t, "output"));
+    rn_status st = cli_make_output_dirs("forward", args_str(&t, "output"));
     if (st == RN_OK)
         st = rn_npy_write(args_str(&t, "output"), y, 2, out_shape);
     if (st != RN_OK) {
         status = cli_write_failed("forward", st);
         goto done;
     }
-    if (args_flag(&t, "print") && !print_top(&t, y, n, k))
-        goto done;
+    if (print)
+        print_top(y, n, k, names, truth);
     status = 0;
 done:
     free(x);
     free(y);
+    free(truth);
+    free(names);
     rn_session_free(sess);
     rn_model_free(m);
     return status;

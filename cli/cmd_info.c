@@ -11,10 +11,11 @@
 static arg_spec SPECS[] = {
     {"weights", ARG_STRING, "none", "a weights file to describe (its architecture, and for an int8 model every layer's quantization scales)", 0, 0},
     {"arch", ARG_STRING, "auto", "auto (from --weights), or an architecture: d2l_resnet18, resnet18, resnet34, resnet50, resnet101, resnet152, wide_resnet50_2, wide_resnet101_2, resnext50_32x4d or resnext101_32x8d", 0, 0},
-    {"stem", ARG_STRING, "imagenet", "imagenet (7x7/2 conv + max-pool) or cifar (3x3/1 conv, no max-pool)", 0, 0},
+    {"stem", ARG_STRING, "imagenet", "imagenet (7x7/2 conv + max-pool) or cifar (3x3/1 conv, no max-pool); "
+     "not with --weights: the file's", 0, 0},
     CLI_WIDTH_SPEC,
-    {"in-channels", ARG_INT, "3", "input channels", 0, 0},
-    {"num-classes", ARG_INT, "1000", "output classes", 0, 0},
+    {"in-channels", ARG_INT, "3", "input channels (not with --weights: the file's)", 0, 0},
+    {"num-classes", ARG_INT, "1000", "output classes (not with --weights: the file's)", 0, 0},
     {"image-size", ARG_INT, "224", "input height and width", 0, 0},
 };
 
@@ -64,7 +65,7 @@ int cmd_info(int argc, char **argv) {
         return EXIT_USAGE;
 
     int stem = cli_stem(&t), width = stem < 0 ? -1 : cli_width(&t);
-    if (stem < 0 || width < 0)
+    if (stem < 0 || width < 0 || !cli_arch_ok(&t, 1) || !cli_new_model_flags_ok(&t))
         return EXIT_USAGE;
     rn_model *m = NULL;
     const char *weights = args_str(&t, "weights"), *arch = args_str(&t, "arch");

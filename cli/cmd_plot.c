@@ -23,6 +23,21 @@ static arg_spec SPECS[] = {
 
 #define MAX_COMPARE 8
 
+/* The log can be read (a missing one, or a folder, fails before any folder is made: a
+ * read problem is exit 1, not the SVG's exit 3); 0 after an error message. */
+static int log_readable(const char *path) {
+    FILE *f = fopen(path, "rb");
+    int c = f ? fgetc(f) : EOF;
+    if (!f || (c == EOF && ferror(f))) {
+        cli_error("plot", "%s: cannot read: %s", path, strerror(errno));
+        if (f)
+            fclose(f);
+        return 0;
+    }
+    fclose(f);
+    return 1;
+}
+
 /* Splits a comma-separated list (in place, in buf) into at most cap items. */
 static int split_list(char *buf, const char **items, int cap) {
     int n = 0;
@@ -60,14 +75,9 @@ static int plot_compare(const arg_table *t, const char *out) {
             return EXIT_USAGE;
         }
     }
-    for (int k = 0; k < n; k++) {
-        FILE *probe = fopen(paths[k], "rb"); /* a missing log fails before any folder is made */
-        if (!probe) {
-            cli_error("plot", "%s: cannot open: %s", paths[k], strerror(errno));
+    for (int k = 0; k < n; k++)
+        if (!log_readable(paths[k]))
             return EXIT_RUNTIME;
-        }
-        fclose(probe);
-    }
     rn_status st = cli_make_output_dirs("plot", out);
     if (st == RN_OK)
         st = rn_plot_compare_svg(paths, labels, n, out);
@@ -85,6 +95,8 @@ int cmd_plot(int argc, char **argv) {
     if (pr)
         return pr > 0 ? 0 : EXIT_USAGE;
     const char *log = args_str(&t, "log");
+    if (!cli_path_ok(&t, "log") || !cli_path_ok(&t, "output"))
+        return EXIT_USAGE;
     int compare = args_flag(&t, "time") || strcmp(args_str(&t, "compare"), "none") != 0;
     char out[1024];
     if (strcmp(args_str(&t, "output"), "auto") == 0) {
@@ -98,12 +110,8 @@ int cmd_plot(int argc, char **argv) {
     }
     if (compare)
         return plot_compare(&t, out);
-    FILE *probe = fopen(log, "rb"); /* a missing log fails before any folder is made */
-    if (!probe) {
-        cli_error("plot", "%s: cannot open: %s", log, strerror(errno));
+    if (!log_readable(log))
         return EXIT_RUNTIME;
-    }
-    fclose(probe);
     rn_status st = cli_make_output_dirs("plot", out);
     if (st == RN_OK)
         st = rn_plot_svg(log, out);

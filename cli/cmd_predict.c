@@ -275,8 +275,13 @@ static int make_plan(const arg_table *t, const predict_meta *meta, int channels,
             mean[0] = 0.449f, std[0] = 0.226f;
     } else if (strcmp(norm, "none") != 0) {
         if (!parse_mean_std(norm, mean, std, &nc) || (nc != 1 && nc != channels)) {
-            cli_error("predict", "bad normalisation '%s' (expected none or MEAN,..:STD,.. with 1 or %d values)",
-                      norm, channels);
+            if (channels == 1)
+                cli_error("predict", "bad normalisation '%s' (expected auto, none, imagenet or MEAN:STD, one value "
+                          "each for this 1-channel model)", norm);
+            else
+                cli_error("predict", "bad normalisation '%s' (expected auto, none, imagenet or MEAN,..:STD,.. with 1 "
+                          "or %d values)",
+                          norm, channels);
             return 0;
         }
         for (int c = nc; c < 3; c++)
@@ -504,7 +509,8 @@ int cmd_predict(int argc, char **argv) {
     int count, batch, topk, threads;
     char **images = args_positional(&t, argv, &count);
     if (!args_int(&t, "batch-size", 1, 4096, &batch) || !args_int(&t, "topk", 1, 1000000, &topk) ||
-        !args_int(&t, "threads", 0, 1024, &threads))
+        !args_int(&t, "threads", 0, 1024, &threads) || !cli_arch_ok(&t, 1) || !cli_conv_algo_ok(&t) ||
+        !cli_precision_ok(&t, 0))
         return EXIT_USAGE;
     rn_set_threads(threads);
     const char *weights = args_str(&t, "weights");
@@ -545,9 +551,8 @@ int cmd_predict(int argc, char **argv) {
         batch = count;
     rn_session_config scfg;
     cli_session_config(&t, &scfg);
-    if (rn_session_create(m, &scfg, &sess) != RN_OK) {
+    if (rn_session_create(m, &scfg, &sess) != RN_OK) { /* the flags are checked: the weights' precision */
         cli_error("predict", "%s", rn_last_error());
-        status = EXIT_USAGE;
         goto done;
     }
     if (run_batches(m, sess, &plan, images, count, batch, topk, &labels, args_flag(&t, "json")))

@@ -19,7 +19,8 @@ static arg_spec SPECS[] = {
     {"arch", ARG_STRING, "auto", "architecture; auto: from the file", 0, 0},
     {"data", ARG_STRING, NULL, "dataset directory with the calibration images", 0, 0},
     {"dataset", ARG_STRING, "auto", "fashion-mnist, mnist, cifar10, folder or folder-gray; auto: from the checkpoint", 0, 0},
-    {"split", ARG_STRING, "train", "split the calibration images are drawn from: train or test (val for folders)", 0, 0},
+    {"split", ARG_STRING, "train", "split the calibration images are drawn from: train, test (an image folder's "
+     "val) or val (image folders only)", 0, 0},
     {"calib-images", ARG_INT, "512", "calibration images (drawn at random, seeded, from the split)", 0, 0},
     {"method", ARG_STRING, "percentile", "activation ranges: minmax, percentile (0.01%/99.99% quantiles) or entropy (KL divergence)", 0, 0},
     {"seed", ARG_INT, "0", "seed of the random draw of calibration images", 0, 0},
@@ -30,6 +31,18 @@ static arg_spec SPECS[] = {
     {"output", ARG_STRING, NULL, "the int8 model to write (.safetensors; missing folders are created)", 0, 0},
     {"quiet", ARG_FLAG, NULL, "no progress and summary", 0, 0},
 };
+
+/* The metadata keys eval defaults to, and every key as it is. */
+typedef struct both_meta {
+    cli_ckpt_meta *eval;
+    cli_meta_list list;
+} both_meta;
+
+static void take_meta(void *ctx, const char *key, const char *value) {
+    both_meta *b = ctx;
+    cli_ckpt_meta_take(b->eval, key, value);
+    cli_meta_list_take(&b->list, key, value);
+}
 
 int cmd_quantize(int argc, char **argv) {
     arg_table t = {"quantize", "Quantize a float32 model to int8 (post-training static quantization).",
@@ -44,10 +57,8 @@ int cmd_quantize(int argc, char **argv) {
     const char *split = args_str(&t, "split"), *weights = args_str(&t, "weights");
     const char *output = args_str(&t, "output"), *method = args_str(&t, "method");
     int quiet = args_flag(&t, "quiet");
-    if (strcmp(split, "test") != 0 && strcmp(split, "train") != 0) {
-        cli_error("quantize", "--split must be train or test, got '%s'", split);
+    if (!cli_eval_flags_ok(&t) || !cli_path_ok(&t, "output"))
         return EXIT_USAGE;
-    }
     if (strcmp(method, "minmax") && strcmp(method, "percentile") && strcmp(method, "entropy")) {
         cli_error("quantize", "--method must be minmax, percentile or entropy, got '%s'", method);
         return EXIT_USAGE;
@@ -64,7 +75,8 @@ int cmd_quantize(int argc, char **argv) {
     int32_t *labels = NULL;
     int status = EXIT_RUNTIME;
     const char *arch = strcmp(args_str(&t, "arch"), "auto") ? args_str(&t, "arch") : NULL;
-    if (rn_model_load_meta(weights, arch, cli_ckpt_meta_take, &meta, &m) != RN_OK) {
+    both_meta all = {&meta, {0}};
+    if (rn_model_load_meta(weights, arch, take_meta, &all, &m) != RN_OK) {
         cli_error("quantize", "%s", rn_last_error());
         goto done;
     }
@@ -78,9 +90,13 @@ int cmd_quantize(int argc, char **argv) {
         status = EXIT_USAGE;
         goto done;
     }
+    const int train_split = cli_eval_split(&t, weights, kind, &status);
+    if (train_split < 0)
+        goto done;
+    status = EXIT_RUNTIME;
     cfg.shuffle = 1;
     cfg.seed = (uint64_t)seed;
-    if (rn_dataset_load(args_str(&t, "data"), kind, strcmp(split, "train") == 0, &ds) != RN_OK ||
+    if (rn_dataset_load(args_str(&t, "data"), kind, train_split, &ds) != RN_OK ||
         rn_loader_create(&ds, &cfg, &ld) != RN_OK) {
         cli_error("quantize", "%s", rn_last_error());
         goto done;
@@ -129,18 +145,19 @@ int cmd_quantize(int argc, char **argv) {
         cli_error("quantize", "%s", rn_last_error());
         goto done;
     }
-    /* the metadata eval and predict default to travels with the model */
-    const char *keys[3], *values[3];
-    int nk = 0;
-    if (meta.dataset[0])
-        keys[nk] = "dataset", values[nk++] = meta.dataset;
-    if (meta.image_size[0])
-        keys[nk] = "image_size", values[nk++] = meta.image_size;
-    if (meta.normalize[0])
-        keys[nk] = "normalize", values[nk++] = meta.normalize;
+    /* the checkpoint's metadata travels with the model (class names, stem, ...), with the dataset,
+     * image size and normalisation eval and predict default to (the checkpoint's, else the defaults
+     * calibration used); the int8 file's own keys (format, calibration) are written from the model */
+    if (!cli_meta_list_set(&all.list, "dataset", meta.dataset) ||
+        !cli_meta_list_set(&all.list, "image_size", meta.image_size) ||
+        !cli_meta_list_set(&all.list, "normalize", meta.normalize) || all.list.nomem) {
+        cli_error("quantize", "out of memory");
+        goto done;
+    }
     rn_status wst = cli_make_output_dirs("quantize", output);
     if (wst == RN_OK)
-        wst = rn_model_save_meta(q, output, keys, values, nk);
+        wst = rn_model_save_meta(q, output, (const char *const *)all.list.keys,
+                                 (const char *const *)all.list.values, all.list.count);
     if (wst != RN_OK) {
         status = cli_write_failed("quantize", wst);
         goto done;
@@ -155,6 +172,7 @@ int cmd_quantize(int argc, char **argv) {
     }
     status = 0;
 done:
+    cli_meta_list_free(&all.list);
     free(x);
     free(labels);
     rn_calibrator_free(cal);

@@ -3,6 +3,7 @@
  * HTML page with its figures as SVG and PNG files, see src/report/report.h),
  * and cli_report, which `resnet train` calls when it is done.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +20,9 @@ static arg_spec SPECS[] = {
     {"weights", ARG_STRING, NULL, "checkpoint (.safetensors) to report on", 0, 0},
     {"data", ARG_STRING, NULL, "dataset directory", 0, 0},
     {"dataset", ARG_STRING, "auto", "fashion-mnist, mnist, cifar10, folder or folder-gray; auto: from the checkpoint", 0, 0},
-    {"split", ARG_STRING, "test", "test (val for folders) or train", 0, 0},
-    {"log", ARG_STRING, "auto", "training log (JSON lines); auto: the checkpoint's, if it exists; none: no curves", 0, 0},
+    {"split", ARG_STRING, "test", "test (an image folder's val), val (image folders only) or train", 0, 0},
+    {"log", ARG_STRING, "auto", "training log (JSON lines); auto: the checkpoint's, if it exists; none: no curves; "
+     "a log named must exist", 0, 0},
     {"output", ARG_STRING, "auto", "folder for report.html and the figures; auto: next to the checkpoint, named after it + _report", 0, 0},
     {"grid", ARG_INT, "24", "images in each image grid (most confidently wrong, correct)", 0, 0},
     {"png-scale", ARG_STRING, "2", "pixels per SVG unit of the PNG figures (0.5 to 4)", 0, 0},
@@ -100,10 +102,8 @@ int cmd_report(int argc, char **argv) {
         return EXIT_USAGE;
     }
     const char *split = args_str(&t, "split");
-    if (strcmp(split, "test") != 0 && strcmp(split, "val") != 0 && strcmp(split, "train") != 0) {
-        cli_error("report", "--split must be test, val or train, got '%s'", split);
+    if (!cli_eval_flags_ok(&t) || !cli_path_ok(&t, "output") || !cli_path_ok(&t, "log"))
         return EXIT_USAGE;
-    }
     const char *weights = args_str(&t, "weights");
     rn_set_threads(threads);
 
@@ -114,7 +114,17 @@ int cmd_report(int argc, char **argv) {
         if (!file_exists(log))
             log[0] = '\0';
     } else if (strcmp(log_flag, "none") != 0) {
+        /* a log named is one to draw: a missing one is an error (as in plot), before anything is made */
         snprintf(log, sizeof log, "%s", log_flag);
+        FILE *probe = fopen(log, "rb");
+        int c = probe ? fgetc(probe) : EOF;
+        if (!probe || (c == EOF && ferror(probe))) {
+            cli_error("report", "--log %s: cannot read: %s", log, strerror(errno));
+            if (probe)
+                fclose(probe);
+            return EXIT_RUNTIME;
+        }
+        fclose(probe);
     }
     if (strcmp(args_str(&t, "output"), "auto") == 0)
         cli_report_dir(weights, out, sizeof out);
@@ -137,12 +147,21 @@ int cmd_report(int argc, char **argv) {
         status = EXIT_USAGE;
         goto done;
     }
-    if (rn_dataset_load(args_str(&t, "data"), kind, strcmp(split, "train") == 0, &ds) != RN_OK) {
+    const int train_split = cli_eval_split(&t, weights, kind, &status);
+    if (train_split < 0)
+        goto done;
+    status = EXIT_RUNTIME;
+    if (rn_dataset_load(args_str(&t, "data"), kind, train_split, &ds) != RN_OK) {
         cli_error("report", "%s", rn_last_error());
         goto done;
     }
     if (ds.count == 0) {
         cli_error("report", "the %s split is empty", split);
+        goto done;
+    }
+    if (ds.channels != rn_model_in_channels(m)) { /* before the report's folder is made */
+        cli_error("report", "the dataset has %d channel%s, %s takes %d", ds.channels, ds.channels == 1 ? "" : "s",
+                  weights, rn_model_in_channels(m));
         goto done;
     }
     cli_report_args a = {

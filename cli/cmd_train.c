@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "args.h"
@@ -37,6 +38,7 @@
 #include "train_recipe.h"
 #include "run_record.h"
 #include "train_ckpt.h"
+#include "train/optim.h"
 #include "train/plot.h"
 #include "train_dist.h"
 
@@ -73,19 +75,23 @@ static arg_spec SPECS[] = {
     {"freeze-backbone", ARG_FLAG, NULL, "train only fc; the backbone, BatchNorm statistics included, stays as loaded", 0, 0},
     {"lr-backbone", ARG_STRING, "same", "learning rate for every tensor but fc.*; same: --lr", 0, 0},
     {"save", ARG_STRING, "none", "checkpoint file (.safetensors) written after every epoch, at --max-steps and when "
-     "interrupted (SIGINT/SIGTERM); missing folders are created", 0, 0},
+     "interrupted (SIGINT/SIGTERM); missing folders are created. A file already there is refused unless "
+     "--resume continues it or --overwrite replaces it", 0, 0},
+    {"overwrite", ARG_FLAG, NULL, "start over when --save names an existing checkpoint: replace it, its "
+     "optimizer state, its log and its report", 0, 0},
     {"max-bad-steps", ARG_INT, "5", "stop after this many steps in a row whose loss or gradient is not finite "
      "(NaN, inf); such a step is skipped, changing nothing (0: skip them and never stop)", 0, 0},
-    {"save-every", ARG_INT, "0", "also write the checkpoint every N optimizer steps (0: at epoch ends only)", 0, 0},
+    {"save-every", ARG_INT, "0", "also write the checkpoint every N optimizer steps (0: at epoch ends only); needs --save", 0, 0},
     {"resume", ARG_STRING, "none", "checkpoint to continue from; the flags not given (epochs, batch size, "
-     "optimizer, learning rate, schedule, ...) keep the checkpoint's values, and what the given ones change is shown", 0, 0},
+     "optimizer, learning rate, schedule, ...) keep the checkpoint's values, and what the given ones change is shown; "
+     "needs --save (the same file continues it in place)", 0, 0},
     {"seed", ARG_INT, "0", "random seed (initialisation, shuffling, augmentation)", 0, 0},
     {"no-shuffle", ARG_FLAG, NULL, "keep the dataset's order", 0, 0},
     {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
     CLI_CONV_ALGO_SPEC,
     CLI_TRAIN_PRECISION_SPEC,
     {"log", ARG_STRING, "auto", "JSON-lines log (missing folders are created); auto: next to --save (none without it)", 0, 0},
-    {"log-every", ARG_INT, "0", "also log every N steps (0: epochs only)", 0, 0},
+    {"log-every", ARG_INT, "0", "also log every N steps (0: epochs only); needs a log (--log, or --save for auto)", 0, 0},
     {"quiet", ARG_FLAG, NULL, "no progress line", 0, 0},
     {"no-report", ARG_FLAG, NULL, "do not write the training report (HTML page and figures) next to --save at the end", 0, 0},
     TRAIN_DIST_SPECS,
@@ -113,6 +119,7 @@ typedef struct run {
     char norm_text[256];
     FILE *logf;
     int quiet, tty;
+    int curves;             /* the SVG curves were written by this run */
     int epochs, eval_every, max_steps, log_every, seed, num_classes, save_every, max_bad_steps;
     train_plan plan;        /* recorded in every checkpoint; read back on --resume */
     train_dist dist;        /* the ranks of a data-parallel run (one without a launcher) */
@@ -223,6 +230,18 @@ static void log_flush(run *r) {
               strerror(errno ? errno : EIO));
     fclose(r->logf);
     r->logf = NULL;
+}
+
+/* Draws the log's curves into r->svg. A log without a finished epoch has nothing to draw: a
+ * warning with `always`, else silence. */
+static void write_curves(run *r, int always) {
+    if (!r->svg[0] || !r->logf)
+        return;
+    rn_status st = rn_plot_svg(r->log, r->svg);
+    if (st == RN_OK)
+        r->curves = 1;
+    else if (always || st != RN_ERR_FORMAT)
+        cli_error(r->dist.what, "warning: %s", rn_last_error());
 }
 
 static void progress_line(run *r, int epoch, int step, int steps, double loss, double acc, double ips,
@@ -352,6 +371,11 @@ static int train_loop(run *r, int64_t start_epoch, int64_t start_position) {
             train_dist_sync_model(&r->dist);
             if (r->save[0] && (status = save_checkpoint(r, now.epoch, now.position)) == 0)
                 printf("checkpoint: %s (+ %s)\n", r->save, r->optim);
+            /* the curves of the epochs the log has; none in a first epoch cut short */
+            if (status == 0 && r->lead && r->logf) {
+                log_flush(r);
+                write_curves(r, 0);
+            }
             break;
         }
         /* the test split after every eval_every-th epoch and the last */
@@ -396,8 +420,7 @@ static int train_loop(run *r, int64_t start_epoch, int64_t start_position) {
                     test_json, lr, train_secs, seen / (train_secs > 0 ? train_secs : 1e-9),
                     (long long)rn_trainer_steps(r->tr), (long long)skipped, now_s() - r->started);
             log_flush(r);
-            if (r->svg[0] && rn_plot_svg(r->log, r->svg) != RN_OK)
-                cli_error(r->dist.what, "warning: %s", rn_last_error());
+            write_curves(r, 1);
         }
         rn_eval_result_free(&ev);
         if (r->save[0] && (status = save_checkpoint(r, epoch + 1, 0)) != 0)
@@ -500,6 +523,111 @@ static int setup_trainer(run *r, const char *resume, const char *state) {
     return 1;
 }
 
+/* A regular file (or a link to one) is at path. */
+static int holds_file(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+/* a and b name the same file: the same text, or the same file reached another way. */
+static int same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    return strcmp(a, b) == 0 ||
+           (stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino);
+}
+
+/* A flag holding a number >= 0; prints an error otherwise. */
+static int non_negative(const arg_table *t, const char *name) {
+    if (!cli_number_ok(t, name))
+        return 0;
+    if (atof(args_str(t, name)) < 0) {
+        cli_error(t->command, "--%s must be >= 0, got '%s'", name, args_str(t, name));
+        return 0;
+    }
+    return 1;
+}
+
+/* Every flag's value: the integers into r (batch, image size and threads into the pointers), the
+ * loader's configuration into r->lcfg, and the names, numbers and combinations the trainer and
+ * the data would refuse later. Returns 0 after an error message (a usage error: exit 2). Runs
+ * before anything is read or written, and again once --resume's plan has filled the flags. */
+static int check_flags(run *r, int *batch, int *size, int *threads) {
+    arg_table *t = r->t;
+    if (!args_int(t, "epochs", 1, 100000, &r->epochs) ||
+        !args_int(t, "eval-every", 0, 100000, &r->eval_every) || !args_int(t, "batch-size", 1, 65536, batch) ||
+        !args_int(t, "image-size", 0, 4096, size) || !args_int(t, "seed", 0, 2147483647, &r->seed) ||
+        !args_int(t, "threads", 0, 1024, threads) || !args_int(t, "max-steps", 0, 2147483647, &r->max_steps) ||
+        !args_int(t, "log-every", 0, 2147483647, &r->log_every) ||
+        !args_int(t, "num-classes", 0, 1000000, &r->num_classes) ||
+        !args_int(t, "save-every", 0, 2147483647, &r->save_every) ||
+        !args_int(t, "max-bad-steps", 0, 2147483647, &r->max_bad_steps))
+        return 0;
+    int warmup;
+    if (!args_int(t, "warmup", 0, 100000000, &warmup))
+        return 0;
+    if (!non_negative(t, "lr") || !non_negative(t, "momentum") || !non_negative(t, "weight-decay") ||
+        !cli_number_ok(t, "label-smoothing") ||
+        (strcmp(args_str(t, "lr-backbone"), "same") != 0 && !non_negative(t, "lr-backbone")))
+        return 0;
+    const double smoothing = atof(args_str(t, "label-smoothing"));
+    if (smoothing < 0 || smoothing > 1) {
+        cli_error(t->command, "--label-smoothing must be in [0, 1], got '%s'", args_str(t, "label-smoothing"));
+        return 0;
+    }
+    if (args_flag(t, "nesterov") && !(atof(args_str(t, "momentum")) > 0)) {
+        cli_error(t->command, "--nesterov needs a --momentum above 0, got '%s'", args_str(t, "momentum"));
+        return 0;
+    }
+    const char *opt = args_str(t, "optimizer");
+    if (strcmp(opt, "sgd") != 0 && strcmp(opt, "adamw") != 0) {
+        cli_error(t->command, "unknown --optimizer '%s' (expected sgd or adamw)", opt);
+        return 0;
+    }
+    rn_schedule sched;
+    if (rn_schedule_build(args_str(t, "schedule"), 1.0, warmup, 1, 1, &sched) != RN_OK) {
+        cli_error(t->command, "--schedule: %s", rn_last_error());
+        return 0;
+    }
+    if (!cli_arch_ok(t, 0) || !cli_dataset_ok(t, 0) || !cli_precision_ok(t, 1) || !cli_conv_algo_ok(t) ||
+        cli_stem(t) < 0 || cli_width(t) < 0)
+        return 0;
+    if (*batch % r->dist.size != 0) {
+        cli_error(r->dist.what, "--batch-size %d is the global batch: it must be a multiple of the %d ranks", *batch,
+                  r->dist.size);
+        return 0;
+    }
+    /* what needs a file to write to */
+    const int save = strcmp(args_str(t, "save"), "none") != 0, resume = strcmp(args_str(t, "resume"), "none") != 0;
+    const char *log = args_str(t, "log");
+    if ((save && !cli_path_ok(t, "save")) || !cli_path_ok(t, "log") || (resume && !cli_path_ok(t, "resume")))
+        return 0;
+    if (resume && !save) {
+        cli_error(t->command, "--resume %s needs --save: give --save %s to continue the checkpoint in place "
+                  "(or --save NEW to keep it as it is)", args_str(t, "resume"), args_str(t, "resume"));
+        return 0;
+    }
+    if (r->save_every > 0 && !save) {
+        cli_error(t->command, "--save-every %d needs --save: there is no checkpoint to write", r->save_every);
+        return 0;
+    }
+    if (r->log_every > 0 && (strcmp(log, "none") == 0 || (strcmp(log, "auto") == 0 && !save))) {
+        cli_error(t->command, "--log-every %d needs a log: give --log FILE (or --save, whose log is beside it)",
+                  r->log_every);
+        return 0;
+    }
+    /* the data's configuration */
+    memset(&r->lcfg, 0, sizeof r->lcfg);
+    r->lcfg.batch_size = *batch;
+    r->lcfg.image_size = *size;
+    r->lcfg.shuffle = !args_flag(t, "no-shuffle");
+    r->lcfg.seed = (uint64_t)r->seed;
+    r->lcfg.shards = r->dist.size > 1 ? r->dist.size : 0;
+    r->lcfg.shard = r->dist.rank;
+    const int folder = cli_dataset_is_folder(args_str(t, "dataset"));
+    return cli_parse_augment(t, &r->lcfg, folder ? "crop+flip" : "none") && cli_parse_tta(t, &r->lcfg) &&
+           cli_parse_normalize(t, &r->lcfg, r->norm_text, sizeof r->norm_text);
+}
+
 int cmd_train(int argc, char **argv) {
     arg_table t = {"train", "Train a model on a dataset; evaluates the test split after every epoch.",
                    SPECS, sizeof SPECS / sizeof SPECS[0]};
@@ -525,11 +653,28 @@ int cmd_train(int argc, char **argv) {
     if (!train_dist_start(&r.dist, &t))
         goto started;
     r.lead = r.dist.rank == 0;
+    /* every flag's value first: a bad one is refused before any file is touched or read (with
+     * --resume the checkpoint's plan fills the flags not given, and they are checked again) */
+    if (!check_flags(&r, &batch, &size, &threads))
+        goto started;
     status = EXIT_RUNTIME;
+    /* a --data that is no folder fails before any output folder is made */
+    struct stat data_st;
+    const int data_found = stat(args_str(&t, "data"), &data_st) == 0;
+    if (!data_found || !S_ISDIR(data_st.st_mode)) {
+        cli_error(r.dist.what, "--data %s: %s", args_str(&t, "data"), data_found ? "not a folder" : strerror(errno));
+        goto started;
+    }
 
     /* the checkpoint's two files (rank 0 writes them), locked against a second run writing them */
     const char *save = args_str(&t, "save");
     if (strcmp(save, "none") != 0 && r.lead) {
+        if (!args_flag(&t, "overwrite") && !(resume && same_file(resume, save)) && holds_file(save)) {
+            cli_error(r.dist.what, "%s already holds a checkpoint: pass --resume %s to continue it, or "
+                      "--overwrite to start over (replacing it, its optimizer state and its log)", save, save);
+            status = EXIT_USAGE;
+            goto started;
+        }
         snprintf(r.save, sizeof r.save, "%s", save);
         sibling(r.optim, sizeof r.optim, save, ".optim.safetensors");
         rn_status made = cli_make_output_dirs("train", r.save);
@@ -561,42 +706,13 @@ int cmd_train(int argc, char **argv) {
             rn_checkpoint_tidy(r.save, r.optim);
     }
     status = EXIT_USAGE;
-    if (!args_int(&t, "epochs", 1, 100000, &r.epochs) ||
-        !args_int(&t, "eval-every", 0, 100000, &r.eval_every) || !args_int(&t, "batch-size", 1, 65536, &batch) ||
-        !args_int(&t, "image-size", 0, 4096, &size) || !args_int(&t, "seed", 0, 2147483647, &r.seed) ||
-        !args_int(&t, "threads", 0, 1024, &threads) || !args_int(&t, "max-steps", 0, 2147483647, &r.max_steps) ||
-        !args_int(&t, "log-every", 0, 2147483647, &r.log_every) ||
-        !args_int(&t, "num-classes", 0, 1000000, &r.num_classes) ||
-        !args_int(&t, "save-every", 0, 2147483647, &r.save_every) ||
-        !args_int(&t, "max-bad-steps", 0, 2147483647, &r.max_bad_steps))
+    if (!check_flags(&r, &batch, &size, &threads))
         goto started;
-    if (!cli_number_ok(&t, "lr") || !cli_number_ok(&t, "momentum") || !cli_number_ok(&t, "weight-decay") ||
-        !cli_number_ok(&t, "label-smoothing"))
-        goto started;
-    if (batch % r.dist.size != 0) {
-        cli_error(r.dist.what, "--batch-size %d is the global batch: it must be a multiple of the %d ranks", batch,
-                  r.dist.size);
-        goto started;
-    }
     rn_set_threads(threads);
     r.quiet = args_flag(&t, "quiet") || !r.lead;
     r.tty = isatty(2);
-
-    /* data */
-    memset(&r.lcfg, 0, sizeof r.lcfg);
-    r.lcfg.batch_size = batch;
-    r.lcfg.image_size = size;
-    r.lcfg.shuffle = !args_flag(&t, "no-shuffle");
-    r.lcfg.seed = (uint64_t)r.seed;
-    r.lcfg.shards = r.dist.size > 1 ? r.dist.size : 0;
-    r.lcfg.shard = r.dist.rank;
-    if (cli_stem(&t) < 0 || cli_width(&t) < 0)
-        goto started;
     data = args_str(&t, "data"), kind = args_str(&t, "dataset");
-    folder = strncmp(kind, "folder", 6) == 0;
-    if (!cli_parse_augment(&t, &r.lcfg, folder ? "crop+flip" : "none") || !cli_parse_tta(&t, &r.lcfg) ||
-        !cli_parse_normalize(&t, &r.lcfg, r.norm_text, sizeof r.norm_text))
-        goto started;
+    folder = cli_dataset_is_folder(kind);
     status = EXIT_RUNTIME;
     if (rn_dataset_load(data, kind, 1, &r.train) != RN_OK || rn_dataset_load(data, kind, 0, &r.test) != RN_OK) {
         cli_error(r.dist.what, "%s", rn_last_error());
@@ -705,7 +821,9 @@ started:
     if (status == 0 && r.save[0])
         printf("checkpoint: %s\noptimizer state: %s\n", r.save, r.optim);
     if (status == 0 && r.log[0])
-        printf("log: %s\ncurves: %s\n", r.log, r.svg);
+        printf("log: %s\n", r.log);
+    if (status == 0 && r.curves)
+        printf("curves: %s\n", r.svg);
     if (status == 0 && r.save[0] && !args_flag(&t, "no-report")) {
         char dir[1100];
         cli_report_dir(r.save, dir, sizeof dir);

@@ -83,7 +83,11 @@ static void man_command(FILE *f, const arg_table *t) {
     fputs(".B resnet\n", f);
     roff(f, t->command);
     fputs("\n.RI [ flags ]", f);
-    if (p) {
+    if (p && p->def) { /* optional (another form exists): in brackets, as --help shows it */
+        fputs("\n.RI [ \"", f);
+        roff(f, p->name);
+        fputs("\" ]", f);
+    } else if (p) {
         fputs("\n.I ", f);
         roff(f, p->name);
     }

@@ -37,7 +37,9 @@ const cli_env_var CLI_ENVIRONMENT[] = {
 const int CLI_N_ENVIRONMENT = (int)(sizeof CLI_ENVIRONMENT / sizeof CLI_ENVIRONMENT[0]);
 
 static void usage(FILE *f) {
-    fprintf(f, "resnet %s - ResNets in C\n\nusage: resnet COMMAND [flags]\n\ncommands:\n", RN_VERSION);
+    fprintf(f, "resnet %s - ResNets in C\n\nusage: resnet COMMAND [flags]\n       resnet --version   print the "
+               "version (and the MPI library of an MPI-enabled build)\n       resnet --help      this help\n\n"
+               "commands:\n", RN_VERSION);
     for (int i = 0; i < CLI_N_COMMANDS; i++)
         fprintf(f, "  %-10s %s\n", CLI_COMMANDS[i].name, CLI_COMMANDS[i].summary);
     fprintf(f, "\narchitectures:");

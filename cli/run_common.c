@@ -8,6 +8,7 @@
 
 #include "commands.h"
 #include "io/file.h"
+#include "ops/conv_algo.h"
 
 int cli_mode(const arg_table *t) {
     const char *s = args_str(t, "mode");
@@ -32,6 +33,22 @@ int cli_stem(const arg_table *t) {
 int cli_width(const arg_table *t) {
     int width;
     return args_int(t, "width", 1, 4096, &width) ? width : -1;
+}
+
+int cli_new_model_flags_ok(const arg_table *t) {
+    const char *w = args_str(t, "weights");
+    if (!w || strcmp(w, "none") == 0)
+        return 1;
+    static const char *const NEW[] = {"stem", "width", "in-channels", "num-classes"};
+    for (size_t i = 0; i < sizeof NEW / sizeof NEW[0]; i++) {
+        const arg_spec *s = args_spec(t, NEW[i]);
+        if (s && s->set) {
+            cli_error(t->command, "--%s describes a new model; with --weights the file's is used: drop --%s",
+                      NEW[i], NEW[i]);
+            return 0;
+        }
+    }
+    return 1;
 }
 
 int cli_parse_tta(const arg_table *t, rn_loader_config *cfg) {
@@ -221,4 +238,158 @@ int cli_eval_config(const arg_table *t, const char *weights, const cli_ckpt_meta
         return 0;
     }
     return 1;
+}
+
+int cli_arch_ok(const arg_table *t, int allow_auto) {
+    const char *a = args_str(t, "arch");
+    if (!a || (allow_auto && strcmp(a, "auto") == 0))
+        return 1;
+    char names[512] = "";
+    size_t used = 0;
+    for (int i = 0; i < rn_arch_count(); i++) {
+        if (strcmp(a, rn_arch_name(i)) == 0)
+            return 1;
+        if (used < sizeof names)
+            used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "", rn_arch_name(i));
+    }
+    cli_error(t->command, "unknown --arch '%s' (expected %s%s)", a, allow_auto ? "auto, " : "", names);
+    return 0;
+}
+
+int cli_dataset_is_folder(const char *kind) {
+    return strcmp(kind, "folder") == 0 || strcmp(kind, "folder-gray") == 0;
+}
+
+int cli_dataset_known(const char *kind) {
+    static const char *const KINDS[] = {"mnist", "fashion-mnist", "fashion_mnist", "cifar10", "cifar-10",
+                                        "folder", "folder-gray"};
+    for (size_t i = 0; i < sizeof KINDS / sizeof KINDS[0]; i++)
+        if (strcmp(kind, KINDS[i]) == 0)
+            return 1;
+    return 0;
+}
+
+int cli_dataset_ok(const arg_table *t, int allow_auto) {
+    const char *k = args_str(t, "dataset");
+    if ((allow_auto && strcmp(k, "auto") == 0) || cli_dataset_known(k))
+        return 1;
+    cli_error(t->command, "unknown --dataset '%s' (expected %sfashion-mnist, mnist, cifar10, folder or folder-gray)",
+              k, allow_auto ? "auto, " : "");
+    return 0;
+}
+
+int cli_conv_algo_ok(const arg_table *t) {
+    int id;
+    if (rn_conv_algo_parse(args_str(t, "conv-algo"), &id) == RN_OK)
+        return 1;
+    cli_error(t->command, "--conv-algo: %s", rn_last_error());
+    return 0;
+}
+
+int cli_precision_ok(const arg_table *t, int train) {
+    const char *p = args_str(t, "precision");
+    if (strcmp(p, "fp32") == 0 || strcmp(p, "bf16") == 0 ||
+        (!train && (strcmp(p, "auto") == 0 || strcmp(p, "int8") == 0)))
+        return 1;
+    cli_error(t->command, "unknown --precision '%s' (expected %s)", p,
+              train ? "fp32 or bf16" : "auto, fp32, bf16 or int8");
+    return 0;
+}
+
+int cli_split(const arg_table *t, const char *kind) {
+    const char *s = args_str(t, "split");
+    if (strcmp(s, "train") == 0)
+        return 1;
+    if (strcmp(s, "test") == 0)
+        return 0;
+    if (strcmp(s, "val") != 0) {
+        cli_error(t->command, "--split must be train, test or val (image folders), got '%s'", s);
+        return -1;
+    }
+    if (!kind || cli_dataset_is_folder(kind))
+        return 0;
+    cli_error(t->command, "--split val: the %s dataset has no val split (its splits are train and test; "
+              "val is an image folder's DIR/val)", kind);
+    return -1;
+}
+
+int cli_path_ok(const arg_table *t, const char *name) {
+    const char *v = args_str(t, name);
+    if (v && *v)
+        return 1;
+    cli_error(t->command, "--%s must name a file, got an empty path", name);
+    return 0;
+}
+
+void cli_meta_list_take(void *ctx, const char *key, const char *value) {
+    cli_meta_list *l = ctx;
+    if (!cli_meta_list_set(l, key, value))
+        l->nomem = 1;
+}
+
+int cli_meta_list_set(cli_meta_list *l, const char *key, const char *value) {
+    for (int i = 0; i < l->count; i++)
+        if (strcmp(l->keys[i], key) == 0) {
+            char *v = strdup(value);
+            if (!v)
+                return 0;
+            free(l->values[i]);
+            l->values[i] = v;
+            return 1;
+        }
+    if (l->count == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 16;
+        char **k = realloc(l->keys, (size_t)cap * sizeof *k);
+        if (!k)
+            return 0;
+        l->keys = k;
+        char **v = realloc(l->values, (size_t)cap * sizeof *v);
+        if (!v)
+            return 0;
+        l->values = v;
+        l->cap = cap;
+    }
+    char *k = strdup(key), *v = strdup(value);
+    if (!k || !v) {
+        free(k), free(v);
+        return 0;
+    }
+    l->keys[l->count] = k;
+    l->values[l->count++] = v;
+    return 1;
+}
+
+void cli_meta_list_free(cli_meta_list *l) {
+    for (int i = 0; i < l->count; i++)
+        free(l->keys[i]), free(l->values[i]);
+    free(l->keys), free(l->values);
+    memset(l, 0, sizeof *l);
+}
+
+int cli_eval_flags_ok(const arg_table *t) {
+    int batch, size;
+    if (!cli_arch_ok(t, 1) || !cli_dataset_ok(t, 1) || cli_split(t, NULL) < 0 ||
+        !args_int(t, "batch-size", 1, 65536, &batch) || !args_int(t, "image-size", -1, 4096, &size))
+        return 0;
+    const char *norm = args_str(t, "normalize");
+    rn_loader_config cfg = {0};
+    if (strcmp(norm, "auto") != 0 && !set_normalize(norm, &cfg)) {
+        cli_error(t->command, "--normalize must be auto, none or MEAN,..:STD,.. (e.g. 0.286:0.353), "
+                  "got '%s'", norm);
+        return 0;
+    }
+    if ((args_spec(t, "conv-algo") && !cli_conv_algo_ok(t)) || (args_spec(t, "precision") && !cli_precision_ok(t, 0)))
+        return 0;
+    return !args_spec(t, "tta") || cli_parse_tta(t, &cfg);
+}
+
+int cli_eval_split(const arg_table *t, const char *weights, const char *kind, int *status) {
+    *status = EXIT_USAGE;
+    if (!cli_dataset_known(kind)) {
+        *status = EXIT_RUNTIME;
+        cli_error(t->command, "%s: the dataset '%s' of its metadata is none resnet reads: give --dataset "
+                  "(fashion-mnist, mnist, cifar10, folder or folder-gray)", weights, kind);
+        return -1;
+    }
+    return cli_split(t, kind);
 }

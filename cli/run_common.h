@@ -48,6 +48,9 @@ int cli_stem(const arg_table *t);
      "(64 as published; 32: a quarter of the operations)", 0, 0}
 /* --width in 1..4096; -1 (after an error message) otherwise. */
 int cli_width(const arg_table *t);
+/* With --weights FILE the model is the file's: --stem, --width, --in-channels and
+ * --num-classes, which describe a new one, are refused (0 after an error message). */
+int cli_new_model_flags_ok(const arg_table *t);
 
 /* The --tta flag of `train` and `eval`, and its value into cfg->tta_flip. */
 #define CLI_TTA_SPEC                                                                                  \
@@ -92,8 +95,60 @@ void cli_ckpt_meta_take(void *ctx, const char *key, const char *value);
 int cli_eval_config(const arg_table *t, const char *weights, const cli_ckpt_meta *meta, char *kind,
                     size_t kind_cap, rn_loader_config *cfg);
 
+/* The flags of cli_eval_config and those beside them in eval, quantize and report,
+ * checked before anything is read: --arch and --dataset (auto or a name), --split,
+ * --batch-size, --image-size, --normalize, and where the command has them --conv-algo,
+ * --precision and --tta. Returns 0 after an error message (exit 2). */
+int cli_eval_flags_ok(const arg_table *t);
+
+/* After cli_eval_config: the dataset kind (from --dataset or the checkpoint's metadata) is
+ * one rn_dataset_load reads, and --split fits it. Returns the split as cli_split does (1:
+ * train, 0: the held-out one), or -1 after an error message, with *status the exit
+ * status: 2 for a flag, 1 for a checkpoint's metadata naming no dataset resnet reads. */
+int cli_eval_split(const arg_table *t, const char *weights, const char *kind, int *status);
+
 /* Parses "M1,M2,..:S1,S2,.." (1 to 4 channels); returns 0 if malformed. */
 int parse_mean_std(const char *s, float *mean, float *std, int *channels);
+
+/* --arch: a known architecture, or "auto" where allow_auto. Returns 0 after an error
+ * message (a usage error: exit 2). */
+int cli_arch_ok(const arg_table *t, int allow_auto);
+
+/* A dataset kind rn_dataset_load reads: mnist, fashion-mnist, cifar10, folder or
+ * folder-gray (and the spellings fashion_mnist, cifar-10). */
+int cli_dataset_known(const char *kind);
+/* The kinds with a train and a val split (DIR/train, DIR/val): folder, folder-gray. */
+int cli_dataset_is_folder(const char *kind);
+/* --dataset: a known kind, or "auto" where allow_auto; 0 after an error message. */
+int cli_dataset_ok(const arg_table *t, int allow_auto);
+
+/* --conv-algo: auto or an algorithm the library knows; 0 after an error message. */
+int cli_conv_algo_ok(const arg_table *t);
+/* --precision: auto, fp32, bf16 or int8 (train: fp32 or bf16); 0 after an error message.
+ * Whether the weights file can run in it is known once it is loaded (exit 1). */
+int cli_precision_ok(const arg_table *t, int train);
+
+/* --split of eval, report and quantize: "train" gives 1, "test" 0 (the held-out
+ * split: DIR/val for image folders) and "val" 0 where the dataset has a val split
+ * (image folders); anything else, or val for another kind, -1 after an error
+ * message (exit 2). kind NULL: only the spelling is checked. */
+int cli_split(const arg_table *t, const char *kind);
+
+/* A path flag (--output, --save, --log...) that is not empty; 0 after an error message. */
+int cli_path_ok(const arg_table *t, const char *name);
+
+/* Every string of a weights file's metadata, in file order (rn_model_load_meta(path,
+ * arch, cli_meta_list_take, &list, &m)), to be written again with rn_model_save_meta
+ * (whose own keys, format, arch, in_channels and num_classes, take precedence). */
+typedef struct cli_meta_list {
+    char **keys, **values;
+    int count, cap;
+    int nomem;              /* a copy failed: the list is incomplete */
+} cli_meta_list;
+void cli_meta_list_take(void *ctx, const char *key, const char *value);
+/* Sets key to value, replacing the value it has (or adding it). Returns 0 when out of memory. */
+int cli_meta_list_set(cli_meta_list *l, const char *key, const char *value);
+void cli_meta_list_free(cli_meta_list *l);
 
 /* Creates the folders missing above an output file (--save, --log,
  * --output), saying so on stderr the one time it creates them ("resnet CMD:

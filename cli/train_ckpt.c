@@ -173,6 +173,7 @@ void train_print_resume(const arg_table *t, const char *save, const char *flag, 
     for (int i = 0; i < t->count; i++) {
         const arg_spec *s = &t->specs[i];
         if (!s->set || s->kind == ARG_POSITIONAL || strcmp(s->name, "resume") == 0 ||
+            strcmp(s->name, "overwrite") == 0 ||
             (flag && strcmp(s->name, flag) == 0))
             continue;
         printf(" --%s", s->name);

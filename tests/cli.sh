@@ -117,23 +117,36 @@ err = float(np.abs(a - b).max() / np.abs(a).max())
 print(f"ResNeXt int8 vs float32: max |dl| / max |l| = {err:.4f}")
 sys.exit(0 if np.isfinite(b).all() and err < 0.15 else 1)
 PY
-expect 2 "forward --precision int8 on a float32 model" "$R" forward --weights "$T/w.safetensors" \
+# a weights file that cannot run at the --precision asked is the file's problem, found once it is
+# loaded: exit 1 in every command (a --precision that names nothing is bad usage: exit 2, below)
+expect 1 "forward --precision int8 on a float32 model" "$R" forward --weights "$T/w.safetensors" \
     --input data/sample/fmnist_batch.npy --output "$T/q/y.npy" --precision int8
+expect 1 "forward --precision fp32 on an int8 model" "$R" forward --weights "$T/q/w.int8.safetensors" \
+    --input data/sample/fmnist_batch.npy --output "$T/q/y.npy" --precision fp32
+expect 1 "eval --precision bf16 on an int8 model" "$R" eval --weights "$T/q/w.int8.safetensors" \
+    --data data/fmnist-small --precision bf16
+expect 1 "eval --precision int8 on a float32 model" "$R" eval --weights "$T/w.safetensors" \
+    --data data/fmnist-small --precision int8
 expect 1 "forward with the wrong channel count" "$R" forward --weights "$T/r18.safetensors" \
     --input data/sample/fmnist_batch.npy --output "$T/y.npy"
 expect 3 "forward into an unwritable path" "$R" forward --weights "$T/w.safetensors" \
     --input data/sample/fmnist_batch.npy --output "$T/w.safetensors/y.npy"
 
 # too big to fit: refused from the plan, before anything large is allocated
-expect 1 "train too big to fit" "$R" train --data data/fmnist-small --batch-size 65536 --image-size 2048 \
+expect 1 "train too big to fit" "$R" train --data data/fmnist-small --batch-size 256 --image-size 2048 \
     --epochs 1 --quiet --no-report
-grep -q "too big to fit: training d2l_resnet18 on batches of 65536 images of 2048x2048 (the trainer [0-9.]* GiB, the \
+grep -q "too big to fit: training d2l_resnet18 on batches of 256 images of 2048x2048 (the trainer [0-9.]* GiB, the \
 evaluation [0-9.]* GiB) needs about [0-9.]* GiB, but [0-9.]* GiB is available (.*); a --batch-size of [0-9]* or \
 less would fit" "$T/err" && ok || bad "too big to fit: the estimate, what is available and what would fit: $(cat "$T/err")"
 expect 1 "eval too big to fit" "$R" eval --weights "$T/w.safetensors" --data data/fmnist-small \
-    --batch-size 65536 --image-size 2048
-grep -q "too big to fit: inference of d2l_resnet18 on batches of 65536 images of 2048x2048 needs about" "$T/err" &&
+    --batch-size 256 --image-size 2048
+grep -q "too big to fit: inference of d2l_resnet18 on batches of 256 images of 2048x2048 needs about" "$T/err" &&
     ok || bad "eval too big to fit: $(cat "$T/err")"
+# more pixels in a batch than the kernels' int indices reach: refused by name, whatever the memory
+expect 1 "eval past the index limit" "$R" eval --weights "$T/w.safetensors" --data data/fmnist-small \
+    --batch-size 65536 --image-size 2048
+grep -q "batch 65536 at 2048x2048 is too large: .* would index [0-9]* pixels" "$T/err" &&
+    ok || bad "eval past the index limit: $(cat "$T/err")"
 expect 1 "bench too big to fit" "$R" bench --arch resnet50 --batch-size 8192 --image-size 1024 --train
 grep -q "too big to fit: training resnet50 on batches of 8192 images of 1024x1024 needs about" "$T/err" &&
     ok || bad "bench too big to fit: $(cat "$T/err")"
@@ -157,6 +170,93 @@ sys.exit(0 if d['images_per_second'] > 0 and d['ms_per_batch_median'] > 0 else 1
 expect 0 "bench text" "$R" bench --arch d2l_resnet18 --in-channels 1 --num-classes 10 --batch-size 2 \
     --image-size 32 --warmup 1 --repeats 1 --mode train
 grep -q "images/s" "$T/out" && ok || bad "bench prints images/s"
+
+# ---- a bad value is exit 2, found before any file is read or written ---------------------------
+# --data names no folder: a value checked only after loading the data would fail with 1
+for bad in "--warmup -1" "--lr-backbone x" "--lr -1" "--momentum -0.5" "--label-smoothing 2" "--arch bogus" \
+    "--optimizer bogus" "--schedule bogus" "--schedule cosine:-1" "--dataset bogus" "--precision bogus" \
+    "--conv-algo bogus" "--nesterov" "--stem bogus" "--save-every 2 --log none" "--log-every 2" \
+    "--resume $T/w.safetensors" "--save-every 2" "--log-every 2 --save $T/x.safetensors --log none"; do
+    # shellcheck disable=SC2086
+    expect 2 "train $bad" "$R" train --data "$T/no-data" --max-steps 1 $bad
+done
+for bad in "--conv-algo bogus" "--precision bogus" "--dataset bogus" "--arch bogus" "--split bogus" "--tta x" \
+    "--normalize 1:0"; do
+    # shellcheck disable=SC2086
+    expect 2 "eval $bad" "$R" eval --weights "$T/w.safetensors" --data "$T/no-data" $bad
+done
+for bad in "--conv-algo bogus" "--precision bogus" "--arch bogus"; do
+    # shellcheck disable=SC2086
+    expect 2 "bench $bad" "$R" bench --batch-size 1 --image-size 32 --repeats 1 --warmup 0 $bad
+    # shellcheck disable=SC2086
+    expect 2 "forward $bad" "$R" forward --weights "$T/w.safetensors" --input data/sample/fmnist_batch.npy \
+        --output "$T/bad.npy" $bad
+    # shellcheck disable=SC2086
+    expect 2 "predict $bad" "$R" predict --weights "$T/w.safetensors" $bad "$T/none.png"
+done
+expect 2 "quantize --dataset bogus" "$R" quantize --weights "$T/w.safetensors" --data "$T/no-data" \
+    --dataset bogus --output "$T/q/b.safetensors"
+expect 2 "export --dataset bogus" "$R" export --dataset bogus "$T/w.safetensors" "$T/b.onnx"
+grep -q "unknown --dataset 'bogus'" "$T/err" && [ ! -e "$T/b.onnx" ] && ok || bad "export --dataset bogus: $(cat "$T/err")"
+expect 2 "init --output ''" "$R" init --arch resnet18 --output ""
+grep -q -- "--output must name a file" "$T/err" && ok || bad "init --output '': $(cat "$T/err")"
+# --resume and --save-every need --save, --log-every a log
+expect 2 "train --resume without --save" "$R" train --data data/fmnist-small --resume "$T/w.safetensors"
+grep -q -- "needs --save" "$T/err" && ok || bad "train --resume alone: $(cat "$T/err")"
+# a train that fails on a bad value leaves no folder behind
+expect 2 "train --lr -1 into a new folder" "$R" train --data data/fmnist-small --lr -1 --save "$T/new/m.safetensors"
+[ ! -e "$T/new" ] && ok || bad "train --lr -1 left the folder $T/new"
+# with --weights the model is the file's: the flags describing a new one are refused
+expect 2 "info --weights --width" "$R" info --weights "$T/w.safetensors" --width 8
+expect 2 "bench --weights --stem" "$R" bench --weights "$T/w.safetensors" --stem cifar --batch-size 1 \
+    --image-size 32 --repeats 1 --warmup 0
+# --version is listed
+"$R" --help | grep -q -- "--version" && ok || bad "resnet --help does not list --version"
+# predict's message for a 1-channel model names one value, not "1 or 1"
+/usr/bin/python3 -c "
+from PIL import Image
+Image.new('L', (28, 28), 128).save('$T/gray.png')" || bad "writing a PNG"
+expect 2 "predict --normalize bogus" "$R" predict --weights "$T/w.safetensors" --normalize 1,2:3 "$T/gray.png"
+grep -q "1 or 1" "$T/err" && bad "predict says '1 or 1 values': $(cat "$T/err")" || ok
+
+# ---- forward --print --true-labels: read before anything is written; needs --print ---------------
+rm -f "$T/tl.npy"
+expect 1 "forward --true-labels missing" "$R" forward --weights "$T/w.safetensors" \
+    --input data/sample/fmnist_batch.npy --output "$T/tl.npy" --print --true-labels "$T/missing.txt"
+[ ! -e "$T/tl.npy" ] && ok || bad "forward wrote its output before failing on the labels"
+expect 2 "forward --true-labels without --print" "$R" forward --weights "$T/w.safetensors" \
+    --input data/sample/fmnist_batch.npy --output "$T/tl.npy" --true-labels data/sample/fmnist_batch_labels.txt
+[ ! -e "$T/tl.npy" ] && ok || bad "forward --true-labels without --print wrote its output"
+
+# ---- grad: an int8 model is refused, as train refuses it; labels and smoothing are checked --------
+/usr/bin/python3 -c "
+import numpy as np
+for name, v in (('ok', [0, 1, 2, 3, 4, 5, 6, 7]), ('half', [0, 0.5, 2, 3, 4, 5, 6, 7]),
+                ('frac', [1.7, 1, 2, 3, 4, 5, 6, 7]), ('nan', [float('nan')] + [1] * 7), ('neg', [-1] + [1] * 7),
+                ('big', [10] + [1] * 7)):
+    np.save('$T/lab_%s.npy' % name, np.array(v, np.float32))" || bad "writing the labels"
+G=(grad --input data/sample/fmnist_batch.npy --output "$T/g.safetensors")
+expect 1 "grad on an int8 model" "$R" "${G[@]}" --weights "$T/q/w.int8.safetensors" --labels "$T/lab_ok.npy"
+grep -q "int8 model" "$T/err" && ok || bad "grad on an int8 model: $(cat "$T/err")"
+expect 2 "grad --label-smoothing 2" "$R" "${G[@]}" --weights "$T/w.safetensors" --labels "$T/lab_ok.npy" \
+    --label-smoothing 2
+expect 2 "grad --label-smoothing -0.1" "$R" "${G[@]}" --weights "$T/w.safetensors" --labels "$T/lab_ok.npy" \
+    --label-smoothing -0.1
+for l in half frac nan neg big; do
+    expect 1 "grad with labels $l" "$R" "${G[@]}" --weights "$T/w.safetensors" --labels "$T/lab_$l.npy"
+    grep -q "whole numbers in 0..9" "$T/err" && ok || bad "grad labels $l: $(cat "$T/err")"
+done
+
+# ---- convert IN OUT with flags -----------------------------------------------------------------------
+expect 0 "convert IN OUT --arch" "$R" convert "$T/w.safetensors" "$T/cv.safetensors" --arch d2l_resnet18
+expect 0 "convert --arch IN OUT" "$R" convert --arch d2l_resnet18 "$T/w.safetensors" "$T/cv2.safetensors"
+expect 2 "convert IN" "$R" convert "$T/w.safetensors"
+grep -q "expected IN and OUT" "$T/err" && ok || bad "convert IN: $(cat "$T/err")"
+expect 0 "convert --help" "$R" convert --help
+grep -q "^usage: resnet convert .*IN OUT" "$T/out" && ok || bad "convert --help shows no IN OUT: $(head -2 "$T/out")"
+
+# ---- plot: a log that cannot be read is exit 1 (3 is for files not written) --------------------------
+expect 1 "plot --log FOLDER" "$R" plot --log "$T" --output "$T/p.svg"
 
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -55,6 +55,13 @@ torch.save(sd, os.path.join(t, "model_zip.pth"))
 torch.save({"state_dict": sd, "epoch": 3}, os.path.join(t, "model_legacy.pth"),
            _use_new_zipfile_serialization=False)
 Image.fromarray((torch.rand(40, 30) * 255).byte().numpy(), "L").save(os.path.join(t, "img.png"))
+# an image folder: DIR/train/CLASS/*.png and DIR/val/CLASS/*.png, 2 classes
+for split, n in (("train", 4), ("val", 2)):
+    for c in ("a", "b"):
+        os.makedirs(os.path.join(t, "folder", split, c))
+        for i in range(n):
+            Image.fromarray((torch.rand(28, 28) * 255).byte().numpy(), "L").save(
+                os.path.join(t, "folder", split, c, "%d.png" % i))
 EOF
 
 # ---- a legacy checkpoint in every command ------------------------------------------------------------
@@ -130,7 +137,7 @@ common=(train --data tiny --batch-size 8 --quiet --log-every 1)
 expect 0 "6 steps straight" "$R" "${common[@]}" --epochs 2 --lr 0.1 --schedule cosine --momentum 0.9 \
     --max-steps 6 --save r/straight.safetensors
 expect 0 "3 steps" "$R" "${common[@]}" --epochs 2 --lr 0.1 --schedule cosine --momentum 0.9 \
-    --max-steps 3 --save r/a.safetensors --log none
+    --max-steps 3 --save r/a.safetensors
 expect 0 "resume with no flags" "$R" train --data tiny --quiet --resume r/a.safetensors --max-steps 6 \
     --save r/b.safetensors --log none
 hasnt out "other settings" "resume with no flags changes nothing"
@@ -166,7 +173,8 @@ t, meta = load_safetensors('r/b.optim.safetensors')
 meta.update(epoch='2', position='0')
 save_safetensors('r/b.optim.safetensors', t, meta)
 " || bad "moving the checkpoint to its last epoch"
-expect 0 "resume a finished run" "$R" train --data tiny --quiet --resume r/b.safetensors --log none
+expect 0 "resume a finished run" "$R" train --data tiny --quiet --resume r/b.safetensors --save r/b.safetensors \
+    --log none
 has out "nothing left to train" "a finished run says so"
 
 # ---- a recipe, and a narrower model through train, resume, eval and info -----------------------------------
@@ -231,6 +239,104 @@ expect 2 "plot --time with too few labels" "$R" plot --log w/a.jsonl --compare w
 printf '{"epoch": 1, "test_acc": 0.5, "seconds": 2.0}\n' >w/old.jsonl
 expect 1 "plot --time of a log without elapsed" "$R" plot --log w/old.jsonl --time --output w/u.svg
 has err 'w/old.jsonl: no per-epoch record has "elapsed"' "the log without it is named"
+
+# ---- --save onto an existing checkpoint: refused unless --resume or --overwrite ---------------------
+
+T1=(train --data tiny --width 8 --batch-size 8 --max-steps 1 --quiet --no-report)
+expect 0 "train once" "$R" "${T1[@]}" --save o/m.safetensors
+sum_before=$(cat o/m.safetensors o/m.optim.safetensors o/m.log.jsonl | md5sum)
+expect 2 "train again onto the same --save" "$R" "${T1[@]}" --save o/m.safetensors
+has err "o/m.safetensors already holds a checkpoint" "the refusal names the file"
+has err "--resume o/m.safetensors" "the refusal says how to continue"
+has err "--overwrite" "the refusal says how to start over"
+[ "$(cat o/m.safetensors o/m.optim.safetensors o/m.log.jsonl | md5sum)" = "$sum_before" ] && ok ||
+    bad "the refused run changed the checkpoint or its log"
+expect 0 "train again with --overwrite" "$R" "${T1[@]}" --save o/m.safetensors --overwrite
+expect 0 "train again with --resume" "$R" "${T1[@]}" --save o/m.safetensors --resume o/m.safetensors --max-steps 2
+expect 2 "--resume of another checkpoint onto an existing one" "$R" "${T1[@]}" --save o/m.safetensors \
+    --resume r/a.safetensors --max-steps 5
+
+# ---- the curves that train says it wrote exist ----------------------------------------------------------
+
+# 2 steps of the first epoch: no finished epoch to draw, so no curves are claimed
+expect 0 "train --max-steps 2" "$R" "${T1[@]}" --save c/m.safetensors --max-steps 2
+if grep -q '^curves: ' out; then
+    f=$(sed -n 's/^curves: //p' out)
+    [ -s "$f" ] && ok || bad "train --max-steps claims curves $f that it did not write"
+else
+    ok
+fi
+# 8 steps of 6 per epoch: epoch 1 finished, the curves written, and again when --max-steps stops the run
+expect 0 "train --max-steps 8 (an epoch and a bit)" "$R" "${T1[@]}" --epochs 3 --save c/e.safetensors --max-steps 8 \
+    --log-every 1
+has out "curves: c/e.svg" "the curves are named"
+[ -s c/e.svg ] && ok || bad "train --max-steps 8 wrote no c/e.svg"
+rm -f c/e.svg
+expect 0 "resume, stopped by --max-steps" "$R" "${T1[@]}" --epochs 3 --save c/e.safetensors --resume c/e.safetensors \
+    --max-steps 10 --log-every 1
+has out "curves: c/e.svg" "the resumed run names its curves"
+[ -s c/e.svg ] && ok || bad "a run stopped by --max-steps does not write the curves it names"
+
+# ---- convert and quantize keep the checkpoint's metadata ------------------------------------------------
+
+expect 0 "train with metadata" "$R" "${T1[@]}" --image-size 32 --normalize 0.3:0.4 --save md/m.safetensors
+expect 0 "convert keeps the metadata" "$R" convert md/m.safetensors md/c.safetensors
+expect 0 "quantize keeps the metadata" "$R" quantize --weights md/m.safetensors --data tiny --calib-images 8 \
+    --output md/q.safetensors --quiet
+"$PY" - md/m.safetensors md/c.safetensors md/q.safetensors <<'PY' && ok || bad "metadata lost by convert or quantize"
+import json, struct, sys
+def meta(p):
+    raw = open(p, "rb").read()
+    return json.loads(raw[8:8 + struct.unpack("<Q", raw[:8])[0]])["__metadata__"]
+m, c, q = (meta(p) for p in sys.argv[1:])
+keys = ("image_size", "normalize", "dataset", "stem", "class_names")
+assert all(k in m for k in keys), m
+assert all(c.get(k) == m[k] for k in m if k != "format"), (m, c)
+assert all(q.get(k) == m[k] for k in keys), (m, q)
+assert m["image_size"] == "32" and m["normalize"] == "0.3:0.4", m
+PY
+expect 0 "eval the checkpoint" "$R" eval --weights md/m.safetensors --data tiny --json && cp out md/eval_m.json
+expect 0 "eval the converted checkpoint" "$R" eval --weights md/c.safetensors --data tiny --json
+cmp -s out md/eval_m.json && ok || bad "the converted checkpoint evaluates otherwise: $(cat out) vs $(cat md/eval_m.json)"
+
+# ---- --split: val for image folders, a clear error for the other datasets -------------------------------
+
+"$R" init --arch d2l_resnet18 --width 8 --in-channels 1 --num-classes 2 --output fo/w.safetensors >/dev/null 2>&1
+E=(--weights fo/w.safetensors --data folder --dataset folder-gray --image-size 28)
+expect 0 "eval --split val (a folder)" "$R" eval "${E[@]}" --split val --json
+has out '"count": 4' "eval --split val: the 4 images of folder/val"
+expect 0 "quantize --split val (a folder)" "$R" quantize "${E[@]}" --split val --calib-images 4 \
+    --output fo/q.safetensors --quiet
+expect 0 "report --split val (a folder)" "$R" report "${E[@]}" --split val --no-png --quiet --output fo/rep
+expect 2 "report --split val on fashion-mnist" "$R" report --weights md/m.safetensors --data tiny --split val \
+    --output rv --quiet
+has err "no val split" "report --split val says why"
+expect 2 "eval --split val on fashion-mnist" "$R" eval --weights md/m.safetensors --data tiny --split val
+has err "no val split" "eval --split val says why"
+expect 2 "quantize --split val on fashion-mnist" "$R" quantize --weights md/m.safetensors --data tiny --split val \
+    --output rv/q.safetensors
+has err "no val split" "quantize --split val says why"
+[ ! -e rv ] && ok || bad "a refused report or quantize left the folder rv"
+
+# ---- report: a named log must exist; a refused report leaves no folder ----------------------------------
+
+expect 1 "report --log missing" "$R" report --weights md/m.safetensors --data tiny --log typo.jsonl --output rl --quiet
+has err "typo.jsonl" "the missing log is named"
+"$R" init --arch resnet18 --width 8 --num-classes 10 --output rgb.safetensors >/dev/null
+expect 1 "report of a 3-channel model on 1-channel images" "$R" report --weights rgb.safetensors --data tiny \
+    --output rl/x --quiet
+[ ! -e rl ] && ok || bad "a failed report left the folder rl"
+
+# ---- eval shows its progress on a terminal, as train and report do --------------------------------------
+
+if command -v script >/dev/null; then
+    script -qec "'$R' eval --weights md/m.safetensors --data tiny --batch-size 4" /dev/null >tty.txt 2>&1
+    grep -q "evaluating 16/16" tty.txt && ok || bad "eval shows no progress on a terminal: $(head -c 300 tty.txt)"
+    expect 0 "eval, stderr not a terminal" "$R" eval --weights md/m.safetensors --data tiny --batch-size 4
+    [ ! -s err ] && ok || bad "eval prints progress when stderr is no terminal: $(cat err)"
+else
+    echo "SKIP  eval progress on a terminal: no script(1)"
+fi
 
 echo "cli_files: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

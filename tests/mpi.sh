@@ -125,7 +125,7 @@ st=$?
 [ $st -eq 2 ] && grep -q "rank 0: --batch-size 33 is the global batch: it must be a multiple of the 2 ranks" \
     "$T/err" && ! grep -q MPI_ABORT "$T/err" && ok || bad "a batch not divisible by the ranks: exit $st, $(cat "$T/err")"
 
-"${MPIRUN[@]}" -np 1 "$R" "${TRAIN[@]}" --max-steps 1 : -np 1 "$R" "${TRAIN[@]}" --max-steps 1 --lr 0.001 \
+"${MPIRUN[@]}" -np 1 "$R" "${TRAIN[@]}" --log-every 0 --max-steps 1 : -np 1 "$R" "${TRAIN[@]}" --log-every 0 --max-steps 1 --lr 0.001 \
     >"$T/out" 2>"$T/err"
 st=$?
 [ $st -eq 2 ] && grep -q "rank 1 does not match rank 0: --lr 0.001 (rank 0: --lr 0.0001)" "$T/err" && ok ||
@@ -139,7 +139,7 @@ b = bytearray(gzip.open(sys.argv[1]).read())
 b[8 + 100] = (b[8 + 100] + 1) % 10   # one label changed
 gzip.open(sys.argv[1], "wb").write(bytes(b))
 EOF
-"${MPIRUN[@]}" -np 1 "$R" "${TRAIN[@]}" --max-steps 1 : -np 1 "$R" "${TRAIN[@]}" --max-steps 1 --data "$T/other" \
+"${MPIRUN[@]}" -np 1 "$R" "${TRAIN[@]}" --log-every 0 --max-steps 1 : -np 1 "$R" "${TRAIN[@]}" --log-every 0 --max-steps 1 --data "$T/other" \
     >"$T/out" 2>"$T/err"
 st=$?
 [ $st -eq 2 ] && grep -q "rank 1 does not match rank 0: training data" "$T/err" && ok ||
@@ -156,7 +156,7 @@ rank_pid() {
 # fault SIGNAL WHAT: a long 2-rank run; once it trains, SIGNAL to rank 1; the job must end non-zero in 60 s
 fault() {
     local sig=$1 what=$2
-    "${MPIRUN[@]}" -np 2 "$R" "${TRAIN[@]}" --epochs 50 --dist-timeout 15 >"$T/fault.out" 2>&1 &
+    "${MPIRUN[@]}" -np 2 "$R" "${TRAIN[@]}" --log-every 0 --epochs 50 --dist-timeout 15 >"$T/fault.out" 2>&1 &
     local mp=$! victim="" i
     for i in $(seq 1 600); do # up to 60 s to start training
         grep -q "data parallel over" "$T/fault.out" && victim=$(rank_pid $mp 1)

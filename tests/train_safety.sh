@@ -108,13 +108,13 @@ RESNET_TEST_SAVE_PAUSE_MS=1000 "$R" train "${A[@]}" --max-steps 10 --save-every 
     >/dev/null 2>"$d/err1" &
 pid=$!
 wait_for "$d/err1" "checkpoint step 2 begin"
-"$R" train "${A[@]}" --max-steps 2 --save "$d/s.safetensors" >/dev/null 2>"$d/err2"
+"$R" train "${A[@]}" --max-steps 2 --save "$d/s.safetensors" --overwrite >/dev/null 2>"$d/err2"
 rc=$?
 check "a second run on the same --save is refused (exit $rc)" [ $rc -eq 1 ]
 check "... naming the checkpoint and the process that holds it" grep -q "in use by another training run (process $pid" "$d/err2"
 kill -KILL $pid
 wait $pid 2>/dev/null
-"$R" train "${A[@]}" --max-steps 2 --save "$d/s.safetensors" >/dev/null 2>&1
+"$R" train "${A[@]}" --max-steps 2 --save "$d/s.safetensors" --overwrite >/dev/null 2>&1
 check "the lock of a killed run is free" [ $? -eq 0 ]
 
 # ---- a full disk -----------------------------------------------------------------------------------
