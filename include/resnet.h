@@ -261,8 +261,13 @@ RN_API void rn_session_config_default(rn_session_config *cfg);
  *
  * method: "minmax", "percentile" (0.01% / 99.99% quantiles; NULL gives it)
  * or "entropy" (KL-divergence thresholds). Grouped convolutions (ResNeXt)
- * are not supported. An int8 model runs in sessions (precision "auto" or
- * "int8") and saves as an int8 file; it cannot be trained. */
+ * run as dense blocks of 16 channels (groups that do not gather into such
+ * blocks are refused). An int8 model runs in sessions (precision "auto" or
+ * "int8") and saves as an int8 file; it cannot be trained.
+ * rn_calibrator_add takes a batch whole or not at all: a batch that cannot
+ * run (too large), an image with a value that is not finite, or a batch
+ * whose activations are not finite is refused with a message and leaves the
+ * statistics as they were. */
 typedef struct rn_calibrator rn_calibrator;
 RN_API rn_status rn_calibrator_create(const rn_model *model, int h, int w, const char *method,
                                       rn_calibrator **out);
