@@ -23,21 +23,6 @@ static arg_spec SPECS[] = {
 
 #define MAX_COMPARE 8
 
-/* The log can be read (a missing one, or a folder, fails before any folder is made: a
- * read problem is exit 1, not the SVG's exit 3); 0 after an error message. */
-static int log_readable(const char *path) {
-    FILE *f = fopen(path, "rb");
-    int c = f ? fgetc(f) : EOF;
-    if (!f || (c == EOF && ferror(f))) {
-        cli_error("plot", "%s: cannot read: %s", path, strerror(errno));
-        if (f)
-            fclose(f);
-        return 0;
-    }
-    fclose(f);
-    return 1;
-}
-
 /* Splits a comma-separated list (in place, in buf) into at most cap items. */
 static int split_list(char *buf, const char **items, int cap) {
     int n = 0;
@@ -76,7 +61,7 @@ static int plot_compare(const arg_table *t, const char *out) {
         }
     }
     for (int k = 0; k < n; k++)
-        if (!log_readable(paths[k]))
+        if (!cli_readable("plot", "", paths[k])) /* before any folder is made */
             return EXIT_RUNTIME;
     rn_status st = cli_make_output_dirs("plot", out);
     if (st == RN_OK)
@@ -110,7 +95,7 @@ int cmd_plot(int argc, char **argv) {
     }
     if (compare)
         return plot_compare(&t, out);
-    if (!log_readable(log))
+    if (!cli_readable("plot", "", log))
         return EXIT_RUNTIME;
     rn_status st = cli_make_output_dirs("plot", out);
     if (st == RN_OK)

@@ -116,15 +116,8 @@ int cmd_report(int argc, char **argv) {
     } else if (strcmp(log_flag, "none") != 0) {
         /* a log named is one to draw: a missing one is an error (as in plot), before anything is made */
         snprintf(log, sizeof log, "%s", log_flag);
-        FILE *probe = fopen(log, "rb");
-        int c = probe ? fgetc(probe) : EOF;
-        if (!probe || (c == EOF && ferror(probe))) {
-            cli_error("report", "--log %s: cannot read: %s", log, strerror(errno));
-            if (probe)
-                fclose(probe);
+        if (!cli_readable("report", "--log ", log))
             return EXIT_RUNTIME;
-        }
-        fclose(probe);
     }
     if (strcmp(args_str(&t, "output"), "auto") == 0)
         cli_report_dir(weights, out, sizeof out);

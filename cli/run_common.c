@@ -2,6 +2,7 @@
 #include "run_common.h"
 
 #include <math.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -392,4 +393,17 @@ int cli_eval_split(const arg_table *t, const char *weights, const char *kind, in
         return -1;
     }
     return cli_split(t, kind);
+}
+
+int cli_readable(const char *command, const char *prefix, const char *path) {
+    FILE *f = fopen(path, "rb");
+    int c = f ? fgetc(f) : EOF;
+    if (!f || (c == EOF && ferror(f))) {
+        cli_error(command, "%s%s: cannot read: %s", prefix, path, strerror(errno));
+        if (f)
+            fclose(f);
+        return 0;
+    }
+    fclose(f);
+    return 1;
 }

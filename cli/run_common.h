@@ -156,4 +156,9 @@ void cli_meta_list_free(cli_meta_list *l);
  * failure nothing is printed: the status and rn_last_error() say why. */
 rn_status cli_make_output_dirs(const char *command, const char *path);
 
+/* Whether path can be read (a missing file, or a folder, cannot): 0 after "COMMAND: PREFIXpath:
+ * cannot read: reason" (prefix "" or e.g. "--log "), so that a read problem is found before any
+ * output is made. */
+int cli_readable(const char *command, const char *prefix, const char *path);
+
 #endif
