@@ -469,6 +469,40 @@ static void check_direct_infinite_input(rn_conv_shape s) {
     rn_free(x), rn_free(w), rn_free(y), rn_free(yref), rn_free(ws), rn_free(prep);
 }
 
+/* Each channel of `chans` alone (the input zero elsewhere): its contribution, or none, is all
+ * the output holds, so a channel that lands in the wrong word of V's bf16 pairs (the lone last
+ * channel of an odd K block, a pair split between threads) or in none is a relative error of 1
+ * or more, where among all the channels it would hide in the rounding. One channel's sum
+ * averages nothing out (F(4x4) on bf16 products: up to 1.02e-1 alone), so the bound here is 3x
+ * tolerance_bf16: 0.3 for F(4x4), 0.03 for F(2x2). */
+static void check_single_channels(rn_conv_shape s, const int *chans, int count, const char *tag) {
+    if (!conv2d_shape_init(&s) || !algo->supports(&s))
+        return;
+    const conv_sizes sz = conv_case_sizes(&s);
+    float *w = random_buffer(sz.w), *x = rn_alloc(sz.x * sizeof(float));
+    float *y = rn_alloc(sz.y * sizeof(float)), *yref = rn_alloc(sz.y * sizeof(float));
+    float *ws = rn_alloc((algo->workspace_floats(kd, &s, rn_get_threads()) + 1) * sizeof(float));
+    float *prep = rn_alloc((algo->prepared_floats(kd, &s) + 1) * sizeof(float));
+    rn_round_bf16(w, sz.w);
+    algo->prepare(kd, &s, w, prep);
+    const size_t plane = (size_t)s.n * s.h * s.w;
+    for (int i = 0; i < count; i++) {
+        memset(x, 0, sz.x * sizeof(float));
+        float *r = random_buffer(plane);
+        rn_round_bf16(r, plane);
+        memcpy(x + (size_t)chans[i] * plane, r, plane * sizeof(float));
+        rn_free(r);
+        algo->forward(kd, &s, x, prep, NULL, NULL, 0, y, ws, rn_get_threads());
+        conv2d_forward_ref(&s, x, w, NULL, NULL, 0, yref);
+        const double err = rel_error(y, yref, sz.y);
+        char what[200];
+        snprintf(what, sizeof what, "%s %s %s cin=%d: channel %d alone err=%.2e", kd->name,
+                 algo->name, tag, s.cin, chans[i], err);
+        check(err <= 3.0 * algo->tolerance_bf16, what);
+    }
+    rn_free(w), rn_free(x), rn_free(y), rn_free(yref), rn_free(ws), rn_free(prep);
+}
+
 static void run_cases(int randoms) {
     for (int i = 0; i < randoms; i++)
         check_conv(random_shape(), i % 8, "random");
@@ -700,6 +734,18 @@ int main(void) {
                  * from each block's first channel */
                 check_conv(conv_case_shape(1, 342, 9, 9, 24, 3, 1, 1, 1), 7, "3x3 odd K blocks");
                 check_conv(conv_case_shape(2, 513, 7, 7, 16, 3, 1, 1, 1), 3, "3x3 three K blocks");
+                /* each block's first, last and lone channels alone (192-deep blocks: 342 is two
+                 * of 171, 513 three of 171), on 1 and 2 threads (a share starts on a pair) */
+                static const int c342[] = {0, 1, 169, 170, 171, 172, 340, 341};
+                static const int c513[] = {170, 171, 341, 342, 511, 512};
+                for (int t = 1; t <= 2; t++) {
+                    rn_set_threads(t);
+                    check_single_channels(conv_case_shape(1, 342, 9, 9, 24, 3, 1, 1, 1), c342, 8,
+                                          t == 1 ? "1 thread" : "2 threads");
+                    check_single_channels(conv_case_shape(1, 513, 7, 7, 16, 3, 1, 1, 1), c513, 6,
+                                          t == 1 ? "1 thread" : "2 threads");
+                }
+                rn_set_threads(0);
                 check_determinism(conv_case_shape(2, 64, 28, 28, 64, 3, 1, 1, 1));
                 check_determinism(conv_case_shape(1, 342, 9, 9, 40, 3, 1, 1, 1));
                 check_determinism(conv_case_shape(32, 32, 14, 14, 32, 3, 1, 1, 1));

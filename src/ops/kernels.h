@@ -164,8 +164,9 @@ const rn_kernels *rn_kernels_for(rn_isa isa);
 const rn_kernels *rn_kernels_bf16(const rn_kernels *k);
 
 /* The fp32 descriptor of the same instruction set as k: k itself when its products are fp32.
- * Winograd runs on it in bf16 sessions and bf16 training: its transforms, not its products,
- * set its speed. */
+ * Winograd runs on it in bf16 training (forward, data and weight gradients), and in bf16
+ * inference on AMX (conv_algo.h rn_conv_bf16_kernels); elsewhere bf16 inference runs Winograd's
+ * products on the bf16 descriptor, its tile transforms on this one. */
 const rn_kernels *rn_kernels_fp32(const rn_kernels *k);
 
 /* 1 when k's kernels multiply bf16 operands (a descriptor rn_kernels_bf16 returned). */

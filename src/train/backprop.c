@@ -124,10 +124,12 @@ static int data_by_algos(const rn_backprop *bp) {
 }
 
 /* The forward convolution's algorithm for shape cs: the forced one where it applies, else the
- * heuristic's. bf16 kernels keep Winograd, on fp32 products of the fp32 operands (its
- * transforms, not its products, set its speed, and bf16 products would lose accuracy to the
- * transforms' coefficients: bf16 inference does the same), keep the direct convolution, on its
- * bf16 tile, and run every other layer as a GEMM on bf16 operands. */
+ * heuristic's. bf16 kernels keep Winograd, on fp32 products of the fp32 operands (bf16
+ * products lose accuracy to the transforms' coefficients, about 3x bf16's error: bf16
+ * inference takes that since stop 50, conv_winograd.c, but training's loss curves with it are
+ * not measured yet; a --freeze-backbone run's frozen features come from an inference session,
+ * so they do), keep the direct convolution, on its bf16 tile, and run every other layer as a
+ * GEMM on bf16 operands. */
 static int forward_algo(const rn_backprop *bp, const rn_conv_shape *cs) {
     int a = RN_CONV_IM2COL;
     if (bp->forced_algo >= 0 && rn_conv_algo_get(bp->forced_algo)->supports(cs))
