@@ -146,7 +146,7 @@ int cmd_export(int argc, char **argv) {
         return EXIT_USAGE;
     o.fold_bn = args_flag(&t, "fold-bn");
     const char *kind = args_str(&t, "dataset"), *norm = args_str(&t, "normalize");
-    if (strcmp(kind, "auto") != 0 && strcmp(kind, "imagenet") != 0 && !cli_dataset_known(kind)) {
+    if (strcmp(kind, "auto") != 0 && strcmp(kind, "imagenet") != 0 && !rn_dataset_kind_known(kind)) {
         cli_error("export", "unknown --dataset '%s' (expected auto, imagenet, cifar10, fashion-mnist, mnist, "
                   "folder or folder-gray)", kind);
         return EXIT_USAGE;

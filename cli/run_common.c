@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "data/dataset.h"
 #include "io/file.h"
 #include "ops/conv_algo.h"
 
@@ -261,18 +262,9 @@ int cli_dataset_is_folder(const char *kind) {
     return strcmp(kind, "folder") == 0 || strcmp(kind, "folder-gray") == 0;
 }
 
-int cli_dataset_known(const char *kind) {
-    static const char *const KINDS[] = {"mnist", "fashion-mnist", "fashion_mnist", "cifar10", "cifar-10",
-                                        "folder", "folder-gray"};
-    for (size_t i = 0; i < sizeof KINDS / sizeof KINDS[0]; i++)
-        if (strcmp(kind, KINDS[i]) == 0)
-            return 1;
-    return 0;
-}
-
 int cli_dataset_ok(const arg_table *t, int allow_auto) {
     const char *k = args_str(t, "dataset");
-    if ((allow_auto && strcmp(k, "auto") == 0) || cli_dataset_known(k))
+    if ((allow_auto && strcmp(k, "auto") == 0) || rn_dataset_kind_known(k))
         return 1;
     cli_error(t->command, "unknown --dataset '%s' (expected %sfashion-mnist, mnist, cifar10, folder or folder-gray)",
               k, allow_auto ? "auto, " : "");
@@ -386,7 +378,7 @@ int cli_eval_flags_ok(const arg_table *t) {
 
 int cli_eval_split(const arg_table *t, const char *weights, const char *kind, int *status) {
     *status = EXIT_USAGE;
-    if (!cli_dataset_known(kind)) {
+    if (!rn_dataset_kind_known(kind)) {
         *status = EXIT_RUNTIME;
         cli_error(t->command, "%s: the dataset '%s' of its metadata is none resnet reads: give --dataset "
                   "(fashion-mnist, mnist, cifar10, folder or folder-gray)", weights, kind);

@@ -44,6 +44,15 @@ const char *const *rn_dataset_builtin_names(const char *kind, int *count) {
  * Loading and freeing
  * ------------------------------------------------------------------------- */
 
+int rn_dataset_kind_known(const char *kind) {
+    static const char *const KINDS[] = {"mnist",    "fashion-mnist", "fashion_mnist", "cifar10",
+                                        "cifar-10", "folder",        "folder-gray"};
+    for (size_t i = 0; kind && i < sizeof KINDS / sizeof KINDS[0]; i++)
+        if (strcmp(kind, KINDS[i]) == 0)
+            return 1;
+    return 0;
+}
+
 rn_status rn_dataset_load(const char *dir, const char *kind, int train, rn_dataset *out) {
     if (!out)
         return rn_fail(RN_ERR_ARG, "rn_dataset_load: NULL output");

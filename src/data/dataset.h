@@ -43,6 +43,10 @@ struct rn_dataset {
  * train: 1 for the training split, 0 for the test split. */
 rn_status rn_dataset_load(const char *dir, const char *kind, int train, rn_dataset *out);
 
+/* Whether rn_dataset_load reads `kind` (the kinds above, and the spellings fashion_mnist and
+ * cifar-10), so that a caller can refuse an unknown one before reading anything. */
+int rn_dataset_kind_known(const char *kind);
+
 /* Frees what rn_dataset_load allocated and zeroes *ds (NULL is fine). */
 void rn_dataset_free(rn_dataset *ds);
 
