@@ -1,0 +1,310 @@
+/*
+ * test_quantize.c - int8 quantization of a model: rn_quantize_synthetic (its layers, the
+ * same scales on a second call, the file round trip), the calibrator's contract (a refused
+ * batch leaves it as it was; non-finite images, activations, weights and BatchNorm statistics
+ * refused by name) and the int8 loader's checks of its scales.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "engine/session.h"
+#include "model/model.h"
+#include "resnet.h"
+
+/* Rewrites the safetensors file at path with `from` replaced by `to` in its header (the
+ * length prefix updated); 0 if `from` is not there. */
+static int patch_header(const char *path, const char *from, const char *to) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    fseek(f, 0, SEEK_END);
+    const long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)len);
+    const int read_ok = b && fread(b, 1, (size_t)len, f) == (size_t)len;
+    fclose(f);
+    uint64_t n = 0;
+    for (int i = 0; read_ok && i < 8; i++)
+        n |= (uint64_t)b[i] << (8 * i);
+    char *hdr = read_ok && n + 8 <= (uint64_t)len ? strndup((const char *)b + 8, (size_t)n) : NULL;
+    char *at = hdr ? strstr(hdr, from) : NULL;
+    if (!at) {
+        free(b), free(hdr);
+        return 0;
+    }
+    const size_t head = (size_t)(at - hdr), nn = n - strlen(from) + strlen(to);
+    f = fopen(path, "wb");
+    unsigned char prefix[8];
+    for (int i = 0; i < 8; i++)
+        prefix[i] = (unsigned char)(nn >> (8 * i));
+    int ok = f && fwrite(prefix, 1, 8, f) == 8 && fwrite(hdr, 1, head, f) == head &&
+             fputs(to, f) >= 0 && fputs(at + strlen(from), f) >= 0 &&
+             fwrite(b + 8 + n, 1, (size_t)len - 8 - n, f) == (size_t)len - 8 - n;
+    if (f)
+        ok = fclose(f) == 0 && ok;
+    free(b), free(hdr);
+    return ok;
+}
+
+/* rn_quantize_synthetic: an int8 model of the same architecture, its layers listed; the same
+ * scales on a second call (fixed seed); bad arguments and an int8 input refused with a status. */
+static void test_quantize_synthetic(void) {
+    rn_model *m = NULL, *q = NULL, *q2 = NULL, *bad = NULL;
+    CHECK(rn_model_create("resnet18", 3, 10, &m) == RN_OK, "create: %s", rn_last_error());
+    if (!m)
+        return;
+    rn_model_init(m, "default", 3);
+    CHECK(rn_quantize_synthetic(m, 32, 32, &q) == RN_OK, "quantize: %s", rn_last_error());
+    CHECK(rn_quantize_synthetic(m, 32, 32, &q2) == RN_OK, "quantize again: %s", rn_last_error());
+    if (q && q2) {
+        CHECK(rn_model_is_quantized(q) && !rn_model_is_quantized(m), "int8 model out, input kept");
+        int n = rn_model_quant_layers(q, NULL, 0);
+        rn_quant_layer *a = calloc((size_t)n, sizeof *a), *b = calloc((size_t)n, sizeof *b);
+        CHECK(n == 20 && rn_model_quant_layers(q2, b, n) == n && rn_model_quant_layers(q, a, n) == n,
+              "resnet18's 20 convs quantized: %d", n);
+        for (int i = 0; a && b && i < n; i++)
+            CHECK(a[i].out_scale == b[i].out_scale && a[i].out_zp == b[i].out_zp,
+                  "%s: the same scale on both calls", a[i].name);
+        free(a);
+        free(b);
+        bad = (rn_model *)1;
+        CHECK(rn_quantize_synthetic(q, 32, 32, &bad) == RN_ERR_ARG && bad == NULL,
+              "an int8 model refused, out cleared");
+        /* the int8 file round trip; then a conv's weights reshaped (the same count) refused */
+        const char *qpath = "build/tests/model_int8_shape.safetensors";
+        rn_model *back = NULL;
+        CHECK(rn_model_save(q, qpath) == RN_OK && rn_model_load(qpath, NULL, &back) == RN_OK &&
+                  rn_model_is_quantized(back) && rn_model_quant_layers(back, NULL, 0) == 20,
+              "int8 file round trip: %s", rn_last_error());
+        rn_model_free(back);
+        back = NULL;
+        CHECK(patch_header(qpath, "\"layer1.0.conv1.weight\":{\"dtype\":\"I8\",\"shape\":[64,64,3,3]",
+                           "\"layer1.0.conv1.weight\":{\"dtype\":\"I8\",\"shape\":[64,576,1,1]"),
+              "a conv's shape patched in the header");
+        CHECK(rn_model_load(qpath, NULL, &back) == RN_ERR_MISMATCH && back == NULL &&
+                  strstr(rn_last_error(), "layer1.0.conv1.weight") &&
+                  strstr(rn_last_error(), "[64, 576, 1, 1]"),
+              "int8 weights of another shape refused: %s", rn_last_error());
+        remove(qpath);
+        /* float32 weights into an int8 model: refused, not copied beside the int8 ones */
+        const char *path = "build/tests/model_float_into_int8.safetensors";
+        CHECK(rn_model_save(m, path) == RN_OK, "save: %s", rn_last_error());
+        CHECK(rn_model_load_weights(q, path) == RN_ERR_UNSUPPORTED && strstr(rn_last_error(), "int8"),
+              "float32 weights into an int8 model refused: %s", rn_last_error());
+        remove(path);
+    }
+    bad = (rn_model *)1;
+    CHECK(rn_quantize_synthetic(m, 0, 32, &bad) == RN_ERR_ARG && bad == NULL, "height 0 refused");
+    CHECK(rn_quantize_synthetic(NULL, 32, 32, &bad) == RN_ERR_ARG, "NULL model refused");
+    CHECK(rn_quantize_synthetic(m, 32, 32, NULL) == RN_ERR_ARG, "NULL out refused");
+    rn_model_free(q);
+    rn_model_free(q2);
+    rn_model_free(m);
+}
+
+/* ---- calibration and int8 models: refusals that leave state valid ---------------------------- */
+
+/* n images of a ResNet input (c, h, w) with values in [-1, 1]. */
+static float *test_images(int n, int c, int h, int w) {
+    size_t count = (size_t)n * c * h * w;
+    float *x = malloc(count * sizeof *x);
+    for (size_t i = 0; x && i < count; i++)
+        x[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
+    return x;
+}
+
+/* A failed rn_calibrator_add (planning refuses the batch; a non-finite image) leaves the
+ * calibrator as it was: quantize then works on the batches before it and gives the model a
+ * calibrator without the failed batch gives. */
+static void test_calibrator_failed_add(void) {
+    rn_model *m = NULL, *q = NULL, *q_ref = NULL;
+    CHECK(rn_model_create("resnet18", 3, 10, &m) == RN_OK, "create: %s", rn_last_error());
+    if (!m)
+        return;
+    rn_model_init(m, "default", 11);
+    const int H = 64, W = 64, per = 3 * H * W;
+    float *x = test_images(2, 3, H, W);
+    rn_calibrator *c = NULL, *ref = NULL;
+    CHECK(rn_calibrator_create(m, H, W, "percentile", &c) == RN_OK, "create: %s", rn_last_error());
+    CHECK(rn_calibrator_create(m, H, W, "percentile", &ref) == RN_OK, "create: %s", rn_last_error());
+    if (!c || !ref || !x) {
+        rn_calibrator_free(c), rn_calibrator_free(ref), free(x), rn_model_free(m);
+        return;
+    }
+    CHECK(rn_calibrator_add(c, x, 2) == RN_OK && rn_calibrator_add(ref, x, 2) == RN_OK,
+          "add: %s", rn_last_error());
+    /* 10^6 images of 64x64: past the kernels' INT_MAX pixels, refused while planning, before
+     * the (absent) images are read */
+    rn_status st = rn_calibrator_add(c, x, 1000000);
+    CHECK(st == RN_ERR_ARG && strstr(rn_last_error(), "batch 1000000 at 64x64 is too large"),
+          "an impossible batch refused: %d %s", st, rn_last_error());
+    /* quantize right after it (the session has no plan now): the batches before it */
+    CHECK(rn_calibrator_convs(c) == 20, "convs after the refused batch: %d", rn_calibrator_convs(c));
+    st = rn_calibrator_quantize(c, &q);
+    CHECK(st == RN_OK && q, "quantize after a refused batch: %d %s", st, rn_last_error());
+    rn_model_free(q);
+    q = NULL;
+    /* a non-finite pixel in the second image of a batch: refused naming the image */
+    float *y = test_images(2, 3, H, W);
+    y[per + 5] = INFINITY;
+    st = rn_calibrator_add(c, y, 2);
+    CHECK(st == RN_ERR_ARG && strstr(rn_last_error(), "calibration image 3 (image 1 of this batch)") &&
+              strstr(rn_last_error(), "finite"),
+          "an inf pixel refused naming the image: %s", rn_last_error());
+    y[per + 5] = NAN;
+    st = rn_calibrator_add(c, y, 2);
+    CHECK(st == RN_ERR_ARG && strstr(rn_last_error(), "image 1 of this batch"),
+          "a NaN pixel refused: %s", rn_last_error());
+    free(y);
+    CHECK(rn_calibrator_images(c) == 2 && rn_calibrator_convs(c) == 20,
+          "the failed adds counted nothing: %ld images, %d convs", rn_calibrator_images(c),
+          rn_calibrator_convs(c));
+    st = rn_calibrator_quantize(c, &q);
+    CHECK(st == RN_OK && q, "quantize after failed adds: %s", rn_last_error());
+    CHECK(rn_calibrator_quantize(ref, &q_ref) == RN_OK, "quantize: %s", rn_last_error());
+    if (q && q_ref) {
+        rn_quant_layer a[20], b[20];
+        float sa, sb;
+        int za, zb;
+        rn_model_quant_input(q, &sa, &za, NULL);
+        rn_model_quant_input(q_ref, &sb, &zb, NULL);
+        int same = sa == sb && za == zb && rn_model_quant_layers(q, a, 20) == 20 &&
+                   rn_model_quant_layers(q_ref, b, 20) == 20;
+        for (int i = 0; same && i < 20; i++)
+            same = a[i].out_scale == b[i].out_scale && a[i].out_zp == b[i].out_zp;
+        CHECK(same, "the failed batches left the statistics as they were");
+    }
+    rn_model_free(q), rn_model_free(q_ref);
+    rn_calibrator_free(c), rn_calibrator_free(ref);
+    free(x);
+    rn_model_free(m);
+}
+
+/* Weights or BatchNorm statistics that are not finite, or a negative running variance: the
+ * batch whose activations they make non-finite is refused naming the layer (no NaN reaches the
+ * histograms), and quantize refuses what calibration could not see. */
+static void test_calibrator_bad_weights(void) {
+    const int H = 32, W = 32;
+    float *x = test_images(2, 3, H, W);
+    for (int kind = 0; kind < 4 && x; kind++) {
+        rn_model *m = NULL, *q = NULL;
+        CHECK(rn_model_create_stem("resnet18", 3, 10, RN_STEM_CIFAR, &m) == RN_OK, "create: %s",
+              rn_last_error());
+        if (!m)
+            break;
+        rn_model_init(m, "default", 5);
+        rn_unit *u = &m->blocks[1].main[0]; /* layer1.1.conv1 */
+        if (kind == 0)
+            u->w[5] = NAN;
+        if (kind == 1)
+            u->bn_mean[3] = NAN;
+        if (kind == 2)
+            u->bn_var[3] = -2.0f; /* sqrt of a negative: NaN activations */
+        if (kind == 3)
+            u->bn_var[3] = -1e-7f; /* var + eps still positive: finite activations */
+        rn_model_params_changed(m);
+        rn_calibrator *c = NULL;
+        CHECK(rn_calibrator_create(m, H, W, kind == 1 ? "entropy" : "percentile", &c) == RN_OK,
+              "create: %s", rn_last_error());
+        rn_status st = rn_calibrator_add(c, x, 2);
+        if (kind < 3) {
+            CHECK(st == RN_ERR_ARG && strstr(rn_last_error(), "layer1.1.conv1") &&
+                      strstr(rn_last_error(), "not finite") && rn_calibrator_images(c) == 0,
+                  "case %d: non-finite activations refused naming the layer: %d %s", kind, st,
+                  rn_last_error());
+            CHECK(rn_calibrator_quantize(c, &q) == RN_ERR_ARG && !q, "case %d: nothing to quantize",
+                  kind);
+        } else {
+            CHECK(st == RN_OK, "case 3: calibrates: %s", rn_last_error());
+            st = rn_calibrator_quantize(c, &q);
+            CHECK(st == RN_ERR_ARG && !q && strstr(rn_last_error(), "layer1.1.conv1") &&
+                      strstr(rn_last_error(), "layer1.1.bn1.running_var[3]"),
+                  "a negative running variance refused: %d %s", st, rn_last_error());
+            /* a weight made NaN after calibration: refused as the fold's */
+            u->bn_var[3] = 1.0f;
+            u->w[7] = NAN;
+            rn_model_params_changed(m);
+            st = rn_calibrator_quantize(c, &q);
+            CHECK(st == RN_ERR_ARG && !q &&
+                      strstr(rn_last_error(), "layer1.1.conv1: weight/bias not finite after folding "
+                                              "BatchNorm"),
+                  "a NaN weight refused at quantize: %d %s", st, rn_last_error());
+        }
+        rn_model_free(q);
+        rn_calibrator_free(c);
+        rn_model_free(m);
+    }
+    free(x);
+}
+
+/* int8 files whose scales would make the requantization infinite (a denormal output scale,
+ * an input scale x weight scale past float32) are refused naming the tensor, as is running such
+ * a model; a float32 model asked to load an int8 file is told the file is an int8 model. */
+static void test_int8_scales(void) {
+    char dir[256], path[300];
+    if (!check_tmpdir("test_model", dir, sizeof dir))
+        return;
+    snprintf(path, sizeof path, "%s/q.safetensors", dir);
+    rn_model *m = NULL, *q = NULL, *back = NULL;
+    CHECK(rn_model_create_stem("resnet18", 3, 10, RN_STEM_CIFAR, &m) == RN_OK, "create: %s",
+          rn_last_error());
+    rn_model_init(m, "default", 3);
+    CHECK(rn_quantize_synthetic(m, 32, 32, &q) == RN_OK, "quantize: %s", rn_last_error());
+    if (!q) {
+        rn_model_free(m);
+        check_tmpdir_remove(dir);
+        return;
+    }
+    CHECK(rn_model_save(q, path) == RN_OK, "save: %s", rn_last_error());
+    rn_status st = rn_model_load_weights(m, path);
+    CHECK(st == RN_ERR_UNSUPPORTED && strstr(rn_last_error(), "is an int8 model") &&
+              !strstr(rn_last_error(), "not an int8 model") && strstr(rn_last_error(), path),
+          "an int8 file into a float32 model: %d %s", st, rn_last_error());
+    float *x = test_images(1, 3, 32, 32), logits[10];
+    for (int kind = 0; kind < 3; kind++) {
+        rn_model *bad = NULL;
+        CHECK(rn_quantize_synthetic(m, 32, 32, &bad) == RN_OK, "quantize: %s", rn_last_error());
+        if (!bad)
+            continue;
+        const char *want = NULL;
+        if (kind == 0) {
+            bad->stem.q_out_scale = 1e-40f; /* positive, finite, denormal: 1 / scale = inf */
+            want = "'conv1.output_scale'";
+        } else if (kind == 1) {
+            bad->q_in_scale = 1e30f; /* in range, but in_scale x weight_scale overflows */
+            for (int i = 0; i < bad->stem.cout; i++)
+                bad->stem.wq_scale[i] = 1e30f;
+            want = "'conv1.weight_scale'[0]";
+        } else {
+            bad->blocks[2].main[1].wq_scale[4] = 1e31f;
+            want = "'layer2.0.conv2.weight_scale'[4]";
+        }
+        CHECK(rn_model_save(bad, path) == RN_OK, "save: %s", rn_last_error());
+        st = rn_model_load(path, NULL, &back);
+        CHECK(st == RN_ERR_FORMAT && !back && strstr(rn_last_error(), want) &&
+                  strstr(rn_last_error(), path),
+              "case %d: refused naming %s: %d %s", kind, want, st, rn_last_error());
+        rn_model_free(back);
+        back = NULL;
+        st = rn_model_forward(bad, x, 1, 32, 32, RN_MODE_EVAL, logits);
+        CHECK(st == RN_ERR_ARG && strstr(rn_last_error(), want),
+              "case %d: the model in memory refused to run: %d %s", kind, st, rn_last_error());
+        rn_model_free(bad);
+    }
+    free(x);
+    rn_model_free(q);
+    rn_model_free(m);
+    check_tmpdir_remove(dir);
+}
+
+int main(void) {
+    test_quantize_synthetic();
+    test_calibrator_failed_add();
+    test_calibrator_bad_weights();
+    test_int8_scales();
+    return check_done("test_quantize");
+}
