@@ -318,15 +318,23 @@ static void check_heuristic(void) {
                   rn_conv_algo_for_bf16(kw, RN_CONV_WINOGRAD, -1, 1, &four) == RN_CONV_WINOGRAD,
               "bf16, batch 32: 7x7 maps direct on bf16 pairs in training, Winograd in inference; "
               "4x4 ones Winograd");
-    /* in inference the switch is where 7x7 maps outgrow 784 output pixels: batch 16 direct,
-     * batch 17 Winograd */
-    rn_conv_shape b16 = three, b17 = three;
-    b16.n = 16, b17.n = 17;
-    if (conv2d_shape_init(&b16) && conv2d_shape_init(&b17) && kw &&
+    /* in inference the switch is where 14x14 maps outgrow 392 output pixels (batch 2 direct,
+     * batch 3 Winograd) and 7x7 ones, narrower than the tile, 196 (batch 4, batch 5); in
+     * training, against Winograd on fp32 products, 784 (14x14 at batch 4 direct, 5 Winograd) */
+    rn_conv_shape b4 = three, b5 = three, m2 = three, m3 = three, m4 = three, m5 = three;
+    b4.n = 4, b5.n = 5, m2.n = 2, m3.n = 3, m4.n = 4, m5.n = 5;
+    m2.h = m2.w = m3.h = m3.w = m4.h = m4.w = m5.h = m5.w = 14;
+    if (conv2d_shape_init(&b4) && conv2d_shape_init(&b5) && conv2d_shape_init(&m2) &&
+        conv2d_shape_init(&m3) && conv2d_shape_init(&m4) && conv2d_shape_init(&m5) && kw &&
         kw->direct_mr >= RN_DIRECT_AVX512_MR)
-        check(rn_conv_algo_for_bf16(kw, RN_CONV_WINOGRAD, -1, 1, &b16) == RN_CONV_DIRECT &&
-                  rn_conv_algo_for_bf16(kw, RN_CONV_WINOGRAD, -1, 1, &b17) == RN_CONV_WINOGRAD,
-              "bf16 inference, 7x7 maps: batch 16 direct, batch 17 Winograd");
+        check(rn_conv_algo_for_bf16(kw, RN_CONV_WINOGRAD, -1, 1, &b4) == RN_CONV_DIRECT &&
+                  rn_conv_algo_for_bf16(kw, RN_CONV_WINOGRAD, -1, 1, &b5) == RN_CONV_WINOGRAD &&
+                  rn_conv_algo_for_bf16(kw, RN_CONV_WINOGRAD, -1, 1, &m2) == RN_CONV_DIRECT &&
+                  rn_conv_algo_for_bf16(kw, RN_CONV_WINOGRAD, -1, 1, &m3) == RN_CONV_WINOGRAD &&
+                  rn_conv_algo_for_bf16(kw, RN_CONV_WINOGRAD, -1, 0, &m4) == RN_CONV_DIRECT &&
+                  rn_conv_algo_for_bf16(kw, RN_CONV_WINOGRAD, -1, 0, &m5) == RN_CONV_WINOGRAD,
+              "bf16 inference: 7x7 maps direct up to batch 4, 14x14 up to batch 2; training: "
+              "14x14 up to batch 4");
 }
 
 /* The direct algorithm's output blocked by 16 channels (forward_blocked16) holds forward's

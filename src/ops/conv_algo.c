@@ -228,8 +228,18 @@ rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s)
  * resnet18's bf16 pass at batch 32 (`profile_layers -p bf16`, AMD EPYC Zen 5, 2 threads,
  * alternated, 3 rounds) 6.9-7.8 ms against 9.6-9.8, the pass (`resnet bench`, 4 rounds) 150.4
  * -> 142.6 ms; resnet50 batch 32 392 -> 388 (3 rounds). Neither rule takes maps narrower than
- * 7, whose rows would fill less than half the tile. */
+ * 7, whose rows would fill less than half the tile.
+ * Since Winograd multiplies bf16 pairs in inference too (stop 50, conv_winograd.c), the bound
+ * there is half that, and half again for maps narrower than the tile (two rows a tile, the odd
+ * last one alone: 7x7 fills 49 of 56 places): `resnet bench --precision bf16`, AMD EPYC Zen 5, 2
+ * threads, 6-8 rounds alternated with the bound at 784, medians, ms: resnet18 batch 1 5.55 ->
+ * 5.36 (128 -> 128 at 28x28 by Winograd: 0.25-0.31 against 0.32-0.35 a layer, `profile_layers`),
+ * batch 4 18.9 -> 17.9, batch 16 70.7 -> 64.3; resnet50 batch 1 13.33 -> 13.18, batch 16 187
+ * -> 182. The two halvings, each against the other's bound: batch 2's 14x14 (392 pixels) 11.6
+ * direct against 12.0 by Winograd, batch 8's 7x7 (392) 35.8 against 33.5, batch 4's 7x7 (196)
+ * 18.55 against 18.60. */
 #define DIRECT_BF16_MAX_PIXELS 784
+#define DIRECT_BF16_MAX_PIXELS_INFERENCE 392
 #define DIRECT_BF16_MAX_MAP_PIXELS 64
 #define DIRECT_BF16_MIN_WIDTH 7
 /* On matrix tiles (AMX) the bf16 GEMM outruns the direct tile, whose vdpbf16ps runs at half
@@ -257,6 +267,16 @@ static int wide_bf16_tile(const rn_kernels *kb) {
     return rn_kernels_are_bf16(kb) && kb->direct && kb->direct_mr >= DIRECT_WIDE_MR;
 }
 
+/* The most output pixels (all images) of a stride-1 3x3 that the wide bf16 tile takes from
+ * Winograd: DIRECT_BF16_MAX_PIXELS against Winograd on fp32 products (training), else half,
+ * and half again where a row fills less than the tile. */
+static long direct_bf16_max_pixels(const rn_kernels *kb, int inference, const rn_conv_shape *s) {
+    if (!inference)
+        return DIRECT_BF16_MAX_PIXELS;
+    return s->wo >= kb->direct_mr ? DIRECT_BF16_MAX_PIXELS_INFERENCE
+                                  : DIRECT_BF16_MAX_PIXELS_INFERENCE / 2;
+}
+
 /* In inference, strided windows the fp32 heuristic gives to im2col (their weights larger than
  * DIRECT_WIDE_MAX_WEIGHT_BYTES_STRIDED: fp32's direct tile no faster there) go to the direct tile
  * where it multiplies bf16 pairs, at half the weight bytes and twice the fp32 tile's rate:
@@ -276,7 +296,7 @@ rn_conv_algo_id rn_conv_algo_for_bf16(const rn_kernels *kb, int a, int forced, i
             return (rn_conv_algo_id)a;
         /* else the GEMM, below */
     } else if (wino && chosen && wide_bf16_tile(kb) && s->wo >= DIRECT_BF16_MIN_WIDTH &&
-               ((long)s->n * s->ho * s->wo <= DIRECT_BF16_MAX_PIXELS ||
+               ((long)s->n * s->ho * s->wo <= direct_bf16_max_pixels(kb, inference, s) ||
                 (!inference && s->ho * s->wo <= DIRECT_BF16_MAX_MAP_PIXELS))) {
         return RN_CONV_DIRECT;
     } else if (wino || a == RN_CONV_DIRECT || (a == RN_CONV_POINTWISE && forced == a)) {
