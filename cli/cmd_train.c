@@ -78,7 +78,7 @@ static arg_spec SPECS[] = {
      "interrupted (SIGINT/SIGTERM); missing folders are created. A file already there is refused unless "
      "--resume continues it or --overwrite replaces it", 0, 0},
     {"overwrite", ARG_FLAG, NULL, "start over when --save names an existing checkpoint: replace it, its "
-     "optimizer state, its log and its report", 0, 0},
+     "optimizer state, its log and its report (and when --log names an existing log: replace it)", 0, 0},
     {"max-bad-steps", ARG_INT, "5", "stop after this many steps in a row whose loss or gradient is not finite "
      "(NaN, inf); such a step is skipped, changing nothing (0: skip them and never stop)", 0, 0},
     {"save-every", ARG_INT, "0", "also write the checkpoint every N optimizer steps (0: at epoch ends only); needs --save", 0, 0},
@@ -529,6 +529,22 @@ static int holds_file(const char *path) {
     return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
+static long long file_bytes(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (long long)sb.st_size : -1;
+}
+
+/* The log's path (empty: none) from --log: auto is the checkpoint's sibling (save, "" without
+ * one), a file only rank 0 (lead) writes. */
+static void log_path(const arg_table *t, const char *save, int lead, char *out, size_t cap) {
+    const char *log = args_str(t, "log");
+    out[0] = 0;
+    if (strcmp(log, "auto") == 0 && save[0])
+        sibling(out, cap, save, ".log.jsonl");
+    else if (strcmp(log, "auto") != 0 && strcmp(log, "none") != 0 && lead)
+        snprintf(out, cap, "%s", log);
+}
+
 /* a and b name the same file: the same text, or the same file reached another way. */
 static int same_file(const char *a, const char *b) {
     struct stat sa, sb;
@@ -683,6 +699,16 @@ int cmd_train(int argc, char **argv) {
             goto started;
         }
     }
+    /* nor a log of another run, which opening it would empty (a resumed run's goes on) */
+    char log_early[sizeof r.log];
+    log_path(&t, r.save, r.lead, log_early, sizeof log_early);
+    if (log_early[0] && !resume && !args_flag(&t, "overwrite") && holds_file(log_early) &&
+        file_bytes(log_early) > 0) {
+        cli_error(r.dist.what, "%s already holds a training log: pass --overwrite to replace it, --resume to "
+                  "continue its run, or another --log", log_early);
+        status = EXIT_USAGE;
+        goto started;
+    }
     if ((status = train_ckpt_open(&r.ck, r.save[0] ? r.save : NULL, r.optim)) != 0)
         goto started;
     status = EXIT_RUNTIME;
@@ -748,11 +774,7 @@ started:
         goto done;
 
     /* outputs, rank 0's: the log goes on from the checkpoint's step when resuming */
-    const char *log = args_str(&t, "log");
-    if (strcmp(log, "auto") == 0 && r.save[0])
-        sibling(r.log, sizeof r.log, r.save, ".log.jsonl");
-    else if (strcmp(log, "auto") != 0 && strcmp(log, "none") != 0 && r.lead)
-        snprintf(r.log, sizeof r.log, "%s", log);
+    log_path(&t, r.save, r.lead, r.log, sizeof r.log);
     if (r.log[0]) {
         rn_status made = cli_make_output_dirs("train", r.log);
         if (made != RN_OK) {

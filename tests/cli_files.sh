@@ -129,6 +129,16 @@ PY
 grep -q "^epoch 1/3 .*test acc" out && bad "an epoch not tested prints a test accuracy: $(cat out)" || ok
 grep -q "^epoch 3/3 .*test acc" out && ok || bad "the last epoch prints its test accuracy: $(cat out)"
 expect 0 "plot a log with untested epochs" "$R" plot --log logs/every2.jsonl --output plots/every2.svg
+# a log of an earlier run is not emptied by a new one without --overwrite (refused before any data is read)
+cp logs/every2.jsonl logs/kept.jsonl
+expect 2 "train --log naming an existing log" "$R" train --data tiny --epochs 1 --quiet \
+    --log logs/every2.jsonl --no-report
+has err "logs/every2.jsonl already holds a training log: pass --overwrite" "the log and the way out are named"
+cmp -s logs/every2.jsonl logs/kept.jsonl && ok || bad "the refused run changed the existing log"
+expect 0 "train --log an existing log with --overwrite" "$R" train --data tiny --epochs 1 --batch-size 8 \
+    --quiet --log logs/every2.jsonl --no-report --overwrite
+[ "$(grep -c '"epoch"' logs/every2.jsonl)" -ge 1 ] && ! cmp -s logs/every2.jsonl logs/kept.jsonl && ok ||
+    bad "--overwrite replaced the log"
 
 # ---- resuming -----------------------------------------------------------------------------------------
 
