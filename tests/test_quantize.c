@@ -50,6 +50,32 @@ static int patch_header(const char *path, const char *from, const char *to) {
     return ok;
 }
 
+/* Sets float32 values [i0, i1) of tensor `name` in the safetensors file at path to v (its
+ * data_offsets read from the header); 0 if the tensor is not there. */
+static int patch_f32(const char *path, const char *name, long i0, long i1, float v) {
+    FILE *f = fopen(path, "r+b");
+    if (!f)
+        return 0;
+    unsigned char len8[8];
+    uint64_t n = 0;
+    int ok = fread(len8, 1, 8, f) == 8;
+    for (int i = 0; ok && i < 8; i++)
+        n |= (uint64_t)len8[i] << (8 * i);
+    char *hdr = ok && n < (1u << 24) ? calloc(1, (size_t)n + 1) : NULL;
+    ok = hdr && fread(hdr, 1, (size_t)n, f) == (size_t)n;
+    char key[128];
+    snprintf(key, sizeof key, "\"%s\"", name);
+    const char *at = ok ? strstr(hdr, key) : NULL;
+    const char *offs = at ? strstr(at, "\"data_offsets\"") : NULL;
+    const char *num = offs ? strchr(offs, '[') : NULL;
+    ok = num != NULL;
+    const long start = ok ? strtol(num + 1, NULL, 10) : 0;
+    for (long i = i0; ok && i < i1; i++)
+        ok = fseek(f, (long)(8 + n) + start + 4 * i, SEEK_SET) == 0 && fwrite(&v, 4, 1, f) == 1;
+    free(hdr);
+    return fclose(f) == 0 && ok;
+}
+
 /* rn_quantize_synthetic: an int8 model of the same architecture, its layers listed; the same
  * scales on a second call (fixed seed); bad arguments and an int8 input refused with a status. */
 static void test_quantize_synthetic(void) {
@@ -265,34 +291,61 @@ static void test_int8_scales(void) {
               !strstr(rn_last_error(), "not an int8 model") && strstr(rn_last_error(), path),
           "an int8 file into a float32 model: %d %s", st, rn_last_error());
     float *x = test_images(1, 3, 32, 32), logits[10];
-    for (int kind = 0; kind < 3; kind++) {
+    /* scales out of range, or whose products overflow, and classifier values that are not
+     * finite: neither saved nor (a file changed by hand) loaded nor run, each named */
+    for (int kind = 0; kind < 5; kind++) {
         rn_model *bad = NULL;
         CHECK(rn_quantize_synthetic(m, 32, 32, &bad) == RN_OK, "quantize: %s", rn_last_error());
         if (!bad)
             continue;
-        const char *want = NULL;
+        const char *want = NULL, *tensor = NULL;
+        long i0 = 0, i1 = 1;
+        float v = 0.0f;
         if (kind == 0) {
-            bad->stem.q_out_scale = 1e-40f; /* positive, finite, denormal: 1 / scale = inf */
-            want = "'conv1.output_scale'";
+            bad->stem.q_out_scale = v = 1e-40f; /* positive, finite, denormal: 1 / scale = inf */
+            want = "'conv1.output_scale'", tensor = "conv1.output_scale";
         } else if (kind == 1) {
             bad->q_in_scale = 1e30f; /* in range, but in_scale x weight_scale overflows */
             for (int i = 0; i < bad->stem.cout; i++)
                 bad->stem.wq_scale[i] = 1e30f;
             want = "'conv1.weight_scale'[0]";
+        } else if (kind == 2) {
+            bad->blocks[2].main[1].wq_scale[4] = v = 1e31f;
+            want = "'layer2.0.conv2.weight_scale'[4]", tensor = "layer2.0.conv2.weight_scale";
+            i0 = 4, i1 = 5;
+        } else if (kind == 3) {
+            bad->fc_w[7] = v = NAN;
+            want = "'fc.weight'[7] is not finite", tensor = "fc.weight", i0 = 7, i1 = 8;
         } else {
-            bad->blocks[2].main[1].wq_scale[4] = 1e31f;
-            want = "'layer2.0.conv2.weight_scale'[4]";
+            bad->fc_b[2] = v = INFINITY;
+            want = "'fc.bias'[2] is not finite", tensor = "fc.bias", i0 = 2, i1 = 3;
         }
-        CHECK(rn_model_save(bad, path) == RN_OK, "save: %s", rn_last_error());
+        CHECK(rn_model_save(q, path) == RN_OK, "save: %s", rn_last_error());
+        st = rn_model_save(bad, path);
+        CHECK(st == RN_ERR_ARG && strstr(rn_last_error(), want) && strstr(rn_last_error(), path),
+              "case %d: not saved, naming %s: %d %s", kind, want, st, rn_last_error());
+        rn_model *same = NULL; /* and the file there is the good one still */
+        CHECK(rn_model_load(path, NULL, &same) == RN_OK, "case %d: the file kept: %s", kind,
+              rn_last_error());
+        rn_model_free(same);
+        if (kind == 1) { /* the file's two scales, each in range */
+            CHECK(patch_f32(path, "input_scale", 0, 1, 1e30f) &&
+                      patch_f32(path, "conv1.weight_scale", 0, bad->stem.cout, 1e30f),
+                  "case %d: file patched", kind);
+        } else {
+            CHECK(patch_f32(path, tensor, i0, i1, v), "case %d: file patched", kind);
+        }
         st = rn_model_load(path, NULL, &back);
         CHECK(st == RN_ERR_FORMAT && !back && strstr(rn_last_error(), want) &&
                   strstr(rn_last_error(), path),
               "case %d: refused naming %s: %d %s", kind, want, st, rn_last_error());
         rn_model_free(back);
         back = NULL;
-        st = rn_model_forward(bad, x, 1, 32, 32, RN_MODE_EVAL, logits);
-        CHECK(st == RN_ERR_ARG && strstr(rn_last_error(), want),
-              "case %d: the model in memory refused to run: %d %s", kind, st, rn_last_error());
+        if (kind < 3) {
+            st = rn_model_forward(bad, x, 1, 32, 32, RN_MODE_EVAL, logits);
+            CHECK(st == RN_ERR_ARG && strstr(rn_last_error(), want),
+                  "case %d: the model in memory refused to run: %d %s", kind, st, rn_last_error());
+        }
         rn_model_free(bad);
     }
     free(x);

@@ -250,6 +250,14 @@ static rn_status want_zp(const st_file *f, const char *path, const char *name, i
     return RN_OK;
 }
 
+/* Every value of float32 tensor t (named name in path) finite. */
+static rn_status want_finite(const st_tensor *t, const char *path, const char *name) {
+    for (size_t i = 0; i < t->numel; i++)
+        if (!isfinite(t->f32[i]))
+            return rn_fail(RN_ERR_FORMAT, "%s: tensor '%s'[%zu] is not finite", path, name, i);
+    return RN_OK;
+}
+
 static rn_status load_unit(rn_unit *u, const st_file *f, const char *path) {
     char key[RN_NAME_CAP + 32];
     const st_tensor *t;
@@ -297,8 +305,10 @@ rn_status rn_quant_load(rn_model *m, const st_file *f, const char *path) {
     const int64_t fc_shape[2] = {m->num_classes, m->feat};
     RN_TRY(want_shape(f, path, "fc.weight", (size_t)m->num_classes * m->feat, 2, fc_shape, ST_F32,
                       &t));
+    RN_TRY(want_finite(t, path, "fc.weight"));
     memcpy(m->fc_w, t->f32, t->numel * sizeof(float));
     RN_TRY(want(f, path, "fc.bias", (size_t)m->num_classes, ST_F32, &t));
+    RN_TRY(want_finite(t, path, "fc.bias"));
     memcpy(m->fc_b, t->f32, t->numel * sizeof(float));
     const char *method = st_meta_get(f, "calibration_method");
     const char *images = st_meta_get(f, "calibration_images");
@@ -318,6 +328,47 @@ rn_status rn_quant_load(rn_model *m, const st_file *f, const char *path) {
     return RN_OK;
 }
 
+/* The first float of p[0 .. n) that is not finite, or -1. */
+static long not_finite_at(const float *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(p[i]))
+            return (long)i;
+    return -1;
+}
+
+/* What rn_quant_load checks, before m is written to path: a file it would refuse is never
+ * written (a model whose int8 arrays were changed in memory). */
+static rn_status check_savable(const rn_model *m, rn_unit *const *units, int nu, const char *path) {
+    for (int i = 0; i < nu; i++) {
+        const rn_unit *u = units[i];
+        const size_t nw = unit_weights(u);
+        for (size_t j = 0; j < nw; j++)
+            if (u->wq[j] < -127)
+                return rn_fail(RN_ERR_ARG, "saving %s: tensor '%s.weight'[%zu] = -128: int8 weights "
+                               "are symmetric, in [-127, 127]", path, u->conv_name, j);
+        const long at = not_finite_at(u->q_bias, (size_t)u->cout);
+        if (at >= 0)
+            return rn_fail(RN_ERR_ARG, "saving %s: tensor '%s.bias'[%ld] is not finite", path,
+                           u->conv_name, at);
+        if (u->q_out_zp < 0 || u->q_out_zp > RN_Q_MAX)
+            return rn_fail(RN_ERR_ARG, "saving %s: tensor '%s.output_zero_point' = %d: a zero point "
+                           "is in [0, %d]", path, u->conv_name, u->q_out_zp, RN_Q_MAX);
+    }
+    if (m->q_in_zp < 0 || m->q_in_zp > RN_Q_MAX)
+        return rn_fail(RN_ERR_ARG, "saving %s: tensor 'input_zero_point' = %d: a zero point is in "
+                       "[0, %d]", path, m->q_in_zp, RN_Q_MAX);
+    rn_status st = rn_quant_check_scales(m, NULL);
+    if (st != RN_OK)
+        return rn_fail_context(st, "saving %s", path);
+    long at = not_finite_at(m->fc_w, (size_t)m->num_classes * m->feat);
+    if (at >= 0)
+        return rn_fail(RN_ERR_ARG, "saving %s: tensor 'fc.weight'[%ld] is not finite", path, at);
+    at = not_finite_at(m->fc_b, (size_t)m->num_classes);
+    if (at >= 0)
+        return rn_fail(RN_ERR_ARG, "saving %s: tensor 'fc.bias'[%ld] is not finite", path, at);
+    return RN_OK;
+}
+
 rn_status rn_quant_write(const rn_model *m, rn_wfile *w, const char *const *keys,
                          const char *const *values, int count) {
     int nu = rn_model_units((rn_model *)m, NULL);
@@ -334,6 +385,8 @@ rn_status rn_quant_write(const rn_model *m, rn_wfile *w, const char *const *keys
         goto done;
     }
     rn_model_units((rn_model *)m, units);
+    if ((st = check_savable(m, units, nu, w->path)) != RN_OK)
+        goto done;
     size_t k = 0;
 #define ENTRY(dt, nd, data_, ...)                                                                 \
     do {                                                                                          \
