@@ -699,11 +699,13 @@ int cmd_train(int argc, char **argv) {
             goto started;
         }
     }
-    /* nor a log of another run, which opening it would empty (a resumed run's goes on) */
+    /* nor a log that --log names, of another run, which opening it would empty (a resumed run's
+     * goes on). The checkpoint's own log (--log auto) goes with it: the check above covers it,
+     * and where no checkpoint was saved (a run stopped before its first save) it starts over */
     char log_early[sizeof r.log];
     log_path(&t, r.save, r.lead, log_early, sizeof log_early);
-    if (log_early[0] && !resume && !args_flag(&t, "overwrite") && holds_file(log_early) &&
-        file_bytes(log_early) > 0) {
+    if (log_early[0] && strcmp(args_str(&t, "log"), "auto") != 0 && !resume &&
+        !args_flag(&t, "overwrite") && holds_file(log_early) && file_bytes(log_early) > 0) {
         cli_error(r.dist.what, "%s already holds a training log: pass --overwrite to replace it, --resume to "
                   "continue its run, or another --log", log_early);
         status = EXIT_USAGE;

@@ -139,6 +139,13 @@ expect 0 "train --log an existing log with --overwrite" "$R" train --data tiny -
     --quiet --log logs/every2.jsonl --no-report --overwrite
 [ "$(grep -c '"epoch"' logs/every2.jsonl)" -ge 1 ] && ! cmp -s logs/every2.jsonl logs/kept.jsonl && ok ||
     bad "--overwrite replaced the log"
+# the checkpoint's own log (--log auto) of a run stopped before its first save: no checkpoint to
+# protect, so the same command starts over
+mkdir -p stopped && echo '{"run": "stopped before its first save"}' > stopped/m.log.jsonl
+expect 0 "train --save beside a log without its checkpoint" "$R" train --data tiny --epochs 1 --batch-size 8 \
+    --quiet --save stopped/m.safetensors --no-report
+[ -s stopped/m.safetensors ] && ! grep -q "stopped before" stopped/m.log.jsonl && ok ||
+    bad "the stopped run's log was not started over"
 
 # ---- resuming -----------------------------------------------------------------------------------------
 
