@@ -78,7 +78,7 @@ static arg_spec SPECS[] = {
      "interrupted (SIGINT/SIGTERM); missing folders are created. A file already there is refused unless "
      "--resume continues it or --overwrite replaces it", 0, 0},
     {"overwrite", ARG_FLAG, NULL, "start over when --save names an existing checkpoint: replace it, its "
-     "optimizer state, its log and its report (and when --log names an existing log: replace it)", 0, 0},
+     "optimizer state, its log and its report (and when --log FILE names an existing log: replace it)", 0, 0},
     {"max-bad-steps", ARG_INT, "5", "stop after this many steps in a row whose loss or gradient is not finite "
      "(NaN, inf); such a step is skipped, changing nothing (0: skip them and never stop)", 0, 0},
     {"save-every", ARG_INT, "0", "also write the checkpoint every N optimizer steps (0: at epoch ends only); needs --save", 0, 0},
@@ -90,7 +90,8 @@ static arg_spec SPECS[] = {
     {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
     CLI_CONV_ALGO_SPEC,
     CLI_TRAIN_PRECISION_SPEC,
-    {"log", ARG_STRING, "auto", "JSON-lines log (missing folders are created); auto: next to --save (none without it)", 0, 0},
+    {"log", ARG_STRING, "auto", "JSON-lines log (missing folders are created); auto: next to --save (none without it); "
+     "a FILE that holds a log already is refused unless --resume continues it or --overwrite replaces it", 0, 0},
     {"log-every", ARG_INT, "0", "also log every N steps (0: epochs only); needs a log (--log, or --save for auto)", 0, 0},
     {"quiet", ARG_FLAG, NULL, "no progress line", 0, 0},
     {"no-report", ARG_FLAG, NULL, "do not write the training report (HTML page and figures) next to --save at the end", 0, 0},
