@@ -640,7 +640,7 @@ static int check_flags(run *r, int *batch, int *size, int *threads) {
     r->lcfg.seed = (uint64_t)r->seed;
     r->lcfg.shards = r->dist.size > 1 ? r->dist.size : 0;
     r->lcfg.shard = r->dist.rank;
-    const int folder = cli_dataset_is_folder(args_str(t, "dataset"));
+    const int folder = rn_dataset_kind_is_folder(args_str(t, "dataset"));
     return cli_parse_augment(t, &r->lcfg, folder ? "crop+flip" : "none") && cli_parse_tta(t, &r->lcfg) &&
            cli_parse_normalize(t, &r->lcfg, r->norm_text, sizeof r->norm_text);
 }
@@ -741,7 +741,7 @@ int cmd_train(int argc, char **argv) {
     r.quiet = args_flag(&t, "quiet") || !r.lead;
     r.tty = isatty(2);
     data = args_str(&t, "data"), kind = args_str(&t, "dataset");
-    folder = cli_dataset_is_folder(kind);
+    folder = rn_dataset_kind_is_folder(kind);
     status = EXIT_RUNTIME;
     if (rn_dataset_load(data, kind, 1, &r.train) != RN_OK || rn_dataset_load(data, kind, 0, &r.test) != RN_OK) {
         cli_error(r.dist.what, "%s", rn_last_error());

@@ -258,10 +258,6 @@ int cli_arch_ok(const arg_table *t, int allow_auto) {
     return 0;
 }
 
-int cli_dataset_is_folder(const char *kind) {
-    return strcmp(kind, "folder") == 0 || strcmp(kind, "folder-gray") == 0;
-}
-
 int cli_dataset_ok(const arg_table *t, int allow_auto) {
     const char *k = args_str(t, "dataset");
     if ((allow_auto && strcmp(k, "auto") == 0) || rn_dataset_kind_known(k))
@@ -299,7 +295,7 @@ int cli_split(const arg_table *t, const char *kind) {
         cli_error(t->command, "--split must be train, test or val (image folders), got '%s'", s);
         return -1;
     }
-    if (!kind || cli_dataset_is_folder(kind))
+    if (!kind || rn_dataset_kind_is_folder(kind))
         return 0;
     cli_error(t->command, "--split val: the %s dataset has no val split (its splits are train and test; "
               "val is an image folder's DIR/val)", kind);

@@ -114,8 +114,6 @@ int parse_mean_std(const char *s, float *mean, float *std, int *channels);
  * message (a usage error: exit 2). */
 int cli_arch_ok(const arg_table *t, int allow_auto);
 
-/* The kinds with a train and a val split (DIR/train, DIR/val): folder, folder-gray. */
-int cli_dataset_is_folder(const char *kind);
 /* --dataset: a known kind, or "auto" where allow_auto; 0 after an error message. */
 int cli_dataset_ok(const arg_table *t, int allow_auto);
 

@@ -53,6 +53,10 @@ int rn_dataset_kind_known(const char *kind) {
     return 0;
 }
 
+int rn_dataset_kind_is_folder(const char *kind) {
+    return kind && (strcmp(kind, "folder") == 0 || strcmp(kind, "folder-gray") == 0);
+}
+
 rn_status rn_dataset_load(const char *dir, const char *kind, int train, rn_dataset *out) {
     if (!out)
         return rn_fail(RN_ERR_ARG, "rn_dataset_load: NULL output");
@@ -65,7 +69,7 @@ rn_status rn_dataset_load(const char *dir, const char *kind, int train, rn_datas
         return rn_idx_load(dir, train, 10, fashion_names, out);
     if (strcmp(kind, "cifar10") == 0 || strcmp(kind, "cifar-10") == 0)
         return rn_cifar10_load(dir, train, out);
-    if (strcmp(kind, "folder") == 0 || strcmp(kind, "folder-gray") == 0) {
+    if (rn_dataset_kind_is_folder(kind)) {
         rn_folder_options opt = {.channels = strcmp(kind, "folder") == 0 ? 3 : 1};
         return rn_folder_load(dir, train, &opt, out);
     }

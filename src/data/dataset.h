@@ -47,6 +47,10 @@ rn_status rn_dataset_load(const char *dir, const char *kind, int train, rn_datas
  * cifar-10), so that a caller can refuse an unknown one before reading anything. */
 int rn_dataset_kind_known(const char *kind);
 
+/* Whether `kind` is one of the image-folder kinds ("folder", "folder-gray"), whose splits are
+ * DIR/train and DIR/val. */
+int rn_dataset_kind_is_folder(const char *kind);
+
 /* Frees what rn_dataset_load allocated and zeroes *ds (NULL is fine). */
 void rn_dataset_free(rn_dataset *ds);
 
