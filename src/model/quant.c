@@ -250,12 +250,19 @@ static rn_status want_zp(const st_file *f, const char *path, const char *name, i
     return RN_OK;
 }
 
+/* The first float of p[0 .. n) that is not finite, or -1. */
+static long not_finite_at(const float *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(p[i]))
+            return (long)i;
+    return -1;
+}
+
 /* Every value of float32 tensor t (named name in path) finite. */
 static rn_status want_finite(const st_tensor *t, const char *path, const char *name) {
-    for (size_t i = 0; i < t->numel; i++)
-        if (!isfinite(t->f32[i]))
-            return rn_fail(RN_ERR_FORMAT, "%s: tensor '%s'[%zu] is not finite", path, name, i);
-    return RN_OK;
+    const long at = not_finite_at(t->f32, t->numel);
+    return at < 0 ? RN_OK
+                  : rn_fail(RN_ERR_FORMAT, "%s: tensor '%s'[%ld] is not finite", path, name, at);
 }
 
 static rn_status load_unit(rn_unit *u, const st_file *f, const char *path) {
@@ -275,11 +282,8 @@ static rn_status load_unit(rn_unit *u, const st_file *f, const char *path) {
     RN_TRY(want_scale(f, path, key, (size_t)u->cout, u->wq_scale));
     snprintf(key, sizeof key, "%s.bias", u->conv_name);
     RN_TRY(want(f, path, key, (size_t)u->cout, ST_F32, &t));
-    for (int i = 0; i < u->cout; i++) {
-        if (!isfinite(t->f32[i]))
-            return rn_fail(RN_ERR_FORMAT, "%s: tensor '%s'[%d] is not finite", path, key, i);
-        u->q_bias[i] = t->f32[i];
-    }
+    RN_TRY(want_finite(t, path, key));
+    memcpy(u->q_bias, t->f32, (size_t)u->cout * sizeof(float));
     snprintf(key, sizeof key, "%s.output_scale", u->conv_name);
     RN_TRY(want_scale(f, path, key, 1, &u->q_out_scale));
     snprintf(key, sizeof key, "%s.output_zero_point", u->conv_name);
@@ -326,14 +330,6 @@ rn_status rn_quant_load(rn_model *m, const st_file *f, const char *path) {
                        m->arch->name, expected);
     rn_model_params_changed(m);
     return RN_OK;
-}
-
-/* The first float of p[0 .. n) that is not finite, or -1. */
-static long not_finite_at(const float *p, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(p[i]))
-            return (long)i;
-    return -1;
 }
 
 /* What rn_quant_load checks, before m is written to path: a file it would refuse is never
