@@ -524,15 +524,10 @@ static int setup_trainer(run *r, const char *resume, const char *state) {
     return 1;
 }
 
-/* A regular file (or a link to one) is at path. */
-static int holds_file(const char *path) {
+/* The size of the regular file (or link to one) at path; -1 where there is none. */
+static long long regular_file_bytes(const char *path) {
     struct stat sb;
-    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
-}
-
-static long long file_bytes(const char *path) {
-    struct stat sb;
-    return stat(path, &sb) == 0 ? (long long)sb.st_size : -1;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode) ? (long long)sb.st_size : -1;
 }
 
 /* The log's path (empty: none) from --log: auto is the checkpoint's sibling (save, "" without
@@ -686,7 +681,8 @@ int cmd_train(int argc, char **argv) {
     /* the checkpoint's two files (rank 0 writes them), locked against a second run writing them */
     const char *save = args_str(&t, "save");
     if (strcmp(save, "none") != 0 && r.lead) {
-        if (!args_flag(&t, "overwrite") && !(resume && same_file(resume, save)) && holds_file(save)) {
+        if (!args_flag(&t, "overwrite") && !(resume && same_file(resume, save)) &&
+            regular_file_bytes(save) >= 0) {
             cli_error(r.dist.what, "%s already holds a checkpoint: pass --resume %s to continue it, or "
                       "--overwrite to start over (replacing it, its optimizer state and its log)", save, save);
             status = EXIT_USAGE;
@@ -706,7 +702,7 @@ int cmd_train(int argc, char **argv) {
     char log_early[sizeof r.log];
     log_path(&t, r.save, r.lead, log_early, sizeof log_early);
     if (log_early[0] && strcmp(args_str(&t, "log"), "auto") != 0 && !resume &&
-        !args_flag(&t, "overwrite") && holds_file(log_early) && file_bytes(log_early) > 0) {
+        !args_flag(&t, "overwrite") && regular_file_bytes(log_early) > 0) {
         cli_error(r.dist.what, "%s already holds a training log: pass --overwrite to replace it, --resume to "
                   "continue its run, or another --log", log_early);
         status = EXIT_USAGE;
