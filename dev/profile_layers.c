@@ -4,7 +4,7 @@
  * its weights and input hot in cache).
  *
  *     build/dev/profile_layers [-a arch] [-b batch] [-s size] [-t threads] [-r repeats]
- *                              [-p fp32|bf16|int8] [-c auto|im2col|pointwise|winograd]
+ *                              [-p fp32|bf16|int8] [-c auto|im2col|pointwise|winograd] [-1]
  *
  * A session on random weights runs `repeats` forward passes after two
  * warm-ups; the session's per-value hook (the one int8 calibration uses)
@@ -16,6 +16,11 @@
  * hosts here are shared, and a disturbed pass moves a mean), the
  * direct convolution's FLOPs over that time (effective GFLOP/s) and the share
  * of the pass; then the totals by algorithm. RN_ISA picks the kernels.
+ * With -1, a second session on one thread runs a pass before each of the first's (the two
+ * under the same disturbances of a shared host), and each node also shows its time on one
+ * thread, the speedup, and its loss: the milliseconds it takes beyond a perfect split of its
+ * one-thread time over the threads (where a pass loses its parallel speedup, by node and by
+ * algorithm).
  * Defaults: -a resnet50 -b 1 -s 224 -t 2 -r 20 -p fp32 -c auto.
  */
 #include <stdio.h>
@@ -53,15 +58,68 @@ static int quantize(rn_model **m, int size) {
 }
 
 static int usage(void) {
-    fprintf(stderr, "usage: profile_layers [-a arch] [-b batch] [-s size] [-t threads] [-r repeats] "
+    fprintf(stderr, "usage: profile_layers [-a arch] [-b batch] [-s size] [-t threads] [-r repeats] [-1] "
                     "[-p fp32|bf16|int8] [-c auto|im2col|pointwise|winograd]\n");
     return 2;
 }
 
+/* Two untimed passes of s; 0 (the error printed) where one fails. */
+static int warm_up(rn_session *s, const float *x, int batch, int size, float *logits) {
+    for (int w = 0; w < 2; w++)
+        if (rn_session_forward(s, x, batch, size, size, RN_MODE_EVAL, logits) != RN_OK) {
+            fprintf(stderr, "profile_layers: %s\n", rn_last_error());
+            return 0;
+        }
+    return 1;
+}
+
+/* One timed pass of s on `threads` threads; row: each value's seconds, then the pass's. */
+static void timed_pass(rn_session *s, int threads, const float *x, int batch, int size,
+                       float *logits, double *row) {
+    stamps st = {.at_value = row};
+    rn_set_threads(threads);
+    s->observe = stamp;
+    s->observe_ctx = &st;
+    const double t0 = dev_now();
+    st.last = t0;
+    rn_session_forward(s, x, batch, size, size, RN_MODE_EVAL, logits);
+    row[s->sc->n_values] = dev_now() - t0;
+    s->observe = NULL;
+}
+
+/* The median over the passes of column v of times (rows of nv + 1), in ms. */
+static double median_ms(const double *times, int v, int repeats, int nv, double *tmp) {
+    return dev_median(times + v, repeats, nv + 1, tmp) * 1e3;
+}
+
+/* -1's columns: the one-thread session's times (rows of nv + 1), and the losses summed. */
+typedef struct one_thread {
+    int on, threads, repeats, nv;
+    const double *times;
+    double *tmp, loss;
+} one_thread;
+
+/* The one-thread columns of value v, whose median on the threads was ms, into tail (empty
+ * without -1); returns v's loss, ms beyond a perfect split of its one-thread time. */
+static double one_thread_cols(one_thread *o, int v, double ms, char *tail, size_t cap) {
+    tail[0] = 0;
+    if (!o->on)
+        return 0.0;
+    const double one = median_ms(o->times, v, o->repeats, o->nv, o->tmp);
+    const double loss = ms - one / o->threads;
+    snprintf(tail, cap, "  %9.3f  %7.2f  %5.3f", one, one / ms, loss);
+    o->loss += loss;
+    return loss;
+}
+
 int main(int argc, char **argv) {
     const char *arch = "resnet50", *precision = "fp32", *algo = "auto";
-    int batch = 1, size = 224, threads = 2, repeats = 20;
+    int batch = 1, size = 224, threads = 2, repeats = 20, scaling = 0;
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-1")) {
+            scaling = 1;
+            continue;
+        }
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v)
             return usage();
@@ -86,18 +144,25 @@ int main(int argc, char **argv) {
     if (batch < 1 || size < 1 || threads < 1 || repeats < 1 ||
         (strcmp(precision, "fp32") && strcmp(precision, "bf16") && strcmp(precision, "int8")))
         return usage();
-    rn_set_threads(threads);
 
     rn_model *m = NULL;
-    rn_session *s = NULL;
+    rn_session *s = NULL, *s1 = NULL; /* s1: the one-thread session of -1 */
     rn_session_config cfg;
     rn_session_config_default(&cfg);
     cfg.precision = precision;
     cfg.conv_algo = algo;
-    if (rn_model_create(arch, 3, 1000, &m) != RN_OK || rn_model_init(m, "default", 1) != RN_OK ||
-        (!strcmp(precision, "int8") && !quantize(&m, size)) ||
-        rn_session_create(m, &cfg, &s) != RN_OK) {
+    rn_set_threads(threads);
+    int made = rn_model_create(arch, 3, 1000, &m) == RN_OK &&
+               rn_model_init(m, "default", 1) == RN_OK &&
+               (strcmp(precision, "int8") || quantize(&m, size)) &&
+               rn_session_create(m, &cfg, &s) == RN_OK;
+    if (made && scaling) { /* sized for one thread */
+        rn_set_threads(1);
+        made = rn_session_create(m, &cfg, &s1) == RN_OK;
+    }
+    if (!made) {
         fprintf(stderr, "profile_layers: %s\n", rn_last_error());
+        rn_session_free(s1);
         rn_model_free(m);
         return 1;
     }
@@ -106,63 +171,73 @@ int main(int argc, char **argv) {
     for (size_t i = 0; x && i < in; i++)
         x[i] = (float)(i * 7919 % 1000) / 500.0f - 1.0f;
     int status = 1;
-    for (int w = 0; x && logits && w < 2; w++)
-        if (rn_session_forward(s, x, batch, size, size, RN_MODE_EVAL, logits) != RN_OK) {
-            fprintf(stderr, "profile_layers: %s\n", rn_last_error());
-            goto done;
-        }
+    double *times = NULL, *tmp = NULL;
     if (!x || !logits)
         goto done;
-
+    if (scaling) {
+        rn_set_threads(1);
+        if (!warm_up(s1, x, batch, size, logits))
+            goto done;
+    }
+    rn_set_threads(threads);
+    if (!warm_up(s, x, batch, size, logits)) /* the schedule is built on the first pass */
+        goto done;
     const rn_graph *g = s->sc;
     const int nv = g->n_values;
-    /* per pass: each value's seconds, then the pass's total (column nv) */
-    double *times = calloc((size_t)repeats * (size_t)(nv + 1), sizeof(double));
-    double *tmp = malloc((size_t)repeats * sizeof(double));
-    stamps st = {0};
-    s->observe = stamp;
-    s->observe_ctx = &st;
-    for (int r = 0; times && tmp && r < repeats; r++) {
-        st.at_value = times + (size_t)r * (nv + 1);
-        const double t0 = dev_now();
-        st.last = t0;
-        rn_session_forward(s, x, batch, size, size, RN_MODE_EVAL, logits);
-        st.at_value[nv] = dev_now() - t0;
-    }
-    s->observe = NULL;
-    if (!times || !tmp) {
-        free(times), free(tmp);
+    /* per pass: each value's seconds, then the pass's total (column nv); one thread's after */
+    times = calloc((size_t)(scaling ? 2 : 1) * repeats * (size_t)(nv + 1), sizeof(double));
+    tmp = malloc((size_t)repeats * sizeof(double));
+    if (!times || !tmp)
         goto done;
+    double *times1 = times + (size_t)repeats * (nv + 1);
+    for (int r = 0; r < repeats; r++) {
+        if (scaling)
+            timed_pass(s1, 1, x, batch, size, logits, times1 + (size_t)r * (nv + 1));
+        timed_pass(s, threads, x, batch, size, logits, times + (size_t)r * (nv + 1));
     }
-    const double pass = dev_median(times + nv, repeats, nv + 1, tmp) * 1e3;
+    const double pass = median_ms(times, nv, repeats, nv, tmp);
+    const double pass1 = scaling ? median_ms(times1, nv, repeats, nv, tmp) : 0.0;
 
     printf("%s, batch %d, %dx%d, %d threads, %s, kernels %s, median of %d passes: %.2f ms\n", arch,
            batch, size, size, threads, precision, rn_session_kernel(s), repeats, pass);
-    printf("node  layer                         algorithm        ms  GFLOP/s  share\n");
+    if (scaling)
+        printf("on one thread, interleaved: %.2f ms (speedup %.2f; a perfect split: %.2f ms)\n",
+               pass1, pass1 / pass, pass1 / threads);
+    printf("node  layer                         algorithm        ms  GFLOP/s  share%s\n",
+           scaling ? "   1 thread  speedup   loss" : "");
     double by_algo[RN_CONV_ALGO_COUNT] = {0}, q_convs = 0.0, pools = 0.0, accounted = 0.0;
+    double loss_algo[RN_CONV_ALGO_COUNT] = {0}, loss_q = 0.0, loss_pools = 0.0;
+    one_thread o = {.on = scaling, .threads = threads, .repeats = repeats, .nv = nv,
+                    .times = times1, .tmp = tmp};
+    char tail[64];
     if (s->int8) { /* int8 passes stamp the input's quantization and every node */
-        const double ms = dev_median(times, repeats, nv + 1, tmp) * 1e3;
+        const double ms = median_ms(times, 0, repeats, nv, tmp);
         accounted += ms;
-        printf("   -  input quantized               -         %7.3f        -  %4.1f%%\n", ms,
-               100.0 * ms / pass);
+        loss_q += one_thread_cols(&o, 0, ms, tail, sizeof tail);
+        printf("   -  input quantized               -         %7.3f        -  %4.1f%%%s\n", ms,
+               100.0 * ms / pass, tail);
     }
     for (int i = 0; i < g->n_nodes; i++) {
         const rn_node *nd = &g->nodes[i];
         if (s->int8 && (nd->op == RN_NODE_AVGPOOL || nd->op == RN_NODE_LINEAR)) {
-            const double ms = dev_median(times + nd->out, repeats, nv + 1, tmp) * 1e3;
+            const double ms = median_ms(times, nd->out, repeats, nv, tmp);
             accounted += ms;
-            printf("%4d  %-29s -         %7.3f        -  %4.1f%%\n", i,
-                   nd->op == RN_NODE_AVGPOOL ? "average pool" : "classifier", ms, 100.0 * ms / pass);
+            one_thread_cols(&o, nd->out, ms, tail, sizeof tail);
+            printf("%4d  %-29s -         %7.3f        -  %4.1f%%%s\n", i,
+                   nd->op == RN_NODE_AVGPOOL ? "average pool" : "classifier", ms, 100.0 * ms / pass,
+                   tail);
         }
         if (nd->op != RN_NODE_CONV && nd->op != RN_NODE_MAXPOOL)
             continue;
-        const double ms = dev_median(times + nd->out, repeats, nv + 1, tmp) * 1e3;
+        const double ms = median_ms(times, nd->out, repeats, nv, tmp);
         const double share = 100.0 * ms / pass;
         accounted += ms;
+        const double loss = one_thread_cols(&o, nd->out, ms, tail, sizeof tail);
         if (nd->op == RN_NODE_MAXPOOL) {
             pools += ms;
-            printf("%4d  max-pool %dx%d/%d                 -         %7.3f        -  %4.1f%%\n", i, nd->k,
-                   nd->k, nd->stride, ms, share);
+            loss_pools += loss;
+            printf("%4d  max-pool %dx%d/%d                 -         %7.3f        -  %4.1f%%%s\n", i,
+                   nd->k, nd->k, nd->stride, ms, share, tail);
             continue;
         }
         const rn_conv_shape cs = rn_node_conv_shape(nd, batch);
@@ -171,12 +246,16 @@ int main(int argc, char **argv) {
         char layer[64];
         snprintf(layer, sizeof layer, "%dx%d/%d %d->%d @%d%s", cs.kh, cs.kw, cs.stride, cs.cin, cs.cout,
                  cs.h, nd->res >= 0 ? " +res" : "");
-        if (s->int8)
+        if (s->int8) {
             q_convs += ms;
-        else
+            loss_q += loss;
+        } else {
             by_algo[s->algo[i]] += ms;
-        printf("%4d  %-29s %-10s %7.3f  %7.1f  %4.1f%%\n", i, layer,
-               s->int8 ? "int8" : rn_conv_algo_get(s->algo[i])->name, ms, flops / (ms * 1e6), share);
+            loss_algo[s->algo[i]] += loss;
+        }
+        printf("%4d  %-29s %-10s %7.3f  %7.1f  %4.1f%%%s\n", i, layer,
+               s->int8 ? "int8" : rn_conv_algo_get(s->algo[i])->name, ms, flops / (ms * 1e6), share,
+               tail);
     }
     printf("totals (medians):");
     if (s->int8)
@@ -187,11 +266,22 @@ int main(int argc, char **argv) {
     printf(" max-pool %.2f ms (%.1f%%), %s %.2f ms\n", pools,
            100.0 * pools / pass, s->int8 ? "the rest" : "the rest (input layout, pooling, classifier)",
            pass - accounted);
-    free(times), free(tmp);
+    if (scaling) {
+        printf("loss beyond a perfect split (ms):");
+        if (s->int8)
+            printf(" int8 %.2f,", loss_q);
+        for (int a = 0; a < RN_CONV_ALGO_COUNT; a++)
+            if (by_algo[a] > 0.0)
+                printf(" %s %.2f,", rn_conv_algo_get(a)->name, loss_algo[a]);
+        printf(" max-pool %.2f; the nodes %.2f, the pass %.2f\n", loss_pools, o.loss,
+               pass - pass1 / threads);
+    }
     status = 0;
 done:
+    free(times), free(tmp);
     free(x);
     free(logits);
+    rn_session_free(s1);
     rn_session_free(s);
     rn_model_free(m);
     return status;
