@@ -58,6 +58,11 @@ typedef struct rn_wino_out {
  * then + bias, + residual, ReLU (NaN kept), stored (its valid part). */
 typedef void (*rn_wino_out_fn)(const float *src, ptrdiff_t stride, const rn_wino_out *o);
 
+/* The Winograd weight gradient's last step (conv_wgrad_winograd.c), F(4x4): for n input channels
+ * c of one output channel, dw[c * 9 + 3 i + j] = (G^T M_c G)[i][j], where M_c's 36 points are
+ * sums[xi * plane + c]. */
+typedef void (*rn_wino_sums_fn)(const float *sums, ptrdiff_t plane, int n, float *dw);
+
 /* Two groups of 8 lanes at once (in[0], o[0]: lanes 0-7; in[1], o[1]: 8-15), the second
  * group's columns of dst and src right after the first's (its lane l at dst[xi * stride + 8 +
  * l]); both o[] of one output channel (the same bias and relu). The same results as two calls

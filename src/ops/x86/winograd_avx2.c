@@ -161,3 +161,30 @@ void rn_wino2_out_avx2(const float *src, ptrdiff_t stride, const rn_wino_out *o)
             }
     }
 }
+
+/* rn_wino_sums_fn, 8 input channels a step: M's 36 points loaded a vector each (masked past n),
+ * G^T M G on whole vectors, then w[0..7] transposed so that each channel's first 8 values of dw
+ * go out in one store, its ninth alone (the 9 values of consecutive channels are contiguous). */
+void rn_wino_sums_avx2(const float *sums, ptrdiff_t plane, int n, float *dw) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int c0 = 0; c0 < n; c0 += LL) {
+        const int nl = n - c0 < LL ? n - c0 : LL;
+        const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(nl), lane);
+        __m256 m[36], w[9];
+        for (int xi = 0; xi < 36; xi++)
+            m[xi] = nl == LL ? _mm256_loadu_ps(sums + xi * plane + c0)
+                             : _mm256_maskload_ps(sums + xi * plane + c0, mask);
+        sums_block(m, w);
+        float ninth[LL], tail[LL * 9];
+        _mm256_storeu_ps(ninth, w[8]);
+        rn_transpose8_avx2(w); /* w[l]: channel l's values 0..7 */
+        float *out = nl == LL ? dw + (ptrdiff_t)c0 * 9 : tail;
+        for (int l = 0; l < nl; l++) {
+            _mm256_storeu_ps(out + l * 9, w[l]);
+            out[l * 9 + 8] = ninth[l];
+        }
+        if (nl < LL)
+            for (int q = 0; q < nl * 9; q++)
+                dw[(ptrdiff_t)c0 * 9 + q] = tail[q];
+    }
+}

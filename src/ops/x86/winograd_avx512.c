@@ -91,3 +91,33 @@ void rn_wino_out2_avx512(const float *src, ptrdiff_t stride, const rn_wino_out o
         }
     }
 }
+
+/* rn_wino_sums_fn, 16 input channels a step: rn_wino_sums_avx2's steps at twice the width (the
+ * same operations on every lane, so the same results), each half of w[0..7] transposed. */
+void rn_wino_sums_avx512(const float *sums, ptrdiff_t plane, int n, float *dw) {
+    for (int c0 = 0; c0 < n; c0 += 2 * LL) {
+        const int nl = n - c0 < 2 * LL ? n - c0 : 2 * LL;
+        const __mmask16 mask = (__mmask16)((1u << nl) - 1u);
+        __m512 m[36], w[9];
+        for (int xi = 0; xi < 36; xi++)
+            m[xi] = _mm512_maskz_loadu_ps(mask, sums + xi * plane + c0);
+        sums_block(m, w);
+        float ninth[2 * LL], tail[2 * LL * 9];
+        _mm512_storeu_ps(ninth, w[8]);
+        transpose8_halves(w); /* w[l]: channel l's values 0..7 (low half), channel 8 + l's */
+        float *out = nl == 2 * LL ? dw + (ptrdiff_t)c0 * 9 : tail;
+        for (int l = 0; l < LL; l++) {
+            if (l < nl) {
+                _mm256_storeu_ps(out + l * 9, _mm512_castps512_ps256(w[l]));
+                out[l * 9 + 8] = ninth[l];
+            }
+            if (LL + l < nl) {
+                _mm256_storeu_ps(out + (LL + l) * 9, _mm512_extractf32x8_ps(w[l], 1));
+                out[(LL + l) * 9 + 8] = ninth[LL + l];
+            }
+        }
+        if (nl < 2 * LL)
+            for (int q = 0; q < nl * 9; q++)
+                dw[(ptrdiff_t)c0 * 9 + q] = tail[q];
+    }
+}

@@ -89,6 +89,41 @@ static inline __attribute__((always_inline)) void output_block(const float *src,
     }
 }
 
+/* r = G^T m along one axis (6 points -> 3), G winograd.h's: the portable transform's sums
+ * (conv_wgrad_winograd.c g4_1d) with fused multiply-adds. */
+static inline void gt(const V m[6], V r[3]) {
+    const V s12 = VOP(add_ps)(m[1], m[2]), s34 = VOP(add_ps)(m[3], m[4]);
+    const V c4 = VOP(set1_ps)(1.0f / 4), c6 = VOP(set1_ps)(1.0f / 6);
+    const V c12 = VOP(set1_ps)(1.0f / 12), c24 = VOP(set1_ps)(1.0f / 24);
+    r[0] = VOP(fmadd_ps)(s34, c24, VOP(fnmadd_ps)(s12, c6, VOP(mul_ps)(m[0], c4)));
+    r[1] = VOP(fmadd_ps)(VOP(sub_ps)(m[3], m[4]), c12, VOP(mul_ps)(VOP(sub_ps)(m[2], m[1]), c6));
+    r[2] = VOP(fmadd_ps)(VOP(sub_ps)(s34, s12), c6, m[5]);
+}
+
+/* w[3 i + j] = (G^T M G)[i][j], lanes = input channels, from M's 36 points m[xi]. */
+static inline __attribute__((always_inline)) void sums_block(const V m[36], V w[9]) {
+    V t[6][3]; /* t[b] = G^T of column b */
+#pragma GCC unroll 8
+    for (int b = 0; b < 6; b++) {
+        V col[6];
+#pragma GCC unroll 8
+        for (int q = 0; q < 6; q++)
+            col[q] = m[q * 6 + b];
+        gt(col, t[b]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 3; i++) {
+        V row[6], r[3];
+#pragma GCC unroll 8
+        for (int q = 0; q < 6; q++)
+            row[q] = t[q][i];
+        gt(row, r);
+#pragma GCC unroll 4
+        for (int j = 0; j < 3; j++)
+            w[i * 3 + j] = r[j];
+    }
+}
+
 /* Y[0..3] (the 4 values of a block row, each a vector of lanes) -> q[i], whose 128-bit part p
  * holds lane 4 p + i's 4 values. */
 static inline void block_rows(const V Y[4], V q[4]) {
