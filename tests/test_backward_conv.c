@@ -227,7 +227,7 @@ static void fast_vs_ref_fixed(void) {
 /* The Winograd weight gradient (conv_wgrad_winograd.c) on its own, F(4x4) and F(2x2),
  * whatever the rule would pick, against the exact sum: ragged tiles at every map edge, any
  * padding up to 2, channel counts past whole lanes, blocks of tiles (the last one short) on
- * larger maps; and where the rule takes it. */
+ * larger maps, maps of whole 4x4 tiles; and where the rule takes it. */
 static void wgrad_winograd_vs_ref(const rn_kernels *k, int count) {
     for (int i = 0; i < count; i++) {
         const int big = i % 4 == 3;
@@ -235,6 +235,11 @@ static void wgrad_winograd_vs_ref(const rn_kernels *k, int count) {
                            .h = check_int(1, big ? 40 : 13), .w = check_int(1, big ? 40 : 13),
                            .cout = check_int(1, big ? 40 : 19), .kh = 3, .kw = 3, .stride = 1,
                            .pad = check_int(0, 2), .groups = 1};
+        if (i % 8 == 4) { /* F(4x4) on a map of whole tiles: the descriptor's dy transform */
+            s.pad = 1;
+            s.h = 4 * check_int(1, 6);
+            s.w = 4 * check_int(1, 6);
+        }
         if (!conv2d_shape_init(&s))
             continue;
         const int m = i % 2 ? 2 : 4;

@@ -123,7 +123,8 @@ typedef struct rn_kernels {
     rn_wino_out2_fn wino_out2;
     rn_wino_in_fn wino2_in; /* and F(2x2, 3x3)'s */
     rn_wino_out_fn wino2_out;
-    rn_wino_sums_fn wino_sums; /* the F(4x4) weight gradient's dw from its sums, or NULL */
+    rn_wino_dy_fn wino_dy;     /* the F(4x4) weight gradient's dy transform, or NULL */
+    rn_wino_sums_fn wino_sums; /* and its dw from the sums, or NULL */
     rn_direct_fn direct;    /* direct convolution tiles (direct.h) */
     int direct_mr, direct_nr; /* their output pixels (<= RN_DIRECT_MR_MAX) and channels */
     rn_wgrad_fn wgrad;      /* the direct weight gradient's strips (direct.h); NULL: GEMM only */
@@ -332,6 +333,8 @@ void rn_wino_in_avx2(const rn_wino_in *in, float *dst, ptrdiff_t stride);
 void rn_wino_out_avx2(const float *src, ptrdiff_t stride, const rn_wino_out *o);
 void rn_wino2_in_avx2(const rn_wino_in *in, float *dst, ptrdiff_t stride);
 void rn_wino2_out_avx2(const float *src, ptrdiff_t stride, const rn_wino_out *o);
+void rn_wino_dy_avx2(const float *dy, const ptrdiff_t at[RN_WINO_LANES], ptrdiff_t ld, float *dst,
+                     ptrdiff_t stride);
 void rn_wino_sums_avx2(const float *sums, ptrdiff_t plane, int n, float *dw);
 void rn_wino_sums_avx512(const float *sums, ptrdiff_t plane, int n, float *dw);
 

@@ -58,6 +58,12 @@ typedef struct rn_wino_out {
  * then + bias, + residual, ReLU (NaN kept), stored (its valid part). */
 typedef void (*rn_wino_out_fn)(const float *src, ptrdiff_t stride, const rn_wino_out *o);
 
+/* The Winograd weight gradient's transform of dy (conv_wgrad_winograd.c), F(4x4), for 8 lanes
+ * whose 4x4 blocks all lie inside the map, block l's element (r, c) at dy[at[l] + r * ld + c]:
+ * dst[xi * stride + l] = (A dY_l A^T)[xi], A the transpose of the output transform's A^T. */
+typedef void (*rn_wino_dy_fn)(const float *dy, const ptrdiff_t at[RN_WINO_LANES], ptrdiff_t ld,
+                              float *dst, ptrdiff_t stride);
+
 /* The Winograd weight gradient's last step (conv_wgrad_winograd.c), F(4x4): for n input channels
  * c of one output channel, dw[c * 9 + 3 i + j] = (G^T M_c G)[i][j], where M_c's 36 points are
  * sums[xi * plane + c]. */

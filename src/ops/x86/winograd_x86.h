@@ -89,6 +89,46 @@ static inline __attribute__((always_inline)) void output_block(const float *src,
     }
 }
 
+/* w = A d along one axis (4 values -> 6 points), A the transpose of at()'s A^T: the portable
+ * transform's sums (conv_wgrad_winograd.c a4_1d) with fused multiply-adds. */
+static inline void a_dy(const V d[4], V w[6]) {
+    const V e = VOP(add_ps)(d[0], d[2]), o = VOP(add_ps)(d[1], d[3]);
+    const V e4 = VOP(fmadd_ps)(VOP(set1_ps)(4.0f), d[2], d[0]);
+    const V o4 = VOP(fmadd_ps)(VOP(set1_ps)(8.0f), d[3], VOP(add_ps)(d[1], d[1]));
+    w[0] = d[0];
+    w[1] = VOP(add_ps)(e, o);
+    w[2] = VOP(sub_ps)(e, o);
+    w[3] = VOP(add_ps)(e4, o4);
+    w[4] = VOP(sub_ps)(e4, o4);
+    w[5] = d[3];
+}
+
+/* W = A dY A^T from D[r][c] (element (r, c) of every lane's 4x4 block), stored as
+ * dst[(a * 6 + b) * stride + lane]. */
+static inline __attribute__((always_inline)) void dy_points(const V D[4][4], float *dst,
+                                                            ptrdiff_t stride) {
+    V T[6][4]; /* T[a][c] = sum_r A[a][r] D[r][c] */
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+        V col[4], t[6];
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++)
+            col[r] = D[r][c];
+        a_dy(col, t);
+#pragma GCC unroll 8
+        for (int a = 0; a < 6; a++)
+            T[a][c] = t[a];
+    }
+#pragma GCC unroll 8
+    for (int a = 0; a < 6; a++) {
+        V w[6];
+        a_dy(T[a], w);
+#pragma GCC unroll 8
+        for (int b = 0; b < 6; b++)
+            VOP(storeu_ps)(dst + (a * 6 + b) * stride, w[b]);
+    }
+}
+
 /* r = G^T m along one axis (6 points -> 3), G winograd.h's: the portable transform's sums
  * (conv_wgrad_winograd.c g4_1d) with fused multiply-adds. */
 static inline void gt(const V m[6], V r[3]) {
