@@ -37,31 +37,39 @@ static inline void at(const V m[6], V o[4]) {
     o[3] = VOP(add_ps)(VOP(fmadd_ps)(VOP(set1_ps)(8.0f), d, b), m[5]);
 }
 
-/* V = B^T d B from D[r][j] (element (r, j) of every lane's 6x6 patch), stored as
- * dst[(i * 6 + q) * stride + lane]. */
-static inline __attribute__((always_inline)) void input_points(const V D[6][8], float *dst,
-                                                               ptrdiff_t stride) {
-    /* T[i][j] = sum_r B^T[i][r] D[r][j], then V[i][q] = sum_j T[i][j] B^T[q][j] */
-    V T[6][6];
+/* The 36 points of a separable transform on every lane: f (n values -> 6) down the columns of
+ * the n x n block D (element (r, c) at D[r * ld + c]), then along the rows of the result,
+ * stored as dst[(i * 6 + q) * stride + lane]. f is a constant at every call, inlined. */
+static inline __attribute__((always_inline)) void points_2d(const V *D, int n, int ld,
+                                                            void (*f)(const V *, V *),
+                                                            float *dst, ptrdiff_t stride) {
+    V T[6][6]; /* T[i][c] = f of column c, point i */
 #pragma GCC unroll 8
-    for (int j = 0; j < 6; j++) {
+    for (int c = 0; c < n; c++) {
         V col[6], t[6];
 #pragma GCC unroll 8
-        for (int r = 0; r < 6; r++)
-            col[r] = D[r][j];
-        bt(col, t);
+        for (int r = 0; r < n; r++)
+            col[r] = D[r * ld + c];
+        f(col, t);
 #pragma GCC unroll 8
         for (int i = 0; i < 6; i++)
-            T[i][j] = t[i];
+            T[i][c] = t[i];
     }
 #pragma GCC unroll 8
     for (int i = 0; i < 6; i++) {
         V v[6];
-        bt(T[i], v);
+        f(T[i], v);
 #pragma GCC unroll 8
         for (int q = 0; q < 6; q++)
             VOP(storeu_ps)(dst + (i * 6 + q) * stride, v[q]);
     }
+}
+
+/* V = B^T d B from D[r][j] (element (r, j) of every lane's 6x6 patch), stored as
+ * dst[(i * 6 + q) * stride + lane]. */
+static inline __attribute__((always_inline)) void input_points(const V D[6][8], float *dst,
+                                                               ptrdiff_t stride) {
+    points_2d(&D[0][0], 6, 8, bt, dst, stride);
 }
 
 /* Y[r][c] = (A^T m A)[r][c] + bias, lanes = tiles, from m[xi] = src[xi * stride + lane]. */
@@ -107,26 +115,7 @@ static inline void a_dy(const V d[4], V w[6]) {
  * dst[(a * 6 + b) * stride + lane]. */
 static inline __attribute__((always_inline)) void dy_points(const V D[4][4], float *dst,
                                                             ptrdiff_t stride) {
-    V T[6][4]; /* T[a][c] = sum_r A[a][r] D[r][c] */
-#pragma GCC unroll 4
-    for (int c = 0; c < 4; c++) {
-        V col[4], t[6];
-#pragma GCC unroll 4
-        for (int r = 0; r < 4; r++)
-            col[r] = D[r][c];
-        a_dy(col, t);
-#pragma GCC unroll 8
-        for (int a = 0; a < 6; a++)
-            T[a][c] = t[a];
-    }
-#pragma GCC unroll 8
-    for (int a = 0; a < 6; a++) {
-        V w[6];
-        a_dy(T[a], w);
-#pragma GCC unroll 8
-        for (int b = 0; b < 6; b++)
-            VOP(storeu_ps)(dst + (a * 6 + b) * stride, w[b]);
-    }
+    points_2d(&D[0][0], 4, 4, a_dy, dst, stride);
 }
 
 /* r = G^T m along one axis (6 points -> 3), G winograd.h's: the portable transform's sums
