@@ -163,6 +163,7 @@ int main(int argc, char **argv) {
     if (!made) {
         fprintf(stderr, "profile_layers: %s\n", rn_last_error());
         rn_session_free(s1);
+        rn_session_free(s);
         rn_model_free(m);
         return 1;
     }

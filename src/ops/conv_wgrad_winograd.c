@@ -314,18 +314,17 @@ void conv_wgrad_wino_run(const rn_kernels *k, const rn_conv_shape *s,
             }
             const float *p = dy + (ptrdiff_t)(c - C) * out_plane;
             for (int g = 0; g < ng; g++) {
+                float *dst = W + (size_t)(c - C) * tb + (size_t)g * LL;
                 /* the descriptor's where every block is inside: `profile_train -a resnet18 -b
                  * 16`, AMD EPYC Zen 5, 2 threads, 3 rounds alternated, weight gradients of
                  * 64 -> 64 at 56x56 11.0-11.3 -> 8.8-9.0 ms, 128 -> 128 at 28x28 6.9-7.1 ->
                  * 5.7-5.9, the step 400-402 -> 391-397 */
                 if (m == 4 && k->wino_dy && o[g].whole) {
-                    k->wino_dy(p, o[g].at, o[g].ld, W + (size_t)(c - C) * tb + (size_t)g * LL,
-                               (ptrdiff_t)d->w_xi);
+                    k->wino_dy(p, o[g].at, o[g].ld, dst, (ptrdiff_t)d->w_xi);
                     continue;
                 }
                 v8 blk[16] = {0};
                 dy_gather(p, &o[g], m, blk);
-                float *dst = W + (size_t)(c - C) * tb + (size_t)g * LL;
                 if (m == 4)
                     dy_transform4(blk, dst, (ptrdiff_t)d->w_xi);
                 else

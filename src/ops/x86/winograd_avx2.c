@@ -192,16 +192,13 @@ void rn_wino_sums_avx2(const float *sums, ptrdiff_t plane, int n, float *dw) {
             m[xi] = nl == LL ? _mm256_loadu_ps(sums + xi * plane + c0)
                              : _mm256_maskload_ps(sums + xi * plane + c0, mask);
         sums_block(m, w);
-        float ninth[LL], tail[LL * 9];
+        float ninth[LL];
         _mm256_storeu_ps(ninth, w[8]);
         rn_transpose8_avx2(w); /* w[l]: channel l's values 0..7 */
-        float *out = nl == LL ? dw + (ptrdiff_t)c0 * 9 : tail;
+        float *out = dw + (ptrdiff_t)c0 * 9; /* channel l's 9 values, l < nl: all inside dw */
         for (int l = 0; l < nl; l++) {
             _mm256_storeu_ps(out + l * 9, w[l]);
             out[l * 9 + 8] = ninth[l];
         }
-        if (nl < LL)
-            for (int q = 0; q < nl * 9; q++)
-                dw[(ptrdiff_t)c0 * 9 + q] = tail[q];
     }
 }

@@ -102,10 +102,10 @@ void rn_wino_sums_avx512(const float *sums, ptrdiff_t plane, int n, float *dw) {
         for (int xi = 0; xi < 36; xi++)
             m[xi] = _mm512_maskz_loadu_ps(mask, sums + xi * plane + c0);
         sums_block(m, w);
-        float ninth[2 * LL], tail[2 * LL * 9];
+        float ninth[2 * LL];
         _mm512_storeu_ps(ninth, w[8]);
         transpose8_halves(w); /* w[l]: channel l's values 0..7 (low half), channel 8 + l's */
-        float *out = nl == 2 * LL ? dw + (ptrdiff_t)c0 * 9 : tail;
+        float *out = dw + (ptrdiff_t)c0 * 9; /* channel l's 9 values, l < nl: all inside dw */
         for (int l = 0; l < LL; l++) {
             if (l < nl) {
                 _mm256_storeu_ps(out + l * 9, _mm512_castps512_ps256(w[l]));
@@ -116,8 +116,5 @@ void rn_wino_sums_avx512(const float *sums, ptrdiff_t plane, int n, float *dw) {
                 out[(LL + l) * 9 + 8] = ninth[LL + l];
             }
         }
-        if (nl < 2 * LL)
-            for (int q = 0; q < nl * 9; q++)
-                dw[(ptrdiff_t)c0 * 9 + q] = tail[q];
     }
 }
