@@ -248,21 +248,33 @@ static void wgrad_winograd_vs_ref(const rn_kernels *k, int count) {
             CHECK(0, "%s: Winograd weight gradient F(%dx%d) has a plan", k->name, m, m);
             continue;
         }
+        if (i % 3 == 2) /* blocks of 8 to 24 tiles: several per part, the last one short */
+            conv_wgrad_wino_plan_blocks(&s, 8 * check_int(1, 3), &d);
         const conv_sizes sz = conv_case_sizes(&s);
         float *x = check_frand(sz.x, -1, 1), *dy = check_frand(sz.y, -1, 1);
         float *dw1 = check_floats(sz.w), *dw2 = check_floats(sz.w), *ws = check_floats(d.floats);
+        float *dw_one = check_floats(sz.w);
         conv2d_backward_weight_ref(&s, x, dy, dw1, NULL);
-        check_poison(ws, d.floats);
-        check_invalid_clear(rn_get_threads());
-#pragma omp parallel num_threads(rn_get_threads())
-        conv_wgrad_wino_run(k, &s, &d, x, dy, dw2, ws);
-        const int unwritten = check_invalid_raised(rn_get_threads());
-        const double e = check_rel_err(dw2, dw1, sz.w);
-        CHECK(e <= (m == 4 ? WINO_TOL : FAST_TOL) && !unwritten,
-              "%s: Winograd weight gradient F(%dx%d) n=%d %d->%d %dx%d p=%d, %ld tiles in "
-              "blocks of %d: %.1e, workspace read before written %d",
-              k->name, m, m, s.n, s.cin, s.cout, s.h, s.w, s.pad, d.tiles, d.tb, e, unwritten);
-        rn_free(x), rn_free(dy), rn_free(dw1), rn_free(dw2), rn_free(ws);
+        /* 1, 2 and 3 threads: within the tolerance of the exact sum, and the same bits (two
+         * parts: one thread does both, three share the first) */
+        for (int t = 1; t <= 3; t++) {
+            check_poison(ws, d.floats);
+            check_invalid_clear(t);
+#pragma omp parallel num_threads(t)
+            conv_wgrad_wino_run(k, &s, &d, x, dy, dw2, ws);
+            const int unwritten = check_invalid_raised(t);
+            const double e = check_rel_err(dw2, dw1, sz.w);
+            if (t == 1)
+                memcpy(dw_one, dw2, sz.w * sizeof(float));
+            CHECK(e <= (m == 4 ? WINO_TOL : FAST_TOL) && !unwritten &&
+                      memcmp(dw_one, dw2, sz.w * sizeof(float)) == 0,
+                  "%s: Winograd weight gradient F(%dx%d) n=%d %d->%d %dx%d p=%d, %ld tiles in "
+                  "%d part(s), blocks of %d, %d thread(s): %.1e, workspace read before written "
+                  "%d, the bits of one thread's",
+                  k->name, m, m, s.n, s.cin, s.cout, s.h, s.w, s.pad, d.tiles, d.parts, d.tb, t,
+                  e, unwritten);
+        }
+        rn_free(x), rn_free(dy), rn_free(dw1), rn_free(dw2), rn_free(ws), rn_free(dw_one);
     }
     /* the rule: resnet's 3x3 layers from 64 channels up, not the narrow ones (the strips) */
     rn_conv_shape sw = conv_case_shape(8, 64, 56, 56, 64, 3, 1, 1, 1), sn = conv_case_shape(8, 16, 28, 28, 16, 3, 1, 1, 1),

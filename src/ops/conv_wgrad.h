@@ -65,7 +65,8 @@ typedef struct conv_wgrad_wino_plan {
     long tiles;             /* n * th * tw */
     int tb;                 /* tiles per block (a multiple of RN_WINO_LANES) */
     size_t m_xi, v_xi, w_xi; /* floats between two points' planes of M, V and W */
-    size_t floats;          /* the workspace: M, then a block's V and W */
+    int parts;              /* 1, or 2: the tiles in two halves, each with its own M, V and W */
+    size_t floats;          /* the workspace: M (per part), then a block's V and W (per part) */
 } conv_wgrad_wino_plan;
 
 /* 1 when Winograd takes shape s's weight gradient on kernels k (a 3x3 stride-1 convolution on
@@ -78,6 +79,10 @@ int conv_wgrad_wino_plan_for(const rn_kernels *k, const rn_conv_shape *s, conv_w
  * transforms for m. */
 int conv_wgrad_wino_plan_m(const rn_kernels *k, const rn_conv_shape *s, int m,
                            conv_wgrad_wino_plan *d);
+
+/* *d (a plan for shape s) laid out again for blocks of tb tiles (rounded up to whole lanes, at
+ * most CONV_WGRAD_WINO_GROUPS_MAX groups): tests, for several blocks on small shapes. */
+void conv_wgrad_wino_plan_blocks(const rn_conv_shape *s, int tb, conv_wgrad_wino_plan *d);
 
 /* dw (cout, cin, 3, 3) = the weight gradient of s from x (cin, n, h, w) and dy (cout, n, ho,
  * wo) by the plan d, in ws (d->floats floats, 64-byte aligned). Worksharing: called by every

@@ -16,8 +16,10 @@
  * A block of tb tiles at a time: the threads share out V's input channels and W's output
  * channels, a barrier, then each thread adds the products of its own points xi into M
  * (overwritten by the first block); at the end, dw from M, shared out by output channel.
- * Every sum runs in an order fixed by the shape alone, so the result does not depend on the
- * thread count.
+ * Where M is small (up to 128 channels), the tiles are cut in two parts instead, each with its
+ * own M, V and W: on two threads each part stays on one core from the transforms to its sums,
+ * and the two Ms are added before dw (below, PARTS_MAX_SUMS_BYTES). Every sum runs in an order
+ * fixed by the shape alone, so the result does not depend on the thread count.
  *
  * Accuracy: the transforms' coefficients (up to 8 in A, 5 in B^T) magnify rounding as in
  * the forward. On random data (uniform in [-1, 1]) the largest error, relative to the largest
@@ -27,6 +29,7 @@
  */
 #include <string.h>
 
+#include "core/threads.h"
 #include "ops/conv_wgrad.h"
 #include "ops/gemm.h"
 #include "ops/kernels.h"
@@ -218,6 +221,18 @@ static void sums_to_dw(const conv_wgrad_wino_plan *d, const float *M, int cin, i
 #define BLOCK_MIN_BYTES (8u << 20)
 #define BLOCK_MAX_BYTES (40u << 20)
 
+/* Two parts (conv_wgrad.h) up to sums of this size, from this many tiles. Shared by channels
+ * and then by points, each thread's products read the V and W rows the other thread wrote, and
+ * the two cores of the AMD EPYC Zen 5 here sit on two dies (a cache line there and back
+ * 460-500 ns): 64 -> 64 products ran 1.35x faster on two threads than on one, 512 -> 512's
+ * 2.2x. In parts, `profile_train -a resnet18 -S cifar -b 128 -s 32 -t 2`, 2 rounds
+ * alternated, weight gradient ms: 64 -> 64 at 32x32 25.0-25.6 -> 18.0-19.9, 128 -> 128 at
+ * 16x16 15.8-18.1 -> 12.6-13.2, the step's weight gradients 291-296 -> 253-256. From 256
+ * channels (M 9.4 MB, twice that in parts) the products keep the shared split, which already
+ * scales there. */
+#define PARTS_MAX_SUMS_BYTES (4u << 20)
+#define PARTS_MIN_TILES (4 * LL)
+
 int conv_wgrad_wino_plan_m(const rn_kernels *k, const rn_conv_shape *s, int m,
                            conv_wgrad_wino_plan *d) {
     if (s->kh != 3 || s->kw != 3 || s->stride != 1 || s->groups != 1 || s->pad > 2 ||
@@ -229,19 +244,28 @@ int conv_wgrad_wino_plan_m(const rn_kernels *k, const rn_conv_shape *s, int m,
     d->th = ceil_div(s->ho, m);
     d->tw = ceil_div(s->wo, m);
     d->tiles = (long)s->n * d->th * d->tw;
+    /* two parts where the sums are small enough to keep twice and each half has tiles */
+    const size_t sums_bytes = sizeof(float) * (size_t)d->xi * (size_t)s->cin * (size_t)s->cout;
+    d->parts = sums_bytes <= PARTS_MAX_SUMS_BYTES && d->tiles >= PARTS_MIN_TILES ? 2 : 1;
+    const long part_tiles = d->parts == 2 ? (long)ceil_div(ceil_div(d->tiles, 2), LL) * LL
+                                          : d->tiles;
     const size_t per_tile = sizeof(float) * (size_t)d->xi * (size_t)(s->cin + s->cout);
     size_t bytes = sizeof(float) * (size_t)d->xi * (size_t)s->cin * (size_t)s->cout;
     bytes = bytes < BLOCK_MIN_BYTES ? BLOCK_MIN_BYTES : bytes > BLOCK_MAX_BYTES ? BLOCK_MAX_BYTES : bytes;
     long tb = (long)(bytes / per_tile) / LL * LL;
     tb = tb < LL ? LL : tb > CONV_WGRAD_WINO_GROUPS_MAX * LL ? CONV_WGRAD_WINO_GROUPS_MAX * LL : tb;
-    const long blocks = (d->tiles + tb - 1) / tb; /* as even as whole lanes allow */
-    tb = ceil_div(ceil_div(d->tiles, blocks), LL) * LL;
-    d->tb = (int)tb;
+    const long blocks = (part_tiles + tb - 1) / tb; /* as even as whole lanes allow */
+    conv_wgrad_wino_plan_blocks(s, ceil_div(ceil_div(part_tiles, blocks), LL) * LL, d);
+    return 1;
+}
+
+void conv_wgrad_wino_plan_blocks(const rn_conv_shape *s, int tb, conv_wgrad_wino_plan *d) {
+    tb = ceil_div(tb, LL) * LL;
+    d->tb = tb < LL ? LL : tb > CONV_WGRAD_WINO_GROUPS_MAX * LL ? CONV_WGRAD_WINO_GROUPS_MAX * LL : tb;
     d->m_xi = rn_wino_plane_floats((size_t)s->cout * (size_t)s->cin);
     d->v_xi = rn_wino_plane_floats((size_t)s->cin * (size_t)d->tb);
     d->w_xi = rn_wino_plane_floats((size_t)s->cout * (size_t)d->tb);
-    d->floats = (size_t)d->xi * (d->m_xi + d->v_xi + d->w_xi);
-    return 1;
+    d->floats = (size_t)d->parts * d->xi * (d->m_xi + d->v_xi + d->w_xi);
 }
 
 /* Winograd takes the weight gradient from WINO_MIN_CHANNELS input and output channels up (its
@@ -275,67 +299,133 @@ int conv_wgrad_wino_plan_for(const rn_kernels *k, const rn_conv_shape *s, conv_w
  * The weight gradient
  * ------------------------------------------------------------------------- */
 
+/* Where the lanes of a block's tiles [t0, t0 + nt) lie: the patches of x and the blocks of dy,
+ * worked out once for all channels. */
+typedef struct block_lanes {
+    int ng;                 /* groups of LL tiles */
+    rn_wino_in in[CONV_WGRAD_WINO_GROUPS_MAX];
+    dy_lanes o[CONV_WGRAD_WINO_GROUPS_MAX];
+} block_lanes;
+
+static void block_lanes_of(const rn_conv_shape *s, const conv_wgrad_wino_plan *d, long t0, int nt,
+                           block_lanes *b) {
+    b->ng = ceil_div(nt, LL);
+    for (int g = 0; g < b->ng; g++) {
+        rn_wino_patch_lanes(s->h, s->w, s->pad, d->m, d->th, d->tw, t0 + g * LL, t0 + nt, &b->in[g]);
+        dy_lanes_of(s, d, t0 + g * LL, t0 + nt, &b->o[g]);
+    }
+}
+
+/* Channel c of the block into V (c < C: x's input transform) or W (else: dy's output channel
+ * c - C). */
+static void transform_channel(const rn_kernels *k, const rn_conv_shape *s,
+                              const conv_wgrad_wino_plan *d, block_lanes *b, int c, const float *x,
+                              const float *dy, float *V, float *W) {
+    const int C = s->cin, m = d->m, tb = d->tb;
+    if (c < C) {
+        const rn_wino_in_fn in_fn = m == 4 ? k->wino_in : k->wino2_in;
+        const rn_wino_in2_fn in2 = m == 4 ? k->wino_in2 : NULL;
+        const ptrdiff_t in_plane = (ptrdiff_t)s->n * s->h * s->w;
+        for (int g = 0; g < b->ng; g++) {
+            float *dst = V + (size_t)c * tb + (size_t)g * LL;
+            b->in[g].x = x + (ptrdiff_t)c * in_plane;
+            if (in2 && g + 1 < b->ng) { /* two groups at once where the kernels can */
+                b->in[g + 1].x = b->in[g].x;
+                in2(&b->in[g], dst, (ptrdiff_t)d->v_xi);
+                g++;
+                continue;
+            }
+            in_fn(&b->in[g], dst, (ptrdiff_t)d->v_xi);
+        }
+        return;
+    }
+    const float *p = dy + (ptrdiff_t)(c - C) * s->n * s->ho * s->wo;
+    for (int g = 0; g < b->ng; g++) {
+        float *dst = W + (size_t)(c - C) * tb + (size_t)g * LL;
+        /* the descriptor's where every block is inside: `profile_train -a resnet18 -b
+         * 16`, AMD EPYC Zen 5, 2 threads, 3 rounds alternated, weight gradients of
+         * 64 -> 64 at 56x56 11.0-11.3 -> 8.8-9.0 ms, 128 -> 128 at 28x28 6.9-7.1 ->
+         * 5.7-5.9, the step 400-402 -> 391-397 */
+        if (m == 4 && k->wino_dy && b->o[g].whole) {
+            k->wino_dy(p, b->o[g].at, b->o[g].ld, dst, (ptrdiff_t)d->w_xi);
+            continue;
+        }
+        v8 blk[16] = {0};
+        dy_gather(p, &b->o[g], m, blk);
+        if (m == 4)
+            dy_transform4(blk, dst, (ptrdiff_t)d->w_xi);
+        else
+            dy_transform2(blk, dst, (ptrdiff_t)d->w_xi);
+    }
+}
+
+/* Point xi's products of a block of nt tiles, added into M (overwritten where first). */
+static void block_products(const rn_kernels *k, const rn_conv_shape *s,
+                           const conv_wgrad_wino_plan *d, int xi, int nt, const float *V,
+                           const float *W, int first, float *M) {
+    rn_sgemm_1t(k, 0, 1, s->cout, s->cin, nt, W + (size_t)xi * d->w_xi, d->tb,
+                V + (size_t)xi * d->v_xi, d->tb, first ? 0.0f : 1.0f, M + (size_t)xi * d->m_xi,
+                s->cin, NULL);
+}
+
 void conv_wgrad_wino_run(const rn_kernels *k, const rn_conv_shape *s,
                          const conv_wgrad_wino_plan *d, const float *x, const float *dy,
                          float *dw, float *ws) {
-    const int C = s->cin, K = s->cout, m = d->m, tb = d->tb;
-    const ptrdiff_t in_plane = (ptrdiff_t)s->n * s->h * s->w;
-    const ptrdiff_t out_plane = (ptrdiff_t)s->n * s->ho * s->wo;
-    const rn_wino_in_fn in_fn = m == 4 ? k->wino_in : k->wino2_in;
-    const rn_wino_in2_fn in2 = m == 4 ? k->wino_in2 : NULL;
-    float *M = ws, *V = M + (size_t)d->xi * d->m_xi, *W = V + (size_t)d->xi * d->v_xi;
-    for (long t0 = 0; t0 < d->tiles; t0 += tb) {
-        const int nt = d->tiles - t0 < tb ? (int)(d->tiles - t0) : tb;
-        const int ng = ceil_div(nt, LL);
-        /* where the block's patches and blocks of dy lie, worked out once for all channels */
-        rn_wino_in in[CONV_WGRAD_WINO_GROUPS_MAX];
-        dy_lanes o[CONV_WGRAD_WINO_GROUPS_MAX];
-        for (int g = 0; g < ng; g++) {
-            rn_wino_patch_lanes(s->h, s->w, s->pad, m, d->th, d->tw, t0 + g * LL, t0 + nt, &in[g]);
-            dy_lanes_of(s, d, t0 + g * LL, t0 + nt, &o[g]);
+    const int C = s->cin, K = s->cout, tb = d->tb;
+    const size_t m_floats = (size_t)d->xi * d->m_xi;
+    const size_t vw_floats = (size_t)d->xi * (d->v_xi + d->w_xi);
+    if (d->parts == 2) {
+        /* Two parts, each its own half of the tiles and its own sums (see conv_wgrad.h): on two
+         * threads each part stays with one core from the transforms to its sums; one thread
+         * does both in turn, more threads share each part as below, so the sums are the same
+         * on any thread count. */
+        const int team = rn_team_size(), me = rn_thread_id();
+        const long half = (long)ceil_div(ceil_div(d->tiles, 2), LL) * LL;
+        const int blocks = ceil_div(half, tb);
+        const int sync = team > 2; /* a part shared by several threads */
+        for (int part = team == 1 ? 0 : me % 2; part < 2; part += team == 1 ? 1 : 2) {
+            const int sub = team == 1 ? 0 : me / 2;
+            const int share = team == 1 ? 1 : (team - part + 1) / 2; /* threads of the part */
+            float *M = ws + (size_t)part * m_floats;
+            float *V = ws + 2 * m_floats + (size_t)part * vw_floats;
+            float *W = V + (size_t)d->xi * d->v_xi;
+            const long end = part == 0 ? half : d->tiles;
+            for (int b = 0; b < blocks; b++) {
+                const long t0 = part * half + (long)b * tb;
+                const int nt = end - t0 < tb ? (int)(end - t0) : tb;
+                if (nt > 0) {
+                    block_lanes bl;
+                    block_lanes_of(s, d, t0, nt, &bl);
+                    for (int c = sub; c < C + K; c += share)
+                        transform_channel(k, s, d, &bl, c, x, dy, V, W);
+                }
+                if (sync) {
+#pragma omp barrier
+                }
+                for (int xi = sub; xi < d->xi && nt > 0; xi += share)
+                    block_products(k, s, d, xi, nt, V, W, b == 0, M);
+                if (sync) {
+#pragma omp barrier
+                }
+            }
         }
-        /* V's input channels and W's output channels, dealt out one by one (the two
-         * transforms do not cost the same) */
+#pragma omp barrier
+    } else {
+        float *M = ws, *V = M + m_floats, *W = V + (size_t)d->xi * d->v_xi;
+        for (long t0 = 0; t0 < d->tiles; t0 += tb) {
+            const int nt = d->tiles - t0 < tb ? (int)(d->tiles - t0) : tb;
+            block_lanes bl;
+            block_lanes_of(s, d, t0, nt, &bl);
+            /* V's input channels and W's output channels, dealt out one by one (the two
+             * transforms do not cost the same) */
 #pragma omp for schedule(static, 1)
-        for (int c = 0; c < C + K; c++) {
-            if (c < C) {
-                for (int g = 0; g < ng; g++) {
-                    float *dst = V + (size_t)c * tb + (size_t)g * LL;
-                    in[g].x = x + (ptrdiff_t)c * in_plane;
-                    if (in2 && g + 1 < ng) { /* two groups at once where the kernels can */
-                        in[g + 1].x = in[g].x;
-                        in2(&in[g], dst, (ptrdiff_t)d->v_xi);
-                        g++;
-                        continue;
-                    }
-                    in_fn(&in[g], dst, (ptrdiff_t)d->v_xi);
-                }
-                continue;
-            }
-            const float *p = dy + (ptrdiff_t)(c - C) * out_plane;
-            for (int g = 0; g < ng; g++) {
-                float *dst = W + (size_t)(c - C) * tb + (size_t)g * LL;
-                /* the descriptor's where every block is inside: `profile_train -a resnet18 -b
-                 * 16`, AMD EPYC Zen 5, 2 threads, 3 rounds alternated, weight gradients of
-                 * 64 -> 64 at 56x56 11.0-11.3 -> 8.8-9.0 ms, 128 -> 128 at 28x28 6.9-7.1 ->
-                 * 5.7-5.9, the step 400-402 -> 391-397 */
-                if (m == 4 && k->wino_dy && o[g].whole) {
-                    k->wino_dy(p, o[g].at, o[g].ld, dst, (ptrdiff_t)d->w_xi);
-                    continue;
-                }
-                v8 blk[16] = {0};
-                dy_gather(p, &o[g], m, blk);
-                if (m == 4)
-                    dy_transform4(blk, dst, (ptrdiff_t)d->w_xi);
-                else
-                    dy_transform2(blk, dst, (ptrdiff_t)d->w_xi);
-            }
-        }
-        /* each point's products on one thread, added into M block after block */
+            for (int c = 0; c < C + K; c++)
+                transform_channel(k, s, d, &bl, c, x, dy, V, W);
+            /* each point's products on one thread, added into M block after block */
 #pragma omp for schedule(static)
-        for (int xi = 0; xi < d->xi; xi++)
-            rn_sgemm_1t(k, 0, 1, K, C, nt, W + (size_t)xi * d->w_xi, tb, V + (size_t)xi * d->v_xi,
-                        tb, t0 == 0 ? 0.0f : 1.0f, M + (size_t)xi * d->m_xi, C, NULL);
+            for (int xi = 0; xi < d->xi; xi++)
+                block_products(k, s, d, xi, nt, V, W, t0 == 0, M);
+        }
     }
     /* the descriptor's F(4x4) sums where it has them (winograd_x86.h sums_block: 8 or 16
      * input channels a step on whole AVX vectors, where this file's loop spends about 0.5 us on
@@ -344,9 +434,17 @@ void conv_wgrad_wino_run(const rn_kernels *k, const rn_conv_shape *s,
      * 9.1-9.4 -> 7.0-7.2 ms, 256 -> 256 7.3-7.4 -> 6.7-6.9, the step 422 -> 407-414 ms (AVX2:
      * 512 -> 512 12.2-14.4 -> 10.5-12.1); `resnet bench --train` batch 32, fp32 766-859 ->
      * 763-783, bf16 739-752 -> 723-745. */
-    const rn_wino_sums_fn sums = m == 4 ? k->wino_sums : NULL;
+    const rn_wino_sums_fn sums = d->m == 4 ? k->wino_sums : NULL;
+    float *M = ws;
 #pragma omp for schedule(static)
     for (int co = 0; co < K; co++) {
+        if (d->parts == 2) /* the second part's sums into the first's, row co of every point */
+            for (int xi = 0; xi < d->xi; xi++) {
+                float *dst = M + (size_t)xi * d->m_xi + (size_t)co * C;
+                const float *src = dst + m_floats;
+                for (int c = 0; c < C; c++)
+                    dst[c] += src[c];
+            }
         if (sums) {
             sums(M + (size_t)co * C, (ptrdiff_t)d->m_xi, C, dw + (size_t)co * C * 9);
             continue;
