@@ -558,6 +558,17 @@ static void fast_vs_ref_ops(void) {
         memcpy(dx2, dy, C * M * sizeof(float));
         relu_backward(x, dx2, C * M, dx2);
         CHECK(check_same_bits(dx1, dx2, C * M), "relu backward fast (in place) vs ref n=%zu", C * M);
+        /* with the residual's copy (in place as the trainer calls it), and the copy alone */
+        float *cp = check_floats(C * M);
+        memcpy(dx2, dy, C * M * sizeof(float));
+        relu_backward_copy(x, dx2, C * M, dx2, cp);
+        CHECK(check_same_bits(dx1, dx2, C * M) && check_same_bits(dx1, cp, C * M),
+              "relu backward with a copy (in place) vs ref n=%zu", C * M);
+        memcpy(dx2, dy, C * M * sizeof(float));
+        relu_backward_copy(NULL, dx2, C * M, dx2, cp);
+        CHECK(check_same_bits(dy, dx2, C * M) && check_same_bits(dy, cp, C * M),
+              "gradient copied without a ReLU n=%zu", C * M);
+        rn_free(cp);
         rn_free(x), rn_free(dy), rn_free(g), rn_free(mean), rn_free(var), rn_free(is);
         rn_free(dx1), rn_free(dg1), rn_free(db1), rn_free(dx2), rn_free(dg2), rn_free(db2);
     }
