@@ -233,6 +233,9 @@ static void sums_to_dw(const conv_wgrad_wino_plan *d, const float *M, int cin, i
 #define PARTS_MAX_SUMS_BYTES (4u << 20)
 #define PARTS_MIN_TILES (4 * LL)
 
+/* The tiles of the first of two parts: half of them, in whole lanes (the second has the rest). */
+static long first_part_tiles(long tiles) { return (long)ceil_div(ceil_div(tiles, 2), LL) * LL; }
+
 int conv_wgrad_wino_plan_m(const rn_kernels *k, const rn_conv_shape *s, int m,
                            conv_wgrad_wino_plan *d) {
     if (s->kh != 3 || s->kw != 3 || s->stride != 1 || s->groups != 1 || s->pad > 2 ||
@@ -247,8 +250,7 @@ int conv_wgrad_wino_plan_m(const rn_kernels *k, const rn_conv_shape *s, int m,
     /* two parts where the sums are small enough to keep twice and each half has tiles */
     const size_t sums_bytes = sizeof(float) * (size_t)d->xi * (size_t)s->cin * (size_t)s->cout;
     d->parts = sums_bytes <= PARTS_MAX_SUMS_BYTES && d->tiles >= PARTS_MIN_TILES ? 2 : 1;
-    const long part_tiles = d->parts == 2 ? (long)ceil_div(ceil_div(d->tiles, 2), LL) * LL
-                                          : d->tiles;
+    const long part_tiles = d->parts == 2 ? first_part_tiles(d->tiles) : d->tiles;
     const size_t per_tile = sizeof(float) * (size_t)d->xi * (size_t)(s->cin + s->cout);
     size_t bytes = sizeof(float) * (size_t)d->xi * (size_t)s->cin * (size_t)s->cout;
     bytes = bytes < BLOCK_MIN_BYTES ? BLOCK_MIN_BYTES : bytes > BLOCK_MAX_BYTES ? BLOCK_MAX_BYTES : bytes;
@@ -380,7 +382,7 @@ void conv_wgrad_wino_run(const rn_kernels *k, const rn_conv_shape *s,
          * does both in turn, more threads share each part as below, so the sums are the same
          * on any thread count. */
         const int team = rn_team_size(), me = rn_thread_id();
-        const long half = (long)ceil_div(ceil_div(d->tiles, 2), LL) * LL;
+        const long half = first_part_tiles(d->tiles);
         const int blocks = ceil_div(half, tb);
         const int sync = team > 2; /* a part shared by several threads */
         for (int part = team == 1 ? 0 : me % 2; part < 2; part += team == 1 ? 1 : 2) {
