@@ -727,8 +727,15 @@ int main(void) {
             check_conv(conv_case_shape(1, 3, 61, 64, 64, 7, 2, 3, 1), 5, "3-channel 7x7/2 stem");
             check_conv(conv_case_shape(3, 1, 12, 13, 16, 3, 1, 1, 1), 7, "1-channel 3x3");
             check_conv(conv_case_shape(2, 3, 9, 10, 8, 2, 1, 0, 1), 3, "3-channel 2x2 (even rows)");
+            /* the lone channel's row pairs: its padded row's first and last columns, a map one
+             * column wide, no padding, an even window (no odd last column), a 1x1 (none) */
+            check_conv(conv_case_shape(2, 5, 11, 1, 16, 3, 1, 1, 1), 7, "5-channel 3x3, 1 wide");
+            check_conv(conv_case_shape(2, 3, 10, 9, 16, 5, 1, 0, 1), 3, "3-channel 5x5, no padding");
+            check_conv(conv_case_shape(1, 1, 9, 12, 16, 4, 2, 1, 1), 5, "1-channel 4x4/2");
+            check_conv(conv_case_shape(2, 3, 9, 8, 16, 1, 1, 1, 1), 7, "3-channel 1x1, padded");
             check_direct_infinite_input(conv_case_shape(1, 3, 23, 29, 32, 7, 2, 3, 1));
             check_direct_infinite_input(conv_case_shape(2, 1, 17, 15, 16, 3, 1, 1, 1));
+            check_direct_infinite_input(conv_case_shape(1, 1, 9, 1, 16, 7, 1, 3, 1));
             /* Winograd's products on the bf16 descriptor (where it has them: not on matrix
              * tiles), U and V rounded to bf16 pairs: held to tolerance_bf16 */
             for (int a = RN_CONV_WINOGRAD; a <= RN_CONV_WINOGRAD2; a++) {

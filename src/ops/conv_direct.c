@@ -95,13 +95,55 @@ static int taps(const rn_conv_shape *s) { return s->cin * s->kh * s->kw; }
 /* Whether k's tile multiplies bf16 pairs (a bf16 descriptor's: direct.h). */
 static int paired(const rn_kernels *k) { return rn_kernels_are_bf16(rn_kernels_or_default(k)); }
 
-/* The shape the tile sees: its channels are words, one per input channel, or per pair of
- * them on bf16 pairs. */
+/* On bf16 pairs, a lone last channel (the 3-channel and 1-channel stems) pairs along its
+ * window's rows instead of with zeros where the window is at least 2 wide: the word at column q
+ * of its own plane holds its values at columns q and q + 1, so one pair tap covers two columns
+ * of the window, and each row's odd last column is a tap of its own, from a plane of the channel
+ * beside zeros as before (so that no input value ever meets a zero weight of a column that is
+ * not in its window: an infinite input stays out of the outputs it does not reach). A 7x7
+ * window on one channel takes 28 pair taps instead of 49, on three channels 77 instead of 98. */
+static int odd_rows(const rn_kernels *k, const rn_conv_shape *s) {
+    return paired(k) && s->cin % 2 == 1 && s->kw >= 2;
+}
+
+/* The shape the tile sees: its channels are words, one per input channel, or on bf16 pairs one
+ * per pair of them (the lone last channel's plane after the pairs) and, where odd_rows, a plane
+ * of the last channel's row pairs after that. */
 static rn_conv_shape words(const rn_kernels *k, const rn_conv_shape *s) {
     rn_conv_shape w = *s;
     if (paired(k))
-        w.cin = (s->cin + 1) / 2;
+        w.cin = (s->cin + 1) / 2 + odd_rows(k, s);
     return w;
+}
+
+/* One pair tap on bf16 pairs: the word it reads (plane, window row i, column j) and what the
+ * two halves of that word are (the low half input channel c0 at window column j0 of row i, the
+ * high half c1 at j1, or zero where c1 < 0). */
+typedef struct pair_tap {
+    int plane, i, j;
+    int c0, j0, c1, j1;
+} pair_tap;
+
+/* The taps of a window on bf16 pairs (s the real shape): each pair of channels at every window
+ * place, then, for a lone last channel, each row's column pairs and its odd last column. */
+static int pair_taps(const rn_kernels *k, const rn_conv_shape *s) {
+    const int khw = s->kh * s->kw, full = s->cin / 2 * khw;
+    if (s->cin % 2 == 0)
+        return full;
+    return full + (odd_rows(k, s) ? s->kh * ((s->kw + 1) / 2) : khw);
+}
+
+static pair_tap pair_tap_at(const rn_kernels *k, const rn_conv_shape *s, int kk) {
+    const int khw = s->kh * s->kw, full = s->cin / 2 * khw;
+    if (kk < full || !odd_rows(k, s)) { /* a pair of channels, or the lone one beside zeros */
+        const int c = 2 * (kk / khw), i = kk % khw / s->kw, j = kk % s->kw;
+        return (pair_tap){kk / khw, i, j, c, j, c + 1 < s->cin ? c + 1 : -1, j};
+    }
+    const int per_row = (s->kw + 1) / 2, i = (kk - full) / per_row, j = 2 * ((kk - full) % per_row);
+    const int c = s->cin - 1, lone = s->cin / 2;
+    if (j + 1 < s->kw) /* columns j and j + 1 of the row */
+        return (pair_tap){lone + 1, i, j, c, j, c, j + 1};
+    return (pair_tap){lone, i, j, c, j, -1, j}; /* the row's odd last column */
 }
 
 /* The tile of k: its function, pixels and channels (the portable tile's where k has none). */
@@ -118,29 +160,36 @@ static tile_geometry geometry(const rn_kernels *k) {
                            RN_DIRECT_MR, RN_DIRECT_NR};
 }
 
+/* The taps a tile sums: words of the window (one per input value, or per pair tap). */
+static int word_taps(const rn_kernels *k, const rn_conv_shape *s) {
+    return paired(k) ? pair_taps(k, s) : taps(s);
+}
+
 static size_t prepared_floats(const rn_kernels *k, const rn_conv_shape *s) {
     const int nr = geometry(k).nr;
-    const rn_conv_shape ws = words(k, s);
-    return (size_t)ceil_div(s->cout, nr) * nr * (size_t)taps(&ws);
+    return (size_t)ceil_div(s->cout, nr) * nr * (size_t)word_taps(k, s);
 }
 
 static void prepare(const rn_kernels *k, const rn_conv_shape *s, const float *w, float *prepared) {
     // w: (cout, K) -> prepared: panels of nr channels, (K, nr) each
     const int K = taps(s), nr = geometry(k).nr, panels = ceil_div(s->cout, nr);
-    if (paired(k)) { /* pair tap (c2, i, j): channels 2 c2 and 2 c2 + 1 at window place (i, j) */
-        const int khw = s->kh * s->kw, K2 = (s->cin + 1) / 2 * khw;
+    if (paired(k)) { /* pair tap kk: the weights of its two halves (pair_tap_at) */
+        const int K2 = pair_taps(k, s), khw = s->kh * s->kw;
         uint32_t *out = (uint32_t *)prepared;
-        for (int p = 0; p < panels; p++)
-            for (int kk = 0; kk < K2; kk++)
+        for (int kk = 0; kk < K2; kk++) {
+            const pair_tap t = pair_tap_at(k, s, kk);
+            for (int p = 0; p < panels; p++)
                 for (int j = 0; j < nr; j++) {
-                    const int co = p * nr + j, c = 2 * (kk / khw), at = kk % khw;
-                    const float *wc = w + (size_t)co * K + (size_t)c * khw + at;
+                    const int co = p * nr + j;
+                    const float *wo = w + (size_t)co * K + (size_t)t.i * s->kw;
                     uint32_t word = 0;
                     if (co < s->cout)
-                        word = rn_bf16_bits(wc[0]) |
-                               (c + 1 < s->cin ? rn_bf16_bits(wc[khw]) << 16 : 0u);
+                        word = rn_bf16_bits(wo[(size_t)t.c0 * khw + t.j0]) |
+                               (t.c1 >= 0 ? rn_bf16_bits(wo[(size_t)t.c1 * khw + t.j1]) << 16
+                                          : 0u);
                     out[((size_t)p * K2 + kk) * nr + j] = word;
                 }
+        }
         return;
     }
     for (int p = 0; p < panels; p++)
@@ -209,8 +258,8 @@ static size_t workspace_floats(const rn_kernels *k, const rn_conv_shape *shape, 
     (void)threads;
     rn_conv_shape g;
     const size_t sub = subsampled_floats(shape, &g);
-    const rn_conv_shape f = flat(&g), ws = words(k, &f), *s = &ws;
-    return sub + padded_floats(s) + 2 * (size_t)taps(s) + 16;
+    const rn_conv_shape f = flat(&g), ws = words(k, &f);
+    return sub + padded_floats(&ws) + 2 * (size_t)word_taps(k, &f) + 16;
 }
 
 /* xp = images [b0, b0 + nb) of x (cin, n, h, w) with `pad` zeros around every plane, image by
@@ -246,26 +295,37 @@ static void pair_run(const float *lo, const float *hi, uint32_t *dst, int n) {
     }
 }
 
-/* As pad_images, on bf16 pairs: ws the word shape (ws->cin pairs of the cin channels of x),
+/* As pad_images, on bf16 pairs: ws the word shape (ws->cin planes of the cin channels of x),
  * word (c2, r, q) of an image holding channels 2 c2 (low half) and 2 c2 + 1 (high; zero past
- * cin), each rounded to bf16. */
-static void pad_pairs(const rn_conv_shape *ws, int cin, const float *x, int b0, int nb,
-                      float *xp) {
+ * cin), each rounded to bf16; with `rows` (odd_rows) the last plane holds the last channel's
+ * padded row pairs instead: word (r, q) its values at columns q (low) and q + 1 (high) of the
+ * padded row, zero past it. */
+static void pad_pairs(const rn_conv_shape *ws, int cin, int rows, const float *x, int b0,
+                      int nb, float *xp) {
     const int hp = ws->h + 2 * ws->pad, wp = ws->w + 2 * ws->pad, p = ws->pad;
     const size_t plane = (size_t)ws->h * ws->w;
 #pragma omp for schedule(static)
     for (long q = 0; q < (long)nb * ws->cin; q++) {
-        const long b = b0 + q / ws->cin, c = 2 * (q % ws->cin);
+        const long b = b0 + q / ws->cin, c2 = q % ws->cin;
+        const int row_pairs = rows && c2 == ws->cin - 1;
+        const long c = row_pairs ? cin - 1 : 2 * c2;
         uint32_t *dst = (uint32_t *)xp + (size_t)q * hp * wp;
         const float *lo = x + ((size_t)c * ws->n + (size_t)b) * plane;
         const float *hi = c + 1 < cin ? lo + (size_t)ws->n * plane : NULL;
         memset(dst, 0, (size_t)p * wp * sizeof *dst);
         for (int r = 0; r < ws->h; r++) {
             uint32_t *row = dst + (size_t)(r + p) * wp;
+            const float *src = lo + (size_t)r * ws->w;
             memset(row, 0, (size_t)p * sizeof *row);
-            const size_t at = (size_t)r * ws->w;
-            pair_run(lo + at, hi ? hi + at : NULL, row + p, ws->w);
             memset(row + p + ws->w, 0, (size_t)p * sizeof *row);
+            if (row_pairs) { /* (column q, column q + 1) of the padded row */
+                if (p > 0)
+                    row[p - 1] = rn_bf16_bits(src[0]) << 16;
+                pair_run(src, src + 1, row + p, ws->w - 1);
+                row[p + ws->w - 1] = rn_bf16_bits(src[ws->w - 1]);
+            } else {
+                pair_run(src, hi ? hi + (size_t)r * ws->w : NULL, row + p, ws->w);
+            }
         }
         memset(dst + (size_t)(p + ws->h) * wp, 0, (size_t)p * wp * sizeof *dst);
     }
@@ -395,7 +455,8 @@ static void forward_on(const rn_kernels *k, const rn_conv_shape *shape,
     const int pairs = paired(k);
     direct_run r = {.s = s, .g = geometry(k), .prepared = prepared, .bias = bias,
                     .residual = residual, .y = y, .relu = relu, .blocked = blocked,
-                    .hp = s->h + 2 * s->pad, .wp = s->w + 2 * s->pad, .K = taps(s),
+                    .hp = s->h + 2 * s->pad, .wp = s->w + 2 * s->pad,
+                    .K = word_taps(k, &f),
                     .out_plane = (ptrdiff_t)s->n * s->ho * s->wo};
     r.panels = ceil_div(s->cout, r.g.nr);
     const int round = images_per_round(s);
@@ -410,10 +471,18 @@ static void forward_on(const rn_kernels *k, const rn_conv_shape *shape,
     r.xp = copy ? workspace : x;
     /* the tap offsets after the padded copy, if any (a strided 1x1 read in place has none) */
     ptrdiff_t *off = (ptrdiff_t *)(workspace + (copy ? padded_floats(s) : 0));
-    for (int c = 0, kk = 0; c < s->cin; c++) /* the taps, from a window's origin in its image */
+    /* the taps, from a window's origin in its image: each word plane's window in order (on
+     * bf16 pairs, the planes of whole pairs), then a lone channel's taps (pair_tap_at) */
+    const int whole = pairs ? f.cin / 2 : s->cin;
+    int kk = 0;
+    for (int c = 0; c < whole; c++)
         for (int i = 0; i < s->kh; i++)
             for (int j = 0; j < s->kw; j++)
                 off[kk++] = ((ptrdiff_t)c * r.hp + i) * r.wp + j;
+    for (; kk < r.K; kk++) {
+        const pair_tap t = pair_tap_at(k, &f, kk);
+        off[kk] = ((ptrdiff_t)t.plane * r.hp + t.i) * r.wp + t.j;
+    }
     r.off = off;
     const long most_items = (long)(s->n < round ? s->n : round) * r.row_items * r.panels;
     uint32_t flags[CLAIMED_ITEMS_MAX];
@@ -427,7 +496,7 @@ static void forward_on(const rn_kernels *k, const rn_conv_shape *shape,
         if (strided)
             gather_pairs(s, strided, x, workspace);
         else if (pairs)
-            pad_pairs(s, f.cin, x, b0, nb, workspace);
+            pad_pairs(s, f.cin, odd_rows(k, &f), x, b0, nb, workspace);
         else if (copy)
             pad_images(s, x, b0, nb, workspace);
         const long items = (long)nb * r.row_items * r.panels;

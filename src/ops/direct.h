@@ -21,7 +21,8 @@
  * 32-bit words, each two bf16 values (kernels.h's pair layout: the even input
  * channel in the low half, the odd one in the high half, zero past the last
  * channel), and a tap k is a pair tap, two input channels at one window
- * position; each step adds both halves' products to the fp32 sum, as vdpbf16ps
+ * position (or, for a lone last channel, two columns of one window row: conv_direct.c's
+ * odd_rows); each step adds both halves' products to the fp32 sum, as vdpbf16ps
  * does (the portable tile: the high product, then the low one). xs, off and
  * the other fields count words; y, bias and res stay fp32.
  *
