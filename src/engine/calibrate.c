@@ -449,7 +449,10 @@ rn_status rn_calibrator_quantize(rn_calibrator *c, rn_model **out) {
     return RN_OK;
 }
 
-/* 8 images: the calibration of a timing run, whose scales fit no real image anyway. */
+/* 8 images: the calibration of a timing run, whose scales fit no real image anyway. Added one
+ * at a time, so that the float32 session that observes them holds one image's activations:
+ * `resnet bench --precision int8` on resnet18 at 224x224, batch 1, peaked at 324 MB resident
+ * with the 8 in one batch, for an int8 engine of 12 MB. */
 #define SYNTHETIC_IMAGES 8
 
 rn_status rn_quantize_synthetic(const rn_model *m, int h, int w, rn_model **out) {
@@ -472,8 +475,9 @@ rn_status rn_quantize_synthetic(const rn_model *m, int h, int w, rn_model **out)
     }
     rn_calibrator *c = NULL;
     rn_status st = rn_calibrator_create(m, h, w, "percentile", &c);
-    if (st == RN_OK)
-        st = rn_calibrator_add(c, x, SYNTHETIC_IMAGES);
+    const size_t image = bytes / sizeof(float) / SYNTHETIC_IMAGES;
+    for (int i = 0; i < SYNTHETIC_IMAGES && st == RN_OK; i++)
+        st = rn_calibrator_add(c, x + (size_t)i * image, 1);
     if (st == RN_OK)
         st = rn_calibrator_quantize(c, out);
     rn_calibrator_free(c);
