@@ -282,7 +282,8 @@ static void pad_images(const rn_conv_shape *s, const float *x, int b0, int nb, f
     }
 }
 
-/* dst[q] = the bf16 pair (lo[q], hi[q]) (hi NULL: zero), q < n. */
+/* dst[q] = the bf16 pair (lo[q], hi[q]) (hi NULL: zero), q < n: the input's pairs where the
+ * descriptor has no pair_run of its own (kernels.h). */
 static void pair_run(const float *lo, const float *hi, uint32_t *dst, int n) {
     if (hi) {
 #pragma omp simd
@@ -300,8 +301,8 @@ static void pair_run(const float *lo, const float *hi, uint32_t *dst, int n) {
  * cin), each rounded to bf16; with `rows` (odd_rows) the last plane holds the last channel's
  * padded row pairs instead: word (r, q) its values at columns q (low) and q + 1 (high) of the
  * padded row, zero past it. */
-static void pad_pairs(const rn_conv_shape *ws, int cin, int rows, const float *x, int b0,
-                      int nb, float *xp) {
+static void pad_pairs(rn_pair_run_fn run, const rn_conv_shape *ws, int cin, int rows,
+                      const float *x, int b0, int nb, float *xp) {
     const int hp = ws->h + 2 * ws->pad, wp = ws->w + 2 * ws->pad, p = ws->pad;
     const size_t plane = (size_t)ws->h * ws->w;
 #pragma omp for schedule(static)
@@ -321,10 +322,10 @@ static void pad_pairs(const rn_conv_shape *ws, int cin, int rows, const float *x
             if (row_pairs) { /* (column q, column q + 1) of the padded row */
                 if (p > 0)
                     row[p - 1] = rn_bf16_bits(src[0]) << 16;
-                pair_run(src, src + 1, row + p, ws->w - 1);
+                run(src, src + 1, row + p, ws->w - 1);
                 row[p + ws->w - 1] = rn_bf16_bits(src[ws->w - 1]);
             } else {
-                pair_run(src, hi ? hi + (size_t)r * ws->w : NULL, row + p, ws->w);
+                run(src, hi ? hi + (size_t)r * ws->w : NULL, row + p, ws->w);
             }
         }
         memset(dst + (size_t)(p + ws->h) * wp, 0, (size_t)p * wp * sizeof *dst);
@@ -337,8 +338,8 @@ static void pad_pairs(const rn_conv_shape *ws, int cin, int rows, const float *x
 /* A subsampled 1x1's input on bf16 pairs (ws: its flat word shape, one row of the n * ho * wo
  * output pixels), gathered from x at the stride of the strided shape st: one pass for what
  * conv2d_subsample and pad_pairs would do in two. */
-static void gather_pairs(const rn_conv_shape *ws, const rn_conv_shape *st, const float *x,
-                         float *xp) {
+static void gather_pairs(rn_pair_run_fn run, const rn_conv_shape *ws,
+                         const rn_conv_shape *st, const float *x, float *xp) {
     const size_t plane = (size_t)st->n * st->h * st->w, per_image = (size_t)st->ho * st->wo;
 #pragma omp for schedule(static)
     for (long c2 = 0; c2 < ws->cin; c2++) {
@@ -347,7 +348,7 @@ static void gather_pairs(const rn_conv_shape *ws, const rn_conv_shape *st, const
         const float *hi = 2 * c2 + 1 < st->cin ? lo + plane : NULL;
         /* output pixel by pixel along the rows: no division per word (a 64-bit division per
          * index cost resnet50's 1x1/2 512 -> 1024 at batch 1 a third of its time); a run of
-         * a row's pixels gathered first, then converted by pair_run, whose loop vectorises
+         * a row's pixels gathered first, then converted by the run function, which vectorises
          * (converted one by one as they were gathered, resnet18's 1x1/2 64 -> 128 at 56x56,
          * batch 1, took 0.09 ms on one thread, most of it the conversions) */
         float run_lo[GATHER_RUN], run_hi[GATHER_RUN];
@@ -365,7 +366,7 @@ static void gather_pairs(const rn_conv_shape *ws, const rn_conv_shape *st, const
                         for (int i = 0; i < len; i++)
                             run_hi[i] = h[(size_t)i * st->stride];
                     }
-                    pair_run(run_lo, hi ? run_hi : NULL, d + o0, len);
+                    run(run_lo, hi ? run_hi : NULL, d + o0, len);
                 }
             }
     }
@@ -468,6 +469,8 @@ static void forward_on(const rn_kernels *k, const rn_conv_shape *shape,
                        float *workspace, int blocked) {
     const rn_conv_shape f = flat(shape), ws = words(k, &f), *s = &ws;
     const int pairs = paired(k);
+    const rn_kernels *kd = rn_kernels_or_default(k);
+    const rn_pair_run_fn run = kd->pair_run ? kd->pair_run : pair_run; /* on bf16 pairs */
     direct_run r = {.s = s, .g = geometry(k), .prepared = prepared, .bias = bias,
                     .residual = residual, .y = y, .relu = relu, .blocked = blocked,
                     .hp = s->h + 2 * s->pad, .wp = s->w + 2 * s->pad,
@@ -509,9 +512,9 @@ static void forward_on(const rn_kernels *k, const rn_conv_shape *shape,
     for (int b0 = 0; b0 < s->n; b0 += round) {
         const int nb = s->n - b0 < round ? s->n - b0 : round;
         if (strided)
-            gather_pairs(s, strided, x, workspace);
+            gather_pairs(run, s, strided, x, workspace);
         else if (pairs)
-            pad_pairs(s, f.cin, odd_rows(k, &f), x, b0, nb, workspace);
+            pad_pairs(run, s, f.cin, odd_rows(k, &f), x, b0, nb, workspace);
         else if (copy)
             pad_images(s, x, b0, nb, workspace);
         const long items = (long)nb * r.row_items * r.panels;

@@ -103,6 +103,14 @@ void rn_panel_bf16_pairs_avx512bf16(float *panel, int kc, int w) {
     }
 }
 
+void rn_pair_run_avx512bf16(const float *lo, const float *hi, uint32_t *dst, int n) {
+    const __m512i idx = _mm512_loadu_si512((const void *)pair_order);
+    for (int j = 0; j < n; j += 16) {
+        const __mmask16 m = cols_mask(n - j);
+        _mm512_mask_storeu_epi32(dst + j, m, pair_words(idx, m, lo, hi, j));
+    }
+}
+
 /* ---------------------------------------------------------------------------
  * rn_pack_b_bf16_pairs_avx512bf16 (pack_b_finished): the same pairs read from the rows of a
  * row-major B, which lie far apart (a layer's input planes), so each pair of rows asks for
