@@ -133,9 +133,10 @@ static int pair_taps(const rn_kernels *k, const rn_conv_shape *s) {
     return full + (odd_rows(k, s) ? s->kh * ((s->kw + 1) / 2) : khw);
 }
 
-static pair_tap pair_tap_at(const rn_kernels *k, const rn_conv_shape *s, int kk) {
+/* Pair tap kk of shape s; rows: odd_rows of it. */
+static inline pair_tap pair_tap_at(const rn_conv_shape *s, int rows, int kk) {
     const int khw = s->kh * s->kw, full = s->cin / 2 * khw;
-    if (kk < full || !odd_rows(k, s)) { /* a pair of channels, or the lone one beside zeros */
+    if (kk < full || !rows) { /* a pair of channels, or the lone one beside zeros */
         const int c = 2 * (kk / khw), i = kk % khw / s->kw, j = kk % s->kw;
         return (pair_tap){kk / khw, i, j, c, j, c + 1 < s->cin ? c + 1 : -1, j};
     }
@@ -173,23 +174,41 @@ static size_t prepared_floats(const rn_kernels *k, const rn_conv_shape *s) {
 static void prepare(const rn_kernels *k, const rn_conv_shape *s, const float *w, float *prepared) {
     // w: (cout, K) -> prepared: panels of nr channels, (K, nr) each
     const int K = taps(s), nr = geometry(k).nr, panels = ceil_div(s->cout, nr);
-    if (paired(k)) { /* pair tap kk: the weights of its two halves (pair_tap_at) */
-        const int K2 = pair_taps(k, s), khw = s->kh * s->kw;
+    if (paired(k) && !odd_rows(k, s)) { /* pair tap (c2, i, j): channels 2 c2 and 2 c2 + 1 at
+                                          * window place (i, j) */
+        const int khw = s->kh * s->kw, K2 = (s->cin + 1) / 2 * khw;
         uint32_t *out = (uint32_t *)prepared;
-        for (int kk = 0; kk < K2; kk++) {
-            const pair_tap t = pair_tap_at(k, s, kk);
-            for (int p = 0; p < panels; p++)
+        for (int p = 0; p < panels; p++)
+            for (int kk = 0; kk < K2; kk++)
                 for (int j = 0; j < nr; j++) {
-                    const int co = p * nr + j;
-                    const float *wo = w + (size_t)co * K + (size_t)t.i * s->kw;
+                    const int co = p * nr + j, c = 2 * (kk / khw), at = kk % khw;
+                    const float *wc = w + (size_t)co * K + (size_t)c * khw + at;
                     uint32_t word = 0;
                     if (co < s->cout)
-                        word = rn_bf16_bits(wo[(size_t)t.c0 * khw + t.j0]) |
-                               (t.c1 >= 0 ? rn_bf16_bits(wo[(size_t)t.c1 * khw + t.j1]) << 16
-                                          : 0u);
+                        word = rn_bf16_bits(wc[0]) |
+                               (c + 1 < s->cin ? rn_bf16_bits(wc[khw]) << 16 : 0u);
                     out[((size_t)p * K2 + kk) * nr + j] = word;
                 }
-        }
+        return;
+    }
+    if (paired(k)) { /* a lone last channel's row pairs too: pair tap kk as pair_tap_at says */
+        const int K2 = pair_taps(k, s), khw = s->kh * s->kw;
+        uint32_t *out = (uint32_t *)prepared;
+        for (int p = 0; p < panels; p++)
+            for (int kk = 0; kk < K2; kk++) {
+                const pair_tap t = pair_tap_at(s, 1, kk);
+                /* the two halves' places in an output channel's weights (hi < 0: zero) */
+                const ptrdiff_t lo = (ptrdiff_t)t.c0 * khw + t.i * s->kw + t.j0,
+                                hi = t.c1 < 0 ? -1 : (ptrdiff_t)t.c1 * khw + t.i * s->kw + t.j1;
+                for (int j = 0; j < nr; j++) {
+                    const int co = p * nr + j;
+                    const float *wo = w + (size_t)co * K;
+                    uint32_t word = 0;
+                    if (co < s->cout)
+                        word = rn_bf16_bits(wo[lo]) | (hi >= 0 ? rn_bf16_bits(wo[hi]) << 16 : 0u);
+                    out[((size_t)p * K2 + kk) * nr + j] = word;
+                }
+            }
         return;
     }
     for (int p = 0; p < panels; p++)
@@ -282,17 +301,23 @@ static void pad_images(const rn_conv_shape *s, const float *x, int b0, int nb, f
     }
 }
 
-/* dst[q] = the bf16 pair (lo[q], hi[q]) (hi NULL: zero), q < n: the input's pairs where the
- * descriptor has no pair_run of its own (kernels.h). */
-static void pair_run(const float *lo, const float *hi, uint32_t *dst, int n) {
-    if (hi) {
+/* The input's pairs where the descriptor has no pair_rows of its own (kernels.h's
+ * rn_pair_rows_fn): each word rounded by rn_bf16_bits. */
+static void pair_rows(const float *lo, const float *hi, ptrdiff_t ld, int rows, int n,
+                      uint32_t *dst, ptrdiff_t ldd) {
+    for (int r = 0; r < rows; r++) {
+        const float *l = lo + r * ld;
+        uint32_t *d = dst + r * ldd;
+        if (hi) {
+            const float *h = hi + r * ld;
 #pragma omp simd
-        for (int q = 0; q < n; q++)
-            dst[q] = rn_bf16_bits(lo[q]) | rn_bf16_bits(hi[q]) << 16;
-    } else {
+            for (int q = 0; q < n; q++)
+                d[q] = rn_bf16_bits(l[q]) | rn_bf16_bits(h[q]) << 16;
+        } else {
 #pragma omp simd
-        for (int q = 0; q < n; q++)
-            dst[q] = rn_bf16_bits(lo[q]);
+            for (int q = 0; q < n; q++)
+                d[q] = rn_bf16_bits(l[q]);
+        }
     }
 }
 
@@ -300,11 +325,12 @@ static void pair_run(const float *lo, const float *hi, uint32_t *dst, int n) {
  * word (c2, r, q) of an image holding channels 2 c2 (low half) and 2 c2 + 1 (high; zero past
  * cin), each rounded to bf16; with `rows` (odd_rows) the last plane holds the last channel's
  * padded row pairs instead: word (r, q) its values at columns q (low) and q + 1 (high) of the
- * padded row, zero past it. */
-static void pad_pairs(rn_pair_run_fn run, const rn_conv_shape *ws, int cin, int rows,
+ * padded row, zero past it. The padding first, then the plane's words in one call of run
+ * (one a row cost 7x7 maps more than the conversion). */
+static void pad_pairs(rn_pair_rows_fn run, const rn_conv_shape *ws, int cin, int rows,
                       const float *x, int b0, int nb, float *xp) {
-    const int hp = ws->h + 2 * ws->pad, wp = ws->w + 2 * ws->pad, p = ws->pad;
-    const size_t plane = (size_t)ws->h * ws->w;
+    const int hp = ws->h + 2 * ws->pad, wp = ws->w + 2 * ws->pad, p = ws->pad, w = ws->w;
+    const size_t plane = (size_t)ws->h * w;
 #pragma omp for schedule(static)
     for (long q = 0; q < (long)nb * ws->cin; q++) {
         const long b = b0 + q / ws->cin, c2 = q % ws->cin;
@@ -316,21 +342,26 @@ static void pad_pairs(rn_pair_run_fn run, const rn_conv_shape *ws, int cin, int 
         memset(dst, 0, (size_t)p * wp * sizeof *dst);
         for (int r = 0; r < ws->h; r++) {
             uint32_t *row = dst + (size_t)(r + p) * wp;
-            const float *src = lo + (size_t)r * ws->w;
             memset(row, 0, (size_t)p * sizeof *row);
-            memset(row + p + ws->w, 0, (size_t)p * sizeof *row);
-            if (row_pairs) { /* (column q, column q + 1) of the padded row */
+            memset(row + p + w, 0, (size_t)p * sizeof *row);
+            if (row_pairs) { /* the padded row's columns p - 1 and p + w - 1 */
+                const float *src = lo + (size_t)r * w;
                 if (p > 0)
                     row[p - 1] = rn_bf16_bits(src[0]) << 16;
-                run(src, src + 1, row + p, ws->w - 1);
-                row[p + ws->w - 1] = rn_bf16_bits(src[ws->w - 1]);
-            } else {
-                run(src, hi ? hi + (size_t)r * ws->w : NULL, row + p, ws->w);
+                row[p + w - 1] = rn_bf16_bits(src[w - 1]);
             }
         }
+        uint32_t *inner = dst + (size_t)p * wp + p;
+        if (row_pairs) /* columns q and q + 1 of each row, q < w - 1 */
+            run(lo, lo + 1, w, ws->h, w - 1, inner, wp);
+        else
+            run(lo, hi, w, ws->h, w, inner, wp);
         memset(dst + (size_t)(p + ws->h) * wp, 0, (size_t)p * wp * sizeof *dst);
     }
 }
+
+/* Rows of fewer words are converted by the portable loop (forward_on). */
+#define PAIR_ROWS_MIN 16
 
 /* Pixels of a row gathered at a time (gather_pairs). */
 #define GATHER_RUN 128
@@ -338,7 +369,7 @@ static void pad_pairs(rn_pair_run_fn run, const rn_conv_shape *ws, int cin, int 
 /* A subsampled 1x1's input on bf16 pairs (ws: its flat word shape, one row of the n * ho * wo
  * output pixels), gathered from x at the stride of the strided shape st: one pass for what
  * conv2d_subsample and pad_pairs would do in two. */
-static void gather_pairs(rn_pair_run_fn run, const rn_conv_shape *ws,
+static void gather_pairs(rn_pair_rows_fn run, const rn_conv_shape *ws,
                          const rn_conv_shape *st, const float *x, float *xp) {
     const size_t plane = (size_t)st->n * st->h * st->w, per_image = (size_t)st->ho * st->wo;
 #pragma omp for schedule(static)
@@ -366,7 +397,8 @@ static void gather_pairs(rn_pair_run_fn run, const rn_conv_shape *ws,
                         for (int i = 0; i < len; i++)
                             run_hi[i] = h[(size_t)i * st->stride];
                     }
-                    run(run_lo, hi ? run_hi : NULL, d + o0, len);
+                    (len >= PAIR_ROWS_MIN ? run : pair_rows)(run_lo, hi ? run_hi : NULL,
+                                                             GATHER_RUN, 1, len, d + o0, 0);
                 }
             }
     }
@@ -470,7 +502,12 @@ static void forward_on(const rn_kernels *k, const rn_conv_shape *shape,
     const rn_conv_shape f = flat(shape), ws = words(k, &f), *s = &ws;
     const int pairs = paired(k);
     const rn_kernels *kd = rn_kernels_or_default(k);
-    const rn_pair_run_fn run = kd->pair_run ? kd->pair_run : pair_run; /* on bf16 pairs */
+    /* on bf16 pairs: the descriptor's conversion for rows of 16 words or more; narrower ones
+     * the portable loop, ahead there (the AVX-512 one's masked stores: resnet18's 3x3 512 ->
+     * 512 at 7x7, batch 32, bf16, `bench_conv`, Zen 5, 3 rounds alternated, 717-731 effective
+     * GFLOP/s against 754-808; the stem's 224-wide rows 4.6x faster) */
+    const rn_pair_rows_fn wide = kd->pair_rows ? kd->pair_rows : pair_rows;
+    const rn_pair_rows_fn run = s->w >= PAIR_ROWS_MIN ? wide : pair_rows;
     direct_run r = {.s = s, .g = geometry(k), .prepared = prepared, .bias = bias,
                     .residual = residual, .y = y, .relu = relu, .blocked = blocked,
                     .hp = s->h + 2 * s->pad, .wp = s->w + 2 * s->pad,
@@ -498,7 +535,7 @@ static void forward_on(const rn_kernels *k, const rn_conv_shape *shape,
             for (int j = 0; j < s->kw; j++)
                 off[kk++] = ((ptrdiff_t)c * r.hp + i) * r.wp + j;
     for (; kk < r.K; kk++) {
-        const pair_tap t = pair_tap_at(k, &f, kk);
+        const pair_tap t = pair_tap_at(&f, odd_rows(k, &f), kk);
         off[kk] = ((ptrdiff_t)t.plane * r.hp + t.i) * r.wp + t.j;
     }
     r.off = off;
@@ -512,7 +549,7 @@ static void forward_on(const rn_kernels *k, const rn_conv_shape *shape,
     for (int b0 = 0; b0 < s->n; b0 += round) {
         const int nb = s->n - b0 < round ? s->n - b0 : round;
         if (strided)
-            gather_pairs(run, s, strided, x, workspace);
+            gather_pairs(wide, s, strided, x, workspace);
         else if (pairs)
             pad_pairs(run, s, f.cin, odd_rows(k, &f), x, b0, nb, workspace);
         else if (copy)

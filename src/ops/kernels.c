@@ -241,7 +241,7 @@ static const rn_kernels AVX512_BF16_KERNELS = {
            rn_bgemm_kernel_avx512bf16_8x48},
     .pack_im2col = rn_im2col_pack_avx512, .pack_bt = rn_pack_bt_avx2,
     .direct = rn_direct_tile_avx512bf16, .direct_mr = RN_DIRECT_AVX512_MR,
-    .direct_nr = RN_DIRECT_AVX512_NR, .pair_run = rn_pair_run_avx512bf16,
+    .direct_nr = RN_DIRECT_AVX512_NR, .pair_rows = rn_pair_rows_avx512bf16,
     .finish_a = rn_panel_bf16_pairs_avx512bf16, .finish_b = rn_panel_bf16_pairs_avx512bf16,
     .pack_b_finished = rn_pack_b_bf16_pairs_avx512bf16,
     .qgemm = rn_qgemm_avx2, .q_nj = 4, .q_ncb = 1, .q_inplace = 1, .q_name = "avx2 16x4",
@@ -257,7 +257,7 @@ static const rn_kernels AMX_BF16_KERNELS = {
     .fn = {rn_bgemm_kernel_amx_32x16, rn_bgemm_kernel_amx_32x32},
     .pack_im2col = rn_im2col_pack_avx512, .pack_bt = rn_pack_bt_avx2,
     .direct = rn_direct_tile_avx512bf16, .direct_mr = RN_DIRECT_AVX512_MR, /* AMX CPUs have it */
-    .direct_nr = RN_DIRECT_AVX512_NR, .pair_run = rn_pair_run_avx512bf16,
+    .direct_nr = RN_DIRECT_AVX512_NR, .pair_rows = rn_pair_rows_avx512bf16,
     .finish_a = rn_panel_bf16_rows_amx, .finish_b = rn_panel_bf16_pairs_avx512bf16,
     .pack_a_finished = rn_pack_a_bf16_rows_amx, .pack_b_finished = rn_pack_b_bf16_pairs_avx512bf16,
     .matrix_tiles = 1, .qgemm = rn_qgemm_amx, .q_nj = 32, .q_ncb = 2, .q_name = "amx 32x32",

@@ -87,9 +87,11 @@ typedef void (*rn_maxpool16_fn)(const float *x, ptrdiff_t ldx, int cols, float *
                                 ptrdiff_t ldy);
 /* Whether x[0 .. n) holds a NaN (the blocked max-pool's choice of rule). */
 typedef int (*rn_has_nan_fn)(const float *x, size_t n);
-/* dst[q] = the bf16 pair of lo[q] (low half) and hi[q] (high half; hi NULL: zero), q < n:
- * the direct convolution's input on bf16 pairs (direct.h). */
-typedef void (*rn_pair_run_fn)(const float *lo, const float *hi, uint32_t *dst, int n);
+/* dst[r * ldd + q] = the bf16 pair of lo[r * ld + q] (low half) and hi[r * ld + q] (high half;
+ * hi NULL: zero), for r < rows and q < n: the direct convolution's input on bf16 pairs
+ * (direct.h), a plane's rows at a time. */
+typedef void (*rn_pair_rows_fn)(const float *lo, const float *hi, ptrdiff_t ld, int rows, int n,
+                                uint32_t *dst, ptrdiff_t ldd);
 
 #define RN_PANEL_MAX 64     /* widest B panel any packer writes */
 /* largest K block of any descriptor (AMX bf16's); the GEMM driver keeps a B panel and an
@@ -129,8 +131,8 @@ typedef struct rn_kernels {
     rn_wino_dy_fn wino_dy;     /* the F(4x4) weight gradient's dy transform, or NULL */
     rn_wino_sums_fn wino_sums; /* and its dw from the sums, or NULL */
     rn_direct_fn direct;    /* direct convolution tiles (direct.h) */
-    rn_pair_run_fn pair_run; /* their input's bf16 pairs (bf16 descriptors), or NULL: the
-                                portable loop (rn_bf16_bits) */
+    rn_pair_rows_fn pair_rows; /* their input's bf16 pairs (bf16 descriptors), or NULL: the
+                                  portable loop (rn_bf16_bits) */
     int direct_mr, direct_nr; /* their output pixels (<= RN_DIRECT_MR_MAX) and channels */
     rn_wgrad_fn wgrad;      /* the direct weight gradient's strips (direct.h); NULL: GEMM only */
     int wgrad_rows;         /* 1: the strips may read dy in place, row by row (conv_wgrad.c) */
@@ -286,8 +288,9 @@ void rn_bgemm_kernel_avx512bf16_8x48(int kc, const float *a, const float *b,
                                      const rn_gemm_tile *t);
 /* rn_panel_bf16_pairs in AVX-512 BF16 conversions (denormals to zero). */
 void rn_panel_bf16_pairs_avx512bf16(float *panel, int kc, int w);
-/* rn_pair_run_fn in the same conversions (denormals to zero, which vdpbf16ps reads as zero). */
-void rn_pair_run_avx512bf16(const float *lo, const float *hi, uint32_t *dst, int n);
+/* rn_pair_rows_fn in the same conversions (denormals to zero, which vdpbf16ps reads as zero). */
+void rn_pair_rows_avx512bf16(const float *lo, const float *hi, ptrdiff_t ld, int rows, int n,
+                             uint32_t *dst, ptrdiff_t ldd);
 /* a row-major B's panel straight into those pairs (pack_b_finished) */
 void rn_pack_b_bf16_pairs_avx512bf16(const float *src, ptrdiff_t ldb, int kc, int cols, int nr,
                                      float *dst);

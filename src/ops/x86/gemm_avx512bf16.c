@@ -103,11 +103,16 @@ void rn_panel_bf16_pairs_avx512bf16(float *panel, int kc, int w) {
     }
 }
 
-void rn_pair_run_avx512bf16(const float *lo, const float *hi, uint32_t *dst, int n) {
+void rn_pair_rows_avx512bf16(const float *lo, const float *hi, ptrdiff_t ld, int rows, int n,
+                             uint32_t *dst, ptrdiff_t ldd) {
     const __m512i idx = _mm512_loadu_si512((const void *)pair_order);
-    for (int j = 0; j < n; j += 16) {
-        const __mmask16 m = cols_mask(n - j);
-        _mm512_mask_storeu_epi32(dst + j, m, pair_words(idx, m, lo, hi, j));
+    for (int r = 0; r < rows; r++) {
+        const float *l = lo + r * ld, *h = hi ? hi + r * ld : NULL;
+        uint32_t *d = dst + r * ldd;
+        for (int j = 0; j < n; j += 16) {
+            const __mmask16 m = cols_mask(n - j);
+            _mm512_mask_storeu_epi32(d + j, m, pair_words(idx, m, l, h, j));
+        }
     }
 }
 
