@@ -360,8 +360,13 @@ static void pad_pairs(rn_pair_rows_fn run, const rn_conv_shape *ws, int cin, int
     }
 }
 
-/* Rows of fewer words are converted by the portable loop (forward_on). */
-#define PAIR_ROWS_MIN 16
+/* The conversion of rows of n words: the descriptor's (wide) for rows of 16 words or more,
+ * the portable loop for narrower ones, where it is ahead (the AVX-512 one's masked stores:
+ * resnet18's 3x3 512 -> 512 at 7x7, batch 32, bf16, `bench_conv`, Zen 5, 3 rounds alternated,
+ * 717-731 effective GFLOP/s against 754-808; the stem's 224-wide rows 4.6x faster). */
+static rn_pair_rows_fn pair_rows_for(rn_pair_rows_fn wide, int n) {
+    return n >= 16 ? wide : pair_rows;
+}
 
 /* Pixels of a row gathered at a time (gather_pairs). */
 #define GATHER_RUN 128
@@ -369,7 +374,7 @@ static void pad_pairs(rn_pair_rows_fn run, const rn_conv_shape *ws, int cin, int
 /* A subsampled 1x1's input on bf16 pairs (ws: its flat word shape, one row of the n * ho * wo
  * output pixels), gathered from x at the stride of the strided shape st: one pass for what
  * conv2d_subsample and pad_pairs would do in two. */
-static void gather_pairs(rn_pair_rows_fn run, const rn_conv_shape *ws,
+static void gather_pairs(rn_pair_rows_fn wide, const rn_conv_shape *ws,
                          const rn_conv_shape *st, const float *x, float *xp) {
     const size_t plane = (size_t)st->n * st->h * st->w, per_image = (size_t)st->ho * st->wo;
 #pragma omp for schedule(static)
@@ -397,8 +402,8 @@ static void gather_pairs(rn_pair_rows_fn run, const rn_conv_shape *ws,
                         for (int i = 0; i < len; i++)
                             run_hi[i] = h[(size_t)i * st->stride];
                     }
-                    (len >= PAIR_ROWS_MIN ? run : pair_rows)(run_lo, hi ? run_hi : NULL,
-                                                             GATHER_RUN, 1, len, d + o0, 0);
+                    pair_rows_for(wide, len)(run_lo, hi ? run_hi : NULL, GATHER_RUN, 1, len,
+                                             d + o0, 0);
                 }
             }
     }
@@ -502,12 +507,8 @@ static void forward_on(const rn_kernels *k, const rn_conv_shape *shape,
     const rn_conv_shape f = flat(shape), ws = words(k, &f), *s = &ws;
     const int pairs = paired(k);
     const rn_kernels *kd = rn_kernels_or_default(k);
-    /* on bf16 pairs: the descriptor's conversion for rows of 16 words or more; narrower ones
-     * the portable loop, ahead there (the AVX-512 one's masked stores: resnet18's 3x3 512 ->
-     * 512 at 7x7, batch 32, bf16, `bench_conv`, Zen 5, 3 rounds alternated, 717-731 effective
-     * GFLOP/s against 754-808; the stem's 224-wide rows 4.6x faster) */
+    /* on bf16 pairs: the descriptor's conversion, or the portable loop (pair_rows_for) */
     const rn_pair_rows_fn wide = kd->pair_rows ? kd->pair_rows : pair_rows;
-    const rn_pair_rows_fn run = s->w >= PAIR_ROWS_MIN ? wide : pair_rows;
     direct_run r = {.s = s, .g = geometry(k), .prepared = prepared, .bias = bias,
                     .residual = residual, .y = y, .relu = relu, .blocked = blocked,
                     .hp = s->h + 2 * s->pad, .wp = s->w + 2 * s->pad,
@@ -551,7 +552,8 @@ static void forward_on(const rn_kernels *k, const rn_conv_shape *shape,
         if (strided)
             gather_pairs(wide, s, strided, x, workspace);
         else if (pairs)
-            pad_pairs(run, s, f.cin, odd_rows(k, &f), x, b0, nb, workspace);
+            pad_pairs(pair_rows_for(wide, s->w), s, f.cin, odd_rows(k, &f), x, b0, nb,
+                      workspace);
         else if (copy)
             pad_images(s, x, b0, nb, workspace);
         const long items = (long)nb * r.row_items * r.panels;
