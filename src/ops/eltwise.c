@@ -48,11 +48,7 @@ void relu_backward_ref(const float *y, const float *dy, size_t n, float *dx) {
 }
 
 void relu_backward(const float *y, const float *dy, size_t n, float *dx) {
-#pragma omp parallel for simd num_threads(rn_threads()) schedule(static) if (n >= PARALLEL_MIN)
-    for (size_t i = 0; i < n; i++) {
-        const float g = dy[i]; /* read unconditionally: the loop vectorises */
-        dx[i] = y[i] > 0.0f ? g : 0.0f;
-    }
+    relu_backward_copy(y, dy, n, dx, NULL);
 }
 
 void relu_backward_copy(const float *y, const float *dy, size_t n, float *dx, float *copy) {
@@ -67,13 +63,13 @@ void relu_backward_copy(const float *y, const float *dy, size_t n, float *dx, fl
         if (y) {
 #pragma omp simd
             for (size_t i = i0; i < i1; i++) {
-                const float g = dy[i];
+                const float g = dy[i]; /* read unconditionally: the loop vectorises */
                 dx[i] = y[i] > 0.0f ? g : 0.0f;
             }
         } else if (dx != dy && i1 > i0) {
             memcpy(dx + i0, dy + i0, (i1 - i0) * sizeof *dx);
         }
-        if (i1 > i0)
+        if (copy && i1 > i0)
             memcpy(copy + i0, dx + i0, (i1 - i0) * sizeof *copy);
     }
 }

@@ -105,8 +105,9 @@ void batchnorm_backward(const float *x, const float *dy, int C, size_t M,
 /* ReLU given its output y: dx = dy where y > 0, else 0. dx may equal dy. */
 void relu_backward_ref(const float *y, const float *dy, size_t n, float *dx);
 void relu_backward(const float *y, const float *dy, size_t n, float *dx);
-/* The same (y NULL: dx = dy, no ReLU), and dx copied to copy as well, each thread its own
- * range (a residual block's gradient is also its shortcut's first contribution). */
+/* The same (y NULL: dx = dy, no ReLU), and dx copied to copy as well (copy NULL: no copy),
+ * each thread its own range (a residual block's gradient is also its shortcut's first
+ * contribution); relu_backward is this without the copy. */
 void relu_backward_copy(const float *y, const float *dy, size_t n, float *dx, float *copy);
 
 /* Max pooling: dx (P, H, W) = 0, then each dy goes to the first maximum of
