@@ -610,6 +610,59 @@ static void check_wino2_transforms(const rn_kernels *k) {
     rn_free(x), rn_free(a), rn_free(b);
 }
 
+/* A descriptor's weight transforms (wino_weights, wino2_weights) against the portable ones, bit
+ * for bit, and the portable ones against G g G^T summed in long double from winograd.h's
+ * matrices (within one float rounding of the exact product): random kernels of magnitudes
+ * 2^-12 .. 2^12, lanes of zeros in between, rows ld apart (the floats between them untouched). */
+static void check_wino_weights(const rn_kernels *k) {
+    static const double G4[6][3] = {{1.0 / 4, 0, 0}, {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                    {-1.0 / 6, 1.0 / 6, -1.0 / 6}, {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                    {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+    static const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    static const float zeros[9];
+    const rn_kernels *p = rn_kernels_for(RN_ISA_PORTABLE);
+    enum { LD = 11 };
+    int same = 1, exact = 1;
+    for (int trial = 0; trial < 400; trial++) {
+        const int m = trial % 2 ? 2 : 4, a = m + 2;
+        float g[RN_WINO_LANES][9];
+        const float *gl[RN_WINO_LANES];
+        for (int l = 0; l < RN_WINO_LANES; l++) {
+            for (int t = 0; t < 9; t++)
+                g[l][t] = ldexpf(rng_float(), rng_int(-12, 12));
+            gl[l] = trial % 9 == l ? zeros : g[l];
+        }
+        float got[36][LD], want[36][LD];
+        for (int xi = 0; xi < 36; xi++)
+            for (int l = 0; l < LD; l++)
+                got[xi][l] = want[xi][l] = 7.0f;
+        (m == 4 ? k->wino_weights : k->wino2_weights)(gl, &got[0][0], LD);
+        (m == 4 ? p->wino_weights : p->wino2_weights)(gl, &want[0][0], LD);
+        same &= memcmp(got, want, sizeof got) == 0;
+        for (int xi = 0; xi < 36; xi++)
+            for (int l = 0; l < LD; l++) {
+                if (xi >= a * a || l >= RN_WINO_LANES) { /* past the points or lanes: untouched */
+                    exact &= want[xi][l] == 7.0f;
+                    continue;
+                }
+                long double u = 0;
+                for (int i = 0; i < 3; i++)
+                    for (int j = 0; j < 3; j++)
+                        u += (long double)(m == 4 ? G4[xi / a][i] * G4[xi % a][j]
+                                                  : G2[xi / a][i] * G2[xi % a][j]) * gl[l][3 * i + j];
+                const long double err = fabsl((long double)want[xi][l] - u);
+                long double scale = 0;
+                for (int t = 0; t < 9; t++)
+                    scale += fabsl((long double)gl[l][t]);
+                exact &= err <= scale * 0x1p-22L;
+            }
+    }
+    char what[112];
+    snprintf(what, sizeof what, "%s Winograd weight transforms = portable, bit for bit", k->name);
+    check(same, what);
+    check(exact, "portable Winograd weight transforms = G g G^T within a float's rounding");
+}
+
 /* A descriptor's two-group F(4x4) transforms (wino_in2, wino_out2) against two calls of its
  * 8-lane ones, bit for bit: random patches (inside, across the edges, wide rows), outputs with
  * partial blocks, residuals, ReLU and missing lanes. */
@@ -772,6 +825,7 @@ int main(void) {
         algo = NULL;
         check_wino2_transforms(kd);
         check_wino_pairs(kd);
+        check_wino_weights(kd);
         check_heuristic();
     }
 

@@ -63,6 +63,7 @@
 #include "ops/gemm.h"
 #include "ops/kernels.h"
 #include "ops/winograd.h"
+#include "ops/winograd_weights.h"
 
 #define XI 36               /* points of the transformed domain (F(4x4): the most) */
 #define LL RN_WINO_LANES
@@ -191,19 +192,26 @@ void rn_wino2_out_portable(const float *src, ptrdiff_t stride, const rn_wino_out
     }
 }
 
+void rn_wino_weights_portable(const float *const g[RN_WINO_LANES], float *dst, ptrdiff_t ld) {
+    rn_wino_weights4(g, dst, ld);
+}
+
+void rn_wino2_weights_portable(const float *const g[RN_WINO_LANES], float *dst, ptrdiff_t ld) {
+    rn_wino_weights2(g, dst, ld);
+}
+
 /* ---------------------------------------------------------------------------
  * The two variants
  * ------------------------------------------------------------------------- */
 
-/* Lanes of the weight preparation: input channels transformed together. */
-#define PREP_LANES 8
+/* Lanes of the weight preparation: output channels transformed together (winograd.h
+ * rn_wino_weights_fn). */
+#define PREP_LANES RN_WINO_LANES
 
 typedef struct wino_variant {
     int m;                  /* output tile side (4 or 2) */
     int a;                  /* input patch side, m + 2 */
     int xi;                 /* points of the transformed domain, a * a */
-    /* u[xi][l] = (G g_l G^T)[xi] for the PREP_LANES kernels at g + l * 9 */
-    void (*weights)(const float *g, double u[XI][PREP_LANES]);
 } wino_variant;
 
 /* ---------------------------------------------------------------------------
@@ -263,56 +271,6 @@ static size_t block_floats(const wino_variant *v, const rn_conv_shape *s, int tb
  * Preparation: U = G g G^T per (output, input) channel, packed per xi
  * ------------------------------------------------------------------------- */
 
-/* u[xi][l] = (G g_l G^T)[xi] for the 3x3 kernels g_l, l < PREP_LANES, whose
- * taps lie at g + l * 9: the rows t = G g first, then u = t G^T, with G's
- * zeros and symmetries written out (the compiler vectorizes over l). */
-static void weight_tiles4(const float *g, double u[XI][PREP_LANES]) {
-    double t[6][3][PREP_LANES];
-    for (int c = 0; c < 3; c++)
-        for (int l = 0; l < PREP_LANES; l++) {
-            const double g0 = g[l * 9 + c], g1 = g[l * 9 + 3 + c], g2 = g[l * 9 + 6 + c];
-            const double even = g0 + g2;
-            t[0][c][l] = g0 * (1.0 / 4);
-            t[1][c][l] = -(even + g1) * (1.0 / 6);
-            t[2][c][l] = -(even - g1) * (1.0 / 6);
-            t[3][c][l] = g0 * (1.0 / 24) + g1 * (1.0 / 12) + g2 * (1.0 / 6);
-            t[4][c][l] = g0 * (1.0 / 24) - g1 * (1.0 / 12) + g2 * (1.0 / 6);
-            t[5][c][l] = g2;
-        }
-    for (int i = 0; i < 6; i++)
-        for (int l = 0; l < PREP_LANES; l++) {
-            const double t0 = t[i][0][l], t1 = t[i][1][l], t2 = t[i][2][l];
-            const double even = t0 + t2;
-            u[i * 6 + 0][l] = t0 * (1.0 / 4);
-            u[i * 6 + 1][l] = -(even + t1) * (1.0 / 6);
-            u[i * 6 + 2][l] = -(even - t1) * (1.0 / 6);
-            u[i * 6 + 3][l] = t0 * (1.0 / 24) + t1 * (1.0 / 12) + t2 * (1.0 / 6);
-            u[i * 6 + 4][l] = t0 * (1.0 / 24) - t1 * (1.0 / 12) + t2 * (1.0 / 6);
-            u[i * 6 + 5][l] = t2;
-        }
-}
-
-/* The same for F(2x2, 3x3): G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]. */
-static void weight_tiles2(const float *g, double u[XI][PREP_LANES]) {
-    double t[4][3][PREP_LANES];
-    for (int c = 0; c < 3; c++)
-        for (int l = 0; l < PREP_LANES; l++) {
-            const double g0 = g[l * 9 + c], g1 = g[l * 9 + 3 + c], g2 = g[l * 9 + 6 + c];
-            t[0][c][l] = g0;
-            t[1][c][l] = (g0 + g1 + g2) * 0.5;
-            t[2][c][l] = (g0 - g1 + g2) * 0.5;
-            t[3][c][l] = g2;
-        }
-    for (int i = 0; i < 4; i++)
-        for (int l = 0; l < PREP_LANES; l++) {
-            const double t0 = t[i][0][l], t1 = t[i][1][l], t2 = t[i][2][l];
-            u[i * 4 + 0][l] = t0;
-            u[i * 4 + 1][l] = (t0 + t1 + t2) * 0.5;
-            u[i * 4 + 2][l] = (t0 - t1 + t2) * 0.5;
-            u[i * 4 + 3][l] = t2;
-        }
-}
-
 /* Floats of one chunk of a panel's U, staged per xi before it is copied. */
 #define PREP_CHUNK 512
 
@@ -326,9 +284,13 @@ static void weight_tiles2(const float *g, double u[XI][PREP_LANES]) {
  * side by side, so each point's lanes are stored in one run (with the lanes
  * over input channels they went mr floats apart, one by one). With the
  * staging rows below, 3x3 512->512 15.1-16.3 -> 13.9-15.0 ms, 256->256
- * 4.0-4.1 -> 3.6-3.8 (Xeon SPR, 2 threads, alternated; the same bits); what
- * is left is mostly writing the 37.7 MB out and the transforms in double.
- * Rows past K (the last panel's padding) are zeros. */
+ * 4.0-4.1 -> 3.6-3.8 (Xeon SPR, 2 threads, alternated; the same bits). The
+ * transform itself is the descriptor's (winograd_weights.h, compiled for each
+ * ISA; the same bits on all; before, one portable loop whose lanes went through
+ * memory and stalled on store forwarding, its doubles two to an SSE register):
+ * 3x3 512->512 on AVX-512 4.2 -> 1.8 ms, AVX2 4.8-4.9 -> 3.6, portable 5.9 ->
+ * 4.5-4.6; 256->256 on AVX-512 0.95 -> 0.32 (AMD EPYC Zen 5, 2 threads, medians
+ * of 21, alternated). Rows past K (the last panel's padding) are zeros. */
 static void prepare(const wino_variant *v, const rn_kernels *k, const rn_conv_shape *s,
                     const float *w, float *prepared) {
     // w: (K, C, 3, 3) -> prepared: per xi, U_xi (K x C) packed as the GEMM's A
@@ -339,10 +301,15 @@ static void prepare(const wino_variant *v, const rn_kernels *k, const rn_conv_sh
     int chunk = PREP_CHUNK / mr;
     if (chunk < 1)
         chunk = 1;
+    /* the descriptor's transform (its fp32 twin's for bf16 products), zeros past K */
+    const rn_kernels *kt = rn_kernels_fp32(k);
+    const rn_wino_weights_fn weights = v->m == 4 ? kt->wino_weights : kt->wino2_weights;
+    static const float zeros[9];
 #pragma omp parallel for num_threads(rn_threads()) schedule(static) if ((long)K * C > 4096)
     for (int panel = 0; panel < m_panels; panel++) {
         /* rows an odd number of cache lines apart: 36 rows 2 KB apart fall in two sets of the
-         * L1 cache */
+         * L1 cache (the 16 floats of slack also take a last transform's lanes past the
+         * chunk: at most PREP_LANES - 1) */
         float stage[XI][(RN_MR_MAX > PREP_CHUNK ? RN_MR_MAX : PREP_CHUNK) + 16];
         for (int k0 = 0; k0 < C; k0 += kcb) {
             const int k1 = C - k0 < kcb ? C : k0 + kcb;
@@ -350,22 +317,17 @@ static void prepare(const wino_variant *v, const rn_kernels *k, const rn_conv_sh
                 const int c1 = k1 - c0 < chunk ? k1 : c0 + chunk;
                 for (int ci = c0; ci < c1; ci++)
                     for (int r0 = 0; r0 < mr; r0 += PREP_LANES) {
+                        /* all 8 lanes written: those past the panel's rows land on the next
+                         * input channel's (rewritten next) or, at the chunk's end, on the
+                         * stage's slack, which is not copied out */
                         const int lanes = mr - r0 < PREP_LANES ? mr - r0 : PREP_LANES;
-                        float g[PREP_LANES * 9];
+                        const float *g[PREP_LANES];
                         for (int l = 0; l < PREP_LANES; l++) {
                             const int ko = panel * mr + r0 + l;
-                            if (l < lanes && ko < K)
-                                memcpy(g + l * 9, w + ((size_t)ko * C + ci) * 9, 9 * sizeof(float));
-                            else
-                                memset(g + l * 9, 0, 9 * sizeof(float));
+                            g[l] = l < lanes && ko < K ? w + ((size_t)ko * C + ci) * 9 : zeros;
                         }
-                        double u[XI][PREP_LANES];
-                        v->weights(g, u);
-                        float *dst = &stage[0][0] + (size_t)(ci - c0) * mr + r0;
-                        for (int xi = 0; xi < v->xi; xi++)
-                            for (int l = 0; l < lanes; l++)
-                                dst[(size_t)xi * (sizeof stage[0] / sizeof(float)) + l] =
-                                    (float)u[xi][l];
+                        weights(g, &stage[0][0] + (size_t)(ci - c0) * mr + r0,
+                                (ptrdiff_t)(sizeof stage[0] / sizeof(float)));
                     }
                 const size_t at = rn_gemm_packed_a_index(mr, C, nkb, kcb, m_panels, panel * mr, c0);
                 const size_t run = (size_t)(c1 - c0) * (size_t)mr;
@@ -745,8 +707,8 @@ static void forward(const wino_variant *v, const rn_kernels *k, const rn_conv_sh
  * The algorithms
  * ------------------------------------------------------------------------- */
 
-static const wino_variant F4 = {.m = 4, .a = 6, .xi = 36, .weights = weight_tiles4};
-static const wino_variant F2 = {.m = 2, .a = 4, .xi = 16, .weights = weight_tiles2};
+static const wino_variant F4 = {.m = 4, .a = 6, .xi = 36};
+static const wino_variant F2 = {.m = 2, .a = 4, .xi = 16};
 
 #define VARIANT_FNS(V)                                                                             \
     static size_t prepared_##V(const rn_kernels *k, const rn_conv_shape *s) {                     \

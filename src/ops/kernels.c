@@ -153,6 +153,7 @@ static const rn_kernels PORTABLE = {
     .wino_out = rn_wino_out_portable,
     .wino2_in = rn_wino2_in_portable,
     .wino2_out = rn_wino2_out_portable,
+    .wino_weights = rn_wino_weights_portable, .wino2_weights = rn_wino2_weights_portable,
     .direct = rn_direct_tile_portable, .direct_mr = RN_DIRECT_MR, .direct_nr = RN_DIRECT_NR,
     .wgrad = rn_wgrad_strip_portable,
     .qgemm = rn_qgemm_portable, .q_nj = 4, .q_ncb = 1, .q_inplace = 1, .q_name = "portable 16x4",
@@ -182,6 +183,7 @@ static const rn_kernels AVX2 = {
     .wino_out = rn_wino_out_avx2,
     .wino2_in = rn_wino2_in_avx2,
     .wino2_out = rn_wino2_out_avx2,
+    .wino_weights = rn_wino_weights_avx2, .wino2_weights = rn_wino2_weights_avx2,
     .wino_dy = rn_wino_dy_avx2,
     .wino_sums = rn_wino_sums_avx2,
     .direct = rn_direct_tile_avx2, .direct_mr = RN_DIRECT_MR, .direct_nr = RN_DIRECT_NR,
@@ -206,6 +208,7 @@ static const rn_kernels AVX2 = {
     .wino_in2 = rn_wino_in2_avx512, .wino_out2 = rn_wino_out2_avx512,                             \
     .wino2_in = rn_wino2_in_avx2,                                                                 \
     .wino2_out = rn_wino2_out_avx2,                                                               \
+    .wino_weights = rn_wino_weights_avx512, .wino2_weights = rn_wino2_weights_avx512,             \
     .wino_dy = rn_wino_dy_avx2, .wino_sums = rn_wino_sums_avx512,                                 \
     .direct = rn_direct_tile_avx512, .direct_mr = RN_DIRECT_AVX512_MR,                            \
     .direct_nr = RN_DIRECT_AVX512_NR, .wgrad = rn_wgrad_strip_avx512, .wgrad_rows = 1

@@ -128,6 +128,8 @@ typedef struct rn_kernels {
     rn_wino_out2_fn wino_out2;
     rn_wino_in_fn wino2_in; /* and F(2x2, 3x3)'s */
     rn_wino_out_fn wino2_out;
+    rn_wino_weights_fn wino_weights;  /* the weight transforms of F(4x4) and F(2x2) */
+    rn_wino_weights_fn wino2_weights;
     rn_wino_dy_fn wino_dy;     /* the F(4x4) weight gradient's dy transform, or NULL */
     rn_wino_sums_fn wino_sums; /* and its dw from the sums, or NULL */
     rn_direct_fn direct;    /* direct convolution tiles (direct.h) */
@@ -347,6 +349,10 @@ void rn_wino_dy_avx2(const float *dy, const ptrdiff_t at[RN_WINO_LANES], ptrdiff
                      ptrdiff_t stride);
 void rn_wino_sums_avx2(const float *sums, ptrdiff_t plane, int n, float *dw);
 void rn_wino_sums_avx512(const float *sums, ptrdiff_t plane, int n, float *dw);
+void rn_wino_weights_avx2(const float *const g[RN_WINO_LANES], float *dst, ptrdiff_t ld);
+void rn_wino2_weights_avx2(const float *const g[RN_WINO_LANES], float *dst, ptrdiff_t ld);
+void rn_wino_weights_avx512(const float *const g[RN_WINO_LANES], float *dst, ptrdiff_t ld);
+void rn_wino2_weights_avx512(const float *const g[RN_WINO_LANES], float *dst, ptrdiff_t ld);
 
 /* Direct convolution tiles (src/ops/x86/conv_direct_avx2.c: 6 pixels x 16 channels,
  * conv_direct_avx512.c: 14 x 32, conv_direct_avx512bf16.c: 14 x 32 on bf16 pairs) and the

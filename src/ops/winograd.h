@@ -69,6 +69,13 @@ typedef void (*rn_wino_dy_fn)(const float *dy, const ptrdiff_t at[RN_WINO_LANES]
  * sums[xi * plane + c]. */
 typedef void (*rn_wino_sums_fn)(const float *sums, ptrdiff_t plane, int n, float *dw);
 
+/* The weight transform (preparation, conv_winograd.c): for the 3x3 kernels of 8 lanes, lane l's
+ * 9 taps in row order at g[l] (a lane without a kernel points at 9 zeros),
+ * dst[xi * ld + l] = (G g_l G^T)[xi] rounded to float, for all 8 lanes and every point xi (36,
+ * F(2x2)'s 16). Computed in double, each lane's operations in one order on every ISA
+ * (winograd_weights.h): the same bits from every descriptor. */
+typedef void (*rn_wino_weights_fn)(const float *const g[RN_WINO_LANES], float *dst, ptrdiff_t ld);
+
 /* Two groups of 8 lanes at once (in[0], o[0]: lanes 0-7; in[1], o[1]: 8-15), the second
  * group's columns of dst and src right after the first's (its lane l at dst[xi * stride + 8 +
  * l]); both o[] of one output channel (the same bias and relu). The same results as two calls
@@ -119,5 +126,10 @@ void rn_wino_out_portable(const float *src, ptrdiff_t stride, const rn_wino_out 
  * (AVX2 versions in x86/winograd_avx2.c, the same additions in the same order.) */
 void rn_wino2_in_portable(const rn_wino_in *in, float *dst, ptrdiff_t stride);
 void rn_wino2_out_portable(const float *src, ptrdiff_t stride, const rn_wino_out *o);
+
+/* The weight transforms of F(4x4) and F(2x2) (rn_wino_weights_fn), portable builds of
+ * winograd_weights.h (AVX2 and AVX-512 builds in x86/winograd_avx2.c, winograd_avx512.c). */
+void rn_wino_weights_portable(const float *const g[RN_WINO_LANES], float *dst, ptrdiff_t ld);
+void rn_wino2_weights_portable(const float *const g[RN_WINO_LANES], float *dst, ptrdiff_t ld);
 
 #endif

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "ops/kernels.h"
+#include "ops/winograd_weights.h"
 
 #define LL RN_WINO_LANES
 #define V __m512
@@ -117,4 +118,14 @@ void rn_wino_sums_avx512(const float *sums, ptrdiff_t plane, int n, float *dw) {
             }
         }
     }
+}
+
+/* The weight transforms (winograd.h rn_wino_weights_fn): winograd_weights.h compiled for this
+ * file's instruction set, the same bits as the portable build. */
+void rn_wino_weights_avx512(const float *const g[RN_WINO_LANES], float *dst, ptrdiff_t ld) {
+    rn_wino_weights4(g, dst, ld);
+}
+
+void rn_wino2_weights_avx512(const float *const g[RN_WINO_LANES], float *dst, ptrdiff_t ld) {
+    rn_wino_weights2(g, dst, ld);
 }
