@@ -307,17 +307,19 @@ static void check_heuristic(void) {
                                         &wide2) == RN_CONV_IM2COL,
               "bf16 inference, 3x3/2 256->256 at 28x28, batch 32: direct on bf16 pairs; im2col "
               "where forced, in training, on matrix tiles or emulated");
-    rn_conv_shape seven = three, four = three;
+    rn_conv_shape seven = three, four = three, eight = three;
     seven.n = four.n = 32, four.h = four.w = 4;
-    if (conv2d_shape_init(&seven) && conv2d_shape_init(&four) && kw &&
+    eight.n = 128, eight.h = eight.w = 8, eight.cin = eight.cout = 256;
+    if (conv2d_shape_init(&seven) && conv2d_shape_init(&four) && conv2d_shape_init(&eight) && kw &&
         kw->direct_mr >= RN_DIRECT_AVX512_MR)
         check(rn_conv_algo_for_bf16(kw, RN_CONV_WINOGRAD, -1, 0, &seven) == RN_CONV_DIRECT &&
                   rn_conv_algo_for_bf16(kw, RN_CONV_WINOGRAD, -1, 1, &seven) ==
                       RN_CONV_WINOGRAD &&
                   rn_conv_algo_for_bf16(kw, RN_CONV_WINOGRAD, -1, 0, &four) == RN_CONV_WINOGRAD &&
-                  rn_conv_algo_for_bf16(kw, RN_CONV_WINOGRAD, -1, 1, &four) == RN_CONV_WINOGRAD,
+                  rn_conv_algo_for_bf16(kw, RN_CONV_WINOGRAD, -1, 1, &four) == RN_CONV_WINOGRAD &&
+                  rn_conv_algo_for_bf16(kw, RN_CONV_WINOGRAD, -1, 0, &eight) == RN_CONV_WINOGRAD,
               "bf16, batch 32: 7x7 maps direct on bf16 pairs in training, Winograd in inference; "
-              "4x4 ones Winograd");
+              "4x4 ones Winograd, and 8x8 ones in training (batch 128: whole F(4x4) tiles)");
     /* in inference the switch is where 14x14 maps outgrow 392 output pixels (batch 2 direct,
      * batch 3 Winograd) and 7x7 ones, narrower than the tile, 196 (batch 4, batch 5); in
      * training, against Winograd on fp32 products, 784 (14x14 at batch 4 direct, 5 Winograd) */

@@ -217,9 +217,11 @@ rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s)
  * 256 at 14x14 0.41-0.42 against Winograd's 0.61-0.62 (resnet18, 8 pairs: the pass 8.7 -> 8.0
  * ms) and 0.38-0.40 against 0.50-0.55 (resnet50, 5 pairs); 128 -> 128 at 28x28 0.36-0.43
  * against 0.49-0.54 (resnet18, 6 pairs) and 0.40-0.42 against 0.48-0.50 (resnet50); not 64 ->
- * 64 at 56x56 (0.44-0.47 against 0.36-0.47). In training, so do maps of at most 64 pixels an
- * image (7x7, where F(4x4) pads 49 outputs to 64) at any batch: the fmnist-fast network at
- * batch 128 and resnet18 at 224x224 batch 32 no slower (`resnet bench --train`, interleaved,
+ * 64 at 56x56 (0.44-0.47 against 0.36-0.47). In training, so do maps of at most 49 pixels an
+ * image (7x7, where F(4x4) pads 49 outputs to 64; not 8x8, whole tiles: resnet18's CIFAR-stem
+ * 3x3 256 -> 256 at 8x8, batch 128, `profile_train -p bf16`, Zen 5, 2 threads, 45.9-46.6 ms a
+ * layer a step direct against 36.5-36.8 by Winograd, when the bound was 64) at any batch: the
+ * fmnist-fast network at batch 128 and resnet18 at 224x224 batch 32 no slower (`resnet bench --train`, interleaved,
  * within the noise), d2l_resnet18 at 28x28 batch 256 faster (Zen 5, 3 rounds alternated, ms a
  * step, median: 151 against Winograd's 160). Not in inference any more: that rule had timed
  * 3x3 512 -> 512 at 7x7, batch 32, at 11.6-11.8 ms against Winograd's 13.6-14.1 (resnet18) and
@@ -240,7 +242,7 @@ rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s)
  * 18.55 against 18.60. */
 #define DIRECT_BF16_MAX_PIXELS 784
 #define DIRECT_BF16_MAX_PIXELS_INFERENCE 392
-#define DIRECT_BF16_MAX_MAP_PIXELS 64
+#define DIRECT_BF16_MAX_MAP_PIXELS 49
 #define DIRECT_BF16_MIN_WIDTH 7
 /* On matrix tiles (AMX) the bf16 GEMM outruns the direct tile, whose vdpbf16ps runs at half
  * the FMA's rate on Sapphire Rapids (61 against 131 GFLOP/s a core), and Winograd from 256
