@@ -23,8 +23,10 @@
 #include "ops/winograd.h"
 
 /* 8 lanes as one value (GCC's and clang's vector extension); every function that takes or
- * returns one is static, so no ABI is crossed (hence no -Wpsabi). */
-#if defined(__GNUC__) && !defined(__clang__)
+ * returns one is static, so no ABI is crossed (hence no -Wpsabi, from either compiler). */
+#if defined(__clang__)
+#pragma clang diagnostic ignored "-Wpsabi"
+#elif defined(__GNUC__)
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 typedef double rn_wino_wd __attribute__((vector_size(RN_WINO_LANES * sizeof(double))));
