@@ -221,12 +221,13 @@ rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s)
  * image (7x7, where F(4x4) pads 49 outputs to 64; not 8x8, whole tiles: resnet18's CIFAR-stem
  * 3x3 256 -> 256 at 8x8, batch 128, `profile_train -p bf16`, Zen 5, 2 threads, 45.9-46.6 ms a
  * layer a step direct against 36.5-36.8 by Winograd, when the bound was 64) at any batch: the
- * fmnist-fast network at batch 128 and resnet18 at 224x224 batch 32 no slower (`resnet bench --train`, interleaved,
- * within the noise), d2l_resnet18 at 28x28 batch 256 faster (Zen 5, 3 rounds alternated, ms a
- * step, median: 151 against Winograd's 160). Not in inference any more: that rule had timed
- * 3x3 512 -> 512 at 7x7, batch 32, at 11.6-11.8 ms against Winograd's 13.6-14.1 (resnet18) and
- * 16.8-17.6 (resnet50), but after the direct tile's layers that add a residual read by another
- * core got buffers of their own (engine/session.c in_place), Winograd runs them faster: inside
+ * fmnist-fast network at batch 128 and resnet18 at 224x224 batch 32 no slower (`resnet bench
+ * --train`, interleaved, within the noise), d2l_resnet18 at 28x28 batch 256 faster (Zen 5, 3
+ * rounds alternated, ms a step, median: 151 against Winograd's 160). Not in inference any
+ * more: that rule had timed 3x3 512 -> 512 at 7x7, batch 32, at 11.6-11.8 ms against
+ * Winograd's 13.6-14.1 (resnet18) and 16.8-17.6 (resnet50), but after the direct tile's
+ * layers that add a residual read by another core got buffers of their own (engine/session.c
+ * in_place), Winograd runs them faster: inside
  * resnet18's bf16 pass at batch 32 (`profile_layers -p bf16`, AMD EPYC Zen 5, 2 threads,
  * alternated, 3 rounds) 6.9-7.8 ms against 9.6-9.8, the pass (`resnet bench`, 4 rounds) 150.4
  * -> 142.6 ms; resnet50 batch 32 392 -> 388 (3 rounds). Neither rule takes maps narrower than

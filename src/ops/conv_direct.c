@@ -195,7 +195,8 @@ static void prepare(const rn_kernels *k, const rn_conv_shape *s, const float *w,
                         const float *wc = w + (size_t)co * K + (size_t)c * khw + at;
                         uint32_t word = 0;
                         if (co < s->cout)
-                            word = rn_bf16_bits(wc[0]) | (second ? rn_bf16_bits(wc[khw]) << 16 : 0u);
+                            word = rn_bf16_bits(wc[0]) |
+                                   (second ? rn_bf16_bits(wc[khw]) << 16 : 0u);
                         row[j] = word;
                     }
                 }
