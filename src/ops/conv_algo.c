@@ -227,11 +227,11 @@ rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s)
  * more: that rule had timed 3x3 512 -> 512 at 7x7, batch 32, at 11.6-11.8 ms against
  * Winograd's 13.6-14.1 (resnet18) and 16.8-17.6 (resnet50), but after the direct tile's
  * layers that add a residual read by another core got buffers of their own (engine/session.c
- * in_place), Winograd runs them faster: inside
- * resnet18's bf16 pass at batch 32 (`profile_layers -p bf16`, AMD EPYC Zen 5, 2 threads,
- * alternated, 3 rounds) 6.9-7.8 ms against 9.6-9.8, the pass (`resnet bench`, 4 rounds) 150.4
- * -> 142.6 ms; resnet50 batch 32 392 -> 388 (3 rounds). Neither rule takes maps narrower than
- * 7, whose rows would fill less than half the tile.
+ * in_place), Winograd runs them faster: inside resnet18's bf16 pass at batch 32
+ * (`profile_layers -p bf16`, AMD EPYC Zen 5, 2 threads, alternated, 3 rounds) 6.9-7.8 ms
+ * against 9.6-9.8, the pass (`resnet bench`, 4 rounds) 150.4 -> 142.6 ms; resnet50 batch 32
+ * 392 -> 388 (3 rounds). Neither rule takes maps narrower than 7, whose rows would fill less
+ * than half the tile.
  * Since Winograd multiplies bf16 pairs in inference too (stop 50, conv_winograd.c), the bound
  * there is half that, and half again for maps narrower than the tile (two rows a tile, the odd
  * last one alone: 7x7 fills 49 of 56 places): `resnet bench --precision bf16`, AMD EPYC Zen 5, 2
