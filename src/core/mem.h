@@ -39,6 +39,11 @@ static inline int rn_size_add(size_t a, size_t b, size_t *out) {
  * has them (mem.c). */
 void *rn_alloc(size_t bytes);
 #define RN_HUGE_BYTES ((size_t)2 << 20)
+/* Writes a byte in every 4 KB page of p[0 .. bytes - 1] (their contents are then undefined, as
+ * rn_alloc's are), the pages shared out over rn_threads() threads by 2 MB: a buffer about to be
+ * filled takes its page faults on every core at once instead of on whichever thread first
+ * writes each page (mem.c). */
+void rn_touch_pages(void *p, size_t bytes);
 /* As rn_alloc, zero-filled. */
 void *rn_calloc(size_t count, size_t size);
 /* free(p): a buffer from rn_alloc may also go to free() (the file readers hand theirs out so). */
