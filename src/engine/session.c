@@ -337,11 +337,9 @@ static rn_status plan_for(rn_session *s, int n, int h, int w, size_t *dry) {
         return rn_fail(RN_ERR_NOMEM, "out of memory: inference for batch %d at %dx%d needs %.1f MB",
                        n, h, w, (double)total * 4.0 / 1e6);
     }
-    /* faulted in on every thread now, not page by page by whichever code writes first */
+    /* faulted in on every thread now, not page by page by the code that first writes it
+     * (the BatchNorm fold, weight copies); the preparation writes all of it */
     rn_touch_pages(s->prepared, prep * sizeof(float));
-    rn_touch_pages(s->arena, s->arena_floats * sizeof(float));
-    rn_touch_pages(s->ws, ws * sizeof(float));
-    rn_touch_pages(s->fold, fold * sizeof(float));
     s->n_cap = n;
     return RN_OK;
 }
