@@ -18,6 +18,10 @@
 #include "resnet.h"
 #include "train/backprop.h"
 
+/* Where the tests' files go: a fresh directory (check_tmpdir), not the build tree, which a
+ * sanitizer build in a fresh clone does not have. */
+static char tmpdir[512];
+
 /* ---- a reference forward: the schedule run with reference ops, BN never folded ---- */
 
 /* A conv node: reference conv, then BN (running or batch statistics),
@@ -256,7 +260,8 @@ static void test_widths(void) {
     }
 
     /* the width survives a save and load, with the metadata and without it */
-    const char *path = "build/tests/tmp_width.safetensors";
+    char path[600];
+    snprintf(path, sizeof path, "%s/width.safetensors", tmpdir);
     static const struct { const char *arch; rn_stem stem; int width; } rt[] = {
         {"d2l_resnet18", RN_STEM_CIFAR, 32}, {"resnet50", RN_STEM_IMAGENET, 32},
         {"wide_resnet50_2", RN_STEM_IMAGENET, 32}, {"resnext50_32x4d", RN_STEM_IMAGENET, 48},
@@ -291,7 +296,8 @@ static void test_widths(void) {
 /* ---- weights in and out ------------------------------------------------------------------- */
 
 static void test_save_load(void) {
-    const char *path = "build/tests/tmp_model.safetensors";
+    char path[600];
+    snprintf(path, sizeof path, "%s/model.safetensors", tmpdir);
     rn_model *m = NULL, *m2 = NULL;
     rn_model_create("resnet18", 2, 5, &m);
     rn_model_init(m, "default", 7);
@@ -387,7 +393,9 @@ static void test_save_load(void) {
     free(orig);
     free(twice);
     free(e);
-    CHECK(rn_model_load("build/tests/does-not-exist.safetensors", NULL, &m2) == RN_ERR_IO, "missing file");
+    char missing[600];
+    snprintf(missing, sizeof missing, "%s/does-not-exist.safetensors", tmpdir);
+    CHECK(rn_model_load(missing, NULL, &m2) == RN_ERR_IO, "missing file");
     remove(path);
     rn_model_free(m);
 }
@@ -656,6 +664,8 @@ static void test_index_limits(void) {
 }
 
 int main(void) {
+    if (!check_tmpdir("test_model", tmpdir, sizeof tmpdir))
+        return 1;
     test_param_counts();
     test_save_load();
     test_widths();
@@ -664,5 +674,6 @@ int main(void) {
     test_step_stamps();
     test_forward_vs_reference();
     test_index_limits();
+    check_tmpdir_remove(tmpdir);
     return check_done("test_model");
 }

@@ -15,6 +15,10 @@
 #include "model/model.h"
 #include "resnet.h"
 
+/* Where the tests' files go: a fresh directory (check_tmpdir), not the build tree, which a
+ * sanitizer build in a fresh clone does not have. */
+static char tmpdir[512];
+
 /* Rewrites the safetensors file at path with `from` replaced by `to` in its header (the
  * length prefix updated); 0 if `from` is not there. */
 static int patch_header(const char *path, const char *from, const char *to) {
@@ -101,7 +105,8 @@ static void test_quantize_synthetic(void) {
         CHECK(rn_quantize_synthetic(q, 32, 32, &bad) == RN_ERR_ARG && bad == NULL,
               "an int8 model refused, out cleared");
         /* the int8 file round trip; then a conv's weights reshaped (the same count) refused */
-        const char *qpath = "build/tests/model_int8_shape.safetensors";
+        char qpath[600];
+        snprintf(qpath, sizeof qpath, "%s/model_int8_shape.safetensors", tmpdir);
         rn_model *back = NULL;
         CHECK(rn_model_save(q, qpath) == RN_OK && rn_model_load(qpath, NULL, &back) == RN_OK &&
                   rn_model_is_quantized(back) && rn_model_quant_layers(back, NULL, 0) == 20,
@@ -117,7 +122,8 @@ static void test_quantize_synthetic(void) {
               "int8 weights of another shape refused: %s", rn_last_error());
         remove(qpath);
         /* float32 weights into an int8 model: refused, not copied beside the int8 ones */
-        const char *path = "build/tests/model_float_into_int8.safetensors";
+        char path[600];
+        snprintf(path, sizeof path, "%s/model_float_into_int8.safetensors", tmpdir);
         CHECK(rn_model_save(m, path) == RN_OK, "save: %s", rn_last_error());
         CHECK(rn_model_load_weights(q, path) == RN_ERR_UNSUPPORTED && strstr(rn_last_error(), "int8"),
               "float32 weights into an int8 model refused: %s", rn_last_error());
@@ -355,9 +361,12 @@ static void test_int8_scales(void) {
 }
 
 int main(void) {
+    if (!check_tmpdir("test_quantize", tmpdir, sizeof tmpdir))
+        return 1;
     test_quantize_synthetic();
     test_calibrator_failed_add();
     test_calibrator_bad_weights();
     test_int8_scales();
+    check_tmpdir_remove(tmpdir);
     return check_done("test_quantize");
 }
