@@ -45,12 +45,7 @@ static int ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
 
 /* 8 lanes as one value: GCC's and clang's vector extension, two SSE registers on any x86-64
  * (one AVX register where the compiler may use it), plain loops elsewhere. Every function
- * that takes or returns one is static: no ABI is crossed (hence no -Wpsabi). */
-#if defined(__clang__)
-#pragma clang diagnostic ignored "-Wpsabi"
-#elif defined(__GNUC__)
-#pragma GCC diagnostic ignored "-Wpsabi"
-#endif
+ * that takes or returns one is static: no ABI is crossed (the Makefile's -Wno-psabi). */
 typedef float v8 __attribute__((vector_size(LL * sizeof(float))));
 
 static inline v8 load8(const float *p) {

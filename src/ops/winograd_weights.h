@@ -23,12 +23,7 @@
 #include "ops/winograd.h"
 
 /* 8 lanes as one value (GCC's and clang's vector extension); every function that takes or
- * returns one is static, so no ABI is crossed (hence no -Wpsabi, from either compiler). */
-#if defined(__clang__)
-#pragma clang diagnostic ignored "-Wpsabi"
-#elif defined(__GNUC__)
-#pragma GCC diagnostic ignored "-Wpsabi"
-#endif
+ * returns one is static, so no ABI is crossed (the Makefile's -Wno-psabi). */
 typedef double rn_wino_wd __attribute__((vector_size(RN_WINO_LANES * sizeof(double))));
 typedef float rn_wino_wf __attribute__((vector_size(RN_WINO_LANES * sizeof(float))));
 
