@@ -55,8 +55,9 @@ void *rn_alloc(size_t bytes) {
  * was faulted in at 0.6 GB/s by one thread and 1.2 GB/s by two (AMD EPYC Zen 5 VM, 2 MB
  * pages, a gigabyte timed). A session's prepared weights (168 MB for resnet50 in fp32), written
  * first by serial code (the BatchNorm fold, weight copies), took its first pass at batch 1 to
- * 297-306 ms against 21 for the next; touched ahead, 251-300. A training arena's first step
- * was about level (d2l_resnet18 at 96x96, batch 128: 870-1415 ms against 818-1062). */
+ * 297-306 ms against 21 for the next; touched ahead, 251-300. Not a training arena: its
+ * first step, whose kernels fault it in on both threads already, was level (d2l_resnet18 at
+ * 96x96, batch 128: 870-1415 ms against 818-1062). */
 void rn_touch_pages(void *p, size_t bytes) {
     char *c = p;
     const size_t chunks = (bytes + RN_HUGE_BYTES - 1) / RN_HUGE_BYTES;

@@ -319,7 +319,6 @@ static rn_status plan_for(rn_backprop *bp, int n, int h, int w, size_t *dry) {
         st = rn_fail(RN_ERR_NOMEM, "out of memory: a training step for batch %d at %dx%d needs %.1f GB",
                      n, h, w, (double)bp->arena_floats * 4.0 / 1e9);
     if (st == RN_OK && !dry) {
-        rn_touch_pages(bp->arena, bytes); /* its faults on every thread at once (mem.c) */
 #define PTR(buf) ((buf).floats ? bp->arena + (buf).offset : NULL)
         for (int v = 0; v < V; v++) {
             bp->act[v] = PTR(BUF(B_ACT, v));
