@@ -4,7 +4,7 @@
  * its weights and input hot in cache).
  *
  *     build/dev/profile_layers [-a arch] [-b batch] [-s size] [-t threads] [-r repeats]
- *                              [-p fp32|bf16|int8] [-c auto|im2col|pointwise|winograd] [-1]
+ *                              [-p fp32|bf16|int8] [-c auto|im2col|pointwise|winograd] [-1] [-w]
  *
  * A session on random weights runs `repeats` forward passes after two
  * warm-ups; the session's per-value hook (the one int8 calibration uses)
@@ -21,6 +21,11 @@
  * thread, the speedup, and its loss: the milliseconds it takes beyond a perfect split of its
  * one-thread time over the threads (where a pass loses its parallel speedup, by node and by
  * algorithm).
+ * With -w (fp32 and bf16), before each convolution runs, its prepared weights are read on every
+ * thread (untimed: neither the node's time nor the pass's counts it), so that they come to the
+ * node from the caches of every core, not from memory: against a run without -w, what
+ * streaming each layer's weights from memory costs it inside the network (bench_conv's
+ * weights are always hot).
  * Defaults: -a resnet50 -b 1 -s 224 -t 2 -r 20 -p fp32 -c auto.
  */
 #include <stdio.h>
@@ -36,7 +41,36 @@
 typedef struct stamps {
     double last;
     double *at_value; /* seconds per value written, this pass */
+    const rn_session *warm; /* -w: its convolutions' weights read ahead, else NULL */
+    double warming;         /* seconds spent reading them, this pass */
 } stamps;
+
+/* -w: the prepared weights (and bias) of the first convolution from node `from` on, read by
+ * every thread of the session, each all of them (the algorithms' splits differ: some threads
+ * read all the weights, some a share), a float a cache line. */
+static void warm_weights(const rn_session *s, int from) {
+    const rn_graph *g = s->sc;
+    int i = from;
+    while (i < g->n_nodes && g->nodes[i].op != RN_NODE_CONV)
+        i++;
+    if (i >= g->n_nodes)
+        return;
+    int next = i + 1;
+    while (next < g->n_nodes && g->nodes[next].op != RN_NODE_CONV)
+        next++;
+    const size_t a = s->prep_at[i], b = next < g->n_nodes ? s->prep_at[next] : s->prepared_floats;
+    const float *p = s->prepared;
+    volatile float sink = 0.0f;
+#pragma omp parallel num_threads(s->threads)
+    {
+        float sum = 0.0f;
+        for (size_t q = a; q < b; q += 16)
+            sum += p[q];
+        if (sum == 1234.5f) /* kept: the reads are not dead */
+            sink = sum;
+    }
+    (void)sink;
+}
 
 static void stamp(void *ctx, int value, const float *data, size_t count, int blocked16) {
     (void)data, (void)count, (void)blocked16;
@@ -44,6 +78,15 @@ static void stamp(void *ctx, int value, const float *data, size_t count, int blo
     const double t = dev_now();
     st->at_value[value] += t - st->last;
     st->last = t;
+    if (st->warm) { /* the next convolution's weights, after the node that wrote `value` */
+        const rn_graph *g = st->warm->sc;
+        int i = 0;
+        while (i < g->n_nodes && g->nodes[i].out != value)
+            i++;
+        warm_weights(st->warm, i + 1);
+        st->last = dev_now();
+        st->warming += st->last - t;
+    }
 }
 
 /* *m replaced by its int8 model calibrated on synthetic images (rn_quantize_synthetic); 0 on
@@ -59,7 +102,7 @@ static int quantize(rn_model **m, int size) {
 
 static int usage(void) {
     fprintf(stderr, "usage: profile_layers [-a arch] [-b batch] [-s size] [-t threads] [-r repeats] [-1] "
-                    "[-p fp32|bf16|int8] [-c auto|im2col|pointwise|winograd]\n");
+                    "[-p fp32|bf16|int8] [-c auto|im2col|pointwise|winograd] [-w]\n");
     return 2;
 }
 
@@ -75,15 +118,17 @@ static int warm_up(rn_session *s, const float *x, int batch, int size, float *lo
 
 /* One timed pass of s on `threads` threads; row: each value's seconds, then the pass's. */
 static void timed_pass(rn_session *s, int threads, const float *x, int batch, int size,
-                       float *logits, double *row) {
-    stamps st = {.at_value = row};
+                       float *logits, int warm, double *row) {
+    stamps st = {.at_value = row, .warm = warm ? s : NULL};
     rn_set_threads(threads);
     s->observe = stamp;
     s->observe_ctx = &st;
+    if (warm)
+        warm_weights(s, 0);
     const double t0 = dev_now();
     st.last = t0;
     rn_session_forward(s, x, batch, size, size, RN_MODE_EVAL, logits);
-    row[s->sc->n_values] = dev_now() - t0;
+    row[s->sc->n_values] = dev_now() - t0 - st.warming;
     s->observe = NULL;
 }
 
@@ -114,10 +159,14 @@ static double one_thread_cols(one_thread *o, int v, double ms, char *tail, size_
 
 int main(int argc, char **argv) {
     const char *arch = "resnet50", *precision = "fp32", *algo = "auto";
-    int batch = 1, size = 224, threads = 2, repeats = 20, scaling = 0;
+    int batch = 1, size = 224, threads = 2, repeats = 20, scaling = 0, warm = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-1")) {
             scaling = 1;
+            continue;
+        }
+        if (!strcmp(argv[i], "-w")) {
+            warm = 1;
             continue;
         }
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -144,6 +193,10 @@ int main(int argc, char **argv) {
     if (batch < 1 || size < 1 || threads < 1 || repeats < 1 ||
         (strcmp(precision, "fp32") && strcmp(precision, "bf16") && strcmp(precision, "int8")))
         return usage();
+    if (warm && !strcmp(precision, "int8")) { /* its weights are laid out per node elsewhere */
+        fprintf(stderr, "profile_layers: -w is for fp32 and bf16 sessions, not int8\n");
+        return 2;
+    }
 
     rn_model *m = NULL;
     rn_session *s = NULL, *s1 = NULL; /* s1: the one-thread session of -1 */
@@ -193,14 +246,15 @@ int main(int argc, char **argv) {
     double *times1 = times + (size_t)repeats * (nv + 1);
     for (int r = 0; r < repeats; r++) {
         if (scaling)
-            timed_pass(s1, 1, x, batch, size, logits, times1 + (size_t)r * (nv + 1));
-        timed_pass(s, threads, x, batch, size, logits, times + (size_t)r * (nv + 1));
+            timed_pass(s1, 1, x, batch, size, logits, warm, times1 + (size_t)r * (nv + 1));
+        timed_pass(s, threads, x, batch, size, logits, warm, times + (size_t)r * (nv + 1));
     }
     const double pass = median_ms(times, nv, repeats, nv, tmp);
     const double pass1 = scaling ? median_ms(times1, nv, repeats, nv, tmp) : 0.0;
 
-    printf("%s, batch %d, %dx%d, %d threads, %s, kernels %s, median of %d passes: %.2f ms\n", arch,
-           batch, size, size, threads, precision, rn_session_kernel(s), repeats, pass);
+    printf("%s, batch %d, %dx%d, %d threads, %s, kernels %s, median of %d passes: %.2f ms%s\n",
+           arch, batch, size, size, threads, precision, rn_session_kernel(s), repeats, pass,
+           warm ? " (each convolution's weights read into the caches first, untimed: -w)" : "");
     if (scaling)
         printf("on one thread, interleaved: %.2f ms (speedup %.2f; a perfect split: %.2f ms)\n",
                pass1, pass1 / pass, pass1 / threads);
