@@ -60,16 +60,12 @@ static void warm_weights(const rn_session *s, int from) {
         next++;
     const size_t a = s->prep_at[i], b = next < g->n_nodes ? s->prep_at[next] : s->prepared_floats;
     const float *p = s->prepared;
-    volatile float sink = 0.0f;
-#pragma omp parallel num_threads(s->threads)
-    {
-        float sum = 0.0f;
-        for (size_t q = a; q < b; q += 16)
-            sum += p[q];
-        if (sum == 1234.5f) /* kept: the reads are not dead */
-            sink = sum;
-    }
-    (void)sink;
+    float sum = 0.0f;
+#pragma omp parallel num_threads(s->threads) reduction(+ : sum)
+    for (size_t q = a; q < b; q += 16) /* every thread all of them (no work sharing) */
+        sum += p[q];
+    if (sum == 1234.5f) /* the reads are used, so kept */
+        fputs("", stderr);
 }
 
 static void stamp(void *ctx, int value, const float *data, size_t count, int blocked16) {
