@@ -18,7 +18,8 @@
  * mismatch stops the program with status 1), then timed: the best of
  * `repeats` runs (the least disturbed by other work on the machine), shown
  * as effective GFLOP/s (the direct convolution's FLOPs / time). The last
- * column is the heuristic's choice (rn_conv_algo_choose). Totals weight each
+ * column is the heuristic's choice (rn_conv_algo_choose; with -p bf16, rn_conv_algo_for_bf16
+ * of it, what an inference session on bf16 picks). Totals weight each
  * shape by how often it occurs in the network. RN_ISA picks the kernels.
  * Defaults: -m resnet18 -b 1 -b 32 -t 2 -r 5. `make dev` builds it.
  */
@@ -285,7 +286,10 @@ int main(int argc, char **argv) {
                 if (kernels_for(im2col) != k) /* the fp32 one is the reference */
                     t_im2col = time_algo(im2col, kernels_for(im2col), &s, x, w, bias, y, ref, repeats);
                 double best = 1e30, t_chosen = 0;
-                const int chosen = rn_conv_algo_choose(k, &s);
+                int chosen = rn_conv_algo_choose(k, &s);
+                if (bf16) /* as a bf16 inference session (engine/session.c pick_algo) */
+                    chosen = rn_conv_algo_for_bf16(rn_kernels_bf16(k) ? rn_kernels_bf16(k) : k,
+                                                   chosen, -1, 1, &s);
                 for (int a = 0; a < RN_CONV_ALGO_COUNT; a++) {
                     const rn_conv_algo *al = rn_conv_algo_get(a);
                     if (!al->supports(&s)) {
