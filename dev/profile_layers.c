@@ -74,12 +74,9 @@ static void stamp(void *ctx, int value, const float *data, size_t count, int blo
     const double t = dev_now();
     st->at_value[value] += t - st->last;
     st->last = t;
-    if (st->warm) { /* the next convolution's weights, after the node that wrote `value` */
-        const rn_graph *g = st->warm->sc;
-        int i = 0;
-        while (i < g->n_nodes && g->nodes[i].out != value)
-            i++;
-        warm_weights(st->warm, i + 1);
+    if (st->warm) { /* the next convolution's weights, after the node that wrote `value` (the
+                       * input, value 0, has none: then the first convolution's) */
+        warm_weights(st->warm, st->warm->sc->values[value].producer + 1);
         st->last = dev_now();
         st->warming += st->last - t;
     }
@@ -119,8 +116,6 @@ static void timed_pass(rn_session *s, int threads, const float *x, int batch, in
     rn_set_threads(threads);
     s->observe = stamp;
     s->observe_ctx = &st;
-    if (warm)
-        warm_weights(s, 0);
     const double t0 = dev_now();
     st.last = t0;
     rn_session_forward(s, x, batch, size, size, RN_MODE_EVAL, logits);
