@@ -225,9 +225,15 @@ static void run_item(const gemm_plan *p, int item, float *bbuf, float *abuf) {
             .ldr = ep ? ep->ldr : 0,
             .relu = ep ? ep->relu : 0,
         };
-        /* B panels are packed `group` at a time (one for im2col); a ragged
-         * last panel of B alone, only as wide as it needs */
-        const int group = p->bs->im ? 1 : RN_PANEL_MAX / nr;
+        /* B panels are packed `group` at a time (one for im2col), as many as bbuf holds, so
+         * that each row of a matrix B is read in one piece of group x nr columns (pack_b_matrix);
+         * a ragged last panel of B alone, only as wide as it needs. Until 2026-12-06 a group was
+         * RN_PANEL_MAX columns, one 48-column panel on AVX-512: with bbuf's 3 (kc 192) to 10
+         * (kc 64), 1x1 layers at batch 32 (`bench_conv -m resnet50 -b 32 -s 1x1`, the pointwise
+         * column summed over its 15 shapes, AMD EPYC Zen 5, 2 threads, three runs alternated)
+         * 4877-5098 -> 5064-5155 effective GFLOP/s; `resnet bench --arch resnet50 --batch-size
+         * 32` faster in 9 of 11 alternated pairs, about 1%; AVX2 and bf16 level. */
+        const int group = p->bs->im ? 1 : RN_KC_MAX * RN_PANEL_MAX / (kc * nr);
         const int full_end = p->N % nr ? p->n_panels - 1 : p->n_panels;
         for (int jp = jp0; jp < jp1; jp++) {
             const long j0 = (long)jp * nr;
