@@ -6,8 +6,9 @@
  *     alone, so every element is summed in the same order on any thread count.
  *   - C is cut into work items (a range of MR-row panels x a range of
  *     NR-column panels), handed out dynamically. An item walks its K blocks;
- *     per block it packs one B micro-panel (kc x NR, L1-resident) at a time
- *     and runs it against every A micro-panel of the item (from L2).
+ *     per block it packs its B micro-panels (kc x NR each) a group at a time, as
+ *     many as its buffer holds, each row of B read in one piece, and runs each
+ *     panel (from L1) against every A micro-panel of the item (from L2).
  *   - A is packed once per call into MR-row micro-panels, shared by all
  *     threads, when N is wide enough to repay it; otherwise (and if that
  *     memory cannot be had) the kernels read A in place.
