@@ -45,6 +45,8 @@
  * 56x56, batch 1, 1 thread, Zen 3, two runs): none 28% and 28%, 16 rows 28-29%, 32 rows 19-22%,
  * 64 rows 21-26%. */
 #define B_PREFETCH_ROWS 32
+/* A thread's buffer of packed B panels (run_item's bbuf): what a group of panels may fill. */
+#define B_BUF_FLOATS (RN_KC_MAX * RN_PANEL_MAX)
 
 /* ---------------------------------------------------------------------------
  * Packing
@@ -234,7 +236,7 @@ static void run_item(const gemm_plan *p, int item, float *bbuf, float *abuf) {
          * column summed over its 15 shapes, AMD EPYC Zen 5, 2 threads, three runs alternated)
          * 4877-5098 -> 5064-5155 effective GFLOP/s; `resnet bench --arch resnet50 --batch-size
          * 32` faster in 9 of 11 alternated pairs, about 1%; AVX2 and bf16 level. */
-        const int group = p->bs->im ? 1 : RN_KC_MAX * RN_PANEL_MAX / (kc * nr);
+        const int group = p->bs->im ? 1 : B_BUF_FLOATS / (kc * nr);
         const int full_end = p->N % nr ? p->n_panels - 1 : p->n_panels;
         for (int jp = jp0; jp < jp1; jp++) {
             const long j0 = (long)jp * nr;
@@ -545,7 +547,7 @@ static void gemm_driver(const rn_kernels *kd, int M, int N, int K, const a_sourc
 
 #pragma omp parallel num_threads(threads)
     {
-        _Alignas(64) float bbuf[RN_KC_MAX * RN_PANEL_MAX];
+        _Alignas(64) float bbuf[B_BUF_FLOATS];
         _Alignas(64) float abuf[RN_KC_MAX * ITEM_A_ROWS]; /* >= RN_KC_MAX * RN_MR_MAX */
         if (pack_now)
             pack_a_all(p.kd, p.transa, M, K, p.A, p.lda, pack_now); /* ends with a barrier */
