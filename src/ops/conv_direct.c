@@ -415,7 +415,7 @@ static rn_pair_rows_fn pair_rows_for(rn_pair_rows_fn wide, int n) {
  * conv2d_subsample and pad_pairs would do in two. */
 static void gather_pairs(rn_pair_rows_fn wide, const rn_conv_shape *ws,
                          const rn_conv_shape *st, const float *x, float *xp) {
-    const size_t plane = (size_t)st->n * st->h * st->w, per_image = (size_t)st->ho * st->wo;
+    const size_t plane = (size_t)st->n * st->h * st->w;
 #pragma omp for schedule(static)
     for (long c2 = 0; c2 < ws->cin; c2++) {
         uint32_t *dst = (uint32_t *)xp + (size_t)c2 * ws->w;
@@ -425,26 +425,39 @@ static void gather_pairs(rn_pair_rows_fn wide, const rn_conv_shape *ws,
          * index cost resnet50's 1x1/2 512 -> 1024 at batch 1 a third of its time); a run of
          * a row's pixels gathered first, then converted by the run function, which vectorises
          * (converted one by one as they were gathered, resnet18's 1x1/2 64 -> 128 at 56x56,
-         * batch 1, took 0.09 ms on one thread, most of it the conversions) */
+         * batch 1, took 0.09 ms on one thread, most of it the conversions). The run goes on
+         * across rows and images, whose words follow one another here, so that 7- and 14-wide
+         * rows reach the conversion GATHER_RUN words at a time, not as rows too narrow for the
+         * vector conversion (bf16 resnet50 at batch 1, `profile_layers`, AMD EPYC Zen 5, 2
+         * threads, 3 rounds alternated, ms: 1x1/2 512 -> 1024 to 14x14 0.455-0.475 ->
+         * 0.430-0.447, 1024 -> 2048 to 7x7 0.442-0.452 -> 0.405-0.414; resnet18's 128 -> 256
+         * 0.079-0.080 -> 0.071, 256 -> 512 0.058-0.062 -> 0.053-0.054) */
         float run_lo[GATHER_RUN], run_hi[GATHER_RUN];
+        int fill = 0; /* values gathered into the run, for words from d on */
+        uint32_t *d = dst;
         for (int b = 0; b < st->n; b++)
             for (int oy = 0; oy < st->ho; oy++) {
                 const size_t row = ((size_t)b * st->h + (size_t)oy * st->stride) * st->w;
-                uint32_t *d = dst + (size_t)b * per_image + (size_t)oy * st->wo;
-                for (int o0 = 0; o0 < st->wo; o0 += GATHER_RUN) {
-                    const int len = st->wo - o0 < GATHER_RUN ? st->wo - o0 : GATHER_RUN;
+                for (int o0 = 0; o0 < st->wo;) {
+                    const int len = st->wo - o0 < GATHER_RUN - fill ? st->wo - o0
+                                                                    : GATHER_RUN - fill;
                     const float *l = lo + row + (size_t)o0 * st->stride;
                     for (int i = 0; i < len; i++)
-                        run_lo[i] = l[(size_t)i * st->stride];
+                        run_lo[fill + i] = l[(size_t)i * st->stride];
                     if (hi) {
                         const float *h = hi + row + (size_t)o0 * st->stride;
                         for (int i = 0; i < len; i++)
-                            run_hi[i] = h[(size_t)i * st->stride];
+                            run_hi[fill + i] = h[(size_t)i * st->stride];
                     }
-                    pair_rows_for(wide, len)(run_lo, hi ? run_hi : NULL, GATHER_RUN, 1, len,
-                                             d + o0, 0);
+                    fill += len, o0 += len;
+                    if (fill == GATHER_RUN) {
+                        pair_rows_for(wide, fill)(run_lo, hi ? run_hi : NULL, 0, 1, fill, d, 0);
+                        d += fill, fill = 0;
+                    }
                 }
             }
+        if (fill)
+            pair_rows_for(wide, fill)(run_lo, hi ? run_hi : NULL, 0, 1, fill, d, 0);
     }
 }
 
