@@ -332,12 +332,13 @@ static int pad_bands(const rn_conv_shape *s, int nb) {
     return bands < s->h ? (int)bands : s->h;
 }
 
-/* Item q of pad_bands(s, nb) bands: image *b (from b0), plane *c, rows [*r0, *r1). */
-static void pad_item(const rn_conv_shape *s, int planes, int bands, int b0, long q, long *b,
-                     long *c, int *r0, int *r1) {
-    const long band = q / planes % bands;
-    *b = b0 + q / ((long)planes * bands);
-    *c = q % planes;
+/* Item q of pad_bands(s, nb) bands: image *b (from b0), plane *c (of s->cin), rows
+ * [*r0, *r1). */
+static void pad_item(const rn_conv_shape *s, int bands, int b0, long q, long *b, long *c,
+                     int *r0, int *r1) {
+    const long band = q / s->cin % bands;
+    *b = b0 + q / ((long)s->cin * bands);
+    *c = q % s->cin;
     *r0 = (int)(band * s->h / bands);
     *r1 = (int)((band + 1) * s->h / bands);
 }
@@ -351,7 +352,7 @@ static void pad_images(const rn_conv_shape *s, const float *x, int b0, int nb, f
     for (long q = 0; q < (long)nb * bands * s->cin; q++) {
         long b, c;
         int r0, r1;
-        pad_item(s, s->cin, bands, b0, q, &b, &c, &r0, &r1);
+        pad_item(s, bands, b0, q, &b, &c, &r0, &r1);
         float *dst = xp + ((size_t)(b - b0) * s->cin + (size_t)c) * hp * wp;
         const float *src = x + ((size_t)c * s->n + (size_t)b) * s->h * s->w;
         if (r0 == 0) /* the top rows */
@@ -402,7 +403,7 @@ static void pad_pairs(rn_pair_rows_fn run, const rn_conv_shape *ws, int cin, int
     for (long q = 0; q < (long)nb * bands * ws->cin; q++) {
         long b, c2;
         int r0, r1;
-        pad_item(ws, ws->cin, bands, b0, q, &b, &c2, &r0, &r1);
+        pad_item(ws, bands, b0, q, &b, &c2, &r0, &r1);
         const int row_pairs = rows && c2 == ws->cin - 1;
         const long c = row_pairs ? cin - 1 : 2 * c2;
         uint32_t *dst = (uint32_t *)xp + ((size_t)(b - b0) * ws->cin + (size_t)c2) * hp * wp;
