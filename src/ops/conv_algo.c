@@ -153,9 +153,11 @@ static int strided_1x1_by_im2col(const rn_kernels *k, const rn_conv_shape *s) {
 /* ... and strided windows whose weights stay in L2 beside a round's input, at any batch:
  * `bench_conv -b 32 -s 3x3/2`, AMD EPYC Zen 5, 2 threads, four runs, effective GFLOP/s, direct
  * against im2col: 128->128 at 56x56 (0.6 MB) 248-268 against 198-230, 128->256 at 28x28 (1.2
- * MB) 261-269 against 250-260; not 256->256 (2.4 MB: 260-277 against 255-258, within the
- * noise) nor 512->512 at 14x14 (9.4 MB: 181-183 against 251-265). */
-#define DIRECT_WIDE_MAX_WEIGHT_BYTES_STRIDED (1.5 * 1024 * 1024)
+ * MB) 261-269 against 250-260; 256->256 at 28x28 (2.4 MB) 315-332 against 286-292 (level, 260-277
+ * against 255-258, when this rule was first measured; stop 60, inside resnet50's
+ * pass, `profile_layers -b 32`, alternated, 22.9-23.1 ms against 26.1-26.7); not 256->512 at
+ * 14x14 (4.7 MB: 297-311 against 323-336) nor 512->512 (9.4 MB: 307-310 against 322-324). */
+#define DIRECT_WIDE_MAX_WEIGHT_BYTES_STRIDED (3.0 * 1024 * 1024)
 /* ... and 1x1 on output maps of at most 256 pixels (14x14 at batch 1, 7x7 up to 5): its
  * rows are the whole map (conv_direct.c), so a 7x7 map fills 3.5 tiles of 14 pixels where the
  * GEMM spends 64 columns on 49. `bench_conv -m resnet50 -b 1 -s 1x1`, AMD EPYC Zen 5, 2
