@@ -228,10 +228,11 @@ static void check_heuristic(void) {
         {SHAPE(1, 512, 7, 512, 3, 1, 1), RN_CONV_WINOGRAD2, -1, "3x3 512->512 at 7"},
         {SHAPE(2, 512, 7, 512, 3, 1, 1), RN_CONV_WINOGRAD2, -1, "3x3 512->512 at 7"},
         {SHAPE(8, 512, 7, 512, 3, 1, 1), RN_CONV_WINOGRAD, -1, "3x3 512->512 at 7"},
-        /* a strided window at batch 1; at batch 32 only where its weights stay in L2 */
+        /* a strided window at batch 1; at batch 32 only where its weights stay in L2 (up to 3 MB) */
         {SHAPE(1, 128, 28, 256, 3, 2, 1), RN_CONV_IM2COL, RN_CONV_DIRECT, "3x3/2 128->256 at 28"},
         {SHAPE(32, 128, 28, 256, 3, 2, 1), RN_CONV_IM2COL, RN_CONV_DIRECT, "3x3/2 128->256 at 28"},
-        {SHAPE(32, 256, 28, 256, 3, 2, 1), RN_CONV_IM2COL, -1, "3x3/2 256->256 at 28"},
+        {SHAPE(32, 256, 28, 256, 3, 2, 1), RN_CONV_IM2COL, RN_CONV_DIRECT, "3x3/2 256->256 at 28"},
+        {SHAPE(32, 256, 14, 512, 3, 2, 1), RN_CONV_IM2COL, -1, "3x3/2 256->512 at 14"},
     };
 #undef SHAPE
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -296,7 +297,7 @@ static void check_heuristic(void) {
     /* inference: a strided window the heuristic gave to im2col goes to the direct tile where it
      * multiplies bf16 pairs (not when forced, not in training, not on matrix tiles) */
     rn_conv_shape wide2 = three;
-    wide2.n = 32, wide2.h = wide2.w = 28, wide2.cin = wide2.cout = 256, wide2.stride = 2;
+    wide2.n = 32, wide2.h = wide2.w = 14, wide2.cin = 256, wide2.cout = 512, wide2.stride = 2;
     if (conv2d_shape_init(&wide2) && kw && kw->direct_mr >= RN_DIRECT_AVX512_MR)
         check(rn_conv_algo_for_bf16(kw, RN_CONV_IM2COL, -1, 1, &wide2) == RN_CONV_DIRECT &&
                   rn_conv_algo_for_bf16(kw, RN_CONV_IM2COL, RN_CONV_IM2COL, 1, &wide2) ==
@@ -305,7 +306,7 @@ static void check_heuristic(void) {
                   rn_conv_algo_for_bf16(&tiles, RN_CONV_IM2COL, -1, 1, &wide2) == RN_CONV_IM2COL &&
                   rn_conv_algo_for_bf16(rn_kernels_for(RN_ISA_AVX512), RN_CONV_IM2COL, -1, 1,
                                         &wide2) == RN_CONV_IM2COL,
-              "bf16 inference, 3x3/2 256->256 at 28x28, batch 32: direct on bf16 pairs; im2col "
+              "bf16 inference, 3x3/2 256->512 at 14x14, batch 32: direct on bf16 pairs; im2col "
               "where forced, in training, on matrix tiles or emulated");
     rn_conv_shape seven = three, four = three, eight = three;
     seven.n = four.n = 32, four.h = four.w = 4;
