@@ -393,6 +393,48 @@ static void patch_lanes(const wino_plan *p, int t, int end, rn_wino_in *in) {
     rn_wino_patch_lanes(p->s->h, p->s->w, p->s->pad, p->var->m, p->th, p->tw, t, end, in);
 }
 
+/* Channels ahead whose input (the part of their planes the group's patches read) and output
+ * (the part of their planes the group's blocks cover, and of the residual's) are asked for while
+ * a channel is transformed. For each channel the transforms read 96 rows of 6 floats and write
+ * 64 rows of 4, in another plane at every channel, which the hardware does not foresee: the
+ * transforms had taken 1.6x the products' time inside the pass (per-thread timers, bf16 resnet18
+ * at batch 1), twice what they take on data in cache. AMD EPYC Zen 5, 2 threads, alternated with
+ * the binary before: `profile_layers`, resnet18's Winograd layers at batch 32, fp32 108.9-114.1
+ * -> 97.3-98.5 ms, bf16 97.4-98.2 -> 82.4-83.3 (3 rounds), at batch 1 bf16 1.83-1.85 -> 1.73-1.74
+ * ms; `resnet bench` resnet18 batch 32 fp32 172-175 -> 158-170 ms, bf16 118-122 -> 102-112;
+ * `bench --train` d2l_resnet18 28x28 batch 256 fp32 136-145 -> 131-133 ms, bf16 133-142 ->
+ * 128-131; passes at batch 1 within the host's noise. */
+#define PREFETCH_CHANNELS 2
+
+/* The part [*lo, *hi) of a channel's plane (floats from its start) that the patches of the n
+ * groups in[] read; *lo >= *hi where they read nothing. */
+static void patch_span(const rn_wino_in *in, int n, ptrdiff_t plane, ptrdiff_t *lo,
+                       ptrdiff_t *hi) {
+    *lo = plane;
+    *hi = 0;
+    for (int g = 0; g < n; g++)
+        for (int l = 0; l < LL; l++)
+            if (in[g].r0[l] < in[g].r1[l]) {
+                const ptrdiff_t a = in[g].origin[l] + in[g].r0[l] * in[g].ld;
+                const ptrdiff_t b = in[g].origin[l] + (in[g].r1[l] - 1) * in[g].ld + 8;
+                *lo = a < *lo ? a : *lo;
+                *hi = b > *hi ? b : *hi;
+            }
+    *lo = *lo < 0 ? 0 : *lo;
+    *hi = *hi > plane ? plane : *hi;
+}
+
+/* Asks for the cache lines of x[lo, hi), to be read (write 0) or written (1). */
+static void prefetch_span(const float *x, ptrdiff_t lo, ptrdiff_t hi, int write) {
+    const uintptr_t end = (uintptr_t)(x + hi);
+    for (uintptr_t a = (uintptr_t)(x + lo) & ~(uintptr_t)63; a < end; a += 64) {
+        if (write)
+            __builtin_prefetch((const void *)a, 1, 3);
+        else
+            __builtin_prefetch((const void *)a, 0, 3);
+    }
+}
+
 /* V's packed width for a block of nt tiles (rn_gemm_packed_b_width): the last
  * panel only as wide as the tiles need (whole lanes), so that 16 tiles
  * against AVX-512's 48-column panels run the 16-column kernel. */
@@ -419,9 +461,13 @@ static void input_pairs(const wino_plan *p, int t0, int nt, int c0, int c1) {
         if (span > LL)
             patch_lanes(p, t0 + g0 + LL, t0 + nt, &in[1]);
         const size_t row = (size_t)xis * span; /* a channel's transformed lanes */
+        ptrdiff_t lo, hi;
+        patch_span(in, span / LL, plane, &lo, &hi);
         for (int c = c0; c < c1;) {
             const int k0 = c / p->kcb * p->kcb, k1 = k0 + p->kcb < s->cin ? k0 + p->kcb : s->cin;
             const int two = c + 1 < k1;
+            for (int h = 0; h < 2 && c + PREFETCH_CHANNELS + h < c1; h++)
+                prefetch_span(p->x + (ptrdiff_t)(c + PREFETCH_CHANNELS + h) * plane, lo, hi, 0);
             for (int h = 0; h <= two; h++) {
                 in[0].x = in[1].x = p->x + (ptrdiff_t)(c + h) * plane;
                 if (span > LL)
@@ -479,7 +525,11 @@ static void input_channels(const wino_plan *p, int t0, int nt, int c0, int c1) {
         int groups = 0;
         for (int q = 0; q < span / LL && g0 + q * LL < npad; q++, groups++)
             patch_lanes(p, t0 + g0 + q * LL, t0 + nt, &in[q]);
-        for (int c = c0; c < c1; c++)
+        ptrdiff_t lo, hi;
+        patch_span(in, groups, plane, &lo, &hi);
+        for (int c = c0; c < c1; c++) {
+            if (c + PREFETCH_CHANNELS < c1)
+                prefetch_span(p->x + (ptrdiff_t)(c + PREFETCH_CHANNELS) * plane, lo, hi, 0);
             for (int q = 0; q < groups; q++) {
                 in[q].x = p->x + (ptrdiff_t)c * plane;
                 const size_t v = rn_gemm_packed_b_index(nr, s->cin, p->nkb, p->kcb, npad, c,
@@ -494,6 +544,7 @@ static void input_channels(const wino_plan *p, int t0, int nt, int c0, int c1) {
                 }
                 p->in(&in[q], p->v + v, (ptrdiff_t)p->v_xi);
             }
+        }
     }
 }
 
@@ -527,7 +578,22 @@ static void output_channels(const wino_plan *p, int t0, int nt, int k0, int k1) 
                 at[h][l] = rn_wino_tile_at(s->ho, s->wo, m, p->th, p->tw, t0 + g + h * LL + l,
                                            &o[h].rows[l], &o[h].cols[l]);
             }
+        /* the part of an output plane the blocks cover */
+        ptrdiff_t lo = out_plane, hi = 0;
+        for (int h = 0; h <= pair; h++)
+            for (int l = 0; l < LL; l++)
+                if (at[h][l] >= 0) {
+                    const ptrdiff_t e = at[h][l] + (o[h].rows[l] - 1) * s->wo + o[h].cols[l];
+                    lo = at[h][l] < lo ? at[h][l] : lo;
+                    hi = e > hi ? e : hi;
+                }
         for (int ko = k0; ko < k1; ko++) {
+            if (ko + PREFETCH_CHANNELS < k1) {
+                const ptrdiff_t ahead = (ptrdiff_t)(ko + PREFETCH_CHANNELS) * out_plane;
+                prefetch_span(p->y + ahead, lo, hi, 1);
+                if (p->res)
+                    prefetch_span(p->res + ahead, lo, hi, 0);
+            }
             float *yk = p->y + (ptrdiff_t)ko * out_plane;
             const float *rk = p->res ? p->res + (ptrdiff_t)ko * out_plane : NULL;
             for (int h = 0; h <= pair; h++) {
