@@ -406,10 +406,8 @@ static void patch_lanes(const wino_plan *p, int t, int end, rn_wino_in *in) {
  * 128-131; passes at batch 1 within the host's noise. */
 #define PREFETCH_CHANNELS 2
 
-/* The part [*lo, *hi) of a channel's plane (floats from its start) that the patches of the n
- * groups in[] read; *lo >= *hi where they read nothing. */
-static void patch_span(const rn_wino_in *in, int n, ptrdiff_t plane, ptrdiff_t *lo,
-                       ptrdiff_t *hi) {
+void rn_wino_patch_span(const rn_wino_in *in, int n, ptrdiff_t plane, ptrdiff_t *lo,
+                        ptrdiff_t *hi) {
     *lo = plane;
     *hi = 0;
     for (int g = 0; g < n; g++)
@@ -422,17 +420,6 @@ static void patch_span(const rn_wino_in *in, int n, ptrdiff_t plane, ptrdiff_t *
             }
     *lo = *lo < 0 ? 0 : *lo;
     *hi = *hi > plane ? plane : *hi;
-}
-
-/* Asks for the cache lines of x[lo, hi), to be read (write 0) or written (1). */
-static void prefetch_span(const float *x, ptrdiff_t lo, ptrdiff_t hi, int write) {
-    const uintptr_t end = (uintptr_t)(x + hi);
-    for (uintptr_t a = (uintptr_t)(x + lo) & ~(uintptr_t)63; a < end; a += 64) {
-        if (write)
-            __builtin_prefetch((const void *)a, 1, 3);
-        else
-            __builtin_prefetch((const void *)a, 0, 3);
-    }
 }
 
 /* V's packed width for a block of nt tiles (rn_gemm_packed_b_width): the last
@@ -462,12 +449,13 @@ static void input_pairs(const wino_plan *p, int t0, int nt, int c0, int c1) {
             patch_lanes(p, t0 + g0 + LL, t0 + nt, &in[1]);
         const size_t row = (size_t)xis * span; /* a channel's transformed lanes */
         ptrdiff_t lo, hi;
-        patch_span(in, span / LL, plane, &lo, &hi);
+        rn_wino_patch_span(in, span / LL, plane, &lo, &hi);
         for (int c = c0; c < c1;) {
             const int k0 = c / p->kcb * p->kcb, k1 = k0 + p->kcb < s->cin ? k0 + p->kcb : s->cin;
             const int two = c + 1 < k1;
             for (int h = 0; h < 2 && c + PREFETCH_CHANNELS + h < c1; h++)
-                prefetch_span(p->x + (ptrdiff_t)(c + PREFETCH_CHANNELS + h) * plane, lo, hi, 0);
+                rn_prefetch_span(p->x + (ptrdiff_t)(c + PREFETCH_CHANNELS + h) * plane, lo, hi,
+                                 0);
             for (int h = 0; h <= two; h++) {
                 in[0].x = in[1].x = p->x + (ptrdiff_t)(c + h) * plane;
                 if (span > LL)
@@ -526,10 +514,10 @@ static void input_channels(const wino_plan *p, int t0, int nt, int c0, int c1) {
         for (int q = 0; q < span / LL && g0 + q * LL < npad; q++, groups++)
             patch_lanes(p, t0 + g0 + q * LL, t0 + nt, &in[q]);
         ptrdiff_t lo, hi;
-        patch_span(in, groups, plane, &lo, &hi);
+        rn_wino_patch_span(in, groups, plane, &lo, &hi);
         for (int c = c0; c < c1; c++) {
             if (c + PREFETCH_CHANNELS < c1)
-                prefetch_span(p->x + (ptrdiff_t)(c + PREFETCH_CHANNELS) * plane, lo, hi, 0);
+                rn_prefetch_span(p->x + (ptrdiff_t)(c + PREFETCH_CHANNELS) * plane, lo, hi, 0);
             for (int q = 0; q < groups; q++) {
                 in[q].x = p->x + (ptrdiff_t)c * plane;
                 const size_t v = rn_gemm_packed_b_index(nr, s->cin, p->nkb, p->kcb, npad, c,
@@ -590,9 +578,9 @@ static void output_channels(const wino_plan *p, int t0, int nt, int k0, int k1) 
         for (int ko = k0; ko < k1; ko++) {
             if (ko + PREFETCH_CHANNELS < k1) {
                 const ptrdiff_t ahead = (ptrdiff_t)(ko + PREFETCH_CHANNELS) * out_plane;
-                prefetch_span(p->y + ahead, lo, hi, 1);
+                rn_prefetch_span(p->y + ahead, lo, hi, 1);
                 if (p->res)
-                    prefetch_span(p->res + ahead, lo, hi, 0);
+                    rn_prefetch_span(p->res + ahead, lo, hi, 0);
             }
             float *yk = p->y + (ptrdiff_t)ko * out_plane;
             const float *rk = p->res ? p->res + (ptrdiff_t)ko * out_plane : NULL;

@@ -23,6 +23,7 @@
 #define RN_OPS_WINOGRAD_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define RN_WINO_LANES 8     /* tiles per transform call */
 
@@ -89,6 +90,24 @@ typedef void (*rn_wino_out2_fn)(const float *src, ptrdiff_t stride, const rn_win
  * part of each patch ((m + 2) x (m + 2)) is inside the image (conv_winograd.c). */
 void rn_wino_patch_lanes(int h, int w, int pad, int m, int th, int tw, long t, long end,
                          rn_wino_in *in);
+
+/* The part [*lo, *hi) of a channel's plane (floats from its start, at most `plane`) that the
+ * patches of the n groups in[] read; *lo >= *hi where they read nothing (conv_winograd.c). */
+void rn_wino_patch_span(const rn_wino_in *in, int n, ptrdiff_t plane, ptrdiff_t *lo,
+                        ptrdiff_t *hi);
+
+/* Asks for the cache lines of x[lo, hi) ahead, to be read (write 0) or written (1): the
+ * transforms read and write a plane's part for each channel in turn, jumping from plane to
+ * plane, which the hardware does not foresee (conv_winograd.c PREFETCH_CHANNELS). */
+static inline void rn_prefetch_span(const float *x, ptrdiff_t lo, ptrdiff_t hi, int write) {
+    const uintptr_t end = (uintptr_t)(x + hi);
+    for (uintptr_t a = (uintptr_t)(x + lo) & ~(uintptr_t)63; a < end; a += 64) {
+        if (write)
+            __builtin_prefetch((const void *)a, 1, 3);
+        else
+            __builtin_prefetch((const void *)a, 0, 3);
+    }
+}
 
 /* Where output tile t of an (ho, wo) map cut into m x m tiles, th x tw per image (images one
  * after the other in the channel's plane), starts in that plane; its rows and columns inside
