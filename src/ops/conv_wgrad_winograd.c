@@ -311,18 +311,11 @@ typedef struct block_lanes {
 static void block_lanes_of(const rn_conv_shape *s, const conv_wgrad_wino_plan *d, long t0, int nt,
                            block_lanes *b) {
     b->ng = ceil_div(nt, LL);
-    b->dy_lo = (ptrdiff_t)s->n * s->ho * s->wo;
-    b->dy_hi = 0;
     for (int g = 0; g < b->ng; g++) {
         rn_wino_patch_lanes(s->h, s->w, s->pad, d->m, d->th, d->tw, t0 + g * LL, t0 + nt, &b->in[g]);
         dy_lanes_of(s, d, t0 + g * LL, t0 + nt, &b->o[g]);
-        for (int l = 0; l < LL && t0 + g * LL + l < t0 + nt; l++) {
-            const ptrdiff_t at = b->o[g].at[l];
-            const ptrdiff_t end = at + (ptrdiff_t)(b->o[g].rows[l] - 1) * s->wo + b->o[g].cols[l];
-            b->dy_lo = at < b->dy_lo ? at : b->dy_lo;
-            b->dy_hi = end > b->dy_hi ? end : b->dy_hi;
-        }
     }
+    rn_wino_tiles_span(s->ho, s->wo, d->m, d->th, d->tw, t0, nt, &b->dy_lo, &b->dy_hi);
     rn_wino_patch_span(b->in, b->ng, (ptrdiff_t)s->n * s->h * s->w, &b->x_lo, &b->x_hi);
 }
 

@@ -566,15 +566,9 @@ static void output_channels(const wino_plan *p, int t0, int nt, int k0, int k1) 
                 at[h][l] = rn_wino_tile_at(s->ho, s->wo, m, p->th, p->tw, t0 + g + h * LL + l,
                                            &o[h].rows[l], &o[h].cols[l]);
             }
-        /* the part of an output plane the blocks cover */
-        ptrdiff_t lo = out_plane, hi = 0;
-        for (int h = 0; h <= pair; h++)
-            for (int l = 0; l < LL; l++)
-                if (at[h][l] >= 0) {
-                    const ptrdiff_t e = at[h][l] + (o[h].rows[l] - 1) * s->wo + o[h].cols[l];
-                    lo = at[h][l] < lo ? at[h][l] : lo;
-                    hi = e > hi ? e : hi;
-                }
+        ptrdiff_t lo, hi; /* the part of an output plane the blocks cover */
+        rn_wino_tiles_span(s->ho, s->wo, m, p->th, p->tw, t0 + g,
+                           nt - g < (pair + 1) * LL ? nt - g : (pair + 1) * LL, &lo, &hi);
         for (int ko = k0; ko < k1; ko++) {
             if (ko + PREFETCH_CHANNELS < k1) {
                 const ptrdiff_t ahead = (ptrdiff_t)(ko + PREFETCH_CHANNELS) * out_plane;

@@ -121,6 +121,17 @@ static inline ptrdiff_t rn_wino_tile_at(int ho, int wo, int m, int th, int tw, l
     return ((ptrdiff_t)b * ho + m * ty) * wo + m * tx;
 }
 
+/* The part [*lo, *hi) of an output plane that the blocks of the n > 0 tiles [t, t + n) cover
+ * (rn_wino_tile_at's map): from the first block's start to the last one's end, tiles being in
+ * the order of the plane. */
+static inline void rn_wino_tiles_span(int ho, int wo, int m, int th, int tw, long t, long n,
+                                      ptrdiff_t *lo, ptrdiff_t *hi) {
+    int rows, cols;
+    *lo = rn_wino_tile_at(ho, wo, m, th, tw, t, &rows, &cols);
+    *hi = rn_wino_tile_at(ho, wo, m, th, tw, t + n - 1, &rows, &cols) +
+          (ptrdiff_t)(rows - 1) * wo + cols;
+}
+
 /* The distance between two points' planes of a transformed block (`floats` of data each):
  * rounded up to whole cache lines, then an odd number of them. The transforms touch all 36
  * planes at once; at a multiple of 4 KiB apart (C x Tb floats is one, for every ResNet shape)
