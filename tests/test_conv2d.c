@@ -233,6 +233,10 @@ static void check_heuristic(void) {
         {SHAPE(32, 128, 28, 256, 3, 2, 1), RN_CONV_IM2COL, RN_CONV_DIRECT, "3x3/2 128->256 at 28"},
         {SHAPE(32, 256, 28, 256, 3, 2, 1), RN_CONV_IM2COL, RN_CONV_DIRECT, "3x3/2 256->256 at 28"},
         {SHAPE(32, 256, 14, 512, 3, 2, 1), RN_CONV_IM2COL, -1, "3x3/2 256->512 at 14"},
+        /* not where output rows of 2 would fill a seventh of the wide tile (d2l_resnet18 at
+         * 28x28); rows of 4 fill it more than half */
+        {SHAPE(256, 128, 4, 256, 3, 2, 1), RN_CONV_IM2COL, -1, "3x3/2 128->256 at 4"},
+        {SHAPE(256, 64, 7, 128, 3, 2, 1), RN_CONV_IM2COL, RN_CONV_DIRECT, "3x3/2 64->128 at 7"},
     };
 #undef SHAPE
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -308,6 +312,15 @@ static void check_heuristic(void) {
                                         &wide2) == RN_CONV_IM2COL,
               "bf16 inference, 3x3/2 256->512 at 14x14, batch 32: direct on bf16 pairs; im2col "
               "where forced, in training, on matrix tiles or emulated");
+    /* ... but not on output rows of 2 (a seventh of the tile), nor on a map im2col crops */
+    rn_conv_shape rows2 = wide2, cropped = wide2;
+    rows2.n = cropped.n = 256, rows2.h = rows2.w = 4, rows2.cin = 128, rows2.cout = 256;
+    cropped.h = cropped.w = 2;
+    if (conv2d_shape_init(&rows2) && conv2d_shape_init(&cropped) && kw &&
+        kw->direct_mr >= RN_DIRECT_AVX512_MR)
+        check(rn_conv_algo_for_bf16(kw, RN_CONV_IM2COL, -1, 1, &rows2) == RN_CONV_IM2COL &&
+                  rn_conv_algo_for_bf16(kw, RN_CONV_IM2COL, -1, 1, &cropped) == RN_CONV_IM2COL,
+              "bf16 inference, 3x3/2 at batch 256 to 2x2 and to 1x1: im2col");
     rn_conv_shape seven = three, four = three, eight = three;
     seven.n = four.n = 32, four.h = four.w = 4;
     eight.n = 128, eight.h = eight.w = 8, eight.cin = eight.cout = 256;

@@ -169,10 +169,22 @@ static int strided_1x1_by_im2col(const rn_kernels *k, const rn_conv_shape *s) {
  * against 333 (`-s 1x1/2`). */
 #define DIRECT_WIDE_MAX_PIXELS_1X1 256
 
+/* The direct tile takes mr pixels of one output row, or of two rows where a row of at least 4
+ * fills at most half of it (conv_direct.c); the rules above and below take windows only where
+ * that fills half the tile or more: output rows of 4 pixels and more. On rows of 2 (and 1) the
+ * tile multiplies mostly nothing: d2l_resnet18's 3x3/2 128->256 from 4x4 to 2x2 at batch 256
+ * (`bench_conv -m narrow -b 256 -s /2`, AMD EPYC Zen 5, 2 threads) 122 effective GFLOP/s on
+ * the direct tile against im2col's 257, bf16 190 against 372. */
+static int direct_fills_tile(const rn_kernels *k, const rn_conv_shape *s) {
+    const int rows = s->wo >= 4 && 2 * s->wo <= k->direct_mr && s->ho > 1 ? 2 : 1;
+    const long pixels = (long)rows * s->wo < k->direct_mr ? (long)rows * s->wo : k->direct_mr;
+    return 2 * pixels >= k->direct_mr;
+}
+
 /* A window on a map small enough for the 14 x 32 tile's rule above. */
 static int direct_small_map(const rn_kernels *k, const rn_conv_shape *s) {
     const long pixels = (long)s->n * s->ho * s->wo;
-    return k->direct_mr >= DIRECT_WIDE_MR && s->kh * s->kw > 1 &&
+    return k->direct_mr >= DIRECT_WIDE_MR && s->kh * s->kw > 1 && direct_fills_tile(k, s) &&
            pixels <= (s->stride == 1 ? DIRECT_WIDE_MAX_PIXELS : DIRECT_WIDE_MAX_PIXELS_STRIDED);
 }
 
@@ -184,7 +196,7 @@ static int direct_pays(const rn_kernels *k, const rn_conv_shape *s) {
     if (s->kh * s->kw == 1) /* the direct tile's rows are then the whole (subsampled) map */
         return k->direct_mr >= DIRECT_WIDE_MR && s->pad == 0 &&
                (long)s->n * s->ho * s->wo <= DIRECT_WIDE_MAX_PIXELS_1X1;
-    if (s->stride == 1) /* Winograd first, where it pays */
+    if (s->stride == 1 || !direct_fills_tile(k, s)) /* Winograd first, where it pays */
         return 0;
     const int wide = k->direct_mr >= DIRECT_WIDE_MR;
     const double weight_bytes = (double)sizeof(float) * (double)conv2d_weight_floats(s);
@@ -288,8 +300,12 @@ static long direct_bf16_max_pixels(const rn_kernels *kb, int inference, const rn
  * batch 32, `profile_layers -p bf16`, AMD EPYC Zen 5, 2 threads, alternated, ms: resnet50's 3x3/2
  * 256->256 at 28x28 15.9-16.3 -> 14.0, 512->512 at 14x14 13.3-13.7 -> 11.8-12.6; resnet18's
  * 256->512 at 14x14 6.44-6.50 -> 5.77-6.17. (bf16 training keeps im2col there: not measured.) */
-static int strided_direct_bf16(int a, const rn_conv_shape *s) {
-    return a == RN_CONV_IM2COL && s->stride > 1 && s->kh * s->kw > 1 && rn_conv_direct.supports(s);
+static int strided_direct_bf16(const rn_kernels *kb, int a, const rn_conv_shape *s) {
+    rn_conv_shape cropped;
+    int k0;
+    return a == RN_CONV_IM2COL && s->stride > 1 && s->kh * s->kw > 1 &&
+           rn_conv_direct.supports(s) && direct_fills_tile(kb, s) &&
+           !conv2d_crop_shape(s, &cropped, &k0);
 }
 
 rn_conv_algo_id rn_conv_algo_for_bf16(const rn_kernels *kb, int a, int forced, int inference,
@@ -306,7 +322,7 @@ rn_conv_algo_id rn_conv_algo_for_bf16(const rn_kernels *kb, int a, int forced, i
         return RN_CONV_DIRECT;
     } else if (wino || a == RN_CONV_DIRECT || (a == RN_CONV_POINTWISE && forced == a)) {
         return (rn_conv_algo_id)a;
-    } else if (chosen && inference && wide_bf16_tile(kb) && strided_direct_bf16(a, s)) {
+    } else if (chosen && inference && wide_bf16_tile(kb) && strided_direct_bf16(kb, a, s)) {
         return RN_CONV_DIRECT;
     }
     return rn_conv_pointwise.supports(s) && forced != RN_CONV_IM2COL &&
