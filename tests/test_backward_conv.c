@@ -152,11 +152,15 @@ static void phases_vs_ref_random(int count) {
     }
     CHECK(other > 0, "random strided shapes: %d by phases, %d not", taken, other);
     rn_conv_shape r = conv_case_shape(2, 256, 14, 14, 24, 3, 2, 1, 1), narrow = conv_case_shape(2, 64, 14, 14, 24, 3, 2, 1, 1),
-                  flat = conv_case_shape(2, 256, 14, 14, 24, 3, 1, 1, 1);
-    conv2d_shape_init(&r), conv2d_shape_init(&narrow), conv2d_shape_init(&flat);
+                  flat = conv_case_shape(2, 256, 14, 14, 24, 3, 1, 1, 1),
+                  tiny = conv_case_shape(2, 256, 4, 4, 24, 3, 2, 1, 1);
+    conv2d_shape_init(&r), conv2d_shape_init(&narrow), conv2d_shape_init(&flat),
+        conv2d_shape_init(&tiny);
     CHECK(conv2d_backward_data_by_phases(kd, &r) && !conv2d_backward_data_by_phases(kd, &narrow) &&
-              !conv2d_backward_data_by_phases(kd, &flat),
-          "by phases: 3x3/2 on 256 channels yes, on 64 no, stride 1 no");
+              !conv2d_backward_data_by_phases(kd, &flat) &&
+              !conv2d_backward_data_by_phases(kd, &tiny),
+          "by phases: 3x3/2 on 256 channels yes, on 64 no, stride 1 no, on a 4x4 map "
+          "(phases of 2 columns) no");
     fast_vs_ref_conv(r, 1.0f, "resnet 3x3/2 by phases");
 }
 

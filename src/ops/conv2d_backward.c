@@ -243,8 +243,14 @@ static int phase_taps(int k, int st, int pad, int a, int *k_top, int *lead) {
  *     128 -> 256 at 28x28, batch 32: AVX-512 35.7 -> 35.2, AVX2 60.3 -> 50.7, AMX 31.8 -> 27.0;
  *         at 16x16, batch 128: AVX-512 49.3 -> 46.9, AVX2 74.4 -> 68.3
  *     not 64 -> 128 at 56x56, batch 32: AVX-512 38.0 -> 38.7, AVX2 54.4 -> 58.9, AMX 35.2 ->
- *         36.2; at 32x32, batch 128, AVX-512 56.6 -> 53.2, AVX2 80.5 -> 81.3 */
+ *         36.2; at 32x32, batch 128, AVX-512 56.6 -> 53.2, AVX2 80.5 -> 81.3
+ * Nor where a phase would be narrower than PHASES_MIN_WIDTH columns: on d2l_resnet18's maps at
+ * 28x28 input, batch 256 (`bench_backward -f -m -t 2`, AMD EPYC Zen 5, two runs, the data
+ * gradient's GFLOP/s, phases against col2im), 128 -> 256 at 4x4 (phases of 2 columns) 165-167
+ * against 209-211, AVX2 122 against 130, bf16 188 against 236; 256 -> 512 at 2x2 (phases of
+ * 1) 196-198 against 339-349, AVX2 166 against 205, bf16 182 against 317. */
 #define PHASES_MIN_CIN 128
+#define PHASES_MIN_WIDTH 3
 
 /* On matrix tiles (AMX) the bf16 GEMM takes the weight gradient of the 3x3 stride-1 layers on
  * fewer input channels than this from Winograd's: their Winograd products (64 x 64 a point,
@@ -260,9 +266,14 @@ static int wgrad_on_tiles(const rn_kernels *k, const rn_conv_shape *s) {
     return rn_kernels_are_bf16(k) && k->matrix_tiles && s->cin / s->groups < TILES_WGRAD_WINO_MIN_CIN;
 }
 
+/* Rows (or columns) of phase a in an axis of n positions, stride st. */
+static int phase_len(int n, int st, int a) { return (n - a + st - 1) / st; }
+
 static int phases_fit(const rn_conv_shape *s, int *pad) {
     if (s->stride < 2 || s->stride > RN_PHASE_MAX || s->h < s->stride || s->w < s->stride ||
-        s->cin / s->groups < PHASES_MIN_CIN)
+        s->cin / s->groups < PHASES_MIN_CIN ||
+        phase_len(s->h, s->stride, s->stride - 1) < PHASES_MIN_WIDTH ||
+        phase_len(s->w, s->stride, s->stride - 1) < PHASES_MIN_WIDTH)
         return 0;
     for (int a = 0; a < s->stride; a++) {
         int top_h = 0, top_w = 0, lead_h = 0, lead_w = 0;
@@ -275,8 +286,6 @@ static int phases_fit(const rn_conv_shape *s, int *pad) {
     return 1;
 }
 
-/* Rows (or columns) of phase a in an axis of n positions, stride st. */
-static int phase_len(int n, int st, int a) { return (n - a + st - 1) / st; }
 
 static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s, int algos) {
     bwd_plan p = {0};
