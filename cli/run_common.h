@@ -14,7 +14,8 @@
 #define CLI_CONV_ALGO_SPEC                                                                    \
     {"conv-algo", ARG_STRING, "auto",                                                         \
      "convolution algorithm: auto (chosen per layer), or im2col, pointwise, winograd "      \
-     "(F(4x4, 3x3)), winograd2 (F(2x2, 3x3)), direct (forced wherever it applies; auto " \
+     "(F(4x4, 3x3)), winograd2 (F(2x2, 3x3)), direct, smallmap (maps of at most 2x2 as one " \
+     "GEMM) (forced wherever it applies; auto " \
      "elsewhere). "                                                                           \
      "RN_ISA=amx|avx512|avx2|portable picks "                                                  \
      "the kernels",                                                                           \

@@ -230,8 +230,8 @@ typedef struct rn_session_config {
      * else the best the CPU has), "amx", "avx512", "avx2" or "portable" */
     const char *isa;
     /* convolution algorithm: NULL or "auto" (a heuristic per layer), or a
-     * name ("im2col", "pointwise", "winograd", "winograd2", "direct") forced wherever it applies,
-     * the heuristic's choice elsewhere */
+     * name ("im2col", "pointwise", "winograd", "winograd2", "direct", "smallmap") forced
+     * wherever it applies, the heuristic's choice elsewhere */
     const char *conv_algo;
     /* NULL or "auto": the model's own (int8 for a model `resnet quantize`
      * wrote, else fp32); "fp32"; "int8" (an int8 model only); "bf16" (a

@@ -171,6 +171,14 @@ static void fast_vs_ref_fixed(void) {
      * last stage at batch 1, and 2x2 maps (the 28x28 models' third stage) */
     fast_vs_ref_conv(conv_case_shape(1, 256, 7, 7, 256, 3, 1, 1, 1), 1.0f, "last stage 3x3");
     fast_vs_ref_conv(conv_case_shape(16, 256, 2, 2, 256, 3, 1, 1, 1), 0.0f, "3x3 on 2x2");
+    /* where (with wino) both gradients are the small-map product's: K over several blocks, a
+     * map of one row */
+    fast_vs_ref_conv(conv_case_shape(5, 300, 2, 2, 70, 3, 1, 1, 1), 1.0f, "3x3 on 2x2, K blocks");
+    fast_vs_ref_conv(conv_case_shape(3, 9, 1, 2, 11, 3, 1, 1, 1), 1.0f, "3x3 on 1x2");
+    rn_conv_shape small = conv_case_shape(16, 256, 2, 2, 256, 3, 1, 1, 1);
+    conv2d_shape_init(&small);
+    CHECK(conv2d_backward_by_smallmap(kd, &small) && conv2d_backward_by_smallmap(rn_kernels_bf16(kd), &small),
+          "%s: 3x3 on 2x2, both gradients by the small-map product (fp32 and bf16 kernels)", kd->name);
     /* where it picks the direct convolution (with wino, for the data gradient too): 16
      * channels, the narrow networks' first stage */
     fast_vs_ref_conv(conv_case_shape(3, 16, 28, 28, 16, 3, 1, 1, 1), 1.0f, "narrow 3x3");

@@ -237,6 +237,9 @@ static void check_heuristic(void) {
          * 28x28); rows of 4 fill it more than half */
         {SHAPE(256, 128, 4, 256, 3, 2, 1), RN_CONV_IM2COL, -1, "3x3/2 128->256 at 4"},
         {SHAPE(256, 64, 7, 128, 3, 2, 1), RN_CONV_IM2COL, RN_CONV_DIRECT, "3x3/2 64->128 at 7"},
+        /* 2x2 maps at stride 1: the small-map product, at any batch */
+        {SHAPE(256, 256, 2, 256, 3, 1, 1), RN_CONV_SMALLMAP, -1, "3x3 256->256 at 2x2"},
+        {SHAPE(1, 256, 2, 256, 3, 1, 1), RN_CONV_SMALLMAP, -1, "3x3 256->256 at 2x2"},
     };
 #undef SHAPE
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -265,6 +268,16 @@ static void check_heuristic(void) {
               rn_conv_algo_for_bf16(kb, RN_CONV_IM2COL, RN_CONV_IM2COL, 1, &one) == RN_CONV_IM2COL &&
               rn_conv_algo_for_bf16(kb, RN_CONV_IM2COL, -1, 1, &three) == RN_CONV_IM2COL,
           "bf16: Winograd and direct kept, a 1x1 GEMM pointwise, forced im2col kept");
+    /* the small-map product stays (a GEMM on the bf16 kernels already), on matrix tiles too */
+    rn_conv_shape two = three;
+    two.n = 64, two.h = two.w = 2, two.cin = two.cout = 256;
+    rn_kernels amx = *kb;
+    amx.matrix_tiles = 1;
+    check(conv2d_shape_init(&two) &&
+              rn_conv_algo_for_bf16(kb, RN_CONV_SMALLMAP, -1, 1, &two) == RN_CONV_SMALLMAP &&
+              rn_conv_algo_for_bf16(kb, RN_CONV_SMALLMAP, -1, 0, &two) == RN_CONV_SMALLMAP &&
+              rn_conv_algo_for_bf16(&amx, RN_CONV_SMALLMAP, -1, 0, &two) == RN_CONV_SMALLMAP,
+          "bf16: 3x3 on 2x2 keeps the small-map product (inference, training, matrix tiles)");
     /* a small map at stride 1: the direct tile where it has bf16 pairs, unless forced */
     rn_conv_shape small = three;
     small.h = small.w = 14, small.cin = small.cout = 256;
@@ -560,6 +573,14 @@ static void run_cases(int randoms) {
     check_conv(conv_case_shape(3, 7, 13, 6, 13, 3, 1, 2, 1), 6, "3x3 p2 batch 3");
     check_conv(conv_case_shape(1, 300, 7, 7, 70, 3, 1, 1, 1), 7, "3x3 7x7 C over a K block");
     check_conv(conv_case_shape(2, 32, 1, 1, 16, 3, 1, 1, 1), 7, "3x3 on 1x1");
+    /* maps of at most 2x2 (the small-map product's): every tap live, K over several blocks,
+     * strided to 1x1, an even window, maps of one row or column */
+    check_conv(conv_case_shape(5, 40, 2, 2, 36, 3, 1, 1, 1), 7, "3x3 on 2x2");
+    check_conv(conv_case_shape(3, 300, 2, 2, 70, 3, 1, 1, 1), 6, "3x3 on 2x2, K blocks");
+    check_conv(conv_case_shape(4, 24, 2, 2, 20, 3, 2, 1, 1), 7, "3x3/2 on 2x2");
+    check_conv(conv_case_shape(2, 9, 2, 2, 11, 2, 1, 0, 1), 3, "2x2 on 2x2");
+    check_conv(conv_case_shape(3, 7, 1, 2, 13, 3, 1, 1, 1), 7, "3x3 on 1x2");
+    check_conv(conv_case_shape(2, 5, 2, 1, 6, 5, 1, 2, 1), 5, "5x5 on 2x1");
     check_conv(conv_case_shape(1, 64, 56, 56, 64, 3, 1, 1, 1), 7, "ResNet 3x3 64@56");
     check_conv(conv_case_shape(2, 40, 17, 23, 96, 3, 1, 1, 1), 3, "3x3 odd sizes");
     check_conv(conv_case_shape(1, 96, 7, 7, 40, 3, 1, 1, 1), 7, "3x3 7x7 weights over the input (direct: by panel)");
@@ -805,6 +826,11 @@ int main(void) {
             check_direct_infinite_input(conv_case_shape(1, 3, 23, 29, 32, 7, 2, 3, 1));
             check_direct_infinite_input(conv_case_shape(2, 1, 17, 15, 16, 3, 1, 1, 1));
             check_direct_infinite_input(conv_case_shape(1, 1, 9, 1, 16, 7, 1, 3, 1));
+            /* the small-map product on bf16 operands (a GEMM on the bf16 kernels) */
+            algo = rn_conv_algo_get(RN_CONV_SMALLMAP);
+            printf("test_conv2d: %s %s on bf16 products, operands rounded to bf16 (tolerance "
+                   "%.0e)\n", kd->name, algo->name, algo->tolerance_bf16);
+            run_cases(kd->isa == RN_ISA_PORTABLE ? 6 : 40);
             /* Winograd's products on the bf16 descriptor (where it has them: not on matrix
              * tiles), U and V rounded to bf16 pairs: held to tolerance_bf16 */
             for (int a = RN_CONV_WINOGRAD; a <= RN_CONV_WINOGRAD2; a++) {

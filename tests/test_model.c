@@ -494,7 +494,8 @@ static void test_sessions(void) {
 
     /* every kernel path the host supports, each forcing every algorithm, against the reference */
     ref_forward(m, xa, n, h, w, RN_MODE_EVAL, ra);
-    static const char *const algos[] = {"auto", "im2col", "winograd", "winograd2", "direct"};
+    static const char *const algos[] = {"auto", "im2col", "winograd", "winograd2", "direct",
+                                        "smallmap"};
     static const char *const isas[] = {"amx", "avx512", "avx2", "portable"};
     for (int i = 0; i < 4; i++) {
         const char *isa = isas[i];

@@ -102,6 +102,10 @@ int conv2d_backward_weight_winograd(const rn_kernels *k, const rn_conv_shape *s)
  * not. */
 int conv2d_backward_data_by_phases(const rn_kernels *k, const rn_conv_shape *s);
 
+/* 1 when both gradients of shape s, with algos non-zero, are the small-map product's
+ * (conv_smallmap.c: a map of at most 2x2, one dense GEMM each, on k's kernels), 0 when not. */
+int conv2d_backward_by_smallmap(const rn_kernels *k, const rn_conv_shape *s);
+
 /* Floats of workspace the two fast backward functions need for shape s.
  * With `algos` non-zero, conv2d_backward_data computes the gradient of a
  * stride-1 convolution as the forward convolution of dy with the flipped

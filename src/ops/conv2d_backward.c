@@ -58,6 +58,7 @@
 #include "core/threads.h"
 #include "ops/conv2d.h"
 #include "ops/conv_algo.h"
+#include "ops/conv_smallmap.h"
 #include "ops/conv_wgrad.h"
 #include "ops/gemm.h"
 #include "ops/kernels.h"
@@ -177,6 +178,7 @@ typedef struct bwd_plan {
     int wt_wino;            /* or by Winograd (3x3 stride 1, with algos), on the fp32 kernels
                                (bf16 descriptors: their fp32 twin, as the data gradient) */
     conv_wgrad_wino_plan ww; /* its layout, when wt_wino */
+    int wt_small;           /* or as the small-map product's (conv_smallmap.c), on k's kernels */
     size_t ws_data;         /* floats the data gradient uses */
     size_t dwt_floats;      /* weight gradient pieces, aligned: dw_g^T (by dy), */
     size_t colt_floats;     /* a transposed im2col chunk (by col), */
@@ -317,9 +319,12 @@ static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s, int algos
         const rn_conv_shape f = flipped_shape(s);
         p.ka = rn_kernels_fp32(p.k);
         const rn_conv_algo_id a = rn_conv_algo_choose(p.ka, &f);
-        if (rn_kernels_are_bf16(p.k)
-                ? rn_conv_algo_is_winograd(a) && rn_conv_bf16_keeps_winograd(p.k, &f)
-                : rn_conv_algo_own_weights(a)) {
+        if (a == RN_CONV_SMALLMAP) /* a GEMM: on k's own kernels, bf16 products on bf16 ones */
+            p.ka = p.k;
+        if (a == RN_CONV_SMALLMAP ||
+            (rn_kernels_are_bf16(p.k)
+                 ? rn_conv_algo_is_winograd(a) && rn_conv_bf16_keeps_winograd(p.k, &f)
+                 : rn_conv_algo_own_weights(a))) {
             p.data_route = DATA_ALGO;
             p.algo = rn_conv_algo_get(a);
             p.threads = algos;
@@ -353,7 +358,10 @@ static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s, int algos
      * stems' weight gradients 1.3-1.6x slower: see conv_wgrad.c), and Winograd's (fp32
      * products too) but on matrix tiles below TILES_WGRAD_WINO_MIN_CIN */
     p.wt_direct = conv_wgrad_plan_for(rn_kernels_fp32(p.k), s, &p.wd);
-    p.wt_wino = algos && !p.wt_direct && !wgrad_on_tiles(p.k, s) &&
+    /* where the forward takes the small-map product, its weight gradient is one too */
+    p.wt_small = algos && !p.wt_direct &&
+                 rn_conv_algo_choose(rn_kernels_fp32(p.k), s) == RN_CONV_SMALLMAP;
+    p.wt_wino = algos && !p.wt_direct && !p.wt_small && !wgrad_on_tiles(p.k, s) &&
                 conv_wgrad_wino_plan_for(rn_kernels_fp32(p.k), s, &p.ww);
 
     /* Transpose the smaller operand: dy (cout_g rows) or im2col (K rows). */
@@ -367,11 +375,43 @@ static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s, int algos
     return p;
 }
 
+/* The small-map product's weight gradient (conv_smallmap.c's matrices): dy and x as Dm (P cout
+ * x n) and Xm (Q cin x n), Wm's gradient Dm Xm^T (P cout x Q cin), and each tap's gradient the
+ * sum of its blocks, (p, q) in order. */
+static size_t smallmap_weight_floats(const rn_conv_shape *s) {
+    const size_t P = (size_t)s->ho * s->wo, Q = (size_t)s->h * s->w;
+    return align_up((size_t)s->cout * P * s->n) + align_up((size_t)s->cin * Q * s->n) +
+           (size_t)s->cout * P * s->cin * Q;
+}
+
+static void smallmap_weight(const rn_kernels *k, const rn_conv_shape *s, const float *x,
+                            const float *dy, float *dw, float *ws) {
+    const int P = s->ho * s->wo, Q = s->h * s->w, n = s->n, M = s->cout * P, K = s->cin * Q;
+    const int cin = s->cin, taps = s->kh * s->kw;
+    float *dm = ws, *xm = dm + align_up((size_t)M * n), *dwm = xm + align_up((size_t)K * n);
+    rn_smallmap_gather(dy, s->cout, n, P, dm);
+    rn_smallmap_gather(x, cin, n, Q, xm);
+    rn_sgemm(k, 0, 1, M, K, n, dm, n, xm, n, 0.0f, dwm, K, NULL);
+#pragma omp parallel for num_threads(rn_threads()) schedule(static) if ((long)M * K > 65536)
+    for (int co = 0; co < s->cout; co++) {
+        float *d = dw + (size_t)co * cin * taps;
+        memset(d, 0, (size_t)cin * taps * sizeof(float));
+        for (int p = 0; p < P; p++)
+            for (int q = 0; q < Q; q++) {
+                const int t = rn_smallmap_tap(s, p, q);
+                const float *g = dwm + ((size_t)p * s->cout + co) * K + (size_t)q * cin;
+                for (int ci = 0; t >= 0 && ci < cin; ci++)
+                    d[(size_t)ci * taps + t] += g[ci];
+            }
+    }
+}
+
 static size_t workspace_uncropped(const rn_kernels *k, const rn_conv_shape *s, int algos) {
     bwd_plan p = make_plan(k, s, algos);
     size_t ws_weight = p.wt_direct ? p.wd.floats
                        : p.wt_wino ? p.ww.floats
-                                   : p.dwt_floats + p.colt_floats + p.col_floats;
+                       : p.wt_small ? smallmap_weight_floats(s)
+                                    : p.dwt_floats + p.colt_floats + p.col_floats;
     return p.ws_data > ws_weight ? p.ws_data : ws_weight;
 }
 
@@ -858,6 +898,11 @@ int conv2d_backward_weight_winograd(const rn_kernels *k, const rn_conv_shape *s)
     return cropped_plan(k, s, 1).wt_wino;
 }
 
+int conv2d_backward_by_smallmap(const rn_kernels *k, const rn_conv_shape *s) {
+    const bwd_plan p = cropped_plan(k, s, 1);
+    return p.wt_small && p.data_route == DATA_ALGO && p.algo == &rn_conv_smallmap;
+}
+
 int conv2d_backward_data_by_phases(const rn_kernels *k, const rn_conv_shape *s) {
     return cropped_plan(k, s, 0).data_route == DATA_PHASES;
 }
@@ -879,13 +924,15 @@ void conv2d_backward_weight(const rn_kernels *k, const rn_conv_shape *s, const f
     float *dwt = workspace;
     float *colt = dwt + p.dwt_floats;
     float *col = colt + p.colt_floats;
+    if (p.wt_small) /* its gathers and product share themselves out */
+        smallmap_weight(p.k, s, x, dy, dw, workspace);
 #pragma omp parallel num_threads(rn_threads())
     {
         if (p.wt_direct)
             conv_wgrad_run(rn_kernels_fp32(p.k), s, &p.wd, x, dy, dw, workspace);
         else if (p.wt_wino)
             conv_wgrad_wino_run(rn_kernels_fp32(p.k), s, &p.ww, x, dy, dw, workspace);
-        for (int g = 0; g < p.G && !p.wt_direct && !p.wt_wino; g++) {
+        for (int g = 0; g < p.G && !p.wt_direct && !p.wt_wino && !p.wt_small; g++) {
             // x_g: (cin_g, n*h*w)  dy_g: (cout_g, n*ho*wo)  dw_g: (cout_g, K)
             const float *xg = x + (size_t)g * p.cin_g * p.pix_in;
             const float *dyg = dy + (size_t)g * p.cout_g * p.pix_out;

@@ -16,6 +16,7 @@ static const rn_conv_algo *const ALGOS[RN_CONV_ALGO_COUNT] = {
     [RN_CONV_WINOGRAD] = &rn_conv_winograd,
     [RN_CONV_WINOGRAD2] = &rn_conv_winograd2,
     [RN_CONV_DIRECT] = &rn_conv_direct,
+    [RN_CONV_SMALLMAP] = &rn_conv_smallmap,
 };
 
 const rn_conv_algo *rn_conv_algo_get(int id) {
@@ -205,11 +206,21 @@ static int direct_pays(const rn_kernels *k, const rn_conv_shape *s) {
            (wide && weight_bytes <= DIRECT_WIDE_MAX_WEIGHT_BYTES_STRIDED);
 }
 
+/* Windows at stride 1 on maps of at most 2x2 (conv_smallmap.c): every tap of its matrix live
+ * where the window covers the whole map (3x3 pad 1 on 2x2), as many products as F(2x2) and no
+ * transforms. d2l_resnet18's three 3x3 256 -> 256 at 2x2 at batch 256 (28x28 input), AMD EPYC
+ * Zen 5, 2 threads: see the commit that made this rule. */
+static int smallmap_pays(const rn_conv_shape *s) {
+    return rn_conv_smallmap.supports(s) && s->stride == 1 && s->kh * s->kw > 1;
+}
+
 rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s) {
     rn_conv_shape cropped;
     int k0;
     if (conv2d_crop_shape(s, &cropped, &k0))
         return RN_CONV_IM2COL; /* a smaller kernel on a tiny map: im2col crops it */
+    if (smallmap_pays(s))
+        return RN_CONV_SMALLMAP;
     k = rn_kernels_or_default(k);
     if (rn_conv_direct.supports(s) && direct_pays(k, s))
         return RN_CONV_DIRECT;
@@ -312,6 +323,8 @@ rn_conv_algo_id rn_conv_algo_for_bf16(const rn_kernels *kb, int a, int forced, i
                                       const rn_conv_shape *s) {
     kb = rn_kernels_or_default(kb);
     const int wino = rn_conv_algo_is_winograd(a), chosen = forced != a; /* not the user's */
+    if (a == RN_CONV_SMALLMAP) /* a GEMM on kb's kernels already */
+        return RN_CONV_SMALLMAP;
     if (chosen && kb->matrix_tiles) {
         if (wino && rn_conv_bf16_keeps_winograd(kb, s))
             return (rn_conv_algo_id)a;

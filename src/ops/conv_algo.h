@@ -44,13 +44,14 @@ typedef enum rn_conv_algo_id {
     RN_CONV_WINOGRAD,     /* Winograd F(4x4, 3x3): 3x3, stride 1 */
     RN_CONV_WINOGRAD2,    /* Winograd F(2x2, 3x3): 3x3, stride 1, small maps */
     RN_CONV_DIRECT,       /* direct: any shape, for narrow inputs (the stems, 16 channels) */
+    RN_CONV_SMALLMAP,     /* maps of at most 2x2: one GEMM over the whole map */
     RN_CONV_ALGO_COUNT
 } rn_conv_algo_id;
 
 typedef struct rn_conv_algo {
     rn_conv_algo_id id;
     const char *name;         /* for --conv-algo: "im2col", "pointwise", "winograd", "winograd2",
-                                 "direct" */
+                                 "direct", "smallmap" */
     const char *description;
     double tolerance;         /* see above */
     double tolerance_bf16;    /* on bf16 products (above) */
@@ -80,11 +81,13 @@ static inline int rn_conv_algo_is_winograd(int id) {
 }
 
 /* Whether algorithm `id` runs only on the weights its own `prepare` made (Winograd's
- * transforms, the direct convolution's panels): a trainer, whose weights change every step,
- * prepares them every step; the GEMM algorithms also run on the weights as they are. Of these,
- * only the direct convolution has a bf16 form (its tile on a bf16 descriptor, direct.h). */
+ * transforms, the direct convolution's panels, the small-map product's whole-map matrix): a
+ * trainer, whose weights change every step, prepares them every step; the GEMM algorithms also
+ * run on the weights as they are. Of these, the direct convolution (its tile on a bf16
+ * descriptor, direct.h) and the small-map product (a GEMM on the descriptor's kernels) have a
+ * bf16 form. */
 static inline int rn_conv_algo_own_weights(int id) {
-    return rn_conv_algo_is_winograd(id) || id == RN_CONV_DIRECT;
+    return rn_conv_algo_is_winograd(id) || id == RN_CONV_DIRECT || id == RN_CONV_SMALLMAP;
 }
 
 /* The algorithm with this id (NULL if out of range). */
@@ -132,8 +135,9 @@ int rn_conv_bf16_keeps_winograd(const rn_kernels *kb, const rn_conv_shape *s);
 const rn_kernels *rn_conv_bf16_kernels(const rn_kernels *kb, int id);
 
 /* The algorithms, registered in conv_algo.c: the GEMM ones (conv2d.c),
- * Winograd's two (conv_winograd.c) and the direct one (conv_direct.c). */
+ * Winograd's two (conv_winograd.c), the direct one (conv_direct.c) and the small-map product
+ * (conv_smallmap.c). */
 extern const rn_conv_algo rn_conv_im2col, rn_conv_pointwise, rn_conv_winograd, rn_conv_winograd2,
-    rn_conv_direct;
+    rn_conv_direct, rn_conv_smallmap;
 
 #endif
