@@ -532,6 +532,20 @@ static void maxpool_fast_vs_ref(int P, int H, int W, int k, int s, int p, int na
     maxpool2d_backward(x, y, dy, P, H, W, k, s, p, b);
     CHECK(check_same_bits(a, b, n), "maxpool backward fast vs ref P=%d %dx%d k=%d s=%d p=%d%s", P, H, W,
           k, s, p, nans ? " with NaNs" : "");
+    /* the training step's pair: the forward keeping its winners, the backward from them */
+    if (k <= RN_POOL_ARG_MAX_K) {
+        float *yr = check_floats(m), *ya = check_floats(m);
+        uint8_t *arg = malloc(m);
+        maxpool2d_forward_ref(x, P, H, W, k, s, p, yr);
+        maxpool2d_forward_arg(x, P, H, W, k, s, p, ya, arg);
+        for (size_t i = 0; i < n; i++)
+            b[i] = NAN; /* every element written */
+        maxpool2d_backward_arg(arg, dy, P, H, W, k, s, p, b);
+        CHECK(check_same_bits(yr, ya, m) && check_same_bits(a, b, n),
+              "maxpool forward and backward by winners vs ref P=%d %dx%d k=%d s=%d p=%d%s", P, H,
+              W, k, s, p, nans ? " with NaNs" : "");
+        rn_free(yr), rn_free(ya), free(arg);
+    }
     rn_free(x), rn_free(dy), rn_free(a), rn_free(b), rn_free(y);
 }
 
@@ -595,6 +609,11 @@ static void fast_vs_ref_ops(void) {
     maxpool_fast_vs_ref(2, 7, 300, 3, 2, 1, 0);
     maxpool_fast_vs_ref(2, 7, 300, 3, 2, 1, 1);
     maxpool_fast_vs_ref(1, 4, 290, 2, 1, 0, 0);
+    /* ResNet's pool on 14x14 planes (d2l_resnet18 at 28x28), and windows wholly in the padding
+     * (no winner: no gradient) */
+    maxpool_fast_vs_ref(64, 14, 14, 3, 2, 1, 0);
+    maxpool_fast_vs_ref(64, 14, 14, 3, 2, 1, 1);
+    maxpool_fast_vs_ref(3, 1, 2, 1, 1, 1, 0);
 }
 
 /* ---------------------------------------------------------------------------

@@ -120,6 +120,20 @@ void maxpool2d_backward_ref(const float *x, const float *dy, int P, int H, int W
 void maxpool2d_backward(const float *x, const float *y, const float *dy, int P, int H, int W,
                         int k, int stride, int pad, float *dx);
 
+/* A training step's pair: the forward also writes each window's winner, the element the
+ * backward sends the window's gradient to (the reference's: the first maximum in scan order,
+ * or the last NaN), as its offset ky * k + kx inside the window into arg (P, HO, WO bytes;
+ * RN_POOL_NO_WINNER for a window wholly in the padding), for windows of at most
+ * RN_POOL_ARG_MAX_K; the backward then adds each dy at its winner in the reference's order, no
+ * window scanned again. y and dx are bitwise maxpool2d_forward_ref's and
+ * maxpool2d_backward_ref's. */
+#define RN_POOL_ARG_MAX_K 15
+#define RN_POOL_NO_WINNER 255
+void maxpool2d_forward_arg(const float *x, int P, int H, int W, int k, int stride, int pad,
+                           float *y, uint8_t *arg);
+void maxpool2d_backward_arg(const uint8_t *arg, const float *dy, int P, int H, int W, int k,
+                            int stride, int pad, float *dx);
+
 /* Global average pool: dx[p, i] = dy[p] / HW. */
 void avgpool_global_backward_ref(const float *dy, size_t P, size_t HW, float *dx);
 void avgpool_global_backward(const float *dy, size_t P, size_t HW, float *dx);

@@ -141,6 +141,106 @@ void maxpool2d_forward(const float *x, int P, int H, int W, int k, int stride,
                       y + (size_t)p * HO * WO);
 }
 
+/* ---- max pooling that keeps its winners (a training step's) ---------------------------- */
+
+/* As pool_interior, with each window's winner: the tap where the maximum was last replaced
+ * (tap 0, the first in-bounds one, where nothing beats -inf). */
+static inline __attribute__((always_inline)) void
+pool_interior_arg(const float *x, int W, int K, int S, int ox0, int ox1, float *y, uint8_t *arg) {
+#pragma omp simd
+    for (int ox = ox0; ox < ox1; ox++) {
+        const float *w = x + (ptrdiff_t)(ox - ox0) * S;
+        float m = -INFINITY, at = 0.0f; /* the tap as a float: selects of one type vectorize */
+#pragma GCC unroll 16
+        for (int t = 0; t < K * K; t++) {
+            const float v = w[(ptrdiff_t)(t / K) * W + t % K];
+            at = v > m ? (float)t : at;
+            m = v > m ? v : m;
+        }
+        y[ox] = m;
+        arg[ox] = (uint8_t)(int)at;
+    }
+}
+
+/* One window by the reference's scan and rule, its winner kept (a window wholly in the
+ * padding has none); `nan`: the plane holds a NaN, which then wins (the last one), else the
+ * plain "greater replaces" as selects, no branch on the data. */
+static inline float pool_arg_clipped(const float *x, int H, int W, int k, int stride, int pad,
+                                     int oy, int ox, int nan, uint8_t *arg) {
+    int y0 = oy * stride - pad, x0 = ox * stride - pad, ky0, ky1, kx0, kx1;
+    window_clip(y0, k, H, &ky0, &ky1);
+    window_clip(x0, k, W, &kx0, &kx1);
+    float m = -INFINITY;
+    int at = ky1 > ky0 && kx1 > kx0 ? ky0 * k + kx0 : RN_POOL_NO_WINNER;
+    for (int ky = ky0; ky < ky1; ky++) {
+        const float *row = x + (size_t)(y0 + ky) * W + x0;
+        for (int kx = kx0; kx < kx1; kx++) {
+            const float v = row[kx];
+            const int wins = nan ? v > m || v != v : v > m;
+            at = wins ? ky * k + kx : at;
+            m = wins ? v : m;
+        }
+    }
+    *arg = (uint8_t)at;
+    return m;
+}
+
+static void maxpool_arg_plane(const float *x, int H, int W, int k, int stride, int pad, int HO,
+                              int WO, float *y, uint8_t *arg) {
+    const int nan = has_nan(x, (size_t)H * W); /* then every window by the reference's rule */
+    int lo_y, hi_y, lo_x, hi_x;
+    inside_range(H, k, stride, pad, HO, &lo_y, &hi_y);
+    inside_range(W, k, stride, pad, WO, &lo_x, &hi_x);
+    for (int oy = 0; oy < HO; oy++) {
+        float *yr = y + (size_t)oy * WO;
+        uint8_t *ar = arg + (size_t)oy * WO;
+        const int inside = !nan && oy >= lo_y && oy < hi_y;
+        for (int ox = 0; ox < WO; ox++) {
+            if (inside && ox == lo_x && hi_x > lo_x) {
+                const float *w = x + (size_t)(oy * stride - pad) * W + (lo_x * stride - pad);
+                if (k == 3 && stride == 2)
+                    pool_interior_arg(w, W, 3, 2, lo_x, hi_x, yr, ar);
+                else
+                    pool_interior_arg(w, W, k, stride, lo_x, hi_x, yr, ar);
+                ox = hi_x - 1;
+                continue;
+            }
+            yr[ox] = pool_arg_clipped(x, H, W, k, stride, pad, oy, ox, nan, ar + ox);
+        }
+    }
+}
+
+void maxpool2d_forward_arg(const float *x, int P, int H, int W, int k, int stride, int pad,
+                           float *y, uint8_t *arg) {
+    int HO = maxpool2d_out_size(H, k, stride, pad), WO = maxpool2d_out_size(W, k, stride, pad);
+#pragma omp parallel for num_threads(rn_threads()) schedule(static)
+    for (int p = 0; p < P; p++)
+        maxpool_arg_plane(x + (size_t)p * H * W, H, W, k, stride, pad, HO, WO,
+                          y + (size_t)p * HO * WO, arg + (size_t)p * HO * WO);
+}
+
+void maxpool2d_backward_arg(const uint8_t *arg, const float *dy, int P, int H, int W, int k,
+                            int stride, int pad, float *dx) {
+    int HO = maxpool2d_out_size(H, k, stride, pad), WO = maxpool2d_out_size(W, k, stride, pad);
+    ptrdiff_t off[RN_POOL_ARG_MAX_K * RN_POOL_ARG_MAX_K]; /* a winner's offset in its window */
+    for (int t = 0; t < k * k && k <= RN_POOL_ARG_MAX_K; t++)
+        off[t] = (ptrdiff_t)(t / k) * W + t % k;
+#pragma omp parallel for num_threads(rn_threads()) schedule(static)
+    for (int p = 0; p < P; p++) {
+        float *d = dx + (size_t)p * H * W;
+        const uint8_t *a = arg + (size_t)p * HO * WO;
+        const float *g = dy + (size_t)p * HO * WO;
+        memset(d, 0, (size_t)H * W * sizeof(float));
+        for (int oy = 0; oy < HO; oy++)
+            for (int ox = 0; ox < WO; ox++) {
+                const int t = a[oy * WO + ox];
+                if (t != RN_POOL_NO_WINNER) /* each window's origin may lie in the padding */
+                    d[(ptrdiff_t)(oy * stride - pad) * W + (ox * stride - pad) + off[t]] +=
+                        g[oy * WO + ox];
+            }
+    }
+}
+
 /* Outputs per chunk of a row in the blocked pool: their 16 channels gathered, then stored as
  * 16 runs along the output rows. */
 #define BLOCKED_CHUNK 64
