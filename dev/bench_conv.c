@@ -60,7 +60,7 @@ static const bench_shape resnet18[] = {
 /* The stride-1 3x3 convolutions of the narrow networks trained on 28x28
  * Fashion-MNIST: the CIFAR-stem resnet18 at widths 16 and 32 (stages at
  * 28, 14, 7, 4) and d2l_resnet18 (64 channels at 7, on to 512 at 1), then
- * d2l_resnet18's strided convolutions and shortcuts. */
+ * d2l_resnet18's strided convolutions and shortcuts, and its last stage at 96x96. */
 static const bench_shape narrow[] = {
     {"3x3 16->16 @28", 16, 28, 16, 3, 1, 1, 5},
     {"3x3 32->32 @14", 32, 14, 32, 3, 1, 1, 3},
@@ -81,6 +81,7 @@ static const bench_shape narrow[] = {
     {"1x1/2 128->256 @4", 128, 4, 256, 1, 2, 0, 1},
     {"3x3/2 256->512 @2", 256, 2, 512, 3, 2, 1, 1},
     {"1x1/2 256->512 @2", 256, 2, 512, 1, 2, 0, 1},
+    {"3x3 512->512 @3", 512, 3, 512, 3, 1, 1, 3}, /* d2l_resnet18's last stage at 96x96 */
     {NULL, 0, 0, 0, 0, 0, 0, 0},
 };
 

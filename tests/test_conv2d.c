@@ -237,6 +237,8 @@ static void check_heuristic(void) {
          * 28x28); rows of 4 fill it more than half */
         {SHAPE(256, 128, 4, 256, 3, 2, 1), RN_CONV_IM2COL, -1, "3x3/2 128->256 at 4"},
         {SHAPE(256, 64, 7, 128, 3, 2, 1), RN_CONV_IM2COL, RN_CONV_DIRECT, "3x3/2 64->128 at 7"},
+        /* ... but on rows of 3 where the whole output is small (9 pixels) */
+        {SHAPE(1, 512, 3, 512, 3, 1, 1), RN_CONV_IM2COL, RN_CONV_DIRECT, "3x3 512->512 at 3"},
         /* 2x2 maps at stride 1: the small-map product, at any batch */
         {SHAPE(256, 256, 2, 256, 3, 1, 1), RN_CONV_SMALLMAP, -1, "3x3 256->256 at 2x2"},
         {SHAPE(1, 256, 2, 256, 3, 1, 1), RN_CONV_SMALLMAP, -1, "3x3 256->256 at 2x2"},

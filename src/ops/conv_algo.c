@@ -172,14 +172,17 @@ static int strided_1x1_by_im2col(const rn_kernels *k, const rn_conv_shape *s) {
 
 /* The direct tile takes mr pixels of one output row, or of two rows where a row of at least 4
  * fills at most half of it (conv_direct.c); the rules above and below take windows only where
- * that fills half the tile or more: output rows of 4 pixels and more. On rows of 2 (and 1) the
- * tile multiplies mostly nothing: d2l_resnet18's 3x3/2 128->256 from 4x4 to 2x2 at batch 256
- * (`bench_conv -m narrow -b 256 -s /2`, AMD EPYC Zen 5, 2 threads) 122 effective GFLOP/s on
- * the direct tile against im2col's 257, bf16 190 against 372. */
+ * that fills half the tile or more (output rows of 4 pixels and more), or where the whole output
+ * has at most DIRECT_WIDE_MAX_PIXELS pixels, whose GEMM panels are as empty. On rows of 2 (and
+ * 1) of a larger output the tile multiplies mostly nothing: d2l_resnet18's 3x3/2 128->256 from
+ * 4x4 to 2x2 at batch 256 (`bench_conv -m narrow -b 256 -s /2`, AMD EPYC Zen 5, 2 threads) 122
+ * effective GFLOP/s on the direct tile against im2col's 257, bf16 190 against 372; but 3x3
+ * 512->512 on 3x3 maps at batch 1 (9 pixels, `-b 1 -s @3`) 188 against 164, bf16 334 against
+ * 217 (at batch 4, 36 pixels, 240 against 263 and 383 against 443: the tile kept, as before). */
 static int direct_fills_tile(const rn_kernels *k, const rn_conv_shape *s) {
     const int rows = s->wo >= 4 && 2 * s->wo <= k->direct_mr && s->ho > 1 ? 2 : 1;
     const long pixels = (long)rows * s->wo < k->direct_mr ? (long)rows * s->wo : k->direct_mr;
-    return 2 * pixels >= k->direct_mr;
+    return 2 * pixels >= k->direct_mr || (long)s->n * s->ho * s->wo <= DIRECT_WIDE_MAX_PIXELS;
 }
 
 /* A window on a map small enough for the 14 x 32 tile's rule above. */
