@@ -614,6 +614,8 @@ static void fast_vs_ref_ops(void) {
     maxpool_fast_vs_ref(64, 14, 14, 3, 2, 1, 0);
     maxpool_fast_vs_ref(64, 14, 14, 3, 2, 1, 1);
     maxpool_fast_vs_ref(3, 1, 2, 1, 1, 1, 0);
+    /* the widest window whose winners fit a byte (15x15: 225 taps) */
+    maxpool_fast_vs_ref(2, 20, 19, RN_POOL_ARG_MAX_K, 2, 7, 1);
 }
 
 /* ---------------------------------------------------------------------------

@@ -23,6 +23,7 @@
 #include "ops/conv2d.h"
 #include "ops/conv_wgrad.h"
 #include "ops/kernels.h"
+#include "ops/ops.h"
 #include "resnet.h"
 #include "check.h"
 #include "conv_case.h"
@@ -130,6 +131,33 @@ static void fast_vs_ref_random(int count) {
  * strides 2 and 3, windows 2 to 7, groups, ragged phases (odd sizes); `count` shapes that take
  * it, and the shapes that do not fit it (a phase's window starting higher than another's) go
  * through col2im. */
+/* Both gradients by the small-map product on bf16 kernels (bf16 products), against the
+ * reference on operands already rounded to bf16: the products are then exact, only the fp32
+ * sums' order differs. */
+static void smallmap_bf16_vs_ref(const rn_kernels *kb) {
+    if (!kb)
+        return;
+    rn_conv_shape s = conv_case_shape(128, 40, 2, 2, 36, 3, 1, 1, 1);
+    conv_sizes sz;
+    if (!conv_case_init(&s, "smallmap bf16", &sz))
+        return;
+    float *x = check_frand(sz.x, -1, 1), *w = check_frand(sz.w, -1, 1), *dy = check_frand(sz.y, -1, 1);
+    rn_round_bf16(x, sz.x), rn_round_bf16(w, sz.w), rn_round_bf16(dy, sz.y);
+    float *dx1 = check_floats(sz.x), *dx2 = check_floats(sz.x), *dw1 = check_floats(sz.w),
+          *dw2 = check_floats(sz.w), *db1 = check_floats(s.cout), *db2 = check_floats(s.cout);
+    float *ws = check_floats(conv2d_backward_workspace_floats(kb, &s, 1));
+    conv2d_backward_data_ref(&s, dy, w, 0.0f, dx1);
+    conv2d_backward_weight_ref(&s, x, dy, dw1, db1);
+    conv2d_backward_data(kb, &s, dy, w, 0.0f, dx2, ws, 1);
+    conv2d_backward_weight(kb, &s, x, dy, dw2, db2, ws, 1);
+    const double ex = check_rel_err(dx2, dx1, sz.x), ew = check_rel_err(dw2, dw1, sz.w);
+    CHECK(conv2d_backward_by_smallmap(kb, &s) && ex <= FAST_TOL && ew <= FAST_TOL,
+          "%s: 3x3 on 2x2 by the small-map product on bf16 operands: dx %.1e dw %.1e", kb->name,
+          ex, ew);
+    rn_free(x), rn_free(w), rn_free(dy), rn_free(dx1), rn_free(dx2), rn_free(dw1), rn_free(dw2),
+        rn_free(db1), rn_free(db2), rn_free(ws);
+}
+
 static void phases_vs_ref_random(int count) {
     static const int ks[] = {2, 3, 4, 5, 7};
     int taken = 0, other = 0;
@@ -171,14 +199,17 @@ static void fast_vs_ref_fixed(void) {
      * last stage at batch 1, and 2x2 maps (the 28x28 models' third stage) */
     fast_vs_ref_conv(conv_case_shape(1, 256, 7, 7, 256, 3, 1, 1, 1), 1.0f, "last stage 3x3");
     fast_vs_ref_conv(conv_case_shape(16, 256, 2, 2, 256, 3, 1, 1, 1), 0.0f, "3x3 on 2x2");
-    /* where (with wino) both gradients are the small-map product's: K over several blocks, a
-     * map of one row */
-    fast_vs_ref_conv(conv_case_shape(5, 300, 2, 2, 70, 3, 1, 1, 1), 1.0f, "3x3 on 2x2, K blocks");
-    fast_vs_ref_conv(conv_case_shape(3, 9, 1, 2, 11, 3, 1, 1, 1), 1.0f, "3x3 on 1x2");
-    rn_conv_shape small = conv_case_shape(16, 256, 2, 2, 256, 3, 1, 1, 1);
+    /* where (with wino) both gradients are the small-map product's (from batch 128): K over
+     * several blocks, a map of one row */
+    fast_vs_ref_conv(conv_case_shape(128, 300, 2, 2, 70, 3, 1, 1, 1), 1.0f, "3x3 on 2x2, K blocks");
+    fast_vs_ref_conv(conv_case_shape(128, 9, 1, 2, 11, 3, 1, 1, 1), 1.0f, "3x3 on 1x2");
+    rn_conv_shape small = conv_case_shape(256, 256, 2, 2, 256, 3, 1, 1, 1);
     conv2d_shape_init(&small);
-    CHECK(conv2d_backward_by_smallmap(kd, &small) && conv2d_backward_by_smallmap(rn_kernels_bf16(kd), &small),
-          "%s: 3x3 on 2x2, both gradients by the small-map product (fp32 and bf16 kernels)", kd->name);
+    const rn_kernels *kb = rn_kernels_bf16(kd);
+    CHECK(conv2d_backward_by_smallmap(kd, &small) && (!kb || conv2d_backward_by_smallmap(kb, &small)),
+          "%s: 3x3 on 2x2, both gradients by the small-map product (fp32%s kernels)", kd->name,
+          kb ? " and bf16" : "");
+    smallmap_bf16_vs_ref(kb);
     /* where it picks the direct convolution (with wino, for the data gradient too): 16
      * channels, the narrow networks' first stage */
     fast_vs_ref_conv(conv_case_shape(3, 16, 28, 28, 16, 3, 1, 1, 1), 1.0f, "narrow 3x3");

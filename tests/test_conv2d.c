@@ -239,9 +239,16 @@ static void check_heuristic(void) {
         {SHAPE(256, 64, 7, 128, 3, 2, 1), RN_CONV_IM2COL, RN_CONV_DIRECT, "3x3/2 64->128 at 7"},
         /* ... but on rows of 3 where the whole output is small (9 pixels) */
         {SHAPE(1, 512, 3, 512, 3, 1, 1), RN_CONV_IM2COL, RN_CONV_DIRECT, "3x3 512->512 at 3"},
-        /* 2x2 maps at stride 1: the small-map product, at any batch */
+        /* 2x2 maps at stride 1: the small-map product from batch 128; F(2x2) below (64: 256
+         * tiles), and at batch 1 the wide direct tile's small-map rule, else im2col */
         {SHAPE(256, 256, 2, 256, 3, 1, 1), RN_CONV_SMALLMAP, -1, "3x3 256->256 at 2x2"},
-        {SHAPE(1, 256, 2, 256, 3, 1, 1), RN_CONV_SMALLMAP, -1, "3x3 256->256 at 2x2"},
+        {SHAPE(128, 256, 2, 256, 3, 1, 1), RN_CONV_SMALLMAP, -1, "3x3 256->256 at 2x2"},
+        {SHAPE(64, 256, 2, 256, 3, 1, 1), RN_CONV_WINOGRAD2, -1, "3x3 256->256 at 2x2"},
+        {SHAPE(1, 256, 2, 256, 3, 1, 1), RN_CONV_IM2COL, RN_CONV_DIRECT, "3x3 256->256 at 2x2"},
+        /* not where a block of its matrix would be zeros (a 3x3 window on 1x3 misses a column):
+         * the small map's rule of the wide direct tile, else im2col */
+        {{.n = 64, .cin = 32, .h = 1, .w = 3, .cout = 32, .kh = 3, .kw = 3, .stride = 1, .pad = 1,
+          .groups = 1}, RN_CONV_IM2COL, RN_CONV_DIRECT, "3x3 32->32 at 1x3"},
     };
 #undef SHAPE
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -270,16 +277,21 @@ static void check_heuristic(void) {
               rn_conv_algo_for_bf16(kb, RN_CONV_IM2COL, RN_CONV_IM2COL, 1, &one) == RN_CONV_IM2COL &&
               rn_conv_algo_for_bf16(kb, RN_CONV_IM2COL, -1, 1, &three) == RN_CONV_IM2COL,
           "bf16: Winograd and direct kept, a 1x1 GEMM pointwise, forced im2col kept");
-    /* the small-map product stays (a GEMM on the bf16 kernels already), on matrix tiles too */
+    /* the small-map product stays in training (a GEMM on the bf16 kernels already), on matrix
+     * tiles too, and where forced; bf16 inference takes F(2x2) on bf16 products instead */
     rn_conv_shape two = three;
-    two.n = 64, two.h = two.w = 2, two.cin = two.cout = 256;
+    two.n = 256, two.h = two.w = 2, two.cin = two.cout = 256;
     rn_kernels amx = *kb;
     amx.matrix_tiles = 1;
     check(conv2d_shape_init(&two) &&
-              rn_conv_algo_for_bf16(kb, RN_CONV_SMALLMAP, -1, 1, &two) == RN_CONV_SMALLMAP &&
               rn_conv_algo_for_bf16(kb, RN_CONV_SMALLMAP, -1, 0, &two) == RN_CONV_SMALLMAP &&
-              rn_conv_algo_for_bf16(&amx, RN_CONV_SMALLMAP, -1, 0, &two) == RN_CONV_SMALLMAP,
-          "bf16: 3x3 on 2x2 keeps the small-map product (inference, training, matrix tiles)");
+              rn_conv_algo_for_bf16(&amx, RN_CONV_SMALLMAP, -1, 0, &two) == RN_CONV_SMALLMAP &&
+              rn_conv_algo_for_bf16(&amx, RN_CONV_SMALLMAP, -1, 1, &two) == RN_CONV_SMALLMAP &&
+              rn_conv_algo_for_bf16(kb, RN_CONV_SMALLMAP, RN_CONV_SMALLMAP, 1, &two) ==
+                  RN_CONV_SMALLMAP &&
+              rn_conv_algo_for_bf16(kb, RN_CONV_SMALLMAP, -1, 1, &two) == RN_CONV_WINOGRAD2,
+          "bf16: 3x3 on 2x2 keeps the small-map product in training, on matrix tiles and where "
+          "forced; F(2x2) in inference");
     /* a small map at stride 1: the direct tile where it has bf16 pairs, unless forced */
     rn_conv_shape small = three;
     small.h = small.w = 14, small.cin = small.cout = 256;
@@ -583,6 +595,8 @@ static void run_cases(int randoms) {
     check_conv(conv_case_shape(2, 9, 2, 2, 11, 2, 1, 0, 1), 3, "2x2 on 2x2");
     check_conv(conv_case_shape(3, 7, 1, 2, 13, 3, 1, 1, 1), 7, "3x3 on 1x2");
     check_conv(conv_case_shape(2, 5, 2, 1, 6, 5, 1, 2, 1), 5, "5x5 on 2x1");
+    check_conv(conv_case_shape(3, 7, 1, 3, 9, 3, 1, 1, 1), 7, "3x3 on 1x3 (blocks of zeros)");
+    check_conv(conv_case_shape(3, 6, 2, 2, 5, 1, 2, 0, 1), 3, "1x1/2 on 2x2 (blocks of zeros)");
     check_conv(conv_case_shape(1, 64, 56, 56, 64, 3, 1, 1, 1), 7, "ResNet 3x3 64@56");
     check_conv(conv_case_shape(2, 40, 17, 23, 96, 3, 1, 1, 1), 3, "3x3 odd sizes");
     check_conv(conv_case_shape(1, 96, 7, 7, 40, 3, 1, 1, 1), 7, "3x3 7x7 weights over the input (direct: by panel)");

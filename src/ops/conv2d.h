@@ -83,7 +83,9 @@ void conv2d_backward_data(const rn_kernels *k, const rn_conv_shape *s, const flo
  * dw (cout, cin/groups, kh, kw) = sum over n, ho, wo of dy x im2col(x);
  * db (cout) = sum of dy over n, ho, wo (db may be NULL). With `algos` non-zero, the weight
  * gradient of a 3x3 stride-1 convolution on enough channels is computed by Winograd
- * (conv_wgrad.h: its accuracy is the forward Winograd's); 0 keeps the exact routes. */
+ * (conv_wgrad.h: its accuracy is the forward Winograd's), and that of a layer the heuristic
+ * gives to the small-map product as one (conv_smallmap.c, exact up to float rounding); 0 keeps
+ * the exact routes. */
 void conv2d_backward_weight_ref(const rn_conv_shape *s, const float *x, const float *dy,
                                 float *dw, float *db);
 void conv2d_backward_weight(const rn_kernels *k, const rn_conv_shape *s, const float *x,
@@ -109,8 +111,8 @@ int conv2d_backward_by_smallmap(const rn_kernels *k, const rn_conv_shape *s);
 /* Floats of workspace the two fast backward functions need for shape s.
  * With `algos` non-zero, conv2d_backward_data computes the gradient of a
  * stride-1 convolution as the forward convolution of dy with the flipped
- * weights by Winograd (its accuracy, conv_algo.h) or the direct algorithm
- * where the algorithm heuristic would choose one of them for that flipped
+ * weights by Winograd (its accuracy, conv_algo.h), the direct algorithm or the small-map
+ * product where the algorithm heuristic would choose one of them for that flipped
  * shape, its workspace sized for `algos` threads (conv_algo.h: forward); 0
  * keeps the GEMM routes (exact up to float rounding). */
 size_t conv2d_backward_workspace_floats(const rn_kernels *k, const rn_conv_shape *s, int algos);

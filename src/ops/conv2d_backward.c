@@ -164,8 +164,9 @@ typedef struct bwd_plan {
     long pix_in, pix_out;   /* n*h*w and n*ho*wo: one channel's floats */
     int pointwise;          /* 1x1, stride 1, unpadded: im2col(x) is x */
     int data_route;
-    const rn_conv_algo *algo; /* DATA_ALGO: Winograd or direct, as the heuristic picks */
-    const rn_kernels *ka;   /* DATA_ALGO: its kernels (fp32: k's own, or k's fp32 twin) */
+    const rn_conv_algo *algo; /* DATA_ALGO: Winograd, direct or smallmap, as the heuristic picks */
+    const rn_kernels *ka;   /* DATA_ALGO: its kernels (Winograd and direct: fp32, k's own or
+                               k's fp32 twin; smallmap: k itself, bf16 products on bf16 ones) */
     int threads;            /* DATA_ALGO: the thread count its workspace is for */
     int chunk_d;            /* pixels per col2im chunk (DATA_COL2IM) */
     int phase_pad;          /* DATA_PHASES: every phase's window starts this far above dy's
@@ -246,7 +247,8 @@ static int phase_taps(int k, int st, int pad, int a, int *k_top, int *lead) {
  *         at 16x16, batch 128: AVX-512 49.3 -> 46.9, AVX2 74.4 -> 68.3
  *     not 64 -> 128 at 56x56, batch 32: AVX-512 38.0 -> 38.7, AVX2 54.4 -> 58.9, AMX 35.2 ->
  *         36.2; at 32x32, batch 128, AVX-512 56.6 -> 53.2, AVX2 80.5 -> 81.3
- * Nor where a phase would be narrower than PHASES_MIN_WIDTH columns: on d2l_resnet18's maps at
+ * Nor where a phase would be narrower than PHASES_MIN_WIDTH rows or columns: on d2l_resnet18's
+ * square maps at
  * 28x28 input, batch 256 (`bench_backward -f -m -t 2`, AMD EPYC Zen 5, two runs, the data
  * gradient's GFLOP/s, phases against col2im), 128 -> 256 at 4x4 (phases of 2 columns) 165-167
  * against 209-211, AVX2 122 against 130, bf16 188 against 236; 256 -> 512 at 2x2 (phases of
@@ -315,7 +317,8 @@ static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s, int algos
         /* bf16 kernels: Winograd on the fp32 ones (rn_kernels_fp32), not the direct tile, and
          * on matrix tiles (AMX) only where the forward keeps it too: from 256 channels up the
          * bf16 GEMM on the flipped weights outruns it (resnet18 at 224x224, batch 32, on a
-         * Sapphire Rapids class Xeon: see the commit that made this rule) */
+         * Sapphire Rapids class Xeon: see the commit that made this rule); the small-map
+         * product (a GEMM) on k's own kernels at either precision */
         const rn_conv_shape f = flipped_shape(s);
         p.ka = rn_kernels_fp32(p.k);
         const rn_conv_algo_id a = rn_conv_algo_choose(p.ka, &f);

@@ -3,6 +3,7 @@
  * that picks one per layer (contract in conv_algo.h).
  */
 #include "ops/conv_algo.h"
+#include "ops/conv_smallmap.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -209,12 +210,26 @@ static int direct_pays(const rn_kernels *k, const rn_conv_shape *s) {
            (wide && weight_bytes <= DIRECT_WIDE_MAX_WEIGHT_BYTES_STRIDED);
 }
 
-/* Windows at stride 1 on maps of at most 2x2 (conv_smallmap.c): every tap of its matrix live
- * where the window covers the whole map (3x3 pad 1 on 2x2), as many products as F(2x2) and no
- * transforms. d2l_resnet18's three 3x3 256 -> 256 at 2x2 at batch 256 (28x28 input), AMD EPYC
- * Zen 5, 2 threads: see the commit that made this rule. */
+/* Windows at stride 1 on maps of at most 2x2 (conv_smallmap.c) where every block of its matrix
+ * is a live tap (3x3 pad 1 on 2x2, or 1x2): as many products as F(2x2) and no transforms, and
+ * no zero block mixing an infinite input into outputs whose window does not reach it (on 1x3
+ * maps a 3x3 window misses a column: im2col there); from SMALLMAP_MIN_BATCH images, where its
+ * product has columns enough. 3x3 256->256 on 2x2 (`bench_conv -m narrow -s "256->256 @2"`,
+ * AMD EPYC Zen 5, 2 threads, effective GFLOP/s, weights prepared once): batch 256 690 against
+ * F(2x2)'s 609, 128 664 against 614, but 64 502 against 632 and 1 29 against the direct tile's
+ * 85. In training (batch 256, d2l_resnet18 at 28x28, `profile_train`) its data and weight
+ * gradients outrun F(2x2)'s by more (see the commit that made this rule). bf16 inference takes
+ * F(2x2) instead (rn_conv_algo_for_bf16). */
+#define SMALLMAP_MIN_BATCH 128
 static int smallmap_pays(const rn_conv_shape *s) {
-    return rn_conv_smallmap.supports(s) && s->stride == 1 && s->kh * s->kw > 1;
+    if (!rn_conv_smallmap.supports(s) || s->stride != 1 || s->kh * s->kw == 1 ||
+        s->n < SMALLMAP_MIN_BATCH)
+        return 0;
+    for (int p = 0; p < s->ho * s->wo; p++)
+        for (int q = 0; q < s->h * s->w; q++)
+            if (rn_smallmap_tap(s, p, q) < 0)
+                return 0;
+    return 1;
 }
 
 rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s) {
@@ -326,8 +341,14 @@ rn_conv_algo_id rn_conv_algo_for_bf16(const rn_kernels *kb, int a, int forced, i
                                       const rn_conv_shape *s) {
     kb = rn_kernels_or_default(kb);
     const int wino = rn_conv_algo_is_winograd(a), chosen = forced != a; /* not the user's */
-    if (a == RN_CONV_SMALLMAP) /* a GEMM on kb's kernels already */
-        return RN_CONV_SMALLMAP;
+    /* the small-map product: a GEMM on kb's kernels already; but bf16 inference (weights
+     * prepared once) runs F(2x2) on bf16 products faster (3x3 256->256 on 2x2, `bench_conv -m
+     * narrow -p bf16`: batch 256 976 effective GFLOP/s against 808, 128 852 against 711), unless
+     * on matrix tiles, whose Winograd keeps fp32 products (not measured there) */
+    if (a == RN_CONV_SMALLMAP)
+        return inference && chosen && !kb->matrix_tiles && rn_conv_winograd2.supports(s)
+                   ? RN_CONV_WINOGRAD2
+                   : RN_CONV_SMALLMAP;
     if (chosen && kb->matrix_tiles) {
         if (wino && rn_conv_bf16_keeps_winograd(kb, s))
             return (rn_conv_algo_id)a;
