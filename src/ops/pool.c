@@ -56,21 +56,6 @@ pool_interior(const float *x, int W, int K, int S, int ox0, int ox1, float *y) {
     }
 }
 
-/* One output of a window that may cross the plane's border. */
-static inline float pool_clipped(const float *x, int H, int W, int k, int stride, int pad, int oy,
-                                 int ox) {
-    int y0 = oy * stride - pad, x0 = ox * stride - pad, ky0, ky1, kx0, kx1;
-    window_clip(y0, k, H, &ky0, &ky1);
-    window_clip(x0, k, W, &kx0, &kx1);
-    float m = -INFINITY;
-    for (int ky = ky0; ky < ky1; ky++) {
-        const float *row = x + (size_t)(y0 + ky) * W + x0;
-        for (int kx = kx0; kx < kx1; kx++)
-            m = row[kx] > m ? row[kx] : m;
-    }
-    return m;
-}
-
 /* Along an axis of n inputs and out outputs: the outputs [*lo, *hi) whose
  * windows lie wholly inside (o * stride - pad >= 0, o * stride - pad + k <= n). */
 static void inside_range(int n, int k, int stride, int pad, int out, int *lo, int *hi) {
@@ -80,34 +65,82 @@ static void inside_range(int n, int k, int stride, int pad, int out, int *lo, in
     *lo = *lo > *hi ? *hi : *lo;
 }
 
-/* One plane: the largest value of each window. The comparisons drop NaN,
- * so a plane holding one (found first, in one pass) is pooled by the
- * reference instead, which passes the NaN on as PyTorch does. Windows
- * inside the plane go through pool_interior (ResNet's 3x3 stride-2 pool
- * with constant sizes), those on the border one at a time. */
-static void maxpool_plane(const float *x, int H, int W, int k, int stride, int pad,
-                          int HO, int WO, float *y) {
-    if (has_nan(x, (size_t)H * W)) {
-        maxpool2d_forward_ref(x, 1, H, W, k, stride, pad, y);
-        return;
+/* As pool_interior, with each window's winner: the tap where the maximum was last replaced
+ * (tap 0, the first in-bounds one, where nothing beats -inf). */
+static inline __attribute__((always_inline)) void
+pool_interior_arg(const float *x, int W, int K, int S, int ox0, int ox1, float *y, uint8_t *arg) {
+#pragma omp simd
+    for (int ox = ox0; ox < ox1; ox++) {
+        const float *w = x + (ptrdiff_t)(ox - ox0) * S;
+        float m = -INFINITY, at = 0.0f; /* the tap as a float: selects of one type vectorize */
+#pragma GCC unroll 16
+        for (int t = 0; t < K * K; t++) {
+            const float v = w[(ptrdiff_t)(t / K) * W + t % K];
+            at = v > m ? (float)t : at;
+            m = v > m ? v : m;
+        }
+        y[ox] = m;
+        arg[ox] = (uint8_t)(int)at;
     }
+}
+
+/* One window that may cross the plane's border, by the reference's scan and rule, its winner
+ * into *arg where arg is not NULL (a window wholly in the padding has none); `nan`: the plane holds a NaN, which then
+ * wins (the last one), else the plain "greater replaces" as selects, no branch on the data. */
+static inline __attribute__((always_inline)) float
+pool_clipped(const float *x, int H, int W, int k, int stride, int pad, int oy, int ox, int nan,
+             uint8_t *arg) {
+    int y0 = oy * stride - pad, x0 = ox * stride - pad, ky0, ky1, kx0, kx1;
+    window_clip(y0, k, H, &ky0, &ky1);
+    window_clip(x0, k, W, &kx0, &kx1);
+    float m = -INFINITY;
+    int at = ky1 > ky0 && kx1 > kx0 ? ky0 * k + kx0 : RN_POOL_NO_WINNER;
+    for (int ky = ky0; ky < ky1; ky++) {
+        const float *row = x + (size_t)(y0 + ky) * W + x0;
+        for (int kx = kx0; kx < kx1; kx++) {
+            const float v = row[kx];
+            const int wins = nan ? v > m || v != v : v > m;
+            at = wins ? ky * k + kx : at;
+            m = wins ? v : m;
+        }
+    }
+    if (arg)
+        *arg = (uint8_t)at;
+    return m;
+}
+
+/* One plane: the largest value of each window and, with arg (else NULL), its winner (the tap
+ * where the maximum was last replaced); inlined into its two callers, so that the plain forward
+ * computes no winners. A plane holding a NaN (found first, in one pass) has
+ * every window scanned by the reference's rule, which passes the NaN on as PyTorch does;
+ * otherwise windows inside the plane go through pool_interior (ResNet's 3x3 stride-2 pool with
+ * constant sizes), those on the border one at a time. */
+static inline __attribute__((always_inline)) void
+maxpool_plane(const float *x, int H, int W, int k, int stride, int pad, int HO, int WO, float *y,
+              uint8_t *arg) {
+    const int nan = has_nan(x, (size_t)H * W);
     int lo_y, hi_y, lo_x, hi_x;
     inside_range(H, k, stride, pad, HO, &lo_y, &hi_y);
     inside_range(W, k, stride, pad, WO, &lo_x, &hi_x);
     for (int oy = 0; oy < HO; oy++) {
         float *yr = y + (size_t)oy * WO;
-        const int inside = oy >= lo_y && oy < hi_y;
+        uint8_t *ar = arg ? arg + (size_t)oy * WO : NULL;
+        const int inside = !nan && oy >= lo_y && oy < hi_y;
         for (int ox = 0; ox < WO; ox++) {
             if (inside && ox == lo_x && hi_x > lo_x) {
                 const float *w = x + (size_t)(oy * stride - pad) * W + (lo_x * stride - pad);
-                if (k == 3 && stride == 2)
+                if (ar && k == 3 && stride == 2)
+                    pool_interior_arg(w, W, 3, 2, lo_x, hi_x, yr, ar);
+                else if (ar)
+                    pool_interior_arg(w, W, k, stride, lo_x, hi_x, yr, ar);
+                else if (k == 3 && stride == 2)
                     pool_interior(w, W, 3, 2, lo_x, hi_x, yr);
                 else
                     pool_interior(w, W, k, stride, lo_x, hi_x, yr);
                 ox = hi_x - 1;
                 continue;
             }
-            yr[ox] = pool_clipped(x, H, W, k, stride, pad, oy, ox);
+            yr[ox] = pool_clipped(x, H, W, k, stride, pad, oy, ox, nan, ar ? ar + ox : NULL);
         }
     }
 }
@@ -138,85 +171,18 @@ void maxpool2d_forward(const float *x, int P, int H, int W, int k, int stride,
 #pragma omp parallel for num_threads(rn_threads()) schedule(static)
     for (int p = 0; p < P; p++)
         maxpool_plane(x + (size_t)p * H * W, H, W, k, stride, pad, HO, WO,
-                      y + (size_t)p * HO * WO);
+                      y + (size_t)p * HO * WO, NULL);
 }
 
 /* ---- max pooling that keeps its winners (a training step's) ---------------------------- */
-
-/* As pool_interior, with each window's winner: the tap where the maximum was last replaced
- * (tap 0, the first in-bounds one, where nothing beats -inf). */
-static inline __attribute__((always_inline)) void
-pool_interior_arg(const float *x, int W, int K, int S, int ox0, int ox1, float *y, uint8_t *arg) {
-#pragma omp simd
-    for (int ox = ox0; ox < ox1; ox++) {
-        const float *w = x + (ptrdiff_t)(ox - ox0) * S;
-        float m = -INFINITY, at = 0.0f; /* the tap as a float: selects of one type vectorize */
-#pragma GCC unroll 16
-        for (int t = 0; t < K * K; t++) {
-            const float v = w[(ptrdiff_t)(t / K) * W + t % K];
-            at = v > m ? (float)t : at;
-            m = v > m ? v : m;
-        }
-        y[ox] = m;
-        arg[ox] = (uint8_t)(int)at;
-    }
-}
-
-/* One window by the reference's scan and rule, its winner kept (a window wholly in the
- * padding has none); `nan`: the plane holds a NaN, which then wins (the last one), else the
- * plain "greater replaces" as selects, no branch on the data. */
-static inline float pool_arg_clipped(const float *x, int H, int W, int k, int stride, int pad,
-                                     int oy, int ox, int nan, uint8_t *arg) {
-    int y0 = oy * stride - pad, x0 = ox * stride - pad, ky0, ky1, kx0, kx1;
-    window_clip(y0, k, H, &ky0, &ky1);
-    window_clip(x0, k, W, &kx0, &kx1);
-    float m = -INFINITY;
-    int at = ky1 > ky0 && kx1 > kx0 ? ky0 * k + kx0 : RN_POOL_NO_WINNER;
-    for (int ky = ky0; ky < ky1; ky++) {
-        const float *row = x + (size_t)(y0 + ky) * W + x0;
-        for (int kx = kx0; kx < kx1; kx++) {
-            const float v = row[kx];
-            const int wins = nan ? v > m || v != v : v > m;
-            at = wins ? ky * k + kx : at;
-            m = wins ? v : m;
-        }
-    }
-    *arg = (uint8_t)at;
-    return m;
-}
-
-static void maxpool_arg_plane(const float *x, int H, int W, int k, int stride, int pad, int HO,
-                              int WO, float *y, uint8_t *arg) {
-    const int nan = has_nan(x, (size_t)H * W); /* then every window by the reference's rule */
-    int lo_y, hi_y, lo_x, hi_x;
-    inside_range(H, k, stride, pad, HO, &lo_y, &hi_y);
-    inside_range(W, k, stride, pad, WO, &lo_x, &hi_x);
-    for (int oy = 0; oy < HO; oy++) {
-        float *yr = y + (size_t)oy * WO;
-        uint8_t *ar = arg + (size_t)oy * WO;
-        const int inside = !nan && oy >= lo_y && oy < hi_y;
-        for (int ox = 0; ox < WO; ox++) {
-            if (inside && ox == lo_x && hi_x > lo_x) {
-                const float *w = x + (size_t)(oy * stride - pad) * W + (lo_x * stride - pad);
-                if (k == 3 && stride == 2)
-                    pool_interior_arg(w, W, 3, 2, lo_x, hi_x, yr, ar);
-                else
-                    pool_interior_arg(w, W, k, stride, lo_x, hi_x, yr, ar);
-                ox = hi_x - 1;
-                continue;
-            }
-            yr[ox] = pool_arg_clipped(x, H, W, k, stride, pad, oy, ox, nan, ar + ox);
-        }
-    }
-}
 
 void maxpool2d_forward_arg(const float *x, int P, int H, int W, int k, int stride, int pad,
                            float *y, uint8_t *arg) {
     int HO = maxpool2d_out_size(H, k, stride, pad), WO = maxpool2d_out_size(W, k, stride, pad);
 #pragma omp parallel for num_threads(rn_threads()) schedule(static)
     for (int p = 0; p < P; p++)
-        maxpool_arg_plane(x + (size_t)p * H * W, H, W, k, stride, pad, HO, WO,
-                          y + (size_t)p * HO * WO, arg + (size_t)p * HO * WO);
+        maxpool_plane(x + (size_t)p * H * W, H, W, k, stride, pad, HO, WO,
+                      y + (size_t)p * HO * WO, arg + (size_t)p * HO * WO);
 }
 
 void maxpool2d_backward_arg(const uint8_t *arg, const float *dy, int P, int H, int W, int k,
