@@ -248,9 +248,8 @@ static int phase_taps(int k, int st, int pad, int a, int *k_top, int *lead) {
  *     not 64 -> 128 at 56x56, batch 32: AVX-512 38.0 -> 38.7, AVX2 54.4 -> 58.9, AMX 35.2 ->
  *         36.2; at 32x32, batch 128, AVX-512 56.6 -> 53.2, AVX2 80.5 -> 81.3
  * Nor where a phase would be narrower than PHASES_MIN_WIDTH rows or columns: on d2l_resnet18's
- * square maps at
- * 28x28 input, batch 256 (`bench_backward -f -m -t 2`, AMD EPYC Zen 5, two runs, the data
- * gradient's GFLOP/s, phases against col2im), 128 -> 256 at 4x4 (phases of 2 columns) 165-167
+ * square maps at 28x28 input, batch 256 (`bench_backward -f -m -t 2`, AMD EPYC Zen 5, two runs,
+ * the data gradient's GFLOP/s, phases against col2im), 128 -> 256 at 4x4 (phases of 2) 165-167
  * against 209-211, AVX2 122 against 130, bf16 188 against 236; 256 -> 512 at 2x2 (phases of
  * 1) 196-198 against 339-349, AVX2 166 against 205, bf16 182 against 317. */
 #define PHASES_MIN_CIN 128
@@ -289,7 +288,6 @@ static int phases_fit(const rn_conv_shape *s, int *pad) {
     }
     return 1;
 }
-
 
 static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s, int algos) {
     bwd_plan p = {0};
@@ -378,42 +376,11 @@ static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s, int algos
     return p;
 }
 
-/* The small-map product's weight gradient (conv_smallmap.c's matrices): dy and x as Dm (P cout
- * x n) and Xm (Q cin x n), Wm's gradient Dm Xm^T (P cout x Q cin), and each tap's gradient the
- * sum of its blocks, (p, q) in order. */
-static size_t smallmap_weight_floats(const rn_conv_shape *s) {
-    const size_t P = (size_t)s->ho * s->wo, Q = (size_t)s->h * s->w;
-    return align_up((size_t)s->cout * P * s->n) + align_up((size_t)s->cin * Q * s->n) +
-           (size_t)s->cout * P * s->cin * Q;
-}
-
-static void smallmap_weight(const rn_kernels *k, const rn_conv_shape *s, const float *x,
-                            const float *dy, float *dw, float *ws) {
-    const int P = s->ho * s->wo, Q = s->h * s->w, n = s->n, M = s->cout * P, K = s->cin * Q;
-    const int cin = s->cin, taps = s->kh * s->kw;
-    float *dm = ws, *xm = dm + align_up((size_t)M * n), *dwm = xm + align_up((size_t)K * n);
-    rn_smallmap_gather(dy, s->cout, n, P, dm);
-    rn_smallmap_gather(x, cin, n, Q, xm);
-    rn_sgemm(k, 0, 1, M, K, n, dm, n, xm, n, 0.0f, dwm, K, NULL);
-#pragma omp parallel for num_threads(rn_threads()) schedule(static) if ((long)M * K > 65536)
-    for (int co = 0; co < s->cout; co++) {
-        float *d = dw + (size_t)co * cin * taps;
-        memset(d, 0, (size_t)cin * taps * sizeof(float));
-        for (int p = 0; p < P; p++)
-            for (int q = 0; q < Q; q++) {
-                const int t = rn_smallmap_tap(s, p, q);
-                const float *g = dwm + ((size_t)p * s->cout + co) * K + (size_t)q * cin;
-                for (int ci = 0; t >= 0 && ci < cin; ci++)
-                    d[(size_t)ci * taps + t] += g[ci];
-            }
-    }
-}
-
 static size_t workspace_uncropped(const rn_kernels *k, const rn_conv_shape *s, int algos) {
     bwd_plan p = make_plan(k, s, algos);
     size_t ws_weight = p.wt_direct ? p.wd.floats
                        : p.wt_wino ? p.ww.floats
-                       : p.wt_small ? smallmap_weight_floats(s)
+                       : p.wt_small ? rn_smallmap_weight_floats(s)
                                     : p.dwt_floats + p.colt_floats + p.col_floats;
     return p.ws_data > ws_weight ? p.ws_data : ws_weight;
 }
@@ -928,7 +895,7 @@ void conv2d_backward_weight(const rn_kernels *k, const rn_conv_shape *s, const f
     float *colt = dwt + p.dwt_floats;
     float *col = colt + p.colt_floats;
     if (p.wt_small) /* its gathers and product share themselves out */
-        smallmap_weight(p.k, s, x, dy, dw, workspace);
+        rn_smallmap_weight(p.k, s, x, dy, dw, workspace);
 #pragma omp parallel num_threads(rn_threads())
     {
         if (p.wt_direct)

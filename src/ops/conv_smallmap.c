@@ -17,7 +17,8 @@
  * weights (row-major: the GEMM reads it in place, or packs it on a bf16 descriptor, whose
  * products are then bf16 ones); Xm and C pass through the workspace. The data gradient is the
  * same algorithm on the transposed convolution, and the weight gradient forms Wm's gradient as
- * one product and adds its blocks back onto the taps (conv2d_backward.c). Where some block is
+ * one product and adds its blocks back onto the taps (rn_smallmap_weight, which
+ * conv2d_backward.c calls). Where some block is
  * no tap (a 3x3 window on a 1x3 map, a strided 1x1), its zeros still multiply the input, so an
  * infinite input makes NaN in outputs its window does not reach, as Winograd's transforms do;
  * the heuristic gives the algorithm only shapes whose every block is a tap (conv_algo.c).
@@ -43,7 +44,9 @@ int rn_smallmap_supports(const rn_conv_shape *s) {
            (long)s->ho * s->wo <= RN_SMALLMAP_MAX_PIXELS;
 }
 
-void rn_smallmap_gather(const float *x, int c, int n, int pixels, float *xm) {
+/* xm[(q * c + ci) * n + b] = x[(ci * n + b) * pixels + q]: a (c, n, pixels) tensor as the
+ * matrix of rows (q, ci) and a column per image. */
+static void gather(const float *x, int c, int n, int pixels, float *xm) {
 #pragma omp parallel for num_threads(rn_threads()) schedule(static) if ((long)c * n > 16384)
     for (int ci = 0; ci < c; ci++)
         for (int q = 0; q < pixels; q++) {
@@ -95,7 +98,7 @@ static void forward(const rn_kernels *k, const rn_conv_shape *s, const float *x,
     (void)threads;
     const int P = s->ho * s->wo, Q = s->h * s->w, n = s->n, K = s->cin * Q;
     float *xm = workspace, *c = workspace + align16((size_t)K * n);
-    rn_smallmap_gather(x, s->cin, n, Q, xm);
+    gather(x, s->cin, n, Q, xm);
     rn_sgemm(k, 0, 0, s->cout * P, n, K, prepared, K, xm, n, 0.0f, c, n, NULL);
     /* y[co][b][p] from C's row p cout + co, in the epilogue's order (conv_algo.h); the residual
      * may be y itself: each element is read before it is written */
@@ -111,6 +114,36 @@ static void forward(const rn_kernels *k, const rn_conv_shape *s, const float *x,
                     v += residual[at];
                 y[at] = relu && v < 0.0f ? 0.0f : v; /* NaN stays NaN, as in PyTorch */
             }
+}
+
+size_t rn_smallmap_weight_floats(const rn_conv_shape *s) {
+    const size_t P = (size_t)s->ho * s->wo, Q = (size_t)s->h * s->w;
+    return align16((size_t)s->cout * P * s->n) + align16((size_t)s->cin * Q * s->n) +
+           (size_t)s->cout * P * s->cin * Q;
+}
+
+/* dy and x as Dm (P cout x n) and Xm (Q cin x n), Wm's gradient Dm Xm^T (P cout x Q cin), then
+ * each tap's gradient the sum of its blocks, (p, q) in order. */
+void rn_smallmap_weight(const rn_kernels *k, const rn_conv_shape *s, const float *x,
+                        const float *dy, float *dw, float *workspace) {
+    const int P = s->ho * s->wo, Q = s->h * s->w, n = s->n, M = s->cout * P, K = s->cin * Q;
+    const int cin = s->cin, taps = s->kh * s->kw;
+    float *dm = workspace, *xm = dm + align16((size_t)M * n), *dwm = xm + align16((size_t)K * n);
+    gather(dy, s->cout, n, P, dm);
+    gather(x, cin, n, Q, xm);
+    rn_sgemm(k, 0, 1, M, K, n, dm, n, xm, n, 0.0f, dwm, K, NULL);
+#pragma omp parallel for num_threads(rn_threads()) schedule(static) if ((long)M * K > 65536)
+    for (int co = 0; co < s->cout; co++) {
+        float *d = dw + (size_t)co * cin * taps;
+        memset(d, 0, (size_t)cin * taps * sizeof(float));
+        for (int p = 0; p < P; p++)
+            for (int q = 0; q < Q; q++) {
+                const int t = rn_smallmap_tap(s, p, q);
+                const float *g = dwm + ((size_t)p * s->cout + co) * K + (size_t)q * cin;
+                for (int ci = 0; t >= 0 && ci < cin; ci++)
+                    d[(size_t)ci * taps + t] += g[ci];
+            }
+    }
 }
 
 const rn_conv_algo rn_conv_smallmap = {

@@ -1,6 +1,6 @@
 /*
- * conv_smallmap.h - the small-map convolution's layout (conv_smallmap.c), shared with the
- * backward passes (conv2d_backward.c), which run the same dense product on the same matrices.
+ * conv_smallmap.h - the small-map convolution (conv_smallmap.c): what the heuristic and the
+ * backward passes (conv_algo.c, conv2d_backward.c) need of it beyond its rn_conv_algo.
  */
 #ifndef RN_OPS_CONV_SMALLMAP_H
 #define RN_OPS_CONV_SMALLMAP_H
@@ -17,8 +17,11 @@ int rn_smallmap_supports(const rn_conv_shape *s);
  * h x w), or -1 where that falls outside the window. */
 int rn_smallmap_tap(const rn_conv_shape *s, int p, int q);
 
-/* xm[(q * c + ci) * n + b] = x[(ci * n + b) * pixels + q]: a (c, n, pixels) tensor as the
- * matrix of rows (q, ci) and a column per image (threaded). */
-void rn_smallmap_gather(const float *x, int c, int n, int pixels, float *xm);
+/* The weight gradient of s as the algorithm's product (conv2d_backward_weight's, no bias):
+ * dw (cout, cin, kh, kw) overwritten; workspace of rn_smallmap_weight_floats(s) floats. Threaded;
+ * call it outside a parallel region. */
+size_t rn_smallmap_weight_floats(const rn_conv_shape *s);
+void rn_smallmap_weight(const rn_kernels *k, const rn_conv_shape *s, const float *x,
+                        const float *dy, float *dw, float *workspace);
 
 #endif
