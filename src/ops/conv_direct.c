@@ -581,8 +581,14 @@ static void direct_item(const direct_run *r, int b0, int nb, long it) {
  * resnet50's 3x3/2 256->256 at 28x28 (2.4 MB) 0.82 -> 0.72-0.74, resnet18's 128->256 (1.2 MB)
  * 0.43 -> 0.39-0.42; bf16 0.42-0.44 -> 0.39-0.40 and 0.22 -> 0.19-0.20; fp32 256->512 at 14x14
  * (4.7 MB) slower by rows (0.40 -> 0.40-0.44), stride-1 windows too (bf16 resnet18's 3x3
- * layers at 28x28 and 14x14 0.32-0.35 -> 0.33-0.37). */
+ * layers at 28x28 and 14x14 0.32-0.35 -> 0.33-0.37). Nor where the weights are more than
+ * ROWS_MAX_WEIGHT_RATIO times the round's padded input (those above: 2.6 times): there the
+ * rows a thread would spare are few and the weights it would read twice are many (bf16
+ * resnet18's 3x3/2 256->512 to 7x7 at batch 1, 2.4 MB of weights on 131 KB of input, 18
+ * times: inside the pass, `profile_layers -p bf16`, Zen 5, 2 threads, 3 rounds alternated,
+ * 0.219-0.233 -> 0.197-0.204 ms). */
 #define ROWS_MAX_WEIGHT_BYTES (3.0 * 1024 * 1024)
+#define ROWS_MAX_WEIGHT_RATIO 8.0
 
 /* The forward of shape on x; `strided` (bf16 pairs only): the strided 1x1 whose input x is,
  * shape being its subsampled form, else NULL; `blocked`: y blocked by 16 channels (direct.h). */
@@ -603,8 +609,10 @@ static void forward_on(const rn_kernels *k, const rn_conv_shape *shape,
     r.panels = ceil_div(s->cout, r.g.nr);
     const int round = images_per_round(s);
     const double weight_bytes = (double)r.panels * r.g.nr * r.K * sizeof(float);
-    r.by_panel = weight_bytes > (double)padded_floats(s) * sizeof(float) &&
-                 !(s->stride > 1 && s->kh * s->kw > 1 && weight_bytes <= ROWS_MAX_WEIGHT_BYTES);
+    const double input_bytes = (double)padded_floats(s) * sizeof(float);
+    r.by_panel = weight_bytes > input_bytes &&
+                 !(s->stride > 1 && s->kh * s->kw > 1 && weight_bytes <= ROWS_MAX_WEIGHT_BYTES &&
+                   weight_bytes <= ROWS_MAX_WEIGHT_RATIO * input_bytes);
     /* output rows a tile takes (direct.h): two where a row fills at most half of it */
     r.pair_rows = s->wo >= 4 && 2 * s->wo <= r.g.mr && s->ho > 1 ? 2 : 1;
     r.row_items = ceil_div(s->ho, r.pair_rows); /* an image's */
