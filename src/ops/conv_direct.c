@@ -504,8 +504,23 @@ typedef struct direct_run {
     const float *xp, *prepared, *bias, *residual;
     float *y;
     int relu, blocked, by_panel, pair_rows, row_items, panels, hp, wp, K;
+    int out_prefetch;       /* a planar output's lines asked for before each tile */
     ptrdiff_t out_plane;
 } direct_run;
+
+/* A tile asks for its planar output's lines before it sums where the window has at most
+ * OUT_PREFETCH_MAX_TAPS taps (words) and the call's output at least OUT_PREFETCH_MIN_BYTES:
+ * the stems' windows (147 taps at most in fp32, 77 pair taps in bf16), whose few products per
+ * output leave the stores a large share of the tile's time, on outputs past the caches (the
+ * wider layers' windows, 288 taps and more, showed no gain; on 1.6 MB the 16-channel 3x3 stem
+ * at batch 32 lost 9%). `bench_conv -m stems`, Zen 5, 2 threads, 3 runs alternated, effective
+ * GFLOP/s of the direct column: 7x7/2 3->64 at 224x224, batch 128, 282-283 -> 309-316; d2l's
+ * 7x7/2 1->64 at 96x96, batch 256, 159-170 -> 193-195; the CIFAR stem 3x3 1->64 at 28x28,
+ * batch 256, 39-45 -> 59-63; outputs under 4 MB level. Inside a training step (`profile_train`,
+ * 3 rounds alternated), the stem's forward: resnet18 at 224x224, batch 32, 27.0-28.9 ->
+ * 24.6-26.5 ms, d2l_resnet18 at 96x96, batch 128, 11.0-12.1 -> 10.1-10.7. */
+#define OUT_PREFETCH_MAX_TAPS 256
+#define OUT_PREFETCH_MIN_BYTES (4.0 * 1024 * 1024)
 
 /* Work item `it` of a round of nb images from image b0: one output row (pair) of one image
  * against one channel panel. Consecutive items: the panels of one output row (pair), which
@@ -560,11 +575,19 @@ static void direct_item(const direct_run *r, int b0, int nb, long it) {
          * its lines then arrives while the tile multiplies instead of holding its stores
          * (resnet18, `profile_layers`, Zen 5, 2 threads, 3 rounds alternated, ms: the stem at
          * batch 1 bf16 0.445-0.451 -> 0.418-0.435, fp32 0.703-0.711 -> 0.693-0.702; at batch
-         * 32 bf16 13.0-14.0 -> 12.5-13.0, fp32 20.7-20.8 -> 20.2-20.4) */
+         * 32 bf16 13.0-14.0 -> 12.5-13.0, fp32 20.7-20.8 -> 20.2-20.4). So are a planar
+         * output's, a run of at most 14 pixels in each channel's plane, where the window has
+         * few taps (the stems in training, whose output planes outgrow the caches) */
         if (r->blocked)
             for (int v = 0; v < t.n / 16; v++)
                 for (int i = 0; i < t.m; i++)
                     __builtin_prefetch(t.y + v * t.ldy + 16 * i, 1, 3);
+        else if (r->out_prefetch)
+            for (int j = 0; j < t.n; j++) { /* each channel's run: its first and last line */
+                const float *run = t.y + j * t.ldy;
+                __builtin_prefetch(run, 1, 3);
+                __builtin_prefetch(run + t.m - 1, 1, 3);
+            }
         r->g.fn(w, &t);
     }
 }
@@ -617,6 +640,8 @@ static void forward_on(const rn_kernels *k, const rn_conv_shape *shape,
                     .K = word_taps(k, &f),
                     .out_plane = (ptrdiff_t)s->n * s->ho * s->wo};
     r.panels = ceil_div(s->cout, r.g.nr);
+    r.out_prefetch = !blocked && r.K <= OUT_PREFETCH_MAX_TAPS &&
+                     (double)s->cout * (double)r.out_plane * sizeof(float) >= OUT_PREFETCH_MIN_BYTES;
     const int round = images_per_round(s);
     const double weight_bytes = (double)r.panels * r.g.nr * r.K * sizeof(float);
     const double input_bytes = (double)padded_floats(s) * sizeof(float);
