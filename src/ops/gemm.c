@@ -124,13 +124,13 @@ static void pack_b_matrix(const rn_kernels *kd, const b_source *bs, int k0, int 
             if (k + B_PREFETCH_ROWS < kc) {
                 for (int c = 0; c < total; c += 64 / (int)sizeof(float))
                     __builtin_prefetch(src + B_PREFETCH_ROWS * (ptrdiff_t)bs->ldb + c, 0, 3);
-            } else if (j0 + total < bs->N) {
+            } else if (j0 + total < bs->N && k + B_PREFETCH_ROWS - kc < kc) {
                 /* the last rows ask for the first rows of the pieces to the right, which the
                  * GEMM packs next, as the bf16 packer does (without, every group's first rows
                  * waited on memory). `bench_conv -m resnet50 -b 32 -s 1x1`, pointwise column,
                  * Zen 5, 2 threads, 7 runs alternated: 1x1 64->64 at 56x56 257-279 -> 270-300
                  * effective GFLOP/s, 256->64 273-288 -> 275-315, the 15 shapes summed
-                 * 5283-5401 -> 5182-5447 (ahead in 6 of the 7 pairs) */
+                 * 5283-5401 -> 5182-5447 (ahead in 6 of the 7 pairs); rows of this block only */
                 const long next = bs->N - (j0 + total) < total ? bs->N - (j0 + total) : total;
                 const float *ahead = bs->B + (ptrdiff_t)(k0 + k + B_PREFETCH_ROWS - kc) * bs->ldb +
                                      j0 + total;
