@@ -141,7 +141,8 @@ static void smallmap_bf16_vs_ref(const rn_kernels *kb) {
     conv_sizes sz;
     if (!conv_case_init(&s, "smallmap bf16", &sz))
         return;
-    float *x = check_frand(sz.x, -1, 1), *w = check_frand(sz.w, -1, 1), *dy = check_frand(sz.y, -1, 1);
+    float *x = check_frand(sz.x, -1, 1), *w = check_frand(sz.w, -1, 1),
+          *dy = check_frand(sz.y, -1, 1);
     rn_round_bf16(x, sz.x), rn_round_bf16(w, sz.w), rn_round_bf16(dy, sz.y);
     float *dx1 = check_floats(sz.x), *dx2 = check_floats(sz.x), *dw1 = check_floats(sz.w),
           *dw2 = check_floats(sz.w), *db1 = check_floats(s.cout), *db2 = check_floats(s.cout);
@@ -206,7 +207,8 @@ static void fast_vs_ref_fixed(void) {
     rn_conv_shape small = conv_case_shape(256, 256, 2, 2, 256, 3, 1, 1, 1);
     conv2d_shape_init(&small);
     const rn_kernels *kb = rn_kernels_bf16(kd);
-    CHECK(conv2d_backward_by_smallmap(kd, &small) && (!kb || conv2d_backward_by_smallmap(kb, &small)),
+    CHECK(conv2d_backward_by_smallmap(kd, &small) &&
+              (!kb || conv2d_backward_by_smallmap(kb, &small)),
           "%s: 3x3 on 2x2, both gradients by the small-map product (fp32%s kernels)", kd->name,
           kb ? " and bf16" : "");
     smallmap_bf16_vs_ref(kb);

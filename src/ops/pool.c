@@ -85,8 +85,9 @@ pool_interior_arg(const float *x, int W, int K, int S, int ox0, int ox1, float *
 }
 
 /* One window that may cross the plane's border, by the reference's scan and rule, its winner
- * into *arg where arg is not NULL (a window wholly in the padding has none); `nan`: the plane holds a NaN, which then
- * wins (the last one), else the plain "greater replaces" as selects, no branch on the data. */
+ * into *arg where arg is not NULL (a window wholly in the padding has none); `nan`: the plane
+ * holds a NaN, which then wins (the last one), else the plain "greater replaces" as selects, no
+ * branch on the data. */
 static inline __attribute__((always_inline)) float
 pool_clipped(const float *x, int H, int W, int k, int stride, int pad, int oy, int ox, int nan,
              uint8_t *arg) {

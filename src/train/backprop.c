@@ -119,8 +119,7 @@ int rn_backprop_conv_algo(const rn_backprop *bp, int i) {
 
 /* Winograd, direct or smallmap for the data gradients too, where the heuristic picks them (bf16
  * kernels: Winograd on fp32 products, smallmap on bf16 ones), unless the GEMM path is forced:
- * the `algos` of
- * conv2d_backward_data (the threads its workspace is for), or 0. */
+ * the `algos` of conv2d_backward_data (the threads its workspace is for), or 0. */
 static int data_by_algos(const rn_backprop *bp) {
     return bp->forced_algo != RN_CONV_IM2COL ? bp->threads : 0;
 }
