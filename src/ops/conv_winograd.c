@@ -334,11 +334,20 @@ static void prepare(const wino_variant *v, const rn_kernels *k, const rn_conv_sh
                 for (int xi = 0; xi < v->xi; xi++)
                     memcpy(prepared + xi * uf + at, stage[xi], run * sizeof(float));
             }
+            /* bf16 products (a bf16 descriptor): the panel's K block of each U_xi in the
+             * operand format of its kernels (rn_gemm_finish_packed_a's), by the thread that
+             * wrote it. Converted after the threads' loop instead, by one thread, it cost
+             * each U made every step (training's data gradient on bf16 products makes the
+             * flipped one): with the forward's U on bf16 products too (an experiment, not
+             * kept: train/backprop.c), resnet18 CIFAR stem batch 128's weights made 12 -> 31
+             * ms a step, 14 after this. */
+            if (k->finish_a)
+                for (int xi = 0; xi < v->xi; xi++)
+                    k->finish_a(prepared + xi * uf +
+                                    rn_gemm_packed_a_index(mr, C, nkb, kcb, m_panels, panel * mr, k0),
+                                k1 - k0, mr);
         }
     }
-    /* bf16 products (a bf16 descriptor): each U_xi in the operand format of its kernels */
-    for (int xi = 0; xi < v->xi; xi++)
-        rn_gemm_finish_packed_a(k, K, C, prepared + xi * uf);
 }
 
 /* ---------------------------------------------------------------------------
