@@ -806,8 +806,8 @@ started:
         if (strcmp(rn_trainer_precision(r.tr), "bf16") == 0)
             printf("mixed precision: the convolutions' and classifier's GEMM products on bf16 "
                    "operands (%s kernels) with fp32 sums, the direct convolution's on bf16 pairs, "
-                   "Winograd's layers on fp32 products; weights, optimizer state and BatchNorm "
-                   "in fp32\n",
+                   "Winograd's forward on fp32 products (its data gradient on bf16 ones); weights, "
+                   "optimizer state and BatchNorm in fp32\n",
                    rn_trainer_isa(r.tr));
         if (r.dist.size > 1)
             printf("data parallel over %d ranks (%s): %d images of each batch and %d threads per rank; "

@@ -21,6 +21,7 @@
 
 #include "core/mem.h"
 #include "ops/conv2d.h"
+#include "ops/conv_algo.h"
 #include "ops/conv_wgrad.h"
 #include "ops/kernels.h"
 #include "ops/ops.h"
@@ -159,6 +160,42 @@ static void smallmap_bf16_vs_ref(const rn_kernels *kb) {
         rn_free(db1), rn_free(db2), rn_free(ws);
 }
 
+/* The data gradient by Winograd on bf16 kernels: on bf16 products (but on matrix tiles, AMX,
+ * whose Winograd keeps fp32 ones), as training runs it, within the algorithm's bf16 tolerance
+ * of the reference on operands already rounded to bf16, and further from it than the same
+ * route on fp32 products (the products' rounding happened). */
+static void winograd_data_bf16_vs_ref(const rn_kernels *kb) {
+    if (!kb || !kd->wino_in)
+        return;
+    rn_conv_shape s = conv_case_shape(4, 64, 16, 16, 64, 3, 1, 1, 1);
+    conv_sizes sz;
+    if (!conv_case_init(&s, "winograd data bf16", &sz))
+        return;
+    const rn_kernels *ka = NULL, *k32 = NULL;
+    const int a = conv2d_backward_data_algo(kb, &s, &ka);
+    const int a32 = conv2d_backward_data_algo(kd, &s, &k32);
+    CHECK(rn_conv_algo_is_winograd(a) && a32 == a &&
+              ka == (kb->matrix_tiles ? rn_kernels_fp32(kb) : kb),
+          "%s: the data gradient of 3x3 64->64 at 16x16 by Winograd (%d) on %s products", kb->name,
+          a, kb->matrix_tiles ? "fp32" : "bf16");
+    float *w = check_frand(sz.w, -1, 1), *dy = check_frand(sz.y, -1, 1);
+    rn_round_bf16(w, sz.w), rn_round_bf16(dy, sz.y);
+    float *dx_ref = check_floats(sz.x), *dx_b = check_floats(sz.x), *dx_f = check_floats(sz.x);
+    size_t wsn = conv2d_backward_workspace_floats(kb, &s, 1);
+    const size_t wsf = conv2d_backward_workspace_floats(kd, &s, 1);
+    float *ws = check_floats(wsn > wsf ? wsn : wsf);
+    conv2d_backward_data_ref(&s, dy, w, 0.0f, dx_ref);
+    conv2d_backward_data(kb, &s, dy, w, 0.0f, dx_b, ws, 1);
+    conv2d_backward_data(kd, &s, dy, w, 0.0f, dx_f, ws, 1);
+    const double eb = check_rel_err(dx_b, dx_ref, sz.x), ef = check_rel_err(dx_f, dx_ref, sz.x);
+    const rn_conv_algo *al = rn_conv_algo_get(a >= 0 ? a : RN_CONV_WINOGRAD);
+    CHECK(eb <= (kb->matrix_tiles ? al->tolerance : al->tolerance_bf16) && ef <= WINO_TOL &&
+              (kb->matrix_tiles || eb > 10 * ef),
+          "%s: the data gradient by %s on %s products within its tolerance: %.1e (fp32 "
+          "products %.1e)", kb->name, al->name, kb->matrix_tiles ? "fp32" : "bf16", eb, ef);
+    rn_free(w), rn_free(dy), rn_free(dx_ref), rn_free(dx_b), rn_free(dx_f), rn_free(ws);
+}
+
 static void phases_vs_ref_random(int count) {
     static const int ks[] = {2, 3, 4, 5, 7};
     int taken = 0, other = 0;
@@ -212,6 +249,7 @@ static void fast_vs_ref_fixed(void) {
           "%s: 3x3 on 2x2, both gradients by the small-map product (fp32%s kernels)", kd->name,
           kb ? " and bf16" : "");
     smallmap_bf16_vs_ref(kb);
+    winograd_data_bf16_vs_ref(kb);
     /* where it picks the direct convolution (with wino, for the data gradient too): 16
      * channels, the narrow networks' first stage */
     fast_vs_ref_conv(conv_case_shape(3, 16, 28, 28, 16, 3, 1, 1, 1), 1.0f, "narrow 3x3");

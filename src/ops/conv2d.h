@@ -104,6 +104,11 @@ int conv2d_backward_weight_winograd(const rn_kernels *k, const rn_conv_shape *s)
  * not. */
 int conv2d_backward_data_by_phases(const rn_kernels *k, const rn_conv_shape *s);
 
+/* The algorithm (rn_conv_algo_id) of shape s's data gradient with algos non-zero where it is
+ * one of conv_algo.h's, the forward of the flipped weights (Winograd, direct, small-map), with
+ * in *ka the kernels its products run on; -1 where a GEMM route of this file's computes it. */
+int conv2d_backward_data_algo(const rn_kernels *k, const rn_conv_shape *s, const rn_kernels **ka);
+
 /* 1 when both gradients of shape s, with algos non-zero, are the small-map product's
  * (conv_smallmap.c: a map of at most 2x2, one dense GEMM each, on k's kernels), 0 when not. */
 int conv2d_backward_by_smallmap(const rn_kernels *k, const rn_conv_shape *s);

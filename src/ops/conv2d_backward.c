@@ -165,8 +165,9 @@ typedef struct bwd_plan {
     int pointwise;          /* 1x1, stride 1, unpadded: im2col(x) is x */
     int data_route;
     const rn_conv_algo *algo; /* DATA_ALGO: Winograd, direct or smallmap, as the heuristic picks */
-    const rn_kernels *ka;   /* DATA_ALGO: its kernels (Winograd and direct: fp32, k's own or
-                               k's fp32 twin; smallmap: k itself, bf16 products on bf16 ones) */
+    const rn_kernels *ka;   /* DATA_ALGO: its kernels (direct: fp32, k's own or k's fp32 twin;
+                               Winograd and smallmap: k's, bf16 products on bf16 ones, but
+                               Winograd's on matrix tiles, rn_conv_bf16_kernels) */
     int threads;            /* DATA_ALGO: the thread count its workspace is for */
     int chunk_d;            /* pixels per col2im chunk (DATA_COL2IM) */
     int phase_pad;          /* DATA_PHASES: every phase's window starts this far above dy's
@@ -177,7 +178,7 @@ typedef struct bwd_plan {
     int wt_direct;          /* weight gradient by the direct strips (few channels) */
     conv_wgrad_plan wd;     /* its layout, when wt_direct */
     int wt_wino;            /* or by Winograd (3x3 stride 1, with algos), on the fp32 kernels
-                               (bf16 descriptors: their fp32 twin, as the data gradient) */
+                               (bf16 descriptors: their fp32 twin) */
     conv_wgrad_wino_plan ww; /* its layout, when wt_wino */
     int wt_small;           /* or as the small-map product's (conv_smallmap.c), on k's kernels */
     size_t ws_data;         /* floats the data gradient uses */
@@ -312,16 +313,17 @@ static bwd_plan make_plan(const rn_kernels *k, const rn_conv_shape *s, int algos
         p.data_route = DATA_COL2IM;
 
     if (p.data_route == DATA_FLIPPED && algos && p.G == 1) {
-        /* bf16 kernels: Winograd on the fp32 ones (rn_kernels_fp32), not the direct tile, and
-         * on matrix tiles (AMX) only where the forward keeps it too: from 256 channels up the
-         * bf16 GEMM on the flipped weights outruns it (resnet18 at 224x224, batch 32, on a
-         * Sapphire Rapids class Xeon: see the commit that made this rule); the small-map
-         * product (a GEMM) on k's own kernels at either precision */
+        /* bf16 kernels: Winograd, on bf16 products as the forward's (rn_conv_bf16_kernels;
+         * on matrix tiles, AMX, fp32 ones), not the direct tile, and on matrix tiles only
+         * where the forward keeps it too: from 256 channels up the bf16 GEMM on the flipped
+         * weights outruns it (resnet18 at 224x224, batch 32, on a Sapphire Rapids class Xeon:
+         * see the commit that made this rule); the small-map product (a GEMM) on k's own
+         * kernels at either precision */
         const rn_conv_shape f = flipped_shape(s);
         p.ka = rn_kernels_fp32(p.k);
         const rn_conv_algo_id a = rn_conv_algo_choose(p.ka, &f);
-        if (a == RN_CONV_SMALLMAP) /* a GEMM: on k's own kernels, bf16 products on bf16 ones */
-            p.ka = p.k;
+        if (a == RN_CONV_SMALLMAP || rn_conv_algo_is_winograd(a))
+            p.ka = rn_conv_bf16_kernels(p.k, a);
         if (a == RN_CONV_SMALLMAP ||
             (rn_kernels_are_bf16(p.k)
                  ? rn_conv_algo_is_winograd(a) && rn_conv_bf16_keeps_winograd(p.k, &f)
@@ -871,6 +873,14 @@ int conv2d_backward_weight_winograd(const rn_kernels *k, const rn_conv_shape *s)
 int conv2d_backward_by_smallmap(const rn_kernels *k, const rn_conv_shape *s) {
     const bwd_plan p = cropped_plan(k, s, 1);
     return p.wt_small && p.data_route == DATA_ALGO && p.algo == &rn_conv_smallmap;
+}
+
+int conv2d_backward_data_algo(const rn_kernels *k, const rn_conv_shape *s, const rn_kernels **ka) {
+    const bwd_plan p = cropped_plan(k, s, 1);
+    if (p.data_route != DATA_ALGO)
+        return -1;
+    *ka = p.ka;
+    return (int)p.algo->id;
 }
 
 int conv2d_backward_data_by_phases(const rn_kernels *k, const rn_conv_shape *s) {
