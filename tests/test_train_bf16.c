@@ -68,7 +68,7 @@ static void conv_products(rn_conv_shape s, const char *tag) {
     conv2d_backward_weight_ref(&s, x, dy, dw_raw, db_ref); /* the bias gradient sums fp32 dy */
 
     /* the weight gradients the direct strips take (few channels: the stems) run on float32
-     * products under bf16 too (conv2d_backward.c): those equal the unrounded reference */
+     * products under bf16 too (conv2d_backward_weight.c): those equal the unrounded reference */
     const int strips = conv2d_backward_weight_direct(kb, &s);
     double ey = check_rel_err(y, y_ref, y_n), ex = check_rel_err(dx, dx_ref, x_n);
     double ew = check_rel_err(dw, strips ? dw_raw : dw_ref, w_n), eb = check_rel_err(db, db_ref, s.cout);

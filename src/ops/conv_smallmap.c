@@ -18,7 +18,7 @@
  * products are then bf16 ones); Xm and C pass through the workspace. The data gradient is the
  * same algorithm on the transposed convolution, and the weight gradient forms Wm's gradient as
  * one product and adds its blocks back onto the taps (rn_smallmap_weight, which
- * conv2d_backward.c calls). Where some block is no tap (a 3x3 window on a 1x3 map, a strided
+ * conv2d_backward_weight.c calls). Where some block is no tap (a 3x3 window on a 1x3 map, a strided
  * 1x1), its zeros still multiply the input, so an infinite input makes NaN in outputs its
  * window does not reach, as Winograd's transforms do; the heuristic gives the algorithm only
  * shapes whose every block is a tap (conv_algo.c).
