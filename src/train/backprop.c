@@ -118,8 +118,8 @@ int rn_backprop_conv_algo(const rn_backprop *bp, int i) {
 }
 
 /* Winograd, direct or smallmap for the data gradients too, where the heuristic picks them (bf16
- * kernels: Winograd and smallmap on bf16 products, conv2d_backward.c), unless the GEMM path is forced:
- * the `algos` of conv2d_backward_data (the threads its workspace is for), or 0. */
+ * kernels: Winograd and smallmap on bf16 products, conv2d_backward.c), unless the GEMM path is
+ * forced: the `algos` of conv2d_backward_data (the threads its workspace is for), or 0. */
 static int data_by_algos(const rn_backprop *bp) {
     return bp->forced_algo != RN_CONV_IM2COL ? bp->threads : 0;
 }
@@ -139,12 +139,14 @@ static int forward_algo(const rn_backprop *bp, const rn_conv_shape *cs) {
 /* The kernels node i's forward algorithm runs on: Winograd's fp32 ones under bf16 (the direct
  * convolution's tile multiplies bf16 pairs there). bf16 products lose accuracy to Winograd's
  * transforms (their coefficients magnify the rounding of U and V: about 3x bf16's error,
- * conv_winograd.c); bf16 inference takes that since stop 50, and training's data gradient
- * since stop 63 (conv2d_backward.c), but not the forward: on bf16 products there,
+ * conv_winograd.c); bf16 inference takes that since stop 50 (so do a --freeze-backbone run's
+ * frozen features, which come from an inference session), and training's data gradient since
+ * stop 63 (conv2d_backward.c), but not the forward: on bf16 products there,
  * tests/test_train_bf16's trainer fell behind fp32's losses step by step (2.9% of the first
  * loss after six steps, 0.6-0.7% with fp32 products in the forward), where the data gradient's
- * alone left it level. (What it would save, AMD EPYC Zen 5, 2 threads, `profile_train -p bf16
- * -r 5`, alternated: resnet18 224x224 batch 32, Winograd's forward 76-81 -> 56-60 ms a step.) */
+ * alone left it level. (What the forward's would save, AMD EPYC Zen 5, 2 threads,
+ * `profile_train -p bf16 -r 5`, alternated: resnet18 224x224 batch 32, Winograd's forward 76-81
+ * -> 56-60 ms a step.) */
 static const rn_kernels *algo_kernels(const rn_backprop *bp, int i) {
     return rn_conv_algo_is_winograd(bp->algo[i]) ? rn_kernels_fp32(bp->k) : bp->k;
 }
