@@ -370,12 +370,14 @@ typedef struct rn_train_config {
                                 paths everywhere, equal to PyTorch up to rounding */
     const char *precision;   /* NULL or "fp32" (default); "bf16": mixed precision, the
                                 convolutions' and the classifier's GEMM products (forward,
-                                data and weight gradients) on bf16-rounded operands with
-                                fp32 sums, the layers the heuristic gives to Winograd on
-                                its fp32 products, everything else fp32 (master weights,
-                                optimizer state, BatchNorm, activations as stored). Needs a
-                                CPU with bf16 products (AVX-512 BF16 or AMX) or
-                                RN_ISA=portable; conv_algo "direct" is refused */
+                                data and weight gradients) and the direct convolution's
+                                forward on bf16-rounded operands with fp32 sums; the layers
+                                the heuristic gives to Winograd run their forward and
+                                weight gradient on its fp32 products, their data gradient on
+                                bf16 ones (fp32 on AMX); everything else fp32 (master
+                                weights, optimizer state, BatchNorm, activations as
+                                stored). Needs a CPU with bf16 products (AVX-512 BF16 or
+                                AMX) or RN_ISA=portable */
 } rn_train_config;
 
 /* Fills *cfg with the defaults above. */
