@@ -181,7 +181,7 @@ static void winograd_data_bf16_vs_ref(const rn_kernels *kb) {
     float *w = check_frand(sz.w, -1, 1), *dy = check_frand(sz.y, -1, 1);
     rn_round_bf16(w, sz.w), rn_round_bf16(dy, sz.y);
     float *dx_ref = check_floats(sz.x), *dx_b = check_floats(sz.x), *dx_f = check_floats(sz.x);
-    size_t wsn = conv2d_backward_workspace_floats(kb, &s, 1);
+    const size_t wsn = conv2d_backward_workspace_floats(kb, &s, 1);
     const size_t wsf = conv2d_backward_workspace_floats(kd, &s, 1);
     float *ws = check_floats(wsn > wsf ? wsn : wsf);
     conv2d_backward_data_ref(&s, dy, w, 0.0f, dx_ref);

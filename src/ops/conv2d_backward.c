@@ -229,8 +229,8 @@ static int phases_fit(const rn_conv_shape *s, int *pad) {
     for (int a = 0; a < s->stride; a++) {
         int top_h = 0, top_w = 0, lead_h = 0, lead_w = 0;
         if (!conv2d_bwd_phase_taps(s->kh, s->stride, s->pad, a, &top_h, &lead_h) ||
-            !conv2d_bwd_phase_taps(s->kw, s->stride, s->pad, a, &top_w, &lead_w) || lead_h != lead_w ||
-            lead_h < 0 || (a > 0 && lead_h != *pad))
+            !conv2d_bwd_phase_taps(s->kw, s->stride, s->pad, a, &top_w, &lead_w) ||
+            lead_h != lead_w || lead_h < 0 || (a > 0 && lead_h != *pad))
             return 0;
         *pad = lead_h;
     }

@@ -641,7 +641,8 @@ static void forward_on(const rn_kernels *k, const rn_conv_shape *shape,
                     .out_plane = (ptrdiff_t)s->n * s->ho * s->wo};
     r.panels = ceil_div(s->cout, r.g.nr);
     const double out_bytes = (double)s->cout * (double)r.out_plane * sizeof(float);
-    r.out_prefetch = !blocked && r.K <= OUT_PREFETCH_MAX_TAPS && out_bytes >= OUT_PREFETCH_MIN_BYTES;
+    r.out_prefetch =
+        !blocked && r.K <= OUT_PREFETCH_MAX_TAPS && out_bytes >= OUT_PREFETCH_MIN_BYTES;
     const int round = images_per_round(s);
     const double weight_bytes = (double)r.panels * r.g.nr * r.K * sizeof(float);
     const double input_bytes = (double)padded_floats(s) * sizeof(float);

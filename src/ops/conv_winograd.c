@@ -341,10 +341,12 @@ static void prepare(const wino_variant *v, const rn_kernels *k, const rn_conv_sh
              * flipped one): with the forward's U on bf16 products too (an experiment, not
              * kept: train/backprop.c), resnet18 CIFAR stem batch 128's weights made 12 -> 31
              * ms a step, 14 after this. */
-            const size_t block = rn_gemm_packed_a_index(mr, C, nkb, kcb, m_panels, panel * mr, k0);
-            if (k->finish_a)
+            if (k->finish_a) {
+                const size_t block =
+                    rn_gemm_packed_a_index(mr, C, nkb, kcb, m_panels, panel * mr, k0);
                 for (int xi = 0; xi < v->xi; xi++)
                     k->finish_a(prepared + xi * uf + block, k1 - k0, mr);
+            }
         }
     }
 }
