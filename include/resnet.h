@@ -374,7 +374,9 @@ typedef struct rn_train_config {
                                 forward on bf16-rounded operands with fp32 sums; the layers
                                 the heuristic gives to Winograd run their forward and
                                 weight gradient on its fp32 products, their data gradient on
-                                bf16 ones (fp32 on AMX); everything else fp32 (master
+                                bf16 ones (fp32 on AMX); the weight gradients of the stems
+                                and (but on AMX) of 1x1 layers on up to 128 input channels
+                                on fp32 products too; everything else fp32 (master
                                 weights, optimizer state, BatchNorm, activations as
                                 stored). Needs a CPU with bf16 products (AVX-512 BF16 or
                                 AMX) or RN_ISA=portable */

@@ -196,6 +196,35 @@ static void winograd_data_bf16_vs_ref(const rn_kernels *kb) {
     rn_free(w), rn_free(dy), rn_free(dx_ref), rn_free(dx_b), rn_free(dx_f), rn_free(ws);
 }
 
+/* The weight product by col (K < cout) on bf16 kernels without matrix tiles: up to 128 rows of
+ * im2col on their fp32 twin (conv2d_backward.c, WT_FP32_MAX_K), so bitwise the fp32 kernels'
+ * gradient; past it on bf16 products, within bf16's rounding of it but not equal. */
+static void weight_by_col_bf16(const rn_kernels *kb) {
+    if (!kb || kb->matrix_tiles)
+        return;
+    static const int cins[] = {64, 128, 256};
+    for (int i = 0; i < 3; i++) {
+        rn_conv_shape s = conv_case_shape(2, cins[i], 14, 14, 2 * cins[i], 1, 2, 0, 1);
+        conv_sizes sz;
+        if (!conv_case_init(&s, "weight by col bf16", &sz))
+            return;
+        float *x = check_frand(sz.x, -1, 1), *dy = check_frand(sz.y, -1, 1);
+        float *dwb = check_floats(sz.w), *dwf = check_floats(sz.w), *db = check_floats(s.cout);
+        const size_t wsb = conv2d_backward_workspace_floats(kb, &s, 1);
+        const size_t wsf = conv2d_backward_workspace_floats(kd, &s, 1);
+        float *ws = check_floats(wsb > wsf ? wsb : wsf);
+        conv2d_backward_weight(kb, &s, x, dy, dwb, db, ws, 1);
+        conv2d_backward_weight(kd, &s, x, dy, dwf, db, ws, 1);
+        const int same = !memcmp(dwb, dwf, sz.w * sizeof(float));
+        const double e = check_rel_err(dwb, dwf, sz.w);
+        CHECK(conv2d_backward_weight_fp32(kb, &s, 1) == (cins[i] <= 128) &&
+                  (cins[i] <= 128 ? same : !same && e <= 1e-2),
+              "%s: the weight gradient of 1x1/2 %d->%d %s (%.1e)", kb->name, cins[i],
+              2 * cins[i], cins[i] <= 128 ? "on fp32 products, bitwise" : "on bf16 products", e);
+        rn_free(x), rn_free(dy), rn_free(dwb), rn_free(dwf), rn_free(db), rn_free(ws);
+    }
+}
+
 static void phases_vs_ref_random(int count) {
     static const int ks[] = {2, 3, 4, 5, 7};
     int taken = 0, other = 0;
@@ -250,6 +279,7 @@ static void fast_vs_ref_fixed(void) {
           kb ? " and bf16" : "");
     smallmap_bf16_vs_ref(kb);
     winograd_data_bf16_vs_ref(kb);
+    weight_by_col_bf16(kb);
     /* where it picks the direct convolution (with wino, for the data gradient too): 16
      * channels, the narrow networks' first stage */
     fast_vs_ref_conv(conv_case_shape(3, 16, 28, 28, 16, 3, 1, 1, 1), 1.0f, "narrow 3x3");

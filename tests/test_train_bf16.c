@@ -7,8 +7,9 @@
  *    rounded to bf16, within float32 summation error (FAST_TOL): the operands are rounded,
  *    the products of bf16 values are exact, the sums are fp32. Against the references on the
  *    unrounded operands they differ by about bf16's rounding (more than BF16_SEEN): the
- *    rounding did happen. The exception: weight gradients by the direct strips (the stems,
- *    few channels), float32 products under bf16 too, equal the unrounded reference.
+ *    rounding did happen. The exception: weight gradients on float32 products under bf16 too
+ *    (the direct strips' on the stems, the GEMM's product by col on few input channels:
+ *    conv2d_backward_weight_fp32) equal the unrounded reference.
  * 2. A trainer at precision "bf16" on a small ResNet: the same losses as fp32 within BF16_LOSS
  *    step by step, different bits (it ran bf16), bitwise the same on a second run (determinism),
  *    fp32 weights after the steps, and the precision reported. (Six steps on one batch of eight:
@@ -67,20 +68,21 @@ static void conv_products(rn_conv_shape s, const char *tag) {
     conv2d_backward_weight_ref(&s, xr, dyr, dw_ref, NULL);
     conv2d_backward_weight_ref(&s, x, dy, dw_raw, db_ref); /* the bias gradient sums fp32 dy */
 
-    /* the weight gradients the direct strips take (few channels: the stems) run on float32
-     * products under bf16 too (conv2d_backward_weight.c): those equal the unrounded reference */
-    const int strips = conv2d_backward_weight_direct(kb, &s);
+    /* the weight gradients on float32 products under bf16 too (the direct strips' on few
+     * channels, the stems; the GEMM's product by col on few input channels: conv2d.h) equal
+     * the unrounded reference */
+    const int fp32 = conv2d_backward_weight_fp32(kb, &s, 0);
     double ey = check_rel_err(y, y_ref, y_n), ex = check_rel_err(dx, dx_ref, x_n);
-    double ew = check_rel_err(dw, strips ? dw_raw : dw_ref, w_n), eb = check_rel_err(db, db_ref, s.cout);
+    double ew = check_rel_err(dw, fp32 ? dw_raw : dw_ref, w_n), eb = check_rel_err(db, db_ref, s.cout);
     CHECK(ey <= FAST_TOL && ex <= FAST_TOL && ew <= FAST_TOL && eb <= FAST_TOL,
           "%s %s n=%d cin=%d %dx%d cout=%d k=%d s=%d p=%d g=%d against the references on bf16 "
           "operands: y %.1e dx %.1e dw %.1e db %.1e",
           kb->name, tag, s.n, s.cin, s.h, s.w, s.cout, s.kh, s.stride, s.pad, s.groups, ey, ex, ew, eb);
     double ry = check_rel_err(y, y_raw, y_n), rx = check_rel_err(dx, dx_raw, x_n);
     double rw = check_rel_err(dw, dw_raw, w_n);
-    CHECK(ry > BF16_SEEN && rx > BF16_SEEN && (strips || rw > BF16_SEEN),
+    CHECK(ry > BF16_SEEN && rx > BF16_SEEN && (fp32 || rw > BF16_SEEN),
           "%s %s: the products were rounded to bf16 (against fp32 operands: y %.1e dx %.1e dw "
-          "%.1e%s)", kb->name, tag, ry, rx, rw, strips ? ", by the strips: fp32" : "");
+          "%.1e%s)", kb->name, tag, ry, rx, rw, fp32 ? ", on fp32 products" : "");
     rn_free(x), rn_free(w), rn_free(dy), rn_free(b), rn_free(res), rn_free(xr), rn_free(wr);
     rn_free(dyr), rn_free(ws), rn_free(y), rn_free(y_ref), rn_free(y_raw), rn_free(dx);
     rn_free(dx_ref), rn_free(dx_raw), rn_free(dw), rn_free(dw_ref), rn_free(dw_raw), rn_free(db);

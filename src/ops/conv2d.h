@@ -99,6 +99,12 @@ int conv2d_backward_weight_direct(const rn_kernels *k, const rn_conv_shape *s);
  * Winograd (conv_wgrad.h), 0 when not. */
 int conv2d_backward_weight_winograd(const rn_kernels *k, const rn_conv_shape *s);
 
+/* 1 when conv2d_backward_weight (with algos as given) multiplies float32 operands for shape s:
+ * always on fp32 kernels; on bf16 ones by the direct strips, by Winograd (but on matrix tiles)
+ * and by the GEMM's product by col on few input channels (conv2d_backward.c, WT_FP32_MAX_K),
+ * which run on k's fp32 twin; 0 when on bf16 products. */
+int conv2d_backward_weight_fp32(const rn_kernels *k, const rn_conv_shape *s, int algos);
+
 /* 1 when conv2d_backward_data computes shape s's data gradient phase by phase (strided
  * windows on many input channels: one stride-1 product per phase of dx, no col2im), 0 when
  * not. */

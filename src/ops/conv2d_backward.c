@@ -164,6 +164,19 @@ static int weight_chunk(size_t rows, int cout_g, size_t step, long limit) {
     return (long)c < limit ? (int)c : (int)limit;
 }
 
+/* The weight product by col on the fp32 twin of a bf16 descriptor (no matrix tiles) up to
+ * this many rows of im2col: the strided 1x1 shortcuts. Each thread's GEMM converts all of
+ * dy into bf16 pairs for a share of K columns; the fp32 kernels read it in place. Measured
+ * (AMD EPYC Zen 5, 2 threads, AVX-512 BF16; `bench_backward -p bf16`, two runs each,
+ * effective GFLOP/s, bf16 -> fp32 kernels): 1x1/2 64->128 at 56x56, batch 32, 82-84 ->
+ * 106-110; 128->256 at 28x28 130-133 -> 151-161; but 256->512 at 14x14 232-243 -> 210-222;
+ * d2l_resnet18's 28x28 shapes, batch 256: 64->128 at 7x7 73-94 -> 74-102, 128->256 at 4x4
+ * 114-170 -> 95-152 (a slower 0.07 ms, kept for the rule's sake). Inside the bf16 training
+ * steps (`profile_train -p bf16`, 2 runs alternated, ms of the layer's weight gradient):
+ * d2l_resnet18 96x96 batch 128 64->128 5.9-6.2 -> 3.7-4.6, 128->256 3.7 -> 2.6-3.1; CIFAR-stem
+ * resnet18 batch 128 7.5-7.6 -> 6.3-6.5 and 5.0-5.1 -> 4.6-5.0. */
+#define WT_FP32_MAX_K 128
+
 /* (conv2d_backward_plan.h) */
 rn_conv_shape conv2d_bwd_flipped_shape(const rn_conv_shape *s) {
     rn_conv_shape f = {.n = s->n, .cin = s->cout, .h = s->ho, .w = s->wo, .cout = s->cin,
@@ -316,8 +329,15 @@ bwd_plan conv2d_bwd_plan(const rn_kernels *k, const rn_conv_shape *s, int algos)
 
     /* Transpose the smaller operand: dy (cout_g rows) or im2col (K rows). */
     p.wt_by_col = p.K < p.cout_g;
+    /* bf16 descriptors without matrix tiles: the product by col on their fp32 twin up to
+     * WT_FP32_MAX_K rows of im2col. There the GEMM (dw = dy x col^T: K a share of its
+     * columns, the pixels its depth) reads dy in place on fp32 kernels but converts it into
+     * bf16 pairs on bf16 ones, which the few columns do not repay. */
+    p.kw = rn_kernels_are_bf16(p.k) && !p.k->matrix_tiles && p.wt_by_col && p.K <= WT_FP32_MAX_K
+               ? rn_kernels_fp32(p.k)
+               : p.k;
     size_t widest = p.K > p.cout_g ? (size_t)p.K : (size_t)p.cout_g;
-    p.chunk_w = weight_chunk(widest, p.cout_g, (size_t)p.k->nr, p.pix_out);
+    p.chunk_w = weight_chunk(widest, p.cout_g, (size_t)p.kw->nr, p.pix_out);
     const size_t chunk = (size_t)p.chunk_w;
     p.dwt_floats = p.wt_by_col ? 0 : align_up((size_t)p.K * (size_t)p.cout_g);
     p.colt_floats = p.wt_by_col ? align_up(chunk * (size_t)p.K) : 0;
@@ -355,6 +375,12 @@ int conv2d_backward_weight_direct(const rn_kernels *k, const rn_conv_shape *s) {
 
 int conv2d_backward_weight_winograd(const rn_kernels *k, const rn_conv_shape *s) {
     return cropped_plan(k, s, 1).wt_wino;
+}
+
+int conv2d_backward_weight_fp32(const rn_kernels *k, const rn_conv_shape *s, int algos) {
+    const bwd_plan p = cropped_plan(k, s, algos);
+    return !rn_kernels_are_bf16(p.k) || p.wt_direct || p.wt_wino ||
+           (!p.wt_small && !rn_kernels_are_bf16(p.kw));
 }
 
 int conv2d_backward_by_smallmap(const rn_kernels *k, const rn_conv_shape *s) {

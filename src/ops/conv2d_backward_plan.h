@@ -41,6 +41,7 @@ typedef struct bwd_plan {
     int phase_kf;           /* DATA_PHASES: the longest phase product's K (cout_g x its taps) */
     int chunk_w;            /* pixels per weight chunk */
     int wt_by_col;          /* weight product transposes col, not dy (K < cout_g) */
+    const rn_kernels *kw;   /* the weight product's GEMM kernels */
     int wt_direct;          /* weight gradient by the direct strips (few channels) */
     conv_wgrad_plan wd;     /* its layout, when wt_direct */
     int wt_wino;            /* or by Winograd (3x3 stride 1, with algos), on the fp32 kernels

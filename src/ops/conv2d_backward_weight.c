@@ -158,7 +158,7 @@ static void weight_by_dy(const rn_conv_shape *s, const bwd_plan *p, const float 
                          const float *dyg, float *dwg, float *dwt, float *col) {
     // dwt: (K, cout_g)  col: (K, chunk_w)
     int r0, r1;
-    my_share(p->K, 2 * p->k->mr, &r0, &r1);
+    my_share(p->K, 2 * p->kw->mr, &r0, &r1);
     for (long j0 = 0; j0 < p->pix_out && r1 > r0; j0 += p->chunk_w) {
         const int nc = p->pix_out - j0 < p->chunk_w ? (int)(p->pix_out - j0) : p->chunk_w;
         const float beta = j0 == 0 ? 0.0f : 1.0f;
@@ -174,7 +174,7 @@ static void weight_by_dy(const rn_conv_shape *s, const bwd_plan *p, const float 
         }
         for (int n0 = 0; n0 < p->cout_g; n0 += N_BLOCK_MAX) {
             int nb = p->cout_g - n0 < N_BLOCK_MAX ? p->cout_g - n0 : N_BLOCK_MAX;
-            rn_sgemm_1t(p->k, 0, 1, r1 - r0, nb, nc, a, (int)lda, dyg + (size_t)n0 * p->pix_out + j0,
+            rn_sgemm_1t(p->kw, 0, 1, r1 - r0, nb, nc, a, (int)lda, dyg + (size_t)n0 * p->pix_out + j0,
                         (int)p->pix_out, beta, dwt + (size_t)r0 * p->cout_g + n0, p->cout_g,
                         NULL);
         }
@@ -194,7 +194,7 @@ static void weight_by_col(const rn_conv_shape *s, const bwd_plan *p, const float
                           const float *dyg, float *dwg, float *colt, float *col) {
     // colt: (chunk_w, K)  col: (K, chunk_w)
     int n0, n1;
-    my_share(p->K, p->k->nr_step, &n0, &n1);
+    my_share(p->K, p->kw->nr_step, &n0, &n1);
     for (long j0 = 0; j0 < p->pix_out && n1 > n0; j0 += p->chunk_w) {
         const int nc = p->pix_out - j0 < p->chunk_w ? (int)(p->pix_out - j0) : p->chunk_w;
         const float beta = j0 == 0 ? 0.0f : 1.0f;
@@ -208,7 +208,7 @@ static void weight_by_col(const rn_conv_shape *s, const bwd_plan *p, const float
         }
         for (int b0 = n0; b0 < n1; b0 += N_BLOCK_MAX) {
             int nb = n1 - b0 < N_BLOCK_MAX ? n1 - b0 : N_BLOCK_MAX;
-            rn_sgemm_1t(p->k, 0, 0, p->cout_g, nb, nc, dyg + j0, (int)p->pix_out, colt + b0, p->K,
+            rn_sgemm_1t(p->kw, 0, 0, p->cout_g, nb, nc, dyg + j0, (int)p->pix_out, colt + b0, p->K,
                         beta, dwg + b0, p->K, NULL);
         }
     }
