@@ -32,7 +32,8 @@
  * that the smaller one is transposed:
  *   - K >= cout/G (3x3 and larger): dw_g^T (K, cout/G) = col x dy_g^T, the
  *     GEMM packing dy_g^T from dy_g; dw_g^T is transposed into dw at the end.
- *   - K < cout/G (widening 1x1): dw_g = dy_g x col^T, col transposed.
+ *   - K < cout/G (widening 1x1): dw_g = dy_g x col^T, the GEMM packing col^T
+ *     from col (a pointwise conv's x in place).
  * Each thread owns a fixed share of the rows (or columns) of dw and runs
  * its own single-threaded GEMMs (rn_sgemm_1t) inside one parallel region:
  * no barrier per chunk, which keeps the speed when cores are oversubscribed.
@@ -340,7 +341,6 @@ bwd_plan conv2d_bwd_plan(const rn_kernels *k, const rn_conv_shape *s, int algos)
     p.chunk_w = weight_chunk(widest, p.cout_g, (size_t)p.kw->nr, p.pix_out);
     const size_t chunk = (size_t)p.chunk_w;
     p.dwt_floats = p.wt_by_col ? 0 : align_up((size_t)p.K * (size_t)p.cout_g);
-    p.colt_floats = p.wt_by_col ? align_up(chunk * (size_t)p.K) : 0;
     p.col_floats = p.pointwise ? 0 : (size_t)p.K * chunk;
     return p;
 }
@@ -350,7 +350,7 @@ static size_t workspace_uncropped(const rn_kernels *k, const rn_conv_shape *s, i
     size_t ws_weight = p.wt_direct ? p.wd.floats
                        : p.wt_wino ? p.ww.floats
                        : p.wt_small ? rn_smallmap_weight_floats(s)
-                                    : p.dwt_floats + p.colt_floats + p.col_floats;
+                                    : p.dwt_floats + p.col_floats;
     return p.ws_data > ws_weight ? p.ws_data : ws_weight;
 }
 

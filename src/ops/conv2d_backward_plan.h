@@ -40,7 +40,7 @@ typedef struct bwd_plan {
                                row (and left of its column) */
     int phase_kf;           /* DATA_PHASES: the longest phase product's K (cout_g x its taps) */
     int chunk_w;            /* pixels per weight chunk */
-    int wt_by_col;          /* weight product transposes col, not dy (K < cout_g) */
+    int wt_by_col;          /* weight product dy x col^T, not col x dy^T (K < cout_g) */
     const rn_kernels *kw;   /* the weight product's GEMM kernels */
     int wt_direct;          /* weight gradient by the direct strips (few channels) */
     conv_wgrad_plan wd;     /* its layout, when wt_direct */
@@ -49,8 +49,7 @@ typedef struct bwd_plan {
     conv_wgrad_wino_plan ww; /* its layout, when wt_wino */
     int wt_small;           /* or as the small-map product's (conv_smallmap.c), on k's kernels */
     size_t ws_data;         /* floats the data gradient uses */
-    size_t dwt_floats;      /* weight gradient pieces, aligned: dw_g^T (by dy), */
-    size_t colt_floats;     /* a transposed im2col chunk (by col), */
+    size_t dwt_floats;      /* weight gradient pieces, aligned: dw_g^T (by dy, else none), */
     size_t col_floats;      /* an im2col chunk */
 } bwd_plan;
 

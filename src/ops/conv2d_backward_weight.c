@@ -48,19 +48,6 @@ static void transpose_shared(const float *src, ptrdiff_t lds, int rows, int cols
     }
 }
 
-/* The same on the calling thread only. */
-static void transpose_local(const float *src, ptrdiff_t lds, int rows, int cols, float *dst,
-                            ptrdiff_t ldd) {
-    for (int r0 = 0; r0 < rows; r0 += TILE)
-        for (int c0 = 0; c0 < cols; c0 += TILE) {
-            const int r1 = r0 + TILE < rows ? r0 + TILE : rows;
-            const int c1 = c0 + TILE < cols ? c0 + TILE : cols;
-            for (int c = c0; c < c1; c++)
-                for (int r = r0; r < r1; r++)
-                    dst[(ptrdiff_t)c * ldd + r] = src[(ptrdiff_t)r * lds + c];
-        }
-}
-
 /* Rows [k0, k1) of col (K, ld): col[k, t] = im2col(x_g)[k, j0 + t] for
  * t < ncols, on the calling thread.
  *
@@ -183,33 +170,38 @@ static void weight_by_dy(const rn_conv_shape *s, const bwd_plan *p, const float 
     transpose_shared(dwt, p->cout_g, p->K, p->cout_g, dwg, p->K);
 }
 
-/* K < cout_g: dw_g (cout_g, K) += dy_g x col^T chunk by chunk, each thread
- * owning a block of dw_g's columns, i.e. of col's rows, which it builds and
- * transposes itself: no thread waits for another. The columns are dealt in
- * the narrowest panels the kernels have (nr_step), not whole ones: a strided
- * 1x1 on 16 input channels (K = 16) ran on one thread (dev/profile_train,
- * the fmnist-fast network, batch 128, Zen 3: 1x1/2 16->32 at 28x28 3.7 ->
+/* K < cout_g: dw_g (cout_g, K) += dy_g x col^T chunk by chunk, each thread owning a block of
+ * dw_g's columns, i.e. of col's rows, which it builds itself (a pointwise conv's are x's own):
+ * no thread waits for another. The GEMM packs col^T straight from col (transb), as weight_by_dy
+ * packs dy^T; it had been transposed into a buffer first (AMD EPYC Zen 5, 2 threads,
+ * `bench_backward` twice each, effective GFLOP/s, transposed first -> packed from col: fp32
+ * 1x1/2 64->128 at 56x56 batch 32 96-133 -> 119-159, 128->256 at 28x28 139-160 -> 145-209,
+ * 256->512 at 14x14 250-261 -> 242-276; d2l_resnet18 28x28 batch 256 64->128 at 7x7 103-108
+ * -> 131-133, 256->512 at 2x2 172-178 -> 190-199; bf16 kernels likewise; `profile_train -a
+ * resnet50 -s 112 -b 16`, three runs alternated, the 18 pointwise layers' weight gradients
+ * 19.4-20.7 -> 17.9-19.5 ms a step). The columns are dealt in the narrowest panels the kernels
+ * have (nr_step), not whole ones: a strided 1x1 on 16 input channels (K = 16) ran on one thread
+ * (dev/profile_train, the fmnist-fast network, batch 128, Zen 3: 1x1/2 16->32 at 28x28 3.7 ->
  * 2.4 ms, 32->64 at 14x14 1.6 -> 1.1-1.5 ms). */
 static void weight_by_col(const rn_conv_shape *s, const bwd_plan *p, const float *xg,
-                          const float *dyg, float *dwg, float *colt, float *col) {
-    // colt: (chunk_w, K)  col: (K, chunk_w)
+                          const float *dyg, float *dwg, float *col) {
+    // col: (K, chunk_w)
     int n0, n1;
     my_share(p->K, p->kw->nr_step, &n0, &n1);
     for (long j0 = 0; j0 < p->pix_out && n1 > n0; j0 += p->chunk_w) {
         const int nc = p->pix_out - j0 < p->chunk_w ? (int)(p->pix_out - j0) : p->chunk_w;
         const float beta = j0 == 0 ? 0.0f : 1.0f;
-        if (p->pointwise) {
-            transpose_local(xg + (size_t)n0 * p->pix_in + j0, (ptrdiff_t)p->pix_in, n1 - n0, nc,
-                            colt + n0, p->K);
-        } else {
+        /* b: the chunk's im2col, rows ldb apart (x in place for a pointwise conv) */
+        const float *b = xg + j0;
+        ptrdiff_t ldb = (ptrdiff_t)p->pix_in;
+        if (!p->pointwise) {
             im2col_rows(s, p, xg, j0, nc, n0, n1, col, p->chunk_w);
-            transpose_local(col + (size_t)n0 * p->chunk_w, p->chunk_w, n1 - n0, nc, colt + n0,
-                            p->K);
+            b = col, ldb = p->chunk_w;
         }
         for (int b0 = n0; b0 < n1; b0 += N_BLOCK_MAX) {
             int nb = n1 - b0 < N_BLOCK_MAX ? n1 - b0 : N_BLOCK_MAX;
-            rn_sgemm_1t(p->kw, 0, 0, p->cout_g, nb, nc, dyg + j0, (int)p->pix_out, colt + b0, p->K,
-                        beta, dwg + b0, p->K, NULL);
+            rn_sgemm_1t(p->kw, 0, 1, p->cout_g, nb, nc, dyg + j0, (int)p->pix_out,
+                        b + (size_t)b0 * ldb, (int)ldb, beta, dwg + b0, p->K, NULL);
         }
     }
 }
@@ -228,10 +220,9 @@ void conv2d_backward_weight(const rn_kernels *k, const rn_conv_shape *s, const f
         return;
     }
     const bwd_plan p = conv2d_bwd_plan(k, s, algos);
-    // dwt: (K, cout_g) or none  colt: (chunk_w, K) or none  col: (K, chunk_w)
+    // dwt: (K, cout_g) or none  col: (K, chunk_w)
     float *dwt = workspace;
-    float *colt = dwt + p.dwt_floats;
-    float *col = colt + p.colt_floats;
+    float *col = dwt + p.dwt_floats;
     if (p.wt_small) /* its gathers and product share themselves out */
         rn_smallmap_weight(p.k, s, x, dy, dw, workspace);
 #pragma omp parallel num_threads(rn_threads())
@@ -246,7 +237,7 @@ void conv2d_backward_weight(const rn_kernels *k, const rn_conv_shape *s, const f
             const float *dyg = dy + (size_t)g * p.cout_g * p.pix_out;
             float *dwg = dw + (size_t)g * p.cout_g * p.K;
             if (p.wt_by_col)
-                weight_by_col(s, &p, xg, dyg, dwg, colt, col);
+                weight_by_col(s, &p, xg, dyg, dwg, col);
             else
                 weight_by_dy(s, &p, xg, dyg, dwg, dwt, col);
         }
