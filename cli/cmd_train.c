@@ -16,13 +16,14 @@
  * batch, and rank 0 alone prints, logs, writes checkpoints and the report;
  * the test set is evaluated in slices by every rank. A rank that fails
  * stops every rank (dist_abort).
+ *
+ * This file parses the flags and sets the run up (model, trainer, data, files); the loop over
+ * the epochs is train_loop.c.
  */
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -38,9 +39,9 @@
 #include "train_recipe.h"
 #include "run_record.h"
 #include "train_ckpt.h"
-#include "train/optim.h"
-#include "train/plot.h"
 #include "train_dist.h"
+#include "train_loop.h"
+#include "train/optim.h"
 
 static arg_spec SPECS[] = {
     TRAIN_RECIPE_SPEC,
@@ -107,342 +108,12 @@ static void sibling(char *out, size_t cap, const char *path, const char *suffix)
     snprintf(out, cap, "%.*s%s", (int)stem, path, suffix);
 }
 
-/* ---- the run ------------------------------------------------------------------------------------ */
-
-typedef struct run {
-    arg_table *t;
-    rn_model *m;
-    rn_trainer *tr;
-    rn_dataset train, test;
-    rn_loader *loader;
-    rn_loader_config lcfg;
-    char save[1024], optim[1024], log[1024], svg[1024];
-    char norm_text[256];
-    FILE *logf;
-    int quiet, tty;
-    int curves;             /* the SVG curves were written by this run */
-    int epochs, eval_every, max_steps, log_every, seed, num_classes, save_every, max_bad_steps;
-    train_plan plan;        /* recorded in every checkpoint; read back on --resume */
-    train_dist dist;        /* the ranks of a data-parallel run (one without a launcher) */
-    int lead;               /* rank 0: prints, logs and saves */
-    rn_train_config cfg;    /* from the flags; the steps are the loader's */
-    double started;         /* when the command started (now_s): the log's "elapsed" */
-    train_ckpt ck;
-} run;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* Writes the checkpoint; returns 0 or, after saying why, an exit status. */
-static int save_checkpoint(run *r, int64_t epoch, int64_t position) {
-    char size[16], ep[32], pos[32], seed[32], ranks[16];
-    snprintf(size, sizeof size, "%d", r->lcfg.image_size ? r->lcfg.image_size : r->train.height);
-    snprintf(ep, sizeof ep, "%lld", (long long)epoch);
-    snprintf(pos, sizeof pos, "%lld", (long long)position);
-    snprintf(seed, sizeof seed, "%d", r->seed);
-    snprintf(ranks, sizeof ranks, "%d", r->dist.size);
-    /* the class names, one per line, for `resnet predict` */
-    char names[65536] = "";
-    size_t used = 0;
-    for (int c = 0; r->train.class_names && c < r->train.num_classes && used < sizeof names; c++)
-        used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", c ? "\n" : "", r->train.class_names[c]);
-    const char *keys[] = {"image_size", "normalize", "dataset", "stem", "class_names"};
-    const char *vals[] = {size, r->norm_text, args_str(r->t, "dataset"),
-                          rn_model_stem(r->m) == RN_STEM_CIFAR ? "cifar" : "imagenet", names};
-    const char *okeys[4 + PLAN_MAX_META] = {"epoch", "position", "seed", "ranks"};
-    const char *ovals[4 + PLAN_MAX_META] = {ep, pos, seed, ranks};
-    memcpy(okeys + 4, r->plan.keys, (size_t)r->plan.count * sizeof *okeys);
-    memcpy(ovals + 4, r->plan.values, (size_t)r->plan.count * sizeof *ovals);
-    int nkeys = r->train.class_names && used < sizeof names ? 5 : 4;
-    return train_ckpt_save(&r->ck, r->m, r->tr, keys, vals, nkeys, okeys, ovals, 4 + r->plan.count);
-}
-
-/* After a signal: the checkpoint, where it is and how to resume. Returns the exit status. */
-static int stop_interrupted(run *r, int sig) {
-    if (!r->quiet && r->tty)
-        fputc('\n', stderr);
-    rn_loader_state now;
-    rn_loader_get_state(r->loader, &now);
-    printf("interrupted by %s after step %lld (epoch %lld, %lld images into it)\n", interrupt_name(sig),
-           (long long)rn_trainer_steps(r->tr), (long long)now.epoch + 1, (long long)now.position);
-    if (!r->save[0]) {
-        printf("no checkpoint written (no --save)\n");
-        return EXIT_INTERRUPTED;
-    }
-    int status = save_checkpoint(r, now.epoch, now.position);
-    if (status)
-        return status;
-    printf("checkpoint: %s (+ %s)\nresume with:\n", r->save, r->optim);
-    train_print_resume(r->t, r->save, NULL, NULL);
-    fflush(stdout);
-    return EXIT_INTERRUPTED;
-}
-
-/* A step whose loss or gradient was not finite, and so changed nothing: a
- * warning, and after --max-bad-steps of them in a row, the end of the run
- * (the weights, those of the last good step, are saved). Returns 0 to go
- * on, else the exit status. */
-static int bad_step(run *r, const rn_step_result *res, int in_a_row) {
-    if (!r->quiet && r->tty)
-        fputc('\n', stderr);
-    long long good = (long long)rn_trainer_steps(r->tr);
-    char what[96];
-    if (isfinite(res->loss))
-        snprintf(what, sizeof what, "a gradient or a BatchNorm statistic is not finite (loss %g)", res->loss);
-    else
-        snprintf(what, sizeof what, "the loss is %g", res->loss);
-    if (r->lead) /* under MPI every rank skips the same steps */
-        cli_error(r->dist.what, "warning: the step after step %lld skipped: %s; weights, BatchNorm statistics "
-                  "and optimizer state unchanged (%d in a row)", good, what, in_a_row);
-    if (r->max_bad_steps == 0 || in_a_row < r->max_bad_steps)
-        return 0;
-    char lower[32];
-    snprintf(lower, sizeof lower, "%g", res->lr / 10.0);
-    if (r->lead)
-        printf("stopped: %d steps in a row had a non-finite loss, gradient or BatchNorm statistic "
-               "(--max-bad-steps %d); the weights are those of step %lld. The learning rate (%g at this step) "
-               "is likely too high: try --lr %s, or a --warmup\n", in_a_row, r->max_bad_steps, good, res->lr,
-               lower);
-    if (r->save[0]) {
-        rn_loader_state now;
-        rn_loader_get_state(r->loader, &now);
-        int status = save_checkpoint(r, now.epoch, now.position);
-        if (status)
-            return status;
-        printf("checkpoint: %s (+ %s), step %lld\nresume with a lower learning rate:\n", r->save, r->optim, good);
-        train_print_resume(r->t, r->save, "lr", lower);
-    }
-    fflush(stdout);
-    if (r->lead)
-        cli_error(r->dist.what, "stopped after %d non-finite steps in a row (--max-bad-steps); lower the "
-                  "learning rate", in_a_row);
-    return EXIT_RUNTIME;
-}
-
-/* A log line that cannot be written (a full disk) stops the log, not the run:
- * the checkpoint is what must be saved, and it reports its own failure. */
-static void log_flush(run *r) {
-    if (fflush(r->logf) == 0 && !ferror(r->logf))
-        return;
-    cli_error(r->dist.what, "warning: %s: write failed: %s; training goes on without the log", r->log,
-              strerror(errno ? errno : EIO));
-    fclose(r->logf);
-    r->logf = NULL;
-}
-
-/* Draws the log's curves into r->svg. A log without a finished epoch has nothing to draw: a
- * warning with `always`, else silence. */
-static void write_curves(run *r, int always) {
-    if (!r->svg[0] || !r->logf)
-        return;
-    rn_status st = rn_plot_svg(r->log, r->svg);
-    if (st == RN_OK)
-        r->curves = 1;
-    else if (always || st != RN_ERR_FORMAT)
-        cli_error(r->dist.what, "warning: %s", rn_last_error());
-}
-
-static void progress_line(run *r, int epoch, int step, int steps, double loss, double acc, double ips,
-                          double eta) {
-    if (r->quiet)
-        return;
-    if (r->tty)
-        fprintf(stderr, "\repoch %d/%d  step %d/%d  loss %.4f  acc %.4f  %.0f img/s  ETA %.0fs   ", epoch,
-                r->epochs, step, steps, loss, acc, ips, eta);
-    else if (step == steps || step % 50 == 0)
-        fprintf(stderr, "epoch %d/%d  step %d/%d  loss %.4f  acc %.4f  %.0f img/s  ETA %.0fs\n", epoch,
-                r->epochs, step, steps, loss, acc, ips, eta);
-}
-
-static void eval_progress(void *ctx, int64_t done, int64_t total) {
-    run *r = ctx;
-    if (!r->quiet && r->tty)
-        fprintf(stderr, "\r  evaluating %lld/%lld   ", (long long)done, (long long)total);
-}
-
-/* Trains from (start_epoch, start_position) to the end; returns an exit status. */
-static int train_loop(run *r, int64_t start_epoch, int64_t start_position) {
-    int S = r->lcfg.image_size ? r->lcfg.image_size : r->train.height;
-    int B = r->lcfg.batch_size, C = r->train.channels;
-    int ranks = r->dist.size, local = B / ranks;   /* this rank's share of a batch */
-    float *x = malloc((size_t)local * C * S * S * sizeof *x);
-    int32_t *labels = malloc((size_t)local * sizeof *labels);
-    if (!x || !labels) {
-        free(x), free(labels);
-        cli_error(r->dist.what, "out of memory for a batch of %d images of %dx%d", local, S, S);
-        return EXIT_RUNTIME;
-    }
-    int steps = rn_loader_steps(r->loader);
-    if (r->max_steps > 0 && rn_trainer_steps(r->tr) >= r->max_steps) {
-        if (r->lead)
-                printf("already at step %lld: nothing to do (--max-steps %d)\n",
-                   (long long)rn_trainer_steps(r->tr), r->max_steps);
-        free(x), free(labels);
-        return 0;
-    }
-    rn_loader_state ls = {start_epoch, start_position};
-    if (rn_loader_set_state(r->loader, &ls) != RN_OK) {
-        cli_error(r->dist.what, "%s", rn_last_error());
-        free(x), free(labels);
-        return EXIT_RUNTIME;
-    }
-    int status = 0;
-    double train_total = 0.0; /* seconds spent training (not evaluating) */
-    int64_t run_images = 0;
-    int bad_in_a_row = 0;
-    for (int64_t epoch = start_epoch; epoch < r->epochs && status == 0; epoch++) {
-        double t0 = now_s(), loss_sum = 0.0, lr = 0.0;
-        int64_t seen = 0, correct = 0, skipped = 0;
-        int step = (int)(start_position / B);
-        start_position = 0;
-        int stopped = 0;
-        for (;;) {
-            int n = 0;
-            if (rn_loader_next(r->loader, x, labels, &n) != RN_OK) {
-                cli_error(r->dist.what, "%s", rn_last_error());
-                status = EXIT_RUNTIME;
-                break;
-            }
-            if (n == 0)
-                break;
-            rn_step_result res;   /* loss and correct over the global batch */
-            if (rn_trainer_step(r->tr, x, labels, n, S, S, &res) != RN_OK) {
-                cli_error(r->dist.what, "%s", rn_last_error());
-                status = EXIT_RUNTIME;
-                break;
-            }
-            step++;
-            if (res.skipped) {
-                skipped++;
-                if ((status = bad_step(r, &res, ++bad_in_a_row)) != 0)
-                    break;
-                int sig = interrupt_pending();
-                if (sig) {
-                    status = stop_interrupted(r, sig);
-                    break;
-                }
-                continue;
-            }
-            bad_in_a_row = 0;
-            n *= ranks;           /* images of the global batch */
-            seen += n, run_images += n;
-            correct += res.correct;
-            loss_sum += (double)res.loss * n;
-            lr = res.lr;
-            double el = now_s() - t0, ips = seen / (el > 0 ? el : 1e-9);
-            progress_line(r, (int)epoch + 1, step, steps, loss_sum / seen, (double)correct / seen, ips,
-                          (double)(steps - step) * B / ips);
-            int64_t gstep = rn_trainer_steps(r->tr);
-            if (r->lead && r->logf && r->log_every > 0 && gstep % r->log_every == 0) {
-                fprintf(r->logf, "{\"step\": %lld, \"epoch\": %lld, \"loss\": %.6f, \"acc\": %.6f, \"lr\": %.8g}\n",
-                        (long long)gstep, (long long)epoch + 1, res.loss, (double)res.correct / n, lr);
-                log_flush(r);
-            }
-            if (r->max_steps > 0 && gstep >= r->max_steps) {
-                stopped = 1;
-                break;
-            }
-            int sig = interrupt_pending();
-            if (sig) {
-                status = stop_interrupted(r, sig);
-                break;
-            }
-            if (r->save[0] && r->save_every > 0 && gstep % r->save_every == 0) {
-                rn_loader_state now;
-                rn_loader_get_state(r->loader, &now);
-                if ((status = save_checkpoint(r, now.epoch, now.position)) != 0)
-                    break;
-            }
-        }
-        if (status != 0)
-            break;
-        double train_secs = now_s() - t0;
-        train_total += train_secs;
-        if (stopped) {
-            if (!r->quiet && r->tty)
-                fputc('\n', stderr);
-            rn_loader_state now;
-            rn_loader_get_state(r->loader, &now);
-            if (r->lead)
-                printf("stopped after %lld steps (--max-steps) in epoch %lld\n",
-                       (long long)rn_trainer_steps(r->tr), (long long)epoch + 1);
-            train_dist_sync_model(&r->dist);
-            if (r->save[0] && (status = save_checkpoint(r, now.epoch, now.position)) == 0)
-                printf("checkpoint: %s (+ %s)\n", r->save, r->optim);
-            /* the curves of the epochs the log has; none in a first epoch cut short */
-            if (status == 0 && r->lead && r->logf) {
-                log_flush(r);
-                write_curves(r, 0);
-            }
-            break;
-        }
-        /* the test split after every eval_every-th epoch and the last */
-        const int evaluate = epoch + 1 == r->epochs || (r->eval_every > 0 && (epoch + 1) % r->eval_every == 0);
-        rn_eval_result ev = {0};
-        if (evaluate) {
-            rn_loader_config ecfg = r->lcfg;
-            ecfg.batch_size = B;
-            train_dist_sync_model(&r->dist);
-            if (train_dist_evaluate(&r->dist, r->m, &r->test, &ecfg, eval_progress, r, &ev) != RN_OK) {
-                cli_error(r->dist.what, "evaluating: %s", rn_last_error());
-                status = EXIT_RUNTIME;
-                break;
-            }
-        }
-        if (!r->quiet && r->tty)
-            fprintf(stderr, "\r%*s\r", 100, "");
-        char test_text[96] = "", test_json[128];
-        if (evaluate) {
-            const double test_acc = ev.count ? (double)ev.top1 / ev.count : 0.0;
-            snprintf(test_text, sizeof test_text, "  test loss %.4f  test acc %.4f", ev.loss, test_acc);
-            snprintf(test_json, sizeof test_json, "\"test_loss\": %.6f, \"test_acc\": %.6f, \"test_top5\": %.6f",
-                     ev.loss, test_acc, ev.count ? (double)ev.top5 / ev.count : 0.0);
-        } else {
-            snprintf(test_json, sizeof test_json, "\"test_loss\": null, \"test_acc\": null, \"test_top5\": null");
-        }
-        if (r->lead) {
-            printf("epoch %lld/%d  train loss %.4f  train acc %.4f%s  %.1f s (%.0f img/s)", (long long)epoch + 1,
-                   r->epochs, loss_sum / (seen ? seen : 1), (double)correct / (seen ? seen : 1), test_text,
-                   train_secs, seen / (train_secs > 0 ? train_secs : 1e-9));
-            if (skipped)
-                printf("  %lld non-finite steps skipped", (long long)skipped);
-            putchar('\n');
-        }
-        fflush(stdout);
-        if (r->lead && r->logf) {
-            fprintf(r->logf,
-                    "{\"epoch\": %lld, \"train_loss\": %.6f, \"train_acc\": %.6f, %s, \"lr\": %.8g, "
-                    "\"seconds\": %.3f, \"images_per_second\": %.2f, \"steps\": %lld, \"skipped_steps\": %lld, "
-                    "\"elapsed\": %.3f}\n",
-                    (long long)epoch + 1, loss_sum / (seen ? seen : 1), (double)correct / (seen ? seen : 1),
-                    test_json, lr, train_secs, seen / (train_secs > 0 ? train_secs : 1e-9),
-                    (long long)rn_trainer_steps(r->tr), (long long)skipped, now_s() - r->started);
-            log_flush(r);
-            write_curves(r, 1);
-        }
-        rn_eval_result_free(&ev);
-        if (r->save[0] && (status = save_checkpoint(r, epoch + 1, 0)) != 0)
-            break;
-        int sig = interrupt_pending();
-        if (sig)
-            status = stop_interrupted(r, sig);
-    }
-    if (status == 0 && run_images && r->lead)
-        printf("trained on %lld images in %.1f s of training (%.0f img/s)\n", (long long)run_images, train_total,
-               run_images / (train_total > 0 ? train_total : 1e-9));
-    free(x), free(labels);
-    return status;
-}
-
-/* ---- set-up ------------------------------------------------------------------------------------- */
+/* ---- set-up (the run and its loop: train_loop.h) ------------------------------------------- */
 
 /* The trainer and the evaluation after each epoch, planned at the run's
  * batch and image size: a run that cannot fit in the memory available is
  * refused before anything large is allocated. Returns 0 after a message. */
-static int fits_in_memory(const run *r, const rn_train_config *cfg) {
+static int fits_in_memory(const train_run *r, const rn_train_config *cfg) {
     const int S = r->lcfg.image_size ? r->lcfg.image_size : r->train.height;
     /* the loader's batch and the one the loop fills: this rank's share of the global batch */
     size_t image = (size_t)r->train.channels * (size_t)S * (size_t)S * sizeof(float) + sizeof(int32_t);
@@ -452,7 +123,7 @@ static int fits_in_memory(const run *r, const rn_train_config *cfg) {
 
 /* Creates the model (with --resume, loads it) and the trainer's
  * configuration, and checks that training fits in memory. */
-static int setup_model(run *r, const char *resume) {
+static int setup_model(train_run *r, const char *resume) {
     arg_table *t = r->t;
     const char *init = args_str(t, "init");
     rn_status st;
@@ -509,7 +180,7 @@ static int setup_model(run *r, const char *resume) {
 
 /* Creates the trainer; with --resume loads it from `state` (the optimizer
  * state that belongs to the weights). */
-static int setup_trainer(run *r, const char *resume, const char *state) {
+static int setup_trainer(train_run *r, const char *resume, const char *state) {
     rn_train_config cfg = r->cfg;
     cfg.steps_per_epoch = rn_loader_steps(r->loader);
     cfg.total_steps = cfg.steps_per_epoch * r->epochs;
@@ -563,7 +234,7 @@ static int non_negative(const arg_table *t, const char *name) {
  * loader's configuration into r->lcfg, and the names, numbers and combinations the trainer and
  * the data would refuse later. Returns 0 after an error message (a usage error: exit 2). Runs
  * before anything is read or written, and again once --resume's plan has filled the flags. */
-static int check_flags(run *r, int *batch, int *size, int *threads) {
+static int check_flags(train_run *r, int *batch, int *size, int *threads) {
     arg_table *t = r->t;
     if (!args_int(t, "epochs", 1, 100000, &r->epochs) ||
         !args_int(t, "eval-every", 0, 100000, &r->eval_every) || !args_int(t, "batch-size", 1, 65536, batch) ||
@@ -654,7 +325,7 @@ int cmd_train(int argc, char **argv) {
         return EXIT_USAGE;
     if (!dist_init(NULL, NULL))
         return EXIT_RUNTIME;
-    run r = {.t = &t, .started = now_s()};
+    train_run r = {.t = &t, .started = train_clock_s()};
     r.ck.lock_fd = -1;
     const char *resume = strcmp(args_str(&t, "resume"), "none") ? args_str(&t, "resume") : NULL;
     rn_train_position pos = {0};

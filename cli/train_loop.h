@@ -1,0 +1,47 @@
+/*
+ * train_loop.h - `resnet train`'s run (what the command set up: model, trainer, data, files,
+ * plan) and its loop over the epochs (train_loop.c); cmd_train.c parses the flags, sets the
+ * run up and calls train_loop.
+ */
+#ifndef RN_CLI_TRAIN_LOOP_H
+#define RN_CLI_TRAIN_LOOP_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "args.h"
+#include "resnet.h"
+#include "train_ckpt.h"
+#include "train_dist.h"
+#include "train_plan.h"
+
+typedef struct train_run {
+    arg_table *t;
+    rn_model *m;
+    rn_trainer *tr;
+    rn_dataset train, test;
+    rn_loader *loader;
+    rn_loader_config lcfg;
+    char save[1024], optim[1024], log[1024], svg[1024];
+    char norm_text[256];
+    FILE *logf;
+    int quiet, tty;
+    int curves;             /* the SVG curves were written by this train_run */
+    int epochs, eval_every, max_steps, log_every, seed, num_classes, save_every, max_bad_steps;
+    train_plan plan;        /* recorded in every checkpoint; read back on --resume */
+    train_dist dist;        /* the ranks of a data-parallel run (one without a launcher) */
+    int lead;               /* rank 0: prints, logs and saves */
+    rn_train_config cfg;    /* from the flags; the steps are the loader's */
+    double started;         /* when the command started (train_clock_s): the log's "elapsed" */
+    train_ckpt ck;
+} train_run;
+
+/* Seconds on a monotonic clock. */
+double train_clock_s(void);
+
+/* Trains from (start_epoch, start_position) to the run's end: the steps with their progress
+ * line and log, the evaluation after each epoch, the checkpoints, a stop at an interrupt or
+ * after too many bad steps. Returns an exit status (0 when the run ended as planned). */
+int train_loop(train_run *r, int64_t start_epoch, int64_t start_position);
+
+#endif
