@@ -1,7 +1,7 @@
 /*
  * winograd.h - the Winograd F(4x4, 3x3) tile transforms, the contract
  * between the convolution algorithm (conv_winograd.c) and its per-ISA
- * transforms (portable in conv_winograd.c, AVX2 in x86/winograd_avx2.c).
+ * transforms (portable in winograd_portable.c, AVX2 in x86/winograd_avx2.c).
  *
  * A 3x3 stride-1 convolution computes each 4x4 block of output ("tile")
  * from a 6x6 block of input: Y = A^T [(G g G^T) . (B^T d B)] A, 36
@@ -143,7 +143,7 @@ static inline size_t rn_wino_plane_floats(size_t floats) {
     return (lines | 1) * line;
 }
 
-/* The portable transforms (conv_winograd.c). */
+/* The portable transforms (winograd_portable.c). */
 void rn_wino_in_portable(const rn_wino_in *in, float *dst, ptrdiff_t stride);
 void rn_wino_out_portable(const float *src, ptrdiff_t stride, const rn_wino_out *o);
 

@@ -1,6 +1,6 @@
 /*
  * winograd_weights.h - the Winograd weight transform U = G g G^T (winograd.h's
- * rn_wino_weights_fn), one source for every instruction set: conv_winograd.c includes it for
+ * rn_wino_weights_fn), one source for every instruction set: winograd_portable.c includes it for
  * the portable descriptor, x86/winograd_avx2.c and x86/winograd_avx512.c for theirs, each
  * compiled for its own ISA, so the compiler maps the 8 lanes to what the CPU has (four SSE
  * registers, two AVX ones, one AVX-512 one).
