@@ -270,6 +270,9 @@ static void fast_vs_ref_fixed(void) {
      * several blocks, a map of one row */
     fast_vs_ref_conv(conv_case_shape(128, 300, 2, 2, 70, 3, 1, 1, 1), 1.0f, "3x3 on 2x2, K blocks");
     fast_vs_ref_conv(conv_case_shape(128, 9, 1, 2, 11, 3, 1, 1, 1), 1.0f, "3x3 on 1x2");
+    /* strided on 2x2 to 1x1 (with wino, the weight gradient of its cropped 2x2 window is the
+     * small-map product's; the data gradient col2im's) */
+    fast_vs_ref_conv(conv_case_shape(128, 40, 2, 2, 24, 3, 2, 1, 1), 0.0f, "3x3/2 on 2x2");
     rn_conv_shape small = conv_case_shape(256, 256, 2, 2, 256, 3, 1, 1, 1);
     conv2d_shape_init(&small);
     const rn_kernels *kb = rn_kernels_bf16(kd);

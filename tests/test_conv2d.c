@@ -245,6 +245,11 @@ static void check_heuristic(void) {
         {SHAPE(128, 256, 2, 256, 3, 1, 1), RN_CONV_SMALLMAP, -1, "3x3 256->256 at 2x2"},
         {SHAPE(64, 256, 2, 256, 3, 1, 1), RN_CONV_WINOGRAD2, -1, "3x3 256->256 at 2x2"},
         {SHAPE(1, 256, 2, 256, 3, 1, 1), RN_CONV_IM2COL, RN_CONV_DIRECT, "3x3 256->256 at 2x2"},
+        /* strided, where every block is a live tap (d2l_resnet18's 3x3/2 at 28x28: 2x2 -> 1x1),
+         * from batch 128; the uncropped window's shape (the cropped one, 2x2, too) */
+        {SHAPE(256, 256, 2, 512, 3, 2, 1), RN_CONV_SMALLMAP, -1, "3x3/2 256->512 at 2x2"},
+        {SHAPE(256, 256, 2, 512, 2, 2, 0), RN_CONV_SMALLMAP, -1, "2x2/2 256->512 at 2x2"},
+        {SHAPE(32, 256, 2, 512, 3, 2, 1), RN_CONV_IM2COL, -1, "3x3/2 256->512 at 2x2"},
         /* not where a block of its matrix would be zeros (a 3x3 window on 1x3 misses a column):
          * the small map's rule of the wide direct tile, else im2col */
         {{.n = 64, .cin = 32, .h = 1, .w = 3, .cout = 32, .kh = 3, .kw = 3, .stride = 1, .pad = 1,

@@ -210,7 +210,7 @@ static int direct_pays(const rn_kernels *k, const rn_conv_shape *s) {
            (wide && weight_bytes <= DIRECT_WIDE_MAX_WEIGHT_BYTES_STRIDED);
 }
 
-/* Windows at stride 1 on maps of at most 2x2 (conv_smallmap.c) where every block of its matrix
+/* Windows on maps of at most 2x2 (conv_smallmap.c) where every block of its matrix
  * is a live tap (3x3 pad 1 on 2x2, or 1x2): as many products as F(2x2) and no transforms, and
  * no zero block mixing an infinite input into outputs whose window does not reach it (on 1x3
  * maps a 3x3 window misses a column: im2col there); from SMALLMAP_MIN_BATCH images, where its
@@ -219,11 +219,22 @@ static int direct_pays(const rn_kernels *k, const rn_conv_shape *s) {
  * F(2x2)'s 609, 128 664 against 614, but 64 502 against 632 and 1 29 against the direct tile's
  * 85. In training (batch 256, d2l_resnet18 at 28x28, `profile_train`) its data and weight
  * gradients outrun F(2x2)'s by more (see the commit that made this rule). bf16 inference takes
- * F(2x2) instead (rn_conv_algo_for_bf16). */
+ * F(2x2) instead (rn_conv_algo_for_bf16). Strided windows too where every block is a live tap
+ * (d2l_resnet18's 3x3/2 256->512 at 28x28, 2x2 -> 1x1), before im2col would crop them (a 2x2
+ * window, whose weight gradient is then the algorithm's too); at stride 1 a window im2col crops
+ * stays im2col's (3x3 on 1x1 maps: 0.70 ms a step against the product's 0.54 and 0.25 of
+ * weights made each step). The strided one in training (`profile_train -a d2l_resnet18 -s 28 -b
+ * 256`, AMD EPYC Zen 5, 2 threads, two runs each, ms of the layer's step, im2col -> the
+ * product): fp32 5.50-5.73 -> 4.85-5.00 (forward 1.81-1.88 -> 1.02-1.07 and 0.20 of weights
+ * made, weight gradient 1.83-1.92 -> 1.61-1.66), bf16 6.43-6.53 -> 4.62-4.66 (forward
+ * 2.59-2.65 -> 0.99-1.01); alone (`bench_conv -m narrow -b 256`) 490 against 573 effective
+ * GFLOP/s. */
 #define SMALLMAP_MIN_BATCH 128
 static int smallmap_pays(const rn_conv_shape *s) {
-    if (!rn_conv_smallmap.supports(s) || s->stride != 1 || s->kh * s->kw == 1 ||
-        s->n < SMALLMAP_MIN_BATCH)
+    rn_conv_shape cropped;
+    int k0;
+    if (!rn_conv_smallmap.supports(s) || s->kh * s->kw == 1 || s->n < SMALLMAP_MIN_BATCH ||
+        (s->stride == 1 && conv2d_crop_shape(s, &cropped, &k0)))
         return 0;
     for (int p = 0; p < s->ho * s->wo; p++)
         for (int q = 0; q < s->h * s->w; q++)
@@ -235,10 +246,10 @@ static int smallmap_pays(const rn_conv_shape *s) {
 rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s) {
     rn_conv_shape cropped;
     int k0;
-    if (conv2d_crop_shape(s, &cropped, &k0))
-        return RN_CONV_IM2COL; /* a smaller kernel on a tiny map: im2col crops it */
     if (smallmap_pays(s))
         return RN_CONV_SMALLMAP;
+    if (conv2d_crop_shape(s, &cropped, &k0))
+        return RN_CONV_IM2COL; /* a smaller kernel on a tiny map: im2col crops it */
     k = rn_kernels_or_default(k);
     if (rn_conv_direct.supports(s) && direct_pays(k, s))
         return RN_CONV_DIRECT;
