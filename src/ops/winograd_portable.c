@@ -51,6 +51,20 @@ void rn_wino_in_portable(const rn_wino_in *in, float *dst, ptrdiff_t stride) {
     }
 }
 
+/* Lane l's output block y (m x m, the part inside the map: rows[l] x cols[l]) with the
+ * epilogue: + bias, + the residual, ReLU. */
+static void store_block(const float *y, int m, int l, const rn_wino_out *o) {
+    for (int r = 0; r < o->rows[l]; r++)
+        for (int c = 0; c < o->cols[l]; c++) {
+            float v = y[r * m + c] + o->bias;
+            if (o->res[l])
+                v += o->res[l][r * o->ld + c];
+            if (o->relu && v < 0.0f) /* NaN stays NaN, as in PyTorch */
+                v = 0.0f;
+            o->y[l][r * o->ld + c] = v;
+        }
+}
+
 void rn_wino_out_portable(const float *src, ptrdiff_t stride, const rn_wino_out *o) {
     for (int l = 0; l < RN_WINO_LANES; l++) {
         if (!o->y[l])
@@ -62,15 +76,7 @@ void rn_wino_out_portable(const float *src, ptrdiff_t stride, const rn_wino_out 
             at_1d(m + j, 6, t + j, 6); /* t (4 x 6) */
         for (int r = 0; r < 4; r++)
             at_1d(t + r * 6, 1, y + r * 4, 1);
-        for (int r = 0; r < o->rows[l]; r++)
-            for (int c = 0; c < o->cols[l]; c++) {
-                float v = y[r * 4 + c] + o->bias;
-                if (o->res[l])
-                    v += o->res[l][r * o->ld + c];
-                if (o->relu && v < 0.0f) /* NaN stays NaN, as in PyTorch */
-                    v = 0.0f;
-                o->y[l][r * o->ld + c] = v;
-            }
+        store_block(y, 4, l, o);
     }
 }
 
@@ -117,15 +123,7 @@ void rn_wino2_out_portable(const float *src, ptrdiff_t stride, const rn_wino_out
             at2_1d(m + j, 4, t + j, 4); /* t (2 x 4) */
         for (int r = 0; r < 2; r++)
             at2_1d(t + r * 4, 1, y + r * 2, 1);
-        for (int r = 0; r < o->rows[l]; r++)
-            for (int c = 0; c < o->cols[l]; c++) {
-                float v = y[r * 2 + c] + o->bias;
-                if (o->res[l])
-                    v += o->res[l][r * o->ld + c];
-                if (o->relu && v < 0.0f) /* NaN stays NaN, as in PyTorch */
-                    v = 0.0f;
-                o->y[l][r * o->ld + c] = v;
-            }
+        store_block(y, 2, l, o);
     }
 }
 
