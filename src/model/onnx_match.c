@@ -145,13 +145,15 @@ static const onnx_tensor *weight(match *mt, const char *name) {
     return NULL;
 }
 
-static int dims_equal(const onnx_tensor *t, int ndim, const int64_t *dims) {
-    if (t->ndim != ndim)
-        return 0;
-    for (int i = 0; i < ndim; i++)
-        if (t->dims[i] != dims[i])
+static int int64s_equal(const int64_t *a, const int64_t *b, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i])
             return 0;
     return 1;
+}
+
+static int dims_equal(const onnx_tensor *t, int ndim, const int64_t *dims) {
+    return t->ndim == ndim && int64s_equal(t->dims, dims, (size_t)ndim);
 }
 
 /* An INTS attribute equals want[0..n) (absent: every element is `dflt`). */
@@ -164,12 +166,7 @@ static int ints_attr_is(const onnx_node *n, const char *name, const int64_t *wan
                 return 0;
         return 1;
     }
-    if (a->n_ints != k)
-        return 0;
-    for (size_t i = 0; i < k; i++)
-        if (a->ints[i] != want[i])
-            return 0;
-    return 1;
+    return a->n_ints == k && int64s_equal(a->ints, want, k);
 }
 
 int64_t onnx_int_attr(const onnx_node *n, const char *name, int64_t dflt) {
