@@ -231,10 +231,7 @@ static int direct_pays(const rn_kernels *k, const rn_conv_shape *s) {
  * GFLOP/s. */
 #define SMALLMAP_MIN_BATCH 128
 static int smallmap_pays(const rn_conv_shape *s) {
-    rn_conv_shape cropped;
-    int k0;
-    if (!rn_conv_smallmap.supports(s) || s->kh * s->kw == 1 || s->n < SMALLMAP_MIN_BATCH ||
-        (s->stride == 1 && conv2d_crop_shape(s, &cropped, &k0)))
+    if (!rn_conv_smallmap.supports(s) || s->kh * s->kw == 1 || s->n < SMALLMAP_MIN_BATCH)
         return 0;
     for (int p = 0; p < s->ho * s->wo; p++)
         for (int q = 0; q < s->h * s->w; q++)
@@ -246,9 +243,10 @@ static int smallmap_pays(const rn_conv_shape *s) {
 rn_conv_algo_id rn_conv_algo_choose(const rn_kernels *k, const rn_conv_shape *s) {
     rn_conv_shape cropped;
     int k0;
-    if (smallmap_pays(s))
+    const int crops = conv2d_crop_shape(s, &cropped, &k0);
+    if ((s->stride > 1 || !crops) && smallmap_pays(s))
         return RN_CONV_SMALLMAP;
-    if (conv2d_crop_shape(s, &cropped, &k0))
+    if (crops)
         return RN_CONV_IM2COL; /* a smaller kernel on a tiny map: im2col crops it */
     k = rn_kernels_or_default(k);
     if (rn_conv_direct.supports(s) && direct_pays(k, s))
