@@ -168,28 +168,23 @@ static void check_quantize(void) {
     }
 }
 
-static void check_ops(void) {
-    rn_qparam p = rn_qparam_for_range(0.0f, 12.7f);
-    CHECK(p.zp == 0 && fabsf(p.scale - 0.1f) < 1e-6f, "range [0, 12.7]: scale %g zp %d", p.scale, p.zp);
-    p = rn_qparam_for_range(-1.0f, 1.0f);
-    CHECK(p.zp == 64 && fabsf(p.scale - 2.0f / 127) < 1e-7f, "range [-1, 1]: zp %d", p.zp);
-    p = rn_qparam_for_range(0.0f, 0.0f);
-    CHECK(p.scale == 1.0f && p.zp == 0, "empty range");
-    /* maxpool 3/2/1 on c16 (20 channels, 2 images, 5x5) and avgpool */
-    int c = 20, n = 2, h = 5, w = 5, ho = 3, wo = 3;
-    size_t nhw = (size_t)n * h * w;
-    uint8_t *x = malloc(32 * nhw), *y = malloc(32 * (size_t)n * ho * wo);
-    for (size_t i = 0; i < 32 * nhw; i++)
+/* Max-pool k/s/p on c16 on kd's kernels (q_maxpool_row for 3x3/2) against the windows scanned
+ * here: every byte the same. */
+static void check_maxpool(int n, int c, int h, int w, int k, int stride, int pad) {
+    const int ho = (h + 2 * pad - k) / stride + 1, wo = (w + 2 * pad - k) / stride + 1;
+    const size_t nhw = (size_t)n * h * w, cb = (size_t)rn_q_cblocks(c);
+    uint8_t *x = malloc(16 * cb * nhw), *y = malloc(16 * cb * (size_t)n * ho * wo);
+    for (size_t i = 0; i < 16 * cb * nhw; i++)
         x[i] = (uint8_t)check_int(0, 127);
-    rn_qmaxpool_c16(x, c, n, h, w, 3, 2, 1, ho, wo, y);
-    int bad = 0;
+    rn_qmaxpool_c16(kd, x, c, n, h, w, k, stride, pad, ho, wo, y);
+    long bad = 0;
     for (int ch = 0; ch < c; ch++)
         for (int b = 0; b < n; b++)
             for (int oh = 0; oh < ho; oh++)
                 for (int ow = 0; ow < wo; ow++) {
-                    int m = -1;
-                    for (int ih = oh * 2 - 1; ih <= oh * 2 + 1; ih++)
-                        for (int iw = ow * 2 - 1; iw <= ow * 2 + 1; iw++)
+                    int m = 0; /* a window wholly in the padding: 0 */
+                    for (int ih = oh * stride - pad; ih < oh * stride - pad + k; ih++)
+                        for (int iw = ow * stride - pad; iw < ow * stride - pad + k; iw++)
                             if (ih >= 0 && ih < h && iw >= 0 && iw < w) {
                                 int v = x[((size_t)(ch / 16) * nhw + ((size_t)b * h + ih) * w + iw) * 16 + ch % 16];
                                 m = v > m ? v : m;
@@ -197,7 +192,25 @@ static void check_ops(void) {
                     size_t o = ((size_t)(ch / 16) * n * ho * wo + ((size_t)b * ho + oh) * wo + ow) * 16 + ch % 16;
                     bad += y[o] != m;
                 }
-    CHECK(bad == 0, "maxpool c16: %d wrong", bad);
+    CHECK(bad == 0, "maxpool %d/%d/%d c16 on %s: %d images, %d channels, %dx%d: %ld wrong", k,
+          stride, pad, kd->q_name, n, c, h, w, bad);
+    free(x), free(y);
+}
+
+static void check_ops(void) {
+    rn_qparam p = rn_qparam_for_range(0.0f, 12.7f);
+    CHECK(p.zp == 0 && fabsf(p.scale - 0.1f) < 1e-6f, "range [0, 12.7]: scale %g zp %d", p.scale, p.zp);
+    p = rn_qparam_for_range(-1.0f, 1.0f);
+    CHECK(p.zp == 64 && fabsf(p.scale - 2.0f / 127) < 1e-7f, "range [-1, 1]: zp %d", p.zp);
+    p = rn_qparam_for_range(0.0f, 0.0f);
+    CHECK(p.scale == 1.0f && p.zp == 0, "empty range");
+    /* avgpool on c16 (20 channels, 2 images, 5x5) */
+    int c = 20, n = 2, h = 5, w = 5;
+    size_t nhw = (size_t)n * h * w;
+    uint8_t *x = malloc(32 * nhw);
+    for (size_t i = 0; i < 32 * nhw; i++)
+        x[i] = (uint8_t)check_int(0, 127);
+    int bad;
     float feat[40];
     rn_qavgpool_c16(x, c, n, h * w, (rn_qparam){0.5f, 10}, feat);
     bad = 0; /* every channel of every image: the sum of its pixels less the zero point's */
@@ -209,7 +222,7 @@ static void check_ops(void) {
             bad += feat[ch * n + b] != (float)((double)sum * 0.5 / (h * w));
         }
     CHECK(bad == 0, "avgpool c16: %d of %d wrong", bad, c * n);
-    free(x), free(y);
+    free(x);
 }
 
 int main(void) {
@@ -221,6 +234,16 @@ int main(void) {
         kd = ks[i];
         printf("test_qconv: int8 kernel %s\n", kd->q_name);
         check_quantize();
+        /* the stem's 3x3/2/1 (the kernels' rows: outputs 4 or 2 a store, ragged ends), 2x2/2 and
+         * 3x3/1 (the C loop) */
+        check_maxpool(2, 20, 5, 5, 3, 2, 1);
+        check_maxpool(1, 64, 112, 112, 3, 2, 1);
+        for (int r = 0; r < 12; r++)
+            check_maxpool(check_int(1, 2), check_int(1, 40), check_int(1, 19), check_int(1, 23), 3, 2,
+                          check_int(0, 1));
+        check_maxpool(1, 16, 1, 1, 3, 2, 1);
+        check_maxpool(2, 32, 9, 8, 2, 2, 0);
+        check_maxpool(1, 24, 7, 6, 3, 1, 1);
         /* the stem: plain input, 7x7/2 and 3x3/1 */
         check_case(1, 3, 23, 19, 64, 7, 2, 3, 0, 0, 1, "stem 7x7/2 plain cin 3");
         check_case(2, 1, 28, 28, 64, 7, 2, 3, 0, 0, 1, "stem 7x7/2 plain cin 1");

@@ -155,8 +155,8 @@ void rn_int8_forward(rn_session *s, const float *x, int n, float *logits) {
                                       team);
                 break;
             case RN_NODE_MAXPOOL:
-                rn_qmaxpool_c16_team(src, vi->c, n, vi->h, vi->w, nd->k, nd->stride, nd->pad,
-                                     vo->h, vo->w, bytes_of(s, nd->out), team);
+                rn_qmaxpool_c16_team(s->k, src, vi->c, n, vi->h, vi->w, nd->k, nd->stride,
+                                     nd->pad, vo->h, vo->w, bytes_of(s, nd->out), team);
                 break;
             case RN_NODE_AVGPOOL:
                 rn_qavgpool_c16_team(src, vi->c, n, vi->h * vi->w, s->vq[nd->in],

@@ -189,6 +189,7 @@ static const rn_kernels AVX2 = {
     .direct = rn_direct_tile_avx2, .direct_mr = RN_DIRECT_MR, .direct_nr = RN_DIRECT_NR,
     .wgrad = rn_wgrad_strip_avx2,
     .qgemm = rn_qgemm_avx2, .q_nj = 4, .q_ncb = 1, .q_inplace = 1, .q_name = "avx2 16x4",
+    .q_maxpool_row = rn_qmaxpool_row_avx2,
 };
 
 #define AVX512_FP32                                                                               \
@@ -217,21 +218,25 @@ static const rn_kernels AVX2 = {
  * VBMI's byte permutes where the CPU has them (every VNNI CPU but Cascade Lake) */
 static const rn_kernels AVX512 = {
     AVX512_FP32, .isa = RN_ISA_AVX512, .q_quantize = rn_qquantize_avx512,
+    .q_maxpool_row = rn_qmaxpool_row_avx512,
     .qgemm = rn_qgemm_avx512vnni, .q_nj = 12, .q_ncb = 2, .q_inplace = 1, .q_name = "avx512-vnni 32x12",
     .q_im2col_plain = rn_qim2col_plain_avx512vbmi,
     .q_im2col_scratch = rn_qim2col_plain_scratch_avx512vbmi,
 };
 static const rn_kernels AVX512_NO_VBMI = {
     AVX512_FP32, .isa = RN_ISA_AVX512, .q_quantize = rn_qquantize_avx512,
+    .q_maxpool_row = rn_qmaxpool_row_avx512,
     .qgemm = rn_qgemm_avx512vnni, .q_nj = 12, .q_ncb = 2, .q_inplace = 1, .q_name = "avx512-vnni 32x12",
 };
 static const rn_kernels AVX512_NO_VNNI = {
     AVX512_FP32, .isa = RN_ISA_AVX512, .q_quantize = rn_qquantize_avx512,
+    .q_maxpool_row = rn_qmaxpool_row_avx512,
     .qgemm = rn_qgemm_avx2, .q_nj = 4, .q_ncb = 1, .q_inplace = 1, .q_name = "avx2 16x4",
 };
 /* AMX: float32 on AVX-512 (AMX has no fp32 product), int8 on the tiles */
 static const rn_kernels AMX = {
     AVX512_FP32, .isa = RN_ISA_AMX, .q_quantize = rn_qquantize_avx512,
+    .q_maxpool_row = rn_qmaxpool_row_avx512,
     .qgemm = rn_qgemm_amx, .q_nj = 32, .q_ncb = 2, .q_name = "amx 32x32",
 };
 /* bf16 products with AVX-512 BF16's vdpbf16ps: the fp32 descriptor's geometry and packers,

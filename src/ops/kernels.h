@@ -85,6 +85,13 @@ typedef void (*rn_gemv_fn)(const float *x, int C, const float *w, const float *b
  * (the input holds no NaN). */
 typedef void (*rn_maxpool16_fn)(const float *x, ptrdiff_t ldx, int cols, float *y,
                                 ptrdiff_t ldy);
+/* The int8 max-pool (qconv.c) on one output row of a c16 plane, for 3x3 windows at stride 2:
+ * rows[0 .. nrows) are the window's rows inside the map, w pixels of 16 bytes each; output
+ * pixel ow (16 bytes at y + 16 ow, ow < wo) takes, byte by byte, the largest over those rows
+ * and columns 2 ow - pad .. 2 ow - pad + 2 inside the map (0 where none: the bytes are never
+ * negative, and the reference starts from 0). vm: scratch of pad + w + 2 wo + 8 pixels. */
+typedef void (*rn_qmaxpool_row_fn)(const uint8_t *const *rows, int nrows, int w, int pad, int wo,
+                                   uint8_t *vm, uint8_t *y);
 /* Whether x[0 .. n) holds a NaN (the blocked max-pool's choice of rule). */
 typedef int (*rn_has_nan_fn)(const float *x, size_t n);
 /* dst[r * ldd + q] = the bf16 pair of lo[r * ld + q] (low half) and hi[r * ld + q] (high half;
@@ -149,6 +156,7 @@ typedef struct rn_kernels {
                                            and its scratch bytes; NULL: im2col_rows_plain's rows */
     rn_qim2col_scratch_fn q_im2col_scratch;
     rn_qquantize_fn q_quantize; /* the network input's quantization; NULL: the oracle's loop */
+    rn_qmaxpool_row_fn q_maxpool_row; /* the int8 3x3/2 max-pool's rows; NULL: qconv.c's loop */
     const char *q_name;     /* e.g. "avx512-vnni 32x12" */
     /* bf16 products (rn_kernels_bf16): the packed fp32 panels of A and B are converted by
      * finish_a / finish_b before the kernels read them; fp32 descriptors leave both NULL.
@@ -312,6 +320,10 @@ void rn_pack_a_bf16_rows_amx(const float *src, ptrdiff_t lda, int kc, int rows, 
 void rn_sgemv_avx512(const float *x, int C, const float *w, const float *b, int rows, float *y);
 void rn_maxpool16_avx512(const float *x, ptrdiff_t ldx, int cols, float *y, ptrdiff_t ldy);
 int rn_has_nan_avx512(const float *x, size_t n);
+void rn_qmaxpool_row_avx2(const uint8_t *const *rows, int nrows, int w, int pad, int wo,
+                          uint8_t *vm, uint8_t *y);
+void rn_qmaxpool_row_avx512(const uint8_t *const *rows, int nrows, int w, int pad, int wo,
+                            uint8_t *vm, uint8_t *y);
 
 /* nr a multiple of 16, <= 64. */
 void rn_im2col_pack_avx512(const rn_im2col *im, int k0, int kc, long j0, int nr,

@@ -597,22 +597,32 @@ void rn_quantize_input(const rn_kernels *k, const float *x, int n, int c, int h,
     rn_quantize_input_team(k, x, n, c, h, w, q, y, rn_team_here());
 }
 
-void rn_qmaxpool_c16_team(const uint8_t *x, int c, int n, int h, int w, int k, int stride,
-                          int pad, int ho, int wo, uint8_t *y, rn_team team) {
+void rn_qmaxpool_c16_team(const rn_kernels *kd, const uint8_t *x, int c, int n, int h, int w,
+                          int k, int stride, int pad, int ho, int wo, uint8_t *y, rn_team team) {
+    kd = rn_kernels_or_default(kd);
+    const rn_qmaxpool_row_fn fast = k == 3 && stride == 2 ? kd->q_maxpool_row : NULL;
     long planes = (long)rn_q_cblocks(c) * n, pl0, pl1;
     rn_team_share(team, planes, &pl0, &pl1);
     /* per output row, the window rows' maximum of each input pixel first (vm), then each
      * output pixel's maximum over its window's columns of vm: 3 + 3 maxima of 16 bytes a pixel
-     * for 3x3/2 instead of 9 */
+     * for 3x3/2 instead of 9 (on kd's vectors where it has them: the kernels' vm is padded) */
+    uint8_t vm[fast ? pad + w + 2 * wo + 8 : w][16];
     for (long pl = pl0; pl < pl1; pl++) {
         const uint8_t *src = x + (size_t)pl * h * w * 16;
         uint8_t *dst = y + (size_t)pl * ho * wo * 16;
-        uint8_t vm[w][16];
         for (int oh = 0; oh < ho; oh++) {
             int ih0 = oh * stride - pad, ih1 = ih0 + k; /* the window's rows inside the map */
             ih0 = ih0 > 0 ? ih0 : 0;
             ih1 = ih1 < h ? ih1 : h;
-            memset(vm, 0, sizeof vm);
+            if (fast) {
+                const uint8_t *rows[3];
+                for (int ih = ih0; ih < ih1; ih++)
+                    rows[ih - ih0] = src + (size_t)ih * w * 16;
+                fast(rows, ih1 > ih0 ? ih1 - ih0 : 0, w, pad, wo, vm[0],
+                     dst + (size_t)oh * wo * 16);
+                continue;
+            }
+            memset(vm, 0, (size_t)w * 16);
             for (int ih = ih0; ih < ih1; ih++)
                 for (int iw = 0; iw < w; iw++) {
                     const uint8_t *v = src + ((size_t)ih * w + iw) * 16;
@@ -633,11 +643,11 @@ void rn_qmaxpool_c16_team(const uint8_t *x, int c, int n, int h, int w, int k, i
     }
 }
 
-void rn_qmaxpool_c16(const uint8_t *x, int c, int n, int h, int w, int k, int stride, int pad,
-                     int ho, int wo, uint8_t *y) {
+void rn_qmaxpool_c16(const rn_kernels *kd, const uint8_t *x, int c, int n, int h, int w, int k,
+                     int stride, int pad, int ho, int wo, uint8_t *y) {
     const int threads = (long)rn_q_cblocks(c) * n > 1 ? rn_threads() : 1;
 #pragma omp parallel num_threads(threads) if (threads > 1)
-    rn_qmaxpool_c16_team(x, c, n, h, w, k, stride, pad, ho, wo, y, rn_team_here());
+    rn_qmaxpool_c16_team(kd, x, c, n, h, w, k, stride, pad, ho, wo, y, rn_team_here());
 }
 
 void rn_qavgpool_c16_team(const uint8_t *x, int c, int n, int hw, rn_qparam q, float *y,

@@ -169,11 +169,12 @@ void rn_quantize_input(const rn_kernels *k, const float *x, int n, int c, int h,
 void rn_quantize_input_team(const rn_kernels *k, const float *x, int n, int c, int h, int w,
                             rn_qparam q, uint8_t *y, rn_team team);
 
-/* Max-pool k/s/p on c16 (c channels): padding never wins, as in PyTorch. */
-void rn_qmaxpool_c16(const uint8_t *x, int c, int n, int h, int w, int k, int stride, int pad,
-                     int ho, int wo, uint8_t *y);
-void rn_qmaxpool_c16_team(const uint8_t *x, int c, int n, int h, int w, int k, int stride,
-                          int pad, int ho, int wo, uint8_t *y, rn_team team);
+/* Max-pool k/s/p on c16 (c channels): padding never wins, as in PyTorch. On kernels kd (their
+ * q_maxpool_row for 3x3 windows at stride 2, or the C loop; the same bytes either way). */
+void rn_qmaxpool_c16(const rn_kernels *kd, const uint8_t *x, int c, int n, int h, int w, int k,
+                     int stride, int pad, int ho, int wo, uint8_t *y);
+void rn_qmaxpool_c16_team(const rn_kernels *kd, const uint8_t *x, int c, int n, int h, int w,
+                          int k, int stride, int pad, int ho, int wo, uint8_t *y, rn_team team);
 
 /* Global average pool of c16 x (c channels) into fp32 features (C, N). */
 void rn_qavgpool_c16(const uint8_t *x, int c, int n, int hw, rn_qparam q, float *y);
