@@ -12,6 +12,7 @@
 
 #include "ops/kernels.h"
 #include "ops/x86/avx2_util.h"
+#include "ops/x86/im2col_x86.h"
 
 /* ---------------------------------------------------------------------------
  * Micro-kernel: an MR x (8 * NV) tile of C in MR * NV ymm accumulators
@@ -129,24 +130,13 @@ void rn_sgemm_kernel_avx2_6x16_rawa(int kc, const float *a, const float *b, cons
 }
 
 /* ---------------------------------------------------------------------------
- * im2col packer.
- *
- * As in gemm_avx512.c: a panel row k = (ci, ki, kj) is the panel's runs
- * read at tap (ki, kj) of channel ci; the loads a tap needs (an offset and
- * lane masks per run) are worked out once per panel and replayed for every
- * channel. Per 8 lanes a run is read:
- *   stride 1: one masked load (lanes outside the image are masked off and
- *             never touched);
- *   stride 2: two loads of the even elements (masked unless all 8 lanes are
- *             read), then a shuffle;
- *   other:    a masked gather.
+ * im2col packer (im2col_x86.h): per 8 lanes a run is read by a masked load
+ * (stride 1), two loads of the even elements (masked unless all 8 lanes are
+ * read) and a shuffle (stride 2), or a masked gather.
  * ------------------------------------------------------------------------- */
 
-enum { PACK_UNIT, PACK_PAIR, PACK_GATHER };
-
+#define LANES 8
 #define PACK_NV (RN_PANEL_MAX / 8)
-#define TAP_CAP 512         /* tap loads cached per panel */
-#define TAP_MAX 64          /* taps (kh * kw) cached per panel */
 
 /* PACK_PAIR: all 8 lanes read, and the 16 floats from the first stay in
  * the channel's plane: two plain loads instead of masked ones. */
@@ -156,15 +146,6 @@ typedef struct tap_load {
     ptrdiff_t off;          /* input element read by lane 0 (before masking) */
     uint8_t m[2 * PACK_NV]; /* per 8 lanes: lane bits; PACK_PAIR: source bits, low then high */
 } tap_load;
-
-/* The address of p[off], computed without forming an out-of-bounds pointer
- * in C: masked-off lanes may sit before or past the buffer, and are never
- * read. */
-static inline const float *addr_at(const float *p, ptrdiff_t off) {
-    return (const float *)((uintptr_t)p + (uintptr_t)(off * (ptrdiff_t)sizeof(float)));
-}
-
-static inline int ceil_div_pos(int a, int b) { return (a + b - 1) / b; }
 
 /* Bits 0..3 of x moved to the even bits 0, 2, 4, 6. */
 static inline unsigned spread_even4(unsigned x) {
@@ -186,27 +167,15 @@ static inline __attribute__((always_inline)) int
 tap_loads(const int MODE, const int NV, const rn_im2col *im, const rn_im2col_run *runs,
           int nrun, int ki, int kj, tap_load *out) {
     const int s = MODE == PACK_UNIT ? 1 : MODE == PACK_PAIR ? 2 : im->stride;
-    const int H = im->h, W = im->w;
-    const ptrdiff_t plane = (ptrdiff_t)im->n * H * W;
+    const ptrdiff_t plane = (ptrdiff_t)im->n * im->h * im->w;
     int count = 0;
     for (int r = 0; r < nrun; r++) {
-        const rn_im2col_run *run = &runs[r];
-        int ih = run->ih0 + ki;
-        if (ih < 0 || ih >= H)
+        ptrdiff_t off;
+        uint64_t bits;
+        if (!tap_span(im, &runs[r], s, ki, kj, &off, &bits))
             continue;
-        /* Column t of the run reads input column iw + t * s. */
-        int iw = run->iw0 + kj;
-        int tlo = iw >= 0 ? 0 : ceil_div_pos(-iw, s);
-        int thi = iw < W ? ceil_div_pos(W - iw, s) : 0;
-        if (thi > run->len)
-            thi = run->len;
-        if (tlo >= thi)
-            continue;
-        int width = thi - tlo;
-        uint64_t bits = (width >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << width) - 1)
-                        << (run->lane + tlo);
         tap_load *e = &out[count++];
-        e->off = run->base + (ptrdiff_t)ih * W + iw - (ptrdiff_t)run->lane * s;
+        e->off = off;
 #pragma GCC unroll 8
         for (int q = 0; q < NV; q++) {
             unsigned m = (unsigned)(bits >> (8 * q)) & 0xFF;
@@ -271,40 +240,7 @@ pack_row(const int NV, const int MODE, const float *xc, const tap_load *e, int n
         _mm256_store_ps(dst + 8 * q, v[q]);
 }
 
-static inline __attribute__((always_inline)) void
-pack_panel(const int NV, const int MODE, const rn_im2col *im, int k0, int kc,
-           const rn_im2col_run *runs, int nrun, float *dst) {
-    const ptrdiff_t plane = (ptrdiff_t)im->n * im->h * im->w;
-    const int khw = im->kh * im->kw;
-    tap_load loads[TAP_CAP];
-    int first[TAP_MAX + 1];
-
-    /* Cache every tap's loads when they fit, else work them out per row. */
-    const int cached = khw <= TAP_MAX && khw * nrun <= TAP_CAP;
-    if (cached) {
-        first[0] = 0;
-        for (int tap = 0; tap < khw; tap++)
-            first[tap + 1] = first[tap] + tap_loads(MODE, NV, im, runs, nrun, tap / im->kw,
-                                                    tap % im->kw, loads + first[tap]);
-    }
-
-    int ci = k0 / khw, tap = k0 % khw;
-    for (int k = 0; k < kc; k++) {
-        const float *xc = im->x + ci * plane;
-        float *row = dst + (ptrdiff_t)k * NV * 8;
-        if (cached) {
-            pack_row(NV, MODE, xc, loads + first[tap], first[tap + 1] - first[tap], im->stride,
-                     row);
-        } else {
-            int ne = tap_loads(MODE, NV, im, runs, nrun, tap / im->kw, tap % im->kw, loads);
-            pack_row(NV, MODE, xc, loads, ne, im->stride, row);
-        }
-        if (++tap == khw) {
-            tap = 0;
-            ci++;
-        }
-    }
-}
+#include "ops/x86/im2col_panel_x86.h"
 
 /* The common widths get code of their own (the loops unrolled). */
 static void pack_any(const int MODE, int NV, const rn_im2col *im, int k0, int kc,
