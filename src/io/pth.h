@@ -39,7 +39,8 @@
  * bytes. Float/Half/BFloat16/Double storages come back as f32 (dtype
  * ST_F32/F16/BF16/F64, converted exactly, doubles rounded to nearest);
  * Long, Int, Short, Char, Byte and Bool as i64 (dtype ST_I64). Names are
- * the dict keys as they are ("module." prefixes kept). The result is the
+ * the dict keys as they are ("module." prefixes kept here; the model loader,
+ * weights.c, drops a DataParallel wrapper's). The result is the
  * same st_file the safetensors reader gives: free it with st_free().
  *
  * Anything else (safetensors, ONNX, text, ...) is refused by rn_sniff_refuse

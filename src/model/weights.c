@@ -25,6 +25,21 @@
 
 /* Reads a safetensors file, a PyTorch .pth checkpoint or an ONNX model
  * (matched to `arch` when not NULL) into f. */
+/* A model saved inside nn.DataParallel or DistributedDataParallel (the wrapper's state_dict())
+ * names every tensor "module.NAME": where every name has that prefix it is dropped, so that such
+ * a file loads as the model's own. */
+static void drop_wrapper_prefix(st_file *f) {
+    static const char prefix[] = "module.";
+    const size_t n = sizeof prefix - 1;
+    if (f->count == 0)
+        return;
+    for (size_t i = 0; i < f->count; i++)
+        if (strncmp(f->tensors[i].name, prefix, n) != 0 || !f->tensors[i].name[n])
+            return;
+    for (size_t i = 0; i < f->count; i++)
+        memmove(f->tensors[i].name, f->tensors[i].name + n, strlen(f->tensors[i].name + n) + 1);
+}
+
 static rn_status weights_read(const char *path, const char *arch, st_file *f) {
     memset(f, 0, sizeof *f);
     unsigned char *buf = NULL;
@@ -39,6 +54,8 @@ static rn_status weights_read(const char *path, const char *arch, st_file *f) {
     default: st = rn_sniff_refuse(buf, len, path, NULL); break;
     }
     free(buf);
+    if (st == RN_OK)
+        drop_wrapper_prefix(f);
     return st;
 }
 
