@@ -117,6 +117,10 @@ int cmd_eval(int argc, char **argv) {
         cli_error("eval", "%s", rn_last_error());
         goto done;
     }
+    if (!cli_normalize_fits(&t, ds.channels)) {
+        status = EXIT_USAGE;
+        goto done;
+    }
     int side = cfg.image_size ? cfg.image_size : ds.height, wide = cfg.image_size ? cfg.image_size : ds.width;
     size_t per_image = ((size_t)ds.channels * side * wide + 2 * (size_t)rn_model_num_classes(m)) * sizeof(float);
     /* the loader's batch and ours; with --tta flip, the mirrored batch and its logits too */

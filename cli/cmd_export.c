@@ -165,6 +165,8 @@ int cmd_export(int argc, char **argv) {
     }
 
     const char *in = pos[0], *out = pos[1];
+    if (!cli_output_not_input("export", "the output", out, "the input", in))
+        return EXIT_USAGE;
     const char *arch = strcmp(args_str(&t, "arch"), "auto") ? args_str(&t, "arch") : NULL;
     export_meta e = {0};
     rn_model *m = NULL;

@@ -1,4 +1,5 @@
 /* cmd_forward.c - `resnet forward`: weights + input .npy -> logits .npy. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,13 +33,28 @@ static int read_true_labels(const char *path, int n, int k, int *labels) {
         cli_error("forward", "%s: cannot open the labels", path);
         return 0;
     }
-    int got = 0, v;
-    while (got < n && fscanf(f, "%d", &v) == 1 && v >= 0 && v < k)
-        labels[got++] = v;
-    int extra = fscanf(f, "%d", &v) == 1;
+    /* each whitespace-separated word a whole integer in 0..k-1: "2.5" or "abc" is refused, not
+     * read as far as it goes */
+    int got = 0, bad = 0;
+    char word[64];
+    while (fscanf(f, "%63s", word) == 1) {
+        char *end = NULL;
+        errno = 0;
+        long v = strtol(word, &end, 10);
+        if (got == n || *end != '\0' || end == word || errno || v < 0 || v >= k) {
+            bad = 1;
+            break;
+        }
+        labels[got++] = (int)v;
+    }
     fclose(f);
-    if (got != n || extra) {
-        cli_error("forward", "%s: expected %d labels in 0..%d, one per image", path, n, k - 1);
+    if (bad || got != n) {
+        if (bad && got < n)
+            cli_error("forward", "%s: label %d is '%s': expected %d labels in 0..%d, one per image", path,
+                      got + 1, word, n, k - 1);
+        else
+            cli_error("forward", "%s: expected %d labels in 0..%d, one per image, found %s", path, n,
+                      k - 1, bad ? "more" : "fewer");
         return 0;
     }
     return 1;

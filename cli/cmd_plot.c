@@ -52,11 +52,14 @@ static int plot_compare(const arg_table *t, const char *out) {
             labels[k] = slash ? slash + 1 : paths[k];
         }
     } else {
+        int given = 1; /* the names the flag holds, however many split_list keeps */
+        for (const char *c = args_str(t, "labels"); *c; c++)
+            given += *c == ',';
         snprintf(names, sizeof names, "%s", args_str(t, "labels"));
-        int named = split_list(names, labels, MAX_COMPARE + 1);
-        if (named != n || strchr(labels[n - 1], ',')) {
-            cli_error("plot", "--labels '%s' names %s%d lines; there are %d logs", args_str(t, "labels"),
-                      named > n ? "more than " : "", named, n);
+        split_list(names, labels, MAX_COMPARE + 1);
+        if (given != n) {
+            cli_error("plot", "--labels '%s' names %d line%s; there %s %d log%s", args_str(t, "labels"),
+                      given, given == 1 ? "" : "s", n == 1 ? "is" : "are", n, n == 1 ? "" : "s");
             return EXIT_USAGE;
         }
     }
@@ -83,16 +86,19 @@ int cmd_plot(int argc, char **argv) {
     if (!cli_path_ok(&t, "log") || !cli_path_ok(&t, "output"))
         return EXIT_USAGE;
     int compare = args_flag(&t, "time") || strcmp(args_str(&t, "compare"), "none") != 0;
+    if (!compare && strcmp(args_str(&t, "labels"), "auto") != 0) {
+        cli_error("plot", "--labels names the lines of --time or --compare; one log's curves have "
+                  "none to name");
+        return EXIT_USAGE;
+    }
     char out[1024];
     if (strcmp(args_str(&t, "output"), "auto") == 0) {
-        const char *dot = strrchr(log, '.'), *slash = strrchr(log, '/');
-        size_t stem = dot && (!slash || dot > slash) ? (size_t)(dot - log) : strlen(log);
-        if (stem > 4 && strncmp(log + stem - 4, ".log", 4) == 0 && strcmp(dot, ".jsonl") == 0)
-            stem -= 4; /* run.log.jsonl -> run.svg */
-        snprintf(out, sizeof out, "%.*s%s.svg", (int)stem, log, compare ? "_time" : "");
+        cli_log_beside(out, sizeof out, log, compare ? "_time.svg" : ".svg");
     } else {
         snprintf(out, sizeof out, "%s", args_str(&t, "output"));
     }
+    if (!cli_output_not_input("plot", "--output", out, "--log", log))
+        return EXIT_USAGE;
     if (compare)
         return plot_compare(&t, out);
     if (!cli_readable("plot", "", log))

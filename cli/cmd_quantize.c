@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "args.h"
 #include "commands.h"
@@ -57,8 +58,10 @@ int cmd_quantize(int argc, char **argv) {
     const char *split = args_str(&t, "split"), *weights = args_str(&t, "weights");
     const char *output = args_str(&t, "output"), *method = args_str(&t, "method");
     int quiet = args_flag(&t, "quiet");
-    if (!cli_eval_flags_ok(&t) || !cli_path_ok(&t, "output"))
+    if (!cli_eval_flags_ok(&t) || !cli_path_ok(&t, "output") ||
+        !cli_output_not_input("quantize", "--output", output, "--weights", weights))
         return EXIT_USAGE;
+    const int show = !quiet && isatty(2); /* the progress line, on a terminal only (as eval's) */
     if (strcmp(method, "minmax") && strcmp(method, "percentile") && strcmp(method, "entropy")) {
         cli_error("quantize", "--method must be minmax, percentile or entropy, got '%s'", method);
         return EXIT_USAGE;
@@ -101,6 +104,10 @@ int cmd_quantize(int argc, char **argv) {
         cli_error("quantize", "%s", rn_last_error());
         goto done;
     }
+    if (!cli_normalize_fits(&t, ds.channels)) {
+        status = EXIT_USAGE;
+        goto done;
+    }
     int ch, hh, ww;
     rn_loader_shape(ld, &ch, &hh, &ww);
     if (ch != rn_model_in_channels(m)) {
@@ -136,10 +143,10 @@ int cmd_quantize(int argc, char **argv) {
             cli_error("quantize", "%s", rn_last_error());
             goto done;
         }
-        if (!quiet)
+        if (show)
             fprintf(stderr, "\rcalibrating: %ld / %ld images", rn_calibrator_images(cal), limit);
     }
-    if (!quiet)
+    if (show)
         fprintf(stderr, "\n");
     if (rn_calibrator_quantize(cal, &q) != RN_OK) {
         cli_error("quantize", "%s", rn_last_error());

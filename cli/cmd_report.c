@@ -34,15 +34,8 @@ static arg_spec SPECS[] = {
     {"quiet", ARG_FLAG, NULL, "no progress line", 0, 0},
 };
 
-/* "dir/run.safetensors" -> "dir/run" + suffix */
-static void beside(char *out, size_t cap, const char *path, const char *suffix) {
-    const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
-    size_t stem = dot && (!slash || dot > slash) ? (size_t)(dot - path) : strlen(path);
-    snprintf(out, cap, "%.*s%s", (int)stem, path, suffix);
-}
-
 void cli_report_dir(const char *weights, char *out, size_t cap) {
-    beside(out, cap, weights, "_report");
+    cli_beside(out, cap, weights, "_report");
 }
 
 static void progress(void *ctx, int64_t done, int64_t total) {
@@ -110,7 +103,7 @@ int cmd_report(int argc, char **argv) {
     char log[1100] = "", out[1100];
     const char *log_flag = args_str(&t, "log");
     if (strcmp(log_flag, "auto") == 0) {
-        beside(log, sizeof log, weights, ".log.jsonl");
+        cli_beside(log, sizeof log, weights, ".log.jsonl");
         if (!file_exists(log))
             log[0] = '\0';
     } else if (strcmp(log_flag, "none") != 0) {
@@ -148,6 +141,10 @@ int cmd_report(int argc, char **argv) {
         cli_error("report", "%s", rn_last_error());
         goto done;
     }
+    if (!cli_normalize_fits(&t, ds.channels)) {
+        status = EXIT_USAGE;
+        goto done;
+    }
     if (ds.count == 0) {
         cli_error("report", "the %s split is empty", split);
         goto done;
@@ -155,6 +152,11 @@ int cmd_report(int argc, char **argv) {
     if (ds.channels != rn_model_in_channels(m)) { /* before the report's folder is made */
         cli_error("report", "the dataset has %d channel%s, %s takes %d", ds.channels, ds.channels == 1 ? "" : "s",
                   weights, rn_model_in_channels(m));
+        goto done;
+    }
+    if (ds.num_classes > rn_model_num_classes(m)) { /* evaluating would fail: found here too */
+        cli_error("report", "the dataset has %d classes, %s only %d", ds.num_classes, weights,
+                  rn_model_num_classes(m));
         goto done;
     }
     cli_report_args a = {

@@ -99,15 +99,6 @@ static arg_spec SPECS[] = {
     TRAIN_DIST_SPECS,
 };
 
-/* ---- checkpoint file names ----------------------------------------------------------------- */
-
-/* "dir/run.safetensors" -> "dir/run" + suffix */
-static void sibling(char *out, size_t cap, const char *path, const char *suffix) {
-    const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
-    size_t stem = dot && (!slash || dot > slash) ? (size_t)(dot - path) : strlen(path);
-    snprintf(out, cap, "%.*s%s", (int)stem, path, suffix);
-}
-
 /* ---- set-up (the run and its loop: train_loop.h) ------------------------------------------- */
 
 /* The trainer and the evaluation after each epoch, planned at the run's
@@ -147,11 +138,26 @@ static int setup_model(train_run *r, const char *resume) {
         cli_error(r->dist.what, "%s", rn_last_error());
         return 0;
     }
-    /* fewer classes than the dataset names is allowed (a subset); a label outside stops training */
     if (rn_model_in_channels(r->m) != r->train.channels) {
         cli_error(r->dist.what, "the model takes %d input channels, the dataset has %d", rn_model_in_channels(r->m),
                   r->train.channels);
         return 0;
+    }
+    /* fewer classes than the dataset names is allowed where its labels stay below them (a subset);
+     * a label past them is found now, not at the batch that holds it */
+    const rn_dataset *sets[2] = {&r->train, &r->test};
+    for (int k = 0; k < 2; k++) {
+        int top = -1;
+        for (int64_t i = 0; i < sets[k]->count; i++)
+            top = sets[k]->labels[i] > top ? sets[k]->labels[i] : top;
+        if (top >= rn_model_num_classes(r->m)) {
+            cli_error(r->dist.what, "the %s split has label %d, the model only %d classes (0..%d)%s",
+                      k ? "test" : "training", top, rn_model_num_classes(r->m),
+                      rn_model_num_classes(r->m) - 1,
+                      resume || r->num_classes > 0 ? ""
+                                                    : ": pass --num-classes N to give it a new classifier of N");
+            return 0;
+        }
     }
     rn_train_config cfg;
     rn_train_config_default(&cfg);
@@ -207,16 +213,9 @@ static void log_path(const arg_table *t, const char *save, int lead, char *out, 
     const char *log = args_str(t, "log");
     out[0] = 0;
     if (strcmp(log, "auto") == 0 && save[0])
-        sibling(out, cap, save, ".log.jsonl");
+        cli_beside(out, cap, save, ".log.jsonl");
     else if (strcmp(log, "auto") != 0 && strcmp(log, "none") != 0 && lead)
         snprintf(out, cap, "%s", log);
-}
-
-/* a and b name the same file: the same text, or the same file reached another way. */
-static int same_file(const char *a, const char *b) {
-    struct stat sa, sb;
-    return strcmp(a, b) == 0 ||
-           (stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino);
 }
 
 /* A flag holding a number >= 0; prints an error otherwise. */
@@ -352,7 +351,19 @@ int cmd_train(int argc, char **argv) {
     /* the checkpoint's two files (rank 0 writes them), locked against a second run writing them */
     const char *save = args_str(&t, "save");
     if (strcmp(save, "none") != 0 && r.lead) {
-        if (!args_flag(&t, "overwrite") && !(resume && same_file(resume, save)) &&
+        /* a folder (or a device) found now, not when the first checkpoint is written */
+        struct stat save_st;
+        const size_t save_len = strlen(save);
+        const int save_is_dir = save_len > 0 && save[save_len - 1] == '/';
+        if (save_is_dir || (stat(save, &save_st) == 0 && !S_ISREG(save_st.st_mode))) {
+            cli_error(r.dist.what, "--save %s: %s", save,
+                      save_is_dir || S_ISDIR(save_st.st_mode)
+                          ? "is a folder; name the checkpoint file in it (e.g. FOLDER/model.safetensors)"
+                          : "is not a regular file");
+            status = EXIT_USAGE;
+            goto started;
+        }
+        if (!args_flag(&t, "overwrite") && !(resume && cli_same_file(resume, save)) &&
             regular_file_bytes(save) >= 0) {
             cli_error(r.dist.what, "%s already holds a checkpoint: pass --resume %s to continue it, or "
                       "--overwrite to start over (replacing it, its optimizer state and its log)", save, save);
@@ -360,24 +371,53 @@ int cmd_train(int argc, char **argv) {
             goto started;
         }
         snprintf(r.save, sizeof r.save, "%s", save);
-        sibling(r.optim, sizeof r.optim, save, ".optim.safetensors");
-        rn_status made = cli_make_output_dirs("train", r.save);
-        if (made != RN_OK) {
-            status = cli_write_failed("train", made);
-            goto started;
-        }
+        cli_beside(r.optim, sizeof r.optim, save, ".optim.safetensors");
     }
     /* nor a log that --log names, of another run, which opening it would empty (a resumed run's
      * goes on). The checkpoint's own log (--log auto) goes with it: the check above covers it,
      * and where no checkpoint was saved (a run stopped before its first save) it starts over */
     char log_early[sizeof r.log];
     log_path(&t, r.save, r.lead, log_early, sizeof log_early);
+    /* nor one of the run's other files, which appending to (or trimming) it would ruin */
+    if (log_early[0]) {
+        const char *init = args_str(&t, "init"), *clash = NULL;
+        char resume_optim[1024] = "";
+        struct stat log_st;
+        if (resume)
+            cli_beside(resume_optim, sizeof resume_optim, resume, ".optim.safetensors");
+        if (r.save[0] && cli_same_file(log_early, r.save))
+            clash = "the checkpoint --save writes";
+        else if (r.save[0] && cli_same_file(log_early, r.optim))
+            clash = "the checkpoint's optimizer state";
+        else if (resume && cli_same_file(log_early, resume))
+            clash = "the checkpoint --resume reads";
+        else if (resume && cli_same_file(log_early, resume_optim))
+            clash = "the optimizer state --resume reads";
+        else if (strcmp(init, "default") != 0 && strcmp(init, "xavier") != 0 &&
+                 cli_same_file(log_early, init))
+            clash = "the weights --init reads";
+        else if (stat(log_early, &log_st) == 0 && S_ISDIR(log_st.st_mode))
+            clash = "a folder";
+        if (clash) {
+            cli_error(r.dist.what, "--log %s is %s: name another file for the log (or --log auto: "
+                      "the checkpoint's own)", log_early, clash);
+            status = EXIT_USAGE;
+            goto started;
+        }
+    }
     if (log_early[0] && strcmp(args_str(&t, "log"), "auto") != 0 && !resume &&
         !args_flag(&t, "overwrite") && regular_file_bytes(log_early) > 0) {
         cli_error(r.dist.what, "%s already holds a training log: pass --overwrite to replace it, --resume to "
                   "continue its run, or another --log", log_early);
         status = EXIT_USAGE;
         goto started;
+    }
+    if (r.save[0]) { /* its folder, once the flags are known to be right */
+        rn_status made = cli_make_output_dirs("train", r.save);
+        if (made != RN_OK) {
+            status = cli_write_failed("train", made);
+            goto started;
+        }
     }
     if ((status = train_ckpt_open(&r.ck, r.save[0] ? r.save : NULL, r.optim)) != 0)
         goto started;
@@ -386,7 +426,7 @@ int cmd_train(int argc, char **argv) {
         /* the optimizer state that belongs to the weights (its run id and step); the checkpoint's
          * plan, for every flag not given; its seed, which the data order follows */
         char optim[1024];
-        sibling(optim, sizeof optim, resume, ".optim.safetensors");
+        cli_beside(optim, sizeof optim, resume, ".optim.safetensors");
         if (!train_ckpt_find(resume, optim, resume_state, sizeof resume_state, &pos))
             goto started;
         if (plan_read(&r.plan, resume_state) != RN_OK) {
@@ -419,6 +459,10 @@ int cmd_train(int argc, char **argv) {
         r.lcfg.normalize = 1;
         cli_format_normalize(&r.lcfg, r.train.channels, r.norm_text, sizeof r.norm_text);
     }
+    if (!cli_normalize_fits(&t, r.train.channels)) {
+        status = EXIT_USAGE;
+        goto started;
+    }
     if (r.lcfg.normalize && r.train.channels > 4) {
         cli_error(r.dist.what, "--normalize supports up to 4 channels");
         goto started;
@@ -440,8 +484,10 @@ started:
         status = status ? status : same == 0 ? EXIT_USAGE : EXIT_RUNTIME, agreed = 1;
         goto done;
     }
-    if (!train_dist_attach(&r.dist, &t, r.m, r.tr))
+    if (!train_dist_attach(&r.dist, &t, r.m, r.tr)) {
+        status = EXIT_RUNTIME;
         goto done;
+    }
 
     /* outputs, rank 0's: the log goes on from the checkpoint's step when resuming */
     log_path(&t, r.save, r.lead, r.log, sizeof r.log);
@@ -451,12 +497,18 @@ started:
             status = cli_write_failed("train", made);
             goto done;
         }
-        sibling(r.svg, sizeof r.svg, r.log[0] && r.save[0] ? r.save : r.log, ".svg");
-        if (resume && !train_log_trim(r.log, pos.id.step))
+        if (r.save[0])
+            cli_beside(r.svg, sizeof r.svg, r.save, ".svg");
+        else
+            cli_log_beside(r.svg, sizeof r.svg, r.log, ".svg");
+        if (resume && !train_log_trim(r.log, pos.id.step)) {
+            status = EXIT_RUNTIME;
             goto done;
+        }
         r.logf = fopen(r.log, resume ? "a" : "w");
         if (!r.logf) {
             cli_error(r.dist.what, "cannot write the log %s: %s", r.log, strerror(errno));
+            status = EXIT_WRITE;
             goto done;
         }
         run_facts facts = {r.m, &r.train, &r.test, kind, data, r.norm_text, resume,

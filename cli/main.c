@@ -10,7 +10,7 @@
 #include "resnet.h"
 
 const cli_command CLI_COMMANDS[] = {
-    {"train", cmd_train, "train a model on a dataset (Fashion-MNIST, MNIST, CIFAR-10)"},
+    {"train", cmd_train, "train a model on a dataset (Fashion-MNIST, MNIST, CIFAR-10, image folders)"},
     {"eval", cmd_eval, "evaluate a checkpoint: loss, top-1/top-5, per-class accuracy, confusion matrix"},
     {"quantize", cmd_quantize, "quantize a float32 model to int8 (post-training, calibrated on a dataset)"},
     {"report", cmd_report, "write a checkpoint's training report: HTML page, figures as SVG/PNG"},

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "commands.h"
 #include "data/dataset.h"
@@ -394,4 +395,60 @@ int cli_readable(const char *command, const char *prefix, const char *path) {
     }
     fclose(f);
     return 1;
+}
+
+int cli_normalize_fits(const arg_table *t, int channels) {
+    const arg_spec *s = args_spec(t, "normalize");
+    const char *v = args_str(t, "normalize");
+    if (!s || !s->set || !strchr(v, ':'))
+        return 1; /* not given, or none / auto / imagenet */
+    int values = 1;
+    for (const char *p = v; *p && *p != ':'; p++)
+        values += *p == ',';
+    if (values == 1 || values == channels)
+        return 1;
+    if (channels == 1)
+        cli_error(t->command, "--normalize '%s' gives %d values for images of 1 channel: give one "
+                  "MEAN:STD", v, values);
+    else
+        cli_error(t->command, "--normalize '%s' gives %d values for images of %d channels: give 1 "
+                  "(for every channel) or %d", v, values, channels, channels);
+    return 0;
+}
+
+void cli_beside(char *out, size_t cap, const char *path, const char *suffix) {
+    static const char *const weights_ext[] = {".safetensors", ".pth", ".pt", ".bin", ".ckpt"};
+    const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
+    size_t stem = strlen(path);
+    if (dot && (!slash || dot > slash) && dot > (slash ? slash + 1 : path))
+        for (size_t i = 0; i < sizeof weights_ext / sizeof weights_ext[0]; i++)
+            if (strcmp(dot, weights_ext[i]) == 0)
+                stem = (size_t)(dot - path);
+    snprintf(out, cap, "%.*s%s", (int)stem, path, suffix);
+}
+
+void cli_log_beside(char *out, size_t cap, const char *log, const char *suffix) {
+    const char *dot = strrchr(log, '.'), *slash = strrchr(log, '/');
+    size_t stem = strlen(log);
+    if (dot && (!slash || dot > slash) && strcmp(dot, ".jsonl") == 0) {
+        stem = (size_t)(dot - log);
+        if (stem > 4 && strncmp(log + stem - 4, ".log", 4) == 0)
+            stem -= 4;
+    }
+    snprintf(out, cap, "%.*s%s", (int)stem, log, suffix);
+}
+
+int cli_same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    return strcmp(a, b) == 0 ||
+           (stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino);
+}
+
+int cli_output_not_input(const char *command, const char *out_what, const char *out,
+                         const char *in_what, const char *in) {
+    if (!cli_same_file(out, in))
+        return 1;
+    cli_error(command, "%s %s is the same file as %s %s: writing it would replace what it reads; "
+              "name another output", out_what, out, in_what, in);
+    return 0;
 }

@@ -157,4 +157,28 @@ rn_status cli_make_output_dirs(const char *command, const char *path);
  * output is made. */
 int cli_readable(const char *command, const char *prefix, const char *path);
 
+/* Whether --normalize, where the command line gives MEAN,..:STD,.., gives 1 value (for every
+ * channel) or one per channel of images with `channels` channels; 0 after an error message. A
+ * value from a checkpoint is not checked (the model was trained with it). */
+int cli_normalize_fits(const arg_table *t, int channels);
+
+/* The name of a file that goes with a weights file: "dir/run.safetensors" -> "dir/run" + suffix
+ * (its optimizer state ".optim.safetensors", its log ".log.jsonl", its report "_report"). Only a
+ * weights file's extension (.safetensors, .pth, .pt, .bin, .ckpt) is dropped, so that names with
+ * dots of their own keep them: "runs/lr0.1" -> "runs/lr0.1" + suffix (not "runs/lr0" + suffix,
+ * which "runs/lr0.05" would share). */
+void cli_beside(char *out, size_t cap, const char *path, const char *suffix);
+
+/* The curves' name for a training log: "run.log.jsonl" and "run.jsonl" -> "run" + suffix (the
+ * log's ".jsonl" and a ".log" before it dropped), any other name kept whole + suffix. */
+void cli_log_beside(char *out, size_t cap, const char *log, const char *suffix);
+
+/* Whether a and b name the same file: the same text, or the same file reached another way. */
+int cli_same_file(const char *a, const char *b);
+
+/* 0 after "COMMAND: OUT_WHAT OUT is the same file as IN_WHAT IN: writing it would replace what it
+ * reads; ..." (OUT_WHAT e.g. "--output", "the output") when out names the same file as in; else 1. */
+int cli_output_not_input(const char *command, const char *out_what, const char *out,
+                         const char *in_what, const char *in);
+
 #endif

@@ -247,7 +247,11 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
             break;
         double train_secs = train_clock_s() - t0;
         train_total += train_secs;
-        if (stopped) {
+        /* --max-steps on the epoch's last step: the epoch ends as any other (evaluated, logged,
+         * saved at its end), then the run stops; a checkpoint at the epoch's end would otherwise
+         * resume into an epoch with nothing left to train */
+        const int at_end = step >= steps;
+        if (stopped && !at_end) {
             if (!r->quiet && r->tty)
                 fputc('\n', stderr);
             rn_loader_state now;
@@ -280,6 +284,9 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
         }
         if (!r->quiet && r->tty)
             fprintf(stderr, "\r%*s\r", 100, "");
+        /* an epoch resumed at its end (a run stopped on its last step by a signal, or saved there
+         * by an older build): its training figures went with the run before */
+        const int trained = seen > 0 || skipped > 0;
         char test_text[96] = "", test_json[128];
         if (evaluate) {
             const double test_acc = ev.count ? (double)ev.top1 / ev.count : 0.0;
@@ -289,7 +296,10 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
         } else {
             snprintf(test_json, sizeof test_json, "\"test_loss\": null, \"test_acc\": null, \"test_top5\": null");
         }
-        if (r->lead) {
+        if (r->lead && !trained) {
+            printf("epoch %lld/%d  (trained before the resume)%s\n", (long long)epoch + 1, r->epochs,
+                   test_text);
+        } else if (r->lead) {
             printf("epoch %lld/%d  train loss %.4f  train acc %.4f%s  %.1f s (%.0f img/s)", (long long)epoch + 1,
                    r->epochs, loss_sum / (seen ? seen : 1), (double)correct / (seen ? seen : 1), test_text,
                    train_secs, seen / (train_secs > 0 ? train_secs : 1e-9));
@@ -298,7 +308,16 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
             putchar('\n');
         }
         fflush(stdout);
-        if (r->lead && r->logf) {
+        if (r->lead && r->logf && !trained) {
+            fprintf(r->logf,
+                    "{\"epoch\": %lld, \"train_loss\": null, \"train_acc\": null, %s, \"lr\": null, "
+                    "\"seconds\": 0, \"images_per_second\": null, \"steps\": %lld, \"skipped_steps\": 0, "
+                    "\"elapsed\": %.3f}\n",
+                    (long long)epoch + 1, test_json, (long long)rn_trainer_steps(r->tr),
+                    train_clock_s() - r->started);
+            log_flush(r);
+            write_curves(r, 1);
+        } else if (r->lead && r->logf) {
             fprintf(r->logf,
                     "{\"epoch\": %lld, \"train_loss\": %.6f, \"train_acc\": %.6f, %s, \"lr\": %.8g, "
                     "\"seconds\": %.3f, \"images_per_second\": %.2f, \"steps\": %lld, \"skipped_steps\": %lld, "
@@ -312,6 +331,12 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
         rn_eval_result_free(&ev);
         if (r->save[0] && (status = save_checkpoint(r, epoch + 1, 0)) != 0)
             break;
+        if (stopped) {
+            if (r->lead)
+                printf("stopped after %lld steps (--max-steps) at the end of epoch %lld\n",
+                       (long long)rn_trainer_steps(r->tr), (long long)epoch + 1);
+            break;
+        }
         int sig = interrupt_pending();
         if (sig)
             status = stop_interrupted(r, sig);

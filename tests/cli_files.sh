@@ -52,6 +52,8 @@ for name, buf in m.named_buffers():
         buf.uniform_(0.5, 2.0)
 sd = m.state_dict()
 torch.save(sd, os.path.join(t, "model_zip.pth"))
+# the same model saved inside nn.DataParallel: every name "module.NAME"
+torch.save({"module." + k: v for k, v in sd.items()}, os.path.join(t, "model_dp.pth"))
 torch.save({"state_dict": sd, "epoch": 3}, os.path.join(t, "model_legacy.pth"),
            _use_new_zipfile_serialization=False)
 Image.fromarray((torch.rand(40, 30) * 255).byte().numpy(), "L").save(os.path.join(t, "img.png"))
@@ -69,12 +71,13 @@ EOF
 cd "$T" || exit 1
 expect 0 "convert a legacy checkpoint" "$R" convert model_legacy.pth model.safetensors
 has out "d2l_resnet18, width 64, in_channels 1, num_classes 10" "convert reads the architecture"
-for f in model_legacy.pth model_zip.pth model.safetensors; do
+for f in model_legacy.pth model_zip.pth model_dp.pth model.safetensors; do
     expect 0 "forward --weights $f" "$R" forward --weights "$f" --input "$HERE/data/sample/fmnist_batch.npy" \
         --output "y_$f.npy"
 done
 cmp -s y_model_legacy.pth.npy y_model.safetensors.npy && cmp -s y_model_zip.pth.npy y_model.safetensors.npy &&
     ok || bad "forward: legacy, zip and safetensors logits differ"
+cmp -s y_model_dp.pth.npy y_model.safetensors.npy && ok || bad "forward: a DataParallel (module.) file differs"
 for f in model_legacy.pth model.safetensors; do
     expect 0 "eval --weights $f" "$R" eval --weights "$f" --data tiny --json --batch-size 8 && cp out "eval_$f"
     expect 0 "predict --weights $f" "$R" predict --weights "$f" --json img.png && cp out "predict_$f"
@@ -272,6 +275,63 @@ expect 0 "train again with --overwrite" "$R" "${T1[@]}" --save o/m.safetensors -
 expect 0 "train again with --resume" "$R" "${T1[@]}" --save o/m.safetensors --resume o/m.safetensors --max-steps 2
 expect 2 "--resume of another checkpoint onto an existing one" "$R" "${T1[@]}" --save o/m.safetensors \
     --resume r/a.safetensors --max-steps 5
+
+# ---- files a run must not overwrite, and names with dots of their own -------------------------------
+
+sum_a=$(cat o/m.safetensors o/m.optim.safetensors | md5sum)
+expect 2 "--log onto the --save checkpoint" "$R" "${T1[@]}" --save g/b.safetensors --log g/b.safetensors
+has err "is the checkpoint --save writes" "the clash is named"
+expect 2 "--log onto the --resume checkpoint" "$R" "${T1[@]}" --resume o/m.safetensors --save g/c.safetensors \
+    --log o/m.safetensors --max-steps 3
+expect 2 "--log onto --resume's optimizer state" "$R" "${T1[@]}" --resume o/m.safetensors --save g/c.safetensors \
+    --log o/m.optim.safetensors --max-steps 3
+expect 2 "--log onto the --init weights" "$R" "${T1[@]}" --init o/m.safetensors --save g/d.safetensors \
+    --log o/m.safetensors
+[ "$(cat o/m.safetensors o/m.optim.safetensors | md5sum)" = "$sum_a" ] && ok || bad "a refused --log changed o/m"
+mkdir -p g/folder
+expect 2 "--log a folder" "$R" "${T1[@]}" --log g/folder
+expect 3 "--log that cannot be written" "$R" "${T1[@]}" --log /proc/self/no-such.jsonl
+has err "cannot write the log" "the unwritable log is named"
+expect 2 "--save a folder" "$R" "${T1[@]}" --save g/folder
+has err "is a folder" "--save a folder says so"
+[ ! -e g/folder.log.jsonl ] && ok || bad "--save a folder left g/folder.log.jsonl"
+expect 0 "--save runs/lr0.1" "$R" "${T1[@]}" --save g/lr0.1
+expect 0 "--save runs/lr0.05" "$R" "${T1[@]}" --save g/lr0.05
+[ -s g/lr0.1.optim.safetensors ] && [ -s g/lr0.05.optim.safetensors ] && [ -s g/lr0.1.log.jsonl ] &&
+    [ ! -e g/lr0.optim.safetensors ] && ok || bad "dotted run names share files: $(ls g)"
+expect 0 "resume g/lr0.1" "$R" "${T1[@]}" --save g/lr0.1 --resume g/lr0.1 --max-steps 2
+for c in "export o/m.safetensors o/m.safetensors" "convert o/m.safetensors ./o/m.safetensors" \
+    "quantize --weights o/m.safetensors --data tiny --output o/m.safetensors" \
+    "plot --log o/m.log.jsonl --output o/m.log.jsonl"; do
+    # shellcheck disable=SC2086
+    expect 2 "$c" "$R" $c && has err "is the same file as" "$c: the clash is named"
+done
+[ "$(cat o/m.safetensors o/m.optim.safetensors | md5sum)" = "$sum_a" ] && ok || bad "a refused output changed o/m"
+
+# ---- --max-steps on an epoch's last step: the epoch ends (evaluated, logged), and a resume goes on ----------
+
+expect 0 "train --max-steps 6 (one epoch of 6 steps)" "$R" "${T1[@]}" --epochs 2 --save ep/m.safetensors --max-steps 6
+has out "at the end of epoch 1" "the stop at the epoch's end is said"
+expect 0 "resume after it" "$R" "${T1[@]}" --epochs 2 --save ep/m.safetensors --resume ep/m.safetensors --max-steps 0
+has out "epoch 2/2  train loss" "the resumed run trains epoch 2"
+hasnt out "epoch 1/2" "the resumed run does not redo epoch 1"
+[ "$(grep -c '"epoch": 1,' ep/m.log.jsonl)" -eq 1 ] && ! grep -q '"train_loss": null' ep/m.log.jsonl && ok ||
+    bad "the log's epoch records: $(grep epoch ep/m.log.jsonl)"
+
+# ---- flags checked before training: classes, normalisation -----------------------------------------------
+
+"$R" init --arch d2l_resnet18 --width 8 --in-channels 1 --num-classes 2 --output c2.safetensors >/dev/null 2>&1
+expect 1 "train --init a 2-class model on 10 classes" "$R" "${T1[@]}" --init c2.safetensors
+has err "pass --num-classes N" "the fix is suggested"
+expect 1 "report of a 2-class model on 10 classes" "$R" report --weights c2.safetensors --data tiny --output c2r --quiet
+[ ! -e c2r ] && ok || bad "a refused report left the folder c2r"
+expect 2 "eval --normalize with 2 values on 1 channel" "$R" eval --weights o/m.safetensors --data tiny \
+    --normalize 0.2,0.3:0.4,0.5
+expect 2 "train --normalize with 2 values on 1 channel" "$R" "${T1[@]}" --normalize 0.2,0.3:0.4,0.5
+printf '1 2.5\n' >labels_frac.txt
+expect 1 "forward --true-labels with a fraction" "$R" forward --weights o/m.safetensors --print \
+    --input "$HERE/data/sample/fmnist_batch.npy" --output y.npy --true-labels labels_frac.txt
+has err "'2.5'" "the bad label is named"
 
 # ---- the curves that train says it wrote exist ----------------------------------------------------------
 
