@@ -94,6 +94,11 @@ int cmd_bench(int argc, char **argv) {
         return EXIT_USAGE;
     rn_mode mode = (rn_mode)mode_i;
     const char *mode_s = args_str(&t, "mode");
+    if (args_flag(&t, "train") && args_spec(&t, "mode")->set) {
+        cli_error("bench", "--mode is inference's (BatchNorm with running or batch statistics); --train "
+                  "times a training step, always in train mode: drop --mode");
+        return EXIT_USAGE;
+    }
     rn_set_threads(threads);
 
     rn_model *m = NULL;

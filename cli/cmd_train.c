@@ -138,6 +138,22 @@ static int setup_model(train_run *r, const char *resume) {
         cli_error(r->dist.what, "%s", rn_last_error());
         return 0;
     }
+    /* --stem, --width (and with --resume --num-classes) describe a new model: given with a file's
+     * model they must be that model's, not silently dropped (as info and bench refuse them) */
+    if (resume || (strcmp(init, "default") != 0 && strcmp(init, "xavier") != 0)) {
+        const char *whose = resume ? "the checkpoint --resume continues" : "the model --init loads";
+        const arg_spec *stem = args_spec(t, "stem"), *width = args_spec(t, "width");
+        const arg_spec *classes = args_spec(t, "num-classes");
+        const char *bad = stem->set && cli_stem(t) != (int)rn_model_stem(r->m)         ? "stem"
+                          : width->set && cli_width(t) != rn_model_width(r->m)          ? "width"
+                          : resume && classes->set && r->num_classes != rn_model_num_classes(r->m) ? "num-classes"
+                                                                                         : NULL;
+        if (bad) {
+            cli_error(r->dist.what, "--%s %s describes another model than %s: drop --%s", bad, args_str(t, bad),
+                      whose, bad);
+            return 0;
+        }
+    }
     if (rn_model_in_channels(r->m) != r->train.channels) {
         cli_error(r->dist.what, "the model takes %d input channels, the dataset has %d", rn_model_in_channels(r->m),
                   r->train.channels);
@@ -295,6 +311,16 @@ static int check_flags(train_run *r, int *batch, int *size, int *threads) {
     if (r->log_every > 0 && (strcmp(log, "none") == 0 || (strcmp(log, "auto") == 0 && !save))) {
         cli_error(t->command, "--log-every %d needs a log: give --log FILE (or --save, whose log is beside it)",
                   r->log_every);
+        return 0;
+    }
+    if (args_flag(t, "freeze-backbone") && args_spec(t, "lr-backbone")->set) {
+        cli_error(t->command, "--freeze-backbone keeps the backbone as loaded, --lr-backbone %s would train it: "
+                  "give one of the two", args_str(t, "lr-backbone"));
+        return 0;
+    }
+    if (strcmp(opt, "adamw") == 0 && (args_spec(t, "momentum")->set || args_spec(t, "nesterov")->set)) {
+        cli_error(t->command, "--momentum and --nesterov are SGD's (--optimizer sgd); AdamW keeps its own "
+                  "moments: drop them");
         return 0;
     }
     /* the data's configuration */

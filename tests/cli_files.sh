@@ -328,6 +328,13 @@ expect 1 "report of a 2-class model on 10 classes" "$R" report --weights c2.safe
 expect 2 "eval --normalize with 2 values on 1 channel" "$R" eval --weights o/m.safetensors --data tiny \
     --normalize 0.2,0.3:0.4,0.5
 expect 2 "train --normalize with 2 values on 1 channel" "$R" "${T1[@]}" --normalize 0.2,0.3:0.4,0.5
+expect 1 "train --init with another --width" "$R" "${T1[@]}" --init o/m.safetensors --width 16
+has err "--width 16 describes another model" "the flag that would be dropped is named"
+expect 0 "train --init with its own --width" "$R" "${T1[@]}" --init o/m.safetensors --save g/w8.safetensors
+expect 2 "--freeze-backbone with --lr-backbone" "$R" "${T1[@]}" --freeze-backbone --lr-backbone 0.1
+expect 2 "adamw with --momentum" "$R" "${T1[@]}" --optimizer adamw --momentum 0.9
+expect 2 "bench --train --mode eval" "$R" bench --train --mode eval --arch d2l_resnet18 --in-channels 1 \
+    --num-classes 10 --image-size 28 --repeats 1 --warmup 0
 printf '1 2.5\n' >labels_frac.txt
 expect 1 "forward --true-labels with a fraction" "$R" forward --weights o/m.safetensors --print \
     --input "$HERE/data/sample/fmnist_batch.npy" --output y.npy --true-labels labels_frac.txt
