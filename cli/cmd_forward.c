@@ -6,6 +6,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "core/status.h"
 #include "data/dataset.h"
 #include "resnet.h"
 #include "run_common.h"
@@ -127,8 +128,10 @@ int cmd_forward(int argc, char **argv) {
     }
     if (ndim != 4 || shape[1] != rn_model_in_channels(m) || shape[0] < 1 || shape[2] < 1 ||
         shape[3] < 1 || shape[0] > 1000000 || shape[2] > 65536 || shape[3] > 65536) {
-        cli_error("forward", "%s: expected an input of shape (N, %d, H, W)", args_str(&t, "input"),
-                  rn_model_in_channels(m));
+        char got[96];
+        rn_shape_str(got, sizeof got, ndim, shape);
+        cli_error("forward", "%s has shape %s: expected an input of shape (N, %d, H, W), N, H and W at "
+                  "least 1", args_str(&t, "input"), got, rn_model_in_channels(m));
         goto done;
     }
     int n = (int)shape[0], h = (int)shape[2], w = (int)shape[3], k = rn_model_num_classes(m);

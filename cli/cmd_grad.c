@@ -9,6 +9,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "core/status.h"
 #include "resnet.h"
 #include "run_common.h"
 
@@ -57,7 +58,11 @@ int cmd_grad(int argc, char **argv) {
     }
     if (nd != 4 || xs[1] != rn_model_in_channels(m) || nl != 1 || ls[0] != xs[0] || xs[0] > 100000 ||
         xs[2] > 65536 || xs[3] > 65536) {
-        cli_error("grad", "expected input (N, %d, H, W) and labels (N)", rn_model_in_channels(m));
+        char gx[96], gl[96];
+        rn_shape_str(gx, sizeof gx, nd, xs);
+        rn_shape_str(gl, sizeof gl, nl, ls);
+        cli_error("grad", "the input has shape %s and the labels %s: expected input (N, %d, H, W) and "
+                  "labels (N)", gx, gl, rn_model_in_channels(m));
         goto done;
     }
     labels = malloc((size_t)xs[0] * sizeof *labels);

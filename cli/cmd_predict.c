@@ -100,7 +100,7 @@ typedef struct label_set {
  * rather than starting an empty one, and a "\r" before "\n" is dropped. */
 static int split_lines(char *text, label_set *out) {
     size_t len = strlen(text);
-    if (len && text[len - 1] == '\n')
+    while (len && (text[len - 1] == '\n' || text[len - 1] == '\r')) /* blank lines at the end */
         text[--len] = '\0';
     int n = 1;
     for (size_t i = 0; i < len; i++)
