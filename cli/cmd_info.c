@@ -16,7 +16,8 @@ static arg_spec SPECS[] = {
     CLI_WIDTH_SPEC,
     {"in-channels", ARG_INT, "3", "input channels (not with --weights: the file's)", 0, 0},
     {"num-classes", ARG_INT, "1000", "output classes (not with --weights: the file's)", 0, 0},
-    {"image-size", ARG_INT, "224", "input height and width", 0, 0},
+    {"image-size", ARG_INT, "-1", "input height and width; -1: the size --weights was trained at (its "
+     "image_size), else 224", 0, 0},
 };
 
 static void group_digits(char *buf, size_t cap, int64_t v) {
@@ -61,8 +62,12 @@ int cmd_info(int argc, char **argv) {
         return r > 0 ? 0 : EXIT_USAGE;
     int in_ch, classes, size;
     if (!args_int(&t, "in-channels", 1, 4096, &in_ch) || !args_int(&t, "num-classes", 1, 1000000, &classes) ||
-        !args_int(&t, "image-size", 1, 16384, &size))
+        !args_int(&t, "image-size", -1, 16384, &size))
         return EXIT_USAGE;
+    if (size == 0) {
+        cli_error("info", "--image-size must be at least 1 (or -1: the file's, else 224)");
+        return EXIT_USAGE;
+    }
 
     int stem = cli_stem(&t), width = stem < 0 ? -1 : cli_width(&t);
     if (stem < 0 || width < 0 || !cli_arch_ok(&t, 1) || !cli_new_model_flags_ok(&t))
@@ -70,10 +75,15 @@ int cmd_info(int argc, char **argv) {
     rn_model *m = NULL;
     const char *weights = args_str(&t, "weights"), *arch = args_str(&t, "arch");
     if (strcmp(weights, "none") != 0) {
-        if (rn_model_load(weights, strcmp(arch, "auto") ? arch : NULL, &m) != RN_OK) {
+        cli_ckpt_meta meta;
+        cli_ckpt_meta_init(&meta);
+        if (rn_model_load_meta(weights, strcmp(arch, "auto") ? arch : NULL, cli_ckpt_meta_take, &meta,
+                               &m) != RN_OK) {
             cli_error("info", "%s", rn_last_error());
             return EXIT_RUNTIME;
         }
+        if (size < 0 && atoi(meta.image_size) > 0 && atoi(meta.image_size) <= 16384)
+            size = atoi(meta.image_size);
         in_ch = rn_model_in_channels(m);
         classes = rn_model_num_classes(m);
     } else if (strcmp(arch, "auto") == 0) {
@@ -83,6 +93,8 @@ int cmd_info(int argc, char **argv) {
         cli_error("info", "%s", rn_last_error());
         return EXIT_USAGE;
     }
+    if (size < 0)
+        size = 224;
     int count = 0;
     rn_layer_info *rows = NULL;
     if (rn_model_summary(m, size, size, NULL, 0, &count) != RN_OK ||
