@@ -163,6 +163,48 @@ static void test_non_finite(void) {
     rn_model_free(m);
 }
 
+/* ---- evaluation's top-1 is the confusion matrix's diagonal ---------------------------------- */
+
+/* A classifier that gives every class the same logit (fc zero), then NaN: the prediction is
+ * class 0 (the first largest; a row of NaNs class 0 too), so top-1 counts only the label-0
+ * images and equals the confusion matrix's trace (ties had favoured the label: top-1 1.0). */
+static void test_eval_ties(void) {
+    enum { N = 6, K = 3 };
+    uint8_t pixels[N * 8 * 8];
+    for (size_t i = 0; i < sizeof pixels; i++)
+        pixels[i] = (uint8_t)(i * 37);
+    const int32_t labels[N] = {0, 1, 2, 1, 0, 2};
+    rn_model *m = NULL;
+    rn_dataset *ds = NULL;
+    CHECK(rn_model_create("d2l_resnet18", 1, K, &m) == RN_OK &&
+              rn_dataset_create(N, 1, 8, 8, K, pixels, labels, NULL, &ds) == RN_OK,
+          "a model and a dataset: %s", rn_last_error());
+    if (!m || !ds)
+        return;
+    rn_loader_config lc;
+    rn_loader_config_default(&lc);
+    lc.batch_size = 4;
+    for (int nan = 0; nan < 2; nan++) {
+        rn_model *e = m;
+        const size_t feat = (size_t)m->feat;
+        for (size_t i = 0; e && i < (size_t)K * feat; i++)
+            e->fc_w[i] = 0.0f;
+        for (int k = 0; e && k < K; k++)
+            e->fc_b[k] = nan ? NAN : 0.5f;
+        rn_eval_result ev = {0};
+        CHECK(e && rn_evaluate(e, ds, &lc, NULL, NULL, &ev) == RN_OK, "evaluate: %s", rn_last_error());
+        int64_t trace = 0;
+        for (int k = 0; ev.confusion && k < K; k++)
+            trace += ev.confusion[(size_t)k * K + k];
+        CHECK(ev.count == N && ev.top1 == 2 && trace == 2 && ev.top5 == N,
+              "%s logits: top-1 %lld (expected 2, the label-0 images), confusion trace %lld, top-5 %lld",
+              nan ? "NaN" : "equal", (long long)ev.top1, (long long)trace, (long long)ev.top5);
+        rn_eval_result_free(&ev);
+    }
+    rn_dataset_close(ds);
+    rn_model_free(m);
+}
+
 int main(void) {
     trainer_case("d2l_resnet18", "sgd", 0, 3, 32);
     trainer_case("resnet50", "adamw", 0, 2, 40);
@@ -171,5 +213,6 @@ int main(void) {
     session_case("resnext50_32x4d", 2, 64);
     test_refused();
     test_non_finite();
+    test_eval_ties();
     return check_done("test_fit");
 }

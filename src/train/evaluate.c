@@ -15,11 +15,26 @@ void rn_eval_result_free(rn_eval_result *r) {
     }
 }
 
-/* Rank of the label's logit in row `row` (0 = the largest); ties favour the label. */
+/* The first largest logit, NaNs passed over (class 0 where every logit is NaN). */
+static int arg_max(const float *row, int k) {
+    int best = 0;
+    for (int j = 1; j < k; j++)
+        if (row[j] > row[best] || (row[best] != row[best] && row[j] == row[j]))
+            best = j;
+    return best;
+}
+
+/* Where the label's logit stands in row `row` (0: the prediction), by arg_max's rule: a larger
+ * logit, or an equal one of a lower class, comes first, and a NaN after every number. So top-1 is
+ * arg_max's, the confusion matrix's diagonal: until 2026-12-07 ties favoured the label, and a
+ * model whose logits were all NaN or all equal scored top-1 1.0. */
 static int label_rank(const float *row, int k, int label) {
+    const float v = row[label];
+    if (v != v)
+        return arg_max(row, k) == label ? 0 : k; /* first of a row of NaNs, else last */
     int rank = 0;
     for (int j = 0; j < k; j++)
-        rank += row[j] > row[label];
+        rank += row[j] > v || (j < label && row[j] == v);
     return rank;
 }
 
@@ -33,14 +48,6 @@ static void mirror(float *x, size_t rows, int w) {
             row[j] = t;
         }
     }
-}
-
-static int arg_max(const float *row, int k) {
-    int best = 0;
-    for (int j = 1; j < k; j++)
-        if (row[j] > row[best])
-            best = j;
-    return best;
 }
 
 rn_status rn_evaluate(rn_model *m, const rn_dataset *ds, const rn_loader_config *cfg,
