@@ -306,7 +306,12 @@ RN_API rn_status rn_session_create(const rn_model *model, const rn_session_confi
 RN_API void rn_session_free(rn_session *s);
 
 /* Forward pass, as rn_model_forward. Allocates only when the input size
- * changes or the batch is larger than any before. */
+ * changes or the batch is larger than any before at this size (a new size no
+ * larger than the last keeps room for the largest batch so far; a larger one
+ * is planned for its own batch). The convolution algorithms are chosen for
+ * the batch the plan holds, so a session that ran larger batches may sum a
+ * smaller one in another order than a fresh session (within the algorithms'
+ * tolerances; bitwise the same for the same sequence of calls). */
 RN_API rn_status rn_session_forward(rn_session *s, const float *x, int n, int h, int w, rn_mode mode,
                                     float *logits);
 

@@ -163,6 +163,44 @@ static void test_non_finite(void) {
     rn_model_free(m);
 }
 
+/* A session (and a trainer) that ran a large batch of small images, then one larger image: planned
+ * for that image alone, as a fresh one (it had kept room for the large batch at the new size:
+ * more memory, and a refusal past the kernels' indices). A smaller size keeps the room. */
+static void test_size_change(void) {
+    rn_model *m = NULL;
+    CHECK(rn_model_create("d2l_resnet18", 1, 10, &m) == RN_OK, "model: %s", rn_last_error());
+    if (!m)
+        return;
+    float *x = calloc(64 * 16 * 16, sizeof *x), *big = calloc(96 * 96, sizeof *big), y[64 * 10];
+    int32_t labels[64] = {0};
+    rn_session *s = NULL;
+    size_t fresh = 0, fresh_t = 0;
+    CHECK(x && big && rn_session_create(m, NULL, &s) == RN_OK &&
+              rn_session_forward(s, x, 64, 16, 16, RN_MODE_EVAL, y) == RN_OK &&
+              rn_session_forward(s, big, 1, 96, 96, RN_MODE_EVAL, y) == RN_OK &&
+              rn_session_plan_bytes(m, NULL, 1, 96, 96, &fresh) == RN_OK,
+          "session: %s", rn_last_error());
+    CHECK(s && rn_session_bytes(s) == fresh, "session after batch 64 at 16x16, then 1 at 96x96: %zu bytes, "
+          "a fresh one %zu", s ? rn_session_bytes(s) : 0, fresh);
+    size_t before = s ? rn_session_bytes(s) : 0;
+    CHECK(s && rn_session_forward(s, x, 16, 16, 16, RN_MODE_EVAL, y) == RN_OK && rn_session_bytes(s) <= before,
+          "then 16 at 16x16: %zu bytes, no more than before (%zu)", s ? rn_session_bytes(s) : 0, before);
+    rn_session_free(s);
+    rn_train_config cfg;
+    rn_train_config_default(&cfg);
+    rn_trainer *t = NULL;
+    rn_step_result r;
+    CHECK(rn_trainer_create(m, &cfg, &t) == RN_OK && rn_trainer_step(t, x, labels, 64, 16, 16, &r) == RN_OK &&
+              rn_trainer_step(t, big, labels, 1, 96, 96, &r) == RN_OK &&
+              rn_trainer_plan_bytes(m, &cfg, 1, 96, 96, &fresh_t) == RN_OK,
+          "trainer: %s", rn_last_error());
+    CHECK(t && rn_trainer_bytes(t) == fresh_t, "trainer after batch 64 at 16x16, then 1 at 96x96: %zu bytes, "
+          "a fresh one %zu", t ? rn_trainer_bytes(t) : 0, fresh_t);
+    rn_trainer_free(t);
+    free(x), free(big);
+    rn_model_free(m);
+}
+
 /* ---- evaluation's top-1 is the confusion matrix's diagonal ---------------------------------- */
 
 /* A classifier that gives every class the same logit (fc zero), then NaN: the prediction is
@@ -214,5 +252,6 @@ int main(void) {
     test_refused();
     test_non_finite();
     test_eval_ties();
+    test_size_change();
     return check_done("test_fit");
 }

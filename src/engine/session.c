@@ -227,8 +227,11 @@ static rn_status plan_arena(rn_session *s, rn_arena_buf *bufs, int n) {
 static rn_status plan_for(rn_session *s, int n, int h, int w, size_t *dry) {
     if (s->sc && s->sc->h == h && s->sc->w == w && n <= s->n_cap && s->threads == rn_threads())
         return RN_OK;
-    if (s->n_cap > n)
-        n = s->n_cap; /* a new input size: still room for the largest batch so far */
+    /* a new input size no larger than the last: still room for the largest batch so far (in
+     * no more memory than it held); a larger one is planned for this batch only, which a batch
+     * of 1 at 2048x2048 after batches of 1000 at 1x1 had not been (refused as too large) */
+    if (s->n_cap > n && s->sc && (long)h * w <= (long)s->sc->h * s->sc->w)
+        n = s->n_cap;
     free_plan(s);
     s->threads = rn_threads(); /* workspaces are cut per thread: a new count plans anew */
 
