@@ -163,6 +163,51 @@ static void test_non_finite(void) {
     rn_model_free(m);
 }
 
+/* What rn_trainer_create refuses: AdamW's betas at or past 1 (every weight had become NaN in a
+ * step reported as taken), a negative eps, a schedule without the counts it needs (they had been
+ * taken as 1), a negative warm-up. */
+static void test_trainer_config(void) {
+    rn_model *m = NULL;
+    CHECK(rn_model_create("d2l_resnet18", 1, 10, &m) == RN_OK, "model: %s", rn_last_error());
+    struct {
+        const char *opt, *schedule;
+        double beta1, beta2, eps;
+        int64_t warmup, per_epoch, total;
+        int ok;
+    } cases[] = {
+        {"adamw", "constant", 0.9, 0.999, 1e-8, 0, 0, 0, 1},
+        {"adamw", "constant", 1.0, 0.999, 1e-8, 0, 0, 0, 0},
+        {"adamw", "constant", 0.9, 1.0, 1e-8, 0, 0, 0, 0},
+        {"adamw", "constant", -0.1, 0.999, 1e-8, 0, 0, 0, 0},
+        {"adamw", "constant", 0.9, 0.999, -1.0, 0, 0, 0, 0},
+        {"sgd", "constant", 1.0, 1.0, -1.0, 0, 0, 0, 1}, /* SGD has no betas */
+        {"sgd", "cosine", 0.9, 0.999, 1e-8, 0, 0, 0, 0},
+        {"sgd", "cosine", 0.9, 0.999, 1e-8, 0, 0, 100, 1},
+        {"sgd", "onecycle", 0.9, 0.999, 1e-8, 0, 10, 0, 0},
+        {"sgd", "step:2", 0.9, 0.999, 1e-8, 0, 0, 100, 0},
+        {"sgd", "step:2", 0.9, 0.999, 1e-8, 0, 10, 0, 1},
+        {"sgd", "constant", 0.9, 0.999, 1e-8, -3, 0, 0, 0},
+    };
+    for (size_t i = 0; m && i < sizeof cases / sizeof cases[0]; i++) {
+        rn_train_config cfg;
+        rn_train_config_default(&cfg);
+        cfg.optimizer = cases[i].opt, cfg.schedule = cases[i].schedule;
+        cfg.beta1 = cases[i].beta1, cfg.beta2 = cases[i].beta2, cfg.eps = cases[i].eps;
+        cfg.warmup_steps = cases[i].warmup, cfg.steps_per_epoch = cases[i].per_epoch;
+        cfg.total_steps = cases[i].total;
+        rn_trainer *t = NULL;
+        rn_status st = rn_trainer_create(m, &cfg, &t);
+        CHECK((st == RN_OK) == cases[i].ok && (cases[i].ok || st == RN_ERR_ARG),
+              "trainer case %zu (%s, %s, betas %g %g, eps %g, warm-up %lld, %lld steps an epoch, %lld "
+              "in all): %s, expected %s (%s)", i, cases[i].opt, cases[i].schedule, cases[i].beta1,
+              cases[i].beta2, cases[i].eps, (long long)cases[i].warmup, (long long)cases[i].per_epoch,
+              (long long)cases[i].total, st == RN_OK ? "made" : "refused", cases[i].ok ? "made" : "refused",
+              rn_last_error());
+        rn_trainer_free(t);
+    }
+    rn_model_free(m);
+}
+
 /* A session (and a trainer) that ran a large batch of small images, then one larger image: planned
  * for that image alone, as a fresh one (it had kept room for the large batch at the new size:
  * more memory, and a refusal past the kernels' indices). A smaller size keeps the room. */
@@ -253,5 +298,6 @@ int main(void) {
     test_non_finite();
     test_eval_ties();
     test_size_change();
+    test_trainer_config();
     return check_done("test_fit");
 }

@@ -96,6 +96,13 @@ rn_status rn_trainer_create(rn_model *m, const rn_train_config *cfg, rn_trainer 
         return rn_fail(RN_ERR_ARG, "label smoothing must be in [0, 1]");
     if (cfg->nesterov && cfg->momentum <= 0.0)
         return rn_fail(RN_ERR_ARG, "Nesterov momentum requires a momentum > 0");
+    /* AdamW's as PyTorch checks them: a beta of 1 had divided by a zero bias correction, every
+     * weight NaN after a step reported as taken */
+    if (strcmp(opt, "adamw") == 0 &&
+        (!(cfg->beta1 >= 0.0 && cfg->beta1 < 1.0) || !(cfg->beta2 >= 0.0 && cfg->beta2 < 1.0) ||
+         !(cfg->eps >= 0.0 && isfinite(cfg->eps))))
+        return rn_fail(RN_ERR_ARG, "AdamW needs betas in [0, 1) and eps >= 0, got beta1 %g, beta2 %g, "
+                       "eps %g", cfg->beta1, cfg->beta2, cfg->eps);
     const rn_kernels *k;
     RN_TRY(train_kernels(cfg, &k));
     int algo;
@@ -116,6 +123,22 @@ rn_status rn_trainer_create(rn_model *m, const rn_train_config *cfg, rn_trainer 
     t->adamw = strcmp(opt, "adamw") == 0;
 
     rn_status st = rn_schedule_parse(t->schedule_spec, &t->sched);
+    if (st == RN_OK) {
+        /* the counts the schedule needs, given (not taken as 1: a cosine schedule over 1 step had
+         * left the learning rate at its floor from the first step on) */
+        rn_schedule given = t->sched;
+        given.base_lr = cfg->lr > 0.0 ? cfg->lr : 1.0; /* a learning rate of 0 is allowed */
+        given.steps_per_epoch = cfg->steps_per_epoch;
+        given.total_steps = cfg->total_steps;
+        given.warmup_steps = cfg->warmup_steps;
+        st = rn_schedule_check(&given);
+        if (st != RN_OK) {
+            char why[256];
+            snprintf(why, sizeof why, "%s", rn_last_error());
+            st = rn_fail(st, "%s (rn_train_config: warmup_steps, steps_per_epoch for step and "
+                         "multistep, total_steps for cosine and onecycle)", why);
+        }
+    }
     if (st == RN_OK) {
         t->sched.base_lr = cfg->lr;
         t->sched.steps_per_epoch = cfg->steps_per_epoch > 0 ? cfg->steps_per_epoch : 1;
@@ -452,6 +475,8 @@ rn_status rn_model_save_gradients(rn_model *m, const float *x, const int32_t *la
                                   int w, float label_smoothing, const char *path, float *loss) {
     if (!m || !path)
         return rn_fail(RN_ERR_ARG, "rn_model_save_gradients: NULL argument");
+    if (!(label_smoothing >= 0.0f && label_smoothing <= 1.0f))
+        return rn_fail(RN_ERR_ARG, "label smoothing must be in [0, 1], got %g", (double)label_smoothing);
     rn_backprop *bp = NULL;
     float *grads = rn_calloc(m->n_params, sizeof(float));
     st_entry *e = calloc((size_t)m->n_tensors, sizeof *e);
