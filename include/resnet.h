@@ -527,7 +527,8 @@ RN_API rn_status rn_dataset_create(int count, int channels, int height, int widt
  * "cifar10" (DIR/data_batch_{1..5}.bin and test_batch.bin, or the same under
  * DIR/cifar-10-batches-bin), "folder" (torchvision's ImageFolder layout:
  * DIR/train/CLASS/... and DIR/val/CLASS/... JPEG and PNG files, decoded as
- * RGB) or "folder-gray" (the same, decoded as Pillow's "L"). train: 1 for
+ * RGB; val's classes labelled as train's of the same name) or "folder-gray"
+ * (the same, decoded as Pillow's "L"). train: 1 for
  * the training split, 0 for the test split. Malformed files fail with a
  * message naming the file and offset. */
 RN_API rn_status rn_dataset_open(const char *dir, const char *kind, int train, rn_dataset **out);

@@ -405,7 +405,16 @@ static void test_broken(void) {
     expect_fail("bmp", 1, "y.bmp", "a .bmp file");
     expect_fail("noclasses", 1, "noclasses/train: no class folders", "a split without classes");
     expect_fail("absent", 1, "absent/train", "a missing folder");
+    expect_fail("extra", 0, "extra/val/z: a class the training split", "a val class train lacks");
+    /* val/{a,c} beside train/{a,b,c}: c is label 2, as the model trained on train knows it */
     rn_dataset ds;
+    CHECK(rn_dataset_load(tmp("subset"), "folder", 0, &ds) == RN_OK && ds.count == 2 &&
+              ds.num_classes == 3 && ds.labels[0] == 0 && ds.labels[1] == 2 &&
+              strcmp(ds.class_names[2], "c") == 0,
+          "val's classes by train's names: %d images, %d classes, labels %d %d (%s)", ds.count,
+          ds.num_classes, ds.count > 0 ? ds.labels[0] : -1, ds.count > 1 ? ds.labels[1] : -1,
+          rn_last_error());
+    rn_dataset_free(&ds);
     rn_folder_options opt = {.channels = 2};
     CHECK(rn_folder_load(tmp("good"), 1, &opt, &ds) == RN_ERR_ARG, "2 channels refused");
     opt.channels = 1, opt.image_size = 48;

@@ -139,6 +139,15 @@ def make_broken(out, rng):
     good_image(os.path.join(out, "bmp", "train", "a", "x.png"))
     picture(rng, 20, 20).save(os.path.join(out, "bmp", "train", "a", "y.bmp"))
 
+    # val's classes matched to train's by name: val lacks b (its c is train's label 2), and a
+    # val with a class train lacks
+    for split, names in (("train", "abc"), ("val", "ac")):
+        for name in names:
+            good_image(os.path.join(out, "subset", split, name, "x.png"))
+    for split, names in (("train", "ab"), ("val", "abz")):
+        for name in names:
+            good_image(os.path.join(out, "extra", split, name, "x.png"))
+
     os.makedirs(os.path.join(out, "noclasses", "train"), exist_ok=True)
     open(os.path.join(out, "noclasses", "train", "x.png"), "wb").write(b"")
 

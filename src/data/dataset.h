@@ -68,7 +68,10 @@ rn_status rn_cifar10_load(const char *dir, int train, rn_dataset *out);
 
 /* Image folders as torchvision's ImageFolder reads them: the split is
  * DIR/train (train = 1) or DIR/val (train = 0); its sub-folders are the
- * classes, sorted by name (byte order), labels 0, 1, ... in that order;
+ * classes, sorted by name (byte order), labels 0, 1, ... in that order (where
+ * DIR/train is there, DIR/val's classes are labelled by their names' places
+ * among DIR/train's, which the dataset then names: a class of val that train
+ * lacks fails, a class train has and val lacks is a label with no images);
  * a class's images are every file under its folder (sub-folders included,
  * as os.walk with followlinks) whose name ends in .jpg, .jpeg or .png in any
  * case, in ImageFolder's order (folders by path, files by name). Other files

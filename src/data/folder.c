@@ -265,18 +265,45 @@ rn_status rn_folder_load(const char *dir, int train, const rn_folder_options *op
         return st;
     }
 
-    strs classes = {0};
+    strs classes = {0}, trained = {0};
     samples s = {0};
     rn_status st = list_folder(split, &classes, NULL);
     strs_sort(&classes);
     if (st == RN_OK && classes.n == 0)
         st = rn_fail(RN_ERR_FORMAT, "%s: no class folders", split);
+    /* the validation split labelled by the training split's classes, matched by name (where
+     * DIR/train is there): val/{a,c} beside train/{a,b,c} had labelled c as 1, the model's b */
+    char *train_dir = train ? NULL : join(dir, "train");
+    const int by_train = train_dir && stat(train_dir, &sb) == 0 && S_ISDIR(sb.st_mode);
+    if (st == RN_OK && by_train) {
+        st = list_folder(train_dir, &trained, NULL);
+        strs_sort(&trained);
+    }
     for (int c = 0; st == RN_OK && c < classes.n; c++) {
+        int label = c;
+        if (by_train) {
+            label = -1;
+            for (int k = 0; k < trained.n && label < 0; k++)
+                if (strcmp(trained.v[k], classes.v[c]) == 0)
+                    label = k;
+            if (label < 0) {
+                st = rn_fail(RN_ERR_FORMAT, "%s/%s: a class the training split (%s) does not have",
+                             split, classes.v[c], train_dir);
+                break;
+            }
+        }
         char *class_dir = join(split, classes.v[c]);
-        st = class_dir ? add_class(&s, class_dir, c)
+        st = class_dir ? add_class(&s, class_dir, label)
                        : rn_fail(RN_ERR_NOMEM, "image folder: out of memory");
         free(class_dir);
     }
+    free(train_dir);
+    if (st == RN_OK && by_train) { /* the training split's names and count */
+        strs_free(&classes);
+        classes = trained;
+        memset(&trained, 0, sizeof trained);
+    }
+    strs_free(&trained);
     if (st == RN_OK)
         st = pack_paths(&s.paths, &out->paths);
     if (st == RN_OK) {
