@@ -204,7 +204,7 @@ int cmd_bench(int argc, char **argv) {
     double gflops = flops_per_image * batch / (med * 1e6);
     if (train)
         mode_s = "train-step";
-    char algos[256];
+    char algos[384] = "";
     if (sess)
         rn_session_algorithms(sess, algos, sizeof algos);
     else

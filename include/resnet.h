@@ -10,11 +10,15 @@
  *     used by one thread at a time, except that a model nobody changes may
  *     serve several sessions on several threads at once (see sessions). The
  *     library itself may use several threads inside a call (rn_set_threads).
+ *     Every free function and the accessors (rn_model_arch, rn_session_isa,
+ *     rn_trainer_steps, ...) take NULL: the accessors then give "" or 0.
  *   - Images are float32 in (N, C, H, W) order, C-contiguous, as in PyTorch.
  *   - Input sizes: a batch of 1 to 1000000 images of any height and width
  *     from 1 to 65536 (every layer of these networks keeps at least one
- *     pixel, as in PyTorch), as far as memory allows; larger requests fail
- *     with RN_ERR_ARG, allocations that do not fit with RN_ERR_NOMEM.
+ *     pixel, as in PyTorch), as far as memory allows and as far as the
+ *     kernels' int indices reach (a batch's pixels at any layer, images x
+ *     height x width, at most 2^31 - 1); larger requests fail with
+ *     RN_ERR_ARG, allocations that do not fit with RN_ERR_NOMEM.
  *
  * Build against the installed library with
  *     cc app.c $(pkg-config --cflags --libs resnet)
@@ -182,7 +186,8 @@ RN_API rn_status rn_model_save_meta(const rn_model *model, const char *path, con
                                     const char *const *values, int count);
 
 /* Reads one string of a weights file's metadata into value (capacity cap).
- * Returns RN_ERR_MISMATCH if the key is absent. */
+ * Returns RN_ERR_MISMATCH if the key is absent, RN_ERR_ARG (value "") if the
+ * string does not fit in cap bytes with its terminating zero. */
 RN_API rn_status rn_weights_meta(const char *path, const char *key, char *value, size_t cap);
 
 /* Hands every string of a weights file's metadata to get_meta(ctx, key,
@@ -326,8 +331,9 @@ RN_API const char *rn_session_kernel(const rn_session *s);
 RN_API const char *rn_session_precision(const rn_session *s);
 
 /* The convolution algorithms of the current plan, e.g.
- * "im2col x3, pointwise x3, winograd x14", into buf (capacity cap). Fails
- * before the first forward pass. */
+ * "im2col x3, pointwise x3, winograd x14", into buf (capacity cap; 256 bytes
+ * hold any). Fails before the first forward pass, and with RN_ERR_ARG (buf
+ * "") where the text does not fit. */
 RN_API rn_status rn_session_algorithms(const rn_session *s, char *buf, size_t cap);
 
 /* Bytes the session holds (activations, workspace, prepared weights). */

@@ -208,6 +208,43 @@ static void test_trainer_config(void) {
     rn_model_free(m);
 }
 
+/* The accessors and the config defaults take NULL (a load that failed leaves a NULL model). */
+static void test_null_handles(void) {
+    rn_onnx_options_default(NULL);
+    rn_session_config_default(NULL);
+    rn_train_config_default(NULL);
+    rn_loader_config_default(NULL);
+    char **names = NULL;
+    CHECK(!strcmp(rn_model_arch(NULL), "") && rn_model_in_channels(NULL) == 0 &&
+              rn_model_num_classes(NULL) == 0 && rn_model_param_count(NULL) == 0 &&
+              rn_model_width(NULL) == 0 && !strcmp(rn_session_isa(NULL), "") &&
+              !strcmp(rn_session_kernel(NULL), "") && !strcmp(rn_session_precision(NULL), "") &&
+              rn_trainer_steps(NULL) == 0 && !strcmp(rn_trainer_isa(NULL), "") &&
+              !strcmp(rn_trainer_kernel(NULL), "") && !strcmp(rn_trainer_precision(NULL), "") &&
+              rn_checkpoint_class_names("x", 3, NULL) == RN_ERR_ARG &&
+              rn_checkpoint_class_names(NULL, 3, &names) == RN_ERR_ARG && !names,
+          "the accessors of NULL handles give \"\" and 0");
+    /* a string that does not fit the caller's buffer fails (it had been cut short in silence) */
+    rn_model *m = NULL;
+    char dir[] = "/tmp/rn_fit_meta.XXXXXX", path[64], small[4] = "x", big[64] = "";
+    CHECK(mkdtemp(dir) && rn_model_create("d2l_resnet18", 1, 10, &m) == RN_OK, "model: %s", rn_last_error());
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    CHECK(m && rn_model_save(m, path) == RN_OK && rn_weights_meta(path, "arch", small, sizeof small) == RN_ERR_ARG &&
+              small[0] == 0 && rn_weights_meta(path, "arch", big, sizeof big) == RN_OK &&
+              strcmp(big, "d2l_resnet18") == 0,
+          "rn_weights_meta into 4 bytes refused, into 64 'd2l_resnet18': '%s' (%s)", big, rn_last_error());
+    rn_session *s = NULL;
+    float x[28 * 28] = {0}, y[10];
+    CHECK(m && rn_session_create(m, NULL, &s) == RN_OK && rn_session_forward(s, x, 1, 28, 28, RN_MODE_EVAL, y) == RN_OK &&
+              rn_session_algorithms(s, small, sizeof small) == RN_ERR_ARG && small[0] == 0 &&
+              rn_session_algorithms(s, big, sizeof big) == RN_OK && strstr(big, " x"),
+          "rn_session_algorithms into 4 bytes refused, into 64 '%s'", big);
+    rn_session_free(s);
+    rn_model_free(m);
+    remove(path);
+    rmdir(dir);
+}
+
 /* A session (and a trainer) that ran a large batch of small images, then one larger image: planned
  * for that image alone, as a fresh one (it had kept room for the large batch at the new size:
  * more memory, and a refusal past the kernels' indices). A smaller size keeps the room. */
@@ -299,5 +336,6 @@ int main(void) {
     test_eval_ties();
     test_size_change();
     test_trainer_config();
+    test_null_handles();
     return check_done("test_fit");
 }

@@ -57,3 +57,15 @@ void rn_shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
     if (used < cap)
         snprintf(buf + used, cap - used, "]");
 }
+
+rn_status rn_copy_text(char *buf, size_t cap, const char *text, const char *what) {
+    const size_t n = strlen(text);
+    if (n >= cap) {
+        if (cap)
+            buf[0] = 0;
+        return rn_fail(RN_ERR_ARG, "%s: the text takes %zu bytes, more than the %zu the buffer "
+                       "holds", what, n + 1, cap);
+    }
+    memcpy(buf, text, n + 1);
+    return RN_OK;
+}

@@ -33,4 +33,8 @@ void rn_shape_str(char *buf, size_t cap, int ndim, const int64_t *shape);
             return rn_try_status_;           \
     } while (0)
 
+/* Copies text into buf (capacity cap): RN_OK, or RN_ERR_ARG naming `what` when it does not fit
+ * (buf then holds ""), so that a caller's short buffer is not cut short in silence. */
+rn_status rn_copy_text(char *buf, size_t cap, const char *text, const char *what);
+
 #endif

@@ -162,6 +162,8 @@ static char **name_block(const char *const *list, const char *text, int k) {
 }
 
 rn_status rn_checkpoint_class_names(const char *weights, int k, char ***names) {
+    if (!names)
+        return rn_fail(RN_ERR_ARG, "rn_checkpoint_class_names: NULL output");
     *names = NULL;
     if (!weights || k < 1)
         return rn_fail(RN_ERR_ARG, "rn_checkpoint_class_names: bad argument");

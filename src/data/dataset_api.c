@@ -95,6 +95,8 @@ const char *rn_dataset_class_name(const rn_dataset *ds, int c) {
 }
 
 void rn_loader_config_default(rn_loader_config *cfg) {
+    if (!cfg)
+        return;
     memset(cfg, 0, sizeof *cfg);
     cfg->batch_size = 64;
 }

@@ -30,7 +30,8 @@
 /* ---- creation ------------------------------------------------------------------------- */
 
 void rn_session_config_default(rn_session_config *cfg) {
-    memset(cfg, 0, sizeof *cfg);
+    if (cfg)
+        memset(cfg, 0, sizeof *cfg);
 }
 
 rn_status rn_session_create(const rn_model *m, const rn_session_config *cfg, rn_session **out) {
@@ -117,12 +118,14 @@ void rn_session_free(rn_session *s) {
     free(s);
 }
 
-const char *rn_session_isa(const rn_session *s) { return rn_isa_name(s->k->isa); }
+const char *rn_session_isa(const rn_session *s) { return s ? rn_isa_name(s->k->isa) : ""; }
 
-const char *rn_session_kernel(const rn_session *s) { return s->int8 ? s->k->q_name : s->kconv->name; }
+const char *rn_session_kernel(const rn_session *s) {
+    return !s ? "" : s->int8 ? s->k->q_name : s->kconv->name;
+}
 
 const char *rn_session_precision(const rn_session *s) {
-    return s->int8 ? "int8" : s->bf16 ? "bf16" : "fp32";
+    return !s ? "" : s->int8 ? "int8" : s->bf16 ? "bf16" : "fp32";
 }
 
 /* ---- planning ------------------------------------------------------------------------- */
@@ -531,28 +534,24 @@ rn_status rn_session_algorithms(const rn_session *s, char *buf, size_t cap) {
     buf[0] = 0;
     if (!s->sc)
         return rn_fail(RN_ERR_ARG, "rn_session_algorithms: the session has not run yet");
-    if (s->int8) {
-        snprintf(buf, cap, "int8 %s x%d", s->k->q_name, s->sc->n_convs);
-        return RN_OK;
-    }
+    char text[384], algos[192];
     int count[RN_CONV_ALGO_COUNT] = {0};
     for (int i = 0; i < s->sc->n_nodes; i++)
         if (s->sc->nodes[i].op == RN_NODE_CONV)
             count[s->algo[i]]++;
-    if (!s->bf16) {
-        rn_conv_algo_format(count, buf, cap);
-        return RN_OK;
-    }
-    char algos[192];
     rn_conv_algo_format(count, algos, sizeof algos);
-    if (s->kconv != s->k && rn_conv_bf16_kernels(s->kconv, RN_CONV_WINOGRAD) == s->kconv)
-        snprintf(buf, cap, "bf16 %s: %s", s->kconv->name, algos);
+    if (s->int8)
+        snprintf(text, sizeof text, "int8 %s x%d", s->k->q_name, s->sc->n_convs);
+    else if (!s->bf16)
+        snprintf(text, sizeof text, "%s", algos);
+    else if (s->kconv != s->k && rn_conv_bf16_kernels(s->kconv, RN_CONV_WINOGRAD) == s->kconv)
+        snprintf(text, sizeof text, "bf16 %s: %s", s->kconv->name, algos);
     else if (s->kconv != s->k) /* matrix tiles: Winograd on the fp32 twin */
-        snprintf(buf, cap, "bf16 %s (winograd on fp32 products): %s", s->kconv->name, algos);
+        snprintf(text, sizeof text, "bf16 %s (winograd on fp32 products): %s", s->kconv->name, algos);
     else
-        snprintf(buf, cap, "bf16 emulated (fp32 kernels on bf16-rounded operands: the %s kernels "
-                 "have no bf16 product on this CPU): %s", rn_isa_name(s->k->isa), algos);
-    return RN_OK;
+        snprintf(text, sizeof text, "bf16 emulated (fp32 kernels on bf16-rounded operands: the %s "
+                 "kernels have no bf16 product on this CPU): %s", rn_isa_name(s->k->isa), algos);
+    return rn_copy_text(buf, cap, text, "rn_session_algorithms");
 }
 
 rn_status rn_session_plan_bytes(const rn_model *m, const rn_session_config *cfg, int n, int h, int w,

@@ -228,8 +228,8 @@ rn_status rn_model_create(const char *arch, int in_channels, int num_classes, rn
     return rn_model_create_stem(arch, in_channels, num_classes, RN_STEM_IMAGENET, out);
 }
 
-rn_stem rn_model_stem(const rn_model *m) { return m->stem_kind; }
-int rn_model_width(const rn_model *m) { return m->width; }
+rn_stem rn_model_stem(const rn_model *m) { return m ? m->stem_kind : RN_STEM_IMAGENET; }
+int rn_model_width(const rn_model *m) { return m ? m->width : 0; }
 
 rn_status rn_model_create_stem(const char *arch, int in_channels, int num_classes, rn_stem stem,
                                rn_model **out) {
@@ -306,13 +306,14 @@ void rn_model_free(rn_model *m) {
 
 void rn_model_params_changed(rn_model *m) { m->generation++; }
 
-const char *rn_model_arch(const rn_model *m) { return m->arch->name; }
-int rn_model_in_channels(const rn_model *m) { return m->in_channels; }
-int rn_model_num_classes(const rn_model *m) { return m->num_classes; }
+/* The accessors of a NULL model (a load that failed) give "" and 0, as rn_dataset_count's. */
+const char *rn_model_arch(const rn_model *m) { return m ? m->arch->name : ""; }
+int rn_model_in_channels(const rn_model *m) { return m ? m->in_channels : 0; }
+int rn_model_num_classes(const rn_model *m) { return m ? m->num_classes : 0; }
 
 int64_t rn_model_param_count(const rn_model *m) {
     int64_t n = 0;
-    for (int i = 0; i < m->n_tensors; i++)
+    for (int i = 0; m && i < m->n_tensors; i++)
         if (m->tensors[i].trainable)
             n += (int64_t)m->tensors[i].numel;
     return n;

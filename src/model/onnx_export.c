@@ -32,6 +32,8 @@ typedef struct exporter {
 } exporter;
 
 void rn_onnx_options_default(rn_onnx_options *opt) {
+    if (!opt)
+        return;
     memset(opt, 0, sizeof *opt);
     opt->opset = 17;
 }

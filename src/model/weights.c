@@ -343,10 +343,14 @@ rn_status rn_weights_meta(const char *path, const char *key, char *value, size_t
     RN_TRY(weights_read(path, NULL, &f));
     const char *v = st_meta_get(&f, key);
     rn_status st = RN_OK;
-    if (v)
-        snprintf(value, cap, "%s", v);
-    else
+    value[0] = 0;
+    if (!v)
         st = rn_fail(RN_ERR_MISMATCH, "%s: no metadata key '%s'", path, key);
+    else if (strlen(v) >= cap) /* not cut short in silence */
+        st = rn_fail(RN_ERR_ARG, "%s: metadata '%s' holds %zu bytes, more than the %zu the buffer "
+                     "takes", path, key, strlen(v), cap - 1);
+    else
+        memcpy(value, v, strlen(v) + 1);
     st_free(&f);
     return st;
 }

@@ -107,8 +107,9 @@ rn_status rn_backprop_algorithms(const rn_backprop *bp, char *buf, size_t cap) {
     for (int i = 0; i < bp->sc->n_nodes; i++)
         if (bp->sc->nodes[i].op == RN_NODE_CONV)
             count[bp->algo[i]]++;
-    rn_conv_algo_format(count, buf, cap);
-    return RN_OK;
+    char text[192];
+    rn_conv_algo_format(count, text, sizeof text);
+    return rn_copy_text(buf, cap, text, "rn_trainer_algorithms");
 }
 
 int rn_backprop_conv_algo(const rn_backprop *bp, int i) {

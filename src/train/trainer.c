@@ -50,6 +50,8 @@ struct rn_trainer {
 };
 
 void rn_train_config_default(rn_train_config *cfg) {
+    if (!cfg)
+        return;
     memset(cfg, 0, sizeof *cfg);
     cfg->optimizer = "sgd";
     cfg->lr = 0.05;
@@ -181,7 +183,7 @@ void rn_trainer_free(rn_trainer *t) {
     free(t);
 }
 
-int64_t rn_trainer_steps(const rn_trainer *t) { return t->steps; }
+int64_t rn_trainer_steps(const rn_trainer *t) { return t ? t->steps : 0; }
 
 rn_status rn_trainer_set_grad_hook(rn_trainer *t, rn_grad_hook fn, void *ctx) {
     if (!t)
@@ -241,12 +243,12 @@ rn_status rn_trainer_plan_bytes(const rn_model *m, const rn_train_config *cfg, i
     return RN_OK;
 }
 
-const char *rn_trainer_isa(const rn_trainer *t) { return rn_isa_name(t->k->isa); }
+const char *rn_trainer_isa(const rn_trainer *t) { return t ? rn_isa_name(t->k->isa) : ""; }
 
-const char *rn_trainer_kernel(const rn_trainer *t) { return t->k->name; }
+const char *rn_trainer_kernel(const rn_trainer *t) { return t ? t->k->name : ""; }
 
 const char *rn_trainer_precision(const rn_trainer *t) {
-    return rn_kernels_are_bf16(t->k) ? "bf16" : "fp32";
+    return !t ? "" : rn_kernels_are_bf16(t->k) ? "bf16" : "fp32";
 }
 
 rn_status rn_trainer_algorithms(const rn_trainer *t, char *buf, size_t cap) {
