@@ -84,7 +84,7 @@ HDRS := $(wildcard include/*.h src/*/*.h src/*/*/*.h cli/*.h tests/*.h)
 
 all: lib cli tests $(BUILD)/example
 
-lib: $(BUILD)/libresnet.a $(BUILD)/libresnet.so
+lib: $(BUILD)/libresnet.a $(BUILD)/public/libresnet.a $(BUILD)/libresnet.so
 cli: $(BUILD)/resnet
 tests: $(TEST_BIN)
 
@@ -124,6 +124,17 @@ $(BUILD)/libresnet.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# The static library a program links (installed, the examples): the same objects as one, every
+# symbol but the rn_ API (RN_API, default visibility) made local, so that the library's internal
+# names (json_parse, zip_open, conv2d_forward, ...) cannot clash with the program's own or another
+# library's. The CLI, the tests and dev/ link $(BUILD)/libresnet.a, internals included.
+$(BUILD)/public/libresnet.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	@rm -f $@
+	ld -r -o $(BUILD)/public/resnet.o $^
+	objcopy --localize-hidden $(BUILD)/public/resnet.o
+	ar rcs $@ $(BUILD)/public/resnet.o
+
 $(BUILD)/resnet: $(CLI_OBJ) $(BUILD)/libresnet.a
 	$(CLI_LD) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libresnet.a $(LDLIBS)
 
@@ -137,8 +148,8 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libresnet.a $(HDRS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libresnet.a $(LDLIBS)
 
 # The README's embedding example, built against the installed-style header.
-$(BUILD)/example: examples/classify.c $(BUILD)/libresnet.a include/resnet.h
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libresnet.a $(LDLIBS)
+$(BUILD)/example: examples/classify.c $(BUILD)/public/libresnet.a include/resnet.h
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/public/libresnet.a $(LDLIBS)
 
 # The kernel workbench (dev/): each program checks what it times.
 DEV_BIN := $(patsubst dev/%.c,$(BUILD)/dev/%,$(wildcard dev/*.c))
@@ -241,8 +252,8 @@ $(BUILD)/$(SONAME) $(BUILD)/libresnet.so: $(BUILD)/libresnet.so.$(VERSION)
 
 # The API-only example: training on an in-memory dataset (tests/install.sh builds it
 # again against the installed library with pkg-config alone).
-$(BUILD)/train_tiny: examples/train_tiny.c $(BUILD)/libresnet.a include/resnet.h
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libresnet.a $(LDLIBS)
+$(BUILD)/train_tiny: examples/train_tiny.c $(BUILD)/public/libresnet.a include/resnet.h
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/public/libresnet.a $(LDLIBS)
 
 $(BUILD)/resnet.1: $(BUILD)/resnet
 	$(BUILD)/resnet manpage > $@.tmp && mv $@.tmp $@
@@ -255,7 +266,7 @@ install: lib cli docs
 	    $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR)
 	$(INSTALL) -m 755 $(BUILD)/resnet $(DESTDIR)$(BINDIR)/resnet
 	$(INSTALL) -m 644 include/resnet.h $(DESTDIR)$(INCLUDEDIR)/resnet.h
-	$(INSTALL) -m 644 $(BUILD)/libresnet.a $(DESTDIR)$(LIBDIR)/libresnet.a
+	$(INSTALL) -m 644 $(BUILD)/public/libresnet.a $(DESTDIR)$(LIBDIR)/libresnet.a
 	$(INSTALL) -m 755 $(BUILD)/libresnet.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libresnet.so.$(VERSION)
 	ln -sf libresnet.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libresnet.so

@@ -7,7 +7,7 @@
  * Build (after `make install`):
  *   $ cc classify.c $(pkg-config --cflags --libs resnet) -o classify
  * Build in the source tree (after `make`), from the repository's root:
- *   $ cc -Iinclude examples/classify.c build/libresnet.a -fopenmp -lpng -ljpeg -lz -lm -lpthread -o classify
+ *   $ cc -Iinclude examples/classify.c build/public/libresnet.a -fopenmp -lpng -ljpeg -lz -lm -lpthread -o classify
  */
 #include <math.h>
 #include <stdio.h>

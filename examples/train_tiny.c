@@ -11,7 +11,7 @@
  * Build (after `make install`):
  *   $ cc train_tiny.c $(pkg-config --cflags --libs resnet) -o train_tiny
  * Build in the source tree (after `make`), from the repository's root:
- *   $ cc -Iinclude examples/train_tiny.c build/libresnet.a -fopenmp -lpng -ljpeg -lz -lm -lpthread -o train_tiny
+ *   $ cc -Iinclude examples/train_tiny.c build/public/libresnet.a -fopenmp -lpng -ljpeg -lz -lm -lpthread -o train_tiny
  */
 #include <stdint.h>
 #include <stdio.h>

@@ -39,8 +39,10 @@ extern "C" {
 #define RN_VERSION_MINOR 1
 #define RN_VERSION_PATCH 0
 
-/* RN_API marks the functions libresnet.so exports; the library is built
- * with -fvisibility=hidden, so everything else in it stays internal. */
+/* RN_API marks the functions libresnet.so and the installed libresnet.a
+ * export; the library is built with -fvisibility=hidden (and the static one
+ * made one object whose other symbols are local), so everything else in it
+ * stays internal. */
 #if defined(__GNUC__) || defined(__clang__)
 #define RN_API __attribute__((visibility("default")))
 #else

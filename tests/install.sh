@@ -80,6 +80,16 @@ expect 0 "train_tiny's ONNX file classifies with the CLI" "$PREFIX/bin/resnet" f
 static_libs=$(pkg-config --static --libs-only-other --libs-only-l resnet | sed 's/-lresnet//')
 expect 0 "classify linked statically with pkg-config --static" bash -c \
     "cc '$TMP/work/classify.c' \$(pkg-config --cflags resnet) '$PREFIX/lib/libresnet.a' $static_libs -o '$TMP/work/classify-a' && '$TMP/work/classify-a' --selftest"
+# ... defining nothing but the rn_ API: a program with names the library uses inside (json_parse,
+# zip_open) links it (the library's own had clashed: "multiple definition of json_parse")
+printf '%s\n' '#include <resnet.h>' 'int json_parse(const char *s) { return s != 0; }' \
+    'int zip_open(void) { return 1; }' 'int main(void) {' '    rn_model *m = 0;' \
+    '    int ok = rn_model_create("resnet18", 3, 10, &m) == RN_OK;' '    rn_model_free(m);' \
+    '    return ok && json_parse("x") && zip_open() ? 0 : 1;' '}' >"$TMP/work/clash.c"
+expect 0 "a program defining json_parse and zip_open links libresnet.a" bash -c \
+    "cc '$TMP/work/clash.c' \$(pkg-config --cflags resnet) '$PREFIX/lib/libresnet.a' $static_libs -o '$TMP/work/clash' && '$TMP/work/clash'"
+non_api=$(nm -g --defined-only "$PREFIX/lib/libresnet.a" | awk 'NF == 3 && $3 !~ /^rn_/' | wc -l)
+[ "$non_api" -eq 0 ] && ok || bad "libresnet.a defines $non_api global names outside rn_"
 
 # ---- the man page and the completion ----------------------------------------------------------
 MAN="$PREFIX/share/man/man1/resnet.1"
