@@ -58,12 +58,13 @@ rn_status rn_session_create(const rn_model *m, const rn_session_config *cfg, rn_
     int int8 = m->quantized, bf16 = 0;
     if (strcmp(prec, "int8") == 0) {
         if (!m->quantized)
-            return rn_fail(RN_ERR_ARG, "--precision int8 needs an int8 model: make one with "
-                           "`resnet quantize` (bench quantizes its random weights itself)");
+            return rn_fail(RN_ERR_ARG, "precision int8 needs an int8 model: one that `resnet quantize` "
+                           "(rn_calibrator_quantize) writes (resnet bench quantizes its random "
+                           "weights itself)");
     } else if (strcmp(prec, "fp32") == 0 || strcmp(prec, "bf16") == 0) {
         bf16 = prec[0] == 'b';
         if (m->quantized)
-            return rn_fail(RN_ERR_ARG, "this is an int8 model: it runs with --precision int8 (or "
+            return rn_fail(RN_ERR_ARG, "this is an int8 model: it runs at precision int8 (or "
                            "auto), not %s", prec);
     } else if (strcmp(prec, "auto") != 0) {
         return rn_fail(RN_ERR_ARG, "unknown precision '%s' (expected auto, fp32, bf16 or int8)",
@@ -578,6 +579,8 @@ size_t rn_session_bytes(const rn_session *s) {
 
 rn_status rn_model_forward(rn_model *m, const float *x, int n, int h, int w, rn_mode mode,
                            float *logits) {
+    if (!m || !x || !logits)
+        return rn_fail(RN_ERR_ARG, "rn_model_forward: NULL argument");
     rn_session *s;
     RN_TRY(rn_session_create(m, NULL, &s));
     rn_status st = rn_session_forward(s, x, n, h, w, mode, logits);

@@ -180,7 +180,8 @@ static rn_status load_file_model(const char *path, const char *arch, int num_cla
         a = rn_arch_guess(st_shape_of, f);
         if (!a)
             st = rn_fail(RN_ERR_MISMATCH,
-                         "%s: cannot tell the architecture from the tensor names; pass --arch", path);
+                         "%s: cannot tell the architecture from the tensor names; name it (the arch "
+                         "argument; --arch in the CLI)", path);
     }
     int in_channels = 0, kernel = 7, width = RN_DEFAULT_WIDTH;
     const char *stem_key = a && a->kind == RN_BLOCK_D2L ? "conv.block.0.weight" : "conv1.weight";
