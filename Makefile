@@ -124,6 +124,7 @@ $(BUILD)/libresnet.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+OBJCOPY ?= objcopy
 # The static library a program links (installed, the examples): the same objects as one, every
 # symbol but the rn_ API (RN_API, default visibility) made local, so that the library's internal
 # names (json_parse, zip_open, conv2d_forward, ...) cannot clash with the program's own or another
@@ -131,8 +132,8 @@ $(BUILD)/libresnet.a: $(LIB_OBJ)
 $(BUILD)/public/libresnet.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	@rm -f $@
-	ld -r -o $(BUILD)/public/resnet.o $^
-	objcopy --localize-hidden $(BUILD)/public/resnet.o
+	$(LD) -r -o $(BUILD)/public/resnet.o $^
+	$(OBJCOPY) --localize-hidden $(BUILD)/public/resnet.o
 	ar rcs $@ $(BUILD)/public/resnet.o
 
 $(BUILD)/resnet: $(CLI_OBJ) $(BUILD)/libresnet.a

@@ -56,13 +56,16 @@ static int plot_compare(const arg_table *t, const char *out) {
         for (const char *c = args_str(t, "labels"); *c; c++)
             given += *c == ',';
         snprintf(names, sizeof names, "%s", args_str(t, "labels"));
-        split_list(names, labels, MAX_COMPARE + 1);
-        if (given != n) {
+        const int kept = split_list(names, labels, MAX_COMPARE + 1);
+        if (given != n || kept != n) { /* kept < given: a list longer than the copy holds */
             cli_error("plot", "--labels '%s' names %d line%s; there %s %d log%s", args_str(t, "labels"),
                       given, given == 1 ? "" : "s", n == 1 ? "is" : "are", n, n == 1 ? "" : "s");
             return EXIT_USAGE;
         }
     }
+    for (int k = 1; k < n; k++)
+        if (!cli_output_not_input("plot", "--output", out, "--compare's", paths[k]))
+            return EXIT_USAGE;
     for (int k = 0; k < n; k++)
         if (!cli_readable("plot", "", paths[k])) /* before any folder is made */
             return EXIT_RUNTIME;

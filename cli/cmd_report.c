@@ -103,7 +103,7 @@ int cmd_report(int argc, char **argv) {
     char log[1100] = "", out[1100];
     const char *log_flag = args_str(&t, "log");
     if (strcmp(log_flag, "auto") == 0) {
-        cli_beside(log, sizeof log, weights, ".log.jsonl");
+        cli_beside_existing(log, sizeof log, weights, ".log.jsonl");
         if (!file_exists(log))
             log[0] = '\0';
     } else if (strcmp(log_flag, "none") != 0) {

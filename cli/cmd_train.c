@@ -313,7 +313,7 @@ static int check_flags(train_run *r, int *batch, int *size, int *threads) {
                   r->log_every);
         return 0;
     }
-    if (args_flag(t, "freeze-backbone") && args_spec(t, "lr-backbone")->set) {
+    if (args_spec(t, "freeze-backbone")->set && args_spec(t, "lr-backbone")->set) {
         cli_error(t->command, "--freeze-backbone keeps the backbone as loaded, --lr-backbone %s would train it: "
                   "give one of the two", args_str(t, "lr-backbone"));
         return 0;
@@ -452,7 +452,7 @@ int cmd_train(int argc, char **argv) {
         /* the optimizer state that belongs to the weights (its run id and step); the checkpoint's
          * plan, for every flag not given; its seed, which the data order follows */
         char optim[1024];
-        cli_beside(optim, sizeof optim, resume, ".optim.safetensors");
+        cli_beside_existing(optim, sizeof optim, resume, ".optim.safetensors");
         if (!train_ckpt_find(resume, optim, resume_state, sizeof resume_state, &pos))
             goto started;
         if (plan_read(&r.plan, resume_state) != RN_OK) {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "commands.h"
@@ -417,14 +418,26 @@ int cli_normalize_fits(const arg_table *t, int channels) {
 }
 
 void cli_beside(char *out, size_t cap, const char *path, const char *suffix) {
-    static const char *const weights_ext[] = {".safetensors", ".pth", ".pt", ".bin", ".ckpt"};
+    static const char *const weights_ext[] = {".safetensors", ".pth", ".pt", ".bin", ".ckpt", ".onnx"};
     const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
     size_t stem = strlen(path);
     if (dot && (!slash || dot > slash) && dot > (slash ? slash + 1 : path))
         for (size_t i = 0; i < sizeof weights_ext / sizeof weights_ext[0]; i++)
-            if (strcmp(dot, weights_ext[i]) == 0)
+            if (strcasecmp(dot, weights_ext[i]) == 0)
                 stem = (size_t)(dot - path);
     snprintf(out, cap, "%.*s%s", (int)stem, path, suffix);
+}
+
+void cli_beside_existing(char *out, size_t cap, const char *path, const char *suffix) {
+    cli_beside(out, cap, path, suffix);
+    struct stat sb;
+    const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
+    if (stat(out, &sb) == 0 || !dot || (slash && dot < slash) || dot == (slash ? slash + 1 : path))
+        return;
+    char legacy[1024]; /* before 2026-12-07 every extension was dropped: runs/lr0.1 -> runs/lr0 */
+    snprintf(legacy, sizeof legacy, "%.*s%s", (int)(dot - path), path, suffix);
+    if (stat(legacy, &sb) == 0)
+        snprintf(out, cap, "%s", legacy);
 }
 
 void cli_log_beside(char *out, size_t cap, const char *log, const char *suffix) {

@@ -168,6 +168,10 @@ int cli_normalize_fits(const arg_table *t, int channels);
  * dots of their own keep them: "runs/lr0.1" -> "runs/lr0.1" + suffix (not "runs/lr0" + suffix,
  * which "runs/lr0.05" would share). */
 void cli_beside(char *out, size_t cap, const char *path, const char *suffix);
+/* The same name for a file to read, falling back to the name earlier builds gave it (every last
+ * extension dropped: "runs/lr0.1" -> "runs/lr0" + suffix) where only that one is there, so that
+ * their runs still resume and report. */
+void cli_beside_existing(char *out, size_t cap, const char *path, const char *suffix);
 
 /* The curves' name for a training log: "run.log.jsonl" and "run.jsonl" -> "run" + suffix (the
  * log's ".jsonl" and a ".log" before it dropped), any other name kept whole + suffix. */

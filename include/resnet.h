@@ -314,8 +314,8 @@ RN_API void rn_session_free(rn_session *s);
 
 /* Forward pass, as rn_model_forward. Allocates only when the input size
  * changes or the batch is larger than any before at this size (a new size no
- * larger than the last keeps room for the largest batch so far; a larger one
- * is planned for its own batch). The convolution algorithms are chosen for
+ * taller and no wider than the last keeps room for the largest batch so far;
+ * any other is planned for its own batch). The convolution algorithms are chosen for
  * the batch the plan holds, so a session that ran larger batches may sum a
  * smaller one in another order than a fresh session (within the algorithms'
  * tolerances; bitwise the same for the same sequence of calls). */

@@ -300,9 +300,15 @@ expect 0 "--save runs/lr0.05" "$R" "${T1[@]}" --save g/lr0.05
 [ -s g/lr0.1.optim.safetensors ] && [ -s g/lr0.05.optim.safetensors ] && [ -s g/lr0.1.log.jsonl ] &&
     [ ! -e g/lr0.optim.safetensors ] && ok || bad "dotted run names share files: $(ls g)"
 expect 0 "resume g/lr0.1" "$R" "${T1[@]}" --save g/lr0.1 --resume g/lr0.1 --max-steps 2
+# a run an earlier build saved as g/v1.2 kept its files as g/v1.*: still resumed, still reported
+expect 0 "--save g/v1.2" "$R" "${T1[@]}" --save g/v1.2
+mv g/v1.2.optim.safetensors g/v1.optim.safetensors && mv g/v1.2.log.jsonl g/v1.log.jsonl
+expect 0 "resume a run named as earlier builds named its files" "$R" "${T1[@]}" --save g/v1.2 --resume g/v1.2 \
+    --max-steps 2
 for c in "export o/m.safetensors o/m.safetensors" "convert o/m.safetensors ./o/m.safetensors" \
     "quantize --weights o/m.safetensors --data tiny --output o/m.safetensors" \
-    "plot --log o/m.log.jsonl --output o/m.log.jsonl"; do
+    "plot --log o/m.log.jsonl --output o/m.log.jsonl" \
+    "plot --log o/m.log.jsonl --compare g/lr0.1.log.jsonl --output g/lr0.1.log.jsonl"; do
     # shellcheck disable=SC2086
     expect 2 "$c" "$R" $c && has err "is the same file as" "$c: the clash is named"
 done

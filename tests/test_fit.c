@@ -226,19 +226,19 @@ static void test_null_handles(void) {
           "the accessors of NULL handles give \"\" and 0");
     /* a string that does not fit the caller's buffer fails (it had been cut short in silence) */
     rn_model *m = NULL;
-    char dir[] = "/tmp/rn_fit_meta.XXXXXX", path[64], small[4] = "x", big[64] = "";
+    char dir[] = "/tmp/rn_fit_meta.XXXXXX", path[64], small[4] = "x", big[256] = "";
     CHECK(mkdtemp(dir) && rn_model_create("d2l_resnet18", 1, 10, &m) == RN_OK, "model: %s", rn_last_error());
     snprintf(path, sizeof path, "%s/m.safetensors", dir);
     CHECK(m && rn_model_save(m, path) == RN_OK && rn_weights_meta(path, "arch", small, sizeof small) == RN_ERR_ARG &&
               small[0] == 0 && rn_weights_meta(path, "arch", big, sizeof big) == RN_OK &&
               strcmp(big, "d2l_resnet18") == 0,
-          "rn_weights_meta into 4 bytes refused, into 64 'd2l_resnet18': '%s' (%s)", big, rn_last_error());
+          "rn_weights_meta into 4 bytes refused, into 256 'd2l_resnet18': '%s' (%s)", big, rn_last_error());
     rn_session *s = NULL;
     float x[28 * 28] = {0}, y[10];
     CHECK(m && rn_session_create(m, NULL, &s) == RN_OK && rn_session_forward(s, x, 1, 28, 28, RN_MODE_EVAL, y) == RN_OK &&
               rn_session_algorithms(s, small, sizeof small) == RN_ERR_ARG && small[0] == 0 &&
               rn_session_algorithms(s, big, sizeof big) == RN_OK && strstr(big, " x"),
-          "rn_session_algorithms into 4 bytes refused, into 64 '%s'", big);
+          "rn_session_algorithms into 4 bytes refused, into 256 '%s'", big);
     rn_session_free(s);
     rn_model_free(m);
     remove(path);
@@ -264,6 +264,16 @@ static void test_size_change(void) {
           "session: %s", rn_last_error());
     CHECK(s && rn_session_bytes(s) == fresh, "session after batch 64 at 16x16, then 1 at 96x96: %zu bytes, "
           "a fresh one %zu", s ? rn_session_bytes(s) : 0, fresh);
+    /* shorter but wider (16 x 200 after 96 x 96): a map the last plan's is not, planned anew */
+    float *wide = calloc(16 * 200, sizeof *wide);
+    size_t fresh_wide = 0;
+    CHECK(s && wide && rn_session_forward(s, wide, 1, 16, 200, RN_MODE_EVAL, y) == RN_OK &&
+              rn_session_plan_bytes(m, NULL, 1, 16, 200, &fresh_wide) == RN_OK &&
+              rn_session_bytes(s) == fresh_wide,
+          "then 1 at 16x200: %zu bytes, a fresh session %zu", s ? rn_session_bytes(s) : 0, fresh_wide);
+    free(wide);
+    CHECK(s && rn_session_forward(s, big, 1, 96, 96, RN_MODE_EVAL, y) == RN_OK, "back to 96x96: %s",
+          rn_last_error());
     size_t before = s ? rn_session_bytes(s) : 0;
     CHECK(s && rn_session_forward(s, x, 16, 16, 16, RN_MODE_EVAL, y) == RN_OK && rn_session_bytes(s) <= before,
           "then 16 at 16x16: %zu bytes, no more than before (%zu)", s ? rn_session_bytes(s) : 0, before);

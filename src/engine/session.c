@@ -231,10 +231,11 @@ static rn_status plan_arena(rn_session *s, rn_arena_buf *bufs, int n) {
 static rn_status plan_for(rn_session *s, int n, int h, int w, size_t *dry) {
     if (s->sc && s->sc->h == h && s->sc->w == w && n <= s->n_cap && s->threads == rn_threads())
         return RN_OK;
-    /* a new input size no larger than the last: still room for the largest batch so far (in
-     * no more memory than it held); a larger one is planned for this batch only, which a batch
-     * of 1 at 2048x2048 after batches of 1000 at 1x1 had not been (refused as too large) */
-    if (s->n_cap > n && s->sc && (long)h * w <= (long)s->sc->h * s->sc->w)
+    /* a new input size no taller and no wider than the last (every layer's map no larger): still
+     * room for the largest batch so far, in no more memory than it held; any other is planned
+     * for this batch only, which a batch of 1 at 2048x2048 after batches of 1000 at 1x1 had not
+     * been (refused as too large) */
+    if (s->n_cap > n && s->sc && h <= s->sc->h && w <= s->sc->w)
         n = s->n_cap;
     free_plan(s);
     s->threads = rn_threads(); /* workspaces are cut per thread: a new count plans anew */

@@ -23,8 +23,6 @@
 #include "model/model.h"
 #include "model/onnx_import.h"
 
-/* Reads a safetensors file, a PyTorch .pth checkpoint or an ONNX model
- * (matched to `arch` when not NULL) into f. */
 /* A model saved inside nn.DataParallel or DistributedDataParallel (the wrapper's state_dict())
  * names every tensor "module.NAME": where every name has that prefix it is dropped, so that such
  * a file loads as the model's own. */
@@ -40,6 +38,8 @@ static void drop_wrapper_prefix(st_file *f) {
         memmove(f->tensors[i].name, f->tensors[i].name + n, strlen(f->tensors[i].name + n) + 1);
 }
 
+/* Reads a safetensors file, a PyTorch .pth checkpoint or an ONNX model
+ * (matched to `arch` when not NULL) into f. */
 static rn_status weights_read(const char *path, const char *arch, st_file *f) {
     memset(f, 0, sizeof *f);
     unsigned char *buf = NULL;

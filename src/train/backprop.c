@@ -204,9 +204,9 @@ static rn_status plan_for(rn_backprop *bp, int n, int h, int w, size_t *dry) {
     if (bp->sc && bp->sc->h == h && bp->sc->w == w && n <= bp->n_cap &&
         bp->threads == rn_threads())
         return RN_OK;
-    /* a new input size no larger than the last keeps room for the largest batch so far; a
-     * larger one is planned for this batch only (as the session's plan_for) */
-    if (bp->n_cap > n && bp->sc && (long)h * w <= (long)bp->sc->h * bp->sc->w)
+    /* a new input size no taller and no wider than the last keeps room for the largest batch so
+     * far; any other is planned for this batch only (as the session's plan_for) */
+    if (bp->n_cap > n && bp->sc && h <= bp->sc->h && w <= bp->sc->w)
         n = bp->n_cap;
     free_plan(bp);
     bp->threads = rn_threads(); /* workspaces are cut per thread: a new count plans anew */

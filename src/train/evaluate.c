@@ -30,9 +30,12 @@ static int arg_max(const float *row, int k) {
  * model whose logits were all NaN or all equal scored top-1 1.0. */
 static int label_rank(const float *row, int k, int label) {
     const float v = row[label];
-    if (v != v)
-        return arg_max(row, k) == label ? 0 : k; /* first of a row of NaNs, else last */
     int rank = 0;
+    if (v != v) { /* after every number, then by class among the NaNs */
+        for (int j = 0; j < k; j++)
+            rank += row[j] == row[j] || j < label;
+        return rank;
+    }
     for (int j = 0; j < k; j++)
         rank += row[j] > v || (j < label && row[j] == v);
     return rank;
