@@ -404,13 +404,14 @@ int cmd_train(int argc, char **argv) {
      * and where no checkpoint was saved (a run stopped before its first save) it starts over */
     char log_early[sizeof r.log];
     log_path(&t, r.save, r.lead, log_early, sizeof log_early);
+    /* --resume's optimizer state (read below), under the name an earlier build may have given it */
+    char resume_optim[1024] = "";
+    if (resume)
+        cli_beside_existing(resume_optim, sizeof resume_optim, resume, ".optim.safetensors");
     /* nor one of the run's other files, which appending to (or trimming) it would ruin */
     if (log_early[0]) {
         const char *init = args_str(&t, "init"), *clash = NULL;
-        char resume_optim[1024] = "";
         struct stat log_st;
-        if (resume)
-            cli_beside(resume_optim, sizeof resume_optim, resume, ".optim.safetensors");
         if (r.save[0] && cli_same_file(log_early, r.save))
             clash = "the checkpoint --save writes";
         else if (r.save[0] && cli_same_file(log_early, r.optim))
@@ -451,9 +452,7 @@ int cmd_train(int argc, char **argv) {
     if (resume) {
         /* the optimizer state that belongs to the weights (its run id and step); the checkpoint's
          * plan, for every flag not given; its seed, which the data order follows */
-        char optim[1024];
-        cli_beside_existing(optim, sizeof optim, resume, ".optim.safetensors");
-        if (!train_ckpt_find(resume, optim, resume_state, sizeof resume_state, &pos))
+        if (!train_ckpt_find(resume, resume_optim, resume_state, sizeof resume_state, &pos))
             goto started;
         if (plan_read(&r.plan, resume_state) != RN_OK) {
             cli_error(r.dist.what, "%s", rn_last_error());

@@ -343,15 +343,15 @@ rn_status rn_weights_meta(const char *path, const char *key, char *value, size_t
     st_file f;
     RN_TRY(weights_read(path, NULL, &f));
     const char *v = st_meta_get(&f, key);
-    rn_status st = RN_OK;
-    value[0] = 0;
-    if (!v)
+    rn_status st;
+    char what[1024];
+    snprintf(what, sizeof what, "%s: metadata '%s'", path, key);
+    if (!v) {
+        value[0] = 0;
         st = rn_fail(RN_ERR_MISMATCH, "%s: no metadata key '%s'", path, key);
-    else if (strlen(v) >= cap) /* not cut short in silence */
-        st = rn_fail(RN_ERR_ARG, "%s: metadata '%s' holds %zu bytes, more than the %zu the buffer "
-                     "takes", path, key, strlen(v), cap - 1);
-    else
-        memcpy(value, v, strlen(v) + 1);
+    } else {
+        st = rn_copy_text(value, cap, v, what); /* not cut short in silence */
+    }
     st_free(&f);
     return st;
 }
