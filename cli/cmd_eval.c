@@ -121,6 +121,8 @@ int cmd_eval(int argc, char **argv) {
         status = EXIT_USAGE;
         goto done;
     }
+    if (!cli_match_classes("eval", weights, kind, m, &ds))
+        goto done;
     int side = cfg.image_size ? cfg.image_size : ds.height, wide = cfg.image_size ? cfg.image_size : ds.width;
     size_t per_image = ((size_t)ds.channels * side * wide + 2 * (size_t)rn_model_num_classes(m)) * sizeof(float);
     /* the loader's batch and ours; with --tta flip, the mirrored batch and its logits too */

@@ -145,6 +145,8 @@ int cmd_report(int argc, char **argv) {
         status = EXIT_USAGE;
         goto done;
     }
+    if (!cli_match_classes("report", weights, kind, m, &ds))
+        goto done;
     if (ds.count == 0) {
         cli_error("report", "the %s split is empty", split);
         goto done;

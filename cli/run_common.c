@@ -417,6 +417,33 @@ int cli_normalize_fits(const arg_table *t, int channels) {
     return 0;
 }
 
+int cli_match_classes(const char *command, const char *weights, const char *kind, const rn_model *m,
+                      rn_dataset *ds) {
+    if (!rn_dataset_kind_is_folder(kind))
+        return 1;
+    const int k = rn_model_num_classes(m);
+    char **names = NULL;
+    if (rn_checkpoint_class_names(weights, k, &names) != RN_OK) {
+        cli_error(command, "%s", rn_last_error());
+        return 0;
+    }
+    if (!names) /* the checkpoint names no classes: by position, as ImageFolder labels them */
+        return 1;
+    int matched = 0;
+    const int had = ds->num_classes;
+    rn_status st = rn_dataset_match_classes(ds, (const char *const *)names, k, &matched);
+    free(names);
+    if (st != RN_OK) {
+        cli_error(command, "%s (the classes %s names)", rn_last_error(), weights);
+        return 0;
+    }
+    if (!matched)
+        fprintf(stderr, "resnet %s: warning: none of the dataset's %d class folders is named as a "
+                "class of %s; they are taken as its first %d classes in sorted order\n", command,
+                had, weights, had);
+    return 1;
+}
+
 void cli_beside(char *out, size_t cap, const char *path, const char *suffix) {
     static const char *const weights_ext[] = {".safetensors", ".pth", ".pt", ".bin", ".ckpt", ".onnx"};
     const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');

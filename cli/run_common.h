@@ -162,6 +162,14 @@ int cli_readable(const char *command, const char *prefix, const char *path);
  * value from a checkpoint is not checked (the model was trained with it). */
 int cli_normalize_fits(const arg_table *t, int channels);
 
+/* An image folder (kind) evaluated with checkpoint `weights`: its classes matched to the
+ * model's by name where the checkpoint names them (rn_checkpoint_class_names;
+ * rn_dataset_match_classes), so that a folder with fewer classes, or other ones, is labelled
+ * as the model's classes are; a warning where no class's name matches. Other kinds are left
+ * as they are. Returns 0 after an error message. */
+int cli_match_classes(const char *command, const char *weights, const char *kind, const rn_model *m,
+                      rn_dataset *ds);
+
 /* The name of a file that goes with a weights file: "dir/run.safetensors" -> "dir/run" + suffix
  * (its optimizer state ".optim.safetensors", its log ".log.jsonl", its report "_report"). Only a
  * weights file's extension (.safetensors, .pth, .pt, .bin, .ckpt) is dropped, so that names with

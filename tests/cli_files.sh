@@ -408,6 +408,27 @@ expect 2 "quantize --split val on fashion-mnist" "$R" quantize --weights md/m.sa
 has err "no val split" "quantize --split val says why"
 [ ! -e rv ] && ok || bad "a refused report or quantize left the folder rv"
 
+# ---- a folder's classes matched to the checkpoint's by name -------------------------------------------
+
+expect 0 "train on a folder (classes a, b)" "$R" train --data folder --dataset folder-gray --image-size 28 --width 8 \
+    --batch-size 4 --max-steps 1 --quiet --no-report --save fm/m.safetensors
+mkdir -p vb/val vc/val/z vz/val && cp -r folder/val/b vb/val/ && cp -r folder/val/b vc/val/ && cp folder/val/a/* vc/val/z/ \
+    && cp -r folder/val/a vz/val/x && cp -r folder/val/b vz/val/y
+EM=(--weights fm/m.safetensors --dataset folder-gray --split val --json)
+expect 0 "eval a folder of class b only" "$R" eval "${EM[@]}" --data vb
+"$PY" - out <<'PY' && ok || bad "val/b alone was not labelled as the model's class b (1): $(cat out)"
+import json, sys
+conf = json.load(open(sys.argv[1]))["confusion"]
+assert len(conf) == 2 and sum(conf[0]) == 0 and sum(conf[1]) == 2, conf
+PY
+expect 0 "report on a folder of class b only" "$R" report --weights fm/m.safetensors --dataset folder-gray --split val \
+    --data vb --no-png --quiet --output fm/rep
+expect 1 "eval a folder of a class the model lacks" "$R" eval "${EM[@]}" --data vc
+has err "class 'z' of the dataset is not one of the model's 2" "the class the model lacks is named"
+has err "fm/m.safetensors" "the checkpoint whose classes they are is named"
+expect 0 "eval a folder whose classes are named otherwise" "$R" eval "${EM[@]}" --data vz
+has err "none of the dataset's 2 class folders is named as a class of fm/m.safetensors" "by position, with a warning"
+
 # ---- report: a named log must exist; a refused report leaves no folder ----------------------------------
 
 expect 1 "report --log missing" "$R" report --weights md/m.safetensors --data tiny --log typo.jsonl --output rl --quiet

@@ -1,6 +1,7 @@
 /*
  * dataset.c - rn_dataset_load: picks the reader for a dataset kind;
- * rn_dataset_free and the class-name helper the readers share.
+ * rn_dataset_free, the class-name helpers the readers share, and the relabelling of a
+ * dataset by a model's class names.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,4 +192,62 @@ rn_status rn_checkpoint_class_names(const char *weights, int k, char ***names) {
     if (builtin && n == k && !(*names = name_block(builtin, NULL, k)))
         return rn_fail(RN_ERR_NOMEM, "out of memory for class names");
     return RN_OK;
+}
+
+/* ---------------------------------------------------------------------------
+ * A dataset labelled by a model's classes
+ * ------------------------------------------------------------------------- */
+
+rn_status rn_dataset_match_classes(rn_dataset *ds, const char *const *names, int k, int *matched) {
+    if (matched)
+        *matched = 0;
+    if (!ds || !names || k < 1 || !matched)
+        return rn_fail(RN_ERR_ARG, "rn_dataset_match_classes: bad argument");
+    if (!ds->class_names)
+        return RN_OK;
+    int *to = malloc((size_t)ds->num_classes * sizeof *to);
+    if (!to)
+        return rn_fail(RN_ERR_NOMEM, "out of memory matching %d class names", ds->num_classes);
+    int found = 0, missing = -1, same = ds->num_classes == k;
+    for (int c = 0; c < ds->num_classes; c++) {
+        to[c] = -1;
+        for (int j = 0; j < k && to[c] < 0; j++)
+            if (names[j] && strcmp(names[j], ds->class_names[c]) == 0)
+                to[c] = j;
+        if (to[c] >= 0)
+            found++;
+        else if (missing < 0)
+            missing = c;
+        same &= to[c] == c;
+    }
+    rn_status st = RN_OK;
+    if (found > 0 && missing >= 0) {
+        st = rn_fail(RN_ERR_MISMATCH, "class '%s' of the dataset is not one of the model's %d "
+                     "(%d of the dataset's %d classes are)", ds->class_names[missing], k, found,
+                     ds->num_classes);
+    } else if (found > 0 && !same) {
+        char **copy = calloc((size_t)k, sizeof *copy);
+        for (int j = 0; copy && j < k; j++)
+            if (!(copy[j] = strdup(names[j] ? names[j] : ""))) {
+                for (int i = 0; i < j; i++)
+                    free(copy[i]);
+                free(copy);
+                copy = NULL;
+            }
+        if (!copy) {
+            st = rn_fail(RN_ERR_NOMEM, "out of memory copying %d class names", k);
+        } else {
+            for (int i = 0; i < ds->count; i++)
+                ds->labels[i] = to[ds->labels[i]];
+            for (int c = 0; c < ds->num_classes; c++)
+                free(ds->class_names[c]);
+            free(ds->class_names);
+            ds->class_names = copy;
+            ds->num_classes = k;
+        }
+    }
+    if (st == RN_OK)
+        *matched = found;
+    free(to);
+    return st;
 }

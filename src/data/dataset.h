@@ -54,6 +54,16 @@ int rn_dataset_kind_is_folder(const char *kind);
 /* Frees what rn_dataset_load allocated and zeroes *ds (NULL is fine). */
 void rn_dataset_free(rn_dataset *ds);
 
+/* Labels ds by a model's classes, where both are named: names[j] (k of them) is the model's
+ * class j. When every class of ds is one of them, each image's label becomes its class's index
+ * among names, and ds's class names and count become the model's (an image folder's classes
+ * are its sub-folders in sorted order: val/{cat,dog} beside a model of {bird,cat,dog} had
+ * labelled cat 0, the model's bird); *matched is then ds's class count. When none is, ds is
+ * left as it is and *matched is 0 (other names for the same classes, labelled by position, as
+ * before). When some are and some are not, fails with RN_ERR_MISMATCH naming the first class
+ * the model lacks. A dataset without class names is left as it is (*matched 0). */
+rn_status rn_dataset_match_classes(rn_dataset *ds, const char *const *names, int k, int *matched);
+
 /* ---- the format readers behind rn_dataset_load ------------------------------ */
 
 /* IDX files: DIR/{train,t10k}-images-idx3-ubyte[.gz] and -labels-idx1-ubyte[.gz];
