@@ -454,6 +454,46 @@ static void test_cifar(void) {
  * Resize sanity (bit parity with PIL: tools/check_resize_pil.py)
  * ------------------------------------------------------------------------- */
 
+/* rn_dataset_match_classes: a named dataset labelled by a model's classes. */
+static rn_dataset named(int n, const char *const *names, int count) {
+    rn_dataset ds = {.count = count, .num_classes = n};
+    ds.labels = malloc((size_t)count * sizeof *ds.labels);
+    ds.class_names = malloc((size_t)n * sizeof *ds.class_names);
+    for (int i = 0; i < count; i++)
+        ds.labels[i] = i % n;
+    for (int c = 0; c < n; c++)
+        ds.class_names[c] = strdup(names[c]);
+    return ds;
+}
+
+static void test_match_classes(void) {
+    const char *model[] = {"bird", "cat", "dog"}, *some[] = {"cat", "dog"}, *odd[] = {"cat", "fox"},
+               *other[] = {"x", "y"};
+    int matched = -1;
+    rn_dataset ds = named(2, some, 4); /* labels 0 1 0 1: cat dog cat dog */
+    CHECK(rn_dataset_match_classes(&ds, model, 3, &matched) == RN_OK && matched == 2 &&
+              ds.num_classes == 3 && ds.labels[0] == 1 && ds.labels[1] == 2 && ds.labels[2] == 1 &&
+              ds.labels[3] == 2 && strcmp(ds.class_names[0], "bird") == 0,
+          "cat, dog relabelled as the model's 1, 2 (matched %d, %d classes, labels %d %d)", matched,
+          ds.num_classes, ds.labels[0], ds.labels[1]);
+    rn_dataset_free(&ds);
+    ds = named(2, odd, 2);
+    CHECK(rn_dataset_match_classes(&ds, model, 3, &matched) == RN_ERR_MISMATCH &&
+              strstr(rn_last_error(), "'fox'") && ds.labels[0] == 0 && ds.labels[1] == 1 &&
+              ds.num_classes == 2,
+          "a class the model lacks refused, the dataset unchanged: %s", rn_last_error());
+    rn_dataset_free(&ds);
+    ds = named(2, other, 2);
+    CHECK(rn_dataset_match_classes(&ds, model, 3, &matched) == RN_OK && matched == 0 &&
+              ds.num_classes == 2 && ds.labels[1] == 1 && strcmp(ds.class_names[0], "x") == 0,
+          "no name matching: left by position (matched %d)", matched);
+    rn_dataset_free(&ds);
+    ds = named(3, model, 3);
+    CHECK(rn_dataset_match_classes(&ds, model, 3, &matched) == RN_OK && matched == 3 &&
+              ds.labels[2] == 2, "the same classes: unchanged");
+    rn_dataset_free(&ds);
+}
+
 static void test_resize(void) {
     uint8_t src[6 * 7], dst[13 * 3];
     for (int i = 0; i < 42; i++)
@@ -548,6 +588,7 @@ int main(int argc, char **argv) {
     test_idx_gzip_bounds();
     test_cifar();
     test_resize();
+    test_match_classes();
 
     check_tmpdir_remove(tmpdir);
     return check_done("test_data");
