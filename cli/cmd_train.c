@@ -470,6 +470,12 @@ int cmd_train(int argc, char **argv) {
     if (!check_flags(&r, &batch, &size, &threads))
         goto started;
     rn_set_threads(threads);
+    const char *init_flag = args_str(&t, "init");
+    if (r.lead && args_flag(&t, "freeze-backbone") && !resume &&
+        (strcmp(init_flag, "default") == 0 || strcmp(init_flag, "xavier") == 0))
+        cli_error(r.dist.what, "warning: --freeze-backbone keeps the backbone as initialised (--init "
+                  "%s): only fc learns, on the features of random weights; give --init FILE to "
+                  "start from trained ones", init_flag);
     r.quiet = args_flag(&t, "quiet") || !r.lead;
     r.tty = isatty(2);
     data = args_str(&t, "data"), kind = args_str(&t, "dataset");

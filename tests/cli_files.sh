@@ -264,6 +264,10 @@ has err 'w/old.jsonl: no per-epoch record has "elapsed"' "the log without it is 
 
 T1=(train --data tiny --width 8 --batch-size 8 --max-steps 1 --quiet --no-report)
 expect 0 "train once" "$R" "${T1[@]}" --save o/m.safetensors
+expect 0 "train --freeze-backbone on a fresh backbone" "$R" "${T1[@]}" --freeze-backbone
+has err "warning: --freeze-backbone keeps the backbone as initialised (--init default)" "a random backbone frozen is warned about"
+expect 0 "train --freeze-backbone from trained weights" "$R" "${T1[@]}" --freeze-backbone --init o/m.safetensors
+hasnt err "warning: --freeze-backbone" "no warning with --init FILE"
 sum_before=$(cat o/m.safetensors o/m.optim.safetensors o/m.log.jsonl | md5sum)
 expect 2 "train again onto the same --save" "$R" "${T1[@]}" --save o/m.safetensors
 has err "o/m.safetensors already holds a checkpoint" "the refusal names the file"
