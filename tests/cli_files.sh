@@ -264,6 +264,12 @@ has err 'w/old.jsonl: no per-epoch record has "elapsed"' "the log without it is 
 
 T1=(train --data tiny --width 8 --batch-size 8 --max-steps 1 --quiet --no-report)
 expect 0 "train once" "$R" "${T1[@]}" --save o/m.safetensors
+# a learning rate that sends the logits past float: the test loss is NaN, logged as null (JSON)
+expect 0 "train with a test loss of NaN" "$R" train --data tiny --width 8 --batch-size 8 --epochs 1 --lr 1000 --quiet \
+    --no-report --save nl/m.safetensors
+has nl/m.log.jsonl '"test_loss": null' "the NaN test loss logged as null"
+hasnt nl/m.log.jsonl 'nan' "no nan in the JSON log"
+expect 0 "plot the log with the NaN test loss" "$R" plot --log nl/m.log.jsonl --output nl/c.svg
 expect 0 "train --freeze-backbone on a fresh backbone" "$R" "${T1[@]}" --freeze-backbone
 has err "warning: --freeze-backbone keeps the backbone as initialised (--init default)" "a random backbone frozen is warned about"
 expect 0 "train --freeze-backbone from trained weights" "$R" "${T1[@]}" --freeze-backbone --init o/m.safetensors
