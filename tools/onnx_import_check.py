@@ -17,7 +17,9 @@ a ReLU turned into a Sigmoid, a Softmax after the classifier, MobileNetV2, a nor
 baked in front of the network, and a truncated file (named with its offset). Refused too,
 naming the initializer: the stem's weights with values in a field that does not match their
 type (FLOAT16 values in float_data, FLOAT ones in int64_data or double_data) or with raw_data
-4 bytes short.
+4 bytes short. Graphs edited as other exporters write them: the stem's or fc's weights behind
+an Identity node and MaxPool's auto_pad NOTSET read as before; a Gemm of four inputs and an
+attribute of the wrong type (BatchNorm's epsilon an INT) refused.
 """
 import argparse
 import os
@@ -171,6 +173,75 @@ def bad_initializers(src):
         int(np.prod(next(i for i in base.graph.initializer if i.name == first).dims)) - 1))]
 
 
+def graph_edits():
+    """(name, edit, words): a BatchNorm-kept resnet18 edited as other exporters write it; words
+    None: read as before (PyTorch's logits), else refused with them in the message."""
+    import onnx
+    from onnx import helper
+
+    def through_identity(op):
+        def edit(m):
+            node = next(n for n in m.graph.node if n.op_type == op)
+            w = node.input[1]
+            node.input[1] = w + "_id"
+            m.graph.node.insert(0, helper.make_node("Identity", [w], [w + "_id"]))
+        return edit
+
+    def maxpool_notset(m):
+        next(n for n in m.graph.node if n.op_type == "MaxPool").attribute.append(
+            helper.make_attribute("auto_pad", "NOTSET"))
+
+    def gemm_fourth_input(m):
+        g = next(n for n in m.graph.node if n.op_type == "Gemm")
+        g.input.append(g.input[2])
+
+    def epsilon_int(m):
+        bn = next(n for n in m.graph.node if n.op_type == "BatchNormalization")
+        keep = [a for a in bn.attribute if a.name != "epsilon"]
+        del bn.attribute[:]
+        bn.attribute.extend(keep + [helper.make_attribute("epsilon", 0)])
+
+    yield "the stem's weights through Identity", through_identity("Conv"), None
+    yield "fc's weights through Identity", through_identity("Gemm"), None
+    yield "MaxPool auto_pad NOTSET", maxpool_notset, None
+    yield "a Gemm of four inputs", gemm_fourth_input, ["Gemm", "4 inputs"]
+    yield "BatchNorm epsilon an INT", epsilon_int, ["epsilon", "INT", "FLOAT"]
+
+
+def check_edits(args, tmp):
+    """Each of graph_edits on one exported model; returns the count of failures."""
+    import onnx
+    model = randomize(build_model("resnet18", 3, 10), seed=5, calib_size=64).eval()
+    src = os.path.join(tmp, "kept.onnx")
+    export(model, src, 64, 3, 13, folded=False)
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        ref = model(x).double().numpy()
+    failed = 0
+    for name, edit, words in graph_edits():
+        m = onnx.load(src)
+        edit(m)
+        path = os.path.join(tmp, "edited.onnx")
+        onnx.save(m, path)
+        if words is not None:
+            np.save(os.path.join(tmp, "x.npy"), x.numpy())
+            msg = expect_refusal(args, tmp, path, words)
+            failed += not msg.startswith("refused")
+        else:
+            np.save(os.path.join(tmp, "x.npy"), x.numpy())
+            fwd = resnet(args, "forward", "--weights", path, "--input", os.path.join(tmp, "x.npy"),
+                         "--output", os.path.join(tmp, "y.npy"))
+            if fwd.returncode != 0:
+                msg = "forward failed: " + fwd.stderr.strip()
+            else:
+                y = np.load(os.path.join(tmp, "y.npy"))
+                rel = float(np.abs(y - ref).max() / np.abs(ref).max())
+                msg = "ok (rel %.1e)" % rel if rel <= args.tol else "logits differ: rel %.2e" % rel
+            failed += not msg.startswith("ok")
+        print("%-34s %s" % (name, msg), flush=True)
+    return failed
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--resnet", default="build/resnet")
@@ -198,6 +269,7 @@ def main():
             msg = expect_refusal(args, tmp, path, words)
             failed += not msg.startswith("refused")
             print("%-34s %s" % (name, msg), flush=True)
+        failed += check_edits(args, tmp)
         # a truncated file: a protobuf error with the offset
         with open(os.path.join(tmp, "m.onnx"), "rb") as f:
             data = f.read()

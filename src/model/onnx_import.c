@@ -195,6 +195,47 @@ static rn_status try_arch(const onnx_index *ix, const char *what, const char *ar
     return st;
 }
 
+/* The attributes the matcher reads, each of the type ONNX defines for it: an attribute of
+ * another type (epsilon stored as an INT) had been read as its unset field (eps 0). An
+ * attribute without a type (files of the first IR versions) is taken as what it holds. */
+static rn_status check_attr_types(const onnx_model *om, const char *what) {
+    static const struct {
+        const char *name;
+        int type;
+    } known[] = {
+        {"epsilon", ONNX_ATTR_FLOAT},     {"momentum", ONNX_ATTR_FLOAT},
+        {"alpha", ONNX_ATTR_FLOAT},       {"beta", ONNX_ATTR_FLOAT},
+        {"transA", ONNX_ATTR_INT},        {"transB", ONNX_ATTR_INT},
+        {"axis", ONNX_ATTR_INT},          {"group", ONNX_ATTR_INT},
+        {"ceil_mode", ONNX_ATTR_INT},     {"training_mode", ONNX_ATTR_INT},
+        {"keepdims", ONNX_ATTR_INT},      {"count_include_pad", ONNX_ATTR_INT},
+        {"storage_order", ONNX_ATTR_INT}, {"kernel_shape", ONNX_ATTR_INTS},
+        {"strides", ONNX_ATTR_INTS},      {"pads", ONNX_ATTR_INTS},
+        {"dilations", ONNX_ATTR_INTS},    {"axes", ONNX_ATTR_INTS},
+        {"auto_pad", ONNX_ATTR_STRING},
+    };
+    static const char *const type_name[] = {"UNDEFINED", "FLOAT", "INT", "STRING", "TENSOR",
+                                            "GRAPH", "FLOATS", "INTS", "STRINGS"};
+    for (size_t i = 0; i < om->n_nodes; i++) {
+        const onnx_node *n = &om->nodes[i];
+        for (size_t a = 0; a < n->n_attrs; a++) {
+            const onnx_attr *at = &n->attrs[a];
+            for (size_t k = 0; at->type != 0 && k < sizeof known / sizeof known[0]; k++) {
+                if (strcmp(at->name, known[k].name) != 0 || at->type == known[k].type)
+                    continue;
+                char node[300];
+                node_desc(om, (long)i, node, sizeof node);
+                const int t = at->type;
+                return rn_fail(RN_ERR_FORMAT, "%s: ONNX node %s: attribute '%s' is of type %s%s%d%s, "
+                               "where ONNX defines it as %s", what, node, at->name,
+                               t >= 0 && t <= 8 ? type_name[t] : "", t >= 0 && t <= 8 ? " (" : "", t,
+                               t >= 0 && t <= 8 ? ")" : "", type_name[known[k].type]);
+            }
+        }
+    }
+    return RN_OK;
+}
+
 /* The network input: the one graph input that is no initializer. */
 static rn_status network_input(const onnx_index *ix, const char *what, const char **input) {
     const onnx_model *om = ix->om;
@@ -224,7 +265,9 @@ rn_status rn_onnx_import(const unsigned char *buf, size_t len, const char *what,
         return st;
     }
     const char *input = NULL;
-    st = network_input(&ix, what, &input);
+    st = check_attr_types(&om, what);
+    if (st == RN_OK)
+        st = network_input(&ix, what, &input);
 
     /* the stem conv tells the input channels, the width and the stem; the first Gemm the classes */
     rn_stem stem = RN_STEM_IMAGENET;
@@ -233,10 +276,8 @@ rn_status rn_onnx_import(const unsigned char *buf, size_t len, const char *what,
         const name_ref *r = onnx_index_find(ix.readers, ix.n_readers, input);
         const onnx_node *first = r ? &om.nodes[r->idx] : NULL;
         const onnx_tensor *w = NULL;
-        if (first && onnx_is_op(first, "Conv") && first->n_inputs >= 2) {
-            const name_ref *wi = onnx_index_find(ix.inits, ix.n_inits, first->inputs[1]);
-            w = wi ? &om.inits[wi->idx] : NULL;
-        }
+        if (first && onnx_is_op(first, "Conv") && first->n_inputs >= 2)
+            w = onnx_initializer_of(&ix, first->inputs[1], NULL, NULL);
         char node[300];
         if (!first)
             st = rn_fail(RN_ERR_MISMATCH, "%s: nothing in the ONNX graph reads its input '%s'", what, input);
@@ -252,9 +293,9 @@ rn_status rn_onnx_import(const unsigned char *buf, size_t len, const char *what,
     }
     for (size_t i = 0; st == RN_OK && i < om.n_nodes; i++) {
         const onnx_node *n = &om.nodes[i];
-        const name_ref *wi = onnx_is_op(n, "Gemm") && n->n_inputs >= 2 ? onnx_index_find(ix.inits, ix.n_inits, n->inputs[1]) : NULL;
-        if (wi && om.inits[wi->idx].ndim == 2) {
-            const onnx_tensor *w = &om.inits[wi->idx];
+        const onnx_tensor *w =
+            onnx_is_op(n, "Gemm") && n->n_inputs >= 2 ? onnx_initializer_of(&ix, n->inputs[1], NULL, NULL) : NULL;
+        if (w && w->ndim == 2) {
             int64_t k = onnx_int_attr(n, "transB", 0) ? w->dims[0] : w->dims[1];
             classes = k >= 1 && k <= 1000000 ? (int)k : 1;
             break;

@@ -125,10 +125,8 @@ static long reader_of(const match *mt, const char *tensor, const char *op) {
     return -1;
 }
 
-/* The initializer `name` stands for, following Identity nodes (which the
- * current try takes); NULL if it is no initializer. */
-static const onnx_tensor *weight(match *mt, const char *name) {
-    const onnx_index *ix = mt->ix;
+const onnx_tensor *onnx_initializer_of(const onnx_index *ix, const char *name,
+                                       void (*through)(void *ctx, size_t node), void *ctx) {
     for (int depth = 0; depth < 8; depth++) {
         const name_ref *r = onnx_index_find(ix->inits, ix->n_inits, name);
         if (r)
@@ -136,13 +134,22 @@ static const onnx_tensor *weight(match *mt, const char *name) {
         const name_ref *p = onnx_index_find(ix->producers, ix->n_producers, name);
         if (!p)
             return NULL;
-        const onnx_node *n = node_at(mt, p->idx);
+        const onnx_node *n = &ix->om->nodes[p->idx];
         if (!onnx_is_op(n, "Identity") || n->n_inputs != 1)
             return NULL;
-        take(mt, p->idx);
+        if (through)
+            through(ctx, p->idx);
         name = n->inputs[0];
     }
     return NULL;
+}
+
+static void take_identity(void *ctx, size_t node) { take(ctx, node); }
+
+/* The initializer `name` stands for, following Identity nodes (which the
+ * current try takes); NULL if it is no initializer. */
+static const onnx_tensor *weight(match *mt, const char *name) {
+    return onnx_initializer_of(mt->ix, name, take_identity, mt);
 }
 
 static int int64s_equal(const int64_t *a, const int64_t *b, size_t n) {
@@ -177,6 +184,12 @@ int64_t onnx_int_attr(const onnx_node *n, const char *name, int64_t dflt) {
 static float float_attr(const onnx_node *n, const char *name, float dflt) {
     const onnx_attr *a = onnx_node_attr(n, name);
     return a ? a->f : dflt;
+}
+
+/* A node's auto_pad is absent or NOTSET (its default: the pads attribute says the padding). */
+static int auto_pad_notset(const onnx_node *n) {
+    const onnx_attr *a = onnx_node_attr(n, "auto_pad");
+    return !a || (a->s && strcmp(a->s, "NOTSET") == 0);
 }
 
 /* A node has one output (further optional outputs left empty). */
@@ -239,11 +252,9 @@ static int try_conv(match *mt, const rn_node *nd, long c, const char *in, unit_f
     }
     const int64_t k2[2] = {u->k, u->k}, s2[2] = {u->stride, u->stride}, one[2] = {1, 1};
     const int64_t pads[4] = {u->pad, u->pad, u->pad, u->pad};
-    const onnx_attr *auto_pad = onnx_node_attr(n, "auto_pad");
     if (onnx_int_attr(n, "group", 1) != u->groups || !ints_attr_is(n, "kernel_shape", k2, 2, u->k) ||
         !ints_attr_is(n, "strides", s2, 2, 1) || !ints_attr_is(n, "pads", pads, 4, 0) ||
-        !ints_attr_is(n, "dilations", one, 2, 1) ||
-        (auto_pad && auto_pad->s && strcmp(auto_pad->s, "NOTSET") != 0)) {
+        !ints_attr_is(n, "dilations", one, 2, 1) || !auto_pad_notset(n)) {
         fail_at(mt, c, "%s's %s is a %dx%d convolution with stride %d, padding %d and %d group%s",
                 arch, u->conv_name, u->k, u->k, u->stride, u->pad, u->groups, u->groups > 1 ? "s" : "");
         return 0;
@@ -392,7 +403,7 @@ static int match_maxpool(match *mt, const rn_node *nd) {
     const int64_t pads[4] = {nd->pad, nd->pad, nd->pad, nd->pad};
     if (!ints_attr_is(n, "kernel_shape", k2, 2, -1) || !ints_attr_is(n, "strides", s2, 2, 1) ||
         !ints_attr_is(n, "pads", pads, 4, 0) || !ints_attr_is(n, "dilations", one, 2, 1) ||
-        onnx_int_attr(n, "ceil_mode", 0) != 0 || onnx_node_attr(n, "auto_pad")) {
+        onnx_int_attr(n, "ceil_mode", 0) != 0 || !auto_pad_notset(n)) {
         fail_at(mt, p, "%s's max-pool is %dx%d with stride %d and padding %d", mt->m->arch->name, nd->k,
                 nd->k, nd->stride, nd->pad);
         return 0;
@@ -454,6 +465,11 @@ static int match_linear(match *mt, const rn_node *nd) {
     const int64_t wd[2] = {trans ? K : F, trans ? F : K}, bd[1] = {K}, bd2[2] = {1, K};
     mt->fc_w = g->n_inputs >= 2 && strcmp(g->inputs[0], flat) == 0 ? weight(mt, g->inputs[1]) : NULL;
     mt->fc_b = g->n_inputs == 3 && g->inputs[2][0] ? weight(mt, g->inputs[2]) : NULL;
+    if (g->n_inputs > 3) { /* Gemm takes A, B and C: a fourth input had been passed over, C with it */
+        fail_at(mt, gi, "it has %zu inputs, where a Gemm takes 2 or 3 (A, B and the bias C)",
+                g->n_inputs);
+        return 0;
+    }
     if (!mt->fc_w || !dims_equal(mt->fc_w, 2, wd) || onnx_int_attr(g, "transA", 0) != 0 || !one_output(g) ||
         (g->n_inputs == 3 && g->inputs[2][0] &&
          (!mt->fc_b || (!dims_equal(mt->fc_b, 1, bd) && !dims_equal(mt->fc_b, 2, bd2))))) {

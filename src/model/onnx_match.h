@@ -40,6 +40,11 @@ int onnx_is_op(const onnx_node *n, const char *op);
 /* n's INT attribute `name`, or dflt when absent. */
 int64_t onnx_int_attr(const onnx_node *n, const char *name, int64_t dflt);
 
+/* The initializer tensor `name` stands for, following up to 8 Identity nodes back (each handed
+ * to through(ctx, node) where through is not NULL); NULL if it is none. */
+const onnx_tensor *onnx_initializer_of(const onnx_index *ix, const char *name,
+                                       void (*through)(void *ctx, size_t node), void *ctx);
+
 /* ---- one candidate's match ---- */
 
 /* What a CONV node of the schedule found. */
