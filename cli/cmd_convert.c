@@ -57,6 +57,14 @@ int cmd_convert(int argc, char **argv) {
         cli_meta_list_free(&meta);
         return EXIT_RUNTIME;
     }
+    if (rn_model_is_quantized(m)) { /* the output would be the int8 file again, which PyTorch cannot load */
+        cli_error("convert", "%s is an int8 model (resnet quantize), which convert does not write: its "
+                  "output loads in PyTorch as float32 weights; convert the float32 weights it was "
+                  "quantized from (every resnet command reads %s as it is)", in, in);
+        rn_model_free(m);
+        cli_meta_list_free(&meta);
+        return EXIT_RUNTIME;
+    }
     if (meta.nomem) {
         cli_error("convert", "out of memory reading the metadata of %s", in);
         rn_model_free(m);

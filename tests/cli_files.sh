@@ -395,6 +395,9 @@ assert all(c.get(k) == m[k] for k in m if k != "format"), (m, c)
 assert all(q.get(k) == m[k] for k in keys), (m, q)
 assert m["image_size"] == "32" and m["normalize"] == "0.3:0.4", m
 PY
+expect 1 "convert an int8 model" "$R" convert md/q.safetensors md/qc.safetensors
+has err "md/q.safetensors is an int8 model" "convert says the int8 model is not converted"
+[ ! -e md/qc.safetensors ] && ok || bad "convert wrote an int8 model as if PyTorch could load it"
 expect 0 "eval the checkpoint" "$R" eval --weights md/m.safetensors --data tiny --json && cp out md/eval_m.json
 expect 0 "eval the converted checkpoint" "$R" eval --weights md/c.safetensors --data tiny --json
 cmp -s out md/eval_m.json && ok || bad "the converted checkpoint evaluates otherwise: $(cat out) vs $(cat md/eval_m.json)"
