@@ -79,9 +79,11 @@ static char *builtin_names(const char *kind, int k) {
     return text;
 }
 
-/* Fills the metadata list; returns 0 after an error message. */
-static int build_meta(const arg_table *t, const rn_model *m, export_meta *e, const char **keys,
-                      const char **vals, int *count, char *mean, char *std, size_t cap) {
+/* Fills the metadata list; returns 0 after an error message (the flags were checked before:
+ * a bad value here is the checkpoint's, `in`). */
+static int build_meta(const arg_table *t, const char *in, const rn_model *m, export_meta *e,
+                      const char **keys, const char **vals, int *count, char *mean, char *std,
+                      size_t cap) {
     int n = 0;
     const char *norm = args_str(t, "normalize");
     if (strcmp(norm, "auto") == 0)
@@ -90,7 +92,8 @@ static int build_meta(const arg_table *t, const rn_model *m, export_meta *e, con
         float mv[4], sv[4];
         int ch = 0;
         if (!parse_mean_std(norm, mv, sv, &ch)) {
-            cli_error("export", "bad normalisation '%s' (expected none or MEAN,..:STD,..)", norm);
+            cli_error("export", "%s: its metadata normalize '%s' is neither none nor MEAN,..:STD,..: "
+                      "give --normalize", in, norm);
             return 0;
         }
         /* the lists as written: "M1,..:S1,.." -> "M1,.." and "S1,.." */
@@ -175,14 +178,24 @@ int cmd_export(int argc, char **argv) {
         meta_free(&e);
         return EXIT_RUNTIME;
     }
-    if (o.height == 0 && e.image_size && atoi(e.image_size) > 0)
-        o.height = atoi(e.image_size);
+    if (o.height == 0 && e.image_size) {
+        char *end;
+        long side = strtol(e.image_size, &end, 10);
+        if (end == e.image_size || *end || side < 1 || side > 65536) {
+            cli_error("export", "%s: its metadata image_size '%s' is not a size in 1..65536: give "
+                      "--image-size", in, e.image_size);
+            rn_model_free(m);
+            meta_free(&e);
+            return EXIT_RUNTIME;
+        }
+        o.height = (int)side;
+    }
     o.width = o.height;
     const char *keys[META_MAX], *vals[META_MAX];
     char mean[128], std[128];
     int status = 0;
-    if (!build_meta(&t, m, &e, keys, vals, &o.meta_count, mean, std, sizeof mean)) {
-        status = EXIT_USAGE;
+    if (!build_meta(&t, in, m, &e, keys, vals, &o.meta_count, mean, std, sizeof mean)) {
+        status = EXIT_RUNTIME;
     } else {
         o.meta_keys = keys, o.meta_values = vals;
         rn_status st = cli_make_output_dirs("export", out);

@@ -395,6 +395,23 @@ assert all(c.get(k) == m[k] for k in m if k != "format"), (m, c)
 assert all(q.get(k) == m[k] for k in keys), (m, q)
 assert m["image_size"] == "32" and m["normalize"] == "0.3:0.4", m
 PY
+# export: a checkpoint's bad metadata named as its (exit 1), not as a flag
+"$PY" - md/m.safetensors <<'PY' || bad "could not write the checkpoints with bad metadata"
+import json, struct, sys
+raw = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+head = json.loads(raw[8:8 + n])
+for key, value, out in (("normalize", "abc", "md/badnorm.safetensors"), ("image_size", "100000", "md/bigsize.safetensors")):
+    h = dict(head, __metadata__=dict(head["__metadata__"], **{key: value}))
+    text = json.dumps(h).encode()
+    text += b" " * (-len(text) % 8)
+    open(out, "wb").write(struct.pack("<Q", len(text)) + text + raw[8 + n:])
+PY
+expect 1 "export a checkpoint whose normalize metadata is bad" "$R" export md/badnorm.safetensors md/bn.onnx
+has err "md/badnorm.safetensors: its metadata normalize 'abc'" "the file and its key are named"
+expect 1 "export a checkpoint whose image_size metadata is too large" "$R" export md/bigsize.safetensors md/bs.onnx
+has err "md/bigsize.safetensors: its metadata image_size '100000'" "the file and its key are named"
+expect 0 "export it with --image-size" "$R" export md/bigsize.safetensors md/bs.onnx --image-size 32
 expect 1 "convert an int8 model" "$R" convert md/q.safetensors md/qc.safetensors
 has err "md/q.safetensors is an int8 model" "convert says the int8 model is not converted"
 [ ! -e md/qc.safetensors ] && ok || bad "convert wrote an int8 model as if PyTorch could load it"
