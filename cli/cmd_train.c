@@ -74,7 +74,7 @@ static arg_spec SPECS[] = {
     {"num-classes", ARG_INT, "0", "classifier outputs; 0: the dataset's (or --init FILE's); with --init FILE of "
      "another head size, fc is freshly initialised", 0, 0},
     {"freeze-backbone", ARG_FLAG, NULL, "train only fc; the backbone, BatchNorm statistics included, stays as loaded", 0, 0},
-    {"lr-backbone", ARG_STRING, "same", "learning rate for every tensor but fc.*; same: --lr", 0, 0},
+    {"lr-backbone", ARG_STRING, "same", "learning rate for every tensor but fc.*, the schedule run from it as PyTorch runs a second parameter group (cosine's MIN the floor of both; onecycle as max_lr=[lr-backbone, lr]); same: --lr", 0, 0},
     {"save", ARG_STRING, "none", "checkpoint file (.safetensors) written after every epoch, at --max-steps and when "
      "interrupted (SIGINT/SIGTERM); missing folders are created. A file already there is refused unless "
      "--resume continues it or --overwrite replaces it", 0, 0},

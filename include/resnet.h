@@ -374,7 +374,10 @@ typedef struct rn_train_config {
     int64_t steps_per_epoch; /* needed by epoch-based schedules */
     int64_t total_steps;     /* needed by cosine and onecycle */
     float label_smoothing;   /* cross-entropy label smoothing (default 0) */
-    double lr_backbone;      /* < 0 (default): the same lr; else every tensor but fc.* uses it */
+    double lr_backbone;      /* < 0 (default): the same lr; else every tensor but fc.* uses it,
+                                the schedule run from it as PyTorch runs a second parameter
+                                group (cosine's eta_min the floor of both; onecycle as
+                                max_lr=[lr_backbone, lr]) */
     int freeze_backbone;     /* train fc.* only; BN statistics stay as they are */
     const char *conv_algo;   /* NULL or "auto" (default): Winograd F(4x4, 3x3) for the 3x3
                                 stride-1 convolutions where it pays, forward and data

@@ -333,8 +333,16 @@ rn_status rn_trainer_step(rn_trainer *t, const float *x, const int32_t *labels, 
 
     if (!t->cfg.freeze_backbone)
         rn_backprop_update_bn(t->bp, m);
-    double scale = t->cfg.lr > 0.0 ? lr / t->cfg.lr : 0.0;
-    double lr_backbone = t->cfg.lr_backbone >= 0.0 ? t->cfg.lr_backbone * scale : lr;
+    /* the backbone's group: the schedule run from its own rate, as a PyTorch scheduler runs each
+     * parameter group from its own initial lr (cosine's eta_min the floor of both; onecycle as
+     * max_lr=[lr_backbone, lr]). It had been lr_backbone * lr / base_lr, which differs under a
+     * cosine to eta_min > 0 and was 0 with --lr 0. */
+    double lr_backbone = lr;
+    if (t->cfg.lr_backbone >= 0.0) {
+        rn_schedule group = t->sched;
+        group.base_lr = t->cfg.lr_backbone;
+        lr_backbone = rn_schedule_lr(&group, t->steps);
+    }
     t->steps++;
     for (int i = 0; i < m->n_tensors; i++) {
         const rn_tensor_ref *r = &m->tensors[i];
