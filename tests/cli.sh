@@ -65,18 +65,9 @@ expect 0 "forward an int8 model on 3 threads" "$R" forward --weights "$T/q/w.int
     --input data/sample/fmnist_batch.npy --output "$T/q/y3.npy" --threads 3
 cmp -s "$T/q/y1.npy" "$T/q/y3.npy" && cmp -s "$T/q/y1.npy" "$T/q/y.npy" && ok ||
     bad "int8 logits differ between 1, 3 and all threads"
-expect 0 "int8 model saved again (convert)" "$R" convert "$T/q/w.int8.safetensors" "$T/q/w2.safetensors"
-/usr/bin/python3 - "$T/q/w.int8.safetensors" "$T/q/w2.safetensors" <<'PY' && ok || bad "an int8 file loaded and saved again has other tensors"
-import json, struct, sys
-def load(p):
-    d = open(p, "rb").read()
-    n = struct.unpack("<Q", d[:8])[0]
-    h = json.loads(d[8:8 + n])
-    meta = h.pop("__metadata__")
-    return meta["format"], {k: (v["dtype"], v["shape"], d[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]]) for k, v in h.items()}
-a, b = load(sys.argv[1]), load(sys.argv[2])
-sys.exit(0 if a == b and a[0] == "resnet.c-int8" and a[1]["conv.block.0.weight"][0] == "I8" else 1)
-PY
+expect 1 "convert an int8 model (PyTorch could not load the output)" "$R" convert "$T/q/w.int8.safetensors" \
+    "$T/q/w2.safetensors"
+[ ! -e "$T/q/w2.safetensors" ] && ok || bad "convert wrote an int8 model"
 expect 0 "bench --precision int8 (random weights quantized)" "$R" bench --arch resnet18 --batch-size 2 \
     --image-size 64 --repeats 2 --warmup 1 --precision int8 --json
 grep -q '"precision": "int8"' "$T/out" && grep -q '"kernel": "[a-z0-9-]* [0-9]*x[0-9]*"' "$T/out" && ok ||
