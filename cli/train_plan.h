@@ -20,7 +20,7 @@
 #include "args.h"
 #include "resnet.h"
 
-#define PLAN_N_FLAGS 21
+#define PLAN_N_FLAGS 22
 #define PLAN_MAX_META (PLAN_N_FLAGS + 2)
 
 typedef struct train_plan {

@@ -152,6 +152,17 @@ raw = open(sys.argv[1], "rb").read()
 meta = json.loads(raw[8:8 + struct.unpack("<Q", raw[:8])[0]])["__metadata__"]
 sys.exit(0 if meta.get("plan.augment") == "crop:2+flip" else 1)
 PY
+# --eval-every is part of the plan a resume keeps
+TE=(train --data data/fmnist-small --width 8 --batch-size 500 --epochs 3 --threads 1 --quiet --no-report
+    --save "$T/ev/e.safetensors")
+expect 0 "train --eval-every 3, stopped after epoch 1" "$R" "${TE[@]}" --eval-every 3 --max-steps 10
+expect 0 "resume it without --eval-every" "$R" "${TE[@]}" --resume "$T/ev/e.safetensors"
+/usr/bin/python3 - "$T/ev/e.log.jsonl" <<'PY' && ok || bad "the resumed run did not keep --eval-every 3: $(cat "$T/ev/e.log.jsonl")"
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1]) if l.startswith('{"epoch"')]
+tested = [r["epoch"] for r in recs if r["test_acc"] is not None]
+sys.exit(0 if [r["epoch"] for r in recs] == [1, 2, 3] and tested == [3] else 1)
+PY
 
 expect 0 "bench --json" "$R" bench --arch resnet18 --batch-size 2 --image-size 32 --warmup 0 --repeats 2 --json
 /usr/bin/python3 -c "
