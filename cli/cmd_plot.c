@@ -15,7 +15,7 @@ static arg_spec SPECS[] = {
     {"output", ARG_STRING, "auto", "SVG file (missing folders are created); auto: the log's name with .svg "
      "(with --time: the log's name with _time.svg)", 0, 0},
     {"time", ARG_FLAG, NULL, "draw the test accuracy against wall time (the log's \"elapsed\": seconds since "
-     "the start, evaluation included) instead of the curves", 0, 0},
+     "the start, evaluation included, summed over a resumed run's commands) instead of the curves", 0, 0},
     {"compare", ARG_STRING, "none", "other logs, comma-separated, drawn beside --log's (implies --time)", 0, 0},
     {"labels", ARG_STRING, "auto", "with --time: the lines' names, comma-separated, --log's first; "
      "auto: the logs' file names", 0, 0},

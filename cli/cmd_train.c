@@ -459,6 +459,7 @@ int cmd_train(int argc, char **argv) {
             goto started;
         }
         plan_apply(&r.plan, &t);
+        r.elapsed_before = r.plan.elapsed; /* the log's "elapsed" goes on */
         snprintf(seed_text, sizeof seed_text, "%lld", (long long)pos.seed);
         args_default_to(&t, "seed", seed_text);
         snprintf(r.ck.run_id, sizeof r.ck.run_id, "%s", pos.id.run_id); /* the same run goes on */

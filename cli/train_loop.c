@@ -24,7 +24,7 @@ double train_clock_s(void) {
 
 /* Writes the checkpoint; returns 0 or, after saying why, an exit status. */
 static int save_checkpoint(train_run *r, int64_t epoch, int64_t position) {
-    char size[16], ep[32], pos[32], seed[32], ranks[16];
+    char size[16], ep[32], pos[32], seed[32], ranks[16], elapsed[32], tally[6][40];
     snprintf(size, sizeof size, "%d", r->lcfg.image_size ? r->lcfg.image_size : r->train.height);
     snprintf(ep, sizeof ep, "%lld", (long long)epoch);
     snprintf(pos, sizeof pos, "%lld", (long long)position);
@@ -38,12 +38,26 @@ static int save_checkpoint(train_run *r, int64_t epoch, int64_t position) {
     const char *keys[] = {"image_size", "normalize", "dataset", "stem", "class_names"};
     const char *vals[] = {size, r->norm_text, args_str(r->t, "dataset"),
                           rn_model_stem(r->m) == RN_STEM_CIFAR ? "cifar" : "imagenet", names};
-    const char *okeys[4 + PLAN_MAX_META] = {"epoch", "position", "seed", "ranks"};
-    const char *ovals[4 + PLAN_MAX_META] = {ep, pos, seed, ranks};
-    memcpy(okeys + 4, r->plan.keys, (size_t)r->plan.count * sizeof *okeys);
-    memcpy(ovals + 4, r->plan.values, (size_t)r->plan.count * sizeof *ovals);
+    const double now = train_clock_s();
+    snprintf(elapsed, sizeof elapsed, "%.3f", r->elapsed_before + now - r->started);
+    const char *okeys[11 + PLAN_MAX_META] = {"epoch", "position", "seed", "ranks", "elapsed"};
+    const char *ovals[11 + PLAN_MAX_META] = {ep, pos, seed, ranks, elapsed};
+    int no = 5;
+    const epoch_tally *e = &r->tally;
+    if (e->present && e->epoch == epoch) { /* saved inside the epoch (or on its last step) */
+        snprintf(tally[0], sizeof tally[0], "%lld", (long long)e->epoch);
+        snprintf(tally[1], sizeof tally[1], "%lld", (long long)e->images);
+        snprintf(tally[2], sizeof tally[2], "%lld", (long long)e->correct);
+        snprintf(tally[3], sizeof tally[3], "%lld", (long long)e->skipped);
+        snprintf(tally[4], sizeof tally[4], "%.17g", e->loss_sum);
+        snprintf(tally[5], sizeof tally[5], "%.3f", e->seconds + now - r->tally_t0);
+        for (int i = 0; i < 6; i++)
+            okeys[no] = plan_tally_keys[i], ovals[no++] = tally[i];
+    }
+    memcpy(okeys + no, r->plan.keys, (size_t)r->plan.count * sizeof *okeys);
+    memcpy(ovals + no, r->plan.values, (size_t)r->plan.count * sizeof *ovals);
     int nkeys = r->train.class_names && used < sizeof names ? 5 : 4;
-    return train_ckpt_save(&r->ck, r->m, r->tr, keys, vals, nkeys, okeys, ovals, 4 + r->plan.count);
+    return train_ckpt_save(&r->ck, r->m, r->tr, keys, vals, nkeys, okeys, ovals, no + r->plan.count);
 }
 
 /* After a signal: the checkpoint, where it is and how to resume. Returns the exit status. */
@@ -180,8 +194,19 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
     int64_t run_images = 0;
     int bad_in_a_row = 0;
     for (int64_t epoch = start_epoch; epoch < r->epochs && status == 0; epoch++) {
-        double t0 = train_clock_s(), loss_sum = 0.0, lr = 0.0;
+        double t0 = train_clock_s(), loss_sum = 0.0, lr = 0.0, secs_before = 0.0;
         int64_t seen = 0, correct = 0, skipped = 0;
+        /* an epoch resumed inside (or on its last step) goes on from the figures its checkpoint
+         * recorded, so that its record covers all of it (it had covered the steps after the
+         * resume only, or none) */
+        const epoch_tally *was = &r->plan.tally;
+        if (epoch == start_epoch && was->present && was->epoch == epoch) {
+            seen = was->images, correct = was->correct, skipped = was->skipped;
+            loss_sum = was->loss_sum, secs_before = was->seconds;
+        }
+        const int64_t seen0 = seen;
+        r->tally_t0 = t0;
+        r->tally = (epoch_tally){1, epoch, seen, correct, skipped, loss_sum, secs_before};
         int step = (int)(start_position / B);
         start_position = 0;
         int stopped = 0;
@@ -203,6 +228,7 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
             step++;
             if (res.skipped) {
                 skipped++;
+                r->tally.skipped = skipped;
                 if ((status = bad_step(r, &res, ++bad_in_a_row)) != 0)
                     break;
                 int sig = interrupt_pending();
@@ -217,8 +243,9 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
             seen += n, run_images += n;
             correct += res.correct;
             loss_sum += (double)res.loss * n;
+            r->tally = (epoch_tally){1, epoch, seen, correct, skipped, loss_sum, secs_before};
             lr = res.lr;
-            double el = train_clock_s() - t0, ips = seen / (el > 0 ? el : 1e-9);
+            double el = train_clock_s() - t0, ips = (seen - seen0) / (el > 0 ? el : 1e-9);
             progress_line(r, (int)epoch + 1, step, steps, loss_sum / seen, (double)correct / seen, ips,
                           (double)(steps - step) * B / ips);
             int64_t gstep = rn_trainer_steps(r->tr);
@@ -245,8 +272,9 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
         }
         if (status != 0)
             break;
-        double train_secs = train_clock_s() - t0;
+        double train_secs = train_clock_s() - t0; /* this command's share of the epoch */
         train_total += train_secs;
+        train_secs += secs_before;
         /* --max-steps on the epoch's last step: the epoch ends as any other (evaluated, logged,
          * saved at its end), then the run stops; a checkpoint at the epoch's end would otherwise
          * resume into an epoch with nothing left to train */
@@ -319,7 +347,7 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
                     "\"seconds\": 0, \"images_per_second\": null, \"steps\": %lld, \"skipped_steps\": 0, "
                     "\"elapsed\": %.3f}\n",
                     (long long)epoch + 1, test_json, (long long)rn_trainer_steps(r->tr),
-                    train_clock_s() - r->started);
+                    r->elapsed_before + train_clock_s() - r->started);
             log_flush(r);
             write_curves(r, 1);
         } else if (r->lead && r->logf) {
@@ -329,7 +357,8 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
                     "\"elapsed\": %.3f}\n",
                     (long long)epoch + 1, loss_sum / (seen ? seen : 1), (double)correct / (seen ? seen : 1),
                     test_json, lr, train_secs, seen / (train_secs > 0 ? train_secs : 1e-9),
-                    (long long)rn_trainer_steps(r->tr), (long long)skipped, train_clock_s() - r->started);
+                    (long long)rn_trainer_steps(r->tr), (long long)skipped,
+                    r->elapsed_before + train_clock_s() - r->started);
             log_flush(r);
             write_curves(r, 1);
         }

@@ -32,7 +32,11 @@ typedef struct train_run {
     train_dist dist;        /* the ranks of a data-parallel run (one without a launcher) */
     int lead;               /* rank 0: prints, logs and saves */
     rn_train_config cfg;    /* from the flags; the steps are the loader's */
-    double started;         /* when the command started (train_clock_s): the log's "elapsed" */
+    double started;         /* when the command started (train_clock_s) */
+    double elapsed_before;  /* the run's seconds before this command (a resumed run's): the log's
+                               "elapsed" is these plus the command's */
+    epoch_tally tally;      /* the epoch in progress, so far (what a checkpoint inside it records) */
+    double tally_t0;        /* when this command's share of it started (train_clock_s) */
     train_ckpt ck;
 } train_run;
 

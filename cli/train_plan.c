@@ -18,6 +18,9 @@ static const char *const PLAN_FLAGS[PLAN_N_FLAGS] = {
 
 #define PREFIX "plan."
 
+const char *const plan_tally_keys[6] = {"tally.epoch",   "tally.images",   "tally.correct",
+                                        "tally.skipped", "tally.loss_sum", "tally.seconds"};
+
 /* ---------------------------------------------------------------------------
  * Reading and applying
  * ------------------------------------------------------------------------- */
@@ -33,6 +36,21 @@ static void on_meta(void *ctx, const char *key, const char *value) {
         p->ranks = atoll(value);
         return;
     }
+    if (strcmp(key, "elapsed") == 0) {
+        p->elapsed = atof(value);
+        return;
+    }
+    for (int i = 0; i < 6; i++)
+        if (strcmp(key, plan_tally_keys[i]) == 0) {
+            epoch_tally *e = &p->tally;
+            int64_t *counts[] = {&e->epoch, &e->images, &e->correct, &e->skipped};
+            if (i < 4)
+                *counts[i] = atoll(value);
+            else
+                *(i == 4 ? &e->loss_sum : &e->seconds) = strtod(value, NULL);
+            e->present |= 1 << i; /* all six: 63 */
+            return;
+        }
     if (strncmp(key, PREFIX, strlen(PREFIX)) != 0)
         return;
     const char *name = key + strlen(PREFIX);
@@ -50,7 +68,13 @@ static void on_meta(void *ctx, const char *key, const char *value) {
 
 rn_status plan_read(train_plan *p, const char *optim_path) {
     memset(p, 0, sizeof *p);
-    return rn_weights_meta_each(optim_path, on_meta, p);
+    rn_status st = rn_weights_meta_each(optim_path, on_meta, p);
+    p->tally.present = p->tally.present == 63 && p->tally.images >= 0 && p->tally.correct >= 0 &&
+                       p->tally.skipped >= 0 && isfinite(p->tally.loss_sum) &&
+                       isfinite(p->tally.seconds);
+    if (!isfinite(p->elapsed) || p->elapsed < 0)
+        p->elapsed = 0;
+    return st;
 }
 
 void plan_apply(train_plan *p, arg_table *t) {

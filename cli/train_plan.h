@@ -23,6 +23,22 @@
 #define PLAN_N_FLAGS 22
 #define PLAN_MAX_META (PLAN_N_FLAGS + 2)
 
+/* Where a run was when its checkpoint was saved, beside the plan: the seconds since it started
+ * (summed over its resumes: the log's "elapsed" goes on from them), and the figures of the epoch
+ * in progress so far (a checkpoint saved inside an epoch, or on its last step), from which the
+ * resumed run's record of that epoch goes on, so that it covers the whole epoch. */
+typedef struct epoch_tally {
+    int present;                         /* read from the checkpoint (or being counted) */
+    int64_t epoch;                       /* 0-based */
+    int64_t images, correct, skipped;    /* images of its good steps, their correct top-1s, the
+                                            steps skipped as not finite */
+    double loss_sum;                     /* the good steps' loss x images */
+    double seconds;                      /* of training in it */
+} epoch_tally;
+
+/* The metadata keys of an epoch_tally, in its fields' order (epoch .. seconds). */
+extern const char *const plan_tally_keys[6];
+
 typedef struct train_plan {
     /* read from a checkpoint (plan_read) */
     int recorded;                        /* it holds a plan */
@@ -30,6 +46,8 @@ typedef struct train_plan {
     int64_t steps_per_epoch, total_steps;
     char *seed;                          /* its "seed", or NULL */
     int64_t ranks;                       /* its "ranks" (processes of the run that wrote it), or 0 */
+    double elapsed;                      /* its "elapsed" seconds, or 0 */
+    epoch_tally tally;                   /* its epoch in progress, or none (present 0) */
     /* this run's plan, as metadata to save (plan_record) */
     const char *keys[PLAN_MAX_META], *values[PLAN_MAX_META];
     int count;

@@ -163,6 +163,28 @@ recs = [json.loads(l) for l in open(sys.argv[1]) if l.startswith('{"epoch"')]
 tested = [r["epoch"] for r in recs if r["test_acc"] is not None]
 sys.exit(0 if [r["epoch"] for r in recs] == [1, 2, 3] and tested == [3] else 1)
 PY
+# an epoch resumed inside is logged whole: its train figures those of the run without the stop, and
+# "elapsed" goes on from the checkpoint's
+TR=(train --data data/fmnist-small --width 8 --batch-size 500 --epochs 2 --threads 1 --quiet --no-report)
+expect 0 "train 2 epochs without a stop" "$R" "${TR[@]}" --save "$T/tr/a.safetensors"
+expect 0 "train 2 epochs, stopped at step 4" "$R" "${TR[@]}" --save "$T/tr/b.safetensors" --max-steps 4
+cp "$T/tr/b.optim.safetensors" "$T/tr/b_stop.optim.safetensors"
+expect 0 "resume it" "$R" "${TR[@]}" --save "$T/tr/b.safetensors" --resume "$T/tr/b.safetensors"
+/usr/bin/python3 - "$T/tr/a.log.jsonl" "$T/tr/b.log.jsonl" "$T/tr/b_stop.optim.safetensors" <<'PY' && ok ||
+import json, struct, sys
+def epochs(p):
+    return [json.loads(l) for l in open(p) if l.startswith('{"epoch"')]
+a, b = epochs(sys.argv[1]), epochs(sys.argv[2])
+raw = open(sys.argv[3], "rb").read()
+meta = json.loads(raw[8:8 + struct.unpack("<Q", raw[:8])[0]])["__metadata__"]
+assert len(a) == len(b) == 2, (a, b)
+for x, y in zip(a, b):
+    assert (x["train_loss"], x["train_acc"], x["test_acc"]) == (y["train_loss"], y["train_acc"], y["test_acc"]), (x, y)
+assert meta["tally.images"] == "2000" and float(meta["tally.seconds"]) > 0, meta
+assert b[0]["elapsed"] > float(meta["elapsed"]) > 0 and b[1]["elapsed"] > b[0]["elapsed"], (meta, b)
+assert b[0]["seconds"] > float(meta["tally.seconds"]), (meta, b)
+PY
+    bad "the resumed epoch's record differs from the uninterrupted run's: $(cat "$T/tr/a.log.jsonl" "$T/tr/b.log.jsonl")"
 
 expect 0 "bench --json" "$R" bench --arch resnet18 --batch-size 2 --image-size 32 --warmup 0 --repeats 2 --json
 /usr/bin/python3 -c "

@@ -3,19 +3,22 @@
 training state: equal headers (tensors, offsets, metadata) and equal bytes in
 the weights file and in the optimizer-state file beside it (CKPT.optim.safetensors),
 the run id aside (a resumed run keeps the id of the run it continues, a run
-started afresh gets its own). Exits 1, naming the first file that differs, if not."""
+started afresh gets its own), and the wall-clock times (the run's elapsed seconds
+and those of the epoch in progress). Exits 1, naming the first file that differs, if not."""
 import json
 import sys
 
 
 def same_but_run_id(a, b):
     """Whether two safetensors files hold the same header and the same bytes of
-    data, the "run_id" metadata aside (also imported by tools/train_parity.py)."""
+    data, the "run_id" metadata and the wall-clock times aside (also imported by
+    tools/train_parity.py)."""
     def parts(path):
         raw = open(path, "rb").read()
         n = int.from_bytes(raw[:8], "little")
         header = json.loads(raw[8:8 + n])
-        header.get("__metadata__", {}).pop("run_id", None)
+        for key in ("run_id", "elapsed", "tally.seconds"):
+            header.get("__metadata__", {}).pop(key, None)
         return header, raw[8 + n:]
     return parts(a) == parts(b)
 
