@@ -68,8 +68,10 @@ RN_API const char *rn_last_error(void);
 RN_API const char *rn_status_name(rn_status status);
 
 /* Number of threads the library's kernels use (default: all cores, or
- * OMP_NUM_THREADS). n <= 0 restores the default. Results are bitwise
- * deterministic for a given thread count. */
+ * OMP_NUM_THREADS). n <= 0 restores the default; n above RN_THREADS_MAX is
+ * taken as RN_THREADS_MAX (a team of a million threads had been asked of
+ * OpenMP). Results are bitwise deterministic for a given thread count. */
+#define RN_THREADS_MAX 1024
 RN_API void rn_set_threads(int n);
 RN_API int rn_get_threads(void);
 

@@ -666,9 +666,21 @@ static void test_index_limits(void) {
     rn_model_free(m);
 }
 
+/* rn_set_threads: a count past RN_THREADS_MAX is capped, <= 0 the default. */
+static void test_thread_counts(void) {
+    rn_set_threads(1 << 30);
+    CHECK(rn_get_threads() == RN_THREADS_MAX, "rn_set_threads(2^30): %d threads", rn_get_threads());
+    rn_set_threads(3);
+    CHECK(rn_get_threads() == 3, "rn_set_threads(3): %d threads", rn_get_threads());
+    rn_set_threads(-5);
+    CHECK(rn_get_threads() >= 1, "rn_set_threads(-5): the default, %d", rn_get_threads());
+    rn_set_threads(0);
+}
+
 int main(void) {
     if (!check_tmpdir("test_model", tmpdir, sizeof tmpdir))
         return 1;
+    test_thread_counts();
     test_param_counts();
     test_save_load();
     test_widths();

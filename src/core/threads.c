@@ -13,7 +13,7 @@ static int default_threads(void) {
 #endif
 }
 
-void rn_set_threads(int n) { requested_threads = n > 0 ? n : 0; }
+void rn_set_threads(int n) { requested_threads = n > RN_THREADS_MAX ? RN_THREADS_MAX : n > 0 ? n : 0; }
 
 int rn_get_threads(void) { return rn_threads(); }
 
