@@ -405,7 +405,8 @@ RN_API void rn_train_config_default(rn_train_config *cfg);
 
 typedef struct rn_trainer rn_trainer;
 
-/* A trainer owns the optimizer state for `model` (which must outlive it). */
+/* A trainer owns the optimizer state for `model` (which must outlive it). cfg NULL: the
+ * defaults (rn_train_config_default). */
 RN_API rn_status rn_trainer_create(rn_model *model, const rn_train_config *cfg, rn_trainer **out);
 RN_API void rn_trainer_free(rn_trainer *t);
 

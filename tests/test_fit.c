@@ -205,6 +205,11 @@ static void test_trainer_config(void) {
               rn_last_error());
         rn_trainer_free(t);
     }
+    /* no configuration: the defaults, as rn_session_create takes it */
+    rn_trainer *t = NULL;
+    CHECK(m && rn_trainer_create(m, NULL, &t) == RN_OK && t,
+          "rn_trainer_create with a NULL configuration: %s", rn_last_error());
+    rn_trainer_free(t);
     rn_model_free(m);
 }
 

@@ -53,22 +53,35 @@ static void mirror(float *x, size_t rows, int w) {
     }
 }
 
+static rn_status evaluate(const char *fn, rn_model *m, const rn_session_config *scfg,
+                          const rn_dataset *ds, const rn_loader_config *cfg,
+                          rn_eval_progress progress, void *ctx, rn_eval_each each, void *each_ctx,
+                          rn_eval_result *out);
+
 rn_status rn_evaluate(rn_model *m, const rn_dataset *ds, const rn_loader_config *cfg,
                       rn_eval_progress progress, void *ctx, rn_eval_result *out) {
-    return rn_evaluate_config(m, NULL, ds, cfg, progress, ctx, NULL, NULL, out);
+    return evaluate("rn_evaluate", m, NULL, ds, cfg, progress, ctx, NULL, NULL, out);
 }
 
 rn_status rn_evaluate_each(rn_model *m, const rn_dataset *ds, const rn_loader_config *cfg,
                            rn_eval_progress progress, void *ctx, rn_eval_each each,
                            void *each_ctx, rn_eval_result *out) {
-    return rn_evaluate_config(m, NULL, ds, cfg, progress, ctx, each, each_ctx, out);
+    return evaluate("rn_evaluate_each", m, NULL, ds, cfg, progress, ctx, each, each_ctx, out);
 }
 
 rn_status rn_evaluate_config(rn_model *m, const rn_session_config *scfg, const rn_dataset *ds,
                              const rn_loader_config *cfg, rn_eval_progress progress, void *ctx,
                              rn_eval_each each, void *each_ctx, rn_eval_result *out) {
+    return evaluate("rn_evaluate_config", m, scfg, ds, cfg, progress, ctx, each, each_ctx, out);
+}
+
+/* The three above, `fn` naming the one called in messages. */
+static rn_status evaluate(const char *fn, rn_model *m, const rn_session_config *scfg,
+                          const rn_dataset *ds, const rn_loader_config *cfg,
+                          rn_eval_progress progress, void *ctx, rn_eval_each each, void *each_ctx,
+                          rn_eval_result *out) {
     if (!m || !ds || !cfg || !out)
-        return rn_fail(RN_ERR_ARG, "rn_evaluate: NULL argument");
+        return rn_fail(RN_ERR_ARG, "%s: NULL argument", fn);
     memset(out, 0, sizeof *out);
     int K = rn_model_num_classes(m);
     if (ds->num_classes > K)

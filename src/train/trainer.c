@@ -83,9 +83,14 @@ static rn_status train_kernels(const rn_train_config *cfg, const rn_kernels **ou
 }
 
 rn_status rn_trainer_create(rn_model *m, const rn_train_config *cfg, rn_trainer **out) {
-    if (!m || !cfg || !out)
+    if (!m || !out)
         return rn_fail(RN_ERR_ARG, "rn_trainer_create: NULL argument");
     *out = NULL;
+    rn_train_config def;
+    if (!cfg) { /* the defaults, as rn_session_create takes a NULL configuration */
+        rn_train_config_default(&def);
+        cfg = &def;
+    }
     if (m->quantized)
         return rn_fail(RN_ERR_UNSUPPORTED, "this is an int8 model: it can be evaluated and run, not "
                        "trained; start from the float32 weights it was quantized from");
