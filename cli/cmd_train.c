@@ -113,7 +113,8 @@ static int fits_in_memory(const train_run *r, const rn_train_config *cfg) {
 }
 
 /* Creates the model (with --resume, loads it) and the trainer's
- * configuration, and checks that training fits in memory. */
+ * configuration, and checks that training fits in memory. Returns 0, or after an error message
+ * the exit status (2: a flag that contradicts the model loaded). */
 static int setup_model(train_run *r, const char *resume) {
     arg_table *t = r->t;
     const char *init = args_str(t, "init");
@@ -136,7 +137,7 @@ static int setup_model(train_run *r, const char *resume) {
     }
     if (st != RN_OK) {
         cli_error(r->dist.what, "%s", rn_last_error());
-        return 0;
+        return EXIT_RUNTIME;
     }
     /* --stem, --width (and with --resume --num-classes) describe a new model: given with a file's
      * model they must be that model's, not silently dropped (as info and bench refuse them) */
@@ -151,13 +152,13 @@ static int setup_model(train_run *r, const char *resume) {
         if (bad) {
             cli_error(r->dist.what, "--%s %s describes another model than %s: drop --%s", bad, args_str(t, bad),
                       whose, bad);
-            return 0;
+            return EXIT_USAGE;
         }
     }
     if (rn_model_in_channels(r->m) != r->train.channels) {
         cli_error(r->dist.what, "the model takes %d input channels, the dataset has %d", rn_model_in_channels(r->m),
                   r->train.channels);
-        return 0;
+        return EXIT_RUNTIME;
     }
     /* fewer classes than the dataset names is allowed where its labels stay below them (a subset);
      * a label past them is found now, not at the batch that holds it */
@@ -172,7 +173,7 @@ static int setup_model(train_run *r, const char *resume) {
                       rn_model_num_classes(r->m) - 1,
                       resume || r->num_classes > 0 ? ""
                                                     : ": pass --num-classes N to give it a new classifier of N");
-            return 0;
+            return EXIT_RUNTIME;
         }
     }
     rn_train_config cfg;
@@ -189,15 +190,15 @@ static int setup_model(train_run *r, const char *resume) {
     cfg.precision = args_str(t, "precision");
     if (strcmp(args_str(t, "lr-backbone"), "same") != 0) {
         if (!cli_number_ok(t, "lr-backbone"))
-            return 0;
+            return EXIT_RUNTIME;
         cfg.lr_backbone = atof(args_str(t, "lr-backbone"));
     }
     int warmup;
     if (!args_int(t, "warmup", 0, 100000000, &warmup))
-        return 0;
+        return EXIT_RUNTIME;
     cfg.warmup_steps = warmup;
     r->cfg = cfg;
-    return fits_in_memory(r, &cfg);
+    return fits_in_memory(r, &cfg) ? 0 : EXIT_RUNTIME;
 }
 
 /* Creates the trainer; with --resume loads it from `state` (the optimizer
@@ -357,6 +358,7 @@ int cmd_train(int argc, char **argv) {
     char resume_state[1024] = "", seed_text[32];
     int status = EXIT_USAGE, agreed = 0; /* agreed: every rank fails alike, none need be stopped */
     const char *data = NULL, *kind = NULL;
+    cli_made_dirs save_made = {"", ""}; /* the folders made for --save, if any */
     int folder = 0, threads = 0, batch = 0, size = 0, same;
     if (!train_dist_start(&r.dist, &t))
         goto started;
@@ -440,7 +442,7 @@ int cmd_train(int argc, char **argv) {
         goto started;
     }
     if (r.save[0]) { /* its folder, once the flags are known to be right */
-        rn_status made = cli_make_output_dirs("train", r.save);
+        rn_status made = cli_make_output_dirs_quietly(r.save, &save_made);
         if (made != RN_OK) {
             status = cli_write_failed("train", made);
             goto started;
@@ -499,8 +501,9 @@ int cmd_train(int argc, char **argv) {
         cli_error(r.dist.what, "--normalize supports up to 4 channels");
         goto started;
     }
-    if (!setup_model(&r, resume))
+    if ((status = setup_model(&r, resume)) != 0)
         goto started;
+    status = EXIT_RUNTIME;
     if (rn_loader_create(&r.train, &r.lcfg, &r.loader) != RN_OK) {
         cli_error(r.dist.what, "%s", rn_last_error());
         goto started;
@@ -516,6 +519,8 @@ started:
         status = status ? status : same == 0 ? EXIT_USAGE : EXIT_RUNTIME, agreed = 1;
         goto done;
     }
+    if (r.lead) /* said once the run goes on (a refused one takes its folder away) */
+        cli_made_dirs_say("train", r.save, &save_made);
     if (!train_dist_attach(&r.dist, &t, r.m, r.tr)) {
         status = EXIT_RUNTIME;
         goto done;
@@ -616,6 +621,8 @@ done:
     if (r.logf)
         fclose(r.logf);
     train_ckpt_close(&r.ck);
+    if (status != 0) /* a run refused after its folder was made leaves none */
+        cli_unmake_output_dirs(r.save, &save_made);
     rn_loader_free(r.loader);
     rn_trainer_free(r.tr);
     rn_model_free(r.m);

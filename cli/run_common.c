@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "data/dataset.h"
@@ -185,11 +186,47 @@ void cli_session_config(const arg_table *t, rn_session_config *cfg) {
 }
 
 rn_status cli_make_output_dirs(const char *command, const char *path) {
-    char created[1024];
-    rn_status st = rn_make_parent_dirs(path, created, sizeof created);
-    if (st == RN_OK && created[0])
-        fprintf(stderr, "resnet %s: created the folder %s for %s\n", command, created, path);
+    cli_made_dirs made;
+    rn_status st = cli_make_output_dirs_quietly(path, &made);
+    if (st == RN_OK)
+        cli_made_dirs_say(command, path, &made);
     return st;
+}
+
+rn_status cli_make_output_dirs_quietly(const char *path, cli_made_dirs *made) {
+    /* the outermost folder missing above path: the first prefix ending before a '/' not there */
+    made->outer[0] = '\0';
+    const size_t n = strlen(path);
+    for (size_t i = 1; i < n && i < sizeof made->outer; i++) {
+        struct stat sb;
+        if (path[i] != '/' || path[i - 1] == '/')
+            continue;
+        snprintf(made->outer, sizeof made->outer, "%.*s", (int)i, path);
+        if (stat(made->outer, &sb) != 0)
+            break;
+        made->outer[0] = '\0';
+    }
+    rn_status st = rn_make_parent_dirs(path, made->whole, sizeof made->whole);
+    if (st != RN_OK || !made->whole[0])
+        made->whole[0] = made->outer[0] = '\0';
+    return st;
+}
+
+void cli_made_dirs_say(const char *command, const char *path, const cli_made_dirs *made) {
+    if (made->whole[0])
+        fprintf(stderr, "resnet %s: created the folder %s for %s\n", command, made->whole, path);
+}
+
+void cli_unmake_output_dirs(const char *path, const cli_made_dirs *made) {
+    const size_t n = strlen(made->outer);
+    char dir[1024];
+    if (!n || strncmp(path, made->outer, n) != 0 || snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
+        return;
+    for (char *slash; (slash = strrchr(dir, '/')) && (size_t)(slash - dir) >= n;) {
+        *slash = '\0';
+        if (rmdir(dir) != 0) /* not empty (something was written there), or gone: leave the rest */
+            return;
+    }
 }
 
 void cli_ckpt_meta_init(cli_ckpt_meta *meta) {

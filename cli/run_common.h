@@ -152,6 +152,22 @@ void cli_meta_list_free(cli_meta_list *l);
  * failure nothing is printed: the status and rn_last_error() say why. */
 rn_status cli_make_output_dirs(const char *command, const char *path);
 
+/* The folders cli_make_output_dirs_quietly made above a path: the folder the path lies in
+ * (whole) and the outermost one made (outer: runs/a/b/m.safetensors beside no runs/ made runs);
+ * both "" when none was. */
+typedef struct cli_made_dirs {
+    char whole[1024], outer[1024];
+} cli_made_dirs;
+
+/* As cli_make_output_dirs, saying nothing: the caller says it (cli_made_dirs_say) once the
+ * command goes on, or removes them (cli_unmake_output_dirs) when it stops first. */
+rn_status cli_make_output_dirs_quietly(const char *path, cli_made_dirs *made);
+void cli_made_dirs_say(const char *command, const char *path, const cli_made_dirs *made);
+
+/* Removes the folders made for path, from the innermost out, each only while empty: a command
+ * that fails before writing leaves no folder behind. */
+void cli_unmake_output_dirs(const char *path, const cli_made_dirs *made);
+
 /* Whether path can be read (a missing file, or a folder, cannot): 0 after "COMMAND: PREFIXpath:
  * cannot read: reason" (prefix "" or e.g. "--log "), so that a read problem is found before any
  * output is made. */

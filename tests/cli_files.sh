@@ -344,8 +344,10 @@ expect 1 "report of a 2-class model on 10 classes" "$R" report --weights c2.safe
 expect 2 "eval --normalize with 2 values on 1 channel" "$R" eval --weights o/m.safetensors --data tiny \
     --normalize 0.2,0.3:0.4,0.5
 expect 2 "train --normalize with 2 values on 1 channel" "$R" "${T1[@]}" --normalize 0.2,0.3:0.4,0.5
-expect 1 "train --init with another --width" "$R" "${T1[@]}" --init o/m.safetensors --width 16
+expect 2 "train --init with another --width" "$R" "${T1[@]}" --init o/m.safetensors --width 16 \
+    --save gw/new/m.safetensors
 has err "--width 16 describes another model" "the flag that would be dropped is named"
+[ ! -e gw ] && ok || bad "a run refused after its --save folder was made left gw behind"
 expect 0 "train --init with its own --width" "$R" "${T1[@]}" --init o/m.safetensors --save g/w8.safetensors
 expect 2 "--freeze-backbone with --lr-backbone" "$R" "${T1[@]}" --freeze-backbone --lr-backbone 0.1
 expect 2 "adamw with --momentum" "$R" "${T1[@]}" --optimizer adamw --momentum 0.9
