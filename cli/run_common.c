@@ -515,10 +515,35 @@ void cli_log_beside(char *out, size_t cap, const char *log, const char *suffix) 
     snprintf(out, cap, "%.*s%s", (int)stem, log, suffix);
 }
 
+/* path's folder ("." for a bare name) into dir and its last name into base; 0 if too long or
+ * the name is empty ("runs/"). */
+static int split_path(const char *path, char *dir, char *base, size_t cap) {
+    const char *slash = strrchr(path, '/');
+    const char *name = slash ? slash + 1 : path;
+    if (!*name || strlen(path) >= cap)
+        return 0;
+    snprintf(base, cap, "%s", name);
+    if (!slash)
+        snprintf(dir, cap, ".");
+    else
+        snprintf(dir, cap, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    return 1;
+}
+
 int cli_same_file(const char *a, const char *b) {
     struct stat sa, sb;
-    return strcmp(a, b) == 0 ||
-           (stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino);
+    if (strcmp(a, b) == 0)
+        return 1;
+    const int ea = stat(a, &sa) == 0, eb = stat(b, &sb) == 0;
+    if (ea || eb) /* one is there: the same file only if both are, as one inode */
+        return ea && eb && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    /* neither is there yet (outputs to be written): the same name in the same folder, the
+     * folders compared alike (runs/m and runs/../runs/m, or ./m and m, are one file to be) */
+    char da[1024], db[1024], na[1024], nb[1024];
+    if (!split_path(a, da, na, sizeof da) || !split_path(b, db, nb, sizeof db) || strcmp(na, nb) != 0 ||
+        strcmp(na, ".") == 0 || strcmp(na, "..") == 0)
+        return 0;
+    return strcmp(da, a) != 0 && strcmp(db, b) != 0 && cli_same_file(da, db);
 }
 
 int cli_output_not_input(const char *command, const char *out_what, const char *out,

@@ -201,7 +201,8 @@ void cli_beside_existing(char *out, size_t cap, const char *path, const char *su
  * log's ".jsonl" and a ".log" before it dropped), any other name kept whole + suffix. */
 void cli_log_beside(char *out, size_t cap, const char *log, const char *suffix);
 
-/* Whether a and b name the same file: the same text, or the same file reached another way. */
+/* Whether a and b name the same file: the same text, or the same file reached another way; for
+ * two not there yet, the same name in the same folder (runs/m and runs/../runs/m, m and ./m). */
 int cli_same_file(const char *a, const char *b);
 
 /* 0 after "COMMAND: OUT_WHAT OUT is the same file as IN_WHAT IN: writing it would replace what it

@@ -291,6 +291,13 @@ expect 2 "--resume of another checkpoint onto an existing one" "$R" "${T1[@]}" -
 sum_a=$(cat o/m.safetensors o/m.optim.safetensors | md5sum)
 expect 2 "--log onto the --save checkpoint" "$R" "${T1[@]}" --save g/b.safetensors --log g/b.safetensors
 has err "is the checkpoint --save writes" "the clash is named"
+# the same files to be, named another way (neither there yet)
+expect 2 "--log onto the --save checkpoint by another path" "$R" "${T1[@]}" --save g/b.safetensors \
+    --log g/../g/b.safetensors
+expect 2 "--log onto the optimizer state to be, in a folder to be" "$R" "${T1[@]}" --save ng/b.safetensors \
+    --log ./ng/b.optim.safetensors
+has err "is the checkpoint's optimizer state" "the clash is named"
+[ ! -e ng ] && ok || bad "a refused run left the folder ng"
 expect 2 "--log onto the --resume checkpoint" "$R" "${T1[@]}" --resume o/m.safetensors --save g/c.safetensors \
     --log o/m.safetensors --max-steps 3
 expect 2 "--log onto --resume's optimizer state" "$R" "${T1[@]}" --resume o/m.safetensors --save g/c.safetensors \
