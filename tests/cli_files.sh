@@ -292,6 +292,7 @@ sum_a=$(cat o/m.safetensors o/m.optim.safetensors | md5sum)
 expect 2 "--log onto the --save checkpoint" "$R" "${T1[@]}" --save g/b.safetensors --log g/b.safetensors
 has err "is the checkpoint --save writes" "the clash is named"
 # the same files to be, named another way (neither there yet)
+mkdir -p g
 expect 2 "--log onto the --save checkpoint by another path" "$R" "${T1[@]}" --save g/b.safetensors \
     --log g/../g/b.safetensors
 expect 2 "--log onto the optimizer state to be, in a folder to be" "$R" "${T1[@]}" --save ng/b.safetensors \
