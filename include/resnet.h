@@ -451,6 +451,9 @@ RN_API rn_status rn_trainer_set_grad_hook(rn_trainer *t, rn_grad_hook fn, void *
  * gradient hook started) and may replace *loss and *correct by their values
  * over all processes: the step reports those, and skips the update when
  * that loss (or a gradient) is not finite, so all processes skip together.
+ * *loss comes in as NaN where this process's new BatchNorm running statistics
+ * would not be finite (its share of the batch's, without a BatchNorm sync
+ * hook), so that a sum over the processes makes every one skip.
  * fn cannot fail the step: a failure is fn's to handle (an MPI process
  * group aborts). NULL removes the hook. */
 typedef void (*rn_update_hook)(void *ctx, float *grads, size_t count, float *loss, int *correct);

@@ -321,6 +321,14 @@ rn_status rn_trainer_step(rn_trainer *t, const float *x, const int32_t *labels, 
         RN_TRY(rn_backprop_forward(t->bp, x, labels, n, h, w, t->cfg.label_smoothing, &loss, &correct));
         RN_TRY(rn_backprop_backward(t->bp, t->grads, t->hook, t->hook_ctx));
     }
+    /* the running statistics this step would set, this process's own (without a BatchNorm sync
+     * hook, its share of the batch's): not finite, the step is skipped */
+    const int bn_ok = t->cfg.freeze_backbone || rn_backprop_bn_finite(t->bp, m);
+    /* with an update hook (data parallel: the hook adds up every process's loss), a local
+     * failure poisons the loss, so that every process skips the step, not this one alone (the
+     * others had stepped on, their weights parting from its) */
+    if (t->update_hook && !bn_ok)
+        loss = NAN;
     if (t->update_hook)
         t->update_hook(t->update_ctx, t->grads, m->n_params, &loss, &correct);
     double lr = rn_schedule_lr(&t->sched, t->steps);
@@ -330,7 +338,7 @@ rn_status rn_trainer_step(rn_trainer *t, const float *x, const int32_t *labels, 
         result->lr = lr;
         result->skipped = 0;
     }
-    if (!isfinite(loss) || !gradients_finite(t) || (!t->cfg.freeze_backbone && !rn_backprop_bn_finite(t->bp, m))) {
+    if (!isfinite(loss) || !gradients_finite(t) || !bn_ok) {
         if (result)
             result->skipped = 1;
         return RN_OK;
