@@ -238,8 +238,12 @@ MANDIR      ?= $(PREFIX)/share/man
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 INSTALL     ?= install
-# what a static link needs besides libresnet.a (pkg-config --static)
+# what a static link needs besides libresnet.a (pkg-config --static, resnet-static.pc)
 PC_LIBS_PRIVATE := -lm -lpthread$(if $(filter 1,$(HAVE_OPENMP)), -fopenmp,)
+# the .pc files' folders relative to ${prefix} where they lie under it (pkg-config
+# --define-prefix can then move an install)
+PC_LIBDIR := $(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))
+PC_INCLUDEDIR := $(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))
 
 all: docs $(BUILD)/train_tiny
 lib: $(BUILD)/$(SONAME)
@@ -271,16 +275,20 @@ install: lib cli docs
 	$(INSTALL) -m 755 $(BUILD)/libresnet.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libresnet.so.$(VERSION)
 	ln -sf libresnet.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libresnet.so
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
-	    -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS_PRIVATE@|$(PC_LIBS_PRIVATE)|' resnet.pc.in \
-	    > $(DESTDIR)$(PKGCONFIGDIR)/resnet.pc
-	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/resnet.pc
+	for pc in resnet resnet-static; do \
+	    sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(PC_LIBDIR)|' -e 's|@INCLUDEDIR@|$(PC_INCLUDEDIR)|' \
+	        -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS_PRIVATE@|$(PC_LIBS_PRIVATE)|' $$pc.pc.in \
+	        > $(DESTDIR)$(PKGCONFIGDIR)/$$pc.pc && chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/$$pc.pc || exit 1; \
+	done
 	$(INSTALL) -m 644 $(BUILD)/resnet.1 $(DESTDIR)$(MANDIR)/man1/resnet.1
 	$(INSTALL) -m 644 $(BUILD)/resnet.bash-completion $(DESTDIR)$(BASHCOMPDIR)/resnet
+	@# a system-wide install (root, no DESTDIR): the dynamic linker's cache learns libresnet.so.0
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/resnet $(DESTDIR)$(INCLUDEDIR)/resnet.h \
 	    $(DESTDIR)$(LIBDIR)/libresnet.a $(DESTDIR)$(LIBDIR)/libresnet.so \
 	    $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libresnet.so.$(VERSION) \
-	    $(DESTDIR)$(PKGCONFIGDIR)/resnet.pc $(DESTDIR)$(MANDIR)/man1/resnet.1 \
+	    $(DESTDIR)$(PKGCONFIGDIR)/resnet.pc $(DESTDIR)$(PKGCONFIGDIR)/resnet-static.pc \
+	    $(DESTDIR)$(MANDIR)/man1/resnet.1 \
 	    $(DESTDIR)$(BASHCOMPDIR)/resnet

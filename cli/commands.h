@@ -32,6 +32,9 @@ typedef struct cli_env_var {
     const char *name, *text;
 } cli_env_var;
 extern const cli_env_var CLI_ENVIRONMENT[];
+/* resnet's exit statuses (name: the status), for --help and the manual */
+extern const cli_env_var CLI_EXIT_STATUS[];
+extern const int CLI_N_EXIT_STATUS;
 extern const int CLI_N_ENVIRONMENT;
 
 /* Exit statuses, one meaning each (README, `resnet --help`): 0 success. */

@@ -36,6 +36,39 @@ const cli_env_var CLI_ENVIRONMENT[] = {
 };
 const int CLI_N_ENVIRONMENT = (int)(sizeof CLI_ENVIRONMENT / sizeof CLI_ENVIRONMENT[0]);
 
+const cli_env_var CLI_EXIT_STATUS[] = {
+    {"0", "success"},
+    {"1", "a failure at run time (a bad or missing file, bad data, out of memory, a run too big to "
+          "fit in memory, train stopped after --max-bad-steps non-finite steps...)"},
+    {"2", "bad usage (an unknown flag, a bad value)"},
+    {"3", "a file could not be written (disk full, read-only folder...); what was on disk is intact"},
+    {"4", "train was stopped by SIGINT or SIGTERM after finishing a step; its checkpoint is written"},
+    {"130", "(143 for SIGTERM; set by the shell) a second signal ended train at once; the last "
+            "checkpoint is intact"},
+};
+const int CLI_N_EXIT_STATUS = (int)(sizeof CLI_EXIT_STATUS / sizeof CLI_EXIT_STATUS[0]);
+
+/* text after a `indent`-column label, wrapped at 100 columns */
+static void wrapped(FILE *f, const char *text, int indent) {
+    int col = indent;
+    while (*text) {
+        int word = (int)strcspn(text, " ");
+        if (col > indent && col + 1 + word > 100) {
+            fprintf(f, "\n%*s", indent, "");
+            col = indent;
+        } else if (col > indent) {
+            fputc(' ', f);
+            col++;
+        }
+        fprintf(f, "%.*s", word, text);
+        col += word;
+        text += word;
+        while (*text == ' ')
+            text++;
+    }
+    fputc('\n', f);
+}
+
 static void usage(FILE *f) {
     fprintf(f, "resnet %s - ResNets in C\n\nusage: resnet COMMAND [flags]\n       resnet --version   print the "
                "version (and the MPI library of an MPI-enabled build)\n       resnet --help      this help\n\n"
@@ -48,15 +81,11 @@ static void usage(FILE *f) {
     fprintf(f, "\n\n`resnet COMMAND --help` lists a command's flags with their defaults.\n\nenvironment:\n");
     for (int i = 0; i < CLI_N_ENVIRONMENT; i++)
         fprintf(f, "  %-16s %s\n", CLI_ENVIRONMENT[i].name, CLI_ENVIRONMENT[i].text);
-    fprintf(f, "\nexit status:\n"
-               "  0    success\n"
-               "  1    a failure at run time (a bad or missing file, bad data, out of memory, a run too big to fit in\n"
-               "       memory, train stopped after --max-bad-steps non-finite steps...)\n"
-               "  2    bad usage (an unknown flag, a bad value)\n"
-               "  3    a file could not be written (disk full, read-only folder...); what was on disk is intact\n"
-               "  4    train was stopped by SIGINT or SIGTERM after finishing a step; its checkpoint is written\n"
-               "  130  (143 for SIGTERM; set by the shell) a second signal ended train at once; the last checkpoint\n"
-               "       is intact\n");
+    fprintf(f, "\nexit status:\n");
+    for (int i = 0; i < CLI_N_EXIT_STATUS; i++) {
+        fprintf(f, "  %-4s ", CLI_EXIT_STATUS[i].name);
+        wrapped(f, CLI_EXIT_STATUS[i].text, 7);
+    }
 }
 
 int main(int argc, char **argv) {

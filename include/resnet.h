@@ -22,7 +22,7 @@
  *
  * Build against the installed library with
  *     cc app.c $(pkg-config --cflags --libs resnet)
- * (add --static to pkg-config's flags to link libresnet.a).
+ * or, to link libresnet.a, with $(pkg-config --cflags --libs resnet-static).
  */
 #ifndef RESNET_H
 #define RESNET_H
@@ -370,8 +370,18 @@ typedef struct rn_train_config {
     int nesterov;            /* SGD Nesterov momentum (default 0) */
     double weight_decay;     /* SGD: added to the gradient; AdamW: decoupled (default 0) */
     double beta1, beta2, eps;          /* AdamW (defaults 0.9, 0.999, 1e-8) */
-    const char *schedule;    /* "constant" (default), "step:S[:G]", "multistep:A,B[:G]",
-                                "cosine[:ETA_MIN]", "onecycle[:PCT]" (see src/train/optim.h) */
+    const char *schedule;    /* the learning rate of 0-based step t, as torch.optim.lr_scheduler
+                                stepped after each optimizer step, epoch e = t / steps_per_epoch,
+                                T = total_steps:
+                                "constant" (default): lr;
+                                "step:S[:G]": lr * G^(e / S) (StepLR, G default 0.1);
+                                "multistep:A,B,..[:G]": lr * G^(epochs A, B, .. <= e) (MultiStepLR);
+                                "cosine[:ETA_MIN]": ETA_MIN + (lr - ETA_MIN)(1 + cos(pi t / T)) / 2
+                                (CosineAnnealingLR, ETA_MIN default 0);
+                                "onecycle[:PCT]": OneCycleLR(max_lr=lr, total_steps=T,
+                                pct_start=PCT (default 0.3), cos annealing, div_factor 25,
+                                final_div_factor 1e4, momentum not cycled);
+                                times (t + 1) / warmup_steps during the warm-up */
     int64_t warmup_steps;    /* linear warm-up steps (default 0) */
     int64_t steps_per_epoch; /* needed by epoch-based schedules */
     int64_t total_steps;     /* needed by cosine and onecycle */

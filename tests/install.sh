@@ -76,7 +76,17 @@ expect 0 "train_tiny trains, saves, exports and reads back" "$TMP/work/train_tin
 expect 0 "train_tiny's ONNX file classifies with the CLI" "$PREFIX/bin/resnet" forward \
     --weights "$TMP/work/tiny.onnx" --input "$ROOT/data/sample/fmnist_batch.npy" --output "$TMP/y.npy" --print
 
-# static: libresnet.a and what pkg-config --static lists for it
+# static: resnet-static.pc links libresnet.a (resnet.pc with --static would pick libresnet.so)
+expect 0 "classify linked with pkg-config resnet-static" bash -c \
+    "cc '$TMP/work/classify.c' \$(pkg-config --cflags --libs resnet-static) -o '$TMP/work/classify-st' && '$TMP/work/classify-st' --selftest"
+if ldd "$TMP/work/classify-st" 2>/dev/null | grep -q libresnet; then
+    bad "resnet-static linked libresnet.so: $(ldd "$TMP/work/classify-st" | grep libresnet)"
+else
+    ok
+fi
+# resnet.pc's folders relative to its prefix: an install moved elsewhere is found with --define-prefix
+grep -q '^libdir=${prefix}/lib$' "$PREFIX/lib/pkgconfig/resnet.pc" && ok ||
+    bad "resnet.pc's libdir is not under \${prefix}: $(grep libdir= "$PREFIX/lib/pkgconfig/resnet.pc")"
 static_libs=$(pkg-config --static --libs-only-other --libs-only-l resnet | sed 's/-lresnet//')
 expect 0 "classify linked statically with pkg-config --static" bash -c \
     "cc '$TMP/work/classify.c' \$(pkg-config --cflags resnet) '$PREFIX/lib/libresnet.a' $static_libs -o '$TMP/work/classify-a' && '$TMP/work/classify-a' --selftest"
