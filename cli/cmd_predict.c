@@ -429,7 +429,9 @@ static void print_result(const char *path, const double *prob, const int *idx, i
                 json_string(labels->names[idx[r]]);
             else
                 fputs("null", stdout);
-            printf(", \"prob\": %.9g}", prob[idx[r]]);
+            fputs(", \"prob\": ", stdout);
+            cli_json_number("%.9g", prob[idx[r]]); /* NaN logits: null, as JSON has it */
+            fputc('}', stdout);
         }
         fputs("]}\n", stdout);
         return;

@@ -515,6 +515,13 @@ void cli_log_beside(char *out, size_t cap, const char *log, const char *suffix) 
     snprintf(out, cap, "%.*s%s", (int)stem, log, suffix);
 }
 
+void cli_json_number(const char *fmt, double v) {
+    if (isfinite(v))
+        printf(fmt, v);
+    else
+        fputs("null", stdout);
+}
+
 /* path's folder ("." for a bare name) into dir and its last name into base; 0 if too long or
  * the name is empty ("runs/"). */
 static int split_path(const char *path, char *dir, char *base, size_t cap) {

@@ -422,6 +422,22 @@ has err "md/badnorm.safetensors: its metadata normalize 'abc'" "the file and its
 expect 1 "export a checkpoint whose image_size metadata is too large" "$R" export md/bigsize.safetensors md/bs.onnx
 has err "md/bigsize.safetensors: its metadata image_size '100000'" "the file and its key are named"
 expect 0 "export it with --image-size" "$R" export md/bigsize.safetensors md/bs.onnx --image-size 32
+# NaN logits (a classifier bias of NaN): --json still JSON, the numbers null
+"$PY" - md/m.safetensors md/nan.safetensors <<'PY' || bad "could not write md/nan.safetensors"
+import json, struct, sys
+raw = bytearray(open(sys.argv[1], "rb").read())
+n = struct.unpack("<Q", raw[:8])[0]
+b = json.loads(raw[8:8 + n])["fc.bias"]
+lo, hi = (8 + n + o for o in b["data_offsets"])
+raw[lo:hi] = struct.pack("<%df" % ((hi - lo) // 4), *[float("nan")] * ((hi - lo) // 4))
+open(sys.argv[2], "wb").write(raw)
+PY
+expect 0 "eval --json of a model with NaN logits" "$R" eval --weights md/nan.safetensors --data tiny --json
+"$PY" -c 'import json, sys; d = json.loads(open(sys.argv[1]).read(), parse_constant=lambda c: 1 / 0); assert d["loss"] is None' out \
+    && ok || bad "eval --json with NaN logits is not JSON with a null loss: $(cat out)"
+expect 0 "predict --json with NaN logits" "$R" predict --weights md/nan.safetensors --json img.png
+"$PY" -c 'import json, sys; d = json.loads(open(sys.argv[1]).read(), parse_constant=lambda c: 1 / 0); assert d["top"][0]["prob"] is None, d' out \
+    && ok || bad "predict --json with NaN logits is not JSON with null probabilities: $(cat out)"
 expect 1 "convert an int8 model" "$R" convert md/q.safetensors md/qc.safetensors
 has err "md/q.safetensors is an int8 model" "convert says the int8 model is not converted"
 [ ! -e md/qc.safetensors ] && ok || bad "convert wrote an int8 model as if PyTorch could load it"
