@@ -160,7 +160,7 @@ int cmd_forward(int argc, char **argv) {
     /* the flags' values are checked above: what the session refuses now is the file's (an int8
      * model at --precision fp32, a float32 one at int8), a failure at run time as in eval */
     if (rn_session_create(m, &scfg, &sess) != RN_OK || rn_session_forward(sess, x, n, h, w, mode, y) != RN_OK) {
-        cli_error("forward", "%s", rn_last_error());
+        cli_error("forward", "%s: %s", args_str(&t, "weights"), rn_last_error());
         goto done;
     }
     rn_status st = cli_make_output_dirs("forward", args_str(&t, "output"));

@@ -554,7 +554,7 @@ int cmd_predict(int argc, char **argv) {
     rn_session_config scfg;
     cli_session_config(&t, &scfg);
     if (rn_session_create(m, &scfg, &sess) != RN_OK) { /* the flags are checked: the weights' precision */
-        cli_error("predict", "%s", rn_last_error());
+        cli_error("predict", "%s: %s", weights, rn_last_error());
         goto done;
     }
     if (run_batches(m, sess, &plan, images, count, batch, topk, &labels, args_flag(&t, "json")))

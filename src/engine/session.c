@@ -458,9 +458,9 @@ rn_status rn_session_forward(rn_session *s, const float *x, int n, int h, int w,
     const rn_model *m = s->m;
     RN_TRY(check_shape(s, n, h, w));
     if (mode != RN_MODE_EVAL && mode != RN_MODE_TRAIN)
-        return rn_fail(RN_ERR_ARG, "forward: unknown mode %d", (int)mode);
+        return rn_fail(RN_ERR_ARG, "rn_session_forward: unknown mode %d", (int)mode);
     if (s->int8 && mode != RN_MODE_EVAL)
-        return rn_fail(RN_ERR_ARG, "forward: an int8 model runs in eval mode only");
+        return rn_fail(RN_ERR_ARG, "an int8 model runs in eval mode only");
     RN_TRY(plan_for(s, n, h, w, NULL));
     s->value_now = mode == RN_MODE_EVAL ? s->value_at : s->value_at_train;
     if (mode == RN_MODE_EVAL)
