@@ -9,6 +9,7 @@
  * Build in the source tree (after `make`), from the repository's root:
  *   $ cc -Iinclude examples/classify.c build/public/libresnet.a -fopenmp -lpng -ljpeg -lz -lm -lpthread -o classify
  */
+#define _POSIX_C_SOURCE 200809L /* mkstemp, under -std=c11 too */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -218,7 +218,7 @@ RN_API rn_status rn_model_forward(rn_model *model, const float *x, int n, int h,
                                   rn_mode mode, float *logits);
 
 /* Floating-point operations (2 x multiply-accumulates) of one image's
- * forward pass at h x w. */
+ * forward pass at h x w; 0 for a NULL model or a size below 1. */
 RN_API double rn_model_flops(const rn_model *model, int h, int w);
 
 /* ---------------------------------------------------------------------------

@@ -203,6 +203,8 @@ rn_status rn_model_summary(const rn_model *m, int h, int w, rn_layer_info *layer
 }
 
 double rn_model_flops(const rn_model *m, int h, int w) {
+    if (!m || h < 1 || w < 1) /* 0, leaving rn_last_error() as it was (it returns no status) */
+        return 0.0;
     int count = 0;
     if (rn_model_summary(m, h, w, NULL, 0, &count) != RN_OK)
         return 0.0;
