@@ -141,8 +141,9 @@ int main(void) {
               " \"test_acc\": 0.78, \"lr\": 0.1, \"seconds\": 3}\r\n\n"
               "{\"epoch\": 1, \"train_lo",
               3, 5, 5);
-    /* gaps: a null and a missing metric split curves; unordered and repeated
-     * epochs (a resumed run replaces epoch 2); integer-valued metrics */
+    /* gaps: a null and a missing metric are passed over, the curve joined across them (as the
+     * test metrics of the epochs --eval-every passes over); unordered and repeated epochs (a
+     * resumed run replaces epoch 2); integer-valued metrics */
     render_ok("gaps.jsonl",
               "{\"epoch\": 3, \"train_loss\": 1, \"train_acc\": 0.5, \"test_loss\": 1.2, "
               "\"test_acc\": 0.4}\n"
@@ -153,8 +154,8 @@ int main(void) {
               "{\"epoch\": 2, \"train_loss\": 1.5, \"train_acc\": 0.3, \"test_loss\": null, "
               "\"test_acc\": 0.3}\n"
               "{\"epoch\": 4, \"train_loss\": 0.9, \"test_loss\": 1.1, \"test_acc\": 0.45}\n",
-              /* polylines: train_loss 1, train_acc 1 (ends at 3), test_loss 2, test_acc 1 */
-              2, 5, 4 + 3 + 3 + 4);
+              /* polylines: one a series (test_loss joined across epoch 2's null) */
+              2, 4, 4 + 3 + 3 + 4);
     /* odd values: fractional epochs, equal values, percentages, huge losses */
     render_ok("odd.jsonl",
               "{\"epoch\": 0.5, \"train_loss\": 1e3, \"train_acc\": 50, \"test_loss\": 1e3, "

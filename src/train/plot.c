@@ -82,7 +82,7 @@ static double map_y(const panel *p, double y) {
  * Drawing
  * ------------------------------------------------------------------------- */
 
-/* One curve: n points (x[i], y[i]); a NAN y leaves a gap. */
+/* One curve: n points (x[i], y[i]); a point with a NAN is passed over. */
 typedef struct series {
     const double *x, *y;
     size_t n;
@@ -103,24 +103,23 @@ void rn_plot_curves_size(const rn_run_log *log, double *width, double *height) {
     *height = FIG_H;
 }
 
-/* A series' points: one polyline per unbroken run, a circle per point. */
+/* A series' points: one polyline through those it has (epochs without a value, such as the
+ * test metrics of the epochs --eval-every passes over, joined across: they had broken the
+ * line into lone dots), a circle per point. */
 static void draw_curve(rn_canvas *c, const series *s, const panel *p) {
     double *xy = malloc(2 * (s->n ? s->n : 1) * sizeof *xy);
     if (!xy)
         return;
-    size_t i = 0;
-    while (i < s->n) {
-        while (i < s->n && (isnan(s->y[i]) || isnan(s->x[i])))
-            i++;
-        int n = 0;
-        for (; i < s->n && !isnan(s->y[i]) && !isnan(s->x[i]); i++, n++) {
+    int n = 0;
+    for (size_t i = 0; i < s->n; i++)
+        if (!isnan(s->y[i]) && !isnan(s->x[i])) {
             xy[2 * n] = map_x(p, s->x[i]);
             xy[2 * n + 1] = map_y(p, s->y[i]);
+            n++;
         }
-        if (n > 0)
-            rn_draw_polyline(c, xy, n, s->color, 2.0, s->dashed);
-    }
-    for (i = 0; i < s->n; i++)
+    if (n > 0)
+        rn_draw_polyline(c, xy, n, s->color, 2.0, s->dashed);
+    for (size_t i = 0; i < s->n; i++)
         if (!isnan(s->y[i]) && !isnan(s->x[i]))
             rn_draw_circle(c, map_x(p, s->x[i]), map_y(p, s->y[i]), 2.8, s->color);
     free(xy);
