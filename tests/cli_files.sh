@@ -454,6 +454,8 @@ has out '"count": 4' "eval --split val: the 4 images of folder/val"
 expect 0 "quantize --split val (a folder)" "$R" quantize "${E[@]}" --split val --calib-images 4 \
     --output fo/q.safetensors --quiet
 expect 0 "report --split val (a folder)" "$R" report "${E[@]}" --split val --no-png --quiet --output fo/rep
+has fo/rep/report.html "Validation accuracy" "the page names the split it evaluated"
+hasnt fo/rep/report.html "Test accuracy" "no test accuracy on a page of the val split"
 expect 2 "report --split val on fashion-mnist" "$R" report --weights md/m.safetensors --data tiny --split val \
     --output rv --quiet
 has err "no val split" "report --split val says why"

@@ -222,7 +222,11 @@ static void tile(json_buf *b, const char *cls, const char *label) {
 static void tiles(const report_page *p, json_buf *b) {
     const rn_eval_result *ev = &p->eval->ev;
     PUT(b, "<section class=\"tiles\">\n");
-    tile(b, " primary", "Test accuracy");
+    /* the split evaluated: test, validation or training */
+    const char *split = report_split_word(p->cfg);
+    char label[48];
+    snprintf(label, sizeof label, "%c%s accuracy", split[0] - 'a' + 'A', split + 1);
+    tile(b, " primary", label);
     put_percent(b, ev->count ? (double)ev->top1 / ev->count : 0);
     PUT(b, "</div><div class=\"note\">top-1: ");
     put_count(b, ev->top1);
@@ -239,7 +243,8 @@ static void tiles(const report_page *p, json_buf *b) {
         json_buf_printf(b, "%d</div><div class=\"note\">top-5 says nothing with 5 or fewer</div></div>\n",
                         ev->num_classes);
     }
-    tile(b, "", "Test loss");
+    snprintf(label, sizeof label, "%c%s loss", split[0] - 'a' + 'A', split + 1);
+    tile(b, "", label);
     json_buf_printf(b, "%.4f</div><div class=\"note\">mean cross-entropy</div></div>\n", ev->loss);
     tile(b, "", "Training");
     epoch_totals t = totals(p->log);
@@ -409,10 +414,13 @@ static void classes(const report_page *p, json_buf *b) {
 
 static void grids(const report_page *p, json_buf *b) {
     const report_eval *e = p->eval;
-    section_open(b, "wrong", "Most confidently wrong",
-                 "The test images the model got wrong with the highest confidence, as the model "
-                 "saw them: the true class with the probability the model gave it, then the "
-                 "prediction. Confident mistakes are often mislabelled or ambiguous images.");
+    char lead[320];
+    snprintf(lead, sizeof lead,
+             "The %s images the model got wrong with the highest confidence, as the model "
+             "saw them: the true class with the probability the model gave it, then the "
+             "prediction. Confident mistakes are often mislabelled or ambiguous images.",
+             report_split_word(p->cfg));
+    section_open(b, "wrong", "Most confidently wrong", lead);
     if (e->n_wrong)
         figure(p, b, FIG_WRONG);
     else
@@ -521,10 +529,10 @@ static void facts(const report_page *p, json_buf *b) {
     PUT(b, "<dl class=\"facts\">\n");
     fact_open(b, "Architecture");
     esc(b, rn_model_arch(p->model));
-    json_buf_printf(b, ", %s stem, %d input channel%s, %d classes</dd>\n",
+    json_buf_printf(b, ", %s stem, %d input channel%s, %d class%s</dd>\n",
                     rn_model_stem(p->model) == RN_STEM_CIFAR ? "CIFAR (3x3)" : "ImageNet (7x7 + max-pool)",
                     rn_model_in_channels(p->model), rn_model_in_channels(p->model) == 1 ? "" : "s",
-                    rn_model_num_classes(p->model));
+                    rn_model_num_classes(p->model), rn_model_num_classes(p->model) == 1 ? "" : "es");
     fact_open(b, "Parameters");
     put_count(b, rn_model_param_count(p->model));
     double flops = rn_model_flops(p->model, p->image_size, p->image_size);
@@ -548,9 +556,10 @@ static void facts(const report_page *p, json_buf *b) {
     PUT(b, "</dd>\n");
     fact_open(b, "Evaluated here");
     put_count(b, e->ev.count);
-    json_buf_printf(b, " %s images in %.1f s (%.0f images/s, %d threads)</dd>\n",
-                    cfg->split ? cfg->split : "test", e->seconds,
-                    e->seconds > 0 ? e->ev.count / e->seconds : 0.0, rn_get_threads());
+    json_buf_printf(b, " %s images in %.1f s (%.0f images/s, %d thread%s)</dd>\n",
+                    report_split_word(cfg), e->seconds,
+                    e->seconds > 0 ? e->ev.count / e->seconds : 0.0, rn_get_threads(),
+                    rn_get_threads() == 1 ? "" : "s");
     epoch_totals t = totals(p->log);
     fact_open(b, "Time per epoch");
     if (t.epochs) {

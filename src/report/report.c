@@ -21,7 +21,12 @@ const char *const REPORT_FIGURE_NAMES[FIG_COUNT] = {"curves", "confusion", "per_
                                                     "correct"};
 static const char *const FIGURE_TITLES[FIG_COUNT] = {
     "Training curves", "Confusion matrix", "Per-class recall, precision and F1",
-    "Most confidently wrong test images", "Correct test images"};
+    "Most confidently wrong %s images", "Correct %s images"}; /* %s: the split */
+
+const char *report_split_word(const rn_report_config *cfg) {
+    const char *s = cfg && cfg->split ? cfg->split : "test";
+    return strcmp(s, "val") == 0 ? "validation" : strcmp(s, "train") == 0 ? "training" : "test";
+}
 
 /* ---------------------------------------------------------------------------
  * Files
@@ -150,7 +155,9 @@ static rn_status render_figure(report_page *p, report_figure f, int *written) {
     rn_canvas *c = NULL;
     json_buf file = {0};
     char name[64];
-    rn_status st = rn_canvas_create_svg(w, h, FIGURE_TITLES[f], &c);
+    char fig_title[96];
+    snprintf(fig_title, sizeof fig_title, FIGURE_TITLES[f], report_split_word(cfg));
+    rn_status st = rn_canvas_create_svg(w, h, fig_title, &c);
     if (st == RN_OK) {
         draw_figure(c, p, f);
         st = rn_canvas_svg(c, 1, &file);

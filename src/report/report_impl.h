@@ -105,6 +105,10 @@ typedef struct report_page {
     int have_png;                /* PNG files were written */
 } report_page;
 
+/* The evaluated split's name in the page's words ("test", "validation", "training"; "test"
+ * where cfg names none), lower case. */
+const char *report_split_word(const rn_report_config *cfg);
+
 /* Appends the whole HTML document to *out. */
 void report_html(const report_page *page, json_buf *out);
 
