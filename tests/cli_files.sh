@@ -481,6 +481,11 @@ assert len(conf) == 2 and sum(conf[0]) == 0 and sum(conf[1]) == 2, conf
 PY
 expect 0 "report on a folder of class b only" "$R" report --weights fm/m.safetensors --dataset folder-gray --split val \
     --data vb --no-png --quiet --output fm/rep
+# class a, without images in vb, is no failure: out of the per-class figure, "no images" in the grid
+[ "$(grep -c '>a<' fm/rep/per_class.svg)" = 0 ] && ok || bad "the per-class figure lists class a, which has no images"
+if [ -e fm/rep/correct.svg ]; then
+    hasnt fm/rep/correct.svg "none right" "class a, without images, is not 'none right'"
+fi
 expect 1 "eval a folder of a class the model lacks" "$R" eval "${EM[@]}" --data vc
 has err "class 'z' of the dataset is not one of the model's 2" "the class the model lacks is named"
 has err "fm/m.safetensors" "the checkpoint whose classes they are is named"

@@ -41,6 +41,9 @@ void report_class_stats(const rn_eval_result *ev, int k, class_stats *s) {
 
 typedef struct layout {
     int k;                  /* classes shown */
+    int with_images;        /* classes with images in the split: the others are left out (a
+                               recall of 0 there is no failure; the page's table leaves them
+                               out too) */
     int *order;             /* (num_classes): by recall, worst first; owned */
     class_stats *stats;     /* (num_classes); owned */
     double left, w, h;
@@ -73,15 +76,18 @@ static int make_layout(const report_eval *e, const report_names *n, layout *L) {
         free(rank);
         return 0;
     }
+    int m = 0;
     for (int i = 0; i < K; i++) {
         report_class_stats(&e->ev, i, &L->stats[i]);
-        rank[i] = (ranked){L->stats[i].recall, i};
+        if (L->stats[i].images > 0)
+            rank[m++] = (ranked){L->stats[i].recall, i};
     }
-    qsort(rank, (size_t)K, sizeof *rank, by_recall);
-    for (int i = 0; i < K; i++)
+    qsort(rank, (size_t)m, sizeof *rank, by_recall);
+    for (int i = 0; i < m; i++)
         L->order[i] = rank[i].index;
     free(rank);
-    L->k = K < MAX_SHOWN ? K : MAX_SHOWN;
+    L->with_images = m;
+    L->k = m < MAX_SHOWN ? m : MAX_SHOWN;
     double label_w = 0;
     for (int i = 0; i < L->k; i++) {
         char name[64];
@@ -115,7 +121,7 @@ void fig_classes(rn_canvas *c, const report_eval *e, const report_names *n) {
         return;
     }
     rn_font title = {17, RN_ALIGN_MIDDLE, 1, INK, 0};
-    if (L.k < e->ev.num_classes)
+    if (L.k < L.with_images)
         rn_draw_textf(c, L.w / 2, 28, &title, "Per class: the %d classes with the lowest recall", L.k);
     else
         rn_draw_text(c, L.w / 2, 28, &title, "Per class: recall, precision and F1, worst recall first");

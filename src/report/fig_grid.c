@@ -49,8 +49,14 @@ static layout make_layout(const report_eval *e, int wrong) {
     L.cell_w = fmax(L.img_w, L.by_class ? MIN_CELL_W_CLASS : MIN_CELL_W) + (L.by_class ? 8 : 12);
     L.cell_h = L.img_h + CAPTION_H + 14;
     if (L.by_class) {
+        /* as many rows as the class with the most picks fills (a class has fewer right images
+         * than right_per_class where it has few images: the figure had kept blank rows) */
         L.cols = e->ev.num_classes;
-        L.rows = e->right_per_class;
+        L.rows = 1;
+        for (int i = 0, run = 0; i < L.count; i++) {
+            run = i > 0 && L.picks[i - 1].label == L.picks[i].label ? run + 1 : 1;
+            L.rows = run > L.rows ? run : L.rows;
+        }
     } else {
         L.cols = L.count < COLS ? (L.count > 0 ? L.count : 1) : COLS;
         L.rows = (L.count + L.cols - 1) / L.cols;
@@ -119,6 +125,9 @@ void fig_grid(rn_canvas *c, const report_eval *e, const report_names *n, int wro
             found = L.picks[i].label == k;
         if (found)
             continue;
+        int64_t images = 0; /* the class's images in the split: none is no failure */
+        for (int p = 0; p < e->ev.num_classes; p++)
+            images += e->ev.confusion[(size_t)k * e->ev.num_classes + p];
         double ix = x0 + k * L.cell_w + dy, mid = x0 + (k + 0.5) * L.cell_w, ty = TOP + L.img_h + 17;
         rn_draw_rect(c, ix, TOP, L.img_w, L.img_h, 0xf4f4f4, RN_NONE, 0);
         double frame[10] = {ix, TOP, ix + L.img_w, TOP, ix + L.img_w, TOP + L.img_h, ix, TOP + L.img_h, ix, TOP};
@@ -127,8 +136,8 @@ void fig_grid(rn_canvas *c, const report_eval *e, const report_names *n, int wro
         rn_text_fit(&line1, n->name[k], room, name, sizeof name);
         rn_draw_text(c, mid, ty, &line1, name);
         rn_font none = line2;
-        none.color = RED;
-        rn_draw_text(c, mid, ty + 16, &none, "none right");
+        none.color = images ? RED : 0x888888;
+        rn_draw_text(c, mid, ty + 16, &none, images ? "none right" : "no images");
     }
     for (int i = 0; i < L.count; i++) {
         const report_pick *p = &L.picks[i];
