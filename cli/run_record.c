@@ -90,12 +90,29 @@ int cli_write_run_record(FILE *f, const arg_table *t, int argc, char **argv, con
 
     PUT(&b, ", \"flags\": {");
     int first = 1;
+    /* the flags that describe the model, as the model is (a resumed run's, or one --init loads,
+     * is the file's: the flags' defaults had been recorded, --width 64 for a width 8 model) */
+    char model_flag[32];
+    const char *const model_flags[] = {"arch", "stem", "width", "num-classes"};
     for (int i = 0; i < t->count; i++) {
         const arg_spec *s = &t->specs[i];
         if (s->kind == ARG_POSITIONAL)
             continue;
         json_buf_printf(&b, "%s\"%s\": ", first ? "" : ", ", s->name);
-        if (s->kind == ARG_FLAG) /* on from the command line, a recipe or a resumed plan */
+        int k = 0;
+        while (k < 4 && strcmp(s->name, model_flags[k]) != 0)
+            k++;
+        if (k < 4 && r->model) {
+            if (k == 0)
+                snprintf(model_flag, sizeof model_flag, "%s", rn_model_arch(r->model));
+            else if (k == 1)
+                snprintf(model_flag, sizeof model_flag, "%s",
+                         rn_model_stem(r->model) == RN_STEM_CIFAR ? "cifar" : "imagenet");
+            else
+                snprintf(model_flag, sizeof model_flag, "%d",
+                         k == 2 ? rn_model_width(r->model) : rn_model_num_classes(r->model));
+            json_text(&b, model_flag);
+        } else if (s->kind == ARG_FLAG) /* on from the command line, a recipe or a resumed plan */
             json_buf_put(&b, args_flag(t, s->name) ? "true" : "false", args_flag(t, s->name) ? 4u : 5u);
         else
             json_text(&b, s->value ? s->value : "");

@@ -183,6 +183,9 @@ for x, y in zip(a, b):
 assert meta["tally.images"] == "2000" and float(meta["tally.seconds"]) > 0, meta
 assert b[0]["elapsed"] > float(meta["elapsed"]) > 0 and b[1]["elapsed"] > b[0]["elapsed"], (meta, b)
 assert b[0]["seconds"] > float(meta["tally.seconds"]), (meta, b)
+# the resumed command's run record describes the model it trains, not the flags' defaults
+runs = [json.loads(l)["run"] for l in open(sys.argv[2]) if l.startswith('{"run"')]
+assert len(runs) == 2 and runs[1]["flags"]["width"] == "8" and runs[1]["flags"]["num-classes"] == "10", runs[1]["flags"]
 PY
     bad "the resumed epoch's record differs from the uninterrupted run's: $(cat "$T/tr/a.log.jsonl" "$T/tr/b.log.jsonl")"
 
