@@ -159,6 +159,10 @@ static epoch_totals totals(const rn_run_log *log) {
     epoch_totals t = {0, 0, 0, 0, INFINITY, 0};
     for (size_t i = 0; log && i < log->count; i++) {
         double s = log->epochs[i].v[RN_LOG_SECONDS], ips = log->epochs[i].v[RN_LOG_IMAGES_PER_SECOND];
+        /* an epoch trained before a resume, as older builds logged it: "seconds": 0 with no
+         * images per second; its time is not known, not 0 */
+        if (s == 0 && isnan(ips))
+            s = NAN;
         if (!isnan(s)) {
             t.epochs++;
             t.seconds += s;
