@@ -481,6 +481,13 @@ assert len(conf) == 2 and sum(conf[0]) == 0 and sum(conf[1]) == 2, conf
 PY
 expect 0 "report on a folder of class b only" "$R" report --weights fm/m.safetensors --dataset folder-gray --split val \
     --data vb --no-png --quiet --output fm/rep
+# again into the same folder with --no-png: the first one's PNG figures go (they would not match the page)
+expect 0 "report with PNGs" "$R" report --weights fm/m.safetensors --dataset folder-gray --split val --data vb \
+    --quiet --output fm/rep3
+ls fm/rep3/*.png >/dev/null 2>&1 && ok || bad "report wrote no PNG figures"
+expect 0 "report again with --no-png" "$R" report --weights fm/m.safetensors --dataset folder-gray --split val \
+    --data vb --quiet --no-png --output fm/rep3
+ls fm/rep3/*.png >/dev/null 2>&1 && bad "stale PNG figures left: $(ls fm/rep3)" || ok
 # class a, without images in vb, is no failure: out of the per-class figure, "no images" in the grid
 [ "$(grep -c '>a<' fm/rep/per_class.svg)" = 0 ] && ok || bad "the per-class figure lists class a, which has no images"
 if [ -e fm/rep/correct.svg ]; then

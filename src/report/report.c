@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -230,9 +231,21 @@ rn_status rn_report_write(rn_model *m, const rn_dataset *ds, const rn_report_con
         }
     }
     page.have_png = cfg.png;
-    for (int f = 0; f < FIG_COUNT && st == RN_OK; f++)
-        if (figure_present(&page, (report_figure)f))
+    for (int f = 0; f < FIG_COUNT && st == RN_OK; f++) {
+        const int present = figure_present(&page, (report_figure)f);
+        if (present)
             st = render_figure(&page, (report_figure)f, &summary->figures);
+        /* a figure file of an earlier report in the folder that this one does not write (no log,
+         * --no-png, no mistakes) goes: it would contradict the page beside it */
+        for (int png = present; png < 2 && st == RN_OK; png++) {
+            if (png && present && cfg.png)
+                break;
+            char stale[1100];
+            snprintf(stale, sizeof stale, "%s/%s.%s", cfg.output_dir, REPORT_FIGURE_NAMES[f],
+                     png ? "png" : "svg");
+            (void)unlink(stale);
+        }
+    }
     json_buf html = {0};
     if (st == RN_OK) {
         report_html(&page, &html);
