@@ -503,7 +503,9 @@ done:
 }
 
 int cmd_predict(int argc, char **argv) {
-    arg_table t = {"predict", "Classify JPEG / PNG images: the top-k classes with their probabilities.",
+    arg_table t = {"predict", "Classify JPEG / PNG images: the top-k classes with their probabilities. Every "
+                   "IMAGE's header is read first: one that is missing or not an image stops the "
+                   "command before any is classified.",
                    SPECS, sizeof SPECS / sizeof SPECS[0]};
     int r = args_parse(&t, argc, argv);
     if (r)
