@@ -145,9 +145,16 @@ void fig_confusion(rn_canvas *c, const report_eval *e, const report_names *n) {
     double side = L.k * L.cell, right = L.left + side, bottom = TOP + side;
     int64_t right_n = e->ev.top1;
     rn_font title = {17, RN_ALIGN_MIDDLE, 1, INK, 0};
-    if (L.k < e->ev.num_classes)
-        rn_draw_textf(c, L.w / 2, 28, &title, "Confusion matrix: the %d classes with the most mistakes", L.k);
-    else
+    if (L.k < e->ev.num_classes) { /* how many of the mistakes the cells shown hold */
+        int64_t shown = 0;
+        for (int i = 0; i < L.k; i++)
+            for (int j = 0; j < L.k; j++)
+                shown += i != j ? cell_count(e, L.idx[i], L.idx[j]) : 0;
+        rn_draw_textf(c, L.w / 2, 28, &title,
+                      "Confusion matrix: the %d classes with the most mistakes (%lld of the %lld "
+                      "mistakes are between them)", L.k, (long long)shown,
+                      (long long)(e->ev.count - right_n));
+    } else
         rn_draw_textf(c, L.w / 2, 28, &title, "Confusion matrix: %lld of %lld right (%.1f%%)",
                       (long long)right_n, (long long)e->ev.count,
                       e->ev.count ? 100.0 * right_n / e->ev.count : 0.0);
