@@ -188,6 +188,11 @@ runs = [json.loads(l)["run"] for l in open(sys.argv[2]) if l.startswith('{"run"'
 assert len(runs) == 2 and runs[1]["flags"]["width"] == "8" and runs[1]["flags"]["num-classes"] == "10", runs[1]["flags"]
 PY
     bad "the resumed epoch's record differs from the uninterrupted run's: $(cat "$T/tr/a.log.jsonl" "$T/tr/b.log.jsonl")"
+# a checkpoint saved inside an epoch: the report says how far past the last logged epoch it is
+expect 0 "train to step 13 (3 steps into epoch 2)" "$R" "${TR[@]}" --save "$T/tr/c.safetensors" --max-steps 13
+expect 0 "report on it" "$R" report --weights "$T/tr/c.safetensors" --data data/fmnist-small --no-png --quiet
+grep -q "the checkpoint is 3 steps past the end of epoch 1" "$T/tr/c_report/report.html" && ok ||
+    bad "the report does not say the checkpoint is 3 steps past epoch 1"
 
 expect 0 "bench --json" "$R" bench --arch resnet18 --batch-size 2 --image-size 32 --warmup 0 --repeats 2 --json
 /usr/bin/python3 -c "

@@ -262,6 +262,14 @@ static void tiles(const report_page *p, json_buf *b) {
         } else {
             PUT(b, "time not logged");
         }
+        /* a checkpoint saved inside an epoch (--max-steps, --save-every, a signal): its steps
+         * past the last logged epoch are in no figure of the log */
+        const double logged = p->log->epochs[p->log->count - 1].v[RN_LOG_STEPS];
+        if (!isnan(logged) && p->ckpt_step > (long long)logged)
+            json_buf_printf(b, "; the checkpoint is %lld step%s past the end of epoch %.0f",
+                            p->ckpt_step - (long long)logged,
+                            p->ckpt_step - (long long)logged == 1 ? "" : "s",
+                            p->log->epochs[p->log->count - 1].epoch);
     } else {
         PUT(b, "&ndash;</div><div class=\"note\">no training log");
     }

@@ -214,6 +214,10 @@ rn_status rn_report_write(rn_model *m, const rn_dataset *ds, const rn_report_con
     report_names rnames = {0};
     report_page page = {.cfg = &cfg, .model = m, .eval = &eval, .names = &rnames};
     page.image_size = cfg.loader.image_size ? cfg.loader.image_size : ds->height;
+    page.ckpt_step = -1;
+    char step_text[32];
+    if (cfg.weights_path && rn_weights_meta(cfg.weights_path, "step", step_text, sizeof step_text) == RN_OK)
+        page.ckpt_step = atoll(step_text);
     time_t now = time(NULL);
     struct tm utc;
     gmtime_r(&now, &utc);

@@ -100,6 +100,7 @@ typedef struct report_page {
     const rn_run_log *log;       /* NULL without a log */
     const char *log_error;       /* why the log could not be read, or NULL */
     int image_size;              /* the model's input side */
+    long long ckpt_step;         /* the checkpoint's optimizer step (its metadata "step"), or -1 */
     char generated[32];          /* UTC time, ISO 8601 */
     json_buf svg[FIG_COUNT];     /* inline SVG of each figure; empty when left out */
     int have_png;                /* PNG files were written */
