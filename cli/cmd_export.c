@@ -178,7 +178,7 @@ int cmd_export(int argc, char **argv) {
         meta_free(&e);
         return EXIT_RUNTIME;
     }
-    if (o.height == 0 && e.image_size) {
+    if (o.height == 0 && e.image_size && strcmp(e.image_size, "0") != 0) { /* "0": not known */
         char *end;
         long side = strtol(e.image_size, &end, 10);
         if (end == e.image_size || *end || side < 1 || side > 65536) {

@@ -190,12 +190,12 @@ static int setup_model(train_run *r, const char *resume) {
     cfg.precision = args_str(t, "precision");
     if (strcmp(args_str(t, "lr-backbone"), "same") != 0) {
         if (!cli_number_ok(t, "lr-backbone"))
-            return EXIT_RUNTIME;
+            return EXIT_USAGE;
         cfg.lr_backbone = atof(args_str(t, "lr-backbone"));
     }
     int warmup;
     if (!args_int(t, "warmup", 0, 100000000, &warmup))
-        return EXIT_RUNTIME;
+        return EXIT_USAGE;
     cfg.warmup_steps = warmup;
     r->cfg = cfg;
     return fits_in_memory(r, &cfg) ? 0 : EXIT_RUNTIME;

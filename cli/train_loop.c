@@ -92,6 +92,8 @@ static int bad_step(train_run *r, const rn_step_result *res, int in_a_row) {
     char what[96];
     if (isfinite(res->loss))
         snprintf(what, sizeof what, "a gradient or a BatchNorm statistic is not finite (loss %g)", res->loss);
+    else if (r->dist.size > 1) /* a process's own BatchNorm statistics poison the summed loss */
+        snprintf(what, sizeof what, "the loss, or a BatchNorm statistic of some process, is not finite");
     else
         snprintf(what, sizeof what, "the loss is %g", res->loss);
     if (r->lead) /* under MPI every rank skips the same steps */

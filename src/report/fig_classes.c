@@ -41,9 +41,9 @@ void report_class_stats(const rn_eval_result *ev, int k, class_stats *s) {
 
 typedef struct layout {
     int k;                  /* classes shown */
-    int with_images;        /* classes with images in the split: the others are left out (a
-                               recall of 0 there is no failure; the page's table leaves them
-                               out too) */
+    int with_images;        /* classes with images in the split, or predicted: the others are
+                               left out (a recall of 0 there is no failure), as the page's
+                               table leaves them out */
     int *order;             /* (num_classes): by recall, worst first; owned */
     class_stats *stats;     /* (num_classes); owned */
     double left, w, h;
@@ -79,7 +79,7 @@ static int make_layout(const report_eval *e, const report_names *n, layout *L) {
     int m = 0;
     for (int i = 0; i < K; i++) {
         report_class_stats(&e->ev, i, &L->stats[i]);
-        if (L->stats[i].images > 0)
+        if (L->stats[i].images > 0 || L->stats[i].predicted > 0)
             rank[m++] = (ranked){L->stats[i].recall, i};
     }
     qsort(rank, (size_t)m, sizeof *rank, by_recall);

@@ -235,13 +235,19 @@ rn_status rn_report_write(rn_model *m, const rn_dataset *ds, const rn_report_con
         }
     }
     page.have_png = cfg.png;
+    /* an earlier report in the folder: its figures this one does not write go (below) */
+    char earlier[1100];
+    snprintf(earlier, sizeof earlier, "%s/report.html", cfg.output_dir);
+    struct stat sb;
+    const int had_report = stat(earlier, &sb) == 0 && S_ISREG(sb.st_mode);
     for (int f = 0; f < FIG_COUNT && st == RN_OK; f++) {
         const int present = figure_present(&page, (report_figure)f);
         if (present)
             st = render_figure(&page, (report_figure)f, &summary->figures);
-        /* a figure file of an earlier report in the folder that this one does not write (no log,
-         * --no-png, no mistakes) goes: it would contradict the page beside it */
-        for (int png = present; png < 2 && st == RN_OK; png++) {
+        /* a figure file of an earlier report in the folder (where its report.html is) that this
+         * one does not write (no log, --no-png, no mistakes) goes: it would contradict the page
+         * beside it */
+        for (int png = present; had_report && png < 2 && st == RN_OK; png++) {
             if (png && present && cfg.png)
                 break;
             char stale[1100];

@@ -19,7 +19,9 @@
  *   correct.svg/png     correct images: the most confident of each class (or
  *                       a seeded sample when there are more classes than cells)
  * Figures without data (no log, no mistakes) are left out, and the page says
- * why. PNGs are written only with cfg->png.
+ * why. PNGs are written only with cfg->png. Where the folder holds an earlier
+ * report (its report.html), that report's figure files this one does not
+ * write are removed, so that none contradicts the new page.
  *
  * The run's facts come from the training log's run record (train/runlog.h)
  * and the checkpoint's metadata; what neither has is shown as not recorded.
