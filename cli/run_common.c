@@ -537,7 +537,36 @@ static int split_path(const char *path, char *dir, char *base, size_t cap) {
     return 1;
 }
 
-int cli_same_file(const char *a, const char *b) {
+/* path without empty and "." names ("runs//./m" -> "runs/m", "./m" -> "m", "/" stays); 0 if
+ * it does not fit. ".." is kept: what it names depends on the folders being there. */
+static int lexical_clean(const char *path, char *out, size_t cap) {
+    size_t n = 0;
+    const int absolute = path[0] == '/';
+    if (absolute)
+        out[n++] = '/';
+    for (const char *p = path; *p;) {
+        while (*p == '/')
+            p++;
+        size_t len = strcspn(p, "/");
+        if (len == 0 || (len == 1 && p[0] == '.')) {
+            p += len;
+            continue;
+        }
+        if (n + (n > (size_t)absolute) + len + 1 > cap)
+            return 0;
+        if (n > (size_t)absolute)
+            out[n++] = '/';
+        memcpy(out + n, p, len);
+        n += len;
+        p += len;
+    }
+    if (n == 0)
+        out[n++] = '.';
+    out[n] = '\0';
+    return 1;
+}
+
+static int same_file_clean(const char *a, const char *b) {
     struct stat sa, sb;
     if (strcmp(a, b) == 0)
         return 1;
@@ -548,9 +577,18 @@ int cli_same_file(const char *a, const char *b) {
      * folders compared alike (runs/m and runs/../runs/m, or ./m and m, are one file to be) */
     char da[1024], db[1024], na[1024], nb[1024];
     if (!split_path(a, da, na, sizeof da) || !split_path(b, db, nb, sizeof db) || strcmp(na, nb) != 0 ||
-        strcmp(na, ".") == 0 || strcmp(na, "..") == 0)
+        strcmp(na, "..") == 0)
         return 0;
-    return strcmp(da, a) != 0 && strcmp(db, b) != 0 && cli_same_file(da, db);
+    return strcmp(da, a) != 0 && strcmp(db, b) != 0 && same_file_clean(da, db);
+}
+
+int cli_same_file(const char *a, const char *b) {
+    char ca[1024], cb[1024];
+    if (strcmp(a, b) == 0)
+        return 1;
+    if (!lexical_clean(a, ca, sizeof ca) || !lexical_clean(b, cb, sizeof cb))
+        return 0;
+    return same_file_clean(ca, cb);
 }
 
 int cli_output_not_input(const char *command, const char *out_what, const char *out,

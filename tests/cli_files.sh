@@ -299,6 +299,8 @@ expect 2 "--log onto the optimizer state to be, in a folder to be" "$R" "${T1[@]
     --log ./ng/b.optim.safetensors
 has err "is the checkpoint's optimizer state" "the clash is named"
 [ ! -e ng ] && ok || bad "a refused run left the folder ng"
+expect 2 "--log onto the checkpoint to be, with a doubled slash" "$R" "${T1[@]}" --save ng//b.safetensors \
+    --log ng/./b.safetensors
 expect 2 "--log onto the --resume checkpoint" "$R" "${T1[@]}" --resume o/m.safetensors --save g/c.safetensors \
     --log o/m.safetensors --max-steps 3
 expect 2 "--log onto --resume's optimizer state" "$R" "${T1[@]}" --resume o/m.safetensors --save g/c.safetensors \
