@@ -24,7 +24,7 @@ double train_clock_s(void) {
 
 /* Writes the checkpoint; returns 0 or, after saying why, an exit status. */
 static int save_checkpoint(train_run *r, int64_t epoch, int64_t position) {
-    char size[16], ep[32], pos[32], seed[32], ranks[16], elapsed[32], tally[6][40];
+    char size[16], ep[32], pos[32], seed[32], ranks[16], elapsed[32], tally[7][40];
     snprintf(size, sizeof size, "%d", r->lcfg.image_size ? r->lcfg.image_size : r->train.height);
     snprintf(ep, sizeof ep, "%lld", (long long)epoch);
     snprintf(pos, sizeof pos, "%lld", (long long)position);
@@ -40,8 +40,8 @@ static int save_checkpoint(train_run *r, int64_t epoch, int64_t position) {
                           rn_model_stem(r->m) == RN_STEM_CIFAR ? "cifar" : "imagenet", names};
     const double now = train_clock_s();
     snprintf(elapsed, sizeof elapsed, "%.3f", r->elapsed_before + now - r->started);
-    const char *okeys[11 + PLAN_MAX_META] = {"epoch", "position", "seed", "ranks", "elapsed"};
-    const char *ovals[11 + PLAN_MAX_META] = {ep, pos, seed, ranks, elapsed};
+    const char *okeys[12 + PLAN_MAX_META] = {"epoch", "position", "seed", "ranks", "elapsed"};
+    const char *ovals[12 + PLAN_MAX_META] = {ep, pos, seed, ranks, elapsed};
     int no = 5;
     const epoch_tally *e = &r->tally;
     if (e->present && e->epoch == epoch) { /* saved inside the epoch (or on its last step) */
@@ -51,7 +51,8 @@ static int save_checkpoint(train_run *r, int64_t epoch, int64_t position) {
         snprintf(tally[3], sizeof tally[3], "%lld", (long long)e->skipped);
         snprintf(tally[4], sizeof tally[4], "%.17g", e->loss_sum);
         snprintf(tally[5], sizeof tally[5], "%.3f", e->seconds + now - r->tally_t0);
-        for (int i = 0; i < 6; i++)
+        snprintf(tally[6], sizeof tally[6], "%.17g", e->lr);
+        for (int i = 0; i < 7; i++)
             okeys[no] = plan_tally_keys[i], ovals[no++] = tally[i];
     }
     memcpy(okeys + no, r->plan.keys, (size_t)r->plan.count * sizeof *okeys);
@@ -204,11 +205,11 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
         const epoch_tally *was = &r->plan.tally;
         if (epoch == start_epoch && was->present && was->epoch == epoch) {
             seen = was->images, correct = was->correct, skipped = was->skipped;
-            loss_sum = was->loss_sum, secs_before = was->seconds;
+            loss_sum = was->loss_sum, secs_before = was->seconds, lr = was->lr;
         }
         const int64_t seen0 = seen;
         r->tally_t0 = t0;
-        r->tally = (epoch_tally){1, epoch, seen, correct, skipped, loss_sum, secs_before};
+        r->tally = (epoch_tally){1, epoch, seen, correct, skipped, loss_sum, secs_before, lr};
         int step = (int)(start_position / B);
         start_position = 0;
         int stopped = 0;
@@ -245,7 +246,7 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
             seen += n, run_images += n;
             correct += res.correct;
             loss_sum += (double)res.loss * n;
-            r->tally = (epoch_tally){1, epoch, seen, correct, skipped, loss_sum, secs_before};
+            r->tally = (epoch_tally){1, epoch, seen, correct, skipped, loss_sum, secs_before, lr};
             lr = res.lr;
             double el = train_clock_s() - t0, ips = (seen - seen0) / (el > 0 ? el : 1e-9);
             progress_line(r, (int)epoch + 1, step, steps, loss_sum / seen, (double)correct / seen, ips,
@@ -353,12 +354,19 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
             log_flush(r);
             write_curves(r, 1);
         } else if (r->lead && r->logf) {
+            /* an epoch whose every step was skipped has no training figures: null, not 0 */
+            char loss_t[32] = "null", acc_t[32] = "null", lr_t[32] = "null", ips_t[32] = "null";
+            if (seen > 0) {
+                snprintf(loss_t, sizeof loss_t, "%.6f", loss_sum / seen);
+                snprintf(acc_t, sizeof acc_t, "%.6f", (double)correct / seen);
+                snprintf(lr_t, sizeof lr_t, "%.8g", lr);
+                snprintf(ips_t, sizeof ips_t, "%.2f", seen / (train_secs > 0 ? train_secs : 1e-9));
+            }
             fprintf(r->logf,
-                    "{\"epoch\": %lld, \"train_loss\": %.6f, \"train_acc\": %.6f, %s, \"lr\": %.8g, "
-                    "\"seconds\": %.3f, \"images_per_second\": %.2f, \"steps\": %lld, \"skipped_steps\": %lld, "
+                    "{\"epoch\": %lld, \"train_loss\": %s, \"train_acc\": %s, %s, \"lr\": %s, "
+                    "\"seconds\": %.3f, \"images_per_second\": %s, \"steps\": %lld, \"skipped_steps\": %lld, "
                     "\"elapsed\": %.3f}\n",
-                    (long long)epoch + 1, loss_sum / (seen ? seen : 1), (double)correct / (seen ? seen : 1),
-                    test_json, lr, train_secs, seen / (train_secs > 0 ? train_secs : 1e-9),
+                    (long long)epoch + 1, loss_t, acc_t, test_json, lr_t, train_secs, ips_t,
                     (long long)rn_trainer_steps(r->tr), (long long)skipped,
                     r->elapsed_before + train_clock_s() - r->started);
             log_flush(r);

@@ -18,8 +18,9 @@ static const char *const PLAN_FLAGS[PLAN_N_FLAGS] = {
 
 #define PREFIX "plan."
 
-const char *const plan_tally_keys[6] = {"tally.epoch",   "tally.images",   "tally.correct",
-                                        "tally.skipped", "tally.loss_sum", "tally.seconds"};
+const char *const plan_tally_keys[7] = {"tally.epoch",    "tally.images",  "tally.correct",
+                                        "tally.skipped",  "tally.loss_sum", "tally.seconds",
+                                        "tally.lr"};
 
 /* ---------------------------------------------------------------------------
  * Reading and applying
@@ -40,15 +41,16 @@ static void on_meta(void *ctx, const char *key, const char *value) {
         p->elapsed = atof(value);
         return;
     }
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 7; i++)
         if (strcmp(key, plan_tally_keys[i]) == 0) {
             epoch_tally *e = &p->tally;
             int64_t *counts[] = {&e->epoch, &e->images, &e->correct, &e->skipped};
+            double *reals[] = {&e->loss_sum, &e->seconds, &e->lr};
             if (i < 4)
                 *counts[i] = atoll(value);
             else
-                *(i == 4 ? &e->loss_sum : &e->seconds) = strtod(value, NULL);
-            e->present |= 1 << i; /* all six: 63 */
+                *reals[i - 4] = strtod(value, NULL);
+            e->present |= 1 << i; /* all seven: 127 */
             return;
         }
     if (strncmp(key, PREFIX, strlen(PREFIX)) != 0)
@@ -69,9 +71,9 @@ static void on_meta(void *ctx, const char *key, const char *value) {
 rn_status plan_read(train_plan *p, const char *optim_path) {
     memset(p, 0, sizeof *p);
     rn_status st = rn_weights_meta_each(optim_path, on_meta, p);
-    p->tally.present = p->tally.present == 63 && p->tally.images >= 0 && p->tally.correct >= 0 &&
+    p->tally.present = p->tally.present == 127 && p->tally.images >= 0 && p->tally.correct >= 0 &&
                        p->tally.skipped >= 0 && isfinite(p->tally.loss_sum) &&
-                       isfinite(p->tally.seconds);
+                       isfinite(p->tally.seconds) && isfinite(p->tally.lr);
     if (!isfinite(p->elapsed) || p->elapsed < 0)
         p->elapsed = 0;
     return st;

@@ -34,10 +34,11 @@ typedef struct epoch_tally {
                                             steps skipped as not finite */
     double loss_sum;                     /* the good steps' loss x images */
     double seconds;                      /* of training in it */
+    double lr;                           /* the learning rate of its last good step (0: none) */
 } epoch_tally;
 
-/* The metadata keys of an epoch_tally, in its fields' order (epoch .. seconds). */
-extern const char *const plan_tally_keys[6];
+/* The metadata keys of an epoch_tally, in its fields' order (epoch .. lr). */
+extern const char *const plan_tally_keys[7];
 
 typedef struct train_plan {
     /* read from a checkpoint (plan_read) */
