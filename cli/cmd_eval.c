@@ -17,6 +17,7 @@ static arg_spec SPECS[] = {
     {"data", ARG_STRING, NULL, "dataset directory", 0, 0},
     {"dataset", ARG_STRING, "auto", "fashion-mnist, mnist, cifar10, folder or folder-gray; auto: from the checkpoint", 0, 0},
     {"split", ARG_STRING, "test", "test (an image folder's val), val (image folders only) or train", 0, 0},
+    {"classes", ARG_STRING, "names", "an image folder's labels: names (its class folders matched to the checkpoint's class names, where it has them) or position (the folders in sorted order as the model's classes 0, 1, ...)", 0, 0},
     {"batch-size", ARG_INT, "256", "images per batch", 0, 0},
     {"image-size", ARG_INT, "-1", "resize to this size; -1: from the checkpoint; 0: the dataset's own", 0, 0},
     {"normalize", ARG_STRING, "auto", "none, MEAN,..:STD,.., or auto (from the checkpoint)", 0, 0},
@@ -123,7 +124,7 @@ int cmd_eval(int argc, char **argv) {
         status = EXIT_USAGE;
         goto done;
     }
-    if (!cli_match_classes("eval", weights, kind, m, &ds))
+    if (!cli_match_classes(&t, weights, kind, m, &ds))
         goto done;
     int side = cfg.image_size ? cfg.image_size : ds.height, wide = cfg.image_size ? cfg.image_size : ds.width;
     size_t per_image = ((size_t)ds.channels * side * wide + 2 * (size_t)rn_model_num_classes(m)) * sizeof(float);

@@ -21,6 +21,7 @@ static arg_spec SPECS[] = {
     {"data", ARG_STRING, NULL, "dataset directory", 0, 0},
     {"dataset", ARG_STRING, "auto", "fashion-mnist, mnist, cifar10, folder or folder-gray; auto: from the checkpoint", 0, 0},
     {"split", ARG_STRING, "test", "test (an image folder's val), val (image folders only) or train", 0, 0},
+    {"classes", ARG_STRING, "names", "an image folder's labels: names (its class folders matched to the checkpoint's class names, where it has them) or position (the folders in sorted order as the model's classes 0, 1, ...)", 0, 0},
     {"log", ARG_STRING, "auto", "training log (JSON lines); auto: the checkpoint's, if it exists; none: no curves; "
      "a log named must exist", 0, 0},
     {"output", ARG_STRING, "auto", "folder for report.html and the figures; auto: next to the checkpoint, named after it + _report", 0, 0},
@@ -145,7 +146,7 @@ int cmd_report(int argc, char **argv) {
         status = EXIT_USAGE;
         goto done;
     }
-    if (!cli_match_classes("report", weights, kind, m, &ds))
+    if (!cli_match_classes(&t, weights, kind, m, &ds))
         goto done;
     if (ds.count == 0) {
         cli_error("report", "the %s split is empty", split);

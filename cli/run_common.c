@@ -408,6 +408,11 @@ int cli_eval_flags_ok(const arg_table *t) {
     }
     if ((args_spec(t, "conv-algo") && !cli_conv_algo_ok(t)) || (args_spec(t, "precision") && !cli_precision_ok(t, 0)))
         return 0;
+    const char *classes = args_spec(t, "classes") ? args_str(t, "classes") : "names";
+    if (strcmp(classes, "names") != 0 && strcmp(classes, "position") != 0) {
+        cli_error(t->command, "--classes must be names or position, got '%s'", classes);
+        return 0;
+    }
     return !args_spec(t, "tta") || cli_parse_tta(t, &cfg);
 }
 
@@ -454,9 +459,10 @@ int cli_normalize_fits(const arg_table *t, int channels) {
     return 0;
 }
 
-int cli_match_classes(const char *command, const char *weights, const char *kind, const rn_model *m,
+int cli_match_classes(const arg_table *t, const char *weights, const char *kind, const rn_model *m,
                       rn_dataset *ds) {
-    if (!rn_dataset_kind_is_folder(kind))
+    const char *command = t->command;
+    if (!rn_dataset_kind_is_folder(kind) || strcmp(args_str(t, "classes"), "position") == 0)
         return 1;
     const int k = rn_model_num_classes(m);
     char **names = NULL;
@@ -471,7 +477,8 @@ int cli_match_classes(const char *command, const char *weights, const char *kind
     rn_status st = rn_dataset_match_classes(ds, (const char *const *)names, k, &matched);
     free(names);
     if (st != RN_OK) {
-        cli_error(command, "%s (the classes %s names)", rn_last_error(), weights);
+        cli_error(command, "%s (the classes %s names; --classes position labels the folders by "
+                  "their sorted order instead)", rn_last_error(), weights);
         return 0;
     }
     if (!matched)

@@ -182,8 +182,8 @@ int cli_normalize_fits(const arg_table *t, int channels);
  * model's by name where the checkpoint names them (rn_checkpoint_class_names;
  * rn_dataset_match_classes), so that a folder with fewer classes, or other ones, is labelled
  * as the model's classes are; a warning where no class's name matches. Other kinds are left
- * as they are. Returns 0 after an error message. */
-int cli_match_classes(const char *command, const char *weights, const char *kind, const rn_model *m,
+ * as they are; with --classes position (t's), nothing is matched. Returns 0 after an error message. */
+int cli_match_classes(const arg_table *t, const char *weights, const char *kind, const rn_model *m,
                       rn_dataset *ds);
 
 /* The name of a file that goes with a weights file: "dir/run.safetensors" -> "dir/run" + suffix

@@ -506,7 +506,10 @@ if ev["top1"] > 0:
 PY
 expect 1 "eval a folder of a class the model lacks" "$R" eval "${EM[@]}" --data vc
 has err "class 'z' of the dataset is not one of the model's 2" "the class the model lacks is named"
+has err "--classes position" "the way to label by position is named"
 has err "fm/m.safetensors" "the checkpoint whose classes they are is named"
+expect 0 "eval that folder with --classes position" "$R" eval "${EM[@]}" --data vc --classes position
+expect 2 "eval --classes bogus" "$R" eval "${EM[@]}" --data vc --classes bogus
 expect 0 "eval a folder whose classes are named otherwise" "$R" eval "${EM[@]}" --data vz
 has err "none of the dataset's 2 class folders is named as a class of fm/m.safetensors" "by position, with a warning"
 

@@ -492,6 +492,17 @@ static void test_match_classes(void) {
     CHECK(rn_dataset_match_classes(&ds, model, 3, &matched) == RN_OK && matched == 3 &&
               ds.labels[2] == 2, "the same classes: unchanged");
     rn_dataset_free(&ds);
+    /* a '/' of the model's name, which no folder can hold, matches '_', '-' or ' ' */
+    const char *fashion[] = {"T-shirt/top", "Trouser"}, *folders[] = {"T-shirt_top", "Trouser"},
+               *wrong[] = {"T-shirt.top", "Trouser"};
+    ds = named(2, folders, 2);
+    CHECK(rn_dataset_match_classes(&ds, fashion, 2, &matched) == RN_OK && matched == 2,
+          "T-shirt_top is the model's T-shirt/top: %s", rn_last_error());
+    rn_dataset_free(&ds);
+    ds = named(2, wrong, 2);
+    CHECK(rn_dataset_match_classes(&ds, fashion, 2, &matched) == RN_ERR_MISMATCH,
+          "T-shirt.top is not T-shirt/top");
+    rn_dataset_free(&ds);
 }
 
 static void test_resize(void) {

@@ -198,6 +198,15 @@ rn_status rn_checkpoint_class_names(const char *weights, int k, char ***names) {
  * A dataset labelled by a model's classes
  * ------------------------------------------------------------------------- */
 
+/* A dataset's class name is the model's: the same text, where a '/' of the model's (which no
+ * folder name can hold: Fashion-MNIST's "T-shirt/top") may be a '/', '_', '-' or ' '. */
+static int same_class(const char *model, const char *data) {
+    for (; *model && *data; model++, data++)
+        if (*model != *data && !(*model == '/' && strchr("_- ", *data)))
+            return 0;
+    return *model == *data;
+}
+
 rn_status rn_dataset_match_classes(rn_dataset *ds, const char *const *names, int k, int *matched) {
     if (matched)
         *matched = 0;
@@ -212,7 +221,7 @@ rn_status rn_dataset_match_classes(rn_dataset *ds, const char *const *names, int
     for (int c = 0; c < ds->num_classes; c++) {
         to[c] = -1;
         for (int j = 0; j < k && to[c] < 0; j++)
-            if (names[j] && strcmp(names[j], ds->class_names[c]) == 0)
+            if (names[j] && same_class(names[j], ds->class_names[c]))
                 to[c] = j;
         if (to[c] >= 0)
             found++;

@@ -61,7 +61,9 @@ void rn_dataset_free(rn_dataset *ds);
  * labelled cat 0, the model's bird); *matched is then ds's class count. When none is, ds is
  * left as it is and *matched is 0 (other names for the same classes, labelled by position, as
  * before). When some are and some are not, fails with RN_ERR_MISMATCH naming the first class
- * the model lacks. A dataset without class names is left as it is (*matched 0). */
+ * the model lacks. A dataset without class names is left as it is (*matched 0). A '/' in a
+ * model's name (which no folder's can hold: Fashion-MNIST's "T-shirt/top") matches '/', '_',
+ * '-' or ' '. */
 rn_status rn_dataset_match_classes(rn_dataset *ds, const char *const *names, int k, int *matched);
 
 /* ---- the format readers behind rn_dataset_load ------------------------------ */
