@@ -165,7 +165,8 @@ rn_status cli_make_output_dirs_quietly(const char *path, cli_made_dirs *made);
 void cli_made_dirs_say(const char *command, const char *path, const cli_made_dirs *made);
 
 /* Removes the folders made for path, from the innermost out, each only while empty: a command
- * that fails before writing leaves no folder behind. */
+ * that fails before writing leaves no folder behind (train calls it on any failure: a run that
+ * said it made a folder and then failed before writing into it takes the folder away too). */
 void cli_unmake_output_dirs(const char *path, const cli_made_dirs *made);
 
 /* Whether path can be read (a missing file, or a folder, cannot): 0 after "COMMAND: PREFIXpath:
