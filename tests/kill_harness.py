@@ -14,7 +14,8 @@ inside saves: at least a third of the kills must land inside one.
 
 1. A reference run is stopped (SIGSTOP) at each committed save and the
    checkpoint's contents are recorded: weights, optimizer state and their
-   metadata but for the run id, which every run draws anew.
+   metadata but for the run id, which every run draws anew, and the wall-clock
+   times (the run's elapsed seconds and those of the epoch in progress).
 2. Chains of runs: start (or --resume the last checkpoint), kill at a random
    moment (half the time while a save is under way), check the files, repeat
    until a run finishes; its final checkpoint must equal the reference's, its
@@ -119,7 +120,8 @@ class Run:
 
 
 def read_st(path):
-    """(metadata without the run id, run id, step, digest of header and data) of a safetensors file."""
+    """(run id, step, digest of header and data) of a safetensors file, the metadata's run id and
+    wall-clock times ("elapsed", "tally.seconds") left out of the digest."""
     with open(path, "rb") as f:
         raw = f.read()
     n = int.from_bytes(raw[:8], "little")
@@ -128,6 +130,8 @@ def read_st(path):
     header = json.loads(raw[8:8 + n])
     meta = header.get("__metadata__", {})
     run_id, step = meta.pop("run_id", None), meta.get("step")
+    for key in ("elapsed", "tally.seconds"):
+        meta.pop(key, None)
     end = max([v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"] + [0])
     if 8 + n + end != len(raw):
         raise ValueError("%s: %d bytes, the header describes %d" % (path, len(raw), 8 + n + end))
