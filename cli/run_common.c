@@ -194,22 +194,7 @@ rn_status cli_make_output_dirs(const char *command, const char *path) {
 }
 
 rn_status cli_make_output_dirs_quietly(const char *path, cli_made_dirs *made) {
-    /* the outermost folder missing above path: the first prefix ending before a '/' not there */
-    made->outer[0] = '\0';
-    const size_t n = strlen(path);
-    for (size_t i = 1; i < n && i < sizeof made->outer; i++) {
-        struct stat sb;
-        if (path[i] != '/' || path[i - 1] == '/')
-            continue;
-        snprintf(made->outer, sizeof made->outer, "%.*s", (int)i, path);
-        if (stat(made->outer, &sb) != 0)
-            break;
-        made->outer[0] = '\0';
-    }
-    rn_status st = rn_make_parent_dirs(path, made->whole, sizeof made->whole);
-    if (st != RN_OK || !made->whole[0])
-        made->whole[0] = made->outer[0] = '\0';
-    return st;
+    return rn_make_parent_dirs(path, made->whole, sizeof made->whole, made->outer, sizeof made->outer);
 }
 
 void cli_made_dirs_say(const char *command, const char *path, const cli_made_dirs *made) {

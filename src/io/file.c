@@ -108,9 +108,12 @@ int rn_file_is_temp(const char *path) {
  * Folders
  * ------------------------------------------------------------------------- */
 
-rn_status rn_make_parent_dirs(const char *path, char *created, size_t cap) {
+rn_status rn_make_parent_dirs(const char *path, char *created, size_t cap, char *outer,
+                              size_t outer_cap) {
     if (created && cap)
         created[0] = '\0';
+    if (outer && outer_cap)
+        outer[0] = '\0';
     if (!path)
         return rn_fail(RN_ERR_ARG, "rn_make_parent_dirs: path is NULL");
     const char *slash = strrchr(path, '/');
@@ -144,12 +147,16 @@ rn_status rn_make_parent_dirs(const char *path, char *created, size_t cap) {
             st = rn_fail(RN_ERR_IO, "%s: cannot create the folder '%s': %s", path, dir,
                          strerror(errno));
         } else {
+            if (!made && outer && outer_cap) /* the first one made: the outermost */
+                snprintf(outer, outer_cap, "%s", dir);
             made = 1;
         }
         dir[i] = keep;
     }
     if (st == RN_OK && made && created && cap)
         snprintf(created, cap, "%s", dir);
+    if (st != RN_OK && outer && outer_cap)
+        outer[0] = '\0';
     free(dir);
     return st;
 }

@@ -82,10 +82,13 @@ rn_status rn_file_rename(const char *from, const char *to);
 
 /* Creates the folders missing above `path` (as mkdir -p on its dirname;
  * path itself is not touched). When some were created, `created` (cap
- * bytes, may be NULL) receives the folder path lies in, else "". Fails with
+ * bytes, may be NULL) receives the folder path lies in, and `outer`
+ * (outer_cap bytes, may be NULL) the outermost one created
+ * (runs/a/b/m beside no runs: runs/a/b and runs), else "". Fails with
  * RN_ERR_IO naming path and the folder at fault (one that exists but is
  * not a folder, or that mkdir refuses). Never prints. */
-rn_status rn_make_parent_dirs(const char *path, char *created, size_t cap);
+rn_status rn_make_parent_dirs(const char *path, char *created, size_t cap, char *outer,
+                              size_t outer_cap);
 
 /* Writes len bytes to path atomically (open, write, commit). */
 rn_status rn_file_write_all(const char *path, const void *data, size_t len);
