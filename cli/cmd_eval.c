@@ -37,10 +37,10 @@ static void progress(void *ctx, int64_t done, int64_t total) {
 static void print_report(const rn_eval_result *ev, const rn_dataset *ds, int json) {
     int K = ds->num_classes;
     if (json) {
-        printf("{\"count\": %lld, \"loss\": ", (long long)ev->count);
-        cli_json_number("%.6f", ev->loss); /* NaN logits: null, as JSON has it */
-        printf(", \"top1\": %.6f, \"top5\": %.6f, \"per_class\": [", (double)ev->top1 / ev->count,
-               (double)ev->top5 / ev->count);
+        char loss[32]; /* NaN logits: null, as JSON has it */
+        printf("{\"count\": %lld, \"loss\": %s, \"top1\": %.6f, \"top5\": %.6f, \"per_class\": [",
+               (long long)ev->count, cli_json_number(loss, sizeof loss, "%.6f", ev->loss),
+               (double)ev->top1 / ev->count, (double)ev->top5 / ev->count);
         for (int c = 0; c < K; c++) {
             int64_t total = 0;
             for (int p = 0; p < ev->num_classes; p++)

@@ -429,9 +429,8 @@ static void print_result(const char *path, const double *prob, const int *idx, i
                 json_string(labels->names[idx[r]]);
             else
                 fputs("null", stdout);
-            fputs(", \"prob\": ", stdout);
-            cli_json_number("%.9g", prob[idx[r]]); /* NaN logits: null, as JSON has it */
-            fputc('}', stdout);
+            char p[32]; /* NaN logits: null, as JSON has it */
+            printf(", \"prob\": %s}", cli_json_number(p, sizeof p, "%.9g", prob[idx[r]]));
         }
         fputs("]}\n", stdout);
         return;

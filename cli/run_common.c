@@ -507,11 +507,11 @@ void cli_log_beside(char *out, size_t cap, const char *log, const char *suffix) 
     snprintf(out, cap, "%.*s%s", (int)stem, log, suffix);
 }
 
-void cli_json_number(const char *fmt, double v) {
-    if (isfinite(v))
-        printf(fmt, v);
-    else
-        fputs("null", stdout);
+const char *cli_json_number(char *buf, size_t cap, const char *fmt, double v) {
+    if (!isfinite(v))
+        return "null";
+    snprintf(buf, cap, fmt, v);
+    return buf;
 }
 
 /* path's folder ("." for a bare name) into dir and its last name into base; 0 if too long or

@@ -202,9 +202,9 @@ void cli_beside_existing(char *out, size_t cap, const char *path, const char *su
  * log's ".jsonl" and a ".log" before it dropped), any other name kept whole + suffix. */
 void cli_log_beside(char *out, size_t cap, const char *log, const char *suffix);
 
-/* v in JSON on stdout, printed with fmt (a double's conversion), or null where it is NaN or
- * infinite (printf's nan and inf are not JSON). */
-void cli_json_number(const char *fmt, double v);
+/* v as JSON: buf (cap bytes) printed with fmt (a double's conversion), or "null" where v is NaN
+ * or infinite (printf's nan and inf are not JSON). */
+const char *cli_json_number(char *buf, size_t cap, const char *fmt, double v);
 
 /* Whether a and b name the same file: the same text, or the same file reached another way; for
  * two not there yet, the same name in the same folder (runs/m and runs/../runs/m, m and ./m). */

@@ -13,6 +13,7 @@
 
 #include "commands.h"
 #include "interrupt.h"
+#include "run_common.h"
 #include "train/plot.h"
 #include "train_loop.h"
 
@@ -324,11 +325,10 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
             snprintf(test_text, sizeof test_text, "  test loss %.4f  test acc %.4f", ev.loss, test_acc);
             /* a model whose logits overflow scores a NaN loss: null in the log, which JSON has,
              * not the -nan printf writes (the log had been unreadable from there on) */
-            char loss_text[32] = "null";
-            if (isfinite(ev.loss))
-                snprintf(loss_text, sizeof loss_text, "%.6f", ev.loss);
+            char loss[32];
             snprintf(test_json, sizeof test_json, "\"test_loss\": %s, \"test_acc\": %.6f, \"test_top5\": %.6f",
-                     loss_text, test_acc, ev.count ? (double)ev.top5 / ev.count : 0.0);
+                     cli_json_number(loss, sizeof loss, "%.6f", ev.loss), test_acc,
+                     ev.count ? (double)ev.top5 / ev.count : 0.0);
         } else {
             snprintf(test_json, sizeof test_json, "\"test_loss\": null, \"test_acc\": null, \"test_top5\": null");
         }
