@@ -112,6 +112,11 @@ static int fits_in_memory(const train_run *r, const rn_train_config *cfg) {
     return cli_plan_fits(&p);
 }
 
+/* Whether --init's value names a fresh initialisation (default, xavier), not a weights file. */
+static int init_is_fresh(const char *init) {
+    return strcmp(init, "default") == 0 || strcmp(init, "xavier") == 0;
+}
+
 /* Creates the model (with --resume, loads it) and the trainer's
  * configuration, and checks that training fits in memory. Returns 0, or after an error message
  * the exit status (2: a flag that contradicts the model loaded). */
@@ -121,7 +126,7 @@ static int setup_model(train_run *r, const char *resume) {
     rn_status st;
     if (resume) {
         st = rn_model_load(resume, NULL, &r->m);
-    } else if (strcmp(init, "default") == 0 || strcmp(init, "xavier") == 0) {
+    } else if (init_is_fresh(init)) {
         st = rn_model_create_width(args_str(t, "arch"), r->train.channels,
                                    r->num_classes > 0 ? r->num_classes : r->train.num_classes,
                                    (rn_stem)cli_stem(t), cli_width(t), &r->m);
@@ -141,7 +146,7 @@ static int setup_model(train_run *r, const char *resume) {
     }
     /* --stem, --width (and with --resume --num-classes) describe a new model: given with a file's
      * model they must be that model's, not silently dropped (as info and bench refuse them) */
-    if (resume || (strcmp(init, "default") != 0 && strcmp(init, "xavier") != 0)) {
+    if (resume || !init_is_fresh(init)) {
         const char *whose = resume ? "the checkpoint --resume continues" : "the model --init loads";
         const arg_spec *stem = args_spec(t, "stem"), *width = args_spec(t, "width");
         const arg_spec *classes = args_spec(t, "num-classes");
@@ -422,8 +427,7 @@ int cmd_train(int argc, char **argv) {
             clash = "the checkpoint --resume reads";
         else if (resume && cli_same_file(log_early, resume_optim))
             clash = "the optimizer state --resume reads";
-        else if (strcmp(init, "default") != 0 && strcmp(init, "xavier") != 0 &&
-                 cli_same_file(log_early, init))
+        else if (!init_is_fresh(init) && cli_same_file(log_early, init))
             clash = "the weights --init reads";
         else if (stat(log_early, &log_st) == 0 && S_ISDIR(log_st.st_mode))
             clash = "a folder";
@@ -473,12 +477,10 @@ int cmd_train(int argc, char **argv) {
     if (!check_flags(&r, &batch, &size, &threads))
         goto started;
     rn_set_threads(threads);
-    const char *init_flag = args_str(&t, "init");
-    if (r.lead && args_flag(&t, "freeze-backbone") && !resume &&
-        (strcmp(init_flag, "default") == 0 || strcmp(init_flag, "xavier") == 0))
+    if (r.lead && args_flag(&t, "freeze-backbone") && !resume && init_is_fresh(args_str(&t, "init")))
         cli_error(r.dist.what, "warning: --freeze-backbone keeps the backbone as initialised (--init "
                   "%s): only fc learns, on the features of random weights; give --init FILE to "
-                  "start from trained ones", init_flag);
+                  "start from trained ones", args_str(&t, "init"));
     r.quiet = args_flag(&t, "quiet") || !r.lead;
     r.tty = isatty(2);
     data = args_str(&t, "data"), kind = args_str(&t, "dataset");
