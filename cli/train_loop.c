@@ -198,19 +198,20 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
     int64_t run_images = 0;
     int bad_in_a_row = 0;
     for (int64_t epoch = start_epoch; epoch < r->epochs && status == 0; epoch++) {
-        double t0 = train_clock_s(), loss_sum = 0.0, lr = 0.0, secs_before = 0.0;
-        int64_t seen = 0, correct = 0, skipped = 0;
-        /* an epoch resumed inside (or on its last step) goes on from the figures its checkpoint
+        const double t0 = train_clock_s();
+        /* the epoch's figures, kept where a checkpoint inside it records them (save_checkpoint);
+         * an epoch resumed inside (or on its last step) goes on from those its checkpoint
          * recorded, so that its record covers all of it (it had covered the steps after the
          * resume only, or none) */
+        epoch_tally *e = &r->tally;
         const epoch_tally *was = &r->plan.tally;
-        if (epoch == start_epoch && was->present && was->epoch == epoch) {
-            seen = was->images, correct = was->correct, skipped = was->skipped;
-            loss_sum = was->loss_sum, secs_before = was->seconds, lr = was->lr;
-        }
-        const int64_t seen0 = seen;
+        if (epoch == start_epoch && was->present && was->epoch == epoch)
+            *e = *was;
+        else
+            *e = (epoch_tally){.epoch = epoch};
+        e->present = 1;
+        const int64_t seen0 = e->images;
         r->tally_t0 = t0;
-        r->tally = (epoch_tally){1, epoch, seen, correct, skipped, loss_sum, secs_before, lr};
         int step = (int)(start_position / B);
         start_position = 0;
         int stopped = 0;
@@ -231,8 +232,7 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
             }
             step++;
             if (res.skipped) {
-                skipped++;
-                r->tally.skipped = skipped;
+                e->skipped++;
                 if ((status = bad_step(r, &res, ++bad_in_a_row)) != 0)
                     break;
                 int sig = interrupt_pending();
@@ -244,18 +244,17 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
             }
             bad_in_a_row = 0;
             n *= ranks;           /* images of the global batch */
-            seen += n, run_images += n;
-            correct += res.correct;
-            loss_sum += (double)res.loss * n;
-            r->tally = (epoch_tally){1, epoch, seen, correct, skipped, loss_sum, secs_before, lr};
-            lr = res.lr;
-            double el = train_clock_s() - t0, ips = (seen - seen0) / (el > 0 ? el : 1e-9);
-            progress_line(r, (int)epoch + 1, step, steps, loss_sum / seen, (double)correct / seen, ips,
-                          (double)(steps - step) * B / ips);
+            e->images += n, run_images += n;
+            e->correct += res.correct;
+            e->loss_sum += (double)res.loss * n;
+            e->lr = res.lr;
+            double el = train_clock_s() - t0, ips = (e->images - seen0) / (el > 0 ? el : 1e-9);
+            progress_line(r, (int)epoch + 1, step, steps, e->loss_sum / e->images,
+                          (double)e->correct / e->images, ips, (double)(steps - step) * B / ips);
             int64_t gstep = rn_trainer_steps(r->tr);
             if (r->lead && r->logf && r->log_every > 0 && gstep % r->log_every == 0) {
                 fprintf(r->logf, "{\"step\": %lld, \"epoch\": %lld, \"loss\": %.6f, \"acc\": %.6f, \"lr\": %.8g}\n",
-                        (long long)gstep, (long long)epoch + 1, res.loss, (double)res.correct / n, lr);
+                        (long long)gstep, (long long)epoch + 1, res.loss, (double)res.correct / n, e->lr);
                 log_flush(r);
             }
             if (r->max_steps > 0 && gstep >= r->max_steps) {
@@ -278,7 +277,7 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
             break;
         double train_secs = train_clock_s() - t0; /* this command's share of the epoch */
         train_total += train_secs;
-        train_secs += secs_before;
+        train_secs += e->seconds;
         /* --max-steps on the epoch's last step: the epoch ends as any other (evaluated, logged,
          * saved at its end), then the run stops; a checkpoint at the epoch's end would otherwise
          * resume into an epoch with nothing left to train */
@@ -318,7 +317,7 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
             fprintf(stderr, "\r%*s\r", 100, "");
         /* an epoch resumed at its end (a run stopped on its last step by a signal, or saved there
          * by an older build): its training figures went with the run before */
-        const int trained = seen > 0 || skipped > 0;
+        const int trained = e->images > 0 || e->skipped > 0;
         char test_text[96] = "", test_json[128];
         if (evaluate) {
             const double test_acc = ev.count ? (double)ev.top1 / ev.count : 0.0;
@@ -337,10 +336,11 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
                    test_text);
         } else if (r->lead) {
             printf("epoch %lld/%d  train loss %.4f  train acc %.4f%s  %.1f s (%.0f img/s)", (long long)epoch + 1,
-                   r->epochs, loss_sum / (seen ? seen : 1), (double)correct / (seen ? seen : 1), test_text,
-                   train_secs, seen / (train_secs > 0 ? train_secs : 1e-9));
-            if (skipped)
-                printf("  %lld non-finite steps skipped", (long long)skipped);
+                   r->epochs, e->loss_sum / (e->images ? e->images : 1),
+                   (double)e->correct / (e->images ? e->images : 1), test_text, train_secs,
+                   e->images / (train_secs > 0 ? train_secs : 1e-9));
+            if (e->skipped)
+                printf("  %lld non-finite steps skipped", (long long)e->skipped);
             putchar('\n');
         }
         fflush(stdout);
@@ -356,18 +356,18 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
         } else if (r->lead && r->logf) {
             /* an epoch whose every step was skipped has no training figures: null, not 0 */
             char loss_t[32] = "null", acc_t[32] = "null", lr_t[32] = "null", ips_t[32] = "null";
-            if (seen > 0) {
-                snprintf(loss_t, sizeof loss_t, "%.6f", loss_sum / seen);
-                snprintf(acc_t, sizeof acc_t, "%.6f", (double)correct / seen);
-                snprintf(lr_t, sizeof lr_t, "%.8g", lr);
-                snprintf(ips_t, sizeof ips_t, "%.2f", seen / (train_secs > 0 ? train_secs : 1e-9));
+            if (e->images > 0) {
+                snprintf(loss_t, sizeof loss_t, "%.6f", e->loss_sum / e->images);
+                snprintf(acc_t, sizeof acc_t, "%.6f", (double)e->correct / e->images);
+                snprintf(lr_t, sizeof lr_t, "%.8g", e->lr);
+                snprintf(ips_t, sizeof ips_t, "%.2f", e->images / (train_secs > 0 ? train_secs : 1e-9));
             }
             fprintf(r->logf,
                     "{\"epoch\": %lld, \"train_loss\": %s, \"train_acc\": %s, %s, \"lr\": %s, "
                     "\"seconds\": %.3f, \"images_per_second\": %s, \"steps\": %lld, \"skipped_steps\": %lld, "
                     "\"elapsed\": %.3f}\n",
                     (long long)epoch + 1, loss_t, acc_t, test_json, lr_t, train_secs, ips_t,
-                    (long long)rn_trainer_steps(r->tr), (long long)skipped,
+                    (long long)rn_trainer_steps(r->tr), (long long)e->skipped,
                     r->elapsed_before + train_clock_s() - r->started);
             log_flush(r);
             write_curves(r, 1);
