@@ -19,7 +19,8 @@ naming the initializer: the stem's weights with values in a field that does not 
 type (FLOAT16 values in float_data, FLOAT ones in int64_data or double_data) or with raw_data
 4 bytes short. Graphs edited as other exporters write them: the stem's or fc's weights behind
 an Identity node and MaxPool's auto_pad NOTSET read as before; a Gemm of four inputs and an
-attribute of the wrong type (BatchNorm's epsilon an INT) refused.
+attribute of the wrong type (BatchNorm's epsilon an INT) refused. A BatchNorm of epsilon 1e-7
+over variances of 0 gives PyTorch's logits.
 """
 import argparse
 import os
@@ -239,8 +240,32 @@ def check_edits(args, tmp):
                 msg = "ok (rel %.1e)" % rel if rel <= args.tol else "logits differ: rel %.2e" % rel
             failed += not msg.startswith("ok")
         print("%-34s %s" % (name, msg), flush=True)
-    return failed
+    return failed + check_small_epsilon(args, tmp, model, x)
 
+
+def check_small_epsilon(args, tmp, model, x):
+    """A BatchNorm of epsilon 1e-7 over variances of 0 gives PyTorch's logits: resnet.c's
+    BatchNorm adds 1e-5, so the import stores var + 1e-7 - 1e-5 (negative here, as PyTorch would
+    hold it: only var + eps is ever used). Returns 1 on failure."""
+    import copy
+    m = copy.deepcopy(model)
+    with torch.no_grad():
+        m.bn1.eps = 1e-7
+        m.bn1.running_var[:8] = 0.0
+        ref = m(x).double().numpy()
+    path = os.path.join(tmp, "eps.onnx")
+    export(m, path, 64, 3, 13, folded=False)
+    np.save(os.path.join(tmp, "x.npy"), x.numpy())
+    fwd = resnet(args, "forward", "--weights", path, "--input", os.path.join(tmp, "x.npy"),
+                 "--output", os.path.join(tmp, "y.npy"))
+    if fwd.returncode != 0:
+        msg = "forward failed: " + fwd.stderr.strip()
+    else:
+        y = np.load(os.path.join(tmp, "y.npy"))
+        rel = float(np.abs(y - ref).max() / np.abs(ref).max())
+        msg = "ok (rel %.1e)" % rel if rel <= args.tol else "logits differ: rel %.2e" % rel
+    print("%-34s %s" % ("BatchNorm eps 1e-7, variances 0", msg), flush=True)
+    return not msg.startswith("ok")
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
