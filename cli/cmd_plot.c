@@ -23,6 +23,14 @@ static arg_spec SPECS[] = {
 
 #define MAX_COMPARE 8
 
+/* The items of a comma-separated list. */
+static int count_items(const char *list) {
+    int n = 1;
+    for (; *list; list++)
+        n += *list == ',';
+    return n;
+}
+
 /* Splits a comma-separated list (in place, in buf) into at most cap items. */
 static int split_list(char *buf, const char **items, int cap) {
     int n = 0;
@@ -41,20 +49,20 @@ static int plot_compare(const arg_table *t, const char *out) {
     char list[4096], names[4096];
     snprintf(list, sizeof list, "%s", args_str(t, "compare"));
     paths[0] = args_str(t, "log");
-    int n = strcmp(list, "none") == 0 ? 1 : 1 + split_list(list, paths + 1, MAX_COMPARE);
-    if (strchr(paths[n - 1], ',')) {
-        cli_error("plot", "--compare takes at most %d logs", MAX_COMPARE);
+    const int none = strcmp(list, "none") == 0;
+    if (!none && count_items(args_str(t, "compare")) > MAX_COMPARE) {
+        cli_error("plot", "--compare takes at most %d logs; it names %d", MAX_COMPARE,
+                  count_items(args_str(t, "compare")));
         return EXIT_USAGE;
     }
+    int n = none ? 1 : 1 + split_list(list, paths + 1, MAX_COMPARE);
     if (strcmp(args_str(t, "labels"), "auto") == 0) {
         for (int k = 0; k < n; k++) {
             const char *slash = strrchr(paths[k], '/');
             labels[k] = slash ? slash + 1 : paths[k];
         }
     } else {
-        int given = 1; /* the names the flag holds, however many split_list keeps */
-        for (const char *c = args_str(t, "labels"); *c; c++)
-            given += *c == ',';
+        const int given = count_items(args_str(t, "labels")); /* however many split_list keeps */
         snprintf(names, sizeof names, "%s", args_str(t, "labels"));
         const int kept = split_list(names, labels, MAX_COMPARE + 1);
         if (given != n || kept != n) { /* kept < given: a list longer than the copy holds */

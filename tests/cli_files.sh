@@ -256,6 +256,9 @@ has err "multiple of 64" "why the width is refused"
 expect 0 "plot --time" "$R" plot --log w/a.jsonl --compare w/a.jsonl --labels one,two --output w/t.svg
 [ "$(grep -c '<polyline' w/t.svg)" -eq 2 ] && ok || bad "plot --time: a line per log"
 expect 2 "plot --time with too few labels" "$R" plot --log w/a.jsonl --compare w/a.jsonl --labels one
+expect 2 "plot --compare of 9 logs" "$R" plot --log w/a.jsonl --output w/t9.svg \
+    --compare w/a.jsonl,w/a.jsonl,w/a.jsonl,w/a.jsonl,w/a.jsonl,w/a.jsonl,w/a.jsonl,w/a.jsonl,w/a.jsonl
+has err "at most 8 logs; it names 9" "the 9th log is refused, not dropped"
 printf '{"epoch": 1, "test_acc": 0.5, "seconds": 2.0}\n' >w/old.jsonl
 expect 1 "plot --time of a log without elapsed" "$R" plot --log w/old.jsonl --time --output w/u.svg
 has err 'w/old.jsonl: no per-epoch record has "elapsed"' "the log without it is named"
