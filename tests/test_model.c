@@ -397,6 +397,27 @@ static void test_save_load(void) {
     snprintf(missing, sizeof missing, "%s/does-not-exist.safetensors", tmpdir);
     CHECK(rn_model_load(missing, NULL, &m2) == RN_ERR_IO, "missing file");
     remove(path);
+    /* metadata with a NULL key or value: refused with a status, nothing written (a NULL key had
+     * crashed the save, either on the ONNX export) */
+    const char *nk[] = {NULL}, *nv[] = {"x"}, *gk[] = {"k"}, *gv[] = {NULL};
+    snprintf(path, sizeof path, "%s/null_meta.safetensors", tmpdir);
+    CHECK(rn_model_save_meta(m, path, nk, nv, 1) == RN_ERR_ARG && strstr(rn_last_error(), "NULL key"),
+          "a NULL metadata key refused: %s", rn_last_error());
+    CHECK(rn_model_save_meta(m, path, gk, gv, 1) == RN_ERR_ARG && strstr(rn_last_error(), "NULL value"),
+          "a NULL metadata value refused: %s", rn_last_error());
+    rn_onnx_options o;
+    rn_onnx_options_default(&o);
+    o.meta_keys = nk, o.meta_values = nv, o.meta_count = 1;
+    snprintf(path, sizeof path, "%s/null_meta.onnx", tmpdir);
+    CHECK(rn_model_export_onnx(m, path, &o) == RN_ERR_ARG && strstr(rn_last_error(), "NULL key"),
+          "ONNX export: a NULL metadata key refused: %s", rn_last_error());
+    o.meta_keys = gk, o.meta_values = gv;
+    CHECK(rn_model_export_onnx(m, path, &o) == RN_ERR_ARG && strstr(rn_last_error(), "NULL value"),
+          "ONNX export: a NULL metadata value refused: %s", rn_last_error());
+    FILE *f = fopen(path, "rb");
+    CHECK(!f, "no ONNX file written");
+    if (f)
+        fclose(f);
     rn_model_free(m);
 }
 

@@ -225,10 +225,15 @@ rn_status rn_model_export_onnx(const rn_model *m, const char *path, const rn_onn
         return rn_fail(RN_ERR_ARG, "ONNX batch %d out of range 0 (dynamic)..1000000", o.batch);
     if (o.meta_count < 0 || (o.meta_count > 0 && (!o.meta_keys || !o.meta_values)))
         return rn_fail(RN_ERR_ARG, "rn_model_export_onnx: bad metadata");
+    for (int i = 0; i < o.meta_count; i++)
+        if (!o.meta_keys[i] || !o.meta_values[i])
+            return rn_fail(RN_ERR_ARG, "%s: metadata entry %d has a NULL %s", path, i,
+                           o.meta_keys[i] ? "value" : "key");
     int dflt = m->stem_kind == RN_STEM_CIFAR ? 32 : 224;
     int h = o.height > 0 ? o.height : dflt, w = o.width > 0 ? o.width : dflt;
     if (o.height < 0 || o.width < 0 || h > 65536 || w > 65536)
-        return rn_fail(RN_ERR_ARG, "ONNX input size %dx%d out of range 1..65536", o.height, o.width);
+        return rn_fail(RN_ERR_ARG, "ONNX input height %d, width %d: each 0 (the stem's %d) or 1..65536",
+                       o.height, o.width, dflt);
 
     exporter e = {.m = m, .fold = o.fold_bn != 0};
     rn_graph *g;

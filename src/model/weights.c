@@ -283,6 +283,10 @@ rn_status rn_model_write_to(const rn_model *m, rn_wfile *w, const char *const *k
                             const char *const *values, int count) {
     if (!m || !w || !w->f || count < 0 || (count > 0 && (!keys || !values)))
         return rn_fail(RN_ERR_ARG, "rn_model_save: bad argument");
+    for (int i = 0; i < count; i++)
+        if (!keys[i] || !values[i])
+            return rn_fail(RN_ERR_ARG, "%s: metadata entry %d has a NULL %s", w->path, i,
+                           keys[i] ? "value" : "key");
     if (m->quantized)
         return rn_quant_write(m, w, keys, values, count);
     const char *path = w->path;
