@@ -132,7 +132,8 @@ RN_API int rn_model_width(const rn_model *model);
 /* Re-initialises every parameter. scheme "default": PyTorch's defaults for
  * the architecture (torchvision: kaiming_normal fan_out convs; D2L: the
  * nn.Conv2d/nn.Linear defaults); "xavier": xavier_uniform weights. BatchNorm
- * becomes the identity (weight 1, bias 0, mean 0, var 1). Seeded. */
+ * becomes the identity (weight 1, bias 0, mean 0, var 1). Seeded. An int8
+ * model is refused (RN_ERR_UNSUPPORTED). */
 RN_API rn_status rn_model_init(rn_model *model, const char *scheme, uint64_t seed);
 
 /* Loads a model from a weights file: a safetensors file or a PyTorch
@@ -493,7 +494,8 @@ RN_API size_t rn_trainer_bytes(const rn_trainer *t);
 /* Bytes a trainer of `model` with `cfg` would hold for steps on batches of
  * up to n images of h x w: what rn_trainer_bytes gives after such a step,
  * planned without allocating anything, so that a caller can check that
- * training fits before starting. RN_ERR_NOMEM if it cannot be addressed. */
+ * training fits before starting (cfg NULL: the defaults). RN_ERR_NOMEM if it
+ * cannot be addressed. */
 RN_API rn_status rn_trainer_plan_bytes(const rn_model *model, const rn_train_config *cfg, int n, int h,
                                        int w, size_t *bytes);
 
@@ -523,7 +525,8 @@ RN_API rn_status rn_trainer_load_state(rn_trainer *t, const char *path,
 
 /* Gradients of the mean cross-entropy loss of one batch, in train mode
  * (running statistics untouched), written to a safetensors file under the
- * parameter names. For tests and debugging. */
+ * parameter names. For tests and debugging; an int8 model is refused
+ * (RN_ERR_UNSUPPORTED). */
 RN_API rn_status rn_model_save_gradients(rn_model *model, const float *x, const int32_t *labels, int n,
                                          int h, int w, float label_smoothing, const char *path, float *loss);
 
@@ -542,7 +545,7 @@ typedef struct rn_dataset rn_dataset;
 
 /* An in-memory dataset of `count` images, copied: pixels (count, channels,
  * height, width) uint8 in channel-major order, labels (count) in
- * 0..num_classes-1, class_names (num_classes strings) or NULL. count >= 1,
+ * 0..num_classes-1, class_names (num_classes strings, none NULL) or NULL. count >= 1,
  * channels 1..4, height and width 1..65536, num_classes 1..1000000. A
  * label out of range fails with RN_ERR_ARG naming the image. */
 RN_API rn_status rn_dataset_create(int count, int channels, int height, int width, int num_classes,

@@ -503,6 +503,13 @@ static void test_match_classes(void) {
     CHECK(rn_dataset_match_classes(&ds, fashion, 2, &matched) == RN_ERR_MISMATCH,
           "T-shirt.top is not T-shirt/top");
     rn_dataset_free(&ds);
+    /* a NULL among the class names: refused with a status (it had crashed in strdup) */
+    const char *holed[] = {"a", NULL, "c"};
+    uint8_t px[2 * 4] = {0};
+    int32_t lab[2] = {0, 2};
+    rn_dataset *made = (rn_dataset *)1;
+    CHECK(rn_dataset_create(2, 1, 2, 2, 3, px, lab, holed, &made) == RN_ERR_ARG && !made &&
+              strstr(rn_last_error(), "name 1 is NULL"), "a NULL class name refused: %s", rn_last_error());
 }
 
 static void test_resize(void) {

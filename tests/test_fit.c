@@ -78,6 +78,11 @@ static void test_refused(void) {
     CHECK(rn_trainer_plan_bytes(m, &cfg, 0, 32, 32, &bytes) == RN_ERR_ARG, "batch 0 refused");
     CHECK(rn_session_plan_bytes(m, NULL, 1, 0, 32, &bytes) == RN_ERR_ARG, "height 0 refused");
     CHECK(rn_trainer_plan_bytes(NULL, &cfg, 1, 32, 32, &bytes) == RN_ERR_ARG, "no model refused");
+    size_t with_defaults = 0;
+    CHECK(rn_trainer_plan_bytes(m, NULL, 2, 32, 32, &with_defaults) == RN_OK &&
+              rn_trainer_plan_bytes(m, &cfg, 2, 32, 32, &bytes) == RN_OK && with_defaults == bytes,
+          "a NULL configuration plans the defaults (%zu, %zu bytes): %s", with_defaults, bytes,
+          rn_last_error());
     rn_model_free(m);
     /* an evaluation's batch size is checked before buffers are sized by it (a negative one had
      * wrapped into a huge request, then "out of memory for evaluation") */

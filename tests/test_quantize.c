@@ -104,6 +104,27 @@ static void test_quantize_synthetic(void) {
         bad = (rn_model *)1;
         CHECK(rn_quantize_synthetic(q, 32, 32, &bad) == RN_ERR_ARG && bad == NULL,
               "an int8 model refused, out cleared");
+        /* what would move weights an int8 model does not train: refused, not applied to the
+         * float32 classifier or the float32 copy it keeps (its outputs had changed) */
+        char gpath[600];
+        snprintf(gpath, sizeof gpath, "%s/int8_grads.safetensors", tmpdir);
+        float x[2 * 3 * 32 * 32] = {0}, loss = 0;
+        int32_t lab[2] = {1, 2};
+        CHECK(rn_model_init(q, "default", 7) == RN_ERR_UNSUPPORTED && strstr(rn_last_error(), "int8"),
+              "rn_model_init refuses an int8 model: %s", rn_last_error());
+        CHECK(rn_model_save_gradients(q, x, lab, 2, 32, 32, 0.0f, gpath, &loss) == RN_ERR_UNSUPPORTED &&
+              strstr(rn_last_error(), "int8"), "rn_model_save_gradients refuses an int8 model: %s",
+              rn_last_error());
+        FILE *g = fopen(gpath, "rb");
+        CHECK(!g, "no gradient file written");
+        if (g)
+            fclose(g);
+        /* metadata with a NULL key or value: refused with a status (a NULL key had crashed) */
+        const char *nk[] = {NULL}, *nv[] = {"x"}, *gk[] = {"k"}, *gv[] = {NULL};
+        CHECK(rn_model_save_meta(q, gpath, nk, nv, 1) == RN_ERR_ARG && strstr(rn_last_error(), "NULL key"),
+              "int8 save: a NULL metadata key refused: %s", rn_last_error());
+        CHECK(rn_model_save_meta(q, gpath, gk, gv, 1) == RN_ERR_ARG && strstr(rn_last_error(), "NULL value"),
+              "int8 save: a NULL metadata value refused: %s", rn_last_error());
         /* the int8 file round trip; then a conv's weights reshaped (the same count) refused */
         char qpath[600];
         snprintf(qpath, sizeof qpath, "%s/model_int8_shape.safetensors", tmpdir);

@@ -114,8 +114,11 @@ int rn_dataset_default_normalize(const rn_dataset *ds, float mean[4], float std[
  * ------------------------------------------------------------------------- */
 
 rn_status rn_dataset_set_class_names(rn_dataset *ds, const char *const *names, int n) {
-    if (n < 1)
-        return rn_fail(RN_ERR_ARG, "class names: count %d < 1", n);
+    if (n < 1 || !names)
+        return rn_fail(RN_ERR_ARG, "class names: count %d < 1, or no list", n);
+    for (int i = 0; i < n; i++)
+        if (!names[i])
+            return rn_fail(RN_ERR_ARG, "class names: name %d is NULL", i);
     char **list = calloc((size_t)n, sizeof *list);
     if (!list)
         return rn_fail(RN_ERR_NOMEM, "out of memory for %d class names", n);

@@ -86,6 +86,9 @@ void rn_model_init_default(rn_model *m, uint64_t seed) { init_model(m, INIT_DEFA
 rn_status rn_model_init(rn_model *m, const char *scheme, uint64_t seed) {
     if (!m || !scheme)
         return rn_fail(RN_ERR_ARG, "rn_model_init: NULL argument");
+    if (m->quantized) /* its convolutions are int8 and calibrated: only the classifier would move */
+        return rn_fail(RN_ERR_UNSUPPORTED, "this is an int8 model: initialise a float32 model and "
+                       "quantize it");
     if (strcmp(scheme, "default") == 0)
         init_model(m, INIT_DEFAULT, seed);
     else if (strcmp(scheme, "xavier") == 0)

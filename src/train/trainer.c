@@ -82,6 +82,14 @@ static rn_status train_kernels(const rn_train_config *cfg, const rn_kernels **ou
     return RN_OK;
 }
 
+/* An int8 model runs, but holds no weights a gradient could move. */
+static rn_status refuse_int8(const rn_model *m) {
+    if (m->quantized)
+        return rn_fail(RN_ERR_UNSUPPORTED, "this is an int8 model: it can be evaluated and run, not "
+                       "trained or differentiated; start from the float32 weights it was quantized from");
+    return RN_OK;
+}
+
 rn_status rn_trainer_create(rn_model *m, const rn_train_config *cfg, rn_trainer **out) {
     if (!m || !out)
         return rn_fail(RN_ERR_ARG, "rn_trainer_create: NULL argument");
@@ -91,9 +99,7 @@ rn_status rn_trainer_create(rn_model *m, const rn_train_config *cfg, rn_trainer 
         rn_train_config_default(&def);
         cfg = &def;
     }
-    if (m->quantized)
-        return rn_fail(RN_ERR_UNSUPPORTED, "this is an int8 model: it can be evaluated and run, not "
-                       "trained; start from the float32 weights it was quantized from");
+    RN_TRY(refuse_int8(m));
     const char *opt = cfg->optimizer ? cfg->optimizer : "sgd";
     if (strcmp(opt, "sgd") != 0 && strcmp(opt, "adamw") != 0)
         return rn_fail(RN_ERR_ARG, "unknown optimizer '%s' (expected sgd or adamw)", opt);
@@ -224,8 +230,13 @@ size_t rn_trainer_bytes(const rn_trainer *t) {
 
 rn_status rn_trainer_plan_bytes(const rn_model *m, const rn_train_config *cfg, int n, int h, int w,
                                 size_t *bytes) {
-    if (!m || !cfg || !bytes)
+    if (!m || !bytes)
         return rn_fail(RN_ERR_ARG, "rn_trainer_plan_bytes: NULL argument");
+    rn_train_config def;
+    if (!cfg) { /* the defaults, as rn_trainer_create takes them */
+        rn_train_config_default(&def);
+        cfg = &def;
+    }
     if (n < 1 || h < 1 || w < 1)
         return rn_fail(RN_ERR_ARG, "rn_trainer_plan_bytes: batch %d at %dx%d", n, h, w);
     int adamw = cfg->optimizer && strcmp(cfg->optimizer, "adamw") == 0;
@@ -500,6 +511,7 @@ rn_status rn_model_save_gradients(rn_model *m, const float *x, const int32_t *la
         return rn_fail(RN_ERR_ARG, "rn_model_save_gradients: NULL argument");
     if (!(label_smoothing >= 0.0f && label_smoothing <= 1.0f))
         return rn_fail(RN_ERR_ARG, "label smoothing must be in [0, 1], got %g", (double)label_smoothing);
+    RN_TRY(refuse_int8(m));
     rn_backprop *bp = NULL;
     float *grads = rn_calloc(m->n_params, sizeof(float));
     st_entry *e = calloc((size_t)m->n_tensors, sizeof *e);
