@@ -123,7 +123,17 @@ int cmd_bench(int argc, char **argv) {
         return EXIT_USAGE;
     }
     if (!train && strcmp(prec, "int8") == 0 && !rn_model_is_quantized(m)) {
-        /* random (or float32) weights: quantize them on synthetic calibration input */
+        /* random (or float32) weights: quantize them on synthetic calibration input; first
+         * that it fits: its float32 passes of one image, beside its 8 images */
+        rn_session_config fcfg;
+        cli_session_config(&t, &fcfg);
+        fcfg.precision = "fp32";
+        cli_plan calib = {"bench", m, NULL, &fcfg, 1, 1, size, size,
+                          8 * (size_t)in_ch * (size_t)size * (size_t)size * sizeof(float)};
+        if (!cli_plan_fits(&calib)) {
+            rn_model_free(m);
+            return EXIT_RUNTIME;
+        }
         rn_model *q = NULL;
         if (rn_quantize_synthetic(m, size, size, &q) != RN_OK) {
             cli_error("bench", "quantizing: %s", rn_last_error());

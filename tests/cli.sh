@@ -141,6 +141,11 @@ grep -q "batch 65536 at 2048x2048 is too large: .* would index [0-9]* pixels" "$
 expect 1 "bench too big to fit" "$R" bench --arch resnet50 --batch-size 1024 --image-size 1024 --train
 grep -q "too big to fit: training resnet50 on batches of 1024 images of 1024x1024 needs about" "$T/err" &&
     ok || bad "bench too big to fit: $(cat "$T/err")"
+# bench --precision int8 quantizes on 8 synthetic images first: refused from its plan, not by a
+# failed allocation (or the kernel's OOM killer) while calibrating
+expect 1 "bench int8: calibration too big to fit" "$R" bench --precision int8 --image-size 16384 --batch-size 1
+grep -q "too big to fit: inference of resnet18 on batches of 1 images of 16384x16384 needs about" "$T/err" &&
+    ok || bad "bench int8: calibration too big to fit: $(cat "$T/err")"
 expect 2 "train with a negative --max-bad-steps" "$R" train --data data/fmnist-small --max-bad-steps -1
 expect 2 "train --augment crop:0" "$R" train --data data/fmnist-small --augment crop:0
 expect 2 "train --augment crop:2+flop" "$R" train --data data/fmnist-small --augment crop:2+flop
