@@ -219,7 +219,8 @@ RN_API rn_status rn_model_forward(rn_model *model, const float *x, int n, int h,
                                   rn_mode mode, float *logits);
 
 /* Floating-point operations (2 x multiply-accumulates) of one image's
- * forward pass at h x w; 0 for a NULL model or a size below 1. */
+ * forward pass at h x w; 0 for a NULL model, a size below 1, or one that
+ * rn_model_summary refuses (past the kernels' int indices). */
 RN_API double rn_model_flops(const rn_model *model, int h, int w);
 
 /* ---------------------------------------------------------------------------

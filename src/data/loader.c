@@ -547,9 +547,11 @@ void rn_loader_get_state(const rn_loader *l, rn_loader_state *st) {
 rn_status rn_loader_set_state(rn_loader *l, const rn_loader_state *st) {
     if (!l || !st)
         return rn_fail(RN_ERR_ARG, "rn_loader_set_state: NULL argument");
-    if (st->epoch < 0 || st->position < 0 || st->position > l->end)
-        return rn_fail(RN_ERR_ARG, "loader state: epoch %lld, position %lld (position must be "
-                       "in 0..%d)", (long long)st->epoch, (long long)st->position, l->end);
+    if (st->epoch < 0)
+        return rn_fail(RN_ERR_ARG, "loader state: epoch %lld is negative", (long long)st->epoch);
+    if (st->position < 0 || st->position > l->end)
+        return rn_fail(RN_ERR_ARG, "loader state: position %lld outside 0..%d (the epoch's images)",
+                       (long long)st->position, l->end);
     l->epoch = st->epoch;
     l->position = st->position;
     return RN_OK;

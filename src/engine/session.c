@@ -558,7 +558,7 @@ rn_status rn_session_algorithms(const rn_session *s, char *buf, size_t cap) {
 
 rn_status rn_session_plan_bytes(const rn_model *m, const rn_session_config *cfg, int n, int h, int w,
                                 size_t *bytes) {
-    if (!bytes)
+    if (!m || !bytes)
         return rn_fail(RN_ERR_ARG, "rn_session_plan_bytes: NULL argument");
     if (n < 1 || h < 1 || w < 1)
         return rn_fail(RN_ERR_ARG, "rn_session_plan_bytes: batch %d at %dx%d", n, h, w);

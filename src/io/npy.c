@@ -324,9 +324,10 @@ rn_status rn_npy_read(const char *path, float **data, int *ndim,
  * ------------------------------------------------------------------------- */
 
 rn_status rn_npy_write(const char *path, const float *data, int ndim, const int64_t *shape) {
-    if (!path || ndim < 0 || ndim > RN_NPY_MAX_DIMS || (ndim > 0 && !shape))
-        return rn_fail(RN_ERR_ARG, "rn_npy_write: NULL path or shape, or ndim %d outside 0..%d",
-                       ndim, RN_NPY_MAX_DIMS);
+    if (!path || (ndim > 0 && !shape))
+        return rn_fail(RN_ERR_ARG, "rn_npy_write: NULL %s", path ? "shape" : "path");
+    if (ndim < 0 || ndim > RN_NPY_MAX_DIMS)
+        return rn_fail(RN_ERR_ARG, "%s: %d dimensions, outside 0..%d", path, ndim, RN_NPY_MAX_DIMS);
     size_t numel = 1;
     for (int i = 0; i < ndim; i++)
         if (shape[i] < 0 || (uint64_t)shape[i] > SIZE_MAX ||
