@@ -34,8 +34,12 @@ static void progress(void *ctx, int64_t done, int64_t total) {
     fprintf(stderr, "\r  evaluating %lld/%lld   ", (long long)done, (long long)total);
 }
 
+/* Rows: the dataset's classes (its labels); columns: the model's (ev->num_classes, as many or
+ * more: a model of more classes than the dataset, or a folder labelled by position, predicts
+ * classes no image is labelled with). The text shows the dataset's columns and, where the model
+ * has more, one "other" column for the predictions past them. */
 static void print_report(const rn_eval_result *ev, const rn_dataset *ds, int json) {
-    int K = ds->num_classes;
+    const int K = ds->num_classes, P = ev->num_classes;
     if (json) {
         char loss[32]; /* NaN logits: null, as JSON has it */
         printf("{\"count\": %lld, \"loss\": %s, \"top1\": %.6f, \"top5\": %.6f, \"per_class\": [",
@@ -50,7 +54,7 @@ static void print_report(const rn_eval_result *ev, const rn_dataset *ds, int jso
         printf("], \"confusion\": [");
         for (int c = 0; c < K; c++) {
             printf("%s[", c ? ", " : "");
-            for (int p = 0; p < K; p++)
+            for (int p = 0; p < P; p++)
                 printf("%s%lld", p ? ", " : "", (long long)ev->confusion[(size_t)c * ev->num_classes + p]);
             printf("]");
         }
@@ -69,11 +73,17 @@ static void print_report(const rn_eval_result *ev, const rn_dataset *ds, int jso
     printf("\nconfusion matrix (rows: label, columns: predicted):\n     ");
     for (int p = 0; p < K; p++)
         printf("%6d", p);
-    printf("\n");
+    printf(P > K ? "  other\n" : "\n");
     for (int c = 0; c < K; c++) {
         printf("  %2d ", c);
-        for (int p = 0; p < K; p++)
-            printf("%6lld", (long long)ev->confusion[(size_t)c * ev->num_classes + p]);
+        int64_t other = 0;
+        for (int p = 0; p < P; p++)
+            if (p < K)
+                printf("%6lld", (long long)ev->confusion[(size_t)c * ev->num_classes + p]);
+            else
+                other += ev->confusion[(size_t)c * ev->num_classes + p];
+        if (P > K)
+            printf("%7lld", (long long)other);
         printf("\n");
     }
 }

@@ -173,14 +173,16 @@ static int choose_labels(const char *flag, predict_meta *meta, int num_classes, 
         }
         return 1;
     }
-    if (meta->class_names) {
+    if (meta->class_names && meta->class_names[0]) { /* "": none */
         char *text = meta->class_names;
         meta->class_names = NULL;
         if (!split_lines(text, out)) {
             cli_error("predict", "out of memory");
             return 0;
         }
-        if (out->count != num_classes) {
+        /* fewer: a model trained with more classes than its dataset's (--num-classes); the
+         * classes past them are shown by their index alone */
+        if (out->count > num_classes) {
             cli_error("predict", "the checkpoint's class_names hold %d names, but the model has %d classes",
                       out->count, num_classes);
             return 0;
@@ -425,7 +427,7 @@ static void print_result(const char *path, const double *prob, const int *idx, i
         fputs(", \"top\": [", stdout);
         for (int r = 0; r < topk; r++) {
             printf("%s{\"index\": %d, \"label\": ", r ? ", " : "", idx[r]);
-            if (labels->names)
+            if (labels->names && idx[r] < labels->count)
                 json_string(labels->names[idx[r]]);
             else
                 fputs("null", stdout);
@@ -438,7 +440,7 @@ static void print_result(const char *path, const double *prob, const int *idx, i
     printf("%s\n", path);
     for (int r = 0; r < topk; r++) {
         printf("  %2d. %.4f  %5d", r + 1, prob[idx[r]], idx[r]);
-        if (labels->names)
+        if (labels->names && idx[r] < labels->count)
             printf("  %s", labels->names[idx[r]]);
         putchar('\n');
     }

@@ -515,6 +515,26 @@ expect 0 "eval that folder with --classes position" "$R" eval "${EM[@]}" --data 
 expect 2 "eval --classes bogus" "$R" eval "${EM[@]}" --data vc --classes bogus
 expect 0 "eval a folder whose classes are named otherwise" "$R" eval "${EM[@]}" --data vz
 has err "none of the dataset's 2 class folders is named as a class of fm/m.safetensors" "by position, with a warning"
+# a model of more classes than its dataset (--num-classes 4 on classes a, b): the checkpoint names
+# a and b; predict shows the rest by index, eval matches the folders by those names, and the
+# confusion matrix keeps every prediction (columns: the model's classes)
+expect 0 "train on a folder with --num-classes 4" "$R" train --data folder --dataset folder-gray --image-size 28 \
+    --width 8 --num-classes 4 --batch-size 4 --max-steps 1 --quiet --no-report --save f4/m.safetensors
+expect 0 "predict with a model of more classes than names" "$R" predict --weights f4/m.safetensors --topk 4 \
+    "$(ls folder/val/b/* | head -n 1)"
+[ "$(grep -cE '^ +[0-9]\. ' out)" -eq 4 ] && ok || bad "predict --top 4 shows 4 classes: $(cat out)"
+expect 0 "eval a folder of class b only with that model" "$R" eval --weights f4/m.safetensors --dataset folder-gray \
+    --split val --json --data vb
+"$PY" - out <<'PY' && ok || bad "val/b was not labelled as the model's class b (1) of 4, or predictions dropped: $(cat out)"
+import json, sys
+ev = json.load(open(sys.argv[1]))
+conf = ev["confusion"]
+assert len(conf) == 4 and all(len(r) == 4 for r in conf), conf
+assert sum(conf[1]) == ev["count"] == 2 and sum(map(sum, conf)) == 2, conf
+PY
+expect 0 "eval with --classes position, text" "$R" eval --weights f4/m.safetensors --dataset folder-gray --split val \
+    --data vb --classes position
+has out "other" "the predictions past the dataset's classes have a column"
 
 # ---- report: a named log must exist; a refused report leaves no folder ----------------------------------
 

@@ -141,21 +141,26 @@ rn_status rn_dataset_set_class_names(rn_dataset *ds, const char *const *names, i
     return RN_OK;
 }
 
-/* One block: k pointers, then the k names copied from text (k lines). */
-static char **name_block(const char *const *list, const char *text, int k) {
+/* One block: k pointers, then the k names copied from list or from text's lines; where text
+ * has fewer than k lines, the rest are named by their index ("7"). */
+static char **name_block(const char *const *list, const char *text, int lines, int k) {
     size_t bytes = (size_t)k * sizeof(char *) + 1;
     for (int i = 0; list && i < k; i++)
         bytes += strlen(list[i]) + 1;
     if (text)
-        bytes += strlen(text) + 1;
+        bytes += strlen(text) + 1 + (size_t)(k - lines) * 12;
     char **names = malloc(bytes);
     if (!names)
         return NULL;
     char *p = (char *)(names + k);
     for (int i = 0; i < k; i++) {
+        names[i] = p;
+        if (text && i >= lines) {
+            p += snprintf(p, 12, "%d", i) + 1;
+            continue;
+        }
         const char *src = list ? list[i] : text;
         size_t n = list ? strlen(src) : strcspn(src, "\n");
-        names[i] = p;
         memcpy(p, src, n);
         p[n] = '\0';
         p += n + 1;
@@ -176,11 +181,12 @@ rn_status rn_checkpoint_class_names(const char *weights, int k, char ***names) {
     if (!text)
         return rn_fail(RN_ERR_NOMEM, "out of memory for class names");
     rn_status st = rn_weights_meta(weights, "class_names", text, cap);
-    if (st == RN_OK) {
+    if (st == RN_OK && text[0]) { /* "": none (a dataset without names) */
         int lines = 1;
         for (const char *p = text; *p; p++)
             lines += *p == '\n';
-        if (lines == k && !(*names = name_block(NULL, text, k)))
+        /* fewer: a model trained with more classes than its dataset's (--num-classes) */
+        if (lines <= k && !(*names = name_block(NULL, text, lines, k)))
             st = rn_fail(RN_ERR_NOMEM, "out of memory for class names");
     } else if (st == RN_ERR_MISMATCH) {
         st = RN_OK;
@@ -192,7 +198,7 @@ rn_status rn_checkpoint_class_names(const char *weights, int k, char ***names) {
     const char *const *builtin = NULL;
     if (rn_weights_meta(weights, "dataset", kind, sizeof kind) == RN_OK)
         builtin = rn_dataset_builtin_names(kind, &n);
-    if (builtin && n == k && !(*names = name_block(builtin, NULL, k)))
+    if (builtin && n == k && !(*names = name_block(builtin, NULL, 0, k)))
         return rn_fail(RN_ERR_NOMEM, "out of memory for class names");
     return RN_OK;
 }
