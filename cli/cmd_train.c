@@ -490,6 +490,15 @@ int cmd_train(int argc, char **argv) {
         cli_error(r.dist.what, "%s", rn_last_error());
         goto started;
     }
+    /* in-memory splits go to the network at their own size unless --image-size resizes them: a
+     * test split of another shape had been evaluated at it without a word */
+    if (!folder && (r.test.channels != r.train.channels ||
+                    (!r.lcfg.image_size && (r.test.height != r.train.height || r.test.width != r.train.width)))) {
+        cli_error(r.dist.what, "%s: the test split's images are %dx%dx%d, the training split's %dx%dx%d%s", data,
+                  r.test.channels, r.test.height, r.test.width, r.train.channels, r.train.height, r.train.width,
+                  r.test.channels != r.train.channels ? "" : " (--image-size resizes both to one size)");
+        goto started;
+    }
     if (strcmp(args_str(&t, "normalize"), "auto") == 0 &&
         rn_dataset_default_normalize(&r.train, r.lcfg.mean, r.lcfg.std)) {
         r.lcfg.normalize = 1;

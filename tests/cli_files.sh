@@ -42,6 +42,16 @@ for split, n in (("train", 48), ("t10k", 16)):
         out = data[:4] + struct.pack(">I", n) + data[8:head] + data[head:head + n * size]
         with gzip.open(os.path.join(t, "tiny", name), "wb") as f:
             f.write(out)
+# the same, its test images 20x20 (their top-left corners)
+os.makedirs(os.path.join(t, "mixed"))
+for name in os.listdir(os.path.join(t, "tiny")):
+    data = gzip.open(os.path.join(t, "tiny", name)).read()
+    if name.startswith("t10k-images"):
+        n = struct.unpack(">I", data[4:8])[0]
+        px = [data[16 + i * 784 + r * 28:16 + i * 784 + r * 28 + 20] for i in range(n) for r in range(20)]
+        data = data[:8] + struct.pack(">II", 20, 20) + b"".join(px)
+    with gzip.open(os.path.join(t, "mixed", name), "wb") as f:
+        f.write(data)
 
 torch.manual_seed(0)
 m = build_model("d2l_resnet18", 1, 10)
@@ -253,6 +263,12 @@ has out "d2l_resnet18: width 8" "info names the width"
 expect 2 "a width out of range" "$R" info --arch d2l_resnet18 --width 0
 expect 2 "a ResNeXt width that splits no group" "$R" init --arch resnext50_32x4d --width 8 --output w/x.safetensors
 has err "multiple of 64" "why the width is refused"
+expect 1 "train with test images of another size" "$R" train --data mixed --width 8 --batch-size 16 --max-steps 1 \
+    --no-report
+has err "mixed: the test split's images are 1x20x20, the training split's 1x28x28 (--image-size resizes both" \
+    "the two shapes are named"
+expect 0 "the same with --image-size 28" "$R" train --data mixed --width 8 --batch-size 16 --max-steps 1 --no-report \
+    --image-size 28
 expect 0 "plot --time" "$R" plot --log w/a.jsonl --compare w/a.jsonl --labels one,two --output w/t.svg
 [ "$(grep -c '<polyline' w/t.svg)" -eq 2 ] && ok || bad "plot --time: a line per log"
 expect 2 "plot --time with too few labels" "$R" plot --log w/a.jsonl --compare w/a.jsonl --labels one
