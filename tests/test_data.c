@@ -351,7 +351,7 @@ static void test_idx_gzip_bounds(void) {
     /* two members, split inside the header, load as one file */
     size_t l1, l2;
     unsigned char *m1 = gzip_bytes(img, 10, &l1), *m2 = gzip_bytes(img + 10, il - 10, &l2);
-    unsigned char *both = malloc(l1 + l2 + 8);
+    unsigned char *both = malloc(l1 + l2 + 24);
     memcpy(both, m1, l1);
     memcpy(both + l1, m2, l2);
     check_write_file(tmp_path(I), both, l1 + l2);
@@ -366,6 +366,17 @@ static void test_idx_gzip_bounds(void) {
     snprintf(where, sizeof where, "offset %zu", l1 + l2);
     expect_fail(rn_dataset_load(tmp_path("g2"), "mnist", 0, &ds), RN_ERR_FORMAT, where,
                 "garbage after the gzip stream");
+    /* zero bytes after it (padding, as tape and block writers leave): read as gzip(1) and
+     * Python's gzip read them; zeros, then garbage, are refused */
+    memset(both + l1 + l2, 0, 16);
+    check_write_file(tmp_path(I), both, l1 + l2 + 16);
+    st = rn_dataset_load(tmp_path("g2"), "mnist", 0, &ds);
+    CHECK(st == RN_OK && ds.count == 20, "zero padding after the gzip stream: %s", rn_last_error());
+    rn_dataset_free(&ds);
+    memcpy(both + l1 + l2 + 16, "garbage!", 8);
+    check_write_file(tmp_path(I), both, l1 + l2 + 24);
+    expect_fail(rn_dataset_load(tmp_path("g2"), "mnist", 0, &ds), RN_ERR_FORMAT, where,
+                "zeros, then garbage, after the gzip stream");
     free(m1);
     free(m2);
     free(both);

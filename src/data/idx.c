@@ -90,7 +90,10 @@ static rn_status src_inflate(idx_src *s, uint8_t *dst, size_t want, size_t *got)
         s->out += made;
         size_t at = (size_t)(s->z.next_in - s->file);
         if (rc == Z_STREAM_END) {
-            if (at == s->len) {
+            size_t zeros = 0; /* padding after the last member, as gzip(1) and Python's gzip skip */
+            while (at + zeros < s->len && s->file[at + zeros] == 0)
+                zeros++;
+            if (at + zeros == s->len) {
                 s->ended = 1;
             } else if (s->len - at >= 2 && s->file[at] == 0x1f && s->file[at + 1] == 0x8b) {
                 inflateReset(&s->z);           /* the next member */
