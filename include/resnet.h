@@ -582,10 +582,10 @@ RN_API const char *rn_dataset_class_name(const rn_dataset *ds, int c);
 RN_API const char *const *rn_dataset_builtin_names(const char *kind, int *count);
 
 /* The names of a checkpoint's k classes: its metadata "class_names" (one
- * per line) when they number k or fewer (a model trained with more classes
- * than its dataset's: the rest named by their index, "7"), else the built-in
- * names of its metadata
- * "dataset" when they number k. *names is NULL when neither applies, else
+ * per line) when they number k, else the built-in names of its metadata
+ * "dataset" when they number k, else class_names when they number fewer (a
+ * model trained with more classes than its dataset's: the rest named by
+ * their index, "7"). *names is NULL when none applies, else
  * one malloc'ed block holding the k pointers and then the text (free it with
  * free()). Fails only when the file cannot be read. */
 RN_API rn_status rn_checkpoint_class_names(const char *weights, int k, char ***names);

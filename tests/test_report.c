@@ -252,7 +252,10 @@ static void test_class_names(void) {
     CHECK(rn_checkpoint_class_names(path, 3, &names) == RN_OK && names && strcmp(names[0], "cat") == 0 &&
               strcmp(names[2], "big bird") == 0, "class_names from the metadata");
     free(names);
-    CHECK(rn_checkpoint_class_names(path, 4, &names) == RN_OK && !names, "a count that differs: none");
+    CHECK(rn_checkpoint_class_names(path, 2, &names) == RN_OK && !names, "more names than classes: none");
+    CHECK(rn_checkpoint_class_names(path, 4, &names) == RN_OK && names && strcmp(names[2], "big bird") == 0 &&
+              strcmp(names[3], "3") == 0, "fewer names than classes: the rest by index");
+    free(names);
     vals[0] = "a\nb";
     rn_model_free(m);
     m = NULL;
@@ -260,6 +263,11 @@ static void test_class_names(void) {
           "save a 10-class model");
     CHECK(rn_checkpoint_class_names(path, 10, &names) == RN_OK && names && strcmp(names[9], "truck") == 0,
           "the dataset's built-in names when class_names do not fit");
+    free(names);
+    keys[1] = "image_size"; /* no dataset: the two names, then the rest by index */
+    CHECK(rn_model_save_meta(m, path, keys, vals, 2) == RN_OK && rn_checkpoint_class_names(path, 10, &names) == RN_OK &&
+              names && strcmp(names[1], "b") == 0 && strcmp(names[2], "2") == 0 && strcmp(names[9], "9") == 0,
+          "fewer class_names than classes (train --num-classes): the rest by index");
     free(names);
     CHECK(rn_checkpoint_class_names(path_of("none.safetensors"), 10, &names) == RN_ERR_IO && !names,
           "a missing file fails");

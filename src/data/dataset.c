@@ -180,27 +180,31 @@ rn_status rn_checkpoint_class_names(const char *weights, int k, char ***names) {
     char *text = malloc(cap), kind[64];
     if (!text)
         return rn_fail(RN_ERR_NOMEM, "out of memory for class names");
+    int lines = 0; /* "": none (a dataset without names) */
     rn_status st = rn_weights_meta(weights, "class_names", text, cap);
-    if (st == RN_OK && text[0]) { /* "": none (a dataset without names) */
-        int lines = 1;
+    if (st == RN_OK && text[0]) {
+        lines = 1;
         for (const char *p = text; *p; p++)
             lines += *p == '\n';
-        /* fewer: a model trained with more classes than its dataset's (--num-classes) */
-        if (lines <= k && !(*names = name_block(NULL, text, lines, k)))
-            st = rn_fail(RN_ERR_NOMEM, "out of memory for class names");
     } else if (st == RN_ERR_MISMATCH) {
         st = RN_OK;
     }
-    free(text);
-    if (st != RN_OK || *names)
-        return st;
+    /* the names of all k classes: class_names, else the dataset's built-in names; else
+     * class_names naming fewer (a model trained with more classes than its dataset's) */
     int n = 0;
     const char *const *builtin = NULL;
-    if (rn_weights_meta(weights, "dataset", kind, sizeof kind) == RN_OK)
+    if (st == RN_OK && lines != k && rn_weights_meta(weights, "dataset", kind, sizeof kind) == RN_OK)
         builtin = rn_dataset_builtin_names(kind, &n);
-    if (builtin && n == k && !(*names = name_block(builtin, NULL, 0, k)))
+    if (st == RN_OK && (lines == k || (lines > 0 && lines < k && !(builtin && n == k))))
+        *names = name_block(NULL, text, lines, k);
+    else if (st == RN_OK && builtin && n == k)
+        *names = name_block(builtin, NULL, 0, k);
+    else
+        lines = -1; /* none */
+    free(text);
+    if (st == RN_OK && lines >= 0 && !*names)
         return rn_fail(RN_ERR_NOMEM, "out of memory for class names");
-    return RN_OK;
+    return st;
 }
 
 /* ---------------------------------------------------------------------------

@@ -125,9 +125,9 @@ void fig_grid(rn_canvas *c, const report_eval *e, const report_names *n, int wro
             found = L.picks[i].label == k;
         if (found)
             continue;
-        int64_t images = 0; /* the class's images in the split: none is no failure */
-        for (int p = 0; p < e->ev.num_classes; p++)
-            images += e->ev.confusion[(size_t)k * e->ev.num_classes + p];
+        class_stats s; /* the class's images in the split: none is no failure */
+        report_class_stats(&e->ev, k, &s);
+        const int64_t images = s.images;
         double ix = x0 + k * L.cell_w + dy, mid = x0 + (k + 0.5) * L.cell_w, ty = TOP + L.img_h + 17;
         rn_draw_rect(c, ix, TOP, L.img_w, L.img_h, 0xf4f4f4, RN_NONE, 0);
         double frame[10] = {ix, TOP, ix + L.img_w, TOP, ix + L.img_w, TOP + L.img_h, ix, TOP + L.img_h, ix, TOP};
