@@ -606,6 +606,9 @@ started:
     if (r.dist.size == 1)
         interrupt_install();
     status = train_loop(&r, pos.epoch, pos.position);
+    /* under MPI, rank 0 saves the checkpoint of such a stop: the other ranks, which end with it,
+     * must not abort the job under it (they had: no checkpoint was left) */
+    agreed |= r.stopped_together;
     if (r.dist.size == 1)
         interrupt_restore();
     if (status == 0 && r.lead)

@@ -103,6 +103,7 @@ static int bad_step(train_run *r, const rn_step_result *res, int in_a_row) {
                   "and optimizer state unchanged (%d in a row)", good, what, in_a_row);
     if (r->max_bad_steps == 0 || in_a_row < r->max_bad_steps)
         return 0;
+    r->stopped_together = 1;
     char lower[32];
     snprintf(lower, sizeof lower, "%g", res->lr / 10.0);
     if (r->lead)

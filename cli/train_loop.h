@@ -38,6 +38,8 @@ typedef struct train_run {
     epoch_tally tally;      /* the epoch in progress, so far (what a checkpoint inside it records) */
     double tally_t0;        /* when this command's share of it started (train_clock_s) */
     train_ckpt ck;
+    int stopped_together;   /* the loop stopped where every rank stops alike (too many bad steps:
+                               all skip the same steps), so no rank need be aborted */
 } train_run;
 
 /* Seconds on a monotonic clock. */

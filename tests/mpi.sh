@@ -145,6 +145,15 @@ st=$?
 [ $st -eq 2 ] && grep -q "rank 1 does not match rank 0: training data" "$T/err" && ok ||
     bad "ranks with different data: exit $st, $(head -c 600 "$T/err")"
 
+# too many non-finite steps in a row: every rank stops at the same step; rank 0 saves the checkpoint
+# and says how to resume, and no rank aborts the job under it (they had: no checkpoint was left)
+"${MPIRUN[@]}" -np 2 "$R" train --data data/fmnist-small --batch-size 32 --lr 1e30 --seed 3 --no-report --quiet \
+    --threads 1 --max-bad-steps 2 --max-steps 6 --save "$T/nan/m.safetensors" >"$T/out" 2>"$T/err"
+st=$?
+[ $st -eq 1 ] && [ -f "$T/nan/m.safetensors" ] && grep -q "^checkpoint: .*nan/m.safetensors" "$T/out" &&
+    grep -q "resume with a lower learning rate" "$T/out" && ! grep -q MPI_ABORT "$T/err" && ok ||
+    bad "2 ranks stopped by --max-bad-steps: exit $st, $(ls "$T/nan" 2>&1), $(tail -c 600 "$T/err")"
+
 # ---- faults --------------------------------------------------------------------------------------
 # rank_pid MPIRUN_PID RANK: the process of that rank (a child of mpirun)
 rank_pid() {
