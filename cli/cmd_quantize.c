@@ -33,6 +33,28 @@ static arg_spec SPECS[] = {
     {"quiet", ARG_FLAG, NULL, "no progress and summary", 0, 0},
 };
 
+/* The value of `key` in the checkpoint's metadata, or NULL. */
+static const char *meta_of(const cli_meta_list *l, const char *key) {
+    for (int i = 0; i < l->count; i++)
+        if (strcmp(l->keys[i], key) == 0)
+            return l->values[i];
+    return NULL;
+}
+
+/* The dataset, image size or normalisation calibration used: the flag's when given (else the
+ * checkpoint's, or the default). One that overrides what the checkpoint records is warned
+ * about: the int8 file records what calibration used, which eval and predict then apply. */
+static const char *used_value(const arg_table *t, const char *flag, const char *unset, const cli_meta_list *l,
+                              const char *key, const char *dflt, const char *weights) {
+    const char *given = args_str(t, flag), *had = meta_of(l, key);
+    if (strcmp(given, unset) == 0)
+        return dflt;
+    if (had && strcmp(had, given) != 0)
+        cli_error("quantize", "warning: calibrated with --%s %s, where %s records %s %s: the int8 file "
+                  "records %s, which eval and predict will use", flag, given, weights, key, had, given);
+    return given;
+}
+
 /* The metadata keys eval defaults to, and every key as it is. */
 typedef struct both_meta {
     cli_ckpt_meta *eval;
@@ -153,11 +175,16 @@ int cmd_quantize(int argc, char **argv) {
         goto done;
     }
     /* the checkpoint's metadata travels with the model (class names, stem, ...), with the dataset,
-     * image size and normalisation eval and predict default to (the checkpoint's, else the defaults
-     * calibration used); the int8 file's own keys (format, calibration) are written from the model */
-    if (!cli_meta_list_set(&all.list, "dataset", meta.dataset) ||
-        !cli_meta_list_set(&all.list, "image_size", meta.image_size) ||
-        !cli_meta_list_set(&all.list, "normalize", meta.normalize) || all.list.nomem) {
+     * image size and normalisation calibration used, which eval and predict default to (they had
+     * been the checkpoint's, or the defaults, whatever the flags: a file calibrated on
+     * --dataset mnist said fashion-mnist, one on --normalize none the checkpoint's mean and std);
+     * the int8 file's own keys (format, calibration) are written from the model */
+    const char *used_dataset = used_value(&t, "dataset", "auto", &all.list, "dataset", meta.dataset, weights);
+    const char *used_size = used_value(&t, "image-size", "-1", &all.list, "image_size", meta.image_size, weights);
+    const char *used_norm = used_value(&t, "normalize", "auto", &all.list, "normalize", meta.normalize, weights);
+    if (!cli_meta_list_set(&all.list, "dataset", used_dataset) ||
+        !cli_meta_list_set(&all.list, "image_size", used_size) ||
+        !cli_meta_list_set(&all.list, "normalize", used_norm) || all.list.nomem) {
         cli_error("quantize", "out of memory");
         goto done;
     }
