@@ -104,6 +104,26 @@ static void test_quantize_synthetic(void) {
         bad = (rn_model *)1;
         CHECK(rn_quantize_synthetic(q, 32, 32, &bad) == RN_ERR_ARG && bad == NULL,
               "an int8 model refused, out cleared");
+        /* a NaN or an infinity in an image: its logits NaN, as float32's, the other image's as
+         * alone (the quantizer had taken the NaN to the zero point: an ordinary image's logits) */
+        float img[2 * 3 * 32 * 32], lg[20], clean[20];
+        for (int i = 0; i < 2 * 3 * 32 * 32; i++)
+            img[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
+        rn_session *s = NULL;
+        CHECK(rn_session_create(q, NULL, &s) == RN_OK &&
+                  rn_session_forward(s, img, 2, 32, 32, RN_MODE_EVAL, clean) == RN_OK,
+              "int8 session: %s", rn_last_error());
+        for (int bad = 0; s && bad < 2; bad++) {
+            img[300] = bad ? INFINITY : NAN;
+            CHECK(rn_session_forward(s, img, 2, 32, 32, RN_MODE_EVAL, lg) == RN_OK, "int8 forward: %s",
+                  rn_last_error());
+            int nan = 1, same = 1;
+            for (int k = 0; k < 10; k++)
+                nan &= isnan(lg[k]) != 0, same &= lg[10 + k] == clean[10 + k];
+            CHECK(nan && same, "%s in image 0: its logits NaN (%d), image 1's as without it (%d)",
+                  bad ? "an infinity" : "a NaN", nan, same);
+        }
+        rn_session_free(s);
         /* what would move weights an int8 model does not train: refused, not applied to the
          * float32 classifier or the float32 copy it keeps (its outputs had changed) */
         char gpath[600];

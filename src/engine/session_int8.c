@@ -8,9 +8,11 @@
  * is 0.03% of a ResNet-18's work and the logits keep full precision.
  * A max-pool keeps its input's quantization (max commutes with it).
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/finite.h"
 #include "core/status.h"
 #include "core/threads.h"
 #include "engine/session.h"
@@ -178,4 +180,12 @@ void rn_int8_forward(rn_session *s, const float *x, int n, float *logits) {
         if (s->observe)
             s->observe(s->observe_ctx, nd->out, NULL, 0, 0);
     }
+    /* a value that is not finite has no int8 code (the quantizer takes NaN to the zero point,
+     * an infinity to an end of the range): that image's logits are NaN, as float32's are, not
+     * those of an image with an ordinary pixel there */
+    const size_t per = (size_t)m->in_channels * (size_t)sc->h * (size_t)sc->w;
+    for (int b = 0; b < n; b++)
+        if (!rn_floats_finite(x + (size_t)b * per, per))
+            for (int k = 0; k < m->num_classes; k++)
+                logits[(size_t)b * (size_t)m->num_classes + (size_t)k] = NAN;
 }
