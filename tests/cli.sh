@@ -85,6 +85,30 @@ expect 0 "forward an int8 model on 3 threads" "$R" forward --weights "$T/q/w.int
     --input data/sample/fmnist_batch.npy --output "$T/q/y3.npy" --threads 3
 cmp -s "$T/q/y1.npy" "$T/q/y3.npy" && cmp -s "$T/q/y1.npy" "$T/q/y.npy" && ok ||
     bad "int8 logits differ between 1, 3 and all threads"
+# an int8 file edited: a tensor added is named, a scalar of shape (1, 1) refused naming it
+/usr/bin/python3 - "$T/q/w.int8.safetensors" "$T/q" <<'PY'
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+head, data = json.loads(b[8:8 + n]), b[8 + n:]
+def write(path, h, d):
+    t = json.dumps(h).encode()
+    open(path, "wb").write(struct.pack("<Q", len(t)) + t + d)
+extra = dict(head)
+extra["conv.block.0.extra_scale"] = {"dtype": "F32", "shape": [1], "data_offsets": [len(data), len(data) + 4]}
+write(sys.argv[2] + "/extra.safetensors", extra, data + b"\0\0\x80\x3f")
+scalar = [k for k in head if k.endswith(".output_scale")][0]
+head[scalar]["shape"] = [1, 1]
+write(sys.argv[2] + "/shape11.safetensors", head, data)
+print(scalar)
+PY
+expect 1 "an int8 file with a tensor added" "$R" forward --weights "$T/q/extra.safetensors" \
+    --input data/sample/fmnist_batch.npy --output "$T/q/y.npy"
+grep -q "unexpected tensor 'conv.block.0.extra_scale'" "$T/err" && ok || bad "the added tensor is not named: $(cat "$T/err")"
+expect 1 "an int8 scale of shape (1, 1)" "$R" forward --weights "$T/q/shape11.safetensors" \
+    --input data/sample/fmnist_batch.npy --output "$T/q/y.npy"
+grep -q "output_scale' is a scalar: its shape must be () or (1)" "$T/err" && ok ||
+    bad "the (1, 1) scale is not refused by name: $(cat "$T/err")"
 expect 1 "convert an int8 model (PyTorch could not load the output)" "$R" convert "$T/q/w.int8.safetensors" \
     "$T/q/w2.safetensors"
 [ ! -e "$T/q/w2.safetensors" ] && ok || bad "convert wrote an int8 model"
