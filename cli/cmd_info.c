@@ -43,8 +43,10 @@ static void print_quantization(const rn_model *m) {
     const char *method = rn_model_quant_input(m, &in_scale, &in_zp, &images);
     printf("\nint8 model: weights int8 symmetric per output channel (BatchNorm folded), activations "
            "uint8 [0, 127] per tensor with a zero point, fc float32\n");
-    printf("calibration: %s on %d images; input scale %.6g, zero point %d\n\n", method, images,
-           (double)in_scale, in_zp);
+    char on[48] = "on an unknown number of images"; /* 0: the file's count was unreadable */
+    if (images > 0)
+        snprintf(on, sizeof on, "on %d image%s", images, images == 1 ? "" : "s");
+    printf("calibration: %s %s; input scale %.6g, zero point %d\n\n", method, on, (double)in_scale, in_zp);
     printf("%-36s %6s %24s %14s %8s\n", "Conv", "cout", "weight scale (min..max)", "output scale",
            "zero pt");
     for (int i = 0; i < n; i++)
