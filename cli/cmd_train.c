@@ -624,6 +624,7 @@ started:
         cli_report_dir(r.save, dir, sizeof dir);
         rn_loader_config rcfg = r.lcfg;
         rcfg.shards = rcfg.shard = 0;
+        rcfg.batch_size /= r.dist.size; /* this rank's share, as planned */
         cli_report_args a = {.command = "train", .model = r.m, .ds = &r.test, .loader = &rcfg,
                              .weights = r.save, .log = r.log[0] ? r.log : NULL, .output_dir = dir,
                              .data_dir = data, .dataset_kind = kind, .split = folder ? "val" : "test",

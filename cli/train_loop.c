@@ -306,7 +306,8 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
         rn_eval_result ev = {0};
         if (evaluate) {
             rn_loader_config ecfg = r->lcfg;
-            ecfg.batch_size = B;
+            ecfg.batch_size = local; /* as fits_in_memory planned it (the global batch had run on
+                                        every rank, ranks times what was checked) */
             train_dist_sync_model(&r->dist);
             if (train_dist_evaluate(&r->dist, r->m, &r->test, &ecfg, eval_progress, r, &ev) != RN_OK) {
                 cli_error(r->dist.what, "evaluating: %s", rn_last_error());
