@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "model/model.h"
 
@@ -106,9 +107,14 @@ static int describe_data(char *buf, size_t cap, const char *split, const rn_data
     uint64_t h = hash_bytes(0xcbf29ce484222325ULL, ds->labels, (size_t)ds->count * sizeof *ds->labels);
     if (ds->pixels)
         h = hash_bytes(h, ds->pixels, (size_t)ds->count * ds->channels * ds->height * ds->width);
+    /* an image folder: each file's class folder, name and size (its bytes are not read here:
+     * the size tells most copies apart that differ) */
     for (int i = 0; ds->paths && i < ds->count; i++) {
         const char *tail = path_tail(ds->paths[i]);
         h = hash_bytes(h, tail, strlen(tail) + 1);
+        struct stat sb;
+        const int64_t size = stat(ds->paths[i], &sb) == 0 ? (int64_t)sb.st_size : -1;
+        h = hash_bytes(h, &size, sizeof size);
     }
     return snprintf(buf, cap, "%s data: %d images of %dx%dx%d, %d classes, content %016llx\n", split,
                     ds->count, ds->channels, ds->height, ds->width, ds->num_classes, (unsigned long long)h);

@@ -145,6 +145,29 @@ st=$?
 [ $st -eq 2 ] && grep -q "rank 1 does not match rank 0: training data" "$T/err" && ok ||
     bad "ranks with different data: exit $st, $(head -c 600 "$T/err")"
 
+# image folders of the same names whose one image differs (in size): refused as well
+"$PY" - "$T/f1" "$T/f2" <<'EOF'
+import os, random, sys
+from PIL import Image
+random.seed(1)
+for root in sys.argv[1:]:
+    for split in ("train", "val"):
+        for c in ("a", "b"):
+            os.makedirs(os.path.join(root, split, c))
+            for i in range(4):
+                v = [random.randrange(256) if (root, split, c, i) == (sys.argv[2], "train", "b", 3) else 40 * i
+                     for _ in range(64)]
+                img = Image.new("L", (8, 8))
+                img.putdata(v)
+                img.save(os.path.join(root, split, c, "%d.png" % i))
+EOF
+FOLDER=(train --dataset folder-gray --image-size 8 --stem cifar --width 8 --batch-size 4 --max-steps 1 --no-report
+        --quiet --threads 1)
+"${MPIRUN[@]}" -np 1 "$R" "${FOLDER[@]}" --data "$T/f1" : -np 1 "$R" "${FOLDER[@]}" --data "$T/f2" >"$T/out" 2>"$T/err"
+st=$?
+[ $st -eq 2 ] && grep -q "rank 1 does not match rank 0: training data" "$T/err" && ok ||
+    bad "ranks with image folders whose one image differs: exit $st, $(head -c 600 "$T/err")"
+
 # too many non-finite steps in a row: every rank stops at the same step; rank 0 saves the checkpoint
 # and says how to resume, and no rank aborts the job under it (they had: no checkpoint was left)
 "${MPIRUN[@]}" -np 2 "$R" train --data data/fmnist-small --batch-size 32 --lr 1e30 --seed 3 --no-report --quiet \
