@@ -129,6 +129,11 @@ static void describe(char *buf, const arg_table *t, const rn_dataset *train, con
         if (strcmp(s->name, "threads") == 0 || strcmp(s->name, "quiet") == 0 || strcmp(s->name, "data") == 0)
             continue; /* per rank, or a path that may differ between nodes (the content is checked) */
         const char *v = s->kind == ARG_FLAG ? (args_flag(t, s->name) ? "on" : "off") : args_str(t, s->name);
+        /* a number as its value, not its spelling (--lr 0.05 on one rank, 5e-2 on another) */
+        char *end = NULL, num[32];
+        const double d = v && *v ? strtod(v, &end) : 0.0;
+        if (end && end != v && *end == '\0' && isfinite(d) && snprintf(num, sizeof num, "%.15g", d) > 0)
+            v = num;
         used += (size_t)snprintf(buf + used, DESC_CAP - used, "--%s %s\n", s->name, v ? v : "");
     }
     if (used < DESC_CAP)

@@ -145,6 +145,10 @@ st=$?
 [ $st -eq 2 ] && grep -q "rank 1 does not match rank 0: training data" "$T/err" && ok ||
     bad "ranks with different data: exit $st, $(head -c 600 "$T/err")"
 
+# the same numbers spelled otherwise are the same flags
+"${MPIRUN[@]}" -np 1 "$R" "${TRAIN[@]}" --log-every 0 --max-steps 1 : -np 1 "$R" "${TRAIN[@]}" --log-every 0 --max-steps 1 --lr 1e-4 \
+    >"$T/out" 2>"$T/err" && ok || bad "--lr 0.0001 on one rank, 1e-4 on the other, refused: $(head -c 600 "$T/err")"
+
 # image folders of the same names whose one image differs (in size): refused as well
 "$PY" - "$T/f1" "$T/f2" <<'EOF'
 import os, random, sys
