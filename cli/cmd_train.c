@@ -458,7 +458,7 @@ int cmd_train(int argc, char **argv) {
     if (resume) {
         /* the optimizer state that belongs to the weights (its run id and step); the checkpoint's
          * plan, for every flag not given; its seed, which the data order follows */
-        if (!train_ckpt_find(resume, resume_optim, resume_state, sizeof resume_state, &pos))
+        if (!train_ckpt_find(resume, resume_optim, resume_state, sizeof resume_state, &pos, r.lead))
             goto started;
         if (plan_read(&r.plan, resume_state) != RN_OK) {
             cli_error(r.dist.what, "%s", rn_last_error());

@@ -79,14 +79,15 @@ int train_ckpt_save(train_ckpt *c, const rn_model *m, const rn_trainer *t, const
  * Resuming
  * ------------------------------------------------------------------------- */
 
-int train_ckpt_find(const char *weights, const char *state, char *use, size_t cap, rn_train_position *pos) {
+int train_ckpt_find(const char *weights, const char *state, char *use, size_t cap, rn_train_position *pos,
+                    int say) {
     rn_checkpoint_id id;
     if (rn_checkpoint_match(weights, state, use, cap, &id) != RN_OK ||
         rn_checkpoint_position(use, pos) != RN_OK) {
         cli_error("train", "%s", rn_last_error());
         return 0;
     }
-    if (strcmp(use, state) != 0)
+    if (say && strcmp(use, state) != 0)
         printf("%s is from a save that was interrupted before %s was replaced; using %s, which belongs to it\n",
                state, weights, use);
     return 1;

@@ -46,8 +46,11 @@ int train_ckpt_save(train_ckpt *c, const rn_model *m, const rn_trainer *t, const
 
 /* For --resume WEIGHTS (whose optimizer state is `state`): the state file
  * that matches it (state, or the backup of an interrupted save, into `use`)
- * and where training stood. Prints the error and returns 0 on failure. */
-int train_ckpt_find(const char *weights, const char *state, char *use, size_t cap, rn_train_position *pos);
+ * and where training stood; `say`: tell which file is used when it is the
+ * backup (rank 0 of a data-parallel run, or the one process). Prints the
+ * error and returns 0 on failure. */
+int train_ckpt_find(const char *weights, const char *state, char *use, size_t cap, rn_train_position *pos,
+                    int say);
 
 /* Rewrites the JSON-lines log without the records of steps after `step`
  * (a killed run's) and without a last line cut short. A missing log is
