@@ -254,8 +254,9 @@ static int non_negative(const arg_table *t, const char *name) {
 /* Every flag's value: the integers into r (batch, image size and threads into the pointers), the
  * loader's configuration into r->lcfg, and the names, numbers and combinations the trainer and
  * the data would refuse later. Returns 0 after an error message (a usage error: exit 2). Runs
- * before anything is read or written, and again once --resume's plan has filled the flags. */
-static int check_flags(train_run *r, int *batch, int *size, int *threads) {
+ * before anything is read or written (planned 0), and again once --resume's plan has filled the
+ * flags (planned 1). */
+static int check_flags(train_run *r, int *batch, int *size, int *threads, int planned) {
     arg_table *t = r->t;
     if (!args_int(t, "epochs", 1, 100000, &r->epochs) ||
         !args_int(t, "eval-every", 0, 100000, &r->eval_every) || !args_int(t, "batch-size", 1, 65536, batch) ||
@@ -295,9 +296,11 @@ static int check_flags(train_run *r, int *batch, int *size, int *threads) {
     if (!cli_arch_ok(t, 0) || !cli_dataset_ok(t, 0) || !cli_precision_ok(t, 1) || !cli_conv_algo_ok(t) ||
         cli_stem(t) < 0 || cli_width(t) < 0)
         return 0;
-    if (*batch % r->dist.size != 0) {
-        cli_error(r->dist.what, "--batch-size %d is the global batch: it must be a multiple of the %d ranks", *batch,
-                  r->dist.size);
+    /* a --resume without --batch-size takes its checkpoint's: not the default's to refuse */
+    const int given = args_spec(t, "batch-size")->set, resuming = strcmp(args_str(t, "resume"), "none") != 0;
+    if (*batch % r->dist.size != 0 && (given || planned || !resuming)) {
+        cli_error(r->dist.what, "--batch-size %d%s is the global batch: it must be a multiple of the %d ranks",
+                  *batch, given ? "" : resuming ? " (the --resume checkpoint's)" : " (the default)", r->dist.size);
         return 0;
     }
     /* what needs a file to write to */
@@ -370,7 +373,7 @@ int cmd_train(int argc, char **argv) {
     r.lead = r.dist.rank == 0;
     /* every flag's value first: a bad one is refused before any file is touched or read (with
      * --resume the checkpoint's plan fills the flags not given, and they are checked again) */
-    if (!check_flags(&r, &batch, &size, &threads))
+    if (!check_flags(&r, &batch, &size, &threads, 0))
         goto started;
     status = EXIT_RUNTIME;
     /* a --data that is no folder fails before any output folder is made */
@@ -474,7 +477,7 @@ int cmd_train(int argc, char **argv) {
             rn_checkpoint_tidy(r.save, r.optim);
     }
     status = EXIT_USAGE;
-    if (!check_flags(&r, &batch, &size, &threads))
+    if (!check_flags(&r, &batch, &size, &threads, 1))
         goto started;
     rn_set_threads(threads);
     if (r.lead && args_flag(&t, "freeze-backbone") && !resume && init_is_fresh(args_str(&t, "init")))

@@ -145,6 +145,17 @@ st=$?
 [ $st -eq 2 ] && grep -q "rank 1 does not match rank 0: training data" "$T/err" && ok ||
     bad "ranks with different data: exit $st, $(head -c 600 "$T/err")"
 
+# a run of batch 33 on 3 ranks resumes on 3 without --batch-size (the default 256, which 3 does
+# not divide, had been refused before the checkpoint's 33 was read); on 2, the 33 is refused as
+# the checkpoint's
+SMALL=(train --data data/fmnist-small --width 8 --threads 1 --no-report --quiet --save "$T/b33/m.safetensors")
+run_ok b33 "${MPIRUN[@]}" -np 3 "$R" "${SMALL[@]}" --batch-size 33 --max-steps 1
+run_ok b33resume "${MPIRUN[@]}" -np 3 "$R" "${SMALL[@]}" --max-steps 2 --resume "$T/b33/m.safetensors"
+"${MPIRUN[@]}" -np 2 "$R" "${SMALL[@]}" --max-steps 3 --resume "$T/b33/m.safetensors" >"$T/out" 2>"$T/err"
+st=$?
+[ $st -eq 2 ] && grep -q "batch-size 33 (the --resume checkpoint's) is the global batch" "$T/err" && ok ||
+    bad "batch 33 resumed on 2 ranks: exit $st, $(head -c 600 "$T/err")"
+
 # the same numbers spelled otherwise are the same flags
 "${MPIRUN[@]}" -np 1 "$R" "${TRAIN[@]}" --log-every 0 --max-steps 1 : -np 1 "$R" "${TRAIN[@]}" --log-every 0 --max-steps 1 --lr 1e-4 \
     >"$T/out" 2>"$T/err" && ok || bad "--lr 0.0001 on one rank, 1e-4 on the other, refused: $(head -c 600 "$T/err")"
