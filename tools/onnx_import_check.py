@@ -19,7 +19,8 @@ naming the initializer: the stem's weights with values in a field that does not 
 type (FLOAT16 values in float_data, FLOAT ones in int64_data or double_data) or with raw_data
 4 bytes short. Graphs edited as other exporters write them: the stem's or fc's weights behind
 an Identity node and MaxPool's auto_pad NOTSET read as before; a Gemm of four inputs and an
-attribute of the wrong type (BatchNorm's epsilon an INT) refused. A BatchNorm of epsilon 1e-7
+attribute of the wrong type (BatchNorm's epsilon an INT) and weights stored as a
+sparse_initializer refused. A BatchNorm of epsilon 1e-7
 over variances of 0 gives PyTorch's logits.
 """
 import argparse
@@ -202,11 +203,23 @@ def graph_edits():
         del bn.attribute[:]
         bn.attribute.extend(keep + [helper.make_attribute("epsilon", 0)])
 
+    def stem_sparse(m):
+        from onnx import numpy_helper
+        w = next(n for n in m.graph.node if n.op_type == "Conv").input[1]
+        t = next(i for i in m.graph.initializer if i.name == w)
+        a = numpy_helper.to_array(t).ravel()
+        nz = np.nonzero(a)[0]
+        values = numpy_helper.from_array(a[nz], w)
+        indices = numpy_helper.from_array(nz.astype(np.int64), w + "_indices")
+        m.graph.sparse_initializer.append(helper.make_sparse_tensor(values, indices, list(t.dims)))
+        m.graph.initializer.remove(t)
+
     yield "the stem's weights through Identity", through_identity("Conv"), None
     yield "fc's weights through Identity", through_identity("Gemm"), None
     yield "MaxPool auto_pad NOTSET", maxpool_notset, None
     yield "a Gemm of four inputs", gemm_fourth_input, ["Gemm", "4 inputs"]
     yield "BatchNorm epsilon an INT", epsilon_int, ["epsilon", "INT", "FLOAT"]
+    yield "the stem's weights a sparse_initializer", stem_sparse, ["1 sparse initializer", "dense initializers"]
 
 
 def check_edits(args, tmp):

@@ -112,7 +112,8 @@ typedef struct onnx_model {
     size_t n_inputs, n_outputs;
     onnx_meta *meta;
     size_t n_meta;
-    int has_functions;           /* model-local functions, a training section or sparse initializers */
+    int has_functions;           /* model-local functions or a training section */
+    size_t n_sparse;             /* sparse initializers (not read) */
 } onnx_model;
 
 /* Decodes buf[0..len) (kept: initializers point into it). `what` names the

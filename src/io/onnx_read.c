@@ -400,7 +400,7 @@ static rn_status graph_field(const reader *rd, const pb_reader *pr, const pb_fie
                            in ? "input" : "output", f->offset);
         return RN_OK;
     }
-    case 15: m->has_functions = 1; return RN_OK;
+    case 15: m->n_sparse++; return RN_OK; /* sparse_initializer */
     default: return RN_OK;
     }
 }

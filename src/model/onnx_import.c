@@ -265,7 +265,12 @@ rn_status rn_onnx_import(const unsigned char *buf, size_t len, const char *what,
         return st;
     }
     const char *input = NULL;
-    st = check_attr_types(&om, what);
+    if (om.n_sparse) /* the weights they hold would be found missing, under another name */
+        st = rn_fail(RN_ERR_UNSUPPORTED, "%s: the graph holds %zu sparse initializer%s (sparse_initializer), "
+                     "which resnet does not read: store the weights as dense initializers", what,
+                     om.n_sparse, om.n_sparse == 1 ? "" : "s");
+    if (st == RN_OK)
+        st = check_attr_types(&om, what);
     if (st == RN_OK)
         st = network_input(&ix, what, &input);
 
