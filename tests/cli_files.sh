@@ -66,6 +66,9 @@ torch.save(sd, os.path.join(t, "model_zip.pth"))
 torch.save({"module." + k: v for k, v in sd.items()}, os.path.join(t, "model_dp.pth"))
 torch.save({"state_dict": sd, "epoch": 3}, os.path.join(t, "model_legacy.pth"),
            _use_new_zipfile_serialization=False)
+# as PyTorch before 0.4.1 saved it: no num_batches_tracked (load_state_dict takes them as 0)
+torch.save({k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")},
+           os.path.join(t, "model_nonbt.pth"), _use_new_zipfile_serialization=False)
 Image.fromarray((torch.rand(40, 30) * 255).byte().numpy(), "L").save(os.path.join(t, "img.png"))
 # an image folder: DIR/train/CLASS/*.png and DIR/val/CLASS/*.png, 2 classes
 for split, n in (("train", 4), ("val", 2)):
@@ -81,13 +84,14 @@ EOF
 cd "$T" || exit 1
 expect 0 "convert a legacy checkpoint" "$R" convert model_legacy.pth model.safetensors
 has out "d2l_resnet18, width 64, in_channels 1, num_classes 10" "convert reads the architecture"
-for f in model_legacy.pth model_zip.pth model_dp.pth model.safetensors; do
+for f in model_legacy.pth model_zip.pth model_dp.pth model_nonbt.pth model.safetensors; do
     expect 0 "forward --weights $f" "$R" forward --weights "$f" --input "$HERE/data/sample/fmnist_batch.npy" \
         --output "y_$f.npy"
 done
 cmp -s y_model_legacy.pth.npy y_model.safetensors.npy && cmp -s y_model_zip.pth.npy y_model.safetensors.npy &&
     ok || bad "forward: legacy, zip and safetensors logits differ"
 cmp -s y_model_dp.pth.npy y_model.safetensors.npy && ok || bad "forward: a DataParallel (module.) file differs"
+cmp -s y_model_nonbt.pth.npy y_model.safetensors.npy && ok || bad "forward: a file without num_batches_tracked differs"
 for f in model_legacy.pth model.safetensors; do
     expect 0 "eval --weights $f" "$R" eval --weights "$f" --data tiny --json --batch-size 8 && cp out "eval_$f"
     expect 0 "predict --weights $f" "$R" predict --weights "$f" --json img.png && cp out "predict_$f"

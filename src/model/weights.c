@@ -4,7 +4,8 @@
  * The file must hold exactly the model's tensors under PyTorch's names:
  * a missing, unexpected, wrong-shape or wrong-dtype tensor is an error that
  * names the key. Float tensors may be stored as F32, F16, BF16 or F64;
- * num_batches_tracked as I64.
+ * num_batches_tracked as I64, or not at all (files from before PyTorch
+ * 0.4.1): then 0, as PyTorch's load_state_dict sets it.
  *
  * A weights file is a safetensors file, a PyTorch checkpoint (torch.save's
  * zip or legacy format) or an ONNX model (onnx_import.h), told apart by
@@ -68,6 +69,9 @@ static void pass_meta(const st_file *f, void (*get_meta)(void *, const char *, c
 /* Whether file tensor s fits model tensor t (shape and dtype); else fails naming the key. */
 static rn_status tensor_fits(const rn_model *m, const rn_tensor_ref *t, const st_tensor *s,
                              const char *path) {
+    if (!s && t->i64) /* a BatchNorm's num_batches_tracked, which files from before PyTorch 0.4.1
+                         lack: PyTorch's load_state_dict sets it to 0 */
+        return RN_OK;
     if (!s)
         return rn_fail(RN_ERR_MISMATCH, "%s: missing tensor '%s' for %s", path, t->name,
                        m->arch->name);
@@ -118,7 +122,7 @@ static rn_status copy_tensors(rn_model *m, const st_file *f, const char *path, i
             continue;
         const st_tensor *s = st_find(f, t->name);
         if (t->i64)
-            *t->i64 = s->i64[0];
+            *t->i64 = s ? s->i64[0] : 0;
         else
             memcpy(t->f32, s->f32, t->numel * sizeof(float));
     }
