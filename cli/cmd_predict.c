@@ -303,6 +303,7 @@ static rn_status prepare_image(const char *path, const predict_plan *p, float *o
     rn_image img = {0}, tmp = {0};
     int oom = 0; /* an allocation here failed (the library's message would be another's) */
     rn_status st = rn_image_read_channels(path, p->decode_channels, NULL, &img);
+    const int decoded = st == RN_OK; /* past here the library's messages do not name the file */
     if (st == RN_OK && p->decode_channels == 1 && p->channels == 3) {
         /* Gray for an RGB model: the L plane three times (convert("L").convert("RGB")). */
         size_t plane = (size_t)img.width * (size_t)img.height;
@@ -336,7 +337,7 @@ static rn_status prepare_image(const char *path, const predict_plan *p, float *o
     if (st != RN_OK && oom)
         snprintf(msg, cap, "%s: out of memory", path);
     else if (st != RN_OK)
-        snprintf(msg, cap, "%s", rn_last_error());
+        snprintf(msg, cap, "%s%s%s", decoded ? path : "", decoded ? ": " : "", rn_last_error());
     return st;
 }
 

@@ -98,6 +98,11 @@ for f in model_legacy.pth model.safetensors; do
 done
 cmp -s eval_model_legacy.pth eval_model.safetensors && ok || bad "eval: legacy and safetensors differ"
 cmp -s predict_model_legacy.pth predict_model.safetensors && ok || bad "predict: legacy and safetensors differ"
+# an image too elongated to resize (its shorter side to 256: 256000 wide) is named, its size as
+# width x height
+"$PY" -c "from PIL import Image; Image.new('L', (3000, 3)).save('wide.png')"
+expect 1 "predict an image too wide to resize" "$R" predict --weights model.safetensors img.png wide.png
+has err "wide.png: resize: a 3000x3 image (width x height) would become 256000x256" "the image and its size are named"
 expect 0 "train --init a legacy checkpoint" "$R" train --data tiny --init model_legacy.pth --epochs 1 \
     --batch-size 8 --max-steps 1 --quiet
 

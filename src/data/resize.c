@@ -117,8 +117,8 @@ rn_status rn_resize_plan_create(int in_h, int in_w, int out_h, int out_w,
     *out = NULL;
     if (in_h < 1 || in_w < 1 || out_h < 1 || out_w < 1 || in_h > RN_RESIZE_MAX_SIDE ||
         in_w > RN_RESIZE_MAX_SIDE || out_h > RN_RESIZE_MAX_SIDE || out_w > RN_RESIZE_MAX_SIDE)
-        return rn_fail(RN_ERR_ARG, "resize: sizes %dx%d -> %dx%d must be in 1..%d", in_h, in_w,
-                       out_h, out_w, RN_RESIZE_MAX_SIDE);
+        return rn_fail(RN_ERR_ARG, "resize: %dx%d -> %dx%d (width x height): each side must be in "
+                       "1..%d", in_w, in_h, out_w, out_h, RN_RESIZE_MAX_SIDE);
     rn_resize_plan *p = calloc(1, sizeof *p);
     if (!p)
         return rn_fail(RN_ERR_NOMEM, "resize: out of memory");

@@ -89,8 +89,8 @@ static rn_status resize_planes(const uint8_t *src, int c, int h, int w, int out_
     /* the resize's own limit, before the output is allocated (a 16384 x 1 image resized to a
      * shorter side of 256 would ask for 3 GB, then be refused) */
     if (out_h < 1 || out_w < 1 || out_h > RN_RESIZE_MAX_SIDE || out_w > RN_RESIZE_MAX_SIDE)
-        return rn_fail(RN_ERR_ARG, "resize: sizes %dx%d -> %dx%d must be in 1..%d", h, w, out_h,
-                       out_w, RN_RESIZE_MAX_SIDE);
+        return rn_fail(RN_ERR_ARG, "resize: a %dx%d image (width x height) would become %dx%d: each "
+                       "side must be in 1..%d", w, h, out_w, out_h, RN_RESIZE_MAX_SIDE);
     size_t n;
     if (!rn_size_mul((size_t)out_h, (size_t)out_w, &n) || !rn_size_mul(n, (size_t)c, &n))
         return rn_fail(RN_ERR_NOMEM, "resize: %d x %d output overflows", out_w, out_h);

@@ -9,7 +9,8 @@
  *         Pillow's cmyk2rgb. EXIF orientation is ignored (as pil_loader).
  *   PNG   gray 1/2/4-bit scaled by bit replication; gray 16-bit clipped to
  *         0..255 (Pillow's "I" -> "RGB"); other 16-bit images keep the high
- *         byte; palettes looked up (indices past the palette give black);
+ *         byte; palettes looked up (indices past the palette give gray,
+ *         index i as (i, i, i): Pillow's palette starts as a gray ramp);
  *         alpha and tRNS dropped, no compositing, gAMA ignored.
  * With channels == 1 the RGB result goes through Pillow's convert("L"):
  *   L = (19595 R + 38470 G + 7471 B + 0x8000) >> 16
