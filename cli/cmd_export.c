@@ -30,7 +30,7 @@ static arg_spec SPECS[] = {
     {"image-size", ARG_STRING, "auto", "input height = width the graph declares; auto: the checkpoint's "
      "image_size, else 224 (imagenet stem) or 32 (cifar stem)", 0, 0},
     {"normalize", ARG_STRING, "auto", "the input normalisation to record (mean and std): none, "
-     "MEAN,..:STD,.. or auto (the checkpoint's)", 0, 0},
+     "imagenet, MEAN,..:STD,.. or auto (the checkpoint's)", 0, 0},
     {"dataset", ARG_STRING, "auto", "the dataset to record, and whose class names when the checkpoint has none: "
      "imagenet, cifar10, fashion-mnist or mnist (folder and folder-gray: no built-in names); auto: the "
      "checkpoint's dataset", 0, 0},
@@ -88,10 +88,12 @@ static int build_meta(const arg_table *t, const char *in, const rn_model *m, exp
     const char *norm = args_str(t, "normalize");
     if (strcmp(norm, "auto") == 0)
         norm = e->normalize ? e->normalize : "none";
+    if (strcmp(norm, "imagenet") == 0) /* as predict takes it */
+        norm = "0.485,0.456,0.406:0.229,0.224,0.225";
     if (strcmp(norm, "none") != 0) {
         float mv[4], sv[4];
         int ch = 0;
-        if (!parse_mean_std(norm, mv, sv, &ch)) {
+        if (!parse_mean_std(norm, mv, sv, &ch)) { /* the flag's was checked before */
             cli_error("export", "%s: its metadata normalize '%s' is neither none nor MEAN,..:STD,..: "
                       "give --normalize", in, norm);
             return 0;
@@ -156,8 +158,10 @@ int cmd_export(int argc, char **argv) {
     }
     float nm[4], ns[4];
     int nch;
-    if (strcmp(norm, "auto") != 0 && strcmp(norm, "none") != 0 && !parse_mean_std(norm, nm, ns, &nch)) {
-        cli_error("export", "--normalize must be auto, none or MEAN,..:STD,.. (e.g. 0.286:0.353), got '%s'", norm);
+    if (strcmp(norm, "auto") != 0 && strcmp(norm, "none") != 0 && strcmp(norm, "imagenet") != 0 &&
+        !parse_mean_std(norm, nm, ns, &nch)) {
+        cli_error("export", "--normalize must be auto, none, imagenet or MEAN,..:STD,.. (e.g. 0.286:0.353), got "
+                  "'%s'", norm);
         return EXIT_USAGE;
     }
     if (!cli_arch_ok(&t, 1))
