@@ -66,6 +66,8 @@ torch.save(sd, os.path.join(t, "model_zip.pth"))
 torch.save({"module." + k: v for k, v in sd.items()}, os.path.join(t, "model_dp.pth"))
 torch.save({"state_dict": sd, "epoch": 3}, os.path.join(t, "model_legacy.pth"),
            _use_new_zipfile_serialization=False)
+# a Lightning-style module's state_dict: every name "model.NAME"
+torch.save({"model." + k: v for k, v in sd.items()}, os.path.join(t, "model_lit.pth"))
 # as PyTorch before 0.4.1 saved it: no num_batches_tracked (load_state_dict takes them as 0)
 torch.save({k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")},
            os.path.join(t, "model_nonbt.pth"), _use_new_zipfile_serialization=False)
@@ -92,6 +94,9 @@ cmp -s y_model_legacy.pth.npy y_model.safetensors.npy && cmp -s y_model_zip.pth.
     ok || bad "forward: legacy, zip and safetensors logits differ"
 cmp -s y_model_dp.pth.npy y_model.safetensors.npy && ok || bad "forward: a DataParallel (module.) file differs"
 cmp -s y_model_nonbt.pth.npy y_model.safetensors.npy && ok || bad "forward: a file without num_batches_tracked differs"
+expect 1 "forward --weights a file whose names all start with model." "$R" forward --weights model_lit.pth \
+    --input "$HERE/data/sample/fmnist_batch.npy" --output y_lit.npy
+has err "every name starts with 'model.', a wrapper's prefix" "the shared prefix is named"
 for f in model_legacy.pth model.safetensors; do
     expect 0 "eval --weights $f" "$R" eval --weights "$f" --data tiny --json --batch-size 8 && cp out "eval_$f"
     expect 0 "predict --weights $f" "$R" predict --weights "$f" --json img.png && cp out "predict_$f"

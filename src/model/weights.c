@@ -39,6 +39,23 @@ static void drop_wrapper_prefix(st_file *f) {
         memmove(f->tensors[i].name, f->tensors[i].name + n, strlen(f->tensors[i].name + n) + 1);
 }
 
+/* The first name component every tensor of f shares ("model." of a Lightning module), into buf
+ * (capacity cap), or "" (no names, or no such component, or one a model has: "fc.", "conv."). */
+static void shared_prefix(const st_file *f, char *buf, size_t cap) {
+    buf[0] = '\0';
+    const char *dot = f->count ? strchr(f->tensors[0].name, '.') : NULL;
+    if (!dot || (size_t)(dot - f->tensors[0].name) + 2 > cap)
+        return;
+    const size_t n = (size_t)(dot - f->tensors[0].name) + 1;
+    for (size_t i = 1; i < f->count; i++)
+        if (strncmp(f->tensors[i].name, f->tensors[0].name, n) != 0)
+            return;
+    if (n == 5 && strncmp(f->tensors[0].name, "conv.", 5) == 0)
+        return; /* the D2L network's own (conv.block..., conv.resnet_block...) */
+    memcpy(buf, f->tensors[0].name, n);
+    buf[n] = '\0';
+}
+
 /* Reads a safetensors file, a PyTorch .pth checkpoint or an ONNX model
  * (matched to `arch` when not NULL) into f. */
 static rn_status weights_read(const char *path, const char *arch, st_file *f) {
@@ -182,7 +199,14 @@ static rn_status load_file_model(const char *path, const char *arch, int num_cla
             st = rn_fail(RN_ERR_ARG, "%s: unknown architecture '%s'", path, arch);
     } else {
         a = rn_arch_guess(st_shape_of, f);
-        if (!a)
+        char prefix[64];
+        shared_prefix(f, prefix, sizeof prefix);
+        if (!a && prefix[0])
+            st = rn_fail(RN_ERR_MISMATCH,
+                         "%s: cannot tell the architecture from the tensor names: every name starts "
+                         "with '%s', a wrapper's prefix (only DataParallel's 'module.' is dropped); "
+                         "save the inner model's state_dict, or strip the prefix", path, prefix);
+        else if (!a)
             st = rn_fail(RN_ERR_MISMATCH,
                          "%s: cannot tell the architecture from the tensor names; name it (the arch "
                          "argument; --arch in the CLI)", path);
