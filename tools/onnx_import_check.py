@@ -242,18 +242,22 @@ def check_edits(args, tmp):
             msg = expect_refusal(args, tmp, path, words)
             failed += not msg.startswith("refused")
         else:
-            np.save(os.path.join(tmp, "x.npy"), x.numpy())
-            fwd = resnet(args, "forward", "--weights", path, "--input", os.path.join(tmp, "x.npy"),
-                         "--output", os.path.join(tmp, "y.npy"))
-            if fwd.returncode != 0:
-                msg = "forward failed: " + fwd.stderr.strip()
-            else:
-                y = np.load(os.path.join(tmp, "y.npy"))
-                rel = float(np.abs(y - ref).max() / np.abs(ref).max())
-                msg = "ok (rel %.1e)" % rel if rel <= args.tol else "logits differ: rel %.2e" % rel
+            msg = forward_matches(args, tmp, path, x, ref)
             failed += not msg.startswith("ok")
         print("%-34s %s" % (name, msg), flush=True)
     return failed + check_small_epsilon(args, tmp, model, x)
+
+
+def forward_matches(args, tmp, path, x, ref):
+    """`resnet forward --weights path` on x against PyTorch's logits ref: "ok (rel ...)" or why not."""
+    np.save(os.path.join(tmp, "x.npy"), x.numpy())
+    fwd = resnet(args, "forward", "--weights", path, "--input", os.path.join(tmp, "x.npy"),
+                 "--output", os.path.join(tmp, "y.npy"))
+    if fwd.returncode != 0:
+        return "forward failed: " + fwd.stderr.strip()
+    y = np.load(os.path.join(tmp, "y.npy"))
+    rel = float(np.abs(y - ref).max() / np.abs(ref).max())
+    return "ok (rel %.1e)" % rel if rel <= args.tol else "logits differ: rel %.2e" % rel
 
 
 def check_small_epsilon(args, tmp, model, x):
@@ -268,17 +272,10 @@ def check_small_epsilon(args, tmp, model, x):
         ref = m(x).double().numpy()
     path = os.path.join(tmp, "eps.onnx")
     export(m, path, 64, 3, 13, folded=False)
-    np.save(os.path.join(tmp, "x.npy"), x.numpy())
-    fwd = resnet(args, "forward", "--weights", path, "--input", os.path.join(tmp, "x.npy"),
-                 "--output", os.path.join(tmp, "y.npy"))
-    if fwd.returncode != 0:
-        msg = "forward failed: " + fwd.stderr.strip()
-    else:
-        y = np.load(os.path.join(tmp, "y.npy"))
-        rel = float(np.abs(y - ref).max() / np.abs(ref).max())
-        msg = "ok (rel %.1e)" % rel if rel <= args.tol else "logits differ: rel %.2e" % rel
+    msg = forward_matches(args, tmp, path, x, ref)
     print("%-34s %s" % ("BatchNorm eps 1e-7, variances 0", msg), flush=True)
     return not msg.startswith("ok")
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
