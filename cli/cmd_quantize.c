@@ -41,15 +41,37 @@ static const char *meta_of(const cli_meta_list *l, const char *key) {
     return NULL;
 }
 
-/* The dataset, image size or normalisation calibration used: the flag's when given (else the
+/* Whether a and b are the same value of metadata `key`: sizes as numbers, normalisations value
+ * by value (train writes them as "%.9g" of floats: 0.286000013 is --normalize 0.286), datasets
+ * under any of their names. */
+static int same_value(const char *key, const char *a, const char *b) {
+    if (strcmp(key, "image_size") == 0)
+        return atoi(a) == atoi(b);
+    if (strcmp(key, "dataset") == 0) {
+        const int fa = !strcmp(a, "fashion-mnist") || !strcmp(a, "fashion_mnist");
+        const int fb = !strcmp(b, "fashion-mnist") || !strcmp(b, "fashion_mnist");
+        return fa || fb ? fa && fb : strcmp(a, b) == 0;
+    }
+    float ma[4], sa[4], mb[4], sb[4];
+    int ca = 0, cb = 0;
+    if (strcmp(key, "normalize") != 0 || !parse_mean_std(a, ma, sa, &ca) || !parse_mean_std(b, mb, sb, &cb))
+        return strcmp(a, b) == 0; /* "none" among them */
+    for (int c = 0; c < ca && ca == cb; c++)
+        if (ma[c] != mb[c] || sa[c] != sb[c])
+            return 0;
+    return ca == cb;
+}
+
+/* The image size or normalisation calibration used: the flag's when given (else the
  * checkpoint's, or the default). One that overrides what the checkpoint records is warned
- * about: the int8 file records what calibration used, which eval and predict then apply. */
+ * about: the int8 file records what calibration used (its scales are for those inputs), which
+ * eval and predict then apply. */
 static const char *used_value(const arg_table *t, const char *flag, const char *unset, const cli_meta_list *l,
                               const char *key, const char *dflt, const char *weights) {
     const char *given = args_str(t, flag), *had = meta_of(l, key);
     if (strcmp(given, unset) == 0)
         return dflt;
-    if (had && strcmp(had, given) != 0)
+    if (had && !same_value(key, had, given))
         cli_error("quantize", "warning: calibrated with --%s %s, where %s records %s %s: the int8 file "
                   "records %s, which eval and predict will use", flag, given, weights, key, had, given);
     return given;
@@ -179,10 +201,17 @@ int cmd_quantize(int argc, char **argv) {
      * been the checkpoint's, or the defaults, whatever the flags: a file calibrated on
      * --dataset mnist said fashion-mnist, one on --normalize none the checkpoint's mean and std);
      * the int8 file's own keys (format, calibration) are written from the model */
-    const char *used_dataset = used_value(&t, "dataset", "auto", &all.list, "dataset", meta.dataset, weights);
+    /* the dataset names the model's classes (predict's names): the checkpoint's where it has one;
+     * calibration's own is recorded beside it */
+    const char *had_dataset = meta_of(&all.list, "dataset");
+    const char *used_dataset = had_dataset ? had_dataset : kind;
+    if (had_dataset && !same_value("dataset", had_dataset, kind))
+        cli_error("quantize", "warning: calibrated on --dataset %s, where %s records dataset %s (its "
+                  "classes'): the int8 file keeps dataset %s", kind, weights, had_dataset, had_dataset);
     const char *used_size = used_value(&t, "image-size", "-1", &all.list, "image_size", meta.image_size, weights);
     const char *used_norm = used_value(&t, "normalize", "auto", &all.list, "normalize", meta.normalize, weights);
     if (!cli_meta_list_set(&all.list, "dataset", used_dataset) ||
+        !cli_meta_list_set(&all.list, "calibration_dataset", kind) ||
         !cli_meta_list_set(&all.list, "image_size", used_size) ||
         !cli_meta_list_set(&all.list, "normalize", used_norm) || all.list.nomem) {
         cli_error("quantize", "out of memory");

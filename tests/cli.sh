@@ -53,8 +53,9 @@ expect 2 "quantize --calib-images 0" "$R" quantize --weights "$T/w.safetensors" 
     --calib-images 0 --output "$T/q.safetensors"
 expect 0 "quantize (entropy)" "$R" quantize --weights "$T/w.safetensors" --data data/fmnist-small \
     --calib-images 64 --method entropy --output "$T/q/w.int8.safetensors" --quiet
-# the int8 file records the dataset, size and normalisation calibration used (eval and predict
-# apply them): they had been the checkpoint's, or the defaults, whatever the flags said
+# the int8 file records the size and normalisation calibration used (eval and predict apply them),
+# and --dataset where the checkpoint names none: they had been the checkpoint's, or the
+# defaults, whatever the flags said
 expect 0 "quantize with --dataset, --image-size and --normalize" "$R" quantize --weights "$T/w.safetensors" \
     --data data/fmnist-small --dataset mnist --image-size 32 --normalize 0.5:0.25 --calib-images 8 \
     --output "$T/q/flags.safetensors" --quiet
@@ -62,9 +63,15 @@ expect 0 "quantize with --dataset, --image-size and --normalize" "$R" quantize -
     --threads 1 --save "$T/q/n.safetensors" >/dev/null 2>&1
 expect 0 "quantize with --normalize none a model trained normalised" "$R" quantize --weights "$T/q/n.safetensors" \
     --data data/fmnist-small --normalize none --calib-images 8 --output "$T/q/n8.safetensors" --quiet
-grep -qF "warning: calibrated with --normalize none, where $T/q/n.safetensors records normalize 0.3:0.3" "$T/err" &&
+grep -qF "warning: calibrated with --normalize none, where $T/q/n.safetensors records normalize 0.3" "$T/err" &&
     ok || bad "the override is not warned about: $(cat "$T/err")"
-/usr/bin/python3 - "$T/q/flags.safetensors" "$T/q/n8.safetensors" <<'PY' && ok || bad "the int8 files' metadata is not what calibration used"
+# the same values spelled otherwise are no override; another dataset is calibration's, not the classes'
+expect 0 "quantize with --normalize 0.3:0.3 and --dataset mnist" "$R" quantize --weights "$T/q/n.safetensors" \
+    --data data/fmnist-small --normalize 0.3:0.3 --dataset mnist --calib-images 8 --output "$T/q/nm.safetensors" --quiet
+! grep -q "normalize" "$T/err" && grep -qF "calibrated on --dataset mnist, where $T/q/n.safetensors records dataset \
+fashion-mnist (its classes'): the int8 file keeps dataset fashion-mnist" "$T/err" && ok ||
+    bad "0.3:0.3 taken as an override, or --dataset mnist not warned about: $(cat "$T/err")"
+/usr/bin/python3 - "$T/q/flags.safetensors" "$T/q/n8.safetensors" "$T/q/nm.safetensors" <<'PY' && ok || bad "the int8 files' metadata is not what calibration used"
 import json, struct, sys
 def meta(p):
     b = open(p, "rb").read()
@@ -72,6 +79,8 @@ def meta(p):
 m = meta(sys.argv[1])
 assert (m["dataset"], m["image_size"], m["normalize"]) == ("mnist", "32", "0.5:0.25"), m
 assert meta(sys.argv[2])["normalize"] == "none", meta(sys.argv[2])
+m = meta(sys.argv[3])
+assert (m["dataset"], m["calibration_dataset"]) == ("fashion-mnist", "mnist"), m
 PY
 expect 3 "quantize into an unwritable path" "$R" quantize --weights "$T/w.safetensors" \
     --data data/fmnist-small --calib-images 8 --output "$T/w.safetensors/q.safetensors" --quiet
