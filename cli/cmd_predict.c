@@ -160,6 +160,13 @@ static int read_labels_file(const char *path, label_set *out) {
     return 0;
 }
 
+static void labels_free(label_set *l) {
+    if (l->text)
+        free((void *)l->names);
+    free(l->text);
+    memset(l, 0, sizeof *l);
+}
+
 /* Chooses the class names (see the top of the file); returns 0 after printing an error. */
 static int choose_labels(const char *flag, predict_meta *meta, int num_classes, label_set *out) {
     memset(out, 0, sizeof *out);
@@ -173,6 +180,8 @@ static int choose_labels(const char *flag, predict_meta *meta, int num_classes, 
         }
         return 1;
     }
+    int n = 0;
+    const char *const *names = rn_dataset_builtin_names(meta->dataset[0] ? meta->dataset : "imagenet", &n);
     if (meta->class_names && meta->class_names[0]) { /* "": none */
         char *text = meta->class_names;
         meta->class_names = NULL;
@@ -180,17 +189,18 @@ static int choose_labels(const char *flag, predict_meta *meta, int num_classes, 
             cli_error("predict", "out of memory");
             return 0;
         }
-        /* fewer: a model trained with more classes than its dataset's (--num-classes); the
-         * classes past them are shown by their index alone */
         if (out->count > num_classes) {
             cli_error("predict", "the checkpoint's class_names hold %d names, but the model has %d classes",
                       out->count, num_classes);
             return 0;
         }
-        return 1;
+        /* fewer: the dataset's built-in names where they number the model's classes, else a
+         * model trained with more classes than its dataset's (--num-classes): the classes past
+         * the names are shown by their index alone (rn_checkpoint_class_names's order) */
+        if (out->count == num_classes || !(names && n == num_classes))
+            return 1;
+        labels_free(out);
     }
-    int n = 0;
-    const char *const *names = rn_dataset_builtin_names(meta->dataset[0] ? meta->dataset : "imagenet", &n);
     if (names && n == num_classes) {
         out->names = (const char **)names;
         out->count = n;
@@ -198,12 +208,6 @@ static int choose_labels(const char *flag, predict_meta *meta, int num_classes, 
     return 1;
 }
 
-static void labels_free(label_set *l) {
-    if (l->text)
-        free((void *)l->names);
-    free(l->text);
-    memset(l, 0, sizeof *l);
-}
 
 /* ---------------------------------------------------------------------------
  * Preprocessing

@@ -560,6 +560,22 @@ expect 0 "train on a folder with --num-classes 4" "$R" train --data folder --dat
 expect 0 "predict with a model of more classes than names" "$R" predict --weights f4/m.safetensors --topk 4 \
     "$(ls folder/val/b/* | head -n 1)"
 [ "$(grep -cE '^ +[0-9]\. ' out)" -eq 4 ] && ok || bad "predict --top 4 shows 4 classes: $(cat out)"
+# fewer class_names than classes beside a dataset whose built-in names number them: those names, as
+# eval and report take them (rn_checkpoint_class_names)
+"$R" init --arch d2l_resnet18 --width 8 --in-channels 1 --num-classes 10 --output f4/i10.safetensors >/dev/null
+"$PY" - f4/i10.safetensors f4/c10.safetensors <<'PY' || bad "could not write f4/c10.safetensors"
+import json, struct, sys
+raw = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+h = json.loads(raw[8:8 + n])
+h.setdefault("__metadata__", {}).update(class_names="a\nb", dataset="cifar10", image_size="28", normalize="none")
+text = json.dumps(h).encode()
+text += b" " * (-len(text) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(text)) + text + raw[8 + n:])
+PY
+expect 0 "predict with 2 class names, a 10-class model of cifar10" "$R" predict --weights f4/c10.safetensors --topk 10 \
+    "$(ls folder/val/b/* | head -n 1)"
+grep -q "truck" out && ! grep -qE "  a$" out && ok || bad "predict did not take cifar10's names: $(cat out)"
 expect 0 "eval a folder of class b only with that model" "$R" eval --weights f4/m.safetensors --dataset folder-gray \
     --split val --json --data vb
 "$PY" - out <<'PY' && ok || bad "val/b was not labelled as the model's class b (1) of 4, or predictions dropped: $(cat out)"
