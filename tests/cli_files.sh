@@ -97,6 +97,9 @@ cmp -s y_model_nonbt.pth.npy y_model.safetensors.npy && ok || bad "forward: a fi
 expect 1 "forward --weights a file whose names all start with model." "$R" forward --weights model_lit.pth \
     --input "$HERE/data/sample/fmnist_batch.npy" --output y_lit.npy
 has err "every name starts with 'model.', a wrapper's prefix" "the shared prefix is named"
+expect 1 "the same with --arch" "$R" forward --weights model_lit.pth --arch d2l_resnet18 \
+    --input "$HERE/data/sample/fmnist_batch.npy" --output y_lit.npy
+has err "every name of the file starts with 'model.', a wrapper's prefix" "the shared prefix is named with --arch"
 for f in model_legacy.pth model.safetensors; do
     expect 0 "eval --weights $f" "$R" eval --weights "$f" --data tiny --json --batch-size 8 && cp out "eval_$f"
     expect 0 "predict --weights $f" "$R" predict --weights "$f" --json img.png && cp out "predict_$f"

@@ -40,8 +40,10 @@ static void drop_wrapper_prefix(st_file *f) {
 }
 
 /* The first name component every tensor of f shares ("model." of a Lightning module), into buf
- * (capacity cap), or "" (no names, or no such component, or one a model has: "fc.", "conv."). */
+ * (capacity cap), or "" (no names, no such component, or one of a model's own modules). */
 static void shared_prefix(const st_file *f, char *buf, size_t cap) {
+    static const char *const OWN[] = {"conv.", "conv1.", "bn1.", "layer1.", "layer2.", "layer3.",
+                                      "layer4.", "fc."};
     buf[0] = '\0';
     const char *dot = f->count ? strchr(f->tensors[0].name, '.') : NULL;
     if (!dot || (size_t)(dot - f->tensors[0].name) + 2 > cap)
@@ -50,10 +52,18 @@ static void shared_prefix(const st_file *f, char *buf, size_t cap) {
     for (size_t i = 1; i < f->count; i++)
         if (strncmp(f->tensors[i].name, f->tensors[0].name, n) != 0)
             return;
-    if (n == 5 && strncmp(f->tensors[0].name, "conv.", 5) == 0)
-        return; /* the D2L network's own (conv.block..., conv.resnet_block...) */
+    for (size_t i = 0; i < sizeof OWN / sizeof OWN[0]; i++)
+        if (strlen(OWN[i]) == n && strncmp(f->tensors[0].name, OWN[i], n) == 0)
+            return;
     memcpy(buf, f->tensors[0].name, n);
     buf[n] = '\0';
+}
+
+/* The refusal of a file whose names all start with `prefix` (shared_prefix), missing `key`. */
+static rn_status refuse_prefixed(const char *path, const char *key, const char *arch, const char *prefix) {
+    return rn_fail(RN_ERR_MISMATCH, "%s: missing tensor '%s' for %s: every name of the file starts with "
+                   "'%s', a wrapper's prefix (only DataParallel's 'module.' is dropped); save the inner "
+                   "model's state_dict, or strip the prefix", path, key, arch, prefix);
 }
 
 /* Reads a safetensors file, a PyTorch .pth checkpoint or an ONNX model
@@ -118,10 +128,16 @@ static rn_status copy_tensors(rn_model *m, const st_file *f, const char *path, i
     if (m->quantized)
         return rn_fail(RN_ERR_UNSUPPORTED, "%s: float32 weights cannot be loaded into an int8 "
                        "model (quantize the float32 model instead)", path);
+    char prefix[64];
+    shared_prefix(f, prefix, sizeof prefix);
     for (int i = 0; i < m->n_tensors; i++) {
         const rn_tensor_ref *t = &m->tensors[i];
-        if (!(skip_head && strncmp(t->name, "fc.", 3) == 0))
-            RN_TRY(tensor_fits(m, t, st_find(f, t->name), path));
+        if (skip_head && strncmp(t->name, "fc.", 3) == 0)
+            continue;
+        const st_tensor *s = st_find(f, t->name);
+        if (!s && !t->i64 && prefix[0])
+            return refuse_prefixed(path, t->name, m->arch->name, prefix);
+        RN_TRY(tensor_fits(m, t, s, path));
     }
     /* Every name in the file must belong to the model. */
     for (size_t j = 0; j < f->count; j++) {
@@ -191,6 +207,8 @@ static rn_status load_file_model(const char *path, const char *arch, int num_cla
     RN_TRY(weights_read(path, arch, f));
     rn_status st = RN_OK;
     const rn_arch_desc *a = NULL;
+    char prefix[64];
+    shared_prefix(f, prefix, sizeof prefix);
     if (!arch)
         arch = st_meta_get(f, "arch");
     if (arch) {
@@ -199,8 +217,6 @@ static rn_status load_file_model(const char *path, const char *arch, int num_cla
             st = rn_fail(RN_ERR_ARG, "%s: unknown architecture '%s'", path, arch);
     } else {
         a = rn_arch_guess(st_shape_of, f);
-        char prefix[64];
-        shared_prefix(f, prefix, sizeof prefix);
         if (!a && prefix[0])
             st = rn_fail(RN_ERR_MISMATCH,
                          "%s: cannot tell the architecture from the tensor names: every name starts "
@@ -213,6 +229,8 @@ static rn_status load_file_model(const char *path, const char *arch, int num_cla
     }
     int in_channels = 0, kernel = 7, width = RN_DEFAULT_WIDTH;
     const char *stem_key = a && a->kind == RN_BLOCK_D2L ? "conv.block.0.weight" : "conv1.weight";
+    if (st == RN_OK && prefix[0] && !st_find(f, stem_key))
+        st = refuse_prefixed(path, stem_key, a->name, prefix);
     if (st == RN_OK)
         st = dim_of(f, path, stem_key, 4, 0, &width);
     if (st == RN_OK)
