@@ -108,7 +108,7 @@ static int fits_in_memory(const train_run *r, const rn_train_config *cfg) {
     const int S = r->lcfg.image_size ? r->lcfg.image_size : r->train.height;
     /* the loader's batch and the one the loop fills: this rank's share of the global batch */
     size_t image = (size_t)r->train.channels * (size_t)S * (size_t)S * sizeof(float) + sizeof(int32_t);
-    cli_plan p = {"train", r->m, cfg, NULL, 1, r->lcfg.batch_size / r->dist.size, S, S, 2 * image};
+    cli_plan p = {"train", r->m, cfg, NULL, 1, r->lcfg.batch_size / r->dist.size, S, S, 2 * image, NULL};
     return cli_plan_fits(&p);
 }
 
@@ -299,8 +299,10 @@ static int check_flags(train_run *r, int *batch, int *size, int *threads, int pl
     /* a --resume without --batch-size takes its checkpoint's: not the default's to refuse */
     const int given = args_spec(t, "batch-size")->set, resuming = strcmp(args_str(t, "resume"), "none") != 0;
     if (*batch % r->dist.size != 0 && (given || planned || !resuming)) {
+        const int recipe = strcmp(args_str(t, "recipe"), "none") != 0;
         cli_error(r->dist.what, "--batch-size %d%s is the global batch: it must be a multiple of the %d ranks",
-                  *batch, given ? "" : resuming ? " (the --resume checkpoint's)" : " (the default)", r->dist.size);
+                  *batch, given ? "" : resuming ? " (the --resume checkpoint's)" : recipe ? " (the recipe's)" : " (the default)",
+                  r->dist.size);
         return 0;
     }
     /* what needs a file to write to */

@@ -150,8 +150,8 @@ int cli_plan_fits(const cli_plan *p) {
         snprintf(what, sizeof what, "training %s on batches of %d images of %dx%d (the trainer %.2f GiB, the "
                  "evaluation %.2f GiB)", rn_model_arch(p->m), p->batch, p->h, p->w, gb(train), gb(infer));
     else
-        snprintf(what, sizeof what, "%s %s on batches of %d images of %dx%d", p->tcfg ? "training" : "inference of",
-                 rn_model_arch(p->m), p->batch, p->h, p->w);
+        snprintf(what, sizeof what, "%s %s on batches of %d images of %dx%d",
+                 p->task ? p->task : p->tcfg ? "training" : "inference of", rn_model_arch(p->m), p->batch, p->h, p->w);
     cli_fit f = {p->command, what, need[0], need[1], p->batch};
     return check_fits(&f);
 }

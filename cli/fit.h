@@ -27,6 +27,8 @@ typedef struct cli_plan {
     int session;
     int batch, h, w;
     size_t per_image;
+    const char *task;       /* what the run is, in the refusal ("int8 calibration ..."); NULL:
+                               "training" or "inference" */
 } cli_plan;
 
 /* cli_check_fits for such a run, planned at batch 1 and at its batch.

@@ -196,8 +196,9 @@ grep -q "too big to fit: training resnet50 on batches of 1024 images of 1024x102
     ok || bad "bench too big to fit: $(cat "$T/err")"
 # bench --precision int8 quantizes on 8 synthetic images first: refused from its plan, not by a
 # failed allocation (or the kernel's OOM killer) while calibrating
-expect 1 "bench int8: calibration too big to fit" "$R" bench --precision int8 --image-size 16384 --batch-size 1
-grep -q "too big to fit: inference of resnet18 on batches of 1 images of 16384x16384 needs about" "$T/err" &&
+expect 1 "bench int8: calibration too big to fit" "$R" bench --precision int8 --image-size 16384 --batch-size 64 \
+    --width 512
+grep -q "too big to fit: int8 calibration (float32 passes of one image) of resnet18 on batches of 1 images of 16384x16384 needs about" "$T/err" &&
     ok || bad "bench int8: calibration too big to fit: $(cat "$T/err")"
 expect 2 "train with a negative --max-bad-steps" "$R" train --data data/fmnist-small --max-bad-steps -1
 expect 2 "train --augment crop:0" "$R" train --data data/fmnist-small --augment crop:0
