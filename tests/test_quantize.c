@@ -135,6 +135,9 @@ static void test_quantize_synthetic(void) {
         CHECK(rn_model_save_gradients(q, x, lab, 2, 32, 32, 0.0f, gpath, &loss) == RN_ERR_UNSUPPORTED &&
               strstr(rn_last_error(), "int8"), "rn_model_save_gradients refuses an int8 model: %s",
               rn_last_error());
+        size_t planned = 0;
+        CHECK(rn_trainer_plan_bytes(q, NULL, 2, 32, 32, &planned) == RN_ERR_UNSUPPORTED,
+              "rn_trainer_plan_bytes refuses the int8 model rn_trainer_create refuses: %s", rn_last_error());
         FILE *g = fopen(gpath, "rb");
         CHECK(!g, "no gradient file written");
         if (g)

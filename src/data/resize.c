@@ -142,7 +142,7 @@ rn_status rn_resize_plan_create(int in_h, int in_w, int out_h, int out_w,
         if (!rn_size_mul((size_t)p->row_count, (size_t)out_w, &bytes) ||
             !rn_size_mul(bytes, sizeof(float), &bytes) || !(p->tmp = malloc(bytes))) {
             rn_resize_plan_free(p);
-            return rn_fail(RN_ERR_NOMEM, "resize: out of memory for a %dx%d buffer",
+            return rn_fail(RN_ERR_NOMEM, "resize: out of memory for a buffer of %d rows of %d",
                            p->row_count, out_w);
         }
     }

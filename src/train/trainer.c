@@ -232,6 +232,7 @@ rn_status rn_trainer_plan_bytes(const rn_model *m, const rn_train_config *cfg, i
                                 size_t *bytes) {
     if (!m || !bytes)
         return rn_fail(RN_ERR_ARG, "rn_trainer_plan_bytes: NULL argument");
+    RN_TRY(refuse_int8(m)); /* what rn_trainer_create refuses plans nothing */
     rn_train_config def;
     if (!cfg) { /* the defaults, as rn_trainer_create takes them */
         rn_train_config_default(&def);
