@@ -106,11 +106,17 @@ def write(path, h, d):
 extra = dict(head)
 extra["conv.block.0.extra_scale"] = {"dtype": "F32", "shape": [1], "data_offsets": [len(data), len(data) + 4]}
 write(sys.argv[2] + "/extra.safetensors", extra, data + b"\0\0\x80\x3f")
+unknown = dict(head)
+unknown["__metadata__"] = dict(head["__metadata__"], calibration_images="-5")
+write(sys.argv[2] + "/unknown_count.safetensors", unknown, data)
 scalar = [k for k in head if k.endswith(".output_scale")][0]
 head[scalar]["shape"] = [1, 1]
 write(sys.argv[2] + "/shape11.safetensors", head, data)
 print(scalar)
 PY
+expect 0 "info of an int8 file whose calibration count is unreadable" "$R" info --weights "$T/q/unknown_count.safetensors"
+grep -q "^calibration: entropy on an unknown number of images" "$T/out" && ok ||
+    bad "the unreadable count is not shown as unknown: $(grep calibration "$T/out")"
 expect 1 "an int8 file with a tensor added" "$R" forward --weights "$T/q/extra.safetensors" \
     --input data/sample/fmnist_batch.npy --output "$T/q/y.npy"
 grep -q "unexpected tensor 'conv.block.0.extra_scale'" "$T/err" && ok || bad "the added tensor is not named: $(cat "$T/err")"

@@ -180,7 +180,11 @@ static void test_loader_determinism(void) {
     CHECK(got.epoch == 2 && got.position == 20, "state after 14 calls: (%lld, %lld)",
           (long long)got.epoch, (long long)got.position);
     st.position = 46;
-    CHECK(rn_loader_set_state(l1, &st) == RN_ERR_ARG, "position past the epoch refused");
+    CHECK(rn_loader_set_state(l1, &st) == RN_ERR_ARG && strstr(rn_last_error(), "position 46 outside 0..45"),
+          "position past the epoch refused: %s", rn_last_error());
+    st.epoch = -1, st.position = 0;
+    CHECK(rn_loader_set_state(l1, &st) == RN_ERR_ARG && strstr(rn_last_error(), "epoch -1 is negative"),
+          "a negative epoch refused as the fault: %s", rn_last_error());
     rn_loader_free(l1);
     rn_loader_free(l2);
 
