@@ -41,12 +41,10 @@ static const char *meta_of(const cli_meta_list *l, const char *key) {
     return NULL;
 }
 
-/* Whether a and b are the same value of metadata `key`: sizes as numbers, normalisations value
- * by value (train writes them as "%.9g" of floats: 0.286000013 is --normalize 0.286), datasets
- * under any of their names. */
+/* Whether a and b are the same value of metadata `key`: normalisations value by value (train
+ * writes them as "%.9g" of floats: 0.286000013 is --normalize 0.286), datasets under any of
+ * their names, sizes as numbers (cli_same_value). */
 static int same_value(const char *key, const char *a, const char *b) {
-    if (strcmp(key, "image_size") == 0)
-        return atoi(a) == atoi(b);
     if (strcmp(key, "dataset") == 0) {
         const int fa = !strcmp(a, "fashion-mnist") || !strcmp(a, "fashion_mnist");
         const int fb = !strcmp(b, "fashion-mnist") || !strcmp(b, "fashion_mnist");
@@ -55,7 +53,7 @@ static int same_value(const char *key, const char *a, const char *b) {
     float ma[4], sa[4], mb[4], sb[4];
     int ca = 0, cb = 0;
     if (strcmp(key, "normalize") != 0 || !parse_mean_std(a, ma, sa, &ca) || !parse_mean_std(b, mb, sb, &cb))
-        return strcmp(a, b) == 0; /* "none" among them */
+        return cli_same_value(a, b); /* a size, or "none" among them */
     for (int c = 0; c < ca && ca == cb; c++)
         if (ma[c] != mb[c] || sa[c] != sb[c])
             return 0;
@@ -196,13 +194,10 @@ int cmd_quantize(int argc, char **argv) {
         cli_error("quantize", "%s", rn_last_error());
         goto done;
     }
-    /* the checkpoint's metadata travels with the model (class names, stem, ...), with the dataset,
-     * image size and normalisation calibration used, which eval and predict default to (they had
-     * been the checkpoint's, or the defaults, whatever the flags: a file calibrated on
-     * --dataset mnist said fashion-mnist, one on --normalize none the checkpoint's mean and std);
-     * the int8 file's own keys (format, calibration) are written from the model */
-    /* the dataset names the model's classes (predict's names): the checkpoint's where it has one;
-     * calibration's own is recorded beside it */
+    /* the checkpoint's metadata travels with the model (class names, stem, ...), with the image
+     * size and normalisation calibration used, which eval and predict apply; the dataset names the
+     * model's classes (predict's names): the checkpoint's where it has one, calibration's own
+     * recorded beside it; the int8 file's own keys (format, calibration) are written from the model */
     const char *had_dataset = meta_of(&all.list, "dataset");
     const char *used_dataset = had_dataset ? had_dataset : kind;
     if (had_dataset && !same_value("dataset", had_dataset, kind))

@@ -574,6 +574,14 @@ static int same_file_clean(const char *a, const char *b) {
     return strcmp(da, a) != 0 && strcmp(db, b) != 0 && same_file_clean(da, db);
 }
 
+int cli_same_value(const char *a, const char *b) {
+    char *ea, *eb;
+    double x = strtod(a, &ea), y = strtod(b, &eb);
+    if (ea != a && eb != b && !*ea && !*eb)
+        return x == y;
+    return strcmp(a, b) == 0;
+}
+
 int cli_same_file(const char *a, const char *b) {
     char ca[1024], cb[1024];
     if (strcmp(a, b) == 0)

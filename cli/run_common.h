@@ -206,6 +206,10 @@ void cli_log_beside(char *out, size_t cap, const char *log, const char *suffix);
  * or infinite (printf's nan and inf are not JSON). */
 const char *cli_json_number(char *buf, size_t cap, const char *fmt, double v);
 
+/* Whether two flag or metadata values are the same: numbers by value (0.05 and 5e-2, 32 and
+ * 032), anything else as text. */
+int cli_same_value(const char *a, const char *b);
+
 /* Whether a and b name the same file: the same text, or the same file reached another way; for
  * two not there yet, the same name in the same folder (runs/m and runs/../runs/m, m and ./m). */
 int cli_same_file(const char *a, const char *b);

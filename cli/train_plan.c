@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "run_common.h"
 #include "train/optim.h"
 
 /* The flags that shape a run, in the order they are reported. */
@@ -123,14 +124,6 @@ void plan_record(train_plan *p, const arg_table *t, int64_t steps_per_epoch) {
  * ------------------------------------------------------------------------- */
 
 /* Equal as numbers when both are, else as text. */
-static int same_value(const char *a, const char *b) {
-    char *ea, *eb;
-    double x = strtod(a, &ea), y = strtod(b, &eb);
-    if (ea != a && eb != b && !*ea && !*eb)
-        return x == y;
-    return strcmp(a, b) == 0;
-}
-
 static const char *shown(const arg_spec *s, const char *value) {
     if (s->kind == ARG_FLAG)
         return strcmp(value, "1") == 0 ? "on" : "off";
@@ -165,7 +158,7 @@ void plan_report(const train_plan *p, const arg_table *t, const char *optim_path
         for (int i = 0; i < PLAN_N_FLAGS; i++) {
             const arg_spec *s = args_spec(t, PLAN_FLAGS[i]);
             const char *was = p->flag_values[i], *now = flag_text(t, PLAN_FLAGS[i]);
-            if (!s || !was || same_value(was, now))
+            if (!s || !was || cli_same_value(was, now))
                 continue;
             if (lines++ == 0)
                 printf("resuming with other settings than the checkpoint's:\n");
