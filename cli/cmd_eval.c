@@ -20,7 +20,7 @@ static arg_spec SPECS[] = {
     {"classes", ARG_STRING, "names", "an image folder's labels: names (its class folders matched to the checkpoint's class names, where it has them) or position (the folders in sorted order as the model's classes 0, 1, ...)", 0, 0},
     {"batch-size", ARG_INT, "256", "images per batch", 0, 0},
     {"image-size", ARG_INT, "-1", "resize to this size; -1: from the checkpoint; 0: the dataset's own", 0, 0},
-    {"normalize", ARG_STRING, "auto", "none, MEAN,..:STD,.., or auto (from the checkpoint)", 0, 0},
+    {"normalize", ARG_STRING, "auto", "none, imagenet, MEAN,..:STD,.., or auto (from the checkpoint)", 0, 0},
     {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
     CLI_CONV_ALGO_SPEC,
     CLI_PRECISION_SPEC,
@@ -130,7 +130,7 @@ int cmd_eval(int argc, char **argv) {
         cli_error("eval", "%s", rn_last_error());
         goto done;
     }
-    if (!cli_normalize_fits(&t, ds.channels)) {
+    if (!cli_normalize_fits(&t, ds.channels, &cfg)) {
         status = EXIT_USAGE;
         goto done;
     }

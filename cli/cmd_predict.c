@@ -273,12 +273,7 @@ static int make_plan(const arg_table *t, const predict_meta *meta, int channels,
     float mean[4] = {0, 0, 0, 0}, std[4] = {1, 1, 1, 1};
     int nc = channels;
     if (strcmp(norm, "imagenet") == 0) {
-        rn_preprocess_config imagenet;
-        rn_preprocess_config_imagenet(&imagenet);
-        for (int c = 0; c < 3; c++)
-            mean[c] = imagenet.mean[c], std[c] = imagenet.std[c];
-        if (channels == 1)   /* gray image folders: the averages, as `resnet train` uses */
-            mean[0] = 0.449f, std[0] = 0.226f;
+        rn_imagenet_normalize(channels == 1 ? 1 : 3, mean, std); /* gray: the averages, as train uses */
     } else if (strcmp(norm, "none") != 0) {
         if (!parse_mean_std(norm, mean, std, &nc) || (nc != 1 && nc != channels)) {
             if (channels == 1)

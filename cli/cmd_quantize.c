@@ -27,7 +27,7 @@ static arg_spec SPECS[] = {
     {"seed", ARG_INT, "0", "seed of the random draw of calibration images", 0, 0},
     {"batch-size", ARG_INT, "64", "images per calibration batch", 0, 0},
     {"image-size", ARG_INT, "-1", "resize to this size; -1: from the checkpoint; 0: the dataset's own", 0, 0},
-    {"normalize", ARG_STRING, "auto", "none, MEAN,..:STD,.., or auto (from the checkpoint)", 0, 0},
+    {"normalize", ARG_STRING, "auto", "none, imagenet, MEAN,..:STD,.., or auto (from the checkpoint)", 0, 0},
     {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
     {"output", ARG_STRING, NULL, "the int8 model to write (.safetensors; missing folders are created)", 0, 0},
     {"quiet", ARG_FLAG, NULL, "no progress and summary", 0, 0},
@@ -60,14 +60,14 @@ static int same_value(const char *key, const char *a, const char *b) {
     return ca == cb;
 }
 
-/* The image size or normalisation calibration used: the flag's when given (else the
- * checkpoint's, or the default). One that overrides what the checkpoint records is warned
- * about: the int8 file records what calibration used (its scales are for those inputs), which
- * eval and predict then apply. */
-static const char *used_value(const arg_table *t, const char *flag, const char *unset, const cli_meta_list *l,
-                              const char *key, const char *dflt, const char *weights) {
-    const char *given = args_str(t, flag), *had = meta_of(l, key);
-    if (strcmp(given, unset) == 0)
+/* The image size or normalisation calibration used: the flag's value `given` when the flag is
+ * not `unset` (else the checkpoint's, or the default). One that overrides what the checkpoint
+ * records is warned about: the int8 file records what calibration used (its scales are for
+ * those inputs), which eval and predict then apply. */
+static const char *used_value(const arg_table *t, const char *flag, const char *given, const char *unset,
+                              const cli_meta_list *l, const char *key, const char *dflt, const char *weights) {
+    const char *had = meta_of(l, key);
+    if (strcmp(args_str(t, flag), unset) == 0)
         return dflt;
     if (had && !same_value(key, had, given))
         cli_error("quantize", "warning: calibrated with --%s %s, where %s records %s %s: the int8 file "
@@ -141,13 +141,16 @@ int cmd_quantize(int argc, char **argv) {
     status = EXIT_RUNTIME;
     cfg.shuffle = 1;
     cfg.seed = (uint64_t)seed;
-    if (rn_dataset_load(args_str(&t, "data"), kind, train_split, &ds) != RN_OK ||
-        rn_loader_create(&ds, &cfg, &ld) != RN_OK) {
+    if (rn_dataset_load(args_str(&t, "data"), kind, train_split, &ds) != RN_OK) {
         cli_error("quantize", "%s", rn_last_error());
         goto done;
     }
-    if (!cli_normalize_fits(&t, ds.channels)) {
+    if (!cli_normalize_fits(&t, ds.channels, &cfg)) {
         status = EXIT_USAGE;
+        goto done;
+    }
+    if (rn_loader_create(&ds, &cfg, &ld) != RN_OK) {
+        cli_error("quantize", "%s", rn_last_error());
         goto done;
     }
     int ch, hh, ww;
@@ -203,8 +206,13 @@ int cmd_quantize(int argc, char **argv) {
     if (had_dataset && !same_value("dataset", had_dataset, kind))
         cli_error("quantize", "warning: calibrated on --dataset %s, where %s records dataset %s (its "
                   "classes'): the int8 file keeps dataset %s", kind, weights, had_dataset, had_dataset);
-    const char *used_size = used_value(&t, "image-size", "-1", &all.list, "image_size", meta.image_size, weights);
-    const char *used_norm = used_value(&t, "normalize", "auto", &all.list, "normalize", meta.normalize, weights);
+    const char *used_size = used_value(&t, "image-size", args_str(&t, "image-size"), "-1", &all.list, "image_size",
+                                       meta.image_size, weights);
+    char imagenet[128]; /* --normalize imagenet as its values for these images, as train records them */
+    cli_format_normalize(&cfg, ch, imagenet, sizeof imagenet);
+    const char *norm_flag = args_str(&t, "normalize");
+    const char *used_norm = used_value(&t, "normalize", strcmp(norm_flag, "imagenet") ? norm_flag : imagenet, "auto",
+                                       &all.list, "normalize", meta.normalize, weights);
     if (!cli_meta_list_set(&all.list, "dataset", used_dataset) ||
         !cli_meta_list_set(&all.list, "calibration_dataset", kind) ||
         !cli_meta_list_set(&all.list, "image_size", used_size) ||

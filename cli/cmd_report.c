@@ -30,7 +30,7 @@ static arg_spec SPECS[] = {
     {"no-png", ARG_FLAG, NULL, "write the figures as SVG only", 0, 0},
     {"batch-size", ARG_INT, "256", "images per batch", 0, 0},
     {"image-size", ARG_INT, "-1", "resize to this size; -1: from the checkpoint; 0: the dataset's own", 0, 0},
-    {"normalize", ARG_STRING, "auto", "none, MEAN,..:STD,.., or auto (from the checkpoint)", 0, 0},
+    {"normalize", ARG_STRING, "auto", "none, imagenet, MEAN,..:STD,.., or auto (from the checkpoint)", 0, 0},
     {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
     {"quiet", ARG_FLAG, NULL, "no progress line", 0, 0},
 };
@@ -142,7 +142,7 @@ int cmd_report(int argc, char **argv) {
         cli_error("report", "%s", rn_last_error());
         goto done;
     }
-    if (!cli_normalize_fits(&t, ds.channels)) {
+    if (!cli_normalize_fits(&t, ds.channels, &lcfg)) {
         status = EXIT_USAGE;
         goto done;
     }

@@ -68,8 +68,9 @@ static arg_spec SPECS[] = {
      "padding by 4 pixels, crop:N by N, as torchvision's RandomCrop(size, padding=N); RandomResizedCrop "
      "for folders); auto: crop+flip for folders, none otherwise", 0, 0},
     CLI_TTA_SPEC,
-    {"normalize", ARG_STRING, "auto", "none, or per-channel MEAN,...:STD,... applied after scaling to [0,1]; "
-     "auto: ImageNet's for folders, none otherwise", 0, 0},
+    {"normalize", ARG_STRING, "auto", "none, imagenet (its mean and std; for gray images 0.449:0.226, their "
+     "averages), or per-channel MEAN,...:STD,... applied after scaling to [0,1]; auto: imagenet for folders, none "
+     "otherwise", 0, 0},
     {"init", ARG_STRING, "default", "default, xavier, or a weights file (.safetensors, PyTorch .pth or ONNX) to start from", 0, 0},
     {"num-classes", ARG_INT, "0", "classifier outputs; 0: the dataset's (or --init FILE's); with --init FILE of "
      "another head size, fc is freshly initialised", 0, 0},
@@ -509,10 +510,12 @@ int cmd_train(int argc, char **argv) {
         r.lcfg.normalize = 1;
         cli_format_normalize(&r.lcfg, r.train.channels, r.norm_text, sizeof r.norm_text);
     }
-    if (!cli_normalize_fits(&t, r.train.channels)) {
+    if (!cli_normalize_fits(&t, r.train.channels, &r.lcfg)) {
         status = EXIT_USAGE;
         goto started;
     }
+    if (strcmp(args_str(&t, "normalize"), "imagenet") == 0) /* the values for these images' channels */
+        cli_format_normalize(&r.lcfg, r.train.channels, r.norm_text, sizeof r.norm_text);
     if (r.lcfg.normalize && r.train.channels > 4) {
         cli_error(r.dist.what, "--normalize supports up to 4 channels");
         goto started;

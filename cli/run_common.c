@@ -158,9 +158,15 @@ int cli_parse_normalize(const arg_table *t, rn_loader_config *cfg, char *text, s
         cfg->normalize = 0;
         return 1;
     }
+    if (strcmp(v, "imagenet") == 0) { /* 3 channels until cli_normalize_fits knows the images' */
+        cfg->normalize = rn_imagenet_normalize(3, cfg->mean, cfg->std);
+        cli_format_normalize(cfg, 3, text, cap);
+        return 1;
+    }
     int ch = 0;
     if (!parse_mean_std(v, cfg->mean, cfg->std, &ch)) {
-        cli_error(t->command, "--normalize must be none or MEAN,..:STD,.. (e.g. 0.286:0.353), got '%s'", v);
+        cli_error(t->command, "--normalize must be none, imagenet or MEAN,..:STD,.. (e.g. 0.286:0.353), got '%s'",
+                  v);
         return 0;
     }
     /* one value applies to every channel */
@@ -230,10 +236,13 @@ void cli_ckpt_meta_take(void *ctx, const char *key, const char *value) {
         snprintf(e->normalize, sizeof e->normalize, "%s", value);
 }
 
-/* "none" or MEAN,..:STD,.. into cfg; 0 if malformed. */
+/* "none", "imagenet" (3 channels until cli_normalize_fits knows the images') or
+ * MEAN,..:STD,.. into cfg; 0 if malformed. */
 static int set_normalize(const char *norm, rn_loader_config *cfg) {
     if (strcmp(norm, "none") == 0)
         return 1;
+    if (strcmp(norm, "imagenet") == 0)
+        return cfg->normalize = rn_imagenet_normalize(3, cfg->mean, cfg->std);
     int ch;
     if (!parse_mean_std(norm, cfg->mean, cfg->std, &ch))
         return 0;
@@ -255,7 +264,7 @@ int cli_eval_config(const arg_table *t, const char *weights, const cli_ckpt_meta
     cfg->image_size = size >= 0 ? size : atoi(meta->image_size);
     const char *norm_flag = args_str(t, "normalize");
     if (strcmp(norm_flag, "auto") != 0 && !set_normalize(norm_flag, cfg)) {
-        cli_error(t->command, "--normalize must be auto, none or MEAN,..:STD,.. (e.g. 0.286:0.353), "
+        cli_error(t->command, "--normalize must be auto, none, imagenet or MEAN,..:STD,.. (e.g. 0.286:0.353), "
                   "got '%s'", norm_flag);
         return 0;
     }
@@ -387,7 +396,7 @@ int cli_eval_flags_ok(const arg_table *t) {
     const char *norm = args_str(t, "normalize");
     rn_loader_config cfg = {0};
     if (strcmp(norm, "auto") != 0 && !set_normalize(norm, &cfg)) {
-        cli_error(t->command, "--normalize must be auto, none or MEAN,..:STD,.. (e.g. 0.286:0.353), "
+        cli_error(t->command, "--normalize must be auto, none, imagenet or MEAN,..:STD,.. (e.g. 0.286:0.353), "
                   "got '%s'", norm);
         return 0;
     }
@@ -425,11 +434,19 @@ int cli_readable(const char *command, const char *prefix, const char *path) {
     return 1;
 }
 
-int cli_normalize_fits(const arg_table *t, int channels) {
+int cli_normalize_fits(const arg_table *t, int channels, rn_loader_config *cfg) {
     const arg_spec *s = args_spec(t, "normalize");
     const char *v = args_str(t, "normalize");
+    if (s && s->set && strcmp(v, "imagenet") == 0) {
+        if (!rn_imagenet_normalize(channels, cfg->mean, cfg->std)) {
+            cli_error(t->command, "--normalize imagenet is for images of 1 or 3 channels, these have %d: give "
+                      "MEAN,..:STD,..", channels);
+            return 0;
+        }
+        return 1;
+    }
     if (!s || !s->set || !strchr(v, ':'))
-        return 1; /* not given, or none / auto / imagenet */
+        return 1; /* not given, or none / auto */
     int values = 1;
     for (const char *p = v; *p && *p != ':'; p++)
         values += *p == ',';

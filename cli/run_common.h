@@ -70,7 +70,7 @@ int cli_parse_augment(const arg_table *t, rn_loader_config *cfg, const char *aut
 /* The canonical "M1,..:S1,.." text of cfg's normalisation for `channels`. */
 void cli_format_normalize(const rn_loader_config *cfg, int channels, char *text, size_t cap);
 
-/* --normalize none | auto | M1,M2,..:S1,S2,.. into cfg; `text` receives the
+/* --normalize none | auto | imagenet | M1,M2,..:S1,S2,.. into cfg; `text` receives the
  * canonical form stored in checkpoints ("none" or the same syntax). auto is
  * left as "none" here: the caller decides once the dataset is known. */
 int cli_parse_normalize(const arg_table *t, rn_loader_config *cfg, char *text, size_t cap);
@@ -176,8 +176,10 @@ int cli_readable(const char *command, const char *prefix, const char *path);
 
 /* Whether --normalize, where the command line gives MEAN,..:STD,.., gives 1 value (for every
  * channel) or one per channel of images with `channels` channels; 0 after an error message. A
- * value from a checkpoint is not checked (the model was trained with it). */
-int cli_normalize_fits(const arg_table *t, int channels);
+ * value from a checkpoint is not checked (the model was trained with it). --normalize imagenet
+ * takes ImageNet's values for `channels` into cfg here (the averages for gray images; refused
+ * for other counts than 1 and 3). */
+int cli_normalize_fits(const arg_table *t, int channels, rn_loader_config *cfg);
 
 /* An image folder (kind) evaluated with checkpoint `weights`: its classes matched to the
  * model's by name where the checkpoint names them (rn_checkpoint_class_names;

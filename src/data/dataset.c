@@ -92,21 +92,22 @@ void rn_dataset_free(rn_dataset *ds) {
     memset(ds, 0, sizeof *ds);
 }
 
-int rn_dataset_default_normalize(const rn_dataset *ds, float mean[4], float std[4]) {
+int rn_imagenet_normalize(int channels, float mean[4], float std[4]) {
     static const float imagenet_mean[3] = {0.485f, 0.456f, 0.406f};
     static const float imagenet_std[3] = {0.229f, 0.224f, 0.225f};
-    if (!ds || ds->storage != RN_DATASET_FILES)
+    if (channels != 1 && channels != 3)
         return 0;
-    if (ds->channels == 1) {
-        mean[0] = 0.449f;
-        std[0] = 0.226f;
-        return 1;
-    }
-    for (int c = 0; c < 3 && c < ds->channels; c++) {
-        mean[c] = imagenet_mean[c];
-        std[c] = imagenet_std[c];
+    for (int c = 0; c < 4; c++) {
+        mean[c] = channels == 1 ? 0.449f : imagenet_mean[c < 3 ? c : 2];
+        std[c] = channels == 1 ? 0.226f : imagenet_std[c < 3 ? c : 2];
     }
     return 1;
+}
+
+int rn_dataset_default_normalize(const rn_dataset *ds, float mean[4], float std[4]) {
+    if (!ds || ds->storage != RN_DATASET_FILES)
+        return 0;
+    return rn_imagenet_normalize(ds->channels == 1 ? 1 : 3, mean, std);
 }
 
 /* ---------------------------------------------------------------------------

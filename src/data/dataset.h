@@ -101,10 +101,15 @@ typedef struct rn_folder_options {
 rn_status rn_folder_load(const char *dir, int train, const rn_folder_options *opt,
                          rn_dataset *out);
 
-/* The normalisation a dataset is usually trained with: for image folders
- * ImageNet's mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225), for
- * gray folders mean 0.449, std 0.226 (their averages); returns 1 and fills
- * mean[0..channels-1], std[...]. Returns 0 (nothing written) for the others. */
+/* ImageNet's normalisation for images of `channels` channels: mean (0.485, 0.456,
+ * 0.406) and std (0.229, 0.224, 0.225) for 3, mean 0.449 and std 0.226 (their
+ * averages) for 1. Fills all four slots (the last value repeated); returns 0 for
+ * other channel counts (nothing written). */
+int rn_imagenet_normalize(int channels, float mean[4], float std[4]);
+
+/* The normalisation a dataset is usually trained with: ImageNet's
+ * (rn_imagenet_normalize) for image folders; returns 1 and fills mean and std.
+ * Returns 0 (nothing written) for the others. */
 int rn_dataset_default_normalize(const rn_dataset *ds, float mean[4], float std[4]);
 
 /* Copies n names into ds->class_names (replacing any, which must then number
