@@ -348,6 +348,18 @@ static int check_flags(train_run *r, int *batch, int *size, int *threads, int pl
            cli_parse_normalize(t, &r->lcfg, r->norm_text, sizeof r->norm_text);
 }
 
+/* Where a resumed run starts, and what its flags change (plan_report). */
+static void say_resume(const train_run *r, const arg_table *t, const char *resume, const char *state,
+                       const rn_train_position *pos) {
+    printf("resuming from %s: epoch %lld, %lld images into it, step %lld\n", resume, (long long)pos->epoch + 1,
+           (long long)pos->position, (long long)rn_trainer_steps(r->tr));
+    if (r->plan.ranks > 0 && r->plan.ranks != r->dist.size)
+        printf("the checkpoint was written by a run on %lld rank%s, this one has %d: the global batch, the "
+               "data order and the steps stay the same\n", (long long)r->plan.ranks, r->plan.ranks == 1 ? "" : "s",
+               r->dist.size);
+    plan_report(&r->plan, t, state, rn_trainer_steps(r->tr), pos->epoch, pos->position);
+}
+
 int cmd_train(int argc, char **argv) {
     arg_table t = {"train", "Train a model on a dataset; evaluates the test split after every epoch.",
                    SPECS, sizeof SPECS / sizeof SPECS[0]};
@@ -471,6 +483,14 @@ int cmd_train(int argc, char **argv) {
             goto started;
         }
         plan_apply(&r.plan, &t);
+        const char *optimizer = plan_value(&r.plan, "optimizer");
+        if (optimizer && strcmp(optimizer, args_str(&t, "optimizer")) != 0) {
+            cli_error(r.dist.what, "--optimizer %s: %s holds %s's state, which another optimizer cannot go on "
+                      "from: drop --optimizer, or start a new run from its weights with --init %s",
+                      args_str(&t, "optimizer"), resume_state, optimizer, resume);
+            status = EXIT_USAGE;
+            goto started;
+        }
         r.elapsed_before = r.plan.elapsed; /* the log's "elapsed" goes on */
         snprintf(seed_text, sizeof seed_text, "%lld", (long long)pos.seed);
         args_default_to(&t, "seed", seed_text);
@@ -527,7 +547,8 @@ int cmd_train(int argc, char **argv) {
         cli_error(r.dist.what, "%s", rn_last_error());
         goto started;
     }
-    plan_record(&r.plan, &t, rn_loader_steps(r.loader));
+    r.cfg.schedule_offset = resume ? plan_schedule_offset(&r.plan, &pos, rn_loader_steps(r.loader), batch) : 0;
+    plan_record(&r.plan, &t, rn_loader_steps(r.loader), r.cfg.schedule_offset);
     if (!setup_trainer(&r, resume, resume_state))
         goto started;
     status = 0;
@@ -545,6 +566,11 @@ started:
         goto done;
     }
 
+    if (resume && pos.epoch >= r.epochs) { /* said before the log or the report is touched */
+        if (r.lead)
+            say_resume(&r, &t, resume, resume_state, &pos);
+        goto done;
+    }
     /* outputs, rank 0's: the log goes on from the checkpoint's step when resuming */
     log_path(&t, r.save, r.lead, r.log, sizeof r.log);
     if (r.log[0]) {
@@ -599,15 +625,8 @@ started:
     recipe_describe(&t, recipe, sizeof recipe);
     if (recipe[0] && r.lead)
         printf("recipe %s:%s\n", args_str(&t, "recipe"), recipe);
-    if (resume && r.lead) {
-        printf("resuming from %s: epoch %lld, %lld images into it, step %lld\n", resume, (long long)pos.epoch + 1,
-               (long long)pos.position, (long long)rn_trainer_steps(r.tr));
-        if (r.plan.ranks > 0 && r.plan.ranks != r.dist.size)
-            printf("the checkpoint was written by a run on %lld rank%s, this one has %d: the global batch, the "
-                   "data order and the steps stay the same\n", (long long)r.plan.ranks, r.plan.ranks == 1 ? "" : "s",
-                   r.dist.size);
-        plan_report(&r.plan, &t, resume_state, rn_trainer_steps(r.tr), pos.epoch);
-    }
+    if (resume && r.lead)
+        say_resume(&r, &t, resume, resume_state, &pos);
     fflush(stdout);
     /* one process: a signal ends the step and saves; under MPI the ranks would notice it at
      * different steps, so the launcher's signal ends the job and the last checkpoint stays */

@@ -292,8 +292,8 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
                 printf("stopped after %lld steps (--max-steps) in epoch %lld\n",
                        (long long)rn_trainer_steps(r->tr), (long long)epoch + 1);
             train_dist_sync_model(&r->dist);
-            if (r->save[0] && (status = save_checkpoint(r, now.epoch, now.position)) == 0)
-                printf("checkpoint: %s (+ %s)\n", r->save, r->optim);
+            if (r->save[0]) /* named once at the end, as after the last epoch */
+                status = save_checkpoint(r, now.epoch, now.position);
             /* the curves of the epochs the log has; none in a first epoch cut short */
             if (status == 0 && r->lead && r->logf) {
                 log_flush(r);

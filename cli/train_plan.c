@@ -61,6 +61,8 @@ static void on_meta(void *ctx, const char *key, const char *value) {
         p->steps_per_epoch = atoll(value);
     else if (strcmp(name, "total_steps") == 0)
         p->total_steps = atoll(value);
+    else if (strcmp(name, "schedule_offset") == 0)
+        p->schedule_offset = atoll(value);
     for (int i = 0; i < PLAN_N_FLAGS; i++)
         if (strcmp(name, PLAN_FLAGS[i]) == 0) {
             free(p->flag_values[i]);
@@ -98,25 +100,33 @@ static const char *flag_text(const arg_table *t, const char *name) {
     return args_str(t, name);
 }
 
-void plan_record(train_plan *p, const arg_table *t, int64_t steps_per_epoch) {
+void plan_record(train_plan *p, const arg_table *t, int64_t steps_per_epoch, int64_t schedule_offset) {
     int epochs = atoi(args_str(t, "epochs"));
     p->now_steps_per_epoch = steps_per_epoch;
     p->now_total_steps = steps_per_epoch * epochs;
+    p->now_schedule_offset = schedule_offset;
     p->count = 0;
     for (int i = 0; i < PLAN_N_FLAGS; i++) {
         snprintf(p->key_text[p->count], sizeof p->key_text[0], PREFIX "%s", PLAN_FLAGS[i]);
         p->keys[p->count] = p->key_text[p->count];
         p->values[p->count++] = flag_text(t, PLAN_FLAGS[i]);
     }
-    static const char *const derived[] = {"steps_per_epoch", "total_steps"};
-    int64_t numbers[] = {p->now_steps_per_epoch, p->now_total_steps};
-    for (int i = 0; i < 2; i++) {
+    static const char *const derived[] = {"steps_per_epoch", "total_steps", "schedule_offset"};
+    int64_t numbers[] = {p->now_steps_per_epoch, p->now_total_steps, p->now_schedule_offset};
+    for (int i = 0; i < 3; i++) {
         snprintf(p->key_text[p->count], sizeof p->key_text[0], PREFIX "%s", derived[i]);
         snprintf(p->value_text[p->count], sizeof p->value_text[0], "%lld", (long long)numbers[i]);
         p->keys[p->count] = p->key_text[p->count];
         p->values[p->count] = p->value_text[p->count];
         p->count++;
     }
+}
+
+int64_t plan_schedule_offset(const train_plan *p, const rn_train_position *pos, int64_t steps_per_epoch,
+                             int64_t batch) {
+    if (p->steps_per_epoch <= 0 || p->steps_per_epoch == steps_per_epoch || batch < 1)
+        return p->schedule_offset;
+    return pos->epoch * steps_per_epoch + pos->position / batch - pos->id.step;
 }
 
 /* ---------------------------------------------------------------------------
@@ -141,7 +151,7 @@ static double lr_at(const char *lr, const char *schedule, const char *warmup, in
     return rn_schedule_lr(&s, step);
 }
 
-static const char *recorded(const train_plan *p, const char *name) {
+const char *plan_value(const train_plan *p, const char *name) {
     for (int i = 0; i < PLAN_N_FLAGS; i++)
         if (strcmp(PLAN_FLAGS[i], name) == 0)
             return p->flag_values[i];
@@ -149,7 +159,7 @@ static const char *recorded(const train_plan *p, const char *name) {
 }
 
 void plan_report(const train_plan *p, const arg_table *t, const char *optim_path, int64_t step,
-                 int64_t start_epoch) {
+                 int64_t start_epoch, int64_t position) {
     if (!p->recorded) {
         printf("note: %s records no training plan (it predates them): the flags given, or their "
                "defaults, apply as they are\n", optim_path);
@@ -164,10 +174,18 @@ void plan_report(const train_plan *p, const arg_table *t, const char *optim_path
                 printf("resuming with other settings than the checkpoint's:\n");
             printf("  --%s: %s -> %s\n", PLAN_FLAGS[i], shown(s, was), shown(s, now));
         }
-        double before = lr_at(recorded(p, "lr"), recorded(p, "schedule"), recorded(p, "warmup"),
-                              p->steps_per_epoch, p->total_steps, step);
+        /* the seed is the checkpoint's unless given: another draws the data order and the
+         * augmentation from here on (it had changed the run without a word) */
+        if (p->seed && !cli_same_value(p->seed, args_str(t, "seed"))) {
+            if (lines++ == 0)
+                printf("resuming with other settings than the checkpoint's:\n");
+            printf("  --seed: %s -> %s (the data order and augmentation from here on)\n", p->seed,
+                   args_str(t, "seed"));
+        }
+        double before = lr_at(plan_value(p, "lr"), plan_value(p, "schedule"), plan_value(p, "warmup"),
+                              p->steps_per_epoch, p->total_steps, step + p->schedule_offset);
         double after = lr_at(args_str(t, "lr"), args_str(t, "schedule"), args_str(t, "warmup"),
-                             p->now_steps_per_epoch, p->now_total_steps, step);
+                             p->now_steps_per_epoch, p->now_total_steps, step + p->now_schedule_offset);
         int horizon = p->total_steps != p->now_total_steps ||
                       p->steps_per_epoch != p->now_steps_per_epoch;
         if (horizon || (!isnan(before) && !isnan(after) && before != after)) {
@@ -183,9 +201,13 @@ void plan_report(const train_plan *p, const arg_table *t, const char *optim_path
         }
     }
     int epochs = atoi(args_str(t, "epochs"));
-    if (start_epoch >= epochs)
+    if (start_epoch >= epochs && position == 0)
         printf("nothing left to train: the checkpoint is at the end of epoch %lld and --epochs "
                "is %d (give a larger --epochs to train longer)\n", (long long)start_epoch, epochs);
+    else if (start_epoch >= epochs)
+        printf("nothing left to train: the checkpoint is %lld images into epoch %lld and --epochs "
+               "is %d (give --epochs %lld or more to train on)\n", (long long)position,
+               (long long)start_epoch + 1, epochs, (long long)start_epoch + 1);
 }
 
 void plan_free(train_plan *p) {

@@ -5,7 +5,9 @@
  * The optimizer file of a checkpoint records, as "plan.<flag>", the value of
  * every flag that shapes a run (PLAN_FLAGS in train_plan.c: dataset, epochs,
  * batch size, augmentation, optimizer, learning rate, schedule, warm-up,
- * ...), with "plan.steps_per_epoch" and "plan.total_steps". `resnet train
+ * ...), with "plan.steps_per_epoch", "plan.total_steps" and
+ * "plan.schedule_offset" (rn_train_config's: the schedule's step less the
+ * optimizer's, non-zero after a resume changed the steps per epoch). `resnet train
  * --resume` gives each of these flags that is not on its command line the
  * checkpoint's value, so that --resume alone continues the original plan
  * exactly; a flag given with another value changes the plan, and
@@ -19,9 +21,10 @@
 
 #include "args.h"
 #include "resnet.h"
+#include "train/checkpoint.h"
 
 #define PLAN_N_FLAGS 22
-#define PLAN_MAX_META (PLAN_N_FLAGS + 2)
+#define PLAN_MAX_META (PLAN_N_FLAGS + 3)
 
 /* Where a run was when its checkpoint was saved, beside the plan: the seconds since it started
  * (summed over its resumes: the log's "elapsed" goes on from them), and the figures of the epoch
@@ -44,7 +47,7 @@ typedef struct train_plan {
     /* read from a checkpoint (plan_read) */
     int recorded;                        /* it holds a plan */
     char *flag_values[PLAN_N_FLAGS];     /* by PLAN_FLAGS index, or NULL */
-    int64_t steps_per_epoch, total_steps;
+    int64_t steps_per_epoch, total_steps, schedule_offset;
     char *seed;                          /* its "seed", or NULL */
     int64_t ranks;                       /* its "ranks" (processes of the run that wrote it), or 0 */
     double elapsed;                      /* its "elapsed" seconds, or 0 */
@@ -52,7 +55,7 @@ typedef struct train_plan {
     /* this run's plan, as metadata to save (plan_record) */
     const char *keys[PLAN_MAX_META], *values[PLAN_MAX_META];
     int count;
-    int64_t now_steps_per_epoch, now_total_steps;
+    int64_t now_steps_per_epoch, now_total_steps, now_schedule_offset;
     char key_text[PLAN_MAX_META][40], value_text[PLAN_MAX_META][24];
 } train_plan;
 
@@ -64,16 +67,28 @@ rn_status plan_read(train_plan *p, const char *optim_path);
  * Call before the flags are parsed into numbers. */
 void plan_apply(train_plan *p, arg_table *t);
 
-/* This run's plan (t's flags and the loader's steps per epoch) into
- * p->keys / p->values, to save with every checkpoint. */
-void plan_record(train_plan *p, const arg_table *t, int64_t steps_per_epoch);
+/* This run's plan (t's flags, the loader's steps per epoch and the trainer's schedule offset)
+ * into p->keys / p->values, to save with every checkpoint. */
+void plan_record(train_plan *p, const arg_table *t, int64_t steps_per_epoch, int64_t schedule_offset);
 
-/* After plan_record, on resuming at optimizer step `step` and epoch
- * `start_epoch`: prints on stdout what the flags given change, the total
- * steps and the next step's learning rate before and after, and says so
- * when nothing is left to train. Prints nothing when nothing changes. */
+/* The schedule offset of a run resumed at `pos` (the optimizer's step, the epoch and the images
+ * into it) with `steps_per_epoch` steps of `batch` images an epoch: the recorded one while the
+ * steps per epoch are the checkpoint's, else the one that puts the schedule where the images
+ * are in the new plan (epoch x steps per epoch + the images into it / batch): a changed batch
+ * size or dataset had run the schedule on from the old step count (a cosine left unfinished, a
+ * step schedule a whole epoch behind). */
+int64_t plan_schedule_offset(const train_plan *p, const rn_train_position *pos, int64_t steps_per_epoch,
+                             int64_t batch);
+
+/* After plan_record, on resuming at optimizer step `step`, `position` images into 0-based
+ * epoch `start_epoch`: prints on stdout what the flags given change (the seed among them),
+ * the total steps and the next step's learning rate before and after, and says so when
+ * nothing is left to train. Prints nothing when nothing changes. */
 void plan_report(const train_plan *p, const arg_table *t, const char *optim_path, int64_t step,
-                 int64_t start_epoch);
+                 int64_t start_epoch, int64_t position);
+
+/* The value the checkpoint's plan records for flag `name`, or NULL. */
+const char *plan_value(const train_plan *p, const char *name);
 
 void plan_free(train_plan *p);
 

@@ -200,6 +200,25 @@ has resume_epochs.txt "total steps: 12 -> 24" "the total steps are shown"
 before=$("$PY" -c "import json; print('%.6g' % [d for d in map(json.loads, open('r/straight.log.jsonl')) if 'step' in d][3]['lr'])")
 after=$("$PY" -c "import json; print('%.6g' % [d for d in map(json.loads, open('r/four.log.jsonl')) if 'step' in d][3]['lr'])")
 has resume_epochs.txt "learning rate of the next step (3): $before -> $after" "the learning rates are the trainer's"
+# another batch size: the schedule goes on from where the images are in the new plan (24 images
+# in: step 6 of batch 4, as a straight run of batch 4 has it), here and after a second resume;
+# it had gone on from the old step count (3 of 24), a cosine never finishing
+expect 0 "8 steps of batch 4" "$R" "${common[@]}" --epochs 2 --lr 0.1 --schedule cosine --momentum 0.9 \
+    --max-steps 8 --batch-size 4 --save r/four_b.safetensors
+expect 0 "resume with --batch-size 4" "$R" train --data tiny --quiet --resume r/a.safetensors --batch-size 4 \
+    --max-steps 4 --save r/e.safetensors --log r/e.log.jsonl --log-every 1
+cp out resume_batch.txt
+expect 0 "resume that again" "$R" train --data tiny --quiet --resume r/e.safetensors --max-steps 5 \
+    --save r/e.safetensors --log-every 1
+"$PY" - r/four_b.log.jsonl r/e.log.jsonl resume_batch.txt <<'PY' && ok || bad "the schedule after another batch size is not the new plan's"
+import json, sys
+lr = lambda p: {d["step"]: d["lr"] for d in map(json.loads, open(p)) if "step" in d and "lr" in d}
+straight, resumed = lr(sys.argv[1]), lr(sys.argv[2])
+# optimizer steps 4 and 5 of the resumed run are the schedule's 7 and 8 of the straight run
+assert [resumed[s] for s in (4, 5)] == [straight[s] for s in (7, 8)], (resumed, straight)
+assert "learning rate of the next step (3): " in open(sys.argv[3]).read()
+assert ("-> %.6g" % straight[7]) in open(sys.argv[3]).read(), open(sys.argv[3]).read()
+PY
 # a checkpoint from before plans were recorded
 "$PY" -c "
 import sys
@@ -223,6 +242,22 @@ save_safetensors('r/b.optim.safetensors', t, meta)
 expect 0 "resume a finished run" "$R" train --data tiny --quiet --resume r/b.safetensors --save r/b.safetensors \
     --log none
 has out "nothing left to train" "a finished run says so"
+# past the new horizon inside an epoch: where it is, and its log and files left alone (the message had
+# put it at the end of the epoch before, and a run record had been added to the log)
+expect 0 "8 steps (2 into the second epoch)" "$R" "${common[@]}" --epochs 2 --max-steps 8 --save r/f.safetensors
+cp r/f.log.jsonl r/f.log.before
+[ "$(grep -c '^checkpoint:' out)" -eq 1 ] && ok || bad "a run stopped by --max-steps names its checkpoint more than once: $(cat out)"
+expect 0 "resume it with --epochs 1" "$R" train --data tiny --quiet --resume r/f.safetensors --save r/f.safetensors \
+    --epochs 1
+has out "nothing left to train: the checkpoint is 16 images into epoch 2 and --epochs is 1" "the position is said"
+cmp -s r/f.log.jsonl r/f.log.before && ok || bad "a run with nothing to train wrote to its log"
+# another seed is shown with the other changes (it had changed the run without a word)
+expect 0 "resume with --seed 5" "$R" train --data tiny --quiet --resume r/e.safetensors --seed 5 --max-steps 5 \
+    --save r/g.safetensors --log none
+has out "--seed: 0 -> 5 (the data order and augmentation from here on)" "the seed's change is shown"
+expect 2 "resume with another --optimizer" "$R" train --data tiny --quiet --resume r/e.safetensors \
+    --optimizer adamw --save r/h.safetensors --log none
+has err "--optimizer adamw: r/e.optim.safetensors holds sgd's state" "the refusal names the state and its optimizer"
 
 # ---- a recipe, and a narrower model through train, resume, eval and info -----------------------------------
 

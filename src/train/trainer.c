@@ -343,7 +343,8 @@ rn_status rn_trainer_step(rn_trainer *t, const float *x, const int32_t *labels, 
         loss = NAN;
     if (t->update_hook)
         t->update_hook(t->update_ctx, t->grads, m->n_params, &loss, &correct);
-    double lr = rn_schedule_lr(&t->sched, t->steps);
+    const int64_t at = t->steps + t->cfg.schedule_offset; /* the schedule's step */
+    double lr = rn_schedule_lr(&t->sched, at);
     if (result) {
         result->loss = loss;
         result->correct = correct;
@@ -366,7 +367,7 @@ rn_status rn_trainer_step(rn_trainer *t, const float *x, const int32_t *labels, 
     if (t->cfg.lr_backbone >= 0.0) {
         rn_schedule group = t->sched;
         group.base_lr = t->cfg.lr_backbone;
-        lr_backbone = rn_schedule_lr(&group, t->steps);
+        lr_backbone = rn_schedule_lr(&group, at);
     }
     t->steps++;
     for (int i = 0; i < m->n_tensors; i++) {
