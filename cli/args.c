@@ -35,6 +35,43 @@ static arg_spec *positional_spec(const arg_table *t) {
     return NULL;
 }
 
+int args_similar(const char *a, const char *b) {
+    /* edit distance (insertions, deletions, substitutions, adjacent swaps) of two names */
+    enum { CAP = 40 };
+    const size_t la = strlen(a), lb = strlen(b);
+    if (la >= CAP || lb >= CAP || (la > lb ? la - lb : lb - la) > 2)
+        return 0;
+    int d[CAP + 1][CAP + 1];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = (int)i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = (int)j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            int best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            best = d[i - 1][j] + 1 < best ? d[i - 1][j] + 1 : best;
+            best = d[i][j - 1] + 1 < best ? d[i][j - 1] + 1 : best;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    return d[la][lb] <= (la < 5 ? 1 : 2);
+}
+
+/* "--name" (or "--name=...") naming a flag of t, or --help. */
+static int names_a_flag(const arg_table *t, const char *a) {
+    if (strncmp(a, "--", 2) != 0)
+        return 0;
+    char name[64];
+    size_t len = strcspn(a + 2, "=");
+    if (len == 0 || len >= sizeof name)
+        return 0;
+    memcpy(name, a + 2, len);
+    name[len] = '\0';
+    const arg_spec *s = find(t, name);
+    return strcmp(name, "help") == 0 || (s && s->kind != ARG_POSITIONAL);
+}
+
 static void (*help_hook)(const arg_table *t, void *ctx);
 static void *help_hook_ctx;
 
@@ -118,7 +155,15 @@ int args_parse(arg_table *t, int argc, char **argv) {
         name[len] = '\0';
         arg_spec *s = find(t, name);
         if (!s || s->kind == ARG_POSITIONAL) {
-            cli_error(t->command, "unknown flag '--%s' (see resnet %s --help)", name, t->command);
+            const char *near = NULL; /* a flag of one or two letters more, fewer or other */
+            for (int k = 0; k < t->count && !near; k++)
+                if (t->specs[k].kind != ARG_POSITIONAL && args_similar(name, t->specs[k].name))
+                    near = t->specs[k].name;
+            if (near)
+                cli_error(t->command, "unknown flag '--%s': did you mean --%s? (see resnet %s --help)", name, near,
+                          t->command);
+            else
+                cli_error(t->command, "unknown flag '--%s' (see resnet %s --help)", name, t->command);
             return -1;
         }
         if (s->kind == ARG_FLAG) {
@@ -129,6 +174,11 @@ int args_parse(arg_table *t, int argc, char **argv) {
             s->value = "1";
         } else if (eq) {
             s->value = eq + 1;
+        } else if (i + 1 < argc && names_a_flag(t, argv[i + 1])) {
+            /* `--save --overwrite` had saved to a file named --overwrite */
+            cli_error(t->command, "flag '--%s' needs a value, and the next argument is the flag '%s' (a value that "
+                      "starts with -- is given as --%s=VALUE)", name, argv[i + 1], name);
+            return -1;
         } else if (i + 1 < argc) {
             s->value = argv[++i];
         } else {

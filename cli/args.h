@@ -41,6 +41,10 @@ typedef struct arg_table {
  * positional arguments move, in their order, to argv[1..n] (the strings
  * themselves, and the values the table points to, do not change). */
 int args_parse(arg_table *t, int argc, char **argv);
+
+/* Whether two names are a typo apart: one edit (a letter more, fewer or other, two swapped) for
+ * names under 5 letters, two for longer ones; the suggestion of an unknown flag or command. */
+int args_similar(const char *a, const char *b);
 void args_print_help(const arg_table *t);
 
 /* What --help says of itself. */

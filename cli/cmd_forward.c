@@ -106,7 +106,12 @@ int cmd_forward(int argc, char **argv) {
         cli_error("forward", "--true-labels needs --print (it prints each label beside the prediction)");
         return EXIT_USAGE;
     }
-    if (!cli_arch_ok(&t, 1) || !cli_conv_algo_ok(&t) || !cli_precision_ok(&t, 0) || !cli_path_ok(&t, "output"))
+    const char *out = args_str(&t, "output");
+    if (!cli_arch_ok(&t, 1) || !cli_conv_algo_ok(&t) || !cli_precision_ok(&t, 0) || !cli_path_ok(&t, "output") ||
+        !cli_output_not_input("forward", "--output", out, "--input", args_str(&t, "input")) ||
+        !cli_output_not_input("forward", "--output", out, "--weights", args_str(&t, "weights")) ||
+        (strcmp(truth_path, "none") != 0 && !cli_output_not_input("forward", "--output", out, "--true-labels",
+                                                                    truth_path)))
         return EXIT_USAGE;
     const char *arch = args_str(&t, "arch");
     if (strcmp(arch, "auto") == 0)

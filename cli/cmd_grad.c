@@ -33,6 +33,13 @@ int cmd_grad(int argc, char **argv) {
     if (!args_int(&t, "threads", 0, 1024, &threads) || !cli_number_ok(&t, "label-smoothing") ||
         !cli_arch_ok(&t, 1) || !cli_path_ok(&t, "output"))
         return EXIT_USAGE;
+    static const char *const read[] = {"weights", "input", "labels"};
+    for (int i = 0; i < 3; i++) { /* a gradients file over one of them had replaced it (the model too) */
+        char what[16];
+        snprintf(what, sizeof what, "--%s", read[i]);
+        if (!cli_output_not_input("grad", "--output", args_str(&t, "output"), what, args_str(&t, read[i])))
+            return EXIT_USAGE;
+    }
     const double smoothing = atof(args_str(&t, "label-smoothing"));
     if (smoothing < 0 || smoothing > 1) {
         cli_error("grad", "--label-smoothing must be in [0, 1], got '%s'", args_str(&t, "label-smoothing"));

@@ -2,9 +2,11 @@
  * main.c - the `resnet` command: dispatch to a subcommand.
  * The CLI is the only part of resnet.c that prints or chooses exit codes.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "args.h"
 #include "commands.h"
 #include "dist.h"
 #include "resnet.h"
@@ -71,7 +73,8 @@ static void wrapped(FILE *f, const char *text, int indent) {
 
 static void usage(FILE *f) {
     fprintf(f, "resnet %s - ResNets in C\n\nusage: resnet COMMAND [flags]\n       resnet --version   print the "
-               "version (and the MPI library of an MPI-enabled build)\n       resnet --help      this help\n\n"
+               "version (and the MPI library of an MPI-enabled build)\n       resnet --help      this help (also -h)\n"
+               "       resnet help COMMAND  the command's flags (as resnet COMMAND --help)\n\n"
                "commands:\n", RN_VERSION);
     for (int i = 0; i < CLI_N_COMMANDS; i++)
         fprintf(f, "  %-10s %s\n", CLI_COMMANDS[i].name, CLI_COMMANDS[i].summary);
@@ -93,6 +96,16 @@ int main(int argc, char **argv) {
         fprintf(stderr, "resnet: no command given (see resnet --help)\n");
         return EXIT_USAGE;
     }
+    /* a file-size limit (ulimit -f) fails the write (EFBIG: "File too large", exit 3, the files on
+     * disk unchanged) instead of killing the process mid-save without a word */
+    signal(SIGXFSZ, SIG_IGN);
+    if (strcmp(argv[1], "help") == 0 && argc == 3) { /* resnet help COMMAND: its --help */
+        for (int i = 0; i < CLI_N_COMMANDS; i++)
+            if (strcmp(argv[2], CLI_COMMANDS[i].name) == 0) {
+                char *args[] = {argv[2], "--help", NULL};
+                return CLI_COMMANDS[i].run(2, args);
+            }
+    }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         usage(stdout);
         return 0;
@@ -111,6 +124,12 @@ int main(int argc, char **argv) {
     for (int i = 0; i < CLI_N_COMMANDS; i++)
         if (strcmp(argv[1], CLI_COMMANDS[i].name) == 0)
             return CLI_COMMANDS[i].run(argc - 1, argv + 1);
+    for (int i = 0; i < CLI_N_COMMANDS; i++)
+        if (args_similar(argv[1], CLI_COMMANDS[i].name)) {
+            fprintf(stderr, "resnet: unknown command '%s': did you mean %s? (see resnet --help)\n", argv[1],
+                    CLI_COMMANDS[i].name);
+            return EXIT_USAGE;
+        }
     fprintf(stderr, "resnet: unknown command '%s' (see resnet --help)\n", argv[1]);
     return EXIT_USAGE;
 }

@@ -24,6 +24,17 @@ expect 2 "info without --arch" "$R" info
 expect 2 "info with an unknown arch" "$R" info --arch resnet19
 expect 2 "info with a bad integer" "$R" info --arch resnet18 --image-size 12x
 expect 2 "unknown flag" "$R" info --arch resnet18 --frob 1
+# a typo is answered with the flag or command meant; a flag where a value belongs is refused (`--save
+# --overwrite` had saved to a file named --overwrite); resnet help COMMAND is the command's --help
+expect 2 "a misspelt flag" "$R" info --arch resnet18 --image-sise 64
+grep -qF "unknown flag '--image-sise': did you mean --image-size?" "$T/err" && ok || bad "no suggestion: $(cat "$T/err")"
+expect 2 "a misspelt command" "$R" inof --arch resnet18
+grep -qF "unknown command 'inof': did you mean info?" "$T/err" && ok || bad "no suggestion: $(cat "$T/err")"
+expect 2 "a flag as a value" "$R" init --arch resnet18 --output --seed 3
+grep -qF "flag '--output' needs a value, and the next argument is the flag '--seed'" "$T/err" && [ ! -e ./--seed ] &&
+    ok || bad "a flag taken as a value: $(cat "$T/err")"
+expect 0 "resnet help info" "$R" help info
+grep -q "^usage: resnet info" "$T/out" && ok || bad "resnet help info is not info's help: $(head -3 "$T/out")"
 
 expect 0 "info resnet18" "$R" info --arch resnet18
 grep -q "Total params: 11,689,512" "$T/out" && ok || bad "resnet18 has 11,689,512 parameters"
@@ -367,6 +378,20 @@ for l in half frac nan neg big; do
     expect 1 "grad with labels $l" "$R" "${G[@]}" --weights "$T/w.safetensors" --labels "$T/lab_$l.npy"
     grep -q "whole numbers in 0..9" "$T/err" && ok || bad "grad labels $l: $(cat "$T/err")"
 done
+# an --output that is one of the files read is refused before anything is written (forward and grad
+# had replaced their input, labels or the model itself)
+cp "$T/w.safetensors" "$T/w_keep.safetensors"
+cp data/sample/fmnist_batch.npy "$T/in_keep.npy"
+expect 2 "grad --output the weights" "$R" grad --input "$T/in_keep.npy" --labels "$T/lab_ok.npy" \
+    --weights "$T/w_keep.safetensors" --output "$T/w_keep.safetensors"
+grep -q "the same file as --weights" "$T/err" && cmp -s "$T/w.safetensors" "$T/w_keep.safetensors" && ok ||
+    bad "grad --output the weights: $(cat "$T/err")"
+expect 2 "grad --output the labels" "$R" grad --input "$T/in_keep.npy" --labels "$T/lab_ok.npy" \
+    --weights "$T/w_keep.safetensors" --output "$T/lab_ok.npy"
+expect 2 "forward --output the input" "$R" forward --input "$T/in_keep.npy" --weights "$T/w_keep.safetensors" \
+    --output "$T/./in_keep.npy"
+grep -q "the same file as --input" "$T/err" && cmp -s data/sample/fmnist_batch.npy "$T/in_keep.npy" && ok ||
+    bad "forward --output the input: $(cat "$T/err")"
 
 # ---- convert IN OUT with flags -----------------------------------------------------------------------
 expect 0 "convert IN OUT --arch" "$R" convert "$T/w.safetensors" "$T/cv.safetensors" --arch d2l_resnet18
