@@ -83,7 +83,8 @@ static char *builtin_names(const char *kind, int k) {
  * a bad value here is the checkpoint's, `in`). */
 static int build_meta(const arg_table *t, const char *in, const rn_model *m, export_meta *e,
                       const char **keys, const char **vals, int *count, char *mean, char *std,
-                      size_t cap) {
+                      size_t cap, int *status) {
+    *status = EXIT_RUNTIME;
     int n = 0;
     const char *norm = args_str(t, "normalize");
     if (strcmp(norm, "auto") == 0)
@@ -96,6 +97,15 @@ static int build_meta(const arg_table *t, const char *in, const rn_model *m, exp
         if (!parse_mean_std(norm, mv, sv, &ch)) { /* the flag's was checked before */
             cli_error("export", "%s: its metadata normalize '%s' is neither none nor MEAN,..:STD,..: "
                       "give --normalize", in, norm);
+            return 0;
+        }
+        const int channels = rn_model_in_channels(m);
+        if (ch != 1 && ch != channels) { /* predict and eval would refuse what the file records */
+            const int given = strcmp(args_str(t, "normalize"), "auto") != 0;
+            cli_error("export", "%s%s%s '%s' gives %d values for a model of %d channel%s: give 1 (for every "
+                      "channel)%s", given ? "--normalize" : in, given ? "" : ": its metadata", given ? "" : " normalize",
+                      norm, ch, channels, channels == 1 ? "" : "s", channels == 1 ? "" : " or one per channel");
+            *status = given ? EXIT_USAGE : EXIT_RUNTIME;
             return 0;
         }
         /* the lists as written: "M1,..:S1,.." -> "M1,.." and "S1,.." */
@@ -198,9 +208,8 @@ int cmd_export(int argc, char **argv) {
     const char *keys[META_MAX], *vals[META_MAX];
     char mean[128], std[128];
     int status = 0;
-    if (!build_meta(&t, in, m, &e, keys, vals, &o.meta_count, mean, std, sizeof mean)) {
-        status = EXIT_RUNTIME;
-    } else {
+    if (build_meta(&t, in, m, &e, keys, vals, &o.meta_count, mean, std, sizeof mean, &status)) {
+        status = 0;
         o.meta_keys = keys, o.meta_values = vals;
         rn_status st = cli_make_output_dirs("export", out);
         if (st == RN_OK)

@@ -125,7 +125,7 @@ static int parse_list(const char *s, size_t len, float *out) {
     for (char *p = buf;;) {
         char *end;
         double v = strtod(p, &end);
-        if (end == p || n == 4 || !isfinite(v))
+        if (end == p || n == 4 || !isfinite(v) || !isfinite((float)v)) /* 1e39 is inf as a float */
             return -1;
         out[n++] = (float)v;
         if (*end == '\0')

@@ -330,6 +330,16 @@ expect 2 "quantize --dataset bogus" "$R" quantize --weights "$T/w.safetensors" -
     --dataset bogus --output "$T/q/b.safetensors"
 expect 2 "export --dataset bogus" "$R" export --dataset bogus "$T/w.safetensors" "$T/b.onnx"
 grep -q "unknown --dataset 'bogus'" "$T/err" && [ ! -e "$T/b.onnx" ] && ok || bad "export --dataset bogus: $(cat "$T/err")"
+# a normalisation predict and eval would refuse is not recorded: two values for a gray model, a std
+# too large for a float (both had been written, and predict then blamed a flag never given)
+expect 2 "export --normalize of two channels for a gray model" "$R" export --normalize 1,2:1,2 "$T/w.safetensors" \
+    "$T/b.onnx"
+grep -q "gives 2 values for a model of 1 channel" "$T/err" && [ ! -e "$T/b.onnx" ] && ok ||
+    bad "export --normalize 1,2:1,2: $(cat "$T/err")"
+expect 2 "export --normalize 0:1e39" "$R" export --normalize 0:1e39 "$T/w.safetensors" "$T/b.onnx"
+grep -qF -- "--normalize must be" "$T/err" && ok || bad "export --normalize 0:1e39: $(cat "$T/err")"
+expect 2 "train --normalize 0:1e39" "$R" train --normalize 0:1e39 --data data/fmnist-small --max-steps 1 --no-report
+grep -qF -- "--normalize must be" "$T/err" && ok || bad "train --normalize 0:1e39: $(cat "$T/err")"
 expect 2 "init --output ''" "$R" init --arch resnet18 --output ""
 grep -q -- "--output must name a file" "$T/err" && ok || bad "init --output '': $(cat "$T/err")"
 # --resume and --save-every need --save, --log-every a log
