@@ -30,6 +30,7 @@
 #include "data/dataset.h"
 #include "data/resize.h"
 #include "data/transform.h"
+#include "fit.h"
 #include "io/image.h"
 #include "resnet.h"
 #include "run_common.h"
@@ -556,6 +557,14 @@ int cmd_predict(int argc, char **argv) {
         batch = count;
     rn_session_config scfg;
     cli_session_config(&t, &scfg);
+    /* the network's memory at the crop and batch, and per image its input and logits and the
+     * resized picture (at least resize x resize, three bytes a pixel): refused before anything
+     * large is allocated (--crop-size 16384 had taken 18 GB before the kernel's killer came) */
+    size_t per_image = ((size_t)plan.channels * plan.crop * plan.crop + 2 * (size_t)rn_model_num_classes(m)) *
+                           sizeof(float) + 3 * (size_t)plan.resize * plan.resize;
+    cli_plan fits = {"predict", m, NULL, &scfg, 1, batch, plan.crop, plan.crop, per_image, NULL, "--crop-size"};
+    if (!cli_plan_fits(&fits))
+        goto done;
     if (rn_session_create(m, &scfg, &sess) != RN_OK) { /* the flags are checked: the weights' precision */
         cli_error("predict", "%s: %s", weights, rn_last_error());
         goto done;

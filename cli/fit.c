@@ -106,6 +106,7 @@ typedef struct cli_fit {
     const char *command, *what;
     size_t at_one, at_batch;
     int batch;
+    const char *size_flag;
 } cli_fit;
 
 /* 1 when the run fits in the available memory (or the latter is unknown).
@@ -122,7 +123,8 @@ static int check_fits(const cli_fit *f) {
     if (fits >= 1)
         snprintf(advice, sizeof advice, "a --batch-size of %zu or less would fit", fits);
     else
-        snprintf(advice, sizeof advice, "no batch size fits: try a smaller --image-size or architecture");
+        snprintf(advice, sizeof advice, "no batch size fits: try a smaller %s or architecture",
+                 f->size_flag ? f->size_flag : "--image-size");
     cli_error(f->command, "too big to fit: %s needs about %.2f GiB, but %.2f GiB is available (%s); %s",
               f->what, gb(f->at_batch), gb(avail), source, advice);
     return 0;
@@ -152,6 +154,6 @@ int cli_plan_fits(const cli_plan *p) {
     else
         snprintf(what, sizeof what, "%s %s on batches of %d images of %dx%d",
                  p->task ? p->task : p->tcfg ? "training" : "inference of", rn_model_arch(p->m), p->batch, p->h, p->w);
-    cli_fit f = {p->command, what, need[0], need[1], p->batch};
+    cli_fit f = {p->command, what, need[0], need[1], p->batch, p->size_flag};
     return check_fits(&f);
 }

@@ -29,6 +29,7 @@ typedef struct cli_plan {
     size_t per_image;
     const char *task;       /* what the run is, in the refusal ("int8 calibration ..."); NULL:
                                "training" or "inference" */
+    const char *size_flag;  /* the flag of the image size, in the advice; NULL: "--image-size" */
 } cli_plan;
 
 /* cli_check_fits for such a run, planned at batch 1 and at its batch.

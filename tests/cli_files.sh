@@ -111,6 +111,12 @@ cmp -s predict_model_legacy.pth predict_model.safetensors && ok || bad "predict:
 "$PY" -c "from PIL import Image; Image.new('L', (3000, 3)).save('wide.png')"
 expect 1 "predict an image too wide to resize" "$R" predict --weights model.safetensors img.png wide.png
 has err "wide.png: resize: a 3000x3 image (width x height) would become 256000x256" "the image and its size are named"
+# a crop whose network needs more memory than there is is refused before it is allocated (4 of them: some
+# 100 GiB; one had taken 18 GB before the kernel's killer came)
+expect 1 "predict --crop-size 16384" "$R" predict --weights model.safetensors --crop-size 16384 --batch-size 4 \
+    img.png img.png img.png img.png
+has err "too big to fit: inference of" "the memory plan refuses it"
+has err "try a smaller --crop-size" "the flag to change is named"
 expect 0 "train --init a legacy checkpoint" "$R" train --data tiny --init model_legacy.pth --epochs 1 \
     --batch-size 8 --max-steps 1 --quiet
 
