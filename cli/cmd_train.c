@@ -33,6 +33,7 @@
 #include "data/dataset.h"
 #include "fit.h"
 #include "interrupt.h"
+#include "io/sniff.h"
 #include "resnet.h"
 #include "run_common.h"
 #include "train_plan.h"
@@ -230,6 +231,21 @@ static long long regular_file_bytes(const char *path) {
     return stat(path, &sb) == 0 && S_ISREG(sb.st_mode) ? (long long)sb.st_size : -1;
 }
 
+/* NULL when the existing file at path is what a run's refusal protects it as (a checkpoint: a
+ * safetensors file; a log: JSON lines, text opening with '{'), else what it is ("a text file",
+ * "a zip archive", ...): the refusal had called any file a checkpoint or a log. */
+static const char *other_kind(const char *path, int log) {
+    unsigned char head[4096];
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(head, 1, sizeof head, f) : 0;
+    if (f)
+        fclose(f);
+    rn_format fmt = rn_sniff(head, n);
+    if (log ? n > 0 && head[0] == '{' : fmt == RN_FMT_SAFETENSORS)
+        return NULL;
+    return rn_format_name(fmt);
+}
+
 /* The log's path (empty: none) from --log: auto is the checkpoint's sibling (save, "" without
  * one), a file only rank 0 (lead) writes. */
 static void log_path(const arg_table *t, const char *save, int lead, char *out, size_t cap) {
@@ -416,8 +432,13 @@ int cmd_train(int argc, char **argv) {
         }
         if (!args_flag(&t, "overwrite") && !(resume && cli_same_file(resume, save)) &&
             regular_file_bytes(save) >= 0) {
-            cli_error(r.dist.what, "%s already holds a checkpoint: pass --resume %s to continue it, or "
-                      "--overwrite to start over (replacing it, its optimizer state and its log)", save, save);
+            const char *kind = other_kind(save, 0);
+            if (kind)
+                cli_error(r.dist.what, "--save %s already exists and is %s, not a checkpoint: name another "
+                          "file (--overwrite would replace it)", save, kind);
+            else
+                cli_error(r.dist.what, "%s already holds a checkpoint: pass --resume %s to continue it, or "
+                          "--overwrite to start over (replacing it, its optimizer state and its log)", save, save);
             status = EXIT_USAGE;
             goto started;
         }
@@ -456,10 +477,19 @@ int cmd_train(int argc, char **argv) {
             goto started;
         }
     }
-    if (log_early[0] && strcmp(args_str(&t, "log"), "auto") != 0 && !resume &&
-        !args_flag(&t, "overwrite") && regular_file_bytes(log_early) > 0) {
-        cli_error(r.dist.what, "%s already holds a training log: pass --overwrite to replace it, --resume to "
-                  "continue its run, or another --log", log_early);
+    /* --log auto's file beside a checkpoint is refused with the checkpoint (above), and without
+     * one it is a stopped run's log, started over; but not a file of another kind */
+    const int auto_log = strcmp(args_str(&t, "log"), "auto") == 0;
+    const char *log_kind = log_early[0] && regular_file_bytes(log_early) > 0 ? other_kind(log_early, 1) : NULL;
+    if (log_early[0] && (!auto_log || log_kind) && !resume && !args_flag(&t, "overwrite") &&
+        regular_file_bytes(log_early) > 0) {
+        if (log_kind)
+            cli_error(r.dist.what, "%s%s%s already exists and is %s, not a training log: name another --log "
+                      "(--overwrite would replace it)", auto_log ? "" : "--log ", log_early,
+                      auto_log ? " (the log beside the checkpoint)" : "", log_kind);
+        else
+            cli_error(r.dist.what, "%s already holds a training log: pass --overwrite to replace it, --resume to "
+                      "continue its run, or another --log", log_early);
         status = EXIT_USAGE;
         goto started;
     }

@@ -175,6 +175,18 @@ expect 0 "train --log an existing log with --overwrite" "$R" train --data tiny -
     --quiet --log logs/every2.jsonl --no-report --overwrite
 [ "$(grep -c '"epoch"' logs/every2.jsonl)" -ge 1 ] && ! cmp -s logs/every2.jsonl logs/kept.jsonl && ok ||
     bad "--overwrite replaced the log"
+# a file of another kind is not called a checkpoint or a log (the refusal's --overwrite would have
+# replaced a model with a log, or notes with a checkpoint), the --log auto one included
+echo "notes" > logs/notes.txt
+expect 2 "train --save naming a text file" "$R" train --data tiny --epochs 1 --quiet --save logs/notes.txt
+has err "--save logs/notes.txt already exists and is a text file, not a checkpoint" "the file is said to be text"
+expect 2 "train --log naming a weights file" "$R" train --data tiny --epochs 1 --quiet --log model.safetensors
+has err "--log model.safetensors already exists and is a safetensors file, not a training log" "the file is said to be weights"
+mkdir -p other && echo "notes" > other/m.log.jsonl
+expect 2 "train --save beside a text file at its log's path" "$R" train --data tiny --epochs 1 --quiet \
+    --save other/m.safetensors --no-report
+has err "other/m.log.jsonl (the log beside the checkpoint) already exists and is a text file" "the auto log's file is kept"
+[ "$(cat other/m.log.jsonl)" = notes ] && ok || bad "the text file at the log's path was replaced"
 # the checkpoint's own log (--log auto) of a run stopped before its first save: no checkpoint to
 # protect, so the same command starts over
 mkdir -p stopped && echo '{"run": "stopped before its first save"}' > stopped/m.log.jsonl
