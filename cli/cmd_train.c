@@ -34,6 +34,7 @@
 #include "fit.h"
 #include "interrupt.h"
 #include "io/sniff.h"
+#include "report/report.h"
 #include "resnet.h"
 #include "run_common.h"
 #include "train_plan.h"
@@ -600,6 +601,14 @@ started:
         if (r.lead)
             say_resume(&r, &t, resume, resume_state, &pos);
         goto done;
+    }
+    /* a run --overwrite starts over takes the old one's report away (with --no-report it had
+     * stayed beside the new checkpoint, the old run's figures under its name) */
+    if (r.lead && r.save[0] && !resume && args_flag(&t, "overwrite")) {
+        char dir[1100];
+        cli_report_dir(r.save, dir, sizeof dir);
+        if (rn_report_remove(dir))
+            printf("removed the report of the run --overwrite replaces (%s/report.html and its figures)\n", dir);
     }
     /* outputs, rank 0's: the log goes on from the checkpoint's step when resuming */
     log_path(&t, r.save, r.lead, r.log, sizeof r.log);

@@ -187,6 +187,12 @@ expect 2 "train --save beside a text file at its log's path" "$R" train --data t
     --save other/m.safetensors --no-report
 has err "other/m.log.jsonl (the log beside the checkpoint) already exists and is a text file" "the auto log's file is kept"
 [ "$(cat other/m.log.jsonl)" = notes ] && ok || bad "the text file at the log's path was replaced"
+# --overwrite takes the old run's report away, even where the new run writes none
+expect 0 "a run with its report" "$R" train --data tiny --epochs 1 --batch-size 8 --quiet --save rep/m.safetensors
+[ -s rep/m_report/report.html ] && ok || bad "no report to replace"
+expect 0 "train --overwrite --no-report" "$R" train --data tiny --epochs 1 --batch-size 8 --quiet \
+    --save rep/m.safetensors --overwrite --no-report
+[ ! -e rep/m_report ] && ok || bad "the old run's report stayed beside the new checkpoint: $(ls rep/m_report)"
 # the checkpoint's own log (--log auto) of a run stopped before its first save: no checkpoint to
 # protect, so the same command starts over
 mkdir -p stopped && echo '{"run": "stopped before its first save"}' > stopped/m.log.jsonl

@@ -192,6 +192,22 @@ static rn_status render_figure(report_page *p, report_figure f, int *written) {
  * The whole report
  * ------------------------------------------------------------------------- */
 
+int rn_report_remove(const char *dir) {
+    char path[1100];
+    struct stat sb;
+    if (snprintf(path, sizeof path, "%s/report.html", dir) >= (int)sizeof path || stat(path, &sb) != 0 ||
+        !S_ISREG(sb.st_mode))
+        return 0;
+    (void)unlink(path);
+    for (int f = 0; f < FIG_COUNT; f++)
+        for (int png = 0; png < 2; png++) {
+            snprintf(path, sizeof path, "%s/%s.%s", dir, REPORT_FIGURE_NAMES[f], png ? "png" : "svg");
+            (void)unlink(path);
+        }
+    (void)rmdir(dir); /* fails, as it should, where anything else is in it */
+    return 1;
+}
+
 rn_status rn_report_write(rn_model *m, const rn_dataset *ds, const rn_report_config *cfg_in,
                           rn_eval_progress progress, void *ctx, rn_report_summary *summary) {
     if (!m || !ds || !cfg_in || !cfg_in->output_dir || !summary)

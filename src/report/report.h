@@ -60,4 +60,10 @@ typedef struct rn_report_summary {
 rn_status rn_report_write(rn_model *m, const rn_dataset *ds, const rn_report_config *cfg,
                           rn_eval_progress progress, void *ctx, rn_report_summary *summary);
 
+/* Removes the report in folder `dir` (its report.html and the figure files a report writes;
+ * nothing else) and the folder where that empties it: the report of a run that `train
+ * --overwrite` starts over. Returns 1 when there was a report, 0 when `dir` holds none
+ * (nothing is touched). */
+int rn_report_remove(const char *dir);
+
 #endif
