@@ -185,6 +185,11 @@ int args_parse(arg_table *t, int argc, char **argv) {
             cli_error(t->command, "flag '--%s' needs a value", name);
             return -1;
         }
+        if (!*s->value && s->kind != ARG_FLAG) { /* no flag means anything by "" ('--weights ""' had
+                                                     been opened as a file named "") */
+            cli_error(t->command, "flag '--%s' needs a value, got an empty one", name);
+            return -1;
+        }
         s->set = 1;
     }
     if (pos) {

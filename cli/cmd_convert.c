@@ -47,7 +47,8 @@ int cmd_convert(int argc, char **argv) {
         cli_error("convert", "the %s is an empty path", *in ? "output" : "input");
         return EXIT_USAGE;
     }
-    if (!cli_arch_ok(&t, 1) || !cli_output_not_input("convert", "the output", out, "the input", in))
+    if (!cli_arch_ok(&t, 1) || !cli_output_not_input("convert", "the output", out, "the input", in) ||
+        !cli_output_file_ok("convert", "the output", out))
         return EXIT_USAGE;
     const char *arch = strcmp(args_str(&t, "arch"), "auto") ? args_str(&t, "arch") : NULL;
     rn_model *m = NULL;

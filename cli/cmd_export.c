@@ -182,7 +182,8 @@ int cmd_export(int argc, char **argv) {
     }
 
     const char *in = pos[0], *out = pos[1];
-    if (!cli_output_not_input("export", "the output", out, "the input", in))
+    if (!cli_output_not_input("export", "the output", out, "the input", in) ||
+        !cli_output_file_ok("export", "the output", out))
         return EXIT_USAGE;
     const char *arch = strcmp(args_str(&t, "arch"), "auto") ? args_str(&t, "arch") : NULL;
     export_meta e = {0};

@@ -108,6 +108,7 @@ int cmd_forward(int argc, char **argv) {
     }
     const char *out = args_str(&t, "output");
     if (!cli_arch_ok(&t, 1) || !cli_conv_algo_ok(&t) || !cli_precision_ok(&t, 0) || !cli_path_ok(&t, "output") ||
+        !cli_output_file_ok("forward", "--output", args_str(&t, "output")) ||
         !cli_output_not_input("forward", "--output", out, "--input", args_str(&t, "input")) ||
         !cli_output_not_input("forward", "--output", out, "--weights", args_str(&t, "weights")) ||
         (strcmp(truth_path, "none") != 0 && !cli_output_not_input("forward", "--output", out, "--true-labels",

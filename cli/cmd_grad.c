@@ -31,7 +31,8 @@ int cmd_grad(int argc, char **argv) {
         return pr > 0 ? 0 : EXIT_USAGE;
     int threads;
     if (!args_int(&t, "threads", 0, 1024, &threads) || !cli_number_ok(&t, "label-smoothing") ||
-        !cli_arch_ok(&t, 1) || !cli_path_ok(&t, "output"))
+        !cli_arch_ok(&t, 1) || !cli_path_ok(&t, "output") ||
+        !cli_output_file_ok("grad", "--output", args_str(&t, "output")))
         return EXIT_USAGE;
     static const char *const read[] = {"weights", "input", "labels"};
     for (int i = 0; i < 3; i++) { /* a gradients file over one of them had replaced it (the model too) */

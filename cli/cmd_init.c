@@ -29,7 +29,8 @@ int cmd_init(int argc, char **argv) {
         !args_int(&t, "seed", 0, 2147483647, &seed))
         return EXIT_USAGE;
     int stem = cli_stem(&t), width = stem < 0 ? -1 : cli_width(&t);
-    if (stem < 0 || width < 0 || !cli_arch_ok(&t, 0) || !cli_path_ok(&t, "output"))
+    if (stem < 0 || width < 0 || !cli_arch_ok(&t, 0) || !cli_path_ok(&t, "output") ||
+        !cli_output_file_ok("init", "--output", args_str(&t, "output")))
         return EXIT_USAGE;
     rn_model *m = NULL;
     if (rn_model_create_width(args_str(&t, "arch"), in_ch, classes, (rn_stem)stem, width, &m) != RN_OK ||

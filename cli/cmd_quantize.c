@@ -101,6 +101,7 @@ int cmd_quantize(int argc, char **argv) {
     const char *output = args_str(&t, "output"), *method = args_str(&t, "method");
     int quiet = args_flag(&t, "quiet");
     if (!cli_eval_flags_ok(&t) || !cli_path_ok(&t, "output") ||
+        !cli_output_file_ok("quantize", "--output", args_str(&t, "output")) ||
         !cli_output_not_input("quantize", "--output", output, "--weights", weights))
         return EXIT_USAGE;
     const int show = !quiet && isatty(2); /* the progress line, on a terminal only (as eval's) */

@@ -343,6 +343,16 @@ int cli_path_ok(const arg_table *t, const char *name) {
     return 0;
 }
 
+int cli_output_file_ok(const char *command, const char *what, const char *path) {
+    struct stat sb;
+    const size_t n = strlen(path);
+    if ((n > 0 && path[n - 1] == '/') || (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))) {
+        cli_error(command, "%s %s is a folder: name the file to write in it", what, path);
+        return 0;
+    }
+    return 1;
+}
+
 void cli_meta_list_take(void *ctx, const char *key, const char *value) {
     cli_meta_list *l = ctx;
     if (!cli_meta_list_set(l, key, value))

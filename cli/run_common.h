@@ -133,6 +133,11 @@ int cli_split(const arg_table *t, const char *kind);
 /* A path flag (--output, --save, --log...) that is not empty; 0 after an error message. */
 int cli_path_ok(const arg_table *t, const char *name);
 
+/* An output file's path (what: "--output", "the output") that is not an existing folder (nor
+ * ends in '/'), found before any work: 0 after an error message (exit 2). It had been found at
+ * the write, after the calibration or the gradients (exit 3). */
+int cli_output_file_ok(const char *command, const char *what, const char *path);
+
 /* Every string of a weights file's metadata, in file order (rn_model_load_meta(path,
  * arch, cli_meta_list_take, &list, &m)), to be written again with rn_model_save_meta
  * (whose own keys, format, arch, in_channels and num_classes, take precedence). */

@@ -117,6 +117,17 @@ expect 0 "report --normalize imagenet" "$R" report --weights "$T/w.safetensors" 
     --normalize imagenet --threads 1 --quiet --no-png --grid 4 --output "$T/q/report"
 expect 2 "eval --normalize imagenot" "$R" eval --weights "$T/w.safetensors" --data data/fmnist-small --normalize imagenot
 grep -q "none, imagenet or MEAN" "$T/err" && ok || bad "the refusal does not name imagenet: $(cat "$T/err")"
+# an output that is a folder is refused before any work (it had been found at the write: quantize and
+# grad calibrated or differentiated first, and exited 3)
+mkdir -p "$T/outdir"
+expect 2 "quantize --output a folder" "$R" quantize --weights "$T/w.safetensors" --data data/fmnist-small \
+    --calib-images 8 --output "$T/outdir" --quiet
+grep -q "is a folder: name the file to write in it" "$T/err" && ok || bad "quantize --output a folder: $(cat "$T/err")"
+for cmd in "init --arch resnet18" "convert $T/w.safetensors" "export $T/w.safetensors"; do
+    if [ "${cmd%% *}" = init ]; then out=(--output "$T/outdir/"); else out=("$T/outdir"); fi
+    expect 2 "${cmd%% *} into a folder" "$R" $cmd "${out[@]}"
+    grep -q "is a folder" "$T/err" && ok || bad "${cmd%% *} into a folder: $(cat "$T/err")"
+done
 expect 3 "quantize into an unwritable path" "$R" quantize --weights "$T/w.safetensors" \
     --data data/fmnist-small --calib-images 8 --output "$T/w.safetensors/q.safetensors" --quiet
 expect 0 "forward an int8 model" "$R" forward --weights "$T/q/w.int8.safetensors" \
@@ -341,7 +352,12 @@ grep -qF -- "--normalize must be" "$T/err" && ok || bad "export --normalize 0:1e
 expect 2 "train --normalize 0:1e39" "$R" train --normalize 0:1e39 --data data/fmnist-small --max-steps 1 --no-report
 grep -qF -- "--normalize must be" "$T/err" && ok || bad "train --normalize 0:1e39: $(cat "$T/err")"
 expect 2 "init --output ''" "$R" init --arch resnet18 --output ""
-grep -q -- "--output must name a file" "$T/err" && ok || bad "init --output '': $(cat "$T/err")"
+grep -q -- "flag '--output' needs a value, got an empty one" "$T/err" && ok || bad "init --output '': $(cat "$T/err")"
+# no flag takes an empty value: --weights "" had been opened as the file "" (exit 1, no flag named)
+for cmd in "eval --data data/fmnist-small" "predict x.png" info bench; do
+    expect 2 "${cmd%% *} --weights ''" "$R" $cmd --weights ""
+    grep -q -- "flag '--weights' needs a value, got an empty one" "$T/err" && ok || bad "$cmd --weights '': $(cat "$T/err")"
+done
 # --resume and --save-every need --save, --log-every a log
 expect 2 "train --resume without --save" "$R" train --data data/fmnist-small --resume "$T/w.safetensors"
 grep -q -- "needs --save" "$T/err" && ok || bad "train --resume alone: $(cat "$T/err")"
