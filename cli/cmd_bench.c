@@ -130,7 +130,7 @@ int cmd_bench(int argc, char **argv) {
         fcfg.precision = "fp32";
         cli_plan calib = {"bench", m, NULL, &fcfg, 1, 1, size, size,
                           8 * (size_t)in_ch * (size_t)size * (size_t)size * sizeof(float),
-                          "int8 calibration (float32 passes of one image) of", NULL};
+                          "int8 calibration (float32 passes of one image) of", NULL, NULL};
         if (!cli_plan_fits(&calib)) {
             rn_model_free(m);
             return EXIT_RUNTIME;
@@ -159,7 +159,7 @@ int cmd_bench(int argc, char **argv) {
     cli_session_config(&t, &scfg);
     cli_plan plan = {"bench", m, train ? &cfg : NULL, &scfg, !train, batch, size, size,
                      ((size_t)in_ch * (size_t)size * (size_t)size + (size_t)rn_model_num_classes(m)) * sizeof(float),
-                     NULL, NULL};
+                     NULL, NULL, strcmp(weights, "none") ? weights : NULL};
     if (!cli_plan_fits(&plan)) {
         rn_model_free(m);
         return EXIT_RUNTIME;

@@ -111,7 +111,7 @@ static int fits_in_memory(const train_run *r, const rn_train_config *cfg) {
     const int S = r->lcfg.image_size ? r->lcfg.image_size : r->train.height;
     /* the loader's batch and the one the loop fills: this rank's share of the global batch */
     size_t image = (size_t)r->train.channels * (size_t)S * (size_t)S * sizeof(float) + sizeof(int32_t);
-    cli_plan p = {"train", r->m, cfg, NULL, 1, r->lcfg.batch_size / r->dist.size, S, S, 2 * image, NULL, NULL};
+    cli_plan p = {"train", r->m, cfg, NULL, 1, r->lcfg.batch_size / r->dist.size, S, S, 2 * image, NULL, NULL, NULL};
     return cli_plan_fits(&p);
 }
 
@@ -145,6 +145,11 @@ static int setup_model(train_run *r, const char *resume) {
     }
     if (st != RN_OK) {
         cli_error(r->dist.what, "%s", rn_last_error());
+        return EXIT_RUNTIME;
+    }
+    if (rn_model_is_quantized(r->m)) { /* named here: the trainer's refusal cannot name the file */
+        cli_error(r->dist.what, "%s is an int8 model, quantized for inference: training starts from the float32 "
+                  "checkpoint it was quantized from", resume ? resume : init);
         return EXIT_RUNTIME;
     }
     /* --stem, --width (and with --resume --num-classes) describe a new model: given with a file's

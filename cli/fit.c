@@ -141,7 +141,7 @@ int cli_plan_fits(const cli_plan *p) {
         if (st == RN_OK && p->session)
             st = rn_session_plan_bytes(p->m, p->scfg, n[i], p->h, p->w, &infer);
         if (st != RN_OK && st != RN_ERR_NOMEM) {
-            cli_error(p->command, "%s", rn_last_error());
+            cli_error(p->command, "%s%s%s", p->weights ? p->weights : "", p->weights ? ": " : "", rn_last_error());
             return 0;
         }
         size_t sum = train + infer, mine = p->per_image * (size_t)n[i];

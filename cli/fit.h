@@ -30,6 +30,8 @@ typedef struct cli_plan {
     const char *task;       /* what the run is, in the refusal ("int8 calibration ..."); NULL:
                                "training" or "inference" */
     const char *size_flag;  /* the flag of the image size, in the advice; NULL: "--image-size" */
+    const char *weights;    /* the file m was read from, named in a plan that fails (an int8
+                               model at --precision fp32...); NULL: none */
 } cli_plan;
 
 /* cli_check_fits for such a run, planned at batch 1 and at its batch.

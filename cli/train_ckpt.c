@@ -84,7 +84,15 @@ int train_ckpt_find(const char *weights, const char *state, char *use, size_t ca
     rn_checkpoint_id id;
     if (rn_checkpoint_match(weights, state, use, cap, &id) != RN_OK ||
         rn_checkpoint_position(use, pos) != RN_OK) {
-        cli_error("train", "%s", rn_last_error());
+        char why[1024];
+        snprintf(why, sizeof why, "%s", rn_last_error());
+        rn_model *m = NULL; /* an int8 file has no optimizer state to miss: say what it is */
+        if (rn_model_load(weights, NULL, &m) == RN_OK && rn_model_is_quantized(m))
+            cli_error("train", "--resume %s is an int8 model, quantized for inference: a run resumes from its "
+                      "float32 checkpoint", weights);
+        else
+            cli_error("train", "%s", why);
+        rn_model_free(m);
         return 0;
     }
     if (say && strcmp(use, state) != 0)

@@ -221,6 +221,13 @@ expect 1 "forward --precision fp32 on an int8 model" "$R" forward --weights "$T/
     --input data/sample/fmnist_batch.npy --output "$T/q/y.npy" --precision fp32
 expect 1 "eval --precision bf16 on an int8 model" "$R" eval --weights "$T/q/w.int8.safetensors" \
     --data data/fmnist-small --precision bf16
+grep -qF "$T/q/w.int8.safetensors: this is an int8 model" "$T/err" && ok || bad "the int8 file is not named: $(cat "$T/err")"
+# training from an int8 file names it and says what it is (resuming had complained of a missing optimizer file)
+expect 1 "train --init an int8 model" "$R" train --data data/fmnist-small --init "$T/q/w.int8.safetensors" --max-steps 1
+grep -qF "$T/q/w.int8.safetensors is an int8 model, quantized for inference" "$T/err" && ok || bad "train --init int8: $(cat "$T/err")"
+expect 1 "train --resume an int8 model" "$R" train --data data/fmnist-small --resume "$T/q/w.int8.safetensors" \
+    --save "$T/q/w.int8.safetensors"
+grep -qF -- "--resume $T/q/w.int8.safetensors is an int8 model" "$T/err" && ok || bad "train --resume int8: $(cat "$T/err")"
 expect 1 "eval --precision int8 on a float32 model" "$R" eval --weights "$T/w.safetensors" \
     --data data/fmnist-small --precision int8
 expect 1 "forward with the wrong channel count" "$R" forward --weights "$T/r18.safetensors" \
