@@ -220,6 +220,9 @@ static int setup_trainer(train_run *r, const char *resume, const char *state) {
     rn_train_config cfg = r->cfg;
     cfg.steps_per_epoch = rn_loader_steps(r->loader);
     cfg.total_steps = cfg.steps_per_epoch * r->epochs;
+    if (r->lead && cfg.warmup_steps > cfg.total_steps)
+        cli_error(r->dist.what, "warning: --warmup %lld is longer than the run's %lld steps: the learning rate "
+                  "never reaches --lr", (long long)cfg.warmup_steps, (long long)cfg.total_steps);
     if (rn_trainer_create(r->m, &cfg, &r->tr) != RN_OK) {
         cli_error(r->dist.what, "%s", rn_last_error());
         return 0;
@@ -302,6 +305,11 @@ static int check_flags(train_run *r, int *batch, int *size, int *threads, int pl
         cli_error(t->command, "--label-smoothing must be in [0, 1], got '%s'", args_str(t, "label-smoothing"));
         return 0;
     }
+    if (atof(args_str(t, "momentum")) >= 1.0) { /* diverged, and the message blamed the learning rate */
+        cli_error(t->command, "--momentum must be below 1 (0.9 is usual), got '%s': at 1 or more each update "
+                  "keeps all of the earlier ones and the weights grow without end", args_str(t, "momentum"));
+        return 0;
+    }
     if (args_flag(t, "nesterov") && !(atof(args_str(t, "momentum")) > 0)) {
         cli_error(t->command, "--nesterov needs a --momentum above 0, got '%s'", args_str(t, "momentum"));
         return 0;
@@ -316,6 +324,14 @@ static int check_flags(train_run *r, int *batch, int *size, int *threads, int pl
         cli_error(t->command, "--schedule: %s", rn_last_error());
         return 0;
     }
+    const double lr = atof(args_str(t, "lr"));
+    if (planned && r->lead && sched.kind == RN_SCHED_COSINE && sched.eta_min > lr)
+        cli_error(t->command, "warning: --schedule %s ends at %g, above --lr %g: the learning rate rises over the "
+                  "run (the floor is meant below it, e.g. cosine:%g)", args_str(t, "schedule"), sched.eta_min, lr,
+                  lr / 100);
+    if (planned && r->lead && lr == 0 && strcmp(args_str(t, "lr-backbone"), "same") == 0)
+        cli_error(t->command, "warning: --lr 0: the weights will not change (BatchNorm's running statistics "
+                  "will)");
     if (!cli_arch_ok(t, 0) || !cli_dataset_ok(t, 0) || !cli_precision_ok(t, 1) || !cli_conv_algo_ok(t) ||
         cli_stem(t) < 0 || cli_width(t) < 0)
         return 0;

@@ -321,9 +321,19 @@ expect 0 "bench text" "$R" bench --arch d2l_resnet18 --in-channels 1 --num-class
     --image-size 32 --warmup 1 --repeats 1 --mode train
 grep -q "images/s" "$T/out" && ok || bad "bench prints images/s"
 
+# ---- values that train but not as meant are warned about (a cosine floor above --lr, --lr 0, a warm-up
+# longer than the run); momentum 1 or more is refused below (it diverged, the message blaming --lr) ----
+expect 0 "train with a cosine floor above --lr, a warm-up past the end" "$R" train --data data/fmnist-small --width 8 \
+    --batch-size 8 --max-steps 1 --schedule cosine:1 --warmup 100000 --no-report --quiet --threads 1
+grep -qF "warning: --schedule cosine:1 ends at 1, above --lr 0.05" "$T/err" &&
+    grep -qF "warning: --warmup 100000 is longer than the run's" "$T/err" && ok || bad "no warnings: $(cat "$T/err")"
+expect 0 "train --lr 0" "$R" train --data data/fmnist-small --width 8 --batch-size 8 --max-steps 1 --lr 0 \
+    --no-report --quiet --threads 1
+grep -qF "warning: --lr 0: the weights will not change" "$T/err" && ok || bad "no warning: $(cat "$T/err")"
+
 # ---- a bad value is exit 2, found before any file is read or written ---------------------------
 # --data names no folder: a value checked only after loading the data would fail with 1
-for bad in "--warmup -1" "--lr-backbone x" "--lr -1" "--momentum -0.5" "--label-smoothing 2" "--arch bogus" \
+for bad in "--warmup -1" "--lr-backbone x" "--lr -1" "--momentum -0.5" "--momentum 1" "--label-smoothing 2" "--arch bogus" \
     "--optimizer bogus" "--schedule bogus" "--schedule cosine:-1" "--dataset bogus" "--precision bogus" \
     "--conv-algo bogus" "--nesterov" "--stem bogus" "--save-every 2 --log none" "--log-every 2" \
     "--resume $T/w.safetensors" "--save-every 2" "--log-every 2 --save $T/x.safetensors --log none"; do

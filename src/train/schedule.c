@@ -85,7 +85,7 @@ rn_status rn_schedule_parse(const char *spec, rn_schedule *out) {
                 return RN_OK;
         }
         return rn_fail(RN_ERR_ARG, "schedule '%s': expected step:STEP_SIZE[:GAMMA] with "
-                                   "STEP_SIZE a positive number of epochs", spec);
+                                   "STEP_SIZE a positive number of epochs, GAMMA >= 0", spec);
     } else if ((s = after(spec, "multistep")) != NULL) {
         out->kind = RN_SCHED_MULTISTEP;
         if (*s == ':') {
@@ -109,7 +109,7 @@ rn_status rn_schedule_parse(const char *spec, rn_schedule *out) {
                 return RN_OK;
         }
         return rn_fail(RN_ERR_ARG, "schedule '%s': expected multistep:M1,M2,...[:GAMMA] with "
-                                   "non-decreasing epoch milestones", spec);
+                                   "non-decreasing epoch milestones, GAMMA >= 0", spec);
     } else if ((s = after(spec, "cosine")) != NULL) {
         out->kind = RN_SCHED_COSINE;
         if (parse_tail(s, (double *[]){&out->eta_min}, 1) && out->eta_min >= 0.0)
