@@ -359,9 +359,13 @@ static int check_flags(train_run *r, int *batch, int *size, int *threads, int pl
         return 0;
     }
     if (r->log_every > 0 && (strcmp(log, "none") == 0 || (strcmp(log, "auto") == 0 && !save))) {
-        cli_error(t->command, "--log-every %d needs a log: give --log FILE (or --save, whose log is beside it)",
-                  r->log_every);
-        return 0;
+        if (!args_spec(t, "log-every")->set) { /* the --resume checkpoint's, and this run keeps no log */
+            r->log_every = 0;
+        } else {
+            cli_error(t->command, "--log-every %d needs a log: give --log FILE (or --save, whose log is beside it)",
+                      r->log_every);
+            return 0;
+        }
     }
     if (args_spec(t, "freeze-backbone")->set && args_spec(t, "lr-backbone")->set) {
         cli_error(t->command, "--freeze-backbone keeps the backbone as loaded, --lr-backbone %s would train it: "
