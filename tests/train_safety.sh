@@ -97,6 +97,9 @@ wait $pid
 rc=$?
 check "second SIGINT: the process ends at once, by the signal (status $rc)" [ $rc -eq 130 ]
 check "second SIGINT: the last committed checkpoint (step 2) is on disk" [ "$(step_of "$d/s.safetensors")" = 2 ]
+# each signal is answered on stderr as it comes (the second had ended the run without a word)
+check "second SIGINT: the first is answered at once" grep -q "stopping after this step, with a checkpoint" "$d/err"
+check "second SIGINT: the second says it stopped at once" grep -q "a second signal: stopped at once" "$d/err"
 "$R" train "${A[@]}" --max-steps 10 --save "$d/s.safetensors" --resume "$d/s.safetensors" >/dev/null 2>&1
 check "second SIGINT: it resumes to the uninterrupted run's weights" same "$d/s.safetensors" "$T/ref.safetensors"
 check "second SIGINT: no temporary file is left after the resumed run" [ "$(temps "$d")" -eq 0 ]
