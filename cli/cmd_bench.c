@@ -32,7 +32,8 @@ static arg_spec SPECS[] = {
     {"warmup", ARG_INT, "2", "untimed batches first", 0, 0},
     {"repeats", ARG_INT, "10", "timed batches", 0, 0},
     CLI_CONV_ALGO_SPEC,
-    CLI_PRECISION_SPEC,
+    {"precision", ARG_STRING, "auto", CLI_PRECISION_TEXT "; with --train: fp32 or bf16, as train --precision",
+     0, 0},
     {"train", ARG_FLAG, NULL, "time a training step (forward, backward, SGD update) instead of inference", 0, 0},
     {"json", ARG_FLAG, NULL, "print one JSON object instead of text", 0, 0},
 };

@@ -1,6 +1,7 @@
 /* cmd_convert.c - `resnet convert`: a weights file (PyTorch .pth or safetensors) to safetensors. */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "args.h"
 #include "commands.h"
@@ -50,6 +51,12 @@ int cmd_convert(int argc, char **argv) {
     if (!cli_arch_ok(&t, 1) || !cli_output_not_input("convert", "the output", out, "the input", in) ||
         !cli_output_file_ok("convert", "the output", out))
         return EXIT_USAGE;
+    const size_t len = strlen(out); /* a safetensors file named .onnx had been written, "wrote x.onnx" */
+    if (len >= 5 && strcasecmp(out + len - 5, ".onnx") == 0) {
+        cli_error("convert", "the output %s is named as an ONNX model, but convert writes safetensors: "
+                  "resnet export writes ONNX (or name a .safetensors file)", out);
+        return EXIT_USAGE;
+    }
     const char *arch = strcmp(args_str(&t, "arch"), "auto") ? args_str(&t, "arch") : NULL;
     rn_model *m = NULL;
     cli_meta_list meta = {0};

@@ -91,9 +91,12 @@ int cmd_info(int argc, char **argv) {
     } else if (strcmp(arch, "auto") == 0) {
         cli_error("info", "give --arch NAME or --weights FILE");
         return EXIT_USAGE;
-    } else if (rn_model_create_width(arch, in_ch, classes, (rn_stem)stem, width, &m) != RN_OK) {
-        cli_error("info", "%s", rn_last_error());
-        return EXIT_USAGE;
+    } else {
+        rn_status st = rn_model_create_width(arch, in_ch, classes, (rn_stem)stem, width, &m);
+        if (st != RN_OK) {
+            cli_error("info", "%s", rn_last_error());
+            return st == RN_ERR_NOMEM ? EXIT_RUNTIME : EXIT_USAGE; /* out of memory is no usage error */
+        }
     }
     if (size < 0)
         size = 224;

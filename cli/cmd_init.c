@@ -33,14 +33,16 @@ int cmd_init(int argc, char **argv) {
         !cli_output_file_ok("init", "--output", args_str(&t, "output")))
         return EXIT_USAGE;
     rn_model *m = NULL;
-    if (rn_model_create_width(args_str(&t, "arch"), in_ch, classes, (rn_stem)stem, width, &m) != RN_OK ||
-        rn_model_init(m, args_str(&t, "init"), (uint64_t)seed) != RN_OK) {
+    rn_status st = rn_model_create_width(args_str(&t, "arch"), in_ch, classes, (rn_stem)stem, width, &m);
+    if (st == RN_OK)
+        st = rn_model_init(m, args_str(&t, "init"), (uint64_t)seed);
+    if (st != RN_OK) {
         cli_error("init", "%s", rn_last_error());
         rn_model_free(m);
-        return EXIT_USAGE;
+        return st == RN_ERR_NOMEM ? EXIT_RUNTIME : EXIT_USAGE; /* out of memory is no usage error */
     }
     int status = 0;
-    rn_status st = cli_make_output_dirs("init", args_str(&t, "output"));
+    st = cli_make_output_dirs("init", args_str(&t, "output"));
     if (st == RN_OK)
         st = rn_model_save(m, args_str(&t, "output"));
     if (st != RN_OK) {

@@ -254,7 +254,8 @@ int cmd_completion(int argc, char **argv) {
     int n = 0;
     char **pos = args_positional(&t, argv, &n);
     if (n != 1 || strcmp(pos[0], "bash") != 0) {
-        cli_error("completion", "the shells are: bash");
+        cli_error("completion", "give one shell, bash (the one completion is written for)%s%s%s",
+                  n ? ", got '" : "", n ? pos[0] : "", n ? (n > 1 ? "' and more" : "'") : "");
         return EXIT_USAGE;
     }
     static tables ts;

@@ -35,6 +35,8 @@ const cli_env_var CLI_ENVIRONMENT[] = {
                "best this CPU has; one it lacks is an error; amx is avx512 with int8 and bf16 "
                "products on AMX tiles)"},
     {"OMP_NUM_THREADS", "the default number of threads (default: all cores); --threads overrides it"},
+    {"RN_HUGEPAGES", "0: the large buffers (weights, activations, files read whole) without transparent "
+                     "huge pages (default: asked for, where Linux has them)"},
 };
 const int CLI_N_ENVIRONMENT = (int)(sizeof CLI_ENVIRONMENT / sizeof CLI_ENVIRONMENT[0]);
 

@@ -20,13 +20,11 @@
      "RN_ISA=amx|avx512|avx2|portable picks "                                                  \
      "the kernels",                                                                           \
      0, 0}
-#define CLI_PRECISION_SPEC                                                                    \
-    {"precision", ARG_STRING, "auto",                                                         \
-     "auto (the weights file's own: int8 for a file `resnet quantize` wrote, else fp32), fp32, " \
-     "bf16 (weights and activations rounded to bf16, fp32 accumulation: bf16 products where " \
-     "the CPU has them (AVX-512 BF16, AMX), else emulated on fp32 kernels, no faster) or int8; " \
-     "with bench --train: fp32 or bf16, as train --precision",                                \
-     0, 0}
+#define CLI_PRECISION_TEXT                                                                    \
+    "auto (the weights file's own: int8 for a file `resnet quantize` wrote, else fp32), fp32, " \
+    "bf16 (weights and activations rounded to bf16, fp32 accumulation: bf16 products where "   \
+    "the CPU has them (AVX-512 BF16, AMX), else emulated on fp32 kernels, no faster) or int8"
+#define CLI_PRECISION_SPEC {"precision", ARG_STRING, "auto", CLI_PRECISION_TEXT, 0, 0}
 /* train's --precision (rn_train_config.precision). */
 #define CLI_TRAIN_PRECISION_SPEC                                                              \
     {"precision", ARG_STRING, "fp32",                                                         \

@@ -333,7 +333,7 @@ void train_dist_summary(const train_dist *d, FILE *f) {
     double alone_ms = d->alone_s * 1e3;
     double hidden = alone_ms > 0 ? 1.0 - (in_ms + wait_ms) / alone_ms : 0.0;
     hidden = hidden < 0 ? 0 : hidden > 1 ? 1 : hidden;
-    fprintf(f, "data parallel: %d ranks; %.1f MiB of gradients all-reduced per step in %.1f buckets; "
+    fprintf(f, "data parallel: %d ranks; %.1f MiB of gradients all-reduced per step in %.3g buckets; "
                "all-reduce alone %.1f ms; per step %.1f ms in MPI calls during backward + %.1f ms waiting "
                "before the update: %.0f%% of the all-reduce hidden behind backward\n",
             d->size, st.floats_per_step * 4.0 / 1048576.0, (double)st.buckets / st.steps, alone_ms, in_ms,

@@ -33,6 +33,19 @@ grep -qF "unknown command 'inof': did you mean info?" "$T/err" && ok || bad "no 
 expect 2 "a flag as a value" "$R" init --arch resnet18 --output --seed 3
 grep -qF "flag '--output' needs a value, and the next argument is the flag '--seed'" "$T/err" && [ ! -e ./--seed ] &&
     ok || bad "a flag taken as a value: $(cat "$T/err")"
+# out of memory is a run-time failure, not bad usage; convert does not write safetensors under an ONNX
+# name; completion names the shell it was given; every environment variable read is in --help
+expect 1 "info of a model too wide for memory" "$R" info --arch resnet18 --width 4096
+expect 2 "convert into a .onnx name" "$R" convert "$T/w.safetensors" "$T/c.onnx"
+grep -q "resnet export writes ONNX" "$T/err" && [ ! -e "$T/c.onnx" ] && ok || bad "convert to .onnx: $(cat "$T/err")"
+expect 2 "completion zsh" "$R" completion zsh
+grep -q "got 'zsh'" "$T/err" && ok || bad "completion zsh: $(cat "$T/err")"
+expect 0 "resnet --help (environment)" "$R" --help
+for v in $(grep -rhoE 'getenv\("[A-Z_]+"\)' src cli | sed -E 's/getenv\("([A-Z_]+)"\)/\1/' | sort -u); do
+    # the tests' own hooks, and the reproducible-build convention `resnet manpage` dates its page by
+    case $v in RESNET_TEST_* | SOURCE_DATE_EPOCH) continue ;; esac
+    grep -q "^  $v " "$T/out" && ok || bad "the environment variable $v is read but not in resnet --help"
+done
 expect 0 "resnet help info" "$R" help info
 grep -q "^usage: resnet info" "$T/out" && ok || bad "resnet help info is not info's help: $(head -3 "$T/out")"
 
