@@ -603,7 +603,8 @@ int cmd_train(int argc, char **argv) {
         cli_error(r.dist.what, "%s", rn_last_error());
         goto started;
     }
-    r.cfg.schedule_offset = resume ? plan_schedule_offset(&r.plan, &pos, rn_loader_steps(r.loader), batch) : 0;
+    r.cfg.schedule_offset =
+        resume ? plan_schedule_offset(&r.plan, &pos, rn_loader_steps(r.loader), batch, r.train.count) : 0;
     plan_record(&r.plan, &t, rn_loader_steps(r.loader), r.cfg.schedule_offset);
     if (!setup_trainer(&r, resume, resume_state))
         goto started;

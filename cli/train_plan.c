@@ -123,10 +123,12 @@ void plan_record(train_plan *p, const arg_table *t, int64_t steps_per_epoch, int
 }
 
 int64_t plan_schedule_offset(const train_plan *p, const rn_train_position *pos, int64_t steps_per_epoch,
-                             int64_t batch) {
+                             int64_t batch, int64_t epoch_images) {
     if (p->steps_per_epoch <= 0 || p->steps_per_epoch == steps_per_epoch || batch < 1)
         return p->schedule_offset;
-    return pos->epoch * steps_per_epoch + pos->position / batch - pos->id.step;
+    const int64_t left = epoch_images > pos->position ? (epoch_images - pos->position + batch - 1) / batch : 0;
+    const int64_t at = pos->epoch * steps_per_epoch + (left < steps_per_epoch ? steps_per_epoch - left : 0);
+    return at - pos->id.step;
 }
 
 /* ---------------------------------------------------------------------------

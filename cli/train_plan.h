@@ -72,13 +72,14 @@ void plan_apply(train_plan *p, arg_table *t);
 void plan_record(train_plan *p, const arg_table *t, int64_t steps_per_epoch, int64_t schedule_offset);
 
 /* The schedule offset of a run resumed at `pos` (the optimizer's step, the epoch and the images
- * into it) with `steps_per_epoch` steps of `batch` images an epoch: the recorded one while the
- * steps per epoch are the checkpoint's, else the one that puts the schedule where the images
- * are in the new plan (epoch x steps per epoch + the images into it / batch): a changed batch
- * size or dataset had run the schedule on from the old step count (a cosine left unfinished, a
- * step schedule a whole epoch behind). */
+ * into it) with `steps_per_epoch` steps of `batch` images an epoch of `epoch_images`: the
+ * recorded one while the steps per epoch are the checkpoint's, else the one that puts the
+ * schedule where the images are in the new plan, counted back from the epoch's end (its steps
+ * less the ceil((epoch_images - position) / batch) still to come, so that the next epoch starts
+ * on its own first step): a changed batch size or dataset had run the schedule on from the old
+ * step count (a cosine left unfinished, a step schedule a whole epoch behind). */
 int64_t plan_schedule_offset(const train_plan *p, const rn_train_position *pos, int64_t steps_per_epoch,
-                             int64_t batch);
+                             int64_t batch, int64_t epoch_images);
 
 /* After plan_record, on resuming at optimizer step `step`, `position` images into 0-based
  * epoch `start_epoch`: prints on stdout what the flags given change (the seed among them),

@@ -387,9 +387,6 @@ typedef struct rn_train_config {
     int64_t warmup_steps;    /* linear warm-up steps (default 0) */
     int64_t steps_per_epoch; /* needed by epoch-based schedules */
     int64_t total_steps;     /* needed by cosine and onecycle */
-    int64_t schedule_offset; /* the schedule runs at the optimizer's step + this (default 0):
-                                a run resumed with other steps per epoch (another batch size
-                                or dataset) goes on from where its images are in the new plan */
     float label_smoothing;   /* cross-entropy label smoothing (default 0) */
     double lr_backbone;      /* < 0 (default): the same lr; else every tensor but fc.* uses it,
                                 the schedule run from it as PyTorch runs a second parameter
@@ -413,6 +410,9 @@ typedef struct rn_train_config {
                                 weights, optimizer state, BatchNorm, activations as
                                 stored). Needs a CPU with bf16 products (AVX-512 BF16 or
                                 AMX) or RN_ISA=portable */
+    int64_t schedule_offset; /* the schedule runs at the optimizer's step + this (default 0):
+                                a run resumed with other steps per epoch (another batch size
+                                or dataset) goes on from where its images are in the new plan */
 } rn_train_config;
 
 /* Fills *cfg with the defaults above. */

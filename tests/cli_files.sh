@@ -232,6 +232,30 @@ expect 0 "8 steps of batch 4" "$R" "${common[@]}" --epochs 2 --lr 0.1 --schedule
 expect 0 "resume with --batch-size 4" "$R" train --data tiny --quiet --resume r/a.safetensors --batch-size 4 \
     --max-steps 4 --save r/e.safetensors --log r/e.log.jsonl --log-every 1
 cp out resume_batch.txt
+# a checkpoint at an epoch's end (48 images of batch 8, as --save-every or Ctrl-C on its last step
+# record it: epoch 0, position 48) resumed at batch 10: the next epoch starts on its own first step (a
+# step schedule turning there), 48 / 10 rounded down had put it a step short
+expect 0 "an epoch of batch 8" "$R" "${common[@]}" --epochs 3 --schedule step:1:0.5 --max-steps 6 \
+    --save r/end.safetensors
+"$PY" -c "
+import sys
+sys.path.insert(0, '$HERE/tools')
+from st_io import load_safetensors, save_safetensors
+t, meta = load_safetensors('r/end.optim.safetensors')
+assert (meta['epoch'], meta['position']) in (('1', '0'), ('0', '48')), meta
+meta.update(epoch='0', position='48')
+save_safetensors('r/end.optim.safetensors', t, meta)
+" || bad "placing the checkpoint at its epoch's last image"
+expect 0 "resume it at batch 10" "$R" train --data tiny --quiet --resume r/end.safetensors --batch-size 10 \
+    --max-steps 7 --save r/end.safetensors
+expect 0 "the same at batch 10 straight" "$R" "${common[@]}" --epochs 3 --schedule step:1:0.5 --max-steps 6 \
+    --batch-size 10 --save r/end10.safetensors
+"$PY" - r/end.log.jsonl r/end10.log.jsonl <<'PY' && ok || bad "the schedule after an epoch's end at another batch is a step off"
+import json, sys
+lr = lambda p: {d["step"]: d["lr"] for d in map(json.loads, open(p)) if "step" in d and "lr" in d}
+resumed, straight = lr(sys.argv[1]), lr(sys.argv[2])
+assert resumed[7] == straight[6] == 0.025, (resumed, straight)
+PY
 expect 0 "resume that again" "$R" train --data tiny --quiet --resume r/e.safetensors --max-steps 5 \
     --save r/e.safetensors
 "$PY" - r/four_b.log.jsonl r/e.log.jsonl resume_batch.txt <<'PY' && ok || bad "the schedule after another batch size is not the new plan's"
