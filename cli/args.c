@@ -35,12 +35,12 @@ static arg_spec *positional_spec(const arg_table *t) {
     return NULL;
 }
 
-int args_similar(const char *a, const char *b) {
+int args_typo_distance(const char *a, const char *b) {
     /* edit distance (insertions, deletions, substitutions, adjacent swaps) of two names */
     enum { CAP = 40 };
     const size_t la = strlen(a), lb = strlen(b);
     if (la >= CAP || lb >= CAP || (la > lb ? la - lb : lb - la) > 2)
-        return 0;
+        return -1;
     int d[CAP + 1][CAP + 1];
     for (size_t i = 0; i <= la; i++)
         d[i][0] = (int)i;
@@ -55,7 +55,7 @@ int args_similar(const char *a, const char *b) {
                 best = d[i - 2][j - 2] + 1;
             d[i][j] = best;
         }
-    return d[la][lb] <= (la < 5 ? 1 : 2);
+    return d[la][lb] <= (la < 5 ? 1 : 2) ? d[la][lb] : -1;
 }
 
 /* "--name" (or "--name=...") naming a flag of t, or --help. */
@@ -155,10 +155,11 @@ int args_parse(arg_table *t, int argc, char **argv) {
         name[len] = '\0';
         arg_spec *s = find(t, name);
         if (!s || s->kind == ARG_POSITIONAL) {
-            const char *near = NULL; /* a flag of one or two letters more, fewer or other */
-            for (int k = 0; k < t->count && !near; k++)
-                if (t->specs[k].kind != ARG_POSITIONAL && args_similar(name, t->specs[k].name))
-                    near = t->specs[k].name;
+            const char *near = NULL; /* the nearest flag one or two letters more, fewer or other */
+            for (int k = 0, best = 3, d; k < t->count; k++)
+                if (t->specs[k].kind != ARG_POSITIONAL && (d = args_typo_distance(name, t->specs[k].name)) >= 0 &&
+                    d < best)
+                    best = d, near = t->specs[k].name;
             if (near)
                 cli_error(t->command, "unknown flag '--%s': did you mean --%s? (see resnet %s --help)", name, near,
                           t->command);

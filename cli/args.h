@@ -42,9 +42,10 @@ typedef struct arg_table {
  * themselves, and the values the table points to, do not change). */
 int args_parse(arg_table *t, int argc, char **argv);
 
-/* Whether two names are a typo apart: one edit (a letter more, fewer or other, two swapped) for
- * names under 5 letters, two for longer ones; the suggestion of an unknown flag or command. */
-int args_similar(const char *a, const char *b);
+/* The edits (a letter more, fewer or other, two swapped) between typed name a and name b where
+ * they are a typo apart (one edit for a name typed under 5 letters, two for longer ones), else -1:
+ * the nearest is suggested for an unknown flag or command. */
+int args_typo_distance(const char *a, const char *b);
 void args_print_help(const arg_table *t);
 
 /* What --help says of itself. */

@@ -89,8 +89,17 @@ static int build_meta(const arg_table *t, const char *in, const rn_model *m, exp
     const char *norm = args_str(t, "normalize");
     if (strcmp(norm, "auto") == 0)
         norm = e->normalize ? e->normalize : "none";
-    if (strcmp(norm, "imagenet") == 0) /* as predict takes it (gray: the averages, as train uses) */
-        norm = rn_model_in_channels(m) == 1 ? "0.449:0.226" : "0.485,0.456,0.406:0.229,0.224,0.225";
+    if (strcmp(norm, "imagenet") == 0) { /* as predict takes it (gray: the averages, as train uses), written as
+                                           people write them (rn_imagenet_normalize's floats print longer) */
+        const int channels = rn_model_in_channels(m);
+        if (channels != 1 && channels != 3) {
+            cli_error("export", "--normalize imagenet is for models of 1 or 3 channels, this one takes %d: give "
+                      "MEAN,..:STD,..", channels);
+            *status = EXIT_USAGE;
+            return 0;
+        }
+        norm = channels == 1 ? "0.449:0.226" : "0.485,0.456,0.406:0.229,0.224,0.225";
+    }
     if (strcmp(norm, "none") != 0) {
         float mv[4], sv[4];
         int ch = 0;

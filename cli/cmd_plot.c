@@ -95,7 +95,7 @@ int cmd_plot(int argc, char **argv) {
         return pr > 0 ? 0 : EXIT_USAGE;
     const char *log = args_str(&t, "log");
     if (!cli_path_ok(&t, "log") || !cli_path_ok(&t, "output") ||
-        !cli_output_file_ok("plot", "--output", args_str(&t, "output")))
+        (strcmp(args_str(&t, "output"), "auto") != 0 && !cli_output_file_ok("plot", "--output", args_str(&t, "output"))))
         return EXIT_USAGE;
     int compare = args_flag(&t, "time") || strcmp(args_str(&t, "compare"), "none") != 0;
     if (!compare && strcmp(args_str(&t, "labels"), "auto") != 0) {

@@ -274,7 +274,7 @@ static int make_plan(const arg_table *t, const predict_meta *meta, int channels,
     float mean[4] = {0, 0, 0, 0}, std[4] = {1, 1, 1, 1};
     int nc = channels;
     if (strcmp(norm, "imagenet") == 0) {
-        rn_imagenet_normalize(channels == 1 ? 1 : 3, mean, std); /* gray: the averages, as train uses */
+        rn_imagenet_normalize(channels, mean, std); /* 1 or 3 (above); gray: the averages, as train uses */
     } else if (strcmp(norm, "none") != 0) {
         if (!parse_mean_std(norm, mean, std, &nc) || (nc != 1 && nc != channels)) {
             if (channels == 1)

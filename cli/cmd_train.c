@@ -696,7 +696,7 @@ started:
     /* one process: a signal ends the step and saves; under MPI the ranks would notice it at
      * different steps, so the launcher's signal ends the job and the last checkpoint stays */
     if (r.dist.size == 1)
-        interrupt_install();
+        interrupt_install(r.save[0] != 0);
     status = train_loop(&r, pos.epoch, pos.position);
     /* under MPI, rank 0 saves the checkpoint of such a stop: the other ranks, which end with it,
      * must not abort the job under it (they had: no checkpoint was left) */

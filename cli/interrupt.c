@@ -1,6 +1,7 @@
 /* interrupt.c - SIGINT and SIGTERM while `resnet train` runs (see interrupt.h). */
 #include "interrupt.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -8,23 +9,32 @@
 static volatile sig_atomic_t received;
 static struct sigaction old_int, old_term;
 static int installed;
+static volatile sig_atomic_t saving; /* the run has a --save to write */
 
 /* write(2) of a constant: what a handler may do */
 #define SAY(text) (void)!write(2, text, sizeof text - 1)
 
 static void on_signal(int sig) {
+    const int was = errno; /* write(2) may set it under code about to report a failed save's */
     if (!received) {
         received = sig;
-        SAY("\nresnet train: stopping after this step, with a checkpoint (a second signal stops at once)\n");
+        if (saving)
+            SAY("\nresnet train: stopping after this step, with a checkpoint (a second signal stops at once)\n");
+        else
+            SAY("\nresnet train: stopping after this step (no --save: no checkpoint; a second signal stops at "
+                "once)\n");
+        errno = was;
         return;
     }
     /* the second: at once, by the signal's own default action (status 130 or 143 from the shell) */
-    SAY("\nresnet train: a second signal: stopped at once, without a checkpoint of this step (any written before is intact)\n");
+    SAY("\nresnet train: a second signal: stopped at once, without a checkpoint of this step (any written "
+        "before is intact)\n");
     signal(sig, SIG_DFL);
     raise(sig);
 }
 
-void interrupt_install(void) {
+void interrupt_install(int save) {
+    saving = save;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;

@@ -11,8 +11,9 @@
 #ifndef RN_CLI_INTERRUPT_H
 #define RN_CLI_INTERRUPT_H
 
-/* Installs the handlers for SIGINT and SIGTERM. */
-void interrupt_install(void);
+/* Installs the handlers for SIGINT and SIGTERM; `save`: the run writes a checkpoint when it stops
+ * (what the first signal's message says). */
+void interrupt_install(int save);
 
 /* Restores the actions that were in place before interrupt_install. */
 void interrupt_restore(void);

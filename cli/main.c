@@ -46,7 +46,8 @@ const cli_env_var CLI_EXIT_STATUS[] = {
           "fit in memory, train stopped after --max-bad-steps non-finite steps...)"},
     {"2", "bad usage (an unknown flag, a bad value)"},
     {"3", "a file could not be written (disk full, read-only folder...); what was on disk is intact"},
-    {"4", "train was stopped by SIGINT or SIGTERM after finishing a step; its checkpoint is written"},
+    {"4", "train was stopped by SIGINT or SIGTERM after finishing a step; its checkpoint (with --save) is "
+          "written"},
     {"130", "(143 for SIGTERM; set by the shell) a second signal ended train at once; the last "
             "checkpoint is intact"},
 };
@@ -93,6 +94,19 @@ static void usage(FILE *f) {
     }
 }
 
+/* "unknown command", with the nearest command a typo away where there is one; exit 2. */
+static int unknown_command(const char *name) {
+    const char *near = NULL;
+    for (int i = 0, best = 3, d; i < CLI_N_COMMANDS; i++)
+        if ((d = args_typo_distance(name, CLI_COMMANDS[i].name)) >= 0 && d < best)
+            best = d, near = CLI_COMMANDS[i].name;
+    if (near)
+        fprintf(stderr, "resnet: unknown command '%s': did you mean %s? (see resnet --help)\n", name, near);
+    else
+        fprintf(stderr, "resnet: unknown command '%s' (see resnet --help)\n", name);
+    return EXIT_USAGE;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "resnet: no command given (see resnet --help)\n");
@@ -101,12 +115,17 @@ int main(int argc, char **argv) {
     /* a file-size limit (ulimit -f) fails the write (EFBIG: "File too large", exit 3, the files on
      * disk unchanged) instead of killing the process mid-save without a word */
     signal(SIGXFSZ, SIG_IGN);
-    if (strcmp(argv[1], "help") == 0 && argc == 3) { /* resnet help COMMAND: its --help */
-        for (int i = 0; i < CLI_N_COMMANDS; i++)
+    if (strcmp(argv[1], "help") == 0 && argc >= 3) { /* resnet help COMMAND: its --help */
+        for (int i = 0; i < CLI_N_COMMANDS && argc == 3; i++)
             if (strcmp(argv[2], CLI_COMMANDS[i].name) == 0) {
                 char *args[] = {argv[2], "--help", NULL};
                 return CLI_COMMANDS[i].run(2, args);
             }
+        if (argc > 3) {
+            fprintf(stderr, "resnet help: give one command, got %d words (see resnet --help)\n", argc - 2);
+            return EXIT_USAGE;
+        }
+        return unknown_command(argv[2]);
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         usage(stdout);
@@ -126,12 +145,5 @@ int main(int argc, char **argv) {
     for (int i = 0; i < CLI_N_COMMANDS; i++)
         if (strcmp(argv[1], CLI_COMMANDS[i].name) == 0)
             return CLI_COMMANDS[i].run(argc - 1, argv + 1);
-    for (int i = 0; i < CLI_N_COMMANDS; i++)
-        if (args_similar(argv[1], CLI_COMMANDS[i].name)) {
-            fprintf(stderr, "resnet: unknown command '%s': did you mean %s? (see resnet --help)\n", argv[1],
-                    CLI_COMMANDS[i].name);
-            return EXIT_USAGE;
-        }
-    fprintf(stderr, "resnet: unknown command '%s' (see resnet --help)\n", argv[1]);
-    return EXIT_USAGE;
+    return unknown_command(argv[1]);
 }

@@ -447,7 +447,7 @@ int cli_readable(const char *command, const char *prefix, const char *path) {
 int cli_normalize_fits(const arg_table *t, int channels, rn_loader_config *cfg) {
     const arg_spec *s = args_spec(t, "normalize");
     const char *v = args_str(t, "normalize");
-    if (s && s->set && strcmp(v, "imagenet") == 0) {
+    if (s && strcmp(v, "imagenet") == 0) { /* given, or a --resume plan's (its images' values too) */
         if (!rn_imagenet_normalize(channels, cfg->mean, cfg->std)) {
             cli_error(t->command, "--normalize imagenet is for images of 1 or 3 channels, these have %d: give "
                       "MEAN,..:STD,..", channels);

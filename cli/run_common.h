@@ -180,7 +180,7 @@ int cli_readable(const char *command, const char *prefix, const char *path);
 /* Whether --normalize, where the command line gives MEAN,..:STD,.., gives 1 value (for every
  * channel) or one per channel of images with `channels` channels; 0 after an error message. A
  * value from a checkpoint is not checked (the model was trained with it). --normalize imagenet
- * takes ImageNet's values for `channels` into cfg here (the averages for gray images; refused
+ * (given, or from a --resume plan) takes ImageNet's values for `channels` into cfg here (the averages for gray images; refused
  * for other counts than 1 and 3). */
 int cli_normalize_fits(const arg_table *t, int channels, rn_loader_config *cfg);
 

@@ -46,6 +46,12 @@ for v in $(grep -rhoE 'getenv\("[A-Z_]+"\)' src cli | sed -E 's/getenv\("([A-Z_]
     case $v in RESNET_TEST_* | SOURCE_DATE_EPOCH) continue ;; esac
     grep -q "^  $v " "$T/out" && ok || bad "the environment variable $v is read but not in resnet --help"
 done
+expect 2 "resnet help trian" "$R" help trian
+grep -qF "unknown command 'trian': did you mean train?" "$T/err" && ok || bad "help of an unknown command: $(cat "$T/err")"
+mkdir -p "$T/plotdir/auto" && cp "$T/q/in.log.jsonl" "$T/plotdir/l.jsonl"
+R_ABS=$(realpath "$R")
+(cd "$T/plotdir" && "$R_ABS" plot --log l.jsonl >/dev/null 2>"$T/plotdir/err")
+! grep -q "is a folder" "$T/plotdir/err" && ok || bad "plot's default --output refused beside a folder named auto"
 expect 0 "resnet help info" "$R" help info
 grep -q "^usage: resnet info" "$T/out" && ok || bad "resnet help info is not info's help: $(head -3 "$T/out")"
 
@@ -110,6 +116,8 @@ PY
 # these gray images ImageNet's averages, 0.449:0.226 (it had been refused but by predict and export)
 expect 0 "train --normalize imagenet" "$R" train --data data/fmnist-small --width 8 --batch-size 8 --max-steps 1 \
     --normalize imagenet --no-report --quiet --threads 1 --save "$T/q/in.safetensors"
+expect 0 "resume it" "$R" train --data data/fmnist-small --resume "$T/q/in.safetensors" --save "$T/q/in.safetensors" \
+    --max-steps 2 --no-report --quiet --threads 1
 expect 0 "quantize --normalize imagenet" "$R" quantize --weights "$T/w.safetensors" --data data/fmnist-small \
     --normalize imagenet --calib-images 8 --output "$T/q/in8.safetensors" --quiet
 /usr/bin/python3 - "$T/q/in.safetensors" "$T/q/in8.safetensors" <<'PY' && ok || bad "--normalize imagenet is not recorded as its gray values"

@@ -82,6 +82,15 @@ for sig in INT TERM; do
     check "SIG$sig: resumed to the weights of the run never interrupted" same "$d/s.safetensors" "$T/ref.safetensors"
     check "SIG$sig: the log has each step once" [ "$(log_steps "$d/s.log.jsonl")" = "$ALL" ]
 done
+# without --save the signal's answer promises no checkpoint (it had said "with a checkpoint")
+d="$T/nosave"
+mkdir -p "$d"
+"$R" train "${A[@]}" --max-steps 10 --log "$d/l.jsonl" --log-every 1 >"$d/out" 2>"$d/err" &
+pid=$!
+wait_for "$d/l.jsonl" '"step": 3' && kill -INT $pid
+wait $pid
+check "SIGINT without --save: exit 4 (got $?)" grep -q "no checkpoint written (no --save)" "$d/out"
+check "SIGINT without --save: the answer says no checkpoint" grep -q "no --save: no checkpoint" "$d/err"
 
 # ---- a second Ctrl-C ends at once ------------------------------------------------------------------
 d="$T/twice"

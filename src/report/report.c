@@ -198,12 +198,13 @@ int rn_report_remove(const char *dir) {
     if (snprintf(path, sizeof path, "%s/report.html", dir) >= (int)sizeof path || stat(path, &sb) != 0 ||
         !S_ISREG(sb.st_mode))
         return 0;
-    (void)unlink(path);
+    char figure[1100]; /* the figures first, the page last: an interrupted removal leaves a report */
     for (int f = 0; f < FIG_COUNT; f++)
         for (int png = 0; png < 2; png++) {
-            snprintf(path, sizeof path, "%s/%s.%s", dir, REPORT_FIGURE_NAMES[f], png ? "png" : "svg");
-            (void)unlink(path);
+            snprintf(figure, sizeof figure, "%s/%s.%s", dir, REPORT_FIGURE_NAMES[f], png ? "png" : "svg");
+            (void)unlink(figure);
         }
+    (void)unlink(path);
     (void)rmdir(dir); /* fails, as it should, where anything else is in it */
     return 1;
 }
