@@ -34,7 +34,6 @@
 #include "fit.h"
 #include "interrupt.h"
 #include "io/sniff.h"
-#include "report/report.h"
 #include "resnet.h"
 #include "run_common.h"
 #include "train_plan.h"
@@ -628,14 +627,10 @@ started:
             say_resume(&r, &t, resume, resume_state, &pos);
         goto done;
     }
-    /* a run --overwrite starts over takes the old one's report away (with --no-report it had
-     * stayed beside the new checkpoint, the old run's figures under its name) */
-    if (r.lead && r.save[0] && !resume && args_flag(&t, "overwrite")) {
-        char dir[1100];
-        cli_report_dir(r.save, dir, sizeof dir);
-        if (rn_report_remove(dir))
-            printf("removed the report of the run --overwrite replaces (%s/report.html and its figures)\n", dir);
-    }
+    /* a run --overwrite starts over takes the old one's report away at its first save (with
+     * --no-report it had stayed beside the new checkpoint, the old run's figures under its name) */
+    if (r.lead && r.save[0] && !resume && args_flag(&t, "overwrite"))
+        cli_report_dir(r.save, r.old_report, sizeof r.old_report);
     /* outputs, rank 0's: the log goes on from the checkpoint's step when resuming */
     log_path(&t, r.save, r.lead, r.log, sizeof r.log);
     if (r.log[0]) {

@@ -13,6 +13,7 @@
 
 #include "commands.h"
 #include "interrupt.h"
+#include "report/report.h"
 #include "run_common.h"
 #include "train/plot.h"
 #include "train_loop.h"
@@ -59,7 +60,16 @@ static int save_checkpoint(train_run *r, int64_t epoch, int64_t position) {
     memcpy(okeys + no, r->plan.keys, (size_t)r->plan.count * sizeof *okeys);
     memcpy(ovals + no, r->plan.values, (size_t)r->plan.count * sizeof *ovals);
     int nkeys = r->train.class_names && used < sizeof names ? 5 : 4;
-    return train_ckpt_save(&r->ck, r->m, r->tr, keys, vals, nkeys, okeys, ovals, no + r->plan.count);
+    int status = train_ckpt_save(&r->ck, r->m, r->tr, keys, vals, nkeys, okeys, ovals, no + r->plan.count);
+    /* the replaced run's report goes with its checkpoint, not before: a run that fails before its first
+     * save leaves the old checkpoint and its report as they were */
+    if (status == 0 && r->lead && r->old_report[0]) {
+        if (rn_report_remove(r->old_report))
+            printf("removed the report of the run --overwrite replaced (%s/report.html and its figures)\n",
+                   r->old_report);
+        r->old_report[0] = '\0';
+    }
+    return status;
 }
 
 /* After a signal: the checkpoint, where it is and how to resume. Returns the exit status. */

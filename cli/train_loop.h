@@ -24,6 +24,8 @@ typedef struct train_run {
     rn_loader_config lcfg;
     char save[1024], optim[1024], log[1024], svg[1024];
     char norm_text[256];
+    char old_report[1100];  /* the report folder of the run --overwrite replaces, taken away at this
+                               run's first save ("" when none is pending) */
     FILE *logf;
     int quiet, tty;
     int curves;             /* the SVG curves were written by this train_run */
