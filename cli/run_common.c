@@ -70,7 +70,8 @@ int cli_number_ok(const arg_table *t, const char *name) {
     const char *v = args_str(t, name);
     char *end = NULL;
     double x = v ? strtod(v, &end) : NAN;
-    if (!v || !*v || *end || !isfinite(x)) {
+    /* decimal only: strtod also reads hexadecimal (0x10 is 16), which no one means by a rate */
+    if (!v || !*v || *end || !isfinite(x) || strpbrk(v, "xX")) {
         cli_error(t->command, "--%s must be a number, got '%s'", name, v ? v : "");
         return 0;
     }
