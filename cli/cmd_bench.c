@@ -22,7 +22,7 @@ static arg_spec SPECS[] = {
     {"weights", ARG_STRING, "none", "weights to load (safetensors, PyTorch .pth or ONNX); none: default initialisation", 0, 0},
     {"stem", ARG_STRING, "imagenet", "imagenet (7x7/2 conv + max-pool) or cifar (3x3/1 conv, no max-pool); "
      "not with --weights: the file's", 0, 0},
-    CLI_WIDTH_SPEC,
+    {"width", ARG_INT, "64", CLI_WIDTH_TEXT " (not with --weights: the file's)", 0, 0},
     {"in-channels", ARG_INT, "3", "input channels (not with --weights: the file's)", 0, 0},
     {"num-classes", ARG_INT, "1000", "output classes (not with --weights: the file's)", 0, 0},
     {"batch-size", ARG_INT, "32", "images per batch", 0, 0},

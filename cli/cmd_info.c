@@ -13,7 +13,7 @@ static arg_spec SPECS[] = {
     {"arch", ARG_STRING, "auto", "auto (from --weights), or an architecture: d2l_resnet18, resnet18, resnet34, resnet50, resnet101, resnet152, wide_resnet50_2, wide_resnet101_2, resnext50_32x4d or resnext101_32x8d", 0, 0},
     {"stem", ARG_STRING, "imagenet", "imagenet (7x7/2 conv + max-pool) or cifar (3x3/1 conv, no max-pool); "
      "not with --weights: the file's", 0, 0},
-    CLI_WIDTH_SPEC,
+    {"width", ARG_INT, "64", CLI_WIDTH_TEXT " (not with --weights: the file's)", 0, 0},
     {"in-channels", ARG_INT, "3", "input channels (not with --weights: the file's)", 0, 0},
     {"num-classes", ARG_INT, "1000", "output classes (not with --weights: the file's)", 0, 0},
     {"image-size", ARG_INT, "-1", "input height and width; -1: the size --weights was trained at (its "

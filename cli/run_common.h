@@ -42,9 +42,10 @@ int cli_mode(const arg_table *t);
 int cli_stem(const arg_table *t);
 
 /* The --width flag of the commands that create a model (rn_model_create_width). */
-#define CLI_WIDTH_SPEC                                                                              \
-    {"width", ARG_INT, "64", "base width: the stem's channels; the four stages have 1, 2, 4 and 8 x it "  \
-     "(64 as published; 32: a quarter of the operations)", 0, 0}
+#define CLI_WIDTH_TEXT                                                                        \
+    "base width: the stem's channels; the four stages have 1, 2, 4 and 8 x it (64 as published; " \
+    "32: a quarter of the operations)"
+#define CLI_WIDTH_SPEC {"width", ARG_INT, "64", CLI_WIDTH_TEXT, 0, 0}
 /* --width in 1..4096; -1 (after an error message) otherwise. */
 int cli_width(const arg_table *t);
 /* With --weights FILE the model is the file's: --stem, --width, --in-channels and
