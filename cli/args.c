@@ -58,16 +58,24 @@ int args_typo_distance(const char *a, const char *b) {
     return d[la][lb] <= (la < 5 ? 1 : 2) ? d[la][lb] : -1;
 }
 
+/* The name of flag argument a ("--name" or "--name=value") into name[64], cut to fit; returns
+ * the '=' or NULL. */
+static const char *flag_name(const char *a, char name[64]) {
+    const char *eq = strchr(a + 2, '=');
+    size_t len = eq ? (size_t)(eq - (a + 2)) : strlen(a + 2);
+    if (len >= 64)
+        len = 63;
+    memcpy(name, a + 2, len);
+    name[len] = '\0';
+    return eq;
+}
+
 /* "--name" (or "--name=...") naming a flag of t, or --help. */
 static int names_a_flag(const arg_table *t, const char *a) {
     if (strncmp(a, "--", 2) != 0)
         return 0;
     char name[64];
-    size_t len = strcspn(a + 2, "=");
-    if (len == 0 || len >= sizeof name)
-        return 0;
-    memcpy(name, a + 2, len);
-    name[len] = '\0';
+    flag_name(a, name);
     const arg_spec *s = find(t, name);
     return strcmp(name, "help") == 0 || (s && s->kind != ARG_POSITIONAL);
 }
@@ -147,12 +155,7 @@ int args_parse(arg_table *t, int argc, char **argv) {
             return -1;
         }
         char name[64];
-        const char *eq = strchr(a + 2, '=');
-        size_t len = eq ? (size_t)(eq - (a + 2)) : strlen(a + 2);
-        if (len >= sizeof name)
-            len = sizeof name - 1;
-        memcpy(name, a + 2, len);
-        name[len] = '\0';
+        const char *eq = flag_name(a, name);
         arg_spec *s = find(t, name);
         if (!s || s->kind == ARG_POSITIONAL) {
             const char *near = NULL; /* the nearest flag one or two letters more, fewer or other */

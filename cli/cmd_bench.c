@@ -129,9 +129,9 @@ int cmd_bench(int argc, char **argv) {
         rn_session_config fcfg;
         cli_session_config(&t, &fcfg);
         fcfg.precision = "fp32";
-        cli_plan calib = {"bench", m, NULL, &fcfg, 1, 1, size, size,
-                          8 * (size_t)in_ch * (size_t)size * (size_t)size * sizeof(float),
-                          "int8 calibration (float32 passes of one image) of", NULL, NULL};
+        cli_plan calib = {.command = "bench", .m = m, .scfg = &fcfg, .session = 1, .batch = 1, .h = size, .w = size,
+                          .per_image = 8 * (size_t)in_ch * (size_t)size * (size_t)size * sizeof(float),
+                          .task = "int8 calibration (float32 passes of one image) of"};
         if (!cli_plan_fits(&calib)) {
             rn_model_free(m);
             return EXIT_RUNTIME;
@@ -158,9 +158,11 @@ int cmd_bench(int argc, char **argv) {
     cfg.precision = strcmp(prec, "bf16") == 0 ? "bf16" : "fp32";
     rn_session_config scfg;
     cli_session_config(&t, &scfg);
-    cli_plan plan = {"bench", m, train ? &cfg : NULL, &scfg, !train, batch, size, size,
-                     ((size_t)in_ch * (size_t)size * (size_t)size + (size_t)rn_model_num_classes(m)) * sizeof(float),
-                     NULL, NULL, strcmp(weights, "none") ? weights : NULL};
+    cli_plan plan = {.command = "bench", .m = m, .tcfg = train ? &cfg : NULL, .scfg = &scfg, .session = !train,
+                     .batch = batch, .h = size, .w = size,
+                     .per_image = ((size_t)in_ch * (size_t)size * (size_t)size + (size_t)rn_model_num_classes(m)) *
+                                  sizeof(float),
+                     .weights = strcmp(weights, "none") ? weights : NULL};
     if (!cli_plan_fits(&plan)) {
         rn_model_free(m);
         return EXIT_RUNTIME;

@@ -139,8 +139,8 @@ int cmd_eval(int argc, char **argv) {
     int side = cfg.image_size ? cfg.image_size : ds.height, wide = cfg.image_size ? cfg.image_size : ds.width;
     size_t per_image = ((size_t)ds.channels * side * wide + 2 * (size_t)rn_model_num_classes(m)) * sizeof(float);
     /* the loader's batch and ours; with --tta flip, the mirrored batch and its logits too */
-    cli_plan plan = {"eval", m, NULL, &scfg, 1, cfg.batch_size, side, wide, (cfg.tta_flip ? 3 : 2) * per_image, NULL,
-                     NULL, weights};
+    cli_plan plan = {.command = "eval", .m = m, .scfg = &scfg, .session = 1, .batch = cfg.batch_size, .h = side,
+                     .w = wide, .per_image = (cfg.tta_flip ? 3 : 2) * per_image, .weights = weights};
     if (side > 0 && wide > 0 && !cli_plan_fits(&plan))
         goto done;
     const int show = !args_flag(&t, "quiet") && isatty(2);

@@ -562,7 +562,8 @@ int cmd_predict(int argc, char **argv) {
      * large is allocated (--crop-size 16384 had taken 18 GB before the kernel's killer came) */
     size_t per_image = ((size_t)plan.channels * plan.crop * plan.crop + 2 * (size_t)rn_model_num_classes(m)) *
                            sizeof(float) + 3 * (size_t)plan.resize * plan.resize;
-    cli_plan fits = {"predict", m, NULL, &scfg, 1, batch, plan.crop, plan.crop, per_image, NULL, "--crop-size", weights};
+    cli_plan fits = {.command = "predict", .m = m, .scfg = &scfg, .session = 1, .batch = batch, .h = plan.crop,
+                     .w = plan.crop, .per_image = per_image, .size_flag = "--crop-size", .weights = weights};
     if (!cli_plan_fits(&fits))
         goto done;
     if (rn_session_create(m, &scfg, &sess) != RN_OK) { /* the flags are checked: the weights' precision */

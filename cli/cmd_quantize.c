@@ -209,11 +209,14 @@ int cmd_quantize(int argc, char **argv) {
                   "classes'): the int8 file keeps dataset %s", kind, weights, had_dataset, had_dataset);
     const char *used_size = used_value(&t, "image-size", args_str(&t, "image-size"), "-1", &all.list, "image_size",
                                        meta.image_size, weights);
+    const char *norm_given = args_str(&t, "normalize");
     char imagenet[128]; /* --normalize imagenet as its values for these images, as train records them */
-    cli_format_normalize(&cfg, ch, imagenet, sizeof imagenet);
-    const char *norm_flag = args_str(&t, "normalize");
-    const char *used_norm = used_value(&t, "normalize", strcmp(norm_flag, "imagenet") ? norm_flag : imagenet, "auto",
-                                       &all.list, "normalize", meta.normalize, weights);
+    if (strcmp(norm_given, "imagenet") == 0) {
+        cli_format_normalize(&cfg, ch, imagenet, sizeof imagenet);
+        norm_given = imagenet;
+    }
+    const char *used_norm = used_value(&t, "normalize", norm_given, "auto", &all.list, "normalize", meta.normalize,
+                                       weights);
     if (!cli_meta_list_set(&all.list, "dataset", used_dataset) ||
         !cli_meta_list_set(&all.list, "calibration_dataset", kind) ||
         !cli_meta_list_set(&all.list, "image_size", used_size) ||

@@ -110,7 +110,8 @@ static int fits_in_memory(const train_run *r, const rn_train_config *cfg) {
     const int S = r->lcfg.image_size ? r->lcfg.image_size : r->train.height;
     /* the loader's batch and the one the loop fills: this rank's share of the global batch */
     size_t image = (size_t)r->train.channels * (size_t)S * (size_t)S * sizeof(float) + sizeof(int32_t);
-    cli_plan p = {"train", r->m, cfg, NULL, 1, r->lcfg.batch_size / r->dist.size, S, S, 2 * image, NULL, NULL, NULL};
+    cli_plan p = {.command = "train", .m = r->m, .tcfg = cfg, .session = 1, .batch = r->lcfg.batch_size / r->dist.size,
+                  .h = S, .w = S, .per_image = 2 * image};
     return cli_plan_fits(&p);
 }
 

@@ -159,11 +159,8 @@ int cli_parse_normalize(const arg_table *t, rn_loader_config *cfg, char *text, s
         cfg->normalize = 0;
         return 1;
     }
-    if (strcmp(v, "imagenet") == 0) { /* 3 channels until cli_normalize_fits knows the images' */
-        cfg->normalize = rn_imagenet_normalize(3, cfg->mean, cfg->std);
-        cli_format_normalize(cfg, 3, text, cap);
-        return 1;
-    }
+    if (strcmp(v, "imagenet") == 0) /* 3 channels until cli_normalize_fits knows the images' */
+        return cfg->normalize = rn_imagenet_normalize(3, cfg->mean, cfg->std);
     int ch = 0;
     if (!parse_mean_std(v, cfg->mean, cfg->std, &ch)) {
         cli_error(t->command, "--normalize must be none, imagenet or MEAN,..:STD,.. (e.g. 0.286:0.353), got '%s'",

@@ -192,18 +192,22 @@ static rn_status render_figure(report_page *p, report_figure f, int *written) {
  * The whole report
  * ------------------------------------------------------------------------- */
 
+/* Removes figure f's SVG (png 0) or PNG file in dir, if there is one. */
+static void remove_figure(const char *dir, report_figure f, int png) {
+    char path[1100];
+    snprintf(path, sizeof path, "%s/%s.%s", dir, REPORT_FIGURE_NAMES[f], png ? "png" : "svg");
+    (void)unlink(path);
+}
+
 int rn_report_remove(const char *dir) {
     char path[1100];
     struct stat sb;
     if (snprintf(path, sizeof path, "%s/report.html", dir) >= (int)sizeof path || stat(path, &sb) != 0 ||
         !S_ISREG(sb.st_mode))
         return 0;
-    char figure[1100]; /* the figures first, the page last: an interrupted removal leaves a report */
-    for (int f = 0; f < FIG_COUNT; f++)
-        for (int png = 0; png < 2; png++) {
-            snprintf(figure, sizeof figure, "%s/%s.%s", dir, REPORT_FIGURE_NAMES[f], png ? "png" : "svg");
-            (void)unlink(figure);
-        }
+    for (int f = 0; f < FIG_COUNT; f++) /* the figures first, the page last: an interrupted removal leaves a report */
+        for (int png = 0; png < 2; png++)
+            remove_figure(dir, (report_figure)f, png);
     (void)unlink(path);
     (void)rmdir(dir); /* fails, as it should, where anything else is in it */
     return 1;
@@ -267,10 +271,7 @@ rn_status rn_report_write(rn_model *m, const rn_dataset *ds, const rn_report_con
         for (int png = present; had_report && png < 2 && st == RN_OK; png++) {
             if (png && present && cfg.png)
                 break;
-            char stale[1100];
-            snprintf(stale, sizeof stale, "%s/%s.%s", cfg.output_dir, REPORT_FIGURE_NAMES[f],
-                     png ? "png" : "svg");
-            (void)unlink(stale);
+            remove_figure(cfg.output_dir, (report_figure)f, png);
         }
     }
     json_buf html = {0};
