@@ -95,6 +95,10 @@ int cmd_report(int argc, char **argv) {
         cli_error("report", "--png-scale must be between 0.5 and 4, got %s", args_str(&t, "png-scale"));
         return EXIT_USAGE;
     }
+    if (args_flag(&t, "no-png") && args_spec(&t, "png-scale")->set) {
+        cli_error("report", "--png-scale sizes the PNG figures, which --no-png leaves out: give one of them");
+        return EXIT_USAGE;
+    }
     const char *split = args_str(&t, "split");
     if (!cli_eval_flags_ok(&t) || !cli_path_ok(&t, "output") || !cli_path_ok(&t, "log"))
         return EXIT_USAGE;

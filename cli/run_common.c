@@ -426,6 +426,12 @@ int cli_eval_split(const arg_table *t, const char *weights, const char *kind, in
                   "(fashion-mnist, mnist, cifar10, folder or folder-gray)", weights, kind);
         return -1;
     }
+    const arg_spec *classes = args_spec(t, "classes");
+    if (classes && classes->set && !rn_dataset_kind_is_folder(kind)) {
+        cli_error(t->command, "--classes labels image folders (--dataset folder or folder-gray); %s's "
+                  "labels are its class numbers", kind);
+        return -1;
+    }
     return cli_split(t, kind);
 }
 

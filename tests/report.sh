@@ -131,6 +131,15 @@ expect 2 "report without --weights" "$R" report --data "$T/data"
 expect 2 "report with --grid 0" "$R" report --weights "$T/run/m.safetensors" --data "$T/data" --grid 0
 expect 2 "report with a bad --split" "$R" report --weights "$T/run/m.safetensors" --data "$T/data" --split dev
 expect 2 "report with a bad --png-scale" "$R" report --weights "$T/run/m.safetensors" --data "$T/data" --png-scale 9
+expect 2 "report --png-scale with --no-png" "$R" report --weights "$T/run/m.safetensors" --data "$T/data" \
+    --no-png --png-scale 3
+grep -q "which --no-png leaves out" "$T/err" && ok || bad "--png-scale with --no-png: $(cat "$T/err")"
+expect 2 "report --classes on an IDX dataset" "$R" report --weights "$T/run/m.safetensors" --data "$T/data" \
+    --classes position
+grep -q "labels image folders" "$T/err" && ok || bad "--classes on IDX: $(cat "$T/err")"
+expect 2 "eval --classes on an IDX dataset" "$R" eval --weights "$T/run/m.safetensors" --data "$T/data" \
+    --classes names
+grep -q "labels image folders" "$T/err" && ok || bad "eval --classes on IDX: $(cat "$T/err")"
 expect 1 "report with a missing checkpoint" "$R" report --weights "$T/none.safetensors" --data "$T/data"
 expect 0 "report into missing folders" "$R" report --weights "$T/run/m.safetensors" --data "$T/data" \
     --output "$T/new/a/b" --no-png --threads 2 --quiet
