@@ -19,6 +19,7 @@
  * pass. Every image is probed (its header read) before the model is loaded,
  * so a missing or unrecognisable file fails at once.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,7 +54,7 @@ static arg_spec SPECS[] = {
     {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
     CLI_CONV_ALGO_SPEC,
     CLI_PRECISION_SPEC,
-    {"IMAGE...", ARG_POSITIONAL, NULL, "JPEG or PNG files to classify", 0, 0},
+    {"IMAGE...", ARG_POSITIONAL, NULL, "JPEG or PNG files to classify; - reads one from standard input", 0, 0},
 };
 
 #define META_CAP 256
@@ -220,6 +221,8 @@ typedef struct predict_plan {
     int decode_channels;        /* 1: Pillow's "L"; 3: RGB */
     int resize, crop;
     rn_preprocess_config cfg;   /* the crop, mean and std (std 1, mean 0 when not normalising) */
+    const unsigned char *stdin_data; /* the image "-" names, read from standard input */
+    size_t stdin_len;
 } predict_plan;
 
 static int is_pixel_dataset(const char *kind) {
@@ -296,13 +299,57 @@ static int make_plan(const arg_table *t, const predict_meta *meta, int channels,
     return 1;
 }
 
+/* What messages call the image "-" reads from standard input. */
+#define STDIN_NAME "standard input"
+
+/* Reads all of standard input (the image "-" names) into *data: at most the image limits' file
+ * size (1 GiB). Returns 0 after printing an error. */
+static int read_stdin(unsigned char **data, size_t *len) {
+    rn_image_limits lim;
+    rn_image_limits_default(&lim);
+    const size_t most = (size_t)lim.max_file_bytes;
+    size_t cap = 0, n = 0;
+    unsigned char *buf = NULL;
+    for (;;) {
+        if (n == cap) { /* grown to a byte past the limit at most: that byte read, it was passed */
+            if (n > most) {
+                cli_error("predict", "%s: more than the %zu bytes an image may have", STDIN_NAME, most);
+                free(buf);
+                return 0;
+            }
+            const size_t grown = cap ? (2 * cap < most + 1 ? 2 * cap : most + 1) : 1 << 16;
+            unsigned char *more = realloc(buf, grown);
+            if (!more) {
+                cli_error("predict", "%s: out of memory for %zu bytes", STDIN_NAME, grown);
+                free(buf);
+                return 0;
+            }
+            buf = more, cap = grown;
+        }
+        const size_t got = fread(buf + n, 1, cap - n, stdin);
+        n += got;
+        if (got == 0 && ferror(stdin)) {
+            cli_error("predict", "%s: read failed at byte %zu: %s", STDIN_NAME, n, strerror(errno));
+            free(buf);
+            return 0;
+        }
+        if (got == 0)
+            break;
+    }
+    *data = buf, *len = n;
+    return 1;
+}
+
 /* Decodes and preprocesses one image into out: (channels, crop, crop); on failure msg says
  * why (the library's message, or this function's own out of memory). */
 static rn_status prepare_image(const char *path, const predict_plan *p, float *out, char *msg,
                                size_t cap) {
     rn_image img = {0}, tmp = {0};
     int oom = 0; /* an allocation here failed (the library's message would be another's) */
-    rn_status st = rn_image_read_channels(path, p->decode_channels, NULL, &img);
+    rn_status st = strcmp(path, "-") == 0
+                       ? rn_image_decode(p->stdin_data, p->stdin_len, STDIN_NAME, p->decode_channels,
+                                         NULL, &img)
+                       : rn_image_read_channels(path, p->decode_channels, NULL, &img);
     const int decoded = st == RN_OK; /* past here the library's messages do not name the file */
     if (st == RN_OK && p->decode_channels == 1 && p->channels == 3) {
         /* Gray for an RGB model: the L plane three times (convert("L").convert("RGB")). */
@@ -522,12 +569,33 @@ int cmd_predict(int argc, char **argv) {
     const char *weights = args_str(&t, "weights");
     const char *arch = strcmp(args_str(&t, "arch"), "auto") ? args_str(&t, "arch") : NULL;
 
-    /* Cheap checks first: every image's header, then the weights. */
+    /* Cheap checks first: every image's header (standard input's: the whole image, read once),
+     * then the weights. */
+    unsigned char *stdin_data = NULL;
+    size_t stdin_len = 0;
+    int dashes = 0;
+    for (int i = 0; i < count; i++)
+        dashes += strcmp(images[i], "-") == 0;
+    if (dashes > 1) {
+        cli_error("predict", "- (standard input) is given %d times; it holds one image", dashes);
+        return EXIT_USAGE;
+    }
     for (int i = 0; i < count; i++) {
         const char *format;
         int w, h;
-        if (rn_image_probe(images[i], &format, &w, &h) != RN_OK) {
+        rn_image probe = {0};
+        if (strcmp(images[i], "-") == 0) {
+            if (!read_stdin(&stdin_data, &stdin_len))
+                return EXIT_RUNTIME;
+            if (rn_image_decode(stdin_data, stdin_len, STDIN_NAME, 3, NULL, &probe) != RN_OK) {
+                cli_error("predict", "%s", rn_last_error());
+                free(stdin_data);
+                return EXIT_RUNTIME;
+            }
+            rn_image_free(&probe);
+        } else if (rn_image_probe(images[i], &format, &w, &h) != RN_OK) {
             cli_error("predict", "%s", rn_last_error());
+            free(stdin_data);
             return EXIT_RUNTIME;
         }
     }
@@ -549,6 +617,7 @@ int cmd_predict(int argc, char **argv) {
         status = EXIT_USAGE;
         goto done;
     }
+    plan.stdin_data = stdin_data, plan.stdin_len = stdin_len;
     if (!choose_labels(args_str(&t, "labels"), &meta, rn_model_num_classes(m), &labels))
         goto done;
     if (topk > rn_model_num_classes(m))
@@ -573,6 +642,7 @@ int cmd_predict(int argc, char **argv) {
     if (run_batches(m, sess, &plan, images, count, batch, topk, &labels, args_flag(&t, "json")))
         status = 0;
 done:
+    free(stdin_data);
     free(meta.class_names);
     labels_free(&labels);
     rn_session_free(sess);

@@ -106,6 +106,14 @@ for f in model_legacy.pth model.safetensors; do
 done
 cmp -s eval_model_legacy.pth eval_model.safetensors && ok || bad "eval: legacy and safetensors differ"
 cmp -s predict_model_legacy.pth predict_model.safetensors && ok || bad "predict: legacy and safetensors differ"
+# - reads one image from standard input, with the same result as its file; given twice, or not an
+# image, it is refused naming standard input
+"$R" predict --weights model.safetensors --json - img.png <img.png >out 2>err && [ "$(sed -n 1p out | sed 's/"image": "-"/"image": "img.png"/')" = "$(sed -n 2p out)" ] &&
+    ok || bad "predict - (standard input) differs from its file: $(cat out err)"
+expect 2 "predict - twice" "$R" predict --weights model.safetensors - -
+has err "(standard input) is given 2 times" "the twice-given - is named"
+echo hello | "$R" predict --weights model.safetensors - >out 2>err; [ $? -eq 1 ] && grep -q "standard input: not a JPEG or PNG file" err &&
+    ok || bad "predict - of text: $(cat err)"
 # an image too elongated to resize (its shorter side to 256: 256000 wide) is named, its size as
 # width x height
 "$PY" -c "from PIL import Image; Image.new('L', (3000, 3)).save('wide.png')"
