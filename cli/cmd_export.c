@@ -79,6 +79,15 @@ static char *builtin_names(const char *kind, int k) {
     return text;
 }
 
+/* The channels of the images of a --dataset kind (checked as known): 1 (gray) or 3 (RGB). */
+static int kind_channels(const char *kind) {
+    static const char *const gray[] = {"mnist", "fashion-mnist", "fashion_mnist", "folder-gray"};
+    for (size_t i = 0; i < sizeof gray / sizeof gray[0]; i++)
+        if (strcmp(kind, gray[i]) == 0)
+            return 1;
+    return 3;
+}
+
 /* Fills the metadata list; returns 0 after an error message (the flags were checked before:
  * a bad value here is the checkpoint's, `in`). */
 static int build_meta(const arg_table *t, const char *in, const rn_model *m, export_meta *e,
@@ -126,8 +135,21 @@ static int build_meta(const arg_table *t, const char *in, const rn_model *m, exp
         keys[n] = "std", vals[n++] = std;
     }
     const char *kind = args_str(t, "dataset");
+    int builtin = 0;
     if (strcmp(kind, "auto") == 0)
         kind = e->dataset;
+    else if (rn_dataset_builtin_names(kind, &builtin) && builtin != rn_model_num_classes(m)) {
+        cli_error("export", "--dataset %s has %d classes, the model of %s %d: give the dataset it was trained "
+                  "on", kind, builtin, in, rn_model_num_classes(m));
+        *status = EXIT_USAGE;
+        return 0;
+    } else if (kind_channels(kind) != rn_model_in_channels(m)) {
+        cli_error("export", "--dataset %s has images of %d channel%s, the model of %s takes %d: give the dataset "
+                  "it was trained on", kind, kind_channels(kind), kind_channels(kind) == 1 ? "" : "s", in,
+                  rn_model_in_channels(m));
+        *status = EXIT_USAGE;
+        return 0;
+    }
     if (kind) {
         keys[n] = "dataset", vals[n++] = kind;
         if (!e->class_names)

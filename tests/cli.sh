@@ -379,6 +379,14 @@ expect 2 "quantize --dataset bogus" "$R" quantize --weights "$T/w.safetensors" -
     --dataset bogus --output "$T/q/b.safetensors"
 expect 2 "export --dataset bogus" "$R" export --dataset bogus "$T/w.safetensors" "$T/b.onnx"
 grep -q "unknown --dataset 'bogus'" "$T/err" && [ ! -e "$T/b.onnx" ] && ok || bad "export --dataset bogus: $(cat "$T/err")"
+# a dataset whose classes or channels are not the model's is not recorded (eval and predict would
+# have taken a 10-class gray model for ImageNet's or CIFAR-10's)
+expect 2 "export --dataset imagenet, a 10-class model" "$R" export --dataset imagenet "$T/w.safetensors" "$T/b.onnx"
+grep -q "imagenet has 1000 classes" "$T/err" && [ ! -e "$T/b.onnx" ] && ok || bad "export --dataset imagenet: $(cat "$T/err")"
+expect 2 "export --dataset cifar10, a gray model" "$R" export --dataset cifar10 "$T/w.safetensors" "$T/b.onnx"
+grep -q "cifar10 has images of 3 channels" "$T/err" && [ ! -e "$T/b.onnx" ] && ok || bad "export --dataset cifar10: $(cat "$T/err")"
+expect 0 "export --dataset mnist, a gray 10-class model" "$R" export --dataset mnist "$T/w.safetensors" "$T/b.onnx"
+rm -f "$T/b.onnx"
 # a normalisation predict and eval would refuse is not recorded: two values for a gray model, a std
 # too large for a float (both had been written, and predict then blamed a flag never given)
 expect 2 "export --normalize of two channels for a gray model" "$R" export --normalize 1,2:1,2 "$T/w.safetensors" \
