@@ -310,8 +310,11 @@ static int check_flags(train_run *r, int *batch, int *size, int *threads, int pl
                   "keeps all of the earlier ones and the weights grow without end", args_str(t, "momentum"));
         return 0;
     }
-    if (args_flag(t, "nesterov") && !(atof(args_str(t, "momentum")) > 0)) {
-        cli_error(t->command, "--nesterov needs a --momentum above 0, got '%s'", args_str(t, "momentum"));
+    /* a --resume without --momentum takes its checkpoint's: not the default's to refuse */
+    if (args_flag(t, "nesterov") && !(atof(args_str(t, "momentum")) > 0) &&
+        (args_spec(t, "momentum")->set || planned || strcmp(args_str(t, "resume"), "none") == 0)) {
+        cli_error(t->command, "--nesterov needs a --momentum above 0, got '%s'%s", args_str(t, "momentum"),
+                  args_spec(t, "momentum")->set || !planned ? "" : " (the --resume checkpoint's)");
         return 0;
     }
     const char *opt = args_str(t, "optimizer");

@@ -221,6 +221,15 @@ expect 0 "resume with no flags" "$R" train --data tiny --quiet --resume r/a.safe
     --save r/b.safetensors --log none
 hasnt out "other settings" "resume with no flags changes nothing"
 /usr/bin/python3 "$HERE/tests/same_checkpoint.py" r/b.safetensors r/straight.safetensors && ok || bad "resume with no flags: the checkpoint differs from the straight run's"
+# a flag turned on at resume: --nesterov on the checkpoint's momentum (it had been checked against
+# --momentum's default, 0, and refused); on a checkpoint without momentum, refused naming whose
+expect 0 "resume with --nesterov" "$R" train --data tiny --quiet --resume r/a.safetensors --max-steps 4 \
+    --nesterov --save r/n.safetensors --log none
+has out "--nesterov: off -> on" "the flag turned on is listed"
+expect 0 "3 steps without momentum" "$R" "${common[@]}" --epochs 2 --lr 0.1 --max-steps 3 --save r/nm.safetensors
+expect 2 "resume with --nesterov, no momentum" "$R" train --data tiny --quiet --resume r/nm.safetensors \
+    --max-steps 4 --nesterov --save r/nm2.safetensors --log none
+has err "got '0' (the --resume checkpoint's)" "the checkpoint's momentum is named"
 # a longer horizon: what changes is printed, with the learning rates the trainer uses
 expect 0 "resume with --epochs 4" "$R" train --data tiny --quiet --resume r/a.safetensors --max-steps 4 \
     --epochs 4 --save r/c.safetensors --log none
