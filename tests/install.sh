@@ -129,6 +129,37 @@ complete_words() { # words... -> what the completion offers for the last word
     || bad "completion of '--arch wide': '$(complete_words resnet train --arch wide)'"
 [ "$(complete_words resnet info --st)" = "--stem" ] && ok \
     || bad "completion of 'resnet info --st': '$(complete_words resnet info --st)'"
+# the shell after completion (a second, generic branch had shadowed it), help and its commands,
+# auto only where the command takes it, the values of flags with a fixed list
+check_completion() { # expected words...
+    local want=$1
+    shift
+    [ "$(complete_words "$@")" = "$want" ] && ok || bad "completion of '$*': '$(complete_words "$@")', expected '$want'"
+}
+check_completion "bash --help" resnet completion ""
+check_completion "help" resnet he
+check_completion "train" resnet help tr
+check_completion "auto" resnet eval --arch a
+check_completion "" resnet init --arch a
+check_completion "fashion-mnist folder folder-gray" resnet eval --dataset f
+check_completion "imagenet" resnet export --dataset i
+check_completion "fp32 bf16" resnet train --precision ""
+check_completion "auto fp32 bf16 int8" resnet predict --precision ""
+check_completion "minmax" resnet quantize --method mi
+# every word offered for a flag's value is one its --help names
+unnamed=0
+for cmd in $("$PREFIX/bin/resnet" --help | sed -n 's/^  \([a-z]\+\)  .*/\1/p'); do
+    help=$("$PREFIX/bin/resnet" "$cmd" --help)
+    for flag in $(sed -n 's/^  \(--[a-z0-9-]*\) VALUE.*/\1/p' <<<"$help"); do
+        [ "$flag" = --arch ] && continue
+        line=$(grep -- "^  $flag " <<<"$help")
+        for w in $(complete_words resnet "$cmd" "$flag" ""); do
+            [ -e "$w" ] && continue # file names
+            grep -qF -- "$w" <<<"$line" || { bad "completion offers '$w' for $cmd $flag, which its --help does not name"; unnamed=1; }
+        done
+    done
+done
+[ $unnamed -eq 0 ] && ok
 
 # ---- staged install and uninstall -----------------------------------------------------------------
 expect 0 "make install DESTDIR=stage PREFIX=/usr" make -s install BUILD="$BUILD" DESTDIR="$TMP/stage" PREFIX=/usr
