@@ -653,6 +653,12 @@ has err "--classes position" "the way to label by position is named"
 has err "fm/m.safetensors" "the checkpoint whose classes they are is named"
 expect 0 "eval that folder with --classes position" "$R" eval "${EM[@]}" --data vc --classes position
 expect 2 "eval --classes bogus" "$R" eval "${EM[@]}" --data vc --classes bogus
+# a class of DIR/train that DIR/val lacks and the model does not have: val is evaluated, by the
+# names (train/{a,b,w} beside a model of a, b had been refused for w, which no val image is)
+mkdir -p vw/train/w vw/val && cp -r folder/val/a folder/val/b vw/val/ && cp -r folder/val/a folder/val/b vw/train/ &&
+    cp folder/val/a/* vw/train/w/
+expect 0 "eval val beside a train of a class the model lacks" "$R" eval "${EM[@]}" --data vw
+cmp -s out <("$R" eval "${EM[@]}" --data folder 2>/dev/null) && ok || bad "val beside train/w: not folder/val's result: $(cat out)"
 expect 0 "eval a folder whose classes are named otherwise" "$R" eval "${EM[@]}" --data vz
 has err "none of the dataset's 2 class folders is named as a class of fm/m.safetensors" "by position, with a warning"
 # a model of more classes than its dataset (--num-classes 4 on classes a, b): the checkpoint names

@@ -503,6 +503,17 @@ static void test_match_classes(void) {
     CHECK(rn_dataset_match_classes(&ds, model, 3, &matched) == RN_OK && matched == 3 &&
               ds.labels[2] == 2, "the same classes: unchanged");
     rn_dataset_free(&ds);
+    /* a class without images (val labelled by train's classes) needs no match: bird, cat, dog
+     * with images of cat and dog only, for a model of cat and dog */
+    ds = named(3, model, 4);
+    for (int i = 0; i < 4; i++)
+        ds.labels[i] = 1 + i % 2;
+    CHECK(rn_dataset_match_classes(&ds, some, 2, &matched) == RN_OK && matched == 2 &&
+              ds.num_classes == 2 && ds.labels[0] == 0 && ds.labels[1] == 1 &&
+              strcmp(ds.class_names[1], "dog") == 0,
+          "an imageless class the model lacks is no mismatch (matched %d, %d classes): %s", matched,
+          ds.num_classes, rn_last_error());
+    rn_dataset_free(&ds);
     /* a '/' of the model's name, which no folder can hold, matches '_', '-' or ' ' */
     const char *fashion[] = {"T-shirt/top", "Trouser"}, *folders[] = {"T-shirt_top", "Trouser"},
                *wrong[] = {"T-shirt.top", "Trouser"};

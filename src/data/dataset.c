@@ -231,15 +231,23 @@ rn_status rn_dataset_match_classes(rn_dataset *ds, const char *const *names, int
     int *to = malloc((size_t)ds->num_classes * sizeof *to);
     if (!to)
         return rn_fail(RN_ERR_NOMEM, "out of memory matching %d class names", ds->num_classes);
+    /* a class without images (an image folder's val labelled by train's classes, one of which it
+     * lacks) needs no match: train/{bird,cat,dog} beside a model of {cat,dog} had been refused */
+    for (int c = 0; c < ds->num_classes; c++)
+        to[c] = -2; /* no image */
+    for (int i = 0; i < ds->count; i++)
+        if (ds->labels[i] >= 0 && ds->labels[i] < ds->num_classes)
+            to[ds->labels[i]] = -1;
     int found = 0, missing = -1, same = ds->num_classes == k;
     for (int c = 0; c < ds->num_classes; c++) {
+        const int empty = to[c] == -2;
         to[c] = -1;
         for (int j = 0; j < k && to[c] < 0; j++)
             if (names[j] && same_class(names[j], ds->class_names[c]))
                 to[c] = j;
         if (to[c] >= 0)
             found++;
-        else if (missing < 0)
+        else if (missing < 0 && !empty)
             missing = c;
         same &= to[c] == c;
     }

@@ -55,10 +55,12 @@ int rn_dataset_kind_is_folder(const char *kind);
 void rn_dataset_free(rn_dataset *ds);
 
 /* Labels ds by a model's classes, where both are named: names[j] (k of them) is the model's
- * class j. When every class of ds is one of them, each image's label becomes its class's index
- * among names, and ds's class names and count become the model's (an image folder's classes
- * are its sub-folders in sorted order: val/{cat,dog} beside a model of {bird,cat,dog} had
- * labelled cat 0, the model's bird); *matched is then ds's class count. When none is, ds is
+ * class j. When every class of ds that has images is one of them, each image's label becomes its
+ * class's index among names, and ds's class names and count become the model's (an image
+ * folder's classes are its sub-folders in sorted order: val/{cat,dog} beside a model of
+ * {bird,cat,dog} had labelled cat 0, the model's bird); *matched is then the number of ds's
+ * classes matched (a class without images, such as one of DIR/train's that DIR/val lacks, need
+ * not be). When none is, ds is
  * left as it is and *matched is 0 (other names for the same classes, labelled by position, as
  * before). When some are and some are not, fails with RN_ERR_MISMATCH naming the first class
  * the model lacks. A dataset without class names is left as it is (*matched 0). A '/' in a
