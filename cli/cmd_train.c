@@ -33,6 +33,7 @@
 #include "data/dataset.h"
 #include "fit.h"
 #include "interrupt.h"
+#include "io/file.h"
 #include "io/sniff.h"
 #include "resnet.h"
 #include "run_common.h"
@@ -81,7 +82,8 @@ static arg_spec SPECS[] = {
      "interrupted (SIGINT/SIGTERM); missing folders are created. A file already there is refused unless "
      "--resume continues it or --overwrite replaces it", 0, 0},
     {"overwrite", ARG_FLAG, NULL, "start over when --save names an existing checkpoint: replace it, its "
-     "optimizer state, its log and its report (and when --log FILE names an existing log: replace it)", 0, 0},
+     "optimizer state, its log and its report, at the new run's first save, so that a run stopped before "
+     "then leaves them as they were (and when --log FILE names an existing log: replace it)", 0, 0},
     {"max-bad-steps", ARG_INT, "5", "stop after this many steps in a row whose loss or gradient is not finite "
      "(NaN, inf); such a step is skipped, changing nothing (0: skip them and never stop)", 0, 0},
     {"save-every", ARG_INT, "0", "also write the checkpoint every N optimizer steps (0: at epoch ends only); needs --save", 0, 0},
@@ -651,7 +653,22 @@ started:
             status = EXIT_RUNTIME;
             goto done;
         }
-        r.logf = fopen(r.log, resume ? "a" : "w");
+        struct stat old_log;
+        if (!resume && r.save[0] && stat(r.log, &old_log) == 0 && S_ISREG(old_log.st_mode)) {
+            /* a log there already (--overwrite's, or one whose run stopped before its first save):
+             * the new one is written beside it and takes its place at the first save, so that a
+             * run stopped before then leaves the old checkpoint with its own log (it had been
+             * emptied at the start) */
+            rn_wfile w;
+            if (rn_wfile_open(&w, r.log) == RN_OK) {
+                snprintf(r.log_final, sizeof r.log_final, "%s", w.path);
+                snprintf(r.log, sizeof r.log, "%s", w.tmp);
+                r.logf = w.f;
+                free(w.path), free(w.tmp);
+            }
+        } else {
+            r.logf = fopen(r.log, resume ? "a" : "w");
+        }
         if (!r.logf) {
             cli_error(r.dist.what, "cannot write the log %s: %s", r.log, strerror(errno));
             status = EXIT_WRITE;
@@ -726,6 +743,8 @@ started:
 done:
     if (r.logf)
         fclose(r.logf);
+    if (r.log_final[0]) /* no save took the new log to its place: the old one stays */
+        unlink(r.log);
     train_ckpt_close(&r.ck);
     if (status != 0) /* a run refused after its folder was made leaves none */
         cli_unmake_output_dirs(r.save, &save_made);

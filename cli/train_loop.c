@@ -61,8 +61,18 @@ static int save_checkpoint(train_run *r, int64_t epoch, int64_t position) {
     memcpy(ovals + no, r->plan.values, (size_t)r->plan.count * sizeof *ovals);
     int nkeys = r->train.class_names && used < sizeof names ? 5 : 4;
     int status = train_ckpt_save(&r->ck, r->m, r->tr, keys, vals, nkeys, okeys, ovals, no + r->plan.count);
-    /* the replaced run's report goes with its checkpoint, not before: a run that fails before its first
-     * save leaves the old checkpoint and its report as they were */
+    /* the replaced run's log and report go with its checkpoint, not before: a run that fails before
+     * its first save leaves the old checkpoint, its log and its report as they were */
+    if (status == 0 && r->lead && r->log_final[0]) { /* the new log takes the old one's place */
+        if (r->logf)
+            fflush(r->logf);
+        if (rename(r->log, r->log_final) != 0)
+            cli_error(r->dist.what, "warning: cannot rename the log %s to %s: %s", r->log, r->log_final,
+                      strerror(errno));
+        else
+            snprintf(r->log, sizeof r->log, "%s", r->log_final);
+        r->log_final[0] = '\0';
+    }
     if (status == 0 && r->lead && r->old_report[0]) {
         if (rn_report_remove(r->old_report))
             printf("removed the report of the run --overwrite replaced (%s/report.html and its figures)\n",

@@ -27,6 +27,8 @@ typedef struct train_run {
     char old_report[1100];  /* the report folder of the run --overwrite replaces, taken away at this
                                run's first save ("" when none is pending) */
     FILE *logf;
+    char log_final[1024];   /* where the log goes at this run's first save, replacing the log of
+                               the run --overwrite replaces ("" when none is pending: log is it) */
     int quiet, tty;
     int curves;             /* the SVG curves were written by this train_run */
     int epochs, eval_every, max_steps, log_every, seed, num_classes, save_every, max_bad_steps;

@@ -245,6 +245,25 @@ cp "$T/ref.safetensors" "$d/.w.safetensors.tmp-4000000-abcdef"
     --output "$d/y.npy" >/dev/null 2>"$d/err"
 check "a temporary file of an interrupted write is never loaded" grep -q "never loaded" "$d/err"
 
+# ---- --overwrite stopped before its first save ----------------------------------------------------------
+# the new log is written beside the old one and takes its place at the first save: killed before
+# then, the old checkpoint keeps its own log (it had been emptied at the start)
+d="$T/ow"
+mkdir -p "$d"
+"$R" train "${A[@]}" --max-steps 3 --save "$d/s.safetensors" >/dev/null 2>&1
+cp "$d/s.log.jsonl" "$T/ow.log" && cp "$d/s.safetensors" "$T/ow.safetensors"
+"$R" train "${A[@]}" --overwrite --save "$d/s.safetensors" >/dev/null 2>&1 &
+pid=$!
+n=600
+until grep -qs '"step"' "$d"/.s.log.jsonl.tmp-* || [ $n -eq 0 ]; do sleep 0.05; n=$((n - 1)); done
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+check "--overwrite killed before its first save: the old log is intact" cmp -s "$d/s.log.jsonl" "$T/ow.log"
+check "... beside its checkpoint, intact too" cmp -s "$d/s.safetensors" "$T/ow.safetensors"
+"$R" train "${A[@]}" --overwrite --max-steps 2 --save "$d/s.safetensors" >/dev/null 2>&1
+check "--overwrite run to its save: the log is the new run's" [ "$(log_steps "$d/s.log.jsonl")" = "1 2" ]
+check "... and no temporary file is left (the killed run's removed)" [ "$(temps "$d")" -eq 0 ]
+
 # ---- non-finite numbers: a learning rate far too high -------------------------------------------------
 d="$T/nan"
 mkdir -p "$d"
