@@ -79,7 +79,7 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 int cmd_bench(int argc, char **argv) {
-    arg_table t = {"bench", "Time the forward pass on random input.", SPECS,
+    arg_table t = {"bench", "Time the forward pass (or, with --train, a training step) on random input.", SPECS,
                    sizeof SPECS / sizeof SPECS[0]};
     int r = args_parse(&t, argc, argv);
     if (r)

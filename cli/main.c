@@ -127,6 +127,12 @@ int main(int argc, char **argv) {
         }
         return unknown_command(argv[2]);
     }
+    const int top = strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+                    strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--version") == 0;
+    if (top && argc > 2) { /* as resnet help COMMAND WORD: the word was meant for something */
+        fprintf(stderr, "resnet: %s takes no arguments, got '%s' (see resnet --help)\n", argv[1], argv[2]);
+        return EXIT_USAGE;
+    }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         usage(stdout);
         return 0;
