@@ -47,9 +47,9 @@ for v in $(grep -rhoE 'getenv\("[A-Z_]+"\)' src cli | sed -E 's/getenv\("([A-Z_]
     grep -q "^  $v " "$T/out" && ok || bad "the environment variable $v is read but not in resnet --help"
 done
 expect 2 "resnet help trian" "$R" help trian
+grep -qF "unknown command 'trian': did you mean train?" "$T/err" && ok || bad "help of an unknown command: $(cat "$T/err")"
 expect 2 "resnet --version extra" "$R" --version extra
 grep -qF -- "--version takes no arguments, got 'extra'" "$T/err" && ok || bad "--version extra: $(cat "$T/err")"
-grep -qF "unknown command 'trian': did you mean train?" "$T/err" && ok || bad "help of an unknown command: $(cat "$T/err")"
 mkdir -p "$T/plotdir/auto" && cp "$T/q/in.log.jsonl" "$T/plotdir/l.jsonl"
 R_ABS=$(realpath "$R")
 (cd "$T/plotdir" && "$R_ABS" plot --log l.jsonl >/dev/null 2>"$T/plotdir/err")
