@@ -62,6 +62,9 @@ static arg_spec SPECS[] = {
     {"momentum", ARG_STRING, "0", "SGD momentum", 0, 0},
     {"nesterov", ARG_FLAG, NULL, "Nesterov momentum", 0, 0},
     {"weight-decay", ARG_STRING, "0", "weight decay (SGD: L2 added to the gradient; AdamW: decoupled)", 0, 0},
+    {"norm-weight-decay", ARG_STRING, "same", "weight decay of the BatchNorm weights and biases, a parameter group "
+     "of their own as torchvision's --norm-weight-decay makes (0 is usual: they are not decayed); same: "
+     "--weight-decay", 0, 0},
     {"schedule", ARG_STRING, "constant", "constant, step:S[:G], multistep:E1,E2[:G], cosine[:MIN], onecycle[:PCT]", 0, 0},
     {"warmup", ARG_INT, "0", "linear learning-rate warm-up, in steps", 0, 0},
     {"label-smoothing", ARG_STRING, "0", "cross-entropy label smoothing in [0, 1]", 0, 0},
@@ -208,6 +211,8 @@ static int setup_model(train_run *r, const char *resume) {
             return EXIT_USAGE;
         cfg.lr_backbone = atof(args_str(t, "lr-backbone"));
     }
+    if (strcmp(args_str(t, "norm-weight-decay"), "same") != 0) /* checked by check_flags */
+        cfg.norm_weight_decay = atof(args_str(t, "norm-weight-decay"));
     int warmup;
     if (!args_int(t, "warmup", 0, 100000000, &warmup))
         return EXIT_USAGE;
@@ -300,7 +305,8 @@ static int check_flags(train_run *r, int *batch, int *size, int *threads, int pl
         return 0;
     if (!non_negative(t, "lr") || !non_negative(t, "momentum") || !non_negative(t, "weight-decay") ||
         !cli_number_ok(t, "label-smoothing") ||
-        (strcmp(args_str(t, "lr-backbone"), "same") != 0 && !non_negative(t, "lr-backbone")))
+        (strcmp(args_str(t, "lr-backbone"), "same") != 0 && !non_negative(t, "lr-backbone")) ||
+        (strcmp(args_str(t, "norm-weight-decay"), "same") != 0 && !non_negative(t, "norm-weight-decay")))
         return 0;
     const double smoothing = atof(args_str(t, "label-smoothing"));
     if (smoothing < 0 || smoothing > 1) {

@@ -413,6 +413,10 @@ typedef struct rn_train_config {
     int64_t schedule_offset; /* the schedule runs at the optimizer's step + this (default 0):
                                 a run resumed with other steps per epoch (another batch size
                                 or dataset) goes on from where its images are in the new plan */
+    double norm_weight_decay; /* < 0 (default): weight_decay; else the weight decay of the
+                                BatchNorm weights and biases (a parameter group of their own,
+                                as torchvision's set_weight_decay makes for --norm-weight-decay;
+                                0 is the usual choice); SGD and AdamW alike */
 } rn_train_config;
 
 /* Fills *cfg with the defaults above. */

@@ -230,6 +230,16 @@ expect 0 "3 steps without momentum" "$R" "${common[@]}" --epochs 2 --lr 0.1 --ma
 expect 2 "resume with --nesterov, no momentum" "$R" train --data tiny --quiet --resume r/nm.safetensors \
     --max-steps 4 --nesterov --save r/nm2.safetensors --log none
 has err "got '0' (the --resume checkpoint's)" "the checkpoint's momentum is named"
+# the BatchNorm parameters' own weight decay is part of the plan: kept by a resume without it
+expect 0 "3 steps with --norm-weight-decay 0" "$R" "${common[@]}" --epochs 2 --lr 0.1 --weight-decay 0.01 \
+    --norm-weight-decay 0 --max-steps 3 --save r/nwd.safetensors
+expect 0 "... resumed without it" "$R" train --data tiny --quiet --resume r/nwd.safetensors --max-steps 6 \
+    --save r/nwd.safetensors --log none
+hasnt out "other settings" "the resumed run keeps --norm-weight-decay"
+expect 0 "6 steps with --norm-weight-decay 0" "$R" "${common[@]}" --epochs 2 --lr 0.1 --weight-decay 0.01 \
+    --norm-weight-decay 0 --max-steps 6 --save r/nwd6.safetensors
+/usr/bin/python3 "$HERE/tests/same_checkpoint.py" r/nwd.safetensors r/nwd6.safetensors && ok ||
+    bad "--norm-weight-decay resumed: not the straight run's checkpoint"
 # a longer horizon: what changes is printed, with the learning rates the trainer uses
 expect 0 "resume with --epochs 4" "$R" train --data tiny --quiet --resume r/a.safetensors --max-steps 4 \
     --epochs 4 --save r/c.safetensors --log none

@@ -17,7 +17,8 @@
    used (see kink_distance): at a kink two correct float32 implementations
    can differ by 1e-2.
 2. steps: `resnet train --no-shuffle --augment none` for 6 SGD steps (lr 0.002, momentum
-   0.9, weight decay 5e-4, BN in train mode) from given weights on a small
+   0.9, weight decay 5e-4, BN in train mode; and weight decay 5 with --norm-weight-decay 0,
+   torchvision's BatchNorm group) from given weights on a small
    generated dataset, against the same steps in PyTorch (tools/train_ref.py,
    float64): per-step losses within 1e-4 relative, every parameter and
    running statistic after the last step within 1e-3 relative (by norm),
@@ -278,8 +279,18 @@ def write_cifar(directory, images, labels):
 
 def check_steps(resnet, tmp):
     steps, batch = 6, 16
-    cases = [("d2l_resnet18", "fashion-mnist", 1, 28), ("resnet18", "cifar10", 3, 32)]
-    for arch, kind, in_ch, size in cases:
+    # a small learning rate: a kink (a ReLU input within rounding of zero) that two float32
+    # implementations take on different sides changes that step's gradient by up to ~1e-2
+    # (see kink_distance), and the weights then part by lr times that, growing each step;
+    # at lr 0.01 they part by ~1e-3 within six steps on some machines
+    hyper = ["--lr", "0.002", "--momentum", "0.9", "--weight-decay", "5e-4"]
+    # the BatchNorm parameters' own weight decay (torchvision's --norm-weight-decay): the rest
+    # decayed hard enough (1% a step) that decaying them too would part them by 6%
+    norm_decay = ["--lr", "0.002", "--momentum", "0.9", "--weight-decay", "5", "--norm-weight-decay", "0"]
+    cases = [("d2l_resnet18", "fashion-mnist", 1, 28, hyper), ("resnet18", "cifar10", 3, 32, hyper),
+             ("d2l_resnet18", "fashion-mnist", 1, 28, norm_decay)]
+    for arch, kind, in_ch, size, hyper in cases:
+        what = arch + (" --norm-weight-decay 0" if "--norm-weight-decay" in hyper else "")
         model = randomize(build_model(arch, in_ch, 10), seed=5)
         rng = np.random.default_rng(3)
         count = steps * batch
@@ -298,13 +309,9 @@ def check_steps(resnet, tmp):
             np.save(os.path.join(bdir, "y_%03d.npy" % s), labels[sl].astype(np.float32))
         w = os.path.join(tmp, arch + "_init.safetensors")
         save_model(w, arch, model, in_ch, 10)
-        ck = os.path.join(tmp, arch + "_ck.safetensors")
-        log = os.path.join(tmp, arch + "_log.jsonl")
-        # a small learning rate: a kink (a ReLU input within rounding of zero) that two float32
-        # implementations take on different sides changes that step's gradient by up to ~1e-2
-        # (see kink_distance), and the weights then part by lr times that, growing each step;
-        # at lr 0.01 they part by ~1e-3 within six steps on some machines
-        hyper = ["--lr", "0.002", "--momentum", "0.9", "--weight-decay", "5e-4"]
+        tag = what.replace(" --", "_").replace(" ", "_")
+        ck = os.path.join(tmp, tag + "_ck.safetensors")
+        log = os.path.join(tmp, tag + "_log.jsonl")
         ok = run([resnet, "train", "--arch", arch, "--data", data, "--dataset", kind, "--init", w,
                   "--batch-size", str(batch), "--max-steps", str(steps), "--no-shuffle", "--augment", "none",
                   "--save", ck, "--log", log, "--log-every", "1", "--threads", "2", "--quiet"] + hyper)
@@ -313,14 +320,14 @@ def check_steps(resnet, tmp):
                          "--steps", str(steps), "--out-losses", losses_ref, "--out-state", state_ref,
                          "--double"] + hyper)
         if not ok:
-            report(False, "%s training steps: a command failed" % arch)
+            report(False, "%s training steps: a command failed" % what)
             continue
         ours = [json.loads(l)["loss"] for l in open(log) if '"step"' in l]
         ref = np.load(losses_ref).astype(np.float64)
         rel = [abs(a - b) / abs(b) for a, b in zip(ours, ref)]
         report(len(ours) == steps and max(rel) <= 1e-4,
                "%s %d SGD steps: losses %s, rel errors %s" % (
-                   arch, steps, " ".join("%.5f" % v for v in ours), " ".join("%.1e" % r for r in rel)))
+                   what, steps, " ".join("%.5f" % v for v in ours), " ".join("%.1e" % r for r in rel)))
         got, _ = load_safetensors(ck)
         exp, _ = load_safetensors(state_ref)
         worst, worst_name, bad = 0.0, "", []
@@ -339,7 +346,7 @@ def check_steps(resnet, tmp):
             if d / r > 1e-3:
                 bad.append(name)
         report(not bad, "%s after %d steps: %d tensors (parameters, running statistics, counters), "
-               "worst rel error %.2e (%s)%s" % (arch, steps, len(exp), worst, worst_name,
+               "worst rel error %.2e (%s)%s" % (what, steps, len(exp), worst, worst_name,
                                                  "; failing: %s" % bad[:5] if bad else ""))
 
 

@@ -4,7 +4,7 @@
     /usr/bin/python3 tools/train_ref.py --arch A --weights W.safetensors \\
         --batches DIR --steps N --lr LR [--momentum M] [--weight-decay WD] \\
         [--nesterov] [--optimizer sgd|adamw] [--beta1 B1] [--beta2 B2] [--eps E] \\
-        [--label-smoothing S] [--double] [--threads T] \\
+        [--label-smoothing S] [--norm-weight-decay NWD] [--double] [--threads T] \\
         --out-losses L.npy --out-state S.safetensors
     /usr/bin/python3 tools/train_ref.py --selftest
 
@@ -17,7 +17,9 @@ t = 0 .. N-1 on DIR/x_{t:03d}.npy (float (B, C, H, W)) and DIR/y_{t:03d}.npy
     loss.backward(); opt.step()
 
 with one parameter group holding every parameter (weight decay applies to
-all, BatchNorm and biases included) and
+all, BatchNorm and biases included), or with --norm-weight-decay NWD two, as
+torchvision's references/classification/utils.set_weight_decay makes them
+(the BatchNorm modules' weights and biases at NWD, the rest at WD), and
     sgd:   torch.optim.SGD(lr, momentum, weight_decay, nesterov, dampening=0)
     adamw: torch.optim.AdamW(lr, betas=(B1, B2), eps, weight_decay)
            (defaults 0.9, 0.999, 1e-8; --momentum and --nesterov are ignored).
@@ -45,12 +47,25 @@ from rn_models import build_model, metadata, randomize  # noqa: E402
 from st_io import load_safetensors, save_safetensors  # noqa: E402
 
 
+def param_groups(model, a):
+    """Every parameter, or with --norm-weight-decay the BatchNorm modules' apart."""
+    if a.norm_weight_decay is None:
+        return model.parameters()
+    norm, rest = [], []
+    for module in model.modules():
+        own = list(module.parameters(recurse=False))
+        (norm if isinstance(module, nn.modules.batchnorm._BatchNorm) else rest).extend(own)
+    return [{"params": norm, "weight_decay": a.norm_weight_decay},
+            {"params": rest, "weight_decay": a.weight_decay}]
+
+
 def make_optimizer(model, a):
+    groups = param_groups(model, a)
     if a.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=a.lr, momentum=a.momentum,
+        return torch.optim.SGD(groups, lr=a.lr, momentum=a.momentum,
                                weight_decay=a.weight_decay, nesterov=a.nesterov, dampening=0,
                                foreach=False)
-    return torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(a.beta1, a.beta2), eps=a.eps,
+    return torch.optim.AdamW(groups, lr=a.lr, betas=(a.beta1, a.beta2), eps=a.eps,
                              weight_decay=a.weight_decay, foreach=False)
 
 
@@ -108,6 +123,7 @@ def parse(argv):
     ap.add_argument("--beta2", type=float, default=0.999)
     ap.add_argument("--eps", type=float, default=1e-8)
     ap.add_argument("--label-smoothing", type=float, default=0.0)
+    ap.add_argument("--norm-weight-decay", type=float, default=None)
     ap.add_argument("--double", action="store_true", help="compute in float64")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out-losses")

@@ -121,6 +121,14 @@ static int64_t *add_counter(builder *b, const char *name) {
     return p;
 }
 
+/* A BatchNorm's weight or bias: trainable, marked as a norm layer's (rn_tensor_ref.norm). */
+static float *add_norm_f32(builder *b, const char *name, const char *suffix, const int64_t *shape) {
+    float *p = add_f32(b, name, suffix, 1, shape, 1);
+    if (b->filling)
+        b->m->tensors[b->tensors - 1].norm = 1;
+    return p;
+}
+
 /* Sets up a conv (+ BN) unit and registers its tensors. */
 static void add_unit(builder *b, rn_unit *u, const char *conv_name, const char *bn_name,
                      int cin, int cout, int k, int stride, int has_bias, int groups) {
@@ -140,8 +148,8 @@ static void add_unit(builder *b, rn_unit *u, const char *conv_name, const char *
     if (has_bias)
         u->b = add_f32(b, conv_name, "bias", 1, vshape, 1);
     if (u->has_bn) {
-        u->bn_weight = add_f32(b, bn_name, "weight", 1, vshape, 1);
-        u->bn_bias = add_f32(b, bn_name, "bias", 1, vshape, 1);
+        u->bn_weight = add_norm_f32(b, bn_name, "weight", vshape);
+        u->bn_bias = add_norm_f32(b, bn_name, "bias", vshape);
         u->bn_mean = add_f32(b, bn_name, "running_mean", 1, vshape, 0);
         u->bn_var = add_f32(b, bn_name, "running_var", 1, vshape, 0);
         u->bn_batches = add_counter(b, bn_name);

@@ -77,6 +77,7 @@ typedef struct rn_tensor_ref {
     float *f32;                   /* into model->params, or NULL */
     int64_t *i64;                 /* into model->counters, or NULL */
     int trainable;                /* weights and biases: 1; BN statistics: 0 */
+    int norm;                     /* a BatchNorm's weight or bias: 1 (their own weight decay) */
 } rn_tensor_ref;
 
 typedef struct rn_arch_desc {

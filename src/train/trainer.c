@@ -60,6 +60,7 @@ void rn_train_config_default(rn_train_config *cfg) {
     cfg->eps = 1e-8;
     cfg->schedule = "constant";
     cfg->lr_backbone = -1.0;
+    cfg->norm_weight_decay = -1.0;
 }
 
 /* The kernels of cfg's precision on the process's instruction set: fp32, or its bf16 twin. */
@@ -105,6 +106,8 @@ rn_status rn_trainer_create(rn_model *m, const rn_train_config *cfg, rn_trainer 
         return rn_fail(RN_ERR_ARG, "unknown optimizer '%s' (expected sgd or adamw)", opt);
     if (!(cfg->lr >= 0.0) || !(cfg->momentum >= 0.0) || !(cfg->weight_decay >= 0.0))
         return rn_fail(RN_ERR_ARG, "learning rate, momentum and weight decay must be >= 0");
+    if (cfg->norm_weight_decay != cfg->norm_weight_decay) /* NaN; < 0 is "weight_decay's" */
+        return rn_fail(RN_ERR_ARG, "the norm layers' weight decay is not a number");
     if (!(cfg->label_smoothing >= 0.0f && cfg->label_smoothing <= 1.0f))
         return rn_fail(RN_ERR_ARG, "label smoothing must be in [0, 1]");
     if (cfg->nesterov && cfg->momentum <= 0.0)
@@ -378,14 +381,16 @@ rn_status rn_trainer_step(rn_trainer *t, const float *x, const int32_t *labels, 
         if (t->cfg.freeze_backbone && !head)
             continue;
         float tensor_lr = (float)(head ? lr : lr_backbone);
+        const double decay = r->norm && t->cfg.norm_weight_decay >= 0.0 ? t->cfg.norm_weight_decay
+                                                                         : t->cfg.weight_decay;
         size_t off = (size_t)(r->f32 - m->params);
         const float *g = t->grads + off;
         if (t->adamw)
             rn_adamw_update(r->f32, g, t->state + off, t->state2 + off, r->numel, head ? lr : lr_backbone,
-                            t->cfg.beta1, t->cfg.beta2, t->cfg.eps, t->cfg.weight_decay, t->steps);
+                            t->cfg.beta1, t->cfg.beta2, t->cfg.eps, decay, t->steps);
         else
             rn_sgd_update(r->f32, g, t->state + off, r->numel, tensor_lr, (float)t->cfg.momentum,
-                          (float)t->cfg.weight_decay, t->cfg.nesterov, t->steps == 1);
+                          (float)decay, t->cfg.nesterov, t->steps == 1);
     }
     /* the classifier is read live by every forward; only the backbone is prepared */
     if (!t->cfg.freeze_backbone)
