@@ -318,16 +318,24 @@ static int check_flags(train_run *r, int *batch, int *size, int *threads, int pl
                   "keeps all of the earlier ones and the weights grow without end", args_str(t, "momentum"));
         return 0;
     }
-    /* a --resume without --momentum takes its checkpoint's: not the default's to refuse */
-    if (args_flag(t, "nesterov") && !(atof(args_str(t, "momentum")) > 0) &&
-        (args_spec(t, "momentum")->set || planned || strcmp(args_str(t, "resume"), "none") == 0)) {
-        cli_error(t->command, "--nesterov needs a --momentum above 0, got '%s'%s", args_str(t, "momentum"),
-                  args_spec(t, "momentum")->set || !planned ? "" : " (the --resume checkpoint's)");
-        return 0;
-    }
     const char *opt = args_str(t, "optimizer");
     if (strcmp(opt, "sgd") != 0 && strcmp(opt, "adamw") != 0) {
         cli_error(t->command, "unknown --optimizer '%s' (expected sgd or adamw)", opt);
+        return 0;
+    }
+    /* before --nesterov's check: an AdamW run given --nesterov had been told to give a momentum */
+    if (strcmp(opt, "adamw") == 0 && (args_spec(t, "momentum")->set || args_spec(t, "nesterov")->set)) {
+        cli_error(t->command, "--momentum and --nesterov are SGD's (--optimizer sgd); AdamW keeps its own "
+                  "moments: drop them");
+        return 0;
+    }
+    /* resuming, what is not given is the checkpoint's, not the default's or the recipe's, to
+     * refuse: only both given are checked before its plan is read */
+    const int resuming_now = strcmp(args_str(t, "resume"), "none") != 0;
+    if (args_flag(t, "nesterov") && !(atof(args_str(t, "momentum")) > 0) &&
+        (planned || !resuming_now || (args_spec(t, "momentum")->set && args_spec(t, "nesterov")->set))) {
+        cli_error(t->command, "--nesterov needs a --momentum above 0, got '%s'%s", args_str(t, "momentum"),
+                  args_spec(t, "momentum")->set || !planned ? "" : " (the --resume checkpoint's)");
         return 0;
     }
     rn_schedule sched;
@@ -378,14 +386,14 @@ static int check_flags(train_run *r, int *batch, int *size, int *threads, int pl
             return 0;
         }
     }
-    if (args_spec(t, "freeze-backbone")->set && args_spec(t, "lr-backbone")->set) {
-        cli_error(t->command, "--freeze-backbone keeps the backbone as loaded, --lr-backbone %s would train it: "
-                  "give one of the two", args_str(t, "lr-backbone"));
-        return 0;
-    }
-    if (strcmp(opt, "adamw") == 0 && (args_spec(t, "momentum")->set || args_spec(t, "nesterov")->set)) {
-        cli_error(t->command, "--momentum and --nesterov are SGD's (--optimizer sgd); AdamW keeps its own "
-                  "moments: drop them");
+    /* given, or one of them the --resume checkpoint's (a frozen run resumed with --lr-backbone
+     * had been accepted, the rate then ignored) */
+    if (args_flag(t, "freeze-backbone") && strcmp(args_str(t, "lr-backbone"), "same") != 0) {
+        const int frozen_given = args_spec(t, "freeze-backbone")->set, rate_given = args_spec(t, "lr-backbone")->set;
+        cli_error(t->command, "--freeze-backbone%s keeps the backbone as loaded, --lr-backbone %s%s would train it: "
+                  "give one of the two%s", frozen_given ? "" : " (the --resume checkpoint's)",
+                  args_str(t, "lr-backbone"), rate_given ? "" : " (the --resume checkpoint's)",
+                  rate_given ? "" : " (--lr-backbone same trains fc alone)");
         return 0;
     }
     /* the data's configuration */
@@ -709,7 +717,7 @@ started:
                    args_flag(&t, "deterministic") ? "fixed-order (--deterministic)" : "MPI all-reduce");
     }
     char recipe[512];
-    recipe_describe(&t, recipe, sizeof recipe);
+    recipe_describe(&t, resume ? &r.plan : NULL, recipe, sizeof recipe);
     if (recipe[0] && r.lead)
         printf("recipe %s:%s\n", args_str(&t, "recipe"), recipe);
     if (resume && r.lead)

@@ -85,7 +85,8 @@ int recipe_apply(arg_table *t) {
     return 1;
 }
 
-void recipe_describe(const arg_table *t, char *buf, size_t cap) {
+void recipe_describe(const arg_table *t, const train_plan *plan, char *buf, size_t cap) {
+    static const char *const from_checkpoint[] = {"arch", "stem", "width", "seed"};
     const recipe *r = find(args_str(t, "recipe"));
     size_t used = 0;
     buf[0] = '\0';
@@ -95,6 +96,13 @@ void recipe_describe(const arg_table *t, char *buf, size_t cap) {
         const recipe_flag *f = fl[i];
         const arg_spec *s = args_spec(t, f->flag);
         if (!s || s->set)
+            continue;
+        /* resuming, the plan's value (a resumed run had listed the recipe's --precision bf16 and
+         * --schedule onecycle while it ran on in fp32 at a constant rate) */
+        int theirs = plan && plan_value(plan, f->flag) != NULL;
+        for (size_t k = 0; plan && k < sizeof from_checkpoint / sizeof from_checkpoint[0]; k++)
+            theirs |= strcmp(f->flag, from_checkpoint[k]) == 0;
+        if (theirs)
             continue;
         if (s->kind == ARG_FLAG)
             used += (size_t)snprintf(buf + used, cap - used, " --%s", f->flag);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #include "args.h"
+#include "train_plan.h"
 
 /* The --recipe flag of `resnet train`. */
 #define TRAIN_RECIPE_SPEC                                                                             \
@@ -31,8 +32,10 @@ int recipe_list_asked(int argc, char **argv);
 /* Prints every recipe: its name, what it is for, and its flags. */
 void recipe_list(FILE *out);
 
-/* The flags --recipe gave their values to (not those given explicitly),
- * as " --flag value ..." into buf; "" without a recipe. */
-void recipe_describe(const arg_table *t, char *buf, size_t cap);
+/* The flags --recipe gave their values to (not those given explicitly; resuming,
+ * with `plan` the checkpoint's, not those its plan records, nor the model's and
+ * the seed, which are the checkpoint's too), as " --flag value ..." into buf;
+ * "" without a recipe. */
+void recipe_describe(const arg_table *t, const train_plan *plan, char *buf, size_t cap);
 
 #endif

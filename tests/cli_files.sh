@@ -230,6 +230,22 @@ expect 0 "3 steps without momentum" "$R" "${common[@]}" --epochs 2 --lr 0.1 --ma
 expect 2 "resume with --nesterov, no momentum" "$R" train --data tiny --quiet --resume r/nm.safetensors \
     --max-steps 4 --nesterov --save r/nm2.safetensors --log none
 has err "got '0' (the --resume checkpoint's)" "the checkpoint's momentum is named"
+# flags whose combination is checked against the checkpoint's plan: a frozen run resumed with
+# --lr-backbone (accepted, the rate ignored), --recipe fmnist-fast (--nesterov) with --momentum 0 on
+# a run whose plan has no Nesterov (refused), --nesterov on an AdamW run (told to give a momentum);
+# the recipe's flags the plan overrides are not listed as the recipe's (--precision bf16 had been)
+expect 0 "3 frozen steps" "$R" "${common[@]}" --epochs 2 --freeze-backbone --max-steps 3 --save r/fz.safetensors
+expect 2 "... resumed with --lr-backbone" "$R" train --data tiny --quiet --resume r/fz.safetensors --max-steps 4 \
+    --lr-backbone 0.01 --save r/fz.safetensors --log none
+has err "--freeze-backbone (the --resume checkpoint's) keeps the backbone as loaded" "the checkpoint's flag is named"
+expect 0 "... resumed with --recipe fmnist-fast --momentum 0" "$R" train --data tiny --quiet --resume r/a.safetensors \
+    --max-steps 4 --recipe fmnist-fast-bf16 --momentum 0 --save r/rc.safetensors --log none
+hasnt out "recipe fmnist-fast-bf16:" "the recipe's flags the plan overrides are not listed as applied"
+has out "--momentum: 0.9 -> 0" "the flag given is a change"
+expect 0 "3 AdamW steps" "$R" "${common[@]}" --epochs 2 --optimizer adamw --max-steps 3 --save r/aw.safetensors
+expect 2 "... resumed with --nesterov" "$R" train --data tiny --quiet --resume r/aw.safetensors --max-steps 4 \
+    --nesterov --save r/aw.safetensors --log none
+has err "--momentum and --nesterov are SGD's" "AdamW's refusal, not a call for a momentum"
 # the BatchNorm parameters' own weight decay is part of the plan: kept by a resume without it
 expect 0 "3 steps with --norm-weight-decay 0" "$R" "${common[@]}" --epochs 2 --lr 0.1 --weight-decay 0.01 \
     --norm-weight-decay 0 --max-steps 3 --save r/nwd.safetensors
