@@ -218,7 +218,7 @@ expect 0 "6 steps straight" "$R" "${common[@]}" --epochs 2 --lr 0.1 --schedule c
 expect 0 "3 steps" "$R" "${common[@]}" --epochs 2 --lr 0.1 --schedule cosine --momentum 0.9 \
     --max-steps 3 --save r/a.safetensors
 expect 0 "resume with no flags" "$R" train --data tiny --quiet --resume r/a.safetensors --max-steps 6 \
-    --save r/b.safetensors --log none
+    --save r/b.safetensors
 hasnt out "other settings" "resume with no flags changes nothing"
 /usr/bin/python3 "$HERE/tests/same_checkpoint.py" r/b.safetensors r/straight.safetensors && ok || bad "resume with no flags: the checkpoint differs from the straight run's"
 # a flag turned on at resume: --nesterov on the checkpoint's momentum (it had been checked against
@@ -246,11 +246,19 @@ expect 0 "3 AdamW steps" "$R" "${common[@]}" --epochs 2 --optimizer adamw --max-
 expect 2 "... resumed with --nesterov" "$R" train --data tiny --quiet --resume r/aw.safetensors --max-steps 4 \
     --nesterov --save r/aw.safetensors --log none
 has err "--momentum and --nesterov are SGD's" "AdamW's refusal, not a call for a momentum"
+# --log FILE is part of the plan: a resume without --log goes on in that log (it had started
+# CKPT.log.jsonl beside the checkpoint, the run's steps split between the two)
+expect 0 "3 steps with --log FILE" "$R" train --data tiny --batch-size 8 --quiet --log-every 1 --epochs 2 \
+    --max-steps 3 --save r/lf.safetensors --log r/custom.jsonl
+expect 0 "... resumed without --log" "$R" train --data tiny --quiet --resume r/lf.safetensors --max-steps 5 \
+    --save r/lf.safetensors
+[ ! -e r/lf.log.jsonl ] && [ "$(grep -c '"step": ' r/custom.jsonl)" -eq 5 ] && ok ||
+    bad "the resumed run's steps are not in its --log FILE: $(ls r) $(grep -c '"step": ' r/custom.jsonl)"
 # the BatchNorm parameters' own weight decay is part of the plan: kept by a resume without it
 expect 0 "3 steps with --norm-weight-decay 0" "$R" "${common[@]}" --epochs 2 --lr 0.1 --weight-decay 0.01 \
     --norm-weight-decay 0 --max-steps 3 --save r/nwd.safetensors
 expect 0 "... resumed without it" "$R" train --data tiny --quiet --resume r/nwd.safetensors --max-steps 6 \
-    --save r/nwd.safetensors --log none
+    --save r/nwd.safetensors
 hasnt out "other settings" "the resumed run keeps --norm-weight-decay"
 expect 0 "6 steps with --norm-weight-decay 0" "$R" "${common[@]}" --epochs 2 --lr 0.1 --weight-decay 0.01 \
     --norm-weight-decay 0 --max-steps 6 --save r/nwd6.safetensors

@@ -4,8 +4,8 @@ training state: equal headers (tensors, offsets, metadata) and equal bytes in
 the weights file and in the optimizer-state file beside it (CKPT.optim.safetensors),
 the run id aside (a resumed run keeps the id of the run it continues, a run
 started afresh gets its own), the wall-clock times (the run's elapsed seconds
-and those of the epoch in progress), and how often the run logs steps and saves
-(plan.log-every, plan.save-every: a run killed between saves is resumed by one
+and those of the epoch in progress), and how often and where the run logs steps and saves
+(plan.log-every, plan.save-every, plan.log: a run killed between saves is resumed by one
 that saves more often than its reference, to the same state). Exits 1, naming the first file that differs, if not."""
 import json
 import sys
@@ -19,7 +19,7 @@ def same_but_run_id(a, b):
         raw = open(path, "rb").read()
         n = int.from_bytes(raw[:8], "little")
         header = json.loads(raw[8:8 + n])
-        for key in ("run_id", "elapsed", "tally.seconds", "plan.log-every", "plan.save-every"):
+        for key in ("run_id", "elapsed", "tally.seconds", "plan.log-every", "plan.save-every", "plan.log"):
             header.get("__metadata__", {}).pop(key, None)
         return header, raw[8 + n:]
     return parts(a) == parts(b)
