@@ -182,6 +182,22 @@ static void progress_line(train_run *r, int epoch, int step, int steps, double l
                 r->epochs, step, steps, loss, acc, ips, eta);
 }
 
+/* Seconds left of the run (not the epoch: the ETA had reached 0 s at each epoch's end): its steps
+ * to the last epoch's end or --max-steps at the epoch's rate so far, and the evaluations left, at
+ * the last one's time where one was timed, else at three times the training rate (a forward
+ * pass is about a third of a training step). */
+static double run_eta(const train_run *r, int64_t epoch, int step, int steps, int batch, double ips) {
+    int64_t left = steps - step + (r->epochs - epoch - 1) * (int64_t)steps;
+    const int64_t to_max = r->max_steps > 0 ? r->max_steps - rn_trainer_steps(r->tr) : left;
+    left = to_max < left ? to_max : left;
+    const int64_t last = epoch + (left > steps - step ? (left - (steps - step) + steps - 1) / steps : 0);
+    int evals = 0;
+    for (int64_t e = epoch; e <= last && e < r->epochs; e++)
+        evals += e + 1 == r->epochs || (r->eval_every > 0 && (e + 1) % r->eval_every == 0);
+    const double eval_s = r->eval_seconds > 0 ? r->eval_seconds : r->test.count / (3.0 * ips);
+    return (double)left * batch / ips + evals * eval_s;
+}
+
 static void eval_progress(void *ctx, int64_t done, int64_t total) {
     train_run *r = ctx;
     if (!r->quiet && r->tty)
@@ -271,7 +287,7 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
             e->lr = res.lr;
             double el = train_clock_s() - t0, ips = (e->images - seen0) / (el > 0 ? el : 1e-9);
             progress_line(r, (int)epoch + 1, step, steps, e->loss_sum / e->images,
-                          (double)e->correct / e->images, ips, (double)(steps - step) * B / ips);
+                          (double)e->correct / e->images, ips, run_eta(r, epoch, step, steps, B, ips));
             int64_t gstep = rn_trainer_steps(r->tr);
             if (r->lead && r->logf && r->log_every > 0 && gstep % r->log_every == 0) {
                 fprintf(r->logf, "{\"step\": %lld, \"epoch\": %lld, \"loss\": %.6f, \"acc\": %.6f, \"lr\": %.8g}\n",
@@ -329,11 +345,13 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
             ecfg.batch_size = local; /* as fits_in_memory planned it (the global batch had run on
                                         every rank, ranks times what was checked) */
             train_dist_sync_model(&r->dist);
+            const double e0 = train_clock_s();
             if (train_dist_evaluate(&r->dist, r->m, &r->test, &ecfg, eval_progress, r, &ev) != RN_OK) {
                 cli_error(r->dist.what, "evaluating: %s", rn_last_error());
                 status = EXIT_RUNTIME;
                 break;
             }
+            r->eval_seconds = train_clock_s() - e0;
         }
         if (!r->quiet && r->tty)
             fprintf(stderr, "\r%*s\r", 100, "");

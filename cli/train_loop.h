@@ -41,6 +41,7 @@ typedef struct train_run {
                                "elapsed" is these plus the command's */
     epoch_tally tally;      /* the epoch in progress, so far (what a checkpoint inside it records) */
     double tally_t0;        /* when this command's share of it started (train_clock_s) */
+    double eval_seconds;    /* the last evaluation's (0: none yet), for the run's ETA */
     train_ckpt ck;
     int stopped_together;   /* the loop stopped where every rank stops alike (too many bad steps:
                                all skip the same steps), so no rank need be aborted */

@@ -264,6 +264,22 @@ check "... beside its checkpoint, intact too" cmp -s "$d/s.safetensors" "$T/ow.s
 check "--overwrite run to its save: the log is the new run's" [ "$(log_steps "$d/s.log.jsonl")" = "1 2" ]
 check "... and no temporary file is left (the killed run's removed)" [ "$(temps "$d")" -eq 0 ]
 
+# ---- the progress line's ETA is the run's -------------------------------------------------------------
+# 40 epochs of 250 steps: 50 steps in, the ETA counts the 39 epochs after this one (it had counted
+# this epoch's 200 steps only)
+d="$T/eta"
+mkdir -p "$d"
+"$R" train --data data/fmnist-small --epochs 40 --batch-size 20 --threads 1 --seed 5 --no-report \
+    >/dev/null 2>"$d/err" &
+pid=$!
+wait_for "$d/err" "step 50/250" 120
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+eta=$(sed -n 's|.*step 50/250 .*ETA \([0-9]*\)s.*|\1|p' "$d/err")
+steps_s=$(sed -n 's|.*step 50/250 .* \([0-9]*\) img/s.*|\1|p' "$d/err")
+eta_ok() { [ -n "$eta" ] && [ -n "$steps_s" ] && [ "$eta" -ge $((9950 * 20 / (steps_s + 1) * 9 / 10)) ]; }
+check "the ETA is the run's: ${eta:-none} s for 9950 steps at ${steps_s:-?} img/s" eta_ok
+
 # ---- non-finite numbers: a learning rate far too high -------------------------------------------------
 d="$T/nan"
 mkdir -p "$d"
