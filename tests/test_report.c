@@ -355,7 +355,9 @@ static void test_collect_and_report(rn_model *m) {
     /* a whole report, with a log */
     const char *log = "{\"run\": {\"cpu\": \"Test CPU 9000\", \"threads\": 3, \"seed\": 7}}\n"
                       "{\"epoch\": 1, \"train_loss\": 1.1, \"train_acc\": 0.4, \"test_loss\": 1.2, "
-                      "\"test_acc\": 0.35, \"lr\": 0.1, \"seconds\": 2, \"images_per_second\": 20}\n";
+                      "\"test_acc\": 0.35, \"lr\": 0.1, \"seconds\": 2, \"images_per_second\": 20}\n"
+                      "{\"epoch\": 2, \"train_loss\": 1.0, \"train_acc\": 0.5, \"test_loss\": 1.1, "
+                      "\"test_acc\": 0.4, \"lr\": 0.1, \"seconds\": 8, \"images_per_second\": 5}\n";
     CHECK(check_write_file(path_of("r.jsonl"), log, strlen(log)), "log");
     char logpath[2048], outdir[2048];
     memcpy(logpath, path_of("r.jsonl"), sizeof logpath);
@@ -371,6 +373,10 @@ static void test_collect_and_report(rn_model *m) {
     CHECK(html && strstr(html, "Test CPU 9000") && strstr(html, "gamma &amp; delta") &&
               !strstr(html, "gamma & delta") && !strstr(html, "<script") && strstr(html, "</html>"),
           "the page has the run's CPU and the escaped class names, and no script");
+    /* throughput as train prints it: 80 images in 10 s, 8 a second (the epochs' mean rate, 12.5,
+     * had been shown) */
+    CHECK(html && strstr(html, "8.0 training images/s") && !strstr(html, "12.5 training images/s"),
+          "the throughput is the images over the seconds");
     free(html);
     struct stat sb;
     CHECK(stat(path_of("report/confusion.png"), &sb) == 0 && sb.st_size > 1000, "confusion.png written");

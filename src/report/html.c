@@ -150,13 +150,16 @@ static int run_num(const report_page *p, const char *key, double *out) {
 /* Training time and throughput over the logged epochs. */
 typedef struct epoch_totals {
     int epochs;               /* records with seconds */
-    double seconds, ips_sum;
+    double seconds;
+    double images, ips_seconds; /* over the records with images per second: their images (rate x
+                                   seconds) and seconds, whose ratio is train's own "img/s" (a
+                                   mean of the epochs' rates had disagreed with it) */
     int ips_n;
     double min_s, max_s;
 } epoch_totals;
 
 static epoch_totals totals(const rn_run_log *log) {
-    epoch_totals t = {0, 0, 0, 0, INFINITY, 0};
+    epoch_totals t = {.min_s = INFINITY};
     for (size_t i = 0; log && i < log->count; i++) {
         double s = log->epochs[i].v[RN_LOG_SECONDS], ips = log->epochs[i].v[RN_LOG_IMAGES_PER_SECOND];
         /* an epoch trained before a resume, as older builds logged it: "seconds": 0 with no
@@ -169,8 +172,8 @@ static epoch_totals totals(const rn_run_log *log) {
             t.min_s = s < t.min_s ? s : t.min_s;
             t.max_s = s > t.max_s ? s : t.max_s;
         }
-        if (!isnan(ips))
-            t.ips_sum += ips, t.ips_n++;
+        if (!isnan(ips) && !isnan(s) && s > 0)
+            t.images += ips * s, t.ips_seconds += s, t.ips_n++;
     }
     return t;
 }
@@ -258,7 +261,7 @@ static void tiles(const report_page *p, json_buf *b) {
         if (t.epochs) {
             put_duration(b, t.seconds);
             if (t.ips_n)
-                json_buf_printf(b, " &middot; %.0f img/s", t.ips_sum / t.ips_n);
+                json_buf_printf(b, " &middot; %.0f img/s", t.images / t.ips_seconds);
         } else {
             PUT(b, "time not logged");
         }
@@ -592,8 +595,8 @@ static void facts(const report_page *p, json_buf *b) {
     PUT(b, "</dd>\n");
     fact_open(b, "Throughput");
     if (t.ips_n)
-        json_buf_printf(b, "%.1f training images/s (mean over %d epoch%s)", t.ips_sum / t.ips_n,
-                        t.ips_n, t.ips_n == 1 ? "" : "s");
+        json_buf_printf(b, "%.1f training images/s (the images of %d epoch%s over their seconds)",
+                        t.images / t.ips_seconds, t.ips_n, t.ips_n == 1 ? "" : "s");
     else
         not_recorded(b);
     PUT(b, "</dd>\n");
