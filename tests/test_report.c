@@ -426,6 +426,7 @@ static void test_many_classes(void) {
         ds.labels[i] = (i * 7) % MK;
     rn_loader_config cfg = {.batch_size = 32};
     report_eval e;
+    char more_text[64] = "";
     rn_status st = rn_model_create("d2l_resnet18", 1, MK, &m);
     if (st == RN_OK)
         st = report_collect(m, &ds, &cfg, MG, NULL, NULL, &e);
@@ -454,12 +455,33 @@ static void test_many_classes(void) {
             if (!in[k])
                 most_out = miss[k] > most_out ? miss[k] : most_out;
         CHECK(ok && least_in >= most_out, "the 30 classes with the most mistakes, in class order");
+        /* the pairs as common as the 8th of the list of mistakes, past it: the page says how many */
+        int64_t counts[MK * MK];
+        int nc = 0;
+        for (int i = 0; i < MK * MK; i++)
+            if (i / MK != i % MK && e.ev.confusion[i] > 0)
+                counts[nc++] = e.ev.confusion[i];
+        for (int i = 1; i < nc; i++) /* descending */
+            for (int j = i; j > 0 && counts[j] > counts[j - 1]; j--) {
+                int64_t tmp = counts[j];
+                counts[j] = counts[j - 1], counts[j - 1] = tmp;
+            }
+        int64_t tied = 0;
+        for (int i = 8; nc > 8 && i < nc; i++)
+            tied += counts[i] == counts[7];
+        if (tied > 0)
+            snprintf(more_text, sizeof more_text, "and %lld more pair", (long long)tied);
         report_eval_free(&e);
     }
     rn_report_config rc = {.output_dir = path_of("many"), .loader = cfg, .grid = MG};
     rn_report_summary sum;
     CHECK(m && rn_report_write(m, &ds, &rc, NULL, NULL, &sum) == RN_OK && sum.figures >= 3,
           "a report with %d classes and no PNG: %s", MK, rn_last_error());
+    size_t len = 0;
+    char *html = (char *)check_read_file(path_of("many/report.html"), &len);
+    CHECK(html && more_text[0] && strstr(html, more_text), "the mistakes past the list as common as its last "
+          "are counted ('%s')", more_text);
+    free(html);
     rn_model_free(m);
     rn_dataset_free(&ds);
 }
