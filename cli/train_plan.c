@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/dataset.h"
 #include "run_common.h"
 #include "train/optim.h"
 
@@ -160,6 +161,22 @@ const char *plan_value(const train_plan *p, const char *name) {
     return NULL;
 }
 
+/* A flag's value as the run takes it, where "auto" or 0 stands for the dataset's own: --augment
+ * auto (crop+flip for folders, none otherwise), --normalize auto (imagenet for folders, none
+ * otherwise), --image-size 0 (28 for the IDX datasets, 32 for CIFAR-10, 224 for folders); the
+ * value itself otherwise. A resume given the value in effect had listed it as a change. */
+static const char *resolved(const arg_table *t, const char *flag, const char *value) {
+    const char *kind = args_str(t, "dataset");
+    const int folder = rn_dataset_kind_is_folder(kind);
+    if (strcmp(flag, "augment") == 0 && strcmp(value, "auto") == 0)
+        return folder ? "crop+flip" : "none";
+    if (strcmp(flag, "normalize") == 0 && strcmp(value, "auto") == 0)
+        return folder ? "imagenet" : "none";
+    if (strcmp(flag, "image-size") == 0 && cli_same_value(value, "0"))
+        return folder ? "224" : strcmp(kind, "cifar10") == 0 || strcmp(kind, "cifar-10") == 0 ? "32" : "28";
+    return value;
+}
+
 void plan_report(const train_plan *p, const arg_table *t, const char *optim_path, int64_t step,
                  int64_t start_epoch, int64_t position) {
     if (!p->recorded) {
@@ -170,7 +187,7 @@ void plan_report(const train_plan *p, const arg_table *t, const char *optim_path
         for (int i = 0; i < PLAN_N_FLAGS; i++) {
             const arg_spec *s = args_spec(t, PLAN_FLAGS[i]);
             const char *was = p->flag_values[i], *now = flag_text(t, PLAN_FLAGS[i]);
-            if (!s || !was || cli_same_value(was, now))
+            if (!s || !was || cli_same_value(resolved(t, PLAN_FLAGS[i], was), resolved(t, PLAN_FLAGS[i], now)))
                 continue;
             if (lines++ == 0)
                 printf("resuming with other settings than the checkpoint's:\n");

@@ -254,6 +254,12 @@ expect 0 "... resumed without --log" "$R" train --data tiny --quiet --resume r/l
     --save r/lf.safetensors
 [ ! -e r/lf.log.jsonl ] && [ "$(grep -c '"step": ' r/custom.jsonl)" -eq 5 ] && ok ||
     bad "the resumed run's steps are not in its --log FILE: $(ls r) $(grep -c '"step": ' r/custom.jsonl)"
+# the values in effect, given: no change (--augment none, --normalize none and --image-size 28 had
+# been listed as changes from auto and 0 on this IDX dataset)
+expect 0 "resume given the values in effect" "$R" train --data tiny --quiet --resume r/a.safetensors --max-steps 4 \
+    --augment none --normalize none --image-size 28 --save r/same.safetensors --log none
+hasnt out "--augment" "the augmentation in effect is no change"
+hasnt out "--image-size" "the image size in effect is no change"
 # the BatchNorm parameters' own weight decay is part of the plan: kept by a resume without it
 expect 0 "3 steps with --norm-weight-decay 0" "$R" "${common[@]}" --epochs 2 --lr 0.1 --weight-decay 0.01 \
     --norm-weight-decay 0 --max-steps 3 --save r/nwd.safetensors
