@@ -239,7 +239,7 @@ static void bash(FILE *f, const tables *ts) {
                "# flag tables of the commands (the same tables that print --help); do not edit.\n"
                "_resnet() {\n"
                "    local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}\n"
-               "    local flags values words commands=\"", RN_VERSION);
+               "    local flags= values= words= commands=\"", RN_VERSION);
     for (int i = 0; i < CLI_N_COMMANDS; i++)
         fprintf(f, "%s%s", i ? " " : "", CLI_COMMANDS[i].name);
     fputs("\"\n    if [ \"$COMP_CWORD\" -eq 1 ]; then\n"

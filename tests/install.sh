@@ -116,8 +116,9 @@ done
 [ $missing -eq 0 ] && ok
 
 COMP="$PREFIX/share/bash-completion/completions/resnet"
-complete_words() { # words... -> what the completion offers for the last word
-    bash -c 'source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _resnet; echo "${COMPREPLY[*]}"' \
+complete_words() { # words... -> what the completion offers for the last word (under set -u, as some
+    # users' shells run: an unset variable of the script had failed there)
+    bash -c 'set -u; source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _resnet; echo "${COMPREPLY[*]}"' \
         _ "$COMP" "$@"
 }
 [ "$(complete_words resnet exp)" = "export" ] && ok \
