@@ -67,8 +67,9 @@ static int save_checkpoint(train_run *r, int64_t epoch, int64_t position) {
         if (r->logf)
             fflush(r->logf);
         if (rename(r->log, r->log_final) != 0)
-            cli_error(r->dist.what, "warning: cannot rename the log %s to %s: %s", r->log, r->log_final,
-                      strerror(errno));
+            cli_error(r->dist.what, "warning: cannot rename the new log %s to %s (%s): the run logs on in %s; "
+                      "rename it before running in this folder again", r->log, r->log_final, strerror(errno),
+                      r->log);
         else
             snprintf(r->log, sizeof r->log, "%s", r->log_final);
         r->log_final[0] = '\0';
@@ -190,7 +191,8 @@ static double run_eta(const train_run *r, int64_t epoch, int step, int steps, in
     int64_t left = steps - step + (r->epochs - epoch - 1) * (int64_t)steps;
     const int64_t to_max = r->max_steps > 0 ? r->max_steps - rn_trainer_steps(r->tr) : left;
     left = to_max < left ? to_max : left;
-    const int64_t last = epoch + (left > steps - step ? (left - (steps - step) + steps - 1) / steps : 0);
+    /* the epochs whose end the run reaches (a --max-steps stop inside one evaluates nothing) */
+    const int64_t last = left >= steps - step ? epoch + (left - (steps - step)) / steps : epoch - 1;
     int evals = 0;
     for (int64_t e = epoch; e <= last && e < r->epochs; e++)
         evals += e + 1 == r->epochs || (r->eval_every > 0 && (e + 1) % r->eval_every == 0);
@@ -392,7 +394,6 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
                     (long long)epoch + 1, test_json, (long long)rn_trainer_steps(r->tr),
                     r->elapsed_before + train_clock_s() - r->started);
             log_flush(r);
-            write_curves(r, 1);
         } else if (r->lead && r->logf) {
             /* an epoch whose every step was skipped has no training figures: null, not 0 */
             char loss_t[32] = "null", acc_t[32] = "null", lr_t[32] = "null", ips_t[32] = "null";
@@ -410,11 +411,14 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
                     (long long)rn_trainer_steps(r->tr), (long long)e->skipped,
                     r->elapsed_before + train_clock_s() - r->started);
             log_flush(r);
-            write_curves(r, 1);
         }
         rn_eval_result_free(&ev);
         if (r->save[0] && (status = save_checkpoint(r, epoch + 1, 0)) != 0)
             break;
+        /* after the save: a run --overwrite starts over replaces the old run's curves with its
+         * checkpoint, as its log and report (they had been replaced before it) */
+        if (r->lead && r->logf)
+            write_curves(r, 1);
         if (stopped) {
             if (r->lead)
                 printf("stopped after %lld steps (--max-steps) at the end of epoch %lld\n",

@@ -279,6 +279,10 @@ eta=$(sed -n 's|.*step 50/250 .*ETA \([0-9]*\)s.*|\1|p' "$d/err")
 steps_s=$(sed -n 's|.*step 50/250 .* \([0-9]*\) img/s.*|\1|p' "$d/err")
 eta_ok() { [ -n "$eta" ] && [ -n "$steps_s" ] && [ "$eta" -ge $((9950 * 20 / (steps_s + 1) * 9 / 10)) ]; }
 check "the ETA is the run's: ${eta:-none} s for 9950 steps at ${steps_s:-?} img/s" eta_ok
+# stopped by --max-steps inside the epoch: nothing left at its last step, no evaluation counted
+"$R" train --data data/fmnist-small --epochs 40 --batch-size 20 --threads 1 --seed 5 --no-report \
+    --max-steps 50 >/dev/null 2>"$d/err2"
+check "... with --max-steps, 0 s at the last step (no evaluation follows)" grep -q "step 50/250 .*ETA 0s" "$d/err2"
 
 # ---- non-finite numbers: a learning rate far too high -------------------------------------------------
 d="$T/nan"
