@@ -377,12 +377,14 @@ static void mistakes(const report_page *p, json_buf *b) {
     PUT(b, "</ol>\n");
     /* pairs as common as the last one shown, left out for the list's length: said, not dropped
      * without a word (a third pair of 11 had been) */
+    if (n < TOP)
+        return;
     int64_t tied = 0;
-    for (size_t i = 0; n == TOP && i < (size_t)K * K; i++)
+    for (size_t i = 0; i < (size_t)K * K; i++)
         tied += i / K != i % K && ev->confusion[i] == top[TOP - 1].count;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < TOP; i++)
         tied -= top[i].count == top[TOP - 1].count;
-    if (n == TOP && tied > 0)
+    if (tied > 0)
         json_buf_printf(b, "<p class=\"lead\">and %lld more pair%s of %lld image%s each, as common as the "
                         "last one listed</p>\n", (long long)tied, tied == 1 ? "" : "s",
                         (long long)top[TOP - 1].count, top[TOP - 1].count == 1 ? "" : "s");
