@@ -416,7 +416,8 @@ typedef struct rn_train_config {
     double norm_weight_decay; /* < 0 (default): weight_decay; else the weight decay of the
                                 BatchNorm weights and biases (a parameter group of their own,
                                 as torchvision's set_weight_decay makes for --norm-weight-decay;
-                                0 is the usual choice); SGD and AdamW alike */
+                                0 is the usual choice); SGD and AdamW alike. A config not filled
+                                by rn_train_config_default has 0 here: no decay on BatchNorm */
 } rn_train_config;
 
 /* Fills *cfg with the defaults above. */

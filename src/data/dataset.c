@@ -246,7 +246,7 @@ rn_status rn_dataset_match_classes(rn_dataset *ds, const char *const *names, int
             if (names[j] && same_class(names[j], ds->class_names[c]))
                 to[c] = j;
         if (to[c] >= 0)
-            found++;
+            found += !empty; /* a match of an imageless class alone labels nothing */
         else if (missing < 0 && !empty)
             missing = c;
         same &= to[c] == c;
