@@ -393,7 +393,7 @@ static int check_flags(train_run *r, int *batch, int *size, int *threads, int pl
         cli_error(t->command, "--freeze-backbone%s keeps the backbone as loaded, --lr-backbone %s%s would train it: "
                   "give one of the two%s", frozen_given ? "" : " (the --resume checkpoint's)",
                   args_str(t, "lr-backbone"), rate_given ? "" : " (the --resume checkpoint's)",
-                  rate_given ? "" : " (--lr-backbone same trains fc alone)");
+                  rate_given ? "" : " (with --lr-backbone same, --freeze-backbone trains fc alone)");
         return 0;
     }
     /* the data's configuration */
@@ -558,6 +558,11 @@ int cmd_train(int argc, char **argv) {
             goto started;
         }
         plan_apply(&r.plan, &t);
+        /* the run's --log FILE goes on only with its checkpoint: a resume saved elsewhere (a fork
+         * of the run) starts its own log beside its --save (it had cut the run's log back to its
+         * step and taken it over) */
+        if (!args_spec(&t, "log")->set && !(r.save[0] && cli_same_file(resume, r.save)))
+            args_default_to(&t, "log", "auto");
         const char *optimizer = plan_value(&r.plan, "optimizer");
         if (optimizer && strcmp(optimizer, args_str(&t, "optimizer")) != 0) {
             cli_error(r.dist.what, "--optimizer %s: %s holds %s's state, which another optimizer cannot go on "
@@ -674,11 +679,25 @@ started:
              * run stopped before then leaves the old checkpoint with its own log (it had been
              * emptied at the start) */
             rn_wfile w;
-            if (rn_wfile_open(&w, r.log) == RN_OK) {
+            if (rn_wfile_open(&w, r.log) != RN_OK) {
+                cli_error(r.dist.what, "cannot write the log: %s", rn_last_error());
+                status = EXIT_WRITE;
+                goto done;
+            }
+            const int fits = strlen(w.path) < sizeof r.log_final && strlen(w.tmp) < sizeof r.log;
+            if (fits) {
                 snprintf(r.log_final, sizeof r.log_final, "%s", w.path);
                 snprintf(r.log, sizeof r.log, "%s", w.tmp);
                 r.logf = w.f;
-                free(w.path), free(w.tmp);
+            } else {
+                fclose(w.f);
+                unlink(w.tmp);
+            }
+            free(w.path), free(w.tmp);
+            if (!fits) {
+                cli_error(r.dist.what, "%s: the log's path is too long", r.log);
+                status = EXIT_USAGE;
+                goto done;
             }
         } else {
             r.logf = fopen(r.log, resume ? "a" : "w");

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "data/dataset.h"
 #include "run_common.h"
@@ -112,6 +113,14 @@ void plan_record(train_plan *p, const arg_table *t, int64_t steps_per_epoch, int
         p->keys[p->count] = p->key_text[p->count];
         p->values[p->count++] = flag_text(t, PLAN_FLAGS[i]);
     }
+    /* --log FILE from where the run started, so that a resume from another folder finds it */
+    const char *log = args_str(t, "log");
+    char cwd[2048];
+    if (strcmp(log, "auto") != 0 && strcmp(log, "none") != 0 && log[0] != '/' && getcwd(cwd, sizeof cwd) &&
+        (size_t)snprintf(p->log_text, sizeof p->log_text, "%s/%s", cwd, log) < sizeof p->log_text)
+        for (int i = 0; i < p->count; i++)
+            if (strcmp(p->keys[i], PREFIX "log") == 0)
+                p->values[i] = p->log_text;
     static const char *const derived[] = {"steps_per_epoch", "total_steps", "schedule_offset"};
     int64_t numbers[] = {p->now_steps_per_epoch, p->now_total_steps, p->now_schedule_offset};
     for (int i = 0; i < 3; i++) {
@@ -187,7 +196,8 @@ void plan_report(const train_plan *p, const arg_table *t, const char *optim_path
         for (int i = 0; i < PLAN_N_FLAGS; i++) {
             const arg_spec *s = args_spec(t, PLAN_FLAGS[i]);
             const char *was = p->flag_values[i], *now = flag_text(t, PLAN_FLAGS[i]);
-            if (!s || !was || cli_same_value(resolved(t, PLAN_FLAGS[i], was), resolved(t, PLAN_FLAGS[i], now)))
+            if (!s || !was || cli_same_value(resolved(t, PLAN_FLAGS[i], was), resolved(t, PLAN_FLAGS[i], now)) ||
+                (strcmp(PLAN_FLAGS[i], "log") == 0 && cli_same_file(was, now)))
                 continue;
             if (lines++ == 0)
                 printf("resuming with other settings than the checkpoint's:\n");

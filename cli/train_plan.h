@@ -57,6 +57,7 @@ typedef struct train_plan {
     int count;
     int64_t now_steps_per_epoch, now_total_steps, now_schedule_offset;
     char key_text[PLAN_MAX_META][40], value_text[PLAN_MAX_META][24];
+    char log_text[4096];                 /* --log FILE made absolute, as recorded */
 } train_plan;
 
 /* Reads the plan and the seed recorded in a checkpoint's optimizer file.

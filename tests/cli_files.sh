@@ -254,6 +254,17 @@ expect 0 "... resumed without --log" "$R" train --data tiny --quiet --resume r/l
     --save r/lf.safetensors
 [ ! -e r/lf.log.jsonl ] && [ "$(grep -c '"step": ' r/custom.jsonl)" -eq 5 ] && ok ||
     bad "the resumed run's steps are not in its --log FILE: $(ls r) $(grep -c '"step": ' r/custom.jsonl)"
+# ... but a resume saved elsewhere (a fork of the run) starts its own log beside its --save, the
+# run's log left whole; from another folder, the run's log is found (recorded absolute)
+cp r/custom.jsonl r/custom.before
+expect 0 "a fork of it resumed from step 5" "$R" train --data tiny --quiet --resume r/lf.safetensors --max-steps 6 \
+    --save r/fork.safetensors
+cmp -s r/custom.jsonl r/custom.before && [ -s r/fork.log.jsonl ] && ok ||
+    bad "the fork took the run's log over: $(ls r)"
+(mkdir -p elsewhere && cd elsewhere && "$R" train --data ../tiny --quiet --resume ../r/lf.safetensors --max-steps 6 \
+    --save ../r/lf.safetensors >/dev/null 2>&1)
+[ "$(grep -c '"step": ' r/custom.jsonl)" -eq 6 ] && [ ! -e elsewhere/r ] && ok ||
+    bad "resumed from another folder, the run's log was not found: $(grep -c '"step": ' r/custom.jsonl) $(ls elsewhere)"
 # the values in effect, given: no change (--augment none, --normalize none and --image-size 28 had
 # been listed as changes from auto and 0 on this IDX dataset)
 expect 0 "resume given the values in effect" "$R" train --data tiny --quiet --resume r/a.safetensors --max-steps 4 \
