@@ -335,6 +335,11 @@ static int read_stdin(unsigned char **data, size_t *len) {
         }
         if (got == 0)
             break;
+        /* not an image by its first bytes: no more is read (a gigabyte of something else had
+         * been read whole before it was refused); the decoder says what it is */
+        static const unsigned char png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+        if (n >= 8 && !(buf[0] == 0xff && buf[1] == 0xd8 && buf[2] == 0xff) && memcmp(buf, png, 8) != 0)
+            break;
     }
     *data = buf, *len = n;
     return 1;
