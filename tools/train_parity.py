@@ -18,7 +18,8 @@
    can differ by 1e-2.
 2. steps: `resnet train --no-shuffle --augment none` for 6 SGD steps (lr 0.002, momentum
    0.9, weight decay 5e-4, BN in train mode; and weight decay 5 with --norm-weight-decay 0,
-   torchvision's BatchNorm group) from given weights on a small
+   torchvision's BatchNorm group, and the same groups under AdamW, its conv biases before
+   BatchNorm aside) from given weights on a small
    generated dataset, against the same steps in PyTorch (tools/train_ref.py,
    float64): per-step losses within 1e-4 relative, every parameter and
    running statistic after the last step within 1e-3 relative (by norm),
@@ -287,10 +288,13 @@ def check_steps(resnet, tmp):
     # the BatchNorm parameters' own weight decay (torchvision's --norm-weight-decay): the rest
     # decayed hard enough (1% a step) that decaying them too would part them by 6%
     norm_decay = ["--lr", "0.002", "--momentum", "0.9", "--weight-decay", "5", "--norm-weight-decay", "0"]
+    # and AdamW's decoupled decay by group (1% a step too)
+    adamw_norm = ["--optimizer", "adamw", "--lr", "0.0001", "--weight-decay", "100", "--norm-weight-decay", "0"]
     cases = [("d2l_resnet18", "fashion-mnist", 1, 28, hyper), ("resnet18", "cifar10", 3, 32, hyper),
-             ("d2l_resnet18", "fashion-mnist", 1, 28, norm_decay)]
+             ("d2l_resnet18", "fashion-mnist", 1, 28, norm_decay), ("d2l_resnet18", "fashion-mnist", 1, 28, adamw_norm)]
     for arch, kind, in_ch, size, hyper in cases:
-        what = arch + (" --norm-weight-decay 0" if "--norm-weight-decay" in hyper else "")
+        what = arch + (" --optimizer adamw" if "adamw" in hyper else "") + \
+            (" --norm-weight-decay 0" if "--norm-weight-decay" in hyper else "")
         model = randomize(build_model(arch, in_ch, 10), seed=5)
         rng = np.random.default_rng(3)
         count = steps * batch
@@ -326,7 +330,7 @@ def check_steps(resnet, tmp):
         ref = np.load(losses_ref).astype(np.float64)
         rel = [abs(a - b) / abs(b) for a, b in zip(ours, ref)]
         report(len(ours) == steps and max(rel) <= 1e-4,
-               "%s %d SGD steps: losses %s, rel errors %s" % (
+               "%s %d steps: losses %s, rel errors %s" % (
                    what, steps, " ".join("%.5f" % v for v in ours), " ".join("%.1e" % r for r in rel)))
         got, _ = load_safetensors(ck)
         exp, _ = load_safetensors(state_ref)
@@ -334,6 +338,12 @@ def check_steps(resnet, tmp):
         for name, t in exp.items():
             if name not in got:
                 bad.append(name + " (missing)")
+                continue
+            # AdamW: a conv bias before a train-mode BatchNorm has a true gradient of zero, so its
+            # gradient is rounding noise that Adam's normalisation turns into updates of about lr
+            # either way (8e-3 apart after six steps); its decay is the group under test's neither
+            weight = exp.get(name[:-len("bias")] + "weight")
+            if "adamw" in hyper and name.endswith(".bias") and weight is not None and weight.dim() == 4:
                 continue
             if t.dtype == torch.int64:
                 if not torch.equal(got[name], t):
