@@ -22,7 +22,7 @@ static arg_spec SPECS[] = {
     {"dataset", ARG_STRING, "auto", "fashion-mnist, mnist, cifar10, folder or folder-gray; auto: from the checkpoint", 0, 0},
     {"split", ARG_STRING, "test", "test (an image folder's val), val (image folders only) or train", 0, 0},
     {"classes", ARG_STRING, "names", "an image folder's labels: names (its class folders matched to the checkpoint's class names, where it has them) or position (the folders in sorted order as the model's classes 0, 1, ...)", 0, 0},
-    {"log", ARG_STRING, "auto", "training log (JSON lines); auto: the checkpoint's, if it exists; none: no curves; "
+    {"log", ARG_STRING, "auto", "training log (JSON lines); auto: the checkpoint's (CKPT.log.jsonl, or the --log FILE its run recorded), if it exists; none: no curves; "
      "a log named must exist", 0, 0},
     {"output", ARG_STRING, "auto", "folder for report.html and the figures; auto: next to the checkpoint, named after it + _report", 0, 0},
     {"grid", ARG_INT, "24", "images in each image grid (most confidently wrong, correct)", 0, 0},
@@ -109,6 +109,14 @@ int cmd_report(int argc, char **argv) {
     const char *log_flag = args_str(&t, "log");
     if (strcmp(log_flag, "auto") == 0) {
         cli_beside_existing(log, sizeof log, weights, ".log.jsonl");
+        /* else the --log FILE its run trained with, as its optimizer state's plan records it (the
+         * report of such a run had had no curves) */
+        char optim[1100], planned[1024];
+        cli_beside(optim, sizeof optim, weights, ".optim.safetensors");
+        if (!file_exists(log) && file_exists(optim) &&
+            rn_weights_meta(optim, "plan.log", planned, sizeof planned) == RN_OK &&
+            strcmp(planned, "auto") != 0 && strcmp(planned, "none") != 0 && file_exists(planned))
+            snprintf(log, sizeof log, "%s", planned);
         if (!file_exists(log))
             log[0] = '\0';
     } else if (strcmp(log_flag, "none") != 0) {

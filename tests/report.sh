@@ -130,6 +130,13 @@ grep -q "warning: the report has no curves: .*bad.jsonl:2" "$T/err" && grep -q "
 expect 2 "report without --weights" "$R" report --data "$T/data"
 expect 2 "report with --grid 0" "$R" report --weights "$T/run/m.safetensors" --data "$T/data" --grid 0
 expect 2 "report with a bad --split" "$R" report --weights "$T/run/m.safetensors" --data "$T/data" --split dev
+# --log auto finds the --log FILE a run trained with, as its checkpoint's plan records it (the report
+# of such a run had had no curves)
+"$R" train --data "$T/data" --epochs 1 --batch-size 64 --width 8 --threads 2 --seed 1 --quiet --no-report \
+    --save "$T/cl/m.safetensors" --log "$T/cl/elsewhere.jsonl" >/dev/null 2>&1
+expect 0 "report of a run with its own --log FILE" "$R" report --weights "$T/cl/m.safetensors" --data "$T/data" \
+    --output "$T/cl/rep" --no-png --threads 2 --quiet
+[ -s "$T/cl/rep/curves.svg" ] && ok "--log auto found the run's --log FILE" || bad "no curves from the run's --log FILE: $(ls "$T/cl/rep")"
 expect 2 "report with a bad --png-scale" "$R" report --weights "$T/run/m.safetensors" --data "$T/data" --png-scale 9
 expect 2 "report --png-scale with --no-png" "$R" report --weights "$T/run/m.safetensors" --data "$T/data" \
     --no-png --png-scale 3
