@@ -262,6 +262,18 @@ static const char *other_kind(const char *path, int log) {
     return rn_format_name(fmt);
 }
 
+/* Whether path is a regular file that starts as resnet's training logs do (the run record). */
+static int is_training_log(const char *path) {
+    static const char head[] = "{\"run\": ";
+    char got[sizeof head] = "";
+    struct stat sb;
+    FILE *f = stat(path, &sb) == 0 && S_ISREG(sb.st_mode) ? fopen(path, "rb") : NULL;
+    const size_t n = f ? fread(got, 1, sizeof head - 1, f) : 0;
+    if (f)
+        fclose(f);
+    return n == sizeof head - 1 && memcmp(got, head, n) == 0;
+}
+
 /* The log's path (empty: none) from --log: auto is the checkpoint's sibling (save, "" without
  * one), a file only rank 0 (lead) writes. */
 static void log_path(const arg_table *t, const char *save, int lead, char *out, size_t cap) {
@@ -335,7 +347,9 @@ static int check_flags(train_run *r, int *batch, int *size, int *threads, int pl
     if (args_flag(t, "nesterov") && !(atof(args_str(t, "momentum")) > 0) &&
         (planned || !resuming_now || (args_spec(t, "momentum")->set && args_spec(t, "nesterov")->set))) {
         cli_error(t->command, "--nesterov needs a --momentum above 0, got '%s'%s", args_str(t, "momentum"),
-                  args_spec(t, "momentum")->set || !planned ? "" : " (the --resume checkpoint's)");
+                  args_spec(t, "momentum")->set || !planned ? ""
+                  : plan_value(&r->plan, "momentum") ? " (the --resume checkpoint's)"
+                                                      : " (the default: the --resume checkpoint records none)");
         return 0;
     }
     rn_schedule sched;
@@ -563,6 +577,16 @@ int cmd_train(int argc, char **argv) {
          * step and taken it over) */
         if (!args_spec(&t, "log")->set && !(r.save[0] && cli_same_file(resume, r.save)))
             args_default_to(&t, "log", "auto");
+        /* a path from a checkpoint's metadata is written to only where it holds a training log
+         * already: a checkpoint from elsewhere cannot point the run at another file */
+        const char *planned_log = args_str(&t, "log");
+        if (!args_spec(&t, "log")->set && strcmp(planned_log, "auto") != 0 && strcmp(planned_log, "none") != 0 &&
+            !is_training_log(planned_log)) {
+            if (r.lead)
+                printf("note: %s, the --log its run recorded, is not there as a training log: this run logs "
+                       "beside its checkpoint (--log auto)\n", planned_log);
+            args_default_to(&t, "log", "auto");
+        }
         const char *optimizer = plan_value(&r.plan, "optimizer");
         if (optimizer && strcmp(optimizer, args_str(&t, "optimizer")) != 0) {
             cli_error(r.dist.what, "--optimizer %s: %s holds %s's state, which another optimizer cannot go on "

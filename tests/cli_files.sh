@@ -254,6 +254,16 @@ expect 0 "... resumed without --log" "$R" train --data tiny --quiet --resume r/l
     --save r/lf.safetensors
 [ ! -e r/lf.log.jsonl ] && [ "$(grep -c '"step": ' r/custom.jsonl)" -eq 5 ] && ok ||
     bad "the resumed run's steps are not in its --log FILE: $(ls r) $(grep -c '"step": ' r/custom.jsonl)"
+# the recorded path is written to only where it holds a training log: one that is now another
+# file is left alone, the run logging beside its checkpoint
+expect 0 "3 steps with --log FILE" "$R" train --data tiny --batch-size 8 --quiet --log-every 1 --epochs 2 \
+    --max-steps 3 --save r/lg2.safetensors --log r/other.txt
+echo "not a log" > r/other.txt
+expect 0 "... resumed after its log became another file" "$R" train --data tiny --quiet --resume r/lg2.safetensors \
+    --max-steps 4 --save r/lg2.safetensors
+[ "$(cat r/other.txt)" = "not a log" ] && [ -s r/lg2.log.jsonl ] && ok ||
+    bad "a checkpoint's recorded log path was written over: $(head -c 100 r/other.txt)"
+has out "is not there as a training log" "the switch to --log auto is said"
 # ... but a resume saved elsewhere (a fork of the run) starts its own log beside its --save, the
 # run's log left whole; from another folder, the run's log is found (recorded absolute)
 cp r/custom.jsonl r/custom.before
