@@ -33,6 +33,7 @@
 #include "data/transform.h"
 #include "fit.h"
 #include "io/image.h"
+#include "io/sniff.h"
 #include "resnet.h"
 #include "run_common.h"
 
@@ -337,8 +338,8 @@ static int read_stdin(unsigned char **data, size_t *len) {
             break;
         /* not an image by its first bytes: no more is read (a gigabyte of something else had
          * been read whole before it was refused); the decoder says what it is */
-        static const unsigned char png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-        if (n >= 8 && !(buf[0] == 0xff && buf[1] == 0xd8 && buf[2] == 0xff) && memcmp(buf, png, 8) != 0)
+        const rn_format format = rn_sniff(buf, n);
+        if (n >= 8 && format != RN_FMT_JPEG && format != RN_FMT_PNG)
             break;
     }
     *data = buf, *len = n;
@@ -574,8 +575,8 @@ int cmd_predict(int argc, char **argv) {
     const char *weights = args_str(&t, "weights");
     const char *arch = strcmp(args_str(&t, "arch"), "auto") ? args_str(&t, "arch") : NULL;
 
-    /* Cheap checks first: every image's header (standard input's: the whole image, read once),
-     * then the weights. */
+    /* Cheap checks first: every image's header (standard input read whole, once), then the
+     * weights. */
     unsigned char *stdin_data = NULL;
     size_t stdin_len = 0;
     int dashes = 0;
@@ -588,17 +589,11 @@ int cmd_predict(int argc, char **argv) {
     for (int i = 0; i < count; i++) {
         const char *format;
         int w, h;
-        rn_image probe = {0};
-        if (strcmp(images[i], "-") == 0) {
-            if (!read_stdin(&stdin_data, &stdin_len))
-                return EXIT_RUNTIME;
-            if (rn_image_decode(stdin_data, stdin_len, STDIN_NAME, 3, NULL, &probe) != RN_OK) {
-                cli_error("predict", "%s", rn_last_error());
-                free(stdin_data);
-                return EXIT_RUNTIME;
-            }
-            rn_image_free(&probe);
-        } else if (rn_image_probe(images[i], &format, &w, &h) != RN_OK) {
+        if (strcmp(images[i], "-") == 0 && !read_stdin(&stdin_data, &stdin_len))
+            return EXIT_RUNTIME;
+        if (strcmp(images[i], "-") == 0
+                ? rn_image_probe_data(stdin_data, stdin_len, STDIN_NAME, &format, &w, &h) != RN_OK
+                : rn_image_probe(images[i], &format, &w, &h) != RN_OK) {
             cli_error("predict", "%s", rn_last_error());
             free(stdin_data);
             return EXIT_RUNTIME;

@@ -535,26 +535,40 @@ rn_status rn_image_read(const char *path, const rn_image_limits *lim, rn_image *
     return rn_image_read_channels(path, 3, lim, out);
 }
 
+/* The probe's limits: the file size's, no bound on the sides (only the header is read). */
+static void probe_limits(rn_image_limits *lim) {
+    rn_image_limits_default(lim);
+    lim->max_width = lim->max_height = 0x7fffffff;
+    lim->max_pixels = INT64_MAX;
+}
+
+rn_status rn_image_probe_data(const void *data, size_t len, const char *name, const char **format,
+                              int *width, int *height) {
+    if (!data && len)
+        return rn_fail(RN_ERR_ARG, "rn_image_probe_data: data is NULL");
+    rn_image_limits lim;
+    probe_limits(&lim);
+    decode_job job = {.data = data, .len = len, .name = name ? name : "<memory>", .lim = &lim,
+                      .header_only = 1};
+    RN_TRY(decode_any(&job));
+    if (format)
+        *format = job.data[0] == 0xff ? "jpeg" : "png";
+    if (width)
+        *width = job.width;
+    if (height)
+        *height = job.height;
+    return RN_OK;
+}
+
 rn_status rn_image_probe(const char *path, const char **format, int *width, int *height) {
     if (!path)
         return rn_fail(RN_ERR_ARG, "rn_image_probe: path is NULL");
     rn_image_limits lim;
-    rn_image_limits_default(&lim);
-    lim.max_width = lim.max_height = 0x7fffffff;
-    lim.max_pixels = INT64_MAX;
+    probe_limits(&lim);
     uint8_t *data;
     size_t len;
     RN_TRY(rn_file_read_limit(path, file_limit(&lim), &data, &len));
-    decode_job job = {.data = data, .len = len, .name = path, .lim = &lim, .header_only = 1};
-    rn_status st = decode_any(&job);
-    if (st == RN_OK) {
-        if (format)
-            *format = data[0] == 0xff ? "jpeg" : "png";
-        if (width)
-            *width = job.width;
-        if (height)
-            *height = job.height;
-    }
+    rn_status st = rn_image_probe_data(data, len, path, format, width, height);
     free(data);
     return st;
 }

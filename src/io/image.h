@@ -64,6 +64,10 @@ rn_status rn_image_decode(const void *data, size_t len, const char *name, int ch
  * the same validation of the signature (not of the limits). */
 rn_status rn_image_probe(const char *path, const char **format, int *width, int *height);
 
+/* As rn_image_probe, on an image held in memory; `name` is used in messages. */
+rn_status rn_image_probe_data(const void *data, size_t len, const char *name, const char **format,
+                              int *width, int *height);
+
 /* Replaces an RGB image by its Pillow convert("L"); no-op on 1 channel. */
 rn_status rn_image_to_gray(rn_image *img);
 
