@@ -127,17 +127,17 @@ int main(int argc, char **argv) {
         }
         return unknown_command(argv[2]);
     }
-    const int top = strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-                    strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--version") == 0;
-    if (top && argc > 2) { /* as resnet help COMMAND WORD: the word was meant for something */
+    const int help = strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0,
+              version = strcmp(argv[1], "--version") == 0;
+    if ((help || version) && argc > 2) { /* as resnet help COMMAND WORD: the word was meant for something */
         fprintf(stderr, "resnet: %s takes no arguments, got '%s' (see resnet --help)\n", argv[1], argv[2]);
         return EXIT_USAGE;
     }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+    if (help) {
         usage(stdout);
         return 0;
     }
-    if (strcmp(argv[1], "--version") == 0) {
+    if (version) {
         printf("resnet %s\n", RN_VERSION);
         if (dist_library())
             printf("data-parallel training over MPI (mpirun -np N resnet train ...): %s\n", dist_library());
