@@ -343,9 +343,9 @@ static int check_flags(train_run *r, int *batch, int *size, int *threads, int pl
     }
     /* resuming, what is not given is the checkpoint's, not the default's or the recipe's, to
      * refuse: only both given are checked before its plan is read */
-    const int resuming_now = strcmp(args_str(t, "resume"), "none") != 0;
+    const int resuming = strcmp(args_str(t, "resume"), "none") != 0;
     if (args_flag(t, "nesterov") && !(atof(args_str(t, "momentum")) > 0) &&
-        (planned || !resuming_now || (args_spec(t, "momentum")->set && args_spec(t, "nesterov")->set))) {
+        (planned || !resuming || (args_spec(t, "momentum")->set && args_spec(t, "nesterov")->set))) {
         cli_error(t->command, "--nesterov needs a --momentum above 0, got '%s'%s", args_str(t, "momentum"),
                   args_spec(t, "momentum")->set || !planned ? ""
                   : plan_value(&r->plan, "momentum") ? " (the --resume checkpoint's)"
@@ -369,7 +369,7 @@ static int check_flags(train_run *r, int *batch, int *size, int *threads, int pl
         cli_stem(t) < 0 || cli_width(t) < 0)
         return 0;
     /* a --resume without --batch-size takes its checkpoint's: not the default's to refuse */
-    const int given = args_spec(t, "batch-size")->set, resuming = strcmp(args_str(t, "resume"), "none") != 0;
+    const int given = args_spec(t, "batch-size")->set;
     if (*batch % r->dist.size != 0 && (given || planned || !resuming)) {
         const int recipe = strcmp(args_str(t, "recipe"), "none") != 0;
         cli_error(r->dist.what, "--batch-size %d%s is the global batch: it must be a multiple of the %d ranks",
@@ -378,11 +378,11 @@ static int check_flags(train_run *r, int *batch, int *size, int *threads, int pl
         return 0;
     }
     /* what needs a file to write to */
-    const int save = strcmp(args_str(t, "save"), "none") != 0, resume = strcmp(args_str(t, "resume"), "none") != 0;
+    const int save = strcmp(args_str(t, "save"), "none") != 0;
     const char *log = args_str(t, "log");
-    if ((save && !cli_path_ok(t, "save")) || !cli_path_ok(t, "log") || (resume && !cli_path_ok(t, "resume")))
+    if ((save && !cli_path_ok(t, "save")) || !cli_path_ok(t, "log") || (resuming && !cli_path_ok(t, "resume")))
         return 0;
-    if (resume && !save) {
+    if (resuming && !save) {
         cli_error(t->command, "--resume %s needs --save: give --save %s to continue the checkpoint in place "
                   "(or --save NEW to keep it as it is)", args_str(t, "resume"), args_str(t, "resume"));
         return 0;
