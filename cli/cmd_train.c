@@ -65,6 +65,9 @@ static arg_spec SPECS[] = {
     {"norm-weight-decay", ARG_STRING, "same", "weight decay of the BatchNorm weights and biases, a parameter group "
      "of their own as torchvision's --norm-weight-decay makes (0 is usual: they are not decayed); same: "
      "--weight-decay", 0, 0},
+    {"clip-grad-norm", ARG_STRING, "0", "clip the gradients to this total L2 norm before each update, as "
+     "torch.nn.utils.clip_grad_norm_ (torchvision's --clip-grad-norm); the norm before clipping is logged "
+     "with --log-every (0: no clipping)", 0, 0},
     {"schedule", ARG_STRING, "constant", "constant, step:S[:G], multistep:E1,E2[:G], cosine[:MIN], onecycle[:PCT]", 0, 0},
     {"warmup", ARG_INT, "0", "linear learning-rate warm-up, in steps", 0, 0},
     {"label-smoothing", ARG_STRING, "0", "cross-entropy label smoothing in [0, 1]", 0, 0},
@@ -213,6 +216,7 @@ static int setup_model(train_run *r, const char *resume) {
     }
     if (strcmp(args_str(t, "norm-weight-decay"), "same") != 0) /* checked by check_flags */
         cfg.norm_weight_decay = atof(args_str(t, "norm-weight-decay"));
+    cfg.clip_grad_norm = atof(args_str(t, "clip-grad-norm")); /* checked by check_flags */
     int warmup;
     if (!args_int(t, "warmup", 0, 100000000, &warmup))
         return EXIT_USAGE;
@@ -316,6 +320,7 @@ static int check_flags(train_run *r, int *batch, int *size, int *threads, int pl
     if (!args_int(t, "warmup", 0, 100000000, &warmup))
         return 0;
     if (!non_negative(t, "lr") || !non_negative(t, "momentum") || !non_negative(t, "weight-decay") ||
+        !non_negative(t, "clip-grad-norm") ||
         !cli_number_ok(t, "label-smoothing") ||
         (strcmp(args_str(t, "lr-backbone"), "same") != 0 && !non_negative(t, "lr-backbone")) ||
         (strcmp(args_str(t, "norm-weight-decay"), "same") != 0 && !non_negative(t, "norm-weight-decay")))

@@ -292,8 +292,11 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
                           (double)e->correct / e->images, ips, run_eta(r, epoch, step, steps, B, ips));
             int64_t gstep = rn_trainer_steps(r->tr);
             if (r->lead && r->logf && r->log_every > 0 && gstep % r->log_every == 0) {
-                fprintf(r->logf, "{\"step\": %lld, \"epoch\": %lld, \"loss\": %.6f, \"acc\": %.6f, \"lr\": %.8g}\n",
+                fprintf(r->logf, "{\"step\": %lld, \"epoch\": %lld, \"loss\": %.6f, \"acc\": %.6f, \"lr\": %.8g",
                         (long long)gstep, (long long)epoch + 1, res.loss, (double)res.correct / n, e->lr);
+                if (r->cfg.clip_grad_norm > 0.0) /* the norm before clipping */
+                    fprintf(r->logf, ", \"grad_norm\": %.8g", res.grad_norm);
+                fputs("}\n", r->logf);
                 log_flush(r);
             }
             if (r->max_steps > 0 && gstep >= r->max_steps) {

@@ -418,6 +418,11 @@ typedef struct rn_train_config {
                                 as torchvision's set_weight_decay makes for --norm-weight-decay;
                                 0 is the usual choice); SGD and AdamW alike. A config not filled
                                 by rn_train_config_default has 0 here: no decay on BatchNorm */
+    double clip_grad_norm;   /* > 0: before each update the gradients of the tensors it updates
+                                are scaled by min(1, clip / (norm + 1e-6)), norm their total
+                                L2 norm, as torch.nn.utils.clip_grad_norm_ (torchvision's
+                                --clip-grad-norm); under data parallelism the norm of the
+                                averaged gradients. 0 (default): no clipping */
 } rn_train_config;
 
 /* Fills *cfg with the defaults above. */
@@ -439,6 +444,9 @@ typedef struct rn_step_result {
                                 infinite); nothing was changed: weights, BatchNorm
                                 statistics, optimizer state and step count are as
                                 before the step */
+    double grad_norm;        /* with clip_grad_norm > 0, the total L2 norm of the
+                                gradients before clipping (the step clipped them
+                                where it is above clip_grad_norm); else 0 */
 } rn_step_result;
 
 /* One optimizer step on a batch: forward in train mode (BatchNorm batch

@@ -291,6 +291,20 @@ expect 0 "6 steps with --norm-weight-decay 0" "$R" "${common[@]}" --epochs 2 --l
     --norm-weight-decay 0 --max-steps 6 --save r/nwd6.safetensors
 /usr/bin/python3 "$HERE/tests/same_checkpoint.py" r/nwd.safetensors r/nwd6.safetensors && ok ||
     bad "--norm-weight-decay resumed: not the straight run's checkpoint"
+# so is gradient clipping: a resume without --clip-grad-norm clips as the run did, and logs the norms
+expect 0 "3 steps with --clip-grad-norm 0.5" "$R" "${common[@]}" --epochs 2 --lr 0.1 --clip-grad-norm 0.5 \
+    --max-steps 3 --save r/clip.safetensors
+expect 0 "... resumed without it" "$R" train --data tiny --quiet --resume r/clip.safetensors --max-steps 6 \
+    --save r/clip.safetensors
+hasnt out "other settings" "the resumed run keeps --clip-grad-norm"
+[ "$(grep -c '"grad_norm": ' r/clip.log.jsonl)" = 6 ] && ok || bad "6 step lines with the gradient norm"
+expect 0 "6 steps with --clip-grad-norm 0.5" "$R" "${common[@]}" --epochs 2 --lr 0.1 --clip-grad-norm 0.5 \
+    --max-steps 6 --save r/clip6.safetensors
+/usr/bin/python3 "$HERE/tests/same_checkpoint.py" r/clip.safetensors r/clip6.safetensors && ok ||
+    bad "--clip-grad-norm resumed: not the straight run's checkpoint"
+expect 0 "6 steps unclipped" "$R" "${common[@]}" --epochs 2 --lr 0.1 --max-steps 6 --save r/noclip6.safetensors
+/usr/bin/python3 "$HERE/tests/same_checkpoint.py" r/clip6.safetensors r/noclip6.safetensors >/dev/null 2>&1 &&
+    bad "clipping at 0.5 changed nothing" || ok
 # a longer horizon: what changes is printed, with the learning rates the trainer uses
 expect 0 "resume with --epochs 4" "$R" train --data tiny --quiet --resume r/a.safetensors --max-steps 4 \
     --epochs 4 --save r/c.safetensors --log none

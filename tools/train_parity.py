@@ -19,7 +19,8 @@
 2. steps: `resnet train --no-shuffle --augment none` for 6 SGD steps (lr 0.002, momentum
    0.9, weight decay 5e-4, BN in train mode; and weight decay 5 with --norm-weight-decay 0,
    torchvision's BatchNorm group, and the same groups under AdamW, its conv biases before
-   BatchNorm aside) from given weights on a small
+   BatchNorm aside; and lr 0.06 with --clip-grad-norm 1, every step clipped, its gradient
+   norms before clipping within 1e-4 of clip_grad_norm_'s) from given weights on a small
    generated dataset, against the same steps in PyTorch (tools/train_ref.py,
    float64): per-step losses within 1e-4 relative, every parameter and
    running statistic after the last step within 1e-3 relative (by norm),
@@ -290,11 +291,16 @@ def check_steps(resnet, tmp):
     norm_decay = ["--lr", "0.002", "--momentum", "0.9", "--weight-decay", "5", "--norm-weight-decay", "0"]
     # and AdamW's decoupled decay by group (1% a step too)
     adamw_norm = ["--optimizer", "adamw", "--lr", "0.0001", "--weight-decay", "100", "--norm-weight-decay", "0"]
+    # gradients clipped to a total norm of 1 (about a thirtieth of theirs) at 30 times the rate: the
+    # same size of update as `hyper`, which would be thirty times too large unclipped
+    clip = ["--lr", "0.06", "--momentum", "0.9", "--weight-decay", "5e-4", "--clip-grad-norm", "1"]
     cases = [("d2l_resnet18", "fashion-mnist", 1, 28, hyper), ("resnet18", "cifar10", 3, 32, hyper),
-             ("d2l_resnet18", "fashion-mnist", 1, 28, norm_decay), ("d2l_resnet18", "fashion-mnist", 1, 28, adamw_norm)]
+             ("d2l_resnet18", "fashion-mnist", 1, 28, norm_decay), ("d2l_resnet18", "fashion-mnist", 1, 28, adamw_norm),
+             ("d2l_resnet18", "fashion-mnist", 1, 28, clip)]
     for arch, kind, in_ch, size, hyper in cases:
         what = arch + (" --optimizer adamw" if "adamw" in hyper else "") + \
-            (" --norm-weight-decay 0" if "--norm-weight-decay" in hyper else "")
+            (" --norm-weight-decay 0" if "--norm-weight-decay" in hyper else "") + \
+            (" --clip-grad-norm 1" if "--clip-grad-norm" in hyper else "")
         model = randomize(build_model(arch, in_ch, 10), seed=5)
         rng = np.random.default_rng(3)
         count = steps * batch
@@ -320,9 +326,10 @@ def check_steps(resnet, tmp):
                   "--batch-size", str(batch), "--max-steps", str(steps), "--no-shuffle", "--augment", "none",
                   "--save", ck, "--log", log, "--log-every", "1", "--threads", "2", "--quiet"] + hyper)
         losses_ref, state_ref = os.path.join(tmp, "losses.npy"), os.path.join(tmp, "state_ref.safetensors")
+        norms_ref = os.path.join(tmp, "grad_norms.npy")
         ok = ok and run([PY, os.path.join(HERE, "train_ref.py"), "--arch", arch, "--weights", w, "--batches", bdir,
                          "--steps", str(steps), "--out-losses", losses_ref, "--out-state", state_ref,
-                         "--double"] + hyper)
+                         "--out-grad-norms", norms_ref, "--double"] + hyper)
         if not ok:
             report(False, "%s training steps: a command failed" % what)
             continue
@@ -332,6 +339,17 @@ def check_steps(resnet, tmp):
         report(len(ours) == steps and max(rel) <= 1e-4,
                "%s %d steps: losses %s, rel errors %s" % (
                    what, steps, " ".join("%.5f" % v for v in ours), " ".join("%.1e" % r for r in rel)))
+        if "--clip-grad-norm" in hyper:
+            # the norms before clipping, as clip_grad_norm_ returns them: each above the clip, so
+            # that every step was clipped
+            cap = float(hyper[hyper.index("--clip-grad-norm") + 1])
+            ours = [json.loads(l).get("grad_norm") for l in open(log) if '"step"' in l]
+            ref = np.load(norms_ref)
+            rel = [abs(a - b) / b if a is not None else np.inf for a, b in zip(ours, ref)]
+            report(len(ours) == steps and max(rel) <= 1e-4 and min(ref) > cap,
+                   "%s %d steps: gradient norms before clipping %s (PyTorch's %s), rel errors %s" % (
+                       what, steps, " ".join("%.4f" % v for v in ours if v is not None),
+                       " ".join("%.4f" % v for v in ref), " ".join("%.1e" % r for r in rel)))
         got, _ = load_safetensors(ck)
         exp, _ = load_safetensors(state_ref)
         worst, worst_name, bad = 0.0, "", []

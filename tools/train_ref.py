@@ -4,8 +4,9 @@
     /usr/bin/python3 tools/train_ref.py --arch A --weights W.safetensors \\
         --batches DIR --steps N --lr LR [--momentum M] [--weight-decay WD] \\
         [--nesterov] [--optimizer sgd|adamw] [--beta1 B1] [--beta2 B2] [--eps E] \\
-        [--label-smoothing S] [--norm-weight-decay NWD] [--double] [--threads T] \\
-        --out-losses L.npy --out-state S.safetensors
+        [--label-smoothing S] [--norm-weight-decay NWD] [--clip-grad-norm C] \\
+        [--double] [--threads T] --out-losses L.npy --out-state S.safetensors \\
+        [--out-grad-norms G.npy]
     /usr/bin/python3 tools/train_ref.py --selftest
 
 Loads W into `A` (as tools/grad_ref.py: metadata or tensor shapes give
@@ -14,7 +15,7 @@ t = 0 .. N-1 on DIR/x_{t:03d}.npy (float (B, C, H, W)) and DIR/y_{t:03d}.npy
 (B class indices, integer or whole-valued float):
 
     opt.zero_grad(); loss = CrossEntropyLoss(label_smoothing=S)(model(x), y)
-    loss.backward(); opt.step()
+    loss.backward(); [torch.nn.utils.clip_grad_norm_(model.parameters(), C)]; opt.step()
 
 with one parameter group holding every parameter (weight decay applies to
 all, BatchNorm and biases included), or with --norm-weight-decay NWD two, as
@@ -26,10 +27,11 @@ torchvision's references/classification/utils.set_weight_decay makes them
 Computes in float32 (as resnet.c does) or, with --double, in float64.
 BatchNorm's running statistics and num_batches_tracked advance every step.
 
-Writes L.npy: float32 (N,) the loss of each step (before its update), and
-S.safetensors: the final full state_dict (parameters and running stats as
-F32, num_batches_tracked as I64) with arch/in_channels/num_classes metadata,
-loadable by rn_model_load. Exit status 0 on success, 1 on error.
+Writes L.npy: float32 (N,) the loss of each step (before its update),
+G.npy (with --clip-grad-norm): float64 (N,) each step's total gradient norm
+before clipping, as clip_grad_norm_ returns it, and S.safetensors: the final
+full state_dict (parameters and running stats as F32, num_batches_tracked as
+I64) with arch/in_channels/num_classes metadata, loadable by rn_model_load. Exit status 0 on success, 1 on error.
 """
 import argparse
 import os
@@ -70,13 +72,14 @@ def make_optimizer(model, a):
 
 
 def train(model, batches, a, num_classes):
-    """batches: list of (x path, y path). Returns the per-step losses."""
+    """batches: list of (x path, y path). Returns the per-step losses and gradient norms
+    before clipping (none without --clip-grad-norm)."""
     dtype = torch.float64 if a.double else torch.float32
     model.to(dtype).train()
     opt = make_optimizer(model, a)
     crit = nn.CrossEntropyLoss(label_smoothing=a.label_smoothing)
     cin = next(model.parameters()).shape[1]
-    losses = []
+    losses, norms = [], []
     for t, (xp, yp) in enumerate(batches):
         x = load_input(xp).to(dtype)
         if x.shape[1] != cin:
@@ -85,11 +88,13 @@ def train(model, batches, a, num_classes):
         opt.zero_grad(set_to_none=True)
         loss = crit(model(x), y)
         loss.backward()
+        if a.clip_grad_norm:  # torchvision's references/classification/train.py --clip-grad-norm
+            norms.append(float(nn.utils.clip_grad_norm_(model.parameters(), a.clip_grad_norm)))
         opt.step()
         losses.append(float(loss))
         if not np.isfinite(losses[-1]):
             raise ValueError("step %d: loss is %r" % (t, losses[-1]))
-    return losses
+    return losses, norms
 
 
 def batch_files(d, n):
@@ -126,6 +131,8 @@ def parse(argv):
     ap.add_argument("--norm-weight-decay", type=float, default=None)
     ap.add_argument("--double", action="store_true", help="compute in float64")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--clip-grad-norm", type=float, default=0.0)
+    ap.add_argument("--out-grad-norms")
     ap.add_argument("--out-losses")
     ap.add_argument("--out-state")
     ap.add_argument("--selftest", action="store_true")
@@ -148,8 +155,10 @@ def main(argv=None):
         return selftest()
     try:
         model, arch, cin, k = load_model(a.weights, a.arch)
-        losses = train(model, batch_files(a.batches, a.steps), a, k)
+        losses, norms = train(model, batch_files(a.batches, a.steps), a, k)
         np.save(a.out_losses, np.asarray(losses, dtype=np.float32))
+        if a.out_grad_norms:
+            np.save(a.out_grad_norms, np.asarray(norms, dtype=np.float64))
         write_state(a.out_state, model, arch, cin, k)
     except (ValueError, OSError, RuntimeError) as e:
         print("train_ref: %s" % e, file=sys.stderr)

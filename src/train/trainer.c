@@ -108,6 +108,9 @@ rn_status rn_trainer_create(rn_model *m, const rn_train_config *cfg, rn_trainer 
         return rn_fail(RN_ERR_ARG, "learning rate, momentum and weight decay must be >= 0");
     if (cfg->norm_weight_decay != cfg->norm_weight_decay) /* NaN; < 0 is "weight_decay's" */
         return rn_fail(RN_ERR_ARG, "the norm layers' weight decay is not a number");
+    if (!(cfg->clip_grad_norm >= 0.0 && isfinite(cfg->clip_grad_norm)))
+        return rn_fail(RN_ERR_ARG, "the gradient clipping norm must be a finite number >= 0 (0: no "
+                       "clipping), got %g", cfg->clip_grad_norm);
     if (!(cfg->label_smoothing >= 0.0f && cfg->label_smoothing <= 1.0f))
         return rn_fail(RN_ERR_ARG, "label smoothing must be in [0, 1]");
     if (cfg->nesterov && cfg->momentum <= 0.0)
@@ -323,6 +326,43 @@ static int gradients_finite(const rn_trainer *t) {
     return 1;
 }
 
+/* The sum of the squares of x[0 .. n), in double, in a fixed order (eight partial sums, so that
+ * it vectorises) whatever the thread count. */
+static double sum_squares(const float *x, size_t n) {
+    double part[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            part[k] += (double)x[i + k] * x[i + k];
+    for (int k = 0; i < n; i++, k++)
+        part[k] += (double)x[i] * x[i];
+    return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+}
+
+/* torch.nn.utils.clip_grad_norm_ over the gradients the step applies (the head's alone with a
+ * frozen backbone): their total L2 norm, and all of them scaled by clip / (norm + 1e-6) where
+ * that is below 1. Returns the norm before clipping. */
+static double clip_gradients(rn_trainer *t, double clip) {
+    const rn_model *m = t->m;
+    double sq = 0.0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const rn_tensor_ref *r = &m->tensors[i];
+        if (r->trainable && (!t->cfg.freeze_backbone || is_head(r)))
+            sq += sum_squares(t->grads + (r->f32 - m->params), r->numel);
+    }
+    const double norm = sqrt(sq), coef = clip / (norm + 1e-6);
+    if (coef < 1.0)
+        for (int i = 0; i < m->n_tensors; i++) {
+            const rn_tensor_ref *r = &m->tensors[i];
+            if (!r->trainable || (t->cfg.freeze_backbone && !is_head(r)))
+                continue;
+            float *g = t->grads + (r->f32 - m->params);
+            for (size_t j = 0; j < r->numel; j++)
+                g[j] *= (float)coef;
+        }
+    return norm;
+}
+
 rn_status rn_trainer_step(rn_trainer *t, const float *x, const int32_t *labels, int n, int h, int w,
                           rn_step_result *result) {
     if (!t || !x || !labels)
@@ -353,6 +393,7 @@ rn_status rn_trainer_step(rn_trainer *t, const float *x, const int32_t *labels, 
         result->correct = correct;
         result->lr = lr;
         result->skipped = 0;
+        result->grad_norm = 0.0;
     }
     if (!isfinite(loss) || !gradients_finite(t) || !bn_ok) {
         if (result)
@@ -360,6 +401,11 @@ rn_status rn_trainer_step(rn_trainer *t, const float *x, const int32_t *labels, 
         return RN_OK;
     }
 
+    if (t->cfg.clip_grad_norm > 0.0) {
+        const double norm = clip_gradients(t, t->cfg.clip_grad_norm);
+        if (result)
+            result->grad_norm = norm;
+    }
     if (!t->cfg.freeze_backbone)
         rn_backprop_update_bn(t->bp, m);
     /* the backbone's group: the schedule run from its own rate, as a PyTorch scheduler runs each
