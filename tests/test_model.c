@@ -572,6 +572,21 @@ static void test_trainer_memory(void) {
     CHECK(rn_trainer_step(t, x, y, 3, 32, 32, &r) == RN_OK && rn_trainer_bytes(t) == bytes,
           "a smaller last batch runs in the same memory (%zu -> %zu bytes)", bytes, rn_trainer_bytes(t));
     CHECK(rn_trainer_steps(t) == 2 && !r.skipped, "two steps counted");
+    CHECK(r.grad_norm == 0.0, "no gradient norm without clipping");
+    rn_trainer_free(t);
+    /* gradient clipping: a norm that is not a finite number >= 0 is refused; a step reports the
+     * norm before clipping */
+    const double bad_clip[] = {NAN, -1.0, INFINITY};
+    for (int i = 0; i < 3; i++) {
+        cfg.clip_grad_norm = bad_clip[i];
+        t = NULL;
+        CHECK(rn_trainer_create(m, &cfg, &t) == RN_ERR_ARG && !t && strstr(rn_last_error(), "clipping"),
+              "clipping norm %g refused", bad_clip[i]);
+    }
+    cfg.clip_grad_norm = 1e-3;
+    CHECK(rn_trainer_create(m, &cfg, &t) == RN_OK, "trainer with clipping: %s", rn_last_error());
+    CHECK(rn_trainer_step(t, x, y, 4, 32, 32, &r) == RN_OK && !r.skipped && r.grad_norm > 1e-3 &&
+          isfinite(r.grad_norm), "a clipped step reports the norm before clipping (%g)", r.grad_norm);
     rn_trainer_free(t);
     rn_model_free(m);
 }
