@@ -68,6 +68,12 @@ static arg_spec SPECS[] = {
     {"clip-grad-norm", ARG_STRING, "0", "clip the gradients to this total L2 norm before each update, as "
      "torch.nn.utils.clip_grad_norm_ (torchvision's --clip-grad-norm); the norm before clipping is logged "
      "with --log-every (0: no clipping)", 0, 0},
+    {"ema", ARG_STRING, "0", "keep an exponential moving average of the weights and BatchNorm statistics, "
+     "updated every --ema-every steps as avg = EMA x avg + (1 - EMA) x weights (torchvision's --model-ema; its "
+     "--model-ema-decay D is EMA = 1 - min(1, (1 - D) x batch x ranks x every / epochs)); evaluated beside the "
+     "model after each evaluated epoch and saved beside --save as CKPT.ema.safetensors (0: none)", 0, 0},
+    {"ema-every", ARG_INT, "32", "optimizer steps between updates of the --ema average (torchvision's "
+     "--model-ema-steps)", 0, 0},
     {"schedule", ARG_STRING, "constant", "constant, step:S[:G], multistep:E1,E2[:G], cosine[:MIN], onecycle[:PCT]", 0, 0},
     {"warmup", ARG_INT, "0", "linear learning-rate warm-up, in steps", 0, 0},
     {"label-smoothing", ARG_STRING, "0", "cross-entropy label smoothing in [0, 1]", 0, 0},
@@ -217,6 +223,8 @@ static int setup_model(train_run *r, const char *resume) {
     if (strcmp(args_str(t, "norm-weight-decay"), "same") != 0) /* checked by check_flags */
         cfg.norm_weight_decay = atof(args_str(t, "norm-weight-decay"));
     cfg.clip_grad_norm = atof(args_str(t, "clip-grad-norm")); /* checked by check_flags */
+    cfg.ema_decay = atof(args_str(t, "ema"));
+    (void)args_int(t, "ema-every", 1, 100000000, &cfg.ema_every); /* checked by check_flags */
     int warmup;
     if (!args_int(t, "warmup", 0, 100000000, &warmup))
         return EXIT_USAGE;
@@ -242,6 +250,15 @@ static int setup_trainer(train_run *r, const char *resume, const char *state) {
         cli_error(r->dist.what, "%s", rn_last_error());
         return 0;
     }
+    /* --ema: a model of the same shapes, evaluated and saved with the average's weights */
+    if (cfg.ema_decay > 0.0 &&
+        rn_model_create_width(rn_model_arch(r->m), rn_model_in_channels(r->m), rn_model_num_classes(r->m),
+                              rn_model_stem(r->m), rn_model_width(r->m), &r->ema_m) != RN_OK) {
+        cli_error(r->dist.what, "%s", rn_last_error());
+        return 0;
+    }
+    if (r->ema_m && r->save[0])
+        cli_beside(r->ema_path, sizeof r->ema_path, r->save, ".ema.safetensors");
     return 1;
 }
 
@@ -307,6 +324,7 @@ static int non_negative(const arg_table *t, const char *name) {
  * flags (planned 1). */
 static int check_flags(train_run *r, int *batch, int *size, int *threads, int planned) {
     arg_table *t = r->t;
+    int ema_every;
     if (!args_int(t, "epochs", 1, 100000, &r->epochs) ||
         !args_int(t, "eval-every", 0, 100000, &r->eval_every) || !args_int(t, "batch-size", 1, 65536, batch) ||
         !args_int(t, "image-size", 0, 4096, size) || !args_int(t, "seed", 0, 2147483647, &r->seed) ||
@@ -314,13 +332,14 @@ static int check_flags(train_run *r, int *batch, int *size, int *threads, int pl
         !args_int(t, "log-every", 0, 2147483647, &r->log_every) ||
         !args_int(t, "num-classes", 0, 1000000, &r->num_classes) ||
         !args_int(t, "save-every", 0, 2147483647, &r->save_every) ||
-        !args_int(t, "max-bad-steps", 0, 2147483647, &r->max_bad_steps))
+        !args_int(t, "max-bad-steps", 0, 2147483647, &r->max_bad_steps) ||
+        !args_int(t, "ema-every", 1, 100000000, &ema_every))
         return 0;
     int warmup;
     if (!args_int(t, "warmup", 0, 100000000, &warmup))
         return 0;
     if (!non_negative(t, "lr") || !non_negative(t, "momentum") || !non_negative(t, "weight-decay") ||
-        !non_negative(t, "clip-grad-norm") ||
+        !non_negative(t, "clip-grad-norm") || !non_negative(t, "ema") ||
         !cli_number_ok(t, "label-smoothing") ||
         (strcmp(args_str(t, "lr-backbone"), "same") != 0 && !non_negative(t, "lr-backbone")) ||
         (strcmp(args_str(t, "norm-weight-decay"), "same") != 0 && !non_negative(t, "norm-weight-decay")))
@@ -333,6 +352,15 @@ static int check_flags(train_run *r, int *batch, int *size, int *threads, int pl
     if (atof(args_str(t, "momentum")) >= 1.0) { /* diverged, and the message blamed the learning rate */
         cli_error(t->command, "--momentum must be below 1 (0.9 is usual), got '%s': at 1 or more each update "
                   "keeps all of the earlier ones and the weights grow without end", args_str(t, "momentum"));
+        return 0;
+    }
+    if (args_spec(t, "ema-every")->set && atof(args_str(t, "ema")) == 0.0) {
+        cli_error(t->command, "--ema-every needs --ema DECAY (the moving average it updates; 0.9999 or so)");
+        return 0;
+    }
+    if (atof(args_str(t, "ema")) >= 1.0) {
+        cli_error(t->command, "--ema must be below 1 (0.99 to 0.9999 are usual; 0: none), got '%s': at 1 "
+                  "the average never moves from the first weights", args_str(t, "ema"));
         return 0;
     }
     const char *opt = args_str(t, "optimizer");
@@ -785,6 +813,8 @@ started:
         train_dist_summary(&r.dist, stdout);
     if (status == 0 && r.save[0])
         printf("checkpoint: %s\noptimizer state: %s\n", r.save, r.optim);
+    if (status == 0 && r.ema_path[0])
+        printf("moving average of the weights (--ema): %s\n", r.ema_path);
     if (status == 0 && r.log[0])
         printf("log: %s\n", r.log);
     if (status == 0 && r.curves)
@@ -812,6 +842,7 @@ done:
         cli_unmake_output_dirs(r.save, &save_made);
     rn_loader_free(r.loader);
     rn_trainer_free(r.tr);
+    rn_model_free(r.ema_m);
     rn_model_free(r.m);
     rn_dataset_free(&r.train);
     rn_dataset_free(&r.test);

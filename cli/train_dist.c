@@ -270,6 +270,13 @@ static void scaled_progress(void *ctx, int64_t done, int64_t total) {
     s->fn(s->ctx, done * s->size, total * s->size);
 }
 
+void train_dist_share_model(const train_dist *d, rn_model *m) {
+    if (d->size == 1)
+        return;
+    dist_broadcast(m->params, m->n_params * sizeof *m->params, "sending rank 0's moving average of the weights");
+    rn_model_params_changed(m);
+}
+
 rn_status train_dist_evaluate(const train_dist *d, rn_model *m, const rn_dataset *test,
                               const rn_loader_config *cfg, rn_eval_progress progress, void *ctx,
                               rn_eval_result *out) {

@@ -72,6 +72,11 @@ int train_dist_check(const train_dist *d, int ready, const arg_table *t, const r
  * replicas' weights are the same bits (they stop the run if not). */
 void train_dist_sync_model(const train_dist *d);
 
+/* Rank 0's weights and BatchNorm statistics of m (the --ema average's
+ * model, whose statistics the ranks average apart without --sync-bn) to
+ * every rank. */
+void train_dist_share_model(const train_dist *d, rn_model *m);
+
 /* rn_evaluate over the ranks: each evaluates a slice of `test`, the
  * results are added up; every rank gets the whole result. */
 rn_status train_dist_evaluate(const train_dist *d, rn_model *m, const rn_dataset *test,

@@ -61,6 +61,14 @@ static int save_checkpoint(train_run *r, int64_t epoch, int64_t position) {
     memcpy(ovals + no, r->plan.values, (size_t)r->plan.count * sizeof *ovals);
     int nkeys = r->train.class_names && used < sizeof names ? 5 : 4;
     int status = train_ckpt_save(&r->ck, r->m, r->tr, keys, vals, nkeys, okeys, ovals, no + r->plan.count);
+    /* --ema: the average as a weights file of its own, with the checkpoint's metadata (the
+     * checkpoint's optimizer state holds it for a resume; this file is for eval, predict, export) */
+    if (status == 0 && r->lead && r->ema_path[0] &&
+        (rn_trainer_ema_weights(r->tr, r->ema_m) != RN_OK ||
+         rn_model_save_meta(r->ema_m, r->ema_path, keys, vals, nkeys) != RN_OK)) {
+        cli_error(r->dist.what, "%s", rn_last_error());
+        status = EXIT_WRITE;
+    }
     /* the replaced run's log and report go with its checkpoint, not before: a run that fails before
      * its first save leaves the old checkpoint, its log and its report as they were */
     if (status == 0 && r->lead && r->log_final[0]) { /* the new log takes the old one's place */
@@ -344,7 +352,7 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
         }
         /* the test split after every eval_every-th epoch and the last */
         const int evaluate = epoch + 1 == r->epochs || (r->eval_every > 0 && (epoch + 1) % r->eval_every == 0);
-        rn_eval_result ev = {0};
+        rn_eval_result ev = {0}, ema = {0};
         if (evaluate) {
             rn_loader_config ecfg = r->lcfg;
             ecfg.batch_size = local; /* as fits_in_memory planned it (the global batch had run on
@@ -356,6 +364,19 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
                 status = EXIT_RUNTIME;
                 break;
             }
+            if (r->ema_m) { /* the moving average of the weights, rank 0's on every rank */
+                rn_status est = rn_trainer_ema_weights(r->tr, r->ema_m);
+                if (est == RN_OK) {
+                    train_dist_share_model(&r->dist, r->ema_m);
+                    est = train_dist_evaluate(&r->dist, r->ema_m, &r->test, &ecfg, eval_progress, r, &ema);
+                }
+                if (est != RN_OK) {
+                    cli_error(r->dist.what, "evaluating the moving average of the weights: %s", rn_last_error());
+                    rn_eval_result_free(&ev);
+                    status = EXIT_RUNTIME;
+                    break;
+                }
+            }
             r->eval_seconds = train_clock_s() - e0;
         }
         if (!r->quiet && r->tty)
@@ -363,18 +384,28 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
         /* an epoch resumed at its end (a run stopped on its last step by a signal, or saved there
          * by an older build): its training figures went with the run before */
         const int trained = e->images > 0 || e->skipped > 0;
-        char test_text[96] = "", test_json[128];
+        char test_text[160] = "", test_json[320];
         if (evaluate) {
             const double test_acc = ev.count ? (double)ev.top1 / ev.count : 0.0;
             snprintf(test_text, sizeof test_text, "  test loss %.4f  test acc %.4f", ev.loss, test_acc);
             /* a model whose logits overflow scores a NaN loss: null in the log, which JSON has,
              * not the -nan printf writes (the log had been unreadable from there on) */
             char loss[32];
-            snprintf(test_json, sizeof test_json, "\"test_loss\": %s, \"test_acc\": %.6f, \"test_top5\": %.6f",
-                     cli_json_number(loss, sizeof loss, "%.6f", ev.loss), test_acc,
-                     ev.count ? (double)ev.top5 / ev.count : 0.0);
+            int at = snprintf(test_json, sizeof test_json, "\"test_loss\": %s, \"test_acc\": %.6f, \"test_top5\": %.6f",
+                              cli_json_number(loss, sizeof loss, "%.6f", ev.loss), test_acc,
+                              ev.count ? (double)ev.top5 / ev.count : 0.0);
+            if (r->ema_m) {
+                const double ema_acc = ema.count ? (double)ema.top1 / ema.count : 0.0;
+                size_t used = strlen(test_text);
+                snprintf(test_text + used, sizeof test_text - used, "  EMA test acc %.4f", ema_acc);
+                snprintf(test_json + at, sizeof test_json - (size_t)at,
+                         ", \"ema_test_loss\": %s, \"ema_test_acc\": %.6f, \"ema_test_top5\": %.6f",
+                         cli_json_number(loss, sizeof loss, "%.6f", ema.loss), ema_acc,
+                         ema.count ? (double)ema.top5 / ema.count : 0.0);
+            }
         } else {
-            snprintf(test_json, sizeof test_json, "\"test_loss\": null, \"test_acc\": null, \"test_top5\": null");
+            snprintf(test_json, sizeof test_json, "\"test_loss\": null, \"test_acc\": null, \"test_top5\": null%s",
+                     r->ema_m ? ", \"ema_test_loss\": null, \"ema_test_acc\": null, \"ema_test_top5\": null" : "");
         }
         if (r->lead && !trained) {
             printf("epoch %lld/%d  (trained before the resume)%s\n", (long long)epoch + 1, r->epochs,
@@ -416,6 +447,7 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
             log_flush(r);
         }
         rn_eval_result_free(&ev);
+        rn_eval_result_free(&ema);
         if (r->save[0] && (status = save_checkpoint(r, epoch + 1, 0)) != 0)
             break;
         /* after the save: a run --overwrite starts over replaces the old run's curves with its

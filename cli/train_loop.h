@@ -19,6 +19,8 @@ typedef struct train_run {
     arg_table *t;
     rn_model *m;
     rn_trainer *tr;
+    rn_model *ema_m;        /* --ema: the moving average's weights, for evaluating and saving */
+    char ema_path[1024];    /* where they are saved ("" without --ema or --save) */
     rn_dataset train, test;
     rn_loader *loader;
     rn_loader_config lcfg;

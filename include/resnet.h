@@ -423,6 +423,17 @@ typedef struct rn_train_config {
                                 L2 norm, as torch.nn.utils.clip_grad_norm_ (torchvision's
                                 --clip-grad-norm); under data parallelism the norm of the
                                 averaged gradients. 0 (default): no clipping */
+    double ema_decay;        /* in (0, 1): the trainer keeps an exponential moving average of
+                                the weights and BatchNorm statistics (torchvision's
+                                ExponentialMovingAverage: AveragedModel with use_buffers),
+                                updated after every ema_every-th optimizer step (steps 1,
+                                1 + ema_every, ...) as avg = decay * avg + (1 - decay) * w;
+                                the first update, and every update within the warm-up,
+                                copies w (torchvision resets it during warm-up).
+                                rn_trainer_ema_weights reads it. 0 (default): none */
+    int ema_every;           /* optimizer steps between the average's updates
+                                (rn_train_config_default: 32, torchvision's
+                                --model-ema-steps; 0 is taken as 1) */
 } rn_train_config;
 
 /* Fills *cfg with the defaults above. */
@@ -520,6 +531,14 @@ RN_API rn_status rn_trainer_plan_bytes(const rn_model *model, const rn_train_con
  * training on amx runs the AVX-512 kernels; bf16 training the AMX tiles). */
 RN_API const char *rn_trainer_isa(const rn_trainer *t);
 
+/* The exponential moving average of the weights (rn_train_config.ema_decay) into dst, a
+ * model of the trainer's architecture, classes and shapes (rn_model_create_width with the
+ * trainer's model's arguments): its weights and BatchNorm statistics become the average's,
+ * its BatchNorm counters the trainer's model's. RN_ERR_ARG without an average, or for a
+ * dst of other shapes. Before the first update the average is the weights the trainer
+ * started from. */
+RN_API rn_status rn_trainer_ema_weights(const rn_trainer *t, rn_model *dst);
+
 /* The trainer's GEMM kernel, named with its register tile: "avx2 6x16", "avx512-bf16 8x48", ... */
 RN_API const char *rn_trainer_kernel(const rn_trainer *t);
 
@@ -530,8 +549,11 @@ RN_API const char *rn_trainer_precision(const rn_trainer *t);
  * rn_session_algorithms; fails before the first step. */
 RN_API rn_status rn_trainer_algorithms(const rn_trainer *t, char *buf, size_t cap);
 
-/* Saves / restores the optimizer state (momentum buffers or Adam moments and
- * the step count) to / from a safetensors file, with extra string metadata
+/* Saves / restores the optimizer state (momentum buffers or Adam moments,
+ * the step count, and the weights' moving average with its update count
+ * where the trainer keeps one) to / from a safetensors file (a file without
+ * an average restores none: the trainer's starts again from the weights at
+ * its next update), with extra string metadata
  * (e.g. the data loader's position) that rn_trainer_load_state returns
  * through `get_meta(ctx, key, value)` for each key. */
 RN_API rn_status rn_trainer_save_state(const rn_trainer *t, const char *path, const char *const *meta_keys,

@@ -305,6 +305,48 @@ expect 0 "6 steps with --clip-grad-norm 0.5" "$R" "${common[@]}" --epochs 2 --lr
 expect 0 "6 steps unclipped" "$R" "${common[@]}" --epochs 2 --lr 0.1 --max-steps 6 --save r/noclip6.safetensors
 /usr/bin/python3 "$HERE/tests/same_checkpoint.py" r/clip6.safetensors r/noclip6.safetensors >/dev/null 2>&1 &&
     bad "clipping at 0.5 changed nothing" || ok
+# the moving average of the weights (--ema): saved beside the checkpoint, resumed exactly (the
+# average in the optimizer state), evaluated beside the model; added at a resume, it starts there
+expect 0 "3 steps with --ema" "$R" "${common[@]}" --epochs 2 --lr 0.1 --ema 0.9 --ema-every 2 --max-steps 3 \
+    --save r/ema.safetensors
+has out "moving average of the weights (--ema): r/ema.ema.safetensors" "the average's file is named"
+expect 0 "... resumed without it" "$R" train --data tiny --quiet --resume r/ema.safetensors --max-steps 7 \
+    --save r/ema.safetensors
+hasnt out "other settings" "the resumed run keeps --ema and --ema-every"
+expect 0 "7 steps with --ema" "$R" "${common[@]}" --epochs 2 --lr 0.1 --ema 0.9 --ema-every 2 --max-steps 7 \
+    --save r/ema7.safetensors
+/usr/bin/python3 "$HERE/tests/same_checkpoint.py" r/ema.safetensors r/ema7.safetensors && ok ||
+    bad "--ema resumed: not the straight run's checkpoint and average"
+expect 0 "2 epochs with --ema" "$R" "${common[@]}" --epochs 2 --lr 0.1 --ema 0.9 --save r/emae.safetensors
+"$PY" - r/emae.log.jsonl <<'PY' && ok || bad "the epochs' lines lack the average's test figures: $(tail -2 r/emae.log.jsonl)"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith('{"epoch"')]
+sys.exit(not (len(lines) == 2 and all(0 <= l["ema_test_acc"] <= 1 and l["ema_test_loss"] > 0 for l in lines)))
+PY
+expect 0 "eval the average's file" "$R" eval --weights r/emae.ema.safetensors --data tiny --json
+"$PY" - r/emae.log.jsonl out <<'PY' && ok || bad "eval of CKPT.ema.safetensors is not the last epoch's EMA figures"
+import json, sys
+last = [json.loads(l) for l in open(sys.argv[1]) if l.startswith('{"epoch"')][-1]
+ev = json.load(open(sys.argv[2]))
+sys.exit(not abs(ev["top1"] - last["ema_test_acc"]) < 1e-6)
+PY
+expect 0 "--ema added at a resume" "$R" train --data tiny --quiet --resume r/clip6.safetensors --max-steps 8 \
+    --ema 0.5 --ema-every 1 --save r/clip6.safetensors
+has out "--ema: 0 -> 0.5" "the change is reported"
+[ -s r/clip6.ema.safetensors ] && ok || bad "no average file after --ema was added"
+# within the warm-up every update copies the weights (torchvision resets the average there)
+expect 0 "--ema within the warm-up" "$R" "${common[@]}" --epochs 2 --lr 0.1 --ema 0.5 --ema-every 1 --warmup 100 \
+    --max-steps 3 --save r/emaw.safetensors
+"$PY" - r/emaw.safetensors r/emaw.ema.safetensors <<'PY' && ok || bad "the average within the warm-up is not the weights"
+import json, sys
+def tensors(path):
+    raw = open(path, "rb").read()
+    n = int.from_bytes(raw[:8], "little")
+    h = json.loads(raw[8:8 + n])
+    return {k: raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]] for k, v in h.items() if k != "__metadata__"}
+w, e = tensors(sys.argv[1]), tensors(sys.argv[2])
+sys.exit(not (w.keys() == e.keys() and all(w[k] == e[k] for k in w)))
+PY
 # a longer horizon: what changes is printed, with the learning rates the trainer uses
 expect 0 "resume with --epochs 4" "$R" train --data tiny --quiet --resume r/a.safetensors --max-steps 4 \
     --epochs 4 --save r/c.safetensors --log none

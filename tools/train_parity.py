@@ -294,13 +294,17 @@ def check_steps(resnet, tmp):
     # gradients clipped to a total norm of 1 (about a thirtieth of theirs) at 30 times the rate: the
     # same size of update as `hyper`, which would be thirty times too large unclipped
     clip = ["--lr", "0.06", "--momentum", "0.9", "--weight-decay", "5e-4", "--clip-grad-norm", "1"]
+    # the moving average of the weights (torchvision's --model-ema), updated after steps 1, 3, 5:
+    # a copy, then two averages
+    ema = hyper + ["--ema", "0.5", "--ema-every", "2"]
     cases = [("d2l_resnet18", "fashion-mnist", 1, 28, hyper), ("resnet18", "cifar10", 3, 32, hyper),
              ("d2l_resnet18", "fashion-mnist", 1, 28, norm_decay), ("d2l_resnet18", "fashion-mnist", 1, 28, adamw_norm),
-             ("d2l_resnet18", "fashion-mnist", 1, 28, clip)]
+             ("d2l_resnet18", "fashion-mnist", 1, 28, clip), ("resnet18", "cifar10", 3, 32, ema)]
     for arch, kind, in_ch, size, hyper in cases:
         what = arch + (" --optimizer adamw" if "adamw" in hyper else "") + \
             (" --norm-weight-decay 0" if "--norm-weight-decay" in hyper else "") + \
-            (" --clip-grad-norm 1" if "--clip-grad-norm" in hyper else "")
+            (" --clip-grad-norm 1" if "--clip-grad-norm" in hyper else "") + \
+            (" --ema 0.5 --ema-every 2" if "--ema" in hyper else "")
         model = randomize(build_model(arch, in_ch, 10), seed=5)
         rng = np.random.default_rng(3)
         count = steps * batch
@@ -326,10 +330,11 @@ def check_steps(resnet, tmp):
                   "--batch-size", str(batch), "--max-steps", str(steps), "--no-shuffle", "--augment", "none",
                   "--save", ck, "--log", log, "--log-every", "1", "--threads", "2", "--quiet"] + hyper)
         losses_ref, state_ref = os.path.join(tmp, "losses.npy"), os.path.join(tmp, "state_ref.safetensors")
-        norms_ref = os.path.join(tmp, "grad_norms.npy")
+        norms_ref, ema_ref = os.path.join(tmp, "grad_norms.npy"), os.path.join(tmp, "ema_ref.safetensors")
+        ref_hyper = [{"--ema": "--ema-decay"}.get(h, h) for h in hyper]
         ok = ok and run([PY, os.path.join(HERE, "train_ref.py"), "--arch", arch, "--weights", w, "--batches", bdir,
                          "--steps", str(steps), "--out-losses", losses_ref, "--out-state", state_ref,
-                         "--out-grad-norms", norms_ref, "--double"] + hyper)
+                         "--out-grad-norms", norms_ref, "--out-ema", ema_ref, "--double"] + ref_hyper)
         if not ok:
             report(False, "%s training steps: a command failed" % what)
             continue
@@ -350,32 +355,50 @@ def check_steps(resnet, tmp):
                    "%s %d steps: gradient norms before clipping %s (PyTorch's %s), rel errors %s" % (
                        what, steps, " ".join("%.4f" % v for v in ours if v is not None),
                        " ".join("%.4f" % v for v in ref), " ".join("%.1e" % r for r in rel)))
-        got, _ = load_safetensors(ck)
-        exp, _ = load_safetensors(state_ref)
-        worst, worst_name, bad = 0.0, "", []
-        for name, t in exp.items():
-            if name not in got:
-                bad.append(name + " (missing)")
-                continue
-            # AdamW: a conv bias before a train-mode BatchNorm has a true gradient of zero, so its
-            # gradient is rounding noise that Adam's normalisation turns into updates of about lr
-            # either way (8e-3 apart after six steps); its decay is the group under test's neither
-            weight = exp.get(name[:-len("bias")] + "weight")
-            if "adamw" in hyper and name.endswith(".bias") and weight is not None and weight.dim() == 4:
-                continue
-            if t.dtype == torch.int64:
-                if not torch.equal(got[name], t):
-                    bad.append(name)
-                continue
-            d = float((got[name].double() - t.double()).norm())
-            r = max(float(t.double().norm()), 1e-12)
-            if d / r > worst:
-                worst, worst_name = d / r, name
-            if d / r > 1e-3:
+        compare_state(what + " after %d steps" % steps, ck, state_ref, hyper)
+        if "--ema" in hyper:
+            # the average's counters are the model's (torchvision's average counts), and it must
+            # stand apart from the last weights, or the check could not tell them apart
+            apart = compare_state(what + " moving average", ck[:-len(".safetensors")] + ".ema.safetensors",
+                                  ema_ref, hyper, counters=False, other=state_ref)
+            report(apart > 1e-2, "%s: the moving average is %.2e from the last weights (by norm, the "
+                   "farthest tensor), apart enough for the check above" % (what, apart))
+
+
+def compare_state(what, ours_path, ref_path, hyper, counters=True, other=None):
+    """Every tensor of ref_path in ours_path within 1e-3 relative (by norm); the integer counters
+    equal unless counters is False. Returns the farthest relative distance of ref_path's float
+    tensors from other's (0 without other)."""
+    got, _ = load_safetensors(ours_path)
+    exp, _ = load_safetensors(ref_path)
+    far = load_safetensors(other)[0] if other else {}
+    worst, worst_name, bad, apart = 0.0, "", [], 0.0
+    for name, t in exp.items():
+        if name not in got:
+            bad.append(name + " (missing)")
+            continue
+        # AdamW: a conv bias before a train-mode BatchNorm has a true gradient of zero, so its
+        # gradient is rounding noise that Adam's normalisation turns into updates of about lr
+        # either way (8e-3 apart after six steps); its decay is the group under test's neither
+        weight = exp.get(name[:-len("bias")] + "weight")
+        if "adamw" in hyper and name.endswith(".bias") and weight is not None and weight.dim() == 4:
+            continue
+        if t.dtype == torch.int64:
+            if counters and not torch.equal(got[name], t):
                 bad.append(name)
-        report(not bad, "%s after %d steps: %d tensors (parameters, running statistics, counters), "
-               "worst rel error %.2e (%s)%s" % (what, steps, len(exp), worst, worst_name,
-                                                 "; failing: %s" % bad[:5] if bad else ""))
+            continue
+        r = max(float(t.double().norm()), 1e-12)
+        d = float((got[name].double() - t.double()).norm())
+        if name in far:
+            apart = max(apart, float((far[name].double() - t.double()).norm()) / r)
+        if d / r > worst:
+            worst, worst_name = d / r, name
+        if d / r > 1e-3:
+            bad.append(name)
+    report(not bad, "%s: %d tensors (parameters, running statistics%s), worst rel error %.2e (%s)%s" % (
+        what, len(exp), ", counters" if counters else "", worst, worst_name,
+        "; failing: %s" % bad[:5] if bad else ""))
+    return apart
 
 
 # ---- 3. resume ------------------------------------------------------------------------------------------

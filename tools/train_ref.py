@@ -5,6 +5,7 @@
         --batches DIR --steps N --lr LR [--momentum M] [--weight-decay WD] \\
         [--nesterov] [--optimizer sgd|adamw] [--beta1 B1] [--beta2 B2] [--eps E] \\
         [--label-smoothing S] [--norm-weight-decay NWD] [--clip-grad-norm C] \\
+        [--ema-decay D --ema-every K --out-ema E.safetensors] \\
         [--double] [--threads T] --out-losses L.npy --out-state S.safetensors \\
         [--out-grad-norms G.npy]
     /usr/bin/python3 tools/train_ref.py --selftest
@@ -16,6 +17,7 @@ t = 0 .. N-1 on DIR/x_{t:03d}.npy (float (B, C, H, W)) and DIR/y_{t:03d}.npy
 
     opt.zero_grad(); loss = CrossEntropyLoss(label_smoothing=S)(model(x), y)
     loss.backward(); [torch.nn.utils.clip_grad_norm_(model.parameters(), C)]; opt.step()
+    [after steps t = 0, K, 2K, ...: ema.update_parameters(model)]
 
 with one parameter group holding every parameter (weight decay applies to
 all, BatchNorm and biases included), or with --norm-weight-decay NWD two, as
@@ -28,7 +30,10 @@ Computes in float32 (as resnet.c does) or, with --double, in float64.
 BatchNorm's running statistics and num_batches_tracked advance every step.
 
 Writes L.npy: float32 (N,) the loss of each step (before its update),
-G.npy (with --clip-grad-norm): float64 (N,) each step's total gradient norm
+E.safetensors (with --ema-decay): the moving average's state_dict, ema.module of
+torch.optim.swa_utils.AveragedModel(model, avg_fn=D * avg + (1 - D) * w,
+use_buffers=True) as torchvision's ExponentialMovingAverage makes it (its
+num_batches_tracked an average of counts, truncated), G.npy (with --clip-grad-norm): float64 (N,) each step's total gradient norm
 before clipping, as clip_grad_norm_ returns it, and S.safetensors: the final
 full state_dict (parameters and running stats as F32, num_batches_tracked as
 I64) with arch/in_channels/num_classes metadata, loadable by rn_model_load. Exit status 0 on success, 1 on error.
@@ -72,14 +77,18 @@ def make_optimizer(model, a):
 
 
 def train(model, batches, a, num_classes):
-    """batches: list of (x path, y path). Returns the per-step losses and gradient norms
-    before clipping (none without --clip-grad-norm)."""
+    """batches: list of (x path, y path). Returns the per-step losses, gradient norms before
+    clipping (none without --clip-grad-norm) and the moving average (None without --ema-decay)."""
     dtype = torch.float64 if a.double else torch.float32
     model.to(dtype).train()
     opt = make_optimizer(model, a)
     crit = nn.CrossEntropyLoss(label_smoothing=a.label_smoothing)
     cin = next(model.parameters()).shape[1]
     losses, norms = [], []
+    ema = None
+    if a.ema_decay:  # torchvision's references/classification/utils.ExponentialMovingAverage
+        ema = torch.optim.swa_utils.AveragedModel(
+            model, avg_fn=lambda avg, w, n: a.ema_decay * avg + (1 - a.ema_decay) * w, use_buffers=True)
     for t, (xp, yp) in enumerate(batches):
         x = load_input(xp).to(dtype)
         if x.shape[1] != cin:
@@ -91,10 +100,12 @@ def train(model, batches, a, num_classes):
         if a.clip_grad_norm:  # torchvision's references/classification/train.py --clip-grad-norm
             norms.append(float(nn.utils.clip_grad_norm_(model.parameters(), a.clip_grad_norm)))
         opt.step()
+        if ema is not None and t % a.ema_every == 0:
+            ema.update_parameters(model)
         losses.append(float(loss))
         if not np.isfinite(losses[-1]):
             raise ValueError("step %d: loss is %r" % (t, losses[-1]))
-    return losses, norms
+    return losses, norms, ema
 
 
 def batch_files(d, n):
@@ -133,6 +144,9 @@ def parse(argv):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--clip-grad-norm", type=float, default=0.0)
     ap.add_argument("--out-grad-norms")
+    ap.add_argument("--ema-decay", type=float, default=0.0)
+    ap.add_argument("--ema-every", type=int, default=1)
+    ap.add_argument("--out-ema")
     ap.add_argument("--out-losses")
     ap.add_argument("--out-state")
     ap.add_argument("--selftest", action="store_true")
@@ -155,7 +169,9 @@ def main(argv=None):
         return selftest()
     try:
         model, arch, cin, k = load_model(a.weights, a.arch)
-        losses, norms = train(model, batch_files(a.batches, a.steps), a, k)
+        losses, norms, ema = train(model, batch_files(a.batches, a.steps), a, k)
+        if ema is not None and a.out_ema:
+            write_state(a.out_ema, ema.module, arch, cin, k)
         np.save(a.out_losses, np.asarray(losses, dtype=np.float32))
         if a.out_grad_norms:
             np.save(a.out_grad_norms, np.asarray(norms, dtype=np.float64))

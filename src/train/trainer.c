@@ -38,6 +38,8 @@ struct rn_trainer {
     float *state;             /* SGD: momentum buffers; AdamW: first moments */
     float *state2;            /* AdamW: second moments */
     int64_t steps;
+    float *ema;               /* the weights' moving average (ema_decay > 0), m->params' layout */
+    int64_t ema_updates;      /* updates since it was last a copy (torchvision's n_averaged) */
     rn_backprop *bp;          /* forward and backward through the whole model */
     rn_grad_hook hook;        /* during backward: ranges of final gradients (data parallel) */
     void *hook_ctx;
@@ -61,6 +63,7 @@ void rn_train_config_default(rn_train_config *cfg) {
     cfg->schedule = "constant";
     cfg->lr_backbone = -1.0;
     cfg->norm_weight_decay = -1.0;
+    cfg->ema_every = 32;
 }
 
 /* The kernels of cfg's precision on the process's instruction set: fp32, or its bf16 twin. */
@@ -111,6 +114,9 @@ rn_status rn_trainer_create(rn_model *m, const rn_train_config *cfg, rn_trainer 
     if (!(cfg->clip_grad_norm >= 0.0 && isfinite(cfg->clip_grad_norm)))
         return rn_fail(RN_ERR_ARG, "the gradient clipping norm must be a finite number >= 0 (0: no "
                        "clipping), got %g", cfg->clip_grad_norm);
+    if (!(cfg->ema_decay >= 0.0 && cfg->ema_decay < 1.0) || cfg->ema_every < 0)
+        return rn_fail(RN_ERR_ARG, "the weights' moving average needs a decay in [0, 1) (0: none) and "
+                       "ema_every >= 0, got %g and %d", cfg->ema_decay, cfg->ema_every);
     if (!(cfg->label_smoothing >= 0.0f && cfg->label_smoothing <= 1.0f))
         return rn_fail(RN_ERR_ARG, "label smoothing must be in [0, 1]");
     if (cfg->nesterov && cfg->momentum <= 0.0)
@@ -167,7 +173,9 @@ rn_status rn_trainer_create(rn_model *m, const rn_train_config *cfg, rn_trainer 
         t->state = rn_calloc(m->n_params, sizeof(float));
         if (t->adamw)
             t->state2 = rn_calloc(m->n_params, sizeof(float));
-        if (!t->grads || !t->state || (t->adamw && !t->state2))
+        if (cfg->ema_decay > 0.0 && (t->ema = rn_calloc(m->n_params, sizeof(float))) != NULL)
+            memcpy(t->ema, m->params, m->n_params * sizeof(float));
+        if (!t->grads || !t->state || (t->adamw && !t->state2) || (cfg->ema_decay > 0.0 && !t->ema))
             st = rn_fail(RN_ERR_NOMEM, "out of memory for the gradients and the optimizer state");
     }
     if (st == RN_OK && cfg->freeze_backbone) {
@@ -195,6 +203,7 @@ void rn_trainer_free(rn_trainer *t) {
     rn_free(t->grads);
     rn_free(t->state);
     rn_free(t->state2);
+    rn_free(t->ema);
     rn_free(t->logits);
     rn_free(t->dlogits);
     free(t);
@@ -229,7 +238,8 @@ rn_status rn_trainer_set_bn_sync(rn_trainer *t, rn_bn_sync_hook fn, void *ctx) {
 size_t rn_trainer_bytes(const rn_trainer *t) {
     if (!t)
         return 0;
-    size_t blocks = t->m->n_params * sizeof(float) * (t->adamw ? 3 : 2);
+    /* gradients, optimizer state, the weights' moving average */
+    size_t blocks = t->m->n_params * sizeof(float) * ((t->adamw ? 3 : 2) + (t->ema != NULL));
     size_t head = 2 * (size_t)t->head_batch * (size_t)t->m->num_classes * sizeof(float);
     return blocks + rn_backprop_bytes(t->bp) + rn_session_bytes(t->frozen) + head;
 }
@@ -248,7 +258,7 @@ rn_status rn_trainer_plan_bytes(const rn_model *m, const rn_train_config *cfg, i
         return rn_fail(RN_ERR_ARG, "rn_trainer_plan_bytes: batch %d at %dx%d", n, h, w);
     int adamw = cfg->optimizer && strcmp(cfg->optimizer, "adamw") == 0;
     size_t blocks, work, head = 0;
-    if (!rn_size_mul(m->n_params, sizeof(float) * (adamw ? 3 : 2), &blocks))
+    if (!rn_size_mul(m->n_params, sizeof(float) * ((adamw ? 3 : 2) + (cfg->ema_decay > 0.0)), &blocks))
         return rn_fail(RN_ERR_NOMEM, "the optimizer state cannot be addressed");
     if (cfg->freeze_backbone) {
         RN_TRY(rn_session_plan_bytes(m, NULL, n, h, w, &work));
@@ -363,6 +373,24 @@ static double clip_gradients(rn_trainer *t, double clip) {
     return norm;
 }
 
+/* After the update of step t->steps: the moving average's, on steps 1, 1 + every, ...; a copy
+ * when it has no updates yet (AveragedModel's n_averaged 0), which it is made to have again
+ * after each update within the warm-up (torchvision's reference resets it there). */
+static void update_ema(rn_trainer *t) {
+    const int every = t->cfg.ema_every > 0 ? t->cfg.ema_every : 1;
+    if (!t->ema || (t->steps - 1) % every != 0)
+        return;
+    const rn_model *m = t->m;
+    if (t->ema_updates == 0) {
+        memcpy(t->ema, m->params, m->n_params * sizeof *t->ema);
+    } else {
+        const float d = (float)t->cfg.ema_decay, keep = (float)(1.0 - t->cfg.ema_decay);
+        for (size_t i = 0; i < m->n_params; i++)
+            t->ema[i] = d * t->ema[i] + keep * m->params[i];
+    }
+    t->ema_updates = t->steps <= t->cfg.warmup_steps ? 0 : t->ema_updates + 1;
+}
+
 rn_status rn_trainer_step(rn_trainer *t, const float *x, const int32_t *labels, int n, int h, int w,
                           rn_step_result *result) {
     if (!t || !x || !labels)
@@ -441,6 +469,26 @@ rn_status rn_trainer_step(rn_trainer *t, const float *x, const int32_t *labels, 
     /* the classifier is read live by every forward; only the backbone is prepared */
     if (!t->cfg.freeze_backbone)
         rn_model_params_changed(m);
+    update_ema(t);
+    return RN_OK;
+}
+
+rn_status rn_trainer_ema_weights(const rn_trainer *t, rn_model *dst) {
+    if (!t || !dst)
+        return rn_fail(RN_ERR_ARG, "rn_trainer_ema_weights: NULL argument");
+    if (!t->ema)
+        return rn_fail(RN_ERR_ARG, "this trainer keeps no moving average of the weights (ema_decay 0)");
+    const rn_model *m = t->m;
+    if (dst == m || dst->quantized || strcmp(dst->arch->name, m->arch->name) != 0 ||
+        dst->n_params != m->n_params || dst->n_tensors != m->n_tensors || dst->num_classes != m->num_classes ||
+        dst->in_channels != m->in_channels || dst->width != m->width || dst->stem_kind != m->stem_kind)
+        return rn_fail(RN_ERR_ARG, "rn_trainer_ema_weights: the model is not one of the trainer's "
+                       "architecture, classes and shapes (%s)", m->arch->name);
+    memcpy(dst->params, t->ema, m->n_params * sizeof *dst->params);
+    for (int i = 0; i < m->n_tensors; i++) /* num_batches_tracked: the model's, not averaged */
+        if (m->tensors[i].i64 && dst->tensors[i].i64)
+            *dst->tensors[i].i64 = *m->tensors[i].i64;
+    rn_model_params_changed(dst);
     return RN_OK;
 }
 
@@ -453,15 +501,20 @@ rn_status rn_trainer_write_state_to(const rn_trainer *t, rn_wfile *w, const char
     if (!t || !w || !w->f || count < 0 || (count > 0 && (!keys || !values)))
         return rn_fail(RN_ERR_ARG, "rn_trainer_save_state: bad argument");
     const rn_model *m = t->m;
-    if (!rn_floats_finite(t->state, m->n_params) || (t->adamw && !rn_floats_finite(t->state2, m->n_params)))
+    if (!rn_floats_finite(t->state, m->n_params) || (t->adamw && !rn_floats_finite(t->state2, m->n_params)) ||
+        (t->ema && !rn_floats_finite(t->ema, m->n_params)))
         return rn_fail(RN_ERR_ARG, "%s: not written: the optimizer state holds a NaN or an infinity", w->path);
     int64_t shape[1] = {(int64_t)m->n_params}, one[1] = {1};
-    st_entry e[3];
+    st_entry e[5];
     int ne = 0;
     e[ne++] = (st_entry){t->adamw ? "optimizer.exp_avg" : "optimizer.momentum_buffer", ST_F32, 1, shape, t->state};
     if (t->adamw)
         e[ne++] = (st_entry){"optimizer.exp_avg_sq", ST_F32, 1, shape, t->state2};
     e[ne++] = (st_entry){"optimizer.step", ST_I64, 1, one, &t->steps};
+    if (t->ema) {
+        e[ne++] = (st_entry){"optimizer.ema", ST_F32, 1, shape, t->ema};
+        e[ne++] = (st_entry){"optimizer.ema_updates", ST_I64, 1, one, &t->ema_updates};
+    }
     st_meta *meta = calloc((size_t)count + 3, sizeof *meta);
     if (!meta)
         return rn_fail(RN_ERR_NOMEM, "out of memory saving %s", w->path);
@@ -516,8 +569,8 @@ rn_status rn_trainer_load_state(rn_trainer *t, const char *path,
     const char *opt = st_meta_get(&f, "optimizer");
     const char *arch = st_meta_get(&f, "arch");
     const size_t n = t->m->n_params;
-    const float *first = NULL, *second = NULL;
-    long long step = 0;
+    const float *first = NULL, *second = NULL, *ema = NULL;
+    long long step = 0, ema_updates = 0;
     if (!opt || strcmp(opt, t->optimizer) != 0)
         st = rn_fail(RN_ERR_MISMATCH, "%s: optimizer state is for '%s', this run uses '%s'", path,
                      opt ? opt : "(none)", t->optimizer);
@@ -543,11 +596,24 @@ rn_status rn_trainer_load_state(rn_trainer *t, const char *path,
         else
             step = s->i64[0];
     }
+    /* the moving average, where both the file and the trainer have one */
+    if (st == RN_OK && t->ema && st_find(&f, "optimizer.ema")) {
+        const st_tensor *u = st_find(&f, "optimizer.ema_updates");
+        st = find_vector(&f, path, "optimizer.ema", n, &ema);
+        if (st == RN_OK && (!u || !u->i64 || u->numel != 1 || u->i64[0] < 0))
+            st = rn_fail(RN_ERR_MISMATCH, "%s: missing or bad 'optimizer.ema_updates'", path);
+        else if (st == RN_OK)
+            ema_updates = u->i64[0];
+    }
     if (st == RN_OK) { /* all checked: now the trainer changes */
         memcpy(t->state, first, n * sizeof *t->state);
         if (second)
             memcpy(t->state2, second, n * sizeof *t->state2);
         t->steps = step;
+        if (t->ema) { /* without one in the file, the average starts again from the weights */
+            memcpy(t->ema, ema ? ema : t->m->params, n * sizeof *t->ema);
+            t->ema_updates = ema ? ema_updates : 0;
+        }
         if (get_meta)
             for (size_t i = 0; i < f.meta_count; i++)
                 get_meta(ctx, f.meta[i].key, f.meta[i].value);
