@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "interrupt.h"
@@ -81,6 +82,15 @@ static int save_checkpoint(train_run *r, int64_t epoch, int64_t position) {
         else
             snprintf(r->log, sizeof r->log, "%s", r->log_final);
         r->log_final[0] = '\0';
+    }
+    /* a moving average beside the checkpoint belongs to it: one an earlier run left (a run
+     * --overwrite replaced, or resumed here with --ema 0) goes with this run's first save */
+    if (status == 0 && r->lead && !r->ema_path[0]) {
+        char stale[1100];
+        cli_beside(stale, sizeof stale, r->save, ".ema.safetensors");
+        if (unlink(stale) == 0)
+            printf("removed %s, the moving average of the weights (--ema) of the run before, which "
+                   "this one does not keep\n", stale);
     }
     if (status == 0 && r->lead && r->old_report[0]) {
         if (rn_report_remove(r->old_report))

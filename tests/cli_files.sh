@@ -334,6 +334,10 @@ expect 0 "--ema added at a resume" "$R" train --data tiny --quiet --resume r/cli
     --ema 0.5 --ema-every 1 --save r/clip6.safetensors
 has out "--ema: 0 -> 0.5" "the change is reported"
 [ -s r/clip6.ema.safetensors ] && ok || bad "no average file after --ema was added"
+expect 0 "--ema 0 at a resume" "$R" train --data tiny --quiet --resume r/clip6.safetensors --max-steps 9 \
+    --ema 0 --save r/clip6.safetensors
+has out "removed r/clip6.ema.safetensors" "the stale average's removal is said"
+[ ! -e r/clip6.ema.safetensors ] && ok || bad "the average of the run before is left beside a checkpoint without one"
 # within the warm-up every update copies the weights (torchvision resets the average there)
 expect 0 "--ema within the warm-up" "$R" "${common[@]}" --epochs 2 --lr 0.1 --ema 0.5 --ema-every 1 --warmup 100 \
     --max-steps 3 --save r/emaw.safetensors
