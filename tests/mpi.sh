@@ -118,6 +118,20 @@ run_ok res2 "${MPIRUN[@]}" -np 2 "$R" train --data data/fmnist-small --resume "$
     --save "$T/res2.safetensors"
 compare "5 + 5 steps on 2 ranks vs 10 on 2 (--deterministic)" res2 det1 --exact --steps 5
 
+# --ema: every rank evaluates rank 0's moving average (the ranks' BatchNorm statistics part without
+# --sync-bn), the one saved: the epoch's EMA figures are what eval gives on the saved file
+run_ok ema2 "${MPIRUN[@]}" -np 2 "$R" train --data data/fmnist-small --width 16 --batch-size 128 --epochs 1 \
+    --lr 0.05 --momentum 0.9 --ema 0.9 --ema-every 2 --seed 3 --no-report --quiet --threads 1 \
+    --save "$T/ema2.safetensors"
+run_ok ema2eval "$R" eval --weights "$T/ema2.ema.safetensors" --data data/fmnist-small --json --threads 1
+"$PY" - "$T/ema2.log.jsonl" "$T/ema2eval.out" <<'PY' && ok || bad "2 ranks --ema: the epoch's EMA test figures are not eval's of the saved average"
+import json, sys
+last = [json.loads(l) for l in open(sys.argv[1]) if l.startswith('{"epoch"')][-1]
+ev = json.load(open(sys.argv[2]))
+print("2 ranks --ema: EMA test acc %.4f, eval of the saved average %.4f" % (last["ema_test_acc"], ev["top1"]))
+sys.exit(not (abs(ev["top1"] - last["ema_test_acc"]) < 1e-6 and abs(ev["loss"] - last["ema_test_loss"]) < 1e-5))
+PY
+
 # ---- refusals ------------------------------------------------------------------------------------
 # every rank prints its own error line; none is killed (no MPI_Abort)
 "${MPIRUN[@]}" -np 2 "$R" "${TRAIN[@]}" --batch-size 33 --max-steps 1 >"$T/out" 2>"$T/err"
