@@ -218,7 +218,7 @@ static void test_runlog(void) {
         "{\"epoch\": 1, \"train_loss\": 2.5, \"lr\": 0.1, \"seconds\": 3.5, \"images_per_second\": 100}\n"
         "{\"step\": 5, \"epoch\": 1, \"loss\": 9}\n"
         "{\"run\": {\"cpu\": \"Second CPU\", \"threads\": 2, \"flags\": {\"lr\": \"0.1\"}}}\n"
-        "{\"epoch\": 2, \"train_loss\": 1.25, \"test_acc\": null}\n";
+        "{\"epoch\": 2, \"train_loss\": 1.25, \"test_acc\": null, \"ema_test_acc\": 0.75}\n";
     char *path = path_of("run.jsonl");
     CHECK(check_write_file(path, text, strlen(text)), "write the log");
     rn_run_log log;
@@ -230,7 +230,8 @@ static void test_runlog(void) {
           "the last run record is kept");
     CHECK(log.count == 2 && log.epochs[0].v[RN_LOG_SECONDS] == 3.5 &&
               log.epochs[0].v[RN_LOG_IMAGES_PER_SECOND] == 100 && log.epochs[1].v[RN_LOG_TRAIN_LOSS] == 1.25 &&
-              isnan(log.epochs[1].v[RN_LOG_TEST_ACC]) && isnan(log.epochs[1].v[RN_LOG_LR]),
+              isnan(log.epochs[1].v[RN_LOG_TEST_ACC]) && isnan(log.epochs[1].v[RN_LOG_LR]) &&
+              log.epochs[1].v[RN_LOG_EMA_TEST_ACC] == 0.75 && isnan(log.epochs[0].v[RN_LOG_EMA_TEST_ACC]),
           "epoch metrics, NAN where null or missing");
     rn_run_log_free(&log);
     const char *none = "{\"step\": 1}\n";
@@ -357,7 +358,8 @@ static void test_collect_and_report(rn_model *m) {
                       "{\"epoch\": 1, \"train_loss\": 1.1, \"train_acc\": 0.4, \"test_loss\": 1.2, "
                       "\"test_acc\": 0.35, \"lr\": 0.1, \"seconds\": 2, \"images_per_second\": 20}\n"
                       "{\"epoch\": 2, \"train_loss\": 1.0, \"train_acc\": 0.5, \"test_loss\": 1.1, "
-                      "\"test_acc\": 0.4, \"lr\": 0.1, \"seconds\": 8, \"images_per_second\": 5}\n";
+                      "\"test_acc\": 0.4, \"ema_test_loss\": 1.05, \"ema_test_acc\": 0.4375, \"lr\": 0.1, "
+                      "\"seconds\": 8, \"images_per_second\": 5}\n";
     CHECK(check_write_file(path_of("r.jsonl"), log, strlen(log)), "log");
     char logpath[2048], outdir[2048];
     memcpy(logpath, path_of("r.jsonl"), sizeof logpath);
@@ -377,7 +379,13 @@ static void test_collect_and_report(rn_model *m) {
      * had been shown) */
     CHECK(html && strstr(html, "8.0 training images/s") && !strstr(html, "12.5 training images/s"),
           "the throughput is the images over the seconds");
+    /* train --ema's moving average: a column of the epochs' table, a curve of each panel */
+    CHECK(html && strstr(html, "EMA test acc</th>") && strstr(html, "0.4375</td>"),
+          "the epochs' table has the moving average's test accuracy");
     free(html);
+    char *curves = (char *)check_read_file(path_of("report/curves.svg"), &len);
+    CHECK(curves && strstr(curves, "test, moving average"), "the curves have the moving average's");
+    free(curves);
     struct stat sb;
     CHECK(stat(path_of("report/confusion.png"), &sb) == 0 && sb.st_size > 1000, "confusion.png written");
     rc.grid = 0, rc.png_scale = 9;

@@ -478,7 +478,13 @@ static void epochs(const report_page *p, json_buf *b) {
     PUT(b, "<div class=\"scroll\"><table>\n<thead><tr><th class=\"num\">epoch</th>"
            "<th class=\"num\">train loss</th><th class=\"num\">train acc</th>"
            "<th class=\"num\">test loss</th><th class=\"num\">test acc</th>"
-           "<th class=\"num\">test top-5</th><th class=\"num\">learning rate</th>"
+           "<th class=\"num\">test top-5</th>");
+    int ema = 0; /* train --ema: the moving average's test accuracy */
+    for (size_t i = 0; i < p->log->count; i++)
+        ema |= !isnan(p->log->epochs[i].v[RN_LOG_EMA_TEST_ACC]);
+    if (ema)
+        PUT(b, "<th class=\"num\">EMA test acc</th>");
+    PUT(b, "<th class=\"num\">learning rate</th>"
            "<th class=\"num\">seconds</th><th class=\"num\">images/s</th></tr></thead>\n<tbody>\n");
     for (size_t i = 0; i < p->log->count; i++) {
         const rn_log_epoch *r = &p->log->epochs[i];
@@ -488,6 +494,8 @@ static void epochs(const report_page *p, json_buf *b) {
         put_metric(b, r->v[RN_LOG_TEST_LOSS], "<td class=\"num\">%.4f</td>");
         put_metric(b, r->v[RN_LOG_TEST_ACC], "<td class=\"num\">%.4f</td>");
         put_metric(b, r->v[RN_LOG_TEST_TOP5], "<td class=\"num\">%.4f</td>");
+        if (ema)
+            put_metric(b, r->v[RN_LOG_EMA_TEST_ACC], "<td class=\"num\">%.4f</td>");
         put_metric(b, r->v[RN_LOG_LR], "<td class=\"num\">%.4g</td>");
         put_metric(b, r->v[RN_LOG_SECONDS], "<td class=\"num\">%.1f</td>");
         put_metric(b, r->v[RN_LOG_IMAGES_PER_SECOND], "<td class=\"num\">%.0f</td>");

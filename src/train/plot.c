@@ -25,6 +25,7 @@
 static const rn_color COLOR_TRAIN = 0x1f77b4;
 static const rn_color COLOR_TEST = 0xff7f0e;
 static const rn_color COLOR_LR = 0x2ca02c;
+static const rn_color COLOR_EMA = 0x9467bd;
 static const rn_color COLOR_GRID = 0xe6e6e6;
 static const rn_color COLOR_INK = 0x222222;
 
@@ -230,9 +231,9 @@ void rn_plot_curves(rn_canvas *c, const rn_run_log *log, const char *name) {
     rn_font f = {18, RN_ALIGN_MIDDLE, 1, COLOR_INK, 0};
     rn_draw_textf(c, w / 2, 28, &f, "%s)", heading);
 
-    /* columns: epoch, then the five metrics drawn */
+    /* columns: epoch, then the seven metrics drawn */
     static const rn_log_metric COLS[] = {COL_EPOCH, RN_LOG_TRAIN_LOSS, RN_LOG_TEST_LOSS, RN_LOG_TRAIN_ACC,
-                                         RN_LOG_TEST_ACC, RN_LOG_LR};
+                                         RN_LOG_TEST_ACC, RN_LOG_LR, RN_LOG_EMA_TEST_LOSS, RN_LOG_EMA_TEST_ACC};
     enum { NC = sizeof COLS / sizeof COLS[0] };
     double *col = malloc(NC * log->count * sizeof *col);
     if (!col)
@@ -241,11 +242,14 @@ void rn_plot_curves(rn_canvas *c, const rn_run_log *log, const char *name) {
         metric_column(log, COLS[k], col + k * log->count);
     const double *x = col, *at = col + log->count;
     size_t n = log->count;
-    series loss[2] = {{x, at, n, COLOR_TRAIN, 0, "train"}, {x, at + n, n, COLOR_TEST, 1, "test"}};
-    series acc[2] = {{x, at + 2 * n, n, COLOR_TRAIN, 0, "train"}, {x, at + 3 * n, n, COLOR_TEST, 1, "test"}};
+    series loss[3] = {{x, at, n, COLOR_TRAIN, 0, "train"}, {x, at + n, n, COLOR_TEST, 1, "test"},
+                      {x, at + 5 * n, n, COLOR_EMA, 1, "test, moving average"}};
+    series acc[3] = {{x, at + 2 * n, n, COLOR_TRAIN, 0, "train"}, {x, at + 3 * n, n, COLOR_TEST, 1, "test"},
+                     {x, at + 6 * n, n, COLOR_EMA, 1, "test, moving average"}};
     series lr = {x, at + 4 * n, n, COLOR_LR, 0, "learning rate"};
-    draw_panel(c, 0, "loss", "epoch", loss, 2, 0);
-    draw_panel(c, 1, "accuracy", "epoch", acc, 2, 1);
+    const int curves = has_metric(log, RN_LOG_EMA_TEST_ACC) ? 3 : 2; /* train --ema's average */
+    draw_panel(c, 0, "loss", "epoch", loss, curves, 0);
+    draw_panel(c, 1, "accuracy", "epoch", acc, curves, 1);
     if (has_metric(log, RN_LOG_LR))
         draw_panel(c, 2, "learning rate", "epoch", &lr, 1, 0);
     free(col);

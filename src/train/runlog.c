@@ -17,7 +17,7 @@
 
 static const char *const METRIC_KEYS[RN_LOG_METRICS] = {
     "train_loss", "test_loss", "train_acc", "test_acc", "test_top5", "lr", "seconds",
-    "images_per_second", "elapsed", "steps"};
+    "images_per_second", "elapsed", "steps", "ema_test_loss", "ema_test_acc"};
 
 const char *rn_log_metric_key(rn_log_metric m) {
     return m >= 0 && m < RN_LOG_METRICS ? METRIC_KEYS[m] : "";

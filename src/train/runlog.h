@@ -36,6 +36,8 @@ typedef enum rn_log_metric {
     RN_LOG_IMAGES_PER_SECOND,
     RN_LOG_ELAPSED,              /* wall seconds since the run's command started, evaluation included */
     RN_LOG_STEPS,                /* optimizer steps taken by the epoch's end, in all */
+    RN_LOG_EMA_TEST_LOSS,        /* train --ema: the moving average's test loss and accuracy */
+    RN_LOG_EMA_TEST_ACC,
     RN_LOG_METRICS
 } rn_log_metric;
 
