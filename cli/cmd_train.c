@@ -81,6 +81,9 @@ static arg_spec SPECS[] = {
     {"augment", ARG_STRING, "auto", "training augmentation: none, flip, crop, crop+flip (crop: random crop after "
      "padding by 4 pixels, crop:N by N, as torchvision's RandomCrop(size, padding=N); RandomResizedCrop "
      "for folders); auto: crop+flip for folders, none otherwise", 0, 0},
+    {"random-erase", ARG_STRING, "0", "probability of torchvision's RandomErasing on each training image, after "
+     "the rest of the augmentation and the normalisation: a random rectangle of 2% to 33% of the image, aspect "
+     "ratio 0.3 to 3.3, set to 0 (torchvision's --random-erase; 0: off)", 0, 0},
     CLI_TTA_SPEC,
     {"normalize", ARG_STRING, "auto", "none, imagenet (its mean and std; for gray images 0.449:0.226, their "
      "averages), or per-channel MEAN,...:STD,... applied after scaling to [0,1]; auto: imagenet for folders, none "
@@ -451,6 +454,13 @@ static int check_flags(train_run *r, int *batch, int *size, int *threads, int pl
     r->lcfg.seed = (uint64_t)r->seed;
     r->lcfg.shards = r->dist.size > 1 ? r->dist.size : 0;
     r->lcfg.shard = r->dist.rank;
+    if (!cli_number_ok(t, "random-erase"))
+        return 0;
+    r->lcfg.erase_prob = (float)atof(args_str(t, "random-erase"));
+    if (!(r->lcfg.erase_prob >= 0.0f && r->lcfg.erase_prob <= 1.0f)) {
+        cli_error(t->command, "--random-erase is a probability in [0, 1], got '%s'", args_str(t, "random-erase"));
+        return 0;
+    }
     const int folder = rn_dataset_kind_is_folder(args_str(t, "dataset"));
     return cli_parse_augment(t, &r->lcfg, folder ? "crop+flip" : "none") && cli_parse_tta(t, &r->lcfg) &&
            cli_parse_normalize(t, &r->lcfg, r->norm_text, sizeof r->norm_text);

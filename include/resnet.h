@@ -648,6 +648,11 @@ typedef struct rn_loader_config {
                                 * the whole batch */
     int tta_flip;              /* evaluation only (rn_evaluate): each image's logits are the
                                 * mean of its own and its left-right mirror's */
+    float erase_prob;          /* torchvision's RandomErasing(p = erase_prob, scale (0.02,
+                                * 0.33), ratio (0.3, 3.3), value 0) on each image after the
+                                * rest (normalisation included): with that probability a
+                                * random rectangle of it, all channels, becomes 0; 0: off.
+                                * Its draws are apart from the crop's and flip's. */
 } rn_loader_config;
 
 /* Fills *cfg with the defaults: batch_size 64, every option off (the

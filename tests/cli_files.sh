@@ -305,6 +305,18 @@ expect 0 "6 steps with --clip-grad-norm 0.5" "$R" "${common[@]}" --epochs 2 --lr
 expect 0 "6 steps unclipped" "$R" "${common[@]}" --epochs 2 --lr 0.1 --max-steps 6 --save r/noclip6.safetensors
 /usr/bin/python3 "$HERE/tests/same_checkpoint.py" r/clip6.safetensors r/noclip6.safetensors >/dev/null 2>&1 &&
     bad "clipping at 0.5 changed nothing" || ok
+# random erasing is part of the plan: a resume without --random-erase erases as the run did
+expect 0 "3 steps with --random-erase 0.5" "$R" "${common[@]}" --epochs 2 --lr 0.1 --random-erase 0.5 --max-steps 3 \
+    --save r/erase.safetensors
+expect 0 "... resumed without it" "$R" train --data tiny --quiet --resume r/erase.safetensors --max-steps 6 \
+    --save r/erase.safetensors
+hasnt out "other settings" "the resumed run keeps --random-erase"
+expect 0 "6 steps with --random-erase 0.5" "$R" "${common[@]}" --epochs 2 --lr 0.1 --random-erase 0.5 \
+    --max-steps 6 --save r/erase6.safetensors
+/usr/bin/python3 "$HERE/tests/same_checkpoint.py" r/erase.safetensors r/erase6.safetensors && ok ||
+    bad "--random-erase resumed: not the straight run's checkpoint"
+/usr/bin/python3 "$HERE/tests/same_checkpoint.py" r/erase6.safetensors r/noclip6.safetensors >/dev/null 2>&1 &&
+    bad "random erasing at 0.5 changed nothing" || ok
 # the moving average of the weights (--ema): saved beside the checkpoint, resumed exactly (the
 # average in the optimizer state), evaluated beside the model; added at a resume, it starts there
 expect 0 "3 steps with --ema" "$R" "${common[@]}" --epochs 2 --lr 0.1 --ema 0.9 --ema-every 2 --max-steps 3 \

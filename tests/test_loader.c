@@ -422,11 +422,90 @@ static void test_loader_subset(void) {
  * Main
  * ------------------------------------------------------------------------- */
 
+/* RandomErasing (erase_prob): a rectangle of every channel set to 0, of torchvision's area and
+ * aspect ranges, the rest of the image as without it (its draws apart from the flip's); as often
+ * as asked; the same twice. */
+static void test_loader_erase(void) {
+    enum { N = 400, C = 3, H = 32, W = 32 };
+    rn_dataset ds = make_synth(N, C, H, W);
+    for (size_t k = 0; k < (size_t)N * C * H * W; k++) /* no zero but the erased */
+        ds.pixels[k] |= ds.pixels[k] == 0;
+    const size_t per = (size_t)C * H * W;
+    float *x[4];
+    int32_t lab[N];
+    const float probs[4] = {0.0f, 1.0f, 0.5f, 1.0f};
+    for (int run = 0; run < 4; run++) {
+        rn_loader_config cfg = base_config(N);
+        cfg.flip = 1;
+        cfg.erase_prob = probs[run];
+        rn_loader *l = NULL;
+        x[run] = malloc(N * per * sizeof(float));
+        int n = 0;
+        CHECK(rn_loader_create(&ds, &cfg, &l) == RN_OK && rn_loader_next(l, x[run], lab, &n) == RN_OK && n == N,
+              "erase_prob %g: a batch: %s", probs[run], rn_last_error());
+        rn_loader_free(l);
+    }
+    int erased = 0, rect_ok = 1, rest_same = 1, taller = 0, wider = 0, half = 0;
+    double area_sum = 0.0;
+    for (int i = 0; i < N; i++) {
+        const float *plain = x[0] + i * per, *e = x[1] + i * per;
+        int y0 = H, y1 = -1, x0 = W, x1 = -1;
+        for (int y = 0; y < H; y++)
+            for (int xx = 0; xx < W; xx++)
+                if (e[y * W + xx] == 0.0f) {
+                    y0 = y < y0 ? y : y0, y1 = y > y1 ? y : y1;
+                    x0 = xx < x0 ? xx : x0, x1 = xx > x1 ? xx : x1;
+                }
+        for (int c = 0; c < C; c++)
+            for (int y = 0; y < H; y++)
+                for (int xx = 0; xx < W; xx++) {
+                    const size_t k = ((size_t)c * H + y) * W + xx;
+                    const int inside = y >= y0 && y <= y1 && xx >= x0 && xx <= x1;
+                    rect_ok &= !inside || e[k] == 0.0f;
+                    rest_same &= inside || e[k] == plain[k];
+                }
+        if (y1 >= 0) {
+            const int h = y1 - y0 + 1, w = x1 - x0 + 1;
+            erased++;
+            area_sum += (double)h * w / (H * W);
+            rect_ok &= h * w >= 0.02 * H * W * 0.7 && h * w <= 0.33 * H * W * 1.3 && h < H && w < W &&
+                       (double)h / w >= 0.3 * 0.7 && (double)h / w <= 3.3 / 0.7;
+            taller += h > w, wider += w > h;
+        }
+        int any = 0;
+        for (size_t k = 0; k < per; k++)
+            any |= x[2][i * per + k] == 0.0f;
+        half += any;
+    }
+    CHECK(erased >= N - 1, "erase_prob 1: %d of %d images erased", erased, N);
+    CHECK(rect_ok, "each erased part is a rectangle of every channel, of torchvision's area and aspect ranges");
+    CHECK(rest_same, "the rest of each image is as without erasing (the flip's draws unchanged)");
+    CHECK(erased && area_sum / erased > 0.12 && area_sum / erased < 0.22,
+          "mean erased area %.3f of the image (uniform in 0.02..0.33, the largest not fitting)",
+          erased ? area_sum / erased : 0.0);
+    CHECK(taller > N / 4 && wider > N / 4, "taller %d and wider %d rectangles alike (log-uniform aspect)", taller,
+          wider);
+    CHECK(half > N * 4 / 10 && half < N * 6 / 10, "erase_prob 0.5: %d of %d erased", half, N);
+    CHECK(memcmp(x[1], x[3], N * per * sizeof(float)) == 0, "the same erasing twice");
+    for (int run = 0; run < 4; run++)
+        free(x[run]);
+    const float bad[2] = {1.5f, -0.25f};
+    for (int k = 0; k < 2; k++) {
+        rn_loader_config cfg = base_config(4);
+        cfg.erase_prob = bad[k];
+        rn_loader *l = NULL;
+        CHECK(rn_loader_create(&ds, &cfg, &l) == RN_ERR_ARG && !l && strstr(rn_last_error(), "erasing"),
+              "erase_prob %g refused", bad[k]);
+    }
+    rn_dataset_free(&ds);
+}
+
 int main(void) {
     test_loader_batching();
     test_loader_shuffle();
     test_loader_determinism();
     test_loader_augment();
+    test_loader_erase();
     test_loader_normalize_resize();
     test_loader_subset();
     test_loader_shards();

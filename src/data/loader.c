@@ -5,7 +5,8 @@
  * Determinism: a batch is named by (epoch, position) and its content is a
  * pure function of that name and the configuration - the order of epoch e
  * from a generator seeded by (seed, e), the crop offsets and flip of the
- * image at position i from one seeded by (seed, e, i). Thread timing only
+ * image at position i from one seeded by (seed, e, i) (its random erasing
+ * from another, so that turning it on leaves them). Thread timing only
  * decides when a batch is made, never what it holds.
  *
  * Hand-off: one worker thread and one internal batch buffer. The caller's
@@ -93,6 +94,7 @@ static uint64_t mix64(uint64_t z) {
 
 #define TAG_ORDER 0x4f52444552ULL   /* "ORDER" */
 #define TAG_AUGMENT 0x4155474dULL   /* "AUGM" */
+#define TAG_ERASE 0x4552415345ULL   /* "ERASE" */
 
 /* The order of epoch `epoch`: identity without shuffling, else Fisher-Yates
  * from a generator seeded by (seed, epoch). */
@@ -137,6 +139,33 @@ static rn_rng augment_rng(const rn_loader *l, int64_t epoch, int64_t pos) {
     return r;
 }
 
+/* torchvision's RandomErasing(p, scale (0.02, 0.33), ratio (0.3, 3.3), value 0) on the
+ * (c, h, w) image at out, with the draws of a generator of its own for (epoch, pos), in
+ * torchvision's order: whether, then up to ten tries of an area and a log-uniform aspect
+ * ratio whose rectangle (sides rounded half to even, as Python's round) fits strictly
+ * inside, then its top and left. No try fitting: the image stays as it is. */
+static void random_erase(const rn_loader *l, int64_t epoch, int64_t pos, float *out) {
+    rn_rng r;
+    rn_rng_seed(&r, mix64(mix64(mix64(l->cfg.seed ^ TAG_ERASE) ^ (uint64_t)epoch) ^ (uint64_t)pos));
+    if (!(rn_rng_uniform(&r) < l->cfg.erase_prob))
+        return;
+    const int H = l->h, W = l->w;
+    const double area = (double)H * W, lr0 = log(0.3), lr1 = log(3.3);
+    for (int attempt = 0; attempt < 10; attempt++) {
+        const double erase = area * (0.02 + (0.33 - 0.02) * rn_rng_uniform(&r));
+        const double aspect = exp(lr0 + (lr1 - lr0) * rn_rng_uniform(&r));
+        const int h = (int)nearbyint(sqrt(erase * aspect)), w = (int)nearbyint(sqrt(erase / aspect));
+        if (!(h < H && w < W))
+            continue;
+        const int top = (int)(rn_rng_next(&r) % (uint64_t)(H - h + 1));
+        const int left = (int)(rn_rng_next(&r) % (uint64_t)(W - w + 1));
+        for (int c = 0; c < l->c; c++)
+            for (int y = top; y < top + h; y++)
+                memset(out + ((size_t)c * H + y) * W + left, 0, (size_t)w * sizeof *out);
+        return;
+    }
+}
+
 /* In memory: writes dataset image `index`, augmented with the draws for
  * (epoch, pos), to out: (c, h, w). */
 static void make_image(rn_loader *l, int index, int64_t epoch, int64_t pos, float *out) {
@@ -175,6 +204,8 @@ static void make_image(rn_loader *l, int index, int64_t epoch, int64_t pos, floa
             }
         }
     }
+    if (l->cfg.erase_prob > 0.0f)
+        random_erase(l, epoch, pos, out);
 }
 
 /* From a file: decodes dataset image `index` and writes it, transformed
@@ -202,6 +233,8 @@ static rn_status make_file_image(const rn_loader *l, int index, int64_t epoch, i
         }
     }
     rn_image_free(&img);
+    if (st == RN_OK && l->cfg.erase_prob > 0.0f)
+        random_erase(l, epoch, pos, out);
     return st == RN_OK ? RN_OK : rn_fail_context(st, "%s", path);
 }
 
@@ -338,6 +371,9 @@ static rn_status check_config(const rn_dataset *ds, const rn_loader_config *cfg)
     if (cfg->crop_padding < 0 || cfg->crop_padding > LOADER_MAX_PADDING)
         return rn_fail(RN_ERR_ARG, "loader: crop padding %d is not in 0..%d", cfg->crop_padding,
                        LOADER_MAX_PADDING);
+    if (!(cfg->erase_prob >= 0.0f && cfg->erase_prob <= 1.0f))
+        return rn_fail(RN_ERR_ARG, "loader: the random erasing probability %g is not in [0, 1]",
+                       (double)cfg->erase_prob);
     if (cfg->shards > 1 && (cfg->shard < 0 || cfg->shard >= cfg->shards))
         return rn_fail(RN_ERR_ARG, "loader: shard %d of %d", cfg->shard, cfg->shards);
     if (cfg->shards > 1 && cfg->batch_size % cfg->shards != 0)
