@@ -21,6 +21,7 @@
  * the epochs is train_loop.c.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +82,12 @@ static arg_spec SPECS[] = {
     {"augment", ARG_STRING, "auto", "training augmentation: none, flip, crop, crop+flip (crop: random crop after "
      "padding by 4 pixels, crop:N by N, as torchvision's RandomCrop(size, padding=N); RandomResizedCrop "
      "for folders); auto: crop+flip for folders, none otherwise", 0, 0},
+    {"mixup-alpha", ARG_STRING, "0", "mix each training batch's images in pairs, x = lam x + (1 - lam) x', and "
+     "their labels alike (lam ~ Beta(alpha, alpha)), as torchvision's --mixup-alpha (RandomMixup; 0.2 is usual; "
+     "0: off)", 0, 0},
+    {"cutmix-alpha", ARG_STRING, "0", "paste into each training image a box of another of its batch and mix "
+     "their labels by area, as torchvision's --cutmix-alpha (RandomCutmix; 1.0 is usual; with --mixup-alpha one "
+     "of the two per batch; 0: off)", 0, 0},
     {"random-erase", ARG_STRING, "0", "probability of torchvision's RandomErasing on each training image, after "
      "the rest of the augmentation and the normalisation: a random rectangle of 2% to 33% of the image, aspect "
      "ratio 0.3 to 3.3, set to 0 (torchvision's --random-erase; 0: off)", 0, 0},
@@ -454,8 +461,16 @@ static int check_flags(train_run *r, int *batch, int *size, int *threads, int pl
     r->lcfg.seed = (uint64_t)r->seed;
     r->lcfg.shards = r->dist.size > 1 ? r->dist.size : 0;
     r->lcfg.shard = r->dist.rank;
-    if (!cli_number_ok(t, "random-erase"))
+    if (!cli_number_ok(t, "random-erase") || !non_negative(t, "mixup-alpha") || !non_negative(t, "cutmix-alpha"))
         return 0;
+    r->mix.mixup_alpha = (float)atof(args_str(t, "mixup-alpha"));
+    r->mix.cutmix_alpha = (float)atof(args_str(t, "cutmix-alpha"));
+    r->mix.seed = (uint64_t)r->seed;
+    if (!isfinite(r->mix.mixup_alpha) || !isfinite(r->mix.cutmix_alpha)) { /* 1e39 is inf as a float */
+        cli_error(t->command, "--mixup-alpha and --cutmix-alpha must be below 1e38, got '%s' and '%s'",
+                  args_str(t, "mixup-alpha"), args_str(t, "cutmix-alpha"));
+        return 0;
+    }
     r->lcfg.erase_prob = (float)atof(args_str(t, "random-erase"));
     if (!(r->lcfg.erase_prob >= 0.0f && r->lcfg.erase_prob <= 1.0f)) {
         cli_error(t->command, "--random-erase is a probability in [0, 1], got '%s'", args_str(t, "random-erase"));

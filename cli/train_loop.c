@@ -230,7 +230,9 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
     int B = r->lcfg.batch_size, C = r->train.channels;
     int ranks = r->dist.size, local = B / ranks;   /* this rank's share of a batch */
     float *x = malloc((size_t)local * C * S * S * sizeof *x);
-    int32_t *labels = malloc((size_t)local * sizeof *labels);
+    /* the batch's labels, then (--mixup-alpha, --cutmix-alpha) those of the images mixed in */
+    int32_t *labels = malloc(2 * (size_t)local * sizeof *labels), *labels2 = labels ? labels + local : NULL;
+    const int mixing = r->mix.mixup_alpha > 0.0f || r->mix.cutmix_alpha > 0.0f;
     if (!x || !labels) {
         free(x), free(labels);
         cli_error(r->dist.what, "out of memory for a batch of %d images of %dx%d", local, S, S);
@@ -274,6 +276,8 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
         int stopped = 0;
         for (;;) {
             int n = 0;
+            rn_loader_state at; /* the batch's name, which its mixing draws are a function of */
+            rn_loader_get_state(r->loader, &at);
             if (rn_loader_next(r->loader, x, labels, &n) != RN_OK) {
                 cli_error(r->dist.what, "%s", rn_last_error());
                 status = EXIT_RUNTIME;
@@ -281,8 +285,14 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
             }
             if (n == 0)
                 break;
+            rn_mix_info mix = {RN_MIX_NONE, 1.0f, {0, 0, 0, 0}};
+            if (mixing && rn_batch_mix(&r->mix, at.epoch, at.position, x, labels, labels2, n, C, S, S, &mix) != RN_OK) {
+                cli_error(r->dist.what, "%s", rn_last_error());
+                status = EXIT_RUNTIME;
+                break;
+            }
             rn_step_result res;   /* loss and correct over the global batch */
-            if (rn_trainer_step(r->tr, x, labels, n, S, S, &res) != RN_OK) {
+            if (rn_trainer_step_mixed(r->tr, x, labels, mixing ? labels2 : NULL, mix.lam, n, S, S, &res) != RN_OK) {
                 cli_error(r->dist.what, "%s", rn_last_error());
                 status = EXIT_RUNTIME;
                 break;
@@ -314,6 +324,11 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
                         (long long)gstep, (long long)epoch + 1, res.loss, (double)res.correct / n, e->lr);
                 if (r->cfg.clip_grad_norm > 0.0) /* the norm before clipping */
                     fprintf(r->logf, ", \"grad_norm\": %.8g", res.grad_norm);
+                if (mix.kind == RN_MIX_MIXUP) /* what this rank's batch was mixed by (rank 0's) */
+                    fprintf(r->logf, ", \"mix\": \"mixup\", \"mix_lam\": %.9g", mix.lam);
+                else if (mix.kind == RN_MIX_CUTMIX)
+                    fprintf(r->logf, ", \"mix\": \"cutmix\", \"mix_lam\": %.9g, \"mix_box\": [%d, %d, %d, %d]",
+                            mix.lam, mix.box[0], mix.box[1], mix.box[2], mix.box[3]);
                 fputs("}\n", r->logf);
                 log_flush(r);
             }

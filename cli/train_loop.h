@@ -38,6 +38,7 @@ typedef struct train_run {
     train_dist dist;        /* the ranks of a data-parallel run (one without a launcher) */
     int lead;               /* rank 0: prints, logs and saves */
     rn_train_config cfg;    /* from the flags; the steps are the loader's */
+    rn_mix_config mix;      /* --mixup-alpha, --cutmix-alpha */
     double started;         /* when the command started (train_clock_s) */
     double elapsed_before;  /* the run's seconds before this command (a resumed run's): the log's
                                "elapsed" is these plus the command's */

@@ -130,7 +130,7 @@ int main(int argc, char **argv) {
     for (int w = 0; w < 2; w++) {
         float loss;
         int correct;
-        if (rn_backprop_forward(bp, x, labels, batch, size, size, 0.0f, &loss, &correct) != RN_OK ||
+        if (rn_backprop_forward(bp, x, labels, NULL, 1.0f, batch, size, size, 0.0f, &loss, &correct) != RN_OK ||
             rn_backprop_backward(bp, grads, NULL, NULL) != RN_OK) {
             fprintf(stderr, "profile_train: %s\n", rn_last_error());
             goto done;
@@ -159,7 +159,7 @@ int main(int argc, char **argv) {
         st.at = times + (size_t)r * per_pass;
         const double t0 = dev_now();
         st.last = t0;
-        if (rn_backprop_forward(bp, x, labels, batch, size, size, 0.0f, &loss, &correct) != RN_OK ||
+        if (rn_backprop_forward(bp, x, labels, NULL, 1.0f, batch, size, size, 0.0f, &loss, &correct) != RN_OK ||
             rn_backprop_backward(bp, grads, NULL, NULL) != RN_OK) {
             fprintf(stderr, "profile_train: %s\n", rn_last_error());
             rn_graph_free(g);

@@ -469,6 +469,16 @@ typedef struct rn_step_result {
 RN_API rn_status rn_trainer_step(rn_trainer *t, const float *x, const int32_t *labels, int n, int h,
                                  int w, rn_step_result *result);
 
+/* rn_trainer_step on a mixed batch (mixup, CutMix; rn_batch_mix makes one): labels2 (n) the
+ * label of the image mixed into each and lam the share of labels, the loss the cross-entropy
+ * against (1 - s) * (lam * onehot(labels) + (1 - lam) * onehot(labels2)) + s / K (s the label
+ * smoothing), as torchvision's RandomMixup / RandomCutmix targets with
+ * CrossEntropyLoss(label_smoothing=s); result->correct counts the images whose top-1 is the
+ * label of the larger share. labels2 NULL: rn_trainer_step. */
+RN_API rn_status rn_trainer_step_mixed(rn_trainer *t, const float *x, const int32_t *labels,
+                                       const int32_t *labels2, float lam, int n, int h, int w,
+                                       rn_step_result *result);
+
 /* Optimizer steps taken so far (skipped steps not counted). */
 RN_API int64_t rn_trainer_steps(const rn_trainer *t);
 
@@ -730,6 +740,38 @@ RN_API void rn_loader_get_state(const rn_loader *l, rn_loader_state *st);
 
 /* Moves the loader to st (epoch >= 0, 0 <= position <= images per epoch). */
 RN_API rn_status rn_loader_set_state(rn_loader *l, const rn_loader_state *st);
+
+/* Mixing a training batch, as torchvision's classification reference does with
+ * --mixup-alpha and --cutmix-alpha (RandomMixup, RandomCutmix; both on: one of
+ * the two per batch at even odds, RandomChoice). Each image is mixed with the one
+ * before it in the batch, the first with the last (torchvision's roll by one):
+ *   mixup:  x_i = lam x_i + (1 - lam) x_{i-1}, lam ~ Beta(alpha, alpha);
+ *   CutMix: a box centred at a uniform pixel with sides sqrt(1 - lam) of the
+ *           image's (lam ~ Beta(alpha, alpha)), clipped to the image, is pasted
+ *           from x_{i-1} into x_i; lam becomes the share of x_i left.
+ * labels2[i] receives the label of the image mixed into image i (labels[i - 1]),
+ * for rn_trainer_step_mixed with info->lam. The draws are a function of (seed,
+ * epoch, position) alone (a loader's rn_loader_get_state before the batch), so a
+ * resumed run mixes as the run it continues. x: (n, c, h, w), changed in place;
+ * nothing is allocated. Both alphas 0: nothing mixed (lam 1, labels2 = the rolled
+ * labels). */
+typedef struct rn_mix_config {
+    float mixup_alpha;        /* > 0: RandomMixup(alpha) */
+    float cutmix_alpha;       /* > 0: RandomCutmix(alpha) */
+    uint64_t seed;
+} rn_mix_config;
+
+enum { RN_MIX_NONE = 0, RN_MIX_MIXUP = 1, RN_MIX_CUTMIX = 2 };
+
+typedef struct rn_mix_info {
+    int kind;                 /* RN_MIX_NONE, RN_MIX_MIXUP or RN_MIX_CUTMIX */
+    float lam;                /* the share of each image's own label */
+    int box[4];               /* CutMix: rows box[0]..box[1]-1, columns box[2]..box[3]-1 */
+} rn_mix_info;
+
+RN_API rn_status rn_batch_mix(const rn_mix_config *cfg, int64_t epoch, int64_t position, float *x,
+                              const int32_t *labels, int32_t *labels2, int n, int c, int h, int w,
+                              rn_mix_info *info);
 
 typedef struct rn_eval_result {
     int64_t count;            /* images evaluated */

@@ -317,6 +317,19 @@ expect 0 "6 steps with --random-erase 0.5" "$R" "${common[@]}" --epochs 2 --lr 0
     bad "--random-erase resumed: not the straight run's checkpoint"
 /usr/bin/python3 "$HERE/tests/same_checkpoint.py" r/erase6.safetensors r/noclip6.safetensors >/dev/null 2>&1 &&
     bad "random erasing at 0.5 changed nothing" || ok
+# mixup and CutMix are part of the plan: a resume without them mixes as the run did (the mixing
+# drawn from the batch's place), and the log's step lines say how each batch was mixed
+expect 0 "3 steps with --mixup-alpha and --cutmix-alpha" "$R" "${common[@]}" --epochs 2 --lr 0.1 --mixup-alpha 0.2 \
+    --cutmix-alpha 1 --max-steps 3 --save r/mix.safetensors
+expect 0 "... resumed without them" "$R" train --data tiny --quiet --resume r/mix.safetensors --max-steps 6 \
+    --save r/mix.safetensors
+hasnt out "other settings" "the resumed run keeps --mixup-alpha and --cutmix-alpha"
+expect 0 "6 steps with --mixup-alpha and --cutmix-alpha" "$R" "${common[@]}" --epochs 2 --lr 0.1 --mixup-alpha 0.2 \
+    --cutmix-alpha 1 --max-steps 6 --save r/mix6.safetensors
+/usr/bin/python3 "$HERE/tests/same_checkpoint.py" r/mix.safetensors r/mix6.safetensors && ok ||
+    bad "mixing resumed: not the straight run's checkpoint"
+[ "$(grep -c '"mix": "\(mixup\|cutmix\)", "mix_lam": ' r/mix.log.jsonl)" = 6 ] && ok ||
+    bad "6 step lines saying how their batch was mixed: $(grep -c '"mix"' r/mix.log.jsonl)"
 # the moving average of the weights (--ema): saved beside the checkpoint, resumed exactly (the
 # average in the optimizer state), evaluated beside the model; added at a resume, it starts there
 expect 0 "3 steps with --ema" "$R" "${common[@]}" --epochs 2 --lr 0.1 --ema 0.9 --ema-every 2 --max-steps 3 \

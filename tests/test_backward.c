@@ -425,6 +425,58 @@ static void fd_cross_entropy(int N, int K, float s) {
     free(labels), free(c.z), free(g);
 }
 
+/* A mixed batch (mixup, CutMix): the loss and gradient are lam times those of the first labels
+ * plus (1 - lam) times the second's, the fast and reference alike; correct counts the label of
+ * the larger share; lam 1 gives the unmixed bits; and a value PyTorch gives:
+ * CrossEntropyLoss(label_smoothing=0.1)([[1, 2, 3]], 0.3 onehot(0) + 0.7 onehot(2)). */
+static void check_cross_entropy_mix(void) {
+    enum { N = 37, K = 10 };
+    const size_t n = (size_t)N * K;
+    float *z = check_frand(n, -4, 4), *da = check_floats(n), *db = check_floats(n), *dm = check_floats(n);
+    int a[N], b[N];
+    for (int i = 0; i < N; i++)
+        a[i] = check_int(0, K - 1), b[i] = check_int(0, K - 1);
+    const float lams[3] = {0.3f, 0.5f, 0.85f};
+    for (int fast = 0; fast <= 1; fast++)
+        for (int j = 0; j < 3; j++) {
+            const float lam = lams[j], s = 0.1f;
+            int hits = -1, want_hits = 0;
+            float la = (fast ? softmax_cross_entropy : softmax_cross_entropy_ref)(z, a, N, K, s, da, NULL);
+            float lb = (fast ? softmax_cross_entropy : softmax_cross_entropy_ref)(z, b, N, K, s, db, NULL);
+            float lm = (fast ? softmax_cross_entropy_mix : softmax_cross_entropy_mix_ref)(z, a, b, lam, N, K, s,
+                                                                                          dm, &hits);
+            double worst = 0.0;
+            for (size_t k = 0; k < n; k++) {
+                const double want = (double)lam * da[k] + (1.0 - lam) * db[k];
+                worst = fmax(worst, fabs(dm[k] - want));
+            }
+            for (int i = 0; i < N; i++) {
+                int arg = 0;
+                for (int k = 1; k < K; k++)
+                    arg = z[(size_t)i * K + k] > z[(size_t)i * K + arg] ? k : arg;
+                want_hits += arg == (lam >= 0.5f ? a[i] : b[i]);
+            }
+            const double want_loss = (double)lam * la + (1.0 - lam) * lb;
+            CHECK(fabs(lm - want_loss) <= 1e-6 * (1 + fabs(want_loss)) && worst <= 1e-7 && hits == want_hits,
+                  "%s mixed cross-entropy, lam %g: loss %.7g want %.7g, gradient off by %.1e, correct %d/%d",
+                  fast ? "fast" : "ref", lam, lm, want_loss, worst, hits, want_hits);
+        }
+    int hits1 = 0, hits2 = 0;
+    float l1 = softmax_cross_entropy(z, a, N, K, 0.1f, da, &hits1);
+    float l2 = softmax_cross_entropy_mix(z, a, b, 1.0f, N, K, 0.1f, dm, &hits2);
+    CHECK(l1 == l2 && hits1 == hits2 && memcmp(da, dm, n * sizeof *da) == 0, "lam 1: the unmixed bits");
+    const float v[3] = {1, 2, 3};
+    const int la = 0, lb = 2;
+    float g[3], gr[3];
+    float lf = softmax_cross_entropy_mix(v, &la, &lb, 0.3f, 1, 3, 0.1f, g, NULL);
+    float lr = softmax_cross_entropy_mix_ref(v, &la, &lb, 0.3f, 1, 3, 0.1f, gr, NULL);
+    CHECK(fabsf(lf - 1.0476060f) < 1e-6f && fabsf(lr - 1.0476060f) < 1e-6f && fabsf(g[0] + 0.2133f) < 1e-4f &&
+              fabsf(g[1] - 0.2114f) < 1e-4f && fabsf(g[2] - 0.0019f) < 1e-4f && fabsf(gr[0] - g[0]) < 1e-6f,
+          "mixed cross-entropy value %.7f %.7f (PyTorch 1.0476060), gradient %.4f %.4f %.4f", lf, lr, g[0], g[1],
+          g[2]);
+    rn_free(z), rn_free(da), rn_free(db), rn_free(dm);
+}
+
 /* A value PyTorch gives: CrossEntropyLoss(label_smoothing=0.1)([[1, 2, 3]], [0]). */
 static void check_cross_entropy_value(void) {
     const float z[3] = {1, 2, 3};
@@ -646,6 +698,7 @@ int main(void) {
     fd_cross_entropy(7, 10, 0.1f);
     fd_cross_entropy(3, 4, 0.5f);
     check_cross_entropy_value();
+    check_cross_entropy_mix();
 
     /* 2. fast against reference: the per-channel ops */
     fast_vs_ref_ops();

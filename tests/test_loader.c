@@ -6,6 +6,7 @@
  * Run from the repository root (it reads data/fmnist-small). Exits non-zero
  * on any failure; the last line reads "test_loader: N passed, M failed".
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -500,12 +501,103 @@ static void test_loader_erase(void) {
     rn_dataset_free(&ds);
 }
 
+/* rn_batch_mix: torchvision's RandomMixup and RandomCutmix on a batch rolled by one, the labels
+ * alike, lam ~ Beta(alpha, alpha); the draws a function of (seed, epoch, position). */
+static void test_batch_mix(void) {
+    enum { N = 5, C = 2, H = 9, W = 11 };
+    const size_t per = (size_t)C * H * W;
+    float orig[N * C * H * W], x[N * C * H * W], again[N * C * H * W];
+    int32_t labels[N] = {3, 1, 4, 1, 5}, l2[N];
+    for (size_t k = 0; k < N * per; k++)
+        orig[k] = (float)check_int(-1000, 1000) / 7.0f;
+    rn_mix_config mixup = {0.4f, 0.0f, 7}, cutmix = {0.0f, 1.0f, 7}, both = {0.4f, 1.0f, 7};
+    rn_mix_info info;
+    memcpy(x, orig, sizeof x);
+    CHECK(rn_batch_mix(&mixup, 2, 40, x, labels, l2, N, C, H, W, &info) == RN_OK && info.kind == RN_MIX_MIXUP &&
+              info.lam >= 0.0f && info.lam <= 1.0f, "mixup: %s", rn_last_error());
+    double worst = 0.0;
+    for (int i = 0; i < N; i++)
+        for (size_t k = 0; k < per; k++) {
+            const double want = (double)info.lam * orig[i * per + k] +
+                                (1.0 - info.lam) * orig[(i > 0 ? i - 1 : N - 1) * per + k];
+            worst = fmax(worst, fabs(x[i * per + k] - want) / (1.0 + fabs(want)));
+        }
+    int rolled = 1;
+    for (int i = 0; i < N; i++)
+        rolled &= l2[i] == labels[i > 0 ? i - 1 : N - 1];
+    CHECK(worst < 1e-6 && rolled, "mixup: each image lam of itself and 1 - lam of the one before (off by %.1e), "
+          "the labels rolled alike", worst);
+    memcpy(again, orig, sizeof again);
+    rn_mix_info info2;
+    rn_batch_mix(&mixup, 2, 40, again, labels, l2, N, C, H, W, &info2);
+    CHECK(memcmp(x, again, sizeof x) == 0 && info2.lam == info.lam, "mixup: the same draws at the same place");
+    memcpy(again, orig, sizeof again);
+    rn_batch_mix(&mixup, 2, 41, again, labels, l2, N, C, H, W, &info2);
+    CHECK(info2.lam != info.lam, "mixup: other draws at another position");
+
+    int cut_ok = 1, cuts = 0;
+    for (int pos = 0; pos < 20; pos++) {
+        memcpy(x, orig, sizeof x);
+        if (rn_batch_mix(&cutmix, 0, pos, x, labels, l2, N, C, H, W, &info) != RN_OK || info.kind != RN_MIX_CUTMIX) {
+            cut_ok = 0;
+            break;
+        }
+        const int y0 = info.box[0], y1 = info.box[1], x0 = info.box[2], x1 = info.box[3];
+        cut_ok &= 0 <= y0 && y0 <= y1 && y1 <= H && 0 <= x0 && x0 <= x1 && x1 <= W &&
+                  info.lam == (float)(1.0 - (double)(x1 - x0) * (y1 - y0) / (H * W));
+        cuts += y1 > y0 && x1 > x0;
+        for (int i = 0; i < N; i++)
+            for (int c = 0; c < C; c++)
+                for (int y = 0; y < H; y++)
+                    for (int xx = 0; xx < W; xx++) {
+                        const size_t off = ((size_t)c * H + y) * W + xx;
+                        const int in = y >= y0 && y < y1 && xx >= x0 && xx < x1;
+                        cut_ok &= x[i * per + off] == orig[(in ? (i > 0 ? i - 1 : N - 1) : i) * per + off];
+                    }
+    }
+    CHECK(cut_ok && cuts > 10, "CutMix: the box from the image before, the rest as it was, lam the share left "
+          "(%d of 20 boxes not empty)", cuts);
+
+    /* lam ~ Beta(alpha, alpha): mean 1/2, variance 1 / (4 (2 alpha + 1)); both on: each kind half the time */
+    const float alphas[2] = {0.4f, 1.0f};
+    for (int j = 0; j < 2; j++) {
+        rn_mix_config one = {alphas[j], 0.0f, 11};
+        double sum = 0.0, sq = 0.0;
+        const int draws = 4000;
+        for (int pos = 0; pos < draws; pos++) {
+            float v = 1.0f;
+            int32_t lab = 0, lab2 = -1;
+            rn_batch_mix(&one, 1, pos, &v, &lab, &lab2, 1, 1, 1, 1, &info);
+            sum += info.lam, sq += (double)info.lam * info.lam;
+        }
+        const double mean = sum / draws, var = sq / draws - mean * mean, want = 1.0 / (4.0 * (2.0 * alphas[j] + 1.0));
+        CHECK(fabs(mean - 0.5) < 0.03 && fabs(var - want) < 0.15 * want,
+              "Beta(%g, %g): mean %.4f (0.5), variance %.4f (%.4f) over %d draws", alphas[j], alphas[j], mean, var,
+              want, draws);
+    }
+    int kinds[3] = {0, 0, 0};
+    for (int pos = 0; pos < 400; pos++) {
+        memcpy(x, orig, sizeof x);
+        rn_batch_mix(&both, 3, pos, x, labels, l2, N, C, H, W, &info);
+        kinds[info.kind]++;
+    }
+    CHECK(kinds[RN_MIX_NONE] == 0 && kinds[RN_MIX_MIXUP] > 150 && kinds[RN_MIX_CUTMIX] > 150,
+          "both on: %d mixup and %d CutMix batches of 400", kinds[RN_MIX_MIXUP], kinds[RN_MIX_CUTMIX]);
+    rn_mix_config off = {0.0f, 0.0f, 1}, bad = {-1.0f, 0.0f, 1};
+    memcpy(x, orig, sizeof x);
+    CHECK(rn_batch_mix(&off, 0, 0, x, labels, l2, N, C, H, W, &info) == RN_OK && info.kind == RN_MIX_NONE &&
+              info.lam == 1.0f && memcmp(x, orig, sizeof x) == 0, "both alphas 0: nothing mixed");
+    CHECK(rn_batch_mix(&bad, 0, 0, x, labels, l2, N, C, H, W, &info) == RN_ERR_ARG &&
+              strstr(rn_last_error(), "alpha"), "a negative alpha refused");
+}
+
 int main(void) {
     test_loader_batching();
     test_loader_shuffle();
     test_loader_determinism();
     test_loader_augment();
     test_loader_erase();
+    test_batch_mix();
     test_loader_normalize_resize();
     test_loader_subset();
     test_loader_shards();

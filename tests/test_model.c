@@ -630,11 +630,11 @@ static void test_step_stamps(void) {
     float loss1 = 0, loss2 = 0;
     int c1, c2;
     l.last_node = -1;
-    CHECK(rn_backprop_forward(bp, x, y, B, S, S, 0.0f, &loss1, &c1) == RN_OK, "forward with stamps: %s",
+    CHECK(rn_backprop_forward(bp, x, y, NULL, 1.0f, B, S, S, 0.0f, &loss1, &c1) == RN_OK, "forward with stamps: %s",
           rn_last_error());
     l.backward = 1, l.last_node = 1 << 30;
     CHECK(rn_backprop_backward(bp, g1, NULL, NULL) == RN_OK, "backward with stamps: %s", rn_last_error());
-    CHECK(rn_backprop_forward(plain, x, y, B, S, S, 0.0f, &loss2, &c2) == RN_OK &&
+    CHECK(rn_backprop_forward(plain, x, y, NULL, 1.0f, B, S, S, 0.0f, &loss2, &c2) == RN_OK &&
               rn_backprop_backward(plain, g2, NULL, NULL) == RN_OK,
           "step without: %s", rn_last_error());
     CHECK(loss1 == loss2 && memcmp(g1, g2, m->n_params * sizeof *g1) == 0,

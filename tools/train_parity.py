@@ -20,7 +20,9 @@
    0.9, weight decay 5e-4, BN in train mode; and weight decay 5 with --norm-weight-decay 0,
    torchvision's BatchNorm group, and the same groups under AdamW, its conv biases before
    BatchNorm aside; and lr 0.06 with --clip-grad-norm 1, every step clipped, its gradient
-   norms before clipping within 1e-4 of clip_grad_norm_'s) from given weights on a small
+   norms before clipping within 1e-4 of clip_grad_norm_'s; mixup and CutMix with label
+   smoothing, the reference mixing each batch as resnet.c's log says it did, with
+   torchvision's transforms) from given weights on a small
    generated dataset, against the same steps in PyTorch (tools/train_ref.py,
    float64): per-step losses within 1e-4 relative, every parameter and
    running statistic after the last step within 1e-3 relative (by norm),
@@ -297,14 +299,19 @@ def check_steps(resnet, tmp):
     # the moving average of the weights (torchvision's --model-ema), updated after steps 1, 3, 5:
     # a copy, then two averages
     ema = hyper + ["--ema", "0.5", "--ema-every", "2"]
+    # mixup and CutMix (one of the two per batch), with label smoothing on the mixed targets: the
+    # reference mixes each batch as the log says resnet.c mixed it (torchvision's transforms)
+    mix = hyper + ["--mixup-alpha", "0.4", "--cutmix-alpha", "1", "--label-smoothing", "0.1", "--seed", "1"]
     cases = [("d2l_resnet18", "fashion-mnist", 1, 28, hyper), ("resnet18", "cifar10", 3, 32, hyper),
              ("d2l_resnet18", "fashion-mnist", 1, 28, norm_decay), ("d2l_resnet18", "fashion-mnist", 1, 28, adamw_norm),
-             ("d2l_resnet18", "fashion-mnist", 1, 28, clip), ("resnet18", "cifar10", 3, 32, ema)]
+             ("d2l_resnet18", "fashion-mnist", 1, 28, clip), ("resnet18", "cifar10", 3, 32, ema),
+             ("d2l_resnet18", "fashion-mnist", 1, 28, mix)]
     for arch, kind, in_ch, size, hyper in cases:
         what = arch + (" --optimizer adamw" if "adamw" in hyper else "") + \
             (" --norm-weight-decay 0" if "--norm-weight-decay" in hyper else "") + \
             (" --clip-grad-norm 1" if "--clip-grad-norm" in hyper else "") + \
-            (" --ema 0.5 --ema-every 2" if "--ema" in hyper else "")
+            (" --ema 0.5 --ema-every 2" if "--ema" in hyper else "") + \
+            (" --mixup-alpha 0.4 --cutmix-alpha 1 --label-smoothing 0.1" if "--mixup-alpha" in hyper else "")
         model = randomize(build_model(arch, in_ch, 10), seed=5)
         rng = np.random.default_rng(3)
         count = steps * batch
@@ -332,6 +339,11 @@ def check_steps(resnet, tmp):
         losses_ref, state_ref = os.path.join(tmp, "losses.npy"), os.path.join(tmp, "state_ref.safetensors")
         norms_ref, ema_ref = os.path.join(tmp, "grad_norms.npy"), os.path.join(tmp, "ema_ref.safetensors")
         ref_hyper = [{"--ema": "--ema-decay"}.get(h, h) for h in hyper]
+        if "--mixup-alpha" in hyper:  # the reference reads the mixing from the log
+            at = ref_hyper.index("--mixup-alpha")
+            ref_hyper = ref_hyper[:at] + ref_hyper[at + 4:] + ["--mix-log", log]
+            at = ref_hyper.index("--seed")  # the seed drew the mixing, which the log holds
+            ref_hyper = ref_hyper[:at] + ref_hyper[at + 2:]
         ok = ok and run([PY, os.path.join(HERE, "train_ref.py"), "--arch", arch, "--weights", w, "--batches", bdir,
                          "--steps", str(steps), "--out-losses", losses_ref, "--out-state", state_ref,
                          "--out-grad-norms", norms_ref, "--out-ema", ema_ref, "--double"] + ref_hyper)
@@ -344,6 +356,10 @@ def check_steps(resnet, tmp):
         report(len(ours) == steps and max(rel) <= 1e-4,
                "%s %d steps: losses %s, rel errors %s" % (
                    what, steps, " ".join("%.5f" % v for v in ours), " ".join("%.1e" % r for r in rel)))
+        if "--mixup-alpha" in hyper:
+            kinds = [json.loads(l).get("mix") for l in open(log) if '"step"' in l]
+            report(set(kinds) == {"mixup", "cutmix"}, "%s: the %d steps mixed by %s" % (what, steps, " ".join(
+                str(k) for k in kinds)))
         if "--clip-grad-norm" in hyper:
             # the norms before clipping, as clip_grad_norm_ returns them: each above the clip, so
             # that every step was clipped

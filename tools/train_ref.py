@@ -5,7 +5,7 @@
         --batches DIR --steps N --lr LR [--momentum M] [--weight-decay WD] \\
         [--nesterov] [--optimizer sgd|adamw] [--beta1 B1] [--beta2 B2] [--eps E] \\
         [--label-smoothing S] [--norm-weight-decay NWD] [--clip-grad-norm C] \\
-        [--ema-decay D --ema-every K --out-ema E.safetensors] \\
+        [--ema-decay D --ema-every K --out-ema E.safetensors] [--mix-log LOG] \\
         [--double] [--threads T] --out-losses L.npy --out-state S.safetensors \\
         [--out-grad-norms G.npy]
     /usr/bin/python3 tools/train_ref.py --selftest
@@ -15,6 +15,8 @@ in_channels and num_classes; strict), puts it in train mode and runs, for
 t = 0 .. N-1 on DIR/x_{t:03d}.npy (float (B, C, H, W)) and DIR/y_{t:03d}.npy
 (B class indices, integer or whole-valued float):
 
+    [--mix-log: x, y mixed as resnet.c's log says it mixed step t: torchvision's
+     RandomMixup / RandomCutmix with that lam (and box), y the mixed one-hot targets]
     opt.zero_grad(); loss = CrossEntropyLoss(label_smoothing=S)(model(x), y)
     loss.backward(); [torch.nn.utils.clip_grad_norm_(model.parameters(), C)]; opt.step()
     [after steps t = 0, K, 2K, ...: ema.update_parameters(model)]
@@ -39,6 +41,7 @@ full state_dict (parameters and running stats as F32, num_batches_tracked as
 I64) with arch/in_channels/num_classes metadata, loadable by rn_model_load. Exit status 0 on success, 1 on error.
 """
 import argparse
+import json
 import os
 import sys
 
@@ -89,11 +92,14 @@ def train(model, batches, a, num_classes):
     if a.ema_decay:  # torchvision's references/classification/utils.ExponentialMovingAverage
         ema = torch.optim.swa_utils.AveragedModel(
             model, avg_fn=lambda avg, w, n: a.ema_decay * avg + (1 - a.ema_decay) * w, use_buffers=True)
+    mixes = read_mixes(a.mix_log) if a.mix_log else {}
     for t, (xp, yp) in enumerate(batches):
         x = load_input(xp).to(dtype)
         if x.shape[1] != cin:
             raise ValueError("%s: %d channels, the model takes %d" % (xp, x.shape[1], cin))
         y = load_labels(yp, x.shape[0], num_classes)
+        if t + 1 in mixes:
+            x, y = mix_batch(x, y, mixes[t + 1], num_classes)
         opt.zero_grad(set_to_none=True)
         loss = crit(model(x), y)
         loss.backward()
@@ -106,6 +112,33 @@ def train(model, batches, a, num_classes):
         if not np.isfinite(losses[-1]):
             raise ValueError("step %d: loss is %r" % (t, losses[-1]))
     return losses, norms, ema
+
+
+def read_mixes(path):
+    """{step: (kind, lam, box)} from the step lines of a resnet.c training log."""
+    out = {}
+    for line in open(path):
+        rec = json.loads(line)
+        if "step" in rec and "mix" in rec:
+            out[rec["step"]] = (rec["mix"], rec["mix_lam"], rec.get("mix_box"))
+    return out
+
+
+def mix_batch(x, y, mix, num_classes):
+    """torchvision 0.14's references/classification/transforms.py RandomMixup / RandomCutmix
+    forward with the given lam (and, for CutMix, the box it drew)."""
+    kind, lam, box = mix
+    target = nn.functional.one_hot(y, num_classes=num_classes).to(dtype=x.dtype)
+    batch_rolled, target_rolled = x.roll(1, 0), target.roll(1, 0)
+    if kind == "mixup":
+        batch_rolled.mul_(1.0 - lam)
+        x = x.mul(lam).add_(batch_rolled)
+    else:
+        y1, y2, x1, x2 = box
+        x = x.clone()
+        x[:, :, y1:y2, x1:x2] = batch_rolled[:, :, y1:y2, x1:x2]
+    target_rolled.mul_(1.0 - lam)
+    return x, target.mul_(lam).add_(target_rolled)
 
 
 def batch_files(d, n):
@@ -147,6 +180,7 @@ def parse(argv):
     ap.add_argument("--ema-decay", type=float, default=0.0)
     ap.add_argument("--ema-every", type=int, default=1)
     ap.add_argument("--out-ema")
+    ap.add_argument("--mix-log")
     ap.add_argument("--out-losses")
     ap.add_argument("--out-state")
     ap.add_argument("--selftest", action="store_true")

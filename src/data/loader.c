@@ -86,10 +86,7 @@ struct rn_loader {
  * ------------------------------------------------------------------------- */
 
 static uint64_t mix64(uint64_t z) {
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
+    return rn_rng_mix64(z + 0x9e3779b97f4a7c15ULL);
 }
 
 #define TAG_ORDER 0x4f52444552ULL   /* "ORDER" */
@@ -134,8 +131,7 @@ static int index_at(const rn_loader *l, int64_t p) {
 /* The generator for the augmentation of the image at (epoch, pos). */
 static rn_rng augment_rng(const rn_loader *l, int64_t epoch, int64_t pos) {
     rn_rng r;
-    rn_rng_seed(&r, mix64(mix64(mix64(l->cfg.seed ^ TAG_AUGMENT) ^ (uint64_t)epoch) ^
-                          (uint64_t)pos));
+    rn_rng_seed_at(&r, l->cfg.seed, TAG_AUGMENT, epoch, pos);
     return r;
 }
 
@@ -146,7 +142,7 @@ static rn_rng augment_rng(const rn_loader *l, int64_t epoch, int64_t pos) {
  * inside, then its top and left. No try fitting: the image stays as it is. */
 static void random_erase(const rn_loader *l, int64_t epoch, int64_t pos, float *out) {
     rn_rng r;
-    rn_rng_seed(&r, mix64(mix64(mix64(l->cfg.seed ^ TAG_ERASE) ^ (uint64_t)epoch) ^ (uint64_t)pos));
+    rn_rng_seed_at(&r, l->cfg.seed, TAG_ERASE, epoch, pos);
     if (!(rn_rng_uniform(&r) < l->cfg.erase_prob))
         return;
     const int H = l->h, W = l->w;

@@ -155,6 +155,14 @@ float softmax_cross_entropy_ref(const float *logits, const int *labels, int N, i
                                 float smoothing, float *dlogits, int *correct);
 float softmax_cross_entropy(const float *logits, const int *labels, int N, int K,
                             float smoothing, float *dlogits, int *correct);
+/* The same on a mixed batch (mixup, CutMix): labels2 (N) the second label of each row and lam
+ * the first's share, target (1 - s) * (lam * onehot(labels) + (1 - lam) * onehot(labels2)) +
+ * s / K; `correct` counts the rows whose arg-max is the label of the larger share (labels
+ * where lam >= 0.5). */
+float softmax_cross_entropy_mix_ref(const float *logits, const int *labels, const int *labels2, float lam,
+                                    int N, int K, float smoothing, float *dlogits, int *correct);
+float softmax_cross_entropy_mix(const float *logits, const int *labels, const int *labels2, float lam, int N,
+                                int K, float smoothing, float *dlogits, int *correct);
 
 /* ---- Layout -----------------------------------------------------------------
  * (N, C, HW) <-> (C, N, HW). */

@@ -433,17 +433,22 @@ static void conv_forward(rn_backprop *bp, int i, int n) {
     stamp(bp, i, RN_BP_NORM);
 }
 
-rn_status rn_backprop_forward(rn_backprop *bp, const float *x, const int32_t *labels, int n, int h,
-                              int w, float label_smoothing, float *loss, int *correct) {
+rn_status rn_backprop_forward(rn_backprop *bp, const float *x, const int32_t *labels, const int32_t *labels2,
+                              float lam, int n, int h, int w, float label_smoothing, float *loss, int *correct) {
     const rn_model *m = bp->m;
     if (!x || !labels)
         return rn_fail(RN_ERR_ARG, "training batch: NULL argument");
+    if (!labels2) /* unmixed */
+        labels2 = labels, lam = 1.0f;
     if (n < 1 || h < 1 || w < 1 || n > 1000000 || h > 65536 || w > 65536)
         return rn_fail(RN_ERR_ARG, "training batch: bad shape (%d, %d, %d, %d)", n, m->in_channels, h, w);
     for (int i = 0; i < n; i++)
-        if (labels[i] < 0 || labels[i] >= m->num_classes)
+        if (labels[i] < 0 || labels[i] >= m->num_classes || labels2[i] < 0 || labels2[i] >= m->num_classes)
             return rn_fail(RN_ERR_ARG, "training batch: label %d of image %d is outside 0..%d",
-                           (int)labels[i], i, m->num_classes - 1);
+                           (int)(labels[i] < 0 || labels[i] >= m->num_classes ? labels[i] : labels2[i]), i,
+                           m->num_classes - 1);
+    if (!(lam >= 0.0f && lam <= 1.0f))
+        return rn_fail(RN_ERR_ARG, "training batch: the first labels' share %g is not in [0, 1]", (double)lam);
     RN_TRY(plan_for(bp, n, h, w, NULL));
     bp->n = n;
     bp->stat_n = n;
@@ -477,8 +482,8 @@ rn_status rn_backprop_forward(rn_backprop *bp, const float *x, const int32_t *la
         if (nd->op != RN_NODE_CONV)
             stamp(bp, i, RN_BP_OTHER);
     }
-    float l = softmax_cross_entropy(bp->logits, (const int *)bp->labels, n, m->num_classes,
-                                    label_smoothing, bp->dlogits, correct);
+    float l = softmax_cross_entropy_mix(bp->logits, (const int *)bp->labels, (const int *)labels2, lam, n,
+                                        m->num_classes, label_smoothing, bp->dlogits, correct);
     stamp(bp, sc->n_nodes, RN_BP_OTHER);
     if (loss)
         *loss = l;

@@ -46,9 +46,11 @@ void rn_backprop_free(rn_backprop *bp);
 rn_status rn_backprop_algorithms(const rn_backprop *bp, char *buf, size_t cap);
 
 /* Forward in train mode on x (n, C, h, w) with labels (n), then the mean
- * cross-entropy (with label smoothing) and its gradient. */
-rn_status rn_backprop_forward(rn_backprop *bp, const float *x, const int32_t *labels, int n, int h,
-                              int w, float label_smoothing, float *loss, int *correct);
+ * cross-entropy (with label smoothing) and its gradient; for a mixed batch
+ * (mixup, CutMix) labels2 (n) the second label of each image and lam the
+ * first's share (softmax_cross_entropy_mix); labels2 NULL: unmixed (lam 1). */
+rn_status rn_backprop_forward(rn_backprop *bp, const float *x, const int32_t *labels, const int32_t *labels2,
+                              float lam, int n, int h, int w, float label_smoothing, float *loss, int *correct);
 
 /* The gradient of the last forward's loss for every trainable tensor, into
  * grads (the layout of m->params; entries of BN statistics untouched).

@@ -294,14 +294,15 @@ static int is_head(const rn_tensor_ref *r) { return strncmp(r->name, "fc.", 3) =
 
 /* A frozen backbone runs in eval mode (running statistics, not updated);
  * only the classifier is differentiated. */
-static rn_status head_forward_backward(rn_trainer *t, const float *x, const int32_t *labels, int n, int h,
-                                       int w, float *loss, int *correct) {
+static rn_status head_forward_backward(rn_trainer *t, const float *x, const int32_t *labels,
+                                       const int32_t *labels2, float lam, int n, int h, int w, float *loss,
+                                       int *correct) {
     rn_model *m = t->m;
     int K = m->num_classes;
     for (int i = 0; i < n; i++)
-        if (labels[i] < 0 || labels[i] >= K)
+        if (labels[i] < 0 || labels[i] >= K || labels2[i] < 0 || labels2[i] >= K)
             return rn_fail(RN_ERR_ARG, "training batch: label %d of image %d is outside 0..%d",
-                           (int)labels[i], i, K - 1);
+                           (int)(labels[i] < 0 || labels[i] >= K ? labels[i] : labels2[i]), i, K - 1);
     if (t->head_batch < n) {
         rn_free(t->logits);
         rn_free(t->dlogits);
@@ -312,8 +313,8 @@ static rn_status head_forward_backward(rn_trainer *t, const float *x, const int3
             return rn_fail(RN_ERR_NOMEM, "out of memory for the classifier's buffers");
     }
     RN_TRY(rn_session_forward(t->frozen, x, n, h, w, RN_MODE_EVAL, t->logits));
-    *loss = softmax_cross_entropy(t->logits, (const int *)labels, n, K, t->cfg.label_smoothing, t->dlogits,
-                                  correct);
+    *loss = softmax_cross_entropy_mix(t->logits, (const int *)labels, (const int *)labels2, lam, n, K,
+                                      t->cfg.label_smoothing, t->dlogits, correct);
     linear_backward(t->k, rn_session_features(t->frozen), m->feat, n, m->fc_w, K, t->dlogits, NULL,
                     t->grads + (m->fc_w - m->params), t->grads + (m->fc_b - m->params));
     if (t->hook) {
@@ -393,15 +394,26 @@ static void update_ema(rn_trainer *t) {
 
 rn_status rn_trainer_step(rn_trainer *t, const float *x, const int32_t *labels, int n, int h, int w,
                           rn_step_result *result) {
+    return rn_trainer_step_mixed(t, x, labels, NULL, 1.0f, n, h, w, result);
+}
+
+rn_status rn_trainer_step_mixed(rn_trainer *t, const float *x, const int32_t *labels, const int32_t *labels2,
+                                float lam, int n, int h, int w, rn_step_result *result) {
     if (!t || !x || !labels)
         return rn_fail(RN_ERR_ARG, "rn_trainer_step: NULL argument");
+    if (!labels2) /* unmixed */
+        labels2 = labels, lam = 1.0f;
+    if (!(lam >= 0.0f && lam <= 1.0f))
+        return rn_fail(RN_ERR_ARG, "rn_trainer_step_mixed: the first labels' share %g is not in [0, 1]",
+                       (double)lam);
     rn_model *m = t->m;
     float loss = 0.0f;
     int correct = 0;
     if (t->cfg.freeze_backbone) {
-        RN_TRY(head_forward_backward(t, x, labels, n, h, w, &loss, &correct));
+        RN_TRY(head_forward_backward(t, x, labels, labels2, lam, n, h, w, &loss, &correct));
     } else {
-        RN_TRY(rn_backprop_forward(t->bp, x, labels, n, h, w, t->cfg.label_smoothing, &loss, &correct));
+        RN_TRY(rn_backprop_forward(t->bp, x, labels, labels2, lam, n, h, w, t->cfg.label_smoothing, &loss,
+                                   &correct));
         RN_TRY(rn_backprop_backward(t->bp, t->grads, t->hook, t->hook_ctx));
     }
     /* the running statistics this step would set, this process's own (without a BatchNorm sync
@@ -637,7 +649,7 @@ rn_status rn_model_save_gradients(rn_model *m, const float *x, const int32_t *la
     rn_status st = grads && e ? rn_backprop_create(m, NULL, RN_CONV_IM2COL, &bp)
                               : rn_fail(RN_ERR_NOMEM, "out of memory saving %s", path);
     if (st == RN_OK)
-        st = rn_backprop_forward(bp, x, labels, n, h, w, label_smoothing, loss, NULL);
+        st = rn_backprop_forward(bp, x, labels, NULL, 1.0f, n, h, w, label_smoothing, loss, NULL);
     if (st == RN_OK)
         st = rn_backprop_backward(bp, grads, NULL, NULL);
     if (st == RN_OK) {
