@@ -6,7 +6,8 @@ that was never interrupted.
     /usr/bin/python3 tests/kill_harness.py --resnet build/resnet [--kills 50] [--seed 1]
 
 The run: d2l_resnet18 on data/fmnist-small, batch 4, one thread, 16 steps,
-a checkpoint every 2 steps and a log line every step. The test hook
+a checkpoint every 2 steps and a log line every step, with a moving average of
+the weights, mixup / CutMix, random erasing and gradient clipping on. The test hook
 RESNET_TEST_SAVE_PAUSE_MS (cli/train_ckpt.h) makes every save print its phases
 on stderr ("rn-test-hook: checkpoint step S PHASE") and pause a little after
 each, so the harness knows which checkpoints were committed and can aim kills
@@ -52,7 +53,12 @@ MARKER = re.compile(r"^rn-test-hook: checkpoint step (\d+) (.+)$")
 def train_command(resnet, save, resume):
     cmd = [resnet, "train", "--data", "data/fmnist-small", "--epochs", "1", "--max-steps", str(STEPS),
            "--batch-size", "4", "--threads", "1", "--quiet", "--seed", "5", "--save-every", str(EVERY),
-           "--log-every", "1", "--save", save]
+           "--log-every", "1", "--save", save,
+           # the state of the training features that draw or keep something across steps: the
+           # moving average of the weights (in the optimizer state), mixup / CutMix and random
+           # erasing (drawn from each batch's place), gradient clipping
+           "--ema", "0.9", "--ema-every", "3", "--mixup-alpha", "0.2", "--cutmix-alpha", "1",
+           "--random-erase", "0.25", "--clip-grad-norm", "5"]
     return cmd + (["--resume", save] if resume else [])
 
 
