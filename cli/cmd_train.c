@@ -70,10 +70,11 @@ static arg_spec SPECS[] = {
      "torch.nn.utils.clip_grad_norm_ (torchvision's --clip-grad-norm); the norm before clipping is logged "
      "with --log-every (0: no clipping)", 0, 0},
     {"ema", ARG_STRING, "0", "keep an exponential moving average of the weights and BatchNorm statistics, "
-     "updated every --ema-every steps as avg = EMA x avg + (1 - EMA) x weights (torchvision's --model-ema; its "
+     "updated after the first batch of each epoch and every --ema-every-th after it as avg = EMA x avg + "
+     "(1 - EMA) x weights (torchvision's --model-ema; its "
      "--model-ema-decay D is EMA = 1 - min(1, (1 - D) x batch x ranks x every / epochs)); evaluated beside the "
      "model after each evaluated epoch and saved beside --save as CKPT.ema.safetensors (0: none)", 0, 0},
-    {"ema-every", ARG_INT, "32", "optimizer steps between updates of the --ema average (torchvision's "
+    {"ema-every", ARG_INT, "32", "batches of an epoch between updates of the --ema average (torchvision's "
      "--model-ema-steps)", 0, 0},
     {"schedule", ARG_STRING, "constant", "constant, step:S[:G], multistep:E1,E2[:G], cosine[:MIN], onecycle[:PCT]", 0, 0},
     {"warmup", ARG_INT, "0", "linear learning-rate warm-up, in steps", 0, 0},

@@ -426,12 +426,15 @@ typedef struct rn_train_config {
     double ema_decay;        /* in (0, 1): the trainer keeps an exponential moving average of
                                 the weights and BatchNorm statistics (torchvision's
                                 ExponentialMovingAverage: AveragedModel with use_buffers),
-                                updated after every ema_every-th optimizer step (steps 1,
-                                1 + ema_every, ...) as avg = decay * avg + (1 - decay) * w;
-                                the first update, and every update within the warm-up,
-                                copies w (torchvision resets it during warm-up).
+                                updated after the batches 0, ema_every, 2 ema_every, ... of
+                                each epoch (their index in it: the schedule's step modulo
+                                steps_per_epoch, or the schedule's step without it), as
+                                torchvision's reference does, as avg = decay * avg +
+                                (1 - decay) * w; the first update, and every update within
+                                the warm-up, copies w (torchvision resets it during
+                                warm-up).
                                 rn_trainer_ema_weights reads it. 0 (default): none */
-    int ema_every;           /* optimizer steps between the average's updates
+    int ema_every;           /* batches of an epoch between the average's updates
                                 (rn_train_config_default: 32, torchvision's
                                 --model-ema-steps; 0 is taken as 1) */
 } rn_train_config;

@@ -5,7 +5,8 @@
         --batches DIR --steps N --lr LR [--momentum M] [--weight-decay WD] \\
         [--nesterov] [--optimizer sgd|adamw] [--beta1 B1] [--beta2 B2] [--eps E] \\
         [--label-smoothing S] [--norm-weight-decay NWD] [--clip-grad-norm C] \\
-        [--ema-decay D --ema-every K --out-ema E.safetensors] [--mix-log LOG] \\
+        [--ema-decay D --ema-every K --ema-epoch-steps E --out-ema E.safetensors] \\
+        [--mix-log LOG] \\
         [--double] [--threads T] --out-losses L.npy --out-state S.safetensors \\
         [--out-grad-norms G.npy]
     /usr/bin/python3 tools/train_ref.py --selftest
@@ -19,7 +20,7 @@ t = 0 .. N-1 on DIR/x_{t:03d}.npy (float (B, C, H, W)) and DIR/y_{t:03d}.npy
      RandomMixup / RandomCutmix with that lam (and box), y the mixed one-hot targets]
     opt.zero_grad(); loss = CrossEntropyLoss(label_smoothing=S)(model(x), y)
     loss.backward(); [torch.nn.utils.clip_grad_norm_(model.parameters(), C)]; opt.step()
-    [after steps t = 0, K, 2K, ...: ema.update_parameters(model)]
+    [after the batches i = t % E = 0, K, 2K, ... of each epoch: ema.update_parameters(model)]
 
 with one parameter group holding every parameter (weight decay applies to
 all, BatchNorm and biases included), or with --norm-weight-decay NWD two, as
@@ -106,7 +107,7 @@ def train(model, batches, a, num_classes):
         if a.clip_grad_norm:  # torchvision's references/classification/train.py --clip-grad-norm
             norms.append(float(nn.utils.clip_grad_norm_(model.parameters(), a.clip_grad_norm)))
         opt.step()
-        if ema is not None and t % a.ema_every == 0:
+        if ema is not None and t % a.ema_epoch_steps % a.ema_every == 0:  # torchvision: i % steps
             ema.update_parameters(model)
         losses.append(float(loss))
         if not np.isfinite(losses[-1]):
@@ -179,6 +180,7 @@ def parse(argv):
     ap.add_argument("--out-grad-norms")
     ap.add_argument("--ema-decay", type=float, default=0.0)
     ap.add_argument("--ema-every", type=int, default=1)
+    ap.add_argument("--ema-epoch-steps", type=int, default=1 << 62)
     ap.add_argument("--out-ema")
     ap.add_argument("--mix-log")
     ap.add_argument("--out-losses")

@@ -374,12 +374,15 @@ static double clip_gradients(rn_trainer *t, double clip) {
     return norm;
 }
 
-/* After the update of step t->steps: the moving average's, on steps 1, 1 + every, ...; a copy
+/* After the update of the schedule's step `at` (from 0): the moving average's, after the
+ * batches 0, every, 2 every, ... of each epoch (torchvision's reference: i % model_ema_steps
+ * == 0, i the batch's index in its epoch; steps_per_epoch unknown, of the whole run); a copy
  * when it has no updates yet (AveragedModel's n_averaged 0), which it is made to have again
  * after each update within the warm-up (torchvision's reference resets it there). */
-static void update_ema(rn_trainer *t) {
+static void update_ema(rn_trainer *t, int64_t at) {
     const int every = t->cfg.ema_every > 0 ? t->cfg.ema_every : 1;
-    if (!t->ema || (t->steps - 1) % every != 0)
+    const int64_t index = t->cfg.steps_per_epoch > 0 ? at % t->cfg.steps_per_epoch : at;
+    if (!t->ema || index % every != 0)
         return;
     const rn_model *m = t->m;
     if (t->ema_updates == 0) {
@@ -389,7 +392,7 @@ static void update_ema(rn_trainer *t) {
         for (size_t i = 0; i < m->n_params; i++)
             t->ema[i] = d * t->ema[i] + keep * m->params[i];
     }
-    t->ema_updates = t->steps <= t->cfg.warmup_steps ? 0 : t->ema_updates + 1;
+    t->ema_updates = at < t->cfg.warmup_steps ? 0 : t->ema_updates + 1;
 }
 
 rn_status rn_trainer_step(rn_trainer *t, const float *x, const int32_t *labels, int n, int h, int w,
@@ -481,7 +484,7 @@ rn_status rn_trainer_step_mixed(rn_trainer *t, const float *x, const int32_t *la
     /* the classifier is read live by every forward; only the backbone is prepared */
     if (!t->cfg.freeze_backbone)
         rn_model_params_changed(m);
-    update_ema(t);
+    update_ema(t, at);
     return RN_OK;
 }
 
