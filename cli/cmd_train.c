@@ -135,8 +135,11 @@ static int fits_in_memory(const train_run *r, const rn_train_config *cfg) {
     const int S = r->lcfg.image_size ? r->lcfg.image_size : r->train.height;
     /* the loader's batch and the one the loop fills: this rank's share of the global batch */
     size_t image = (size_t)r->train.channels * (size_t)S * (size_t)S * sizeof(float) + sizeof(int32_t);
-    cli_plan p = {.command = "train", .m = r->m, .tcfg = cfg, .session = 1, .batch = r->lcfg.batch_size / r->dist.size,
-                  .h = S, .w = S, .per_image = 2 * image};
+    /* --ema: a second model (the average's weights) and its evaluation */
+    const int ema = cfg->ema_decay > 0.0;
+    cli_plan p = {.command = "train", .m = r->m, .tcfg = cfg, .session = ema ? 2 : 1,
+                  .batch = r->lcfg.batch_size / r->dist.size, .h = S, .w = S, .per_image = 2 * image,
+                  .extra = ema ? (size_t)rn_model_param_count(r->m) * sizeof(float) : 0};
     return cli_plan_fits(&p);
 }
 
@@ -467,8 +470,11 @@ static int check_flags(train_run *r, int *batch, int *size, int *threads, int pl
     r->mix.mixup_alpha = (float)atof(args_str(t, "mixup-alpha"));
     r->mix.cutmix_alpha = (float)atof(args_str(t, "cutmix-alpha"));
     r->mix.seed = (uint64_t)r->seed;
-    if (!isfinite(r->mix.mixup_alpha) || !isfinite(r->mix.cutmix_alpha)) { /* 1e39 is inf as a float */
-        cli_error(t->command, "--mixup-alpha and --cutmix-alpha must be below 1e38, got '%s' and '%s'",
+    /* 1e39 is inf as a float, and 1e-50 is 0: mixing off while the plan records it on */
+    if (!isfinite(r->mix.mixup_alpha) || !isfinite(r->mix.cutmix_alpha) ||
+        (r->mix.mixup_alpha == 0.0f && atof(args_str(t, "mixup-alpha")) > 0.0) ||
+        (r->mix.cutmix_alpha == 0.0f && atof(args_str(t, "cutmix-alpha")) > 0.0)) {
+        cli_error(t->command, "--mixup-alpha and --cutmix-alpha must be 0 or a number a float holds (1.4e-45 to 3.4e38), got '%s' and '%s'",
                   args_str(t, "mixup-alpha"), args_str(t, "cutmix-alpha"));
         return 0;
     }

@@ -138,13 +138,15 @@ int cli_plan_fits(const cli_plan *p) {
         train = infer = 0;
         if (p->tcfg)
             st = rn_trainer_plan_bytes(p->m, p->tcfg, n[i], p->h, p->w, &train);
-        if (st == RN_OK && p->session)
+        if (st == RN_OK && p->session) {
             st = rn_session_plan_bytes(p->m, p->scfg, n[i], p->h, p->w, &infer);
+            infer = infer > SIZE_MAX / (size_t)p->session ? SIZE_MAX : infer * (size_t)p->session;
+        }
         if (st != RN_OK && st != RN_ERR_NOMEM) {
             cli_error(p->command, "%s%s%s", p->weights ? p->weights : "", p->weights ? ": " : "", rn_last_error());
             return 0;
         }
-        size_t sum = train + infer, mine = p->per_image * (size_t)n[i];
+        size_t sum = train + infer, mine = p->per_image * (size_t)n[i] + p->extra;
         need[i] = st == RN_ERR_NOMEM || sum < train || sum + mine < sum ? SIZE_MAX : sum + mine;
     }
     char what[256];

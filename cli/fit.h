@@ -16,17 +16,18 @@
 size_t cli_memory_available(char *source, size_t cap);
 
 /* A run of m on batches of `batch` images of h x w: a trainer with tcfg
- * (NULL: none) and / or a session with scfg (when `session`; NULL:
- * defaults), plus `per_image` bytes of the caller's per image (input and
- * output buffers). */
+ * (NULL: none) and / or `session` sessions with scfg (NULL: defaults), plus
+ * `per_image` bytes of the caller's per image (input and output buffers)
+ * and `extra` bytes besides (a second model's weights). */
 typedef struct cli_plan {
     const char *command;
     const rn_model *m;
     const rn_train_config *tcfg;
     const rn_session_config *scfg;
-    int session;
+    int session;            /* sessions: 0, 1, or 2 (train --ema evaluates a second model) */
     int batch, h, w;
     size_t per_image;
+    size_t extra;
     const char *task;       /* what the run is, in the refusal ("int8 calibration ..."); NULL:
                                "training" or "inference" */
     const char *size_flag;  /* the flag of the image size, in the advice; NULL: "--image-size" */

@@ -62,11 +62,17 @@ static int save_checkpoint(train_run *r, int64_t epoch, int64_t position) {
     memcpy(ovals + no, r->plan.values, (size_t)r->plan.count * sizeof *ovals);
     int nkeys = r->train.class_names && used < sizeof names ? 5 : 4;
     int status = train_ckpt_save(&r->ck, r->m, r->tr, keys, vals, nkeys, okeys, ovals, no + r->plan.count);
-    /* --ema: the average as a weights file of its own, with the checkpoint's metadata (the
-     * checkpoint's optimizer state holds it for a resume; this file is for eval, predict, export) */
+    /* --ema: the average as a weights file of its own, with the checkpoint's metadata and its run
+     * id and step, which tell whether it is the checkpoint's (a kill between the two writes leaves
+     * the one before); the checkpoint's optimizer state holds the average for a resume, this file
+     * is for eval, predict, export */
+    char step[32];
+    snprintf(step, sizeof step, "%lld", (long long)rn_trainer_steps(r->tr));
+    const char *ekeys[] = {"run_id", "step", keys[0], keys[1], keys[2], keys[3], keys[4]};
+    const char *evals[] = {r->ck.run_id, step, vals[0], vals[1], vals[2], vals[3], vals[4]};
     if (status == 0 && r->lead && r->ema_path[0] &&
         (rn_trainer_ema_weights(r->tr, r->ema_m) != RN_OK ||
-         rn_model_save_meta(r->ema_m, r->ema_path, keys, vals, nkeys) != RN_OK)) {
+         rn_model_save_meta(r->ema_m, r->ema_path, ekeys, evals, nkeys + 2) != RN_OK)) {
         cli_error(r->dist.what, "%s", rn_last_error());
         status = EXIT_WRITE;
     }

@@ -335,6 +335,14 @@ expect 0 "6 steps with --mixup-alpha and --cutmix-alpha" "$R" "${common[@]}" --e
 expect 0 "3 steps with --ema" "$R" "${common[@]}" --epochs 2 --lr 0.1 --ema 0.9 --ema-every 2 --max-steps 3 \
     --save r/ema.safetensors
 has out "moving average of the weights (--ema): r/ema.ema.safetensors" "the average's file is named"
+"$PY" - r/ema.safetensors r/ema.ema.safetensors <<'PY' && ok || bad "the average's file lacks the checkpoint's run id and step"
+import json, sys
+def meta(path):
+    raw = open(path, "rb").read()
+    return json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")])["__metadata__"]
+c, e = meta(sys.argv[1]), meta(sys.argv[2])
+sys.exit(not (e["run_id"] == c["run_id"] and e["step"] == c["step"] == "3"))
+PY
 expect 0 "... resumed without it" "$R" train --data tiny --quiet --resume r/ema.safetensors --max-steps 7 \
     --save r/ema.safetensors
 hasnt out "other settings" "the resumed run keeps --ema and --ema-every"
