@@ -12,7 +12,8 @@
  *     loss_row = (1 - s) * (lam * (-lp_a) + (1 - lam) * (-lp_b)) + s * mean_k(-lp_k)
  * and a row is correct when its arg-max is the label of the larger share (a
  * when lam >= 0.5). The plain functions are the mixed ones with b = a and
- * lam = 1, which give the same bits as without the second label.
+ * lam = 1, which give the same bits as without the second label (its share
+ * enters times 0).
  * A label outside 0 .. K-1 makes the loss NaN and its gradient row zero;
  * N < 1 or K < 1 gives NaN (and touches nothing).
  */
@@ -106,16 +107,12 @@ static double row_loss(const float *z, int label, int label2, float lam, int N, 
         const float off = smoothing / (float)K;
         for (int k = 0; k < K; k++)
             dz[k] = (expf(z[k] - zmax) * inv_sum - off) * inv_n;
-        if (lam == 1.0f) { /* unmixed: the second label's share is none */
-            dz[label] -= (1.0f - smoothing) * inv_n;
-        } else {
-            dz[label] -= (1.0f - smoothing) * lam * inv_n;
-            dz[label2] -= (1.0f - smoothing) * (1.0f - lam) * inv_n;
-        }
+        /* unmixed (lam 1): times 1 and minus 0 leave the bits as without a second label */
+        dz[label] -= (1.0f - smoothing) * lam * inv_n;
+        dz[label2] -= (1.0f - smoothing) * (1.0f - lam) * inv_n;
     }
     /* mean_k(lse - z_k) = lse - mean(z) */
-    const double nll = lam == 1.0f ? lse - z[label]
-                                   : (double)lam * (lse - z[label]) + (1.0 - lam) * (lse - z[label2]);
+    const double nll = (double)lam * (lse - z[label]) + (1.0 - lam) * (lse - z[label2]);
     return (1.0 - smoothing) * nll + smoothing * (lse - zsum / K);
 }
 
