@@ -324,12 +324,17 @@ static rn_status head_forward_backward(rn_trainer *t, const float *x, const int3
     return RN_OK;
 }
 
+/* Whether the step updates tensor r: a trainable one (fc's alone with a frozen backbone). */
+static int updated(const rn_trainer *t, const rn_tensor_ref *r) {
+    return r->trainable && (!t->cfg.freeze_backbone || is_head(r));
+}
+
 /* Whether every gradient the update would read is finite. */
 static int gradients_finite(const rn_trainer *t) {
     const rn_model *m = t->m;
     for (int i = 0; i < m->n_tensors; i++) {
         const rn_tensor_ref *r = &m->tensors[i];
-        if (!r->trainable || (t->cfg.freeze_backbone && !is_head(r)))
+        if (!updated(t, r))
             continue;
         if (!rn_floats_finite(t->grads + (r->f32 - m->params), r->numel))
             return 0;
@@ -358,14 +363,14 @@ static double clip_gradients(rn_trainer *t, double clip) {
     double sq = 0.0;
     for (int i = 0; i < m->n_tensors; i++) {
         const rn_tensor_ref *r = &m->tensors[i];
-        if (r->trainable && (!t->cfg.freeze_backbone || is_head(r)))
+        if (updated(t, r))
             sq += sum_squares(t->grads + (r->f32 - m->params), r->numel);
     }
     const double norm = sqrt(sq), coef = clip / (norm + 1e-6);
     if (coef < 1.0)
         for (int i = 0; i < m->n_tensors; i++) {
             const rn_tensor_ref *r = &m->tensors[i];
-            if (!r->trainable || (t->cfg.freeze_backbone && !is_head(r)))
+            if (!updated(t, r))
                 continue;
             float *g = t->grads + (r->f32 - m->params);
             for (size_t j = 0; j < r->numel; j++)
@@ -464,11 +469,9 @@ rn_status rn_trainer_step_mixed(rn_trainer *t, const float *x, const int32_t *la
     t->steps++;
     for (int i = 0; i < m->n_tensors; i++) {
         const rn_tensor_ref *r = &m->tensors[i];
-        if (!r->trainable)
+        if (!updated(t, r))
             continue;
         int head = is_head(r);
-        if (t->cfg.freeze_backbone && !head)
-            continue;
         float tensor_lr = (float)(head ? lr : lr_backbone);
         const double decay = r->norm && t->cfg.norm_weight_decay >= 0.0 ? t->cfg.norm_weight_decay
                                                                          : t->cfg.weight_decay;
