@@ -335,12 +335,11 @@ expect 0 "6 steps with --mixup-alpha and --cutmix-alpha" "$R" "${common[@]}" --e
 expect 0 "3 steps with --ema" "$R" "${common[@]}" --epochs 2 --lr 0.1 --ema 0.9 --ema-every 2 --max-steps 3 \
     --save r/ema.safetensors
 has out "moving average of the weights (--ema): r/ema.ema.safetensors" "the average's file is named"
-"$PY" - r/ema.safetensors r/ema.ema.safetensors <<'PY' && ok || bad "the average's file lacks the checkpoint's run id and step"
-import json, sys
-def meta(path):
-    raw = open(path, "rb").read()
-    return json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")])["__metadata__"]
-c, e = meta(sys.argv[1]), meta(sys.argv[2])
+"$PY" - r/ema.safetensors r/ema.ema.safetensors "$HERE/tools" <<'PY' && ok || bad "the average's file lacks the checkpoint's run id and step"
+import sys
+sys.path.insert(0, sys.argv[3])
+from st_io import load_safetensors
+c, e = load_safetensors(sys.argv[1])[1], load_safetensors(sys.argv[2])[1]
 sys.exit(not (e["run_id"] == c["run_id"] and e["step"] == c["step"] == "3"))
 PY
 expect 0 "... resumed without it" "$R" train --data tiny --quiet --resume r/ema.safetensors --max-steps 7 \
@@ -374,15 +373,12 @@ has out "removed r/clip6.ema.safetensors" "the stale average's removal is said"
 # within the warm-up every update copies the weights (torchvision resets the average there)
 expect 0 "--ema within the warm-up" "$R" "${common[@]}" --epochs 2 --lr 0.1 --ema 0.5 --ema-every 1 --warmup 100 \
     --max-steps 3 --save r/emaw.safetensors
-"$PY" - r/emaw.safetensors r/emaw.ema.safetensors <<'PY' && ok || bad "the average within the warm-up is not the weights"
-import json, sys
-def tensors(path):
-    raw = open(path, "rb").read()
-    n = int.from_bytes(raw[:8], "little")
-    h = json.loads(raw[8:8 + n])
-    return {k: raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]] for k, v in h.items() if k != "__metadata__"}
-w, e = tensors(sys.argv[1]), tensors(sys.argv[2])
-sys.exit(not (w.keys() == e.keys() and all(w[k] == e[k] for k in w)))
+"$PY" - r/emaw.safetensors r/emaw.ema.safetensors "$HERE/tools" <<'PY' && ok || bad "the average within the warm-up is not the weights"
+import sys
+sys.path.insert(0, sys.argv[3])
+from st_io import load_safetensors
+w, e = load_safetensors(sys.argv[1], as_numpy=True)[0], load_safetensors(sys.argv[2], as_numpy=True)[0]
+sys.exit(not (w.keys() == e.keys() and all(w[k].tobytes() == e[k].tobytes() for k in w)))
 PY
 # a longer horizon: what changes is printed, with the learning rates the trainer uses
 expect 0 "resume with --epochs 4" "$R" train --data tiny --quiet --resume r/a.safetensors --max-steps 4 \
