@@ -191,11 +191,11 @@ static int test_schedules(void) {
     int cases = 0;
     while (fgets(line, sizeof line, f)) {
         char name[64], spec[128];
-        double base;
+        double base, factor;
         long long spe, total, warm;
-        int used = 0;
-        if (sscanf(line, "%63s %127s %lf %lld %lld %lld%n", name, spec, &base, &spe, &total,
-                   &warm, &used) != 6) {
+        int by_epoch, sequential, constant, used = 0;
+        if (sscanf(line, "%63s %127s %lf %lld %lld %lld %d %d %d %lf%n", name, spec, &base, &spe,
+                   &total, &warm, &by_epoch, &sequential, &constant, &factor, &used) != 10) {
             CHECK(0, "malformed schedule line: %.80s", line);
             continue;
         }
@@ -208,6 +208,10 @@ static int test_schedules(void) {
         s.steps_per_epoch = spe;
         s.total_steps = total;
         s.warmup_steps = warm;
+        s.by_epoch = by_epoch;
+        s.warmup_sequential = sequential;
+        s.warmup_constant = constant;
+        s.warmup_factor = factor;
         CHECK(rn_schedule_check(&s) == RN_OK, "%s: check: %s", name, rn_last_error());
         const char *p = line + used;
         int bad = 0;
@@ -233,7 +237,7 @@ static int test_schedules(void) {
         cases++;
     }
     fclose(f);
-    CHECK(cases >= 30, "only %d schedule cases", cases);
+    CHECK(cases >= 60, "only %d schedule cases", cases);
     return cases;
 }
 
@@ -241,7 +245,8 @@ static void test_schedule_api(void) {
     rn_schedule s;
     const char *good[] = {"constant", "step:30", "step:30:0.2", "multistep:30,60,80",
                           "multistep:5:0.5", "cosine", "cosine:1e-5", "onecycle",
-                          "onecycle:0.4", "onecycle:0.4:10:1000"};
+                          "onecycle:0.4", "onecycle:0.4:10:1000", "exponential:0.9",
+                          "exponential:1.5"};
     for (size_t i = 0; i < sizeof good / sizeof *good; i++)
         CHECK(rn_schedule_parse(good[i], &s) == RN_OK, "'%s' refused: %s", good[i],
               rn_last_error());
@@ -255,7 +260,8 @@ static void test_schedule_api(void) {
                          "step:3:x", "step:3:0.1:2", "step:1,2", "multistep", "multistep:",
                          "multistep:5,3", "multistep:1,,2", "multistep:a", "cosine:-1",
                          "cosine:", "cosine:1:2", "onecycle:1.5", "onecycle:0.3:0",
-                         "onecycle:0.3:10:1000:4", "linear", "step:30 ",
+                         "onecycle:0.3:10:1000:4", "linear", "step:30 ", "exponential",
+                         "exponential:", "exponential:0", "exponential:-0.5", "exponential:0.9:1",
                          "multistep:1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         rn_status st = rn_schedule_parse(bad[i], &s);
@@ -294,6 +300,42 @@ static void test_schedule_api(void) {
     CHECK(rn_schedule_lr(&s, 0) == 0.25 && rn_schedule_lr(&s, 3) == 1.0 &&
               fabs(rn_schedule_lr(&s, 4) - 0.1) < 1e-15,
           "warm-up (t+1)/W then the main schedule");
+    /* the warm-up's options: factor in (0, 1], whole epochs when stepped by epoch, no
+     * one-cycle after a sequential warm-up */
+    s.warmup_factor = 1.5;
+    CHECK(rn_schedule_check(&s) == RN_ERR_ARG && strstr(rn_last_error(), "factor"),
+          "warm-up factor 1.5 accepted");
+    s.warmup_factor = -0.1;
+    CHECK(rn_schedule_check(&s) == RN_ERR_ARG, "warm-up factor -0.1 accepted");
+    s.warmup_factor = 0.5;
+    CHECK(rn_schedule_check(&s) == RN_OK, "warm-up factor 0.5 refused: %s", rn_last_error());
+    s.by_epoch = 1;
+    s.warmup_steps = 6;
+    CHECK(rn_schedule_check(&s) == RN_ERR_ARG && strstr(rn_last_error(), "whole epochs"),
+          "a warm-up of 6 steps by epochs of 4 accepted");
+    s.warmup_steps = 8;
+    CHECK(rn_schedule_check(&s) == RN_OK, "two epochs' warm-up refused: %s", rn_last_error());
+    /* by epoch: the rate holds within an epoch; linear from 0.5 over 2 epochs, times step:1's
+     * 0.1 an epoch; sequential: step:1 from its epoch 0 after them */
+    CHECK(rn_schedule_lr(&s, 0) == 0.5 && rn_schedule_lr(&s, 3) == 0.5 &&
+              fabs(rn_schedule_lr(&s, 4) - 0.075) < 1e-15 &&
+              fabs(rn_schedule_lr(&s, 7) - 0.075) < 1e-15,
+          "by epoch: %g %g %g %g", rn_schedule_lr(&s, 0), rn_schedule_lr(&s, 3),
+          rn_schedule_lr(&s, 4), rn_schedule_lr(&s, 7));
+    s.warmup_sequential = 1;
+    CHECK(rn_schedule_lr(&s, 4) == 0.75 && rn_schedule_lr(&s, 8) == 1.0 &&
+              rn_schedule_lr(&s, 11) == 1.0 && fabs(rn_schedule_lr(&s, 12) - 0.1) < 1e-15,
+          "sequential by epoch: %g %g %g %g", rn_schedule_lr(&s, 4), rn_schedule_lr(&s, 8),
+          rn_schedule_lr(&s, 11), rn_schedule_lr(&s, 12));
+    rn_schedule_parse("onecycle", &s);
+    s.base_lr = 0.1;
+    s.total_steps = 10;
+    s.warmup_steps = 2;
+    s.warmup_sequential = 1;
+    CHECK(rn_schedule_check(&s) == RN_ERR_ARG && strstr(rn_last_error(), "onecycle"),
+          "onecycle after a sequential warm-up accepted");
+    s.warmup_sequential = 0;
+    CHECK(rn_schedule_check(&s) == RN_OK, "onecycle times a warm-up refused");
 }
 
 /* ---------------------------------------------------------------------------

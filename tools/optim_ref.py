@@ -17,11 +17,16 @@ optim_cases.txt, one line per optimizer case:
                            zeros when momentum is 0), AdamW exp_avg, exp_avg_sq (K = 2)
 
 schedules.txt, one line per schedule case:
-    NAME SPEC BASE_LR STEPS_PER_EPOCH TOTAL_STEPS WARMUP LR_0 ... LR_{TOTAL-1}
+    NAME SPEC BASE_LR STEPS_PER_EPOCH TOTAL_STEPS WARMUP BY_EPOCH SEQUENTIAL
+         CONSTANT FACTOR LR_0 ... LR_{TOTAL-1}
   LR_t is param_groups[0]["lr"] during optimizer step t of the loop that
   src/train/optim.h documents (main scheduler stepped per epoch for StepLR /
-  MultiStepLR, per step otherwise; warm-up LinearLR(1/W, 1, W-1) per step).
-  SPEC is the rn_schedule_parse spec of the same schedule.
+  MultiStepLR / ExponentialLR, per step otherwise; warm-up LinearLR(1/W, 1,
+  W-1) per step), or of its variants there: BY_EPOCH 1, every scheduler
+  stepped once an epoch; SEQUENTIAL 1, SequentialLR([warm-up, main],
+  milestones=[W]); CONSTANT 1, ConstantLR(FACTOR, W) as the warm-up; FACTOR
+  > 0, LinearLR(FACTOR, 1, W). WARMUP is in steps (whole epochs with
+  BY_EPOCH). SPEC is the rn_schedule_parse spec of the same schedule.
 
 Exit status 0 on success; any exception is a failure.
 """
@@ -187,6 +192,99 @@ def lr_sequence(factory, per_step, warmup, total):
     return lrs
 
 
+# torchvision's classification reference: a warm-up (LinearLR or ConstantLR with
+# --lr-warmup-decay) and the main scheduler in a SequentialLR, both stepped once an
+# epoch; and the variants of optim.h (stepped per step; the warm-up's factor given).
+TV_EPOCHS, TV_PER_EPOCH = 9, 3
+TV_MAINS = [  # name, spec, factory(opt, total units)
+    ("constant", "constant", lambda o, T: torch.optim.lr_scheduler.ConstantLR(o, factor=1.0,
+                                                                             total_iters=0)),
+    ("cosine", "cosine", lambda o, T: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=T)),
+    ("cosine_min", "cosine:0.002",
+     lambda o, T: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=T, eta_min=0.002)),
+    ("step", "step:2:0.5", lambda o, T: torch.optim.lr_scheduler.StepLR(o, step_size=2,
+                                                                        gamma=0.5)),
+    ("multistep", "multistep:2,4:0.3",
+     lambda o, T: torch.optim.lr_scheduler.MultiStepLR(o, milestones=[2, 4], gamma=0.3)),
+    ("exponential", "exponential:0.8",
+     lambda o, T: torch.optim.lr_scheduler.ExponentialLR(o, gamma=0.8)),
+]
+
+
+def warm_factory(constant, factor, units):
+    if constant:
+        return lambda o: torch.optim.lr_scheduler.ConstantLR(o, factor=factor, total_iters=units)
+    return lambda o: torch.optim.lr_scheduler.LinearLR(o, start_factor=factor, total_iters=units)
+
+
+def tv_sequence(main, warm, units, per_unit, warm_units):
+    """lr during each step of `units` units of `per_unit` steps, the schedulers
+    stepped after each unit; with a warm-up of `warm_units` units in a SequentialLR,
+    the main scheduler built for the units after it (torchvision's reference)."""
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=BASE_LR)
+    m = main(opt, units - warm_units)
+    sched = m
+    if warm:
+        sched = torch.optim.lr_scheduler.SequentialLR(opt, [warm(opt), m],
+                                                      milestones=[warm_units])
+    lrs = []
+    for _ in range(units):
+        for _ in range(per_unit):
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+        sched.step()
+    return lrs
+
+
+def tv_line(name, spec, per_epoch, total, warmup, by_epoch, sequential, constant, factor, lrs):
+    assert len(lrs) == total
+    return " ".join([name, spec, g17(BASE_LR), str(per_epoch), str(total), str(warmup),
+                     str(by_epoch), str(sequential), str(constant), g17(factor)]
+                    + [g17(x) for x in lrs])
+
+
+def torchvision_style_schedules():
+    lines = []
+    total = TV_EPOCHS * TV_PER_EPOCH
+    for name, spec, main in TV_MAINS:
+        # by epoch: no warm-up; a linear one (torchvision's default decay 0.01); a constant one
+        for tag, we, constant, factor in (("", 0, 0, 0.0), ("_lin", 2, 0, 0.01),
+                                          ("_const", 3, 1, 0.1)):
+            warm = warm_factory(constant, factor, we) if we else None
+            lrs = tv_sequence(main, warm, TV_EPOCHS, TV_PER_EPOCH, we)
+            lines.append(tv_line("tv_" + name + tag, spec, TV_PER_EPOCH, total, we * TV_PER_EPOCH,
+                                 1, 1 if we else 0, constant, factor, lrs))
+        if name in ("constant", "cosine", "cosine_min"):  # stepped every step, sequential
+            for tag, w, constant, factor in (("_lin", 5, 0, 0.01), ("_const", 4, 1, 0.25)):
+                lrs = tv_sequence(main, warm_factory(constant, factor, w), total, 1, w)
+                lines.append(tv_line("seq_" + name + tag, spec, TV_PER_EPOCH, total, w, 0, 1,
+                                     constant, factor, lrs))
+    # one-cycle stepped once an epoch
+    lrs = tv_sequence(lambda o, T: torch.optim.lr_scheduler.OneCycleLR(
+        o, max_lr=BASE_LR, total_steps=T, cycle_momentum=False), None, TV_EPOCHS, TV_PER_EPOCH, 0)
+    lines.append(tv_line("tv_onecycle", "onecycle", TV_PER_EPOCH, total, 0, 1, 0, 0, 0.0, lrs))
+    # chained (the product), the warm-up's factor given: per step over per-epoch or per-step mains
+    for name, spec, main, per_step in (("step", "step:1:0.5", lambda o, T: torch.optim.lr_scheduler.
+                                        StepLR(o, step_size=1, gamma=0.5), False),
+                                       ("cosine", "cosine", lambda o, T: torch.optim.lr_scheduler.
+                                        CosineAnnealingLR(o, T_max=T), True)):
+        base = (tv_sequence(main, None, total, 1, 0) if per_step else
+                tv_sequence(main, None, TV_EPOCHS, TV_PER_EPOCH, 0))
+        for tag, w, constant, factor in (("_lin", 5, 0, 0.1), ("_const", 4, 1, 0.5)):
+            p = torch.nn.Parameter(torch.zeros(1))
+            opt = torch.optim.SGD([p], lr=BASE_LR)
+            warm = warm_factory(constant, factor, w)(opt)
+            f = []
+            for _ in range(total):
+                f.append(opt.param_groups[0]["lr"] / BASE_LR)
+                opt.step()
+                warm.step()
+            lines.append(tv_line("chain_" + name + tag, spec, TV_PER_EPOCH, total, w, 0, 0,
+                                 constant, factor, [a * b for a, b in zip(base, f)]))
+    return lines
+
+
 def write_schedules(outdir):
     total = EPOCHS * STEPS_PER_EPOCH
     lines = []
@@ -205,8 +303,9 @@ def write_schedules(outdir):
                     same = lr_sequence(factory, per_step, w, total)
                     assert all(abs(a - b) <= 1e-12 * abs(b) for a, b in zip(same, lrs)), name
             lines.append(" ".join([name + ("_w%d" % w if w else ""), spec, g17(BASE_LR),
-                                   str(STEPS_PER_EPOCH), str(total), str(w)]
+                                   str(STEPS_PER_EPOCH), str(total), str(w), "0 0 0 0"]
                                   + [g17(x) for x in lrs]))
+    lines += torchvision_style_schedules()
     with open(os.path.join(outdir, "schedules.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
     return len(lines)

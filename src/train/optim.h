@@ -66,8 +66,26 @@ void rn_adamw_update(float *p, const float *g, float *m, float *v, size_t n, dou
  *                t <= a: cosanneal(lr0, base_lr, t / a)
  *                else:   cosanneal(base_lr, lr1, (t - a) / (T - 1 - a))
  *              (momentum is not cycled: the caller's momentum stays fixed)
+ *   exponential main(t) = base_lr * gamma^epoch                        ExponentialLR,
+ *                        stepped per epoch (as torchvision's reference steps it)
  *   warm(t) = (t + 1) / W for t < W, else 1 (1 when W == 0): the first step
  *             runs at main(0) / W, step W-1 at the full rate.
+ *
+ * Three options change that loop (all 0, as a zeroed struct has them: the
+ * loop above):
+ *   warmup_factor F > 0: warm = LinearLR(start_factor=F, total_iters=W),
+ *             warm(t) = F + (1 - F) t / W for t < W;
+ *   warmup_constant: warm = ConstantLR(factor=F, total_iters=W), warm(t) = F
+ *             for t < W (F 0: ConstantLR's default, 1/3);
+ *   warmup_sequential: the main schedule starts after the warm-up, as
+ *             SequentialLR([warm, main], milestones=[W]) runs them: lr(t) =
+ *             base_lr * warm(t) for t < W, then main(t - W) with T - W in
+ *             place of T (torchvision's classification reference);
+ *   by_epoch: the schedulers are stepped once an epoch, not once a step (as
+ *             torchvision's reference steps them): t, T and W above are
+ *             counted in epochs (t / E; T / E rounded up; W / E, W a whole
+ *             number of epochs), so the rate holds within an epoch.
+ * Sequential with onecycle is refused (its own rising phase is its warm-up).
  * For the chainable schedulers (all but onecycle, and cosine with
  * eta_min != 0) the loop above gives exactly this product; for those two it
  * is the product of the two schedulers run separately (ChainedScheduler
@@ -78,7 +96,8 @@ typedef enum rn_schedule_kind {
     RN_SCHED_STEP,
     RN_SCHED_MULTISTEP,
     RN_SCHED_COSINE,
-    RN_SCHED_ONECYCLE
+    RN_SCHED_ONECYCLE,
+    RN_SCHED_EXPONENTIAL
 } rn_schedule_kind;
 
 #define RN_SCHED_MAX_MILESTONES 16
@@ -89,9 +108,13 @@ typedef struct rn_schedule {
     int64_t steps_per_epoch;       /* step, multistep */
     int64_t total_steps;           /* cosine, onecycle */
     int64_t warmup_steps;          /* W above; 0: no warm-up */
+    double warmup_factor;          /* F above; 0: (t + 1) / W (linear), 1/3 (constant) */
+    int warmup_constant;           /* ConstantLR instead of LinearLR */
+    int warmup_sequential;         /* SequentialLR instead of the product */
+    int by_epoch;                  /* the schedulers stepped once an epoch */
     int step_size;                 /* epochs, step */
     int milestones[RN_SCHED_MAX_MILESTONES], n_milestones;  /* epochs, multistep */
-    double gamma;                  /* step, multistep; default 0.1 */
+    double gamma;                  /* step, multistep, exponential; default 0.1 */
     double eta_min;                /* cosine; default 0 */
     double pct_start, div_factor, final_div_factor;  /* onecycle; 0.3, 25, 1e4 */
 } rn_schedule;
@@ -102,14 +125,17 @@ typedef struct rn_schedule {
  *   "multistep:M1,M2,...[:GAMMA]"            e.g. "multistep:30,60,80:0.1"
  *   "cosine[:ETA_MIN]"
  *   "onecycle[:PCT_START[:DIV_FACTOR[:FINAL_DIV_FACTOR]]]"
+ *   "exponential:GAMMA"                      e.g. "exponential:0.9"
  * Zeroes *out, fills kind, its parameters and the defaults above. The caller
  * then sets base_lr, steps_per_epoch, total_steps and warmup_steps (and
  * should call rn_schedule_check). Fails with RN_ERR_ARG naming the spec. */
 rn_status rn_schedule_parse(const char *spec, rn_schedule *out);
 
 /* Checks a filled-in schedule: base_lr > 0 and finite, warmup_steps >= 0,
- * steps_per_epoch > 0 for step/multistep, total_steps > 0 for cosine and
- * onecycle, the kind's parameters in range. RN_ERR_ARG with a message. */
+ * steps_per_epoch > 0 for step/multistep/exponential and by_epoch, total_steps
+ * > 0 for cosine and onecycle, the kind's parameters in range, warmup_factor
+ * 0 or in (0, 1], by_epoch's warm-up whole epochs, no sequential onecycle.
+ * RN_ERR_ARG with a message. */
 rn_status rn_schedule_check(const rn_schedule *s);
 
 /* rn_schedule_parse(spec) with base_lr, warmup_steps, steps_per_epoch and

@@ -126,10 +126,16 @@ rn_status rn_schedule_parse(const char *spec, rn_schedule *out) {
         return rn_fail(RN_ERR_ARG, "schedule '%s': expected onecycle[:PCT_START[:DIV_FACTOR"
                                    "[:FINAL_DIV_FACTOR]]], 0 <= PCT_START <= 1, factors > 0",
                        spec);
+    } else if ((s = after(spec, "exponential")) != NULL) {
+        out->kind = RN_SCHED_EXPONENTIAL;
+        if (*s == ':' && parse_tail(s, (double *[]){&out->gamma}, 1) && out->gamma > 0.0)
+            return RN_OK;
+        return rn_fail(RN_ERR_ARG, "schedule '%s': expected exponential:GAMMA, the factor per "
+                                   "epoch, GAMMA > 0 (0.9, say)", spec);
     }
     return rn_fail(RN_ERR_ARG, "unknown schedule '%s' (expected constant, step:N[:GAMMA], "
                                "multistep:M1,M2,..[:GAMMA], cosine[:ETA_MIN], "
-                               "onecycle[:PCT_START[:DIV[:FINAL_DIV]]])", spec);
+                               "onecycle[:PCT_START[:DIV[:FINAL_DIV]]], exponential:GAMMA)", spec);
 }
 
 /* With report == 0 a failure sets no message (rn_schedule_lr checks every
@@ -145,11 +151,24 @@ static rn_status check(const rn_schedule *s, int report) {
     if (s->warmup_steps < 0)
         return BAD("schedule: negative warm-up (%lld steps)",
                        (long long)s->warmup_steps);
+    if (!(s->warmup_factor >= 0.0 && s->warmup_factor <= 1.0))
+        return BAD("schedule: warm-up factor %g out of range (0, 1]", s->warmup_factor);
+    if (s->by_epoch && s->steps_per_epoch <= 0)
+        return BAD("schedule: steps per epoch must be positive (got %lld)",
+                   (long long)s->steps_per_epoch);
+    if (s->by_epoch && s->warmup_steps % s->steps_per_epoch != 0)
+        return BAD("schedule: a warm-up of %lld steps is not whole epochs of %lld, and the rate "
+                   "changes only between epochs", (long long)s->warmup_steps,
+                   (long long)s->steps_per_epoch);
+    if (s->warmup_sequential && s->warmup_steps > 0 && s->kind == RN_SCHED_ONECYCLE)
+        return BAD("schedule: onecycle after a warm-up: its rising phase is a warm-up already "
+                   "(set its share with onecycle:PCT)");
     switch (s->kind) {
     case RN_SCHED_CONSTANT:
         return RN_OK;
     case RN_SCHED_STEP:
     case RN_SCHED_MULTISTEP:
+    case RN_SCHED_EXPONENTIAL:
         if (s->steps_per_epoch <= 0)
             return BAD("schedule: steps per epoch must be positive (got %lld)",
                            (long long)s->steps_per_epoch);
@@ -206,30 +225,31 @@ static double cos_anneal(double start, double end, double pct) {
     return end + (start - end) / 2.0 * (cos(PI * pct) + 1.0);
 }
 
-static double main_lr(const rn_schedule *s, int64_t t) {
+/* The main schedule at t of T, counted in units of which E make an epoch. */
+static double main_lr(const rn_schedule *s, int64_t t, int64_t T, int64_t E) {
     switch (s->kind) {
     case RN_SCHED_CONSTANT:
         return s->base_lr;
     case RN_SCHED_STEP: {
-        int64_t epoch = t / s->steps_per_epoch;
+        int64_t epoch = t / E;
         return s->base_lr * pow(s->gamma, (double)(epoch / s->step_size));
     }
+    case RN_SCHED_EXPONENTIAL:
+        return s->base_lr * pow(s->gamma, (double)(t / E));
     case RN_SCHED_MULTISTEP: {
-        int64_t epoch = t / s->steps_per_epoch;
+        int64_t epoch = t / E;
         int passed = 0;
         for (int i = 0; i < s->n_milestones; i++)
             passed += s->milestones[i] <= epoch;
         return s->base_lr * pow(s->gamma, (double)passed);
     }
     case RN_SCHED_COSINE: {
-        int64_t T = s->total_steps;
         if (t > T)
             t = T;
         return s->eta_min +
                (s->base_lr - s->eta_min) * (1.0 + cos(PI * (double)t / (double)T)) / 2.0;
     }
     case RN_SCHED_ONECYCLE: {
-        int64_t T = s->total_steps;
         if (t > T - 1)
             t = T - 1;
         double max_lr = s->base_lr;
@@ -253,8 +273,25 @@ double rn_schedule_lr(const rn_schedule *s, int64_t step) {
         return s->base_lr;
     if (step < 0)
         step = 0;
-    double lr = main_lr(s, step);
-    if (s->warmup_steps > 0 && step < s->warmup_steps)
-        lr *= (double)(step + 1) / (double)s->warmup_steps;
-    return lr;
+    /* the units the schedulers are stepped in: steps, or epochs */
+    int64_t t = step, T = s->total_steps, W = s->warmup_steps, E = s->steps_per_epoch;
+    if (s->by_epoch) {
+        t = step / E;
+        T = (T + E - 1) / E;
+        W /= E;
+        E = 1;
+    }
+    double warm = 1.0;
+    if (W > 0 && t < W) {
+        const double F = s->warmup_factor;
+        if (s->warmup_constant)
+            warm = F > 0.0 ? F : 1.0 / 3.0;
+        else
+            warm = F > 0.0 ? F + (1.0 - F) * (double)t / (double)W : (double)(t + 1) / (double)W;
+    }
+    if (!s->warmup_sequential)
+        return main_lr(s, t, T, E) * warm;
+    if (t < W)
+        return s->base_lr * warm;
+    return main_lr(s, t - W, T - W > 0 ? T - W : 1, E);
 }
