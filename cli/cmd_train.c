@@ -76,8 +76,21 @@ static arg_spec SPECS[] = {
      "model after each evaluated epoch and saved beside --save as CKPT.ema.safetensors (0: none)", 0, 0},
     {"ema-every", ARG_INT, "32", "batches of an epoch between updates of the --ema average (torchvision's "
      "--model-ema-steps)", 0, 0},
-    {"schedule", ARG_STRING, "constant", "constant, step:S[:G], multistep:E1,E2[:G], cosine[:MIN], onecycle[:PCT]", 0, 0},
-    {"warmup", ARG_INT, "0", "linear learning-rate warm-up, in steps", 0, 0},
+    {"schedule", ARG_STRING, "constant", "constant, step:S[:G], multistep:E1,E2[:G], cosine[:MIN], onecycle[:PCT], "
+     "exponential:G (G per epoch); as torch.optim.lr_scheduler's, stepped every step (step, multistep and "
+     "exponential count epochs)", 0, 0},
+    {"schedule-by", ARG_STRING, "step", "step or epoch: epoch changes the learning rate only between epochs, "
+     "as torchvision's reference steps its scheduler (cosine and onecycle then count epochs)", 0, 0},
+    {"warmup", ARG_INT, "0", "learning-rate warm-up, in steps, multiplying --schedule (which runs from step 0): "
+     "step t at lr x (t + 1) / N", 0, 0},
+    {"warmup-epochs", ARG_INT, "0", "a warm-up of N epochs, after which --schedule starts and runs over the "
+     "epochs left, as torchvision's --lr-warmup-epochs (SequentialLR); starts at lr x --warmup-factor; not "
+     "with --warmup", 0, 0},
+    {"warmup-method", ARG_STRING, "linear", "linear (from lr x --warmup-factor up to lr) or constant (lr x "
+     "--warmup-factor throughout the warm-up), as torchvision's --lr-warmup-method", 0, 0},
+    {"warmup-factor", ARG_STRING, "auto", "the warm-up's first learning rate as a fraction of --lr, in (0, 1] "
+     "(torchvision's --lr-warmup-decay); auto: 0.01 with --warmup-epochs, else 1/N for linear (the first "
+     "step at lr / N) and 1/3 for constant (ConstantLR's)", 0, 0},
     {"label-smoothing", ARG_STRING, "0", "cross-entropy label smoothing in [0, 1]", 0, 0},
     {"image-size", ARG_INT, "0", "resize images to this size (bilinear); 0: the dataset's own (224 for folders)", 0, 0},
     {"augment", ARG_STRING, "auto", "training augmentation: none, flip, crop, crop+flip (crop: random crop after "
@@ -242,7 +255,9 @@ static int setup_model(train_run *r, const char *resume) {
     int warmup;
     if (!args_int(t, "warmup", 0, 100000000, &warmup))
         return EXIT_USAGE;
-    cfg.warmup_steps = warmup;
+    cfg.warmup_steps = warmup; /* --warmup-epochs' at setup_trainer */
+    train_warmup_options(args_str(t, "warmup-epochs"), args_str(t, "warmup-method"), args_str(t, "warmup-factor"),
+                         args_str(t, "schedule-by"), &cfg); /* checked by check_flags */
     r->cfg = cfg;
     return fits_in_memory(r, &cfg) ? 0 : EXIT_RUNTIME;
 }
@@ -253,7 +268,12 @@ static int setup_trainer(train_run *r, const char *resume, const char *state) {
     rn_train_config cfg = r->cfg;
     cfg.steps_per_epoch = rn_loader_steps(r->loader);
     cfg.total_steps = cfg.steps_per_epoch * r->epochs;
-    if (r->lead && cfg.warmup_steps > cfg.total_steps)
+    if (r->warmup_epochs > 0)
+        cfg.warmup_steps = (int64_t)r->warmup_epochs * cfg.steps_per_epoch;
+    if (r->lead && r->warmup_epochs >= r->epochs)
+        cli_error(r->dist.what, "warning: --warmup-epochs %d is as long as the run's %d epochs: --schedule never "
+                  "starts", r->warmup_epochs, r->epochs);
+    else if (r->lead && cfg.warmup_steps > cfg.total_steps)
         cli_error(r->dist.what, "warning: --warmup %lld is longer than the run's %lld steps: the learning rate "
                   "never reaches --lr", (long long)cfg.warmup_steps, (long long)cfg.total_steps);
     if (rn_trainer_create(r->m, &cfg, &r->tr) != RN_OK) {
@@ -331,6 +351,48 @@ static int non_negative(const arg_table *t, const char *name) {
     return 1;
 }
 
+/* The warm-up's flags (check_flags' share): --warmup-method and --schedule-by by name,
+ * --warmup-factor auto or in (0, 1], not both warm-ups, and (where the values are the run's:
+ * `settled`) no method or factor without a warm-up. Returns 0 after an error message. */
+static int check_warmup(const arg_table *t, int warmup, int warmup_epochs, int settled) {
+    const char *method = args_str(t, "warmup-method"), *factor = args_str(t, "warmup-factor");
+    const char *by = args_str(t, "schedule-by");
+    if (strcmp(method, "linear") != 0 && strcmp(method, "constant") != 0) {
+        cli_error(t->command, "unknown --warmup-method '%s' (expected linear or constant)", method);
+        return 0;
+    }
+    if (strcmp(by, "step") != 0 && strcmp(by, "epoch") != 0) {
+        cli_error(t->command, "unknown --schedule-by '%s' (expected step or epoch)", by);
+        return 0;
+    }
+    if (strcmp(factor, "auto") != 0) {
+        if (!cli_number_ok(t, "warmup-factor"))
+            return 0;
+        const double f = atof(factor);
+        if (!(f > 0 && f <= 1)) {
+            cli_error(t->command, "--warmup-factor must be in (0, 1] (0.01 is torchvision's), got '%s'", factor);
+            return 0;
+        }
+    }
+    if (warmup > 0 && warmup_epochs > 0) {
+        cli_error(t->command, "--warmup %d and --warmup-epochs %d: give one (--warmup multiplies the schedule "
+                  "from step 0; --warmup-epochs runs before it)", warmup, warmup_epochs);
+        return 0;
+    }
+    if (warmup > 0 && strcmp(by, "epoch") == 0) {
+        cli_error(t->command, "--warmup %d counts steps, and --schedule-by epoch changes the rate only between "
+                  "epochs: give --warmup-epochs", warmup);
+        return 0;
+    }
+    if (settled && warmup == 0 && warmup_epochs == 0 &&
+        (args_spec(t, "warmup-method")->set || args_spec(t, "warmup-factor")->set)) {
+        cli_error(t->command, "--warmup-method and --warmup-factor shape a warm-up: give --warmup N (steps) or "
+                  "--warmup-epochs N");
+        return 0;
+    }
+    return 1;
+}
+
 /* Every flag's value: the integers into r (batch, image size and threads into the pointers), the
  * loader's configuration into r->lcfg, and the names, numbers and combinations the trainer and
  * the data would refuse later. Returns 0 after an error message (a usage error: exit 2). Runs
@@ -350,7 +412,7 @@ static int check_flags(train_run *r, int *batch, int *size, int *threads, int pl
         !args_int(t, "ema-every", 1, 100000000, &ema_every))
         return 0;
     int warmup;
-    if (!args_int(t, "warmup", 0, 100000000, &warmup))
+    if (!args_int(t, "warmup", 0, 100000000, &warmup) || !args_int(t, "warmup-epochs", 0, 100000, &r->warmup_epochs))
         return 0;
     if (!non_negative(t, "lr") || !non_negative(t, "momentum") || !non_negative(t, "weight-decay") ||
         !non_negative(t, "clip-grad-norm") || !non_negative(t, "ema") ||
@@ -399,9 +461,16 @@ static int check_flags(train_run *r, int *batch, int *size, int *threads, int pl
                                                       : " (the default: the --resume checkpoint records none)");
         return 0;
     }
+    if (!check_warmup(t, warmup, r->warmup_epochs, planned || !resuming))
+        return 0;
     rn_schedule sched;
     if (rn_schedule_build(args_str(t, "schedule"), 1.0, warmup, 1, 1, &sched) != RN_OK) {
         cli_error(t->command, "--schedule: %s", rn_last_error());
+        return 0;
+    }
+    if (sched.kind == RN_SCHED_ONECYCLE && r->warmup_epochs > 0) {
+        cli_error(t->command, "--schedule %s after --warmup-epochs: one-cycle's rising phase is a warm-up "
+                  "already (its share: onecycle:PCT)", args_str(t, "schedule"));
         return 0;
     }
     const double lr = atof(args_str(t, "lr"));

@@ -34,6 +34,7 @@ typedef struct train_run {
     int quiet, tty;
     int curves;             /* the SVG curves were written by this train_run */
     int epochs, eval_every, max_steps, log_every, seed, num_classes, save_every, max_bad_steps;
+    int warmup_epochs; /* --warmup-epochs: warmup_steps set from it once the epoch's steps are known */
     train_plan plan;        /* recorded in every checkpoint; read back on --resume */
     train_dist dist;        /* the ranks of a data-parallel run (one without a launcher) */
     int lead;               /* rank 0: prints, logs and saves */

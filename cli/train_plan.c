@@ -14,7 +14,8 @@
 /* The flags that shape a run, in the order they are reported. */
 static const char *const PLAN_FLAGS[PLAN_N_FLAGS] = {
     "dataset", "epochs", "batch-size", "image-size", "augment", "random-erase", "mixup-alpha", "cutmix-alpha", "normalize", "no-shuffle",
-    "optimizer", "lr", "momentum", "nesterov", "weight-decay", "norm-weight-decay", "clip-grad-norm", "ema", "ema-every", "schedule", "warmup",
+    "optimizer", "lr", "momentum", "nesterov", "weight-decay", "norm-weight-decay", "clip-grad-norm", "ema", "ema-every", "schedule", "schedule-by", "warmup", "warmup-epochs",
+    "warmup-method", "warmup-factor",
     "label-smoothing", "lr-backbone", "freeze-backbone", "sync-bn", "conv-algo", "tta", "precision",
     "eval-every", "log-every", "save-every", "log",
 };
@@ -152,16 +153,45 @@ static const char *shown(const arg_spec *s, const char *value) {
     return value;
 }
 
-/* The learning rate of step `step` under (lr, schedule, warmup) text and the
- * step counts; NAN if the schedule does not build. */
-static double lr_at(const char *lr, const char *schedule, const char *warmup, int64_t per_epoch,
+void train_warmup_options(const char *warmup_epochs, const char *method, const char *factor, const char *by,
+                          rn_train_config *cfg) {
+    const int epochs = warmup_epochs ? atoi(warmup_epochs) : 0;
+    cfg->warmup_sequential = epochs > 0;
+    cfg->warmup_constant = method && strcmp(method, "constant") == 0;
+    cfg->warmup_factor = factor && strcmp(factor, "auto") != 0 ? atof(factor) : epochs > 0 ? 0.01 : 0.0;
+    cfg->schedule_by_epoch = by && strcmp(by, "epoch") == 0;
+}
+
+/* The learning rate of step `step` under the schedule's flags, as text (the flag's value, by
+ * name: `value(ctx, name)`; NULL, a checkpoint's plan that predates the flag, for its default)
+ * and the step counts; NAN if the schedule does not build. */
+static double lr_at(const char *(*value)(const void *, const char *), const void *ctx, int64_t per_epoch,
                     int64_t total, int64_t step) {
+    const char *lr = value(ctx, "lr"), *schedule = value(ctx, "schedule"), *warmup = value(ctx, "warmup");
+    const char *epochs = value(ctx, "warmup-epochs");
+    if (!lr || !schedule)
+        return NAN;
+    rn_train_config c = {0};
+    train_warmup_options(epochs, value(ctx, "warmup-method"), value(ctx, "warmup-factor"),
+                         value(ctx, "schedule-by"), &c);
     rn_schedule s;
-    if (!lr || !schedule || !warmup ||
-        rn_schedule_build(schedule, atof(lr), atoll(warmup), per_epoch, total, &s) != RN_OK)
+    if (rn_schedule_parse(schedule, &s) != RN_OK)
+        return NAN;
+    s.base_lr = atof(lr);
+    s.steps_per_epoch = per_epoch > 0 ? per_epoch : 1;
+    s.total_steps = total > 0 ? total : 1;
+    s.warmup_steps = c.warmup_sequential ? atoll(epochs) * s.steps_per_epoch : warmup ? atoll(warmup) : 0;
+    s.warmup_factor = c.warmup_factor;
+    s.warmup_constant = c.warmup_constant;
+    s.warmup_sequential = c.warmup_sequential;
+    s.by_epoch = c.schedule_by_epoch;
+    if (rn_schedule_check(&s) != RN_OK)
         return NAN;
     return rn_schedule_lr(&s, step);
 }
+
+static const char *plan_text(const void *p, const char *name) { return plan_value(p, name); }
+static const char *arg_text(const void *t, const char *name) { return args_str(t, name); }
 
 const char *plan_value(const train_plan *p, const char *name) {
     for (int i = 0; i < PLAN_N_FLAGS; i++)
@@ -211,10 +241,9 @@ void plan_report(const train_plan *p, const arg_table *t, const char *optim_path
             printf("  --seed: %s -> %s (the data order and augmentation from here on)\n", p->seed,
                    args_str(t, "seed"));
         }
-        double before = lr_at(plan_value(p, "lr"), plan_value(p, "schedule"), plan_value(p, "warmup"),
-                              p->steps_per_epoch, p->total_steps, step + p->schedule_offset);
-        double after = lr_at(args_str(t, "lr"), args_str(t, "schedule"), args_str(t, "warmup"),
-                             p->now_steps_per_epoch, p->now_total_steps, step + p->now_schedule_offset);
+        double before = lr_at(plan_text, p, p->steps_per_epoch, p->total_steps, step + p->schedule_offset);
+        double after = lr_at(arg_text, t, p->now_steps_per_epoch, p->now_total_steps,
+                             step + p->now_schedule_offset);
         int horizon = p->total_steps != p->now_total_steps ||
                       p->steps_per_epoch != p->now_steps_per_epoch;
         if (horizon || (!isnan(before) && !isnan(after) && before != after)) {

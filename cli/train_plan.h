@@ -23,7 +23,7 @@
 #include "resnet.h"
 #include "train/checkpoint.h"
 
-#define PLAN_N_FLAGS 32
+#define PLAN_N_FLAGS 36
 #define PLAN_MAX_META (PLAN_N_FLAGS + 3)
 
 /* Where a run was when its checkpoint was saved, beside the plan: the seconds since it started
@@ -91,6 +91,13 @@ void plan_report(const train_plan *p, const arg_table *t, const char *optim_path
 
 /* The value the checkpoint's plan records for flag `name`, or NULL. */
 const char *plan_value(const train_plan *p, const char *name);
+
+/* The warm-up and schedule flags' values, as text (NULL: the flag's default), into cfg's
+ * warmup_sequential (--warmup-epochs > 0), warmup_constant, warmup_factor (auto: 0.01 with
+ * --warmup-epochs, else 0, the library's own) and schedule_by_epoch; warmup_steps is the
+ * caller's (--warmup-epochs times the epoch's steps). Values as check_flags passed them. */
+void train_warmup_options(const char *warmup_epochs, const char *method, const char *factor, const char *by,
+                          rn_train_config *cfg);
 
 void plan_free(train_plan *p);
 

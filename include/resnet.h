@@ -383,7 +383,9 @@ typedef struct rn_train_config {
                                 "onecycle[:PCT]": OneCycleLR(max_lr=lr, total_steps=T,
                                 pct_start=PCT (default 0.3), cos annealing, div_factor 25,
                                 final_div_factor 1e4, momentum not cycled);
-                                times (t + 1) / warmup_steps during the warm-up */
+                                "exponential:G": lr * G^e (ExponentialLR stepped per epoch);
+                                times (t + 1) / warmup_steps during the warm-up (the
+                                warm-up's options and schedule_by_epoch below change this) */
     int64_t warmup_steps;    /* linear warm-up steps (default 0) */
     int64_t steps_per_epoch; /* needed by epoch-based schedules */
     int64_t total_steps;     /* needed by cosine and onecycle */
@@ -437,6 +439,20 @@ typedef struct rn_train_config {
     int ema_every;           /* batches of an epoch between the average's updates
                                 (rn_train_config_default: 32, torchvision's
                                 --model-ema-steps; 0 is taken as 1) */
+    /* The warm-up and the schedule as torchvision's classification reference runs them
+     * (--lr-warmup-method, --lr-warmup-decay, a SequentialLR stepped once an epoch); all 0
+     * (default): the product above, stepped every step. */
+    double warmup_factor;    /* > 0: the warm-up starts at lr * this (LinearLR's start_factor,
+                                reaching lr at warmup_steps; ConstantLR's factor; in (0, 1]);
+                                0: (t + 1) / warmup_steps (linear), 1/3 (constant) */
+    int warmup_constant;     /* the warm-up holds lr * warmup_factor (ConstantLR), not a ramp */
+    int warmup_sequential;   /* the schedule starts after the warm-up and runs over the steps
+                                left (SequentialLR([warm-up, schedule], [warmup_steps])); 0: it
+                                runs from step 0, times the warm-up (ChainedScheduler) */
+    int schedule_by_epoch;   /* the learning rate changes only between epochs, the schedule
+                                and the warm-up counted in epochs (torchvision's reference
+                                steps its scheduler once an epoch); warmup_steps must then be
+                                whole epochs. See src/train/optim.h for the exact formulas */
 } rn_train_config;
 
 /* Fills *cfg with the defaults above. */

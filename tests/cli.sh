@@ -358,6 +358,10 @@ grep -qF "warning: --lr 0: the weights will not change" "$T/err" && ok || bad "n
 # --data names no folder: a value checked only after loading the data would fail with 1
 for bad in "--warmup -1" "--lr-backbone x" "--norm-weight-decay -1" "--norm-weight-decay x" "--clip-grad-norm -1" "--clip-grad-norm inf" "--ema 1" "--ema -0.1" "--ema-every 0" "--ema-every 4" "--random-erase 2" "--random-erase x" "--mixup-alpha -1" "--cutmix-alpha x" "--mixup-alpha 1e39" "--cutmix-alpha 1e-50" "--lr -1" "--lr 0x10" "--momentum -0.5" "--momentum 1" "--label-smoothing 2" "--arch bogus" \
     "--optimizer bogus" "--schedule bogus" "--schedule cosine:-1" "--dataset bogus" "--precision bogus" \
+    "--schedule exponential" "--schedule exponential:0" "--schedule-by bogus" "--warmup-epochs -1" \
+    "--warmup-method bogus --warmup 2" "--warmup-factor 0 --warmup 2" "--warmup-factor 1.5 --warmup 2" \
+    "--warmup-factor x --warmup 2" "--warmup-factor 0.1" "--warmup-method constant" "--warmup 2 --warmup-epochs 1" \
+    "--warmup 2 --schedule-by epoch" "--schedule onecycle --warmup-epochs 1" \
     "--conv-algo bogus" "--nesterov" "--stem bogus" "--save-every 2 --log none" "--log-every 2" \
     "--resume $T/w.safetensors" "--save-every 2" "--log-every 2 --save $T/x.safetensors --log none"; do
     # shellcheck disable=SC2086

@@ -370,6 +370,28 @@ expect 0 "--ema 0 at a resume" "$R" train --data tiny --quiet --resume r/clip6.s
     --ema 0 --save r/clip6.safetensors
 has out "removed r/clip6.ema.safetensors" "the stale average's removal is said"
 [ ! -e r/clip6.ema.safetensors ] && ok || bad "the average of the run before is left beside a checkpoint without one"
+# torchvision's reference schedule (a warm-up of whole epochs, then the schedule over the epochs left, the
+# rate changed once an epoch) is part of the plan: a resume without its flags runs it as the run did
+tv=(--epochs 3 --lr 0.1 --warmup-epochs 1 --warmup-factor 0.1 --schedule cosine --schedule-by epoch)
+expect 0 "9 steps of a torchvision-style schedule" "$R" "${common[@]}" "${tv[@]}" --max-steps 9 --save r/tv.safetensors
+expect 0 "... resumed without it" "$R" train --data tiny --quiet --resume r/tv.safetensors --max-steps 18 \
+    --save r/tv.safetensors
+hasnt out "other settings" "the resumed run keeps the warm-up and the schedule's stepping"
+expect 0 "18 steps straight" "$R" "${common[@]}" "${tv[@]}" --max-steps 18 --save r/tv18.safetensors
+/usr/bin/python3 "$HERE/tests/same_checkpoint.py" r/tv.safetensors r/tv18.safetensors && ok ||
+    bad "the torchvision-style schedule resumed: not the straight run's checkpoint"
+# 6 steps an epoch: the warm-up's epoch at 0.1 x 0.1, then cosine over the 2 epochs left, held within each
+"$PY" - r/tv.log.jsonl <<'PY' && ok || bad "the logged rates are not the schedule's: $(grep -o '"lr": [0-9.e-]*' r/tv.log.jsonl | tr '\n' ' ')"
+import json, sys
+lrs = [json.loads(l)["lr"] for l in open(sys.argv[1]) if l.startswith('{"step"')]
+want = [0.01] * 6 + [0.1] * 6 + [0.05] * 6
+sys.exit(not (len(lrs) == 18 and all(abs(a - b) < 1e-9 for a, b in zip(lrs, want))))
+PY
+expect 0 "... resumed within the warm-up with another factor" "$R" train --data tiny --quiet \
+    --resume r/tv18.safetensors --max-steps 19 --epochs 4 --warmup-epochs 4 --warmup-factor 0.5 --save r/tv18.safetensors
+has out "--warmup-factor: 0.1 -> 0.5" "the factor's change is listed"
+has out "learning rate of the next step (18): 0 -> 0.0875" "the next step's rate before and after is shown"
+
 # within the warm-up every update copies the weights (torchvision resets the average there)
 expect 0 "--ema within the warm-up" "$R" "${common[@]}" --epochs 2 --lr 0.1 --ema 0.5 --ema-every 1 --warmup 100 \
     --max-steps 3 --save r/emaw.safetensors

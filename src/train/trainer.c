@@ -156,12 +156,16 @@ rn_status rn_trainer_create(rn_model *m, const rn_train_config *cfg, rn_trainer 
         given.steps_per_epoch = cfg->steps_per_epoch;
         given.total_steps = cfg->total_steps;
         given.warmup_steps = cfg->warmup_steps;
+        given.warmup_factor = cfg->warmup_factor;
+        given.warmup_constant = cfg->warmup_constant;
+        given.warmup_sequential = cfg->warmup_sequential;
+        given.by_epoch = cfg->schedule_by_epoch;
         st = rn_schedule_check(&given);
         if (st != RN_OK) {
             char why[256];
             snprintf(why, sizeof why, "%s", rn_last_error());
-            st = rn_fail(st, "%s (rn_train_config: warmup_steps, steps_per_epoch for step and "
-                         "multistep, total_steps for cosine and onecycle)", why);
+            st = rn_fail(st, "%s (rn_train_config: warmup_steps, steps_per_epoch for step, multistep, exponential "
+                         "and schedule_by_epoch, total_steps for cosine and onecycle)", why);
         }
     }
     if (st == RN_OK) {
@@ -169,6 +173,10 @@ rn_status rn_trainer_create(rn_model *m, const rn_train_config *cfg, rn_trainer 
         t->sched.steps_per_epoch = cfg->steps_per_epoch > 0 ? cfg->steps_per_epoch : 1;
         t->sched.total_steps = cfg->total_steps > 0 ? cfg->total_steps : 1;
         t->sched.warmup_steps = cfg->warmup_steps;
+        t->sched.warmup_factor = cfg->warmup_factor;
+        t->sched.warmup_constant = cfg->warmup_constant;
+        t->sched.warmup_sequential = cfg->warmup_sequential;
+        t->sched.by_epoch = cfg->schedule_by_epoch;
         t->grads = rn_calloc(m->n_params, sizeof(float));
         t->state = rn_calloc(m->n_params, sizeof(float));
         if (t->adamw)
