@@ -430,10 +430,6 @@ static int check_flags(train_run *r, int *batch, int *size, int *threads, int pl
                   "keeps all of the earlier ones and the weights grow without end", args_str(t, "momentum"));
         return 0;
     }
-    if (args_spec(t, "ema-every")->set && atof(args_str(t, "ema")) == 0.0) {
-        cli_error(t->command, "--ema-every needs --ema DECAY (the moving average it updates; 0.9999 or so)");
-        return 0;
-    }
     if (atof(args_str(t, "ema")) >= 1.0) {
         cli_error(t->command, "--ema must be below 1 (0.99 to 0.9999 are usual; 0: none), got '%s': at 1 "
                   "the average never moves from the first weights", args_str(t, "ema"));
@@ -453,6 +449,13 @@ static int check_flags(train_run *r, int *batch, int *size, int *threads, int pl
     /* resuming, what is not given is the checkpoint's, not the default's or the recipe's, to
      * refuse: only both given are checked before its plan is read */
     const int resuming = strcmp(args_str(t, "resume"), "none") != 0;
+    /* a resume's --ema is its checkpoint's until the plan is read (--ema-every alone had been
+     * refused on a checkpoint that keeps an average) */
+    if (args_spec(t, "ema-every")->set && atof(args_str(t, "ema")) == 0.0 && (planned || !resuming)) {
+        cli_error(t->command, "--ema-every needs --ema DECAY (the moving average it updates; 0.9999 or so)%s",
+                  resuming ? " (the --resume checkpoint keeps none)" : "");
+        return 0;
+    }
     if (args_flag(t, "nesterov") && !(atof(args_str(t, "momentum")) > 0) &&
         (planned || !resuming || (args_spec(t, "momentum")->set && args_spec(t, "nesterov")->set))) {
         cli_error(t->command, "--nesterov needs a --momentum above 0, got '%s'%s", args_str(t, "momentum"),

@@ -366,7 +366,12 @@ expect 0 "--ema added at a resume" "$R" train --data tiny --quiet --resume r/cli
     --ema 0.5 --ema-every 1 --save r/clip6.safetensors
 has out "--ema: 0 -> 0.5" "the change is reported"
 [ -s r/clip6.ema.safetensors ] && ok || bad "no average file after --ema was added"
-expect 0 "--ema 0 at a resume" "$R" train --data tiny --quiet --resume r/clip6.safetensors --max-steps 9 \
+# --ema-every alone at a resume: the checkpoint's --ema is the one it paces (it had been refused as
+# without an average, checked before the plan was read)
+expect 0 "--ema-every alone at a resume" "$R" train --data tiny --quiet --resume r/clip6.safetensors --max-steps 9 \
+    --ema-every 2 --save r/clip6.safetensors
+has out "--ema-every: 1 -> 2" "the change is reported"
+expect 0 "--ema 0 at a resume" "$R" train --data tiny --quiet --resume r/clip6.safetensors --max-steps 10 \
     --ema 0 --save r/clip6.safetensors
 has out "removed r/clip6.ema.safetensors" "the stale average's removal is said"
 [ ! -e r/clip6.ema.safetensors ] && ok || bad "the average of the run before is left beside a checkpoint without one"
