@@ -1,0 +1,64 @@
+/*
+ * augment.h - torchvision's TrivialAugmentWide on 8-bit images, as its
+ * reference runs it on PIL images (each operation as Pillow 9 computes it,
+ * bit for bit; tests/test_augment.c checks every operation at every
+ * magnitude against torchvision).
+ *
+ * Images are planar: c planes (1: "L", 3: "RGB") of h x w bytes. The
+ * operations work in place with a scratch of c * h * w bytes; they allocate
+ * nothing.
+ */
+#ifndef RN_DATA_AUGMENT_H
+#define RN_DATA_AUGMENT_H
+
+#include <stdint.h>
+
+#include "core/rng.h"
+#include "resnet.h"
+
+/* TrivialAugmentWide's operations, in its order (its draw picks one of these) */
+typedef enum rn_augment_op {
+    RN_AUG_IDENTITY,
+    RN_AUG_SHEAR_X,
+    RN_AUG_SHEAR_Y,
+    RN_AUG_TRANSLATE_X,
+    RN_AUG_TRANSLATE_Y,
+    RN_AUG_ROTATE,
+    RN_AUG_BRIGHTNESS,
+    RN_AUG_COLOR,
+    RN_AUG_CONTRAST,
+    RN_AUG_SHARPNESS,
+    RN_AUG_POSTERIZE,
+    RN_AUG_SOLARIZE,
+    RN_AUG_AUTOCONTRAST,
+    RN_AUG_EQUALIZE,
+    RN_AUG_OPS
+} rn_augment_op;
+
+#define RN_AUG_BINS 31 /* TrivialAugmentWide's num_magnitude_bins */
+
+/* The operation's name, as torchvision spells it ("ShearX", ...). */
+const char *rn_augment_op_name(int op);
+
+/* Whether the operation takes a magnitude, and whether its sign is drawn. */
+int rn_augment_op_has_magnitude(int op);
+int rn_augment_op_signed(int op);
+
+/* TrivialAugmentWide's magnitude of `bin` (0..30) for the operation, as its
+ * float32 table holds it (torch.linspace's values; posterize's bits); 0 for
+ * the operations without one. */
+double rn_augment_magnitude(int op, int bin);
+
+/* Applies `op` at `magnitude` (signed where the operation is) to img, as
+ * torchvision's _apply_op does on a PIL image with nearest interpolation and
+ * fill 0. scratch: c * h * w bytes. c must be 1 or 3. */
+void rn_augment_apply(uint8_t *img, int c, int h, int w, int op, double magnitude,
+                      uint8_t *scratch);
+
+/* One TrivialAugmentWide draw from r: the operation, its magnitude bin and
+ * sign (torchvision's order: operation, bin, sign), applied to img. *op,
+ * *magnitude: what was applied (may be NULL). */
+void rn_trivial_augment(uint8_t *img, int c, int h, int w, rn_rng *r, uint8_t *scratch, int *op,
+                        double *magnitude);
+
+#endif

@@ -1,0 +1,193 @@
+/*
+ * test_augment.c - TrivialAugmentWide's operations against torchvision's.
+ *
+ * Runs `/usr/bin/python3 tools/augment_ref.py DIR` (from the repository
+ * root; a failure of the script fails the test), then:
+ *   - the magnitude tables equal torch's float32 values, bit for bit;
+ *   - every operation at every magnitude (both signs where torchvision draws
+ *     one) on six images (Fashion-MNIST, gray, RGB, not square, flat) equals
+ *     torchvision's _apply_op on the PIL image, byte for byte;
+ *   - rn_trivial_augment's draws: each operation, bin and sign about equally
+ *     often, the same draws from the same seed, the image what
+ *     rn_augment_apply makes of the drawn operation.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "data/augment.h"
+#include "resnet.h"
+
+#define PY "/usr/bin/python3"
+#define MAX_CASES 1024
+
+static char tmpdir[512];
+
+static float *load(const char *name, int64_t *shape, int *ndim) {
+    char path[768];
+    snprintf(path, sizeof path, "%s/%s.npy", tmpdir, name);
+    float *data = NULL;
+    rn_status st = rn_npy_read(path, &data, ndim, shape);
+    CHECK(st == RN_OK, "read %s: %s", path, rn_last_error());
+    return st == RN_OK ? data : NULL;
+}
+
+static void test_tables(void) {
+    int64_t shape[RN_NPY_MAX_DIMS];
+    int ndim = 0;
+    float *t = load("tables", shape, &ndim);
+    if (!t)
+        return;
+    CHECK(ndim == 2 && shape[0] == 5 && shape[1] == RN_AUG_BINS, "tables: shape");
+    const int ops[5] = {RN_AUG_SHEAR_X, RN_AUG_TRANSLATE_X, RN_AUG_ROTATE, RN_AUG_SOLARIZE,
+                        RN_AUG_POSTERIZE};
+    const int same[5] = {RN_AUG_BRIGHTNESS, RN_AUG_TRANSLATE_Y, RN_AUG_ROTATE, RN_AUG_SOLARIZE,
+                         RN_AUG_POSTERIZE};
+    int bad = 0;
+    for (int k = 0; k < 5; k++)
+        for (int b = 0; b < RN_AUG_BINS; b++) {
+            const double want = t[k * RN_AUG_BINS + b];
+            if (rn_augment_magnitude(ops[k], b) != want || rn_augment_magnitude(same[k], b) != want) {
+                if (bad++ < 5)
+                    printf("  %s bin %d: %.9g, torch %.9g\n", rn_augment_op_name(ops[k]), b,
+                           rn_augment_magnitude(ops[k], b), want);
+            }
+        }
+    CHECK(!bad, "%d magnitudes differ from torch's tables", bad);
+    free(t);
+}
+
+static int test_operations(void) {
+    char path[768], line[256];
+    snprintf(path, sizeof path, "%s/cases.txt", tmpdir);
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL, "open %s", path);
+    if (!f)
+        return 0;
+    static int op[MAX_CASES];
+    static double mag[MAX_CASES];
+    int n = 0;
+    while (n < MAX_CASES && fgets(line, sizeof line, f))
+        if (sscanf(line, "%d %lf", &op[n], &mag[n]) == 2)
+            n++;
+    fclose(f);
+    CHECK(n == 9 * 31 * 2 + 2 * 31 + 3, "%d cases, expected 623", n);
+
+    snprintf(path, sizeof path, "%s/images.txt", tmpdir);
+    f = fopen(path, "r");
+    CHECK(f != NULL, "open %s", path);
+    if (!f)
+        return 0;
+    int images = 0, per_op_bad[RN_AUG_OPS] = {0}, compared = 0;
+    char name[64];
+    int c, h, w;
+    while (fgets(line, sizeof line, f) && sscanf(line, "%63s %d %d %d", name, &c, &h, &w) == 4) {
+        char key[96];
+        int64_t shape[RN_NPY_MAX_DIMS];
+        int ndim = 0;
+        snprintf(key, sizeof key, "%s_in", name);
+        float *in = load(key, shape, &ndim);
+        snprintf(key, sizeof key, "%s_out", name);
+        float *out = load(key, shape, &ndim);
+        const size_t size = (size_t)c * h * w;
+        if (in && out && ndim == 4 && shape[0] == n && (size_t)(shape[1] * shape[2] * shape[3]) == size) {
+            uint8_t *src = malloc(size), *img = malloc(size), *scratch = malloc(size);
+            for (size_t i = 0; i < size; i++)
+                src[i] = (uint8_t)in[i];
+            for (int k = 0; k < n; k++) {
+                memcpy(img, src, size);
+                rn_augment_apply(img, c, h, w, op[k], mag[k], scratch);
+                const float *want = out + (size_t)k * size;
+                size_t diff = 0, first = 0;
+                for (size_t i = 0; i < size; i++)
+                    if (img[i] != (uint8_t)want[i] && diff++ == 0)
+                        first = i;
+                if (diff && per_op_bad[op[k]]++ < 3)
+                    printf("  %s %s %.9g: %zu of %zu bytes differ (first at %zu: %d, torchvision %d)\n",
+                           name, rn_augment_op_name(op[k]), mag[k], diff, size, first, img[first],
+                           (int)want[first]);
+                compared++;
+            }
+            free(src);
+            free(img);
+            free(scratch);
+            images++;
+        } else {
+            CHECK(0, "%s: fixture shapes", name);
+        }
+        free(in);
+        free(out);
+    }
+    fclose(f);
+    for (int o = 0; o < RN_AUG_OPS; o++)
+        CHECK(per_op_bad[o] == 0, "%s: %d cases differ from torchvision's", rn_augment_op_name(o),
+              per_op_bad[o]);
+    CHECK(images == 6, "%d images compared, expected 6", images);
+    return compared;
+}
+
+/* the draws: torchvision draws the operation, the bin and the sign uniformly */
+static void test_draws(void) {
+    enum { N = 28000, C = 3, H = 12, W = 12 };
+    int ops[RN_AUG_OPS] = {0}, negative = 0, signed_draws = 0, bins[RN_AUG_BINS] = {0},
+        binned = 0;
+    uint8_t img[C * H * W], again[C * H * W], ref[C * H * W], scratch[C * H * W];
+    rn_rng r, r2;
+    rn_rng_seed(&r, 11);
+    rn_rng_seed(&r2, 11);
+    int mismatch = 0, differs = 0;
+    for (int i = 0; i < N; i++) {
+        for (int k = 0; k < C * H * W; k++)
+            img[k] = again[k] = ref[k] = (uint8_t)(k * 37 + i);
+        int op = -1, op2 = -1;
+        double m = 0, m2 = 0;
+        rn_trivial_augment(img, C, H, W, &r, scratch, &op, &m);
+        rn_trivial_augment(again, C, H, W, &r2, scratch, &op2, &m2);
+        mismatch += op != op2 || m != m2 || memcmp(img, again, sizeof img) != 0;
+        rn_augment_apply(ref, C, H, W, op, m, scratch);
+        differs += memcmp(img, ref, sizeof img) != 0;
+        ops[op]++;
+        if (rn_augment_op_signed(op)) {
+            signed_draws++;
+            negative += signbit(m) != 0; /* bin 0 is -0.0 */
+        }
+        if (op == RN_AUG_ROTATE) { /* magnitude 4.5 x bin */
+            bins[(int)fabs(m / 4.5)]++;
+            binned++;
+        }
+    }
+    CHECK(!mismatch, "the same seed drew otherwise %d times", mismatch);
+    CHECK(!differs, "%d drawn images differ from the drawn operation applied", differs);
+    for (int o = 0; o < RN_AUG_OPS; o++)
+        CHECK(fabs(ops[o] - N / 14.0) < 5 * sqrt(N / 14.0), "%s drawn %d times of %d",
+              rn_augment_op_name(o), ops[o], N);
+    CHECK(fabs(negative - signed_draws / 2.0) < 5 * sqrt(signed_draws / 4.0),
+          "%d of %d signed draws negative", negative, signed_draws);
+    int low = binned, high = 0;
+    for (int b = 0; b < RN_AUG_BINS; b++) {
+        low = bins[b] < low ? bins[b] : low;
+        high = bins[b] > high ? bins[b] : high;
+    }
+    CHECK(low > binned / 31 / 2 && high < binned / 31 * 2, "rotation bins drawn %d to %d times of %d",
+          low, high, binned);
+}
+
+int main(void) {
+    if (!check_tmpdir("test_augment", tmpdir, sizeof tmpdir))
+        return 1;
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "%s tools/augment_ref.py '%s'", PY, tmpdir);
+    int rc = system(cmd);
+    CHECK(rc == 0, "'%s' failed (status %d); run from the repository root with torchvision "
+                   "installed", cmd, rc);
+    if (rc == 0) {
+        test_tables();
+        int n = test_operations();
+        printf("compared %d operations on images with torchvision's\n", n);
+    }
+    test_draws();
+    check_tmpdir_remove(tmpdir);
+    return check_done("test_augment");
+}

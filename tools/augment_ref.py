@@ -1,0 +1,100 @@
+#!/usr/bin/python3
+"""torchvision's TrivialAugmentWide operations, for tests/test_augment.c.
+
+    /usr/bin/python3 tools/augment_ref.py OUTDIR
+
+Writes into OUTDIR (which must exist):
+
+tables.npy    (5, 31) float32: TrivialAugmentWide's magnitude tables as torch
+              holds them: linspace(0, 0.99) (shears, colours), linspace(0, 32)
+              (translations), linspace(0, 135) (rotation), linspace(255, 0)
+              (solarize), and posterize's bits
+cases.txt     one line per case: OP MAGNITUDE (%.17g), OP 0..13 in
+              TrivialAugmentWide's order; every bin of every operation with a
+              magnitude, both signs where torchvision draws one
+images.txt    one line per image: NAME C H W
+NAME_in.npy   (C, H, W) float32 holding the image's bytes
+NAME_out.npy  (cases, C, H, W) float32: torchvision's _apply_op on the PIL
+              image ("L" or "RGB"), nearest interpolation, fill None, as
+              TrivialAugmentWide calls it
+
+Exit status 0 on success; any exception is a failure.
+"""
+import gzip
+import os
+import sys
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms.autoaugment import TrivialAugmentWide, _apply_op
+
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def fashion_images(n):
+    path = os.path.join(HERE, "data", "fmnist-small", "t10k-images-idx3-ubyte.gz")
+    data = gzip.open(path).read()
+    return [np.frombuffer(data[16 + i * 784:16 + (i + 1) * 784], np.uint8).reshape(1, 28, 28)
+            for i in range(n)]
+
+
+def images():
+    rng = np.random.default_rng(7)
+    out = []
+    for i, img in enumerate(fashion_images(2)):
+        out.append(("fmnist%d" % i, img))
+    out.append(("gray_low", rng.integers(60, 170, (1, 23, 23), dtype=np.uint8)))
+    out.append(("rgb32", rng.integers(0, 256, (3, 32, 32), dtype=np.uint8)))
+    # a smooth colour image of low contrast, not square
+    y, x = np.mgrid[0:20, 0:27]
+    smooth = np.stack([40 + 3 * x, 90 + 2 * y + x, 200 - 4 * y]).clip(0, 255).astype(np.uint8)
+    out.append(("rgb_smooth", smooth))
+    out.append(("flat", np.full((3, 9, 9), 77, np.uint8)))
+    return out
+
+
+def main():
+    if len(sys.argv) != 2 or not os.path.isdir(sys.argv[1]):
+        sys.exit("usage: augment_ref.py OUTDIR (an existing directory)")
+    outdir = sys.argv[1]
+    torch.set_num_threads(1)
+    space = TrivialAugmentWide()._augmentation_space(31)
+    names = list(space.keys())
+    tables = np.stack([space["ShearX"][0].numpy(), space["TranslateX"][0].numpy(),
+                       space["Rotate"][0].numpy(), space["Solarize"][0].numpy(),
+                       space["Posterize"][0].numpy().astype(np.float32)]).astype(np.float32)
+    np.save(os.path.join(outdir, "tables.npy"), tables)
+    cases = []
+    for op, name in enumerate(names):
+        magnitudes, signed = space[name]
+        if magnitudes.ndim == 0:
+            cases.append((op, name, 0.0))
+            continue
+        for b in range(len(magnitudes)):
+            m = float(magnitudes[b].item())
+            cases.append((op, name, m))
+            if signed:
+                cases.append((op, name, m * -1.0))
+    with open(os.path.join(outdir, "cases.txt"), "w") as f:
+        for op, _, m in cases:
+            f.write("%d %.17g\n" % (op, m))
+    with open(os.path.join(outdir, "images.txt"), "w") as f:
+        for name, img in images():
+            c, h, w = img.shape
+            f.write("%s %d %d %d\n" % (name, c, h, w))
+            np.save(os.path.join(outdir, name + "_in.npy"), img.astype(np.float32))
+            pil = Image.fromarray(img[0] if c == 1 else img.transpose(1, 2, 0),
+                                  "L" if c == 1 else "RGB")
+            outs = []
+            for _, opname, m in cases:
+                r = np.asarray(_apply_op(pil, opname, m, InterpolationMode.NEAREST, None))
+                outs.append(r[None] if c == 1 else r.transpose(2, 0, 1))
+            np.save(os.path.join(outdir, name + "_out.npy"), np.stack(outs).astype(np.float32))
+    print("augment_ref: %d operations at %d magnitudes on %d images written to %s"
+          % (len(names), len(cases), len(images()), outdir))
+
+
+if __name__ == "__main__":
+    main()
