@@ -116,7 +116,8 @@ static inline float normalize(uint8_t u, float mean, float std) {
  * Eval: Resize -> CenterCrop -> ToTensor -> Normalize
  * ------------------------------------------------------------------------- */
 
-rn_status rn_preprocess_eval(const rn_image *img, const rn_preprocess_config *cfg, float *out) {
+rn_status rn_preprocess_eval_u8(const rn_image *img, const rn_preprocess_config *cfg,
+                                uint8_t *out) {
     RN_TRY(check_config(img, cfg));
     if (!out)
         return rn_fail(RN_ERR_ARG, "preprocess: out is NULL");
@@ -133,23 +134,54 @@ rn_status rn_preprocess_eval(const rn_image *img, const rn_preprocess_config *cf
     int top = half_round_even(ph - oh) - pad_t, left = half_round_even(pw - ow) - pad_l;
     size_t plane = (size_t)h * (size_t)w, oplane = (size_t)oh * (size_t)ow;
     for (int c = 0; c < C; c++) {
-        float m = cfg->mean[c], s = cfg->std[c], zero = normalize(0, m, s);
         const uint8_t *src = res + (size_t)c * plane;
-        float *dst = out + (size_t)c * oplane;
+        uint8_t *dst = out + (size_t)c * oplane;
         for (int y = 0; y < oh; y++) {
             int sy = y + top;
-            float *row = dst + (size_t)y * (size_t)ow;
+            uint8_t *row = dst + (size_t)y * (size_t)ow;
             for (int x = 0; x < ow; x++) {
                 int sx = x + left;
                 row[x] = sy >= 0 && sy < h && sx >= 0 && sx < w
-                             ? normalize(src[(size_t)sy * (size_t)w + (size_t)sx], m, s)
-                             : zero;
+                             ? src[(size_t)sy * (size_t)w + (size_t)sx]
+                             : 0;
             }
         }
     }
     if (res != img->pixels)
         free(res);
     return RN_OK;
+}
+
+void rn_preprocess_normalize(const uint8_t *in, int channels, size_t plane,
+                             const rn_preprocess_config *cfg, float *out) {
+    for (int c = 0; c < channels; c++) {
+        const float m = cfg->mean[c], s = cfg->std[c];
+        for (size_t i = 0; i < plane; i++)
+            out[(size_t)c * plane + i] = normalize(in[(size_t)c * plane + i], m, s);
+    }
+}
+
+/* A stage that writes bytes (eval's or train's), then the normalisation into out. */
+static rn_status then_normalize(rn_status st, uint8_t *bytes, int channels, size_t plane,
+                                const rn_preprocess_config *cfg, float *out) {
+    if (st == RN_OK)
+        rn_preprocess_normalize(bytes, channels, plane, cfg, out);
+    free(bytes);
+    return st;
+}
+
+rn_status rn_preprocess_eval(const rn_image *img, const rn_preprocess_config *cfg, float *out) {
+    RN_TRY(check_config(img, cfg));
+    if (!out)
+        return rn_fail(RN_ERR_ARG, "preprocess: out is NULL");
+    int oh, ow;
+    RN_TRY(rn_preprocess_eval_size(cfg, img->height, img->width, &oh, &ow));
+    const size_t plane = (size_t)oh * (size_t)ow;
+    uint8_t *bytes = malloc(plane * (size_t)img->channels);
+    if (!bytes)
+        return rn_fail(RN_ERR_NOMEM, "preprocess: cannot allocate %d x %d", ow, oh);
+    return then_normalize(rn_preprocess_eval_u8(img, cfg, bytes), bytes, img->channels, plane, cfg,
+                          out);
 }
 
 /* ---------------------------------------------------------------------------
@@ -204,8 +236,8 @@ void rn_random_resized_crop_params(int in_h, int in_w, const float scale[2],
     *left = (in_w - *w) / 2;
 }
 
-rn_status rn_preprocess_train(const rn_image *img, const rn_preprocess_config *cfg, rn_rng *rng,
-                              float *out) {
+rn_status rn_preprocess_train_u8(const rn_image *img, const rn_preprocess_config *cfg, rn_rng *rng,
+                                 uint8_t *out) {
     RN_TRY(check_config(img, cfg));
     if (!rng || !out || cfg->crop_size <= 0)
         return rn_fail(RN_ERR_ARG, "preprocess_train: no rng, no output or crop_size <= 0");
@@ -234,17 +266,28 @@ rn_status rn_preprocess_train(const rn_image *img, const rn_preprocess_config *c
         return st;
     }
     size_t plane = (size_t)S * (size_t)S;
-    for (int c = 0; c < C; c++) {
-        float m = cfg->mean[c], s = cfg->std[c];
+    for (int c = 0; c < C; c++)
         for (int y = 0; y < S; y++) {
             const uint8_t *src = res + (size_t)c * plane + (size_t)y * (size_t)S;
-            float *dst = out + (size_t)c * plane + (size_t)y * (size_t)S;
+            uint8_t *dst = out + (size_t)c * plane + (size_t)y * (size_t)S;
             for (int x = 0; x < S; x++)
-                dst[x] = normalize(src[flip ? S - 1 - x : x], m, s);
+                dst[x] = src[flip ? S - 1 - x : x];
         }
-    }
     if (res != crop)
         free(res);
     free(crop);
     return RN_OK;
+}
+
+rn_status rn_preprocess_train(const rn_image *img, const rn_preprocess_config *cfg, rn_rng *rng,
+                              float *out) {
+    RN_TRY(check_config(img, cfg));
+    if (!rng || !out || cfg->crop_size <= 0)
+        return rn_fail(RN_ERR_ARG, "preprocess_train: no rng, no output or crop_size <= 0");
+    const size_t plane = (size_t)cfg->crop_size * (size_t)cfg->crop_size;
+    uint8_t *bytes = malloc(plane * (size_t)img->channels);
+    if (!bytes)
+        return rn_fail(RN_ERR_NOMEM, "preprocess_train: cannot allocate the crop");
+    return then_normalize(rn_preprocess_train_u8(img, cfg, rng, bytes), bytes, img->channels, plane,
+                          cfg, out);
 }

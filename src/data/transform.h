@@ -50,6 +50,14 @@ rn_status rn_preprocess_eval_size(const rn_preprocess_config *cfg, int in_h, int
 /* out: (img->channels, out_h, out_w) float32 as given by rn_preprocess_eval_size. */
 rn_status rn_preprocess_eval(const rn_image *img, const rn_preprocess_config *cfg, float *out);
 
+/* The same before ToTensor and Normalize: out holds the bytes (channels, out_h, out_w). */
+rn_status rn_preprocess_eval_u8(const rn_image *img, const rn_preprocess_config *cfg,
+                                uint8_t *out);
+
+/* ToTensor and Normalize of `channels` planes of `plane` bytes each, into out. */
+void rn_preprocess_normalize(const uint8_t *in, int channels, size_t plane,
+                             const rn_preprocess_config *cfg, float *out);
+
 /* torchvision RandomResizedCrop.get_params: a crop (top, left, h, w) of an
  * in_h x in_w image. */
 void rn_random_resized_crop_params(int in_h, int in_w, const float scale[2],
@@ -59,5 +67,10 @@ void rn_random_resized_crop_params(int in_h, int in_w, const float scale[2],
 /* out: (img->channels, crop_size, crop_size) float32. */
 rn_status rn_preprocess_train(const rn_image *img, const rn_preprocess_config *cfg, rn_rng *rng,
                               float *out);
+
+/* The same before ToTensor and Normalize: out holds the bytes (channels, crop_size, crop_size);
+ * the same draws from rng. */
+rn_status rn_preprocess_train_u8(const rn_image *img, const rn_preprocess_config *cfg, rn_rng *rng,
+                                 uint8_t *out);
 
 #endif
