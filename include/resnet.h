@@ -682,6 +682,11 @@ typedef struct rn_loader_config {
                                 * rest (normalisation included): with that probability a
                                 * random rectangle of it, all channels, becomes 0; 0: off.
                                 * Its draws are apart from the crop's and flip's. */
+    int trivial_augment;       /* torchvision's TrivialAugmentWide (31 magnitude bins, nearest
+                                * interpolation, fill 0) on each image after the crop and flip,
+                                * before the normalisation, each operation as torchvision
+                                * computes it on a PIL image (1 or 3 channels); its draws are
+                                * apart from the others'. 0: off */
 } rn_loader_config;
 
 /* Fills *cfg with the defaults: batch_size 64, every option off (the

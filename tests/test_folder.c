@@ -20,6 +20,7 @@
 
 #include "resnet.h"
 #include "check.h"
+#include "data/augment.h"
 #include "data/dataset.h"
 
 #define S 64
@@ -357,6 +358,58 @@ static void test_train(void) {
  * Broken folders
  * ------------------------------------------------------------------------- */
 
+/* TrivialAugmentWide on image files: each image the crop (RandomResizedCrop, or the evaluation's
+ * resize and centre crop) and flip's as without it, then one of its operations at one of its
+ * magnitudes (found among all of them); the same twice. */
+static void test_train_trivial(void) {
+    rn_dataset ds;
+    if (rn_dataset_load(tmp("good"), "folder", 1, &ds) != RN_OK) {
+        CHECK(0, "train split: %s", rn_last_error());
+        return;
+    }
+    enum { N = 18 };
+    const size_t per = (size_t)3 * S * S;
+    float *x[3];
+    int32_t lab[N];
+    static uint8_t plain[3 * S * S], aug[3 * S * S], cand[3 * S * S], scratch[3 * S * S];
+    for (int crop = 0; crop <= 1; crop++) {
+        for (int run = 0; run < 3; run++) {
+            rn_loader_config cfg = config(N, 5);
+            cfg.flip = 1;
+            cfg.crop_padding = crop;
+            cfg.trivial_augment = run > 0;
+            x[run] = malloc(N * per * sizeof(float));
+            CHECK(run_loader(&ds, &cfg, 1, x[run], lab) == N, "crop %d, trivial_augment %d: an epoch", crop,
+                  run > 0);
+        }
+        int found = 0, changed = 0;
+        for (int i = 0; i < N; i++) {
+            for (size_t k = 0; k < per; k++) {
+                plain[k] = (uint8_t)(x[0][i * per + k] * 255.0f + 0.5f);
+                aug[k] = (uint8_t)(x[1][i * per + k] * 255.0f + 0.5f);
+            }
+            changed += memcmp(plain, aug, per) != 0;
+            int hit = 0;
+            for (int op = 0; op < RN_AUG_OPS && !hit; op++)
+                for (int b = 0; b < (rn_augment_op_has_magnitude(op) ? RN_AUG_BINS : 1) && !hit; b++)
+                    for (int sign = 0; sign < (rn_augment_op_signed(op) ? 2 : 1) && !hit; sign++) {
+                        memcpy(cand, plain, per);
+                        const double m = rn_augment_magnitude(op, b);
+                        rn_augment_apply(cand, 3, S, S, op, sign ? -m : m, scratch);
+                        hit = memcmp(cand, aug, per) == 0;
+                    }
+            found += hit;
+        }
+        CHECK(found == N, "crop %d: %d of %d images are one operation of the crop and flip's image", crop,
+              found, N);
+        CHECK(changed > N / 2, "crop %d: %d of %d images changed", crop, changed, N);
+        CHECK(memcmp(x[1], x[2], N * per * sizeof(float)) == 0, "crop %d: the same augmentation twice", crop);
+        for (int run = 0; run < 3; run++)
+            free(x[run]);
+    }
+    rn_dataset_free(&ds);
+}
+
 static void test_corrupt(void) {
     rn_dataset ds;
     if (rn_dataset_load(tmp("corrupt"), "folder", 1, &ds) != RN_OK) {
@@ -441,6 +494,7 @@ int main(void) {
         test_eval("folder", "val_eval.npy", 3);
         test_eval("folder-gray", "val_gray.npy", 1);
         test_train();
+        test_train_trivial();
         test_corrupt();
         test_broken();
     }

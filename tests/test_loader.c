@@ -14,6 +14,7 @@
 
 #include "resnet.h"
 #include "check.h"
+#include "data/augment.h"
 #include "data/dataset.h"
 #include "data/resize.h"
 
@@ -501,6 +502,80 @@ static void test_loader_erase(void) {
     rn_dataset_free(&ds);
 }
 
+/* TrivialAugmentWide (trivial_augment): each image the crop and flip's as without it, then one of
+ * its operations at one of its magnitudes (found among all of them); most images changed, several
+ * operations drawn; the same twice; gray and colour images alike. */
+static int bytes_of(const float *x, size_t n, uint8_t *out) {
+    int exact = 1;
+    for (size_t k = 0; k < n; k++) {
+        const float v = x[k] * 255.0f;
+        out[k] = (uint8_t)(v + 0.5f);
+        exact &= fabsf(v - (float)out[k]) < 1e-3f;
+    }
+    return exact;
+}
+
+static void test_loader_trivial(void) {
+    enum { N = 120, H = 14, W = 14 };
+    for (int C = 1; C <= 3; C += 2) {
+        rn_dataset ds = make_synth(N, C, H, W);
+        const size_t per = (size_t)C * H * W;
+        float *x[3];
+        int32_t lab[N];
+        for (int run = 0; run < 3; run++) {
+            rn_loader_config cfg = base_config(N);
+            cfg.flip = 1;
+            cfg.crop_padding = 2;
+            cfg.trivial_augment = run > 0;
+            rn_loader *l = NULL;
+            x[run] = malloc(N * per * sizeof(float));
+            int n = 0;
+            CHECK(rn_loader_create(&ds, &cfg, &l) == RN_OK && rn_loader_next(l, x[run], lab, &n) == RN_OK &&
+                      n == N, "trivial_augment %d: a batch: %s", run > 0, rn_last_error());
+            rn_loader_free(l);
+        }
+        uint8_t plain[3 * H * W], aug[3 * H * W], cand[3 * H * W], scratch[3 * H * W];
+        int found = 0, changed = 0, exact = 1, seen[RN_AUG_OPS] = {0};
+        for (int i = 0; i < N; i++) {
+            exact &= bytes_of(x[0] + i * per, per, plain) & bytes_of(x[1] + i * per, per, aug);
+            changed += memcmp(plain, aug, per) != 0;
+            int hit = -1;
+            for (int op = 0; op < RN_AUG_OPS && hit < 0; op++)
+                for (int b = 0; b < (rn_augment_op_has_magnitude(op) ? RN_AUG_BINS : 1) && hit < 0; b++)
+                    for (int sign = 0; sign < (rn_augment_op_signed(op) ? 2 : 1) && hit < 0; sign++) {
+                        memcpy(cand, plain, per);
+                        const double m = rn_augment_magnitude(op, b);
+                        rn_augment_apply(cand, C, H, W, op, sign ? -m : m, scratch);
+                        if (memcmp(cand, aug, per) == 0)
+                            hit = op;
+                    }
+            if (hit >= 0) {
+                found++;
+                seen[hit]++;
+            }
+        }
+        int kinds = 0;
+        for (int op = 0; op < RN_AUG_OPS; op++)
+            kinds += seen[op] > 0;
+        CHECK(exact, "%d channels: the outputs are bytes / 255 (no normalisation)", C);
+        CHECK(found == N, "%d channels: %d of %d images are one operation of the crop and flip's image", C,
+              found, N);
+        CHECK(changed > N / 2, "%d channels: %d of %d images changed", C, changed, N);
+        CHECK(kinds >= 8, "%d channels: %d kinds of operation found", C, kinds);
+        CHECK(memcmp(x[1], x[2], N * per * sizeof(float)) == 0, "%d channels: the same augmentation twice", C);
+        for (int run = 0; run < 3; run++)
+            free(x[run]);
+        rn_dataset_free(&ds);
+    }
+    rn_dataset ds = make_synth(4, 2, 8, 8);
+    rn_loader_config cfg = base_config(4);
+    cfg.trivial_augment = 1;
+    rn_loader *l = NULL;
+    CHECK(rn_loader_create(&ds, &cfg, &l) == RN_ERR_ARG && !l && strstr(rn_last_error(), "TrivialAugment"),
+          "2 channels refused");
+    rn_dataset_free(&ds);
+}
+
 /* rn_batch_mix: torchvision's RandomMixup and RandomCutmix on a batch rolled by one, the labels
  * alike, lam ~ Beta(alpha, alpha); the draws a function of (seed, epoch, position). */
 static void test_batch_mix(void) {
@@ -597,6 +672,7 @@ int main(void) {
     test_loader_determinism();
     test_loader_augment();
     test_loader_erase();
+    test_loader_trivial();
     test_batch_mix();
     test_loader_normalize_resize();
     test_loader_subset();

@@ -6,7 +6,7 @@
  * pure function of that name and the configuration - the order of epoch e
  * from a generator seeded by (seed, e), the crop offsets and flip of the
  * image at position i from one seeded by (seed, e, i) (its random erasing
- * from another, so that turning it on leaves them). Thread timing only
+ * and TrivialAugment from others, so that turning them on leaves them). Thread timing only
  * decides when a batch is made, never what it holds.
  *
  * Hand-off: one worker thread and one internal batch buffer. The caller's
@@ -32,6 +32,7 @@
 #include "core/rng.h"
 #include "core/status.h"
 #include "core/threads.h"
+#include "data/augment.h"
 #include "data/dataset.h"
 #include "data/resize.h"
 #include "data/transform.h"
@@ -58,6 +59,7 @@ struct rn_loader {
     /* Owned by the worker while a job is pending. */
     rn_resize_plan *plan;       /* NULL when no resize */
     uint8_t *resized;           /* (h, w) one resized plane */
+    uint8_t *bytes, *scratch;   /* in memory with TrivialAugment: (c, h, w) each */
     int32_t *perm;              /* (count) order of perm_epoch */
     int64_t perm_epoch;         /* -1: none yet */
     float *x;                   /* (cap, c, h, w) */
@@ -92,6 +94,7 @@ static uint64_t mix64(uint64_t z) {
 #define TAG_ORDER 0x4f52444552ULL   /* "ORDER" */
 #define TAG_AUGMENT 0x4155474dULL   /* "AUGM" */
 #define TAG_ERASE 0x4552415345ULL   /* "ERASE" */
+#define TAG_TRIVIAL 0x5452495649ULL /* "TRIVI" */
 
 /* The order of epoch `epoch`: identity without shuffling, else Fisher-Yates
  * from a generator seeded by (seed, epoch). */
@@ -162,6 +165,15 @@ static void random_erase(const rn_loader *l, int64_t epoch, int64_t pos, float *
     }
 }
 
+/* TrivialAugmentWide on the (c, h, w) bytes of the image at (epoch, pos), with the draws of a
+ * generator of its own. */
+static void trivial_augment(const rn_loader *l, int64_t epoch, int64_t pos, uint8_t *img,
+                            uint8_t *scratch) {
+    rn_rng r;
+    rn_rng_seed_at(&r, l->cfg.seed, TAG_TRIVIAL, epoch, pos);
+    rn_trivial_augment(img, l->c, l->h, l->w, &r, scratch, NULL, NULL);
+}
+
 /* In memory: writes dataset image `index`, augmented with the draws for
  * (epoch, pos), to out: (c, h, w). */
 static void make_image(rn_loader *l, int index, int64_t epoch, int64_t pos, float *out) {
@@ -184,6 +196,18 @@ static void make_image(rn_loader *l, int index, int64_t epoch, int64_t pos, floa
         }
         const float *table = l->table[c];
         float *o = out + (size_t)c * h * w;
+        if (l->cfg.trivial_augment) { /* the bytes first: TrivialAugment works on them */
+            uint8_t *b = l->bytes + (size_t)c * h * w;
+            for (int y = 0; y < h; y++) {
+                const int sy = y + oy - pad;
+                for (int x = 0; x < w; x++) {
+                    const int sx = (flip ? w - 1 - x : x) + ox - pad;
+                    b[(size_t)y * w + x] = sy >= 0 && sy < h && sx >= 0 && sx < w
+                                               ? plane[(size_t)sy * w + sx] : 0;
+                }
+            }
+            continue;
+        }
         /* Output (y, x) is padded-plane (y + oy, x' + ox), x' = x or w-1-x. */
         for (int y = 0; y < h; y++) {
             int sy = y + oy - pad;
@@ -200,8 +224,48 @@ static void make_image(rn_loader *l, int index, int64_t epoch, int64_t pos, floa
             }
         }
     }
+    if (l->cfg.trivial_augment) {
+        trivial_augment(l, epoch, pos, l->bytes, l->scratch);
+        const size_t plane = (size_t)h * w;
+        for (int c = 0; c < l->c; c++)
+            for (size_t i = 0; i < plane; i++)
+                out[c * plane + i] = l->table[c][l->bytes[c * plane + i]];
+    }
     if (l->cfg.erase_prob > 0.0f)
         random_erase(l, epoch, pos, out);
+}
+
+/* A decoded file with TrivialAugment: the crop (or the evaluation's resize and centre crop) and
+ * the flip on its bytes, drawn from r as without it, then TrivialAugment, then the
+ * normalisation into out. The two byte buffers are this image's (the files are decoded by
+ * several threads at once). */
+static rn_status file_bytes_augmented(const rn_loader *l, const rn_image *img, rn_rng *r,
+                                      int64_t epoch, int64_t pos, float *out) {
+    const size_t plane = (size_t)l->h * l->w, n = plane * (size_t)l->c;
+    uint8_t *bytes = malloc(2 * n);
+    if (!bytes)
+        return rn_fail(RN_ERR_NOMEM, "loader: out of memory for an image of %dx%dx%d", l->c, l->h, l->w);
+    rn_status st;
+    if (l->cfg.crop_padding > 0) {
+        st = rn_preprocess_train_u8(img, &l->pp, r, bytes);
+    } else {
+        st = rn_preprocess_eval_u8(img, &l->pp, bytes);
+        if (st == RN_OK && l->cfg.flip && rn_rng_uniform(r) < 0.5f)
+            for (int row = 0; row < l->c * l->h; row++) {
+                uint8_t *p = bytes + (size_t)row * l->w;
+                for (int x = 0, y = l->w - 1; x < y; x++, y--) {
+                    const uint8_t t = p[x];
+                    p[x] = p[y];
+                    p[y] = t;
+                }
+            }
+    }
+    if (st == RN_OK) {
+        trivial_augment(l, epoch, pos, bytes, bytes + n);
+        rn_preprocess_normalize(bytes, l->c, plane, &l->pp, out);
+    }
+    free(bytes);
+    return st;
 }
 
 /* From a file: decodes dataset image `index` and writes it, transformed
@@ -213,7 +277,9 @@ static rn_status make_file_image(const rn_loader *l, int index, int64_t epoch, i
     rn_image img;
     RN_TRY(rn_image_read_channels(path, l->c, NULL, &img));
     rn_status st;
-    if (l->cfg.crop_padding > 0) {
+    if (l->cfg.trivial_augment) {
+        st = file_bytes_augmented(l, &img, &r, epoch, pos, out);
+    } else if (l->cfg.crop_padding > 0) {
         st = rn_preprocess_train(&img, &l->pp, &r, out);
     } else {
         st = rn_preprocess_eval(&img, &l->pp, out);
@@ -367,6 +433,9 @@ static rn_status check_config(const rn_dataset *ds, const rn_loader_config *cfg)
     if (cfg->crop_padding < 0 || cfg->crop_padding > LOADER_MAX_PADDING)
         return rn_fail(RN_ERR_ARG, "loader: crop padding %d is not in 0..%d", cfg->crop_padding,
                        LOADER_MAX_PADDING);
+    if (cfg->trivial_augment && ds->channels != 1 && ds->channels != 3)
+        return rn_fail(RN_ERR_ARG, "loader: TrivialAugment works on images of 1 or 3 channels, "
+                       "not %d", ds->channels);
     if (!(cfg->erase_prob >= 0.0f && cfg->erase_prob <= 1.0f))
         return rn_fail(RN_ERR_ARG, "loader: the random erasing probability %g is not in [0, 1]",
                        (double)cfg->erase_prob);
@@ -432,6 +501,8 @@ static void make_preprocess(rn_loader *l) {
 static void free_loader_memory(rn_loader *l) {
     rn_resize_plan_free(l->plan);
     free(l->resized);
+    free(l->bytes);
+    free(l->scratch);
     rn_free(l->x);
     free(l->labels);
     free(l->perm);
@@ -474,6 +545,9 @@ rn_status rn_loader_create(const rn_dataset *ds, const rn_loader_config *cfg, rn
         if (st == RN_OK && !(l->resized = malloc(plane)))
             st = rn_fail(RN_ERR_NOMEM, "loader: out of memory");
     }
+    if (st == RN_OK && !l->files && cfg->trivial_augment &&
+        (!(l->bytes = malloc(plane * l->c)) || !(l->scratch = malloc(plane * l->c))))
+        st = rn_fail(RN_ERR_NOMEM, "loader: out of memory");
     if (st == RN_OK && (!rn_size_mul(plane, (size_t)l->c * l->cap, &floats) ||
                         !rn_size_mul(floats, sizeof(float), &floats) ||
                         !(l->x = rn_alloc(floats)) ||
