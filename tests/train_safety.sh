@@ -46,7 +46,7 @@ print(json.loads(raw[8:8 + n])['__metadata__']['step'])" "$1"
 log_steps() { # the step records of a log, space-separated
     /usr/bin/python3 -c "
 import json, sys
-print(' '.join(str(json.loads(l)['step']) for l in open(sys.argv[1]) if '\"step\"' in l))" "$1"
+print(' '.join(str(json.loads(l)['step']) for l in open(sys.argv[1]) if l.startswith('{\"step\"')))" "$1"
 }
 wait_for() { # FILE PATTERN [SECONDS]: waits until FILE has a line matching PATTERN
     local n=$((${3:-60} * 20))

@@ -79,7 +79,7 @@ def torch_steps(state, batches, lr, lr_backbone, freeze, eta_min=None, t_max=Non
 
 
 def compare(name, log, got_path, losses_ref, state_ref, frozen_from=None):
-    ours = [json.loads(l)["loss"] for l in open(log) if '"step"' in l]
+    ours = [json.loads(l)["loss"] for l in open(log) if l.startswith('{"step"')]
     rel = [abs(a - b) / abs(b) for a, b in zip(ours, losses_ref)]
     report(len(ours) == STEPS and max(rel) <= 1e-4, "%s: losses %s, rel errors %s" % (
         name, " ".join("%.5f" % v for v in ours), " ".join("%.1e" % r for r in rel)))

@@ -55,7 +55,7 @@ fi
 import json, re, sys
 ours_txt, torch_txt, ours_log = sys.argv[1:4]
 ours = [json.loads(l) for l in open(ours_log) if '"epoch"' in l and '"step"' not in l]
-steps = [json.loads(l) for l in open(ours_log) if '"step"' in l]
+steps = [json.loads(l) for l in open(ours_log) if l.startswith('{"step"')]
 t = json.loads([l for l in open(torch_txt) if l.startswith("{")][-1])
 m = re.search(r"trained on (\d+) images in ([\d.]+) s of training \((\d+) img/s\)", open(ours_txt).read())
 ours_ips = float(m.group(3)) if m else float("nan")

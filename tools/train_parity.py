@@ -355,21 +355,21 @@ def check_steps(resnet, tmp):
         if not ok:
             report(False, "%s training steps: a command failed" % what)
             continue
-        ours = [json.loads(l)["loss"] for l in open(log) if '"step"' in l]
+        ours = [json.loads(l)["loss"] for l in open(log) if l.startswith('{"step"')]
         ref = np.load(losses_ref).astype(np.float64)
         rel = [abs(a - b) / abs(b) for a, b in zip(ours, ref)]
         report(len(ours) == steps and max(rel) <= 1e-4,
                "%s %d steps: losses %s, rel errors %s" % (
                    what, steps, " ".join("%.5f" % v for v in ours), " ".join("%.1e" % r for r in rel)))
         if "--mixup-alpha" in hyper:
-            kinds = [json.loads(l).get("mix") for l in open(log) if '"step"' in l]
+            kinds = [json.loads(l).get("mix") for l in open(log) if l.startswith('{"step"')]
             report(set(kinds) == {"mixup", "cutmix"}, "%s: the %d steps mixed by %s" % (what, steps, " ".join(
                 str(k) for k in kinds)))
         if "--clip-grad-norm" in hyper:
             # the norms before clipping, as clip_grad_norm_ returns them: each above the clip, so
             # that every step was clipped
             cap = float(hyper[hyper.index("--clip-grad-norm") + 1])
-            ours = [json.loads(l).get("grad_norm") for l in open(log) if '"step"' in l]
+            ours = [json.loads(l).get("grad_norm") for l in open(log) if l.startswith('{"step"')]
             ref = np.load(norms_ref)
             rel = [abs(a - b) / b if a is not None else np.inf for a, b in zip(ours, ref)]
             report(len(ours) == steps and max(rel) <= 1e-4 and min(ref) > cap,
