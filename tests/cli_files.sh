@@ -375,6 +375,21 @@ expect 0 "--ema 0 at a resume" "$R" train --data tiny --quiet --resume r/clip6.s
     --ema 0 --save r/clip6.safetensors
 has out "removed r/clip6.ema.safetensors" "the stale average's removal is said"
 [ ! -e r/clip6.ema.safetensors ] && ok || bad "the average of the run before is left beside a checkpoint without one"
+# TrivialAugmentWide is part of the plan: a resume without --auto-augment augments as the run did
+expect 0 "3 steps with --auto-augment ta_wide" "$R" "${common[@]}" --epochs 2 --lr 0.1 --auto-augment ta_wide \
+    --augment crop+flip --max-steps 3 --save r/ta.safetensors
+expect 0 "... resumed without it" "$R" train --data tiny --quiet --resume r/ta.safetensors --max-steps 6 \
+    --save r/ta.safetensors
+hasnt out "other settings" "the resumed run keeps --auto-augment"
+expect 0 "6 steps with --auto-augment ta_wide" "$R" "${common[@]}" --epochs 2 --lr 0.1 --auto-augment ta_wide \
+    --augment crop+flip --max-steps 6 --save r/ta6.safetensors
+/usr/bin/python3 "$HERE/tests/same_checkpoint.py" r/ta.safetensors r/ta6.safetensors && ok ||
+    bad "--auto-augment resumed: not the straight run's checkpoint"
+expect 0 "6 steps with crop+flip alone" "$R" "${common[@]}" --epochs 2 --lr 0.1 --augment crop+flip --max-steps 6 \
+    --save r/crop6.safetensors
+/usr/bin/python3 "$HERE/tests/same_checkpoint.py" r/ta6.safetensors r/crop6.safetensors >/dev/null 2>&1 &&
+    bad "TrivialAugment changed nothing" || ok
+
 # torchvision's reference schedule (a warm-up of whole epochs, then the schedule over the epochs left, the
 # rate changed once an epoch) is part of the plan: a resume without its flags runs it as the run did
 tv=(--epochs 3 --lr 0.1 --warmup-epochs 1 --warmup-factor 0.1 --schedule cosine --schedule-by epoch)

@@ -5,9 +5,10 @@ that was never interrupted.
 
     /usr/bin/python3 tests/kill_harness.py --resnet build/resnet [--kills 50] [--seed 1]
 
-The run: d2l_resnet18 on data/fmnist-small, batch 4, one thread, 16 steps,
+The run: d2l_resnet18 on data/fmnist-small, batch 4, one thread, 16 steps (of 2 epochs),
 a checkpoint every 2 steps and a log line every step, with a moving average of
-the weights, mixup / CutMix, random erasing and gradient clipping on. The test hook
+the weights, TrivialAugment, mixup / CutMix, random erasing, gradient clipping and a
+warm-up of an epoch's share on. The test hook
 RESNET_TEST_SAVE_PAUSE_MS (cli/train_ckpt.h) makes every save print its phases
 on stderr ("rn-test-hook: checkpoint step S PHASE") and pause a little after
 each, so the harness knows which checkpoints were committed and can aim kills
@@ -51,14 +52,16 @@ MARKER = re.compile(r"^rn-test-hook: checkpoint step (\d+) (.+)$")
 
 
 def train_command(resnet, save, resume):
-    cmd = [resnet, "train", "--data", "data/fmnist-small", "--epochs", "1", "--max-steps", str(STEPS),
+    cmd = [resnet, "train", "--data", "data/fmnist-small", "--epochs", "2", "--max-steps", str(STEPS),
            "--batch-size", "4", "--threads", "1", "--quiet", "--seed", "5", "--save-every", str(EVERY),
            "--log-every", "1", "--save", save,
            # the state of the training features that draw or keep something across steps: the
            # moving average of the weights (in the optimizer state), mixup / CutMix and random
-           # erasing (drawn from each batch's place), gradient clipping
+           # erasing and TrivialAugment (drawn from each batch's place), gradient clipping, the
+           # warm-up and schedule of torchvision's reference
            "--ema", "0.9", "--ema-every", "3", "--mixup-alpha", "0.2", "--cutmix-alpha", "1",
-           "--random-erase", "0.25", "--clip-grad-norm", "5"]
+           "--random-erase", "0.25", "--clip-grad-norm", "5", "--auto-augment", "ta_wide",
+           "--warmup-epochs", "1", "--warmup-factor", "0.1", "--schedule", "cosine"]
     return cmd + (["--resume", save] if resume else [])
 
 
@@ -200,7 +203,7 @@ def reference(resnet, folder):
 
 def check_log(save):
     log = save[:-len(".safetensors")] + ".log.jsonl"
-    steps = [json.loads(line)["step"] for line in open(log) if '"step"' in line]
+    steps = [json.loads(line)["step"] for line in open(log) if line.startswith('{"step"')]
     return steps == list(range(1, STEPS + 1)), steps
 
 
