@@ -385,6 +385,15 @@ expect 0 "6 steps with --auto-augment ta_wide" "$R" "${common[@]}" --epochs 2 --
     --augment crop+flip --max-steps 6 --save r/ta6.safetensors
 /usr/bin/python3 "$HERE/tests/same_checkpoint.py" r/ta.safetensors r/ta6.safetensors && ok ||
     bad "--auto-augment resumed: not the straight run's checkpoint"
+expect 0 "an epoch with --auto-augment ta_wide" "$R" "${common[@]}" --epochs 1 --lr 0.1 --auto-augment ta_wide \
+    --save r/tae.safetensors
+expect 0 "eval of its checkpoint" "$R" eval --weights r/tae.safetensors --data tiny --json
+"$PY" - r/tae.log.jsonl out <<'PY' && ok || bad "the epoch's test figures are not eval's: the evaluation augmented"
+import json, sys
+last = [json.loads(l) for l in open(sys.argv[1]) if l.startswith('{"epoch"')][-1]
+ev = json.load(open(sys.argv[2]))
+sys.exit(not (abs(ev["top1"] - last["test_acc"]) < 1e-6 and abs(ev["loss"] - last["test_loss"]) < 1e-5))
+PY
 expect 0 "6 steps with crop+flip alone" "$R" "${common[@]}" --epochs 2 --lr 0.1 --augment crop+flip --max-steps 6 \
     --save r/crop6.safetensors
 /usr/bin/python3 "$HERE/tests/same_checkpoint.py" r/ta6.safetensors r/crop6.safetensors >/dev/null 2>&1 &&
