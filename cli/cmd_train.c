@@ -102,10 +102,12 @@ static arg_spec SPECS[] = {
     {"cutmix-alpha", ARG_STRING, "0", "paste into each training image a box of another of its batch and mix "
      "their labels by area, as torchvision's --cutmix-alpha (RandomCutmix; 1.0 is usual; with --mixup-alpha one "
      "of the two per batch; 0: off)", 0, 0},
-    {"auto-augment", ARG_STRING, "none", "none, or ta_wide: torchvision's TrivialAugmentWide on each training "
-     "image after the crop and flip (one of 14 operations, shears, translations, rotation, colour, contrast, "
-     "sharpness, posterize, solarize, autocontrast, equalize, at one of 31 magnitudes, each as torchvision computes it "
-     "on a PIL image), as torchvision's --auto-augment ta_wide", 0, 0},
+    {"auto-augment", ARG_STRING, "none", "none, ta_wide or ra, as torchvision's --auto-augment: on each training "
+     "image after the crop and flip, ta_wide (TrivialAugmentWide) one of 14 operations (shears, translations, "
+     "rotation, colour, contrast, sharpness, posterize, solarize, autocontrast, equalize) at one of 31 "
+     "magnitudes, ra (RandAugment) two of them in turn at --ra-magnitude; each operation as torchvision computes "
+     "it on a PIL image", 0, 0},
+    {"ra-magnitude", ARG_INT, "9", "RandAugment's magnitude, 0..30 (torchvision's --ra-magnitude)", 0, 0},
     {"random-erase", ARG_STRING, "0", "probability of torchvision's RandomErasing on each training image, after "
      "the rest of the augmentation and the normalisation: a random rectangle of 2% to 33% of the image, aspect "
      "ratio 0.3 to 3.3, set to 0 (torchvision's --random-erase; 0: off)", 0, 0},
@@ -555,15 +557,25 @@ static int check_flags(train_run *r, int *batch, int *size, int *threads, int pl
         return 0;
     }
     const char *aa = args_str(t, "auto-augment");
-    if (strcmp(aa, "none") != 0 && strcmp(aa, "ta_wide") != 0) {
-        cli_error(t->command, "--auto-augment '%s' is not offered: none or ta_wide (TrivialAugmentWide)%s", aa,
-                  strcmp(aa, "ra") == 0 || strcmp(aa, "augmix") == 0 || strcmp(aa, "imagenet") == 0 ||
-                          strcmp(aa, "cifar10") == 0 || strcmp(aa, "svhn") == 0
-                      ? "; torchvision's RandAugment, AugMix and AutoAugment policies are not built here"
+    if (strcmp(aa, "none") != 0 && strcmp(aa, "ta_wide") != 0 && strcmp(aa, "ra") != 0) {
+        cli_error(t->command, "--auto-augment '%s' is not offered: none, ta_wide (TrivialAugmentWide) or ra "
+                  "(RandAugment)%s", aa,
+                  strcmp(aa, "augmix") == 0 || strcmp(aa, "imagenet") == 0 || strcmp(aa, "cifar10") == 0 ||
+                          strcmp(aa, "svhn") == 0
+                      ? "; torchvision's AugMix and AutoAugment policies are not built here"
                       : "");
         return 0;
     }
-    r->lcfg.trivial_augment = strcmp(aa, "ta_wide") == 0;
+    r->lcfg.auto_augment = strcmp(aa, "ta_wide") == 0 ? RN_AUTO_AUGMENT_TA_WIDE
+                           : strcmp(aa, "ra") == 0    ? RN_AUTO_AUGMENT_RA
+                                                      : RN_AUTO_AUGMENT_NONE;
+    if (!args_int(t, "ra-magnitude", 0, 30, &r->lcfg.ra_magnitude))
+        return 0;
+    if (args_spec(t, "ra-magnitude")->set && r->lcfg.auto_augment != RN_AUTO_AUGMENT_RA &&
+        (planned || strcmp(args_str(t, "resume"), "none") == 0)) {
+        cli_error(t->command, "--ra-magnitude sets RandAugment's strength: give --auto-augment ra");
+        return 0;
+    }
     r->lcfg.erase_prob = (float)atof(args_str(t, "random-erase"));
     if (!(r->lcfg.erase_prob >= 0.0f && r->lcfg.erase_prob <= 1.0f)) {
         cli_error(t->command, "--random-erase is a probability in [0, 1], got '%s'", args_str(t, "random-erase"));

@@ -13,7 +13,7 @@
 
 /* The flags that shape a run, in the order they are reported. */
 static const char *const PLAN_FLAGS[PLAN_N_FLAGS] = {
-    "dataset", "epochs", "batch-size", "image-size", "augment", "auto-augment", "random-erase", "mixup-alpha", "cutmix-alpha", "normalize", "no-shuffle",
+    "dataset", "epochs", "batch-size", "image-size", "augment", "auto-augment", "ra-magnitude", "random-erase", "mixup-alpha", "cutmix-alpha", "normalize", "no-shuffle",
     "optimizer", "lr", "momentum", "nesterov", "weight-decay", "norm-weight-decay", "clip-grad-norm", "ema", "ema-every", "schedule", "schedule-by", "warmup", "warmup-epochs",
     "warmup-method", "warmup-factor",
     "label-smoothing", "lr-backbone", "freeze-backbone", "sync-bn", "conv-algo", "tta", "precision",

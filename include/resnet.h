@@ -682,15 +682,22 @@ typedef struct rn_loader_config {
                                 * rest (normalisation included): with that probability a
                                 * random rectangle of it, all channels, becomes 0; 0: off.
                                 * Its draws are apart from the crop's and flip's. */
-    int trivial_augment;       /* torchvision's TrivialAugmentWide (31 magnitude bins, nearest
-                                * interpolation, fill 0) on each image after the crop and flip,
-                                * before the normalisation, each operation as torchvision
-                                * computes it on a PIL image (1 or 3 channels); its draws are
-                                * apart from the others'. 0: off */
+    int auto_augment;          /* RN_AUTO_AUGMENT_*: torchvision's TrivialAugmentWide (31
+                                * magnitude bins) or RandAugment (ra_ops operations at bin
+                                * ra_magnitude of 31) on each image after the crop and flip,
+                                * before the normalisation, nearest interpolation, fill 0, each
+                                * operation as torchvision computes it on a PIL image (1 or 3
+                                * channels); its draws are apart from the others'. 0: off */
+    int ra_magnitude;          /* RandAugment's magnitude bin, 0..30 (rn_loader_config_default:
+                                * 9, torchvision's --ra-magnitude) */
+    int ra_ops;                /* RandAugment's operations per image; 0: 2 (torchvision's) */
 } rn_loader_config;
 
+enum { RN_AUTO_AUGMENT_NONE, RN_AUTO_AUGMENT_TA_WIDE, RN_AUTO_AUGMENT_RA };
+
 /* Fills *cfg with the defaults: batch_size 64, every option off (the
- * dataset's own size, no shuffle, no augmentation, no normalisation), seed 0. */
+ * dataset's own size, no shuffle, no augmentation, no normalisation), seed 0,
+ * ra_magnitude 9. */
 RN_API void rn_loader_config_default(rn_loader_config *cfg);
 
 typedef struct rn_loader rn_loader;

@@ -385,6 +385,16 @@ expect 0 "6 steps with --auto-augment ta_wide" "$R" "${common[@]}" --epochs 2 --
     --augment crop+flip --max-steps 6 --save r/ta6.safetensors
 /usr/bin/python3 "$HERE/tests/same_checkpoint.py" r/ta.safetensors r/ta6.safetensors && ok ||
     bad "--auto-augment resumed: not the straight run's checkpoint"
+# so is RandAugment with its magnitude
+expect 0 "3 steps with --auto-augment ra" "$R" "${common[@]}" --epochs 2 --lr 0.1 --auto-augment ra --ra-magnitude 12 \
+    --max-steps 3 --save r/ra.safetensors
+expect 0 "... resumed without it" "$R" train --data tiny --quiet --resume r/ra.safetensors --max-steps 6 \
+    --save r/ra.safetensors
+hasnt out "other settings" "the resumed run keeps --auto-augment ra and --ra-magnitude"
+expect 0 "6 steps with --auto-augment ra" "$R" "${common[@]}" --epochs 2 --lr 0.1 --auto-augment ra --ra-magnitude 12 \
+    --max-steps 6 --save r/ra6.safetensors
+/usr/bin/python3 "$HERE/tests/same_checkpoint.py" r/ra.safetensors r/ra6.safetensors && ok ||
+    bad "--auto-augment ra resumed: not the straight run's checkpoint"
 expect 0 "an epoch with --auto-augment ta_wide" "$R" "${common[@]}" --epochs 1 --lr 0.1 --auto-augment ta_wide \
     --save r/tae.safetensors
 expect 0 "eval of its checkpoint" "$R" eval --weights r/tae.safetensors --data tiny --json

@@ -3,13 +3,16 @@
  *
  * Runs `/usr/bin/python3 tools/augment_ref.py DIR` (from the repository
  * root; a failure of the script fails the test), then:
- *   - the magnitude tables equal torch's float32 values, bit for bit;
+ *   - the magnitude tables equal torch's float32 values (within their last
+ *     bit, which torch's own vectorised linspace rounds by its vector width);
  *   - every operation at every magnitude (both signs where torchvision draws
  *     one) on six images (Fashion-MNIST, gray, RGB, not square, flat) equals
  *     torchvision's _apply_op on the PIL image, byte for byte;
  *   - rn_trivial_augment's draws: each operation, bin and sign about equally
  *     often, the same draws from the same seed, the image what
- *     rn_augment_apply makes of the drawn operation.
+ *     rn_augment_apply makes of the drawn operation;
+ *   - RandAugment's magnitude tables for four image sizes equal torch's, and
+ *     its draws: two operations in turn, each about equally often.
  */
 #include <math.h>
 #include <stdio.h>
@@ -48,14 +51,54 @@ static void test_tables(void) {
     int bad = 0;
     for (int k = 0; k < 5; k++)
         for (int b = 0; b < RN_AUG_BINS; b++) {
-            const double want = t[k * RN_AUG_BINS + b];
-            if (rn_augment_magnitude(ops[k], b) != want || rn_augment_magnitude(same[k], b) != want) {
+            /* within the last bit: torch's vectorised linspace rounds some entries otherwise on a
+             * CPU where its dispatch picks another vector width than where the table was taken */
+            const double want = t[k * RN_AUG_BINS + b], tol = fabs(want) * 1.2e-7;
+            if (!(fabs(rn_augment_magnitude(ops[k], b) - want) <= tol) ||
+                rn_augment_magnitude(same[k], b) != rn_augment_magnitude(ops[k], b)) {
                 if (bad++ < 5)
                     printf("  %s bin %d: %.9g, torch %.9g\n", rn_augment_op_name(ops[k]), b,
                            rn_augment_magnitude(ops[k], b), want);
             }
         }
     CHECK(!bad, "%d magnitudes differ from torch's tables", bad);
+    free(t);
+}
+
+/* RandAugment's tables for four image sizes: torch's float32 values within their last bit (torch's
+ * vectorised linspace rounds some entries otherwise than its scalar rule, and how depends on the
+ * vector width its CPU dispatch picks: the scalar rule is the one value it has on every CPU) */
+static void test_ra_tables(void) {
+    int64_t shape[RN_NPY_MAX_DIMS];
+    int ndim = 0;
+    float *t = load("ra_tables", shape, &ndim);
+    if (!t)
+        return;
+    CHECK(ndim == 3 && shape[0] == 4 && shape[1] == 7 && shape[2] == RN_AUG_BINS, "ra_tables: shape");
+    char path[768];
+    snprintf(path, sizeof path, "%s/ra_sizes.txt", tmpdir);
+    FILE *f = fopen(path, "r");
+    const int ops[7] = {RN_AUG_SHEAR_X, RN_AUG_TRANSLATE_X, RN_AUG_TRANSLATE_Y, RN_AUG_ROTATE,
+                        RN_AUG_BRIGHTNESS, RN_AUG_POSTERIZE, RN_AUG_SOLARIZE};
+    int bad = 0, sizes = 0, h, w;
+    while (f && sizes < 4 && fscanf(f, "%d %d", &h, &w) == 2) {
+        for (int k = 0; k < 7; k++)
+            for (int b = 0; b < RN_AUG_BINS; b++) {
+                const float want = t[(sizes * 7 + k) * RN_AUG_BINS + b];
+                const float got = (float)rn_rand_augment_magnitude(ops[k], b, h, w);
+                const int ok = fabsf(got - want) <= fabsf(want) * 1.2e-7f;
+                if (!ok && bad++ < 5)
+                    printf("  RandAugment %dx%d %s bin %d: %.9g, torch %.9g\n", h, w,
+                           rn_augment_op_name(ops[k]), b, got, want);
+            }
+        sizes++;
+    }
+    if (f)
+        fclose(f);
+    CHECK(sizes == 4 && !bad, "RandAugment: %d magnitudes differ from torch's (%d sizes)", bad, sizes);
+    CHECK(rn_rand_augment_magnitude(RN_AUG_COLOR, 9, 28, 28) == rn_rand_augment_magnitude(RN_AUG_SHARPNESS, 9, 5, 5) &&
+              rn_rand_augment_magnitude(RN_AUG_EQUALIZE, 9, 28, 28) == 0.0,
+          "RandAugment: the colour operations share a table; equalize has none");
     free(t);
 }
 
@@ -174,6 +217,35 @@ static void test_draws(void) {
           low, high, binned);
 }
 
+/* RandAugment's draws: two operations a call, each about equally often, signs half negative; the
+ * same from the same seed; the image the two drawn operations applied in turn (replayed here) */
+static void test_ra_draws(void) {
+    enum { N = 14000, C = 1, H = 10, W = 10 };
+    int ops[RN_AUG_OPS] = {0}, mismatch = 0;
+    uint8_t img[C * H * W], ref[C * H * W], scratch[C * H * W];
+    rn_rng r, replay;
+    rn_rng_seed(&r, 3);
+    rn_rng_seed(&replay, 3);
+    for (int i = 0; i < N; i++) {
+        for (int k = 0; k < C * H * W; k++)
+            img[k] = ref[k] = (uint8_t)(k * 11 + i * 7);
+        rn_rand_augment(img, C, H, W, 2, 9, &r, scratch);
+        for (int k = 0; k < 2; k++) { /* torchvision's order: the operation, then the sign */
+            const int op = (int)(rn_rng_next(&replay) % RN_AUG_OPS);
+            double m = rn_rand_augment_magnitude(op, 9, H, W);
+            if (rn_augment_op_signed(op) && (rn_rng_next(&replay) & 1))
+                m = -m;
+            rn_augment_apply(ref, C, H, W, op, m, scratch);
+            ops[op]++;
+        }
+        mismatch += memcmp(img, ref, sizeof img) != 0;
+    }
+    CHECK(!mismatch, "RandAugment: %d images not the two drawn operations in turn", mismatch);
+    for (int o = 0; o < RN_AUG_OPS; o++)
+        CHECK(fabs(ops[o] - 2.0 * N / 14) < 5 * sqrt(2.0 * N / 14), "RandAugment: %s drawn %d times of %d",
+              rn_augment_op_name(o), ops[o], 2 * N);
+}
+
 int main(void) {
     if (!check_tmpdir("test_augment", tmpdir, sizeof tmpdir))
         return 1;
@@ -184,10 +256,12 @@ int main(void) {
                    "installed", cmd, rc);
     if (rc == 0) {
         test_tables();
+        test_ra_tables();
         int n = test_operations();
         printf("compared %d operations on images with torchvision's\n", n);
     }
     test_draws();
+    test_ra_draws();
     check_tmpdir_remove(tmpdir);
     return check_done("test_augment");
 }

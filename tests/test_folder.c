@@ -377,9 +377,9 @@ static void test_train_trivial(void) {
             rn_loader_config cfg = config(N, 5);
             cfg.flip = 1;
             cfg.crop_padding = crop;
-            cfg.trivial_augment = run > 0;
+            cfg.auto_augment = run > 0 ? RN_AUTO_AUGMENT_TA_WIDE : RN_AUTO_AUGMENT_NONE;
             x[run] = malloc(N * per * sizeof(float));
-            CHECK(run_loader(&ds, &cfg, 1, x[run], lab) == N, "crop %d, trivial_augment %d: an epoch", crop,
+            CHECK(run_loader(&ds, &cfg, 1, x[run], lab) == N, "crop %d, auto_augment %d: an epoch", crop,
                   run > 0);
         }
         int found = 0, changed = 0;

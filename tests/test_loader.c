@@ -502,7 +502,7 @@ static void test_loader_erase(void) {
     rn_dataset_free(&ds);
 }
 
-/* TrivialAugmentWide (trivial_augment): each image the crop and flip's as without it, then one of
+/* TrivialAugmentWide (auto_augment): each image the crop and flip's as without it, then one of
  * its operations at one of its magnitudes (found among all of them); most images changed, several
  * operations drawn; the same twice; gray and colour images alike. */
 static int bytes_of(const float *x, size_t n, uint8_t *out) {
@@ -526,12 +526,12 @@ static void test_loader_trivial(void) {
             rn_loader_config cfg = base_config(N);
             cfg.flip = 1;
             cfg.crop_padding = 2;
-            cfg.trivial_augment = run > 0;
+            cfg.auto_augment = run > 0 ? RN_AUTO_AUGMENT_TA_WIDE : RN_AUTO_AUGMENT_NONE;
             rn_loader *l = NULL;
             x[run] = malloc(N * per * sizeof(float));
             int n = 0;
             CHECK(rn_loader_create(&ds, &cfg, &l) == RN_OK && rn_loader_next(l, x[run], lab, &n) == RN_OK &&
-                      n == N, "trivial_augment %d: a batch: %s", run > 0, rn_last_error());
+                      n == N, "auto_augment %d: a batch: %s", run > 0, rn_last_error());
             rn_loader_free(l);
         }
         uint8_t plain[3 * H * W], aug[3 * H * W], cand[3 * H * W], scratch[3 * H * W];
@@ -569,10 +569,76 @@ static void test_loader_trivial(void) {
     }
     rn_dataset ds = make_synth(4, 2, 8, 8);
     rn_loader_config cfg = base_config(4);
-    cfg.trivial_augment = 1;
+    cfg.auto_augment = RN_AUTO_AUGMENT_TA_WIDE;
     rn_loader *l = NULL;
     CHECK(rn_loader_create(&ds, &cfg, &l) == RN_ERR_ARG && !l && strstr(rn_last_error(), "TrivialAugment"),
           "2 channels refused");
+    rn_dataset_free(&ds);
+}
+
+/* RandAugment (auto_augment RA, magnitude 9, 2 operations): each image two of its operations in turn
+ * on the crop and flip's image (found among all pairs), the same twice. */
+static void test_loader_randaugment(void) {
+    enum { N = 40, C = 3, H = 12, W = 12 };
+    rn_dataset ds = make_synth(N, C, H, W);
+    const size_t per = (size_t)C * H * W;
+    float *x[3];
+    int32_t lab[N];
+    for (int run = 0; run < 3; run++) {
+        rn_loader_config cfg;
+        rn_loader_config_default(&cfg);
+        cfg.batch_size = N;
+        cfg.seed = 42;
+        cfg.flip = 1;
+        cfg.crop_padding = 2;
+        cfg.auto_augment = run > 0 ? RN_AUTO_AUGMENT_RA : RN_AUTO_AUGMENT_NONE;
+        rn_loader *l = NULL;
+        x[run] = malloc(N * per * sizeof(float));
+        int n = 0;
+        CHECK(rn_loader_create(&ds, &cfg, &l) == RN_OK && rn_loader_next(l, x[run], lab, &n) == RN_OK && n == N,
+              "RandAugment %d: a batch: %s", run > 0, rn_last_error());
+        rn_loader_free(l);
+    }
+    uint8_t plain[C * H * W], aug[C * H * W], one[C * H * W], two[C * H * W], scratch[C * H * W];
+    int found = 0;
+    for (int i = 0; i < N; i++) {
+        bytes_of(x[0] + i * per, per, plain);
+        bytes_of(x[1] + i * per, per, aug);
+        int hit = 0;
+        for (int a = 0; a < 2 * RN_AUG_OPS && !hit; a++) {
+            const int op1 = a / 2, neg1 = a % 2;
+            if (neg1 && !rn_augment_op_signed(op1))
+                continue;
+            const double m1 = rn_rand_augment_magnitude(op1, 9, H, W);
+            memcpy(one, plain, per);
+            rn_augment_apply(one, C, H, W, op1, neg1 ? -m1 : m1, scratch);
+            for (int b = 0; b < 2 * RN_AUG_OPS && !hit; b++) {
+                const int op2 = b / 2, neg2 = b % 2;
+                if (neg2 && !rn_augment_op_signed(op2))
+                    continue;
+                const double m2 = rn_rand_augment_magnitude(op2, 9, H, W);
+                memcpy(two, one, per);
+                rn_augment_apply(two, C, H, W, op2, neg2 ? -m2 : m2, scratch);
+                hit = memcmp(two, aug, per) == 0;
+            }
+        }
+        found += hit;
+    }
+    CHECK(found == N, "RandAugment: %d of %d images are two operations in turn of the crop and flip's image",
+          found, N);
+    CHECK(memcmp(x[1], x[2], N * per * sizeof(float)) == 0, "RandAugment: the same twice");
+    for (int run = 0; run < 3; run++)
+        free(x[run]);
+    rn_loader_config cfg;
+    rn_loader_config_default(&cfg);
+    cfg.auto_augment = RN_AUTO_AUGMENT_RA;
+    cfg.ra_magnitude = 31;
+    rn_loader *l = NULL;
+    CHECK(rn_loader_create(&ds, &cfg, &l) == RN_ERR_ARG && !l && strstr(rn_last_error(), "magnitude"),
+          "RandAugment magnitude 31 refused");
+    cfg.ra_magnitude = 9;
+    cfg.auto_augment = 3;
+    CHECK(rn_loader_create(&ds, &cfg, &l) == RN_ERR_ARG && !l, "auto_augment 3 refused");
     rn_dataset_free(&ds);
 }
 
@@ -673,6 +739,7 @@ int main(void) {
     test_loader_augment();
     test_loader_erase();
     test_loader_trivial();
+    test_loader_randaugment();
     test_batch_mix();
     test_loader_normalize_resize();
     test_loader_subset();

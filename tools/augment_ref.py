@@ -9,6 +9,9 @@ tables.npy    (5, 31) float32: TrivialAugmentWide's magnitude tables as torch
               holds them: linspace(0, 0.99) (shears, colours), linspace(0, 32)
               (translations), linspace(0, 135) (rotation), linspace(255, 0)
               (solarize), and posterize's bits
+ra_tables.npy (4, 7, 31) float32: RandAugment's magnitude tables for the images of
+              ra_sizes.txt (H W per line): ShearX, TranslateX, TranslateY, Rotate,
+              Brightness, Posterize (bits), Solarize
 cases.txt     one line per case: OP MAGNITUDE (%.17g), OP 0..13 in
               TrivialAugmentWide's order; every bin of every operation with a
               magnitude, both signs where torchvision draws one
@@ -28,7 +31,7 @@ import numpy as np
 import torch
 from PIL import Image
 from torchvision.transforms import InterpolationMode
-from torchvision.transforms.autoaugment import TrivialAugmentWide, _apply_op
+from torchvision.transforms.autoaugment import RandAugment, TrivialAugmentWide, _apply_op
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -66,6 +69,17 @@ def main():
                        space["Rotate"][0].numpy(), space["Solarize"][0].numpy(),
                        space["Posterize"][0].numpy().astype(np.float32)]).astype(np.float32)
     np.save(os.path.join(outdir, "tables.npy"), tables)
+    sizes = [(28, 28), (32, 32), (224, 224), (20, 27)]
+    ra = []
+    for h, w in sizes:
+        sp = RandAugment()._augmentation_space(31, (h, w))
+        ra.append([sp[k][0].numpy().astype(np.float32) for k in
+                   ("ShearX", "TranslateX", "TranslateY", "Rotate", "Brightness", "Posterize",
+                    "Solarize")])
+    np.save(os.path.join(outdir, "ra_tables.npy"), np.array(ra, np.float32))
+    with open(os.path.join(outdir, "ra_sizes.txt"), "w") as f:
+        for h, w in sizes:
+            f.write("%d %d\n" % (h, w))
     cases = []
     for op, name in enumerate(names):
         magnitudes, signed = space[name]

@@ -28,8 +28,9 @@ int rn_augment_op_has_magnitude(int op) {
 
 int rn_augment_op_signed(int op) { return op >= RN_AUG_SHEAR_X && op <= RN_AUG_SHARPNESS; }
 
-/* torch.linspace(0, 0.99, 31) and torch.linspace(0, 32, 31) in float32 as torch computes them
- * (its vectorised loop rounds a few entries otherwise than start + step * i would); the other two
+/* torch.linspace(0, 0.99, 31) and torch.linspace(0, 32, 31) in float32 as Debian's torch 1.13
+ * computes them on an AMD EPYC (its vectorised loop, 8 lanes there, rounds a few entries a last bit
+ * otherwise than start + step * i would, and another vector width otherwise again); the other two
  * tables, linspace(0, 135) and linspace(255, 0), are exact multiples of their steps. */
 static const float UNIT[RN_AUG_BINS] = {
     0x0p+0f,       0x1.0e5604p-5f, 0x1.0e5604p-4f, 0x1.958106p-4f, 0x1.0e5604p-3f, 0x1.51eb84p-3f,
@@ -419,6 +420,50 @@ void rn_augment_apply(uint8_t *img, int c, int h, int w, int op, double magnitud
         break;
     default: /* identity */
         break;
+    }
+}
+
+/* torch.linspace(start, end, 31)[bin] in float32, its scalar rule */
+static float linspace31(float start, float end, int bin) {
+    const float step = (end - start) / 30;
+    return bin < 15 ? start + step * (float)bin : end - step * (float)(30 - bin);
+}
+
+double rn_rand_augment_magnitude(int op, int bin, int h, int w) {
+    if (bin < 0 || bin >= RN_AUG_BINS)
+        return 0.0;
+    switch (op) {
+    case RN_AUG_SHEAR_X:
+    case RN_AUG_SHEAR_Y:
+        return linspace31(0.0f, 0.3f, bin);
+    case RN_AUG_TRANSLATE_X: /* 150 / 331 of the side, in double as Python computes it */
+        return linspace31(0.0f, (float)(150.0 / 331.0 * w), bin);
+    case RN_AUG_TRANSLATE_Y:
+        return linspace31(0.0f, (float)(150.0 / 331.0 * h), bin);
+    case RN_AUG_ROTATE:
+        return linspace31(0.0f, 30.0f, bin);
+    case RN_AUG_BRIGHTNESS:
+    case RN_AUG_COLOR:
+    case RN_AUG_CONTRAST:
+    case RN_AUG_SHARPNESS:
+        return linspace31(0.0f, 0.9f, bin);
+    case RN_AUG_POSTERIZE: /* 8 - (arange(31) / 7.5).round(), in float32: no ties */
+        return 8 - (int)nearbyintf((float)bin / 7.5f);
+    case RN_AUG_SOLARIZE:
+        return linspace31(255.0f, 0.0f, bin);
+    default:
+        return 0.0;
+    }
+}
+
+void rn_rand_augment(uint8_t *img, int c, int h, int w, int num_ops, int bin, rn_rng *r,
+                     uint8_t *scratch) {
+    for (int k = 0; k < num_ops; k++) {
+        const int op = (int)(rn_rng_next(r) % RN_AUG_OPS);
+        double m = rn_rand_augment_magnitude(op, bin, h, w);
+        if (rn_augment_op_signed(op) && (rn_rng_next(r) & 1))
+            m = -m;
+        rn_augment_apply(img, c, h, w, op, m, scratch);
     }
 }
 

@@ -1,5 +1,5 @@
 /*
- * augment.h - torchvision's TrivialAugmentWide on 8-bit images, as its
+ * augment.h - torchvision's TrivialAugmentWide and RandAugment on 8-bit images, as its
  * reference runs it on PIL images (each operation as Pillow 9 computes it,
  * bit for bit; tests/test_augment.c checks every operation at every
  * magnitude against torchvision).
@@ -54,6 +54,17 @@ double rn_augment_magnitude(int op, int bin);
  * fill 0. scratch: c * h * w bytes. c must be 1 or 3. */
 void rn_augment_apply(uint8_t *img, int c, int h, int w, int op, double magnitude,
                       uint8_t *scratch);
+
+/* RandAugment's magnitude of `bin` (0..30) for the operation on an h x w image: torch.linspace's
+ * float32 value by its scalar rule (its vectorised loop rounds some entries a last bit otherwise,
+ * depending on the vector width torch's CPU dispatch picks), posterize's bits; 0 for the
+ * operations without one. */
+double rn_rand_augment_magnitude(int op, int bin, int h, int w);
+
+/* RandAugment(num_ops, magnitude=bin): num_ops draws from r of an operation and a sign, each
+ * applied at the bin's magnitude in turn. */
+void rn_rand_augment(uint8_t *img, int c, int h, int w, int num_ops, int bin, rn_rng *r,
+                     uint8_t *scratch);
 
 /* One TrivialAugmentWide draw from r: the operation, its magnitude bin and
  * sign (torchvision's order: operation, bin, sign), applied to img. *op,

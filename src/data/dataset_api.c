@@ -99,4 +99,5 @@ void rn_loader_config_default(rn_loader_config *cfg) {
         return;
     memset(cfg, 0, sizeof *cfg);
     cfg->batch_size = 64;
+    cfg->ra_magnitude = 9;
 }

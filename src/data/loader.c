@@ -6,8 +6,9 @@
  * pure function of that name and the configuration - the order of epoch e
  * from a generator seeded by (seed, e), the crop offsets and flip of the
  * image at position i from one seeded by (seed, e, i) (its random erasing
- * and TrivialAugment from others, so that turning them on leaves them). Thread timing only
- * decides when a batch is made, never what it holds.
+ * and TrivialAugment / RandAugment from others, so that turning them on
+ * leaves them). Thread timing only decides when a batch is made, never what
+ * it holds.
  *
  * Hand-off: one worker thread and one internal batch buffer. The caller's
  * rn_loader_next waits for the batch it needs (asking for it if the worker
@@ -59,7 +60,7 @@ struct rn_loader {
     /* Owned by the worker while a job is pending. */
     rn_resize_plan *plan;       /* NULL when no resize */
     uint8_t *resized;           /* (h, w) one resized plane */
-    uint8_t *bytes, *scratch;   /* in memory with TrivialAugment: (c, h, w) each */
+    uint8_t *bytes, *scratch;   /* in memory with auto_augment: (c, h, w) each */
     int32_t *perm;              /* (count) order of perm_epoch */
     int64_t perm_epoch;         /* -1: none yet */
     float *x;                   /* (cap, c, h, w) */
@@ -94,7 +95,7 @@ static uint64_t mix64(uint64_t z) {
 #define TAG_ORDER 0x4f52444552ULL   /* "ORDER" */
 #define TAG_AUGMENT 0x4155474dULL   /* "AUGM" */
 #define TAG_ERASE 0x4552415345ULL   /* "ERASE" */
-#define TAG_TRIVIAL 0x5452495649ULL /* "TRIVI" */
+#define TAG_AUTO 0x4155544fULL     /* "AUTO" */
 
 /* The order of epoch `epoch`: identity without shuffling, else Fisher-Yates
  * from a generator seeded by (seed, epoch). */
@@ -165,13 +166,17 @@ static void random_erase(const rn_loader *l, int64_t epoch, int64_t pos, float *
     }
 }
 
-/* TrivialAugmentWide on the (c, h, w) bytes of the image at (epoch, pos), with the draws of a
- * generator of its own. */
-static void trivial_augment(const rn_loader *l, int64_t epoch, int64_t pos, uint8_t *img,
-                            uint8_t *scratch) {
+/* TrivialAugmentWide or RandAugment on the (c, h, w) bytes of the image at (epoch, pos), with
+ * the draws of a generator of its own. */
+static void auto_augment(const rn_loader *l, int64_t epoch, int64_t pos, uint8_t *img,
+                         uint8_t *scratch) {
     rn_rng r;
-    rn_rng_seed_at(&r, l->cfg.seed, TAG_TRIVIAL, epoch, pos);
-    rn_trivial_augment(img, l->c, l->h, l->w, &r, scratch, NULL, NULL);
+    rn_rng_seed_at(&r, l->cfg.seed, TAG_AUTO, epoch, pos);
+    if (l->cfg.auto_augment == RN_AUTO_AUGMENT_RA)
+        rn_rand_augment(img, l->c, l->h, l->w, l->cfg.ra_ops > 0 ? l->cfg.ra_ops : 2,
+                        l->cfg.ra_magnitude, &r, scratch);
+    else
+        rn_trivial_augment(img, l->c, l->h, l->w, &r, scratch, NULL, NULL);
 }
 
 /* In memory: writes dataset image `index`, augmented with the draws for
@@ -196,7 +201,7 @@ static void make_image(rn_loader *l, int index, int64_t epoch, int64_t pos, floa
         }
         const float *table = l->table[c];
         float *o = out + (size_t)c * h * w;
-        if (l->cfg.trivial_augment) { /* the bytes first: TrivialAugment works on them */
+        if (l->cfg.auto_augment) { /* the bytes first: the policy works on them */
             uint8_t *b = l->bytes + (size_t)c * h * w;
             for (int y = 0; y < h; y++) {
                 const int sy = y + oy - pad;
@@ -224,8 +229,8 @@ static void make_image(rn_loader *l, int index, int64_t epoch, int64_t pos, floa
             }
         }
     }
-    if (l->cfg.trivial_augment) {
-        trivial_augment(l, epoch, pos, l->bytes, l->scratch);
+    if (l->cfg.auto_augment) {
+        auto_augment(l, epoch, pos, l->bytes, l->scratch);
         const size_t plane = (size_t)h * w;
         for (int c = 0; c < l->c; c++)
             for (size_t i = 0; i < plane; i++)
@@ -235,8 +240,9 @@ static void make_image(rn_loader *l, int index, int64_t epoch, int64_t pos, floa
         random_erase(l, epoch, pos, out);
 }
 
-/* A decoded file with TrivialAugment: the crop (or the evaluation's resize and centre crop) and
- * the flip on its bytes, drawn from r as without it, then TrivialAugment, then the
+/* A decoded file with TrivialAugment or RandAugment: the crop (or the evaluation's resize and
+ * centre crop) and
+ * the flip on its bytes, drawn from r as without it, then the policy, then the
  * normalisation into out. The two byte buffers are this image's (the files are decoded by
  * several threads at once). */
 static rn_status file_bytes_augmented(const rn_loader *l, const rn_image *img, rn_rng *r,
@@ -261,7 +267,7 @@ static rn_status file_bytes_augmented(const rn_loader *l, const rn_image *img, r
             }
     }
     if (st == RN_OK) {
-        trivial_augment(l, epoch, pos, bytes, bytes + n);
+        auto_augment(l, epoch, pos, bytes, bytes + n);
         rn_preprocess_normalize(bytes, l->c, plane, &l->pp, out);
     }
     free(bytes);
@@ -277,7 +283,7 @@ static rn_status make_file_image(const rn_loader *l, int index, int64_t epoch, i
     rn_image img;
     RN_TRY(rn_image_read_channels(path, l->c, NULL, &img));
     rn_status st;
-    if (l->cfg.trivial_augment) {
+    if (l->cfg.auto_augment) {
         st = file_bytes_augmented(l, &img, &r, epoch, pos, out);
     } else if (l->cfg.crop_padding > 0) {
         st = rn_preprocess_train(&img, &l->pp, &r, out);
@@ -433,9 +439,18 @@ static rn_status check_config(const rn_dataset *ds, const rn_loader_config *cfg)
     if (cfg->crop_padding < 0 || cfg->crop_padding > LOADER_MAX_PADDING)
         return rn_fail(RN_ERR_ARG, "loader: crop padding %d is not in 0..%d", cfg->crop_padding,
                        LOADER_MAX_PADDING);
-    if (cfg->trivial_augment && ds->channels != 1 && ds->channels != 3)
-        return rn_fail(RN_ERR_ARG, "loader: TrivialAugment works on images of 1 or 3 channels, "
-                       "not %d", ds->channels);
+    if (cfg->auto_augment < RN_AUTO_AUGMENT_NONE || cfg->auto_augment > RN_AUTO_AUGMENT_RA)
+        return rn_fail(RN_ERR_ARG, "loader: auto_augment %d is none of RN_AUTO_AUGMENT_*",
+                       cfg->auto_augment);
+    if (cfg->auto_augment && ds->channels != 1 && ds->channels != 3)
+        return rn_fail(RN_ERR_ARG, "loader: TrivialAugment and RandAugment work on images of 1 or "
+                       "3 channels, not %d", ds->channels);
+    if (cfg->auto_augment == RN_AUTO_AUGMENT_RA &&
+        (cfg->ra_magnitude < 0 || cfg->ra_magnitude >= RN_AUG_BINS || cfg->ra_ops < 0 ||
+         cfg->ra_ops > 64))
+        return rn_fail(RN_ERR_ARG, "loader: RandAugment's magnitude %d is not in 0..%d, or its "
+                       "operations %d not in 0..64", cfg->ra_magnitude, RN_AUG_BINS - 1,
+                       cfg->ra_ops);
     if (!(cfg->erase_prob >= 0.0f && cfg->erase_prob <= 1.0f))
         return rn_fail(RN_ERR_ARG, "loader: the random erasing probability %g is not in [0, 1]",
                        (double)cfg->erase_prob);
@@ -545,7 +560,7 @@ rn_status rn_loader_create(const rn_dataset *ds, const rn_loader_config *cfg, rn
         if (st == RN_OK && !(l->resized = malloc(plane)))
             st = rn_fail(RN_ERR_NOMEM, "loader: out of memory");
     }
-    if (st == RN_OK && !l->files && cfg->trivial_augment &&
+    if (st == RN_OK && !l->files && cfg->auto_augment &&
         (!(l->bytes = malloc(plane * l->c)) || !(l->scratch = malloc(plane * l->c))))
         st = rn_fail(RN_ERR_NOMEM, "loader: out of memory");
     if (st == RN_OK && (!rn_size_mul(plane, (size_t)l->c * l->cap, &floats) ||
