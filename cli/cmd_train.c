@@ -89,8 +89,9 @@ static arg_spec SPECS[] = {
     {"warmup-method", ARG_STRING, "linear", "linear (from lr x --warmup-factor up to lr) or constant (lr x "
      "--warmup-factor throughout the warm-up), as torchvision's --lr-warmup-method", 0, 0},
     {"warmup-factor", ARG_STRING, "auto", "the warm-up's first learning rate as a fraction of --lr, in (0, 1] "
-     "(torchvision's --lr-warmup-decay); auto: 0.01 with --warmup-epochs, else 1/N for linear (the first "
-     "step at lr / N) and 1/3 for constant (ConstantLR's)", 0, 0},
+     "(torchvision's --lr-warmup-decay); auto: 0.01 with --warmup-epochs, else for linear step t at lr x "
+     "(t + 1) / N (full at step N - 1, where a factor F reaches it at step N) and 1/3 for constant "
+     "(ConstantLR's)", 0, 0},
     {"label-smoothing", ARG_STRING, "0", "cross-entropy label smoothing in [0, 1]", 0, 0},
     {"image-size", ARG_INT, "0", "resize images to this size (bilinear); 0: the dataset's own (224 for folders)", 0, 0},
     {"augment", ARG_STRING, "auto", "training augmentation: none, flip, crop, crop+flip (crop: random crop after "
@@ -108,6 +109,9 @@ static arg_spec SPECS[] = {
      "magnitudes, ra (RandAugment) two of them in turn at --ra-magnitude; each operation as torchvision computes "
      "it on a PIL image", 0, 0},
     {"ra-magnitude", ARG_INT, "9", "RandAugment's magnitude, 0..30 (torchvision's --ra-magnitude)", 0, 0},
+    {"aa-interpolation", ARG_STRING, "bilinear", "bilinear or nearest: how --auto-augment's shears, translations "
+     "and rotations sample the image (bilinear: torchvision's reference script's --interpolation default; "
+     "nearest: the TrivialAugmentWide and RandAugment classes' own default)", 0, 0},
     {"random-erase", ARG_STRING, "0", "probability of torchvision's RandomErasing on each training image, after "
      "the rest of the augmentation and the normalisation: a random rectangle of 2% to 33% of the image, aspect "
      "ratio 0.3 to 3.3, set to 0 (torchvision's --random-erase; 0: off)", 0, 0},
@@ -380,14 +384,16 @@ static int check_warmup(const arg_table *t, int warmup, int warmup_epochs, int s
             return 0;
         }
     }
+    /* a value the user did not give is the --resume checkpoint's (check_flags' second pass) */
+    const char *whose = args_spec(t, "warmup")->set ? "" : " (the --resume checkpoint's: --warmup 0 drops it)";
     if (warmup > 0 && warmup_epochs > 0) {
-        cli_error(t->command, "--warmup %d and --warmup-epochs %d: give one (--warmup multiplies the schedule "
-                  "from step 0; --warmup-epochs runs before it)", warmup, warmup_epochs);
+        cli_error(t->command, "--warmup %d%s and --warmup-epochs %d: give one (--warmup multiplies the schedule "
+                  "from step 0; --warmup-epochs runs before it)", warmup, whose, warmup_epochs);
         return 0;
     }
     if (warmup > 0 && strcmp(by, "epoch") == 0) {
-        cli_error(t->command, "--warmup %d counts steps, and --schedule-by epoch changes the rate only between "
-                  "epochs: give --warmup-epochs", warmup);
+        cli_error(t->command, "--warmup %d%s counts steps, and --schedule-by epoch changes the rate only between "
+                  "epochs: give --warmup-epochs", warmup, whose);
         return 0;
     }
     if (settled && warmup == 0 && warmup_epochs == 0 &&
@@ -459,7 +465,7 @@ static int check_flags(train_run *r, int *batch, int *size, int *threads, int pl
      * refused on a checkpoint that keeps an average) */
     if (args_spec(t, "ema-every")->set && atof(args_str(t, "ema")) == 0.0 && (planned || !resuming)) {
         cli_error(t->command, "--ema-every needs --ema DECAY (the moving average it updates; 0.9999 or so)%s",
-                  resuming ? " (the --resume checkpoint keeps none)" : "");
+                  resuming && !args_spec(t, "ema")->set ? " (the --resume checkpoint keeps none)" : "");
         return 0;
     }
     if (args_flag(t, "nesterov") && !(atof(args_str(t, "momentum")) > 0) &&
@@ -571,6 +577,12 @@ static int check_flags(train_run *r, int *batch, int *size, int *threads, int pl
                                                       : RN_AUTO_AUGMENT_NONE;
     if (!args_int(t, "ra-magnitude", 0, 30, &r->lcfg.ra_magnitude))
         return 0;
+    const char *interp = args_str(t, "aa-interpolation");
+    if (strcmp(interp, "bilinear") != 0 && strcmp(interp, "nearest") != 0) {
+        cli_error(t->command, "unknown --aa-interpolation '%s' (expected bilinear or nearest)", interp);
+        return 0;
+    }
+    r->lcfg.auto_augment_bilinear = strcmp(interp, "bilinear") == 0;
     if (args_spec(t, "ra-magnitude")->set && r->lcfg.auto_augment != RN_AUTO_AUGMENT_RA &&
         (planned || strcmp(args_str(t, "resume"), "none") == 0)) {
         cli_error(t->command, "--ra-magnitude sets RandAugment's strength: give --auto-augment ra");

@@ -13,7 +13,7 @@
 
 /* The flags that shape a run, in the order they are reported. */
 static const char *const PLAN_FLAGS[PLAN_N_FLAGS] = {
-    "dataset", "epochs", "batch-size", "image-size", "augment", "auto-augment", "ra-magnitude", "random-erase", "mixup-alpha", "cutmix-alpha", "normalize", "no-shuffle",
+    "dataset", "epochs", "batch-size", "image-size", "augment", "auto-augment", "ra-magnitude", "aa-interpolation", "random-erase", "mixup-alpha", "cutmix-alpha", "normalize", "no-shuffle",
     "optimizer", "lr", "momentum", "nesterov", "weight-decay", "norm-weight-decay", "clip-grad-norm", "ema", "ema-every", "schedule", "schedule-by", "warmup", "warmup-epochs",
     "warmup-method", "warmup-factor",
     "label-smoothing", "lr-backbone", "freeze-backbone", "sync-bn", "conv-algo", "tta", "precision",
@@ -202,8 +202,9 @@ const char *plan_value(const train_plan *p, const char *name) {
 
 /* A flag's value as the run takes it, where "auto" or 0 stands for the dataset's own: --augment
  * auto (crop+flip for folders, none otherwise), --normalize auto (imagenet for folders, none
- * otherwise), --image-size 0 (28 for the IDX datasets, 32 for CIFAR-10, 224 for folders); the
- * value itself otherwise. A resume given the value in effect had listed it as a change. */
+ * otherwise), --image-size 0 (28 for the IDX datasets, 32 for CIFAR-10, 224 for folders),
+ * --warmup-factor auto (0.01 with --warmup-epochs); the value itself otherwise. A resume given
+ * the value in effect had listed it as a change. */
 static const char *resolved(const arg_table *t, const char *flag, const char *value) {
     const char *kind = args_str(t, "dataset");
     const int folder = rn_dataset_kind_is_folder(kind);
@@ -211,6 +212,8 @@ static const char *resolved(const arg_table *t, const char *flag, const char *va
         return folder ? "crop+flip" : "none";
     if (strcmp(flag, "normalize") == 0 && strcmp(value, "auto") == 0)
         return folder ? "imagenet" : "none";
+    if (strcmp(flag, "warmup-factor") == 0 && strcmp(value, "auto") == 0 && atoi(args_str(t, "warmup-epochs")) > 0)
+        return "0.01"; /* --warmup-epochs' own; --warmup N's auto is no one number */
     if (strcmp(flag, "image-size") == 0 && cli_same_value(value, "0"))
         return folder ? "224" : strcmp(kind, "cifar10") == 0 || strcmp(kind, "cifar-10") == 0 ? "32" : "28";
     return value;

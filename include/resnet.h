@@ -685,12 +685,16 @@ typedef struct rn_loader_config {
     int auto_augment;          /* RN_AUTO_AUGMENT_*: torchvision's TrivialAugmentWide (31
                                 * magnitude bins) or RandAugment (ra_ops operations at bin
                                 * ra_magnitude of 31) on each image after the crop and flip,
-                                * before the normalisation, nearest interpolation, fill 0, each
+                                * before the normalisation, fill 0, each
                                 * operation as torchvision computes it on a PIL image (1 or 3
                                 * channels); its draws are apart from the others'. 0: off */
     int ra_magnitude;          /* RandAugment's magnitude bin, 0..30 (rn_loader_config_default:
                                 * 9, torchvision's --ra-magnitude) */
-    int ra_ops;                /* RandAugment's operations per image; 0: 2 (torchvision's) */
+    int ra_ops;                /* RandAugment's operations per image, up to 64; 0: 2
+                                * (torchvision's) */
+    int auto_augment_bilinear; /* the geometric operations of auto_augment with bilinear
+                                * interpolation (torchvision's reference script's default); 0:
+                                * nearest (the TrivialAugmentWide and RandAugment classes') */
 } rn_loader_config;
 
 enum { RN_AUTO_AUGMENT_NONE, RN_AUTO_AUGMENT_TA_WIDE, RN_AUTO_AUGMENT_RA };

@@ -385,14 +385,14 @@ expect 0 "6 steps with --auto-augment ta_wide" "$R" "${common[@]}" --epochs 2 --
     --augment crop+flip --max-steps 6 --save r/ta6.safetensors
 /usr/bin/python3 "$HERE/tests/same_checkpoint.py" r/ta.safetensors r/ta6.safetensors && ok ||
     bad "--auto-augment resumed: not the straight run's checkpoint"
-# so is RandAugment with its magnitude
+# so is RandAugment with its magnitude and interpolation
 expect 0 "3 steps with --auto-augment ra" "$R" "${common[@]}" --epochs 2 --lr 0.1 --auto-augment ra --ra-magnitude 12 \
-    --max-steps 3 --save r/ra.safetensors
+    --aa-interpolation nearest --max-steps 3 --save r/ra.safetensors
 expect 0 "... resumed without it" "$R" train --data tiny --quiet --resume r/ra.safetensors --max-steps 6 \
     --save r/ra.safetensors
-hasnt out "other settings" "the resumed run keeps --auto-augment ra and --ra-magnitude"
+hasnt out "other settings" "the resumed run keeps --auto-augment ra, --ra-magnitude and --aa-interpolation"
 expect 0 "6 steps with --auto-augment ra" "$R" "${common[@]}" --epochs 2 --lr 0.1 --auto-augment ra --ra-magnitude 12 \
-    --max-steps 6 --save r/ra6.safetensors
+    --aa-interpolation nearest --max-steps 6 --save r/ra6.safetensors
 /usr/bin/python3 "$HERE/tests/same_checkpoint.py" r/ra.safetensors r/ra6.safetensors && ok ||
     bad "--auto-augment ra resumed: not the straight run's checkpoint"
 expect 0 "an epoch with --auto-augment ta_wide" "$R" "${common[@]}" --epochs 1 --lr 0.1 --auto-augment ta_wide \
@@ -430,6 +430,17 @@ expect 0 "... resumed within the warm-up with another factor" "$R" train --data 
     --resume r/tv18.safetensors --max-steps 19 --epochs 4 --warmup-epochs 4 --warmup-factor 0.5 --save r/tv18.safetensors
 has out "--warmup-factor: 0.1 -> 0.5" "the factor's change is listed"
 has out "learning rate of the next step (18): 0 -> 0.0875" "the next step's rate before and after is shown"
+expect 0 "... resumed given the factor in effect" "$R" train --data tiny --quiet --resume r/tv18.safetensors \
+    --max-steps 20 --save r/tv18.safetensors --warmup-factor 0.5
+hasnt out "--warmup-factor" "the factor in effect is no change"
+expect 0 "a warm-up of an epoch, factor auto" "$R" "${common[@]}" --epochs 3 --warmup-epochs 1 --max-steps 2 \
+    --save r/tva.safetensors
+expect 0 "... resumed given 0.01, auto's value" "$R" train --data tiny --quiet --resume r/tva.safetensors --max-steps 3 \
+    --save r/tva.safetensors --warmup-factor 0.01
+hasnt out "--warmup-factor" "auto's 0.01 is no change"
+expect 2 "... resumed with --warmup-epochs while it has --warmup" "$R" train --data tiny --quiet --resume \
+    r/tv18.safetensors --max-steps 21 --save r/tv18.safetensors --warmup 3
+has err "--warmup 3 and --warmup-epochs 4" "both warm-ups refused"
 
 # within the warm-up every update copies the weights (torchvision resets the average there)
 expect 0 "--ema within the warm-up" "$R" "${common[@]}" --epochs 2 --lr 0.1 --ema 0.5 --ema-every 1 --warmup 100 \

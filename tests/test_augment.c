@@ -24,7 +24,7 @@
 #include "resnet.h"
 
 #define PY "/usr/bin/python3"
-#define MAX_CASES 1024
+#define MAX_CASES 2048
 
 static char tmpdir[512];
 
@@ -109,14 +109,14 @@ static int test_operations(void) {
     CHECK(f != NULL, "open %s", path);
     if (!f)
         return 0;
-    static int op[MAX_CASES];
+    static int op[MAX_CASES], bil[MAX_CASES];
     static double mag[MAX_CASES];
     int n = 0;
     while (n < MAX_CASES && fgets(line, sizeof line, f))
-        if (sscanf(line, "%d %lf", &op[n], &mag[n]) == 2)
+        if (sscanf(line, "%d %lf %d", &op[n], &mag[n], &bil[n]) == 3)
             n++;
     fclose(f);
-    CHECK(n == 9 * 31 * 2 + 2 * 31 + 3, "%d cases, expected 623", n);
+    CHECK(n == 623 + 5 * 31 * 2, "%d cases, expected 933 (623 nearest, 310 bilinear)", n);
 
     snprintf(path, sizeof path, "%s/images.txt", tmpdir);
     f = fopen(path, "r");
@@ -141,16 +141,16 @@ static int test_operations(void) {
                 src[i] = (uint8_t)in[i];
             for (int k = 0; k < n; k++) {
                 memcpy(img, src, size);
-                rn_augment_apply(img, c, h, w, op[k], mag[k], scratch);
+                rn_augment_apply(img, c, h, w, op[k], mag[k], bil[k], scratch);
                 const float *want = out + (size_t)k * size;
                 size_t diff = 0, first = 0;
                 for (size_t i = 0; i < size; i++)
                     if (img[i] != (uint8_t)want[i] && diff++ == 0)
                         first = i;
                 if (diff && per_op_bad[op[k]]++ < 3)
-                    printf("  %s %s %.9g: %zu of %zu bytes differ (first at %zu: %d, torchvision %d)\n",
-                           name, rn_augment_op_name(op[k]), mag[k], diff, size, first, img[first],
-                           (int)want[first]);
+                    printf("  %s %s %.9g%s: %zu of %zu bytes differ (first at %zu: %d, torchvision "
+                           "%d)\n", name, rn_augment_op_name(op[k]), mag[k], bil[k] ? " bilinear" : "",
+                           diff, size, first, img[first], (int)want[first]);
                 compared++;
             }
             free(src);
@@ -186,10 +186,10 @@ static void test_draws(void) {
             img[k] = again[k] = ref[k] = (uint8_t)(k * 37 + i);
         int op = -1, op2 = -1;
         double m = 0, m2 = 0;
-        rn_trivial_augment(img, C, H, W, &r, scratch, &op, &m);
-        rn_trivial_augment(again, C, H, W, &r2, scratch, &op2, &m2);
+        rn_trivial_augment(img, C, H, W, 0, &r, scratch, &op, &m);
+        rn_trivial_augment(again, C, H, W, 0, &r2, scratch, &op2, &m2);
         mismatch += op != op2 || m != m2 || memcmp(img, again, sizeof img) != 0;
-        rn_augment_apply(ref, C, H, W, op, m, scratch);
+        rn_augment_apply(ref, C, H, W, op, m, 0, scratch);
         differs += memcmp(img, ref, sizeof img) != 0;
         ops[op]++;
         if (rn_augment_op_signed(op)) {
@@ -229,13 +229,13 @@ static void test_ra_draws(void) {
     for (int i = 0; i < N; i++) {
         for (int k = 0; k < C * H * W; k++)
             img[k] = ref[k] = (uint8_t)(k * 11 + i * 7);
-        rn_rand_augment(img, C, H, W, 2, 9, &r, scratch);
+        rn_rand_augment(img, C, H, W, 2, 9, 1, &r, scratch);
         for (int k = 0; k < 2; k++) { /* torchvision's order: the operation, then the sign */
             const int op = (int)(rn_rng_next(&replay) % RN_AUG_OPS);
             double m = rn_rand_augment_magnitude(op, 9, H, W);
             if (rn_augment_op_signed(op) && (rn_rng_next(&replay) & 1))
                 m = -m;
-            rn_augment_apply(ref, C, H, W, op, m, scratch);
+            rn_augment_apply(ref, C, H, W, op, m, 1, scratch);
             ops[op]++;
         }
         mismatch += memcmp(img, ref, sizeof img) != 0;

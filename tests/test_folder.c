@@ -373,11 +373,13 @@ static void test_train_trivial(void) {
     int32_t lab[N];
     static uint8_t plain[3 * S * S], aug[3 * S * S], cand[3 * S * S], scratch[3 * S * S];
     for (int crop = 0; crop <= 1; crop++) {
+        const int bilinear = crop; /* the evaluation's crop with nearest, RandomResizedCrop with bilinear */
         for (int run = 0; run < 3; run++) {
             rn_loader_config cfg = config(N, 5);
             cfg.flip = 1;
             cfg.crop_padding = crop;
             cfg.auto_augment = run > 0 ? RN_AUTO_AUGMENT_TA_WIDE : RN_AUTO_AUGMENT_NONE;
+            cfg.auto_augment_bilinear = bilinear;
             x[run] = malloc(N * per * sizeof(float));
             CHECK(run_loader(&ds, &cfg, 1, x[run], lab) == N, "crop %d, auto_augment %d: an epoch", crop,
                   run > 0);
@@ -395,7 +397,7 @@ static void test_train_trivial(void) {
                     for (int sign = 0; sign < (rn_augment_op_signed(op) ? 2 : 1) && !hit; sign++) {
                         memcpy(cand, plain, per);
                         const double m = rn_augment_magnitude(op, b);
-                        rn_augment_apply(cand, 3, S, S, op, sign ? -m : m, scratch);
+                        rn_augment_apply(cand, 3, S, S, op, sign ? -m : m, bilinear, scratch);
                         hit = memcmp(cand, aug, per) == 0;
                     }
             found += hit;

@@ -545,7 +545,7 @@ static void test_loader_trivial(void) {
                     for (int sign = 0; sign < (rn_augment_op_signed(op) ? 2 : 1) && hit < 0; sign++) {
                         memcpy(cand, plain, per);
                         const double m = rn_augment_magnitude(op, b);
-                        rn_augment_apply(cand, C, H, W, op, sign ? -m : m, scratch);
+                        rn_augment_apply(cand, C, H, W, op, sign ? -m : m, 0, scratch);
                         if (memcmp(cand, aug, per) == 0)
                             hit = op;
                     }
@@ -576,7 +576,7 @@ static void test_loader_trivial(void) {
     rn_dataset_free(&ds);
 }
 
-/* RandAugment (auto_augment RA, magnitude 9, 2 operations): each image two of its operations in turn
+/* RandAugment (auto_augment RA, magnitude 9, 2 operations, bilinear): each image two of its operations in turn
  * on the crop and flip's image (found among all pairs), the same twice. */
 static void test_loader_randaugment(void) {
     enum { N = 40, C = 3, H = 12, W = 12 };
@@ -592,6 +592,7 @@ static void test_loader_randaugment(void) {
         cfg.flip = 1;
         cfg.crop_padding = 2;
         cfg.auto_augment = run > 0 ? RN_AUTO_AUGMENT_RA : RN_AUTO_AUGMENT_NONE;
+        cfg.auto_augment_bilinear = 1;
         rn_loader *l = NULL;
         x[run] = malloc(N * per * sizeof(float));
         int n = 0;
@@ -611,14 +612,14 @@ static void test_loader_randaugment(void) {
                 continue;
             const double m1 = rn_rand_augment_magnitude(op1, 9, H, W);
             memcpy(one, plain, per);
-            rn_augment_apply(one, C, H, W, op1, neg1 ? -m1 : m1, scratch);
+            rn_augment_apply(one, C, H, W, op1, neg1 ? -m1 : m1, 1, scratch);
             for (int b = 0; b < 2 * RN_AUG_OPS && !hit; b++) {
                 const int op2 = b / 2, neg2 = b % 2;
                 if (neg2 && !rn_augment_op_signed(op2))
                     continue;
                 const double m2 = rn_rand_augment_magnitude(op2, 9, H, W);
                 memcpy(two, one, per);
-                rn_augment_apply(two, C, H, W, op2, neg2 ? -m2 : m2, scratch);
+                rn_augment_apply(two, C, H, W, op2, neg2 ? -m2 : m2, 1, scratch);
                 hit = memcmp(two, aug, per) == 0;
             }
         }

@@ -12,14 +12,14 @@ tables.npy    (5, 31) float32: TrivialAugmentWide's magnitude tables as torch
 ra_tables.npy (4, 7, 31) float32: RandAugment's magnitude tables for the images of
               ra_sizes.txt (H W per line): ShearX, TranslateX, TranslateY, Rotate,
               Brightness, Posterize (bits), Solarize
-cases.txt     one line per case: OP MAGNITUDE (%.17g), OP 0..13 in
+cases.txt     one line per case: OP MAGNITUDE (%.17g) BILINEAR, OP 0..13 in
               TrivialAugmentWide's order; every bin of every operation with a
-              magnitude, both signs where torchvision draws one
+              magnitude, both signs where torchvision draws one, with nearest
+              interpolation; then the five geometric ones again with bilinear
 images.txt    one line per image: NAME C H W
 NAME_in.npy   (C, H, W) float32 holding the image's bytes
 NAME_out.npy  (cases, C, H, W) float32: torchvision's _apply_op on the PIL
-              image ("L" or "RGB"), nearest interpolation, fill None, as
-              TrivialAugmentWide calls it
+              image ("L" or "RGB"), fill None, with the case's interpolation
 
 Exit status 0 on success; any exception is a failure.
 """
@@ -84,16 +84,22 @@ def main():
     for op, name in enumerate(names):
         magnitudes, signed = space[name]
         if magnitudes.ndim == 0:
-            cases.append((op, name, 0.0))
+            cases.append((op, name, 0.0, 0))
             continue
         for b in range(len(magnitudes)):
             m = float(magnitudes[b].item())
-            cases.append((op, name, m))
+            cases.append((op, name, m, 0))
             if signed:
-                cases.append((op, name, m * -1.0))
+                cases.append((op, name, m * -1.0, 0))
+    # the geometric operations again with bilinear interpolation (the reference script's default)
+    for op, name in enumerate(names):
+        if name in ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate"):
+            for b in range(31):
+                m = float(space[name][0][b].item())
+                cases += [(op, name, m, 1), (op, name, m * -1.0, 1)]
     with open(os.path.join(outdir, "cases.txt"), "w") as f:
-        for op, _, m in cases:
-            f.write("%d %.17g\n" % (op, m))
+        for op, _, m, bil in cases:
+            f.write("%d %.17g %d\n" % (op, m, bil))
     with open(os.path.join(outdir, "images.txt"), "w") as f:
         for name, img in images():
             c, h, w = img.shape
@@ -102,8 +108,9 @@ def main():
             pil = Image.fromarray(img[0] if c == 1 else img.transpose(1, 2, 0),
                                   "L" if c == 1 else "RGB")
             outs = []
-            for _, opname, m in cases:
-                r = np.asarray(_apply_op(pil, opname, m, InterpolationMode.NEAREST, None))
+            for _, opname, m, bil in cases:
+                mode = InterpolationMode.BILINEAR if bil else InterpolationMode.NEAREST
+                r = np.asarray(_apply_op(pil, opname, m, mode, None))
                 outs.append(r[None] if c == 1 else r.transpose(2, 0, 1))
             np.save(os.path.join(outdir, name + "_out.npy"), np.stack(outs).astype(np.float32))
     print("augment_ref: %d operations at %d magnitudes on %d images written to %s"

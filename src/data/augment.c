@@ -1,7 +1,8 @@
 /*
  * augment.c - TrivialAugmentWide's operations as torchvision 0.14 applies them
  * to PIL images: the geometry by Pillow's nearest-neighbour affine transform
- * (its 16.16 fixed-point loop, or its scaling loop for translations), the
+ * (its 16.16 fixed-point loop, or its scaling loop for translations) or its
+ * bilinear one (the generic transform with its bilinear filter), the
  * colours by Image.blend against ImageEnhance's degenerate images, the rest
  * by ImageOps' lookup tables. Each step keeps Pillow's arithmetic (float32
  * where Pillow computes in float, double where Python does) so that the
@@ -151,11 +152,41 @@ static void affine_plane(const uint8_t *in, uint8_t *out, int h, int w, const do
     }
 }
 
-static void affine(uint8_t *img, int c, int h, int w, const double a[6], uint8_t *scratch) {
+/* Pillow's generic transform with its bilinear filter (bilinear_filter8 / 32RGB): each output
+ * pixel centre mapped by a; outside the image 0; else the four neighbours (clipped to the image,
+ * the lower row only where there is one) weighted in double, truncated */
+static void bilinear_plane(const uint8_t *in, uint8_t *out, int h, int w, const double a[6]) {
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            const double xo = x + 0.5, yo = y + 0.5;
+            double xin = a[0] * xo + a[1] * yo + a[2], yin = a[3] * xo + a[4] * yo + a[5];
+            uint8_t *o = out + (size_t)y * w + x;
+            if (xin < 0.0 || xin >= w || yin < 0.0 || yin >= h) {
+                *o = 0;
+                continue;
+            }
+            xin -= 0.5;
+            yin -= 0.5;
+            const int xi = floor_int(xin), yi = floor_int(yin);
+            const double dx = xin - xi, dy = yin - yi;
+            const uint8_t *row = in + (size_t)(yi < 0 ? 0 : yi < h ? yi : h - 1) * w;
+            const int x0 = xi < 0 ? 0 : xi < w ? xi : w - 1, x1 = xi + 1 < 0 ? 0 : xi + 1 < w ? xi + 1 : w - 1;
+            double v1 = row[x0] + (row[x1] - row[x0]) * dx, v2 = v1;
+            if (yi + 1 >= 0 && yi + 1 < h) {
+                row = in + (size_t)(yi + 1) * w;
+                v2 = row[x0] + (row[x1] - row[x0]) * dx;
+            }
+            v1 = v1 + (v2 - v1) * dy;
+            *o = (uint8_t)v1;
+        }
+}
+
+static void affine(uint8_t *img, int c, int h, int w, const double a[6], int bilinear,
+                   uint8_t *scratch) {
     const size_t plane = (size_t)h * (size_t)w;
     memcpy(scratch, img, plane * (size_t)c);
     for (int k = 0; k < c; k++)
-        affine_plane(scratch + k * plane, img + k * plane, h, w, a);
+        (bilinear ? bilinear_plane : affine_plane)(scratch + k * plane, img + k * plane, h, w, a);
 }
 
 /* CPython's math.radians and math.degrees */
@@ -165,7 +196,7 @@ static double degrees(double rad) { return rad * (180.0 / 3.14159265358979323846
 /* torchvision's _get_inverse_affine_matrix(center, angle 0, translate, scale 1, shear), in its
  * order of operations, then F.affine on a PIL image */
 static void tv_affine(uint8_t *img, int c, int h, int w, double cx, double cy, double tx, double ty,
-                      double shear_x, double shear_y, uint8_t *scratch) {
+                      double shear_x, double shear_y, int bilinear, uint8_t *scratch) {
     const double rot = radians(0.0), sx = radians(shear_x), sy = radians(shear_y);
     const double a = cos(rot - sy) / cos(sy);
     const double b = -cos(rot - sy) * tan(sx) / cos(sy) - sin(rot);
@@ -176,7 +207,7 @@ static void tv_affine(uint8_t *img, int c, int h, int w, double cx, double cy, d
     m[5] += m[3] * (-cx - tx) + m[4] * (-cy - ty);
     m[2] += cx;
     m[5] += cy;
-    affine(img, c, h, w, m, scratch);
+    affine(img, c, h, w, m, bilinear, scratch);
 }
 
 /* Python's round(v, 15) (correctly rounded to 15 decimals, as glibc's printf rounds) */
@@ -207,7 +238,7 @@ static void turn(uint8_t *img, int c, int h, int w, int quarter, uint8_t *scratc
 }
 
 /* PIL's Image.rotate(angle, NEAREST, expand=False, center=None, fillcolor=0) */
-static void rotate(uint8_t *img, int c, int h, int w, double angle, uint8_t *scratch) {
+static void rotate(uint8_t *img, int c, int h, int w, double angle, int bilinear, uint8_t *scratch) {
     double r = fmod(angle, 360.0); /* Python's %: the divisor's sign */
     if (r != 0.0 && r < 0.0)
         r += 360.0;
@@ -223,7 +254,7 @@ static void rotate(uint8_t *img, int c, int h, int w, double angle, uint8_t *scr
     const double m2 = m[0] * x + m[1] * y + m[2], m5 = m[3] * x + m[4] * y + m[5];
     m[2] = m2 + cx;
     m[5] = m5 + cy;
-    affine(img, c, h, w, m, scratch);
+    affine(img, c, h, w, m, bilinear, scratch);
 }
 
 /* ---------------------------------------------------------------------------
@@ -365,25 +396,27 @@ static void equalize_plane(uint8_t *p, size_t n) {
     apply_lut(p, n, lut);
 }
 
-void rn_augment_apply(uint8_t *img, int c, int h, int w, int op, double magnitude,
+void rn_augment_apply(uint8_t *img, int c, int h, int w, int op, double magnitude, int bilinear,
                       uint8_t *scratch) {
     const size_t plane = (size_t)h * (size_t)w, n = plane * (size_t)c;
     uint8_t lut[256];
     switch (op) {
     case RN_AUG_SHEAR_X:
-        tv_affine(img, c, h, w, 0, 0, 0, 0, degrees(atan(magnitude)), 0.0, scratch);
+        tv_affine(img, c, h, w, 0, 0, 0, 0, degrees(atan(magnitude)), 0.0, bilinear, scratch);
         break;
     case RN_AUG_SHEAR_Y:
-        tv_affine(img, c, h, w, 0, 0, 0, 0, 0.0, degrees(atan(magnitude)), scratch);
+        tv_affine(img, c, h, w, 0, 0, 0, 0, 0.0, degrees(atan(magnitude)), bilinear, scratch);
         break;
     case RN_AUG_TRANSLATE_X: /* translate=[int(magnitude), 0] about the centre */
-        tv_affine(img, c, h, w, w * 0.5, h * 0.5, (double)(int)magnitude, 0, 0.0, 0.0, scratch);
+        tv_affine(img, c, h, w, w * 0.5, h * 0.5, (double)(int)magnitude, 0, 0.0, 0.0, bilinear,
+                  scratch);
         break;
     case RN_AUG_TRANSLATE_Y:
-        tv_affine(img, c, h, w, w * 0.5, h * 0.5, 0, (double)(int)magnitude, 0.0, 0.0, scratch);
+        tv_affine(img, c, h, w, w * 0.5, h * 0.5, 0, (double)(int)magnitude, 0.0, 0.0, bilinear,
+                  scratch);
         break;
     case RN_AUG_ROTATE:
-        rotate(img, c, h, w, magnitude, scratch);
+        rotate(img, c, h, w, magnitude, bilinear, scratch);
         break;
     case RN_AUG_BRIGHTNESS:
         memset(scratch, 0, n);
@@ -456,26 +489,26 @@ double rn_rand_augment_magnitude(int op, int bin, int h, int w) {
     }
 }
 
-void rn_rand_augment(uint8_t *img, int c, int h, int w, int num_ops, int bin, rn_rng *r,
-                     uint8_t *scratch) {
+void rn_rand_augment(uint8_t *img, int c, int h, int w, int num_ops, int bin, int bilinear,
+                     rn_rng *r, uint8_t *scratch) {
     for (int k = 0; k < num_ops; k++) {
         const int op = (int)(rn_rng_next(r) % RN_AUG_OPS);
         double m = rn_rand_augment_magnitude(op, bin, h, w);
         if (rn_augment_op_signed(op) && (rn_rng_next(r) & 1))
             m = -m;
-        rn_augment_apply(img, c, h, w, op, m, scratch);
+        rn_augment_apply(img, c, h, w, op, m, bilinear, scratch);
     }
 }
 
-void rn_trivial_augment(uint8_t *img, int c, int h, int w, rn_rng *r, uint8_t *scratch, int *op,
-                        double *magnitude) {
+void rn_trivial_augment(uint8_t *img, int c, int h, int w, int bilinear, rn_rng *r,
+                        uint8_t *scratch, int *op, double *magnitude) {
     const int o = (int)(rn_rng_next(r) % RN_AUG_OPS);
     const int bin = (int)(rn_rng_next(r) % RN_AUG_BINS);
     const int negative = (int)(rn_rng_next(r) & 1);
     double m = rn_augment_magnitude(o, bin);
     if (rn_augment_op_signed(o) && negative)
         m = -m;
-    rn_augment_apply(img, c, h, w, o, m, scratch);
+    rn_augment_apply(img, c, h, w, o, m, bilinear, scratch);
     if (op)
         *op = o;
     if (magnitude)

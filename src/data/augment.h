@@ -50,9 +50,11 @@ int rn_augment_op_signed(int op);
 double rn_augment_magnitude(int op, int bin);
 
 /* Applies `op` at `magnitude` (signed where the operation is) to img, as
- * torchvision's _apply_op does on a PIL image with nearest interpolation and
- * fill 0. scratch: c * h * w bytes. c must be 1 or 3. */
-void rn_augment_apply(uint8_t *img, int c, int h, int w, int op, double magnitude,
+ * torchvision's _apply_op does on a PIL image with fill 0 and nearest
+ * interpolation (bilinear 0: the classes' default) or bilinear (1: their
+ * reference script's --interpolation default). scratch: c * h * w bytes. c
+ * must be 1 or 3. */
+void rn_augment_apply(uint8_t *img, int c, int h, int w, int op, double magnitude, int bilinear,
                       uint8_t *scratch);
 
 /* RandAugment's magnitude of `bin` (0..30) for the operation on an h x w image: torch.linspace's
@@ -63,13 +65,13 @@ double rn_rand_augment_magnitude(int op, int bin, int h, int w);
 
 /* RandAugment(num_ops, magnitude=bin): num_ops draws from r of an operation and a sign, each
  * applied at the bin's magnitude in turn. */
-void rn_rand_augment(uint8_t *img, int c, int h, int w, int num_ops, int bin, rn_rng *r,
-                     uint8_t *scratch);
+void rn_rand_augment(uint8_t *img, int c, int h, int w, int num_ops, int bin, int bilinear,
+                     rn_rng *r, uint8_t *scratch);
 
 /* One TrivialAugmentWide draw from r: the operation, its magnitude bin and
  * sign (torchvision's order: operation, bin, sign), applied to img. *op,
  * *magnitude: what was applied (may be NULL). */
-void rn_trivial_augment(uint8_t *img, int c, int h, int w, rn_rng *r, uint8_t *scratch, int *op,
-                        double *magnitude);
+void rn_trivial_augment(uint8_t *img, int c, int h, int w, int bilinear, rn_rng *r,
+                        uint8_t *scratch, int *op, double *magnitude);
 
 #endif

@@ -174,9 +174,10 @@ static void auto_augment(const rn_loader *l, int64_t epoch, int64_t pos, uint8_t
     rn_rng_seed_at(&r, l->cfg.seed, TAG_AUTO, epoch, pos);
     if (l->cfg.auto_augment == RN_AUTO_AUGMENT_RA)
         rn_rand_augment(img, l->c, l->h, l->w, l->cfg.ra_ops > 0 ? l->cfg.ra_ops : 2,
-                        l->cfg.ra_magnitude, &r, scratch);
+                        l->cfg.ra_magnitude, l->cfg.auto_augment_bilinear != 0, &r, scratch);
     else
-        rn_trivial_augment(img, l->c, l->h, l->w, &r, scratch, NULL, NULL);
+        rn_trivial_augment(img, l->c, l->h, l->w, l->cfg.auto_augment_bilinear != 0, &r, scratch,
+                           NULL, NULL);
 }
 
 /* In memory: writes dataset image `index`, augmented with the draws for
