@@ -242,8 +242,7 @@ static void make_image(rn_loader *l, int index, int64_t epoch, int64_t pos, floa
 }
 
 /* A decoded file with TrivialAugment or RandAugment: the crop (or the evaluation's resize and
- * centre crop) and
- * the flip on its bytes, drawn from r as without it, then the policy, then the
+ * centre crop) and the flip on its bytes, drawn from r as without it, then the policy, then the
  * normalisation into out. The two byte buffers are this image's (the files are decoded by
  * several threads at once). */
 static rn_status file_bytes_augmented(const rn_loader *l, const rn_image *img, rn_rng *r,
