@@ -229,12 +229,18 @@ void plan_report(const train_plan *p, const arg_table *t, const char *optim_path
         for (int i = 0; i < PLAN_N_FLAGS; i++) {
             const arg_spec *s = args_spec(t, PLAN_FLAGS[i]);
             const char *was = p->flag_values[i], *now = flag_text(t, PLAN_FLAGS[i]);
+            /* a flag newer than the checkpoint: the run had its default (a resume given the flag
+             * had listed nothing) */
+            const int predates = !was && s;
+            if (predates)
+                was = s->kind == ARG_FLAG ? "0" : s->def;
             if (!s || !was || cli_same_value(resolved(t, PLAN_FLAGS[i], was), resolved(t, PLAN_FLAGS[i], now)) ||
                 (strcmp(PLAN_FLAGS[i], "log") == 0 && cli_same_file(was, now)))
                 continue;
             if (lines++ == 0)
                 printf("resuming with other settings than the checkpoint's:\n");
-            printf("  --%s: %s -> %s\n", PLAN_FLAGS[i], shown(s, was), shown(s, now));
+            printf("  --%s: %s -> %s%s\n", PLAN_FLAGS[i], shown(s, was), shown(s, now),
+                   predates ? " (the checkpoint predates the flag: it ran with the default)" : "");
         }
         /* the seed is the checkpoint's unless given: another draws the data order and the
          * augmentation from here on (it had changed the run without a word) */

@@ -438,6 +438,17 @@ expect 0 "a warm-up of an epoch, factor auto" "$R" "${common[@]}" --epochs 3 --w
 expect 0 "... resumed given 0.01, auto's value" "$R" train --data tiny --quiet --resume r/tva.safetensors --max-steps 3 \
     --save r/tva.safetensors --warmup-factor 0.01
 hasnt out "--warmup-factor" "auto's 0.01 is no change"
+# a checkpoint older than a flag ran with its default: a resume giving the flag lists the change
+"$PY" -c "
+import sys
+sys.path.insert(0, '$HERE/tools')
+from st_io import load_safetensors, save_safetensors
+t, meta = load_safetensors('r/tva.optim.safetensors')
+save_safetensors('r/tva.optim.safetensors', t, {k: v for k, v in meta.items() if k != 'plan.auto-augment'})
+" || bad "stripping a flag from the plan"
+expect 0 "... resumed with a flag its plan lacks" "$R" train --data tiny --quiet --resume r/tva.safetensors --max-steps 4 \
+    --save r/tva.safetensors --auto-augment ta_wide
+has out "--auto-augment: none -> ta_wide (the checkpoint predates the flag" "the flag newer than the checkpoint is listed"
 expect 2 "... resumed with --warmup-epochs while it has --warmup" "$R" train --data tiny --quiet --resume \
     r/tv18.safetensors --max-steps 21 --save r/tv18.safetensors --warmup 3
 has err "--warmup 3 and --warmup-epochs 4" "both warm-ups refused"
