@@ -151,15 +151,15 @@ rn_status rn_trainer_create(rn_model *m, const rn_train_config *cfg, rn_trainer 
     if (st == RN_OK) {
         /* the counts the schedule needs, given (not taken as 1: a cosine schedule over 1 step had
          * left the learning rate at its floor from the first step on) */
+        t->sched.warmup_steps = cfg->warmup_steps;
+        t->sched.warmup_factor = cfg->warmup_factor;
+        t->sched.warmup_constant = cfg->warmup_constant;
+        t->sched.warmup_sequential = cfg->warmup_sequential;
+        t->sched.by_epoch = cfg->schedule_by_epoch;
         rn_schedule given = t->sched;
         given.base_lr = cfg->lr > 0.0 ? cfg->lr : 1.0; /* a learning rate of 0 is allowed */
         given.steps_per_epoch = cfg->steps_per_epoch;
         given.total_steps = cfg->total_steps;
-        given.warmup_steps = cfg->warmup_steps;
-        given.warmup_factor = cfg->warmup_factor;
-        given.warmup_constant = cfg->warmup_constant;
-        given.warmup_sequential = cfg->warmup_sequential;
-        given.by_epoch = cfg->schedule_by_epoch;
         st = rn_schedule_check(&given);
         if (st != RN_OK) {
             char why[256];
@@ -172,11 +172,6 @@ rn_status rn_trainer_create(rn_model *m, const rn_train_config *cfg, rn_trainer 
         t->sched.base_lr = cfg->lr;
         t->sched.steps_per_epoch = cfg->steps_per_epoch > 0 ? cfg->steps_per_epoch : 1;
         t->sched.total_steps = cfg->total_steps > 0 ? cfg->total_steps : 1;
-        t->sched.warmup_steps = cfg->warmup_steps;
-        t->sched.warmup_factor = cfg->warmup_factor;
-        t->sched.warmup_constant = cfg->warmup_constant;
-        t->sched.warmup_sequential = cfg->warmup_sequential;
-        t->sched.by_epoch = cfg->schedule_by_epoch;
         t->grads = rn_calloc(m->n_params, sizeof(float));
         t->state = rn_calloc(m->n_params, sizeof(float));
         if (t->adamw)
