@@ -103,15 +103,17 @@ static arg_spec SPECS[] = {
     {"cutmix-alpha", ARG_STRING, "0", "paste into each training image a box of another of its batch and mix "
      "their labels by area, as torchvision's --cutmix-alpha (RandomCutmix; 1.0 is usual; with --mixup-alpha one "
      "of the two per batch; 0: off)", 0, 0},
-    {"auto-augment", ARG_STRING, "none", "none, ta_wide or ra, as torchvision's --auto-augment: on each training "
-     "image after the crop and flip, ta_wide (TrivialAugmentWide) one of 14 operations (shears, translations, "
-     "rotation, colour, contrast, sharpness, posterize, solarize, autocontrast, equalize) at one of 31 "
-     "magnitudes, ra (RandAugment) two of them in turn at --ra-magnitude; each operation as torchvision computes "
-     "it on a PIL image", 0, 0},
+    {"auto-augment", ARG_STRING, "none", "none, ta_wide, ra, imagenet, cifar10 or svhn, as torchvision's "
+     "--auto-augment: on each training image after the crop and flip, ta_wide (TrivialAugmentWide) one of 14 "
+     "operations (shears, translations, rotation, colour, contrast, sharpness, posterize, solarize, "
+     "autocontrast, equalize) at one of 31 magnitudes, ra (RandAugment) two of them in turn at --ra-magnitude, "
+     "imagenet, cifar10 or svhn (AutoAugment's policy learnt on that dataset) one of its 25 sub-policies, two "
+     "operations each applied with its own probability (invert among them); each operation as torchvision "
+     "computes it on a PIL image", 0, 0},
     {"ra-magnitude", ARG_INT, "9", "RandAugment's magnitude, 0..30 (torchvision's --ra-magnitude)", 0, 0},
     {"aa-interpolation", ARG_STRING, "bilinear", "bilinear or nearest: how --auto-augment's shears, translations "
      "and rotations sample the image (bilinear: torchvision's reference script's --interpolation default; "
-     "nearest: the TrivialAugmentWide and RandAugment classes' own default)", 0, 0},
+     "nearest: the TrivialAugmentWide, RandAugment and AutoAugment classes' own default)", 0, 0},
     {"random-erase", ARG_STRING, "0", "probability of torchvision's RandomErasing on each training image, after "
      "the rest of the augmentation and the normalisation: a random rectangle of 2% to 33% of the image, aspect "
      "ratio 0.3 to 3.3, set to 0 (torchvision's --random-erase; 0: off)", 0, 0},
@@ -562,19 +564,19 @@ static int check_flags(train_run *r, int *batch, int *size, int *threads, int pl
                   args_str(t, "mixup-alpha"), args_str(t, "cutmix-alpha"));
         return 0;
     }
+    /* in RN_AUTO_AUGMENT_*'s order */
+    static const char *const policies[] = {"none", "ta_wide", "ra", "imagenet", "cifar10", "svhn"};
     const char *aa = args_str(t, "auto-augment");
-    if (strcmp(aa, "none") != 0 && strcmp(aa, "ta_wide") != 0 && strcmp(aa, "ra") != 0) {
-        cli_error(t->command, "--auto-augment '%s' is not offered: none, ta_wide (TrivialAugmentWide) or ra "
-                  "(RandAugment)%s", aa,
-                  strcmp(aa, "augmix") == 0 || strcmp(aa, "imagenet") == 0 || strcmp(aa, "cifar10") == 0 ||
-                          strcmp(aa, "svhn") == 0
-                      ? "; torchvision's AugMix and AutoAugment policies are not built here"
-                      : "");
+    r->lcfg.auto_augment = -1;
+    for (int k = 0; k < (int)(sizeof policies / sizeof *policies); k++)
+        if (strcmp(aa, policies[k]) == 0)
+            r->lcfg.auto_augment = RN_AUTO_AUGMENT_NONE + k;
+    if (r->lcfg.auto_augment < 0) {
+        cli_error(t->command, "--auto-augment '%s' is not offered: none, ta_wide (TrivialAugmentWide), ra "
+                  "(RandAugment), imagenet, cifar10 or svhn (AutoAugment's policies)%s", aa,
+                  strcmp(aa, "augmix") == 0 ? "; torchvision's AugMix is not built here" : "");
         return 0;
     }
-    r->lcfg.auto_augment = strcmp(aa, "ta_wide") == 0 ? RN_AUTO_AUGMENT_TA_WIDE
-                           : strcmp(aa, "ra") == 0    ? RN_AUTO_AUGMENT_RA
-                                                      : RN_AUTO_AUGMENT_NONE;
     if (!args_int(t, "ra-magnitude", 0, 30, &r->lcfg.ra_magnitude))
         return 0;
     const char *interp = args_str(t, "aa-interpolation");

@@ -683,8 +683,9 @@ typedef struct rn_loader_config {
                                 * random rectangle of it, all channels, becomes 0; 0: off.
                                 * Its draws are apart from the crop's and flip's. */
     int auto_augment;          /* RN_AUTO_AUGMENT_*: torchvision's TrivialAugmentWide (31
-                                * magnitude bins) or RandAugment (ra_ops operations at bin
-                                * ra_magnitude of 31) on each image after the crop and flip,
+                                * magnitude bins), RandAugment (ra_ops operations at bin
+                                * ra_magnitude of 31) or AutoAugment (one of its policy's 25
+                                * sub-policies) on each image after the crop and flip,
                                 * before the normalisation, fill 0, each
                                 * operation as torchvision computes it on a PIL image (1 or 3
                                 * channels); its draws are apart from the others'. 0: off */
@@ -697,7 +698,14 @@ typedef struct rn_loader_config {
                                 * nearest (the TrivialAugmentWide and RandAugment classes') */
 } rn_loader_config;
 
-enum { RN_AUTO_AUGMENT_NONE, RN_AUTO_AUGMENT_TA_WIDE, RN_AUTO_AUGMENT_RA };
+enum {
+    RN_AUTO_AUGMENT_NONE,
+    RN_AUTO_AUGMENT_TA_WIDE,
+    RN_AUTO_AUGMENT_RA,
+    RN_AUTO_AUGMENT_IMAGENET, /* AutoAugment's policies, AutoAugmentPolicy's names */
+    RN_AUTO_AUGMENT_CIFAR10,
+    RN_AUTO_AUGMENT_SVHN
+};
 
 /* Fills *cfg with the defaults: batch_size 64, every option off (the
  * dataset's own size, no shuffle, no augmentation, no normalisation), seed 0,

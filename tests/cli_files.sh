@@ -395,6 +395,28 @@ expect 0 "6 steps with --auto-augment ra" "$R" "${common[@]}" --epochs 2 --lr 0.
     --aa-interpolation nearest --max-steps 6 --save r/ra6.safetensors
 /usr/bin/python3 "$HERE/tests/same_checkpoint.py" r/ra.safetensors r/ra6.safetensors && ok ||
     bad "--auto-augment ra resumed: not the straight run's checkpoint"
+# and AutoAugment's policy; another policy trains otherwise
+expect 0 "3 steps with --auto-augment svhn" "$R" "${common[@]}" --epochs 2 --lr 0.1 --auto-augment svhn \
+    --augment crop+flip --max-steps 3 --save r/aa.safetensors
+expect 0 "... resumed without it" "$R" train --data tiny --quiet --resume r/aa.safetensors --max-steps 6 \
+    --save r/aa.safetensors
+hasnt out "other settings" "the resumed run keeps --auto-augment svhn"
+expect 0 "6 steps with --auto-augment svhn" "$R" "${common[@]}" --epochs 2 --lr 0.1 --auto-augment svhn \
+    --augment crop+flip --max-steps 6 --save r/aa6.safetensors
+/usr/bin/python3 "$HERE/tests/same_checkpoint.py" r/aa.safetensors r/aa6.safetensors && ok ||
+    bad "--auto-augment svhn resumed: not the straight run's checkpoint"
+expect 0 "6 steps with --auto-augment cifar10" "$R" "${common[@]}" --epochs 2 --lr 0.1 --auto-augment cifar10 \
+    --augment crop+flip --max-steps 6 --save r/aac6.safetensors
+/usr/bin/python3 - r/aa6.safetensors r/aac6.safetensors <<'PY' && ok || bad "--auto-augment cifar10 trained as svhn did"
+import struct, sys
+def weights(path):  # the tensors' bytes, after the header (whose metadata names the policy)
+    data = open(path, "rb").read()
+    return data[8 + struct.unpack("<Q", data[:8])[0]:]
+sys.exit(0 if weights(sys.argv[1]) != weights(sys.argv[2]) else 1)
+PY
+expect 0 "a resume changing the policy" "$R" train --data tiny --quiet --resume r/aa.safetensors --max-steps 7 \
+    --auto-augment imagenet --save r/aa.safetensors
+has out "--auto-augment: svhn -> imagenet" "the policy's change is listed"
 expect 0 "an epoch with --auto-augment ta_wide" "$R" "${common[@]}" --epochs 1 --lr 0.1 --auto-augment ta_wide \
     --save r/tae.safetensors
 expect 0 "eval of its checkpoint" "$R" eval --weights r/tae.safetensors --data tiny --json

@@ -392,7 +392,7 @@ static void test_train_trivial(void) {
             }
             changed += memcmp(plain, aug, per) != 0;
             int hit = 0;
-            for (int op = 0; op < RN_AUG_OPS && !hit; op++)
+            for (int op = 0; op < RN_AUG_WIDE_OPS && !hit; op++)
                 for (int b = 0; b < (rn_augment_op_has_magnitude(op) ? RN_AUG_BINS : 1) && !hit; b++)
                     for (int sign = 0; sign < (rn_augment_op_signed(op) ? 2 : 1) && !hit; sign++) {
                         memcpy(cand, plain, per);

@@ -535,12 +535,12 @@ static void test_loader_trivial(void) {
             rn_loader_free(l);
         }
         uint8_t plain[3 * H * W], aug[3 * H * W], cand[3 * H * W], scratch[3 * H * W];
-        int found = 0, changed = 0, exact = 1, seen[RN_AUG_OPS] = {0};
+        int found = 0, changed = 0, exact = 1, seen[RN_AUG_WIDE_OPS] = {0};
         for (int i = 0; i < N; i++) {
             exact &= bytes_of(x[0] + i * per, per, plain) & bytes_of(x[1] + i * per, per, aug);
             changed += memcmp(plain, aug, per) != 0;
             int hit = -1;
-            for (int op = 0; op < RN_AUG_OPS && hit < 0; op++)
+            for (int op = 0; op < RN_AUG_WIDE_OPS && hit < 0; op++)
                 for (int b = 0; b < (rn_augment_op_has_magnitude(op) ? RN_AUG_BINS : 1) && hit < 0; b++)
                     for (int sign = 0; sign < (rn_augment_op_signed(op) ? 2 : 1) && hit < 0; sign++) {
                         memcpy(cand, plain, per);
@@ -555,7 +555,7 @@ static void test_loader_trivial(void) {
             }
         }
         int kinds = 0;
-        for (int op = 0; op < RN_AUG_OPS; op++)
+        for (int op = 0; op < RN_AUG_WIDE_OPS; op++)
             kinds += seen[op] > 0;
         CHECK(exact, "%d channels: the outputs are bytes / 255 (no normalisation)", C);
         CHECK(found == N, "%d channels: %d of %d images are one operation of the crop and flip's image", C,
@@ -606,14 +606,14 @@ static void test_loader_randaugment(void) {
         bytes_of(x[0] + i * per, per, plain);
         bytes_of(x[1] + i * per, per, aug);
         int hit = 0;
-        for (int a = 0; a < 2 * RN_AUG_OPS && !hit; a++) {
+        for (int a = 0; a < 2 * RN_AUG_WIDE_OPS && !hit; a++) {
             const int op1 = a / 2, neg1 = a % 2;
             if (neg1 && !rn_augment_op_signed(op1))
                 continue;
             const double m1 = rn_rand_augment_magnitude(op1, 9, H, W);
             memcpy(one, plain, per);
             rn_augment_apply(one, C, H, W, op1, neg1 ? -m1 : m1, 1, scratch);
-            for (int b = 0; b < 2 * RN_AUG_OPS && !hit; b++) {
+            for (int b = 0; b < 2 * RN_AUG_WIDE_OPS && !hit; b++) {
                 const int op2 = b / 2, neg2 = b % 2;
                 if (neg2 && !rn_augment_op_signed(op2))
                     continue;
@@ -638,8 +638,61 @@ static void test_loader_randaugment(void) {
     CHECK(rn_loader_create(&ds, &cfg, &l) == RN_ERR_ARG && !l && strstr(rn_last_error(), "magnitude"),
           "RandAugment magnitude 31 refused");
     cfg.ra_magnitude = 9;
-    cfg.auto_augment = 3;
-    CHECK(rn_loader_create(&ds, &cfg, &l) == RN_ERR_ARG && !l, "auto_augment 3 refused");
+    cfg.auto_augment = RN_AUTO_AUGMENT_SVHN + 1;
+    CHECK(rn_loader_create(&ds, &cfg, &l) == RN_ERR_ARG && !l, "auto_augment %d refused",
+          RN_AUTO_AUGMENT_SVHN + 1);
+    rn_dataset_free(&ds);
+}
+
+/* AutoAugment (auto_augment IMAGENET, CIFAR10, SVHN): each image one of the policy's sub-policies
+ * on the crop and flip's image, each step applied or not, either sign (found among all of them);
+ * a quarter or more changed; the same twice. */
+static void test_loader_autoaugment(void) {
+    enum { N = 40, C = 3, H = 12, W = 12 };
+    rn_dataset ds = make_synth(N, C, H, W);
+    const size_t per = (size_t)C * H * W;
+    for (int policy = RN_AUTO_AUGMENT_IMAGENET; policy <= RN_AUTO_AUGMENT_SVHN; policy++) {
+        const int bilinear = policy != RN_AUTO_AUGMENT_CIFAR10;
+        float *x[3];
+        int32_t lab[N];
+        for (int run = 0; run < 3; run++) {
+            rn_loader_config cfg = base_config(N);
+            cfg.flip = 1;
+            cfg.crop_padding = 2;
+            cfg.auto_augment = run > 0 ? policy : RN_AUTO_AUGMENT_NONE;
+            cfg.auto_augment_bilinear = bilinear;
+            rn_loader *l = NULL;
+            x[run] = malloc(N * per * sizeof(float));
+            int n = 0;
+            CHECK(rn_loader_create(&ds, &cfg, &l) == RN_OK && rn_loader_next(l, x[run], lab, &n) == RN_OK &&
+                      n == N, "AutoAugment %d, run %d: a batch: %s", policy, run, rn_last_error());
+            rn_loader_free(l);
+        }
+        uint8_t plain[C * H * W], aug[C * H * W], cand[C * H * W], scratch[C * H * W];
+        int found = 0, changed = 0;
+        for (int i = 0; i < N; i++) {
+            bytes_of(x[0] + i * per, per, plain);
+            bytes_of(x[1] + i * per, per, aug);
+            changed += memcmp(plain, aug, per) != 0;
+            int hit = 0;
+            for (int id = 0; id < RN_AA_SUBPOLICIES && !hit; id++)
+                for (int v = 0; v < 16 && !hit; v++) { /* steps applied (2 bits), signs (2 bits) */
+                    const float probs[2] = {v & 1 ? 0.0f : 2.0f, v & 2 ? 0.0f : 2.0f};
+                    const int negative[2] = {(v >> 2) & 1, (v >> 3) & 1};
+                    memcpy(cand, plain, per);
+                    rn_auto_augment_apply(cand, C, H, W, RN_AA_IMAGENET + policy - RN_AUTO_AUGMENT_IMAGENET,
+                                          id, probs, negative, bilinear, scratch);
+                    hit = memcmp(cand, aug, per) == 0;
+                }
+            found += hit;
+        }
+        CHECK(found == N, "AutoAugment %d: %d of %d images are a sub-policy of the crop and flip's image",
+              policy, found, N);
+        CHECK(changed >= N / 4, "AutoAugment %d: %d of %d images changed", policy, changed, N);
+        CHECK(memcmp(x[1], x[2], N * per * sizeof(float)) == 0, "AutoAugment %d: the same twice", policy);
+        for (int run = 0; run < 3; run++)
+            free(x[run]);
+    }
     rn_dataset_free(&ds);
 }
 
@@ -741,6 +794,7 @@ int main(void) {
     test_loader_erase();
     test_loader_trivial();
     test_loader_randaugment();
+    test_loader_autoaugment();
     test_batch_mix();
     test_loader_normalize_resize();
     test_loader_subset();

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""torchvision's TrivialAugmentWide operations, for tests/test_augment.c.
+"""torchvision's TrivialAugmentWide, RandAugment and AutoAugment, for tests/test_augment.c.
 
     /usr/bin/python3 tools/augment_ref.py OUTDIR
 
@@ -12,14 +12,27 @@ tables.npy    (5, 31) float32: TrivialAugmentWide's magnitude tables as torch
 ra_tables.npy (4, 7, 31) float32: RandAugment's magnitude tables for the images of
               ra_sizes.txt (H W per line): ShearX, TranslateX, TranslateY, Rotate,
               Brightness, Posterize (bits), Solarize
+aa_tables.npy (4, 7, 10) float32: AutoAugment's tables, as ra_tables.npy's
+aa_policies.txt one line per step: POLICY ID K OP PROB BIN (POLICY 0..2:
+              imagenet, cifar10, svhn; BIN -1 for none), from AutoAugment's
+              own lists
 cases.txt     one line per case: OP MAGNITUDE (%.17g) BILINEAR, OP 0..13 in
-              TrivialAugmentWide's order; every bin of every operation with a
-              magnitude, both signs where torchvision draws one, with nearest
-              interpolation; then the five geometric ones again with bilinear
+              TrivialAugmentWide's order, 14 invert; every bin of every
+              operation with a magnitude, both signs where torchvision draws
+              one, with nearest interpolation, and invert; then the five
+              geometric ones again with bilinear
+aa_cases.txt  one line per AutoAugment case: POLICY ID PROB0 PROB1 SIGN0 SIGN1
+              BILINEAR, the draws torchvision's forward takes (probabilities
+              %.9g float32; sign 0 negates): every sub-policy of every policy
+              with both steps applied (signs 1 1, nearest; 0 0, bilinear),
+              the second's probability a float32 step above its own (skipped;
+              0 1, nearest), the first's so (1 0, bilinear)
 images.txt    one line per image: NAME C H W
 NAME_in.npy   (C, H, W) float32 holding the image's bytes
 NAME_out.npy  (cases, C, H, W) float32: torchvision's _apply_op on the PIL
               image ("L" or "RGB"), fill None, with the case's interpolation
+NAME_aa.npy   (aa cases, C, H, W) float32: AutoAugment(policy, interpolation)
+              on the PIL image with get_params returning the case's draws
 
 Exit status 0 on success; any exception is a failure.
 """
@@ -31,7 +44,8 @@ import numpy as np
 import torch
 from PIL import Image
 from torchvision.transforms import InterpolationMode
-from torchvision.transforms.autoaugment import RandAugment, TrivialAugmentWide, _apply_op
+from torchvision.transforms.autoaugment import (AutoAugment, AutoAugmentPolicy, RandAugment,
+                                                TrivialAugmentWide, _apply_op)
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -77,6 +91,31 @@ def main():
                    ("ShearX", "TranslateX", "TranslateY", "Rotate", "Brightness", "Posterize",
                     "Solarize")])
     np.save(os.path.join(outdir, "ra_tables.npy"), np.array(ra, np.float32))
+    aa = []
+    for h, w in sizes:
+        sp = AutoAugment()._augmentation_space(10, (h, w))
+        aa.append([sp[k][0].numpy().astype(np.float32) for k in
+                   ("ShearX", "TranslateX", "TranslateY", "Rotate", "Brightness", "Posterize",
+                    "Solarize")])
+    np.save(os.path.join(outdir, "aa_tables.npy"), np.array(aa, np.float32))
+    op_index = {name: i for i, name in enumerate(names + ["Invert"])}
+    policies = [AutoAugmentPolicy.IMAGENET, AutoAugmentPolicy.CIFAR10, AutoAugmentPolicy.SVHN]
+    with open(os.path.join(outdir, "aa_policies.txt"), "w") as f:
+        for pi, policy in enumerate(policies):
+            for sid, sub in enumerate(AutoAugment(policy).policies):
+                for k, (name, prob, mbin) in enumerate(sub):
+                    f.write("%d %d %d %d %.17g %d\n" % (pi, sid, k, op_index[name], prob,
+                                                        -1 if mbin is None else mbin))
+    aa_cases = []
+    for pi, policy in enumerate(policies):
+        for sid, sub in enumerate(AutoAugment(policy).policies):
+            at = [np.float32(sub[0][1]), np.float32(sub[1][1])]
+            above = [np.nextafter(v, np.float32(2)) for v in at]
+            aa_cases += [(pi, sid, at[0], at[1], 1, 1, 0), (pi, sid, at[0], at[1], 0, 0, 1),
+                         (pi, sid, at[0], above[1], 0, 1, 0), (pi, sid, above[0], at[1], 1, 0, 1)]
+    with open(os.path.join(outdir, "aa_cases.txt"), "w") as f:
+        for c in aa_cases:
+            f.write("%d %d %.9g %.9g %d %d %d\n" % c)
     with open(os.path.join(outdir, "ra_sizes.txt"), "w") as f:
         for h, w in sizes:
             f.write("%d %d\n" % (h, w))
@@ -91,6 +130,7 @@ def main():
             cases.append((op, name, m, 0))
             if signed:
                 cases.append((op, name, m * -1.0, 0))
+    cases.append((len(names), "Invert", 0.0, 0))
     # the geometric operations again with bilinear interpolation (the reference script's default)
     for op, name in enumerate(names):
         if name in ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate"):
@@ -113,8 +153,17 @@ def main():
                 r = np.asarray(_apply_op(pil, opname, m, mode, None))
                 outs.append(r[None] if c == 1 else r.transpose(2, 0, 1))
             np.save(os.path.join(outdir, name + "_out.npy"), np.stack(outs).astype(np.float32))
-    print("augment_ref: %d operations at %d magnitudes on %d images written to %s"
-          % (len(names), len(cases), len(images()), outdir))
+            outs = []
+            for pi, sid, p0, p1, s0, s1, bil in aa_cases:
+                mode = InterpolationMode.BILINEAR if bil else InterpolationMode.NEAREST
+                t = AutoAugment(policies[pi], mode)
+                draws = (sid, torch.tensor([p0, p1], dtype=torch.float32), torch.tensor([s0, s1]))
+                t.get_params = lambda n, d=draws: d
+                r = np.asarray(t(pil))
+                outs.append(r[None] if c == 1 else r.transpose(2, 0, 1))
+            np.save(os.path.join(outdir, name + "_aa.npy"), np.stack(outs).astype(np.float32))
+    print("augment_ref: %d operations at %d magnitudes and %d AutoAugment cases on %d images "
+          "written to %s" % (len(names) + 1, len(cases), len(aa_cases), len(images()), outdir))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 /*
- * augment.c - TrivialAugmentWide's operations as torchvision 0.14 applies them
+ * augment.c - TrivialAugmentWide's, RandAugment's and AutoAugment's operations
+ * and draws; the operations as torchvision 0.14 applies them
  * to PIL images: the geometry by Pillow's nearest-neighbour affine transform
  * (its 16.16 fixed-point loop, or its scaling loop for translations) or its
  * bilinear one (the generic transform with its bilinear filter), the
@@ -18,13 +19,13 @@
 static const char *const NAMES[RN_AUG_OPS] = {
     "Identity", "ShearX",     "ShearY",    "TranslateX", "TranslateY",
     "Rotate",   "Brightness", "Color",     "Contrast",   "Sharpness",
-    "Posterize", "Solarize",  "AutoContrast", "Equalize"};
+    "Posterize", "Solarize",  "AutoContrast", "Equalize", "Invert"};
 
 const char *rn_augment_op_name(int op) { return op >= 0 && op < RN_AUG_OPS ? NAMES[op] : "?"; }
 
 int rn_augment_op_has_magnitude(int op) {
     return op != RN_AUG_IDENTITY && op != RN_AUG_AUTOCONTRAST && op != RN_AUG_EQUALIZE &&
-           op >= 0 && op < RN_AUG_OPS;
+           op != RN_AUG_INVERT && op >= 0 && op < RN_AUG_OPS;
 }
 
 int rn_augment_op_signed(int op) { return op >= RN_AUG_SHEAR_X && op <= RN_AUG_SHARPNESS; }
@@ -451,48 +452,64 @@ void rn_augment_apply(uint8_t *img, int c, int h, int w, int op, double magnitud
         for (int k = 0; k < c; k++)
             equalize_plane(img + k * plane, plane);
         break;
+    case RN_AUG_INVERT: /* ImageOps.invert */
+        for (int i = 0; i < 256; i++)
+            lut[i] = (uint8_t)(255 - i);
+        apply_lut(img, n, lut);
+        break;
     default: /* identity */
         break;
     }
 }
 
-/* torch.linspace(start, end, 31)[bin] in float32, its scalar rule */
-static float linspace31(float start, float end, int bin) {
-    const float step = (end - start) / 30;
-    return bin < 15 ? start + step * (float)bin : end - step * (float)(30 - bin);
+/* torch.linspace(start, end, steps)[i] in float32, its scalar rule: from the start below half
+ * way, from the end after */
+static float linspace(float start, float end, int steps, int i) {
+    const float step = (end - start) / (float)(steps - 1);
+    return i < steps / 2 ? start + step * (float)i : end - step * (float)(steps - 1 - i);
 }
 
-double rn_rand_augment_magnitude(int op, int bin, int h, int w) {
-    if (bin < 0 || bin >= RN_AUG_BINS)
+/* RandAugment's and AutoAugment's _augmentation_space(bins, (h, w)): bin of the table */
+static double space(int op, int bins, int bin, int h, int w) {
+    if (bin < 0 || bin >= bins)
         return 0.0;
     switch (op) {
     case RN_AUG_SHEAR_X:
     case RN_AUG_SHEAR_Y:
-        return linspace31(0.0f, 0.3f, bin);
+        return linspace(0.0f, 0.3f, bins, bin);
     case RN_AUG_TRANSLATE_X: /* 150 / 331 of the side, in double as Python computes it */
-        return linspace31(0.0f, (float)(150.0 / 331.0 * w), bin);
+        return linspace(0.0f, (float)(150.0 / 331.0 * w), bins, bin);
     case RN_AUG_TRANSLATE_Y:
-        return linspace31(0.0f, (float)(150.0 / 331.0 * h), bin);
+        return linspace(0.0f, (float)(150.0 / 331.0 * h), bins, bin);
     case RN_AUG_ROTATE:
-        return linspace31(0.0f, 30.0f, bin);
+        return linspace(0.0f, 30.0f, bins, bin);
     case RN_AUG_BRIGHTNESS:
     case RN_AUG_COLOR:
     case RN_AUG_CONTRAST:
     case RN_AUG_SHARPNESS:
-        return linspace31(0.0f, 0.9f, bin);
-    case RN_AUG_POSTERIZE: /* 8 - (arange(31) / 7.5).round(), in float32: no ties */
-        return 8 - (int)nearbyintf((float)bin / 7.5f);
+        return linspace(0.0f, 0.9f, bins, bin);
+    case RN_AUG_POSTERIZE: /* 8 - (arange(bins) / ((bins - 1) / 4)).round(), in float32: no ties
+                            * for 10 or 31 bins */
+        return 8 - (int)nearbyintf((float)bin / ((float)(bins - 1) / 4.0f));
     case RN_AUG_SOLARIZE:
-        return linspace31(255.0f, 0.0f, bin);
+        return linspace(255.0f, 0.0f, bins, bin);
     default:
         return 0.0;
     }
 }
 
+double rn_rand_augment_magnitude(int op, int bin, int h, int w) {
+    return space(op, RN_AUG_BINS, bin, h, w);
+}
+
+double rn_auto_augment_magnitude(int op, int bin, int h, int w) {
+    return space(op, RN_AA_BINS, bin, h, w);
+}
+
 void rn_rand_augment(uint8_t *img, int c, int h, int w, int num_ops, int bin, int bilinear,
                      rn_rng *r, uint8_t *scratch) {
     for (int k = 0; k < num_ops; k++) {
-        const int op = (int)(rn_rng_next(r) % RN_AUG_OPS);
+        const int op = (int)(rn_rng_next(r) % RN_AUG_WIDE_OPS);
         double m = rn_rand_augment_magnitude(op, bin, h, w);
         if (rn_augment_op_signed(op) && (rn_rng_next(r) & 1))
             m = -m;
@@ -502,7 +519,7 @@ void rn_rand_augment(uint8_t *img, int c, int h, int w, int num_ops, int bin, in
 
 void rn_trivial_augment(uint8_t *img, int c, int h, int w, int bilinear, rn_rng *r,
                         uint8_t *scratch, int *op, double *magnitude) {
-    const int o = (int)(rn_rng_next(r) % RN_AUG_OPS);
+    const int o = (int)(rn_rng_next(r) % RN_AUG_WIDE_OPS);
     const int bin = (int)(rn_rng_next(r) % RN_AUG_BINS);
     const int negative = (int)(rn_rng_next(r) & 1);
     double m = rn_augment_magnitude(o, bin);
@@ -513,4 +530,136 @@ void rn_trivial_augment(uint8_t *img, int c, int h, int w, int bilinear, rn_rng 
         *op = o;
     if (magnitude)
         *magnitude = m;
+}
+
+/* ---------------------------------------------------------------------------
+ * AutoAugment: torchvision's policies (AutoAugment._get_policies), each
+ * sub-policy two steps of (operation, probability, magnitude bin or -1)
+ * ------------------------------------------------------------------------- */
+
+#define S(op, prob, bin) {RN_AUG_##op, prob, bin}
+static const rn_aa_step POLICIES[RN_AA_POLICIES][RN_AA_SUBPOLICIES][2] = {
+    {/* imagenet */
+     {S(POSTERIZE, 0.4f, 8), S(ROTATE, 0.6f, 9)},
+     {S(SOLARIZE, 0.6f, 5), S(AUTOCONTRAST, 0.6f, -1)},
+     {S(EQUALIZE, 0.8f, -1), S(EQUALIZE, 0.6f, -1)},
+     {S(POSTERIZE, 0.6f, 7), S(POSTERIZE, 0.6f, 6)},
+     {S(EQUALIZE, 0.4f, -1), S(SOLARIZE, 0.2f, 4)},
+     {S(EQUALIZE, 0.4f, -1), S(ROTATE, 0.8f, 8)},
+     {S(SOLARIZE, 0.6f, 3), S(EQUALIZE, 0.6f, -1)},
+     {S(POSTERIZE, 0.8f, 5), S(EQUALIZE, 1.0f, -1)},
+     {S(ROTATE, 0.2f, 3), S(SOLARIZE, 0.6f, 8)},
+     {S(EQUALIZE, 0.6f, -1), S(POSTERIZE, 0.4f, 6)},
+     {S(ROTATE, 0.8f, 8), S(COLOR, 0.4f, 0)},
+     {S(ROTATE, 0.4f, 9), S(EQUALIZE, 0.6f, -1)},
+     {S(EQUALIZE, 0.0f, -1), S(EQUALIZE, 0.8f, -1)},
+     {S(INVERT, 0.6f, -1), S(EQUALIZE, 1.0f, -1)},
+     {S(COLOR, 0.6f, 4), S(CONTRAST, 1.0f, 8)},
+     {S(ROTATE, 0.8f, 8), S(COLOR, 1.0f, 2)},
+     {S(COLOR, 0.8f, 8), S(SOLARIZE, 0.8f, 7)},
+     {S(SHARPNESS, 0.4f, 7), S(INVERT, 0.6f, -1)},
+     {S(SHEAR_X, 0.6f, 5), S(EQUALIZE, 1.0f, -1)},
+     {S(COLOR, 0.4f, 0), S(EQUALIZE, 0.6f, -1)},
+     {S(EQUALIZE, 0.4f, -1), S(SOLARIZE, 0.2f, 4)},
+     {S(SOLARIZE, 0.6f, 5), S(AUTOCONTRAST, 0.6f, -1)},
+     {S(INVERT, 0.6f, -1), S(EQUALIZE, 1.0f, -1)},
+     {S(COLOR, 0.6f, 4), S(CONTRAST, 1.0f, 8)},
+     {S(EQUALIZE, 0.8f, -1), S(EQUALIZE, 0.6f, -1)},
+    },
+    {/* cifar10 */
+     {S(INVERT, 0.1f, -1), S(CONTRAST, 0.2f, 6)},
+     {S(ROTATE, 0.7f, 2), S(TRANSLATE_X, 0.3f, 9)},
+     {S(SHARPNESS, 0.8f, 1), S(SHARPNESS, 0.9f, 3)},
+     {S(SHEAR_Y, 0.5f, 8), S(TRANSLATE_Y, 0.7f, 9)},
+     {S(AUTOCONTRAST, 0.5f, -1), S(EQUALIZE, 0.9f, -1)},
+     {S(SHEAR_Y, 0.2f, 7), S(POSTERIZE, 0.3f, 7)},
+     {S(COLOR, 0.4f, 3), S(BRIGHTNESS, 0.6f, 7)},
+     {S(SHARPNESS, 0.3f, 9), S(BRIGHTNESS, 0.7f, 9)},
+     {S(EQUALIZE, 0.6f, -1), S(EQUALIZE, 0.5f, -1)},
+     {S(CONTRAST, 0.6f, 7), S(SHARPNESS, 0.6f, 5)},
+     {S(COLOR, 0.7f, 7), S(TRANSLATE_X, 0.5f, 8)},
+     {S(EQUALIZE, 0.3f, -1), S(AUTOCONTRAST, 0.4f, -1)},
+     {S(TRANSLATE_Y, 0.4f, 3), S(SHARPNESS, 0.2f, 6)},
+     {S(BRIGHTNESS, 0.9f, 6), S(COLOR, 0.2f, 8)},
+     {S(SOLARIZE, 0.5f, 2), S(INVERT, 0.0f, -1)},
+     {S(EQUALIZE, 0.2f, -1), S(AUTOCONTRAST, 0.6f, -1)},
+     {S(EQUALIZE, 0.2f, -1), S(EQUALIZE, 0.6f, -1)},
+     {S(COLOR, 0.9f, 9), S(EQUALIZE, 0.6f, -1)},
+     {S(AUTOCONTRAST, 0.8f, -1), S(SOLARIZE, 0.2f, 8)},
+     {S(BRIGHTNESS, 0.1f, 3), S(COLOR, 0.7f, 0)},
+     {S(SOLARIZE, 0.4f, 5), S(AUTOCONTRAST, 0.9f, -1)},
+     {S(TRANSLATE_Y, 0.9f, 9), S(TRANSLATE_Y, 0.7f, 9)},
+     {S(AUTOCONTRAST, 0.9f, -1), S(SOLARIZE, 0.8f, 3)},
+     {S(EQUALIZE, 0.8f, -1), S(INVERT, 0.1f, -1)},
+     {S(TRANSLATE_Y, 0.7f, 9), S(AUTOCONTRAST, 0.9f, -1)},
+    },
+    {/* svhn */
+     {S(SHEAR_X, 0.9f, 4), S(INVERT, 0.2f, -1)},
+     {S(SHEAR_Y, 0.9f, 8), S(INVERT, 0.7f, -1)},
+     {S(EQUALIZE, 0.6f, -1), S(SOLARIZE, 0.6f, 6)},
+     {S(INVERT, 0.9f, -1), S(EQUALIZE, 0.6f, -1)},
+     {S(EQUALIZE, 0.6f, -1), S(ROTATE, 0.9f, 3)},
+     {S(SHEAR_X, 0.9f, 4), S(AUTOCONTRAST, 0.8f, -1)},
+     {S(SHEAR_Y, 0.9f, 8), S(INVERT, 0.4f, -1)},
+     {S(SHEAR_Y, 0.9f, 5), S(SOLARIZE, 0.2f, 6)},
+     {S(INVERT, 0.9f, -1), S(AUTOCONTRAST, 0.8f, -1)},
+     {S(EQUALIZE, 0.6f, -1), S(ROTATE, 0.9f, 3)},
+     {S(SHEAR_X, 0.9f, 4), S(SOLARIZE, 0.3f, 3)},
+     {S(SHEAR_Y, 0.8f, 8), S(INVERT, 0.7f, -1)},
+     {S(EQUALIZE, 0.9f, -1), S(TRANSLATE_Y, 0.6f, 6)},
+     {S(INVERT, 0.9f, -1), S(EQUALIZE, 0.6f, -1)},
+     {S(CONTRAST, 0.3f, 3), S(ROTATE, 0.8f, 4)},
+     {S(INVERT, 0.8f, -1), S(TRANSLATE_Y, 0.0f, 2)},
+     {S(SHEAR_Y, 0.7f, 6), S(SOLARIZE, 0.4f, 8)},
+     {S(INVERT, 0.6f, -1), S(ROTATE, 0.8f, 4)},
+     {S(SHEAR_Y, 0.3f, 7), S(TRANSLATE_X, 0.9f, 3)},
+     {S(SHEAR_X, 0.1f, 6), S(INVERT, 0.6f, -1)},
+     {S(SOLARIZE, 0.7f, 2), S(TRANSLATE_Y, 0.6f, 7)},
+     {S(SHEAR_Y, 0.8f, 4), S(INVERT, 0.8f, -1)},
+     {S(SHEAR_X, 0.7f, 9), S(TRANSLATE_Y, 0.8f, 3)},
+     {S(SHEAR_Y, 0.8f, 5), S(AUTOCONTRAST, 0.7f, -1)},
+     {S(SHEAR_X, 0.7f, 2), S(INVERT, 0.1f, -1)},
+    },
+};
+#undef S
+
+const char *rn_auto_augment_policy_name(int policy) {
+    static const char *const names[RN_AA_POLICIES] = {"imagenet", "cifar10", "svhn"};
+    return policy >= 0 && policy < RN_AA_POLICIES ? names[policy] : "?";
+}
+
+const rn_aa_step *rn_auto_augment_subpolicy(int policy, int id) {
+    if (policy < 0 || policy >= RN_AA_POLICIES || id < 0 || id >= RN_AA_SUBPOLICIES)
+        return NULL;
+    return POLICIES[policy][id];
+}
+
+void rn_auto_augment_apply(uint8_t *img, int c, int h, int w, int policy, int id,
+                           const float probs[2], const int negative[2], int bilinear,
+                           uint8_t *scratch) {
+    const rn_aa_step *steps = rn_auto_augment_subpolicy(policy, id);
+    if (!steps)
+        return;
+    for (int k = 0; k < 2; k++) {
+        if (!(probs[k] <= steps[k].prob)) /* torch: a float32 tensor against the float */
+            continue;
+        double m = steps[k].bin >= 0 ? rn_auto_augment_magnitude(steps[k].op, steps[k].bin, h, w)
+                                     : 0.0;
+        if (rn_augment_op_signed(steps[k].op) && negative[k])
+            m = -m;
+        rn_augment_apply(img, c, h, w, steps[k].op, m, bilinear, scratch);
+    }
+}
+
+void rn_auto_augment(uint8_t *img, int c, int h, int w, int policy, int bilinear, rn_rng *r,
+                     uint8_t *scratch) {
+    /* torchvision's get_params: the sub-policy, two probabilities, two signs */
+    const int id = (int)(rn_rng_next(r) % RN_AA_SUBPOLICIES);
+    float probs[2];
+    int negative[2];
+    probs[0] = rn_rng_uniform(r);
+    probs[1] = rn_rng_uniform(r);
+    negative[0] = (int)(rn_rng_next(r) & 1);
+    negative[1] = (int)(rn_rng_next(r) & 1);
+    rn_auto_augment_apply(img, c, h, w, policy, id, probs, negative, bilinear, scratch);
 }

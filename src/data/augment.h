@@ -1,5 +1,5 @@
 /*
- * augment.h - torchvision's TrivialAugmentWide and RandAugment on 8-bit images, as its
+ * augment.h - torchvision's TrivialAugmentWide, RandAugment and AutoAugment on 8-bit images, as its
  * reference runs it on PIL images (each operation as Pillow 9 computes it,
  * bit for bit; tests/test_augment.c checks every operation at every
  * magnitude against torchvision).
@@ -16,7 +16,8 @@
 #include "core/rng.h"
 #include "resnet.h"
 
-/* TrivialAugmentWide's operations, in its order (its draw picks one of these) */
+/* TrivialAugmentWide's operations, in its order (its draw and RandAugment's pick one of the first
+ * RN_AUG_WIDE_OPS), then invert (AutoAugment's policies use it) */
 typedef enum rn_augment_op {
     RN_AUG_IDENTITY,
     RN_AUG_SHEAR_X,
@@ -32,8 +33,11 @@ typedef enum rn_augment_op {
     RN_AUG_SOLARIZE,
     RN_AUG_AUTOCONTRAST,
     RN_AUG_EQUALIZE,
+    RN_AUG_INVERT,
     RN_AUG_OPS
 } rn_augment_op;
+
+#define RN_AUG_WIDE_OPS 14 /* TrivialAugmentWide's and RandAugment's: identity .. equalize */
 
 #define RN_AUG_BINS 31 /* TrivialAugmentWide's num_magnitude_bins */
 
@@ -53,7 +57,7 @@ double rn_augment_magnitude(int op, int bin);
  * torchvision's _apply_op does on a PIL image with fill 0 and nearest
  * interpolation (bilinear 0: the classes' default) or bilinear (1: their
  * reference script's --interpolation default). scratch: c * h * w bytes. c
- * must be 1 or 3. */
+ * must be 1 or 3. Unknown operations leave img as it is. */
 void rn_augment_apply(uint8_t *img, int c, int h, int w, int op, double magnitude, int bilinear,
                       uint8_t *scratch);
 
@@ -73,5 +77,42 @@ void rn_rand_augment(uint8_t *img, int c, int h, int w, int num_ops, int bin, in
  * *magnitude: what was applied (may be NULL). */
 void rn_trivial_augment(uint8_t *img, int c, int h, int w, int bilinear, rn_rng *r,
                         uint8_t *scratch, int *op, double *magnitude);
+
+/* AutoAugment's policies (torchvision's AutoAugmentPolicy): 25 sub-policies of two steps each */
+enum { RN_AA_IMAGENET, RN_AA_CIFAR10, RN_AA_SVHN, RN_AA_POLICIES };
+#define RN_AA_SUBPOLICIES 25
+#define RN_AA_BINS 10 /* AutoAugment's magnitude bins */
+
+/* One step of a sub-policy: the operation, the probability it is applied with, its magnitude bin
+ * (0..9; -1 where the operation takes none). */
+typedef struct rn_aa_step {
+    int op;
+    float prob;
+    int bin;
+} rn_aa_step;
+
+/* The policy's name as torchvision spells it ("imagenet", "cifar10", "svhn"). */
+const char *rn_auto_augment_policy_name(int policy);
+
+/* The two steps of sub-policy `id` (0..24) of `policy`, as torchvision's AutoAugment lists them;
+ * NULL out of range. */
+const rn_aa_step *rn_auto_augment_subpolicy(int policy, int id);
+
+/* AutoAugment's magnitude of `bin` (0..9) for the operation on an h x w image: its float32 table
+ * by torch.linspace's scalar rule (as rn_rand_augment_magnitude's), posterize's bits; 0 for the
+ * operations without one. */
+double rn_auto_augment_magnitude(int op, int bin, int h, int w);
+
+/* Sub-policy `id` of `policy` on img, given its draws as torchvision's forward takes them: step k
+ * applied when probs[k] <= its probability (compared in float32), its magnitude negated where
+ * the operation is signed and negative[k]. */
+void rn_auto_augment_apply(uint8_t *img, int c, int h, int w, int policy, int id,
+                           const float probs[2], const int negative[2], int bilinear,
+                           uint8_t *scratch);
+
+/* AutoAugment(policy): draws from r a sub-policy, two uniform probabilities in [0, 1) and two
+ * signs (torchvision's get_params), and applies it. */
+void rn_auto_augment(uint8_t *img, int c, int h, int w, int policy, int bilinear, rn_rng *r,
+                     uint8_t *scratch);
 
 #endif

@@ -166,18 +166,22 @@ static void random_erase(const rn_loader *l, int64_t epoch, int64_t pos, float *
     }
 }
 
-/* TrivialAugmentWide or RandAugment on the (c, h, w) bytes of the image at (epoch, pos), with
- * the draws of a generator of its own. */
+/* TrivialAugmentWide, RandAugment or AutoAugment on the (c, h, w) bytes of the image at (epoch,
+ * pos), with the draws of a generator of its own. */
 static void auto_augment(const rn_loader *l, int64_t epoch, int64_t pos, uint8_t *img,
                          uint8_t *scratch) {
     rn_rng r;
     rn_rng_seed_at(&r, l->cfg.seed, TAG_AUTO, epoch, pos);
+    const int bilinear = l->cfg.auto_augment_bilinear != 0;
     if (l->cfg.auto_augment == RN_AUTO_AUGMENT_RA)
         rn_rand_augment(img, l->c, l->h, l->w, l->cfg.ra_ops > 0 ? l->cfg.ra_ops : 2,
-                        l->cfg.ra_magnitude, l->cfg.auto_augment_bilinear != 0, &r, scratch);
+                        l->cfg.ra_magnitude, bilinear, &r, scratch);
+    else if (l->cfg.auto_augment >= RN_AUTO_AUGMENT_IMAGENET)
+        rn_auto_augment(img, l->c, l->h, l->w,
+                        RN_AA_IMAGENET + (l->cfg.auto_augment - RN_AUTO_AUGMENT_IMAGENET), bilinear,
+                        &r, scratch);
     else
-        rn_trivial_augment(img, l->c, l->h, l->w, l->cfg.auto_augment_bilinear != 0, &r, scratch,
-                           NULL, NULL);
+        rn_trivial_augment(img, l->c, l->h, l->w, bilinear, &r, scratch, NULL, NULL);
 }
 
 /* In memory: writes dataset image `index`, augmented with the draws for
@@ -439,12 +443,12 @@ static rn_status check_config(const rn_dataset *ds, const rn_loader_config *cfg)
     if (cfg->crop_padding < 0 || cfg->crop_padding > LOADER_MAX_PADDING)
         return rn_fail(RN_ERR_ARG, "loader: crop padding %d is not in 0..%d", cfg->crop_padding,
                        LOADER_MAX_PADDING);
-    if (cfg->auto_augment < RN_AUTO_AUGMENT_NONE || cfg->auto_augment > RN_AUTO_AUGMENT_RA)
+    if (cfg->auto_augment < RN_AUTO_AUGMENT_NONE || cfg->auto_augment > RN_AUTO_AUGMENT_SVHN)
         return rn_fail(RN_ERR_ARG, "loader: auto_augment %d is none of RN_AUTO_AUGMENT_*",
                        cfg->auto_augment);
     if (cfg->auto_augment && ds->channels != 1 && ds->channels != 3)
-        return rn_fail(RN_ERR_ARG, "loader: TrivialAugment and RandAugment work on images of 1 or "
-                       "3 channels, not %d", ds->channels);
+        return rn_fail(RN_ERR_ARG, "loader: TrivialAugment, RandAugment and AutoAugment work on "
+                       "images of 1 or 3 channels, not %d", ds->channels);
     if (cfg->auto_augment == RN_AUTO_AUGMENT_RA &&
         (cfg->ra_magnitude < 0 || cfg->ra_magnitude >= RN_AUG_BINS || cfg->ra_ops < 0 ||
          cfg->ra_ops > 64))
