@@ -16,7 +16,7 @@ static arg_spec SPECS[] = {
     {"width", ARG_INT, "64", CLI_WIDTH_TEXT " (not with --weights: the file's)", 0, 0},
     {"in-channels", ARG_INT, "3", "input channels (not with --weights: the file's)", 0, 0},
     {"num-classes", ARG_INT, "1000", "output classes (not with --weights: the file's)", 0, 0},
-    {"image-size", ARG_INT, "-1", "input height and width; -1: the size --weights was trained at (its "
+    {"image-size", ARG_INT, "-1", "input height and width; -1: the size --weights was evaluated at (its "
      "image_size), else 224", 0, 0},
 };
 

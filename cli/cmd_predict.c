@@ -46,7 +46,8 @@ static arg_spec SPECS[] = {
     {"json", ARG_FLAG, NULL, "one JSON object per image per line", 0, 0},
     {"batch-size", ARG_INT, "16", "images per forward pass", 0, 0},
     {"resize-size", ARG_INT, "0", "ImageNet-style: the shorter side after Resize; datasets: the square side; "
-     "0: from the checkpoint (int(crop / 0.875) or image_size)", 0, 0},
+     "0: from the checkpoint (its train --val-resize-size at its own crop, else int(crop / 0.875); or "
+     "image_size)", 0, 0},
     {"crop-size", ARG_INT, "0", "side of the center crop fed to the network; 0: the checkpoint's image_size "
      "(224 for ImageNet-style, the resize side for datasets)", 0, 0},
     {"normalize", ARG_STRING, "auto", "none, imagenet, MEAN,..:STD,.., or auto (the checkpoint's, else ImageNet's "
@@ -67,6 +68,7 @@ static arg_spec SPECS[] = {
 typedef struct predict_meta {
     char dataset[META_CAP];     /* "" if absent */
     char image_size[META_CAP];
+    char resize_size[META_CAP]; /* train --val-resize-size; "" or "0": int(crop / 0.875) */
     char normalize[META_CAP];
     char *class_names;          /* malloc'ed, or NULL */
     int nomem;                  /* copying class_names failed */
@@ -80,6 +82,8 @@ static void on_meta(void *ctx, const char *key, const char *value) {
         snprintf(m->dataset, META_CAP, "%s", value);
     else if (strcmp(key, "image_size") == 0)
         snprintf(m->image_size, META_CAP, "%s", value);
+    else if (strcmp(key, "resize_size") == 0)
+        snprintf(m->resize_size, META_CAP, "%s", value);
     else if (strcmp(key, "normalize") == 0)
         snprintf(m->normalize, META_CAP, "%s", value);
     else if (strcmp(key, "class_names") == 0) {
@@ -264,7 +268,11 @@ static int make_plan(const arg_table *t, const predict_meta *meta, int channels,
         p->crop = crop ? crop : p->resize;
     } else {
         p->crop = crop ? crop : meta_size ? meta_size : 224;
-        p->resize = resize ? resize : (int)(p->crop / 0.875);
+        /* the checkpoint's resize goes with its crop: a --crop-size of its own takes the ratio */
+        const long meta_resize = crop || !meta_size ? 0 : strtol(meta->resize_size, NULL, 10);
+        p->resize = resize                                               ? resize
+                    : meta_resize > 0 && meta_resize <= RN_RESIZE_MAX_SIDE ? (int)meta_resize
+                                                                         : (int)(p->crop / 0.875);
     }
     if (p->resize < 1) {
         cli_error("predict", "--resize-size %d is too small for --crop-size %d", p->resize, p->crop);

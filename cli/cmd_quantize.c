@@ -220,6 +220,8 @@ int cmd_quantize(int argc, char **argv) {
     if (!cli_meta_list_set(&all.list, "dataset", used_dataset) ||
         !cli_meta_list_set(&all.list, "calibration_dataset", kind) ||
         !cli_meta_list_set(&all.list, "image_size", used_size) ||
+        /* the resize calibration used (the checkpoint's goes with its own size only) */
+        !cli_meta_list_set(&all.list, "resize_size", cfg.resize_size > 0 ? meta.resize_size : "0") ||
         !cli_meta_list_set(&all.list, "normalize", used_norm) || all.list.nomem) {
         cli_error("quantize", "out of memory");
         goto done;

@@ -94,6 +94,13 @@ static arg_spec SPECS[] = {
      "(ConstantLR's)", 0, 0},
     {"label-smoothing", ARG_STRING, "0", "cross-entropy label smoothing in [0, 1]", 0, 0},
     {"image-size", ARG_INT, "0", "resize images to this size (bilinear); 0: the dataset's own (224 for folders)", 0, 0},
+    {"val-image-size", ARG_INT, "0", "evaluate at this size (torchvision's --val-crop-size; folders: the centre "
+     "crop's side), so a run can train smaller than it tests (torchvision's --train-crop-size 176 "
+     "--val-crop-size 224 is --image-size 176 --val-image-size 224); saved as the checkpoint's image_size, which "
+     "eval, predict, export and quantize use; 0: --image-size", 0, 0},
+    {"val-resize-size", ARG_INT, "0", "image folders: the evaluation resizes the shorter side to this before the "
+     "centre crop (torchvision's --val-resize-size; saved in the checkpoint for eval and predict); 0: int(crop / "
+     "0.875), 256 for 224", 0, 0},
     {"augment", ARG_STRING, "auto", "training augmentation: none, flip, crop, crop+flip (crop: random crop after "
      "padding by 4 pixels, crop:N by N, as torchvision's RandomCrop(size, padding=N); RandomResizedCrop "
      "for folders); auto: crop+flip for folders, none otherwise", 0, 0},
@@ -157,7 +164,8 @@ static arg_spec SPECS[] = {
  * batch and image size: a run that cannot fit in the memory available is
  * refused before anything large is allocated. Returns 0 after a message. */
 static int fits_in_memory(const train_run *r, const rn_train_config *cfg) {
-    const int S = r->lcfg.image_size ? r->lcfg.image_size : r->train.height;
+    const int side = r->lcfg.image_size ? r->lcfg.image_size : r->train.height,
+              val = train_eval_side(r), S = side > val ? side : val;
     /* the loader's batch and the one the loop fills: this rank's share of the global batch */
     size_t image = (size_t)r->train.channels * (size_t)S * (size_t)S * sizeof(float) + sizeof(int32_t);
     /* --ema: a second model (the average's weights) and its evaluation */
@@ -596,6 +604,14 @@ static int check_flags(train_run *r, int *batch, int *size, int *threads, int pl
         return 0;
     }
     const int folder = rn_dataset_kind_is_folder(args_str(t, "dataset"));
+    if (!args_int(t, "val-image-size", 0, 4096, &r->val_size) ||
+        !args_int(t, "val-resize-size", 0, 4096, &r->val_resize))
+        return 0;
+    if (r->val_resize && !folder) {
+        cli_error(t->command, "--val-resize-size is for image folders (--dataset folder or folder-gray); images "
+                  "of %s are resized straight to --val-image-size", args_str(t, "dataset"));
+        return 0;
+    }
     return cli_parse_augment(t, &r->lcfg, folder ? "crop+flip" : "none") && cli_parse_tta(t, &r->lcfg) &&
            cli_parse_normalize(t, &r->lcfg, r->norm_text, sizeof r->norm_text);
 }
@@ -800,7 +816,8 @@ int cmd_train(int argc, char **argv) {
     /* in-memory splits go to the network at their own size unless --image-size resizes them: a
      * test split of another shape had been evaluated at it without a word */
     if (!folder && (r.test.channels != r.train.channels ||
-                    (!r.lcfg.image_size && (r.test.height != r.train.height || r.test.width != r.train.width)))) {
+                    (!r.lcfg.image_size && !r.val_size &&
+                     (r.test.height != r.train.height || r.test.width != r.train.width)))) {
         cli_error(r.dist.what, "%s: the test split's images are %dx%dx%d, the training split's %dx%dx%d%s", data,
                   r.test.channels, r.test.height, r.test.width, r.train.channels, r.train.height, r.train.width,
                   r.test.channels != r.train.channels ? "" : " (--image-size resizes both to one size)");
@@ -918,11 +935,17 @@ started:
         char width[32] = "";
         if (rn_model_width(r.m) != RN_DEFAULT_WIDTH)
             snprintf(width, sizeof width, " width %d", rn_model_width(r.m));
-        printf("training %s%s (%lld parameters) on %s: %d training / %d test images of %dx%dx%d, "
+        char val[96] = ""; /* --val-image-size, --val-resize-size */
+        const int side = size ? size : r.train.height, vside = train_eval_side(&r);
+        if (r.val_resize)
+            snprintf(val, sizeof val, " (evaluated at %dx%d after resizing to %d)", vside, vside, r.val_resize);
+        else if (vside != side)
+            snprintf(val, sizeof val, " (evaluated at %dx%d)", vside, vside);
+        printf("training %s%s (%lld parameters) on %s: %d training / %d test images of %dx%dx%d%s, "
                "batch %d, %d steps per epoch, %d threads\n",
                rn_model_arch(r.m), width, (long long)rn_model_param_count(r.m), kind, r.train.count, r.test.count,
-               r.train.channels, size ? size : r.train.height, size ? size : r.train.width, batch,
-               rn_loader_steps(r.loader), rn_get_threads());
+               r.train.channels, side, size ? size : r.train.width, val, batch, rn_loader_steps(r.loader),
+               rn_get_threads());
         if (strcmp(rn_trainer_precision(r.tr), "bf16") == 0)
             printf("mixed precision: the convolutions' and classifier's GEMM products on bf16 "
                    "operands (%s kernels) with fp32 sums, the direct convolution's on bf16 pairs, "
@@ -966,7 +989,7 @@ started:
     if (status == 0 && r.save[0] && !args_flag(&t, "no-report")) {
         char dir[1100];
         cli_report_dir(r.save, dir, sizeof dir);
-        rn_loader_config rcfg = r.lcfg;
+        rn_loader_config rcfg = train_eval_loader(&r);
         rcfg.shards = rcfg.shard = 0;
         rcfg.batch_size /= r.dist.size; /* this rank's share, as planned */
         cli_report_args a = {.command = "train", .model = r.m, .ds = &r.test, .loader = &rcfg,

@@ -221,6 +221,7 @@ void cli_unmake_output_dirs(const char *path, const cli_made_dirs *made) {
 void cli_ckpt_meta_init(cli_ckpt_meta *meta) {
     snprintf(meta->dataset, sizeof meta->dataset, "fashion-mnist");
     snprintf(meta->image_size, sizeof meta->image_size, "0");
+    snprintf(meta->resize_size, sizeof meta->resize_size, "0");
     snprintf(meta->normalize, sizeof meta->normalize, "none");
 }
 
@@ -230,6 +231,8 @@ void cli_ckpt_meta_take(void *ctx, const char *key, const char *value) {
         snprintf(e->dataset, sizeof e->dataset, "%s", value);
     else if (strcmp(key, "image_size") == 0)
         snprintf(e->image_size, sizeof e->image_size, "%s", value);
+    else if (strcmp(key, "resize_size") == 0)
+        snprintf(e->resize_size, sizeof e->resize_size, "%s", value);
     else if (strcmp(key, "normalize") == 0)
         snprintf(e->normalize, sizeof e->normalize, "%s", value);
 }
@@ -260,6 +263,11 @@ int cli_eval_config(const arg_table *t, const char *weights, const cli_ckpt_meta
     memset(cfg, 0, sizeof *cfg);
     cfg->batch_size = batch;
     cfg->image_size = size >= 0 ? size : atoi(meta->image_size);
+    /* image folders at the checkpoint's size: its evaluation's resize (train --val-resize-size) */
+    if (size < 0 && rn_dataset_kind_is_folder(kind)) {
+        const int resize = atoi(meta->resize_size);
+        cfg->resize_size = resize > 0 && resize <= 4096 ? resize : 0;
+    }
     const char *norm_flag = args_str(t, "normalize");
     if (strcmp(norm_flag, "auto") != 0 && !set_normalize(norm_flag, cfg)) {
         cli_error(t->command, "--normalize must be auto, none, imagenet or MEAN,..:STD,.. (e.g. 0.286:0.353), "

@@ -83,15 +83,15 @@ int cli_write_failed(const char *command, rn_status st);
  * its weights load: rn_model_load_meta(path, arch, cli_ckpt_meta_take, &meta,
  * &m) after cli_ckpt_meta_init(&meta) (fashion-mnist, 0, none when absent). */
 typedef struct cli_ckpt_meta {
-    char dataset[64], image_size[32], normalize[256];
+    char dataset[64], image_size[32], resize_size[32], normalize[256];
 } cli_ckpt_meta;
 void cli_ckpt_meta_init(cli_ckpt_meta *meta);
 void cli_ckpt_meta_take(void *ctx, const char *key, const char *value);
 
 /* The dataset kind and loader configuration to evaluate checkpoint `weights`
  * with, from --dataset, --batch-size, --image-size and --normalize, whose
- * "auto" (and image size -1) take the checkpoint's metadata. Returns 0 after
- * an error message. */
+ * "auto" (and image size -1) take the checkpoint's metadata (image size -1 on
+ * an image folder: its resize_size too). Returns 0 after an error message. */
 int cli_eval_config(const arg_table *t, const char *weights, const cli_ckpt_meta *meta, char *kind,
                     size_t kind_cap, rn_loader_config *cfg);
 

@@ -26,9 +26,24 @@ double train_clock_s(void) {
 }
 
 /* Writes the checkpoint; returns 0 or, after saying why, an exit status. */
+rn_loader_config train_eval_loader(const train_run *r) {
+    rn_loader_config c = r->lcfg;
+    if (r->val_size)
+        c.image_size = r->val_size;
+    c.resize_size = r->val_resize;
+    return c;
+}
+
+int train_eval_side(const train_run *r) {
+    const rn_loader_config c = train_eval_loader(r);
+    return c.image_size ? c.image_size : r->test.height;
+}
+
 static int save_checkpoint(train_run *r, int64_t epoch, int64_t position) {
-    char size[16], ep[32], pos[32], seed[32], ranks[16], elapsed[32], tally[7][40];
-    snprintf(size, sizeof size, "%d", r->lcfg.image_size ? r->lcfg.image_size : r->train.height);
+    char size[16], resize[16], ep[32], pos[32], seed[32], ranks[16], elapsed[32], tally[7][40];
+    /* what eval and predict take: the evaluation's sizes */
+    snprintf(size, sizeof size, "%d", train_eval_side(r));
+    snprintf(resize, sizeof resize, "%d", r->val_resize);
     snprintf(ep, sizeof ep, "%lld", (long long)epoch);
     snprintf(pos, sizeof pos, "%lld", (long long)position);
     snprintf(seed, sizeof seed, "%d", r->seed);
@@ -38,8 +53,8 @@ static int save_checkpoint(train_run *r, int64_t epoch, int64_t position) {
     size_t used = 0;
     for (int c = 0; r->train.class_names && c < r->train.num_classes && used < sizeof names; c++)
         used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", c ? "\n" : "", r->train.class_names[c]);
-    const char *keys[] = {"image_size", "normalize", "dataset", "stem", "class_names"};
-    const char *vals[] = {size, r->norm_text, args_str(r->t, "dataset"),
+    const char *keys[] = {"image_size", "resize_size", "normalize", "dataset", "stem", "class_names"};
+    const char *vals[] = {size, resize, r->norm_text, args_str(r->t, "dataset"),
                           rn_model_stem(r->m) == RN_STEM_CIFAR ? "cifar" : "imagenet", names};
     const double now = train_clock_s();
     snprintf(elapsed, sizeof elapsed, "%.3f", r->elapsed_before + now - r->started);
@@ -60,7 +75,7 @@ static int save_checkpoint(train_run *r, int64_t epoch, int64_t position) {
     }
     memcpy(okeys + no, r->plan.keys, (size_t)r->plan.count * sizeof *okeys);
     memcpy(ovals + no, r->plan.values, (size_t)r->plan.count * sizeof *ovals);
-    int nkeys = r->train.class_names && used < sizeof names ? 5 : 4;
+    int nkeys = r->train.class_names && used < sizeof names ? 6 : 5;
     int status = train_ckpt_save(&r->ck, r->m, r->tr, keys, vals, nkeys, okeys, ovals, no + r->plan.count);
     /* --ema: the average as a weights file of its own, with the checkpoint's metadata and its run
      * id and step, which tell whether it is the checkpoint's (a kill between the two writes leaves
@@ -68,8 +83,8 @@ static int save_checkpoint(train_run *r, int64_t epoch, int64_t position) {
      * is for eval, predict, export */
     char step[32];
     snprintf(step, sizeof step, "%lld", (long long)rn_trainer_steps(r->tr));
-    const char *ekeys[] = {"run_id", "step", keys[0], keys[1], keys[2], keys[3], keys[4]};
-    const char *evals[] = {r->ck.run_id, step, vals[0], vals[1], vals[2], vals[3], vals[4]};
+    const char *ekeys[] = {"run_id", "step", keys[0], keys[1], keys[2], keys[3], keys[4], keys[5]};
+    const char *evals[] = {r->ck.run_id, step, vals[0], vals[1], vals[2], vals[3], vals[4], vals[5]};
     if (status == 0 && r->lead && r->ema_path[0] &&
         (rn_trainer_ema_weights(r->tr, r->ema_m) != RN_OK ||
          rn_model_save_meta(r->ema_m, r->ema_path, ekeys, evals, nkeys + 2) != RN_OK)) {
@@ -385,7 +400,7 @@ int train_loop(train_run *r, int64_t start_epoch, int64_t start_position) {
         const int evaluate = epoch + 1 == r->epochs || (r->eval_every > 0 && (epoch + 1) % r->eval_every == 0);
         rn_eval_result ev = {0}, ema = {0};
         if (evaluate) {
-            rn_loader_config ecfg = r->lcfg;
+            rn_loader_config ecfg = train_eval_loader(r);
             ecfg.batch_size = local; /* as fits_in_memory planned it (the global batch had run on
                                         every rank, ranks times what was checked) */
             train_dist_sync_model(&r->dist);

@@ -35,6 +35,7 @@ typedef struct train_run {
     int curves;             /* the SVG curves were written by this train_run */
     int epochs, eval_every, max_steps, log_every, seed, num_classes, save_every, max_bad_steps;
     int warmup_epochs; /* --warmup-epochs: warmup_steps set from it once the epoch's steps are known */
+    int val_size, val_resize; /* --val-image-size, --val-resize-size (0: as trained, int(S / 0.875)) */
     train_plan plan;        /* recorded in every checkpoint; read back on --resume */
     train_dist dist;        /* the ranks of a data-parallel run (one without a launcher) */
     int lead;               /* rank 0: prints, logs and saves */
@@ -50,6 +51,12 @@ typedef struct train_run {
     int stopped_together;   /* the loop stopped where every rank stops alike (too many bad steps:
                                all skip the same steps), so no rank need be aborted */
 } train_run;
+
+/* The evaluation's loader configuration: the training's, at --val-image-size with
+ * --val-resize-size. */
+rn_loader_config train_eval_loader(const train_run *r);
+/* The side the evaluation feeds the network (the checkpoint's image_size). */
+int train_eval_side(const train_run *r);
 
 /* Seconds on a monotonic clock. */
 double train_clock_s(void);

@@ -696,6 +696,9 @@ typedef struct rn_loader_config {
     int auto_augment_bilinear; /* the geometric operations of auto_augment with bilinear
                                 * interpolation (torchvision's reference script's default); 0:
                                 * nearest (the TrivialAugmentWide and RandAugment classes') */
+    int resize_size;           /* image folders, without crop_padding (evaluation): Resize's
+                                * shorter side before CenterCrop(image_size) (torchvision's
+                                * --val-resize-size); 0: int(S / 0.875). In-memory datasets: 0 */
 } rn_loader_config;
 
 enum {
@@ -737,8 +740,8 @@ typedef struct rn_loader_state {
  *
  * Image folders, S = image_size (0: 224): each image is decoded (JPEG or
  * PNG) then, with crop_padding > 0, RandomResizedCrop(S, crop_scale,
- * crop_ratio) + flip, else Resize(int(S / 0.875)) + CenterCrop(S) (exactly
- * torchvision's) and the flip; then ToTensor and, with normalize,
+ * crop_ratio) + flip, else Resize(resize_size, 0: int(S / 0.875)) +
+ * CenterCrop(S) (exactly torchvision's) and the flip; then ToTensor and, with normalize,
  * Normalize(mean, std). The images of a batch are decoded in parallel
  * (rn_get_threads() threads on the background thread). A file that
  * fails to decode fails rn_loader_next with a message naming it (the

@@ -866,6 +866,49 @@ expect 2 "quantize --split val on fashion-mnist" "$R" quantize --weights md/m.sa
 has err "no val split" "quantize --split val says why"
 [ ! -e rv ] && ok || bad "a refused report or quantize left the folder rv"
 
+# ---- evaluated at a size of its own (--val-image-size, --val-resize-size) ---------------------------------
+# torchvision's --train-crop-size / --val-crop-size / --val-resize-size: the epoch's evaluation at
+# Resize(26) + CenterCrop(24) while training at 20; the checkpoint records them, so eval of it
+# reproduces the epoch's figures, and eval at --image-size 24 (resize int(24 / 0.875) = 27) does not
+expect 0 "train at 20, evaluate at 26 -> 24" "$R" train --data folder --dataset folder-gray --image-size 20 \
+    --val-image-size 24 --val-resize-size 26 --width 8 --batch-size 4 --epochs 1 --quiet --no-report \
+    --save fv/m.safetensors
+"$PY" - fv/m.safetensors <<'PY' && ok || bad "the checkpoint does not record the evaluation's sizes"
+import json, struct, sys
+data = open(sys.argv[1], "rb").read()
+meta = json.loads(data[8:8 + struct.unpack("<Q", data[:8])[0]])["__metadata__"]
+sys.exit(0 if meta.get("image_size") == "24" and meta.get("resize_size") == "26" else 1)
+PY
+expect 0 "eval of it (its sizes)" "$R" eval --weights fv/m.safetensors --dataset folder-gray --data folder --json
+cp out fv/eval.json
+expect 0 "eval of it at --image-size 24" "$R" eval --weights fv/m.safetensors --dataset folder-gray --data folder \
+    --json --image-size 24
+"$PY" - fv/m.log.jsonl fv/eval.json out <<'PY' && ok || bad "eval of the checkpoint is not the epoch's evaluation"
+import json, sys
+last = [json.loads(l) for l in open(sys.argv[1]) if l.startswith('{"epoch"')][-1]
+ev, other = json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
+same = abs(ev["top1"] - last["test_acc"]) < 1e-6 and abs(ev["loss"] - last["test_loss"]) < 1e-5
+sys.exit(0 if same and abs(other["loss"] - ev["loss"]) > 1e-6 else 1)
+PY
+# images in memory: --val-image-size resizes the test split (bilinear); no resize-then-crop there
+expect 0 "train at 28, evaluate at 32" "$R" train --data tiny --val-image-size 32 --width 8 --batch-size 8 \
+    --epochs 1 --quiet --no-report --save fv/t.safetensors
+expect 0 "eval of it" "$R" eval --weights fv/t.safetensors --data tiny --json
+cp out fv/teval.json
+expect 0 "eval of it at the images' own size" "$R" eval --weights fv/t.safetensors --data tiny --json --image-size 0
+"$PY" - fv/t.log.jsonl fv/teval.json out fv/t.safetensors <<'PY' && ok || bad "in memory: not evaluated at 32"
+import json, struct, sys
+last = [json.loads(l) for l in open(sys.argv[1]) if l.startswith('{"epoch"')][-1]
+ev, other = json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
+data = open(sys.argv[4], "rb").read()
+meta = json.loads(data[8:8 + struct.unpack("<Q", data[:8])[0]])["__metadata__"]
+sys.exit(0 if meta["image_size"] == "32" and abs(ev["loss"] - last["test_loss"]) < 1e-5 and
+         abs(other["loss"] - ev["loss"]) > 1e-6 else 1)
+PY
+expect 2 "--val-resize-size on images in memory" "$R" train --data tiny --val-resize-size 30 --epochs 1 \
+    --save fv/x.safetensors
+has err "--val-resize-size is for image folders" "the refusal says why"
+
 # ---- a folder's classes matched to the checkpoint's by name -------------------------------------------
 
 expect 0 "train on a folder (classes a, b)" "$R" train --data folder --dataset folder-gray --image-size 28 --width 8 \

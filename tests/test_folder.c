@@ -6,7 +6,7 @@
  * root), which writes a small ImageFolder and torchvision's view of it, then
  * checks: classes, sample order and labels equal ImageFolder's; evaluation
  * batches equal torchvision's Resize(int(S/0.875)) + CenterCrop(S) +
- * ToTensor + Normalize tensors (RGB and "L"); training batches
+ * ToTensor + Normalize tensors (RGB and "L"; and Resize(66), resize_size); training batches
  * (RandomResizedCrop + flip) are deterministic for a seed and a thread
  * count, differ across seeds, resume exactly from a saved state; a corrupt
  * file mid-epoch is a clean error naming it; broken folders fail naming the
@@ -177,7 +177,7 @@ static void test_listing(void) {
  * Evaluation batches against torchvision
  * ------------------------------------------------------------------------- */
 
-static void test_eval(const char *kind, const char *npy, int channels) {
+static void test_eval(const char *kind, const char *npy, int channels, int resize) {
     rn_dataset ds;
     if (rn_dataset_load(tmp("good"), kind, 0, &ds) != RN_OK) {
         CHECK(0, "%s: %s", kind, rn_last_error());
@@ -190,6 +190,7 @@ static void test_eval(const char *kind, const char *npy, int channels) {
     int32_t *lab = malloc(n * sizeof *lab);
     rn_loader_config cfg = config(5, 1);   /* 18 images: batches of 5, 5, 5, 3 */
     cfg.normalize = rn_dataset_default_normalize(&ds, cfg.mean, cfg.std);
+    cfg.resize_size = resize;
     int got = run_loader(&ds, &cfg, 1, x, lab);
     CHECK(got == (int)n, "%s: one epoch gives %d of %zu images", kind, got, n);
     if (want && got == (int)n) {
@@ -493,8 +494,9 @@ int main(void) {
           cmd);
     if (made) {
         test_listing();
-        test_eval("folder", "val_eval.npy", 3);
-        test_eval("folder-gray", "val_gray.npy", 1);
+        test_eval("folder", "val_eval.npy", 3, 0);
+        test_eval("folder-gray", "val_gray.npy", 1, 0);
+        test_eval("folder", "val_resize66.npy", 3, 66);
         test_train();
         test_train_trivial();
         test_corrupt();

@@ -641,6 +641,10 @@ static void test_loader_randaugment(void) {
     cfg.auto_augment = RN_AUTO_AUGMENT_SVHN + 1;
     CHECK(rn_loader_create(&ds, &cfg, &l) == RN_ERR_ARG && !l, "auto_augment %d refused",
           RN_AUTO_AUGMENT_SVHN + 1);
+    cfg.auto_augment = RN_AUTO_AUGMENT_NONE;
+    cfg.resize_size = 40; /* the image folders' evaluation resize: none in memory */
+    CHECK(rn_loader_create(&ds, &cfg, &l) == RN_ERR_ARG && !l && strstr(rn_last_error(), "resize size 40"),
+          "resize_size refused for images in memory: %s", rn_last_error());
     rn_dataset_free(&ds);
 }
 

@@ -16,6 +16,8 @@ writes
                                    ToTensor + Normalize(ImageNet), S = 64
   DIR/val_gray.npy                 (N, 1, S, S): the same on convert("L"),
                                    Normalize(0.449, 0.226)
+  DIR/val_resize66.npy             (N, 3, S, S): as val_eval.npy with Resize(66)
+                                   (torchvision's --val-resize-size)
 and the broken folders the C test expects to fail:
   DIR/corrupt   a truncated JPEG and a PNG of garbage in class b of train
   DIR/emptyclass  class b of train holds no image
@@ -104,6 +106,10 @@ def write_reference(out, good):
     val = datasets.ImageFolder(os.path.join(good, "val"), transform=eval_tf)
     np.save(os.path.join(out, "val_eval.npy"),
             torch.stack([val[i][0] for i in range(len(val))]).numpy().astype(np.float32))
+    resized = datasets.ImageFolder(os.path.join(good, "val"), transform=transforms.Compose(
+        [transforms.Resize(66), transforms.CenterCrop(S), transforms.ToTensor(), norm]))
+    np.save(os.path.join(out, "val_resize66.npy"),
+            torch.stack([resized[i][0] for i in range(len(resized))]).numpy().astype(np.float32))
     gray = datasets.ImageFolder(os.path.join(good, "val"), transform=gray_tf,
                                 loader=lambda p: datasets.folder.pil_loader(p).convert("L"))
     np.save(os.path.join(out, "val_gray.npy"),

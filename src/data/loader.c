@@ -437,6 +437,10 @@ static rn_status check_config(const rn_dataset *ds, const rn_loader_config *cfg)
     if (cfg->batch_size < 1 || cfg->batch_size > LOADER_MAX_BATCH)
         return rn_fail(RN_ERR_ARG, "loader: batch size %d is not in 1..%d", cfg->batch_size,
                        LOADER_MAX_BATCH);
+    if (cfg->resize_size < 0 || cfg->resize_size > RN_RESIZE_MAX_SIDE || (!files && cfg->resize_size))
+        return rn_fail(RN_ERR_ARG, "loader: resize size %d is not in 0..%d%s", cfg->resize_size,
+                       RN_RESIZE_MAX_SIDE, files ? "" : " (or is given for images in memory, which "
+                       "are resized straight to image_size)");
     if (cfg->image_size < 0 || cfg->image_size > RN_RESIZE_MAX_SIDE)
         return rn_fail(RN_ERR_ARG, "loader: image size %d is not in 0..%d", cfg->image_size,
                        RN_RESIZE_MAX_SIDE);
@@ -498,13 +502,14 @@ static void make_tables(rn_loader *l) {
         }
 }
 
-/* Image files: torchvision's Resize(int(S / 0.875)) + CenterCrop(S), or
+/* Image files: torchvision's Resize(R) + CenterCrop(S) (R: resize_size, else int(S / 0.875)), or
  * RandomResizedCrop(S, scale, ratio) + flip, then Normalize. */
 static void make_preprocess(rn_loader *l) {
     rn_preprocess_config *pp = &l->pp;
     rn_preprocess_config_imagenet(pp);
     pp->crop_size = l->h;
-    pp->resize_size = (int)((double)l->h / 0.875);   /* Python: int(S / 0.875) */
+    pp->resize_size = l->cfg.resize_size > 0 ? l->cfg.resize_size
+                                             : (int)((double)l->h / 0.875); /* Python: int(S / 0.875) */
     pp->hflip = l->cfg.flip != 0;
     if (l->cfg.crop_scale[1] > 0.0f)
         memcpy(pp->scale, l->cfg.crop_scale, sizeof pp->scale);
