@@ -118,6 +118,11 @@ static arg_spec SPECS[] = {
      "operations each applied with its own probability (invert among them); each operation as torchvision "
      "computes it on a PIL image", 0, 0},
     {"ra-magnitude", ARG_INT, "9", "RandAugment's magnitude, 0..30 (torchvision's --ra-magnitude)", 0, 0},
+    {"ra-sampler", ARG_FLAG, NULL, "repeated augmentation, torchvision's --ra-sampler (RASampler): each image of "
+     "the epoch's order --ra-reps times in a row, each time augmented apart, the epoch cut to (images / 256) x 256 "
+     "of them, so it sees about 1 / reps of the images (torchvision uses it under torchrun only; here with any "
+     "number of ranks)", 0, 0},
+    {"ra-reps", ARG_INT, "3", "--ra-sampler's repetitions, 2..64 (torchvision's --ra-reps)", 0, 0},
     {"aa-interpolation", ARG_STRING, "bilinear", "bilinear or nearest: how --auto-augment's shears, translations "
      "and rotations sample the image (bilinear: torchvision's reference script's --interpolation default; "
      "nearest: the TrivialAugmentWide, RandAugment and AutoAugment classes' own default)", 0, 0},
@@ -598,6 +603,15 @@ static int check_flags(train_run *r, int *batch, int *size, int *threads, int pl
         cli_error(t->command, "--ra-magnitude sets RandAugment's strength: give --auto-augment ra");
         return 0;
     }
+    int reps;
+    if (!args_int(t, "ra-reps", 2, 64, &reps))
+        return 0;
+    if (args_spec(t, "ra-reps")->set && !args_flag(t, "ra-sampler") &&
+        (planned || strcmp(args_str(t, "resume"), "none") == 0)) {
+        cli_error(t->command, "--ra-reps sets --ra-sampler's repetitions: give --ra-sampler");
+        return 0;
+    }
+    r->lcfg.repeat_aug = args_flag(t, "ra-sampler") ? reps : 0;
     r->lcfg.erase_prob = (float)atof(args_str(t, "random-erase"));
     if (!(r->lcfg.erase_prob >= 0.0f && r->lcfg.erase_prob <= 1.0f)) {
         cli_error(t->command, "--random-erase is a probability in [0, 1], got '%s'", args_str(t, "random-erase"));
@@ -941,10 +955,13 @@ started:
             snprintf(val, sizeof val, " (evaluated at %dx%d after resizing to %d)", vside, vside, r.val_resize);
         else if (vside != side)
             snprintf(val, sizeof val, " (evaluated at %dx%d)", vside, vside);
+        char reps[64] = "";
+        if (r.lcfg.repeat_aug > 1)
+            snprintf(reps, sizeof reps, " (--ra-sampler: each image %d times in a row)", r.lcfg.repeat_aug);
         printf("training %s%s (%lld parameters) on %s: %d training / %d test images of %dx%dx%d%s, "
-               "batch %d, %d steps per epoch, %d threads\n",
+               "batch %d, %d steps per epoch%s, %d threads\n",
                rn_model_arch(r.m), width, (long long)rn_model_param_count(r.m), kind, r.train.count, r.test.count,
-               r.train.channels, side, size ? size : r.train.width, val, batch, rn_loader_steps(r.loader),
+               r.train.channels, side, size ? size : r.train.width, val, batch, rn_loader_steps(r.loader), reps,
                rn_get_threads());
         if (strcmp(rn_trainer_precision(r.tr), "bf16") == 0)
             printf("mixed precision: the convolutions' and classifier's GEMM products on bf16 "

@@ -13,7 +13,8 @@
 
 /* The flags that shape a run, in the order they are reported. */
 static const char *const PLAN_FLAGS[PLAN_N_FLAGS] = {
-    "dataset", "epochs", "batch-size", "image-size", "val-image-size", "val-resize-size", "augment", "auto-augment", "ra-magnitude", "aa-interpolation",
+    "dataset", "epochs", "batch-size", "image-size", "val-image-size", "val-resize-size", "augment", "auto-augment",
+    "ra-magnitude", "aa-interpolation", "ra-sampler", "ra-reps",
     "random-erase", "mixup-alpha", "cutmix-alpha", "normalize", "no-shuffle",
     "optimizer", "lr", "momentum", "nesterov", "weight-decay", "norm-weight-decay", "clip-grad-norm", "ema", "ema-every",
     "schedule", "schedule-by", "warmup", "warmup-epochs", "warmup-method", "warmup-factor",

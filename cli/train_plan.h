@@ -23,7 +23,7 @@
 #include "resnet.h"
 #include "train/checkpoint.h"
 
-#define PLAN_N_FLAGS 41
+#define PLAN_N_FLAGS 43
 #define PLAN_MAX_META (PLAN_N_FLAGS + 3)
 
 /* Where a run was when its checkpoint was saved, beside the plan: the seconds since it started

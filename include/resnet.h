@@ -699,6 +699,13 @@ typedef struct rn_loader_config {
     int resize_size;           /* image folders, without crop_padding (evaluation): Resize's
                                 * shorter side before CenterCrop(image_size) (torchvision's
                                 * --val-resize-size); 0: int(S / 0.875). In-memory datasets: 0 */
+    int repeat_aug;            /* repeated augmentation, torchvision's RASampler(repetitions =
+                                * repeat_aug): each image of the epoch's order repeat_aug times
+                                * in a row (each repetition augmented with its own draws), the
+                                * epoch cut to its first (count / 256) * 256 positions (rounded
+                                * down to a multiple of shards) as RASampler cuts it, so an
+                                * epoch sees about 1 / repeat_aug of the images; at most 64; 0
+                                * or 1: off */
 } rn_loader_config;
 
 enum {

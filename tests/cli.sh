@@ -363,7 +363,8 @@ for bad in "--warmup -1" "--lr-backbone x" "--norm-weight-decay -1" "--norm-weig
     "--warmup-factor x --warmup 2" "--warmup-factor 0.1" "--warmup-method constant" "--warmup 2 --warmup-epochs 1" \
     "--warmup 2 --schedule-by epoch" "--schedule onecycle --warmup-epochs 1" "--auto-augment augmix" \
     "--auto-augment bogus" "--auto-augment ra --ra-magnitude 31" "--ra-magnitude 5" \
-    "--auto-augment ra --aa-interpolation bicubic" "--val-image-size -1" "--val-resize-size 30" \
+    "--auto-augment ra --aa-interpolation bicubic" "--val-image-size -1" "--val-resize-size 30" "--ra-reps 4" "--ra-sampler --ra-reps 1" \
+    "--ra-sampler --ra-reps 65" \
     "--conv-algo bogus" "--nesterov" "--stem bogus" "--save-every 2 --log none" "--log-every 2" \
     "--resume $T/w.safetensors" "--save-every 2" "--log-every 2 --save $T/x.safetensors --log none"; do
     # shellcheck disable=SC2086

@@ -42,6 +42,15 @@ for split, n in (("train", 48), ("t10k", 16)):
         out = data[:4] + struct.pack(">I", n) + data[8:head] + data[head:head + n * size]
         with gzip.open(os.path.join(t, "tiny", name), "wb") as f:
             f.write(out)
+# 300 training images (--ra-sampler takes (images / 256) * 256 an epoch) and the same 16 test images
+os.makedirs(os.path.join(t, "tiny300"))
+for split, n in (("train", 300), ("t10k", 16)):
+    for kind, head, size in (("images-idx3", 16, 784), ("labels-idx1", 8, 1)):
+        name = "%s-%s-ubyte.gz" % (split, kind)
+        data = gzip.open(os.path.join(here, "data", "fmnist-small", name)).read()
+        out = data[:4] + struct.pack(">I", n) + data[8:head] + data[head:head + n * size]
+        with gzip.open(os.path.join(t, "tiny300", name), "wb") as f:
+            f.write(out)
 # the same, its test images 20x20 (their top-left corners)
 os.makedirs(os.path.join(t, "mixed"))
 for name in os.listdir(os.path.join(t, "tiny")):
@@ -395,6 +404,20 @@ expect 0 "6 steps with --auto-augment ra" "$R" "${common[@]}" --epochs 2 --lr 0.
     --aa-interpolation nearest --max-steps 6 --save r/ra6.safetensors
 /usr/bin/python3 "$HERE/tests/same_checkpoint.py" r/ra.safetensors r/ra6.safetensors && ok ||
     bad "--auto-augment ra resumed: not the straight run's checkpoint"
+# repeated augmentation (--ra-sampler): 300 images give 256 positions an epoch, 86 images three times in a row
+# (the last once); part of the plan, so a resume without it samples as the run did
+ras=(train --data tiny300 --batch-size 32 --width 8 --quiet --log-every 1 --epochs 2 --lr 0.1 --augment crop+flip
+    --ra-sampler)
+expect 0 "3 steps with --ra-sampler" "$R" "${ras[@]}" --max-steps 3 --save r/ras.safetensors
+has out "8 steps per epoch (--ra-sampler: each image 3 times in a row)" "the epoch is cut to 256 positions"
+expect 0 "... resumed without it" "$R" train --data tiny300 --quiet --resume r/ras.safetensors --max-steps 12 \
+    --save r/ras.safetensors
+hasnt out "other settings" "the resumed run keeps --ra-sampler"
+expect 0 "12 steps with --ra-sampler" "$R" "${ras[@]}" --max-steps 12 --save r/ras12.safetensors
+/usr/bin/python3 "$HERE/tests/same_checkpoint.py" r/ras.safetensors r/ras12.safetensors && ok ||
+    bad "--ra-sampler resumed: not the straight run's checkpoint"
+expect 1 "--ra-sampler on 48 images" "$R" "${common[@]}" --epochs 1 --ra-sampler --save r/ras48.safetensors
+has err "RASampler" "the refusal names the sampler's cut"
 # and AutoAugment's policy; another policy trains otherwise
 expect 0 "3 steps with --auto-augment svhn" "$R" "${common[@]}" --epochs 2 --lr 0.1 --auto-augment svhn \
     --augment crop+flip --max-steps 3 --save r/aa.safetensors

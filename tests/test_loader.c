@@ -700,6 +700,93 @@ static void test_loader_autoaugment(void) {
     rn_dataset_free(&ds);
 }
 
+/* Repeated augmentation (repeat_aug, torchvision's RASampler): each image of the order R times in a
+ * row, the epoch (600 / 256) * 256 = 512 positions (170 images three times, then one twice), the
+ * repetitions augmented apart; the order differs the next epoch; shards take the whole loader's
+ * positions in turn; too few images refused. */
+static void test_loader_repeat(void) {
+    enum { N = 600, C = 1, H = 8, W = 8, PER = C * H * W, B = 64, LEN = 512 };
+    rn_dataset ds = make_synth(N, C, H, W);
+    float *x = malloc((size_t)2 * LEN * PER * sizeof *x), *aug = malloc((size_t)LEN * PER * sizeof *x);
+    int32_t lab[B];
+    int idx[2][LEN];
+    for (int run = 0; run < 2; run++) { /* run 1: flips, whose draws follow the position */
+        rn_loader_config cfg = base_config(B);
+        cfg.shuffle = 1;
+        cfg.repeat_aug = 3;
+        cfg.flip = run;
+        rn_loader *l = NULL;
+        CHECK(rn_loader_create(&ds, &cfg, &l) == RN_OK && rn_loader_steps(l) == LEN / B,
+              "repeat_aug 3: %d steps, expected %d: %s", l ? rn_loader_steps(l) : -1, LEN / B,
+              rn_last_error());
+        if (!l)
+            continue;
+        static float end_call[B * PER];
+        const int epochs = run ? 1 : 2;
+        int got = 0, ends = 0, n = 0;
+        for (int e = 0; e < epochs; e++) {
+            float *dst = run ? aug : x + (size_t)e * LEN * PER;
+            for (int k = 0; k < LEN / B && rn_loader_next(l, dst + (size_t)got % LEN * PER, lab, &n) == RN_OK; k++)
+                got += n;
+            ends += rn_loader_next(l, end_call, lab, &n) == RN_OK && n == 0; /* the epoch's end */
+        }
+        CHECK(got == epochs * LEN && ends == epochs, "repeat_aug 3: %d epochs of %d images, got %d (%d ends)",
+              epochs, LEN, got, ends);
+        rn_loader_free(l);
+    }
+    int runs_ok = 1, distinct = 1, differs = 0, flipped_apart = 0;
+    for (int e = 0; e < 2; e++)
+        for (int p = 0; p < LEN; p++)
+            idx[e][p] = decode_index(x + ((size_t)e * LEN + p) * PER);
+    for (int p = 0; p < LEN; p++) {
+        runs_ok &= idx[0][p] == idx[0][p - p % 3] && idx[1][p] == idx[1][p - p % 3];
+        differs += idx[0][p] != idx[1][p];
+    }
+    static char seen[N];
+    for (int p = 0; p < LEN; p += 3) {
+        distinct &= !seen[idx[0][p]];
+        seen[idx[0][p]] = 1;
+    }
+    for (int p = 0; p + 2 < LEN; p += 3) /* the epoch's second pass, flipped or not per position */
+        flipped_apart += memcmp(aug + (size_t)p * PER, aug + (size_t)(p + 1) * PER, PER * sizeof *x) != 0;
+    CHECK(runs_ok, "repeat_aug 3: each image three times in a row");
+    CHECK(distinct, "repeat_aug 3: 171 distinct images an epoch");
+    CHECK(differs > LEN / 2, "repeat_aug 3: the next epoch's order differs at %d of %d", differs, LEN);
+    CHECK(flipped_apart > 170 / 4, "repeat_aug 3 with flips: %d of 170 repetitions augmented apart",
+          flipped_apart);
+    /* two shards: positions sh, sh + 2, ... of each window, 256 each an epoch */
+    int shards_ok = 1;
+    for (int sh = 0; sh < 2; sh++) {
+        rn_loader_config cfg = base_config(B);
+        cfg.shuffle = 1;
+        cfg.repeat_aug = 3;
+        cfg.shards = 2, cfg.shard = sh;
+        rn_loader *l = NULL;
+        shards_ok &= rn_loader_create(&ds, &cfg, &l) == RN_OK && rn_loader_steps(l) == LEN / B;
+        float y[B / 2 * PER];
+        for (int k = 0; l && k < LEN / B; k++) {
+            int n = 0;
+            shards_ok &= rn_loader_next(l, y, lab, &n) == RN_OK && n == B / 2;
+            for (int b = 0; b < n; b++)
+                shards_ok &= decode_index(y + (size_t)b * PER) == idx[0][k * B + sh + 2 * b];
+        }
+        rn_loader_free(l);
+    }
+    CHECK(shards_ok, "repeat_aug 3 on 2 shards: each the whole loader's positions in turn");
+    rn_dataset small = make_synth(255, C, H, W);
+    rn_loader_config cfg = base_config(8);
+    cfg.repeat_aug = 2;
+    rn_loader *l = NULL;
+    CHECK(rn_loader_create(&small, &cfg, &l) == RN_ERR_ARG && !l && strstr(rn_last_error(), "RASampler"),
+          "repeat_aug on 255 images refused: %s", rn_last_error());
+    cfg.repeat_aug = 65;
+    CHECK(rn_loader_create(&ds, &cfg, &l) == RN_ERR_ARG && !l, "repeat_aug 65 refused");
+    rn_dataset_free(&small);
+    rn_dataset_free(&ds);
+    free(x);
+    free(aug);
+}
+
 /* rn_batch_mix: torchvision's RandomMixup and RandomCutmix on a batch rolled by one, the labels
  * alike, lam ~ Beta(alpha, alpha); the draws a function of (seed, epoch, position). */
 static void test_batch_mix(void) {
@@ -799,6 +886,7 @@ int main(void) {
     test_loader_trivial();
     test_loader_randaugment();
     test_loader_autoaugment();
+    test_loader_repeat();
     test_batch_mix();
     test_loader_normalize_resize();
     test_loader_subset();

@@ -51,6 +51,7 @@ struct rn_loader {
     int c, h, w;                /* output image shape */
     int steps;                  /* batches per epoch */
     int end;                    /* images per epoch (fewer with drop_last) */
+    int reps;                   /* each image of the order this many times in a row (1: once) */
     int shards, shard;          /* 1, 0 unless sharded */
     int cap;                    /* images of one handed-out batch: batch_size / shards */
     float table[4][256];        /* u8 -> scaled, normalised float per channel */
@@ -126,10 +127,10 @@ static int64_t batch_pos(const rn_loader *l, int64_t pos, int b) {
     return pos + l->shard + (int64_t)l->shards * b;
 }
 
-/* The dataset image at position p; past the end, the padding repeats the
- * order from its start (as DistributedSampler pads). */
+/* The dataset image at position p (repeat_aug: the order's (p / reps)-th); past the end, the
+ * padding repeats the order from its start (as DistributedSampler pads). */
 static int index_at(const rn_loader *l, int64_t p) {
-    return l->perm[p < l->end ? p : p - l->end];
+    return l->perm[(p < l->end ? p : p - l->end) / l->reps];
 }
 
 /* The generator for the augmentation of the image at (epoch, pos). */
@@ -421,6 +422,15 @@ static int range_ok(const float r[2]) {
            (r[0] > 0.0f && r[0] <= r[1] && isfinite(r[1]));
 }
 
+/* The positions of an epoch before drop_last: the dataset's images, or with repeated augmentation
+ * RASampler's num_selected_samples on every shard, floor((count // 256 * 256) / shards) each. */
+static int epoch_length(const rn_dataset *ds, const rn_loader_config *cfg) {
+    if (cfg->repeat_aug <= 1)
+        return ds->count;
+    const int shards = cfg->shards > 1 ? cfg->shards : 1;
+    return ds->count / 256 * 256 / shards * shards;
+}
+
 static rn_status check_config(const rn_dataset *ds, const rn_loader_config *cfg) {
     int files = ds->storage == RN_DATASET_FILES;
     if ((files ? !ds->paths : !ds->pixels) || !ds->labels || ds->count < 1 || ds->channels < 1 ||
@@ -469,9 +479,16 @@ static rn_status check_config(const rn_dataset *ds, const rn_loader_config *cfg)
                        cfg->batch_size, cfg->shards);
     if (cfg->shards > 1 && cfg->shards > ds->count)
         return rn_fail(RN_ERR_ARG, "loader: %d shards of %d images", cfg->shards, ds->count);
-    if (cfg->drop_last && ds->count < cfg->batch_size)
-        return rn_fail(RN_ERR_ARG, "loader: drop_last with %d images and batch size %d leaves "
-                       "no batch", ds->count, cfg->batch_size);
+    if (cfg->repeat_aug < 0 || cfg->repeat_aug > 64)
+        return rn_fail(RN_ERR_ARG, "loader: repeat_aug %d is not in 0..64", cfg->repeat_aug);
+    const int len = epoch_length(ds, cfg);
+    if (cfg->repeat_aug > 1 && len < 1)
+        return rn_fail(RN_ERR_ARG, "loader: repeated augmentation takes (images / 256) * 256 "
+                       "positions an epoch, as torchvision's RASampler does: %d images give none",
+                       ds->count);
+    if (cfg->drop_last && len < cfg->batch_size)
+        return rn_fail(RN_ERR_ARG, "loader: drop_last with %d images%s and batch size %d leaves "
+                       "no batch", len, cfg->repeat_aug > 1 ? " an epoch" : "", cfg->batch_size);
     if (cfg->normalize) {
         if (ds->channels > 4)
             return rn_fail(RN_ERR_ARG, "loader: normalisation takes at most 4 channels, the "
@@ -550,9 +567,10 @@ rn_status rn_loader_create(const rn_dataset *ds, const rn_loader_config *cfg, rn
     l->c = ds->channels;
     l->h = cfg->image_size ? cfg->image_size : ds->height;
     l->w = cfg->image_size ? cfg->image_size : ds->width;
-    l->steps = cfg->drop_last ? ds->count / cfg->batch_size
-                              : (ds->count + cfg->batch_size - 1) / cfg->batch_size;
-    l->end = cfg->drop_last ? l->steps * cfg->batch_size : ds->count;
+    const int len = epoch_length(ds, cfg);
+    l->reps = cfg->repeat_aug > 1 ? cfg->repeat_aug : 1;
+    l->steps = cfg->drop_last ? len / cfg->batch_size : (len + cfg->batch_size - 1) / cfg->batch_size;
+    l->end = cfg->drop_last ? l->steps * cfg->batch_size : len;
     l->shards = cfg->shards > 1 ? cfg->shards : 1;
     l->shard = cfg->shards > 1 ? cfg->shard : 0;
     l->cap = cfg->batch_size / l->shards;

@@ -93,6 +93,7 @@ static rn_status evaluate(const char *fn, rn_model *m, const rn_session_config *
     c.shuffle = 0, c.flip = 0, c.crop_padding = 0, c.drop_last = 0, c.shards = 0, c.shard = 0;
     c.erase_prob = 0.0f;
     c.auto_augment = RN_AUTO_AUGMENT_NONE;
+    c.repeat_aug = 0;
     int S = c.image_size ? c.image_size : ds->height;
     int W = c.image_size ? c.image_size : ds->width;
     /* the loader checks the batch and image sizes before the buffers are sized by them */
