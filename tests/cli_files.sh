@@ -88,6 +88,13 @@ for split, n in (("train", 4), ("val", 2)):
         for i in range(n):
             Image.fromarray((torch.rand(28, 28) * 255).byte().numpy(), "L").save(
                 os.path.join(t, "folder", split, c, "%d.png" % i))
+# 300 training images for --ra-sampler's (images / 256) * 256 an epoch
+for split, n in (("train", 150), ("val", 2)):
+    for c in ("a", "b"):
+        os.makedirs(os.path.join(t, "folder300", split, c))
+        for i in range(n):
+            Image.fromarray((torch.rand(24, 24) * 255).byte().numpy(), "L").save(
+                os.path.join(t, "folder300", split, c, "%d.png" % i))
 EOF
 
 # ---- a legacy checkpoint in every command ------------------------------------------------------------
@@ -614,6 +621,18 @@ RN_ISA=portable expect 0 "train --recipe fmnist-fast-bf16" "$R" train --recipe f
     --width 8 --epochs 1 --batch-size 8 --max-steps 2 --no-report
 has out "--nesterov --weight-decay 5e-4" "the base recipe's flags apply"
 has out "mixed precision: the convolutions' and classifier's GEMM products on bf16 operands" "its own flag applies (bf16)"
+# torchvision's ResNet-50 V2 recipe, shrunk by the flags given (its sizes, model, batch, epochs), runs an epoch:
+# 256 positions of the repeated order, 8 steps, evaluated at its own size with the average beside
+expect 0 "train --recipe torchvision-resnet50-v2 (shrunk)" "$R" train --recipe torchvision-resnet50-v2 \
+    --data folder300 --dataset folder-gray --arch d2l_resnet18 --width 8 --epochs 1 --batch-size 32 --image-size 16 \
+    --val-image-size 20 --val-resize-size 22 --ema-every 2 --no-report --save w/v2.safetensors
+has out "recipe torchvision-resnet50-v2: --optimizer sgd --lr 0.5 --momentum 0.9 --weight-decay 2e-5 \
+--norm-weight-decay 0 --schedule cosine --schedule-by epoch --warmup-epochs 5 --warmup-method linear --warmup-factor 0.01 \
+--label-smoothing 0.1 --auto-augment ta_wide --aa-interpolation bilinear --random-erase 0.1 --mixup-alpha 0.2 \
+--cutmix-alpha 1.0 --ema 0.9989077333333323 --ra-sampler --ra-reps 4" "the recipe's flags but those given"
+has out "8 steps per epoch (--ra-sampler: each image 4 times in a row)" "its repeated augmentation"
+has out "evaluated at 20x20 after resizing to 22" "its evaluation's sizes"
+[ -s w/v2.ema.safetensors ] && ok || bad "the recipe's moving average was not saved"
 expect 2 "an unknown recipe" "$R" train --data tiny --recipe frob
 has err "fmnist-fast" "the known recipes are named"
 # the recipe's flags, but for those given: width 8, 1 epoch, 3 steps
