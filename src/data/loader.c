@@ -246,22 +246,27 @@ static void make_image(rn_loader *l, int index, int64_t epoch, int64_t pos, floa
         random_erase(l, epoch, pos, out);
 }
 
-/* A decoded file with TrivialAugment or RandAugment: the crop (or the evaluation's resize and
- * centre crop) and the flip on its bytes, drawn from r as without it, then the policy, then the
- * normalisation into out. The two byte buffers are this image's (the files are decoded by
- * several threads at once). */
-static rn_status file_bytes_augmented(const rn_loader *l, const rn_image *img, rn_rng *r,
-                                      int64_t epoch, int64_t pos, float *out) {
+/* From a file: decodes dataset image `index` and writes it, transformed with the draws for (epoch,
+ * pos), to out: (c, h, w). On its bytes the crop (RandomResizedCrop, or the evaluation's resize and
+ * centre crop) and the flip, drawn from the image's generator, then the auto-augmentation policy;
+ * then the normalisation. Thread-safe: the byte buffers are this image's (the files are decoded
+ * by several threads at once). */
+static rn_status make_file_image(const rn_loader *l, int index, int64_t epoch, int64_t pos,
+                                 float *out) {
+    const char *path = l->ds->paths[index];
+    rn_rng r = augment_rng(l, epoch, pos);
+    rn_image img;
+    RN_TRY(rn_image_read_channels(path, l->c, NULL, &img));
     const size_t plane = (size_t)l->h * l->w, n = plane * (size_t)l->c;
-    uint8_t *bytes = malloc(2 * n);
-    if (!bytes)
-        return rn_fail(RN_ERR_NOMEM, "loader: out of memory for an image of %dx%dx%d", l->c, l->h, l->w);
+    uint8_t *bytes = malloc(l->cfg.auto_augment ? 2 * n : n); /* and the policy's scratch */
     rn_status st;
-    if (l->cfg.crop_padding > 0) {
-        st = rn_preprocess_train_u8(img, &l->pp, r, bytes);
+    if (!bytes) {
+        st = rn_fail(RN_ERR_NOMEM, "loader: out of memory for an image of %dx%dx%d", l->c, l->h, l->w);
+    } else if (l->cfg.crop_padding > 0) {
+        st = rn_preprocess_train_u8(&img, &l->pp, &r, bytes);
     } else {
-        st = rn_preprocess_eval_u8(img, &l->pp, bytes);
-        if (st == RN_OK && l->cfg.flip && rn_rng_uniform(r) < 0.5f)
+        st = rn_preprocess_eval_u8(&img, &l->pp, bytes);
+        if (st == RN_OK && l->cfg.flip && rn_rng_uniform(&r) < 0.5f)
             for (int row = 0; row < l->c * l->h; row++) {
                 uint8_t *p = bytes + (size_t)row * l->w;
                 for (int x = 0, y = l->w - 1; x < y; x++, y--) {
@@ -272,39 +277,11 @@ static rn_status file_bytes_augmented(const rn_loader *l, const rn_image *img, r
             }
     }
     if (st == RN_OK) {
-        auto_augment(l, epoch, pos, bytes, bytes + n);
+        if (l->cfg.auto_augment)
+            auto_augment(l, epoch, pos, bytes, bytes + n);
         rn_preprocess_normalize(bytes, l->c, plane, &l->pp, out);
     }
     free(bytes);
-    return st;
-}
-
-/* From a file: decodes dataset image `index` and writes it, transformed
- * with the draws for (epoch, pos), to out: (c, h, w). Thread-safe. */
-static rn_status make_file_image(const rn_loader *l, int index, int64_t epoch, int64_t pos,
-                                 float *out) {
-    const char *path = l->ds->paths[index];
-    rn_rng r = augment_rng(l, epoch, pos);
-    rn_image img;
-    RN_TRY(rn_image_read_channels(path, l->c, NULL, &img));
-    rn_status st;
-    if (l->cfg.auto_augment) {
-        st = file_bytes_augmented(l, &img, &r, epoch, pos, out);
-    } else if (l->cfg.crop_padding > 0) {
-        st = rn_preprocess_train(&img, &l->pp, &r, out);
-    } else {
-        st = rn_preprocess_eval(&img, &l->pp, out);
-        if (st == RN_OK && l->cfg.flip && rn_rng_uniform(&r) < 0.5f) {
-            for (int row = 0; row < l->c * l->h; row++) {
-                float *p = out + (size_t)row * l->w;
-                for (int x = 0, y = l->w - 1; x < y; x++, y--) {
-                    float t = p[x];
-                    p[x] = p[y];
-                    p[y] = t;
-                }
-            }
-        }
-    }
     rn_image_free(&img);
     if (st == RN_OK && l->cfg.erase_prob > 0.0f)
         random_erase(l, epoch, pos, out);
