@@ -10,6 +10,7 @@
 #                  weight, BatchNorm statistic and momentum buffer within the
 #                  noise bound (below); 2 ranks without --sync-bn (each
 #                  normalizing by its own half batch) must exceed it;
+#                  --ra-sampler likewise after 1 step (and not the plain order's);
 #   deterministic: two 2-rank --deterministic runs are bitwise identical;
 #   resume:        5 steps on 2 ranks, then 5 more on 1 rank, match the 10
 #                  steps above (noise bound); resumed on 2 ranks, bitwise the
@@ -86,6 +87,12 @@ compare() { # WHAT GOT REF ARGS...
 run_ok one1 "$R" "${TRAIN[@]}" --max-steps 1 --save "$T/one1.safetensors"
 run_ok two1 "${MPIRUN[@]}" -np 2 "$R" "${TRAIN[@]}" --max-steps 1 --sync-bn --save "$T/two1.safetensors"
 compare "1 step: 2 ranks --sync-bn vs 1 process" two1 one1 --tol 1e-5 --steps 1
+# --ra-sampler: the ranks are dealt the repeated order's positions in turn, together the one process's batch
+# (each image's repetitions on both ranks); its batch is not the plain order's
+run_ok ras1 "$R" "${TRAIN[@]}" --max-steps 1 --ra-sampler --save "$T/ras1.safetensors"
+run_ok ras2 "${MPIRUN[@]}" -np 2 "$R" "${TRAIN[@]}" --max-steps 1 --sync-bn --ra-sampler --save "$T/ras2.safetensors"
+compare "1 step with --ra-sampler: 2 ranks --sync-bn vs 1 process" ras2 ras1 --tol 1e-5 --steps 1
+compare "1 step with --ra-sampler is not the plain order's step" ras1 one1 --tol 1e-5 --steps 1 --beyond
 
 run_ok one "$R" "${TRAIN[@]}" --max-steps 10 --save "$T/one.safetensors"
 run_ok noise1 "$R" "${TRAIN[@]}" --max-steps 10 --lr 0.0001000001 --save "$T/noise1.safetensors"
