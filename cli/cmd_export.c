@@ -40,7 +40,7 @@ static arg_spec SPECS[] = {
 
 /* The checkpoint's metadata that export carries over. */
 typedef struct export_meta {
-    char *dataset, *image_size, *normalize, *class_names;
+    char *dataset, *image_size, *resize_size, *normalize, *class_names;
 } export_meta;
 
 static void keep(char **dst, const char *value) {
@@ -54,6 +54,8 @@ static void on_meta(void *ctx, const char *key, const char *value) {
         keep(&e->dataset, value);
     else if (strcmp(key, "image_size") == 0)
         keep(&e->image_size, value);
+    else if (strcmp(key, "resize_size") == 0)
+        keep(&e->resize_size, value);
     else if (strcmp(key, "normalize") == 0)
         keep(&e->normalize, value);
     else if (strcmp(key, "class_names") == 0)
@@ -61,7 +63,7 @@ static void on_meta(void *ctx, const char *key, const char *value) {
 }
 
 static void meta_free(export_meta *e) {
-    free(e->dataset), free(e->image_size), free(e->normalize), free(e->class_names);
+    free(e->dataset), free(e->image_size), free(e->resize_size), free(e->normalize), free(e->class_names);
 }
 
 /* The built-in names of `kind` joined by newlines when they number k; NULL otherwise. */
@@ -157,6 +159,9 @@ static int build_meta(const arg_table *t, const char *in, const rn_model *m, exp
     }
     if (e->class_names)
         keys[n] = "class_names", vals[n++] = e->class_names;
+    /* the evaluation's resize (train --val-resize-size), which goes with the checkpoint's size only */
+    if (e->resize_size && strcmp(e->resize_size, "0") != 0 && strcmp(args_str(t, "image-size"), "auto") == 0)
+        keys[n] = "resize_size", vals[n++] = e->resize_size;
     *count = n;
     return 1;
 }

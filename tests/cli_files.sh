@@ -932,6 +932,16 @@ ev, other = json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
 same = abs(ev["top1"] - last["test_acc"]) < 1e-6 and abs(ev["loss"] - last["test_loss"]) < 1e-5
 sys.exit(0 if same and abs(other["loss"] - ev["loss"]) > 1e-6 else 1)
 PY
+# predict takes them from the checkpoint, and from its ONNX export (which records resize_size)
+img=$(ls folder/val/a/* | head -n 1)
+expect 0 "predict with it" "$R" predict --weights fv/m.safetensors --json "$img" && cp out fv/p.json
+expect 0 "predict with it at --resize-size 26" "$R" predict --weights fv/m.safetensors --json --resize-size 26 "$img"
+cmp -s out fv/p.json && ok || bad "predict did not resize to the checkpoint's 26: $(cat fv/p.json) vs $(cat out)"
+expect 0 "predict with it at --resize-size 27" "$R" predict --weights fv/m.safetensors --json --resize-size 27 "$img"
+cmp -s out fv/p.json && bad "another resize predicted alike (the check has no teeth)" || ok
+expect 0 "export it" "$R" export fv/m.safetensors fv/m.onnx
+expect 0 "predict with the export" "$R" predict --weights fv/m.onnx --json "$img"
+cmp -s out fv/p.json && ok || bad "predict with the ONNX export differs: $(cat fv/p.json) vs $(cat out)"
 # images in memory: --val-image-size resizes the test split (bilinear); no resize-then-crop there
 expect 0 "train at 28, evaluate at 32" "$R" train --data tiny --val-image-size 32 --width 8 --batch-size 8 \
     --epochs 1 --quiet --no-report --save fv/t.safetensors
