@@ -19,7 +19,9 @@ static arg_spec SPECS[] = {
     {"split", ARG_STRING, "test", "test (an image folder's val), val (image folders only) or train", 0, 0},
     {"classes", ARG_STRING, "names", "an image folder's labels: names (its class folders matched to the checkpoint's class names, where it has them) or position (the folders in sorted order as the model's classes 0, 1, ...)", 0, 0},
     {"batch-size", ARG_INT, "256", "images per batch", 0, 0},
-    {"image-size", ARG_INT, "-1", "resize to this size; -1: from the checkpoint; 0: the dataset's own", 0, 0},
+    {"image-size", ARG_INT, "-1", "resize to this size (image folders: the centre crop's side); -1: from the "
+     "checkpoint; 0: the dataset's own", 0, 0},
+    CLI_RESIZE_SIZE_SPEC,
     {"normalize", ARG_STRING, "auto", "none, imagenet, MEAN,..:STD,.., or auto (from the checkpoint)", 0, 0},
     {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
     CLI_CONV_ALGO_SPEC,

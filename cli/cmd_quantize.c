@@ -26,7 +26,9 @@ static arg_spec SPECS[] = {
     {"method", ARG_STRING, "percentile", "activation ranges: minmax, percentile (0.01%/99.99% quantiles) or entropy (KL divergence)", 0, 0},
     {"seed", ARG_INT, "0", "seed of the random draw of calibration images", 0, 0},
     {"batch-size", ARG_INT, "64", "images per calibration batch", 0, 0},
-    {"image-size", ARG_INT, "-1", "resize to this size; -1: from the checkpoint; 0: the dataset's own", 0, 0},
+    {"image-size", ARG_INT, "-1", "resize to this size (image folders: the centre crop's side); -1: from the "
+     "checkpoint; 0: the dataset's own", 0, 0},
+    CLI_RESIZE_SIZE_SPEC,
     {"normalize", ARG_STRING, "auto", "none, imagenet, MEAN,..:STD,.., or auto (from the checkpoint)", 0, 0},
     {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
     {"output", ARG_STRING, NULL, "the int8 model to write (.safetensors; missing folders are created)", 0, 0},
@@ -217,11 +219,12 @@ int cmd_quantize(int argc, char **argv) {
     }
     const char *used_norm = used_value(&t, "normalize", norm_given, "auto", &all.list, "normalize", meta.normalize,
                                        weights);
+    char resize[16]; /* the resize calibration used (image folders; 0: int(size / 0.875)) */
+    snprintf(resize, sizeof resize, "%d", cfg.resize_size);
     if (!cli_meta_list_set(&all.list, "dataset", used_dataset) ||
         !cli_meta_list_set(&all.list, "calibration_dataset", kind) ||
         !cli_meta_list_set(&all.list, "image_size", used_size) ||
-        /* the resize calibration used (the checkpoint's goes with its own size only) */
-        !cli_meta_list_set(&all.list, "resize_size", cfg.resize_size > 0 ? meta.resize_size : "0") ||
+        !cli_meta_list_set(&all.list, "resize_size", resize) ||
         !cli_meta_list_set(&all.list, "normalize", used_norm) || all.list.nomem) {
         cli_error("quantize", "out of memory");
         goto done;

@@ -29,7 +29,9 @@ static arg_spec SPECS[] = {
     {"png-scale", ARG_STRING, "2", "pixels per SVG unit of the PNG figures (0.5 to 4)", 0, 0},
     {"no-png", ARG_FLAG, NULL, "write the figures as SVG only", 0, 0},
     {"batch-size", ARG_INT, "256", "images per batch", 0, 0},
-    {"image-size", ARG_INT, "-1", "resize to this size; -1: from the checkpoint; 0: the dataset's own", 0, 0},
+    {"image-size", ARG_INT, "-1", "resize to this size (image folders: the centre crop's side); -1: from the "
+     "checkpoint; 0: the dataset's own", 0, 0},
+    CLI_RESIZE_SIZE_SPEC,
     {"normalize", ARG_STRING, "auto", "none, imagenet, MEAN,..:STD,.., or auto (from the checkpoint)", 0, 0},
     {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
     {"quiet", ARG_FLAG, NULL, "no progress line", 0, 0},

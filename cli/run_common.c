@@ -263,11 +263,22 @@ int cli_eval_config(const arg_table *t, const char *weights, const cli_ckpt_meta
     memset(cfg, 0, sizeof *cfg);
     cfg->batch_size = batch;
     cfg->image_size = size >= 0 ? size : atoi(meta->image_size);
-    /* image folders at the checkpoint's size: its evaluation's resize (train --val-resize-size) */
-    if (size < 0 && rn_dataset_kind_is_folder(kind)) {
-        const int resize = atoi(meta->resize_size);
-        cfg->resize_size = resize > 0 && resize <= 4096 ? resize : 0;
+    /* image folders: --resize-size, else at the checkpoint's size its evaluation's resize (train
+     * --val-resize-size) */
+    int resize = -1;
+    const int folder = rn_dataset_kind_is_folder(kind);
+    if (args_spec(t, "resize-size") && !args_int(t, "resize-size", -1, 4096, &resize))
+        return 0;
+    if (resize > 0 && !folder) {
+        cli_error(t->command, "--resize-size is for image folders (--dataset folder or folder-gray); images of "
+                  "%s are resized straight to --image-size", kind);
+        return 0;
     }
+    if (resize < 0 && size < 0 && folder) {
+        const int own = atoi(meta->resize_size);
+        resize = own > 0 && own <= 4096 ? own : 0;
+    }
+    cfg->resize_size = resize > 0 ? resize : 0;
     const char *norm_flag = args_str(t, "normalize");
     if (strcmp(norm_flag, "auto") != 0 && !set_normalize(norm_flag, cfg)) {
         cli_error(t->command, "--normalize must be auto, none, imagenet or MEAN,..:STD,.. (e.g. 0.286:0.353), "

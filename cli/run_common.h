@@ -9,6 +9,15 @@
 #include "data/dataset.h"
 #include "resnet.h"
 
+/* The --resize-size flag of the commands that evaluate a checkpoint (cli_eval_config reads it). */
+#define CLI_RESIZE_SIZE_SPEC                                                                       \
+    {"resize-size", ARG_INT, "-1",                                                                 \
+     "image folders: the shorter side images are resized to before the centre crop of "           \
+     "--image-size (torchvision's --val-resize-size; 232 for its V2 weights); -1: the "           \
+     "checkpoint's (train --val-resize-size) at its own image size, else int(size / 0.875); 0: " \
+     "int(size / 0.875)",                                                                         \
+     0, 0}
+
 /* The --conv-algo flag of the inference commands, and the session
  * configuration it gives (the flag's text stays owned by the table). */
 #define CLI_CONV_ALGO_SPEC                                                                    \
@@ -89,9 +98,10 @@ void cli_ckpt_meta_init(cli_ckpt_meta *meta);
 void cli_ckpt_meta_take(void *ctx, const char *key, const char *value);
 
 /* The dataset kind and loader configuration to evaluate checkpoint `weights`
- * with, from --dataset, --batch-size, --image-size and --normalize, whose
- * "auto" (and image size -1) take the checkpoint's metadata (image size -1 on
- * an image folder: its resize_size too). Returns 0 after an error message. */
+ * with, from --dataset, --batch-size, --image-size, --resize-size (where the
+ * table has it) and --normalize, whose "auto" (and sizes -1) take the
+ * checkpoint's metadata (image size -1 on an image folder: its resize_size
+ * too). Returns 0 after an error message. */
 int cli_eval_config(const arg_table *t, const char *weights, const cli_ckpt_meta *meta, char *kind,
                     size_t kind_cap, rn_loader_config *cfg);
 

@@ -925,12 +925,31 @@ expect 0 "eval of it (its sizes)" "$R" eval --weights fv/m.safetensors --dataset
 cp out fv/eval.json
 expect 0 "eval of it at --image-size 24" "$R" eval --weights fv/m.safetensors --dataset folder-gray --data folder \
     --json --image-size 24
+cp out fv/eval24.json
 "$PY" - fv/m.log.jsonl fv/eval.json out <<'PY' && ok || bad "eval of the checkpoint is not the epoch's evaluation"
 import json, sys
 last = [json.loads(l) for l in open(sys.argv[1]) if l.startswith('{"epoch"')][-1]
 ev, other = json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
 same = abs(ev["top1"] - last["test_acc"]) < 1e-6 and abs(ev["loss"] - last["test_loss"]) < 1e-5
 sys.exit(0 if same and abs(other["loss"] - ev["loss"]) > 1e-6 else 1)
+PY
+# --resize-size gives eval the resize: 27 is --image-size 24's, 26 the checkpoint's
+expect 0 "eval of it at --resize-size 27" "$R" eval --weights fv/m.safetensors --dataset folder-gray --data folder \
+    --json --resize-size 27
+cmp -s out fv/eval24.json && ok || bad "eval --resize-size 27 is not eval --image-size 24: $(cat out)"
+expect 0 "eval of it at --image-size 24 --resize-size 26" "$R" eval --weights fv/m.safetensors --dataset folder-gray \
+    --data folder --json --image-size 24 --resize-size 26
+cmp -s out fv/eval.json && ok || bad "eval --image-size 24 --resize-size 26 is not the checkpoint's: $(cat out)"
+expect 2 "eval --resize-size on images in memory" "$R" eval --weights fv/m.safetensors --data tiny --dataset fashion-mnist \
+    --resize-size 30
+has err "--resize-size is for image folders" "the refusal says why"
+expect 0 "quantize it" "$R" quantize --weights fv/m.safetensors --dataset folder-gray --data folder --calib-images 8 \
+    --output fv/m.int8.safetensors
+"$PY" - fv/m.int8.safetensors <<'PY' && ok || bad "the int8 file does not record the resize calibration used"
+import json, struct, sys
+data = open(sys.argv[1], "rb").read()
+meta = json.loads(data[8:8 + struct.unpack("<Q", data[:8])[0]])["__metadata__"]
+sys.exit(0 if meta.get("image_size") == "24" and meta.get("resize_size") == "26" else 1)
 PY
 # predict takes them from the checkpoint, and from its ONNX export (which records resize_size)
 img=$(ls folder/val/a/* | head -n 1)
