@@ -44,6 +44,31 @@ static float *load(const char *name, int64_t *shape, int *ndim) {
     return st == RN_OK ? data : NULL;
 }
 
+/* Fixture image `name`'s bytes (NAME_in.npy, c x h x w) and torchvision's n results of it
+ * (NAME_SUFFIX.npy) into *want; NULL, after a failed check, where either is missing or misshapen. */
+static uint8_t *fixture(const char *name, const char *suffix, int c, int h, int w, int n, float **want) {
+    char key[96];
+    int64_t shape[RN_NPY_MAX_DIMS];
+    int ndim = 0;
+    snprintf(key, sizeof key, "%s_in", name);
+    float *in = load(key, shape, &ndim);
+    snprintf(key, sizeof key, "%s_%s", name, suffix);
+    float *out = load(key, shape, &ndim);
+    const size_t size = (size_t)c * h * w;
+    uint8_t *src = NULL;
+    if (in && out && ndim == 4 && shape[0] == n && (size_t)(shape[1] * shape[2] * shape[3]) == size &&
+        (src = malloc(size)) != NULL) {
+        for (size_t i = 0; i < size; i++)
+            src[i] = (uint8_t)in[i];
+        *want = out;
+    } else {
+        CHECK(0, "%s: fixture %s shapes", name, suffix);
+        free(out);
+    }
+    free(in);
+    return src;
+}
+
 static void test_tables(void) {
     int64_t shape[RN_NPY_MAX_DIMS];
     int ndim = 0;
@@ -167,18 +192,11 @@ static void test_aa_cases(void) {
     int images = 0, bad = 0, unchanged = 0, compared = 0, c, h, w;
     char name[64];
     while (fgets(line, sizeof line, f) && sscanf(line, "%63s %d %d %d", name, &c, &h, &w) == 4) {
-        char key[96];
-        int64_t shape[RN_NPY_MAX_DIMS];
-        int ndim = 0;
-        snprintf(key, sizeof key, "%s_in", name);
-        float *in = load(key, shape, &ndim);
-        snprintf(key, sizeof key, "%s_aa", name);
-        float *out = load(key, shape, &ndim);
+        float *out = NULL;
+        uint8_t *src = fixture(name, "aa", c, h, w, n, &out);
         const size_t size = (size_t)c * h * w;
-        if (in && out && ndim == 4 && shape[0] == n && (size_t)(shape[1] * shape[2] * shape[3]) == size) {
-            uint8_t *src = malloc(size), *img = malloc(size), *scratch = malloc(size);
-            for (size_t i = 0; i < size; i++)
-                src[i] = (uint8_t)in[i];
+        if (src) {
+            uint8_t *img = malloc(size), *scratch = malloc(size);
             for (int k = 0; k < n; k++) {
                 memcpy(img, src, size);
                 const int negative[2] = {sign[k][0] == 0, sign[k][1] == 0};
@@ -202,10 +220,7 @@ static void test_aa_cases(void) {
             free(img);
             free(scratch);
             images++;
-        } else {
-            CHECK(0, "%s: AutoAugment fixture shapes", name);
         }
-        free(in);
         free(out);
     }
     fclose(f);
@@ -242,18 +257,11 @@ static int test_operations(void) {
     char name[64];
     int c, h, w;
     while (fgets(line, sizeof line, f) && sscanf(line, "%63s %d %d %d", name, &c, &h, &w) == 4) {
-        char key[96];
-        int64_t shape[RN_NPY_MAX_DIMS];
-        int ndim = 0;
-        snprintf(key, sizeof key, "%s_in", name);
-        float *in = load(key, shape, &ndim);
-        snprintf(key, sizeof key, "%s_out", name);
-        float *out = load(key, shape, &ndim);
+        float *out = NULL;
+        uint8_t *src = fixture(name, "out", c, h, w, n, &out);
         const size_t size = (size_t)c * h * w;
-        if (in && out && ndim == 4 && shape[0] == n && (size_t)(shape[1] * shape[2] * shape[3]) == size) {
-            uint8_t *src = malloc(size), *img = malloc(size), *scratch = malloc(size);
-            for (size_t i = 0; i < size; i++)
-                src[i] = (uint8_t)in[i];
+        if (src) {
+            uint8_t *img = malloc(size), *scratch = malloc(size);
             for (int k = 0; k < n; k++) {
                 memcpy(img, src, size);
                 rn_augment_apply(img, c, h, w, op[k], mag[k], bil[k], scratch);
@@ -273,10 +281,7 @@ static int test_operations(void) {
             free(img);
             free(scratch);
             images++;
-        } else {
-            CHECK(0, "%s: fixture shapes", name);
         }
-        free(in);
         free(out);
     }
     fclose(f);

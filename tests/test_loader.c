@@ -515,25 +515,33 @@ static int bytes_of(const float *x, size_t n, uint8_t *out) {
     return exact;
 }
 
+/* One unshuffled batch of all n images, cropped from a padding of 2 and flipped, then auto_augment
+ * (RN_AUTO_AUGMENT_*) with its geometry bilinear or nearest: malloc'ed (c, h, w) floats. */
+static float *policy_batch(const rn_dataset *ds, int n, int auto_augment, int bilinear) {
+    rn_loader_config cfg = base_config(n);
+    cfg.flip = 1;
+    cfg.crop_padding = 2;
+    cfg.auto_augment = auto_augment;
+    cfg.auto_augment_bilinear = bilinear;
+    rn_loader *l = NULL;
+    float *x = malloc((size_t)n * ds->channels * ds->height * ds->width * sizeof *x);
+    int32_t *lab = malloc((size_t)n * sizeof *lab);
+    int got = 0;
+    CHECK(x && lab && rn_loader_create(ds, &cfg, &l) == RN_OK && rn_loader_next(l, x, lab, &got) == RN_OK &&
+              got == n, "auto_augment %d: a batch: %s", auto_augment, rn_last_error());
+    rn_loader_free(l);
+    free(lab);
+    return x;
+}
+
 static void test_loader_trivial(void) {
     enum { N = 120, H = 14, W = 14 };
     for (int C = 1; C <= 3; C += 2) {
         rn_dataset ds = make_synth(N, C, H, W);
         const size_t per = (size_t)C * H * W;
         float *x[3];
-        int32_t lab[N];
-        for (int run = 0; run < 3; run++) {
-            rn_loader_config cfg = base_config(N);
-            cfg.flip = 1;
-            cfg.crop_padding = 2;
-            cfg.auto_augment = run > 0 ? RN_AUTO_AUGMENT_TA_WIDE : RN_AUTO_AUGMENT_NONE;
-            rn_loader *l = NULL;
-            x[run] = malloc(N * per * sizeof(float));
-            int n = 0;
-            CHECK(rn_loader_create(&ds, &cfg, &l) == RN_OK && rn_loader_next(l, x[run], lab, &n) == RN_OK &&
-                      n == N, "auto_augment %d: a batch: %s", run > 0, rn_last_error());
-            rn_loader_free(l);
-        }
+        for (int run = 0; run < 3; run++)
+            x[run] = policy_batch(&ds, N, run > 0 ? RN_AUTO_AUGMENT_TA_WIDE : RN_AUTO_AUGMENT_NONE, 0);
         uint8_t plain[3 * H * W], aug[3 * H * W], cand[3 * H * W], scratch[3 * H * W];
         int found = 0, changed = 0, exact = 1, seen[RN_AUG_WIDE_OPS] = {0};
         for (int i = 0; i < N; i++) {
@@ -658,20 +666,8 @@ static void test_loader_autoaugment(void) {
     for (int policy = RN_AUTO_AUGMENT_IMAGENET; policy <= RN_AUTO_AUGMENT_SVHN; policy++) {
         const int bilinear = policy != RN_AUTO_AUGMENT_CIFAR10;
         float *x[3];
-        int32_t lab[N];
-        for (int run = 0; run < 3; run++) {
-            rn_loader_config cfg = base_config(N);
-            cfg.flip = 1;
-            cfg.crop_padding = 2;
-            cfg.auto_augment = run > 0 ? policy : RN_AUTO_AUGMENT_NONE;
-            cfg.auto_augment_bilinear = bilinear;
-            rn_loader *l = NULL;
-            x[run] = malloc(N * per * sizeof(float));
-            int n = 0;
-            CHECK(rn_loader_create(&ds, &cfg, &l) == RN_OK && rn_loader_next(l, x[run], lab, &n) == RN_OK &&
-                      n == N, "AutoAugment %d, run %d: a batch: %s", policy, run, rn_last_error());
-            rn_loader_free(l);
-        }
+        for (int run = 0; run < 3; run++)
+            x[run] = policy_batch(&ds, N, run > 0 ? policy : RN_AUTO_AUGMENT_NONE, bilinear);
         uint8_t plain[C * H * W], aug[C * H * W], cand[C * H * W], scratch[C * H * W];
         int found = 0, changed = 0;
         for (int i = 0; i < N; i++) {

@@ -84,20 +84,14 @@ def main():
                        space["Posterize"][0].numpy().astype(np.float32)]).astype(np.float32)
     np.save(os.path.join(outdir, "tables.npy"), tables)
     sizes = [(28, 28), (32, 32), (224, 224), (20, 27)]
-    ra = []
-    for h, w in sizes:
-        sp = RandAugment()._augmentation_space(31, (h, w))
-        ra.append([sp[k][0].numpy().astype(np.float32) for k in
-                   ("ShearX", "TranslateX", "TranslateY", "Rotate", "Brightness", "Posterize",
-                    "Solarize")])
-    np.save(os.path.join(outdir, "ra_tables.npy"), np.array(ra, np.float32))
-    aa = []
-    for h, w in sizes:
-        sp = AutoAugment()._augmentation_space(10, (h, w))
-        aa.append([sp[k][0].numpy().astype(np.float32) for k in
-                   ("ShearX", "TranslateX", "TranslateY", "Rotate", "Brightness", "Posterize",
-                    "Solarize")])
-    np.save(os.path.join(outdir, "aa_tables.npy"), np.array(aa, np.float32))
+    for name, policy, bins in (("ra", RandAugment(), 31), ("aa", AutoAugment(), 10)):
+        tables = []
+        for h, w in sizes:
+            sp = policy._augmentation_space(bins, (h, w))
+            tables.append([sp[k][0].numpy().astype(np.float32) for k in
+                           ("ShearX", "TranslateX", "TranslateY", "Rotate", "Brightness",
+                            "Posterize", "Solarize")])
+        np.save(os.path.join(outdir, name + "_tables.npy"), np.array(tables, np.float32))
     op_index = {name: i for i, name in enumerate(names + ["Invert"])}
     policies = [AutoAugmentPolicy.IMAGENET, AutoAugmentPolicy.CIFAR10, AutoAugmentPolicy.SVHN]
     with open(os.path.join(outdir, "aa_policies.txt"), "w") as f:
