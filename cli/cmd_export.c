@@ -160,7 +160,9 @@ static int build_meta(const arg_table *t, const char *in, const rn_model *m, exp
     if (e->class_names)
         keys[n] = "class_names", vals[n++] = e->class_names;
     /* the evaluation's resize (train --val-resize-size), which goes with the checkpoint's size only */
-    if (e->resize_size && strcmp(e->resize_size, "0") != 0 && strcmp(args_str(t, "image-size"), "auto") == 0)
+    if (e->resize_size && strcmp(e->resize_size, "0") != 0 &&
+        (strcmp(args_str(t, "image-size"), "auto") == 0 ||
+         (e->image_size && strcmp(args_str(t, "image-size"), e->image_size) == 0)))
         keys[n] = "resize_size", vals[n++] = e->resize_size;
     *count = n;
     return 1;

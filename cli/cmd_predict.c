@@ -268,8 +268,8 @@ static int make_plan(const arg_table *t, const predict_meta *meta, int channels,
         p->crop = crop ? crop : p->resize;
     } else {
         p->crop = crop ? crop : meta_size ? meta_size : 224;
-        /* the checkpoint's resize goes with its crop: a --crop-size of its own takes the ratio */
-        const long meta_resize = crop || !meta_size ? 0 : strtol(meta->resize_size, NULL, 10);
+        /* the checkpoint's resize goes with its crop: a --crop-size of another size takes the ratio */
+        const long meta_resize = (crop && crop != meta_size) || !meta_size ? 0 : strtol(meta->resize_size, NULL, 10);
         p->resize = resize                                               ? resize
                     : meta_resize > 0 && meta_resize <= RN_RESIZE_MAX_SIDE ? (int)meta_resize
                                                                          : (int)(p->crop / 0.875);

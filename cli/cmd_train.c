@@ -569,7 +569,8 @@ int cmd_train(int argc, char **argv) {
                      (r.test.height != r.train.height || r.test.width != r.train.width)))) {
         cli_error(r.dist.what, "%s: the test split's images are %dx%dx%d, the training split's %dx%dx%d%s", data,
                   r.test.channels, r.test.height, r.test.width, r.train.channels, r.train.height, r.train.width,
-                  r.test.channels != r.train.channels ? "" : " (--image-size resizes both to one size)");
+                  r.test.channels != r.train.channels ? "" : " (--image-size resizes both to one size, "
+                  "--val-image-size the test split)");
         goto started;
     }
     if (strcmp(args_str(&t, "normalize"), "auto") == 0 &&
@@ -594,8 +595,19 @@ int cmd_train(int argc, char **argv) {
         cli_error(r.dist.what, "%s", rn_last_error());
         goto started;
     }
-    r.cfg.schedule_offset =
-        resume ? plan_schedule_offset(&r.plan, &pos, rn_loader_steps(r.loader), batch, r.train.count) : 0;
+    if (resume && pos.position > rn_loader_epoch_positions(r.loader)) {
+        /* --ra-sampler given at the resume (or another number of ranks under it) cuts the epoch short
+         * of where the checkpoint stands */
+        cli_error(r.dist.what, "%s stands %lld images into epoch %lld, past the %d this run's epochs hold "
+                  "(--ra-sampler cuts an epoch to (images / 256) x 256, a multiple of the ranks): resume it "
+                  "as it ran, or from a checkpoint saved at an epoch's end", resume, (long long)pos.position,
+                  (long long)pos.epoch + 1, rn_loader_epoch_positions(r.loader));
+        status = EXIT_USAGE;
+        goto started;
+    }
+    r.cfg.schedule_offset = resume ? plan_schedule_offset(&r.plan, &pos, rn_loader_steps(r.loader), batch,
+                                                          rn_loader_epoch_positions(r.loader))
+                                   : 0;
     plan_record(&r.plan, &t, rn_loader_steps(r.loader), r.cfg.schedule_offset);
     if (!setup_trainer(&r, resume, resume_state))
         goto started;

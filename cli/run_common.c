@@ -274,7 +274,7 @@ int cli_eval_config(const arg_table *t, const char *weights, const cli_ckpt_meta
                   "%s are resized straight to --image-size", kind);
         return 0;
     }
-    if (resize < 0 && size < 0 && folder) {
+    if (resize < 0 && (size < 0 || size == atoi(meta->image_size)) && folder) { /* its size, given or not */
         const int own = atoi(meta->resize_size);
         resize = own > 0 && own <= 4096 ? own : 0;
     }

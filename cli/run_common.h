@@ -14,7 +14,8 @@
     {"resize-size", ARG_INT, "-1",                                                                 \
      "image folders: the shorter side images are resized to before the centre crop of "           \
      "--image-size (torchvision's --val-resize-size; 232 for its V2 weights); -1: the "           \
-     "checkpoint's (train --val-resize-size) at its own image size, else int(size / 0.875); 0: " \
+     "checkpoint's (train --val-resize-size) at its own image size, given or not, else "          \
+     "int(size / 0.875); 0: "                                                                     \
      "int(size / 0.875)",                                                                         \
      0, 0}
 

@@ -263,7 +263,9 @@ int train_check_flags(train_run *r, int *batch, int *size, int *threads, int pla
     if (!args_int(t, "val-image-size", 0, 4096, &r->val_size) ||
         !args_int(t, "val-resize-size", 0, 4096, &r->val_resize))
         return 0;
-    if (r->val_resize && !folder) {
+    /* resuming, --dataset is the checkpoint's only once the plan has filled it (planned) */
+    if (r->val_resize && !folder &&
+        (planned || strcmp(args_str(t, "resume"), "none") == 0 || args_spec(t, "dataset")->set)) {
         cli_error(t->command, "--val-resize-size is for image folders (--dataset folder or folder-gray); images "
                   "of %s are resized straight to --val-image-size", args_str(t, "dataset"));
         return 0;

@@ -25,7 +25,6 @@ double train_clock_s(void) {
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Writes the checkpoint; returns 0 or, after saying why, an exit status. */
 rn_loader_config train_eval_loader(const train_run *r) {
     rn_loader_config c = r->lcfg;
     if (r->val_size)
@@ -39,6 +38,7 @@ int train_eval_side(const train_run *r) {
     return c.image_size ? c.image_size : r->test.height;
 }
 
+/* Writes the checkpoint; returns 0 or, after saying why, an exit status. */
 static int save_checkpoint(train_run *r, int64_t epoch, int64_t position) {
     char size[16], resize[16], ep[32], pos[32], seed[32], ranks[16], elapsed[32], tally[7][40];
     /* what eval and predict take: the evaluation's sizes */

@@ -44,7 +44,8 @@ static const recipe RECIPES[] = {
      "--random-erase 0.1 --weight-decay 0.00002 --norm-weight-decay 0.0 --label-smoothing 0.1 --mixup-alpha 0.2 "
      "--cutmix-alpha 1.0 --train-crop-size 176 --model-ema --val-resize-size 232 --ra-sampler --ra-reps 4) in "
      "this tool's terms: the global batch of 8 x 128, the average's decay as its reference derives it from "
-     "--model-ema-decay 0.99998 and --model-ema-steps 32; for an ImageNet folder (DIR/train, DIR/val) and a "
+     "--model-ema-decay 0.99998 and --model-ema-steps 32 for 600 epochs of that batch (other --epochs or "
+     "--batch-size keep it; torchvision derives it again); for an ImageNet folder (DIR/train, DIR/val) and a "
      "cluster (mpirun): 600 epochs of ImageNet-1k",
      NULL,
      {{"dataset", "folder"}, {"arch", "resnet50"}, {"epochs", "600"}, {"batch-size", "1024"},

@@ -776,6 +776,9 @@ RN_API void rn_loader_free(rn_loader *l);
 
 /* Batches per epoch. */
 RN_API int rn_loader_steps(const rn_loader *l);
+/* Positions an epoch hands out: the images (drop_last: those of the full batches), or with
+ * repeat_aug RASampler's cut. */
+RN_API int rn_loader_epoch_positions(const rn_loader *l);
 
 /* The shape of one output image: channels and height x width (image_size, or
  * the dataset's own size when image_size is 0). */

@@ -423,6 +423,28 @@ hasnt out "other settings" "the resumed run keeps --ra-sampler"
 expect 0 "12 steps with --ra-sampler" "$R" "${ras[@]}" --max-steps 12 --save r/ras12.safetensors
 /usr/bin/python3 "$HERE/tests/same_checkpoint.py" r/ras.safetensors r/ras12.safetensors && ok ||
     bad "--ra-sampler resumed: not the straight run's checkpoint"
+# resumed with another batch, the schedule stepped per epoch changes at the cut epoch's end (it had counted
+# 300 images an epoch: epoch 2's first step at epoch 1's rate)
+expect 0 "4 steps of 32 with --ra-sampler, cosine per epoch" "$R" train --data tiny300 --width 8 --quiet --log-every 1 \
+    --ra-sampler --schedule cosine --schedule-by epoch --epochs 3 --lr 0.1 --no-report --batch-size 32 --max-steps 4 \
+    --save r/rsb.safetensors
+expect 0 "... resumed at batch 64" "$R" train --data tiny300 --quiet --resume r/rsb.safetensors --batch-size 64 \
+    --no-report --save r/rsb.safetensors
+"$PY" - r/rsb.log.jsonl <<'PY' && ok || bad "resumed at another batch, the rate does not change at the epochs' ends"
+import json, sys
+first = {}
+for line in open(sys.argv[1]):
+    if line.startswith('{"step"'):
+        d = json.loads(line)
+        first.setdefault(d["epoch"], (d["step"], d["lr"]))
+sys.exit(0 if first[2] == (7, 0.075) and first[3][1] == 0.025 else 1)
+PY
+# --ra-sampler given at a resume standing past the cut epoch's end: refused before anything is written
+expect 0 "9 steps of 32 without --ra-sampler" "$R" train --data tiny300 --width 8 --quiet --batch-size 32 --epochs 2 \
+    --max-steps 9 --no-report --save r/rsc.safetensors
+expect 2 "... resumed with --ra-sampler" "$R" train --data tiny300 --quiet --resume r/rsc.safetensors --ra-sampler \
+    --no-report --save r/rsc.safetensors
+has err "stands 288 images into epoch 1, past the 256 this run's epochs hold" "the refusal says why"
 expect 1 "--ra-sampler on 48 images" "$R" "${common[@]}" --epochs 1 --ra-sampler --save r/ras48.safetensors
 has err "RASampler" "the refusal names the sampler's cut"
 # and AutoAugment's policy; another policy trains otherwise
@@ -911,7 +933,7 @@ has err "no val split" "quantize --split val says why"
 # ---- evaluated at a size of its own (--val-image-size, --val-resize-size) ---------------------------------
 # torchvision's --train-crop-size / --val-crop-size / --val-resize-size: the epoch's evaluation at
 # Resize(26) + CenterCrop(24) while training at 20; the checkpoint records them, so eval of it
-# reproduces the epoch's figures, and eval at --image-size 24 (resize int(24 / 0.875) = 27) does not
+# reproduces the epoch's figures, and eval at --resize-size 0 (int(24 / 0.875) = 27) does not
 expect 0 "train at 20, evaluate at 26 -> 24" "$R" train --data folder --dataset folder-gray --image-size 20 \
     --val-image-size 24 --val-resize-size 26 --width 8 --batch-size 4 --epochs 1 --quiet --no-report \
     --save fv/m.safetensors
@@ -923,9 +945,9 @@ sys.exit(0 if meta.get("image_size") == "24" and meta.get("resize_size") == "26"
 PY
 expect 0 "eval of it (its sizes)" "$R" eval --weights fv/m.safetensors --dataset folder-gray --data folder --json
 cp out fv/eval.json
-expect 0 "eval of it at --image-size 24" "$R" eval --weights fv/m.safetensors --dataset folder-gray --data folder \
-    --json --image-size 24
-cp out fv/eval24.json
+expect 0 "eval of it at --resize-size 0" "$R" eval --weights fv/m.safetensors --dataset folder-gray --data folder \
+    --json --resize-size 0
+cp out fv/eval27.json
 "$PY" - fv/m.log.jsonl fv/eval.json out <<'PY' && ok || bad "eval of the checkpoint is not the epoch's evaluation"
 import json, sys
 last = [json.loads(l) for l in open(sys.argv[1]) if l.startswith('{"epoch"')][-1]
@@ -933,13 +955,14 @@ ev, other = json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
 same = abs(ev["top1"] - last["test_acc"]) < 1e-6 and abs(ev["loss"] - last["test_loss"]) < 1e-5
 sys.exit(0 if same and abs(other["loss"] - ev["loss"]) > 1e-6 else 1)
 PY
-# --resize-size gives eval the resize: 27 is --image-size 24's, 26 the checkpoint's
+# --resize-size gives eval the resize: 27 is --resize-size 0's; the checkpoint's 26 stays with its own
+# --image-size 24 given
 expect 0 "eval of it at --resize-size 27" "$R" eval --weights fv/m.safetensors --dataset folder-gray --data folder \
     --json --resize-size 27
-cmp -s out fv/eval24.json && ok || bad "eval --resize-size 27 is not eval --image-size 24: $(cat out)"
-expect 0 "eval of it at --image-size 24 --resize-size 26" "$R" eval --weights fv/m.safetensors --dataset folder-gray \
-    --data folder --json --image-size 24 --resize-size 26
-cmp -s out fv/eval.json && ok || bad "eval --image-size 24 --resize-size 26 is not the checkpoint's: $(cat out)"
+cmp -s out fv/eval27.json && ok || bad "eval --resize-size 27 is not eval --resize-size 0: $(cat out)"
+expect 0 "eval of it at its own --image-size 24" "$R" eval --weights fv/m.safetensors --dataset folder-gray \
+    --data folder --json --image-size 24
+cmp -s out fv/eval.json && ok || bad "eval --image-size 24 dropped the checkpoint's resize 26: $(cat out)"
 expect 2 "eval --resize-size on images in memory" "$R" eval --weights fv/m.safetensors --data tiny --dataset fashion-mnist \
     --resize-size 30
 has err "--resize-size is for image folders" "the refusal says why"
@@ -958,9 +981,14 @@ expect 0 "predict with it at --resize-size 26" "$R" predict --weights fv/m.safet
 cmp -s out fv/p.json && ok || bad "predict did not resize to the checkpoint's 26: $(cat fv/p.json) vs $(cat out)"
 expect 0 "predict with it at --resize-size 27" "$R" predict --weights fv/m.safetensors --json --resize-size 27 "$img"
 cmp -s out fv/p.json && bad "another resize predicted alike (the check has no teeth)" || ok
+expect 0 "predict with it at its own --crop-size 24" "$R" predict --weights fv/m.safetensors --json --crop-size 24 "$img"
+cmp -s out fv/p.json && ok || bad "predict --crop-size 24 dropped the checkpoint's resize 26: $(cat out)"
 expect 0 "export it" "$R" export fv/m.safetensors fv/m.onnx
 expect 0 "predict with the export" "$R" predict --weights fv/m.onnx --json "$img"
 cmp -s out fv/p.json && ok || bad "predict with the ONNX export differs: $(cat fv/p.json) vs $(cat out)"
+expect 0 "a resume changing --val-resize-size (the dataset the plan's)" "$R" train --data folder --resume fv/m.safetensors \
+    --epochs 2 --val-resize-size 28 --quiet --no-report --save fv/m2.safetensors
+has out "--val-resize-size: 26 -> 28" "the change is listed"
 # images in memory: --val-image-size resizes the test split (bilinear); no resize-then-crop there
 expect 0 "train at 28, evaluate at 32" "$R" train --data tiny --val-image-size 32 --width 8 --batch-size 8 \
     --epochs 1 --quiet --no-report --save fv/t.safetensors

@@ -461,8 +461,9 @@ static rn_status check_config(const rn_dataset *ds, const rn_loader_config *cfg)
     const int len = epoch_length(ds, cfg);
     if (cfg->repeat_aug > 1 && len < 1)
         return rn_fail(RN_ERR_ARG, "loader: repeated augmentation takes (images / 256) * 256 "
-                       "positions an epoch, as torchvision's RASampler does: %d images give none",
-                       ds->count);
+                       "positions an epoch, rounded down to a multiple of the %d shard%s, as "
+                       "torchvision's RASampler does: %d images give none",
+                       cfg->shards > 1 ? cfg->shards : 1, cfg->shards > 1 ? "s" : "", ds->count);
     if (cfg->drop_last && len < cfg->batch_size)
         return rn_fail(RN_ERR_ARG, "loader: drop_last with %d images%s and batch size %d leaves "
                        "no batch", len, cfg->repeat_aug > 1 ? " an epoch" : "", cfg->batch_size);
@@ -616,6 +617,7 @@ void rn_loader_free(rn_loader *l) {
  * ------------------------------------------------------------------------- */
 
 int rn_loader_steps(const rn_loader *l) { return l ? l->steps : 0; }
+int rn_loader_epoch_positions(const rn_loader *l) { return l ? l->end : 0; }
 
 void rn_loader_shape(const rn_loader *l, int *channels, int *height, int *width) {
     if (channels)
@@ -675,7 +677,7 @@ rn_status rn_loader_set_state(rn_loader *l, const rn_loader_state *st) {
     if (st->epoch < 0)
         return rn_fail(RN_ERR_ARG, "loader state: epoch %lld is negative", (long long)st->epoch);
     if (st->position < 0 || st->position > l->end)
-        return rn_fail(RN_ERR_ARG, "loader state: position %lld outside 0..%d (the epoch's images)",
+        return rn_fail(RN_ERR_ARG, "loader state: position %lld outside 0..%d (the epoch's positions)",
                        (long long)st->position, l->end);
     l->epoch = st->epoch;
     l->position = st->position;
