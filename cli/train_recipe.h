@@ -19,8 +19,9 @@
 /* The --recipe flag of `resnet train`. */
 #define TRAIN_RECIPE_SPEC                                                                             \
     {"recipe", ARG_STRING, "none", "a named set of defaults for the flags not given: none, fmnist-fast "  \
-     "(aims at >= 0.94 test accuracy on Fashion-MNIST within 15 minutes on 2 cores) or fmnist-fast-bf16 (the same in " \
-     "bf16 mixed precision); list: print the recipes and their flags", 0, 0}
+     "(aims at >= 0.94 test accuracy on Fashion-MNIST within 15 minutes on 2 cores), fmnist-fast-bf16 (the same in " \
+     "bf16 mixed precision) or torchvision-resnet50-v2 (the recipe of torchvision's ResNet-50 IMAGENET1K_V2 "        \
+     "weights, for an ImageNet folder); list: print the recipes and their flags", 0, 0}
 
 /* Applies --recipe to t (before --resume's plan_apply). Returns 1 (also for
  * "none"), or 0 after an error message naming the known recipes. */

@@ -50,7 +50,8 @@ struct rn_loader {
     rn_loader_config cfg;
     int c, h, w;                /* output image shape */
     int steps;                  /* batches per epoch */
-    int end;                    /* images per epoch (fewer with drop_last) */
+    int end;                    /* positions per epoch: the images (fewer with drop_last;
+                                   repeat_aug: RASampler's cut) */
     int reps;                   /* each image of the order this many times in a row (1: once) */
     int shards, shard;          /* 1, 0 unless sharded */
     int cap;                    /* images of one handed-out batch: batch_size / shards */
