@@ -391,38 +391,31 @@ expect 0 "--ema 0 at a resume" "$R" train --data tiny --quiet --resume r/clip6.s
     --ema 0 --save r/clip6.safetensors
 has out "removed r/clip6.ema.safetensors" "the stale average's removal is said"
 [ ! -e r/clip6.ema.safetensors ] && ok || bad "the average of the run before is left beside a checkpoint without one"
+# resumes_as_straight NAME DATA STOP END WHAT ARGS...: the run ARGS stopped after STOP steps (r/NAME)
+# and resumed with --data DATA alone to END steps keeps WHAT (nothing listed as changed) and equals the
+# run ARGS of END steps (r/NAME$END): WHAT is part of the plan
+resumes_as_straight() {
+    local name=$1 data=$2 stop=$3 end=$4 what=$5
+    shift 5
+    expect 0 "$stop steps with $what" "$R" "$@" --max-steps "$stop" --save "r/$name.safetensors"
+    expect 0 "... resumed without it" "$R" train --data "$data" --quiet --resume "r/$name.safetensors" \
+        --max-steps "$end" --save "r/$name.safetensors"
+    hasnt out "other settings" "the resumed run keeps $what"
+    expect 0 "$end steps with $what" "$R" "$@" --max-steps "$end" --save "r/$name$end.safetensors"
+    /usr/bin/python3 "$HERE/tests/same_checkpoint.py" "r/$name.safetensors" "r/$name$end.safetensors" && ok ||
+        bad "$what resumed: not the straight run's checkpoint"
+}
 # TrivialAugmentWide is part of the plan: a resume without --auto-augment augments as the run did
-expect 0 "3 steps with --auto-augment ta_wide" "$R" "${common[@]}" --epochs 2 --lr 0.1 --auto-augment ta_wide \
-    --augment crop+flip --max-steps 3 --save r/ta.safetensors
-expect 0 "... resumed without it" "$R" train --data tiny --quiet --resume r/ta.safetensors --max-steps 6 \
-    --save r/ta.safetensors
-hasnt out "other settings" "the resumed run keeps --auto-augment"
-expect 0 "6 steps with --auto-augment ta_wide" "$R" "${common[@]}" --epochs 2 --lr 0.1 --auto-augment ta_wide \
-    --augment crop+flip --max-steps 6 --save r/ta6.safetensors
-/usr/bin/python3 "$HERE/tests/same_checkpoint.py" r/ta.safetensors r/ta6.safetensors && ok ||
-    bad "--auto-augment resumed: not the straight run's checkpoint"
+resumes_as_straight ta tiny 3 6 "--auto-augment ta_wide" "${common[@]}" --epochs 2 --lr 0.1 \
+    --auto-augment ta_wide --augment crop+flip
 # so is RandAugment with its magnitude and interpolation
-expect 0 "3 steps with --auto-augment ra" "$R" "${common[@]}" --epochs 2 --lr 0.1 --auto-augment ra --ra-magnitude 12 \
-    --aa-interpolation nearest --max-steps 3 --save r/ra.safetensors
-expect 0 "... resumed without it" "$R" train --data tiny --quiet --resume r/ra.safetensors --max-steps 6 \
-    --save r/ra.safetensors
-hasnt out "other settings" "the resumed run keeps --auto-augment ra, --ra-magnitude and --aa-interpolation"
-expect 0 "6 steps with --auto-augment ra" "$R" "${common[@]}" --epochs 2 --lr 0.1 --auto-augment ra --ra-magnitude 12 \
-    --aa-interpolation nearest --max-steps 6 --save r/ra6.safetensors
-/usr/bin/python3 "$HERE/tests/same_checkpoint.py" r/ra.safetensors r/ra6.safetensors && ok ||
-    bad "--auto-augment ra resumed: not the straight run's checkpoint"
+resumes_as_straight ra tiny 3 6 "--auto-augment ra, --ra-magnitude and --aa-interpolation" "${common[@]}" \
+    --epochs 2 --lr 0.1 --auto-augment ra --ra-magnitude 12 --aa-interpolation nearest
 # repeated augmentation (--ra-sampler): 300 images give 256 positions an epoch, 86 images three times in a row
 # (the last once); part of the plan, so a resume without it samples as the run did
-ras=(train --data tiny300 --batch-size 32 --width 8 --quiet --log-every 1 --epochs 2 --lr 0.1 --augment crop+flip
-    --ra-sampler)
-expect 0 "3 steps with --ra-sampler" "$R" "${ras[@]}" --max-steps 3 --save r/ras.safetensors
+resumes_as_straight ras tiny300 3 12 "--ra-sampler" train --data tiny300 --batch-size 32 --width 8 --quiet \
+    --log-every 1 --epochs 2 --lr 0.1 --augment crop+flip --ra-sampler
 has out "8 steps per epoch (--ra-sampler: each image 3 times in a row)" "the epoch is cut to 256 positions"
-expect 0 "... resumed without it" "$R" train --data tiny300 --quiet --resume r/ras.safetensors --max-steps 12 \
-    --save r/ras.safetensors
-hasnt out "other settings" "the resumed run keeps --ra-sampler"
-expect 0 "12 steps with --ra-sampler" "$R" "${ras[@]}" --max-steps 12 --save r/ras12.safetensors
-/usr/bin/python3 "$HERE/tests/same_checkpoint.py" r/ras.safetensors r/ras12.safetensors && ok ||
-    bad "--ra-sampler resumed: not the straight run's checkpoint"
 # resumed with another batch, the schedule stepped per epoch changes at the cut epoch's end (it had counted
 # 300 images an epoch: epoch 2's first step at epoch 1's rate)
 expect 0 "4 steps of 32 with --ra-sampler, cosine per epoch" "$R" train --data tiny300 --width 8 --quiet --log-every 1 \
@@ -448,15 +441,8 @@ has err "stands 288 images into epoch 1, past the 256 this run's epochs hold" "t
 expect 1 "--ra-sampler on 48 images" "$R" "${common[@]}" --epochs 1 --ra-sampler --save r/ras48.safetensors
 has err "RASampler" "the refusal names the sampler's cut"
 # and AutoAugment's policy; another policy trains otherwise
-expect 0 "3 steps with --auto-augment svhn" "$R" "${common[@]}" --epochs 2 --lr 0.1 --auto-augment svhn \
-    --augment crop+flip --max-steps 3 --save r/aa.safetensors
-expect 0 "... resumed without it" "$R" train --data tiny --quiet --resume r/aa.safetensors --max-steps 6 \
-    --save r/aa.safetensors
-hasnt out "other settings" "the resumed run keeps --auto-augment svhn"
-expect 0 "6 steps with --auto-augment svhn" "$R" "${common[@]}" --epochs 2 --lr 0.1 --auto-augment svhn \
-    --augment crop+flip --max-steps 6 --save r/aa6.safetensors
-/usr/bin/python3 "$HERE/tests/same_checkpoint.py" r/aa.safetensors r/aa6.safetensors && ok ||
-    bad "--auto-augment svhn resumed: not the straight run's checkpoint"
+resumes_as_straight aa tiny 3 6 "--auto-augment svhn" "${common[@]}" --epochs 2 --lr 0.1 --auto-augment svhn \
+    --augment crop+flip
 expect 0 "6 steps with --auto-augment cifar10" "$R" "${common[@]}" --epochs 2 --lr 0.1 --auto-augment cifar10 \
     --augment crop+flip --max-steps 6 --save r/aac6.safetensors
 /usr/bin/python3 - r/aa6.safetensors r/aac6.safetensors <<'PY' && ok || bad "--auto-augment cifar10 trained as svhn did"
