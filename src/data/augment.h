@@ -37,7 +37,7 @@ typedef enum rn_augment_op {
     RN_AUG_OPS
 } rn_augment_op;
 
-#define RN_AUG_WIDE_OPS 14 /* TrivialAugmentWide's and RandAugment's: identity .. equalize */
+#define RN_AUG_WIDE_OPS RN_AUG_INVERT /* TrivialAugmentWide's and RandAugment's 14: those before invert */
 
 #define RN_AUG_BINS 31 /* TrivialAugmentWide's num_magnitude_bins */
 
