@@ -37,7 +37,8 @@ typedef enum rn_augment_op {
     RN_AUG_OPS
 } rn_augment_op;
 
-#define RN_AUG_WIDE_OPS RN_AUG_INVERT /* TrivialAugmentWide's and RandAugment's 14: those before invert */
+/* TrivialAugmentWide's and RandAugment's 14 operations: those before invert */
+#define RN_AUG_WIDE_OPS RN_AUG_INVERT
 
 #define RN_AUG_BINS 31 /* TrivialAugmentWide's num_magnitude_bins */
 
