@@ -1,4 +1,4 @@
-/* cmd_forward.c - `resnet forward`: weights + input .npy -> logits .npy. */
+/* cmd_forward.c - `resnet forward`: weights + input .npy -> logits .npy (and the features). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +15,8 @@ static arg_spec SPECS[] = {
     {"arch", ARG_STRING, "auto", "architecture; auto: from the file's metadata or tensor names", 0, 0},
     {"weights", ARG_STRING, NULL, "weights: safetensors or PyTorch .pth with PyTorch state_dict names, or an ONNX ResNet", 0, 0},
     {"input", ARG_STRING, NULL, ".npy float32 input of shape (N, C, H, W)", 0, 0},
-    {"output", ARG_STRING, NULL, ".npy file to write the (N, num_classes) float32 logits to; missing folders are created", 0, 0},
+    {"output", ARG_STRING, "none", ".npy file to write the (N, num_classes) float32 logits to; missing folders are created; none: no logits (then --features is needed)", 0, 0},
+    {"features", ARG_STRING, "none", ".npy file to write each image's (N, D) float32 features to, from the same pass: what the classifier reads, the global average pool of the last stage (D 512 for resnet18/34, 2048 for resnet50 and deeper; torchvision's model with fc = nn.Identity()); none: no features", 0, 0},
     {"mode", ARG_STRING, "eval", "eval: BatchNorm uses running statistics; train: batch statistics", 0, 0},
     {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
     CLI_CONV_ALGO_SPEC,
@@ -88,7 +89,7 @@ static void print_top(const float *y, int n, int k, char **names, const int *tru
 }
 
 int cmd_forward(int argc, char **argv) {
-    arg_table t = {"forward", "Run a forward pass and write the logits.", SPECS,
+    arg_table t = {"forward", "Run a forward pass and write the logits, the features, or both.", SPECS,
                    sizeof SPECS / sizeof SPECS[0]};
     int r = args_parse(&t, argc, argv);
     if (r)
@@ -106,13 +107,28 @@ int cmd_forward(int argc, char **argv) {
         cli_error("forward", "--true-labels needs --print (it prints each label beside the prediction)");
         return EXIT_USAGE;
     }
-    const char *out = args_str(&t, "output");
-    if (!cli_arch_ok(&t, 1) || !cli_conv_algo_ok(&t) || !cli_precision_ok(&t, 0) || !cli_path_ok(&t, "output") ||
-        !cli_output_file_ok("forward", "--output", args_str(&t, "output")) ||
-        !cli_output_not_input("forward", "--output", out, "--input", args_str(&t, "input")) ||
-        !cli_output_not_input("forward", "--output", out, "--weights", args_str(&t, "weights")) ||
-        (strcmp(truth_path, "none") != 0 && !cli_output_not_input("forward", "--output", out, "--true-labels",
-                                                                    truth_path)))
+    const char *out = args_str(&t, "output"), *fout = args_str(&t, "features");
+    const int want_logits = strcmp(out, "none") != 0, want_features = strcmp(fout, "none") != 0;
+    if (!want_logits && !want_features) {
+        cli_error("forward", "nothing to write: give --output (the logits), --features, or both");
+        return EXIT_USAGE;
+    }
+    if (!cli_arch_ok(&t, 1) || !cli_conv_algo_ok(&t) || !cli_precision_ok(&t, 0))
+        return EXIT_USAGE;
+    /* each file written: not a folder, not one of the files read, not the other output */
+    const char *outs[2][2] = {{"--output", want_logits ? out : NULL},
+                              {"--features", want_features ? fout : NULL}};
+    for (int o = 0; o < 2; o++) {
+        const char *what = outs[o][0], *path = outs[o][1];
+        if (path &&
+            (!cli_path_ok(&t, what + 2) || !cli_output_file_ok("forward", what, path) ||
+             !cli_output_not_input("forward", what, path, "--input", args_str(&t, "input")) ||
+             !cli_output_not_input("forward", what, path, "--weights", args_str(&t, "weights")) ||
+             (strcmp(truth_path, "none") != 0 &&
+              !cli_output_not_input("forward", what, path, "--true-labels", truth_path))))
+            return EXIT_USAGE;
+    }
+    if (want_logits && want_features && !cli_output_not_input("forward", "--features", fout, "--output", out))
         return EXIT_USAGE;
     const char *arch = args_str(&t, "arch");
     if (strcmp(arch, "auto") == 0)
@@ -121,7 +137,7 @@ int cmd_forward(int argc, char **argv) {
 
     rn_model *m = NULL;
     rn_session *sess = NULL;
-    float *x = NULL, *y = NULL;
+    float *x = NULL, *y = NULL, *feats = NULL;
     char **names = NULL;
     int *truth = NULL;
     int ndim = 0, status = EXIT_RUNTIME;
@@ -140,9 +156,12 @@ int cmd_forward(int argc, char **argv) {
                   "least 1", args_str(&t, "input"), got, rn_model_in_channels(m));
         goto done;
     }
-    int n = (int)shape[0], h = (int)shape[2], w = (int)shape[3], k = rn_model_num_classes(m);
+    int n = (int)shape[0], h = (int)shape[2], w = (int)shape[3], k = rn_model_num_classes(m),
+        d = rn_model_feature_dim(m);
+    /* the logits are computed for --print too, without --output */
     y = malloc((size_t)n * (size_t)k * sizeof *y);
-    if (!y) {
+    feats = want_features ? malloc((size_t)n * (size_t)d * sizeof *feats) : NULL;
+    if (!y || (want_features && !feats)) {
         cli_error("forward", "out of memory");
         goto done;
     }
@@ -160,18 +179,28 @@ int cmd_forward(int argc, char **argv) {
         if (!read_true_labels(truth_path, n, k, truth))
             goto done;
     }
-    int64_t out_shape[2] = {n, k};
+    int64_t out_shape[2] = {n, k}, feat_shape[2] = {n, d};
     rn_session_config scfg;
     cli_session_config(&t, &scfg);
     /* the flags' values are checked above: what the session refuses now is the file's (an int8
      * model at --precision fp32, a float32 one at int8), a failure at run time as in eval */
-    if (rn_session_create(m, &scfg, &sess) != RN_OK || rn_session_forward(sess, x, n, h, w, mode, y) != RN_OK) {
+    if (rn_session_create(m, &scfg, &sess) != RN_OK ||
+        (want_features ? rn_session_forward_features(sess, x, n, h, w, mode, feats, y)
+                       : rn_session_forward(sess, x, n, h, w, mode, y)) != RN_OK) {
         cli_error("forward", "%s: %s", args_str(&t, "weights"), rn_last_error());
         goto done;
     }
-    rn_status st = cli_make_output_dirs("forward", args_str(&t, "output"));
-    if (st == RN_OK)
-        st = rn_npy_write(args_str(&t, "output"), y, 2, out_shape);
+    rn_status st = RN_OK;
+    if (want_logits) {
+        st = cli_make_output_dirs("forward", out);
+        if (st == RN_OK)
+            st = rn_npy_write(out, y, 2, out_shape);
+    }
+    if (st == RN_OK && want_features) {
+        st = cli_make_output_dirs("forward", fout);
+        if (st == RN_OK)
+            st = rn_npy_write(fout, feats, 2, feat_shape);
+    }
     if (st != RN_OK) {
         status = cli_write_failed("forward", st);
         goto done;
@@ -182,6 +211,7 @@ int cmd_forward(int argc, char **argv) {
 done:
     free(x);
     free(y);
+    free(feats);
     free(truth);
     free(names);
     rn_session_free(sess);

@@ -206,6 +206,10 @@ RN_API void rn_model_free(rn_model *model);
 RN_API const char *rn_model_arch(const rn_model *model);
 RN_API int rn_model_in_channels(const rn_model *model);
 RN_API int rn_model_num_classes(const rn_model *model);
+/* The length of an image's feature vector: what the classifier (fc) reads, the global average
+ * pool of the last stage (512 for resnet18 and resnet34, 2048 for resnet50 and deeper, 8 x width x
+ * expansion in general). */
+RN_API int rn_model_feature_dim(const rn_model *model);
 /* Number of trainable parameters (weights and biases, not BN statistics). */
 RN_API int64_t rn_model_param_count(const rn_model *model);
 
@@ -325,6 +329,16 @@ RN_API void rn_session_free(rn_session *s);
  * tolerances; bitwise the same for the same sequence of calls). */
 RN_API rn_status rn_session_forward(rn_session *s, const float *x, int n, int h, int w, rn_mode mode,
                                     float *logits);
+
+/* A forward pass that gives every image's features, (n, rn_model_feature_dim) float32 row-major:
+ * the global average pool of the last stage, what the classifier reads (torchvision: the model
+ * with fc = nn.Identity(), or create_feature_extractor's "flatten" node), for embeddings, image
+ * search or a linear probe; and the logits in the same pass where `logits` is not NULL (the
+ * classifier is skipped where it is). Any precision: an int8 session's features are its average
+ * pool's dequantized output (an image with a value that is not finite gets NaN features there,
+ * as in float32). Otherwise as rn_session_forward. */
+RN_API rn_status rn_session_forward_features(rn_session *s, const float *x, int n, int h, int w,
+                                             rn_mode mode, float *features, float *logits);
 
 /* The instruction set of the session's kernels: "amx", "avx512", "avx2", "portable". */
 RN_API const char *rn_session_isa(const rn_session *s);
@@ -858,6 +872,9 @@ typedef struct rn_eval_batch {
     const float *x;           /* (n, channels, height, width): the loader's output */
     const int32_t *labels;    /* (n) */
     const float *logits;      /* (n, num_classes) */
+    int feature_dim;          /* rn_model_feature_dim */
+    const float *features;    /* (n, feature_dim): each image's features (rn_session_forward_features;
+                                 with tta_flip the mean of the two views', as the logits) */
 } rn_eval_batch;
 
 /* Called after each batch; a status other than RN_OK stops the evaluation

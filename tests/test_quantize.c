@@ -2,7 +2,8 @@
  * test_quantize.c - int8 quantization of a model: rn_quantize_synthetic (its layers, the
  * same scales on a second call, the file round trip), the calibrator's contract (a refused
  * batch leaves it as it was; non-finite images, activations, weights and BatchNorm statistics
- * refused by name) and the int8 loader's checks of its scales.
+ * refused by name) and the int8 loader's checks of its scales; rn_session_forward_features in
+ * every precision (the classifier applied to its features gives its logits).
  */
 #include <math.h>
 #include <stdint.h>
@@ -418,9 +419,96 @@ static void test_int8_scales(void) {
     check_tmpdir_remove(dir);
 }
 
+/* rn_session_forward_features on a session of `prec` over model m (fc_w, fc_b: the float32
+ * classifier, the same in the int8 model), batches of 1 and 3: the logits of the same pass
+ * equal rn_session_forward's bit for bit, the features equal with or without the logits, and
+ * the classifier applied to them in double gives the logits within float32 sums' error. */
+static void check_features(const rn_model *m, const char *prec, const float *fc_w,
+                           const float *fc_b) {
+    enum { H = 32, W = 32, NMAX = 3 };
+    const int K = rn_model_num_classes(m), D = rn_model_feature_dim(m);
+    float *x = malloc(sizeof(float) * NMAX * 3 * H * W);
+    float *lg = malloc(sizeof(float) * NMAX * K), *lg2 = malloc(sizeof(float) * NMAX * K);
+    float *f = malloc(sizeof(float) * NMAX * D), *f2 = malloc(sizeof(float) * NMAX * D);
+    rn_session_config cfg;
+    rn_session_config_default(&cfg);
+    cfg.precision = prec;
+    rn_session *s = NULL;
+    CHECK(x && lg && lg2 && f && f2 && rn_session_create(m, &cfg, &s) == RN_OK,
+          "%s session: %s", prec, rn_last_error());
+    for (int i = 0; i < NMAX * 3 * H * W; i++)
+        x[i] = (float)((i * 53) % 127) / 63.0f - 1.0f;
+    for (int n = 1; s && n <= NMAX; n += 2) {
+        CHECK(rn_session_forward(s, x, n, H, W, RN_MODE_EVAL, lg) == RN_OK &&
+                  rn_session_forward_features(s, x, n, H, W, RN_MODE_EVAL, f, lg2) == RN_OK,
+              "%s batch %d: %s", prec, n, rn_last_error());
+        CHECK(memcmp(lg, lg2, sizeof(float) * n * K) == 0,
+              "%s batch %d: the logits of the features' pass are rn_session_forward's", prec, n);
+        for (int i = 0; i < n * D; i++)
+            f2[i] = NAN;
+        CHECK(rn_session_forward_features(s, x, n, H, W, RN_MODE_EVAL, f2, NULL) == RN_OK &&
+                  memcmp(f, f2, sizeof(float) * n * D) == 0,
+              "%s batch %d: the features without the logits are those with them", prec, n);
+        double worst = 0.0, top = 0.0;
+        int positive = 0;
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < K; k++) {
+                double z = fc_b[k];
+                for (int c = 0; c < D; c++)
+                    z += (double)f[(size_t)i * D + c] * fc_w[(size_t)k * D + c];
+                worst = fmax(worst, fabs(z - lg[(size_t)i * K + k]));
+                top = fmax(top, fabs(lg[(size_t)i * K + k]));
+            }
+        for (int i = 0; i < n * D; i++)
+            positive += f[i] > 0.0f;
+        CHECK(worst <= 1e-5 * top + 1e-6 && positive > n * D / 8,
+              "%s batch %d: fc(features) = logits (max |diff| %g of %g; %d of %d features > 0)",
+              prec, n, worst, top, positive, n * D);
+    }
+    CHECK(rn_session_forward_features(s, x, 1, H, W, RN_MODE_EVAL, NULL, lg) == RN_ERR_ARG,
+          "%s: NULL features refused", prec);
+    rn_session_free(s);
+    free(x), free(lg), free(lg2), free(f), free(f2);
+}
+
+static void test_session_features(void) {
+    rn_model *m = NULL, *q = NULL;
+    CHECK(rn_model_create("resnet18", 3, 10, &m) == RN_OK && rn_model_init(m, "default", 3) == RN_OK,
+          "create: %s", rn_last_error());
+    if (!m)
+        return;
+    CHECK(rn_model_feature_dim(m) == 512 && rn_model_feature_dim(NULL) == 0, "resnet18's 512 features");
+    check_features(m, "fp32", m->fc_w, m->fc_b);
+    check_features(m, "bf16", m->fc_w, m->fc_b);
+    CHECK(rn_quantize_synthetic(m, 32, 32, &q) == RN_OK, "quantize: %s", rn_last_error());
+    if (q) {
+        check_features(q, "int8", m->fc_w, m->fc_b);
+        /* a NaN in image 0: its features NaN (as float32's), image 1's as without it */
+        float img[2 * 3 * 32 * 32], clean[2 * 512], f[2 * 512];
+        for (int i = 0; i < 2 * 3 * 32 * 32; i++)
+            img[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
+        rn_session *s = NULL;
+        CHECK(rn_session_create(q, NULL, &s) == RN_OK &&
+                  rn_session_forward_features(s, img, 2, 32, 32, RN_MODE_EVAL, clean, NULL) == RN_OK,
+              "int8 features: %s", rn_last_error());
+        img[300] = NAN;
+        CHECK(s && rn_session_forward_features(s, img, 2, 32, 32, RN_MODE_EVAL, f, NULL) == RN_OK,
+              "int8 features: %s", rn_last_error());
+        int nan = 1, same = 1;
+        for (int c = 0; s && c < 512; c++)
+            nan &= isnan(f[c]) != 0, same &= f[512 + c] == clean[512 + c];
+        CHECK(nan && same, "a NaN in image 0: its int8 features NaN (%d), image 1's kept (%d)", nan,
+              same);
+        rn_session_free(s);
+    }
+    rn_model_free(q);
+    rn_model_free(m);
+}
+
 int main(void) {
     if (!check_tmpdir("test_quantize", tmpdir, sizeof tmpdir))
         return 1;
+    test_session_features();
     test_quantize_synthetic();
     test_calibrator_failed_add();
     test_calibrator_bad_weights();

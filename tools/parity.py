@@ -13,7 +13,9 @@ N,C,H,W input (.npy) to a temp dir, runs
 
 and compares Y with PyTorch in the same mode (eval: running stats, train:
 batch stats), computed in float64 so the error measured is resnet.c's:
-rel = max|y - y_ref| / max|y_ref| must be <= --tol (1e-4).
+rel = max|y - y_ref| / max|y_ref| must be <= --tol (1e-4). The same pass also writes the
+features (`--features F.npy`: the classifier's input), compared likewise with what PyTorch's
+fc receives (a forward pre-hook on model.fc).
 Ends with `parity: N passed, M failed`; exit status 1 if M > 0.
 
 --check-load: loads a safetensors file (e.g. written by rn_model_save) into
@@ -88,13 +90,14 @@ def run_case(idx, case, args, tmp):
     wpath = os.path.join(tmp, "w%d.safetensors" % idx)
     xpath = os.path.join(tmp, "x%d.npy" % idx)
     ypath = os.path.join(tmp, "y%d.npy" % idx)
+    fpath = os.path.join(tmp, "f%d.npy" % idx)
     save_safetensors(wpath, model.state_dict(), metadata(arch, cin, k))
     g = torch.Generator().manual_seed(seed + 1)
     x = torch.randn(n, cin, h, w, generator=g)
     np.save(xpath, x.numpy().astype(np.float32))
 
     cmd = [args.resnet, "forward", "--arch", arch, "--weights", wpath, "--input", xpath,
-           "--output", ypath, "--mode", mode, "--threads", str(args.threads)]
+           "--output", ypath, "--features", fpath, "--mode", mode, "--threads", str(args.threads)]
     t0 = time.time()
     try:
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -109,8 +112,12 @@ def run_case(idx, case, args, tmp):
     if args.ref_dtype == "float64":
         ref = ref.double()
     ref.train(mode == "train")
+    seen = []
+    hook = ref.fc.register_forward_pre_hook(lambda mod, inp: seen.append(inp[0].detach()))
     with torch.no_grad():
         y_ref = ref(x.to(next(ref.parameters()).dtype)).double().numpy()
+    hook.remove()
+    f_ref = seen[0].double().numpy()
     t_ref = time.time() - t0
     ymax = float(np.abs(y_ref).max())
 
@@ -130,6 +137,17 @@ def run_case(idx, case, args, tmp):
                 msg = "output shape %s, expected %s" % (tuple(y.shape), tuple(y_ref.shape))
             else:
                 rel = float(np.abs(y.astype(np.float64) - y_ref).max()) / ymax
+        if not msg:
+            try:
+                f = np.load(fpath)
+            except Exception as e:  # noqa: BLE001
+                f = None
+                msg = "cannot read features %s: %s" % (fpath, e)
+            if f is not None and tuple(f.shape) != tuple(f_ref.shape):
+                msg = "features shape %s, expected %s" % (tuple(f.shape), tuple(f_ref.shape))
+            elif f is not None:
+                frel = float(np.abs(f.astype(np.float64) - f_ref).max()) / float(np.abs(f_ref).max())
+                rel = max(rel, frel)
     ok = not msg and rel <= args.tol
     extra = ""
     if args.torch32:

@@ -432,6 +432,22 @@ static void run_conv(rn_session *s, int i, int n, rn_mode mode, const float *x, 
     batchnorm_apply(y, u->cout, M, scale, shift, res, nd->relu, y);
 }
 
+/* The features of the pass just run, (feat, n) in the arena, into features as (n, feat);
+ * nothing where features is NULL. */
+static rn_status copy_features(const rn_session *s, int n, float *features) {
+    if (!features)
+        return RN_OK;
+    const int v = rn_graph_features(s->sc), feat = s->m->feat;
+    if (v < 0 || s->sc->values[v].c != feat)
+        return rn_fail(RN_ERR_ARG, "rn_session_forward_features: this network has no pooled "
+                       "features");
+    const float *src = value_ptr(s, v);
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < feat; c++)
+            features[(size_t)i * feat + c] = src[(size_t)c * n + i];
+    return RN_OK;
+}
+
 /* The input shape a forward pass accepts (before anything is planned for it). */
 static rn_status check_shape(const rn_session *s, int n, int h, int w) {
     if (n < 1 || h < 1 || w < 1 || n > 1000000 || h > 65536 || w > 65536)
@@ -451,10 +467,11 @@ rn_status rn_session_plan(rn_session *s, int n, int h, int w) {
     return plan_for(s, n, h, w, NULL);
 }
 
-rn_status rn_session_forward(rn_session *s, const float *x, int n, int h, int w, rn_mode mode,
-                             float *logits) {
-    if (!s || !x || !logits)
-        return rn_fail(RN_ERR_ARG, "rn_session_forward: NULL argument");
+/* The forward pass of rn_session_forward and rn_session_forward_features: the logits where
+ * `logits` is not NULL (else the classifier is skipped), the features (n, feat) where `features`
+ * is not NULL. */
+static rn_status forward_pass(rn_session *s, const float *x, int n, int h, int w, rn_mode mode,
+                              float *logits, float *features) {
     const rn_model *m = s->m;
     RN_TRY(check_shape(s, n, h, w));
     if (mode != RN_MODE_EVAL && mode != RN_MODE_TRAIN)
@@ -467,7 +484,7 @@ rn_status rn_session_forward(rn_session *s, const float *x, int n, int h, int w,
         prepare_weights(s);
     if (s->int8) {
         rn_int8_forward(s, x, n, logits);
-        return RN_OK;
+        return copy_features(s, n, features);
     }
 
     const rn_graph *sc = s->sc;
@@ -514,13 +531,29 @@ rn_status rn_session_forward(rn_session *s, const float *x, int n, int h, int w,
             break;
         case RN_NODE_LINEAR:
             /* dst (num_classes, n) is the scratch; the logits land in (n, num_classes) */
-            linear_forward(s->k, src, vi->c, n, m->fc_w, m->fc_b, m->num_classes, logits, dst);
+            if (logits)
+                linear_forward(s->k, src, vi->c, n, m->fc_w, m->fc_b, m->num_classes, logits,
+                               dst);
             break;
         }
         if (s->observe && (nd->op == RN_NODE_CONV || nd->op == RN_NODE_MAXPOOL))
             s->observe(s->observe_ctx, nd->out, dst, rn_value_floats(sc, nd->out, n), blocked);
     }
-    return RN_OK;
+    return copy_features(s, n, features);
+}
+
+rn_status rn_session_forward(rn_session *s, const float *x, int n, int h, int w, rn_mode mode,
+                             float *logits) {
+    if (!s || !x || !logits)
+        return rn_fail(RN_ERR_ARG, "rn_session_forward: NULL argument");
+    return forward_pass(s, x, n, h, w, mode, logits, NULL);
+}
+
+rn_status rn_session_forward_features(rn_session *s, const float *x, int n, int h, int w,
+                                      rn_mode mode, float *features, float *logits) {
+    if (!s || !x || !features)
+        return rn_fail(RN_ERR_ARG, "rn_session_forward_features: NULL argument");
+    return forward_pass(s, x, n, h, w, mode, logits, features);
 }
 
 const float *rn_session_features(const rn_session *s) {

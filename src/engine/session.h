@@ -79,6 +79,7 @@ size_t rn_int8_workspace_floats(const rn_session *s, const rn_node *nd, int n);
 long rn_int8_work_items(const rn_session *s, const rn_node *nd, int n);
 rn_status rn_int8_plan(rn_session *s);
 void rn_int8_prepare(rn_session *s);
+/* logits NULL: the classifier is skipped (rn_session_forward_features) */
 void rn_int8_forward(rn_session *s, const float *x, int n, float *logits);
 
 /* Plans s for batches of up to n at h x w (the input shape checked as rn_session_forward

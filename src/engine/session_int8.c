@@ -125,7 +125,7 @@ void rn_int8_forward(rn_session *s, const float *x, int n, float *logits) {
     const rn_model *m = s->m;
     int in_team = sc->n_nodes; /* the nodes the team runs: all but a batch's classifier */
     if (in_team > 0 && sc->nodes[in_team - 1].op == RN_NODE_LINEAR &&
-        (n > 1 || rn_kernels_are_bf16(rn_kernels_or_default(s->k))))
+        (n > 1 || !logits || rn_kernels_are_bf16(rn_kernels_or_default(s->k))))
         in_team--;
     /* a generation of claims per node (rn_claims), none used before: flags cleared at wrap */
     if (s->q_gen > UINT32_MAX - (uint32_t)in_team - 1) {
@@ -173,7 +173,7 @@ void rn_int8_forward(rn_session *s, const float *x, int n, float *logits) {
     }
     if (s->observe && in_team > 0)
         s->observe(s->observe_ctx, sc->nodes[in_team - 1].out, NULL, 0, 0);
-    for (int i = in_team; i < sc->n_nodes; i++) { /* the classifier of a batch */
+    for (int i = in_team; logits && i < sc->n_nodes; i++) { /* the classifier of a batch */
         const rn_node *nd = &sc->nodes[i];
         linear_forward(s->k, s->arena + s->value_at[nd->in], sc->values[nd->in].c, n, m->fc_w,
                        m->fc_b, m->num_classes, logits, s->arena + s->value_at[nd->out]);
@@ -184,8 +184,14 @@ void rn_int8_forward(rn_session *s, const float *x, int n, float *logits) {
      * an infinity to an end of the range): that image's logits are NaN, as float32's are, not
      * those of an image with an ordinary pixel there */
     const size_t per = (size_t)m->in_channels * (size_t)sc->h * (size_t)sc->w;
-    for (int b = 0; b < n; b++)
-        if (!rn_floats_finite(x + (size_t)b * per, per))
-            for (int k = 0; k < m->num_classes; k++)
-                logits[(size_t)b * (size_t)m->num_classes + (size_t)k] = NAN;
+    const int feat = rn_graph_features(sc);
+    for (int b = 0; b < n; b++) {
+        if (rn_floats_finite(x + (size_t)b * per, per))
+            continue;
+        for (int k = 0; logits && k < m->num_classes; k++)
+            logits[(size_t)b * (size_t)m->num_classes + (size_t)k] = NAN;
+        /* its features too (channel-major, (feat, n)) */
+        for (int c = 0; feat >= 0 && c < sc->values[feat].c; c++)
+            s->arena[s->value_at[feat] + (size_t)c * (size_t)n + (size_t)b] = NAN;
+    }
 }

@@ -1,5 +1,6 @@
 /*
- * npy.c - float32 .npy files: rn_npy_read and rn_npy_write.
+ * npy.c - float32 .npy files: rn_npy_read, and rn_npy_write (on npy.h's writer, which
+ * also writes int64 labels).
  *
  * Format: "\x93NUMPY", major, minor, a little-endian header length (2 bytes
  * in version 1.0, 4 in 2.0), then an ASCII Python dict literal
@@ -19,6 +20,7 @@
 #include "core/mem.h"
 #include "core/status.h"
 #include "io/file.h"
+#include "io/npy.h"
 #include "resnet.h"
 
 #define NPY_MAGIC "\x93NUMPY"
@@ -323,7 +325,9 @@ rn_status rn_npy_read(const char *path, float **data, int *ndim,
  * Writing
  * ------------------------------------------------------------------------- */
 
-rn_status rn_npy_write(const char *path, const float *data, int ndim, const int64_t *shape) {
+rn_status rn_npy_writer_open(rn_npy_writer *nw, const char *path, rn_npy_dtype dtype, int ndim,
+                             const int64_t *shape) {
+    memset(nw, 0, sizeof *nw);
     if (!path || (ndim > 0 && !shape))
         return rn_fail(RN_ERR_ARG, "rn_npy_write: NULL %s", path ? "shape" : "path");
     if (ndim < 0 || ndim > RN_NPY_MAX_DIMS)
@@ -334,17 +338,16 @@ rn_status rn_npy_write(const char *path, const float *data, int ndim, const int6
             !rn_size_mul(numel, (size_t)shape[i], &numel))
             return rn_fail(RN_ERR_ARG, "%s: invalid shape (dimension %d)", path, i);
     size_t bytes;
-    if (!rn_size_mul(numel, sizeof(float), &bytes))
+    if (!rn_size_mul(numel, dtype == RN_NPY_I64 ? 8 : 4, &bytes))
         return rn_fail(RN_ERR_ARG, "%s: array too large", path);
-    if (numel > 0 && !data)
-        return rn_fail(RN_ERR_ARG, "%s: data is NULL", path);
 
     /* 10-byte preamble + dict + spaces + '\n', a multiple of NPY_ALIGN. */
     char header[10 + 512];
     char dims[400];
     format_dims(dims, sizeof dims, shape, ndim);
     int n = snprintf(header + 10, sizeof header - 10,
-                     "{'descr': '<f4', 'fortran_order': False, 'shape': %s, }", dims);
+                     "{'descr': '%s', 'fortran_order': False, 'shape': %s, }",
+                     dtype == RN_NPY_I64 ? "<i8" : "<f4", dims);
     size_t hlen = (size_t)n + 1;
     hlen += (NPY_ALIGN - (10 + hlen) % NPY_ALIGN) % NPY_ALIGN;
     memset(header + 10 + n, ' ', hlen - (size_t)n - 1);
@@ -355,24 +358,98 @@ rn_status rn_npy_write(const char *path, const float *data, int ndim, const int6
     header[8] = (char)(hlen & 0xff);
     header[9] = (char)(hlen >> 8);
 
-    rn_wfile w;
-    RN_TRY(rn_wfile_open(&w, path));
-    int ok = fwrite(header, 1, 10 + hlen, w.f) == 10 + hlen;
-    unsigned char chunk[1 << 14];
-    for (size_t i = 0; i < numel && ok; i += sizeof chunk / 4) {
-        size_t m = numel - i < sizeof chunk / 4 ? numel - i : sizeof chunk / 4;
-        for (size_t j = 0; j < m; j++) {
-            uint32_t u;
-            memcpy(&u, &data[i + j], sizeof u);
-            for (int k = 0; k < 4; k++)
-                chunk[4 * j + (size_t)k] = (unsigned char)(u >> (8 * k));
-        }
-        ok = fwrite(chunk, 4, m, w.f) == m;
-    }
-    if (!ok) {
-        rn_status st = rn_wfile_error(&w, errno);
-        rn_wfile_discard(&w);
+    RN_TRY(rn_wfile_open(&nw->w, path));
+    nw->dtype = dtype;
+    nw->total = numel;
+    if (fwrite(header, 1, 10 + hlen, nw->w.f) != 10 + hlen) {
+        rn_status st = rn_wfile_error(&nw->w, errno);
+        rn_npy_writer_discard(nw);
         return st;
     }
-    return rn_wfile_commit(&w);
+    return RN_OK;
+}
+
+/* count elements of the writer's dtype from f (float32) or q (int32 as int64), little-endian */
+static rn_status writer_put(rn_npy_writer *nw, const float *f, const int32_t *q, size_t count) {
+    if (!nw->w.f)
+        return rn_fail(RN_ERR_ARG, "rn_npy_writer: the file is not open");
+    if (count > nw->total - nw->written) {
+        rn_status st = rn_fail(RN_ERR_ARG, "%s: %zu more elements than its shape's %zu",
+                               nw->w.path, count - (nw->total - nw->written), nw->total);
+        rn_npy_writer_discard(nw);
+        return st;
+    }
+    if (count > 0 && !f && !q) {
+        rn_status st = rn_fail(RN_ERR_ARG, "%s: data is NULL", nw->w.path);
+        rn_npy_writer_discard(nw);
+        return st;
+    }
+    const size_t size = nw->dtype == RN_NPY_I64 ? 8 : 4;
+    unsigned char chunk[1 << 14];
+    int ok = 1;
+    for (size_t i = 0; i < count && ok; i += sizeof chunk / size) {
+        size_t m = count - i < sizeof chunk / size ? count - i : sizeof chunk / size;
+        for (size_t j = 0; j < m; j++) {
+            uint64_t u;
+            if (size == 8) {
+                u = (uint64_t)(int64_t)q[i + j];
+            } else {
+                uint32_t b;
+                memcpy(&b, &f[i + j], sizeof b);
+                u = b;
+            }
+            for (size_t k = 0; k < size; k++)
+                chunk[size * j + k] = (unsigned char)(u >> (8 * k));
+        }
+        ok = fwrite(chunk, size, m, nw->w.f) == m;
+    }
+    if (!ok) {
+        rn_status st = rn_wfile_error(&nw->w, errno);
+        rn_npy_writer_discard(nw);
+        return st;
+    }
+    nw->written += count;
+    return RN_OK;
+}
+
+rn_status rn_npy_writer_f32(rn_npy_writer *nw, const float *data, size_t count) {
+    if (nw->dtype != RN_NPY_F32) {
+        rn_npy_writer_discard(nw);
+        return rn_fail(RN_ERR_ARG, "rn_npy_writer_f32: the file holds int64");
+    }
+    return writer_put(nw, data, NULL, count);
+}
+
+rn_status rn_npy_writer_i32(rn_npy_writer *nw, const int32_t *data, size_t count) {
+    if (nw->dtype != RN_NPY_I64) {
+        rn_npy_writer_discard(nw);
+        return rn_fail(RN_ERR_ARG, "rn_npy_writer_i32: the file holds float32");
+    }
+    return writer_put(nw, NULL, data, count);
+}
+
+rn_status rn_npy_writer_commit(rn_npy_writer *nw) {
+    if (!nw->w.f)
+        return rn_fail(RN_ERR_ARG, "rn_npy_writer: the file is not open");
+    if (nw->written != nw->total) {
+        rn_status st = rn_fail(RN_ERR_ARG, "%s: %zu elements written of its shape's %zu",
+                               nw->w.path, nw->written, nw->total);
+        rn_npy_writer_discard(nw);
+        return st;
+    }
+    rn_status st = rn_wfile_commit(&nw->w);
+    memset(nw, 0, sizeof *nw);
+    return st;
+}
+
+void rn_npy_writer_discard(rn_npy_writer *nw) {
+    rn_wfile_discard(&nw->w);
+    memset(nw, 0, sizeof *nw);
+}
+
+rn_status rn_npy_write(const char *path, const float *data, int ndim, const int64_t *shape) {
+    rn_npy_writer nw;
+    RN_TRY(rn_npy_writer_open(&nw, path, RN_NPY_F32, ndim, shape));
+    RN_TRY(rn_npy_writer_f32(&nw, data, nw.total));
+    return rn_npy_writer_commit(&nw);
 }

@@ -318,6 +318,7 @@ void rn_model_params_changed(rn_model *m) { m->generation++; }
 const char *rn_model_arch(const rn_model *m) { return m ? m->arch->name : ""; }
 int rn_model_in_channels(const rn_model *m) { return m ? m->in_channels : 0; }
 int rn_model_num_classes(const rn_model *m) { return m ? m->num_classes : 0; }
+int rn_model_feature_dim(const rn_model *m) { return m ? m->feat : 0; }
 
 int64_t rn_model_param_count(const rn_model *m) {
     int64_t n = 0;

@@ -100,11 +100,13 @@ static rn_status evaluate(const char *fn, rn_model *m, const rn_session_config *
     rn_loader *l = NULL;
     rn_session *sess = NULL;
     rn_status st = rn_loader_create(ds, &c, &l);
-    size_t per_image = 0, batch_floats = 0, logit_floats = 0, bytes = 0;
+    const int D = rn_model_feature_dim(m);
+    size_t per_image = 0, batch_floats = 0, logit_floats = 0, feat_floats = 0, bytes = 0;
     if (st == RN_OK &&
         (!rn_size_mul((size_t)ds->channels * (size_t)S, (size_t)W, &per_image) ||
          !rn_size_mul((size_t)c.batch_size, per_image, &batch_floats) ||
          !rn_size_mul((size_t)c.batch_size, (size_t)K, &logit_floats) ||
+         !rn_size_mul((size_t)c.batch_size, (size_t)D, &feat_floats) ||
          !rn_size_mul(batch_floats, sizeof(float), &bytes)))
         st = rn_fail(RN_ERR_NOMEM, "evaluation: a batch of %d images of %d x %d overflows",
                      c.batch_size, S, W);
@@ -114,11 +116,15 @@ static rn_status evaluate(const char *fn, rn_model *m, const rn_session_config *
     /* test-time flip: the mirrored batch and its logits */
     float *xm = ok && c.tta_flip ? malloc(batch_floats * sizeof *xm) : NULL;
     float *lm = ok && c.tta_flip ? malloc(logit_floats * sizeof *lm) : NULL;
+    /* the features, for `each` only (and the mirrored batch's) */
+    float *feats = ok && each ? malloc(feat_floats * sizeof *feats) : NULL;
+    float *fm = ok && each && c.tta_flip ? malloc(feat_floats * sizeof *fm) : NULL;
     int32_t *labels = ok ? malloc((size_t)c.batch_size * sizeof *labels) : NULL;
     out->confusion = ok ? calloc((size_t)K * K, sizeof *out->confusion) : NULL;
     out->num_classes = K;
     if (ok)
-        st = (!x || !logits || !labels || !out->confusion || (c.tta_flip && (!xm || !lm)))
+        st = (!x || !logits || !labels || !out->confusion || (c.tta_flip && (!xm || !lm)) ||
+              (each && (!feats || (c.tta_flip && !fm))))
                  ? rn_fail(RN_ERR_NOMEM, "out of memory for evaluation")
                  : rn_session_create(m, scfg, &sess);
     double loss_sum = 0.0;
@@ -126,13 +132,17 @@ static rn_status evaluate(const char *fn, rn_model *m, const rn_session_config *
         st = rn_loader_next(l, x, labels, &n);
         if (st != RN_OK || n == 0)
             break;
-        st = rn_session_forward(sess, x, n, S, W, RN_MODE_EVAL, logits);
+        st = each ? rn_session_forward_features(sess, x, n, S, W, RN_MODE_EVAL, feats, logits)
+                  : rn_session_forward(sess, x, n, S, W, RN_MODE_EVAL, logits);
         if (st == RN_OK && c.tta_flip) {
             memcpy(xm, x, (size_t)n * per_image * sizeof *xm);
             mirror(xm, (size_t)n * ds->channels * S, W);
-            st = rn_session_forward(sess, xm, n, S, W, RN_MODE_EVAL, lm);
+            st = each ? rn_session_forward_features(sess, xm, n, S, W, RN_MODE_EVAL, fm, lm)
+                      : rn_session_forward(sess, xm, n, S, W, RN_MODE_EVAL, lm);
             for (size_t i = 0; st == RN_OK && i < (size_t)n * K; i++)
                 logits[i] = 0.5f * (logits[i] + lm[i]);
+            for (size_t i = 0; st == RN_OK && each && i < (size_t)n * D; i++)
+                feats[i] = 0.5f * (feats[i] + fm[i]);
         }
         if (st != RN_OK)
             break;
@@ -145,7 +155,7 @@ static rn_status evaluate(const char *fn, rn_model *m, const rn_session_config *
             out->confusion[(size_t)labels[i] * K + arg_max(row, K)]++;
         }
         if (each) {
-            rn_eval_batch b = {out->count, n, ds->channels, S, W, K, x, labels, logits};
+            rn_eval_batch b = {out->count, n, ds->channels, S, W, K, x, labels, logits, D, feats};
             st = each(each_ctx, &b);
             if (st != RN_OK)
                 break;
@@ -161,6 +171,8 @@ static rn_status evaluate(const char *fn, rn_model *m, const rn_session_config *
     free(logits);
     free(xm);
     free(lm);
+    free(feats);
+    free(fm);
     free(labels);
     if (st != RN_OK)
         rn_eval_result_free(out);
