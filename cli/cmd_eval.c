@@ -1,4 +1,5 @@
-/* cmd_eval.c - `resnet eval`: loss, top-1, top-5, per-class accuracy and the confusion matrix. */
+/* cmd_eval.c - `resnet eval`: loss, top-1, top-5, per-class accuracy and the confusion matrix;
+ * and, asked for, every image's features and label as .npy files (a linear probe's inputs). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,7 +8,9 @@
 #include "args.h"
 #include "fit.h"
 #include "commands.h"
+#include "core/status.h"
 #include "data/dataset.h"
+#include "io/npy.h"
 #include "resnet.h"
 #include "run_common.h"
 
@@ -27,9 +30,63 @@ static arg_spec SPECS[] = {
     CLI_CONV_ALGO_SPEC,
     CLI_PRECISION_SPEC,
     CLI_TTA_SPEC,
+    {"features", ARG_STRING, "none", ".npy file to write every image's (N, D) float32 features to, in the "
+     "split's order: what the classifier reads, the global average pool of the last stage (D 512 for "
+     "resnet18/34, 2048 for resnet50 and deeper; with --tta flip the mean of both views'); for a linear "
+     "probe, embeddings or image search; none: not written", 0, 0},
+    {"feature-labels", ARG_STRING, "none", ".npy file to write the images' (N,) int64 labels to, in the same "
+     "order; none: not written", 0, 0},
     {"json", ARG_FLAG, NULL, "print one JSON object", 0, 0},
     {"quiet", ARG_FLAG, NULL, "no progress line (shown on stderr when it is a terminal)", 0, 0},
 };
+
+/* --features and --feature-labels: written a batch at a time as the evaluation goes */
+typedef struct eval_outputs {
+    rn_npy_writer feats, labels;
+    int want_feats, want_labels;
+} eval_outputs;
+
+static rn_status write_batch(void *ctx, const rn_eval_batch *b) {
+    eval_outputs *o = ctx;
+    if (o->want_feats)
+        RN_TRY(rn_npy_writer_f32(&o->feats, b->features, (size_t)b->n * (size_t)b->feature_dim));
+    if (o->want_labels)
+        RN_TRY(rn_npy_writer_i32(&o->labels, b->labels, (size_t)b->n));
+    return RN_OK;
+}
+
+/* The output files' paths: each a file (not a folder), not the weights, not the other. */
+static int outputs_ok(const arg_table *t) {
+    const char *f = args_str(t, "features"), *l = args_str(t, "feature-labels");
+    const char *w = args_str(t, "weights");
+    const int wf = strcmp(f, "none") != 0, wl = strcmp(l, "none") != 0;
+    return (!wf || (cli_path_ok(t, "features") && cli_output_file_ok("eval", "--features", f) &&
+                    cli_output_not_input("eval", "--features", f, "--weights", w))) &&
+           (!wl || (cli_path_ok(t, "feature-labels") &&
+                    cli_output_file_ok("eval", "--feature-labels", l) &&
+                    cli_output_not_input("eval", "--feature-labels", l, "--weights", w))) &&
+           (!wf || !wl || cli_output_not_input("eval", "--feature-labels", l, "--features", f));
+}
+
+/* Opens the writers for n images of d features (folders made as needed). */
+static rn_status open_outputs(const arg_table *t, eval_outputs *o, int64_t n, int d) {
+    const char *f = args_str(t, "features"), *l = args_str(t, "feature-labels");
+    const int64_t fshape[2] = {n, d}, lshape[1] = {n};
+    if (o->want_feats) {
+        RN_TRY(cli_make_output_dirs("eval", f));
+        RN_TRY(rn_npy_writer_open(&o->feats, f, RN_NPY_F32, 2, fshape));
+    }
+    if (o->want_labels) {
+        rn_status st = cli_make_output_dirs("eval", l);
+        if (st == RN_OK)
+            st = rn_npy_writer_open(&o->labels, l, RN_NPY_I64, 1, lshape);
+        if (st != RN_OK) {
+            rn_npy_writer_discard(&o->feats);
+            return st;
+        }
+    }
+    return RN_OK;
+}
 
 static void progress(void *ctx, int64_t done, int64_t total) {
     (void)ctx;
@@ -99,9 +156,12 @@ int cmd_eval(int argc, char **argv) {
     if (!args_int(&t, "threads", 0, 1024, &threads))
         return EXIT_USAGE;
     const char *split = args_str(&t, "split");
-    if (!cli_eval_flags_ok(&t))
+    if (!cli_eval_flags_ok(&t) || !outputs_ok(&t))
         return EXIT_USAGE;
     rn_set_threads(threads);
+    eval_outputs out = {.want_feats = strcmp(args_str(&t, "features"), "none") != 0,
+                        .want_labels = strcmp(args_str(&t, "feature-labels"), "none") != 0};
+    const int each = out.want_feats || out.want_labels;
     const char *weights = args_str(&t, "weights");
 
     /* the checkpoint, read once: its weights and the metadata the flags default to */
@@ -139,14 +199,27 @@ int cmd_eval(int argc, char **argv) {
     if (!cli_match_classes(&t, weights, kind, m, &ds))
         goto done;
     int side = cfg.image_size ? cfg.image_size : ds.height, wide = cfg.image_size ? cfg.image_size : ds.width;
-    size_t per_image = ((size_t)ds.channels * side * wide + 2 * (size_t)rn_model_num_classes(m)) * sizeof(float);
+    size_t per_image = ((size_t)ds.channels * side * wide + 2 * (size_t)rn_model_num_classes(m) +
+                        (each ? (size_t)rn_model_feature_dim(m) : 0)) * sizeof(float);
     /* the loader's batch and ours; with --tta flip, the mirrored batch and its logits too */
     cli_plan plan = {.command = "eval", .m = m, .scfg = &scfg, .session = 1, .batch = cfg.batch_size, .h = side,
                      .w = wide, .per_image = (cfg.tta_flip ? 3 : 2) * per_image, .weights = weights};
     if (side > 0 && wide > 0 && !cli_plan_fits(&plan))
         goto done;
+    if (each && ds.count == 0) {
+        cli_error("eval", "the %s split is empty", split);
+        goto done;
+    }
+    if (each) {
+        rn_status ost = open_outputs(&t, &out, ds.count, rn_model_feature_dim(m));
+        if (ost != RN_OK) {
+            status = cli_write_failed("eval", ost);
+            goto done;
+        }
+    }
     const int show = !args_flag(&t, "quiet") && isatty(2);
-    rn_status st = rn_evaluate_config(m, &scfg, &ds, &cfg, show ? progress : NULL, NULL, NULL, NULL, &ev);
+    rn_status st = rn_evaluate_config(m, &scfg, &ds, &cfg, show ? progress : NULL, NULL,
+                                      each ? write_batch : NULL, &out, &ev);
     if (show)
         fprintf(stderr, "\r%*s\r", 60, "");
     if (st != RN_OK) {
@@ -157,9 +230,21 @@ int cmd_eval(int argc, char **argv) {
         cli_error("eval", "the %s split is empty", split);
         goto done;
     }
+    /* the report is printed before the files are renamed into place: a failed write says so
+     * after it (exit 3) */
     print_report(&ev, &ds, args_flag(&t, "json"));
+    fflush(stdout);
+    rn_status wst = out.want_feats ? rn_npy_writer_commit(&out.feats) : RN_OK;
+    if (wst == RN_OK && out.want_labels)
+        wst = rn_npy_writer_commit(&out.labels);
+    if (wst != RN_OK) {
+        status = cli_write_failed("eval", wst);
+        goto done;
+    }
     status = 0;
 done:
+    rn_npy_writer_discard(&out.feats);
+    rn_npy_writer_discard(&out.labels);
     rn_eval_result_free(&ev);
     rn_dataset_free(&ds);
     rn_model_free(m);
