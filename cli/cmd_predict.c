@@ -17,7 +17,8 @@
  *
  * The images of a batch are decoded in parallel, then go through one forward
  * pass. Every image is probed (its header read) before the model is loaded,
- * so a missing or unrecognisable file fails at once.
+ * so a missing or unrecognisable file fails at once. --features also writes
+ * each image's features from the same pass (rn_session_forward_features).
  */
 #include <errno.h>
 #include <math.h>
@@ -33,6 +34,7 @@
 #include "data/transform.h"
 #include "fit.h"
 #include "io/image.h"
+#include "io/npy.h"
 #include "io/sniff.h"
 #include "resnet.h"
 #include "run_common.h"
@@ -56,6 +58,10 @@ static arg_spec SPECS[] = {
     {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
     CLI_CONV_ALGO_SPEC,
     CLI_PRECISION_SPEC,
+    {"features", ARG_STRING, "none", ".npy file to also write each image's (N, D) float32 features to, in "
+     "the order given: what the classifier reads, the global average pool of the last stage (D 512 for "
+     "resnet18/34, 2048 for resnet50 and deeper); embeddings for image search or clustering; none: not "
+     "written", 0, 0},
     {"IMAGE...", ARG_POSITIONAL, NULL, "JPEG or PNG files to classify; - reads one from standard input", 0, 0},
 };
 
@@ -514,19 +520,23 @@ static void print_result(const char *path, const double *prob, const int *idx, i
 
 #define MSG_CAP 512
 
-/* Classifies the images, batch by batch; returns 0 after printing an error. */
+/* Classifies the images, batch by batch, their features into fw where it is not NULL (open,
+ * for count x the feature length); returns 0, or after printing an error the exit status
+ * (EXIT_WRITE where the features could not be written). */
 static int run_batches(rn_model *m, rn_session *sess, const predict_plan *p, char **images,
-                       int count, int batch, int topk, const label_set *labels, int json) {
-    int k = rn_model_num_classes(m);
+                       int count, int batch, int topk, const label_set *labels, int json,
+                       rn_npy_writer *fw) {
+    int k = rn_model_num_classes(m), d = rn_model_feature_dim(m);
     size_t per_image = (size_t)p->channels * (size_t)p->crop * (size_t)p->crop;
     float *x = malloc((size_t)batch * per_image * sizeof *x);
     float *logits = malloc((size_t)batch * (size_t)k * sizeof *logits);
+    float *feats = fw ? malloc((size_t)batch * (size_t)d * sizeof *feats) : NULL;
     double *prob = malloc((size_t)k * sizeof *prob);
     int *idx = malloc((size_t)topk * sizeof *idx);
     rn_status *st = malloc((size_t)batch * sizeof *st);
     char(*msg)[MSG_CAP] = malloc((size_t)batch * sizeof *msg);
-    int ok = 0;
-    if (!x || !logits || !prob || !idx || !st || !msg) {
+    int status = EXIT_RUNTIME;
+    if (!x || !logits || !prob || !idx || !st || !msg || (fw && !feats)) {
         cli_error("predict", "out of memory for a batch of %d images of %dx%d", batch, p->crop, p->crop);
         goto done;
     }
@@ -541,9 +551,18 @@ static int run_batches(rn_model *m, rn_session *sess, const predict_plan *p, cha
                 cli_error("predict", "%s", msg[b]);
                 goto done;
             }
-        if (rn_session_forward(sess, x, n, p->crop, p->crop, RN_MODE_EVAL, logits) != RN_OK) {
+        if ((fw ? rn_session_forward_features(sess, x, n, p->crop, p->crop, RN_MODE_EVAL, feats,
+                                              logits)
+                : rn_session_forward(sess, x, n, p->crop, p->crop, RN_MODE_EVAL, logits)) != RN_OK) {
             cli_error("predict", "%s", rn_last_error());
             goto done;
+        }
+        if (fw) {
+            rn_status ws = rn_npy_writer_f32(fw, feats, (size_t)n * (size_t)d);
+            if (ws != RN_OK) {
+                status = cli_write_failed("predict", ws);
+                goto done;
+            }
         }
         for (int b = 0; b < n; b++) {
             softmax(logits + (size_t)b * k, k, prob);
@@ -554,15 +573,16 @@ static int run_batches(rn_model *m, rn_session *sess, const predict_plan *p, cha
         }
         fflush(stdout);
     }
-    ok = 1;
+    status = 0;
 done:
     free(x);
     free(logits);
+    free(feats);
     free(prob);
     free(idx);
     free(st);
     free(msg);
-    return ok;
+    return status;
 }
 
 int cmd_predict(int argc, char **argv) {
@@ -582,6 +602,20 @@ int cmd_predict(int argc, char **argv) {
     rn_set_threads(threads);
     const char *weights = args_str(&t, "weights");
     const char *arch = strcmp(args_str(&t, "arch"), "auto") ? args_str(&t, "arch") : NULL;
+    /* --features: a file, not one of those read */
+    const char *fpath = args_str(&t, "features");
+    const int want_features = strcmp(fpath, "none") != 0;
+    if (want_features) {
+        if (!cli_path_ok(&t, "features") || !cli_output_file_ok("predict", "--features", fpath) ||
+            !cli_output_not_input("predict", "--features", fpath, "--weights", weights) ||
+            (strcmp(args_str(&t, "labels"), "auto") != 0 &&
+             !cli_output_not_input("predict", "--features", fpath, "--labels", args_str(&t, "labels"))))
+            return EXIT_USAGE;
+        for (int i = 0; i < count; i++)
+            if (strcmp(images[i], "-") != 0 &&
+                !cli_output_not_input("predict", "--features", fpath, "an IMAGE", images[i]))
+                return EXIT_USAGE;
+    }
 
     /* Cheap checks first: every image's header (standard input read whole, once), then the
      * weights. */
@@ -610,6 +644,7 @@ int cmd_predict(int argc, char **argv) {
     predict_meta meta = {0};
     rn_model *m = NULL;
     rn_session *sess = NULL;
+    rn_npy_writer fw = {0};
     label_set labels = {0};
     int status = EXIT_RUNTIME;
     if (rn_model_load_meta(weights, arch, on_meta, &meta, &m) != RN_OK) {
@@ -637,8 +672,9 @@ int cmd_predict(int argc, char **argv) {
     /* the network's memory at the crop and batch, and per image its input and logits and the
      * resized picture (at least resize x resize, three bytes a pixel): refused before anything
      * large is allocated (--crop-size 16384 had taken 18 GB before the kernel's killer came) */
-    size_t per_image = ((size_t)plan.channels * plan.crop * plan.crop + 2 * (size_t)rn_model_num_classes(m)) *
-                           sizeof(float) + 3 * (size_t)plan.resize * plan.resize;
+    size_t per_image = ((size_t)plan.channels * plan.crop * plan.crop + 2 * (size_t)rn_model_num_classes(m) +
+                        (want_features ? (size_t)rn_model_feature_dim(m) : 0)) * sizeof(float) +
+                       3 * (size_t)plan.resize * plan.resize;
     cli_plan fits = {.command = "predict", .m = m, .scfg = &scfg, .session = 1, .batch = batch, .h = plan.crop,
                      .w = plan.crop, .per_image = per_image, .size_flag = "--crop-size", .weights = weights};
     if (!cli_plan_fits(&fits))
@@ -647,9 +683,24 @@ int cmd_predict(int argc, char **argv) {
         cli_error("predict", "%s: %s", weights, rn_last_error());
         goto done;
     }
-    if (run_batches(m, sess, &plan, images, count, batch, topk, &labels, args_flag(&t, "json")))
-        status = 0;
+    if (want_features) {
+        const int64_t shape[2] = {count, rn_model_feature_dim(m)};
+        rn_status fs = cli_make_output_dirs("predict", fpath);
+        if (fs == RN_OK)
+            fs = rn_npy_writer_open(&fw, fpath, RN_NPY_F32, 2, shape);
+        if (fs != RN_OK) {
+            status = cli_write_failed("predict", fs);
+            goto done;
+        }
+    }
+    status = run_batches(m, sess, &plan, images, count, batch, topk, &labels, args_flag(&t, "json"),
+                         want_features ? &fw : NULL);
+    if (status == 0 && want_features) {
+        rn_status fs = rn_npy_writer_commit(&fw);
+        status = fs == RN_OK ? 0 : cli_write_failed("predict", fs);
+    }
 done:
+    rn_npy_writer_discard(&fw);
     free(stdin_data);
     free(meta.class_names);
     labels_free(&labels);

@@ -13,7 +13,9 @@ Checks `resnet predict` against torchvision on the same files.
                   Normalize(ImageNet) -> model.eval() -> softmax.
                   `predict --json --topk 5` must give the same top-5 indices
                   (two may swap only where their probabilities are within
-                  1e-5), every probability within 1e-4, and the ImageNet names.
+                  1e-5), every probability within 1e-4, and the ImageNet names;
+                  `--features F.npy` from the same run: what model.fc receives,
+                  within 1e-4 of its largest.
   Datasets        a 1-channel d2l_resnet18 with 10 classes saved as safetensors
                   with metadata dataset=fashion-mnist, image_size=28 (with and
                   without normalize): PIL convert("L") -> Resize((28, 28)) ->
@@ -174,13 +176,24 @@ def imagenet_check(resnet, arch, d, paths, seed):
     tf = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(),
                              transforms.Normalize(MEAN, STD)])
     x = torch.stack([tf(pil_loader(p)) for p in paths])
+    seen = []
+    hook = model.fc.register_forward_pre_hook(lambda mod, inp: seen.append(inp[0]))
     logits = torch.cat([model(x[i:i + 4]) for i in range(0, len(paths), 4)])
+    hook.remove()
+    ref_feats = torch.cat(seen).double().numpy()
     ref = torch.softmax(logits.double(), dim=1).numpy()
+    fpath = os.path.join(d, arch + ".features.npy")
     code, out, err = run_predict(resnet, ["--weights", wpath, "--json", "--topk", "5",
-                                          "--batch-size", "3"] + paths)
+                                          "--batch-size", "3", "--features", fpath] + paths)
     if code != 0:
         check(False, "%s: predict exit %d: %s" % (arch, code, err.strip()))
         return None, wpath
+    feats = np.load(fpath)
+    rel = float(np.abs(feats - ref_feats).max() / np.abs(ref_feats).max()) \
+        if feats.shape == ref_feats.shape else float("inf")
+    check(feats.shape == ref_feats.shape and rel <= 1e-4,
+          "%s: --features %s (torchvision's fc input %s), max rel diff %.2e" % (
+              arch, feats.shape, ref_feats.shape, rel))
     return compare(parse_json_lines(out), paths, ref, names, arch + " (.pth, ImageNet)"), wpath
 
 
@@ -243,6 +256,16 @@ def cli_checks(resnet, d, paths, fm_weights, in_weights):
     with open(trunc, "wb") as f:
         f.write(data[:len(data) // 3])
     one_line_error(resnet, ["--weights", fm_weights, trunc], "a truncated JPEG")
+    # --features: refused over an image it reads; a run that fails on an image leaves no file
+    # (the truncated JPEG's header passes the probe; its decoding fails after the file is begun)
+    before = open(paths[0], "rb").read()
+    code, _, err = run_predict(resnet, ["--weights", fm_weights, "--features", paths[0], paths[0]])
+    check(code == 2 and "is the same file as an IMAGE" in err and open(paths[0], "rb").read() == before,
+          "--features naming an IMAGE refused: exit %d, stderr %r" % (code, err.strip()[:200]))
+    fpath = os.path.join(d, "failed.features.npy")
+    code, _, err = run_predict(resnet, ["--weights", fm_weights, "--features", fpath, paths[0], trunc])
+    left = [f for f in os.listdir(d) if f.startswith(".failed") or f.startswith("failed")]
+    check(code == 1 and not left, "a failed predict leaves no --features file: exit %d, left %s" % (code, left))
     one_line_error(resnet, ["--weights", os.path.join(d, "none.pth"), paths[0]], "a missing weights file")
     # text output: a block per image, with names
     code, out, err = run_predict(resnet, ["--weights", fm_weights, "--topk", "2"] + paths[:3])
