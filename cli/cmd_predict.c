@@ -21,7 +21,9 @@
  * each image's features from the same pass (rn_session_forward_features).
  */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,7 +64,9 @@ static arg_spec SPECS[] = {
      "the order given: what the classifier reads, the global average pool of the last stage (D 512 for "
      "resnet18/34, 2048 for resnet50 and deeper); embeddings for image search or clustering; none: not "
      "written", 0, 0},
-    {"IMAGE...", ARG_POSITIONAL, NULL, "JPEG or PNG files to classify; - reads one from standard input", 0, 0},
+    {"IMAGE...", ARG_POSITIONAL, NULL, "JPEG or PNG files to classify; a folder stands for the .jpg, .jpeg and "
+     ".png files in it and below it (in ImageFolder's order: folders sorted by path, files by name); - reads "
+     "one from standard input", 0, 0},
 };
 
 #define META_CAP 256
@@ -585,6 +589,69 @@ done:
     return status;
 }
 
+/* The IMAGE arguments, each folder replaced by its images (rn_folder_images). */
+typedef struct image_list {
+    char **paths;           /* count of them: the arguments' strings or the blocks' */
+    int count;
+    char ***blocks;         /* rn_folder_images's, one a folder */
+    int n_blocks;
+} image_list;
+
+static void image_list_free(image_list *l) {
+    for (int i = 0; i < l->n_blocks; i++)
+        free(l->blocks[i]);
+    free(l->blocks);
+    free(l->paths);
+    memset(l, 0, sizeof *l);
+}
+
+/* Fills *out from the n arguments; 0 after an error message (exit 1). */
+static int expand_images(char **args, int n, image_list *out) {
+    memset(out, 0, sizeof *out);
+    out->blocks = calloc((size_t)n + 1, sizeof *out->blocks);
+    long total = 0;
+    int *found = calloc((size_t)n + 1, sizeof *found);
+    int ok = out->blocks && found;
+    for (int i = 0; ok && i < n; i++) {
+        struct stat sb;
+        if (strcmp(args[i], "-") == 0 || stat(args[i], &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+            found[i] = -1; /* a file, standard input, or what the probe will report */
+            total++;
+            continue;
+        }
+        if (rn_folder_images(args[i], &out->blocks[out->n_blocks], &found[i]) != RN_OK) {
+            cli_error("predict", "%s", rn_last_error());
+            ok = 0;
+            break;
+        }
+        out->n_blocks++;
+        total += found[i];
+    }
+    if (ok && total > INT_MAX / 2) {
+        cli_error("predict", "%ld images: more than one run takes (%d)", total, INT_MAX / 2);
+        ok = 0;
+    }
+    if (ok && !(out->paths = malloc((size_t)total * sizeof *out->paths))) {
+        cli_error("predict", "out of memory for %ld image names", total);
+        ok = 0;
+    }
+    for (int i = 0, b = 0; ok && i < n; i++) {
+        if (found[i] < 0) {
+            out->paths[out->count++] = args[i];
+            continue;
+        }
+        for (int k = 0; k < found[i]; k++)
+            out->paths[out->count++] = out->blocks[b][k];
+        b++;
+    }
+    if (!out->blocks || !found)
+        cli_error("predict", "out of memory for the image names");
+    free(found);
+    if (!ok)
+        image_list_free(out);
+    return ok;
+}
+
 int cmd_predict(int argc, char **argv) {
     arg_table t = {"predict", "Classify JPEG / PNG images: the top-k classes with their probabilities. Every "
                    "IMAGE's header is read first: one that is missing or not an image stops the "
@@ -594,7 +661,7 @@ int cmd_predict(int argc, char **argv) {
     if (r)
         return r > 0 ? 0 : EXIT_USAGE;
     int count, batch, topk, threads;
-    char **images = args_positional(&t, argv, &count);
+    char **args = args_positional(&t, argv, &count);
     if (!args_int(&t, "batch-size", 1, 4096, &batch) || !args_int(&t, "topk", 1, 1000000, &topk) ||
         !args_int(&t, "threads", 0, 1024, &threads) || !cli_arch_ok(&t, 1) || !cli_conv_algo_ok(&t) ||
         !cli_precision_ok(&t, 0))
@@ -611,11 +678,18 @@ int cmd_predict(int argc, char **argv) {
             (strcmp(args_str(&t, "labels"), "auto") != 0 &&
              !cli_output_not_input("predict", "--features", fpath, "--labels", args_str(&t, "labels"))))
             return EXIT_USAGE;
-        for (int i = 0; i < count; i++)
-            if (strcmp(images[i], "-") != 0 &&
-                !cli_output_not_input("predict", "--features", fpath, "an IMAGE", images[i]))
-                return EXIT_USAGE;
     }
+    image_list list;
+    if (!expand_images(args, count, &list))
+        return EXIT_RUNTIME;
+    char **images = list.paths;
+    count = list.count;
+    for (int i = 0; want_features && i < count; i++)
+        if (strcmp(images[i], "-") != 0 &&
+            !cli_output_not_input("predict", "--features", fpath, "an IMAGE", images[i])) {
+            image_list_free(&list);
+            return EXIT_USAGE;
+        }
 
     /* Cheap checks first: every image's header (standard input read whole, once), then the
      * weights. */
@@ -626,18 +700,22 @@ int cmd_predict(int argc, char **argv) {
         dashes += strcmp(images[i], "-") == 0;
     if (dashes > 1) {
         cli_error("predict", "- (standard input) is given %d times; it holds one image", dashes);
+        image_list_free(&list);
         return EXIT_USAGE;
     }
     for (int i = 0; i < count; i++) {
         const char *format;
         int w, h;
-        if (strcmp(images[i], "-") == 0 && !read_stdin(&stdin_data, &stdin_len))
+        if (strcmp(images[i], "-") == 0 && !read_stdin(&stdin_data, &stdin_len)) {
+            image_list_free(&list);
             return EXIT_RUNTIME;
+        }
         if (strcmp(images[i], "-") == 0
                 ? rn_image_probe_data(stdin_data, stdin_len, STDIN_NAME, &format, &w, &h) != RN_OK
                 : rn_image_probe(images[i], &format, &w, &h) != RN_OK) {
             cli_error("predict", "%s", rn_last_error());
             free(stdin_data);
+            image_list_free(&list);
             return EXIT_RUNTIME;
         }
     }
@@ -701,6 +779,7 @@ int cmd_predict(int argc, char **argv) {
     }
 done:
     rn_npy_writer_discard(&fw);
+    image_list_free(&list);
     free(stdin_data);
     free(meta.class_names);
     labels_free(&labels);

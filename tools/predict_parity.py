@@ -23,6 +23,9 @@ Checks `resnet predict` against torchvision on the same files.
                   and the Fashion-MNIST names. The same for mnist (digit
                   names) and for a 3-channel resnet18 with dataset=cifar10,
                   image_size=32, normalize=CIFAR's (RGB, Resize((32, 32))).
+  Folders         a folder argument stands for its images in ImageFolder's
+                  order (sorted(os.walk), files sorted): the same results as the
+                  files listed so; an empty folder and one with a .bmp exit 1.
   CLI             --labels FILE overrides the names; a wrong count, a missing,
                   a corrupt and a truncated image each exit 1 with one stderr
                   line; text output names every image; a path with a quote is
@@ -256,6 +259,32 @@ def cli_checks(resnet, d, paths, fm_weights, in_weights):
     with open(trunc, "wb") as f:
         f.write(data[:len(data) // 3])
     one_line_error(resnet, ["--weights", fm_weights, trunc], "a truncated JPEG")
+    # a folder: its images in ImageFolder's order, as if listed so (one given twice, once inside)
+    import shutil
+    tree = os.path.join(d, "tree")
+    os.makedirs(os.path.join(tree, "b", "a"))
+    os.makedirs(os.path.join(tree, "A"))
+    os.makedirs(os.path.join(d, "empty", "sub"))
+    pngs = [p for p in paths if p.endswith(".png")][:3]
+    jpg = next(p for p in paths if p.endswith(".jpg"))
+    for src, dst in ((pngs[0], "z.png"), (jpg, "b/Y.JPG"), (pngs[1], "b/a/x.PNG"), (pngs[2], "A/w.png"),
+                     (jpg, "a.jpeg")):
+        shutil.copy(src, os.path.join(tree, dst))
+    with open(os.path.join(tree, "b", "notes.txt"), "w") as f:
+        f.write("not an image\n")
+    listed = []
+    for root, _, names in sorted(os.walk(tree, followlinks=True)):
+        listed += [os.path.join(root, n) for n in sorted(names) if n.lower().endswith((".png", ".jpg", ".jpeg"))]
+    code1, out1, err1 = run_predict(resnet, ["--weights", fm_weights, "--json", "--topk", "3", tree + "/", pngs[0]])
+    code2, out2, err2 = run_predict(resnet, ["--weights", fm_weights, "--json", "--topk", "3"] + listed + [pngs[0]])
+    got = [r["image"] for r in parse_json_lines(out1)] if code1 == 0 else []
+    check(code1 == 0 and code2 == 0 and len(listed) == 5 and got == listed + [pngs[0]] and
+          [r["top"] for r in parse_json_lines(out1)] == [r["top"] for r in parse_json_lines(out2)],
+          "a folder stands for its images in ImageFolder's order (exit %d %s): %s" % (code1, err1.strip(), got))
+    one_line_error(resnet, ["--weights", fm_weights, pngs[0], os.path.join(d, "empty")], "a folder without images")
+    with open(os.path.join(tree, "b", "a", "v.bmp"), "wb") as f:
+        f.write(b"BM")
+    one_line_error(resnet, ["--weights", fm_weights, tree], "a folder holding a .bmp")
     # --features: refused over an image it reads; a run that fails on an image leaves no file
     # (the truncated JPEG's header passes the probe; its decoding fails after the file is begun)
     before = open(paths[0], "rb").read()

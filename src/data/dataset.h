@@ -103,6 +103,13 @@ typedef struct rn_folder_options {
 rn_status rn_folder_load(const char *dir, int train, const rn_folder_options *opt,
                          rn_dataset *out);
 
+/* Every .jpg, .jpeg and .png file (any case) in folder dir and the folders below it (links
+ * followed), in ImageFolder's order: the folders sorted by path, each one's files by name.
+ * *paths is one malloc'ed block (free() it): *count pointers, then the strings. A file of a
+ * kind ImageFolder takes that is not read here (.bmp, .webp...) fails naming it, as does a
+ * folder without images. (`resnet predict FOLDER`.) */
+rn_status rn_folder_images(const char *dir, char ***paths, int *count);
+
 /* ImageNet's normalisation for images of `channels` channels: mean (0.485, 0.456,
  * 0.406) and std (0.229, 0.224, 0.225) for 3, mean 0.449 and std 0.226 (their
  * averages) for 1. Fills all four slots (the last value repeated); returns 0 for

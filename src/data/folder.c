@@ -68,13 +68,16 @@ static void strs_sort(strs *s) {
 }
 
 /* "a/b", malloc'ed (NULL when out of memory). */
+/* a/b, as os.path.join: no second '/' after an a that ends in one ("photos/" given) */
 static char *join(const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b);
+    const int slash = la == 0 || a[la - 1] != '/';
     char *p = malloc(la + lb + 2);
     if (p) {
         memcpy(p, a, la);
-        p[la] = '/';
-        memcpy(p + la + 1, b, lb + 1);
+        if (slash)
+            p[la] = '/';
+        memcpy(p + la + slash, b, lb + 1);
     }
     return p;
 }
@@ -187,12 +190,12 @@ static rn_status add_sample(samples *s, const char *folder, const char *name, in
     return strs_push_owned(&s->paths, join(folder, name));
 }
 
-/* Appends the images of class folder `class_dir` in ImageFolder's order. */
-static rn_status add_class(samples *s, const char *class_dir, int label) {
+/* Appends the images of folder `dir` and those below it in ImageFolder's order (the folders
+ * sorted by path, each one's files by name), labelled `label`. */
+static rn_status add_tree(samples *s, const char *dir, int label) {
     strs folders = {0};
-    rn_status st = walk(class_dir, 0, &folders);
+    rn_status st = walk(dir, 0, &folders);
     strs_sort(&folders);
-    int before = s->paths.n;
     for (int i = 0; st == RN_OK && i < folders.n; i++) {
         strs files = {0};
         st = list_folder(folders.v[i], NULL, &files);
@@ -208,10 +211,17 @@ static rn_status add_class(samples *s, const char *class_dir, int label) {
         strs_free(&files);
     }
     strs_free(&folders);
-    if (st == RN_OK && s->paths.n == before)
-        st = rn_fail(RN_ERR_FORMAT, "%s: no .jpg, .jpeg or .png images in this class folder",
-                     class_dir);
     return st;
+}
+
+/* Appends the images of class folder `class_dir` in ImageFolder's order. */
+static rn_status add_class(samples *s, const char *class_dir, int label) {
+    const int before = s->paths.n;
+    RN_TRY(add_tree(s, class_dir, label));
+    if (s->paths.n == before)
+        return rn_fail(RN_ERR_FORMAT, "%s: no .jpg, .jpeg or .png images in this class folder",
+                       class_dir);
+    return RN_OK;
 }
 
 /* Moves the paths into one block: count pointers, then the strings. */
@@ -231,6 +241,23 @@ static rn_status pack_paths(strs *paths, char ***out) {
     }
     *out = block;
     return RN_OK;
+}
+
+rn_status rn_folder_images(const char *dir, char ***paths, int *count) {
+    *paths = NULL;
+    *count = 0;
+    samples s = {0};
+    rn_status st = add_tree(&s, dir, 0);
+    if (st == RN_OK && s.paths.n == 0)
+        st = rn_fail(RN_ERR_FORMAT, "%s: no .jpg, .jpeg or .png images in this folder or below it",
+                     dir);
+    if (st == RN_OK)
+        st = pack_paths(&s.paths, paths);
+    if (st == RN_OK)
+        *count = s.paths.n;
+    strs_free(&s.paths);
+    free(s.labels);
+    return st;
 }
 
 /* ---------------------------------------------------------------------------
