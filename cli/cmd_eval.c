@@ -32,8 +32,9 @@ static arg_spec SPECS[] = {
     CLI_TTA_SPEC,
     {"features", ARG_STRING, "none", ".npy file to write every image's (N, D) float32 features to, in the "
      "split's order: what the classifier reads, the global average pool of the last stage (D 512 for "
-     "resnet18/34, 2048 for resnet50 and deeper; with --tta flip the mean of both views'); for a linear "
-     "probe, embeddings or image search; none: not written", 0, 0},
+     "resnet18/34, 2048 for resnet50 and deeper; with --tta flip the mean of both views'), or with "
+     "--feature-layer a stage's maps; for a linear probe, embeddings or image search; none: not written", 0, 0},
+    CLI_FEATURE_LAYER_SPEC,
     {"feature-labels", ARG_STRING, "none", ".npy file to write the images' (N,) int64 labels to, in the same "
      "order; none: not written", 0, 0},
     {"json", ARG_FLAG, NULL, "print one JSON object", 0, 0},
@@ -44,12 +45,21 @@ static arg_spec SPECS[] = {
 typedef struct eval_outputs {
     rn_npy_writer feats, labels;
     int want_feats, want_labels;
+    int stage;              /* --feature-layer's (RN_STAGE_POOL: the batch's own features) */
+    rn_session *maps;       /* a stage's maps: run on the batch in a session of their own */
+    float *buf;             /* (batch, per_feat) */
+    size_t per_feat;
 } eval_outputs;
 
 static rn_status write_batch(void *ctx, const rn_eval_batch *b) {
     eval_outputs *o = ctx;
-    if (o->want_feats)
+    if (o->want_feats && o->stage != RN_STAGE_POOL) {
+        RN_TRY(rn_session_forward_stage(o->maps, b->x, b->n, b->height, b->width, RN_MODE_EVAL,
+                                        o->stage, o->buf));
+        RN_TRY(rn_npy_writer_f32(&o->feats, o->buf, (size_t)b->n * o->per_feat));
+    } else if (o->want_feats) {
         RN_TRY(rn_npy_writer_f32(&o->feats, b->features, (size_t)b->n * (size_t)b->feature_dim));
+    }
     if (o->want_labels)
         RN_TRY(rn_npy_writer_i32(&o->labels, b->labels, (size_t)b->n));
     return RN_OK;
@@ -68,13 +78,15 @@ static int outputs_ok(const arg_table *t) {
            (!wf || !wl || cli_output_not_input("eval", "--feature-labels", l, "--features", f));
 }
 
-/* Opens the writers for n images of d features (folders made as needed). */
-static rn_status open_outputs(const arg_table *t, eval_outputs *o, int64_t n, int d) {
+/* Opens the writers for n images of shape[0..2] features (folders made as needed): (D, 1, 1)
+ * for the pooled features, written as (n, D), else a stage's (C, H, W). */
+static rn_status open_outputs(const arg_table *t, eval_outputs *o, int64_t n, const int shape[3]) {
     const char *f = args_str(t, "features"), *l = args_str(t, "feature-labels");
-    const int64_t fshape[2] = {n, d}, lshape[1] = {n};
+    const int64_t fshape[4] = {n, shape[0], shape[1], shape[2]}, lshape[1] = {n};
     if (o->want_feats) {
         RN_TRY(cli_make_output_dirs("eval", f));
-        RN_TRY(rn_npy_writer_open(&o->feats, f, RN_NPY_F32, 2, fshape));
+        RN_TRY(rn_npy_writer_open(&o->feats, f, RN_NPY_F32, o->stage == RN_STAGE_POOL ? 2 : 4,
+                                  fshape));
     }
     if (o->want_labels) {
         rn_status st = cli_make_output_dirs("eval", l);
@@ -156,11 +168,12 @@ int cmd_eval(int argc, char **argv) {
     if (!args_int(&t, "threads", 0, 1024, &threads))
         return EXIT_USAGE;
     const char *split = args_str(&t, "split");
-    if (!cli_eval_flags_ok(&t) || !outputs_ok(&t))
+    if (!cli_eval_flags_ok(&t) || !outputs_ok(&t) || !cli_feature_layer_ok(&t))
         return EXIT_USAGE;
     rn_set_threads(threads);
     eval_outputs out = {.want_feats = strcmp(args_str(&t, "features"), "none") != 0,
-                        .want_labels = strcmp(args_str(&t, "feature-labels"), "none") != 0};
+                        .want_labels = strcmp(args_str(&t, "feature-labels"), "none") != 0,
+                        .stage = RN_STAGE_POOL};
     const int each = out.want_feats || out.want_labels;
     const char *weights = args_str(&t, "weights");
 
@@ -185,6 +198,17 @@ int cmd_eval(int argc, char **argv) {
     const int train_split = cli_eval_split(&t, weights, kind, &status);
     if (train_split < 0)
         goto done;
+    if (out.want_feats && (out.stage = cli_feature_layer(&t, m)) < 0) {
+        status = EXIT_USAGE;
+        goto done;
+    }
+    if (out.stage != RN_STAGE_POOL && cfg.tta_flip) {
+        cli_error("eval", "--feature-layer %s with --tta flip: the maps of an image and of its mirror "
+                  "do not average (take --feature-layer pool, or no --tta)",
+                  args_str(&t, "feature-layer"));
+        status = EXIT_USAGE;
+        goto done;
+    }
     status = EXIT_RUNTIME;
     rn_session_config scfg;
     cli_session_config(&t, &scfg);
@@ -199,19 +223,35 @@ int cmd_eval(int argc, char **argv) {
     if (!cli_match_classes(&t, weights, kind, m, &ds))
         goto done;
     int side = cfg.image_size ? cfg.image_size : ds.height, wide = cfg.image_size ? cfg.image_size : ds.width;
+    int fshape[3] = {rn_model_feature_dim(m), 1, 1}; /* an image's features or stage maps */
+    if (out.stage != RN_STAGE_POOL &&
+        rn_model_stage_shape(m, out.stage, side, wide, &fshape[0], &fshape[1], &fshape[2]) != RN_OK) {
+        cli_error("eval", "%s", rn_last_error());
+        goto done;
+    }
+    out.per_feat = (size_t)fshape[0] * (size_t)fshape[1] * (size_t)fshape[2];
     size_t per_image = ((size_t)ds.channels * side * wide + 2 * (size_t)rn_model_num_classes(m) +
-                        (each ? (size_t)rn_model_feature_dim(m) : 0)) * sizeof(float);
-    /* the loader's batch and ours; with --tta flip, the mirrored batch and its logits too */
-    cli_plan plan = {.command = "eval", .m = m, .scfg = &scfg, .session = 1, .batch = cfg.batch_size, .h = side,
-                     .w = wide, .per_image = (cfg.tta_flip ? 3 : 2) * per_image, .weights = weights};
+                        (each ? out.per_feat : 0)) * sizeof(float);
+    /* the loader's batch and ours; with --tta flip, the mirrored batch and its logits too; a
+     * stage's maps come from a second session */
+    cli_plan plan = {.command = "eval", .m = m, .scfg = &scfg, .session = out.stage != RN_STAGE_POOL ? 2 : 1,
+                     .batch = cfg.batch_size, .h = side, .w = wide,
+                     .per_image = (cfg.tta_flip ? 3 : 2) * per_image, .weights = weights};
     if (side > 0 && wide > 0 && !cli_plan_fits(&plan))
         goto done;
     if (each && ds.count == 0) {
         cli_error("eval", "the %s split is empty", split);
         goto done;
     }
+    if (out.stage != RN_STAGE_POOL) {
+        out.buf = malloc((size_t)cfg.batch_size * out.per_feat * sizeof *out.buf);
+        if (!out.buf || rn_session_create(m, &scfg, &out.maps) != RN_OK) {
+            cli_error("eval", "%s", out.buf ? rn_last_error() : "out of memory for the maps");
+            goto done;
+        }
+    }
     if (each) {
-        rn_status ost = open_outputs(&t, &out, ds.count, rn_model_feature_dim(m));
+        rn_status ost = open_outputs(&t, &out, ds.count, fshape);
         if (ost != RN_OK) {
             status = cli_write_failed("eval", ost);
             goto done;
@@ -245,6 +285,8 @@ int cmd_eval(int argc, char **argv) {
 done:
     rn_npy_writer_discard(&out.feats);
     rn_npy_writer_discard(&out.labels);
+    rn_session_free(out.maps);
+    free(out.buf);
     rn_eval_result_free(&ev);
     rn_dataset_free(&ds);
     rn_model_free(m);

@@ -16,7 +16,8 @@ static arg_spec SPECS[] = {
     {"weights", ARG_STRING, NULL, "weights: safetensors or PyTorch .pth with PyTorch state_dict names, or an ONNX ResNet", 0, 0},
     {"input", ARG_STRING, NULL, ".npy float32 input of shape (N, C, H, W)", 0, 0},
     {"output", ARG_STRING, "none", ".npy file to write the (N, num_classes) float32 logits to; missing folders are created; none: no logits (then --features is needed)", 0, 0},
-    {"features", ARG_STRING, "none", ".npy file to write each image's (N, D) float32 features to, from the same pass: what the classifier reads, the global average pool of the last stage (D 512 for resnet18/34, 2048 for resnet50 and deeper; torchvision's model with fc = nn.Identity()); none: no features", 0, 0},
+    {"features", ARG_STRING, "none", ".npy file to write each image's (N, D) float32 features to, from the same pass: what the classifier reads, the global average pool of the last stage (D 512 for resnet18/34, 2048 for resnet50 and deeper; torchvision's model with fc = nn.Identity()), or with --feature-layer a stage's maps; none: no features", 0, 0},
+    CLI_FEATURE_LAYER_SPEC,
     {"mode", ARG_STRING, "eval", "eval: BatchNorm uses running statistics; train: batch statistics", 0, 0},
     {"threads", ARG_INT, "0", "threads to use; 0: all cores", 0, 0},
     CLI_CONV_ALGO_SPEC,
@@ -113,7 +114,8 @@ int cmd_forward(int argc, char **argv) {
         cli_error("forward", "nothing to write: give --output (the logits), --features, or both");
         return EXIT_USAGE;
     }
-    if (!cli_arch_ok(&t, 1) || !cli_conv_algo_ok(&t) || !cli_precision_ok(&t, 0))
+    if (!cli_arch_ok(&t, 1) || !cli_conv_algo_ok(&t) || !cli_precision_ok(&t, 0) ||
+        !cli_feature_layer_ok(&t))
         return EXIT_USAGE;
     /* each file written: not a folder, not one of the files read, not the other output */
     const char *outs[2][2] = {{"--output", want_logits ? out : NULL},
@@ -156,11 +158,21 @@ int cmd_forward(int argc, char **argv) {
                   "least 1", args_str(&t, "input"), got, rn_model_in_channels(m));
         goto done;
     }
-    int n = (int)shape[0], h = (int)shape[2], w = (int)shape[3], k = rn_model_num_classes(m),
-        d = rn_model_feature_dim(m);
+    int n = (int)shape[0], h = (int)shape[2], w = (int)shape[3], k = rn_model_num_classes(m);
+    const int stage = want_features ? cli_feature_layer(&t, m) : RN_STAGE_POOL;
+    if (stage < 0) {
+        status = EXIT_USAGE;
+        goto done;
+    }
+    int fc = 0, fh = 1, fw = 1; /* --features' shape per image: (D) or a stage's (C, H, W) */
+    if (rn_model_stage_shape(m, stage, h, w, &fc, &fh, &fw) != RN_OK) {
+        cli_error("forward", "%s", rn_last_error());
+        goto done;
+    }
+    const size_t per_feat = (size_t)fc * (size_t)fh * (size_t)fw;
     /* the logits are computed for --print too, without --output */
     y = malloc((size_t)n * (size_t)k * sizeof *y);
-    feats = want_features ? malloc((size_t)n * (size_t)d * sizeof *feats) : NULL;
+    feats = want_features ? malloc((size_t)n * per_feat * sizeof *feats) : NULL;
     if (!y || (want_features && !feats)) {
         cli_error("forward", "out of memory");
         goto done;
@@ -179,14 +191,18 @@ int cmd_forward(int argc, char **argv) {
         if (!read_true_labels(truth_path, n, k, truth))
             goto done;
     }
-    int64_t out_shape[2] = {n, k}, feat_shape[2] = {n, d};
+    int64_t out_shape[2] = {n, k}, feat_shape[4] = {n, fc, fh, fw};
     rn_session_config scfg;
     cli_session_config(&t, &scfg);
     /* the flags' values are checked above: what the session refuses now is the file's (an int8
      * model at --precision fp32, a float32 one at int8), a failure at run time as in eval */
+    /* the pooled features come with the logits; a stage's maps from a pass of their own */
     if (rn_session_create(m, &scfg, &sess) != RN_OK ||
-        (want_features ? rn_session_forward_features(sess, x, n, h, w, mode, feats, y)
-                       : rn_session_forward(sess, x, n, h, w, mode, y)) != RN_OK) {
+        (want_features && stage == RN_STAGE_POOL
+             ? rn_session_forward_features(sess, x, n, h, w, mode, feats, y)
+             : rn_session_forward(sess, x, n, h, w, mode, y)) != RN_OK ||
+        (want_features && stage != RN_STAGE_POOL &&
+         rn_session_forward_stage(sess, x, n, h, w, mode, stage, feats) != RN_OK)) {
         cli_error("forward", "%s: %s", args_str(&t, "weights"), rn_last_error());
         goto done;
     }
@@ -199,7 +215,7 @@ int cmd_forward(int argc, char **argv) {
     if (st == RN_OK && want_features) {
         st = cli_make_output_dirs("forward", fout);
         if (st == RN_OK)
-            st = rn_npy_write(fout, feats, 2, feat_shape);
+            st = rn_npy_write(fout, feats, stage == RN_STAGE_POOL ? 2 : 4, feat_shape);
     }
     if (st != RN_OK) {
         status = cli_write_failed("forward", st);

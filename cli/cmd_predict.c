@@ -62,8 +62,9 @@ static arg_spec SPECS[] = {
     CLI_PRECISION_SPEC,
     {"features", ARG_STRING, "none", ".npy file to also write each image's (N, D) float32 features to, in "
      "the order given: what the classifier reads, the global average pool of the last stage (D 512 for "
-     "resnet18/34, 2048 for resnet50 and deeper); embeddings for image search or clustering; none: not "
-     "written", 0, 0},
+     "resnet18/34, 2048 for resnet50 and deeper; with --feature-layer a stage's maps); embeddings for image "
+     "search or clustering; none: not written", 0, 0},
+    CLI_FEATURE_LAYER_SPEC,
     {"IMAGE...", ARG_POSITIONAL, NULL, "JPEG or PNG files to classify; a folder stands for the .jpg, .jpeg and "
      ".png files in it and below it (in ImageFolder's order: folders sorted by path, files by name); - reads "
      "one from standard input", 0, 0},
@@ -524,13 +525,13 @@ static void print_result(const char *path, const double *prob, const int *idx, i
 
 #define MSG_CAP 512
 
-/* Classifies the images, batch by batch, their features into fw where it is not NULL (open,
- * for count x the feature length); returns 0, or after printing an error the exit status
- * (EXIT_WRITE where the features could not be written). */
+/* Classifies the images, batch by batch, their features (stage `stage`'s output, d floats an
+ * image) into fw where it is not NULL (open, for count x d); returns 0, or after printing an
+ * error the exit status (EXIT_WRITE where the features could not be written). */
 static int run_batches(rn_model *m, rn_session *sess, const predict_plan *p, char **images,
                        int count, int batch, int topk, const label_set *labels, int json,
-                       rn_npy_writer *fw) {
-    int k = rn_model_num_classes(m), d = rn_model_feature_dim(m);
+                       rn_npy_writer *fw, int stage, size_t d) {
+    int k = rn_model_num_classes(m);
     size_t per_image = (size_t)p->channels * (size_t)p->crop * (size_t)p->crop;
     float *x = malloc((size_t)batch * per_image * sizeof *x);
     float *logits = malloc((size_t)batch * (size_t)k * sizeof *logits);
@@ -555,9 +556,14 @@ static int run_batches(rn_model *m, rn_session *sess, const predict_plan *p, cha
                 cli_error("predict", "%s", msg[b]);
                 goto done;
             }
-        if ((fw ? rn_session_forward_features(sess, x, n, p->crop, p->crop, RN_MODE_EVAL, feats,
-                                              logits)
-                : rn_session_forward(sess, x, n, p->crop, p->crop, RN_MODE_EVAL, logits)) != RN_OK) {
+        /* the pooled features come with the logits; a stage's maps from a pass of their own */
+        if ((fw && stage == RN_STAGE_POOL
+                 ? rn_session_forward_features(sess, x, n, p->crop, p->crop, RN_MODE_EVAL, feats,
+                                               logits)
+                 : rn_session_forward(sess, x, n, p->crop, p->crop, RN_MODE_EVAL, logits)) != RN_OK ||
+            (fw && stage != RN_STAGE_POOL &&
+             rn_session_forward_stage(sess, x, n, p->crop, p->crop, RN_MODE_EVAL, stage, feats) !=
+                 RN_OK)) {
             cli_error("predict", "%s", rn_last_error());
             goto done;
         }
@@ -664,7 +670,7 @@ int cmd_predict(int argc, char **argv) {
     char **args = args_positional(&t, argv, &count);
     if (!args_int(&t, "batch-size", 1, 4096, &batch) || !args_int(&t, "topk", 1, 1000000, &topk) ||
         !args_int(&t, "threads", 0, 1024, &threads) || !cli_arch_ok(&t, 1) || !cli_conv_algo_ok(&t) ||
-        !cli_precision_ok(&t, 0))
+        !cli_precision_ok(&t, 0) || !cli_feature_layer_ok(&t))
         return EXIT_USAGE;
     rn_set_threads(threads);
     const char *weights = args_str(&t, "weights");
@@ -739,6 +745,17 @@ int cmd_predict(int argc, char **argv) {
         goto done;
     }
     plan.stdin_data = stdin_data, plan.stdin_len = stdin_len;
+    const int stage = want_features ? cli_feature_layer(&t, m) : RN_STAGE_POOL;
+    int fc = 0, fh = 1, fwid = 1; /* --features' shape per image: (D) or a stage's (C, H, W) */
+    if (stage < 0) {
+        status = EXIT_USAGE;
+        goto done;
+    }
+    if (rn_model_stage_shape(m, stage, plan.crop, plan.crop, &fc, &fh, &fwid) != RN_OK) {
+        cli_error("predict", "%s", rn_last_error());
+        goto done;
+    }
+    const size_t per_feat = (size_t)fc * (size_t)fh * (size_t)fwid;
     if (!choose_labels(args_str(&t, "labels"), &meta, rn_model_num_classes(m), &labels))
         goto done;
     if (topk > rn_model_num_classes(m))
@@ -751,7 +768,7 @@ int cmd_predict(int argc, char **argv) {
      * resized picture (at least resize x resize, three bytes a pixel): refused before anything
      * large is allocated (--crop-size 16384 had taken 18 GB before the kernel's killer came) */
     size_t per_image = ((size_t)plan.channels * plan.crop * plan.crop + 2 * (size_t)rn_model_num_classes(m) +
-                        (want_features ? (size_t)rn_model_feature_dim(m) : 0)) * sizeof(float) +
+                        (want_features ? per_feat : 0)) * sizeof(float) +
                        3 * (size_t)plan.resize * plan.resize;
     cli_plan fits = {.command = "predict", .m = m, .scfg = &scfg, .session = 1, .batch = batch, .h = plan.crop,
                      .w = plan.crop, .per_image = per_image, .size_flag = "--crop-size", .weights = weights};
@@ -762,17 +779,17 @@ int cmd_predict(int argc, char **argv) {
         goto done;
     }
     if (want_features) {
-        const int64_t shape[2] = {count, rn_model_feature_dim(m)};
+        const int64_t shape[4] = {count, fc, fh, fwid};
         rn_status fs = cli_make_output_dirs("predict", fpath);
         if (fs == RN_OK)
-            fs = rn_npy_writer_open(&fw, fpath, RN_NPY_F32, 2, shape);
+            fs = rn_npy_writer_open(&fw, fpath, RN_NPY_F32, stage == RN_STAGE_POOL ? 2 : 4, shape);
         if (fs != RN_OK) {
             status = cli_write_failed("predict", fs);
             goto done;
         }
     }
     status = run_batches(m, sess, &plan, images, count, batch, topk, &labels, args_flag(&t, "json"),
-                         want_features ? &fw : NULL);
+                         want_features ? &fw : NULL, stage, per_feat);
     if (status == 0 && want_features) {
         rn_status fs = rn_npy_writer_commit(&fw);
         status = fs == RN_OK ? 0 : cli_write_failed("predict", fs);

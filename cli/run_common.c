@@ -317,6 +317,41 @@ int cli_dataset_ok(const arg_table *t, int allow_auto) {
     return 0;
 }
 
+/* Every name some architecture gives a stage (rn_model_stage_index's, for the flag's spelling
+ * before a model is loaded). */
+static const char *const STAGE_NAMES[] = {
+    "pool", "avgpool", "flatten", "stem", "maxpool", "relu", "conv.block.3", "conv.block.2",
+    "layer1", "layer2", "layer3", "layer4", "conv.resnet_block1", "conv.resnet_block2",
+    "conv.resnet_block3", "conv.resnet_block4"};
+
+int cli_feature_layer_ok(const arg_table *t) {
+    const char *v = args_str(t, "feature-layer");
+    size_t i = 0;
+    while (i < sizeof STAGE_NAMES / sizeof *STAGE_NAMES && strcmp(v, STAGE_NAMES[i]) != 0)
+        i++;
+    if (i == sizeof STAGE_NAMES / sizeof *STAGE_NAMES) {
+        cli_error(t->command, "--feature-layer: unknown layer '%s' (expected pool, stem, layer1, "
+                  "layer2, layer3 or layer4)", v);
+        return 0;
+    }
+    if (strcmp(v, "pool") != 0 && strcmp(args_str(t, "features"), "none") == 0) {
+        cli_error(t->command, "--feature-layer needs --features (the file it goes to)");
+        return 0;
+    }
+    return 1;
+}
+
+int cli_feature_layer(const arg_table *t, const rn_model *m) {
+    const char *v = args_str(t, "feature-layer");
+    const int stage = rn_model_stage_index(m, v);
+    if (stage < 0)
+        cli_error(t->command, "--feature-layer %s: %s has no layer of that name (its layers: stem, "
+                  "layer1..layer4 and pool, or by module name %s, %s..%s and avgpool)", v,
+                  rn_model_arch(m), rn_model_stage_name(m, 0), rn_model_stage_name(m, 1),
+                  rn_model_stage_name(m, 4));
+    return stage;
+}
+
 int cli_conv_algo_ok(const arg_table *t) {
     int id;
     if (rn_conv_algo_parse(args_str(t, "conv-algo"), &id) == RN_OK)

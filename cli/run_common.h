@@ -69,6 +69,19 @@ int cli_new_model_flags_ok(const arg_table *t);
 /* Returns 0 after an error message. */
 int cli_parse_tta(const arg_table *t, rn_loader_config *cfg);
 
+/* --feature-layer of forward, predict and eval: what their --features file holds. */
+#define CLI_FEATURE_LAYER_SPEC                                                                        \
+    {"feature-layer", ARG_STRING, "pool", "what --features holds: pool (each image's pooled features, "   \
+     "(N, D)), or a stage's maps, (N, C, H, W): stem (its output, after the max-pool where it has "     \
+     "one), layer1, layer2, layer3 or layer4 (torchvision's; the architecture's own module names work "  \
+     "too: maxpool, conv.resnet_block3, avgpool...)", 0, 0}
+/* --feature-layer spelt as some architecture's stage is (rn_model_stage_index), and given only
+ * with --features ("none" where not given): 0 after an error message (exit 2). */
+int cli_feature_layer_ok(const arg_table *t);
+/* --feature-layer's stage of model m, or -1 after an error message (exit 2: a name of another
+ * architecture's, "maxpool" for a stem without one). */
+int cli_feature_layer(const arg_table *t, const rn_model *m);
+
 /* The flag holds a finite number; prints an error otherwise. */
 int cli_number_ok(const arg_table *t, const char *name);
 

@@ -340,6 +340,30 @@ RN_API rn_status rn_session_forward(rn_session *s, const float *x, int n, int h,
 RN_API rn_status rn_session_forward_features(rn_session *s, const float *x, int n, int h, int w,
                                              rn_mode mode, float *features, float *logits);
 
+/* The network's stages, whose outputs rn_session_forward_stage gives: RN_STAGE_STEM the stem's
+ * (after its max-pool where it has one), 1..4 the four residual stages' (torchvision's layer1 ..
+ * layer4, d2l's conv.resnet_block1 .. 4: create_feature_extractor's return nodes), RN_STAGE_POOL
+ * the pooled features (rn_session_forward_features'). */
+#define RN_STAGE_STEM 0
+#define RN_STAGE_POOL 5
+/* The stage a name means: "stem" or the module the stem ends with ("maxpool", d2l's
+ * "conv.block.3"; "relu" / "conv.block.2" for the CIFAR stem), "layer1" .. "layer4" or the
+ * architecture's own names of its stages, "pool", "avgpool" or "flatten"; -1 for any other. */
+RN_API int rn_model_stage_index(const rn_model *model, const char *name);
+/* The module name of a stage's output in the architecture's state_dict naming ("maxpool",
+ * "layer3", "conv.resnet_block3", "avgpool"), "" for a stage outside 0..5. */
+RN_API const char *rn_model_stage_name(const rn_model *model, int stage);
+/* A stage's output shape for one h x w image: channels and map size (1 x 1 for the pool).
+ * RN_ERR_ARG for a stage outside 0..5 or an input the network cannot take. */
+RN_API rn_status rn_model_stage_shape(const rn_model *model, int stage, int h, int w, int *c,
+                                      int *oh, int *ow);
+/* A forward pass up to a stage's output, into out as (n, c, oh, ow) float32 (rn_model_stage_shape;
+ * nothing after the stage runs). Any precision: an int8 session's maps are its uint8 values
+ * dequantized ((q - zero point) x scale), a bf16 session's its float32 values (activations stay
+ * float32 between its layers, rounded as each layer packs them). */
+RN_API rn_status rn_session_forward_stage(rn_session *s, const float *x, int n, int h, int w,
+                                          rn_mode mode, int stage, float *out);
+
 /* The instruction set of the session's kernels: "amx", "avx512", "avx2", "portable". */
 RN_API const char *rn_session_isa(const rn_session *s);
 

@@ -553,6 +553,33 @@ expect 2 "eval --features a folder" "$R" eval --weights "$T/w.safetensors" --dat
 expect 1 "eval --features on a missing dataset" "$R" eval --weights "$T/w.safetensors" --data "$T/nodata" \
     --dataset fashion-mnist --features "$T/ev/none.npy"
 [ ! -e "$T/ev/none.npy" ] && ok || bad "eval that failed wrote --features"
+# --feature-layer: a stage's maps, (N, C, H, W), by the generic name or the architecture's own; eval's
+# rows are forward's on the same images (the sample batch is the split's first 8, preprocessed alike)
+expect 0 "forward --feature-layer layer3" "$R" forward --weights "$T/w.safetensors" \
+    --input data/sample/fmnist_batch.npy --features "$T/l3.npy" --feature-layer layer3
+expect 0 "forward --feature-layer conv.resnet_block3" "$R" forward --weights "$T/w.safetensors" \
+    --input data/sample/fmnist_batch.npy --features "$T/rb3.npy" --feature-layer conv.resnet_block3
+expect 0 "eval --feature-layer layer3" "$R" eval --weights "$T/w.safetensors" --data data/fmnist-small \
+    --dataset fashion-mnist --image-size 0 --features "$T/ev/l3.npy" --feature-layer layer3
+/usr/bin/python3 - "$T" <<'PY' && ok || bad "--feature-layer layer3: forward's and eval's maps differ"
+import os, sys
+import numpy as np
+t = sys.argv[1]
+a, b, e = (np.load(os.path.join(t, p)) for p in ("l3.npy", "rb3.npy", "ev/l3.npy"))
+ok = (a.shape == (8, 256, 2, 2) and (a == b).all() and e.shape == (1000, 256, 2, 2)
+      and np.abs(e[:8] - a).max() <= 1e-5 * np.abs(a).max() and (a > 0).mean() > 0.2)
+sys.exit(0 if ok else 1)
+PY
+expect 2 "forward --feature-layer maxpool on d2l (its stem ends in conv.block.3)" "$R" forward \
+    --weights "$T/w.safetensors" --input data/sample/fmnist_batch.npy --features "$T/mp.npy" --feature-layer maxpool
+grep -qF "d2l_resnet18 has no layer of that name" "$T/err" && [ ! -e "$T/mp.npy" ] && ok ||
+    bad "--feature-layer maxpool on d2l: $(cat "$T/err")"
+expect 2 "--feature-layer without --features" "$R" forward --weights "$T/w.safetensors" \
+    --input data/sample/fmnist_batch.npy --output "$T/y3.npy" --feature-layer layer2
+expect 2 "--feature-layer layer5" "$R" predict --weights "$T/w.safetensors" --features "$T/p.npy" \
+    --feature-layer layer5 data/sample/fmnist_batch.npy
+expect 2 "eval --feature-layer with --tta flip" "$R" eval --weights "$T/w.safetensors" --data data/fmnist-small \
+    --dataset fashion-mnist --features "$T/ev/t.npy" --feature-layer layer1 --tta flip
 
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -3,7 +3,8 @@
  * same scales on a second call, the file round trip), the calibrator's contract (a refused
  * batch leaves it as it was; non-finite images, activations, weights and BatchNorm statistics
  * refused by name) and the int8 loader's checks of its scales; rn_session_forward_features in
- * every precision (the classifier applied to its features gives its logits).
+ * every precision (the classifier applied to its features gives its logits), and
+ * rn_session_forward_stage's maps (their shapes and names; bf16's and int8's near fp32's).
  */
 #include <math.h>
 #include <stdint.h>
@@ -471,6 +472,59 @@ static void check_features(const rn_model *m, const char *prec, const float *fc_
     free(x), free(lg), free(lg2), free(f), free(f2);
 }
 
+/* Every stage's maps of a batch of 3 in `prec` (on model mp) against fp32's (on m): the shapes
+ * rn_model_stage_shape gives, within `tol` of the fp32 maps' largest value in RMS; the pool stage
+ * equals rn_session_forward_features bit for bit. */
+static void check_stages(const rn_model *m, const rn_model *mp, const char *prec, double tol) {
+    enum { N = 3, H = 32, W = 32 };
+    static const int want[6][3] = {{64, 8, 8}, {64, 8, 8}, {128, 4, 4}, {256, 2, 2}, {512, 1, 1},
+                                   {512, 1, 1}};
+    float *x = malloc(sizeof(float) * N * 3 * H * W);
+    float *a = malloc(sizeof(float) * N * 64 * 8 * 8), *b = malloc(sizeof(float) * N * 64 * 8 * 8);
+    rn_session_config cfg;
+    rn_session_config_default(&cfg);
+    rn_session *s32 = NULL, *sp = NULL;
+    CHECK(x && a && b && rn_session_create(m, NULL, &s32) == RN_OK, "fp32 session: %s", rn_last_error());
+    cfg.precision = prec;
+    CHECK(rn_session_create(mp, &cfg, &sp) == RN_OK, "%s session: %s", prec, rn_last_error());
+    for (int i = 0; i < N * 3 * H * W; i++)
+        x[i] = (float)((i * 53) % 127) / 63.0f - 1.0f;
+    for (int st = 0; s32 && sp && st <= RN_STAGE_POOL; st++) {
+        int c, oh, ow;
+        CHECK(rn_model_stage_shape(mp, st, H, W, &c, &oh, &ow) == RN_OK && c == want[st][0] &&
+                  oh == want[st][1] && ow == want[st][2],
+              "stage %d (%s) of resnet18 at 32x32: (%d, %d, %d)", st, rn_model_stage_name(mp, st), c,
+              oh, ow);
+        CHECK(rn_session_forward_stage(s32, x, N, H, W, RN_MODE_EVAL, st, a) == RN_OK &&
+                  rn_session_forward_stage(sp, x, N, H, W, RN_MODE_EVAL, st, b) == RN_OK,
+              "%s stage %d: %s", prec, st, rn_last_error());
+        const size_t count = (size_t)N * c * oh * ow;
+        double top = 0.0, err = 0.0;
+        for (size_t i = 0; i < count; i++) {
+            top = fmax(top, fabs(a[i]));
+            err += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        }
+        err = sqrt(err / (double)count);
+        CHECK(top > 0.0 && err <= tol * top, "%s stage %d (%s): RMS difference from fp32 %g of %g",
+              prec, st, rn_model_stage_name(mp, st), err, top);
+    }
+    /* the pool stage is the features */
+    float f[N * 512];
+    CHECK(sp && rn_session_forward_features(sp, x, N, H, W, RN_MODE_EVAL, f, NULL) == RN_OK &&
+              memcmp(f, b, sizeof f) == 0, "%s: the pool stage is rn_session_forward_features'", prec);
+    CHECK(rn_session_forward_stage(s32, x, 1, H, W, RN_MODE_EVAL, 6, a) == RN_ERR_ARG &&
+              rn_session_forward_stage(s32, x, 1, H, W, RN_MODE_EVAL, -1, a) == RN_ERR_ARG,
+          "stages outside 0..5 refused");
+    CHECK(rn_model_stage_index(m, "layer3") == 3 && rn_model_stage_index(m, "maxpool") == 0 &&
+              rn_model_stage_index(m, "stem") == 0 && rn_model_stage_index(m, "flatten") == 5 &&
+              rn_model_stage_index(m, "avgpool") == 5 && rn_model_stage_index(m, "conv.resnet_block2") < 0 &&
+              rn_model_stage_index(m, "layer5") < 0 && strcmp(rn_model_stage_name(m, 4), "layer4") == 0,
+          "resnet18's stage names");
+    rn_session_free(s32);
+    rn_session_free(sp);
+    free(x), free(a), free(b);
+}
+
 static void test_session_features(void) {
     rn_model *m = NULL, *q = NULL;
     CHECK(rn_model_create("resnet18", 3, 10, &m) == RN_OK && rn_model_init(m, "default", 3) == RN_OK,
@@ -480,9 +534,11 @@ static void test_session_features(void) {
     CHECK(rn_model_feature_dim(m) == 512 && rn_model_feature_dim(NULL) == 0, "resnet18's 512 features");
     check_features(m, "fp32", m->fc_w, m->fc_b);
     check_features(m, "bf16", m->fc_w, m->fc_b);
+    check_stages(m, m, "bf16", 0.005);
     CHECK(rn_quantize_synthetic(m, 32, 32, &q) == RN_OK, "quantize: %s", rn_last_error());
     if (q) {
         check_features(q, "int8", m->fc_w, m->fc_b);
+        check_stages(m, q, "int8", 0.03);
         /* a NaN in image 0: its features NaN (as float32's), image 1's as without it */
         float img[2 * 3 * 32 * 32], clean[2 * 512], f[2 * 512];
         for (int i = 0; i < 2 * 3 * 32 * 32; i++)

@@ -15,7 +15,9 @@ and compares Y with PyTorch in the same mode (eval: running stats, train:
 batch stats), computed in float64 so the error measured is resnet.c's:
 rel = max|y - y_ref| / max|y_ref| must be <= --tol (1e-4). The same pass also writes the
 features (`--features F.npy`: the classifier's input), compared likewise with what PyTorch's
-fc receives (a forward pre-hook on model.fc).
+fc receives (a forward pre-hook on model.fc); and a second run writes one stage's maps
+(`--feature-layer`: stem, layer1 .. layer4 in turn over the cases), compared with that module's
+output (a forward hook).
 Ends with `parity: N passed, M failed`; exit status 1 if M > 0.
 
 --check-load: loads a safetensors file (e.g. written by rn_model_save) into
@@ -114,15 +116,25 @@ def run_case(idx, case, args, tmp):
     ref.train(mode == "train")
     seen = []
     hook = ref.fc.register_forward_pre_hook(lambda mod, inp: seen.append(inp[0].detach()))
+    stage = idx % 5
+    stage_name = ("stem", "layer1", "layer2", "layer3", "layer4")[stage]
+    d2l = arch == "d2l_resnet18"
+    module = (["conv.block"] + ["conv.resnet_block%d" % k for k in range(1, 5)] if d2l else
+              ["maxpool"] + ["layer%d" % k for k in range(1, 5)])[stage]
+    maps = []
+    hook2 = dict(ref.named_modules())[module].register_forward_hook(
+        lambda mod, inp, out: maps.append(out.detach()))
     with torch.no_grad():
         y_ref = ref(x.to(next(ref.parameters()).dtype)).double().numpy()
     hook.remove()
+    hook2.remove()
     f_ref = seen[0].double().numpy()
+    s_ref = maps[0].double().numpy()
     t_ref = time.time() - t0
     ymax = float(np.abs(y_ref).max())
 
     msg = ""
-    rel = frel = float("nan")
+    rel = frel = srel = float("nan")
     if rc != 0:
         msg = "CLI exit status %d\n  command: %s\n  stderr: %s" % (
             rc, " ".join(cmd), err.strip().replace("\n", "\n  stderr: "))
@@ -147,16 +159,30 @@ def run_case(idx, case, args, tmp):
                 msg = "features shape %s, expected %s" % (tuple(f.shape), tuple(f_ref.shape))
             elif f is not None:
                 frel = float(np.abs(f.astype(np.float64) - f_ref).max()) / float(np.abs(f_ref).max())
-    ok = not msg and rel <= args.tol and frel <= args.tol
+        spath = os.path.join(tmp, "s%d.npy" % idx)
+        scmd = [args.resnet, "forward", "--arch", arch, "--weights", wpath, "--input", xpath,
+                "--features", spath, "--feature-layer", stage_name, "--mode", mode,
+                "--threads", str(args.threads)]
+        p = subprocess.run(scmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=args.timeout)
+        if not msg and p.returncode != 0:
+            msg = "--feature-layer %s: exit status %d: %s" % (stage_name, p.returncode,
+                                                              p.stderr.decode("utf-8", "replace").strip())
+        elif not msg:
+            s_maps = np.load(spath)
+            if tuple(s_maps.shape) != tuple(s_ref.shape):
+                msg = "%s maps shape %s, expected %s" % (stage_name, tuple(s_maps.shape), tuple(s_ref.shape))
+            else:
+                srel = float(np.abs(s_maps.astype(np.float64) - s_ref).max()) / float(np.abs(s_ref).max())
+    ok = not msg and rel <= args.tol and frel <= args.tol and srel <= args.tol
     extra = ""
     if args.torch32:
         m32 = copy.deepcopy(model).train(mode == "train")
         with torch.no_grad():
             y32 = m32(x).double().numpy()
         extra = "  torch32 rel=%.2e" % (np.abs(y32 - y_ref).max() / ymax)
-    print("%-12s %-5s %3dx%-3d in=%d classes=%-4d batch=%d%s  rel=%.2e  features %.2e  max|y_ref|=%.3g  %s"
+    print("%-12s %-5s %3dx%-3d in=%d classes=%-4d batch=%d%s  rel=%.2e  features %.2e  %s %.2e  max|y_ref|=%.3g  %s"
           "  (cli %.1fs, ref %.1fs)%s" % (arch, mode, h, w, cin, k, n, " stem=cifar" if stem == "cifar" else "",
-                                          rel, frel, ymax,
+                                          rel, frel, stage_name, srel, ymax,
                                           "PASS" if ok else "FAIL", t_cli, t_ref, extra),
           flush=True)
     if msg:

@@ -15,7 +15,8 @@ Checks `resnet predict` against torchvision on the same files.
                   (two may swap only where their probabilities are within
                   1e-5), every probability within 1e-4, and the ImageNet names;
                   `--features F.npy` from the same run: what model.fc receives,
-                  within 1e-4 of its largest.
+                  within 1e-4 of its largest; with `--feature-layer layer3` (resnet18)
+                  or `stem` (resnet50), that module's output maps likewise.
   Datasets        a 1-channel d2l_resnet18 with 10 classes saved as safetensors
                   with metadata dataset=fashion-mnist, image_size=28 (with and
                   without normalize): PIL convert("L") -> Resize((28, 28)) ->
@@ -179,11 +180,16 @@ def imagenet_check(resnet, arch, d, paths, seed):
     tf = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(),
                              transforms.Normalize(MEAN, STD)])
     x = torch.stack([tf(pil_loader(p)) for p in paths])
-    seen = []
+    seen, maps = [], []
+    layer = "layer3" if arch == "resnet18" else "stem"
     hook = model.fc.register_forward_pre_hook(lambda mod, inp: seen.append(inp[0]))
+    hook2 = getattr(model, "layer3" if layer == "layer3" else "maxpool").register_forward_hook(
+        lambda mod, inp, out: maps.append(out))
     logits = torch.cat([model(x[i:i + 4]) for i in range(0, len(paths), 4)])
     hook.remove()
+    hook2.remove()
     ref_feats = torch.cat(seen).double().numpy()
+    ref_maps = torch.cat(maps).double().numpy()
     ref = torch.softmax(logits.double(), dim=1).numpy()
     fpath = os.path.join(d, arch + ".features.npy")
     code, out, err = run_predict(resnet, ["--weights", wpath, "--json", "--topk", "5",
@@ -197,6 +203,14 @@ def imagenet_check(resnet, arch, d, paths, seed):
     check(feats.shape == ref_feats.shape and rel <= 1e-4,
           "%s: --features %s (torchvision's fc input %s), max rel diff %.2e" % (
               arch, feats.shape, ref_feats.shape, rel))
+    mpath = os.path.join(d, arch + ".maps.npy")
+    mcode, _, merr = run_predict(resnet, ["--weights", wpath, "--batch-size", "3", "--features", mpath,
+                                          "--feature-layer", layer] + paths)
+    got = np.load(mpath) if mcode == 0 else np.zeros(0)
+    mrel = float(np.abs(got - ref_maps).max() / np.abs(ref_maps).max()) \
+        if got.shape == ref_maps.shape else float("inf")
+    check(mcode == 0 and mrel <= 1e-4, "%s: --feature-layer %s %s (torchvision's %s), max rel diff %.2e %s" % (
+        arch, layer, got.shape, ref_maps.shape, mrel, merr.strip()))
     return compare(parse_json_lines(out), paths, ref, names, arch + " (.pth, ImageNet)"), wpath
 
 

@@ -15,6 +15,7 @@
  */
 #include "engine/session.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -432,19 +433,22 @@ static void run_conv(rn_session *s, int i, int n, rn_mode mode, const float *x, 
     batchnorm_apply(y, u->cout, M, scale, shift, res, nd->relu, y);
 }
 
-/* The features of the pass just run, (feat, n) in the arena, into features as (n, feat);
- * nothing where features is NULL. */
-static rn_status copy_features(const rn_session *s, int n, float *features) {
-    if (!features)
+/* Value v of the pass just run, (c, n, h, w) in the arena (an int8 session's uint8 c16 values
+ * dequantized), into out as (n, c, h, w); nothing where out is NULL. */
+static rn_status copy_stage(const rn_session *s, int n, int v, float *out) {
+    if (!out)
         return RN_OK;
-    const int v = rn_graph_features(s->sc), feat = s->m->feat;
-    if (v < 0 || s->sc->values[v].c != feat)
-        return rn_fail(RN_ERR_ARG, "rn_session_forward_features: this network has no pooled "
-                       "features");
+    const rn_value *val = &s->sc->values[v];
+    const size_t hw = (size_t)val->h * (size_t)val->w, pix = (size_t)n * hw;
+    if (s->int8 && val->producer >= 0 && s->sc->nodes[val->producer].op != RN_NODE_AVGPOOL) {
+        rn_int8_dequantize(s, v, n, out);
+        return RN_OK;
+    }
     const float *src = value_ptr(s, v);
     for (int i = 0; i < n; i++)
-        for (int c = 0; c < feat; c++)
-            features[(size_t)i * feat + c] = src[(size_t)c * n + i];
+        for (int c = 0; c < val->c; c++)
+            memcpy(out + ((size_t)i * val->c + c) * hw, src + (size_t)c * pix + (size_t)i * hw,
+                   hw * sizeof *out);
     return RN_OK;
 }
 
@@ -467,11 +471,12 @@ rn_status rn_session_plan(rn_session *s, int n, int h, int w) {
     return plan_for(s, n, h, w, NULL);
 }
 
-/* The forward pass of rn_session_forward and rn_session_forward_features: the logits where
- * `logits` is not NULL (else the classifier is skipped), the features (n, feat) where `features`
- * is not NULL. */
+/* The forward pass of rn_session_forward, _features and _stage: the nodes up to the one writing
+ * stage `stage`'s output (RN_STAGE_POOL and logits: all of them), that output into `out` as
+ * (n, c, h, w) where out is not NULL; the logits where `logits` is not NULL (else the classifier
+ * is skipped). */
 static rn_status forward_pass(rn_session *s, const float *x, int n, int h, int w, rn_mode mode,
-                              float *logits, float *features) {
+                              float *logits, int stage, float *out) {
     const rn_model *m = s->m;
     RN_TRY(check_shape(s, n, h, w));
     if (mode != RN_MODE_EVAL && mode != RN_MODE_TRAIN)
@@ -482,9 +487,19 @@ static rn_status forward_pass(rn_session *s, const float *x, int n, int h, int w
     s->value_now = mode == RN_MODE_EVAL ? s->value_at : s->value_at_train;
     if (mode == RN_MODE_EVAL)
         prepare_weights(s);
+    const int v_out = rn_graph_stage_value(s->sc, stage);
+    const int last = logits ? s->sc->n_nodes - 1 : s->sc->values[v_out].producer;
     if (s->int8) {
-        rn_int8_forward(s, x, n, logits);
-        return copy_features(s, n, features);
+        rn_int8_forward(s, x, n, logits, last);
+        RN_TRY(copy_stage(s, n, v_out, out));
+        /* an image with a value that is not finite: NaN, as its logits (rn_int8_forward) */
+        const rn_value *vo = &s->sc->values[v_out];
+        const size_t per = (size_t)vo->c * (size_t)vo->h * (size_t)vo->w;
+        for (int b = 0; out && b < n; b++)
+            if (!rn_int8_image_finite(s, x, b))
+                for (size_t j = 0; j < per; j++)
+                    out[(size_t)b * per + j] = NAN;
+        return RN_OK;
     }
 
     const rn_graph *sc = s->sc;
@@ -505,7 +520,7 @@ static rn_status forward_pass(rn_session *s, const float *x, int n, int h, int w
     if (s->observe)
         s->observe(s->observe_ctx, 0, in, rn_value_floats(sc, 0, n), 0);
     int blocked = 0; /* the last node's output is blocked by 16 channels (pool_fused) */
-    for (int i = 0; i < sc->n_nodes; i++) {
+    for (int i = 0; i <= last; i++) {
         const rn_node *nd = &sc->nodes[i];
         const rn_value *vi = &sc->values[nd->in];
         const float *src = nd->in == 0 ? in : value_ptr(s, nd->in);
@@ -539,21 +554,31 @@ static rn_status forward_pass(rn_session *s, const float *x, int n, int h, int w
         if (s->observe && (nd->op == RN_NODE_CONV || nd->op == RN_NODE_MAXPOOL))
             s->observe(s->observe_ctx, nd->out, dst, rn_value_floats(sc, nd->out, n), blocked);
     }
-    return copy_features(s, n, features);
+    return copy_stage(s, n, v_out, out);
 }
 
 rn_status rn_session_forward(rn_session *s, const float *x, int n, int h, int w, rn_mode mode,
                              float *logits) {
     if (!s || !x || !logits)
         return rn_fail(RN_ERR_ARG, "rn_session_forward: NULL argument");
-    return forward_pass(s, x, n, h, w, mode, logits, NULL);
+    return forward_pass(s, x, n, h, w, mode, logits, RN_STAGE_POOL, NULL);
 }
 
 rn_status rn_session_forward_features(rn_session *s, const float *x, int n, int h, int w,
                                       rn_mode mode, float *features, float *logits) {
     if (!s || !x || !features)
         return rn_fail(RN_ERR_ARG, "rn_session_forward_features: NULL argument");
-    return forward_pass(s, x, n, h, w, mode, logits, features);
+    return forward_pass(s, x, n, h, w, mode, logits, RN_STAGE_POOL, features);
+}
+
+rn_status rn_session_forward_stage(rn_session *s, const float *x, int n, int h, int w,
+                                   rn_mode mode, int stage, float *out) {
+    if (!s || !x || !out)
+        return rn_fail(RN_ERR_ARG, "rn_session_forward_stage: NULL argument");
+    if (stage < 0 || stage > RN_STAGE_POOL)
+        return rn_fail(RN_ERR_ARG, "rn_session_forward_stage: stage %d is not one of 0..%d", stage,
+                       RN_STAGE_POOL);
+    return forward_pass(s, x, n, h, w, mode, NULL, stage, out);
 }
 
 const float *rn_session_features(const rn_session *s) {

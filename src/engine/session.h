@@ -79,8 +79,15 @@ size_t rn_int8_workspace_floats(const rn_session *s, const rn_node *nd, int n);
 long rn_int8_work_items(const rn_session *s, const rn_node *nd, int n);
 rn_status rn_int8_plan(rn_session *s);
 void rn_int8_prepare(rn_session *s);
-/* logits NULL: the classifier is skipped (rn_session_forward_features) */
-void rn_int8_forward(rn_session *s, const float *x, int n, float *logits);
+/* The nodes up to `last` (the classifier only where it is the last and logits is not NULL:
+ * rn_session_forward_features and _stage skip it). */
+void rn_int8_forward(rn_session *s, const float *x, int n, float *logits, int last);
+/* Uint8 value v (c16, or plain for value 0) of the pass just run, dequantized into out as
+ * (n, c, h, w). */
+void rn_int8_dequantize(const rn_session *s, int v, int n, float *out);
+/* Whether image b of the input x (n, C, h, w) has only finite values: an int8 pass gives NaN
+ * outputs for one that does not (a value that is not finite has no int8 code). */
+int rn_int8_image_finite(const rn_session *s, const float *x, int b);
 
 /* Plans s for batches of up to n at h x w (the input shape checked as rn_session_forward
  * checks it), as rn_session_forward does before it runs: a caller can learn that a batch does

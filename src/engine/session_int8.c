@@ -120,12 +120,15 @@ static uint8_t *bytes_of(const rn_session *s, int v) {
  * between them, each op doing its thread's share (the ops' _team forms): a region per node had
  * cost 3 us of its start alone per convolution (Zen 5, 2 threads; resnet50 has 53). A
  * classifier on a batch runs after the region: its GEMM opens regions of its own. */
-void rn_int8_forward(rn_session *s, const float *x, int n, float *logits) {
+void rn_int8_forward(rn_session *s, const float *x, int n, float *logits, int last) {
     const rn_graph *sc = s->sc;
     const rn_model *m = s->m;
-    int in_team = sc->n_nodes; /* the nodes the team runs: all but a batch's classifier */
+    int nodes = last + 1; /* the nodes to run */
+    if (nodes > 0 && sc->nodes[nodes - 1].op == RN_NODE_LINEAR && !logits)
+        nodes--;
+    int in_team = nodes; /* the nodes the team runs: all but a batch's classifier */
     if (in_team > 0 && sc->nodes[in_team - 1].op == RN_NODE_LINEAR &&
-        (n > 1 || !logits || rn_kernels_are_bf16(rn_kernels_or_default(s->k))))
+        (n > 1 || rn_kernels_are_bf16(rn_kernels_or_default(s->k))))
         in_team--;
     /* a generation of claims per node (rn_claims), none used before: flags cleared at wrap */
     if (s->q_gen > UINT32_MAX - (uint32_t)in_team - 1) {
@@ -173,7 +176,7 @@ void rn_int8_forward(rn_session *s, const float *x, int n, float *logits) {
     }
     if (s->observe && in_team > 0)
         s->observe(s->observe_ctx, sc->nodes[in_team - 1].out, NULL, 0, 0);
-    for (int i = in_team; logits && i < sc->n_nodes; i++) { /* the classifier of a batch */
+    for (int i = in_team; i < nodes; i++) { /* the classifier of a batch */
         const rn_node *nd = &sc->nodes[i];
         linear_forward(s->k, s->arena + s->value_at[nd->in], sc->values[nd->in].c, n, m->fc_w,
                        m->fc_b, m->num_classes, logits, s->arena + s->value_at[nd->out]);
@@ -183,15 +186,30 @@ void rn_int8_forward(rn_session *s, const float *x, int n, float *logits) {
     /* a value that is not finite has no int8 code (the quantizer takes NaN to the zero point,
      * an infinity to an end of the range): that image's logits are NaN, as float32's are, not
      * those of an image with an ordinary pixel there */
-    const size_t per = (size_t)m->in_channels * (size_t)sc->h * (size_t)sc->w;
-    const int feat = rn_graph_features(sc);
-    for (int b = 0; b < n; b++) {
-        if (rn_floats_finite(x + (size_t)b * per, per))
-            continue;
-        for (int k = 0; logits && k < m->num_classes; k++)
-            logits[(size_t)b * (size_t)m->num_classes + (size_t)k] = NAN;
-        /* its features too (channel-major, (feat, n)) */
-        for (int c = 0; feat >= 0 && c < sc->values[feat].c; c++)
-            s->arena[s->value_at[feat] + (size_t)c * (size_t)n + (size_t)b] = NAN;
-    }
+    for (int b = 0; logits && b < n; b++)
+        if (!rn_int8_image_finite(s, x, b))
+            for (int k = 0; k < m->num_classes; k++)
+                logits[(size_t)b * (size_t)m->num_classes + (size_t)k] = NAN;
+}
+
+int rn_int8_image_finite(const rn_session *s, const float *x, int b) {
+    const size_t per = (size_t)s->m->in_channels * (size_t)s->sc->h * (size_t)s->sc->w;
+    return rn_floats_finite(x + (size_t)b * per, per);
+}
+
+void rn_int8_dequantize(const rn_session *s, int v, int n, float *out) {
+    const rn_value *val = &s->sc->values[v];
+    const uint8_t *q = bytes_of(s, v);
+    const rn_qparam p = s->vq[v];
+    const size_t hw = (size_t)val->h * (size_t)val->w, pix = (size_t)n * hw;
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < val->c; c++) {
+            float *dst = out + ((size_t)i * val->c + c) * hw;
+            for (size_t j = 0; j < hw; j++) {
+                const size_t p_at = (size_t)i * hw + j; /* the pixel, over n * h * w */
+                const uint8_t b = v == 0 ? q[(size_t)c * pix + p_at]
+                                         : q[((size_t)(c / RN_Q_CB) * pix + p_at) * RN_Q_CB + c % RN_Q_CB];
+                dst[j] = (float)(b - p.zp) * p.scale;
+            }
+        }
 }

@@ -207,9 +207,58 @@ void rn_graph_free(rn_graph *s) {
     free(s);
 }
 
+int rn_graph_stage_value(const rn_graph *s, int stage) {
+    if (stage == 5)
+        return rn_graph_features(s);
+    int v = -1;
+    for (int i = 0; i < s->n_nodes; i++) {
+        const rn_node *nd = &s->nodes[i];
+        if (stage == 0 ? nd->role == RN_ROLE_STEM || nd->role == RN_ROLE_STEM_POOL
+                       : stage >= 1 && stage <= 4 && nd->block >= 0 &&
+                             s->model->blocks[nd->block].stage == stage - 1)
+            v = nd->out; /* the stage's last node: its output */
+    }
+    return v;
+}
+
 int rn_graph_features(const rn_graph *s) {
     for (int i = 0; i < s->n_nodes; i++)
         if (s->nodes[i].op == RN_NODE_AVGPOOL)
             return s->nodes[i].out;
     return -1;
+}
+
+/* ---- the stages, by name and shape (resnet.h) -------------------------------------------- */
+
+const char *rn_model_stage_name(const rn_model *m, int stage) {
+    if (!m || stage < 0 || stage > RN_STAGE_POOL)
+        return "";
+    if (stage == RN_STAGE_STEM)
+        return m->pool_k ? m->pool_name : m->stem_relu_name;
+    return stage == RN_STAGE_POOL ? "avgpool" : m->stage_names[stage - 1];
+}
+
+int rn_model_stage_index(const rn_model *m, const char *name) {
+    if (!m || !name)
+        return -1;
+    static const char *const generic[] = {"stem", "layer1", "layer2", "layer3", "layer4", "pool"};
+    for (int k = 0; k <= RN_STAGE_POOL; k++)
+        if (strcmp(name, generic[k]) == 0 || strcmp(name, rn_model_stage_name(m, k)) == 0)
+            return k;
+    return strcmp(name, "flatten") == 0 ? RN_STAGE_POOL : -1;
+}
+
+rn_status rn_model_stage_shape(const rn_model *m, int stage, int h, int w, int *c, int *oh,
+                               int *ow) {
+    if (!m || !c || !oh || !ow)
+        return rn_fail(RN_ERR_ARG, "rn_model_stage_shape: NULL argument");
+    if (stage < 0 || stage > RN_STAGE_POOL)
+        return rn_fail(RN_ERR_ARG, "rn_model_stage_shape: stage %d is not one of 0..%d", stage,
+                       RN_STAGE_POOL);
+    rn_graph *g;
+    RN_TRY(rn_graph_build(m, h, w, &g));
+    const rn_value *v = &g->values[rn_graph_stage_value(g, stage)];
+    *c = v->c, *oh = v->h, *ow = v->w;
+    rn_graph_free(g);
+    return RN_OK;
 }

@@ -102,4 +102,8 @@ static inline size_t rn_value_floats(const rn_graph *s, int v, int n) {
 /* The value with the network's pooled features (the head's AVGPOOL output). */
 int rn_graph_features(const rn_graph *s);
 
+/* The value holding stage `stage`'s output (resnet.h RN_STAGE_*: 0 the stem, after its max-pool
+ * where it has one, 1..4 the residual stages, 5 the pooled features), or -1. */
+int rn_graph_stage_value(const rn_graph *s, int stage);
+
 #endif
