@@ -212,6 +212,7 @@ static const struct {
     {NULL, "schedule-by", "step epoch"},
     {NULL, "warmup-method", "linear constant"},
     {NULL, "tta", "none flip"},
+    {NULL, "feature-layer", "pool stem layer1 layer2 layer3 layer4"},
     {NULL, "conv-algo", "im2col pointwise winograd winograd2 direct smallmap"},
     {NULL, "schedule", "constant cosine onecycle"},
     {NULL, "augment", "none flip crop crop+flip"},
