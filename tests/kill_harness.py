@@ -5,10 +5,12 @@ that was never interrupted.
 
     /usr/bin/python3 tests/kill_harness.py --resnet build/resnet [--kills 50] [--seed 1]
 
-The run: d2l_resnet18 on data/fmnist-small, batch 4, one thread, 16 steps (of 2 epochs),
-a checkpoint every 2 steps and a log line every step, with a moving average of
-the weights, TrivialAugment, mixup / CutMix, random erasing, gradient clipping and a
-warm-up of an epoch's share on. The test hook
+The run: d2l_resnet18 on 32 training and 16 test images of data/fmnist-small (an IDX
+subset the harness writes), batch 4, one thread, 16 steps (2 epochs of 8), a checkpoint
+every 2 steps and a log line every step, with a moving average of the weights,
+TrivialAugment, mixup / CutMix, random erasing, gradient clipping, a warm-up of the first
+epoch and a cosine schedule over the second: the kills and resumes cross the epoch's end
+(its evaluation, the new epoch's order) and the warm-up's hand-over to the schedule. The test hook
 RESNET_TEST_SAVE_PAUSE_MS (cli/train_ckpt.h) makes every save print its phases
 on stderr ("rn-test-hook: checkpoint step S PHASE") and pause a little after
 each, so the harness knows which checkpoints were committed and can aim kills
@@ -47,12 +49,14 @@ import threading
 import time
 
 STEPS, EVERY, PAUSE_MS = 16, 2, 20
+TRAIN_IMAGES, TEST_IMAGES = 32, 16   # 8 steps an epoch at batch 4
+DATA = None                          # the subset's folder (main)
 PHASES = ["begin", "weights written", "state written", "state backed up", "state replaced", "weights replaced"]
 MARKER = re.compile(r"^rn-test-hook: checkpoint step (\d+) (.+)$")
 
 
 def train_command(resnet, save, resume):
-    cmd = [resnet, "train", "--data", "data/fmnist-small", "--epochs", "2", "--max-steps", str(STEPS),
+    cmd = [resnet, "train", "--data", DATA, "--dataset", "fashion-mnist", "--epochs", "2", "--max-steps", str(STEPS),
            "--batch-size", "4", "--threads", "1", "--quiet", "--seed", "5", "--save-every", str(EVERY),
            "--log-every", "1", "--save", save,
            # the state of the training features that draw or keep something across steps: the
@@ -177,6 +181,21 @@ def leftovers(folder):
 # ---- the harness ---------------------------------------------------------------------
 
 
+def write_subset(folder):
+    """The first TRAIN_IMAGES / TEST_IMAGES images of data/fmnist-small as IDX files in folder."""
+    import gzip
+    os.makedirs(folder)
+    for split, n in (("train", TRAIN_IMAGES), ("t10k", TEST_IMAGES)):
+        for kind, head, size in (("images-idx3", 16, 784), ("labels-idx1", 8, 1)):
+            name = "%s-%s-ubyte.gz" % (split, kind)
+            with gzip.open(os.path.join("data", "fmnist-small", name)) as f:
+                data = f.read()
+            header = bytearray(data[:head])
+            header[4:8] = n.to_bytes(4, "big")
+            with gzip.open(os.path.join(folder, name), "wb") as f:
+                f.write(bytes(header) + data[head:head + n * size])
+
+
 def reference(resnet, folder):
     """Checkpoint digests at every committed step of an uninterrupted run, and its timings."""
     save = os.path.join(folder, "ref.safetensors")
@@ -219,7 +238,10 @@ def main():
     top = tempfile.mkdtemp(prefix="rn_kill_", dir=base)
     failures, kills, in_save, completed, phases = [], 0, 0, 0, {}
     t0 = time.monotonic()
+    global DATA
+    DATA = os.path.join(top, "fmnist32")
     try:
+        write_subset(DATA)
         snaps, save_secs, run_secs = reference(resnet, top)
         print("reference: %d checkpoints, a save takes %.2f s, the run %.1f s" % (len(snaps), save_secs, run_secs),
               flush=True)
