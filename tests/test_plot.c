@@ -4,7 +4,8 @@
  * Each rendered SVG is parsed with Python's xml.dom.minidom (/usr/bin/python3,
  * a failure to parse fails the test), which also counts its <polyline>s and
  * checks the root element, the title and the panels: loss and accuracy, and
- * the learning rate when the log has "lr".
+ * the learning rate when the log has "lr". A long log's lines are thinned to the plot's pixel
+ * columns, its spikes kept, and lose their circles.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -193,6 +194,48 @@ int main(void) {
               strstr(rn_last_error(), "/nonexistent/dir/out.svg"), "unwritable svg: %s",
           rn_last_error());
     CHECK(rn_plot_svg(NULL, "x") == RN_ERR_ARG, "NULL path");
+
+    /* 20000 epochs against 100, each with a spike of the train loss (10, else 1 + a wiggle) and
+     * the test loss: the long one's lines hold at most 4 points a pixel column (1272 for the
+     * 318-pixel plots) and no circles, yet reach the spike's height as the short one's do */
+    for (int big = 0; big < 2; big++) {
+        const int epochs = big ? 20000 : 100;
+        char name[64], lp[768], sp[800], cmd[4096];
+        snprintf(name, sizeof name, "long%d.jsonl", epochs);
+        path_of(lp, sizeof lp, name);
+        snprintf(sp, sizeof sp, "%s.svg", lp);
+        FILE *f = fopen(lp, "wb");
+        CHECK(f != NULL, "write %s", lp);
+        for (int e = 1; f && e <= epochs; e++)
+            fprintf(f, "{\"epoch\": %d, \"train_loss\": %.4f, \"test_loss\": 1.5, "
+                    "\"train_acc\": 0.5, \"test_acc\": 0.5}\n", e,
+                    e == epochs * 3 / 7 ? 10.0 : 1.0 + 0.01 * (e % 7));
+        if (f)
+            fclose(f);
+        CHECK(rn_plot_svg(lp, sp) == RN_OK, "%s: %s", name, rn_last_error());
+        snprintf(cmd, sizeof cmd,
+                 "%s -c 'import sys, xml.dom.minidom as m\n"
+                 "r = m.parse(sys.argv[1]).documentElement\n"
+                 "lines = [[tuple(map(float, q.split(\",\"))) for q in p.getAttribute(\"points\").split()]\n"
+                 "         for p in r.getElementsByTagName(\"polyline\")]\n"
+                 "c = len(r.getElementsByTagName(\"circle\"))\n"
+                 "top = min(y for x, y in lines[0])\n"
+                 "assert len(lines) == 4 and max(map(len, lines)) <= 1272 and (c == 0) == (sys.argv[2] == \"1\"), "
+                 "(len(lines), max(map(len, lines)), c)\n"
+                 "open(sys.argv[3], \"w\").write(\"%%.3f\" %% top)\n"
+                 "' '%s' %d '%s.top'",
+                 PY, sp, big, sp);
+        CHECK(system(cmd) == 0, "%s: thinned lines, circles only on the short log", name);
+    }
+    char ptop[900], *t1, *t2;
+    path_of(ptop, sizeof ptop, "long100.jsonl.svg.top");
+    t1 = read_text(ptop);
+    path_of(ptop, sizeof ptop, "long20000.jsonl.svg.top");
+    t2 = read_text(ptop);
+    CHECK(t1 && t2 && strcmp(t1, t2) == 0, "the long log's line reaches its spike (%s) as the short "
+          "one's (%s)", t2 ? t2 : "?", t1 ? t1 : "?");
+    free(t1);
+    free(t2);
 
     check_tmpdir_remove(tmpdir);
     return check_done("test_plot");

@@ -104,9 +104,43 @@ void rn_plot_curves_size(const rn_run_log *log, double *width, double *height) {
     *height = FIG_H;
 }
 
+/* A circle marks each point of a series of at most MARKS_MAX points; past that they merge into
+ * a band (a 600-epoch run's), and the line alone shows the curve. */
+#define MARKS_MAX 120
+
+/* Points xy[0 .. n) (in order of x) thinned to each pixel column's first, lowest, highest and
+ * last, in their order: the same picture, its spikes kept, in at most 4 points a column (a
+ * 20000-epoch log had drawn 20000 points a line, and its report page had weighed 11.8 MB).
+ * Returns the points kept, in place. */
+static int thin_columns(double *xy, int n) {
+    int out = 0;
+    for (int i = 0; i < n;) {
+        const double col = floor(xy[2 * i]);
+        int j = i, lo = i, hi = i;
+        while (j < n && floor(xy[2 * j]) == col) {
+            if (xy[2 * j + 1] < xy[2 * lo + 1])
+                lo = j;
+            if (xy[2 * j + 1] > xy[2 * hi + 1])
+                hi = j;
+            j++;
+        }
+        int keep[4] = {i, lo < hi ? lo : hi, lo < hi ? hi : lo, j - 1}, last = -1;
+        for (int k = 0; k < 4; k++)
+            if (keep[k] > last) { /* each kept once, in order */
+                xy[2 * out] = xy[2 * keep[k]];
+                xy[2 * out + 1] = xy[2 * keep[k] + 1];
+                out++;
+                last = keep[k];
+            }
+        i = j;
+    }
+    return out;
+}
+
 /* A series' points: one polyline through those it has (epochs without a value, such as the
  * test metrics of the epochs --eval-every passes over, joined across: they had broken the
- * line into lone dots), a circle per point. */
+ * line into lone dots), thinned where the plot's columns hold several, and a circle per point
+ * where there are at most MARKS_MAX. */
 static void draw_curve(rn_canvas *c, const series *s, const panel *p) {
     double *xy = malloc(2 * (s->n ? s->n : 1) * sizeof *xy);
     if (!xy)
@@ -118,9 +152,12 @@ static void draw_curve(rn_canvas *c, const series *s, const panel *p) {
             xy[2 * n + 1] = map_y(p, s->y[i]);
             n++;
         }
+    const int marks = n <= MARKS_MAX;
+    if (n > 2 * (int)PLOT_W)
+        n = thin_columns(xy, n);
     if (n > 0)
         rn_draw_polyline(c, xy, n, s->color, 2.0, s->dashed);
-    for (size_t i = 0; i < s->n; i++)
+    for (size_t i = 0; marks && i < s->n; i++)
         if (!isnan(s->y[i]) && !isnan(s->x[i]))
             rn_draw_circle(c, map_x(p, s->x[i]), map_y(p, s->y[i]), 2.8, s->color);
     free(xy);
