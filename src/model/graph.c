@@ -208,12 +208,12 @@ void rn_graph_free(rn_graph *s) {
 }
 
 int rn_graph_stage_value(const rn_graph *s, int stage) {
-    if (stage == 5)
+    if (stage == RN_STAGE_POOL)
         return rn_graph_features(s);
     int v = -1;
     for (int i = 0; i < s->n_nodes; i++) {
         const rn_node *nd = &s->nodes[i];
-        if (stage == 0 ? nd->role == RN_ROLE_STEM || nd->role == RN_ROLE_STEM_POOL
+        if (stage == RN_STAGE_STEM ? nd->role == RN_ROLE_STEM || nd->role == RN_ROLE_STEM_POOL
                        : stage >= 1 && stage <= 4 && nd->block >= 0 &&
                              s->model->blocks[nd->block].stage == stage - 1)
             v = nd->out; /* the stage's last node: its output */
