@@ -49,32 +49,37 @@ typedef struct eval_outputs {
     rn_session *maps;       /* a stage's maps: run on the batch in a session of their own */
     float *buf;             /* (batch, per_feat) */
     size_t per_feat;
+    rn_status write_st;     /* a write that failed (exit 3), else RN_OK */
 } eval_outputs;
 
 static rn_status write_batch(void *ctx, const rn_eval_batch *b) {
     eval_outputs *o = ctx;
-    if (o->want_feats && o->stage != RN_STAGE_POOL) {
+    if (o->want_feats && o->stage != RN_STAGE_POOL)
         RN_TRY(rn_session_forward_stage(o->maps, b->x, b->n, b->height, b->width, RN_MODE_EVAL,
                                         o->stage, o->buf));
-        RN_TRY(rn_npy_writer_f32(&o->feats, o->buf, (size_t)b->n * o->per_feat));
-    } else if (o->want_feats) {
-        RN_TRY(rn_npy_writer_f32(&o->feats, b->features, (size_t)b->n * (size_t)b->feature_dim));
-    }
-    if (o->want_labels)
-        RN_TRY(rn_npy_writer_i32(&o->labels, b->labels, (size_t)b->n));
-    return RN_OK;
+    rn_status st = RN_OK;
+    if (o->want_feats)
+        st = rn_npy_writer_f32(&o->feats, o->stage != RN_STAGE_POOL ? o->buf : b->features,
+                               (size_t)b->n * o->per_feat);
+    if (st == RN_OK && o->want_labels)
+        st = rn_npy_writer_i32(&o->labels, b->labels, (size_t)b->n);
+    o->write_st = st;
+    return st;
 }
 
-/* The output files' paths: each a file (not a folder), not the weights, not the other. */
+/* The output files' paths: each a file (not a folder), not the weights, not a file of the
+ * dataset's folder, not the other. */
 static int outputs_ok(const arg_table *t) {
     const char *f = args_str(t, "features"), *l = args_str(t, "feature-labels");
-    const char *w = args_str(t, "weights");
+    const char *w = args_str(t, "weights"), *data = args_str(t, "data");
     const int wf = strcmp(f, "none") != 0, wl = strcmp(l, "none") != 0;
     return (!wf || (cli_path_ok(t, "features") && cli_output_file_ok("eval", "--features", f) &&
-                    cli_output_not_input("eval", "--features", f, "--weights", w))) &&
+                    cli_output_not_input("eval", "--features", f, "--weights", w) &&
+                    cli_output_not_in_folder("eval", "--features", f, "--data", data))) &&
            (!wl || (cli_path_ok(t, "feature-labels") &&
                     cli_output_file_ok("eval", "--feature-labels", l) &&
-                    cli_output_not_input("eval", "--feature-labels", l, "--weights", w))) &&
+                    cli_output_not_input("eval", "--feature-labels", l, "--weights", w) &&
+                    cli_output_not_in_folder("eval", "--feature-labels", l, "--data", data))) &&
            (!wf || !wl || cli_output_not_input("eval", "--feature-labels", l, "--features", f));
 }
 
@@ -262,6 +267,10 @@ int cmd_eval(int argc, char **argv) {
                                       each ? write_batch : NULL, &out, &ev);
     if (show)
         fprintf(stderr, "\r%*s\r", 60, "");
+    if (st != RN_OK && out.write_st != RN_OK) {
+        status = cli_write_failed("eval", out.write_st);
+        goto done;
+    }
     if (st != RN_OK) {
         cli_error("eval", "%s", rn_last_error());
         goto done;

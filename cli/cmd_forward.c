@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "core/status.h"
 #include "data/dataset.h"
+#include "io/npy.h"
 #include "resnet.h"
 #include "run_common.h"
 
@@ -196,27 +197,43 @@ int cmd_forward(int argc, char **argv) {
     cli_session_config(&t, &scfg);
     /* the flags' values are checked above: what the session refuses now is the file's (an int8
      * model at --precision fp32, a float32 one at int8), a failure at run time as in eval */
-    /* the pooled features come with the logits; a stage's maps from a pass of their own */
+    /* the pooled features come with the logits; a stage's maps from a pass of their own, which
+     * stops at the stage (the only pass where the logits are not wanted) */
+    const int logits_pass = want_logits || print || !want_features || stage == RN_STAGE_POOL;
     if (rn_session_create(m, &scfg, &sess) != RN_OK ||
-        (want_features && stage == RN_STAGE_POOL
-             ? rn_session_forward_features(sess, x, n, h, w, mode, feats, y)
-             : rn_session_forward(sess, x, n, h, w, mode, y)) != RN_OK ||
+        (logits_pass && (want_features && stage == RN_STAGE_POOL
+                             ? rn_session_forward_features(sess, x, n, h, w, mode, feats, y)
+                             : rn_session_forward(sess, x, n, h, w, mode, y)) != RN_OK) ||
         (want_features && stage != RN_STAGE_POOL &&
          rn_session_forward_stage(sess, x, n, h, w, mode, stage, feats) != RN_OK)) {
         cli_error("forward", "%s: %s", args_str(&t, "weights"), rn_last_error());
         goto done;
     }
+    /* both files written whole before either is renamed into place: a failed write leaves
+     * neither (only a failed rename could leave the first) */
+    rn_npy_writer wy = {0}, wf = {0};
     rn_status st = RN_OK;
     if (want_logits) {
         st = cli_make_output_dirs("forward", out);
         if (st == RN_OK)
-            st = rn_npy_write(out, y, 2, out_shape);
+            st = rn_npy_writer_open(&wy, out, RN_NPY_F32, 2, out_shape);
+        if (st == RN_OK)
+            st = rn_npy_writer_f32(&wy, y, (size_t)n * (size_t)k);
     }
     if (st == RN_OK && want_features) {
         st = cli_make_output_dirs("forward", fout);
         if (st == RN_OK)
-            st = rn_npy_write(fout, feats, stage == RN_STAGE_POOL ? 2 : 4, feat_shape);
+            st = rn_npy_writer_open(&wf, fout, RN_NPY_F32, stage == RN_STAGE_POOL ? 2 : 4,
+                                    feat_shape);
+        if (st == RN_OK)
+            st = rn_npy_writer_f32(&wf, feats, (size_t)n * per_feat);
     }
+    if (st == RN_OK && want_logits)
+        st = rn_npy_writer_commit(&wy);
+    if (st == RN_OK && want_features)
+        st = rn_npy_writer_commit(&wf);
+    rn_npy_writer_discard(&wy);
+    rn_npy_writer_discard(&wf);
     if (st != RN_OK) {
         status = cli_write_failed("forward", st);
         goto done;

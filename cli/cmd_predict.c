@@ -66,8 +66,8 @@ static arg_spec SPECS[] = {
      "search or clustering; none: not written", 0, 0},
     CLI_FEATURE_LAYER_SPEC,
     {"IMAGE...", ARG_POSITIONAL, NULL, "JPEG or PNG files to classify; a folder stands for the .jpg, .jpeg and "
-     ".png files in it and below it (in ImageFolder's order: folders sorted by path, files by name); - reads "
-     "one from standard input", 0, 0},
+     ".png files in it and below it (its own by name, then each sub-folder's as ImageFolder lists a class "
+     "folder's: a folder of class folders in ImageFolder's order); - reads one from standard input", 0, 0},
 };
 
 #define META_CAP 256

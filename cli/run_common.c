@@ -346,9 +346,9 @@ int cli_feature_layer(const arg_table *t, const rn_model *m) {
     const int stage = rn_model_stage_index(m, v);
     if (stage < 0)
         cli_error(t->command, "--feature-layer %s: %s has no layer of that name (its layers: stem, "
-                  "layer1..layer4 and pool, or by module name %s, %s..%s and avgpool)", v,
+                  "layer1..layer4 and pool, or by module name %s, %s..%s and %s)", v,
                   rn_model_arch(m), rn_model_stage_name(m, 0), rn_model_stage_name(m, 1),
-                  rn_model_stage_name(m, 4));
+                  rn_model_stage_name(m, 4), rn_model_stage_name(m, RN_STAGE_POOL));
     return stage;
 }
 
@@ -665,6 +665,23 @@ int cli_same_value(const char *a, const char *b) {
     if (ea != a && eb != b && !*ea && !*eb)
         return x == y;
     return strcmp(a, b) == 0;
+}
+
+int cli_output_not_in_folder(const char *command, const char *out_what, const char *out,
+                             const char *in_what, const char *dir) {
+    struct stat so;
+    if (stat(out, &so) != 0 || !S_ISREG(so.st_mode))
+        return 1;
+    char *ro = realpath(out, NULL), *rd = realpath(dir, NULL);
+    const size_t nd = rd ? strlen(rd) : 0;
+    const int inside = ro && rd && strncmp(ro, rd, nd) == 0 && (ro[nd] == '/' || nd == 1);
+    free(ro);
+    free(rd);
+    if (inside)
+        cli_error(command, "%s %s is a file inside %s %s, which the dataset is read from: writing it "
+                  "could replace what it reads; name a file outside it (or a new one)",
+                  out_what, out, in_what, dir);
+    return !inside;
 }
 
 int cli_same_file(const char *a, const char *b) {

@@ -71,10 +71,10 @@ int cli_parse_tta(const arg_table *t, rn_loader_config *cfg);
 
 /* --feature-layer of forward, predict and eval: what their --features file holds. */
 #define CLI_FEATURE_LAYER_SPEC                                                                        \
-    {"feature-layer", ARG_STRING, "pool", "what --features holds: pool (each image's pooled features, "   \
-     "(N, D)), or a stage's maps, (N, C, H, W): stem (its output, after the max-pool where it has "     \
-     "one), layer1, layer2, layer3 or layer4 (torchvision's; the architecture's own module names work "  \
-     "too: maxpool, conv.resnet_block3, avgpool...)", 0, 0}
+    {"feature-layer", ARG_STRING, "pool", "what --features holds: pool (also avgpool or flatten: each "  \
+     "image's pooled features, (N, D)), or a stage's maps, (N, C, H, W): stem (its output, after the "  \
+     "max-pool where it has one), layer1, layer2, layer3 or layer4 (torchvision's; the architecture's " \
+     "own module names work too: maxpool, conv.resnet_block3...)", 0, 0}
 /* --feature-layer spelt as some architecture's stage is (rn_model_stage_index), and given only
  * with --features ("none" where not given): 0 after an error message (exit 2). */
 int cli_feature_layer_ok(const arg_table *t);
@@ -248,5 +248,11 @@ int cli_same_file(const char *a, const char *b);
  * reads; ..." (OUT_WHAT e.g. "--output", "the output") when out names the same file as in; else 1. */
 int cli_output_not_input(const char *command, const char *out_what, const char *out,
                          const char *in_what, const char *in);
+
+/* 0 after "COMMAND: OUT_WHAT OUT is a file inside IN_WHAT DIR, which the dataset is read from..."
+ * when out is a file there already, in dir or below it (links resolved: a dataset's own file,
+ * which writing would replace); a new file there is fine; else 1. */
+int cli_output_not_in_folder(const char *command, const char *out_what, const char *out,
+                             const char *in_what, const char *dir);
 
 #endif

@@ -348,10 +348,12 @@ RN_API rn_status rn_session_forward_features(rn_session *s, const float *x, int 
 #define RN_STAGE_POOL 5
 /* The stage a name means: "stem" or the module the stem ends with ("maxpool", d2l's
  * "conv.block.3"; "relu" / "conv.block.2" for the CIFAR stem), "layer1" .. "layer4" or the
- * architecture's own names of its stages, "pool", "avgpool" or "flatten"; -1 for any other. */
+ * architecture's own names of its stages, "pool", "avgpool" or "flatten" (the pooled features,
+ * (n, D) from rn_session_forward_stage: torchvision's "flatten" node, its "avgpool" one being
+ * the same numbers as (n, D, 1, 1)); -1 for any other. */
 RN_API int rn_model_stage_index(const rn_model *model, const char *name);
-/* The module name of a stage's output in the architecture's state_dict naming ("maxpool",
- * "layer3", "conv.resnet_block3", "avgpool"), "" for a stage outside 0..5. */
+/* The module name of a stage's output in the architecture's naming ("maxpool", "layer3",
+ * "conv.resnet_block3", "avgpool", d2l's "pool"), "" for a stage outside 0..5. */
 RN_API const char *rn_model_stage_name(const rn_model *model, int stage);
 /* A stage's output shape for one h x w image: channels and map size (1 x 1 for the pool).
  * RN_ERR_ARG for a stage outside 0..5 or an input the network cannot take. */

@@ -580,6 +580,26 @@ expect 2 "--feature-layer layer5" "$R" predict --weights "$T/w.safetensors" --fe
     --feature-layer layer5 data/sample/fmnist_batch.npy
 expect 2 "eval --feature-layer with --tta flip" "$R" eval --weights "$T/w.safetensors" --data data/fmnist-small \
     --dataset fashion-mnist --features "$T/ev/t.npy" --feature-layer layer1 --tta flip
+# a write that fails (the file-size limit) is exit 3 and leaves no file, of either output; eval's outputs
+# may not be files of the dataset it reads (they had replaced its labels, and eval then succeeded)
+mkdir -p "$T/fsz" && cp -r data/fmnist-small "$T/fsz/data"
+( trap '' XFSZ; ulimit -f 100; "$R" eval --weights "$T/w.safetensors" --data data/fmnist-small --dataset fashion-mnist \
+    --image-size 0 --quiet --features "$T/fsz/f.npy" --feature-labels "$T/fsz/l.npy" >/dev/null 2>"$T/err" )
+st=$?
+[ "$st" -eq 3 ] && [ -z "$(ls "$T/fsz" | grep -v '^data$')" ] && [ -z "$(ls -A "$T/fsz" | grep tmp)" ] && ok ||
+    bad "eval --features past the file-size limit: exit $st, left $(ls -A "$T/fsz"): $(cat "$T/err")"
+( trap '' XFSZ; ulimit -f 4; "$R" forward --weights "$T/w.safetensors" --input data/sample/fmnist_batch.npy \
+    --output "$T/fsz/y.npy" --features "$T/fsz/s.npy" --feature-layer stem >/dev/null 2>"$T/err" )
+st=$?
+[ "$st" -eq 3 ] && [ -z "$(ls -A "$T/fsz" | grep -v '^data$')" ] && ok ||
+    bad "forward --output --features past the file-size limit: exit $st, left $(ls -A "$T/fsz"): $(cat "$T/err")"
+cp "$T/fsz/data/t10k-labels-idx1-ubyte.gz" "$T/fsz/labels.before"
+expect 2 "eval --feature-labels onto the dataset's labels" "$R" eval --weights "$T/w.safetensors" \
+    --data "$T/fsz/data" --dataset fashion-mnist --feature-labels "$T/fsz/data/t10k-labels-idx1-ubyte.gz"
+grep -qF "is a file inside --data" "$T/err" && cmp -s "$T/fsz/labels.before" "$T/fsz/data/t10k-labels-idx1-ubyte.gz" &&
+    ok || bad "eval onto its dataset: $(cat "$T/err")"
+expect 0 "eval --features a new file inside --data" "$R" eval --weights "$T/w.safetensors" --data "$T/fsz/data" \
+    --dataset fashion-mnist --image-size 0 --features "$T/fsz/data/new.npy"
 
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -24,9 +24,12 @@ Checks `resnet predict` against torchvision on the same files.
                   and the Fashion-MNIST names. The same for mnist (digit
                   names) and for a 3-channel resnet18 with dataset=cifar10,
                   image_size=32, normalize=CIFAR's (RGB, Resize((32, 32))).
-  Folders         a folder argument stands for its images in ImageFolder's
-                  order (sorted(os.walk), files sorted): the same results as the
-                  files listed so; an empty folder and one with a .bmp exit 1.
+  Folders         a folder argument stands for its images: its own files by
+                  name, then each sub-folder's in ImageFolder's order for a class
+                  folder (sorted(os.walk(sub)), files sorted; a class name with a
+                  '-' beside one with a sub-folder, where a sort of the whole tree
+                  by path differs): the same results as the files listed so; an
+                  empty folder and one with a .bmp exit 1.
   CLI             --labels FILE overrides the names; a wrong count, a missing,
                   a corrupt and a truncated image each exit 1 with one stderr
                   line; text output names every image; a path with a quote is
@@ -278,23 +281,28 @@ def cli_checks(resnet, d, paths, fm_weights, in_weights):
     tree = os.path.join(d, "tree")
     os.makedirs(os.path.join(tree, "b", "a"))
     os.makedirs(os.path.join(tree, "A"))
+    os.makedirs(os.path.join(tree, "b-c"))
     os.makedirs(os.path.join(d, "empty", "sub"))
     pngs = [p for p in paths if p.endswith(".png")][:3]
     jpg = next(p for p in paths if p.endswith(".jpg"))
     for src, dst in ((pngs[0], "z.png"), (jpg, "b/Y.JPG"), (pngs[1], "b/a/x.PNG"), (pngs[2], "A/w.png"),
-                     (jpg, "a.jpeg")):
+                     (jpg, "a.jpeg"), (pngs[1], "b-c/v.png")):
         shutil.copy(src, os.path.join(tree, dst))
     with open(os.path.join(tree, "b", "notes.txt"), "w") as f:
         f.write("not an image\n")
-    listed = []
-    for root, _, names in sorted(os.walk(tree, followlinks=True)):
-        listed += [os.path.join(root, n) for n in sorted(names) if n.lower().endswith((".png", ".jpg", ".jpeg"))]
+    def images_of(names, root):
+        return [os.path.join(root, n) for n in sorted(names) if n.lower().endswith((".png", ".jpg", ".jpeg"))]
+    listed = images_of([n for n in os.listdir(tree) if os.path.isfile(os.path.join(tree, n))], tree)
+    for sub in sorted(n for n in os.listdir(tree) if os.path.isdir(os.path.join(tree, n))):
+        for root, _, names in sorted(os.walk(os.path.join(tree, sub), followlinks=True)):
+            listed += images_of(names, root)
     code1, out1, err1 = run_predict(resnet, ["--weights", fm_weights, "--json", "--topk", "3", tree + "/", pngs[0]])
     code2, out2, err2 = run_predict(resnet, ["--weights", fm_weights, "--json", "--topk", "3"] + listed + [pngs[0]])
     got = [r["image"] for r in parse_json_lines(out1)] if code1 == 0 else []
-    check(code1 == 0 and code2 == 0 and len(listed) == 5 and got == listed + [pngs[0]] and
+    check(code1 == 0 and code2 == 0 and len(listed) == 6 and got == listed + [pngs[0]] and
           [r["top"] for r in parse_json_lines(out1)] == [r["top"] for r in parse_json_lines(out2)],
-          "a folder stands for its images in ImageFolder's order (exit %d %s): %s" % (code1, err1.strip(), got))
+          "a folder stands for its images, its sub-folders in ImageFolder's order (exit %d %s): %s" % (
+              code1, err1.strip(), got))
     one_line_error(resnet, ["--weights", fm_weights, pngs[0], os.path.join(d, "empty")], "a folder without images")
     with open(os.path.join(tree, "b", "a", "v.bmp"), "wb") as f:
         f.write(b"BM")

@@ -104,7 +104,9 @@ rn_status rn_folder_load(const char *dir, int train, const rn_folder_options *op
                          rn_dataset *out);
 
 /* Every .jpg, .jpeg and .png file (any case) in folder dir and the folders below it (links
- * followed), in ImageFolder's order: the folders sorted by path, each one's files by name.
+ * followed): dir's own by name, then each sub-folder's, by name, in the order ImageFolder lists
+ * a class folder's (sorted(os.walk(sub)), each folder's files by name); so a folder of class
+ * folders gives ImageFolder's order.
  * *paths is one malloc'ed block (free() it): *count pointers, then the strings. A file of a
  * kind ImageFolder takes that is not read here (.bmp, .webp...) fails naming it, as does a
  * folder without images. (`resnet predict FOLDER`.) */

@@ -247,7 +247,29 @@ rn_status rn_folder_images(const char *dir, char ***paths, int *count) {
     *paths = NULL;
     *count = 0;
     samples s = {0};
-    rn_status st = add_tree(&s, dir, 0);
+    /* the folder's own files, then each sub-folder as ImageFolder takes a class folder (a
+     * sorted(os.walk) of it): a folder of class folders in ImageFolder's order, which a walk of
+     * the whole tree sorted by path is not where a class's name holds a character before '/' */
+    strs subs = {0}, files = {0};
+    rn_status st = list_folder(dir, &subs, &files);
+    strs_sort(&subs);
+    strs_sort(&files);
+    for (int k = 0; st == RN_OK && k < files.n; k++) {
+        int kind = image_kind(files.v[k]);
+        if (kind < 0)
+            st = rn_fail(RN_ERR_UNSUPPORTED, "%s/%s: only JPEG and PNG images are read (convert the "
+                         "file or move it out of the folder)", dir, files.v[k]);
+        else if (kind > 0)
+            st = add_sample(&s, dir, files.v[k], 0);
+    }
+    for (int k = 0; st == RN_OK && k < subs.n; k++) {
+        char *sub = join(dir, subs.v[k]);
+        st = sub ? add_tree(&s, sub, 0)
+                 : rn_fail(RN_ERR_NOMEM, "image folder: out of memory for the file names");
+        free(sub);
+    }
+    strs_free(&subs);
+    strs_free(&files);
     if (st == RN_OK && s.paths.n == 0)
         st = rn_fail(RN_ERR_FORMAT, "%s: no .jpg, .jpeg or .png images in this folder or below it",
                      dir);

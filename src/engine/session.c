@@ -472,9 +472,10 @@ rn_status rn_session_plan(rn_session *s, int n, int h, int w) {
 }
 
 /* The forward pass of rn_session_forward, _features and _stage: the nodes up to the one writing
- * stage `stage`'s output (RN_STAGE_POOL and logits: all of them), that output into `out` as
- * (n, c, h, w) where out is not NULL; the logits where `logits` is not NULL (else the classifier
- * is skipped). */
+ * stage `stage`'s output (with logits: all of them, the stage then RN_STAGE_POOL), that output
+ * into `out` as (n, c, h, w) where out is not NULL; the logits where `logits` is not NULL (else
+ * the classifier is skipped). A stage's maps are copied after the pass: with the logits, later
+ * nodes would have written over them (eval mode's residual outputs in place, the arena's reuse). */
 static rn_status forward_pass(rn_session *s, const float *x, int n, int h, int w, rn_mode mode,
                               float *logits, int stage, float *out) {
     const rn_model *m = s->m;
@@ -487,6 +488,8 @@ static rn_status forward_pass(rn_session *s, const float *x, int n, int h, int w
     s->value_now = mode == RN_MODE_EVAL ? s->value_at : s->value_at_train;
     if (mode == RN_MODE_EVAL)
         prepare_weights(s);
+    if (logits && stage != RN_STAGE_POOL)
+        return rn_fail(RN_ERR_ARG, "forward: the logits come with the pooled features only");
     const int v_out = rn_graph_stage_value(s->sc, stage);
     const int last = logits ? s->sc->n_nodes - 1 : s->sc->values[v_out].producer;
     if (s->int8) {

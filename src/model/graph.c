@@ -235,7 +235,9 @@ const char *rn_model_stage_name(const rn_model *m, int stage) {
         return "";
     if (stage == RN_STAGE_STEM)
         return m->pool_k ? m->pool_name : m->stem_relu_name;
-    return stage == RN_STAGE_POOL ? "avgpool" : m->stage_names[stage - 1];
+    if (stage == RN_STAGE_POOL) /* d2l's AdaptiveAvgPool2d is `pool` */
+        return m->arch->kind == RN_BLOCK_D2L ? "pool" : "avgpool";
+    return m->stage_names[stage - 1];
 }
 
 int rn_model_stage_index(const rn_model *m, const char *name) {
@@ -245,7 +247,8 @@ int rn_model_stage_index(const rn_model *m, const char *name) {
     for (int k = 0; k <= RN_STAGE_POOL; k++)
         if (strcmp(name, generic[k]) == 0 || strcmp(name, rn_model_stage_name(m, k)) == 0)
             return k;
-    return strcmp(name, "flatten") == 0 ? RN_STAGE_POOL : -1;
+    /* the pooled features by torchvision's names on any architecture */
+    return strcmp(name, "flatten") == 0 || strcmp(name, "avgpool") == 0 ? RN_STAGE_POOL : -1;
 }
 
 rn_status rn_model_stage_shape(const rn_model *m, int stage, int h, int w, int *c, int *oh,
