@@ -192,6 +192,22 @@ static rn_status add_sample(samples *s, const char *folder, const char *name, in
 
 /* Appends the images of folder `dir` and those below it in ImageFolder's order (the folders
  * sorted by path, each one's files by name), labelled `label`. */
+/* Appends the images among `files` (names in `folder`, sorted here) in order, labelled `label`;
+ * a kind ImageFolder takes that is not read here fails naming it. */
+static rn_status add_files(samples *s, const char *folder, strs *files, int label) {
+    strs_sort(files);
+    rn_status st = RN_OK;
+    for (int k = 0; st == RN_OK && k < files->n; k++) {
+        int kind = image_kind(files->v[k]);
+        if (kind < 0)
+            st = rn_fail(RN_ERR_UNSUPPORTED, "%s/%s: only JPEG and PNG images are read (convert "
+                         "the file or move it out of the folder)", folder, files->v[k]);
+        else if (kind > 0)
+            st = add_sample(s, folder, files->v[k], label);
+    }
+    return st;
+}
+
 static rn_status add_tree(samples *s, const char *dir, int label) {
     strs folders = {0};
     rn_status st = walk(dir, 0, &folders);
@@ -199,15 +215,8 @@ static rn_status add_tree(samples *s, const char *dir, int label) {
     for (int i = 0; st == RN_OK && i < folders.n; i++) {
         strs files = {0};
         st = list_folder(folders.v[i], NULL, &files);
-        strs_sort(&files);
-        for (int k = 0; st == RN_OK && k < files.n; k++) {
-            int kind = image_kind(files.v[k]);
-            if (kind < 0)
-                st = rn_fail(RN_ERR_UNSUPPORTED, "%s/%s: only JPEG and PNG images are read (convert "
-                             "the file or move it out of the folder)", folders.v[i], files.v[k]);
-            else if (kind > 0)
-                st = add_sample(s, folders.v[i], files.v[k], label);
-        }
+        if (st == RN_OK)
+            st = add_files(s, folders.v[i], &files, label);
         strs_free(&files);
     }
     strs_free(&folders);
@@ -253,15 +262,8 @@ rn_status rn_folder_images(const char *dir, char ***paths, int *count) {
     strs subs = {0}, files = {0};
     rn_status st = list_folder(dir, &subs, &files);
     strs_sort(&subs);
-    strs_sort(&files);
-    for (int k = 0; st == RN_OK && k < files.n; k++) {
-        int kind = image_kind(files.v[k]);
-        if (kind < 0)
-            st = rn_fail(RN_ERR_UNSUPPORTED, "%s/%s: only JPEG and PNG images are read (convert the "
-                         "file or move it out of the folder)", dir, files.v[k]);
-        else if (kind > 0)
-            st = add_sample(&s, dir, files.v[k], 0);
-    }
+    if (st == RN_OK)
+        st = add_files(&s, dir, &files, 0);
     for (int k = 0; st == RN_OK && k < subs.n; k++) {
         char *sub = join(dir, subs.v[k]);
         st = sub ? add_tree(&s, sub, 0)
