@@ -46,9 +46,9 @@ typedef struct eval_outputs {
     rn_npy_writer feats, labels;
     int want_feats, want_labels;
     int stage;              /* --feature-layer's (RN_STAGE_POOL: the batch's own features) */
+    cli_features fp;        /* an image's features or maps */
     rn_session *maps;       /* a stage's maps: run on the batch in a session of their own */
-    float *buf;             /* (batch, per_feat) */
-    size_t per_feat;
+    float *buf;             /* (batch, fp.per_image) */
     rn_status write_st;     /* a write that failed (exit 3), else RN_OK */
 } eval_outputs;
 
@@ -60,7 +60,7 @@ static rn_status write_batch(void *ctx, const rn_eval_batch *b) {
     rn_status st = RN_OK;
     if (o->want_feats)
         st = rn_npy_writer_f32(&o->feats, o->stage != RN_STAGE_POOL ? o->buf : b->features,
-                               (size_t)b->n * o->per_feat);
+                               (size_t)b->n * o->fp.per_image);
     if (st == RN_OK && o->want_labels)
         st = rn_npy_writer_i32(&o->labels, b->labels, (size_t)b->n);
     o->write_st = st;
@@ -83,15 +83,13 @@ static int outputs_ok(const arg_table *t) {
            (!wf || !wl || cli_output_not_input("eval", "--feature-labels", l, "--features", f));
 }
 
-/* Opens the writers for n images of shape[0..2] features (folders made as needed): (D, 1, 1)
- * for the pooled features, written as (n, D), else a stage's (C, H, W). */
-static rn_status open_outputs(const arg_table *t, eval_outputs *o, int64_t n, const int shape[3]) {
+/* Opens the writers for n images of o->fp's features (folders made as needed). */
+static rn_status open_outputs(const arg_table *t, eval_outputs *o, int64_t n) {
     const char *f = args_str(t, "features"), *l = args_str(t, "feature-labels");
-    const int64_t fshape[4] = {n, shape[0], shape[1], shape[2]}, lshape[1] = {n};
+    const int64_t fshape[4] = {n, o->fp.shape[0], o->fp.shape[1], o->fp.shape[2]}, lshape[1] = {n};
     if (o->want_feats) {
         RN_TRY(cli_make_output_dirs("eval", f));
-        RN_TRY(rn_npy_writer_open(&o->feats, f, RN_NPY_F32, o->stage == RN_STAGE_POOL ? 2 : 4,
-                                  fshape));
+        RN_TRY(rn_npy_writer_open(&o->feats, f, RN_NPY_F32, o->fp.ndim, fshape));
     }
     if (o->want_labels) {
         rn_status st = cli_make_output_dirs("eval", l);
@@ -228,15 +226,10 @@ int cmd_eval(int argc, char **argv) {
     if (!cli_match_classes(&t, weights, kind, m, &ds))
         goto done;
     int side = cfg.image_size ? cfg.image_size : ds.height, wide = cfg.image_size ? cfg.image_size : ds.width;
-    int fshape[3] = {rn_model_feature_dim(m), 1, 1}; /* an image's features or stage maps */
-    if (out.stage != RN_STAGE_POOL &&
-        rn_model_stage_shape(m, out.stage, side, wide, &fshape[0], &fshape[1], &fshape[2]) != RN_OK) {
-        cli_error("eval", "%s", rn_last_error());
+    if (each && !cli_features_shape("eval", m, out.stage, side, wide, &out.fp))
         goto done;
-    }
-    out.per_feat = (size_t)fshape[0] * (size_t)fshape[1] * (size_t)fshape[2];
     size_t per_image = ((size_t)ds.channels * side * wide + 2 * (size_t)rn_model_num_classes(m) +
-                        (each ? out.per_feat : 0)) * sizeof(float);
+                        (each ? out.fp.per_image : 0)) * sizeof(float);
     /* the loader's batch and ours; with --tta flip, the mirrored batch and its logits too; a
      * stage's maps come from a second session */
     cli_plan plan = {.command = "eval", .m = m, .scfg = &scfg, .session = out.stage != RN_STAGE_POOL ? 2 : 1,
@@ -249,14 +242,14 @@ int cmd_eval(int argc, char **argv) {
         goto done;
     }
     if (out.stage != RN_STAGE_POOL) {
-        out.buf = malloc((size_t)cfg.batch_size * out.per_feat * sizeof *out.buf);
+        out.buf = malloc((size_t)cfg.batch_size * out.fp.per_image * sizeof *out.buf);
         if (!out.buf || rn_session_create(m, &scfg, &out.maps) != RN_OK) {
             cli_error("eval", "%s", out.buf ? rn_last_error() : "out of memory for the maps");
             goto done;
         }
     }
     if (each) {
-        rn_status ost = open_outputs(&t, &out, ds.count, fshape);
+        rn_status ost = open_outputs(&t, &out, ds.count);
         if (ost != RN_OK) {
             status = cli_write_failed("eval", ost);
             goto done;

@@ -165,15 +165,12 @@ int cmd_forward(int argc, char **argv) {
         status = EXIT_USAGE;
         goto done;
     }
-    int fc = 0, fh = 1, fw = 1; /* --features' shape per image: (D) or a stage's (C, H, W) */
-    if (rn_model_stage_shape(m, stage, h, w, &fc, &fh, &fw) != RN_OK) {
-        cli_error("forward", "%s", rn_last_error());
+    cli_features fp;
+    if (!cli_features_shape("forward", m, stage, h, w, &fp))
         goto done;
-    }
-    const size_t per_feat = (size_t)fc * (size_t)fh * (size_t)fw;
     /* the logits are computed for --print too, without --output */
     y = malloc((size_t)n * (size_t)k * sizeof *y);
-    feats = want_features ? malloc((size_t)n * per_feat * sizeof *feats) : NULL;
+    feats = want_features ? malloc((size_t)n * fp.per_image * sizeof *feats) : NULL;
     if (!y || (want_features && !feats)) {
         cli_error("forward", "out of memory");
         goto done;
@@ -192,20 +189,15 @@ int cmd_forward(int argc, char **argv) {
         if (!read_true_labels(truth_path, n, k, truth))
             goto done;
     }
-    int64_t out_shape[2] = {n, k}, feat_shape[4] = {n, fc, fh, fw};
+    int64_t out_shape[2] = {n, k}, feat_shape[4] = {n, fp.shape[0], fp.shape[1], fp.shape[2]};
     rn_session_config scfg;
     cli_session_config(&t, &scfg);
     /* the flags' values are checked above: what the session refuses now is the file's (an int8
      * model at --precision fp32, a float32 one at int8), a failure at run time as in eval */
-    /* the pooled features come with the logits; a stage's maps from a pass of their own, which
-     * stops at the stage (the only pass where the logits are not wanted) */
-    const int logits_pass = want_logits || print || !want_features || stage == RN_STAGE_POOL;
+    /* a stage's maps alone take only the pass up to the stage */
+    const int logits_wanted = want_logits || print || stage == RN_STAGE_POOL;
     if (rn_session_create(m, &scfg, &sess) != RN_OK ||
-        (logits_pass && (want_features && stage == RN_STAGE_POOL
-                             ? rn_session_forward_features(sess, x, n, h, w, mode, feats, y)
-                             : rn_session_forward(sess, x, n, h, w, mode, y)) != RN_OK) ||
-        (want_features && stage != RN_STAGE_POOL &&
-         rn_session_forward_stage(sess, x, n, h, w, mode, stage, feats) != RN_OK)) {
+        cli_features_forward(sess, &fp, x, n, h, w, mode, feats, logits_wanted ? y : NULL) != RN_OK) {
         cli_error("forward", "%s: %s", args_str(&t, "weights"), rn_last_error());
         goto done;
     }
@@ -223,10 +215,9 @@ int cmd_forward(int argc, char **argv) {
     if (st == RN_OK && want_features) {
         st = cli_make_output_dirs("forward", fout);
         if (st == RN_OK)
-            st = rn_npy_writer_open(&wf, fout, RN_NPY_F32, stage == RN_STAGE_POOL ? 2 : 4,
-                                    feat_shape);
+            st = rn_npy_writer_open(&wf, fout, RN_NPY_F32, fp.ndim, feat_shape);
         if (st == RN_OK)
-            st = rn_npy_writer_f32(&wf, feats, (size_t)n * per_feat);
+            st = rn_npy_writer_f32(&wf, feats, (size_t)n * fp.per_image);
     }
     if (st == RN_OK && want_logits)
         st = rn_npy_writer_commit(&wy);

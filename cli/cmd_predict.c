@@ -525,12 +525,13 @@ static void print_result(const char *path, const double *prob, const int *idx, i
 
 #define MSG_CAP 512
 
-/* Classifies the images, batch by batch, their features (stage `stage`'s output, d floats an
- * image) into fw where it is not NULL (open, for count x d); returns 0, or after printing an
- * error the exit status (EXIT_WRITE where the features could not be written). */
+/* Classifies the images, batch by batch, their features (fp's) into fw where it is not NULL
+ * (open, for count images); returns 0, or after printing an error the exit status (EXIT_WRITE
+ * where the features could not be written). */
 static int run_batches(rn_model *m, rn_session *sess, const predict_plan *p, char **images,
                        int count, int batch, int topk, const label_set *labels, int json,
-                       rn_npy_writer *fw, int stage, size_t d) {
+                       rn_npy_writer *fw, const cli_features *fp) {
+    const size_t d = fp->per_image;
     int k = rn_model_num_classes(m);
     size_t per_image = (size_t)p->channels * (size_t)p->crop * (size_t)p->crop;
     float *x = malloc((size_t)batch * per_image * sizeof *x);
@@ -556,14 +557,8 @@ static int run_batches(rn_model *m, rn_session *sess, const predict_plan *p, cha
                 cli_error("predict", "%s", msg[b]);
                 goto done;
             }
-        /* the pooled features come with the logits; a stage's maps from a pass of their own */
-        if ((fw && stage == RN_STAGE_POOL
-                 ? rn_session_forward_features(sess, x, n, p->crop, p->crop, RN_MODE_EVAL, feats,
-                                               logits)
-                 : rn_session_forward(sess, x, n, p->crop, p->crop, RN_MODE_EVAL, logits)) != RN_OK ||
-            (fw && stage != RN_STAGE_POOL &&
-             rn_session_forward_stage(sess, x, n, p->crop, p->crop, RN_MODE_EVAL, stage, feats) !=
-                 RN_OK)) {
+        if (cli_features_forward(sess, fp, x, n, p->crop, p->crop, RN_MODE_EVAL, feats, logits) !=
+            RN_OK) {
             cli_error("predict", "%s", rn_last_error());
             goto done;
         }
@@ -746,16 +741,13 @@ int cmd_predict(int argc, char **argv) {
     }
     plan.stdin_data = stdin_data, plan.stdin_len = stdin_len;
     const int stage = want_features ? cli_feature_layer(&t, m) : RN_STAGE_POOL;
-    int fc = 0, fh = 1, fwid = 1; /* --features' shape per image: (D) or a stage's (C, H, W) */
     if (stage < 0) {
         status = EXIT_USAGE;
         goto done;
     }
-    if (rn_model_stage_shape(m, stage, plan.crop, plan.crop, &fc, &fh, &fwid) != RN_OK) {
-        cli_error("predict", "%s", rn_last_error());
+    cli_features fp;
+    if (!cli_features_shape("predict", m, stage, plan.crop, plan.crop, &fp))
         goto done;
-    }
-    const size_t per_feat = (size_t)fc * (size_t)fh * (size_t)fwid;
     if (!choose_labels(args_str(&t, "labels"), &meta, rn_model_num_classes(m), &labels))
         goto done;
     if (topk > rn_model_num_classes(m))
@@ -768,7 +760,7 @@ int cmd_predict(int argc, char **argv) {
      * resized picture (at least resize x resize, three bytes a pixel): refused before anything
      * large is allocated (--crop-size 16384 had taken 18 GB before the kernel's killer came) */
     size_t per_image = ((size_t)plan.channels * plan.crop * plan.crop + 2 * (size_t)rn_model_num_classes(m) +
-                        (want_features ? per_feat : 0)) * sizeof(float) +
+                        (want_features ? fp.per_image : 0)) * sizeof(float) +
                        3 * (size_t)plan.resize * plan.resize;
     cli_plan fits = {.command = "predict", .m = m, .scfg = &scfg, .session = 1, .batch = batch, .h = plan.crop,
                      .w = plan.crop, .per_image = per_image, .size_flag = "--crop-size", .weights = weights};
@@ -779,17 +771,17 @@ int cmd_predict(int argc, char **argv) {
         goto done;
     }
     if (want_features) {
-        const int64_t shape[4] = {count, fc, fh, fwid};
+        const int64_t shape[4] = {count, fp.shape[0], fp.shape[1], fp.shape[2]};
         rn_status fs = cli_make_output_dirs("predict", fpath);
         if (fs == RN_OK)
-            fs = rn_npy_writer_open(&fw, fpath, RN_NPY_F32, stage == RN_STAGE_POOL ? 2 : 4, shape);
+            fs = rn_npy_writer_open(&fw, fpath, RN_NPY_F32, fp.ndim, shape);
         if (fs != RN_OK) {
             status = cli_write_failed("predict", fs);
             goto done;
         }
     }
     status = run_batches(m, sess, &plan, images, count, batch, topk, &labels, args_flag(&t, "json"),
-                         want_features ? &fw : NULL, stage, per_feat);
+                         want_features ? &fw : NULL, &fp);
     if (status == 0 && want_features) {
         rn_status fs = rn_npy_writer_commit(&fw);
         status = fs == RN_OK ? 0 : cli_write_failed("predict", fs);

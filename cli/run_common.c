@@ -352,6 +352,30 @@ int cli_feature_layer(const arg_table *t, const rn_model *m) {
     return stage;
 }
 
+int cli_features_shape(const char *command, const rn_model *m, int stage, int h, int w,
+                       cli_features *f) {
+    int c, oh, ow;
+    if (rn_model_stage_shape(m, stage, h, w, &c, &oh, &ow) != RN_OK) {
+        cli_error(command, "%s", rn_last_error());
+        return 0;
+    }
+    const int pool = stage == RN_STAGE_POOL;
+    *f = (cli_features){.stage = stage, .shape = {c, oh, ow}, .ndim = pool ? 2 : 4,
+                        .per_image = (size_t)c * (size_t)oh * (size_t)ow};
+    return 1;
+}
+
+rn_status cli_features_forward(rn_session *s, const cli_features *f, const float *x, int n, int h,
+                               int w, rn_mode mode, float *feats, float *logits) {
+    if (!feats)
+        return rn_session_forward(s, x, n, h, w, mode, logits);
+    if (f->stage == RN_STAGE_POOL)
+        return rn_session_forward_features(s, x, n, h, w, mode, feats, logits);
+    if (logits)
+        RN_TRY(rn_session_forward(s, x, n, h, w, mode, logits));
+    return rn_session_forward_stage(s, x, n, h, w, mode, f->stage, feats);
+}
+
 int cli_conv_algo_ok(const arg_table *t) {
     int id;
     if (rn_conv_algo_parse(args_str(t, "conv-algo"), &id) == RN_OK)

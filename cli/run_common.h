@@ -82,6 +82,23 @@ int cli_feature_layer_ok(const arg_table *t);
  * architecture's, "maxpool" for a stem without one). */
 int cli_feature_layer(const arg_table *t, const rn_model *m);
 
+/* What a --features file holds for one image at h x w. */
+typedef struct cli_features {
+    int stage;              /* cli_feature_layer's; RN_STAGE_POOL: the pooled features */
+    int64_t shape[3];       /* (D) or a stage's (C, H, W) */
+    int ndim;               /* the file's rank, the images' dimension included: 2 or 4 */
+    size_t per_image;       /* floats */
+} cli_features;
+/* Fills f for `stage` at h x w; 0 after an error message (an input the network cannot take:
+ * exit 1). */
+int cli_features_shape(const char *command, const rn_model *m, int stage, int h, int w,
+                       cli_features *f);
+/* One batch through s: with feats NULL the logits alone; the pooled features with the logits of
+ * the same pass (logits may be NULL); a stage's maps from a pass of their own that stops at the
+ * stage, after the whole pass for the logits where logits is not NULL. */
+rn_status cli_features_forward(rn_session *s, const cli_features *f, const float *x, int n, int h,
+                               int w, rn_mode mode, float *feats, float *logits);
+
 /* The flag holds a finite number; prints an error otherwise. */
 int cli_number_ok(const arg_table *t, const char *name);
 
